@@ -1,0 +1,70 @@
+"""AlphaLoom's exception hierarchy. Vendor errors (psycopg, ccxt, openai, feedparser) are translated into these at the
+adapters, so callers handle one vocabulary. What each one means operationally is in its docstring::
+
+    AlphaLoomError
+    ├── ConfigError             fix the configuration; retrying will not help
+    ├── DatabaseError           the database is unreachable or refused; retry later or check the server
+    ├── InvalidInputError       a file, row or item is malformed; it is quarantined, the rest is ingested
+    │   └── SchemaError         a whole input has the wrong shape (missing columns); nothing of it is ingested
+    ├── DataUnavailableError    the data a decision needs is not known yet at its as_of; skip this step
+    ├── VenueError              a broker or exchange problem
+    │   ├── VenueTemporaryError retry later with backoff
+    │   ├── OrderRejectedError  the venue refused the order; needs a human if it persists
+    │   └── UnknownOrderStateError  the outcome of a submit is unknown; reconcile by client order id before any resend
+    ├── RiskDeniedError         a hard limit refused an order inside execution
+    └── KillSwitchEngagedError  the kill switch is on: nothing may be sent
+"""
+
+from __future__ import annotations
+
+
+class AlphaLoomError(Exception):
+    """Base of every error AlphaLoom raises on purpose."""
+
+
+class ConfigError(AlphaLoomError):
+    """The configuration is wrong or incomplete; retrying will not help."""
+
+
+class DatabaseError(AlphaLoomError):
+    """The database could not be reached, started or migrated; check the server, then retry."""
+
+
+class InvalidInputError(AlphaLoomError):
+    """A row or item of an input is malformed. ``source`` names the input, ``location`` the line or item."""
+
+    def __init__(self, source: str, location: str, reason: str) -> None:
+        self.source, self.location, self.reason = source, location, reason
+        super().__init__(f"{source}:{location}: {reason}")
+
+
+class SchemaError(InvalidInputError):
+    """A whole input has the wrong shape (e.g. missing columns); nothing of it is ingested."""
+
+
+class DataUnavailableError(AlphaLoomError):
+    """The data a decision needs was not known at its ``as_of``; the step is skipped, not guessed."""
+
+
+class VenueError(AlphaLoomError):
+    """A broker or exchange problem."""
+
+
+class VenueTemporaryError(VenueError):
+    """Network trouble, rate limit or maintenance: retry later with backoff."""
+
+
+class OrderRejectedError(VenueError):
+    """The venue refused the order (funds, precision, minimums); needs a human if it persists."""
+
+
+class UnknownOrderStateError(VenueError):
+    """A submit's outcome is unknown; reconcile by client order id before anything is resent."""
+
+
+class RiskDeniedError(AlphaLoomError):
+    """A hard limit refused an order inside execution (the risk manager should have caught it first)."""
+
+
+class KillSwitchEngagedError(AlphaLoomError):
+    """The kill switch is on: no order may leave."""

@@ -1,0 +1,98 @@
+"""Kill switch and hard limits: read by the risk manager and enforced again by execution.
+
+The limit checks are pure; the kill switch state lives in ``audit.kill_switch`` (latest row wins), so every process
+and every broker sees the same switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Connection, text
+
+from alphaloom.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class HardLimits:
+    max_order_notional: Decimal
+    max_position_notional: Decimal
+    price_band_pct: Decimal
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HardLimits:
+        return cls(settings.max_order_notional, settings.max_position_notional, settings.price_band_pct)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitBreach:
+    limit: str
+    reason: str
+    numbers: dict[str, str]
+
+
+def check_hard_limits(
+    limits: HardLimits,
+    *,
+    signed_quantity: Decimal,
+    price: Decimal,
+    current_quantity: Decimal,
+    last_price: Decimal,
+) -> list[LimitBreach]:
+    """Every hard limit an order of ``signed_quantity`` at ``price`` would breach (empty when it may go)."""
+    breaches: list[LimitBreach] = []
+    notional = abs(signed_quantity) * price
+    if notional > limits.max_order_notional:
+        breaches.append(
+            LimitBreach(
+                "max_order_notional",
+                f"order notional {notional:.2f} exceeds the limit {limits.max_order_notional}",
+                {"notional": str(notional), "limit": str(limits.max_order_notional)},
+            )
+        )
+    position_notional = abs(current_quantity + signed_quantity) * price
+    if position_notional > limits.max_position_notional:
+        breaches.append(
+            LimitBreach(
+                "max_position_notional",
+                f"resulting position notional {position_notional:.2f} exceeds the limit {limits.max_position_notional}",
+                {"position_notional": str(position_notional), "limit": str(limits.max_position_notional)},
+            )
+        )
+    if last_price > 0:
+        deviation_pct = abs(price - last_price) / last_price * 100
+        if deviation_pct > limits.price_band_pct:
+            breaches.append(
+                LimitBreach(
+                    "price_band",
+                    f"price {price} is {deviation_pct:.2f}% from the last price {last_price} "
+                    f"(band {limits.price_band_pct}%)",
+                    {"price": str(price), "last_price": str(last_price), "band_pct": str(limits.price_band_pct)},
+                )
+            )
+    return breaches
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchState:
+    engaged: bool
+    reason: str
+    changed_by: str
+
+
+def kill_switch_state(conn: Connection) -> KillSwitchState:
+    row = conn.execute(
+        text("select engaged, reason, changed_by from audit.kill_switch order by id desc limit 1")
+    ).first()
+    if row is None:
+        return KillSwitchState(False, "never engaged", "")
+    return KillSwitchState(bool(row.engaged), row.reason, row.changed_by)
+
+
+def set_kill_switch(conn: Connection, engaged: bool, reason: str, changed_by: str) -> KillSwitchState:
+    conn.execute(
+        text("insert into audit.kill_switch (engaged, reason, changed_by) values (:e, :r, :b)"),
+        {"e": engaged, "r": reason, "b": changed_by},
+    )
+    return KillSwitchState(engaged, reason, changed_by)
