@@ -1,0 +1,1 @@
+"""Ingest adapters: file and network sources, validation, and the merge into ``raw``."""
