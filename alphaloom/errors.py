@@ -11,6 +11,7 @@ adapters, so callers handle one vocabulary. What each one means operationally is
     │   ├── VenueTemporaryError retry later with backoff
     │   ├── OrderRejectedError  the venue refused the order; needs a human if it persists
     │   └── UnknownOrderStateError  the outcome of a submit is unknown; reconcile by client order id before any resend
+    ├── InvalidOrderTransitionError  an order event the state machine forbids: a bug or a venue surprise; needs a human
     ├── RiskDeniedError         a hard limit refused an order inside execution
     └── KillSwitchEngagedError  the kill switch is on: nothing may be sent
 """
@@ -60,6 +61,17 @@ class OrderRejectedError(VenueError):
 
 class UnknownOrderStateError(VenueError):
     """A submit's outcome is unknown; reconcile by client order id before anything is resent."""
+
+
+class InvalidOrderTransitionError(AlphaLoomError):
+    """An order was asked to move between statuses the transition table forbids (e.g. filled -> submitted).
+
+    Nothing is recorded for the forbidden event; it points at a bug or an unexpected venue report and needs a human.
+    """
+
+    def __init__(self, current: str, target: str) -> None:
+        self.current, self.target = current, target
+        super().__init__(f"order status cannot go from {current!r} to {target!r}")
 
 
 class RiskDeniedError(AlphaLoomError):

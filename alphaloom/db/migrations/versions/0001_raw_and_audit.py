@@ -37,7 +37,8 @@ create table raw.ohlcv (
     low         numeric not null check (low > 0),
     close       numeric not null check (close > 0),
     volume      numeric not null check (volume >= 0),
-    run_id      text not null references audit.runs (run_id),
+    -- No foreign key here: a per-row FK check doubles the cost of a bulk merge; ingest writes its run row first.
+    run_id      text not null,
     ingested_at timestamptz not null default now(),
     primary key (exchange, symbol, timeframe, ts),
     check (high >= greatest(open, close) and low <= least(open, close))

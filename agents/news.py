@@ -1,0 +1,105 @@
+"""The news agent: which stories were known about a symbol at ``as_of``, and what their sentiment says.
+
+``recent_news`` is the point-in-time read (DESIGN §4): only stories with ``as_of - window < first_seen_at <= as_of``.
+``news_opinion`` is pure: mean sentiment of the scored stories; HOLD with confidence 0 when there are none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, text
+
+from agents.sentiment import SentimentScore
+from alphaloom.domain import Action, AgentOpinion, NewsId, NewsItem, require_utc
+
+AGENT = "news"
+
+
+@dataclass(frozen=True, slots=True)
+class NewsParams:
+    """Strategy parameters; part of the decision's config version."""
+
+    window_hours: float = 24.0
+    action_threshold: float = 0.2
+    full_confidence_count: int = 3
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(hours=self.window_hours)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def recent_news(conn: Connection, symbol: str, as_of: datetime, window: timedelta) -> list[NewsItem]:
+    """Stories tagged with ``symbol`` first seen in ``(as_of - window, as_of]``, oldest first."""
+    as_of = require_utc(as_of, "as_of")
+    rows = conn.execute(
+        text(
+            """select n.id, n.url, n.title, n.summary, n.published_at, n.first_seen_at, n.first_seen_assumed
+               from raw.news n join raw.news_symbols s on s.news_id = n.id
+               where s.symbol = :symbol and n.first_seen_at <= :as_of and n.first_seen_at > :since
+               order by n.first_seen_at, n.id"""
+        ),
+        {"symbol": symbol, "as_of": as_of, "since": as_of - window},
+    )
+    return [
+        NewsItem(
+            id=NewsId(r.id),
+            url=r.url,
+            title=r.title,
+            summary=r.summary,
+            published_at=r.published_at,
+            first_seen_at=r.first_seen_at,
+            first_seen_assumed=r.first_seen_assumed,
+            symbols=(symbol,),
+        )
+        for r in rows
+    ]
+
+
+def news_opinion(
+    symbol: str,
+    as_of: datetime,
+    scores: Mapping[NewsId, SentimentScore],
+    params: NewsParams = NewsParams(),
+) -> AgentOpinion:
+    """BUY when the mean score >= threshold, SELL when <= -threshold; confidence = |mean| scaled down while fewer
+    than ``full_confidence_count`` stories back it."""
+    count = len(scores)
+    if count == 0:
+        return AgentOpinion(
+            agent=AGENT,
+            symbol=symbol,
+            as_of=as_of,
+            action=Action.HOLD,
+            confidence=0.0,
+            rationale="no news in the window",
+            details={"count": 0, "mean": None},
+        )
+    mean = sum(s.score for s in scores.values()) / count
+    action = (
+        Action.BUY
+        if mean >= params.action_threshold
+        else Action.SELL
+        if mean <= -params.action_threshold
+        else Action.HOLD
+    )
+    breadth = min(1.0, count / params.full_confidence_count)
+    confidence = min(1.0, abs(mean)) * breadth if action is not Action.HOLD else 1.0 - min(1.0, abs(mean))
+    labels = {label: sum(s.label == label for s in scores.values()) for label in ("positive", "negative", "neutral")}
+    return AgentOpinion(
+        agent=AGENT,
+        symbol=symbol,
+        as_of=as_of,
+        action=action,
+        confidence=round(confidence, 6),
+        rationale=(
+            f"{count} stories, mean sentiment {mean:+.2f} ({labels['positive']} positive, {labels['negative']} "
+            f"negative, {labels['neutral']} neutral; threshold ±{params.action_threshold:g}) -> {action.value}"
+        ),
+        details={"count": count, "mean": mean, "labels": labels},
+    )

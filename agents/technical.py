@@ -1,0 +1,109 @@
+"""The technical agent: trend (EMA 10 vs 50, MACD histogram) and momentum (RSI 14) from one ``marts.features`` row.
+
+Pure: takes the feature values, returns an ``AgentOpinion``. Callers can rely on
+
+- ``action`` BUY / SELL / HOLD and ``confidence`` in [0, 1];
+- HOLD with confidence ``WARMUP_CONFIDENCE`` when any needed feature is NULL/NaN (indicator warm-up), naming them;
+- a ``rationale`` that quotes the numbers it used, and ``details`` holding them plus the signed ``score``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from alphaloom.domain import Action, AgentOpinion
+
+AGENT = "technical"
+WARMUP_CONFIDENCE = 0.05
+NEEDED = ("close", "ema_10", "ema_50", "macd_hist", "rsi_14")
+
+
+@dataclass(frozen=True, slots=True)
+class TechnicalParams:
+    """Strategy parameters; part of the decision's config version."""
+
+    trend_weight: float = 0.7
+    momentum_weight: float = 0.3
+    rsi_overbought: float = 70.0
+    rsi_oversold: float = 30.0
+    action_threshold: float = 0.3
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _value(row: Mapping[str, object], name: str) -> float | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
+
+
+def technical_opinion(
+    features_row: Mapping[str, object],
+    symbol: str,
+    as_of: datetime,
+    params: TechnicalParams = TechnicalParams(),
+) -> AgentOpinion:
+    """Score = trend_weight * mean(sign(ema_10 - ema_50), sign(macd_hist)) + momentum_weight * (rsi - 50) / 50.
+
+    BUY at score >= threshold, SELL at <= -threshold, except that an overbought RSI vetoes a BUY and an oversold RSI
+    vetoes a SELL (no chasing). Confidence is ``min(1, |score|)``.
+    """
+    values = {name: _value(features_row, name) for name in NEEDED}
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        return AgentOpinion(
+            agent=AGENT,
+            symbol=symbol,
+            as_of=as_of,
+            action=Action.HOLD,
+            confidence=WARMUP_CONFIDENCE,
+            rationale=f"warm-up: {', '.join(missing)} not available yet",
+            details={"missing": missing, "values": values},
+        )
+    ema_10, ema_50, macd_hist, rsi = (
+        float(values["ema_10"]),  # type: ignore[arg-type]
+        float(values["ema_50"]),  # type: ignore[arg-type]
+        float(values["macd_hist"]),  # type: ignore[arg-type]
+        float(values["rsi_14"]),  # type: ignore[arg-type]
+    )
+    trend = (_sign(ema_10 - ema_50) + _sign(macd_hist)) / 2
+    momentum = max(-1.0, min(1.0, (rsi - 50.0) / 50.0))
+    score = max(-1.0, min(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
+
+    action = Action.HOLD
+    veto = ""
+    if score >= params.action_threshold:
+        if rsi >= params.rsi_overbought:
+            veto = f"; RSI {rsi:.1f} >= {params.rsi_overbought:g} is overbought, not buying"
+        else:
+            action = Action.BUY
+    elif score <= -params.action_threshold:
+        if rsi <= params.rsi_oversold:
+            veto = f"; RSI {rsi:.1f} <= {params.rsi_oversold:g} is oversold, not selling"
+        else:
+            action = Action.SELL
+    confidence = min(1.0, abs(score)) if action is not Action.HOLD else max(0.0, 1.0 - abs(score))
+    trend_word = {1.0: "up", 0.5: "mixed-up", 0.0: "flat/mixed", -0.5: "mixed-down", -1.0: "down"}[trend]
+    rationale = (
+        f"trend {trend_word}: EMA10 {ema_10:.4g} vs EMA50 {ema_50:.4g}, MACD hist {macd_hist:+.4g}; "
+        f"RSI14 {rsi:.1f}; score {score:+.2f} (threshold ±{params.action_threshold:g}) -> {action.value}{veto}"
+    )
+    return AgentOpinion(
+        agent=AGENT,
+        symbol=symbol,
+        as_of=as_of,
+        action=action,
+        confidence=round(confidence, 6),
+        rationale=rationale,
+        details={"score": score, "trend": trend, "momentum": momentum, "values": values},
+    )

@@ -1,0 +1,364 @@
+"""Price bars from files (CSV or Parquet) into ``raw.ohlcv``.
+
+``read_price_file`` parses and validates a file: rows that are malformed or impossible (missing fields, non-numeric or
+non-finite values, non-positive prices, negative volume, high below low, open/close outside the high-low range, unknown
+timeframe, a timestamp not at the start of a bar) come back as ``Rejected`` naming the file, line and reason; the rest
+form a ``PriceBatch``. ``merge_bars`` stores a batch: series with no stored bars in the batch's time range are COPYed
+straight into ``raw.ohlcv``; the others go through a temporary table and ``INSERT ... ON CONFLICT`` on the natural key,
+where identical bars are left alone and a bar whose values differ from the stored one is quarantined as a revision,
+never overwritten. Re-ingesting a file therefore adds nothing.
+
+Values are kept as the exact decimal text of the input, so ``numeric`` columns store what the source said.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from sqlalchemy import Connection
+
+from alphaloom.domain import timeframe_delta
+from alphaloom.errors import SchemaError
+from alphaloom.ingest.quarantine import Rejected, quarantine
+
+KEY_COLUMNS = ("exchange", "symbol", "timeframe", "ts")
+VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
+COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
+PRICE_COLUMNS = ("open", "high", "low", "close")
+_MERGE_LOCK_KEY = 0x4F484C43  # serialises merges into raw.ohlcv so the overlap check below stays true until commit
+
+Locator = Callable[[int], str]
+
+
+@dataclass(frozen=True)
+class PriceBatch:
+    """Validated bars of one source: ``table`` has ``COLUMNS`` as text (``ts`` ISO-8601 with an offset)."""
+
+    source: str
+    table: pa.Table
+    rejected: list[Rejected] = field(default_factory=list)
+    duplicates: int = 0
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    staged: int
+    inserted: int
+    unchanged: int
+    revisions: int
+    quarantined: int
+
+
+def read_price_file(
+    path: Path | str,
+    *,
+    exchange: str | None = None,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+) -> PriceBatch:
+    """Read and validate a CSV or Parquet file of bars.
+
+    Required columns: ``ts, open, high, low, close, volume``; ``exchange``, ``symbol`` and ``timeframe`` come from
+    columns of those names or from the arguments (a column wins). Timestamps without an offset are taken as UTC.
+    Raises ``SchemaError`` when the file is missing, unreadable or lacks a required column.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise SchemaError(source, "file", "no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table = _read_csv(path)
+        locate: Locator = lambda i: f"line {i + 2}"  # noqa: E731 - header is line 1
+    elif suffix in (".parquet", ".pq"):
+        try:
+            table = pa.Table.from_pandas(pd.read_parquet(path).astype(str), preserve_index=False)
+        except Exception as exc:  # pyarrow raises many types for a corrupt file
+            raise SchemaError(source, "file", f"not a readable Parquet file: {exc}") from None
+        locate = lambda i: f"row {i + 1}"  # noqa: E731
+    else:
+        raise SchemaError(source, "file", f"unsupported file type {suffix!r}; expected .csv or .parquet")
+    table = table.rename_columns([str(c).strip().lower() for c in table.column_names])
+    for name, default in (("exchange", exchange), ("symbol", symbol), ("timeframe", timeframe)):
+        if name not in table.column_names:
+            if default is None:
+                raise SchemaError(source, "header", f"no {name!r} column and no {name} given for the file")
+            table = table.append_column(name, _constant(default, table.num_rows))
+    missing = [c for c in ("ts", *VALUE_COLUMNS) if c not in table.column_names]
+    if missing:
+        raise SchemaError(source, "header", f"missing required column(s) {', '.join(missing)}")
+    return validate_bars(table.select(list(COLUMNS)), source=source, locate=locate)
+
+
+def frame_from_bars(frame: pd.DataFrame, *, source: str) -> PriceBatch:
+    """Validate an in-memory DataFrame of bars (any dtypes, ``COLUMNS`` present) the same way files are validated."""
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(source, "columns", f"missing required column(s) {', '.join(missing)}")
+    text = frame[list(COLUMNS)].copy()
+    if pd.api.types.is_datetime64_any_dtype(text["ts"]):
+        text["ts"] = text["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+    table = pa.Table.from_pandas(text.astype(str), preserve_index=False)
+    return validate_bars(table, source=source, locate=lambda i: f"row {i + 1}")
+
+
+def _constant(value: str, n: int) -> pa.Array:
+    return pa.array([value], type=pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+
+
+def _read_csv(path: Path) -> pa.Table:
+    data = path.read_bytes()
+    if not data.strip():
+        raise SchemaError(str(path), "header", "the file is empty")
+    # Fast path: Arrow's native reader. It skips blank lines and refuses rows with the wrong number of fields, either of
+    # which would break the row -> line mapping, so such files take the slower pandas path that keeps every line.
+    if b"\n\n" not in data and b"\n\r\n" not in data:
+        try:
+            names = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8-sig").strip()]))
+            return pa_csv.read_csv(
+                io.BytesIO(data),
+                convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError, StopIteration):
+            pass
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SchemaError(str(path), "file", f"not a readable CSV file: {exc}") from None
+    return pa.Table.from_pandas(frame.fillna("").astype(str), preserve_index=False)
+
+
+class _Reasons:
+    """The first problem found per row; messages are built only for the rows that have one."""
+
+    def __init__(self, text: pa.Table) -> None:
+        self.text = text
+        self.values = np.full(text.num_rows, None, dtype=object)
+
+    def add(self, mask: np.ndarray, message: str | Callable[[pd.DataFrame], pd.Series]) -> None:
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool) & pd.isna(self.values))
+        if rows.size:
+            if isinstance(message, str):
+                self.values[rows] = message
+            else:
+                subset = self.text.take(pa.array(rows)).to_pandas()
+                self.values[rows] = list(message(subset))
+
+    @property
+    def bad(self) -> np.ndarray:
+        return ~pd.isna(self.values)
+
+
+def _as_float(column: pa.ChunkedArray) -> np.ndarray:
+    try:
+        return pc.cast(column, pa.float64()).to_numpy()
+    except pa.ArrowInvalid:  # some value is not a number: find which, slowly
+        return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _as_epoch_seconds(column: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
+    """Seconds since the epoch (NaN where unparseable) and whether the text was already ISO-8601 with an offset."""
+    try:
+        parsed = pc.cast(column, pa.timestamp("s", tz="UTC"))
+        return parsed.to_numpy().astype("int64").astype("float64"), True
+    except pa.ArrowInvalid:  # naive or unusual timestamps: pandas parses them (naive = UTC) and NaT marks the bad ones
+        parsed = pd.to_datetime(column.to_pandas(), utc=True, errors="coerce", format="ISO8601")
+        seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+        return seconds.to_numpy(dtype="float64", na_value=np.nan), False
+
+
+def validate_bars(raw: pa.Table, *, source: str, locate: Locator) -> PriceBatch:
+    """Split ``raw`` (text columns ``COLUMNS``) into valid bars and ``Rejected`` rows naming ``source`` and location."""
+    text = pa.table({c: pc.utf8_trim_whitespace(raw[c].cast(pa.string())) for c in COLUMNS})
+    blank = {c: np.isin(text[c].to_numpy(zero_copy_only=False), ["", "nan", "None", "NaT"]) for c in COLUMNS}
+    empty_line = np.logical_and.reduce(list(blank.values()))
+    reasons = _Reasons(text)
+    for column in COLUMNS:
+        reasons.add(blank[column], f"missing value for {column}")
+
+    seconds, iso_with_offset = _as_epoch_seconds(text["ts"])
+    reasons.add(np.isnan(seconds), lambda t: "ts " + t["ts"].map(repr) + " is not a valid timestamp")
+    numbers = {column: _as_float(text[column]) for column in VALUE_COLUMNS}
+    for column in VALUE_COLUMNS:
+        reasons.add(
+            ~np.isfinite(numbers[column]), lambda t, c=column: c + " " + t[c].map(repr) + " is not a finite number"
+        )
+    with np.errstate(invalid="ignore"):
+        for column in PRICE_COLUMNS:
+            reasons.add(numbers[column] <= 0, lambda t, c=column: c + " " + t[c] + " is not positive")
+        reasons.add(numbers["volume"] < 0, lambda t: "volume " + t["volume"] + " is negative")
+        o, h, low, c = (numbers[k] for k in PRICE_COLUMNS)
+        reasons.add(h < low, lambda t: "high " + t["high"] + " is below low " + t["low"])
+        reasons.add(h < np.maximum(o, c), lambda t: "high " + t["high"] + " is below open/close")
+        reasons.add(low > np.minimum(o, c), lambda t: "low " + t["low"] + " is above open/close")
+
+        timeframes = pc.dictionary_encode(text["timeframe"]).combine_chunks()
+        per_dictionary = np.array([_timeframe_seconds(tf) for tf in timeframes.dictionary.to_pylist()], dtype=float)
+        bar_seconds = per_dictionary[timeframes.indices.to_numpy()] if len(per_dictionary) else np.array([])
+        reasons.add(np.isnan(bar_seconds), lambda t: "unknown timeframe " + t["timeframe"].map(repr))
+        misaligned = ~np.isnan(bar_seconds) & ~np.isnan(seconds) & (np.fmod(seconds, bar_seconds) != 0)
+    reasons.add(misaligned, lambda t: "ts " + t["ts"] + " is not aligned to the start of a " + t["timeframe"] + " bar")
+
+    bad = reasons.bad & ~empty_line
+    rejected = [_rejected(text, source, locate, i, reasons.values[i]) for i in np.flatnonzero(bad)]
+    good = ~bad & ~empty_line
+    if not iso_with_offset:  # normalise what pandas parsed, so PostgreSQL reads the instant we validated
+        iso = pd.to_datetime(seconds[good], unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = text.filter(pa.array(good)).set_column(3, "ts", pa.array(iso, type=pa.string()))
+    else:
+        text = text.filter(pa.array(good))
+    good_rows = np.flatnonzero(good)
+
+    # The same key twice in one input: identical copies collapse; differing copies keep the first and reject the rest.
+    key = (_series_codes(text).astype(np.int64) << 40) + seconds[good].astype(np.int64)
+    dup_key = pd.Series(key).duplicated(keep="first").to_numpy()
+    duplicates = 0
+    if dup_key.any():
+        values = text.select(list(VALUE_COLUMNS)).to_pandas()
+        dup_exact = values.assign(key=key).duplicated(keep="first").to_numpy()
+        for i in np.flatnonzero(dup_key & ~dup_exact):
+            rejected.append(_rejected(raw, source, locate, int(good_rows[i]), "duplicate bar with different values"))
+        duplicates = int(dup_exact.sum())
+        text = text.filter(pa.array(~dup_key))
+    return PriceBatch(source=source, table=text, rejected=rejected, duplicates=duplicates)
+
+
+def _rejected(text: pa.Table, source: str, locate: Locator, i: int, reason: str) -> Rejected:
+    row = text.slice(i, 1).to_pylist()[0]
+    return Rejected(source, locate(i), ",".join(str(row.get(c, "")) for c in COLUMNS), reason)
+
+
+def _series_codes(table: pa.Table) -> np.ndarray:
+    joined = pc.binary_join_element_wise(table["exchange"], table["symbol"], table["timeframe"], "\x1f")
+    return pc.dictionary_encode(joined).combine_chunks().indices.to_numpy()
+
+
+def _timeframe_seconds(timeframe: str) -> float:
+    try:
+        return timeframe_delta(timeframe).total_seconds()
+    except ValueError:
+        return np.nan
+
+
+def _csv_bytes(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pa_csv.write_csv(table, buffer, write_options=pa_csv.WriteOptions(include_header=False))
+    return buffer.getvalue()
+
+
+_STAGE_DDL = """
+create temporary table _ohlcv_in (
+    exchange text not null, symbol text not null, timeframe text not null, ts timestamptz not null,
+    open numeric not null, high numeric not null, low numeric not null, close numeric not null,
+    volume numeric not null
+) on commit drop
+"""
+
+_MERGE = """
+insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id)
+select exchange, symbol, timeframe, ts, open, high, low, close, volume, %(run_id)s from _ohlcv_in
+on conflict (exchange, symbol, timeframe, ts) do nothing
+"""
+
+# Bars already stored by another run whose values differ: revisions, never silent overwrites.
+_REVISIONS = """
+select i.exchange, i.symbol, i.timeframe, i.ts, i.open, i.high, i.low, i.close, i.volume,
+       o.open, o.high, o.low, o.close, o.volume
+from _ohlcv_in i
+join raw.ohlcv o using (exchange, symbol, timeframe, ts)
+where o.run_id <> %(run_id)s
+  and (o.open, o.high, o.low, o.close, o.volume) is distinct from (i.open, i.high, i.low, i.close, i.volume)
+order by i.exchange, i.symbol, i.timeframe, i.ts
+"""
+
+_OVERLAPPING_SERIES = """
+select r.exchange, r.symbol, r.timeframe
+from unnest(%(exchange)s::text[], %(symbol)s::text[], %(timeframe)s::text[], %(lo)s::timestamptz[], %(hi)s::timestamptz[])
+     as r(exchange, symbol, timeframe, lo, hi)
+where exists (
+    select 1 from raw.ohlcv o
+    where o.exchange = r.exchange and o.symbol = r.symbol and o.timeframe = r.timeframe and o.ts between r.lo and r.hi
+)
+"""
+
+
+def _series_ranges(table: pa.Table) -> pa.Table:
+    with_ts = table.select(["exchange", "symbol", "timeframe"]).append_column(
+        "t", pc.cast(table["ts"], pa.timestamp("us", tz="UTC"))
+    )
+    return with_ts.group_by(["exchange", "symbol", "timeframe"]).aggregate([("t", "min"), ("t", "max")])
+
+
+def merge_bars(conn: Connection, batch: PriceBatch, run_id: str) -> MergeResult:
+    """Merge a validated batch into ``raw.ohlcv`` inside the caller's transaction; quarantine rejects and revisions."""
+    quarantined = quarantine(conn, run_id, batch.rejected)
+    if len(batch) == 0:
+        return MergeResult(0, 0, 0, 0, quarantined)
+    dbapi = conn.connection.driver_connection
+    table = batch.table
+    with dbapi.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(%s)", (_MERGE_LOCK_KEY,))
+        ranges = _series_ranges(table).to_pydict()
+        cur.execute(
+            _OVERLAPPING_SERIES,
+            {
+                "exchange": ranges["exchange"], "symbol": ranges["symbol"], "timeframe": ranges["timeframe"],
+                "lo": ranges["t_min"], "hi": ranges["t_max"],
+            },
+        )  # fmt: skip
+        overlapping = {"\x1f".join(row) for row in cur.fetchall()}
+        if overlapping:
+            joined = pc.binary_join_element_wise(table["exchange"], table["symbol"], table["timeframe"], "\x1f")
+            to_merge = pc.is_in(joined, value_set=pa.array(sorted(overlapping)))
+            fresh, existing = table.filter(pc.invert(to_merge)), table.filter(to_merge)
+        else:
+            fresh, existing = table, table.slice(0, 0)
+
+        # No stored bar in these series' ranges: COPY straight into raw.ohlcv, as fast as a plain COPY.
+        if fresh.num_rows:
+            rows = fresh.append_column("run_id", _constant(run_id, fresh.num_rows))
+            with cur.copy(f"copy raw.ohlcv ({', '.join(COLUMNS)}, run_id) from stdin (format csv)") as copy:
+                copy.write(_csv_bytes(rows))
+        inserted, revisions = fresh.num_rows, []
+        if existing.num_rows:
+            cur.execute(_STAGE_DDL)
+            with cur.copy(f"copy _ohlcv_in ({', '.join(COLUMNS)}) from stdin (format csv)") as copy:
+                copy.write(_csv_bytes(existing))
+            cur.execute(_MERGE, {"run_id": run_id})
+            merged = cur.rowcount
+            inserted += merged
+            if merged < existing.num_rows:
+                cur.execute(_REVISIONS, {"run_id": run_id})
+                revisions = [_revision(batch.source, row) for row in cur.fetchall()]
+            cur.execute("drop table _ohlcv_in")
+    quarantined += quarantine(conn, run_id, revisions)
+    return MergeResult(
+        staged=len(batch),
+        inserted=inserted,
+        unchanged=len(batch) - inserted - len(revisions),
+        revisions=len(revisions),
+        quarantined=quarantined,
+    )
+
+
+def _revision(source: str, row: tuple) -> Rejected:
+    key, new, old = row[:4], row[4:9], row[9:]
+    changes = ", ".join(f"{name} {o} -> {n}" for name, o, n in zip(VALUE_COLUMNS, old, new, strict=True) if o != n)
+    return Rejected(
+        source,
+        f"{key[0]} {key[1]} {key[2]} {key[3].isoformat()}",
+        ",".join(str(v) for v in (*key, *new)),
+        f"revision of a stored bar (not overwritten): {changes}",
+    )

@@ -1,0 +1,124 @@
+"""Benchmark: our price ingest (read + validate + COPY into a temp table + merge) vs a raw psycopg COPY.
+
+Both load the same CSV file of N bars into tables with the same columns and primary key, in one run, on a throwaway
+database of the server in force (embedded, or ALPHALOOM_DATABASE_URL). Prints rows/s for each and the ratio
+ours/raw (goal >= 0.5). Usage: python bench/ingest.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+from sqlalchemy import create_engine, text
+
+from alphaloom.audit import start_run
+from alphaloom.db.engine import database_url, libpq_url
+from alphaloom.db.migrate import upgrade
+from alphaloom.ingest.prices import merge_bars, read_price_file
+
+RAW_TABLE = """
+create table bench_raw_copy (
+    exchange text not null, symbol text not null, timeframe text not null, ts timestamptz not null,
+    open numeric not null, high numeric not null, low numeric not null, close numeric not null, volume numeric not null,
+    run_id text not null default 'bench', ingested_at timestamptz not null default now(),
+    primary key (exchange, symbol, timeframe, ts)
+)
+"""
+
+
+def write_bars(path: Path, rows: int, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    symbols = max(1, rows // 10_000)
+    per_symbol = -(-rows // symbols)
+    frames = []
+    for s in range(symbols):
+        n = min(per_symbol, rows - s * per_symbol)
+        if n <= 0:
+            break
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+        open_ = np.concatenate([[100.0], close[:-1]])
+        high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.005, n))
+        low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.005, n))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "exchange": "bench",
+                    "symbol": f"S{s:04d}/USD",
+                    "timeframe": "1h",
+                    "ts": pd.date_range("2020-01-01", periods=n, freq="h", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "open": np.round(open_, 6),
+                    "high": np.round(high, 6),
+                    "low": np.round(low, 6),
+                    "close": np.round(close, 6),
+                    "volume": np.round(rng.uniform(1, 1000, n), 3),
+                }
+            )
+        )
+    pd.concat(frames).to_csv(path, index=False)
+
+
+def main(rows: int) -> float:
+    server = database_url()
+    name = f"alphaloom_bench_{uuid.uuid4().hex[:8]}"
+    admin = libpq_url(server.set(database="postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = server.set(database=name)
+    engine = create_engine(url)
+    try:
+        upgrade(engine)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bars.csv"
+            write_bars(path, rows)
+
+            with psycopg.connect(libpq_url(url)) as conn:
+                conn.execute(RAW_TABLE)
+                conn.commit()
+                start = time.perf_counter()
+                with (
+                    conn.cursor() as cur,
+                    path.open("rb") as fh,
+                    cur.copy(
+                        "copy bench_raw_copy (exchange, symbol, timeframe, ts, open, high, low, close, volume) "
+                        "from stdin (format csv, header true)"
+                    ) as copy,
+                ):
+                    while chunk := fh.read(1 << 20):
+                        copy.write(chunk)
+                conn.commit()
+                raw_seconds = time.perf_counter() - start
+
+            run_id = start_run(engine, "bench_ingest", {"rows": rows})
+            start = time.perf_counter()
+            batch = read_price_file(path)
+            with engine.begin() as conn:
+                result = merge_bars(conn, batch, run_id)
+            ours_seconds = time.perf_counter() - start
+            with engine.connect() as conn:
+                stored = conn.execute(text("select count(*) from raw.ohlcv")).scalar_one()
+        assert result.inserted == rows == stored, (result, rows, stored)
+    finally:
+        engine.dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+    raw_rate, ours_rate = rows / raw_seconds, rows / ours_seconds
+    ratio = ours_rate / raw_rate
+    print(f"rows: {rows:,}")
+    print(f"raw psycopg COPY (same file, same key): {raw_seconds:7.2f} s  {raw_rate:12,.0f} rows/s")
+    print(f"AlphaLoom ingest (read+validate+merge): {ours_seconds:7.2f} s  {ours_rate:12,.0f} rows/s")
+    print(f"ratio ours/raw: {ratio:.2f} (goal >= 0.5)")
+    return ratio
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    main(parser.parse_args().rows)

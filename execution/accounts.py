@@ -1,0 +1,48 @@
+"""Trading accounts: the ``audit.accounts`` row and its cash in ``audit.balances``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import Connection, text
+
+
+def ensure_account(
+    conn: Connection,
+    account: str,
+    venue: str,
+    base_currency: str,
+    mode: str,
+    starting_cash: Decimal,
+    run_id: str | None = None,
+) -> bool:
+    """Create the account and its starting cash row when absent; returns True when it was created now.
+
+    An existing account is left exactly as it is (its cash is never reset)."""
+    if mode not in ("paper", "live", "shadow"):
+        raise ValueError(f"mode must be paper, live or shadow, got {mode!r}")
+    created = conn.execute(
+        text(
+            """insert into audit.accounts (id, venue, base_currency, mode, starting_cash)
+               values (:id, :venue, :ccy, :mode, :cash)
+               on conflict (id) do nothing returning id"""
+        ),
+        {"id": account, "venue": venue, "ccy": base_currency, "mode": mode, "cash": starting_cash},
+    ).first()
+    if created is not None:
+        conn.execute(
+            text(
+                """insert into audit.balances (account, currency, amount, run_id) values (:a, :c, :amount, :r)
+                   on conflict (account, currency) do nothing"""
+            ),
+            {"a": account, "c": base_currency, "amount": starting_cash, "r": run_id},
+        )
+    return created is not None
+
+
+def cash_balance(conn: Connection, account: str, currency: str) -> Decimal:
+    """Cash of ``account`` in ``currency``; 0 when there is no balance row."""
+    amount = conn.execute(
+        text("select amount from audit.balances where account = :a and currency = :c"), {"a": account, "c": currency}
+    ).scalar()
+    return Decimal(0) if amount is None else Decimal(amount)

@@ -1,0 +1,61 @@
+"""The one broker port (DESIGN §2): paper and live adapters implement ``Broker``; execution talks only to it.
+
+A broker translates its vendor's errors into ``alphaloom.errors``: ``VenueTemporaryError`` (retry later),
+``OrderRejectedError`` (refused), ``UnknownOrderStateError`` (outcome unknown: reconcile with ``lookup`` before any
+resend), ``KillSwitchEngagedError`` (it refused because the kill switch is on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId, require_utc
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """What is sent to a venue. ``reference_price`` is the price the decision saw (paper fills against it);
+    ``submitted_at`` is the event time of the submit (the wall clock live, the simulated clock in a backtest)."""
+
+    client_order_id: ClientOrderId
+    account: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    reference_price: Decimal
+    submitted_at: datetime
+    order_type: str = "market"
+    limit_price: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "submitted_at", require_utc(self.submitted_at, "OrderRequest.submitted_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerReport:
+    """The venue's view of one order: its status and every fill so far (cumulative, in venue order)."""
+
+    client_order_id: ClientOrderId
+    status: OrderStatus
+    venue_order_id: VenueOrderId | None
+    fills: tuple[Fill, ...] = ()
+    reason: str = ""
+
+    @property
+    def filled_quantity(self) -> Decimal:
+        return sum((f.quantity for f in self.fills), Decimal(0))
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """``submit`` sends one order and reports what happened; ``lookup`` returns the venue's report for a client order
+    id (None when the venue never saw it), used to reconcile a submit whose outcome is unknown."""
+
+    name: str
+
+    def submit(self, request: OrderRequest) -> BrokerReport: ...
+
+    def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None: ...

@@ -1,0 +1,281 @@
+"""The decision team end to end against PostgreSQL: hand-made ``marts.features`` rows and news -> decide -> execute."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, text
+
+from agents.sentiment import LexiconScorer
+from agents.team import FEATURE_COLUMNS, config_version, decide
+from alphaloom.domain import Action, ClientOrderId, Decision, OrderIntent, client_order_id_for
+from alphaloom.guards import kill_switch_state, set_kill_switch
+from alphaloom.settings import Settings
+from execution.accounts import cash_balance, ensure_account
+from execution.brokers.base import BrokerReport, OrderRequest
+from execution.brokers.paper import PaperBroker
+from execution.submit import execute
+
+T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0}
+BEARISH = {"close": 98.0, "ema_10": 95.0, "ema_50": 100.0, "macd_hist": -0.5, "rsi_14": 40.0}
+
+FEATURES_DDL = (
+    "create schema if not exists marts; create table if not exists marts.features ("
+    "exchange text not null, symbol text not null, timeframe text not null, ts timestamptz not null, "
+    "known_at timestamptz not null, "
+    + ", ".join(f"{c} double precision" for c in FEATURE_COLUMNS)
+    + ", dbt_invocation_id text, primary key (exchange, symbol, timeframe, ts))"
+)
+
+
+class CountingBroker:
+    """A real ``Broker`` delegating to a ``PaperBroker``, counting submits."""
+
+    def __init__(self, inner: PaperBroker) -> None:
+        self.inner, self.name, self.submits = inner, inner.name, 0
+
+    def submit(self, request: OrderRequest) -> BrokerReport:
+        self.submits += 1
+        return self.inner.submit(request)
+
+    def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
+        return self.inner.lookup(client_order_id)
+
+
+@dataclass
+class World:
+    engine: Engine
+    settings: Settings
+    account: str
+    run_id: str
+    tag: str
+    broker: CountingBroker
+    scorer: LexiconScorer
+
+    def symbol(self, name: str, quote: str = "USDT") -> str:
+        return f"{name}{self.tag}/{quote}"
+
+    def features(self, symbol: str, ts: datetime, values: dict[str, float], known_at: datetime | None = None) -> None:
+        row = {c: values.get(c) for c in FEATURE_COLUMNS}
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(
+                    f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at,
+                            {", ".join(FEATURE_COLUMNS)}, dbt_invocation_id)
+                        values (:exchange, :symbol, '1h', :ts, :known_at,
+                            {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'dbt-inv-1')"""
+                ),
+                {"exchange": self.settings.exchange, "symbol": symbol, "ts": ts, "known_at": known_at or ts + HOUR}
+                | row,
+            )
+
+    def news(self, symbol: str, title: str, first_seen_at: datetime) -> str:
+        news_id = f"n-{uuid.uuid4().hex[:12]}"
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(
+                    """insert into raw.news (id, title, summary, published_at, first_seen_at, first_seen_assumed,
+                                             run_id)
+                       values (:id, :t, '', :f, :f, false, :r)"""
+                ),
+                {"id": news_id, "t": title, "f": first_seen_at, "r": self.run_id},
+            )
+            conn.execute(text("insert into raw.news_symbols values (:n, :s)"), {"n": news_id, "s": symbol})
+        return news_id
+
+    def decide(self, symbols: Sequence[str], as_of: datetime) -> list[Decision]:
+        with self.engine.begin() as conn:
+            return decide(
+                conn,
+                account=self.account,
+                symbols=symbols,
+                as_of=as_of,
+                run_id=self.run_id,
+                settings=self.settings,
+                scorer=self.scorer,
+            )
+
+    def execute(self, intents: Sequence[OrderIntent], event_time: datetime):
+        with self.engine.begin() as conn:
+            return execute(
+                conn, intents, run_id=self.run_id, broker=self.broker, settings=self.settings, event_time=event_time
+            )
+
+    def query(self, sql: str, **params: object) -> list:
+        with self.engine.connect() as conn:
+            return conn.execute(text(sql), params).all()
+
+
+@pytest.fixture(scope="module")
+def scorer() -> LexiconScorer:
+    return LexiconScorer()
+
+
+@pytest.fixture()
+def world(engine: Engine, scorer: LexiconScorer) -> World:
+    tag = uuid.uuid4().hex[:8].upper()
+    settings = Settings(exchange=f"test-{tag}", timeframe="1h", order_notional=Decimal(5000), llm_base_url=None)
+    run_id, account = f"run-{tag}", f"acct-{tag}"
+    with engine.begin() as conn:
+        conn.execute(text(FEATURES_DDL))
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(100000), run_id)
+
+    def switch():
+        with engine.connect() as conn:
+            return kill_switch_state(conn)
+
+    broker = CountingBroker(PaperBroker(fee_bps=Decimal(10), slippage_bps=Decimal(5), kill_switch=switch))
+    return World(engine, settings, account, run_id, tag, broker, scorer)
+
+
+def _intents(decisions: Sequence[Decision]) -> list[OrderIntent]:
+    return [intent for d in decisions for intent in d.intents]
+
+
+def test_buy_then_sell_round_trip_one_order_per_signal(world: World) -> None:
+    buyer, holder, absent = world.symbol("BUY"), world.symbol("HOLD"), world.symbol("NONE")
+    world.features(buyer, T0, BULLISH)
+    world.features(holder, T0, {**BULLISH, "macd_hist": -0.5, "rsi_14": 50.0})  # mixed trend: hold
+    as_of = T0 + HOUR
+
+    decisions = world.decide([buyer, holder, absent], as_of)
+    assert [(d.symbol, d.action) for d in decisions] == [(buyer, Action.BUY), (holder, Action.HOLD)]  # absent skipped
+    [buy] = _intents(decisions)
+    assert (buy.quantity, buy.reference_price) == (Decimal(50), Decimal(100))  # floor(5000 / 100)
+    result = world.execute([buy], as_of)
+    assert world.broker.submits == 1 and result.submitted[0].client_order_id == client_order_id_for(buy.decision_id, 0)
+
+    world.features(buyer, T0 + HOUR, BEARISH)
+    sell_decisions = world.decide([buyer], as_of + HOUR)
+    [sell] = _intents(sell_decisions)
+    assert (sell.side.value, sell.quantity, sell.reference_price) == ("sell", Decimal(50), Decimal(98))
+    world.execute([sell], as_of + HOUR)
+    assert world.broker.submits == 2
+
+    orders = world.query("select client_order_id, side from audit.orders where account = :a", a=world.account)
+    assert len({o.client_order_id for o in orders}) == 2 and sorted(o.side for o in orders) == ["buy", "sell"]
+    [position] = world.query(
+        "select quantity, realized_pnl from audit.positions where account = :a and symbol = :s",
+        a=world.account,
+        s=buyer,
+    )
+    # buy 50 @ 100.05 (+ fee 5.0025) = 5007.5025; sell 50 @ 97.951 (- fee 4.89755) = 4892.65245
+    assert Decimal(position.quantity) == 0 and Decimal(position.realized_pnl) == Decimal("-114.85005")
+    with world.engine.connect() as conn:
+        assert cash_balance(conn, world.account, "USDT") == Decimal("99885.14995")
+
+
+def test_rerunning_the_same_decision_submits_nothing(world: World) -> None:
+    symbol = world.symbol("RERUN")
+    world.features(symbol, T0, BULLISH)
+    first = world.decide([symbol], T0 + HOUR)
+    world.execute(_intents(first), T0 + HOUR)
+    assert world.broker.submits == 1
+
+    again = world.decide([symbol], T0 + HOUR)
+    assert [d.decision_id for d in again] == [d.decision_id for d in first]
+    assert _intents(again) == [] and again[0].action is Action.BUY and len(again[0].opinions) == 3
+    world.execute(_intents(again), T0 + HOUR)
+    replay = world.execute(_intents(first), T0 + HOUR)  # even replaying the first intents sends nothing
+    assert world.broker.submits == 1 and len(replay.duplicates) == 1
+    [count] = world.query("select count(*) from audit.decisions where account = :a", a=world.account)
+    assert count[0] == 1
+
+
+def test_config_version_changes_with_limits_and_not_with_the_scorer(world: World) -> None:
+    base = config_version(world.settings)
+    assert config_version(world.settings.model_copy(update={"max_order_notional": Decimal(1)})) != base
+    assert config_version(world.settings.model_copy(update={"llm_base_url": "http://x"})) == base
+
+
+def test_kill_switch_means_zero_broker_submits(world: World) -> None:
+    symbol, later = world.symbol("KILL"), world.symbol("KILL2")
+    world.features(symbol, T0, BULLISH)
+    world.features(later, T0, BULLISH)
+    before = world.decide([symbol], T0 + HOUR)  # approved while the switch was off
+    assert len(_intents(before)) == 1
+    with world.engine.begin() as conn:
+        set_kill_switch(conn, True, "test drill", "test_decide")
+    try:
+        during = world.decide([later], T0 + HOUR)
+        result = world.execute(_intents(before) + _intents(during), T0 + HOUR)
+    finally:
+        with world.engine.begin() as conn:
+            set_kill_switch(conn, False, "drill over", "test_decide")
+    assert _intents(during) == [] and result.kill_switch_blocked == 1 and world.broker.submits == 0
+    [check] = world.query(
+        "select approved, reason from audit.risk_checks where decision_id = :d and check_name = 'kill_switch'",
+        d=during[0].decision_id,
+    )
+    assert not check.approved and "test drill" in check.reason
+
+
+def test_risk_denial_records_the_check_and_creates_no_intent(world: World) -> None:
+    symbol = world.symbol("BIG")
+    world.features(symbol, T0, BULLISH)
+    world.settings = world.settings.model_copy(update={"order_notional": Decimal(15000)})  # > max order 10000
+    [decision] = world.decide([symbol], T0 + HOUR)
+    assert decision.action is Action.BUY and decision.intents == ()
+    checks = {
+        r.check_name: r
+        for r in world.query(
+            "select check_name, approved, numbers from audit.risk_checks where decision_id = :d",
+            d=decision.decision_id,
+        )
+    }
+    assert not checks["max_order_notional"].approved and checks["kill_switch"].approved
+    assert checks["max_order_notional"].numbers == {"notional": "15000", "limit": "10000"}
+    assert world.query("select 1 from audit.orders where decision_id = :d", d=decision.decision_id) == []
+
+
+def test_decision_reads_only_what_was_known_at_as_of_and_records_it(world: World) -> None:
+    symbol = world.symbol("PIT")
+    world.features(symbol, T0, BEARISH)  # known at T0 + 1h
+    world.features(symbol, T0 + HOUR, BULLISH)  # known at T0 + 2h: after as_of
+    as_of = T0 + HOUR + timedelta(minutes=30)
+    seen = world.news(symbol, "Record profit beats estimates", as_of - timedelta(minutes=10))
+    world.news(symbol, "Fraud probe and bankruptcy fears", as_of + timedelta(minutes=1))  # not yet seen
+
+    [decision] = world.decide([symbol], as_of)
+    [row] = world.query(
+        "select inputs, dbt_invocation_id, git_sha, config_version from audit.decisions where decision_id = :d",
+        d=decision.decision_id,
+    )
+    features = row.inputs["features"]
+    assert features["key"]["ts"] == T0.isoformat() and features["values"]["ema_10"] == 95.0
+    assert row.dbt_invocation_id == "dbt-inv-1" and features["dbt_invocation_id"] == "dbt-inv-1"
+    assert [n["id"] for n in row.inputs["news"]] == [seen] and row.inputs["news"][0]["label"] == "positive"
+    assert row.inputs["scorer"] == "lexicon-lm" and row.inputs["position"] == {"quantity": "0", "avg_price": "0"}
+    assert row.config_version == config_version(world.settings)
+
+    outputs = {
+        r.agent: r
+        for r in world.query(
+            "select agent, skipped, output from audit.agent_outputs where decision_id = :d", d=decision.decision_id
+        )
+    }
+    assert set(outputs) == {"technical", "news", "llm"}
+    assert outputs["llm"].skipped and outputs["llm"].output["rationale"] == "no LLM endpoint configured"
+    assert outputs["technical"].output["action"] == "sell" and outputs["news"].output["details"]["count"] == 1
+
+    lineage = world.query(
+        "select parent_table, parent_key from audit.lineage where child_table = 'audit.decisions' and child_id = :d",
+        d=decision.decision_id,
+    )
+    parents = {(r.parent_table, r.parent_key.get("ts") or r.parent_key.get("id")) for r in lineage}
+    assert parents == {("marts.features", T0.isoformat()), ("raw.ohlcv", T0.isoformat()), ("raw.news", seen)}
+
+
+def test_a_symbol_with_no_known_features_is_skipped_and_recorded_nowhere(world: World) -> None:
+    symbol = world.symbol("LATE")
+    world.features(symbol, T0, BULLISH)  # known at T0 + 1h
+    assert world.decide([symbol], T0 + timedelta(minutes=59)) == []
+    assert world.query("select 1 from audit.decisions where symbol = :s", s=symbol) == []

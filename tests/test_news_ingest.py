@@ -1,0 +1,256 @@
+"""News ingest: feeds parsed into items (with point-in-time first-seen times) and merged idempotently into raw."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+
+from alphaloom.domain import stable_hash
+from alphaloom.ingest.news import ParsedFeed, canonical_url, news_id, parse_feed, source_name, store_news
+from alphaloom.sampledata import generate
+
+LATENCY = timedelta(minutes=15)
+
+RSS_WITH_BAD_ENTRIES = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Mixed</title><link>https://example.com/</link><description>d</description>
+<item><title>Bitcoin surges past resistance</title><link>https://Example.com/a/?utm_source=x&amp;b=2&amp;a=1#top</link>
+  <guid>g-1</guid><pubDate>Tue, 06 Oct 2026 10:00:00 GMT</pubDate><description>&lt;p&gt;Up &amp;amp; away&lt;/p&gt;</description>
+  <category>Crypto</category><category>eth/usdt</category></item>
+<item><link>https://example.com/no-title</link><guid>g-2</guid><pubDate>Tue, 06 Oct 2026 11:00:00 GMT</pubDate></item>
+<item><title>No date here</title><link>https://example.com/no-date</link><guid>g-3</guid></item>
+<item><title>Only a guid</title><guid>urn:story:4</guid><pubDate>Tue, 06 Oct 2026 12:00:00 +0200</pubDate></item>
+</channel></rss>
+"""
+
+
+def _new_run(conn: Connection) -> str:
+    run_id = f"test-{uuid.uuid4()}"
+    conn.execute(text("insert into audit.runs (run_id, flow) values (:id, 'test')"), {"id": run_id})
+    return run_id
+
+
+def _counts(conn: Connection, ids: set[str]) -> dict[str, int]:
+    """Rows in each table for the given story ids (the session database is shared between tests)."""
+    params = {"ids": list(ids)}
+    return {
+        table: conn.execute(text(f"select count(*) from raw.{table} where {key} = any(:ids)"), params).scalar_one()
+        for table, key in (("news", "id"), ("news_sightings", "news_id"), ("news_symbols", "news_id"))
+    }
+
+
+@pytest.fixture(scope="module")
+def sample_feeds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    data = generate(tmp_path_factory.mktemp("news"), days=30, seed=11)
+    wire, markets = data.news_files
+    return wire, markets
+
+
+def _parse_sample(sample_feeds: tuple[Path, Path]) -> list[ParsedFeed]:
+    return [parse_feed(p, fetched_at=None, assumed_latency=LATENCY) for p in sample_feeds]
+
+
+# --- canonical URLs and ids (no database) -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("HTTPS://News.Example.COM/a/b/", "https://news.example.com/a/b"),
+        ("https://news.example.com/a?utm_source=x&utm_medium=feed", "https://news.example.com/a"),
+        ("https://news.example.com/a?b=2&fbclid=zz&a=1&gclid=q", "https://news.example.com/a?a=1&b=2"),
+        ("https://news.example.com/a#comments", "https://news.example.com/a"),
+        ("https://news.example.com:443/a", "https://news.example.com/a"),
+        ("http://news.example.com:8080/a", "http://news.example.com:8080/a"),
+        ("https://news.example.com/", "https://news.example.com"),
+        ("https://news.example.com/Path/Case?Q=Keep", "https://news.example.com/Path/Case?Q=Keep"),
+        ("https://news.example.com/a?empty=&x=1", "https://news.example.com/a?empty=&x=1"),
+    ],
+)
+def test_canonical_url(url: str, expected: str) -> None:
+    assert canonical_url(url) == expected
+
+
+def test_news_id_prefers_the_canonical_url_then_the_guid() -> None:
+    a = news_id("https://x.example/story?utm_source=rss", "guid-1")
+    assert a == news_id("https://X.example/story/", "guid-2") == stable_hash("https://x.example/story")
+    assert news_id(None, " guid-1 ") == stable_hash("guid-1")
+    with pytest.raises(ValueError, match="no link or guid"):
+        news_id("", None)
+
+
+def test_source_names() -> None:
+    assert source_name(Path("/tmp/a/wire.rss")) == "wire.rss"
+    assert source_name("https://Feeds.Example.com/rss?key=1#x") == "https://feeds.example.com/rss"
+
+
+# --- parsing (no database) --------------------------------------------------------------------------------------------
+
+
+def test_file_feeds_assume_first_seen_after_publication(sample_feeds: tuple[Path, Path]) -> None:
+    wire, markets = _parse_sample(sample_feeds)
+    assert wire.source == "wire.rss" and markets.source == "markets.atom"
+    assert wire.items and markets.items and not wire.rejected and not markets.rejected
+    for item in wire.items + markets.items:
+        assert item.first_seen_assumed
+        assert item.first_seen_at == item.published_at + LATENCY
+        assert item.url is not None and "utm_" not in item.url
+    assert any(item.symbols for item in wire.items)
+
+
+def test_live_fetch_uses_the_fetch_time(sample_feeds: tuple[Path, Path]) -> None:
+    fetched = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    feed = parse_feed(sample_feeds[0], fetched_at=fetched, assumed_latency=LATENCY)
+    assert all(i.first_seen_at == fetched and not i.first_seen_assumed for i in feed.items)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        parse_feed(sample_feeds[0], fetched_at=datetime(2026, 11, 1), assumed_latency=LATENCY)
+
+
+def test_bad_entries_are_rejected_by_name_while_the_rest_load(data_dir: Path) -> None:
+    path = data_dir / "mixed.rss"
+    path.write_text(RSS_WITH_BAD_ENTRIES)
+    feed = parse_feed(path, fetched_at=None, assumed_latency=LATENCY, aliases={"Bitcoin": "BTC/USDT"})
+    assert [i.title for i in feed.items] == ["Bitcoin surges past resistance", "Only a guid"]
+    first, guid_only = feed.items
+    assert first.url == "https://example.com/a?a=1&b=2"
+    assert first.id == stable_hash("https://example.com/a?a=1&b=2")
+    assert first.summary == "Up & away"
+    assert first.symbols == ("BTC/USDT", "ETH/USDT")  # alias in the title + a symbol-shaped category; "Crypto" ignored
+    assert guid_only.url is None and guid_only.id == stable_hash("urn:story:4")
+    assert guid_only.published_at == datetime(2026, 10, 6, 10, tzinfo=UTC)
+    assert [(r.source, r.location) for r in feed.rejected] == [
+        (str(path), "item 2 (guid g-2)"),
+        (str(path), "item 3 (guid g-3)"),
+    ]
+    assert "no title" in feed.rejected[0].reason and str(path) in feed.rejected[0].reason
+    assert "no parseable date" in feed.rejected[1].reason
+    assert "no-date" in feed.rejected[1].payload
+
+
+def test_aliases_match_whole_words_and_category_terms_case_insensitively(data_dir: Path) -> None:
+    path = data_dir / "alias.atom"
+    path.write_text(
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>f</id>'
+        "<updated>2026-10-01T00:00:00Z</updated>"
+        '<entry><title>SOLANA and Applesauce news</title><id>e1</id><link href="https://e.example/1"/>'
+        '<updated>2026-10-01T00:00:00Z</updated><category term="aapl"/></entry></feed>'
+    )
+    aliases = {"solana": "SOL/USDT", "apple": "AAPL/USD", "AAPL": "AAPL/USD"}
+    (item,) = parse_feed(path, fetched_at=None, assumed_latency=LATENCY, aliases=aliases).items
+    assert item.symbols == ("AAPL/USD", "SOL/USDT")  # "Applesauce" is not "Apple"; the category "aapl" is
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"this is not xml <<< at all >>>", "not a readable RSS/Atom feed"),
+        (b"<html><body>a web page</body></html>", "not a readable RSS/Atom feed"),
+        (None, "does not exist"),
+    ],
+)
+def test_an_unreadable_feed_is_one_rejection(data_dir: Path, content: bytes | None, problem: str) -> None:
+    path = data_dir / "broken.rss"
+    if content is not None:
+        path.write_bytes(content)
+    feed = parse_feed(path, fetched_at=None, assumed_latency=LATENCY)
+    assert feed.items == []
+    (rejected,) = feed.rejected
+    assert rejected.source == str(path) and rejected.location == "feed"
+    assert problem in rejected.reason and str(path) in rejected.reason
+
+
+# --- storing ----------------------------------------------------------------------------------------------------------
+
+
+def test_generated_feeds_ingest_and_rerun_adds_nothing(engine: Engine, sample_feeds: tuple[Path, Path]) -> None:
+    feeds = _parse_sample(sample_feeds)
+    ids = {i.id for f in feeds for i in f.items}
+    parsed = sum(len(f.items) for f in feeds)
+    with engine.begin() as conn:
+        result = store_news(conn, _new_run(conn), feeds)
+        assert result.new_items == len(ids)
+        assert result.duplicate_items == parsed - len(ids) > 0  # the stories syndicated to both feeds
+        assert result.sightings_added == parsed
+        assert result.symbols_added == sum(len(i.symbols) for i in {i.id: i for f in feeds for i in f.items}.values())
+        assert result.quarantined == 0
+        before = _counts(conn, ids)
+        assert before == {"news": len(ids), "news_sightings": parsed, "news_symbols": result.symbols_added}
+    with engine.begin() as conn:
+        again = store_news(conn, _new_run(conn), _parse_sample(sample_feeds))
+        assert (again.new_items, again.sightings_added, again.symbols_added) == (0, 0, 0)
+        assert again.duplicate_items == parsed
+        assert _counts(conn, ids) == before
+
+
+def test_one_story_in_two_feeds_is_one_row_with_two_sightings(engine: Engine, sample_feeds: tuple[Path, Path]) -> None:
+    wire, markets = _parse_sample(sample_feeds)
+    shared = {i.id for i in wire.items} & {i.id for i in markets.items}
+    assert shared
+    story = sorted(shared)[0]
+    with engine.begin() as conn:
+        store_news(conn, _new_run(conn), [wire, markets])
+        row = conn.execute(
+            text("select url, first_seen_at, first_seen_assumed from raw.news where id = :id"), {"id": story}
+        ).one()
+        sightings = conn.execute(
+            text("select source, seen_at from raw.news_sightings where news_id = :id order by source"), {"id": story}
+        ).all()
+    wire_item = next(i for i in wire.items if i.id == story)
+    markets_item = next(i for i in markets.items if i.id == story)
+    assert "utm_" not in row.url
+    assert [s.source for s in sightings] == ["markets.atom", "wire.rss"]
+    # The wire published first, so its (assumed) first-seen time is the story's.
+    assert row.first_seen_at == min(wire_item.first_seen_at, markets_item.first_seen_at) == wire_item.first_seen_at
+    assert row.first_seen_assumed
+
+
+def test_an_earlier_sighting_later_moves_first_seen_earlier(engine: Engine, data_dir: Path) -> None:
+    path = data_dir / "late.rss"
+    path.write_text(RSS_WITH_BAD_ENTRIES)
+    published = datetime(2026, 10, 6, 10, tzinfo=UTC)
+    assumed = parse_feed(path, fetched_at=None, assumed_latency=timedelta(hours=2))
+    live = parse_feed(path, fetched_at=published + timedelta(minutes=3), assumed_latency=LATENCY, name="live")
+    later = parse_feed(path, fetched_at=published + timedelta(hours=5), assumed_latency=LATENCY, name="later")
+    story = assumed.items[0].id
+    query = text("select first_seen_at, first_seen_assumed from raw.news where id = :id")
+    with engine.begin() as conn:
+        conn.execute(text("delete from raw.news_sightings where news_id = :id"), {"id": story})
+        conn.execute(text("delete from raw.news_symbols where news_id = :id"), {"id": story})
+        conn.execute(text("delete from raw.news where id = :id"), {"id": story})
+        store_news(conn, _new_run(conn), [assumed])
+        assert tuple(conn.execute(query, {"id": story}).one()) == (published + timedelta(hours=2), True)
+        result = store_news(conn, _new_run(conn), [live, later])
+        assert result.new_items == 0 and result.sightings_added == 4
+        assert tuple(conn.execute(query, {"id": story}).one()) == (published + timedelta(minutes=3), False)
+
+
+def test_rejections_are_quarantined_and_good_entries_still_load(engine: Engine, data_dir: Path) -> None:
+    mixed = data_dir / "mixed.rss"
+    mixed.write_text(RSS_WITH_BAD_ENTRIES)
+    garbage = data_dir / "garbage.xml"
+    garbage.write_text("<<< not a feed")
+    feeds = [parse_feed(p, fetched_at=None, assumed_latency=LATENCY) for p in (mixed, garbage)]
+    with engine.begin() as conn:
+        run_id = _new_run(conn)
+        result = store_news(conn, run_id, feeds)
+        rows = conn.execute(
+            text("select source, location, reason from raw.quarantine where run_id = :r order by id"), {"r": run_id}
+        ).all()
+        stored = _counts(conn, {i.id for f in feeds for i in f.items})
+    assert result.quarantined == 3
+    assert [(r.source, r.location) for r in rows] == [
+        (str(mixed), "item 2 (guid g-2)"),
+        (str(mixed), "item 3 (guid g-3)"),
+        (str(garbage), "feed"),
+    ]
+    assert all(r.source in r.reason for r in rows)
+    assert stored["news"] == 2
+
+
+def test_storing_nothing_is_fine(engine: Engine) -> None:
+    with engine.begin() as conn:
+        result = store_news(conn, _new_run(conn), [ParsedFeed([], "empty")])
+    assert result == type(result)(0, 0, 0, 0, 0)
