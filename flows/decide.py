@@ -1,0 +1,95 @@
+"""Flow: the scheduled decision run — agents decide at ``as_of``, execution sends what risk approved."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect import flow, task
+
+from agents.sentiment import LexiconScorer, SentimentScorer
+from agents.team import decide
+from alphaloom.domain import require_utc, timeframe_delta
+from alphaloom.guards import kill_switch_state
+from alphaloom.settings import Settings, get_settings
+from execution.accounts import ensure_account
+from execution.brokers.paper import PaperBroker
+from execution.submit import execute
+from flows._audit import audited_run
+
+
+def decision_times(as_of: datetime, steps: int, timeframe: str) -> list[datetime]:
+    """The ``steps`` bar-close times ending at ``as_of`` (floored to a bar boundary), oldest first."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    bar = timeframe_delta(timeframe)
+    end = datetime.fromtimestamp(
+        require_utc(as_of, "as_of").timestamp() // bar.total_seconds() * bar.total_seconds(), UTC
+    )
+    return [end - bar * k for k in reversed(range(steps))]
+
+
+@task
+def decide_step(
+    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, scorer: SentimentScorer
+) -> dict[str, int]:
+    """Decide and execute one step in one transaction; a dry run rolls everything back."""
+    from alphaloom.db.engine import get_engine
+
+    settings = get_settings()
+    with get_engine().connect() as conn, conn.begin() as tx:
+        decisions = decide(
+            conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings, scorer=scorer
+        )
+        intents = [intent for decision in decisions for intent in decision.intents]
+        submitted = 0
+        if intents and not dry_run:
+            broker = PaperBroker(
+                fee_bps=settings.paper_fee_bps,
+                slippage_bps=settings.paper_slippage_bps,
+                kill_switch=lambda: kill_switch_state(conn),
+            )
+            result = execute(conn, intents, run_id=run_id, broker=broker, settings=settings, event_time=as_of)
+            submitted = len(result.submitted)
+        if dry_run:
+            tx.rollback()
+    return {"decisions": len(decisions), "intents": len(intents), "submitted": submitted}
+
+
+def _ensure_paper_account(settings: Settings, run_id: str) -> None:
+    from alphaloom.db.engine import get_engine
+
+    with get_engine().begin() as conn:
+        ensure_account(
+            conn,
+            settings.account,
+            venue="paper",
+            base_currency=settings.base_currency,
+            mode="paper",
+            starting_cash=settings.starting_cash,
+            run_id=run_id,
+        )
+
+
+@flow(name="decide")
+def decide_flow(
+    symbols: list[str] | None = None,
+    as_of: datetime | None = None,
+    steps: int = 1,
+    dry_run: bool = False,
+    account: str | None = None,
+) -> dict[str, int]:
+    """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on the paper account."""
+    settings = get_settings()
+    account = account or settings.account
+    symbols = symbols or settings.symbols
+    times = decision_times(as_of or datetime.now(UTC), steps, settings.timeframe)
+    parameters = {"account": account, "symbols": symbols, "as_of": times[-1].isoformat(), "steps": steps,
+                  "dry_run": dry_run}  # fmt: skip
+    with audited_run("decide", parameters) as (_, run_id):
+        _ensure_paper_account(settings, run_id)
+        scorer = LexiconScorer()
+        totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0}
+        for step_time in times:
+            for key, value in decide_step(account, symbols, step_time, run_id, dry_run, scorer).items():
+                totals[key] += value
+        return totals
