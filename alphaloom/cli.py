@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime
 
@@ -18,7 +19,8 @@ db_app = typer.Typer(no_args_is_help=True, help="The database: embedded PostgreS
 ingest_app = typer.Typer(no_args_is_help=True, help="Ingest prices and news.")
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
-console = Console()
+# Tables are wide: keep them readable when output goes to a pipe or CI log (rich assumes 80 columns there).
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 def _engine():

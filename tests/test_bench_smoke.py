@@ -1,0 +1,18 @@
+"""Benchmarks run at toy size in `make test`, as smoke tests: they must run and report a ratio."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ingest_benchmark_runs_at_toy_size(database_url) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ingest.py"), "--rows", "3000"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ratio ours/raw:" in result.stdout
