@@ -1,0 +1,3 @@
+from alphaloom.cli import app
+
+app()

@@ -1,0 +1,83 @@
+"""Operator commands: runs, kill switch, P&L."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from alphaloom.cli._app import app, console, engine
+from alphaloom.settings import get_settings
+
+
+@app.command()
+def runs(limit: int = typer.Option(15, help="How many runs to list.")) -> None:
+    """List recent flow runs from audit.runs."""
+    from alphaloom.portfolio import recent_runs
+
+    with engine().connect() as conn:
+        rows = recent_runs(conn, limit)
+    table = Table("run_id", "flow", "status", "started", "seconds", "error", title="audit.runs")
+    for r in rows:
+        seconds = f"{r['seconds']:.1f}" if r["seconds"] is not None else ""
+        table.add_row(str(r["run_id"]), str(r["flow"]), str(r["status"]), f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+                      seconds, (r["error"] or "")[:60])  # fmt: skip
+    console.print(table)
+
+
+@app.command("kill-switch")
+def kill_switch(
+    state: str = typer.Argument("status", help="on | off | status"),
+    reason: str = typer.Option("manual", help="Why (recorded)."),
+) -> None:
+    """Engage, release or show the kill switch (stored in the database, checked before every submit)."""
+    import getpass
+
+    from alphaloom.guards import kill_switch_state, set_kill_switch
+
+    if state not in ("on", "off", "status"):
+        raise typer.BadParameter(f"expected on, off or status, got {state!r}")
+    with engine().begin() as conn:
+        if state != "status":
+            set_kill_switch(conn, state == "on", reason, f"cli:{getpass.getuser()}")
+        current = kill_switch_state(conn)
+    console.print(
+        f"kill switch {'ON' if current.engaged else 'off'} ({current.reason}; by {current.changed_by or '-'})"
+    )
+
+
+@app.command()
+def pnl(account: str = typer.Option(None, help="Account id (default: ALPHALOOM_ACCOUNT).")) -> None:
+    """Positions marked to the last close, cash, equity and P&L."""
+    print_account(account or get_settings().account)
+
+
+def print_account(account: str) -> None:
+    from alphaloom.domain import timeframe_delta
+    from alphaloom.portfolio import account_view, recent_orders
+
+    settings = get_settings()
+    bar = f"{int(timeframe_delta(settings.timeframe).total_seconds())} seconds"
+    with engine().connect() as conn:
+        view = account_view(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
+        orders = recent_orders(conn, account, 10)
+    if view is None:
+        console.print(f"account {account!r} does not exist yet (run a decision first)")
+        raise typer.Exit(code=1)
+    table = Table("symbol", "quantity", "avg price", "mark", "market value", "unrealized", "realized",
+                  title=f"positions of {account} ({view.base_currency})")  # fmt: skip
+    for p in view.positions:
+        table.add_row(p.symbol, f"{p.quantity:f}", f"{p.avg_price:,.2f}", f"{p.mark:,.2f}" if p.mark else "-",
+                      f"{p.market_value:,.2f}", f"{p.unrealized_pnl:,.2f}", f"{p.realized_pnl:,.2f}")  # fmt: skip
+    console.print(table)
+    recent = Table("client order id", "symbol", "side", "quantity", "status", "fill price", "fee", "time",
+                   title="latest orders")  # fmt: skip
+    for o in orders:
+        recent.add_row(str(o["client_order_id"]), str(o["symbol"]), str(o["side"]), f"{o['quantity']:f}",
+                       str(o["status"]), f"{o['price']:,.4f}" if o["price"] is not None else "-",
+                       f"{o['fee']:,.4f}" if o["fee"] is not None else "-",
+                       f"{o['ts']:%Y-%m-%d %H:%M}" if o["ts"] is not None else "-")  # fmt: skip
+    console.print(recent)
+    console.print(
+        f"orders {view.orders}, fills {view.fills}, fees paid {view.fees_paid:,.2f} | cash {view.cash:,.2f} | "
+        f"equity {view.equity:,.2f} | P&L {view.pnl:+,.2f} on {view.starting_cash:,.2f} starting cash"
+    )

@@ -1,0 +1,93 @@
+"""Pipeline commands: ingest, features, decide, demo."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import typer
+from rich.table import Table
+
+from alphaloom.cli._app import app, console, engine
+from alphaloom.cli.ops import print_account, runs
+from alphaloom.settings import get_settings
+
+ingest_app = typer.Typer(no_args_is_help=True, help="Ingest prices and news.")
+app.add_typer(ingest_app, name="ingest")
+
+
+@ingest_app.command("prices")
+def ingest_prices_cmd(
+    paths: list[str] = typer.Argument(None, help="CSV/Parquet files (default: offline data)."),
+) -> None:
+    """Ingest price files into raw.ohlcv; bad rows go to raw.quarantine with the reason."""
+    from flows.ingest_prices import ingest_prices
+
+    table = Table("file", "staged", "inserted", "unchanged", "revisions", "quarantined", title="ingest_prices")
+    for r in ingest_prices(paths or None):
+        table.add_row(*(str(r.get(k, "")) for k in ("file", "staged", "inserted", "unchanged", "revisions")),
+                      str(r.get("quarantined", "")))  # fmt: skip
+    console.print(table)
+
+
+@ingest_app.command("news")
+def ingest_news_cmd(
+    feeds: list[str] = typer.Argument(None, help="Feed files or URLs (default: offline data)."),
+) -> None:
+    """Ingest RSS/Atom feeds into raw.news (one row per story, one sighting per feed)."""
+    from flows.ingest_news import ingest_news
+
+    console.print(ingest_news(feeds or None))
+
+
+@app.command()
+def features() -> None:
+    """Build the feature marts with dbt (`dbt build`: models, data tests, unit tests)."""
+    from flows.build_features import build_features
+
+    console.print(build_features())
+
+
+@app.command("decide")
+def decide_cmd(
+    symbols: str = typer.Option(None, help="Comma-separated symbols (default: ALPHALOOM_SYMBOLS)."),
+    as_of: datetime = typer.Option(None, help="Decision time, UTC (default: now)."),
+    steps: int = typer.Option(1, help="Decide at this many bar closes ending at --as-of."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Decide and show, but record and send nothing."),
+) -> None:
+    """Run the decision flow now (paper broker)."""
+    from datetime import UTC
+
+    from flows.decide import decide_flow
+
+    chosen = [s.strip() for s in symbols.split(",")] if symbols else None
+    when = as_of.replace(tzinfo=UTC) if as_of is not None and as_of.tzinfo is None else as_of
+    console.print(decide_flow(symbols=chosen, as_of=when, steps=steps, dry_run=dry_run))
+
+
+@app.command()
+def demo(steps: int = typer.Option(120, help="Hourly decision steps to replay at the end of the data.")) -> None:
+    """The whole pipeline end to end on the embedded default, then a summary."""
+    from flows.demo import run_demo
+
+    settings = get_settings()
+    started = time.perf_counter()
+    console.rule("AlphaLoom demo")
+    console.print(f"database: {engine().url.render_as_string(hide_password=True)}")
+    result = run_demo(steps, progress=lambda msg: console.print(f"[bold]>[/bold] {msg}"))
+
+    prices = Table("file", "bars", "inserted", "unchanged", "quarantined", title="ingest_prices")
+    for r in result.prices:
+        prices.add_row(str(r["file"]).rsplit("/", 1)[-1], str(r.get("staged", 0)), str(r.get("inserted", 0)),
+                       str(r.get("unchanged", 0)), str(r.get("quarantined", 0)))  # fmt: skip
+    console.print(prices)
+    console.print(f"ingest_news: {result.news}")
+    console.print(f"build_features: {result.features}")
+    console.print(f"decide: {result.decisions}")
+    print_account(settings.account)
+    runs(limit=6)
+    console.rule("where things are")
+    console.print(f"offline data:   {result.data.out_dir}")
+    console.print(f"dbt project:    {settings.dbt_project_dir} (artifacts in {settings.dbt_project_dir / 'target'})")
+    console.print("run records:    audit.runs / audit.decisions / audit.orders (`alphaloom runs`, `alphaloom pnl`)")
+    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
