@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 
 from alphaloom.guards import set_kill_switch
 from alphaloom.sampledata import SampleData, generate
+from alphaloom.settings import get_settings
 from flows.build_features import build_features
 from flows.decide import decide_flow
 from flows.ingest_news import ingest_news
@@ -66,8 +67,15 @@ def test_rows_carry_the_run_id_of_the_flow_run_that_wrote_them(engine, pipeline)
             .scalars()
             .all()
         )
-        decision_runs = conn.execute(text("select distinct run_id from audit.decisions")).scalars().all()
-        order_runs = conn.execute(text("select distinct run_id from audit.orders")).scalars().all()
+        account = {"a": get_settings().account}  # other test modules use their own accounts in the session database
+        decision_runs = (
+            conn.execute(text("select distinct run_id from audit.decisions where account = :a"), account)
+            .scalars()
+            .all()
+        )
+        order_runs = (
+            conn.execute(text("select distinct run_id from audit.orders where account = :a"), account).scalars().all()
+        )
     assert bar_runs == [run_ids["ingest_prices"]]
     assert set(decision_runs) == {run_ids["decide"]}
     assert set(order_runs) == {run_ids["decide"]}
@@ -75,8 +83,11 @@ def test_rows_carry_the_run_id_of_the_flow_run_that_wrote_them(engine, pipeline)
 
 def test_decisions_trade_with_unique_client_order_ids_and_see_news_point_in_time(engine, pipeline) -> None:
     with engine.connect() as conn:
-        orders = conn.execute(text("select client_order_id, decision_id, status from audit.orders")).all()
-        decisions = conn.execute(text("select count(*) from audit.decisions")).scalar_one()
+        account = {"a": get_settings().account}
+        orders = conn.execute(
+            text("select client_order_id, decision_id, status from audit.orders where account = :a"), account
+        ).all()
+        decisions = conn.execute(text("select count(*) from audit.decisions where account = :a"), account).scalar_one()
         with_news = conn.execute(
             text("select count(*) from audit.decisions where jsonb_array_length(coalesce(inputs->'news', '[]')) > 0")
         ).scalar_one()
