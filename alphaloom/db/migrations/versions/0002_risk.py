@@ -18,8 +18,10 @@ UPGRADE = """
 -- that submitted, so an order whose outcome is unknown can be looked up by client order id.
 create schema if not exists paper_venue;
 create table paper_venue.orders (
-    client_order_id  text primary key,
-    venue_order_id   text not null unique,
+    -- Like Binance, the client order id is unique only among open orders: resending a filled order's id would make
+    -- a second venue order, so a double submit is visible here (the crash-recovery tests count rows per client id).
+    venue_order_id   text primary key,
+    client_order_id  text not null,
     account          text not null,
     symbol           text not null,
     side             text not null check (side in ('buy', 'sell')),
@@ -32,6 +34,18 @@ create table paper_venue.orders (
     reason           text not null default '',
     created_at       timestamptz not null default now(),
     updated_at       timestamptz not null default now()
+);
+create index paper_venue_orders_client_idx on paper_venue.orders (client_order_id, created_at);
+create unique index paper_venue_orders_open_idx on paper_venue.orders (client_order_id)
+    where status in ('submitted', 'partially_filled');
+
+-- Write-ahead record of every submit attempt, committed before the broker is called (its own transaction): an
+-- attempt with no audit order is an outcome unknown, looked up at the venue by client order id before any resend.
+create table audit.submit_attempts (
+    client_order_id  text primary key,
+    account          text not null,
+    venue            text not null,
+    attempted_at     timestamptz not null default now()
 );
 
 -- Live orders need this flag on top of credentials (and mode live or shadow).
@@ -150,7 +164,7 @@ create table secrets.credentials (
 
 DOWNGRADE = """
 drop schema if exists secrets cascade;
-drop table if exists audit.equity_marks, audit.shadow_drift, audit.protective_exits, audit.reconciliations, audit.fx_rates,
+drop table if exists audit.submit_attempts, audit.equity_marks, audit.shadow_drift, audit.protective_exits, audit.reconciliations, audit.fx_rates,
     audit.account_halts, audit.guard_trips;
 drop index if exists audit.orders_open_idx;
 drop index if exists audit.orders_parent_idx;
