@@ -30,7 +30,8 @@ from sqlalchemy import Connection, text
 
 from agents.consensus import ConsensusParams, consensus
 from agents.news import NewsParams, news_opinion, recent_news
-from agents.risk import RiskVerdict, all_approved, check_intent
+from agents.risk import RiskLimits, RiskVerdict, adjusted_intent, all_approved, check_intent
+from agents.risk.context import portfolio_context
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.technical import TechnicalParams, technical_opinion
 from agents.trader import order_intents
@@ -230,6 +231,8 @@ def decide(
     config = decision_config(settings, strategy)
     limits = HardLimits.from_settings(settings)
     kill_switch = kill_switch_state(conn)
+    risk_limits = RiskLimits.from_settings(settings)
+    portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings)
     decisions: list[Decision] = []
     for symbol in symbols:
         decision_id = decision_id_for(account, symbol, settings.timeframe, as_of, version)
@@ -287,11 +290,15 @@ def decide(
                     kill_switch=kill_switch,
                     feature_age=feature_age,
                     max_feature_age=max_age,
+                    portfolio=portfolio,
+                    risk_limits=risk_limits,
                 ),
             )
             for intent in intents
         ]
-        approved = tuple(intent for intent, intent_verdicts in verdicts if all_approved(intent_verdicts))
+        approved = tuple(a for intent, v in verdicts if (a := adjusted_intent(intent, v)) is not None)
+        for intent in approved:  # the next symbol's portfolio checks see this one's exposure
+            portfolio = portfolio.after(intent)
 
         inputs = {
             "features": {

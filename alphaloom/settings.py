@@ -63,6 +63,43 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
 
+    # --- Risk and execution (agents/risk, execution/) -------------------------------------------------------------
+    # Drawdown controller: from peak equity, scale new exposure by ``drawdown_reduce_factor`` past the first threshold,
+    # deny every new buy past the second.
+    drawdown_reduce_pct: Decimal = Decimal("10")
+    drawdown_halt_pct: Decimal = Decimal("20")
+    drawdown_reduce_factor: Decimal = Decimal("0.5")
+    # Exposure limits as percent of equity; gross/net leverage as multiples of equity.
+    max_asset_exposure_pct: Decimal = Decimal("25")
+    max_class_exposure_pct: Decimal = Decimal("60")
+    max_gross_leverage: Decimal = Decimal("1")
+    max_net_leverage: Decimal = Decimal("1")
+    # Symbol -> sector/asset class (JSON in the environment); unmapped symbols fall back to crypto/equity by quote.
+    asset_classes: dict[str, str] = Field(default_factory=dict)
+    # Correlation risk: symbols whose return correlation is at least this form a cluster capped at this share.
+    correlation_threshold: float = 0.8
+    max_cluster_exposure_pct: Decimal = Decimal("40")
+    correlation_lookback_bars: int = 200
+    # Portfolio VaR limit (historical, 99%, 1 day) as percent of equity.
+    max_var_pct: Decimal = Decimal("10")
+    # Sizing: fractional Kelly (fraction, capped), volatility targeting (annualised), protective exit levels.
+    kelly_fraction: Decimal = Decimal("0.25")
+    kelly_cap: Decimal = Decimal("0.2")
+    target_volatility: float = 0.4
+    stop_loss_pct: Decimal = Decimal("5")
+    take_profit_pct: Decimal = Decimal("10")
+    # Fat-finger checks before any submit (execution): the daily loss limit halts the account.
+    daily_loss_limit: Decimal = Decimal("5000")
+    max_orders_per_run: int = 50
+    # Paper venue realism: half-spread paid, square-root impact coefficient (bps at 100% of bar volume), participation.
+    paper_spread_bps: Decimal = Decimal("2")
+    paper_impact_bps: Decimal = Decimal("50")
+    paper_max_participation: Decimal = Decimal("0.1")
+    # Kill switch: also cancel open orders at the venue when it is turned on.
+    kill_switch_cancels_open_orders: bool = True
+    # Credentials encryption key (Fernet, urlsafe base64); else the 0600 file ``home/secret.key``.
+    secret_key: SecretStr | None = None
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
@@ -73,6 +110,10 @@ class Settings(BaseSettings):
     @property
     def pgdata_dir(self) -> Path:
         return self.pgdata or self.home / "pg"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"
 
     @property
     def offline_data_dir(self) -> Path:

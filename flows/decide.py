@@ -12,7 +12,7 @@ from alphaloom.domain import require_utc, timeframe_delta
 from alphaloom.guards import kill_switch_state
 from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
-from execution.brokers.paper import PaperBroker
+from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
 from flows._audit import audited_run
 
@@ -47,6 +47,7 @@ def decide_step(
                 fee_bps=settings.paper_fee_bps,
                 slippage_bps=settings.paper_slippage_bps,
                 kill_switch=lambda: kill_switch_state(conn),
+                venue=PostgresPaperVenue(get_engine()),
             )
             result = execute(conn, intents, run_id=run_id, broker=broker, settings=settings, event_time=as_of)
             submitted = len(result.submitted)
