@@ -120,6 +120,8 @@ def built(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     yield Built(run, features, elapsed, target)
     with engine.begin() as conn:
         conn.execute(text("delete from raw.ohlcv where exchange = :exchange"), {"exchange": EXCHANGE})
+        # The mart is incremental: it keeps what it built, so remove our rows from it too.
+        conn.execute(text("delete from marts.features where exchange = :exchange"), {"exchange": EXCHANGE})
 
 
 def _series(features: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
