@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     base_currency: str = "USDT"
     exchange: str = "demo"
     timeframe: str = "1h"
+    # Benchmark for the rolling beta/correlation features (dbt var benchmark_symbol).
+    benchmark_symbol: str = "BTC/USDT"
     symbols: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT", "AAPL/USD", "MSFT/USD", "SPY/USD"]
     )
