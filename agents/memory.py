@@ -40,6 +40,8 @@ class MemoryParams:
     max_factor: float = 2.0
     neighbours: int = 3
     max_candidates: int = 2000
+    # Opinions not scorable within this many bars (a data gap) are left unscored rather than rescanned forever.
+    score_lookback_bars: int = 400
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -49,6 +51,7 @@ class MemoryParams:
             "max_factor": self.max_factor,
             "neighbours": self.neighbours,
             "max_candidates": self.max_candidates,
+            "score_lookback_bars": self.score_lookback_bars,
         }
 
 
@@ -84,32 +87,47 @@ class Memory:
 # --- scoring ----------------------------------------------------------------------------------------------------------
 
 _CANDIDATES = """
-with opinions as (
+with recent as (  -- no jsonb here: detoasting every decision's inputs on every step is what costs
+    select d.decision_id, d.account, d.symbol, d.timeframe, d.as_of, d.action, d.score
+    from audit.decisions d
+    where d.account = :account and d.as_of < :as_of and d.as_of >= :since
+), opinions as (
     select o.decision_id, o.agent, o.output->>'action' as action,
            coalesce((o.output->>'confidence')::float, 0) as confidence,
            coalesce((o.output->'details'->>'horizon_bars')::int, :horizon) as horizon_bars
-    from audit.agent_outputs o
+    from audit.agent_outputs o join recent r on r.decision_id = o.decision_id
     where not o.skipped
     union all
-    select d.decision_id, 'team', d.action, abs(d.score), :horizon from audit.decisions d
-), candidates as (
-    select p.*, d.account, d.symbol, d.timeframe, d.as_of,
+    select r.decision_id, 'team', r.action, abs(r.score), :horizon from recent r
+), due as (
+    select p.*, r.account, r.symbol, r.timeframe, r.as_of,
+           r.as_of + make_interval(secs => :bar_s * p.horizon_bars) as realised_at
+    from opinions p join recent r on r.decision_id = p.decision_id
+    where r.as_of + make_interval(secs => :bar_s * p.horizon_bars) <= :as_of
+      and not exists (select 1 from audit.opinion_outcomes x where x.decision_id = p.decision_id and x.agent = p.agent)
+), entries as (
+    select d.decision_id,
            (d.inputs->'features'->'values'->>'close')::float as entry_price,
            d.inputs->'features'->'key'->>'exchange' as exchange,
-           (d.inputs->'features'->'key'->>'ts')::timestamptz as entry_ts,
-           d.as_of + make_interval(secs => :bar_s * p.horizon_bars) as realised_at
-    from opinions p join audit.decisions d on d.decision_id = p.decision_id
-    where d.account = :account and d.as_of < :as_of
-      and not exists (select 1 from audit.opinion_outcomes x where x.decision_id = p.decision_id and x.agent = p.agent)
+           (d.inputs->'features'->'key'->>'ts')::timestamptz as entry_ts
+    from audit.decisions d where d.decision_id in (select decision_id from due)
+), exits as (  -- one lookup per (symbol, realised_at), not per opinion
+    select k.*, f.close as exit_price, f.ts as exit_ts
+    from (select distinct e.exchange, u.symbol, u.timeframe, u.realised_at
+          from due u join entries e on e.decision_id = u.decision_id) k
+    cross join lateral (
+        select close, ts from marts.features f
+        where f.exchange = k.exchange and f.symbol = k.symbol and f.timeframe = k.timeframe
+          and f.known_at <= k.realised_at
+        order by f.ts desc limit 1
+    ) f
 )
-select c.*, f.close as exit_price
-from candidates c
-cross join lateral (
-    select close, ts from marts.features f
-    where f.exchange = c.exchange and f.symbol = c.symbol and f.timeframe = c.timeframe and f.known_at <= c.realised_at
-    order by f.ts desc limit 1
-) f
-where c.realised_at <= :as_of and c.entry_price > 0 and f.ts > c.entry_ts and f.close > 0
+select u.*, e.entry_price, e.entry_ts, x.exit_price, x.exit_ts
+from due u
+join entries e on e.decision_id = u.decision_id
+join exits x on x.exchange = e.exchange and x.symbol = u.symbol and x.timeframe = u.timeframe
+            and x.realised_at = u.realised_at
+where e.entry_price > 0 and x.exit_price > 0
 """
 
 
@@ -140,11 +158,13 @@ def score_outcomes(
             "as_of": as_of,
             "horizon": params.horizon_bars,
             "bar_s": timeframe_delta(timeframe).total_seconds(),
+            "since": as_of - timeframe_delta(timeframe) * params.score_lookback_bars,
         },
     ).all()
     records = []
     for r in rows:
-        realised_return = float(r.exit_price) / float(r.entry_price) - 1.0
+        moved = r.exit_ts > r.entry_ts  # no newer bar by realised_at (market closed, data gap): nothing to learn
+        realised_return = float(r.exit_price) / float(r.entry_price) - 1.0 if moved else 0.0
         direction = _DIRECTION.get(r.action, 0)
         records.append(
             {
@@ -160,7 +180,7 @@ def score_outcomes(
                 "entry_price": float(r.entry_price),
                 "exit_price": float(r.exit_price),
                 "realised_return": realised_return,
-                "hit": _hit(r.action, realised_return),
+                "hit": _hit(r.action, realised_return) if moved else None,
                 "score": direction * float(r.confidence) * realised_return,
                 "run_id": run_id,
             }
