@@ -75,7 +75,6 @@ class Settings(BaseSettings):
     llm_daily_cost_budget: Decimal = Decimal("1.00")
     llm_run_token_budget: int = 50_000
     llm_run_cost_budget: Decimal = Decimal("0.25")
-    llm_memories: int = 3
 
     @field_validator("symbols", mode="before")
     @classmethod
