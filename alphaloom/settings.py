@@ -64,6 +64,19 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
+    # FinBERT weights come from a local folder or the local hub cache; set this to let a load download them.
+    finbert_allow_download: bool = False
+    # LLM analyst: client behaviour, prices (per 1k tokens, in the account's quote currency) and budget caps.
+    llm_timeout_s: float = 30.0
+    llm_max_retries: int = 2
+    llm_temperature: float = 0.0
+    llm_max_tokens: int = 600
+    llm_price_per_1k_prompt: Decimal = Decimal("0.00015")
+    llm_price_per_1k_completion: Decimal = Decimal("0.0006")
+    llm_daily_token_budget: int = 200_000
+    llm_daily_cost_budget: Decimal = Decimal("1.00")
+    llm_run_token_budget: int = 50_000
+    llm_run_cost_budget: Decimal = Decimal("0.25")
 
     # --- Risk and execution (agents/risk, execution/) -------------------------------------------------------------
     # Drawdown controller: from peak equity, scale new exposure by ``drawdown_reduce_factor`` past the first threshold,

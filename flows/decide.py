@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from agents.sentiment import LexiconScorer, SentimentScorer
-from agents.team import decide
+from agents.team import Team, build_team, decide
 from alphaloom.domain import require_utc, timeframe_delta
 from alphaloom.guards import kill_switch_state
 from alphaloom.settings import Settings, get_settings
@@ -28,9 +28,10 @@ def decision_times(as_of: datetime, steps: int, timeframe: str) -> list[datetime
     return [end - bar * k for k in reversed(range(steps))]
 
 
-@task
+# NO_CACHE: the team holds a model and an HTTP client, which must not be hashed as task inputs on every step.
+@task(cache_policy=NO_CACHE)
 def decide_step(
-    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, scorer: SentimentScorer
+    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team
 ) -> dict[str, int]:
     """Decide and execute one step in one transaction; a dry run rolls everything back."""
     from alphaloom.db.engine import get_engine
@@ -38,8 +39,9 @@ def decide_step(
     settings = get_settings()
     with get_engine().connect() as conn, conn.begin() as tx:
         decisions = decide(
-            conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings, scorer=scorer
-        )
+            conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
+            scorer=team.scorer, llm_agent=team.llm_agent,
+        )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         submitted = 0
         if intents and not dry_run:
@@ -88,9 +90,9 @@ def decide_flow(
                   "dry_run": dry_run}  # fmt: skip
     with audited_run("decide", parameters) as (_, run_id):
         _ensure_paper_account(settings, run_id)
-        scorer = LexiconScorer()
+        team = build_team(settings)
         totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0}
         for step_time in times:
-            for key, value in decide_step(account, symbols, step_time, run_id, dry_run, scorer).items():
+            for key, value in decide_step(account, symbols, step_time, run_id, dry_run, team).items():
                 totals[key] += value
         return totals
