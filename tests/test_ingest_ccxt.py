@@ -13,7 +13,14 @@ from sqlalchemy import text
 
 from alphaloom.audit import start_run
 from alphaloom.errors import ConfigError, VenueTemporaryError
-from alphaloom.ingest.ccxt_prices import Backoff, CcxtPriceSource, SeriesSpec, fetch_series, make_exchange, resume_points
+from alphaloom.ingest.ccxt_prices import (
+    Backoff,
+    CcxtPriceSource,
+    SeriesSpec,
+    fetch_series,
+    make_exchange,
+    resume_points,
+)
 from alphaloom.ingest.prices import merge_bars
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -122,7 +129,9 @@ def test_resume_from_last_stored_bar_and_many_series(engine) -> None:
     ok, bad = results
     assert bad.error_type == "ConfigError" and "unknown symbol" in (bad.error or "")
     assert ok.batch is not None and len(ok.batch) == 3  # bars 4, 5, 6; nothing already stored is asked for again
-    assert int(next(q for p, q in replay.calls if p == "/api/v3/klines")["startTime"]) == int(at_hour(4).timestamp() * 1000)
+    assert int(next(q for p, q in replay.calls if p == "/api/v3/klines")["startTime"]) == int(
+        at_hour(4).timestamp() * 1000
+    )
     with engine.begin() as conn:
         assert merge_bars(conn, ok.batch, run_id).inserted == 3
         stored = conn.execute(text("select count(*), max(ts) from raw.ohlcv where exchange = :v"), {"v": venue}).one()

@@ -110,7 +110,8 @@ def test_feeds_load_dedupe_and_broken_ones_are_recorded(engine, feed_server: str
     assert "HTTP 503" in dict(broken)[urls[2]] and "page.rss" in dict(broken)[urls[3]]
     with engine.begin() as conn:
         failures = conn.execute(
-            text("select feed, http_status, reason from raw.feed_failures where run_id = :r order by feed"), {"r": run_id}
+            text("select feed, http_status, reason from raw.feed_failures where run_id = :r order by feed"),
+            {"r": run_id},
         ).all()
         stories = conn.execute(
             text(

@@ -109,7 +109,9 @@ class CcxtPriceSource:
         try:
             return retrying(fn)
         except ccxt.BadSymbol as exc:
-            raise ConfigError(f"{self.exchange_id} {what}: unknown symbol ({exc}); check the configured symbol") from None
+            raise ConfigError(
+                f"{self.exchange_id} {what}: unknown symbol ({exc}); check the configured symbol"
+            ) from None
         except RETRIED as exc:
             raise VenueTemporaryError(
                 f"{self.exchange_id} {what}: still failing after {self.backoff.attempts} attempts: "

@@ -212,7 +212,10 @@ def _title_aliases(conn: Connection, items: Sequence[NewsItem]) -> dict[str, New
     kept: dict[str, list[tuple[datetime, NewsId]]] = {}
     stored = conn.execute(
         text("select id, title, published_at from raw.news where published_at between :lo and :hi order by id"),
-        {"lo": min(i.published_at for i in items) - _TITLE_WINDOW, "hi": max(i.published_at for i in items) + _TITLE_WINDOW},
+        {
+            "lo": min(i.published_at for i in items) - _TITLE_WINDOW,
+            "hi": max(i.published_at for i in items) + _TITLE_WINDOW,
+        },
     )
     stored_ids: set[str] = set()
     for story_id, title, published in stored:
