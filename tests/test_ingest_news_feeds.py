@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import text
@@ -41,7 +42,7 @@ def atom(tag: str) -> bytes:
 
 
 class FeedServer(BaseHTTPRequestHandler):
-    requests: list[tuple[str, dict[str, str]]] = []
+    requests: ClassVar[list[tuple[str, dict[str, str]]]] = []
     tag = "x"
 
     def do_GET(self) -> None:
@@ -102,7 +103,7 @@ def ingest(engine, urls: list[str], aliases=None):
 def test_feeds_load_dedupe_and_broken_ones_are_recorded(engine, feed_server: str) -> None:
     urls = [f"{feed_server}/{name}" for name in ("wire.rss", "markets.atom", "down.rss", "page.rss")]
     aliases = {"bitcoin": "BTC/USDT", "btc": "BTC/USDT", "ether": "ETH/USDT"}
-    run_id, fetches, parsed, broken, result = ingest(engine, urls, aliases)
+    run_id, fetches, _parsed, broken, result = ingest(engine, urls, aliases)
 
     assert [f.status for f in fetches] == [200, 200, 503, 200]
     assert result.new_items == 2 and result.duplicate_items == 2 and result.sightings_added == 4

@@ -90,7 +90,7 @@ class QualityGate:
                 validation_definitions=[validation],
                 actions=actions,
                 result_format={"result_format": "COMPLETE"},
-            )  # fmt: skip
+            )
         )
         self._checkpoints[suite_name] = checkpoint
         return checkpoint
@@ -141,7 +141,7 @@ class QualityGate:
                 f"{r['exchange']} {r['symbol']} {r['timeframe']} {r['ts']}",
                 ",".join(str(r[c]) for c in COLUMNS),
                 f"failed quality check {bad[i]}",
-            )  # fmt: skip
+            )
             for i, r in zip(sorted(bad), rows, strict=True)
         ]
         clean = PriceBatch(batch.source, batch.table.filter(pa.array(keep)), [*batch.rejected, *rejected],
@@ -195,7 +195,7 @@ def news_frame(feeds: list[ParsedFeed]) -> pd.DataFrame:
             "title": i.title,
             "url": i.url,
             "lead_hours": (i.published_at - i.first_seen_at).total_seconds() / 3600,
-        }  # fmt: skip
+        }
         for f in feeds
         for i in f.items
     ]
