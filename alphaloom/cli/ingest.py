@@ -54,3 +54,33 @@ def quality_cmd(limit: int = typer.Option(20, help="How many checkpoint results 
                       "yes" if r["success"] else "NO", str(r["evaluated"]), str(r["unexpected"]), failed)  # fmt: skip
     console.print(table)
     console.print(f"Data Docs: {report['data_docs']}")
+
+
+@app.command("stream")
+def stream_cmd(
+    sources: list[str] = typer.Argument(None, help="exchange:BASE/QUOTE:timeframe (default: ALPHALOOM_CCXT_SOURCES)."),
+) -> None:
+    """Watch live candles over ccxt.pro websockets: closed bars into raw.ohlcv, latest quotes into Redis
+    (ALPHALOOM_REDIS_URL; none without it). Reconnects with backoff; Ctrl-C stops."""
+    import asyncio
+
+    from alphaloom.audit import recorded_run
+    from alphaloom.cli._app import engine
+    from alphaloom.ingest.ccxt_prices import SeriesSpec
+    from alphaloom.ingest.stream import run_stream
+    from alphaloom.settings import get_settings
+
+    settings = get_settings()
+    specs = [SeriesSpec.parse(s) for s in (sources or settings.ccxt_sources)]
+    if not specs:
+        raise typer.BadParameter("no series: pass exchange:BASE/QUOTE:timeframe or set ALPHALOOM_CCXT_SOURCES")
+    if not settings.redis_url:
+        console.print("ALPHALOOM_REDIS_URL is not set: no quote cache")
+    db = engine()
+    with recorded_run(db, "stream", {"sources": [str(s) for s in specs]}) as run_id:
+        try:
+            asyncio.run(
+                run_stream(specs, engine=db, run_id=run_id, redis_url=settings.redis_url, on_event=console.print)
+            )
+        except KeyboardInterrupt:
+            console.print("stopped")

@@ -26,7 +26,12 @@ from alphaloom.ingest.prices import COLUMNS, PRICE_COLUMNS, PriceBatch
 from alphaloom.ingest.quarantine import Rejected
 from alphaloom.quality.suites import NEWS_SUITE, PRICES_SUITE, Check, news_checks, price_checks
 
-_LOCK = threading.Lock()  # a GX context is not thread-safe; batches are validated one at a time
+_SOURCE = "alphaloom_inflight"
+_LOCK = threading.Lock()
+# One GX context per home per process, and one checkpoint per (home, suite, settings): a second context on the same
+# folder would rebuild the data source and suites under the first one's checkpoints.
+_CONTEXTS: dict[Path, Any] = {}
+_CHECKPOINTS: dict[tuple, Any] = {}  # a GX context is not thread-safe; batches are validated one at a time
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,6 @@ class QualityGate:
         self.home = Path(home)
         self.gap_tolerance_bars = gap_tolerance_bars
         self.build_docs = build_docs
-        self._checkpoints: dict[str, Any] = {}
         self._context: Any = None
 
     @property
@@ -59,22 +63,29 @@ class QualityGate:
         return self.home / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
     def _checkpoint(self, suite_name: str, checks: list[Check]) -> Any:
-        if suite_name in self._checkpoints:
-            return self._checkpoints[suite_name]
+        key = (self.home.resolve(), suite_name, self.gap_tolerance_bars, self.build_docs)
+        self._context = self._context or _CONTEXTS.get(self.home.resolve())
+        if key in _CHECKPOINTS:
+            return _CHECKPOINTS[key]
         import great_expectations as gx
         import great_expectations.expectations as gxe
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         if self._context is None:
             self.home.mkdir(parents=True, exist_ok=True)
-            self._context = gx.get_context(mode="file", project_root_dir=str(self.home))
-            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            self._context.variables.save()
+            context = gx.get_context(mode="file", project_root_dir=str(self.home))
+            context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            context.variables.save()
+            # The in-flight data source is rebuilt by each process with every asset at once: a pandas data source
+            # read back from the file config (or replaced later) leaves checkpoints without a context to run in.
+            if _SOURCE in context.data_sources.all():
+                context.data_sources.delete(_SOURCE)
+            source = context.data_sources.add_pandas(_SOURCE)
+            for name in (PRICES_SUITE, NEWS_SUITE):
+                source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("batch")
+            self._context = _CONTEXTS[self.home.resolve()] = context
         context = self._context
-        source = context.data_sources.add_or_update_pandas("alphaloom_inflight")
-        asset = next((a for a in source.assets if a.name == suite_name), None) or source.add_dataframe_asset(suite_name)
-        definition = next((b for b in asset.batch_definitions if b.name == "batch"), None)
-        definition = definition or asset.add_batch_definition_whole_dataframe("batch")
+        definition = context.data_sources.get(_SOURCE).get_asset(suite_name).get_batch_definition("batch")
         suite = gx.ExpectationSuite(name=suite_name)
         for check in checks:
             cls = getattr(gxe, "".join(part.capitalize() for part in check.type.split("_")))
@@ -92,7 +103,7 @@ class QualityGate:
                 result_format={"result_format": "COMPLETE"},
             )
         )
-        self._checkpoints[suite_name] = checkpoint
+        _CHECKPOINTS[key] = checkpoint
         return checkpoint
 
     def run(
@@ -102,6 +113,11 @@ class QualityGate:
         frame = frame.reset_index(drop=True)
         with _LOCK:
             checkpoint = self._checkpoint(suite_name, checks)
+            # GX resolves batches through one process-wide "current project"; another gate (another home) may have
+            # replaced it since, so point it back at ours for this run.
+            from great_expectations.data_context.data_context.context_factory import project_manager
+
+            project_manager.set_project(self._context)
             result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=None)
         (validation,) = result.run_results.values()
         bad: dict[int, list[str]] = {}
