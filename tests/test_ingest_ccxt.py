@@ -136,3 +136,11 @@ def test_resume_from_last_stored_bar_and_many_series(engine) -> None:
         assert merge_bars(conn, ok.batch, run_id).inserted == 3
         stored = conn.execute(text("select count(*), max(ts) from raw.ohlcv where exchange = :v"), {"v": venue}).one()
     assert stored == (7, at_hour(6))
+
+
+def test_prices_flow_reports_a_ccxt_source_that_cannot_load_and_completes(prefect_harness, engine) -> None:
+    from flows.ingest_prices import ingest_prices
+
+    bogus = f"nosuchexchange{uuid.uuid4().hex[:6]}:BTC/USDT:1h"
+    (row,) = ingest_prices(ccxt_sources=[bogus])
+    assert row["file"] == bogus and "unknown exchange" in str(row["error"]) and row["inserted"] == 0

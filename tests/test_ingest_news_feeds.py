@@ -150,3 +150,29 @@ def test_parse_of_fetched_document_keeps_first_seen_at_fetch_time(feed_server: s
     feed = parse_fetched(fetch, assumed_latency=timedelta(minutes=15))
     assert feed is not None and len(feed.items) == 2
     assert all(i.first_seen_at == fetch.fetched_at and not i.first_seen_assumed for i in feed.items)
+
+
+def test_news_flow_fetches_urls_records_broken_feeds_and_checks_quality(
+    prefect_harness, engine, feed_server: str
+) -> None:
+    from flows.ingest_news import ingest_news
+
+    urls = [f"{feed_server}/wire.rss", f"{feed_server}/markets.atom", f"{feed_server}/down.rss"]
+    first = ingest_news(urls)
+    assert first["new_items"] == 2 and first["broken_feeds"] == 1 and first["quality"] is True
+    again = ingest_news(urls)  # wire.rss answers 304 now; markets.atom is parsed again and adds nothing
+    assert again["new_items"] == 0 and again["broken_feeds"] == 1
+    with engine.begin() as conn:
+        states = dict(
+            conn.execute(text("select feed, last_status from raw.feed_state where feed = any(:u)"), {"u": urls}).all()
+        )
+        suites = (
+            conn.execute(
+                text(
+                    "select q.suite from raw.quality_results q join audit.runs r using (run_id) where r.flow = 'ingest_news'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert states == {urls[0]: 304, urls[1]: 200, urls[2]: 503} and "alphaloom_news" in suites

@@ -118,7 +118,10 @@ class QualityGate:
             from great_expectations.data_context.data_context.context_factory import project_manager
 
             project_manager.set_project(self._context)
-            result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=None)
+            from great_expectations.core.run_identifier import RunIdentifier
+
+            # The run name shows in Data Docs, so a result page says which batch it judged.
+            result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=batch[-200:]))
         (validation,) = result.run_results.values()
         bad: dict[int, list[str]] = {}
         failed = []
