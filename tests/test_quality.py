@@ -25,7 +25,9 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> QualityGate:
 def bars(exchange: str, rows: list[tuple[str, str, str, str, str, str]]) -> PriceBatch:
     # Built directly, past the file validator, as a buggy source could: the gate is the second line of defence.
     data = [(exchange, "BTC/USDT", "1h", *r) for r in rows]
-    return PriceBatch("test-source", pa.table({c: [d[i] for d in data] for i, c in enumerate(COLUMNS)}))
+    return PriceBatch(
+        "/data/prices/test source.csv", pa.table({c: [d[i] for d in data] for i, c in enumerate(COLUMNS)})
+    )
 
 
 def test_failing_rows_are_quarantined_with_the_expectation_and_the_rest_merged(engine, gate: QualityGate) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +122,9 @@ class QualityGate:
             from great_expectations.core.run_identifier import RunIdentifier
 
             # The run name shows in Data Docs, so a result page says which batch it judged.
-            result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=batch[-200:]))
+            result = checkpoint.run(
+                batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=_run_name(batch))
+            )
         (validation,) = result.run_results.values()
         bad: dict[int, list[str]] = {}
         failed = []
@@ -188,6 +191,11 @@ class QualityGate:
                 position += 1
             out.append(ParsedFeed(items, feed.source, rejected, feed.bozo))
         return out, report
+
+
+def _run_name(batch: str) -> str:
+    # GX stores results under a folder named after the run: no path separators, and keep it short.
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", batch).strip("_")[-100:] or "batch"
 
 
 def price_frame(table: pa.Table) -> pd.DataFrame:
