@@ -115,12 +115,36 @@ class Settings(BaseSettings):
     # Credentials encryption key (Fernet, urlsafe base64); else the 0600 file ``home/secret.key``.
     secret_key: SecretStr | None = None
 
+    # Ingest (issue 4). ccxt price series as "exchange:BASE/QUOTE:timeframe"; a series with nothing stored starts
+    # ``ccxt_backfill_days`` back. News feeds: URLs or files. Aliases: symbol -> words that tag a story with it.
+    ccxt_sources: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ccxt_max_concurrency: int = 4
+    ccxt_backfill_days: int = 30
+    feeds: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    symbol_aliases: dict[str, list[str]] = Field(default_factory=dict)
+    # Live quotes cache for `alphaloom stream`; unset = no cache.
+    redis_url: str | None = None
+    # Data quality: a run of missing bars inside the session calendar longer than this is reported.
+    quality_gap_tolerance_bars: int = 3
+
+    @field_validator("ccxt_sources", "feeds", mode="before")
+    @classmethod
+    def _split_ingest_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
         if isinstance(value, str):
             return [s.strip() for s in value.split(",") if s.strip()]
         return value
+
+    @property
+    def alias_map(self) -> dict[str, str]:
+        """``symbol_aliases`` inverted: alias -> symbol, as the news parser takes it."""
+        return {alias: symbol for symbol, aliases in self.symbol_aliases.items() for alias in aliases}
 
     @property
     def pgdata_dir(self) -> Path:
