@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, task
 
 from alphaloom.ingest.news import ParsedFeed, parse_feed, store_news
 from alphaloom.settings import get_settings
+from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
 FEED_SUFFIXES = (".rss", ".atom", ".xml")
@@ -30,7 +31,7 @@ def read_feed(source: str) -> ParsedFeed:
     return feed
 
 
-@flow(name="ingest_news")
+@flow(name="ingest_news", on_failure=[alert_on_failure])
 def ingest_news(feeds: list[str] | None = None) -> dict[str, int]:
     """Parse every feed and store its stories once, with one sighting per feed."""
     sources = feeds or default_feeds()

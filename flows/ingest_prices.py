@@ -11,6 +11,7 @@ from alphaloom.errors import SchemaError
 from alphaloom.ingest.prices import merge_bars, read_price_file
 from alphaloom.ingest.quarantine import Rejected, quarantine
 from alphaloom.settings import get_settings
+from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
 PRICE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -41,7 +42,7 @@ def ingest_price_file(path: str, run_id: str) -> dict[str, int | str]:
     return {"file": path, **asdict(result)}
 
 
-@flow(name="ingest_prices")
+@flow(name="ingest_prices", on_failure=[alert_on_failure])
 def ingest_prices(paths: list[str] | None = None) -> list[dict[str, int | str]]:
     """Ingest each price file (CSV/Parquet; default: the offline data folder) into raw.ohlcv."""
     files = paths or default_price_files()
