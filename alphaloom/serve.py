@@ -47,6 +47,18 @@ def prefect_database_url(alphaloom_url: URL, dbname: str = PREFECT_DATABASE) -> 
     return alphaloom_url.set(drivername="postgresql+asyncpg", database=dbname).render_as_string(hide_password=False)
 
 
+def deployable(prefect_file: Path) -> tuple[list[str], list[str]]:
+    """Names of the deployments in ``prefect_file`` whose entrypoint file exists, and of those whose file does not."""
+    import yaml
+
+    config = yaml.safe_load(prefect_file.read_text()) or {}
+    ready, skipped = [], []
+    for deployment in config.get("deployments") or []:
+        path = deployment["entrypoint"].split(":", 1)[0]
+        (ready if (prefect_file.parent / path).is_file() else skipped).append(deployment["name"])
+    return ready, skipped
+
+
 def prefect_cli() -> list[str]:
     """The ``prefect`` command of this interpreter's environment."""
     candidate = Path(sys.executable).parent / "prefect"
@@ -115,14 +127,19 @@ class LocalPrefect:
             raise RuntimeError(f"prefect {' '.join(args)} failed:\n{(result.stdout + result.stderr)[-3000:]}")
         return result
 
-    def deploy(self, pool: str) -> None:
-        """Create the process work pool (if absent) and register every deployment of ``prefect.yaml``."""
+    def deploy(self, pool: str) -> tuple[list[str], list[str]]:
+        """Create the process work pool (if absent) and register the deployments of ``prefect.yaml`` whose flow file
+        exists; returns (deployed, skipped) deployment names (a flow still being written is skipped, not fatal)."""
+        ready, skipped = deployable(PROJECT_ROOT / "prefect.yaml")
         existing = subprocess.run(
             [*prefect_cli(), "work-pool", "inspect", pool], env=self.env, capture_output=True, text=True, timeout=120
         )
         if existing.returncode != 0:
             self.run(["work-pool", "create", pool, "--type", "process"])
-        self.run(["deploy", "--all", "--prefect-file", str(PROJECT_ROOT / "prefect.yaml")])
+        if ready:
+            names = [arg for name in ready for arg in ("--name", name)]
+            self.run(["deploy", *names, "--prefect-file", str(PROJECT_ROOT / "prefect.yaml")])
+        return ready, skipped
 
     def start_worker(self, pool: str) -> None:
         self._spawn("worker", [*prefect_cli(), "worker", "start", "--pool", pool, "--type", "process"])
