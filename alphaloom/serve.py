@@ -131,11 +131,10 @@ class LocalPrefect:
         """Create the process work pool (if absent) and register the deployments of ``prefect.yaml`` whose flow file
         exists; returns (deployed, skipped) deployment names (a flow still being written is skipped, not fatal)."""
         ready, skipped = deployable(PROJECT_ROOT / "prefect.yaml")
-        existing = subprocess.run(
-            [*prefect_cli(), "work-pool", "inspect", pool], env=self.env, capture_output=True, text=True, timeout=120
-        )
-        if existing.returncode != 0:
-            self.run(["work-pool", "create", pool, "--type", "process"])
+        # Through the API rather than `prefect work-pool create`: one CLI start less (seconds each).
+        response = httpx.post(f"{self.api_url}/work_pools/", json={"name": pool, "type": "process"}, timeout=30)
+        if response.status_code not in (201, 409):  # 409: it exists already
+            raise RuntimeError(f"creating work pool {pool!r} failed: HTTP {response.status_code} {response.text[:500]}")
         if ready:
             names = [arg for name in ready for arg in ("--name", name)]
             self.run(["deploy", *names, "--prefect-file", str(PROJECT_ROOT / "prefect.yaml")])

@@ -58,13 +58,13 @@ def decide_symbol(
     return {"decisions": len(decisions), "intents": len(intents), "submitted": submitted}
 
 
-def _ensure_paper_account(settings: Settings, run_id: str) -> None:
+def _ensure_paper_account(settings: Settings, account: str, run_id: str) -> None:
     from alphaloom.db.engine import get_engine
 
     with get_engine().begin() as conn:
         ensure_account(
             conn,
-            settings.account,
+            account,
             venue="paper",
             base_currency=settings.base_currency,
             mode="paper",
@@ -96,7 +96,7 @@ def decide_flow(
         account_run_lock(get_engine(), account, wait_seconds=settings.decision_lock_wait_seconds),
         audited_run("decide", parameters) as (_, run_id),
     ):
-        _ensure_paper_account(settings, run_id)
+        _ensure_paper_account(settings, account, run_id)
         scorer = LexiconScorer()
         totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0}
         for step_time in times:
