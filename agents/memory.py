@@ -128,6 +128,7 @@ join entries e on e.decision_id = u.decision_id
 join exits x on x.exchange = e.exchange and x.symbol = u.symbol and x.timeframe = u.timeframe
             and x.realised_at = u.realised_at
 where e.entry_price > 0 and x.exit_price > 0
+order by u.decision_id, u.agent  -- a fixed insert order, so concurrent per-symbol tasks cannot deadlock on it
 """
 
 

@@ -134,6 +134,19 @@ class Settings(BaseSettings):
             return [s.strip() for s in value.split(",") if s.strip()]
         return value
 
+    # Operations (alphaloom serve / health / alerts).
+    # Alerts are POSTed as JSON here (and always logged); unset: log only. May embed a token, so it is a secret.
+    alert_webhook_url: SecretStr | None = None
+    alert_timeout_seconds: float = 5.0
+    # `alphaloom serve` binds the Prefect server here; 127.0.0.1 keeps the UI off the network unless asked.
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 4200
+    serve_work_pool: str = "alphaloom-process"
+    # Stale data: no new bar for a symbol within this many bar lengths.
+    stale_after_bars: int = 3
+    # Decision runs: how long a second run for the same account waits for the first before giving up.
+    decision_lock_wait_seconds: float = 0.0
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from prefect import flow, task
+from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from agents.team import Team, build_team, decide
+from alphaloom.db.engine import get_engine
 from alphaloom.domain import require_utc, timeframe_delta
 from alphaloom.guards import kill_switch_state
+from alphaloom.locks import account_run_lock
 from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
+from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
 
@@ -30,16 +33,14 @@ def decision_times(as_of: datetime, steps: int, timeframe: str) -> list[datetime
 
 # NO_CACHE: the team holds a model and an HTTP client, which must not be hashed as task inputs on every step.
 @task(cache_policy=NO_CACHE)
-def decide_step(
-    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team
-) -> dict[str, int]:
-    """Decide and execute one step in one transaction; a dry run rolls everything back."""
+def decide_symbol(account: str, symbol: str, as_of: datetime, run_id: str, dry_run: bool, team: Team) -> dict[str, int]:
+    """Decide and execute one symbol at one step in its own transaction; a dry run rolls everything back."""
     from alphaloom.db.engine import get_engine
 
     settings = get_settings()
     with get_engine().connect() as conn, conn.begin() as tx:
         decisions = decide(
-            conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
+            conn, account=account, symbols=[symbol], as_of=as_of, run_id=run_id, settings=settings,
             scorer=team.scorer, llm_agent=team.llm_agent,
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
@@ -58,13 +59,13 @@ def decide_step(
     return {"decisions": len(decisions), "intents": len(intents), "submitted": submitted}
 
 
-def _ensure_paper_account(settings: Settings, run_id: str) -> None:
+def _ensure_paper_account(settings: Settings, account: str, run_id: str) -> None:
     from alphaloom.db.engine import get_engine
 
     with get_engine().begin() as conn:
         ensure_account(
             conn,
-            settings.account,
+            account,
             venue="paper",
             base_currency=settings.base_currency,
             mode="paper",
@@ -73,7 +74,7 @@ def _ensure_paper_account(settings: Settings, run_id: str) -> None:
         )
 
 
-@flow(name="decide")
+@flow(name="decide", on_failure=[alert_on_failure])
 def decide_flow(
     symbols: list[str] | None = None,
     as_of: datetime | None = None,
@@ -81,18 +82,29 @@ def decide_flow(
     dry_run: bool = False,
     account: str | None = None,
 ) -> dict[str, int]:
-    """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on the paper account."""
+    """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on the paper account.
+
+    One run per account at a time (``alphaloom.locks``: a second one fails with "another decision run ... is in
+    progress"). Steps run in order (a step sees the positions the previous one left); within a step each symbol is
+    its own task on the flow's task runner, so a Dask/Ray task runner spreads symbols over machines unchanged."""
     settings = get_settings()
     account = account or settings.account
     symbols = symbols or settings.symbols
     times = decision_times(as_of or datetime.now(UTC), steps, settings.timeframe)
     parameters = {"account": account, "symbols": symbols, "as_of": times[-1].isoformat(), "steps": steps,
                   "dry_run": dry_run}  # fmt: skip
-    with audited_run("decide", parameters) as (_, run_id):
-        _ensure_paper_account(settings, run_id)
+    with (
+        account_run_lock(get_engine(), account, wait_seconds=settings.decision_lock_wait_seconds),
+        audited_run("decide", parameters) as (_, run_id),
+    ):
+        _ensure_paper_account(settings, account, run_id)
         team = build_team(settings)
         totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0}
         for step_time in times:
-            for key, value in decide_step(account, symbols, step_time, run_id, dry_run, team).items():
-                totals[key] += value
+            futures = decide_symbol.map(
+                unmapped(account), symbols, unmapped(step_time), unmapped(run_id), unmapped(dry_run), unmapped(team)
+            )
+            for counts in futures.result():
+                for key, value in counts.items():
+                    totals[key] += value
         return totals

@@ -14,6 +14,7 @@ from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, reco
 from alphaloom.ingest.news import ParsedFeed, parse_feed, store_news
 from alphaloom.quality.gate import record_report
 from alphaloom.settings import get_settings
+from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 from flows.ingest_prices import quality_gate
 
@@ -43,7 +44,7 @@ def read_feed_file(source: str) -> ParsedFeed:
     return feed
 
 
-@flow(name="ingest_news")
+@flow(name="ingest_news", on_failure=[alert_on_failure])
 def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[str, object]:
     """Read every feed and store its stories once, with one sighting per feed; URLs are fetched conditionally."""
     sources = feeds or default_feeds()

@@ -19,6 +19,7 @@ from alphaloom.ingest.prices import PriceBatch, merge_bars, read_price_file
 from alphaloom.ingest.quarantine import Rejected, quarantine
 from alphaloom.quality.gate import QualityGate, record_report
 from alphaloom.settings import get_settings
+from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
 PRICE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -89,7 +90,7 @@ def ingest_ccxt(sources: list[str], run_id: str, quality: bool = True) -> list[d
     return out
 
 
-@flow(name="ingest_prices")
+@flow(name="ingest_prices", on_failure=[alert_on_failure])
 def ingest_prices(
     paths: list[str] | None = None, ccxt_sources: list[str] | None = None, quality: bool = True
 ) -> list[dict[str, object]]:
