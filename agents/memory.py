@@ -239,7 +239,7 @@ def load_weights(
         text(
             """select agent, realised_at, hit from audit.opinion_outcomes
                where account = :account and realised_at <= :as_of and hit is not null and agent = any(:agents)
-               order by realised_at, decision_id"""
+               order by realised_at, symbol, as_of -- ties in a fixed order that does not depend on the account"""
         ),
         {"account": account, "as_of": require_utc(as_of, "as_of"), "agents": sorted(base)},
     ).all()

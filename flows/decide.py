@@ -33,14 +33,16 @@ def decision_times(as_of: datetime, steps: int, timeframe: str) -> list[datetime
 
 # NO_CACHE: the team holds a model and an HTTP client, which must not be hashed as task inputs on every step.
 @task(cache_policy=NO_CACHE)
-def decide_symbol(account: str, symbol: str, as_of: datetime, run_id: str, dry_run: bool, team: Team) -> dict[str, int]:
-    """Decide and execute one symbol at one step in its own transaction; a dry run rolls everything back."""
+def decide_symbols(
+    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team
+) -> dict[str, int]:
+    """Decide and execute ``symbols`` at one step in one transaction; a dry run rolls everything back."""
     from alphaloom.db.engine import get_engine
 
     settings = get_settings()
     with get_engine().connect() as conn, conn.begin() as tx:
         decisions = decide(
-            conn, account=account, symbols=[symbol], as_of=as_of, run_id=run_id, settings=settings,
+            conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
             scorer=team.scorer, llm_agent=team.llm_agent,
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
@@ -81,18 +83,22 @@ def decide_flow(
     steps: int = 1,
     dry_run: bool = False,
     account: str | None = None,
+    fan_out: bool = False,
 ) -> dict[str, int]:
     """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on the paper account.
 
     One run per account at a time (``alphaloom.locks``: a second one fails with "another decision run ... is in
-    progress"). Steps run in order (a step sees the positions the previous one left); within a step each symbol is
-    its own task on the flow's task runner, so a Dask/Ray task runner spreads symbols over machines unchanged."""
+    progress"). Steps run in order (a step sees the positions the previous one left). By default a step decides all
+    symbols in one transaction, in order, so portfolio-level risk sees the step's earlier orders and a replay is
+    deterministic. ``fan_out=True`` makes each symbol its own task on the flow's task runner (a Dask/Ray task runner
+    then spreads symbols over machines unchanged); symbols of one step are then decided concurrently, so each sees
+    the others' orders of that step only once committed."""
     settings = get_settings()
     account = account or settings.account
     symbols = symbols or settings.symbols
     times = decision_times(as_of or datetime.now(UTC), steps, settings.timeframe)
     parameters = {"account": account, "symbols": symbols, "as_of": times[-1].isoformat(), "steps": steps,
-                  "dry_run": dry_run}  # fmt: skip
+                  "dry_run": dry_run, "fan_out": fan_out}  # fmt: skip
     with (
         account_run_lock(get_engine(), account, wait_seconds=settings.decision_lock_wait_seconds),
         audited_run("decide", parameters) as (_, run_id),
@@ -101,10 +107,14 @@ def decide_flow(
         team = build_team(settings)
         totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0}
         for step_time in times:
-            futures = decide_symbol.map(
-                unmapped(account), symbols, unmapped(step_time), unmapped(run_id), unmapped(dry_run), unmapped(team)
-            )
-            for counts in futures.result():
+            if fan_out:
+                batches = decide_symbols.map(
+                    unmapped(account), [[symbol] for symbol in symbols], unmapped(step_time), unmapped(run_id),
+                    unmapped(dry_run), unmapped(team),
+                ).result()  # fmt: skip
+            else:
+                batches = [decide_symbols(account, symbols, step_time, run_id, dry_run, team)]
+            for counts in batches:
                 for key, value in counts.items():
                     totals[key] += value
         return totals

@@ -49,24 +49,24 @@ def data(engine, prefect_harness, tmp_path_factory) -> Iterator[SampleData]:
 @pytest.fixture(scope="module")
 def fanned_out(engine, data) -> str:
     """A decision run through the flow (symbols fanned out as tasks) on its own account; returns the run id."""
-    state = decide_flow(symbols=list(data.symbols), as_of=data.end, steps=STEPS, account="ops-fan", return_state=True)
+    state = decide_flow(symbols=list(data.symbols), as_of=data.end, steps=STEPS, account="ops-fan", fan_out=True,
+                        return_state=True)  # fmt: skip
     assert state.is_completed(), state
     return str(state.state_details.flow_run_id)
 
 
 def _sequential_reference(engine: Engine, data: SampleData, account: str) -> None:
     """The pre-fan-out path: every symbol of a step decided and executed in one transaction, in order."""
-    from agents.sentiment import LexiconScorer
-    from agents.team import decide
+    from agents.team import build_team, decide
     from alphaloom.audit import recorded_run
     from alphaloom.guards import kill_switch_state
     from execution.accounts import ensure_account
-    from execution.brokers.paper import PaperBroker
+    from execution.brokers.paper import PaperBroker, PostgresPaperVenue
     from execution.submit import execute
     from flows.decide import decision_times
 
     settings = get_settings()
-    scorer = LexiconScorer()
+    team = build_team(settings)
     with recorded_run(engine, "decide-sequential-reference", {}) as run_id:
         with engine.begin() as conn:
             ensure_account(conn, account, venue="paper", base_currency=settings.base_currency, mode="paper",
@@ -74,10 +74,11 @@ def _sequential_reference(engine: Engine, data: SampleData, account: str) -> Non
         for as_of in decision_times(data.end, STEPS, settings.timeframe):
             with engine.begin() as conn:
                 decisions = decide(conn, account=account, symbols=list(data.symbols), as_of=as_of, run_id=run_id,
-                                   settings=settings, scorer=scorer)  # fmt: skip
+                                   settings=settings, scorer=team.scorer, llm_agent=team.llm_agent)  # fmt: skip
                 intents = [i for d in decisions for i in d.intents]
                 broker = PaperBroker(fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
-                                     kill_switch=lambda conn=conn: kill_switch_state(conn))  # fmt: skip
+                                     kill_switch=lambda conn=conn: kill_switch_state(conn),
+                                     venue=PostgresPaperVenue(engine))  # fmt: skip
                 execute(conn, intents, run_id=run_id, broker=broker, settings=settings, event_time=as_of)
 
 
@@ -105,6 +106,14 @@ def test_fanned_out_symbols_give_exactly_the_sequential_results(engine, data, fa
     assert len(fan["decisions"]) == STEPS * len(data.symbols)
     assert fan["fills"], "the window must trade for the comparison to mean anything"
     assert fan == seq
+
+
+def test_the_default_flow_path_is_the_sequential_reference(engine, data) -> None:
+    state = decide_flow(symbols=list(data.symbols), as_of=data.end, steps=STEPS, account="ops-flow-seq",
+                        return_state=True)  # fmt: skip
+    assert state.is_completed(), state
+    _sequential_reference(engine, data, "ops-seq-2")
+    assert _outcome(engine, "ops-flow-seq") == _outcome(engine, "ops-seq-2")
 
 
 def test_a_second_decision_run_for_the_same_account_does_not_overlap(engine, data) -> None:
