@@ -90,8 +90,9 @@ def bar_chart(values: pd.Series, *, width: int = 600, bar_height: int = 22) -> s
         y = i * bar_height
         parts.append(f'<rect x="{x:.1f}" y="{y}" width="{length:.1f}" height="{bar_height - 6}" fill="{colour}"/>')
         parts.append(f'<text x="-8" y="{y + 12}" font-size="12" text-anchor="end">{html.escape(str(label))}</text>')
-        parts.append(f'<text x="{half + (length + 6 if value >= 0 else -length - 6):.1f}" y="{y + 12}" font-size="11" '
-                     f'text-anchor="{"start" if value >= 0 else "end"}">{float(value):,.2f}</text>')  # fmt: skip
+        # Labels sit right of the bar for gains and right of the axis for losses, so they never cover the names.
+        label_x = half + length + 6 if value >= 0 else half + 6
+        parts.append(f'<text x="{label_x:.1f}" y="{y + 12}" font-size="11">{float(value):,.2f}</text>')
     parts.append(f'<line x1="{half}" y1="0" x2="{half}" y2="{height}" stroke="#9aa3b5"/></g></svg>')
     return "".join(parts)
 
