@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, text
 
 from agents.sentiment import SentimentScore
-from alphaloom.domain import Action, AgentOpinion, NewsId, NewsItem, require_utc
+from alphaloom.domain import Action, AgentOpinion, NewsId, NewsItem, Signal, require_utc
 
 AGENT = "news"
 
@@ -25,6 +25,8 @@ class NewsParams:
     window_hours: float = 24.0
     action_threshold: float = 0.2
     full_confidence_count: int = 3
+    # How much a detected sentiment shock (agents.strategies.event_driven) adds to the mean sentiment.
+    event_weight: float = 0.5
 
     @property
     def window(self) -> timedelta:
@@ -66,9 +68,11 @@ def news_opinion(
     as_of: datetime,
     scores: Mapping[NewsId, SentimentScore],
     params: NewsParams = NewsParams(),
+    event: Signal | None = None,
 ) -> AgentOpinion:
     """BUY when the mean score >= threshold, SELL when <= -threshold; confidence = |mean| scaled down while fewer
-    than ``full_confidence_count`` stories back it."""
+    than ``full_confidence_count`` stories back it. A detected ``event`` (a sentiment shock) moves the mean by
+    ``event_weight * event.strength`` before the thresholds apply."""
     count = len(scores)
     if count == 0:
         return AgentOpinion(
@@ -80,7 +84,9 @@ def news_opinion(
             rationale="no news in the window",
             details={"count": 0, "mean": None},
         )
-    mean = sum(s.score for s in scores.values()) / count
+    sentiment_mean = sum(s.score for s in scores.values()) / count
+    event_strength = event.strength if event is not None else 0.0
+    mean = max(-1.0, min(1.0, sentiment_mean + params.event_weight * event_strength))
     action = (
         Action.BUY
         if mean >= params.action_threshold
@@ -98,8 +104,10 @@ def news_opinion(
         action=action,
         confidence=round(confidence, 6),
         rationale=(
-            f"{count} stories, mean sentiment {mean:+.2f} ({labels['positive']} positive, {labels['negative']} "
-            f"negative, {labels['neutral']} neutral; threshold ±{params.action_threshold:g}) -> {action.value}"
+            f"{count} stories, mean sentiment {sentiment_mean:+.2f} ({labels['positive']} positive, "
+            f"{labels['negative']} negative, {labels['neutral']} neutral)"
+            + (f"; event: {event.reason}" if event is not None and event.strength != 0 else "")
+            + f"; score {mean:+.2f} (threshold ±{params.action_threshold:g}) -> {action.value}"
         ),
-        details={"count": count, "mean": mean, "labels": labels},
+        details={"count": count, "mean": sentiment_mean, "score": mean, "event": event_strength, "labels": labels},
     )

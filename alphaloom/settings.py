@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     base_currency: str = "USDT"
     exchange: str = "demo"
     timeframe: str = "1h"
+    # Benchmark for the rolling beta/correlation features (dbt var benchmark_symbol).
+    benchmark_symbol: str = "BTC/USDT"
     symbols: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT", "AAPL/USD", "MSFT/USD", "SPY/USD"]
     )
@@ -62,6 +64,88 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
+    # FinBERT weights come from a local folder or the local hub cache; set this to let a load download them.
+    finbert_allow_download: bool = False
+    # LLM analyst: client behaviour, prices (per 1k tokens, in the account's quote currency) and budget caps.
+    llm_timeout_s: float = 30.0
+    llm_max_retries: int = 2
+    llm_temperature: float = 0.0
+    llm_max_tokens: int = 600
+    llm_price_per_1k_prompt: Decimal = Decimal("0.00015")
+    llm_price_per_1k_completion: Decimal = Decimal("0.0006")
+    llm_daily_token_budget: int = 200_000
+    llm_daily_cost_budget: Decimal = Decimal("1.00")
+    llm_run_token_budget: int = 50_000
+    llm_run_cost_budget: Decimal = Decimal("0.25")
+
+    # --- Risk and execution (agents/risk, execution/) -------------------------------------------------------------
+    # Drawdown controller: from peak equity, scale new exposure by ``drawdown_reduce_factor`` past the first threshold,
+    # deny every new buy past the second.
+    drawdown_reduce_pct: Decimal = Decimal("10")
+    drawdown_halt_pct: Decimal = Decimal("20")
+    drawdown_reduce_factor: Decimal = Decimal("0.5")
+    # Exposure limits as percent of equity; gross/net leverage as multiples of equity.
+    max_asset_exposure_pct: Decimal = Decimal("25")
+    max_class_exposure_pct: Decimal = Decimal("60")
+    max_gross_leverage: Decimal = Decimal("1")
+    max_net_leverage: Decimal = Decimal("1")
+    # Symbol -> sector/asset class (JSON in the environment); unmapped symbols fall back to crypto/equity by quote.
+    asset_classes: dict[str, str] = Field(default_factory=dict)
+    # Correlation risk: symbols whose return correlation is at least this form a cluster capped at this share.
+    correlation_threshold: float = 0.8
+    max_cluster_exposure_pct: Decimal = Decimal("40")
+    correlation_lookback_bars: int = 200
+    # Portfolio VaR limit (historical, 99%, 1 day) as percent of equity.
+    max_var_pct: Decimal = Decimal("10")
+    # Sizing: fractional Kelly (fraction, capped), volatility targeting (annualised), protective exit levels.
+    kelly_fraction: Decimal = Decimal("0.25")
+    kelly_cap: Decimal = Decimal("0.2")
+    target_volatility: float = 0.4
+    stop_loss_pct: Decimal = Decimal("5")
+    take_profit_pct: Decimal = Decimal("10")
+    # Fat-finger checks before any submit (execution): the daily loss limit halts the account.
+    daily_loss_limit: Decimal = Decimal("5000")
+    max_orders_per_run: int = 50
+    # Paper venue realism: half-spread paid, square-root impact coefficient (bps at 100% of bar volume), participation.
+    paper_spread_bps: Decimal = Decimal("2")
+    paper_impact_bps: Decimal = Decimal("50")
+    paper_max_participation: Decimal = Decimal("0.1")
+    # Kill switch: also cancel open orders at the venue when it is turned on.
+    kill_switch_cancels_open_orders: bool = True
+    # Credentials encryption key (Fernet, urlsafe base64); else the 0600 file ``home/secret.key``.
+    secret_key: SecretStr | None = None
+
+    # Ingest (issue 4). ccxt price series as "exchange:BASE/QUOTE:timeframe"; a series with nothing stored starts
+    # ``ccxt_backfill_days`` back. News feeds: URLs or files. Aliases: symbol -> words that tag a story with it.
+    ccxt_sources: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ccxt_max_concurrency: int = 4
+    ccxt_backfill_days: int = 30
+    feeds: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    symbol_aliases: dict[str, list[str]] = Field(default_factory=dict)
+    # Live quotes cache for `alphaloom stream`; unset = no cache.
+    redis_url: str | None = None
+    # Data quality: a run of missing bars inside the session calendar longer than this is reported.
+    quality_gap_tolerance_bars: int = 3
+
+    @field_validator("ccxt_sources", "feeds", mode="before")
+    @classmethod
+    def _split_ingest_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
+    # Operations (alphaloom serve / health / alerts).
+    # Alerts are POSTed as JSON here (and always logged); unset: log only. May embed a token, so it is a secret.
+    alert_webhook_url: SecretStr | None = None
+    alert_timeout_seconds: float = 5.0
+    # `alphaloom serve` binds the Prefect server here; 127.0.0.1 keeps the UI off the network unless asked.
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 4200
+    serve_work_pool: str = "alphaloom-process"
+    # Stale data: no new bar for a symbol within this many bar lengths.
+    stale_after_bars: int = 3
+    # Decision runs: how long a second run for the same account waits for the first before giving up.
+    decision_lock_wait_seconds: float = 0.0
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -71,8 +155,17 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def alias_map(self) -> dict[str, str]:
+        """``symbol_aliases`` inverted: alias -> symbol, as the news parser takes it."""
+        return {alias: symbol for symbol, aliases in self.symbol_aliases.items() for alias in aliases}
+
+    @property
     def pgdata_dir(self) -> Path:
         return self.pgdata or self.home / "pg"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"
 
     @property
     def offline_data_dir(self) -> Path:

@@ -1,19 +1,28 @@
 """Execution: turn approved ``OrderIntent``s into orders at a broker, exactly once, and book what filled.
 
-For each intent, in order (on the caller's connection; the caller's transaction decides):
+For each intent, in order (on the caller's connection; the caller's transaction decides), under a per-account
+advisory lock:
 
-1. kill switch engaged -> nothing is sent (no broker call), counted in ``kill_switch_blocked`` and recorded as a denied
-   ``execution_guard`` risk check;
-2. an order with the intent's client order id (``client_order_id_for(decision_id, leg)``) already exists -> nothing is
+1. an order with the intent's client order id (``client_order_id_for(decision_id, leg)``) already exists -> nothing is
    sent; it is returned in ``duplicates``, after reconciling with ``broker.lookup`` when its status was not final;
-3. the hard limits of ``alphaloom.guards`` (and long-only) are checked again -> a breach sends nothing, raises nothing,
-   is returned in ``refused`` and recorded as a denied ``execution_guard`` risk check (an approved one otherwise);
-4. the order row is inserted (``ON CONFLICT (client_order_id) DO NOTHING``), submitted, and its events
-   (new -> submitted -> filled), fills, position and cash are written.
+2. the submit journal (``execution.journal``) shows an earlier attempt that never got recorded (a crash between
+   submit and record) -> the venue is asked by client order id first; what it has is recorded (``recovered``) and
+   nothing is resent; only an order the venue never saw may be sent;
+3. kill switch engaged -> nothing is sent (no broker call), counted in ``kill_switch_blocked``;
+4. the guards: live arming (a ``live`` broker needs an account in mode live/shadow with ``live_enabled``), account
+   halt, daily loss limit (halts the account), orders per decision run, the hard limits of ``alphaloom.guards``
+   (max notional per order, max position, price band around the last trade) and long-only -> a breach sends nothing,
+   raises nothing, is returned in ``refused``; every trip is recorded (``audit.guard_trips``);
+5. the order row is inserted (``ON CONFLICT (client_order_id) DO NOTHING``), the attempt journaled and committed,
+   the order submitted, and its events (new -> submitted -> filled | expired...), fills, position and cash written.
 
-Writes: ``audit.orders``, ``audit.order_events`` (``event_ts`` = ``event_time``), ``audit.fills``, ``audit.positions``,
-``audit.balances`` (the account's base currency), ``audit.risk_checks`` (``execution_guard``), ``audit.lineage``
-(order -> decision, fill -> order). Cash assumes the symbol's quote currency is the account's base currency.
+Steps 3-4 are also recorded as an ``execution_guard`` risk check, denied or approved, with the numbers.
+
+Writes: ``audit.orders`` (with ``arrival_price``: the last trade at submit, and ``parent_client_order_id`` for child
+orders), ``audit.order_events`` (``event_ts`` = ``event_time``), ``audit.fills``, ``audit.positions``,
+``audit.balances`` (the account's base currency), ``audit.risk_checks``, ``audit.guard_trips``, ``audit.lineage``
+(order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash assumes the symbol's
+quote currency is the account's base currency.
 """
 
 from __future__ import annotations
@@ -48,6 +57,16 @@ from alphaloom.errors import (
 from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits, kill_switch_state
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
+from execution.fatfinger import (
+    check_daily_loss,
+    check_orders_per_run,
+    day_equity,
+    halt_state,
+    orders_in_run,
+    record_trip,
+    set_halt,
+)
+from execution.journal import record_attempt, was_attempted
 from execution.ledger import Holding, apply_fill, cash_change
 from execution.orders import is_terminal, path_to
 
@@ -79,6 +98,7 @@ class ExecutionResult:
     refused: list[Refusal] = field(default_factory=list)
     rejected: list[OrderOutcome] = field(default_factory=list)
     unknown: list[ClientOrderId] = field(default_factory=list)
+    recovered: list[OrderOutcome] = field(default_factory=list)
     kill_switch_blocked: int = 0
     broker_submits: int = 0
 
@@ -87,13 +107,17 @@ class ExecutionResult:
 class _Account:
     venue: str
     base_currency: str
+    mode: str
+    live_enabled: bool
 
 
 def _account(conn: Connection, account: str) -> _Account:
-    row = conn.execute(text("select venue, base_currency from audit.accounts where id = :a"), {"a": account}).first()
+    row = conn.execute(
+        text("select venue, base_currency, mode, live_enabled from audit.accounts where id = :a"), {"a": account}
+    ).first()
     if row is None:
         raise ConfigError(f"account {account!r} does not exist; create it with execution.accounts.ensure_account")
-    return _Account(row.venue, row.base_currency)
+    return _Account(row.venue, row.base_currency, row.mode, bool(row.live_enabled))
 
 
 def _holding(conn: Connection, account: str, symbol: str, *, lock: bool = False) -> Holding:
@@ -107,24 +131,6 @@ def _holding(conn: Connection, account: str, symbol: str, *, lock: bool = False)
     if row is None:
         return Holding.flat()
     return Holding(Decimal(row.quantity), Decimal(row.avg_price), Decimal(row.realized_pnl))
-
-
-def _last_price(conn: Connection, settings: Settings, symbol: str, event_time: datetime) -> Decimal | None:
-    """Close of the newest ``raw.ohlcv`` bar known at ``event_time`` (point in time), or None."""
-    value = conn.execute(
-        text(
-            """select close from raw.ohlcv
-               where exchange = :e and symbol = :s and timeframe = :tf and ts <= :cutoff
-               order by ts desc limit 1"""
-        ),
-        {
-            "e": settings.exchange,
-            "s": symbol,
-            "tf": settings.timeframe,
-            "cutoff": event_time - timeframe_delta(settings.timeframe),
-        },
-    ).scalar()
-    return None if value is None else Decimal(value)
 
 
 def _guard_name(intent: OrderIntent) -> str:
@@ -305,6 +311,91 @@ def _apply_report(
     return status
 
 
+def _last_bar(
+    conn: Connection, settings: Settings, symbol: str, event_time: datetime
+) -> tuple[Decimal, Decimal] | None:
+    """(close, volume) of the newest ``raw.ohlcv`` bar known at ``event_time`` (point in time), or None."""
+    row = conn.execute(
+        text(
+            """select close, volume from raw.ohlcv
+               where exchange = :e and symbol = :s and timeframe = :tf and ts <= :cutoff
+               order by ts desc limit 1"""
+        ),
+        {
+            "e": settings.exchange,
+            "s": symbol,
+            "tf": settings.timeframe,
+            "cutoff": event_time - timeframe_delta(settings.timeframe),
+        },
+    ).first()
+    return None if row is None else (Decimal(row.close), Decimal(row.volume))
+
+
+def _account_guards(
+    conn: Connection,
+    intent: OrderIntent,
+    account: _Account,
+    *,
+    broker: Broker,
+    settings: Settings,
+    run_id: str,
+    event_time: datetime,
+) -> list[LimitBreach]:
+    """Account-level guards before any submit: live arming, account halt, daily loss limit, orders per run."""
+    breaches: list[LimitBreach] = []
+    if getattr(broker, "live", False) and not (account.live_enabled and account.mode in ("live", "shadow")):
+        breaches.append(
+            LimitBreach(
+                "live_not_armed",
+                f"account {intent.account!r} (mode {account.mode}) is not armed for live orders",
+                {"mode": account.mode, "live_enabled": str(account.live_enabled), "broker": broker.name},
+            )
+        )
+    halt = halt_state(conn, intent.account)
+    if halt.halted:
+        breaches.append(LimitBreach("account_halted", f"account halted: {halt.reason}", {"reason": halt.reason}))
+    else:
+        day_start, equity = day_equity(conn, intent.account, event_time)
+        loss = check_daily_loss(day_start, equity, settings.daily_loss_limit)
+        if loss is not None:
+            set_halt(conn, intent.account, True, loss.reason, loss.numbers)
+            breaches.append(loss)
+    too_many = check_orders_per_run(orders_in_run(conn, intent.account, run_id), settings.max_orders_per_run)
+    if too_many is not None:
+        breaches.append(too_many)
+    return breaches
+
+
+def _insert_order(
+    conn: Connection,
+    intent: OrderIntent,
+    coid: ClientOrderId,
+    *,
+    run_id: str,
+    broker: Broker,
+    parent: ClientOrderId | None,
+    arrival_price: Decimal | None,
+    event_time: datetime,
+) -> bool:
+    inserted = conn.execute(
+        text(
+            """insert into audit.orders (client_order_id, decision_id, leg, run_id, account, venue, symbol, side,
+                                         order_type, quantity, reference_price, status, parent_client_order_id,
+                                         arrival_price)
+               values (:c, :d, :leg, :r, :a, :venue, :s, :side, 'market', :q, :p, 'new', :parent, :arrival)
+               on conflict (client_order_id) do nothing returning client_order_id"""
+        ),
+        {"c": coid, "d": intent.decision_id, "leg": intent.leg, "r": run_id, "a": intent.account,
+         "venue": broker.name, "s": intent.symbol, "side": intent.side.value, "q": intent.quantity,
+         "p": intent.reference_price, "parent": parent, "arrival": arrival_price},
+    ).first()  # fmt: skip
+    if inserted is None:
+        return False
+    _record_event(conn, run_id, coid, None, OrderStatus.NEW, event_time, {"broker": broker.name}, event="created")
+    add_lineage(conn, run_id, "audit.orders", coid, [("audit.decisions", {"decision_id": intent.decision_id})])
+    return True
+
+
 def execute(
     conn: Connection,
     intents: Sequence[OrderIntent],
@@ -314,9 +405,11 @@ def execute(
     settings: Settings,
     event_time: datetime,
     last_prices: Mapping[str, Decimal] | None = None,
+    parents: Mapping[ClientOrderId, ClientOrderId] | None = None,
 ) -> ExecutionResult:
     """Send each intent at most once (see the module docstring). ``last_prices`` overrides the price-band reference;
-    by default it is the newest ``raw.ohlcv`` close known at ``event_time``, else the intent's reference price."""
+    by default it is the newest ``raw.ohlcv`` close known at ``event_time``, else the intent's reference price.
+    ``parents`` maps a child order's client id to its parent's (TWAP, iceberg, routed splits)."""
     event_time = require_utc(event_time, "event_time")
     limits = HardLimits.from_settings(settings)
     result = ExecutionResult()
@@ -326,12 +419,6 @@ def execute(
         )
         account = _account(conn, intent.account)
         coid = client_order_id_for(intent.decision_id, intent.leg)
-
-        switch = kill_switch_state(conn)
-        if switch.engaged:
-            result.kill_switch_blocked += 1
-            _record_guard(conn, run_id, intent, False, f"kill switch engaged: {switch.reason}", {"engaged": "True"})
-            continue
 
         existing = conn.execute(
             text("select status from audit.orders where client_order_id = :c"), {"c": coid}
@@ -350,10 +437,35 @@ def execute(
             result.duplicates.append(outcome)
             continue
 
+        bar = _last_bar(conn, settings, intent.symbol, event_time)
+        override = (last_prices or {}).get(intent.symbol)
+        last_price = override or (bar[0] if bar else None)
+        parent = (parents or {}).get(coid)
+        if was_attempted(conn, coid):
+            # An earlier attempt's outcome is unknown (it crashed before recording): ask the venue before resending.
+            report = broker.lookup(coid)
+            if report is not None:
+                _insert_order(conn, intent, coid, run_id=run_id, broker=broker, parent=parent,
+                              arrival_price=last_price, event_time=event_time)  # fmt: skip
+                status = _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report,
+                                       account=intent.account, base_currency=account.base_currency,
+                                       event_time=event_time)  # fmt: skip
+                result.recovered.append(OrderOutcome(coid, status, report.fills, "recovered from the venue"))
+                continue
+
+        switch = kill_switch_state(conn)
+        if switch.engaged:
+            result.kill_switch_blocked += 1
+            _record_guard(conn, run_id, intent, False, f"kill switch engaged: {switch.reason}", {"engaged": "True"})
+            record_trip(conn, run_id=run_id, account=intent.account, guard="kill_switch", reason=switch.reason,
+                        numbers={"engaged": True}, symbol=intent.symbol, decision_id=intent.decision_id)  # fmt: skip
+            continue
+
         holding = _holding(conn, intent.account, intent.symbol, lock=True)
         signed = intent.quantity if intent.side is Side.BUY else -intent.quantity
-        last_price = (last_prices or {}).get(intent.symbol) or _last_price(conn, settings, intent.symbol, event_time)
-        breaches = check_hard_limits(
+        breaches = _account_guards(conn, intent, account, broker=broker, settings=settings, run_id=run_id,
+                                   event_time=event_time)  # fmt: skip
+        breaches += check_hard_limits(
             limits,
             signed_quantity=signed,
             price=intent.reference_price,
@@ -378,34 +490,18 @@ def execute(
         if breaches:
             result.refused.append(Refusal(intent, tuple(breaches)))
             _record_guard(conn, run_id, intent, False, "; ".join(b.reason for b in breaches), numbers)
+            for b in breaches:
+                record_trip(conn, run_id=run_id, account=intent.account, guard=b.limit, reason=b.reason,
+                            numbers=b.numbers, symbol=intent.symbol, client_order_id=coid,
+                            decision_id=intent.decision_id)  # fmt: skip
             continue
         _record_guard(conn, run_id, intent, True, "hard limits hold at execution", numbers)
 
-        inserted = conn.execute(
-            text(
-                """insert into audit.orders (client_order_id, decision_id, leg, run_id, account, venue, symbol, side,
-                                             order_type, quantity, reference_price, status)
-                   values (:c, :d, :leg, :r, :a, :venue, :s, :side, 'market', :q, :p, 'new')
-                   on conflict (client_order_id) do nothing returning client_order_id"""
-            ),
-            {
-                "c": coid,
-                "d": intent.decision_id,
-                "leg": intent.leg,
-                "r": run_id,
-                "a": intent.account,
-                "venue": broker.name,
-                "s": intent.symbol,
-                "side": intent.side.value,
-                "q": intent.quantity,
-                "p": intent.reference_price,
-            },
-        ).first()
-        if inserted is None:  # inserted concurrently since we looked: the other run owns the submit
+        if not _insert_order(conn, intent, coid, run_id=run_id, broker=broker, parent=parent,
+                             arrival_price=last_price, event_time=event_time):  # fmt: skip
+            # inserted concurrently since we looked: the other run owns the submit
             result.duplicates.append(OrderOutcome(coid, OrderStatus.NEW, reason="created concurrently"))
             continue
-        _record_event(conn, run_id, coid, None, OrderStatus.NEW, event_time, {"broker": broker.name}, event="created")
-        add_lineage(conn, run_id, "audit.orders", coid, [("audit.decisions", {"decision_id": intent.decision_id})])
 
         request = OrderRequest(
             client_order_id=coid,
@@ -415,7 +511,9 @@ def execute(
             quantity=intent.quantity,
             reference_price=intent.reference_price,
             submitted_at=event_time,
+            bar_volume=bar[1] if bar else None,
         )
+        record_attempt(conn, coid, intent.account, broker.name)
         result.broker_submits += 1
         try:
             report = broker.submit(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow, task
 
 from alphaloom.dbt_runner import build_features as dbt_build
+from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
 
@@ -14,7 +15,7 @@ def run_dbt_build() -> dict[str, object]:
     return {"invocation_id": run.invocation_id, "nodes": len(run.results)}
 
 
-@flow(name="build_features")
+@flow(name="build_features", on_failure=[alert_on_failure])
 def build_features() -> dict[str, object]:
     """`dbt build`: staging -> intermediate -> marts, with every data and unit test."""
     with audited_run("build_features", {}):

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from prefect import flow, task
+from prefect import flow, task, unmapped
+from prefect.cache_policies import NO_CACHE
 
-from agents.sentiment import LexiconScorer, SentimentScorer
-from agents.team import decide
+from agents.team import Team, build_team, decide
+from alphaloom.db.engine import get_engine
 from alphaloom.domain import require_utc, timeframe_delta
 from alphaloom.guards import kill_switch_state
+from alphaloom.locks import account_run_lock
 from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
-from execution.brokers.paper import PaperBroker
+from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
+from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
 
@@ -28,18 +31,20 @@ def decision_times(as_of: datetime, steps: int, timeframe: str) -> list[datetime
     return [end - bar * k for k in reversed(range(steps))]
 
 
-@task
-def decide_step(
-    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, scorer: SentimentScorer
+# NO_CACHE: the team holds a model and an HTTP client, which must not be hashed as task inputs on every step.
+@task(cache_policy=NO_CACHE)
+def decide_symbols(
+    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team
 ) -> dict[str, int]:
-    """Decide and execute one step in one transaction; a dry run rolls everything back."""
+    """Decide and execute ``symbols`` at one step in one transaction; a dry run rolls everything back."""
     from alphaloom.db.engine import get_engine
 
     settings = get_settings()
     with get_engine().connect() as conn, conn.begin() as tx:
         decisions = decide(
-            conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings, scorer=scorer
-        )
+            conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
+            scorer=team.scorer, llm_agent=team.llm_agent,
+        )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         submitted = 0
         if intents and not dry_run:
@@ -47,6 +52,7 @@ def decide_step(
                 fee_bps=settings.paper_fee_bps,
                 slippage_bps=settings.paper_slippage_bps,
                 kill_switch=lambda: kill_switch_state(conn),
+                venue=PostgresPaperVenue(get_engine()),
             )
             result = execute(conn, intents, run_id=run_id, broker=broker, settings=settings, event_time=as_of)
             submitted = len(result.submitted)
@@ -55,13 +61,13 @@ def decide_step(
     return {"decisions": len(decisions), "intents": len(intents), "submitted": submitted}
 
 
-def _ensure_paper_account(settings: Settings, run_id: str) -> None:
+def _ensure_paper_account(settings: Settings, account: str, run_id: str) -> None:
     from alphaloom.db.engine import get_engine
 
     with get_engine().begin() as conn:
         ensure_account(
             conn,
-            settings.account,
+            account,
             venue="paper",
             base_currency=settings.base_currency,
             mode="paper",
@@ -70,26 +76,45 @@ def _ensure_paper_account(settings: Settings, run_id: str) -> None:
         )
 
 
-@flow(name="decide")
+@flow(name="decide", on_failure=[alert_on_failure])
 def decide_flow(
     symbols: list[str] | None = None,
     as_of: datetime | None = None,
     steps: int = 1,
     dry_run: bool = False,
     account: str | None = None,
+    fan_out: bool = False,
 ) -> dict[str, int]:
-    """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on the paper account."""
+    """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on the paper account.
+
+    One run per account at a time (``alphaloom.locks``: a second one fails with "another decision run ... is in
+    progress"). Steps run in order (a step sees the positions the previous one left). By default a step decides all
+    symbols in one transaction, in order, so portfolio-level risk sees the step's earlier orders and a replay is
+    deterministic. ``fan_out=True`` makes each symbol its own task on the flow's task runner (a Dask/Ray task runner
+    then spreads symbols over machines unchanged); symbols of one step are then decided concurrently, so each sees
+    the others' orders of that step only once committed."""
     settings = get_settings()
     account = account or settings.account
     symbols = symbols or settings.symbols
     times = decision_times(as_of or datetime.now(UTC), steps, settings.timeframe)
     parameters = {"account": account, "symbols": symbols, "as_of": times[-1].isoformat(), "steps": steps,
-                  "dry_run": dry_run}  # fmt: skip
-    with audited_run("decide", parameters) as (_, run_id):
-        _ensure_paper_account(settings, run_id)
-        scorer = LexiconScorer()
+                  "dry_run": dry_run, "fan_out": fan_out}  # fmt: skip
+    with (
+        account_run_lock(get_engine(), account, wait_seconds=settings.decision_lock_wait_seconds),
+        audited_run("decide", parameters) as (_, run_id),
+    ):
+        _ensure_paper_account(settings, account, run_id)
+        team = build_team(settings)
         totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0}
         for step_time in times:
-            for key, value in decide_step(account, symbols, step_time, run_id, dry_run, scorer).items():
-                totals[key] += value
+            if fan_out:
+                batches = decide_symbols.map(
+                    unmapped(account), [[symbol] for symbol in symbols], unmapped(step_time), unmapped(run_id),
+                    unmapped(dry_run), unmapped(team),
+                ).result()  # fmt: skip
+            else:
+                batches = [decide_symbols(account, symbols, step_time, run_id, dry_run, team)]
+            for counts in batches:
+                for key, value in counts.items():
+                    totals[key] += value
         return totals

@@ -1,40 +1,73 @@
-"""Flow: ingest news feeds (files or URLs) into raw.news with sightings and symbols."""
+"""Flow: ingest news feeds (files, or URLs fetched with conditional GET) into raw.news with sightings and symbols.
+
+Each batch passes the GX quality gate first; broken feeds are recorded in raw.feed_failures and the others still load.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from prefect import flow, get_run_logger, task
 
+from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, record_fetches
 from alphaloom.ingest.news import ParsedFeed, parse_feed, store_news
+from alphaloom.quality.gate import record_report
 from alphaloom.settings import get_settings
+from flows._alerts import alert_on_failure
 from flows._audit import audited_run
+from flows.ingest_prices import quality_gate
 
 FEED_SUFFIXES = (".rss", ".atom", ".xml")
 
 
 def default_feeds() -> list[str]:
+    configured = get_settings().feeds
+    if configured:
+        return list(configured)
     folder = get_settings().offline_data_dir / "news"
     return sorted(str(p) for p in folder.glob("*") if p.suffix.lower() in FEED_SUFFIXES)
 
 
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
 @task(retries=2, retry_delay_seconds=2)
-def read_feed(source: str) -> ParsedFeed:
-    """A live URL is first seen now; a file has no fetch time in the past, so its first-seen time is assumed."""
-    is_url = source.startswith(("http://", "https://"))
-    latency = timedelta(minutes=get_settings().news_assumed_latency_minutes)
-    feed = parse_feed(source, fetched_at=datetime.now(UTC) if is_url else None, assumed_latency=latency)
+def read_feed_file(source: str) -> ParsedFeed:
+    """A file has no fetch time in the past, so its first-seen time is assumed (publication + latency)."""
+    settings = get_settings()
+    latency = timedelta(minutes=settings.news_assumed_latency_minutes)
+    feed = parse_feed(source, fetched_at=None, assumed_latency=latency, aliases=settings.alias_map)
     for rejected in feed.rejected[:20]:
         get_run_logger().warning("quarantined %s", rejected)
     return feed
 
 
-@flow(name="ingest_news")
-def ingest_news(feeds: list[str] | None = None) -> dict[str, int]:
-    """Parse every feed and store its stories once, with one sighting per feed."""
+@flow(name="ingest_news", on_failure=[alert_on_failure])
+def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[str, object]:
+    """Read every feed and store its stories once, with one sighting per feed; URLs are fetched conditionally."""
     sources = feeds or default_feeds()
-    with audited_run("ingest_news", {"feeds": sources}) as (engine, run_id):
-        parsed = [read_feed(source) for source in sources]
+    settings = get_settings()
+    urls = [s for s in sources if _is_url(s)]
+    with audited_run("ingest_news", {"feeds": sources, "quality": quality}) as (engine, run_id):
+        parsed: list[ParsedFeed] = [read_feed_file(s) for s in sources if not _is_url(s)]
+        broken: list[tuple[str, str]] = []
+        if urls:
+            with engine.begin() as conn:
+                states = load_states(conn, urls)
+            fetches = fetch_feeds(urls, states)
+            fetched = [parse_fetched(f, aliases=settings.alias_map) for f in fetches]
+            with engine.begin() as conn:
+                broken = record_fetches(conn, run_id, fetches, fetched)
+            parsed.extend(p for p in fetched if p is not None)
+        for feed, reason in broken:
+            get_run_logger().warning("broken feed %s: %s", feed, reason)
+        report = None
+        if quality and parsed:
+            parsed, report = quality_gate().check_news(parsed, batch=f"news {len(parsed)} feeds")
         with engine.begin() as conn:
-            return asdict(store_news(conn, run_id, parsed))
+            if report is not None:
+                record_report(conn, run_id, report)
+            result = asdict(store_news(conn, run_id, parsed))
+        return {**result, "broken_feeds": len(broken), "quality": None if report is None else report.success}

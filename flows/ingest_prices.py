@@ -1,16 +1,25 @@
-"""Flow: ingest price files into raw.ohlcv (bad rows quarantined, re-runs add nothing)."""
+"""Flow: ingest price bars into raw.ohlcv from files (CSV/Parquet) and ccxt exchanges.
+
+Every batch is validated by the GX quality gate before it is merged; failing rows and bad files go to raw.quarantine
+with the reason, re-runs add nothing, and a ccxt series resumes after its last stored bar.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
 from alphaloom.errors import SchemaError
-from alphaloom.ingest.prices import merge_bars, read_price_file
+from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series, make_exchange, resume_points
+from alphaloom.ingest.prices import PriceBatch, merge_bars, read_price_file
 from alphaloom.ingest.quarantine import Rejected, quarantine
+from alphaloom.quality.gate import QualityGate, record_report
 from alphaloom.settings import get_settings
+from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
 PRICE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -21,29 +30,76 @@ def default_price_files() -> list[str]:
     return sorted(str(p) for p in folder.glob("*") if p.suffix.lower() in PRICE_SUFFIXES)
 
 
-@task(retries=2, retry_delay_seconds=2)
-def ingest_price_file(path: str, run_id: str) -> dict[str, int | str]:
+@lru_cache(maxsize=1)
+def quality_gate() -> QualityGate:
+    settings = get_settings()
+    return QualityGate(settings.home, gap_tolerance_bars=settings.quality_gap_tolerance_bars)
+
+
+def store_batch(batch: PriceBatch, run_id: str, *, quality: bool) -> dict[str, object]:
+    """Quality gate, then merge; one transaction per batch."""
     from alphaloom.db.engine import get_engine
 
-    logger = get_run_logger()
-    engine = get_engine()
+    report = None
+    if quality:
+        batch, report = quality_gate().check_prices(batch)
+    for rejected in batch.rejected[:20]:
+        get_run_logger().warning("quarantined %s", rejected)
+    with get_engine().begin() as conn:
+        if report is not None:
+            record_report(conn, run_id, report)
+        result = merge_bars(conn, batch, run_id)
+    return {**asdict(result), "quality": None if report is None else report.success}
+
+
+@task(retries=2, retry_delay_seconds=2)
+def ingest_price_file(path: str, run_id: str, quality: bool = True) -> dict[str, object]:
+    from alphaloom.db.engine import get_engine
+
     try:
         batch = read_price_file(path)
     except SchemaError as exc:
-        logger.error("rejected %s", exc)
-        with engine.begin() as conn:
+        get_run_logger().error("rejected %s", exc)
+        with get_engine().begin() as conn:
             quarantine(conn, run_id, [Rejected(exc.source, exc.location, "", exc.reason)])
         return {"file": path, "error": str(exc), "staged": 0, "inserted": 0, "quarantined": 1}
-    for rejected in batch.rejected[:20]:
-        logger.warning("quarantined %s", rejected)
-    with engine.begin() as conn:
-        result = merge_bars(conn, batch, run_id)
-    return {"file": path, **asdict(result)}
+    return {"file": path, **store_batch(batch, run_id, quality=quality)}
 
 
-@flow(name="ingest_prices")
-def ingest_prices(paths: list[str] | None = None) -> list[dict[str, int | str]]:
-    """Ingest each price file (CSV/Parquet; default: the offline data folder) into raw.ohlcv."""
-    files = paths or default_price_files()
-    with audited_run("ingest_prices", {"paths": files}) as (_, run_id):
-        return [ingest_price_file(str(Path(p)), run_id) for p in files]
+@task
+def ingest_ccxt(sources: list[str], run_id: str, quality: bool = True) -> list[dict[str, object]]:
+    """Fetch closed bars of every series (bounded concurrency), resuming after the last stored bar of each."""
+    from alphaloom.db.engine import get_engine
+
+    settings = get_settings()
+    specs = [SeriesSpec.parse(s) for s in sources]
+    with get_engine().begin() as conn:
+        since = resume_points(conn, specs)
+    results = fetch_series(
+        specs, since, source_for=lambda exchange: CcxtPriceSource(make_exchange(exchange)),
+        max_concurrency=settings.ccxt_max_concurrency,
+        default_since=datetime.now(UTC) - timedelta(days=settings.ccxt_backfill_days),
+    )  # fmt: skip
+    out: list[dict[str, object]] = []
+    for r in results:
+        if r.batch is None:
+            get_run_logger().error("%s: %s", r.spec, r.error)
+            out.append({"file": str(r.spec), "error": r.error, "staged": 0, "inserted": 0, "quarantined": 0})
+        else:
+            out.append({"file": str(r.spec), **store_batch(r.batch, run_id, quality=quality)})
+    return out
+
+
+@flow(name="ingest_prices", on_failure=[alert_on_failure])
+def ingest_prices(
+    paths: list[str] | None = None, ccxt_sources: list[str] | None = None, quality: bool = True
+) -> list[dict[str, object]]:
+    """Ingest price files (default: the offline data folder, unless ccxt sources are given) and ccxt series
+    (default: ``ALPHALOOM_CCXT_SOURCES``) into raw.ohlcv."""
+    sources = ccxt_sources if ccxt_sources is not None else get_settings().ccxt_sources
+    files = paths or ([] if sources else default_price_files())
+    with audited_run("ingest_prices", {"paths": files, "ccxt_sources": sources, "quality": quality}) as (_, run_id):
+        results = [ingest_price_file(str(Path(p)), run_id, quality) for p in files]
+        if sources:
+            results.extend(ingest_ccxt(sources, run_id, quality))
+        return results

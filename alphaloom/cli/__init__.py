@@ -3,7 +3,17 @@
 Each module registers its commands on the shared app; add a module for a new area and import it here.
 """
 
-from alphaloom.cli import db, ops, pipeline  # noqa: F401  (importing registers the commands)
+from alphaloom.cli import (  # noqa: F401  (importing registers the commands)
+    db,
+    docs,
+    explain,
+    health,
+    ingest,
+    ops,
+    pipeline,
+    serve,
+    trading,
+)
 from alphaloom.cli._app import app
 
 __all__ = ["app"]

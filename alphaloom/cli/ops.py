@@ -40,6 +40,10 @@ def kill_switch(
         if state != "status":
             set_kill_switch(conn, state == "on", reason, f"cli:{getpass.getuser()}")
         current = kill_switch_state(conn)
+    if state == "on":
+        from alphaloom.alerts import alert
+
+        alert("kill_switch", f"kill switch engaged: {reason}", {"changed_by": current.changed_by, "reason": reason})
     console.print(
         f"kill switch {'ON' if current.engaged else 'off'} ({current.reason}; by {current.changed_by or '-'})"
     )

@@ -1,4 +1,4 @@
-"""Pipeline commands: ingest, features, decide, demo."""
+"""Pipeline commands: features, decide, demo (ingest commands live in ``alphaloom.cli.ingest``)."""
 
 from __future__ import annotations
 
@@ -11,33 +11,6 @@ from rich.table import Table
 from alphaloom.cli._app import app, console, engine
 from alphaloom.cli.ops import print_account, runs
 from alphaloom.settings import get_settings
-
-ingest_app = typer.Typer(no_args_is_help=True, help="Ingest prices and news.")
-app.add_typer(ingest_app, name="ingest")
-
-
-@ingest_app.command("prices")
-def ingest_prices_cmd(
-    paths: list[str] = typer.Argument(None, help="CSV/Parquet files (default: offline data)."),
-) -> None:
-    """Ingest price files into raw.ohlcv; bad rows go to raw.quarantine with the reason."""
-    from flows.ingest_prices import ingest_prices
-
-    table = Table("file", "staged", "inserted", "unchanged", "revisions", "quarantined", title="ingest_prices")
-    for r in ingest_prices(paths or None):
-        table.add_row(*(str(r.get(k, "")) for k in ("file", "staged", "inserted", "unchanged", "revisions")),
-                      str(r.get("quarantined", "")))  # fmt: skip
-    console.print(table)
-
-
-@ingest_app.command("news")
-def ingest_news_cmd(
-    feeds: list[str] = typer.Argument(None, help="Feed files or URLs (default: offline data)."),
-) -> None:
-    """Ingest RSS/Atom feeds into raw.news (one row per story, one sighting per feed)."""
-    from flows.ingest_news import ingest_news
-
-    console.print(ingest_news(feeds or None))
 
 
 @app.command()

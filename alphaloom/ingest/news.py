@@ -23,7 +23,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SYMBOL_TERM = re.compile(r"^[A-Z0-9][A-Z0-9.\-]*/[A-Z0-9]+$")
 _TAG = re.compile(r"<[^>]+>")
 _PAYLOAD_CHARS = 2000
+_NON_WORD = re.compile(r"[^\w]+")
+_TITLE_WINDOW = timedelta(hours=1)  # syndicated copies appear within minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class ParsedFeed:
     items: list[NewsItem]
     source: str
     rejected: list[Rejected] = field(default_factory=list)
+    bozo: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +125,29 @@ def parse_feed(
     ``name`` overrides ``source_name(source)``. Never raises for bad input: problems come back in ``rejected``.
     """
     label = name or source_name(source)
-    where = str(source)
-    if fetched_at is not None:
-        fetched_at = require_utc(fetched_at, "fetched_at")
     document, problem = _read(source)
     if problem is not None:
-        return ParsedFeed([], label, [Rejected(where, "feed", "", problem)])
+        return ParsedFeed([], label, [Rejected(str(source), "feed", "", problem)])
+    return parse_document(document, source=str(source), name=label, fetched_at=fetched_at,
+                          assumed_latency=assumed_latency, aliases=aliases)  # fmt: skip
+
+
+def parse_document(
+    document: bytes | str,
+    *,
+    source: str,
+    name: str,
+    fetched_at: datetime | None,
+    assumed_latency: timedelta,
+    aliases: Mapping[str, str] | None = None,
+) -> ParsedFeed:
+    """Parse a feed document already fetched (``alphaloom.ingest.feeds`` does the HTTP); same rules as ``parse_feed``.
+
+    ``ParsedFeed.bozo`` carries feedparser's complaint about a malformed document whose entries could still be read.
+    """
+    where, label = source, name
+    if fetched_at is not None:
+        fetched_at = require_utc(fetched_at, "fetched_at")
     parsed = feedparser.parse(document)
     if not parsed.entries and (parsed.bozo or not parsed.version):
         reason = f"{where} is not a readable RSS/Atom feed: {parsed.get('bozo_exception') or 'no feed elements found'}"
@@ -141,7 +161,8 @@ def parse_feed(
         except ValueError as exc:
             location = f"item {index} ({_entry_ref(entry)})"
             rejected.append(Rejected(where, location, _entry_payload(entry), f"{where} {location}: {exc}"))
-    return ParsedFeed(items, label, rejected)
+    bozo = f"malformed feed: {parsed.get('bozo_exception')}" if parsed.bozo else None
+    return ParsedFeed(items, label, rejected, bozo=bozo)
 
 
 def store_news(conn: Connection, run_id: str, feeds: Sequence[ParsedFeed]) -> NewsIngestResult:
@@ -154,8 +175,11 @@ def store_news(conn: Connection, run_id: str, feeds: Sequence[ParsedFeed]) -> Ne
     earliest: dict[str, NewsItem] = {}
     sightings: dict[tuple[str, str], datetime] = {}
     symbols: set[tuple[str, str]] = set()
+    same_story = _title_aliases(conn, [i for f in feeds for i in f.items])
     for feed in feeds:
         for item in feed.items:
+            if item.id in same_story:
+                item = replace(item, id=same_story[item.id])
             kept = earliest.get(item.id)
             if kept is None or item.first_seen_at < kept.first_seen_at:
                 earliest[item.id] = item
@@ -171,6 +195,43 @@ def store_news(conn: Connection, run_id: str, feeds: Sequence[ParsedFeed]) -> Ne
         symbols_added=_merge_symbols(conn, symbols),
         quarantined=quarantine(conn, run_id, [r for f in feeds for r in f.rejected]),
     )
+
+
+def normalised_title(title: str) -> str:
+    """Lowercase words of a title without punctuation: the third identity (after guid and canonical URL) that
+    recognises one story syndicated under different links."""
+    return " ".join(_NON_WORD.sub(" ", title.lower()).split())
+
+
+def _title_aliases(conn: Connection, items: Sequence[NewsItem]) -> dict[str, NewsId]:
+    """Story id -> the id it is a copy of: same normalised title, published within ``_TITLE_WINDOW`` of a story kept
+    earlier (stored, or earlier in this batch). The window matters: generic headlines ("what to watch this week")
+    recur on other days as other stories."""
+    if not items:
+        return {}
+    kept: dict[str, list[tuple[datetime, NewsId]]] = {}
+    stored = conn.execute(
+        text("select id, title, published_at from raw.news where published_at between :lo and :hi order by id"),
+        {
+            "lo": min(i.published_at for i in items) - _TITLE_WINDOW,
+            "hi": max(i.published_at for i in items) + _TITLE_WINDOW,
+        },
+    )
+    stored_ids: set[str] = set()
+    for story_id, title, published in stored:
+        kept.setdefault(normalised_title(title), []).append((published, NewsId(story_id)))
+        stored_ids.add(story_id)
+    aliases: dict[str, NewsId] = {}
+    for item in sorted(items, key=lambda i: (i.first_seen_at, i.id)):
+        if item.id in stored_ids or item.id in aliases:
+            continue
+        same = kept.setdefault(normalised_title(item.title), [])
+        match = next((i for t, i in same if abs(t - item.published_at) <= _TITLE_WINDOW), None)
+        if match is None:
+            same.append((item.published_at, item.id))
+        elif match != item.id:
+            aliases[item.id] = match
+    return aliases
 
 
 # --- parsing --------------------------------------------------------------------------------------------------------

@@ -106,4 +106,108 @@ create or replace aggregate ta.rsi(double precision, integer) (
     initcond = '{0,0,0,0,0}',
     parallel = safe
 );
+
+-- ta.bar_state: every recursive indicator of marts.features in ONE window pass (one sort, one state per series), and
+-- seedable, so an incremental build continues a series from the state stored on its newest row instead of replaying
+-- its history. State layout (double precision[], 1-based), as TA-Lib's C code carries it:
+--   1 bars seen n              2 previous close
+--   3 EMA(10)  4 EMA(20)  5 EMA(50)            running sums until n = period, then the EMA (SMA-seeded)
+--   6 RSI(14) average gain  7 average loss     sums of the first 14 differences, then Wilder's smoothing
+--   8 MACD fast EMA(12)  9 slow EMA(26)        the fast one skips the first 14 closes, as TA-Lib's MACD does
+--  10 MACD signal EMA(9) of the MACD line      seeded with the mean of the first 9 lines (bars 26..34)
+--  11 ATR(14)                                  sum of the first 14 true ranges (bars 2..15), then Wilder's smoothing
+--  12 OBV                                      the first volume, then +/- volume by the sign of the close change
+-- `seed` is the state to continue from (NULL: start a new series); only the first call of a window reads it.
+-- Read the outputs with the ta_* macros in macros/ta_bar_state.sql, which know when each value exists.
+create or replace function ta.bar_state_step(
+    state double precision[],
+    close double precision,
+    high double precision,
+    low double precision,
+    volume double precision,
+    seed double precision[]
+) returns double precision[]
+language plpgsql immutable parallel safe as $fn$
+declare
+    s double precision[];
+    n double precision;
+    prev double precision;
+    diff double precision;
+    tr double precision;
+    gain double precision;
+    loss double precision;
+    line double precision;
+begin
+    if close is null then
+        return state;
+    end if;
+    s := coalesce(state, seed, array[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]::double precision[]);
+    n := s[1] + 1;
+    prev := s[2];
+    s[1] := n;
+    s[2] := close;
+    -- EMA(10), EMA(20), EMA(50): k = 2 / (period + 1), written in TA-Lib's operation order.
+    if n < 10 then s[3] := s[3] + close; elsif n = 10 then s[3] := (s[3] + close) / 10;
+    else s[3] := ((close - s[3]) * (2.0::double precision / 11)) + s[3]; end if;
+    if n < 20 then s[4] := s[4] + close; elsif n = 20 then s[4] := (s[4] + close) / 20;
+    else s[4] := ((close - s[4]) * (2.0::double precision / 21)) + s[4]; end if;
+    if n < 50 then s[5] := s[5] + close; elsif n = 50 then s[5] := (s[5] + close) / 50;
+    else s[5] := ((close - s[5]) * (2.0::double precision / 51)) + s[5]; end if;
+    -- MACD(12, 26, 9): both EMAs first output at bar 26.
+    if n > 14 then
+        if n < 26 then s[8] := s[8] + close; elsif n = 26 then s[8] := (s[8] + close) / 12;
+        else s[8] := ((close - s[8]) * (2.0::double precision / 13)) + s[8]; end if;
+    end if;
+    if n < 26 then s[9] := s[9] + close; elsif n = 26 then s[9] := (s[9] + close) / 26;
+    else s[9] := ((close - s[9]) * (2.0::double precision / 27)) + s[9]; end if;
+    if n >= 26 then
+        line := s[8] - s[9];
+        if n < 34 then s[10] := s[10] + line; elsif n = 34 then s[10] := (s[10] + line) / 9;
+        else s[10] := ((line - s[10]) * (2.0::double precision / 10)) + s[10]; end if;
+    end if;
+    if n = 1 then
+        s[12] := volume;
+        return s;
+    end if;
+    -- OBV
+    if close > prev then s[12] := s[12] + volume; elsif close < prev then s[12] := s[12] - volume; end if;
+    -- RSI(14). PostgreSQL raises on float underflow where C flushes to zero; a long flat stretch decays gain/loss
+    -- towards it. Flushing below 1e-300 cannot change an output: TA-Lib reports 0 when gain + loss < 1e-8.
+    diff := close - prev;
+    gain := s[6];
+    loss := s[7];
+    if gain < 1e-300 then gain := 0; end if;
+    if loss < 1e-300 then loss := 0; end if;
+    if n <= 15 then
+        if diff < 0 then loss := loss - diff; else gain := gain + diff; end if;
+        if n = 15 then gain := gain / 14; loss := loss / 14; end if;
+    else
+        loss := loss * 13;
+        gain := gain * 13;
+        if diff < 0 then loss := loss - diff; else gain := gain + diff; end if;
+        gain := gain / 14;
+        loss := loss / 14;
+    end if;
+    s[6] := gain;
+    s[7] := loss;
+    -- ATR(14): true range as TA-Lib's TRANGE, then SMA seed and Wilder's smoothing.
+    tr := high - low;
+    if abs(prev - high) > tr then tr := abs(prev - high); end if;
+    if abs(prev - low) > tr then tr := abs(prev - low); end if;
+    if n < 15 then s[11] := s[11] + tr; elsif n = 15 then s[11] := (s[11] + tr) / 14;
+    else
+        if s[11] < 1e-300 then s[11] := 0; end if;
+        s[11] := ((s[11] * 13) + tr) / 14;
+    end if;
+    return s;
+end
+$fn$;
+
+create or replace aggregate ta.bar_state(
+    double precision, double precision, double precision, double precision, double precision[]
+) (
+    sfunc = ta.bar_state_step,
+    stype = double precision[],
+    parallel = safe
+);
 {% endmacro %}

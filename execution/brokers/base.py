@@ -3,6 +3,10 @@
 A broker translates its vendor's errors into ``alphaloom.errors``: ``VenueTemporaryError`` (retry later),
 ``OrderRejectedError`` (refused), ``UnknownOrderStateError`` (outcome unknown: reconcile with ``lookup`` before any
 resend), ``KillSwitchEngagedError`` (it refused because the kill switch is on).
+
+Optional capabilities, asked with ``isinstance``: ``CancellingBroker`` (cancel, list open orders) and
+``StopOrderBroker`` (venue-native stop / take-profit orders). A broker whose ``live`` attribute is true sends real
+orders: execution requires the account to be armed for live trading first.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ class OrderRequest:
     submitted_at: datetime
     order_type: str = "market"
     limit_price: Decimal | None = None
+    # Volume of the last bar known at submit time: the paper venue caps its fill at a share of it.
+    bar_volume: Decimal | None = None
+    stop_price: Decimal | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "submitted_at", require_utc(self.submitted_at, "OrderRequest.submitted_at"))
@@ -59,3 +66,19 @@ class Broker(Protocol):
     def submit(self, request: OrderRequest) -> BrokerReport: ...
 
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None: ...
+
+
+@runtime_checkable
+class CancellingBroker(Broker, Protocol):
+    """A broker that can cancel an order and list the orders still open at the venue."""
+
+    def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None: ...
+
+    def open_orders(self, symbol: str | None = None) -> list[BrokerReport]: ...
+
+
+@runtime_checkable
+class StopOrderBroker(Broker, Protocol):
+    """A venue that holds stop-loss / take-profit orders itself (ccxt ``has['createStopOrder']``)."""
+
+    def supports_stop_orders(self) -> bool: ...

@@ -1,14 +1,30 @@
 """The paper broker: an adapter with the same interface as a live one (not an if-branch in execution).
 
-Market orders fill fully and at once at the reference price moved against the trader by ``slippage_bps`` (a buy pays
-up, a sell receives less); the fee is ``fee_bps`` of the fill notional, in the symbol's quote currency. All Decimal.
-It checks the kill switch itself and refuses (``KillSwitchEngagedError``) while it is engaged.
+Fills, all Decimal and explicit:
+
+- price: the reference price moved against the trader by ``slippage_bps`` + half of ``spread_bps`` + a square-root
+  volume impact ``impact_bps * sqrt(quantity / bar_volume)`` (a buy pays up, a sell receives less);
+- quantity: market orders fill at once, up to ``max_participation`` of the last bar's volume when the request carries
+  ``bar_volume``; the rest expires (immediate-or-cancel), so a large order ends ``expired`` with a partial fill;
+- fee: ``fee_bps`` of the fill notional, in the symbol's quote currency.
+
+The venue's book is a ``PaperVenue``: ``InMemoryVenue`` for pure tests, ``PostgresPaperVenue`` (table
+``paper_venue.orders``, written in its own transaction like a real venue) wherever a crash must not lose the venue's
+memory. Like Binance, a client order id is unique only among open orders: resending the id of a filled order makes a
+second venue order, so only execution's lookup-before-resend prevents doubles. It checks the kill switch itself and
+refuses (``KillSwitchEngagedError``) while it is engaged.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable
-from decimal import Decimal
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Protocol
+
+from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId, stable_hash
 from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError
@@ -16,6 +32,7 @@ from alphaloom.guards import KillSwitchState
 from execution.brokers.base import BrokerReport, OrderRequest
 
 BPS = Decimal(10000)
+_OPEN = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
 
 
 def quote_currency(symbol: str) -> str:
@@ -23,30 +40,142 @@ def quote_currency(symbol: str) -> str:
     return symbol.split("/", 1)[1] if "/" in symbol else symbol
 
 
-def paper_fill(request: OrderRequest, *, fee_bps: Decimal, slippage_bps: Decimal) -> Fill:
-    """The one fill of a paper market order. ``slippage`` is its cost in quote currency versus the reference price."""
+def fill_quantity(request: OrderRequest, max_participation: Decimal | None) -> Decimal:
+    """What a market order gets now: all of it, or at most ``max_participation`` of the bar volume (same precision
+    as the order quantity)."""
+    if request.bar_volume is None or max_participation is None:
+        return request.quantity
+    cap = request.bar_volume * max_participation
+    step = Decimal(1).scaleb(request.quantity.as_tuple().exponent)  # type: ignore[arg-type]
+    return min(request.quantity, cap.quantize(step, rounding=ROUND_DOWN))
+
+
+def paper_fill(
+    request: OrderRequest,
+    *,
+    fee_bps: Decimal,
+    slippage_bps: Decimal,
+    spread_bps: Decimal = Decimal(0),
+    impact_bps: Decimal = Decimal(0),
+    quantity: Decimal | None = None,
+) -> Fill:
+    """One fill of a paper market order for ``quantity`` (default: all). ``slippage`` is its cost in quote currency
+    versus the reference price."""
+    quantity = request.quantity if quantity is None else quantity
     direction = 1 if request.side is Side.BUY else -1
-    price = request.reference_price * (1 + direction * slippage_bps / BPS)
-    notional = price * request.quantity
+    impact = Decimal(0)
+    if impact_bps and request.bar_volume:
+        impact = impact_bps * (quantity / request.bar_volume).sqrt()
+    total_bps = slippage_bps + spread_bps / 2 + impact
+    price = request.reference_price * (1 + direction * total_bps / BPS)
+    notional = price * quantity
     return Fill(
         client_order_id=request.client_order_id,
         symbol=request.symbol,
         side=request.side,
-        quantity=request.quantity,
+        quantity=quantity,
         price=price,
         fee=notional * fee_bps / BPS,
         fee_currency=quote_currency(request.symbol),
-        slippage=abs(price - request.reference_price) * request.quantity,
+        slippage=abs(price - request.reference_price) * quantity,
         ts=request.submitted_at,
     )
 
 
-class PaperBroker:
-    """In-memory paper venue; ``kill_switch`` is asked before every submit (e.g. ``lambda: kill_switch_state(conn)``).
+class PaperVenue(Protocol):
+    """The paper venue's order book: ``add`` a new venue order, ``latest`` report for a client id, ``open``."""
 
-    ``lookup`` knows the orders this instance has seen; the audit tables are the durable record."""
+    def add(self, request: OrderRequest, report: BrokerReport) -> None: ...
+
+    def latest(self, client_order_id: ClientOrderId) -> BrokerReport | None: ...
+
+    def count(self, client_order_id: ClientOrderId) -> int: ...
+
+
+class InMemoryVenue:
+    """A paper venue that forgets everything when the process ends (pure tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self._orders: dict[ClientOrderId, list[BrokerReport]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, request: OrderRequest, report: BrokerReport) -> None:
+        with self._lock:
+            self._orders.setdefault(request.client_order_id, []).append(report)
+
+    def latest(self, client_order_id: ClientOrderId) -> BrokerReport | None:
+        reports = self._orders.get(client_order_id)
+        return reports[-1] if reports else None
+
+    def count(self, client_order_id: ClientOrderId) -> int:
+        return len(self._orders.get(client_order_id, ()))
+
+
+def _fills_json(fills: tuple[Fill, ...]) -> str:
+    return json.dumps(
+        [{"quantity": str(f.quantity), "price": str(f.price), "fee": str(f.fee), "fee_currency": f.fee_currency,
+          "slippage": str(f.slippage), "ts": f.ts.isoformat()} for f in fills]
+    )  # fmt: skip
+
+
+class PostgresPaperVenue:
+    """The paper venue's book in ``paper_venue.orders``, each write committed at once on its own connection, so it
+    outlives the submitting process and transaction exactly like a remote venue would."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(self, request: OrderRequest, report: BrokerReport) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(
+                    """insert into paper_venue.orders (venue_order_id, client_order_id, account, symbol, side,
+                           order_type, quantity, limit_price, stop_price, status, fills, reason)
+                       values (:v, :c, :a, :s, :side, :t, :q, :lp, :sp, :st, cast(:f as jsonb), :reason)"""
+                ),
+                {"v": report.venue_order_id, "c": request.client_order_id, "a": request.account, "s": request.symbol,
+                 "side": request.side.value, "t": request.order_type, "q": request.quantity,
+                 "lp": request.limit_price, "sp": request.stop_price, "st": report.status.value,
+                 "f": _fills_json(report.fills), "reason": report.reason},
+            )  # fmt: skip
+
+    def latest(self, client_order_id: ClientOrderId) -> BrokerReport | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    """select venue_order_id, symbol, side, status, fills, reason from paper_venue.orders
+                       where client_order_id = :c order by created_at desc, venue_order_id desc limit 1"""
+                ),
+                {"c": client_order_id},
+            ).first()
+        if row is None:
+            return None
+        side = Side(row.side)
+        fills = tuple(
+            Fill(client_order_id, row.symbol, side, Decimal(f["quantity"]), Decimal(f["price"]), Decimal(f["fee"]),
+                 f["fee_currency"], Decimal(f["slippage"]), datetime.fromisoformat(f["ts"]))
+            for f in row.fills
+        )  # fmt: skip
+        return BrokerReport(
+            client_order_id, OrderStatus(row.status), VenueOrderId(row.venue_order_id), fills, row.reason
+        )
+
+    def count(self, client_order_id: ClientOrderId) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("select count(*) from paper_venue.orders where client_order_id = :c"), {"c": client_order_id}
+                ).scalar_one()
+            )
+
+
+class PaperBroker:
+    """Paper venue adapter; ``kill_switch`` is asked before every submit (e.g. ``lambda: kill_switch_state(conn)``).
+
+    ``lookup`` returns the venue's latest order for a client id (None when the venue never saw it)."""
 
     name = "paper"
+    live = False
 
     def __init__(
         self,
@@ -54,13 +183,19 @@ class PaperBroker:
         fee_bps: Decimal,
         slippage_bps: Decimal,
         kill_switch: Callable[[], KillSwitchState],
+        venue: PaperVenue | None = None,
+        spread_bps: Decimal = Decimal(0),
+        impact_bps: Decimal = Decimal(0),
+        max_participation: Decimal | None = None,
     ) -> None:
-        if fee_bps < 0 or slippage_bps < 0:
-            raise ValueError("fee_bps and slippage_bps must not be negative")
-        self.fee_bps = fee_bps
-        self.slippage_bps = slippage_bps
+        if min(fee_bps, slippage_bps, spread_bps, impact_bps) < 0:
+            raise ValueError("fee, slippage, spread and impact bps must not be negative")
+        if max_participation is not None and not 0 < max_participation <= 1:
+            raise ValueError(f"max_participation must be in (0, 1], got {max_participation}")
+        self.fee_bps, self.slippage_bps = fee_bps, slippage_bps
+        self.spread_bps, self.impact_bps, self.max_participation = spread_bps, impact_bps, max_participation
         self._kill_switch = kill_switch
-        self._reports: dict[ClientOrderId, BrokerReport] = {}
+        self.venue: PaperVenue = venue if venue is not None else InMemoryVenue()
 
     def submit(self, request: OrderRequest) -> BrokerReport:
         state = self._kill_switch()
@@ -70,17 +205,34 @@ class PaperBroker:
             raise OrderRejectedError(f"paper broker fills market orders only, got {request.order_type!r}")
         if request.quantity <= 0 or request.reference_price <= 0:
             raise OrderRejectedError(f"invalid quantity/price for {request.client_order_id}")
-        previous = self._reports.get(request.client_order_id)
-        if previous is not None:  # a venue dedupes on client order id
-            return previous
+        previous = self.venue.latest(request.client_order_id)
+        if previous is not None and previous.status in _OPEN:  # unique among open orders, like Binance
+            raise OrderRejectedError(f"duplicate open client order id {request.client_order_id}")
+        quantity = fill_quantity(request, self.max_participation)
+        fills: tuple[Fill, ...] = ()
+        if quantity > 0:
+            fills = (
+                paper_fill(request, fee_bps=self.fee_bps, slippage_bps=self.slippage_bps, spread_bps=self.spread_bps,
+                           impact_bps=self.impact_bps, quantity=quantity),
+            )  # fmt: skip
+        complete = quantity == request.quantity
+        sequence = self.venue.count(request.client_order_id)
         report = BrokerReport(
             client_order_id=request.client_order_id,
-            status=OrderStatus.FILLED,
-            venue_order_id=VenueOrderId(f"paper-{stable_hash(request.client_order_id, length=16)}"),
-            fills=(paper_fill(request, fee_bps=self.fee_bps, slippage_bps=self.slippage_bps),),
+            status=OrderStatus.FILLED if complete else OrderStatus.EXPIRED,
+            venue_order_id=VenueOrderId(f"paper-{stable_hash(request.client_order_id, sequence, length=16)}"),
+            fills=fills,
+            reason="" if complete else f"filled {quantity} of {request.quantity} (participation cap); rest expired",
         )
-        self._reports[request.client_order_id] = report
+        self.venue.add(request, report)
         return report
 
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
-        return self._reports.get(client_order_id)
+        return self.venue.latest(client_order_id)
+
+    def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
+        """Paper market orders never rest open, so there is nothing to cancel: the current report."""
+        return self.venue.latest(client_order_id)
+
+    def open_orders(self, symbol: str | None = None) -> list[BrokerReport]:
+        return []

@@ -1,5 +1,5 @@
-"""The risk manager: a pure gate over one ``OrderIntent`` returning a verdict per check, approved or denied, with the
-numbers behind it (DESIGN §6: risk is numbers, not opinions).
+"""Per-intent checks: a pure gate over one ``OrderIntent`` returning a verdict per check, approved or denied, with
+the numbers behind it (DESIGN §6: risk is numbers, not opinions).
 
 Checks, in order: ``kill_switch``, ``long_only`` (no sell beyond the position), the hard limits of
 ``alphaloom.guards`` (``max_order_notional``, ``max_position_notional``, ``price_band``), and ``feature_freshness``
@@ -8,25 +8,13 @@ Checks, in order: ``kill_switch``, ``long_only`` (no sell beyond the position), 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+from agents.risk.portfolio import PortfolioContext, RiskLimits, check_portfolio
+from agents.risk.verdict import RiskVerdict
 from alphaloom.domain import OrderIntent, Side
 from alphaloom.guards import HardLimits, KillSwitchState, check_hard_limits
-
-
-@dataclass(frozen=True, slots=True)
-class RiskVerdict:
-    check_name: str
-    approved: bool
-    reason: str
-    numbers: dict[str, str] = field(default_factory=dict)
-
-
-def all_approved(verdicts: Sequence[RiskVerdict]) -> bool:
-    return all(v.approved for v in verdicts)
 
 
 def check_intent(
@@ -38,8 +26,14 @@ def check_intent(
     kill_switch: KillSwitchState,
     feature_age: timedelta | None = None,
     max_feature_age: timedelta | None = None,
+    portfolio: PortfolioContext | None = None,
+    risk_limits: RiskLimits | None = None,
 ) -> list[RiskVerdict]:
-    """One verdict per check for ``intent`` given the current position and last known price."""
+    """One verdict per check for ``intent`` given the current position and last known price.
+
+    With ``portfolio`` (and ``risk_limits``) the portfolio checks of ``agents.risk.portfolio`` follow: drawdown,
+    exposure per asset and class, gross/net leverage, correlation cluster, VaR. Those may approve a smaller quantity
+    (``RiskVerdict.adjusted_quantity``); ``adjusted_intent`` applies it."""
     verdicts: list[RiskVerdict] = []
     verdicts.append(
         RiskVerdict(
@@ -113,4 +107,6 @@ def check_intent(
                 },
             )
         )
+    if portfolio is not None:
+        verdicts.extend(check_portfolio(intent, portfolio, risk_limits or RiskLimits()))
     return verdicts

@@ -1,0 +1,352 @@
+"""The team's memory: opinions scored against what happened, agent weights learned from those scores, and similar past
+situations retrieved for the LLM prompt.
+
+What callers can rely on:
+
+- ``score_outcomes`` scores every recorded, non-skipped opinion of an account whose horizon has passed by ``as_of``:
+  realised return = exit close / entry close - 1, where the entry close is the one the decision read and the exit close
+  the newest ``marts.features`` close known at ``realised_at = decision as_of + horizon``. A ``team`` row scores the
+  decision itself. Rows go to ``audit.opinion_outcomes`` once (keyed by decision and agent).
+- Point in time (DESIGN §4): ``load_weights`` and ``similar_situations`` at ``as_of`` read only outcomes with
+  ``realised_at <= as_of``, whatever else the table holds; a later outcome never leaks into an earlier decision.
+- ``agent_weights`` and ``nearest_situations`` are pure: an exponentially weighted hit rate per agent scales its base
+  weight; neighbours are the k nearest past decisions on z-scored, scale-free features (numpy, no embedding model).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import Connection, text
+
+from alphaloom.domain import Action, require_utc, timeframe_delta
+
+TEAM = "team"
+_DIRECTION = {Action.BUY.value: 1, Action.SELL.value: -1, Action.HOLD.value: 0}
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryParams:
+    """How outcomes are scored and turned into weights; part of the decision's config version."""
+
+    horizon_bars: int = 4
+    halflife: float = 20.0
+    min_factor: float = 0.25
+    max_factor: float = 2.0
+    neighbours: int = 3
+    max_candidates: int = 2000
+    # Opinions not scorable within this many bars (a data gap) are left unscored rather than rescanned forever.
+    score_lookback_bars: int = 400
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "horizon_bars": self.horizon_bars,
+            "halflife": self.halflife,
+            "min_factor": self.min_factor,
+            "max_factor": self.max_factor,
+            "neighbours": self.neighbours,
+            "max_candidates": self.max_candidates,
+            "score_lookback_bars": self.score_lookback_bars,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    agent: str
+    realised_at: datetime
+    hit: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentWeight:
+    agent: str
+    weight: float
+    hit_rate: float | None
+    scored: int
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """A past decision like the present one, with what followed it."""
+
+    decision_id: str
+    symbol: str
+    as_of: datetime
+    action: str
+    realised_return: float
+    horizon_bars: int
+    distance: float
+    features: dict[str, float]
+
+
+# --- scoring ----------------------------------------------------------------------------------------------------------
+
+_CANDIDATES = """
+with recent as (  -- no jsonb here: detoasting every decision's inputs on every step is what costs
+    select d.decision_id, d.account, d.symbol, d.timeframe, d.as_of, d.action, d.score
+    from audit.decisions d
+    where d.account = :account and d.as_of < :as_of and d.as_of >= :since
+), opinions as (
+    select o.decision_id, o.agent, o.output->>'action' as action,
+           coalesce((o.output->>'confidence')::float, 0) as confidence,
+           coalesce((o.output->'details'->>'horizon_bars')::int, :horizon) as horizon_bars
+    from audit.agent_outputs o join recent r on r.decision_id = o.decision_id
+    where not o.skipped
+    union all
+    select r.decision_id, 'team', r.action, abs(r.score), :horizon from recent r
+), due as (
+    select p.*, r.account, r.symbol, r.timeframe, r.as_of,
+           r.as_of + make_interval(secs => :bar_s * p.horizon_bars) as realised_at
+    from opinions p join recent r on r.decision_id = p.decision_id
+    where r.as_of + make_interval(secs => :bar_s * p.horizon_bars) <= :as_of
+      and not exists (select 1 from audit.opinion_outcomes x where x.decision_id = p.decision_id and x.agent = p.agent)
+), entries as (
+    select d.decision_id,
+           (d.inputs->'features'->'values'->>'close')::float as entry_price,
+           d.inputs->'features'->'key'->>'exchange' as exchange,
+           (d.inputs->'features'->'key'->>'ts')::timestamptz as entry_ts
+    from audit.decisions d where d.decision_id in (select decision_id from due)
+), exits as (  -- one lookup per (symbol, realised_at), not per opinion
+    select k.*, f.close as exit_price, f.ts as exit_ts
+    from (select distinct e.exchange, u.symbol, u.timeframe, u.realised_at
+          from due u join entries e on e.decision_id = u.decision_id) k
+    cross join lateral (
+        select close, ts from marts.features f
+        where f.exchange = k.exchange and f.symbol = k.symbol and f.timeframe = k.timeframe
+          and f.known_at <= k.realised_at
+        order by f.ts desc limit 1
+    ) f
+)
+select u.*, e.entry_price, e.entry_ts, x.exit_price, x.exit_ts
+from due u
+join entries e on e.decision_id = u.decision_id
+join exits x on x.exchange = e.exchange and x.symbol = u.symbol and x.timeframe = u.timeframe
+            and x.realised_at = u.realised_at
+where e.entry_price > 0 and x.exit_price > 0
+order by u.decision_id, u.agent  -- a fixed insert order, so concurrent per-symbol tasks cannot deadlock on it
+"""
+
+
+def _hit(action: str, realised_return: float) -> bool | None:
+    direction = _DIRECTION.get(action, 0)
+    if direction == 0:
+        return None  # a HOLD makes no directional claim to be right or wrong about
+    return direction * realised_return > 0
+
+
+def score_outcomes(
+    conn: Connection,
+    *,
+    account: str,
+    as_of: datetime,
+    timeframe: str,
+    run_id: str,
+    params: MemoryParams = MemoryParams(),
+) -> int:
+    """Score the account's opinions realised by ``as_of`` that are not scored yet; returns how many were scored."""
+    as_of = require_utc(as_of, "as_of")
+    if conn.execute(text("select to_regclass('marts.features')")).scalar() is None:
+        return 0
+    rows = conn.execute(
+        text(_CANDIDATES),
+        {
+            "account": account,
+            "as_of": as_of,
+            "horizon": params.horizon_bars,
+            "bar_s": timeframe_delta(timeframe).total_seconds(),
+            "since": as_of - timeframe_delta(timeframe) * params.score_lookback_bars,
+        },
+    ).all()
+    records = []
+    for r in rows:
+        moved = r.exit_ts > r.entry_ts  # no newer bar by realised_at (market closed, data gap): nothing to learn
+        realised_return = float(r.exit_price) / float(r.entry_price) - 1.0 if moved else 0.0
+        direction = _DIRECTION.get(r.action, 0)
+        records.append(
+            {
+                "decision_id": r.decision_id,
+                "agent": r.agent,
+                "account": r.account,
+                "symbol": r.symbol,
+                "as_of": r.as_of,
+                "realised_at": r.realised_at,
+                "horizon_bars": r.horizon_bars,
+                "action": r.action,
+                "confidence": float(r.confidence),
+                "entry_price": float(r.entry_price),
+                "exit_price": float(r.exit_price),
+                "realised_return": realised_return,
+                "hit": _hit(r.action, realised_return) if moved else None,
+                "score": direction * float(r.confidence) * realised_return,
+                "run_id": run_id,
+            }
+        )
+    if records:
+        conn.execute(
+            text(
+                """insert into audit.opinion_outcomes (decision_id, agent, account, symbol, as_of, realised_at,
+                       horizon_bars, action, confidence, entry_price, exit_price, realised_return, hit, score, run_id)
+                   values (:decision_id, :agent, :account, :symbol, :as_of, :realised_at, :horizon_bars, :action,
+                           :confidence, :entry_price, :exit_price, :realised_return, :hit, :score, :run_id)
+                   on conflict (decision_id, agent) do nothing"""
+            ),
+            records,
+        )
+    return len(records)
+
+
+# --- weights ----------------------------------------------------------------------------------------------------------
+
+
+def agent_weights(
+    base: Mapping[str, float], outcomes: Sequence[Outcome], params: MemoryParams = MemoryParams()
+) -> dict[str, AgentWeight]:
+    """Per agent in ``base``: weight = base * clamp(hit_rate / 0.5, min_factor, max_factor), where hit_rate is the
+    exponentially weighted hit rate of its directional outcomes in ``realised_at`` order, starting from 0.5 (so an
+    agent with no scored outcome keeps its base weight)."""
+    alpha = 1.0 - 0.5 ** (1.0 / params.halflife)
+    rates: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for outcome in sorted(outcomes, key=lambda o: o.realised_at):
+        if outcome.hit is None:
+            continue
+        rate = rates.get(outcome.agent, 0.5)
+        rates[outcome.agent] = rate + alpha * (float(outcome.hit) - rate)
+        counts[outcome.agent] = counts.get(outcome.agent, 0) + 1
+    weights = {}
+    for agent, base_weight in base.items():
+        rate = rates.get(agent)
+        factor = 1.0 if rate is None else max(params.min_factor, min(params.max_factor, rate / 0.5))
+        weights[agent] = AgentWeight(agent, base_weight * factor, rate, counts.get(agent, 0))
+    return weights
+
+
+def load_weights(
+    conn: Connection,
+    *,
+    account: str,
+    as_of: datetime,
+    base: Mapping[str, float],
+    params: MemoryParams = MemoryParams(),
+) -> dict[str, AgentWeight]:
+    """``agent_weights`` over the account's outcomes realised by ``as_of`` (never later ones)."""
+    rows = conn.execute(
+        text(
+            """select agent, realised_at, hit from audit.opinion_outcomes
+               where account = :account and realised_at <= :as_of and hit is not null and agent = any(:agents)
+               order by realised_at, symbol, as_of -- ties in a fixed order that does not depend on the account"""
+        ),
+        {"account": account, "as_of": require_utc(as_of, "as_of"), "agents": sorted(base)},
+    ).all()
+    return agent_weights(base, [Outcome(r.agent, r.realised_at, r.hit) for r in rows], params)
+
+
+def record_weights(
+    conn: Connection, *, account: str, as_of: datetime, run_id: str, weights: Mapping[str, AgentWeight]
+) -> None:
+    """Keep the weights in force at ``as_of`` in ``audit.agent_weights`` (the first record for a time wins)."""
+    if not weights:
+        return
+    conn.execute(
+        text(
+            """insert into audit.agent_weights (account, agent, as_of, weight, hit_rate, scored, run_id)
+               values (:account, :agent, :as_of, :weight, :hit_rate, :scored, :run_id)
+               on conflict (account, agent, as_of) do nothing"""
+        ),
+        [
+            {"account": account, "agent": w.agent, "as_of": as_of, "weight": w.weight, "hit_rate": w.hit_rate,
+             "scored": w.scored, "run_id": run_id}
+            for w in weights.values()
+        ],
+    )  # fmt: skip
+
+
+# --- similar situations -----------------------------------------------------------------------------------------------
+
+
+def situation_vector(values: Mapping[str, float | None]) -> dict[str, float] | None:
+    """Scale-free features describing a market situation (comparable across symbols); None during warm-up."""
+
+    def get(name: str) -> float | None:
+        value = values.get(name)
+        if value is None:
+            return None
+        number = float(value)
+        return None if math.isnan(number) or math.isinf(number) else number
+
+    close, ema_10, ema_50, macd_hist = get("close"), get("ema_10"), get("ema_50"), get("macd_hist")
+    rsi, pct_b, vol, ret = get("rsi_14"), get("bb_pct_b_20"), get("realized_vol_20"), get("ret_1")
+    needed = (close, ema_10, ema_50, macd_hist, rsi, pct_b, vol, ret)
+    if any(v is None for v in needed) or not close or not ema_50:
+        return None
+    return {
+        "trend": float(ema_10) / float(ema_50) - 1.0,  # type: ignore[arg-type]
+        "macd_hist_rel": float(macd_hist) / float(close),  # type: ignore[arg-type]
+        "rsi_14": float(rsi),  # type: ignore[arg-type]
+        "bb_pct_b_20": float(pct_b),  # type: ignore[arg-type]
+        "realized_vol_20": float(vol),  # type: ignore[arg-type]
+        "ret_1": float(ret),  # type: ignore[arg-type]
+    }
+
+
+def nearest_situations(
+    present: Mapping[str, float], past: Sequence[tuple[Mapping[str, float], Memory]], k: int
+) -> list[Memory]:
+    """The ``k`` past situations closest to ``present`` in Euclidean distance after z-scoring each feature over the
+    past ones and the present (a feature with no spread counts for nothing). Ties keep the more recent first."""
+    if not past or k <= 0:
+        return []
+    names = sorted(present)
+    matrix = np.array([[float(vector[n]) for n in names] for vector, _ in past], dtype=float)
+    here = np.array([float(present[n]) for n in names], dtype=float)
+    stacked = np.vstack([matrix, here])
+    std = stacked.std(axis=0)
+    std[std == 0] = 1.0
+    mean = stacked.mean(axis=0)
+    distances = np.sqrt((((matrix - mean) / std - (here - mean) / std) ** 2).sum(axis=1))
+    recency = np.array([-m.as_of.timestamp() for _, m in past])
+    order = np.lexsort((recency, distances))[:k]
+    return [replace(past[i][1], distance=round(float(distances[i]), 6)) for i in order]
+
+
+def similar_situations(
+    conn: Connection,
+    *,
+    account: str,
+    as_of: datetime,
+    values: Mapping[str, float | None],
+    params: MemoryParams = MemoryParams(),
+) -> list[Memory]:
+    """The account's past decisions most like ``values``, among those whose outcome was realised by ``as_of``."""
+    present = situation_vector(values)
+    if present is None:
+        return []
+    rows = conn.execute(
+        text(
+            """select d.decision_id, d.symbol, d.as_of, d.action, d.inputs->'features'->'values' as values,
+                      x.realised_return, x.horizon_bars
+               from audit.opinion_outcomes x join audit.decisions d on d.decision_id = x.decision_id
+               where x.account = :account and x.agent = :team and x.realised_at <= :as_of
+               order by x.realised_at desc limit :limit"""
+        ),
+        {"account": account, "team": TEAM, "as_of": require_utc(as_of, "as_of"), "limit": params.max_candidates},
+    ).all()
+    past: list[tuple[Mapping[str, float], Memory]] = []
+    for r in rows:
+        values_then = r.values if isinstance(r.values, dict) else json.loads(r.values)
+        vector = situation_vector(values_then)
+        if vector is None:
+            continue
+        past.append(
+            (
+                vector,
+                Memory(r.decision_id, r.symbol, r.as_of, r.action, float(r.realised_return), r.horizon_bars, 0.0,
+                       {k: round(v, 6) for k, v in vector.items()}),
+            )
+        )  # fmt: skip
+    return nearest_situations(present, past, params.neighbours)

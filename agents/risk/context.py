@@ -1,0 +1,114 @@
+"""Loads the ``PortfolioContext`` the portfolio checks need, point in time (the one I/O module of the risk package).
+
+Reads ``audit.positions``, ``audit.balances`` (base currency), ``audit.accounts`` and ``marts.features``
+(``close`` and ``ret_1`` of rows with ``known_at <= as_of``); records the account's equity at ``as_of`` in
+``audit.equity_marks`` so the drawdown peak is the highest equity seen up to then.
+
+When ``marts.correlations`` exists this is where a precomputed matrix would be read instead of ``ret_1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from agents.risk.portfolio import PortfolioContext
+from alphaloom.domain import require_utc, timeframe_delta
+from alphaloom.settings import Settings
+
+FEATURES_RELATION = "marts.features"
+
+
+def returns_history(
+    conn: Connection, *, exchange: str, timeframe: str, symbols: Sequence[str], as_of: datetime, bars: int
+) -> pd.DataFrame:
+    """``ret_1`` of the last ``bars`` bars known at ``as_of``, one column per symbol, rows by bar time (oldest first)."""
+    if not symbols or conn.execute(text("select to_regclass(:r)"), {"r": FEATURES_RELATION}).scalar() is None:
+        return pd.DataFrame()
+    rows = conn.execute(
+        text(
+            f"""select symbol, ts, ret_1 from (
+                    select symbol, ts, ret_1,
+                           row_number() over (partition by symbol order by ts desc) as n
+                    from {FEATURES_RELATION}
+                    where exchange = :e and timeframe = :tf and symbol = any(:symbols) and known_at <= :as_of
+                      and ret_1 is not null
+                ) recent where n <= :bars"""
+        ),
+        {"e": exchange, "tf": timeframe, "symbols": list(symbols), "as_of": as_of, "bars": bars},
+    ).all()
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows, columns=["symbol", "ts", "ret_1"])
+    return frame.pivot(index="ts", columns="symbol", values="ret_1").sort_index().astype(float)
+
+
+def _marks(conn: Connection, settings: Settings, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
+    if not symbols or conn.execute(text("select to_regclass(:r)"), {"r": FEATURES_RELATION}).scalar() is None:
+        return {}
+    rows = conn.execute(
+        text(
+            f"""select distinct on (symbol) symbol, close from {FEATURES_RELATION}
+                where exchange = :e and timeframe = :tf and symbol = any(:symbols) and known_at <= :as_of
+                order by symbol, ts desc"""
+        ),
+        {"e": settings.exchange, "tf": settings.timeframe, "symbols": list(symbols), "as_of": as_of},
+    ).all()
+    return {r.symbol: Decimal(str(r.close)) for r in rows if r.close is not None}
+
+
+def portfolio_context(
+    conn: Connection, *, account: str, symbols: Sequence[str], as_of: datetime, settings: Settings
+) -> PortfolioContext:
+    """The account's context at ``as_of`` for ``symbols`` (the candidates) plus everything it holds."""
+    as_of = require_utc(as_of, "as_of")
+    base, starting = conn.execute(
+        text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
+    ).one()
+    cash = conn.execute(
+        text("select coalesce(sum(amount), 0) from audit.balances where account = :a and currency = :c"),
+        {"a": account, "c": base},
+    ).scalar_one()
+    positions = {
+        r.symbol: (Decimal(r.quantity), Decimal(r.avg_price))
+        for r in conn.execute(
+            text("select symbol, quantity, avg_price from audit.positions where account = :a and quantity <> 0"),
+            {"a": account},
+        )
+    }
+    universe = sorted(set(symbols) | set(positions))
+    marks = _marks(conn, settings, universe, as_of)
+    exposures = {s: q * marks.get(s, avg) for s, (q, avg) in positions.items()}
+    equity = Decimal(cash) + sum(exposures.values(), Decimal(0))
+    conn.execute(
+        text(
+            """insert into audit.equity_marks (account, as_of, equity) values (:a, :t, :e)
+               on conflict (account, as_of) do update set equity = excluded.equity"""
+        ),
+        {"a": account, "t": as_of, "e": equity},
+    )
+    peak = conn.execute(
+        text("select max(equity) from audit.equity_marks where account = :a and as_of <= :t"),
+        {"a": account, "t": as_of},
+    ).scalar_one()
+    bar = timeframe_delta(settings.timeframe)
+    returns = returns_history(
+        conn,
+        exchange=settings.exchange,
+        timeframe=settings.timeframe,
+        symbols=universe,
+        as_of=as_of,
+        bars=settings.correlation_lookback_bars,
+    )
+    return PortfolioContext(
+        equity=equity,
+        peak_equity=max(Decimal(peak), Decimal(starting)),
+        exposures=exposures,
+        returns=returns,
+        asset_classes=settings.asset_classes,
+        bars_per_day=86400 / bar.total_seconds(),
+    )

@@ -1,0 +1,187 @@
+"""Portfolio checks of one intent against the account as a whole. Pure (the context is loaded by
+``agents.risk.context``).
+
+Checks, each a ``RiskVerdict`` with its numbers: ``drawdown`` (reduce, then halt), ``asset_exposure``,
+``class_exposure``, ``gross_leverage``, ``net_leverage``, ``correlation_cluster`` and ``portfolio_var``. A sell of a
+long only lowers exposure and is approved by all of them. A buy past an exposure limit is shrunk to what fits
+(``adjusted_quantity``) when some of it fits, denied when none does; past the VaR limit or in a halting drawdown it is
+denied. Exposures are market values in the account's base currency; percentages are of equity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+
+import numpy as np
+import pandas as pd
+
+from agents.risk.correlation import cluster_of, correlation_matrix
+from agents.risk.drawdown import drawdown_state
+from agents.risk.var import var_report
+from agents.risk.verdict import RiskVerdict
+from alphaloom.domain import OrderIntent, Side
+from alphaloom.settings import Settings
+
+MIN_VAR_OBSERVATIONS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """Portfolio limits (defaults equal the ``Settings`` defaults)."""
+
+    drawdown_reduce_pct: Decimal = Decimal("10")
+    drawdown_halt_pct: Decimal = Decimal("20")
+    drawdown_reduce_factor: Decimal = Decimal("0.5")
+    max_asset_exposure_pct: Decimal = Decimal("25")
+    max_class_exposure_pct: Decimal = Decimal("60")
+    max_gross_leverage: Decimal = Decimal("1")
+    max_net_leverage: Decimal = Decimal("1")
+    correlation_threshold: float = 0.8
+    max_cluster_exposure_pct: Decimal = Decimal("40")
+    max_var_pct: Decimal = Decimal("10")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RiskLimits:
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+
+def asset_class_of(symbol: str, mapping: Mapping[str, str]) -> str:
+    """The configured class, else ``equity`` for ``.../USD`` stock symbols and ``crypto`` for the rest."""
+    if symbol in mapping:
+        return mapping[symbol]
+    return "equity" if symbol.upper().endswith("/USD") else "crypto"
+
+
+@dataclass(frozen=True)
+class PortfolioContext:
+    """The account at decision time: equity and its peak, signed market value per symbol, per-bar returns history
+    (bars x symbols, point in time), the class mapping and how many bars make a day (for 1-day VaR)."""
+
+    equity: Decimal
+    peak_equity: Decimal
+    exposures: Mapping[str, Decimal] = field(default_factory=dict)
+    returns: pd.DataFrame = field(default_factory=pd.DataFrame)
+    asset_classes: Mapping[str, str] = field(default_factory=dict)
+    bars_per_day: float = 1.0
+
+    def after(self, intent: OrderIntent) -> PortfolioContext:
+        """The context once ``intent`` has filled at its reference price (so the next intent sees it)."""
+        signed = intent.notional if intent.side is Side.BUY else -intent.notional
+        exposures = dict(self.exposures)
+        exposures[intent.symbol] = exposures.get(intent.symbol, Decimal(0)) + signed
+        return dataclasses.replace(self, exposures=exposures)
+
+
+def _fit(intent: OrderIntent, room: Decimal) -> Decimal:
+    """The largest quantity of ``intent``'s precision whose notional fits in ``room`` (0 when none)."""
+    if room <= 0:
+        return Decimal(0)
+    step = Decimal(1).scaleb(intent.quantity.as_tuple().exponent)  # type: ignore[arg-type]
+    return min(intent.quantity, (room / intent.reference_price).quantize(step, rounding=ROUND_DOWN))
+
+
+def _cap(name: str, intent: OrderIntent, used: Decimal, limit: Decimal, what: str) -> RiskVerdict:
+    add = intent.notional
+    numbers = {"used": f"{used:.2f}", "order_notional": f"{add:.2f}", "limit": f"{limit:.2f}"}
+    if used + add <= limit:
+        return RiskVerdict(name, True, f"{what} {used + add:.2f} within {limit:.2f}", numbers)
+    fits = _fit(intent, limit - used)
+    if fits > 0:
+        numbers["adjusted_quantity"] = str(fits)
+        return RiskVerdict(
+            name, True, f"{what} would be {used + add:.2f} > {limit:.2f}: shrunk to {fits}", numbers, fits
+        )
+    return RiskVerdict(name, False, f"{what} {used:.2f} leaves no room under {limit:.2f}", numbers)
+
+
+def check_portfolio(intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits) -> list[RiskVerdict]:
+    """One verdict per portfolio check (see the module docstring)."""
+    equity = ctx.equity
+    if intent.side is Side.SELL:
+        reason = "a sell lowers long exposure"
+        return [
+            RiskVerdict(name, True, reason, {"equity": f"{equity:.2f}"})
+            for name in ("drawdown", "asset_exposure", "class_exposure", "gross_leverage", "net_leverage",
+                         "correlation_cluster", "portfolio_var")
+        ]  # fmt: skip
+    verdicts: list[RiskVerdict] = []
+    dd = drawdown_state(
+        equity,
+        ctx.peak_equity,
+        reduce_pct=limits.drawdown_reduce_pct,
+        halt_pct=limits.drawdown_halt_pct,
+        reduce_factor=limits.drawdown_reduce_factor,
+    )
+    dd_numbers = {"equity": f"{equity:.2f}", "peak_equity": f"{max(ctx.peak_equity, equity):.2f}",
+                  "drawdown_pct": f"{dd.drawdown_pct:.4f}", "reduce_pct": str(limits.drawdown_reduce_pct),
+                  "halt_pct": str(limits.drawdown_halt_pct), "level": dd.level}  # fmt: skip
+    if dd.level == "halt":
+        verdicts.append(RiskVerdict("drawdown", False, f"drawdown {dd.drawdown_pct:.2f}% halts new buys", dd_numbers))
+    elif dd.level == "reduce":
+        step = Decimal(1).scaleb(intent.quantity.as_tuple().exponent)  # type: ignore[arg-type]
+        reduced = (intent.quantity * dd.scale).quantize(step, rounding=ROUND_DOWN)
+        dd_numbers["adjusted_quantity"] = str(reduced)
+        verdicts.append(
+            RiskVerdict(
+                "drawdown",
+                reduced > 0,
+                f"drawdown {dd.drawdown_pct:.2f}% reduces buys by {dd.scale}: {reduced}",
+                dd_numbers,
+                reduced if reduced > 0 else None,
+            )
+        )
+    else:
+        verdicts.append(RiskVerdict("drawdown", True, f"drawdown {dd.drawdown_pct:.2f}% is normal", dd_numbers))
+
+    exposures = ctx.exposures
+    pct = Decimal(100)
+    verdicts.append(
+        _cap("asset_exposure", intent, max(exposures.get(intent.symbol, Decimal(0)), Decimal(0)),
+             equity * limits.max_asset_exposure_pct / pct, f"{intent.symbol} exposure")
+    )  # fmt: skip
+    klass = asset_class_of(intent.symbol, ctx.asset_classes)
+    class_used = sum(
+        (abs(v) for s, v in exposures.items() if asset_class_of(s, ctx.asset_classes) == klass), Decimal(0)
+    )
+    verdicts.append(
+        _cap("class_exposure", intent, class_used, equity * limits.max_class_exposure_pct / pct,
+             f"class {klass!r} exposure")
+    )  # fmt: skip
+    gross = sum((abs(v) for v in exposures.values()), Decimal(0))
+    net = sum(exposures.values(), Decimal(0))
+    verdicts.append(_cap("gross_leverage", intent, gross, equity * limits.max_gross_leverage, "gross exposure"))
+    verdicts.append(_cap("net_leverage", intent, net, equity * limits.max_net_leverage, "net exposure"))
+
+    symbols = [s for s in ctx.returns.columns] if not ctx.returns.empty else []
+    if intent.symbol in symbols and len(ctx.returns) >= MIN_VAR_OBSERVATIONS:
+        corr = correlation_matrix(ctx.returns, min_periods=MIN_VAR_OBSERVATIONS)
+        cluster = cluster_of(intent.symbol, corr, limits.correlation_threshold)
+        cluster_used = sum((abs(exposures.get(s, Decimal(0))) for s in cluster), Decimal(0))
+        verdict = _cap("correlation_cluster", intent, cluster_used, equity * limits.max_cluster_exposure_pct / pct,
+                       f"cluster {sorted(cluster)} exposure")  # fmt: skip
+        verdict.numbers["cluster"] = ",".join(sorted(cluster))
+        verdict.numbers["threshold"] = str(limits.correlation_threshold)
+        verdicts.append(verdict)
+
+        after = ctx.after(intent).exposures
+        vector = np.array([float(after.get(s, Decimal(0))) for s in symbols])
+        report = var_report(ctx.returns[symbols].to_numpy(dtype=float), vector, bars_per_day=ctx.bars_per_day)
+        limit = float(equity * limits.max_var_pct / pct)
+        worst = report.var["historical_99"]
+        numbers = {**report.as_numbers(), "limit": f"{limit:.2f}"}
+        ok = worst <= limit
+        verdicts.append(
+            RiskVerdict("portfolio_var", ok,
+                        f"1-day historical VaR99 after the order {worst:.2f} {'within' if ok else 'exceeds'} {limit:.2f}",
+                        numbers)
+        )  # fmt: skip
+    else:
+        missing = {"observations": str(len(ctx.returns)), "required": str(MIN_VAR_OBSERVATIONS)}
+        for name in ("correlation_cluster", "portfolio_var"):
+            verdicts.append(
+                RiskVerdict(name, True, f"not enough return history for {intent.symbol}: not assessed", missing)
+            )
+    return verdicts

@@ -1,0 +1,81 @@
+"""`alphaloom explain ORDER_ID`: why we traded, from the order back to the bars, news and flow runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.tree import Tree
+
+from alphaloom.cli._app import app, console, engine
+from alphaloom.settings import get_settings
+
+
+@app.command()
+def explain(
+    order_id: str = typer.Argument(..., help="Client order id (see `alphaloom pnl`)."),
+    html: bool = typer.Option(False, "--html", help="Also write the chain as a self-contained HTML page."),
+    out: Path = typer.Option(None, help="Where to write the page (default: $ALPHALOOM_HOME/explain/ORDER.html)."),
+) -> None:
+    """The chain order -> decision -> agent outputs -> feature row -> bars and news -> flow runs."""
+    from alphaloom.explain import NotFoundError, explain_order, price_window
+
+    with engine().connect() as conn:
+        try:
+            chain = explain_order(conn, order_id)
+        except NotFoundError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(code=1) from None
+        window = []
+        if chain.decision is not None and chain.features is not None:
+            key = chain.features.key
+            window = price_window(conn, exchange=key.get("exchange", get_settings().exchange), symbol=chain.order.symbol,
+                                  timeframe=chain.decision.timeframe, as_of=chain.decision.as_of)  # fmt: skip
+
+    o, d = chain.order, chain.decision
+    tree = Tree(f"[bold]order {o.client_order_id}[/bold]: {o.side} {o.quantity} {o.symbol} ({o.status}) run {o.run_id}")
+    for f in o.fills:
+        tree.add(f"fill {f.fill_id}: {f.quantity} @ {f.price} fee {f.fee} {f.fee_currency} at {f.ts:%Y-%m-%d %H:%M}")
+    if d is not None:
+        node = tree.add(
+            f"[bold]decision {d.decision_id}[/bold] at {d.as_of:%Y-%m-%d %H:%M} UTC: {d.action} (score {d.score:+.3f}), "
+            f"config {d.config_version}, git {(d.git_sha or '-')[:12]}, run {d.run_id}"
+        )
+        agents = node.add("agent outputs")
+        for a in chain.agent_outputs:
+            agents.add(f"{a.agent}: {a.action} ({a.confidence:.2f}){' skipped' if a.skipped else ''} model={a.model} "
+                       f"prompt_hash={a.prompt_hash} tokens={a.tokens} — {a.rationale}")  # fmt: skip
+        risk = node.add("risk checks")
+        for r in chain.risk_checks:
+            risk.add(f"{'[green]ok[/green]' if r.approved else '[red]denied[/red]'} {r.check_name}: {r.reason} "
+                     f"{json.dumps(r.numbers, sort_keys=True)}")  # fmt: skip
+        if chain.features is not None:
+            feat = chain.features
+            fnode = node.add(f"feature row {feat.dbt_model} {feat.key} (dbt invocation {feat.dbt_invocation_id}, "
+                             f"project git {(feat.git_sha or '-')[:12]})")  # fmt: skip
+            for b in chain.bars:
+                fnode.add(f"bar raw.ohlcv {b.symbol} {b.ts:%Y-%m-%d %H:%M}: O {b.open} H {b.high} L {b.low} "
+                          f"C {b.close} V {b.volume} (run {b.run_id})")  # fmt: skip
+        news = node.add(f"news ({len(chain.news)})")
+        for n in chain.news:
+            news.add(f"{n.first_seen_at:%Y-%m-%d %H:%M} {n.label} {n.score}: {n.title} (run {n.run_id})")
+    console.print(tree)
+    runs = Table("wrote", "flow", "run id", "status", "started", "git sha", title="flow runs behind it")
+    for r in chain.runs:
+        runs.add_row(r.role + (" (inferred)" if r.inferred else ""), r.flow, r.run_id, r.status,
+                     f"{r.started_at:%Y-%m-%d %H:%M:%S}", (r.git_sha or "")[:12])  # fmt: skip
+    console.print(runs)
+    if chain.missing:
+        console.print(f"[yellow]incomplete chain: missing {', '.join(chain.missing)}[/yellow]")
+    if html:
+        from alphaloom.explain_html import render_html
+
+        api = os.environ.get("PREFECT_API_URL")
+        page = render_html(chain, window, prefect_ui=api.removesuffix("/api") if api else None)
+        target = out or get_settings().home / "explain" / f"{o.client_order_id}.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page, encoding="utf-8")
+        console.print(f"HTML: {target.resolve()}")

@@ -1,0 +1,102 @@
+"""Trading operator commands: venue keys (encrypted), live arming, account halts, guard trips, shadow drift."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from alphaloom.cli._app import app, console, engine
+from alphaloom.settings import get_settings
+
+keys_app = typer.Typer(no_args_is_help=True, help="Venue credentials, encrypted at rest (never printed).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("add")
+def keys_add(
+    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance."),
+    account: str = typer.Option(None, help="Account id (default: ALPHALOOM_ACCOUNT)."),
+) -> None:
+    """Store an API key and secret for EXCHANGE; both are prompted for without echo."""
+    from alphaloom.secrets import Credentials, store_credentials
+
+    api_key = typer.prompt("API key", hide_input=True)
+    secret = typer.prompt("API secret", hide_input=True)
+    password = typer.prompt("Passphrase (empty if none)", hide_input=True, default="", show_default=False)
+    account = account or get_settings().account
+    with engine().begin() as conn:
+        store_credentials(conn, get_settings(), Credentials(exchange, account, api_key, secret, password or None))
+    console.print(f"stored encrypted credentials for {exchange}/{account}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Which exchanges/accounts have credentials (never the credentials)."""
+    from alphaloom.secrets import list_credentials
+
+    with engine().connect() as conn:
+        rows = list_credentials(conn)
+    table = Table("exchange", "account", "stored at", title="secrets.credentials")
+    for exchange, account, created in rows:
+        table.add_row(exchange, account, str(created))
+    console.print(table)
+
+
+@keys_app.command("remove")
+def keys_remove(exchange: str, account: str = typer.Option(None)) -> None:
+    """Delete the credentials of EXCHANGE for the account."""
+    from alphaloom.secrets import delete_credentials
+
+    with engine().begin() as conn:
+        gone = delete_credentials(conn, exchange, account or get_settings().account)
+    console.print("removed" if gone else "nothing stored")
+    if not gone:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def arm(
+    account: str = typer.Argument(..., help="Account id."),
+    off: bool = typer.Option(False, "--off", help="Disarm instead."),
+) -> None:
+    """Arm (or disarm) ACCOUNT for live orders; live orders also need mode live/shadow and stored credentials."""
+    from sqlalchemy import text
+
+    with engine().begin() as conn:
+        row = conn.execute(
+            text("update audit.accounts set live_enabled = :on where id = :a returning mode"),
+            {"on": not off, "a": account},
+        ).first()
+    if row is None:
+        console.print(f"account {account!r} does not exist")
+        raise typer.Exit(code=1)
+    console.print(f"account {account} ({row.mode}) live trading {'DISARMED' if off else 'ARMED'}")
+
+
+@app.command()
+def halt(
+    account: str = typer.Argument(...),
+    release: bool = typer.Option(False, "--release", help="Release the halt."),
+    reason: str = typer.Option("manual"),
+) -> None:
+    """Halt ACCOUNT (nothing is sent for it) or release it, e.g. after the daily loss limit tripped."""
+    from execution.fatfinger import halt_state, set_halt
+
+    with engine().begin() as conn:
+        set_halt(conn, account, not release, reason)
+        state = halt_state(conn, account)
+    console.print(f"account {account} {'HALTED' if state.halted else 'active'} ({state.reason})")
+
+
+@app.command()
+def trips(account: str = typer.Option(None), limit: int = typer.Option(20)) -> None:
+    """Recent fat-finger / guard trips (audit.guard_trips)."""
+    from execution.fatfinger import recent_trips
+
+    with engine().connect() as conn:
+        rows = recent_trips(conn, account, limit)
+    table = Table("time", "account", "symbol", "guard", "reason", title="audit.guard_trips")
+    for r in rows:
+        table.add_row(f"{r['created_at']:%Y-%m-%d %H:%M:%S}", str(r["account"]), str(r["symbol"] or ""),
+                      str(r["guard"]), str(r["reason"])[:80])  # fmt: skip
+    console.print(table)

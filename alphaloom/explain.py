@@ -1,0 +1,448 @@
+"""Why did we trade? The chain behind one order, read from the audit trail (read-only).
+
+``explain_order(conn, client_order_id)`` returns an ``OrderChain``:
+
+    order (+ its events and fills) -> decision (inputs, config version, dbt invocation, git sha)
+      -> agent outputs (model, prompt hash, tokens, opinion and rationale) and risk checks (with their numbers)
+      -> the feature row it read (dbt model, invocation id, project git sha, the values as read)
+      -> the bar and the news rows behind it (through ``audit.lineage``)
+      -> the flow runs (``audit.runs``, keyed by the Prefect flow-run id) that wrote each of them.
+
+What callers can rely on: every link is read from rows, never recomputed, except the feature-build run, which
+``audit.runs`` does not key by dbt invocation: it is the last ``build_features`` run that completed before the
+decision was recorded, and ``RunLink.inferred`` says so. ``OrderChain.missing`` names every link that could not be
+found (empty for a complete chain). ``price_window`` gives the bars around the decision for a chart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from alphaloom.domain import timeframe_delta
+from alphaloom.errors import AlphaLoomError
+
+
+class NotFoundError(AlphaLoomError):
+    """The order (or decision) asked about does not exist in the audit trail."""
+
+
+@dataclass(frozen=True)
+class RunLink:
+    """A flow run that wrote part of the chain; ``role`` says which part."""
+
+    role: str
+    run_id: str
+    flow: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    git_sha: str | None
+    inferred: bool = False
+
+
+@dataclass(frozen=True)
+class FillRow:
+    fill_id: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str
+    slippage: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class OrderEventRow:
+    event: str
+    from_status: str | None
+    to_status: str
+    event_ts: datetime
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    client_order_id: str
+    account: str
+    venue: str
+    symbol: str
+    side: str
+    order_type: str
+    quantity: Decimal
+    reference_price: Decimal
+    status: str
+    filled_quantity: Decimal
+    created_at: datetime
+    run_id: str
+    events: list[OrderEventRow]
+    fills: list[FillRow]
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    decision_id: str
+    account: str
+    symbol: str
+    timeframe: str
+    as_of: datetime
+    action: str
+    score: float
+    config_version: str
+    dbt_invocation_id: str | None
+    git_sha: str | None
+    run_id: str
+    created_at: datetime
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AgentOutputRow:
+    agent: str
+    model: str | None
+    prompt_hash: str | None
+    tokens: int | None
+    latency_ms: int | None
+    skipped: bool
+    action: str
+    confidence: float
+    rationale: str
+    input_ref: dict[str, Any]
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RiskCheckRow:
+    check_name: str
+    approved: bool
+    reason: str
+    numbers: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FeatureLink:
+    """The feature row the decision read, as recorded in the decision (marts are rebuilt; the values are kept)."""
+
+    dbt_model: str
+    key: dict[str, Any]
+    known_at: str | None
+    dbt_invocation_id: str | None
+    git_sha: str | None
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BarRow:
+    exchange: str
+    symbol: str
+    timeframe: str
+    ts: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    run_id: str
+
+
+@dataclass(frozen=True)
+class NewsRow:
+    id: str
+    title: str
+    url: str | None
+    published_at: datetime
+    first_seen_at: datetime
+    first_seen_assumed: bool
+    label: str | None
+    score: float | None
+    sources: list[str]
+    run_id: str
+
+
+@dataclass(frozen=True)
+class OrderChain:
+    order: OrderRow
+    decision: DecisionRow | None
+    agent_outputs: list[AgentOutputRow] = field(default_factory=list)
+    risk_checks: list[RiskCheckRow] = field(default_factory=list)
+    features: FeatureLink | None = None
+    bars: list[BarRow] = field(default_factory=list)
+    news: list[NewsRow] = field(default_factory=list)
+    runs: list[RunLink] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[str]:
+        """The links that could not be found; empty when the chain is complete."""
+        gaps = []
+        if self.decision is None:
+            gaps.append("decision")
+        if not self.agent_outputs:
+            gaps.append("agent outputs")
+        if self.features is None:
+            gaps.append("feature row")
+        if not self.bars:
+            gaps.append("bars")
+        if self.decision is not None and self.decision.inputs.get("news") and not self.news:
+            gaps.append("news rows")
+        roles = {r.role for r in self.runs}
+        for role in ("order", "decision", "features", "bars"):
+            if role not in roles:
+                gaps.append(f"{role} flow run")
+        if self.news and "news" not in roles:
+            gaps.append("news flow run")
+        return gaps
+
+
+def _order(conn: Connection, client_order_id: str) -> OrderRow:
+    row = conn.execute(
+        text(
+            """select client_order_id, account, venue, symbol, side, order_type, quantity, reference_price, status,
+                      filled_quantity, created_at, run_id, decision_id
+               from audit.orders where client_order_id = :c"""
+        ),
+        {"c": client_order_id},
+    ).first()
+    if row is None:
+        raise NotFoundError(f"order {client_order_id!r} is not in audit.orders")
+    events = [
+        OrderEventRow(e.event, e.from_status, e.to_status, e.event_ts, e.details or {})
+        for e in conn.execute(
+            text(
+                "select event, from_status, to_status, event_ts, details from audit.order_events "
+                "where client_order_id = :c order by id"
+            ),
+            {"c": client_order_id},
+        )
+    ]
+    fills = [
+        FillRow(f.fill_id, f.quantity, f.price, f.fee, f.fee_currency, f.slippage, f.ts)
+        for f in conn.execute(
+            text(
+                "select fill_id, quantity, price, fee, fee_currency, slippage, ts from audit.fills "
+                "where client_order_id = :c order by ts, fill_id"
+            ),
+            {"c": client_order_id},
+        )
+    ]
+    return OrderRow(
+        row.client_order_id, row.account, row.venue, row.symbol, row.side, row.order_type, row.quantity,
+        row.reference_price, row.status, row.filled_quantity, row.created_at, row.run_id, events, fills,
+    )  # fmt: skip
+
+
+def _decision_id_of(conn: Connection, client_order_id: str) -> str | None:
+    # The order row names its decision; the lineage edge is read too, so a chain broken there shows up as missing.
+    return conn.execute(
+        text(
+            """select coalesce(
+                 (select parent_key->>'decision_id' from audit.lineage
+                  where child_table = 'audit.orders' and child_id = :c and parent_table = 'audit.decisions' limit 1),
+                 (select decision_id from audit.orders where client_order_id = :c))"""
+        ),
+        {"c": client_order_id},
+    ).scalar()
+
+
+def _decision(conn: Connection, decision_id: str) -> DecisionRow | None:
+    row = conn.execute(
+        text(
+            """select decision_id, account, symbol, timeframe, as_of, action, score, config_version,
+                      dbt_invocation_id, git_sha, run_id, created_at, inputs
+               from audit.decisions where decision_id = :d"""
+        ),
+        {"d": decision_id},
+    ).first()
+    if row is None:
+        return None
+    return DecisionRow(
+        row.decision_id, row.account, row.symbol, row.timeframe, row.as_of, row.action, float(row.score),
+        row.config_version, row.dbt_invocation_id, row.git_sha, row.run_id, row.created_at, dict(row.inputs),
+    )  # fmt: skip
+
+
+def _agent_outputs(conn: Connection, decision_id: str) -> list[AgentOutputRow]:
+    return [
+        AgentOutputRow(
+            o.agent,
+            o.model,
+            o.prompt_hash,
+            o.tokens,
+            o.latency_ms,
+            o.skipped,
+            str(o.output.get("action", "hold")),
+            float(o.output.get("confidence", 0.0)),
+            str(o.output.get("rationale", "")),
+            dict(o.input_ref or {}),
+            o.run_id,
+        )
+        for o in conn.execute(
+            text(
+                """select agent, model, prompt_hash, tokens, latency_ms, skipped, output, input_ref, run_id
+                   from audit.agent_outputs where decision_id = :d order by id"""
+            ),
+            {"d": decision_id},
+        )
+    ]
+
+
+def _risk_checks(conn: Connection, decision_id: str) -> list[RiskCheckRow]:
+    return [
+        RiskCheckRow(r.check_name, r.approved, r.reason, dict(r.numbers or {}))
+        for r in conn.execute(
+            text(
+                "select check_name, approved, reason, numbers from audit.risk_checks where decision_id = :d order by id"
+            ),
+            {"d": decision_id},
+        )
+    ]
+
+
+def _parents(conn: Connection, decision_id: str) -> dict[str, list[dict[str, Any]]]:
+    parents: dict[str, list[dict[str, Any]]] = {}
+    for table, key in conn.execute(
+        text(
+            "select parent_table, parent_key from audit.lineage "
+            "where child_table = 'audit.decisions' and child_id = :d order by id"
+        ),
+        {"d": decision_id},
+    ):
+        parents.setdefault(table, []).append(dict(key))
+    return parents
+
+
+def _bars(conn: Connection, keys: list[dict[str, Any]]) -> list[BarRow]:
+    bars = []
+    for key in keys:
+        row = conn.execute(
+            text(
+                """select exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id from raw.ohlcv
+                   where exchange = :exchange and symbol = :symbol and timeframe = :timeframe
+                     and ts = cast(:ts as timestamptz)"""
+            ),
+            {k: key.get(k) for k in ("exchange", "symbol", "timeframe", "ts")},
+        ).first()
+        if row is not None:
+            bars.append(BarRow(*row))
+    return bars
+
+
+def _news(conn: Connection, ids: list[str], recorded: list[dict[str, Any]]) -> list[NewsRow]:
+    if not ids:
+        return []
+    scores = {n["id"]: n for n in recorded}
+    rows = conn.execute(
+        text(
+            """select n.id, n.title, n.url, n.published_at, n.first_seen_at, n.first_seen_assumed, n.run_id,
+                      coalesce(array_agg(s.source order by s.source) filter (where s.source is not null), '{}')
+                        as sources
+               from raw.news n left join raw.news_sightings s on s.news_id = n.id
+               where n.id = any(:ids)
+               group by n.id order by n.first_seen_at, n.id"""
+        ),
+        {"ids": ids},
+    )
+    return [
+        NewsRow(
+            r.id,
+            r.title,
+            r.url,
+            r.published_at,
+            r.first_seen_at,
+            r.first_seen_assumed,
+            scores.get(r.id, {}).get("label"),
+            scores.get(r.id, {}).get("score"),
+            list(r.sources),
+            r.run_id,
+        )
+        for r in rows
+    ]
+
+
+def _run(conn: Connection, role: str, run_id: str) -> RunLink | None:
+    row = conn.execute(
+        text("select run_id, flow, status, started_at, finished_at, git_sha from audit.runs where run_id = :r"),
+        {"r": run_id},
+    ).first()
+    return None if row is None else RunLink(role, *row)
+
+
+def _feature_build_run(conn: Connection, before: datetime) -> RunLink | None:
+    row = conn.execute(
+        text(
+            """select run_id, flow, status, started_at, finished_at, git_sha from audit.runs
+               where flow = 'build_features' and status = 'completed' and finished_at <= :t
+               order by finished_at desc limit 1"""
+        ),
+        {"t": before},
+    ).first()
+    return None if row is None else RunLink("features", *row, inferred=True)
+
+
+def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
+    """The whole chain behind ``client_order_id``; raises ``NotFoundError`` when the order does not exist."""
+    order = _order(conn, client_order_id)
+    runs: list[RunLink] = []
+
+    def add_run(role: str, run_id: str | None) -> None:
+        if run_id and not any(r.role == role and r.run_id == run_id for r in runs):
+            link = _run(conn, role, run_id)
+            if link is not None:
+                runs.append(link)
+
+    add_run("order", order.run_id)
+    decision_id = _decision_id_of(conn, client_order_id)
+    decision = _decision(conn, decision_id) if decision_id else None
+    if decision is None:
+        return OrderChain(order, None, runs=runs)
+    add_run("decision", decision.run_id)
+    outputs = _agent_outputs(conn, decision.decision_id)
+    for o in outputs:
+        add_run("agent outputs", o.run_id)
+    parents = _parents(conn, decision.decision_id)
+    recorded_features = decision.inputs.get("features") or {}
+    feature_keys = parents.get("marts.features") or []
+    features = None
+    if feature_keys or recorded_features:
+        features = FeatureLink(
+            dbt_model="marts.features",
+            key=recorded_features.get("key") or (feature_keys[0] if feature_keys else {}),
+            known_at=recorded_features.get("known_at"),
+            dbt_invocation_id=recorded_features.get("dbt_invocation_id") or decision.dbt_invocation_id,
+            git_sha=decision.git_sha,
+            values=dict(recorded_features.get("values") or {}),
+        )
+        build = _feature_build_run(conn, decision.created_at)
+        if build is not None:
+            runs.append(build)
+    bars = _bars(conn, parents.get("raw.ohlcv") or [])
+    for bar in bars:
+        add_run("bars", bar.run_id)
+    news = _news(conn, [k["id"] for k in parents.get("raw.news") or []], decision.inputs.get("news") or [])
+    for item in news:
+        add_run("news", item.run_id)
+    return OrderChain(order, decision, outputs, _risk_checks(conn, decision.decision_id), features, bars, news, runs)
+
+
+def price_window(
+    conn: Connection, *, exchange: str, symbol: str, timeframe: str, as_of: datetime, before: int = 48, after: int = 12
+) -> list[BarRow]:
+    """Up to ``before`` bars closed by ``as_of`` and ``after`` bars after it, oldest first (for a chart).
+
+    Bars after ``as_of`` were not known to the decision; a chart must mark ``as_of``."""
+    bar = timeframe_delta(timeframe)
+    rows = conn.execute(
+        text(
+            """select exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id from raw.ohlcv
+               where exchange = :e and symbol = :s and timeframe = :tf and ts >= :lo and ts < :hi order by ts"""
+        ),
+        {"e": exchange, "s": symbol, "tf": timeframe, "lo": as_of - bar * (before + 1), "hi": as_of + bar * after},
+    )
+    return [BarRow(*r) for r in rows]
+
+
+def bar_length(timeframe: str) -> timedelta:
+    return timeframe_delta(timeframe)

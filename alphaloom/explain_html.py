@@ -1,0 +1,238 @@
+"""An ``OrderChain`` as one self-contained HTML page: inline CSS and an inline SVG price chart, nothing fetched.
+
+Pure rendering: callers pass the chain and the bars around the decision (``alphaloom.explain.price_window``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from alphaloom.explain import BarRow, OrderChain
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:0 0 10px;color:#39435a}
+.sub{color:#667085;margin-bottom:18px}.card{background:#fff;border:1px solid #e3e6ec;border-radius:8px;
+padding:14px 16px;margin:0 0 14px}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:8px}
+.kv b{display:block;font-size:11px;text-transform:uppercase;color:#7a8499;font-weight:600}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eef0f4;
+vertical-align:top}th{font-size:11px;text-transform:uppercase;color:#7a8499}code{font-size:12px;color:#3a4a6b}
+.buy{color:#067647;font-weight:600}.sell{color:#b42318;font-weight:600}.hold{color:#667085;font-weight:600}
+.ok{color:#067647}.no{color:#b42318;font-weight:600}.pill{display:inline-block;padding:1px 8px;border-radius:10px;
+background:#eef2ff;color:#3538cd;font-size:12px}.arrow{color:#98a2b3;margin:0 4px}.muted{color:#98a2b3}
+"""
+
+
+def _e(value: Any) -> str:
+    return escape("" if value is None else str(value))
+
+
+def _ts(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _kv(pairs: Sequence[tuple[str, Any]]) -> str:
+    return '<div class="grid">' + "".join(f'<div class="kv"><b>{_e(k)}</b>{v}</div>' for k, v in pairs) + "</div>"
+
+
+def _action(value: str) -> str:
+    return f'<span class="{_e(value)}">{_e(value)}</span>'
+
+
+def price_chart_svg(bars: Sequence[BarRow], as_of: datetime, fill_price: float | None, width: int = 1040) -> str:
+    """A close-price line with the decision time marked (bars after it were not known to the decision)."""
+    if not bars:
+        return '<p class="muted">no bars around the decision</p>'
+    height, pad = 260, 40
+    lows = [float(b.low) for b in bars]
+    highs = [float(b.high) for b in bars]
+    lo, hi = min(lows + ([fill_price] if fill_price else [])), max(highs + ([fill_price] if fill_price else []))
+    span = (hi - lo) or 1.0
+    t0, t1 = bars[0].ts.timestamp(), bars[-1].ts.timestamp()
+    tspan = (t1 - t0) or 1.0
+
+    def x(ts: float) -> float:
+        return pad + (ts - t0) / tspan * (width - 2 * pad)
+
+    def y(price: float) -> float:
+        return height - pad - (price - lo) / span * (height - 2 * pad)
+
+    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="price chart">']
+    parts.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>')
+    for k in range(5):
+        price = lo + span * k / 4
+        parts.append(
+            f'<line x1="{pad}" x2="{width - pad}" y1="{y(price):.1f}" y2="{y(price):.1f}" stroke="#eef0f4"/>'
+            f'<text x="4" y="{y(price) + 4:.1f}" font-size="10" fill="#98a2b3">{price:,.2f}</text>'
+        )
+    for b in bars:  # high-low wicks
+        parts.append(
+            f'<line x1="{x(b.ts.timestamp()):.1f}" x2="{x(b.ts.timestamp()):.1f}" y1="{y(float(b.high)):.1f}" '
+            f'y2="{y(float(b.low)):.1f}" stroke="#d0d5dd"/>'
+        )
+    points = " ".join(f"{x(b.ts.timestamp()):.1f},{y(float(b.close)):.1f}" for b in bars)
+    parts.append(f'<polyline points="{points}" fill="none" stroke="#3538cd" stroke-width="1.6"/>')
+    ax = x(min(max(as_of.timestamp(), t0), t1))
+    parts.append(
+        f'<line x1="{ax:.1f}" x2="{ax:.1f}" y1="{pad / 2}" y2="{height - pad / 2}" stroke="#f79009" '
+        f'stroke-dasharray="4 3"/><text x="{ax + 4:.1f}" y="{pad / 2 + 10}" font-size="11" fill="#b54708">'
+        f"decision {_e(_ts(as_of))}</text>"
+    )
+    if fill_price is not None:
+        parts.append(
+            f'<circle cx="{ax:.1f}" cy="{y(fill_price):.1f}" r="4.5" fill="#067647"/>'
+            f'<text x="{ax + 7:.1f}" y="{y(fill_price) + 14:.1f}" font-size="11" fill="#067647">fill '
+            f"{fill_price:,.4f}</text>"
+        )
+    parts.append(
+        f'<text x="{pad}" y="{height - 8}" font-size="10" fill="#98a2b3">{_e(_ts(bars[0].ts))}</text>'
+        f'<text x="{width - pad}" y="{height - 8}" font-size="10" fill="#98a2b3" text-anchor="end">'
+        f"{_e(_ts(bars[-1].ts))}</text></svg>"
+    )
+    return "".join(parts)
+
+
+def render_html(chain: OrderChain, window: Sequence[BarRow], prefect_ui: str | None = None) -> str:
+    """The page an operator reads: order, decision, opinions, risk numbers, features, headlines, chart, runs."""
+    o, d = chain.order, chain.decision
+    fill_price = float(o.fills[0].price) if o.fills else None
+    sections = [
+        f"<h1>Order {_e(o.client_order_id)}</h1>"
+        f'<div class="sub">{_action(o.side)} {_e(o.quantity)} {_e(o.symbol)} on {_e(o.account)} ({_e(o.venue)}) '
+        f'&middot; status <span class="pill">{_e(o.status)}</span></div>'
+    ]
+    if chain.missing:
+        sections.append(f'<div class="card no">incomplete chain: missing {_e(", ".join(chain.missing))}</div>')
+    order_kv = [
+        ("reference price", _e(o.reference_price)),
+        ("filled", _e(o.filled_quantity)),
+        ("created", _e(_ts(o.created_at))),
+    ]
+    for f in o.fills:
+        order_kv += [
+            ("fill price", _e(f.price)),
+            ("fee", f"{_e(f.fee)} {_e(f.fee_currency)}"),
+            ("slippage", _e(f.slippage)),
+            ("filled at", _e(_ts(f.ts))),
+        ]
+    events = "".join(
+        f"<tr><td>{_e(e.event)}</td><td>{_e(e.from_status)}<span class=arrow>&rarr;</span>{_e(e.to_status)}</td>"
+        f"<td>{_e(_ts(e.event_ts))}</td></tr>"
+        for e in o.events
+    )
+    sections.append(
+        f'<div class="card"><h2>Order</h2>{_kv(order_kv)}'
+        f"<table><tr><th>event</th><th>status</th><th>time</th></tr>{events}</table></div>"
+    )
+    if d is not None:
+        sections.append(
+            '<div class="card"><h2>Decision</h2>'
+            + _kv(
+                [
+                    ("decision", f"<code>{_e(d.decision_id)}</code>"),
+                    ("as of", _e(_ts(d.as_of))),
+                    ("action", _action(d.action)),
+                    ("consensus score", f"{d.score:+.3f}"),
+                    ("config version", f"<code>{_e(d.config_version)}</code>"),
+                    ("git sha", f"<code>{_e((d.git_sha or '')[:12])}</code>"),
+                    ("dbt invocation", f"<code>{_e(d.dbt_invocation_id)}</code>"),
+                ]
+            )
+            + "</div>"
+        )
+        sections.append(
+            f'<div class="card"><h2>Price around the decision</h2>{price_chart_svg(window, d.as_of, fill_price)}</div>'
+        )
+    if chain.agent_outputs:
+        rows = "".join(
+            f"<tr><td><b>{_e(a.agent)}</b></td><td>{_action(a.action)}{' <span class=muted>(skipped)</span>' if a.skipped else ''}"
+            f"</td><td>{a.confidence:.2f}</td><td>{_e(a.rationale)}</td><td><code>{_e(a.model)}</code></td>"
+            f"<td><code>{_e((a.prompt_hash or '')[:12])}</code></td><td>{_e(a.tokens)}</td></tr>"
+            for a in chain.agent_outputs
+        )
+        sections.append(
+            '<div class="card"><h2>Agent opinions</h2><table><tr><th>agent</th><th>opinion</th><th>confidence</th>'
+            f"<th>rationale</th><th>model</th><th>prompt hash</th><th>tokens</th></tr>{rows}</table></div>"
+        )
+    if chain.risk_checks:
+        rows = "".join(
+            f"<tr><td>{_e(r.check_name)}</td><td class={'ok' if r.approved else 'no'}>"
+            f"{'approved' if r.approved else 'denied'}</td><td>{_e(r.reason)}</td>"
+            f"<td><code>{_e(json.dumps(r.numbers, sort_keys=True))}</code></td></tr>"
+            for r in chain.risk_checks
+        )
+        sections.append(
+            '<div class="card"><h2>Risk checks</h2><table><tr><th>check</th><th>verdict</th><th>reason</th>'
+            f"<th>numbers</th></tr>{rows}</table></div>"
+        )
+    if chain.features is not None:
+        f = chain.features
+        shown = {k: v for k, v in f.values.items() if v is not None}
+        values = "".join(
+            f"<tr><td>{_e(k)}</td><td>{v:,.6g}</td></tr>"
+            if isinstance(v, int | float)
+            else f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>"
+            for k, v in shown.items()
+        )
+        sections.append(
+            '<div class="card"><h2>Feature row read</h2>'
+            + _kv(
+                [
+                    ("dbt model", f"<code>{_e(f.dbt_model)}</code>"),
+                    ("bar", _e(f.key.get("ts"))),
+                    ("known at", _e(f.known_at)),
+                    ("dbt invocation", f"<code>{_e(f.dbt_invocation_id)}</code>"),
+                    ("project git sha", f"<code>{_e((f.git_sha or '')[:12])}</code>"),
+                ]
+            )
+            + f"<table><tr><th>feature</th><th>value as read</th></tr>{values}</table></div>"
+        )
+    if chain.news:
+        rows = "".join(
+            f"<tr><td>{_e(_ts(n.first_seen_at))}{' <span class=muted>(assumed)</span>' if n.first_seen_assumed else ''}"
+            f"</td><td>{_e(n.title)}</td><td>{_e(n.label)} {'' if n.score is None else f'{n.score:+.2f}'}</td>"
+            f"<td>{_e(', '.join(n.sources))}</td></tr>"
+            for n in chain.news
+        )
+        sections.append(
+            '<div class="card"><h2>Headlines it read</h2><table><tr><th>first seen</th><th>headline</th>'
+            f"<th>sentiment</th><th>feeds</th></tr>{rows}</table></div>"
+        )
+    if chain.bars:
+        rows = "".join(
+            f"<tr><td>{_e(_ts(b.ts))}</td><td>{_e(b.open)}</td><td>{_e(b.high)}</td><td>{_e(b.low)}</td>"
+            f"<td>{_e(b.close)}</td><td>{_e(b.volume)}</td></tr>"
+            for b in chain.bars
+        )
+        sections.append(
+            '<div class="card"><h2>Bar behind the features (raw.ohlcv)</h2><table><tr><th>bar open</th><th>open</th>'
+            f"<th>high</th><th>low</th><th>close</th><th>volume</th></tr>{rows}</table></div>"
+        )
+    if chain.runs:
+
+        def run_id_cell(run_id: str) -> str:
+            if prefect_ui:
+                return (
+                    f'<a href="{_e(prefect_ui.rstrip("/"))}/runs/flow-run/{_e(run_id)}"><code>{_e(run_id)}</code></a>'
+                )
+            return f"<code>{_e(run_id)}</code>"
+
+        rows = "".join(
+            f"<tr><td>{_e(r.role)}</td><td>{_e(r.flow)}</td><td>{run_id_cell(r.run_id)}</td><td>{_e(r.status)}</td>"
+            f"<td>{_e(_ts(r.started_at))}</td><td><code>{_e((r.git_sha or '')[:12])}</code></td>"
+            f"<td>{'inferred' if r.inferred else ''}</td></tr>"
+            for r in chain.runs
+        )
+        sections.append(
+            '<div class="card"><h2>Flow runs that wrote it</h2><table><tr><th>wrote</th><th>flow</th><th>run</th>'
+            f"<th>status</th><th>started</th><th>git sha</th><th></th></tr>{rows}</table></div>"
+        )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>AlphaLoom: why order '
+        f"{_e(o.client_order_id)}</title><style>{_CSS}</style></head><body><main>{''.join(sections)}</main></body></html>"
+    )

@@ -1,0 +1,179 @@
+"""Is AlphaLoom healthy? Database, migrations, Prefect API, last runs per flow, data freshness, kill switch.
+
+``check_health`` returns one ``Check`` per concern; ``Report.healthy`` is False when any check failed (warnings do not
+count), and the CLI exits non-zero then. Stale data also raises a ``stale_data`` alert (``alphaloom.alerts``).
+
+What "fail" means, check by check:
+- database: it cannot be reached.
+- migrations: its revision is not the head of this code's migrations.
+- prefect_api: ``PREFECT_API_URL`` is set and ``/health`` does not answer OK (unset: warn, the ephemeral API is used).
+- runs: the latest finished run of some flow failed (each flow's last successful run is listed).
+- freshness: some configured symbol has no new bar within ``ALPHALOOM_STALE_AFTER_BARS`` bar lengths of ``now``.
+- kill_switch: the kill switch is engaged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+from sqlalchemy import Engine, text
+
+from alphaloom.alerts import alert
+from alphaloom.domain import timeframe_delta
+from alphaloom.settings import Settings
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: list[Check]
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    def get(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+
+def _database(engine: Engine) -> Check:
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(text("show server_version")).scalar()
+    except Exception as exc:
+        return Check("database", "fail", f"unreachable: {type(exc).__name__}")
+    return Check("database", "ok", f"PostgreSQL {version}", {"url": engine.url.render_as_string(hide_password=True)})
+
+
+def _migrations(engine: Engine) -> Check:
+    from alphaloom.db.migrate import current_revision, head_revision
+
+    try:
+        current, head = current_revision(engine), head_revision()
+    except Exception as exc:
+        return Check("migrations", "fail", f"cannot read the revision: {type(exc).__name__}")
+    if current != head:
+        return Check("migrations", "fail", f"at {current}, code expects {head}", {"current": current, "head": head})
+    return Check("migrations", "ok", f"at head {head}")
+
+
+def _prefect(api_url: str | None, timeout: float) -> Check:
+    if not api_url:
+        return Check("prefect_api", "warn", "PREFECT_API_URL unset: flows use a temporary local API")
+    try:
+        response = httpx.get(api_url.rstrip("/") + "/health", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return Check("prefect_api", "fail", f"{api_url} unreachable: {type(exc).__name__}")
+    if response.status_code != 200:
+        return Check("prefect_api", "fail", f"{api_url}/health answered HTTP {response.status_code}")
+    return Check("prefect_api", "ok", f"{api_url} healthy")
+
+
+def _runs(engine: Engine) -> Check:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                """select flow,
+                          max(finished_at) filter (where status = 'completed') as last_success,
+                          (array_agg(status order by finished_at desc) filter (where status <> 'running'))[1]
+                            as last_status,
+                          (array_agg(error order by finished_at desc) filter (where status <> 'running'))[1]
+                            as last_error
+                   from audit.runs group by flow order by flow"""
+            )
+        ).all()
+    details = {
+        r.flow: {"last_success": r.last_success.isoformat() if r.last_success else None, "last_status": r.last_status}
+        for r in rows
+    }
+    failing = [r.flow for r in rows if r.last_status == "failed"]
+    if not rows:
+        return Check("runs", "warn", "no flow has run yet", details)
+    if failing:
+        return Check("runs", "fail", f"latest run failed: {', '.join(failing)}", details)
+    return Check("runs", "ok", f"{len(rows)} flows, latest runs succeeded", details)
+
+
+def _freshness(
+    engine: Engine, exchange: str, timeframe: str, symbols: Sequence[str], now: datetime, stale_after_bars: int
+) -> Check:
+    bar = timeframe_delta(timeframe)
+    limit = bar * stale_after_bars
+    with engine.connect() as conn:
+        latest = dict(
+            conn.execute(
+                text(
+                    """select symbol, max(ts) from raw.ohlcv
+                       where exchange = :e and timeframe = :tf and symbol = any(:s) group by symbol"""
+                ),
+                {"e": exchange, "tf": timeframe, "s": list(symbols)},
+            ).all()
+        )
+    stale: dict[str, str] = {}
+    for symbol in symbols:
+        ts = latest.get(symbol)
+        if ts is None:
+            stale[symbol] = "no bars"
+        elif now - (ts + bar) > limit:
+            stale[symbol] = f"last bar closed {ts + bar:%Y-%m-%d %H:%M} UTC, {(now - ts - bar) / bar:.1f} bars ago"
+    details = {"exchange": exchange, "timeframe": timeframe, "stale_after_bars": stale_after_bars, "stale": stale}
+    if stale:
+        summary = f"{len(stale)}/{len(symbols)} symbols stale (no new {timeframe} bar within {stale_after_bars} bars)"
+        alert("stale_data", f"{summary}: {', '.join(sorted(stale))}", details)
+        return Check("freshness", "fail", summary, details)
+    return Check("freshness", "ok", f"{len(symbols)} symbols fresh", details)
+
+
+def _kill_switch(engine: Engine) -> Check:
+    from alphaloom.guards import kill_switch_state
+
+    with engine.connect() as conn:
+        state = kill_switch_state(conn)
+    if state.engaged:
+        return Check("kill_switch", "fail", f"ENGAGED: {state.reason} (by {state.changed_by})")
+    return Check("kill_switch", "ok", "off")
+
+
+def check_health(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    symbols: Sequence[str] | None = None,
+    prefect_api_url: str | None = None,
+) -> Report:
+    """Run every check; later checks are skipped (failed) when the database is unreachable."""
+    now = now or datetime.now(UTC)
+    api_url = prefect_api_url if prefect_api_url is not None else os.environ.get("PREFECT_API_URL")
+    checks = [_database(engine)]
+    if checks[0].status == "fail":
+        return Report([*checks, Check("migrations", "fail", "database unreachable")])
+    checks.append(_migrations(engine))
+    checks.append(_prefect(api_url, settings.alert_timeout_seconds))
+    later = {
+        "runs": lambda: _runs(engine),
+        "freshness": lambda: _freshness(
+            engine, settings.exchange, settings.timeframe, symbols or settings.symbols, now, settings.stale_after_bars
+        ),
+        "kill_switch": lambda: _kill_switch(engine),
+    }
+    for name, check in later.items():
+        try:
+            checks.append(check())
+        except Exception as exc:  # e.g. a missing table before migrations: report it, keep checking
+            checks.append(Check(name, "fail", f"{type(exc).__name__}: {exc}"[:200]))
+    return Report(checks)

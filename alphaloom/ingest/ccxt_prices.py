@@ -1,0 +1,230 @@
+"""Price bars from exchanges through ccxt's unified REST API: the one wrapper around ccxt for prices.
+
+- ``make_exchange(exchange_id)`` builds a ccxt exchange with ``enableRateLimit`` on; an unknown id is a ``ConfigError``.
+- ``CcxtPriceSource(exchange).closed_bars(symbol, timeframe, since=...)`` pages through ``fetch_ohlcv`` with
+  ``since``/``limit`` until it reaches the present, and returns only closed bars: the still-open last candle is dropped,
+  never stored as final.
+- Vendor errors are translated here (errors.py draws the hierarchy): ``NetworkError`` (which in ccxt covers
+  ``RateLimitExceeded``, ``ExchangeNotAvailable`` and ``RequestTimeout``) is retried with exponential backoff through
+  tenacity and, once the attempts are spent, raised as ``VenueTemporaryError`` (retry later); an unknown symbol
+  (``BadSymbol``) is a ``ConfigError`` raised at once, without retries (retrying will not help); any other exchange
+  error is a ``VenueError``.
+- ``fetch_series(specs, ...)`` fetches many (exchange, symbol, timeframe) series with bounded concurrency: one worker
+  per exchange at a time (rate limits are per exchange), at most ``max_concurrency`` exchanges in parallel, resuming
+  each series after its last stored bar (``resume_points``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import ccxt
+import pandas as pd
+from sqlalchemy import Connection, text
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from alphaloom.domain import timeframe_delta
+from alphaloom.errors import ConfigError, VenueError, VenueTemporaryError
+from alphaloom.ingest.prices import COLUMNS, PriceBatch, frame_from_bars
+
+# ccxt's own hierarchy: RateLimitExceeded < DDoSProtection < NetworkError, and so are ExchangeNotAvailable and
+# RequestTimeout. Listed explicitly so the retried set reads as the issue states it.
+RETRIED = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable, ccxt.RequestTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSpec:
+    """One price series at one venue: ``exchange`` is a ccxt id (``binance``), ``symbol`` unified (``BTC/USDT``)."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+
+    @classmethod
+    def parse(cls, spec: str) -> SeriesSpec:
+        """``"binance:BTC/USDT:1h"`` -> ``SeriesSpec``; ``ConfigError`` naming the spec when it has another shape."""
+        parts = spec.split(":")
+        if len(parts) != 3 or not all(p.strip() for p in parts):
+            raise ConfigError(f"price source {spec!r} must look like 'exchange:BASE/QUOTE:timeframe'")
+        exchange, symbol, timeframe = (p.strip() for p in parts)
+        try:
+            timeframe_delta(timeframe)
+        except ValueError as exc:
+            raise ConfigError(f"price source {spec!r}: {exc}") from None
+        return cls(exchange.lower(), symbol, timeframe)
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.symbol}:{self.timeframe}"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Retry policy for temporary venue errors: ``attempts`` tries, waits doubling from ``initial`` up to ``maximum``
+    seconds. ``sleep`` is how waiting happens (tests pass a recorder, so no test sleeps)."""
+
+    attempts: int = 5
+    initial: float = 1.0
+    maximum: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+def make_exchange(exchange_id: str, config: Mapping[str, object] | None = None) -> ccxt.Exchange:
+    """A ccxt REST exchange by id with rate limiting on; ``ConfigError`` for an id ccxt does not know."""
+    cls = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
+    if cls is None:
+        raise ConfigError(f"unknown exchange {exchange_id!r}: ccxt has no such exchange id")
+    return cls({"enableRateLimit": True, **(config or {})})
+
+
+class CcxtPriceSource:
+    """Closed OHLCV bars of one exchange. Not thread-safe: use one instance per thread (``fetch_series`` does)."""
+
+    def __init__(self, exchange: ccxt.Exchange, *, page_limit: int = 1000, backoff: Backoff | None = None,
+                 clock: Callable[[], datetime] | None = None, max_pages: int = 10_000,
+                 venue: str | None = None) -> None:  # fmt: skip
+        self.exchange = exchange
+        self.venue = venue or str(exchange.id)  # the ``exchange`` stored in raw.ohlcv
+        self.page_limit = page_limit
+        self.backoff = backoff or Backoff()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.max_pages = max_pages
+
+    @property
+    def exchange_id(self) -> str:
+        return str(self.exchange.id)
+
+    def _call(self, what: str, fn: Callable[[], object]) -> object:
+        retrying = Retrying(
+            retry=retry_if_exception_type(RETRIED),
+            stop=stop_after_attempt(self.backoff.attempts),
+            wait=wait_exponential(multiplier=self.backoff.initial, max=self.backoff.maximum),
+            sleep=self.backoff.sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except ccxt.BadSymbol as exc:
+            raise ConfigError(
+                f"{self.exchange_id} {what}: unknown symbol ({exc}); check the configured symbol"
+            ) from None
+        except RETRIED as exc:
+            raise VenueTemporaryError(
+                f"{self.exchange_id} {what}: still failing after {self.backoff.attempts} attempts: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        except ccxt.BaseError as exc:
+            raise VenueError(f"{self.exchange_id} {what}: {type(exc).__name__}: {exc}") from exc
+
+    def load_markets(self) -> None:
+        self._call("load_markets", self.exchange.load_markets)
+
+    def closed_bars(self, symbol: str, timeframe: str, *, since: datetime | None) -> pd.DataFrame:
+        """Closed bars with open time >= ``since`` (all the venue gives when ``None``), oldest first, as a frame of
+        ``COLUMNS`` (numbers as ccxt parsed them, ``ts`` UTC). Pages forward until the venue has nothing newer."""
+        self.load_markets()
+        if symbol not in (self.exchange.markets or {}):
+            raise ConfigError(f"{self.exchange_id} has no market {symbol!r}; check the configured symbol")
+        step_ms = int(timeframe_delta(timeframe).total_seconds() * 1000)
+        now_ms = int(self.clock().timestamp() * 1000)
+        cursor = None if since is None else int(since.timestamp() * 1000)
+        rows: dict[int, list] = {}
+        for _ in range(self.max_pages):
+            page = self._call(
+                f"fetch_ohlcv {symbol} {timeframe}",
+                lambda c=cursor: self.exchange.fetch_ohlcv(symbol, timeframe, since=c, limit=self.page_limit),
+            )
+            fresh = [r for r in page if (cursor is None or r[0] >= cursor) and r[0] not in rows]  # type: ignore[union-attr]
+            if not fresh:
+                break
+            for candle in fresh:
+                rows[int(candle[0])] = candle
+            last = max(rows)
+            cursor = last + step_ms
+            if cursor + step_ms > now_ms:  # the next bar has not closed yet
+                break
+        closed = [rows[t] for t in sorted(rows) if t + step_ms <= now_ms]
+        frame = pd.DataFrame(closed, columns=["ts", "open", "high", "low", "close", "volume"])
+        frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True)
+        frame.insert(0, "timeframe", timeframe)
+        frame.insert(0, "symbol", symbol)
+        frame.insert(0, "exchange", self.venue)
+        return frame[list(COLUMNS)]
+
+    def batch(self, symbol: str, timeframe: str, *, since: datetime | None) -> PriceBatch:
+        """``closed_bars`` validated like a file (``frame_from_bars``), ready for quality checks and ``merge_bars``."""
+        frame = self.closed_bars(symbol, timeframe, since=since)
+        for column in ("open", "high", "low", "close", "volume"):
+            frame[column] = frame[column].map(_decimal_text)
+        return frame_from_bars(frame, source=f"ccxt:{self.venue}:{symbol}:{timeframe}")
+
+
+def _decimal_text(value: object) -> str:
+    # ccxt parses the venue's decimal strings into floats; repr gives back the shortest text that round-trips.
+    return "" if value is None else repr(float(value))  # type: ignore[arg-type]
+
+
+def resume_points(conn: Connection, specs: Iterable[SeriesSpec]) -> dict[SeriesSpec, datetime | None]:
+    """The open time of the bar after the last stored one, per series (``None`` when nothing is stored yet)."""
+    specs = list(specs)
+    if not specs:
+        return {}
+    rows = conn.execute(
+        text(
+            "select r.exchange, r.symbol, r.timeframe, (select max(o.ts) from raw.ohlcv o where o.exchange = r.exchange"
+            " and o.symbol = r.symbol and o.timeframe = r.timeframe) "
+            "from unnest(cast(:e as text[]), cast(:s as text[]), cast(:t as text[])) as r(exchange, symbol, timeframe)"
+        ),
+        {"e": [s.exchange for s in specs], "s": [s.symbol for s in specs], "t": [s.timeframe for s in specs]},
+    ).all()
+    last = {SeriesSpec(e, s, t): ts for e, s, t, ts in rows}
+    return {s: (None if last[s] is None else last[s] + timeframe_delta(s.timeframe)) for s in specs}
+
+
+@dataclass
+class SeriesResult:
+    """What one series fetch gave: a ``batch`` or the ``error`` that stopped it (the other series still load)."""
+
+    spec: SeriesSpec
+    since: datetime | None
+    batch: PriceBatch | None = None
+    error: str | None = None
+    error_type: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def fetch_series(
+    specs: Sequence[SeriesSpec],
+    since: Mapping[SeriesSpec, datetime | None],
+    *,
+    source_for: Callable[[str], CcxtPriceSource],
+    max_concurrency: int = 4,
+    default_since: datetime | None = None,
+) -> list[SeriesResult]:
+    """Fetch every series; series of one exchange run one after another on one ``CcxtPriceSource``, exchanges run in
+    parallel up to ``max_concurrency``. An error stops only its own series (a bad exchange id, all of that exchange)."""
+    by_exchange: dict[str, list[SeriesSpec]] = defaultdict(list)
+    for spec in specs:
+        by_exchange[spec.exchange].append(spec)
+
+    def run(exchange: str, group: list[SeriesSpec]) -> list[SeriesResult]:
+        results = []
+        try:
+            source = source_for(exchange)
+        except ConfigError as exc:
+            return [SeriesResult(s, since.get(s), error=str(exc), error_type="ConfigError") for s in group]
+        for spec in group:
+            start = since.get(spec) or default_since
+            try:
+                results.append(SeriesResult(spec, start, batch=source.batch(spec.symbol, spec.timeframe, since=start)))
+            except (ConfigError, VenueError) as exc:
+                results.append(SeriesResult(spec, start, error=str(exc), error_type=type(exc).__name__))
+        return results
+
+    with ThreadPoolExecutor(max_workers=max(1, max_concurrency), thread_name_prefix="ccxt") as pool:
+        futures = [pool.submit(run, exchange, group) for exchange, group in by_exchange.items()]
+        return [result for future in futures for result in future.result()]

@@ -1,0 +1,140 @@
+"""Benchmark: the per-symbol decision core, no model calls — features row -> signals (technical, news) -> consensus
+-> trader intent -> risk (per-intent and portfolio checks: exposure, correlation cluster, VaR over 200 bars x 6
+symbols) -> risk checks recorded -> paper order executed and recorded (orders, events, fills, position, cash,
+journal, durable paper venue), one transaction per decision, on a throwaway database of the server in force.
+
+Prints p50 and p99 of the core (goal: p50 < 5 ms) and, as a baseline measured in the same run, the p50 of a bare
+one-row insert transaction on the same server, with the ratio core/baseline.
+Usage: python bench/decision.py [--iterations 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import psycopg
+from sqlalchemy import create_engine, text
+
+from agents.consensus import consensus
+from agents.news import news_opinion
+from agents.risk import PortfolioContext, RiskLimits, adjusted_intent, check_intent
+from agents.risk.recorder import record_verdicts
+from agents.technical import technical_opinion
+from agents.trader import order_intents
+from alphaloom.db.engine import database_url, libpq_url
+from alphaloom.db.migrate import upgrade
+from alphaloom.domain import decision_id_for
+from alphaloom.guards import HardLimits, KillSwitchState
+from alphaloom.settings import Settings
+from execution.accounts import ensure_account
+from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.submit import execute
+
+SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "AAPL/USD", "MSFT/USD", "SPY/USD"]
+BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0, "ret_1": 0.004}
+BEARISH = {"close": 98.0, "ema_10": 95.0, "ema_50": 100.0, "macd_hist": -0.5, "rsi_14": 40.0, "ret_1": -0.003}
+OFF = KillSwitchState(False, "never engaged", "")
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.array(samples), q))
+
+
+def main(iterations: int) -> tuple[float, float]:
+    server = database_url()
+    name = f"alphaloom_bench_{uuid.uuid4().hex[:8]}"
+    admin = libpq_url(server.set(database="postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    engine = create_engine(server.set(database=name), pool_size=5)
+    try:
+        upgrade(engine)
+        settings = Settings(max_orders_per_run=10 * iterations + 10, daily_loss_limit=Decimal(10**9))
+        run_id, account = "bench-decision", "bench-paper"
+        with engine.begin() as conn:
+            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'bench')"), {"r": run_id})
+            ensure_account(conn, account, "paper", "USDT", "paper", Decimal(1_000_000), run_id)
+            conn.execute(text("create table bench_baseline (id bigserial primary key, payload text)"))
+        rng = np.random.default_rng(11)
+        returns = pd.DataFrame(rng.normal(0, 0.01, (200, len(SYMBOLS))), columns=SYMBOLS)
+        broker = PaperBroker(fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
+                             kill_switch=lambda: OFF, venue=PostgresPaperVenue(engine),
+                             spread_bps=settings.paper_spread_bps)  # fmt: skip
+        limits, risk_limits = HardLimits.from_settings(settings), RiskLimits.from_settings(settings)
+        t0 = datetime(2024, 1, 1, tzinfo=UTC)
+        positions = dict.fromkeys(SYMBOLS, Decimal(0))
+        core, orders = [], 0
+        for i in range(iterations):
+            symbol = SYMBOLS[i % len(SYMBOLS)]
+            as_of = t0 + timedelta(hours=i)
+            features = BULLISH if positions[symbol] == 0 else BEARISH
+            start = time.perf_counter()
+            decision_id = decision_id_for(account, symbol, "1h", as_of, "bench")
+            opinions = (technical_opinion(features, symbol, as_of), news_opinion(symbol, as_of, {}))
+            action, score = consensus(opinions)
+            price = Decimal(str(features["close"]))
+            intents = order_intents(decision_id=decision_id, account=account, symbol=symbol, action=action,
+                                    position_quantity=positions[symbol], price=price,
+                                    order_notional=settings.order_notional)  # fmt: skip
+            context = PortfolioContext(equity=Decimal(1_000_000), peak_equity=Decimal(1_000_000),
+                                       exposures={s: q * price for s, q in positions.items()}, returns=returns,
+                                       bars_per_day=24)  # fmt: skip
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        """insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action,
+                                                        score, config_version, inputs)
+                           values (:d, :r, :a, :s, '1h', :t, :act, :score, 'bench', cast(:inputs as jsonb))"""
+                    ),
+                    {"d": decision_id, "r": run_id, "a": account, "s": symbol, "t": as_of, "act": action.value,
+                     "score": score, "inputs": json.dumps({"features": features})},
+                )  # fmt: skip
+                approved = []
+                for intent in intents:
+                    verdicts = check_intent(intent, limits=limits, current_quantity=positions[symbol],
+                                            last_price=price, kill_switch=OFF, portfolio=context,
+                                            risk_limits=risk_limits)  # fmt: skip
+                    record_verdicts(conn, run_id, intent, verdicts)
+                    if (final := adjusted_intent(intent, verdicts)) is not None:
+                        approved.append(final)
+                result = execute(conn, approved, run_id=run_id, broker=broker, settings=settings, event_time=as_of)
+            core.append((time.perf_counter() - start) * 1000)
+            for outcome in result.submitted:
+                orders += 1
+                for fill in outcome.fills:
+                    positions[fill.symbol] += fill.quantity if fill.side.value == "buy" else -fill.quantity
+
+        baseline = []
+        for i in range(iterations):
+            start = time.perf_counter()
+            with engine.begin() as conn:
+                conn.execute(text("insert into bench_baseline (payload) values (:p)"), {"p": str(i)})
+            baseline.append((time.perf_counter() - start) * 1000)
+        with engine.connect() as conn:
+            recorded = conn.execute(text("select count(*) from audit.orders where account = :a"), {"a": account})
+            assert recorded.scalar_one() == orders > 0, "every decision that traded must have recorded its order"
+    finally:
+        engine.dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+    p50, p99 = _percentile(core, 50), _percentile(core, 99)
+    base50 = _percentile(baseline, 50)
+    print(f"decisions: {iterations:,} ({orders:,} paper orders recorded)")
+    print(f"decision core: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  (goal: p50 < 5 ms) {'OK' if p50 < 5 else 'MISSED'}")
+    print(f"baseline one-row insert transaction: p50 {base50:6.2f} ms")
+    print(f"ratio core/baseline p50: {p50 / base50:.1f}")
+    return p50, p99
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--iterations", type=int, default=500)
+    main(parser.parse_args().iterations)

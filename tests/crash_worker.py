@@ -1,0 +1,74 @@
+"""A worker process for the crash-recovery test: executes a list of intents one transaction each against the durable
+paper venue, and optionally parks itself at a chosen point so the test can SIGKILL it there.
+
+Usage: python tests/crash_worker.py SPEC.json  (spec: account, run_id, intents, stop_at, stage, signal)
+Stages: ``after_journal`` (attempt committed, venue not called), ``after_submit`` (venue has the order, nothing
+recorded), ``before_commit`` (recorded in the open transaction, not committed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from alphaloom.db.engine import get_engine
+from alphaloom.domain import DecisionId, OrderIntent, Side
+from alphaloom.guards import KillSwitchState
+from alphaloom.settings import Settings
+from execution.brokers.base import BrokerReport, OrderRequest
+from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.submit import execute
+
+
+def park(signal: str) -> None:
+    Path(signal).write_text("parked")
+    while True:  # wait here to be killed
+        time.sleep(60)
+
+
+class ParkingBroker:
+    def __init__(self, inner: PaperBroker, spec: dict) -> None:
+        self.inner, self.spec, self.name, self.live = inner, spec, inner.name, False
+        self.index = -1
+
+    def submit(self, request: OrderRequest) -> BrokerReport:
+        if self.index == self.spec["stop_at"] and self.spec["stage"] == "after_journal":
+            park(self.spec["signal"])
+        report = self.inner.submit(request)
+        if self.index == self.spec["stop_at"] and self.spec["stage"] == "after_submit":
+            park(self.spec["signal"])
+        return report
+
+    def lookup(self, client_order_id):  # type: ignore[no-untyped-def]
+        return self.inner.lookup(client_order_id)
+
+
+def main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    engine = get_engine()
+    settings = Settings()
+    paper = PaperBroker(
+        fee_bps=Decimal(10),
+        slippage_bps=Decimal(5),
+        kill_switch=lambda: KillSwitchState(False, "", ""),
+        venue=PostgresPaperVenue(engine),
+    )
+    broker = ParkingBroker(paper, spec)
+    event_time = datetime.fromisoformat(spec["event_time"])
+    for index, raw in enumerate(spec["intents"]):
+        broker.index = index
+        intent = OrderIntent(DecisionId(raw["decision_id"]), spec["account"], raw["symbol"], Side(raw["side"]),
+                             Decimal(raw["quantity"]), Decimal(raw["price"]))  # fmt: skip
+        with engine.begin() as conn:
+            execute(conn, [intent], run_id=spec["run_id"], broker=broker, settings=settings, event_time=event_time)
+            if index == spec["stop_at"] and spec["stage"] == "before_commit":
+                park(spec["signal"])
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

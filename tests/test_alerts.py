@@ -1,0 +1,101 @@
+"""Alerts reach a local HTTP receiver (and never raise into the caller): direct, flow failure, kill switch."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from prefect import flow
+from typer.testing import CliRunner
+
+from alphaloom.alerts import alert
+from alphaloom.settings import get_settings
+from flows._alerts import alert_on_failure
+
+
+@dataclass
+class Receiver:
+    url: str
+    status: int = 200
+    received: list[dict] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture()
+def receiver(monkeypatch) -> Iterator[Receiver]:
+    state = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.received.append(json.loads(body))
+            self.send_response(state.status)
+            self.end_headers()
+            state.arrived.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    monkeypatch.setenv("ALPHALOOM_ALERT_WEBHOOK_URL", state.url)
+    get_settings.cache_clear()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        monkeypatch.delenv("ALPHALOOM_ALERT_WEBHOOK_URL")
+        get_settings.cache_clear()
+
+
+def test_an_alert_is_posted_as_json_with_its_reason_and_logged(receiver, caplog) -> None:
+    assert alert("drawdown_halt", "drawdown 12% beyond the 10% limit", {"drawdown_pct": 12}) is True
+    (payload,) = receiver.received
+    assert payload["kind"] == "drawdown_halt" and payload["source"] == "alphaloom"
+    assert payload["reason"] == "drawdown 12% beyond the 10% limit" and payload["details"] == {"drawdown_pct": 12}
+    assert "ALERT drawdown_halt" in caplog.text
+    assert receiver.url not in caplog.text  # the URL may carry a token
+
+
+def test_a_failing_or_missing_receiver_never_raises_into_the_caller(receiver, monkeypatch) -> None:
+    receiver.status = 500
+    assert alert("fat_finger", "price 30% off the last trade") is False
+    assert len(receiver.received) == 1
+    monkeypatch.setenv("ALPHALOOM_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/nothing-listens-here")
+    monkeypatch.setenv("ALPHALOOM_ALERT_TIMEOUT_SECONDS", "1")
+    get_settings.cache_clear()
+    assert alert("fat_finger", "price 30% off the last trade") is False
+
+
+@flow(name="ops_alert_probe", on_failure=[alert_on_failure])
+def _failing_flow(reason: str) -> None:
+    raise RuntimeError(reason)
+
+
+def test_a_failed_flow_run_alerts_with_the_flow_and_the_reason(receiver, prefect_harness) -> None:
+    state = _failing_flow("exchange unreachable", return_state=True)
+    assert state.is_failed()
+    assert receiver.arrived.wait(10)
+    (payload,) = [p for p in receiver.received if p["kind"] == "flow_failure"]
+    assert payload["details"]["flow"] == "ops_alert_probe"
+    assert payload["details"]["flow_run_id"] == str(state.state_details.flow_run_id)
+    assert "exchange unreachable" in payload["reason"]
+
+
+def test_engaging_the_kill_switch_from_the_cli_alerts(receiver, engine) -> None:
+    from alphaloom.cli import app
+
+    runner = CliRunner()
+    try:
+        assert runner.invoke(app, ["kill-switch", "on", "--reason", "ops drill"]).exit_code == 0
+    finally:
+        runner.invoke(app, ["kill-switch", "off"])
+    kinds = [(p["kind"], p["reason"]) for p in receiver.received]
+    assert kinds == [("kill_switch", "kill switch engaged: ops drill")]

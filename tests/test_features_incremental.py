@@ -1,0 +1,146 @@
+"""marts.features built incrementally: one new bar per series computes only that bar, continuing the recursive state,
+and equals a full rebuild; a late bar inside a series' history recomputes that series alone.
+
+Three dbt runs of `+features` (staging views and the mart, no tests): the first build, the incremental one after new
+bars, and a full refresh as the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, text
+
+from alphaloom.dbt_runner import DbtRun, run_dbt
+
+EXCHANGE = "test-incremental"
+RUN_ID = "test-incremental-run"
+START = datetime(2024, 3, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+BARS = 80
+SYMBOLS = ("BENCH/USD", "ALT/USD", "LATE/USD")
+LATE_SLOT = 40  # LATE/USD has no bar in this slot at first; it arrives after the first build
+
+SELECT = ["--select", "+features", "--vars", '{"benchmark_symbol": "BENCH/USD", "beta_window": 30}']
+VALUE_COLUMNS = [
+    "ret_1", "log_ret_1", "sma_10", "sma_20", "sma_50", "ema_10", "ema_20", "ema_50", "rsi_14", "macd", "macd_signal",
+    "macd_hist", "bb_middle_20", "bb_upper_20", "bb_lower_20", "bb_pct_b_20", "realized_vol_20", "volume_z_20",
+    "bar_number", "atr_14", "stoch_k", "stoch_d", "obv", "price_z_20", "beta_to_benchmark", "corr_to_benchmark",
+]  # fmt: skip
+
+
+def _bar(symbol: str, slot: int, rng: np.random.Generator, close: float) -> dict:
+    spread = float(round(abs(rng.standard_normal()) * 0.01 * close, 6))
+    return {
+        "exchange": EXCHANGE, "symbol": symbol, "timeframe": "1h", "ts": START + slot * HOUR, "open": close,
+        "high": round(close + spread, 6), "low": round(close - spread, 6), "close": close,
+        "volume": float(round(rng.uniform(10, 100), 3)), "run_id": RUN_ID,
+    }  # fmt: skip
+
+
+def _series(symbol: str, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    closes = np.round(100 * np.exp(np.cumsum(0.01 * rng.standard_normal(BARS + 1))), 6)
+    return [_bar(symbol, slot, rng, float(c)) for slot, c in enumerate(closes)]
+
+
+def _insert(engine: Engine, rows: list[dict]) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id) "
+                "values (:exchange, :symbol, :timeframe, :ts, :open, :high, :low, :close, :volume, :run_id)"
+            ),
+            rows,
+        )
+
+
+def _read(engine: Engine) -> pd.DataFrame:
+    return pd.read_sql_query(
+        text("select * from marts.features where exchange = :e order by symbol, ts"), engine, params={"e": EXCHANGE}
+    )
+
+
+@dataclass(frozen=True)
+class Builds:
+    first: DbtRun
+    incremental: DbtRun
+    before: pd.DataFrame
+    after: pd.DataFrame
+    rebuilt: pd.DataFrame
+
+
+@pytest.fixture(scope="module")
+def builds(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
+    with engine.begin() as conn:
+        conn.execute(
+            text("insert into audit.runs (run_id, flow) values (:r, 'test') on conflict do nothing"), {"r": RUN_ID}
+        )
+    full = {symbol: _series(symbol, seed) for seed, symbol in enumerate(SYMBOLS)}
+    # First load: every series but its last bar; LATE/USD also lacks slot LATE_SLOT.
+    _insert(engine, [b for s, rows in full.items() for b in rows[:-1] if not (s == "LATE/USD" and b["ts"] ==
+                                                                                START + LATE_SLOT * HOUR)])  # fmt: skip
+    target: Path = tmp_path_factory.mktemp("dbt-incremental")
+    first = run_dbt(["run", *SELECT], target_path=target)
+    before = _read(engine)
+    # One new bar per series, and LATE/USD's missing bar arrives late.
+    _insert(engine, [rows[-1] for rows in full.values()] + [full["LATE/USD"][LATE_SLOT]])
+    incremental = run_dbt(["run", *SELECT], target_path=target)
+    after = _read(engine)
+    run_dbt(["run", *SELECT, "--full-refresh"], target_path=target)
+    rebuilt = _read(engine)
+    yield Builds(first, incremental, before, after, rebuilt)
+    with engine.begin() as conn:
+        conn.execute(text("delete from raw.ohlcv where exchange = :e"), {"e": EXCHANGE})
+        # The mart is incremental: it keeps what it built, so remove our rows from it too.
+        conn.execute(text("delete from marts.features where exchange = :e"), {"e": EXCHANGE})
+
+
+def test_incremental_result_equals_a_full_rebuild(builds: Builds) -> None:
+    after, rebuilt = builds.after, builds.rebuilt
+    assert len(after) == len(rebuilt) == 3 * (BARS + 1)
+    assert after[["symbol", "ts"]].equals(rebuilt[["symbol", "ts"]])
+    for column in VALUE_COLUMNS:
+        a, b = after[column].to_numpy(dtype=float), rebuilt[column].to_numpy(dtype=float)
+        assert np.array_equal(np.isnan(a), np.isnan(b)), column
+        np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-9, atol=1e-12, err_msg=column)
+
+
+def test_one_new_bar_per_series_leaves_old_rows_untouched(builds: Builds) -> None:
+    first_id, second_id = builds.first.invocation_id, builds.incremental.invocation_id
+    assert first_id and second_id and first_id != second_id
+    after = builds.after.set_index(["symbol", "ts"])
+    before = builds.before.set_index(["symbol", "ts"])
+    last_ts = START + BARS * HOUR
+    for symbol in ("BENCH/USD", "ALT/USD"):
+        rows = after.loc[symbol]
+        new = rows.index == last_ts
+        assert set(rows.loc[new, "dbt_invocation_id"]) == {second_id}
+        assert set(rows.loc[~new, "dbt_invocation_id"]) == {first_id}, f"{symbol}: old rows were rewritten"
+        old = before.loc[symbol]
+        pd.testing.assert_frame_equal(rows.loc[~new, VALUE_COLUMNS], old[VALUE_COLUMNS])
+        # The state moved on to the new newest row; the previous newest keeps the one it was built with.
+        assert rows.loc[new, "indicator_state"].notna().all()
+        assert rows["bar_number"].tolist() == list(range(1, BARS + 2))
+
+
+def test_a_late_bar_recomputes_only_its_series(builds: Builds) -> None:
+    late = builds.after[builds.after["symbol"] == "LATE/USD"]
+    assert len(late) == BARS + 1 and late["bar_number"].tolist() == list(range(1, BARS + 2))
+    assert set(late["dbt_invocation_id"]) == {builds.incremental.invocation_id}
+
+
+def test_incremental_run_computed_only_the_new_rows(builds: Builds) -> None:
+    # dbt reports rows affected by the incremental insert: 2 new bars + LATE/USD's whole series (81 bars).
+    assert builds.incremental.statuses("model")["model.alphaloom.features"] == "success"
+    changed = builds.after.merge(builds.before, on=["symbol", "ts"], how="left", suffixes=("", "_before"))
+    rewritten = changed[changed["dbt_invocation_id"] == builds.incremental.invocation_id]
+    assert sorted(rewritten.groupby("symbol").size().to_dict().items()) == [
+        ("ALT/USD", 1), ("BENCH/USD", 1), ("LATE/USD", BARS + 1),
+    ]  # fmt: skip

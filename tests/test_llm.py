@@ -1,0 +1,284 @@
+"""The LLM analyst against an OpenAI-compatible HTTP server on 127.0.0.1 started by the test, through the real openai
+SDK: recorded answers, malformed JSON (repair), HTTP 429 (retry), a slow answer (timeout), the cache and budgets."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from agents.llm import AnalystInputs, Headline, LlmAnalyst, PastSituation
+from agents.llm.budget import Spent, budget_exceeded
+from agents.llm.checks import contradictions
+from agents.llm.prompts import prompt_hash, render_messages
+from agents.llm.schema import LlmAnswer, answer_schema
+from alphaloom.settings import Settings
+
+AS_OF = datetime(2024, 6, 3, 14, tzinfo=UTC)
+FEATURES = {"close": 101.5, "ema_10": 100.2, "ema_50": 98.7, "rsi_14": 61.25, "macd_hist": 0.42}
+
+
+def answer(
+    action: str = "buy", confidence: float = 0.7, rationale: str = "trend up, rsi_14 61.25", **extra: Any
+) -> str:
+    body = {"action": action, "confidence": confidence, "horizon_bars": 6, "rationale": rationale,
+            "key_risks": ["reversal"], "cited_values": [{"name": "rsi_14", "value": 61.25}]} | extra  # fmt: skip
+    return json.dumps(body)
+
+
+@dataclass
+class Endpoint:
+    """Serves scripted replies per symbol (found in the prompt), in order; records every request."""
+
+    url: str = ""
+    scripts: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def hits(self, symbol: str) -> int:
+        return sum(1 for r in self.requests if f"Symbol: {symbol}\n" in r["messages"][1]["content"])
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[Endpoint]:
+    state = Endpoint()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.requests.append(body)
+            symbol = re.search(r"Symbol: (\S+)", body["messages"][1]["content"]).group(1)  # type: ignore[union-attr]
+            kind, payload = state.scripts[symbol].pop(0)
+            if kind == "status":
+                self._send(payload, {"error": {"message": "rate limited", "type": "rate_limit"}},
+                           {"retry-after-ms": "5"})  # fmt: skip
+                return
+            if kind == "slow":  # hold the answer until the test ends: the client's timeout fires first
+                state.release.wait(10)
+            content, tokens = payload
+            self._send(200, {
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": tokens[0], "completion_tokens": tokens[1],
+                          "total_tokens": tokens[0] + tokens[1]},
+            })  # fmt: skip
+
+        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield state
+    state.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Case:
+    engine: Engine
+    endpoint: Endpoint
+    run_id: str
+    symbol: str
+
+    def settings(self, **overrides: Any) -> Settings:
+        base = {"llm_base_url": self.endpoint.url, "llm_model": "test-model", "llm_timeout_s": 2.0,
+                "llm_max_retries": 2} | overrides  # fmt: skip
+        return Settings(**base)
+
+    def script(self, *replies: tuple[str, Any], symbol: str | None = None) -> None:
+        self.endpoint.scripts[symbol or self.symbol] = list(replies)
+
+    def inputs(self, symbol: str | None = None, **features: float) -> AnalystInputs:
+        return AnalystInputs(
+            symbol=symbol or self.symbol, as_of=AS_OF, timeframe="1h", features=FEATURES | features,
+            headlines=(Headline("n1", "Profit beats estimates", AS_OF, "positive", 0.8),),
+            position_quantity=0.0, position_avg_price=0.0,
+            memories=(PastSituation("OTHER/USDT", AS_OF, "buy", 0.012, 4, 0.3),),
+        )  # fmt: skip
+
+    def opine(self, analyst: LlmAnalyst, inputs: AnalystInputs | None = None):
+        with self.engine.begin() as conn:
+            return analyst.opine(conn, run_id=self.run_id, inputs=inputs or self.inputs())
+
+    def ledger(self) -> list[Any]:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                text("select symbol, status, total_tokens, cost, latency_ms, detail from audit.llm_usage "
+                     "where run_id = :r order by id"),
+                {"r": self.run_id},
+            ).all()  # fmt: skip
+
+
+@pytest.fixture()
+def case(engine: Engine, endpoint: Endpoint) -> Case:
+    tag = uuid.uuid4().hex[:8].upper()
+    run_id = f"run-llm-{tag}"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+    return Case(engine, endpoint, run_id, f"L{tag}/USDT")
+
+
+def test_recorded_answer_becomes_a_validated_opinion_and_is_cached(case: Case) -> None:
+    case.script(("json", (answer(), (120, 30))))
+    analyst = LlmAnalyst(case.settings(llm_price_per_1k_prompt=Decimal("0.5"), llm_price_per_1k_completion=Decimal(1)))
+    opinion = case.opine(analyst)
+    assert not opinion.skipped and opinion.action.value == "buy" and opinion.confidence == pytest.approx(0.7)
+    assert opinion.details["status"] == "ok" and opinion.details["horizon_bars"] == 6
+    assert opinion.details["flags"] == [] and opinion.details["tokens"] == 150
+    assert opinion.prompt_hash and len(opinion.prompt_hash) == 64
+    # 120 * 0.5 / 1000 + 30 * 1 / 1000 = 0.09
+    assert Decimal(opinion.details["cost"]) == Decimal("0.09")
+    again = case.opine(analyst)  # same prompt: from the cache, the endpoint is not asked again
+    assert case.endpoint.hits(case.symbol) == 1
+    assert again.details["status"] == "cached" and again.action == opinion.action
+    rows = case.ledger()
+    assert [(r.status, r.total_tokens, r.cost) for r in rows] == [("ok", 150, Decimal("0.09")), ("cached", 0, 0)]
+    request = case.endpoint.requests[-1]
+    assert request["model"] == "test-model" and request["response_format"]["type"] == "json_schema"
+    prompt = request["messages"][1]["content"]
+    assert "rsi_14=61.25" in prompt and "Profit beats estimates" in prompt and "OTHER/USDT" in prompt
+
+
+def test_malformed_json_gets_one_repair_attempt(case: Case) -> None:
+    case.script(("json", ("{'action': buy", (100, 10))), ("json", (answer(action="sell"), (140, 20))))
+    opinion = case.opine(LlmAnalyst(case.settings()))
+    assert not opinion.skipped and opinion.action.value == "sell" and opinion.details["status"] == "repaired"
+    assert case.endpoint.hits(case.symbol) == 2
+    repair = case.endpoint.requests[-1]["messages"]
+    assert repair[-2] == {"role": "assistant", "content": "{'action': buy"} and "not valid" in repair[-1]["content"]
+    assert [(r.status, r.total_tokens) for r in case.ledger()] == [("repaired", 270)]
+
+
+def test_still_invalid_after_repair_is_skipped_not_raised(case: Case) -> None:
+    case.script(("json", ("not json", (100, 5))), ("json", (answer(confidence=7.0), (100, 5))))
+    opinion = case.opine(LlmAnalyst(case.settings()))
+    assert opinion.skipped and opinion.confidence == 0.0 and "invalid answer after one repair" in opinion.rationale
+    assert case.endpoint.hits(case.symbol) == 2
+    assert [(r.status, r.total_tokens) for r in case.ledger()] == [("invalid", 210)]
+
+
+def test_http_429_is_retried(case: Case) -> None:
+    case.script(("status", 429), ("json", (answer(), (100, 10))))
+    opinion = case.opine(LlmAnalyst(case.settings()))
+    assert not opinion.skipped and case.endpoint.hits(case.symbol) == 2
+
+
+def test_429_beyond_the_retries_skips(case: Case) -> None:
+    case.script(("status", 429), ("status", 429))
+    opinion = case.opine(LlmAnalyst(case.settings(llm_max_retries=1)))
+    assert opinion.skipped and "HTTP 429" in opinion.rationale
+    assert [r.status for r in case.ledger()] == ["error"]
+
+
+def test_a_slow_answer_times_out_and_is_skipped(case: Case) -> None:
+    case.script(("slow", (answer(), (1, 1))))
+    opinion = case.opine(LlmAnalyst(case.settings(llm_timeout_s=0.3, llm_max_retries=0)))
+    assert opinion.skipped and opinion.details["status"] == "timeout" and "0.3 s" in opinion.rationale
+    assert [r.status for r in case.ledger()] == ["timeout"]
+
+
+def test_an_unreachable_endpoint_is_skipped(case: Case) -> None:
+    analyst = LlmAnalyst(case.settings(llm_base_url="http://127.0.0.1:9/v1", llm_max_retries=0))
+    opinion = case.opine(analyst)
+    assert opinion.skipped and opinion.details["status"] == "error"
+
+
+def test_run_budget_skips_the_agent_once_reached(case: Case) -> None:
+    other = f"{case.symbol}-2"
+    case.script(("json", (answer(), (400, 100))))
+    case.script(("json", (answer(), (400, 100))), symbol=other)
+    analyst = LlmAnalyst(case.settings(llm_run_token_budget=500))
+    first = case.opine(analyst)
+    second = case.opine(analyst, case.inputs(other))
+    assert not first.skipped
+    assert second.skipped and "run token budget reached: 500 of 500" in second.rationale
+    assert case.endpoint.hits(other) == 0
+    assert [r.status for r in case.ledger()] == ["ok", "budget_exceeded"]
+
+
+def test_daily_cost_budget_skips_the_agent_once_reached(case: Case) -> None:
+    with case.engine.connect() as conn:
+        today = conn.execute(
+            text("select coalesce(sum(cost), 0) from audit.llm_usage "
+                 "where created_at >= date_trunc('day', now() at time zone 'utc') at time zone 'utc'")
+        ).scalar()  # fmt: skip
+    other = f"{case.symbol}-2"
+    case.script(("json", (answer(), (1000, 0))))
+    case.script(("json", (answer(), (1000, 0))), symbol=other)
+    analyst = LlmAnalyst(case.settings(llm_daily_cost_budget=Decimal(today) + Decimal("0.01"),
+                                       llm_price_per_1k_prompt=Decimal("0.01")))  # fmt: skip
+    assert not case.opine(analyst).skipped
+    second = case.opine(analyst, case.inputs(other))
+    assert second.skipped and "daily cost budget reached" in second.rationale
+
+
+def test_numbers_contradicting_the_inputs_are_flagged(case: Case) -> None:
+    wrong = answer(rationale="RSI 14 of 78 is overbought; close at 101.5",
+                   cited_values=[{"name": "rsi_14", "value": 78.0}, {"name": "pe_ratio", "value": 20.0}])  # fmt: skip
+    case.script(("json", (wrong, (100, 10))))
+    opinion = case.opine(LlmAnalyst(case.settings()))
+    flags = opinion.details["flags"]
+    assert any("rsi_14=78 but the input is 61.25" in f for f in flags)
+    assert any("pe_ratio" in f and "not one of its inputs" in f for f in flags)
+    assert any("rationale says rsi 14 78" in f for f in flags)
+    assert not any("close" in f for f in flags)  # 101.5 is what it was given
+    assert opinion.confidence == pytest.approx(0.35)
+
+
+def test_contradiction_check_ignores_matching_numbers() -> None:
+    ok = LlmAnswer.model_validate_json(answer(rationale="rsi_14 = 61.3, ema_10 at 100.2, up 0.5% today"))
+    assert contradictions(ok, {"rsi_14": 61.25, "ema_10": 100.2}) == []
+
+
+def test_prompt_hash_covers_model_messages_schema_and_sampling() -> None:
+    inputs = AnalystInputs("A/USDT", AS_OF, "1h", FEATURES)
+    messages, schema, sampling = render_messages(inputs), answer_schema(), {"temperature": 0.0}
+    base = prompt_hash("m", messages, schema, sampling)
+    assert base == prompt_hash("m", render_messages(AnalystInputs("A/USDT", AS_OF, "1h", dict(FEATURES))), schema,
+                               sampling)  # fmt: skip
+    assert base != prompt_hash("m2", messages, schema, sampling)
+    assert base != prompt_hash("m", messages, schema, {"temperature": 0.2})
+    assert base != prompt_hash("m", render_messages(AnalystInputs("A/USDT", AS_OF, "1h", FEATURES | {"close": 1})),
+                               schema, sampling)  # fmt: skip
+    assert base != prompt_hash("m", messages, {**schema, "title": "x"}, sampling)
+
+
+def test_budget_verdict_is_pure_and_names_the_cap() -> None:
+    settings = Settings(llm_run_token_budget=10, llm_daily_cost_budget=Decimal(1))
+    assert budget_exceeded(Spent(9, Decimal(0)), Spent(9, Decimal("0.5")), settings) is None
+    assert "run token" in (budget_exceeded(Spent(10, Decimal(0)), Spent(10, Decimal(0)), settings) or "")
+    assert "daily cost" in (budget_exceeded(Spent(0, Decimal(0)), Spent(0, Decimal(1)), settings) or "")
+
+
+def test_no_endpoint_is_a_config_error() -> None:
+    from alphaloom.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="llm_base_url"):
+        LlmAnalyst(Settings(llm_base_url=None))

@@ -1,0 +1,237 @@
+"""Operating the decision flow on a real pipeline: per-symbol fan-out, the per-account overlap lock, explain, health.
+
+The data is the pipeline test's seeded set written under its own exchange (``opsx``), so the rows and decisions here
+never mix with other modules' (accounts are unique to this module too).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner
+
+from alphaloom.explain import explain_order, price_window
+from alphaloom.explain_html import render_html
+from alphaloom.health import check_health
+from alphaloom.locks import RunInProgressError, lock_held
+from alphaloom.sampledata import SampleData, generate
+from alphaloom.settings import get_settings
+from flows.build_features import build_features
+from flows.decide import decide_flow
+from flows.ingest_news import ingest_news
+from flows.ingest_prices import ingest_prices
+
+EXCHANGE = "opsx"
+STEPS = 96  # the seeded data trades within the last 96 bars (as in the pipeline test)
+
+
+@pytest.fixture(scope="module")
+def data(engine, prefect_harness, tmp_path_factory) -> Iterator[SampleData]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALPHALOOM_EXCHANGE", EXCHANGE)
+        get_settings.cache_clear()
+        sample = generate(Path(tmp_path_factory.mktemp("ops")), seed=11, days=45, exchange=EXCHANGE)
+        for state in (
+            ingest_prices([str(p) for p in sample.price_files], return_state=True),
+            ingest_news([str(p) for p in sample.news_files], return_state=True),
+            build_features(return_state=True),
+        ):
+            assert state.is_completed(), state
+        yield sample
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def fanned_out(engine, data) -> str:
+    """A decision run through the flow (symbols fanned out as tasks) on its own account; returns the run id."""
+    state = decide_flow(symbols=list(data.symbols), as_of=data.end, steps=STEPS, account="ops-fan", fan_out=True,
+                        return_state=True)  # fmt: skip
+    assert state.is_completed(), state
+    return str(state.state_details.flow_run_id)
+
+
+def _sequential_reference(engine: Engine, data: SampleData, account: str) -> None:
+    """The pre-fan-out path: every symbol of a step decided and executed in one transaction, in order."""
+    from agents.team import build_team, decide
+    from alphaloom.audit import recorded_run
+    from alphaloom.guards import kill_switch_state
+    from execution.accounts import ensure_account
+    from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+    from execution.submit import execute
+    from flows.decide import decision_times
+
+    settings = get_settings()
+    team = build_team(settings)
+    with recorded_run(engine, "decide-sequential-reference", {}) as run_id:
+        with engine.begin() as conn:
+            ensure_account(conn, account, venue="paper", base_currency=settings.base_currency, mode="paper",
+                           starting_cash=settings.starting_cash, run_id=run_id)  # fmt: skip
+        for as_of in decision_times(data.end, STEPS, settings.timeframe):
+            with engine.begin() as conn:
+                decisions = decide(conn, account=account, symbols=list(data.symbols), as_of=as_of, run_id=run_id,
+                                   settings=settings, scorer=team.scorer, llm_agent=team.llm_agent)  # fmt: skip
+                intents = [i for d in decisions for i in d.intents]
+                broker = PaperBroker(fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
+                                     kill_switch=lambda conn=conn: kill_switch_state(conn),
+                                     venue=PostgresPaperVenue(engine))  # fmt: skip
+                execute(conn, intents, run_id=run_id, broker=broker, settings=settings, event_time=as_of)
+
+
+def _outcome(engine: Engine, account: str) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {
+            "decisions": conn.execute(
+                text("select symbol, as_of, action, score from audit.decisions where account = :a order by 1, 2"),
+                {"a": account},
+            ).all(),
+            "fills": conn.execute(
+                text("select symbol, side, quantity, price, fee, ts from audit.fills where account = :a order by 1, 6"),
+                {"a": account},
+            ).all(),
+            "positions": conn.execute(
+                text("select symbol, quantity, avg_price from audit.positions where account = :a order by 1"),
+                {"a": account},
+            ).all(),
+        }
+
+
+def test_fanned_out_symbols_give_exactly_the_sequential_results(engine, data, fanned_out) -> None:
+    _sequential_reference(engine, data, "ops-seq")
+    fan, seq = _outcome(engine, "ops-fan"), _outcome(engine, "ops-seq")
+    assert len(fan["decisions"]) == STEPS * len(data.symbols)
+    assert fan["fills"], "the window must trade for the comparison to mean anything"
+    assert fan == seq
+
+
+def test_the_default_flow_path_is_the_sequential_reference(engine, data) -> None:
+    state = decide_flow(symbols=list(data.symbols), as_of=data.end, steps=STEPS, account="ops-flow-seq",
+                        return_state=True)  # fmt: skip
+    assert state.is_completed(), state
+    _sequential_reference(engine, data, "ops-seq-2")
+    assert _outcome(engine, "ops-flow-seq") == _outcome(engine, "ops-seq-2")
+
+
+def test_a_second_decision_run_for_the_same_account_does_not_overlap(engine, data) -> None:
+    """While a run holds the account's lock (here: the lock taken as run 1 takes it, on another connection), a real
+    decision run for that account fails with a clear message and decides nothing; another account is unaffected."""
+    from alphaloom.locks import account_run_lock
+
+    account, symbols = "ops-lock", list(data.symbols[:2])
+    with account_run_lock(engine, account):
+        assert lock_held(engine, account)
+        second = decide_flow(symbols=symbols, as_of=data.end, steps=2, account=account, return_state=True)
+        assert second.is_failed()
+        with pytest.raises(RunInProgressError, match=f"another decision run for account '{account}' is in progress"):
+            second.result()
+        other = decide_flow(symbols=symbols, as_of=data.end, steps=1, account="ops-lock-other", return_state=True)
+        assert other.is_completed()
+    with engine.connect() as conn:
+        assert not conn.execute(
+            text("select count(*) from audit.decisions where account = :a"), {"a": account}
+        ).scalar()
+    after = decide_flow(symbols=symbols, as_of=data.end, steps=2, account=account, return_state=True)
+    assert after.is_completed() and not lock_held(engine, account)
+
+
+def test_the_lock_admits_one_of_two_concurrent_holders(engine) -> None:
+    """Two threads race for the same account's lock, held open by a barrier: exactly one gets in."""
+    from alphaloom.locks import account_run_lock
+
+    inside, results = threading.Barrier(2, timeout=60), []
+
+    def contender() -> None:
+        try:
+            with account_run_lock(engine, "ops-race"):
+                results.append("ran")
+                inside.wait()  # hold the lock until the other contender has tried
+        except RunInProgressError as exc:
+            results.append(str(exc))
+            inside.wait()
+
+    threads = [threading.Thread(target=contender) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == ["another decision run for account 'ops-race' is in progress", "ran"]
+
+
+def test_explain_chain_is_complete_for_an_order(engine, data, fanned_out, tmp_path) -> None:
+    with engine.connect() as conn:
+        order_id = conn.execute(
+            text("select client_order_id from audit.orders where account = 'ops-fan' order by created_at limit 1")
+        ).scalar_one()
+        chain = explain_order(conn, order_id)
+        window = price_window(conn, exchange=EXCHANGE, symbol=chain.order.symbol, timeframe="1h",
+                              as_of=chain.decision.as_of)  # fmt: skip
+    assert chain.missing == []
+    assert chain.order.fills and chain.order.events
+    assert chain.decision is not None and chain.decision.run_id == fanned_out
+    assert {a.agent for a in chain.agent_outputs} == {"technical", "news", "llm"}
+    outputs = {a.agent: a for a in chain.agent_outputs}
+    assert outputs["news"].model == chain.decision.inputs["scorer"] and outputs["llm"].skipped
+    assert chain.risk_checks and all(r.approved for r in chain.risk_checks)
+    assert chain.features.dbt_model == "marts.features" and chain.features.dbt_invocation_id
+    assert chain.features.git_sha == chain.decision.git_sha and chain.features.values["close"] is not None
+    (bar,) = chain.bars
+    assert bar.symbol == chain.order.symbol and bar.exchange == EXCHANGE
+    assert bar.ts + timedelta(hours=1) <= chain.decision.as_of
+    roles = {r.role: r.flow for r in chain.runs}
+    assert roles["order"] == roles["decision"] == "decide"
+    assert roles["bars"] == "ingest_prices" and roles["features"] == "build_features"
+    if chain.decision.inputs["news"]:
+        assert roles["news"] == "ingest_news" and len(chain.news) == len(chain.decision.inputs["news"])
+    page = render_html(chain, window)
+    assert "<svg" in page and "http" not in page.split("<body>")[1].replace("http://www.w3", "")
+    assert chain.order.client_order_id in page and chain.decision.decision_id in page
+
+
+def test_explain_cli_prints_the_chain_and_writes_the_page(engine, data, fanned_out, tmp_path) -> None:
+    from alphaloom.cli import app
+
+    with engine.connect() as conn:
+        order_id = conn.execute(
+            text("select client_order_id from audit.orders where account = 'ops-fan' order by created_at desc limit 1")
+        ).scalar_one()
+    out = tmp_path / "why.html"
+    result = CliRunner().invoke(app, ["explain", order_id, "--html", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "agent outputs" in result.output and "ingest_prices" in result.output and "incomplete" not in result.output
+    assert out.read_text().startswith("<!doctype html>")
+    missing = CliRunner().invoke(app, ["explain", "no-such-order"])
+    assert missing.exit_code == 1 and "no-such-order" in missing.output
+
+
+def test_health_is_green_on_fresh_data_and_red_on_stale_data_or_a_tripped_kill_switch(engine, data) -> None:
+    from alphaloom.guards import set_kill_switch
+
+    settings = get_settings()
+    symbols = [s for s in data.symbols if s.endswith("/USDT")]  # crypto trades every hour; stocks pause
+    fresh = check_health(engine, settings, now=data.end, symbols=symbols, prefect_api_url="")
+    for name in ("database", "migrations", "freshness", "kill_switch"):
+        assert fresh.get(name).status == "ok", fresh.get(name)
+    assert fresh.get("prefect_api").status == "warn"  # no server configured: the temporary API is used
+    assert "decide" in fresh.get("runs").details
+
+    stale = check_health(engine, settings, now=data.end + timedelta(hours=5), symbols=symbols, prefect_api_url="")
+    assert not stale.healthy and stale.get("freshness").status == "fail"
+    assert set(stale.get("freshness").details["stale"]) == set(symbols)
+
+    with engine.begin() as conn:
+        set_kill_switch(conn, True, "health drill", "pytest")
+    try:
+        tripped = check_health(engine, settings, now=data.end, symbols=symbols, prefect_api_url="")
+        assert not tripped.healthy and tripped.get("kill_switch").status == "fail"
+        result = CliRunner().invoke(
+            __import__("alphaloom.cli", fromlist=["app"]).app,
+            ["health", "--now", data.end.strftime("%Y-%m-%dT%H:%M:%S"), "--symbols", ",".join(symbols)],
+        )
+        assert result.exit_code == 1 and "UNHEALTHY" in result.output
+    finally:
+        with engine.begin() as conn:
+            set_kill_switch(conn, False, "drill over", "pytest")

@@ -1,0 +1,100 @@
+"""GX quality gate: row-level failures quarantined with the expectation's name, the rest merged; results kept."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from sqlalchemy import text
+
+from alphaloom.audit import start_run
+from alphaloom.domain import NewsItem
+from alphaloom.ingest.news import ParsedFeed, store_news
+from alphaloom.ingest.prices import COLUMNS, PriceBatch, merge_bars
+from alphaloom.quality.gate import QualityGate, latest_reports, record_report
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory: pytest.TempPathFactory) -> QualityGate:
+    return QualityGate(tmp_path_factory.mktemp("home"), gap_tolerance_bars=1)
+
+
+def bars(exchange: str, rows: list[tuple[str, str, str, str, str, str]]) -> PriceBatch:
+    # Built directly, past the file validator, as a buggy source could: the gate is the second line of defence.
+    data = [(exchange, "BTC/USDT", "1h", *r) for r in rows]
+    return PriceBatch(
+        "/data/prices/test source.csv", pa.table({c: [d[i] for d in data] for i, c in enumerate(COLUMNS)})
+    )
+
+
+def test_failing_rows_are_quarantined_with_the_expectation_and_the_rest_merged(engine, gate: QualityGate) -> None:
+    exchange = f"gx-{uuid.uuid4().hex[:8]}"
+    batch = bars(exchange, [
+        ("2026-01-01T00:00:00Z", "100", "101", "99", "100.5", "5"),
+        ("2026-01-01T01:00:00Z", "100", "99.5", "98", "99", "5"),  # high below open
+        ("2026-01-01T02:00:00Z", "99", "100", "98", "99", "-1"),  # negative volume
+        ("2026-01-01T03:00:00Z", "99", "100", "98", "99.5", "7"),
+        ("2026-01-01T06:00:00Z", "99", "100", "98", "99.5", "7"),  # two bars missing before: a gap, reported only
+    ])  # fmt: skip
+    clean, report = gate.check_prices(batch)
+    assert len(clean) == 3 and report.evaluated == 5 and report.unexpected == 2 and not report.success
+    labels = {f["label"]: f for f in report.failed}
+    assert labels["high >= open"]["unexpected_count"] == 1 and labels["volume >= 0"]["row_level"]
+    assert not labels["no gap over 1 bars within the session calendar"]["row_level"]
+    assert report.data_docs_path and Path(report.data_docs_path).is_file()
+
+    run_id = start_run(engine, "test_quality", {})
+    with engine.begin() as conn:
+        record_report(conn, run_id, report)
+        assert merge_bars(conn, clean, run_id).inserted == 3
+        reasons = conn.execute(
+            text("select location, reason from raw.quarantine where run_id = :r order by location"), {"r": run_id}
+        ).all()
+        stored = conn.execute(text("select count(*) from raw.ohlcv where exchange = :e"), {"e": exchange}).scalar()
+        latest = [r for r in latest_reports(conn, 50) if r["run_id"] == run_id]
+    assert stored == 3
+    assert [r[0].split()[-1] for r in reasons] == ["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z"]
+    assert "expect_column_pair_values_a_to_be_greater_than_b (high >= open)" in reasons[0][1]
+    assert "expect_column_values_to_be_between (volume >= 0)" in reasons[1][1]
+    assert latest[0]["suite"] == "alphaloom_prices" and latest[0]["unexpected"] == 2
+
+
+def test_stock_closures_are_no_gaps(gate: QualityGate) -> None:
+    # Friday's last session bar, then Monday's first: a weekend and two nights, but nothing missing.
+    batch = bars(
+        "gx-stocks",
+        [("2026-01-02T20:00:00Z", "1", "1", "1", "1", "1"), ("2026-01-05T14:00:00Z", "1", "1", "1", "1", "1")],
+    )
+    batch = PriceBatch(batch.source, batch.table.set_column(1, "symbol", pa.array(["AAPL/USD"] * 2)))
+    clean, report = gate.check_prices(batch)
+    assert report.success and len(clean) == 2
+
+
+def test_news_batch_quarantines_bad_stories(engine, gate: QualityGate) -> None:
+    now = datetime(2026, 10, 6, 12, tzinfo=UTC)
+    tag = uuid.uuid4().hex[:8]
+
+    def item(n: int, url: str | None, published: datetime) -> NewsItem:
+        return NewsItem(id=f"{tag}-{n}", url=url, title=f"story {n}", summary="", published_at=published,
+                        first_seen_at=now, first_seen_assumed=False)  # fmt: skip
+
+    feed = ParsedFeed([
+        item(1, f"https://news.example/{tag}/1", now - timedelta(hours=1)),
+        item(2, f"ftp://news.example/{tag}/2", now),  # not a web link
+        item(3, None, now + timedelta(days=3)),  # dated three days after we saw it
+    ], "feed-" + tag)  # fmt: skip
+    (clean,), report = gate.check_news([feed], batch="test")
+    assert [i.id for i in clean.items] == [f"{tag}-1"] and report.unexpected == 2
+    run_id = start_run(engine, "test_quality_news", {})
+    with engine.begin() as conn:
+        result = store_news(conn, run_id, [clean])
+        reasons = (
+            conn.execute(text("select reason from raw.quarantine where run_id = :r order by location"), {"r": run_id})
+            .scalars()
+            .all()
+        )
+    assert result.new_items == 1 and result.quarantined == 2
+    assert "url is http(s)" in reasons[0] and "published at most 24 h after first seen" in reasons[1]
