@@ -75,3 +75,40 @@ def test_report_command_for_a_run_and_a_clear_error_for_an_unknown_one(engine, d
     assert "report:" in result.output and run["account"] in result.output
     missing = CliRunner().invoke(app, ["report", "no-such-run"])
     assert missing.exit_code == 1 and "no-such-run" in missing.output
+
+
+def test_no_look_ahead_perturbing_everything_after_t_changes_no_decision_up_to_t(engine, data) -> None:
+    from datetime import timedelta
+
+    from alphaloom.dbt_runner import build_features as dbt_build
+
+    cutoff = data.end - timedelta(hours=48)
+    before = backtest_flow(symbols=list(data.symbols), end=cutoff, steps=48)
+    with engine.connect() as conn:  # news rows are shared by the session's modules: put them back afterwards
+        saved = conn.execute(
+            text("select id, title, summary from raw.news where first_seen_at > :t"), {"t": cutoff}
+        ).all()
+    try:
+        with engine.begin() as conn:
+            # Every bar that closes after the cutoff gets wild prices, and every story first seen after it turns dire.
+            changed = conn.execute(
+                text("""update raw.ohlcv set open = open * 1.5, high = high * 1.6, low = low * 1.4, close = close * 1.55,
+                        volume = volume * 3 where exchange = :e and ts + interval '1 hour' > :t"""),
+                {"e": EXCHANGE, "t": cutoff},
+            ).rowcount  # fmt: skip
+            late_news = conn.execute(
+                text("""update raw.news set title = 'Fraud probe, bankruptcy fears: shares plunge after lawsuit',
+                        summary = 'losses, default, downgrade' where first_seen_at > :t"""),
+                {"t": cutoff},
+            ).rowcount  # fmt: skip
+        assert changed > 0 and late_news > 0
+        dbt_build(full_refresh=True)
+        after = backtest_flow(symbols=list(data.symbols), end=cutoff, steps=48)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text("update raw.news set title = :title, summary = :summary where id = :id"),
+                [{"id": r.id, "title": r.title, "summary": r.summary} for r in saved],
+            )
+    assert _decisions(engine, before["run_id"]) == _decisions(engine, after["run_id"])
+    assert before["total_return"] == after["total_return"]
