@@ -1,0 +1,128 @@
+"""Build a performance report for any run that traded: a backtest run or a live/paper decision run.
+
+Reads the run's fills (``audit.fills``), the account's starting cash and the closes known at each decision time
+(``raw.ohlcv``, bar closed by then), then computes metrics, attribution and a buy-and-hold benchmark, and writes the
+HTML report with PNGs under ``<home>/reports/<run_id>/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from alphaloom.backtest.ledger import closed_trades, equity_curve
+from alphaloom.domain import timeframe_delta
+from alphaloom.errors import DataUnavailableError
+from alphaloom.performance import Metrics, attribution, buy_and_hold, compute_metrics
+from alphaloom.report import ReportData, write_report
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    account: str
+    metrics: Metrics
+    path: Path
+    trades: int
+    notes: list[str]
+
+
+def _run_account(conn: Connection, run_id: str) -> tuple[str, list[str], list[datetime]]:
+    rows = conn.execute(
+        text("select account, symbol, as_of from audit.decisions where run_id = :r order by as_of"), {"r": run_id}
+    ).all()
+    if not rows:
+        raise DataUnavailableError(f"run {run_id!r} made no decisions: nothing to report")
+    accounts = {r.account for r in rows}
+    if len(accounts) != 1:
+        raise DataUnavailableError(f"run {run_id!r} decided for several accounts {sorted(accounts)}")
+    return accounts.pop(), sorted({r.symbol for r in rows}), sorted({r.as_of for r in rows})
+
+
+def closes_known(
+    conn: Connection, *, exchange: str, timeframe: str, symbols: list[str], times: list[datetime]
+) -> pd.DataFrame:
+    """Close of the newest bar closed by each time (index: times, columns: symbols)."""
+    bar = timeframe_delta(timeframe)
+    rows = conn.execute(
+        text(
+            """select symbol, ts, close from raw.ohlcv
+               where exchange = :e and timeframe = :tf and symbol = any(:s) and ts + :bar <= :end and ts >= :start"""
+        ),
+        {"e": exchange, "tf": timeframe, "s": symbols, "bar": bar, "end": times[-1], "start": times[0] - bar * 200},
+    ).all()
+    frame = pd.DataFrame(rows, columns=["symbol", "ts", "close"])
+    frame["known_at"] = pd.to_datetime(frame["ts"], utc=True) + bar
+    wide = frame.pivot_table(index="known_at", columns="symbol", values="close", aggfunc="last").astype(float)
+    index = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
+    return wide.reindex(wide.index.union(index)).sort_index().ffill().reindex(index)
+
+
+def build_run_report(
+    conn: Connection, run_id: str, *, exchange: str, timeframe: str, out_dir: Path, notes: list[str] | None = None
+) -> RunReport:
+    account, symbols, times = _run_account(conn, run_id)
+    starting_cash = float(
+        conn.execute(text("select starting_cash from audit.accounts where id = :a"), {"a": account}).scalar_one()
+    )
+    fills = pd.DataFrame(
+        conn.execute(
+            text(
+                """select f.ts, f.symbol, f.side, f.quantity, f.price, f.fee from audit.fills f
+                   join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts"""
+            ),
+            {"r": run_id},
+        ).all(),
+        columns=["ts", "symbol", "side", "quantity", "price", "fee"],
+    )
+    if not fills.empty:
+        fills["ts"] = pd.to_datetime(fills["ts"], utc=True)
+    closes = closes_known(conn, exchange=exchange, timeframe=timeframe, symbols=symbols, times=times)
+    equity = equity_curve(fills, closes, starting_cash)
+    trades = closed_trades(fills)
+    periods_per_year = pd.Timedelta(days=365) / timeframe_delta(timeframe)
+    exposure = _exposure(fills, closes)
+    metrics = compute_metrics(
+        equity,
+        periods_per_year=periods_per_year,
+        trade_pnls=trades["pnl"].tolist(),
+        exposure_fraction=exposure,
+        traded_notional=float((fills["quantity"].astype(float) * fills["price"].astype(float)).sum()),
+    )
+    assumed = conn.execute(
+        text(
+            """select count(*) from audit.lineage l join raw.news n on n.id = l.parent_key->>'id'
+               where l.run_id = :r and l.parent_table = 'raw.news' and n.first_seen_assumed"""
+        ),
+        {"r": run_id},
+    ).scalar_one()
+    notes = list(notes or [])
+    if assumed:
+        notes.append(f"{assumed} news links used assumed first-seen times (published + configured latency)")
+    data = ReportData(
+        title=f"Run {run_id} — account {account}",
+        subtitle=f"{len(times)} decision times from {times[0]:%Y-%m-%d %H:%M} to {times[-1]:%Y-%m-%d %H:%M} UTC; "
+        f"{', '.join(symbols)}",
+        equity=equity,
+        benchmark=buy_and_hold(closes, starting_cash),
+        metrics=metrics.as_dict(),
+        trades=trades,
+        per_asset_pnl=attribution(trades, "symbol"),
+        notes=notes,
+    )
+    path = write_report(data, out_dir / run_id)
+    return RunReport(run_id, account, metrics, path, len(trades), notes)
+
+
+def _exposure(fills: pd.DataFrame, closes: pd.DataFrame) -> float:
+    """Share of decision times with any position open."""
+    if fills.empty:
+        return 0.0
+    sign = fills["side"].map({"buy": 1.0, "sell": -1.0}) * fills["quantity"].astype(float)
+    held = sign.groupby(fills["ts"]).sum().cumsum()
+    held = held.reindex(held.index.union(closes.index)).ffill().fillna(0.0).reindex(closes.index)
+    return float((held.abs() > 1e-12).mean())
