@@ -27,8 +27,13 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# Full-size benchmarks (minutes each); `make test` runs them at toy size only. bench/backtest.py needs the bench extra.
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/features.py
+	$(BIN)/python bench/decision.py
+	$(BIN)/python bench/sentiment.py
+	$(BIN)/pip install -q -e '.[bench]' && $(BIN)/python bench/backtest.py
 
 clean:
 	rm -rf $(VENV) dbt/target dbt/logs
