@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from alphaloom.alerts import alert
 from alphaloom.guards import LimitBreach
 
 
@@ -68,6 +69,8 @@ def set_halt(
         ),
         {"a": account, "h": halted, "r": reason, "n": json.dumps(numbers or {}, default=str)},
     )
+    if halted:
+        alert("account_halt", f"account {account} halted: {reason}", {"account": account, **dict(numbers or {})})
 
 
 def day_equity(conn: Connection, account: str, at: datetime) -> tuple[Decimal | None, Decimal | None]:
@@ -114,6 +117,8 @@ def record_trip(
         {"r": run_id, "a": account, "s": symbol, "c": client_order_id, "d": decision_id, "g": guard,
          "reason": reason, "n": json.dumps(numbers, default=str)},
     )  # fmt: skip
+    alert("fat_finger", f"{guard} tripped for {account} {symbol or ''}: {reason}".replace("  ", " "),
+          {"account": account, "symbol": symbol, "guard": guard, "client_order_id": client_order_id, **dict(numbers)})  # fmt: skip
 
 
 def recent_trips(conn: Connection, account: str | None = None, limit: int = 20) -> list[dict[str, Any]]:

@@ -99,3 +99,22 @@ def test_engaging_the_kill_switch_from_the_cli_alerts(receiver, engine) -> None:
         runner.invoke(app, ["kill-switch", "off"])
     kinds = [(p["kind"], p["reason"]) for p in receiver.received]
     assert kinds == [("kill_switch", "kill switch engaged: ops drill")]
+
+
+def test_a_fat_finger_trip_and_an_account_halt_alert_with_their_reasons(receiver, engine) -> None:
+    from decimal import Decimal
+
+    from sqlalchemy import text
+
+    from execution.accounts import ensure_account
+    from execution.fatfinger import record_trip, set_halt
+
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values ('alert-trip', 'test') on conflict do nothing"))
+        ensure_account(conn, "alert-acct", "paper", "USDT", "paper", Decimal(1000), "alert-trip")
+        record_trip(conn, run_id="alert-trip", account="alert-acct", guard="max_order_notional",
+                    reason="notional 50000 exceeds 10000", numbers={"notional": "50000"}, symbol="BTC/USDT")  # fmt: skip
+        set_halt(conn, "alert-acct", True, "daily loss 3.2% past the 3% limit", {"loss_pct": "3.2"})
+    kinds = {item["kind"]: item for item in receiver.received}
+    assert "max_order_notional" in kinds["fat_finger"]["reason"] and "BTC/USDT" in kinds["fat_finger"]["reason"]
+    assert kinds["account_halt"]["details"]["loss_pct"] == "3.2"

@@ -1,4 +1,7 @@
-"""The step-path backtest replays the live decision code on history: deterministic, reported, point in time."""
+"""The step-path backtest replays the live decision code on history: deterministic, reported, point in time.
+
+Named to run after the news and pipeline modules: generated stories share their ids across modules.
+"""
 
 from __future__ import annotations
 
