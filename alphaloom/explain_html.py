@@ -21,7 +21,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:0 0 10px;color:#39435a
 padding:14px 16px;margin:0 0 14px}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:8px}
 .kv b{display:block;font-size:11px;text-transform:uppercase;color:#7a8499;font-weight:600}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eef0f4;
-vertical-align:top}th{font-size:11px;text-transform:uppercase;color:#7a8499}code{font-size:12px;color:#3a4a6b}
+vertical-align:top}th{font-size:11px;text-transform:uppercase;color:#7a8499}code{font-size:12px;color:#3a4a6b;overflow-wrap:anywhere}
 .buy{color:#067647;font-weight:600}.sell{color:#b42318;font-weight:600}.hold{color:#667085;font-weight:600}
 .ok{color:#067647}.no{color:#b42318;font-weight:600}.pill{display:inline-block;padding:1px 8px;border-radius:10px;
 background:#eef2ff;color:#3538cd;font-size:12px}.arrow{color:#98a2b3;margin:0 4px}.muted{color:#98a2b3}
