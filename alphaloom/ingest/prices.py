@@ -146,19 +146,17 @@ class _Reasons:
     def __init__(self, text: pa.Table) -> None:
         self.text = text
         self.values = np.full(text.num_rows, None, dtype=object)
+        self.bad = np.zeros(text.num_rows, dtype=bool)
 
     def add(self, mask: np.ndarray, message: str | Callable[[pd.DataFrame], pd.Series]) -> None:
-        rows = np.flatnonzero(np.asarray(mask, dtype=bool) & pd.isna(self.values))
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool) & ~self.bad)
         if rows.size:
+            self.bad[rows] = True
             if isinstance(message, str):
                 self.values[rows] = message
             else:
                 subset = self.text.take(pa.array(rows)).to_pandas()
                 self.values[rows] = list(message(subset))
-
-    @property
-    def bad(self) -> np.ndarray:
-        return ~pd.isna(self.values)
 
 
 def _as_float(column: pa.ChunkedArray) -> np.ndarray:
@@ -182,7 +180,8 @@ def _as_epoch_seconds(column: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
 def validate_bars(raw: pa.Table, *, source: str, locate: Locator) -> PriceBatch:
     """Split ``raw`` (text columns ``COLUMNS``) into valid bars and ``Rejected`` rows naming ``source`` and location."""
     text = pa.table({c: pc.utf8_trim_whitespace(raw[c].cast(pa.string())) for c in COLUMNS})
-    blank = {c: np.isin(text[c].to_numpy(zero_copy_only=False), ["", "nan", "None", "NaT"]) for c in COLUMNS}
+    missing_markers = pa.array(["", "nan", "None", "NaT"])
+    blank = {c: pc.is_in(text[c], value_set=missing_markers).to_numpy(zero_copy_only=False) for c in COLUMNS}
     empty_line = np.logical_and.reduce(list(blank.values()))
     reasons = _Reasons(text)
     for column in COLUMNS:
