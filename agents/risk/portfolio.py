@@ -28,20 +28,25 @@ from alphaloom.settings import Settings
 MIN_VAR_OBSERVATIONS = 20
 
 
+def _setting_default(name: str) -> object:
+    """The ``Settings`` default, so the limits' defaults have one source of truth."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
-    """Portfolio limits (defaults equal the ``Settings`` defaults)."""
+    """Portfolio limits; each default is the ``Settings`` field of the same name."""
 
-    drawdown_reduce_pct: Decimal = Decimal("10")
-    drawdown_halt_pct: Decimal = Decimal("20")
-    drawdown_reduce_factor: Decimal = Decimal("0.5")
-    max_asset_exposure_pct: Decimal = Decimal("25")
-    max_class_exposure_pct: Decimal = Decimal("60")
-    max_gross_leverage: Decimal = Decimal("1")
-    max_net_leverage: Decimal = Decimal("1")
-    correlation_threshold: float = 0.8
-    max_cluster_exposure_pct: Decimal = Decimal("40")
-    max_var_pct: Decimal = Decimal("10")
+    drawdown_reduce_pct: Decimal = _setting_default("drawdown_reduce_pct")
+    drawdown_halt_pct: Decimal = _setting_default("drawdown_halt_pct")
+    drawdown_reduce_factor: Decimal = _setting_default("drawdown_reduce_factor")
+    max_asset_exposure_pct: Decimal = _setting_default("max_asset_exposure_pct")
+    max_class_exposure_pct: Decimal = _setting_default("max_class_exposure_pct")
+    max_gross_leverage: Decimal = _setting_default("max_gross_leverage")
+    max_net_leverage: Decimal = _setting_default("max_net_leverage")
+    correlation_threshold: float = _setting_default("correlation_threshold")
+    max_cluster_exposure_pct: Decimal = _setting_default("max_cluster_exposure_pct")
+    max_var_pct: Decimal = _setting_default("max_var_pct")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
