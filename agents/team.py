@@ -38,8 +38,9 @@ from agents.consensus import ConsensusParams, consensus
 from agents.llm.schema import AnalystInputs, Headline, PastSituation
 from agents.memory import MemoryParams, load_weights, record_weights, score_outcomes, similar_situations
 from agents.news import NewsParams, news_opinion, recent_news
-from agents.risk import RiskLimits, RiskVerdict, adjusted_intent, all_approved, check_intent
+from agents.risk import RiskLimits, adjusted_intent, all_approved, check_intent
 from agents.risk.context import portfolio_context
+from agents.risk.recorder import record_decision_verdicts
 from agents.sentiment import SentimentScore, SentimentScorer, load_sentiment_scorer, score_news
 from agents.strategies import (
     EventParams,
@@ -52,13 +53,13 @@ from agents.strategies import (
 from agents.technical import TechnicalParams, technical_opinion
 from agents.trader import order_intents
 from alphaloom.audit import add_lineage, git_sha
+from alphaloom.db.batch import insert_rows
 from alphaloom.domain import (
     Action,
     AgentOpinion,
     Decision,
     DecisionId,
     NewsId,
-    OrderIntent,
     decision_id_for,
     require_utc,
     stable_hash,
@@ -262,10 +263,6 @@ def _existing_decision(conn: Connection, decision_id: DecisionId) -> Decision | 
     )
 
 
-def _check_name(verdict: RiskVerdict, intent: OrderIntent) -> str:
-    return verdict.check_name if intent.leg == 0 else f"{verdict.check_name}[leg {intent.leg}]"
-
-
 def decide(
     conn: Connection,
     *,
@@ -464,55 +461,20 @@ def decide(
             "llm": {"features": feature_key, "news_ids": [item.id for item in news],
                     "memories": [m.decision_id for m in memories]},
         }  # fmt: skip
-        conn.execute(
-            text(
-                """insert into audit.agent_outputs (run_id, decision_id, agent, symbol, as_of, model, prompt_hash,
-                                                    input_ref, output, skipped, tokens, latency_ms)
-                   values (:run_id, :decision_id, :agent, :symbol, :as_of, :model, :prompt_hash,
-                           cast(:input_ref as jsonb), cast(:output as jsonb), :skipped, :tokens, :latency_ms)"""
-            ),
+        insert_rows(
+            conn,
+            "audit.agent_outputs",
+            ("run_id", "decision_id", "agent", "symbol", "as_of", "model", "prompt_hash", "input_ref", "output",
+             "skipped", "tokens", "latency_ms"),
             [
-                {
-                    "run_id": run_id,
-                    "decision_id": decision_id,
-                    "agent": o.agent,
-                    "symbol": symbol,
-                    "as_of": as_of,
-                    "model": o.model or (scorer.name if o.agent == "news" else None),
-                    "prompt_hash": o.prompt_hash,
-                    "input_ref": json.dumps(input_refs.get(o.agent, {}), default=str),
-                    "output": _opinion_json(o),
-                    "skipped": o.skipped,
-                    "tokens": o.details.get("tokens"),
-                    "latency_ms": o.details.get("latency_ms"),
-                }
+                (run_id, decision_id, o.agent, symbol, as_of, o.model or (scorer.name if o.agent == "news" else None),
+                 o.prompt_hash, json.dumps(input_refs.get(o.agent, {}), default=str), _opinion_json(o), o.skipped,
+                 o.details.get("tokens"), o.details.get("latency_ms"))
                 for o in opinions
             ],
-        )
-        risk_rows = [
-            {
-                "run_id": run_id,
-                "decision_id": decision_id,
-                "account": account,
-                "symbol": symbol,
-                "check_name": _check_name(v, intent),
-                "approved": v.approved,
-                "reason": v.reason,
-                "numbers": json.dumps(v.numbers),
-            }
-            for intent, intent_verdicts in verdicts
-            for v in intent_verdicts
-        ]
-        if risk_rows:
-            conn.execute(
-                text(
-                    """insert into audit.risk_checks (run_id, decision_id, account, symbol, check_name, approved,
-                                                      reason, numbers)
-                       values (:run_id, :decision_id, :account, :symbol, :check_name, :approved, :reason,
-                               cast(:numbers as jsonb))"""
-                ),
-                risk_rows,
-            )
+            casts={7: "jsonb", 8: "jsonb"},
+        )  # fmt: skip
+        record_decision_verdicts(conn, run_id, verdicts)
         add_lineage(
             conn,
             run_id,

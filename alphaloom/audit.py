@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from alphaloom.db.batch import insert_rows
 from alphaloom.domain import RunId
 from alphaloom.settings import PROJECT_ROOT
 
@@ -84,16 +85,7 @@ def add_lineage(
     parents: Iterable[tuple[str, Mapping[str, Any]]],
 ) -> int:
     """Record that ``child_table/child_id`` was made from each ``(parent_table, parent_key)``; returns edges written."""
-    rows = [
-        {"run_id": run_id, "ct": child_table, "cid": child_id, "pt": table, "pk": json.dumps(key, default=str)}
-        for table, key in parents
-    ]
-    if rows:
-        conn.execute(
-            text(
-                """insert into audit.lineage (run_id, child_table, child_id, parent_table, parent_key)
-                   values (:run_id, :ct, :cid, :pt, cast(:pk as jsonb))"""
-            ),
-            rows,
-        )
+    rows = [(run_id, child_table, child_id, table, json.dumps(key, default=str)) for table, key in parents]
+    insert_rows(conn, "audit.lineage", ("run_id", "child_table", "child_id", "parent_table", "parent_key"), rows,
+                casts={4: "jsonb"})  # fmt: skip
     return len(rows)

@@ -23,8 +23,10 @@ def was_attempted(conn: Connection, client_order_id: ClientOrderId) -> bool:
 
 
 def record_attempt(conn: Connection, client_order_id: ClientOrderId, account: str, venue: str) -> None:
-    """Commit the attempt now, on a separate connection of the same engine (the caller's transaction may roll back)."""
-    with conn.engine.begin() as own:
+    """Commit the attempt now, on a separate connection of the same engine (the caller's transaction may roll back).
+
+    The insert runs in autocommit: it is its own transaction, durable when this returns, in one round trip."""
+    with conn.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
         own.execute(
             text(
                 """insert into audit.submit_attempts (client_order_id, account, venue) values (:c, :a, :v)

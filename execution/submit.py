@@ -30,13 +30,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.audit import add_lineage
 from alphaloom.domain import (
     ClientOrderId,
     Fill,
@@ -54,21 +53,24 @@ from alphaloom.errors import (
     UnknownOrderStateError,
     VenueTemporaryError,
 )
-from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits, kill_switch_state
+from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
-from execution.fatfinger import (
-    check_daily_loss,
-    check_orders_per_run,
-    day_equity,
-    halt_state,
-    orders_in_run,
-    record_trip,
-    set_halt,
-)
-from execution.journal import record_attempt, was_attempted
+from execution.fatfinger import check_daily_loss, check_orders_per_run, record_trip, set_halt
+from execution.journal import record_attempt
 from execution.ledger import Holding, apply_fill, cash_change
+from execution.order_store import (
+    EventRow,
+    FillBooking,
+    GuardRow,
+    OrderState,
+    insert_order,
+    read_order_state,
+    record_guard,
+    write_report,
+)
 from execution.orders import is_terminal, path_to
+from execution.splitting import slippage_bps
 
 GUARD_CHECK = "execution_guard"
 
@@ -103,23 +105,6 @@ class ExecutionResult:
     broker_submits: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Account:
-    venue: str
-    base_currency: str
-    mode: str
-    live_enabled: bool
-
-
-def _account(conn: Connection, account: str) -> _Account:
-    row = conn.execute(
-        text("select venue, base_currency, mode, live_enabled from audit.accounts where id = :a"), {"a": account}
-    ).first()
-    if row is None:
-        raise ConfigError(f"account {account!r} does not exist; create it with execution.accounts.ensure_account")
-    return _Account(row.venue, row.base_currency, row.mode, bool(row.live_enabled))
-
-
 def _holding(conn: Connection, account: str, symbol: str, *, lock: bool = False) -> Holding:
     row = conn.execute(
         text(
@@ -140,24 +125,7 @@ def _guard_name(intent: OrderIntent) -> str:
 def _record_guard(
     conn: Connection, run_id: str, intent: OrderIntent, approved: bool, reason: str, numbers: Mapping[str, Any]
 ) -> None:
-    conn.execute(
-        text(
-            """insert into audit.risk_checks (run_id, decision_id, account, symbol, check_name, approved, reason,
-                                              numbers)
-               values (:r, :d, :a, :s, :c, :ok, :reason, cast(:n as jsonb))
-               on conflict (decision_id, check_name) do nothing"""
-        ),
-        {
-            "r": run_id,
-            "d": intent.decision_id,
-            "a": intent.account,
-            "s": intent.symbol,
-            "c": _guard_name(intent),
-            "ok": approved,
-            "reason": reason,
-            "n": json.dumps(numbers, default=str),
-        },
-    )
+    record_guard(conn, run_id, intent, GuardRow(_guard_name(intent), approved, reason, numbers))
 
 
 def _record_event(
@@ -205,68 +173,6 @@ def _set_status(conn: Connection, client_order_id: str, status: OrderStatus, rep
     )
 
 
-def _book_fill(conn: Connection, *, run_id: str, fill_id: str, fill: Fill, account: str, base_currency: str) -> None:
-    conn.execute(
-        text(
-            """insert into audit.fills (fill_id, client_order_id, run_id, account, symbol, side, quantity, price, fee,
-                                        fee_currency, slippage, ts)
-               values (:id, :c, :r, :a, :s, :side, :q, :p, :fee, :fc, :slip, :ts)"""
-        ),
-        {
-            "id": fill_id,
-            "c": fill.client_order_id,
-            "r": run_id,
-            "a": account,
-            "s": fill.symbol,
-            "side": fill.side.value,
-            "q": fill.quantity,
-            "p": fill.price,
-            "fee": fill.fee,
-            "fc": fill.fee_currency,
-            "slip": fill.slippage,
-            "ts": fill.ts,
-        },
-    )
-    holding = apply_fill(
-        _holding(conn, account, fill.symbol, lock=True),
-        side=fill.side,
-        quantity=fill.quantity,
-        price=fill.price,
-        fee=fill.fee,
-    )
-    conn.execute(
-        text(
-            """insert into audit.positions (account, symbol, quantity, avg_price, realized_pnl, run_id)
-               values (:a, :s, :q, :avg, :pnl, :r)
-               on conflict (account, symbol) do update
-               set quantity = excluded.quantity, avg_price = excluded.avg_price,
-                   realized_pnl = excluded.realized_pnl, run_id = excluded.run_id, updated_at = now()"""
-        ),
-        {
-            "a": account,
-            "s": fill.symbol,
-            "q": holding.quantity,
-            "avg": holding.avg_price,
-            "pnl": holding.realized_pnl,
-            "r": run_id,
-        },
-    )
-    conn.execute(
-        text(
-            """insert into audit.balances (account, currency, amount, run_id) values (:a, :c, :delta, :r)
-               on conflict (account, currency) do update
-               set amount = audit.balances.amount + excluded.amount, run_id = excluded.run_id, updated_at = now()"""
-        ),
-        {
-            "a": account,
-            "c": base_currency,
-            "delta": cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee),
-            "r": run_id,
-        },
-    )
-    add_lineage(conn, run_id, "audit.fills", fill_id, [("audit.orders", {"client_order_id": fill.client_order_id})])
-
-
 def _apply_report(
     conn: Connection,
     *,
@@ -276,124 +182,98 @@ def _apply_report(
     account: str,
     base_currency: str,
     event_time: datetime,
+    holding: Holding | None = None,
+    fresh: bool = False,
+    arrival_price: Decimal | None = None,
 ) -> OrderStatus:
     """Bring the recorded order up to the venue's report: events along the transition table, then the fills not
-    booked yet (by fill id ``<client order id>-<n>``). Returns the new status."""
+    booked yet (by fill id ``<client order id>-<n>``), position, cash and status, written in one statement.
+    ``fresh``: the order was inserted in this transaction, so no fill is booked yet; ``holding``: the position
+    already read (and locked) by the caller. With ``arrival_price``, the final event records the fills' slippage
+    versus it. Returns the new status."""
     coid = report.client_order_id
-    booked = set(
-        conn.execute(text("select fill_id from audit.fills where client_order_id = :c"), {"c": coid}).scalars()
+    booked: set[str] = (
+        set()
+        if fresh
+        else set(
+            conn.execute(text("select fill_id from audit.fills where client_order_id = :c"), {"c": coid}).scalars()
+        )
     )
     new_fills = [(f"{coid}-{n}", fill) for n, fill in enumerate(report.fills) if f"{coid}-{n}" not in booked]
     steps = path_to(current, report.status)
     if not steps and new_fills and current is OrderStatus.PARTIALLY_FILLED:
         steps = [OrderStatus.PARTIALLY_FILLED]
-    status = current
+    final_details: dict[str, Any] = {
+        "venue_order_id": report.venue_order_id,
+        "fill_ids": [fid for fid, _ in new_fills],
+        "reason": report.reason,
+    }
+    if arrival_price is not None and report.fills:
+        final_details.update(arrival_slippage(report.fills, arrival_price))
+    events, status = [], current
     for step in steps:
-        _record_event(
-            conn,
-            run_id,
-            coid,
-            status,
-            step,
-            event_time,
-            {
-                "venue_order_id": report.venue_order_id,
-                "fill_ids": [fid for fid, _ in new_fills],
-                "reason": report.reason,
-            }
-            if step is steps[-1]
-            else {"venue_order_id": report.venue_order_id},
-        )
+        details = final_details if step is steps[-1] else {"venue_order_id": report.venue_order_id}
+        events.append(EventRow(status, step, details))
         status = step
-    for fill_id, fill in new_fills:
-        _book_fill(conn, run_id=run_id, fill_id=fill_id, fill=fill, account=account, base_currency=base_currency)
-    _set_status(conn, coid, status, report)
+    booking = None
+    if new_fills:
+        symbol = new_fills[0][1].symbol
+        if holding is None:
+            holding = _holding(conn, account, symbol, lock=True)
+        cash = Decimal(0)
+        for _, fill in new_fills:
+            holding = apply_fill(holding, side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
+            cash += cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
+        booking = FillBooking(new_fills, account, symbol, holding, base_currency, cash)
+    write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events, booking=booking,
+                 status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity)  # fmt: skip
     return status
 
 
-def _last_bar(
-    conn: Connection, settings: Settings, symbol: str, event_time: datetime
-) -> tuple[Decimal, Decimal] | None:
-    """(close, volume) of the newest ``raw.ohlcv`` bar known at ``event_time`` (point in time), or None."""
-    row = conn.execute(
-        text(
-            """select close, volume from raw.ohlcv
-               where exchange = :e and symbol = :s and timeframe = :tf and ts <= :cutoff
-               order by ts desc limit 1"""
-        ),
-        {
-            "e": settings.exchange,
-            "s": symbol,
-            "tf": settings.timeframe,
-            "cutoff": event_time - timeframe_delta(settings.timeframe),
-        },
-    ).first()
-    return None if row is None else (Decimal(row.close), Decimal(row.volume))
+def arrival_slippage(fills: Sequence[Fill], arrival_price: Decimal) -> dict[str, str]:
+    """Volume-weighted fill price of ``fills`` and its slippage versus the arrival price (bps, positive = worse)."""
+    quantity = sum((f.quantity for f in fills), Decimal(0))
+    if quantity <= 0 or arrival_price <= 0:
+        return {}
+    average = sum((f.price * f.quantity for f in fills), Decimal(0)) / quantity
+    return {
+        "arrival_price": str(arrival_price),
+        "avg_fill_price": str(average),
+        "slippage_bps_vs_arrival": str(round(slippage_bps(average, arrival_price, fills[0].side), 4)),
+    }
 
 
 def _account_guards(
     conn: Connection,
     intent: OrderIntent,
-    account: _Account,
+    state: OrderState,
     *,
     broker: Broker,
     settings: Settings,
-    run_id: str,
-    event_time: datetime,
 ) -> list[LimitBreach]:
     """Account-level guards before any submit: live arming, account halt, daily loss limit, orders per run."""
     breaches: list[LimitBreach] = []
-    if getattr(broker, "live", False) and not (account.live_enabled and account.mode in ("live", "shadow")):
+    if getattr(broker, "live", False) and not (state.live_enabled and state.mode in ("live", "shadow")):
         breaches.append(
             LimitBreach(
                 "live_not_armed",
-                f"account {intent.account!r} (mode {account.mode}) is not armed for live orders",
-                {"mode": account.mode, "live_enabled": str(account.live_enabled), "broker": broker.name},
+                f"account {intent.account!r} (mode {state.mode}) is not armed for live orders",
+                {"mode": state.mode, "live_enabled": str(state.live_enabled), "broker": broker.name},
             )
         )
-    halt = halt_state(conn, intent.account)
-    if halt.halted:
-        breaches.append(LimitBreach("account_halted", f"account halted: {halt.reason}", {"reason": halt.reason}))
+    if state.halted:
+        breaches.append(
+            LimitBreach("account_halted", f"account halted: {state.halt_reason}", {"reason": state.halt_reason})
+        )
     else:
-        day_start, equity = day_equity(conn, intent.account, event_time)
-        loss = check_daily_loss(day_start, equity, settings.daily_loss_limit)
+        loss = check_daily_loss(state.day_start_equity, state.equity, settings.daily_loss_limit)
         if loss is not None:
             set_halt(conn, intent.account, True, loss.reason, loss.numbers)
             breaches.append(loss)
-    too_many = check_orders_per_run(orders_in_run(conn, intent.account, run_id), settings.max_orders_per_run)
+    too_many = check_orders_per_run(state.orders_in_run, settings.max_orders_per_run)
     if too_many is not None:
         breaches.append(too_many)
     return breaches
-
-
-def _insert_order(
-    conn: Connection,
-    intent: OrderIntent,
-    coid: ClientOrderId,
-    *,
-    run_id: str,
-    broker: Broker,
-    parent: ClientOrderId | None,
-    arrival_price: Decimal | None,
-    event_time: datetime,
-) -> bool:
-    inserted = conn.execute(
-        text(
-            """insert into audit.orders (client_order_id, decision_id, leg, run_id, account, venue, symbol, side,
-                                         order_type, quantity, reference_price, status, parent_client_order_id,
-                                         arrival_price)
-               values (:c, :d, :leg, :r, :a, :venue, :s, :side, 'market', :q, :p, 'new', :parent, :arrival)
-               on conflict (client_order_id) do nothing returning client_order_id"""
-        ),
-        {"c": coid, "d": intent.decision_id, "leg": intent.leg, "r": run_id, "a": intent.account,
-         "venue": broker.name, "s": intent.symbol, "side": intent.side.value, "q": intent.quantity,
-         "p": intent.reference_price, "parent": parent, "arrival": arrival_price},
-    ).first()  # fmt: skip
-    if inserted is None:
-        return False
-    _record_event(conn, run_id, coid, None, OrderStatus.NEW, event_time, {"broker": broker.name}, event="created")
-    add_lineage(conn, run_id, "audit.orders", coid, [("audit.decisions", {"decision_id": intent.decision_id})])
-    return True
 
 
 def execute(
@@ -413,47 +293,56 @@ def execute(
     event_time = require_utc(event_time, "event_time")
     limits = HardLimits.from_settings(settings)
     result = ExecutionResult()
+    locked: set[str] = set()
+    bar_cutoff = event_time - timeframe_delta(settings.timeframe)
+    day_start = datetime.combine(event_time.date(), time(0), tzinfo=event_time.tzinfo)
     for intent in intents:
-        conn.execute(
-            text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"alphaloom:account:{intent.account}"}
-        )
-        account = _account(conn, intent.account)
+        if intent.account not in locked:  # held until the transaction ends: once per account is enough
+            conn.execute(
+                text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                {"k": f"alphaloom:account:{intent.account}"},
+            )
+            locked.add(intent.account)
         coid = client_order_id_for(intent.decision_id, intent.leg)
+        state = read_order_state(conn, account=intent.account, symbol=intent.symbol, client_order_id=coid,
+                                 run_id=run_id, exchange=settings.exchange, timeframe=settings.timeframe,
+                                 bar_cutoff=bar_cutoff, day_start=day_start, event_time=event_time)  # fmt: skip
+        if state.account_venue is None:
+            raise ConfigError(
+                f"account {intent.account!r} does not exist; create it with execution.accounts.ensure_account"
+            )
 
-        existing = conn.execute(
-            text("select status from audit.orders where client_order_id = :c"), {"c": coid}
-        ).scalar()
-        if existing is not None:
+        if state.existing_status is not None:
             outcome = _reconcile(
                 conn,
                 run_id=run_id,
                 broker=broker,
                 coid=coid,
-                status=OrderStatus(existing),
+                status=state.existing_status,
                 account=intent.account,
-                base_currency=account.base_currency,
+                base_currency=state.base_currency,
                 event_time=event_time,
             )
             result.duplicates.append(outcome)
             continue
 
-        bar = _last_bar(conn, settings, intent.symbol, event_time)
         override = (last_prices or {}).get(intent.symbol)
-        last_price = override or (bar[0] if bar else None)
+        last_price = override or state.last_close
         parent = (parents or {}).get(coid)
-        if was_attempted(conn, coid):
+        if state.attempted:
             # An earlier attempt's outcome is unknown (it crashed before recording): ask the venue before resending.
             report = broker.lookup(coid)
             if report is not None:
-                _insert_order(conn, intent, coid, run_id=run_id, broker=broker, parent=parent,
-                              arrival_price=last_price, event_time=event_time)  # fmt: skip
+                insert_order(conn, intent, coid, run_id=run_id, venue=broker.name, parent=parent,
+                             arrival_price=last_price, event_time=event_time)  # fmt: skip
                 status = _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report,
-                                       account=intent.account, base_currency=account.base_currency,
-                                       event_time=event_time)  # fmt: skip
+                                       account=intent.account, base_currency=state.base_currency,
+                                       event_time=event_time, holding=state.holding, fresh=True,
+                                       arrival_price=last_price)  # fmt: skip
                 result.recovered.append(OrderOutcome(coid, status, report.fills, "recovered from the venue"))
                 continue
 
-        switch = kill_switch_state(conn)
+        switch = state.kill_switch
         if switch.engaged:
             result.kill_switch_blocked += 1
             _record_guard(conn, run_id, intent, False, f"kill switch engaged: {switch.reason}", {"engaged": "True"})
@@ -461,10 +350,9 @@ def execute(
                         numbers={"engaged": True}, symbol=intent.symbol, decision_id=intent.decision_id)  # fmt: skip
             continue
 
-        holding = _holding(conn, intent.account, intent.symbol, lock=True)
+        holding = state.holding
         signed = intent.quantity if intent.side is Side.BUY else -intent.quantity
-        breaches = _account_guards(conn, intent, account, broker=broker, settings=settings, run_id=run_id,
-                                   event_time=event_time)  # fmt: skip
+        breaches = _account_guards(conn, intent, state, broker=broker, settings=settings)
         breaches += check_hard_limits(
             limits,
             signed_quantity=signed,
@@ -495,10 +383,10 @@ def execute(
                             numbers=b.numbers, symbol=intent.symbol, client_order_id=coid,
                             decision_id=intent.decision_id)  # fmt: skip
             continue
-        _record_guard(conn, run_id, intent, True, "hard limits hold at execution", numbers)
 
-        if not _insert_order(conn, intent, coid, run_id=run_id, broker=broker, parent=parent,
-                             arrival_price=last_price, event_time=event_time):  # fmt: skip
+        guard = GuardRow(_guard_name(intent), True, "hard limits hold at execution", numbers)
+        if not insert_order(conn, intent, coid, run_id=run_id, venue=broker.name, parent=parent,
+                            arrival_price=last_price, event_time=event_time, guard=guard):  # fmt: skip
             # inserted concurrently since we looked: the other run owns the submit
             result.duplicates.append(OrderOutcome(coid, OrderStatus.NEW, reason="created concurrently"))
             continue
@@ -511,7 +399,7 @@ def execute(
             quantity=intent.quantity,
             reference_price=intent.reference_price,
             submitted_at=event_time,
-            bar_volume=bar[1] if bar else None,
+            bar_volume=state.last_volume,
         )
         record_attempt(conn, coid, intent.account, broker.name)
         result.broker_submits += 1
@@ -543,8 +431,11 @@ def execute(
             current=OrderStatus.NEW,
             report=report,
             account=intent.account,
-            base_currency=account.base_currency,
+            base_currency=state.base_currency,
             event_time=event_time,
+            holding=holding,
+            fresh=True,
+            arrival_price=last_price,
         )
         result.submitted.append(OrderOutcome(coid, status, report.fills, report.reason))
     return result

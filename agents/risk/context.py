@@ -111,4 +111,4 @@ def portfolio_context(
         returns=returns,
         asset_classes=settings.asset_classes,
         bars_per_day=86400 / bar.total_seconds(),
-    )
+    ).prepared()

@@ -61,9 +61,37 @@ def asset_class_of(symbol: str, mapping: Mapping[str, str]) -> str:
 
 
 @dataclass(frozen=True)
+class ReturnsInputs:
+    """What the correlation and VaR checks take from the returns history: the symbols (columns), the history as a
+    float matrix (bars x symbols) and the correlation matrix. The history is the same for every symbol of a step,
+    so build this once per step (``returns_inputs``) rather than once per intent."""
+
+    symbols: tuple[str, ...]
+    matrix: np.ndarray
+    correlations: pd.DataFrame
+
+    @property
+    def observations(self) -> int:
+        return int(self.matrix.shape[0])
+
+
+def returns_inputs(returns: pd.DataFrame) -> ReturnsInputs:
+    if returns.empty:
+        return ReturnsInputs((), np.empty((0, 0)), pd.DataFrame())
+    return ReturnsInputs(
+        tuple(str(c) for c in returns.columns),
+        returns.to_numpy(dtype=float),
+        correlation_matrix(returns, min_periods=MIN_VAR_OBSERVATIONS),
+    )
+
+
+@dataclass(frozen=True)
 class PortfolioContext:
     """The account at decision time: equity and its peak, signed market value per symbol, per-bar returns history
-    (bars x symbols, point in time), the class mapping and how many bars make a day (for 1-day VaR)."""
+    (bars x symbols, point in time), the class mapping and how many bars make a day (for 1-day VaR).
+
+    ``inputs``: the returns history prepared for the correlation and VaR checks (``returns_inputs(returns)``); pass
+    it when deciding several symbols on the same history, else each check prepares it again."""
 
     equity: Decimal
     peak_equity: Decimal
@@ -71,6 +99,11 @@ class PortfolioContext:
     returns: pd.DataFrame = field(default_factory=pd.DataFrame)
     asset_classes: Mapping[str, str] = field(default_factory=dict)
     bars_per_day: float = 1.0
+    inputs: ReturnsInputs | None = None
+
+    def prepared(self) -> PortfolioContext:
+        """This context with ``inputs`` computed (once; ``after`` keeps them)."""
+        return self if self.inputs is not None else dataclasses.replace(self, inputs=returns_inputs(self.returns))
 
     def after(self, intent: OrderIntent) -> PortfolioContext:
         """The context once ``intent`` has filled at its reference price (so the next intent sees it)."""
@@ -160,10 +193,10 @@ def check_portfolio(intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimi
     verdicts.append(_cap("gross_leverage", intent, gross, equity * limits.max_gross_leverage, "gross exposure"))
     verdicts.append(_cap("net_leverage", intent, net, equity * limits.max_net_leverage, "net exposure"))
 
-    symbols = [s for s in ctx.returns.columns] if not ctx.returns.empty else []
-    if intent.symbol in symbols and len(ctx.returns) >= MIN_VAR_OBSERVATIONS:
-        corr = correlation_matrix(ctx.returns, min_periods=MIN_VAR_OBSERVATIONS)
-        cluster = cluster_of(intent.symbol, corr, limits.correlation_threshold)
+    inputs = ctx.inputs if ctx.inputs is not None else returns_inputs(ctx.returns)
+    symbols = inputs.symbols
+    if intent.symbol in symbols and inputs.observations >= MIN_VAR_OBSERVATIONS:
+        cluster = cluster_of(intent.symbol, inputs.correlations, limits.correlation_threshold)
         cluster_used = sum((abs(exposures.get(s, Decimal(0))) for s in cluster), Decimal(0))
         verdict = _cap("correlation_cluster", intent, cluster_used, equity * limits.max_cluster_exposure_pct / pct,
                        f"cluster {sorted(cluster)} exposure")  # fmt: skip
@@ -173,7 +206,7 @@ def check_portfolio(intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimi
 
         after = ctx.after(intent).exposures
         vector = np.array([float(after.get(s, Decimal(0))) for s in symbols])
-        report = var_report(ctx.returns[symbols].to_numpy(dtype=float), vector, bars_per_day=ctx.bars_per_day)
+        report = var_report(inputs.matrix, vector, bars_per_day=ctx.bars_per_day)
         limit = float(equity * limits.max_var_pct / pct)
         worst = report.var["historical_99"]
         numbers = {**report.as_numbers(), "limit": f"{limit:.2f}"}

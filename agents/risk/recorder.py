@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from agents.risk.verdict import RiskVerdict
+from alphaloom.db.batch import insert_rows
 from alphaloom.domain import OrderIntent
+
+RISK_CHECK_COLUMNS = ("run_id", "decision_id", "account", "symbol", "check_name", "approved", "reason", "numbers")
 
 
 def check_name(verdict: RiskVerdict, intent: OrderIntent) -> str:
@@ -17,29 +20,27 @@ def check_name(verdict: RiskVerdict, intent: OrderIntent) -> str:
 
 
 def record_verdicts(conn: Connection, run_id: str, intent: OrderIntent, verdicts: Sequence[RiskVerdict]) -> int:
-    """Insert one ``audit.risk_checks`` row per verdict (a rerun of the same decision adds nothing)."""
+    """Insert one ``audit.risk_checks`` row per verdict, in one statement (a rerun of the same decision adds
+    nothing)."""
     rows = [
-        {
-            "run_id": run_id,
-            "decision_id": intent.decision_id,
-            "account": intent.account,
-            "symbol": intent.symbol,
-            "check_name": check_name(v, intent),
-            "approved": v.approved,
-            "reason": v.reason,
-            "numbers": json.dumps(v.numbers),
-        }
+        (run_id, intent.decision_id, intent.account, intent.symbol, check_name(v, intent), v.approved, v.reason,
+         json.dumps(v.numbers))
         for v in verdicts
-    ]
-    if rows:
-        conn.execute(
-            text(
-                """insert into audit.risk_checks (run_id, decision_id, account, symbol, check_name, approved, reason,
-                                                  numbers)
-                   values (:run_id, :decision_id, :account, :symbol, :check_name, :approved, :reason,
-                           cast(:numbers as jsonb))
-                   on conflict (decision_id, check_name) do nothing"""
-            ),
-            rows,
-        )
+    ]  # fmt: skip
+    insert_rows(conn, "audit.risk_checks", RISK_CHECK_COLUMNS, rows, casts={7: "jsonb"},
+                suffix="on conflict (decision_id, check_name) do nothing")  # fmt: skip
+    return len(rows)
+
+
+def record_decision_verdicts(
+    conn: Connection, run_id: str, verdicts: Sequence[tuple[OrderIntent, Sequence[RiskVerdict]]]
+) -> int:
+    """Every intent's verdicts of one decision in one statement (the decision is new: no conflict expected)."""
+    rows = [
+        (run_id, intent.decision_id, intent.account, intent.symbol, check_name(v, intent), v.approved, v.reason,
+         json.dumps(v.numbers))
+        for intent, intent_verdicts in verdicts
+        for v in intent_verdicts
+    ]  # fmt: skip
+    insert_rows(conn, "audit.risk_checks", RISK_CHECK_COLUMNS, rows, casts={7: "jsonb"})
     return len(rows)

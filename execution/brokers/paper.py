@@ -91,6 +91,10 @@ class PaperVenue(Protocol):
 
     def count(self, client_order_id: ClientOrderId) -> int: ...
 
+    def history(self, client_order_id: ClientOrderId) -> tuple[BrokerReport | None, int]:
+        """``(latest(client_order_id), count(client_order_id))`` in one look."""
+        ...
+
 
 class InMemoryVenue:
     """A paper venue that forgets everything when the process ends (pure tests, benchmarks)."""
@@ -110,6 +114,9 @@ class InMemoryVenue:
     def count(self, client_order_id: ClientOrderId) -> int:
         return len(self._orders.get(client_order_id, ()))
 
+    def history(self, client_order_id: ClientOrderId) -> tuple[BrokerReport | None, int]:
+        return self.latest(client_order_id), self.count(client_order_id)
+
 
 def _fills_json(fills: tuple[Fill, ...]) -> str:
     return json.dumps(
@@ -120,13 +127,16 @@ def _fills_json(fills: tuple[Fill, ...]) -> str:
 
 class PostgresPaperVenue:
     """The paper venue's book in ``paper_venue.orders``, each write committed at once on its own connection, so it
-    outlives the submitting process and transaction exactly like a remote venue would."""
+    outlives the submitting process and transaction exactly like a remote venue would.
+
+    Its connections run in autocommit: a read is one round trip, a write is its own transaction, durable on return."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def add(self, request: OrderRequest, report: BrokerReport) -> None:
-        with self.engine.begin() as conn:
+        with self._autocommit.connect() as conn:
             conn.execute(
                 text(
                     """insert into paper_venue.orders (venue_order_id, client_order_id, account, symbol, side,
@@ -140,33 +150,33 @@ class PostgresPaperVenue:
             )  # fmt: skip
 
     def latest(self, client_order_id: ClientOrderId) -> BrokerReport | None:
-        with self.engine.connect() as conn:
+        return self.history(client_order_id)[0]
+
+    def count(self, client_order_id: ClientOrderId) -> int:
+        return self.history(client_order_id)[1]
+
+    def history(self, client_order_id: ClientOrderId) -> tuple[BrokerReport | None, int]:
+        with self._autocommit.connect() as conn:
             row = conn.execute(
                 text(
-                    """select venue_order_id, symbol, side, status, fills, reason from paper_venue.orders
+                    """select venue_order_id, symbol, side, status, fills, reason, count(*) over () as orders
+                       from paper_venue.orders
                        where client_order_id = :c order by created_at desc, venue_order_id desc limit 1"""
                 ),
                 {"c": client_order_id},
             ).first()
         if row is None:
-            return None
+            return None, 0
         side = Side(row.side)
         fills = tuple(
             Fill(client_order_id, row.symbol, side, Decimal(f["quantity"]), Decimal(f["price"]), Decimal(f["fee"]),
                  f["fee_currency"], Decimal(f["slippage"]), datetime.fromisoformat(f["ts"]))
             for f in row.fills
         )  # fmt: skip
-        return BrokerReport(
+        report = BrokerReport(
             client_order_id, OrderStatus(row.status), VenueOrderId(row.venue_order_id), fills, row.reason
         )
-
-    def count(self, client_order_id: ClientOrderId) -> int:
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text("select count(*) from paper_venue.orders where client_order_id = :c"), {"c": client_order_id}
-                ).scalar_one()
-            )
+        return report, int(row.orders)
 
 
 class PaperBroker:
@@ -205,7 +215,7 @@ class PaperBroker:
             raise OrderRejectedError(f"paper broker fills market orders only, got {request.order_type!r}")
         if request.quantity <= 0 or request.reference_price <= 0:
             raise OrderRejectedError(f"invalid quantity/price for {request.client_order_id}")
-        previous = self.venue.latest(request.client_order_id)
+        previous, sequence = self.venue.history(request.client_order_id)
         if previous is not None and previous.status in _OPEN:  # unique among open orders, like Binance
             raise OrderRejectedError(f"duplicate open client order id {request.client_order_id}")
         quantity = fill_quantity(request, self.max_participation)
@@ -216,7 +226,6 @@ class PaperBroker:
                            impact_bps=self.impact_bps, quantity=quantity),
             )  # fmt: skip
         complete = quantity == request.quantity
-        sequence = self.venue.count(request.client_order_id)
         report = BrokerReport(
             client_order_id=request.client_order_id,
             status=OrderStatus.FILLED if complete else OrderStatus.EXPIRED,

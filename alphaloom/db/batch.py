@@ -1,0 +1,64 @@
+"""Several rows, or several writes, in one SQL statement: one round trip instead of one per row.
+
+- ``Statement`` names parameters uniquely (``:p1``, ``:p2``...) so parts can be glued into one statement, e.g. a
+  multi-row ``VALUES`` list, or several data-modifying CTEs (``with a as (insert ...), b as (insert ...) update
+  ...``). PostgreSQL runs each CTE exactly once and all parts see one snapshot, so no two parts may touch the same
+  row (aggregate first).
+- ``insert_rows``: ``INSERT INTO table (columns) VALUES (...), (...) [suffix]`` for a list of rows, in chunks that
+  stay under the driver's parameter limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+# libpq allows 65535 parameters per statement; stay well below it.
+MAX_PARAMETERS = 30000
+
+
+class Statement:
+    """Accumulates bound parameters for one statement built from several parts."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        """A fresh placeholder (``:p<n>``) bound to ``value``."""
+        name = f"p{len(self.params) + 1}"
+        self.params[name] = value
+        return f":{name}"
+
+    def values(self, rows: Sequence[Sequence[Any]], casts: Mapping[int, str] | None = None) -> str:
+        """``(:p1, :p2), (:p3, :p4)`` for ``rows``; ``casts`` maps a column index to a SQL type (e.g. ``jsonb``)."""
+        casts = casts or {}
+        rendered = []
+        for row in rows:
+            cells = []
+            for i, value in enumerate(row):
+                placeholder = self.bind(value)
+                cells.append(f"cast({placeholder} as {casts[i]})" if i in casts else placeholder)
+            rendered.append("(" + ", ".join(cells) + ")")
+        return ", ".join(rendered)
+
+
+def insert_rows(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    casts: Mapping[int, str] | None = None,
+    suffix: str = "",
+) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order) with multi-row ``VALUES`` statements; ``suffix`` follows the
+    values (e.g. ``on conflict (...) do nothing``). Nothing is sent for no rows."""
+    if not rows:
+        return
+    per_statement = max(1, MAX_PARAMETERS // max(1, len(columns)))
+    for start in range(0, len(rows), per_statement):
+        st = Statement()
+        values = st.values(rows[start : start + per_statement], casts)
+        conn.execute(text(f"insert into {table} ({', '.join(columns)}) values {values} {suffix}"), st.params)

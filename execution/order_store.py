@@ -1,0 +1,314 @@
+"""Reads and writes of one order's audit rows, batched so that a decision costs few round trips to PostgreSQL.
+
+Why batched: a decision's order touches a dozen audit rows (order, events, fills, position, cash, lineage, risk
+check); written one statement each, round trips dominate the decision's latency. Each function here sends one
+statement. Several writes in one statement are data-modifying CTEs: PostgreSQL runs each exactly once and all of
+them see the same snapshot, so no two parts of one statement may touch the same row (callers aggregate first: one
+position row, one balance row per statement).
+
+- ``read_order_state``: everything the submit path needs to know about an intent before sending it (account,
+  existing order, journal, kill switch, halt, day equity marks, orders in the run, last bar, the position locked
+  ``FOR UPDATE``), in one statement. Call it after taking the account lock, so its snapshot includes every commit
+  made under that lock.
+- ``insert_order``: the ``execution_guard`` risk check (optional), the order row (``ON CONFLICT DO NOTHING``), its
+  ``created`` event and its lineage edge to the decision.
+- ``write_report``: the events of a venue report, its new fills with their lineage, the position, the cash and the
+  order's status, in one statement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from alphaloom.db.batch import Statement
+from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus
+from alphaloom.guards import KillSwitchState
+from execution.ledger import Holding
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """What the submit path reads before sending one intent; ``account_venue`` is None when the account is unknown."""
+
+    account_venue: str | None
+    base_currency: str
+    mode: str
+    live_enabled: bool
+    existing_status: OrderStatus | None
+    attempted: bool
+    kill_switch: KillSwitchState
+    halted: bool
+    halt_reason: str
+    day_start_equity: Decimal | None
+    equity: Decimal | None
+    orders_in_run: int
+    last_close: Decimal | None
+    last_volume: Decimal | None
+    holding: Holding
+
+
+def read_order_state(
+    conn: Connection,
+    *,
+    account: str,
+    symbol: str,
+    client_order_id: ClientOrderId,
+    run_id: str,
+    exchange: str,
+    timeframe: str,
+    bar_cutoff: datetime,
+    day_start: datetime,
+    event_time: datetime,
+) -> OrderState:
+    """One statement; the position row (if any) stays locked ``FOR UPDATE`` until the transaction ends."""
+    row = conn.execute(
+        text(
+            """with pos as (
+                   select quantity, avg_price, realized_pnl from audit.positions
+                   where account = :a and symbol = :s for update
+               ),
+               acct as (select venue, base_currency, mode, live_enabled from audit.accounts where id = :a),
+               ks as (select engaged, reason, changed_by from audit.kill_switch order by id desc limit 1),
+               halt as (select halted, reason from audit.account_halts where account = :a order by id desc limit 1),
+               bar as (
+                   select close, volume from raw.ohlcv
+                   where exchange = :e and symbol = :s and timeframe = :tf and ts <= :cutoff
+                   order by ts desc limit 1
+               )
+               select acct.venue, acct.base_currency, acct.mode, acct.live_enabled,
+                      (select status from audit.orders where client_order_id = :c) as existing_status,
+                      exists (select 1 from audit.submit_attempts where client_order_id = :c) as attempted,
+                      ks.engaged as ks_engaged, ks.reason as ks_reason, ks.changed_by as ks_changed_by,
+                      halt.halted, halt.reason as halt_reason,
+                      (select equity from audit.equity_marks where account = :a and as_of >= :d and as_of <= :t
+                       order by as_of limit 1) as day_start_equity,
+                      (select equity from audit.equity_marks where account = :a and as_of <= :t
+                       order by as_of desc limit 1) as equity,
+                      (select count(*) from audit.orders where account = :a and run_id = :r) as orders_in_run,
+                      bar.close, bar.volume, pos.quantity, pos.avg_price, pos.realized_pnl
+               from (select 1) as one
+               left join acct on true left join ks on true left join halt on true left join bar on true
+               left join pos on true"""
+        ),
+        {"a": account, "s": symbol, "c": client_order_id, "r": run_id, "e": exchange, "tf": timeframe,
+         "cutoff": bar_cutoff, "d": day_start, "t": event_time},
+    ).one()  # fmt: skip
+    return OrderState(
+        account_venue=row.venue,
+        base_currency=row.base_currency or "",
+        mode=row.mode or "",
+        live_enabled=bool(row.live_enabled),
+        existing_status=None if row.existing_status is None else OrderStatus(row.existing_status),
+        attempted=bool(row.attempted),
+        kill_switch=KillSwitchState(False, "never engaged", "")
+        if row.ks_engaged is None
+        else KillSwitchState(bool(row.ks_engaged), row.ks_reason, row.ks_changed_by),
+        halted=bool(row.halted),
+        halt_reason="never halted" if row.halted is None else row.halt_reason,
+        day_start_equity=None if row.day_start_equity is None else Decimal(row.day_start_equity),
+        equity=None if row.equity is None else Decimal(row.equity),
+        orders_in_run=int(row.orders_in_run),
+        last_close=None if row.close is None else Decimal(row.close),
+        last_volume=None if row.volume is None else Decimal(row.volume),
+        holding=Holding.flat()
+        if row.quantity is None
+        else Holding(Decimal(row.quantity), Decimal(row.avg_price), Decimal(row.realized_pnl)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GuardRow:
+    """The ``execution_guard`` risk check recorded with the order (``check_name`` already suffixed for its leg)."""
+
+    check_name: str
+    approved: bool
+    reason: str
+    numbers: Mapping[str, Any]
+
+
+def record_guard(conn: Connection, run_id: str, intent: OrderIntent, guard: GuardRow) -> None:
+    conn.execute(
+        text(
+            """insert into audit.risk_checks (run_id, decision_id, account, symbol, check_name, approved, reason,
+                                              numbers)
+               values (:r, :d, :a, :s, :c, :ok, :reason, cast(:n as jsonb))
+               on conflict (decision_id, check_name) do nothing"""
+        ),
+        {
+            "r": run_id,
+            "d": intent.decision_id,
+            "a": intent.account,
+            "s": intent.symbol,
+            "c": guard.check_name,
+            "ok": guard.approved,
+            "reason": guard.reason,
+            "n": _dumps(guard.numbers),
+        },
+    )
+
+
+def insert_order(
+    conn: Connection,
+    intent: OrderIntent,
+    client_order_id: ClientOrderId,
+    *,
+    run_id: str,
+    venue: str,
+    parent: ClientOrderId | None,
+    arrival_price: Decimal | None,
+    event_time: datetime,
+    guard: GuardRow | None = None,
+) -> bool:
+    """Insert the order (with its ``created`` event and lineage edge) unless it exists; True when inserted here.
+    ``guard`` is recorded either way."""
+    st = Statement()
+    parts = []
+    if guard is not None:
+        parts.append(
+            "g as (insert into audit.risk_checks (run_id, decision_id, account, symbol, check_name, approved, reason,"
+            " numbers) values "
+            + st.values(
+                [
+                    (
+                        run_id,
+                        intent.decision_id,
+                        intent.account,
+                        intent.symbol,
+                        guard.check_name,
+                        guard.approved,
+                        guard.reason,
+                        _dumps(guard.numbers),
+                    )
+                ],
+                {7: "jsonb"},
+            )
+            + " on conflict (decision_id, check_name) do nothing)"
+        )
+    parts.append(
+        "o as (insert into audit.orders (client_order_id, decision_id, leg, run_id, account, venue, symbol, side,"
+        " order_type, quantity, reference_price, status, parent_client_order_id, arrival_price) values "
+        + st.values(
+            [
+                (
+                    client_order_id,
+                    intent.decision_id,
+                    intent.leg,
+                    run_id,
+                    intent.account,
+                    venue,
+                    intent.symbol,
+                    intent.side.value,
+                    "market",
+                    intent.quantity,
+                    intent.reference_price,
+                    "new",
+                    parent,
+                    arrival_price,
+                )
+            ]
+        )
+        + " on conflict (client_order_id) do nothing returning client_order_id)"
+    )
+    ts, details = st.bind(event_time), st.bind(_dumps({"broker": venue}))
+    r = st.bind(run_id)
+    parts.append(
+        "e as (insert into audit.order_events (client_order_id, run_id, event, from_status, to_status, event_ts,"
+        f" details) select client_order_id, {r}, 'created', null, 'new', {ts}, cast({details} as jsonb) from o)"
+    )
+    key = st.bind(_dumps({"decision_id": intent.decision_id}))
+    parts.append(
+        "l as (insert into audit.lineage (run_id, child_table, child_id, parent_table, parent_key)"
+        f" select {r}, 'audit.orders', client_order_id, 'audit.decisions', cast({key} as jsonb) from o)"
+    )
+    sql = "with " + ",\n".join(parts) + "\nselect client_order_id from o"
+    return conn.execute(text(sql), st.params).first() is not None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    from_status: OrderStatus | None
+    to_status: OrderStatus
+    details: Mapping[str, Any]
+    event: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FillBooking:
+    """The fills to book for one order, the position they leave and the cash they move (already aggregated)."""
+
+    fills: Sequence[tuple[str, Fill]]
+    account: str
+    symbol: str
+    holding: Holding
+    base_currency: str
+    cash_delta: Decimal
+
+
+def write_report(
+    conn: Connection,
+    *,
+    run_id: str,
+    client_order_id: ClientOrderId,
+    event_time: datetime,
+    events: Sequence[EventRow],
+    booking: FillBooking | None,
+    status: OrderStatus,
+    venue_order_id: str | None,
+    filled_quantity: Decimal | None,
+) -> None:
+    """Events, fills (with lineage to the order), position, cash and the order's status, in one statement."""
+    st = Statement()
+    parts = []
+    if events:
+        rows = [(client_order_id, run_id, e.event or e.to_status.value, None if e.from_status is None else
+                 e.from_status.value, e.to_status.value, event_time, _dumps(e.details)) for e in events]  # fmt: skip
+        parts.append(
+            "ev as (insert into audit.order_events (client_order_id, run_id, event, from_status, to_status, event_ts,"
+            " details) values " + st.values(rows, {6: "jsonb"}) + ")"
+        )
+    if booking is not None and booking.fills:
+        rows = [(fill_id, f.client_order_id, run_id, booking.account, f.symbol, f.side.value, f.quantity, f.price,
+                 f.fee, f.fee_currency, f.slippage, f.ts) for fill_id, f in booking.fills]  # fmt: skip
+        parts.append(
+            "f as (insert into audit.fills (fill_id, client_order_id, run_id, account, symbol, side, quantity, price,"
+            " fee, fee_currency, slippage, ts) values " + st.values(rows) + ")"
+        )
+        lineage = [(run_id, "audit.fills", fill_id, "audit.orders", _dumps({"client_order_id": f.client_order_id}))
+                   for fill_id, f in booking.fills]  # fmt: skip
+        parts.append(
+            "l as (insert into audit.lineage (run_id, child_table, child_id, parent_table, parent_key) values "
+            + st.values(lineage, {4: "jsonb"})
+            + ")"
+        )
+        h = booking.holding
+        parts.append(
+            "p as (insert into audit.positions (account, symbol, quantity, avg_price, realized_pnl, run_id) values "
+            + st.values([(booking.account, booking.symbol, h.quantity, h.avg_price, h.realized_pnl, run_id)])
+            + """ on conflict (account, symbol) do update
+                  set quantity = excluded.quantity, avg_price = excluded.avg_price,
+                      realized_pnl = excluded.realized_pnl, run_id = excluded.run_id, updated_at = now())"""
+        )
+        parts.append(
+            "b as (insert into audit.balances (account, currency, amount, run_id) values "
+            + st.values([(booking.account, booking.base_currency, booking.cash_delta, run_id)])
+            + """ on conflict (account, currency) do update
+                  set amount = audit.balances.amount + excluded.amount, run_id = excluded.run_id,
+                      updated_at = now())"""
+        )
+    update = f"""update audit.orders set status = {st.bind(status.value)}, updated_at = now(),
+               venue_order_id = coalesce({st.bind(venue_order_id)}, venue_order_id),
+               filled_quantity = coalesce(cast({st.bind(filled_quantity)} as numeric), filled_quantity)
+           where client_order_id = {st.bind(client_order_id)}"""
+    sql = ("with " + ",\n".join(parts) + "\n" if parts else "") + update
+    conn.execute(text(sql), st.params)
