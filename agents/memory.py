@@ -200,6 +200,21 @@ def score_outcomes(
     return len(records)
 
 
+def realised_trade_returns(conn: Connection, *, account: str, as_of: datetime, limit: int) -> list[float]:
+    """Realised returns of the account's latest ``limit`` buy decisions scored by ``as_of`` (the ``team`` outcomes:
+    point in time, never a later one), oldest first: what Kelly sizing estimates its win rate and payoff from."""
+    rows = conn.execute(
+        text(
+            """select realised_return from audit.opinion_outcomes
+               where account = :account and agent = :team and action = 'buy' and hit is not null
+                 and realised_at <= :as_of
+               order by realised_at desc, symbol desc, as_of desc limit :limit"""
+        ),
+        {"account": account, "team": TEAM, "as_of": require_utc(as_of, "as_of"), "limit": limit},
+    ).scalars()
+    return [float(r) for r in rows][::-1]
+
+
 # --- weights ----------------------------------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -36,11 +36,19 @@ from sqlalchemy import Connection, text
 
 from agents.consensus import ConsensusParams, consensus
 from agents.llm.schema import AnalystInputs, Headline, PastSituation
-from agents.memory import MemoryParams, load_weights, record_weights, score_outcomes, similar_situations
+from agents.memory import (
+    MemoryParams,
+    load_weights,
+    realised_trade_returns,
+    record_weights,
+    score_outcomes,
+    similar_situations,
+)
 from agents.news import NewsParams, news_opinion, recent_news
-from agents.risk import RiskLimits, adjusted_intent, all_approved, check_intent
+from agents.risk import RiskLimits, RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.context import portfolio_context
 from agents.risk.recorder import record_decision_verdicts
+from agents.risk.sizing import SizingChoice, SizingParams, choose_notional, trade_stats
 from agents.sentiment import SentimentScore, SentimentScorer, load_sentiment_scorer, score_news
 from agents.strategies import (
     EventParams,
@@ -51,7 +59,7 @@ from agents.strategies import (
     sentiment_shock,
 )
 from agents.technical import TechnicalParams, technical_opinion
-from agents.trader import order_intents
+from agents.trader import opens_position, order_intents
 from alphaloom.audit import add_lineage, git_sha
 from alphaloom.db.batch import insert_rows
 from alphaloom.domain import (
@@ -60,6 +68,8 @@ from alphaloom.domain import (
     Decision,
     DecisionId,
     NewsId,
+    OrderIntent,
+    Side,
     decision_id_for,
     require_utc,
     stable_hash,
@@ -122,7 +132,7 @@ def _dec(value: Decimal) -> str:
 def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, Any]:
     """The decision-relevant configuration. The sentiment scorer and LLM endpoint are deliberately not in it (they
     are recorded in the inputs): a FinBERT load failure must not turn a rerun into a new decision that trades again."""
-    return {
+    config: dict[str, Any] = {
         "exchange": settings.exchange,
         "timeframe": settings.timeframe,
         "order_notional": _dec(settings.order_notional),
@@ -139,6 +149,18 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
         "max_feature_age_bars": strategy.max_feature_age_bars,
         "trader": strategy.trader,
     }
+    # Only a non-default sizing joins the config: the default keeps the versions (and so the decision ids) that were
+    # recorded before sizing modes existed, so a rerun of an old decision still submits nothing.
+    if settings.sizing_mode != "fixed":
+        config["sizing"] = {
+            "mode": settings.sizing_mode,
+            "kelly_fraction": _dec(settings.kelly_fraction),
+            "kelly_cap": _dec(settings.kelly_cap),
+            "target_volatility": settings.target_volatility,
+            "kelly_min_trades": settings.kelly_min_trades,
+            "sizing_lookback_trades": settings.sizing_lookback_trades,
+        }
+    return config
 
 
 def config_version(settings: Settings, strategy: StrategyParams | None = None) -> str:
@@ -263,6 +285,25 @@ def _existing_decision(conn: Connection, decision_id: DecisionId) -> Decision | 
     )
 
 
+def sizing_params(settings: Settings) -> SizingParams:
+    return SizingParams(
+        mode=settings.sizing_mode,
+        order_notional=settings.order_notional,
+        max_order_notional=settings.max_order_notional,
+        kelly_fraction=settings.kelly_fraction,
+        kelly_cap=settings.kelly_cap,
+        target_volatility=settings.target_volatility,
+        min_trades=settings.kelly_min_trades,
+    )
+
+
+def _sizing_verdicts(intent: OrderIntent, sized: SizingChoice | None) -> list[RiskVerdict]:
+    """The sizing of a buy that opens a position, recorded with the risk checks (it approves: size is not a limit)."""
+    if sized is None or intent.side is not Side.BUY:
+        return []
+    return [RiskVerdict("position_sizing", True, sized.reason, dict(sized.numbers))]
+
+
 def decide(
     conn: Connection,
     *,
@@ -302,6 +343,13 @@ def decide(
                               "hit_rate": None if w.hit_rate is None else round(w.hit_rate, 6), "scored": w.scored}
                       for agent, w in weights.items()}  # fmt: skip
     history = max(strategy.momentum.lookback, strategy.mean_reversion.window)
+    sizing = sizing_params(settings)
+    trades = (
+        trade_stats(realised_trade_returns(conn, account=account, as_of=as_of, limit=settings.sizing_lookback_trades))
+        if sizing.mode in ("kelly", "kelly_vol_target")
+        else trade_stats([])
+    )
+    bars_per_year = timedelta(days=365) / timeframe_delta(settings.timeframe)
     decisions: list[Decision] = []
     for symbol in symbols:
         decision_id = decision_id_for(account, symbol, settings.timeframe, as_of, version)
@@ -358,6 +406,12 @@ def decide(
         )
         action, score = consensus(opinions, learned)
         price = Decimal(str(values["close"])) if values["close"] else Decimal(0)
+        sized = (
+            choose_notional(sizing, equity=portfolio.equity, stats=trades, bar_volatility=values.get("realized_vol_20"),
+                            bars_per_year=bars_per_year)
+            if opens_position(action, position_qty)
+            else None
+        )  # fmt: skip
         intents = (
             order_intents(
                 decision_id=decision_id,
@@ -366,7 +420,7 @@ def decide(
                 action=action,
                 position_quantity=position_qty,
                 price=price,
-                order_notional=settings.order_notional,
+                order_notional=settings.order_notional if sized is None else sized.notional,
             )
             if price > 0
             else []
@@ -387,7 +441,8 @@ def decide(
                     max_feature_age=max_age,
                     portfolio=portfolio,
                     risk_limits=risk_limits,
-                ),
+                )
+                + _sizing_verdicts(intent, sized),
             )
             for intent in intents
         ]
@@ -417,6 +472,7 @@ def decide(
             "scorer_fallback": getattr(scorer, "fallback_reason", None),
             "weights": weights_record,
             "closes_read": len(closes),
+            "sizing": None if sized is None else {"reason": sized.reason, **sized.numbers},
             "kill_switch": {"engaged": kill_switch.engaged, "reason": kill_switch.reason},
             "config": config,
             "intents": [

@@ -1,7 +1,8 @@
 """The trader agent: turns the team's action into ``OrderIntent``s. Pure, long-only for now.
 
 - BUY while flat: one intent for ``floor(order_notional / price)`` in the symbol's quantity step (whole shares for
-  ``.../USD`` stock symbols, 1e-6 for crypto); none when that rounds to zero.
+  ``.../USD`` stock symbols, 1e-6 for crypto); none when that rounds to zero. The caller picks ``order_notional`` by
+  the sizing mode (``agents.risk.sizing.choose_notional``: fixed, fractional Kelly, volatility target).
 - SELL while long: one intent selling the whole position.
 - Anything else (HOLD, BUY while long, SELL while flat): no intent.
 """
@@ -28,6 +29,11 @@ def size_quantity(order_notional: Decimal, price: Decimal, step: Decimal) -> Dec
     return ((order_notional / price) / step).to_integral_value(rounding=ROUND_DOWN) * step
 
 
+def opens_position(action: Action, position_quantity: Decimal) -> bool:
+    """True when ``action`` would open a new position (a buy while flat): the case whose size the sizing mode picks."""
+    return action is Action.BUY and position_quantity == 0
+
+
 def order_intents(
     *,
     decision_id: DecisionId,
@@ -39,7 +45,7 @@ def order_intents(
     order_notional: Decimal,
 ) -> list[OrderIntent]:
     """The intents for one decision (leg 0); empty when there is nothing to do."""
-    if action is Action.BUY and position_quantity == 0:
+    if opens_position(action, position_quantity):
         quantity = size_quantity(order_notional, price, quantity_step(symbol))
         if quantity <= 0:
             return []

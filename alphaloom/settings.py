@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     kelly_fraction: Decimal = Decimal("0.25")
     kelly_cap: Decimal = Decimal("0.2")
     target_volatility: float = 0.4
+    # How the trader sizes a new position: "fixed" (order_notional), "kelly" (fractional Kelly from the account's
+    # realised trades, once it has kelly_min_trades of them), "vol_target" (target_volatility over the symbol's
+    # realised volatility) or "kelly_vol_target" (the smaller). Always capped at max_order_notional.
+    sizing_mode: Literal["fixed", "kelly", "vol_target", "kelly_vol_target"] = "fixed"
+    kelly_min_trades: int = 20
+    # How many of the latest realised trades (team outcomes of buy decisions) estimate the win rate and payoff.
+    sizing_lookback_trades: int = 200
     stop_loss_pct: Decimal = Decimal("5")
     take_profit_pct: Decimal = Decimal("10")
     # Fat-finger checks before any submit (execution): the daily loss limit halts the account.

@@ -279,3 +279,73 @@ def test_a_symbol_with_no_known_features_is_skipped_and_recorded_nowhere(world: 
     world.features(symbol, T0, BULLISH)  # known at T0 + 1h
     assert world.decide([symbol], T0 + timedelta(minutes=59)) == []
     assert world.query("select 1 from audit.decisions where symbol = :s", s=symbol) == []
+
+
+def test_volatility_target_sizes_the_buy_and_records_the_size_and_its_inputs(world: World) -> None:
+    symbol = world.symbol("VOL")
+    world.features(symbol, T0, {**BULLISH, "realized_vol_20": 0.01})
+    world.settings = world.settings.model_copy(update={"sizing_mode": "vol_target", "target_volatility": 0.05})
+    [decision] = world.decide([symbol], T0 + HOUR)
+    # 1h bars: 8760 a year, 0.01 * sqrt(8760) = 0.935949 annualised; 100000 * 0.05 / 0.935949 = 5342.17 -> 53.4217 units
+    [intent] = decision.intents
+    assert intent.quantity == Decimal("53.4217")  # crypto: 1e-6 steps
+    [check] = world.query(
+        "select approved, numbers from audit.risk_checks where decision_id = :d and check_name = 'position_sizing'",
+        d=decision.decision_id,
+    )
+    assert check.approved and check.numbers["source"] == "vol_target" and check.numbers["notional"] == "5342.17"
+    assert check.numbers["annual_volatility"] == "0.935949" and check.numbers["equity"] == "100000.00"
+    [row] = world.query("select inputs, config_version from audit.decisions where decision_id = :d",
+                        d=decision.decision_id)  # fmt: skip
+    assert row.inputs["sizing"]["notional"] == "5342.17" and row.config_version == config_version(world.settings)
+    assert config_version(world.settings) != config_version(world.settings.model_copy(update={"sizing_mode": "fixed"}))
+
+
+def test_kelly_sizes_from_the_accounts_realised_trades_known_at_as_of(world: World) -> None:
+    symbol, past = world.symbol("KELLY"), world.symbol("PAST")
+    world.features(symbol, T0, BULLISH)
+    as_of = T0 + HOUR
+    # Realised buy decisions: 3 wins of +50%, 1 loss of -25% by as_of (p = 0.75, payoff 2: full Kelly 0.625); a later
+    # big loss is not known yet and must not count.
+    outcomes = [(0.5, as_of - 4 * HOUR), (0.5, as_of - 3 * HOUR), (0.5, as_of - 2 * HOUR), (-0.25, as_of - HOUR),
+                (-0.5, as_of + HOUR)]  # fmt: skip
+    with world.engine.begin() as conn:
+        for n, (realised, realised_at) in enumerate(outcomes):
+            decision_id = f"past-{world.tag}-{n}"
+            conn.execute(
+                text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action,
+                                                     score, config_version, inputs)
+                        values (:d, :r, :a, :s, '1h', :t, 'buy', 1, 'test', '{}'::jsonb)"""),
+                {"d": decision_id, "r": world.run_id, "a": world.account, "s": past, "t": realised_at - 4 * HOUR},
+            )  # fmt: skip
+            conn.execute(
+                text("""insert into audit.opinion_outcomes (decision_id, agent, account, symbol, as_of, realised_at,
+                            horizon_bars, action, confidence, entry_price, exit_price, realised_return, hit, score,
+                            run_id)
+                        values (:d, 'team', :a, :s, :t, :ra, 4, 'buy', 1, 100, :exit, :ret, :hit, :ret, :r)"""),
+                {"d": decision_id, "a": world.account, "s": past, "t": realised_at - 4 * HOUR, "ra": realised_at,
+                 "exit": 100 * (1 + realised), "ret": realised, "hit": realised > 0, "r": world.run_id},
+            )  # fmt: skip
+    world.settings = world.settings.model_copy(
+        update={
+            "sizing_mode": "kelly",
+            "kelly_min_trades": 4,
+            "kelly_fraction": Decimal("0.25"),
+            "kelly_cap": Decimal("0.2"),
+            "max_order_notional": Decimal(20000),
+        }
+    )
+    [decision] = world.decide([symbol], as_of)
+    # a quarter of 0.625 = 0.15625 of 100000 equity = 15625 notional at 100: 156.25 units
+    [intent] = decision.intents
+    assert intent.quantity == Decimal("156.25")
+    [check] = world.query(
+        "select numbers from audit.risk_checks where decision_id = :d and check_name = 'position_sizing'",
+        d=decision.decision_id,
+    )
+    assert (check.numbers["trades"], check.numbers["win_rate"], check.numbers["payoff"]) == (
+        "4",
+        "0.750000",
+        "2.000000",
+    )
+    assert check.numbers["notional"] == "15625.00" and check.numbers["source"] == "kelly"
