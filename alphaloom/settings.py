@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     paper_spread_bps: Decimal = Decimal("2")
     paper_impact_bps: Decimal = Decimal("50")
     paper_max_participation: Decimal = Decimal("0.1")
+    # Child orders: execution splits an intent whose notional is above split_above_notional (unset: never) into
+    # split_slices equal children ("twap") or children of at most split_visible_notional each ("iceberg").
+    split_above_notional: Decimal | None = None
+    split_method: Literal["twap", "iceberg"] = "twap"
+    split_slices: int = 4
+    split_visible_notional: Decimal = Decimal("2500")
     # Kill switch: also cancel open orders at the venue when it is turned on.
     kill_switch_cancels_open_orders: bool = True
     # Credentials encryption key (Fernet, urlsafe base64); else the 0600 file ``home/secret.key``.

@@ -56,6 +56,9 @@ class OrderState:
     last_close: Decimal | None
     last_volume: Decimal | None
     holding: Holding
+    # The order's family was recorded in another shape: for an unsplit order, children of it exist; for a child, its
+    # parent exists as an order, or siblings not sent by this call do (split differently before).
+    family_recorded: bool = False
 
 
 def read_order_state(
@@ -70,11 +73,21 @@ def read_order_state(
     bar_cutoff: datetime,
     day_start: datetime,
     event_time: datetime,
+    parent: ClientOrderId | None = None,
+    own: Sequence[str] = (),
 ) -> OrderState:
-    """One statement; the position row (if any) stays locked ``FOR UPDATE`` until the transaction ends."""
+    """One statement; the position row (if any) stays locked ``FOR UPDATE`` until the transaction ends. ``parent``:
+    the order's parent client id when it is a child; ``own``: the client ids this call already recorded."""
+    family = (
+        "exists (select 1 from audit.orders where parent_client_order_id = :c)"
+        if parent is None
+        else """(exists (select 1 from audit.orders where client_order_id = :parent)
+                 or exists (select 1 from audit.orders where parent_client_order_id = :parent
+                            and client_order_id <> all(:own)))"""
+    )
     row = conn.execute(
         text(
-            """with pos as (
+            f"""with pos as (
                    select quantity, avg_price, realized_pnl from audit.positions
                    where account = :a and symbol = :s for update
                ),
@@ -96,13 +109,15 @@ def read_order_state(
                       (select equity from audit.equity_marks where account = :a and as_of <= :t
                        order by as_of desc limit 1) as equity,
                       (select count(*) from audit.orders where account = :a and run_id = :r) as orders_in_run,
-                      bar.close, bar.volume, pos.quantity, pos.avg_price, pos.realized_pnl
+                      bar.close, bar.volume, pos.quantity, pos.avg_price, pos.realized_pnl,
+                      {family} as family_recorded
                from (select 1) as one
                left join acct on true left join ks on true left join halt on true left join bar on true
                left join pos on true"""
         ),
         {"a": account, "s": symbol, "c": client_order_id, "r": run_id, "e": exchange, "tf": timeframe,
-         "cutoff": bar_cutoff, "d": day_start, "t": event_time},
+         "cutoff": bar_cutoff, "d": day_start, "t": event_time}
+        | ({} if parent is None else {"parent": parent, "own": list(own)}),
     ).one()  # fmt: skip
     return OrderState(
         account_venue=row.venue,
@@ -124,6 +139,7 @@ def read_order_state(
         holding=Holding.flat()
         if row.quantity is None
         else Holding(Decimal(row.quantity), Decimal(row.avg_price), Decimal(row.realized_pnl)),
+        family_recorded=bool(row.family_recorded),
     )
 
 

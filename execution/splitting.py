@@ -1,6 +1,7 @@
 """Child orders: TWAP and iceberg splitting of a parent intent, and routing across venues by best price after fees.
 Pure. Children are intents with legs ``parent.leg * 1000 + 1 ..`` so their client order ids stay deterministic; pass
-``parent_map`` to ``execute(parents=...)`` to record the link.
+``parent_map`` to ``execute(parents=...)`` to record the link. ``execute`` itself splits by the settings' ``SplitPolicy``
+(``split_intents``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from alphaloom.domain import ClientOrderId, OrderIntent, Side, client_order_id_for
+from alphaloom.settings import Settings
 
 
 def _children(parent: OrderIntent, quantities: Sequence[Decimal]) -> list[OrderIntent]:
@@ -94,3 +96,73 @@ def slippage_bps(fill_price: Decimal, arrival_price: Decimal, side: Side) -> Dec
     """Implementation shortfall of a fill versus the arrival price, in bps (positive = worse for us)."""
     sign = 1 if side is Side.BUY else -1
     return sign * (fill_price - arrival_price) / arrival_price * Decimal(10000)
+
+
+# --- splitting inside execution ---------------------------------------------------------------------------------------
+
+SPLIT_METHODS = ("twap", "iceberg")
+
+
+@dataclass(frozen=True, slots=True)
+class SplitPolicy:
+    """When and how ``execute`` splits an intent: one whose notional is above ``above_notional`` (None: never) goes
+    out as child orders, ``slices`` equal ones (``twap``; sent one after another in the same call, at the same event
+    time) or ones of at most ``visible_notional`` each (``iceberg``)."""
+
+    above_notional: Decimal | None = None
+    method: str = "twap"
+    slices: int = 4
+    visible_notional: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if self.method not in SPLIT_METHODS:
+            raise ValueError(f"split method must be one of {', '.join(SPLIT_METHODS)}, got {self.method!r}")
+        if self.above_notional is not None:
+            if self.above_notional <= 0:
+                raise ValueError(f"split_above_notional must be positive, got {self.above_notional}")
+            if self.method == "twap" and self.slices < 2:
+                raise ValueError(f"split_slices must be >= 2 to split, got {self.slices}")
+            if self.method == "iceberg" and self.visible_notional <= 0:
+                raise ValueError(f"split_visible_notional must be positive for iceberg, got {self.visible_notional}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SplitPolicy:
+        return cls(settings.split_above_notional, settings.split_method, settings.split_slices,
+                   settings.split_visible_notional)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SplitPlan:
+    """The intents to send, in order (children in place of their parent) and each child's parent client id."""
+
+    intents: list[OrderIntent]
+    parents: dict[ClientOrderId, ClientOrderId]
+
+
+def _step(quantity: Decimal) -> Decimal:
+    """The quantity's own precision (1 for whole units, 0.0001 for 53.4217): children keep it."""
+    return Decimal(1).scaleb(min(0, quantity.normalize().as_tuple().exponent))  # type: ignore[arg-type]
+
+
+def split_intents(intents: Sequence[OrderIntent], policy: SplitPolicy) -> SplitPlan:
+    """Replace each intent above the policy's notional by its children (legs ``leg * 1000 + n``, so client order ids
+    stay deterministic from (decision id, leg)); the rest pass through unchanged."""
+    out: list[OrderIntent] = []
+    links: dict[ClientOrderId, ClientOrderId] = {}
+    for intent in intents:
+        if policy.above_notional is None or intent.notional <= policy.above_notional:
+            out.append(intent)
+            continue
+        step = _step(intent.quantity)
+        if policy.method == "twap":
+            parts = _equal_parts(intent.quantity, policy.slices, step)
+            children = _children(intent, parts)
+        else:
+            visible = (policy.visible_notional / intent.reference_price / step).to_integral_value(ROUND_DOWN) * step
+            children = iceberg(intent, visible=visible) if visible > 0 else [intent]
+        if len(children) < 2:  # too small to split at this precision
+            out.append(intent)
+            continue
+        out.extend(children)
+        links.update(parent_map(intent, children))
+    return SplitPlan(out, links)

@@ -1,10 +1,13 @@
 """Execution: turn approved ``OrderIntent``s into orders at a broker, exactly once, and book what filled.
 
-For each intent, in order (on the caller's connection; the caller's transaction decides), under a per-account
-advisory lock:
+First, an intent above ``settings.split_above_notional`` is replaced by its child orders (``execution.splitting``:
+TWAP or iceberg, legs ``leg * 1000 + n``, each recorded with ``parent_client_order_id``). Then for each intent, in
+order (on the caller's connection; the caller's transaction decides), under a per-account advisory lock:
 
 1. an order with the intent's client order id (``client_order_id_for(decision_id, leg)``) already exists -> nothing is
    sent; it is returned in ``duplicates``, after reconciling with ``broker.lookup`` when its status was not final;
+   likewise an order whose family was recorded in another shape (a child whose parent exists unsplit, or whose
+   siblings were split differently; an unsplit order with recorded children) is not sent;
 2. the submit journal (``execution.journal``) shows an earlier attempt that never got recorded (a crash between
    submit and record) -> the venue is asked by client order id first; what it has is recorded (``recovered``) and
    nothing is resent; only an order the venue never saw may be sent;
@@ -19,7 +22,8 @@ advisory lock:
 Steps 3-4 are also recorded as an ``execution_guard`` risk check, denied or approved, with the numbers.
 
 Writes: ``audit.orders`` (with ``arrival_price``: the last trade at submit, and ``parent_client_order_id`` for child
-orders), ``audit.order_events`` (``event_ts`` = ``event_time``), ``audit.fills``, ``audit.positions``,
+orders), ``audit.order_events`` (``event_ts`` = ``event_time``; the final event of a filled order carries its
+average fill price and slippage versus the arrival price), ``audit.fills``, ``audit.positions``,
 ``audit.balances`` (the account's base currency), ``audit.risk_checks``, ``audit.guard_trips``, ``audit.lineage``
 (order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash assumes the symbol's
 quote currency is the account's base currency.
@@ -70,7 +74,7 @@ from execution.order_store import (
     write_report,
 )
 from execution.orders import is_terminal, path_to
-from execution.splitting import slippage_bps
+from execution.splitting import SplitPolicy, slippage_bps, split_intents
 
 GUARD_CHECK = "execution_guard"
 
@@ -292,8 +296,11 @@ def execute(
     ``parents`` maps a child order's client id to its parent's (TWAP, iceberg, routed splits)."""
     event_time = require_utc(event_time, "event_time")
     limits = HardLimits.from_settings(settings)
+    plan = split_intents(intents, SplitPolicy.from_settings(settings))
+    intents, parents = plan.intents, {**plan.parents, **(parents or {})}
     result = ExecutionResult()
     locked: set[str] = set()
+    recorded: list[str] = []  # client ids recorded by this call (a child's siblings are not another shape)
     bar_cutoff = event_time - timeframe_delta(settings.timeframe)
     day_start = datetime.combine(event_time.date(), time(0), tzinfo=event_time.tzinfo)
     for intent in intents:
@@ -304,9 +311,11 @@ def execute(
             )
             locked.add(intent.account)
         coid = client_order_id_for(intent.decision_id, intent.leg)
+        parent = parents.get(coid)
         state = read_order_state(conn, account=intent.account, symbol=intent.symbol, client_order_id=coid,
                                  run_id=run_id, exchange=settings.exchange, timeframe=settings.timeframe,
-                                 bar_cutoff=bar_cutoff, day_start=day_start, event_time=event_time)  # fmt: skip
+                                 bar_cutoff=bar_cutoff, day_start=day_start, event_time=event_time, parent=parent,
+                                 own=recorded)  # fmt: skip
         if state.account_venue is None:
             raise ConfigError(
                 f"account {intent.account!r} does not exist; create it with execution.accounts.ensure_account"
@@ -325,16 +334,22 @@ def execute(
             )
             result.duplicates.append(outcome)
             continue
+        if state.family_recorded:
+            # Split differently (or not at all) by an earlier run: what that run recorded stands, nothing is added.
+            result.duplicates.append(
+                OrderOutcome(coid, OrderStatus.NEW, reason="its parent or siblings were recorded in another shape")
+            )
+            continue
 
         override = (last_prices or {}).get(intent.symbol)
         last_price = override or state.last_close
-        parent = (parents or {}).get(coid)
         if state.attempted:
             # An earlier attempt's outcome is unknown (it crashed before recording): ask the venue before resending.
             report = broker.lookup(coid)
             if report is not None:
                 insert_order(conn, intent, coid, run_id=run_id, venue=broker.name, parent=parent,
                              arrival_price=last_price, event_time=event_time)  # fmt: skip
+                recorded.append(coid)
                 status = _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report,
                                        account=intent.account, base_currency=state.base_currency,
                                        event_time=event_time, holding=state.holding, fresh=True,
@@ -390,6 +405,7 @@ def execute(
             # inserted concurrently since we looked: the other run owns the submit
             result.duplicates.append(OrderOutcome(coid, OrderStatus.NEW, reason="created concurrently"))
             continue
+        recorded.append(coid)
 
         request = OrderRequest(
             client_order_id=coid,
