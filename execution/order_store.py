@@ -10,10 +10,9 @@ position row, one balance row per statement).
   existing order, journal, kill switch, halt, day equity marks, orders in the run, last bar, the position locked
   ``FOR UPDATE``), in one statement. Call it after taking the account lock, so its snapshot includes every commit
   made under that lock.
-- ``insert_order``: the ``execution_guard`` risk check (optional), the order row (``ON CONFLICT DO NOTHING``), its
-  ``created`` event and its lineage edge to the decision.
 - ``write_report``: the events of a venue report, its new fills with their lineage, the position, the cash and the
-  order's status, in one statement.
+  order's status, in one statement; for a new order (``NewOrder``) also the order row itself, its ``created`` event,
+  its lineage edge to the decision and its ``execution_guard`` risk check.
 """
 
 from __future__ import annotations
@@ -174,81 +173,16 @@ def record_guard(conn: Connection, run_id: str, intent: OrderIntent, guard: Guar
     )
 
 
-def insert_order(
-    conn: Connection,
-    intent: OrderIntent,
-    client_order_id: ClientOrderId,
-    *,
-    run_id: str,
-    venue: str,
-    parent: ClientOrderId | None,
-    arrival_price: Decimal | None,
-    event_time: datetime,
-    guard: GuardRow | None = None,
-) -> bool:
-    """Insert the order (with its ``created`` event and lineage edge) unless it exists; True when inserted here.
-    ``guard`` is recorded either way."""
-    st = Statement()
-    parts = []
-    if guard is not None:
-        parts.append(
-            "g as (insert into audit.risk_checks (run_id, decision_id, account, symbol, check_name, approved, reason,"
-            " numbers) values "
-            + st.values(
-                [
-                    (
-                        run_id,
-                        intent.decision_id,
-                        intent.account,
-                        intent.symbol,
-                        guard.check_name,
-                        guard.approved,
-                        guard.reason,
-                        _dumps(guard.numbers),
-                    )
-                ],
-                {7: "jsonb"},
-            )
-            + " on conflict (decision_id, check_name) do nothing)"
-        )
-    parts.append(
-        "o as (insert into audit.orders (client_order_id, decision_id, leg, run_id, account, venue, symbol, side,"
-        " order_type, quantity, reference_price, status, parent_client_order_id, arrival_price) values "
-        + st.values(
-            [
-                (
-                    client_order_id,
-                    intent.decision_id,
-                    intent.leg,
-                    run_id,
-                    intent.account,
-                    venue,
-                    intent.symbol,
-                    intent.side.value,
-                    "market",
-                    intent.quantity,
-                    intent.reference_price,
-                    "new",
-                    parent,
-                    arrival_price,
-                )
-            ]
-        )
-        + " on conflict (client_order_id) do nothing returning client_order_id)"
-    )
-    ts, details = st.bind(event_time), st.bind(_dumps({"broker": venue}))
-    r = st.bind(run_id)
-    parts.append(
-        "e as (insert into audit.order_events (client_order_id, run_id, event, from_status, to_status, event_ts,"
-        f" details) select client_order_id, {r}, 'created', null, 'new', {ts}, cast({details} as jsonb) from o)"
-    )
-    key = st.bind(_dumps({"decision_id": intent.decision_id}))
-    parts.append(
-        "l as (insert into audit.lineage (run_id, child_table, child_id, parent_table, parent_key)"
-        f" select {r}, 'audit.orders', client_order_id, 'audit.decisions', cast({key} as jsonb) from o)"
-    )
-    sql = "with " + ",\n".join(parts) + "\nselect client_order_id from o"
-    return conn.execute(text(sql), st.params).first() is not None
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """An order recorded together with its first venue report (``write_report(new_order=...)``): the row, its
+    ``created`` event, its lineage edge to the decision and, optionally, its ``execution_guard`` risk check."""
+
+    intent: OrderIntent
+    venue: str
+    parent: ClientOrderId | None
+    arrival_price: Decimal | None
+    guard: GuardRow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,10 +216,42 @@ def write_report(
     status: OrderStatus,
     venue_order_id: str | None,
     filled_quantity: Decimal | None,
+    new_order: NewOrder | None = None,
 ) -> None:
-    """Events, fills (with lineage to the order), position, cash and the order's status, in one statement."""
+    """Events, fills (with lineage to the order), position, cash and the order's status, in one statement. With
+    ``new_order`` the order row is inserted in the same statement, already at ``status`` (it must not exist yet:
+    the caller holds the account lock and has checked), preceded by its ``created`` event."""
     st = Statement()
     parts = []
+    lineage: list[tuple[Any, ...]] = []
+    if new_order is not None:
+        intent, guard = new_order.intent, new_order.guard
+        if guard is not None:
+            parts.append(
+                "g as (insert into audit.risk_checks (run_id, decision_id, account, symbol, check_name, approved,"
+                " reason, numbers) values "
+                + st.values(
+                    [(run_id, intent.decision_id, intent.account, intent.symbol, guard.check_name, guard.approved,
+                      guard.reason, _dumps(guard.numbers))],
+                    {7: "jsonb"},
+                )
+                + " on conflict (decision_id, check_name) do nothing)"
+            )  # fmt: skip
+        parts.append(
+            "o as (insert into audit.orders (client_order_id, decision_id, leg, run_id, account, venue, symbol, side,"
+            " order_type, quantity, reference_price, status, parent_client_order_id, arrival_price, venue_order_id,"
+            " filled_quantity) values "
+            + st.values(
+                [(client_order_id, intent.decision_id, intent.leg, run_id, intent.account, new_order.venue,
+                  intent.symbol, intent.side.value, "market", intent.quantity, intent.reference_price, status.value,
+                  new_order.parent, new_order.arrival_price, venue_order_id,
+                  Decimal(0) if filled_quantity is None else filled_quantity)]
+            )
+            + ")"
+        )  # fmt: skip
+        events = [EventRow(None, OrderStatus.NEW, {"broker": new_order.venue}, "created"), *events]
+        lineage.append((run_id, "audit.orders", client_order_id, "audit.decisions",
+                        _dumps({"decision_id": intent.decision_id})))  # fmt: skip
     if events:
         rows = [(client_order_id, run_id, e.event or e.to_status.value, None if e.from_status is None else
                  e.from_status.value, e.to_status.value, event_time, _dumps(e.details)) for e in events]  # fmt: skip
@@ -300,13 +266,8 @@ def write_report(
             "f as (insert into audit.fills (fill_id, client_order_id, run_id, account, symbol, side, quantity, price,"
             " fee, fee_currency, slippage, ts) values " + st.values(rows) + ")"
         )
-        lineage = [(run_id, "audit.fills", fill_id, "audit.orders", _dumps({"client_order_id": f.client_order_id}))
-                   for fill_id, f in booking.fills]  # fmt: skip
-        parts.append(
-            "l as (insert into audit.lineage (run_id, child_table, child_id, parent_table, parent_key) values "
-            + st.values(lineage, {4: "jsonb"})
-            + ")"
-        )
+        lineage += [(run_id, "audit.fills", fill_id, "audit.orders", _dumps({"client_order_id": f.client_order_id}))
+                    for fill_id, f in booking.fills]  # fmt: skip
         h = booking.holding
         parts.append(
             "p as (insert into audit.positions (account, symbol, quantity, avg_price, realized_pnl, run_id) values "
@@ -322,6 +283,15 @@ def write_report(
                   set amount = audit.balances.amount + excluded.amount, run_id = excluded.run_id,
                       updated_at = now())"""
         )
+    if lineage:
+        parts.append(
+            "l as (insert into audit.lineage (run_id, child_table, child_id, parent_table, parent_key) values "
+            + st.values(lineage, {4: "jsonb"})
+            + ")"
+        )
+    if new_order is not None:
+        conn.execute(text("with " + ",\n".join(parts) + "\nselect 1"), st.params)
+        return
     update = f"""update audit.orders set status = {st.bind(status.value)}, updated_at = now(),
                venue_order_id = coalesce({st.bind(venue_order_id)}, venue_order_id),
                filled_quantity = coalesce(cast({st.bind(filled_quantity)} as numeric), filled_quantity)

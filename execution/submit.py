@@ -16,8 +16,8 @@ order (on the caller's connection; the caller's transaction decides), under a pe
    halt, daily loss limit (halts the account), orders per decision run, the hard limits of ``alphaloom.guards``
    (max notional per order, max position, price band around the last trade) and long-only -> a breach sends nothing,
    raises nothing, is returned in ``refused``; every trip is recorded (``audit.guard_trips``);
-5. the order row is inserted (``ON CONFLICT (client_order_id) DO NOTHING``), the attempt journaled and committed,
-   the order submitted, and its events (new -> submitted -> filled | expired...), fills, position and cash written.
+5. the attempt is journaled and committed, the order submitted, and the order row with its events (new -> submitted
+   -> filled | expired...), fills, position and cash written in one statement (``execution.order_store``).
 
 Steps 3-4 are also recorded as an ``execution_guard`` risk check, denied or approved, with the numbers.
 
@@ -31,7 +31,6 @@ quote currency is the account's base currency.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -67,8 +66,8 @@ from execution.order_store import (
     EventRow,
     FillBooking,
     GuardRow,
+    NewOrder,
     OrderState,
-    insert_order,
     read_order_state,
     record_guard,
     write_report,
@@ -132,51 +131,6 @@ def _record_guard(
     record_guard(conn, run_id, intent, GuardRow(_guard_name(intent), approved, reason, numbers))
 
 
-def _record_event(
-    conn: Connection,
-    run_id: str,
-    client_order_id: str,
-    from_status: OrderStatus | None,
-    to_status: OrderStatus,
-    event_time: datetime,
-    details: Mapping[str, Any],
-    event: str | None = None,
-) -> None:
-    conn.execute(
-        text(
-            """insert into audit.order_events (client_order_id, run_id, event, from_status, to_status, event_ts,
-                                               details)
-               values (:c, :r, :e, :f, :t, :ts, cast(:d as jsonb))"""
-        ),
-        {
-            "c": client_order_id,
-            "r": run_id,
-            "e": event or to_status.value,
-            "f": None if from_status is None else from_status.value,
-            "t": to_status.value,
-            "ts": event_time,
-            "d": json.dumps(details, default=str),
-        },
-    )
-
-
-def _set_status(conn: Connection, client_order_id: str, status: OrderStatus, report: BrokerReport | None) -> None:
-    conn.execute(
-        text(
-            """update audit.orders set status = :s, updated_at = now(),
-                   venue_order_id = coalesce(:v, venue_order_id),
-                   filled_quantity = coalesce(:fq, filled_quantity)
-               where client_order_id = :c"""
-        ),
-        {
-            "s": status.value,
-            "v": None if report is None else report.venue_order_id,
-            "fq": None if report is None else report.filled_quantity,
-            "c": client_order_id,
-        },
-    )
-
-
 def _apply_report(
     conn: Connection,
     *,
@@ -187,18 +141,18 @@ def _apply_report(
     base_currency: str,
     event_time: datetime,
     holding: Holding | None = None,
-    fresh: bool = False,
-    arrival_price: Decimal | None = None,
+    new_order: NewOrder | None = None,
 ) -> OrderStatus:
     """Bring the recorded order up to the venue's report: events along the transition table, then the fills not
     booked yet (by fill id ``<client order id>-<n>``), position, cash and status, written in one statement.
-    ``fresh``: the order was inserted in this transaction, so no fill is booked yet; ``holding``: the position
-    already read (and locked) by the caller. With ``arrival_price``, the final event records the fills' slippage
-    versus it. Returns the new status."""
+    ``new_order``: the order is not recorded yet (so no fill is booked either) and is inserted with the report;
+    ``holding``: the position already read (and locked) by the caller. With an arrival price, the final event records
+    the fills' slippage versus it. Returns the new status."""
     coid = report.client_order_id
+    arrival_price = None if new_order is None else new_order.arrival_price
     booked: set[str] = (
         set()
-        if fresh
+        if new_order is not None
         else set(
             conn.execute(text("select fill_id from audit.fills where client_order_id = :c"), {"c": coid}).scalars()
         )
@@ -230,7 +184,8 @@ def _apply_report(
             cash += cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
         booking = FillBooking(new_fills, account, symbol, holding, base_currency, cash)
     write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events, booking=booking,
-                 status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity)  # fmt: skip
+                 status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity,
+                 new_order=new_order)  # fmt: skip
     return status
 
 
@@ -347,13 +302,11 @@ def execute(
             # An earlier attempt's outcome is unknown (it crashed before recording): ask the venue before resending.
             report = broker.lookup(coid)
             if report is not None:
-                insert_order(conn, intent, coid, run_id=run_id, venue=broker.name, parent=parent,
-                             arrival_price=last_price, event_time=event_time)  # fmt: skip
-                recorded.append(coid)
                 status = _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report,
                                        account=intent.account, base_currency=state.base_currency,
-                                       event_time=event_time, holding=state.holding, fresh=True,
-                                       arrival_price=last_price)  # fmt: skip
+                                       event_time=event_time, holding=state.holding,
+                                       new_order=NewOrder(intent, broker.name, parent, last_price))  # fmt: skip
+                recorded.append(coid)
                 result.recovered.append(OrderOutcome(coid, status, report.fills, "recovered from the venue"))
                 continue
 
@@ -399,14 +352,11 @@ def execute(
                             decision_id=intent.decision_id)  # fmt: skip
             continue
 
-        guard = GuardRow(_guard_name(intent), True, "hard limits hold at execution", numbers)
-        if not insert_order(conn, intent, coid, run_id=run_id, venue=broker.name, parent=parent,
-                            arrival_price=last_price, event_time=event_time, guard=guard):  # fmt: skip
-            # inserted concurrently since we looked: the other run owns the submit
-            result.duplicates.append(OrderOutcome(coid, OrderStatus.NEW, reason="created concurrently"))
-            continue
-        recorded.append(coid)
-
+        # The order row is written with the venue's answer, in one statement after the submit: under the account
+        # lock nobody else can record this client id meanwhile, and the journal (committed before the submit) is what
+        # makes a crash in between recoverable.
+        new_order = NewOrder(intent, broker.name, parent, last_price,
+                             GuardRow(_guard_name(intent), True, "hard limits hold at execution", numbers))  # fmt: skip
         request = OrderRequest(
             client_order_id=coid,
             account=intent.account,
@@ -419,26 +369,24 @@ def execute(
         )
         record_attempt(conn, coid, intent.account, broker.name)
         result.broker_submits += 1
+        recorded.append(coid)
         try:
             report = broker.submit(request)
         except (KillSwitchEngagedError, OrderRejectedError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            _record_event(conn, run_id, coid, OrderStatus.NEW, OrderStatus.REJECTED, event_time, {"reason": reason})
-            _set_status(conn, coid, OrderStatus.REJECTED, None)
+            write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
+                         events=[EventRow(OrderStatus.NEW, OrderStatus.REJECTED, {"reason": reason})], booking=None,
+                         status=OrderStatus.REJECTED, venue_order_id=None, filled_quantity=None,
+                         new_order=new_order)  # fmt: skip
             result.rejected.append(OrderOutcome(coid, OrderStatus.REJECTED, reason=reason))
             continue
         except (UnknownOrderStateError, VenueTemporaryError) as exc:
             # The venue may have it: mark it submitted and reconcile by client order id before anything is resent.
-            _record_event(
-                conn,
-                run_id,
-                coid,
-                OrderStatus.NEW,
-                OrderStatus.SUBMITTED,
-                event_time,
-                {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"},
-            )
-            _set_status(conn, coid, OrderStatus.SUBMITTED, None)
+            unknown = {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"}
+            write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
+                         events=[EventRow(OrderStatus.NEW, OrderStatus.SUBMITTED, unknown)], booking=None,
+                         status=OrderStatus.SUBMITTED, venue_order_id=None, filled_quantity=None,
+                         new_order=new_order)  # fmt: skip
             result.unknown.append(coid)
             continue
         status = _apply_report(
@@ -450,8 +398,7 @@ def execute(
             base_currency=state.base_currency,
             event_time=event_time,
             holding=holding,
-            fresh=True,
-            arrival_price=last_price,
+            new_order=new_order,
         )
         result.submitted.append(OrderOutcome(coid, status, report.fills, report.reason))
     return result

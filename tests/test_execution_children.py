@@ -1,6 +1,7 @@
 """Child orders through ``execute`` on the durable paper venue: an intent above the configured size goes out as TWAP
 or iceberg children linked to their parent, each with its client id from (decision id, leg); a retry in any shape
-adds nothing; slippage versus the arrival price is recorded per order."""
+adds nothing; slippage versus the arrival price is recorded per order; and how an order is recorded (its events when
+the venue refuses or its answer is lost, the statements it costs)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
+from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 from alphaloom.guards import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts import ensure_account
@@ -136,3 +138,53 @@ def test_an_unsplit_order_records_the_slippage_versus_arrival_and_is_never_split
     assert final["slippage_bps_vs_arrival"] == "5.0000"
     later = _run(engine, intent, run_id, Settings(split_above_notional=D(1000)), broker)
     assert later.broker_submits == 0 and len(_orders(engine, account)) == 1
+
+
+class RefusingBroker:
+    """A venue that refuses every order, or answers with an outcome it cannot know (network timeout)."""
+
+    name, live = "refusing", False
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def submit(self, request):  # type: ignore[no-untyped-def]
+        raise self.error
+
+    def lookup(self, client_order_id):  # type: ignore[no-untyped-def]
+        return None
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "events"),
+    [
+        (OrderRejectedError("insufficient margin"), "rejected", ["new", "rejected"]),
+        (UnknownOrderStateError("timeout after send"), "submitted", ["new", "submitted"]),
+    ],
+)
+def test_a_refused_or_unknown_submit_is_recorded_with_its_events(engine: Engine, error, status, events) -> None:
+    account, run_id, intent = _world(engine)
+    result = _run(engine, intent, run_id, Settings(), RefusingBroker(error))  # type: ignore[arg-type]
+    assert result.broker_submits == 1 and len(result.rejected) + len(result.unknown) == 1
+    [order] = _orders(engine, account)
+    with engine.connect() as conn:
+        recorded = conn.execute(
+            text("select to_status from audit.order_events where client_order_id = :c order by id"),
+            {"c": order.client_order_id},
+        ).scalars()
+        assert (order.status, list(recorded)) == (status, events)
+
+
+def test_a_filled_order_costs_three_statements_on_the_callers_connection(engine: Engine) -> None:
+    """Round trips are the decision's latency: the account lock, one state read, one write of everything."""
+    _, run_id, intent = _world(engine)
+    statements: list[str] = []
+    with engine.begin() as conn:
+
+        def count(conn_, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+            statements.append(statement.split()[0].lower())
+
+        event.listen(conn, "before_cursor_execute", count)
+        result = execute(conn, [intent], run_id=run_id, broker=_broker(engine), settings=Settings(), event_time=T0)
+        event.remove(conn, "before_cursor_execute", count)
+    assert len(result.submitted) == 1 and statements == ["select", "with", "with"]
