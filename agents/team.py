@@ -45,9 +45,9 @@ from agents.memory import (
     similar_situations,
 )
 from agents.news import NewsParams, news_opinion, recent_news
+from agents.recording import AgentOutputRow, DecisionRow, record_decision
 from agents.risk import RiskLimits, RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.context import portfolio_context
-from agents.risk.recorder import record_decision_verdicts
 from agents.risk.sizing import SizingChoice, SizingParams, choose_notional, trade_stats
 from agents.sentiment import SentimentScore, SentimentScorer, load_sentiment_scorer, score_news
 from agents.strategies import (
@@ -60,8 +60,7 @@ from agents.strategies import (
 )
 from agents.technical import TechnicalParams, technical_opinion
 from agents.trader import opens_position, order_intents
-from alphaloom.audit import add_lineage, git_sha
-from alphaloom.db.batch import insert_rows
+from alphaloom.audit import git_sha
 from alphaloom.domain import (
     Action,
     AgentOpinion,
@@ -240,16 +239,13 @@ def _llm_opinion(
     return llm_agent.opine(conn, run_id=run_id, inputs=inputs)
 
 
-def _opinion_json(opinion: AgentOpinion) -> str:
-    return json.dumps(
-        {
-            "action": opinion.action.value,
-            "confidence": opinion.confidence,
-            "rationale": opinion.rationale,
-            "details": opinion.details,
-        },
-        default=str,
-    )
+def _opinion_output(opinion: AgentOpinion) -> dict[str, Any]:
+    return {
+        "action": opinion.action.value,
+        "confidence": opinion.confidence,
+        "rationale": opinion.rationale,
+        "details": opinion.details,
+    }
 
 
 def _existing_decision(conn: Connection, decision_id: DecisionId) -> Decision | None:
@@ -481,67 +477,34 @@ def decide(
                 for i, v in verdicts
             ],
         }  # fmt: skip
-        inserted = conn.execute(
-            text(
-                """insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action, score,
-                                                config_version, dbt_invocation_id, git_sha, inputs)
-                   values (:decision_id, :run_id, :account, :symbol, :timeframe, :as_of, :action, :score,
-                           :config_version, :dbt_invocation_id, :git_sha, cast(:inputs as jsonb))
-                   on conflict (decision_id) do nothing
-                   returning decision_id"""
-            ),
-            {
-                "decision_id": decision_id,
-                "run_id": run_id,
-                "account": account,
-                "symbol": symbol,
-                "timeframe": settings.timeframe,
-                "as_of": as_of,
-                "action": action.value,
-                "score": score,
-                "config_version": version,
-                "dbt_invocation_id": features.get("dbt_invocation_id"),
-                "git_sha": git_sha(),
-                "inputs": json.dumps(inputs, default=str),
-            },
-        ).first()
-        if inserted is None:  # a concurrent run recorded it first: it owns the intents
-            concurrent = _existing_decision(conn, decision_id)
-            if concurrent is not None:
-                decisions.append(concurrent)
-            continue
-
         input_refs = {
             "technical": {"features": feature_key, "closes": len(closes)},
             "news": {"news_ids": [item.id for item in news], "scorer": scorer.name},
             "llm": {"features": feature_key, "news_ids": [item.id for item in news],
                     "memories": [m.decision_id for m in memories]},
         }  # fmt: skip
-        insert_rows(
+        inserted = record_decision(
             conn,
-            "audit.agent_outputs",
-            ("run_id", "decision_id", "agent", "symbol", "as_of", "model", "prompt_hash", "input_ref", "output",
-             "skipped", "tokens", "latency_ms"),
-            [
-                (run_id, decision_id, o.agent, symbol, as_of, o.model or (scorer.name if o.agent == "news" else None),
-                 o.prompt_hash, json.dumps(input_refs.get(o.agent, {}), default=str), _opinion_json(o), o.skipped,
-                 o.details.get("tokens"), o.details.get("latency_ms"))
+            DecisionRow(decision_id, run_id, account, symbol, settings.timeframe, as_of, action.value, score, version,
+                        inputs, features.get("dbt_invocation_id"), git_sha()),
+            outputs=[
+                AgentOutputRow(o.agent, _opinion_output(o), o.model or (scorer.name if o.agent == "news" else None),
+                               o.prompt_hash, input_refs.get(o.agent, {}), o.skipped, o.details.get("tokens"),
+                               o.details.get("latency_ms"))
                 for o in opinions
             ],
-            casts={7: "jsonb", 8: "jsonb"},
-        )  # fmt: skip
-        record_decision_verdicts(conn, run_id, verdicts)
-        add_lineage(
-            conn,
-            run_id,
-            "audit.decisions",
-            decision_id,
-            [
+            verdicts=verdicts,
+            lineage=[
                 ("marts.features", {**feature_key, "dbt_invocation_id": features.get("dbt_invocation_id")}),
                 ("raw.ohlcv", feature_key),
                 *(("raw.news", {"id": item.id}) for item in news),
             ],
-        )
+        )  # fmt: skip
+        if not inserted:  # a concurrent run recorded it first: it owns the intents
+            concurrent = _existing_decision(conn, decision_id)
+            if concurrent is not None:
+                decisions.append(concurrent)
+            continue
         decisions.append(
             Decision(decision_id, account, symbol, settings.timeframe, as_of, action, score, opinions, approved)
         )

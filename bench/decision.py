@@ -12,7 +12,6 @@ Usage: python bench/decision.py [--iterations 500]
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,9 +24,9 @@ from sqlalchemy import create_engine, text
 
 from agents.consensus import consensus
 from agents.news import news_opinion
+from agents.recording import DecisionRow, record_decision
 from agents.risk import PortfolioContext, RiskLimits, adjusted_intent, check_intent
 from agents.risk.portfolio import returns_inputs
-from agents.risk.recorder import record_verdicts
 from agents.technical import technical_opinion
 from agents.trader import order_intents
 from alphaloom.db.engine import database_url, libpq_url
@@ -90,24 +89,19 @@ def main(iterations: int) -> tuple[float, float]:
             context = PortfolioContext(equity=Decimal(1_000_000), peak_equity=Decimal(1_000_000),
                                        exposures={s: q * price for s, q in positions.items()}, returns=returns,
                                        bars_per_day=24, inputs=inputs)  # fmt: skip
+            checked = [
+                (intent, check_intent(intent, limits=limits, current_quantity=positions[symbol], last_price=price,
+                                      kill_switch=OFF, portfolio=context, risk_limits=risk_limits))
+                for intent in intents
+            ]  # fmt: skip
+            approved = [final for intent, verdicts in checked if (final := adjusted_intent(intent, verdicts))]
             with engine.begin() as conn:
-                conn.execute(
-                    text(
-                        """insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action,
-                                                        score, config_version, inputs)
-                           values (:d, :r, :a, :s, '1h', :t, :act, :score, 'bench', cast(:inputs as jsonb))"""
-                    ),
-                    {"d": decision_id, "r": run_id, "a": account, "s": symbol, "t": as_of, "act": action.value,
-                     "score": score, "inputs": json.dumps({"features": features})},
+                record_decision(
+                    conn,
+                    DecisionRow(decision_id, run_id, account, symbol, "1h", as_of, action.value, score, "bench",
+                                {"features": features}),
+                    verdicts=checked,
                 )  # fmt: skip
-                approved = []
-                for intent in intents:
-                    verdicts = check_intent(intent, limits=limits, current_quantity=positions[symbol],
-                                            last_price=price, kill_switch=OFF, portfolio=context,
-                                            risk_limits=risk_limits)  # fmt: skip
-                    record_verdicts(conn, run_id, intent, verdicts)
-                    if (final := adjusted_intent(intent, verdicts)) is not None:
-                        approved.append(final)
                 result = execute(conn, approved, run_id=run_id, broker=broker, settings=settings, event_time=as_of)
             core.append((time.perf_counter() - start) * 1000)
             for outcome in result.submitted:

@@ -30,17 +30,3 @@ def record_verdicts(conn: Connection, run_id: str, intent: OrderIntent, verdicts
     insert_rows(conn, "audit.risk_checks", RISK_CHECK_COLUMNS, rows, casts={7: "jsonb"},
                 suffix="on conflict (decision_id, check_name) do nothing")  # fmt: skip
     return len(rows)
-
-
-def record_decision_verdicts(
-    conn: Connection, run_id: str, verdicts: Sequence[tuple[OrderIntent, Sequence[RiskVerdict]]]
-) -> int:
-    """Every intent's verdicts of one decision in one statement (the decision is new: no conflict expected)."""
-    rows = [
-        (run_id, intent.decision_id, intent.account, intent.symbol, check_name(v, intent), v.approved, v.reason,
-         json.dumps(v.numbers))
-        for intent, intent_verdicts in verdicts
-        for v in intent_verdicts
-    ]  # fmt: skip
-    insert_rows(conn, "audit.risk_checks", RISK_CHECK_COLUMNS, rows, casts={7: "jsonb"})
-    return len(rows)
