@@ -180,52 +180,70 @@ def _clean(value: Any) -> Any:
 
 
 def latest_features(
-    conn: Connection, *, exchange: str, symbol: str, timeframe: str, as_of: datetime
-) -> dict[str, Any] | None:
-    """The newest ``marts.features`` row known at ``as_of`` (``known_at <= as_of``), or None.
+    conn: Connection, *, exchange: str, symbols: Sequence[str], timeframe: str, as_of: datetime
+) -> dict[str, dict[str, Any]]:
+    """Per symbol, the newest ``marts.features`` row known at ``as_of`` (``known_at <= as_of``); a symbol with none is
+    absent. One query for all symbols.
 
     Raises ``DataUnavailableError`` when the features mart has not been built at all."""
+    if not symbols:
+        return {}
     if conn.execute(text("select to_regclass(:r)"), {"r": FEATURES_RELATION}).scalar() is None:
         raise DataUnavailableError(f"{FEATURES_RELATION} does not exist; build the features first")
-    row = (
-        conn.execute(
-            text(
-                f"""select * from {FEATURES_RELATION}
-                    where exchange = :exchange and symbol = :symbol and timeframe = :timeframe
-                      and known_at <= :as_of
-                    order by ts desc limit 1"""
-            ),
-            {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "as_of": as_of},
-        )
-        .mappings()
-        .first()
-    )
-    return None if row is None else dict(row)
+    rows = conn.execute(
+        text(
+            f"""select distinct on (symbol) * from {FEATURES_RELATION}
+                where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe
+                  and known_at <= :as_of
+                order by symbol, ts desc"""
+        ),
+        {"exchange": exchange, "symbols": list(symbols), "timeframe": timeframe, "as_of": as_of},
+    ).mappings()
+    return {row["symbol"]: dict(row) for row in rows}
 
 
 def recent_closes(
-    conn: Connection, *, exchange: str, symbol: str, timeframe: str, as_of: datetime, count: int
-) -> list[float]:
-    """The last ``count`` closes known at ``as_of`` (``known_at <= as_of``), oldest first; NULLs dropped."""
+    conn: Connection, *, exchange: str, symbols: Sequence[str], timeframe: str, as_of: datetime, count: int
+) -> dict[str, list[float]]:
+    """Per symbol, the last ``count`` closes known at ``as_of`` (``known_at <= as_of``), oldest first; NULLs dropped.
+    One query for all symbols."""
+    if not symbols:
+        return {}
     rows = conn.execute(
         text(
-            f"""select close from {FEATURES_RELATION}
-                where exchange = :exchange and symbol = :symbol and timeframe = :timeframe
-                  and known_at <= :as_of and close is not null
-                order by ts desc limit :count"""
+            f"""select symbol, close from (
+                    select symbol, ts, close, row_number() over (partition by symbol order by ts desc) as n
+                    from {FEATURES_RELATION}
+                    where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe
+                      and known_at <= :as_of and close is not null
+                ) recent where n <= :count order by symbol, ts"""
         ),
-        {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "as_of": as_of, "count": count},
-    ).scalars()
-    return [float(c) for c in rows][::-1]
+        {"exchange": exchange, "symbols": list(symbols), "timeframe": timeframe, "as_of": as_of, "count": count},
+    ).all()
+    closes: dict[str, list[float]] = {symbol: [] for symbol in symbols}
+    for row in rows:
+        closes[row.symbol].append(float(row.close))
+    return closes
 
 
-def current_position(conn: Connection, account: str, symbol: str) -> tuple[Decimal, Decimal]:
-    """(quantity, avg_price) from ``audit.positions``; (0, 0) when the account never held the symbol."""
-    row = conn.execute(
-        text("select quantity, avg_price from audit.positions where account = :a and symbol = :s"),
-        {"a": account, "s": symbol},
-    ).first()
-    return (Decimal(0), Decimal(0)) if row is None else (Decimal(row.quantity), Decimal(row.avg_price))
+def current_positions(conn: Connection, account: str, symbols: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]:
+    """Per symbol (quantity, avg_price) from ``audit.positions``; (0, 0) when the account never held it."""
+    held = {
+        row.symbol: (Decimal(row.quantity), Decimal(row.avg_price))
+        for row in conn.execute(
+            text("select symbol, quantity, avg_price from audit.positions where account = :a and symbol = any(:s)"),
+            {"a": account, "s": list(symbols)},
+        )
+    }
+    return {symbol: held.get(symbol, (Decimal(0), Decimal(0))) for symbol in symbols}
+
+
+def _recorded_decisions(conn: Connection, decision_ids: Sequence[DecisionId]) -> set[str]:
+    return set(
+        conn.execute(
+            text("select decision_id from audit.decisions where decision_id = any(:d)"), {"d": list(decision_ids)}
+        ).scalars()
+    )
 
 
 def _llm_opinion(
@@ -346,16 +364,26 @@ def decide(
         else trade_stats([])
     )
     bars_per_year = timedelta(days=365) / timeframe_delta(settings.timeframe)
+    # What the step reads per symbol, read once for all symbols (one query each, not one per symbol).
+    decision_ids = {symbol: decision_id_for(account, symbol, settings.timeframe, as_of, version) for symbol in symbols}
+    recorded = _recorded_decisions(conn, list(decision_ids.values()))
+    pending = [symbol for symbol in symbols if decision_ids[symbol] not in recorded]
+    feature_rows = latest_features(
+        conn, exchange=settings.exchange, symbols=pending, timeframe=settings.timeframe, as_of=as_of
+    )
+    known = [symbol for symbol in pending if symbol in feature_rows]
+    positions = current_positions(conn, account, known) if known else {}
+    closes_by_symbol = recent_closes(conn, exchange=settings.exchange, symbols=known, timeframe=settings.timeframe,
+                                     as_of=as_of, count=history)  # fmt: skip
     decisions: list[Decision] = []
     for symbol in symbols:
-        decision_id = decision_id_for(account, symbol, settings.timeframe, as_of, version)
-        existing = _existing_decision(conn, decision_id)
-        if existing is not None:
-            decisions.append(existing)
+        decision_id = decision_ids[symbol]
+        if decision_id in recorded:
+            existing = _existing_decision(conn, decision_id)
+            if existing is not None:
+                decisions.append(existing)
             continue
-        features = latest_features(
-            conn, exchange=settings.exchange, symbol=symbol, timeframe=settings.timeframe, as_of=as_of
-        )
+        features = feature_rows.get(symbol)
         if features is None:
             continue
         values = {c: _clean(features.get(c)) for c in FEATURE_COLUMNS}
@@ -367,9 +395,8 @@ def decide(
         }
         news = recent_news(conn, symbol, as_of, strategy.news.window)
         scores: dict[NewsId, SentimentScore] = score_news(conn, run_id, scorer, news)
-        position_qty, position_avg = current_position(conn, account, symbol)
-        closes = recent_closes(conn, exchange=settings.exchange, symbol=symbol, timeframe=settings.timeframe,
-                               as_of=as_of, count=history)  # fmt: skip
+        position_qty, position_avg = positions[symbol]
+        closes = closes_by_symbol[symbol]
         signals = [
             signal
             for signal in (
