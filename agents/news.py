@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -38,29 +38,40 @@ class NewsParams:
 
 def recent_news(conn: Connection, symbol: str, as_of: datetime, window: timedelta) -> list[NewsItem]:
     """Stories tagged with ``symbol`` first seen in ``(as_of - window, as_of]``, oldest first."""
+    return recent_news_by_symbol(conn, [symbol], as_of, window)[symbol]
+
+
+def recent_news_by_symbol(
+    conn: Connection, symbols: Sequence[str], as_of: datetime, window: timedelta
+) -> dict[str, list[NewsItem]]:
+    """``recent_news`` for each of ``symbols``, in one query."""
     as_of = require_utc(as_of, "as_of")
+    found: dict[str, list[NewsItem]] = {symbol: [] for symbol in symbols}
+    if not symbols:
+        return found
     rows = conn.execute(
         text(
-            """select n.id, n.url, n.title, n.summary, n.published_at, n.first_seen_at, n.first_seen_assumed
+            """select s.symbol, n.id, n.url, n.title, n.summary, n.published_at, n.first_seen_at, n.first_seen_assumed
                from raw.news n join raw.news_symbols s on s.news_id = n.id
-               where s.symbol = :symbol and n.first_seen_at <= :as_of and n.first_seen_at > :since
-               order by n.first_seen_at, n.id"""
+               where s.symbol = any(:symbols) and n.first_seen_at <= :as_of and n.first_seen_at > :since
+               order by s.symbol, n.first_seen_at, n.id"""
         ),
-        {"symbol": symbol, "as_of": as_of, "since": as_of - window},
+        {"symbols": list(symbols), "as_of": as_of, "since": as_of - window},
     )
-    return [
-        NewsItem(
-            id=NewsId(r.id),
-            url=r.url,
-            title=r.title,
-            summary=r.summary,
-            published_at=r.published_at,
-            first_seen_at=r.first_seen_at,
-            first_seen_assumed=r.first_seen_assumed,
-            symbols=(symbol,),
+    for r in rows:
+        found[r.symbol].append(
+            NewsItem(
+                id=NewsId(r.id),
+                url=r.url,
+                title=r.title,
+                summary=r.summary,
+                published_at=r.published_at,
+                first_seen_at=r.first_seen_at,
+                first_seen_assumed=r.first_seen_assumed,
+                symbols=(r.symbol,),
+            )
         )
-        for r in rows
-    ]
+    return found
 
 
 def news_opinion(

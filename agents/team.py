@@ -44,7 +44,7 @@ from agents.memory import (
     score_outcomes,
     similar_situations,
 )
-from agents.news import NewsParams, news_opinion, recent_news
+from agents.news import NewsParams, news_opinion, recent_news_by_symbol
 from agents.recording import AgentOutputRow, DecisionRow, record_decision
 from agents.risk import RiskLimits, RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.context import portfolio_context
@@ -375,6 +375,8 @@ def decide(
     positions = current_positions(conn, account, known) if known else {}
     closes_by_symbol = recent_closes(conn, exchange=settings.exchange, symbols=known, timeframe=settings.timeframe,
                                      as_of=as_of, count=history)  # fmt: skip
+    news_by_symbol = recent_news_by_symbol(conn, known, as_of, strategy.news.window)
+    news_scores = score_news(conn, run_id, scorer, list({i.id: i for n in news_by_symbol.values() for i in n}.values()))
     decisions: list[Decision] = []
     for symbol in symbols:
         decision_id = decision_ids[symbol]
@@ -393,8 +395,8 @@ def decide(
             "timeframe": features["timeframe"],
             "ts": _utc(features["ts"]).isoformat(),
         }
-        news = recent_news(conn, symbol, as_of, strategy.news.window)
-        scores: dict[NewsId, SentimentScore] = score_news(conn, run_id, scorer, news)
+        news = news_by_symbol[symbol]
+        scores: dict[NewsId, SentimentScore] = {item.id: news_scores[item.id] for item in news}
         position_qty, position_avg = positions[symbol]
         closes = closes_by_symbol[symbol]
         signals = [
