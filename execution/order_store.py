@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.db.batch import Statement
+from alphaloom.db.batch import Statement, cached_text
 from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus
 from alphaloom.guards import KillSwitchState
 from execution.ledger import Holding
@@ -85,7 +85,7 @@ def read_order_state(
                             and client_order_id <> all(:own)))"""
     )
     row = conn.execute(
-        text(
+        cached_text(
             f"""with pos as (
                    select quantity, avg_price, realized_pnl from audit.positions
                    where account = :a and symbol = :s for update
@@ -290,11 +290,11 @@ def write_report(
             + ")"
         )
     if new_order is not None:
-        conn.execute(text("with " + ",\n".join(parts) + "\nselect 1"), st.params)
+        conn.execute(cached_text("with " + ",\n".join(parts) + "\nselect 1"), st.params)
         return
     update = f"""update audit.orders set status = {st.bind(status.value)}, updated_at = now(),
                venue_order_id = coalesce({st.bind(venue_order_id)}, venue_order_id),
                filled_quantity = coalesce(cast({st.bind(filled_quantity)} as numeric), filled_quantity)
            where client_order_id = {st.bind(client_order_id)}"""
     sql = ("with " + ",\n".join(parts) + "\n" if parts else "") + update
-    conn.execute(text(sql), st.params)
+    conn.execute(cached_text(sql), st.params)

@@ -11,12 +11,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 # libpq allows 65535 parameters per statement; stay well below it.
 MAX_PARAMETERS = 30000
+
+
+@lru_cache(maxsize=512)
+def cached_text(sql: str) -> TextClause:
+    """``text(sql)``, built once per distinct SQL string: parsing a statement with many parameters costs more than
+    sending it, and batched statements repeat (same shape, same text)."""
+    return text(sql)
 
 
 class Statement:
@@ -61,4 +69,4 @@ def insert_rows(
     for start in range(0, len(rows), per_statement):
         st = Statement()
         values = st.values(rows[start : start + per_statement], casts)
-        conn.execute(text(f"insert into {table} ({', '.join(columns)}) values {values} {suffix}"), st.params)
+        conn.execute(cached_text(f"insert into {table} ({', '.join(columns)}) values {values} {suffix}"), st.params)
