@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from agents.risk.recorder import check_name
 from agents.risk.verdict import RiskVerdict
-from alphaloom.db.batch import Statement, cached_text
+from alphaloom.db.batch import Statement
 from alphaloom.domain import OrderIntent
 
 
@@ -106,4 +106,4 @@ def record_decision(
                    ("parent_key", "jsonb")]  # fmt: skip
         parts.append(_child_insert(st, "l", "audit.lineage", columns, rows))
     sql = "with " + ",\n".join(parts) + "\nselect decision_id from d"
-    return conn.execute(cached_text(sql), st.params).first() is not None
+    return st.execute(conn, sql).first() is not None

@@ -290,11 +290,11 @@ def write_report(
             + ")"
         )
     if new_order is not None:
-        conn.execute(cached_text("with " + ",\n".join(parts) + "\nselect 1"), st.params)
+        st.execute(conn, "with " + ",\n".join(parts) + "\nselect 1")
         return
     update = f"""update audit.orders set status = {st.bind(status.value)}, updated_at = now(),
                venue_order_id = coalesce({st.bind(venue_order_id)}, venue_order_id),
                filled_quantity = coalesce(cast({st.bind(filled_quantity)} as numeric), filled_quantity)
            where client_order_id = {st.bind(client_order_id)}"""
     sql = ("with " + ",\n".join(parts) + "\n" if parts else "") + update
-    conn.execute(cached_text(sql), st.params)
+    st.execute(conn, sql)

@@ -1,9 +1,10 @@
 """Several rows, or several writes, in one SQL statement: one round trip instead of one per row.
 
-- ``Statement`` names parameters uniquely (``:p1``, ``:p2``...) so parts can be glued into one statement, e.g. a
-  multi-row ``VALUES`` list, or several data-modifying CTEs (``with a as (insert ...), b as (insert ...) update
+- ``Statement`` names parameters uniquely (``%(p1)s``, ``%(p2)s``...) so parts can be glued into one statement, e.g.
+  a multi-row ``VALUES`` list, or several data-modifying CTEs (``with a as (insert ...), b as (insert ...) update
   ...``). PostgreSQL runs each CTE exactly once and all parts see one snapshot, so no two parts may touch the same
-  row (aggregate first).
+  row (aggregate first). ``Statement.execute`` hands the SQL and values straight to the driver (no SQLAlchemy
+  compilation of a hundred bind parameters per call), so the SQL around the placeholders must not contain ``%``.
 - ``insert_rows``: ``INSERT INTO table (columns) VALUES (...), (...) [suffix]`` for a list of rows, in chunks that
   stay under the driver's parameter limit.
 """
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection, CursorResult, TextClause, text
 
 # libpq allows 65535 parameters per statement; stay well below it.
 MAX_PARAMETERS = 30000
@@ -34,10 +35,14 @@ class Statement:
         self.params: dict[str, Any] = {}
 
     def bind(self, value: Any) -> str:
-        """A fresh placeholder (``:p<n>``) bound to ``value``."""
+        """A fresh placeholder (``%(p<n>)s``) bound to ``value``."""
         name = f"p{len(self.params) + 1}"
         self.params[name] = value
-        return f":{name}"
+        return f"%({name})s"
+
+    def execute(self, conn: Connection, sql: str) -> CursorResult[Any]:
+        """Run ``sql`` (built with this statement's placeholders) with its values, on the caller's connection."""
+        return conn.exec_driver_sql(sql, self.params)
 
     def values(self, rows: Sequence[Sequence[Any]], casts: Mapping[int, str] | None = None) -> str:
         """``(:p1, :p2), (:p3, :p4)`` for ``rows``; ``casts`` maps a column index to a SQL type (e.g. ``jsonb``)."""
@@ -69,4 +74,4 @@ def insert_rows(
     for start in range(0, len(rows), per_statement):
         st = Statement()
         values = st.values(rows[start : start + per_statement], casts)
-        conn.execute(cached_text(f"insert into {table} ({', '.join(columns)}) values {values} {suffix}"), st.params)
+        st.execute(conn, f"insert into {table} ({', '.join(columns)}) values {values} {suffix}")
