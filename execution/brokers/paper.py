@@ -17,6 +17,7 @@ refuses (``KillSwitchEngagedError``) while it is engaged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
@@ -83,7 +84,8 @@ def paper_fill(
 
 
 class PaperVenue(Protocol):
-    """The paper venue's order book: ``add`` a new venue order, ``latest`` report for a client id, ``open``."""
+    """The paper venue's order book: ``place`` a new venue order (checked and added at once), ``latest`` report for a
+    client id, ``count`` of its orders; ``add`` records an order as given."""
 
     def add(self, request: OrderRequest, report: BrokerReport) -> None: ...
 
@@ -94,6 +96,20 @@ class PaperVenue(Protocol):
     def history(self, client_order_id: ClientOrderId) -> tuple[BrokerReport | None, int]:
         """``(latest(client_order_id), count(client_order_id))`` in one look."""
         ...
+
+    def place(self, request: OrderRequest, report: BrokerReport) -> BrokerReport:
+        """Add a new venue order atomically: refused (``OrderRejectedError``) while an order with the same client id
+        is open; else ``report`` with its venue order id (``paper-`` + hash of (client id, orders so far))."""
+        ...
+
+
+def venue_order_id(client_order_id: ClientOrderId, sequence: int) -> VenueOrderId:
+    """The paper venue's id for the ``sequence``-th order (from 0) with ``client_order_id``."""
+    return VenueOrderId(f"paper-{stable_hash(client_order_id, sequence, length=16)}")
+
+
+def _duplicate_open(client_order_id: ClientOrderId) -> OrderRejectedError:
+    return OrderRejectedError(f"duplicate open client order id {client_order_id}")
 
 
 class InMemoryVenue:
@@ -116,6 +132,16 @@ class InMemoryVenue:
 
     def history(self, client_order_id: ClientOrderId) -> tuple[BrokerReport | None, int]:
         return self.latest(client_order_id), self.count(client_order_id)
+
+    def place(self, request: OrderRequest, report: BrokerReport) -> BrokerReport:
+        coid = request.client_order_id
+        with self._lock:
+            previous, sequence = self.history(coid)
+            if previous is not None and previous.status in _OPEN:  # unique among open orders, like Binance
+                raise _duplicate_open(coid)
+            placed = dataclasses.replace(report, venue_order_id=venue_order_id(coid, sequence))
+            self._orders.setdefault(coid, []).append(placed)
+        return placed
 
 
 def _fills_json(fills: tuple[Fill, ...]) -> str:
@@ -148,6 +174,36 @@ class PostgresPaperVenue:
                  "lp": request.limit_price, "sp": request.stop_price, "st": report.status.value,
                  "f": _fills_json(report.fills), "reason": report.reason},
             )  # fmt: skip
+
+    def place(self, request: OrderRequest, report: BrokerReport) -> BrokerReport:
+        """The duplicate-open check, the sequence and the insert in one statement (one round trip, committed at
+        once); the id is computed in SQL exactly as ``venue_order_id`` does. Two submits of one client id at the same
+        instant are kept apart upstream (execution's account lock), not here."""
+        with self._autocommit.connect() as conn:
+            row = conn.execute(
+                text(
+                    """with prev as (
+                           select status, count(*) over () as n from paper_venue.orders where client_order_id = :c
+                           order by created_at desc, venue_order_id desc limit 1
+                       ), ins as (
+                           insert into paper_venue.orders (venue_order_id, client_order_id, account, symbol, side,
+                               order_type, quantity, limit_price, stop_price, status, fills, reason)
+                           select 'paper-' || left(encode(sha256(convert_to(
+                                      cast(:c as text) || chr(31) || coalesce((select n from prev), 0), 'UTF8')),
+                                      'hex'), 16),
+                                  :c, :a, :s, :side, :t, :q, :lp, :sp, :st, cast(:f as jsonb), :reason
+                           where not exists (select 1 from prev where status in ('submitted', 'partially_filled'))
+                           returning venue_order_id
+                       )
+                       select (select venue_order_id from ins) as venue_order_id"""
+                ),
+                {"c": request.client_order_id, "a": request.account, "s": request.symbol, "side": request.side.value,
+                 "t": request.order_type, "q": request.quantity, "lp": request.limit_price, "sp": request.stop_price,
+                 "st": report.status.value, "f": _fills_json(report.fills), "reason": report.reason},
+            ).one()  # fmt: skip
+        if row.venue_order_id is None:
+            raise _duplicate_open(request.client_order_id)
+        return dataclasses.replace(report, venue_order_id=VenueOrderId(row.venue_order_id))
 
     def latest(self, client_order_id: ClientOrderId) -> BrokerReport | None:
         return self.history(client_order_id)[0]
@@ -215,9 +271,6 @@ class PaperBroker:
             raise OrderRejectedError(f"paper broker fills market orders only, got {request.order_type!r}")
         if request.quantity <= 0 or request.reference_price <= 0:
             raise OrderRejectedError(f"invalid quantity/price for {request.client_order_id}")
-        previous, sequence = self.venue.history(request.client_order_id)
-        if previous is not None and previous.status in _OPEN:  # unique among open orders, like Binance
-            raise OrderRejectedError(f"duplicate open client order id {request.client_order_id}")
         quantity = fill_quantity(request, self.max_participation)
         fills: tuple[Fill, ...] = ()
         if quantity > 0:
@@ -229,12 +282,11 @@ class PaperBroker:
         report = BrokerReport(
             client_order_id=request.client_order_id,
             status=OrderStatus.FILLED if complete else OrderStatus.EXPIRED,
-            venue_order_id=VenueOrderId(f"paper-{stable_hash(request.client_order_id, sequence, length=16)}"),
+            venue_order_id=None,  # the venue assigns it
             fills=fills,
             reason="" if complete else f"filled {quantity} of {request.quantity} (participation cap); rest expired",
         )
-        self.venue.add(request, report)
-        return report
+        return self.venue.place(request, report)
 
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
         return self.venue.latest(client_order_id)
