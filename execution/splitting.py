@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from alphaloom.domain import ClientOrderId, OrderIntent, Side, client_order_id_for
+from alphaloom.domain import ClientOrderId, Fill, OrderIntent, Side, client_order_id_for
 from alphaloom.settings import Settings
 
 
@@ -96,6 +96,19 @@ def slippage_bps(fill_price: Decimal, arrival_price: Decimal, side: Side) -> Dec
     """Implementation shortfall of a fill versus the arrival price, in bps (positive = worse for us)."""
     sign = 1 if side is Side.BUY else -1
     return sign * (fill_price - arrival_price) / arrival_price * Decimal(10000)
+
+
+def arrival_slippage(fills: Sequence[Fill], arrival_price: Decimal) -> dict[str, str]:
+    """Volume-weighted fill price of ``fills`` and its slippage versus the arrival price (bps, positive = worse)."""
+    quantity = sum((f.quantity for f in fills), Decimal(0))
+    if quantity <= 0 or arrival_price <= 0:
+        return {}
+    average = sum((f.price * f.quantity for f in fills), Decimal(0)) / quantity
+    return {
+        "arrival_price": str(arrival_price),
+        "avg_fill_price": str(average),
+        "slippage_bps_vs_arrival": str(round(slippage_bps(average, arrival_price, fills[0].side), 4)),
+    }
 
 
 # --- splitting inside execution ---------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ from execution.order_store import (
     write_report,
 )
 from execution.orders import is_terminal, path_to
-from execution.splitting import SplitPolicy, slippage_bps, split_intents
+from execution.splitting import SplitPolicy, arrival_slippage, split_intents
 
 GUARD_CHECK = "execution_guard"
 
@@ -187,19 +187,6 @@ def _apply_report(
                  status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity,
                  new_order=new_order)  # fmt: skip
     return status
-
-
-def arrival_slippage(fills: Sequence[Fill], arrival_price: Decimal) -> dict[str, str]:
-    """Volume-weighted fill price of ``fills`` and its slippage versus the arrival price (bps, positive = worse)."""
-    quantity = sum((f.quantity for f in fills), Decimal(0))
-    if quantity <= 0 or arrival_price <= 0:
-        return {}
-    average = sum((f.price * f.quantity for f in fills), Decimal(0)) / quantity
-    return {
-        "arrival_price": str(arrival_price),
-        "avg_fill_price": str(average),
-        "slippage_bps_vs_arrival": str(round(slippage_bps(average, arrival_price, fills[0].side), 4)),
-    }
 
 
 def _account_guards(

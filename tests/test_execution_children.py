@@ -17,8 +17,9 @@ from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 from alphaloom.guards import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts import ensure_account
-from execution.brokers.paper import PaperBroker, PostgresPaperVenue
-from execution.splitting import SplitPolicy, split_intents
+from execution.brokers.base import OrderRequest
+from execution.brokers.paper import PaperBroker, PostgresPaperVenue, paper_fill
+from execution.splitting import SplitPolicy, arrival_slippage, split_intents
 from execution.submit import execute
 
 T0 = datetime(2024, 7, 1, 10, tzinfo=UTC)
@@ -188,3 +189,18 @@ def test_a_filled_order_costs_three_statements_on_the_callers_connection(engine:
         result = execute(conn, [intent], run_id=run_id, broker=_broker(engine), settings=Settings(), event_time=T0)
         event.remove(conn, "before_cursor_execute", count)
     assert len(result.submitted) == 1 and statements == ["select", "with", "with"]
+
+
+def test_slippage_versus_arrival_is_volume_weighted() -> None:
+
+    request = OrderRequest(client_order_id_for(DecisionId("d"), 0), "a", "S/USDT", Side.BUY, D(4), D(100), T0)
+    fills = [
+        paper_fill(request, fee_bps=D(0), slippage_bps=D(10), quantity=D(1)),  # 100.10
+        paper_fill(request, fee_bps=D(0), slippage_bps=D(2), quantity=D(3)),  # 100.02
+    ]
+    # (1 * 100.10 + 3 * 100.02) / 4 = 100.04: 4 bps worse than the 100 arrival
+    assert arrival_slippage(fills, D(100)) == {
+        "arrival_price": "100",
+        "avg_fill_price": "100.0400",
+        "slippage_bps_vs_arrival": "4.0000",
+    }
