@@ -49,6 +49,7 @@ from agents.strategies import (
     momentum,
     sentiment_shock,
 )
+from agents.strategies.sma_cross import SmaCrossParams, sma_cross_opinion
 from agents.technical import TechnicalParams, technical_opinion
 from agents.trader import order_intents
 from alphaloom.audit import add_lineage, git_sha
@@ -69,6 +70,7 @@ from alphaloom.guards import HardLimits, kill_switch_state
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"
+RULES = frozenset({"team", "sma_cross"})
 FEATURE_COLUMNS = (
     "open", "high", "low", "close", "volume", "ret_1", "log_ret_1", "sma_10", "sma_20", "sma_50", "ema_10", "ema_20",
     "ema_50", "rsi_14", "macd", "macd_signal", "macd_hist", "bb_middle_20", "bb_upper_20", "bb_lower_20",
@@ -112,6 +114,14 @@ class StrategyParams:
     memory: MemoryParams = field(default_factory=MemoryParams)
     max_feature_age_bars: int = 3
     trader: str = "long-only-v1"
+    # "team": every agent votes; "sma_cross": only the SMA crossover rule decides (no news, no LLM), the rule the
+    # vectorized fast path implements, so the two paths can be compared trade for trade.
+    rule: str = "team"
+    sma_cross: SmaCrossParams = field(default_factory=SmaCrossParams)
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ConfigError(f"strategy rule {self.rule!r} is not one of {sorted(RULES)}")
 
 
 def _dec(value: Decimal) -> str:
@@ -121,7 +131,7 @@ def _dec(value: Decimal) -> str:
 def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, Any]:
     """The decision-relevant configuration. The sentiment scorer and LLM endpoint are deliberately not in it (they
     are recorded in the inputs): a FinBERT load failure must not turn a rerun into a new decision that trades again."""
-    return {
+    config = {
         "exchange": settings.exchange,
         "timeframe": settings.timeframe,
         "order_notional": _dec(settings.order_notional),
@@ -138,6 +148,9 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
         "max_feature_age_bars": strategy.max_feature_age_bars,
         "trader": strategy.trader,
     }
+    if strategy.rule != "team":  # only then, so the team's config version (and decision ids) stay as they were
+        config |= {"rule": strategy.rule, strategy.rule: asdict(strategy.sma_cross)}
+    return config
 
 
 def config_version(settings: Settings, strategy: StrategyParams | None = None) -> str:
@@ -305,6 +318,9 @@ def decide(
                               "hit_rate": None if w.hit_rate is None else round(w.hit_rate, 6), "scored": w.scored}
                       for agent, w in weights.items()}  # fmt: skip
     history = max(strategy.momentum.lookback, strategy.mean_reversion.window)
+    team_vote = strategy.rule == "team"
+    if not team_vote:
+        history = strategy.sma_cross.slow
     decisions: list[Decision] = []
     for symbol in symbols:
         decision_id = decision_id_for(account, symbol, settings.timeframe, as_of, version)
@@ -324,7 +340,7 @@ def decide(
             "timeframe": features["timeframe"],
             "ts": _utc(features["ts"]).isoformat(),
         }
-        news = recent_news(conn, symbol, as_of, strategy.news.window)
+        news = recent_news(conn, symbol, as_of, strategy.news.window) if team_vote else []
         scores: dict[NewsId, SentimentScore] = score_news(conn, run_id, scorer, news)
         position_qty, position_avg = current_position(conn, account, symbol)
         closes = recent_closes(conn, exchange=settings.exchange, symbol=symbol, timeframe=settings.timeframe,
@@ -335,13 +351,13 @@ def decide(
                 momentum(closes, symbol, strategy.momentum),
                 mean_reversion(closes, symbol, strategy.mean_reversion),
             )
-            if signal is not None
+            if signal is not None and team_vote
         ]
         event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
 
         memories = (
             similar_situations(conn, account=account, as_of=as_of, values=values, params=strategy.memory)
-            if llm_agent is not None
+            if llm_agent is not None and team_vote
             else []
         )
         llm_inputs = (
@@ -355,11 +371,15 @@ def decide(
             )
         )  # fmt: skip
         opinions = (
-            technical_opinion(values, symbol, as_of, strategy.technical, signals),
-            news_opinion(symbol, as_of, scores, strategy.news, event),
-            _llm_opinion(conn, run_id, settings, llm_agent, llm_inputs),
+            (
+                technical_opinion(values, symbol, as_of, strategy.technical, signals),
+                news_opinion(symbol, as_of, scores, strategy.news, event),
+                _llm_opinion(conn, run_id, settings, llm_agent, llm_inputs),
+            )
+            if team_vote
+            else (sma_cross_opinion(closes, symbol, as_of, strategy.sma_cross),)
         )
-        action, score = consensus(opinions, learned)
+        action, score = consensus(opinions, learned) if team_vote else (opinions[0].action, opinions[0].confidence)
         price = Decimal(str(values["close"])) if values["close"] else Decimal(0)
         intents = (
             order_intents(
