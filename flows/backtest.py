@@ -177,7 +177,7 @@ def backtest_flow(
         calls = sum(usage.get(s, {}).get("count", 0) for s in ("ok", "repaired", "invalid", "timeout", "error"))
         return {"run_id": run_id, "account": account, "report": str(report.path), "trades": report.trades,
                 "llm_tokens": sum(u["tokens"] for u in usage.values()), "llm_calls": calls, "llm_usage": usage,
-                "exposed": exposure is not None, **report.metrics.as_dict()}  # fmt: skip
+                "exposed": exposure is not None, "pnl_by": report.attribution, **report.metrics.as_dict()}  # fmt: skip
 
 
 def _llm_note(

@@ -67,6 +67,19 @@ def test_a_backtest_replays_deterministically_and_reports(engine, data) -> None:
             {"r": first["run_id"]},
         ).scalar_one()  # fmt: skip
     assert first["trades"] == sells
+    # P&L attribution: by asset, agent and strategy, each summing to the closed trades' P&L, and in the report.
+    with engine.connect() as conn:
+        from alphaloom.backtest.reporting import build_run_report
+
+        again = build_run_report(
+            conn, first["run_id"], exchange=EXCHANGE, timeframe="1h", out_dir=Path(first["report"]).parent.parent
+        )
+    pnl_by = first["pnl_by"]
+    assert set(pnl_by) == {"asset", "agent", "strategy"} and pnl_by == again.attribution
+    total = sum(pnl_by["asset"].values())
+    assert sum(pnl_by["agent"].values()) == pytest.approx(total) == sum(pnl_by["strategy"].values())
+    assert set(pnl_by["agent"]) <= {"technical", "news", "llm", "unattributed"} and "technical" in pnl_by["agent"]
+    assert "P&amp;L by agent" in page and "P&amp;L by strategy" in page
 
 
 def test_report_command_for_a_run_and_a_clear_error_for_an_unknown_one(engine, data) -> None:
