@@ -10,7 +10,8 @@ and record all of it (DESIGN §1, §3, §4, §6).
   situations realised by ``as_of`` for the LLM analyst.
 - The team: technical analyst (indicators plus momentum and mean-reversion strategies), news analyst (sentiment
   aggregate plus sentiment-shock events), LLM analyst (skipped, and recorded, without an endpoint), weighted vote with
-  learned weights, trader, risk gate.
+  learned weights, trader, risk gate. With ``StrategyParams(rule="sma_cross")`` only the SMA crossover rule decides
+  (no news, no LLM): the rule the vectorized backtest implements, so the two paths can be compared trade for trade.
 - Idempotency: ``decision_id`` = hash(account, symbol, timeframe, as_of, config version); when that decision already
   exists it is returned with no intents, so a rerun submits nothing.
 - Audit: one ``audit.decisions`` row (inputs: the feature values read with their key and dbt invocation id, news ids

@@ -15,7 +15,7 @@ from agents.llm import LlmAnalyst
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
-from alphaloom.backtest.reporting import build_run_report
+from alphaloom.backtest.reporting import FILL_MODES, build_run_report
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import ConfigError, DataUnavailableError
@@ -28,11 +28,6 @@ from execution.submit import execute
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 from flows.decide import _ensure_paper_account, decision_times
-
-FILL_NOTES = {
-    "next_open": "fills: paper broker at the next bar's open plus slippage, with fees; the last step's orders expire",
-    "close": "fills: paper broker at the decision bar's close plus slippage, with fees",
-}
 
 
 @dataclass(frozen=True)
@@ -131,8 +126,8 @@ def backtest_flow(
     if llm_max_tokens is not None:
         settings = settings.model_copy(update={"llm_run_token_budget": llm_max_tokens})
     fill_at = fill_at or settings.backtest_fill_at
-    if fill_at not in FILL_NOTES:
-        raise ConfigError(f"fill_at must be one of {sorted(FILL_NOTES)}, got {fill_at!r}")
+    if fill_at not in FILL_MODES:
+        raise ConfigError(f"fill_at must be one of {sorted(FILL_MODES)}, got {fill_at!r}")
     symbols = symbols or settings.symbols
     rules = StrategyParams(rule=strategy, sma_cross=SmaCrossParams(sma_fast, sma_slow))
     engine = get_engine()
@@ -153,7 +148,8 @@ def backtest_flow(
 
     parameters = {"symbols": symbols, "end": times[-1], "steps": steps, "llm_live": llm_live,
                   "llm_max_calls": llm_max_calls, "llm_max_tokens": llm_max_tokens, "allow_exposure": allow_exposure,
-                  "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow, "fill_at": fill_at}  # fmt: skip
+                  "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow, "fill_at": fill_at,
+                  "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
     with audited_run("backtest", parameters) as (engine, run_id):
         account = f"backtest-{run_id[:8]}"
         _ensure_paper_account(settings, account, run_id)
@@ -166,28 +162,10 @@ def backtest_flow(
             replay_step(replay, as_of)
 
         usage = _llm_usage(engine, run_id)
-        notes = [FILL_NOTES[fill_at], _llm_note(settings, rules, llm_live, llm_max_calls, usage)]
-        if rules.rule != "team":
-            notes.append(f"strategy: {rules.rule} only, SMA({sma_fast}) vs SMA({sma_slow}); no news, no LLM")
-        if exposure:
-            notes.append(f"EXPOSED to the model's knowledge of the future (--allow-exposure): {exposure}")
-        with engine.connect() as conn:
+        with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
             report = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
-                                      out_dir=settings.home / "reports", notes=notes)  # fmt: skip
+                                      out_dir=settings.home / "reports")  # fmt: skip
         calls = sum(usage.get(s, {}).get("count", 0) for s in ("ok", "repaired", "invalid", "timeout", "error"))
         return {"run_id": run_id, "account": account, "report": str(report.path), "trades": report.trades,
                 "llm_tokens": sum(u["tokens"] for u in usage.values()), "llm_calls": calls, "llm_usage": usage,
                 "exposed": exposure is not None, "pnl_by": report.attribution, **report.metrics.as_dict()}  # fmt: skip
-
-
-def _llm_note(
-    settings: Settings, rules: StrategyParams, llm_live: bool, max_calls: int, usage: dict[str, dict[str, int]]
-) -> str:
-    if rules.rule != "team":
-        return f"LLM analyst: not consulted (strategy {rules.rule})"
-    if settings.llm_base_url is None:
-        return "LLM analyst: not consulted (no endpoint configured)"
-    mode = f"cache misses called live, up to {max_calls} calls (--llm-live)" if llm_live else "response cache only"
-    counts = ", ".join(f"{status} {u['count']}" for status, u in usage.items()) or "no opinions asked"
-    tokens = sum(u["tokens"] for u in usage.values())
-    return f"LLM analyst ({settings.llm_model}): {mode}; {counts}; {tokens} tokens spent"

@@ -89,6 +89,8 @@ def test_report_command_for_a_run_and_a_clear_error_for_an_unknown_one(engine, d
     result = CliRunner().invoke(app, ["report", run["run_id"]])
     assert result.exit_code == 0, result.output
     assert "report:" in result.output and run["account"] in result.output
+    page = (get_settings().home / "reports" / run["run_id"] / "report.html").read_text()
+    assert "next bar&#x27;s open" in page and "LLM analyst: not consulted" in page, "notes come from the run's row"
     missing = CliRunner().invoke(app, ["report", "no-such-run"])
     assert missing.exit_code == 1 and "no-such-run" in missing.output
 

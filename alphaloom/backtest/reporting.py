@@ -22,6 +22,11 @@ from alphaloom.errors import DataUnavailableError
 from alphaloom.performance import Metrics, attribution, buy_and_hold, compute_metrics
 from alphaloom.report import ReportData, write_report
 
+FILL_MODES = {
+    "next_open": "fills: paper broker at the next bar's open plus slippage, with fees; the last step's orders expire",
+    "close": "fills: paper broker at the decision bar's close plus slippage, with fees",
+}
+
 
 @dataclass(frozen=True)
 class RunReport:
@@ -107,7 +112,7 @@ def build_run_report(
         ),
         {"r": run_id},
     ).scalar_one()
-    notes = list(notes or [])
+    notes = [*run_notes(conn, run_id), *(notes or [])]
     if assumed:
         notes.append(f"{assumed} news links used assumed first-seen times (published + configured latency)")
     data = ReportData(
@@ -168,3 +173,33 @@ def _exposure(fills: pd.DataFrame, closes: pd.DataFrame) -> float:
     held = sign.groupby(fills["ts"]).sum().cumsum()
     held = held.reindex(held.index.union(closes.index)).ffill().fillna(0.0).reindex(closes.index)
     return float((held.abs() > 1e-12).mean())
+
+
+def run_notes(conn: Connection, run_id: str) -> list[str]:
+    """How a backtest run was made, from its recorded parameters and LLM ledger: where it filled, whether and how the
+    LLM was consulted (cache only or live, with counts and tokens), and whether it was exposed to the model's
+    knowledge of the future. Empty for other runs."""
+    row = conn.execute(text("select flow, parameters from audit.runs where run_id = :r"), {"r": run_id}).first()
+    if row is None or row.flow != "backtest":
+        return []
+    p = row.parameters or {}
+    notes = [FILL_MODES.get(p.get("fill_at") or "close", f"fills: {p.get('fill_at')}")]
+    if p.get("strategy", "team") != "team":
+        notes.append(f"strategy: {p['strategy']} only, SMA({p.get('sma_fast')}) vs SMA({p.get('sma_slow')}); "
+                     "no news, no LLM")  # fmt: skip
+        notes.append(f"LLM analyst: not consulted (strategy {p['strategy']})")
+    elif not p.get("llm_model"):
+        notes.append("LLM analyst: not consulted (no endpoint configured)")
+    else:
+        usage = conn.execute(
+            text("""select status, count(*) as n, coalesce(sum(total_tokens), 0) as tokens from audit.llm_usage
+                    where run_id = :r group by status order by status"""),
+            {"r": run_id},
+        ).all()  # fmt: skip
+        mode = (f"cache misses called live, up to {p.get('llm_max_calls')} calls (--llm-live)" if p.get("llm_live")
+                else "response cache only")  # fmt: skip
+        counts = ", ".join(f"{u.status} {u.n}" for u in usage) or "no opinions asked"
+        notes.append(f"LLM analyst ({p['llm_model']}): {mode}; {counts}; {sum(u.tokens for u in usage)} tokens spent")
+    if p.get("exposure"):
+        notes.append(f"EXPOSED to the model's knowledge of the future (--allow-exposure): {p['exposure']}")
+    return notes
