@@ -288,6 +288,61 @@ def test_two_concurrent_decision_flow_runs_for_one_account_never_overlap(engine,
     assert not lock_held(engine, account) and _lock_waiters(engine, account) == 0
 
 
+def _drawdown_levels(engine: Engine, account: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                """select d.as_of, rc.numbers ->> 'level' from audit.risk_checks rc
+                   join audit.decisions d using (decision_id)
+                   where rc.account = :a and rc.check_name = 'drawdown' and rc.numbers ->> 'level' is not null
+                   order by rc.id"""
+            ),
+            {"a": account},
+        ).all()
+
+
+def test_a_drawdown_halt_alerts_once_per_transition_and_a_reduce_warns(
+    engine, data, receiver, monkeypatch, caplog
+) -> None:
+    """Thresholds at 0 % make every buy verdict a halt: the run that first halts the account alerts once (though
+    several steps halt), a second run still halted alerts nothing, and another account entering reduce warns once."""
+    symbols = list(data.symbols)
+
+    def run(account: str, reduce_pct: str, halt_pct: str, order_notional: str) -> None:
+        monkeypatch.setenv("ALPHALOOM_DRAWDOWN_REDUCE_PCT", reduce_pct)
+        monkeypatch.setenv("ALPHALOOM_DRAWDOWN_HALT_PCT", halt_pct)
+        monkeypatch.setenv("ALPHALOOM_ORDER_NOTIONAL", order_notional)  # a new config version: new decisions
+        get_settings.cache_clear()
+        state = decide_flow(symbols=symbols, as_of=data.end, steps=STEPS, account=account, return_state=True)
+        assert state.is_completed(), state
+
+    def kinds() -> list[str]:
+        return [p["kind"] for p in receiver.received]
+
+    run("ops-dd", "0", "0", "5000")
+    halted_steps = {as_of for as_of, level in _drawdown_levels(engine, "ops-dd") if level == "halt"}
+    assert len(halted_steps) >= 2, "the window must halt at several steps for 'once' to mean anything"
+    assert kinds() == ["drawdown_halt"]
+    (halt,) = receiver.received
+    assert halt["details"]["account"] == "ops-dd" and halt["details"]["level"] == "halt"
+    assert halt["details"]["previous_level"] is None and halt["details"]["halt_pct"] == "0"
+    assert halt["details"]["as_of"] == min(halted_steps).isoformat()
+    assert "halts new buys" in halt["reason"] and "ops-dd" in halt["reason"]
+    assert "ALERT drawdown_halt" in caplog.text
+
+    verdicts_after_first = len(_drawdown_levels(engine, "ops-dd"))
+    run("ops-dd", "0", "0", "4000")
+    later = _drawdown_levels(engine, "ops-dd")[verdicts_after_first:]
+    assert later and {level for _, level in later} == {"halt"}  # it halted again, silently
+    assert kinds() == ["drawdown_halt"]
+
+    run("ops-dd-reduce", "0", "100", "5000")
+    assert {level for _, level in _drawdown_levels(engine, "ops-dd-reduce")} == {"reduce"}
+    assert kinds() == ["drawdown_halt", "drawdown_reduce"]
+    warning = receiver.received[-1]
+    assert "reduces buys by 0.5" in warning["reason"] and warning["details"]["reduce_pct"] == "0"
+
+
 def test_explain_chain_is_complete_for_an_order(engine, data, fanned_out, tmp_path) -> None:
     with engine.connect() as conn:
         order_id = conn.execute(
