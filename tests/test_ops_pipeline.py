@@ -240,8 +240,8 @@ def test_two_concurrent_decision_flow_runs_for_one_account_never_overlap(engine,
                 return lock_held(engine, account) and bool(
                     conn.execute(
                         text(
-                            """select count(*) from pg_stat_activity where wait_event_type = 'Lock'
-                               and query like 'insert into audit.accounts%'"""
+                            """select count(*) from pg_stat_activity where datname = current_database()
+                               and wait_event_type = 'Lock' and query like 'insert into audit.accounts%'"""
                         )
                     ).scalar_one()
                 )
