@@ -155,6 +155,8 @@ class Settings(BaseSettings):
     serve_work_pool: str = "alphaloom-process"
     # Stale data: no new bar for a symbol within this many bar lengths.
     stale_after_bars: int = 3
+    # Per market (JSON): "exchange:asset_class", "exchange" or "asset_class" -> bars; counted in session time.
+    stale_after_bars_by_market: dict[str, int] = Field(default_factory=dict)
     # Decision runs: how long a second run for the same account waits for the first before giving up.
     decision_lock_wait_seconds: float = 0.0
 
