@@ -577,3 +577,24 @@ def _reconcile(
         event_time=event_time,
     )
     return OrderOutcome(coid, new_status, report.fills, "reconciled with the venue")
+
+
+# --- applying a venue report outside ``execute`` (kill-switch cancels, reconciliation) --------------------------------
+
+
+def apply_venue_report(
+    conn: Connection, *, run_id: str, report: BrokerReport, event_time: datetime
+) -> OrderStatus | None:
+    """Bring the recorded order ``report.client_order_id`` up to the venue's report (events, fills, position, cash),
+    as ``execute`` does; None when there is no such order in ``audit.orders``."""
+    row = conn.execute(
+        text(
+            """select o.status, o.account, a.base_currency from audit.orders o
+               join audit.accounts a on a.id = o.account where o.client_order_id = :c for update of o"""
+        ),
+        {"c": report.client_order_id},
+    ).first()
+    if row is None:
+        return None
+    return _apply_report(conn, run_id=run_id, current=OrderStatus(row.status), report=report, account=row.account,
+                         base_currency=row.base_currency, event_time=require_utc(event_time, "event_time"))  # fmt: skip

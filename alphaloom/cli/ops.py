@@ -47,6 +47,28 @@ def kill_switch(
     console.print(
         f"kill switch {'ON' if current.engaged else 'off'} ({current.reason}; by {current.changed_by or '-'})"
     )
+    if state == "on" and get_settings().kill_switch_cancels_open_orders:
+        _cancel_open_orders(reason)
+
+
+def _cancel_open_orders(reason: str) -> None:
+    """Cancel what is still open at every broker (setting ``kill_switch_cancels_open_orders``)."""
+    from datetime import UTC, datetime
+
+    from alphaloom.audit import recorded_run
+    from execution.brokers.factory import all_brokers
+    from execution.killswitch import cancel_open_orders
+
+    eng = engine()
+    with recorded_run(eng, "kill_switch_cancel", {"reason": reason}) as run_id, eng.begin() as conn:
+        summary = cancel_open_orders(conn, all_brokers(eng, get_settings()), run_id=run_id,
+                                     event_time=datetime.now(UTC), reason=reason)  # fmt: skip
+    console.print(
+        f"open orders cancelled: {len(summary.cancelled)} ours, {len(summary.foreign)} not ours; "
+        f"{len(summary.not_cancelled)} already final at the venue"
+    )
+    for broker, error in summary.errors.items():
+        console.print(f"[red]could not cancel at {broker}: {error}[/red]")
 
 
 @app.command()

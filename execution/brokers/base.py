@@ -50,6 +50,7 @@ class BrokerReport:
     venue_order_id: VenueOrderId | None
     fills: tuple[Fill, ...] = ()
     reason: str = ""
+    symbol: str = ""  # filled in by brokers that list orders (``open_orders``) so a caller can act on them
 
     @property
     def filled_quantity(self) -> Decimal:

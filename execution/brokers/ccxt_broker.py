@@ -71,11 +71,13 @@ class CcxtBroker:
         symbol_of: Callable[[ClientOrderId], str | None] | None = None,
         attempts: int = 2,
         clock: Callable[[], datetime] | None = None,
+        account: str | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         self.exchange = exchange
         self.name = str(exchange.id)
+        self.account = account  # the one account whose credentials it holds (None: not tied to one)
         self._kill_switch = kill_switch
         self._symbols = tuple(symbols)
         self._symbol_of = symbol_of
@@ -208,7 +210,7 @@ class CcxtBroker:
         reason = ""
         if status is OrderStatus.EXPIRED and filled:
             reason = f"filled {filled} of {order.get('amount')}; rest expired at the venue"
-        return BrokerReport(client_order_id, status, VenueOrderId(str(order.get("id"))), fills, reason)
+        return BrokerReport(client_order_id, status, VenueOrderId(str(order.get("id"))), fills, reason, symbol)
 
     # -- CancellingBroker ------------------------------------------------------------------------------------------
     def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
