@@ -21,8 +21,8 @@ Steps 3-4 are also recorded as an ``execution_guard`` risk check, denied or appr
 Writes: ``audit.orders`` (with ``arrival_price``: the last trade at submit, and ``parent_client_order_id`` for child
 orders), ``audit.order_events`` (``event_ts`` = ``event_time``), ``audit.fills``, ``audit.positions``,
 ``audit.balances`` (the account's base currency), ``audit.risk_checks``, ``audit.guard_trips``, ``audit.lineage``
-(order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash assumes the symbol's
-quote currency is the account's base currency.
+(order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash moves in the
+symbol's quote currency (``audit.balances`` per currency); views convert it into the base currency (``alphaloom.fx``).
 """
 
 from __future__ import annotations
@@ -259,12 +259,16 @@ def _book_fill(conn: Connection, *, run_id: str, fill_id: str, fill: Fill, accou
         ),
         {
             "a": account,
-            "c": base_currency,
+            "c": _quote_currency(fill.symbol, base_currency),  # cash moves in the symbol's quote currency
             "delta": cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee),
             "r": run_id,
         },
     )
     add_lineage(conn, run_id, "audit.fills", fill_id, [("audit.orders", {"client_order_id": fill.client_order_id})])
+
+
+def _quote_currency(symbol: str, default: str) -> str:
+    return symbol.split("/", 1)[1] if "/" in symbol else default
 
 
 def _apply_report(
