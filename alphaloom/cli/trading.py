@@ -141,3 +141,26 @@ def print_differences(account: str, venue: str, differences: list) -> None:  # t
                       f"{d.venue:f}", "-" if d.difference is None else f"{d.difference:+f}",
                       ", ".join(f"{k}={v}" for k, v in d.details.items()))  # fmt: skip
     console.print(table)
+
+
+@app.command()
+def drift(account: str = typer.Option(None, help="Only this account.")) -> None:
+    """Shadow mode: how paper fills drifted from live fills (audit.shadow_drift), per account and symbol."""
+    from execution.shadow import drift_rows, summarise
+
+    with engine().connect() as conn:
+        summary = summarise(drift_rows(conn, account))
+    if not summary:
+        console.print("no shadow orders recorded" + (f" for {account}" if account else ""))
+        return
+
+    def bps(value: object) -> str:
+        return "-" if value is None else f"{value:+.2f}"
+
+    table = Table("account", "symbol", "orders", "price drift bps (live vs paper)", "live slippage bps",
+                  "paper slippage bps", "live fill rate", "paper fill rate", title="shadow drift")  # fmt: skip
+    for s in summary:
+        table.add_row(s["account"], s["symbol"], str(s["orders"]), bps(s["price_drift_bps"]),
+                      bps(s["live_slippage_bps"]), bps(s["paper_slippage_bps"]), f"{s['live_fill_rate']:.1%}",
+                      f"{s['paper_fill_rate']:.1%}")  # fmt: skip
+    console.print(table)
