@@ -130,7 +130,7 @@ class BinanceSpotVenue:
         quote = "USDT" if q["symbol"].endswith("USDT") else q["symbol"][-3:]
         qty = Decimal(q["quantity"])
         price = Decimal(self.prices[q["symbol"]])
-        rests = coid in self.resting
+        rests = coid in self.resting or "stopPrice" in q  # a stop order rests until the market reaches it
         order = {**recorded("binance_order_query.json"), "symbol": q["symbol"], "orderId": self.next_id,
                  "clientOrderId": coid, "origQty": q["quantity"], "side": q["side"], "type": q["type"],
                  "price": q.get("price", "0.00000000"), "time": self.clock_ms, "updateTime": self.clock_ms,
@@ -142,6 +142,8 @@ class BinanceSpotVenue:
                                     "commission": str(qty * price / 1000), "commissionAsset": quote,
                                     "time": self.clock_ms, "isBuyer": q["side"] == "BUY"}]  # fmt: skip
         order["_trades"] = trades
+        if "stopPrice" in q:
+            order["stopPrice"] = q["stopPrice"]
         self.orders.append(order)
         if fault == "after_accept":
             raise requests.exceptions.ReadTimeout("read timed out")
@@ -151,6 +153,17 @@ class BinanceSpotVenue:
             "fills": [{"price": t["price"], "qty": t["qty"], "commission": t["commission"],
                        "commissionAsset": t["commissionAsset"], "tradeId": t["id"]} for t in trades]}  # fmt: skip
         return 200, full
+
+    def trigger(self, client_order_id: str, price: str) -> None:
+        """The market reached a resting order's stop: it fills completely at ``price``."""
+        order = next(o for o in self.orders if o["clientOrderId"] == client_order_id and o["status"] == "NEW")
+        qty, fill = Decimal(order["origQty"]), Decimal(price)
+        self.next_id += 1
+        order.update(status="FILLED", executedQty=order["origQty"], cummulativeQuoteQty=str(qty * fill))
+        order["_trades"] = [{**recorded("binance_myTrades.json")[0], "symbol": order["symbol"], "id": self.next_id,
+                             "orderId": order["orderId"], "price": price, "qty": order["origQty"],
+                             "quoteQty": str(qty * fill), "commission": str(qty * fill / 1000),
+                             "commissionAsset": "USDT", "time": self.clock_ms, "isBuyer": order["side"] == "BUY"}]  # fmt: skip
 
     @staticmethod
     def _public(order: dict) -> dict:

@@ -89,3 +89,80 @@ def test_a_stop_touched_by_a_new_bar_sells_the_position_once(engine: Engine) -> 
         status = conn.execute(text("select status, triggered_by from audit.protective_exits where account = :a"),
                               {"a": account}).one()  # fmt: skip
     assert rerun.broker_submits == 0 and status == ("cancelled", "position closed")
+
+
+# --- venue-native stops on ccxt's binance class (recorded responses) ---------------------------------------------------
+
+
+def _live_position(engine: Engine, tag: str) -> tuple[str, str, Settings]:
+    account, run_id, exchange = f"native-{tag}", f"run-native-{tag}", f"exn-{tag}"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "binance", "USDT", "live", D(100_000), run_id)
+        conn.execute(text("update audit.accounts set live_enabled = true where id = :a"), {"a": account})
+        conn.execute(
+            text("insert into audit.positions (account, symbol, quantity, avg_price, realized_pnl, run_id) "
+                 "values (:a, 'BTC/USDT', 0.01, 100000, 0, :r)"), {"a": account, "r": run_id})  # fmt: skip
+    return account, run_id, Settings(exchange=exchange, timeframe="1h", max_orders_per_run=1000)
+
+
+def _held(engine: Engine, account: str) -> Decimal:
+    with engine.connect() as conn:
+        return conn.execute(text("select quantity from audit.positions where account = :a"), {"a": account}).scalar()
+
+
+def test_a_venue_native_stop_is_placed_followed_and_booked_when_it_fills(engine: Engine) -> None:
+    from ccxt_replay import BinanceSpotVenue
+    from test_execution_ccxt import binance_broker, creates
+
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, settings = _live_position(engine, tag)
+    venue = BinanceSpotVenue({"BTCUSDT": "100000.00"})
+    broker, replay = binance_broker(venue)
+    _bars(engine, settings.exchange, "BTC/USDT", run_id, [(0, "100000", "101000", "99000", "100500")])
+    with engine.begin() as conn:
+        mode = arm_exit(conn, account=account, symbol="BTC/USDT", quantity=D("0.01"), entry_price=D(100000),
+                        stop_price=D(95000), take_profit_price=D(110000), broker=broker, run_id=run_id,
+                        event_time=T0)  # fmt: skip
+        coid = conn.execute(text("select exit_client_order_id from audit.protective_exits where account = :a"),
+                            {"a": account}).scalar()  # fmt: skip
+        quiet = check_exits(conn, broker=broker, settings=settings, run_id=run_id, as_of=T0 + timedelta(hours=1))
+    assert mode == "venue_native" and quiet.broker_submits == 0
+    (placed,) = creates(replay)
+    assert (placed["type"], placed["side"], placed["stopPrice"], placed["price"]) == (
+        "STOP_LOSS_LIMIT", "SELL", "95000", "94050")  # fmt: skip
+    assert placed["newClientOrderId"] == coid and _held(engine, account) == D("0.01")
+
+    venue.trigger(coid, "94800.00")  # between decisions the market falls through the stop; the venue sells
+    with engine.begin() as conn:
+        check_exits(conn, broker=broker, settings=settings, run_id=run_id, as_of=T0 + timedelta(hours=2))
+        ex = conn.execute(text("select status, triggered_by from audit.protective_exits where account = :a"),
+                          {"a": account}).one()  # fmt: skip
+        order = conn.execute(text("select order_type, status, limit_price from audit.orders where client_order_id = :c"),
+                             {"c": coid}).one()  # fmt: skip
+    assert ex.status == "triggered" and "filled at the venue" in ex.triggered_by
+    assert tuple(order) == ("stop_loss_limit", "filled", D("94050.00")) and _held(engine, account) == 0
+    assert len(creates(replay)) == 1  # nothing else was sent
+
+
+def test_a_take_profit_on_a_bar_cancels_the_venue_stop_before_selling(engine: Engine) -> None:
+    from ccxt_replay import BinanceSpotVenue
+    from test_execution_ccxt import binance_broker, creates
+
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, settings = _live_position(engine, tag)
+    venue = BinanceSpotVenue({"BTCUSDT": "110500.00"})
+    broker, replay = binance_broker(venue)
+    _bars(engine, settings.exchange, "BTC/USDT", run_id, [(0, "108000", "111000", "107500", "110600")])
+    with engine.begin() as conn:
+        arm_exit(conn, account=account, symbol="BTC/USDT", quantity=D("0.01"), entry_price=D(100000),
+                 stop_price=D(95000), take_profit_price=D(110000), broker=broker, run_id=run_id, event_time=T0)  # fmt: skip
+        stop_id = conn.execute(text("select exit_client_order_id from audit.protective_exits where account = :a"),
+                               {"a": account}).scalar()  # fmt: skip
+        fired = check_exits(conn, broker=broker, settings=settings, run_id=run_id, as_of=T0 + timedelta(hours=1))
+        statuses = dict(conn.execute(text("select client_order_id, status from audit.orders where account = :a"),
+                                     {"a": account}).all())  # fmt: skip
+    assert [o["status"] for o in venue.orders] == ["CANCELED", "FILLED"]
+    assert [m for m, p, _ in replay.requests if p == "/api/v3/order"].count("DELETE") == 1
+    assert statuses[stop_id] == "cancelled" and fired.broker_submits == 1 and len(creates(replay)) == 2
+    assert _held(engine, account) == 0

@@ -122,16 +122,29 @@ class CcxtBroker:
         state = self._kill_switch()
         if state.engaged:
             raise KillSwitchEngagedError(f"{self.name} broker refuses {request.client_order_id}: {state.reason}")
-        if request.order_type not in ("market", "limit"):
-            raise OrderRejectedError(f"{self.name} broker sends market and limit orders, got {request.order_type!r}")
+        if request.order_type not in ("market", "limit", "stop_loss_limit"):
+            raise OrderRejectedError(
+                f"{self.name} broker sends market, limit and stop_loss_limit orders, got {request.order_type!r}"
+            )
         amount, price = self._precise(request)
+        params: dict[str, object] = {"clientOrderId": request.client_order_id}
+        ccxt_type = request.order_type
+        if (
+            request.order_type == "stop_loss_limit"
+        ):  # ccxt: a limit order with a trigger price (binance STOP_LOSS_LIMIT)
+            if request.stop_price is None or price is None:
+                raise OrderRejectedError(f"{request.client_order_id}: a stop_loss_limit order needs a stop and a limit")
+            if not self.supports_stop_orders():
+                raise OrderRejectedError(f"{self.name} does not hold stop orders (ccxt has['createStopOrder'])")
+            params["triggerPrice"] = float(self.exchange.price_to_precision(request.symbol, str(request.stop_price)))
+            ccxt_type = "limit"
         self._sent[request.client_order_id] = request
         last_error: Exception | None = None
         for _ in range(self._attempts):
             try:
                 order = self.exchange.create_order(
-                    request.symbol, request.order_type, request.side.value, float(amount),
-                    None if price is None else float(price), {"clientOrderId": request.client_order_id},
+                    request.symbol, ccxt_type, request.side.value, float(amount),
+                    None if price is None else float(price), dict(params),
                 )  # fmt: skip
             except REFUSALS as exc:
                 raise OrderRejectedError(f"{self.name} refused {request.client_order_id}: {exc}") from exc
