@@ -104,8 +104,11 @@ class BinanceSpotVenue:
     the order, the answer is lost) or ``"before_accept"`` (lost on the way in). ``balances`` feeds ``/api/v3/account``.
     """
 
-    def __init__(self, prices: dict[str, str], balances: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, prices: dict[str, str], balances: dict[str, str] | None = None, *, fee_asset: str = "quote"
+    ) -> None:
         self.prices = prices
+        self.fee_asset = fee_asset  # "quote", "base" (binance's default for a buy) or an asset name such as "BNB"
         self.balances = balances if balances is not None else {"USDT": "10000"}
         self.orders: list[dict] = []
         self.resting: set[str] = set()
@@ -139,7 +142,10 @@ class BinanceSpotVenue:
         trades = [] if rests else [{**recorded("binance_myTrades.json")[0], "symbol": q["symbol"],
                                     "id": self.next_id * 10, "orderId": self.next_id, "price": str(price),
                                     "qty": q["quantity"], "quoteQty": str(qty * price),
-                                    "commission": str(qty * price / 1000), "commissionAsset": quote,
+                                    "commission": str(qty * price / 1000 if self.fee_asset == "quote"
+                                                      else qty / 1000),
+                                    "commissionAsset": {"quote": quote, "base": q["symbol"][: -len(quote)]}.get(
+                                        self.fee_asset, self.fee_asset),
                                     "time": self.clock_ms, "isBuyer": q["side"] == "BUY"}]  # fmt: skip
         order["_trades"] = trades
         if "stopPrice" in q:

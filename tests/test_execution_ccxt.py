@@ -263,3 +263,13 @@ def test_execution_against_binance_loses_nothing_and_doubles_nothing(engine: Eng
     doubled = [c for c in coids if venue.count(c) > 1 or audit.get(c, 0) > 1 or fills.get(c, 0) > 1]
     assert (lost, doubled) == ([], [])
     assert statuses == {"filled"} and Decimal(held) == sum((i.quantity for i in intents), Decimal(0))
+
+
+def test_a_fee_charged_in_the_base_coin_is_booked_in_the_quote_at_the_trade_price() -> None:
+    venue = BinanceSpotVenue({"BTCUSDT": "87512.00"}, fee_asset="base")
+    broker, _ = binance_broker(venue)
+    (fill,) = broker.submit(request("al-basefee", "0.01")).fills
+    assert (fill.fee, fill.fee_currency) == (Decimal("0.00001") * Decimal("87512.0"), "USDT")
+    bnb, _ = binance_broker(BinanceSpotVenue({"BTCUSDT": "87512.00"}, fee_asset="BNB"))
+    with pytest.raises(UnknownOrderStateError, match=r"fee 0\.00001 BNB is in neither BTC nor USDT"):
+        bnb.submit(request("al-bnbfee", "0.01"))
