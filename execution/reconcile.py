@@ -1,6 +1,7 @@
-"""Start-of-session reconciliation of a live account with its venue: what we hold (``audit.balances`` cash,
-``audit.positions`` in each symbol's base currency, our open orders) against what the venue says (``fetch_balance``
-totals, open orders). Every difference is one ``audit.reconciliations`` row (kind ``balance``, ``position`` or
+"""Start-of-session reconciliation of a live account with its venue. First each of our open orders is looked up at
+the venue by client order id (``fetch_order``) and what happened meanwhile is booked through the state machine; then
+what we hold (``audit.balances`` cash, ``audit.positions`` in each symbol's base currency, our open orders) is compared
+with what the venue says (``fetch_balance`` totals, ``fetch_open_orders``). Every difference is one ``audit.reconciliations`` row (kind ``balance``, ``position`` or
 ``order``, with ours, the venue's and the difference); a clean account gets one ``ok`` row. Nothing is corrected
 automatically: a difference needs a human (or a later fill we have not booked yet).
 
@@ -12,13 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from alphaloom.domain import require_utc
 from alphaloom.errors import ConfigError
 from execution.brokers.base import BalanceBroker, CancellingBroker
+from execution.orders import is_terminal
+from execution.submit import apply_venue_report
 
 OPEN = ("new", "submitted", "partially_filled")
 
@@ -75,10 +80,17 @@ def _ours(conn: Connection, account: str) -> tuple[dict[str, Decimal], dict[str,
 
 
 def reconcile_account(
-    conn: Connection, broker: BalanceBroker, account: str, *, run_id: str, tolerance: Decimal = Decimal(0)
+    conn: Connection,
+    broker: BalanceBroker,
+    account: str,
+    *,
+    run_id: str,
+    tolerance: Decimal = Decimal(0),
+    event_time: datetime | None = None,
 ) -> list[Difference]:
     """Compare ``account`` (mode live or shadow) with ``broker`` (which must offer ``balances()``), record every
     difference (or one ``ok`` row) in ``audit.reconciliations`` and return the differences."""
+    event_time = require_utc(event_time, "event_time") if event_time is not None else datetime.now(UTC)
     mode = conn.execute(text("select mode from audit.accounts where id = :a"), {"a": account}).scalar()
     if mode is None:
         raise ConfigError(f"account {account!r} does not exist")
@@ -87,18 +99,31 @@ def reconcile_account(
                           "reconcile with")  # fmt: skip
     if not isinstance(broker, BalanceBroker):
         raise ConfigError(f"broker {broker.name!r} cannot report balances")
+    # First our open orders, each looked up at the venue by client id: what filled or ended meanwhile is booked
+    # (events, fills, position, cash) before the holdings are compared.
+    differences: list[Difference] = []
+    ours_open = conn.execute(
+        text("select client_order_id, symbol, status from audit.orders where account = :a and status = any(:o) "
+             "order by created_at"), {"a": account, "o": list(OPEN)}).all()  # fmt: skip
+    still_open: dict[str, str] = {}
+    for coid, symbol, status in ours_open:
+        report = broker.lookup(coid)
+        if report is None:
+            differences.append(Difference("order", coid, None, None, {
+                "problem": "open in our books, unknown to the venue", "symbol": symbol, "status": status}))  # fmt: skip
+            continue
+        new_status = apply_venue_report(conn, run_id=run_id, report=report, event_time=event_time)
+        if new_status is not None and new_status.value != status:
+            differences.append(Difference("order", coid, None, None, {
+                "problem": f"was {status} in our books, {new_status.value} at the venue: brought up to date",
+                "symbol": symbol, "fills": len(report.fills)}))  # fmt: skip
+        if new_status is not None and not is_terminal(new_status):
+            still_open[coid] = symbol
     cash, positions = _ours(conn, account)
-    differences = compare_holdings(cash, positions, broker.balances(), tolerance=tolerance)
+    differences = compare_holdings(cash, positions, broker.balances(), tolerance=tolerance) + differences
     if isinstance(broker, CancellingBroker):
-        ours_open = dict(conn.execute(
-            text("select client_order_id, symbol from audit.orders where account = :a and status = any(:o)"),
-            {"a": account, "o": list(OPEN)}).all())  # fmt: skip
         venue_open = {r.client_order_id: r for r in broker.open_orders()}
-        for coid in sorted(set(ours_open) - set(venue_open)):
-            differences.append(Difference("order", coid, None, None,
-                                          {"problem": "open in our books, not open at the venue",
-                                           "symbol": ours_open[coid]}))  # fmt: skip
-        for coid in sorted(set(venue_open) - set(ours_open)):
+        for coid in sorted(set(venue_open) - set(still_open)):
             differences.append(Difference("order", coid, None, None,
                                           {"problem": "open at the venue, not open in our books",
                                            "symbol": venue_open[coid].symbol,

@@ -83,3 +83,36 @@ def test_cli_reconcile_says_what_is_missing(engine: Engine) -> None:
     assert result.exit_code == 1 and f"no credentials stored for binance/{account}" in result.output
     paper = runner.invoke(app, ["reconcile", "nobody-here"])
     assert paper.exit_code == 1 and "does not exist" in paper.output
+
+
+def test_our_open_orders_are_looked_up_first_and_what_filled_meanwhile_is_booked(engine: Engine) -> None:
+    from alphaloom.domain import DecisionId, OrderIntent, client_order_id_for
+    from alphaloom.settings import Settings
+    from execution.submit import execute
+
+    account, run_id = _live(engine)
+    decision_id = DecisionId(f"d-{account}")
+    with engine.begin() as conn:
+        conn.execute(text("update audit.accounts set live_enabled = true where id = :a"), {"a": account})
+        conn.execute(
+            text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action, score,
+                                                 config_version, inputs)
+                    values (:d, :r, :a, 'BTC/USDT', '1h', :t, 'buy', 1.0, 'test', '{}'::jsonb)"""),
+            {"d": decision_id, "r": run_id, "a": account, "t": T0},
+        )  # fmt: skip
+    coid = client_order_id_for(decision_id, 0)
+    venue = BinanceSpotVenue({"BTCUSDT": "87000.00"}, balances={"USDT": "9129.13", "BTC": "0.02"})
+    broker, _ = binance_broker(venue)
+    venue.resting.add(coid)  # the order rests at the venue when the session ends
+    with engine.begin() as conn:
+        execute(conn, [OrderIntent(decision_id, account, "BTC/USDT", Side.BUY, D("0.01"), D("87000"))],
+                run_id=run_id, broker=broker, settings=Settings(), event_time=T0)  # fmt: skip
+    venue.trigger(coid, "87000.00")  # ... and fills while nothing runs
+    restarted, _ = binance_broker(venue)
+    with engine.begin() as conn:
+        diffs = reconcile_account(conn, restarted, account, run_id=run_id, event_time=T0)
+        status = conn.execute(text("select status from audit.orders where client_order_id = :c"), {"c": coid}).scalar()
+        held = conn.execute(text("select quantity from audit.positions where account = :a"), {"a": account}).scalar()
+    assert status == "filled" and held == D("0.02")
+    (diff,) = diffs  # balances agree once the fill is booked; only the order's catch-up is reported
+    assert diff.kind == "order" and diff.details["problem"].startswith("was submitted in our books, filled")
