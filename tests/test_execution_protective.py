@@ -166,3 +166,33 @@ def test_a_take_profit_on_a_bar_cancels_the_venue_stop_before_selling(engine: En
     assert [m for m, p, _ in replay.requests if p == "/api/v3/order"].count("DELETE") == 1
     assert statuses[stop_id] == "cancelled" and fired.broker_submits == 1 and len(creates(replay)) == 2
     assert _held(engine, account) == 0
+
+
+def test_the_protect_flow_guards_every_account_on_a_new_bar(prefect_harness, engine: Engine, monkeypatch) -> None:
+    from alphaloom.settings import get_settings
+    from flows.protect import protect_positions
+
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, symbol, exchange = f"flowp-{tag}", f"run-flowp-{tag}", f"F{tag.upper()}/USDT", f"exf-{tag}"
+    monkeypatch.setenv("ALPHALOOM_EXCHANGE", exchange)
+    monkeypatch.setenv("ALPHALOOM_TIMEFRAME", "1h")
+    get_settings.cache_clear()
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+            ensure_account(conn, account, "paper", "USDT", "paper", D(10_000), run_id)
+            conn.execute(
+                text("insert into audit.positions (account, symbol, quantity, avg_price, realized_pnl, run_id) "
+                     "values (:a, :s, 2, 100, 0, :r)"), {"a": account, "s": symbol, "r": run_id})  # fmt: skip
+        _bars(engine, exchange, symbol, run_id, [(0, "100", "111", "99", "110.5")])  # take-profit 110 touched
+        with engine.begin() as conn:
+            arm_exit(conn, account=account, symbol=symbol, quantity=D(2), entry_price=D(100), stop_price=D(95),
+                     take_profit_price=D(110), broker=paper_broker(engine, get_settings()))  # fmt: skip
+        totals = protect_positions(as_of=T0 + timedelta(hours=1), account=account)
+    finally:
+        get_settings.cache_clear()
+    assert totals == {"accounts": 1, "exits_sent": 1, "unprotected": 0}
+    with engine.connect() as conn:
+        status = conn.execute(text("select status, triggered_by from audit.protective_exits where account = :a"),
+                              {"a": account}).one()  # fmt: skip
+    assert status.status == "triggered" and status.triggered_by.startswith("take_profit 110")

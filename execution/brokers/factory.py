@@ -69,3 +69,15 @@ def all_brokers(engine: Engine, settings: Settings) -> list[Broker]:
         if broker is not None:
             brokers.append(broker)
     return brokers
+
+
+def broker_for_account(engine: Engine, settings: Settings, account: str) -> Broker | None:
+    """The broker that sends ``account``'s orders: the paper broker for a paper account, its ccxt venue for a live or
+    shadow one (None when no credentials are stored for it)."""
+    with engine.connect() as conn:
+        row = conn.execute(text("select venue, mode from audit.accounts where id = :a"), {"a": account}).first()
+    if row is None:
+        return None
+    if row.mode == "paper":
+        return paper_broker(engine, settings)
+    return ccxt_broker(engine, settings, account, row.venue)
