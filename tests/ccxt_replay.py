@@ -10,6 +10,7 @@ path, or ``"METHOD path"`` (tried first), to a handler returning ``(status, body
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -208,3 +209,35 @@ class BinanceSpotVenue:
 
     def count(self, client_order_id: str) -> int:
         return sum(1 for o in self.orders if o["clientOrderId"] == client_order_id)
+
+
+class DurableBinanceSpotVenue(BinanceSpotVenue):
+    """``BinanceSpotVenue`` whose book lives in a JSON file, read before and written after every request, so it
+    outlives a process killed with SIGKILL exactly like a remote venue (crash-recovery tests)."""
+
+    def __init__(self, path: Path, prices: dict[str, str]) -> None:
+        super().__init__(prices)
+        self.path = Path(path)
+
+    def load(self) -> None:
+        if self.path.exists():
+            state = json.loads(self.path.read_text())
+            self.orders, self.next_id = state["orders"], state["next_id"]
+
+    def _save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"orders": self.orders, "next_id": self.next_id}))
+        os.replace(tmp, self.path)
+
+    def routes(self) -> dict[str, Handler]:
+        def durable(handler: Handler) -> Handler:
+            def run(q: dict[str, str]) -> tuple[int, object]:
+                self.load()
+                try:
+                    return handler(q)
+                finally:
+                    self._save()
+
+            return run
+
+        return {route: durable(handler) for route, handler in super().routes().items()}

@@ -273,3 +273,49 @@ def test_a_fee_charged_in_the_base_coin_is_booked_in_the_quote_at_the_trade_pric
     bnb, _ = binance_broker(BinanceSpotVenue({"BTCUSDT": "87512.00"}, fee_asset="BNB"))
     with pytest.raises(UnknownOrderStateError, match=r"fee 0\.00001 BNB is in neither BTC nor USDT"):
         bnb.submit(request("al-bnbfee", "0.01"))
+
+
+def test_three_sigkills_against_the_binance_class_lose_nothing_and_double_nothing(engine: Engine, tmp_path) -> None:
+    """A worker process executing live intents through ccxt's binance class is SIGKILLed after journaling, after the
+    venue accepted an order and before its transaction committed; the venue's book outlives it (a file). A final
+    worker with no memory finds every order by client id: each exists once at the venue and once in the audit."""
+    import signal
+
+    import test_crash_recovery as crash
+    from ccxt_replay import DurableBinanceSpotVenue
+
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, intents = _live_account(engine, 12, tag)
+    state = tmp_path / "binance-book.json"
+    base = {
+        "account": account, "run_id": run_id, "event_time": T0.isoformat(), "binance_state": str(state),
+        "intents": [{"decision_id": i.decision_id, "symbol": i.symbol, "side": i.side.value,
+                     "quantity": str(i.quantity), "price": str(i.reference_price)} for i in intents],
+    }  # fmt: skip
+    points = sorted(random.Random(11).sample(range(len(intents)), 3))
+    for round_, (stop_at, stage) in enumerate(
+        zip(points, ["after_submit", "before_commit", "after_journal"], strict=True)
+    ):
+        signal_file = tmp_path / f"parked-{round_}"
+        proc = crash._run_worker({**base, "stop_at": stop_at, "stage": stage, "signal": str(signal_file)}, tmp_path,
+                                 f"kill-{round_}")  # fmt: skip
+        crash._wait_for(signal_file, proc)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    final = crash._run_worker({**base, "stop_at": -1, "stage": "none", "signal": ""}, tmp_path, "final")
+    out, err = final.communicate(timeout=180)
+    assert final.returncode == 0 and "done" in out, err
+
+    venue = DurableBinanceSpotVenue(state, {})
+    venue.load()
+    coids = [client_order_id_for(i.decision_id, 0) for i in intents]
+    with engine.connect() as conn:
+        audit = dict(conn.execute(text("select client_order_id, count(*) from audit.orders where account = :a "
+                                       "group by 1"), {"a": account}).all())  # fmt: skip
+        fills = dict(conn.execute(text("select client_order_id, count(*) from audit.fills where account = :a "
+                                       "group by 1"), {"a": account}).all())  # fmt: skip
+        held = conn.execute(text("select quantity from audit.positions where account = :a"), {"a": account}).scalar()
+    lost = [c for c in coids if venue.count(c) == 0 or audit.get(c, 0) == 0]
+    doubled = [c for c in coids if venue.count(c) > 1 or audit.get(c, 0) > 1 or fills.get(c, 0) > 1]
+    assert (lost, doubled) == ([], [])
+    assert len(venue.orders) == 12 and Decimal(held) == sum((i.quantity for i in intents), Decimal(0))
