@@ -21,8 +21,8 @@ Steps 3-4 are also recorded as an ``execution_guard`` risk check, denied or appr
 Writes: ``audit.orders`` (with ``arrival_price``: the last trade at submit, and ``parent_client_order_id`` for child
 orders), ``audit.order_events`` (``event_ts`` = ``event_time``), ``audit.fills``, ``audit.positions``,
 ``audit.balances`` (the account's base currency), ``audit.risk_checks``, ``audit.guard_trips``, ``audit.lineage``
-(order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash assumes the symbol's
-quote currency is the account's base currency.
+(order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash moves in the
+symbol's quote currency (``audit.balances`` per currency); views convert it into the base currency (``alphaloom.fx``).
 """
 
 from __future__ import annotations
@@ -259,12 +259,16 @@ def _book_fill(conn: Connection, *, run_id: str, fill_id: str, fill: Fill, accou
         ),
         {
             "a": account,
-            "c": base_currency,
+            "c": _quote_currency(fill.symbol, base_currency),  # cash moves in the symbol's quote currency
             "delta": cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee),
             "r": run_id,
         },
     )
     add_lineage(conn, run_id, "audit.fills", fill_id, [("audit.orders", {"client_order_id": fill.client_order_id})])
+
+
+def _quote_currency(symbol: str, default: str) -> str:
+    return symbol.split("/", 1)[1] if "/" in symbol else default
 
 
 def _apply_report(
@@ -577,3 +581,76 @@ def _reconcile(
         event_time=event_time,
     )
     return OrderOutcome(coid, new_status, report.fills, "reconciled with the venue")
+
+
+# --- applying a venue report outside ``execute`` (kill-switch cancels, reconciliation) --------------------------------
+
+
+def apply_venue_report(
+    conn: Connection, *, run_id: str, report: BrokerReport, event_time: datetime
+) -> OrderStatus | None:
+    """Bring the recorded order ``report.client_order_id`` up to the venue's report (events, fills, position, cash),
+    as ``execute`` does; None when there is no such order in ``audit.orders``."""
+    row = conn.execute(
+        text(
+            """select o.status, o.account, a.base_currency from audit.orders o
+               join audit.accounts a on a.id = o.account where o.client_order_id = :c for update of o"""
+        ),
+        {"c": report.client_order_id},
+    ).first()
+    if row is None:
+        return None
+    return _apply_report(conn, run_id=run_id, current=OrderStatus(row.status), report=report, account=row.account,
+                         base_currency=row.base_currency, event_time=require_utc(event_time, "event_time"))  # fmt: skip
+
+
+def place_standing_order(
+    conn: Connection,
+    intent: OrderIntent,
+    *,
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    run_id: str,
+    broker: Broker,
+    event_time: datetime,
+) -> OrderOutcome:
+    """Place an order that rests at the venue (a venue-native protective stop), recorded like any order: the
+    ``audit.orders`` row with its type and prices, events, the submit journal, fills when the venue reports them
+    (``apply_venue_report``). Never sent twice: an existing order with the intent's client id is returned as it is.
+    The kill switch and live arming are checked first; the per-run and notional guards are not (it reduces risk)."""
+    event_time = require_utc(event_time, "event_time")
+    coid = client_order_id_for(intent.decision_id, intent.leg)
+    existing = conn.execute(text("select status from audit.orders where client_order_id = :c"), {"c": coid}).scalar()
+    if existing is not None:
+        return OrderOutcome(coid, OrderStatus(existing), reason="already placed")
+    switch = kill_switch_state(conn)
+    if switch.engaged:
+        raise KillSwitchEngagedError(f"kill switch engaged: {switch.reason}; {coid} not placed")
+    account = _account(conn, intent.account)
+    if getattr(broker, "live", False) and not (account.live_enabled and account.mode in ("live", "shadow")):
+        raise ConfigError(f"account {intent.account!r} (mode {account.mode}) is not armed for live orders")
+    _insert_order(conn, intent, coid, run_id=run_id, broker=broker, parent=None, arrival_price=None,
+                  event_time=event_time)  # fmt: skip
+    conn.execute(
+        text("update audit.orders set order_type = :t, limit_price = :l where client_order_id = :c"),
+        {"t": order_type, "l": limit_price, "c": coid},
+    )
+    request = OrderRequest(coid, intent.account, intent.symbol, intent.side, intent.quantity, intent.reference_price,
+                           event_time, order_type=order_type, limit_price=limit_price, stop_price=stop_price)  # fmt: skip
+    record_attempt(conn, coid, intent.account, broker.name)
+    try:
+        report = broker.submit(request)
+    except (KillSwitchEngagedError, OrderRejectedError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        _record_event(conn, run_id, coid, OrderStatus.NEW, OrderStatus.REJECTED, event_time, {"reason": reason})
+        _set_status(conn, coid, OrderStatus.REJECTED, None)
+        return OrderOutcome(coid, OrderStatus.REJECTED, reason=reason)
+    except (UnknownOrderStateError, VenueTemporaryError) as exc:
+        _record_event(conn, run_id, coid, OrderStatus.NEW, OrderStatus.SUBMITTED, event_time,
+                      {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+        _set_status(conn, coid, OrderStatus.SUBMITTED, None)
+        return OrderOutcome(coid, OrderStatus.SUBMITTED, reason="outcome unknown; reconcile by client order id")
+    status = _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report, account=intent.account,
+                           base_currency=account.base_currency, event_time=event_time)  # fmt: skip
+    return OrderOutcome(coid, status, report.fills, report.reason)
