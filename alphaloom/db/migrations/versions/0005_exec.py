@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0005_exec"
-down_revision = "0003_ingest"
+down_revision = "0006_backtest"
 branch_labels = None
 depends_on = None
 
