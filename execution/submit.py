@@ -25,8 +25,8 @@ Writes: ``audit.orders`` (with ``arrival_price``: the last trade at submit, and 
 orders), ``audit.order_events`` (``event_ts`` = ``event_time``; the final event of a filled order carries its
 average fill price and slippage versus the arrival price), ``audit.fills``, ``audit.positions``,
 ``audit.balances`` (the account's base currency), ``audit.risk_checks``, ``audit.guard_trips``, ``audit.lineage``
-(order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash assumes the symbol's
-quote currency is the account's base currency.
+(order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash moves in the
+symbol's quote currency (``audit.balances`` per currency); views convert it into the base currency (``alphaloom.fx``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from alphaloom.errors import (
     UnknownOrderStateError,
     VenueTemporaryError,
 )
-from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits
+from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits, kill_switch_state
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
 from execution.fatfinger import check_daily_loss, check_orders_per_run, record_trip, set_halt
@@ -131,6 +131,10 @@ def _record_guard(
     record_guard(conn, run_id, intent, GuardRow(_guard_name(intent), approved, reason, numbers))
 
 
+def _quote_currency(symbol: str, default: str) -> str:
+    return symbol.split("/", 1)[1] if "/" in symbol else default
+
+
 def _apply_report(
     conn: Connection,
     *,
@@ -182,7 +186,8 @@ def _apply_report(
         for _, fill in new_fills:
             holding = apply_fill(holding, side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
             cash += cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
-        booking = FillBooking(new_fills, account, symbol, holding, base_currency, cash)
+        # cash moves in the symbol's quote currency
+        booking = FillBooking(new_fills, account, symbol, holding, _quote_currency(symbol, base_currency), cash)
     write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events, booking=booking,
                  status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity,
                  new_order=new_order)  # fmt: skip
@@ -418,3 +423,81 @@ def _reconcile(
         event_time=event_time,
     )
     return OrderOutcome(coid, new_status, report.fills, "reconciled with the venue")
+
+
+# --- applying a venue report outside ``execute`` (kill-switch cancels, reconciliation) --------------------------------
+
+
+def apply_venue_report(
+    conn: Connection, *, run_id: str, report: BrokerReport, event_time: datetime
+) -> OrderStatus | None:
+    """Bring the recorded order ``report.client_order_id`` up to the venue's report (events, fills, position, cash),
+    as ``execute`` does; None when there is no such order in ``audit.orders``."""
+    row = conn.execute(
+        text(
+            """select o.status, o.account, a.base_currency from audit.orders o
+               join audit.accounts a on a.id = o.account where o.client_order_id = :c for update of o"""
+        ),
+        {"c": report.client_order_id},
+    ).first()
+    if row is None:
+        return None
+    return _apply_report(conn, run_id=run_id, current=OrderStatus(row.status), report=report, account=row.account,
+                         base_currency=row.base_currency, event_time=require_utc(event_time, "event_time"))  # fmt: skip
+
+
+def place_standing_order(
+    conn: Connection,
+    intent: OrderIntent,
+    *,
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    run_id: str,
+    broker: Broker,
+    event_time: datetime,
+) -> OrderOutcome:
+    """Place an order that rests at the venue (a venue-native protective stop), recorded like any order: the
+    ``audit.orders`` row with its type and prices, events, the submit journal, fills when the venue reports them
+    (``apply_venue_report``). Never sent twice: an existing order with the intent's client id is returned as it is.
+    The kill switch and live arming are checked first; the per-run and notional guards are not (it reduces risk)."""
+    event_time = require_utc(event_time, "event_time")
+    coid = client_order_id_for(intent.decision_id, intent.leg)
+    existing = conn.execute(text("select status from audit.orders where client_order_id = :c"), {"c": coid}).scalar()
+    if existing is not None:
+        return OrderOutcome(coid, OrderStatus(existing), reason="already placed")
+    switch = kill_switch_state(conn)
+    if switch.engaged:
+        raise KillSwitchEngagedError(f"kill switch engaged: {switch.reason}; {coid} not placed")
+    account = conn.execute(
+        text("select base_currency, mode, live_enabled from audit.accounts where id = :a"), {"a": intent.account}
+    ).first()
+    if account is None:
+        raise ConfigError(
+            f"account {intent.account!r} does not exist; create it with execution.accounts.ensure_account"
+        )
+    if getattr(broker, "live", False) and not (account.live_enabled and account.mode in ("live", "shadow")):
+        raise ConfigError(f"account {intent.account!r} (mode {account.mode}) is not armed for live orders")
+    new_order = NewOrder(intent, broker.name, None, None, order_type=order_type, limit_price=limit_price)
+    request = OrderRequest(coid, intent.account, intent.symbol, intent.side, intent.quantity, intent.reference_price,
+                           event_time, order_type=order_type, limit_price=limit_price, stop_price=stop_price)  # fmt: skip
+    record_attempt(conn, coid, intent.account, broker.name)
+    try:
+        report = broker.submit(request)
+    except (KillSwitchEngagedError, OrderRejectedError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
+                     events=[EventRow(OrderStatus.NEW, OrderStatus.REJECTED, {"reason": reason})], booking=None,
+                     status=OrderStatus.REJECTED, venue_order_id=None, filled_quantity=None,
+                     new_order=new_order)  # fmt: skip
+        return OrderOutcome(coid, OrderStatus.REJECTED, reason=reason)
+    except (UnknownOrderStateError, VenueTemporaryError) as exc:
+        unknown = {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"}
+        write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
+                     events=[EventRow(OrderStatus.NEW, OrderStatus.SUBMITTED, unknown)], booking=None,
+                     status=OrderStatus.SUBMITTED, venue_order_id=None, filled_quantity=None,
+                     new_order=new_order)  # fmt: skip
+        return OrderOutcome(coid, OrderStatus.SUBMITTED, reason="outcome unknown; reconcile by client order id")
+    status = _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report, account=intent.account,
+                           base_currency=account.base_currency, event_time=event_time, new_order=new_order)  # fmt: skip
+    return OrderOutcome(coid, status, report.fills, report.reason)

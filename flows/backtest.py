@@ -2,61 +2,170 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
-from prefect import flow
-from sqlalchemy import text
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine, text
 
-from agents.team import Team, build_team
-from alphaloom.backtest.reporting import build_run_report
+from agents.llm import LlmAnalyst
+from agents.strategies.sma_cross import SmaCrossParams
+from agents.team import StrategyParams, Team, build_team, decide
+from alphaloom.backtest.exposure import llm_exposure
+from alphaloom.backtest.reporting import FILL_MODES, build_run_report
+from alphaloom.db.engine import get_engine
 from alphaloom.domain import timeframe_delta
-from alphaloom.errors import DataUnavailableError
-from alphaloom.settings import get_settings
+from alphaloom.errors import ConfigError, DataUnavailableError
+from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.settings import Settings, get_settings
+from execution.brokers.base import Broker
+from execution.brokers.next_open import NextOpenPaperBroker
+from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.submit import execute
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
-from flows.decide import _ensure_paper_account, decide_symbols, decision_times
+from flows.decide import _ensure_paper_account, decision_times
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What every step of one backtest shares."""
+
+    account: str
+    symbols: list[str]
+    run_id: str
+    settings: Settings
+    team: Team
+    strategy: StrategyParams
+    fill_at: str
+    fill_until: datetime
+    opens: dict[tuple[str, datetime], Decimal]
+
+    def broker(self, kill_switch: Callable[[], KillSwitchState], engine: Engine) -> Broker:
+        """The paper broker the live decision flow uses, filling at the next open when so configured."""
+        paper = PaperBroker(fee_bps=self.settings.paper_fee_bps, slippage_bps=self.settings.paper_slippage_bps,
+                            kill_switch=kill_switch, venue=PostgresPaperVenue(engine))  # fmt: skip
+        if self.fill_at == "close":
+            return paper
+        return NextOpenPaperBroker(
+            paper, bar_open=lambda symbol, at: self.opens.get((symbol, at)), fill_until=self.fill_until
+        )
+
+
+# NO_CACHE: the replay holds a model and an HTTP client, which must not be hashed as task inputs on every step.
+@task(cache_policy=NO_CACHE)
+def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
+    """Decide every symbol at ``as_of`` and send what risk approved, in one transaction (as the live flow does)."""
+    engine = get_engine()
+    with engine.connect() as conn, conn.begin():
+        decisions = decide(
+            conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
+            settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
+            llm_agent=replay.team.llm_agent,
+        )  # fmt: skip
+        intents = [intent for decision in decisions for intent in decision.intents]
+        if intents:
+            broker = replay.broker(lambda: kill_switch_state(conn), engine)
+            execute(conn, intents, run_id=replay.run_id, broker=broker, settings=replay.settings, event_time=as_of)
+    return {"decisions": len(decisions), "intents": len(intents)}
+
+
+def _bar_opens(
+    engine: Engine, settings: Settings, symbols: list[str], start: datetime, end: datetime
+) -> dict[tuple[str, datetime], Decimal]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("""select symbol, ts, open from raw.ohlcv where exchange = :e and timeframe = :tf
+                    and symbol = any(:s) and ts >= :start and ts < :end"""),
+            {"e": settings.exchange, "tf": settings.timeframe, "s": symbols, "start": start, "end": end},
+        ).all()  # fmt: skip
+    return {(r.symbol, r.ts): Decimal(r.open) for r in rows}
+
+
+def _llm_usage(engine: Engine, run_id: str) -> dict[str, dict[str, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("""select status, count(*) as n, coalesce(sum(total_tokens), 0) as tokens from audit.llm_usage
+                    where run_id = :r group by status order by status"""),
+            {"r": run_id},
+        ).all()  # fmt: skip
+    return {r.status: {"count": int(r.n), "tokens": int(r.tokens)} for r in rows}
 
 
 @flow(name="backtest", on_failure=[alert_on_failure])
 def backtest_flow(
-    symbols: list[str] | None = None, end: datetime | None = None, steps: int = 168, llm_live: bool = False
+    symbols: list[str] | None = None,
+    end: datetime | None = None,
+    steps: int = 168,
+    llm_live: bool = False,
+    llm_max_calls: int = 100,
+    llm_max_tokens: int | None = None,
+    allow_exposure: bool = False,
+    strategy: str = "team",
+    sma_fast: int = 10,
+    sma_slow: int = 30,
+    fill_at: str | None = None,
 ) -> dict[str, object]:
     """Decide at each of the ``steps`` bar closes up to ``end`` (default: the newest stored bar close) with the same
     ``decide`` and paper execution as the live flow, on an account of its own; returns metrics and the report path.
 
-    Decisions read only what was known at each step (bars closed by then, news first seen by then). Fills go through
-    the paper broker at the decision bar's close plus slippage, with fees. The LLM analyst is consulted only with
-    ``llm_live`` (a cache-only replay is not implemented yet); the report says which."""
+    - Point in time: decisions read only bars closed by then and news first seen by then.
+    - Fills (``fill_at``, default the ``backtest_fill_at`` setting): ``next_open`` fills an order decided at bar t at
+      bar t+1's open, with the paper broker's fees and slippage; the last step's orders expire unfilled. ``close``
+      fills at the decision bar's close.
+    - ``strategy``: ``team`` (every agent votes) or ``sma_cross`` (only SMA(``sma_fast``) vs SMA(``sma_slow``)).
+    - LLM (team strategy with an endpoint configured): cache-only by default, so a replay costs nothing and repeats
+      exactly; a miss is skipped and recorded. ``llm_live`` lets up to ``llm_max_calls`` misses be sent (and at most
+      ``llm_max_tokens`` tokens in the run, default the ``llm_run_token_budget`` setting). A window starting before
+      the model's training cutoff is refused (``ConfigError``) unless ``allow_exposure``; then the report flags it.
+    """
     settings = get_settings()
+    if llm_max_tokens is not None:
+        settings = settings.model_copy(update={"llm_run_token_budget": llm_max_tokens})
+    fill_at = fill_at or settings.backtest_fill_at
+    if fill_at not in FILL_MODES:
+        raise ConfigError(f"fill_at must be one of {sorted(FILL_MODES)}, got {fill_at!r}")
     symbols = symbols or settings.symbols
-    with audited_run("backtest", {"symbols": symbols, "end": end, "steps": steps, "llm_live": llm_live}) as (
-        engine,
-        run_id,
-    ):
-        if end is None:
-            with engine.connect() as conn:
-                newest = conn.execute(
-                    text("select max(ts) from raw.ohlcv where exchange = :e and timeframe = :tf and symbol = any(:s)"),
-                    {"e": settings.exchange, "tf": settings.timeframe, "s": symbols},
-                ).scalar()
-            if newest is None:
-                raise DataUnavailableError(f"no bars stored for {symbols} on {settings.exchange}")
-            end = newest + timeframe_delta(settings.timeframe)
+    rules = StrategyParams(rule=strategy, sma_cross=SmaCrossParams(sma_fast, sma_slow))
+    engine = get_engine()
+    if end is None:
+        with engine.connect() as conn:
+            newest = conn.execute(
+                text("select max(ts) from raw.ohlcv where exchange = :e and timeframe = :tf and symbol = any(:s)"),
+                {"e": settings.exchange, "tf": settings.timeframe, "s": symbols},
+            ).scalar()
+        if newest is None:
+            raise DataUnavailableError(f"no bars stored for {symbols} on {settings.exchange}")
+        end = newest + timeframe_delta(settings.timeframe)
+    times = decision_times(end, steps, settings.timeframe)
+    use_llm = settings.llm_base_url is not None and rules.rule == "team"
+    exposure = llm_exposure(settings.llm_model, settings.llm_training_cutoffs, times[0]) if use_llm else None
+    if exposure and not allow_exposure:
+        raise ConfigError(f"backtest refused: {exposure}; pass --allow-exposure to run it anyway (it is flagged)")
+
+    parameters = {"symbols": symbols, "end": times[-1], "steps": steps, "llm_live": llm_live,
+                  "llm_max_calls": llm_max_calls, "llm_max_tokens": llm_max_tokens, "allow_exposure": allow_exposure,
+                  "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow, "fill_at": fill_at,
+                  "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
+    with audited_run("backtest", parameters) as (engine, run_id):
         account = f"backtest-{run_id[:8]}"
         _ensure_paper_account(settings, account, run_id)
         team = build_team(settings)
-        if not llm_live:
-            team = Team(scorer=team.scorer, llm_agent=None)
-        for as_of in decision_times(end, steps, settings.timeframe):
-            decide_symbols(account, symbols, as_of, run_id, False, team)
-        notes = [
-            "fills: paper broker at the decision bar's close plus slippage, with fees",
-            "LLM analyst: live calls allowed (--llm-live)"
-            if llm_live
-            else "LLM analyst: not consulted (no --llm-live)",
-        ]
-        with engine.connect() as conn:
+        llm_agent = LlmAnalyst(settings, live_calls=llm_max_calls if llm_live else 0) if use_llm else None
+        opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
+        replay = Replay(account, symbols, run_id, settings, Team(scorer=team.scorer, llm_agent=llm_agent), rules,
+                        fill_at, times[-1], opens)  # fmt: skip
+        for as_of in times:
+            replay_step(replay, as_of)
+
+        usage = _llm_usage(engine, run_id)
+        with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
             report = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
-                                      out_dir=settings.home / "reports", notes=notes)  # fmt: skip
+                                      out_dir=settings.home / "reports")  # fmt: skip
+        calls = sum(usage.get(s, {}).get("count", 0) for s in ("ok", "repaired", "invalid", "timeout", "error"))
         return {"run_id": run_id, "account": account, "report": str(report.path), "trades": report.trades,
-                **report.metrics.as_dict()}  # fmt: skip
+                "llm_tokens": sum(u["tokens"] for u in usage.values()), "llm_calls": calls, "llm_usage": usage,
+                "exposed": exposure is not None, "pnl_by": report.attribution, **report.metrics.as_dict()}  # fmt: skip

@@ -16,7 +16,7 @@ from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
-from flows._alerts import alert_on_failure
+from flows._alerts import alert_on_drawdown_transition, alert_on_failure
 from flows._audit import audited_run
 
 
@@ -92,7 +92,8 @@ def decide_flow(
     symbols in one transaction, in order, so portfolio-level risk sees the step's earlier orders and a replay is
     deterministic. ``fan_out=True`` makes each symbol its own task on the flow's task runner (a Dask/Ray task runner
     then spreads symbols over machines unchanged); symbols of one step are then decided concurrently, so each sees
-    the others' orders of that step only once committed."""
+    the others' orders of that step only once committed. After each step, a move of the account's drawdown verdicts
+    to reduce or halt raises an alert (``alphaloom.drawdown_alerts``), once per transition."""
     settings = get_settings()
     account = account or settings.account
     symbols = symbols or settings.symbols
@@ -117,4 +118,6 @@ def decide_flow(
             for counts in batches:
                 for key, value in counts.items():
                     totals[key] += value
+            if not dry_run:  # a dry run rolled its verdicts back
+                alert_on_drawdown_transition(get_engine(), account, run_id, step_time)
         return totals

@@ -6,9 +6,13 @@ would point AlphaLoom at a server, and dropped at the end.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -74,3 +78,42 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@dataclass
+class Receiver:
+    url: str
+    status: int = 200
+    received: list[dict] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture()
+def receiver(monkeypatch) -> Iterator[Receiver]:
+    """A local HTTP alert receiver on 127.0.0.1, set as ``ALPHALOOM_ALERT_WEBHOOK_URL`` for the test."""
+    state = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.received.append(json.loads(body))
+            self.send_response(state.status)
+            self.end_headers()
+            state.arrived.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    monkeypatch.setenv("ALPHALOOM_ALERT_WEBHOOK_URL", state.url)
+    get_settings.cache_clear()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        monkeypatch.delenv("ALPHALOOM_ALERT_WEBHOOK_URL")
+        get_settings.cache_clear()

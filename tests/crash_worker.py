@@ -1,7 +1,9 @@
 """A worker process for the crash-recovery test: executes a list of intents one transaction each against the durable
 paper venue, and optionally parks itself at a chosen point so the test can SIGKILL it there.
 
-Usage: python tests/crash_worker.py SPEC.json  (spec: account, run_id, intents, stop_at, stage, signal)
+Usage: python tests/crash_worker.py SPEC.json  (spec: account, run_id, intents, stop_at, stage, signal, and optionally
+``binance_state``: a file holding the book of a binance venue served to ccxt's real binance class, used instead of the
+paper venue)
 Stages: ``after_journal`` (attempt committed, venue not called), ``after_submit`` (venue has the order, nothing
 recorded), ``before_commit`` (recorded in the open transaction, not committed).
 """
@@ -20,6 +22,7 @@ from alphaloom.domain import DecisionId, OrderIntent, Side
 from alphaloom.guards import KillSwitchState
 from alphaloom.settings import Settings
 from execution.brokers.base import BrokerReport, OrderRequest
+from execution.brokers.ccxt_broker import CcxtBroker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
 
@@ -32,7 +35,7 @@ def park(signal: str) -> None:
 
 class ParkingBroker:
     def __init__(self, inner: PaperBroker, spec: dict) -> None:
-        self.inner, self.spec, self.name, self.live = inner, spec, inner.name, False
+        self.inner, self.spec, self.name, self.live = inner, spec, inner.name, getattr(inner, "live", False)
         self.index = -1
 
     def submit(self, request: OrderRequest) -> BrokerReport:
@@ -47,17 +50,34 @@ class ParkingBroker:
         return self.inner.lookup(client_order_id)
 
 
+def binance_on_file(state: str) -> CcxtBroker:
+    """A fresh ccxt binance broker (no memory of earlier processes) on the venue book kept in ``state``."""
+    from ccxt_replay import DurableBinanceSpotVenue, mount
+
+    from alphaloom.ingest.ccxt_prices import make_exchange
+
+    exchange = make_exchange(
+        "binance",
+        {"enableRateLimit": False, "apiKey": "test-key", "secret": "test-secret",
+         "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}},
+    )  # fmt: skip
+    mount(exchange, DurableBinanceSpotVenue(Path(state), {"BTCUSDT": "87512.00"}).routes())
+    return CcxtBroker(exchange, kill_switch=lambda: KillSwitchState(False, "", ""), symbols=["BTC/USDT"])
+
+
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     engine = get_engine()
     settings = Settings()
-    paper = PaperBroker(
+    inner: PaperBroker | CcxtBroker = PaperBroker(
         fee_bps=Decimal(10),
         slippage_bps=Decimal(5),
         kill_switch=lambda: KillSwitchState(False, "", ""),
         venue=PostgresPaperVenue(engine),
     )
-    broker = ParkingBroker(paper, spec)
+    if spec.get("binance_state"):
+        inner = binance_on_file(spec["binance_state"])
+    broker = ParkingBroker(inner, spec)
     event_time = datetime.fromisoformat(spec["event_time"])
     for index, raw in enumerate(spec["intents"]):
         broker.index = index

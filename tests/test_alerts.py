@@ -2,57 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from prefect import flow
 from typer.testing import CliRunner
 
 from alphaloom.alerts import alert
+from alphaloom.drawdown_alerts import transition_alert_kind
 from alphaloom.settings import get_settings
 from flows._alerts import alert_on_failure
-
-
-@dataclass
-class Receiver:
-    url: str
-    status: int = 200
-    received: list[dict] = field(default_factory=list)
-    arrived: threading.Event = field(default_factory=threading.Event)
-
-
-@pytest.fixture()
-def receiver(monkeypatch) -> Iterator[Receiver]:
-    state = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.received.append(json.loads(body))
-            self.send_response(state.status)
-            self.end_headers()
-            state.arrived.set()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    monkeypatch.setenv("ALPHALOOM_ALERT_WEBHOOK_URL", state.url)
-    get_settings.cache_clear()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        monkeypatch.delenv("ALPHALOOM_ALERT_WEBHOOK_URL")
-        get_settings.cache_clear()
 
 
 def test_an_alert_is_posted_as_json_with_its_reason_and_logged(receiver, caplog) -> None:
@@ -118,3 +75,22 @@ def test_a_fat_finger_trip_and_an_account_halt_alert_with_their_reasons(receiver
     kinds = {item["kind"]: item for item in receiver.received}
     assert "max_order_notional" in kinds["fat_finger"]["reason"] and "BTC/USDT" in kinds["fat_finger"]["reason"]
     assert kinds["account_halt"]["details"]["loss_pct"] == "3.2"
+
+
+@pytest.mark.parametrize(
+    ("previous", "level", "kind"),
+    [
+        (None, "halt", "drawdown_halt"),
+        ("normal", "halt", "drawdown_halt"),
+        ("reduce", "halt", "drawdown_halt"),
+        ("halt", "halt", None),
+        (None, "reduce", "drawdown_reduce"),
+        ("normal", "reduce", "drawdown_reduce"),
+        ("reduce", "reduce", None),
+        ("halt", "reduce", None),
+        ("halt", "normal", None),
+        (None, "normal", None),
+    ],
+)
+def test_drawdown_alerts_fire_once_per_move_for_the_worse(previous, level, kind) -> None:
+    assert transition_alert_kind(previous, level) == kind

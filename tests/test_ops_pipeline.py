@@ -6,8 +6,14 @@ never mix with other modules' (accounts are unique to this module too).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -159,6 +165,182 @@ def test_the_lock_admits_one_of_two_concurrent_holders(engine) -> None:
     for t in threads:
         t.join(60)
     assert sorted(results) == ["another decision run for account 'ops-race' is in progress", "ran"]
+
+
+WORKER = Path(__file__).with_name("decide_worker.py")
+
+
+def _decide_in_a_process(
+    account: str, symbols: list[str], data: SampleData, *, wait_seconds: float
+) -> subprocess.Popen:
+    """A decision flow run in its own process, against this session's Prefect API and database."""
+    from prefect.settings import PREFECT_API_URL
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "ALPHALOOM_DECISION_LOCK_WAIT_SECONDS": str(wait_seconds),
+           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}  # fmt: skip
+    args = [sys.executable, str(WORKER), account, ",".join(symbols), data.end.isoformat(), "3"]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(worker: subprocess.Popen) -> dict:
+    out, err = worker.communicate(timeout=300)
+    assert worker.returncode == 0, err[-4000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _until(condition: Callable[[], bool], what: str, workers: list[subprocess.Popen]) -> None:
+    """Poll a database condition (not a timing assumption): fail early if a worker died meanwhile."""
+    deadline = time.monotonic() + 240
+    while not condition():
+        for worker in workers:
+            if worker.poll() is not None:
+                raise AssertionError(f"a worker ended while waiting for {what}: {worker.communicate()}")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _lock_waiters(engine: Engine, account: str) -> int:
+    from alphaloom.locks import decision_lock_key
+
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                """select count(*) from pg_locks where locktype = 'advisory' and not granted
+                   and ((classid::bigint << 32) | objid::bigint) = hashtextextended(:k, 0)"""
+            ),
+            {"k": decision_lock_key(account)},
+        ).scalar_one()
+
+
+def test_two_concurrent_decision_flow_runs_for_one_account_never_overlap(engine, data) -> None:
+    """Three real decision flow runs in three processes for one account, forced to meet: run 1 is held inside its
+    critical section by a barrier (an uncommitted insert of the account row that its ``ensure_account`` must wait
+    for); run 2, started then with no lock wait, fails with the clear message and writes nothing; run 3, started
+    then with a lock wait, queues on the lock and runs only after run 1 has finished. Their recorded spans do not
+    overlap and run 3 duplicates none of run 1's decisions or orders."""
+    from prefect.client.orchestration import get_client
+
+    account, symbols = f"ops-overlap-{uuid.uuid4().hex[:6]}", list(data.symbols[:2])
+    barrier = engine.connect()
+    barrier.begin()
+    barrier.execute(
+        text("insert into audit.accounts (id, venue, base_currency, mode, starting_cash) "
+             "values (:a, 'paper', :c, 'paper', 1)"),
+        {"a": account, "c": get_settings().base_currency},
+    )  # fmt: skip
+    workers: list[subprocess.Popen] = []
+    try:
+        first = _decide_in_a_process(account, symbols, data, wait_seconds=0)
+        workers.append(first)
+
+        def first_is_parked() -> bool:
+            with engine.connect() as conn:
+                return lock_held(engine, account) and bool(
+                    conn.execute(
+                        text(
+                            """select count(*) from pg_stat_activity where datname = current_database()
+                               and wait_event_type = 'Lock' and query like 'insert into audit.accounts%'"""
+                        )
+                    ).scalar_one()
+                )
+
+        _until(first_is_parked, "run 1 to hold the lock and wait at the barrier", workers)
+
+        refused = _finished(_decide_in_a_process(account, symbols, data, wait_seconds=0))
+        assert refused["state"] == "FAILED"
+        assert f"another decision run for account '{account}' is in progress" in refused["message"]
+
+        queued = _decide_in_a_process(account, symbols, data, wait_seconds=600)
+        workers.append(queued)
+        _until(lambda: _lock_waiters(engine, account) == 1, "run 3 to queue on the lock", workers)
+        assert first.poll() is None  # still parked: the two are now genuinely concurrent
+    finally:
+        barrier.rollback()
+        barrier.close()
+    one, three = _finished(first), _finished(queued)
+    assert one["state"] == three["state"] == "COMPLETED", (one, three)
+
+    with get_client(sync_client=True) as client:  # the runs went through the real Prefect API
+        for result in (one, refused, three):
+            assert client.read_flow_run(uuid.UUID(result["flow_run_id"])).state.type.value == result["state"]
+    with engine.connect() as conn:
+        spans = {
+            row.run_id: row
+            for row in conn.execute(
+                text("select run_id, status, started_at, finished_at from audit.runs where run_id = any(:ids)"),
+                {"ids": [one["flow_run_id"], refused["flow_run_id"], three["flow_run_id"]]},
+            )
+        }
+        decisions = conn.execute(
+            text("select run_id, symbol, as_of from audit.decisions where account = :a"), {"a": account}
+        ).all()
+        order_runs = set(
+            conn.execute(text("select run_id from audit.orders where account = :a"), {"a": account}).scalars()
+        )
+    assert refused["flow_run_id"] not in spans  # refused before its run started: nothing recorded, nothing decided
+    run1, run3 = spans[one["flow_run_id"]], spans[three["flow_run_id"]]
+    assert run1.status == run3.status == "completed"
+    assert run1.finished_at <= run3.started_at  # the critical sections did not overlap
+    assert len(decisions) == 3 * len(symbols) == len({(d.symbol, d.as_of) for d in decisions})
+    assert {d.run_id for d in decisions} == {run1.run_id} and order_runs <= {run1.run_id}
+    assert not lock_held(engine, account) and _lock_waiters(engine, account) == 0
+
+
+def _drawdown_levels(engine: Engine, account: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                """select d.as_of, rc.numbers ->> 'level' from audit.risk_checks rc
+                   join audit.decisions d using (decision_id)
+                   where rc.account = :a and rc.check_name = 'drawdown' and rc.numbers ->> 'level' is not null
+                   order by rc.id"""
+            ),
+            {"a": account},
+        ).all()
+
+
+def test_a_drawdown_halt_alerts_once_per_transition_and_a_reduce_warns(
+    engine, data, receiver, monkeypatch, caplog
+) -> None:
+    """Thresholds at 0 % make every buy verdict a halt: the run that first halts the account alerts once (though
+    several steps halt), a second run still halted alerts nothing, and another account entering reduce warns once."""
+    symbols = list(data.symbols)
+
+    def run(account: str, reduce_pct: str, halt_pct: str, order_notional: str) -> None:
+        monkeypatch.setenv("ALPHALOOM_DRAWDOWN_REDUCE_PCT", reduce_pct)
+        monkeypatch.setenv("ALPHALOOM_DRAWDOWN_HALT_PCT", halt_pct)
+        monkeypatch.setenv("ALPHALOOM_ORDER_NOTIONAL", order_notional)  # a new config version: new decisions
+        get_settings.cache_clear()
+        state = decide_flow(symbols=symbols, as_of=data.end, steps=STEPS, account=account, return_state=True)
+        assert state.is_completed(), state
+
+    def kinds() -> list[str]:
+        return [p["kind"] for p in receiver.received]
+
+    run("ops-dd", "0", "0", "5000")
+    halted_steps = {as_of for as_of, level in _drawdown_levels(engine, "ops-dd") if level == "halt"}
+    assert len(halted_steps) >= 2, "the window must halt at several steps for 'once' to mean anything"
+    assert kinds() == ["drawdown_halt"]
+    (halt,) = receiver.received
+    assert halt["details"]["account"] == "ops-dd" and halt["details"]["level"] == "halt"
+    assert halt["details"]["previous_level"] is None and halt["details"]["halt_pct"] == "0"
+    assert halt["details"]["as_of"] == min(halted_steps).isoformat()
+    assert "halts new buys" in halt["reason"] and "ops-dd" in halt["reason"]
+    assert "ALERT drawdown_halt" in caplog.text
+
+    verdicts_after_first = len(_drawdown_levels(engine, "ops-dd"))
+    run("ops-dd", "0", "0", "4000")
+    later = _drawdown_levels(engine, "ops-dd")[verdicts_after_first:]
+    assert later and {level for _, level in later} == {"halt"}  # it halted again, silently
+    assert kinds() == ["drawdown_halt"]
+
+    run("ops-dd-reduce", "0", "100", "5000")
+    assert {level for _, level in _drawdown_levels(engine, "ops-dd-reduce")} == {"reduce"}
+    assert kinds() == ["drawdown_halt", "drawdown_reduce"]
+    warning = receiver.received[-1]
+    assert "reduces buys by 0.5" in warning["reason"] and warning["details"]["reduce_pct"] == "0"
 
 
 def test_explain_chain_is_complete_for_an_order(engine, data, fanned_out, tmp_path) -> None:

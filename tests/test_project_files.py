@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOWS = {"ingest_prices", "ingest_news", "build_features", "decide", "quality_report", "backtest"}
+FLOWS = {"ingest_prices", "ingest_news", "build_features", "decide", "quality_report", "backtest", "protect_positions"}
 MANUAL = {"backtest"}  # run on demand from the UI or CLI, no schedule
 
 

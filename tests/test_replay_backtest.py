@@ -67,6 +67,19 @@ def test_a_backtest_replays_deterministically_and_reports(engine, data) -> None:
             {"r": first["run_id"]},
         ).scalar_one()  # fmt: skip
     assert first["trades"] == sells
+    # P&L attribution: by asset, agent and strategy, each summing to the closed trades' P&L, and in the report.
+    with engine.connect() as conn:
+        from alphaloom.backtest.reporting import build_run_report
+
+        again = build_run_report(
+            conn, first["run_id"], exchange=EXCHANGE, timeframe="1h", out_dir=Path(first["report"]).parent.parent
+        )
+    pnl_by = first["pnl_by"]
+    assert set(pnl_by) == {"asset", "agent", "strategy"} and pnl_by == again.attribution
+    total = sum(pnl_by["asset"].values())
+    assert sum(pnl_by["agent"].values()) == pytest.approx(total) == sum(pnl_by["strategy"].values())
+    assert set(pnl_by["agent"]) <= {"technical", "news", "llm", "unattributed"} and "technical" in pnl_by["agent"]
+    assert "P&amp;L by agent" in page and "P&amp;L by strategy" in page
 
 
 def test_report_command_for_a_run_and_a_clear_error_for_an_unknown_one(engine, data) -> None:
@@ -76,6 +89,8 @@ def test_report_command_for_a_run_and_a_clear_error_for_an_unknown_one(engine, d
     result = CliRunner().invoke(app, ["report", run["run_id"]])
     assert result.exit_code == 0, result.output
     assert "report:" in result.output and run["account"] in result.output
+    page = (get_settings().home / "reports" / run["run_id"] / "report.html").read_text()
+    assert "next bar&#x27;s open" in page and "LLM analyst: not consulted" in page, "notes come from the run's row"
     missing = CliRunner().invoke(app, ["report", "no-such-run"])
     assert missing.exit_code == 1 and "no-such-run" in missing.output
 
@@ -115,3 +130,183 @@ def test_no_look_ahead_perturbing_everything_after_t_changes_no_decision_up_to_t
             )
     assert _decisions(engine, before["run_id"]) == _decisions(engine, after["run_id"])
     assert before["total_return"] == after["total_return"]
+
+
+def _fills(engine, run_id: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("""select f.symbol, f.side, f.ts, f.quantity, f.price from audit.fills f
+                    join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts, f.symbol, f.side"""),
+            {"r": run_id},
+        ).all()  # fmt: skip
+
+
+def test_step_path_fills_at_the_next_open_and_matches_the_fast_path_trade_for_trade(engine, data, monkeypatch) -> None:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    import pandas as pd
+
+    from agents.trader import quantity_step
+    from alphaloom.backtest.vectorized import exact_trades, run, sma_cross_target
+
+    monkeypatch.setenv("ALPHALOOM_MAX_ORDERS_PER_RUN", "1000")
+    get_settings.cache_clear()
+    settings = get_settings()
+    symbols, steps, fast, slow = ["BTC/USDT", "ETH/USDT"], 240, 5, 20
+    result = backtest_flow(symbols=symbols, end=data.end, steps=steps, strategy="sma_cross", sma_fast=fast,
+                           sma_slow=slow)  # fmt: skip
+    step_trades = [(r.symbol, r.side, pd.Timestamp(r.ts), Decimal(r.quantity), Decimal(r.price))
+                   for r in _fills(engine, result["run_id"])]  # fmt: skip
+    assert len(step_trades) >= 10, "the window must trade for the comparison to mean anything"
+
+    with engine.connect() as conn:
+        bars = pd.DataFrame(
+            conn.execute(
+                text("""select symbol, ts, open, close from raw.ohlcv where exchange = :e and timeframe = '1h'
+                        and symbol = any(:s) and ts < :end order by ts"""),
+                {"e": EXCHANGE, "s": symbols, "end": data.end},
+            ).all(),
+            columns=["symbol", "ts", "open", "close"],
+        )  # fmt: skip
+        expired = conn.execute(
+            text("""select o.status, count(f.fill_id) as fills, min(d.as_of) as as_of from audit.orders o
+                    join audit.decisions d using (decision_id) left join audit.fills f using (client_order_id)
+                    where o.run_id = :r and d.as_of = (select max(as_of) from audit.decisions where run_id = :r)
+                    group by o.status"""),
+            {"r": result["run_id"]},
+        ).all()  # fmt: skip
+    bars["ts"] = pd.to_datetime(bars["ts"], utc=True)
+    open_ = bars.pivot(index="ts", columns="symbol", values="open").astype(float)
+    close = bars.pivot(index="ts", columns="symbol", values="close").astype(float)
+    target = sma_cross_target(close, fast, slow)  # on the whole history: the step path reads it too
+    first_decision_bar = pd.Timestamp(data.end) - timedelta(hours=steps)  # the bar whose close is the first as_of
+    window = close.index >= first_decision_bar
+    steps_map = {s: quantity_step(s) for s in symbols}
+    fast_path = run(open_[window], close[window], target[window], initial_cash=float(settings.starting_cash),
+                    order_notional=settings.order_notional, fee_bps=float(settings.paper_fee_bps),
+                    slippage_bps=float(settings.paper_slippage_bps), quantity_steps=steps_map)  # fmt: skip
+    fast_trades = exact_trades(fast_path, open_[window], close[window], order_notional=settings.order_notional,
+                               slippage_bps=float(settings.paper_slippage_bps), quantity_steps=steps_map)  # fmt: skip
+    assert sorted(step_trades) == sorted(fast_trades)
+
+    # Next-open fills: every fill is at its bar's open plus or minus slippage, never at or after the last step,
+    # whose orders (if any) expired unfilled.
+    opens = bars.set_index(["symbol", "ts"])["open"]
+    slip = settings.paper_slippage_bps / 10000
+    for symbol, side, ts, _, price in step_trades:
+        assert price == Decimal(opens[(symbol, ts)]) * (1 + slip if side == "buy" else 1 - slip)
+        assert ts < pd.Timestamp(data.end)
+    assert all(row.status == "expired" and row.fills == 0 for row in expired)
+    get_settings.cache_clear()
+
+
+@pytest.fixture()
+def llm_endpoint(monkeypatch) -> Iterator[list[dict]]:
+    """A local OpenAI-compatible stand-in answering every prompt with the same valid opinion; records requests."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    requests: list[dict] = []
+    content = json.dumps({"action": "buy", "confidence": 0.9, "horizon_bars": 4, "rationale": "trend up",
+                          "key_risks": ["reversal"], "cited_values": []})  # fmt: skip
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body)
+            data = json.dumps({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": 300, "completion_tokens": 40, "total_tokens": 340},
+            }).encode()  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("ALPHALOOM_LLM_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}/v1")
+    monkeypatch.setenv("ALPHALOOM_LLM_MODEL", "stand-in")
+    monkeypatch.setenv("ALPHALOOM_LLM_TRAINING_CUTOFFS", '{"stand-in": "2000-01-01"}')
+    get_settings.cache_clear()
+    yield requests
+    server.shutdown()
+    server.server_close()
+    get_settings.cache_clear()
+
+
+def _llm_outputs(engine, run_id: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("""select symbol, as_of, skipped, prompt_hash, output->>'action', output->>'confidence'
+                    from audit.agent_outputs where run_id = :r and agent = 'llm' order by 1, 2"""),
+            {"r": run_id},
+        ).all()  # fmt: skip
+
+
+def test_llm_in_backtests_is_cache_only_by_default_and_a_rerun_costs_nothing(engine, data, llm_endpoint) -> None:
+    from datetime import timedelta
+
+    symbols, steps = list(data.symbols)[:2], 4
+    end = data.end - timedelta(hours=30)
+    cache_only = backtest_flow(symbols=symbols, end=end, steps=steps)
+    assert llm_endpoint == [] and cache_only["llm_tokens"] == 0
+    assert cache_only["llm_usage"] == {"cache_miss": {"count": steps * 2, "tokens": 0}}
+    assert all(skipped for _, _, skipped, *_ in _llm_outputs(engine, cache_only["run_id"]))
+
+    live = backtest_flow(symbols=symbols, end=end, steps=steps, llm_live=True)
+    assert len(llm_endpoint) == steps * 2 == live["llm_calls"] and live["llm_tokens"] == steps * 2 * 340
+    assert not any(skipped for _, _, skipped, *_ in _llm_outputs(engine, live["run_id"]))
+
+    replay = backtest_flow(symbols=symbols, end=end, steps=steps)
+    assert len(llm_endpoint) == steps * 2, "a re-run sent nothing"
+    assert replay["llm_tokens"] == 0 and replay["llm_usage"] == {"cached": {"count": steps * 2, "tokens": 0}}
+    assert _decisions(engine, replay["run_id"]) == _decisions(engine, live["run_id"])
+    assert _llm_outputs(engine, replay["run_id"]) == _llm_outputs(engine, live["run_id"])
+    assert "response cache only" in Path(replay["report"]).read_text()
+
+    capped = backtest_flow(symbols=symbols, end=end - timedelta(hours=10), steps=steps, llm_live=True, llm_max_calls=3)
+    assert capped["llm_calls"] == 3 and len(llm_endpoint) == steps * 2 + 3
+    assert capped["llm_usage"]["budget_exceeded"]["count"] == steps * 2 - 3
+
+
+def test_a_backtest_before_the_models_training_cutoff_is_refused_unless_allowed(engine, data, llm_endpoint,
+                                                                                monkeypatch) -> None:  # fmt: skip
+    from typer.testing import CliRunner
+
+    from alphaloom.cli import app
+    from alphaloom.errors import ConfigError
+
+    monkeypatch.setenv("ALPHALOOM_LLM_TRAINING_CUTOFFS", '{"stand-in": "2100-01-01"}')
+    get_settings.cache_clear()
+    symbols = list(data.symbols)[:1]
+    with pytest.raises(ConfigError, match="training cutoff 2100-01-01"):
+        backtest_flow(symbols=symbols, end=data.end, steps=2)
+    refused = CliRunner().invoke(app, ["backtest", "--symbols", symbols[0], "--steps", "2"])
+    assert refused.exit_code == 1 and "--allow-exposure" in refused.output
+    exposed = backtest_flow(symbols=symbols, end=data.end, steps=2, allow_exposure=True)
+    assert exposed["exposed"] and llm_endpoint == []
+    assert "EXPOSED to the model" in Path(exposed["report"]).read_text()
+
+    monkeypatch.setenv("ALPHALOOM_LLM_MODEL", "unknown-model")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match="no training cutoff configured for LLM model 'unknown-model'"):
+        backtest_flow(symbols=symbols, end=data.end, steps=2)
+
+
+def test_walk_forward_command_reports_out_of_sample_results_apart(data) -> None:
+    from alphaloom.cli import app
+
+    result = CliRunner().invoke(app, ["walk-forward", "--symbols", "BTC/USDT,ETH/USDT", "--fast", "3,5",
+                                      "--slow", "20,40", "--in-sample", "300", "--out-sample", "100"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "walk-forward windows" in result.output and "out-of-sample only" in result.output
+    bad = CliRunner().invoke(app, ["walk-forward", "--symbols", "BTC/USDT", "--in-sample", "100000"])
+    assert bad.exit_code == 1 and "cannot hold one window" in bad.output

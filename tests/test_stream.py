@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 
@@ -89,20 +90,30 @@ async def replay_server(connections: list[list[dict]], seen: list[list[str]]):
     return await serve(handler, "127.0.0.1", 0, process_request=refuse_first_reconnect)
 
 
-def test_stream_survives_a_drop_without_missing_or_duplicate_closed_candles(engine) -> None:
-    venue = f"binance-ws-{uuid.uuid4().hex[:8]}"
-    prefix = f"alphaloom-test-{uuid.uuid4().hex[:8]}:"
-    cache = redis_cache(prefix)
-    run_id = start_run(engine, "test_stream", {})
-    connections = recorded("binance_ws_kline_BTCUSDT_1h.json")["connections"]  # type: ignore[index]
+@dataclass
+class Streamed:
+    venue: str
+    emitted: list[int]
+    waits: list[float]
+    subscriptions: list[list[str]]
+    stored: list[tuple[int, str]]  # (bar open ms, close) rows in raw.ohlcv
+    revisions: int
+    rest_calls: list[tuple[str, dict[str, str]]]
 
+
+def stream_replayed(engine, connections: list[list[dict]], *, rest_clock_ms: float, last_bar_ms: int,
+                    redis_prefix: str | None = None) -> Streamed:  # fmt: skip
+    """Stream BTC/USDT 1h from the replay server (connection 0 drops, the first reconnect is refused) until the bar
+    opening at ``last_bar_ms`` is stored; REST backfill from the recorded klines with the clock at ``rest_clock_ms``."""
+    venue = f"binance-ws-{uuid.uuid4().hex[:8]}"
+    run_id = start_run(engine, "test_stream", {})
     rest = make_exchange("binance", {"enableRateLimit": False, "options": {"fetchMarkets": {"types": ["spot"]}}})
-    mount(rest, binance_routes())
+    replay = mount(rest, binance_routes())
     rest.load_markets()
     backfill_source = CcxtPriceSource(
-        rest, venue=venue, clock=lambda: datetime.fromtimestamp((T0_MS + 5.5 * H_MS) / 1000, UTC)
+        rest, venue=venue, clock=lambda: datetime.fromtimestamp(rest_clock_ms / 1000, UTC)
     )
-
+    calls_before = len(replay.calls)
     emitted: list[int] = []
     waits: list[float] = []
     subscriptions: list[list[str]] = []
@@ -120,7 +131,7 @@ def test_stream_survives_a_drop_without_missing_or_duplicate_closed_candles(engi
 
         def observe(spec: SeriesSpec, candles: list[list[float]], new: int) -> None:
             emitted.extend(int(c[0]) for c in candles)
-            if int(candles[-1][0]) >= T0_MS + 5 * H_MS:
+            if int(candles[-1][0]) >= last_bar_ms:
                 stop.set()
 
         async def record_wait(seconds: float) -> None:
@@ -129,30 +140,70 @@ def test_stream_survives_a_drop_without_missing_or_duplicate_closed_candles(engi
 
         try:
             await asyncio.wait_for(
-                run_stream([SeriesSpec(venue, "BTC/USDT", "1h")], engine=engine, run_id=run_id, redis_url=REDIS_URL,
-                           redis_prefix=prefix, stop=stop, observe=observe, pro_factory=pro_factory,
-                           rest_factory=lambda _: backfill_source, initial_backoff=0.5, sleep=record_wait),
+                run_stream([SeriesSpec(venue, "BTC/USDT", "1h")], engine=engine, run_id=run_id,
+                           redis_url=REDIS_URL if redis_prefix else None, redis_prefix=redis_prefix or "alphaloom:",
+                           stop=stop, observe=observe, pro_factory=pro_factory, rest_factory=lambda _: backfill_source,
+                           initial_backoff=0.5, sleep=record_wait),
                 timeout=30,
             )  # fmt: skip
         finally:
             server.close()
             await server.wait_closed()
 
+    asyncio.run(main())
+    with engine.begin() as conn:
+        stored = conn.execute(text("select ts, close from raw.ohlcv where exchange = :v order by ts"), {"v": venue})
+        stored_rows = [(int(r[0].timestamp() * 1000), str(r[1])) for r in stored]
+        revisions = conn.execute(text("select count(*) from raw.quarantine where run_id = :r"), {"r": run_id}).scalar()
+    return Streamed(venue, emitted, waits, subscriptions, stored_rows, revisions, replay.calls[calls_before:])
+
+
+def test_stream_survives_a_drop_without_missing_or_duplicate_closed_candles(engine) -> None:
+    prefix = f"alphaloom-test-{uuid.uuid4().hex[:8]}:"
+    cache = redis_cache(prefix)
+    connections = recorded("binance_ws_kline_BTCUSDT_1h.json")["connections"]  # type: ignore[index]
+    result = stream_replayed(engine, connections, rest_clock_ms=T0_MS + 5.5 * H_MS, last_bar_ms=T0_MS + 5 * H_MS,
+                             redis_prefix=prefix)  # fmt: skip
     try:
-        asyncio.run(main())
-        assert emitted == [T0_MS + h * H_MS for h in range(6)]  # 0,1 live; 2,3,4 backfilled; 5 live; no repeats
-        assert waits == [0.5] and len(subscriptions) == 2 and subscriptions[0] == ["btcusdt@kline_1h"]
-        with engine.begin() as conn:
-            stored = conn.execute(
-                text("select ts, close from raw.ohlcv where exchange = :v order by ts"), {"v": venue}
-            ).all()
-            revisions = conn.execute(
-                text("select count(*) from raw.quarantine where run_id = :r"), {"r": run_id}
-            ).scalar()
+        assert result.emitted == [T0_MS + h * H_MS for h in range(6)]  # 0,1 live; 2,3,4 backfilled; 5 live
+        assert result.waits == [0.5] and len(result.subscriptions) == 2
+        assert result.subscriptions[0] == ["btcusdt@kline_1h"]
         klines = recorded("binance_klines_BTCUSDT_1h.json")
-        assert [int(r[0].timestamp() * 1000) for r in stored] == emitted and revisions == 0
-        assert [str(r[1]) for r in stored] == [str(float(k[4])) for k in klines[:6]]  # type: ignore[index]
-        quote = cache.get(venue, "BTC/USDT")
-        assert quote is not None and quote["ts"] == T0_MS + 6 * H_MS  # the forming bar 6 is the latest quote
+        assert [ts for ts, _ in result.stored] == result.emitted and result.revisions == 0
+        assert [close for _, close in result.stored] == [str(float(k[4])) for k in klines[:6]]  # type: ignore[index]
+        quote = cache.get(result.venue, "BTC/USDT")
+        # The latest candle seen when bar 5 closed (its closing update, or the forming bar 6 in the same batch).
+        latest = {T0_MS + 5 * H_MS: "87813.58", T0_MS + 6 * H_MS: "87877.82"}
+        assert quote is not None and quote["price"] == latest[quote["ts"]]
     finally:
-        cache.client.delete(cache.key(venue, "BTC/USDT"))  # type: ignore[union-attr]
+        cache.client.delete(cache.key(result.venue, "BTC/USDT"))  # type: ignore[union-attr]
+
+
+def test_a_drop_exactly_at_a_bar_close_stores_the_venues_final_bar_not_the_last_update_seen(engine) -> None:
+    """Connection 0 sends bar 0 (closing update included) and a mid-bar update of bar 1, then drops exactly when
+    bar 1 closes: its closing update (``x``) is never received. The reconnect lands inside bar 2, so no bar is
+    missing; bar 1 must still come from REST (the venue's final kline), not from its last seen update."""
+    recorded_connections = recorded("binance_ws_kline_BTCUSDT_1h.json")["connections"]  # type: ignore[index]
+    first = recorded_connections[0]
+    bar1_mid, bar2_forming = first[2], first[4]
+    assert (bar1_mid["k"]["t"], bar1_mid["k"]["x"], bar2_forming["k"]["t"]) == (T0_MS + H_MS, False, T0_MS + 2 * H_MS)
+    result = stream_replayed(engine, [first[:3], [bar2_forming]], rest_clock_ms=T0_MS + 2.5 * H_MS,
+                             last_bar_ms=T0_MS + H_MS)  # fmt: skip
+    klines = recorded("binance_klines_BTCUSDT_1h.json")
+    assert result.emitted == [T0_MS, T0_MS + H_MS] and result.waits == [0.5] and result.revisions == 0
+    final = [(int(k[0]), str(float(k[4]))) for k in klines[:2]]  # type: ignore[index]
+    assert result.stored == final and final[1][1] != str(float(bar1_mid["k"]["c"]))
+    assert [q["startTime"] for path, q in result.rest_calls if path == "/api/v3/klines"] == [str(T0_MS + H_MS)]
+
+
+def test_closed_candles_with_closing_flags_never_emit_a_bar_from_a_stale_update() -> None:
+    tracker = ClosedCandles("1h", flagged=True)
+    assert tracker.update([[0, 1, 1, 1, 1, 1]]) == []
+    assert tracker.update([[0, 1, 1, 1, 1, 1]], finals=[[0, 1, 2, 1, 2, 3]]) == [[0, 1, 2, 1, 2, 3]]  # at its close
+    assert tracker.update([[H_MS, 2, 2, 2, 2, 1]]) == []  # bar 1 forming
+    assert tracker.update([[2 * H_MS, 3, 3, 3, 3, 1]]) == []  # bar 1 superseded, its close unseen: held back
+    assert tracker.backfill_since() == datetime.fromtimestamp(H_MS / 1000, UTC)
+    assert tracker.update([], finals=[[2 * H_MS, 3, 4, 3, 4, 2]]) == []  # bar 2 is final but waits behind bar 1
+    tracker.skip_to(H_MS)  # REST stored bar 1
+    assert tracker.backfill_since() is None and tracker.closed() == [[2 * H_MS, 3, 4, 3, 4, 2]]
+    assert tracker.update([[2 * H_MS, 9, 9, 9, 9, 9]]) == []  # a late update of an emitted bar is ignored

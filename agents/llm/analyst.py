@@ -8,6 +8,9 @@ What callers can rely on from ``LlmAnalyst.opine``:
   opinion whose rationale says why, and an ``audit.llm_usage`` row with that status.
 - Answers are validated (``LlmAnswer``) and cached in ``audit.llm_cache`` by prompt hash: the same prompt is never paid
   for twice.
+- ``live_calls`` (backtests) caps the endpoint calls this analyst may make: 0 is cache-only (a miss is a skipped
+  opinion with a ``cache_miss`` usage row, and nothing is sent); n allows n misses to be called, then skips with
+  ``budget_exceeded``. None (live runs) leaves only the token and cost budgets.
 - Tokens, latency and cost go to ``audit.llm_usage`` and into the opinion's details (the team copies tokens and latency
   to ``audit.agent_outputs``). Cost = tokens x the configured price per 1k tokens.
 - Numbers in the answer that contradict its inputs are listed in ``details["flags"]`` and halve its confidence.
@@ -61,8 +64,17 @@ class LlmAnalyst:
     name = AGENT
 
     def __init__(
-        self, settings: Settings, *, client: openai.OpenAI | None = None, prompt_version: str = PROMPT_VERSION
+        self,
+        settings: Settings,
+        *,
+        client: openai.OpenAI | None = None,
+        prompt_version: str = PROMPT_VERSION,
+        live_calls: int | None = None,
     ) -> None:
+        if live_calls is not None and live_calls < 0:
+            raise ConfigError(f"live_calls must be >= 0 (0: cache only), got {live_calls}")
+        self.live_calls_left = live_calls
+        self.live_calls_used = 0
         if settings.llm_base_url is None and client is None:
             raise ConfigError("llm_base_url is not set; the LLM analyst needs an OpenAI-compatible endpoint")
         self.settings = settings
@@ -95,12 +107,24 @@ class LlmAnalyst:
             record_usage(conn, **ledger, status="cached")
             return self._opinion(inputs, key, cached, status="cached", usage=Usage(), cost=Decimal(0), latency_ms=0)
 
+        if self.live_calls_left == 0:
+            status, why = (
+                ("budget_exceeded", "live-call budget reached")
+                if self.live_calls_used
+                else ("cache_miss", "not in the response cache and live calls are off (cache-only replay)")
+            )
+            record_usage(conn, **ledger, status=status, detail=why)
+            return self._skipped(inputs, key, f"LLM skipped: {why}", status)
+
         run_spent, day_spent = spent(conn, run_id)
         reached = budget_exceeded(run_spent, day_spent, self.settings)
         if reached is not None:
             record_usage(conn, **ledger, status="budget_exceeded", detail=reached)
             return self._skipped(inputs, key, f"LLM skipped: {reached}", "budget_exceeded")
 
+        if self.live_calls_left is not None:
+            self.live_calls_left -= 1
+            self.live_calls_used += 1
         usage, started = Usage(), time.perf_counter()
         status, answer, problem = "ok", None, ""
         try:

@@ -1,6 +1,7 @@
 """Loads the ``PortfolioContext`` the portfolio checks need, point in time (the one I/O module of the risk package).
 
-Reads ``audit.positions``, ``audit.balances`` (base currency), ``audit.accounts`` and ``marts.features``
+Reads ``audit.positions``, ``audit.balances`` (every currency, converted into the base currency with ``audit.fx_rates``),
+``audit.accounts`` and ``marts.features``
 (``close`` and ``ret_1`` of rows with ``known_at <= as_of``); records the account's equity at ``as_of`` in
 ``audit.equity_marks`` so the drawdown peak is the highest equity seen up to then.
 
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, text
 
 from agents.risk.portfolio import PortfolioContext
 from alphaloom.domain import require_utc, timeframe_delta
+from alphaloom.fx import rate_at
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"
@@ -47,6 +49,10 @@ def returns_history(
     return frame.pivot(index="ts", columns="symbol", values="ret_1").sort_index().astype(float)
 
 
+def _quote(symbol: str, default: str) -> str:
+    return symbol.split("/", 1)[1] if "/" in symbol else default
+
+
 def _marks(conn: Connection, settings: Settings, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
     if not symbols or conn.execute(text("select to_regclass(:r)"), {"r": FEATURES_RELATION}).scalar() is None:
         return {}
@@ -69,10 +75,13 @@ def portfolio_context(
     base, starting = conn.execute(
         text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
     ).one()
-    cash = conn.execute(
-        text("select coalesce(sum(amount), 0) from audit.balances where account = :a and currency = :c"),
-        {"a": account, "c": base},
-    ).scalar_one()
+    # Cash in every currency and exposures priced in another quote currency count in the base currency, converted
+    # with the rate known at as_of (a missing rate is an error, never a silent 1).
+    cash = sum(
+        (Decimal(amount) * rate_at(conn, ccy, base, as_of) for ccy, amount in conn.execute(
+            text("select currency, amount from audit.balances where account = :a"), {"a": account})),
+        Decimal(0),
+    )  # fmt: skip
     positions = {
         r.symbol: (Decimal(r.quantity), Decimal(r.avg_price))
         for r in conn.execute(
@@ -82,7 +91,8 @@ def portfolio_context(
     }
     universe = sorted(set(symbols) | set(positions))
     marks = _marks(conn, settings, universe, as_of)
-    exposures = {s: q * marks.get(s, avg) for s, (q, avg) in positions.items()}
+    exposures = {s: q * marks.get(s, avg) * rate_at(conn, _quote(s, base), base, as_of)
+                 for s, (q, avg) in positions.items()}  # fmt: skip
     equity = Decimal(cash) + sum(exposures.values(), Decimal(0))
     conn.execute(
         text(

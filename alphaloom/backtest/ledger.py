@@ -29,19 +29,26 @@ def equity_curve(fills: pd.DataFrame, closes: pd.DataFrame, starting_cash: float
 
 
 def closed_trades(fills: pd.DataFrame) -> pd.DataFrame:
-    """One row per sell: symbol, entry/exit time, quantity and net P&L against the average cost (fees included)."""
+    """One row per sell: symbol, entry/exit time, quantity and net P&L against the average cost (fees included).
+
+    When ``fills`` has a ``decision_id`` column, an ``entry_decision`` column names the decision of the buy that
+    opened the position (for P&L attribution by strategy and agent)."""
+    with_decisions = "decision_id" in fills.columns
     rows = []
     for symbol, group in fills.sort_values("ts").groupby("symbol"):
         quantity = cost = 0.0
-        opened = None
+        opened = entry_decision = None
         for fill in group.itertuples():
             q, price, fee = float(fill.quantity), float(fill.price), float(fill.fee)
             if fill.side == "buy":
-                opened = opened if quantity > 0 else fill.ts
+                if quantity <= 0:
+                    opened, entry_decision = fill.ts, (fill.decision_id if with_decisions else None)
                 quantity, cost = quantity + q, cost + q * price + fee
             elif quantity > 0:
                 average = cost / quantity
                 pnl = q * price - fee - q * average
-                rows.append({"symbol": symbol, "entry": opened, "exit": fill.ts, "quantity": q, "pnl": pnl})
+                row = {"symbol": symbol, "entry": opened, "exit": fill.ts, "quantity": q, "pnl": pnl}
+                rows.append(row | ({"entry_decision": entry_decision} if with_decisions else {}))
                 quantity, cost = quantity - q, cost - q * average
-    return pd.DataFrame(rows, columns=["symbol", "entry", "exit", "quantity", "pnl"])
+    columns = ["symbol", "entry", "exit", "quantity", "pnl"] + (["entry_decision"] if with_decisions else [])
+    return pd.DataFrame(rows, columns=columns)

@@ -7,18 +7,25 @@ HTML report with PNGs under ``<home>/reports/<run_id>/``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from alphaloom.backtest.attribution import attribute, vote_shares
 from alphaloom.backtest.ledger import closed_trades, equity_curve
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
 from alphaloom.performance import Metrics, attribution, buy_and_hold, compute_metrics
 from alphaloom.report import ReportData, write_report
+
+FILL_MODES = {
+    "next_open": "fills: paper broker at the next bar's open plus slippage, with fees; the last step's orders expire",
+    "close": "fills: paper broker at the decision bar's close plus slippage, with fees",
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,8 @@ class RunReport:
     path: Path
     trades: int
     notes: list[str]
+    # P&L of the closed trades by "asset", "agent" and "strategy" (alphaloom.backtest.attribution)
+    attribution: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _run_account(conn: Connection, run_id: str) -> tuple[str, list[str], list[datetime]]:
@@ -72,18 +81,21 @@ def build_run_report(
     fills = pd.DataFrame(
         conn.execute(
             text(
-                """select f.ts, f.symbol, f.side, f.quantity, f.price, f.fee from audit.fills f
+                """select f.ts, f.symbol, f.side, f.quantity, f.price, f.fee, o.decision_id from audit.fills f
                    join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts"""
             ),
             {"r": run_id},
         ).all(),
-        columns=["ts", "symbol", "side", "quantity", "price", "fee"],
+        columns=["ts", "symbol", "side", "quantity", "price", "fee", "decision_id"],
     )
     if not fills.empty:
         fills["ts"] = pd.to_datetime(fills["ts"], utc=True)
     closes = closes_known(conn, exchange=exchange, timeframe=timeframe, symbols=symbols, times=times)
     equity = equity_curve(fills, closes, starting_cash)
     trades = closed_trades(fills)
+    agent_shares, strategy_shares = _entry_shares(conn, sorted({str(d) for d in trades["entry_decision"]}))
+    per_asset = attribution(trades, "symbol")
+    by_agent, by_strategy = attribute(trades, agent_shares), attribute(trades, strategy_shares)
     periods_per_year = pd.Timedelta(days=365) / timeframe_delta(timeframe)
     exposure = _exposure(fills, closes)
     metrics = compute_metrics(
@@ -100,7 +112,7 @@ def build_run_report(
         ),
         {"r": run_id},
     ).scalar_one()
-    notes = list(notes or [])
+    notes = [*run_notes(conn, run_id), *(notes or [])]
     if assumed:
         notes.append(f"{assumed} news links used assumed first-seen times (published + configured latency)")
     data = ReportData(
@@ -110,12 +122,47 @@ def build_run_report(
         equity=equity,
         benchmark=buy_and_hold(closes, starting_cash),
         metrics=metrics.as_dict(),
-        trades=trades,
-        per_asset_pnl=attribution(trades, "symbol"),
+        trades=trades.drop(columns=["entry_decision"]),
+        per_asset_pnl=per_asset,
+        attribution={"agent": by_agent, "strategy": by_strategy},
         notes=notes,
     )
     path = write_report(data, out_dir / run_id)
-    return RunReport(run_id, account, metrics, path, len(trades), notes)
+    pnl = {"asset": per_asset, "agent": by_agent, "strategy": by_strategy}
+    return RunReport(run_id, account, metrics, path, len(trades), notes,
+                     {name: {str(k): float(v) for k, v in series.items()} for name, series in pnl.items()})  # fmt: skip
+
+
+def _entry_shares(
+    conn: Connection, decision_ids: list[str]
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Agent and strategy shares of each entry decision, from its recorded opinions and agent weights."""
+    if not decision_ids:
+        return {}, {}
+    weights = {
+        row.decision_id: {agent: float(w["weight"]) for agent, w in (row.weights or {}).items()}
+        for row in conn.execute(
+            text("select decision_id, inputs->'weights' as weights from audit.decisions where decision_id = any(:d)"),
+            {"d": decision_ids},
+        )
+    }
+    opinions: dict[str, list[dict]] = {}
+    for row in conn.execute(
+        text("""select decision_id, agent, skipped, output from audit.agent_outputs where decision_id = any(:d)
+                order by id"""),
+        {"d": decision_ids},
+    ):  # fmt: skip
+        output = row.output if isinstance(row.output, dict) else json.loads(row.output)
+        opinions.setdefault(row.decision_id, []).append(
+            {"agent": row.agent, "skipped": row.skipped, "action": output.get("action", "hold"),
+             "confidence": output.get("confidence", 0.0), "details": output.get("details") or {}}
+        )  # fmt: skip
+    agents, strategies = {}, {}
+    for decision_id in decision_ids:
+        agents[decision_id], strategies[decision_id] = vote_shares(
+            opinions.get(decision_id, []), weights.get(decision_id, {})
+        )
+    return agents, strategies
 
 
 def _exposure(fills: pd.DataFrame, closes: pd.DataFrame) -> float:
@@ -126,3 +173,33 @@ def _exposure(fills: pd.DataFrame, closes: pd.DataFrame) -> float:
     held = sign.groupby(fills["ts"]).sum().cumsum()
     held = held.reindex(held.index.union(closes.index)).ffill().fillna(0.0).reindex(closes.index)
     return float((held.abs() > 1e-12).mean())
+
+
+def run_notes(conn: Connection, run_id: str) -> list[str]:
+    """How a backtest run was made, from its recorded parameters and LLM ledger: where it filled, whether and how the
+    LLM was consulted (cache only or live, with counts and tokens), and whether it was exposed to the model's
+    knowledge of the future. Empty for other runs."""
+    row = conn.execute(text("select flow, parameters from audit.runs where run_id = :r"), {"r": run_id}).first()
+    if row is None or row.flow != "backtest":
+        return []
+    p = row.parameters or {}
+    notes = [FILL_MODES.get(p.get("fill_at") or "close", f"fills: {p.get('fill_at')}")]
+    if p.get("strategy", "team") != "team":
+        notes.append(f"strategy: {p['strategy']} only, SMA({p.get('sma_fast')}) vs SMA({p.get('sma_slow')}); "
+                     "no news, no LLM")  # fmt: skip
+        notes.append(f"LLM analyst: not consulted (strategy {p['strategy']})")
+    elif not p.get("llm_model"):
+        notes.append("LLM analyst: not consulted (no endpoint configured)")
+    else:
+        usage = conn.execute(
+            text("""select status, count(*) as n, coalesce(sum(total_tokens), 0) as tokens from audit.llm_usage
+                    where run_id = :r group by status order by status"""),
+            {"r": run_id},
+        ).all()  # fmt: skip
+        mode = (f"cache misses called live, up to {p.get('llm_max_calls')} calls (--llm-live)" if p.get("llm_live")
+                else "response cache only")  # fmt: skip
+        counts = ", ".join(f"{u.status} {u.n}" for u in usage) or "no opinions asked"
+        notes.append(f"LLM analyst ({p['llm_model']}): {mode}; {counts}; {sum(u.tokens for u in usage)} tokens spent")
+    if p.get("exposure"):
+        notes.append(f"EXPOSED to the model's knowledge of the future (--allow-exposure): {p['exposure']}")
+    return notes

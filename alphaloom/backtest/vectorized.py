@@ -114,3 +114,33 @@ def run(
         trades=trades,
         positions=pd.DataFrame(units, index=close.index, columns=close.columns),
     )
+
+
+def exact_trades(
+    result: VectorizedResult,
+    open_: pd.DataFrame,
+    close: pd.DataFrame,
+    *,
+    order_notional: Decimal,
+    slippage_bps: float,
+    quantity_steps: dict[str, Decimal] | None = None,
+) -> list[tuple[str, str, pd.Timestamp, Decimal, Decimal]]:
+    """The trades of ``result`` as (symbol, side, bar time, quantity, price) in exact Decimal, the way the step path
+    books them: a buy of ``floor(order_notional / decision close)`` at the fill bar's open times (1 + slippage), a
+    sell of everything held at the open times (1 - slippage). Prices enter as their shortest decimal repr."""
+    steps = quantity_steps or {}
+    slip = Decimal(repr(float(slippage_bps))) / 10000
+    held: dict[str, Decimal] = {}
+    rows = []
+    for trade in result.trades.itertuples():
+        at = close.index.get_loc(trade.ts)
+        opening = Decimal(repr(float(open_[trade.symbol].iloc[at])))
+        if trade.side == "buy":
+            decision_close = float(close[trade.symbol].iloc[at - 1])
+            quantity = entry_quantity(order_notional, decision_close, steps.get(trade.symbol, DEFAULT_STEP))
+            held[trade.symbol] = quantity
+            price = opening * (1 + slip)
+        else:
+            quantity, price = held.pop(trade.symbol), opening * (1 - slip)
+        rows.append((trade.symbol, trade.side, trade.ts, quantity, price))
+    return rows

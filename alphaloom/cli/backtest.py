@@ -23,16 +23,35 @@ def backtest(
     symbols: str = typer.Option(None, help="Comma-separated symbols (default: ALPHALOOM_SYMBOLS)."),
     end: datetime = typer.Option(None, help="Last decision time, UTC (default: the newest stored bar close)."),
     steps: int = typer.Option(168, help="Bar closes to replay, ending at --end."),
-    llm_live: bool = typer.Option(False, "--llm-live", help="Let the LLM analyst call its endpoint."),
+    llm_live: bool = typer.Option(False, "--llm-live", help="Let the LLM analyst call its endpoint on cache misses."),
+    llm_max_calls: int = typer.Option(100, help="With --llm-live: at most this many endpoint calls in the run."),
+    llm_max_tokens: int = typer.Option(None, help="With --llm-live: token budget of the run (default: setting)."),
+    allow_exposure: bool = typer.Option(
+        False, "--allow-exposure", help="Run the LLM over dates before its training cutoff (flagged in the report)."
+    ),
+    strategy: str = typer.Option("team", help="team (every agent votes) or sma_cross (only the SMA crossover)."),
+    fast: int = typer.Option(10, help="sma_cross: fast SMA length in bars."),
+    slow: int = typer.Option(30, help="sma_cross: slow SMA length in bars."),
+    fill_at: str = typer.Option(None, help="next_open or close (default: ALPHALOOM_BACKTEST_FILL_AT)."),
 ) -> None:
     """Replay the live decision code step by step over history on a fresh paper account, then write a report."""
+    from alphaloom.errors import ConfigError, DataUnavailableError
     from flows.backtest import backtest_flow
 
     chosen = [s.strip() for s in symbols.split(",")] if symbols else None
     when = end.replace(tzinfo=UTC) if end is not None and end.tzinfo is None else end
-    result = backtest_flow(symbols=chosen, end=when, steps=steps, llm_live=llm_live)
-    keys = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate")
+    try:
+        result = backtest_flow(symbols=chosen, end=when, steps=steps, llm_live=llm_live, llm_max_calls=llm_max_calls,
+                               llm_max_tokens=llm_max_tokens, allow_exposure=allow_exposure, strategy=strategy,
+                               sma_fast=fast, sma_slow=slow, fill_at=fill_at)  # fmt: skip
+    except (ConfigError, DataUnavailableError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=1) from None
+    keys = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate",
+            "llm_calls", "llm_tokens")  # fmt: skip
     console.print(_metrics_table({k: result[k] for k in keys}, f"backtest {result['run_id']}"))
+    if result["exposed"]:
+        console.print("[yellow]LLM exposed to its training data (--allow-exposure): flagged in the report[/yellow]")
     console.print(f"report: {result['report']}")
 
 
@@ -52,3 +71,59 @@ def report(run_id: str = typer.Argument(..., help="A backtest or decision run id
         raise typer.Exit(code=1) from None
     console.print(_metrics_table(result.metrics.as_dict(), f"run {run_id} ({result.account})"))
     console.print(f"report: {result.path}")
+
+
+def _ints(value: str, name: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{name} must be comma-separated whole numbers, got {value!r}") from None
+
+
+@app.command("walk-forward")
+def walk_forward_command(
+    symbols: str = typer.Option(None, help="Comma-separated symbols (default: ALPHALOOM_SYMBOLS)."),
+    start: datetime = typer.Option(None, help="First bar, UTC (default: the oldest stored)."),
+    end: datetime = typer.Option(None, help="Bars before this time, UTC (default: all stored)."),
+    fast: str = typer.Option("5,10,20", help="Fast SMA lengths to try (comma-separated)."),
+    slow: str = typer.Option("30,50,100", help="Slow SMA lengths to try (comma-separated)."),
+    in_sample: int = typer.Option(720, help="In-sample bars per window (parameters are chosen on these)."),
+    out_sample: int = typer.Option(168, help="Out-of-sample bars per window (and the step between windows)."),
+    objective: str = typer.Option("total_return", help="In-sample objective: total_return or sharpe."),
+) -> None:
+    """Walk-forward of the SMA crossover on the vectorized path: choose fast/slow in sample, trade them out of
+    sample, and report the out-of-sample results apart."""
+    import pandas as pd
+
+    from agents.trader import quantity_step
+    from alphaloom.backtest.prices import price_frames
+    from alphaloom.backtest.walkforward import Costs, parameter_grid, walk_forward
+    from alphaloom.domain import timeframe_delta
+    from alphaloom.errors import DataUnavailableError
+
+    settings = get_settings()
+    chosen = [s.strip() for s in symbols.split(",")] if symbols else settings.symbols
+    utc = [None if t is None else t.replace(tzinfo=UTC) if t.tzinfo is None else t for t in (start, end)]
+    try:
+        grid = parameter_grid(_ints(fast, "--fast"), _ints(slow, "--slow"))
+        with engine().connect() as conn:
+            open_, close = price_frames(conn, exchange=settings.exchange, timeframe=settings.timeframe,
+                                        symbols=chosen, start=utc[0], end=utc[1])  # fmt: skip
+        costs = Costs(initial_cash=float(settings.starting_cash), order_notional=settings.order_notional,
+                      fee_bps=float(settings.paper_fee_bps), slippage_bps=float(settings.paper_slippage_bps),
+                      quantity_steps={s: quantity_step(s) for s in close.columns})  # fmt: skip
+        result = walk_forward(open_, close, grid=grid, in_sample=in_sample, out_sample=out_sample, costs=costs,
+                              periods_per_year=pd.Timedelta(days=365) / timeframe_delta(settings.timeframe),
+                              objective=objective)  # fmt: skip
+    except (ValueError, DataUnavailableError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=1) from None
+    table = Table("out of sample", "fast", "slow", f"in-sample {objective}", f"out-of-sample {objective}",
+                  "out-of-sample return", "fills", title="walk-forward windows")  # fmt: skip
+    for w in result.windows.to_dict("records"):
+        table.add_row(f"{w['out_of_sample_start']:%Y-%m-%d %H:%M} .. {w['out_of_sample_end']:%Y-%m-%d %H:%M}",
+                      str(w["fast"]), str(w["slow"]), f"{w[f'in_sample_{objective}']:.4f}",
+                      f"{w[f'out_of_sample_{objective}']:.4f}", f"{w['out_of_sample_return']:.4%}",
+                      str(w["out_of_sample_fills"]))  # fmt: skip
+    console.print(table)
+    console.print(_metrics_table(result.out_of_sample.as_dict(), "out-of-sample only (windows chained)"))

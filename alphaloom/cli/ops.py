@@ -47,11 +47,33 @@ def kill_switch(
     console.print(
         f"kill switch {'ON' if current.engaged else 'off'} ({current.reason}; by {current.changed_by or '-'})"
     )
+    if state == "on" and get_settings().kill_switch_cancels_open_orders:
+        _cancel_open_orders(reason)
+
+
+def _cancel_open_orders(reason: str) -> None:
+    """Cancel what is still open at every broker (setting ``kill_switch_cancels_open_orders``)."""
+    from datetime import UTC, datetime
+
+    from alphaloom.audit import recorded_run
+    from execution.brokers.factory import all_brokers
+    from execution.killswitch import cancel_open_orders
+
+    eng = engine()
+    with recorded_run(eng, "kill_switch_cancel", {"reason": reason}) as run_id, eng.begin() as conn:
+        summary = cancel_open_orders(conn, all_brokers(eng, get_settings()), run_id=run_id,
+                                     event_time=datetime.now(UTC), reason=reason)  # fmt: skip
+    console.print(
+        f"open orders cancelled: {len(summary.cancelled)} ours, {len(summary.foreign)} not ours; "
+        f"{len(summary.not_cancelled)} already final at the venue"
+    )
+    for broker, error in summary.errors.items():
+        console.print(f"[red]could not cancel at {broker}: {error}[/red]")
 
 
 @app.command()
 def pnl(account: str = typer.Option(None, help="Account id (default: ALPHALOOM_ACCOUNT).")) -> None:
-    """Positions marked to the last close, cash, equity and P&L."""
+    """Positions marked to the last close, cash, equity and P&L, in the account's base currency (fx-rate converts)."""
     print_account(account or get_settings().account)
 
 
@@ -61,8 +83,14 @@ def print_account(account: str) -> None:
 
     settings = get_settings()
     bar = f"{int(timeframe_delta(settings.timeframe).total_seconds())} seconds"
+    from alphaloom.errors import DataUnavailableError
+
     with engine().connect() as conn:
-        view = account_view(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
+        try:
+            view = account_view(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
+        except DataUnavailableError as exc:
+            console.print(f"cannot value {account} in its base currency: {exc}")
+            raise typer.Exit(code=1) from None
         orders = recent_orders(conn, account, 10)
     if view is None:
         console.print(f"account {account!r} does not exist yet (run a decision first)")
@@ -85,3 +113,37 @@ def print_account(account: str) -> None:
         f"orders {view.orders}, fills {view.fills}, fees paid {view.fees_paid:,.2f} | cash {view.cash:,.2f} | "
         f"equity {view.equity:,.2f} | P&L {view.pnl:+,.2f} on {view.starting_cash:,.2f} starting cash"
     )
+
+
+@app.command("fx-rate")
+def fx_rate(
+    base: str = typer.Argument(..., help="Currency converted from, e.g. USDT."),
+    quote: str = typer.Argument(..., help="Currency converted into, e.g. EUR."),
+    rate: str = typer.Argument(None, help="Units of QUOTE per unit of BASE; omit to show the rate in force."),
+    as_of: str = typer.Option(None, help="ISO time the rate is known from (default: now)."),
+) -> None:
+    """Store (or show) a conversion rate in audit.fx_rates; P&L and equity use the newest rate known at their time."""
+    from datetime import UTC, datetime
+    from decimal import Decimal, InvalidOperation
+
+    from alphaloom.errors import DataUnavailableError
+    from alphaloom.fx import rate_at, store_rate
+
+    when = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
+    if when.tzinfo is None:
+        raise typer.BadParameter(f"--as-of must include a timezone, got {as_of!r}")
+    with engine().begin() as conn:
+        if rate is not None:
+            try:
+                value = Decimal(rate)
+            except InvalidOperation:
+                raise typer.BadParameter(f"rate must be a number, got {rate!r}") from None
+            if value <= 0:
+                raise typer.BadParameter(f"rate must be positive, got {rate}")
+            store_rate(conn, base.upper(), quote.upper(), value, when, source="cli")
+        try:
+            current = rate_at(conn, base.upper(), quote.upper(), when)
+        except DataUnavailableError as exc:
+            console.print(str(exc))
+            raise typer.Exit(code=1) from None
+    console.print(f"1 {base.upper()} = {current} {quote.upper()} (at {when.isoformat()})")

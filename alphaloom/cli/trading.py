@@ -1,4 +1,5 @@
-"""Trading operator commands: venue keys (encrypted), live arming, account halts, guard trips, shadow drift."""
+"""Trading operator commands: venue keys (encrypted), live arming, account halts, guard trips, reconciliation, shadow
+drift."""
 
 from __future__ import annotations
 
@@ -99,4 +100,67 @@ def trips(account: str = typer.Option(None), limit: int = typer.Option(20)) -> N
     for r in rows:
         table.add_row(f"{r['created_at']:%Y-%m-%d %H:%M:%S}", str(r["account"]), str(r["symbol"] or ""),
                       str(r["guard"]), str(r["reason"])[:80])  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def reconcile(account: str = typer.Argument(..., help="A live or shadow account id.")) -> None:
+    """Compare ACCOUNT's balances, positions and open orders with its venue; record and show every difference
+    (audit.reconciliations). Exit 1 when there is a difference."""
+    from sqlalchemy import text
+
+    from alphaloom.audit import recorded_run
+    from execution.brokers.factory import ccxt_broker
+    from execution.reconcile import reconcile_account
+
+    eng, settings = engine(), get_settings()
+    with eng.connect() as conn:
+        row = conn.execute(text("select venue, mode from audit.accounts where id = :a"), {"a": account}).first()
+    if row is None or row.mode not in ("live", "shadow"):
+        console.print(f"account {account!r} " + ("does not exist" if row is None else f"is a {row.mode} account; "
+                      "only live and shadow accounts have a venue to reconcile with"))  # fmt: skip
+        raise typer.Exit(code=1)
+    broker = ccxt_broker(eng, settings, account, row.venue)
+    if broker is None:
+        console.print(f"no credentials stored for {row.venue}/{account}: add them with `alphaloom keys add`")
+        raise typer.Exit(code=1)
+    with recorded_run(eng, "reconcile", {"account": account}) as run_id, eng.begin() as conn:
+        differences = reconcile_account(conn, broker, account, run_id=run_id)
+    print_differences(account, row.venue, differences)
+    if differences:
+        raise typer.Exit(code=1)
+
+
+def print_differences(account: str, venue: str, differences: list) -> None:  # type: ignore[type-arg]
+    if not differences:
+        console.print(f"{account} agrees with {venue}: no differences")
+        return
+    table = Table("kind", "item", "ours", "venue", "difference", "details", title=f"{account} vs {venue}")
+    for d in differences:
+        table.add_row(d.kind, d.item, "-" if d.ours is None else f"{d.ours:f}", "-" if d.venue is None else
+                      f"{d.venue:f}", "-" if d.difference is None else f"{d.difference:+f}",
+                      ", ".join(f"{k}={v}" for k, v in d.details.items()))  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def drift(account: str = typer.Option(None, help="Only this account.")) -> None:
+    """Shadow mode: how paper fills drifted from live fills (audit.shadow_drift), per account and symbol."""
+    from execution.shadow import drift_rows, summarise
+
+    with engine().connect() as conn:
+        summary = summarise(drift_rows(conn, account))
+    if not summary:
+        console.print("no shadow orders recorded" + (f" for {account}" if account else ""))
+        return
+
+    def bps(value: object) -> str:
+        return "-" if value is None else f"{value:+.2f}"
+
+    table = Table("account", "symbol", "orders", "price drift bps (live vs paper)", "live slippage bps",
+                  "paper slippage bps", "live fill rate", "paper fill rate", title="shadow drift")  # fmt: skip
+    for s in summary:
+        table.add_row(s["account"], s["symbol"], str(s["orders"]), bps(s["price_drift_bps"]),
+                      bps(s["live_slippage_bps"]), bps(s["paper_slippage_bps"]), f"{s['live_fill_rate']:.1%}",
+                      f"{s['paper_fill_rate']:.1%}")  # fmt: skip
     console.print(table)

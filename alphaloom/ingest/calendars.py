@@ -64,6 +64,20 @@ class SessionCalendar:
         grid = pd.date_range(first, pd.Timestamp(end).tz_convert(UTC), freq=step)
         return grid[self.is_open(grid)] if step < timedelta(days=1) else grid[self._open_days(grid)]
 
+    def session_time_between(self, start: datetime, end: datetime, timeframe: str) -> timedelta:
+        """How much of ``[start, end)`` falls inside this calendar's session: the sum over the bars it trades of each
+        bar's overlap with the interval (a weekend or overnight close adds nothing). ``start`` is a bar boundary, as
+        the close of a stored bar is."""
+        step = timeframe_delta(timeframe)
+        if end <= start:
+            return timedelta(0)
+        opens = self.expected_opens(start, end, timeframe)
+        if len(opens) == 0:
+            return timedelta(0)
+        full = step * (len(opens) - 1)
+        last = opens[-1].to_pydatetime()
+        return full + min(last + step, end) - last
+
     def _open_days(self, grid: pd.DatetimeIndex) -> np.ndarray:
         # Daily and longer bars: a day counts when any of its hours trades.
         if self.asset_class == "crypto":

@@ -4,8 +4,8 @@ A broker translates its vendor's errors into ``alphaloom.errors``: ``VenueTempor
 ``OrderRejectedError`` (refused), ``UnknownOrderStateError`` (outcome unknown: reconcile with ``lookup`` before any
 resend), ``KillSwitchEngagedError`` (it refused because the kill switch is on).
 
-Optional capabilities, asked with ``isinstance``: ``CancellingBroker`` (cancel, list open orders) and
-``StopOrderBroker`` (venue-native stop / take-profit orders). A broker whose ``live`` attribute is true sends real
+Optional capabilities, asked with ``isinstance``: ``CancellingBroker`` (cancel, list open orders),
+``StopOrderBroker`` (venue-native stop / take-profit orders) and ``BalanceBroker`` (balances per currency). A broker whose ``live`` attribute is true sends real
 orders: execution requires the account to be armed for live trading first.
 """
 
@@ -50,6 +50,7 @@ class BrokerReport:
     venue_order_id: VenueOrderId | None
     fills: tuple[Fill, ...] = ()
     reason: str = ""
+    symbol: str = ""  # filled in by brokers that list orders (``open_orders``) so a caller can act on them
 
     @property
     def filled_quantity(self) -> Decimal:
@@ -82,3 +83,10 @@ class StopOrderBroker(Broker, Protocol):
     """A venue that holds stop-loss / take-profit orders itself (ccxt ``has['createStopOrder']``)."""
 
     def supports_stop_orders(self) -> bool: ...
+
+
+@runtime_checkable
+class BalanceBroker(Broker, Protocol):
+    """A venue that reports the account's total balance per currency (for start-of-session reconciliation)."""
+
+    def balances(self) -> dict[str, Decimal]: ...

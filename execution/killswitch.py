@@ -1,0 +1,93 @@
+"""When the kill switch is turned on: cancel the orders still open at every broker (setting
+``kill_switch_cancels_open_orders``, default on).
+
+For each broker that can cancel (``CancellingBroker``): every order of ours still open there (``audit.orders`` with
+status new / submitted / partially_filled and that broker's venue) is cancelled at the venue and the venue's answer is
+applied through the state machine, so each cancel is an ``audit.order_events`` row (``event`` ``cancelled``, details
+naming the kill switch); an order the venue never saw goes new -> cancelled. Orders open at the venue that are not ours
+(placed by hand, another system) are cancelled too and reported as ``foreign``. One broker failing does not stop the
+others: its error is in ``errors``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from alphaloom.domain import ClientOrderId, OrderStatus
+from alphaloom.errors import AlphaLoomError
+from execution.brokers.base import Broker, CancellingBroker
+from execution.submit import apply_venue_report
+
+OPEN = ("new", "submitted", "partially_filled")
+
+
+@dataclass
+class CancelSummary:
+    """``cancelled``: ours, now cancelled; ``not_cancelled``: ours that the venue had already filled or expired;
+    ``foreign``: open at the venue but not ours, cancelled there (no audit order to record them against)."""
+
+    cancelled: list[ClientOrderId] = field(default_factory=list)
+    not_cancelled: list[ClientOrderId] = field(default_factory=list)
+    foreign: list[ClientOrderId] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def cancel_open_orders(
+    conn: Connection, brokers: Sequence[Broker], *, run_id: str, event_time: datetime, reason: str
+) -> CancelSummary:
+    summary = CancelSummary()
+    for broker in brokers:
+        if not isinstance(broker, CancellingBroker):
+            continue
+        try:
+            _cancel_at(conn, broker, run_id=run_id, event_time=event_time, reason=reason, summary=summary)
+        except AlphaLoomError as exc:
+            summary.errors[broker.name] = f"{type(exc).__name__}: {exc}"
+    return summary
+
+
+def _cancel_at(
+    conn: Connection,
+    broker: CancellingBroker,
+    *,
+    run_id: str,
+    event_time: datetime,
+    reason: str,
+    summary: CancelSummary,
+) -> None:
+    why = f"kill switch: {reason}"
+    ours = conn.execute(
+        text("select client_order_id, symbol, status from audit.orders where venue = :v and status = any(:open) "
+             "and (cast(:a as text) is null or account = :a) order by created_at"),
+        {"v": broker.name, "open": list(OPEN), "a": getattr(broker, "account", None)},
+    ).all()  # fmt: skip
+    for coid, symbol, status in ours:
+        report = broker.cancel(ClientOrderId(coid), symbol)
+        if report is None:  # the venue never saw it: nothing to cancel there, but it must never be sent now
+            conn.execute(
+                text(
+                    """insert into audit.order_events (client_order_id, run_id, event, from_status, to_status,
+                                                       event_ts, details)
+                       values (:c, :r, 'cancelled', :f, 'cancelled', :ts, cast(:d as jsonb))"""
+                ),
+                {"c": coid, "r": run_id, "f": status, "ts": event_time,
+                 "d": json.dumps({"reason": why, "venue": "order unknown to the venue"})},
+            )  # fmt: skip
+            conn.execute(
+                text("update audit.orders set status = 'cancelled', updated_at = now() where client_order_id = :c"),
+                {"c": coid},
+            )
+            summary.cancelled.append(ClientOrderId(coid))
+            continue
+        final = apply_venue_report(conn, run_id=run_id, report=replace(report, reason=why), event_time=event_time)
+        (summary.cancelled if final is OrderStatus.CANCELLED else summary.not_cancelled).append(ClientOrderId(coid))
+    known = {c for c, _, _ in ours}
+    for report in broker.open_orders():
+        if report.client_order_id not in known and report.symbol:
+            broker.cancel(report.client_order_id, report.symbol)
+            summary.foreign.append(report.client_order_id)

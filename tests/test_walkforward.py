@@ -1,0 +1,79 @@
+"""Walk-forward on the vectorized path: parameters chosen in sample, results reported out of sample only."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alphaloom.backtest.vectorized import run, sma_cross_target
+from alphaloom.backtest.walkforward import Costs, parameter_grid, walk_forward
+from alphaloom.performance import total_return
+
+COSTS = Costs(initial_cash=10_000.0, order_notional=Decimal(1000), fee_bps=10, slippage_bps=5,
+              quantity_steps={"A": Decimal("0.001"), "B": Decimal("0.001")})  # fmt: skip
+
+
+def prices(bars: int = 300) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(5)
+    index = pd.date_range("2025-01-01", periods=bars, freq="h", tz="UTC")
+    # Trends that flip every 60 bars, plus noise: different SMA pairs win in different windows.
+    drift = np.where((np.arange(bars) // 60) % 2 == 0, 0.004, -0.003)[:, None]
+    close = pd.DataFrame(100 * np.exp(np.cumsum(drift + rng.normal(0, 0.006, (bars, 2)), axis=0)), index=index,
+                         columns=["A", "B"])  # fmt: skip
+    return close.shift(1).fillna(close.iloc[0]), close
+
+
+def test_windows_tile_the_history_and_each_choice_is_the_in_sample_best() -> None:
+    open_, close = prices()
+    grid = parameter_grid([3, 5, 10], [10, 20, 40])
+    assert (10, 10) not in grid and len(grid) == 8
+    result = walk_forward(open_, close, grid=grid, in_sample=120, out_sample=60, costs=COSTS, periods_per_year=8760)
+
+    windows = result.windows
+    assert len(windows) == 3  # out-of-sample stretches start at bars 120, 180, 240
+    assert windows["out_of_sample_start"].tolist() == [close.index[120], close.index[180], close.index[240]]
+    assert windows["out_of_sample_end"].tolist() == [close.index[179], close.index[239], close.index[299]]
+    assert (windows["in_sample_end"] < windows["out_of_sample_start"]).all()
+    for window in windows.itertuples():
+        fit = slice(close.index.get_loc(window.in_sample_start), close.index.get_loc(window.in_sample_end) + 1)
+        scores = {p: total_return(run(open_.iloc[fit], close.iloc[fit], sma_cross_target(close, *p).iloc[fit],
+                                      initial_cash=COSTS.initial_cash, order_notional=COSTS.order_notional,
+                                      fee_bps=10, slippage_bps=5, quantity_steps=COSTS.quantity_steps).equity)
+                  for p in grid}  # fmt: skip
+        assert scores[(window.fast, window.slow)] == max(scores.values())
+        assert window.in_sample_total_return == pytest.approx(max(scores.values()))
+
+    # Out of sample only: the chained curve covers exactly the out-of-sample bars, after a starting point.
+    assert result.out_of_sample_equity.index[1:].equals(close.index[120:])
+    assert result.out_of_sample_equity.iloc[0] == COSTS.initial_cash
+    chained = np.prod([1 + r for r in windows["out_of_sample_return"]])
+    assert result.out_of_sample.total_return == pytest.approx(chained - 1)
+    assert result.out_of_sample_trades["ts"].min() > close.index[120]
+    assert len(result.out_of_sample_trades) == windows["out_of_sample_fills"].sum() > 0
+
+
+def test_one_window_out_of_sample_is_a_fresh_run_with_the_chosen_parameters() -> None:
+    open_, close = prices(200)
+    result = walk_forward(open_, close, grid=[(3, 10), (5, 20)], in_sample=140, out_sample=60, costs=COSTS,
+                          periods_per_year=8760)  # fmt: skip
+    (window,) = result.windows.itertuples()
+    oos = slice(140, 200)
+    alone = run(open_.iloc[oos], close.iloc[oos], sma_cross_target(close, window.fast, window.slow).iloc[oos],
+                initial_cash=COSTS.initial_cash, order_notional=COSTS.order_notional, fee_bps=10, slippage_bps=5,
+                quantity_steps=COSTS.quantity_steps)  # fmt: skip
+    assert result.out_of_sample_equity.iloc[1:].to_numpy() == pytest.approx(alone.equity.to_numpy())
+    pd.testing.assert_frame_equal(result.out_of_sample_trades, alone.trades)
+
+
+def test_bad_windows_and_objectives_are_named() -> None:
+    open_, close = prices(100)
+    with pytest.raises(ValueError, match="100 bars cannot hold one window of 80 \\+ 40 bars"):
+        walk_forward(open_, close, grid=[(3, 10)], in_sample=80, out_sample=40, costs=COSTS, periods_per_year=8760)
+    with pytest.raises(ValueError, match="objective must be one of"):
+        walk_forward(open_, close, grid=[(3, 10)], in_sample=50, out_sample=20, costs=COSTS, periods_per_year=8760,
+                     objective="luck")  # fmt: skip
+    with pytest.raises(ValueError, match="no \\(fast, slow\\) pair"):
+        parameter_grid([20], [10])
