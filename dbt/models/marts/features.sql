@@ -104,7 +104,8 @@ bars as (
 bars as (
     select
         exchange, symbol, timeframe, ts, known_at, open, high, low, close, volume,
-        row_number() over (partition by exchange, symbol, timeframe order by ts) as bar_number,
+        -- numbered in the shared window pass below, so the whole build sorts the bars once
+        null::bigint as bar_number,
         true as is_new,
         null::double precision[] as seed
     from {{ ref('stg_ohlcv') }}
@@ -125,21 +126,28 @@ benchmark_bars as (
     {%- endif %}
 ),
 
+-- Joined before any window, so every window below runs over one sort of the bars.
+with_benchmark as (
+    select bars.*, benchmark_bars.benchmark_log_ret_1
+    from bars
+    left join benchmark_bars using (exchange, timeframe, ts)
+),
+
 with_previous as (
     select
-        *,
-        lag(close) over (partition by {{ key }} order by ts) as previous_close
-    from bars
+        exchange, symbol, timeframe, ts, known_at, open, high, low, close, volume, is_new, seed, benchmark_log_ret_1,
+        coalesce(bar_number, row_number() over series) as bar_number,
+        lag(close) over series as previous_close
+    from with_benchmark
+    window series as (partition by {{ key }} order by ts)
 ),
 
 with_returns as (
     select
-        with_previous.*,
+        *,
         close / previous_close - 1 as ret_1,
-        ln(close / previous_close) as log_ret_1,
-        benchmark_bars.benchmark_log_ret_1
+        ln(close / previous_close) as log_ret_1
     from with_previous
-    left join benchmark_bars using (exchange, timeframe, ts)
 ),
 
 windowed as (
@@ -148,20 +156,17 @@ windowed as (
         -- Every recursive indicator in one pass; context rows only provide history, so the state skips them.
         ta.bar_state(close, high, low, volume, seed) filter (where is_new) over history as state,
         lead(ts) over history_all is null as is_newest,
-        case when bar_number >= 10 then avg(close) over last_10 end as sma_10,
-        case when bar_number >= 20 then avg(close) over last_20 end as sma_20,
-        case when bar_number >= 50 then avg(close) over last_50 end as sma_50,
-        case when bar_number >= 20 then var_pop(close) over last_20 end as close_var_pop_20,
-        case when bar_number >= 20 then stddev_samp(close) over last_20 end as close_stddev_samp_20,
-        case when count(log_ret_1) over last_20 = 20 then stddev_samp(log_ret_1) over last_20 end as realized_vol_20,
-        case when bar_number >= 20 then avg(volume) over last_20 end as volume_mean_20,
-        case when bar_number >= 20 then stddev_samp(volume) over last_20 end as volume_stddev_20,
+        -- SMAs as TA-Lib computes them: a running sum (newest in, oldest out) divided by the window.
+        case when bar_number >= 10 then ta.moving_sum(close) over last_10 / 10 end as sma_10,
+        case when bar_number >= 20 then ta.moving_sum(close) over last_20 / 20 end as sma_20,
+        case when bar_number >= 50 then ta.moving_sum(close) over last_50 / 50 end as sma_50,
+        -- One accumulator per input and frame; PostgreSQL's final functions read var_pop, stddev_samp... off it.
+        ta.moments(close) over last_20 as close_moments_20,
+        ta.moments(log_ret_1) over last_20 as log_ret_moments_20,
+        ta.moments(volume) over last_20 as volume_moments_20,
         case when bar_number >= 5 then max(high) over last_5 end as highest_5,
         case when bar_number >= 5 then min(low) over last_5 end as lowest_5,
-        case when regr_count(log_ret_1, benchmark_log_ret_1) over last_beta = {{ beta_window }}
-            then regr_slope(log_ret_1, benchmark_log_ret_1) over last_beta end as beta_raw,
-        case when regr_count(log_ret_1, benchmark_log_ret_1) over last_beta = {{ beta_window }}
-            then corr(log_ret_1, benchmark_log_ret_1) over last_beta end as corr_raw
+        ta.regr_moments(log_ret_1, benchmark_log_ret_1) over last_beta as beta_moments
     from with_returns
     window
         history as (partition by {{ key }} order by ts rows between unbounded preceding and current row),
@@ -173,6 +178,20 @@ windowed as (
         last_beta as (partition by {{ key }} order by ts rows between {{ beta_window - 1 }} preceding and current row)
 ),
 
+with_moments as (
+    select
+        *,
+        case when bar_number >= 20 then float8_var_pop(close_moments_20) end as close_var_pop_20,
+        case when bar_number >= 20 then float8_stddev_samp(close_moments_20) end as close_stddev_samp_20,
+        case when log_ret_moments_20[1] = 20 then float8_stddev_samp(log_ret_moments_20) end as realized_vol_20,
+        case when bar_number >= 20 then float8_avg(volume_moments_20) end as volume_mean_20,
+        case when bar_number >= 20 then float8_stddev_samp(volume_moments_20) end as volume_stddev_20,
+        -- beta_moments[1] is the number of bars where both returns exist (regr_count)
+        case when beta_moments[1] = {{ beta_window }} then float8_regr_slope(beta_moments) end as beta_raw,
+        case when beta_moments[1] = {{ beta_window }} then float8_corr(beta_moments) end as corr_raw
+    from windowed
+),
+
 with_fast_k as (
     select
         *,
@@ -182,7 +201,7 @@ with_fast_k as (
             when highest_5 - lowest_5 <> 0 then (close - lowest_5) / ((highest_5 - lowest_5) / 100.0)
             else 0
         end as stoch_fast_k
-    from windowed
+    from with_moments
 ),
 
 with_slow_k as (
