@@ -17,10 +17,29 @@
 with
 
 {% if is_incremental() %}
+{#- Every lookup below goes through the primary keys of raw.ohlcv and of this table: the incremental build reads the new
+    bars, each series' newest stored row and its context rows, never the bars' history itself. -#}
+-- Every staged series: a skip scan over raw.ohlcv's primary key, one index probe per series.
 staged_series as (
-    select exchange, symbol, timeframe, count(*) as staged_bars
-    from {{ ref('stg_ohlcv') }}
-    group by exchange, symbol, timeframe
+    with recursive skip_scan as (
+        (
+            select b.exchange, b.symbol, b.timeframe
+            from {{ ref('stg_ohlcv') }} b
+            order by b.exchange, b.symbol, b.timeframe
+            limit 1
+        )
+        union all
+        select next_series.exchange, next_series.symbol, next_series.timeframe
+        from skip_scan
+        cross join lateral (
+            select b.exchange, b.symbol, b.timeframe
+            from {{ ref('stg_ohlcv') }} b
+            where (b.exchange, b.symbol, b.timeframe) > (skip_scan.exchange, skip_scan.symbol, skip_scan.timeframe)
+            order by b.exchange, b.symbol, b.timeframe
+            limit 1
+        ) next_series
+    )
+    select * from skip_scan
 ),
 
 series as (
@@ -29,6 +48,10 @@ series as (
         newest.ts as stored_ts,
         newest.bar_number as stored_bars,
         newest.indicator_state::double precision[] as indicator_state,
+        -- staged bars up to the newest stored one (index entries only): more than stored means a late bar
+        (select count(*) from {{ ref('stg_ohlcv') }} b
+         where b.exchange = staged_series.exchange and b.symbol = staged_series.symbol
+           and b.timeframe = staged_series.timeframe and b.ts <= newest.ts) as history_bars,
         (select count(*) from {{ ref('stg_ohlcv') }} b
          where b.exchange = staged_series.exchange and b.symbol = staged_series.symbol
            and b.timeframe = staged_series.timeframe and b.ts > newest.ts) as new_bars
@@ -45,12 +68,12 @@ series as (
 
 continued as (
     select * from series
-    where indicator_state is not null and staged_bars - new_bars = stored_bars and new_bars > 0
+    where indicator_state is not null and history_bars = stored_bars and new_bars > 0
 ),
 
 rebuilt as (
     select * from series
-    where indicator_state is null or staged_bars - new_bars <> stored_bars
+    where indicator_state is null or history_bars <> stored_bars
 ),
 
 context as (
@@ -76,9 +99,13 @@ appended as (
         true as is_new,
         continued.indicator_state as seed
     from continued
-    inner join {{ ref('stg_ohlcv') }} b
-        on b.exchange = continued.exchange and b.symbol = continued.symbol and b.timeframe = continued.timeframe
-        and b.ts > continued.stored_ts
+    cross join lateral (
+        select *
+        from {{ ref('stg_ohlcv') }} b
+        where b.exchange = continued.exchange and b.symbol = continued.symbol and b.timeframe = continued.timeframe
+            and b.ts > continued.stored_ts
+        offset 0  -- a lookup per series by its key
+    ) b
 ),
 
 recomputed as (
@@ -88,8 +115,13 @@ recomputed as (
         true as is_new,
         null::double precision[] as seed
     from rebuilt
-    inner join {{ ref('stg_ohlcv') }} b
-        on b.exchange = rebuilt.exchange and b.symbol = rebuilt.symbol and b.timeframe = rebuilt.timeframe
+    cross join lateral (
+        select *
+        from {{ ref('stg_ohlcv') }} b
+        where b.exchange = rebuilt.exchange and b.symbol = rebuilt.symbol and b.timeframe = rebuilt.timeframe
+        -- OFFSET 0 keeps this a lookup per series: the planner cannot turn it into a scan of the whole table
+        offset 0
+    ) b
 ),
 
 bars as (
@@ -113,6 +145,31 @@ bars as (
 
 {% endif %}
 -- The benchmark's one-bar log returns, matched to every series of its exchange and timeframe by bar time.
+{% if is_incremental() %}
+-- Only from the oldest bar in play of each (exchange, timeframe) on, looked up by the benchmark series' key.
+bar_groups as (
+    select exchange, timeframe, min(ts) as first_ts
+    from bars
+    group by exchange, timeframe
+),
+
+benchmark_bars as (
+    select
+        bar_groups.exchange,
+        bar_groups.timeframe,
+        b.ts,
+        ln(b.close / lag(b.close) over (partition by bar_groups.exchange, bar_groups.timeframe order by b.ts))
+            as benchmark_log_ret_1
+    from bar_groups
+    cross join lateral (
+        select b.ts, b.close
+        from {{ ref('stg_ohlcv') }} b
+        where b.exchange = bar_groups.exchange and b.symbol = '{{ benchmark }}' and b.timeframe = bar_groups.timeframe
+            and b.ts >= bar_groups.first_ts
+        offset 0  -- a lookup by the benchmark's key per (exchange, timeframe), never a scan of the whole table
+    ) b
+),
+{% else %}
 benchmark_bars as (
     select
         exchange,
@@ -121,10 +178,8 @@ benchmark_bars as (
         ln(close / lag(close) over (partition by exchange, timeframe order by ts)) as benchmark_log_ret_1
     from {{ ref('stg_ohlcv') }}
     where symbol = '{{ benchmark }}'
-    {%- if is_incremental() %}
-        and ts >= (select min(ts) from bars)
-    {%- endif %}
 ),
+{% endif %}
 
 -- Joined before any window, so every window below runs over one sort of the bars.
 with_benchmark as (
