@@ -18,7 +18,8 @@ with
 
 {% if is_incremental() %}
 {#- Every lookup below goes through the primary keys of raw.ohlcv and of this table: the incremental build reads the new
-    bars, each series' newest stored row and its context rows, never the bars' history itself. -#}
+    bars, each series' newest stored row and its context rows, and computes nothing else. The one part that still grows
+    with history is the late-bar check, a count of each series' entries in raw.ohlcv's primary key (index-only). -#}
 -- Every staged series: a skip scan over raw.ohlcv's primary key, one index probe per series.
 staged_series as (
     with recursive skip_scan as (
