@@ -77,7 +77,13 @@ def _model_seconds(target: Path) -> dict[str, float]:
     return {r["unique_id"]: float(r["execution_time"]) for r in results if r["unique_id"].startswith("model.")}
 
 
+def _load() -> str:
+    """The machine's load averages (1, 5, 15 minutes): timings on a shared machine mean little without them."""
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(symbols: int, bars: int, correlation_symbols: int) -> tuple[float, float]:
+    load_before = _load()
     server = database_url()
     name = f"alphaloom_bench_{uuid.uuid4().hex[:8]}"
     admin = libpq_url(server.set(database="postgres"))
@@ -94,6 +100,7 @@ def main(symbols: int, bars: int, correlation_symbols: int) -> tuple[float, floa
         with engine.begin() as conn:
             conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'bench')"), {"r": RUN_ID})
         with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            version = conn.execute("show server_version").fetchone()[0]
             _copy_bars(conn, symbols, 0, bars, seed=1)
             conn.execute("vacuum analyze raw.ohlcv")
             started = time.perf_counter()
@@ -125,6 +132,8 @@ def main(symbols: int, bars: int, correlation_symbols: int) -> tuple[float, floa
     b, c = sum(full.values()), sum(incremental.values())
     print(f"rows: {symbols * bars:,} ({symbols} symbols x {bars} daily bars); correlation universe: "
           f"{len(universe) or symbols} symbols")  # fmt: skip
+    host = server.host or server.query.get("host", "local socket")
+    print(f"server: PostgreSQL {version} at {host}; load average (1/5/15 min) {load_before} before, {_load()} after")
     print(f"(a) baseline window pass (return, SMA 20, stddev 20): {baseline:8.2f} s")
     print(f"(b) full build of the feature marts (models' own time): {b:8.2f} s")
     for node, seconds in sorted(full.items(), key=lambda kv: -kv[1]):

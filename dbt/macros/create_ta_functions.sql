@@ -210,4 +210,37 @@ create or replace aggregate ta.bar_state(
     stype = double precision[],
     parallel = safe
 );
+-- Window aggregates that make the rolling windows of marts.features cheap. PostgreSQL's float8 aggregates have no
+-- inverse transition, so over a `rows between n preceding` frame each one re-reads all n rows for every row.
+--
+-- ta.moving_sum(x): a running sum that adds the bar entering the frame and subtracts the one leaving it (an inverse
+-- transition), so one addition and one subtraction per row whatever the window. The frame head moves before the tail,
+-- so the operations come in TA-Lib's SMA order (sum of the first n, then - oldest + newest): sum / n is TA-Lib's SMA.
+create or replace aggregate ta.moving_sum(double precision) (
+    sfunc = float8pl,
+    stype = double precision,
+    msfunc = float8pl,
+    minvfunc = float8mi,
+    mstype = double precision,
+    parallel = safe
+);
+
+-- ta.moments(x): PostgreSQL's own float8 accumulator state {N, Sx, Sxx} (what avg, var_pop, stddev_samp build), so one
+-- pass over a frame serves all of them: float8_avg(m), float8_var_pop(m), float8_stddev_samp(m) give exactly what
+-- avg, var_pop and stddev_samp over the same frame give; m[1] is count(x).
+create or replace aggregate ta.moments(double precision) (
+    sfunc = float8_accum,
+    stype = double precision[],
+    initcond = '{0,0,0}',
+    parallel = safe
+);
+
+-- ta.regr_moments(y, x): the regression state {N, Sx, Sxx, Sy, Syy, Sxy} of regr_count/regr_slope/corr(y, x):
+-- float8_regr_slope(m) and float8_corr(m) equal regr_slope(y, x) and corr(y, x); m[1] is regr_count(y, x).
+create or replace aggregate ta.regr_moments(double precision, double precision) (
+    sfunc = float8_regr_accum,
+    stype = double precision[],
+    initcond = '{0,0,0,0,0,0}',
+    parallel = safe
+);
 {% endmacro %}

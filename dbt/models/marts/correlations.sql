@@ -1,50 +1,49 @@
 {#- marts.correlations: the cross-asset correlation matrix of one-bar log returns, in long format (one row per ordered
     pair symbol_a < symbol_b), at each of the newest `correlation_bars` bar times of every (exchange, timeframe), over
-    each symbol's last `correlation_window` bars up to that time. -#}
+    each symbol's last `correlation_window` bars up to that time.
+
+    Incremental rule (docs: correlations_incremental_rule): a build computes the matrices of the newest bar times that
+    are not stored yet, and recomputes a stored one only when marts.features rewrote a member's row at that time in the
+    same dbt invocation (late data or a new series: features recomputes that series whole); the post-hook drops the
+    matrices that fell out of the newest `correlation_bars`. Everything is read through the primary key of features:
+    the cost follows the universe and the window, never the length of the history.
+-#}
 {%- set window = var('correlation_window') | int -%}
-{%- set symbols = var('correlation_symbols') -%}
 with
 
-features as (
-    select * from {{ ref('features') }}
-),
-
-bar_times as (
-    select exchange, timeframe, ts
-    from features
-    {%- if symbols %}
-    where symbol in ({% for s in symbols %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %})
-    {%- endif %}
-    group by exchange, timeframe, ts
-),
-
-newest_bar_times as (
-    select exchange, timeframe, ts as as_of_ts
-    from (
-        select *, row_number() over (partition by exchange, timeframe order by ts desc) as recency
-        from bar_times
-    ) ranked
-    where recency <= {{ var('correlation_bars') | int }}
-),
-
--- Symbols with a bar at the matrix time, and their last `window` returns up to it (bars counted, not clock time).
 members as (
-    select newest_bar_times.*, f.symbol
-    from newest_bar_times
-    inner join features f
-        on f.exchange = newest_bar_times.exchange and f.timeframe = newest_bar_times.timeframe
-        and f.ts = newest_bar_times.as_of_ts
-    {%- if symbols %}
-    where f.symbol in ({% for s in symbols %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %})
-    {%- endif %}
+    {{ correlation_members(ref('features')) }}
 ),
 
+{% if is_incremental() %}
+stored_as_of as (
+    select distinct exchange, timeframe, ts as as_of_ts
+    from {{ this }}
+),
+
+as_of_times as (
+    select distinct members.exchange, members.timeframe, members.as_of_ts
+    from members
+    left join stored_as_of using (exchange, timeframe, as_of_ts)
+    where stored_as_of.as_of_ts is null
+        or members.dbt_invocation_id = '{{ invocation_id }}'
+),
+
+{% else %}
+as_of_times as (
+    select distinct exchange, timeframe, as_of_ts
+    from members
+),
+
+{% endif %}
+-- Each member's last `window` returns up to the matrix time (bars counted, not clock time).
 member_returns as (
     select members.exchange, members.timeframe, members.as_of_ts, members.symbol, recent.ts, recent.log_ret_1
     from members
+    inner join as_of_times using (exchange, timeframe, as_of_ts)
     cross join lateral (
         select f.ts, f.log_ret_1
-        from features f
+        from {{ ref('features') }} f
         where f.exchange = members.exchange and f.symbol = members.symbol and f.timeframe = members.timeframe
             and f.ts <= members.as_of_ts
         order by f.ts desc

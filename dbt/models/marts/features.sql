@@ -17,10 +17,30 @@
 with
 
 {% if is_incremental() %}
+{#- Every lookup below goes through the primary keys of raw.ohlcv and of this table: the incremental build reads the new
+    bars, each series' newest stored row and its context rows, and computes nothing else. The one part that still grows
+    with history is the late-bar check, a count of each series' entries in raw.ohlcv's primary key (index-only). -#}
+-- Every staged series: a skip scan over raw.ohlcv's primary key, one index probe per series.
 staged_series as (
-    select exchange, symbol, timeframe, count(*) as staged_bars
-    from {{ ref('stg_ohlcv') }}
-    group by exchange, symbol, timeframe
+    with recursive skip_scan as (
+        (
+            select b.exchange, b.symbol, b.timeframe
+            from {{ ref('stg_ohlcv') }} b
+            order by b.exchange, b.symbol, b.timeframe
+            limit 1
+        )
+        union all
+        select next_series.exchange, next_series.symbol, next_series.timeframe
+        from skip_scan
+        cross join lateral (
+            select b.exchange, b.symbol, b.timeframe
+            from {{ ref('stg_ohlcv') }} b
+            where (b.exchange, b.symbol, b.timeframe) > (skip_scan.exchange, skip_scan.symbol, skip_scan.timeframe)
+            order by b.exchange, b.symbol, b.timeframe
+            limit 1
+        ) next_series
+    )
+    select * from skip_scan
 ),
 
 series as (
@@ -29,6 +49,10 @@ series as (
         newest.ts as stored_ts,
         newest.bar_number as stored_bars,
         newest.indicator_state::double precision[] as indicator_state,
+        -- staged bars up to the newest stored one (index entries only): more than stored means a late bar
+        (select count(*) from {{ ref('stg_ohlcv') }} b
+         where b.exchange = staged_series.exchange and b.symbol = staged_series.symbol
+           and b.timeframe = staged_series.timeframe and b.ts <= newest.ts) as history_bars,
         (select count(*) from {{ ref('stg_ohlcv') }} b
          where b.exchange = staged_series.exchange and b.symbol = staged_series.symbol
            and b.timeframe = staged_series.timeframe and b.ts > newest.ts) as new_bars
@@ -45,12 +69,12 @@ series as (
 
 continued as (
     select * from series
-    where indicator_state is not null and staged_bars - new_bars = stored_bars and new_bars > 0
+    where indicator_state is not null and history_bars = stored_bars and new_bars > 0
 ),
 
 rebuilt as (
     select * from series
-    where indicator_state is null or staged_bars - new_bars <> stored_bars
+    where indicator_state is null or history_bars <> stored_bars
 ),
 
 context as (
@@ -76,9 +100,13 @@ appended as (
         true as is_new,
         continued.indicator_state as seed
     from continued
-    inner join {{ ref('stg_ohlcv') }} b
-        on b.exchange = continued.exchange and b.symbol = continued.symbol and b.timeframe = continued.timeframe
-        and b.ts > continued.stored_ts
+    cross join lateral (
+        select *
+        from {{ ref('stg_ohlcv') }} b
+        where b.exchange = continued.exchange and b.symbol = continued.symbol and b.timeframe = continued.timeframe
+            and b.ts > continued.stored_ts
+        offset 0  -- a lookup per series by its key
+    ) b
 ),
 
 recomputed as (
@@ -88,8 +116,13 @@ recomputed as (
         true as is_new,
         null::double precision[] as seed
     from rebuilt
-    inner join {{ ref('stg_ohlcv') }} b
-        on b.exchange = rebuilt.exchange and b.symbol = rebuilt.symbol and b.timeframe = rebuilt.timeframe
+    cross join lateral (
+        select *
+        from {{ ref('stg_ohlcv') }} b
+        where b.exchange = rebuilt.exchange and b.symbol = rebuilt.symbol and b.timeframe = rebuilt.timeframe
+        -- OFFSET 0 keeps this a lookup per series: the planner cannot turn it into a scan of the whole table
+        offset 0
+    ) b
 ),
 
 bars as (
@@ -104,7 +137,8 @@ bars as (
 bars as (
     select
         exchange, symbol, timeframe, ts, known_at, open, high, low, close, volume,
-        row_number() over (partition by exchange, symbol, timeframe order by ts) as bar_number,
+        -- numbered in the shared window pass below, so the whole build sorts the bars once
+        null::bigint as bar_number,
         true as is_new,
         null::double precision[] as seed
     from {{ ref('stg_ohlcv') }}
@@ -112,6 +146,31 @@ bars as (
 
 {% endif %}
 -- The benchmark's one-bar log returns, matched to every series of its exchange and timeframe by bar time.
+{% if is_incremental() %}
+-- Only from the oldest bar in play of each (exchange, timeframe) on, looked up by the benchmark series' key.
+bar_groups as (
+    select exchange, timeframe, min(ts) as first_ts
+    from bars
+    group by exchange, timeframe
+),
+
+benchmark_bars as (
+    select
+        bar_groups.exchange,
+        bar_groups.timeframe,
+        b.ts,
+        ln(b.close / lag(b.close) over (partition by bar_groups.exchange, bar_groups.timeframe order by b.ts))
+            as benchmark_log_ret_1
+    from bar_groups
+    cross join lateral (
+        select b.ts, b.close
+        from {{ ref('stg_ohlcv') }} b
+        where b.exchange = bar_groups.exchange and b.symbol = '{{ benchmark }}' and b.timeframe = bar_groups.timeframe
+            and b.ts >= bar_groups.first_ts
+        offset 0  -- a lookup by the benchmark's key per (exchange, timeframe), never a scan of the whole table
+    ) b
+),
+{% else %}
 benchmark_bars as (
     select
         exchange,
@@ -120,26 +179,31 @@ benchmark_bars as (
         ln(close / lag(close) over (partition by exchange, timeframe order by ts)) as benchmark_log_ret_1
     from {{ ref('stg_ohlcv') }}
     where symbol = '{{ benchmark }}'
-    {%- if is_incremental() %}
-        and ts >= (select min(ts) from bars)
-    {%- endif %}
+),
+{% endif %}
+
+-- Joined before any window, so every window below runs over one sort of the bars.
+with_benchmark as (
+    select bars.*, benchmark_bars.benchmark_log_ret_1
+    from bars
+    left join benchmark_bars using (exchange, timeframe, ts)
 ),
 
 with_previous as (
     select
-        *,
-        lag(close) over (partition by {{ key }} order by ts) as previous_close
-    from bars
+        exchange, symbol, timeframe, ts, known_at, open, high, low, close, volume, is_new, seed, benchmark_log_ret_1,
+        coalesce(bar_number, row_number() over series) as bar_number,
+        lag(close) over series as previous_close
+    from with_benchmark
+    window series as (partition by {{ key }} order by ts)
 ),
 
 with_returns as (
     select
-        with_previous.*,
+        *,
         close / previous_close - 1 as ret_1,
-        ln(close / previous_close) as log_ret_1,
-        benchmark_bars.benchmark_log_ret_1
+        ln(close / previous_close) as log_ret_1
     from with_previous
-    left join benchmark_bars using (exchange, timeframe, ts)
 ),
 
 windowed as (
@@ -148,20 +212,17 @@ windowed as (
         -- Every recursive indicator in one pass; context rows only provide history, so the state skips them.
         ta.bar_state(close, high, low, volume, seed) filter (where is_new) over history as state,
         lead(ts) over history_all is null as is_newest,
-        case when bar_number >= 10 then avg(close) over last_10 end as sma_10,
-        case when bar_number >= 20 then avg(close) over last_20 end as sma_20,
-        case when bar_number >= 50 then avg(close) over last_50 end as sma_50,
-        case when bar_number >= 20 then var_pop(close) over last_20 end as close_var_pop_20,
-        case when bar_number >= 20 then stddev_samp(close) over last_20 end as close_stddev_samp_20,
-        case when count(log_ret_1) over last_20 = 20 then stddev_samp(log_ret_1) over last_20 end as realized_vol_20,
-        case when bar_number >= 20 then avg(volume) over last_20 end as volume_mean_20,
-        case when bar_number >= 20 then stddev_samp(volume) over last_20 end as volume_stddev_20,
+        -- SMAs as TA-Lib computes them: a running sum (newest in, oldest out) divided by the window.
+        case when bar_number >= 10 then ta.moving_sum(close) over last_10 / 10 end as sma_10,
+        case when bar_number >= 20 then ta.moving_sum(close) over last_20 / 20 end as sma_20,
+        case when bar_number >= 50 then ta.moving_sum(close) over last_50 / 50 end as sma_50,
+        -- One accumulator per input and frame; PostgreSQL's final functions read var_pop, stddev_samp... off it.
+        ta.moments(close) over last_20 as close_moments_20,
+        ta.moments(log_ret_1) over last_20 as log_ret_moments_20,
+        ta.moments(volume) over last_20 as volume_moments_20,
         case when bar_number >= 5 then max(high) over last_5 end as highest_5,
         case when bar_number >= 5 then min(low) over last_5 end as lowest_5,
-        case when regr_count(log_ret_1, benchmark_log_ret_1) over last_beta = {{ beta_window }}
-            then regr_slope(log_ret_1, benchmark_log_ret_1) over last_beta end as beta_raw,
-        case when regr_count(log_ret_1, benchmark_log_ret_1) over last_beta = {{ beta_window }}
-            then corr(log_ret_1, benchmark_log_ret_1) over last_beta end as corr_raw
+        ta.regr_moments(log_ret_1, benchmark_log_ret_1) over last_beta as beta_moments
     from with_returns
     window
         history as (partition by {{ key }} order by ts rows between unbounded preceding and current row),
@@ -173,6 +234,20 @@ windowed as (
         last_beta as (partition by {{ key }} order by ts rows between {{ beta_window - 1 }} preceding and current row)
 ),
 
+with_moments as (
+    select
+        *,
+        case when bar_number >= 20 then float8_var_pop(close_moments_20) end as close_var_pop_20,
+        case when bar_number >= 20 then float8_stddev_samp(close_moments_20) end as close_stddev_samp_20,
+        case when log_ret_moments_20[1] = 20 then float8_stddev_samp(log_ret_moments_20) end as realized_vol_20,
+        case when bar_number >= 20 then float8_avg(volume_moments_20) end as volume_mean_20,
+        case when bar_number >= 20 then float8_stddev_samp(volume_moments_20) end as volume_stddev_20,
+        -- beta_moments[1] is the number of bars where both returns exist (regr_count)
+        case when beta_moments[1] = {{ beta_window }} then float8_regr_slope(beta_moments) end as beta_raw,
+        case when beta_moments[1] = {{ beta_window }} then float8_corr(beta_moments) end as corr_raw
+    from windowed
+),
+
 with_fast_k as (
     select
         *,
@@ -182,7 +257,7 @@ with_fast_k as (
             when highest_5 - lowest_5 <> 0 then (close - lowest_5) / ((highest_5 - lowest_5) / 100.0)
             else 0
         end as stoch_fast_k
-    from windowed
+    from with_moments
 ),
 
 with_slow_k as (
