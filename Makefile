@@ -30,6 +30,7 @@ test: lint
 # Full-size benchmarks (minutes each); `make test` runs them at toy size only. bench/backtest.py needs the bench extra.
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/news.py
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/decision.py
 	$(BIN)/python bench/sentiment.py

@@ -26,3 +26,12 @@ def test_backtest_benchmark_runs_at_toy_size_with_the_step_path(database_url) ->
     assert result.returncode == 0, result.stdout + result.stderr
     assert "AlphaLoom fast path:" in result.stdout
     assert "step path (live decide + risk + paper execution, no LLM): 2 symbols x 6 steps" in result.stdout
+
+
+def test_news_dedupe_benchmark_runs_at_toy_size(database_url) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "news.py"), "--items", "500", "--feeds", "4"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "items: 500 in 4 feeds -> 300 distinct stories (200 duplicates)" in result.stdout
