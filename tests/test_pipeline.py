@@ -135,3 +135,31 @@ def test_kill_switch_on_means_no_order_is_sent(engine, pipeline) -> None:
     finally:
         with engine.begin() as conn:
             set_kill_switch(conn, False, "test done", "pytest")
+
+
+def test_rerunning_a_finished_flow_run_reuses_its_run_id_and_duplicates_nothing(engine, pipeline) -> None:
+    """What an operator's "Retry"/rerun in the Prefect UI does: the same flow run goes back to Scheduled and runs its
+    flow again with its recorded parameters. Its audit run row is reopened, not doubled, and no output is repeated."""
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow
+    from prefect.states import Scheduled
+
+    _, run_ids = pipeline
+    before = _counts(engine)
+    with get_client(sync_client=True) as client:
+        for name, flow in (("ingest_news", ingest_news), ("decide", decide_flow)):
+            flow_run_id = uuid.UUID(run_ids[name])
+            client.set_flow_run_state(flow_run_id, Scheduled(), force=True)
+            flow_run = client.read_flow_run(flow_run_id)
+            state = run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+            assert state.is_completed(), (name, state)
+            assert client.read_flow_run(flow_run_id).run_count == 2, "the same flow run ran twice"
+    assert _counts(engine) == before
+    with engine.connect() as conn:
+        runs = conn.execute(
+            text("select run_id, status from audit.runs where run_id = any(:ids)"),
+            {"ids": [run_ids["ingest_news"], run_ids["decide"]]},
+        ).all()
+    assert sorted(runs) == sorted((run_ids[n], "completed") for n in ("ingest_news", "decide"))
