@@ -4,8 +4,9 @@
 
 - ``paper`` (the default for a new account): the decision flow's paper broker;
 - ``live``: its ccxt broker (``execution.brokers.factory``), only when the account is armed (``live_enabled``) and
-  credentials for its venue are stored;
-- ``shadow``: a ``ShadowBroker`` around that same live broker, on the same conditions.
+  credentials for its venue are stored; with ``settings.route_venues``, a ``RoutingBroker`` over its venue (home)
+  and those venues (credentials needed at each), so every order is routed (``execution.routing``);
+- ``shadow``: a ``ShadowBroker`` around the live broker of its own venue (not routed), on the same conditions.
 
 A live or shadow account is then reconciled with its venue (``execution.reconcile``) before any order: every
 difference is recorded in ``audit.reconciliations``. When differences other than our own orders brought up to date
@@ -34,6 +35,7 @@ from execution.brokers.base import Broker
 from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
 from execution.fatfinger import record_trip
 from execution.reconcile import Difference, reconcile_account, unexplained
+from execution.routing import RoutingBroker
 from execution.shadow import ShadowBroker, record_drift
 from execution.submit import ExecutionResult, execute
 
@@ -91,17 +93,26 @@ def open_session(
                                  "armed for live orders: no order is sent (arm it with `alphaloom arm`)")  # fmt: skip
         return _refuse(engine, refused, run_id=run_id, guard="live_not_armed", alert_kind="live_refused",
                        numbers={**base, "live_enabled": False})  # fmt: skip
-    live = ccxt_broker(engine, settings, account, row.venue)
-    if live is None:
-        refused = TradingSession(account, row.mode, None, f"no credentials stored for {row.venue}/{account}: no "
-                                 "order is sent (add them with `alphaloom keys add`)")  # fmt: skip
+    routed = row.mode == "live" and settings.route_venues
+    names = [row.venue, *(v for v in settings.route_venues if v != row.venue)] if routed else [row.venue]
+    venues = {name: ccxt_broker(engine, settings, account, name) for name in names}
+    missing = [name for name, b in venues.items() if b is None]
+    if missing:
+        where = ", ".join(f"{name}/{account}" for name in missing)
+        refused = TradingSession(account, row.mode, None, f"no credentials stored for {where}: no order is sent (add "
+                                 "them with `alphaloom keys add`)")  # fmt: skip
         return _refuse(engine, refused, run_id=run_id, guard="no_credentials", alert_kind="live_refused",
-                       numbers=base)  # fmt: skip
+                       numbers={**base, "missing": missing})  # fmt: skip
+    live: Broker = venues[row.venue]  # type: ignore[assignment]
+    if len(venues) > 1:
+        live = RoutingBroker(venues, home=row.venue, fee_bps=settings.route_fee_bps)  # type: ignore[arg-type]
     broker: Broker = shadow_broker(engine, settings, live) if row.mode == "shadow" else live
     try:
         with engine.begin() as conn:
-            differences = reconcile_account(conn, live, account, run_id=run_id,
-                                            tolerance=settings.reconcile_tolerance, event_time=event_time)  # fmt: skip
+            differences = reconcile_account(
+                conn, live, account, run_id=run_id,  # type: ignore[arg-type]
+                tolerance=settings.reconcile_tolerance, event_time=event_time,
+            )  # fmt: skip
     except AlphaLoomError as exc:
         refused = TradingSession(account, row.mode, broker, f"{account} could not be reconciled with {row.venue}: "
                                  f"{type(exc).__name__}: {exc}; no order is sent this run")  # fmt: skip

@@ -35,15 +35,19 @@ BULLISH = {"close": 87500.0, "ema_10": 88000.0, "ema_50": 87000.0, "macd_hist": 
 class LiveAccount:
     engine: Engine
     account: str
-    venue: BinanceSpotVenue
+    venues: dict[str, BinanceSpotVenue]  # ccxt exchange id -> its stand-in
     replays: list[VenueReplay]
+
+    @property
+    def venue(self) -> BinanceSpotVenue:
+        return self.venues["binance"]
 
     def run(self) -> dict[str, int]:
         def stand_in(exchange_id: str, config: object) -> object:
             exchange = make_exchange(exchange_id, {**dict(config), "enableRateLimit": False,  # type: ignore[call-overload]
                                                    "options": {"fetchMarkets": {"types": ["spot"]},
                                                                "fetchCurrencies": False, "fetchMargins": False}})  # fmt: skip
-            self.replays.append(mount(exchange, self.venue.routes()))
+            self.replays.append(mount(exchange, self.venues[exchange_id].routes()))
             return exchange
 
         with use_exchange_maker(stand_in):  # type: ignore[arg-type]
@@ -82,7 +86,7 @@ def live(engine: Engine, prefect_harness, receiver, monkeypatch) -> Iterator[Liv
             {"e": exchange, "ts": T0, "k": T0 + HOUR, **row},
         )  # fmt: skip
     try:
-        yield LiveAccount(engine, account, BinanceSpotVenue({"BTCUSDT": "87512.00"}), [])
+        yield LiveAccount(engine, account, {"binance": BinanceSpotVenue({"BTCUSDT": "87512.00"})}, [])
     finally:
         get_settings.cache_clear()
 
@@ -125,3 +129,25 @@ def test_an_unarmed_live_account_is_refused_without_calling_the_venue(live: Live
     (trip,) = live.rows("select guard from audit.guard_trips where account = :a")
     assert trip.guard == "live_not_armed"
     assert [a["kind"] for a in receiver.received] == ["live_refused"]
+
+
+def test_a_live_account_with_route_venues_routes_each_order_across_them(live: LiveAccount, monkeypatch) -> None:
+    monkeypatch.setenv("ALPHALOOM_ROUTE_VENUES", "binanceus")
+    monkeypatch.setenv("ALPHALOOM_ROUTE_FEE_BPS", '{"binance": 10, "binanceus": 0}')
+    get_settings.cache_clear()
+    with live.engine.begin() as conn:
+        store_credentials(conn, get_settings(), Credentials("binanceus", live.account, "us-key", "us-secret"))
+    live.venues["binance"] = BinanceSpotVenue({"BTCUSDT": "87500.00"}, balances={"USDT": "6000"})
+    live.venues["binanceus"] = BinanceSpotVenue({"BTCUSDT": "87510.00"}, balances={"USDT": "4000"})
+    live.venues["binance"].book["BTCUSDT"] = {"asks": [["87500.00", "1.0"]], "bids": [["87490.00", "1.0"]]}
+    live.venues["binanceus"].book["BTCUSDT"] = {"asks": [["87510.00", "0.01"]], "bids": [["87495.00", "1.0"]]}
+    totals = live.run()  # reconciled against both venues' balances together (6000 + 4000 = our 10000)
+    assert totals["trading_refused"] == 0 and totals["submitted"] == 2
+    (decision_id,) = live.rows("select decision_id from audit.decisions where account = :a")[0]
+    orders = live.rows("select client_order_id, venue, quantity from audit.orders where account = :a order by leg")
+    # risk shrinks the buy to 0.028571 (the per-asset exposure limit: 2500 here); binance.us first (no fee for us),
+    # up to its 0.01 at the top; the rest to binance
+    assert [tuple(o) for o in orders] == [(client_order_id_for(decision_id, 1), "binanceus", Decimal("0.01")),
+                                         (client_order_id_for(decision_id, 2), "binance", Decimal("0.018571"))]  # fmt: skip
+    assert live.venues["binanceus"].count(orders[0].client_order_id) == 1
+    assert live.venues["binance"].count(orders[1].client_order_id) == 1
