@@ -26,7 +26,8 @@ Steps 3-4 are also recorded as an ``execution_guard`` risk check, denied or appr
 
 Writes: ``audit.orders`` (with ``arrival_price``: the last trade at submit, and ``parent_client_order_id`` for child
 orders), ``audit.order_events`` (``event_ts`` = ``event_time``; the final event of a filled order carries its
-average fill price and slippage versus the arrival price), ``audit.fills``, ``audit.positions``,
+average fill price and slippage versus the arrival price, also when the order is reconciled later after an unknown
+outcome), ``audit.fills``, ``audit.positions``,
 ``audit.balances`` (the account's base currency), ``audit.risk_checks``, ``audit.guard_trips``, ``audit.lineage``
 (order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash moves in the
 symbol's quote currency (``audit.balances`` per currency); views convert it into the base currency (``alphaloom.fx``).
