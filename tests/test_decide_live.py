@@ -151,3 +151,15 @@ def test_a_live_account_with_route_venues_routes_each_order_across_them(live: Li
                                          (client_order_id_for(decision_id, 2), "binance", Decimal("0.018571"))]  # fmt: skip
     assert live.venues["binanceus"].count(orders[0].client_order_id) == 1
     assert live.venues["binance"].count(orders[1].client_order_id) == 1
+
+
+def test_a_shadow_account_sends_live_and_records_the_paper_drift_per_order(live: LiveAccount) -> None:
+    with live.engine.begin() as conn:
+        conn.execute(text("update audit.accounts set mode = 'shadow' where id = :a"), {"a": live.account})
+    live.venue.balances = {"USDT": "10000"}
+    totals = live.run()
+    assert totals["submitted"] == 1 and len(live.creates()) == 1
+    (order,) = live.rows("select client_order_id, venue from audit.orders where account = :a")
+    (drift,) = live.rows("select client_order_id, live_price, paper_price from audit.shadow_drift where account = :a")
+    assert order.venue == "binance" and drift.client_order_id == order.client_order_id
+    assert drift.live_price == Decimal("87512") and drift.paper_price is not None  # the paper side filled too
