@@ -88,6 +88,10 @@ def live(engine: Engine, prefect_harness, receiver, monkeypatch) -> Iterator[Liv
     try:
         yield LiveAccount(engine, account, {"binance": BinanceSpotVenue({"BTCUSDT": "87512.00"})}, [])
     finally:
+        # the credentials were encrypted with this test's key: leave none behind for whole-system commands
+        # (the kill switch's cancel of open orders builds every live account's broker)
+        with engine.begin() as conn:
+            conn.execute(text("delete from secrets.credentials where account = :a"), {"a": account})
         get_settings.cache_clear()
 
 
