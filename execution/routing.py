@@ -12,7 +12,8 @@ with the plan saved before any leg is sent.
   there is one, else a new plan from the books, committed on its own connection before anything is sent. So a retry
   or restart re-sends each leg only to the venue its plan names (execution looks it up there by client id first) and
   never doubles it, even when the books have moved since. An intent that already went out unrouted (an order or a
-  submit attempt with its own client id) is left as it is.
+  submit attempt with its own client id) is left as it is. When no venue's book can be read, ``VenueTemporaryError``
+  (retry later) and nothing is sent.
 """
 
 from __future__ import annotations
