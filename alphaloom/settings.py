@@ -134,6 +134,14 @@ class Settings(BaseSettings):
     split_method: Literal["twap", "iceberg"] = "twap"
     split_slices: int = 4
     split_visible_notional: Decimal = Decimal("2500")
+    # A live or shadow account is reconciled with its venue at the start of every decision run: a balance or
+    # position difference above this (absolute, in the currency's units) means no order is sent that run.
+    reconcile_tolerance: Decimal = Decimal("0")
+    # Smart routing (live accounts): the venues (ccxt ids, credentials stored for the account at each) whose order
+    # book tops compete for every order; empty: the account's own venue only. Taker fees in bps per venue override
+    # the market's published fee (your fee tier), as JSON, e.g. {"binance": 7.5}.
+    route_venues: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    route_fee_bps: dict[str, Decimal] = Field(default_factory=dict)
     # Kill switch: also cancel open orders at the venue when it is turned on.
     kill_switch_cancels_open_orders: bool = True
     # Credentials encryption key (Fernet, urlsafe base64); else the 0600 file ``home/secret.key``.
@@ -151,7 +159,7 @@ class Settings(BaseSettings):
     # Data quality: a run of missing bars inside the session calendar longer than this is reported.
     quality_gap_tolerance_bars: int = 3
 
-    @field_validator("ccxt_sources", "feeds", mode="before")
+    @field_validator("ccxt_sources", "feeds", "route_venues", mode="before")
     @classmethod
     def _split_ingest_lists(cls, value: object) -> object:
         if isinstance(value, str):

@@ -107,7 +107,9 @@ def record_trip(
     symbol: str | None = None,
     client_order_id: str | None = None,
     decision_id: str | None = None,
+    alert_kind: str = "fat_finger",
 ) -> None:
+    """One ``audit.guard_trips`` row, and an operator alert of ``alert_kind``."""
     conn.execute(
         text(
             """insert into audit.guard_trips (run_id, account, symbol, client_order_id, decision_id, guard, reason,
@@ -117,7 +119,7 @@ def record_trip(
         {"r": run_id, "a": account, "s": symbol, "c": client_order_id, "d": decision_id, "g": guard,
          "reason": reason, "n": json.dumps(numbers, default=str)},
     )  # fmt: skip
-    alert("fat_finger", f"{guard} tripped for {account} {symbol or ''}: {reason}".replace("  ", " "),
+    alert(alert_kind, f"{guard} tripped for {account} {symbol or ''}: {reason}".replace("  ", " "),
           {"account": account, "symbol": symbol, "guard": guard, "client_order_id": client_order_id, **dict(numbers)})  # fmt: skip
 
 

@@ -2,7 +2,9 @@
 the venue by client order id (``fetch_order``) and what happened meanwhile is booked through the state machine; then
 what we hold (``audit.balances`` cash, ``audit.positions`` in each symbol's base currency, our open orders) is compared
 with what the venue says (``fetch_balance`` totals, ``fetch_open_orders``). Every difference is one ``audit.reconciliations`` row (kind ``balance``, ``position`` or
-``order``, with ours, the venue's and the difference); a clean account gets one ``ok`` row. Nothing is corrected
+``order``, with ours, the venue's and the difference); a clean account gets one ``ok`` row. An order of ours that
+the venue reports further along (filled meanwhile) is booked and reported with ``details.explained`` true:
+``unexplained`` leaves it out. Nothing is corrected
 automatically: a difference needs a human (or a later fill we have not booked yet).
 
 ``compare_holdings`` is the pure part.
@@ -71,6 +73,11 @@ def compare_holdings(
     return sorted(differences, key=lambda d: (d.kind, d.item))
 
 
+def unexplained(differences: list[Difference]) -> list[Difference]:
+    """The differences a human must look at: all but our orders brought up to date from the venue's report."""
+    return [d for d in differences if not d.details.get("explained")]
+
+
 def _ours(conn: Connection, account: str) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
     cash = {c: Decimal(a) for c, a in conn.execute(
         text("select currency, amount from audit.balances where account = :a"), {"a": account})}  # fmt: skip
@@ -116,7 +123,7 @@ def reconcile_account(
         if new_status is not None and new_status.value != status:
             differences.append(Difference("order", coid, None, None, {
                 "problem": f"was {status} in our books, {new_status.value} at the venue: brought up to date",
-                "symbol": symbol, "fills": len(report.fills)}))  # fmt: skip
+                "symbol": symbol, "fills": len(report.fills), "explained": True}))  # fmt: skip
         if new_status is not None and not is_terminal(new_status):
             still_open[coid] = symbol
     cash, positions = _ours(conn, account)

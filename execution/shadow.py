@@ -10,7 +10,8 @@ the live path. ``record_drift`` writes what was observed once execution has reco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -90,6 +91,7 @@ class ShadowBroker:
         self.name = live.name
         self.live = bool(getattr(live, "live", True))
         self.observations: list[Observation] = []
+        self._lock = threading.Lock()
 
     def submit(self, request: OrderRequest) -> BrokerReport:
         report = self.live_broker.submit(request)  # live errors propagate: execution handles them as usual
@@ -97,14 +99,22 @@ class ShadowBroker:
             paper, error = self.paper.submit(request), ""
         except AlphaLoomError as exc:  # the shadow must never disturb the live path
             paper, error = None, f"{type(exc).__name__}: {exc}"
-        self.observations.append(Observation(request, report, paper, error))
+        with self._lock:
+            self.observations.append(Observation(request, report, paper, error))
         return report
 
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
         return self.live_broker.lookup(client_order_id)
 
-    def take_observations(self) -> list[Observation]:
-        taken, self.observations = self.observations, []
+    def take_observations(self, client_order_ids: Collection[ClientOrderId] | None = None) -> list[Observation]:
+        """Remove and return the observations (only those of ``client_order_ids`` when given: concurrent callers
+        sharing the broker each take their own)."""
+        with self._lock:
+            if client_order_ids is None:
+                taken, self.observations = self.observations, []
+            else:
+                taken = [o for o in self.observations if o.request.client_order_id in client_order_ids]
+                self.observations = [o for o in self.observations if o.request.client_order_id not in client_order_ids]
         return taken
 
 

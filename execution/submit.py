@@ -1,7 +1,10 @@
 """Execution: turn approved ``OrderIntent``s into orders at a broker, exactly once, and book what filled.
 
 First, an intent above ``settings.split_above_notional`` is replaced by its child orders (``execution.splitting``:
-TWAP or iceberg, legs ``leg * 1000 + n``, each recorded with ``parent_client_order_id``). Then for each intent, in
+TWAP or iceberg, legs ``leg * 1000 + n``, each recorded with ``parent_client_order_id``). With a ``RoutingBroker``,
+each intent is then replaced by its route legs across venues (``execution.routing``: best price after fees on the
+book tops, split by depth), the plan committed in ``audit.route_legs`` before anything is sent; each leg goes only
+to the venue its plan names and is recorded with that venue and the plan's arrival price. Then for each intent, in
 order (on the caller's connection; the caller's transaction decides), under a per-account advisory lock:
 
 1. an order with the intent's client order id (``client_order_id_for(decision_id, leg)``) already exists -> nothing is
@@ -23,7 +26,8 @@ Steps 3-4 are also recorded as an ``execution_guard`` risk check, denied or appr
 
 Writes: ``audit.orders`` (with ``arrival_price``: the last trade at submit, and ``parent_client_order_id`` for child
 orders), ``audit.order_events`` (``event_ts`` = ``event_time``; the final event of a filled order carries its
-average fill price and slippage versus the arrival price), ``audit.fills``, ``audit.positions``,
+average fill price and slippage versus the arrival price, also when the order is reconciled later after an unknown
+outcome), ``audit.fills``, ``audit.positions``,
 ``audit.balances`` (the account's base currency), ``audit.risk_checks``, ``audit.guard_trips``, ``audit.lineage``
 (order -> decision, fill -> order), and ``audit.submit_attempts`` (committed separately). Cash moves in the
 symbol's quote currency (``audit.balances`` per currency); views convert it into the base currency (``alphaloom.fx``).
@@ -73,6 +77,7 @@ from execution.order_store import (
     write_report,
 )
 from execution.orders import is_terminal, path_to
+from execution.routing import RoutedIntents, RoutingBroker, route_intents
 from execution.splitting import SplitPolicy, arrival_slippage, split_intents
 
 GUARD_CHECK = "execution_guard"
@@ -146,14 +151,17 @@ def _apply_report(
     event_time: datetime,
     holding: Holding | None = None,
     new_order: NewOrder | None = None,
+    arrival_price: Decimal | None = None,
 ) -> OrderStatus:
     """Bring the recorded order up to the venue's report: events along the transition table, then the fills not
     booked yet (by fill id ``<client order id>-<n>``), position, cash and status, written in one statement.
     ``new_order``: the order is not recorded yet (so no fill is booked either) and is inserted with the report;
-    ``holding``: the position already read (and locked) by the caller. With an arrival price, the final event records
-    the fills' slippage versus it. Returns the new status."""
+    ``holding``: the position already read (and locked) by the caller. With an arrival price (the new order's, else
+    ``arrival_price``: the one recorded with the order), the final event records the fills' slippage versus it.
+    Returns the new status."""
     coid = report.client_order_id
-    arrival_price = None if new_order is None else new_order.arrival_price
+    if new_order is not None:
+        arrival_price = new_order.arrival_price
     booked: set[str] = (
         set()
         if new_order is not None
@@ -247,22 +255,29 @@ def execute(
     intents, parents = plan.intents, {**plan.parents, **(parents or {})}
     result = ExecutionResult()
     locked: set[str] = set()
+    routed = RoutedIntents(list(intents))
+    if isinstance(broker, RoutingBroker):
+        for account in sorted({i.account for i in intents}):  # one plan per parent: plan under the account lock
+            _lock_account(conn, account)
+            locked.add(account)
+        routed = route_intents(conn, intents, broker, run_id=run_id)
+        intents, parents = routed.intents, {**parents, **routed.parents}
     recorded: list[str] = []  # client ids recorded by this call (a child's siblings are not another shape)
     bar_cutoff = event_time - timeframe_delta(settings.timeframe)
     day_start = datetime.combine(event_time.date(), time(0), tzinfo=event_time.tzinfo)
     for intent in intents:
         if intent.account not in locked:  # held until the transaction ends: once per account is enough
-            conn.execute(
-                text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                {"k": f"alphaloom:account:{intent.account}"},
-            )
+            _lock_account(conn, intent.account)
             locked.add(intent.account)
         coid = client_order_id_for(intent.decision_id, intent.leg)
         parent = parents.get(coid)
+        venue = broker.venue_of(coid) if isinstance(broker, RoutingBroker) else broker.name
+        # a routed leg's planned siblings are its own shape, whatever an earlier run managed to record of them
+        own = recorded + routed.siblings.get(parent, []) if parent is not None else recorded
         state = read_order_state(conn, account=intent.account, symbol=intent.symbol, client_order_id=coid,
                                  run_id=run_id, exchange=settings.exchange, timeframe=settings.timeframe,
                                  bar_cutoff=bar_cutoff, day_start=day_start, event_time=event_time, parent=parent,
-                                 own=recorded)  # fmt: skip
+                                 own=own)  # fmt: skip
         if state.account_venue is None:
             raise ConfigError(
                 f"account {intent.account!r} does not exist; create it with execution.accounts.ensure_account"
@@ -290,6 +305,7 @@ def execute(
 
         override = (last_prices or {}).get(intent.symbol)
         last_price = override or state.last_close
+        arrival_price = routed.arrival.get(coid, last_price)  # a routed leg: the best touch when it was planned
         if state.attempted:
             # An earlier attempt's outcome is unknown (it crashed before recording): ask the venue before resending.
             report = broker.lookup(coid)
@@ -297,7 +313,7 @@ def execute(
                 status = _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report,
                                        account=intent.account, base_currency=state.base_currency,
                                        event_time=event_time, holding=state.holding,
-                                       new_order=NewOrder(intent, broker.name, parent, last_price))  # fmt: skip
+                                       new_order=NewOrder(intent, venue, parent, arrival_price))  # fmt: skip
                 recorded.append(coid)
                 result.recovered.append(OrderOutcome(coid, status, report.fills, "recovered from the venue"))
                 continue
@@ -347,7 +363,7 @@ def execute(
         # The order row is written with the venue's answer, in one statement after the submit: under the account
         # lock nobody else can record this client id meanwhile, and the journal (committed before the submit) is what
         # makes a crash in between recoverable.
-        new_order = NewOrder(intent, broker.name, parent, last_price,
+        new_order = NewOrder(intent, venue, parent, arrival_price,
                              GuardRow(_guard_name(intent), True, "hard limits hold at execution", numbers))  # fmt: skip
         request = OrderRequest(
             client_order_id=coid,
@@ -359,7 +375,7 @@ def execute(
             submitted_at=event_time,
             bar_volume=state.last_volume,
         )
-        record_attempt(conn, coid, intent.account, broker.name)
+        record_attempt(conn, coid, intent.account, venue)
         result.broker_submits += 1
         recorded.append(coid)
         try:
@@ -396,6 +412,10 @@ def execute(
     return result
 
 
+def _lock_account(conn: Connection, account: str) -> None:
+    conn.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"alphaloom:account:{account}"})
+
+
 def _reconcile(
     conn: Connection,
     *,
@@ -413,6 +433,9 @@ def _reconcile(
     report = broker.lookup(coid)
     if report is None:
         return OrderOutcome(coid, status, reason="not known to the venue; left for a human to resolve")
+    arrival = conn.execute(
+        text("select arrival_price from audit.orders where client_order_id = :c"), {"c": coid}
+    ).scalar()
     new_status = _apply_report(
         conn,
         run_id=run_id,
@@ -421,6 +444,7 @@ def _reconcile(
         account=account,
         base_currency=base_currency,
         event_time=event_time,
+        arrival_price=None if arrival is None else Decimal(arrival),
     )
     return OrderOutcome(coid, new_status, report.fills, "reconciled with the venue")
 
@@ -435,7 +459,7 @@ def apply_venue_report(
     as ``execute`` does; None when there is no such order in ``audit.orders``."""
     row = conn.execute(
         text(
-            """select o.status, o.account, a.base_currency from audit.orders o
+            """select o.status, o.account, o.arrival_price, a.base_currency from audit.orders o
                join audit.accounts a on a.id = o.account where o.client_order_id = :c for update of o"""
         ),
         {"c": report.client_order_id},
@@ -443,7 +467,8 @@ def apply_venue_report(
     if row is None:
         return None
     return _apply_report(conn, run_id=run_id, current=OrderStatus(row.status), report=report, account=row.account,
-                         base_currency=row.base_currency, event_time=require_utc(event_time, "event_time"))  # fmt: skip
+                         base_currency=row.base_currency, event_time=require_utc(event_time, "event_time"),
+                         arrival_price=None if row.arrival_price is None else Decimal(row.arrival_price))  # fmt: skip
 
 
 def place_standing_order(

@@ -10,12 +10,10 @@ from prefect.cache_policies import NO_CACHE
 from agents.team import Team, build_team, decide
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import require_utc, timeframe_delta
-from alphaloom.guards import kill_switch_state
 from alphaloom.locks import account_run_lock
 from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
-from execution.brokers.paper import PaperBroker, PostgresPaperVenue
-from execution.submit import execute
+from execution.session import TradingSession, execute_in_session, open_session
 from flows._alerts import alert_on_drawdown_transition, alert_on_failure
 from flows._audit import audited_run
 
@@ -31,14 +29,14 @@ def decision_times(as_of: datetime, steps: int, timeframe: str) -> list[datetime
     return [end - bar * k for k in reversed(range(steps))]
 
 
-# NO_CACHE: the team holds a model and an HTTP client, which must not be hashed as task inputs on every step.
+# NO_CACHE: the team (a model, an HTTP client) and the session (a broker) must not be hashed as task inputs.
 @task(cache_policy=NO_CACHE)
 def decide_symbols(
-    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team
-) -> dict[str, int]:
-    """Decide and execute ``symbols`` at one step in one transaction; a dry run rolls everything back."""
-    from alphaloom.db.engine import get_engine
-
+    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team,
+    session: TradingSession | None = None,
+) -> dict[str, int]:  # fmt: skip
+    """Decide and execute ``symbols`` at one step in one transaction, through the account's ``session``; a dry run
+    rolls everything back."""
     settings = get_settings()
     with get_engine().connect() as conn, conn.begin() as tx:
         decisions = decide(
@@ -47,23 +45,21 @@ def decide_symbols(
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         submitted = 0
-        if intents and not dry_run:
-            broker = PaperBroker(
-                fee_bps=settings.paper_fee_bps,
-                slippage_bps=settings.paper_slippage_bps,
-                kill_switch=lambda: kill_switch_state(conn),
-                venue=PostgresPaperVenue(get_engine()),
-            )
-            result = execute(conn, intents, run_id=run_id, broker=broker, settings=settings, event_time=as_of)
+        if intents and not dry_run and session is not None:
+            result = execute_in_session(conn, session, intents, run_id=run_id, settings=settings, event_time=as_of)
             submitted = len(result.submitted)
         if dry_run:
             tx.rollback()
     return {"decisions": len(decisions), "intents": len(intents), "submitted": submitted}
 
 
-def _ensure_paper_account(settings: Settings, account: str, run_id: str) -> None:
-    from alphaloom.db.engine import get_engine
+@task(cache_policy=NO_CACHE)
+def open_trading_session(account: str, run_id: str) -> TradingSession:
+    """The account's broker; a live or shadow account is reconciled with its venue first (refusals recorded)."""
+    return open_session(get_engine(), get_settings(), account, run_id=run_id)
 
+
+def _ensure_paper_account(settings: Settings, account: str, run_id: str) -> None:
     with get_engine().begin() as conn:
         ensure_account(
             conn,
@@ -85,7 +81,11 @@ def decide_flow(
     account: str | None = None,
     fan_out: bool = False,
 ) -> dict[str, int]:
-    """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on the paper account.
+    """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on ``account``
+    (default: the settings' paper account), through the account's own broker (``execution.session``): paper, live or
+    shadow. A live or shadow account is reconciled with its venue before anything is decided; when it may not trade
+    (not armed, no credentials, differences beyond tolerance: recorded and alerted) the run decides nothing and
+    returns ``trading_refused`` = 1.
 
     One run per account at a time (``alphaloom.locks``: a second one fails with "another decision run ... is in
     progress"). Steps run in order (a step sees the positions the previous one left). By default a step decides all
@@ -105,16 +105,20 @@ def decide_flow(
         audited_run("decide", parameters) as (_, run_id),
     ):
         _ensure_paper_account(settings, account, run_id)
+        totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0, "trading_refused": 0}
+        session = None if dry_run else open_trading_session(account, run_id)
+        if session is not None and not session.may_trade:
+            totals["trading_refused"] = 1  # recorded (audit.guard_trips) and alerted by the session
+            return totals
         team = build_team(settings)
-        totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0}
         for step_time in times:
             if fan_out:
                 batches = decide_symbols.map(
                     unmapped(account), [[symbol] for symbol in symbols], unmapped(step_time), unmapped(run_id),
-                    unmapped(dry_run), unmapped(team),
+                    unmapped(dry_run), unmapped(team), unmapped(session),
                 ).result()  # fmt: skip
             else:
-                batches = [decide_symbols(account, symbols, step_time, run_id, dry_run, team)]
+                batches = [decide_symbols(account, symbols, step_time, run_id, dry_run, team, session)]
             for counts in batches:
                 for key, value in counts.items():
                     totals[key] += value

@@ -102,7 +102,8 @@ class BinanceSpotVenue:
 
     ``prices[symbol]`` is where a market order fills (fee 0.1% of the quote, charged in the quote currency);
     ``resting`` client ids stay open as limit orders; ``timeouts[client id]`` = ``"after_accept"`` (the venue keeps
-    the order, the answer is lost) or ``"before_accept"`` (lost on the way in). ``balances`` feeds ``/api/v3/account``.
+    the order, the answer is lost) or ``"before_accept"`` (lost on the way in). ``balances`` feeds ``/api/v3/account``,
+    ``book`` feeds ``/api/v3/depth`` (the shape of ``binance_depth.json``).
     """
 
     def __init__(
@@ -114,6 +115,8 @@ class BinanceSpotVenue:
         self.orders: list[dict] = []
         self.resting: set[str] = set()
         self.timeouts: dict[str, str] = {}
+        # ``book[symbol]`` = {"bids": [[price, qty], ...], "asks": [...]} (strings, best first) for ``/api/v3/depth``
+        self.book: dict[str, dict[str, list[list[str]]]] = {}
         self.next_id = 1000
         self.clock_ms = 1767229200000
 
@@ -194,6 +197,13 @@ class BinanceSpotVenue:
     def my_trades(self, q: dict[str, str]) -> tuple[int, object]:
         return 200, [t for o in self.orders if str(o["orderId"]) == q.get("orderId") for t in o["_trades"]]
 
+    def depth(self, q: dict[str, str]) -> tuple[int, object]:
+        book = self.book.get(q.get("symbol", ""))
+        if book is None:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        limit = int(q.get("limit", 100))
+        return 200, {**recorded("binance_depth.json"), "bids": book["bids"][:limit], "asks": book["asks"][:limit]}
+
     def account(self, q: dict[str, str]) -> tuple[int, object]:
         balances = [{"asset": a, "free": v, "locked": "0.00000000"} for a, v in self.balances.items()]
         return 200, {**recorded("binance_account.json"), "balances": balances}
@@ -201,7 +211,8 @@ class BinanceSpotVenue:
     def routes(self) -> dict[str, Handler]:
         return {**binance_routes(), "POST /api/v3/order": self.create, "GET /api/v3/order": self.query,
                 "DELETE /api/v3/order": self.cancel, "/api/v3/openOrders": self.open_orders,
-                "/api/v3/myTrades": self.my_trades, "/api/v3/account": self.account}  # fmt: skip
+                "/api/v3/myTrades": self.my_trades, "/api/v3/account": self.account,
+                "/api/v3/depth": self.depth}  # fmt: skip
 
     def creates(self, replay: VenueReplay) -> int:
         """How many create requests reached the transport (including those that timed out)."""

@@ -116,3 +116,46 @@ def test_our_open_orders_are_looked_up_first_and_what_filled_meanwhile_is_booked
     assert status == "filled" and held == D("0.02")
     (diff,) = diffs  # balances agree once the fill is booked; only the order's catch-up is reported
     assert diff.kind == "order" and diff.details["problem"].startswith("was submitted in our books, filled")
+
+
+def test_an_order_reconciled_after_an_unknown_outcome_gets_its_slippage_versus_arrival(engine: Engine) -> None:
+    """Both ways an unknown outcome is resolved later (a rerun of execute, the start-of-session reconciliation) book
+    the venue's fills with their slippage versus the arrival price kept in audit.orders."""
+    from alphaloom.domain import DecisionId, OrderIntent, client_order_id_for
+    from alphaloom.settings import Settings
+    from execution.submit import execute
+
+    account, run_id = _live(engine)
+    intents = []
+    with engine.begin() as conn:
+        conn.execute(text("update audit.accounts set live_enabled = true where id = :a"), {"a": account})
+        for n in (1, 2):
+            decision_id = DecisionId(f"d-{account}-{n}")
+            conn.execute(
+                text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action,
+                                                     score, config_version, inputs)
+                        values (:d, :r, :a, 'BTC/USDT', '1h', :t, 'buy', 1.0, 'test', '{}'::jsonb)"""),
+                {"d": decision_id, "r": run_id, "a": account, "t": T0},
+            )  # fmt: skip
+            intents.append(OrderIntent(decision_id, account, "BTC/USDT", Side.BUY, D("0.01"), D("87500")))
+    coids = [client_order_id_for(i.decision_id, 0) for i in intents]
+    venue = BinanceSpotVenue({"BTCUSDT": "87512.00"}, balances={"USDT": "9124.878", "BTC": "0.03"})
+    broker, replay = binance_broker(venue)
+    lookups = replay.routes["GET /api/v3/order"]
+    replay.routes["GET /api/v3/order"] = lambda q: (503, "Service Unavailable")  # answers lost, lookups fail too
+    for coid in coids:
+        venue.timeouts[coid] = "after_accept"
+    with engine.begin() as conn:
+        result = execute(conn, intents, run_id=run_id, broker=broker, settings=Settings(), event_time=T0,
+                         last_prices={"BTC/USDT": D("87500")})  # fmt: skip
+    assert result.unknown == coids
+    replay.routes["GET /api/v3/order"] = lookups  # the venue answers again
+    with engine.begin() as conn:
+        rerun = execute(conn, intents[:1], run_id=run_id, broker=broker, settings=Settings(), event_time=T0)
+        reconcile_account(conn, broker, account, run_id=run_id, event_time=T0)
+        finals = dict(conn.execute(
+            text("select client_order_id, details from audit.order_events where event = 'filled' "
+                 "and client_order_id = any(:c)"), {"c": coids}).all())  # fmt: skip
+    assert rerun.broker_submits == 0 and venue.count(coids[0]) == venue.count(coids[1]) == 1
+    for coid in coids:  # 87512 against the 87500 arrival: 12 / 87500 = 1.3714 bps worse
+        assert finals[coid]["arrival_price"] == "87500" and finals[coid]["slippage_bps_vs_arrival"] == "1.3714"

@@ -252,6 +252,31 @@ class CcxtBroker:
                 reports.append(self._report(order, coid, sym, Side(str(order.get("side")))))
         return reports
 
+    # -- order book (smart routing) --------------------------------------------------------------------------------
+    def book_top(self, symbol: str, side: Side) -> tuple[Decimal, Decimal]:
+        """(price, size) of the best level we would take: the best ask for a buy, the best bid for a sell
+        (``fetch_order_book``). An empty side is a ``VenueTemporaryError``."""
+        try:
+            book = self.exchange.fetch_order_book(symbol, 5)
+        except ccxt.NetworkError as exc:
+            raise VenueTemporaryError(f"{self.name}: order book of {symbol}: {exc}") from exc
+        except ccxt.BaseError as exc:
+            raise VenueError(f"{self.name}: order book of {symbol}: {type(exc).__name__}: {exc}") from exc
+        levels = book.get("asks" if side is Side.BUY else "bids") or []
+        if not levels:
+            raise VenueTemporaryError(f"{self.name}: the {symbol} book has no {'asks' if side is Side.BUY else 'bids'}")
+        price, size = dec(levels[0][0]), dec(levels[0][1])
+        if price is None or size is None:
+            raise VenueTemporaryError(f"{self.name}: unreadable top of the {symbol} book: {levels[0]!r}")
+        return price, size
+
+    def taker_fee_bps(self, symbol: str) -> Decimal:
+        """The market's published taker fee in bps (ccxt ``market['taker']``, a fraction)."""
+        fee = dec(self.market(symbol).get("taker"))
+        if fee is None:
+            raise ConfigError(f"{self.name} publishes no taker fee for {symbol}: configure route_fee_bps")
+        return fee * 10000
+
     # -- balances, stop orders -------------------------------------------------------------------------------------
     def balances(self) -> dict[str, Decimal]:
         """Total balance per currency at the venue (free + used), zero balances left out."""

@@ -4,8 +4,10 @@ cancelling open orders when the kill switch is turned on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
+import ccxt
 from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId
@@ -16,6 +18,23 @@ from alphaloom.settings import Settings
 from execution.brokers.base import Broker
 from execution.brokers.ccxt_broker import CcxtBroker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.shadow import ShadowBroker
+
+ExchangeMaker = Callable[[str, Mapping[str, object]], ccxt.Exchange]
+_exchange_maker: ExchangeMaker = make_exchange
+
+
+@contextmanager
+def use_exchange_maker(maker: ExchangeMaker) -> Iterator[None]:
+    """Build every ccxt exchange of this process with ``maker(exchange_id, config)`` while the block runs (``config``
+    holds the stored credentials). The one seam for pointing live brokers at a stand-in venue: the exchange is still
+    a real ccxt exchange class, only its transport differs."""
+    global _exchange_maker
+    previous, _exchange_maker = _exchange_maker, maker
+    try:
+        yield
+    finally:
+        _exchange_maker = previous
 
 
 def kill_switch_reader(engine: Engine) -> Callable[[], KillSwitchState]:
@@ -47,13 +66,32 @@ def paper_broker(engine: Engine, settings: Settings) -> PaperBroker:
     )  # fmt: skip
 
 
+def decision_paper_broker(engine: Engine, settings: Settings) -> PaperBroker:
+    """The paper broker of the decision flow as it has always filled: fee and slippage on the durable venue (the
+    spread, impact and participation model of ``paper_broker`` is not applied there, so paper results keep
+    comparing with earlier runs)."""
+    return PaperBroker(fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
+                       kill_switch=kill_switch_reader(engine), venue=PostgresPaperVenue(engine))  # fmt: skip
+
+
+def shadow_broker(engine: Engine, settings: Settings, live: Broker) -> ShadowBroker:
+    """``live`` sends; a paper broker with the settings' full fill model, on its own in-memory venue (it only
+    shadows: nothing it does is booked), sees the same requests."""
+    paper = PaperBroker(
+        fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
+        kill_switch=kill_switch_reader(engine), spread_bps=settings.paper_spread_bps,
+        impact_bps=settings.paper_impact_bps, max_participation=settings.paper_max_participation,
+    )  # fmt: skip
+    return ShadowBroker(live, paper)
+
+
 def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: str) -> CcxtBroker | None:
     """The live broker of ``account`` at ``exchange_id``; None when no credentials are stored for it."""
     with engine.connect() as conn:
         credentials = load_credentials(conn, settings, exchange_id, account)
     if credentials is None:
         return None
-    exchange = make_exchange(exchange_id, credentials.ccxt_config())
+    exchange = _exchange_maker(exchange_id, credentials.ccxt_config())
     return CcxtBroker(exchange, kill_switch=kill_switch_reader(engine), symbols=settings.symbols,
                       symbol_of=symbol_reader(engine), account=account)  # fmt: skip
 

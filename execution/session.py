@@ -1,0 +1,150 @@
+"""A decision run's trading session for one account: the broker its orders go to, and whether it may trade this run.
+
+``open_session`` picks the account's own broker (``audit.accounts.mode``):
+
+- ``paper`` (the default for a new account): the decision flow's paper broker;
+- ``live``: its ccxt broker (``execution.brokers.factory``), only when the account is armed (``live_enabled``) and
+  credentials for its venue are stored; with ``settings.route_venues``, a ``RoutingBroker`` over its venue (home)
+  and those venues (credentials needed at each), so every order is routed (``execution.routing``);
+- ``shadow``: a ``ShadowBroker`` around the live broker of its own venue (not routed), on the same conditions.
+
+A live or shadow account is then reconciled with its venue (``execution.reconcile``) before any order: every
+difference is recorded in ``audit.reconciliations``. When differences other than our own orders brought up to date
+remain (beyond ``settings.reconcile_tolerance``), or the venue cannot be reconciled at all, the session refuses to
+trade this run. Every refusal is an ``audit.guard_trips`` row (guard ``live_not_armed``, ``no_credentials``,
+``reconciliation`` or ``reconciliation_failed``, with its numbers) and an operator alert (``live_refused`` or
+``reconciliation``). Nothing is corrected automatically: a difference needs a human.
+
+``execute_in_session`` runs ``execution.submit.execute`` with the session's broker and, for a shadow account, records
+the paper-versus-live drift of the orders it sent (``audit.shadow_drift``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from alphaloom.domain import OrderIntent
+from alphaloom.errors import AlphaLoomError
+from alphaloom.settings import Settings
+from execution.brokers.base import Broker
+from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
+from execution.fatfinger import record_trip
+from execution.reconcile import Difference, reconcile_account, unexplained
+from execution.routing import RoutingBroker
+from execution.shadow import ShadowBroker, record_drift
+from execution.submit import ExecutionResult, execute
+
+
+@dataclass(frozen=True)
+class TradingSession:
+    """``broker`` is None when the account cannot trade at all; ``refusal`` says why it may not trade this run."""
+
+    account: str
+    mode: str
+    broker: Broker | None
+    refusal: str = ""
+    differences: tuple[Difference, ...] = field(default_factory=tuple)
+
+    @property
+    def may_trade(self) -> bool:
+        return self.broker is not None and not self.refusal
+
+
+def _refuse(
+    engine: Engine, session: TradingSession, *, run_id: str, guard: str, alert_kind: str, numbers: dict[str, Any]
+) -> TradingSession:
+    with engine.begin() as conn:
+        record_trip(conn, run_id=run_id, account=session.account, guard=guard, reason=session.refusal,
+                    numbers=numbers, alert_kind=alert_kind)  # fmt: skip
+    return session
+
+
+def _difference_numbers(differences: Sequence[Difference]) -> dict[str, Any]:
+    return {
+        "differences": [
+            {"kind": d.kind, "item": d.item, "ours": d.ours, "venue": d.venue, "difference": d.difference,
+             **({"problem": d.details["problem"]} if "problem" in d.details else {})}
+            for d in differences
+        ],
+    }  # fmt: skip
+
+
+def open_session(
+    engine: Engine, settings: Settings, account: str, *, run_id: str, event_time: datetime | None = None
+) -> TradingSession:
+    """The account's broker for this run, reconciled with its venue first when it is live or shadow (see the module
+    docstring). ``event_time``: when the venue's reports booked by the reconciliation happened (default: now)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("select venue, mode, live_enabled from audit.accounts where id = :a"), {"a": account}
+        ).first()
+    if row is None:
+        raise AlphaLoomError(f"account {account!r} does not exist; create it with execution.accounts.ensure_account")
+    if row.mode == "paper":
+        return TradingSession(account, "paper", decision_paper_broker(engine, settings))
+    base = {"mode": row.mode, "venue": row.venue}
+    if not row.live_enabled:
+        refused = TradingSession(account, row.mode, None, f"account {account!r} ({row.mode} at {row.venue}) is not "
+                                 "armed for live orders: no order is sent (arm it with `alphaloom arm`)")  # fmt: skip
+        return _refuse(engine, refused, run_id=run_id, guard="live_not_armed", alert_kind="live_refused",
+                       numbers={**base, "live_enabled": False})  # fmt: skip
+    routed = row.mode == "live" and settings.route_venues
+    names = [row.venue, *(v for v in settings.route_venues if v != row.venue)] if routed else [row.venue]
+    venues = {name: ccxt_broker(engine, settings, account, name) for name in names}
+    missing = [name for name, b in venues.items() if b is None]
+    if missing:
+        where = ", ".join(f"{name}/{account}" for name in missing)
+        refused = TradingSession(account, row.mode, None, f"no credentials stored for {where}: no order is sent (add "
+                                 "them with `alphaloom keys add`)")  # fmt: skip
+        return _refuse(engine, refused, run_id=run_id, guard="no_credentials", alert_kind="live_refused",
+                       numbers={**base, "missing": missing})  # fmt: skip
+    live: Broker = venues[row.venue]  # type: ignore[assignment]
+    if len(venues) > 1:
+        live = RoutingBroker(venues, home=row.venue, fee_bps=settings.route_fee_bps)  # type: ignore[arg-type]
+    broker: Broker = shadow_broker(engine, settings, live) if row.mode == "shadow" else live
+    try:
+        with engine.begin() as conn:
+            differences = reconcile_account(
+                conn, live, account, run_id=run_id,  # type: ignore[arg-type]
+                tolerance=settings.reconcile_tolerance, event_time=event_time,
+            )  # fmt: skip
+    except AlphaLoomError as exc:
+        refused = TradingSession(account, row.mode, broker, f"{account} could not be reconciled with {row.venue}: "
+                                 f"{type(exc).__name__}: {exc}; no order is sent this run")  # fmt: skip
+        return _refuse(engine, refused, run_id=run_id, guard="reconciliation_failed", alert_kind="reconciliation",
+                       numbers={**base, "error": type(exc).__name__})  # fmt: skip
+    blocking = unexplained(differences)
+    session = TradingSession(account, row.mode, broker, differences=tuple(differences))
+    if not blocking:
+        return session
+    items = ", ".join(f"{d.kind} {d.item}" for d in blocking)
+    refused = TradingSession(account, row.mode, broker, f"{account} differs from {row.venue} beyond tolerance "
+                             f"{settings.reconcile_tolerance} ({items}); no order is sent this run",
+                             tuple(differences))  # fmt: skip
+    return _refuse(engine, refused, run_id=run_id, guard="reconciliation", alert_kind="reconciliation",
+                   numbers={**base, "tolerance": settings.reconcile_tolerance, **_difference_numbers(blocking)})  # fmt: skip
+
+
+def execute_in_session(
+    conn: Connection,
+    session: TradingSession,
+    intents: Sequence[OrderIntent],
+    *,
+    run_id: str,
+    settings: Settings,
+    event_time: datetime,
+) -> ExecutionResult:
+    """``execute`` with the session's broker; a shadow account's drift is recorded for the orders sent here. A
+    session that may not trade sends nothing (``AlphaLoomError``: the caller should not have asked)."""
+    if not session.may_trade or session.broker is None:
+        raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
+    result = execute(conn, intents, run_id=run_id, broker=session.broker, settings=settings, event_time=event_time)
+    if isinstance(session.broker, ShadowBroker):
+        sent = {o.client_order_id for o in result.submitted}
+        record_drift(conn, session.broker.take_observations(sent))
+    return result

@@ -1,0 +1,153 @@
+"""Smart routing across two venues (ccxt's binance and binanceus classes, each on its own recorded stand-in): the best
+venue after fees is chosen on the order book tops, the order is split by depth, the plan is saved before any send,
+and a crash after the first leg leaves a rerun sending only the missing leg, to the venue its plan names."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from ccxt_replay import BinanceSpotVenue, Handler, VenueReplay, mount
+from sqlalchemy import Engine, text
+from test_execution_ccxt import OFF, T0
+
+from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
+from alphaloom.ingest.ccxt_prices import make_exchange
+from alphaloom.settings import Settings
+from execution.accounts import ensure_account
+from execution.brokers.ccxt_broker import CcxtBroker
+from execution.reconcile import reconcile_account
+from execution.routing import RoutingBroker, plan_legs
+from execution.splitting import BookTop
+from execution.submit import execute
+
+D = Decimal
+
+
+class SimulatedCrash(Exception):
+    """The process dies: nothing catches it, the caller's transaction rolls back."""
+
+
+def test_plan_legs_by_hand_best_after_fees_first_split_by_depth() -> None:
+    intent = OrderIntent(DecisionId("d-route"), "acct", "BTC/USDT", Side.BUY, D("0.5"), D(87500))
+    tops = [BookTop("binance", D(87500), D(1), D(10)), BookTop("binanceus", D(87510), D("0.3"), D(0))]
+    legs = plan_legs(intent, tops)
+    # after fees: binance 87500 * 1.001 = 87587.5, binanceus 87510: binanceus first, up to its 0.3 at the top
+    assert [(leg.venue, leg.quantity, leg.leg, leg.effective_price) for leg in legs] == [
+        ("binanceus", D("0.3"), 1, D(87510)), ("binance", D("0.2"), 2, D("87587.5"))]  # fmt: skip
+    assert {leg.arrival_price for leg in legs} == {D(87500)}  # the best raw touch when planned
+    assert legs[0].client_order_id == client_order_id_for(intent.decision_id, 1)
+    sell = plan_legs(OrderIntent(DecisionId("d-s"), "acct", "BTC/USDT", Side.SELL, D(2), D(87500)),
+                     [BookTop("a", D(100), D(1), D(0)), BookTop("b", D(101), D(1), D(200))])  # fmt: skip
+    # selling: a receives 100, b 101 * 0.98 = 98.98: a first; what the tops cannot take goes to the best venue
+    assert [(leg.venue, leg.quantity) for leg in sell] == [("a", D(1)), ("b", D(1))]
+    assert sell[0].arrival_price == D(101)
+
+
+def _venue(
+    exchange_id: str, venue: BinanceSpotVenue, crash_after_accept: bool = False
+) -> tuple[CcxtBroker, VenueReplay]:
+    exchange = make_exchange(
+        exchange_id,
+        {"enableRateLimit": False, "apiKey": "test-key", "secret": "test-secret",
+         "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}},
+    )  # fmt: skip
+    routes: dict[str, Handler] = venue.routes()
+    if crash_after_accept:
+        accept = routes["POST /api/v3/order"]
+
+        def accept_then_die(q: dict[str, str]) -> tuple[int, object]:
+            accept(q)  # the venue has the order ...
+            raise SimulatedCrash("died after the venue accepted the first leg")  # ... we never hear back
+
+        routes["POST /api/v3/order"] = accept_then_die
+    return CcxtBroker(exchange, kill_switch=lambda: OFF, symbols=("BTC/USDT",)), mount(exchange, routes)
+
+
+def _creates(replay: VenueReplay) -> list[dict[str, str]]:
+    return [q for m, p, q in replay.requests if (m, p) == ("POST", "/api/v3/order")]
+
+
+def _book(ask: str, size: str) -> dict[str, list[list[str]]]:
+    return {"asks": [[ask, size], [str(D(ask) + 5), "10"]], "bids": [[str(D(ask) - 20), "10"]]}
+
+
+def test_routed_legs_best_venue_after_fees_plan_saved_first_and_a_crash_resends_only_the_missing_leg(
+    engine: Engine,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, decision_id = f"route-{tag}", f"run-route-{tag}", DecisionId(f"d-route-{tag}")
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "binance", "USDT", "live", D(1_000_000), run_id)
+        conn.execute(text("update audit.accounts set live_enabled = true where id = :a"), {"a": account})
+        conn.execute(
+            text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action, score,
+                                                 config_version, inputs)
+                    values (:d, :r, :a, 'BTC/USDT', '1h', :t, 'buy', 1.0, 'test', '{}'::jsonb)"""),
+            {"d": decision_id, "r": run_id, "a": account, "t": T0},
+        )  # fmt: skip
+    binance, binanceus = BinanceSpotVenue({"BTCUSDT": "87500.00"}), BinanceSpotVenue({"BTCUSDT": "87510.00"})
+    binance.book["BTCUSDT"], binanceus.book["BTCUSDT"] = _book("87500.00", "1.0"), _book("87510.00", "0.3")
+    fees = {"binance": D(10), "binanceus": D(0)}  # our fee tiers: binance.us charges us nothing
+    intent = OrderIntent(decision_id, account, "BTC/USDT", Side.BUY, D("0.5"), D(87500))
+    settings = Settings(max_order_notional=D(100_000), max_position_notional=D(100_000))
+    leg1, leg2 = client_order_id_for(decision_id, 1), client_order_id_for(decision_id, 2)
+
+    bn, bn_replay = _venue("binance", binance)
+    us, us_replay = _venue("binanceus", binanceus, crash_after_accept=True)
+    router = RoutingBroker({"binance": bn, "binanceus": us}, fee_bps=fees)
+    with pytest.raises(SimulatedCrash), engine.begin() as conn:
+        execute(conn, [intent], run_id=run_id, broker=router, settings=settings, event_time=T0,
+                last_prices={"BTC/USDT": D(87500)})  # fmt: skip
+    with engine.connect() as conn:
+        plan = conn.execute(text("select client_order_id, venue, quantity, arrival_price from audit.route_legs "
+                                 "where decision_id = :d order by leg"), {"d": decision_id}).all()  # fmt: skip
+        assert conn.execute(text("select count(*) from audit.orders where account = :a"), {"a": account}).scalar() == 0
+    # the plan outlived the crash: binance.us first (best after fees) up to its 0.3 at the top, the rest to binance
+    assert [tuple(r) for r in plan] == [(leg1, "binanceus", D("0.3"), D(87500)), (leg2, "binance", D("0.2"), D(87500))]
+    assert binanceus.count(leg1) == 1 and _creates(bn_replay) == []
+    # the plan was saved before the first send: the books were read, then the first leg went out
+    assert [p for m, p, _ in us_replay.requests if p in ("/api/v3/depth", "/api/v3/order")] == [
+        "/api/v3/depth", "/api/v3/order"]  # fmt: skip
+
+    # Restart. Meanwhile the books moved (binance is now best even after fees): the saved plan still decides.
+    binance.prices["BTCUSDT"], binance.book["BTCUSDT"] = "87400.00", _book("87400.00", "5.0")
+    bn, bn_replay = _venue("binance", binance)
+    us, us_replay = _venue("binanceus", binanceus)
+    router = RoutingBroker({"binance": bn, "binanceus": us}, fee_bps=fees)
+    with engine.begin() as conn:
+        result = execute(conn, [intent], run_id=run_id, broker=router, settings=settings, event_time=T0,
+                         last_prices={"BTC/USDT": D(87500)})  # fmt: skip
+        again = execute(conn, [intent], run_id=run_id, broker=router, settings=settings, event_time=T0,
+                        last_prices={"BTC/USDT": D(87500)})  # fmt: skip
+        orders = conn.execute(text("select client_order_id, venue, quantity, status, arrival_price, "
+                                   "parent_client_order_id from audit.orders where account = :a order by leg"),
+                              {"a": account}).all()  # fmt: skip
+        finals = dict(conn.execute(text("select client_order_id, details from audit.order_events where event = "
+                                        "'filled' and client_order_id = any(:c)"), {"c": [leg1, leg2]}).all())  # fmt: skip
+    assert [o.client_order_id for o in result.recovered] == [leg1]  # found at binance.us by client id, not resent
+    assert [o.client_order_id for o in result.submitted] == [leg2]
+    assert _creates(us_replay) == [] and binanceus.count(leg1) == 1
+    assert [(q["newClientOrderId"], D(q["quantity"])) for q in _creates(bn_replay)] == [(leg2, D("0.2"))]
+    assert again.broker_submits == 0 and len(again.duplicates) == 2  # a third run adds nothing
+    parent = client_order_id_for(decision_id, 0)
+    assert [(o.client_order_id, o.venue, o.quantity, o.status, o.arrival_price, o.parent_client_order_id)
+            for o in orders] == [(leg1, "binanceus", D("0.3"), "filled", D(87500), parent),
+                                 (leg2, "binance", D("0.2"), "filled", D(87500), parent)]  # fmt: skip
+    # slippage versus the arrival price per leg: +10 / 87500 at binance.us, -100 / 87500 at binance
+    assert finals[leg1]["slippage_bps_vs_arrival"] == "1.1429"
+    assert finals[leg2]["slippage_bps_vs_arrival"] == "-11.4286"
+
+
+def test_the_router_adds_up_the_venues_balances_for_reconciliation(engine: Engine) -> None:
+    tag = uuid.uuid4().hex[:8]
+    account, run_id = f"route-rec-{tag}", f"run-route-rec-{tag}"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "binance", "USDT", "live", D(10000), run_id)
+    bn, _ = _venue("binance", BinanceSpotVenue({"BTCUSDT": "1"}, balances={"USDT": "6000"}))
+    us, _ = _venue("binanceus", BinanceSpotVenue({"BTCUSDT": "1"}, balances={"USDT": "4000"}))
+    with engine.begin() as conn:
+        assert reconcile_account(conn, RoutingBroker({"binance": bn, "binanceus": us}), account, run_id=run_id) == []
