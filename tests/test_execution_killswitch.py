@@ -145,3 +145,33 @@ def test_cli_kill_switch_on_cancels_unless_the_setting_is_off(engine: Engine, mo
     assert on.exit_code == 0, on.output
     assert "open orders cancelled:" in on.output and _status(engine, kept) == "cancelled"
     assert _cancel_events(engine, kept) == [("submitted", "cancelled", "kill switch: cancel drill")]
+
+
+def test_a_venue_whose_credentials_no_longer_decrypt_does_not_stop_the_others_from_cancelling(
+    engine: Engine, monkeypatch
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from alphaloom.secrets import Credentials, delete_credentials, store_credentials
+
+    kept = _lost_paper_order(engine)
+    _, (intent,) = _account(engine, "binance", "live", 1)
+    broken = intent.account
+    monkeypatch.setenv("ALPHALOOM_SECRET_KEY", Fernet.generate_key().decode())
+    get_settings.cache_clear()
+    with engine.begin() as conn:
+        store_credentials(conn, get_settings(), Credentials("binance", broken, "planted-key", "planted-secret"))
+    monkeypatch.setenv("ALPHALOOM_SECRET_KEY", Fernet.generate_key().decode())  # the key was rotated since
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["kill-switch", "on", "--reason", "rotated key drill"])
+    finally:
+        runner.invoke(app, ["kill-switch", "off"])
+        with engine.begin() as conn:
+            delete_credentials(conn, "binance", broken)
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "kill switch ON" in result.output
+    assert _status(engine, kept) == "cancelled", "the paper venue's open order is still cancelled"
+    assert f"could not cancel at {broken}@binance" in result.output and "cannot be decrypted" in result.output
+    assert "planted" not in result.output

@@ -60,9 +60,11 @@ def _cancel_open_orders(reason: str) -> None:
     from execution.killswitch import cancel_open_orders
 
     eng = engine()
+    unreachable: dict[str, str] = {}
     with recorded_run(eng, "kill_switch_cancel", {"reason": reason}) as run_id, eng.begin() as conn:
-        summary = cancel_open_orders(conn, all_brokers(eng, get_settings()), run_id=run_id,
-                                     event_time=datetime.now(UTC), reason=reason)  # fmt: skip
+        brokers = all_brokers(eng, get_settings(), errors=unreachable)
+        summary = cancel_open_orders(conn, brokers, run_id=run_id, event_time=datetime.now(UTC), reason=reason)
+    summary.errors.update(unreachable)
     console.print(
         f"open orders cancelled: {len(summary.cancelled)} ours, {len(summary.foreign)} not ours; "
         f"{len(summary.not_cancelled)} already final at the venue"

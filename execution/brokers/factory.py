@@ -11,6 +11,7 @@ import ccxt
 from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId
+from alphaloom.errors import AlphaLoomError
 from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.ingest.ccxt_prices import make_exchange
 from alphaloom.secrets import load_credentials
@@ -96,14 +97,23 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
                       symbol_of=symbol_reader(engine), account=account)  # fmt: skip
 
 
-def all_brokers(engine: Engine, settings: Settings) -> list[Broker]:
+def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | None = None) -> list[Broker]:
+    """The paper broker and every live/shadow account's venue. A venue whose broker cannot be built (credentials that
+    no longer decrypt, an unknown exchange) is left out and named in ``errors`` (``account@venue`` -> reason), so an
+    emergency action such as the kill switch's cancels still reaches every other venue."""
     brokers: list[Broker] = [paper_broker(engine, settings)]
     with engine.connect() as conn:
         live = conn.execute(
             text("select id, venue from audit.accounts where mode in ('live', 'shadow') order by id")
         ).all()
     for account, venue in live:
-        broker = ccxt_broker(engine, settings, account, venue)
+        try:
+            broker = ccxt_broker(engine, settings, account, venue)
+        except AlphaLoomError as exc:
+            if errors is None:
+                raise
+            errors[f"{account}@{venue}"] = f"{type(exc).__name__}: {exc}"
+            continue
         if broker is not None:
             brokers.append(broker)
     return brokers
