@@ -1,8 +1,11 @@
 """Venue credentials encrypted at rest (Fernet) in ``secrets.credentials``.
 
-The key comes from ``ALPHALOOM_SECRET_KEY`` (urlsafe base64 Fernet key), else from the file ``settings.home /
-secret.key``, which is created with mode 0600 on first use and refused when its mode lets others read it. (No OS
-keyring is used: headless machines have no backend.) Plaintext credentials exist only in memory, inside
+The key comes from ``ALPHALOOM_SECRET_KEY`` (urlsafe base64 Fernet key); else, where the OS keyring has a backend
+(``keyring``: macOS Keychain, Windows Credential Locker, Secret Service) and ``secret_key_store`` allows it, from the
+keyring entry ``alphaloom-secret-key`` / ``settings.home`` (created on first use, or taken over from an existing key
+file so stored credentials stay readable); else from the file ``settings.home / secret.key``, created with mode 0600 on
+first use and refused when its mode lets others read it. Headless servers usually have no keyring backend and use the
+file. Plaintext credentials exist only in memory, inside
 ``Credentials``, whose repr hides them; they are never logged, printed or written to audit rows.
 """
 
@@ -12,6 +15,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Connection, text
@@ -37,26 +41,64 @@ class Credentials:
         return config
 
 
+KEYRING_SERVICE = "alphaloom-secret-key"
+
+
 def load_key(settings: Settings) -> bytes:
-    """The Fernet key: the environment's, else the 0600 key file (created when absent)."""
+    """The Fernet key: the environment's, else the OS keyring's (where allowed and a backend exists), else the 0600
+    key file (created when absent)."""
     if settings.secret_key is not None:
         key = settings.secret_key.get_secret_value().encode()
+    elif (backend := _keyring_backend(settings)) is not None:
+        key = _key_from_keyring(backend, settings)
     else:
-        path = settings.secret_key_file
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(Fernet.generate_key())
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigError(f"{path} must be readable by its owner only (mode 0600), found {oct(mode)}")
-        key = path.read_bytes().strip()
+        key = _key_from_file(settings)
     try:
         Fernet(key)
     except ValueError:
-        raise ConfigError("ALPHALOOM_SECRET_KEY / the key file is not a valid Fernet key") from None
+        raise ConfigError("ALPHALOOM_SECRET_KEY / the stored key is not a valid Fernet key") from None
     return key
+
+
+def _keyring_backend(settings: Settings) -> Any | None:
+    """The OS keyring backend to keep the key in, or None to use the key file."""
+    if settings.secret_key_store == "file":
+        return None
+    try:
+        import keyring
+    except ImportError:
+        backend = None
+    else:
+        backend = keyring.get_keyring()
+        if getattr(backend, "priority", 0) <= 0:  # keyring's fail / null backends: nothing to store in
+            backend = None
+    if backend is None and settings.secret_key_store == "keyring":
+        raise ConfigError("ALPHALOOM_SECRET_KEY_STORE=keyring but no OS keyring backend is available here "
+                          "(set it to 'file' or 'auto', or provide ALPHALOOM_SECRET_KEY)")  # fmt: skip
+    return backend
+
+
+def _key_from_keyring(backend: Any, settings: Settings) -> bytes:
+    entry = str(settings.home.resolve())
+    stored = backend.get_password(KEYRING_SERVICE, entry)
+    if stored is None:
+        existing = settings.secret_key_file
+        stored = _key_from_file(settings).decode() if existing.exists() else Fernet.generate_key().decode()
+        backend.set_password(KEYRING_SERVICE, entry, stored)
+    return stored.encode()
+
+
+def _key_from_file(settings: Settings) -> bytes:
+    path = settings.secret_key_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Fernet.generate_key())
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"{path} must be readable by its owner only (mode 0600), found {oct(mode)}")
+    return path.read_bytes().strip()
 
 
 def store_credentials(conn: Connection, settings: Settings, credentials: Credentials) -> None:

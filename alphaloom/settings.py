@@ -144,8 +144,11 @@ class Settings(BaseSettings):
     route_fee_bps: dict[str, Decimal] = Field(default_factory=dict)
     # Kill switch: also cancel open orders at the venue when it is turned on.
     kill_switch_cancels_open_orders: bool = True
-    # Credentials encryption key (Fernet, urlsafe base64); else the 0600 file ``home/secret.key``.
+    # Credentials encryption key (Fernet, urlsafe base64); else kept by ``secret_key_store``: "auto" uses the OS
+    # keyring where a backend exists (macOS Keychain, Windows Credential Locker, Secret Service) and otherwise the
+    # 0600 file ``home/secret.key``; "keyring" requires a backend; "file" always uses the file.
     secret_key: SecretStr | None = None
+    secret_key_store: Literal["auto", "keyring", "file"] = "auto"
 
     # Ingest (issue 4). ccxt price series as "exchange:BASE/QUOTE:timeframe"; a series with nothing stored starts
     # ``ccxt_backfill_days`` back. News feeds: URLs or files. Aliases: symbol -> words that tag a story with it.

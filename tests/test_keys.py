@@ -8,8 +8,11 @@ import stat
 import uuid
 from pathlib import Path
 
+import keyring
 import pytest
 from cryptography.fernet import Fernet
+from keyring.backend import KeyringBackend
+from keyring.backends import fail
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
@@ -22,7 +25,7 @@ runner = CliRunner()
 
 
 def test_key_file_is_created_0600_and_a_loose_one_is_refused(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, secret_key=None)
+    settings = Settings(home=tmp_path, secret_key=None, secret_key_store="file")
     key = load_key(settings)
     assert stat.S_IMODE(settings.secret_key_file.stat().st_mode) == 0o600 and load_key(settings) == key
     os.chmod(settings.secret_key_file, 0o644)
@@ -30,6 +33,63 @@ def test_key_file_is_created_0600_and_a_loose_one_is_refused(tmp_path: Path) -> 
         load_key(settings)
     with pytest.raises(ConfigError, match="not a valid Fernet key"):
         load_key(Settings(home=tmp_path, secret_key="not-a-key"))
+
+
+class SessionKeyring(KeyringBackend):
+    """A keyring backend living in this process: the stand-in for an OS keyring (Keychain, Secret Service)."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.entries.pop((service, username), None)
+
+
+@pytest.fixture()
+def os_keyring():  # type: ignore[no-untyped-def]
+    previous = keyring.get_keyring()
+    backend = SessionKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_the_key_lives_in_the_os_keyring_where_one_exists_and_takes_over_an_existing_key_file(
+    tmp_path: Path, os_keyring
+) -> None:
+    fresh = Settings(home=tmp_path / "fresh", secret_key=None, secret_key_store="auto")
+    key = load_key(fresh)
+    assert load_key(fresh) == key and not fresh.secret_key_file.exists(), "kept in the keyring, no file written"
+    assert list(os_keyring.entries.values()) == [key.decode()]
+
+    older = Settings(home=tmp_path / "older", secret_key=None, secret_key_store="file")
+    file_key = load_key(older)  # credentials were encrypted with the file's key before the keyring was used
+    assert load_key(older.model_copy(update={"secret_key_store": "auto"})) == file_key
+    assert file_key.decode() in os_keyring.entries.values()
+    assert load_key(fresh.model_copy(update={"secret_key_store": "file"})) != key, "'file' ignores the keyring"
+
+
+def test_asking_for_the_keyring_where_there_is_no_backend_is_a_clear_error(tmp_path: Path) -> None:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        with pytest.raises(ConfigError, match="no OS keyring backend"):
+            load_key(Settings(home=tmp_path, secret_key=None, secret_key_store="keyring"))
+        auto = Settings(home=tmp_path, secret_key=None, secret_key_store="auto")
+        assert load_key(auto) == auto.secret_key_file.read_bytes().strip(), "auto falls back to the 0600 file"
+    finally:
+        keyring.set_keyring(previous)
 
 
 def test_credentials_round_trip_encrypted_and_a_wrong_key_is_a_clear_error(engine: Engine) -> None:
