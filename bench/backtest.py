@@ -22,6 +22,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+from _throwaway import create_throwaway_database, drop_throwaway_database
 
 from alphaloom.backtest.vectorized import run, sma_cross_target
 
@@ -68,14 +69,12 @@ def step_path(symbols: int, steps: int) -> float:
     """Bars per second of the step path over ``steps`` bar closes of ``symbols`` generated crypto series."""
     import os
     import tempfile
-    import uuid
     from pathlib import Path
 
-    import psycopg
     from sqlalchemy import text
 
     from agents.team import StrategyParams, Team, build_team
-    from alphaloom.db.engine import database_url, dispose_engines, get_engine, libpq_url
+    from alphaloom.db.engine import dispose_engines, get_engine, libpq_url
     from alphaloom.dbt_runner import run_dbt
     from alphaloom.ingest.prices import merge_bars, read_price_file
     from alphaloom.sampledata import generate
@@ -84,13 +83,9 @@ def step_path(symbols: int, steps: int) -> float:
     from flows.backtest import Replay, replay_step
     from flows.decide import decision_times
 
-    server = database_url()
-    name = f"alphaloom_bench_{uuid.uuid4().hex[:8]}"
-    admin = libpq_url(server.set(database="postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
+    url = create_throwaway_database()
     saved = {k: os.environ.get(k) for k in ("ALPHALOOM_DATABASE_URL", "ALPHALOOM_EXCHANGE", "ALPHALOOM_LLM_BASE_URL")}
-    os.environ["ALPHALOOM_DATABASE_URL"] = libpq_url(server.set(database=name))
+    os.environ["ALPHALOOM_DATABASE_URL"] = libpq_url(url)
     os.environ["ALPHALOOM_EXCHANGE"] = "benchx"
     os.environ.pop("ALPHALOOM_LLM_BASE_URL", None)
     get_settings.cache_clear()
@@ -130,8 +125,7 @@ def step_path(symbols: int, steps: int) -> float:
             else:
                 os.environ[key] = value
         get_settings.cache_clear()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+        drop_throwaway_database(url)
     rate = symbols * steps / seconds
     print(f"step path (live decide + risk + paper execution, no LLM): {symbols} symbols x {steps} steps in "
           f"{seconds:.2f} s = {rate:,.1f} bars/s")  # fmt: skip

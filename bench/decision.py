@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-import psycopg
+from _throwaway import create_throwaway_database, drop_throwaway_database
 from sqlalchemy import create_engine, text
 
 from agents.consensus import consensus
@@ -29,7 +28,6 @@ from agents.risk import PortfolioContext, RiskLimits, adjusted_intent, check_int
 from agents.risk.portfolio import returns_inputs
 from agents.technical import technical_opinion
 from agents.trader import order_intents
-from alphaloom.db.engine import database_url, libpq_url
 from alphaloom.db.migrate import upgrade
 from alphaloom.domain import decision_id_for
 from alphaloom.guards import HardLimits, KillSwitchState
@@ -49,12 +47,8 @@ def _percentile(samples: list[float], q: float) -> float:
 
 
 def main(iterations: int) -> tuple[float, float]:
-    server = database_url()
-    name = f"alphaloom_bench_{uuid.uuid4().hex[:8]}"
-    admin = libpq_url(server.set(database="postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    engine = create_engine(server.set(database=name), pool_size=5)
+    url = create_throwaway_database()
+    engine = create_engine(url, pool_size=5)
     try:
         upgrade(engine)
         settings = Settings(max_orders_per_run=10 * iterations + 10, daily_loss_limit=Decimal(10**9))
@@ -120,8 +114,7 @@ def main(iterations: int) -> tuple[float, float]:
             assert recorded.scalar_one() == orders > 0, "every decision that traded must have recorded its order"
     finally:
         engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+        drop_throwaway_database(url)
 
     p50, p99 = _percentile(core, 50), _percentile(core, 99)
     base50 = _percentile(baseline, 50)

@@ -20,15 +20,15 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import psycopg
+from _throwaway import create_throwaway_database, drop_throwaway_database
 from sqlalchemy import text
 
-from alphaloom.db.engine import database_url, dispose_engines, get_engine, libpq_url
+from alphaloom.db.engine import dispose_engines, get_engine, libpq_url
 from alphaloom.dbt_runner import run_dbt
 from alphaloom.settings import get_settings
 
@@ -84,12 +84,7 @@ def _load() -> str:
 
 def main(symbols: int, bars: int, correlation_symbols: int) -> tuple[float, float]:
     load_before = _load()
-    server = database_url()
-    name = f"alphaloom_bench_{uuid.uuid4().hex[:8]}"
-    admin = libpq_url(server.set(database="postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = server.set(database=name)
+    url = create_throwaway_database()
     previous = os.environ.get("ALPHALOOM_DATABASE_URL")
     os.environ["ALPHALOOM_DATABASE_URL"] = libpq_url(url)
     get_settings.cache_clear()
@@ -126,13 +121,12 @@ def main(symbols: int, bars: int, correlation_symbols: int) -> tuple[float, floa
         else:
             os.environ["ALPHALOOM_DATABASE_URL"] = previous
         get_settings.cache_clear()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+        drop_throwaway_database(url)
 
     b, c = sum(full.values()), sum(incremental.values())
     print(f"rows: {symbols * bars:,} ({symbols} symbols x {bars} daily bars); correlation universe: "
           f"{len(universe) or symbols} symbols")  # fmt: skip
-    host = server.host or server.query.get("host", "local socket")
+    host = url.host or url.query.get("host", "local socket")
     print(f"server: PostgreSQL {version} at {host}; load average (1/5/15 min) {load_before} before, {_load()} after")
     print(f"(a) baseline window pass (return, SMA 20, stddev 20): {baseline:8.2f} s")
     print(f"(b) full build of the feature marts (models' own time): {b:8.2f} s")

@@ -14,16 +14,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psycopg
+from _throwaway import create_throwaway_database, drop_throwaway_database
 from sqlalchemy import create_engine, text
 
 from alphaloom.audit import start_run
-from alphaloom.db.engine import database_url, libpq_url
+from alphaloom.db.engine import libpq_url
 from alphaloom.db.migrate import upgrade
 from alphaloom.ingest.prices import merge_bars, read_price_file
 
@@ -69,12 +69,7 @@ def write_bars(path: Path, rows: int, seed: int = 1) -> None:
 
 
 def main(rows: int, quality: bool = False) -> float:
-    server = database_url()
-    name = f"alphaloom_bench_{uuid.uuid4().hex[:8]}"
-    admin = libpq_url(server.set(database="postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = server.set(database=name)
+    url = create_throwaway_database()
     engine = create_engine(url)
     try:
         upgrade(engine)
@@ -111,8 +106,7 @@ def main(rows: int, quality: bool = False) -> float:
         assert result.inserted == rows == stored, (result, rows, stored)
     finally:
         engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+        drop_throwaway_database(url)
 
     raw_rate, ours_rate = rows / raw_seconds, rows / ours_seconds
     ratio = ours_rate / raw_rate

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
 import numpy as np
 import psycopg
+from _throwaway import create_throwaway_database, drop_throwaway_database
 from sqlalchemy import create_engine, text
 
 from alphaloom.audit import start_run
-from alphaloom.db.engine import database_url, libpq_url
+from alphaloom.db.engine import libpq_url
 from alphaloom.db.migrate import upgrade
 from alphaloom.ingest.news import ParsedFeed, parse_document, store_news
 
@@ -76,12 +76,7 @@ def rss(entries: list[tuple[str, str, datetime]], n: int) -> str:
 
 
 def main(items: int, feeds: int) -> float:
-    server = database_url()
-    name = f"alphaloom_bench_{uuid.uuid4().hex[:8]}"
-    admin = libpq_url(server.set(database="postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = server.set(database=name)
+    url = create_throwaway_database()
     engine = create_engine(url)
     try:
         upgrade(engine)
@@ -122,8 +117,7 @@ def main(items: int, feeds: int) -> float:
             raw_seconds = time.perf_counter() - start
     finally:
         engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+        drop_throwaway_database(url)
 
     ratio = raw_seconds / ours_seconds
     print(f"items: {items:,} in {feeds} feeds -> {stored:,} distinct stories ({first.duplicate_items:,} duplicates)")

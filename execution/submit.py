@@ -381,12 +381,7 @@ def execute(
         try:
             report = broker.submit(request)
         except (KillSwitchEngagedError, OrderRejectedError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
-                         events=[EventRow(OrderStatus.NEW, OrderStatus.REJECTED, {"reason": reason})], booking=None,
-                         status=OrderStatus.REJECTED, venue_order_id=None, filled_quantity=None,
-                         new_order=new_order)  # fmt: skip
-            result.rejected.append(OrderOutcome(coid, OrderStatus.REJECTED, reason=reason))
+            result.rejected.append(_record_refusal(conn, exc, run_id, coid, event_time, new_order))
             continue
         except (UnknownOrderStateError, VenueTemporaryError) as exc:
             # The venue may have it: mark it submitted and reconcile by client order id before anything is resent.
@@ -410,6 +405,18 @@ def execute(
         )
         result.submitted.append(OrderOutcome(coid, status, report.fills, report.reason))
     return result
+
+
+def _record_refusal(
+    conn: Connection, exc: Exception, run_id: str, coid: ClientOrderId, event_time: datetime, new_order: NewOrder
+) -> OrderOutcome:
+    """A submit the broker refused outright (kill switch, venue rejection): the order is written as new -> rejected
+    with the reason, so it is never resent."""
+    reason = f"{type(exc).__name__}: {exc}"
+    write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
+                 events=[EventRow(OrderStatus.NEW, OrderStatus.REJECTED, {"reason": reason})], booking=None,
+                 status=OrderStatus.REJECTED, venue_order_id=None, filled_quantity=None, new_order=new_order)  # fmt: skip
+    return OrderOutcome(coid, OrderStatus.REJECTED, reason=reason)
 
 
 def _lock_account(conn: Connection, account: str) -> None:
@@ -510,12 +517,7 @@ def place_standing_order(
     try:
         report = broker.submit(request)
     except (KillSwitchEngagedError, OrderRejectedError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
-                     events=[EventRow(OrderStatus.NEW, OrderStatus.REJECTED, {"reason": reason})], booking=None,
-                     status=OrderStatus.REJECTED, venue_order_id=None, filled_quantity=None,
-                     new_order=new_order)  # fmt: skip
-        return OrderOutcome(coid, OrderStatus.REJECTED, reason=reason)
+        return _record_refusal(conn, exc, run_id, coid, event_time, new_order)
     except (UnknownOrderStateError, VenueTemporaryError) as exc:
         unknown = {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"}
         write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
