@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -97,16 +99,30 @@ def bar_chart(values: pd.Series, *, width: int = 600, bar_height: int = 22) -> s
     return "".join(parts)
 
 
+MONEY_COLUMNS = frozenset({"pnl", "fee", "notional"})
+
+
 def _table(frame: pd.DataFrame, limit: int = 500) -> str:
+    """HTML table: money columns with 2 decimals, Decimals exact, other numbers with 6 significant digits, times as
+    UTC minutes."""
     if frame.empty:
         return "<p>(none)</p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
     for _, row in frame.head(limit).iterrows():
         cells = []
-        for value in row:
-            numeric = isinstance(value, int | float | np.number)
-            text = f"{value:,.6g}" if numeric else html.escape(str(value))
+        for column, value in row.items():
+            numeric = isinstance(value, int | float | Decimal | np.number)
+            if numeric and column in MONEY_COLUMNS:
+                text = f"{float(value):,.2f}"
+            elif isinstance(value, Decimal):  # quantities: exact, as booked
+                text = f"{value:,f}"
+            elif numeric:
+                text = f"{float(value):,.6g}"
+            elif isinstance(value, datetime):
+                text = value.strftime("%Y-%m-%d %H:%M")
+            else:
+                text = html.escape(str(value))
             cells.append(f'<td class="n">{text}</td>' if numeric else f"<td>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = f"<p>{len(frame) - limit} more rows not shown.</p>" if len(frame) > limit else ""

@@ -12,7 +12,7 @@ from alphaloom.settings import get_settings
 
 
 def _metrics_table(metrics: dict[str, object], title: str) -> Table:
-    table = Table("metric", "value", title=title)
+    table = Table("metric", "value", title=title, min_width=len(title) + 4)  # a run id stays on one line
     for key, value in metrics.items():
         table.add_row(key.replace("_", " "), f"{value:,.4f}" if isinstance(value, float) else str(value))
     return table
