@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,12 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 _MERGE_LOCK_KEY = 0x4F484C43  # serialises merges into raw.ohlcv so the overlap check below stays true until commit
 
 Locator = Callable[[int], str]
+
+# Arrow's bundled mimalloc hands the pages of one batch back and faults them in again for the next; the C library's
+# allocator keeps them. Reading and validating 1M bars: 0.78 s -> 0.60 s for the first batch of a process (bench/ingest).
+# Set once, for this process, when price ingest is first imported; ARROW_DEFAULT_MEMORY_POOL still overrides it.
+if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 @dataclass(frozen=True)
@@ -213,10 +220,11 @@ def validate_bars(raw: pa.Table, *, source: str, locate: Locator) -> PriceBatch:
     bad = reasons.bad & ~empty_line
     rejected = [_rejected(text, source, locate, i, reasons.values[i]) for i in np.flatnonzero(bad)]
     good = ~bad & ~empty_line
+    all_good = bool(good.all())  # the usual case: no copy of the table
     if not iso_with_offset:  # normalise what pandas parsed, so PostgreSQL reads the instant we validated
         iso = pd.to_datetime(seconds[good], unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ")
-        text = text.filter(pa.array(good)).set_column(3, "ts", pa.array(iso, type=pa.string()))
-    else:
+        text = (text if all_good else text.filter(pa.array(good))).set_column(3, "ts", pa.array(iso, type=pa.string()))
+    elif not all_good:
         text = text.filter(pa.array(good))
     good_rows = np.flatnonzero(good)
 
@@ -251,10 +259,13 @@ def _timeframe_seconds(timeframe: str) -> float:
         return np.nan
 
 
-def _csv_bytes(table: pa.Table) -> bytes:
-    buffer = io.BytesIO()
-    pa_csv.write_csv(table, buffer, write_options=pa_csv.WriteOptions(include_header=False))
-    return buffer.getvalue()
+def _csv_chunks(table: pa.Table, rows: int = 65_536) -> Iterator[bytes]:
+    """The table as header-less CSV, in pieces: the server parses one piece while the next is written."""
+    options = pa_csv.WriteOptions(include_header=False)
+    for batch in table.to_batches(max_chunksize=rows):
+        buffer = io.BytesIO()
+        pa_csv.write_csv(batch, buffer, write_options=options)
+        yield buffer.getvalue()
 
 
 _STAGE_DDL = """
@@ -329,12 +340,14 @@ def merge_bars(conn: Connection, batch: PriceBatch, run_id: str) -> MergeResult:
         if fresh.num_rows:
             rows = fresh.append_column("run_id", _constant(run_id, fresh.num_rows))
             with cur.copy(f"copy raw.ohlcv ({', '.join(COLUMNS)}, run_id) from stdin (format csv)") as copy:
-                copy.write(_csv_bytes(rows))
+                for chunk in _csv_chunks(rows):
+                    copy.write(chunk)
         inserted, revisions = fresh.num_rows, []
         if existing.num_rows:
             cur.execute(_STAGE_DDL)
             with cur.copy(f"copy _ohlcv_in ({', '.join(COLUMNS)}) from stdin (format csv)") as copy:
-                copy.write(_csv_bytes(existing))
+                for chunk in _csv_chunks(existing):
+                    copy.write(chunk)
             cur.execute(_MERGE, {"run_id": run_id})
             merged = cur.rowcount
             inserted += merged
