@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pytest
@@ -15,6 +17,9 @@ from alphaloom.domain import NewsItem
 from alphaloom.ingest.news import ParsedFeed, store_news
 from alphaloom.ingest.prices import COLUMNS, PriceBatch, merge_bars
 from alphaloom.quality.gate import QualityGate, latest_reports, record_report
+from alphaloom.quality.offline_docs import write_offline_index
+from alphaloom.quality.offline_docs_html import FailedExpectation, SuiteEntry, ValidationEntry, render_offline_index
+from alphaloom.quality.suites import price_checks
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +103,64 @@ def test_news_batch_quarantines_bad_stories(engine, gate: QualityGate) -> None:
         )
     assert result.new_items == 1 and result.quarantined == 2
     assert "url is http(s)" in reasons[0] and "published at most 24 h after first seen" in reasons[1]
+
+
+def _row_of(page: str, needle: str) -> str:
+    (row,) = [r for r in page.split("<tr") if needle in r]
+    return row
+
+
+def test_offline_data_docs_page_lists_each_result_with_links_that_resolve(gate: QualityGate) -> None:
+    tag = uuid.uuid4().hex[:8]
+    failing = bars("gx-offline", [
+        ("2026-02-01T00:00:00Z", "100", "101", "99", "100.5", "5"),
+        ("2026-02-01T01:00:00Z", "100", "99.5", "98", "99", "5"),  # high below open
+    ])  # fmt: skip
+    gate.check_prices(PriceBatch(f"/data/prices/bad-{tag}.csv", failing.table))
+    gate.check_prices(PriceBatch(f"/data/prices/good-{tag}.csv", failing.table.slice(0, 1)))
+
+    page = gate.offline_index.read_text(encoding="utf-8")
+    bad, good = _row_of(page, f"bad-{tag}"), _row_of(page, f"good-{tag}")
+    assert "FAILED" in bad and "high &gt;= open" in bad and "expect_column_pair_values_a_to_be_greater_than_b" in bad
+    assert "1 row" in bad and "high &gt;= close" not in bad
+    assert "passed" in good and "FAILED" not in good
+    assert page.index(f"good-{tag}") < page.index(f"bad-{tag}")  # newest first
+    suite = _row_of(page, 'href="uncommitted/data_docs/local_site/expectations/alphaloom_prices.html"')
+    assert f'<td class="num">{len(price_checks(1))}</td>' in suite
+
+    links = re.findall(r'(?:href|src)="([^"]*)"', page)
+    assert len(links) >= 4 and not [link for link in links if "://" in link or link.startswith("//")]
+    assert "<script" not in page and "<link" not in page and "@import" not in page
+    for link in links:
+        assert (gate.offline_index.parent / unquote(link)).is_file(), link
+    bad_page = re.search(r'href="([^"]*)"', bad)
+    assert bad_page and f"bad-{tag}" in (gate.offline_index.parent / unquote(bad_page.group(1))).read_text()
+
+
+def test_offline_page_escapes_what_it_shows_and_names_unreadable_results(tmp_path: Path) -> None:
+    hostile = "<script>alert(1)</script>"
+    page = render_offline_index(
+        [
+            ValidationEntry(
+                suite=hostile,
+                run_name=f'x" onmouseover="{hostile}',
+                run_time=None,
+                success=False,
+                failed=(FailedExpectation(type=hostile, label=hostile, unexpected_count=3),),
+                page='a"b.html',
+            )
+        ],
+        [SuiteEntry(hostile, 1)],
+        total_results=5,
+        gx_index=None,
+        generated_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert "<script" not in page and 'x" onmouseover' not in page and 'href="a&quot;b.html"' in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 5 and "4 older results are not listed" in page
+
+    broken = tmp_path / "gx" / "uncommitted" / "validations" / "s" / "run" / "20260101T000000.000000Z" / "b.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json")
+    written = write_offline_index(tmp_path / "gx").read_text()
+    assert "unreadable" in _row_of(written, "s/run/20260101T000000.000000Z/b.json")
+    assert "2026-01-01 00:00:00" in written and "GX has not built its Data Docs yet" in written

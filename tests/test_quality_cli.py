@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import pyarrow as pa
+import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from alphaloom.audit import start_run
 from alphaloom.cli import app
-from alphaloom.settings import Settings
+from alphaloom.ingest.prices import COLUMNS, PriceBatch
+from alphaloom.quality.gate import QualityGate
+from alphaloom.settings import Settings, get_settings
 
 runner = CliRunner()
 
 
-def test_quality_command_shows_latest_results_and_docs_path(engine) -> None:
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("ALPHALOOM_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_quality_command_shows_latest_results_and_docs_path(engine, home: Path) -> None:
+    # A throwaway home holding one real GX result, so the offline page has something to list.
+    rows = [("x", "BTC/USDT", "1h", "2026-01-01T00:00:00Z", "1", "1", "1", "1", "-1")]  # negative volume
+    QualityGate(home).check_prices(
+        PriceBatch("cli-offline.csv", pa.table({c: [r[i] for r in rows] for i, c in enumerate(COLUMNS)}))
+    )
     run_id = start_run(engine, "test_quality_cli", {})
     batch = f"cli-batch-{uuid.uuid4().hex[:8]}"
     failed = '[{"expectation": "expect_column_values_to_be_between", "label": "volume >= 0", "row_level": true, "unexpected_count": 2}]'
@@ -30,6 +49,11 @@ def test_quality_command_shows_latest_results_and_docs_path(engine) -> None:
     assert result.exit_code == 0, result.output
     assert batch in result.output and "volume >= 0 (2)" in result.output and "NO" in result.output
     assert "Data Docs:" in result.output and "gx/uncommitted/data_docs/local_site/index.html" in result.output
+    assert "needs internet" in result.output
+    offline = home / "gx" / "index.html"
+    assert f"Data Docs (offline, no scripts): {offline}" in result.output
+    page = offline.read_text()
+    assert "cli-offline.csv" in page and "volume &gt;= 0" in page and "<script" not in page
 
 
 def test_ingest_settings_from_the_environment(monkeypatch) -> None:

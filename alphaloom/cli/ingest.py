@@ -53,7 +53,10 @@ def quality_cmd(limit: int = typer.Option(20, help="How many checkpoint results 
         table.add_row(f"{r['created_at']:%Y-%m-%d %H:%M:%S}", r["suite"], str(r["batch"])[-60:],
                       "yes" if r["success"] else "NO", str(r["evaluated"]), str(r["unexpected"]), failed)  # fmt: skip
     console.print(table)
-    console.print(f"Data Docs: {report['data_docs']}")
+    console.print(f"Data Docs (offline, no scripts): {report['offline_docs']}", soft_wrap=True)
+    console.print(
+        f"Data Docs: {report['data_docs']} (GX's own site: needs internet for its styles and scripts)", soft_wrap=True
+    )
 
 
 @app.command("stream")

@@ -3,7 +3,7 @@
 ``check_prices(batch)`` / ``check_news(feeds)`` validate, then return the clean part and ``Rejected`` rows naming the
 expectation each row failed (for ``raw.quarantine``), plus a ``QualityReport``. Nothing else is dropped: rows failing
 only batch-level expectations stay in. GX keeps every checkpoint result in its validation store under ``<home>/gx``
-and the Data Docs site there is rebuilt after each run.
+and the Data Docs site there is rebuilt after each run, with our offline entry page ``<home>/gx/index.html``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from alphaloom.ingest.calendars import asset_class_of, calendar_for
 from alphaloom.ingest.news import ParsedFeed
 from alphaloom.ingest.prices import COLUMNS, PRICE_COLUMNS, PriceBatch
 from alphaloom.ingest.quarantine import Rejected
+from alphaloom.quality.offline_docs import OFFLINE_INDEX, write_offline_index
 from alphaloom.quality.suites import NEWS_SUITE, PRICES_SUITE, Check, news_checks, price_checks
 
 _SOURCE = "alphaloom_inflight"
@@ -61,7 +62,17 @@ class QualityGate:
 
     @property
     def docs_index(self) -> Path:
+        """GX's own Data Docs index (its list of results needs bootstrap-table etc. from public CDNs)."""
         return self.home / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+    @property
+    def offline_index(self) -> Path:
+        """AlphaLoom's self-contained entry page to the same results; works without internet."""
+        return self.home / "gx" / OFFLINE_INDEX
+
+    def write_offline_index(self) -> Path:
+        """Rewrite the offline entry page from GX's store (also done after each checkpoint when docs are built)."""
+        return write_offline_index(self.home / "gx")
 
     def _checkpoint(self, suite_name: str, checks: list[Check]) -> Any:
         key = (self.home.resolve(), suite_name, self.gap_tolerance_bars, self.build_docs)
@@ -125,6 +136,8 @@ class QualityGate:
             result = checkpoint.run(
                 batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=_run_name(batch))
             )
+            if self.build_docs:
+                self.write_offline_index()
         (validation,) = result.run_results.values()
         bad: dict[int, list[str]] = {}
         failed = []
