@@ -7,6 +7,7 @@ keep their content offline. Pure rendering: ``alphaloom.quality.offline_docs`` r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,12 +61,17 @@ code{font-size:12px;color:#3a4a6b;overflow-wrap:anywhere}ul.failed{margin:0;padd
 .pass{display:inline-block;padding:1px 8px;border-radius:10px;background:#ecfdf3;color:#067647;font-weight:600}
 .fail{display:inline-block;padding:1px 8px;border-radius:10px;background:#fef3f2;color:#b42318;font-weight:600}
 tr.failed td{background:#fffbfa}.muted{color:#98a2b3}a{color:#3538cd}th.num{text-align:right}
-td.batch{min-width:220px}td.failing{min-width:300px}table.narrow{width:auto;min-width:420px}
+td.batch{min-width:230px}.nowrap{white-space:nowrap}td.failing{min-width:240px}td.link{white-space:nowrap}.scroll{overflow-x:auto}table.narrow{width:auto;min-width:420px}
 """
 
 
 def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
+
+
+def _breakable(value: Any) -> str:
+    """Escaped, with line-break chances after ``_``, ``/`` and ``.`` so identifiers wrap between words."""
+    return re.sub(r"([_/.])", r"\1<wbr>", _e(value))
 
 
 def _when(value: datetime | None) -> str:
@@ -83,9 +89,15 @@ def _failed(entry: ValidationEntry) -> str:
         return '<span class="muted">-</span>'
     items = []
     for f in entry.failed:
-        name = f"<b>{_e(f.label)}</b> <code>{_e(f.type)}</code>" if f.label else f"<code>{_e(f.type)}</code>"
+        name = (
+            f"<b>{_e(f.label)}</b><br><code>{_breakable(f.type)}</code>"
+            if f.label
+            else f"<code>{_breakable(f.type)}</code>"
+        )
         count = f.unexpected_count
-        rows = "" if count is None else f" &middot; {count:,} row{'' if count == 1 else 's'}"
+        rows = (
+            "" if count is None else f' <span class="nowrap">&middot; {count:,} row{"" if count == 1 else "s"}</span>'
+        )
         items.append(f"<li>{name}{rows}</li>")
     return '<ul class="failed">' + "".join(items) + "</ul>"
 
@@ -96,9 +108,9 @@ def _result_row(entry: ValidationEntry) -> str:
     return (
         f'<tr class="{"passed" if entry.success else "failed"}">'
         f'<td class="when">{_e(_when(entry.run_time))}</td><td>{_e(entry.suite)}</td>'
-        f'<td class="batch"><code>{_e(entry.run_name)}</code></td><td>{status}</td>'
+        f'<td class="batch"><code>{_breakable(entry.run_name)}</code></td><td>{status}</td>'
         f'<td class="num">{entry.evaluated}</td><td class="num">{entry.unsuccessful}</td><td class="num">{rows}</td>'
-        f'<td class="failing">{_failed(entry)}</td><td>{_link(entry.page, "GX page")}</td></tr>'
+        f'<td class="failing">{_failed(entry)}</td><td class="link">{_link(entry.page, "GX page")}</td></tr>'
     )
 
 
@@ -142,9 +154,9 @@ def render_offline_index(
 <div class="card counts"><span><b>{shown:,}</b> results listed</span><span><b>{failed:,}</b> failed</span>
 <span><b>{len(suites):,}</b> suites</span></div>
 <div class="card"><h2>Validation results (newest first)</h2>
-<table><thead><tr><th>run time (UTC)</th><th>suite</th><th>batch (run name)</th><th>result</th>
-<th class="num">expectations</th><th class="num">unsuccessful</th><th class="num">rows</th><th>failing expectations</th><th>details</th></tr></thead>
-<tbody>{result_rows}</tbody></table>{more}</div>
+<div class="scroll"><table><thead><tr><th>run time (UTC)</th><th>suite</th><th>batch (run name)</th><th>result</th>
+<th class="num">expectations</th><th class="num">failed</th><th class="num">rows</th><th>failing expectations</th><th>details</th></tr></thead>
+<tbody>{result_rows}</tbody></table></div>{more}</div>
 <div class="card"><h2>Expectation suites</h2>
 <table class="narrow"><thead><tr><th>suite</th><th class="num">expectations</th></tr></thead><tbody>{suite_rows}</tbody></table></div>
 </main></body></html>
