@@ -156,7 +156,10 @@ def test_offline_page_escapes_what_it_shows_and_names_unreadable_results(tmp_pat
         generated_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     assert "<script" not in page and 'x" onmouseover' not in page and 'href="a&quot;b.html"' in page
-    assert page.replace("<wbr>", "").count("&lt;script&gt;alert(1)&lt;/script&gt;") == 5 and "4 older results are not listed" in page
+    assert (
+        page.replace("<wbr>", "").count("&lt;script&gt;alert(1)&lt;/script&gt;") == 5
+        and "4 older results are not listed" in page
+    )
 
     broken = tmp_path / "gx" / "uncommitted" / "validations" / "s" / "run" / "20260101T000000.000000Z" / "b.json"
     broken.parent.mkdir(parents=True)
