@@ -30,10 +30,15 @@ def default_price_files() -> list[str]:
     return sorted(str(p) for p in folder.glob("*") if p.suffix.lower() in PRICE_SUFFIXES)
 
 
-@lru_cache(maxsize=1)
 def quality_gate() -> QualityGate:
+    """The GX gate of the settings in force; one per (home, gap tolerance) per process (its set-up costs seconds)."""
     settings = get_settings()
-    return QualityGate(settings.home, gap_tolerance_bars=settings.quality_gap_tolerance_bars)
+    return _gate(settings.home, settings.quality_gap_tolerance_bars)
+
+
+@lru_cache(maxsize=4)
+def _gate(home: Path, gap_tolerance_bars: int) -> QualityGate:
+    return QualityGate(home, gap_tolerance_bars=gap_tolerance_bars)
 
 
 def store_batch(batch: PriceBatch, run_id: str, *, quality: bool) -> dict[str, object]:
