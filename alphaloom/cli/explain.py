@@ -38,7 +38,8 @@ def explain(
     o, d = chain.order, chain.decision
     tree = Tree(f"[bold]order {o.client_order_id}[/bold]: {o.side} {o.quantity} {o.symbol} ({o.status}) run {o.run_id}")
     for f in o.fills:
-        tree.add(f"fill {f.fill_id}: {f.quantity} @ {f.price} fee {f.fee} {f.fee_currency} at {f.ts:%Y-%m-%d %H:%M}")
+        fee = f"{f.fee:.8f}".rstrip("0").rstrip(".")  # display only: the stored fee stays exact
+        tree.add(f"fill {f.fill_id}: {f.quantity} @ {f.price} fee {fee} {f.fee_currency} at {f.ts:%Y-%m-%d %H:%M}")
     if d is not None:
         node = tree.add(
             f"[bold]decision {d.decision_id}[/bold] at {d.as_of:%Y-%m-%d %H:%M} UTC: {d.action} (score {d.score:+.3f}), "
