@@ -1,4 +1,5 @@
-"""Realised P&L per fill, so it can be converted into the account's base currency at the rate of its own time.
+"""Realised P&L per fill (converted into the account's base currency at the rate of its own time), and walk-forward
+results.
 
 Revision ID: 0010_misc
 
@@ -6,6 +7,10 @@ Revision ID: 0010_misc
 quantity * the position's average cost before it; the same arithmetic as ``execution.ledger``); null for a buy and for
 fills booked before this column existed (their realised P&L is still in ``audit.positions.realized_pnl``, and the
 account view converts that remainder at its current rate).
+
+``audit.walk_forward_runs`` / ``audit.walk_forward_windows``: one row per walk-forward run (its setup, the metrics of the
+chained out-of-sample curve, the path of its HTML page) and one per window (the in-sample choice with its in-sample
+score, and what it did out of sample). Walk-forward runs on the vectorized fast path, so scores are floats.
 """
 
 from __future__ import annotations
@@ -19,9 +24,41 @@ depends_on = None
 
 UPGRADE = """
 alter table audit.fills add column realized_pnl numeric;
+
+create table audit.walk_forward_runs (
+    run_id           text primary key references audit.runs (run_id),
+    exchange         text not null,
+    timeframe        text not null,
+    symbols          text[] not null,
+    objective        text not null,
+    in_sample_bars   integer not null,
+    out_sample_bars  integer not null,
+    grid             jsonb not null,
+    metrics          jsonb not null,
+    page             text,
+    created_at       timestamptz not null default now()
+);
+
+create table audit.walk_forward_windows (
+    run_id                text not null references audit.walk_forward_runs (run_id),
+    window_no             integer not null,
+    in_sample_start       timestamptz not null,
+    in_sample_end         timestamptz not null,
+    out_of_sample_start   timestamptz not null,
+    out_of_sample_end     timestamptz not null,
+    fast                  integer not null,
+    slow                  integer not null,
+    in_sample_score       double precision,
+    out_of_sample_score   double precision,
+    out_of_sample_return  double precision not null,
+    out_of_sample_fills   integer not null,
+    primary key (run_id, window_no)
+);
 """
 
 DOWNGRADE = """
+drop table if exists audit.walk_forward_windows;
+drop table if exists audit.walk_forward_runs;
 alter table audit.fills drop column if exists realized_pnl;
 """
 
