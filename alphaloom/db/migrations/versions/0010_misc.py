@@ -25,6 +25,11 @@ depends_on = None
 UPGRADE = """
 alter table audit.fills add column realized_pnl numeric;
 
+-- Routing now walks several book levels: a leg's venue price is the size-weighted price of the levels it takes.
+comment on column audit.route_legs.venue_price is
+    'expected price of the leg before fees: size-weighted over the book levels it takes at its venue';
+comment on column audit.route_legs.effective_price is 'venue_price after the venue''s taker fee';
+
 create table audit.walk_forward_runs (
     run_id           text primary key references audit.runs (run_id),
     exchange         text not null,
@@ -57,6 +62,8 @@ create table audit.walk_forward_windows (
 """
 
 DOWNGRADE = """
+comment on column audit.route_legs.venue_price is null;
+comment on column audit.route_legs.effective_price is null;
 drop table if exists audit.walk_forward_windows;
 drop table if exists audit.walk_forward_runs;
 alter table audit.fills drop column if exists realized_pnl;
