@@ -97,6 +97,10 @@ def test_the_router_reads_depth_levels_of_each_venue_book_and_plans_across_them(
     assert legs[1].effective_price == D("87588.501") and legs[0].arrival_price == D(87500)
     sells, _ = router.books("BTC/USDT", Side.SELL)
     assert sells[0].levels[0] == (D(87490), D("0.4")) and len(sells[0].levels) == 3
+    # a venue whose side of the book is empty is left out of the plan, with the reason
+    binanceus.book["BTCUSDT"] = {"asks": [], "bids": [["87400.00", "1"]]}
+    books, skipped = router.books("BTC/USDT", Side.BUY)
+    assert [b.venue for b in books] == ["binance"] and "the BTC/USDT book has no asks" in skipped["binanceus"]
 
 
 def _venue(
