@@ -2,8 +2,11 @@
 
 Marks use the newest ``raw.ohlcv`` close known at ``as_of`` (default: the newest stored), never a later bar.
 Money is shown in the account's base currency: cash held in other currencies, positions priced in another quote
-currency (``ETH/EUR`` in a USDT account) and fees are converted with the newest ``audit.fx_rates`` rate known at
-``as_of`` (``alphaloom.fx``); a missing rate is a ``DataUnavailableError`` naming the pair, never a silent 1.
+currency (``ETH/EUR`` in a USDT account), fees and unrealised P&L are converted with the newest ``audit.fx_rates``
+rate known at ``as_of`` (``alphaloom.fx``). Realised P&L is converted fill by fill at the rate in force when it was
+realised (the newest rate at or before the fill's time), so a later move of the rate does not rewrite it; realised
+P&L booked before fills recorded it (``audit.fills.realized_pnl`` null) is converted at ``as_of``'s rate. A missing
+rate is a ``DataUnavailableError`` naming the pair and time, never a silent 1.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
-from alphaloom.fx import rate_at
+from alphaloom.fx import missing_rate, rate_at
 
 
 @dataclass(frozen=True, slots=True)
 class PositionView:
     """``avg_price`` and ``mark`` in the symbol's quote currency; ``market_value`` and both P&Ls in the account's base
-    currency (converted at ``fx_rate`` units of base per unit of quote, the rate known at the view's ``as_of``)."""
+    currency: market value and unrealised P&L at ``fx_rate`` (units of base per unit of quote, the rate known at the
+    view's ``as_of``), realised P&L at the rate of each realisation's time (``realized_pnl_quote``: the same in the
+    quote currency)."""
 
     symbol: str
     quantity: Decimal
@@ -31,6 +36,7 @@ class PositionView:
     realized_pnl: Decimal
     quote_currency: str = ""
     fx_rate: Decimal = Decimal(1)
+    realized_pnl_quote: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,40 @@ where exchange = :exchange and symbol = :symbol and timeframe = :timeframe
   and (cast(:as_of as timestamptz) is null or ts + cast(:bar as interval) <= :as_of)
 order by ts desc limit 1
 """
+
+
+# Each realising fill of a position with the newest rate quote -> base at or before the fill (direct pair, else the
+# inverse of the opposite pair, whichever is newer: as ``alphaloom.fx.rate_at``).
+_REALIZATIONS = """
+select f.ts, f.realized_pnl, r.base as rate_base, r.rate
+from audit.fills f
+left join lateral (
+    select base, rate from audit.fx_rates
+    where ((base = :q and quote = :b) or (base = :b and quote = :q)) and as_of <= f.ts
+    order by as_of desc, base = :q desc limit 1
+) r on true
+where f.account = :a and f.symbol = :s and f.realized_pnl is not null
+order by f.ts
+"""
+
+
+def _realized_in_base(
+    conn: Connection, account: str, symbol: str, quote: str, base: str, total: Decimal, fx_now: Decimal
+) -> Decimal:
+    """``total`` realised P&L (quote currency) of ``symbol`` in ``base``: each recorded realisation at the rate of
+    its fill's time, the part no fill recorded at ``fx_now``."""
+    rows = conn.execute(text(_REALIZATIONS), {"a": account, "s": symbol, "q": quote, "b": base}).all()
+    recorded, converted = Decimal(0), Decimal(0)
+    for ts, pnl, rate_base, rate in rows:
+        amount = Decimal(pnl)
+        recorded += amount
+        if quote == base:
+            converted += amount
+        elif rate is None:
+            raise missing_rate(quote, base, ts)
+        else:
+            converted += amount * (Decimal(rate) if rate_base == quote else 1 / Decimal(rate))
+    return converted + (total - recorded) * fx_now
 
 
 def account_view(
@@ -103,9 +143,10 @@ def account_view(
         quote = symbol.split("/", 1)[1] if "/" in symbol else base_currency
         fx = to_base(Decimal(1), quote)
         value = quantity * (mark if mark is not None else avg_price)
+        realized_base = _realized_in_base(conn, account, symbol, quote, base_currency, realized, fx)
         positions.append(
             PositionView(symbol, quantity, avg_price, mark, value * fx, (value - quantity * avg_price) * fx,
-                         realized * fx, quote, fx)
+                         realized_base, quote, fx, realized)
         )  # fmt: skip
     return AccountView(account, base_currency, starting_cash, cash, fees, orders, fills, positions)
 

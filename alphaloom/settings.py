@@ -138,10 +138,12 @@ class Settings(BaseSettings):
     # position difference above this (absolute, in the currency's units) means no order is sent that run.
     reconcile_tolerance: Decimal = Decimal("0")
     # Smart routing (live accounts): the venues (ccxt ids, credentials stored for the account at each) whose order
-    # book tops compete for every order; empty: the account's own venue only. Taker fees in bps per venue override
-    # the market's published fee (your fee tier), as JSON, e.g. {"binance": 7.5}.
+    # books compete for every order (``route_depth`` levels of each are walked, best price after fees first); empty:
+    # the account's own venue only. Taker fees in bps per venue override the market's published fee (your fee tier),
+    # as JSON, e.g. {"binance": 7.5}.
     route_venues: Annotated[list[str], NoDecode] = Field(default_factory=list)
     route_fee_bps: dict[str, Decimal] = Field(default_factory=dict)
+    route_depth: int = Field(default=10, ge=1, le=5000)
     # Kill switch: also cancel open orders at the venue when it is turned on.
     kill_switch_cancels_open_orders: bool = True
     # Credentials encryption key (Fernet, urlsafe base64); else kept by ``secret_key_store``: "auto" uses the OS

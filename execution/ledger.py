@@ -1,7 +1,9 @@
 """Position and cash arithmetic for fills. Pure, Decimal.
 
 ``avg_price`` is the cost basis per unit *including buy fees*; ``realized_pnl`` is net of sell fees. So once a
-position is closed, the cash change equals the realized P&L exactly.
+position is closed, the cash change equals the realized P&L exactly. Both are in the symbol's quote currency; each
+sell fill's realisation is also recorded with the fill (``audit.fills.realized_pnl``) so a read side can convert it
+into the account's base currency at the rate in force when it was realised (``alphaloom.portfolio``).
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ def apply_fill(holding: Holding, *, side: Side, quantity: Decimal, price: Decima
         return Holding(new_quantity, cost / new_quantity, holding.realized_pnl)
     if quantity > holding.quantity:
         raise ValueError(f"selling {quantity} exceeds the long position {holding.quantity}; shorting is not supported")
-    pnl = quantity * price - fee - quantity * holding.avg_price
+    pnl = realized_on_sell(holding.avg_price, quantity=quantity, price=price, fee=fee)
     remaining = holding.quantity - quantity
     return Holding(remaining, holding.avg_price if remaining > 0 else Decimal(0), holding.realized_pnl + pnl)
+
+
+def realized_on_sell(avg_price: Decimal, *, quantity: Decimal, price: Decimal, fee: Decimal) -> Decimal:
+    """What selling ``quantity`` at ``price`` (paying ``fee``) realises against a position's average cost."""
+    return quantity * price - fee - quantity * avg_price
 
 
 def cash_change(*, side: Side, quantity: Decimal, price: Decimal, fee: Decimal) -> Decimal:

@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from alphaloom.db.batch import Statement, cached_text
-from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus
+from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
 from alphaloom.guards import KillSwitchState
-from execution.ledger import Holding
+from execution.ledger import Holding, realized_on_sell
 
 
 def _dumps(value: Any) -> str:
@@ -208,6 +208,22 @@ class FillBooking:
     cash_delta: Decimal
 
 
+def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None]:
+    """What each fill of ``booking`` realised in the quote currency (None for a buy): against the position's average
+    cost before the booking (the row is not updated yet; a sell leaves the average cost unchanged)."""
+    if all(f.side is not Side.SELL for _, f in booking.fills):
+        return [None] * len(booking.fills)
+    avg = conn.execute(
+        text("select avg_price from audit.positions where account = :a and symbol = :s"),
+        {"a": booking.account, "s": booking.symbol},
+    ).scalar()
+    avg_price = Decimal(avg) if avg is not None else Decimal(0)
+    return [
+        realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee) if f.side is Side.SELL else None
+        for _, f in booking.fills
+    ]
+
+
 def write_report(
     conn: Connection,
     *,
@@ -263,11 +279,13 @@ def write_report(
             " details) values " + st.values(rows, {6: "jsonb"}) + ")"
         )
     if booking is not None and booking.fills:
+        realized = _realizations(conn, booking)
         rows = [(fill_id, f.client_order_id, run_id, booking.account, f.symbol, f.side.value, f.quantity, f.price,
-                 f.fee, f.fee_currency, f.slippage, f.ts) for fill_id, f in booking.fills]  # fmt: skip
+                 f.fee, f.fee_currency, f.slippage, f.ts, pnl)
+                for (fill_id, f), pnl in zip(booking.fills, realized, strict=True)]  # fmt: skip
         parts.append(
             "f as (insert into audit.fills (fill_id, client_order_id, run_id, account, symbol, side, quantity, price,"
-            " fee, fee_currency, slippage, ts) values " + st.values(rows) + ")"
+            " fee, fee_currency, slippage, ts, realized_pnl) values " + st.values(rows, {12: "numeric"}) + ")"
         )
         lineage += [(run_id, "audit.fills", fill_id, "audit.orders", _dumps({"client_order_id": f.client_order_id}))
                     for fill_id, f in booking.fills]  # fmt: skip

@@ -1,13 +1,17 @@
-"""Smart routing across configured venues: best price after fees on the order book tops, split by available depth,
+"""Smart routing across configured venues: best price after fees, walking several levels of each venue's order book,
 with the plan saved before any leg is sent.
 
 - ``RoutingBroker`` is a ``Broker`` over several venue brokers (``CcxtBroker``s, one per venue, each with the
   account's credentials there). It sends each client order id to the venue its route plan names (``assign``); an id
   with no plan goes to the ``home`` venue. ``lookup`` asks the planned venue (an unplanned id: every venue, home
   first); ``balances`` adds up the venues' totals (so ``execution.reconcile`` compares the account with all of them).
-- ``plan_legs`` (pure): ``execution.splitting.route`` over the venues' ``BookTop``s, one ``RouteLeg`` per venue with
-  leg ``parent.leg * 1000 + n`` (deterministic client ids), the venue's touch, its fee, and the arrival price: the
-  best touch across the venues when the plan was made (each leg's slippage is measured against it).
+- ``plan_legs`` (pure): ``execution.splitting.route_by_depth`` over the venues' books (``VenueBook``: up to
+  ``depth`` levels each, read with ccxt ``fetch_order_book``; a ``BookTop`` is a one-level book): the levels of all
+  venues are taken from the best price after each venue's fee until the quantity is done, what the books cannot
+  cover goes to the best venue. One ``RouteLeg`` per venue with leg ``parent.leg * 1000 + n`` (deterministic client
+  ids), its size-weighted expected price over the levels it takes (``venue_price``; after fees:
+  ``effective_price``), its fee, and the arrival price: the best touch across the venues when the plan was made
+  (each leg's slippage is measured against it).
 - ``route_intents`` (called by ``execute`` before any send): per intent, the saved plan (``audit.route_legs``) when
   there is one, else a new plan from the books, committed on its own connection before anything is sent. So a retry
   or restart re-sends each leg only to the venue its plan names (execution looks it up there by client id first) and
@@ -29,13 +33,13 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import ClientOrderId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import AlphaLoomError, ConfigError, VenueTemporaryError
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
-from execution.splitting import BookTop, effective_price, route
+from execution.splitting import BookTop, VenueBook, route_by_depth
 
 
 class VenueBroker(Broker, Protocol):
     """What routing needs of a venue's broker (``CcxtBroker`` has it)."""
 
-    def book_top(self, symbol: str, side: Side) -> tuple[Decimal, Decimal]: ...
+    def book_levels(self, symbol: str, side: Side, depth: int) -> list[tuple[Decimal, Decimal]]: ...
 
     def taker_fee_bps(self, symbol: str) -> Decimal: ...
 
@@ -53,26 +57,24 @@ class RouteLeg:
     arrival_price: Decimal
 
 
-def plan_legs(intent: OrderIntent, tops: Sequence[BookTop]) -> list[RouteLeg]:
-    """The legs of ``intent`` across ``tops``: best price after fees first, each venue up to its top size, the rest
-    to the best venue. Arrival price: the best raw touch among ``tops`` (lowest ask for a buy, highest bid for a
-    sell)."""
+def plan_legs(intent: OrderIntent, books: Sequence[BookTop | VenueBook]) -> list[RouteLeg]:
+    """The legs of ``intent`` across ``books`` (see the module docstring). Arrival price: the best raw touch among
+    the books (lowest first ask for a buy, highest first bid for a sell)."""
     parent = client_order_id_for(intent.decision_id, intent.leg)
-    by_venue = {t.venue: t for t in tops}
-    prices = [t.price for t in tops]
-    arrival = min(prices) if intent.side is Side.BUY else max(prices)
+    touches = [VenueBook.of(b).levels[0][0] for b in books]
+    arrival = (min(touches) if intent.side is Side.BUY else max(touches)) if touches else Decimal(0)
     legs = []
-    for n, (venue, quantity) in enumerate(route(intent.quantity, intent.side, tops), start=1):
-        top = by_venue[venue]
+    for n, share in enumerate(route_by_depth(intent.quantity, intent.side, books), start=1):
         leg = intent.leg * 1000 + n
-        legs.append(RouteLeg(client_order_id_for(intent.decision_id, leg), parent, leg, venue, quantity, top.price,
-                             top.fee_bps, effective_price(top, intent.side), arrival))  # fmt: skip
+        legs.append(RouteLeg(client_order_id_for(intent.decision_id, leg), parent, leg, share.venue, share.quantity,
+                             share.price, share.fee_bps, share.effective_price, arrival))  # fmt: skip
     return legs
 
 
 class RoutingBroker:
     """``venues``: venue name -> its broker; ``home``: the venue of an id without a plan (default: the first);
-    ``fee_bps``: taker fees (bps) per venue overriding the market's published fee."""
+    ``fee_bps``: taker fees (bps) per venue overriding the market's published fee; ``depth``: how many levels of each
+    venue's book a plan reads."""
 
     live = True
 
@@ -82,6 +84,7 @@ class RoutingBroker:
         *,
         home: str | None = None,
         fee_bps: Mapping[str, Decimal] | None = None,
+        depth: int = 10,
     ) -> None:
         if not venues:
             raise ConfigError("routing needs at least one venue")
@@ -92,22 +95,25 @@ class RoutingBroker:
         self.name = self.home
         self.live = any(bool(getattr(b, "live", True)) for b in self.venues.values())
         self.fee_bps = dict(fee_bps or {})
+        if depth < 1:
+            raise ConfigError(f"routing depth must be >= 1 book level, got {depth}")
+        self.depth = depth
         self._plan: dict[ClientOrderId, str] = {}
 
-    def book_tops(self, symbol: str, side: Side) -> tuple[list[BookTop], dict[str, str]]:
-        """Each venue's top of book with its fee; a venue whose book cannot be read is left out (its error in the
-        second value). No venue at all: ``VenueTemporaryError``."""
-        tops, skipped = [], {}
+    def books(self, symbol: str, side: Side) -> tuple[list[VenueBook], dict[str, str]]:
+        """Each venue's side of the book we take (up to ``depth`` levels) with its fee; a venue whose book cannot be
+        read is left out (its error in the second value). No venue at all: ``VenueTemporaryError``."""
+        books, skipped = [], {}
         for venue, broker in self.venues.items():
             try:
-                price, size = broker.book_top(symbol, side)
+                levels = broker.book_levels(symbol, side, self.depth)
                 fee = self.fee_bps.get(venue)
-                tops.append(BookTop(venue, price, size, fee if fee is not None else broker.taker_fee_bps(symbol)))
+                books.append(VenueBook(venue, tuple(levels), fee if fee is not None else broker.taker_fee_bps(symbol)))
             except AlphaLoomError as exc:
                 skipped[venue] = f"{type(exc).__name__}: {exc}"
-        if not tops:
+        if not books:
             raise VenueTemporaryError(f"no venue's {symbol} book could be read: {skipped}")
-        return tops, skipped
+        return books, skipped
 
     def assign(self, legs: Sequence[RouteLeg]) -> None:
         for leg in legs:
@@ -214,8 +220,8 @@ def route_intents(
             if _sent_unrouted(conn, parent):
                 out.intents.append(intent)
                 continue
-            tops, _ = broker.book_tops(intent.symbol, intent.side)
-            legs = save_plan(conn, intent, plan_legs(intent, tops), run_id=run_id)
+            books, _ = broker.books(intent.symbol, intent.side)
+            legs = save_plan(conn, intent, plan_legs(intent, books), run_id=run_id)
         broker.assign(legs)
         out.siblings[parent] = [leg.client_order_id for leg in legs]
         for leg in legs:

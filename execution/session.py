@@ -105,7 +105,12 @@ def open_session(
                        numbers={**base, "missing": missing})  # fmt: skip
     live: Broker = venues[row.venue]  # type: ignore[assignment]
     if len(venues) > 1:
-        live = RoutingBroker(venues, home=row.venue, fee_bps=settings.route_fee_bps)  # type: ignore[arg-type]
+        live = RoutingBroker(
+            venues,  # type: ignore[arg-type]
+            home=row.venue,
+            fee_bps=settings.route_fee_bps,
+            depth=settings.route_depth,
+        )
     broker: Broker = shadow_broker(engine, settings, live) if row.mode == "shadow" else live
     try:
         with engine.begin() as conn:

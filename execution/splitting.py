@@ -60,7 +60,7 @@ def parent_map(parent: OrderIntent, children: Sequence[OrderIntent]) -> dict[Cli
 
 @dataclass(frozen=True, slots=True)
 class BookTop:
-    """A venue's best level on the side we take: price and size there, and its taker fee."""
+    """A venue's best level on the side we take: price and size there, and its taker fee (a one-level ``VenueBook``)."""
 
     venue: str
     price: Decimal
@@ -68,28 +68,93 @@ class BookTop:
     fee_bps: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class VenueBook:
+    """A venue's side of the order book that we take (asks for a buy, bids for a sell) as (price, size) levels, best
+    first as the venue sends them (ccxt ``fetch_order_book``), and its taker fee in bps."""
+
+    venue: str
+    levels: tuple[tuple[Decimal, Decimal], ...]
+    fee_bps: Decimal
+
+    def __post_init__(self) -> None:
+        if not self.levels:
+            raise ValueError(f"{self.venue}: the book has no levels on the side we take")
+        for price, size in self.levels:
+            if price <= 0 or size < 0:
+                raise ValueError(f"{self.venue}: book level ({price}, {size}) needs a positive price and a size >= 0")
+
+    @classmethod
+    def of(cls, book: BookTop | VenueBook) -> VenueBook:
+        return book if isinstance(book, VenueBook) else cls(book.venue, ((book.price, book.size),), book.fee_bps)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueShare:
+    """What routing gives one venue: ``quantity`` at the size-weighted ``price`` (before fees) of the levels it takes
+    there; ``effective_price`` is that price after the venue's fee."""
+
+    venue: str
+    quantity: Decimal
+    price: Decimal
+    fee_bps: Decimal
+    effective_price: Decimal
+
+
+def price_after_fee(price: Decimal, fee_bps: Decimal, side: Side) -> Decimal:
+    """A buy pays price * (1 + fee), a sell receives price * (1 - fee)."""
+    fee = fee_bps / Decimal(10000)
+    return price * (1 + fee) if side is Side.BUY else price * (1 - fee)
+
+
 def effective_price(top: BookTop, side: Side) -> Decimal:
-    """Price after fees: a buy pays price * (1 + fee), a sell receives price * (1 - fee)."""
-    fee = top.fee_bps / Decimal(10000)
-    return top.price * (1 + fee) if side is Side.BUY else top.price * (1 - fee)
+    """Price after fees of a venue's top level."""
+    return price_after_fee(top.price, top.fee_bps, side)
 
 
-def route(quantity: Decimal, side: Side, tops: Sequence[BookTop]) -> list[tuple[str, Decimal]]:
-    """Split ``quantity`` across venues, best price after fees first, each up to its top-of-book size; what the tops
-    cannot absorb goes to the best venue. Returns (venue, quantity) in routing order."""
-    if not tops:
-        raise ValueError("routing needs at least one venue's book top")
-    ordered = sorted(tops, key=lambda t: effective_price(t, side), reverse=side is Side.SELL)
-    plan: dict[str, Decimal] = {}
+def route_by_depth(quantity: Decimal, side: Side, books: Sequence[BookTop | VenueBook]) -> list[VenueShare]:
+    """Split ``quantity`` across venues by walking every level of every book from the best price after that venue's
+    fee (lowest for a buy, highest for a sell; ties keep the books' order) until the quantity is done. What the books
+    cannot cover goes to the best venue (best first level after fees), priced at the worst level read there (what the
+    book shows is the least it would cost). One share per venue, in the order the venues were first taken."""
+    if not books:
+        raise ValueError("routing needs at least one venue's book")
+    if quantity <= 0:
+        raise ValueError(f"routing needs a positive quantity, got {quantity}")
+    venue_books = [VenueBook.of(b) for b in books]
+    sign = 1 if side is Side.BUY else -1
+    walk = sorted(
+        ((price_after_fee(price, book.fee_bps, side), i, j, book, price, size)
+         for i, book in enumerate(venue_books) for j, (price, size) in enumerate(book.levels)),
+        key=lambda level: (sign * level[0], level[1], level[2]),
+    )  # fmt: skip
+    taken: dict[str, Decimal] = {}
+    cost: dict[str, Decimal] = {}
     remaining = quantity
-    for top in ordered:
-        take = min(remaining, top.size)
+    for _, _, _, book, price, size in walk:
+        if remaining <= 0:
+            break
+        take = min(remaining, size)
         if take > 0:
-            plan[top.venue] = plan.get(top.venue, Decimal(0)) + take
+            taken[book.venue] = taken.get(book.venue, Decimal(0)) + take
+            cost[book.venue] = cost.get(book.venue, Decimal(0)) + take * price
             remaining -= take
     if remaining > 0:
-        plan[ordered[0].venue] = plan.get(ordered[0].venue, Decimal(0)) + remaining
-    return list(plan.items())
+        best = walk[0][3]
+        worst = max(p for p, _ in best.levels) if side is Side.BUY else min(p for p, _ in best.levels)
+        taken[best.venue] = taken.get(best.venue, Decimal(0)) + remaining
+        cost[best.venue] = cost.get(best.venue, Decimal(0)) + remaining * worst
+    fees = {b.venue: b.fee_bps for b in venue_books}
+    shares = []
+    for venue, q in taken.items():
+        price = cost[venue] / q
+        shares.append(VenueShare(venue, q, price, fees[venue], price_after_fee(price, fees[venue], side)))
+    return shares
+
+
+def route(quantity: Decimal, side: Side, books: Sequence[BookTop | VenueBook]) -> list[tuple[str, Decimal]]:
+    """(venue, quantity) of ``route_by_depth``, in routing order."""
+    return [(share.venue, share.quantity) for share in route_by_depth(quantity, side, books)]
 
 
 def slippage_bps(fill_price: Decimal, arrival_price: Decimal, side: Side) -> Decimal:

@@ -1,6 +1,7 @@
-"""Smart routing across two venues (ccxt's binance and binanceus classes, each on its own recorded stand-in): the best
-venue after fees is chosen on the order book tops, the order is split by depth, the plan is saved before any send,
-and a crash after the first leg leaves a rerun sending only the missing leg, to the venue its plan names."""
+"""Smart routing across two venues (ccxt's binance and binanceus classes, each on its own recorded stand-in): several
+levels of each order book are walked from the best price after fees, one leg per venue at its size-weighted expected
+price, the plan is saved before any send, and a crash after the first leg leaves a rerun sending only the missing
+leg, to the venue its plan names."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue, Handler, VenueReplay, mount
+from ccxt_replay import BinanceSpotVenue, Handler, VenueReplay, mount, recorded
 from sqlalchemy import Engine, text
 from test_execution_ccxt import OFF, T0
 
@@ -19,7 +20,7 @@ from execution.accounts import ensure_account
 from execution.brokers.ccxt_broker import CcxtBroker
 from execution.reconcile import reconcile_account
 from execution.routing import RoutingBroker, plan_legs
-from execution.splitting import BookTop
+from execution.splitting import BookTop, VenueBook, route_by_depth
 from execution.submit import execute
 
 D = Decimal
@@ -43,6 +44,63 @@ def test_plan_legs_by_hand_best_after_fees_first_split_by_depth() -> None:
     # selling: a receives 100, b 101 * 0.98 = 98.98: a first; what the tops cannot take goes to the best venue
     assert [(leg.venue, leg.quantity) for leg in sell] == [("a", D(1)), ("b", D(1))]
     assert sell[0].arrival_price == D(101)
+
+
+def test_plan_legs_walks_several_levels_of_each_book_by_hand() -> None:
+    a = VenueBook("a", ((D(100), D(1)), (D(101), D(3))), D(10))  # after fees: 100.1, 101.101
+    b = VenueBook("b", ((D("100.05"), D("0.5")), (D("100.5"), D(1)), (D(102), D("4.5"))), D(0))  # 100.05, 100.5, 102
+    intent = OrderIntent(DecisionId("d-depth"), "acct", "BTC/USDT", Side.BUY, D("3.5"), D(100))
+    legs = plan_legs(intent, [a, b])
+    # walk: b 0.5 @ 100.05, a 1 @ 100 (100.1 after fees), b 1 @ 100.5, a 1 @ 101 (101.101 after fees): done
+    # b: (50.025 + 100.5) / 1.5 = 100.35; a: (100 + 101) / 2 = 100.5, after its fee 100.5 * 1.001 = 100.6005
+    assert [(leg.venue, leg.quantity, leg.venue_price, leg.effective_price, leg.leg) for leg in legs] == [
+        ("b", D("1.5"), D("100.35"), D("100.35"), 1), ("a", D(2), D("100.5"), D("100.6005"), 2)]  # fmt: skip
+    assert {leg.arrival_price for leg in legs} == {D(100)}  # a's best ask, before fees
+    assert sum(leg.quantity for leg in legs) == intent.quantity
+    # 12 is more than both books show (4 + 6): the 2 left go to the best venue (b, 100.05 after fees) priced at the
+    # worst level read there: b = (50.025 + 100.5 + 459 + 2 * 102) / 8 = 101.690625; a = (100 + 303) / 4 = 100.75
+    over = route_by_depth(D(12), Side.BUY, [a, b])
+    assert [(s.venue, s.quantity, s.price) for s in over] == [("b", D(8), D("101.690625")), ("a", D(4), D("100.75"))]
+    # selling 2: b's second bid after its 20 bps fee (99.2 * 0.998 = 99.0016) still beats a's best (99, no fee)
+    sell = plan_legs(OrderIntent(DecisionId("d-depth-s"), "acct", "BTC/USDT", Side.SELL, D(2), D(99)),
+                     [VenueBook("a", ((D(99), D(1)), (D(98), D(5))), D(0)),
+                      VenueBook("b", ((D("99.5"), D(1)), (D("99.2"), D(3))), D(20))])  # fmt: skip
+    assert [(leg.venue, leg.quantity, leg.venue_price, leg.effective_price) for leg in sell] == [
+        ("b", D(2), D("99.35"), D("99.1513"))]  # fmt: skip
+    assert sell[0].arrival_price == D("99.5")  # the highest bid
+    with pytest.raises(ValueError, match="empty: the book has no levels"):
+        VenueBook("empty", (), D(0))
+    with pytest.raises(ValueError, match="neg: book level"):
+        VenueBook("neg", ((D(-1), D(1)),), D(0))
+    with pytest.raises(ValueError, match="positive quantity"):
+        route_by_depth(D(0), Side.BUY, [a])
+
+
+def test_the_router_reads_depth_levels_of_each_venue_book_and_plans_across_them() -> None:
+    depth = recorded("binance_depth.json")  # Binance's documented /api/v3/depth shape, four levels a side
+    binance, binanceus = BinanceSpotVenue({"BTCUSDT": "87500.00"}), BinanceSpotVenue({"BTCUSDT": "87560.00"})
+    binance.book["BTCUSDT"] = {"asks": depth["asks"], "bids": depth["bids"]}  # type: ignore[index]
+    binanceus.book["BTCUSDT"] = {"asks": [["87560.00", "0.4"], ["87590.00", "2.0"]], "bids": [["87400.00", "1"]]}
+    bn, bn_replay = _venue("binance", binance)
+    us, _ = _venue("binanceus", binanceus)
+    router = RoutingBroker({"binance": bn, "binanceus": us}, fee_bps={"binance": D(10), "binanceus": D(0)}, depth=3)
+    books, skipped = router.books("BTC/USDT", Side.BUY)
+    assert skipped == {}
+    assert [q.get("limit") for m, p, q in bn_replay.requests if p == "/api/v3/depth"] == ["3"]
+    assert books[0] == VenueBook("binance", ((D(87500), D("0.5")), (D(87502), D("0.5")), (D(87510), D("1.5"))), D(10))
+    intent = OrderIntent(DecisionId("d-depth-live"), "acct", "BTC/USDT", Side.BUY, D("1.4"), D(87500))
+    legs = plan_legs(intent, books)
+    # after fees: binance 87587.5, 87589.502, 87597.51; binance.us 87560, 87590. binance.us 0.4 @ 87560 first, then
+    # binance 0.5 @ 87500 and 0.5 @ 87502 (both below binance.us' 87590): binance's leg at (87500 + 87502) / 2 = 87501
+    assert [(leg.venue, leg.quantity, leg.venue_price) for leg in legs] == [
+        ("binanceus", D("0.4"), D(87560)), ("binance", D(1), D(87501))]  # fmt: skip
+    assert legs[1].effective_price == D("87588.501") and legs[0].arrival_price == D(87500)
+    sells, _ = router.books("BTC/USDT", Side.SELL)
+    assert sells[0].levels[0] == (D(87490), D("0.4")) and len(sells[0].levels) == 3
+    # a venue whose side of the book is empty is left out of the plan, with the reason
+    binanceus.book["BTCUSDT"] = {"asks": [], "bids": [["87400.00", "1"]]}
+    books, skipped = router.books("BTC/USDT", Side.BUY)
+    assert [b.venue for b in books] == ["binance"] and "the BTC/USDT book has no asks" in skipped["binanceus"]
 
 
 def _venue(
@@ -70,7 +128,9 @@ def _creates(replay: VenueReplay) -> list[dict[str, str]]:
 
 
 def _book(ask: str, size: str) -> dict[str, list[list[str]]]:
-    return {"asks": [[ask, size], [str(D(ask) + 5), "10"]], "bids": [[str(D(ask) - 20), "10"]]}
+    # the second level is 100 above the first: worse than the other venue's top after fees, so each plan below takes
+    # only the tops
+    return {"asks": [[ask, size], [str(D(ask) + 100), "10"]], "bids": [[str(D(ask) - 20), "10"]]}
 
 
 def test_routed_legs_best_venue_after_fees_plan_saved_first_and_a_crash_resends_only_the_missing_leg(

@@ -92,34 +92,35 @@ def walk_forward_command(
     objective: str = typer.Option("total_return", help="In-sample objective: total_return or sharpe."),
 ) -> None:
     """Walk-forward of the SMA crossover on the vectorized path: choose fast/slow in sample, trade them out of
-    sample, and report the out-of-sample results apart."""
-    import pandas as pd
-
+    sample, and report the out-of-sample results apart; recorded as a run (audit.walk_forward_*) with an HTML page."""
     from agents.trader import quantity_step
-    from alphaloom.backtest.prices import price_frames
-    from alphaloom.backtest.walkforward import Costs, parameter_grid, walk_forward
-    from alphaloom.domain import timeframe_delta
+    from alphaloom.audit import recorded_run
+    from alphaloom.backtest.walkforward_run import (
+        WalkForwardSpec,
+        record_walk_forward,
+        run_walk_forward,
+        write_page,
+    )
     from alphaloom.errors import DataUnavailableError
 
     settings = get_settings()
     chosen = [s.strip() for s in symbols.split(",")] if symbols else settings.symbols
     utc = [None if t is None else t.replace(tzinfo=UTC) if t.tzinfo is None else t for t in (start, end)]
+    spec = WalkForwardSpec(chosen, _ints(fast, "--fast"), _ints(slow, "--slow"), in_sample, out_sample, objective,
+                           utc[0], utc[1])  # fmt: skip
     try:
-        grid = parameter_grid(_ints(fast, "--fast"), _ints(slow, "--slow"))
-        with engine().connect() as conn:
-            open_, close = price_frames(conn, exchange=settings.exchange, timeframe=settings.timeframe,
-                                        symbols=chosen, start=utc[0], end=utc[1])  # fmt: skip
-        costs = Costs(initial_cash=float(settings.starting_cash), order_notional=settings.order_notional,
-                      fee_bps=float(settings.paper_fee_bps), slippage_bps=float(settings.paper_slippage_bps),
-                      quantity_steps={s: quantity_step(s) for s in close.columns})  # fmt: skip
-        result = walk_forward(open_, close, grid=grid, in_sample=in_sample, out_sample=out_sample, costs=costs,
-                              periods_per_year=pd.Timedelta(days=365) / timeframe_delta(settings.timeframe),
-                              objective=objective)  # fmt: skip
+        spec.grid  # noqa: B018 - a bad grid is refused before a run is recorded
+        with recorded_run(engine(), "walk_forward", spec.parameters()) as run_id:
+            with engine().connect() as conn:
+                result = run_walk_forward(conn, settings, spec, quantity_step)
+            page = write_page(result, spec, settings, run_id)
+            with engine().begin() as conn:
+                record_walk_forward(conn, run_id, spec, settings, result, page)
     except (ValueError, DataUnavailableError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(code=1) from None
     table = Table("out of sample", "fast", "slow", f"in-sample {objective}", f"out-of-sample {objective}",
-                  "out-of-sample return", "fills", title="walk-forward windows")  # fmt: skip
+                  "out-of-sample return", "fills", title=f"walk-forward windows (run {run_id})")  # fmt: skip
     for w in result.windows.to_dict("records"):
         table.add_row(f"{w['out_of_sample_start']:%Y-%m-%d %H:%M} .. {w['out_of_sample_end']:%Y-%m-%d %H:%M}",
                       str(w["fast"]), str(w["slow"]), f"{w[f'in_sample_{objective}']:.4f}",
@@ -127,3 +128,4 @@ def walk_forward_command(
                       str(w["out_of_sample_fills"]))  # fmt: skip
     console.print(table)
     console.print(_metrics_table(result.out_of_sample.as_dict(), "out-of-sample only (windows chained)"))
+    console.print(f"page: {page}")

@@ -98,7 +98,9 @@ def print_account(account: str) -> None:
         console.print(f"account {account!r} does not exist yet (run a decision first)")
         raise typer.Exit(code=1)
     table = Table("symbol", "quantity", "avg price", "mark", "market value", "unrealized", "realized",
-                  title=f"positions of {account} ({view.base_currency})")  # fmt: skip
+                  title=f"positions of {account} ({view.base_currency})",
+                  caption="market value and unrealized at the current fx rate; realized at the rate of each fill's "
+                  "time")  # fmt: skip
     for p in view.positions:
         table.add_row(p.symbol, f"{p.quantity:f}", f"{p.avg_price:,.2f}", f"{p.mark:,.2f}" if p.mark else "-",
                       f"{p.market_value:,.2f}", f"{p.unrealized_pnl:,.2f}", f"{p.realized_pnl:,.2f}")  # fmt: skip

@@ -253,22 +253,31 @@ class CcxtBroker:
         return reports
 
     # -- order book (smart routing) --------------------------------------------------------------------------------
-    def book_top(self, symbol: str, side: Side) -> tuple[Decimal, Decimal]:
-        """(price, size) of the best level we would take: the best ask for a buy, the best bid for a sell
-        (``fetch_order_book``). An empty side is a ``VenueTemporaryError``."""
+    def book_levels(self, symbol: str, side: Side, depth: int) -> list[tuple[Decimal, Decimal]]:
+        """Up to ``depth`` (price, size) levels on the side we would take, best first: asks for a buy, bids for a
+        sell (``fetch_order_book(symbol, depth)``). An empty side or an unreadable level is a
+        ``VenueTemporaryError``."""
         try:
-            book = self.exchange.fetch_order_book(symbol, 5)
+            book = self.exchange.fetch_order_book(symbol, depth)
         except ccxt.NetworkError as exc:
             raise VenueTemporaryError(f"{self.name}: order book of {symbol}: {exc}") from exc
         except ccxt.BaseError as exc:
             raise VenueError(f"{self.name}: order book of {symbol}: {type(exc).__name__}: {exc}") from exc
-        levels = book.get("asks" if side is Side.BUY else "bids") or []
-        if not levels:
-            raise VenueTemporaryError(f"{self.name}: the {symbol} book has no {'asks' if side is Side.BUY else 'bids'}")
-        price, size = dec(levels[0][0]), dec(levels[0][1])
-        if price is None or size is None:
-            raise VenueTemporaryError(f"{self.name}: unreadable top of the {symbol} book: {levels[0]!r}")
-        return price, size
+        name = "asks" if side is Side.BUY else "bids"
+        raw = (book.get(name) or [])[:depth]
+        if not raw:
+            raise VenueTemporaryError(f"{self.name}: the {symbol} book has no {name}")
+        levels = []
+        for level in raw:
+            price, size = dec(level[0]), dec(level[1])
+            if price is None or size is None or price <= 0:
+                raise VenueTemporaryError(f"{self.name}: unreadable level of the {symbol} book: {level!r}")
+            levels.append((price, size))
+        return levels
+
+    def book_top(self, symbol: str, side: Side) -> tuple[Decimal, Decimal]:
+        """(price, size) of the best level we would take (see ``book_levels``)."""
+        return self.book_levels(symbol, side, 5)[0]
 
     def taker_fee_bps(self, symbol: str) -> Decimal:
         """The market's published taker fee in bps (ccxt ``market['taker']``, a fraction)."""

@@ -1,0 +1,59 @@
+"""Flow: walk-forward of the SMA crossover over stored bars (parameters chosen in sample, traded out of sample), its
+results recorded under the run and shown on an HTML page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from agents.trader import quantity_step
+from alphaloom.backtest.walkforward import WalkForwardResult
+from alphaloom.backtest.walkforward_run import WalkForwardSpec, record_walk_forward, run_walk_forward, write_page
+from alphaloom.db.engine import get_engine
+from alphaloom.settings import Settings, get_settings
+from flows._alerts import alert_on_failure
+from flows._audit import audited_run
+
+
+@task(cache_policy=NO_CACHE)
+def walk(spec: WalkForwardSpec, settings: Settings) -> WalkForwardResult:
+    """Choose in sample, trade out of sample, window after window."""
+    with get_engine().connect() as conn:
+        return run_walk_forward(conn, settings, spec, quantity_step)
+
+
+@task(cache_policy=NO_CACHE)
+def record(run_id: str, spec: WalkForwardSpec, settings: Settings, result: WalkForwardResult) -> Path:
+    """Write the page, then the results (with the page's path) under the run."""
+    page = write_page(result, spec, settings, run_id)
+    with get_engine().begin() as conn:
+        record_walk_forward(conn, run_id, spec, settings, result, page)
+    return page
+
+
+@flow(name="walk_forward", on_failure=[alert_on_failure])
+def walk_forward_flow(
+    symbols: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    fast: list[int] | None = None,
+    slow: list[int] | None = None,
+    in_sample: int = 720,
+    out_sample: int = 168,
+    objective: str = "total_return",
+) -> dict[str, object]:
+    """Walk-forward of the SMA crossover on the vectorized path over the bars ``start <= ts < end`` (default: all
+    stored) of ``symbols`` (default: the settings'): fast/slow chosen on ``in_sample`` bars from ``fast`` x ``slow``
+    (default 5,10,20 x 30,50,100), traded on the next ``out_sample``; returns the run id, the page path, the windows
+    and the out-of-sample metrics."""
+    settings = get_settings()
+    spec = WalkForwardSpec(symbols or settings.symbols, fast or [5, 10, 20], slow or [30, 50, 100], in_sample,
+                           out_sample, objective, start, end)  # fmt: skip
+    with audited_run("walk_forward", spec.parameters()) as (_, run_id):
+        result = walk(spec, settings)
+        page = record(run_id, spec, settings, result)
+        return {"run_id": run_id, "page": str(page), "windows": len(result.windows),
+                **result.out_of_sample.as_dict()}  # fmt: skip
