@@ -263,3 +263,77 @@ def test_a_later_decision_on_the_other_side_cancels_the_remaining_slices(engine:
     assert statuses[2].reason == f"superseded by decision {sell_id} (sell)"
     held = _rows(engine, "select quantity from audit.positions where account = :a", a=account)[0].quantity
     assert D(held) == D(19)
+
+
+def test_a_decision_flow_run_releases_the_remaining_slices_on_later_steps(
+    engine: Engine, prefect_harness, receiver, monkeypatch
+) -> None:
+    from test_decide import FEATURES_DDL
+
+    from agents.team import FEATURE_COLUMNS
+    from alphaloom.settings import get_settings
+    from flows.decide import decide_flow
+
+    tag = uuid.uuid4().hex[:8]
+    account, exchange, symbol = f"twap-flow-{tag}", f"test-twap-{tag}", f"F{tag}/USDT"
+    for name, value in {"ACCOUNT": account, "EXCHANGE": exchange, "TIMEFRAME": "1h", "SYMBOLS": symbol,
+                        "ORDER_NOTIONAL": "5000", "SPLIT_ABOVE_NOTIONAL": "1000", "SPLIT_SLICES": "4",
+                        "TWAP_DURATION_MINUTES": "180"}.items():  # fmt: skip
+        monkeypatch.setenv(f"ALPHALOOM_{name}", value)
+    monkeypatch.delenv("ALPHALOOM_LLM_BASE_URL", raising=False)
+    get_settings.cache_clear()
+    bullish = {"ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0}
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(FEATURES_DDL))
+            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": f"run-{tag}"})
+            for k in range(4):  # the bar closing at T0 + k hours, known then
+                ts, close = T0 - HOUR + k * HOUR, 100 + k
+                conn.execute(
+                    text("""insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume,
+                                                run_id)
+                            values (:e, :s, '1h', :ts, :c, :c, :c, :c, 1000000000, :r)"""),
+                    {"e": exchange, "s": symbol, "ts": ts, "c": close, "r": f"run-{tag}"},
+                )  # fmt: skip
+                row = {c: {**bullish, "close": float(close)}.get(c) for c in FEATURE_COLUMNS}
+                conn.execute(
+                    text(f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at,
+                                 {", ".join(FEATURE_COLUMNS)}, dbt_invocation_id)
+                             values (:e, :s, '1h', :ts, :k, {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'inv')"""),
+                    {"e": exchange, "s": symbol, "ts": ts, "k": ts + HOUR, **row},
+                )  # fmt: skip
+        state = decide_flow(symbols=[symbol], as_of=T0 + 3 * HOUR, steps=4, return_state=True)
+        assert state.is_completed(), state
+        totals = state.result()
+    finally:
+        get_settings.cache_clear()
+    # one buy decision (the later steps hold the position): its first slice at once, one more slice at each step
+    assert (totals["submitted"], totals["released"]) == (1, 3)
+    orders = _rows(engine, """select o.leg, o.reference_price, o.arrival_price, o.status, e.event_ts
+                              from audit.orders o join audit.order_events e
+                                on e.client_order_id = o.client_order_id and e.event = 'created'
+                              where o.account = :a order by o.leg""", a=account)  # fmt: skip
+    assert [(o.leg, o.event_ts, D(o.reference_price)) for o in orders] == [
+        (leg, T0 + (leg - 1) * HOUR, D(100 + leg - 1)) for leg in (1, 2, 3, 4)
+    ]
+    assert {o.status for o in orders} == {"filled"} and {D(o.arrival_price) for o in orders} == {D(100)}
+    slices = _rows(engine, "select status from audit.scheduled_slices where account = :a", a=account)
+    assert [s.status for s in slices] == ["released"] * 4
+
+
+def test_the_protect_flow_on_a_new_bar_releases_the_slices_due(engine: Engine, prefect_harness, monkeypatch) -> None:
+    from alphaloom.settings import get_settings
+    from flows.protect import protect_positions
+
+    account, run_id, intent = _world(engine)
+    _execute(engine, intent, run_id, Venue(engine))
+    monkeypatch.setenv("ALPHALOOM_EXCHANGE", SETTINGS.exchange)
+    monkeypatch.setenv("ALPHALOOM_TIMEFRAME", "1h")
+    get_settings.cache_clear()
+    try:
+        early = protect_positions(as_of=T0 + HOUR - timedelta(minutes=1), account=account)
+        on_time = protect_positions(as_of=T0 + 2 * HOUR, account=account)
+    finally:
+        get_settings.cache_clear()
+    assert (early["slices_sent"], on_time["slices_sent"]) == (0, 2)
+    assert _legs_sent(engine, account) == [1, 2, 3]
