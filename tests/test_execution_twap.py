@@ -265,12 +265,50 @@ def test_a_later_decision_on_the_other_side_cancels_the_remaining_slices(engine:
     assert D(held) == D(19)
 
 
-def test_a_decision_flow_run_releases_the_remaining_slices_on_later_steps(
-    engine: Engine, prefect_harness, receiver, monkeypatch
-) -> None:
+def _bullish_bars(engine: Engine, tag: str, exchange: str, symbol: str) -> None:
+    """Four bullish bars closing at T0 .. T0+3h (close 100, 101, 102, 103), each with its features row known then."""
     from test_decide import FEATURES_DDL
 
     from agents.team import FEATURE_COLUMNS
+
+    bullish = {"ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0}
+    with engine.begin() as conn:
+        conn.execute(text(FEATURES_DDL))
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": f"run-{tag}"})
+        for k in range(4):  # the bar closing at T0 + k hours, known then
+            ts, close = T0 - HOUR + k * HOUR, 100 + k
+            conn.execute(
+                text("""insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume,
+                                            run_id)
+                        values (:e, :s, '1h', :ts, :c, :c, :c, :c, 1000000000, :r)"""),
+                {"e": exchange, "s": symbol, "ts": ts, "c": close, "r": f"run-{tag}"},
+            )  # fmt: skip
+            row = {c: {**bullish, "close": float(close)}.get(c) for c in FEATURE_COLUMNS}
+            conn.execute(
+                text(f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at,
+                             {", ".join(FEATURE_COLUMNS)}, dbt_invocation_id)
+                         values (:e, :s, '1h', :ts, :k, {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'inv')"""),
+                {"e": exchange, "s": symbol, "ts": ts, "k": ts + HOUR, **row},
+            )  # fmt: skip
+
+
+def _slices_one_per_step(engine: Engine, account: str) -> None:
+    """Legs 1-4 created at T0, T0+1h, T0+2h, T0+3h, each priced at the close known then, all measured against 100."""
+    orders = _rows(engine, """select o.leg, o.reference_price, o.arrival_price, o.status, e.event_ts
+                              from audit.orders o join audit.order_events e
+                                on e.client_order_id = o.client_order_id and e.event = 'created'
+                              where o.account = :a order by o.leg""", a=account)  # fmt: skip
+    assert [(o.leg, o.event_ts, D(o.reference_price)) for o in orders] == [
+        (leg, T0 + (leg - 1) * HOUR, D(100 + leg - 1)) for leg in (1, 2, 3, 4)
+    ]
+    assert {o.status for o in orders} == {"filled"} and {D(o.arrival_price) for o in orders} == {D(100)}
+    slices = _rows(engine, "select status from audit.scheduled_slices where account = :a", a=account)
+    assert [s.status for s in slices] == ["released"] * 4
+
+
+def test_a_decision_flow_run_releases_the_remaining_slices_on_later_steps(
+    engine: Engine, prefect_harness, receiver, monkeypatch
+) -> None:
     from alphaloom.settings import get_settings
     from flows.decide import decide_flow
 
@@ -282,26 +320,8 @@ def test_a_decision_flow_run_releases_the_remaining_slices_on_later_steps(
         monkeypatch.setenv(f"ALPHALOOM_{name}", value)
     monkeypatch.delenv("ALPHALOOM_LLM_BASE_URL", raising=False)
     get_settings.cache_clear()
-    bullish = {"ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0}
+    _bullish_bars(engine, tag, exchange, symbol)
     try:
-        with engine.begin() as conn:
-            conn.execute(text(FEATURES_DDL))
-            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": f"run-{tag}"})
-            for k in range(4):  # the bar closing at T0 + k hours, known then
-                ts, close = T0 - HOUR + k * HOUR, 100 + k
-                conn.execute(
-                    text("""insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume,
-                                                run_id)
-                            values (:e, :s, '1h', :ts, :c, :c, :c, :c, 1000000000, :r)"""),
-                    {"e": exchange, "s": symbol, "ts": ts, "c": close, "r": f"run-{tag}"},
-                )  # fmt: skip
-                row = {c: {**bullish, "close": float(close)}.get(c) for c in FEATURE_COLUMNS}
-                conn.execute(
-                    text(f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at,
-                                 {", ".join(FEATURE_COLUMNS)}, dbt_invocation_id)
-                             values (:e, :s, '1h', :ts, :k, {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'inv')"""),
-                    {"e": exchange, "s": symbol, "ts": ts, "k": ts + HOUR, **row},
-                )  # fmt: skip
         state = decide_flow(symbols=[symbol], as_of=T0 + 3 * HOUR, steps=4, return_state=True)
         assert state.is_completed(), state
         totals = state.result()
@@ -309,16 +329,26 @@ def test_a_decision_flow_run_releases_the_remaining_slices_on_later_steps(
         get_settings.cache_clear()
     # one buy decision (the later steps hold the position): its first slice at once, one more slice at each step
     assert (totals["submitted"], totals["released"]) == (1, 3)
-    orders = _rows(engine, """select o.leg, o.reference_price, o.arrival_price, o.status, e.event_ts
-                              from audit.orders o join audit.order_events e
-                                on e.client_order_id = o.client_order_id and e.event = 'created'
-                              where o.account = :a order by o.leg""", a=account)  # fmt: skip
-    assert [(o.leg, o.event_ts, D(o.reference_price)) for o in orders] == [
-        (leg, T0 + (leg - 1) * HOUR, D(100 + leg - 1)) for leg in (1, 2, 3, 4)
-    ]
-    assert {o.status for o in orders} == {"filled"} and {D(o.arrival_price) for o in orders} == {D(100)}
-    slices = _rows(engine, "select status from audit.scheduled_slices where account = :a", a=account)
-    assert [s.status for s in slices] == ["released"] * 4
+    _slices_one_per_step(engine, account)
+
+
+def test_the_backtest_step_releases_the_slices_due_at_the_bars_prices(engine: Engine) -> None:
+    from agents.sentiment import LexiconScorer
+    from agents.team import StrategyParams, Team
+    from flows.backtest import Replay, replay_step
+    from flows.decide import _ensure_paper_account
+
+    tag = uuid.uuid4().hex[:8]
+    account, exchange, symbol = f"twap-bt-{tag}", f"test-twap-bt-{tag}", f"B{tag}/USDT"
+    settings = Settings(exchange=exchange, timeframe="1h", symbols=[symbol], order_notional=D(5000), llm_base_url=None,
+                        split_above_notional=D(1000), split_slices=4, twap_duration_minutes=180)  # fmt: skip
+    _bullish_bars(engine, tag, exchange, symbol)
+    _ensure_paper_account(settings, account, f"run-{tag}")
+    replay = Replay(account, [symbol], f"run-{tag}", settings, Team(LexiconScorer(), None), StrategyParams(), "close",
+                    T0 + 3 * HOUR, {})  # fmt: skip
+    counts = [replay_step.fn(replay, T0 + k * HOUR) for k in range(4)]
+    assert [c["intents"] for c in counts] == [1, 0, 0, 0]  # one buy; its slices come out one a step
+    _slices_one_per_step(engine, account)
 
 
 def test_the_protect_flow_on_a_new_bar_releases_the_slices_due(engine: Engine, prefect_harness, monkeypatch) -> None:
