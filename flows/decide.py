@@ -13,8 +13,7 @@ from alphaloom.domain import require_utc, timeframe_delta
 from alphaloom.locks import account_run_lock
 from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
-from execution.release import release_due_children
-from execution.session import TradingSession, execute_in_session, open_session
+from execution.session import TradingSession, execute_in_session, open_session, release_in_session
 from flows._alerts import alert_on_drawdown_transition, alert_on_failure
 from flows._audit import audited_run
 
@@ -55,11 +54,10 @@ def decide_symbols(
 
 
 @task(cache_policy=NO_CACHE)
-def release_slices(account: str, as_of: datetime, run_id: str, session: TradingSession) -> int:
+def release_slices(as_of: datetime, run_id: str, session: TradingSession) -> int:
     """Send the account's TWAP slices due by ``as_of`` through the session's broker; returns the broker submits."""
     with get_engine().begin() as conn:
-        released = release_due_children(conn, session.broker, as_of, settings=get_settings(), run_id=run_id,
-                                        account=account)  # type: ignore[arg-type]  # fmt: skip
+        released = release_in_session(conn, session, as_of, run_id=run_id, settings=get_settings())
     return released.broker_submits
 
 
@@ -125,7 +123,7 @@ def decide_flow(
         team = build_team(settings)
         for step_time in times:
             if session is not None:
-                totals["released"] += release_slices(account, step_time, run_id, session)
+                totals["released"] += release_slices(step_time, run_id, session)
             if fan_out:
                 batches = decide_symbols.map(
                     unmapped(account), [[symbol] for symbol in symbols], unmapped(step_time), unmapped(run_id),
