@@ -94,9 +94,10 @@ def _execute(engine: Engine, intent: OrderIntent, run_id: str, broker: Venue, at
         return execute(conn, [intent], run_id=run_id, broker=broker, settings=SETTINGS, event_time=at)  # type: ignore[arg-type]
 
 
-def _release(engine: Engine, broker: Venue, at: datetime, run_id: str):
+def _release(engine: Engine, broker: Venue, at: datetime, run_id: str, account: str):
+    """The pass for one account (the test database holds other tests' schedules too)."""
     with engine.begin() as conn:
-        return release_due_children(conn, broker, at, settings=SETTINGS, run_id=run_id)  # type: ignore[arg-type]
+        return release_due_children(conn, broker, at, settings=SETTINGS, run_id=run_id, account=account)  # type: ignore[arg-type]
 
 
 def _rows(engine: Engine, sql: str, **params: object) -> list:
@@ -143,11 +144,11 @@ def test_slices_are_released_at_their_due_times_and_not_before(engine: Engine) -
     ]  # fmt: skip
     assert {D(r.arrival_price) for r in schedule} == {D(100)}  # the last close known at T0
 
-    assert _release(engine, broker, T0 + HOUR - timedelta(seconds=1), run_id).broker_submits == 0
+    assert _release(engine, broker, T0 + HOUR - timedelta(seconds=1), run_id, account).broker_submits == 0
     assert _legs_sent(engine, account) == [1]
-    at_1h = _release(engine, broker, T0 + HOUR, run_id)
+    at_1h = _release(engine, broker, T0 + HOUR, run_id, account)
     assert at_1h.broker_submits == 1 and _legs_sent(engine, account) == [1, 2]
-    at_3h = _release(engine, broker, T0 + 3 * HOUR, run_id)  # late: both overdue slices go
+    at_3h = _release(engine, broker, T0 + 3 * HOUR, run_id, account)  # late: both overdue slices go
     assert at_3h.broker_submits == 2 and _legs_sent(engine, account) == [1, 2, 3, 4]
 
     orders = _rows(engine, "select client_order_id, leg, quantity, reference_price, parent_client_order_id, "
@@ -173,15 +174,15 @@ def test_running_the_release_or_the_decision_again_sends_nothing_twice(engine: E
     _execute(engine, intent, run_id, broker)
     again = _execute(engine, intent, run_id, broker)  # the same decision retried: its schedule is found
     assert again.broker_submits == 0 and len(again.duplicates) == 1 and len(again.scheduled) == 3
-    assert _release(engine, broker, T0 + HOUR, run_id).broker_submits == 1
-    assert _release(engine, broker, T0 + HOUR, run_id).broker_submits == 0
+    assert _release(engine, broker, T0 + HOUR, run_id, account).broker_submits == 1
+    assert _release(engine, broker, T0 + HOUR, run_id, account).broker_submits == 0
     assert _execute(engine, intent, run_id, broker, T0 + HOUR).broker_submits == 0
     finer = Settings(split_above_notional=D(1000), split_slices=5, twap_duration_minutes=240, timeframe="1h")
     with engine.begin() as conn:  # retried in another shape: the recorded schedule stands
         other = execute(conn, [intent], run_id=run_id, broker=broker, settings=finer, event_time=T0 + 4 * HOUR)  # type: ignore[arg-type]
     assert other.broker_submits == 0
-    assert _release(engine, broker, T0 + 4 * HOUR, run_id).broker_submits == 2
-    assert _release(engine, broker, T0 + 4 * HOUR, run_id).broker_submits == 0
+    assert _release(engine, broker, T0 + 4 * HOUR, run_id, account).broker_submits == 2
+    assert _release(engine, broker, T0 + 4 * HOUR, run_id, account).broker_submits == 0
     assert _legs_sent(engine, account) == [1, 2, 3, 4] and set(_venue_counts(engine, account).values()) == {1}
 
 
@@ -193,17 +194,30 @@ def test_a_crash_between_journal_and_record_of_a_slice_then_a_rerun_loses_and_do
     _execute(engine, intent, run_id, Venue(engine))
     slice_2 = client_order_id_for(intent.decision_id, 2)
     with pytest.raises(SimulatedCrash):
-        _release(engine, Venue(engine, {slice_2: fault}), T0 + HOUR, run_id)
+        _release(engine, Venue(engine, {slice_2: fault}), T0 + HOUR, run_id, account)
     status = _rows(engine, "select status from audit.scheduled_slices where client_order_id = :c", c=slice_2)
     assert status[0].status == "scheduled" and _legs_sent(engine, account) == [1]  # rolled back, journal kept
     restarted = Venue(engine)
-    rerun = _release(engine, restarted, T0 + HOUR, run_id)
+    rerun = _release(engine, restarted, T0 + HOUR, run_id, account)
     assert len(rerun.results[account].recovered) == recovered and restarted.submits == resent
-    assert _release(engine, restarted, T0 + HOUR, run_id).broker_submits == 0
+    assert _release(engine, restarted, T0 + HOUR, run_id, account).broker_submits == 0
     assert _legs_sent(engine, account) == [1, 2]
     assert _venue_counts(engine, account) == {client_order_id_for(intent.decision_id, 1): 1, slice_2: 1}
     fills = _rows(engine, "select client_order_id from audit.fills where account = :a", a=account)
     assert sorted(f.client_order_id for f in fills) == sorted([client_order_id_for(intent.decision_id, 1), slice_2])
+
+
+def test_a_crash_after_the_first_slice_was_sent_loses_neither_it_nor_the_schedule(engine: Engine) -> None:
+    account, run_id, intent = _world(engine)
+    slice_1 = client_order_id_for(intent.decision_id, 1)
+    with pytest.raises(SimulatedCrash):  # the schedule rolls back with it; the journal stays
+        _execute(engine, intent, run_id, Venue(engine, {slice_1: "after_submit"}))
+    assert _rows(engine, "select 1 from audit.scheduled_slices where account = :a", a=account) == []
+    restarted = Venue(engine)
+    rerun = _execute(engine, intent, run_id, restarted)
+    assert len(rerun.recovered) == 1 and restarted.submits == 0 and len(rerun.scheduled) == 3
+    assert _release(engine, restarted, T0 + 3 * HOUR, run_id, account).broker_submits == 3
+    assert _legs_sent(engine, account) == [1, 2, 3, 4] and set(_venue_counts(engine, account).values()) == {1}
 
 
 def test_the_kill_switch_cancels_the_scheduled_slices_and_nothing_more_is_sent(engine: Engine) -> None:
@@ -223,7 +237,9 @@ def test_the_kill_switch_cancels_the_scheduled_slices_and_nothing_more_is_sent(e
         assert statuses[1].reason == "kill switch: test: stop"
         with engine.begin() as conn:
             set_kill_switch(conn, False, "test: resume", "test")
-        later = _release(engine, broker, T0 + 4 * HOUR, run_id)  # even once it is off again: they are cancelled
+        later = _release(
+            engine, broker, T0 + 4 * HOUR, run_id, account
+        )  # even once it is off again: they are cancelled
         assert later.due == [] and broker.submits == 1 and _legs_sent(engine, account) == [1]
     finally:
         with engine.begin() as conn:
@@ -237,12 +253,12 @@ def test_a_slice_meeting_the_kill_switch_is_not_sent_and_stops_its_parent(engine
     with engine.begin() as conn:  # engaged without cancelling (kill_switch_cancels_open_orders off)
         set_kill_switch(conn, True, "test: no cancel", "test")
     try:
-        blocked = _release(engine, broker, T0 + HOUR, run_id)
+        blocked = _release(engine, broker, T0 + HOUR, run_id, account)
         assert blocked.broker_submits == 0 and blocked.results[account].kill_switch_blocked == 1
     finally:
         with engine.begin() as conn:
             set_kill_switch(conn, False, "test: done", "test")
-    assert _release(engine, broker, T0 + 4 * HOUR, run_id).due == [] and broker.submits == 1
+    assert _release(engine, broker, T0 + 4 * HOUR, run_id, account).due == [] and broker.submits == 1
     statuses = _rows(engine, "select status from audit.scheduled_slices where account = :a order by leg", a=account)
     assert [s.status for s in statuses] == ["released", "cancelled", "cancelled", "cancelled"]
 
@@ -251,12 +267,12 @@ def test_a_later_decision_on_the_other_side_cancels_the_remaining_slices(engine:
     account, run_id, intent = _world(engine)
     broker = Venue(engine)
     _execute(engine, intent, run_id, broker)
-    assert _release(engine, broker, T0 + HOUR, run_id).broker_submits == 1  # 24 held
+    assert _release(engine, broker, T0 + HOUR, run_id, account).broker_submits == 1  # 24 held
     sell_id = _decision(engine, account, run_id, intent.symbol, uuid.uuid4().hex[:8], "sell")
     sell = OrderIntent(sell_id, account, intent.symbol, Side.SELL, D(5), D(102))  # small: not split
     result = _execute(engine, sell, run_id, broker, T0 + HOUR + timedelta(minutes=30))
     assert result.broker_submits == 1 and result.superseded == 2
-    assert _release(engine, broker, T0 + 4 * HOUR, run_id).due == []
+    assert _release(engine, broker, T0 + 4 * HOUR, run_id, account).due == []
     statuses = _rows(engine, "select status, reason from audit.scheduled_slices where account = :a order by leg",
                      a=account)  # fmt: skip
     assert [s.status for s in statuses] == ["released", "released", "cancelled", "cancelled"]
