@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     split_method: Literal["twap", "iceberg"] = "twap"
     split_slices: int = 4
     split_visible_notional: Decimal = Decimal("2500")
+    # A TWAP parent's slices are spread over this many minutes: slice k (0-based) is due at arrival + k * duration / N;
+    # the first goes out at once, the others are scheduled (audit.scheduled_slices) and released when due. 0: all at
+    # once.
+    twap_duration_minutes: int = Field(default=60, ge=0)
     # A live or shadow account is reconciled with its venue at the start of every decision run: a balance or
     # position difference above this (absolute, in the currency's units) means no order is sent that run.
     reconcile_tolerance: Decimal = Decimal("0")

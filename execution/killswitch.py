@@ -6,7 +6,8 @@ status new / submitted / partially_filled and that broker's venue) is cancelled 
 applied through the state machine, so each cancel is an ``audit.order_events`` row (``event`` ``cancelled``, details
 naming the kill switch); an order the venue never saw goes new -> cancelled. Orders open at the venue that are not ours
 (placed by hand, another system) are cancelled too and reported as ``foreign``. One broker failing does not stop the
-others: its error is in ``errors``.
+others: its error is in ``errors``. TWAP slices still scheduled (``audit.scheduled_slices``, every account's) are
+cancelled first: they never leave (``slices_cancelled``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import ClientOrderId, OrderStatus
 from alphaloom.errors import AlphaLoomError
 from execution.brokers.base import Broker, CancellingBroker
+from execution.schedule import cancel_all_scheduled
 from execution.submit import apply_venue_report
 
 OPEN = ("new", "submitted", "partially_filled")
@@ -35,12 +37,15 @@ class CancelSummary:
     not_cancelled: list[ClientOrderId] = field(default_factory=list)
     foreign: list[ClientOrderId] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    slices_cancelled: list[str] = field(default_factory=list)
 
 
 def cancel_open_orders(
     conn: Connection, brokers: Sequence[Broker], *, run_id: str, event_time: datetime, reason: str
 ) -> CancelSummary:
     summary = CancelSummary()
+    # the switch is global: no scheduled slice of any account may leave later
+    summary.slices_cancelled = cancel_all_scheduled(conn, f"kill switch: {reason}", run_id)
     for broker in brokers:
         if not isinstance(broker, CancellingBroker):
             continue

@@ -58,6 +58,8 @@ class OrderState:
     # The order's family was recorded in another shape: for an unsplit order, children of it exist; for a child, its
     # parent exists as an order, or siblings not sent by this call do (split differently before).
     family_recorded: bool = False
+    # TWAP slices of the other side on this account and symbol, cancelled by this read (``supersede``).
+    superseded: int = 0
 
 
 def read_order_state(
@@ -74,9 +76,12 @@ def read_order_state(
     event_time: datetime,
     parent: ClientOrderId | None = None,
     own: Sequence[str] = (),
+    supersede: OrderIntent | None = None,
 ) -> OrderState:
     """One statement; the position row (if any) stays locked ``FOR UPDATE`` until the transaction ends. ``parent``:
-    the order's parent client id when it is a child; ``own``: the client ids this call already recorded."""
+    the order's parent client id when it is a child; ``own``: the client ids this call already recorded;
+    ``supersede``: a decision's intent, whose account's TWAP slices of this symbol still scheduled on the other side
+    are cancelled in the same statement (the decision changed its mind)."""
     family = (
         "exists (select 1 from audit.orders where parent_client_order_id = :c)"
         if parent is None
@@ -84,9 +89,19 @@ def read_order_state(
                  or exists (select 1 from audit.orders where parent_client_order_id = :parent
                             and client_order_id <> all(:own)))"""
     )
+    cancel = (
+        """superseded as (
+               update audit.scheduled_slices set status = 'cancelled', updated_at = now(), released_run_id = :r,
+                      reason = 'superseded by decision ' || cast(:sd as text) || ' (' || cast(:sside as text) || ')'
+               where account = :a and symbol = :s and status = 'scheduled' and side <> :sside
+               returning 1
+           ),"""
+        if supersede is not None
+        else ""
+    )
     row = conn.execute(
         cached_text(
-            f"""with pos as (
+            f"""with {cancel} pos as (
                    select quantity, avg_price, realized_pnl from audit.positions
                    where account = :a and symbol = :s for update
                ),
@@ -109,14 +124,16 @@ def read_order_state(
                        order by as_of desc limit 1) as equity,
                       (select count(*) from audit.orders where account = :a and run_id = :r) as orders_in_run,
                       bar.close, bar.volume, pos.quantity, pos.avg_price, pos.realized_pnl,
-                      {family} as family_recorded
+                      {family} as family_recorded,
+                      {"(select count(*) from superseded)" if supersede is not None else "0"} as superseded
                from (select 1) as one
                left join acct on true left join ks on true left join halt on true left join bar on true
                left join pos on true"""
         ),
         {"a": account, "s": symbol, "c": client_order_id, "r": run_id, "e": exchange, "tf": timeframe,
          "cutoff": bar_cutoff, "d": day_start, "t": event_time}
-        | ({} if parent is None else {"parent": parent, "own": list(own)}),
+        | ({} if parent is None else {"parent": parent, "own": list(own)})
+        | ({} if supersede is None else {"sd": supersede.decision_id, "sside": supersede.side.value}),
     ).one()  # fmt: skip
     return OrderState(
         account_venue=row.venue,
@@ -139,6 +156,7 @@ def read_order_state(
         if row.quantity is None
         else Holding(Decimal(row.quantity), Decimal(row.avg_price), Decimal(row.realized_pnl)),
         family_recorded=bool(row.family_recorded),
+        superseded=int(row.superseded),
     )
 
 

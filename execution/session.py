@@ -35,6 +35,7 @@ from execution.brokers.base import Broker
 from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
 from execution.fatfinger import record_trip
 from execution.reconcile import Difference, reconcile_account, unexplained
+from execution.release import ReleaseResult, release_due_children
 from execution.routing import RoutingBroker
 from execution.shadow import ShadowBroker, record_drift
 from execution.submit import ExecutionResult, execute
@@ -153,3 +154,18 @@ def execute_in_session(
         sent = {o.client_order_id for o in result.submitted}
         record_drift(conn, session.broker.take_observations(sent))
     return result
+
+
+def release_in_session(
+    conn: Connection, session: TradingSession, now: datetime, *, run_id: str, settings: Settings
+) -> ReleaseResult:
+    """``release_due_children`` for the session's account with its broker; a shadow account's drift is recorded for
+    the slices sent here, as ``execute_in_session`` does for a decision's orders."""
+    if not session.may_trade or session.broker is None:
+        raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
+    released = release_due_children(conn, session.broker, now, settings=settings, run_id=run_id,
+                                    account=session.account)  # fmt: skip
+    if isinstance(session.broker, ShadowBroker):
+        sent = {o.client_order_id for r in released.results.values() for o in r.submitted}
+        record_drift(conn, session.broker.take_observations(sent))
+    return released

@@ -184,13 +184,15 @@ SPLIT_METHODS = ("twap", "iceberg")
 @dataclass(frozen=True, slots=True)
 class SplitPolicy:
     """When and how ``execute`` splits an intent: one whose notional is above ``above_notional`` (None: never) goes
-    out as child orders, ``slices`` equal ones (``twap``; sent one after another in the same call, at the same event
-    time) or ones of at most ``visible_notional`` each (``iceberg``)."""
+    out as child orders, ``slices`` equal ones (``twap``: slice k, from 0, due ``k * duration / slices`` after
+    arrival; with a zero ``duration`` all are sent in the same call) or ones of at most ``visible_notional`` each
+    (``iceberg``, sent one after another in the same call)."""
 
     above_notional: Decimal | None = None
     method: str = "twap"
     slices: int = 4
     visible_notional: Decimal = Decimal(0)
+    duration: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         if self.method not in SPLIT_METHODS:
@@ -200,21 +202,25 @@ class SplitPolicy:
                 raise ValueError(f"split_above_notional must be positive, got {self.above_notional}")
             if self.method == "twap" and self.slices < 2:
                 raise ValueError(f"split_slices must be >= 2 to split, got {self.slices}")
+            if self.duration < timedelta(0):
+                raise ValueError(f"twap duration must not be negative, got {self.duration}")
             if self.method == "iceberg" and self.visible_notional <= 0:
                 raise ValueError(f"split_visible_notional must be positive for iceberg, got {self.visible_notional}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SplitPolicy:
         return cls(settings.split_above_notional, settings.split_method, settings.split_slices,
-                   settings.split_visible_notional)  # fmt: skip
+                   settings.split_visible_notional, timedelta(minutes=settings.twap_duration_minutes))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class SplitPlan:
-    """The intents to send, in order (children in place of their parent) and each child's parent client id."""
+    """The intents to send, in order (children in place of their parent) and each child's parent client id;
+    ``offsets``: for the slices of a TWAP spread over time, how long after arrival each is due (the first: zero)."""
 
     intents: list[OrderIntent]
     parents: dict[ClientOrderId, ClientOrderId]
+    offsets: dict[ClientOrderId, timedelta] = dataclasses.field(default_factory=dict)
 
 
 def _step(quantity: Decimal) -> Decimal:
@@ -227,6 +233,7 @@ def split_intents(intents: Sequence[OrderIntent], policy: SplitPolicy) -> SplitP
     stay deterministic from (decision id, leg)); the rest pass through unchanged."""
     out: list[OrderIntent] = []
     links: dict[ClientOrderId, ClientOrderId] = {}
+    offsets: dict[ClientOrderId, timedelta] = {}
     for intent in intents:
         if policy.above_notional is None or intent.notional <= policy.above_notional:
             out.append(intent)
@@ -243,4 +250,7 @@ def split_intents(intents: Sequence[OrderIntent], policy: SplitPolicy) -> SplitP
             continue
         out.extend(children)
         links.update(parent_map(intent, children))
-    return SplitPlan(out, links)
+        if policy.method == "twap" and policy.duration > timedelta(0):
+            for k, child in enumerate(children):
+                offsets[client_order_id_for(child.decision_id, child.leg)] = policy.duration * k / len(children)
+    return SplitPlan(out, links, offsets)

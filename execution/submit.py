@@ -1,7 +1,10 @@
 """Execution: turn approved ``OrderIntent``s into orders at a broker, exactly once, and book what filled.
 
 First, an intent above ``settings.split_above_notional`` is replaced by its child orders (``execution.splitting``:
-TWAP or iceberg, legs ``leg * 1000 + n``, each recorded with ``parent_client_order_id``). With a ``RoutingBroker``,
+TWAP or iceberg, legs ``leg * 1000 + n``, each recorded with ``parent_client_order_id``). A TWAP spread over
+``twap_duration_minutes`` has its whole schedule recorded (``execution.schedule``) before its first slice is sent;
+the later slices are sent by ``execution.release`` when due, through this same path. Each intent's read also cancels
+the account's TWAP slices of that symbol still scheduled on the other side (a later decision supersedes them). With a ``RoutingBroker``,
 each intent is then replaced by its route legs across venues (``execution.routing``: best price after fees on the
 book tops, split by depth), the plan committed in ``audit.route_legs`` before anything is sent; each leg goes only
 to the venue its plan names and is recorded with that venue and the plan's arrival price. Then for each intent, in
@@ -78,7 +81,19 @@ from execution.order_store import (
 )
 from execution.orders import is_terminal, path_to
 from execution.routing import RoutedIntents, RoutingBroker, route_intents
-from execution.splitting import SplitPolicy, arrival_slippage, split_intents
+from execution.schedule import (
+    CANCELLED,
+    REFUSED,
+    RELEASED,
+    SCHEDULED,
+    ScheduledSlice,
+    cancel_parents,
+    family_recorded,
+    mark_slices,
+    record_schedule,
+    schedule_of,
+)
+from execution.splitting import SplitPlan, SplitPolicy, arrival_slippage, split_intents
 
 GUARD_CHECK = "execution_guard"
 
@@ -101,7 +116,9 @@ class Refusal:
 
 @dataclass
 class ExecutionResult:
-    """What ``execute`` did. ``broker_submits`` counts calls to ``broker.submit``."""
+    """What ``execute`` did. ``broker_submits`` counts calls to ``broker.submit``; ``scheduled``: TWAP slices left
+    for later (``execution.release``); ``blocked``: client ids the kill switch stopped; ``superseded``: scheduled
+    slices of the other side cancelled by this call's intents."""
 
     submitted: list[OrderOutcome] = field(default_factory=list)
     duplicates: list[OrderOutcome] = field(default_factory=list)
@@ -111,6 +128,9 @@ class ExecutionResult:
     recovered: list[OrderOutcome] = field(default_factory=list)
     kill_switch_blocked: int = 0
     broker_submits: int = 0
+    scheduled: list[ClientOrderId] = field(default_factory=list)
+    blocked: list[ClientOrderId] = field(default_factory=list)
+    superseded: int = 0
 
 
 def _holding(conn: Connection, account: str, symbol: str, *, lock: bool = False) -> Holding:
@@ -245,20 +265,46 @@ def execute(
     event_time: datetime,
     last_prices: Mapping[str, Decimal] | None = None,
     parents: Mapping[ClientOrderId, ClientOrderId] | None = None,
+    slices: Sequence[ScheduledSlice] = (),
 ) -> ExecutionResult:
     """Send each intent at most once (see the module docstring). ``last_prices`` overrides the price-band reference;
     by default it is the newest ``raw.ohlcv`` close known at ``event_time``, else the intent's reference price.
-    ``parents`` maps a child order's client id to its parent's (TWAP, iceberg, routed splits)."""
+    ``parents`` maps a child order's client id to its parent's (TWAP, iceberg, routed splits).
+
+    A TWAP spread over time (``twap_duration_minutes`` > 0): the parent's whole schedule is recorded first
+    (``execution.schedule``), then only the slices due by ``event_time`` go on (the first); the others are returned
+    in ``scheduled``. A retry finds the schedule and sends only what is due and not yet recorded; a retry split in
+    another shape sends nothing. ``slices``: scheduled slices being released (``execution.release``): sent as they
+    are (not split again, no other slice superseded), measured against their parent's arrival price."""
     event_time = require_utc(event_time, "event_time")
     limits = HardLimits.from_settings(settings)
-    plan = split_intents(intents, SplitPolicy.from_settings(settings))
-    intents, parents = plan.intents, {**plan.parents, **(parents or {})}
+    releasing = bool(slices)
+    if releasing:
+        plan = SplitPlan([s.intent for s in slices], {s.client_order_id: s.parent_client_order_id for s in slices})
+        schedules = {s.parent_client_order_id: s for s in slices}
+    else:
+        plan = split_intents(intents, SplitPolicy.from_settings(settings))
     result = ExecutionResult()
     locked: set[str] = set()
+    timed: dict[str, ClientOrderId] = {}  # TWAP slice sent by this call -> its parent, settled after the loop
+    planned: dict[ClientOrderId, list[str]] = {}  # parent -> every slice id of its recorded schedule
+    arrivals: dict[str, Decimal] = {}  # slice -> its parent's arrival price
+    if releasing:
+        for parent in schedules:
+            planned[parent] = [c.client_order_id for c in schedule_of(conn, [parent])]
+        for s in slices:
+            timed[s.client_order_id] = s.parent_client_order_id
+            if s.arrival_price is not None:
+                arrivals[s.client_order_id] = s.arrival_price
+    elif plan.offsets:
+        plan = _schedule_twap(conn, plan, run_id=run_id, settings=settings, event_time=event_time,
+                              last_prices=last_prices or {}, locked=locked, result=result, timed=timed,
+                              planned=planned, arrivals=arrivals)  # fmt: skip
+    intents, parents = plan.intents, {**plan.parents, **(parents or {})}
     routed = RoutedIntents(list(intents))
     if isinstance(broker, RoutingBroker):
         for account in sorted({i.account for i in intents}):  # one plan per parent: plan under the account lock
-            _lock_account(conn, account)
+            lock_account(conn, account)
             locked.add(account)
         routed = route_intents(conn, intents, broker, run_id=run_id)
         intents, parents = routed.intents, {**parents, **routed.parents}
@@ -267,17 +313,20 @@ def execute(
     day_start = datetime.combine(event_time.date(), time(0), tzinfo=event_time.tzinfo)
     for intent in intents:
         if intent.account not in locked:  # held until the transaction ends: once per account is enough
-            _lock_account(conn, intent.account)
+            lock_account(conn, intent.account)
             locked.add(intent.account)
         coid = client_order_id_for(intent.decision_id, intent.leg)
         parent = parents.get(coid)
         venue = broker.venue_of(coid) if isinstance(broker, RoutingBroker) else broker.name
         # a routed leg's planned siblings are its own shape, whatever an earlier run managed to record of them
-        own = recorded + routed.siblings.get(parent, []) if parent is not None else recorded
+        own = recorded + routed.siblings.get(parent, []) + planned.get(parent, []) if parent is not None else recorded
+        if parent is not None and parent in timed:  # a routed leg of a TWAP slice: the slice's schedule is its shape
+            own = own + planned.get(timed[parent], [])
         state = read_order_state(conn, account=intent.account, symbol=intent.symbol, client_order_id=coid,
                                  run_id=run_id, exchange=settings.exchange, timeframe=settings.timeframe,
                                  bar_cutoff=bar_cutoff, day_start=day_start, event_time=event_time, parent=parent,
-                                 own=own)  # fmt: skip
+                                 own=own, supersede=None if releasing else intent)  # fmt: skip
+        result.superseded += state.superseded
         if state.account_venue is None:
             raise ConfigError(
                 f"account {intent.account!r} does not exist; create it with execution.accounts.ensure_account"
@@ -305,7 +354,9 @@ def execute(
 
         override = (last_prices or {}).get(intent.symbol)
         last_price = override or state.last_close
-        arrival_price = routed.arrival.get(coid, last_price)  # a routed leg: the best touch when it was planned
+        # a TWAP slice: its parent's arrival; a routed leg: the best touch when it was planned
+        arrival_price = arrivals.get(coid) or (arrivals.get(parent) if parent else None)
+        arrival_price = arrival_price or routed.arrival.get(coid, last_price)
         if state.attempted:
             # An earlier attempt's outcome is unknown (it crashed before recording): ask the venue before resending.
             report = broker.lookup(coid)
@@ -321,6 +372,7 @@ def execute(
         switch = state.kill_switch
         if switch.engaged:
             result.kill_switch_blocked += 1
+            result.blocked.append(coid)
             _record_guard(conn, run_id, intent, False, f"kill switch engaged: {switch.reason}", {"engaged": "True"})
             record_trip(conn, run_id=run_id, account=intent.account, guard="kill_switch", reason=switch.reason,
                         numbers={"engaged": True}, symbol=intent.symbol, decision_id=intent.decision_id)  # fmt: skip
@@ -404,7 +456,118 @@ def execute(
             new_order=new_order,
         )
         result.submitted.append(OrderOutcome(coid, status, report.fills, report.reason))
+    if timed:
+        _settle_slices(conn, result, timed, routed.parents, run_id=run_id)
     return result
+
+
+def _last_close(conn: Connection, settings: Settings, symbol: str, cutoff: datetime) -> Decimal | None:
+    close = conn.execute(
+        text("""select close from raw.ohlcv where exchange = :e and symbol = :s and timeframe = :tf and ts <= :c
+                order by ts desc limit 1"""),
+        {"e": settings.exchange, "s": symbol, "tf": settings.timeframe, "c": cutoff},
+    ).scalar()  # fmt: skip
+    return None if close is None else Decimal(close)
+
+
+def _schedule_twap(
+    conn: Connection,
+    plan: SplitPlan,
+    *,
+    run_id: str,
+    settings: Settings,
+    event_time: datetime,
+    last_prices: Mapping[str, Decimal],
+    locked: set[str],
+    result: ExecutionResult,
+    timed: dict[str, ClientOrderId],
+    planned: dict[ClientOrderId, list[str]],
+    arrivals: dict[str, Decimal],
+) -> SplitPlan:
+    """Record each TWAP parent's schedule (unless it exists, or the family was recorded in another shape) and keep
+    only its first slice, when due by ``event_time`` and still scheduled (as recorded); the others go to
+    ``result.scheduled`` (or, not in the recorded schedule or no longer scheduled, to ``result.duplicates``)."""
+    families: dict[ClientOrderId, list[OrderIntent]] = {}
+    for intent in plan.intents:
+        coid = client_order_id_for(intent.decision_id, intent.leg)
+        if coid in plan.offsets:
+            families.setdefault(plan.parents[coid], []).append(intent)
+    dropped: set[str] = set()
+    recorded_as: dict[str, OrderIntent] = {}
+    for parent, children in families.items():
+        account = children[0].account
+        if account not in locked:
+            lock_account(conn, account)
+            locked.add(account)
+        recorded = {s.client_order_id: s for s in schedule_of(conn, [parent])}
+        if not recorded:
+            if family_recorded(conn, parent):  # sent all at once (or split otherwise) before: execute's checks hold
+                continue
+            symbol = children[0].symbol
+            arrival = last_prices.get(symbol) or _last_close(
+                conn, settings, symbol, event_time - timeframe_delta(settings.timeframe)
+            )
+            due = {client_order_id_for(c.decision_id, c.leg): event_time + plan.offsets[client_order_id_for(
+                c.decision_id, c.leg)] for c in children}  # fmt: skip
+            record_schedule(conn, children, parent=parent, due=due, arrival_price=arrival, run_id=run_id)
+            recorded = {s.client_order_id: s for s in schedule_of(conn, [parent])}
+        planned[parent] = list(recorded)
+        start = min(s.due_at for s in recorded.values())
+        for child in children:
+            coid = client_order_id_for(child.decision_id, child.leg)
+            row = recorded.get(coid)
+            if row is not None and row.arrival_price is not None:
+                arrivals[coid] = row.arrival_price
+            if row is None or row.status in (REFUSED, CANCELLED):
+                dropped.add(coid)
+                why = "its parent was scheduled in another shape" if row is None else f"slice {row.status}"
+                result.duplicates.append(OrderOutcome(coid, OrderStatus.NEW, reason=why))
+            elif row.status == SCHEDULED and (row.due_at > event_time or row.due_at > start):
+                # the decision sends only its first slice: a later one, even overdue, is the release pass's
+                dropped.add(coid)
+                result.scheduled.append(coid)
+            elif row.status == SCHEDULED:
+                timed[coid] = parent
+                recorded_as[coid] = row.intent
+    kept = [
+        recorded_as.get(client_order_id_for(i.decision_id, i.leg), i)  # as scheduled, whatever this call's shape
+        for i in plan.intents
+        if client_order_id_for(i.decision_id, i.leg) not in dropped
+    ]
+    return SplitPlan(kept, plan.parents, plan.offsets)
+
+
+def _settle_slices(
+    conn: Connection,
+    result: ExecutionResult,
+    timed: Mapping[str, ClientOrderId],
+    route_parents: Mapping[ClientOrderId, ClientOrderId],
+    *,
+    run_id: str,
+) -> None:
+    """A TWAP slice sent through this call leaves ``scheduled``: ``released`` once its order (or a routed leg of it)
+    is recorded, ``refused`` when the guard refused it; when the kill switch stopped it, its parent's remaining
+    schedule is cancelled (nothing of it may leave later on its own)."""
+
+    def slice_of(coid: str) -> str | None:
+        return coid if coid in timed else route_parents.get(ClientOrderId(coid))
+
+    released: set[str] = set()
+    for outcome in result.submitted + result.duplicates + result.recovered + result.rejected:
+        if outcome.reason != "its parent was scheduled in another shape" and not outcome.reason.startswith("slice "):
+            released.add(slice_of(outcome.client_order_id) or "")
+    released |= {slice_of(c) or "" for c in result.unknown}
+    released.discard("")
+    refused: dict[str, str] = {}
+    for refusal in result.refused:
+        coid = slice_of(client_order_id_for(refusal.intent.decision_id, refusal.intent.leg))
+        if coid is not None and coid not in released:
+            refused[coid] = "; ".join(b.reason for b in refusal.breaches)
+    mark_slices(conn, sorted(released & set(timed)), RELEASED, "sent", run_id)
+    for coid, why in sorted(refused.items()):
+        mark_slices(conn, [coid], REFUSED, why, run_id)
+    stopped = sorted({timed[s] for c in result.blocked if (s := slice_of(c)) is not None and s in timed})
+    cancel_parents(conn, stopped, "kill switch engaged", run_id)
 
 
 def _record_refusal(
@@ -419,7 +582,7 @@ def _record_refusal(
     return OrderOutcome(coid, OrderStatus.REJECTED, reason=reason)
 
 
-def _lock_account(conn: Connection, account: str) -> None:
+def lock_account(conn: Connection, account: str) -> None:
     conn.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"alphaloom:account:{account}"})
 
 

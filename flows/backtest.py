@@ -24,6 +24,7 @@ from alphaloom.settings import Settings, get_settings
 from execution.brokers.base import Broker
 from execution.brokers.next_open import NextOpenPaperBroker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.release import release_due_children
 from execution.submit import execute
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
@@ -58,9 +59,13 @@ class Replay:
 # NO_CACHE: the replay holds a model and an HTTP client, which must not be hashed as task inputs on every step.
 @task(cache_policy=NO_CACHE)
 def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
-    """Decide every symbol at ``as_of`` and send what risk approved, in one transaction (as the live flow does)."""
+    """Send the TWAP slices due by ``as_of`` at the bar's prices, then decide every symbol at ``as_of`` and send what
+    risk approved, in one transaction (as the live flow does)."""
     engine = get_engine()
     with engine.connect() as conn, conn.begin():
+        broker = replay.broker(lambda: kill_switch_state(conn), engine)
+        release_due_children(conn, broker, as_of, settings=replay.settings, run_id=replay.run_id,
+                             account=replay.account)  # fmt: skip
         decisions = decide(
             conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
             settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
@@ -68,7 +73,6 @@ def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
-            broker = replay.broker(lambda: kill_switch_state(conn), engine)
             execute(conn, intents, run_id=replay.run_id, broker=broker, settings=replay.settings, event_time=as_of)
     return {"decisions": len(decisions), "intents": len(intents)}
 

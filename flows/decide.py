@@ -13,7 +13,7 @@ from alphaloom.domain import require_utc, timeframe_delta
 from alphaloom.locks import account_run_lock
 from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
-from execution.session import TradingSession, execute_in_session, open_session
+from execution.session import TradingSession, execute_in_session, open_session, release_in_session
 from flows._alerts import alert_on_drawdown_transition, alert_on_failure
 from flows._audit import audited_run
 
@@ -51,6 +51,14 @@ def decide_symbols(
         if dry_run:
             tx.rollback()
     return {"decisions": len(decisions), "intents": len(intents), "submitted": submitted}
+
+
+@task(cache_policy=NO_CACHE)
+def release_slices(as_of: datetime, run_id: str, session: TradingSession) -> int:
+    """Send the account's TWAP slices due by ``as_of`` through the session's broker; returns the broker submits."""
+    with get_engine().begin() as conn:
+        released = release_in_session(conn, session, as_of, run_id=run_id, settings=get_settings())
+    return released.broker_submits
 
 
 @task(cache_policy=NO_CACHE)
@@ -92,7 +100,8 @@ def decide_flow(
     symbols in one transaction, in order, so portfolio-level risk sees the step's earlier orders and a replay is
     deterministic. ``fan_out=True`` makes each symbol its own task on the flow's task runner (a Dask/Ray task runner
     then spreads symbols over machines unchanged); symbols of one step are then decided concurrently, so each sees
-    the others' orders of that step only once committed. After each step, a move of the account's drawdown verdicts
+    the others' orders of that step only once committed. Each step first sends the account's TWAP slices due by
+    then (``execution.release``; counted in ``released``). After each step, a move of the account's drawdown verdicts
     to reduce or halt raises an alert (``alphaloom.drawdown_alerts``), once per transition."""
     settings = get_settings()
     account = account or settings.account
@@ -105,13 +114,16 @@ def decide_flow(
         audited_run("decide", parameters) as (_, run_id),
     ):
         _ensure_paper_account(settings, account, run_id)
-        totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0, "trading_refused": 0}
+        totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0, "released": 0,
+                  "trading_refused": 0}  # fmt: skip
         session = None if dry_run else open_trading_session(account, run_id)
         if session is not None and not session.may_trade:
             totals["trading_refused"] = 1  # recorded (audit.guard_trips) and alerted by the session
             return totals
         team = build_team(settings)
         for step_time in times:
+            if session is not None:
+                totals["released"] += release_slices(step_time, run_id, session)
             if fan_out:
                 batches = decide_symbols.map(
                     unmapped(account), [[symbol] for symbol in symbols], unmapped(step_time), unmapped(run_id),

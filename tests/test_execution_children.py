@@ -80,7 +80,7 @@ def test_split_plan_is_pure_and_keeps_the_quantity_precision() -> None:
 
 def test_an_intent_above_the_size_goes_out_as_twap_children_linked_to_their_parent(engine: Engine) -> None:
     account, run_id, intent = _world(engine)
-    settings = Settings(split_above_notional=D(1000), split_method="twap", split_slices=4)
+    settings = Settings(split_above_notional=D(1000), split_method="twap", split_slices=4, twap_duration_minutes=0)
     broker = _broker(engine)
     result = _run(engine, intent, run_id, settings, broker)
     assert result.broker_submits == 4 and len(result.submitted) == 4
@@ -115,12 +115,14 @@ def test_an_intent_above_the_size_goes_out_as_twap_children_linked_to_their_pare
 def test_a_retry_in_the_same_or_another_shape_sends_nothing_more(engine: Engine) -> None:
     account, run_id, intent = _world(engine)
     broker = _broker(engine)
-    split = Settings(split_above_notional=D(1000), split_slices=4)
+    split = Settings(split_above_notional=D(1000), split_slices=4, twap_duration_minutes=0)
     assert _run(engine, intent, run_id, split, broker).broker_submits == 4
     again = _run(engine, intent, run_id, split, broker)
     assert again.broker_submits == 0 and len(again.duplicates) == 4
     unsplit = _run(engine, intent, run_id, Settings(), broker)  # splitting turned off: the parent id is new
-    finer = _run(engine, intent, run_id, Settings(split_above_notional=D(1000), split_slices=5), broker)
+    finer = _run(
+        engine, intent, run_id, Settings(split_above_notional=D(1000), split_slices=5, twap_duration_minutes=0), broker
+    )
     assert unsplit.broker_submits == 0 and finer.broker_submits == 0
     assert len(_orders(engine, account)) == 4
 

@@ -66,7 +66,8 @@ def _cancel_open_orders(reason: str) -> None:
         summary = cancel_open_orders(conn, brokers, run_id=run_id, event_time=datetime.now(UTC), reason=reason)
     summary.errors.update(unreachable)
     console.print(
-        f"open orders cancelled: {len(summary.cancelled)} ours, {len(summary.foreign)} not ours; "
+        f"open orders cancelled: {len(summary.cancelled)} ours, {len(summary.foreign)} not ours, "
+        f"{len(summary.slices_cancelled)} scheduled TWAP slices; "
         f"{len(summary.not_cancelled)} already final at the venue"
     )
     for broker, error in summary.errors.items():

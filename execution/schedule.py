@@ -1,0 +1,163 @@
+"""TWAP schedules (``audit.scheduled_slices``): the slices of a TWAP parent with the time each is due.
+
+``execute`` records a parent's whole schedule (the first slice included) in the caller's transaction before it sends
+the first slice; ``execution.release`` sends the others when due. A slice leaves ``scheduled`` once: ``released``
+(its order is recorded), ``refused`` (the execution guard refused it) or ``cancelled`` (the kill switch, or a later
+decision to trade the same symbol the other way). ``due_slices`` is the pure choice of what is due; the rest is I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection, text
+
+from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
+
+SCHEDULED, RELEASED, REFUSED, CANCELLED = "scheduled", "released", "refused", "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledSlice:
+    client_order_id: ClientOrderId
+    parent_client_order_id: ClientOrderId
+    intent: OrderIntent  # the slice as scheduled: quantity, and the parent's reference price
+    arrival_price: Decimal | None
+    due_at: datetime
+    status: str
+
+
+def due_slices(slices: Iterable[ScheduledSlice], now: datetime) -> list[ScheduledSlice]:
+    """The slices still scheduled whose time has come by ``now``, oldest due first (then by leg)."""
+    due = [s for s in slices if s.status == SCHEDULED and s.due_at <= now]
+    return sorted(due, key=lambda s: (s.due_at, s.intent.leg))
+
+
+def siblings_by_parent(slices: Iterable[ScheduledSlice]) -> dict[ClientOrderId, list[str]]:
+    """Every scheduled client id of each parent: the shape its first execution committed to."""
+    out: dict[ClientOrderId, list[str]] = {}
+    for s in slices:
+        out.setdefault(s.parent_client_order_id, []).append(s.client_order_id)
+    return out
+
+
+_COLUMNS = """client_order_id, parent_client_order_id, decision_id, leg, account, symbol, side, quantity,
+              reference_price, arrival_price, due_at, status"""
+
+
+def _slice(row) -> ScheduledSlice:  # type: ignore[no-untyped-def]
+    intent = OrderIntent(DecisionId(row.decision_id), row.account, row.symbol, Side(row.side), Decimal(row.quantity),
+                         Decimal(row.reference_price), row.leg)  # fmt: skip
+    return ScheduledSlice(ClientOrderId(row.client_order_id), ClientOrderId(row.parent_client_order_id), intent,
+                          None if row.arrival_price is None else Decimal(row.arrival_price), row.due_at,
+                          row.status)  # fmt: skip
+
+
+def schedule_of(conn: Connection, parents: Sequence[ClientOrderId]) -> list[ScheduledSlice]:
+    """The recorded slices of ``parents``, in any state, locked ``FOR UPDATE`` until the transaction ends."""
+    if not parents:
+        return []
+    rows = conn.execute(
+        text(f"select {_COLUMNS} from audit.scheduled_slices where parent_client_order_id = any(:p) "
+             "order by parent_client_order_id, leg for update"),
+        {"p": list(parents)},
+    ).all()  # fmt: skip
+    return [_slice(r) for r in rows]
+
+
+def pending_parents(conn: Connection, account: str, now: datetime) -> list[ClientOrderId]:
+    """The parents of ``account`` with a slice still scheduled and due by ``now``."""
+    return [
+        ClientOrderId(p)
+        for p in conn.execute(
+            text("""select distinct parent_client_order_id from audit.scheduled_slices
+                    where account = :a and status = 'scheduled' and due_at <= :t order by 1"""),
+            {"a": account, "t": now},
+        ).scalars()
+    ]
+
+
+def accounts_with_due_slices(conn: Connection, now: datetime, account: str | None = None) -> list[str]:
+    return list(
+        conn.execute(
+            text("""select distinct account from audit.scheduled_slices where status = 'scheduled'
+                    and due_at <= :t and (cast(:a as text) is null or account = :a) order by 1"""),
+            {"t": now, "a": account},
+        ).scalars()
+    )
+
+
+def family_recorded(conn: Connection, parent: ClientOrderId) -> bool:
+    """The parent, or children of it, are already orders (split in another shape, or all at once, before)."""
+    return bool(
+        conn.execute(
+            text("""select exists (select 1 from audit.orders where client_order_id = :p
+                                   or parent_client_order_id = :p)"""),
+            {"p": parent},
+        ).scalar()
+    )
+
+
+def record_schedule(
+    conn: Connection,
+    children: Sequence[OrderIntent],
+    *,
+    parent: ClientOrderId,
+    due: Mapping[ClientOrderId, datetime],
+    arrival_price: Decimal | None,
+    run_id: str,
+) -> None:
+    """Insert a parent's slices as ``scheduled`` (one statement); rows that exist already are left as they are."""
+    rows = [
+        {"c": client_order_id_for(c.decision_id, c.leg), "p": parent, "d": c.decision_id, "l": c.leg,
+         "a": c.account, "s": c.symbol, "side": c.side.value, "q": c.quantity, "ref": c.reference_price,
+         "arr": arrival_price, "due": due[client_order_id_for(c.decision_id, c.leg)], "r": run_id}
+        for c in children
+    ]  # fmt: skip
+    conn.execute(
+        text("""insert into audit.scheduled_slices (client_order_id, parent_client_order_id, decision_id, leg,
+                    account, symbol, side, quantity, reference_price, arrival_price, due_at, run_id)
+                values (:c, :p, :d, :l, :a, :s, :side, :q, :ref, :arr, :due, :r)
+                on conflict (client_order_id) do nothing"""),
+        rows,
+    )  # fmt: skip
+
+
+def mark_slices(conn: Connection, coids: Sequence[str], status: str, reason: str, run_id: str) -> None:
+    """Move still-scheduled slices to ``status`` (a slice leaves ``scheduled`` once)."""
+    if not coids:
+        return
+    conn.execute(
+        text("""update audit.scheduled_slices set status = :st, reason = :why, released_run_id = :r,
+                    updated_at = now()
+                where client_order_id = any(:c) and status = 'scheduled'"""),
+        {"st": status, "why": reason, "r": run_id, "c": list(coids)},
+    )  # fmt: skip
+
+
+def cancel_parents(conn: Connection, parents: Sequence[str], reason: str, run_id: str) -> int:
+    """Cancel every slice still scheduled of ``parents``; returns how many."""
+    if not parents:
+        return 0
+    return conn.execute(
+        text("""update audit.scheduled_slices set status = 'cancelled', reason = :why, released_run_id = :r,
+                    updated_at = now()
+                where parent_client_order_id = any(:p) and status = 'scheduled'"""),
+        {"why": reason, "r": run_id, "p": list(parents)},
+    ).rowcount  # fmt: skip
+
+
+def cancel_all_scheduled(conn: Connection, reason: str, run_id: str, account: str | None = None) -> list[str]:
+    """Cancel every slice still scheduled (of ``account``, or of all accounts); returns their client ids."""
+    return list(
+        conn.execute(
+            text("""update audit.scheduled_slices set status = 'cancelled', reason = :why, released_run_id = :r,
+                        updated_at = now()
+                    where status = 'scheduled' and (cast(:a as text) is null or account = :a)
+                    returning client_order_id"""),
+            {"why": reason, "r": run_id, "a": account},
+        ).scalars()
+    )  # fmt: skip
