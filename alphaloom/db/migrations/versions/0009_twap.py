@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0009_twap"
-down_revision = "0008_live"
+down_revision = "0010_misc"
 branch_labels = None
 depends_on = None
 
