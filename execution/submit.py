@@ -4,9 +4,9 @@ First, an intent above ``settings.split_above_notional`` is replaced by its chil
 TWAP or iceberg, legs ``leg * 1000 + n``, each recorded with ``parent_client_order_id``). A TWAP spread over
 ``twap_duration_minutes`` has its whole schedule recorded (``execution.schedule``) before its first slice is sent;
 the later slices are sent by ``execution.release`` when due, through this same path. Each intent's read also cancels
-the account's TWAP slices of that symbol still scheduled on the other side (a later decision supersedes them). With a ``RoutingBroker``,
-each intent is then replaced by its route legs across venues (``execution.routing``: best price after fees on the
-book tops, split by depth), the plan committed in ``audit.route_legs`` before anything is sent; each leg goes only
+the account's TWAP slices of that symbol still scheduled on the other side (a later decision supersedes them). With a
+``RoutingBroker``, each intent is then replaced by its route legs across venues (``execution.routing``: best price
+after fees walking several levels of each order book), the plan committed in ``audit.route_legs`` before anything is sent; each leg goes only
 to the venue its plan names and is recorded with that venue and the plan's arrival price. Then for each intent, in
 order (on the caller's connection; the caller's transaction decides), under a per-account advisory lock:
 
