@@ -77,3 +77,22 @@ def test_bad_windows_and_objectives_are_named() -> None:
                      objective="luck")  # fmt: skip
     with pytest.raises(ValueError, match="no \\(fast, slow\\) pair"):
         parameter_grid([20], [10])
+
+
+def test_trade_statistics_add_up_to_each_stretchs_equity_and_never_pair_across_stretches() -> None:
+    from alphaloom.backtest.walkforward import window_trade_pnls
+
+    open_, close = prices()
+    grid = parameter_grid([3, 5], [10, 20])
+    result = walk_forward(open_, close, grid=grid, in_sample=120, out_sample=60, costs=COSTS, periods_per_year=8760)
+    total_pnls = 0.0
+    for window in result.windows.itertuples():
+        test = slice(close.index.get_loc(window.out_of_sample_start), close.index.get_loc(window.out_of_sample_end) + 1)
+        stretch = run(open_.iloc[test], close.iloc[test], sma_cross_target(close, window.fast, window.slow).iloc[test],
+                      initial_cash=COSTS.initial_cash, order_notional=COSTS.order_notional, fee_bps=10,
+                      slippage_bps=5, quantity_steps=COSTS.quantity_steps)  # fmt: skip
+        pnls = window_trade_pnls(stretch, close.iloc[test])
+        # Every round trip (a still-open position counted at its last close) adds up to the stretch's equity change.
+        assert sum(pnls) == pytest.approx(stretch.equity.iloc[-1] - COSTS.initial_cash, abs=1e-6)
+        total_pnls += len(pnls)
+    assert result.out_of_sample.trades == total_pnls

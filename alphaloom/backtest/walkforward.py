@@ -4,7 +4,8 @@ Rolling windows over the bars: the parameters are chosen on ``in_sample`` bars (
 grid, the first in grid order on ties), then traded, unchanged, on the next ``out_sample`` bars; the windows step
 forward by ``out_sample``, so the out-of-sample stretches tile the history after the first in-sample stretch without
 overlap. Each stretch is a fresh account that starts flat (entries inside it only; the indicators read the whole
-history before it, which is known then). Out-of-sample results are kept apart: per window, and as one chained equity
+history before it, which is known then); a position still open at its end is valued at its last close, and its trade
+statistics count it as closed there, so the trades' P&L adds up to the stretch's equity change. Out-of-sample results are kept apart: per window, and as one chained equity
 curve whose metrics are the walk-forward's honest estimate; the in-sample scores are reported beside them only to show
 the gap.
 """
@@ -56,6 +57,20 @@ def _score(result: VectorizedResult, objective: str, periods_per_year: float) ->
     return total_return(result.equity)
 
 
+def window_trade_pnls(result: VectorizedResult, close: pd.DataFrame) -> list[float]:
+    """Net P&L of each round trip inside one out-of-sample stretch. A position still open at the stretch's end counts
+    as closed at its last close without costs, exactly as the stretch's equity values it (the next stretch starts
+    flat); trades are never paired across stretches."""
+    fills = result.trades
+    last = result.positions.iloc[-1] if len(result.positions) else pd.Series(dtype=float)
+    marks = close.ffill().iloc[-1]
+    open_lots = [{"ts": close.index[-1], "symbol": symbol, "side": "sell", "quantity": units,
+                  "price": float(marks[symbol]), "fee": 0.0} for symbol, units in last.items() if units > 0]  # fmt: skip
+    if open_lots:
+        fills = pd.concat([fills, pd.DataFrame(open_lots)], ignore_index=True)
+    return closed_trades(fills)["pnl"].tolist() if not fills.empty else []
+
+
 def walk_forward(
     open_: pd.DataFrame,
     close: pd.DataFrame,
@@ -83,7 +98,7 @@ def walk_forward(
                    order_notional=costs.order_notional, fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps,
                    quantity_steps=costs.quantity_steps)  # fmt: skip
 
-    rows, returns, trades, held = [], [], [], []
+    rows, returns, trades, held, pnls = [], [], [], [], []
     for start in range(0, len(close) - in_sample - out_sample + 1, out_sample):
         fit, test = slice(start, start + in_sample), slice(start + in_sample, start + in_sample + out_sample)
         scores = {params: _score(simulate(params, fit), objective, periods_per_year) for params in grid}
@@ -91,6 +106,7 @@ def walk_forward(
         result = simulate(best, test)
         returns.append(result.equity / result.equity.shift(1).fillna(costs.initial_cash) - 1.0)
         trades.append(result.trades)
+        pnls.extend(window_trade_pnls(result, close.iloc[test]))
         held.append((result.positions.abs().sum(axis=1) > 0).to_numpy())
         rows.append({
             "in_sample_start": close.index[fit.start], "in_sample_end": close.index[fit.stop - 1],
@@ -104,7 +120,6 @@ def walk_forward(
     equity = pd.concat([pd.Series([costs.initial_cash], index=[chained.index[0] - (close.index[1] - close.index[0])]),
                         chained])  # fmt: skip
     fills = pd.concat(trades).reset_index(drop=True)
-    pnls = closed_trades(fills)["pnl"].tolist() if not fills.empty else []
     notional = float((fills["quantity"] * fills["price"]).sum()) if not fills.empty else 0.0
     exposure = float(np.concatenate(held).mean())
     metrics = compute_metrics(equity, periods_per_year=periods_per_year, trade_pnls=pnls, exposure_fraction=exposure,
