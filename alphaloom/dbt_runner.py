@@ -154,13 +154,13 @@ def build_features(
     """``dbt build``: every model (the feature marts included), its data tests and unit tests, in DAG order.
 
     The marts are incremental: a build computes only bars not stored yet (see the features model's docs);
-    ``full_refresh`` recomputes everything. A ``benchmark_symbol`` attribute on ``settings``, when there is one, is
-    passed as the dbt var of that name unless ``dbt_vars`` sets it."""
+    ``full_refresh`` recomputes everything. The settings' ``benchmark_symbol`` and correlation universe
+    (``correlation_universe``: the traded symbols unless ``ALPHALOOM_CORRELATION_SYMBOLS`` says otherwise) are passed
+    as the dbt vars of those names unless ``dbt_vars`` sets them."""
     settings = settings or get_settings()
-    merged: dict[str, object] = {}
-    benchmark = getattr(settings, "benchmark_symbol", None)
-    if benchmark:
-        merged["benchmark_symbol"] = benchmark
+    merged: dict[str, object] = {"correlation_symbols": settings.correlation_universe}
+    if settings.benchmark_symbol:
+        merged["benchmark_symbol"] = settings.benchmark_symbol
     merged.update(dbt_vars or {})
     args = ["build", "--full-refresh"] if full_refresh else ["build"]
     return run_dbt(args, settings=settings, target_path=target_path, log_path=log_path, dbt_vars=merged)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     symbols: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT", "AAPL/USD", "MSFT/USD", "SPY/USD"]
     )
+    # Universe of marts.correlations (it grows with the square of the universe): empty = the traded ``symbols``;
+    # "*" = every stored symbol; else a comma-separated list.
+    correlation_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
     starting_cash: Decimal = Decimal("100000")
     order_notional: Decimal = Decimal("5000")
 
@@ -190,12 +193,19 @@ class Settings(BaseSettings):
     # Decision runs: how long a second run for the same account waits for the first before giving up.
     decision_lock_wait_seconds: float = 0.0
 
-    @field_validator("symbols", mode="before")
+    @field_validator("symbols", "correlation_symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
         if isinstance(value, str):
             return [s.strip() for s in value.split(",") if s.strip()]
         return value
+
+    @property
+    def correlation_universe(self) -> list[str]:
+        """The dbt var ``correlation_symbols``: [] (dbt's "every symbol") for "*", else the list or the traded symbols."""
+        if self.correlation_symbols == ["*"]:
+            return []
+        return list(self.correlation_symbols or self.symbols)
 
     @property
     def alias_map(self) -> dict[str, str]:

@@ -267,3 +267,19 @@ def test_a_failing_node_raises_dbt_error_naming_it(built: Built) -> None:
     # Same target folder as the build: dbt parses partially, so this costs about a second.
     with pytest.raises(DbtError, match="division by zero"):
         run_dbt(["show", "--inline", "select 1 / 0 as x"], target_path=built.target_path)
+
+
+def test_the_correlation_universe_is_the_traded_symbols_unless_configured(built: Built) -> None:
+    import json
+
+    from alphaloom.settings import Settings, get_settings
+
+    assert Settings(symbols="A/USD,B/USD", correlation_symbols="").correlation_universe == ["A/USD", "B/USD"]
+    assert Settings(correlation_symbols="*").correlation_universe == [], "dbt's empty list: every stored symbol"
+    assert Settings(correlation_symbols="X/USD, Y/USD").correlation_universe == ["X/USD", "Y/USD"]
+    # build_features handed the universe to dbt (the unit test correlations_universe_limits_the_pairs shows the var
+    # limits the pairs; it ran in the same build).
+    results = json.loads((built.target_path / "run_results.json").read_text())
+    assert results["args"]["vars"]["correlation_symbols"] == get_settings().symbols
+    unit = [r for r in results["results"] if "correlations_universe_limits_the_pairs" in r["unique_id"]]
+    assert [r["status"] for r in unit] == ["pass"]
