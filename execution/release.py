@@ -4,7 +4,9 @@ So every slice meets what a decision's order meets: the account lock, a lookup b
 recorded or journaled (a crash between journal and record, then a rerun: recovered, never resent), the kill switch
 (a slice it stops cancels the rest of its parent's schedule), live arming, the fat-finger guards and hard limits.
 A slice is priced at the newest bar close known at ``now`` (else the parent's reference price) and its slippage is
-measured against its parent's arrival price. Idempotent: a released slice is ``released`` in the same transaction
+measured against its parent's arrival price. An iceberg child is due once the child before it has filled; when that
+one ended otherwise (cancelled, rejected, expired; or its slice refused or cancelled) the rest of its parent's
+children are cancelled with the reason, so one child at most is shown at a time. Idempotent: a released slice is ``released`` in the same transaction
 that records its order, so a second pass finds nothing due.
 
 Superseded parents: a later decision for the same account and symbol on the other side cancels the slices still
@@ -28,9 +30,12 @@ from execution.brokers.base import Broker
 from execution.schedule import (
     ScheduledSlice,
     accounts_with_due_slices,
+    cancel_parents,
     due_slices,
+    order_statuses,
     pending_parents,
     schedule_of,
+    stopped_parents,
 )
 from execution.submit import ExecutionResult, execute, lock_account
 
@@ -74,7 +79,11 @@ def release_due_children(
     for name in accounts_with_due_slices(conn, now, account):
         lock_account(conn, name)  # before the slice rows: the order every execute takes its locks in
         slices = schedule_of(conn, pending_parents(conn, name, now))
-        due = due_slices(slices, now)
+        statuses = order_statuses(conn, sorted({s.after_client_order_id for s in slices if s.after_client_order_id}))
+        stopped = stopped_parents(slices, statuses)
+        for parent, why in sorted(stopped.items()):
+            cancel_parents(conn, [parent], why, run_id)
+        due = due_slices([s for s in slices if s.parent_client_order_id not in stopped], now, statuses)
         if not due:  # released meanwhile by a pass that held the lock first
             continue
         prices = {**_prices(conn, settings, sorted({s.intent.symbol for s in due}),

@@ -4,6 +4,10 @@
 the first slice; ``execution.release`` sends the others when due. A slice leaves ``scheduled`` once: ``released``
 (its order is recorded), ``refused`` (the execution guard refused it) or ``cancelled`` (the kill switch, or a later
 decision to trade the same symbol the other way). ``due_slices`` is the pure choice of what is due; the rest is I/O.
+
+Iceberg children are rows of the same schedule, due at once but gated: a row with ``after_client_order_id`` is due
+only when that earlier child's order has ``filled``; when it ended otherwise (cancelled, rejected, expired) or its
+slice was refused or cancelled, ``stopped_parents`` names the parent, whose remaining children are cancelled.
 """
 
 from __future__ import annotations
@@ -28,12 +32,43 @@ class ScheduledSlice:
     arrival_price: Decimal | None
     due_at: datetime
     status: str
+    after_client_order_id: ClientOrderId | None = None  # an iceberg child: due once this order has filled
 
 
-def due_slices(slices: Iterable[ScheduledSlice], now: datetime) -> list[ScheduledSlice]:
-    """The slices still scheduled whose time has come by ``now``, oldest due first (then by leg)."""
-    due = [s for s in slices if s.status == SCHEDULED and s.due_at <= now]
+_UNFILLED_FINAL = ("cancelled", "rejected", "expired")
+
+
+def due_slices(
+    slices: Iterable[ScheduledSlice], now: datetime, order_status: Mapping[str, str] | None = None
+) -> list[ScheduledSlice]:
+    """The slices still scheduled whose time has come by ``now``, oldest due first (then by leg); an iceberg child
+    only once the order before it is ``filled`` in ``order_status`` (client id -> order status)."""
+    statuses = order_status or {}
+    due = [
+        s
+        for s in slices
+        if s.status == SCHEDULED
+        and s.due_at <= now
+        and (s.after_client_order_id is None or statuses.get(s.after_client_order_id) == "filled")
+    ]
     return sorted(due, key=lambda s: (s.due_at, s.intent.leg))
+
+
+def stopped_parents(slices: Iterable[ScheduledSlice], order_status: Mapping[str, str]) -> dict[ClientOrderId, str]:
+    """Iceberg parents whose next child can never go, with why: the child before it ended unfilled (its order
+    cancelled, rejected or expired) or its slice was refused or cancelled."""
+    rows = list(slices)
+    by_id = {s.client_order_id: s for s in rows}
+    out: dict[ClientOrderId, str] = {}
+    for s in rows:
+        prev = s.after_client_order_id
+        if s.status != SCHEDULED or prev is None or s.parent_client_order_id in out:
+            continue
+        if order_status.get(prev) in _UNFILLED_FINAL:
+            out[s.parent_client_order_id] = f"iceberg child {prev} ended {order_status[prev]}"
+        elif prev in by_id and by_id[prev].status in (REFUSED, CANCELLED):
+            out[s.parent_client_order_id] = f"iceberg child {prev} was {by_id[prev].status}"
+    return out
 
 
 def siblings_by_parent(slices: Iterable[ScheduledSlice]) -> dict[ClientOrderId, list[str]]:
@@ -45,7 +80,7 @@ def siblings_by_parent(slices: Iterable[ScheduledSlice]) -> dict[ClientOrderId, 
 
 
 _COLUMNS = """client_order_id, parent_client_order_id, decision_id, leg, account, symbol, side, quantity,
-              reference_price, arrival_price, due_at, status"""
+              reference_price, arrival_price, due_at, status, after_client_order_id"""
 
 
 def _slice(row) -> ScheduledSlice:  # type: ignore[no-untyped-def]
@@ -53,7 +88,8 @@ def _slice(row) -> ScheduledSlice:  # type: ignore[no-untyped-def]
                          Decimal(row.reference_price), row.leg)  # fmt: skip
     return ScheduledSlice(ClientOrderId(row.client_order_id), ClientOrderId(row.parent_client_order_id), intent,
                           None if row.arrival_price is None else Decimal(row.arrival_price), row.due_at,
-                          row.status)  # fmt: skip
+                          row.status, None if row.after_client_order_id is None
+                          else ClientOrderId(row.after_client_order_id))  # fmt: skip
 
 
 def schedule_of(conn: Connection, parents: Sequence[ClientOrderId]) -> list[ScheduledSlice]:
@@ -90,6 +126,16 @@ def accounts_with_due_slices(conn: Connection, now: datetime, account: str | Non
     )
 
 
+def order_statuses(conn: Connection, coids: Sequence[str]) -> dict[str, str]:
+    """The recorded status of each of ``coids`` that is an order."""
+    if not coids:
+        return {}
+    rows = conn.execute(
+        text("select client_order_id, status from audit.orders where client_order_id = any(:c)"), {"c": list(coids)}
+    ).all()
+    return {r.client_order_id: r.status for r in rows}
+
+
 def family_recorded(conn: Connection, parent: ClientOrderId) -> bool:
     """The parent, or children of it, are already orders (split in another shape, or all at once, before)."""
     return bool(
@@ -109,18 +155,23 @@ def record_schedule(
     due: Mapping[ClientOrderId, datetime],
     arrival_price: Decimal | None,
     run_id: str,
+    after: Mapping[ClientOrderId, ClientOrderId] | None = None,
 ) -> None:
-    """Insert a parent's slices as ``scheduled`` (one statement); rows that exist already are left as they are."""
+    """Insert a parent's slices as ``scheduled`` (one statement); rows that exist already are left as they are.
+    ``after``: an iceberg child -> the child that must fill before it."""
+    gates = after or {}
     rows = [
         {"c": client_order_id_for(c.decision_id, c.leg), "p": parent, "d": c.decision_id, "l": c.leg,
          "a": c.account, "s": c.symbol, "side": c.side.value, "q": c.quantity, "ref": c.reference_price,
-         "arr": arrival_price, "due": due[client_order_id_for(c.decision_id, c.leg)], "r": run_id}
+         "arr": arrival_price, "due": due[client_order_id_for(c.decision_id, c.leg)], "r": run_id,
+         "after": gates.get(client_order_id_for(c.decision_id, c.leg))}
         for c in children
     ]  # fmt: skip
     conn.execute(
         text("""insert into audit.scheduled_slices (client_order_id, parent_client_order_id, decision_id, leg,
-                    account, symbol, side, quantity, reference_price, arrival_price, due_at, run_id)
-                values (:c, :p, :d, :l, :a, :s, :side, :q, :ref, :arr, :due, :r)
+                    account, symbol, side, quantity, reference_price, arrival_price, due_at, run_id,
+                    after_client_order_id)
+                values (:c, :p, :d, :l, :a, :s, :side, :q, :ref, :arr, :due, :r, :after)
                 on conflict (client_order_id) do nothing"""),
         rows,
     )  # fmt: skip

@@ -186,7 +186,7 @@ class SplitPolicy:
     """When and how ``execute`` splits an intent: one whose notional is above ``above_notional`` (None: never) goes
     out as child orders, ``slices`` equal ones (``twap``: slice k, from 0, due ``k * duration / slices`` after
     arrival; with a zero ``duration`` all are sent in the same call) or ones of at most ``visible_notional`` each
-    (``iceberg``, sent one after another in the same call)."""
+    (``iceberg``: one shown at a time, each next child recorded to go once the one before it has filled)."""
 
     above_notional: Decimal | None = None
     method: str = "twap"
@@ -216,11 +216,13 @@ class SplitPolicy:
 @dataclass(frozen=True, slots=True)
 class SplitPlan:
     """The intents to send, in order (children in place of their parent) and each child's parent client id;
-    ``offsets``: for the slices of a TWAP spread over time, how long after arrival each is due (the first: zero)."""
+    ``offsets``: for the slices of a TWAP spread over time, how long after arrival each is due (the first: zero);
+    for iceberg children zero, with ``after``: each child but the first -> the child that must fill before it."""
 
     intents: list[OrderIntent]
     parents: dict[ClientOrderId, ClientOrderId]
     offsets: dict[ClientOrderId, timedelta] = dataclasses.field(default_factory=dict)
+    after: dict[ClientOrderId, ClientOrderId] = dataclasses.field(default_factory=dict)
 
 
 def _step(quantity: Decimal) -> Decimal:
@@ -234,6 +236,7 @@ def split_intents(intents: Sequence[OrderIntent], policy: SplitPolicy) -> SplitP
     out: list[OrderIntent] = []
     links: dict[ClientOrderId, ClientOrderId] = {}
     offsets: dict[ClientOrderId, timedelta] = {}
+    after: dict[ClientOrderId, ClientOrderId] = {}
     for intent in intents:
         if policy.above_notional is None or intent.notional <= policy.above_notional:
             out.append(intent)
@@ -253,4 +256,8 @@ def split_intents(intents: Sequence[OrderIntent], policy: SplitPolicy) -> SplitP
         if policy.method == "twap" and policy.duration > timedelta(0):
             for k, child in enumerate(children):
                 offsets[client_order_id_for(child.decision_id, child.leg)] = policy.duration * k / len(children)
-    return SplitPlan(out, links, offsets)
+        if policy.method == "iceberg":  # one shown at a time: each next child waits for the one before to fill
+            coids = [client_order_id_for(c.decision_id, c.leg) for c in children]
+            offsets.update(dict.fromkeys(coids, timedelta(0)))
+            after.update(zip(coids[1:], coids[:-1], strict=True))
+    return SplitPlan(out, links, offsets, after)

@@ -3,7 +3,8 @@
 First, an intent above ``settings.split_above_notional`` is replaced by its child orders (``execution.splitting``:
 TWAP or iceberg, legs ``leg * 1000 + n``, each recorded with ``parent_client_order_id``). A TWAP spread over
 ``twap_duration_minutes`` has its whole schedule recorded (``execution.schedule``) before its first slice is sent;
-the later slices are sent by ``execution.release`` when due, through this same path. Each intent's read also cancels
+the later slices are sent by ``execution.release`` when due, through this same path. An iceberg parent likewise:
+only its first child is sent, each next one is released once the one before it has filled. Each intent's read also cancels
 the account's TWAP slices of that symbol still scheduled on the other side (a later decision supersedes them). With a
 ``RoutingBroker``, each intent is then replaced by its route legs across venues (``execution.routing``: best price
 after fees walking several levels of each order book), the plan committed in ``audit.route_legs`` before anything is sent; each leg goes only
@@ -509,7 +510,8 @@ def _schedule_twap(
             )
             due = {client_order_id_for(c.decision_id, c.leg): event_time + plan.offsets[client_order_id_for(
                 c.decision_id, c.leg)] for c in children}  # fmt: skip
-            record_schedule(conn, children, parent=parent, due=due, arrival_price=arrival, run_id=run_id)
+            record_schedule(conn, children, parent=parent, due=due, arrival_price=arrival, run_id=run_id,
+                            after=plan.after)  # fmt: skip
             recorded = {s.client_order_id: s for s in schedule_of(conn, [parent])}
         planned[parent] = list(recorded)
         start = min(s.due_at for s in recorded.values())
@@ -522,8 +524,11 @@ def _schedule_twap(
                 dropped.add(coid)
                 why = "its parent was scheduled in another shape" if row is None else f"slice {row.status}"
                 result.duplicates.append(OrderOutcome(coid, OrderStatus.NEW, reason=why))
-            elif row.status == SCHEDULED and (row.due_at > event_time or row.due_at > start):
-                # the decision sends only its first slice: a later one, even overdue, is the release pass's
+            elif row.status == SCHEDULED and (
+                row.due_at > event_time or row.due_at > start or row.after_client_order_id is not None
+            ):
+                # the decision sends only its first slice: a later one (even overdue, or an iceberg child waiting
+                # for the one before it to fill) is the release pass's
                 dropped.add(coid)
                 result.scheduled.append(coid)
             elif row.status == SCHEDULED:
@@ -534,7 +539,7 @@ def _schedule_twap(
         for i in plan.intents
         if client_order_id_for(i.decision_id, i.leg) not in dropped
     ]
-    return SplitPlan(kept, plan.parents, plan.offsets)
+    return SplitPlan(kept, plan.parents, plan.offsets, plan.after)
 
 
 def _settle_slices(
