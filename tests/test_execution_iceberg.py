@@ -184,3 +184,24 @@ def test_a_child_that_expires_part_filled_cancels_the_rest(engine: Engine) -> No
     assert _release(engine, broker, run_id, account).due == [] and broker.submits == 1
     assert [(s.leg, s.status) for s in _slices(engine, account)] == [(1, "released"), (2, "cancelled"),
                                                                      (3, "cancelled")]  # fmt: skip
+
+
+def test_a_later_decision_on_the_other_side_cancels_the_rest_of_the_iceberg(engine: Engine) -> None:
+    account, run_id, intent = _world(engine)
+    broker = Venue(engine)
+    _execute(engine, intent, run_id, broker)  # 20 held
+    sell_id = DecisionId(f"d-ice-sell-{uuid.uuid4().hex[:8]}")
+    with engine.begin() as conn:
+        conn.execute(
+            text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action,
+                                                 score, config_version, inputs)
+                    values (:d, :r, :a, :s, '1h', :t, 'sell', 1, 'test', '{}'::jsonb)"""),
+            {"d": sell_id, "r": run_id, "a": account, "s": intent.symbol, "t": T0 + HOUR},
+        )  # fmt: skip
+        sell = OrderIntent(sell_id, account, intent.symbol, Side.SELL, D(5), D(100))  # small: not split
+        result = execute(conn, [sell], run_id=run_id, broker=broker, settings=SETTINGS, event_time=T0 + HOUR)  # type: ignore[arg-type]
+    assert result.broker_submits == 1 and result.superseded == 2
+    assert _release(engine, broker, run_id, account).due == [] and broker.submits == 2
+    slices = _slices(engine, account)
+    assert [(s.leg, s.status) for s in slices] == [(1, "released"), (2, "cancelled"), (3, "cancelled")]
+    assert slices[1].reason == f"superseded by decision {sell_id} (sell)"
