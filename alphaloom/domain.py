@@ -30,6 +30,11 @@ def timeframe_delta(timeframe: str) -> timedelta:
         raise ValueError(f"unknown timeframe {timeframe!r}; expected one of {sorted(_TIMEFRAMES)}") from None
 
 
+def quote_currency(symbol: str, default: str) -> str:
+    """The currency a symbol is priced in: ``BTC/USDT`` -> ``USDT``; ``default`` for a symbol without a quote part."""
+    return symbol.split("/", 1)[1] if "/" in symbol else default
+
+
 def require_utc(value: datetime, name: str = "datetime") -> datetime:
     """Return ``value`` in UTC; a naive datetime is an error, never silently assumed."""
     if value.tzinfo is None or value.utcoffset() is None:

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
+from alphaloom.domain import quote_currency
 from alphaloom.fx import missing_rate, rate_at
 
 
@@ -140,7 +141,7 @@ def account_view(
             text(_MARK),
             {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "as_of": as_of, "bar": bar},
         ).scalar()
-        quote = symbol.split("/", 1)[1] if "/" in symbol else base_currency
+        quote = quote_currency(symbol, base_currency)
         fx = to_base(Decimal(1), quote)
         value = quantity * (mark if mark is not None else avg_price)
         realized_base = _realized_in_base(conn, account, symbol, quote, base_currency, realized, fx)

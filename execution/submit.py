@@ -54,6 +54,7 @@ from alphaloom.domain import (
     OrderStatus,
     Side,
     client_order_id_for,
+    quote_currency,
     require_utc,
     timeframe_delta,
 )
@@ -157,10 +158,6 @@ def _record_guard(
     record_guard(conn, run_id, intent, GuardRow(_guard_name(intent), approved, reason, numbers))
 
 
-def _quote_currency(symbol: str, default: str) -> str:
-    return symbol.split("/", 1)[1] if "/" in symbol else default
-
-
 def _apply_report(
     conn: Connection,
     *,
@@ -216,7 +213,7 @@ def _apply_report(
             holding = apply_fill(holding, side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
             cash += cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
         # cash moves in the symbol's quote currency
-        booking = FillBooking(new_fills, account, symbol, holding, _quote_currency(symbol, base_currency), cash)
+        booking = FillBooking(new_fills, account, symbol, holding, quote_currency(symbol, base_currency), cash)
     write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events, booking=booking,
                  status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity,
                  new_order=new_order)  # fmt: skip

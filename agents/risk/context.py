@@ -18,8 +18,8 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from agents.risk.portfolio import PortfolioContext
-from alphaloom.domain import require_utc, timeframe_delta
-from alphaloom.fx import rate_at
+from alphaloom.domain import quote_currency, require_utc, timeframe_delta
+from alphaloom.fx import convert, rates_at
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"
@@ -49,10 +49,6 @@ def returns_history(
     return frame.pivot(index="ts", columns="symbol", values="ret_1").sort_index().astype(float)
 
 
-def _quote(symbol: str, default: str) -> str:
-    return symbol.split("/", 1)[1] if "/" in symbol else default
-
-
 def _marks(conn: Connection, settings: Settings, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
     if not symbols or conn.execute(text("select to_regclass(:r)"), {"r": FEATURES_RELATION}).scalar() is None:
         return {}
@@ -75,13 +71,9 @@ def portfolio_context(
     base, starting = conn.execute(
         text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
     ).one()
-    # Cash in every currency and exposures priced in another quote currency count in the base currency, converted
-    # with the rate known at as_of (a missing rate is an error, never a silent 1).
-    cash = sum(
-        (Decimal(amount) * rate_at(conn, ccy, base, as_of) for ccy, amount in conn.execute(
-            text("select currency, amount from audit.balances where account = :a"), {"a": account})),
-        Decimal(0),
-    )  # fmt: skip
+    balances = conn.execute(
+        text("select currency, amount from audit.balances where account = :a"), {"a": account}
+    ).all()
     positions = {
         r.symbol: (Decimal(r.quantity), Decimal(r.avg_price))
         for r in conn.execute(
@@ -89,10 +81,15 @@ def portfolio_context(
             {"a": account},
         )
     }
+    # Cash in every currency and exposures priced in another quote currency count in the base currency, converted
+    # with the rate known at as_of, one lookup per currency (a missing rate is an error, never a silent 1).
+    rates = rates_at(conn, [c for c, _ in balances] + [quote_currency(s, base) for s in positions], base, as_of)
+    cash = sum((convert(Decimal(amount), ccy, base, rates) for ccy, amount in balances), Decimal(0))
     universe = sorted(set(symbols) | set(positions))
     marks = _marks(conn, settings, universe, as_of)
-    exposures = {s: q * marks.get(s, avg) * rate_at(conn, _quote(s, base), base, as_of)
-                 for s, (q, avg) in positions.items()}  # fmt: skip
+    exposures = {
+        s: convert(q * marks.get(s, avg), quote_currency(s, base), base, rates) for s, (q, avg) in positions.items()
+    }
     equity = Decimal(cash) + sum(exposures.values(), Decimal(0))
     conn.execute(
         text(

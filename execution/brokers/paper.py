@@ -27,18 +27,13 @@ from typing import Protocol
 
 from sqlalchemy import Engine, text
 
-from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId, stable_hash
+from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId, quote_currency, stable_hash
 from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError
 from alphaloom.guards import KillSwitchState
 from execution.brokers.base import BrokerReport, OrderRequest
 
 BPS = Decimal(10000)
 _OPEN = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
-
-
-def quote_currency(symbol: str) -> str:
-    """``BTC/USDT`` -> ``USDT``."""
-    return symbol.split("/", 1)[1] if "/" in symbol else symbol
 
 
 def fill_quantity(request: OrderRequest, max_participation: Decimal | None) -> Decimal:
@@ -77,7 +72,7 @@ def paper_fill(
         quantity=quantity,
         price=price,
         fee=notional * fee_bps / BPS,
-        fee_currency=quote_currency(request.symbol),
+        fee_currency=quote_currency(request.symbol, request.symbol),
         slippage=abs(price - request.reference_price) * quantity,
         ts=request.submitted_at,
     )
