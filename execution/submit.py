@@ -434,12 +434,7 @@ def execute(
             result.rejected.append(_record_refusal(conn, exc, run_id, coid, event_time, new_order))
             continue
         except (UnknownOrderStateError, VenueTemporaryError) as exc:
-            # The venue may have it: mark it submitted and reconcile by client order id before anything is resent.
-            unknown = {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"}
-            write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
-                         events=[EventRow(OrderStatus.NEW, OrderStatus.SUBMITTED, unknown)], booking=None,
-                         status=OrderStatus.SUBMITTED, venue_order_id=None, filled_quantity=None,
-                         new_order=new_order)  # fmt: skip
+            _record_unknown(conn, exc, run_id, coid, event_time, new_order)
             result.unknown.append(coid)
             continue
         status = _apply_report(
@@ -572,6 +567,17 @@ def _settle_slices(
     cancel_parents(conn, stopped, "kill switch engaged", run_id)
 
 
+def _record_unknown(
+    conn: Connection, exc: Exception, run_id: str, coid: ClientOrderId, event_time: datetime, new_order: NewOrder
+) -> None:
+    """A submit whose outcome is unknown (timeout, dropped connection): the venue may have the order, so it is written
+    as new -> submitted and reconciled by client order id before anything is resent."""
+    unknown = {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"}
+    write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
+                 events=[EventRow(OrderStatus.NEW, OrderStatus.SUBMITTED, unknown)], booking=None,
+                 status=OrderStatus.SUBMITTED, venue_order_id=None, filled_quantity=None, new_order=new_order)  # fmt: skip
+
+
 def _record_refusal(
     conn: Connection, exc: Exception, run_id: str, coid: ClientOrderId, event_time: datetime, new_order: NewOrder
 ) -> OrderOutcome:
@@ -684,11 +690,7 @@ def place_standing_order(
     except (KillSwitchEngagedError, OrderRejectedError) as exc:
         return _record_refusal(conn, exc, run_id, coid, event_time, new_order)
     except (UnknownOrderStateError, VenueTemporaryError) as exc:
-        unknown = {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"}
-        write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
-                     events=[EventRow(OrderStatus.NEW, OrderStatus.SUBMITTED, unknown)], booking=None,
-                     status=OrderStatus.SUBMITTED, venue_order_id=None, filled_quantity=None,
-                     new_order=new_order)  # fmt: skip
+        _record_unknown(conn, exc, run_id, coid, event_time, new_order)
         return OrderOutcome(coid, OrderStatus.SUBMITTED, reason="outcome unknown; reconcile by client order id")
     status = _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report, account=intent.account,
                            base_currency=account.base_currency, event_time=event_time, new_order=new_order)  # fmt: skip
