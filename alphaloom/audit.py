@@ -1,7 +1,8 @@
-"""Run recording and lineage edges: the audit spine of DESIGN §1.
+"""Run recording: the audit spine of DESIGN §1.
 
 Every flow run writes one ``audit.runs`` row keyed by its Prefect flow-run id (a uuid outside Prefect); every row it
-produces carries that ``run_id``. Lineage edges say which parent rows a child row was made from.
+produces carries that ``run_id``. Lineage edges (``audit.lineage``: which parent rows a child row was made from) are
+written in the same statement as the rows they describe, by ``agents.recording`` and ``execution.order_store``.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 
-from alphaloom.db.batch import insert_rows
 from alphaloom.domain import RunId
 from alphaloom.settings import PROJECT_ROOT
 
@@ -75,17 +75,3 @@ def recorded_run(
         finish_run(engine, rid, exc)
         raise
     finish_run(engine, rid)
-
-
-def add_lineage(
-    conn: Connection,
-    run_id: str,
-    child_table: str,
-    child_id: str,
-    parents: Iterable[tuple[str, Mapping[str, Any]]],
-) -> int:
-    """Record that ``child_table/child_id`` was made from each ``(parent_table, parent_key)``; returns edges written."""
-    rows = [(run_id, child_table, child_id, table, json.dumps(key, default=str)) for table, key in parents]
-    insert_rows(conn, "audit.lineage", ("run_id", "child_table", "child_id", "parent_table", "parent_key"), rows,
-                casts={4: "jsonb"})  # fmt: skip
-    return len(rows)

@@ -275,10 +275,6 @@ class CcxtBroker:
             levels.append((price, size))
         return levels
 
-    def book_top(self, symbol: str, side: Side) -> tuple[Decimal, Decimal]:
-        """(price, size) of the best level we would take (see ``book_levels``)."""
-        return self.book_levels(symbol, side, 5)[0]
-
     def taker_fee_bps(self, symbol: str) -> Decimal:
         """The market's published taker fee in bps (ccxt ``market['taker']``, a fraction)."""
         fee = dec(self.market(symbol).get("taker"))
