@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,7 +29,7 @@ from sqlalchemy import Connection, text
 from alphaloom.db.batch import Statement, cached_text
 from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
 from alphaloom.guards import KillSwitchState
-from execution.ledger import Holding, realized_on_sell
+from execution.ledger import Holding, fee_charged_in, realized_on_sell
 
 
 def _dumps(value: Any) -> str:
@@ -224,6 +224,16 @@ class FillBooking:
     holding: Holding
     currency: str
     cash_delta: Decimal
+    # fees charged in a third asset (BNB): that asset's balance change, per asset (``execution.ledger.fee_cash``)
+    fee_cash: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+def _cash_rows(booking: FillBooking, run_id: str) -> list[tuple[Any, ...]]:
+    """One balance row per currency the booking moves (the quote cash, and the assets third-asset fees were paid in)."""
+    moves = {booking.currency: booking.cash_delta}
+    for currency, amount in booking.fee_cash.items():
+        moves[currency] = moves.get(currency, Decimal(0)) + amount
+    return [(booking.account, currency, amount, run_id) for currency, amount in moves.items()]
 
 
 def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None]:
@@ -237,9 +247,12 @@ def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None
     ).scalar()
     avg_price = Decimal(avg) if avg is not None else Decimal(0)
     return [
-        realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee) if f.side is Side.SELL else None
+        realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee,
+                         fee_in=fee_charged_in(f.symbol, f.fee_currency))
+        if f.side is Side.SELL
+        else None
         for _, f in booking.fills
-    ]
+    ]  # fmt: skip
 
 
 def write_report(
@@ -317,7 +330,7 @@ def write_report(
         )
         parts.append(
             "b as (insert into audit.balances (account, currency, amount, run_id) values "
-            + st.values([(booking.account, booking.currency, booking.cash_delta, run_id)])
+            + st.values(_cash_rows(booking, run_id))
             + """ on conflict (account, currency) do update
                   set amount = audit.balances.amount + excluded.amount, run_id = excluded.run_id,
                       updated_at = now())"""

@@ -70,7 +70,8 @@ from alphaloom.settings import Settings
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
 from execution.fatfinger import check_daily_loss, check_orders_per_run, record_trip, set_halt
 from execution.journal import record_attempt
-from execution.ledger import Holding, apply_fill, cash_change
+from execution.ledger import Holding, apply_fill, cash_change, fee_charged_in
+from execution.ledger import fee_cash as fee_cash_of
 from execution.order_store import (
     EventRow,
     FillBooking,
@@ -209,11 +210,17 @@ def _apply_report(
         if holding is None:
             holding = _holding(conn, account, symbol, lock=True)
         cash = Decimal(0)
+        fee_cash: dict[str, Decimal] = {}
         for _, fill in new_fills:
-            holding = apply_fill(holding, side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
-            cash += cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
-        # cash moves in the symbol's quote currency
-        booking = FillBooking(new_fills, account, symbol, holding, quote_currency(symbol, base_currency), cash)
+            charged = fee_charged_in(fill.symbol, fill.fee_currency)
+            holding = apply_fill(holding, side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee,
+                                 fee_in=charged)  # fmt: skip
+            cash += cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee, fee_in=charged)
+            if (paid := fee_cash_of(fill)) is not None:
+                fee_cash[paid[0]] = fee_cash.get(paid[0], Decimal(0)) + paid[1]
+        # cash moves in the symbol's quote currency; a fee in a third asset (BNB) in that asset's balance
+        booking = FillBooking(new_fills, account, symbol, holding, quote_currency(symbol, base_currency), cash,
+                              fee_cash)  # fmt: skip
     write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events, booking=booking,
                  status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity,
                  new_order=new_order)  # fmt: skip
