@@ -21,7 +21,9 @@ order (on the caller's connection; the caller's transaction decides), under a pe
 3. kill switch engaged -> nothing is sent (no broker call), counted in ``kill_switch_blocked``;
 4. the guards: live arming (a ``live`` broker needs an account in mode live/shadow with ``live_enabled``), account
    halt, daily loss limit (halts the account), orders per decision run, the hard limits of ``alphaloom.guards``
-   (max notional per order, max position, price band around the last trade) and long-only -> a breach sends nothing,
+   (max notional per order, max position: in the account's base currency at the rate known at ``event_time``, an order
+   whose quote currency has none is refused naming the pair; price band around the last trade) and long-only -> a
+   breach sends nothing,
    raises nothing, is returned in ``refused``; every trip is recorded (``audit.guard_trips``);
 5. the attempt is journaled and committed, the order submitted, and the order row with its events (new -> submitted
    -> filled | expired...), fills, position and cash written in one statement (``execution.order_store``).
@@ -60,11 +62,13 @@ from alphaloom.domain import (
 )
 from alphaloom.errors import (
     ConfigError,
+    DataUnavailableError,
     KillSwitchEngagedError,
     OrderRejectedError,
     UnknownOrderStateError,
     VenueTemporaryError,
 )
+from alphaloom.fx import QuoteRate, rate_at
 from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits, kill_switch_state
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
@@ -386,13 +390,19 @@ def execute(
         holding = state.holding
         signed = intent.quantity if intent.side is Side.BUY else -intent.quantity
         breaches = _account_guards(conn, intent, state, broker=broker, settings=settings)
-        breaches += check_hard_limits(
-            limits,
-            signed_quantity=signed,
-            price=intent.reference_price,
-            current_quantity=holding.quantity,
-            last_price=last_price or intent.reference_price,
-        )
+        quote_rate = _quote_rate(conn, intent.symbol, state.base_currency, event_time)
+        if quote_rate.rate is None:
+            breaches.append(LimitBreach("fx_rate", str(quote_rate.missing), {"quote": quote_rate.quote,
+                                                                             "base": quote_rate.base}))  # fmt: skip
+        else:
+            breaches += check_hard_limits(
+                limits,
+                signed_quantity=signed,
+                price=intent.reference_price,
+                current_quantity=holding.quantity,
+                last_price=last_price or intent.reference_price,
+                quote_rate=quote_rate.rate,
+            )
         if holding.quantity + signed < 0:
             breaches.append(
                 LimitBreach(
@@ -402,7 +412,8 @@ def execute(
                 )
             )
         numbers = {
-            "notional": str(intent.notional),
+            "notional": str(intent.notional if quote_rate.rate is None else quote_rate.to_base(intent.notional)),
+            **({"quote_rate": str(quote_rate.rate)} if quote_rate.rate not in (None, 1) else {}),
             "position_quantity": str(holding.quantity),
             "reference_price": str(intent.reference_price),
             "last_price": str(last_price) if last_price is not None else "unknown (reference price used)",
@@ -459,6 +470,18 @@ def execute(
     if timed:
         _settle_slices(conn, result, timed, routed.parents, run_id=run_id)
     return result
+
+
+def _quote_rate(conn: Connection, symbol: str, base_currency: str, at: datetime) -> QuoteRate:
+    """How ``symbol``'s quote currency counts in the account's base currency at ``at`` (the newest stored rate known
+    then); ``rate`` None when there is none, which the guard refuses naming the pair."""
+    quote = quote_currency(symbol, base_currency)
+    if quote == base_currency:
+        return QuoteRate.same(quote)
+    try:
+        return QuoteRate(quote, base_currency, rate_at(conn, quote, base_currency, at), at)
+    except DataUnavailableError:
+        return QuoteRate(quote, base_currency, None, at)
 
 
 def _last_close(conn: Connection, settings: Settings, symbol: str, cutoff: datetime) -> Decimal | None:
