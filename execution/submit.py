@@ -23,8 +23,7 @@ order (on the caller's connection; the caller's transaction decides), under a pe
    halt, daily loss limit (halts the account), orders per decision run, the hard limits of ``alphaloom.guards``
    (max notional per order, max position: in the account's base currency at the rate known at ``event_time``, an order
    whose quote currency has none is refused naming the pair; price band around the last trade) and long-only -> a
-   breach sends nothing,
-   raises nothing, is returned in ``refused``; every trip is recorded (``audit.guard_trips``);
+   breach sends nothing, raises nothing, is returned in ``refused``; every trip is recorded (``audit.guard_trips``);
 5. the attempt is journaled and committed, the order submitted, and the order row with its events (new -> submitted
    -> filled | expired...), fills, position and cash written in one statement (``execution.order_store``).
 
@@ -392,8 +391,8 @@ def execute(
         breaches = _account_guards(conn, intent, state, broker=broker, settings=settings)
         quote_rate = _quote_rate(conn, intent.symbol, state.base_currency, event_time)
         if quote_rate.rate is None:
-            breaches.append(LimitBreach("fx_rate", str(quote_rate.missing), {"quote": quote_rate.quote,
-                                                                             "base": quote_rate.base}))  # fmt: skip
+            pair = {"quote": quote_rate.quote, "base": quote_rate.base}
+            breaches.append(LimitBreach("fx_rate", str(quote_rate.missing), pair))
         else:
             breaches += check_hard_limits(
                 limits,
