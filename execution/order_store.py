@@ -7,7 +7,8 @@ them see the same snapshot, so no two parts of one statement may touch the same 
 position row, one balance row per statement).
 
 - ``read_order_state``: everything the submit path needs to know about an intent before sending it (account,
-  existing order, journal, kill switch, halt, day equity marks, orders in the run, last bar, the position locked
+  existing order, journal, kill switch, halt, day equity marks, orders in the run, last bar, the fx rate of the
+  symbol's quote currency into the account's base currency, the position locked
   ``FOR UPDATE``), in one statement. Call it after taking the account lock, so its snapshot includes every commit
   made under that lock.
 - ``write_report``: the events of a venue report, its new fills with their lineage, the position, the cash and the
@@ -60,6 +61,9 @@ class OrderState:
     family_recorded: bool = False
     # TWAP slices of the other side on this account and symbol, cancelled by this read (``supersede``).
     superseded: int = 0
+    # Units of the base currency per unit of the symbol's quote currency known at ``event_time`` (None: no rate stored;
+    # 1 for a symbol quoted in the base currency), read in the same statement as the rest.
+    quote_rate: Decimal | None = None
 
 
 def read_order_state(
@@ -112,6 +116,18 @@ def read_order_state(
                    select close, volume from raw.ohlcv
                    where exchange = :e and symbol = :s and timeframe = :tf and ts <= :cutoff
                    order by ts desc limit 1
+               ),
+               fx as (
+                   select case when q.ccy = acct.base_currency then 1
+                               when r.base = q.ccy then r.rate else 1 / r.rate end as rate
+                   from acct
+                   cross join lateral (select coalesce(nullif(split_part(:s, '/', 2), ''), acct.base_currency) as ccy) q
+                   left join lateral (
+                       select base, rate from audit.fx_rates
+                       where ((base = q.ccy and quote = acct.base_currency)
+                              or (base = acct.base_currency and quote = q.ccy)) and as_of <= :t
+                       order by as_of desc, base = q.ccy desc limit 1
+                   ) r on true
                )
                select acct.venue, acct.base_currency, acct.mode, acct.live_enabled,
                       (select status from audit.orders where client_order_id = :c) as existing_status,
@@ -125,7 +141,8 @@ def read_order_state(
                       (select count(*) from audit.orders where account = :a and run_id = :r) as orders_in_run,
                       bar.close, bar.volume, pos.quantity, pos.avg_price, pos.realized_pnl,
                       {family} as family_recorded,
-                      {"(select count(*) from superseded)" if supersede is not None else "0"} as superseded
+                      {"(select count(*) from superseded)" if supersede is not None else "0"} as superseded,
+                      (select rate from fx) as quote_rate
                from (select 1) as one
                left join acct on true left join ks on true left join halt on true left join bar on true
                left join pos on true"""
@@ -157,6 +174,7 @@ def read_order_state(
         else Holding(Decimal(row.quantity), Decimal(row.avg_price), Decimal(row.realized_pnl)),
         family_recorded=bool(row.family_recorded),
         superseded=int(row.superseded),
+        quote_rate=None if row.quote_rate is None else Decimal(row.quote_rate),
     )
 
 

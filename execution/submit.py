@@ -61,13 +61,12 @@ from alphaloom.domain import (
 )
 from alphaloom.errors import (
     ConfigError,
-    DataUnavailableError,
     KillSwitchEngagedError,
     OrderRejectedError,
     UnknownOrderStateError,
     VenueTemporaryError,
 )
-from alphaloom.fx import QuoteRate, rate_at
+from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits, kill_switch_state
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
@@ -389,7 +388,8 @@ def execute(
         holding = state.holding
         signed = intent.quantity if intent.side is Side.BUY else -intent.quantity
         breaches = _account_guards(conn, intent, state, broker=broker, settings=settings)
-        quote_rate = _quote_rate(conn, intent.symbol, state.base_currency, event_time)
+        quote_rate = QuoteRate(quote_currency(intent.symbol, state.base_currency), state.base_currency,
+                               state.quote_rate, event_time)  # fmt: skip
         if quote_rate.rate is None:
             pair = {"quote": quote_rate.quote, "base": quote_rate.base}
             breaches.append(LimitBreach("fx_rate", str(quote_rate.missing), pair))
@@ -469,18 +469,6 @@ def execute(
     if timed:
         _settle_slices(conn, result, timed, routed.parents, run_id=run_id)
     return result
-
-
-def _quote_rate(conn: Connection, symbol: str, base_currency: str, at: datetime) -> QuoteRate:
-    """How ``symbol``'s quote currency counts in the account's base currency at ``at`` (the newest stored rate known
-    then); ``rate`` None when there is none, which the guard refuses naming the pair."""
-    quote = quote_currency(symbol, base_currency)
-    if quote == base_currency:
-        return QuoteRate.same(quote)
-    try:
-        return QuoteRate(quote, base_currency, rate_at(conn, quote, base_currency, at), at)
-    except DataUnavailableError:
-        return QuoteRate(quote, base_currency, None, at)
 
 
 def _last_close(conn: Connection, settings: Settings, symbol: str, cutoff: datetime) -> Decimal | None:
