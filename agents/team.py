@@ -466,6 +466,8 @@ def decide(
                 position_quantity=position_qty,
                 price=price,
                 order_notional=settings.order_notional if sized is None else sized.notional,
+                market=portfolio.market(symbol),
+                quote_rate=portfolio.quote_rate(symbol),
             )
             if price > 0
             else []
@@ -482,6 +484,7 @@ def decide(
                     current_quantity=position_qty,
                     last_price=price,
                     kill_switch=kill_switch,
+                    quote_rate=portfolio.quote_rate(symbol),
                     feature_age=feature_age,
                     max_feature_age=max_age,
                     portfolio=portfolio,
@@ -493,7 +496,7 @@ def decide(
         ]
         approved = tuple(a for intent, v in verdicts if (a := adjusted_intent(intent, v)) is not None)
         for intent in approved:  # the next symbol's portfolio checks see this one's exposure
-            portfolio = portfolio.after(intent)
+            portfolio = portfolio.after(intent, portfolio.quote_rate(symbol).required())
 
         inputs = {
             "features": {

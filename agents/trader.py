@@ -1,9 +1,13 @@
 """The trader agent: turns the team's action into ``OrderIntent``s. Pure, long-only for now.
 
-- BUY while flat: one intent for ``floor(order_notional / price)`` in the symbol's quantity step (whole shares for
-  ``.../USD`` stock symbols, 1e-6 for crypto); none when that rounds to zero. The caller picks ``order_notional`` by
-  the sizing mode (``agents.risk.sizing.choose_notional``: fixed, fractional Kelly, volatility target).
-- SELL while long: one intent selling the whole position.
+- BUY while flat: one intent for ``order_notional`` (in the account's base currency) divided by the price converted
+  into that currency (``price x quote_rate``: an ETH/BTC price in BTC times the BTC rate), rounded down to the
+  market's quantity step (``alphaloom.markets.MarketSpec``: the venue's metadata or configuration, never the symbol's
+  spelling); none when that rounds to zero or below the venue's minimum amount. Without a known rate for the quote
+  currency a buy cannot be sized: ``DataUnavailableError`` naming the pair (a refusal, never a guess of 1). The caller
+  picks ``order_notional`` by the sizing mode (``agents.risk.sizing.choose_notional``: fixed, fractional Kelly,
+  volatility target).
+- SELL while long: one intent selling the whole position (what the venue holds: fees taken in coins are already out).
 - Anything else (HOLD, BUY while long, SELL while flat): no intent.
 """
 
@@ -12,18 +16,21 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, Decimal
 
 from alphaloom.domain import Action, DecisionId, OrderIntent, Side
+from alphaloom.fx import QuoteRate
+from alphaloom.markets import MarketSpec, resolve
+from alphaloom.settings import Settings, get_settings
 
-CRYPTO_STEP = Decimal("0.000001")
-SHARE_STEP = Decimal("1")
 
-
-def quantity_step(symbol: str) -> Decimal:
-    """Smallest tradable quantity: whole shares for stocks quoted in USD (``AAPL/USD``), 1e-6 units otherwise."""
-    return SHARE_STEP if symbol.upper().endswith("/USD") else CRYPTO_STEP
+def quantity_step(symbol: str, settings: Settings | None = None) -> Decimal:
+    """The configured quantity step of a file-source ``symbol`` (``alphaloom.markets.resolve`` without venue
+    metadata): for the vectorized paths, which read no ``raw.markets``."""
+    settings = settings or get_settings()
+    return resolve(symbol, {}, settings.asset_classes, settings.quantity_steps).quantity_step
 
 
 def size_quantity(order_notional: Decimal, price: Decimal, step: Decimal) -> Decimal:
-    """``order_notional / price`` rounded down to a multiple of ``step`` (never more notional than asked)."""
+    """``order_notional / price`` rounded down to a multiple of ``step`` (never more notional than asked); both in
+    the same currency."""
     if price <= 0:
         raise ValueError(f"price must be positive, got {price}")
     return ((order_notional / price) / step).to_integral_value(rounding=ROUND_DOWN) * step
@@ -43,11 +50,14 @@ def order_intents(
     position_quantity: Decimal,
     price: Decimal,
     order_notional: Decimal,
+    market: MarketSpec,
+    quote_rate: QuoteRate,
 ) -> list[OrderIntent]:
-    """The intents for one decision (leg 0); empty when there is nothing to do."""
+    """The intents for one decision (leg 0); empty when there is nothing to do. ``price`` is in the symbol's quote
+    currency, ``order_notional`` in the account's base currency, ``quote_rate`` converts the first into the second."""
     if opens_position(action, position_quantity):
-        quantity = size_quantity(order_notional, price, quantity_step(symbol))
-        if quantity <= 0:
+        quantity = size_quantity(order_notional, quote_rate.to_base(price), market.quantity_step)
+        if quantity <= 0 or (market.min_quantity is not None and quantity < market.min_quantity):
             return []
         return [OrderIntent(decision_id, account, symbol, Side.BUY, quantity, price)]
     if action is Action.SELL and position_quantity > 0:

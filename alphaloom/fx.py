@@ -9,6 +9,7 @@ not stored is a ``DataUnavailableError`` naming the pair and the time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -26,6 +27,37 @@ def missing_rate(from_ccy: str, to_ccy: str, as_of: datetime | None) -> DataUnav
         f"no fx rate to convert {from_ccy} into {to_ccy}{when}: store one in audit.fx_rates "
         f"(`alphaloom fx-rate {from_ccy} {to_ccy} RATE`)"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRate:
+    """How to count a symbol's quote currency in the account's base currency at one time: ``rate`` units of ``base``
+    per unit of ``quote`` (1 when they are the same), or None when no rate was known then. Sizing and every limit
+    compare notionals in the base currency through this; a missing rate is refused (``missing``), never taken as 1."""
+
+    quote: str
+    base: str
+    rate: Decimal | None
+    as_of: datetime | None = None
+
+    @classmethod
+    def same(cls, currency: str) -> QuoteRate:
+        return cls(currency, currency, Decimal(1))
+
+    @property
+    def missing(self) -> DataUnavailableError | None:
+        """The error naming the pair when no rate is known, else None."""
+        return missing_rate(self.quote, self.base, self.as_of) if self.rate is None else None
+
+    def required(self) -> Decimal:
+        """The rate; ``DataUnavailableError`` naming the pair when none is known."""
+        if self.rate is None:
+            raise missing_rate(self.quote, self.base, self.as_of)
+        return self.rate
+
+    def to_base(self, amount: Decimal) -> Decimal:
+        """``amount`` of the quote currency in the base currency (``DataUnavailableError`` when no rate is known)."""
+        return amount * self.required()
 
 
 def rate_between(rates: Rates, from_ccy: str, to_ccy: str) -> Decimal:
@@ -65,6 +97,44 @@ def rate_at(conn: Connection, from_ccy: str, to_ccy: str, as_of: datetime | None
 def rates_at(conn: Connection, currencies: Iterable[str], to_ccy: str, as_of: datetime | None = None) -> dict:
     """``{(currency, to_ccy): rate}`` for each currency (``rate_between`` reads it); raises on the first missing."""
     return {(c, to_ccy): rate_at(conn, c, to_ccy, as_of) for c in set(currencies)}
+
+
+def known_rates_at(conn: Connection, currencies: Iterable[str], to_ccy: str, as_of: datetime) -> dict:
+    """Like ``rates_at`` for the currencies that have a rate known at ``as_of``; the others are left out (the caller
+    refuses what needs them, naming the pair). One query for all of them."""
+    wanted = sorted({c for c in currencies if c != to_ccy})
+    rates: dict = {(to_ccy, to_ccy): Decimal(1)}
+    if not wanted:
+        return rates
+    rows = conn.execute(
+        text(
+            """select distinct on (ccy) ccy, base, rate from (
+                   select case when base = :t then quote else base end as ccy, base, rate, as_of
+                   from audit.fx_rates
+                   where ((base = any(:c) and quote = :t) or (base = :t and quote = any(:c))) and as_of <= :at
+               ) r order by ccy, as_of desc, base = ccy desc"""
+        ),
+        {"c": wanted, "t": to_ccy, "at": require_utc(as_of, "as_of")},
+    ).all()
+    for row in rows:
+        rate = Decimal(row.rate)
+        rates[(row.ccy, to_ccy)] = rate if row.base == row.ccy else 1 / rate
+    return rates
+
+
+def rate_history(conn: Connection, from_ccy: str, to_ccy: str, until: datetime) -> list[tuple[datetime, Decimal]]:
+    """Every stored rate ``from_ccy`` -> ``to_ccy`` known by ``until`` (direct, or 1 / the opposite pair), oldest
+    first; at one time the direct pair wins, as in ``rate_at``. For series: the rate at T is the last one at or before
+    T."""
+    rows = conn.execute(
+        text(
+            """select distinct on (as_of) as_of, base, rate from audit.fx_rates
+               where ((base = :f and quote = :t) or (base = :t and quote = :f)) and as_of <= :u
+               order by as_of, base = :f desc"""
+        ),
+        {"f": from_ccy, "t": to_ccy, "u": require_utc(until, "until")},
+    ).all()
+    return [(r.as_of, Decimal(r.rate) if r.base == from_ccy else 1 / Decimal(r.rate)) for r in rows]
 
 
 def store_rate(conn: Connection, base: str, quote: str, rate: Decimal, as_of: datetime, source: str = "manual") -> None:

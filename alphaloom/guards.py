@@ -39,25 +39,32 @@ def check_hard_limits(
     price: Decimal,
     current_quantity: Decimal,
     last_price: Decimal,
+    quote_rate: Decimal,
 ) -> list[LimitBreach]:
-    """Every hard limit an order of ``signed_quantity`` at ``price`` would breach (empty when it may go)."""
+    """Every hard limit an order of ``signed_quantity`` at ``price`` would breach (empty when it may go).
+
+    The notional limits are in the account's base currency: ``price`` is in the symbol's quote currency and
+    ``quote_rate`` (base units per quote unit at the time of the check, ``alphaloom.fx``) converts it; the caller
+    refuses an order whose rate is not known rather than passing 1."""
     breaches: list[LimitBreach] = []
-    notional = abs(signed_quantity) * price
+    base_price = price * quote_rate
+    rate = {} if quote_rate == 1 else {"quote_rate": str(quote_rate)}
+    notional = abs(signed_quantity) * base_price
     if notional > limits.max_order_notional:
         breaches.append(
             LimitBreach(
                 "max_order_notional",
                 f"order notional {notional:.2f} exceeds the limit {limits.max_order_notional}",
-                {"notional": str(notional), "limit": str(limits.max_order_notional)},
+                {"notional": str(notional), "limit": str(limits.max_order_notional), **rate},
             )
         )
-    position_notional = abs(current_quantity + signed_quantity) * price
+    position_notional = abs(current_quantity + signed_quantity) * base_price
     if position_notional > limits.max_position_notional:
         breaches.append(
             LimitBreach(
                 "max_position_notional",
                 f"resulting position notional {position_notional:.2f} exceeds the limit {limits.max_position_notional}",
-                {"position_notional": str(position_notional), "limit": str(limits.max_position_notional)},
+                {"position_notional": str(position_notional), "limit": str(limits.max_position_notional), **rate},
             )
         )
     if last_price > 0:

@@ -123,9 +123,14 @@ def account_view(
             text("select currency, amount from audit.balances where account = :a"), {"a": account})),
         Decimal(0),
     )  # fmt: skip
+    # A fee the venue took in the coins traded (binance's buy commission) is valued at its fill's own price, in the
+    # quote currency; every other fee in the currency it was charged in.
     fees = sum(
         (to_base(Decimal(fee), currency) for currency, fee in conn.execute(
-            text("select fee_currency, sum(fee) from audit.fills where account = :a group by 1"), {"a": account})),
+            text("""select case when in_coin then split_part(symbol, '/', 2) else fee_currency end,
+                           sum(case when in_coin then fee * price else fee end)
+                    from (select *, strpos(symbol, '/') > 0 and fee_currency = split_part(symbol, '/', 1) as in_coin
+                          from audit.fills where account = :a) f group by 1"""), {"a": account})),
         Decimal(0),
     )  # fmt: skip
     fills = conn.execute(text("select count(*) from audit.fills where account = :a"), {"a": account}).scalar_one()

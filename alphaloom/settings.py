@@ -103,8 +103,15 @@ class Settings(BaseSettings):
     max_class_exposure_pct: Decimal = Decimal("60")
     max_gross_leverage: Decimal = Decimal("1")
     max_net_leverage: Decimal = Decimal("1")
-    # Symbol -> sector/asset class (JSON in the environment); unmapped symbols fall back to crypto/equity by quote.
-    asset_classes: dict[str, str] = Field(default_factory=dict)
+    # Symbol -> sector/asset class (JSON in the environment), and symbol -> quantity step, for markets whose venue
+    # gives no metadata (file sources; alphaloom.markets): a class such as "equity" trades whole units. A venue's own
+    # metadata (raw.markets, from ccxt) gives the step; nothing is ever inferred from a symbol's quote currency.
+    # The default describes the shipped sample data.
+    asset_classes: dict[str, str] = Field(
+        default_factory=lambda: {"BTC/USDT": "crypto", "ETH/USDT": "crypto", "SOL/USDT": "crypto",
+                                 "AAPL/USD": "equity", "MSFT/USD": "equity", "SPY/USD": "equity"}
+    )  # fmt: skip
+    quantity_steps: dict[str, Decimal] = Field(default_factory=dict)
     # Correlation risk: symbols whose return correlation is at least this form a cluster capped at this share.
     correlation_threshold: float = 0.8
     max_cluster_exposure_pct: Decimal = Decimal("40")

@@ -29,8 +29,10 @@ from agents.risk.portfolio import returns_inputs
 from agents.technical import technical_opinion
 from agents.trader import order_intents
 from alphaloom.db.migrate import upgrade
-from alphaloom.domain import decision_id_for
+from alphaloom.domain import decision_id_for, quote_currency
+from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, KillSwitchState
+from alphaloom.markets import resolve
 from alphaloom.settings import Settings
 from execution.accounts import ensure_account
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
@@ -67,6 +69,10 @@ def main(iterations: int) -> tuple[float, float]:
         limits, risk_limits = HardLimits.from_settings(settings), RiskLimits.from_settings(settings)
         t0 = datetime(2024, 1, 1, tzinfo=UTC)
         positions = dict.fromkeys(SYMBOLS, Decimal(0))
+        # Per step, as the decision flow loads them once: each market (configuration: these are file symbols) and its
+        # quote currency's rate (USD counts 1:1 in USDT, the shipped peg).
+        markets = {s: resolve(s, {}, settings.asset_classes, settings.quantity_steps) for s in SYMBOLS}
+        quote_rates = {s: QuoteRate(quote_currency(s, "USDT"), "USDT", Decimal(1)) for s in SYMBOLS}
         core, orders = [], 0
         for i in range(iterations):
             symbol = SYMBOLS[i % len(SYMBOLS)]
@@ -79,13 +85,15 @@ def main(iterations: int) -> tuple[float, float]:
             price = Decimal(str(features["close"]))
             intents = order_intents(decision_id=decision_id, account=account, symbol=symbol, action=action,
                                     position_quantity=positions[symbol], price=price,
-                                    order_notional=settings.order_notional)  # fmt: skip
+                                    order_notional=settings.order_notional, market=markets[symbol],
+                                    quote_rate=quote_rates[symbol])  # fmt: skip
             context = PortfolioContext(equity=Decimal(1_000_000), peak_equity=Decimal(1_000_000),
                                        exposures={s: q * price for s, q in positions.items()}, returns=returns,
                                        bars_per_day=24, inputs=inputs)  # fmt: skip
             checked = [
                 (intent, check_intent(intent, limits=limits, current_quantity=positions[symbol], last_price=price,
-                                      kill_switch=OFF, portfolio=context, risk_limits=risk_limits))
+                                      kill_switch=OFF, quote_rate=quote_rates[symbol], portfolio=context,
+                                      risk_limits=risk_limits))
                 for intent in intents
             ]  # fmt: skip
             approved = [final for intent, verdicts in checked if (final := adjusted_intent(intent, verdicts))]

@@ -4,14 +4,50 @@
 position is closed, the cash change equals the realized P&L exactly. Both are in the symbol's quote currency; each
 sell fill's realisation is also recorded with the fill (``audit.fills.realized_pnl``) so a read side can convert it
 into the account's base currency at the rate in force when it was realised (``alphaloom.portfolio``).
+
+Fees are booked in the currency the venue charged them in (``FeeIn``, from ``fee_charged_in``), never converted:
+
+- ``QUOTE``: paid from the quote cash, part of the cost basis (buy) or of the proceeds (sell), as above;
+- ``BASE``: taken out of the traded coins (binance's default for a buy): a buy of ``q`` with fee ``f`` holds
+  ``q - f`` (what the venue holds, so a full-position sell asks for exactly that) at a cost of ``q * price`` quote;
+  a sell of ``q`` gives up ``q + f`` coins;
+- ``OTHER``: a third asset (BNB): the position and the quote cash see no fee; the caller books ``-fee`` in that
+  asset's own balance (``fee_cash``), and views convert it into the base currency at its own rate.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
-from alphaloom.domain import Side
+from alphaloom.domain import Fill, Side
+
+
+class FeeIn(enum.Enum):
+    """Where a fee was charged, relative to the traded symbol (see the module docstring)."""
+
+    QUOTE = "quote"
+    BASE = "base"
+    OTHER = "other"
+
+
+def fee_charged_in(symbol: str, fee_currency: str) -> FeeIn:
+    """``BASE`` for the symbol's base asset (``BTC`` of ``BTC/USDT``), ``QUOTE`` for its quote currency (or a symbol
+    without a quote part), ``OTHER`` for anything else."""
+    base, _, quote = symbol.partition("/")
+    if fee_currency == base and quote:
+        return FeeIn.BASE
+    if not quote or fee_currency == quote:
+        return FeeIn.QUOTE
+    return FeeIn.OTHER
+
+
+def fee_cash(fill: Fill) -> tuple[str, Decimal] | None:
+    """The balance change a fee charged in a third asset makes in that asset (None for quote and base fees)."""
+    if fill.fee and fee_charged_in(fill.symbol, fill.fee_currency) is FeeIn.OTHER:
+        return fill.fee_currency, -fill.fee
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,27 +61,41 @@ class Holding:
         return cls(Decimal(0), Decimal(0), Decimal(0))
 
 
-def apply_fill(holding: Holding, *, side: Side, quantity: Decimal, price: Decimal, fee: Decimal) -> Holding:
+def apply_fill(
+    holding: Holding, *, side: Side, quantity: Decimal, price: Decimal, fee: Decimal, fee_in: FeeIn = FeeIn.QUOTE
+) -> Holding:
     """The holding after one fill (long-only: a sell beyond the position raises ``ValueError``)."""
     if quantity <= 0:
         raise ValueError(f"fill quantity must be positive, got {quantity}")
+    quote_fee = fee if fee_in is FeeIn.QUOTE else Decimal(0)
+    coin_fee = fee if fee_in is FeeIn.BASE else Decimal(0)
     if side is Side.BUY:
-        new_quantity = holding.quantity + quantity
-        cost = holding.quantity * holding.avg_price + quantity * price + fee
+        new_quantity = holding.quantity + quantity - coin_fee
+        if new_quantity <= 0:
+            raise ValueError(f"a buy of {quantity} with a fee of {fee} in the coin bought leaves nothing")
+        cost = holding.quantity * holding.avg_price + quantity * price + quote_fee
         return Holding(new_quantity, cost / new_quantity, holding.realized_pnl)
-    if quantity > holding.quantity:
-        raise ValueError(f"selling {quantity} exceeds the long position {holding.quantity}; shorting is not supported")
-    pnl = realized_on_sell(holding.avg_price, quantity=quantity, price=price, fee=fee)
-    remaining = holding.quantity - quantity
+    leaving = quantity + coin_fee
+    if leaving > holding.quantity:
+        raise ValueError(f"selling {leaving} exceeds the long position {holding.quantity}; shorting is not supported")
+    pnl = realized_on_sell(holding.avg_price, quantity=quantity, price=price, fee=fee, fee_in=fee_in)
+    remaining = holding.quantity - leaving
     return Holding(remaining, holding.avg_price if remaining > 0 else Decimal(0), holding.realized_pnl + pnl)
 
 
-def realized_on_sell(avg_price: Decimal, *, quantity: Decimal, price: Decimal, fee: Decimal) -> Decimal:
-    """What selling ``quantity`` at ``price`` (paying ``fee``) realises against a position's average cost."""
-    return quantity * price - fee - quantity * avg_price
+def realized_on_sell(
+    avg_price: Decimal, *, quantity: Decimal, price: Decimal, fee: Decimal, fee_in: FeeIn = FeeIn.QUOTE
+) -> Decimal:
+    """What selling ``quantity`` at ``price`` (paying ``fee``) realises against a position's average cost, in the
+    quote currency: a fee in coins gives up their cost too; a fee in a third asset is not in it (its own balance)."""
+    if fee_in is FeeIn.BASE:
+        return quantity * price - (quantity + fee) * avg_price
+    return quantity * price - (fee if fee_in is FeeIn.QUOTE else Decimal(0)) - quantity * avg_price
 
 
-def cash_change(*, side: Side, quantity: Decimal, price: Decimal, fee: Decimal) -> Decimal:
-    """Signed change of cash for one fill: a buy pays notional + fee, a sell receives notional - fee."""
+def cash_change(*, side: Side, quantity: Decimal, price: Decimal, fee: Decimal, fee_in: FeeIn = FeeIn.QUOTE) -> Decimal:
+    """Signed change of quote cash for one fill: a buy pays notional (+ a quote fee), a sell receives notional
+    (- a quote fee). A fee in coins or in a third asset does not touch the quote cash."""
     notional = quantity * price
-    return -(notional + fee) if side is Side.BUY else notional - fee
+    quote_fee = fee if fee_in is FeeIn.QUOTE else Decimal(0)
+    return -(notional + quote_fee) if side is Side.BUY else notional - quote_fee

@@ -7,7 +7,8 @@ them see the same snapshot, so no two parts of one statement may touch the same 
 position row, one balance row per statement).
 
 - ``read_order_state``: everything the submit path needs to know about an intent before sending it (account,
-  existing order, journal, kill switch, halt, day equity marks, orders in the run, last bar, the position locked
+  existing order, journal, kill switch, halt, day equity marks, orders in the run, last bar, the fx rate of the
+  symbol's quote currency into the account's base currency, the position locked
   ``FOR UPDATE``), in one statement. Call it after taking the account lock, so its snapshot includes every commit
   made under that lock.
 - ``write_report``: the events of a venue report, its new fills with their lineage, the position, the cash and the
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,7 +30,7 @@ from sqlalchemy import Connection, text
 from alphaloom.db.batch import Statement, cached_text
 from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
 from alphaloom.guards import KillSwitchState
-from execution.ledger import Holding, realized_on_sell
+from execution.ledger import Holding, fee_charged_in, realized_on_sell
 
 
 def _dumps(value: Any) -> str:
@@ -60,6 +61,9 @@ class OrderState:
     family_recorded: bool = False
     # TWAP slices of the other side on this account and symbol, cancelled by this read (``supersede``).
     superseded: int = 0
+    # Units of the base currency per unit of the symbol's quote currency known at ``event_time`` (None: no rate stored;
+    # 1 for a symbol quoted in the base currency), read in the same statement as the rest.
+    quote_rate: Decimal | None = None
 
 
 def read_order_state(
@@ -112,6 +116,18 @@ def read_order_state(
                    select close, volume from raw.ohlcv
                    where exchange = :e and symbol = :s and timeframe = :tf and ts <= :cutoff
                    order by ts desc limit 1
+               ),
+               fx as (
+                   select case when q.ccy = acct.base_currency then 1
+                               when r.base = q.ccy then r.rate else 1 / r.rate end as rate
+                   from acct
+                   cross join lateral (select coalesce(nullif(split_part(:s, '/', 2), ''), acct.base_currency) as ccy) q
+                   left join lateral (
+                       select base, rate from audit.fx_rates
+                       where ((base = q.ccy and quote = acct.base_currency)
+                              or (base = acct.base_currency and quote = q.ccy)) and as_of <= :t
+                       order by as_of desc, base = q.ccy desc limit 1
+                   ) r on true
                )
                select acct.venue, acct.base_currency, acct.mode, acct.live_enabled,
                       (select status from audit.orders where client_order_id = :c) as existing_status,
@@ -125,7 +141,8 @@ def read_order_state(
                       (select count(*) from audit.orders where account = :a and run_id = :r) as orders_in_run,
                       bar.close, bar.volume, pos.quantity, pos.avg_price, pos.realized_pnl,
                       {family} as family_recorded,
-                      {"(select count(*) from superseded)" if supersede is not None else "0"} as superseded
+                      {"(select count(*) from superseded)" if supersede is not None else "0"} as superseded,
+                      (select rate from fx) as quote_rate
                from (select 1) as one
                left join acct on true left join ks on true left join halt on true left join bar on true
                left join pos on true"""
@@ -157,6 +174,7 @@ def read_order_state(
         else Holding(Decimal(row.quantity), Decimal(row.avg_price), Decimal(row.realized_pnl)),
         family_recorded=bool(row.family_recorded),
         superseded=int(row.superseded),
+        quote_rate=None if row.quote_rate is None else Decimal(row.quote_rate),
     )
 
 
@@ -224,6 +242,16 @@ class FillBooking:
     holding: Holding
     currency: str
     cash_delta: Decimal
+    # fees charged in a third asset (BNB): that asset's balance change, per asset (``execution.ledger.fee_cash``)
+    fee_cash: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+def _cash_rows(booking: FillBooking, run_id: str) -> list[tuple[Any, ...]]:
+    """One balance row per currency the booking moves (the quote cash, and the assets third-asset fees were paid in)."""
+    moves = {booking.currency: booking.cash_delta}
+    for currency, amount in booking.fee_cash.items():
+        moves[currency] = moves.get(currency, Decimal(0)) + amount
+    return [(booking.account, currency, amount, run_id) for currency, amount in moves.items()]
 
 
 def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None]:
@@ -237,9 +265,12 @@ def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None
     ).scalar()
     avg_price = Decimal(avg) if avg is not None else Decimal(0)
     return [
-        realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee) if f.side is Side.SELL else None
+        realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee,
+                         fee_in=fee_charged_in(f.symbol, f.fee_currency))
+        if f.side is Side.SELL
+        else None
         for _, f in booking.fills
-    ]
+    ]  # fmt: skip
 
 
 def write_report(
@@ -317,7 +348,7 @@ def write_report(
         )
         parts.append(
             "b as (insert into audit.balances (account, currency, amount, run_id) values "
-            + st.values([(booking.account, booking.currency, booking.cash_delta, run_id)])
+            + st.values(_cash_rows(booking, run_id))
             + """ on conflict (account, currency) do update
                   set amount = audit.balances.amount + excluded.amount, run_id = excluded.run_id,
                       updated_at = now())"""

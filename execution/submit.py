@@ -21,8 +21,9 @@ order (on the caller's connection; the caller's transaction decides), under a pe
 3. kill switch engaged -> nothing is sent (no broker call), counted in ``kill_switch_blocked``;
 4. the guards: live arming (a ``live`` broker needs an account in mode live/shadow with ``live_enabled``), account
    halt, daily loss limit (halts the account), orders per decision run, the hard limits of ``alphaloom.guards``
-   (max notional per order, max position, price band around the last trade) and long-only -> a breach sends nothing,
-   raises nothing, is returned in ``refused``; every trip is recorded (``audit.guard_trips``);
+   (max notional per order, max position: in the account's base currency at the rate known at ``event_time``, an order
+   whose quote currency has none is refused naming the pair; price band around the last trade) and long-only -> a
+   breach sends nothing, raises nothing, is returned in ``refused``; every trip is recorded (``audit.guard_trips``);
 5. the attempt is journaled and committed, the order submitted, and the order row with its events (new -> submitted
    -> filled | expired...), fills, position and cash written in one statement (``execution.order_store``).
 
@@ -65,12 +66,14 @@ from alphaloom.errors import (
     UnknownOrderStateError,
     VenueTemporaryError,
 )
+from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits, kill_switch_state
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
 from execution.fatfinger import check_daily_loss, check_orders_per_run, record_trip, set_halt
 from execution.journal import record_attempt
-from execution.ledger import Holding, apply_fill, cash_change
+from execution.ledger import Holding, apply_fill, cash_change, fee_charged_in
+from execution.ledger import fee_cash as fee_cash_of
 from execution.order_store import (
     EventRow,
     FillBooking,
@@ -209,11 +212,17 @@ def _apply_report(
         if holding is None:
             holding = _holding(conn, account, symbol, lock=True)
         cash = Decimal(0)
+        fee_cash: dict[str, Decimal] = {}
         for _, fill in new_fills:
-            holding = apply_fill(holding, side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
-            cash += cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee)
-        # cash moves in the symbol's quote currency
-        booking = FillBooking(new_fills, account, symbol, holding, quote_currency(symbol, base_currency), cash)
+            charged = fee_charged_in(fill.symbol, fill.fee_currency)
+            holding = apply_fill(holding, side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee,
+                                 fee_in=charged)  # fmt: skip
+            cash += cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee, fee_in=charged)
+            if (paid := fee_cash_of(fill)) is not None:
+                fee_cash[paid[0]] = fee_cash.get(paid[0], Decimal(0)) + paid[1]
+        # cash moves in the symbol's quote currency; a fee in a third asset (BNB) in that asset's balance
+        booking = FillBooking(new_fills, account, symbol, holding, quote_currency(symbol, base_currency), cash,
+                              fee_cash)  # fmt: skip
     write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events, booking=booking,
                  status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity,
                  new_order=new_order)  # fmt: skip
@@ -379,13 +388,20 @@ def execute(
         holding = state.holding
         signed = intent.quantity if intent.side is Side.BUY else -intent.quantity
         breaches = _account_guards(conn, intent, state, broker=broker, settings=settings)
-        breaches += check_hard_limits(
-            limits,
-            signed_quantity=signed,
-            price=intent.reference_price,
-            current_quantity=holding.quantity,
-            last_price=last_price or intent.reference_price,
-        )
+        quote_rate = QuoteRate(quote_currency(intent.symbol, state.base_currency), state.base_currency,
+                               state.quote_rate, event_time)  # fmt: skip
+        if quote_rate.rate is None:
+            pair = {"quote": quote_rate.quote, "base": quote_rate.base}
+            breaches.append(LimitBreach("fx_rate", str(quote_rate.missing), pair))
+        else:
+            breaches += check_hard_limits(
+                limits,
+                signed_quantity=signed,
+                price=intent.reference_price,
+                current_quantity=holding.quantity,
+                last_price=last_price or intent.reference_price,
+                quote_rate=quote_rate.rate,
+            )
         if holding.quantity + signed < 0:
             breaches.append(
                 LimitBreach(
@@ -395,7 +411,8 @@ def execute(
                 )
             )
         numbers = {
-            "notional": str(intent.notional),
+            "notional": str(intent.notional if quote_rate.rate is None else quote_rate.to_base(intent.notional)),
+            **({"quote_rate": str(quote_rate.rate)} if quote_rate.rate not in (None, 1) else {}),
             "position_quantity": str(holding.quantity),
             "reference_price": str(intent.reference_price),
             "last_price": str(last_price) if last_price is not None else "unknown (reference price used)",

@@ -17,6 +17,7 @@ from alphaloom.errors import SchemaError
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series, make_exchange, resume_points
 from alphaloom.ingest.prices import PriceBatch, merge_bars, read_price_file
 from alphaloom.ingest.quarantine import Rejected, quarantine
+from alphaloom.markets import store_specs
 from alphaloom.quality.gate import QualityGate, record_report
 from alphaloom.settings import get_settings
 from flows._alerts import alert_on_failure
@@ -92,6 +93,10 @@ def ingest_ccxt(sources: list[str], run_id: str, quality: bool = True) -> list[d
             out.append({"file": str(r.spec), "error": r.error, "staged": 0, "inserted": 0, "quarantined": 0})
         else:
             out.append({"file": str(r.spec), **store_batch(r.batch, run_id, quality=quality)})
+    with get_engine().begin() as conn:
+        for r in results:
+            if r.market is not None:
+                store_specs(conn, r.spec.exchange, [r.market], run_id)
     return out
 
 

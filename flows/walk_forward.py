@@ -9,7 +9,6 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from agents.trader import quantity_step
 from alphaloom.backtest.walkforward import WalkForwardResult
 from alphaloom.backtest.walkforward_run import WalkForwardSpec, record_walk_forward, run_walk_forward, write_page
 from alphaloom.db.engine import get_engine
@@ -22,7 +21,7 @@ from flows._audit import audited_run
 def walk(spec: WalkForwardSpec, settings: Settings) -> WalkForwardResult:
     """Choose in sample, trade out of sample, window after window."""
     with get_engine().connect() as conn:
-        return run_walk_forward(conn, settings, spec, quantity_step)
+        return run_walk_forward(conn, settings, spec)
 
 
 @task(cache_policy=NO_CACHE)

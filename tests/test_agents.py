@@ -17,7 +17,9 @@ from agents.sentiment import LexiconScorer, SentimentScore, score_news
 from agents.technical import WARMUP_CONFIDENCE, technical_opinion
 from agents.trader import order_intents, quantity_step, size_quantity
 from alphaloom.domain import Action, AgentOpinion, DecisionId, NewsId, NewsItem, OrderIntent, Side
+from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, KillSwitchState
+from alphaloom.markets import MarketSpec
 
 AS_OF = datetime(2024, 3, 1, 12, tzinfo=UTC)
 BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0}
@@ -98,6 +100,7 @@ DID = DecisionId("d-test")
 
 
 def test_trader_sizes_crypto_to_micro_units_and_stocks_to_whole_shares() -> None:
+    # the shipped configuration: the sample crypto symbols trade in 1e-6, the sample stocks in whole shares
     assert quantity_step("BTC/USDT") == Decimal("0.000001") and quantity_step("AAPL/USD") == Decimal(1)
     assert size_quantity(Decimal(5000), Decimal(43000), Decimal("0.000001")) == Decimal("0.116279")  # 0.11627906..
     [crypto] = order_intents(
@@ -108,6 +111,8 @@ def test_trader_sizes_crypto_to_micro_units_and_stocks_to_whole_shares() -> None
         position_quantity=Decimal(0),
         price=Decimal(43000),
         order_notional=Decimal(5000),
+        market=MarketSpec("BTC/USDT", "crypto", Decimal("0.000001")),
+        quote_rate=SAME,
     )
     assert (crypto.side, crypto.quantity, crypto.leg) == (Side.BUY, Decimal("0.116279"), 0)
     assert crypto.notional <= Decimal(5000)
@@ -119,6 +124,8 @@ def test_trader_sizes_crypto_to_micro_units_and_stocks_to_whole_shares() -> None
         position_quantity=Decimal(0),
         price=Decimal("187.30"),
         order_notional=Decimal(5000),
+        market=MarketSpec("AAPL/USD", "equity", Decimal(1)),
+        quote_rate=QuoteRate("USD", "USDT", Decimal(1)),
     )
     assert stock.quantity == Decimal(26)  # 5000 / 187.30 = 26.69
 
@@ -133,6 +140,8 @@ def test_trader_is_long_only_and_sells_the_whole_position() -> None:
             position_quantity=Decimal(position),
             price=Decimal(price),
             order_notional=Decimal(5000),
+            market=MarketSpec("AAPL/USD", "equity", Decimal(1)),
+            quote_rate=QuoteRate("USD", "USDT", Decimal(1)),
         )
 
     [sell] = intents(Action.SELL, "37")
@@ -147,6 +156,7 @@ def test_trader_is_long_only_and_sells_the_whole_position() -> None:
 
 LIMITS = HardLimits(Decimal(10000), Decimal(20000), Decimal(5))
 OFF = KillSwitchState(False, "never engaged", "")
+SAME = QuoteRate.same("USDT")
 
 
 def _intent(side: Side, quantity: str, price: str = "100") -> OrderIntent:
@@ -155,7 +165,12 @@ def _intent(side: Side, quantity: str, price: str = "100") -> OrderIntent:
 
 def test_risk_approves_within_limits_and_records_every_check_with_numbers() -> None:
     verdicts = check_intent(
-        _intent(Side.BUY, "50"), limits=LIMITS, current_quantity=Decimal(0), last_price=Decimal(100), kill_switch=OFF
+        _intent(Side.BUY, "50"),
+        limits=LIMITS,
+        current_quantity=Decimal(0),
+        last_price=Decimal(100),
+        kill_switch=OFF,
+        quote_rate=SAME,
     )
     assert [v.check_name for v in verdicts] == [
         "kill_switch",
@@ -176,6 +191,7 @@ def test_risk_denies_order_and_position_notional_and_price_band() -> None:
         current_quantity=Decimal(80),  # (80 + 120) * 106 = 21200 > 20000
         last_price=Decimal(100),  # 6% away > 5% band
         kill_switch=OFF,
+        quote_rate=SAME,
     )
     denied = {v.check_name: v for v in verdicts if not v.approved}
     assert set(denied) == {"max_order_notional", "max_position_notional", "price_band"}
@@ -186,11 +202,21 @@ def test_risk_denies_order_and_position_notional_and_price_band() -> None:
 def test_risk_denies_everything_while_the_kill_switch_is_on_and_shorting_always() -> None:
     engaged = KillSwitchState(True, "drill", "ops")
     verdicts = check_intent(
-        _intent(Side.BUY, "1"), limits=LIMITS, current_quantity=Decimal(0), last_price=Decimal(100), kill_switch=engaged
+        _intent(Side.BUY, "1"),
+        limits=LIMITS,
+        current_quantity=Decimal(0),
+        last_price=Decimal(100),
+        kill_switch=engaged,
+        quote_rate=SAME,
     )
     assert not all_approved(verdicts) and "drill" in verdicts[0].reason
     short = check_intent(
-        _intent(Side.SELL, "5"), limits=LIMITS, current_quantity=Decimal(3), last_price=Decimal(100), kill_switch=OFF
+        _intent(Side.SELL, "5"),
+        limits=LIMITS,
+        current_quantity=Decimal(3),
+        last_price=Decimal(100),
+        kill_switch=OFF,
+        quote_rate=SAME,
     )
     assert [v.check_name for v in short if not v.approved] == ["long_only"]
 
@@ -202,6 +228,7 @@ def test_risk_denies_stale_features() -> None:
         current_quantity=Decimal(0),
         last_price=Decimal(100),
         kill_switch=OFF,
+        quote_rate=SAME,
         feature_age=timedelta(hours=5),
         max_feature_age=timedelta(hours=3),
     )

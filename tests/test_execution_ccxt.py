@@ -265,16 +265,6 @@ def test_execution_against_binance_loses_nothing_and_doubles_nothing(engine: Eng
     assert statuses == {"filled"} and Decimal(held) == sum((i.quantity for i in intents), Decimal(0))
 
 
-def test_a_fee_charged_in_the_base_coin_is_booked_in_the_quote_at_the_trade_price() -> None:
-    venue = BinanceSpotVenue({"BTCUSDT": "87512.00"}, fee_asset="base")
-    broker, _ = binance_broker(venue)
-    (fill,) = broker.submit(request("al-basefee", "0.01")).fills
-    assert (fill.fee, fill.fee_currency) == (Decimal("0.00001") * Decimal("87512.0"), "USDT")
-    bnb, _ = binance_broker(BinanceSpotVenue({"BTCUSDT": "87512.00"}, fee_asset="BNB"))
-    with pytest.raises(UnknownOrderStateError, match=r"fee 0\.00001 BNB is in neither BTC nor USDT"):
-        bnb.submit(request("al-bnbfee", "0.01"))
-
-
 def test_three_sigkills_against_the_binance_class_lose_nothing_and_double_nothing(engine: Engine, tmp_path) -> None:
     """A worker process executing live intents through ccxt's binance class is SIGKILLed after journaling, after the
     venue accepted an order and before its transaction committed; the venue's book outlives it (a file). A final

@@ -28,6 +28,7 @@ from agents.risk.var import (
 )
 from agents.risk.verdict import RiskVerdict
 from alphaloom.domain import DecisionId, OrderIntent, Side
+from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, KillSwitchState
 
 D = Decimal
@@ -104,15 +105,24 @@ def test_drawdown_controller_reduces_then_halts() -> None:
     assert drawdown_state(D(79000), D(100000), **kwargs).level == "halt"
 
     in_reduce = PortfolioContext(equity=D(88000), peak_equity=D(100000))
-    [dd] = [v for v in check_portfolio(_buy("A/USDT", "30"), in_reduce, RiskLimits()) if v.check_name == "drawdown"]
+    [dd] = [
+        v
+        for v in check_portfolio(_buy("A/USDT", "30"), in_reduce, RiskLimits(), quote_rate=D(1))
+        if v.check_name == "drawdown"
+    ]
     assert dd.approved and dd.adjusted_quantity == D(15)
     halted = PortfolioContext(equity=D(79000), peak_equity=D(100000))
-    assert adjusted_intent(_buy("A/USDT", "30"), check_portfolio(_buy("A/USDT", "30"), halted, RiskLimits())) is None
+    assert (
+        adjusted_intent(
+            _buy("A/USDT", "30"), check_portfolio(_buy("A/USDT", "30"), halted, RiskLimits(), quote_rate=D(1))
+        )
+        is None
+    )
 
 
 def test_exposure_limits_shrink_to_what_fits_or_deny() -> None:
     ctx = PortfolioContext(equity=D(100000), peak_equity=D(100000), exposures={"A/USDT": D(20000)})
-    verdicts = check_portfolio(_buy("A/USDT", "100"), ctx, RiskLimits())  # 10000 more; asset cap 25000
+    verdicts = check_portfolio(_buy("A/USDT", "100"), ctx, RiskLimits(), quote_rate=D(1))  # 10000 more; asset cap 25000
     asset = next(v for v in verdicts if v.check_name == "asset_exposure")
     assert asset.approved and asset.adjusted_quantity == D(50)  # room 5000 at 100
     assert asset.numbers == {"used": "20000.00", "order_notional": "10000.00", "limit": "25000.00",
@@ -120,22 +130,30 @@ def test_exposure_limits_shrink_to_what_fits_or_deny() -> None:
     assert adjusted_intent(_buy("A/USDT", "100"), verdicts).quantity == D(50)
 
     full = PortfolioContext(equity=D(100000), peak_equity=D(100000), exposures={"A/USDT": D(25000)})
-    denied = [v.check_name for v in check_portfolio(_buy("A/USDT", "1"), full, RiskLimits()) if not v.approved]
+    denied = [
+        v.check_name
+        for v in check_portfolio(_buy("A/USDT", "1"), full, RiskLimits(), quote_rate=D(1))
+        if not v.approved
+    ]
     assert denied == ["asset_exposure"]
 
-    # class: three crypto names at 20000 each = 60000 = the class cap; an equity name still fits
+    # class: three crypto names at 20000 each = 60000 = the class cap; an equity name still fits (classes as
+    # configured, never read from the symbols' spelling)
     crypto = {"A/USDT": D(20000), "B/USDT": D(20000), "C/USDT": D(20000)}
-    ctx = PortfolioContext(equity=D(100000), peak_equity=D(100000), exposures=crypto)
-    assert [v.check_name for v in check_portfolio(_buy("D/USDT", "1"), ctx, RiskLimits()) if not v.approved] == [
-        "class_exposure"
-    ]
-    assert all_approved(check_portfolio(_buy("AAPL/USD", "1"), ctx, RiskLimits()))
+    classes = {"A/USDT": "crypto", "B/USDT": "crypto", "C/USDT": "crypto", "D/USDT": "crypto", "AAPL/USD": "equity"}
+    ctx = PortfolioContext(equity=D(100000), peak_equity=D(100000), exposures=crypto, asset_classes=classes)
+    assert [
+        v.check_name for v in check_portfolio(_buy("D/USDT", "1"), ctx, RiskLimits(), quote_rate=D(1)) if not v.approved
+    ] == ["class_exposure"]
+    assert all_approved(check_portfolio(_buy("AAPL/USD", "1"), ctx, RiskLimits(), quote_rate=D(1)))
     # gross leverage 1x: 95000 held across classes, 10000 more is shrunk to 5000
     spread = {"A/USDT": D(20000), "B/USDT": D(20000), "X/USD": D(25000), "Y/USD": D(25000), "Z/USD": D(5000)}
     ctx = PortfolioContext(equity=D(100000), peak_equity=D(100000), exposures=spread,
                            asset_classes={"Z/USD": "etf"})  # fmt: skip
     gross = next(
-        v for v in check_portfolio(_buy("Q/USD", "100"), ctx, RiskLimits()) if v.check_name == "gross_leverage"
+        v
+        for v in check_portfolio(_buy("Q/USD", "100"), ctx, RiskLimits(), quote_rate=D(1))
+        if v.check_name == "gross_leverage"
     )
     assert gross.adjusted_quantity == D(50)
 
@@ -157,11 +175,15 @@ def test_correlation_cluster_limits_exposure_to_assets_that_move_together() -> N
     ctx = PortfolioContext(equity=D(100000), peak_equity=D(100000), exposures={"B/USDT": D(35000)}, returns=returns)
     limits = RiskLimits(max_asset_exposure_pct=D(50), max_class_exposure_pct=D(100))
     cluster = next(
-        v for v in check_portfolio(_buy("A/USDT", "100"), ctx, limits) if v.check_name == "correlation_cluster"
+        v
+        for v in check_portfolio(_buy("A/USDT", "100"), ctx, limits, quote_rate=D(1))
+        if v.check_name == "correlation_cluster"
     )
     assert cluster.adjusted_quantity == D(50) and cluster.numbers["cluster"] == "A/USDT,B/USDT"  # room 5000 of 40000
     independent = next(
-        v for v in check_portfolio(_buy("C/USDT", "100"), ctx, limits) if v.check_name == "correlation_cluster"
+        v
+        for v in check_portfolio(_buy("C/USDT", "100"), ctx, limits, quote_rate=D(1))
+        if v.check_name == "correlation_cluster"
     )
     assert independent.approved and independent.adjusted_quantity is None
 
@@ -170,22 +192,31 @@ def test_var_limit_denies_an_order_that_would_push_var_past_the_limit() -> None:
     returns = pd.DataFrame({"A/USDT": np.linspace(-0.10, 0.098, 100)})  # worst bar: -10%
     ctx = PortfolioContext(equity=D(100000), peak_equity=D(100000), returns=returns)
     limits = RiskLimits(max_var_pct=D("1.5"), max_asset_exposure_pct=D(100))  # VaR limit 1500
-    ok = next(v for v in check_portfolio(_buy("A/USDT", "100"), ctx, limits) if v.check_name == "portfolio_var")
+    ok = next(
+        v
+        for v in check_portfolio(_buy("A/USDT", "100"), ctx, limits, quote_rate=D(1))
+        if v.check_name == "portfolio_var"
+    )
     assert ok.approved and ok.numbers["var_historical_99"] == "1000.00"  # 10% of 10000
-    too_much = next(v for v in check_portfolio(_buy("A/USDT", "200"), ctx, limits) if v.check_name == "portfolio_var")
+    too_much = next(
+        v
+        for v in check_portfolio(_buy("A/USDT", "200"), ctx, limits, quote_rate=D(1))
+        if v.check_name == "portfolio_var"
+    )
     assert not too_much.approved and too_much.numbers["var_historical_99"] == "2000.00"
 
 
 def test_sells_pass_portfolio_checks_and_check_intent_appends_them() -> None:
     halted = PortfolioContext(equity=D(50000), peak_equity=D(100000), exposures={"A/USDT": D(30000)})
     sell = OrderIntent(DID, "acct", "A/USDT", Side.SELL, D(300), D(100))
-    assert all_approved(check_portfolio(sell, halted, RiskLimits()))
+    assert all_approved(check_portfolio(sell, halted, RiskLimits(), quote_rate=D(1)))
     verdicts = check_intent(
         _buy("A/USDT", "10"),
         limits=HardLimits(D(10000), D(20000), D(5)),
         current_quantity=D(0),
         last_price=D(100),
         kill_switch=KillSwitchState(False, "", ""),
+        quote_rate=QuoteRate.same("USDT"),
         portfolio=PortfolioContext(equity=D(100000), peak_equity=D(100000)),
     )
     names = [v.check_name for v in verdicts]

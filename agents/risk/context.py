@@ -5,6 +5,10 @@ Reads ``audit.positions``, ``audit.balances`` (every currency, converted into th
 (``close`` and ``ret_1`` of rows with ``known_at <= as_of``); records the account's equity at ``as_of`` in
 ``audit.equity_marks`` so the drawdown peak is the highest equity seen up to then.
 
+Also each candidate's market (``alphaloom.markets.market_specs``: the venue's metadata in ``raw.markets``, else
+configuration) and the rate of every candidate's quote currency known at ``as_of`` (``alphaloom.fx``; a currency
+without one is left out, and what needs it is refused naming the pair).
+
 When ``marts.correlations`` exists this is where a precomputed matrix would be read instead of ``ret_1``.
 """
 
@@ -19,7 +23,8 @@ from sqlalchemy import Connection, text
 
 from agents.risk.portfolio import PortfolioContext
 from alphaloom.domain import quote_currency, require_utc, timeframe_delta
-from alphaloom.fx import convert, rates_at
+from alphaloom.fx import convert, known_rates_at, rates_at
+from alphaloom.markets import market_specs
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"
@@ -86,6 +91,9 @@ def portfolio_context(
     rates = rates_at(conn, [c for c, _ in balances] + [quote_currency(s, base) for s in positions], base, as_of)
     cash = sum((convert(Decimal(amount), ccy, base, rates) for ccy, amount in balances), Decimal(0))
     universe = sorted(set(symbols) | set(positions))
+    quote_rates = {**known_rates_at(conn, [quote_currency(s, base) for s in symbols], base, as_of), **rates}
+    markets = market_specs(conn, exchange=settings.exchange, symbols=universe, asset_classes=settings.asset_classes,
+                           quantity_steps=settings.quantity_steps)  # fmt: skip
     marks = _marks(conn, settings, universe, as_of)
     exposures = {
         s: convert(q * marks.get(s, avg), quote_currency(s, base), base, rates) for s, (q, avg) in positions.items()
@@ -118,4 +126,8 @@ def portfolio_context(
         returns=returns,
         asset_classes=settings.asset_classes,
         bars_per_day=86400 / bar.total_seconds(),
+        markets=markets,
+        base_currency=base,
+        quote_rates=quote_rates,
+        as_of=as_of,
     ).prepared()

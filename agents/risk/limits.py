@@ -4,6 +4,10 @@ the numbers behind it (DESIGN §6: risk is numbers, not opinions).
 Checks, in order: ``kill_switch``, ``long_only`` (no sell beyond the position), the hard limits of
 ``alphaloom.guards`` (``max_order_notional``, ``max_position_notional``, ``price_band``), and ``feature_freshness``
 (the features read are not older than ``max_feature_age``). An intent may go only when every verdict is approved.
+
+Notionals are in the account's base currency: the intent's quote-currency price times ``quote_rate``. An intent
+whose quote currency has no rate known at the decision time gets an ``fx_rate`` verdict, denied, naming the pair,
+and no notional check (nothing can be compared): a refusal, never an approval at a rate of 1.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from decimal import Decimal
 from agents.risk.portfolio import PortfolioContext, RiskLimits, check_portfolio
 from agents.risk.verdict import RiskVerdict
 from alphaloom.domain import OrderIntent, Side
+from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, KillSwitchState, check_hard_limits
 
 
@@ -24,6 +29,7 @@ def check_intent(
     current_quantity: Decimal,
     last_price: Decimal,
     kill_switch: KillSwitchState,
+    quote_rate: QuoteRate,
     feature_age: timedelta | None = None,
     max_feature_age: timedelta | None = None,
     portfolio: PortfolioContext | None = None,
@@ -55,6 +61,12 @@ def check_intent(
             {"current_quantity": str(current_quantity), "order_quantity": str(signed)},
         )
     )
+    missing = quote_rate.missing
+    if missing is not None:
+        numbers = {"quote": quote_rate.quote, "base": quote_rate.base}
+        verdicts.append(RiskVerdict("fx_rate", False, str(missing), numbers))
+        return verdicts
+    rate = quote_rate.required()
     breaches = {
         b.limit: b
         for b in check_hard_limits(
@@ -63,19 +75,21 @@ def check_intent(
             price=intent.reference_price,
             current_quantity=current_quantity,
             last_price=last_price,
+            quote_rate=rate,
         )
     }
-    notional = intent.quantity * intent.reference_price
-    position_notional = abs(current_quantity + signed) * intent.reference_price
+    notional = intent.quantity * intent.reference_price * rate
+    position_notional = abs(current_quantity + signed) * intent.reference_price * rate
+    converted = {} if rate == 1 else {"quote_rate": str(rate)}
     deviation = abs(intent.reference_price - last_price) / last_price * 100 if last_price > 0 else Decimal(0)
     within = {
         "max_order_notional": (
             f"order notional {notional:.2f} within {limits.max_order_notional}",
-            {"notional": str(notional), "limit": str(limits.max_order_notional)},
+            {"notional": str(notional), "limit": str(limits.max_order_notional), **converted},
         ),
         "max_position_notional": (
             f"resulting position notional {position_notional:.2f} within {limits.max_position_notional}",
-            {"position_notional": str(position_notional), "limit": str(limits.max_position_notional)},
+            {"position_notional": str(position_notional), "limit": str(limits.max_position_notional), **converted},
         ),
         "price_band": (
             f"price {intent.reference_price} within {limits.price_band_pct}% of the last price {last_price}",
@@ -108,5 +122,5 @@ def check_intent(
             )
         )
     if portfolio is not None:
-        verdicts.extend(check_portfolio(intent, portfolio, risk_limits or RiskLimits()))
+        verdicts.extend(check_portfolio(intent, portfolio, risk_limits or RiskLimits(), quote_rate=rate))
     return verdicts

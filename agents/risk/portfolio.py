@@ -5,7 +5,12 @@ Checks, each a ``RiskVerdict`` with its numbers: ``drawdown`` (reduce, then halt
 ``class_exposure``, ``gross_leverage``, ``net_leverage``, ``correlation_cluster`` and ``portfolio_var``. A sell of a
 long only lowers exposure and is approved by all of them. A buy past an exposure limit is shrunk to what fits
 (``adjusted_quantity``) when some of it fits, denied when none does; past the VaR limit or in a halting drawdown it is
-denied. Exposures are market values in the account's base currency; percentages are of equity.
+denied. Exposures are market values in the account's base currency; percentages are of equity. An intent's
+notional is its quantity x reference price (in the symbol's quote currency) x ``quote_rate`` (base units per quote
+unit, point in time), so an ETH/BTC order counts in the account's currency like the exposures it is added to.
+
+Asset classes come from the context's ``markets`` (``alphaloom.markets``: venue metadata or configuration), never from
+a symbol's spelling.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 import numpy as np
@@ -22,7 +28,9 @@ from agents.risk.correlation import cluster_of, correlation_matrix
 from agents.risk.drawdown import drawdown_state
 from agents.risk.var import var_report
 from agents.risk.verdict import RiskVerdict
-from alphaloom.domain import OrderIntent, Side
+from alphaloom.domain import OrderIntent, Side, quote_currency
+from alphaloom.fx import QuoteRate
+from alphaloom.markets import UNCLASSIFIED, MarketSpec, resolve
 from alphaloom.settings import Settings
 
 MIN_VAR_OBSERVATIONS = 20
@@ -53,11 +61,13 @@ class RiskLimits:
         return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
 
 
-def asset_class_of(symbol: str, mapping: Mapping[str, str]) -> str:
-    """The configured class, else ``equity`` for ``.../USD`` stock symbols and ``crypto`` for the rest."""
+def asset_class_of(symbol: str, mapping: Mapping[str, str], markets: Mapping[str, MarketSpec] | None = None) -> str:
+    """The configured class, else the market's (venue metadata), else ``unclassified``: never guessed from the
+    symbol's quote currency."""
     if symbol in mapping:
         return mapping[symbol]
-    return "equity" if symbol.upper().endswith("/USD") else "crypto"
+    market = (markets or {}).get(symbol)
+    return market.asset_class if market is not None else UNCLASSIFIED
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,10 @@ class PortfolioContext:
     """The account at decision time: equity and its peak, signed market value per symbol, per-bar returns history
     (bars x symbols, point in time), the class mapping and how many bars make a day (for 1-day VaR).
 
+    ``markets``: each symbol's ``MarketSpec`` (class, quantity step); ``base_currency`` and ``quote_rates``
+    (``{(currency, base): rate}`` known at the decision time, ``alphaloom.fx``; a currency without a known rate is
+    absent) give each symbol's ``QuoteRate``. Both are loaded by ``agents.risk.context``.
+
     ``inputs``: the returns history prepared for the correlation and VaR checks (``returns_inputs(returns)``); pass
     it when deciding several symbols on the same history, else each check prepares it again."""
 
@@ -100,33 +114,56 @@ class PortfolioContext:
     asset_classes: Mapping[str, str] = field(default_factory=dict)
     bars_per_day: float = 1.0
     inputs: ReturnsInputs | None = None
+    markets: Mapping[str, MarketSpec] = field(default_factory=dict)
+    base_currency: str | None = None
+    quote_rates: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
+    as_of: datetime | None = None
+
+    def quote_rate(self, symbol: str) -> QuoteRate:
+        """How ``symbol``'s quote currency counts in the base currency at the decision time (``rate`` None when no
+        rate was known: the caller refuses). A context without a base currency is single-currency (built by hand)."""
+        if self.base_currency is None:
+            return QuoteRate.same(quote_currency(symbol, ""))
+        quote = quote_currency(symbol, self.base_currency)
+        if quote == self.base_currency:
+            return QuoteRate.same(quote)
+        return QuoteRate(quote, self.base_currency, self.quote_rates.get((quote, self.base_currency)), self.as_of)
+
+    def market(self, symbol: str) -> MarketSpec:
+        """``symbol``'s market; one the context was not loaded for is resolved from its class mapping alone."""
+        known = self.markets.get(symbol)
+        return known if known is not None else resolve(symbol, {}, self.asset_classes, {})
 
     def prepared(self) -> PortfolioContext:
         """This context with ``inputs`` computed (once; ``after`` keeps them)."""
         return self if self.inputs is not None else dataclasses.replace(self, inputs=returns_inputs(self.returns))
 
-    def after(self, intent: OrderIntent) -> PortfolioContext:
-        """The context once ``intent`` has filled at its reference price (so the next intent sees it)."""
-        signed = intent.notional if intent.side is Side.BUY else -intent.notional
+    def after(self, intent: OrderIntent, quote_rate: Decimal) -> PortfolioContext:
+        """The context once ``intent`` has filled at its reference price (so the next intent sees it); ``quote_rate``
+        converts its notional into the base currency."""
+        notional = intent.notional * quote_rate
+        signed = notional if intent.side is Side.BUY else -notional
         exposures = dict(self.exposures)
         exposures[intent.symbol] = exposures.get(intent.symbol, Decimal(0)) + signed
         return dataclasses.replace(self, exposures=exposures)
 
 
-def _fit(intent: OrderIntent, room: Decimal) -> Decimal:
-    """The largest quantity of ``intent``'s precision whose notional fits in ``room`` (0 when none)."""
+def _fit(intent: OrderIntent, room: Decimal, quote_rate: Decimal) -> Decimal:
+    """The largest quantity of ``intent``'s precision whose base-currency notional fits in ``room`` (0 when none)."""
     if room <= 0:
         return Decimal(0)
     step = Decimal(1).scaleb(intent.quantity.as_tuple().exponent)  # type: ignore[arg-type]
-    return min(intent.quantity, (room / intent.reference_price).quantize(step, rounding=ROUND_DOWN))
+    return min(intent.quantity, (room / (intent.reference_price * quote_rate)).quantize(step, rounding=ROUND_DOWN))
 
 
-def _cap(name: str, intent: OrderIntent, used: Decimal, limit: Decimal, what: str) -> RiskVerdict:
-    add = intent.notional
+def _cap(name: str, intent: OrderIntent, used: Decimal, limit: Decimal, what: str, quote_rate: Decimal) -> RiskVerdict:
+    add = intent.notional * quote_rate
     numbers = {"used": f"{used:.2f}", "order_notional": f"{add:.2f}", "limit": f"{limit:.2f}"}
+    if quote_rate != 1:
+        numbers["quote_rate"] = str(quote_rate)
     if used + add <= limit:
         return RiskVerdict(name, True, f"{what} {used + add:.2f} within {limit:.2f}", numbers)
-    fits = _fit(intent, limit - used)
+    fits = _fit(intent, limit - used, quote_rate)
     if fits > 0:
         numbers["adjusted_quantity"] = str(fits)
         return RiskVerdict(
@@ -135,8 +172,11 @@ def _cap(name: str, intent: OrderIntent, used: Decimal, limit: Decimal, what: st
     return RiskVerdict(name, False, f"{what} {used:.2f} leaves no room under {limit:.2f}", numbers)
 
 
-def check_portfolio(intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits) -> list[RiskVerdict]:
-    """One verdict per portfolio check (see the module docstring)."""
+def check_portfolio(
+    intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, *, quote_rate: Decimal
+) -> list[RiskVerdict]:
+    """One verdict per portfolio check (see the module docstring); ``quote_rate``: base units per unit of the
+    intent's quote currency (``PortfolioContext.quote_rate``)."""
     equity = ctx.equity
     if intent.side is Side.SELL:
         reason = "a sell lowers long exposure"
@@ -176,22 +216,24 @@ def check_portfolio(intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimi
 
     exposures = ctx.exposures
     pct = Decimal(100)
+    rate = quote_rate
     verdicts.append(
         _cap("asset_exposure", intent, max(exposures.get(intent.symbol, Decimal(0)), Decimal(0)),
-             equity * limits.max_asset_exposure_pct / pct, f"{intent.symbol} exposure")
+             equity * limits.max_asset_exposure_pct / pct, f"{intent.symbol} exposure", rate)
     )  # fmt: skip
-    klass = asset_class_of(intent.symbol, ctx.asset_classes)
+    klass = asset_class_of(intent.symbol, ctx.asset_classes, ctx.markets)
     class_used = sum(
-        (abs(v) for s, v in exposures.items() if asset_class_of(s, ctx.asset_classes) == klass), Decimal(0)
+        (abs(v) for s, v in exposures.items() if asset_class_of(s, ctx.asset_classes, ctx.markets) == klass),
+        Decimal(0),
     )
     verdicts.append(
         _cap("class_exposure", intent, class_used, equity * limits.max_class_exposure_pct / pct,
-             f"class {klass!r} exposure")
+             f"class {klass!r} exposure", rate)
     )  # fmt: skip
     gross = sum((abs(v) for v in exposures.values()), Decimal(0))
     net = sum(exposures.values(), Decimal(0))
-    verdicts.append(_cap("gross_leverage", intent, gross, equity * limits.max_gross_leverage, "gross exposure"))
-    verdicts.append(_cap("net_leverage", intent, net, equity * limits.max_net_leverage, "net exposure"))
+    verdicts.append(_cap("gross_leverage", intent, gross, equity * limits.max_gross_leverage, "gross exposure", rate))
+    verdicts.append(_cap("net_leverage", intent, net, equity * limits.max_net_leverage, "net exposure", rate))
 
     inputs = ctx.inputs if ctx.inputs is not None else returns_inputs(ctx.returns)
     symbols = inputs.symbols
@@ -199,12 +241,12 @@ def check_portfolio(intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimi
         cluster = cluster_of(intent.symbol, inputs.correlations, limits.correlation_threshold)
         cluster_used = sum((abs(exposures.get(s, Decimal(0))) for s in cluster), Decimal(0))
         verdict = _cap("correlation_cluster", intent, cluster_used, equity * limits.max_cluster_exposure_pct / pct,
-                       f"cluster {sorted(cluster)} exposure")  # fmt: skip
+                       f"cluster {sorted(cluster)} exposure", rate)  # fmt: skip
         verdict.numbers["cluster"] = ",".join(sorted(cluster))
         verdict.numbers["threshold"] = str(limits.correlation_threshold)
         verdicts.append(verdict)
 
-        after = ctx.after(intent).exposures
+        after = ctx.after(intent, rate).exposures
         vector = np.array([float(after.get(s, Decimal(0))) for s in symbols])
         report = var_report(inputs.matrix, vector, bars_per_day=ctx.bars_per_day)
         limit = float(equity * limits.max_var_pct / pct)

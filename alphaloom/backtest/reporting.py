@@ -17,8 +17,9 @@ from sqlalchemy import Connection, text
 
 from alphaloom.backtest.attribution import attribute, vote_shares
 from alphaloom.backtest.ledger import closed_trades, equity_curve
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import quote_currency, timeframe_delta
 from alphaloom.errors import DataUnavailableError
+from alphaloom.fx import rate_history
 from alphaloom.performance import Metrics, attribution, buy_and_hold, compute_metrics
 from alphaloom.report import ReportData, write_report
 
@@ -71,27 +72,46 @@ def closes_known(
     return wide.reindex(wide.index.union(index)).sort_index().ffill().reindex(index)
 
 
+def _rates_known(conn: Connection, fills: pd.DataFrame, base_currency: str, times: pd.DatetimeIndex) -> pd.DataFrame:
+    """Per time, the rate known then of each currency the run's cash and positions moved in (base units per unit)."""
+    if fills.empty:
+        return pd.DataFrame(index=times)
+    currencies = (set(fills["currency"]) | set(fills["fee_currency"])) - {base_currency}
+    columns = {}
+    for currency in sorted(currencies):
+        history = rate_history(conn, currency, base_currency, times[-1].to_pydatetime())
+        series = pd.Series([float(r) for _, r in history], index=pd.DatetimeIndex([t for t, _ in history]),
+                           dtype=float)  # fmt: skip
+        columns[currency] = series.reindex(series.index.union(times)).ffill().reindex(times)
+    return pd.DataFrame(columns, index=times)
+
+
 def build_run_report(
     conn: Connection, run_id: str, *, exchange: str, timeframe: str, out_dir: Path, notes: list[str] | None = None
 ) -> RunReport:
     account, symbols, times = _run_account(conn, run_id)
-    starting_cash = float(
-        conn.execute(text("select starting_cash from audit.accounts where id = :a"), {"a": account}).scalar_one()
-    )
+    base_currency, cash = conn.execute(
+        text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
+    ).one()
+    starting_cash = float(cash)
     fills = pd.DataFrame(
         conn.execute(
             text(
-                """select f.ts, f.symbol, f.side, f.quantity, f.price, f.fee, o.decision_id from audit.fills f
-                   join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts"""
+                """select f.ts, f.symbol, f.side, f.quantity, f.price, f.fee, f.fee_currency, o.decision_id
+                   from audit.fills f join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts"""
             ),
             {"r": run_id},
         ).all(),
-        columns=["ts", "symbol", "side", "quantity", "price", "fee", "decision_id"],
+        columns=["ts", "symbol", "side", "quantity", "price", "fee", "fee_currency", "decision_id"],
     )
     if not fills.empty:
         fills["ts"] = pd.to_datetime(fills["ts"], utc=True)
+        fills["currency"] = [quote_currency(str(s), base_currency) for s in fills["symbol"]]
+        paired = fills["symbol"].astype(str).str.contains("/", regex=False)
+        fills["fee_currency"] = fills["fee_currency"].where(paired, fills["currency"])
     closes = closes_known(conn, exchange=exchange, timeframe=timeframe, symbols=symbols, times=times)
-    equity = equity_curve(fills, closes, starting_cash)
+    rates = _rates_known(conn, fills, base_currency, closes.index)
+    equity = equity_curve(fills, closes, starting_cash, base_currency=base_currency, rates=rates)
     trades = closed_trades(fills)
     agent_shares, strategy_shares = _entry_shares(conn, sorted({str(d) for d in trades["entry_decision"]}))
     per_asset = attribution(trades, "symbol")

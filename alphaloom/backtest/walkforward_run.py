@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +23,7 @@ from alphaloom.backtest.walkforward import Costs, WalkForwardResult, parameter_g
 from alphaloom.backtest.walkforward_page import write_walk_forward_page
 from alphaloom.db.batch import insert_rows
 from alphaloom.domain import timeframe_delta
+from alphaloom.markets import market_specs
 from alphaloom.settings import Settings
 
 
@@ -54,17 +53,18 @@ class WalkForwardSpec:
                 "end": self.end.isoformat() if self.end else None}  # fmt: skip
 
 
-def run_walk_forward(
-    conn: Connection, settings: Settings, spec: WalkForwardSpec, quantity_step: Callable[[str], Decimal]
-) -> WalkForwardResult:
+def run_walk_forward(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> WalkForwardResult:
     """The walk-forward of ``spec`` over the settings' exchange and timeframe, with its paper fees, slippage, order
-    notional and starting cash. Raises ``ValueError`` (bad windows or grid) or ``DataUnavailableError`` (no bars)."""
+    notional and starting cash, in each market's quantity step (``alphaloom.markets``: venue metadata, else
+    configuration). Raises ``ValueError`` (bad windows or grid) or ``DataUnavailableError`` (no bars)."""
     grid = spec.grid
     open_, close = price_frames(conn, exchange=settings.exchange, timeframe=settings.timeframe, symbols=spec.symbols,
                                 start=spec.start, end=spec.end)  # fmt: skip
+    markets = market_specs(conn, exchange=settings.exchange, symbols=[str(c) for c in close.columns],
+                           asset_classes=settings.asset_classes, quantity_steps=settings.quantity_steps)  # fmt: skip
     costs = Costs(initial_cash=float(settings.starting_cash), order_notional=settings.order_notional,
                   fee_bps=float(settings.paper_fee_bps), slippage_bps=float(settings.paper_slippage_bps),
-                  quantity_steps={s: quantity_step(s) for s in close.columns})  # fmt: skip
+                  quantity_steps={s: m.quantity_step for s, m in markets.items()})  # fmt: skip
     return walk_forward(open_, close, grid=grid, in_sample=spec.in_sample, out_sample=spec.out_sample, costs=costs,
                         periods_per_year=pd.Timedelta(days=365) / timeframe_delta(settings.timeframe),
                         objective=spec.objective)  # fmt: skip

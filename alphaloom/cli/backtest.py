@@ -93,7 +93,6 @@ def walk_forward_command(
 ) -> None:
     """Walk-forward of the SMA crossover on the vectorized path: choose fast/slow in sample, trade them out of
     sample, and report the out-of-sample results apart; recorded as a run (audit.walk_forward_*) with an HTML page."""
-    from agents.trader import quantity_step
     from alphaloom.audit import recorded_run
     from alphaloom.backtest.walkforward_run import (
         WalkForwardSpec,
@@ -112,7 +111,7 @@ def walk_forward_command(
         spec.grid  # noqa: B018 - a bad grid is refused before a run is recorded
         with recorded_run(engine(), "walk_forward", spec.parameters()) as run_id:
             with engine().connect() as conn:
-                result = run_walk_forward(conn, settings, spec, quantity_step)
+                result = run_walk_forward(conn, settings, spec)
             page = write_page(result, spec, settings, run_id)
             with engine().begin() as conn:
                 record_walk_forward(conn, run_id, spec, settings, result, page)

@@ -11,7 +11,9 @@
   error is a ``VenueError``.
 - ``fetch_series(specs, ...)`` fetches many (exchange, symbol, timeframe) series with bounded concurrency: one worker
   per exchange at a time (rate limits are per exchange), at most ``max_concurrency`` exchanges in parallel, resuming
-  each series after its last stored bar (``resume_points``).
+  each series after its last stored bar (``resume_points``). Each result carries its market's metadata
+  (``market_spec``: class, quantity step, minimum amount from ccxt ``markets``), which the ingest stores in
+  ``raw.markets`` (``alphaloom.markets``) so sizing never guesses them from a symbol's spelling.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import ConfigError, VenueError, VenueTemporaryError
 from alphaloom.ingest.prices import COLUMNS, PriceBatch, frame_from_bars
+from alphaloom.markets import MarketSpec, spec_from_ccxt
 
 # ccxt's own hierarchy: RateLimitExceeded < DDoSProtection < NetworkError, and so are ExchangeNotAvailable and
 # RequestTimeout. Listed explicitly so the retried set reads as the issue states it.
@@ -123,6 +126,14 @@ class CcxtPriceSource:
     def load_markets(self) -> None:
         self._call("load_markets", self.exchange.load_markets)
 
+    def market_spec(self, symbol: str) -> MarketSpec:
+        """The venue's own description of ``symbol`` (class, quantity step, minimum amount) for ``raw.markets``."""
+        self.load_markets()
+        market = (self.exchange.markets or {}).get(symbol)
+        if market is None:
+            raise ConfigError(f"{self.exchange_id} has no market {symbol!r}; check the configured symbol")
+        return spec_from_ccxt(symbol, market, int(self.exchange.precisionMode))
+
     def closed_bars(self, symbol: str, timeframe: str, *, since: datetime | None) -> pd.DataFrame:
         """Closed bars with open time >= ``since`` (all the venue gives when ``None``), oldest first, as a frame of
         ``COLUMNS`` (numbers as ccxt parsed them, ``ts`` UTC). Pages forward until the venue has nothing newer."""
@@ -195,6 +206,7 @@ class SeriesResult:
     error: str | None = None
     error_type: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    market: MarketSpec | None = None  # the venue's metadata of the series' market, stored in raw.markets
 
 
 def fetch_series(
@@ -220,7 +232,8 @@ def fetch_series(
         for spec in group:
             start = since.get(spec) or default_since
             try:
-                results.append(SeriesResult(spec, start, batch=source.batch(spec.symbol, spec.timeframe, since=start)))
+                batch = source.batch(spec.symbol, spec.timeframe, since=start)
+                results.append(SeriesResult(spec, start, batch=batch, market=source.market_spec(spec.symbol)))
             except (ConfigError, VenueError) as exc:
                 results.append(SeriesResult(spec, start, error=str(exc), error_type=type(exc).__name__))
         return results

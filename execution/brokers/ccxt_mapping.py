@@ -87,10 +87,11 @@ def fills_from_trades(
     """One ``Fill`` per venue trade, in venue order. ``slippage`` is measured against ``reference_price`` (0 when it
     is unknown: a lookup after a restart does not know what the decision saw; audit.orders keeps the arrival price).
 
-    The ledger books fees in the quote currency, so a fee the venue charged in the symbol's base currency (binance
-    takes a buy's commission out of the coins bought) is converted at the trade's own price, exactly. A fee in a third
-    currency (e.g. BNB) has no price here: ``UnknownOrderStateError`` rather than booking it in the wrong unit."""
-    base, _, quote = symbol.partition("/")
+    Each fee stays in the currency the venue charged it in (``fee.currency``): the quote currency, the symbol's base
+    asset (binance takes a buy's commission out of the coins bought) or a third asset such as BNB; the ledger
+    (``execution.ledger.FeeIn``) books each where it belongs, so the position is what the venue holds. A fee without
+    a currency is taken as the quote currency's (ccxt leaves it out only for fee-free venues and trades)."""
+    quote = symbol.partition("/")[2] or symbol
     fills = []
     for trade in trades:
         quantity, price = dec(trade.get("amount")), dec(trade.get("price"))
@@ -98,12 +99,6 @@ def fills_from_trades(
             continue
         fee = trade.get("fee") or {}
         cost, currency = dec(fee.get("cost")) or Decimal(0), str(fee.get("currency") or quote)
-        if currency == base and cost:
-            cost, currency = cost * price, quote
-        elif currency != quote and cost:
-            raise UnknownOrderStateError(
-                f"{client_order_id}: fee {cost} {currency} is in neither {base} nor {quote}; it cannot be booked"
-            )
         slippage = abs(price - reference_price) * quantity if reference_price is not None else Decimal(0)
         fills.append(
             Fill(client_order_id, symbol, side, quantity, price, cost, currency, slippage,
