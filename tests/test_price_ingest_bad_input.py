@@ -235,3 +235,47 @@ def test_whole_input_failures_exit_non_zero_with_the_exact_reason(engine, ingest
     url = "http://127.0.0.1:1/prices/bars.csv"
     (row,) = ingest_prices([url], quality=False)
     assert row["file"] == url and str(row["error"]).startswith(f"{url}: ConnectError")
+
+
+def test_a_stored_absurd_bar_does_not_stop_the_feature_build_for_any_series(engine, home) -> None:
+    """dbt builds marts.features as one node over every series, so it cannot fail one series alone: staging leaves out
+    bars whose values no float computation can take (stored before ingest checked the range), and the rest build."""
+    from alphaloom.dbt_runner import build_features
+
+    bad, good, run_id = _symbol(), _symbol(), "absurd-bar-run"
+    rows = []
+    for symbol in (bad, good):
+        for i in range(30):
+            c = 100 + i
+            close = "1e308" if symbol == bad and i == 10 else str(c)
+            rows.append({"s": symbol, "ts": "2025-04-01T00:00:00Z", "h": i, "c": close, "p": c})
+    with engine.begin() as conn:
+        conn.execute(
+            text("insert into audit.runs (run_id, flow) values (:r, 'test') on conflict do nothing"), {"r": run_id}
+        )
+        conn.execute(
+            text(
+                "insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id) "
+                "values ('absurd', :s, '1h', cast(:ts as timestamptz) + :h * interval '1 hour', :p, "
+                "greatest(cast(:c as numeric), :p + 1), :p - 1, cast(:c as numeric), 10, :r)"
+            ),
+            [{**r, "r": run_id} for r in rows],
+        )
+    try:
+        build_features(target_path=home / "dbt-target", log_path=home / "dbt-logs")
+        with engine.connect() as conn:
+            built = dict(
+                conn.execute(
+                    text("select symbol, count(*) from marts.features where exchange = 'absurd' group by symbol")
+                ).all()
+            )
+            sma_after = conn.execute(
+                text("select sma_10 from marts.features where symbol = :s and ts = '2025-04-01T20:00:00Z'"), {"s": bad}
+            ).scalar_one()
+        assert built == {good: 30, bad: 29}
+        assert sma_after is not None and 100 < sma_after < 200  # the bar is left out, not averaged in
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("delete from raw.ohlcv where exchange = 'absurd'"))
+            if conn.execute(text("select to_regclass('marts.features')")).scalar_one() is not None:
+                conn.execute(text("delete from marts.features where exchange = 'absurd'"))
