@@ -279,3 +279,20 @@ def test_a_stored_absurd_bar_does_not_stop_the_feature_build_for_any_series(engi
             conn.execute(text("delete from raw.ohlcv where exchange = 'absurd'"))
             if conn.execute(text("select to_regclass('marts.features')")).scalar_one() is not None:
                 conn.execute(text("delete from marts.features where exchange = 'absurd'"))
+
+
+def test_close_jumps_compare_with_the_last_accepted_close_of_the_same_series_in_time_order() -> None:
+    import numpy as np
+
+    from alphaloom.ingest.price_jumps import close_jumps
+
+    # Two series interleaved and out of time order; series 1 has a stored close of 10 before the input.
+    series = np.array([0, 1, 0, 1, 0, 1, 0])
+    ts = np.array([3, 2, 1, 1, 2, 3, 4])
+    close = np.array([101.0, 11.0, 100.0, 200.0, 1000.0, 12.0, 9.0])
+    jumps = close_jumps(series, ts, close, np.array([np.nan, 10.0]), 5.0)
+    # series 0 in time: 100 (no reference: kept), 1000 (10x: flagged), 101 (vs 100: kept), 9 (< 101/5: flagged)
+    # series 1 in time: 200 (20x the stored 10: flagged), 11 (vs 10: kept), 12 (kept)
+    assert jumps.flagged.tolist() == [False, False, False, True, True, False, True]
+    assert jumps.reference[[3, 4, 6]].tolist() == [-1, 2, 0]
+    assert not close_jumps(series, ts, close, np.array([np.nan, 10.0]), 0.0).flagged.any()  # 0: check off
