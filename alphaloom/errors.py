@@ -5,7 +5,8 @@ adapters, so callers handle one vocabulary. What each one means operationally is
     ├── ConfigError             fix the configuration; retrying will not help
     ├── DatabaseError           the database is unreachable or refused; retry later or check the server
     ├── InvalidInputError       a file, row or item is malformed; it is quarantined, the rest is ingested
-    │   └── SchemaError         a whole input has the wrong shape (missing columns); nothing of it is ingested
+    │   ├── SchemaError         a whole input has the wrong shape (missing columns); nothing of it is ingested
+    │   └── SourceUnavailableError  a whole input could not be fetched (dead URL, HTTP error); retry later or fix it
     ├── DataUnavailableError    the data a decision needs is not known yet at its as_of; skip this step
     ├── VenueError              a broker or exchange problem
     │   ├── VenueTemporaryError retry later with backoff
@@ -41,6 +42,11 @@ class InvalidInputError(AlphaLoomError):
 
 class SchemaError(InvalidInputError):
     """A whole input has the wrong shape (e.g. missing columns); nothing of it is ingested."""
+
+
+class SourceUnavailableError(InvalidInputError):
+    """A whole input could not be fetched (connection refused, HTTP 404, timeout); nothing of it was read. Retry later,
+    or fix the address if it persists."""
 
 
 class DataUnavailableError(AlphaLoomError):

@@ -177,6 +177,14 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Data quality: a run of missing bars inside the session calendar longer than this is reported.
     quality_gap_tolerance_bars: int = 3
+    # Price ingest sanity (issue 13): a bar with a price outside [min, max] or a volume above the maximum is quarantined
+    # (1e308 once passed every check and then overflowed the feature build for every symbol); so is a close more than
+    # ``ingest_max_close_jump`` times, or less than 1/that, the series' previous close (stored or earlier in the input).
+    # 0 turns the jump check off. A genuine move beyond it (a redenomination) needs a higher value and a re-ingest.
+    ingest_min_price: float = Field(default=1e-12, gt=0)
+    ingest_max_price: float = Field(default=1e12, gt=0)
+    ingest_max_volume: float = Field(default=1e18, gt=0)
+    ingest_max_close_jump: float = Field(default=10.0, ge=0)
 
     @field_validator("ccxt_sources", "feeds", "route_venues", mode="before")
     @classmethod

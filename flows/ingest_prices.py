@@ -1,7 +1,9 @@
 """Flow: ingest price bars into raw.ohlcv from files (CSV/Parquet) and ccxt exchanges.
 
 Every batch is validated by the GX quality gate before it is merged; failing rows and bad files go to raw.quarantine
-with the reason, re-runs add nothing, and a ccxt series resumes after its last stored bar.
+with the reason, re-runs add nothing, and a ccxt series resumes after its last stored bar. Inputs are local paths or
+http(s) URLs of price files. One input failing as a whole (unreadable, unreachable, or an unexpected error) comes back
+as a result with ``error`` ("<input>: <reason>") and never stops the inputs after it.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 
-from alphaloom.errors import SchemaError
+from alphaloom.errors import InvalidInputError
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series, make_exchange, resume_points
-from alphaloom.ingest.prices import PriceBatch, merge_bars, read_price_file
+from alphaloom.ingest.price_sources import fetch_price_file, is_url, url_suffix
+from alphaloom.ingest.prices import BarLimits, PriceBatch, merge_bars, read_price_bytes, read_price_file
 from alphaloom.ingest.quarantine import Rejected, quarantine
 from alphaloom.markets import store_specs
 from alphaloom.quality.gate import QualityGate, record_report
@@ -54,8 +57,17 @@ def store_batch(batch: PriceBatch, run_id: str, *, quality: bool) -> dict[str, o
     with get_engine().begin() as conn:
         if report is not None:
             record_report(conn, run_id, report)
-        result = merge_bars(conn, batch, run_id)
+        result = merge_bars(conn, batch, run_id, limits=BarLimits.from_settings())
     return {**asdict(result), "quality": None if report is None else report.success}
+
+
+def read_price_source(source: str) -> PriceBatch:
+    """A local price file or an http(s) URL of one (its path's suffix says CSV or Parquet), read and validated."""
+    limits = BarLimits.from_settings()
+    if is_url(source):
+        data = fetch_price_file(source)
+        return read_price_bytes(data, source=source, suffix=url_suffix(source), limits=limits)
+    return read_price_file(source, limits=limits)
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -63,13 +75,25 @@ def ingest_price_file(path: str, run_id: str, quality: bool = True) -> dict[str,
     from alphaloom.db.engine import get_engine
 
     try:
-        batch = read_price_file(path)
-    except SchemaError as exc:
+        batch = read_price_source(path)
+    except InvalidInputError as exc:  # the whole input: missing, unreadable, wrong shape, unreachable
         get_run_logger().error("rejected %s", exc)
         with get_engine().begin() as conn:
             quarantine(conn, run_id, [Rejected(exc.source, exc.location, "", exc.reason)])
-        return {"file": path, "error": str(exc), "staged": 0, "inserted": 0, "quarantined": 1}
+        return {"file": path, "error": f"{exc.source}: {exc.reason}", "staged": 0, "inserted": 0, "quarantined": 1}
     return {"file": path, **store_batch(batch, run_id, quality=quality)}
+
+
+def _ingest_isolated(source: str, run_id: str, quality: bool) -> dict[str, object]:
+    """One input through ``ingest_price_file``; an unexpected failure (a bug, the database gone) becomes this input's
+    error, logged with its traceback, and the inputs after it still run."""
+    state = ingest_price_file(source, run_id, quality, return_state=True)
+    if state.is_completed():
+        return state.result()
+    exc = state.result(raise_on_failure=False)
+    get_run_logger().error("%s failed: %s", source, state.message)
+    reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(state.message)
+    return {"file": source, "error": f"{source}: {reason}", "staged": 0, "inserted": 0, "quarantined": 0}
 
 
 @task
@@ -109,7 +133,7 @@ def ingest_prices(
     sources = ccxt_sources if ccxt_sources is not None else get_settings().ccxt_sources
     files = paths or ([] if sources else default_price_files())
     with audited_run("ingest_prices", {"paths": files, "ccxt_sources": sources, "quality": quality}) as (_, run_id):
-        results = [ingest_price_file(str(Path(p)), run_id, quality) for p in files]
+        results = [_ingest_isolated(p if is_url(p) else str(Path(p)), run_id, quality) for p in files]
         if sources:
             results.extend(ingest_ccxt(sources, run_id, quality))
         return results

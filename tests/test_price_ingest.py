@@ -20,7 +20,7 @@ BAD = [
     ("t,{s},1h,2025-01-01T04:00:00Z,100,101,99,NaN,1", "close 'NaN' is not a finite number"),
     ("t,{s},1h,2025-01-01T05:00:00Z,-1,101,-2,100,1", "open -1 is not positive"),
     ("t,{s},1h,2025-01-01T06:00:00Z,100,99,101,100,1", "high 99 is below low 101"),
-    ("t,{s},1h,2025-01-01T07:00:00Z,100,101,99", "missing value for close"),
+    ("t,{s},1h,2025-01-01T07:00:00Z,100,101,99", "close is empty"),
     ("t,{s},1h,2025-01-01T08:30:00Z,100,101,99,100,1", "not aligned to the start of a 1h bar"),
     ("t,{s},1h,not-a-date,100,101,99,100,1", "'not-a-date' is not a valid timestamp"),
     ("t,{s},1h,2025-01-01T09:00:00Z,100,101,99,100,-5", "volume -5 is negative"),

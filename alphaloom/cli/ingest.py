@@ -13,21 +13,39 @@ app.add_typer(ingest_app, name="ingest")
 
 @ingest_app.command("prices")
 def ingest_prices_cmd(
-    paths: list[str] = typer.Argument(None, help="CSV/Parquet files (default: offline data unless --ccxt is given)."),
+    paths: list[str] = typer.Argument(
+        None, help="CSV/Parquet files or http(s) URLs of them (default: offline data unless --ccxt is given)."
+    ),
     ccxt: list[str] = typer.Option(
         None, "--ccxt", help="exchange:BASE/QUOTE:timeframe (default: ALPHALOOM_CCXT_SOURCES)."
     ),
     quality: bool = typer.Option(True, help="Validate each batch with the GX quality gate before merging."),
 ) -> None:
-    """Ingest price files and ccxt series into raw.ohlcv; bad rows go to raw.quarantine with the reason."""
+    """Ingest price files and ccxt series into raw.ohlcv; bad rows go to raw.quarantine with the reason.
+
+    Exit 2, before anything is ingested, when a path given is not a file (one line each: "no such file", "is a
+    directory"); exit 1 when an input failed as a whole (unreadable, unreachable), after the others were ingested.
+    """
+    from alphaloom.ingest.price_sources import is_url, local_file_problem
     from flows.ingest_prices import ingest_prices
 
+    mistakes = [f"{p}: {problem}" for p in paths or [] if not is_url(p) and (problem := local_file_problem(p))]
+    for line in mistakes:
+        typer.echo(line, err=True)
+    if mistakes:
+        raise typer.Exit(code=2)
     table = Table("source", "staged", "inserted", "unchanged", "revisions", "quarantined", "quality", "error",
                   title="ingest_prices")  # fmt: skip
-    for r in ingest_prices(paths or None, ccxt_sources=ccxt or None, quality=quality):
+    results = ingest_prices(paths or None, ccxt_sources=ccxt or None, quality=quality)
+    for r in results:
         keys = ("file", "staged", "inserted", "unchanged", "revisions", "quarantined", "quality", "error")
         table.add_row(*(str(r.get(k, "")) if r.get(k) is not None else "" for k in keys))
     console.print(table)
+    failed = [str(r["error"]) for r in results if r.get("error")]
+    for line in failed:
+        typer.echo(line, err=True)
+    if failed:
+        raise typer.Exit(code=1)
 
 
 @ingest_app.command("news")

@@ -1,12 +1,16 @@
 """Price bars from files (CSV or Parquet) into ``raw.ohlcv``.
 
-``read_price_file`` parses and validates a file: rows that are malformed or impossible (missing fields, non-numeric or
-non-finite values, non-positive prices, negative volume, high below low, open/close outside the high-low range, unknown
-timeframe, a timestamp not at the start of a bar) come back as ``Rejected`` naming the file, line and reason; the rest
-form a ``PriceBatch``. ``merge_bars`` stores a batch: series with no stored bars in the batch's time range are COPYed
-straight into ``raw.ohlcv``; the others go through a temporary table and ``INSERT ... ON CONFLICT`` on the natural key,
-where identical bars are left alone and a bar whose values differ from the stored one is quarantined as a revision,
-never overwritten. Re-ingesting a file therefore adds nothing.
+``read_price_file`` (a path) and ``read_price_bytes`` (a file's content, e.g. fetched from a URL) parse and validate a
+file: rows that are malformed or impossible (a CSV line with too many fields, empty or non-numeric or non-finite values,
+non-positive prices, a price or volume outside the sane range of ``BarLimits``, negative volume, high below low,
+open/close outside the high-low range, unknown timeframe, a timestamp not at the start of a bar) come back as
+``Rejected`` naming the file, line and reason; the rest form a ``PriceBatch``. CSV line ends may be LF, CRLF or CR.
+``merge_bars`` stores a batch: first a close that jumps more than ``BarLimits.max_close_jump`` times from the series'
+previous close (stored, or earlier in the batch) is quarantined (``price_jumps``); then series with no stored bars in
+the batch's time range are COPYed straight into ``raw.ohlcv``; the others go through a temporary table and
+``INSERT ... ON CONFLICT`` on the natural key, where identical bars are left alone and a bar whose values differ from
+the stored one (stored by any run, this one included: an earlier file of the same command) is quarantined as a
+revision, never overwritten. Re-ingesting a file therefore adds nothing.
 
 Values are kept as the exact decimal text of the input, so ``numeric`` columns store what the source said.
 """
@@ -14,11 +18,15 @@ Values are kept as the exact decimal text of the input, so ``numeric`` columns s
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,7 +37,13 @@ from sqlalchemy import Connection
 
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import SchemaError
+from alphaloom.ingest.price_jumps import close_jumps
+from alphaloom.ingest.price_sources import local_file_problem
 from alphaloom.ingest.quarantine import Rejected, quarantine
+from alphaloom.settings import get_settings
+
+if TYPE_CHECKING:
+    from psycopg import Cursor
 
 KEY_COLUMNS = ("exchange", "symbol", "timeframe", "ts")
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -38,12 +52,29 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 _MERGE_LOCK_KEY = 0x4F484C43  # serialises merges into raw.ohlcv so the overlap check below stays true until commit
 
 Locator = Callable[[int], str]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Arrow's bundled mimalloc hands the pages of one batch back and faults them in again for the next; the C library's
 # allocator keeps them. Reading and validating 1M bars: 0.78 s -> 0.60 s for the first batch of a process (bench/ingest).
 # Set once, for this process, when price ingest is first imported; ARROW_DEFAULT_MEMORY_POOL still overrides it.
 if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
     pa.set_memory_pool(pa.system_memory_pool())
+
+
+@dataclass(frozen=True)
+class BarLimits:
+    """The sane range of a bar (settings ``ingest_*``): prices in ``[min_price, max_price]``, volume at most
+    ``max_volume``, a close within ``max_close_jump`` times the series' previous close (0: no jump check)."""
+
+    min_price: float = 1e-12
+    max_price: float = 1e12
+    max_volume: float = 1e18
+    max_close_jump: float = 10.0
+
+    @classmethod
+    def from_settings(cls) -> BarLimits:
+        s = get_settings()
+        return cls(s.ingest_min_price, s.ingest_max_price, s.ingest_max_volume, s.ingest_max_close_jump)
 
 
 @dataclass(frozen=True)
@@ -74,24 +105,42 @@ def read_price_file(
     exchange: str | None = None,
     symbol: str | None = None,
     timeframe: str | None = None,
+    limits: BarLimits | None = None,
 ) -> PriceBatch:
     """Read and validate a CSV or Parquet file of bars.
 
     Required columns: ``ts, open, high, low, close, volume``; ``exchange``, ``symbol`` and ``timeframe`` come from
     columns of those names or from the arguments (a column wins). Timestamps without an offset are taken as UTC.
-    Raises ``SchemaError`` when the file is missing, unreadable or lacks a required column.
+    Raises ``SchemaError`` when the file is missing ("no such file"), a directory ("is a directory"), unreadable or
+    lacks a required column.
     """
     path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise SchemaError(source, "file", "no such file")
-    suffix = path.suffix.lower()
+    if problem := local_file_problem(path):
+        raise SchemaError(str(path), "file", problem)
+    names = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+    return read_price_bytes(path.read_bytes(), source=str(path), suffix=path.suffix, limits=limits, **names)
+
+
+def read_price_bytes(
+    data: bytes,
+    *,
+    source: str,
+    suffix: str,
+    exchange: str | None = None,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    limits: BarLimits | None = None,
+) -> PriceBatch:
+    """``read_price_file`` for a file's content: ``suffix`` (``.csv``, ``.parquet``, ``.pq``) says how to parse it and
+    ``source`` names it in every ``Rejected`` and error."""
+    suffix = suffix.lower()
+    line_rejects: list[Rejected] = []
     if suffix == ".csv":
-        table = _read_csv(path)
+        table, line_rejects = _read_csv(data, source)
         locate: Locator = lambda i: f"line {i + 2}"  # noqa: E731 - header is line 1
     elif suffix in (".parquet", ".pq"):
         try:
-            table = pa.Table.from_pandas(pd.read_parquet(path).astype(str), preserve_index=False)
+            table = pa.Table.from_pandas(pd.read_parquet(io.BytesIO(data)).astype(str), preserve_index=False)
         except Exception as exc:  # pyarrow raises many types for a corrupt file
             raise SchemaError(source, "file", f"not a readable Parquet file: {exc}") from None
         locate = lambda i: f"row {i + 1}"  # noqa: E731
@@ -106,7 +155,10 @@ def read_price_file(
     missing = [c for c in ("ts", *VALUE_COLUMNS) if c not in table.column_names]
     if missing:
         raise SchemaError(source, "header", f"missing required column(s) {', '.join(missing)}")
-    return validate_bars(table.select(list(COLUMNS)), source=source, locate=locate)
+    batch = validate_bars(table.select(list(COLUMNS)), source=source, locate=locate, limits=limits)
+    if line_rejects:
+        batch = dataclasses.replace(batch, rejected=[*line_rejects, *batch.rejected])
+    return batch
 
 
 def frame_from_bars(frame: pd.DataFrame, *, source: str) -> PriceBatch:
@@ -125,26 +177,57 @@ def _constant(value: str, n: int) -> pa.Array:
     return pa.array([value], type=pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
 
 
-def _read_csv(path: Path) -> pa.Table:
-    data = path.read_bytes()
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_FIRST_LINE = re.compile(rb"[^\r\n]*")
+
+
+def _read_csv(data: bytes, source: str) -> tuple[pa.Table, list[Rejected]]:
+    """All text columns, row ``i`` from line ``i + 2``; lines with more fields than the header come back rejected (their
+    row left empty, so it is skipped like a blank line and the row -> line mapping holds)."""
     if not data.strip():
-        raise SchemaError(str(path), "header", "the file is empty")
-    # Fast path: Arrow's native reader. It skips blank lines and refuses rows with the wrong number of fields, either of
-    # which would break the row -> line mapping, so such files take the slower pandas path that keeps every line.
-    if b"\n\n" not in data and b"\n\r\n" not in data:
+        raise SchemaError(source, "header", "the file is empty")
+    # Fast path: Arrow's native reader (LF, CRLF or CR line ends). It skips blank lines and refuses rows with the wrong
+    # number of fields, either of which would break the row -> line mapping, so such files take the line-by-line path.
+    if b"\n\n" not in data and b"\n\r\n" not in data and b"\r\r" not in data:
         try:
-            names = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8-sig").strip()]))
-            return pa_csv.read_csv(
+            names = next(csv.reader([_FIRST_LINE.match(data).group().decode("utf-8-sig").strip()]))
+            table = pa_csv.read_csv(
                 io.BytesIO(data),
                 convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
             )
-        except (pa.ArrowInvalid, UnicodeDecodeError, StopIteration):
+            return table, []
+        except (pa.ArrowInvalid, UnicodeDecodeError, StopIteration, csv.Error):
             pass
+    return _read_csv_lines(data, source)
+
+
+def _read_csv_lines(data: bytes, source: str) -> tuple[pa.Table, list[Rejected]]:
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SchemaError(str(path), "file", f"not a readable CSV file: {exc}") from None
-    return pa.Table.from_pandas(frame.fillna("").astype(str), preserve_index=False)
+        lines = _LINE_END.split(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise SchemaError(source, "file", f"not a readable CSV file: {exc}") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    header = [name.strip() for name in next(csv.reader(lines[:1]), [])]
+    if not any(header):
+        raise SchemaError(source, "header", "the first line is empty; expected the column names")
+    width = len(header)
+    rows: list[list[str]] = []
+    rejected: list[Rejected] = []
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            fields = next(csv.reader([line]), [])
+        except csv.Error as exc:
+            fields, problem = [], f"not a readable CSV line: {exc}"
+        else:
+            problem = f"expected {width} fields, saw {len(fields)}" if len(fields) > width else None
+        if problem:
+            rejected.append(Rejected(source, f"line {number}", line, problem))
+            fields = []
+        rows.append(fields + [""] * (width - len(fields)))  # a short line: its missing fields are empty
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    table = pa.table([pa.array(list(col), type=pa.string()) for col in columns], names=header)
+    return table, rejected
 
 
 class _Reasons:
@@ -184,15 +267,17 @@ def _as_epoch_seconds(column: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
         return seconds.to_numpy(dtype="float64", na_value=np.nan), False
 
 
-def validate_bars(raw: pa.Table, *, source: str, locate: Locator) -> PriceBatch:
-    """Split ``raw`` (text columns ``COLUMNS``) into valid bars and ``Rejected`` rows naming ``source`` and location."""
-    text = pa.table({c: pc.utf8_trim_whitespace(raw[c].cast(pa.string())) for c in COLUMNS})
-    missing_markers = pa.array(["", "nan", "None", "NaT"])
+def validate_bars(raw: pa.Table, *, source: str, locate: Locator, limits: BarLimits | None = None) -> PriceBatch:
+    """Split ``raw`` (text columns ``COLUMNS``) into valid bars and ``Rejected`` rows naming ``source`` and location.
+    ``limits``: the sane range (default: the settings in force)."""
+    limits = limits or BarLimits.from_settings()
+    text = pa.table({c: _text(raw[c]) for c in COLUMNS})
+    missing_markers = pa.array(["", "nan", "None", "NaT", "<NA>"])
     blank = {c: pc.is_in(text[c], value_set=missing_markers).to_numpy(zero_copy_only=False) for c in COLUMNS}
     empty_line = np.logical_and.reduce(list(blank.values()))
     reasons = _Reasons(text)
     for column in COLUMNS:
-        reasons.add(blank[column], f"missing value for {column}")
+        reasons.add(blank[column], f"{column} is empty")
 
     seconds, iso_with_offset = _as_epoch_seconds(text["ts"])
     reasons.add(np.isnan(seconds), lambda t: "ts " + t["ts"].map(repr) + " is not a valid timestamp")
@@ -205,6 +290,19 @@ def validate_bars(raw: pa.Table, *, source: str, locate: Locator) -> PriceBatch:
         for column in PRICE_COLUMNS:
             reasons.add(numbers[column] <= 0, lambda t, c=column: c + " " + t[c] + " is not positive")
         reasons.add(numbers["volume"] < 0, lambda t: "volume " + t["volume"] + " is negative")
+        for column in PRICE_COLUMNS:
+            reasons.add(
+                numbers[column] > limits.max_price,
+                lambda t, c=column: c + " " + t[c] + f" is above the sane maximum {limits.max_price:g}",
+            )
+            reasons.add(
+                numbers[column] < limits.min_price,
+                lambda t, c=column: c + " " + t[c] + f" is below the sane minimum {limits.min_price:g}",
+            )
+        reasons.add(
+            numbers["volume"] > limits.max_volume,
+            lambda t: "volume " + t["volume"] + f" is above the sane maximum {limits.max_volume:g}",
+        )
         o, h, low, c = (numbers[k] for k in PRICE_COLUMNS)
         reasons.add(h < low, lambda t: "high " + t["high"] + " is below low " + t["low"])
         reasons.add(h < np.maximum(o, c), lambda t: "high " + t["high"] + " is below open/close")
@@ -240,6 +338,12 @@ def validate_bars(raw: pa.Table, *, source: str, locate: Locator) -> PriceBatch:
         duplicates = int(dup_exact.sum())
         text = text.filter(pa.array(~dup_key))
     return PriceBatch(source=source, table=text, rejected=rejected, duplicates=duplicates)
+
+
+def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Trimmed text; a null cell (Parquet, DataFrames) becomes empty, so it is reported as such, never crashes."""
+    trimmed = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    return pc.fill_null(trimmed, "") if trimmed.null_count else trimmed
 
 
 def _rejected(text: pa.Table, source: str, locate: Locator, i: int, reason: str) -> Rejected:
@@ -282,15 +386,28 @@ select exchange, symbol, timeframe, ts, open, high, low, close, volume, %(run_id
 on conflict (exchange, symbol, timeframe, ts) do nothing
 """
 
-# Bars already stored by another run whose values differ: revisions, never silent overwrites.
+# Bars already stored whose values differ: revisions, never silent overwrites. Bars this statement just inserted are
+# equal to themselves; a bar an earlier file of the same run stored counts like any other.
 _REVISIONS = """
 select i.exchange, i.symbol, i.timeframe, i.ts, i.open, i.high, i.low, i.close, i.volume,
        o.open, o.high, o.low, o.close, o.volume
 from _ohlcv_in i
 join raw.ohlcv o using (exchange, symbol, timeframe, ts)
-where o.run_id <> %(run_id)s
-  and (o.open, o.high, o.low, o.close, o.volume) is distinct from (i.open, i.high, i.low, i.close, i.volume)
+where (o.open, o.high, o.low, o.close, o.volume) is distinct from (i.open, i.high, i.low, i.close, i.volume)
 order by i.exchange, i.symbol, i.timeframe, i.ts
+"""
+
+# Per series: the stored close just before the batch's first bar of it (the reference of the jump check).
+_PREVIOUS_CLOSES = """
+select r.code, p.close::text
+from unnest(%(code)s::int[], %(exchange)s::text[], %(symbol)s::text[], %(timeframe)s::text[], %(lo)s::timestamptz[])
+     as r(code, exchange, symbol, timeframe, lo)
+cross join lateral (
+    select o.close from raw.ohlcv o
+    where o.exchange = r.exchange and o.symbol = r.symbol and o.timeframe = r.timeframe and o.ts < r.lo
+    order by o.ts desc
+    limit 1
+) p
 """
 
 _OVERLAPPING_SERIES = """
@@ -311,15 +428,60 @@ def _series_ranges(table: pa.Table) -> pa.Table:
     return with_ts.group_by(["exchange", "symbol", "timeframe"]).aggregate([("t", "min"), ("t", "max")])
 
 
-def merge_bars(conn: Connection, batch: PriceBatch, run_id: str) -> MergeResult:
-    """Merge a validated batch into ``raw.ohlcv`` inside the caller's transaction; quarantine rejects and revisions."""
+def _drop_jumps(cur: Cursor, table: pa.Table, source: str, max_jump: float) -> tuple[pa.Table, list[Rejected]]:
+    """The batch without closes that jump more than ``max_jump`` times from their series' previous close, and those
+    bars as ``Rejected`` naming the previous close. Run under the merge lock, so the stored history cannot move."""
+    if max_jump <= 0 or table.num_rows == 0:
+        return table, []
+    joined = pc.dictionary_encode(
+        pc.binary_join_element_wise(table["exchange"], table["symbol"], table["timeframe"], "\x1f")
+    ).combine_chunks()
+    codes, series = joined.indices.to_numpy(), [key.split("\x1f") for key in joined.dictionary.to_pylist()]
+    ts = pc.cast(table["ts"], pa.timestamp("us", tz="UTC")).to_numpy().astype("int64")
+    close = pc.cast(table["close"], pa.float64()).to_numpy()
+    first = np.full(len(series), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, codes, ts)
+    stored = _previous_closes(cur, series, first)
+    reference = np.array([float(stored[i]) if i in stored else np.nan for i in range(len(series))])
+    jumps = close_jumps(codes, ts, close, reference, max_jump)
+    if not jumps.flagged.any():
+        return table, []
+    rejected = []
+    for row in np.flatnonzero(jumps.flagged):
+        ref = int(jumps.reference[row])
+        previous = stored[int(codes[row])] if ref < 0 else str(table["close"][ref])
+        relation = f"more than {max_jump:g}x" if close[row] > float(previous) else f"less than 1/{max_jump:g} of"
+        reason = f"close {table['close'][row]} is {relation} the previous close {previous}"
+        location = f"{' '.join(series[codes[row]])} {(_EPOCH + timedelta(microseconds=int(ts[row]))).isoformat()}"
+        payload = ",".join(str(table[c][int(row)]) for c in COLUMNS)
+        rejected.append(Rejected(source, location, payload, f"{reason} (ALPHALOOM_INGEST_MAX_CLOSE_JUMP)"))
+    return table.filter(pa.array(~jumps.flagged)), rejected
+
+
+def _previous_closes(cur: Cursor, series: list[list[str]], first_us: np.ndarray) -> dict[int, str]:
+    """Series index -> the exact text of the stored close just before ``first_us[index]`` (absent: none stored)."""
+    params = {
+        "code": list(range(len(series))),
+        "exchange": [s[0] for s in series],
+        "symbol": [s[1] for s in series],
+        "timeframe": [s[2] for s in series],
+        "lo": [_EPOCH + timedelta(microseconds=int(t)) for t in first_us],
+    }
+    cur.execute(_PREVIOUS_CLOSES, params)
+    return {code: close for code, close in cur.fetchall()}
+
+
+def merge_bars(conn: Connection, batch: PriceBatch, run_id: str, *, limits: BarLimits | None = None) -> MergeResult:
+    """Merge a validated batch into ``raw.ohlcv`` inside the caller's transaction; quarantine rejects, closes that jump
+    beyond ``limits.max_close_jump`` (default: the settings in force) and revisions."""
     quarantined = quarantine(conn, run_id, batch.rejected)
     if len(batch) == 0:
         return MergeResult(0, 0, 0, 0, quarantined)
+    limits = limits or BarLimits.from_settings()
     dbapi = conn.connection.driver_connection
-    table = batch.table
     with dbapi.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(%s)", (_MERGE_LOCK_KEY,))
+        table, jumps = _drop_jumps(cur, batch.table, batch.source, limits.max_close_jump)
         ranges = _series_ranges(table).to_pydict()
         cur.execute(
             _OVERLAPPING_SERIES,
@@ -352,14 +514,14 @@ def merge_bars(conn: Connection, batch: PriceBatch, run_id: str) -> MergeResult:
             merged = cur.rowcount
             inserted += merged
             if merged < existing.num_rows:
-                cur.execute(_REVISIONS, {"run_id": run_id})
+                cur.execute(_REVISIONS)
                 revisions = [_revision(batch.source, row) for row in cur.fetchall()]
             cur.execute("drop table _ohlcv_in")
-    quarantined += quarantine(conn, run_id, revisions)
+    quarantined += quarantine(conn, run_id, [*jumps, *revisions])
     return MergeResult(
         staged=len(batch),
         inserted=inserted,
-        unchanged=len(batch) - inserted - len(revisions),
+        unchanged=table.num_rows - inserted - len(revisions),
         revisions=len(revisions),
         quarantined=quarantined,
     )

@@ -16,3 +16,15 @@ select
     run_id,
     ingested_at
 from {{ source('raw', 'ohlcv') }}
+-- Only bars every feature can be computed from in double precision. Ingest quarantines prices outside a sane range
+-- (ALPHALOOM_INGEST_*), but a bar stored before it did, or written by hand, with a close of 1e308 made the one
+-- marts.features node (every series at once: dbt cannot fail one series alone) overflow, and so no symbol had features.
+-- Within these bounds no sum, square or product of the models can overflow or underflow; a bar outside them is left
+-- out as if it were missing (the indicators count bars, so the series continues across it).
+where (
+    open not between 1e-100 and 1e100
+    or high not between 1e-100 and 1e100
+    or low not between 1e-100 and 1e100
+    or close not between 1e-100 and 1e100
+    or (volume <> 0 and volume not between 1e-100 and 1e100)
+) is not true
