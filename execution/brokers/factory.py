@@ -94,7 +94,8 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
         return None
     exchange = _exchange_maker(exchange_id, credentials.ccxt_config())
     return CcxtBroker(exchange, kill_switch=kill_switch_reader(engine), symbols=settings.symbols,
-                      symbol_of=symbol_reader(engine), account=account)  # fmt: skip
+                      symbol_of=symbol_reader(engine), account=account,
+                      settle_seconds=settings.resend_settle_seconds)  # fmt: skip
 
 
 def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | None = None) -> list[Broker]:
