@@ -3,7 +3,8 @@ the venue by client order id (``fetch_order``) and what happened meanwhile is bo
 what we hold (``audit.balances`` cash, ``audit.positions`` in each symbol's base currency, our open orders) is compared
 with what the venue says (``fetch_balance`` totals, ``fetch_open_orders``). Every difference is one ``audit.reconciliations`` row (kind ``balance``, ``position`` or
 ``order``, with ours, the venue's and the difference); a clean account gets one ``ok`` row. An order of ours that
-the venue reports further along (filled meanwhile) is booked and reported with ``details.explained`` true:
+the venue reports further along (filled meanwhile) is booked and reported with ``details.explained`` true; while the
+kill switch is on, one the venue reports still open (listed late) is cancelled there first:
 ``unexplained`` leaves it out. Nothing is corrected
 automatically: a difference needs a human (or a later fill we have not booked yet).
 
@@ -14,16 +15,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import require_utc
+from alphaloom.domain import OrderStatus, require_utc
 from alphaloom.errors import ConfigError
-from execution.brokers.base import BalanceBroker, CancellingBroker
+from alphaloom.guards import kill_switch_state
+from execution.brokers.base import BalanceBroker, BrokerReport, CancellingBroker
 from execution.orders import is_terminal
 from execution.submit import apply_venue_report
 
@@ -113,6 +115,7 @@ def reconcile_account(
         text("select client_order_id, symbol, status from audit.orders where account = :a and status = any(:o) "
              "order by created_at"), {"a": account, "o": list(OPEN)}).all()  # fmt: skip
     still_open: dict[str, str] = {}
+    switch = kill_switch_state(conn)
     for coid, symbol, status in ours_open:
         report = broker.lookup(coid)
         if report is None:
@@ -120,6 +123,8 @@ def reconcile_account(
                 "problem": "open in our books, unknown to the venue", "symbol": symbol, "status": status}))  # fmt: skip
             continue
         new_status = apply_venue_report(conn, run_id=run_id, report=report, event_time=event_time)
+        if new_status is not None and not is_terminal(new_status) and switch.engaged:
+            new_status = _cancel_for_switch(conn, broker, report, symbol, switch.reason, run_id, event_time)
         if new_status is not None and new_status.value != status:
             differences.append(Difference("order", coid, None, None, {
                 "problem": f"was {status} in our books, {new_status.value} at the venue: brought up to date",
@@ -146,6 +151,26 @@ def reconcile_account(
              "det": json.dumps({**d.details, "venue": broker.name}, default=str)},
         )  # fmt: skip
     return differences
+
+
+def _cancel_for_switch(
+    conn: Connection,
+    broker: BalanceBroker,
+    report: BrokerReport,
+    symbol: str,
+    reason: str,
+    run_id: str,
+    event_time: datetime,
+) -> OrderStatus | None:
+    """The kill switch is on and the venue now lists one of our orders open (listed late, after the switch's cancel
+    pass found nothing): cancel it there, and book the venue's answer."""
+    if not isinstance(broker, CancellingBroker):
+        return report.status
+    cancelled = broker.cancel(report.client_order_id, symbol)
+    if cancelled is None:
+        return report.status
+    why = f"kill switch: {reason}"
+    return apply_venue_report(conn, run_id=run_id, report=replace(cancelled, reason=why), event_time=event_time)
 
 
 def latest_reconciliation(conn: Connection, account: str) -> list[dict[str, Any]]:

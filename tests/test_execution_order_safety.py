@@ -203,3 +203,71 @@ def test_the_settle_delay_is_a_setting_passed_to_live_brokers(engine: Engine, tm
     with use_exchange_maker(lambda name, config: make_exchange(name, {**config, "enableRateLimit": False})):
         broker = ccxt_broker(engine, settings, account, "binance")
     assert broker is not None and broker.settle_seconds == 0.25
+
+
+# --- item 7: the kill switch never hides a live order -------------------------------------------------------------
+
+
+def hide(venue: BinanceSpotVenue, replay: VenueReplay, hidden: set[str]) -> None:
+    """The venue lists ``hidden`` client ids late: its lookups, cancels and lists do not show them yet."""
+    routes = venue.routes()
+
+    def late(handler, missing):  # type: ignore[no-untyped-def]
+        def run(q: dict[str, str]) -> tuple[int, object]:
+            if q.get("origClientOrderId") in hidden:
+                return missing
+            status, body = handler(q)
+            if isinstance(body, list):
+                body = [o for o in body if o.get("clientOrderId") not in hidden]
+            return status, body
+
+        return run
+
+    replay.routes = {
+        **routes,
+        "GET /api/v3/order": late(venue.query, (400, {"code": -2013, "msg": "Order does not exist."})),
+        "DELETE /api/v3/order": late(venue.cancel, (400, {"code": -2011, "msg": "Unknown order sent."})),
+        "/api/v3/openOrders": late(venue.open_orders, (200, [])),
+        "/api/v3/allOrders": late(venue.all_orders, (200, [])),
+    }
+
+
+def test_the_kill_switch_keeps_an_order_the_venue_lists_late_open_until_the_venue_confirms(engine: Engine) -> None:
+    """A submit timed out and even its lookup failed: the order is recorded submitted (outcome unknown). The kill
+    switch's cancel finds nothing at the venue (it lists the order late). The order must stay open in our books, so
+    that reconciliation later finds it: resting there, it is cancelled through the venue while the switch is on;
+    filled there, the fill is booked."""
+    from alphaloom.guards import set_kill_switch
+    from execution.killswitch import cancel_open_orders
+    from execution.reconcile import reconcile_account
+
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, intents = _live_account(engine, tag, 2)
+    resting, filled = (client_order_id_for(i.decision_id, 0) for i in intents)
+    venue = BinanceSpotVenue({"BTCUSDT": "87512.00"}, balances={"USDT": "10000"})
+    venue.resting.add(resting)
+    broker, replay = binance(venue, account=account)
+    venue.timeouts.update({resting: "after_accept", filled: "after_accept"})
+    hide(venue, replay, {resting, filled})
+    replay.routes["GET /api/v3/order"] = lambda q: (503, "Service Unavailable")  # the lookup after the timeout fails
+    with engine.begin() as conn:
+        for intent in intents:
+            _decide(conn, intent, run_id)
+        result = execute(conn, intents, run_id=run_id, broker=broker, settings=Settings(), event_time=T0)
+    assert sorted(result.unknown) == sorted([resting, filled]) and venue.count(resting) == venue.count(filled) == 1
+    hide(venue, replay, {resting, filled})
+    try:
+        with engine.begin() as conn:
+            set_kill_switch(conn, True, "drill", "test")
+            summary = cancel_open_orders(conn, [broker], run_id=run_id, event_time=T0, reason="drill")
+        assert summary.cancelled == [] and sorted(summary.unconfirmed) == sorted([resting, filled])
+        assert _order(engine, resting).status == _order(engine, filled).status == "submitted"
+
+        hide(venue, replay, set())  # the venue lists them now
+        with engine.begin() as conn:
+            reconcile_account(conn, broker, account, run_id=run_id, event_time=T0)
+    finally:
+        with engine.begin() as conn:
+            set_kill_switch(conn, False, "drill over", "test")
+    assert _order(engine, resting).status == "cancelled" and venue.orders[0]["status"] == "CANCELED"
+    assert (_order(engine, filled).status, _order(engine, filled).filled_quantity) == ("filled", Decimal("0.01"))
