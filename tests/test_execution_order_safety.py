@@ -271,3 +271,91 @@ def test_the_kill_switch_keeps_an_order_the_venue_lists_late_open_until_the_venu
             set_kill_switch(conn, False, "drill over", "test")
     assert _order(engine, resting).status == "cancelled" and venue.orders[0]["status"] == "CANCELED"
     assert (_order(engine, filled).status, _order(engine, filled).filled_quantity) == ("filled", Decimal("0.01"))
+
+
+# --- item 6: reconciliation looks up every journaled attempt --------------------------------------------------------
+
+
+class Crash(Exception):
+    """The process dying: nothing catches it, the decision's transaction rolls back."""
+
+
+class CrashAt:
+    """Delegates to a real ccxt broker; dies right after the venue answered, or right before the send."""
+
+    def __init__(self, inner: CcxtBroker, stage: str) -> None:
+        self.inner, self.stage, self.name, self.live = inner, stage, inner.name, True
+
+    def submit(self, req: OrderRequest):  # type: ignore[no-untyped-def]
+        if self.stage == "before_send":
+            raise Crash(req.client_order_id)
+        self.inner.submit(req)
+        raise Crash(req.client_order_id)
+
+    def lookup(self, client_order_id: ClientOrderId):  # type: ignore[no-untyped-def]
+        return self.inner.lookup(client_order_id)
+
+
+def _crash_deciding(engine: Engine, broker: CrashAt, intent: OrderIntent, run_id: str) -> None:
+    with pytest.raises(Crash), engine.begin() as conn:
+        _decide(conn, intent, run_id)  # the decision and its order share one transaction
+        execute(conn, [intent], run_id=run_id, broker=broker, settings=Settings(), event_time=T0)
+
+
+def _later_run(engine: Engine, tag: str) -> str:
+    run_id = f"run-later-{tag}"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+    return run_id
+
+
+def test_reconciliation_books_a_journaled_order_whose_decision_never_committed(engine: Engine) -> None:
+    """The venue filled the order, then the process died before the decision's transaction committed: no decision,
+    no order, only the journal. A later run at another as_of never recomputes that decision; its reconciliation must
+    still look the journaled attempt up and book the venue's order, so our books agree with the venue."""
+    from execution.reconcile import reconcile_account, unexplained
+
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, (intent,) = _live_account(engine, tag)
+    coid = client_order_id_for(intent.decision_id, 0)
+    venue = BinanceSpotVenue({"BTCUSDT": "87512.00"})
+    broker, _ = binance(venue, account=account)
+    _crash_deciding(engine, CrashAt(broker, "after_send"), intent, run_id)
+    with engine.connect() as conn:
+        decided = conn.execute(text("select count(*) from audit.decisions where decision_id = :d"),
+                               {"d": intent.decision_id}).scalar()  # fmt: skip
+    assert decided == 0 and _order(engine, coid) is None and venue.count(coid) == 1
+    cost = Decimal("0.01") * Decimal("87512")
+    venue.balances = {"USDT": str(Decimal(10000) - cost - cost / 1000), "BTC": "0.01"}
+
+    fresh, replay = binance(venue, account=account)  # a new process: no memory of what was sent
+    later = _later_run(engine, tag)
+    with engine.begin() as conn:
+        differences = reconcile_account(conn, fresh, account, run_id=later, event_time=T0.replace(hour=5))
+    row = _order(engine, coid)
+    assert (row.status, row.filled_quantity) == ("filled", Decimal("0.01")) and creates(replay) == 0
+    assert unexplained(differences) == []
+    with engine.connect() as conn:
+        held = conn.execute(text("select quantity from audit.positions where account = :a"), {"a": account}).scalar()
+        resolution = conn.execute(text("select resolution from audit.submit_attempts where client_order_id = :c"),
+                                  {"c": coid}).scalar()  # fmt: skip
+    assert Decimal(held) == Decimal("0.01") and resolution == "booked"
+
+
+def test_reconciliation_settles_a_journaled_attempt_the_venue_never_saw(engine: Engine) -> None:
+    from execution.reconcile import reconcile_account, unexplained
+
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, (intent,) = _live_account(engine, tag)
+    coid = client_order_id_for(intent.decision_id, 0)
+    venue = BinanceSpotVenue({"BTCUSDT": "87512.00"})
+    broker, _ = binance(venue, account=account)
+    _crash_deciding(engine, CrashAt(broker, "before_send"), intent, run_id)
+    later = _later_run(engine, tag)
+    with engine.begin() as conn:
+        differences = reconcile_account(conn, broker, account, run_id=later, event_time=T0)
+    assert unexplained(differences) == [] and _order(engine, coid) is None and venue.count(coid) == 0
+    with engine.connect() as conn:
+        resolution = conn.execute(text("select resolution from audit.submit_attempts where client_order_id = :c"),
+                                  {"c": coid}).scalar()  # fmt: skip
+    assert resolution == "absent"

@@ -47,13 +47,17 @@ def kill_switch_reader(engine: Engine) -> Callable[[], KillSwitchState]:
 
 
 def symbol_reader(engine: Engine) -> Callable[[ClientOrderId], str | None]:
-    """The symbol of one of our orders (``audit.orders``), for venues that look orders up per symbol."""
+    """The symbol of one of our orders (``audit.orders``, else its journaled attempt), for venues that look orders up
+    per symbol."""
 
     def read(client_order_id: ClientOrderId) -> str | None:
         with engine.connect() as conn:
             return conn.execute(
-                text("select symbol from audit.orders where client_order_id = :c"), {"c": client_order_id}
-            ).scalar()
+                text("""select coalesce((select symbol from audit.orders where client_order_id = :c),
+                                        (select details ->> 'symbol' from audit.submit_attempts
+                                         where client_order_id = :c))"""),
+                {"c": client_order_id},
+            ).scalar()  # fmt: skip
 
     return read
 
