@@ -41,7 +41,7 @@ symbol's quote currency (``audit.balances`` per currency); views convert it into
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
@@ -103,6 +103,9 @@ from execution.schedule import (
 from execution.splitting import SplitPlan, SplitPolicy, arrival_slippage, split_intents
 
 GUARD_CHECK = "execution_guard"
+# The portfolio risk gate a released slice passes (``agents.risk.gate.portfolio_gate``): the intent that may go (maybe
+# shrunk) and no breaches, or None and the breaches that denied it.
+SliceGate = Callable[[Connection, OrderIntent, datetime], tuple[OrderIntent | None, tuple[LimitBreach, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +278,7 @@ def execute(
     last_prices: Mapping[str, Decimal] | None = None,
     parents: Mapping[ClientOrderId, ClientOrderId] | None = None,
     slices: Sequence[ScheduledSlice] = (),
+    gate: SliceGate | None = None,
 ) -> ExecutionResult:
     """Send each intent at most once (see the module docstring). ``last_prices`` overrides the price-band reference;
     by default it is the newest ``raw.ohlcv`` close known at ``event_time``, else the intent's reference price.
@@ -284,7 +288,10 @@ def execute(
     (``execution.schedule``), then only the slices due by ``event_time`` go on (the first); the others are returned
     in ``scheduled``. A retry finds the schedule and sends only what is due and not yet recorded; a retry split in
     another shape sends nothing. ``slices``: scheduled slices being released (``execution.release``): sent as they
-    are (not split again, no other slice superseded), measured against their parent's arrival price."""
+    are (not split again, no other slice superseded), measured against their parent's arrival price; with ``gate``
+    (the portfolio risk gate, built by the flows from ``agents.risk.gate``) each slice first passes it at
+    ``event_time``: denied, it is refused with the gate's breaches (recorded like every guard trip); shrunk, the
+    smaller order is sent."""
     event_time = require_utc(event_time, "event_time")
     limits = HardLimits.from_settings(settings)
     releasing = bool(slices)
@@ -388,8 +395,12 @@ def execute(
             continue
 
         holding = state.holding
+        gated: list[LimitBreach] = []
+        if releasing and gate is not None:
+            allowed, denied = gate(conn, intent, event_time)
+            intent, gated = allowed or intent, list(denied)
         signed = intent.quantity if intent.side is Side.BUY else -intent.quantity
-        breaches = _account_guards(conn, intent, state, broker=broker, settings=settings)
+        breaches = gated + _account_guards(conn, intent, state, broker=broker, settings=settings)
         quote_rate = QuoteRate(quote_currency(intent.symbol, state.base_currency), state.base_currency,
                                state.quote_rate, event_time)  # fmt: skip
         if quote_rate.rate is None:

@@ -359,3 +359,39 @@ def test_reconciliation_settles_a_journaled_attempt_the_venue_never_saw(engine: 
         resolution = conn.execute(text("select resolution from audit.submit_attempts where client_order_id = :c"),
                                   {"c": coid}).scalar()  # fmt: skip
     assert resolution == "absent"
+
+
+# --- item 8: released slices pass the portfolio gate and a clean reconciliation -------------------------------------
+
+
+def test_a_twap_slice_released_on_a_new_bar_passes_the_portfolio_gate(engine: Engine, prefect_harness, monkeypatch):  # type: ignore[no-untyped-def]
+    """A buy's TWAP schedule is recorded and its first slice sent; then the account falls into a halting drawdown.
+    The slices released by the protect flow on the next bars must meet the drawdown halt as a fresh buy would:
+    refused, recorded, nothing sent."""
+    import test_execution_twap as twap
+
+    from alphaloom.settings import get_settings
+    from flows.protect import protect_positions
+
+    account, run_id, intent = twap._world(engine)
+    venue = twap.Venue(engine)
+    twap._execute(engine, intent, run_id, venue)
+    assert twap._legs_sent(engine, account) == [1]
+    with engine.begin() as conn:  # equity peaked at 10x what the account holds now: a halting drawdown
+        conn.execute(text("insert into audit.equity_marks (account, as_of, equity) values (:a, :t, 1000000)"),
+                     {"a": account, "t": twap.T0 - twap.HOUR})  # fmt: skip
+    monkeypatch.setenv("ALPHALOOM_EXCHANGE", twap.SETTINGS.exchange)
+    monkeypatch.setenv("ALPHALOOM_TIMEFRAME", "1h")
+    get_settings.cache_clear()
+    try:
+        totals = protect_positions(as_of=twap.T0 + 2 * twap.HOUR, account=account)
+    finally:
+        get_settings.cache_clear()
+    assert totals["slices_sent"] == 0 and twap._legs_sent(engine, account) == [1] and venue.submits == 1
+    with engine.connect() as conn:
+        statuses = conn.execute(text("select status, reason from audit.scheduled_slices where account = :a "
+                                     "order by client_order_id"), {"a": account}).all()  # fmt: skip
+        trips = conn.execute(text("select guard from audit.guard_trips where account = :a"), {"a": account}).scalars()
+        trips = set(trips)
+    assert "drawdown" in trips
+    assert any(s.status == "refused" and "drawdown" in s.reason for s in statuses)
