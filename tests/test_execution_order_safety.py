@@ -7,7 +7,7 @@ TWAP slices pass the portfolio gate at release and never go to a venue whose acc
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import ccxt
@@ -26,6 +26,7 @@ from execution.brokers.ccxt_broker import CcxtBroker
 from execution.submit import execute
 
 T0 = datetime(2026, 1, 1, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 OFF = KillSwitchState(False, "", "")
 S = OrderStatus
 
@@ -395,3 +396,57 @@ def test_a_twap_slice_released_on_a_new_bar_passes_the_portfolio_gate(engine: En
         trips = set(trips)
     assert "drawdown" in trips
     assert any(s.status == "refused" and "drawdown" in s.reason for s in statuses)
+
+
+def test_no_slice_goes_to_a_venue_whose_account_failed_reconciliation(  # type: ignore[no-untyped-def]
+    engine: Engine, prefect_harness, receiver, monkeypatch
+) -> None:
+    """A live account's TWAP buy sent its first slice; before the next one is due, the venue's balances no longer
+    match our books. The protect flow's release on the next bar reconciles first and sends nothing to that venue;
+    once the venue agrees with our books, the slice goes."""
+    from cryptography.fernet import Fernet
+
+    from alphaloom.secrets import Credentials, store_credentials
+    from alphaloom.settings import get_settings
+    from execution.brokers.factory import use_exchange_maker
+    from flows.protect import protect_positions
+
+    tag = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("ALPHALOOM_SECRET_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv("ALPHALOOM_EXCHANGE", f"test-sweep-{tag}")
+    monkeypatch.setenv("ALPHALOOM_TIMEFRAME", "1h")
+    monkeypatch.setenv("ALPHALOOM_SYMBOLS", "BTC/USDT")
+    get_settings.cache_clear()
+    account, run_id, _ = _live_account(engine, tag)
+    intent = OrderIntent(DecisionId(f"d-sweep-{tag}"), account, "BTC/USDT", Side.BUY, Decimal("0.02"), Decimal(87500))
+    venue = BinanceSpotVenue({"BTCUSDT": "87512.00"})
+    broker, _ = binance(venue, account=account)
+    twap = Settings(split_above_notional=Decimal(1000), split_slices=2, twap_duration_minutes=120, timeframe="1h")
+    with engine.begin() as conn:
+        store_credentials(conn, get_settings(), Credentials("binance", account, "test-key", "test-secret"))
+        _decide(conn, intent, run_id)
+        first = execute(conn, [intent], run_id=run_id, broker=broker, settings=twap, event_time=T0)
+    assert len(first.submitted) == 1 and len(first.scheduled) == 1 and len(venue.orders) == 1
+
+    def stand_in(exchange_id: str, config: object) -> object:
+        exchange = make_exchange(exchange_id, {**dict(config), "enableRateLimit": False,  # type: ignore[call-overload]
+                                               "options": {"fetchMarkets": {"types": ["spot"]},
+                                                           "fetchCurrencies": False, "fetchMargins": False}})  # fmt: skip
+        mount(exchange, venue.routes())
+        return exchange
+
+    cost = Decimal("0.01") * Decimal("87512")
+    try:
+        venue.balances = {"USDT": "10000"}  # the venue no longer agrees with our books
+        with use_exchange_maker(stand_in):  # type: ignore[arg-type]
+            held = protect_positions(as_of=T0 + HOUR, account=account)
+        assert len(venue.orders) == 1 and held["slices_sent"] == 0  # nothing went to that venue
+        assert held["slices_held"] == 1
+        venue.balances = {"USDT": str(Decimal(10000) - cost - cost / 1000), "BTC": "0.01"}
+        with use_exchange_maker(stand_in):  # type: ignore[arg-type]
+            sent = protect_positions(as_of=T0 + HOUR, account=account)
+        assert sent["slices_sent"] == 1 and len(venue.orders) == 2
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("delete from secrets.credentials where account = :a"), {"a": account})
+        get_settings.cache_clear()
