@@ -55,13 +55,16 @@ def record_attempt(
 ) -> None:
     """Commit the attempt now, on a separate connection of the same engine (the caller's transaction may roll back).
 
-    The insert runs in autocommit: it is its own transaction, durable when this returns, in one round trip."""
+    The insert runs in autocommit: it is its own transaction, durable when this returns, in one round trip. An
+    attempt sent again (reconciliation had settled the earlier one as absent) is open again until settled."""
     with conn.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
         own.execute(
             text(
                 """insert into audit.submit_attempts (client_order_id, account, venue, details)
                    values (:c, :a, :v, cast(:d as jsonb))
-                   on conflict (client_order_id) do nothing"""
+                   on conflict (client_order_id) do update
+                   set resolved_at = null, resolution = null,
+                       details = coalesce(excluded.details, audit.submit_attempts.details)"""
             ),
             {"c": client_order_id, "a": account, "v": venue,
              "d": None if details is None else json.dumps(details, default=str)},

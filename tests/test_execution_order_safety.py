@@ -360,6 +360,12 @@ def test_reconciliation_settles_a_journaled_attempt_the_venue_never_saw(engine: 
         resolution = conn.execute(text("select resolution from audit.submit_attempts where client_order_id = :c"),
                                   {"c": coid}).scalar()  # fmt: skip
     assert resolution == "absent"
+    # the same decision recomputed later is sent, and the process dies again before committing: the attempt is open
+    # again, so the next reconciliation books it
+    _crash_deciding(engine, CrashAt(broker, "after_send"), intent, run_id)
+    with engine.begin() as conn:
+        reconcile_account(conn, broker, account, run_id=later, event_time=T0)
+    assert _order(engine, coid).status == "filled" and venue.count(coid) == 1
 
 
 # --- item 8: released slices pass the portfolio gate and a clean reconciliation -------------------------------------
