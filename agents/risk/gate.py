@@ -30,7 +30,10 @@ def portfolio_gate(settings: Settings) -> Callable[[Connection, OrderIntent, dat
 
     def gate(conn: Connection, intent: OrderIntent, as_of: datetime) -> GateAnswer:
         ctx = portfolio_context(conn, account=intent.account, symbols=[intent.symbol], as_of=as_of, settings=settings)
-        verdicts = check_portfolio(intent, ctx, limits)
+        quote = ctx.quote_rate(intent.symbol)
+        if quote.rate is None:  # a notional that cannot be counted in the base currency is refused, never taken as 1
+            return None, (LimitBreach("fx_rate", str(quote.missing), {"quote": quote.quote, "base": quote.base}),)
+        verdicts = check_portfolio(intent, ctx, limits, quote_rate=quote.rate)
         allowed = adjusted_intent(intent, verdicts)
         if allowed is not None:
             return allowed, ()
