@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     route_venues: Annotated[list[str], NoDecode] = Field(default_factory=list)
     route_fee_bps: dict[str, Decimal] = Field(default_factory=dict)
     route_depth: int = Field(default=10, ge=1, le=5000)
+    # After a submit timed out, wait this long (seconds) for the venue's books to settle before the lookup that decides
+    # whether the order may be sent again (a just-filled order can take a moment to become visible there).
+    resend_settle_seconds: float = Field(default=2.0, ge=0, le=60)
     # Kill switch: also cancel open orders at the venue when it is turned on.
     kill_switch_cancels_open_orders: bool = True
     # Credentials encryption key (Fernet, urlsafe base64); else kept by ``secret_key_store``: "auto" uses the OS

@@ -4,7 +4,11 @@
 For each broker that can cancel (``CancellingBroker``): every order of ours still open there (``audit.orders`` with
 status new / submitted / partially_filled and that broker's venue) is cancelled at the venue and the venue's answer is
 applied through the state machine, so each cancel is an ``audit.order_events`` row (``event`` ``cancelled``, details
-naming the kill switch); an order the venue never saw goes new -> cancelled. Orders open at the venue that are not ours
+naming the kill switch). An order the venue does not list: at the paper venue (its book is our own database,
+transactional: not listed means never seen) it goes to cancelled; at a live venue it may only be listed late (an
+order whose submit timed out), so it is never marked cancelled on our side alone: it stays open in our books (a
+``cancel_requested`` event, ``unconfirmed`` in the summary) and reconciliation books what the venue later reports
+(and, while the switch is on, cancels it there once listed). Orders open at the venue that are not ours
 (placed by hand, another system) are cancelled too and reported as ``foreign``. One broker failing does not stop the
 others: its error is in ``errors``. TWAP slices still scheduled (``audit.scheduled_slices``, every account's) are
 cancelled first: they never leave (``slices_cancelled``).
@@ -31,9 +35,11 @@ OPEN = ("new", "submitted", "partially_filled")
 @dataclass
 class CancelSummary:
     """``cancelled``: ours, now cancelled; ``not_cancelled``: ours that the venue had already filled or expired;
-    ``foreign``: open at the venue but not ours, cancelled there (no audit order to record them against)."""
+    ``foreign``: open at the venue but not ours, cancelled there (no audit order to record them against);
+    ``unconfirmed``: ours that a live venue does not list (yet): left open until the venue confirms."""
 
     cancelled: list[ClientOrderId] = field(default_factory=list)
+    unconfirmed: list[ClientOrderId] = field(default_factory=list)
     not_cancelled: list[ClientOrderId] = field(default_factory=list)
     foreign: list[ClientOrderId] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
@@ -73,7 +79,11 @@ def _cancel_at(
     ).all()  # fmt: skip
     for coid, symbol, status in ours:
         report = broker.cancel(ClientOrderId(coid), symbol)
-        if report is None:  # the venue never saw it: nothing to cancel there, but it must never be sent now
+        if report is None and getattr(broker, "live", False):
+            _cancel_requested(conn, coid, status, run_id=run_id, event_time=event_time, why=why)
+            summary.unconfirmed.append(ClientOrderId(coid))
+            continue
+        if report is None:  # the paper venue never saw it: nothing to cancel there, but it must never be sent now
             conn.execute(
                 text(
                     """insert into audit.order_events (client_order_id, run_id, event, from_status, to_status,
@@ -96,3 +106,16 @@ def _cancel_at(
         if report.client_order_id not in known and report.symbol:
             broker.cancel(report.client_order_id, report.symbol)
             summary.foreign.append(report.client_order_id)
+
+
+def _cancel_requested(conn: Connection, coid: str, status: str, *, run_id: str, event_time: datetime, why: str) -> None:
+    """A live venue does not list the order (yet): the cancel is recorded as requested, the status stays as it is (not
+    terminal), so reconciliation keeps looking it up and books what the venue reports."""
+    conn.execute(
+        text(
+            """insert into audit.order_events (client_order_id, run_id, event, from_status, to_status, event_ts, details)
+               values (:c, :r, 'cancel_requested', :f, :f, :ts, cast(:d as jsonb))"""
+        ),
+        {"c": coid, "r": run_id, "f": status, "ts": event_time,
+         "d": json.dumps({"reason": why, "venue": "not listed by the venue (yet): left open until it confirms"})},
+    )  # fmt: skip

@@ -1,9 +1,13 @@
-"""Start-of-session reconciliation of a live account with its venue. First each of our open orders is looked up at
+"""Start-of-session reconciliation of a live account with its venue. First every journaled submit attempt of the
+account at this venue that has no order (``audit.submit_attempts``: the process died before the decision's
+transaction committed) is looked up by client order id: what the venue has is booked from the journal, an attempt the
+venue confirms it never saw is settled as absent. Then each of our open orders is looked up at
 the venue by client order id (``fetch_order``) and what happened meanwhile is booked through the state machine; then
 what we hold (``audit.balances`` cash, ``audit.positions`` in each symbol's base currency, our open orders) is compared
 with what the venue says (``fetch_balance`` totals, ``fetch_open_orders``). Every difference is one ``audit.reconciliations`` row (kind ``balance``, ``position`` or
 ``order``, with ours, the venue's and the difference); a clean account gets one ``ok`` row. An order of ours that
-the venue reports further along (filled meanwhile) is booked and reported with ``details.explained`` true:
+the venue reports further along (filled meanwhile) is booked and reported with ``details.explained`` true; while the
+kill switch is on, one the venue reports still open (listed late) is cancelled there first:
 ``unexplained`` leaves it out. Nothing is corrected
 automatically: a difference needs a human (or a later fill we have not booked yet).
 
@@ -14,18 +18,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import require_utc
+from alphaloom.domain import OrderStatus, require_utc
 from alphaloom.errors import ConfigError
-from execution.brokers.base import BalanceBroker, CancellingBroker
+from alphaloom.guards import kill_switch_state
+from execution.brokers.base import BalanceBroker, BrokerReport, CancellingBroker
+from execution.journal import orphaned_attempts, resolve_attempt
 from execution.orders import is_terminal
-from execution.submit import apply_venue_report
+from execution.submit import apply_venue_report, book_journaled_order, lock_account
 
 OPEN = ("new", "submitted", "partially_filled")
 
@@ -106,13 +112,15 @@ def reconcile_account(
                           "reconcile with")  # fmt: skip
     if not isinstance(broker, BalanceBroker):
         raise ConfigError(f"broker {broker.name!r} cannot report balances")
-    # First our open orders, each looked up at the venue by client id: what filled or ended meanwhile is booked
-    # (events, fills, position, cash) before the holdings are compared.
-    differences: list[Difference] = []
+    # First every journaled attempt that has no order (a process died before its decision committed), then our open
+    # orders, each looked up at the venue by client id: what the venue has, or what filled or ended meanwhile, is
+    # booked (events, fills, position, cash) before the holdings are compared.
+    differences: list[Difference] = _recover_orphans(conn, broker, account, run_id=run_id, event_time=event_time)
     ours_open = conn.execute(
         text("select client_order_id, symbol, status from audit.orders where account = :a and status = any(:o) "
              "order by created_at"), {"a": account, "o": list(OPEN)}).all()  # fmt: skip
     still_open: dict[str, str] = {}
+    switch = kill_switch_state(conn)
     for coid, symbol, status in ours_open:
         report = broker.lookup(coid)
         if report is None:
@@ -120,6 +128,8 @@ def reconcile_account(
                 "problem": "open in our books, unknown to the venue", "symbol": symbol, "status": status}))  # fmt: skip
             continue
         new_status = apply_venue_report(conn, run_id=run_id, report=report, event_time=event_time)
+        if new_status is not None and not is_terminal(new_status) and switch.engaged:
+            new_status = _cancel_for_switch(conn, broker, report, symbol, switch.reason, run_id, event_time)
         if new_status is not None and new_status.value != status:
             differences.append(Difference("order", coid, None, None, {
                 "problem": f"was {status} in our books, {new_status.value} at the venue: brought up to date",
@@ -146,6 +156,56 @@ def reconcile_account(
              "det": json.dumps({**d.details, "venue": broker.name}, default=str)},
         )  # fmt: skip
     return differences
+
+
+def _recover_orphans(
+    conn: Connection, broker: BalanceBroker, account: str, *, run_id: str, event_time: datetime
+) -> list[Difference]:
+    """Look up every journaled attempt of ``account`` at this venue that has no order, under the account lock (an
+    attempt whose execution is still running holds it until it commits its order). The venue has it: the order is
+    booked from the journal and the venue's report (``book_journaled_order``). The venue confirms it never saw it: the
+    attempt is settled as absent (a decision recomputed later may send it). An attempt journaled without its order
+    details (before migration 0013) cannot be booked: a difference for a human."""
+    lock_account(conn, account)
+    differences = []
+    for attempt in orphaned_attempts(conn, account, broker.name):
+        coid = attempt.client_order_id
+        report = broker.lookup(coid)
+        if report is None:
+            resolve_attempt(conn, coid, "absent")
+            continue
+        if attempt.details is None:
+            differences.append(Difference("order", coid, None, None, {
+                "problem": "journaled attempt found at the venue, its order details were not journaled",
+                "venue_status": report.status.value, "venue_order_id": report.venue_order_id}))  # fmt: skip
+            continue
+        status = book_journaled_order(conn, run_id=run_id, report=report, account=account, venue=attempt.venue,
+                                      details=attempt.details, event_time=event_time)  # fmt: skip
+        resolve_attempt(conn, coid, "booked")
+        differences.append(Difference("order", coid, None, None, {
+            "problem": f"journaled attempt with no order, {status.value} at the venue: booked",
+            "symbol": attempt.details.get("symbol"), "fills": len(report.fills), "explained": True}))  # fmt: skip
+    return differences
+
+
+def _cancel_for_switch(
+    conn: Connection,
+    broker: BalanceBroker,
+    report: BrokerReport,
+    symbol: str,
+    reason: str,
+    run_id: str,
+    event_time: datetime,
+) -> OrderStatus | None:
+    """The kill switch is on and the venue now lists one of our orders open (listed late, after the switch's cancel
+    pass found nothing): cancel it there, and book the venue's answer."""
+    if not isinstance(broker, CancellingBroker):
+        return report.status
+    cancelled = broker.cancel(report.client_order_id, symbol)
+    if cancelled is None:
+        return report.status
+    why = f"kill switch: {reason}"
+    return apply_venue_report(conn, run_id=run_id, report=replace(cancelled, reason=why), event_time=event_time)
 
 
 def latest_reconciliation(conn: Connection, account: str) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 So every slice meets what a decision's order meets: the account lock, a lookup by client id of an order already
 recorded or journaled (a crash between journal and record, then a rerun: recovered, never resent), the kill switch
-(a slice it stops cancels the rest of its parent's schedule), live arming, the fat-finger guards and hard limits.
+(a slice it stops cancels the rest of its parent's schedule), the portfolio risk gate at release time (drawdown,
+exposure, VaR: the ``gate`` the flows pass), live arming, the fat-finger guards and hard limits.
 A slice is priced at the newest bar close known at ``now`` (else the parent's reference price) and its slippage is
 measured against its parent's arrival price. An iceberg child is due once the child before it has filled; when that
 one ended otherwise (cancelled, rejected, expired; or its slice refused or cancelled) the rest of its parent's
@@ -37,7 +38,7 @@ from execution.schedule import (
     schedule_of,
     stopped_parents,
 )
-from execution.submit import ExecutionResult, execute, lock_account
+from execution.submit import ExecutionResult, SliceGate, execute, lock_account
 
 
 @dataclass
@@ -71,9 +72,11 @@ def release_due_children(
     run_id: str,
     account: str | None = None,
     last_prices: Mapping[str, Decimal] | None = None,
+    gate: SliceGate | None = None,
 ) -> ReleaseResult:
     """Send every TWAP slice due by ``now`` (of ``account``, or of every account: give a broker that serves them)
-    through ``execute`` at event time ``now``, on the caller's connection (its transaction decides)."""
+    through ``execute`` at event time ``now``, on the caller's connection (its transaction decides); ``gate``: the
+    portfolio risk gate each slice passes first (``execute``)."""
     now = require_utc(now, "now")
     out = ReleaseResult()
     for name in accounts_with_due_slices(conn, now, account):
@@ -97,5 +100,5 @@ def release_due_children(
         ]  # fmt: skip
         out.due += [s.client_order_id for s in due]
         out.results[name] = execute(conn, [], run_id=run_id, broker=broker, settings=settings, event_time=now,
-                                    last_prices=last_prices, slices=priced)  # fmt: skip
+                                    last_prices=last_prices, slices=priced, gate=gate)  # fmt: skip
     return out

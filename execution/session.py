@@ -38,7 +38,7 @@ from execution.reconcile import Difference, reconcile_account, unexplained
 from execution.release import ReleaseResult, release_due_children
 from execution.routing import RoutingBroker
 from execution.shadow import ShadowBroker, record_drift
-from execution.submit import ExecutionResult, execute
+from execution.submit import ExecutionResult, SliceGate, execute
 
 
 @dataclass(frozen=True)
@@ -157,14 +157,20 @@ def execute_in_session(
 
 
 def release_in_session(
-    conn: Connection, session: TradingSession, now: datetime, *, run_id: str, settings: Settings
+    conn: Connection,
+    session: TradingSession,
+    now: datetime,
+    *,
+    run_id: str,
+    settings: Settings,
+    gate: SliceGate | None = None,
 ) -> ReleaseResult:
     """``release_due_children`` for the session's account with its broker; a shadow account's drift is recorded for
     the slices sent here, as ``execute_in_session`` does for a decision's orders."""
     if not session.may_trade or session.broker is None:
         raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
     released = release_due_children(conn, session.broker, now, settings=settings, run_id=run_id,
-                                    account=session.account)  # fmt: skip
+                                    account=session.account, gate=gate)  # fmt: skip
     if isinstance(session.broker, ShadowBroker):
         sent = {o.client_order_id for r in released.results.values() for o in r.submitted}
         record_drift(conn, session.broker.take_observations(sent))

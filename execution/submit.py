@@ -40,7 +40,8 @@ symbol's quote currency (``audit.balances`` per currency); views convert it into
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
@@ -50,6 +51,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import (
     ClientOrderId,
+    DecisionId,
     Fill,
     OrderIntent,
     OrderStatus,
@@ -101,6 +103,9 @@ from execution.schedule import (
 from execution.splitting import SplitPlan, SplitPolicy, arrival_slippage, split_intents
 
 GUARD_CHECK = "execution_guard"
+# The portfolio risk gate a released slice passes (``agents.risk.gate.portfolio_gate``): the intent that may go (maybe
+# shrunk) and no breaches, or None and the breaches that denied it.
+SliceGate = Callable[[Connection, OrderIntent, datetime], tuple[OrderIntent | None, tuple[LimitBreach, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +278,7 @@ def execute(
     last_prices: Mapping[str, Decimal] | None = None,
     parents: Mapping[ClientOrderId, ClientOrderId] | None = None,
     slices: Sequence[ScheduledSlice] = (),
+    gate: SliceGate | None = None,
 ) -> ExecutionResult:
     """Send each intent at most once (see the module docstring). ``last_prices`` overrides the price-band reference;
     by default it is the newest ``raw.ohlcv`` close known at ``event_time``, else the intent's reference price.
@@ -282,7 +288,10 @@ def execute(
     (``execution.schedule``), then only the slices due by ``event_time`` go on (the first); the others are returned
     in ``scheduled``. A retry finds the schedule and sends only what is due and not yet recorded; a retry split in
     another shape sends nothing. ``slices``: scheduled slices being released (``execution.release``): sent as they
-    are (not split again, no other slice superseded), measured against their parent's arrival price."""
+    are (not split again, no other slice superseded), measured against their parent's arrival price; with ``gate``
+    (the portfolio risk gate, built by the flows from ``agents.risk.gate``) each slice first passes it at
+    ``event_time``: denied, it is refused with the gate's breaches (recorded like every guard trip); shrunk, the
+    smaller order is sent."""
     event_time = require_utc(event_time, "event_time")
     limits = HardLimits.from_settings(settings)
     releasing = bool(slices)
@@ -386,8 +395,12 @@ def execute(
             continue
 
         holding = state.holding
+        gated: list[LimitBreach] = []
+        if releasing and gate is not None:
+            allowed, denied = gate(conn, intent, event_time)
+            intent, gated = allowed or intent, list(denied)
         signed = intent.quantity if intent.side is Side.BUY else -intent.quantity
-        breaches = _account_guards(conn, intent, state, broker=broker, settings=settings)
+        breaches = gated + _account_guards(conn, intent, state, broker=broker, settings=settings)
         quote_rate = QuoteRate(quote_currency(intent.symbol, state.base_currency), state.base_currency,
                                state.quote_rate, event_time)  # fmt: skip
         if quote_rate.rate is None:
@@ -442,7 +455,8 @@ def execute(
             submitted_at=event_time,
             bar_volume=state.last_volume,
         )
-        record_attempt(conn, coid, intent.account, venue)
+        record_attempt(conn, coid, intent.account, venue,
+                       journal_details(new_order, run_id=run_id, event_time=event_time, timeframe=settings.timeframe))  # fmt: skip
         result.broker_submits += 1
         recorded.append(coid)
         try:
@@ -647,6 +661,78 @@ def _reconcile(
 # --- applying a venue report outside ``execute`` (kill-switch cancels, reconciliation) --------------------------------
 
 
+def journal_details(
+    new_order: NewOrder,
+    *,
+    run_id: str,
+    event_time: datetime,
+    timeframe: str | None = None,
+    stop_price: Decimal | None = None,
+) -> dict[str, Any]:
+    """The order as it is about to be sent, for the submit journal (``execution.journal``): enough to look it up at
+    its venue and to record it (``book_journaled_order``) if the decision that sends it is never committed."""
+    intent = new_order.intent
+    optional = {
+        "limit_price": new_order.limit_price,
+        "stop_price": stop_price,
+        "arrival_price": new_order.arrival_price,
+    }
+    return {
+        "decision_id": intent.decision_id, "leg": intent.leg, "symbol": intent.symbol, "side": intent.side.value,
+        "quantity": str(intent.quantity), "reference_price": str(intent.reference_price),
+        "order_type": new_order.order_type, "parent": new_order.parent, "run_id": run_id,
+        "event_time": event_time.isoformat(), "timeframe": timeframe,
+        **{k: None if v is None else str(v) for k, v in optional.items()},
+    }  # fmt: skip
+
+
+def book_journaled_order(
+    conn: Connection,
+    *,
+    run_id: str,
+    report: BrokerReport,
+    account: str,
+    venue: str,
+    details: Mapping[str, Any],
+    event_time: datetime,
+) -> OrderStatus:
+    """Record an order found at its venue from a journaled attempt that has no order (the process died before the
+    decision's transaction committed): the order row as journaled, with the venue's report (events, fills, position,
+    cash), under the caller's account lock.
+
+    Its decision was rolled back with that transaction, and an order must point at a decision, so the decision row
+    is recorded again from the journal (``config_version`` ``recovered``, action the order's side, the journaled
+    run in ``inputs``); a later run that recomputes the same decision finds both and sends nothing."""
+    event_time = require_utc(event_time, "event_time")
+    intent = OrderIntent(DecisionId(str(details["decision_id"])), account, str(details["symbol"]),
+                         Side(str(details["side"])), Decimal(str(details["quantity"])),
+                         Decimal(str(details["reference_price"])), int(details.get("leg") or 0))  # fmt: skip
+    decided_at = details.get("event_time")
+    conn.execute(
+        text(
+            """insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action, score,
+                                            config_version, inputs)
+               values (:d, :r, :a, :s, :tf, :t, :act, 0, 'recovered', cast(:inputs as jsonb))
+               on conflict (decision_id) do nothing"""
+        ),
+        {"d": intent.decision_id, "r": run_id, "a": account, "s": intent.symbol,
+         "tf": details.get("timeframe") or "unknown",
+         "t": datetime.fromisoformat(decided_at) if decided_at else event_time, "act": intent.side.value,
+         "inputs": json.dumps({"recovered_from": "audit.submit_attempts", "client_order_id": report.client_order_id,
+                               "journaled_run_id": details.get("run_id")})},
+    )  # fmt: skip
+    base_currency = conn.execute(
+        text("select base_currency from audit.accounts where id = :a"), {"a": account}
+    ).scalar_one()
+    limit = details.get("limit_price")
+    arrival = details.get("arrival_price")
+    new_order = NewOrder(intent, venue, details.get("parent"), None if arrival is None else Decimal(str(arrival)),
+                         order_type=str(details.get("order_type") or "market"),
+                         limit_price=None if limit is None else Decimal(str(limit)))  # fmt: skip
+    return _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report, account=account,
+                         base_currency=base_currency, event_time=event_time, new_order=new_order)  # fmt: skip
+
+
 def apply_venue_report(
     conn: Connection, *, run_id: str, report: BrokerReport, event_time: datetime
 ) -> OrderStatus | None:
@@ -701,7 +787,8 @@ def place_standing_order(
     new_order = NewOrder(intent, broker.name, None, None, order_type=order_type, limit_price=limit_price)
     request = OrderRequest(coid, intent.account, intent.symbol, intent.side, intent.quantity, intent.reference_price,
                            event_time, order_type=order_type, limit_price=limit_price, stop_price=stop_price)  # fmt: skip
-    record_attempt(conn, coid, intent.account, broker.name)
+    record_attempt(conn, coid, intent.account, broker.name,
+                   journal_details(new_order, run_id=run_id, event_time=event_time, stop_price=stop_price))  # fmt: skip
     try:
         report = broker.submit(request)
     except (KillSwitchEngagedError, OrderRejectedError) as exc:

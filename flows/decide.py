@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
+from agents.risk.gate import portfolio_gate
 from agents.team import Team, build_team, decide
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import require_utc, timeframe_delta
@@ -57,7 +58,9 @@ def decide_symbols(
 def release_slices(as_of: datetime, run_id: str, session: TradingSession) -> int:
     """Send the account's TWAP slices due by ``as_of`` through the session's broker; returns the broker submits."""
     with get_engine().begin() as conn:
-        released = release_in_session(conn, session, as_of, run_id=run_id, settings=get_settings())
+        settings = get_settings()
+        released = release_in_session(conn, session, as_of, run_id=run_id, settings=settings,
+                                      gate=portfolio_gate(settings))  # fmt: skip
     return released.broker_submits
 
 

@@ -195,7 +195,15 @@ class BinanceSpotVenue:
                      and o["symbol"] == q.get("symbol", o["symbol"])]  # fmt: skip
 
     def my_trades(self, q: dict[str, str]) -> tuple[int, object]:
+        if "orderId" not in q:  # the account's trades in a symbol since startTime
+            return 200, [t for o in self.orders if o["symbol"] == q.get("symbol") for t in o["_trades"]
+                         if t["time"] >= int(q.get("startTime", 0))]  # fmt: skip
         return 200, [t for o in self.orders if str(o["orderId"]) == q.get("orderId") for t in o["_trades"]]
+
+    def all_orders(self, q: dict[str, str]) -> tuple[int, object]:
+        """``/api/v3/allOrders``: every order of a symbol (open, filled, cancelled) since startTime."""
+        return 200, [self._public(o) for o in self.orders if o["symbol"] == q.get("symbol")
+                     and o["time"] >= int(q.get("startTime", 0))]  # fmt: skip
 
     def depth(self, q: dict[str, str]) -> tuple[int, object]:
         book = self.book.get(q.get("symbol", ""))
@@ -212,6 +220,7 @@ class BinanceSpotVenue:
         return {**binance_routes(), "POST /api/v3/order": self.create, "GET /api/v3/order": self.query,
                 "DELETE /api/v3/order": self.cancel, "/api/v3/openOrders": self.open_orders,
                 "/api/v3/myTrades": self.my_trades, "/api/v3/account": self.account,
+                "/api/v3/allOrders": self.all_orders,
                 "/api/v3/depth": self.depth}  # fmt: skip
 
     def creates(self, replay: VenueReplay) -> int:

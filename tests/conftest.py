@@ -25,6 +25,7 @@ from alphaloom.settings import Settings, apply_tool_environment, get_settings
 apply_tool_environment()
 # Keys of credentials stored by tests go to a 0600 file under the test home, never into a developer's OS keyring.
 os.environ.setdefault("ALPHALOOM_SECRET_KEY_STORE", "file")
+os.environ.setdefault("ALPHALOOM_RESEND_SETTLE_SECONDS", "0")  # no sleeps in tests
 
 
 def _admin_uri(url: URL) -> str:

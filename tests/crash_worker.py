@@ -62,7 +62,9 @@ def binance_on_file(state: str) -> CcxtBroker:
          "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}},
     )  # fmt: skip
     mount(exchange, DurableBinanceSpotVenue(Path(state), {"BTCUSDT": "87512.00"}).routes())
-    return CcxtBroker(exchange, kill_switch=lambda: KillSwitchState(False, "", ""), symbols=["BTC/USDT"])
+    return CcxtBroker(
+        exchange, kill_switch=lambda: KillSwitchState(False, "", ""), symbols=["BTC/USDT"], settle_seconds=0
+    )
 
 
 def main(spec_path: str) -> None:

@@ -38,7 +38,7 @@ def binance_broker(
          "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}},
     )  # fmt: skip
     replay = mount(exchange, venue.routes())
-    return CcxtBroker(exchange, kill_switch=lambda: switch, symbols=symbols), replay
+    return CcxtBroker(exchange, kill_switch=lambda: switch, symbols=symbols, settle_seconds=0), replay
 
 
 def request(coid: str, quantity: str, *, symbol: str = "BTC/USDT", price: str = "87500") -> OrderRequest:

@@ -191,7 +191,7 @@ def test_the_protect_flow_guards_every_account_on_a_new_bar(prefect_harness, eng
         totals = protect_positions(as_of=T0 + timedelta(hours=1), account=account)
     finally:
         get_settings.cache_clear()
-    assert totals == {"accounts": 1, "exits_sent": 1, "unprotected": 0, "slices_sent": 0}
+    assert totals == {"accounts": 1, "exits_sent": 1, "unprotected": 0, "slices_sent": 0, "slices_held": 0}
     with engine.connect() as conn:
         status = conn.execute(text("select status, triggered_by from audit.protective_exits where account = :a"),
                               {"a": account}).one()  # fmt: skip

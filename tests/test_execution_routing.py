@@ -120,7 +120,8 @@ def _venue(
             raise SimulatedCrash("died after the venue accepted the first leg")  # ... we never hear back
 
         routes["POST /api/v3/order"] = accept_then_die
-    return CcxtBroker(exchange, kill_switch=lambda: OFF, symbols=("BTC/USDT",)), mount(exchange, routes)
+    broker = CcxtBroker(exchange, kill_switch=lambda: OFF, symbols=("BTC/USDT",), settle_seconds=0)
+    return broker, mount(exchange, routes)
 
 
 def _creates(replay: VenueReplay) -> list[dict[str, str]]:

@@ -7,12 +7,20 @@ What a caller can rely on:
   (``amount_to_precision`` / ``price_to_precision``) and checked against its limits first: below
   ``limits.amount.min`` or ``limits.cost.min`` is an ``OrderRejectedError`` naming symbol, value and minimum, and
   nothing is sent.
-- An error whose outcome is unknown (ccxt ``NetworkError``: ``RequestTimeout``, ``ExchangeNotAvailable``..., or a
-  duplicate-id refusal) is never answered by a blind resend: the order is first looked up by client id
-  (``fetch_order``, then ``fetch_open_orders``); when the venue has it, its report is returned and nothing is sent
-  again; only when the venue answers that it never saw the id is the order sent again (at most ``attempts`` creates).
-  When even the lookup fails, ``UnknownOrderStateError``: execution marks the order submitted and reconciles later.
-- Vendor errors are translated here (``alphaloom.errors``): a refusal (``InvalidOrder``, ``InsufficientFunds``,
+- An error whose outcome is unknown (ccxt ``NetworkError``: ``RequestTimeout``, ``ExchangeNotAvailable``...) is
+  never answered by a blind resend. After ``settle_seconds`` (a just-filled order can take a moment to become
+  visible), the order is looked up by client id; when the venue has it, its report is returned and nothing is sent
+  again. It is sent again (at most ``attempts`` creates) only when the venue *confirms* it never saw the id by a
+  lookup that also covers closed orders and trades: ``fetch_order`` by client id at a venue whose client-id lookup
+  finds closed orders too (``lookup_sees_closed``; binance), else its open and closed orders and our trades since
+  the first send (``fetch_open_orders``, ``fetch_closed_orders``, ``fetch_my_trades``): a trade of an order none of
+  those lists names means it cannot be confirmed. Whenever absence is not confirmed (a lookup failing, a venue that
+  cannot list its history), ``UnknownOrderStateError``: execution marks the order submitted and reconciliation
+  settles it later.
+- A duplicate-client-id answer (``ccxt.DuplicateOrderId``, or binance's -2010 "Duplicate order sent.", which ccxt
+  maps to ``InvalidOrder``) means an order with this id may exist: it is looked up by client id and its report
+  returned, never booked as a rejection; not found, it is ``UnknownOrderStateError`` (never a resend).
+- Vendor errors are translated here (``alphaloom.errors``): any other refusal (``InvalidOrder``, ``InsufficientFunds``,
   ``BadSymbol``, ``BadRequest``, ``PermissionDenied``, ``AuthenticationError``) is ``OrderRejectedError``; network
   trouble before anything was sent is ``VenueTemporaryError``.
 - ccxt statuses map onto our state machine (``ccxt_mapping.status_from_ccxt``); fills are Decimal, one per venue trade.
@@ -24,8 +32,9 @@ process sent, else ``symbol_of(client_order_id)`` (e.g. from ``audit.orders``), 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -53,8 +62,22 @@ REFUSALS = (
     ccxt.AuthenticationError,
     ccxt.AccountSuspended,
 )
-# Outcome unknown: the request may have reached the venue (a timeout after sending, a 5xx, a duplicate-id answer).
-UNKNOWN_OUTCOME = (ccxt.NetworkError, ccxt.DuplicateOrderId)
+# Outcome unknown: the request may have reached the venue (a timeout after sending, a 5xx).
+UNKNOWN_OUTCOME = (ccxt.NetworkError,)
+# Venues whose fetch_order by client id also finds filled and cancelled orders (binance: GET /api/v3/order with
+# origClientOrderId). Elsewhere a client-id lookup may see open orders only, so absence is confirmed from history.
+CLIENT_ID_LOOKUP_SEES_CLOSED = frozenset({"binance", "binanceus"})
+# How far before our first send the history is read, for clock skew between us and the venue.
+HISTORY_MARGIN = timedelta(minutes=5)
+DEFAULT_SETTLE_SECONDS = 2.0
+
+
+def is_duplicate_id(exc: BaseException) -> bool:
+    """The venue refused the create because the client order id is already in use (ccxt ``DuplicateOrderId``, or
+    binance's -2010 answer "Duplicate order sent." that ccxt raises as a plain ``InvalidOrder``)."""
+    return isinstance(exc, ccxt.DuplicateOrderId) or (
+        isinstance(exc, ccxt.InvalidOrder) and "duplicate order" in str(exc).lower()
+    )
 
 
 class CcxtBroker:
@@ -72,6 +95,9 @@ class CcxtBroker:
         attempts: int = 2,
         clock: Callable[[], datetime] | None = None,
         account: str | None = None,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+        lookup_sees_closed: bool | None = None,
     ) -> None:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
@@ -84,6 +110,11 @@ class CcxtBroker:
         self._attempts = attempts
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sent: dict[ClientOrderId, OrderRequest] = {}
+        self.settle_seconds = settle_seconds
+        self.sleep = sleep
+        self.lookup_sees_closed = (
+            self.name in CLIENT_ID_LOOKUP_SEES_CLOSED if lookup_sees_closed is None else lookup_sees_closed
+        )
 
     # -- markets -------------------------------------------------------------------------------------------------
     def market(self, symbol: str) -> Mapping[str, Any]:
@@ -139,6 +170,8 @@ class CcxtBroker:
             params["triggerPrice"] = float(self.exchange.price_to_precision(request.symbol, str(request.stop_price)))
             ccxt_type = "limit"
         self._sent[request.client_order_id] = request
+        coid = request.client_order_id
+        first_sent = self._clock()
         last_error: Exception | None = None
         for _ in range(self._attempts):
             try:
@@ -146,29 +179,94 @@ class CcxtBroker:
                     request.symbol, ccxt_type, request.side.value, float(amount),
                     None if price is None else float(price), dict(params),
                 )  # fmt: skip
+            except ccxt.InvalidOrder as exc:
+                if not is_duplicate_id(exc):
+                    raise OrderRejectedError(f"{self.name} refused {coid}: {exc}") from exc
+                return self._existing(coid, request.symbol, exc)
             except REFUSALS as exc:
-                raise OrderRejectedError(f"{self.name} refused {request.client_order_id}: {exc}") from exc
+                raise OrderRejectedError(f"{self.name} refused {coid}: {exc}") from exc
             except UNKNOWN_OUTCOME as exc:
                 last_error = exc
-                try:
-                    report = self._lookup_in(request.client_order_id, [request.symbol])
-                except VenueError as lookup_error:
-                    raise UnknownOrderStateError(
-                        f"{self.name}: submit of {request.client_order_id} failed ({type(exc).__name__}) and the "
-                        f"lookup failed too ({lookup_error}); reconcile before resending"
-                    ) from exc
+                report = self._confirmed_lookup(coid, request.symbol, since=first_sent, cause=exc)
                 if report is not None:
                     return report  # the venue has it: never send it again
-                continue  # the venue says it never saw the id: safe to send again
+                continue  # the venue confirmed it never saw the id: safe to send again
             except ccxt.BaseError as exc:
                 raise UnknownOrderStateError(
-                    f"{self.name}: submit of {request.client_order_id} failed: {type(exc).__name__}: {exc}"
+                    f"{self.name}: submit of {coid} failed: {type(exc).__name__}: {exc}"
                 ) from exc
-            return self._report(order, request.client_order_id, request.symbol, request.side)
+            return self._report(order, coid, request.symbol, request.side)
         raise UnknownOrderStateError(
-            f"{self.name}: {request.client_order_id} not accepted after {self._attempts} attempts, each followed by a "
+            f"{self.name}: {coid} not accepted after {self._attempts} attempts, each followed by a "
             f"lookup that did not find it: {type(last_error).__name__}: {last_error}"
         )
+
+    def _existing(self, coid: ClientOrderId, symbol: str, exc: Exception) -> BrokerReport:
+        """The venue answered "duplicate client id": an order with this id may exist. Its report, never a
+        rejection; when the lookup does not find it (or fails), the outcome is unknown."""
+        try:
+            report = self._find(coid, symbol)
+        except VenueError as lookup_error:
+            raise UnknownOrderStateError(
+                f"{self.name}: {coid} answered as a duplicate client id ({exc}) and the lookup failed "
+                f"({lookup_error}); reconcile before resending"
+            ) from exc
+        if report is None:
+            raise UnknownOrderStateError(
+                f"{self.name}: {coid} answered as a duplicate client id ({exc}) but the lookup by client id did not "
+                "find it; left for reconciliation, never resent"
+            ) from exc
+        return report
+
+    def _confirmed_lookup(
+        self, coid: ClientOrderId, symbol: str, *, since: datetime, cause: Exception
+    ) -> BrokerReport | None:
+        """After a submit whose outcome is unknown: the venue's report, or None only when the venue confirmed it
+        never saw ``coid`` (see the module docstring); otherwise ``UnknownOrderStateError``."""
+        if self.settle_seconds > 0:
+            self.sleep(self.settle_seconds)
+        try:
+            report = self._find(coid, symbol, since)
+        except UnknownOrderStateError:
+            raise
+        except VenueError as lookup_error:
+            raise UnknownOrderStateError(
+                f"{self.name}: submit of {coid} failed ({type(cause).__name__}) and the "
+                f"lookup failed too ({lookup_error}); reconcile before resending"
+            ) from cause
+        return report
+
+    def _history_lookup(self, coid: ClientOrderId, symbol: str, since: datetime | None) -> BrokerReport | None:
+        """``coid`` among the venue's open and closed orders of ``symbol`` since ``since``; None only when neither
+        list has it and every trade of ours since then belongs to an order those lists name. A venue that cannot list
+        closed orders or trades cannot confirm absence: ``UnknownOrderStateError``."""
+        has = self.exchange.has
+        if not (has.get("fetchClosedOrders") and has.get("fetchMyTrades") and has.get("fetchOpenOrders")):
+            raise UnknownOrderStateError(
+                f"{self.name}: cannot confirm that {coid} is absent: the venue lists no closed orders or trades"
+            )
+        start = None if since is None else int((since - HISTORY_MARGIN).timestamp() * 1000)
+        try:
+            orders = [
+                *self.exchange.fetch_open_orders(symbol, start),
+                *self.exchange.fetch_closed_orders(symbol, start),
+            ]
+            trades = self.exchange.fetch_my_trades(symbol, start)
+        except ccxt.NetworkError as exc:
+            raise VenueTemporaryError(f"{self.name}: history lookup of {coid}: {type(exc).__name__}: {exc}") from exc
+        except ccxt.BaseError as exc:
+            raise VenueError(f"{self.name}: history lookup of {coid}: {type(exc).__name__}: {exc}") from exc
+        for order in orders:
+            if order.get("clientOrderId") == coid:
+                return self._report(order, coid, symbol, Side(str(order.get("side"))))
+        listed = {str(o.get("id")) for o in orders}
+        stray = sorted({str(t.get("order")) for t in trades if str(t.get("order")) not in listed})
+        if stray:
+            raise UnknownOrderStateError(
+                f"{self.name}: cannot confirm that {coid} is absent: trades of venue orders {', '.join(stray)} since "
+                f"{since} belong to no order the venue lists"
+            )
+        return None
 
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
         """The venue's report for ``client_order_id``, None when the venue never saw it."""
@@ -179,7 +277,19 @@ class CcxtBroker:
             raise ConfigError(
                 f"{self.name}: cannot look up {client_order_id}: its symbol is unknown and no symbols are configured"
             )
-        return self._lookup_in(client_order_id, symbols)
+        for symbol in symbols:
+            report = self._find(client_order_id, symbol)
+            if report is not None:
+                return report
+        return None
+
+    def _find(self, coid: ClientOrderId, symbol: str, since: datetime | None = None) -> BrokerReport | None:
+        """The venue's report for ``coid`` in ``symbol``; None only when a lookup that covers closed orders (and,
+        where the client-id lookup sees open orders only, trades) does not find it."""
+        report = self._lookup_in(coid, [symbol])
+        if report is None and not self.lookup_sees_closed:
+            report = self._history_lookup(coid, symbol, since)
+        return report
 
     def _lookup_in(self, client_order_id: ClientOrderId, symbols: Sequence[str]) -> BrokerReport | None:
         for symbol in symbols:
@@ -235,7 +345,7 @@ class CcxtBroker:
             raise VenueTemporaryError(f"{self.name}: cancel of {client_order_id}: {exc}") from exc
         except ccxt.BaseError as exc:
             raise VenueError(f"{self.name}: cancel of {client_order_id}: {type(exc).__name__}: {exc}") from exc
-        return self._lookup_in(client_order_id, [symbol])
+        return self._find(client_order_id, symbol)
 
     def open_orders(self, symbol: str | None = None) -> list[BrokerReport]:
         """The venue's open orders (of ``symbol``, else of every configured symbol)."""

@@ -47,13 +47,17 @@ def kill_switch_reader(engine: Engine) -> Callable[[], KillSwitchState]:
 
 
 def symbol_reader(engine: Engine) -> Callable[[ClientOrderId], str | None]:
-    """The symbol of one of our orders (``audit.orders``), for venues that look orders up per symbol."""
+    """The symbol of one of our orders (``audit.orders``, else its journaled attempt), for venues that look orders up
+    per symbol."""
 
     def read(client_order_id: ClientOrderId) -> str | None:
         with engine.connect() as conn:
             return conn.execute(
-                text("select symbol from audit.orders where client_order_id = :c"), {"c": client_order_id}
-            ).scalar()
+                text("""select coalesce((select symbol from audit.orders where client_order_id = :c),
+                                        (select details ->> 'symbol' from audit.submit_attempts
+                                         where client_order_id = :c))"""),
+                {"c": client_order_id},
+            ).scalar()  # fmt: skip
 
     return read
 
@@ -94,7 +98,8 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
         return None
     exchange = _exchange_maker(exchange_id, credentials.ccxt_config())
     return CcxtBroker(exchange, kill_switch=kill_switch_reader(engine), symbols=settings.symbols,
-                      symbol_of=symbol_reader(engine), account=account)  # fmt: skip
+                      symbol_of=symbol_reader(engine), account=account,
+                      settle_seconds=settings.resend_settle_seconds)  # fmt: skip
 
 
 def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | None = None) -> list[Broker]:
