@@ -1,6 +1,11 @@
 """The news agent: which stories were known about a symbol at ``as_of``, and what their sentiment says.
 
-``recent_news`` is the point-in-time read (DESIGN §4): only stories with ``as_of - window < first_seen_at <= as_of``.
+``recent_news`` is the point-in-time read (DESIGN §4): only stories known for the symbol in ``(as_of - window, as_of]``,
+where a story is known for a symbol from ``greatest(first_seen_at, first_known_at)``: its first sighting, or the later
+sighting that first linked it to the symbol (``raw.news_symbols.first_known_at``), so a tag added by a later sighting
+never reaches a replay before that sighting. The items' ``first_seen_at`` is that per-symbol time. A link is never
+known before its story (the story's first sighting is the earliest of all, the link's the earliest of those carrying
+it), so the window is a range on ``(symbol, first_known_at)``, which is indexed.
 ``news_opinion`` is pure: mean sentiment of the scored stories; HOLD with confidence 0 when there are none.
 """
 
@@ -37,7 +42,7 @@ class NewsParams:
 
 
 def recent_news(conn: Connection, symbol: str, as_of: datetime, window: timedelta) -> list[NewsItem]:
-    """Stories tagged with ``symbol`` first seen in ``(as_of - window, as_of]``, oldest first."""
+    """Stories known for ``symbol`` in ``(as_of - window, as_of]``, oldest first."""
     return recent_news_by_symbol(conn, [symbol], as_of, window)[symbol]
 
 
@@ -51,10 +56,12 @@ def recent_news_by_symbol(
         return found
     rows = conn.execute(
         text(
-            """select s.symbol, n.id, n.url, n.title, n.summary, n.published_at, n.first_seen_at, n.first_seen_assumed
+            """select s.symbol, n.id, n.url, n.title, n.summary, n.published_at, n.first_seen_assumed,
+                      n.published_unknown, greatest(n.first_seen_at, s.first_known_at) as known_at
                from raw.news n join raw.news_symbols s on s.news_id = n.id
-               where s.symbol = any(:symbols) and n.first_seen_at <= :as_of and n.first_seen_at > :since
-               order by s.symbol, n.first_seen_at, n.id"""
+               where s.symbol = any(:symbols) and s.first_known_at > :since and s.first_known_at <= :as_of
+                 and n.first_seen_at <= :as_of
+               order by s.symbol, known_at, n.id"""
         ),
         {"symbols": list(symbols), "as_of": as_of, "since": as_of - window},
     )
@@ -66,9 +73,10 @@ def recent_news_by_symbol(
                 title=r.title,
                 summary=r.summary,
                 published_at=r.published_at,
-                first_seen_at=r.first_seen_at,
+                first_seen_at=r.known_at,
                 first_seen_assumed=r.first_seen_assumed,
                 symbols=(r.symbol,),
+                published_unknown=r.published_unknown,
             )
         )
     return found

@@ -93,7 +93,8 @@ class Bar:
 
 @dataclass(frozen=True, slots=True)
 class NewsItem:
-    """A story as first seen; ``first_seen_assumed`` marks a first-seen time derived from publication + latency."""
+    """A story as first seen; ``first_seen_assumed`` marks a first-seen time derived from publication + latency, and
+    ``published_unknown`` a story its feed gave no date (``published_at`` is then the fetch time)."""
 
     id: NewsId
     url: str | None
@@ -103,6 +104,7 @@ class NewsItem:
     first_seen_at: datetime
     first_seen_assumed: bool
     symbols: tuple[str, ...] = ()
+    published_unknown: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "published_at", require_utc(self.published_at, "NewsItem.published_at"))

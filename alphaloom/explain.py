@@ -330,20 +330,24 @@ def _bars(conn: Connection, keys: list[dict[str, Any]]) -> list[BarRow]:
     return bars
 
 
-def _news(conn: Connection, ids: list[str], recorded: list[dict[str, Any]]) -> list[NewsRow]:
+def _news(conn: Connection, ids: list[str], recorded: list[dict[str, Any]], symbol: str) -> list[NewsRow]:
+    """The decision's news rows; ``first_seen_at`` is when each story was known for the decision's ``symbol`` (a link
+    added by a later sighting counts from that sighting, as the decision read it: ``agents.news``)."""
     if not ids:
         return []
     scores = {n["id"]: n for n in recorded}
     rows = conn.execute(
         text(
-            """select n.id, n.title, n.url, n.published_at, n.first_seen_at, n.first_seen_assumed, n.run_id,
+            """select n.id, n.title, n.url, n.published_at, n.first_seen_assumed, n.run_id,
+                      greatest(n.first_seen_at, coalesce(y.first_known_at, n.first_seen_at)) as first_seen_at,
                       coalesce(array_agg(s.source order by s.source) filter (where s.source is not null), '{}')
                         as sources
                from raw.news n left join raw.news_sightings s on s.news_id = n.id
+               left join raw.news_symbols y on y.news_id = n.id and y.symbol = :symbol
                where n.id = any(:ids)
-               group by n.id order by n.first_seen_at, n.id"""
+               group by n.id, y.first_known_at order by 7, n.id"""
         ),
-        {"ids": ids},
+        {"ids": ids, "symbol": symbol},
     )
     return [
         NewsRow(
@@ -421,7 +425,9 @@ def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
     bars = _bars(conn, parents.get("raw.ohlcv") or [])
     for bar in bars:
         add_run("bars", bar.run_id)
-    news = _news(conn, [k["id"] for k in parents.get("raw.news") or []], decision.inputs.get("news") or [])
+    news = _news(
+        conn, [k["id"] for k in parents.get("raw.news") or []], decision.inputs.get("news") or [], decision.symbol
+    )
     for item in news:
         add_run("news", item.run_id)
     return OrderChain(order, decision, outputs, _risk_checks(conn, decision.decision_id), features, bars, news, runs)

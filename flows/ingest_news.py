@@ -1,6 +1,7 @@
 """Flow: ingest news feeds (files, or URLs fetched with conditional GET) into raw.news with sightings and symbols.
 
-Each batch passes the GX quality gate first; broken feeds are recorded in raw.feed_failures and the others still load.
+Each batch passes the GX quality gate first; broken feeds (URLs, and files that are empty, unreadable or malformed) are
+recorded in raw.feed_failures and the others still load.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from datetime import timedelta
 
 from prefect import flow, get_run_logger, task
 
-from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, record_fetches
+from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, record_fetches, record_file_failures
 from alphaloom.ingest.news import ParsedFeed, parse_feed, store_news
 from alphaloom.quality.gate import record_report
 from alphaloom.settings import get_settings
@@ -51,15 +52,17 @@ def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[st
     settings = get_settings()
     urls = [s for s in sources if _is_url(s)]
     with audited_run("ingest_news", {"feeds": sources, "quality": quality}) as (engine, run_id):
-        parsed: list[ParsedFeed] = [read_feed_file(s) for s in sources if not _is_url(s)]
-        broken: list[tuple[str, str]] = []
+        files = [s for s in sources if not _is_url(s)]
+        parsed: list[ParsedFeed] = [read_feed_file(s) for s in files]
+        with engine.begin() as conn:
+            broken = record_file_failures(conn, run_id, list(zip(files, parsed, strict=True)))
         if urls:
             with engine.begin() as conn:
                 states = load_states(conn, urls)
             fetches = fetch_feeds(urls, states)
             fetched = [parse_fetched(f, aliases=settings.alias_map) for f in fetches]
             with engine.begin() as conn:
-                broken = record_fetches(conn, run_id, fetches, fetched)
+                broken += record_fetches(conn, run_id, fetches, fetched)
             parsed.extend(p for p in fetched if p is not None)
         for feed, reason in broken:
             get_run_logger().warning("broken feed %s: %s", feed, reason)

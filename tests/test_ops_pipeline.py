@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -380,6 +380,10 @@ def test_explain_chain_is_complete_for_an_order(engine, data, fanned_out, tmp_pa
                 .all()
             )
         assert roles["news"] in writers and len(chain.news) == len(chain.decision.inputs["news"])
+        # Each story is shown first seen when the decision could see it for its symbol (issue 12.13).
+        assert {n.id: n.first_seen_at for n in chain.news} == {
+            n["id"]: datetime.fromisoformat(n["first_seen_at"]) for n in chain.decision.inputs["news"]
+        }
     page = render_html(chain, window)
     assert "<svg" in page and "http" not in page.split("<body>")[1].replace("http://www.w3", "")
     assert chain.order.client_order_id in page and chain.decision.decision_id in page

@@ -2,9 +2,10 @@
 
 ``fetch_feeds(urls, states)`` GETs every feed (bounded concurrency), sending ``If-None-Match`` / ``If-Modified-Since``
 from the feed's stored state; a ``304`` means nothing changed and nothing is parsed. ``parse_fetched`` turns a ``200``
-into a ``ParsedFeed`` (``first_seen_at`` = fetch time). ``record_fetches`` stores the new state of each feed and a
-``raw.feed_failures`` row, with its reason, for every feed that failed (HTTP error, network error, feedparser bozo);
-one broken feed never stops the others.
+into a ``ParsedFeed`` (``first_seen_at`` = fetch time; relative links resolved against the URL the document came from,
+after redirects). ``record_fetches`` stores the new state of each feed and a ``raw.feed_failures`` row, with its
+reason, for every feed that failed (HTTP error, network error, an empty or unreadable document, feedparser bozo);
+``record_file_failures`` does the same for feed files (no HTTP status, no state). One broken feed never stops the others.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FeedFetch:
     last_modified: str | None = None
     not_modified: bool = False
     error: str | None = None
+    final_url: str | None = None
 
 
 def load_states(conn: Connection, feeds: Sequence[str]) -> dict[str, FeedState]:
@@ -73,6 +75,7 @@ def fetch_feed(client: httpx.Client, url: str, state: FeedState | None) -> FeedF
     return FeedFetch(
         url, fetched_at, response.status_code, document=response.content,
         etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified"),
+        final_url=str(response.url),
     )  # fmt: skip
 
 
@@ -100,18 +103,41 @@ def parse_fetched(
     if fetch.document is None:
         return None
     return parse_document(fetch.document, source=fetch.feed, name=source_name(fetch.feed), fetched_at=fetch.fetched_at,
-                          assumed_latency=assumed_latency, aliases=aliases)  # fmt: skip
+                          assumed_latency=assumed_latency, aliases=aliases,
+                          base_url=fetch.final_url or fetch.feed)  # fmt: skip
 
 
 def failure_reason(fetch: FeedFetch, parsed: ParsedFeed | None) -> str | None:
     """Why a feed counts as broken this time, or ``None``."""
     if fetch.error:
         return fetch.error
+    return parse_failure(fetch.feed, parsed)
+
+
+def parse_failure(feed: str, parsed: ParsedFeed | None) -> str | None:
+    """Why a parsed feed counts as broken (empty or unreadable document, or malformed but still read), or ``None``."""
     if parsed is not None and not parsed.items and any(r.location == "feed" for r in parsed.rejected):
         return next(r.reason for r in parsed.rejected if r.location == "feed")
     if parsed is not None and parsed.bozo:
-        return f"{fetch.feed}: {parsed.bozo}"
+        return f"{feed}: {parsed.bozo}"
     return None
+
+
+_INSERT_FAILURE = text(
+    "insert into raw.feed_failures (feed, http_status, reason, run_id) values (:feed, :status, :reason, :run_id)"
+)
+
+
+def record_file_failures(
+    conn: Connection, run_id: str, files: Sequence[tuple[str, ParsedFeed]]
+) -> list[tuple[str, str]]:
+    """A ``raw.feed_failures`` row (no HTTP status) per broken feed file of ``(path, parsed)``; returns the broken
+    ones as ``(path, reason)``. A malformed file whose entries could still be read is recorded, and its good entries
+    load as usual."""
+    broken = [(path, reason) for path, parsed in files if (reason := parse_failure(path, parsed)) is not None]
+    if broken:
+        conn.execute(_INSERT_FAILURE, [{"feed": f, "status": None, "reason": r, "run_id": run_id} for f, r in broken])
+    return broken
 
 
 _UPSERT_STATE = text(
@@ -150,10 +176,6 @@ def record_fetches(
         if reason is not None:
             broken.append((fetch.feed, reason))
             conn.execute(
-                text(
-                    "insert into raw.feed_failures (feed, http_status, reason, run_id) "
-                    "values (:feed, :status, :reason, :run_id)"
-                ),
-                {"feed": fetch.feed, "status": fetch.status, "reason": reason, "run_id": run_id},
+                _INSERT_FAILURE, {"feed": fetch.feed, "status": fetch.status, "reason": reason, "run_id": run_id}
             )
     return broken

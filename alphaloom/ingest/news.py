@@ -10,24 +10,38 @@ Two steps, so the parsing can be tested without a database and a flow can parse 
 
 Point in time (DESIGN §4): a live fetch sets ``first_seen_at`` to the fetch time; a file or backfill has no fetch time in
 the past, so ``first_seen_at = published_at + assumed_latency`` and ``first_seen_assumed`` is true. When one story is
-seen several times the earliest ``first_seen_at`` wins, together with its ``first_seen_assumed`` flag.
+seen several times the earliest ``first_seen_at`` wins, together with its ``first_seen_assumed`` flag. A symbol link
+(``raw.news_symbols``) is known from the first sighting that carried it (``first_known_at``), which may be later than
+the story's first sighting: readers take a story for a symbol from ``greatest(first_seen_at, first_known_at)``.
 
-Identity: ``id = stable_hash(canonical_url(link))``, or ``stable_hash(guid)`` for an entry without a link, so a story
-syndicated to two feeds with different tracking parameters is one ``raw.news`` row with two sightings.
+Dates: a story must be dated within ``[EARLIEST_PUBLISHED, clock + MAX_LEAD]``, where the clock is the fetch time of a
+URL feed or, for a file, its modification time capped at the ingest time (a file cannot hold a story written after
+it was last written); outliers are quarantined. An undated entry of a URL feed is kept, with ``published_at`` = the
+fetch time and ``published_unknown`` set (the fetch time is a true first-seen time); an undated entry of a file is
+rejected, as nothing in a file says when it was first seen.
+
+Identity: ``id = stable_hash(canonical_url(link))``; for an entry without a link, a guid that is an http(s) URL is taken
+as that URL (a permalink names the story wherever it appears), any other guid is unique within its feed only, so the
+id is ``stable_hash(feed + guid)``. A story syndicated to two feeds with different tracking parameters is one
+``raw.news`` row with two sightings; two feeds numbering their stories from 1 keep two stories.
+
+Hostile input: an entry holding a NUL byte (which PostgreSQL text cannot store) is rejected by itself; markup is
+stripped by an HTML parser (text such as "P/E < 10 and yield > 5%" is text, not a tag); relative links of a fetched
+feed are resolved against the feed's URL (after redirects).
 """
 
 from __future__ import annotations
 
 import calendar
-import html
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 from sqlalchemy import Connection, text
@@ -39,7 +53,11 @@ _TRACKING_PARAMS = frozenset({"fbclid", "gclid"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Category terms that already look like one of our symbols (BASE/QUOTE) are taken as they are.
 _SYMBOL_TERM = re.compile(r"^[A-Z0-9][A-Z0-9.\-]*/[A-Z0-9]+$")
-_TAG = re.compile(r"<[^>]+>")
+# The sanity window for story dates (see the module docstring). The lead is the one the news quality suite allows.
+MAX_LEAD = timedelta(hours=24)
+# RSS dates from 1999; a story "published" before the web carried news is a broken or defaulted date (often 1970).
+EARLIEST_PUBLISHED = datetime(1995, 1, 1, tzinfo=UTC)
+_NUL = "\x00"
 _PAYLOAD_CHARS = 2000
 _NON_WORD = re.compile(r"[^\w]+")
 _TITLE_WINDOW = timedelta(hours=1)  # syndicated copies appear within minutes
@@ -91,13 +109,23 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, host, parts.path.rstrip("/"), urlencode(query), ""))
 
 
-def news_id(url: str | None, guid: str | None) -> NewsId:
-    """``stable_hash`` of the canonical URL, else of the guid; ``ValueError`` when there is neither."""
+def news_id(url: str | None, guid: str | None, feed: str | None = None) -> NewsId:
+    """``stable_hash`` of the canonical URL; else of the guid's canonical URL when the guid is an http(s) URL (a
+    permalink); else of ``feed`` and the guid (a guid is unique within its feed only; without ``feed``, the guid
+    alone). ``ValueError`` when there is neither link nor guid."""
     if url and url.strip():
         return NewsId(stable_hash(canonical_url(url)))
     if guid and guid.strip():
-        return NewsId(stable_hash(guid.strip()))
+        guid = guid.strip()
+        if _is_permalink(guid):
+            return NewsId(stable_hash(canonical_url(guid)))
+        return NewsId(stable_hash(f"{feed}\n{guid}" if feed else guid))
     raise ValueError("no link or guid to identify the story")
+
+
+def _is_permalink(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme.lower() in {"http", "https"} and bool(parts.hostname)
 
 
 def source_name(source: str | Path) -> str:
@@ -129,7 +157,8 @@ def parse_feed(
     if problem is not None:
         return ParsedFeed([], label, [Rejected(str(source), "feed", "", problem)])
     return parse_document(document, source=str(source), name=label, fetched_at=fetched_at,
-                          assumed_latency=assumed_latency, aliases=aliases)  # fmt: skip
+                          assumed_latency=assumed_latency, aliases=aliases,
+                          clock=_file_clock(source) if fetched_at is None else None)  # fmt: skip
 
 
 def parse_document(
@@ -140,28 +169,37 @@ def parse_document(
     fetched_at: datetime | None,
     assumed_latency: timedelta,
     aliases: Mapping[str, str] | None = None,
+    base_url: str | None = None,
+    clock: datetime | None = None,
 ) -> ParsedFeed:
     """Parse a feed document already fetched (``alphaloom.ingest.feeds`` does the HTTP); same rules as ``parse_feed``.
 
+    ``base_url`` (the URL the document came from) resolves relative links. ``clock`` is the latest time a story may
+    honestly be dated by (plus ``MAX_LEAD``): the fetch time when ``fetched_at`` is given, else ``clock``, else now.
     ``ParsedFeed.bozo`` carries feedparser's complaint about a malformed document whose entries could still be read.
     """
     where, label = source, name
     if fetched_at is not None:
         fetched_at = require_utc(fetched_at, "fetched_at")
+    latest = (fetched_at or (require_utc(clock, "clock") if clock is not None else datetime.now(UTC))) + MAX_LEAD
+    if not document.strip():
+        reason = f"{where} is empty (no feed document)"
+        return ParsedFeed([], label, [Rejected(where, "feed", "", reason)])
     parsed = feedparser.parse(document)
-    if not parsed.entries and (parsed.bozo or not parsed.version):
-        reason = f"{where} is not a readable RSS/Atom feed: {parsed.get('bozo_exception') or 'no feed elements found'}"
+    if not parsed.entries and (parsed.bozo or not parsed.get("version")):
+        problem = _printable(str(parsed.get("bozo_exception") or "no feed elements found"))
+        reason = f"{where} is not a readable RSS/Atom feed: {problem}"
         return ParsedFeed([], label, [Rejected(where, "feed", _snippet(document), reason)])
     matcher = _SymbolMatcher(aliases or {})
     items: list[NewsItem] = []
     rejected: list[Rejected] = []
     for index, entry in enumerate(parsed.entries, start=1):
         try:
-            items.append(_item(entry, matcher, fetched_at, assumed_latency))
+            items.append(_item(entry, matcher, fetched_at, assumed_latency, feed=label, latest=latest, base=base_url))
         except ValueError as exc:
             location = f"item {index} ({_entry_ref(entry)})"
             rejected.append(Rejected(where, location, _entry_payload(entry), f"{where} {location}: {exc}"))
-    bozo = f"malformed feed: {parsed.get('bozo_exception')}" if parsed.bozo else None
+    bozo = f"malformed feed: {_printable(str(parsed.get('bozo_exception')))}" if parsed.bozo else None
     return ParsedFeed(items, label, rejected, bozo=bozo)
 
 
@@ -174,7 +212,7 @@ def store_news(conn: Connection, run_id: str, feeds: Sequence[ParsedFeed]) -> Ne
     """
     earliest: dict[str, NewsItem] = {}
     sightings: dict[tuple[str, str], datetime] = {}
-    symbols: set[tuple[str, str]] = set()
+    symbols: dict[tuple[str, str], datetime] = {}
     same_story = _title_aliases(conn, [i for f in feeds for i in f.items])
     for feed in feeds:
         for item in feed.items:
@@ -185,7 +223,9 @@ def store_news(conn: Connection, run_id: str, feeds: Sequence[ParsedFeed]) -> Ne
                 earliest[item.id] = item
             key = (item.id, feed.source)
             sightings[key] = min(sightings.get(key, item.first_seen_at), item.first_seen_at)
-            symbols.update((item.id, s) for s in item.symbols)
+            for symbol in item.symbols:
+                link = (item.id, symbol)
+                symbols[link] = min(symbols.get(link, item.first_seen_at), item.first_seen_at)
     total = sum(len(f.items) for f in feeds)
     new_items = _merge_news(conn, run_id, earliest.values())
     return NewsIngestResult(
@@ -241,6 +281,17 @@ def _is_url(source: str) -> bool:
     return urlsplit(source).scheme.lower() in {"http", "https", "file"}
 
 
+def _file_clock(source: str | Path) -> datetime | None:
+    """A feed file's own time: its modification time, capped at now (a clock-skewed copy can be stamped ahead)."""
+    if isinstance(source, str) and _is_url(source):
+        return None
+    now = datetime.now(UTC)
+    try:
+        return min(datetime.fromtimestamp(Path(source).stat().st_mtime, UTC), now)
+    except OSError:
+        return now
+
+
 def _read(source: str | Path) -> tuple[bytes | str, str | None]:
     """The feed document (bytes of a file; a URL for feedparser to fetch), or the reason it cannot be read."""
     if isinstance(source, str) and _is_url(source):
@@ -256,8 +307,13 @@ def _read(source: str | Path) -> tuple[bytes | str, str | None]:
 
 def _snippet(document: bytes | str) -> str:
     if isinstance(document, bytes):
-        return document[:_PAYLOAD_CHARS].decode("utf-8", errors="replace")
-    return document[:_PAYLOAD_CHARS]
+        return _printable(document[:_PAYLOAD_CHARS].decode("utf-8", errors="replace"))
+    return _printable(document[:_PAYLOAD_CHARS])
+
+
+def _printable(value: str) -> str:
+    """``value`` with NUL bytes spelled out, so a quarantine row or failure reason can be stored and read."""
+    return value.replace(_NUL, "\\x00")
 
 
 class _SymbolMatcher:
@@ -289,40 +345,94 @@ def _field(entry: Any, key: str) -> Any:
     return dict.get(entry, key)
 
 
-def _http_link(entry: Any) -> str | None:
-    """The entry's web link; RSS guids without ``isPermaLink="false"`` also land in ``link``, and a ``urn:`` is no URL."""
+def _http_link(entry: Any, base: str | None = None) -> str | None:
+    """The entry's web link; RSS guids without ``isPermaLink="false"`` also land in ``link``, and a ``urn:`` is no URL.
+    A relative link (no scheme) is resolved against ``base``, the URL the feed was fetched from (feedparser already
+    applied any ``xml:base`` of the document); without a base it names nothing."""
     link = (_field(entry, "link") or "").strip()
+    if link and base and not urlsplit(link).scheme:
+        link = urljoin(base, link)
     return link if urlsplit(link).scheme.lower() in {"http", "https"} else None
 
 
-def _item(entry: Any, matcher: _SymbolMatcher, fetched_at: datetime | None, latency: timedelta) -> NewsItem:
+def _item(
+    entry: Any,
+    matcher: _SymbolMatcher,
+    fetched_at: datetime | None,
+    latency: timedelta,
+    *,
+    feed: str,
+    latest: datetime,
+    base: str | None = None,
+) -> NewsItem:
     """One entry as a ``NewsItem``; ``ValueError`` says why it cannot be one."""
+    if any(_NUL in str(_field(entry, k) or "") for k in ("title", "summary", "link", "id")) or any(
+        _NUL in (t.get("term") or "") for t in _field(entry, "tags") or []
+    ):
+        raise ValueError("entry contains a NUL byte, which cannot be stored as text")
     title = _plain(_field(entry, "title"))
     if not title:
         raise ValueError("entry has no title")
     published = _entry_time(entry)
-    if published is None:
+    if published is None and fetched_at is None:
         raise ValueError("entry has no parseable date (published or updated)")
-    link = _http_link(entry)
+    if published is not None and not EARLIEST_PUBLISHED <= published <= latest:
+        raise ValueError(
+            f"entry date {published.isoformat()} is outside the sane window "
+            f"[{EARLIEST_PUBLISHED.date().isoformat()}, {latest.isoformat()}] of its feed's time"
+        )
+    link = _http_link(entry, base)
     guid = (_field(entry, "id") or "").strip() or None
     terms = [t.get("term") or "" for t in _field(entry, "tags") or []]
     return NewsItem(
-        id=news_id(link, guid),
-        url=canonical_url(link) if link else None,
+        id=news_id(link, guid, feed),
+        url=canonical_url(link) if link else (canonical_url(guid) if guid and _is_permalink(guid) else None),
         title=title,
         summary=_plain(_field(entry, "summary")),
-        published_at=published,
+        published_at=published if published is not None else fetched_at,
         first_seen_at=fetched_at if fetched_at is not None else published + latency,
         first_seen_assumed=fetched_at is None,
         symbols=matcher.symbols(terms, title),
+        published_unknown=published is None,
     )
+
+
+class _TextOnly(HTMLParser):
+    """Collects the text of an HTML fragment: tags become word breaks, script and style content is dropped, character
+    references are decoded; a ``<`` that starts no tag (``P/E < 10``) stays text."""
+
+    _HIDDEN = frozenset({"script", "style"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._hidden += tag in self._HIDDEN
+        self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN and self._hidden:
+            self._hidden -= 1
+        self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
 
 
 def _plain(value: object) -> str:
     """Text without markup: feed summaries are often HTML, and sentiment scoring wants words."""
     if not isinstance(value, str):
         return ""
-    return " ".join(html.unescape(_TAG.sub(" ", value)).split())
+    parser = _TextOnly()
+    parser.feed(value)
+    parser.close()
+    return " ".join("".join(parser.parts).split())
 
 
 def _entry_time(entry: Any) -> datetime | None:
@@ -336,9 +446,9 @@ def _entry_time(entry: Any) -> datetime | None:
 
 def _entry_ref(entry: Any) -> str:
     if _field(entry, "id"):
-        return f"guid {_field(entry, 'id')}"
+        return _printable(f"guid {_field(entry, 'id')}")
     if _field(entry, "link"):
-        return f"link {_field(entry, 'link')}"
+        return _printable(f"link {_field(entry, 'link')}")
     return "no guid or link"
 
 
@@ -354,11 +464,13 @@ def _entry_payload(entry: Any) -> str:
 # make the merge idempotent. ``xmax = 0`` tells an inserted row from one updated by the conflict clause.
 _MERGE_NEWS = text(
     """
-    insert into raw.news (id, url, title, summary, published_at, first_seen_at, first_seen_assumed, run_id)
-    select id, url, title, summary, published_at, first_seen_at, first_seen_assumed, :run_id
+    insert into raw.news (id, url, title, summary, published_at, first_seen_at, first_seen_assumed, published_unknown,
+                          run_id)
+    select id, url, title, summary, published_at, first_seen_at, first_seen_assumed, published_unknown, :run_id
     from unnest(cast(:ids as text[]), cast(:urls as text[]), cast(:titles as text[]), cast(:summaries as text[]),
-                cast(:published as timestamptz[]), cast(:first_seen as timestamptz[]), cast(:assumed as boolean[]))
-         as t(id, url, title, summary, published_at, first_seen_at, first_seen_assumed)
+                cast(:published as timestamptz[]), cast(:first_seen as timestamptz[]), cast(:assumed as boolean[]),
+                cast(:unknown as boolean[]))
+         as t(id, url, title, summary, published_at, first_seen_at, first_seen_assumed, published_unknown)
     on conflict (id) do update
        set first_seen_at = excluded.first_seen_at, first_seen_assumed = excluded.first_seen_assumed
      where excluded.first_seen_at < raw.news.first_seen_at
@@ -374,12 +486,16 @@ _MERGE_SIGHTINGS = text(
     returning 1
     """
 )
+# A link first known earlier (an earlier sighting carried it) moves its time earlier, as raw.news.first_seen_at does.
 _MERGE_SYMBOLS = text(
     """
-    insert into raw.news_symbols (news_id, symbol)
-    select news_id, symbol from unnest(cast(:ids as text[]), cast(:symbols as text[])) as t(news_id, symbol)
-    on conflict (news_id, symbol) do nothing
-    returning 1
+    insert into raw.news_symbols (news_id, symbol, first_known_at)
+    select news_id, symbol, first_known_at
+    from unnest(cast(:ids as text[]), cast(:symbols as text[]), cast(:known as timestamptz[]))
+         as t(news_id, symbol, first_known_at)
+    on conflict (news_id, symbol) do update set first_known_at = excluded.first_known_at
+     where excluded.first_known_at < raw.news_symbols.first_known_at
+    returning (xmax = 0) as inserted
     """
 )
 
@@ -399,6 +515,7 @@ def _merge_news(conn: Connection, run_id: str, items: Iterable[NewsItem]) -> int
             "published": [i.published_at for i in rows],
             "first_seen": [i.first_seen_at for i in rows],
             "assumed": [i.first_seen_assumed for i in rows],
+            "unknown": [i.published_unknown for i in rows],
         },
     )
     return sum(1 for (inserted,) in result if inserted)
@@ -412,8 +529,9 @@ def _merge_sightings(conn: Connection, run_id: str, sightings: Mapping[tuple[str
     return len(conn.execute(_MERGE_SIGHTINGS, {**params, "seen": [sightings[k] for k in keys]}).all())
 
 
-def _merge_symbols(conn: Connection, symbols: Iterable[tuple[str, str]]) -> int:
+def _merge_symbols(conn: Connection, symbols: Mapping[tuple[str, str], datetime]) -> int:
     pairs = sorted(symbols)
     if not pairs:
         return 0
-    return len(conn.execute(_MERGE_SYMBOLS, {"ids": [p[0] for p in pairs], "symbols": [p[1] for p in pairs]}).all())
+    params = {"ids": [p[0] for p in pairs], "symbols": [p[1] for p in pairs], "known": [symbols[p] for p in pairs]}
+    return sum(1 for (inserted,) in conn.execute(_MERGE_SYMBOLS, params) if inserted)

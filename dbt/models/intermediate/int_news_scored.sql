@@ -1,5 +1,6 @@
 {#- One row per (news item, symbol it mentions) with the primary scorer's sentiment; see int_news_scored.yml for how the
-    primary scorer is chosen (dbt var `sentiment_scorer`). -#}
+    primary scorer is chosen (dbt var `sentiment_scorer`). first_seen_at is when the story was known *for that symbol*:
+    the later of its first sighting and the sighting that first linked it to the symbol. -#}
 {%- set scorer = var('sentiment_scorer') -%}
 with
 
@@ -36,7 +37,7 @@ final as (
     select
         news_symbols.symbol,
         news.news_id,
-        news.first_seen_at,
+        greatest(news.first_seen_at, news_symbols.first_known_at) as first_seen_at,
         ranked_scores.scorer,
         ranked_scores.sentiment_label,
         ranked_scores.sentiment_score

@@ -1,6 +1,7 @@
 -- marts.news_sentiment: per bar of a symbol, the news first seen during that bar and their primary-scorer sentiment.
--- A story belongs to the bar whose [ts, known_at) holds its first_seen_at (never published_at): what a decision at the
--- bar's close could have read. Bars open on the epoch grid (ingest rejects any other ts), hence date_bin.
+-- A story belongs to the bar whose [ts, known_at) holds its first_seen_at for the symbol (never published_at; a symbol
+-- linked by a later sighting counts from that sighting, see int_news_scored): what a decision at the bar's close could
+-- have read. Bars open on the epoch grid (ingest rejects any other ts), hence date_bin.
 with
 
 news as (

@@ -1,4 +1,4 @@
--- One row per (story, symbol) it mentions.
+-- One row per (story, symbol) it mentions, with when that link was first known (point in time).
 with
 
 source as (
@@ -8,7 +8,8 @@ source as (
 renamed as (
     select
         news_id,
-        symbol
+        symbol,
+        first_known_at
     from source
 )
 
