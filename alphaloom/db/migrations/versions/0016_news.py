@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0016_news"
-down_revision = "0012_money"
+down_revision = "0013_orders"
 branch_labels = None
 depends_on = None
 
