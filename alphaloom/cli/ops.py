@@ -71,7 +71,7 @@ def _cancel_open_orders(reason: str) -> None:
         f"{len(summary.not_cancelled)} already final at the venue"
     )
     for broker, error in summary.errors.items():
-        console.print(f"[red]could not cancel at {broker}: {error}[/red]")
+        console.print(f"could not cancel at {broker}: {error}", style="red")
 
 
 @app.command()
