@@ -81,11 +81,11 @@ def pnl(account: str = typer.Option(None, help="Account id (default: ALPHALOOM_A
 
 
 def print_account(account: str) -> None:
-    from alphaloom.domain import timeframe_delta
+    from alphaloom.domain import timeframe_sql_interval
     from alphaloom.portfolio import account_view, recent_orders
 
     settings = get_settings()
-    bar = f"{int(timeframe_delta(settings.timeframe).total_seconds())} seconds"
+    bar = timeframe_sql_interval(settings.timeframe)
     from alphaloom.errors import DataUnavailableError
 
     with engine().connect() as conn:

@@ -35,7 +35,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import bar_close, check_timeframe
 from alphaloom.errors import ConfigError, VenueError, VenueTemporaryError
 from alphaloom.ingest.prices import COLUMNS, PriceBatch, frame_from_bars
 from alphaloom.markets import MarketSpec, spec_from_ccxt
@@ -65,7 +65,7 @@ class SeriesSpec:
             raise ConfigError(f"price source {spec!r} must look like 'exchange:BASE/QUOTE:timeframe'")
         exchange, symbol, timeframe = (p.strip() for p in parts)
         try:
-            timeframe_delta(timeframe)
+            check_timeframe(timeframe)
         except ValueError as exc:
             raise ConfigError(f"price source {spec!r}: {exc}") from None
         return cls(exchange.lower(), symbol, timeframe)
@@ -170,7 +170,6 @@ class CcxtPriceSource:
         self.load_markets()
         if symbol not in (self.exchange.markets or {}):
             raise ConfigError(f"{self.exchange_id} has no market {symbol!r}; check the configured symbol")
-        step_ms = int(timeframe_delta(timeframe).total_seconds() * 1000)
         venue_ms = self.venue_time_ms()  # read before any page: every candle below was fetched at or after it
         cursor = None if since is None else int(since.timestamp() * 1000)
         rows: dict[int, list] = {}
@@ -184,13 +183,14 @@ class CcxtPriceSource:
                 break
             for candle in fresh:
                 rows[int(candle[0])] = candle
-            last = max(rows)
-            cursor = last + step_ms
-            if venue_ms is not None and cursor + step_ms > venue_ms:  # the next bar had not closed by the venue's time
+            cursor = _close_ms(max(rows), timeframe)
+            if venue_ms is not None and _close_ms(cursor, timeframe) > venue_ms:  # the next bar had not closed by then
                 break
         opens = sorted(rows)
         newest = opens[-1] if opens else None
-        closed = [rows[t] for t in opens if t != newest or (venue_ms is not None and t + step_ms <= venue_ms)]
+        closed = [
+            rows[t] for t in opens if t != newest or (venue_ms is not None and _close_ms(t, timeframe) <= venue_ms)
+        ]
         frame = pd.DataFrame(closed, columns=["ts", "open", "high", "low", "close", "volume"])
         frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True)
         frame.insert(0, "timeframe", timeframe)
@@ -204,6 +204,11 @@ class CcxtPriceSource:
         for column in ("open", "high", "low", "close", "volume"):
             frame[column] = frame[column].map(_decimal_text)
         return frame_from_bars(frame, source=f"ccxt:{self.venue}:{symbol}:{timeframe}")
+
+
+def _close_ms(open_ms: int, timeframe: str) -> int:
+    """Epoch ms at which the bar opening at ``open_ms`` closes (a month bar: the next month's start)."""
+    return int(bar_close(datetime.fromtimestamp(open_ms / 1000, UTC), timeframe).timestamp() * 1000)
 
 
 def _decimal_text(value: object) -> str:
@@ -225,7 +230,7 @@ def resume_points(conn: Connection, specs: Iterable[SeriesSpec]) -> dict[SeriesS
         {"e": [s.exchange for s in specs], "s": [s.symbol for s in specs], "t": [s.timeframe for s in specs]},
     ).all()
     last = {SeriesSpec(e, s, t): ts for e, s, t, ts in rows}
-    return {s: (None if last[s] is None else last[s] + timeframe_delta(s.timeframe)) for s in specs}
+    return {s: (None if last[s] is None else bar_close(last[s], s.timeframe)) for s in specs}
 
 
 @dataclass
