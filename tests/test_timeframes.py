@@ -124,9 +124,23 @@ def test_a_monthly_file_ingests_and_builds_features(engine, prefect_harness, tmp
     ]
     path = tmp_path / "monthly.csv"
     path.write_text("exchange,symbol,timeframe,ts,open,high,low,close,volume\n" + "\n".join(lines) + "\n")
+    sevens = tmp_path / "sevens.csv"  # in the same command: one error for the file, the monthly file still loads
+    sevens.write_text(
+        "exchange,symbol,timeframe,ts,open,high,low,close,volume\n"
+        + "\n".join(f"{exchange},SEV/USD,7m,2025-01-01T00:{7 * k:02d}:00Z,1,1,1,1,1" for k in range(8))
+        + "\n"
+    )
     try:
-        (result,) = ingest_prices([str(path)])
+        result, rejected = ingest_prices([str(path), str(sevens)])
         assert result.get("error") is None and result["inserted"] == 40 and result["quarantined"] == 0, result
+        assert "unsupported timeframe '7m' (8 rows)" in str(rejected["error"]) and rejected["quarantined"] == 1
+        with engine.connect() as conn:
+            reasons = (
+                conn.execute(text("select reason from raw.quarantine where source = :s"), {"s": str(sevens)})
+                .scalars()
+                .all()
+            )
+        assert len(reasons) == 1 and "'7m'" in reasons[0]
         built = build_features()
         assert built, built
         with engine.connect() as conn:
