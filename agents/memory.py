@@ -24,7 +24,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import Action, require_utc, timeframe_delta
+from alphaloom.domain import Action, require_utc, timeframe_delta, timeframe_sql_interval
 
 TEAM = "team"
 _DIRECTION = {Action.BUY.value: 1, Action.SELL.value: -1, Action.HOLD.value: 0}
@@ -101,9 +101,9 @@ with recent as (  -- no jsonb here: detoasting every decision's inputs on every 
     select r.decision_id, 'team', r.action, abs(r.score), :horizon from recent r
 ), due as (
     select p.*, r.account, r.symbol, r.timeframe, r.as_of,
-           r.as_of + make_interval(secs => :bar_s * p.horizon_bars) as realised_at
+           (r.as_of at time zone 'UTC' + cast(:bar as interval) * p.horizon_bars) at time zone 'UTC' as realised_at
     from opinions p join recent r on r.decision_id = p.decision_id
-    where r.as_of + make_interval(secs => :bar_s * p.horizon_bars) <= :as_of
+    where (r.as_of at time zone 'UTC' + cast(:bar as interval) * p.horizon_bars) at time zone 'UTC' <= :as_of
       and not exists (select 1 from audit.opinion_outcomes x where x.decision_id = p.decision_id and x.agent = p.agent)
 ), entries as (
     select d.decision_id,
@@ -158,7 +158,7 @@ def score_outcomes(
             "account": account,
             "as_of": as_of,
             "horizon": params.horizon_bars,
-            "bar_s": timeframe_delta(timeframe).total_seconds(),
+            "bar": timeframe_sql_interval(timeframe),  # a month bar's horizon ends at a month start
             "since": as_of - timeframe_delta(timeframe) * params.score_lookback_bars,
         },
     ).all()

@@ -19,15 +19,87 @@ DecisionId = NewType("DecisionId", str)
 ClientOrderId = NewType("ClientOrderId", str)
 VenueOrderId = NewType("VenueOrderId", str)
 
-_TIMEFRAMES = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
+# Every ccxt timeframe. Bars open on a fixed grid: the epoch's for minutes, hours, days and 3d (as the venues count
+# them); ISO weeks (Monday 00:00 UTC, as Binance, Bybit and OKX open 1w bars) for 1w; calendar months (the 1st,
+# 00:00 UTC) for 1M, whose bars last 28 to 31 days: a month bar ends at the next month's start, never after "30 days".
+TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
+_SECONDS = {"1m": _MINUTE, "3m": 3 * _MINUTE, "5m": 5 * _MINUTE, "15m": 15 * _MINUTE, "30m": 30 * _MINUTE,
+            "1h": _HOUR, "2h": 2 * _HOUR, "4h": 4 * _HOUR, "6h": 6 * _HOUR, "8h": 8 * _HOUR, "12h": 12 * _HOUR,
+            "1d": _DAY, "3d": 3 * _DAY, "1w": 7 * _DAY}  # fmt: skip
+MONTHLY = "1M"
+_NOMINAL_MONTH_SECONDS = 30 * _DAY  # ccxt's own nominal month (parse_timeframe("1M"))
+_WEEK_ORIGIN_SECONDS = 4 * _DAY  # 1970-01-05, the first Monday after the epoch
+
+
+def check_timeframe(timeframe: str) -> str:
+    """``timeframe`` itself when supported; else ``ValueError`` naming it and listing the supported ones."""
+    if timeframe not in _SECONDS and timeframe != MONTHLY:
+        raise ValueError(f"unknown timeframe {timeframe!r}; supported: {' '.join(TIMEFRAMES)}")
+    return timeframe
 
 
 def timeframe_delta(timeframe: str) -> timedelta:
-    """Length of one bar; raises ``ValueError`` for an unknown timeframe."""
-    try:
-        return timedelta(seconds=_TIMEFRAMES[timeframe])
-    except KeyError:
-        raise ValueError(f"unknown timeframe {timeframe!r}; expected one of {sorted(_TIMEFRAMES)}") from None
+    """The nominal length of one bar (``ValueError`` for an unknown timeframe): exact for every timeframe but ``1M``,
+    which is 30 days here as in ccxt. Good for look-back windows, staleness and annualising; a bar's end is
+    ``bar_close`` and the bar grid is ``bar_open``, both exact for months."""
+    check_timeframe(timeframe)
+    return timedelta(seconds=_SECONDS.get(timeframe, _NOMINAL_MONTH_SECONDS))
+
+
+def timeframe_sql_interval(timeframe: str) -> str:
+    """One bar as PostgreSQL interval text (``"3600 seconds"``, ``"1 month"``), exact in SQL ``ts + interval`` done
+    in UTC (a month interval adds a calendar month)."""
+    check_timeframe(timeframe)
+    return "1 month" if timeframe == MONTHLY else f"{_SECONDS[timeframe]} seconds"
+
+
+def bar_grid(timeframe: str) -> tuple[int, int] | None:
+    """``(origin, step)`` in epoch seconds of a fixed-length timeframe's bar opens; ``None`` for months."""
+    check_timeframe(timeframe)
+    if timeframe == MONTHLY:
+        return None
+    return (_WEEK_ORIGIN_SECONDS if timeframe == "1w" else 0), _SECONDS[timeframe]
+
+
+def _add_months(month_start: datetime, months: int) -> datetime:
+    if (month_start.day, month_start.hour, month_start.minute, month_start.second, month_start.microsecond) != (
+        1, 0, 0, 0, 0,
+    ):  # fmt: skip
+        raise ValueError(f"{month_start.isoformat()} is not the start of a 1M bar (the 1st, 00:00 UTC)")
+    index = month_start.year * 12 + month_start.month - 1 + months
+    return month_start.replace(year=index // 12, month=index % 12 + 1)
+
+
+def bar_open(moment: datetime, timeframe: str) -> datetime:
+    """The open time of the bar holding ``moment`` (UTC): ``moment`` floored to the timeframe's grid."""
+    moment = require_utc(moment, "moment")
+    grid = bar_grid(timeframe)
+    if grid is None:
+        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    origin, step = grid
+    seconds = (moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+    return datetime.fromtimestamp(origin + (seconds - origin) // step * step, UTC)
+
+
+def shift_bars(bar_start: datetime, timeframe: str, bars: int) -> datetime:
+    """The bar boundary ``bars`` bars after (negative: before) ``bar_start``, itself a bar boundary."""
+    grid = bar_grid(timeframe)
+    if grid is None:
+        return _add_months(require_utc(bar_start, "bar_start"), bars)
+    return bar_start + timedelta(seconds=grid[1] * bars)
+
+
+def last_closed_open(moment: datetime, timeframe: str) -> datetime:
+    """The open time of the newest bar closed by ``moment``: a bar opening at ``ts`` is known then exactly when
+    ``ts <= last_closed_open(moment)`` (exact for months, unlike ``moment - timeframe_delta``)."""
+    return shift_bars(bar_open(moment, timeframe), timeframe, -1)
+
+
+def bar_close(ts: datetime, timeframe: str) -> datetime:
+    """When the bar opening at ``ts`` closes and becomes known (its ``known_at``): ``ts`` + one bar, and for ``1M`` the
+    start of the next calendar month (a February bar is known at March 1st)."""
+    return shift_bars(ts, timeframe, 1)
 
 
 def quote_currency(symbol: str, default: str) -> str:
@@ -71,7 +143,7 @@ class OrderStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    """One OHLCV bar; ``ts`` is the open time, the bar is known at ``ts + timeframe``."""
+    """One OHLCV bar; ``ts`` is the open time, the bar is known when it closes (``bar_close``)."""
 
     exchange: str
     symbol: str
@@ -88,7 +160,7 @@ class Bar:
 
     @property
     def known_at(self) -> datetime:
-        return self.ts + timeframe_delta(self.timeframe)
+        return bar_close(self.ts, self.timeframe)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import Engine, text
 
 from alphaloom.alerts import alert
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import bar_close, timeframe_delta
 from alphaloom.ingest.calendars import asset_class_of, calendar_for
 from alphaloom.settings import Settings
 
@@ -154,11 +154,12 @@ def _freshness(
             stale[symbol] = "no bars"
             continue
         # Only session time counts: a stock's last Friday bar is not overdue on Sunday.
-        overdue = calendar_for(asset_class).session_time_between(ts + bar, now, timeframe) / bar
+        closed = bar_close(ts, timeframe)  # a month bar closes at the next month's start
+        overdue = calendar_for(asset_class).session_time_between(closed, now, timeframe) / bar
         market["session_bars_since_last"] = round(overdue, 2)
         if overdue > limit:
             stale[symbol] = (
-                f"last bar closed {ts + bar:%Y-%m-%d %H:%M} UTC, {overdue:.1f} {asset_class} session bars ago"
+                f"last bar closed {closed:%Y-%m-%d %H:%M} UTC, {overdue:.1f} {asset_class} session bars ago"
                 f" (limit {limit})"
             )
     details = {"exchange": exchange, "timeframe": timeframe, "stale_after_bars": stale_after_bars,

@@ -63,7 +63,8 @@ class AccountView:
 _MARK = """
 select close from raw.ohlcv
 where exchange = :exchange and symbol = :symbol and timeframe = :timeframe
-  and (cast(:as_of as timestamptz) is null or ts + cast(:bar as interval) <= :as_of)
+  and (cast(:as_of as timestamptz) is null
+       or (ts at time zone 'UTC' + cast(:bar as interval)) at time zone 'UTC' <= :as_of)
 order by ts desc limit 1
 """
 
@@ -105,7 +106,7 @@ def _realized_in_base(
 def account_view(
     conn: Connection, account: str, *, exchange: str, timeframe: str, bar: str, as_of: datetime | None = None
 ) -> AccountView | None:
-    """The account marked to market, or None when it does not exist. ``bar`` is the bar length as an interval."""
+    """The account marked to market, or None when it does not exist. ``bar`` is one bar as an interval (``timeframe_sql_interval``)."""
     row = conn.execute(
         text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
     ).first()

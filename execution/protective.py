@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side, require_utc, stable_hash, timeframe_delta
+from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side, last_closed_open, require_utc, stable_hash
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, CancellingBroker, StopOrderBroker
 from execution.orders import is_terminal
@@ -167,7 +167,7 @@ def check_exits(
 ) -> ExecutionResult:
     """Submit the exit of every active ``bar_check`` exit whose levels the newest known bar touched."""
     as_of = require_utc(as_of, "as_of")
-    bar = timeframe_delta(settings.timeframe)
+    cutoff = last_closed_open(as_of, settings.timeframe)  # the newest bar known at as_of opens at or before it
     exits = conn.execute(
         text(
             """select e.account, e.symbol, e.quantity, e.stop_price, e.take_profit_price, e.mode,
@@ -200,7 +200,7 @@ def check_exits(
                    where exchange = :e and symbol = :s and timeframe = :tf and ts <= :cutoff
                    order by ts desc limit 1"""
             ),
-            {"e": settings.exchange, "s": ex.symbol, "tf": settings.timeframe, "cutoff": as_of - bar},
+            {"e": settings.exchange, "s": ex.symbol, "tf": settings.timeframe, "cutoff": cutoff},
         ).first()
         if row is None:
             continue

@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId, require_utc, timeframe_delta
+from alphaloom.domain import ClientOrderId, last_closed_open, require_utc
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker
 from execution.schedule import (
@@ -90,7 +90,7 @@ def release_due_children(
         if not due:  # released meanwhile by a pass that held the lock first
             continue
         prices = {**_prices(conn, settings, sorted({s.intent.symbol for s in due}),
-                            now - timeframe_delta(settings.timeframe)), **(last_prices or {})}  # fmt: skip
+                            last_closed_open(now, settings.timeframe)), **(last_prices or {})}  # fmt: skip
         priced: list[ScheduledSlice] = [
             dataclasses.replace(
                 s, intent=dataclasses.replace(s.intent, reference_price=prices.get(s.intent.symbol,

@@ -57,9 +57,9 @@ from alphaloom.domain import (
     OrderStatus,
     Side,
     client_order_id_for,
+    last_closed_open,
     quote_currency,
     require_utc,
-    timeframe_delta,
 )
 from alphaloom.errors import (
     ConfigError,
@@ -325,7 +325,7 @@ def execute(
         routed = route_intents(conn, intents, broker, run_id=run_id)
         intents, parents = routed.intents, {**parents, **routed.parents}
     recorded: list[str] = []  # client ids recorded by this call (a child's siblings are not another shape)
-    bar_cutoff = event_time - timeframe_delta(settings.timeframe)
+    bar_cutoff = last_closed_open(event_time, settings.timeframe)
     day_start = datetime.combine(event_time.date(), time(0), tzinfo=event_time.tzinfo)
     for intent in intents:
         if intent.account not in locked:  # held until the transaction ends: once per account is enough
@@ -529,7 +529,7 @@ def _schedule_twap(
                 continue
             symbol = children[0].symbol
             arrival = last_prices.get(symbol) or _last_close(
-                conn, settings, symbol, event_time - timeframe_delta(settings.timeframe)
+                conn, settings, symbol, last_closed_open(event_time, settings.timeframe)
             )
             due = {client_order_id_for(c.decision_id, c.leg): event_time + plan.offsets[client_order_id_for(
                 c.decision_id, c.leg)] for c in children}  # fmt: skip

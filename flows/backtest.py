@@ -17,7 +17,7 @@ from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
 from alphaloom.backtest.reporting import FILL_MODES, build_run_report
 from alphaloom.db.engine import get_engine
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.settings import Settings, get_settings
@@ -143,7 +143,7 @@ def backtest_flow(
             ).scalar()
         if newest is None:
             raise DataUnavailableError(f"no bars stored for {symbols} on {settings.exchange}")
-        end = newest + timeframe_delta(settings.timeframe)
+        end = bar_close(newest, settings.timeframe)
     times = decision_times(end, steps, settings.timeframe)
     use_llm = settings.llm_base_url is not None and rules.rule == "team"
     exposure = llm_exposure(settings.llm_model, settings.llm_training_cutoffs, times[0]) if use_llm else None

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from agents.risk.gate import portfolio_gate
 from agents.team import Team, build_team, decide
 from alphaloom.db.engine import get_engine
-from alphaloom.domain import require_utc, timeframe_delta
+from alphaloom.domain import bar_open, require_utc, shift_bars
 from alphaloom.locks import account_run_lock
 from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
@@ -20,14 +20,12 @@ from flows._audit import audited_run
 
 
 def decision_times(as_of: datetime, steps: int, timeframe: str) -> list[datetime]:
-    """The ``steps`` bar-close times ending at ``as_of`` (floored to a bar boundary), oldest first."""
+    """The ``steps`` bar-close times ending at ``as_of`` (floored to a bar boundary), oldest first: bar boundaries of
+    the timeframe's grid (``bar_open``), so monthly decisions fall on month starts and weekly ones on Mondays."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    bar = timeframe_delta(timeframe)
-    end = datetime.fromtimestamp(
-        require_utc(as_of, "as_of").timestamp() // bar.total_seconds() * bar.total_seconds(), UTC
-    )
-    return [end - bar * k for k in reversed(range(steps))]
+    end = bar_open(require_utc(as_of, "as_of"), timeframe)
+    return [shift_bars(end, timeframe, -k) for k in reversed(range(steps))]
 
 
 # NO_CACHE: the team (a model, an HTTP client) and the session (a broker) must not be hashed as task inputs.

@@ -65,8 +65,10 @@ def mount(exchange: object, routes: dict[str, Handler]) -> VenueReplay:
     return replay
 
 
-def binance_routes(klines: list[list] | None = None) -> dict[str, Handler]:
-    """Spot markets and a klines endpoint honouring ``startTime`` and ``limit`` over the recorded klines."""
+def binance_routes(klines: list[list] | None = None, *, server_time_ms: float | None = None) -> dict[str, Handler]:
+    """Spot markets and a klines endpoint honouring ``startTime`` and ``limit`` over the recorded klines; with
+    ``server_time_ms``, ``/api/v3/time`` answers that venue time and, like the venue, no kline opening after it is
+    served (without it the venue has no time route and serves every recorded kline)."""
     info = recorded("binance_exchangeInfo.json")
     rows = klines if klines is not None else recorded("binance_klines_BTCUSDT_1h.json")
 
@@ -74,7 +76,8 @@ def binance_routes(klines: list[list] | None = None) -> dict[str, Handler]:
         if q.get("symbol") != "BTCUSDT":
             return 400, {"code": -1121, "msg": "Invalid symbol."}
         start = int(q.get("startTime", 0))
-        page = [r for r in rows if r[0] >= start][: int(q.get("limit", 500))]
+        opened = [r for r in rows if server_time_ms is None or r[0] <= server_time_ms]
+        page = [r for r in opened if r[0] >= start][: int(q.get("limit", 500))]
         return 200, page
 
     empty = {"timezone": "UTC", "serverTime": 1767225600000, "symbols": []}
@@ -83,12 +86,16 @@ def binance_routes(klines: list[list] | None = None) -> dict[str, Handler]:
         "/fapi/v1/exchangeInfo": lambda q: (200, empty),
         "/dapi/v1/exchangeInfo": lambda q: (200, empty),
         "/api/v3/klines": klines_handler,
+        **({} if server_time_ms is None else {"/api/v3/time": lambda q: (200, {"serverTime": int(server_time_ms)})}),
     }
 
 
-def kraken_routes() -> dict[str, Handler]:
+def kraken_routes(*, server_time_s: int | None = None) -> dict[str, Handler]:
+    """Kraken's public market data over the recorded OHLC; with ``server_time_s``, ``/0/public/Time`` answers it."""
     ohlc = recorded("kraken_OHLC_XBTUSD_60.json")
+    time_answer = {"error": [], "result": {"unixtime": server_time_s, "rfc1123": ""}}
     return {
+        **({} if server_time_s is None else {"/0/public/Time": lambda q: (200, time_answer)}),
         "/0/public/Assets": lambda q: (200, recorded("kraken_Assets.json")),
         "/0/public/AssetPairs": lambda q: (200, recorded("kraken_AssetPairs.json")),
         "/0/public/OHLC": lambda q: (200, ohlc),

@@ -31,12 +31,16 @@ def at_hour(h: float) -> datetime:
     return datetime.fromtimestamp(T0.timestamp() + h * 3600, UTC)
 
 
-def binance(routes=None, *, now_hour: float = 7.5, page_limit: int = 3, sleeps: list | None = None, venue=None):
+def binance(routes=None, *, now_hour: float = 7.5, local_hour: float | None = None, page_limit: int = 3,
+            sleeps: list | None = None, venue=None):  # fmt: skip
+    """A binance source whose venue time is ``now_hour`` and whose local clock reads ``local_hour`` (default: the
+    same, no skew)."""
     exchange = make_exchange("binance", {"enableRateLimit": False, "options": {"fetchMarkets": {"types": ["spot"]}}})
-    replay = mount(exchange, routes or binance_routes())
+    replay = mount(exchange, routes or binance_routes(server_time_ms=at_hour(now_hour).timestamp() * 1000))
     waits = sleeps if sleeps is not None else []
+    local = now_hour if local_hour is None else local_hour
     source = CcxtPriceSource(
-        exchange, page_limit=page_limit, clock=lambda: at_hour(now_hour), venue=venue,
+        exchange, page_limit=page_limit, clock=lambda: at_hour(local), venue=venue,
         backoff=Backoff(attempts=4, initial=0.5, maximum=4, sleep=waits.append),
     )  # fmt: skip
     return source, replay
@@ -54,7 +58,7 @@ def test_binance_pages_with_since_and_limit_and_drops_the_open_candle() -> None:
 
 def test_kraken_ohlc_is_parsed_and_the_open_candle_dropped() -> None:
     exchange = make_exchange("kraken", {"enableRateLimit": False})
-    mount(exchange, kraken_routes())
+    mount(exchange, kraken_routes(server_time_s=int(at_hour(7.2).timestamp())))
     source = CcxtPriceSource(exchange, clock=lambda: at_hour(7.2))
     batch = source.batch("BTC/USD", "1h", since=T0)
     assert len(batch) == 7 and not batch.rejected
@@ -63,8 +67,31 @@ def test_kraken_ohlc_is_parsed_and_the_open_candle_dropped() -> None:
     assert rows[-1]["ts"].startswith("2026-01-01T06:00:00")
 
 
+def test_a_local_clock_ahead_of_the_venue_never_stores_the_forming_bar() -> None:
+    """Closure is judged by the venue's time (issue 12 item 14): the local clock reads 08:20 (20 minutes fast), the
+    venue says 07:30, so bar 7 (07:00-08:00) is still forming and is not returned."""
+    source, replay = binance(now_hour=7.5, local_hour=8 + 1 / 3)
+    frame = source.closed_bars("BTC/USDT", "1h", since=T0)
+    assert list(frame["ts"]) == [at_hour(h) for h in range(7)]
+    assert any(path == "/api/v3/time" for path, _ in replay.calls)
+
+
+def test_a_local_clock_behind_the_venue_still_takes_every_closed_bar() -> None:
+    source, _ = binance(now_hour=8.01, local_hour=5.5)  # venue 08:00:36, local clock 2.5 h slow
+    frame = source.closed_bars("BTC/USDT", "1h", since=T0)
+    assert list(frame["ts"]) == [at_hour(h) for h in range(8)]
+
+
+def test_without_a_venue_time_only_bars_followed_by_a_newer_bar_are_closed() -> None:
+    """A venue that cannot tell its time: a bar is closed when the same answer holds a newer bar, so the newest bar is
+    left for the next run whatever the local clock (here 09:00, saying bar 7 ended) claims."""
+    source, _ = binance(binance_routes(), local_hour=9.0, page_limit=10)
+    frame = source.closed_bars("BTC/USDT", "1h", since=T0)
+    assert list(frame["ts"]) == [at_hour(h) for h in range(7)]
+
+
 def test_temporary_errors_are_retried_with_growing_backoff() -> None:
-    routes = binance_routes()
+    routes = binance_routes(server_time_ms=at_hour(7.5).timestamp() * 1000)
     script = iter([(429, {"code": -1003, "msg": "Too many requests"}), (503, "Service Unavailable"), "timeout"])
     good = routes["/api/v3/klines"]
 
@@ -82,7 +109,7 @@ def test_temporary_errors_are_retried_with_growing_backoff() -> None:
 
 
 def test_retries_are_bounded_then_a_temporary_venue_error() -> None:
-    routes = binance_routes()
+    routes = binance_routes(server_time_ms=at_hour(7.5).timestamp() * 1000)
     routes["/api/v3/klines"] = lambda q: (503, "Service Unavailable")
     sleeps: list[float] = []
     source, replay = binance(routes, sleeps=sleeps)

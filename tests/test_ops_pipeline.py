@@ -405,6 +405,41 @@ def test_explain_cli_prints_the_chain_and_writes_the_page(engine, data, fanned_o
     assert missing.exit_code == 1 and "no-such-order" in missing.output
 
 
+def test_explain_prints_a_headline_with_console_markup_as_text(engine, data, fanned_out, tmp_path) -> None:
+    """A title from a feed is text: ``[/b]`` (a closing tag with no opener) and ``[red]`` are printed as written, by the
+    console tree and by ``--html``, never parsed as rich markup (issue 13 item 8)."""
+    from alphaloom.cli import app
+
+    title = "Fund [/b] buys [red]BTC[/red] dip [bold]now"
+    story = f"markup-{uuid.uuid4().hex[:12]}"
+    with engine.begin() as conn:
+        order_id, decision_id, run_id = conn.execute(
+            text("""select client_order_id, decision_id, run_id from audit.orders
+                    where account = 'ops-fan' and decision_id is not null order by created_at limit 1""")
+        ).one()
+        conn.execute(
+            text("""insert into raw.news (id, url, title, published_at, first_seen_at, first_seen_assumed, run_id)
+                    values (:id, null, :t, now(), now(), false, :r)"""),
+            {"id": story, "t": title, "r": run_id},
+        )
+        conn.execute(
+            text("""insert into audit.lineage (run_id, child_table, child_id, parent_table, parent_key)
+                    values (:r, 'audit.decisions', :d, 'raw.news', jsonb_build_object('id', cast(:id as text)))"""),
+            {"r": run_id, "d": decision_id, "id": story},
+        )
+    try:
+        out = tmp_path / "markup.html"
+        result = CliRunner().invoke(app, ["explain", order_id, "--html", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert title in result.output
+        assert title in out.read_text()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("delete from audit.lineage where parent_table = 'raw.news' and parent_key->>'id' = :id"),
+                         {"id": story})  # fmt: skip
+            conn.execute(text("delete from raw.news where id = :id"), {"id": story})
+
+
 def test_health_is_green_on_fresh_data_and_red_on_stale_data_or_a_tripped_kill_switch(engine, data) -> None:
     from alphaloom.guards import set_kill_switch
 

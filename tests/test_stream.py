@@ -104,11 +104,12 @@ class Streamed:
 def stream_replayed(engine, connections: list[list[dict]], *, rest_clock_ms: float, last_bar_ms: int,
                     redis_prefix: str | None = None) -> Streamed:  # fmt: skip
     """Stream BTC/USDT 1h from the replay server (connection 0 drops, the first reconnect is refused) until the bar
-    opening at ``last_bar_ms`` is stored; REST backfill from the recorded klines with the clock at ``rest_clock_ms``."""
+    opening at ``last_bar_ms`` is stored; REST backfill from the recorded klines with the venue's clock at
+    ``rest_clock_ms``."""
     venue = f"binance-ws-{uuid.uuid4().hex[:8]}"
     run_id = start_run(engine, "test_stream", {})
     rest = make_exchange("binance", {"enableRateLimit": False, "options": {"fetchMarkets": {"types": ["spot"]}}})
-    replay = mount(rest, binance_routes())
+    replay = mount(rest, binance_routes(server_time_ms=rest_clock_ms))
     rest.load_markets()
     backfill_source = CcxtPriceSource(
         rest, venue=venue, clock=lambda: datetime.fromtimestamp(rest_clock_ms / 1000, UTC)

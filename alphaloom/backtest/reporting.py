@@ -17,7 +17,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.backtest.attribution import attribute, vote_shares
 from alphaloom.backtest.ledger import closed_trades, equity_curve
-from alphaloom.domain import quote_currency, timeframe_delta
+from alphaloom.domain import bar_close, bar_open, quote_currency, shift_bars, timeframe_delta, timeframe_sql_interval
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
 from alphaloom.performance import Metrics, attribution, buy_and_hold, compute_metrics
@@ -57,16 +57,19 @@ def closes_known(
     conn: Connection, *, exchange: str, timeframe: str, symbols: list[str], times: list[datetime]
 ) -> pd.DataFrame:
     """Close of the newest bar closed by each time (index: times, columns: symbols)."""
-    bar = timeframe_delta(timeframe)
+    # A bar is known at its close: ts + one bar, done on UTC wall time so that a month bar closes at the next month's
+    # start (timeframe_sql_interval is "1 month" there).
     rows = conn.execute(
         text(
             """select symbol, ts, close from raw.ohlcv
-               where exchange = :e and timeframe = :tf and symbol = any(:s) and ts + :bar <= :end and ts >= :start"""
+               where exchange = :e and timeframe = :tf and symbol = any(:s)
+                 and (ts at time zone 'UTC' + cast(:bar as interval)) at time zone 'UTC' <= :end and ts >= :start"""
         ),
-        {"e": exchange, "tf": timeframe, "s": symbols, "bar": bar, "end": times[-1], "start": times[0] - bar * 200},
-    ).all()
+        {"e": exchange, "tf": timeframe, "s": symbols, "bar": timeframe_sql_interval(timeframe), "end": times[-1],
+         "start": shift_bars(bar_open(times[0], timeframe), timeframe, -200)},
+    ).all()  # fmt: skip
     frame = pd.DataFrame(rows, columns=["symbol", "ts", "close"])
-    frame["known_at"] = pd.to_datetime(frame["ts"], utc=True) + bar
+    frame["known_at"] = pd.to_datetime(frame["ts"].map(lambda ts: bar_close(ts, timeframe)), utc=True)
     wide = frame.pivot_table(index="known_at", columns="symbol", values="close", aggfunc="last").astype(float)
     index = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
     return wide.reindex(wide.index.union(index)).sort_index().ffill().reindex(index)

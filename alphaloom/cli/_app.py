@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy import Engine
 
 from alphaloom.settings import apply_tool_environment
@@ -14,7 +15,15 @@ apply_tool_environment()
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="AlphaLoom: an auditable trading agent.")
 # Tables are wide: keep them readable when output goes to a pipe or CI log (rich assumes 80 columns there).
-console = Console(width=None if sys.stdout.isatty() else 150)
+# markup=False: what we print is mostly text from outside (news titles, symbols, reasons, LLM output, file names,
+# venue errors), and a headline holding ``[/b]`` must print as written, not crash rich's markup parser. Our own
+# emphasis goes through ``style=`` or ``rich.text.Text`` (``styled`` below), never through markup in a string.
+console = Console(width=None if sys.stdout.isatty() else 150, markup=False)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """A line of plain text parts and ``(text, style)`` parts; no part is ever parsed as markup."""
+    return Text.assemble(*parts)
 
 
 def engine() -> Engine:

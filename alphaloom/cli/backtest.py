@@ -45,13 +45,13 @@ def backtest(
                                llm_max_tokens=llm_max_tokens, allow_exposure=allow_exposure, strategy=strategy,
                                sma_fast=fast, sma_slow=slow, fill_at=fill_at)  # fmt: skip
     except (ConfigError, DataUnavailableError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(str(exc), style="red")
         raise typer.Exit(code=1) from None
     keys = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate",
             "llm_calls", "llm_tokens")  # fmt: skip
     console.print(_metrics_table({k: result[k] for k in keys}, f"backtest {result['run_id']}"))
     if result["exposed"]:
-        console.print("[yellow]LLM exposed to its training data (--allow-exposure): flagged in the report[/yellow]")
+        console.print("LLM exposed to its training data (--allow-exposure): flagged in the report", style="yellow")
     console.print(f"report: {result['report']}")
 
 
@@ -67,7 +67,7 @@ def report(run_id: str = typer.Argument(..., help="A backtest or decision run id
             result = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
                                       out_dir=settings.home / "reports")  # fmt: skip
     except DataUnavailableError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(str(exc), style="red")
         raise typer.Exit(code=1) from None
     console.print(_metrics_table(result.metrics.as_dict(), f"run {run_id} ({result.account})"))
     console.print(f"report: {result.path}")
@@ -116,7 +116,7 @@ def walk_forward_command(
             with engine().begin() as conn:
                 record_walk_forward(conn, run_id, spec, settings, result, page)
     except (ValueError, DataUnavailableError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(str(exc), style="red")
         raise typer.Exit(code=1) from None
     table = Table("out of sample", "fast", "slow", f"in-sample {objective}", f"out-of-sample {objective}",
                   "out-of-sample return", "fills", title=f"walk-forward windows (run {run_id})")  # fmt: skip

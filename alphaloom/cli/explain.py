@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from alphaloom.cli._app import app, console, engine
+from alphaloom.cli._app import app, console, engine, styled
 from alphaloom.settings import get_settings
 
 
@@ -27,7 +27,7 @@ def explain(
         try:
             chain = explain_order(conn, order_id)
         except NotFoundError as exc:
-            console.print(f"[red]{exc}[/red]")
+            console.print(str(exc), style="red")
             raise typer.Exit(code=1) from None
         window = []
         if chain.decision is not None and chain.features is not None:
@@ -36,14 +36,20 @@ def explain(
                                   timeframe=chain.decision.timeframe, as_of=chain.decision.as_of)  # fmt: skip
 
     o, d = chain.order, chain.decision
-    tree = Tree(f"[bold]order {o.client_order_id}[/bold]: {o.side} {o.quantity} {o.symbol} ({o.status}) run {o.run_id}")
+    # Every value below may come from outside (symbols, agent rationales, LLM output, risk reasons, headlines): the
+    # console prints it as text (markup off), emphasis is a style on our own words only.
+    tree = Tree(styled((f"order {o.client_order_id}", "bold"), f": {o.side} {o.quantity} {o.symbol} ({o.status}) "
+                       f"run {o.run_id}"))  # fmt: skip
     for f in o.fills:
         fee = f"{f.fee:.8f}".rstrip("0").rstrip(".")  # display only: the stored fee stays exact
         tree.add(f"fill {f.fill_id}: {f.quantity} @ {f.price} fee {fee} {f.fee_currency} at {f.ts:%Y-%m-%d %H:%M}")
     if d is not None:
         node = tree.add(
-            f"[bold]decision {d.decision_id}[/bold] at {d.as_of:%Y-%m-%d %H:%M} UTC: {d.action} (score {d.score:+.3f}), "
-            f"config {d.config_version}, git {(d.git_sha or '-')[:12]}, run {d.run_id}"
+            styled(
+                (f"decision {d.decision_id}", "bold"),
+                f" at {d.as_of:%Y-%m-%d %H:%M} UTC: {d.action} (score {d.score:+.3f}), "
+                f"config {d.config_version}, git {(d.git_sha or '-')[:12]}, run {d.run_id}",
+            )
         )
         agents = node.add("agent outputs")
         for a in chain.agent_outputs:
@@ -51,8 +57,8 @@ def explain(
                        f"prompt_hash={a.prompt_hash} tokens={a.tokens} — {a.rationale}")  # fmt: skip
         risk = node.add("risk checks")
         for r in chain.risk_checks:
-            risk.add(f"{'[green]ok[/green]' if r.approved else '[red]denied[/red]'} {r.check_name}: {r.reason} "
-                     f"{json.dumps(r.numbers, sort_keys=True)}")  # fmt: skip
+            verdict = ("ok", "green") if r.approved else ("denied", "red")
+            risk.add(styled(verdict, f" {r.check_name}: {r.reason} {json.dumps(r.numbers, sort_keys=True)}"))
         if chain.features is not None:
             feat = chain.features
             fnode = node.add(f"feature row {feat.dbt_model} {feat.key} (dbt invocation {feat.dbt_invocation_id}, "
@@ -70,7 +76,7 @@ def explain(
                      f"{r.started_at:%Y-%m-%d %H:%M:%S}", (r.git_sha or "")[:12])  # fmt: skip
     console.print(runs)
     if chain.missing:
-        console.print(f"[yellow]incomplete chain: missing {', '.join(chain.missing)}[/yellow]")
+        console.print(f"incomplete chain: missing {', '.join(chain.missing)}", style="yellow")
     if html:
         from alphaloom.explain_html import render_html
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from alphaloom.cli._app import app, console
 from alphaloom.cli.db import db_app
@@ -34,7 +35,7 @@ def health(
     table = Table("check", "status", "summary", title="alphaloom health")
     colour = {"ok": "green", "warn": "yellow", "fail": "red"}
     for c in report.checks:
-        table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/{colour[c.status]}]", c.summary)
+        table.add_row(c.name, Text(c.status, style=colour[c.status]), c.summary)
     console.print(table)
     runs = next((c for c in report.checks if c.name == "runs"), None)
     if runs is not None and runs.details:
@@ -42,7 +43,7 @@ def health(
         for flow, info in runs.details.items():
             last.add_row(flow, str(info["last_success"] or "-"), str(info["last_status"] or "-"))
         console.print(last)
-    console.print("healthy" if report.healthy else "[red]UNHEALTHY[/red]")
+    console.print("healthy" if report.healthy else Text("UNHEALTHY", style="red"))
     if not report.healthy:
         raise typer.Exit(code=1)
 
@@ -81,7 +82,7 @@ def db_restore(
 
     url = database_url()
     if not yes:
-        console.print(f"[red]this replaces the contents of {url.database}; pass --yes to confirm[/red]")
+        console.print(f"this replaces the contents of {url.database}; pass --yes to confirm", style="red")
         raise typer.Exit(code=2)
     restore(url, path, _server_major())
     console.print(f"restored {path} into {url.render_as_string(hide_password=True)}")

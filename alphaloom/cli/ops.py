@@ -71,7 +71,7 @@ def _cancel_open_orders(reason: str) -> None:
         f"{len(summary.not_cancelled)} already final at the venue"
     )
     for broker, error in summary.errors.items():
-        console.print(f"[red]could not cancel at {broker}: {error}[/red]")
+        console.print(f"could not cancel at {broker}: {error}", style="red")
 
 
 @app.command()
@@ -81,11 +81,11 @@ def pnl(account: str = typer.Option(None, help="Account id (default: ALPHALOOM_A
 
 
 def print_account(account: str) -> None:
-    from alphaloom.domain import timeframe_delta
+    from alphaloom.domain import timeframe_sql_interval
     from alphaloom.portfolio import account_view, recent_orders
 
     settings = get_settings()
-    bar = f"{int(timeframe_delta(settings.timeframe).total_seconds())} seconds"
+    bar = timeframe_sql_interval(settings.timeframe)
     from alphaloom.errors import DataUnavailableError
 
     with engine().connect() as conn:

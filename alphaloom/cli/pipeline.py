@@ -8,7 +8,7 @@ from datetime import datetime
 import typer
 from rich.table import Table
 
-from alphaloom.cli._app import app, console, engine
+from alphaloom.cli._app import app, console, engine, styled
 from alphaloom.cli.ops import print_account, runs
 from alphaloom.settings import get_settings
 
@@ -47,7 +47,7 @@ def demo(steps: int = typer.Option(120, help="Hourly decision steps to replay at
     started = time.perf_counter()
     console.rule("AlphaLoom demo")
     console.print(f"database: {engine().url.render_as_string(hide_password=True)}")
-    result = run_demo(steps, progress=lambda msg: console.print(f"[bold]>[/bold] {msg}"))
+    result = run_demo(steps, progress=lambda msg: console.print(styled((">", "bold"), f" {msg}")))
 
     prices = Table("file", "bars", "inserted", "unchanged", "quarantined", title="ingest_prices")
     for r in result.prices:

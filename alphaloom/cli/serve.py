@@ -7,7 +7,7 @@ import time
 
 import typer
 
-from alphaloom.cli._app import app, console
+from alphaloom.cli._app import app, console, styled
 from alphaloom.settings import get_settings
 
 
@@ -33,16 +33,18 @@ def serve(
             deployed, skipped = stack.deploy(settings.serve_work_pool)
             console.print(f"deployed: {', '.join(deployed)}")
             if skipped:
-                console.print(f"[yellow]skipped (flow file not in this checkout): {', '.join(skipped)}[/yellow]")
+                console.print(f"skipped (flow file not in this checkout): {', '.join(skipped)}", style="yellow")
         if worker:
             stack.start_worker(settings.serve_work_pool)
-        console.print(f"[bold]Prefect UI: {stack.ui_url}[/bold]  (API {stack.api_url}; Ctrl-C stops everything)")
+        console.print(
+            styled((f"Prefect UI: {stack.ui_url}", "bold"), f"  (API {stack.api_url}; Ctrl-C stops everything)")
+        )
         console.print(f"point the CLI at it with: export PREFECT_API_URL={stack.api_url}")
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(child.poll() is None for child in stack.children.values()):
             time.sleep(1)
         dead = [name for name, child in stack.children.items() if child.poll() is not None]
-        console.print(f"[red]{', '.join(dead)} exited; see {stack.log_dir}[/red]")
+        console.print(f"{', '.join(dead)} exited; see {stack.log_dir}", style="red")
         raise typer.Exit(code=1)
     except KeyboardInterrupt:
         console.print("stopping")

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import bar_close, bar_grid, bar_open, shift_bars, timeframe_delta
 
 ASSET_CLASSES = ("crypto", "forex", "stocks")
 
@@ -58,29 +58,32 @@ class SessionCalendar:
         return (weekday < 5) & (hour >= self.open_hour) & (hour <= self.close_hour)
 
     def expected_opens(self, start: datetime, end: datetime, timeframe: str) -> pd.DatetimeIndex:
-        """Bar open times in ``[start, end]`` (aligned to the timeframe) at which this calendar trades."""
-        step = timeframe_delta(timeframe)
-        first = pd.Timestamp(start).tz_convert(UTC).ceil(step)
-        grid = pd.date_range(first, pd.Timestamp(end).tz_convert(UTC), freq=step)
-        return grid[self.is_open(grid)] if step < timedelta(days=1) else grid[self._open_days(grid)]
+        """Bar open times in ``[start, end]`` (on the timeframe's grid: ``bar_open``) at which this calendar trades."""
+        grid = _bar_opens(start, end, timeframe)
+        if timeframe_delta(timeframe) < timedelta(days=1):
+            return grid[self.is_open(grid)]
+        return grid[self._open_days(grid, timeframe)]
 
     def session_time_between(self, start: datetime, end: datetime, timeframe: str) -> timedelta:
         """How much of ``[start, end)`` falls inside this calendar's session: the sum over the bars it trades of each
         bar's overlap with the interval (a weekend or overnight close adds nothing). ``start`` is a bar boundary, as
-        the close of a stored bar is."""
-        step = timeframe_delta(timeframe)
+        the close of a stored bar is. Month bars count their own length (28 to 31 days)."""
         if end <= start:
             return timedelta(0)
         opens = self.expected_opens(start, end, timeframe)
         if len(opens) == 0:
             return timedelta(0)
-        full = step * (len(opens) - 1)
         last = opens[-1].to_pydatetime()
-        return full + min(last + step, end) - last
+        if bar_grid(timeframe) is None:
+            full = sum((bar_close(o.to_pydatetime(), timeframe) - o.to_pydatetime() for o in opens[:-1]), timedelta(0))
+        else:
+            full = timeframe_delta(timeframe) * (len(opens) - 1)
+        return full + min(bar_close(last, timeframe), end) - last
 
-    def _open_days(self, grid: pd.DatetimeIndex) -> np.ndarray:
-        # Daily and longer bars: a day counts when any of its hours trades.
-        if self.asset_class == "crypto":
+    def _open_days(self, grid: pd.DatetimeIndex, timeframe: str) -> np.ndarray:
+        # Daily and longer bars: a bar counts when any of its hours trades; any bar of three days or more holds a
+        # weekday, so it always trades (a month starting on a Saturday is not a closed month).
+        if self.asset_class == "crypto" or timeframe_delta(timeframe) > timedelta(days=2):
             return np.ones(len(grid), dtype=bool)
         return grid.day_of_week.to_numpy() < 5
 
@@ -108,6 +111,17 @@ class SessionCalendar:
         counts[0] = 0
         result[order] = np.maximum(counts, 0)
         return result
+
+
+def _bar_opens(start: datetime, end: datetime, timeframe: str) -> pd.DatetimeIndex:
+    """Every bar open of ``timeframe`` in ``[start, end]``: epoch multiples, Mondays for 1w, month starts for 1M."""
+    start = pd.Timestamp(start).tz_convert(UTC).to_pydatetime()
+    first = bar_open(start, timeframe)
+    if first < start:
+        first = shift_bars(first, timeframe, 1)
+    grid = bar_grid(timeframe)
+    freq = "MS" if grid is None else pd.Timedelta(seconds=grid[1])
+    return pd.date_range(first, pd.Timestamp(end).tz_convert(UTC), freq=freq)
 
 
 def _runs(expected: pd.DatetimeIndex, missing: np.ndarray, tolerance: int) -> list[Gap]:

@@ -3,7 +3,11 @@
 - ``make_exchange(exchange_id)`` builds a ccxt exchange with ``enableRateLimit`` on; an unknown id is a ``ConfigError``.
 - ``CcxtPriceSource(exchange).closed_bars(symbol, timeframe, since=...)`` pages through ``fetch_ohlcv`` with
   ``since``/``limit`` until it reaches the present, and returns only closed bars: the still-open last candle is dropped,
-  never stored as final.
+  never stored as final. Closure is judged by the venue's clock, never the local one (a few seconds of local skew
+  would otherwise store a forming bar for good): the venue's time is read (``fetch_time``) before the first page, so
+  every candle fetched after it is at least that old, and a bar is closed when it ends by then or when the same
+  answer holds a newer bar of the series. A venue that cannot tell its time (no ``fetchTime``, or it refuses) is
+  judged by newer bars alone: its newest bar waits for the next run.
 - Vendor errors are translated here (errors.py draws the hierarchy): ``NetworkError`` (which in ccxt covers
   ``RateLimitExceeded``, ``ExchangeNotAvailable`` and ``RequestTimeout``) is retried with exponential backoff through
   tenacity and, once the attempts are spent, raised as ``VenueTemporaryError`` (retry later); an unknown symbol
@@ -18,6 +22,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,7 +35,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import bar_close, check_timeframe
 from alphaloom.errors import ConfigError, VenueError, VenueTemporaryError
 from alphaloom.ingest.prices import COLUMNS, PriceBatch, frame_from_bars
 from alphaloom.markets import MarketSpec, spec_from_ccxt
@@ -38,6 +43,10 @@ from alphaloom.markets import MarketSpec, spec_from_ccxt
 # ccxt's own hierarchy: RateLimitExceeded < DDoSProtection < NetworkError, and so are ExchangeNotAvailable and
 # RequestTimeout. Listed explicitly so the retried set reads as the issue states it.
 RETRIED = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable, ccxt.RequestTimeout)
+# Local clock skew against the venue worth a warning (it is never used to judge a bar, but it hints at a host problem).
+SKEW_WARNING_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +65,7 @@ class SeriesSpec:
             raise ConfigError(f"price source {spec!r} must look like 'exchange:BASE/QUOTE:timeframe'")
         exchange, symbol, timeframe = (p.strip() for p in parts)
         try:
-            timeframe_delta(timeframe)
+            check_timeframe(timeframe)
         except ValueError as exc:
             raise ConfigError(f"price source {spec!r}: {exc}") from None
         return cls(exchange.lower(), symbol, timeframe)
@@ -85,7 +94,8 @@ def make_exchange(exchange_id: str, config: Mapping[str, object] | None = None) 
 
 
 class CcxtPriceSource:
-    """Closed OHLCV bars of one exchange. Not thread-safe: use one instance per thread (``fetch_series`` does)."""
+    """Closed OHLCV bars of one exchange. Not thread-safe: use one instance per thread (``fetch_series`` does).
+    ``clock`` is the local clock, read only to report its skew against the venue's (never to judge a bar closed)."""
 
     def __init__(self, exchange: ccxt.Exchange, *, page_limit: int = 1000, backoff: Backoff | None = None,
                  clock: Callable[[], datetime] | None = None, max_pages: int = 10_000,
@@ -134,14 +144,33 @@ class CcxtPriceSource:
             raise ConfigError(f"{self.exchange_id} has no market {symbol!r}; check the configured symbol")
         return spec_from_ccxt(symbol, market, int(self.exchange.precisionMode))
 
+    def venue_time_ms(self) -> int | None:
+        """The venue's clock in epoch milliseconds (``fetch_time``), or ``None`` when the venue cannot tell it (no
+        ``fetchTime``, or a non-temporary refusal). A temporary failure, once retried, is a ``VenueTemporaryError``."""
+        if not self.exchange.has.get("fetchTime"):
+            return None
+        try:
+            venue_ms = self._call("fetch_time", self.exchange.fetch_time)
+        except VenueError as exc:
+            if isinstance(exc, VenueTemporaryError):
+                raise
+            log.warning("%s: no venue time (%s); judging bar closure by newer bars only", self.exchange_id, exc)
+            return None
+        if venue_ms is None:
+            return None
+        skew = self.clock().timestamp() - int(venue_ms) / 1000  # type: ignore[call-overload]
+        if abs(skew) > SKEW_WARNING_SECONDS:
+            log.warning("%s: local clock is %+.1f s off the venue's; bars are judged by the venue's", self.exchange_id,
+                        skew)  # fmt: skip
+        return int(venue_ms)  # type: ignore[call-overload]
+
     def closed_bars(self, symbol: str, timeframe: str, *, since: datetime | None) -> pd.DataFrame:
         """Closed bars with open time >= ``since`` (all the venue gives when ``None``), oldest first, as a frame of
         ``COLUMNS`` (numbers as ccxt parsed them, ``ts`` UTC). Pages forward until the venue has nothing newer."""
         self.load_markets()
         if symbol not in (self.exchange.markets or {}):
             raise ConfigError(f"{self.exchange_id} has no market {symbol!r}; check the configured symbol")
-        step_ms = int(timeframe_delta(timeframe).total_seconds() * 1000)
-        now_ms = int(self.clock().timestamp() * 1000)
+        venue_ms = self.venue_time_ms()  # read before any page: every candle below was fetched at or after it
         cursor = None if since is None else int(since.timestamp() * 1000)
         rows: dict[int, list] = {}
         for _ in range(self.max_pages):
@@ -154,11 +183,14 @@ class CcxtPriceSource:
                 break
             for candle in fresh:
                 rows[int(candle[0])] = candle
-            last = max(rows)
-            cursor = last + step_ms
-            if cursor + step_ms > now_ms:  # the next bar has not closed yet
+            cursor = _close_ms(max(rows), timeframe)
+            if venue_ms is not None and _close_ms(cursor, timeframe) > venue_ms:  # the next bar had not closed by then
                 break
-        closed = [rows[t] for t in sorted(rows) if t + step_ms <= now_ms]
+        opens = sorted(rows)
+        newest = opens[-1] if opens else None
+        closed = [
+            rows[t] for t in opens if t != newest or (venue_ms is not None and _close_ms(t, timeframe) <= venue_ms)
+        ]
         frame = pd.DataFrame(closed, columns=["ts", "open", "high", "low", "close", "volume"])
         frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True)
         frame.insert(0, "timeframe", timeframe)
@@ -172,6 +204,11 @@ class CcxtPriceSource:
         for column in ("open", "high", "low", "close", "volume"):
             frame[column] = frame[column].map(_decimal_text)
         return frame_from_bars(frame, source=f"ccxt:{self.venue}:{symbol}:{timeframe}")
+
+
+def _close_ms(open_ms: int, timeframe: str) -> int:
+    """Epoch ms at which the bar opening at ``open_ms`` closes (a month bar: the next month's start)."""
+    return int(bar_close(datetime.fromtimestamp(open_ms / 1000, UTC), timeframe).timestamp() * 1000)
 
 
 def _decimal_text(value: object) -> str:
@@ -193,7 +230,7 @@ def resume_points(conn: Connection, specs: Iterable[SeriesSpec]) -> dict[SeriesS
         {"e": [s.exchange for s in specs], "s": [s.symbol for s in specs], "t": [s.timeframe for s in specs]},
     ).all()
     last = {SeriesSpec(e, s, t): ts for e, s, t, ts in rows}
-    return {s: (None if last[s] is None else last[s] + timeframe_delta(s.timeframe)) for s in specs}
+    return {s: (None if last[s] is None else bar_close(last[s], s.timeframe)) for s in specs}
 
 
 @dataclass

@@ -3,8 +3,9 @@
 ``read_price_file`` (a path) and ``read_price_bytes`` (a file's content, e.g. fetched from a URL) parse and validate a
 file: rows that are malformed or impossible (a CSV line with too many fields, empty or non-numeric or non-finite values,
 non-positive prices, a price or volume outside the sane range of ``BarLimits``, negative volume, high below low,
-open/close outside the high-low range, unknown timeframe, a timestamp not at the start of a bar) come back as
+open/close outside the high-low range, a timestamp not at the start of a bar of its timeframe) come back as
 ``Rejected`` naming the file, line and reason; the rest form a ``PriceBatch``. CSV line ends may be LF, CRLF or CR.
+A timeframe outside ``TIMEFRAMES`` (every ccxt timeframe, 1m to 1M) is one ``SchemaError`` for the whole file naming it.
 ``merge_bars`` stores a batch: first a close that jumps more than ``BarLimits.max_close_jump`` times from the series'
 previous close (stored, or earlier in the batch) is quarantined (``price_jumps``); then series with no stored bars in
 the batch's time range are COPYed straight into ``raw.ohlcv``; the others go through a temporary table and
@@ -35,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import Connection
 
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import TIMEFRAMES, bar_grid
 from alphaloom.errors import SchemaError
 from alphaloom.ingest.price_jumps import close_jumps
 from alphaloom.ingest.price_sources import local_file_problem
@@ -275,6 +276,7 @@ def validate_bars(raw: pa.Table, *, source: str, locate: Locator, limits: BarLim
     missing_markers = pa.array(["", "nan", "None", "NaT", "<NA>"])
     blank = {c: pc.is_in(text[c], value_set=missing_markers).to_numpy(zero_copy_only=False) for c in COLUMNS}
     empty_line = np.logical_and.reduce(list(blank.values()))
+    _check_timeframes(text["timeframe"], source)
     reasons = _Reasons(text)
     for column in COLUMNS:
         reasons.add(blank[column], f"{column} is empty")
@@ -308,11 +310,7 @@ def validate_bars(raw: pa.Table, *, source: str, locate: Locator, limits: BarLim
         reasons.add(h < np.maximum(o, c), lambda t: "high " + t["high"] + " is below open/close")
         reasons.add(low > np.minimum(o, c), lambda t: "low " + t["low"] + " is above open/close")
 
-        timeframes = pc.dictionary_encode(text["timeframe"]).combine_chunks()
-        per_dictionary = np.array([_timeframe_seconds(tf) for tf in timeframes.dictionary.to_pylist()], dtype=float)
-        bar_seconds = per_dictionary[timeframes.indices.to_numpy()] if len(per_dictionary) else np.array([])
-        reasons.add(np.isnan(bar_seconds), lambda t: "unknown timeframe " + t["timeframe"].map(repr))
-        misaligned = ~np.isnan(bar_seconds) & ~np.isnan(seconds) & (np.fmod(seconds, bar_seconds) != 0)
+        misaligned = _misaligned(text["timeframe"], seconds)
     reasons.add(misaligned, lambda t: "ts " + t["ts"] + " is not aligned to the start of a " + t["timeframe"] + " bar")
 
     bad = reasons.bad & ~empty_line
@@ -356,11 +354,40 @@ def _series_codes(table: pa.Table) -> np.ndarray:
     return pc.dictionary_encode(joined).combine_chunks().indices.to_numpy()
 
 
-def _timeframe_seconds(timeframe: str) -> float:
-    try:
-        return timeframe_delta(timeframe).total_seconds()
-    except ValueError:
-        return np.nan
+def _check_timeframes(column: pa.ChunkedArray, source: str) -> None:
+    """An unsupported timeframe is the file's problem, not each row's: one ``SchemaError`` naming it (and the rows it
+    covers), so nothing of the file is stored and the operator gets one line, not one per row. A blank timeframe
+    stays a per-row "missing value"."""
+    counts = pc.value_counts(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    unknown = {}
+    for entry in counts.to_pylist():
+        value = entry["values"]
+        if value not in ("", "nan", "None", "NaT") and value is not None and value not in TIMEFRAMES:
+            unknown[value] = entry["counts"]
+    if unknown:
+        named = ", ".join(f"{tf!r} ({n} row{'s' if n != 1 else ''})" for tf, n in sorted(unknown.items()))
+        raise SchemaError(source, "timeframe", f"unsupported timeframe {named}; supported: {' '.join(TIMEFRAMES)}")
+
+
+def _misaligned(timeframes: pa.ChunkedArray, seconds: np.ndarray) -> np.ndarray:
+    """Rows whose ``ts`` is not a bar open of their timeframe (``bar_grid``: epoch multiples, Mondays for 1w, the 1st
+    00:00 UTC for 1M); rows with no valid ts or timeframe are left to their own reasons."""
+    codes = pc.dictionary_encode(timeframes).combine_chunks()
+    index = codes.indices.to_numpy(zero_copy_only=False)
+    result = np.zeros(len(seconds), dtype=bool)
+    valid = ~np.isnan(seconds)
+    for code, timeframe in enumerate(codes.dictionary.to_pylist()):
+        if timeframe not in TIMEFRAMES:
+            continue
+        rows = (index == code) & valid
+        grid = bar_grid(timeframe)
+        if grid is None:  # months: the first instant of a calendar month (UTC)
+            moments = pd.DatetimeIndex(pd.to_datetime(seconds[rows], unit="s", utc=True))
+            result[rows] = (moments.day != 1) | (moments != moments.normalize())
+        else:
+            origin, step = grid
+            result[rows] = np.fmod(seconds[rows] - origin, step) != 0
+    return result
 
 
 def _csv_chunks(table: pa.Table, rows: int = 65_536) -> Iterator[bytes]:

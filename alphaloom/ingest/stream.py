@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError
 from alphaloom.ingest.ccxt_prices import SeriesSpec
 
@@ -54,9 +54,9 @@ class ClosedCandles:
     _pending: dict[int, list[float]] = field(default_factory=dict, repr=False)
     _final: set[int] = field(default_factory=set, repr=False)
 
-    @property
-    def _step(self) -> int:
-        return int(timeframe_delta(self.timeframe).total_seconds() * 1000)
+    def _next_ms(self, open_ms: int) -> int:
+        """The open of the bar after the one opening at ``open_ms`` (a month bar: the next month's start)."""
+        return int(bar_close(datetime.fromtimestamp(open_ms / 1000, UTC), self.timeframe).timestamp() * 1000)
 
     def observe(self, candles: Sequence[Sequence[float]], finals: Sequence[Sequence[float]] = ()) -> None:
         """Take the candles of one watch call and the closing updates (final values) seen meanwhile."""
@@ -104,10 +104,11 @@ class ClosedCandles:
         if not self._pending:
             return None
         newest = max(self._pending)
-        start = self.last_closed_ms + self._step if self.last_closed_ms is not None else min(self._pending)
-        for ts in range(start, newest, self._step):
+        ts = self._next_ms(self.last_closed_ms) if self.last_closed_ms is not None else min(self._pending)
+        while ts < newest:
             if ts not in self._pending or (self.flagged and ts not in self._final):
                 return datetime.fromtimestamp(ts / 1000, UTC)
+            ts = self._next_ms(ts)
         return None
 
     def skip_to(self, last_closed_ms: int) -> None:
@@ -120,7 +121,7 @@ class ClosedCandles:
         """The bar after the last emitted one (where a backfill after a reconnect starts)."""
         if self.last_closed_ms is None:
             return None
-        return datetime.fromtimestamp((self.last_closed_ms + self._step) / 1000, UTC)
+        return datetime.fromtimestamp(self._next_ms(self.last_closed_ms) / 1000, UTC)
 
 
 class KlineCloses:

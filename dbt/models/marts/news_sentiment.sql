@@ -1,7 +1,7 @@
 -- marts.news_sentiment: per bar of a symbol, the news first seen during that bar and their primary-scorer sentiment.
 -- A story belongs to the bar whose [ts, known_at) holds its first_seen_at for the symbol (never published_at; a symbol
 -- linked by a later sighting counts from that sighting, see int_news_scored): what a decision at the bar's close could
--- have read. Bars open on the epoch grid (ingest rejects any other ts), hence date_bin.
+-- have read. Bars open on their timeframe's grid (ingest rejects any other ts): macros/timeframes.sql.
 with
 
 news as (
@@ -14,9 +14,10 @@ bars as (
 
 timeframes as (
     select * from (values
-        ('1m', interval '1 minute'), ('5m', interval '5 minutes'), ('15m', interval '15 minutes'),
-        ('1h', interval '1 hour'), ('4h', interval '4 hours'), ('1d', interval '1 day')
-    ) as t (timeframe, bar_length)
+        {%- for timeframe in timeframes() %}
+        ('{{ timeframe }}'){{ "," if not loop.last }}
+        {%- endfor %}
+    ) as t (timeframe)
 ),
 
 news_in_bars as (
@@ -34,7 +35,7 @@ news_in_bars as (
     inner join bars
         on bars.symbol = news.symbol
         and bars.timeframe = timeframes.timeframe
-        and bars.ts = date_bin(timeframes.bar_length, news.first_seen_at, timestamptz '1970-01-01 00:00:00+00')
+        and bars.ts = {{ bar_open('news.first_seen_at', 'timeframes.timeframe') }}
 ),
 
 final as (

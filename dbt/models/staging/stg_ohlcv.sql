@@ -7,7 +7,7 @@ select
     symbol,
     timeframe,
     ts,
-    ts + {{ timeframe_interval('timeframe') }} as known_at,
+    {{ bar_close('ts', 'timeframe') }} as known_at,
     open::double precision as open,
     high::double precision as high,
     low::double precision as low,
