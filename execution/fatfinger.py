@@ -107,9 +107,10 @@ def record_trip(
     symbol: str | None = None,
     client_order_id: str | None = None,
     decision_id: str | None = None,
-    alert_kind: str = "fat_finger",
+    alert_kind: str | None = "fat_finger",
 ) -> None:
-    """One ``audit.guard_trips`` row, and an operator alert of ``alert_kind``."""
+    """One ``audit.guard_trips`` row, and an operator alert of ``alert_kind`` (None: the row only; a backtest
+    summarises its trips once at the end instead of one alert per refusal)."""
     conn.execute(
         text(
             """insert into audit.guard_trips (run_id, account, symbol, client_order_id, decision_id, guard, reason,
@@ -119,6 +120,8 @@ def record_trip(
         {"r": run_id, "a": account, "s": symbol, "c": client_order_id, "d": decision_id, "g": guard,
          "reason": reason, "n": json.dumps(numbers, default=str)},
     )  # fmt: skip
+    if alert_kind is None:
+        return
     alert(alert_kind, f"{guard} tripped for {account} {symbol or ''}: {reason}".replace("  ", " "),
           {"account": account, "symbol": symbol, "guard": guard, "client_order_id": client_order_id, **dict(numbers)})  # fmt: skip
 

@@ -273,6 +273,7 @@ def execute(
     last_prices: Mapping[str, Decimal] | None = None,
     parents: Mapping[ClientOrderId, ClientOrderId] | None = None,
     slices: Sequence[ScheduledSlice] = (),
+    replay: bool = False,
 ) -> ExecutionResult:
     """Send each intent at most once (see the module docstring). ``last_prices`` overrides the price-band reference;
     by default it is the newest ``raw.ohlcv`` close known at ``event_time``, else the intent's reference price.
@@ -282,8 +283,13 @@ def execute(
     (``execution.schedule``), then only the slices due by ``event_time`` go on (the first); the others are returned
     in ``scheduled``. A retry finds the schedule and sends only what is due and not yet recorded; a retry split in
     another shape sends nothing. ``slices``: scheduled slices being released (``execution.release``): sent as they
-    are (not split again, no other slice superseded), measured against their parent's arrival price."""
+    are (not split again, no other slice superseded), measured against their parent's arrival price.
+
+    ``replay`` (a backtest step: one run holds every step of the replay): the per-run caps count this decision
+    step's orders only, and guard trips are recorded without an alert each (the backtest counts them by reason and
+    reports them once)."""
     event_time = require_utc(event_time, "event_time")
+    trip_alert = None if replay else "fat_finger"
     limits = HardLimits.from_settings(settings)
     releasing = bool(slices)
     if releasing:
@@ -332,7 +338,7 @@ def execute(
         state = read_order_state(conn, account=intent.account, symbol=intent.symbol, client_order_id=coid,
                                  run_id=run_id, exchange=settings.exchange, timeframe=settings.timeframe,
                                  bar_cutoff=bar_cutoff, day_start=day_start, event_time=event_time, parent=parent,
-                                 own=own, supersede=None if releasing else intent)  # fmt: skip
+                                 own=own, supersede=None if releasing else intent, per_step=replay)  # fmt: skip
         result.superseded += state.superseded
         if state.account_venue is None:
             raise ConfigError(
@@ -382,7 +388,8 @@ def execute(
             result.blocked.append(coid)
             _record_guard(conn, run_id, intent, False, f"kill switch engaged: {switch.reason}", {"engaged": "True"})
             record_trip(conn, run_id=run_id, account=intent.account, guard="kill_switch", reason=switch.reason,
-                        numbers={"engaged": True}, symbol=intent.symbol, decision_id=intent.decision_id)  # fmt: skip
+                        numbers={"engaged": True}, symbol=intent.symbol, decision_id=intent.decision_id,
+                        alert_kind=trip_alert)  # fmt: skip
             continue
 
         holding = state.holding
@@ -424,7 +431,7 @@ def execute(
             for b in breaches:
                 record_trip(conn, run_id=run_id, account=intent.account, guard=b.limit, reason=b.reason,
                             numbers=b.numbers, symbol=intent.symbol, client_order_id=coid,
-                            decision_id=intent.decision_id)  # fmt: skip
+                            decision_id=intent.decision_id, alert_kind=trip_alert)  # fmt: skip
             continue
 
         # The order row is written with the venue's answer, in one statement after the submit: under the account
