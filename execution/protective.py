@@ -13,7 +13,8 @@ levels stay guarded while no decision runs.
   ``as_of`` (point in time: ``ts + bar length <= as_of``) and, when the bar touched a level, submits the exit through
   ``execution.submit.execute`` (so every guard, the kill switch and exactly-once apply) as a sell of the position,
   recorded as a decision (``config_version`` ``protective_exit``) whose id derives from (account, symbol, bar): a
-  rerun on the same bar sends nothing twice. The exit row becomes ``triggered`` with what triggered it.
+  rerun on the same bar sends nothing twice. The price band never refuses it (``OrderIntent.protective``): a stop
+  the market gapped through must still get out. The exit row becomes ``triggered`` with what triggered it.
 
 ``exit_trigger`` is pure: a stop is hit when the bar's low reaches it (the reference price is the stop, or the open when
 the bar gapped through it); a take-profit when the high reaches it; both in one bar counts as the stop (the cautious
@@ -228,7 +229,7 @@ def check_exits(
                     "reference_price": str(trigger.reference_price)},
         )  # fmt: skip
         intent = OrderIntent(decision_id, ex.account, ex.symbol, Side.SELL, min(Decimal(ex.quantity), held),
-                             trigger.reference_price)  # fmt: skip
+                             trigger.reference_price, protective=True)  # fmt: skip
         result = execute(conn, [intent], run_id=run_id, broker=broker, settings=settings, event_time=as_of)
         outcomes = result.submitted + result.duplicates + result.recovered
         if outcomes:
