@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # Fat-finger checks before any submit (execution): the daily loss limit halts the account.
     daily_loss_limit: Decimal = Decimal("5000")
     max_orders_per_run: int = 50
+    # A live or shadow send is refused when its decision time is more than this many bars before the wall clock: a
+    # decision about a past bar is never executed at today's price.
+    live_max_decision_age_bars: int = Field(default=2, ge=0)
     # Paper venue realism: half-spread paid, square-root impact coefficient (bps at 100% of bar volume), participation.
     paper_spread_bps: Decimal = Decimal("2")
     paper_impact_bps: Decimal = Decimal("50")

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from alphaloom.alerts import alert
+from alphaloom.domain import timeframe_delta
 from alphaloom.guards import LimitBreach
 
 
@@ -44,6 +45,22 @@ def check_orders_per_run(orders_in_run: int, cap: int) -> LimitBreach | None:
             {"orders_in_run": str(orders_in_run), "cap": str(cap)},
         )
     return None
+
+
+def check_decision_age(decided_at: datetime, now: datetime, *, timeframe: str, max_bars: int) -> LimitBreach | None:
+    """A live or shadow send for a decision older than ``max_bars`` bars of ``timeframe`` before ``now`` (the wall
+    clock): the decision was about a past bar, and its price is not today's. Pure."""
+    age, limit = now - decided_at, timeframe_delta(timeframe) * max_bars
+    if age <= limit:
+        return None
+    return LimitBreach(
+        "decision_age",
+        f"the decision is about {decided_at:%Y-%m-%d %H:%M} UTC, {age} before the send at {now:%Y-%m-%d %H:%M} UTC: "
+        f"more than {max_bars} bars of {timeframe} (ALPHALOOM_LIVE_MAX_DECISION_AGE_BARS); a live order is never "
+        "sent for a past bar",
+        {"decided_at": decided_at.isoformat(), "now": now.isoformat(), "age_seconds": str(int(age.total_seconds())),
+         "max_bars": str(max_bars), "timeframe": timeframe},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
