@@ -37,6 +37,7 @@ from execution.brokers.base import Broker
 from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
 from execution.fatfinger import check_decision_age, record_trip
 from execution.order_store import GuardRow, record_guard
+from execution.protective import arm_entries
 from execution.reconcile import Difference, reconcile_account, unexplained
 from execution.release import ReleaseResult, release_due_children
 from execution.routing import RoutingBroker
@@ -154,7 +155,9 @@ def execute_in_session(
 
     ``event_time`` is the decision time. A live or shadow account's intents whose decision time is more than
     ``settings.live_max_decision_age_bars`` bars before ``now`` (default: the wall clock) are all refused, nothing
-    sent: each is an ``execution_guard`` risk check and a ``decision_age`` guard trip with the reason."""
+    sent: each is an ``execution_guard`` risk check and a ``decision_age`` guard trip with the reason. Every entry
+    that filled gets its protective exit armed when ``stop_loss_pct`` / ``take_profit_pct`` are set
+    (``execution.protective.arm_entries``)."""
     if not session.may_trade or session.broker is None:
         raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
     if session.mode in ("live", "shadow"):
@@ -163,6 +166,7 @@ def execute_in_session(
         if stale is not None:
             return _refuse_all(conn, intents, stale, run_id=run_id)
     result = execute(conn, intents, run_id=run_id, broker=session.broker, settings=settings, event_time=event_time)
+    arm_entries(conn, result, broker=session.broker, settings=settings, run_id=run_id, event_time=event_time)
     if isinstance(session.broker, ShadowBroker):
         sent = {o.client_order_id for o in result.submitted}
         record_drift(conn, session.broker.take_observations(sent))
@@ -191,6 +195,8 @@ def release_in_session(
         raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
     released = release_due_children(conn, session.broker, now, settings=settings, run_id=run_id,
                                     account=session.account)  # fmt: skip
+    for sent in released.results.values():  # a slice of an entry that filled is an entry too
+        arm_entries(conn, sent, broker=session.broker, settings=settings, run_id=run_id, event_time=now)
     if isinstance(session.broker, ShadowBroker):
         sent = {o.client_order_id for r in released.results.values() for o in r.submitted}
         record_drift(conn, session.broker.take_observations(sent))
