@@ -32,7 +32,7 @@ from flows.decide import decide_flow
 from flows.ingest_news import ingest_news
 from flows.ingest_prices import ingest_prices
 
-STEPS = 96
+STEPS = 48
 USER, PASSWORD = "alice", "correct horse battery"
 LLM_KEY = "sk-console-test-secret-0123456789"
 WEBHOOK_TOKEN = "hook-token-abcdef987654"
@@ -53,7 +53,11 @@ def demo(engine: Engine, prefect_harness, tmp_path_factory) -> Iterator[Demo]:
         ingest_prices([str(p) for p in data.price_files], return_state=True),
         ingest_news([str(p) for p in data.news_files], return_state=True),
         build_features(return_state=True),
-        decide_flow(symbols=list(data.symbols), as_of=data.end, steps=STEPS, return_state=True),
+        # Up to two days before the end: the run holds positions then (the later steps, which close them, are left
+        # for the browser test to try with the kill switch on).
+        decide_flow(
+            symbols=list(data.symbols), as_of=data.end - timedelta(hours=STEPS), steps=STEPS, return_state=True
+        ),
     ):
         assert state.is_completed(), state
     home = tmp_path_factory.mktemp("console-home")
@@ -73,7 +77,11 @@ def demo(engine: Engine, prefect_harness, tmp_path_factory) -> Iterator[Demo]:
             {"a": settings.account},
         ).first()  # fmt: skip
         actions = conn.execute(text("select action, count(*) from audit.decisions group by 1")).all()
+        holding = conn.execute(
+            text("select count(*) from audit.positions where account = :a and quantity <> 0"), {"a": settings.account}
+        ).scalar_one()
     assert order is not None, f"the demo run must trade for these tests to mean anything; decisions: {actions}"
+    assert holding > 0, "the demo run must end holding positions for the pages to show them"
     try:
         yield Demo(data, settings, order.decision_id, order.client_order_id)
     finally:
@@ -125,6 +133,9 @@ def test_every_page_answers_on_loopback_and_no_page_shows_a_secret(engine, demo)
     explain = client.get(f"/decisions/{demo.decision_id}").text
     assert 'id="opinions"' in explain and 'id="risk-checks"' in explain and demo.order_id in explain
     assert client.get("/decisions/no-such-decision").status_code == 404
+    reflected = client.get("/decisions/<script>alert(1)</script>")
+    assert reflected.status_code == 404 and "<script>" not in reflected.text
+    assert "script-src 'self'" in client.get("/").headers["content-security-policy"]
     assert client.get("/reports/run-1/../../secret.key").status_code == 404
     assert client.get("/reports/..%2F..%2Fsecret.key/x.html").status_code == 404
 
@@ -233,7 +244,10 @@ def test_arm_and_disarm_are_recorded(engine, demo) -> None:
                                data={"csrf": token, "account": account, "state": state, "reason": "t", "confirm": "yes"})  # fmt: skip
         assert response.status_code == 200
         with engine.connect() as conn:
-            assert conn.execute(text("select live_enabled from audit.accounts where id = :a"), {"a": account}).scalar() is armed
+            assert (
+                conn.execute(text("select live_enabled from audit.accounts where id = :a"), {"a": account}).scalar()
+                is armed
+            )
     unknown = client.post("/actions/arm", headers={"X-Console-Live": "1"},
                           data={"csrf": token, "account": "nosuch", "state": "on", "confirm": "yes"})  # fmt: skip
     assert unknown.status_code == 409 and "does not exist" in unknown.json()["message"]
@@ -381,8 +395,8 @@ def test_a_browser_logs_in_reads_the_pages_and_turns_the_kill_switch_on_live(eng
     try:
         with engine.connect() as conn:
             before = conn.execute(text("select count(*) from audit.orders")).scalar_one()
-        earlier = demo.data.end - timedelta(hours=STEPS)  # never decided before: these steps would trade
-        state = decide_flow(symbols=list(demo.data.symbols), as_of=earlier, steps=STEPS, return_state=True)
+        # the steps after the fixture's run (never decided before) close its positions, so they would trade
+        state = decide_flow(symbols=list(demo.data.symbols), as_of=demo.data.end, steps=STEPS, return_state=True)
         assert state.is_completed()
         with engine.connect() as conn:
             after = conn.execute(text("select count(*) from audit.orders")).scalar_one()

@@ -20,6 +20,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -40,6 +41,8 @@ from alphaloom.settings import Settings
 HERE = Path(__file__).parent
 COOKIE = "alphaloom_console"
 LOGIN_CSRF_COOKIE = "alphaloom_console_login"
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "frame-ancestors 'self'; form-action 'self'; base-uri 'none'")  # fmt: skip
 
 
 def is_loopback(host: str) -> bool:
@@ -116,7 +119,8 @@ def create_app(config: ConsoleConfig) -> FastAPI:
             if request.headers.get("x-console-live"):
                 return JSONResponse({"login": True}, status_code=401)
             return RedirectResponse(exc.headers["Location"], status_code=303)
-        return HTMLResponse(f"<h1>{exc.status_code}</h1><p>{exc.detail}</p>", status_code=exc.status_code)
+        body = f"<h1>{exc.status_code}</h1><p>{escape(str(exc.detail))}</p><p><a href='/'>back to the console</a></p>"
+        return HTMLResponse(body, status_code=exc.status_code)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
@@ -124,6 +128,8 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        # Scripts only from the console itself: text from the audit trail (headlines, rationales) can never run.
+        response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
     async def form(request: Request) -> dict[str, str]:
@@ -239,9 +245,8 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         with engine.connect() as conn:
             view = queries.now_view(conn, settings)
             r = queries.risk_view(conn, settings, view)
-        var_check = next((c for c in r.latest_checks if c["check_name"] == "portfolio_var"), None)
         return page(
-            request, "risk.html", r=r, var_check=var_check, base=view.view.base_currency if view.view else "",
+            request, "risk.html", r=r, var_check=r.var_check, base=view.view.base_currency if view.view else "",
             limits={"asset": settings.max_asset_exposure_pct, "class": settings.max_class_exposure_pct,
                     "gross": settings.max_gross_leverage, "net": settings.max_net_leverage,
                     "var": settings.max_var_pct, "cluster": settings.max_cluster_exposure_pct},

@@ -159,7 +159,9 @@ def _why_none(row: dict[str, Any]) -> str:
         return ""
     if row["denied"]:
         return f"denied by {row['denied']}"
-    return "hold: consensus below the threshold" if row["action"] == "hold" else "no order (position already there)"
+    if row["action"] == "hold":
+        return "hold: consensus below the threshold"
+    return "no order: already long" if row["action"] == "buy" else "no order: nothing to sell"
 
 
 def latest_decisions(conn: Connection, account: str) -> list[dict[str, Any]]:
@@ -207,6 +209,7 @@ class RiskView:
     net: Decimal
     latest_checks: list[dict[str, Any]]
     trips: list[dict[str, Any]]
+    var_check: dict[str, Any] | None = None
 
 
 def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
@@ -236,6 +239,13 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
         ),
         {"a": settings.account},
     ).mappings()
+    var = conn.execute(
+        text(
+            """select check_name, approved, reason, numbers, created_at, symbol from audit.risk_checks
+               where account = :a and check_name = 'portfolio_var' and numbers ? 'limit' order by id desc limit 1"""
+        ),
+        {"a": settings.account},
+    ).mappings().first()  # fmt: skip
     trips = conn.execute(
         text(
             """select created_at, symbol, guard, reason from audit.guard_trips where account = :a
@@ -244,7 +254,7 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
         {"a": settings.account},
     ).mappings()
     return RiskView(dd, peak, current, exposures, by_class, gross, net, [dict(c) for c in checks],
-                    [dict(t) for t in trips])  # fmt: skip
+                    [dict(t) for t in trips], dict(var) if var else None)  # fmt: skip
 
 
 def recent_runs(conn: Connection, limit: int = 30) -> list[dict[str, Any]]:
