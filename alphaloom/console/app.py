@@ -198,7 +198,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         dd = list(zip([t for t, _ in equity], charts.drawdown([v for _, v in equity]), strict=True))
         return page(
             request, "now.html", now=view, span=span, ranges=list(queries.RANGES),
-            equity_svg=charts.line_svg(equity, title=f"equity ({view.view.base_currency if view.view else ''})"),
+            equity_svg=charts.line_svg(equity, title=f"equity marked at each decision ({view.view.base_currency if view.view else ''})"),
             drawdown_svg=charts.line_svg(dd, title="drawdown from peak", fill=True, unit="%"),
         )  # fmt: skip
 
