@@ -209,6 +209,10 @@ class Settings(BaseSettings):
     serve_host: str = "127.0.0.1"
     serve_port: int = 4200
     serve_work_pool: str = "alphaloom-process"
+    # The operator console (`alphaloom console`, and beside the Prefect server in `alphaloom serve`): off loopback,
+    # every page needs a login; actions always do.
+    console_host: str = "127.0.0.1"
+    console_port: int = 4300
     # Stale data: no new bar for a symbol within this many bar lengths.
     stale_after_bars: int = 3
     # Per market (JSON): "exchange:asset_class", "exchange" or "asset_class" -> bars; counted in session time.
