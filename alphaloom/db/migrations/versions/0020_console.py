@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0020_console"
-down_revision = "0016_news"
+down_revision = "0014_guards"
 branch_labels = None
 depends_on = None
 
