@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean browser
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint
+# The console's browser test drives Debian's headless chromium through chromedriver: installed once, quietly, when
+# missing (root or sudo needed); if it cannot be, the test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium \
+	      chromium-driver ) >/dev/null 2>&1 || echo "chromium could not be installed: the console browser test will skip"; }
+
+test: lint browser
 	$(BIN)/pytest
 
 # Full-size benchmarks (minutes each); `make test` runs them at toy size only. bench/backtest.py needs the bench extra.

@@ -215,7 +215,9 @@ class AgentOpinion:
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """What the trader wants, before execution: a signed target change in base units."""
+    """What the trader wants, before execution: a signed target change in base units. ``protective``: a stop-loss or
+    take-profit exit (``execution.protective``), which the price band never refuses (a stop that gapped must still
+    get out)."""
 
     decision_id: DecisionId
     account: str
@@ -224,6 +226,7 @@ class OrderIntent:
     quantity: Decimal
     reference_price: Decimal
     leg: int = 0
+    protective: bool = False
 
     def __post_init__(self) -> None:
         if self.quantity <= 0:

@@ -11,12 +11,13 @@
 What callers can rely on: every link is read from rows, never recomputed, except the feature-build run, which
 ``audit.runs`` does not key by dbt invocation: it is the last ``build_features`` run that completed before the
 decision was recorded, and ``RunLink.inferred`` says so. ``OrderChain.missing`` names every link that could not be
-found (empty for a complete chain). ``price_window`` gives the bars around the decision for a chart.
+found (empty for a complete chain). ``explain_decision(conn, decision_id)`` gives the same chain for a decision,
+with the orders it made (none for a hold or a denial). ``price_window`` gives the bars around the decision for a chart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -386,26 +387,38 @@ def _feature_build_run(conn: Connection, before: datetime) -> RunLink | None:
     return None if row is None else RunLink("features", *row, inferred=True)
 
 
-def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
-    """The whole chain behind ``client_order_id``; raises ``NotFoundError`` when the order does not exist."""
-    order = _order(conn, client_order_id)
-    runs: list[RunLink] = []
+@dataclass(frozen=True)
+class DecisionChain:
+    """The chain behind one decision, order or not: ``orders`` are the client order ids it made (empty when it made
+    none: hold, below threshold, or a risk check denied it, which ``risk_checks`` then shows with its numbers)."""
 
-    def add_run(role: str, run_id: str | None) -> None:
-        if run_id and not any(r.role == role and r.run_id == run_id for r in runs):
-            link = _run(conn, role, run_id)
+    decision: DecisionRow
+    agent_outputs: list[AgentOutputRow] = field(default_factory=list)
+    risk_checks: list[RiskCheckRow] = field(default_factory=list)
+    features: FeatureLink | None = None
+    bars: list[BarRow] = field(default_factory=list)
+    news: list[NewsRow] = field(default_factory=list)
+    runs: list[RunLink] = field(default_factory=list)
+    orders: list[str] = field(default_factory=list)
+
+
+class _Runs(list[RunLink]):
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def add(self, role: str, run_id: str | None) -> None:
+        if run_id and not any(r.role == role and r.run_id == run_id for r in self):
+            link = _run(self.conn, role, run_id)
             if link is not None:
-                runs.append(link)
+                self.append(link)
 
-    add_run("order", order.run_id)
-    decision_id = _decision_id_of(conn, client_order_id)
-    decision = _decision(conn, decision_id) if decision_id else None
-    if decision is None:
-        return OrderChain(order, None, runs=runs)
-    add_run("decision", decision.run_id)
+
+def _decision_links(conn: Connection, decision: DecisionRow, runs: _Runs) -> DecisionChain:
+    runs.add("decision", decision.run_id)
     outputs = _agent_outputs(conn, decision.decision_id)
     for o in outputs:
-        add_run("agent outputs", o.run_id)
+        runs.add("agent outputs", o.run_id)
     parents = _parents(conn, decision.decision_id)
     recorded_features = decision.inputs.get("features") or {}
     feature_keys = parents.get("marts.features") or []
@@ -424,13 +437,40 @@ def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
             runs.append(build)
     bars = _bars(conn, parents.get("raw.ohlcv") or [])
     for bar in bars:
-        add_run("bars", bar.run_id)
+        runs.add("bars", bar.run_id)
     news = _news(
         conn, [k["id"] for k in parents.get("raw.news") or []], decision.inputs.get("news") or [], decision.symbol
     )
     for item in news:
-        add_run("news", item.run_id)
-    return OrderChain(order, decision, outputs, _risk_checks(conn, decision.decision_id), features, bars, news, runs)
+        runs.add("news", item.run_id)
+    checks = _risk_checks(conn, decision.decision_id)
+    return DecisionChain(decision, outputs, checks, features, bars, news, runs)
+
+
+def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
+    """The whole chain behind ``client_order_id``; raises ``NotFoundError`` when the order does not exist."""
+    order = _order(conn, client_order_id)
+    runs = _Runs(conn)
+    runs.add("order", order.run_id)
+    decision_id = _decision_id_of(conn, client_order_id)
+    decision = _decision(conn, decision_id) if decision_id else None
+    if decision is None:
+        return OrderChain(order, None, runs=runs)
+    c = _decision_links(conn, decision, runs)
+    return OrderChain(order, decision, c.agent_outputs, c.risk_checks, c.features, c.bars, c.news, c.runs)
+
+
+def explain_decision(conn: Connection, decision_id: str) -> DecisionChain:
+    """The chain behind ``decision_id`` (whether or not it made an order); ``NotFoundError`` when it does not exist."""
+    decision = _decision(conn, decision_id)
+    if decision is None:
+        raise NotFoundError(f"no decision {decision_id!r} in audit.decisions")
+    chain = _decision_links(conn, decision, _Runs(conn))
+    orders = conn.execute(
+        text("select client_order_id from audit.orders where decision_id = :d order by leg, created_at"),
+        {"d": decision_id},
+    ).scalars()
+    return replace(chain, orders=list(orders))
 
 
 def price_window(

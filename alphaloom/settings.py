@@ -129,11 +129,16 @@ class Settings(BaseSettings):
     kelly_min_trades: int = 20
     # How many of the latest realised trades (team outcomes of buy decisions) estimate the win rate and payoff.
     sizing_lookback_trades: int = 200
-    stop_loss_pct: Decimal = Decimal("5")
-    take_profit_pct: Decimal = Decimal("10")
+    # Protective exits armed for every filled entry (execution.protective.arm_entries), as percent below / above the
+    # position's average entry price; unset (the default): no exit is armed.
+    stop_loss_pct: Decimal | None = Field(default=None, gt=0, lt=100)
+    take_profit_pct: Decimal | None = Field(default=None, gt=0)
     # Fat-finger checks before any submit (execution): the daily loss limit halts the account.
     daily_loss_limit: Decimal = Decimal("5000")
     max_orders_per_run: int = 50
+    # A live or shadow send is refused when its decision time is more than this many bars before the wall clock: a
+    # decision about a past bar is never executed at today's price.
+    live_max_decision_age_bars: int = Field(default=2, ge=0)
     # Paper venue realism: half-spread paid, square-root impact coefficient (bps at 100% of bar volume), participation.
     paper_spread_bps: Decimal = Decimal("2")
     paper_impact_bps: Decimal = Decimal("50")
@@ -204,6 +209,10 @@ class Settings(BaseSettings):
     serve_host: str = "127.0.0.1"
     serve_port: int = 4200
     serve_work_pool: str = "alphaloom-process"
+    # The operator console (`alphaloom console`, and beside the Prefect server in `alphaloom serve`): off loopback,
+    # every page needs a login; actions always do.
+    console_host: str = "127.0.0.1"
+    console_port: int = 4300
     # Stale data: no new bar for a symbol within this many bar lengths.
     stale_after_bars: int = 3
     # Per market (JSON): "exchange:asset_class", "exchange" or "asset_class" -> bars; counted in session time.

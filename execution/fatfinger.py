@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from alphaloom.alerts import alert
+from alphaloom.domain import timeframe_delta
 from alphaloom.guards import LimitBreach
 
 
@@ -44,6 +45,22 @@ def check_orders_per_run(orders_in_run: int, cap: int) -> LimitBreach | None:
             {"orders_in_run": str(orders_in_run), "cap": str(cap)},
         )
     return None
+
+
+def check_decision_age(decided_at: datetime, now: datetime, *, timeframe: str, max_bars: int) -> LimitBreach | None:
+    """A live or shadow send for a decision older than ``max_bars`` bars of ``timeframe`` before ``now`` (the wall
+    clock): the decision was about a past bar, and its price is not today's. Pure."""
+    age, limit = now - decided_at, timeframe_delta(timeframe) * max_bars
+    if age <= limit:
+        return None
+    return LimitBreach(
+        "decision_age",
+        f"the decision is about {decided_at:%Y-%m-%d %H:%M} UTC, {age} before the send at {now:%Y-%m-%d %H:%M} UTC: "
+        f"more than {max_bars} bars of {timeframe} (ALPHALOOM_LIVE_MAX_DECISION_AGE_BARS); a live order is never "
+        "sent for a past bar",
+        {"decided_at": decided_at.isoformat(), "now": now.isoformat(), "age_seconds": str(int(age.total_seconds())),
+         "max_bars": str(max_bars), "timeframe": timeframe},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +124,10 @@ def record_trip(
     symbol: str | None = None,
     client_order_id: str | None = None,
     decision_id: str | None = None,
-    alert_kind: str = "fat_finger",
+    alert_kind: str | None = "fat_finger",
 ) -> None:
-    """One ``audit.guard_trips`` row, and an operator alert of ``alert_kind``."""
+    """One ``audit.guard_trips`` row, and an operator alert of ``alert_kind`` (None: the row only; a backtest
+    summarises its trips once at the end instead of one alert per refusal)."""
     conn.execute(
         text(
             """insert into audit.guard_trips (run_id, account, symbol, client_order_id, decision_id, guard, reason,
@@ -119,6 +137,8 @@ def record_trip(
         {"r": run_id, "a": account, "s": symbol, "c": client_order_id, "d": decision_id, "g": guard,
          "reason": reason, "n": json.dumps(numbers, default=str)},
     )  # fmt: skip
+    if alert_kind is None:
+        return
     alert(alert_kind, f"{guard} tripped for {account} {symbol or ''}: {reason}".replace("  ", " "),
           {"account": account, "symbol": symbol, "guard": guard, "client_order_id": client_order_id, **dict(numbers)})  # fmt: skip
 

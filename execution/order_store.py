@@ -66,6 +66,11 @@ class OrderState:
     quote_rate: Decimal | None = None
 
 
+_ORDERS_IN_RUN = "(select count(*) from audit.orders where account = :a and run_id = :r)"
+_ORDERS_IN_STEP = """(select count(*) from audit.orders o join audit.decisions d using (decision_id)
+                      where o.account = :a and o.run_id = :r and d.as_of = :t)"""
+
+
 def read_order_state(
     conn: Connection,
     *,
@@ -81,11 +86,13 @@ def read_order_state(
     parent: ClientOrderId | None = None,
     own: Sequence[str] = (),
     supersede: OrderIntent | None = None,
+    per_step: bool = False,
 ) -> OrderState:
     """One statement; the position row (if any) stays locked ``FOR UPDATE`` until the transaction ends. ``parent``:
     the order's parent client id when it is a child; ``own``: the client ids this call already recorded;
     ``supersede``: a decision's intent, whose account's TWAP slices of this symbol still scheduled on the other side
-    are cancelled in the same statement (the decision changed its mind)."""
+    are cancelled in the same statement (the decision changed its mind). ``per_step`` (a backtest replay, where
+    one run holds every step): ``orders_in_run`` counts only the run's orders decided at ``event_time``."""
     family = (
         "exists (select 1 from audit.orders where parent_client_order_id = :c)"
         if parent is None
@@ -138,7 +145,7 @@ def read_order_state(
                        order by as_of limit 1) as day_start_equity,
                       (select equity from audit.equity_marks where account = :a and as_of <= :t
                        order by as_of desc limit 1) as equity,
-                      (select count(*) from audit.orders where account = :a and run_id = :r) as orders_in_run,
+                      {_ORDERS_IN_STEP if per_step else _ORDERS_IN_RUN} as orders_in_run,
                       bar.close, bar.volume, pos.quantity, pos.avg_price, pos.realized_pnl,
                       {family} as family_recorded,
                       {"(select count(*) from superseded)" if supersede is not None else "0"} as superseded,

@@ -13,7 +13,12 @@ levels stay guarded while no decision runs.
   ``as_of`` (point in time: ``ts + bar length <= as_of``) and, when the bar touched a level, submits the exit through
   ``execution.submit.execute`` (so every guard, the kill switch and exactly-once apply) as a sell of the position,
   recorded as a decision (``config_version`` ``protective_exit``) whose id derives from (account, symbol, bar): a
-  rerun on the same bar sends nothing twice. The exit row becomes ``triggered`` with what triggered it.
+  rerun on the same bar sends nothing twice. The price band never refuses it (``OrderIntent.protective``): a stop
+  the market gapped through must still get out. The exit row becomes ``triggered`` with what triggered it.
+
+``arm_entries`` arms every filled entry of an execution (``execution.session`` calls it after each decision's
+orders) when ``stop_loss_pct`` / ``take_profit_pct`` are set: levels from the position's average entry price, for
+the whole position held, replacing the levels (and cancelling the venue stop) of an earlier entry.
 
 ``exit_trigger`` is pure: a stop is hit when the bar's low reaches it (the reference price is the stop, or the open when
 the bar gapped through it); a take-profit when the high reaches it; both in one bar counts as the stop (the cautious
@@ -228,7 +233,7 @@ def check_exits(
                     "reference_price": str(trigger.reference_price)},
         )  # fmt: skip
         intent = OrderIntent(decision_id, ex.account, ex.symbol, Side.SELL, min(Decimal(ex.quantity), held),
-                             trigger.reference_price)  # fmt: skip
+                             trigger.reference_price, protective=True)  # fmt: skip
         result = execute(conn, [intent], run_id=run_id, broker=broker, settings=settings, event_time=as_of)
         outcomes = result.submitted + result.duplicates + result.recovered
         if outcomes:
@@ -239,3 +244,60 @@ def check_exits(
         total.kill_switch_blocked += result.kill_switch_blocked
         total.broker_submits += result.broker_submits
     return total
+
+
+def arm_entries(
+    conn: Connection, result: ExecutionResult, *, broker: Broker, settings: Settings, run_id: str, event_time: datetime
+) -> list[str]:
+    """Arm the protective exit of each symbol an entry (a buy) filled in ``result``, when ``settings.stop_loss_pct``
+    or ``settings.take_profit_pct`` is set; returns the symbols armed.
+
+    The exit covers the whole position after the fill at levels from its average entry price (a later entry moves
+    them), held at the venue where it holds stops (``arm_exit``), else checked on each new bar (``check_exits``). A
+    venue stop of an earlier entry is cancelled first, so the venue never holds two stops for one position; while
+    the venue still holds it (the cancel is not confirmed), the old levels stay armed and nothing new is placed."""
+    if settings.stop_loss_pct is None and settings.take_profit_pct is None:
+        return []
+    entries: dict[tuple[str, str], None] = {}
+    for outcome in result.submitted + result.recovered:
+        row = conn.execute(
+            text("select account, symbol, side from audit.orders where client_order_id = :c"),
+            {"c": outcome.client_order_id},
+        ).first()
+        if row is not None and row.side == Side.BUY.value and outcome.fills:
+            entries[(row.account, row.symbol)] = None
+    armed = []
+    for account, symbol in entries:
+        held = conn.execute(
+            text("select quantity, avg_price from audit.positions where account = :a and symbol = :s"),
+            {"a": account, "s": symbol},
+        ).first()
+        if held is None or Decimal(held.quantity) <= 0:
+            continue
+        if not _cancel_previous_venue_stop(conn, account, symbol, broker=broker, run_id=run_id, as_of=event_time):
+            continue
+        entry = Decimal(held.avg_price)
+        stop = None if settings.stop_loss_pct is None else entry * (1 - settings.stop_loss_pct / 100)
+        take = None if settings.take_profit_pct is None else entry * (1 + settings.take_profit_pct / 100)
+        arm_exit(conn, account=account, symbol=symbol, quantity=Decimal(held.quantity), entry_price=entry,
+                 stop_price=stop, take_profit_price=take, broker=broker, run_id=run_id, event_time=event_time)  # fmt: skip
+        armed.append(symbol)
+    return armed
+
+
+def _cancel_previous_venue_stop(
+    conn: Connection, account: str, symbol: str, *, broker: Broker, run_id: str, as_of: datetime
+) -> bool:
+    """Take an active venue-native stop of (account, symbol) off the venue; False while the venue still holds it."""
+    ex = conn.execute(
+        text("""select exit_client_order_id, mode from audit.protective_exits
+                where account = :a and symbol = :s and status = 'active' and mode = 'venue_native'"""),
+        {"a": account, "s": symbol},
+    ).first()  # fmt: skip
+    if ex is None or ex.exit_client_order_id is None:
+        return True
+    if not isinstance(broker, CancellingBroker):
+        return False
+    report = broker.cancel(ex.exit_client_order_id, symbol)
+    status = None if report is None else apply_venue_report(conn, run_id=run_id, report=report, event_time=as_of)
+    return status is None or is_terminal(status)

@@ -16,29 +16,33 @@ trade this run. Every refusal is an ``audit.guard_trips`` row (guard ``live_not_
 ``reconciliation``). Nothing is corrected automatically: a difference needs a human.
 
 ``execute_in_session`` runs ``execution.submit.execute`` with the session's broker and, for a shadow account, records
-the paper-versus-live drift of the orders it sent (``audit.shadow_drift``).
+the paper-versus-live drift of the orders it sent (``audit.shadow_drift``). A live or shadow send whose decision time
+is more than ``live_max_decision_age_bars`` bars old by the wall clock is refused (guard ``decision_age``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
 from alphaloom.domain import OrderIntent
 from alphaloom.errors import AlphaLoomError
+from alphaloom.guards import LimitBreach
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker
 from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
-from execution.fatfinger import record_trip
+from execution.fatfinger import check_decision_age, record_trip
+from execution.order_store import GuardRow, record_guard
+from execution.protective import arm_entries
 from execution.reconcile import Difference, reconcile_account, unexplained
 from execution.release import ReleaseResult, release_due_children
 from execution.routing import RoutingBroker
 from execution.shadow import ShadowBroker, record_drift
-from execution.submit import ExecutionResult, SliceGate, execute
+from execution.submit import GUARD_CHECK, ExecutionResult, Refusal, SliceGate, execute
 
 
 @dataclass(frozen=True)
@@ -144,15 +148,41 @@ def execute_in_session(
     run_id: str,
     settings: Settings,
     event_time: datetime,
+    now: datetime | None = None,
 ) -> ExecutionResult:
     """``execute`` with the session's broker; a shadow account's drift is recorded for the orders sent here. A
-    session that may not trade sends nothing (``AlphaLoomError``: the caller should not have asked)."""
+    session that may not trade sends nothing (``AlphaLoomError``: the caller should not have asked).
+
+    ``event_time`` is the decision time. A live or shadow account's intents whose decision time is more than
+    ``settings.live_max_decision_age_bars`` bars before ``now`` (default: the wall clock) are all refused, nothing
+    sent: each is an ``execution_guard`` risk check and a ``decision_age`` guard trip with the reason. Every entry
+    that filled gets its protective exit armed when ``stop_loss_pct`` / ``take_profit_pct`` are set
+    (``execution.protective.arm_entries``)."""
     if not session.may_trade or session.broker is None:
         raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
+    if session.mode in ("live", "shadow"):
+        stale = check_decision_age(event_time, now or datetime.now(UTC), timeframe=settings.timeframe,
+                                   max_bars=settings.live_max_decision_age_bars)  # fmt: skip
+        if stale is not None:
+            return _refuse_all(conn, intents, stale, run_id=run_id)
     result = execute(conn, intents, run_id=run_id, broker=session.broker, settings=settings, event_time=event_time)
+    arm_entries(conn, result, broker=session.broker, settings=settings, run_id=run_id, event_time=event_time)
     if isinstance(session.broker, ShadowBroker):
         sent = {o.client_order_id for o in result.submitted}
         record_drift(conn, session.broker.take_observations(sent))
+    return result
+
+
+def _refuse_all(
+    conn: Connection, intents: Sequence[OrderIntent], breach: LimitBreach, *, run_id: str
+) -> ExecutionResult:
+    result = ExecutionResult()
+    for intent in intents:
+        result.refused.append(Refusal(intent, (breach,)))
+        record_guard(conn, run_id, intent, GuardRow(GUARD_CHECK if intent.leg == 0 else f"{GUARD_CHECK}[leg {intent.leg}]",
+                                                    False, breach.reason, {"breaches": {breach.limit: breach.numbers}}))  # fmt: skip
+        record_trip(conn, run_id=run_id, account=intent.account, guard=breach.limit, reason=breach.reason,
+                    numbers=breach.numbers, symbol=intent.symbol, decision_id=intent.decision_id)  # fmt: skip
     return result
 
 
@@ -171,6 +201,8 @@ def release_in_session(
         raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
     released = release_due_children(conn, session.broker, now, settings=settings, run_id=run_id,
                                     account=session.account, gate=gate)  # fmt: skip
+    for sent in released.results.values():  # a slice of an entry that filled is an entry too
+        arm_entries(conn, sent, broker=session.broker, settings=settings, run_id=run_id, event_time=now)
     if isinstance(session.broker, ShadowBroker):
         sent = {o.client_order_id for r in released.results.values() for o in r.submitted}
         record_drift(conn, session.broker.take_observations(sent))

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from alphaloom.domain import ClientOrderId, Fill, Side
-from alphaloom.errors import AlphaLoomError
-from execution.brokers.base import Broker, BrokerReport, OrderRequest
+from alphaloom.errors import AlphaLoomError, VenueError
+from execution.brokers.base import Broker, BrokerReport, OrderRequest, QuotingBroker
 
 BPS = Decimal(10000)
 
@@ -105,6 +105,12 @@ class ShadowBroker:
 
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
         return self.live_broker.lookup(client_order_id)
+
+    def current_price(self, symbol: str, side: Side) -> Decimal:
+        """The live venue's price (``QuotingBroker``): the shadow is guarded by the market the live order meets."""
+        if not isinstance(self.live_broker, QuotingBroker):
+            raise VenueError(f"{self.name} cannot quote {symbol}: no current price for the price band")
+        return self.live_broker.current_price(symbol, side)
 
     def take_observations(self, client_order_ids: Collection[ClientOrderId] | None = None) -> list[Observation]:
         """Remove and return the observations (only those of ``client_order_ids`` when given: concurrent callers

@@ -22,8 +22,10 @@ order (on the caller's connection; the caller's transaction decides), under a pe
 4. the guards: live arming (a ``live`` broker needs an account in mode live/shadow with ``live_enabled``), account
    halt, daily loss limit (halts the account), orders per decision run, the hard limits of ``alphaloom.guards``
    (max notional per order, max position: in the account's base currency at the rate known at ``event_time``, an order
-   whose quote currency has none is refused naming the pair; price band around the last trade) and long-only -> a
-   breach sends nothing, raises nothing, is returned in ``refused``; every trip is recorded (``audit.guard_trips``);
+   whose quote currency has none is refused naming the pair; price band: the venue's current price asked at send
+   time through a ``QuotingBroker`` against the decision's price, a protective exit never refused by it) and
+   long-only -> a breach sends nothing, raises nothing, is returned in ``refused``; every trip is recorded
+   (``audit.guard_trips``);
 5. the attempt is journaled and committed, the order submitted, and the order row with its events (new -> submitted
    -> filled | expired...), fills, position and cash written in one statement (``execution.order_store``).
 
@@ -66,12 +68,13 @@ from alphaloom.errors import (
     KillSwitchEngagedError,
     OrderRejectedError,
     UnknownOrderStateError,
+    VenueError,
     VenueTemporaryError,
 )
 from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits, kill_switch_state
 from alphaloom.settings import Settings
-from execution.brokers.base import Broker, BrokerReport, OrderRequest
+from execution.brokers.base import Broker, BrokerReport, OrderRequest, QuotingBroker
 from execution.fatfinger import check_daily_loss, check_orders_per_run, record_trip, set_halt
 from execution.journal import record_attempt
 from execution.ledger import Holding, apply_fill, cash_change, fee_charged_in
@@ -234,6 +237,29 @@ def _apply_report(
     return status
 
 
+_UNQUOTED = "not quoted (paper: the last close known at the event time is its current price)"
+
+
+def _venue_price(broker: Broker, intent: OrderIntent) -> tuple[Decimal | None, LimitBreach | None]:
+    """The venue's current price for the price band, asked at send time (``QuotingBroker``), or why there is none.
+
+    The decision's reference price is the close of the bar it read, so the band around that same bar's close can
+    never trip; the band that protects a send is the move since the decision, measured at the venue just before the
+    order leaves. A live venue that cannot quote means the order is not sent (a market order is never sent blind),
+    except a protective exit. A paper broker has no quote of its own: its current price is the last close known at
+    the event time (its simulated clock), which is the band's ``last_price``."""
+    if not isinstance(broker, QuotingBroker):
+        return None, None
+    try:
+        return broker.current_price(intent.symbol, intent.side), None
+    except (VenueError, VenueTemporaryError) as exc:
+        return None, LimitBreach(
+            "price_band",
+            f"no current price from {broker.name} for {intent.symbol}: {type(exc).__name__}: {exc}",
+            {"venue": broker.name, "error": type(exc).__name__, "reference_price": str(intent.reference_price)},
+        )
+
+
 def _account_guards(
     conn: Connection,
     intent: OrderIntent,
@@ -279,6 +305,7 @@ def execute(
     parents: Mapping[ClientOrderId, ClientOrderId] | None = None,
     slices: Sequence[ScheduledSlice] = (),
     gate: SliceGate | None = None,
+    replay: bool = False,
 ) -> ExecutionResult:
     """Send each intent at most once (see the module docstring). ``last_prices`` overrides the price-band reference;
     by default it is the newest ``raw.ohlcv`` close known at ``event_time``, else the intent's reference price.
@@ -291,8 +318,13 @@ def execute(
     are (not split again, no other slice superseded), measured against their parent's arrival price; with ``gate``
     (the portfolio risk gate, built by the flows from ``agents.risk.gate``) each slice first passes it at
     ``event_time``: denied, it is refused with the gate's breaches (recorded like every guard trip); shrunk, the
-    smaller order is sent."""
+    smaller order is sent.
+
+    ``replay`` (a backtest step: one run holds every step of the replay): the per-run caps count this decision
+    step's orders only, and guard trips are recorded without an alert each (the backtest counts them by reason and
+    reports them once)."""
     event_time = require_utc(event_time, "event_time")
+    trip_alert = None if replay else "fat_finger"
     limits = HardLimits.from_settings(settings)
     releasing = bool(slices)
     if releasing:
@@ -341,7 +373,7 @@ def execute(
         state = read_order_state(conn, account=intent.account, symbol=intent.symbol, client_order_id=coid,
                                  run_id=run_id, exchange=settings.exchange, timeframe=settings.timeframe,
                                  bar_cutoff=bar_cutoff, day_start=day_start, event_time=event_time, parent=parent,
-                                 own=own, supersede=None if releasing else intent)  # fmt: skip
+                                 own=own, supersede=None if releasing else intent, per_step=replay)  # fmt: skip
         result.superseded += state.superseded
         if state.account_venue is None:
             raise ConfigError(
@@ -391,7 +423,8 @@ def execute(
             result.blocked.append(coid)
             _record_guard(conn, run_id, intent, False, f"kill switch engaged: {switch.reason}", {"engaged": "True"})
             record_trip(conn, run_id=run_id, account=intent.account, guard="kill_switch", reason=switch.reason,
-                        numbers={"engaged": True}, symbol=intent.symbol, decision_id=intent.decision_id)  # fmt: skip
+                        numbers={"engaged": True}, symbol=intent.symbol, decision_id=intent.decision_id,
+                        alert_kind=trip_alert)  # fmt: skip
             continue
 
         holding = state.holding
@@ -403,6 +436,9 @@ def execute(
         breaches = gated + _account_guards(conn, intent, state, broker=broker, settings=settings)
         quote_rate = QuoteRate(quote_currency(intent.symbol, state.base_currency), state.base_currency,
                                state.quote_rate, event_time)  # fmt: skip
+        venue_price, unquoted = _venue_price(broker, intent)
+        if unquoted is not None:
+            breaches.append(unquoted)
         if quote_rate.rate is None:
             pair = {"quote": quote_rate.quote, "base": quote_rate.base}
             breaches.append(LimitBreach("fx_rate", str(quote_rate.missing), pair))
@@ -412,9 +448,11 @@ def execute(
                 signed_quantity=signed,
                 price=intent.reference_price,
                 current_quantity=holding.quantity,
-                last_price=last_price or intent.reference_price,
+                last_price=venue_price or last_price or intent.reference_price,
                 quote_rate=quote_rate.rate,
             )
+        if intent.protective:  # a stop that gapped through the band must still get out
+            breaches = [b for b in breaches if b.limit != "price_band"]
         if holding.quantity + signed < 0:
             breaches.append(
                 LimitBreach(
@@ -429,6 +467,7 @@ def execute(
             "position_quantity": str(holding.quantity),
             "reference_price": str(intent.reference_price),
             "last_price": str(last_price) if last_price is not None else "unknown (reference price used)",
+            "venue_price": str(venue_price) if venue_price is not None else _UNQUOTED,
             "breaches": {b.limit: b.numbers for b in breaches},
         }
         if breaches:
@@ -437,7 +476,7 @@ def execute(
             for b in breaches:
                 record_trip(conn, run_id=run_id, account=intent.account, guard=b.limit, reason=b.reason,
                             numbers=b.numbers, symbol=intent.symbol, client_order_id=coid,
-                            decision_id=intent.decision_id)  # fmt: skip
+                            decision_id=intent.decision_id, alert_kind=trip_alert)  # fmt: skip
             continue
 
         # The order row is written with the venue's answer, in one statement after the submit: under the account

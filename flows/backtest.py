@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from agents.llm import LlmAnalyst
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
-from alphaloom.backtest.reporting import FILL_MODES, build_run_report
+from alphaloom.backtest.reporting import FILL_MODES, build_run_report, refusal_counts
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
@@ -29,6 +30,8 @@ from execution.submit import execute
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 from flows.decide import _ensure_paper_account, decision_times
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,15 @@ def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
-            execute(conn, intents, run_id=replay.run_id, broker=broker, settings=replay.settings, event_time=as_of)
+            execute(
+                conn,
+                intents,
+                run_id=replay.run_id,
+                broker=broker,
+                settings=replay.settings,
+                event_time=as_of,
+                replay=True,
+            )
     return {"decisions": len(decisions), "intents": len(intents)}
 
 
@@ -87,6 +98,15 @@ def _bar_opens(
             {"e": settings.exchange, "tf": settings.timeframe, "s": symbols, "start": start, "end": end},
         ).all()  # fmt: skip
     return {(r.symbol, r.ts): Decimal(r.open) for r in rows}
+
+
+def _summarise_refusals(engine: Engine, run_id: str) -> None:
+    """One log line for the replay's refusals (each one is a row; a replay does not alert per refusal)."""
+    with engine.connect() as conn:
+        refusals = refusal_counts(conn, run_id)
+    if refusals:
+        counts = ", ".join(f"{reason} {n}" for reason, n in refusals.items())
+        log.warning("backtest %s: %d orders refused (%s)", run_id, sum(refusals.values()), counts)
 
 
 def _llm_usage(engine: Engine, run_id: str) -> dict[str, dict[str, int]]:
@@ -125,6 +145,8 @@ def backtest_flow(
       exactly; a miss is skipped and recorded. ``llm_live`` lets up to ``llm_max_calls`` misses be sent (and at most
       ``llm_max_tokens`` tokens in the run, default the ``llm_run_token_budget`` setting). A window starting before
       the model's training cutoff is refused (``ConfigError``) unless ``allow_exposure``; then the report flags it.
+    - Live safety caps per run (``max_orders_per_run``) apply per decision step; every refusal is counted by reason
+      (``refusals`` in the result and the report) and logged once as a summary, not alerted one by one.
     """
     settings = get_settings()
     if llm_max_tokens is not None:
@@ -164,12 +186,14 @@ def backtest_flow(
                         fill_at, times[-1], opens)  # fmt: skip
         for as_of in times:
             replay_step(replay, as_of)
+        _summarise_refusals(engine, run_id)
 
         usage = _llm_usage(engine, run_id)
         with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
+            refusals = refusal_counts(conn, run_id)
             report = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
                                       out_dir=settings.home / "reports")  # fmt: skip
         calls = sum(usage.get(s, {}).get("count", 0) for s in ("ok", "repaired", "invalid", "timeout", "error"))
         return {"run_id": run_id, "account": account, "report": str(report.path), "trades": report.trades,
                 "llm_tokens": sum(u["tokens"] for u in usage.values()), "llm_calls": calls, "llm_usage": usage,
-                "exposed": exposure is not None, "pnl_by": report.attribution, **report.metrics.as_dict()}  # fmt: skip
+                "exposed": exposure is not None, "refusals": refusals, "pnl_by": report.attribution, **report.metrics.as_dict()}  # fmt: skip

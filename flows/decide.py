@@ -11,6 +11,7 @@ from agents.risk.gate import portfolio_gate
 from agents.team import Team, build_team, decide
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_open, require_utc, shift_bars
+from alphaloom.errors import ConfigError
 from alphaloom.locks import account_run_lock
 from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
@@ -81,6 +82,18 @@ def _ensure_paper_account(settings: Settings, account: str, run_id: str) -> None
         )
 
 
+def llm_cutoff_refusal(settings: Settings, first_decision: datetime) -> str | None:
+    """Why a decision run from ``first_decision`` may not consult the configured LLM (a time before its model's
+    training cutoff: its opinion may reflect what came next), or None. As in backtests; a model with no configured
+    cutoff is judged only by backtests (live decisions are about now, after any cutoff)."""
+    cutoff = settings.llm_training_cutoffs.get(settings.llm_model)
+    if settings.llm_base_url is None or cutoff is None or first_decision.date() >= cutoff:
+        return None
+    return (f"decision run refused: it decides at {first_decision:%Y-%m-%d}, before {settings.llm_model}'s training "
+            f"cutoff {cutoff:%Y-%m-%d}, so the LLM's opinions may reflect knowledge of the future; decide a later "
+            "time, or replay it with `alphaloom backtest --allow-exposure`")  # fmt: skip
+
+
 @flow(name="decide", on_failure=[alert_on_failure])
 def decide_flow(
     symbols: list[str] | None = None,
@@ -103,11 +116,18 @@ def decide_flow(
     then spreads symbols over machines unchanged); symbols of one step are then decided concurrently, so each sees
     the others' orders of that step only once committed. Each step first sends the account's TWAP slices due by
     then (``execution.release``; counted in ``released``). After each step, a move of the account's drawdown verdicts
-    to reduce or halt raises an alert (``alphaloom.drawdown_alerts``), once per transition."""
+    to reduce or halt raises an alert (``alphaloom.drawdown_alerts``), once per transition.
+
+    A live or shadow account's orders for a step more than ``live_max_decision_age_bars`` bars before the wall clock
+    are refused (``execution.session``); with an LLM configured, a run deciding before its model's training cutoff is
+    refused whole (``ConfigError``), as a backtest is."""
     settings = get_settings()
     account = account or settings.account
     symbols = symbols or settings.symbols
     times = decision_times(as_of or datetime.now(UTC), steps, settings.timeframe)
+    refused = llm_cutoff_refusal(settings, times[0])
+    if refused is not None:
+        raise ConfigError(refused)
     parameters = {"account": account, "symbols": symbols, "as_of": times[-1].isoformat(), "steps": steps,
                   "dry_run": dry_run, "fan_out": fan_out}  # fmt: skip
     with (

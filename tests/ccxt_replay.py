@@ -219,6 +219,15 @@ class BinanceSpotVenue:
         limit = int(q.get("limit", 100))
         return 200, {**recorded("binance_depth.json"), "bids": book["bids"][:limit], "asks": book["asks"][:limit]}
 
+    def ticker(self, q: dict[str, str]) -> tuple[int, object]:
+        """``/api/v3/ticker/24hr``: the venue's current price is where a market order fills (``prices``)."""
+        price = self.prices.get(q.get("symbol", ""))
+        if price is None:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        return 200, {"symbol": q["symbol"], "lastPrice": price, "bidPrice": price, "askPrice": price,
+                     "openPrice": price, "highPrice": price, "lowPrice": price, "volume": "0", "quoteVolume": "0",
+                     "openTime": self.clock_ms - 86_400_000, "closeTime": self.clock_ms, "count": 0}  # fmt: skip
+
     def account(self, q: dict[str, str]) -> tuple[int, object]:
         balances = [{"asset": a, "free": v, "locked": "0.00000000"} for a, v in self.balances.items()]
         return 200, {**recorded("binance_account.json"), "balances": balances}
@@ -228,7 +237,7 @@ class BinanceSpotVenue:
                 "DELETE /api/v3/order": self.cancel, "/api/v3/openOrders": self.open_orders,
                 "/api/v3/myTrades": self.my_trades, "/api/v3/account": self.account,
                 "/api/v3/allOrders": self.all_orders,
-                "/api/v3/depth": self.depth}  # fmt: skip
+                "/api/v3/depth": self.depth, "/api/v3/ticker/24hr": self.ticker}  # fmt: skip
 
     def creates(self, replay: VenueReplay) -> int:
         """How many create requests reached the transport (including those that timed out)."""

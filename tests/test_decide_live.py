@@ -26,8 +26,9 @@ from execution.accounts import ensure_account
 from execution.brokers.factory import use_exchange_maker
 from flows.decide import decide_flow
 
-T0 = datetime(2026, 1, 1, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+# a live decision is about the current bar (older ones are refused: ALPHALOOM_LIVE_MAX_DECISION_AGE_BARS)
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - HOUR
 BULLISH = {"close": 87500.0, "ema_10": 88000.0, "ema_50": 87000.0, "macd_hist": 50.0, "rsi_14": 60.0}
 
 
@@ -42,7 +43,7 @@ class LiveAccount:
     def venue(self) -> BinanceSpotVenue:
         return self.venues["binance"]
 
-    def run(self) -> dict[str, int]:
+    def run(self, as_of: datetime | None = None) -> dict[str, int]:
         def stand_in(exchange_id: str, config: object) -> object:
             exchange = make_exchange(exchange_id, {**dict(config), "enableRateLimit": False,  # type: ignore[call-overload]
                                                    "options": {"fetchMarkets": {"types": ["spot"]},
@@ -51,7 +52,7 @@ class LiveAccount:
             return exchange
 
         with use_exchange_maker(stand_in):  # type: ignore[arg-type]
-            state = decide_flow(symbols=["BTC/USDT"], as_of=T0 + HOUR, account=self.account, return_state=True)
+            state = decide_flow(symbols=["BTC/USDT"], as_of=as_of or T0 + HOUR, account=self.account, return_state=True)
         assert state.is_completed(), state
         return state.result()
 
@@ -167,3 +168,36 @@ def test_a_shadow_account_sends_live_and_records_the_paper_drift_per_order(live:
     (drift,) = live.rows("select client_order_id, live_price, paper_price from audit.shadow_drift where account = :a")
     assert order.venue == "binance" and drift.client_order_id == order.client_order_id
     assert drift.live_price == Decimal("87512") and drift.paper_price is not None  # the paper side filled too
+
+
+def test_a_live_decision_about_a_past_bar_is_refused_and_recorded(live: LiveAccount) -> None:
+    past = T0 - 5 * HOUR  # a bar of five hours ago, decided now: more than 2 bars old
+    with live.engine.begin() as conn:
+        row = {c: BULLISH.get(c) for c in FEATURE_COLUMNS}
+        conn.execute(
+            text(f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at, {", ".join(FEATURE_COLUMNS)},
+                                                 dbt_invocation_id)
+                     values (:e, 'BTC/USDT', '1h', :ts, :k, {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'inv')"""),
+            {"e": get_settings().exchange, "ts": past, "k": past + HOUR, **row},
+        )  # fmt: skip
+    live.venue.balances = {"USDT": "10000"}
+    totals = live.run(as_of=past + HOUR)
+    assert totals["intents"] == 1 and totals["submitted"] == 0 and live.creates() == []
+    (trip,) = live.rows("select guard, reason, numbers from audit.guard_trips where account = :a")
+    assert trip.guard == "decision_age" and "never sent for a past bar" in trip.reason
+    assert trip.numbers["max_bars"] == "2"
+    (check,) = live.rows("select approved, reason from audit.risk_checks where account = :a "
+                         "and check_name = 'execution_guard'")  # fmt: skip
+    assert not check.approved and check.reason == trip.reason
+
+
+def test_a_decision_run_before_the_llm_training_cutoff_is_refused(live: LiveAccount, monkeypatch) -> None:
+    monkeypatch.setenv("ALPHALOOM_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ALPHALOOM_LLM_MODEL", "gpt-4o-mini")  # training cutoff 2023-10-01
+    get_settings.cache_clear()
+    state = decide_flow(symbols=["BTC/USDT"], as_of=datetime(2023, 6, 1, tzinfo=UTC), account=live.account,
+                        return_state=True)  # fmt: skip
+    assert state.is_failed()
+    with pytest.raises(Exception, match="before gpt-4o-mini's training cutoff 2023-10-01"):
+        state.result()
+    assert live.rows("select 1 from audit.decisions where account = :a") == []

@@ -282,3 +282,53 @@ def test_no_endpoint_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="llm_base_url"):
         LlmAnalyst(Settings(llm_base_url=None))
+
+
+def _today_tokens(case: Case) -> int:
+    with case.engine.connect() as conn:
+        return int(conn.execute(
+            text("select coalesce(sum(total_tokens), 0) from audit.llm_usage "
+                 "where created_at >= date_trunc('day', now() at time zone 'utc') at time zone 'utc'")
+        ).scalar_one())  # fmt: skip
+
+
+def test_dry_runs_are_counted_against_the_daily_cap(case: Case) -> None:
+    """A dry run rolls the decision's transaction back; the LLM's spend is committed apart, so it still counts."""
+    case.script(*[("json", (answer(), (120, 30)))] * 3)
+    analyst = LlmAnalyst(case.settings(llm_daily_token_budget=_today_tokens(case) + 100))
+    opinions = []
+    for _ in range(3):
+        with case.engine.connect() as conn, conn.begin() as tx:
+            opinions.append(analyst.opine(conn, run_id=case.run_id, inputs=case.inputs()))
+            tx.rollback()  # what `alphaloom decide --dry-run` does with the decision's transaction
+    assert not opinions[0].skipped
+    assert all(o.skipped and "daily token budget reached" in o.rationale for o in opinions[1:])
+    assert case.endpoint.hits(case.symbol) == 1
+    assert [(r.status, r.total_tokens) for r in case.ledger()] == [("ok", 150), ("budget_exceeded", 0),
+                                                                   ("budget_exceeded", 0)]  # fmt: skip
+
+
+def test_two_concurrent_reservations_cannot_both_pass_when_only_one_fits(case: Case) -> None:
+    """Two fan-out tasks decide at once, each in its own transaction not committed until both have opined: the
+    spend of the first is reserved and committed before its call, so the second sees it."""
+    other = f"{case.symbol}-2"
+    case.script(("json", (answer(), (120, 30))))
+    case.script(("json", (answer(), (120, 30))), symbol=other)
+    analyst = LlmAnalyst(case.settings(llm_daily_token_budget=_today_tokens(case) + 1))
+    both = threading.Barrier(2, timeout=30)
+    opinions: dict[str, Any] = {}
+
+    def task(symbol: str) -> None:
+        with case.engine.connect() as conn, conn.begin():
+            opinions[symbol] = analyst.opine(conn, run_id=case.run_id, inputs=case.inputs(symbol))
+            both.wait()  # neither transaction commits before both opinions are in
+
+    threads = [threading.Thread(target=task, args=(s,)) for s in (case.symbol, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(opinions) == 2
+    assert sorted(o.skipped for o in opinions.values()) == [False, True]
+    assert case.endpoint.hits(case.symbol) + case.endpoint.hits(other) == 1
+    assert sorted(r.status for r in case.ledger()) == ["budget_exceeded", "ok"]

@@ -11,6 +11,8 @@ What callers can rely on from ``LlmAnalyst.opine``:
 - ``live_calls`` (backtests) caps the endpoint calls this analyst may make: 0 is cache-only (a miss is a skipped
   opinion with a ``cache_miss`` usage row, and nothing is sent); n allows n misses to be called, then skips with
   ``budget_exceeded``. None (live runs) leaves only the token and cost budgets.
+- Every call is paid for whatever becomes of the caller's transaction: its spend is reserved before the call and
+  settled after it, each committed on its own (``agents.llm.budget``), so dry runs and concurrent tasks share the caps.
 - Tokens, latency and cost go to ``audit.llm_usage`` and into the opinion's details (the team copies tokens and latency
   to ``audit.agent_outputs``). Cost = tokens x the configured price per 1k tokens.
 - Numbers in the answer that contradict its inputs are listed in ``details["flags"]`` and halve its confidence.
@@ -28,7 +30,7 @@ import openai
 from pydantic import ValidationError
 from sqlalchemy import Connection, text
 
-from agents.llm.budget import Usage, budget_exceeded, cost_of, record_usage, spent
+from agents.llm.budget import Usage, cost_of, estimate, record_usage, reserve, settle
 from agents.llm.checks import contradictions
 from agents.llm.prompts import PROMPT_VERSION, REPAIR, prompt_hash, render_messages
 from agents.llm.schema import AnalystInputs, LlmAnswer, answer_schema
@@ -116,11 +118,10 @@ class LlmAnalyst:
             record_usage(conn, **ledger, status=status, detail=why)
             return self._skipped(inputs, key, f"LLM skipped: {why}", status)
 
-        run_spent, day_spent = spent(conn, run_id)
-        reached = budget_exceeded(run_spent, day_spent, self.settings)
-        if reached is not None:
-            record_usage(conn, **ledger, status="budget_exceeded", detail=reached)
-            return self._skipped(inputs, key, f"LLM skipped: {reached}", "budget_exceeded")
+        size = estimate(sum(len(m["content"]) for m in messages), self.settings)
+        reservation = reserve(conn.engine, **ledger, size=size, settings=self.settings)
+        if reservation.usage_id is None:
+            return self._skipped(inputs, key, f"LLM skipped: {reservation.refused}", "budget_exceeded")
 
         if self.live_calls_left is not None:
             self.live_calls_left -= 1
@@ -148,8 +149,8 @@ class LlmAnalyst:
             status, problem = "error", f"{type(exc).__name__}: {str(exc)[:200]}"
         latency_ms = round((time.perf_counter() - started) * 1000)
         cost = cost_of(usage, self.settings)
-        record_usage(conn, **ledger, status=status, usage=usage, cost=cost, latency_ms=latency_ms,
-                     detail=problem or None)  # fmt: skip
+        settle(conn.engine, reservation.usage_id, status=status, usage=usage, cost=cost, latency_ms=latency_ms,
+               detail=problem or None)  # fmt: skip
         if answer is None:
             log.warning("LLM analyst skipped for %s at %s: %s", inputs.symbol, inputs.as_of, problem)
             return self._skipped(inputs, key, f"LLM skipped: {problem}", status, usage, cost, latency_ms)

@@ -1,6 +1,14 @@
 """The LLM usage ledger (``audit.llm_usage``) and the budget caps it enforces: tokens and money per decision run and
 per UTC day. Every call, cache hit and skip is one row; a cap is reached when the ledger's total reaches it (so one
-call can overshoot a cap by at most its own size, and the next is skipped with a ``budget_exceeded`` row)."""
+call can overshoot a cap by at most its own size, and the next is skipped with a ``budget_exceeded`` row).
+
+Spend is money whatever happens to the decision that asked for it, so a call's row never lives in the decision's
+transaction (which a dry run rolls back, and which concurrent fan-out tasks cannot see in each other):
+``reserve`` checks the caps and commits a ``reserved`` row of the call's estimated size (prompt characters / 4 plus
+``llm_max_tokens``) in its own transaction, serialised by an advisory lock, before the call; ``settle`` commits the
+call's real status, tokens and cost into that row after it. Two concurrent reservations therefore cannot both pass
+when the caps leave room for only one; a process that dies between the two leaves the estimate counted (the
+cautious reading: the endpoint may have billed it). A cap reached is recorded (``budget_exceeded``) the same way."""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from alphaloom.settings import Settings
 
@@ -82,13 +90,15 @@ def record_usage(
     cost: Decimal = Decimal(0),
     latency_ms: int | None = None,
     detail: str | None = None,
-) -> None:
-    conn.execute(
+) -> int:
+    """One ledger row; returns its id."""
+    return conn.execute(
         text(
             """insert into audit.llm_usage (run_id, symbol, as_of, model, prompt_hash, status, prompt_tokens,
                                             completion_tokens, total_tokens, cost, latency_ms, detail)
                values (:run_id, :symbol, :as_of, :model, :prompt_hash, :status, :prompt_tokens, :completion_tokens,
-                       :total_tokens, :cost, :latency_ms, :detail)"""
+                       :total_tokens, :cost, :latency_ms, :detail)
+               returning id"""
         ),
         {
             "run_id": run_id, "symbol": symbol, "as_of": as_of, "model": model, "prompt_hash": prompt_hash,
@@ -96,4 +106,55 @@ def record_usage(
             "total_tokens": usage.total_tokens, "cost": cost, "latency_ms": latency_ms,
             "detail": None if detail is None else detail[:1000],
         },
-    )  # fmt: skip
+    ).scalar_one()  # fmt: skip
+
+
+_BUDGET_LOCK = "select pg_advisory_xact_lock(hashtextextended('alphaloom:llm_budget', 0))"
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """``usage_id``: the committed ``reserved`` row, None when a cap was reached (``refused`` says which)."""
+
+    usage_id: int | None
+    refused: str | None = None
+
+
+def estimate(prompt_chars: int, settings: Settings) -> Usage:
+    """A call's size before it is made: about 4 characters a prompt token, and the completion's maximum."""
+    return Usage(-(-prompt_chars // 4), settings.llm_max_tokens)
+
+
+def reserve(
+    engine: Engine, *, run_id: str, symbol: str | None, as_of: datetime | None, model: str, prompt_hash: str | None,
+    size: Usage, settings: Settings,
+) -> Reservation:  # fmt: skip
+    """Check the caps against the committed ledger and commit a ``reserved`` row of ``size`` (see the module
+    docstring), or a ``budget_exceeded`` row when a cap is reached."""
+    ledger = {"run_id": run_id, "symbol": symbol, "as_of": as_of, "model": model, "prompt_hash": prompt_hash}
+    with engine.begin() as conn:
+        conn.execute(text(_BUDGET_LOCK))
+        run_spent, day_spent = spent(conn, run_id)
+        reached = budget_exceeded(run_spent, day_spent, settings)
+        if reached is not None:
+            record_usage(conn, **ledger, status="budget_exceeded", detail=reached)
+            return Reservation(None, reached)
+        usage_id = record_usage(conn, **ledger, status="reserved", usage=size, cost=cost_of(size, settings))
+    return Reservation(usage_id)
+
+
+def settle(
+    engine: Engine, usage_id: int, *, status: str, usage: Usage, cost: Decimal, latency_ms: int | None,
+    detail: str | None,
+) -> None:  # fmt: skip
+    """Replace a reservation by what the call really was, committed on its own."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                """update audit.llm_usage set status = :status, prompt_tokens = :p, completion_tokens = :c,
+                          total_tokens = :t, cost = :cost, latency_ms = :ms, detail = :detail
+                   where id = :id"""
+            ),
+            {"status": status, "p": usage.prompt_tokens, "c": usage.completion_tokens, "t": usage.total_tokens,
+             "cost": cost, "ms": latency_ms, "detail": None if detail is None else detail[:1000], "id": usage_id},
+        )  # fmt: skip

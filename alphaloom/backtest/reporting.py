@@ -198,9 +198,27 @@ def _exposure(fills: pd.DataFrame, closes: pd.DataFrame) -> float:
     return float((held.abs() > 1e-12).mean())
 
 
+def refusal_counts(conn: Connection, run_id: str) -> dict[str, int]:
+    """Every refusal of a run by reason: execution's guard trips by guard (``audit.guard_trips``) and the risk gate's
+    denials by check (``audit.risk_checks``; execution's own guard rows are the trips already counted)."""
+    rows = conn.execute(
+        text("""select guard as reason, count(*) as n from audit.guard_trips where run_id = :r group by guard
+                union all
+                select check_name, count(*) from audit.risk_checks
+                where run_id = :r and not approved and check_name not like 'execution_guard%'
+                group by check_name"""),
+        {"r": run_id},
+    ).all()  # fmt: skip
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.reason] = counts.get(row.reason, 0) + int(row.n)
+    return dict(sorted(counts.items()))
+
+
 def run_notes(conn: Connection, run_id: str) -> list[str]:
     """How a backtest run was made, from its recorded parameters and LLM ledger: where it filled, whether and how the
-    LLM was consulted (cache only or live, with counts and tokens), and whether it was exposed to the model's
+    LLM was consulted (cache only or live, with counts and tokens), every refusal counted by reason, and whether it was
+    exposed to the model's
     knowledge of the future. Empty for other runs."""
     row = conn.execute(text("select flow, parameters from audit.runs where run_id = :r"), {"r": run_id}).first()
     if row is None or row.flow != "backtest":
@@ -223,6 +241,8 @@ def run_notes(conn: Connection, run_id: str) -> list[str]:
                 else "response cache only")  # fmt: skip
         counts = ", ".join(f"{u.status} {u.n}" for u in usage) or "no opinions asked"
         notes.append(f"LLM analyst ({p['llm_model']}): {mode}; {counts}; {sum(u.tokens for u in usage)} tokens spent")
+    refusals = refusal_counts(conn, run_id)
+    notes.append("refusals: " + (", ".join(f"{k} {n}" for k, n in refusals.items()) or "none"))
     if p.get("exposure"):
         notes.append(f"EXPOSED to the model's knowledge of the future (--allow-exposure): {p['exposure']}")
     return notes

@@ -5,6 +5,7 @@ Each module registers its commands on the shared app; add a module for a new are
 
 from alphaloom.cli import (  # noqa: F401  (importing registers the commands)
     backtest,
+    console,
     db,
     docs,
     explain,

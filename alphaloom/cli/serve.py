@@ -17,6 +17,7 @@ def serve(
     port: int = typer.Option(None, help="Port (default: ALPHALOOM_SERVE_PORT, 4200)."),
     worker: bool = typer.Option(True, help="Start a process worker on the work pool."),
     deploy: bool = typer.Option(True, help="Register the deployments of prefect.yaml."),
+    with_console: bool = typer.Option(True, "--console/--no-console", help="Also serve the operator console."),
 ) -> None:
     """Start a Prefect server (state in a `prefect` database on AlphaLoom's PostgreSQL), deploy prefect.yaml,
     start a worker, print the UI URL, and run until Ctrl-C (which stops them all)."""
@@ -36,6 +37,11 @@ def serve(
                 console.print(f"skipped (flow file not in this checkout): {', '.join(skipped)}", style="yellow")
         if worker:
             stack.start_worker(settings.serve_work_pool)
+        if with_console:
+            from alphaloom.cli.console import start_beside
+
+            _, console_url = start_beside(settings, stack.api_url)
+            console.print(styled((f"operator console: {console_url}", "bold")))
         console.print(
             styled((f"Prefect UI: {stack.ui_url}", "bold"), f"  (API {stack.api_url}; Ctrl-C stops everything)")
         )

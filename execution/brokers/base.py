@@ -5,7 +5,8 @@ A broker translates its vendor's errors into ``alphaloom.errors``: ``VenueTempor
 resend), ``KillSwitchEngagedError`` (it refused because the kill switch is on).
 
 Optional capabilities, asked with ``isinstance``: ``CancellingBroker`` (cancel, list open orders),
-``StopOrderBroker`` (venue-native stop / take-profit orders) and ``BalanceBroker`` (balances per currency). A broker whose ``live`` attribute is true sends real
+``StopOrderBroker`` (venue-native stop / take-profit orders), ``BalanceBroker`` (balances per currency) and
+``QuotingBroker`` (the venue's current price, asked at send time for the price band). A broker whose ``live`` attribute is true sends real
 orders: execution requires the account to be armed for live trading first.
 """
 
@@ -90,3 +91,12 @@ class BalanceBroker(Broker, Protocol):
     """A venue that reports the account's total balance per currency (for start-of-session reconciliation)."""
 
     def balances(self) -> dict[str, Decimal]: ...
+
+
+@runtime_checkable
+class QuotingBroker(Broker, Protocol):
+    """A venue that quotes its current price at send time: the price an order of ``side`` would meet now (the best
+    ask for a buy, the best bid for a sell, else the last trade). Raises ``VenueTemporaryError`` / ``VenueError``
+    when it cannot say; execution then sends nothing (a market order is never sent blind)."""
+
+    def current_price(self, symbol: str, side: Side) -> Decimal: ...

@@ -363,6 +363,21 @@ class CcxtBroker:
         return reports
 
     # -- order book (smart routing) --------------------------------------------------------------------------------
+    def current_price(self, symbol: str, side: Side) -> Decimal:
+        """The venue's price now (``QuotingBroker``): from ``fetch_ticker``, the ask for a buy and the bid for a sell,
+        else the last trade; a ticker with none of them is a ``VenueTemporaryError``."""
+        try:
+            ticker = self.exchange.fetch_ticker(symbol)
+        except ccxt.NetworkError as exc:
+            raise VenueTemporaryError(f"{self.name}: ticker of {symbol}: {exc}") from exc
+        except ccxt.BaseError as exc:
+            raise VenueError(f"{self.name}: ticker of {symbol}: {type(exc).__name__}: {exc}") from exc
+        for key in ("ask" if side is Side.BUY else "bid", "last"):
+            price = dec(ticker.get(key))
+            if price is not None and price > 0:
+                return price
+        raise VenueTemporaryError(f"{self.name}: the {symbol} ticker has no price")
+
     def book_levels(self, symbol: str, side: Side, depth: int) -> list[tuple[Decimal, Decimal]]:
         """Up to ``depth`` (price, size) levels on the side we would take, best first: asks for a buy, bids for a
         sell (``fetch_order_book(symbol, depth)``). An empty side or an unreadable level is a

@@ -1,0 +1,306 @@
+"""Read-side queries of the console: everything a page shows, read from ``raw``/``audit`` (never written here).
+
+Money is in the account's base currency through ``alphaloom.portfolio.account_view`` (the same view as
+``alphaloom pnl``). Equity history is ``audit.equity_marks`` (one mark per decision time); the ranges "day" and
+"week" are counted back from the newest mark, so a replayed or paused account still shows its last day. Freshness is
+the newest bar per symbol against the wall clock in bar lengths (no alert is raised from here: ``alphaloom health``
+alerts). Nothing here returns a secret: credentials are never read, and settings are shown by explicit name only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from alphaloom.domain import timeframe_delta
+from alphaloom.errors import DataUnavailableError
+from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.ingest.calendars import asset_class_of
+from alphaloom.portfolio import AccountView, account_view
+from alphaloom.settings import Settings
+
+RANGES = {"day": timedelta(days=1), "week": timedelta(days=7), "all": None}
+REPORT_SUFFIXES = (".html", ".png", ".svg", ".csv", ".json")
+
+
+@dataclass(frozen=True)
+class NowView:
+    account: str
+    view: AccountView | None
+    value_error: str | None
+    equity: list[tuple[datetime, float]]
+    kill_switch: KillSwitchState
+    halt: dict[str, Any] | None
+    armed: bool | None
+    mode: str | None
+    open_orders: list[dict[str, Any]]
+    schedules: list[dict[str, Any]]
+    freshness: list[dict[str, Any]]
+    llm: dict[str, Any]
+    as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def equity_marks(conn: Connection, account: str, span: str = "all") -> list[tuple[datetime, float]]:
+    window = RANGES.get(span)
+    rows = conn.execute(
+        text(
+            """select as_of, equity from audit.equity_marks where account = :a
+               and (cast(:w as interval) is null
+                    or as_of >= (select max(as_of) from audit.equity_marks where account = :a) - cast(:w as interval))
+               order by as_of"""
+        ),
+        {"a": account, "w": None if window is None else f"{int(window.total_seconds())} seconds"},
+    ).all()
+    return [(ts, float(eq)) for ts, eq in rows]
+
+
+def halt_state(conn: Connection, account: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        text("select halted, reason, changed_at from audit.account_halts where account = :a order by id desc limit 1"),
+        {"a": account},
+    ).mappings().first()  # fmt: skip
+    return dict(row) if row else None
+
+
+def open_orders(conn: Connection, account: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            """select client_order_id, symbol, side, order_type, quantity, limit_price, status, venue, created_at,
+                      parent_client_order_id
+               from audit.orders where account = :a and status in ('new', 'submitted', 'partially_filled')
+               order by created_at desc limit 100"""
+        ),
+        {"a": account},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def schedules(conn: Connection, account: str) -> list[dict[str, Any]]:
+    """TWAP/iceberg parents with slices still scheduled: how many left, quantity left, the next due time."""
+    rows = conn.execute(
+        text(
+            """select parent_client_order_id, symbol, side, count(*) as slices_left, sum(quantity) as quantity_left,
+                      min(due_at) as next_due
+               from audit.scheduled_slices where account = :a and status = 'scheduled'
+               group by parent_client_order_id, symbol, side order by min(due_at)"""
+        ),
+        {"a": account},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def freshness(conn: Connection, settings: Settings, now: datetime) -> list[dict[str, Any]]:
+    bar = timeframe_delta(settings.timeframe)
+    rows = conn.execute(
+        text(
+            """select symbol, max(ts) as last_ts from raw.ohlcv where exchange = :e and timeframe = :tf
+               group by symbol order by symbol"""
+        ),
+        {"e": settings.exchange, "tf": settings.timeframe},
+    ).all()
+    out = []
+    for symbol, last_ts in rows:
+        closed = last_ts + bar
+        bars_ago = (now - closed) / bar
+        out.append({"symbol": symbol, "last_close": closed, "bars_ago": bars_ago,
+                    "stale": bars_ago > settings.stale_after_bars})  # fmt: skip
+    return out
+
+
+def llm_spend(conn: Connection, settings: Settings, now: datetime) -> dict[str, Any]:
+    row = conn.execute(
+        text(
+            """select coalesce(sum(cost), 0) as cost, coalesce(sum(total_tokens), 0) as tokens, count(*) as calls
+               from audit.llm_usage where created_at >= :since"""
+        ),
+        {"since": now.replace(hour=0, minute=0, second=0, microsecond=0)},
+    ).mappings().one()  # fmt: skip
+    return {**dict(row), "cost_budget": settings.llm_daily_cost_budget, "token_budget": settings.llm_daily_token_budget}
+
+
+def now_view(conn: Connection, settings: Settings, span: str = "all") -> NowView:
+    account = settings.account
+    now = datetime.now(UTC)
+    bar = f"{int(timeframe_delta(settings.timeframe).total_seconds())} seconds"
+    error = None
+    try:
+        view = account_view(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
+    except DataUnavailableError as exc:
+        view, error = None, str(exc)
+    meta = conn.execute(text("select mode, live_enabled from audit.accounts where id = :a"), {"a": account}).first()
+    return NowView(
+        account=account, view=view, value_error=error, equity=equity_marks(conn, account, span),
+        kill_switch=kill_switch_state(conn), halt=halt_state(conn, account),
+        armed=None if meta is None else bool(meta.live_enabled), mode=None if meta is None else meta.mode,
+        open_orders=open_orders(conn, account), schedules=schedules(conn, account),
+        freshness=freshness(conn, settings, now), llm=llm_spend(conn, settings, now), as_of=now,
+    )  # fmt: skip
+
+
+_DECISIONS = """
+select d.decision_id, d.symbol, d.as_of, d.action, d.score, d.run_id, d.created_at,
+       (select string_agg(a.agent || ':' || coalesce(a.output->>'action', '?'), ' ' order by a.agent)
+          from audit.agent_outputs a where a.decision_id = d.decision_id) as votes,
+       (select string_agg(o.client_order_id, ' ' order by o.leg) from audit.orders o
+          where o.decision_id = d.decision_id) as orders,
+       (select r.check_name || ': ' || r.reason from audit.risk_checks r
+          where r.decision_id = d.decision_id and not r.approved order by r.id limit 1) as denied
+from audit.decisions d
+"""
+
+
+def _why_none(row: dict[str, Any]) -> str:
+    if row["orders"]:
+        return ""
+    if row["denied"]:
+        return f"denied by {row['denied']}"
+    if row["action"] == "hold":
+        return "hold: consensus below the threshold"
+    return "no order: already long" if row["action"] == "buy" else "no order: nothing to sell"
+
+
+def latest_decisions(conn: Connection, account: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            f"""with latest as (select distinct on (symbol) decision_id from audit.decisions where account = :a
+                                order by symbol, as_of desc, created_at desc)
+                {_DECISIONS} join latest using (decision_id) order by d.symbol"""
+        ),
+        {"a": account},
+    ).mappings()
+    return [{**r, "why_none": _why_none(dict(r))} for r in rows]
+
+
+def decisions(
+    conn: Connection, account: str, *, symbol: str | None = None, action: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            f"""{_DECISIONS} where d.account = :a and (cast(:s as text) is null or d.symbol = :s)
+                and (cast(:act as text) is null or d.action = :act)
+                order by d.as_of desc, d.symbol limit :n"""
+        ),
+        {"a": account, "s": symbol or None, "act": action or None, "n": limit},
+    ).mappings()
+    return [{**r, "why_none": _why_none(dict(r))} for r in rows]
+
+
+def symbols(conn: Connection, account: str) -> list[str]:
+    return list(
+        conn.execute(
+            text("select distinct symbol from audit.decisions where account = :a order by symbol"), {"a": account}
+        ).scalars()
+    )
+
+
+@dataclass(frozen=True)
+class RiskView:
+    drawdown_pct: float | None
+    peak: float | None
+    equity: float | None
+    exposures: list[dict[str, Any]]
+    by_class: list[dict[str, Any]]
+    gross: Decimal
+    net: Decimal
+    latest_checks: list[dict[str, Any]]
+    trips: list[dict[str, Any]]
+    var_check: dict[str, Any] | None = None
+
+
+def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
+    marks = equity_marks(conn, settings.account, "all")
+    peak = max((e for _, e in marks), default=None)
+    current = marks[-1][1] if marks else None
+    dd = (peak - current) / peak * 100 if peak and current is not None else None
+    exposures: list[dict[str, Any]] = []
+    classes: dict[str, Decimal] = {}
+    gross = net = Decimal(0)
+    equity = now.view.equity if now.view is not None else Decimal(0)
+    if now.view is not None:
+        for p in now.view.positions:
+            if p.quantity == 0:
+                continue
+            klass = asset_class_of(settings.exchange, p.symbol)
+            pct = p.market_value / equity * 100 if equity else Decimal(0)
+            exposures.append({"symbol": p.symbol, "class": klass, "value": p.market_value, "pct": pct})
+            classes[klass] = classes.get(klass, Decimal(0)) + abs(p.market_value)
+            gross += abs(p.market_value)
+            net += p.market_value
+    by_class = [{"class": k, "value": v, "pct": v / equity * 100 if equity else Decimal(0)} for k, v in classes.items()]
+    checks = conn.execute(
+        text(
+            """select distinct on (check_name) check_name, approved, reason, numbers, created_at, symbol
+               from audit.risk_checks where account = :a order by check_name, id desc"""
+        ),
+        {"a": settings.account},
+    ).mappings()
+    var = conn.execute(
+        text(
+            """select check_name, approved, reason, numbers, created_at, symbol from audit.risk_checks
+               where account = :a and check_name = 'portfolio_var' and numbers ? 'limit' order by id desc limit 1"""
+        ),
+        {"a": settings.account},
+    ).mappings().first()  # fmt: skip
+    trips = conn.execute(
+        text(
+            """select created_at, symbol, guard, reason from audit.guard_trips where account = :a
+               order by id desc limit 20"""
+        ),
+        {"a": settings.account},
+    ).mappings()
+    return RiskView(dd, peak, current, exposures, by_class, gross, net, [dict(c) for c in checks],
+                    [dict(t) for t in trips], dict(var) if var else None)  # fmt: skip
+
+
+def recent_runs(conn: Connection, limit: int = 30) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            """select run_id, flow, status, started_at, finished_at,
+                      extract(epoch from finished_at - started_at) as seconds, error
+               from audit.runs order by started_at desc limit :n"""
+        ),
+        {"n": limit},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def reports(home: Path) -> list[dict[str, Any]]:
+    """Report pages under ``<home>/reports/<run id>/`` (backtest ``report.html``, ``walk_forward.html``), newest
+    first."""
+    root = home / "reports"
+    found = []
+    if root.is_dir():
+        for page in root.glob("*/*.html"):
+            found.append({"run_id": page.parent.name, "name": page.name, "modified": datetime.fromtimestamp(
+                page.stat().st_mtime, UTC)})  # fmt: skip
+    return sorted(found, key=lambda r: r["modified"], reverse=True)
+
+
+def report_file(home: Path, run_id: str, name: str) -> Path | None:
+    """The file ``name`` of report ``run_id``, or None when it is not a plain report file inside that folder."""
+    root = (home / "reports").resolve()
+    candidate = (root / run_id / name).resolve()
+    if candidate.parent.parent != root or candidate.suffix not in REPORT_SUFFIXES or not candidate.is_file():
+        return None
+    return candidate
+
+
+def recent_actions(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            """select created_at, username, action, target, reason, outcome from audit.console_actions
+               order by id desc limit :n"""
+        ),
+        {"n": limit},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def accounts(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(text("select id, venue, mode, live_enabled, base_currency from audit.accounts order by id"))
+    return [dict(r) for r in rows.mappings()]
