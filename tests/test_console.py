@@ -128,6 +128,13 @@ def test_every_page_answers_on_loopback_and_no_page_shows_a_secret(engine, demo)
             assert secret not in response.text, (path, "secret rendered")
     now = client.get("/").text
     assert "BTC/USDT" in now and 'class="position"' in now and "kill switch" in now
+    # each held market's class as the risk rules group it (configured for these file sources), never a guess
+    risk = client.get("/risk").text
+    with engine.connect() as conn:
+        held = conn.execute(text("select symbol from audit.positions where account = :a and quantity <> 0"),
+                            {"a": demo.settings.account}).scalars().all()  # fmt: skip
+    for symbol in held:
+        assert f"<td>{symbol}</td><td>{demo.settings.asset_classes[symbol]}</td>" in risk, symbol
     decisions = client.get("/decisions").text
     assert decisions.count('class="decision"') >= len(demo.data.symbols)
     explain = client.get(f"/decisions/{demo.decision_id}").text
