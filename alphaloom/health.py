@@ -10,7 +10,8 @@ What "fail" means, check by check:
 - runs: the latest finished run of some flow failed (each flow's last successful run is listed).
 - freshness: some configured symbol has no new bar within N bar lengths of *session* time before ``now``: the time
   since its last bar closed counts only while its market trades (``alphaloom.ingest.calendars``: crypto 24/7, forex
-  weekdays, stocks exchange hours), so a stock is not stale at the weekend or overnight. N is
+  weekdays, stocks exchange hours; the market's class from the venue's metadata in ``raw.markets`` or
+  ``ALPHALOOM_ASSET_CLASSES``, as the trader reads it, an unclassified one 24/7), so a stock is not stale at the weekend or overnight. N is
   ``ALPHALOOM_STALE_AFTER_BARS``, or per market ``ALPHALOOM_STALE_AFTER_BARS_BY_MARKET`` (JSON, keys
   ``exchange:asset_class``, ``exchange`` or ``asset_class``, most specific first), e.g. ``{"stocks": 2}``.
 - kill_switch: the kill switch is engaged.
@@ -29,7 +30,8 @@ from sqlalchemy import Engine, text
 
 from alphaloom.alerts import alert
 from alphaloom.domain import bar_close, timeframe_delta
-from alphaloom.ingest.calendars import asset_class_of, calendar_for
+from alphaloom.ingest.calendars import calendar_class_of, calendar_for
+from alphaloom.markets import market_specs
 from alphaloom.settings import Settings
 
 Status = Literal["ok", "warn", "fail"]
@@ -130,9 +132,12 @@ def _freshness(
     now: datetime,
     stale_after_bars: int,
     by_market: Mapping[str, int] | None = None,
+    asset_classes: Mapping[str, str] | None = None,
 ) -> Check:
     bar = timeframe_delta(timeframe)
     with engine.connect() as conn:
+        specs = market_specs(conn, exchange=exchange, symbols=symbols, asset_classes=asset_classes or {},
+                             quantity_steps={})  # fmt: skip
         latest = dict(
             conn.execute(
                 text(
@@ -145,10 +150,11 @@ def _freshness(
     stale: dict[str, str] = {}
     markets: dict[str, dict[str, Any]] = {}
     for symbol in symbols:
-        asset_class = asset_class_of(exchange, symbol)
+        asset_class = calendar_class_of(specs[symbol])  # the venue's metadata or configuration, as the trader's
         limit = stale_limit_for(exchange, asset_class, by_market or {}, stale_after_bars)
         ts = latest.get(symbol)
-        market: dict[str, Any] = {"asset_class": asset_class, "stale_after_bars": limit}
+        market: dict[str, Any] = {"asset_class": asset_class, "market_class": specs[symbol].asset_class,
+                                  "stale_after_bars": limit}  # fmt: skip
         markets[symbol] = market
         if ts is None:
             stale[symbol] = "no bars"
@@ -209,6 +215,7 @@ def check_health(
             now,
             settings.stale_after_bars,
             settings.stale_after_bars_by_market,
+            settings.asset_classes,
         ),
         "kill_switch": lambda: _kill_switch(engine),
     }

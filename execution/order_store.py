@@ -185,6 +185,41 @@ def read_order_state(
     )
 
 
+def read_quote_rates(
+    conn: Connection, intents: Sequence[OrderIntent], event_time: datetime
+) -> dict[tuple[str, str], Decimal | None]:
+    """``{(account, symbol): units of the account's base currency per unit of the symbol's quote currency}`` known at
+    ``event_time`` (1 when they are the same; None when no rate is stored, or the account is unknown), read as
+    ``read_order_state`` reads it, for every intent in one statement. Splitting compares notionals in the base
+    currency through these before any order state is read."""
+    pairs = sorted({(i.account, i.symbol) for i in intents})
+    if not pairs:
+        return {}
+    rows = conn.execute(
+        cached_text(
+            """select p.account, p.symbol,
+                      case when q.ccy = acct.base_currency then 1
+                           when r.base = q.ccy then r.rate else 1 / r.rate end as rate
+               from unnest(cast(:a as text[]), cast(:s as text[])) as p(account, symbol)
+               join audit.accounts acct on acct.id = p.account
+               cross join lateral (
+                   select coalesce(nullif(split_part(p.symbol, '/', 2), ''), acct.base_currency) as ccy
+               ) q
+               left join lateral (
+                   select base, rate from audit.fx_rates
+                   where ((base = q.ccy and quote = acct.base_currency)
+                          or (base = acct.base_currency and quote = q.ccy)) and as_of <= :t
+                   order by as_of desc, base = q.ccy desc limit 1
+               ) r on true"""
+        ),
+        {"a": [a for a, _ in pairs], "s": [s for _, s in pairs], "t": event_time},
+    ).all()
+    rates: dict[tuple[str, str], Decimal | None] = dict.fromkeys(pairs)
+    for row in rows:
+        rates[(row.account, row.symbol)] = None if row.rate is None else Decimal(row.rate)
+    return rates
+
+
 @dataclass(frozen=True, slots=True)
 class GuardRow:
     """The ``execution_guard`` risk check recorded with the order (``check_name`` already suffixed for its leg)."""

@@ -7,7 +7,7 @@ Pure. Children are intents with legs ``parent.leg * 1000 + 1 ..`` so their clien
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -186,7 +186,9 @@ class SplitPolicy:
     """When and how ``execute`` splits an intent: one whose notional is above ``above_notional`` (None: never) goes
     out as child orders, ``slices`` equal ones (``twap``: slice k, from 0, due ``k * duration / slices`` after
     arrival; with a zero ``duration`` all are sent in the same call) or ones of at most ``visible_notional`` each
-    (``iceberg``: one shown at a time, each next child recorded to go once the one before it has filled)."""
+    (``iceberg``: one shown at a time, each next child recorded to go once the one before it has filled). Both
+    notionals are in the account's base currency, like every limit (``split_intents`` converts at the send time's
+    rate)."""
 
     above_notional: Decimal | None = None
     method: str = "twap"
@@ -230,15 +232,24 @@ def _step(quantity: Decimal) -> Decimal:
     return Decimal(1).scaleb(min(0, quantity.normalize().as_tuple().exponent))  # type: ignore[arg-type]
 
 
-def split_intents(intents: Sequence[OrderIntent], policy: SplitPolicy) -> SplitPlan:
+QuoteRates = Mapping[tuple[str, str], Decimal | None]
+
+
+def split_intents(intents: Sequence[OrderIntent], policy: SplitPolicy, quote_rates: QuoteRates) -> SplitPlan:
     """Replace each intent above the policy's notional by its children (legs ``leg * 1000 + n``, so client order ids
-    stay deterministic from (decision id, leg)); the rest pass through unchanged."""
+    stay deterministic from (decision id, leg)); the rest pass through unchanged.
+
+    The policy's notionals are in the account's base currency, like every limit: ``quote_rates`` gives, per
+    (account, symbol), the units of the base currency per unit of the symbol's quote currency at the time of sending
+    (``execution.order_store.read_quote_rates``). An intent whose rate is unknown (None or absent) is not split: it
+    goes on whole, and execution refuses it naming the pair (the rate is never taken as 1)."""
     out: list[OrderIntent] = []
     links: dict[ClientOrderId, ClientOrderId] = {}
     offsets: dict[ClientOrderId, timedelta] = {}
     after: dict[ClientOrderId, ClientOrderId] = {}
     for intent in intents:
-        if policy.above_notional is None or intent.notional <= policy.above_notional:
+        rate = quote_rates.get((intent.account, intent.symbol))
+        if policy.above_notional is None or rate is None or intent.notional * rate <= policy.above_notional:
             out.append(intent)
             continue
         step = _step(intent.quantity)
@@ -246,7 +257,8 @@ def split_intents(intents: Sequence[OrderIntent], policy: SplitPolicy) -> SplitP
             parts = _equal_parts(intent.quantity, policy.slices, step)
             children = _children(intent, parts)
         else:
-            visible = (policy.visible_notional / intent.reference_price / step).to_integral_value(ROUND_DOWN) * step
+            unit_value = intent.reference_price * rate  # one unit of the asset, in the base currency
+            visible = (policy.visible_notional / unit_value / step).to_integral_value(ROUND_DOWN) * step
             children = iceberg(intent, visible=visible) if visible > 0 else [intent]
         if len(children) < 2:  # too small to split at this precision
             out.append(intent)

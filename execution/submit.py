@@ -1,6 +1,7 @@
 """Execution: turn approved ``OrderIntent``s into orders at a broker, exactly once, and book what filled.
 
-First, an intent above ``settings.split_above_notional`` is replaced by its child orders (``execution.splitting``:
+First, an intent whose notional in the account's base currency (at the rate known at ``event_time``) is above
+``settings.split_above_notional`` is replaced by its child orders (``execution.splitting``:
 TWAP or iceberg, legs ``leg * 1000 + n``, each recorded with ``parent_client_order_id``). A TWAP spread over
 ``twap_duration_minutes`` has its whole schedule recorded (``execution.schedule``) before its first slice is sent;
 the later slices are sent by ``execution.release`` when due, through this same path. An iceberg parent likewise:
@@ -86,6 +87,7 @@ from execution.order_store import (
     NewOrder,
     OrderState,
     read_order_state,
+    read_quote_rates,
     record_guard,
     write_report,
 )
@@ -331,7 +333,10 @@ def execute(
         plan = SplitPlan([s.intent for s in slices], {s.client_order_id: s.parent_client_order_id for s in slices})
         schedules = {s.parent_client_order_id: s for s in slices}
     else:
-        plan = split_intents(intents, SplitPolicy.from_settings(settings))
+        policy = SplitPolicy.from_settings(settings)
+        # the thresholds are base-currency notionals: read the quote rates only when a split is configured
+        rates = read_quote_rates(conn, intents, event_time) if policy.above_notional is not None else {}
+        plan = split_intents(intents, policy, rates)
     result = ExecutionResult()
     locked: set[str] = set()
     timed: dict[str, ClientOrderId] = {}  # TWAP slice sent by this call -> its parent, settled after the loop

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine, text
 
 from agents.llm import LlmAnalyst
+from agents.risk.gate import portfolio_gate
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
@@ -62,13 +63,14 @@ class Replay:
 # NO_CACHE: the replay holds a model and an HTTP client, which must not be hashed as task inputs on every step.
 @task(cache_policy=NO_CACHE)
 def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
-    """Send the TWAP slices due by ``as_of`` at the bar's prices, then decide every symbol at ``as_of`` and send what
-    risk approved, in one transaction (as the live flow does)."""
+    """Send the TWAP/iceberg slices due by ``as_of`` at the bar's prices, each through the portfolio gate as in the
+    live flows (``agents.risk.gate``: drawdown halt, exposure, VaR at ``as_of``), then decide every symbol at
+    ``as_of`` and send what risk approved, in one transaction (as the live flow does)."""
     engine = get_engine()
     with engine.connect() as conn, conn.begin():
         broker = replay.broker(lambda: kill_switch_state(conn), engine)
         release_due_children(conn, broker, as_of, settings=replay.settings, run_id=replay.run_id,
-                             account=replay.account)  # fmt: skip
+                             account=replay.account, gate=portfolio_gate(replay.settings))  # fmt: skip
         decisions = decide(
             conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
             settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,

@@ -20,7 +20,7 @@ from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_seri
 from alphaloom.ingest.price_sources import fetch_price_file, is_url, url_suffix
 from alphaloom.ingest.prices import BarLimits, PriceBatch, merge_bars, read_price_bytes, read_price_file
 from alphaloom.ingest.quarantine import Rejected, quarantine
-from alphaloom.markets import store_specs
+from alphaloom.markets import MarketSpec, market_specs, store_specs
 from alphaloom.quality.gate import QualityGate, record_report
 from alphaloom.settings import get_settings
 from flows._alerts import alert_on_failure
@@ -45,13 +45,30 @@ def _gate(home: Path, gap_tolerance_bars: int) -> QualityGate:
     return QualityGate(home, gap_tolerance_bars=gap_tolerance_bars)
 
 
+def batch_markets(batch: PriceBatch) -> dict[tuple[str, str], MarketSpec]:
+    """Each series' market in the batch, as the trader sees it (venue metadata in raw.markets, else the configured
+    asset class): the quality gate judges gaps by its session calendar."""
+    from alphaloom.db.engine import get_engine
+
+    settings = get_settings()
+    series = sorted(set(zip(batch.table.column("exchange").to_pylist(), batch.table.column("symbol").to_pylist(),
+                            strict=True)))  # fmt: skip
+    out: dict[tuple[str, str], MarketSpec] = {}
+    with get_engine().connect() as conn:
+        for exchange in sorted({e for e, _ in series}):
+            specs = market_specs(conn, exchange=str(exchange), symbols=[str(s) for e, s in series if e == exchange],
+                                 asset_classes=settings.asset_classes, quantity_steps=settings.quantity_steps)  # fmt: skip
+            out.update({(str(exchange), symbol): spec for symbol, spec in specs.items()})
+    return out
+
+
 def store_batch(batch: PriceBatch, run_id: str, *, quality: bool) -> dict[str, object]:
     """Quality gate, then merge; one transaction per batch."""
     from alphaloom.db.engine import get_engine
 
     report = None
     if quality:
-        batch, report = quality_gate().check_prices(batch)
+        batch, report = quality_gate().check_prices(batch, batch_markets(batch))
     for rejected in batch.rejected[:20]:
         get_run_logger().warning("quarantined %s", rejected)
     with get_engine().begin() as conn:
@@ -110,6 +127,10 @@ def ingest_ccxt(sources: list[str], run_id: str, quality: bool = True) -> list[d
         max_concurrency=settings.ccxt_max_concurrency,
         default_since=datetime.now(UTC) - timedelta(days=settings.ccxt_backfill_days),
     )  # fmt: skip
+    with get_engine().begin() as conn:  # first: the quality gate judges each batch by its market's calendar
+        for r in results:
+            if r.market is not None:
+                store_specs(conn, r.spec.exchange, [r.market], run_id)
     out: list[dict[str, object]] = []
     for r in results:
         if r.batch is None:
@@ -117,10 +138,6 @@ def ingest_ccxt(sources: list[str], run_id: str, quality: bool = True) -> list[d
             out.append({"file": str(r.spec), "error": r.error, "staged": 0, "inserted": 0, "quarantined": 0})
         else:
             out.append({"file": str(r.spec), **store_batch(r.batch, run_id, quality=quality)})
-    with get_engine().begin() as conn:
-        for r in results:
-            if r.market is not None:
-                store_specs(conn, r.spec.exchange, [r.market], run_id)
     return out
 
 

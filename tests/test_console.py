@@ -128,6 +128,13 @@ def test_every_page_answers_on_loopback_and_no_page_shows_a_secret(engine, demo)
             assert secret not in response.text, (path, "secret rendered")
     now = client.get("/").text
     assert "BTC/USDT" in now and 'class="position"' in now and "kill switch" in now
+    # each held market's class as the risk rules group it (configured for these file sources), never a guess
+    risk = client.get("/risk").text
+    with engine.connect() as conn:
+        held = conn.execute(text("select symbol from audit.positions where account = :a and quantity <> 0"),
+                            {"a": demo.settings.account}).scalars().all()  # fmt: skip
+    for symbol in held:
+        assert f"<td>{symbol}</td><td>{demo.settings.asset_classes[symbol]}</td>" in risk, symbol
     decisions = client.get("/decisions").text
     assert decisions.count('class="decision"') >= len(demo.data.symbols)
     explain = client.get(f"/decisions/{demo.decision_id}").text
@@ -431,3 +438,28 @@ def test_a_browser_logs_in_reads_the_pages_and_turns_the_kill_switch_on_live(eng
     finally:
         with engine.begin() as conn:
             set_kill_switch(conn, False, "test done", "pytest")
+
+
+def test_the_risk_page_groups_exposure_by_the_markets_class_as_the_risk_rules_do(engine: Engine) -> None:
+    """BTC/USD on a crypto venue (its metadata in raw.markets) is crypto though its quote is a fiat code; TSLA/USDT
+    configured as an equity is an equity though its quote is a stablecoin: the classes the class-exposure rule uses."""
+    from decimal import Decimal
+
+    from alphaloom.console.queries import NowView, risk_view
+    from alphaloom.guards import KillSwitchState
+    from alphaloom.markets import MarketSpec, store_specs
+    from alphaloom.portfolio import AccountView, PositionView
+
+    d, venue, account = Decimal, "consolevenue", "console-classes"
+    with engine.begin() as conn:
+        store_specs(conn, venue, [MarketSpec("BTC/USD", "crypto", d("1E-8"), source="venue")])
+    settings = get_settings().model_copy(
+        update={"exchange": venue, "account": account, "asset_classes": {"TSLA/USDT": "equity"}}
+    )
+    positions = [PositionView("BTC/USD", d(1), d(60000), d(60000), d(60000), d(0), d(0)),
+                 PositionView("TSLA/USDT", d(10), d(200), d(200), d(2000), d(0), d(0))]  # fmt: skip
+    view = AccountView(account, "USD", d(100000), d(38000), d(0), 0, 0, positions)
+    now = NowView(account, view, None, [], KillSwitchState(False, "", ""), None, None, None, [], [], [], {})
+    with engine.connect() as conn:
+        risk = risk_view(conn, settings, now)
+    assert {e["symbol"]: e["class"] for e in risk.exposures} == {"BTC/USD": "crypto", "TSLA/USDT": "equity"}

@@ -19,7 +19,7 @@ from agents.risk import check_intent
 from agents.sentiment import LexiconScorer
 from agents.trader import order_intents
 from alphaloom.backtest.ledger import equity_curve
-from alphaloom.domain import Action, DecisionId, OrderIntent, Side
+from alphaloom.domain import Action, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import store_rate
 from alphaloom.guards import HardLimits, KillSwitchState
@@ -126,6 +126,57 @@ def test_a_missing_rate_is_a_refusal_naming_the_pair(world: World) -> None:
                             last_price=D("0.05"), kill_switch=OFF, quote_rate=missing)  # fmt: skip
     [fx] = [v for v in verdicts if not v.approved]
     assert fx.check_name == "fx_rate" and f"no fx rate to convert {nowhere} into USDT" in fx.reason
+
+
+def test_twap_and_iceberg_thresholds_compare_base_currency_notionals(world: World) -> None:
+    """An ETH/BTC order is split when its notional in USDT (the account's base) is above the threshold, whatever its
+    notional in BTC; an iceberg child shows at most the visible notional in USDT; without a rate nothing is split
+    and the order is refused naming the pair."""
+    btc = f"B{world.tag}"
+    symbol = world.symbol("ETH", quote=btc)
+    with world.engine.begin() as conn:
+        store_rate(conn, btc, "USDT", D(60000), T0 - timedelta(days=1))
+    world.settings = world.settings.model_copy(
+        update={"split_above_notional": D(1000), "split_slices": 4, "twap_duration_minutes": 0}
+    )
+    # 1.2 ETH at 0.05 BTC: 0.06 BTC, but 3600 USDT > 1000; 0.3 ETH: 900 USDT < 1000
+    above = OrderIntent(DecisionId(f"d-above-{world.tag}"), world.account, symbol, Side.BUY, D("1.2"), D("0.05"))
+    below = OrderIntent(DecisionId(f"d-below-{world.tag}"), world.account, symbol, Side.BUY, D("0.3"), D("0.05"))
+    for intent in (above, below):
+        _record_decision(world, intent.decision_id, symbol)
+    world.execute([above, below], T0 + HOUR)
+
+    def legs(intent: OrderIntent) -> list[tuple[int, Decimal]]:
+        rows = world.query("select leg, quantity from audit.orders where decision_id = :d order by leg",
+                           d=intent.decision_id)  # fmt: skip
+        return [(r.leg, D(r.quantity)) for r in rows]
+
+    assert legs(above) == [(1, D("0.3")), (2, D("0.3")), (3, D("0.3")), (4, D("0.3"))]
+    assert legs(below) == [(0, D("0.3"))]
+
+    # iceberg: at most 1000 USDT shown = 1000 / (0.05 x 60000) = 0.3 ETH per child (in the quantity's 0.1 step), not
+    # 1000 / 0.05 = 20000 ETH (one child: nothing split)
+    world.settings = world.settings.model_copy(update={"split_method": "iceberg", "split_visible_notional": D(1000)})
+    berg = OrderIntent(DecisionId(f"d-berg-{world.tag}"), world.account, symbol, Side.BUY, D("1.2"), D("0.05"))
+    _record_decision(world, berg.decision_id, symbol)
+    world.execute([berg], T0 + HOUR)
+    [first] = legs(berg)  # one shown at a time
+    assert first == (1, D("0.3"))
+    [(planned,)] = world.query(
+        "select count(*) from audit.scheduled_slices where parent_client_order_id = :p",
+        p=client_order_id_for(berg.decision_id, 0),
+    )
+    assert planned == 4  # 4 x 0.3: the rest wait for the one before to fill
+
+    # no rate known for the quote currency: the order is not split, and refused naming the pair
+    nowhere = f"N{world.tag}"
+    unrated = world.symbol("ETH", quote=nowhere)
+    lost = OrderIntent(DecisionId(f"d-norate-{world.tag}"), world.account, unrated, Side.BUY, D("1.2"), D("0.05"))
+    _record_decision(world, lost.decision_id, unrated)
+    result = world.execute([lost], T0 + HOUR)
+    [refusal] = result.refused
+    assert refusal.intent == lost and {b.limit for b in refusal.breaches} == {"fx_rate"}
+    assert world.query("select 1 from audit.orders where decision_id = :d", d=lost.decision_id) == []
 
 
 def test_backtest_equity_converts_cash_and_positions_across_quote_currencies() -> None:

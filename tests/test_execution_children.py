@@ -25,6 +25,7 @@ from execution.submit import execute
 T0 = datetime(2024, 7, 1, 10, tzinfo=UTC)
 OFF = KillSwitchState(False, "", "")
 D = Decimal
+SAME = {("a", "X/USD"): D(1)}  # the pure plans' account "a" is in USD: 1 USD per USD
 
 
 def _world(engine: Engine) -> tuple[str, str, OrderIntent]:
@@ -68,12 +69,12 @@ def _orders(engine: Engine, account: str) -> list:
 
 def test_split_plan_is_pure_and_keeps_the_quantity_precision() -> None:
     parent = OrderIntent(DecisionId("d"), "a", "X/USD", Side.BUY, D(50), D(100))
-    plan = split_intents([parent], SplitPolicy(D(1000), "twap", 4))
+    plan = split_intents([parent], SplitPolicy(D(1000), "twap", 4), SAME)
     assert [(c.leg, c.quantity) for c in plan.intents] == [(1, 12), (2, 12), (3, 12), (4, 14)]
     assert set(plan.parents.values()) == {client_order_id_for(parent.decision_id, 0)}
-    iceberg = split_intents([parent], SplitPolicy(D(1000), "iceberg", visible_notional=D(2000)))
+    iceberg = split_intents([parent], SplitPolicy(D(1000), "iceberg", visible_notional=D(2000)), SAME)
     assert [c.quantity for c in iceberg.intents] == [20, 20, 10]  # at most 2000 / 100 = 20 shown each
-    assert split_intents([parent], SplitPolicy(D(5000))).intents == [parent]  # not above the size: unchanged
+    assert split_intents([parent], SplitPolicy(D(5000)), SAME).intents == [parent]  # not above the size: unchanged
     with pytest.raises(ValueError, match="split method must be one of"):
         SplitPolicy(D(1), "vwap")
 

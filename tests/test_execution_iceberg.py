@@ -26,6 +26,7 @@ from execution.submit import execute
 
 T0 = datetime(2024, 8, 1, 10, tzinfo=UTC)
 D = Decimal
+SAME = {("a", "X/USD"): D(1)}  # the pure plans' account "a" is in USD: 1 USD per USD
 HOUR = timedelta(hours=1)
 # 50 at 100 is 5000; at most 2000 shown: children of 20, 20 and 10
 SETTINGS = Settings(
@@ -105,7 +106,7 @@ def _slices(engine: Engine, account: str) -> list:
 
 def test_the_plan_gates_each_iceberg_child_on_the_one_before_and_due_slices_waits_for_its_fill() -> None:
     parent = OrderIntent(DecisionId("d"), "a", "X/USD", Side.BUY, D(50), D(100))
-    plan = split_intents([parent], SplitPolicy(D(1000), "iceberg", visible_notional=D(2000)))
+    plan = split_intents([parent], SplitPolicy(D(1000), "iceberg", visible_notional=D(2000)), SAME)
     ids = [client_order_id_for(DecisionId("d"), leg) for leg in (1, 2, 3)]
     assert plan.after == {ids[1]: ids[0], ids[2]: ids[1]} and set(plan.offsets.values()) == {timedelta(0)}
     rows = [ScheduledSlice(c, client_order_id_for(DecisionId("d"), 0), i, None, T0, "scheduled", plan.after.get(c))

@@ -404,6 +404,36 @@ def test_a_twap_slice_released_on_a_new_bar_passes_the_portfolio_gate(engine: En
     assert any(s.status == "refused" and "drawdown" in s.reason for s in statuses)
 
 
+def test_a_twap_slice_released_by_a_backtest_step_passes_the_portfolio_gate(engine: Engine) -> None:
+    """The backtest's step releases due slices as the protect flow does, so they meet the same gate: after the first
+    slice, the account falls into a halting drawdown; the next replay step refuses the due slices, sends nothing."""
+    import test_execution_twap as twap
+
+    from agents.sentiment import LexiconScorer
+    from agents.team import StrategyParams, Team
+    from flows.backtest import Replay, replay_step
+
+    account, run_id, intent = twap._world(engine)
+    venue = twap.Venue(engine)
+    twap._execute(engine, intent, run_id, venue)
+    assert twap._legs_sent(engine, account) == [1]
+    with engine.begin() as conn:  # equity peaked at 10x what the account holds now: a halting drawdown
+        conn.execute(text("insert into audit.equity_marks (account, as_of, equity) values (:a, :t, 1000000)"),
+                     {"a": account, "t": twap.T0 - twap.HOUR})  # fmt: skip
+    replay = Replay(account, [], run_id, twap.SETTINGS, Team(LexiconScorer(), None), StrategyParams(), "close",
+                    twap.T0 + 4 * twap.HOUR, {})  # fmt: skip
+    replay_step.fn(replay, twap.T0 + 2 * twap.HOUR)
+    assert twap._legs_sent(engine, account) == [1]
+    with engine.connect() as conn:
+        statuses = conn.execute(text("select status, reason from audit.scheduled_slices where account = :a "
+                                     "order by client_order_id"), {"a": account}).all()  # fmt: skip
+        trips = set(
+            conn.execute(text("select guard from audit.guard_trips where account = :a"), {"a": account}).scalars()
+        )
+    assert "drawdown" in trips
+    assert any(s.status == "refused" and "drawdown" in s.reason for s in statuses)
+
+
 def test_no_slice_goes_to_a_venue_whose_account_failed_reconciliation(  # type: ignore[no-untyped-def]
     engine: Engine, prefect_harness, receiver, monkeypatch
 ) -> None:

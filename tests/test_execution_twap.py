@@ -26,6 +26,7 @@ from execution.submit import execute
 
 T0 = datetime(2024, 8, 1, 10, tzinfo=UTC)
 D = Decimal
+SAME = {("a", "X/USD"): D(1)}  # the pure plans' account "a" is in USD: 1 USD per USD
 HOUR = timedelta(hours=1)
 # 4 slices over 240 minutes: due at T0, T0+1h, T0+2h, T0+3h
 SETTINGS = Settings(split_above_notional=D(1000), split_slices=4, twap_duration_minutes=240, timeframe="1h")
@@ -117,10 +118,10 @@ def _venue_counts(engine: Engine, account: str) -> dict[str, int]:
 
 def test_the_split_plan_spreads_a_twap_over_its_duration_and_due_slices_is_pure() -> None:
     parent = OrderIntent(DecisionId("d"), "a", "X/USD", Side.BUY, D(50), D(100))
-    plan = split_intents([parent], SplitPolicy(D(1000), "twap", 4, duration=timedelta(minutes=60)))
+    plan = split_intents([parent], SplitPolicy(D(1000), "twap", 4, duration=timedelta(minutes=60)), SAME)
     offsets = [plan.offsets[client_order_id_for(c.decision_id, c.leg)] for c in plan.intents]
     assert offsets == [timedelta(minutes=m) for m in (0, 15, 30, 45)]
-    assert split_intents([parent], SplitPolicy(D(1000), "twap", 4)).offsets == {}  # no duration: all at once
+    assert split_intents([parent], SplitPolicy(D(1000), "twap", 4), SAME).offsets == {}  # no duration: all at once
     slices = [
         ScheduledSlice(ClientOrderId(f"c{n}"), ClientOrderId("p"), parent, D(100), T0 + timedelta(minutes=15 * n), s)
         for n, s in enumerate(["released", "scheduled", "scheduled", "cancelled"])

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from alphaloom.ingest.calendars import SessionCalendar, asset_class_of, calendar_for, utc
+from alphaloom.ingest.calendars import SessionCalendar, calendar_class_of, calendar_for, utc
+from alphaloom.markets import UNCLASSIFIED, MarketSpec
+from alphaloom.quality.gate import price_frame
 
 
 def test_crypto_trades_every_hour_and_reports_a_missing_one() -> None:
@@ -39,9 +44,28 @@ def test_stock_sessions_skip_nights_and_weekends() -> None:
     assert len(custom.expected_opens(utc(2026, 1, 5), utc(2026, 1, 5, 23), "1h")) == 9
 
 
-def test_asset_class_guess_and_unknown_class() -> None:
-    assert asset_class_of("binance", "BTC/USDT") == "crypto"
-    assert asset_class_of("demo", "EUR/USD") == "forex"
-    assert asset_class_of("demo", "AAPL/USD") == "stocks"
+def test_the_calendar_follows_the_markets_class_never_the_symbols_spelling() -> None:
+    def klass(symbol: str, asset_class: str) -> str:
+        return calendar_class_of(MarketSpec(symbol, asset_class, Decimal("0.000001")))
+
+    assert klass("BTC/USD", "crypto") == "crypto"  # a fiat quote on a crypto venue
+    assert klass("TSLA/USDT", "equity") == "stocks" and klass("SPY/USD", "etf") == "stocks"
+    assert klass("EUR/USD", "forex") == "forex"
+    assert klass("AAPL/USD", UNCLASSIFIED) == "crypto"  # nobody said: every missing bar counts, never a guess
     with pytest.raises(ValueError, match="unknown asset class 'bonds'"):
         calendar_for("bonds")
+
+
+def test_the_quality_gate_counts_gaps_by_the_markets_calendar() -> None:
+    """BTC/USD bars from Friday 20:00 to Monday 14:00 on a crypto venue: the weekend is a gap; configured as a
+    stock, it is not."""
+    opens = [utc(2026, 1, 2, 20), utc(2026, 1, 5, 14)]
+    table = pa.table({
+        "exchange": ["venuecal"] * 2, "symbol": ["BTC/USD"] * 2, "timeframe": ["1h"] * 2,
+        "ts": [t.isoformat() for t in opens], "open": ["1"] * 2, "high": ["1"] * 2, "low": ["1"] * 2,
+        "close": ["1"] * 2, "volume": ["1"] * 2,
+    })  # fmt: skip
+    crypto = {("venuecal", "BTC/USD"): MarketSpec("BTC/USD", "crypto", Decimal("1E-8"), source="venue")}
+    stock = {("venuecal", "BTC/USD"): MarketSpec("BTC/USD", "equity", Decimal(1), source="config")}
+    assert list(price_frame(table, crypto)["gap_bars"]) == [0, 65]  # Fri 21:00 .. Mon 13:00
+    assert list(price_frame(table, stock)["gap_bars"]) == [0, 0]

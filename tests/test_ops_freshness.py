@@ -7,12 +7,14 @@ Bars are written under their own exchange (``freshx``) for one week of November 
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 
 from alphaloom.health import check_health, stale_limit_for
 from alphaloom.ingest.calendars import calendar_for, utc
+from alphaloom.markets import MarketSpec, store_specs
 from alphaloom.settings import Settings, get_settings
 
 EXCHANGE = "freshx"
@@ -60,8 +62,9 @@ def bars(engine) -> None:
 
 
 def _stale(engine, now, **overrides) -> dict[str, str]:
+    classes = {**get_settings().asset_classes, "EUR/USD": "forex"}  # file-sourced markets: classes are configured
     settings = get_settings().model_copy(update={"exchange": EXCHANGE, "timeframe": "1h", "stale_after_bars": 3,
-                                                 **overrides})  # fmt: skip
+                                                 "asset_classes": classes, **overrides})  # fmt: skip
     freshness = check_health(engine, settings, now=now, symbols=SYMBOLS, prefect_api_url="").get("freshness")
     assert (freshness.status == "fail") == bool(freshness.details["stale"])
     return freshness.details["stale"]
@@ -87,3 +90,32 @@ def test_per_market_limits_change_what_counts_as_stale(engine, bars) -> None:
     relaxed = {"crypto": 48, f"{EXCHANGE}:stocks": 5, "stocks": 1}
     assert _stale(engine, sunday, stale_after_bars_by_market=relaxed) == {}
     assert "AAPL/USD" not in _stale(engine, monday_1530, stale_after_bars_by_market=relaxed)
+
+
+def test_the_calendar_is_the_markets_class_from_the_venue_or_configuration_never_the_spelling(engine) -> None:
+    """BTC/USD on a crypto venue (its metadata in raw.markets, as the ccxt ingest stores it) is judged 24/7, though
+    its quote is a fiat code; TSLA/USDT configured as an equity (a tokenized stock) by the stock session, though
+    its quote is a stablecoin; a market nobody classified is judged 24/7."""
+    venue, last = "venuecal", utc(2026, 11, 20, 20)  # Friday's last stock session bar
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow, status) values ('venuecal', 'test', 'completed')"))
+        for symbol in ("BTC/USD", "TSLA/USDT", "ODD/USD"):
+            conn.execute(
+                text("""insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id)
+                        values (:e, :s, '1h', :ts, 10, 11, 9, 10, 5, 'venuecal')"""),
+                {"e": venue, "s": symbol, "ts": last},
+            )  # fmt: skip
+        store_specs(conn, venue, [MarketSpec("BTC/USD", "crypto", Decimal("1E-8"), instrument_type="spot",
+                                             source="venue")], "venuecal")  # fmt: skip
+    settings = get_settings().model_copy(update={"exchange": venue, "timeframe": "1h", "stale_after_bars": 3,
+                                                 "asset_classes": {"TSLA/USDT": "equity"}})  # fmt: skip
+    sunday_noon = utc(2026, 11, 22, 12)
+    freshness = check_health(engine, settings, now=sunday_noon, symbols=["BTC/USD", "TSLA/USDT", "ODD/USD"],
+                             prefect_api_url="").get("freshness")  # fmt: skip
+    stale, markets = freshness.details["stale"], freshness.details["markets"]
+    assert set(stale) == {"BTC/USD", "ODD/USD"} and "39.0 crypto session bars ago" in stale["BTC/USD"]
+    assert {s: (m["asset_class"], m.get("market_class")) for s, m in markets.items()} == {
+        "BTC/USD": ("crypto", "crypto"),
+        "TSLA/USDT": ("stocks", "equity"),
+        "ODD/USD": ("crypto", "unclassified"),
+    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -235,6 +236,25 @@ def test_whole_input_failures_exit_non_zero_with_the_exact_reason(engine, ingest
     url = "http://127.0.0.1:1/prices/bars.csv"
     (row,) = ingest_prices([url], quality=False)
     assert row["file"] == url and str(row["error"]).startswith(f"{url}: ConnectError")
+
+
+def test_an_input_failing_unexpectedly_does_not_stop_the_inputs_after_it(engine, ingest, tmp_path) -> None:
+    """The first file fails in a way no input check foresees (an I/O error while reading it: not a bad-input error,
+    the path the flow isolates for bugs and a database gone): the command goes on, the second file is stored in
+    full, and it exits non-zero naming the failed input. The failure is real, nothing of ours is patched: the file
+    is a link to ``/proc/self/mem``, a regular file whose first bytes no process can read (EIO, even as root)."""
+    sym = _symbol()
+    broken = tmp_path / "first.csv"
+    broken.symlink_to("/proc/self/mem")
+    good = _csv(tmp_path / "second.csv", _bars(sym, 0, 5))
+    result = _cli(str(broken), str(good))
+    assert result.exit_code == 1, result.output
+    assert f"{broken}: OSError" in result.output and "Input/output error" in result.output
+    assert _stored(engine, sym) == [(f"{h:02d}", str(Decimal(str(100 + h * 0.25)))) for h in range(5)]
+    assert _quarantined(engine, good) == []
+    with engine.connect() as conn:
+        volumes = conn.execute(text("select volume from raw.ohlcv where symbol = :s order by ts"), {"s": sym}).all()
+    assert [int(v) for (v,) in volumes] == [10, 11, 12, 13, 14]
 
 
 def test_a_stored_absurd_bar_does_not_stop_the_feature_build_for_any_series(engine, home) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -16,6 +17,7 @@ from alphaloom.audit import start_run
 from alphaloom.domain import NewsItem
 from alphaloom.ingest.news import ParsedFeed, store_news
 from alphaloom.ingest.prices import COLUMNS, PriceBatch, merge_bars
+from alphaloom.markets import MarketSpec
 from alphaloom.quality.gate import QualityGate, latest_reports, record_report
 from alphaloom.quality.offline_docs import write_offline_index
 from alphaloom.quality.offline_docs_html import FailedExpectation, SuiteEntry, ValidationEntry, render_offline_index
@@ -74,7 +76,8 @@ def test_stock_closures_are_no_gaps(gate: QualityGate) -> None:
         [("2026-01-02T20:00:00Z", "1", "1", "1", "1", "1"), ("2026-01-05T14:00:00Z", "1", "1", "1", "1", "1")],
     )
     batch = PriceBatch(batch.source, batch.table.set_column(1, "symbol", pa.array(["AAPL/USD"] * 2)))
-    clean, report = gate.check_prices(batch)
+    stock = MarketSpec("AAPL/USD", "equity", Decimal(1), source="config")  # ALPHALOOM_ASSET_CLASSES says so
+    clean, report = gate.check_prices(batch, {("gx-stocks", "AAPL/USD"): stock})
     assert report.success and len(clean) == 2
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
 from alphaloom.guards import KillSwitchState, kill_switch_state
-from alphaloom.ingest.calendars import asset_class_of
+from alphaloom.markets import market_specs
 from alphaloom.portfolio import AccountView, account_view
 from alphaloom.settings import Settings
 
@@ -222,10 +222,12 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
     gross = net = Decimal(0)
     equity = now.view.equity if now.view is not None else Decimal(0)
     if now.view is not None:
-        for p in now.view.positions:
-            if p.quantity == 0:
-                continue
-            klass = asset_class_of(settings.exchange, p.symbol)
+        held = [p for p in now.view.positions if p.quantity != 0]
+        # each market's class as the risk rules group it: venue metadata (raw.markets), else the configured class
+        markets = market_specs(conn, exchange=settings.exchange, symbols=[p.symbol for p in held],
+                               asset_classes=settings.asset_classes, quantity_steps=settings.quantity_steps)  # fmt: skip
+        for p in held:
+            klass = markets[p.symbol].asset_class
             pct = p.market_value / equity * 100 if equity else Decimal(0)
             exposures.append({"symbol": p.symbol, "class": klass, "value": p.market_value, "pct": pct})
             classes[klass] = classes.get(klass, Decimal(0)) + abs(p.market_value)

@@ -8,7 +8,8 @@
 
 ``SessionCalendar.expected_opens(start, end, timeframe)`` lists the bar open times a complete series would have in
 ``[start, end]``; ``find_gaps`` compares a series' open times with it and returns only the runs of missing bars longer
-than a tolerance, so a weekend or an overnight close never counts as missing data.
+than a tolerance, so a weekend or an overnight close never counts as missing data. Which calendar a market follows
+comes from its asset class as the trader sees it (``calendar_class_of`` on an ``alphaloom.markets.MarketSpec``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloom.domain import bar_close, bar_grid, bar_open, shift_bars, timeframe_delta
+from alphaloom.markets import MarketSpec
 
 ASSET_CLASSES = ("crypto", "forex", "stocks")
 
@@ -148,16 +150,24 @@ def calendar_for(asset_class: str) -> SessionCalendar:
         raise ValueError(f"unknown asset class {asset_class!r}; expected one of {ASSET_CLASSES}") from None
 
 
-def asset_class_of(exchange: str, symbol: str) -> str:
-    """A default guess used when a source does not say: ccxt venues and ``*/USDT``-like pairs are crypto, a pair of two
-    three-letter fiat codes is forex, anything else (``AAPL/USD``) is stocks."""
-    base, _, quote = symbol.partition("/")
-    fiat = {"USD", "EUR", "GBP", "JPY", "CHF", "AUD", "CAD", "NZD", "SEK", "NOK"}
-    if base.upper() in fiat and quote.upper() in fiat:
+STOCK_CLASSES = frozenset({"equity", "stock", "stocks", "etf"})
+FOREX_CLASSES = frozenset({"forex", "fx"})
+
+
+def calendar_class_of(market: MarketSpec) -> str:
+    """The session calendar (``crypto``, ``forex`` or ``stocks``) of a market, from its asset class as the trader
+    sees it (``alphaloom.markets``: the venue's metadata in ``raw.markets``, or ``ALPHALOOM_ASSET_CLASSES`` for file
+    sources), never from the spelling of its symbol (``BTC/USD`` on a crypto venue trades 24/7).
+
+    Design decision: a market nobody classified (``unclassified``) or of a class with no session calendar here is
+    judged by the 24/7 calendar, so every missing bar counts: a stale feed is never excused by a guessed session
+    (a stock left unclassified reports its nights as gaps until it is configured, a loud and harmless error)."""
+    klass = market.asset_class.lower()
+    if klass in STOCK_CLASSES:
+        return "stocks"
+    if klass in FOREX_CLASSES:
         return "forex"
-    if quote.upper() in {"USDT", "USDC", "BTC", "ETH", "BUSD", "DAI"} or exchange.lower() in {"binance", "kraken"}:
-        return "crypto"
-    return "stocks"
+    return "crypto"
 
 
 def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:

@@ -12,7 +12,9 @@ import json
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,11 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Connection, text
 
-from alphaloom.ingest.calendars import asset_class_of, calendar_for
+from alphaloom.ingest.calendars import calendar_class_of, calendar_for
 from alphaloom.ingest.news import ParsedFeed
 from alphaloom.ingest.prices import COLUMNS, PRICE_COLUMNS, PriceBatch
 from alphaloom.ingest.quarantine import Rejected
+from alphaloom.markets import UNCLASSIFIED, MarketSpec
 from alphaloom.quality.offline_docs import OFFLINE_INDEX, write_offline_index
 from alphaloom.quality.suites import NEWS_SUITE, PRICES_SUITE, Check, news_checks, price_checks
 
@@ -161,9 +164,12 @@ class QualityGate:
         )  # fmt: skip
         return report, {row: "; ".join(labels) for row, labels in bad.items()}
 
-    def check_prices(self, batch: PriceBatch) -> tuple[PriceBatch, QualityReport]:
-        """The batch without rows failing a row-level expectation (those are added to its ``rejected``)."""
-        frame = price_frame(batch.table)
+    def check_prices(
+        self, batch: PriceBatch, markets: Mapping[tuple[str, str], MarketSpec] | None = None
+    ) -> tuple[PriceBatch, QualityReport]:
+        """The batch without rows failing a row-level expectation (those are added to its ``rejected``); ``markets``
+        (by exchange and symbol) say which session calendar judges gaps (``price_frame``)."""
+        frame = price_frame(batch.table, markets)
         report, bad = self.run(PRICES_SUITE, price_checks(self.gap_tolerance_bars), frame, batch.source)
         if not bad:
             return batch, report
@@ -211,9 +217,10 @@ def _run_name(batch: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", batch).strip("_")[-100:] or "batch"
 
 
-def price_frame(table: pa.Table) -> pd.DataFrame:
+def price_frame(table: pa.Table, markets: Mapping[tuple[str, str], MarketSpec] | None = None) -> pd.DataFrame:
     """The numeric view GX validates, with ``gap_bars``: expected bars missing just before each bar (session calendar
-    of the series' asset class)."""
+    of the series' market, ``markets`` by (exchange, symbol): ``alphaloom.markets``, the venue's metadata or
+    configuration; a series not in it is unclassified, judged 24/7)."""
     frame = table.select(list(COLUMNS)).to_pandas()
     for column in (*PRICE_COLUMNS, "volume"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
@@ -222,7 +229,8 @@ def price_frame(table: pa.Table) -> pd.DataFrame:
     for (exchange, symbol, timeframe), rows in frame.groupby(
         ["exchange", "symbol", "timeframe"], sort=False
     ).groups.items():
-        calendar = calendar_for(asset_class_of(str(exchange), str(symbol)))
+        market = (markets or {}).get((str(exchange), str(symbol))) or MarketSpec(str(symbol), UNCLASSIFIED, Decimal(0))
+        calendar = calendar_for(calendar_class_of(market))
         frame.loc[rows, "gap_bars"] = calendar.gap_before(frame.loc[rows, "ts"], str(timeframe))
     return frame
 
