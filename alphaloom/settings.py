@@ -280,3 +280,30 @@ def apply_tool_environment(settings: Settings | None = None) -> None:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+    # Prefect cannot create its home inside a folder that does not exist yet (its ephemeral API then dies with "unable
+    # to open database file"): a new ALPHALOOM_HOME is created here, before any tool looks at it.
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+def settings_problem() -> str | None:
+    """None when the environment makes valid settings, else one line naming the ``ALPHALOOM_*`` variable and the
+    problem (for the CLI to print instead of a traceback)."""
+    import re
+
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"ALPHALOOM_{field.upper()}={error.get('input')!r}: {error['msg']}")
+        return "; ".join(problems)
+    except SettingsError as exc:
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"ALPHALOOM_{match.group(1).upper()}" if match else "an ALPHALOOM_ variable"
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        return f"{name} could not be read (JSON expected){cause}"
+    return None

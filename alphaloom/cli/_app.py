@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy import Engine
 
-from alphaloom.settings import apply_tool_environment
+from alphaloom.settings import apply_tool_environment, settings_problem
 
-apply_tool_environment()
+if settings_problem() is None:  # a bad ALPHALOOM_* value is reported by the callback below, not as a traceback
+    apply_tool_environment()
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="AlphaLoom: an auditable trading agent.")
 # Tables are wide: keep them readable when output goes to a pipe or CI log (rich assumes 80 columns there).
@@ -24,6 +25,17 @@ console = Console(width=None if sys.stdout.isatty() else 150, markup=False)
 def styled(*parts: str | tuple[str, str]) -> Text:
     """A line of plain text parts and ``(text, style)`` parts; no part is ever parsed as markup."""
     return Text.assemble(*parts)
+
+
+@app.callback()
+def _startup() -> None:
+    """Checked before every command: the settings are valid, AlphaLoom's home exists."""
+    from alphaloom.cli._checks import refuse
+
+    problem = settings_problem()
+    if problem is not None:
+        refuse(problem)
+    apply_tool_environment()
 
 
 def engine() -> Engine:

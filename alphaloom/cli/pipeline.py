@@ -8,6 +8,7 @@ from datetime import datetime
 import typer
 from rich.table import Table
 
+from alphaloom.catalog import stored_series
 from alphaloom.cli._app import app, console, engine, styled
 from alphaloom.cli.ops import print_account, runs
 from alphaloom.settings import get_settings
@@ -29,12 +30,21 @@ def decide_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Decide and show, but record and send nothing."),
 ) -> None:
     """Run the decision flow now (paper broker)."""
-    from datetime import UTC
+    from alphaloom.cli import _checks
+
+    settings = get_settings()
+    _checks.positive(steps, "--steps")
+    chosen = _checks.symbol_list(symbols)
+    when = _checks.utc(as_of)
+    with engine().connect() as conn:
+        stored = stored_series(conn, settings.exchange, settings.timeframe)
+    if chosen is not None:
+        _checks.stored_symbols(chosen, stored, exchange=settings.exchange, timeframe=settings.timeframe)
+    if when is not None:
+        _checks.known_by(when, chosen or settings.symbols, stored, "--as-of")
 
     from flows.decide import decide_flow
 
-    chosen = [s.strip() for s in symbols.split(",")] if symbols else None
-    when = as_of.replace(tzinfo=UTC) if as_of is not None and as_of.tzinfo is None else as_of
     console.print(decide_flow(symbols=chosen, as_of=when, steps=steps, dry_run=dry_run))
 
 
