@@ -19,7 +19,8 @@ def runs(limit: int = typer.Option(15, help="How many runs to list.")) -> None:
     table = Table("run_id", "flow", "status", "started", "seconds", "error", title="audit.runs")
     for r in rows:
         seconds = f"{r['seconds']:.1f}" if r["seconds"] is not None else ""
-        table.add_row(str(r["run_id"]), str(r["flow"]), str(r["status"]), f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+        flow = f"{r['flow']} (dry run)" if r.get("dry_run") else str(r["flow"])
+        table.add_row(str(r["run_id"]), flow, str(r["status"]), f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
                       seconds, (r["error"] or "")[:60])  # fmt: skip
     console.print(table)
 

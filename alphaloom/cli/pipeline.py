@@ -45,7 +45,52 @@ def decide_cmd(
 
     from flows.decide import decide_flow
 
-    console.print(decide_flow(symbols=chosen, as_of=when, steps=steps, dry_run=dry_run))
+    result = decide_flow(symbols=chosen, as_of=when, steps=steps, dry_run=dry_run, report=True)
+    print_decisions(result["details"], title=f"decide run {result['run_id']}" + (" (DRY RUN)" if dry_run else ""),
+                    dry_run=dry_run)  # fmt: skip
+    for step_time, symbol in result["missing"]:
+        console.print(f"[yellow]{symbol} at {step_time:%Y-%m-%d %H:%M} UTC: no decision, no feature row known by then "
+                      "(data missing: ingest and `alphaloom features`)[/yellow]")  # fmt: skip
+    for warning in freshness_warnings(result["details"], settings):
+        console.print(f"[yellow]warning: {warning}[/yellow]")
+    if result["trading_refused"]:
+        console.print("[red]account may not trade this run (see `alphaloom trips`): nothing decided[/red]")
+    summary = (f"{result['steps']} step(s), {result['decisions']} decision(s), {result['submitted']} order(s) sent, "
+               f"{result['released']} scheduled slice(s) released")  # fmt: skip
+    console.print(("DRY RUN (nothing recorded, nothing sent): " if dry_run else "") + summary)
+
+
+def freshness_warnings(details: list, settings) -> list[str]:  # type: ignore[type-arg, no-untyped-def]
+    """A warning per symbol whose newest feature row was older than the stale limit at the decision time."""
+    from alphaloom.domain import timeframe_delta
+
+    limit = timeframe_delta(settings.timeframe) * settings.stale_after_bars
+    warned: dict[str, str] = {}
+    for d in details:
+        if d.known_at is not None and d.as_of - d.known_at > limit:
+            age = d.as_of - d.known_at
+            warned[d.symbol] = (f"{d.symbol}: the newest feature row was {_age(age)} old at {d.as_of:%Y-%m-%d %H:%M} "
+                                f"UTC (known {d.known_at:%Y-%m-%d %H:%M} UTC; stale after {_age(limit)}): data is stale")  # fmt: skip
+    return list(warned.values())
+
+
+def _age(delta) -> str:  # type: ignore[no-untyped-def]
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
+
+
+def print_decisions(details: list, *, title: str, dry_run: bool = False) -> None:  # type: ignore[type-arg]
+    """One row per symbol and step: action, consensus score, each agent's vote, the order or why there was none."""
+    from rich.markup import escape
+
+    from alphaloom.decision_summary import why
+
+    table = Table("as of (UTC)", "symbol", "action", "score", "votes", "order / reason", "decision id", title=title)
+    for d in sorted(details, key=lambda d: (d.as_of, d.symbol)):
+        votes = ", ".join(f"{v.agent} {'skipped' if v.skipped else f'{v.action} {v.confidence:.2f}'}" for v in d.votes)
+        table.add_row(f"{d.as_of:%Y-%m-%d %H:%M}", escape(d.symbol), d.action, f"{d.score:+.3f}", escape(votes),
+                      escape(why(d, dry_run=dry_run)), d.decision_id[:12])  # fmt: skip
+    console.print(table)
 
 
 @app.command()
