@@ -217,6 +217,9 @@ class Settings(BaseSettings):
     stale_after_bars: int = 3
     # Per market (JSON): "exchange:asset_class", "exchange" or "asset_class" -> bars; counted in session time.
     stale_after_bars_by_market: dict[str, int] = Field(default_factory=dict)
+    # The embedded Prefect server (alphaloom.prefect_server): flow commands start it on first use and reuse it; false
+    # (or PREFECT_API_URL set) leaves Prefect to its own configuration (a server you run, or a temporary API per command).
+    embedded_prefect: bool = True
     # Decision runs: how long a second run for the same account waits for the first before giving up.
     decision_lock_wait_seconds: float = 0.0
 

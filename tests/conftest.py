@@ -22,6 +22,9 @@ from sqlalchemy.engine import URL
 
 from alphaloom.settings import Settings, apply_tool_environment, get_settings
 
+# The embedded Prefect server is started only by the tests about it (and stopped by them): the others use the session's
+# prefect_test_harness, and a test never leaves a server running.
+os.environ.setdefault("ALPHALOOM_EMBEDDED_PREFECT", "false")
 apply_tool_environment()
 # Keys of credentials stored by tests go to a 0600 file under the test home, never into a developer's OS keyring.
 os.environ.setdefault("ALPHALOOM_SECRET_KEY_STORE", "file")
