@@ -113,3 +113,25 @@ def test_deciding_long_after_the_data_warns_that_it_is_stale(engine, data) -> No
     assert result.exit_code == 0, result.output
     assert "warning: BTC/USDT: the newest feature row was 36.0 days old" in result.output, result.output
     assert "data is stale" in result.output
+
+
+def test_report_of_a_decide_run_long_after_the_data_lists_positions_and_fills(engine, data, monkeypatch) -> None:
+    """Issue 15: `report` of a decide run at a time without recent data crashed with ZeroDivisionError; a run whose
+    positions are still open listed no trade at all."""
+    monkeypatch.setenv("ALPHALOOM_ACCOUNT", f"cli-rep-{uuid.uuid4().hex[:6]}")  # a fresh account: new decisions
+    get_settings.cache_clear()
+    bought = runner.invoke(app, ["decide", "--as-of", data.end.isoformat(), "--steps", "96"])
+    assert bought.exit_code == 0, bought.output
+    with engine.connect() as conn:
+        filled = conn.execute(text("select count(*) from audit.fills f join audit.orders o using (client_order_id) "
+                                   "where o.run_id = :r"), {"r": _run_id(bought.output)}).scalar_one()  # fmt: skip
+    late = runner.invoke(app, ["decide", "--as-of", (data.end + timedelta(days=36)).isoformat()])
+    assert late.exit_code == 0, late.output
+    for run_id in (_run_id(late.output), _run_id(bought.output)):
+        result = runner.invoke(app, ["report", run_id])
+        assert result.exit_code == 0, result.output
+        page = Path(re.search(r"report: (\S+)", result.output).group(1)).read_text()
+        assert "Open positions (" in page and "Closed trades (" in page
+    assert f"Fills ({filled})" in page and filled > 0
+    assert "Open positions (0)" not in page or "Closed trades (0)" not in page
+    get_settings.cache_clear()
