@@ -55,8 +55,10 @@ def serve(
             _, console_url = start_beside(settings, stack.api_url)
             console.print(styled((f"operator console: {console_url}", "bold")))
         console.print(
-            styled((f"Prefect UI: {state.ui_url}", "bold"), f"  (API {state.api_url}; Ctrl-C stops the worker; logs "
-                   f"in {stack.log_dir})")
+            styled(
+                (f"Prefect UI: {state.ui_url}", "bold"),
+                f"  (API {state.api_url}; Ctrl-C stops the worker; logs in {stack.log_dir})",
+            )
         )
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(child.poll() is None for child in stack.children.values()) and prefect_server.read_state(settings):
