@@ -29,7 +29,7 @@ def _alphaloom(home: Path, *args: str, timeout: float = 300) -> subprocess.Compl
 
 @pytest.fixture()
 def home(database_url: URL, tmp_path: Path):
-    home = tmp_path / "home"
+    home = tmp_path / "new" / "home"  # not created yet: the first command must work on a new home
     yield home
     settings = Settings(home=home)
     prefect_server.stop(settings)  # never leave a server behind, whatever the test did

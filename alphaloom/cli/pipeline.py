@@ -95,27 +95,51 @@ def print_decisions(details: list, *, title: str, dry_run: bool = False) -> None
 
 @app.command()
 def demo(steps: int = typer.Option(120, help="Hourly decision steps to replay at the end of the data.")) -> None:
-    """The whole pipeline end to end on the embedded default, then a summary."""
+    """The whole pipeline end to end on the embedded default: one line per stage with its summary, then tables."""
     from flows.demo import run_demo
 
     settings = get_settings()
     started = time.perf_counter()
     console.rule("AlphaLoom demo")
     console.print(f"database: {engine().url.render_as_string(hide_password=True)}")
-    result = run_demo(steps, progress=lambda msg: console.print(styled((">", "bold"), f" {msg}")))
+    with console.status("starting") as status:
+        stage_started = [time.perf_counter()]
 
-    prices = Table("file", "bars", "inserted", "unchanged", "quarantined", title="ingest_prices")
-    for r in result.prices:
-        prices.add_row(str(r["file"]).rsplit("/", 1)[-1], str(r.get("staged", 0)), str(r.get("inserted", 0)),
-                       str(r.get("unchanged", 0)), str(r.get("quarantined", 0)))  # fmt: skip
-    console.print(prices)
-    console.print(f"ingest_news: {result.news}")
-    console.print(f"build_features: {result.features}")
-    console.print(f"decide: {result.decisions}")
+        def progress(message: str) -> None:
+            stage_started[0] = time.perf_counter()
+            status.update(message)
+
+        def done(stage: str, result: dict) -> None:  # type: ignore[type-arg]
+            seconds = time.perf_counter() - stage_started[0]
+            console.print(styled(("done", "green"), f" {stage:<15} {demo_summary(stage, result)} ({seconds:.1f} s)"))
+
+        result = run_demo(steps, progress=progress, done=done)
     print_account(settings.account)
     runs(limit=6)
     console.rule("where things are")
     console.print(f"offline data:   {result.data.out_dir}")
-    console.print(f"dbt project:    {settings.dbt_project_dir} (artifacts in {settings.dbt_project_dir / 'target'})")
-    console.print("run records:    audit.runs / audit.decisions / audit.orders (`alphaloom runs`, `alphaloom pnl`)")
+    console.print(f"dbt project:    {settings.dbt_project_dir} (log of the build: {result.features.get('log', '-')})")
+    console.print("run records:    audit.runs / audit.decisions / audit.orders (`alphaloom runs`, `alphaloom pnl`, "
+                  "`alphaloom decisions`)")  # fmt: skip
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
+
+
+def demo_summary(stage: str, result: dict) -> str:  # type: ignore[type-arg]
+    """One line saying what a demo stage did."""
+    if stage == "data":
+        return f"{result['price_files']} price files and {result['news_files']} feeds in {result['dir']}"
+    if stage == "ingest_prices":
+        files = result["files"]
+        total = {k: sum(int(f.get(k) or 0) for f in files) for k in ("staged", "inserted", "unchanged", "quarantined")}
+        return (f"{len(files)} files, {total['staged']:,} bars: {total['inserted']:,} inserted, "
+                f"{total['unchanged']:,} unchanged, {total['quarantined']:,} quarantined")  # fmt: skip
+    if stage == "ingest_news":
+        return (f"{result.get('new_items', 0):,} new stories, {result.get('duplicate_items', 0):,} duplicates, "
+                f"{result.get('quarantined', 0)} quarantined, {result.get('broken_feeds', 0)} broken feeds")  # fmt: skip
+    if stage == "build_features":
+        tests = result.get("test", 0) + result.get("unit_test", 0)
+        return f"{result.get('model', 0)} models built, {tests} tests passed; dbt log: {result.get('log', '-')}"
+    if stage == "decide":
+        return (f"{result['steps']} steps, {result['decisions']} decisions, {result['submitted']} orders sent, "
+                f"{result['released']} scheduled slices released")  # fmt: skip
+    return str(result)
