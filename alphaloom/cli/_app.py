@@ -67,8 +67,8 @@ def use_embedded_prefect() -> str | None:
     try:
         state = prefect_server.ensure_running(settings, database_url(settings))
     except Exception as exc:  # orchestration is a convenience here: the flow still runs on a temporary API
-        console.print(f"[yellow]warning: embedded Prefect server unavailable ({str(exc).splitlines()[0]}); "
-                      "using a temporary Prefect API[/yellow]")  # fmt: skip
+        console.print(f"warning: embedded Prefect server unavailable ({str(exc).splitlines()[0]}); "
+                      "using a temporary Prefect API", style="yellow")  # fmt: skip
         return None
     os.environ["PREFECT_API_URL"] = state.api_url
     return state.api_url

@@ -47,7 +47,7 @@ def stop_servers() -> None:
     try:
         stopped_pg = embedded.stop(settings.pgdata_dir)
     except DatabaseError as exc:
-        console.print(f"[red]embedded PostgreSQL NOT stopped: {exc}[/red]")
+        console.print(f"embedded PostgreSQL NOT stopped: {exc}", style="red")
         raise typer.Exit(code=1) from None
     console.print("embedded PostgreSQL stopped" if stopped_pg else "embedded PostgreSQL was not running")
 

@@ -6,10 +6,9 @@ import json
 from datetime import datetime
 
 import typer
-from rich.markup import escape
 from rich.tree import Tree
 
-from alphaloom.cli._app import app, console, engine
+from alphaloom.cli._app import app, console, engine, styled
 
 
 @app.command()
@@ -52,22 +51,20 @@ def explain_decision(decision_id: str) -> None:
 
     with engine().connect() as conn:
         (d,) = summaries(conn, decision_ids=[decision_id])
-    tree = Tree(f"[bold]decision {d.decision_id}[/bold] {escape(d.symbol)} at {d.as_of:%Y-%m-%d %H:%M} UTC "
-                f"for {escape(d.account)}: {d.action} (score {d.score:+.3f}"
-                + (f", threshold ±{d.threshold:g}" if d.threshold is not None else "") + f"), run {d.run_id}")  # fmt: skip
+    threshold = f", threshold ±{d.threshold:g}" if d.threshold is not None else ""
+    tree = Tree(styled((f"decision {d.decision_id}", "bold"), f" {d.symbol} at {d.as_of:%Y-%m-%d %H:%M} UTC for "
+                       f"{d.account}: {d.action} (score {d.score:+.3f}{threshold}), run {d.run_id}"))  # fmt: skip
     if d.known_at is not None:
         tree.add(f"feature row known at {d.known_at:%Y-%m-%d %H:%M} UTC; position before: {d.position:f}")
     votes = tree.add("agent opinions")
     for v in d.votes:
-        votes.add(
-            escape(f"{v.agent}: {'skipped' if v.skipped else f'{v.action} ({v.confidence:.2f})'} - {v.rationale}")
-        )
+        votes.add(f"{v.agent}: {'skipped' if v.skipped else f'{v.action} ({v.confidence:.2f})'} - {v.rationale}")
     checks = tree.add("risk checks")
     for c in d.checks:
-        mark = "[green]ok[/green]" if c.approved else "[red]denied[/red]"
-        checks.add(f"{mark} {escape(c.name)}: {escape(c.reason)} {escape(json.dumps(c.numbers, sort_keys=True))}")
+        mark = ("ok", "green") if c.approved else ("denied", "red")
+        checks.add(styled(mark, f" {c.name}: {c.reason} {json.dumps(c.numbers, sort_keys=True)}"))
     for t in d.trips:
-        checks.add(f"[red]execution guard[/red] {escape(t.name)}: {escape(t.reason)}")
+        checks.add(styled(("execution guard", "red"), f" {t.name}: {t.reason}"))
     outcome = tree.add("orders" if d.orders else "no order")
-    outcome.add(escape(why(d)))
+    outcome.add(why(d))
     console.print(tree)

@@ -49,12 +49,12 @@ def decide_cmd(
     print_decisions(result["details"], title=f"decide run {result['run_id']}" + (" (DRY RUN)" if dry_run else ""),
                     dry_run=dry_run)  # fmt: skip
     for step_time, symbol in result["missing"]:
-        console.print(f"[yellow]{symbol} at {step_time:%Y-%m-%d %H:%M} UTC: no decision, no feature row known by then "
-                      "(data missing: ingest and `alphaloom features`)[/yellow]")  # fmt: skip
+        console.print(f"{symbol} at {step_time:%Y-%m-%d %H:%M} UTC: no decision, no feature row known by then "
+                      "(data missing: ingest and `alphaloom features`)", style="yellow")  # fmt: skip
     for warning in freshness_warnings(result["details"], settings):
-        console.print(f"[yellow]warning: {warning}[/yellow]")
+        console.print(f"warning: {warning}", style="yellow")
     if result["trading_refused"]:
-        console.print("[red]account may not trade this run (see `alphaloom trips`): nothing decided[/red]")
+        console.print("account may not trade this run (see `alphaloom trips`): nothing decided", style="red")
     summary = (f"{result['steps']} step(s), {result['decisions']} decision(s), {result['submitted']} order(s) sent, "
                f"{result['released']} scheduled slice(s) released")  # fmt: skip
     console.print(("DRY RUN (nothing recorded, nothing sent): " if dry_run else "") + summary)
@@ -81,15 +81,13 @@ def _age(delta) -> str:  # type: ignore[no-untyped-def]
 
 def print_decisions(details: list, *, title: str, dry_run: bool = False) -> None:  # type: ignore[type-arg]
     """One row per symbol and step: action, consensus score, each agent's vote, the order or why there was none."""
-    from rich.markup import escape
-
     from alphaloom.decision_summary import why
 
     table = Table("as of (UTC)", "symbol", "action", "score", "votes", "order / reason", "decision id", title=title)
     for d in sorted(details, key=lambda d: (d.as_of, d.symbol)):
         votes = ", ".join(f"{v.agent} {'skipped' if v.skipped else f'{v.action} {v.confidence:.2f}'}" for v in d.votes)
-        table.add_row(f"{d.as_of:%Y-%m-%d %H:%M}", escape(d.symbol), d.action, f"{d.score:+.3f}", escape(votes),
-                      escape(why(d, dry_run=dry_run)), d.decision_id[:12])  # fmt: skip
+        table.add_row(f"{d.as_of:%Y-%m-%d %H:%M}", d.symbol, d.action, f"{d.score:+.3f}", votes,
+                      why(d, dry_run=dry_run), d.decision_id[:12])  # fmt: skip
     console.print(table)
 
 
