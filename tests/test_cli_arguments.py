@@ -136,7 +136,8 @@ def test_the_first_flow_command_on_a_new_home_works(engine, tmp_path) -> None:
     """Issue 12 item 16: ALPHALOOM_HOME pointing at a folder that does not exist yet."""
     home = tmp_path / "new" / "home"
     bars = tmp_path / "bars.csv"
-    bars.write_text("ts,open,high,low,close,volume\n2024-01-01T00:00:00,1,2,0.5,1.5,10\n")
+    bars.write_text("ts,open,high,low,close,volume,exchange,symbol,timeframe\n"
+                    "2024-01-01T00:00:00,1,2,0.5,1.5,10,newhome,NEW/USDT,1h\n")  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "alphaloom.cli", "ingest", "prices", str(bars), "--no-quality"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,

@@ -24,7 +24,7 @@ def _alphaloom(home: Path, *args: str, timeout: float = 300) -> subprocess.Compl
     env |= {"PYTHONPATH": str(PROJECT_ROOT), "ALPHALOOM_HOME": str(home), "ALPHALOOM_SERVE_PORT": "0",
             "ALPHALOOM_DATABASE_URL": os.environ["ALPHALOOM_DATABASE_URL"]}  # fmt: skip
     return subprocess.run([sys.executable, "-m", "alphaloom.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=home.parent)  # fmt: skip
+                          timeout=timeout, cwd=home.parent.parent)  # fmt: skip
 
 
 @pytest.fixture()
@@ -39,7 +39,8 @@ def home(database_url: URL, tmp_path: Path):
 
 def test_first_flow_command_starts_the_server_the_next_reuses_it_and_stop_stops_it(home: Path, tmp_path) -> None:
     bars = tmp_path / "bars.csv"
-    bars.write_text("ts,open,high,low,close,volume\n2024-01-01T00:00:00,1,2,0.5,1.5,10\n")
+    bars.write_text("ts,open,high,low,close,volume,exchange,symbol,timeframe\n"
+                    "2024-01-01T00:00:00,1,2,0.5,1.5,10,pfx,PFX/USDT,1h\n")  # fmt: skip
     first = _alphaloom(home, "ingest", "prices", str(bars), "--no-quality")
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
     state = json.loads((home / "prefect" / "server.json").read_text())
