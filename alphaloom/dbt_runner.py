@@ -5,8 +5,10 @@ What callers can rely on:
 - dbt reads the same database as ``alphaloom.db.engine`` (``ALPHALOOM_DATABASE_URL`` or the embedded server), migrated to
   the latest schema first, so dbt's sources exist. ``dbt/profiles.yml`` takes its connection from ``ALPHALOOM_DBT_*``
   variables, which are set only for the duration of the call.
-- dbt writes only under ``target_path`` and ``log_path`` (default ``dbt/target`` and ``dbt/logs``, both git-ignored;
-  with a ``target_path`` and no ``log_path``, logs go to ``target_path/logs``); give each concurrent caller its own.
+- dbt writes only under ``target_path`` and ``log_path`` (default ``dbt/target``, git-ignored, and
+  ``$ALPHALOOM_HOME/logs/dbt``; with a ``target_path`` and no ``log_path``, logs go to ``target_path/logs``); give each
+  concurrent caller its own. The console shows only errors (``--quiet``); the per-node log is the plain-text
+  ``dbt.log`` there (``DbtRun.log_file``).
 - ``run_dbt`` returns a ``DbtRun`` when every node succeeded (warnings and skips included) and raises ``DbtError``
   naming each failed node and its message otherwise. One dbt invocation runs at a time per process: dbt keeps global
   state, so calls are serialised.
@@ -60,6 +62,15 @@ class DbtRun:
     success: bool
     invocation_id: str | None
     results: list[DbtNodeResult]
+    log_file: Path | None = None  # dbt's full log of the invocation (stdout shows only errors)
+
+    def counts(self) -> dict[str, int]:
+        """Nodes per resource type: ``{"model": 7, "test": 66, "unit_test": 12, ...}``."""
+        found: dict[str, int] = {}
+        for result in self.results:
+            kind = result.unique_id.split(".", 1)[0]
+            found[kind] = found.get(kind, 0) + 1
+        return found
 
     def statuses(self, resource_type: str) -> dict[str, str]:
         """``{unique_id: status}`` for nodes of one resource type (``model``, ``test``, ``unit_test``...)."""
@@ -112,8 +123,8 @@ def run_dbt(
     settings = settings or get_settings()
     project_dir = settings.dbt_project_dir
     # Explicit paths, so dbt writes nothing relative to the working directory; a caller's own target gets its logs too.
-    if log_path is None:
-        log_path = project_dir / "logs" if target_path is None else target_path / "logs"
+    if log_path is None:  # the operator's build log is state, kept in AlphaLoom's home
+        log_path = settings.home / "logs" / "dbt" if target_path is None else target_path / "logs"
     target_path = target_path or project_dir / "target"
     argv = [
         *args,
@@ -125,6 +136,10 @@ def run_dbt(
         str(target_path),
         "--log-path",
         str(log_path),
+        # The per-node log goes to log_path/dbt.log only (plain text); the console shows errors.
+        "--quiet",
+        "--no-use-colors",
+        "--no-use-colors-file",
     ]
     if dbt_vars:
         argv += ["--vars", json.dumps(dict(dbt_vars))]
@@ -140,7 +155,7 @@ def run_dbt(
         failures = [(r.node.unique_id, r.message or str(r.status)) for r in nodes if str(r.status) in _FAILED_STATUSES]
         raise DbtError(command, failures)
     results = [DbtNodeResult(r.node.unique_id, str(r.status), float(r.execution_time or 0.0)) for r in nodes]
-    return DbtRun(success=True, invocation_id=invocation_id, results=results)
+    return DbtRun(success=True, invocation_id=invocation_id, results=results, log_file=log_path / "dbt.log")
 
 
 def build_features(

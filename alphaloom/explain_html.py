@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from html import escape
 from typing import Any
 
+from alphaloom.domain import quote_currency
 from alphaloom.explain import BarRow, OrderChain
 
 _CSS = """
@@ -30,6 +32,38 @@ background:#eef2ff;color:#3538cd;font-size:12px}.arrow{color:#98a2b3;margin:0 4p
 
 def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
+
+
+# Risk-check numbers that are amounts of money (notionals, equity, cash, P&L, losses, fees): shown to the cent.
+_MONEY_WORDS = ("notional", "equity", "cash", "pnl", "loss", "fee", "value", "exposure_amount", "var_amount")
+
+
+def money(value: Any) -> str:
+    """An amount of money to the cent (display only: stored values stay exact)."""
+    try:
+        return f"{Decimal(str(value)).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
+    except (InvalidOperation, ValueError):
+        return str(value)
+
+
+def display_numbers(numbers: dict[str, Any]) -> dict[str, Any]:
+    """A risk check's numbers for reading: money-named amounts rounded to cents, others as recorded."""
+    shown: dict[str, Any] = {}
+    for key, value in numbers.items():
+        is_amount = isinstance(value, int | float | str) and not isinstance(value, bool)
+        if is_amount and any(word in key.lower() for word in _MONEY_WORDS) and "pct" not in key.lower():
+            rounded = money(value)
+            shown[key] = rounded if rounded != str(value) or isinstance(value, int | float) else value
+        else:
+            shown[key] = value
+    return shown
+
+
+def _fee(fee: Any, currency: str, symbol: str) -> str:
+    """A fee in the symbol's quote currency to the cent; one charged in another asset (BNB, the coin bought) as
+    booked."""
+    shown = money(fee) if currency == quote_currency(symbol, "") else str(fee)
+    return f"{_e(shown)} {_e(currency)}"
 
 
 def _ts(value: datetime | None) -> str:
@@ -116,7 +150,7 @@ def render_html(chain: OrderChain, window: Sequence[BarRow], prefect_ui: str | N
     for f in o.fills:
         order_kv += [
             ("fill price", _e(f.price)),
-            ("fee", f"{_e(f.fee)} {_e(f.fee_currency)}"),
+            ("fee", _fee(f.fee, f.fee_currency, o.symbol)),
             ("slippage", _e(f.slippage)),
             ("filled at", _e(_ts(f.ts))),
         ]
@@ -163,7 +197,7 @@ def render_html(chain: OrderChain, window: Sequence[BarRow], prefect_ui: str | N
         rows = "".join(
             f"<tr><td>{_e(r.check_name)}</td><td class={'ok' if r.approved else 'no'}>"
             f"{'approved' if r.approved else 'denied'}</td><td>{_e(r.reason)}</td>"
-            f"<td><code>{_e(json.dumps(r.numbers, sort_keys=True))}</code></td></tr>"
+            f"<td><code>{_e(json.dumps(display_numbers(r.numbers), sort_keys=True))}</code></td></tr>"
             for r in chain.risk_checks
         )
         sections.append(

@@ -164,7 +164,9 @@ def attribution(trades: pd.DataFrame, by: str) -> pd.Series:
 
 def buy_and_hold(closes: pd.DataFrame, initial_cash: float) -> pd.Series:
     """Equal-weight buy-and-hold of every column of ``closes`` (forward-filled), bought at the first price."""
-    filled = closes.ffill().bfill()
+    filled = closes.ffill().bfill().dropna(axis=1, how="all")
+    if filled.shape[1] == 0:  # no price known for any symbol by then: holding cash
+        return pd.Series(initial_cash, index=closes.index, dtype=float)
     weights = initial_cash / filled.shape[1]
     units = weights / filled.iloc[0]
     return (filled * units).sum(axis=1)

@@ -174,7 +174,8 @@ def recent_runs(conn: Connection, limit: int = 10) -> list[dict[str, object]]:
     rows = conn.execute(
         text(
             """select run_id, flow, status, started_at, finished_at,
-                      extract(epoch from finished_at - started_at) as seconds, error
+                      extract(epoch from finished_at - started_at) as seconds, error,
+                      coalesce((parameters ->> 'dry_run')::boolean, false) as dry_run
                from audit.runs order by started_at desc limit :n"""
         ),
         {"n": limit},

@@ -38,6 +38,10 @@ class ReportData:
     benchmark: pd.Series | None = None
     attribution: Mapping[str, pd.Series] = field(default_factory=dict)
     notes: Sequence[str] = ()
+    # Positions still held at the end (marked to the last close) and every fill, so a run whose positions never
+    # closed does not read as "no trades".
+    open_positions: pd.DataFrame | None = None
+    fills: pd.DataFrame | None = None
 
 
 def _polyline(values: np.ndarray, width: int, height: int, lo: float, hi: float) -> str:
@@ -99,7 +103,7 @@ def bar_chart(values: pd.Series, *, width: int = 600, bar_height: int = 22) -> s
     return "".join(parts)
 
 
-MONEY_COLUMNS = frozenset({"pnl", "fee", "notional"})
+MONEY_COLUMNS = frozenset({"pnl", "fee", "notional", "market_value", "unrealised_pnl"})
 
 
 def _table(frame: pd.DataFrame, limit: int = 500) -> str:
@@ -160,8 +164,17 @@ def render_html(data: ReportData) -> str:
 <div class="card"><h2>Equity</h2>{line_chart(curves)}
 <h2>Drawdown</h2>{line_chart({"drawdown": drawdown_series(data.equity)}, height=120, fill=True)}</div></div>
 <div class="grid"><div class="card"><h2>P&amp;L by asset</h2>{bar_chart(data.per_asset_pnl)}</div>{attribution}</div>
-<h2>Trades ({len(data.trades)})</h2>{_table(data.trades)}
+{_positions_and_fills(data)}<h2>Closed trades ({len(data.trades)})</h2>{_table(data.trades)}
 </body></html>"""
+
+
+def _positions_and_fills(data: ReportData) -> str:
+    parts = []
+    if data.open_positions is not None:
+        parts.append(f"<h2>Open positions ({len(data.open_positions)})</h2>{_table(data.open_positions)}")
+    if data.fills is not None:
+        parts.append(f"<h2>Fills ({len(data.fills)})</h2>{_table(data.fills)}")
+    return "".join(parts)
 
 
 def write_pngs(data: ReportData, folder: Path) -> list[Path]:

@@ -158,16 +158,21 @@ class LocalPrefect:
 
 
 def local_prefect(
-    settings: Settings, database: URL, *, host: str | None = None, port: int | None = None
+    settings: Settings,
+    database: URL,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    create_database: bool = True,
 ) -> LocalPrefect:
-    """A ``LocalPrefect`` whose server stores its state in a ``prefect`` database next to AlphaLoom's."""
+    """A ``LocalPrefect`` whose server stores its state in a ``prefect`` database next to AlphaLoom's (with
+    ``create_database=False`` for a stack whose server runs already: only the worker and deployments use it)."""
     host = host or settings.serve_host
     port = port if port is not None else settings.serve_port
     if not 0 < port < 65536:
         raise ConfigError(f"serve port must be 1-65535, got {port}")
     env = {
         **os.environ,
-        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(database),
         "PREFECT_API_URL": f"http://{host}:{port}/api",
         "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
         "PREFECT_SERVER_API_HOST": host,
@@ -178,4 +183,6 @@ def local_prefect(
         "ALPHALOOM_DATABASE_URL": database.set(drivername="postgresql").render_as_string(hide_password=False),
         "ALPHALOOM_PROJECT_DIR": str(PROJECT_ROOT),
     }
+    if create_database:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database_url(database)
     return LocalPrefect(host, port, env, settings.home / "serve")

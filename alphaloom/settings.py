@@ -21,88 +21,134 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Typed settings; see README "Configuration" for what each one does."""
 
-    model_config = SettingsConfigDict(env_prefix="ALPHALOOM_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ALPHALOOM_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+    )
 
     # Where AlphaLoom keeps its state (embedded database, generated data, GX docs...).
     home: Path = Field(default=PROJECT_ROOT / ".alphaloom")
+    """Where AlphaLoom keeps its state (embedded PostgreSQL, Prefect home and server state, generated data, GX
+    store, reports, keys). Default: the `.alphaloom` folder of the checkout AlphaLoom runs from, whatever the
+    working directory."""
     # External PostgreSQL; when unset an embedded server is started under ``pgdata``.
     database_url: SecretStr | None = None
+    """External PostgreSQL (postgresql://user:pass@host:5432/db); unset: the embedded server under pgdata."""
     pgdata: Path | None = None
+    """Embedded PostgreSQL data directory (default `<home>/pg`; keep the path short: it also holds the socket)."""
 
     # Offline data used by the embedded default.
     data_dir: Path | None = None
+    """Where the offline demo data is generated (default `<home>/data`)."""
     data_seed: int = 7
+    """Seed of the generated offline data."""
     data_days: int = 400
+    """Days of generated offline hourly bars."""
 
-    # Point-in-time rule: file and backfill sources assume a story was seen this long after publication.
     news_assumed_latency_minutes: int = 15
+    """Point-in-time rule: file and backfill sources assume a story was seen this long after publication."""
 
     # Trading defaults.
     account: str = "paper-main"
+    """The account decisions are made for."""
     base_currency: str = "USDT"
+    """Base currency of the paper account: cash, equity, P&L and every notional limit are in it."""
     exchange: str = "demo"
+    """Exchange name of the traded series (the offline demo data is `demo`)."""
     timeframe: str = "1h"
-    # Benchmark for the rolling beta/correlation features (dbt var benchmark_symbol).
+    """Bar length the decision flow trades on (a ccxt timeframe such as 1h)."""
     benchmark_symbol: str = "BTC/USDT"
+    """Benchmark for the rolling beta/correlation features (dbt var benchmark_symbol)."""
     symbols: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT", "AAPL/USD", "MSFT/USD", "SPY/USD"]
     )
-    # Universe of marts.correlations (it grows with the square of the universe): empty = the traded ``symbols``;
-    # "*" = every stored symbol; else a comma-separated list.
+    """Comma-separated symbols the decision flow trades."""
     correlation_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Universe of marts.correlations (it grows with the square of the universe): empty = the traded ``symbols``;
+    "*" = every stored symbol; else a comma-separated list."""
     starting_cash: Decimal = Decimal("100000")
+    """Cash of a new paper account, in the base currency."""
     order_notional: Decimal = Decimal("5000")
+    """Target notional of one entry order (base currency), with the fixed sizing mode."""
 
     # Paper broker costs, explicit: basis points of notional.
     paper_fee_bps: Decimal = Decimal("10")
+    """Paper broker fee, in basis points of notional."""
     paper_slippage_bps: Decimal = Decimal("5")
+    """Paper broker slippage, in basis points of price."""
 
     # Hard limits (alphaloom.guards), enforced by risk and again by execution.
     max_position_notional: Decimal = Decimal("20000")
+    """Hard limit (alphaloom.guards, checked by risk and again by execution): largest position notional, base
+    currency."""
     max_order_notional: Decimal = Decimal("10000")
+    """Hard limit: largest order notional, base currency."""
     price_band_pct: Decimal = Decimal("5")
+    """Hard limit: an order price may differ from the reference price by at most this percent."""
 
     # Sentiment and LLM.
     finbert_model: str = "ProsusAI/finbert"
+    """Sentiment model (hub id or local folder); the finance lexicon stands in when it cannot load (recorded)."""
     sentiment_batch_size: int = 32
+    """Headlines scored per FinBERT batch."""
     llm_base_url: str | None = None
+    """OpenAI-compatible endpoint of the LLM analyst; unset: the analyst is skipped (recorded)."""
     llm_api_key: SecretStr | None = None
+    """API key of the LLM endpoint (a secret: never logged)."""
     llm_model: str = "gpt-4o-mini"
-    # FinBERT weights come from a local folder or the local hub cache; set this to let a load download them.
+    """Model id asked at the LLM endpoint."""
     finbert_allow_download: bool = False
+    """FinBERT weights come from a local folder or the local hub cache; set this to let a load download them."""
     # LLM analyst: client behaviour, prices (per 1k tokens, in the account's quote currency) and budget caps.
     llm_timeout_s: float = 30.0
+    """LLM request timeout, seconds."""
     llm_max_retries: int = 2
+    """LLM retries on HTTP 429 and timeouts."""
     llm_temperature: float = 0.0
+    """LLM sampling temperature."""
     llm_max_tokens: int = 600
+    """Most completion tokens per LLM answer."""
     llm_price_per_1k_prompt: Decimal = Decimal("0.00015")
+    """Cost per 1k prompt tokens (recorded per call in audit.llm_usage)."""
     llm_price_per_1k_completion: Decimal = Decimal("0.0006")
+    """Cost per 1k completion tokens."""
     llm_daily_token_budget: int = 200_000
+    """LLM tokens per UTC day; once reached the analyst is skipped (recorded)."""
     llm_daily_cost_budget: Decimal = Decimal("1.00")
+    """LLM cost per UTC day; once reached the analyst is skipped."""
     llm_run_token_budget: int = 50_000
+    """LLM tokens per decision run."""
     llm_run_cost_budget: Decimal = Decimal("0.25")
-    # Training-data cutoff per model (JSON in the environment): a backtest consulting the LLM over dates before its
-    # model's cutoff is refused unless allowed (the model may know what happened next), and flagged in the report.
+    """LLM cost per decision run."""
     llm_training_cutoffs: dict[str, date] = Field(
         default_factory=lambda: {"gpt-4o-mini": date(2023, 10, 1), "gpt-4o": date(2023, 10, 1),
                                  "gpt-4.1-mini": date(2024, 6, 1), "gpt-4.1": date(2024, 6, 1)}
     )  # fmt: skip
+    """Training-data cutoff per model (JSON in the environment): a backtest consulting the LLM over dates before
+    its model's cutoff is refused unless allowed (the model may know what happened next), and flagged in the
+    report."""
 
-    # Backtests: where an order decided at a bar's close fills. "next_open": the next bar's open (the decision bar's
-    # orders fill one bar later; the last step's expire unfilled); "close": the decision bar's close.
     backtest_fill_at: Literal["next_open", "close"] = "next_open"
+    """Backtests: where an order decided at a bar's close fills. "next_open": the next bar's open (the decision
+    bar's orders fill one bar later; the last step's expire unfilled); "close": the decision bar's close."""
 
     # --- Risk and execution (agents/risk, execution/) -------------------------------------------------------------
     # Drawdown controller: from peak equity, scale new exposure by ``drawdown_reduce_factor`` past the first threshold,
     # deny every new buy past the second.
     drawdown_reduce_pct: Decimal = Decimal("10")
+    """Drawdown from peak equity (percent) past which new exposure is scaled by drawdown_reduce_factor."""
     drawdown_halt_pct: Decimal = Decimal("20")
+    """Drawdown from peak equity (percent) past which every new buy is denied (account halt)."""
     drawdown_reduce_factor: Decimal = Decimal("0.5")
+    """Scale applied to new exposure past drawdown_reduce_pct."""
     # Exposure limits as percent of equity; gross/net leverage as multiples of equity.
     max_asset_exposure_pct: Decimal = Decimal("25")
+    """Largest exposure to one asset, percent of equity."""
     max_class_exposure_pct: Decimal = Decimal("60")
+    """Largest exposure to one asset class or sector, percent of equity."""
     max_gross_leverage: Decimal = Decimal("1")
+    """Largest gross exposure, as a multiple of equity."""
     max_net_leverage: Decimal = Decimal("1")
+    """Largest net exposure, as a multiple of equity."""
     # Symbol -> sector/asset class (JSON in the environment), and symbol -> quantity step, for markets whose venue
     # gives no metadata (file sources; alphaloom.markets): a class such as "equity" trades whole units. A venue's own
     # metadata (raw.markets, from ccxt) gives the step; nothing is ever inferred from a symbol's quote currency.
@@ -111,88 +157,131 @@ class Settings(BaseSettings):
         default_factory=lambda: {"BTC/USDT": "crypto", "ETH/USDT": "crypto", "SOL/USDT": "crypto",
                                  "AAPL/USD": "equity", "MSFT/USD": "equity", "SPY/USD": "equity"}
     )  # fmt: skip
+    """JSON, symbol -> sector/asset class for markets whose venue gives no metadata (file sources;
+    alphaloom.markets); a class equity/stocks/etf trades whole units; an unconfigured file symbol is unclassified, in
+    1e-6 units. The same class picks the session calendar of freshness and quality gaps (equity/stock/stocks/etf:
+    stock hours; forex/fx: the forex week; anything else, unclassified included: 24/7). Nothing is inferred from a
+    symbol's quote currency. The default describes the shipped sample data."""
     quantity_steps: dict[str, Decimal] = Field(default_factory=dict)
-    # Correlation risk: symbols whose return correlation is at least this form a cluster capped at this share.
+    """JSON, symbol -> quantity step for markets whose venue gives no metadata (a venue's own metadata in
+    raw.markets, from ccxt, gives the step)."""
     correlation_threshold: float = 0.8
+    """Correlation risk: symbols whose return correlation is at least this form a cluster capped at this share."""
     max_cluster_exposure_pct: Decimal = Decimal("40")
+    """Largest exposure to a cluster of correlated symbols, percent of equity."""
     correlation_lookback_bars: int = 200
+    """Bars of returns the correlation clusters are computed over."""
     # Portfolio VaR limit (historical, 99%, 1 day) as percent of equity.
     max_var_pct: Decimal = Decimal("10")
+    """Portfolio VaR limit (historical, 99%, 1 day), percent of equity."""
     # Sizing: fractional Kelly (fraction, capped), volatility targeting (annualised), protective exit levels.
     kelly_fraction: Decimal = Decimal("0.25")
+    """Share of the full Kelly fraction used by Kelly sizing."""
     kelly_cap: Decimal = Decimal("0.2")
+    """Cap of a Kelly-sized position, as a share of equity."""
     target_volatility: float = 0.4
-    # How the trader sizes a new position: "fixed" (order_notional), "kelly" (fractional Kelly from the account's
-    # realised trades, once it has kelly_min_trades of them), "vol_target" (target_volatility over the symbol's
-    # realised volatility) or "kelly_vol_target" (the smaller). Always capped at max_order_notional.
+    """Annualised volatility target of vol_target sizing."""
     sizing_mode: Literal["fixed", "kelly", "vol_target", "kelly_vol_target"] = "fixed"
+    """How the trader sizes a new position: "fixed" (order_notional), "kelly" (fractional Kelly from the account's
+    realised trades, once it has kelly_min_trades of them), "vol_target" (target_volatility over the symbol's
+    realised volatility) or "kelly_vol_target" (the smaller). Always capped at max_order_notional."""
     kelly_min_trades: int = 20
-    # How many of the latest realised trades (team outcomes of buy decisions) estimate the win rate and payoff.
+    """Realised trades needed before Kelly sizing is used."""
     sizing_lookback_trades: int = 200
+    """How many of the latest realised trades (team outcomes of buy decisions) estimate the win rate and payoff."""
     # Protective exits armed for every filled entry (execution.protective.arm_entries), as percent below / above the
     # position's average entry price; unset (the default): no exit is armed.
     stop_loss_pct: Decimal | None = Field(default=None, gt=0, lt=100)
+    """Protective stop-loss below the entry price, percent."""
     take_profit_pct: Decimal | None = Field(default=None, gt=0)
+    """Protective take-profit above the entry price, percent."""
     # Fat-finger checks before any submit (execution): the daily loss limit halts the account.
     daily_loss_limit: Decimal = Decimal("5000")
+    """Fat-finger check: a daily loss past this (base currency) halts the account."""
     max_orders_per_run: int = 50
-    # A live or shadow send is refused when its decision time is more than this many bars before the wall clock: a
-    # decision about a past bar is never executed at today's price.
+    """Fat-finger check: most orders one decision run (one backtest step) may send."""
     live_max_decision_age_bars: int = Field(default=2, ge=0)
+    """A live or shadow send is refused when its decision time is more than this many bars before the wall clock: a
+    decision about a past bar is never executed at today's price."""
     # Paper venue realism: half-spread paid, square-root impact coefficient (bps at 100% of bar volume), participation.
     paper_spread_bps: Decimal = Decimal("2")
+    """Paper venue: half-spread paid, basis points."""
     paper_impact_bps: Decimal = Decimal("50")
+    """Paper venue: square-root impact coefficient, basis points at 100% of the bar's volume."""
     paper_max_participation: Decimal = Decimal("0.1")
-    # Child orders: execution splits an intent whose notional is above split_above_notional (unset: never) into
-    # split_slices equal children ("twap") or children of at most split_visible_notional each ("iceberg").
+    """Paper venue: largest share of a bar's volume one order may take."""
     split_above_notional: Decimal | None = None
+    """Child orders: execution splits an intent whose notional is above split_above_notional (unset: never) into
+    split_slices equal children ("twap") or children of at most split_visible_notional each ("iceberg")."""
     split_method: Literal["twap", "iceberg"] = "twap"
+    """How an order above split_above_notional is split: twap (equal slices over time) or iceberg (one visible
+    child at a time)."""
     split_slices: int = 4
+    """Children of a TWAP split."""
     split_visible_notional: Decimal = Decimal("2500")
-    # A TWAP parent's slices are spread over this many minutes: slice k (0-based) is due at arrival + k * duration / N;
-    # the first goes out at once, the others are scheduled (audit.scheduled_slices) and released when due. 0: all at
-    # once.
+    """Largest notional of one iceberg child."""
     twap_duration_minutes: int = Field(default=60, ge=0)
-    # A live or shadow account is reconciled with its venue at the start of every decision run: a balance or
-    # position difference above this (absolute, in the currency's units) means no order is sent that run.
+    """A TWAP parent's slices are spread over this many minutes: slice k (0-based) is due at arrival + k * duration
+    / N; the first goes out at once, the others are scheduled (audit.scheduled_slices) and released when due. 0:
+    all at once."""
     reconcile_tolerance: Decimal = Decimal("0")
-    # Smart routing (live accounts): the venues (ccxt ids, credentials stored for the account at each) whose order
-    # books compete for every order (``route_depth`` levels of each are walked, best price after fees first); empty:
-    # the account's own venue only. Taker fees in bps per venue override the market's published fee (your fee tier),
-    # as JSON, e.g. {"binance": 7.5}.
+    """A live or shadow account is reconciled with its venue at the start of every decision run: a balance or
+    position difference above this (absolute, in the currency's units) means no order is sent that run."""
     route_venues: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Smart routing (live accounts): the venues (ccxt ids, credentials stored for the account at each) whose order
+    books compete for every order (``route_depth`` levels of each are walked, best price after fees first); empty:
+    the account's own venue only. Taker fees in bps per venue override the market's published fee (your fee tier),
+    as JSON, e.g. {"binance": 7.5}."""
     route_fee_bps: dict[str, Decimal] = Field(default_factory=dict)
+    """Taker fee in bps per routing venue (JSON, e.g. {"binance": 7.5}), overriding the market's published fee."""
     route_depth: int = Field(default=10, ge=1, le=5000)
-    # After a submit timed out, wait this long (seconds) for the venue's books to settle before the lookup that decides
-    # whether the order may be sent again (a just-filled order can take a moment to become visible there).
+    """Order-book levels walked per venue by smart routing."""
     resend_settle_seconds: float = Field(default=2.0, ge=0, le=60)
-    # Kill switch: also cancel open orders at the venue when it is turned on.
+    """After a submit timed out, wait this long (seconds) for the venue's books to settle before the lookup that
+    decides whether the order may be sent again (a just-filled order can take a moment to become visible there)."""
     kill_switch_cancels_open_orders: bool = True
-    # Credentials encryption key (Fernet, urlsafe base64); else kept by ``secret_key_store``: "auto" uses the OS
-    # keyring where a backend exists (macOS Keychain, Windows Credential Locker, Secret Service) and otherwise the
-    # 0600 file ``home/secret.key``; "keyring" requires a backend; "file" always uses the file.
+    """Kill switch: also cancel open orders at the venue when it is turned on."""
     secret_key: SecretStr | None = None
+    """Credentials encryption key (Fernet, urlsafe base64); else kept by ``secret_key_store``: "auto" uses the OS
+    keyring where a backend exists (macOS Keychain, Windows Credential Locker, Secret Service) and otherwise the
+    0600 file ``home/secret.key``; "keyring" requires a backend; "file" always uses the file."""
     secret_key_store: Literal["auto", "keyring", "file"] = "auto"
+    """Where the credentials key is kept when ALPHALOOM_SECRET_KEY is unset: auto (OS keyring if a backend exists,
+    else the file), keyring, or file (`<home>/secret.key`, mode 0600)."""
 
     # Ingest (issue 4). ccxt price series as "exchange:BASE/QUOTE:timeframe"; a series with nothing stored starts
     # ``ccxt_backfill_days`` back. News feeds: URLs or files. Aliases: symbol -> words that tag a story with it.
     ccxt_sources: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated ccxt series exchange:BASE/QUOTE:timeframe (e.g. binance:BTC/USDT:1h) for `ingest prices` and
+    `stream`."""
     ccxt_max_concurrency: int = 4
+    """ccxt exchanges fetched in parallel."""
     ccxt_backfill_days: int = 30
+    """How far back a ccxt series with nothing stored starts, days."""
     feeds: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Comma-separated feed URLs or files for `ingest news` (unset: the offline sample feeds)."""
     symbol_aliases: dict[str, list[str]] = Field(default_factory=dict)
+    """JSON, symbol -> words that tag a story with it: {"BTC/USDT": ["bitcoin", "btc"]}."""
     # Live quotes cache for `alphaloom stream`; unset = no cache.
     redis_url: str | None = None
-    # Data quality: a run of missing bars inside the session calendar longer than this is reported.
+    """Redis for the live quote cache of `alphaloom stream` (unset: no cache)."""
     quality_gap_tolerance_bars: int = 3
+    """Data quality: a run of missing bars inside the session calendar longer than this is reported."""
     # Price ingest sanity (issue 13): a bar with a price outside [min, max] or a volume above the maximum is quarantined
     # (1e308 once passed every check and then overflowed the feature build for every symbol); so is a close more than
     # ``ingest_max_close_jump`` times, or less than 1/that, the series' previous close (stored or earlier in the input).
     # 0 turns the jump check off. A genuine move beyond it (a redenomination) needs a higher value and a re-ingest.
     ingest_min_price: float = Field(default=1e-12, gt=0)
+    """Price ingest sanity: a bar with a price below this is quarantined."""
     ingest_max_price: float = Field(default=1e12, gt=0)
+    """Price ingest sanity: a bar with a price above this is quarantined (1e308 once passed every check and then
+    overflowed the feature build for every symbol)."""
     ingest_max_volume: float = Field(default=1e18, gt=0)
+    """Price ingest sanity: a bar with a volume above this is quarantined."""
     ingest_max_close_jump: float = Field(default=10.0, ge=0)
+    """Price ingest sanity: a close more than this many times, or less than 1/that, the series' previous close
+    (stored or earlier in the input) is quarantined; 0 turns the check off. A genuine move beyond it (a
+    redenomination) needs a higher value and a re-ingest."""
 
     @field_validator("ccxt_sources", "feeds", "route_venues", mode="before")
     @classmethod
@@ -204,21 +293,37 @@ class Settings(BaseSettings):
     # Operations (alphaloom serve / health / alerts).
     # Alerts are POSTed as JSON here (and always logged); unset: log only. May embed a token, so it is a secret.
     alert_webhook_url: SecretStr | None = None
+    """Where alerts are POSTed as JSON (a secret: never logged); unset: log only."""
     alert_timeout_seconds: float = 5.0
+    """Timeout of an alert POST, seconds."""
     # `alphaloom serve` binds the Prefect server here; 127.0.0.1 keeps the UI off the network unless asked.
     serve_host: str = "127.0.0.1"
+    """Bind address of the embedded Prefect server (127.0.0.1 keeps the UI off the network)."""
     serve_port: int = 4200
+    """Port of the embedded Prefect server (another free port when taken)."""
     serve_work_pool: str = "alphaloom-process"
+    """Work pool of `alphaloom serve`'s worker and deployments."""
     # The operator console (`alphaloom console`, and beside the Prefect server in `alphaloom serve`): off loopback,
     # every page needs a login; actions always do.
     console_host: str = "127.0.0.1"
+    """Bind address of the operator console (`alphaloom console`, and beside the Prefect server in `alphaloom
+    serve`); off loopback every page needs a login (serve it behind HTTPS); actions always do."""
     console_port: int = 4300
+    """Port of the operator console."""
     # Stale data: no new bar for a symbol within this many bar lengths.
     stale_after_bars: int = 3
+    """Data is stale when no new bar arrived within this many bar lengths of session time."""
     # Per market (JSON): "exchange:asset_class", "exchange" or "asset_class" -> bars; counted in session time.
     stale_after_bars_by_market: dict[str, int] = Field(default_factory=dict)
+    """Per-market stale limits (JSON): keys exchange:asset_class, exchange or asset_class (crypto, forex, stocks)
+    -> bars, counted in session time, e.g. {"stocks": 2}."""
+    embedded_prefect: bool = True
+    """The embedded Prefect server (alphaloom.prefect_server): flow commands start it on first use and reuse it;
+    false (or PREFECT_API_URL set) leaves Prefect to its own configuration (a server you run, or a temporary API
+    per command)."""
     # Decision runs: how long a second run for the same account waits for the first before giving up.
     decision_lock_wait_seconds: float = 0.0
+    """How long a second decision run for the same account waits for the first before failing."""
 
     @field_validator("symbols", "correlation_symbols", mode="before")
     @classmethod
@@ -280,3 +385,30 @@ def apply_tool_environment(settings: Settings | None = None) -> None:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+    # Prefect cannot create its home inside a folder that does not exist yet (its ephemeral API then dies with "unable
+    # to open database file"): a new ALPHALOOM_HOME is created here, before any tool looks at it.
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+def settings_problem() -> str | None:
+    """None when the environment makes valid settings, else one line naming the ``ALPHALOOM_*`` variable and the
+    problem (for the CLI to print instead of a traceback)."""
+    import re
+
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"ALPHALOOM_{field.upper()}={error.get('input')!r}: {error['msg']}")
+        return "; ".join(problems)
+    except SettingsError as exc:
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"ALPHALOOM_{match.group(1).upper()}" if match else "an ALPHALOOM_ variable"
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        return f"{name} could not be read (JSON expected){cause}"
+    return None

@@ -12,7 +12,7 @@ from flows._audit import audited_run
 @task
 def run_dbt_build() -> dict[str, object]:
     run = dbt_build()
-    return {"invocation_id": run.invocation_id, "nodes": len(run.results)}
+    return {"invocation_id": run.invocation_id, "nodes": len(run.results), **run.counts(), "log": str(run.log_file)}
 
 
 @flow(name="build_features", on_failure=[alert_on_failure])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
@@ -10,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from agents.risk.gate import portfolio_gate
 from agents.team import Team, build_team, decide
 from alphaloom.db.engine import get_engine
+from alphaloom.decision_summary import summaries
 from alphaloom.domain import bar_open, require_utc, shift_bars
 from alphaloom.errors import ConfigError
 from alphaloom.locks import account_run_lock
@@ -33,10 +35,11 @@ def decision_times(as_of: datetime, steps: int, timeframe: str) -> list[datetime
 @task(cache_policy=NO_CACHE)
 def decide_symbols(
     account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team,
-    session: TradingSession | None = None,
-) -> dict[str, int]:  # fmt: skip
+    session: TradingSession | None = None, report: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     """Decide and execute ``symbols`` at one step in one transaction, through the account's ``session``; a dry run
-    rolls everything back."""
+    rolls everything back. With ``report``, ``details`` holds each decision's summary (read back before a dry run's
+    rollback) and ``missing`` the symbols with no feature row known at ``as_of``."""
     settings = get_settings()
     with get_engine().connect() as conn, conn.begin() as tx:
         decisions = decide(
@@ -48,9 +51,14 @@ def decide_symbols(
         if intents and not dry_run and session is not None:
             result = execute_in_session(conn, session, intents, run_id=run_id, settings=settings, event_time=as_of)
             submitted = len(result.submitted)
+        counts: dict[str, Any] = {"decisions": len(decisions), "intents": len(intents), "submitted": submitted}
+        if report:
+            decided = {d.symbol for d in decisions}
+            counts["details"] = summaries(conn, decision_ids=[d.decision_id for d in decisions])
+            counts["missing"] = [(as_of, s) for s in symbols if s not in decided]
         if dry_run:
             tx.rollback()
-    return {"decisions": len(decisions), "intents": len(intents), "submitted": submitted}
+    return counts
 
 
 @task(cache_policy=NO_CACHE)
@@ -102,7 +110,8 @@ def decide_flow(
     dry_run: bool = False,
     account: str | None = None,
     fan_out: bool = False,
-) -> dict[str, int]:
+    report: bool = False,
+) -> dict[str, Any]:
     """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on ``account``
     (default: the settings' paper account), through the account's own broker (``execution.session``): paper, live or
     shadow. A live or shadow account is reconciled with its venue before anything is decided; when it may not trade
@@ -115,8 +124,10 @@ def decide_flow(
     deterministic. ``fan_out=True`` makes each symbol its own task on the flow's task runner (a Dask/Ray task runner
     then spreads symbols over machines unchanged); symbols of one step are then decided concurrently, so each sees
     the others' orders of that step only once committed. Each step first sends the account's TWAP slices due by
-    then (``execution.release``; counted in ``released``). After each step, a move of the account's drawdown verdicts
-    to reduce or halt raises an alert (``alphaloom.drawdown_alerts``), once per transition.
+    then (``execution.release``; counted in ``released``). With ``report`` the result also lists every decision's
+    summary (``details``: ``alphaloom.decision_summary``) and the (time, symbol) pairs without features (``missing``),
+    for the operator's table. After each step, a move of the account's drawdown verdicts to reduce or halt raises an
+    alert (``alphaloom.drawdown_alerts``), once per transition.
 
     A live or shadow account's orders for a step more than ``live_max_decision_age_bars`` bars before the wall clock
     are refused (``execution.session``); with an LLM configured, a run deciding before its model's training cutoff is
@@ -135,8 +146,10 @@ def decide_flow(
         audited_run("decide", parameters) as (_, run_id),
     ):
         _ensure_paper_account(settings, account, run_id)
-        totals = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0, "released": 0,
-                  "trading_refused": 0}  # fmt: skip
+        totals: dict[str, Any] = {"steps": len(times), "decisions": 0, "intents": 0, "submitted": 0, "released": 0,
+                                  "trading_refused": 0}  # fmt: skip
+        if report:
+            totals |= {"run_id": run_id, "details": [], "missing": []}
         session = None if dry_run else open_trading_session(account, run_id)
         if session is not None and not session.may_trade:
             totals["trading_refused"] = 1  # recorded (audit.guard_trips) and alerted by the session
@@ -148,10 +161,10 @@ def decide_flow(
             if fan_out:
                 batches = decide_symbols.map(
                     unmapped(account), [[symbol] for symbol in symbols], unmapped(step_time), unmapped(run_id),
-                    unmapped(dry_run), unmapped(team), unmapped(session),
+                    unmapped(dry_run), unmapped(team), unmapped(session), unmapped(report),
                 ).result()  # fmt: skip
             else:
-                batches = [decide_symbols(account, symbols, step_time, run_id, dry_run, team, session)]
+                batches = [decide_symbols(account, symbols, step_time, run_id, dry_run, team, session, report)]
             for counts in batches:
                 for key, value in counts.items():
                     totals[key] += value

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,8 +22,19 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
-from alphaloom.settings import Settings, apply_tool_environment, get_settings
+# Tests never touch the user's state: the whole session gets a temporary ALPHALOOM_HOME (Prefect's home, GX's store,
+# reports, keys; and the embedded PostgreSQL when no ALPHALOOM_DATABASE_URL is set), removed at the end. Set before
+# AlphaLoom's settings are first read, and overriding whatever home the developer's shell points at.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="alphaloom-test-"))
+os.environ["ALPHALOOM_HOME"] = str(_SESSION_HOME)
+os.environ.pop("ALPHALOOM_PGDATA", None)
+os.environ.pop("PREFECT_HOME", None)
 
+from alphaloom.settings import Settings, apply_tool_environment, get_settings  # noqa: E402
+
+# The embedded Prefect server is started only by the tests about it (and stopped by them): the others use the session's
+# prefect_test_harness, and a test never leaves a server running.
+os.environ.setdefault("ALPHALOOM_EMBEDDED_PREFECT", "false")
 apply_tool_environment()
 # Keys of credentials stored by tests go to a 0600 file under the test home, never into a developer's OS keyring.
 os.environ.setdefault("ALPHALOOM_SECRET_KEY_STORE", "file")
@@ -32,6 +45,18 @@ def _admin_uri(url: URL) -> str:
     from alphaloom.db.engine import libpq_url
 
     return libpq_url(url.set(database="postgres"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home() -> Iterator[Path]:
+    """The session's temporary home; its embedded PostgreSQL (if one was started) is stopped and the folder removed."""
+    yield _SESSION_HOME
+    from alphaloom.db import embedded
+
+    pgdata = Settings().pgdata_dir
+    if embedded.status(pgdata).running:
+        embedded.stop(pgdata)
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

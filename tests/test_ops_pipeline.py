@@ -402,7 +402,7 @@ def test_explain_cli_prints_the_chain_and_writes_the_page(engine, data, fanned_o
     assert "agent outputs" in result.output and "ingest_prices" in result.output and "incomplete" not in result.output
     assert out.read_text().startswith("<!doctype html>")
     missing = CliRunner().invoke(app, ["explain", "no-such-order"])
-    assert missing.exit_code == 1 and "no-such-order" in missing.output
+    assert missing.exit_code == 2 and "no-such-order" in missing.output
 
 
 def test_explain_prints_a_headline_with_console_markup_as_text(engine, data, fanned_out, tmp_path) -> None:

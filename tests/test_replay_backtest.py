@@ -92,7 +92,7 @@ def test_report_command_for_a_run_and_a_clear_error_for_an_unknown_one(engine, d
     page = (get_settings().home / "reports" / run["run_id"] / "report.html").read_text()
     assert "next bar&#x27;s open" in page and "LLM analyst: not consulted" in page, "notes come from the run's row"
     missing = CliRunner().invoke(app, ["report", "no-such-run"])
-    assert missing.exit_code == 1 and "no-such-run" in missing.output
+    assert missing.exit_code == 2 and "no such run" in missing.output and "no-such-run" in missing.output
 
 
 def test_no_look_ahead_perturbing_everything_after_t_changes_no_decision_up_to_t(engine, data) -> None:

@@ -98,3 +98,27 @@ def closed_trades(fills: pd.DataFrame) -> pd.DataFrame:
                 quantity, cost = quantity - q, cost - q * average
     columns = ["symbol", "entry", "exit", "quantity", "pnl"] + (["entry_decision"] if with_decisions else [])
     return pd.DataFrame(rows, columns=columns)
+
+
+def open_positions(fills: pd.DataFrame, marks: pd.Series) -> pd.DataFrame:
+    """One row per symbol still held after ``fills``: quantity, average cost (fees included), the mark (``marks``:
+    last known close per symbol), market value and unrealised P&L at that mark (NaN when no mark is known)."""
+    rows = []
+    for symbol, group in fills.sort_values("ts").groupby("symbol"):
+        quantity = cost = 0.0
+        opened = None
+        for fill in group.itertuples():
+            q, price, fee = float(fill.quantity), float(fill.price), float(fill.fee)
+            if fill.side == "buy":
+                if quantity <= 0:
+                    opened = fill.ts
+                quantity, cost = quantity + q, cost + q * price + fee
+            elif quantity > 0:
+                average = cost / quantity
+                quantity, cost = quantity - q, cost - q * average
+        if quantity > 1e-12:
+            mark = float(marks.get(symbol, float("nan")))
+            rows.append({"symbol": symbol, "opened": opened, "quantity": quantity, "avg_cost": cost / quantity,
+                         "mark": mark, "market_value": quantity * mark, "unrealised_pnl": quantity * mark - cost})  # fmt: skip
+    columns = ["symbol", "opened", "quantity", "avg_cost", "mark", "market_value", "unrealised_pnl"]
+    return pd.DataFrame(rows, columns=columns)

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from alphaloom.backtest.attribution import attribute, vote_shares
-from alphaloom.backtest.ledger import closed_trades, equity_curve
+from alphaloom.backtest.ledger import closed_trades, equity_curve, open_positions
 from alphaloom.domain import bar_close, bar_open, quote_currency, shift_bars, timeframe_delta, timeframe_sql_interval
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
@@ -61,12 +61,17 @@ def closes_known(
     # start (timeframe_sql_interval is "1 month" there).
     rows = conn.execute(
         text(
-            """select symbol, ts, close from raw.ohlcv
-               where exchange = :e and timeframe = :tf and symbol = any(:s)
-                 and (ts at time zone 'UTC' + cast(:bar as interval)) at time zone 'UTC' <= :end and ts >= :start"""
+            """with bars as (
+                   select symbol, ts, close,
+                          (ts at time zone 'UTC' + cast(:bar as interval)) at time zone 'UTC' as known_at
+                   from raw.ohlcv where exchange = :e and timeframe = :tf and symbol = any(:s)),
+               latest_before as (  -- the newest bar known by the first time, however old (a run long after its data)
+                   select symbol, max(ts) as ts from bars where known_at <= :first group by symbol)
+               select b.symbol, b.ts, b.close from bars b left join latest_before l using (symbol)
+               where b.known_at <= :end and b.ts >= least(coalesce(l.ts, :start), :start)"""
         ),
         {"e": exchange, "tf": timeframe, "s": symbols, "bar": timeframe_sql_interval(timeframe), "end": times[-1],
-         "start": shift_bars(bar_open(times[0], timeframe), timeframe, -200)},
+         "first": times[0], "start": shift_bars(bar_open(times[0], timeframe), timeframe, -200)},
     ).all()  # fmt: skip
     frame = pd.DataFrame(rows, columns=["symbol", "ts", "close"])
     frame["known_at"] = pd.to_datetime(frame["ts"].map(lambda ts: bar_close(ts, timeframe)), utc=True)
@@ -149,6 +154,8 @@ def build_run_report(
         per_asset_pnl=per_asset,
         attribution={"agent": by_agent, "strategy": by_strategy},
         notes=notes,
+        open_positions=open_positions(fills, closes.ffill().iloc[-1] if len(closes) else pd.Series(dtype=float)),
+        fills=fills.drop(columns=["decision_id"]),
     )
     path = write_report(data, out_dir / run_id)
     pnl = {"asset": per_asset, "agent": by_agent, "strategy": by_strategy}

@@ -7,6 +7,7 @@ from alphaloom.cli import (  # noqa: F401  (importing registers the commands)
     backtest,
     console,
     db,
+    decisions,
     docs,
     explain,
     health,

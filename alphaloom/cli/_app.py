@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy import Engine
 
-from alphaloom.settings import apply_tool_environment
+from alphaloom.settings import apply_tool_environment, settings_problem
 
-apply_tool_environment()
+if settings_problem() is None:  # a bad ALPHALOOM_* value is reported by the callback below, not as a traceback
+    apply_tool_environment()
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="AlphaLoom: an auditable trading agent.")
 # Tables are wide: keep them readable when output goes to a pipe or CI log (rich assumes 80 columns there).
@@ -24,6 +25,53 @@ console = Console(width=None if sys.stdout.isatty() else 150, markup=False)
 def styled(*parts: str | tuple[str, str]) -> Text:
     """A line of plain text parts and ``(text, style)`` parts; no part is ever parsed as markup."""
     return Text.assemble(*parts)
+
+
+# Commands that run Prefect flows: they get the embedded Prefect server (started on first use) before Prefect loads.
+FLOW_COMMANDS = frozenset({"decide", "backtest", "features", "ingest", "demo"})
+
+
+@app.callback()
+def _startup(ctx: typer.Context) -> None:
+    """Checked before every command: the settings are valid, AlphaLoom's home exists; a flow command gets the
+    embedded Prefect server."""
+    from alphaloom.cli._checks import refuse
+
+    problem = settings_problem()
+    if problem is not None:
+        refuse(problem)
+    apply_tool_environment()
+    if ctx.invoked_subcommand in FLOW_COMMANDS and not any(a in ("--help", "-h") for a in sys.argv):
+        ctx.meta["prefect_api"] = use_embedded_prefect()
+
+
+def use_embedded_prefect() -> str | None:
+    """Point this process's Prefect at the home's embedded server (starting it when none answers) and return its API
+    URL; None when Prefect is configured otherwise (PREFECT_API_URL set, a test harness, ALPHALOOM_EMBEDDED_PREFECT
+    false) or the server cannot start (then the command runs on Prefect's temporary API, with a warning)."""
+    import os
+
+    from alphaloom.settings import get_settings
+
+    settings = get_settings()
+    if not settings.embedded_prefect or os.environ.get("PREFECT_API_URL"):
+        return None
+    if "prefect" in sys.modules:  # already loaded (e.g. under prefect_test_harness): its settings are in force
+        from prefect.settings import get_current_settings
+
+        if get_current_settings().api.url:
+            return None
+    from alphaloom import prefect_server
+    from alphaloom.db.engine import database_url
+
+    try:
+        state = prefect_server.ensure_running(settings, database_url(settings))
+    except Exception as exc:  # orchestration is a convenience here: the flow still runs on a temporary API
+        console.print(f"warning: embedded Prefect server unavailable ({str(exc).splitlines()[0]}); "
+                      "using a temporary Prefect API", style="yellow")  # fmt: skip
+        return None
+    os.environ["PREFECT_API_URL"] = state.api_url
+    return state.api_url
 
 
 def engine() -> Engine:

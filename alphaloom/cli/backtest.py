@@ -35,11 +35,28 @@ def backtest(
     fill_at: str = typer.Option(None, help="next_open or close (default: ALPHALOOM_BACKTEST_FILL_AT)."),
 ) -> None:
     """Replay the live decision code step by step over history on a fresh paper account, then write a report."""
+    from alphaloom.catalog import stored_series
+    from alphaloom.cli import _checks
     from alphaloom.errors import ConfigError, DataUnavailableError
+
+    settings = get_settings()
+    _checks.positive(steps, "--steps")
+    _checks.one_of(strategy, "--strategy", ("team", "sma_cross"))
+    if strategy == "sma_cross" and not 1 <= fast < slow:
+        _checks.refuse(f"--fast and --slow must satisfy 1 <= fast < slow, got fast={fast} slow={slow}")
+    if fill_at is not None:
+        _checks.one_of(fill_at, "--fill-at", ("next_open", "close"))
+    chosen = _checks.symbol_list(symbols)
+    when = _checks.utc(end)
+    with engine().connect() as conn:
+        stored = stored_series(conn, settings.exchange, settings.timeframe)
+    if chosen is not None:
+        _checks.stored_symbols(chosen, stored, exchange=settings.exchange, timeframe=settings.timeframe)
+    if when is not None:
+        _checks.known_by(when, chosen or settings.symbols, stored, "--end")
+
     from flows.backtest import backtest_flow
 
-    chosen = [s.strip() for s in symbols.split(",")] if symbols else None
-    when = end.replace(tzinfo=UTC) if end is not None and end.tzinfo is None else end
     try:
         result = backtest_flow(symbols=chosen, end=when, steps=steps, llm_live=llm_live, llm_max_calls=llm_max_calls,
                                llm_max_tokens=llm_max_tokens, allow_exposure=allow_exposure, strategy=strategy,
@@ -59,9 +76,17 @@ def backtest(
 def report(run_id: str = typer.Argument(..., help="A backtest or decision run id (see `alphaloom runs`).")) -> None:
     """Write the HTML report (and PNGs) of a run that traded: equity, drawdown, P&L per asset, trades."""
     from alphaloom.backtest.reporting import build_run_report
+    from alphaloom.catalog import find_run
+    from alphaloom.cli._checks import refuse
     from alphaloom.errors import DataUnavailableError
 
     settings = get_settings()
+    with engine().connect() as conn:
+        run = find_run(conn, run_id)
+    if run is None:
+        refuse(f"no such run {run_id!r} (see `alphaloom runs`)")
+    if run.flow == "walk_forward":
+        refuse(f"run {run_id} is a walk-forward run: its report is the page {run.page or '(not written)'}")
     try:
         with engine().connect() as conn:
             result = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,

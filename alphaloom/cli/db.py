@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from alphaloom.cli._app import app, console, engine
+from alphaloom.errors import DatabaseError
 from alphaloom.settings import get_settings
 
 db_app = typer.Typer(no_args_is_help=True, help="The database: embedded PostgreSQL or ALPHALOOM_DATABASE_URL.")
@@ -22,23 +23,45 @@ def db_start() -> None:
 
 @db_app.command("stop")
 def db_stop() -> None:
-    """Stop the embedded server (an external server is left alone)."""
+    """Stop the embedded Prefect server, then the embedded PostgreSQL (an external server is left alone)."""
+    stop_servers()
+
+
+@app.command()
+def stop() -> None:
+    """Stop AlphaLoom's embedded servers: Prefect, then PostgreSQL (same as `alphaloom db stop`)."""
+    stop_servers()
+
+
+def stop_servers() -> None:
+    from alphaloom import prefect_server
     from alphaloom.db import embedded
 
     settings = get_settings()
+    stopped = prefect_server.stop(settings)
+    console.print(f"embedded Prefect server stopped (pid {stopped.pid}, port {stopped.port})" if stopped
+                  else "embedded Prefect server was not running")  # fmt: skip
     if settings.database_url is not None:
         console.print("ALPHALOOM_DATABASE_URL is set: the external server is not managed by AlphaLoom.")
         return
-    stopped = embedded.stop(settings.pgdata_dir)
-    console.print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    try:
+        stopped_pg = embedded.stop(settings.pgdata_dir)
+    except DatabaseError as exc:
+        console.print(f"embedded PostgreSQL NOT stopped: {exc}", style="red")
+        raise typer.Exit(code=1) from None
+    console.print("embedded PostgreSQL stopped" if stopped_pg else "embedded PostgreSQL was not running")
 
 
 @db_app.command("status")
 def db_status() -> None:
     """Say which database is in force and whether it runs (exit 1 when the embedded one is stopped)."""
+    from alphaloom import prefect_server
     from alphaloom.db import embedded
 
     settings = get_settings()
+    prefect = prefect_server.running(settings)
+    console.print("embedded Prefect server: " + (f"running at {prefect.ui_url} (pid {prefect.pid})" if prefect
+                                                 else "stopped (started by the next flow command)"))  # fmt: skip
     if settings.database_url is not None:
         from alphaloom.db.engine import database_url
 

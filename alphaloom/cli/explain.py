@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 from rich.tree import Tree
+from sqlalchemy import text
 
 from alphaloom.cli._app import app, console, engine, styled
 from alphaloom.settings import get_settings
@@ -16,19 +17,29 @@ from alphaloom.settings import get_settings
 
 @app.command()
 def explain(
-    order_id: str = typer.Argument(..., help="Client order id (see `alphaloom pnl`)."),
+    order_id: str = typer.Argument(..., help="Client order id (see `alphaloom pnl`) or decision id (`decisions`)."),
     html: bool = typer.Option(False, "--html", help="Also write the chain as a self-contained HTML page."),
     out: Path = typer.Option(None, help="Where to write the page (default: $ALPHALOOM_HOME/explain/ORDER.html)."),
 ) -> None:
-    """The chain order -> decision -> agent outputs -> feature row -> bars and news -> flow runs."""
+    """The chain order -> decision -> agent outputs -> feature row -> bars and news -> flow runs; for a decision id,
+    the chain decision -> opinions -> vote -> risk checks -> the orders or why none was made."""
+    from alphaloom.cli.decisions import explain_decision, resolve_decision
     from alphaloom.explain import NotFoundError, explain_order, price_window
 
     with engine().connect() as conn:
+        is_order = conn.execute(text("select 1 from audit.orders where client_order_id = :o"), {"o": order_id}).first()
+        decision_id = None if is_order else resolve_decision(conn, order_id)
+    if decision_id is not None and not html:
+        explain_decision(decision_id)
+        return
+    with engine().connect() as conn:
         try:
             chain = explain_order(conn, order_id)
-        except NotFoundError as exc:
-            console.print(str(exc), style="red")
-            raise typer.Exit(code=1) from None
+        except NotFoundError:
+            from alphaloom.cli._checks import refuse
+
+            refuse(f"{order_id!r} is neither a client order id nor a decision id (see `alphaloom pnl`, "
+                   "`alphaloom decisions`)")  # fmt: skip
         window = []
         if chain.decision is not None and chain.features is not None:
             key = chain.features.key

@@ -78,8 +78,11 @@ def db_restore(
 ) -> None:
     """pg_restore a dump into the database in force (replacing what is there)."""
     from alphaloom.backup import restore
+    from alphaloom.cli._checks import refuse
     from alphaloom.db.engine import database_url
 
+    if not path.is_file():
+        refuse(f"PATH {str(path)!r}: no such file" if not path.exists() else f"PATH {str(path)!r} is not a file")
     url = database_url()
     if not yes:
         console.print(f"this replaces the contents of {url.database}; pass --yes to confirm", style="red")

