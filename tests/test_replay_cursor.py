@@ -1,0 +1,157 @@
+"""The replay cursor answers every ``as_of`` of a window with exactly the market view the live reader reads then
+(DESIGN §7): on the demo data, and on a window with late bars (a gap, a symbol listed mid-window) and late news
+(stories first seen hours after publication, one exactly on a bar close, one tagged with two symbols)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from agents.deciding import decide_snapshot
+from agents.params import DecisionParams, StrategyParams
+from agents.replay_cursor import ReplayCursor
+from agents.sentiment import LexiconScorer
+from agents.snapshot import MarketView, read_market_view, read_snapshot
+from agents.strategies.sma_cross import SmaCrossParams
+from alphaloom.sampledata import SampleData, generate
+from alphaloom.settings import Settings, get_settings
+from flows.build_features import build_features
+from flows.ingest_news import ingest_news
+from flows.ingest_prices import ingest_prices
+
+EXCHANGE = "rpc"
+RUN = "replay-cursor-test"
+GAP_SYMBOL, LATE_SYMBOL = "ETH/USDT", "SOL/USDT"
+
+
+def _drop_rows(path: Path, keep) -> None:
+    header, *lines = path.read_text().splitlines()
+    path.write_text("\n".join([header, *[line for line in lines if keep(line.split(",")[3])]]) + "\n")
+
+
+@pytest.fixture(scope="module")
+def data(engine, prefect_harness, tmp_path_factory) -> Iterator[SampleData]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALPHALOOM_EXCHANGE", EXCHANGE)
+        mp.setenv("ALPHALOOM_HOME", str(tmp_path_factory.mktemp("rchome")))
+        get_settings.cache_clear()
+        sample = generate(Path(tmp_path_factory.mktemp("rc")), seed=23, days=30, exchange=EXCHANGE)
+        gap_from, gap_to = sample.start + timedelta(days=15), sample.start + timedelta(days=15, hours=14)
+        listed = sample.start + timedelta(days=10, hours=5)
+        for path in sample.price_files:
+            if path.name == GAP_SYMBOL.replace("/", "-") + ".csv":
+                _drop_rows(path, lambda ts: not gap_from <= datetime.fromisoformat(ts) < gap_to)
+            if path.name == LATE_SYMBOL.replace("/", "-") + ".csv":
+                _drop_rows(path, lambda ts: datetime.fromisoformat(ts) >= listed)
+        for state in (
+            ingest_prices([str(p) for p in sample.price_files], quality=False, return_state=True),
+            ingest_news([str(p) for p in sample.news_files], quality=False, return_state=True),
+            build_features(return_state=True),
+        ):
+            assert state.is_completed(), state
+        with engine.begin() as conn:
+            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test') on conflict do nothing"),
+                         {"r": RUN})  # fmt: skip
+            late = [  # (id, published, first seen, symbols, title)
+                ("late-1", gap_from - timedelta(hours=3), gap_to + timedelta(hours=2, minutes=7), [GAP_SYMBOL],
+                 "Ether rallies to a record after upgrade"),
+                ("late-2", listed, listed + timedelta(hours=6), [LATE_SYMBOL, "BTC/USDT"],
+                 "Solana listing: shares plunge after fraud probe"),
+                ("late-3", sample.end - timedelta(days=3, hours=9), sample.end - timedelta(days=3), ["BTC/USDT"],
+                 "Bitcoin beats expectations, strong growth"),
+            ]  # fmt: skip
+            for news_id, published, seen, symbols, title in late:
+                conn.execute(
+                    text("""insert into raw.news (id, url, title, summary, published_at, first_seen_at,
+                            first_seen_assumed, run_id) values (:i, :u, :t, '', :p, :s, false, :r)"""),
+                    {"i": news_id, "u": f"https://late.example/{news_id}", "t": title, "p": published, "s": seen,
+                     "r": RUN},
+                )  # fmt: skip
+                for symbol in symbols:
+                    conn.execute(text("insert into raw.news_symbols (news_id, symbol) values (:i, :s)"),
+                                 {"i": news_id, "s": symbol})  # fmt: skip
+        yield sample
+    get_settings.cache_clear()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _as_plain(view: MarketView) -> dict[str, Any]:
+    return {"features": {s: dict(r) for s, r in view.features.items()},
+            "closes": {s: list(c) for s, c in view.closes.items()},
+            "news": {s: list(n) for s, n in view.news.items()}, "scores": dict(view.scores)}  # fmt: skip
+
+
+def _times(data: SampleData, start: datetime, rng: random.Random, count: int) -> list[datetime]:
+    span = int((data.end - start).total_seconds())
+    anywhere = [start + timedelta(seconds=rng.randrange(span + 1)) for _ in range(count)]
+    on_bar_closes = [start + timedelta(hours=rng.randrange(span // 3600 + 1)) for _ in range(count // 4)]
+    edges = [start, data.end, data.end - timedelta(days=3), data.start + timedelta(days=15, hours=16, minutes=7)]
+    return anywhere + on_bar_closes + edges
+
+
+@pytest.mark.parametrize("rule", ["team", "sma_cross"])
+def test_the_cursor_gives_the_live_market_view_at_every_as_of(engine, data, rule) -> None:
+    settings = Settings(exchange=EXCHANGE)
+    strategy = StrategyParams(rule=rule, sma_cross=SmaCrossParams(10, 20))
+    params = DecisionParams.from_settings(settings, strategy)
+    scorer = LexiconScorer()
+    start = data.start + timedelta(days=7)  # before LATE_SYMBOL's first bar; history reaches back before it
+    symbols = list(data.symbols)
+    with engine.connect() as conn:
+        cursor = ReplayCursor.load(conn, symbols=symbols, start=start, end=data.end, params=params, scorer=scorer,
+                                   run_id=RUN)  # fmt: skip
+        times = _times(data, start, random.Random(5 if rule == "team" else 6), 200 if rule == "team" else 60)
+        seen_news = seen_gap = seen_unlisted = 0
+        for as_of in times:
+            live = read_market_view(conn, symbols=symbols, as_of=as_of, run_id=RUN, params=params, scorer=scorer)
+            replayed = cursor.market_at(as_of, symbols)
+            assert _same(_as_plain(replayed), _as_plain(live)), as_of
+            seen_news += sum(len(n) for n in live.news.values())
+            seen_unlisted += LATE_SYMBOL not in live.features
+            seen_gap += GAP_SYMBOL in live.features and as_of - live.features[GAP_SYMBOL]["known_at"] > timedelta(
+                hours=1
+            )
+    assert seen_unlisted and seen_gap, "the window must include the late listing and the gap"
+    assert (seen_news > 0) == (rule == "team")
+
+
+def test_decisions_from_the_cursor_equal_decisions_from_the_live_snapshot(engine, data) -> None:
+    from execution.accounts import ensure_account
+
+    settings = Settings(exchange=EXCHANGE)
+    params = DecisionParams.from_settings(settings)
+    scorer = LexiconScorer()
+    start, symbols = data.end - timedelta(days=6), list(data.symbols)
+    with engine.begin() as conn:
+        ensure_account(conn, "cursor-parity", "paper", "USDT", "paper", Decimal(100_000), RUN)
+        cursor = ReplayCursor.load(conn, symbols=symbols, start=start, end=data.end, params=params, scorer=scorer,
+                                   run_id=RUN)  # fmt: skip
+        rng = random.Random(9)
+        decided = 0
+        for as_of in sorted(start + timedelta(hours=rng.randrange(24 * 6)) for _ in range(25)):
+            kwargs = {"account": "cursor-parity", "symbols": symbols, "as_of": as_of.replace(tzinfo=UTC),
+                      "run_id": RUN, "settings": settings, "params": params, "scorer": scorer}  # fmt: skip
+            live = read_snapshot(conn, **kwargs)
+            replayed = read_snapshot(conn, **kwargs, market=cursor.market_at(as_of, symbols))
+            assert _same(_as_plain(replayed.market), _as_plain(live.market))
+            drafts = decide_snapshot(live, params, run_id=RUN)
+            assert decide_snapshot(replayed, params, run_id=RUN) == drafts
+            decided += len(drafts)
+    assert decided >= 25 * (len(symbols) - 1)
