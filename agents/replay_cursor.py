@@ -177,6 +177,12 @@ class ReplayCursor:
         s = self._series[symbol]
         return s.closes[: bisect_right(s.close_known_at, as_of)]
 
+    def latest_row(self, symbol: str, as_of: datetime) -> Mapping[str, Any] | None:
+        """The newest feature row of ``symbol`` known at ``as_of`` (None before its first)."""
+        s = self._series[symbol]
+        i = bisect_right(s.known_at, as_of)
+        return s.rows[i - 1] if i else None
+
     def latest_close(self, symbol: str, as_of: datetime) -> float | None:
         """The newest close of ``symbol`` known at ``as_of`` (what memory scoring calls the exit price)."""
         s = self._series[symbol]

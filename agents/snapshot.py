@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
-from agents.memory import AgentWeight, load_weights, realised_trade_returns, score_outcomes
+from agents.memory import AgentWeight, insert_outcomes, load_weights, realised_trade_returns, score_outcomes
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
 from agents.risk.context import portfolio_context
@@ -178,6 +178,16 @@ def require_account(conn: Connection, account: str) -> None:
         raise ConfigError(f"account {account!r} does not exist; create it with execution.accounts.ensure_account")
 
 
+class MemoryState(Protocol):
+    """The account's memory kept up to date by the caller (``agents.replay_memory.ReplayMemory`` in a replay)."""
+
+    def advance(self, as_of: datetime, *, run_id: str) -> list[dict[str, Any]]: ...
+
+    def weights(self) -> dict[str, AgentWeight]: ...
+
+    def trades(self) -> TradeStats: ...
+
+
 def read_account_view(
     conn: Connection,
     *,
@@ -187,11 +197,25 @@ def read_account_view(
     run_id: str,
     settings: Settings,
     params: DecisionParams,
+    memory: MemoryState | None = None,
 ) -> AccountView:
     """The account half of the snapshot, from the database at ``as_of`` (memory point in time: the opinions realised
-    by ``as_of`` are scored first, then the agents are weighed by those outcomes only)."""
+    by ``as_of`` are scored first, then the agents are weighed by those outcomes only). ``memory``: the account's
+    memory advanced in memory instead (its new outcome rows are stored here)."""
     kill_switch = kill_switch_state(conn)
     portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings)
+    if memory is not None:
+        insert_outcomes(conn, memory.advance(as_of, run_id=run_id))
+        weights, trades = memory.weights(), memory.trades() if params.uses_kelly else trade_stats([])
+    else:
+        weights, trades = _memory_from_database(conn, account, as_of, run_id, params)
+    positions = current_positions(conn, account, symbols)
+    return AccountView(kill_switch, portfolio, positions, weights, trades)
+
+
+def _memory_from_database(
+    conn: Connection, account: str, as_of: datetime, run_id: str, params: DecisionParams
+) -> tuple[dict[str, AgentWeight], TradeStats]:
     memory = params.strategy.memory
     score_outcomes(conn, account=account, as_of=as_of, timeframe=params.timeframe, run_id=run_id, params=memory)
     weights = load_weights(conn, account=account, as_of=as_of, base=params.strategy.base_weights(), params=memory)
@@ -200,8 +224,7 @@ def read_account_view(
         if params.uses_kelly
         else trade_stats([])
     )
-    positions = current_positions(conn, account, symbols)
-    return AccountView(kill_switch, portfolio, positions, weights, trades)
+    return weights, trades
 
 
 def read_market_view(
@@ -235,13 +258,14 @@ def read_snapshot(
     params: DecisionParams,
     scorer: SentimentScorer,
     market: MarketView | None = None,
+    memory: MemoryState | None = None,
 ) -> Snapshot:
     """The ``Snapshot`` of a decision step at ``as_of``, read from the database (``market``: a market view the caller
-    already has, e.g. from a replay cursor, used instead of reading it)."""
+    already has, e.g. from a replay cursor, used instead of reading it; ``memory``: see ``read_account_view``)."""
     as_of = require_utc(as_of, "as_of")
     require_account(conn, account)
     account_view = read_account_view(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id,
-                                     settings=settings, params=params)  # fmt: skip
+                                     settings=settings, params=params, memory=memory)  # fmt: skip
     decision_ids = {s: decision_id_for(account, s, params.timeframe, as_of, params.version) for s in symbols}
     existing = recorded_decisions(conn, list(decision_ids.values()))
     recorded = {s for s in symbols if decision_ids[s] in existing}

@@ -51,6 +51,7 @@ from agents.params import (
     sizing_params,
 )
 from agents.recording import record_decision
+from agents.replay_memory import ReplayMemory
 from agents.sentiment import SentimentScorer, load_sentiment_scorer
 from agents.snapshot import (
     FEATURE_COLUMNS,
@@ -204,13 +205,19 @@ def decide(
     llm_agent: LlmAgent | None = None,
     params: DecisionParams | None = None,
     market: MarketView | None = None,
+    memory: ReplayMemory | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per symbol that had features known at ``as_of`` (see the module docstring for guarantees).
     ``params``: the decision parameters when the caller derived them already (a replay, once per run); ``market``: the
-    market half of the snapshot when the caller has it (a replay cursor)."""
+    market half of the snapshot when the caller has it (a replay cursor); ``memory``: the account's memory advanced
+    in memory by a replay (``agents.replay_memory``), told of every decision this step records."""
     params = params or DecisionParams.from_settings(settings, strategy)
     snapshot = read_snapshot(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
-                             params=params, scorer=scorer, market=market)  # fmt: skip
+                             params=params, scorer=scorer, market=market, memory=memory)  # fmt: skip
     answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
     drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
-    return record_drafts(conn, snapshot, drafts, run_id=run_id)
+    decisions = record_drafts(conn, snapshot, drafts, run_id=run_id)
+    if memory is not None:
+        recorded = {id(decision) for decision in decisions}
+        memory.remember([draft for draft in drafts if id(draft.decision) in recorded])
+    return decisions

@@ -155,3 +155,54 @@ def test_decisions_from_the_cursor_equal_decisions_from_the_live_snapshot(engine
             assert decide_snapshot(replayed, params, run_id=RUN) == drafts
             decided += len(drafts)
     assert decided >= 25 * (len(symbols) - 1)
+
+
+def _outcomes(conn, account: str) -> list[tuple]:
+    return [
+        tuple(r)
+        for r in conn.execute(
+            text("""select decision_id, agent, account, symbol, as_of, realised_at, horizon_bars, action, confidence,
+                           entry_price, exit_price, realised_return, hit, score
+                    from audit.opinion_outcomes where account = :a order by decision_id, agent"""),
+            {"a": account},
+        )
+    ]  # fmt: skip
+
+
+def test_the_incremental_memory_equals_scoring_and_weighing_from_the_database(engine, data) -> None:
+    from agents.memory import load_weights, realised_trade_returns, score_outcomes
+    from agents.risk.sizing import trade_stats
+    from agents.team import Team
+    from execution.accounts import ensure_account
+    from flows.backtest import Replay, ReplayWindow, _step
+    from flows.decide import decision_times
+
+    settings = get_settings().model_copy(update={"sizing_lookback_trades": 5})
+    account, run_id, symbols = "memory-parity", "memory-parity-run", list(data.symbols)
+    strategy = StrategyParams()
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(100_000), run_id)
+    times = decision_times(data.end, 72, "1h")
+    scorer = LexiconScorer()
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+    replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {}, window)
+    base = strategy.base_weights()
+    for as_of in times:
+        _step(replay, as_of)
+        with engine.connect() as conn:
+            assert window.memory.weights() == load_weights(conn, account=account, as_of=as_of, base=base), as_of
+            returns = realised_trade_returns(conn, account=account, as_of=as_of, limit=5)
+            assert window.memory.trades() == trade_stats(returns), as_of
+    with engine.connect() as conn:
+        incremental = _outcomes(conn, account)
+        weights = load_weights(conn, account=account, as_of=times[-1], base=base)
+    assert len(incremental) > 100 and any(w.scored for w in weights.values())
+    assert any(w.weight != base[a] for a, w in weights.items()), "the weights must have learned something"
+    with engine.connect() as conn, conn.begin() as tx:  # the database path, step by step, on the same decisions
+        conn.execute(text("delete from audit.opinion_outcomes where account = :a"), {"a": account})
+        for as_of in times:
+            score_outcomes(conn, account=account, as_of=as_of, timeframe="1h", run_id=run_id)
+        assert _outcomes(conn, account) == incremental
+        tx.rollback()
