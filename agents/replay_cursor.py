@@ -17,12 +17,15 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Connection, text
 
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
+from agents.risk.context import returns_frame
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.snapshot import FEATURES_RELATION, MarketView, require_features
 from alphaloom.domain import NewsId, NewsItem, require_utc
@@ -34,10 +37,11 @@ select symbol, min(known_at) as since from (
     select symbol, known_at,
            row_number() over (partition by symbol order by ts desc) as n,
            row_number() over (partition by symbol, close is not null order by ts desc) as n_close,
-           close is not null as has_close
+           row_number() over (partition by symbol, ret_1 is not null order by ts desc) as n_ret,
+           close is not null as has_close, ret_1 is not null as has_ret
     from {FEATURES_RELATION}
     where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe and known_at <= :start
-) ranked where n = 1 or (has_close and n_close <= :count)
+) ranked where n = 1 or (has_close and n_close <= :count) or (has_ret and n_ret <= :returns_bars)
 group by symbol
 """
 
@@ -48,6 +52,8 @@ class _SymbolSeries:
     rows: list[dict[str, Any]]
     close_known_at: list[datetime]  # of the rows with a close, ascending
     closes: list[float]
+    ret_known_at: list[datetime]  # of the rows with a ret_1, ascending
+    rets: list[tuple[datetime, float]]  # (ts, ret_1)
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,14 @@ class ReplayCursor:
         start: datetime,
         end: datetime,
         history: int,
+        returns_bars: int,
         news_window: timedelta,
         team_vote: bool,
         series: Mapping[str, _SymbolSeries],
         news: Mapping[str, _SymbolNews],
         scores: Mapping[NewsId, SentimentScore],
     ) -> None:
-        self.start, self.end, self.history = start, end, history
+        self.start, self.end, self.history, self.returns_bars = start, end, history, returns_bars
         self._news_window, self._team_vote = news_window, team_vote
         self._series, self._news, self._scores = series, news, scores
 
@@ -87,9 +94,11 @@ class ReplayCursor:
         scorer: SentimentScorer,
         run_id: str,
         history: int | None = None,
+        returns_bars: int = 0,
     ) -> ReplayCursor:
         """Load the window ``[start, end]`` for ``symbols`` (``history``: closes to keep per step, default the
-        strategy's)."""
+        strategy's; ``returns_bars``: the returns history ``returns`` may be asked for, e.g. the settings'
+        ``correlation_lookback_bars``)."""
         start, end = require_utc(start, "start"), require_utc(end, "end")
         if end < start:
             raise ValueError(f"replay window ends ({end}) before it starts ({start})")
@@ -98,11 +107,13 @@ class ReplayCursor:
         where = {"exchange": params.exchange, "symbols": list(symbols), "timeframe": params.timeframe}
         bounds = {
             r.symbol: r.since
-            for r in conn.execute(text(_LOWER_BOUNDS), {**where, "start": start, "count": max(history, 1)})
+            for r in conn.execute(
+                text(_LOWER_BOUNDS), {**where, "start": start, "count": max(history, 1), "returns_bars": returns_bars}
+            )
         }
         series: dict[str, _SymbolSeries] = {}
         for symbol in symbols:
-            series[symbol] = _SymbolSeries([], [], [], [])
+            series[symbol] = _SymbolSeries([], [], [], [], [], [])
         rows = conn.execute(
             text(
                 f"""select * from {FEATURES_RELATION} f
@@ -124,6 +135,9 @@ class ReplayCursor:
             if row["close"] is not None:
                 s.close_known_at.append(known_at)
                 s.closes.append(float(row["close"]))
+            if row["ret_1"] is not None:
+                s.ret_known_at.append(known_at)
+                s.rets.append((row["ts"], float(row["ret_1"])))
         for symbol, s in series.items():
             if any(b < a for a, b in zip(s.known_at, s.known_at[1:], strict=False)):
                 raise ValueError(f"{FEATURES_RELATION}: known_at of {symbol} does not grow with ts")
@@ -136,7 +150,7 @@ class ReplayCursor:
                 news[symbol] = _SymbolNews([item.first_seen_at for item in items], list(items))
             distinct = list({item.id: item for items in found.values() for item in items}.values())
             scores = score_news(conn, run_id, scorer, distinct)
-        return cls(start=start, end=end, history=history, news_window=window, team_vote=params.strategy.team_vote,
+        return cls(start=start, end=end, history=history, returns_bars=returns_bars, news_window=window, team_vote=params.strategy.team_vote,
                    series=series, news=news, scores=scores)  # fmt: skip
 
     def market_at(self, as_of: datetime, symbols: Sequence[str] | None = None) -> MarketView:
@@ -177,9 +191,31 @@ class ReplayCursor:
         s = self._series[symbol]
         return s.closes[: bisect_right(s.close_known_at, as_of)]
 
+    def marks(self, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
+        """What ``agents.risk.context`` marks positions at: the newest row's close known at ``as_of`` per symbol."""
+        found = {}
+        for symbol in symbols:
+            row = self.latest_row(symbol, as_of)
+            if row is not None and row["close"] is not None:
+                found[symbol] = Decimal(str(row["close"]))
+        return found
+
+    def returns(self, symbols: Sequence[str], as_of: datetime, bars: int) -> pd.DataFrame:
+        """``agents.risk.context.returns_history`` at ``as_of``: the last ``bars`` ``ret_1`` known per symbol."""
+        if bars > self.returns_bars:
+            raise ValueError(f"the replay window holds {self.returns_bars} bars of returns, {bars} asked")
+        rows = []
+        for symbol in symbols:
+            s = self._series[symbol]
+            j = bisect_right(s.ret_known_at, as_of)
+            rows.extend((symbol, ts, ret) for ts, ret in s.rets[max(0, j - bars) : j])
+        return returns_frame(rows)
+
     def latest_row(self, symbol: str, as_of: datetime) -> Mapping[str, Any] | None:
         """The newest feature row of ``symbol`` known at ``as_of`` (None before its first)."""
-        s = self._series[symbol]
+        s = self._series.get(symbol)
+        if s is None:
+            raise ValueError(f"{symbol} is not in the replay window")
         i = bisect_right(s.known_at, as_of)
         return s.rows[i - 1] if i else None
 

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, text
 from agents.memory import AgentWeight, insert_outcomes, load_weights, realised_trade_returns, score_outcomes
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
-from agents.risk.context import portfolio_context
+from agents.risk.context import MarketReader, portfolio_context
 from agents.risk.portfolio import PortfolioContext
 from agents.risk.sizing import TradeStats, trade_stats
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
@@ -178,6 +178,12 @@ def require_account(conn: Connection, account: str) -> None:
         raise ConfigError(f"account {account!r} does not exist; create it with execution.accounts.ensure_account")
 
 
+class MarketSource(MarketReader, Protocol):
+    """The market half of snapshots from memory (``agents.replay_cursor.ReplayCursor``), equal to the SQL reads."""
+
+    def market_at(self, as_of: datetime, symbols: Sequence[str] | None = None) -> MarketView: ...
+
+
 class MemoryState(Protocol):
     """The account's memory kept up to date by the caller (``agents.replay_memory.ReplayMemory`` in a replay)."""
 
@@ -198,12 +204,15 @@ def read_account_view(
     settings: Settings,
     params: DecisionParams,
     memory: MemoryState | None = None,
+    source: MarketReader | None = None,
 ) -> AccountView:
     """The account half of the snapshot, from the database at ``as_of`` (memory point in time: the opinions realised
     by ``as_of`` are scored first, then the agents are weighed by those outcomes only). ``memory``: the account's
-    memory advanced in memory instead (its new outcome rows are stored here)."""
+    memory advanced in memory instead (its new outcome rows are stored here); ``source``: marks and returns history
+    from memory."""
     kill_switch = kill_switch_state(conn)
-    portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings)
+    portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings,
+                                  market=source)  # fmt: skip
     if memory is not None:
         insert_outcomes(conn, memory.advance(as_of, run_id=run_id))
         weights, trades = memory.weights(), memory.trades() if params.uses_kelly else trade_stats([])
@@ -257,23 +266,23 @@ def read_snapshot(
     settings: Settings,
     params: DecisionParams,
     scorer: SentimentScorer,
-    market: MarketView | None = None,
+    source: MarketSource | None = None,
     memory: MemoryState | None = None,
 ) -> Snapshot:
-    """The ``Snapshot`` of a decision step at ``as_of``, read from the database (``market``: a market view the caller
-    already has, e.g. from a replay cursor, used instead of reading it; ``memory``: see ``read_account_view``)."""
+    """The ``Snapshot`` of a decision step at ``as_of``, read from the database (``source``: the market half from
+    memory, a replay cursor, instead of SQL; ``memory``: see ``read_account_view``)."""
     as_of = require_utc(as_of, "as_of")
     require_account(conn, account)
     account_view = read_account_view(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id,
-                                     settings=settings, params=params, memory=memory)  # fmt: skip
+                                     settings=settings, params=params, memory=memory, source=source)  # fmt: skip
     decision_ids = {s: decision_id_for(account, s, params.timeframe, as_of, params.version) for s in symbols}
     existing = recorded_decisions(conn, list(decision_ids.values()))
     recorded = {s for s in symbols if decision_ids[s] in existing}
     pending = [s for s in symbols if s not in recorded]
-    if market is None:
+    if source is None:
         market = read_market_view(conn, symbols=pending, as_of=as_of, run_id=run_id, params=params, scorer=scorer)
     else:
-        market = restrict(market, pending)
+        market = restrict(source.market_at(as_of, symbols), pending)
     return Snapshot(account, as_of, tuple(symbols), decision_ids, frozenset(recorded), market, account_view,
                     scorer.name, getattr(scorer, "fallback_reason", None))  # fmt: skip
 

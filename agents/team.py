@@ -55,7 +55,7 @@ from agents.replay_memory import ReplayMemory
 from agents.sentiment import SentimentScorer, load_sentiment_scorer
 from agents.snapshot import (
     FEATURE_COLUMNS,
-    MarketView,
+    MarketSource,
     Snapshot,
     current_positions,
     latest_features,
@@ -204,16 +204,16 @@ def decide(
     strategy: StrategyParams | None = None,
     llm_agent: LlmAgent | None = None,
     params: DecisionParams | None = None,
-    market: MarketView | None = None,
+    source: MarketSource | None = None,
     memory: ReplayMemory | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per symbol that had features known at ``as_of`` (see the module docstring for guarantees).
-    ``params``: the decision parameters when the caller derived them already (a replay, once per run); ``market``: the
-    market half of the snapshot when the caller has it (a replay cursor); ``memory``: the account's memory advanced
+    ``params``: the decision parameters when the caller derived them already (a replay, once per run); ``source``: the
+    market half of the snapshot from memory (a replay cursor); ``memory``: the account's memory advanced
     in memory by a replay (``agents.replay_memory``), told of every decision this step records."""
     params = params or DecisionParams.from_settings(settings, strategy)
     snapshot = read_snapshot(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
-                             params=params, scorer=scorer, market=market, memory=memory)  # fmt: skip
+                             params=params, scorer=scorer, source=source, memory=memory)  # fmt: skip
     answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
     drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
     decisions = record_drafts(conn, snapshot, drafts, run_id=run_id)

@@ -58,7 +58,8 @@ class ReplayWindow:
         params = DecisionParams.from_settings(settings, strategy)
         with engine.begin() as conn:  # scoring the window's news stores the new scores
             cursor = ReplayCursor.load(conn, symbols=symbols, start=times[0], end=times[-1], params=params,
-                                       scorer=scorer, run_id=run_id)  # fmt: skip
+                                       scorer=scorer, run_id=run_id,
+                                       returns_bars=settings.correlation_lookback_bars)  # fmt: skip
         memory = ReplayMemory(account=account, timeframe=settings.timeframe, params=strategy.memory,
                               base=strategy.base_weights(), cursor=cursor,
                               trade_lookback=settings.sizing_lookback_trades)  # fmt: skip
@@ -105,7 +106,7 @@ def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
             conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
             settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
             llm_agent=replay.team.llm_agent, params=None if window is None else window.params,
-            market=None if window is None else window.cursor.market_at(as_of, replay.symbols),
+            source=None if window is None else window.cursor,
             memory=None if window is None else window.memory,
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]

@@ -12,12 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
 from agents.deciding import decide_snapshot
 from agents.params import DecisionParams, StrategyParams
 from agents.replay_cursor import ReplayCursor
+from agents.risk.context import _marks, returns_history
 from agents.sentiment import LexiconScorer
 from agents.snapshot import MarketView, read_market_view, read_snapshot
 from agents.strategies.sma_cross import SmaCrossParams
@@ -116,13 +118,18 @@ def test_the_cursor_gives_the_live_market_view_at_every_as_of(engine, data, rule
     symbols = list(data.symbols)
     with engine.connect() as conn:
         cursor = ReplayCursor.load(conn, symbols=symbols, start=start, end=data.end, params=params, scorer=scorer,
-                                   run_id=RUN)  # fmt: skip
+                                   run_id=RUN, returns_bars=50)  # fmt: skip
         times = _times(data, start, random.Random(5 if rule == "team" else 6), 200 if rule == "team" else 60)
         seen_news = seen_gap = seen_unlisted = 0
         for as_of in times:
             live = read_market_view(conn, symbols=symbols, as_of=as_of, run_id=RUN, params=params, scorer=scorer)
             replayed = cursor.market_at(as_of, symbols)
             assert _same(_as_plain(replayed), _as_plain(live)), as_of
+            assert cursor.marks(symbols, as_of) == _marks(conn, settings, symbols, as_of), as_of
+            pd.testing.assert_frame_equal(
+                cursor.returns(symbols, as_of, 50),
+                returns_history(conn, exchange=EXCHANGE, timeframe="1h", symbols=symbols, as_of=as_of, bars=50),
+            )
             seen_news += sum(len(n) for n in live.news.values())
             seen_unlisted += LATE_SYMBOL not in live.features
             seen_gap += GAP_SYMBOL in live.features and as_of - live.features[GAP_SYMBOL]["known_at"] > timedelta(
@@ -142,15 +149,17 @@ def test_decisions_from_the_cursor_equal_decisions_from_the_live_snapshot(engine
     with engine.begin() as conn:
         ensure_account(conn, "cursor-parity", "paper", "USDT", "paper", Decimal(100_000), RUN)
         cursor = ReplayCursor.load(conn, symbols=symbols, start=start, end=data.end, params=params, scorer=scorer,
-                                   run_id=RUN)  # fmt: skip
+                                   run_id=RUN, returns_bars=settings.correlation_lookback_bars)  # fmt: skip
         rng = random.Random(9)
         decided = 0
         for as_of in sorted(start + timedelta(hours=rng.randrange(24 * 6)) for _ in range(25)):
             kwargs = {"account": "cursor-parity", "symbols": symbols, "as_of": as_of.replace(tzinfo=UTC),
                       "run_id": RUN, "settings": settings, "params": params, "scorer": scorer}  # fmt: skip
             live = read_snapshot(conn, **kwargs)
-            replayed = read_snapshot(conn, **kwargs, market=cursor.market_at(as_of, symbols))
+            replayed = read_snapshot(conn, **kwargs, source=cursor)
             assert _same(_as_plain(replayed.market), _as_plain(live.market))
+            assert replayed.account_view.portfolio.exposures == live.account_view.portfolio.exposures
+            pd.testing.assert_frame_equal(replayed.account_view.portfolio.returns, live.account_view.portfolio.returns)
             drafts = decide_snapshot(live, params, run_id=RUN)
             assert decide_snapshot(replayed, params, run_id=RUN) == drafts
             decided += len(drafts)
