@@ -215,3 +215,72 @@ def test_the_incremental_memory_equals_scoring_and_weighing_from_the_database(en
             score_outcomes(conn, account=account, as_of=as_of, timeframe="1h", run_id=run_id)
         assert _outcomes(conn, account) == incremental
         tx.rollback()
+
+
+_AUDIT = {  # every row a replay writes, without generated ids, recording times, account, run and decision ids
+    "decisions": """select d.symbol, d.as_of, d.action, d.score, d.config_version, d.dbt_invocation_id, d.inputs
+                    from audit.decisions d where d.account = :a order by 1, 2""",
+    "agent_outputs": """select d.symbol, d.as_of, o.agent, o.model, o.prompt_hash, o.input_ref, o.output, o.skipped,
+                               o.tokens, o.latency_ms
+                        from audit.agent_outputs o join audit.decisions d using (decision_id)
+                        where d.account = :a order by 1, 2, 3""",
+    "risk_checks": """select d.symbol, d.as_of, r.check_name, r.approved, r.reason, r.numbers
+                      from audit.risk_checks r join audit.decisions d using (decision_id)
+                      where d.account = :a order by d.symbol, d.as_of, r.id""",
+    "lineage": """select d.symbol, d.as_of, l.parent_table, l.parent_key::text
+                  from audit.lineage l join audit.decisions d on d.decision_id = l.child_id
+                  where d.account = :a order by 1, 2, 3, 4""",
+    "orders": """select d.symbol, d.as_of, o.leg, o.venue, o.side, o.order_type, o.quantity, o.limit_price,
+                        o.reference_price, o.status, o.filled_quantity, o.arrival_price,
+                        o.parent_client_order_id is null as parent
+                 from audit.orders o join audit.decisions d using (decision_id)
+                 where o.account = :a order by 1, 2, 3""",
+    "order_events": """select d.symbol, d.as_of, o.leg, e.event, e.from_status, e.to_status, e.event_ts
+                       from audit.order_events e join audit.orders o using (client_order_id)
+                       join audit.decisions d using (decision_id) where o.account = :a order by 1, 2, 3, e.id""",
+    "fills": """select d.symbol, d.as_of, o.leg, f.side, f.quantity, f.price, f.fee, f.fee_currency, f.slippage, f.ts,
+                       f.realized_pnl
+                from audit.fills f join audit.orders o using (client_order_id) join audit.decisions d using (decision_id)
+                where f.account = :a order by 1, 2, 3, f.ts""",
+    "opinion_outcomes": """select symbol, as_of, agent, realised_at, horizon_bars, action, confidence, entry_price,
+                                  exit_price, realised_return, hit, score
+                           from audit.opinion_outcomes where account = :a order by 1, 2, 3""",
+    "agent_weights": """select agent, as_of, weight, hit_rate, scored from audit.agent_weights where account = :a
+                        order by 1, 2""",
+    "equity_marks": "select as_of, equity from audit.equity_marks where account = :a order by 1",
+    "positions": "select symbol, quantity, avg_price from audit.positions where account = :a order by 1",
+    "balances": "select currency, amount from audit.balances where account = :a order by 1",
+}
+
+
+def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, data) -> None:
+    from agents.team import Team
+    from execution.accounts import ensure_account
+    from flows.backtest import Replay, ReplayWindow, _bar_opens, _step
+    from flows.decide import decision_times
+
+    settings, strategy, scorer = get_settings(), StrategyParams(), LexiconScorer()
+    symbols = list(data.symbols)[:3]
+    times = decision_times(data.end - timedelta(days=2), 150, "1h")
+    opens = _bar_opens(engine, settings, symbols, times[0], times[-1])
+    rows = {}
+    for path in ("live", "replay"):
+        account, run_id = f"audit-parity-{path}", f"audit-parity-{path}-run"
+        with engine.begin() as conn:
+            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+            ensure_account(conn, account, "paper", "USDT", "paper", settings.starting_cash, run_id)
+        window = (
+            ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                              settings=settings, strategy=strategy, scorer=scorer)
+            if path == "replay" else None
+        )  # fmt: skip
+        replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "next_open", times[-1],
+                        opens, window)  # fmt: skip
+        for as_of in times:
+            _step(replay, as_of)
+        with engine.connect() as conn:
+            rows[path] = {name: conn.execute(text(sql), {"a": account}).all() for name, sql in _AUDIT.items()}
+    assert len(rows["live"]["decisions"]) == 150 * len(symbols) and rows["live"]["fills"]
+    assert rows["live"]["opinion_outcomes"] and rows["live"]["risk_checks"]
+    for name in _AUDIT:
+        assert rows["replay"][name] == rows["live"][name], name
