@@ -8,6 +8,10 @@ live reader uses). ``market_at(as_of)`` then answers in memory, by binary search
 ``agents.snapshot.read_market_view`` would read at that ``as_of`` (the point-in-time rule: rows with
 ``known_at <= as_of``, stories with ``as_of - window < first_seen_at <= as_of``); tests keep the two equal.
 
+Stories come from ``agents.news.recent_news_by_symbol`` over the whole window, so a story's time is the live
+reader's (``greatest(first_seen_at, link first_known_at)``); a link is never known before its story was first seen
+(it comes from one of the story's sightings), so filtering on that time is the live reader's filter.
+
 ``as_of`` may be any time in ``[start, end]``, in any order (not only bar closes); outside it ``ValueError``.
 """
 

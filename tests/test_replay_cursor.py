@@ -80,7 +80,12 @@ def data(engine, prefect_harness, tmp_path_factory) -> Iterator[SampleData]:
                 for symbol in symbols:
                     conn.execute(text("insert into raw.news_symbols (news_id, symbol) values (:i, :s)"),
                                  {"i": news_id, "s": symbol})  # fmt: skip
-        yield sample
+        try:
+            yield sample
+        finally:  # as test_timeframes does: later modules' incremental feature builds never see this exchange
+            with engine.begin() as conn:
+                conn.execute(text("delete from marts.features where exchange = :e"), {"e": EXCHANGE})
+                conn.execute(text("delete from raw.ohlcv where exchange = :e"), {"e": EXCHANGE})
     get_settings.cache_clear()
 
 
