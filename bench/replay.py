@@ -107,6 +107,7 @@ def replay(
 def with_backtesting_py(frames: dict[str, pd.DataFrame], steps: int, fast: int, slow: int) -> float | None:
     """Seconds backtesting.py takes for SMA(fast/slow) over the same bars (the last ``steps`` of each symbol, after a
     warm-up it also gets); None when it is not installed."""
+    os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bars, read when tqdm loads
     try:
         from backtesting import Backtest, Strategy
         from backtesting.lib import crossover
@@ -128,8 +129,6 @@ def with_backtesting_py(frames: dict[str, pd.DataFrame], steps: int, fast: int, 
                 self.position.close()
 
     import warnings
-
-    os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bars
 
     started = time.perf_counter()
     with warnings.catch_warnings():
