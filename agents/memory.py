@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, text
@@ -139,6 +140,62 @@ def _hit(action: str, realised_return: float) -> bool | None:
     return direction * realised_return > 0
 
 
+def outcome_record(
+    *,
+    decision_id: str,
+    agent: str,
+    account: str,
+    symbol: str,
+    as_of: datetime,
+    realised_at: datetime,
+    horizon_bars: int,
+    action: str,
+    confidence: float,
+    entry_price: float,
+    entry_ts: datetime,
+    exit_price: float,
+    exit_ts: datetime,
+    run_id: str,
+) -> dict[str, Any]:
+    """One ``audit.opinion_outcomes`` row: realised return = exit / entry - 1 when a newer bar than the entry was
+    known by ``realised_at`` (else 0 and no hit: market closed or a data gap, nothing to learn)."""
+    moved = exit_ts > entry_ts
+    realised_return = exit_price / entry_price - 1.0 if moved else 0.0
+    direction = _DIRECTION.get(action, 0)
+    return {
+        "decision_id": decision_id,
+        "agent": agent,
+        "account": account,
+        "symbol": symbol,
+        "as_of": as_of,
+        "realised_at": realised_at,
+        "horizon_bars": horizon_bars,
+        "action": action,
+        "confidence": confidence,
+        "entry_price": entry_price,
+        "exit_price": exit_price,
+        "realised_return": realised_return,
+        "hit": _hit(action, realised_return) if moved else None,
+        "score": direction * confidence * realised_return,
+        "run_id": run_id,
+    }
+
+
+def insert_outcomes(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Store outcome rows (``outcome_record``); a row already scored for its (decision, agent) is kept."""
+    if records:
+        conn.execute(
+            text(
+                """insert into audit.opinion_outcomes (decision_id, agent, account, symbol, as_of, realised_at,
+                       horizon_bars, action, confidence, entry_price, exit_price, realised_return, hit, score, run_id)
+                   values (:decision_id, :agent, :account, :symbol, :as_of, :realised_at, :horizon_bars, :action,
+                           :confidence, :entry_price, :exit_price, :realised_return, :hit, :score, :run_id)
+                   on conflict (decision_id, agent) do nothing"""
+            ),
+            list(records),
+        )
+
+
 def score_outcomes(
     conn: Connection,
     *,
@@ -162,41 +219,16 @@ def score_outcomes(
             "since": as_of - timeframe_delta(timeframe) * params.score_lookback_bars,
         },
     ).all()
-    records = []
-    for r in rows:
-        moved = r.exit_ts > r.entry_ts  # no newer bar by realised_at (market closed, data gap): nothing to learn
-        realised_return = float(r.exit_price) / float(r.entry_price) - 1.0 if moved else 0.0
-        direction = _DIRECTION.get(r.action, 0)
-        records.append(
-            {
-                "decision_id": r.decision_id,
-                "agent": r.agent,
-                "account": r.account,
-                "symbol": r.symbol,
-                "as_of": r.as_of,
-                "realised_at": r.realised_at,
-                "horizon_bars": r.horizon_bars,
-                "action": r.action,
-                "confidence": float(r.confidence),
-                "entry_price": float(r.entry_price),
-                "exit_price": float(r.exit_price),
-                "realised_return": realised_return,
-                "hit": _hit(r.action, realised_return) if moved else None,
-                "score": direction * float(r.confidence) * realised_return,
-                "run_id": run_id,
-            }
+    records = [
+        outcome_record(
+            decision_id=r.decision_id, agent=r.agent, account=r.account, symbol=r.symbol, as_of=r.as_of,
+            realised_at=r.realised_at, horizon_bars=r.horizon_bars, action=r.action, confidence=float(r.confidence),
+            entry_price=float(r.entry_price), entry_ts=r.entry_ts, exit_price=float(r.exit_price), exit_ts=r.exit_ts,
+            run_id=run_id,
         )
-    if records:
-        conn.execute(
-            text(
-                """insert into audit.opinion_outcomes (decision_id, agent, account, symbol, as_of, realised_at,
-                       horizon_bars, action, confidence, entry_price, exit_price, realised_return, hit, score, run_id)
-                   values (:decision_id, :agent, :account, :symbol, :as_of, :realised_at, :horizon_bars, :action,
-                           :confidence, :entry_price, :exit_price, :realised_return, :hit, :score, :run_id)
-                   on conflict (decision_id, agent) do nothing"""
-            ),
-            records,
-        )
+        for r in rows
+    ]  # fmt: skip
+    insert_outcomes(conn, records)
     return len(records)
 
 
@@ -218,27 +250,43 @@ def realised_trade_returns(conn: Connection, *, account: str, as_of: datetime, l
 # --- weights ----------------------------------------------------------------------------------------------------------
 
 
+class HitRates:
+    """Exponentially weighted hit rates per agent, fed outcomes in ``realised_at`` order one at a time (O(1) each):
+    what ``agent_weights`` computes over a list, kept up to date by a replay step by step."""
+
+    def __init__(self, params: MemoryParams = MemoryParams()) -> None:
+        self._params = params
+        self._alpha = 1.0 - 0.5 ** (1.0 / params.halflife)
+        self.rates: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, agent: str, hit: bool | None) -> None:
+        if hit is None:
+            return
+        rate = self.rates.get(agent, 0.5)
+        self.rates[agent] = rate + self._alpha * (float(hit) - rate)
+        self.counts[agent] = self.counts.get(agent, 0) + 1
+
+    def weights(self, base: Mapping[str, float]) -> dict[str, AgentWeight]:
+        """Per agent in ``base``: base * clamp(hit_rate / 0.5, min_factor, max_factor) (base alone before any)."""
+        weights = {}
+        for agent, base_weight in base.items():
+            rate = self.rates.get(agent)
+            factor = 1.0 if rate is None else max(self._params.min_factor, min(self._params.max_factor, rate / 0.5))
+            weights[agent] = AgentWeight(agent, base_weight * factor, rate, self.counts.get(agent, 0))
+        return weights
+
+
 def agent_weights(
     base: Mapping[str, float], outcomes: Sequence[Outcome], params: MemoryParams = MemoryParams()
 ) -> dict[str, AgentWeight]:
     """Per agent in ``base``: weight = base * clamp(hit_rate / 0.5, min_factor, max_factor), where hit_rate is the
     exponentially weighted hit rate of its directional outcomes in ``realised_at`` order, starting from 0.5 (so an
     agent with no scored outcome keeps its base weight)."""
-    alpha = 1.0 - 0.5 ** (1.0 / params.halflife)
-    rates: dict[str, float] = {}
-    counts: dict[str, int] = {}
+    rates = HitRates(params)
     for outcome in sorted(outcomes, key=lambda o: o.realised_at):
-        if outcome.hit is None:
-            continue
-        rate = rates.get(outcome.agent, 0.5)
-        rates[outcome.agent] = rate + alpha * (float(outcome.hit) - rate)
-        counts[outcome.agent] = counts.get(outcome.agent, 0) + 1
-    weights = {}
-    for agent, base_weight in base.items():
-        rate = rates.get(agent)
-        factor = 1.0 if rate is None else max(params.min_factor, min(params.max_factor, rate / 0.5))
-        weights[agent] = AgentWeight(agent, base_weight * factor, rate, counts.get(agent, 0))
-    return weights
+        rates.add(outcome.agent, outcome.hit)
+    return rates.weights(base)
 
 
 def load_weights(

@@ -13,7 +13,11 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine, text
 
 from agents.llm import LlmAnalyst
+from agents.params import DecisionParams
+from agents.replay_cursor import ReplayCursor
+from agents.replay_memory import ReplayMemory
 from agents.risk.gate import portfolio_gate
+from agents.sentiment import SentimentScorer
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
@@ -22,6 +26,7 @@ from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.progress import progress
 from alphaloom.settings import Settings, get_settings
 from execution.brokers.base import Broker
 from execution.brokers.next_open import NextOpenPaperBroker
@@ -35,9 +40,37 @@ from flows.decide import _ensure_paper_account, decision_times
 log = logging.getLogger(__name__)
 
 
+CHUNK_STEPS = 100
+
+
+class ReplayWindow:
+    """What a replay loads once for its whole window: the decision parameters, the market cursor (features, closes,
+    news and scores in memory) and the account's memory advanced in memory. A plain class, not a dataclass, so
+    Prefect does not walk it as a task input."""
+
+    def __init__(self, params: DecisionParams, cursor: ReplayCursor, memory: ReplayMemory) -> None:
+        self.params, self.cursor, self.memory = params, cursor, memory
+
+    @classmethod
+    def load(
+        cls, engine: Engine, *, account: str, symbols: list[str], times: list[datetime], run_id: str,
+        settings: Settings, strategy: StrategyParams, scorer: SentimentScorer,
+    ) -> ReplayWindow:  # fmt: skip
+        params = DecisionParams.from_settings(settings, strategy)
+        with engine.begin() as conn:  # scoring the window's news stores the new scores
+            cursor = ReplayCursor.load(conn, symbols=symbols, start=times[0], end=times[-1], params=params,
+                                       scorer=scorer, run_id=run_id,
+                                       returns_bars=settings.correlation_lookback_bars)  # fmt: skip
+        memory = ReplayMemory(account=account, timeframe=settings.timeframe, params=strategy.memory,
+                              base=strategy.base_weights(), cursor=cursor,
+                              trade_lookback=settings.sizing_lookback_trades)  # fmt: skip
+        return cls(params, cursor, memory)
+
+
 @dataclass(frozen=True)
 class Replay:
-    """What every step of one backtest shares."""
+    """What every step of one backtest shares (``window``: the inputs loaded once; without it each step reads them
+    from the database, as the live flow does)."""
 
     account: str
     symbols: list[str]
@@ -48,6 +81,7 @@ class Replay:
     fill_at: str
     fill_until: datetime
     opens: dict[tuple[str, datetime], Decimal]
+    window: ReplayWindow | None = None
 
     def broker(self, kill_switch: Callable[[], KillSwitchState], engine: Engine) -> Broker:
         """The paper broker the live decision flow uses, filling at the next open when so configured."""
@@ -60,13 +94,12 @@ class Replay:
         )
 
 
-# NO_CACHE: the replay holds a model and an HTTP client, which must not be hashed as task inputs on every step.
-@task(cache_policy=NO_CACHE)
-def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
+def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
     """Send the TWAP/iceberg slices due by ``as_of`` at the bar's prices, each through the portfolio gate as in the
     live flows (``agents.risk.gate``: drawdown halt, exposure, VaR at ``as_of``), then decide every symbol at
     ``as_of`` and send what risk approved, in one transaction (as the live flow does)."""
     engine = get_engine()
+    window = replay.window
     with engine.connect() as conn, conn.begin():
         broker = replay.broker(lambda: kill_switch_state(conn), engine)
         release_due_children(conn, broker, as_of, settings=replay.settings, run_id=replay.run_id,
@@ -74,7 +107,9 @@ def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
         decisions = decide(
             conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
             settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
-            llm_agent=replay.team.llm_agent,
+            llm_agent=replay.team.llm_agent, params=None if window is None else window.params,
+            source=None if window is None else window.cursor,
+            memory=None if window is None else window.memory,
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
@@ -88,6 +123,26 @@ def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
                 replay=True,
             )
     return {"decisions": len(decisions), "intents": len(intents)}
+
+
+# NO_CACHE: the replay holds a model and an HTTP client, which must not be hashed as task inputs on every step.
+@task(cache_policy=NO_CACHE)
+def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
+    """One step (``_step``) as its own task."""
+    return _step(replay, as_of)
+
+
+@task(cache_policy=NO_CACHE)
+def replay_chunk(replay: Replay, times: list[datetime], advance: Callable[..., None] | None = None) -> dict[str, int]:
+    """Consecutive steps as one task (Prefect's per-task cost paid once per chunk, not once per step); each step is
+    still its own transaction, in order. ``advance`` is told of each step done (the progress bar)."""
+    totals = {"decisions": 0, "intents": 0}
+    for as_of in times:
+        for key, value in _step(replay, as_of).items():
+            totals[key] += value
+        if advance is not None:
+            advance(1)
+    return totals
 
 
 def _bar_opens(
@@ -184,10 +239,13 @@ def backtest_flow(
         team = build_team(settings)
         llm_agent = LlmAnalyst(settings, live_calls=llm_max_calls if llm_live else 0) if use_llm else None
         opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
+        window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                                   settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
         replay = Replay(account, symbols, run_id, settings, Team(scorer=team.scorer, llm_agent=llm_agent), rules,
-                        fill_at, times[-1], opens)  # fmt: skip
-        for as_of in times:
-            replay_step(replay, as_of)
+                        fill_at, times[-1], opens, window)  # fmt: skip
+        with progress(len(times), f"backtest {run_id[:8]}") as advance:
+            for first in range(0, len(times), CHUNK_STEPS):
+                replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
         _summarise_refusals(engine, run_id)
 
         usage = _llm_usage(engine, run_id)

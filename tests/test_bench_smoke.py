@@ -35,3 +35,13 @@ def test_news_dedupe_benchmark_runs_at_toy_size(database_url) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "items: 500 in 4 feeds -> 300 distinct stories (200 duplicates)" in result.stdout
+
+
+def test_replay_benchmark_runs_at_toy_size(database_url) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "replay.py"), "--symbols", "2", "--steps", "6"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "team, full audit: " in result.stdout and "symbol-steps/s (goal >= 5,000)" in result.stdout
+    assert "last tenth / first tenth step time" in result.stdout and "SMA(10/20) rule, full audit:" in result.stdout

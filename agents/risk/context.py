@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 import pandas as pd
 from sqlalchemy import Connection, text
@@ -48,10 +49,23 @@ def returns_history(
         ),
         {"e": exchange, "tf": timeframe, "symbols": list(symbols), "as_of": as_of, "bars": bars},
     ).all()
+    return returns_frame([tuple(r) for r in rows])
+
+
+def returns_frame(rows: Sequence[tuple[str, datetime, float]]) -> pd.DataFrame:
+    """(symbol, ts, ret_1) rows as ``returns_history`` returns them: one column per symbol, rows by bar time."""
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows, columns=["symbol", "ts", "ret_1"])
     return frame.pivot(index="ts", columns="symbol", values="ret_1").sort_index().astype(float)
+
+
+class MarketReader(Protocol):
+    """The market reads of ``portfolio_context`` answered from memory (a replay cursor), equal to the SQL ones."""
+
+    def marks(self, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]: ...
+
+    def returns(self, symbols: Sequence[str], as_of: datetime, bars: int) -> pd.DataFrame: ...
 
 
 def _marks(conn: Connection, settings: Settings, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
@@ -69,9 +83,16 @@ def _marks(conn: Connection, settings: Settings, symbols: Sequence[str], as_of: 
 
 
 def portfolio_context(
-    conn: Connection, *, account: str, symbols: Sequence[str], as_of: datetime, settings: Settings
+    conn: Connection,
+    *,
+    account: str,
+    symbols: Sequence[str],
+    as_of: datetime,
+    settings: Settings,
+    market: MarketReader | None = None,
 ) -> PortfolioContext:
-    """The account's context at ``as_of`` for ``symbols`` (the candidates) plus everything it holds."""
+    """The account's context at ``as_of`` for ``symbols`` (the candidates) plus everything it holds; ``market``: the
+    marks and returns history from memory instead of ``marts.features``."""
     as_of = require_utc(as_of, "as_of")
     base, starting = conn.execute(
         text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
@@ -94,7 +115,7 @@ def portfolio_context(
     quote_rates = {**known_rates_at(conn, [quote_currency(s, base) for s in symbols], base, as_of), **rates}
     markets = market_specs(conn, exchange=settings.exchange, symbols=universe, asset_classes=settings.asset_classes,
                            quantity_steps=settings.quantity_steps)  # fmt: skip
-    marks = _marks(conn, settings, universe, as_of)
+    marks = _marks(conn, settings, universe, as_of) if market is None else market.marks(universe, as_of)
     exposures = {
         s: convert(q * marks.get(s, avg), quote_currency(s, base), base, rates) for s, (q, avg) in positions.items()
     }
@@ -111,13 +132,17 @@ def portfolio_context(
         {"a": account, "t": as_of},
     ).scalar_one()
     bar = timeframe_delta(settings.timeframe)
-    returns = returns_history(
-        conn,
-        exchange=settings.exchange,
-        timeframe=settings.timeframe,
-        symbols=universe,
-        as_of=as_of,
-        bars=settings.correlation_lookback_bars,
+    returns = (
+        returns_history(
+            conn,
+            exchange=settings.exchange,
+            timeframe=settings.timeframe,
+            symbols=universe,
+            as_of=as_of,
+            bars=settings.correlation_lookback_bars,
+        )
+        if market is None
+        else market.returns(universe, as_of, settings.correlation_lookback_bars)
     )
     return PortfolioContext(
         equity=equity,

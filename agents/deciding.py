@@ -1,0 +1,279 @@
+"""The pure middle of a decision (DESIGN §7): from a ``Snapshot`` (and the LLM answers already obtained) to one
+``DecisionDraft`` per symbol to decide: the agents' opinions, the weighted vote, the sizing, every risk verdict, the
+intents that passed risk and the audit rows that will record it all. No I/O: the same snapshot and parameters give the
+same drafts in any process, which is what lets a replay run this stage in memory.
+
+What callers can rely on:
+
+- A symbol whose decision is already recorded (``snapshot.recorded``) or that has no feature row known at ``as_of``
+  gets no draft.
+- Symbols are decided in the order asked, and each one's approved intents are added to the portfolio context the next
+  one's portfolio checks see.
+- ``DecisionDraft.decision.intents`` are only the intents every risk check approved (possibly reduced in size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from agents.consensus import ConsensusParams, consensus
+from agents.llm.schema import AnalystInputs, Headline, PastSituation
+from agents.memory import AgentWeight, Memory
+from agents.news import news_opinion
+from agents.params import DecisionParams
+from agents.recording import AgentOutputRow, DecisionRow
+from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
+from agents.risk.sizing import SizingChoice, choose_notional
+from agents.sentiment import SentimentScore
+from agents.snapshot import FEATURE_COLUMNS, Snapshot, clean, utc
+from agents.strategies import mean_reversion, momentum, sentiment_shock
+from agents.strategies.sma_cross import sma_cross_opinion
+from agents.technical import technical_opinion
+from agents.trader import opens_position, order_intents
+from alphaloom.domain import Action, AgentOpinion, Decision, NewsId, OrderIntent, Side
+
+
+@dataclass(frozen=True)
+class LlmAnswer:
+    """The LLM analyst's opinion for one symbol and the past situations it was shown."""
+
+    opinion: AgentOpinion
+    memories: Sequence[Memory] = ()
+
+
+@dataclass(frozen=True)
+class DecisionDraft:
+    """One decided symbol: the ``Decision`` (with only the approved intents) and the rows that record it."""
+
+    decision: Decision
+    row: DecisionRow
+    outputs: tuple[AgentOutputRow, ...]
+    verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...]
+    lineage: tuple[tuple[str, Mapping[str, Any]], ...]
+
+
+def feature_values(features: Mapping[str, Any]) -> dict[str, Any]:
+    """The feature values a decision reads and records (NaN and infinities as None)."""
+    return {c: clean(features.get(c)) for c in FEATURE_COLUMNS}
+
+
+def analyst_inputs(
+    snapshot: Snapshot, symbol: str, params: DecisionParams, memories: Sequence[Memory] = ()
+) -> AnalystInputs:
+    """What the LLM analyst is shown for ``symbol``: features, headlines with scores, the position, past situations."""
+    market = snapshot.market
+    scores = market.scores
+    quantity, avg_price = snapshot.account_view.positions[symbol]
+    return AnalystInputs(
+        symbol=symbol, as_of=snapshot.as_of, timeframe=params.timeframe,
+        features=feature_values(market.features[symbol]),
+        headlines=tuple(Headline(item.id, item.title, item.first_seen_at, scores[item.id].label, scores[item.id].score)
+                        for item in market.news.get(symbol, ())),
+        position_quantity=float(quantity), position_avg_price=float(avg_price),
+        memories=tuple(PastSituation(m.symbol, m.as_of, m.action, m.realised_return, m.horizon_bars, m.distance)
+                       for m in memories),
+    )  # fmt: skip
+
+
+def _skipped_llm(symbol: str, snapshot: Snapshot, params: DecisionParams) -> AgentOpinion:
+    reason = "no LLM endpoint configured" if not params.llm_configured else "no LLM agent wired"
+    return AgentOpinion("llm", symbol, snapshot.as_of, Action.HOLD, 0.0, reason, model=params.llm_model, skipped=True)
+
+
+def _opinion_output(opinion: AgentOpinion) -> dict[str, Any]:
+    return {
+        "action": opinion.action.value,
+        "confidence": opinion.confidence,
+        "rationale": opinion.rationale,
+        "details": opinion.details,
+    }
+
+
+def _sizing_verdicts(intent: OrderIntent, sized: SizingChoice | None) -> list[RiskVerdict]:
+    """The sizing of a buy that opens a position, recorded with the risk checks (it approves: size is not a limit)."""
+    if sized is None or intent.side is not Side.BUY:
+        return []
+    return [RiskVerdict("position_sizing", True, sized.reason, dict(sized.numbers))]
+
+
+def _weights_record(weights: Mapping[str, AgentWeight], base: Mapping[str, float]) -> dict[str, Any]:
+    return {agent: {"weight": round(w.weight, 6), "base": base[agent],
+                    "hit_rate": None if w.hit_rate is None else round(w.hit_rate, 6), "scored": w.scored}
+            for agent, w in weights.items()}  # fmt: skip
+
+
+def learned_consensus(params: DecisionParams, weights: Mapping[str, AgentWeight]) -> ConsensusParams:
+    base = params.strategy.consensus
+    return ConsensusParams(weights={agent: w.weight for agent, w in weights.items()},
+                           default_weight=base.default_weight, threshold=base.threshold)  # fmt: skip
+
+
+def decide_snapshot(
+    snapshot: Snapshot,
+    params: DecisionParams,
+    llm: Mapping[str, LlmAnswer] | None = None,
+    *,
+    run_id: str,
+    git_sha: str | None = None,
+) -> list[DecisionDraft]:
+    """The drafts of every symbol of ``snapshot`` to decide, in the order asked (see the module docstring).
+    ``llm``: the LLM analyst's answers per symbol; a symbol without one gets a skipped LLM opinion."""
+    strategy = params.strategy
+    team_vote = strategy.team_vote
+    account_view = snapshot.account_view
+    portfolio = account_view.portfolio
+    learned = learned_consensus(params, account_view.weights)
+    weights_record = _weights_record(account_view.weights, strategy.base_weights())
+    drafts: list[DecisionDraft] = []
+    for symbol in snapshot.symbols:
+        features = snapshot.market.features.get(symbol)
+        if symbol in snapshot.recorded or features is None:
+            continue
+        answer = (llm or {}).get(symbol) if team_vote else None
+        draft = _decide_symbol(snapshot, params, symbol, features, answer, learned, portfolio, weights_record,
+                               run_id=run_id, git_sha=git_sha)  # fmt: skip
+        for intent in draft.decision.intents:  # the next symbol's portfolio checks see this one's exposure
+            portfolio = portfolio.after(intent, portfolio.quote_rate(intent.symbol).required())
+        drafts.append(draft)
+    return drafts
+
+
+def _decide_symbol(
+    snapshot: Snapshot,
+    params: DecisionParams,
+    symbol: str,
+    features: Mapping[str, Any],
+    answer: LlmAnswer | None,
+    learned: ConsensusParams,
+    portfolio: Any,
+    weights_record: Mapping[str, Any],
+    *,
+    run_id: str,
+    git_sha: str | None,
+) -> DecisionDraft:
+    strategy, as_of, account = params.strategy, snapshot.as_of, snapshot.account
+    team_vote = strategy.team_vote
+    decision_id = snapshot.decision_ids[symbol]
+    values = feature_values(features)
+    feature_key = {
+        "exchange": features["exchange"],
+        "symbol": features["symbol"],
+        "timeframe": features["timeframe"],
+        "ts": utc(features["ts"]).isoformat(),
+    }
+    news = list(snapshot.market.news.get(symbol, ()))
+    scores: dict[NewsId, SentimentScore] = {item.id: snapshot.market.scores[item.id] for item in news}
+    position_qty, position_avg = snapshot.account_view.positions[symbol]
+    closes = list(snapshot.market.closes[symbol])
+    signals = [
+        signal
+        for signal in (momentum(closes, symbol, strategy.momentum),
+                       mean_reversion(closes, symbol, strategy.mean_reversion))
+        if signal is not None and team_vote
+    ]  # fmt: skip
+    event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
+    memories = list(answer.memories) if answer is not None else []
+    opinions = (
+        (
+            technical_opinion(values, symbol, as_of, strategy.technical, signals),
+            news_opinion(symbol, as_of, scores, strategy.news, event),
+            answer.opinion if answer is not None else _skipped_llm(symbol, snapshot, params),
+        )
+        if team_vote
+        else (sma_cross_opinion(closes, symbol, as_of, strategy.sma_cross),)
+    )
+    action, score = consensus(opinions, learned) if team_vote else (opinions[0].action, opinions[0].confidence)
+    price = Decimal(str(values["close"])) if values["close"] else Decimal(0)
+    sized = (
+        choose_notional(params.sizing, equity=portfolio.equity, stats=snapshot.account_view.trades,
+                        bar_volatility=values.get("realized_vol_20"), bars_per_year=params.bars_per_year)
+        if opens_position(action, position_qty)
+        else None
+    )  # fmt: skip
+    intents = (
+        order_intents(
+            decision_id=decision_id,
+            account=account,
+            symbol=symbol,
+            action=action,
+            position_quantity=position_qty,
+            price=price,
+            order_notional=params.order_notional if sized is None else sized.notional,
+            market=portfolio.market(symbol),
+            quote_rate=portfolio.quote_rate(symbol),
+        )
+        if price > 0
+        else []
+    )
+    known_at = utc(features["known_at"])
+    kill_switch = snapshot.account_view.kill_switch
+    verdicts = tuple(
+        (
+            intent,
+            tuple(
+                check_intent(
+                    intent,
+                    limits=params.limits,
+                    current_quantity=position_qty,
+                    last_price=price,
+                    kill_switch=kill_switch,
+                    quote_rate=portfolio.quote_rate(symbol),
+                    feature_age=as_of - known_at,
+                    max_feature_age=params.max_feature_age,
+                    portfolio=portfolio,
+                    risk_limits=params.risk_limits,
+                )
+                + _sizing_verdicts(intent, sized)
+            ),
+        )
+        for intent in intents
+    )
+    approved = tuple(a for intent, v in verdicts if (a := adjusted_intent(intent, list(v))) is not None)
+    dbt_invocation_id = features.get("dbt_invocation_id")
+    inputs = {
+        "features": {"key": feature_key, "known_at": known_at.isoformat(), "dbt_invocation_id": dbt_invocation_id,
+                     "values": values},
+        "news": [
+            {"id": item.id, "first_seen_at": item.first_seen_at.isoformat(),
+             "first_seen_assumed": item.first_seen_assumed, "label": scores[item.id].label,
+             "score": scores[item.id].score}
+            for item in news
+        ],
+        "position": {"quantity": str(position_qty), "avg_price": str(position_avg)},
+        "scorer": snapshot.scorer_name,
+        "scorer_fallback": snapshot.scorer_fallback,
+        "weights": weights_record,
+        "closes_read": len(closes),
+        "sizing": None if sized is None else {"reason": sized.reason, **sized.numbers},
+        "kill_switch": {"engaged": kill_switch.engaged, "reason": kill_switch.reason},
+        "config": params.config,
+        "intents": [
+            {"side": i.side.value, "quantity": str(i.quantity), "reference_price": str(i.reference_price),
+             "leg": i.leg, "approved": all_approved(list(v))}
+            for i, v in verdicts
+        ],
+    }  # fmt: skip
+    input_refs = {
+        "technical": {"features": feature_key, "closes": len(closes)},
+        "news": {"news_ids": [item.id for item in news], "scorer": snapshot.scorer_name},
+        "llm": {"features": feature_key, "news_ids": [item.id for item in news],
+                "memories": [m.decision_id for m in memories]},
+    }  # fmt: skip
+    row = DecisionRow(decision_id, run_id, account, symbol, params.timeframe, as_of, action.value, score,
+                      params.version, inputs, dbt_invocation_id, git_sha)  # fmt: skip
+    outputs = tuple(
+        AgentOutputRow(o.agent, _opinion_output(o), o.model or (snapshot.scorer_name if o.agent == "news" else None),
+                       o.prompt_hash, input_refs.get(o.agent, {}), o.skipped, o.details.get("tokens"),
+                       o.details.get("latency_ms"))
+        for o in opinions
+    )  # fmt: skip
+    lineage = (
+        ("marts.features", {**feature_key, "dbt_invocation_id": dbt_invocation_id}),
+        ("raw.ohlcv", feature_key),
+        *(("raw.news", {"id": item.id}) for item in news),
+    )
+    decision = Decision(decision_id, account, symbol, params.timeframe, as_of, action, score, opinions, approved)
+    return DecisionDraft(decision, row, outputs, verdicts, lineage)

@@ -1,0 +1,241 @@
+"""A replay cursor: the market half of the ``Snapshot`` (``agents.snapshot.MarketView``) for any ``as_of`` of a
+backtest window, from inputs loaded once (DESIGN §7).
+
+``ReplayCursor.load`` reads the window in a handful of queries: the feature rows of the symbols known by the window's
+end (from far enough back that the first step sees its full close history), the stories tagged with them first seen
+in ``(start - news window, end]``, and every such story's sentiment score (scored once, through the same cache the
+live reader uses). ``market_at(as_of)`` then answers in memory, by binary search, with exactly what
+``agents.snapshot.read_market_view`` would read at that ``as_of`` (the point-in-time rule: rows with
+``known_at <= as_of``, stories with ``as_of - window < first_seen_at <= as_of``); tests keep the two equal.
+
+Stories come from ``agents.news.recent_news_by_symbol`` over the whole window, so a story's time is the live
+reader's (``greatest(first_seen_at, link first_known_at)``); a link is never known before its story was first seen
+(it comes from one of the story's sightings), so filtering on that time is the live reader's filter.
+
+``as_of`` may be any time in ``[start, end]``, in any order (not only bar closes); outside it ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from agents.news import recent_news_by_symbol
+from agents.params import DecisionParams
+from agents.sentiment import SentimentScore, SentimentScorer, score_news
+from agents.snapshot import FEATURES_RELATION, MarketView, require_features
+from alphaloom.domain import NewsId, NewsItem, require_utc
+
+# Per symbol: how far before the window the rows must reach so that the first step sees `count` closes (the newest
+# row known at the start is among them, or is newer).
+_LOWER_BOUNDS = f"""
+select symbol, min(known_at) as since from (
+    select symbol, known_at,
+           row_number() over (partition by symbol order by ts desc) as n,
+           row_number() over (partition by symbol, close is not null order by ts desc) as n_close,
+           row_number() over (partition by symbol, ret_1 is not null order by ts desc) as n_ret,
+           close is not null as has_close, ret_1 is not null as has_ret
+    from {FEATURES_RELATION}
+    where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe and known_at <= :start
+) ranked where n = 1 or (has_close and n_close <= :count) or (has_ret and n_ret <= :returns_bars)
+group by symbol
+"""
+
+
+@dataclass(frozen=True)
+class _SymbolSeries:
+    known_at: list[datetime]  # of every row, ascending
+    rows: list[dict[str, Any]]
+    close_known_at: list[datetime]  # of the rows with a close, ascending
+    closes: list[float]
+    ret_known_at: list[datetime]  # of the rows with a ret_1, ascending
+    rets: list[tuple[datetime, float]]  # (ts, ret_1)
+
+
+@dataclass(frozen=True)
+class _SymbolNews:
+    first_seen_at: list[datetime]
+    items: list[NewsItem]
+
+
+class ReplayCursor:
+    """The window's market inputs, held in memory; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        history: int,
+        returns_bars: int,
+        news_window: timedelta,
+        team_vote: bool,
+        series: Mapping[str, _SymbolSeries],
+        news: Mapping[str, _SymbolNews],
+        scores: Mapping[NewsId, SentimentScore],
+    ) -> None:
+        self.start, self.end, self.history, self.returns_bars = start, end, history, returns_bars
+        self._news_window, self._team_vote = news_window, team_vote
+        self._series, self._news, self._scores = series, news, scores
+
+    @classmethod
+    def load(
+        cls,
+        conn: Connection,
+        *,
+        symbols: Sequence[str],
+        start: datetime,
+        end: datetime,
+        params: DecisionParams,
+        scorer: SentimentScorer,
+        run_id: str,
+        history: int | None = None,
+        returns_bars: int = 0,
+    ) -> ReplayCursor:
+        """Load the window ``[start, end]`` for ``symbols`` (``history``: closes to keep per step, default the
+        strategy's; ``returns_bars``: the returns history ``returns`` may be asked for, e.g. the settings'
+        ``correlation_lookback_bars``)."""
+        start, end = require_utc(start, "start"), require_utc(end, "end")
+        if end < start:
+            raise ValueError(f"replay window ends ({end}) before it starts ({start})")
+        require_features(conn)
+        history = params.strategy.history if history is None else history
+        where = {"exchange": params.exchange, "symbols": list(symbols), "timeframe": params.timeframe}
+        bounds = {
+            r.symbol: r.since
+            for r in conn.execute(
+                text(_LOWER_BOUNDS), {**where, "start": start, "count": max(history, 1), "returns_bars": returns_bars}
+            )
+        }
+        series: dict[str, _SymbolSeries] = {}
+        for symbol in symbols:
+            series[symbol] = _SymbolSeries([], [], [], [], [], [])
+        rows = conn.execute(
+            text(
+                f"""select * from {FEATURES_RELATION} f
+                    where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe
+                      and known_at <= :end
+                      and known_at >= coalesce((select since from unnest(cast(:bound_symbols as text[]),
+                                                   cast(:bound_since as timestamptz[])) as b(symbol, since)
+                                                where b.symbol = f.symbol), :start)
+                    order by symbol, ts"""
+            ),
+            {**where, "end": end, "start": start, "bound_symbols": list(bounds),
+             "bound_since": [bounds[s] for s in bounds]},
+        ).mappings()  # fmt: skip
+        for row in rows:
+            s = series[row["symbol"]]
+            known_at = row["known_at"]
+            s.known_at.append(known_at)
+            s.rows.append(dict(row))
+            if row["close"] is not None:
+                s.close_known_at.append(known_at)
+                s.closes.append(float(row["close"]))
+            if row["ret_1"] is not None:
+                s.ret_known_at.append(known_at)
+                s.rets.append((row["ts"], float(row["ret_1"])))
+        for symbol, s in series.items():
+            if any(b < a for a, b in zip(s.known_at, s.known_at[1:], strict=False)):
+                raise ValueError(f"{FEATURES_RELATION}: known_at of {symbol} does not grow with ts")
+        window = params.strategy.news.window
+        news: dict[str, _SymbolNews] = {}
+        scores: dict[NewsId, SentimentScore] = {}
+        if params.strategy.team_vote:
+            found = recent_news_by_symbol(conn, list(symbols), end, end - start + window)
+            for symbol, items in found.items():
+                news[symbol] = _SymbolNews([item.first_seen_at for item in items], list(items))
+            distinct = list({item.id: item for items in found.values() for item in items}.values())
+            scores = score_news(conn, run_id, scorer, distinct)
+        return cls(start=start, end=end, history=history, returns_bars=returns_bars, news_window=window, team_vote=params.strategy.team_vote,
+                   series=series, news=news, scores=scores)  # fmt: skip
+
+    def market_at(self, as_of: datetime, symbols: Sequence[str] | None = None) -> MarketView:
+        """What ``read_market_view`` reads at ``as_of`` for ``symbols`` (default: every symbol of the window)."""
+        as_of = require_utc(as_of, "as_of")
+        if not self.start <= as_of <= self.end:
+            raise ValueError(f"as_of {as_of} is outside the replay window [{self.start}, {self.end}]")
+        chosen = list(self._series) if symbols is None else list(symbols)
+        features: dict[str, dict[str, Any]] = {}
+        closes: dict[str, list[float]] = {}
+        for symbol in chosen:
+            s = self._series.get(symbol)
+            if s is None:
+                raise ValueError(f"{symbol} is not in the replay window")
+            i = bisect_right(s.known_at, as_of)
+            if i == 0:
+                continue
+            features[symbol] = s.rows[i - 1]
+            j = bisect_right(s.close_known_at, as_of)
+            closes[symbol] = s.closes[max(0, j - self.history) : j]
+        news: dict[str, list[NewsItem]] = {}
+        scores: dict[NewsId, SentimentScore] = {}
+        if self._team_vote:
+            since = as_of - self._news_window
+            for symbol in features:
+                held = self._news.get(symbol)
+                if held is None:
+                    news[symbol] = []
+                    continue
+                lo, hi = bisect_right(held.first_seen_at, since), bisect_right(held.first_seen_at, as_of)
+                news[symbol] = held.items[lo:hi]
+                for item in news[symbol]:
+                    scores[item.id] = self._scores[item.id]
+        return MarketView(features, closes, news, scores)
+
+    def closes_known(self, symbol: str, as_of: datetime) -> list[float]:
+        """Every close of ``symbol`` loaded and known at ``as_of``, oldest first."""
+        s = self._series[symbol]
+        return s.closes[: bisect_right(s.close_known_at, as_of)]
+
+    def marks(self, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
+        """What ``agents.risk.context`` marks positions at: the newest row's close known at ``as_of`` per symbol."""
+        found = {}
+        for symbol in symbols:
+            row = self.latest_row(symbol, as_of)
+            if row is not None and row["close"] is not None:
+                found[symbol] = Decimal(str(row["close"]))
+        return found
+
+    def returns(self, symbols: Sequence[str], as_of: datetime, bars: int) -> pd.DataFrame:
+        """``agents.risk.context.returns_history`` at ``as_of``: the last ``bars`` ``ret_1`` known per symbol."""
+        if bars > self.returns_bars:
+            raise ValueError(f"the replay window holds {self.returns_bars} bars of returns, {bars} asked")
+        columns: dict[str, dict[datetime, float]] = {}
+        for symbol in sorted(set(symbols)):
+            s = self._series[symbol]
+            j = bisect_right(s.ret_known_at, as_of)
+            if j:
+                columns[symbol] = dict(s.rets[max(0, j - bars) : j])
+        if not columns:
+            return pd.DataFrame()
+        # What returns_frame's pivot builds, without the pivot (a tenth of a replay step's time otherwise).
+        index = sorted(set().union(*columns.values()))
+        values = np.full((len(index), len(columns)), np.nan)
+        position = {ts: i for i, ts in enumerate(index)}
+        for k, column in enumerate(columns.values()):
+            for ts, ret in column.items():
+                values[position[ts], k] = ret
+        return pd.DataFrame(values, index=pd.DatetimeIndex(index, name="ts"),
+                            columns=pd.Index(list(columns), name="symbol"))  # fmt: skip
+
+    def latest_row(self, symbol: str, as_of: datetime) -> Mapping[str, Any] | None:
+        """The newest feature row of ``symbol`` known at ``as_of`` (None before its first)."""
+        s = self._series.get(symbol)
+        if s is None:
+            raise ValueError(f"{symbol} is not in the replay window")
+        i = bisect_right(s.known_at, as_of)
+        return s.rows[i - 1] if i else None
+
+    def latest_close(self, symbol: str, as_of: datetime) -> float | None:
+        """The newest close of ``symbol`` known at ``as_of`` (what memory scoring calls the exit price)."""
+        s = self._series[symbol]
+        j = bisect_right(s.close_known_at, as_of)
+        return s.closes[j - 1] if j else None

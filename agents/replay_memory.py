@@ -1,0 +1,138 @@
+"""The team's memory advanced by a replay step by step, in memory: what ``agents.memory.score_outcomes``,
+``load_weights`` and ``realised_trade_returns`` compute from the database at each ``as_of``, at O(1) per opinion
+instead of a rescan of the account's history every step (DESIGN §7).
+
+What callers can rely on:
+
+- It holds a replay's own account: every decision of that account passes through ``remember`` (a backtest account is
+  created fresh for its run, so nothing else wrote to it).
+- ``advance(as_of)`` scores the opinions whose horizon has passed by ``as_of`` exactly as ``score_outcomes`` would
+  (entry: the close the decision read; exit: the newest feature row known at ``realised_at``, from the replay cursor;
+  an opinion older than the scoring lookback or without prices is never scored) and returns the rows to store.
+- ``weights()`` equals ``load_weights`` at the last ``as_of`` advanced to, and ``trades()`` the statistics of
+  ``realised_trade_returns`` (the latest ``lookback`` realised buys, oldest first): same order of ties, same floats.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import insort
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agents.deciding import DecisionDraft
+from agents.memory import TEAM, AgentWeight, HitRates, MemoryParams, outcome_record
+from agents.replay_cursor import ReplayCursor
+from agents.risk.sizing import TradeStats, trade_stats
+from alphaloom.domain import timeframe_delta
+
+
+@dataclass(order=True)
+class _Due:
+    realised_at: datetime
+    symbol: str
+    as_of: datetime
+    agent: str
+    decision_id: str = field(compare=True)
+    action: str = field(compare=False, default="hold")
+    confidence: float = field(compare=False, default=0.0)
+    horizon_bars: int = field(compare=False, default=1)
+    entry_price: float | None = field(compare=False, default=None)
+    entry_ts: datetime | None = field(compare=False, default=None)
+
+
+class ReplayMemory:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        account: str,
+        timeframe: str,
+        params: MemoryParams,
+        base: Mapping[str, float],
+        cursor: ReplayCursor,
+        trade_lookback: int,
+    ) -> None:
+        self.account, self._params, self._base, self._cursor = account, params, dict(base), cursor
+        self._bar = timeframe_delta(timeframe)
+        self._due: list[_Due] = []
+        self._hits: list[tuple[datetime, str, datetime, str, bool]] = []  # (realised_at, symbol, as_of, agent, hit)
+        self._rates = HitRates(params)
+        self._buys: list[tuple[datetime, str, datetime, float]] = []  # team buys with a hit, in realised order
+        self._trade_lookback = trade_lookback
+
+    def remember(self, drafts: Sequence[DecisionDraft]) -> None:
+        """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team``."""
+        for draft in drafts:
+            row = draft.row
+            features = row.inputs["features"]
+            close = features["values"].get("close")
+            entry_price = None if close is None else float(close)
+            entry_ts = datetime.fromisoformat(features["key"]["ts"])
+            opinions = [
+                (o.agent, o.output.get("action"), float(o.output.get("confidence") or 0.0),
+                 int((o.output.get("details") or {}).get("horizon_bars", self._params.horizon_bars)))
+                for o in draft.outputs if not o.skipped
+            ] + [(TEAM, row.action, abs(row.score), self._params.horizon_bars)]  # fmt: skip
+            for agent, action, confidence, horizon in opinions:
+                heapq.heappush(
+                    self._due,
+                    _Due(row.as_of + self._bar * horizon, row.symbol, row.as_of, agent, row.decision_id, action,
+                         confidence, horizon, entry_price, entry_ts),
+                )  # fmt: skip
+
+    def advance(self, as_of: datetime, *, run_id: str) -> list[dict[str, Any]]:
+        """Score what is realised by ``as_of``; returns the ``audit.opinion_outcomes`` rows (in a fixed order)."""
+        since = as_of - self._bar * self._params.score_lookback_bars
+        records = []
+        while self._due and self._due[0].realised_at <= as_of:
+            due = heapq.heappop(self._due)
+            if due.as_of < since or not due.as_of < as_of or not due.entry_price or due.entry_price <= 0:
+                continue
+            exit_row = self._cursor.latest_row(due.symbol, due.realised_at)
+            if exit_row is None or exit_row["close"] is None or float(exit_row["close"]) <= 0:
+                continue
+            records.append(
+                outcome_record(
+                    decision_id=due.decision_id, agent=due.agent, account=self.account, symbol=due.symbol,
+                    as_of=due.as_of, realised_at=due.realised_at, horizon_bars=due.horizon_bars, action=due.action,
+                    confidence=due.confidence, entry_price=due.entry_price, entry_ts=due.entry_ts,
+                    exit_price=float(exit_row["close"]), exit_ts=exit_row["ts"], run_id=run_id,
+                )
+            )  # fmt: skip
+        self._learn(records)
+        records.sort(key=lambda r: (r["decision_id"], r["agent"]))
+        return records
+
+    def _learn(self, records: list[dict[str, Any]]) -> None:
+        fresh = sorted(
+            (r["realised_at"], r["symbol"], r["as_of"], r["agent"], r["hit"])
+            for r in records
+            if r["hit"] is not None and r["agent"] in self._base
+        )
+        if fresh and self._hits and fresh[0][:3] < self._hits[-1][:3]:
+            # Arrived out of order (never for a step-by-step replay): replay the rates from the start.
+            self._hits = sorted(self._hits + fresh, key=lambda h: h[:3])
+            self._rates = HitRates(self._params)
+            for _, _, _, agent, hit in self._hits:
+                self._rates.add(agent, hit)
+        else:
+            for hit in fresh:
+                self._hits.append(hit)
+                self._rates.add(hit[3], hit[4])
+        for r in records:
+            if r["agent"] == TEAM and r["action"] == "buy" and r["hit"] is not None:
+                insort(self._buys, (r["realised_at"], r["symbol"], r["as_of"], r["realised_return"]))
+
+    def weights(self) -> dict[str, AgentWeight]:
+        return self._rates.weights(self._base)
+
+    def trades(self) -> TradeStats:
+        return trade_stats([r for *_, r in self._buys[-self._trade_lookback :]] if self._trade_lookback else [])
+
+    @property
+    def pending(self) -> int:
+        return len(self._due)

@@ -1,0 +1,300 @@
+"""The first stage of a decision: a ``Snapshot`` of everything a decision at ``as_of`` may read, point in time
+(DESIGN §4, §7), and the live reader that builds it with SQL at ``as_of``.
+
+A snapshot has two halves:
+
+- ``MarketView`` (the same for every account): per symbol the newest ``marts.features`` row with
+  ``known_at <= as_of``, the last closes known by then (oldest first, NULLs dropped), the stories tagged with it first
+  seen in ``(as_of - news window, as_of]`` (oldest first) and every such story's sentiment score. A replay builds the
+  same view from a window loaded once (``agents.replay_cursor``); tests keep the two equal.
+- ``AccountView``: the kill switch, the portfolio context (equity, its peak, exposures, returns history), positions,
+  the learned agent weights and the realised-trade statistics, all as of ``as_of``.
+
+``read_snapshot`` is the live reader. Reading is not entirely free of writes, as before the split: it scores the
+account's opinions realised by ``as_of`` (``agents.memory.score_outcomes``), records the account's equity mark (the
+drawdown peak includes it) and stores new sentiment scores (a cache). It writes on the caller's connection and does not
+commit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, text
+
+from agents.memory import AgentWeight, insert_outcomes, load_weights, realised_trade_returns, score_outcomes
+from agents.news import recent_news_by_symbol
+from agents.params import DecisionParams
+from agents.risk.context import MarketReader, portfolio_context
+from agents.risk.portfolio import PortfolioContext
+from agents.risk.sizing import TradeStats, trade_stats
+from agents.sentiment import SentimentScore, SentimentScorer, score_news
+from alphaloom.domain import DecisionId, NewsId, NewsItem, decision_id_for, require_utc
+from alphaloom.errors import ConfigError, DataUnavailableError
+from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.settings import Settings
+
+FEATURES_RELATION = "marts.features"
+FEATURE_COLUMNS = (
+    "open", "high", "low", "close", "volume", "ret_1", "log_ret_1", "sma_10", "sma_20", "sma_50", "ema_10", "ema_20",
+    "ema_50", "rsi_14", "macd", "macd_signal", "macd_hist", "bb_middle_20", "bb_upper_20", "bb_lower_20",
+    "bb_pct_b_20", "realized_vol_20", "volume_z_20",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MarketView:
+    """What the market looked like at ``as_of`` for the symbols asked (only those with a feature row appear in
+    ``features``, ``closes`` and ``news``)."""
+
+    features: Mapping[str, Mapping[str, Any]]
+    closes: Mapping[str, Sequence[float]]
+    news: Mapping[str, Sequence[NewsItem]]
+    scores: Mapping[NewsId, SentimentScore]
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """The account at ``as_of``."""
+
+    kill_switch: KillSwitchState
+    portfolio: PortfolioContext
+    positions: Mapping[str, tuple[Decimal, Decimal]]
+    weights: Mapping[str, AgentWeight]
+    trades: TradeStats
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one decision step at ``as_of`` may read. ``recorded``: the symbols whose decision (same id) already
+    exists, which the step does not decide again."""
+
+    account: str
+    as_of: datetime
+    symbols: tuple[str, ...]
+    decision_ids: Mapping[str, DecisionId]
+    recorded: frozenset[str]
+    market: MarketView
+    account_view: AccountView
+    scorer_name: str
+    scorer_fallback: str | None
+
+
+def clean(value: Any) -> Any:
+    """A feature value as recorded: NaN and infinities become None."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def utc(value: datetime) -> datetime:
+    """A warehouse timestamp in UTC (dbt may materialize one without time zone; the convention is UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --- the live readers -------------------------------------------------------------------------------------------------
+
+
+def require_features(conn: Connection) -> None:
+    """Raises ``DataUnavailableError`` when the features mart has not been built at all."""
+    if conn.execute(text("select to_regclass(:r)"), {"r": FEATURES_RELATION}).scalar() is None:
+        raise DataUnavailableError(f"{FEATURES_RELATION} does not exist; build the features first")
+
+
+def latest_features(
+    conn: Connection, *, exchange: str, symbols: Sequence[str], timeframe: str, as_of: datetime
+) -> dict[str, dict[str, Any]]:
+    """Per symbol, the newest ``marts.features`` row known at ``as_of`` (``known_at <= as_of``); a symbol with none is
+    absent. One query for all symbols.
+
+    Raises ``DataUnavailableError`` when the features mart has not been built at all."""
+    if not symbols:
+        return {}
+    require_features(conn)
+    rows = conn.execute(
+        text(
+            f"""select distinct on (symbol) * from {FEATURES_RELATION}
+                where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe
+                  and known_at <= :as_of
+                order by symbol, ts desc"""
+        ),
+        {"exchange": exchange, "symbols": list(symbols), "timeframe": timeframe, "as_of": as_of},
+    ).mappings()
+    return {row["symbol"]: dict(row) for row in rows}
+
+
+def recent_closes(
+    conn: Connection, *, exchange: str, symbols: Sequence[str], timeframe: str, as_of: datetime, count: int
+) -> dict[str, list[float]]:
+    """Per symbol, the last ``count`` closes known at ``as_of`` (``known_at <= as_of``), oldest first; NULLs dropped.
+    One query for all symbols."""
+    if not symbols:
+        return {}
+    rows = conn.execute(
+        text(
+            f"""select symbol, close from (
+                    select symbol, ts, close, row_number() over (partition by symbol order by ts desc) as n
+                    from {FEATURES_RELATION}
+                    where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe
+                      and known_at <= :as_of and close is not null
+                ) recent where n <= :count order by symbol, ts"""
+        ),
+        {"exchange": exchange, "symbols": list(symbols), "timeframe": timeframe, "as_of": as_of, "count": count},
+    ).all()
+    closes: dict[str, list[float]] = {symbol: [] for symbol in symbols}
+    for row in rows:
+        closes[row.symbol].append(float(row.close))
+    return closes
+
+
+def current_positions(conn: Connection, account: str, symbols: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]:
+    """Per symbol (quantity, avg_price) from ``audit.positions``; (0, 0) when the account never held it."""
+    held = {
+        row.symbol: (Decimal(row.quantity), Decimal(row.avg_price))
+        for row in conn.execute(
+            text("select symbol, quantity, avg_price from audit.positions where account = :a and symbol = any(:s)"),
+            {"a": account, "s": list(symbols)},
+        )
+    }
+    return {symbol: held.get(symbol, (Decimal(0), Decimal(0))) for symbol in symbols}
+
+
+def recorded_decisions(conn: Connection, decision_ids: Sequence[DecisionId]) -> set[str]:
+    """Which of ``decision_ids`` are already in ``audit.decisions``."""
+    return set(
+        conn.execute(
+            text("select decision_id from audit.decisions where decision_id = any(:d)"), {"d": list(decision_ids)}
+        ).scalars()
+    )
+
+
+def require_account(conn: Connection, account: str) -> None:
+    if conn.execute(text("select 1 from audit.accounts where id = :a"), {"a": account}).first() is None:
+        raise ConfigError(f"account {account!r} does not exist; create it with execution.accounts.ensure_account")
+
+
+class MarketSource(MarketReader, Protocol):
+    """The market half of snapshots from memory (``agents.replay_cursor.ReplayCursor``), equal to the SQL reads."""
+
+    def market_at(self, as_of: datetime, symbols: Sequence[str] | None = None) -> MarketView: ...
+
+
+class MemoryState(Protocol):
+    """The account's memory kept up to date by the caller (``agents.replay_memory.ReplayMemory`` in a replay)."""
+
+    def advance(self, as_of: datetime, *, run_id: str) -> list[dict[str, Any]]: ...
+
+    def weights(self) -> dict[str, AgentWeight]: ...
+
+    def trades(self) -> TradeStats: ...
+
+
+def read_account_view(
+    conn: Connection,
+    *,
+    account: str,
+    symbols: Sequence[str],
+    as_of: datetime,
+    run_id: str,
+    settings: Settings,
+    params: DecisionParams,
+    memory: MemoryState | None = None,
+    source: MarketReader | None = None,
+) -> AccountView:
+    """The account half of the snapshot, from the database at ``as_of`` (memory point in time: the opinions realised
+    by ``as_of`` are scored first, then the agents are weighed by those outcomes only). ``memory``: the account's
+    memory advanced in memory instead (its new outcome rows are stored here); ``source``: marks and returns history
+    from memory."""
+    kill_switch = kill_switch_state(conn)
+    portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings,
+                                  market=source)  # fmt: skip
+    if memory is not None:
+        insert_outcomes(conn, memory.advance(as_of, run_id=run_id))
+        weights, trades = memory.weights(), memory.trades() if params.uses_kelly else trade_stats([])
+    else:
+        weights, trades = _memory_from_database(conn, account, as_of, run_id, params)
+    positions = current_positions(conn, account, symbols)
+    return AccountView(kill_switch, portfolio, positions, weights, trades)
+
+
+def _memory_from_database(
+    conn: Connection, account: str, as_of: datetime, run_id: str, params: DecisionParams
+) -> tuple[dict[str, AgentWeight], TradeStats]:
+    memory = params.strategy.memory
+    score_outcomes(conn, account=account, as_of=as_of, timeframe=params.timeframe, run_id=run_id, params=memory)
+    weights = load_weights(conn, account=account, as_of=as_of, base=params.strategy.base_weights(), params=memory)
+    trades = (
+        trade_stats(realised_trade_returns(conn, account=account, as_of=as_of, limit=params.sizing_lookback_trades))
+        if params.uses_kelly
+        else trade_stats([])
+    )
+    return weights, trades
+
+
+def read_market_view(
+    conn: Connection,
+    *,
+    symbols: Sequence[str],
+    as_of: datetime,
+    run_id: str,
+    params: DecisionParams,
+    scorer: SentimentScorer,
+) -> MarketView:
+    """The market half of the snapshot, from the database at ``as_of`` (one query per kind for all symbols)."""
+    features = latest_features(conn, exchange=params.exchange, symbols=symbols, timeframe=params.timeframe, as_of=as_of)
+    known = [symbol for symbol in symbols if symbol in features]
+    closes = recent_closes(conn, exchange=params.exchange, symbols=known, timeframe=params.timeframe, as_of=as_of,
+                           count=params.strategy.history)  # fmt: skip
+    team_vote = params.strategy.team_vote
+    news = recent_news_by_symbol(conn, known if team_vote else [], as_of, params.strategy.news.window)
+    scores = score_news(conn, run_id, scorer, list({i.id: i for n in news.values() for i in n}.values()))
+    return MarketView(features, closes, news, scores)
+
+
+def read_snapshot(
+    conn: Connection,
+    *,
+    account: str,
+    symbols: Sequence[str],
+    as_of: datetime,
+    run_id: str,
+    settings: Settings,
+    params: DecisionParams,
+    scorer: SentimentScorer,
+    source: MarketSource | None = None,
+    memory: MemoryState | None = None,
+) -> Snapshot:
+    """The ``Snapshot`` of a decision step at ``as_of``, read from the database (``source``: the market half from
+    memory, a replay cursor, instead of SQL; ``memory``: see ``read_account_view``)."""
+    as_of = require_utc(as_of, "as_of")
+    require_account(conn, account)
+    account_view = read_account_view(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id,
+                                     settings=settings, params=params, memory=memory, source=source)  # fmt: skip
+    decision_ids = {s: decision_id_for(account, s, params.timeframe, as_of, params.version) for s in symbols}
+    existing = recorded_decisions(conn, list(decision_ids.values()))
+    recorded = {s for s in symbols if decision_ids[s] in existing}
+    pending = [s for s in symbols if s not in recorded]
+    if source is None:
+        market = read_market_view(conn, symbols=pending, as_of=as_of, run_id=run_id, params=params, scorer=scorer)
+    else:
+        market = restrict(source.market_at(as_of, symbols), pending)
+    return Snapshot(account, as_of, tuple(symbols), decision_ids, frozenset(recorded), market, account_view,
+                    scorer.name, getattr(scorer, "fallback_reason", None))  # fmt: skip
+
+
+def restrict(market: MarketView, symbols: Sequence[str]) -> MarketView:
+    """``market`` for ``symbols`` only (the scores of the stories still present)."""
+    wanted = set(symbols)
+    news = {s: items for s, items in market.news.items() if s in wanted}
+    ids = {item.id for items in news.values() for item in items}
+    return MarketView(
+        {s: row for s, row in market.features.items() if s in wanted},
+        {s: closes for s, closes in market.closes.items() if s in wanted},
+        news,
+        {i: score for i, score in market.scores.items() if i in ids},
+    )

@@ -1,0 +1,212 @@
+"""Benchmark: the replay engine (``flows.backtest``: replay cursor, incremental memory, the live decision stages and
+paper execution) on generated hourly bars, on a throwaway database of the server in force.
+
+Prints, each on its own line with its unit, goal and ``met`` or ``MISSED``:
+- the team (no LLM, full audit): symbol-steps per second (goal >= 5,000) and the ratio of the last tenth's mean step
+  time to the first tenth's (goal <= 1.3: a step must not get slower as history grows);
+- the SMA(10/20) rule with the full audit, in bars per second, against backtesting.py on the same bars measured in the
+  same run (goal >= 0.25 of its speed; the ``bench`` extra installs it);
+- ``--audit none`` figures (goals >= 20,000 symbol-steps/s and >= 1.0 of backtesting.py), reported as not measured
+  while replays have no in-memory execution.
+Steps are timed around ``flows.backtest._step`` (Prefect runs a chunk of them as one task; its cost is per chunk).
+Usage: python bench/replay.py [--symbols 10] [--steps 8760]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _throwaway import create_throwaway_database, drop_throwaway_database
+
+EXCHANGE = "benchr"
+WARMUP_BARS = 60
+END = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _line(name: str, value: float, unit: str, goal: str, met: bool | None) -> None:
+    verdict = "not measured" if met is None else "met" if met else "MISSED"
+    shown = "n/a" if value != value else f"{value:,.2f}"  # NaN: not measured
+    print(f"{name}: {shown} {unit} (goal {goal}) {verdict}")
+
+
+def make_bars(symbols: int, bars: int, seed: int = 17) -> dict[str, pd.DataFrame]:
+    """Hourly OHLCV random walks ending at END (bar open times), one frame per symbol."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(end=END - timedelta(hours=1), periods=bars, freq="h", tz="UTC")
+    frames = {}
+    for k in range(symbols):
+        returns = rng.normal(0, 0.01, bars) + 0.002 * np.sin(np.arange(bars) / (40 + 7 * k))
+        close = 100 * (1 + k / 10) * np.exp(np.cumsum(returns))
+        open_ = np.concatenate([[close[0]], close[:-1]])
+        spread = np.abs(rng.normal(0, 0.004, bars)) * close
+        frames[f"S{k:02d}/USDT"] = pd.DataFrame(
+            {"Open": open_, "High": np.maximum(open_, close) + spread, "Low": np.minimum(open_, close) - spread,
+             "Close": close, "Volume": rng.uniform(100, 1000, bars)},
+            index=index,
+        )  # fmt: skip
+    return frames
+
+
+def _load(engine, frames: dict[str, pd.DataFrame], run_id: str) -> None:
+    from sqlalchemy import text
+
+    buffer = io.StringIO()
+    for symbol, f in frames.items():
+        for ts, row in zip(f.index, f.itertuples(index=False), strict=True):
+            buffer.write(f"{EXCHANGE}\t{symbol}\t1h\t{ts.isoformat()}\t{row.Open:.6f}\t{row.High:.6f}\t"
+                         f"{row.Low:.6f}\t{row.Close:.6f}\t{row.Volume:.4f}\t{run_id}\n")  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'bench')"), {"r": run_id})
+        dbapi = conn.connection.driver_connection
+        with (
+            dbapi.cursor() as cur,
+            cur.copy(
+                "copy raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id) from stdin"
+            ) as copy,
+        ):
+            copy.write(buffer.getvalue())
+
+
+def replay(
+    symbols: list[str], steps: int, strategy, settings, run_id: str, tag: str, scorer
+) -> tuple[float, list[float]]:
+    """Seconds (loading the window included) and per-step times of one backtest on a fresh account."""
+    from agents.team import Team
+    from alphaloom.db.engine import get_engine
+    from execution.accounts import ensure_account
+    from flows.backtest import Replay, ReplayWindow, _step
+    from flows.decide import decision_times
+
+    engine = get_engine()
+    account = f"bench-replay-{tag}"
+    with engine.begin() as conn:
+        ensure_account(conn, account, "paper", settings.base_currency, "paper", settings.starting_cash, run_id)
+    times = decision_times(END, steps, settings.timeframe)
+    started = time.perf_counter()
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+    run = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {},
+                 window)  # fmt: skip
+    per_step = []
+    for as_of in times:
+        t0 = time.perf_counter()
+        counts = _step(run, as_of)
+        per_step.append(time.perf_counter() - t0)
+        assert counts["decisions"] == len(symbols), counts
+    return time.perf_counter() - started, per_step
+
+
+def with_backtesting_py(frames: dict[str, pd.DataFrame], steps: int, fast: int, slow: int) -> float | None:
+    """Seconds backtesting.py takes for SMA(fast/slow) over the same bars (the last ``steps`` of each symbol, after a
+    warm-up it also gets); None when it is not installed."""
+    os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bars, read when tqdm loads
+    try:
+        from backtesting import Backtest, Strategy
+        from backtesting.lib import crossover
+    except ModuleNotFoundError:
+        return None
+
+    def sma(values, n):
+        return pd.Series(values).rolling(n).mean().to_numpy()
+
+    class SmaCross(Strategy):
+        def init(self):
+            self.fast = self.I(sma, self.data.Close, fast)
+            self.slow = self.I(sma, self.data.Close, slow)
+
+        def next(self):
+            if crossover(self.fast, self.slow):
+                self.buy()
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+
+    import warnings
+
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for frame in frames.values():
+            Backtest(frame.iloc[-(steps + WARMUP_BARS) :], SmaCross, cash=1_000_000, commission=0.001).run()
+    return time.perf_counter() - started
+
+
+def main(symbols: int, steps: int, profile: bool = False) -> None:
+    import flows.backtest  # noqa: F401 - imported (Prefect, the agents) before anything is timed
+    from agents.params import StrategyParams
+    from agents.sentiment import LexiconScorer
+    from agents.strategies.sma_cross import SmaCrossParams
+    from alphaloom.db.engine import dispose_engines, get_engine, libpq_url
+    from alphaloom.dbt_runner import run_dbt
+    from alphaloom.settings import get_settings
+
+    frames = make_bars(symbols, steps + WARMUP_BARS)
+    chosen = list(frames)
+    url = create_throwaway_database()
+    saved = {k: os.environ.get(k) for k in ("ALPHALOOM_DATABASE_URL", "ALPHALOOM_EXCHANGE", "ALPHALOOM_LLM_BASE_URL")}
+    os.environ.update({"ALPHALOOM_DATABASE_URL": libpq_url(url), "ALPHALOOM_EXCHANGE": EXCHANGE})
+    os.environ.pop("ALPHALOOM_LLM_BASE_URL", None)
+    get_settings.cache_clear()
+    try:
+        settings = get_settings().model_copy(update={"max_orders_per_run": 10 * symbols * steps})
+        engine = get_engine()  # migrates the throwaway database
+        _load(engine, frames, "bench-replay")
+        with tempfile.TemporaryDirectory() as tmp:
+            run_dbt(["run"], settings=settings, target_path=Path(tmp) / "target",
+                    dbt_vars={"benchmark_symbol": chosen[0]})  # fmt: skip
+        scorer = LexiconScorer()
+        if profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        team_s, per_step = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team", scorer)
+        if profile:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        rule = StrategyParams(rule="sma_cross", sma_cross=SmaCrossParams(10, 20))
+        sma_s, _ = replay(chosen, steps, rule, settings, "bench-replay", "sma", scorer)
+    finally:
+        dispose_engines()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        drop_throwaway_database(url)
+
+    work = symbols * steps
+    tenth = max(1, steps // 10)
+    ratio = float(np.mean(per_step[-tenth:]) / np.mean(per_step[:tenth]))
+    print(f"bars: {symbols} symbols x {steps:,} hourly steps = {work:,} symbol-steps (team without LLM)")
+    _line("team, full audit", work / team_s, "symbol-steps/s", ">= 5,000", work / team_s >= 5000)
+    _line("team, full audit, last tenth / first tenth step time", ratio, "ratio", "<= 1.3", ratio <= 1.3)
+    _line("team, --audit none", float("nan"), "symbol-steps/s", ">= 20,000", None)
+    theirs = with_backtesting_py(frames, steps, 10, 20)
+    ours = work / sma_s
+    print(f"SMA(10/20) rule, full audit: {ours:,.1f} bars/s")
+    if theirs is None:
+        print("backtesting.py: not installed (pip install -e '.[bench]'): ratio not measured")
+        return
+    print(f"backtesting.py SMA(10/20): {work / theirs:,.1f} bars/s")
+    _line("SMA(10/20) full audit / backtesting.py", ours / (work / theirs), "ratio", ">= 0.25",
+          ours / (work / theirs) >= 0.25)  # fmt: skip
+    _line("SMA(10/20) --audit none / backtesting.py", float("nan"), "ratio", ">= 1.0", None)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=8760)
+    parser.add_argument("--profile", action="store_true", help="print a profile of the team replay")
+    args = parser.parse_args()
+    main(args.symbols, args.steps, args.profile)

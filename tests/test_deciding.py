@@ -1,0 +1,64 @@
+"""The pure decision stage decides from a hand-built ``Snapshot``, with no database and no network."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from agents.deciding import decide_snapshot
+from agents.memory import AgentWeight
+from agents.params import DecisionParams
+from agents.risk import PortfolioContext
+from agents.risk.sizing import trade_stats
+from agents.sentiment import SentimentScore
+from agents.snapshot import AccountView, MarketView, Snapshot
+from alphaloom.domain import Action, NewsId, NewsItem, Side, decision_id_for
+from alphaloom.guards import KillSwitchState
+from alphaloom.settings import Settings
+
+AS_OF = datetime(2024, 5, 1, 12, tzinfo=UTC)
+BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0, "ret_1": 0.004,
+           "realized_vol_20": 0.01}  # fmt: skip
+
+
+def _snapshot(params: DecisionParams, *, kill_switch: bool = False, recorded: frozenset[str] = frozenset()) -> Snapshot:
+    symbols = ("AAA/USDT", "BBB/USDT", "CCC/USDT")
+    row = {"exchange": params.exchange, "timeframe": params.timeframe, "ts": AS_OF - timedelta(hours=1),
+           "known_at": AS_OF, "dbt_invocation_id": "inv-1", **BULLISH}  # fmt: skip
+    story = NewsItem(NewsId("n1"), None, "AAA beats, record growth", "", AS_OF - timedelta(hours=2),
+                     AS_OF - timedelta(hours=1), False, ("AAA/USDT",))  # fmt: skip
+    market = MarketView(
+        features={s: {**row, "symbol": s} for s in symbols[:2]},  # CCC has no feature row known yet
+        closes={s: [100.0 + i for i in range(30)] for s in symbols[:2]},
+        news={"AAA/USDT": [story], "BBB/USDT": []},
+        scores={story.id: SentimentScore("positive", 0.8)},
+    )
+    account = AccountView(
+        kill_switch=KillSwitchState(kill_switch, "test" if kill_switch else "never engaged", ""),
+        portfolio=PortfolioContext(equity=Decimal(100_000), peak_equity=Decimal(100_000)).prepared(),
+        positions=dict.fromkeys(symbols, (Decimal(0), Decimal(0))),
+        weights={a: AgentWeight(a, 1.0, None, 0) for a in ("technical", "news", "llm")},
+        trades=trade_stats([]),
+    )
+    ids = {s: decision_id_for("acct", s, params.timeframe, AS_OF, params.version) for s in symbols}
+    return Snapshot("acct", AS_OF, symbols, ids, recorded, market, account, "lexicon-test", None)
+
+
+def test_a_snapshot_decides_without_io_in_symbol_order() -> None:
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    drafts = decide_snapshot(_snapshot(params), params, run_id="r1", git_sha="abc")
+    assert [d.decision.symbol for d in drafts] == ["AAA/USDT", "BBB/USDT"], "no feature row: no decision"
+    first = drafts[0]
+    assert first.decision.action is Action.BUY and [i.side for i in first.decision.intents] == [Side.BUY]
+    assert [o.agent for o in first.outputs] == ["technical", "news", "llm"] and first.outputs[2].skipped
+    assert first.row.inputs["news"][0]["id"] == "n1" and first.row.git_sha == "abc" and first.row.run_id == "r1"
+    assert ("raw.news", {"id": "n1"}) in first.lineage
+    assert decide_snapshot(_snapshot(params), params, run_id="r1", git_sha="abc") == drafts, "deterministic"
+
+
+def test_risk_verdicts_come_from_the_snapshot_and_recorded_symbols_are_left_alone() -> None:
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    halted = decide_snapshot(_snapshot(params, kill_switch=True, recorded=frozenset({"BBB/USDT"})), params, run_id="r")
+    assert [d.decision.symbol for d in halted] == ["AAA/USDT"]
+    assert halted[0].decision.intents == () and halted[0].verdicts
+    assert not all(v.approved for _, verdicts in halted[0].verdicts for v in verdicts)

@@ -1,0 +1,291 @@
+"""The replay cursor answers every ``as_of`` of a window with exactly the market view the live reader reads then
+(DESIGN §7): on the demo data, and on a window with late bars (a gap, a symbol listed mid-window) and late news
+(stories first seen hours after publication, one exactly on a bar close, one tagged with two symbols)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from agents.deciding import decide_snapshot
+from agents.params import DecisionParams, StrategyParams
+from agents.replay_cursor import ReplayCursor
+from agents.risk.context import _marks, returns_history
+from agents.sentiment import LexiconScorer
+from agents.snapshot import MarketView, read_market_view, read_snapshot
+from agents.strategies.sma_cross import SmaCrossParams
+from alphaloom.sampledata import SampleData, generate
+from alphaloom.settings import Settings, get_settings
+from flows.build_features import build_features
+from flows.ingest_news import ingest_news
+from flows.ingest_prices import ingest_prices
+
+EXCHANGE = "rpc"
+RUN = "replay-cursor-test"
+GAP_SYMBOL, LATE_SYMBOL = "ETH/USDT", "SOL/USDT"
+
+
+def _drop_rows(path: Path, keep) -> None:
+    header, *lines = path.read_text().splitlines()
+    path.write_text("\n".join([header, *[line for line in lines if keep(line.split(",")[3])]]) + "\n")
+
+
+@pytest.fixture(scope="module")
+def data(engine, prefect_harness, tmp_path_factory) -> Iterator[SampleData]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALPHALOOM_EXCHANGE", EXCHANGE)
+        mp.setenv("ALPHALOOM_HOME", str(tmp_path_factory.mktemp("rchome")))
+        get_settings.cache_clear()
+        sample = generate(Path(tmp_path_factory.mktemp("rc")), seed=23, days=30, exchange=EXCHANGE)
+        gap_from, gap_to = sample.start + timedelta(days=15), sample.start + timedelta(days=15, hours=14)
+        listed = sample.start + timedelta(days=10, hours=5)
+        for path in sample.price_files:
+            if path.name == GAP_SYMBOL.replace("/", "-") + ".csv":
+                _drop_rows(path, lambda ts: not gap_from <= datetime.fromisoformat(ts) < gap_to)
+            if path.name == LATE_SYMBOL.replace("/", "-") + ".csv":
+                _drop_rows(path, lambda ts: datetime.fromisoformat(ts) >= listed)
+        for state in (
+            ingest_prices([str(p) for p in sample.price_files], quality=False, return_state=True),
+            ingest_news([str(p) for p in sample.news_files], quality=False, return_state=True),
+            build_features(return_state=True),
+        ):
+            assert state.is_completed(), state
+        with engine.begin() as conn:
+            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test') on conflict do nothing"),
+                         {"r": RUN})  # fmt: skip
+            late = [  # (id, published, first seen, symbols, title)
+                ("late-1", gap_from - timedelta(hours=3), gap_to + timedelta(hours=2, minutes=7), [GAP_SYMBOL],
+                 "Ether rallies to a record after upgrade"),
+                ("late-2", listed, listed + timedelta(hours=6), [LATE_SYMBOL, "BTC/USDT"],
+                 "Solana listing: shares plunge after fraud probe"),
+                ("late-3", sample.end - timedelta(days=3, hours=9), sample.end - timedelta(days=3), ["BTC/USDT"],
+                 "Bitcoin beats expectations, strong growth"),
+            ]  # fmt: skip
+            for news_id, published, seen, symbols, title in late:
+                conn.execute(
+                    text("""insert into raw.news (id, url, title, summary, published_at, first_seen_at,
+                            first_seen_assumed, run_id) values (:i, :u, :t, '', :p, :s, false, :r)"""),
+                    {"i": news_id, "u": f"https://late.example/{news_id}", "t": title, "p": published, "s": seen,
+                     "r": RUN},
+                )  # fmt: skip
+                for symbol in symbols:
+                    conn.execute(text("insert into raw.news_symbols (news_id, symbol) values (:i, :s)"),
+                                 {"i": news_id, "s": symbol})  # fmt: skip
+        try:
+            yield sample
+        finally:  # as test_timeframes does: later modules' incremental feature builds never see this exchange
+            with engine.begin() as conn:
+                conn.execute(text("delete from marts.features where exchange = :e"), {"e": EXCHANGE})
+                conn.execute(text("delete from raw.ohlcv where exchange = :e"), {"e": EXCHANGE})
+    get_settings.cache_clear()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _as_plain(view: MarketView) -> dict[str, Any]:
+    return {"features": {s: dict(r) for s, r in view.features.items()},
+            "closes": {s: list(c) for s, c in view.closes.items()},
+            "news": {s: list(n) for s, n in view.news.items()}, "scores": dict(view.scores)}  # fmt: skip
+
+
+def _times(data: SampleData, start: datetime, rng: random.Random, count: int) -> list[datetime]:
+    span = int((data.end - start).total_seconds())
+    anywhere = [start + timedelta(seconds=rng.randrange(span + 1)) for _ in range(count)]
+    on_bar_closes = [start + timedelta(hours=rng.randrange(span // 3600 + 1)) for _ in range(count // 4)]
+    edges = [start, data.end, data.end - timedelta(days=3), data.start + timedelta(days=15, hours=16, minutes=7)]
+    return anywhere + on_bar_closes + edges
+
+
+@pytest.mark.parametrize("rule", ["team", "sma_cross"])
+def test_the_cursor_gives_the_live_market_view_at_every_as_of(engine, data, rule) -> None:
+    settings = Settings(exchange=EXCHANGE)
+    strategy = StrategyParams(rule=rule, sma_cross=SmaCrossParams(10, 20))
+    params = DecisionParams.from_settings(settings, strategy)
+    scorer = LexiconScorer()
+    start = data.start + timedelta(days=7)  # before LATE_SYMBOL's first bar; history reaches back before it
+    symbols = list(data.symbols)
+    with engine.connect() as conn:
+        cursor = ReplayCursor.load(conn, symbols=symbols, start=start, end=data.end, params=params, scorer=scorer,
+                                   run_id=RUN, returns_bars=50)  # fmt: skip
+        times = _times(data, start, random.Random(5 if rule == "team" else 6), 200 if rule == "team" else 60)
+        seen_news = seen_gap = seen_unlisted = 0
+        for as_of in times:
+            live = read_market_view(conn, symbols=symbols, as_of=as_of, run_id=RUN, params=params, scorer=scorer)
+            replayed = cursor.market_at(as_of, symbols)
+            assert _same(_as_plain(replayed), _as_plain(live)), as_of
+            assert cursor.marks(symbols, as_of) == _marks(conn, settings, symbols, as_of), as_of
+            pd.testing.assert_frame_equal(
+                cursor.returns(symbols, as_of, 50),
+                returns_history(conn, exchange=EXCHANGE, timeframe="1h", symbols=symbols, as_of=as_of, bars=50),
+            )
+            seen_news += sum(len(n) for n in live.news.values())
+            seen_unlisted += LATE_SYMBOL not in live.features
+            seen_gap += GAP_SYMBOL in live.features and as_of - live.features[GAP_SYMBOL]["known_at"] > timedelta(
+                hours=1
+            )
+    assert seen_unlisted and seen_gap, "the window must include the late listing and the gap"
+    assert (seen_news > 0) == (rule == "team")
+
+
+def test_decisions_from_the_cursor_equal_decisions_from_the_live_snapshot(engine, data) -> None:
+    from execution.accounts import ensure_account
+
+    settings = Settings(exchange=EXCHANGE)
+    params = DecisionParams.from_settings(settings)
+    scorer = LexiconScorer()
+    start, symbols = data.end - timedelta(days=6), list(data.symbols)
+    with engine.begin() as conn:
+        ensure_account(conn, "cursor-parity", "paper", "USDT", "paper", Decimal(100_000), RUN)
+        cursor = ReplayCursor.load(conn, symbols=symbols, start=start, end=data.end, params=params, scorer=scorer,
+                                   run_id=RUN, returns_bars=settings.correlation_lookback_bars)  # fmt: skip
+        rng = random.Random(9)
+        decided = 0
+        for as_of in sorted(start + timedelta(hours=rng.randrange(24 * 6)) for _ in range(25)):
+            kwargs = {"account": "cursor-parity", "symbols": symbols, "as_of": as_of.replace(tzinfo=UTC),
+                      "run_id": RUN, "settings": settings, "params": params, "scorer": scorer}  # fmt: skip
+            live = read_snapshot(conn, **kwargs)
+            replayed = read_snapshot(conn, **kwargs, source=cursor)
+            assert _same(_as_plain(replayed.market), _as_plain(live.market))
+            assert replayed.account_view.portfolio.exposures == live.account_view.portfolio.exposures
+            pd.testing.assert_frame_equal(replayed.account_view.portfolio.returns, live.account_view.portfolio.returns)
+            drafts = decide_snapshot(live, params, run_id=RUN)
+            assert decide_snapshot(replayed, params, run_id=RUN) == drafts
+            decided += len(drafts)
+    assert decided >= 25 * (len(symbols) - 1)
+
+
+def _outcomes(conn, account: str) -> list[tuple]:
+    return [
+        tuple(r)
+        for r in conn.execute(
+            text("""select decision_id, agent, account, symbol, as_of, realised_at, horizon_bars, action, confidence,
+                           entry_price, exit_price, realised_return, hit, score
+                    from audit.opinion_outcomes where account = :a order by decision_id, agent"""),
+            {"a": account},
+        )
+    ]  # fmt: skip
+
+
+def test_the_incremental_memory_equals_scoring_and_weighing_from_the_database(engine, data) -> None:
+    from agents.memory import load_weights, realised_trade_returns, score_outcomes
+    from agents.risk.sizing import trade_stats
+    from agents.team import Team
+    from execution.accounts import ensure_account
+    from flows.backtest import Replay, ReplayWindow, _step
+    from flows.decide import decision_times
+
+    settings = get_settings().model_copy(update={"sizing_lookback_trades": 5})
+    account, run_id, symbols = "memory-parity", "memory-parity-run", list(data.symbols)
+    strategy = StrategyParams()
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(100_000), run_id)
+    times = decision_times(data.end, 72, "1h")
+    scorer = LexiconScorer()
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+    replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {}, window)
+    base = strategy.base_weights()
+    for as_of in times:
+        _step(replay, as_of)
+        with engine.connect() as conn:
+            assert window.memory.weights() == load_weights(conn, account=account, as_of=as_of, base=base), as_of
+            returns = realised_trade_returns(conn, account=account, as_of=as_of, limit=5)
+            assert window.memory.trades() == trade_stats(returns), as_of
+    with engine.connect() as conn:
+        incremental = _outcomes(conn, account)
+        weights = load_weights(conn, account=account, as_of=times[-1], base=base)
+    assert len(incremental) > 100 and any(w.scored for w in weights.values())
+    assert any(w.weight != base[a] for a, w in weights.items()), "the weights must have learned something"
+    with engine.connect() as conn, conn.begin() as tx:  # the database path, step by step, on the same decisions
+        conn.execute(text("delete from audit.opinion_outcomes where account = :a"), {"a": account})
+        for as_of in times:
+            score_outcomes(conn, account=account, as_of=as_of, timeframe="1h", run_id=run_id)
+        assert _outcomes(conn, account) == incremental
+        tx.rollback()
+
+
+_AUDIT = {  # every row a replay writes, without generated ids, recording times, account, run and decision ids
+    "decisions": """select d.symbol, d.as_of, d.action, d.score, d.config_version, d.dbt_invocation_id, d.inputs
+                    from audit.decisions d where d.account = :a order by 1, 2""",
+    "agent_outputs": """select d.symbol, d.as_of, o.agent, o.model, o.prompt_hash, o.input_ref, o.output, o.skipped,
+                               o.tokens, o.latency_ms
+                        from audit.agent_outputs o join audit.decisions d using (decision_id)
+                        where d.account = :a order by 1, 2, 3""",
+    "risk_checks": """select d.symbol, d.as_of, r.check_name, r.approved, r.reason, r.numbers
+                      from audit.risk_checks r join audit.decisions d using (decision_id)
+                      where d.account = :a order by d.symbol, d.as_of, r.id""",
+    "lineage": """select d.symbol, d.as_of, l.parent_table, l.parent_key::text
+                  from audit.lineage l join audit.decisions d on d.decision_id = l.child_id
+                  where d.account = :a order by 1, 2, 3, 4""",
+    "orders": """select d.symbol, d.as_of, o.leg, o.venue, o.side, o.order_type, o.quantity, o.limit_price,
+                        o.reference_price, o.status, o.filled_quantity, o.arrival_price,
+                        o.parent_client_order_id is null as parent
+                 from audit.orders o join audit.decisions d using (decision_id)
+                 where o.account = :a order by 1, 2, 3""",
+    "order_events": """select d.symbol, d.as_of, o.leg, e.event, e.from_status, e.to_status, e.event_ts
+                       from audit.order_events e join audit.orders o using (client_order_id)
+                       join audit.decisions d using (decision_id) where o.account = :a order by 1, 2, 3, e.id""",
+    "fills": """select d.symbol, d.as_of, o.leg, f.side, f.quantity, f.price, f.fee, f.fee_currency, f.slippage, f.ts,
+                       f.realized_pnl
+                from audit.fills f join audit.orders o using (client_order_id) join audit.decisions d using (decision_id)
+                where f.account = :a order by 1, 2, 3, f.ts""",
+    "opinion_outcomes": """select symbol, as_of, agent, realised_at, horizon_bars, action, confidence, entry_price,
+                                  exit_price, realised_return, hit, score
+                           from audit.opinion_outcomes where account = :a order by 1, 2, 3""",
+    "agent_weights": """select agent, as_of, weight, hit_rate, scored from audit.agent_weights where account = :a
+                        order by 1, 2""",
+    "equity_marks": "select as_of, equity from audit.equity_marks where account = :a order by 1",
+    "positions": "select symbol, quantity, avg_price from audit.positions where account = :a order by 1",
+    "balances": "select currency, amount from audit.balances where account = :a order by 1",
+}
+
+
+def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, data) -> None:
+    from agents.team import Team
+    from execution.accounts import ensure_account
+    from flows.backtest import Replay, ReplayWindow, _bar_opens, _step
+    from flows.decide import decision_times
+
+    settings, strategy, scorer = get_settings(), StrategyParams(), LexiconScorer()
+    symbols = list(data.symbols)[:3]
+    times = decision_times(data.end - timedelta(days=2), 150, "1h")
+    opens = _bar_opens(engine, settings, symbols, times[0], times[-1])
+    rows = {}
+    for path in ("live", "replay"):
+        account, run_id = f"audit-parity-{path}", f"audit-parity-{path}-run"
+        with engine.begin() as conn:
+            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+            ensure_account(conn, account, "paper", "USDT", "paper", settings.starting_cash, run_id)
+        window = (
+            ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                              settings=settings, strategy=strategy, scorer=scorer)
+            if path == "replay" else None
+        )  # fmt: skip
+        replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "next_open", times[-1],
+                        opens, window)  # fmt: skip
+        for as_of in times:
+            _step(replay, as_of)
+        with engine.connect() as conn:
+            rows[path] = {name: conn.execute(text(sql), {"a": account}).all() for name, sql in _AUDIT.items()}
+    assert len(rows["live"]["decisions"]) == 150 * len(symbols) and rows["live"]["fills"]
+    assert rows["live"]["opinion_outcomes"] and rows["live"]["risk_checks"]
+    for name in _AUDIT:
+        assert rows["replay"][name] == rows["live"][name], name
