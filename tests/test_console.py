@@ -24,7 +24,7 @@ from alphaloom.console.actions import ConsoleActions
 from alphaloom.console.app import COOKIE, ConsoleConfig, create_app
 from alphaloom.console.auth import set_password
 from alphaloom.guards import kill_switch_state, set_kill_switch
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.sampledata import DEFAULT_END, SampleData, generate
 from alphaloom.serve import free_port
 from alphaloom.settings import Settings, get_settings
 from flows.build_features import build_features
@@ -33,6 +33,7 @@ from flows.ingest_news import ingest_news
 from flows.ingest_prices import ingest_prices
 
 STEPS = 48
+EXCHANGE = "console-demo"
 USER, PASSWORD = "alice", "correct horse battery"
 LLM_KEY = "sk-console-test-secret-0123456789"
 WEBHOOK_TOKEN = "hook-token-abcdef987654"
@@ -48,7 +49,19 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(engine: Engine, prefect_harness, tmp_path_factory) -> Iterator[Demo]:
-    data = generate(Path(tmp_path_factory.mktemp("console")), seed=11, days=45)
+    # Its own exchange, account and stretch of time (so its own news URLs): the session database is shared with the
+    # pipeline and news tests, which count the bars and stories their own runs added.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALPHALOOM_EXCHANGE", EXCHANGE)
+        mp.setenv("ALPHALOOM_ACCOUNT", "console-paper")
+        get_settings.cache_clear()
+        yield from _demo(engine, tmp_path_factory)
+    get_settings.cache_clear()
+
+
+def _demo(engine: Engine, tmp_path_factory) -> Iterator[Demo]:
+    data = generate(Path(tmp_path_factory.mktemp("console")), seed=11, days=45, exchange=EXCHANGE,
+                    end=DEFAULT_END - timedelta(days=120))  # fmt: skip
     for state in (
         ingest_prices([str(p) for p in data.price_files], return_state=True),
         ingest_news([str(p) for p in data.news_files], return_state=True),

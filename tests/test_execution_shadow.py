@@ -88,4 +88,5 @@ def test_shadow_account_sends_live_records_live_and_measures_the_paper_drift(eng
     line = next(row for row in out.output.splitlines() if account in row)
     assert "BTC/USDT" in line and " 3 " in line and "100.0%" in line and "+1.37" in line  # 12/87500 bps
     assert client_order_id_for(intents[0].decision_id, 0) == d.client_order_id
-    assert "no shadow orders recorded" in runner.invoke(app, ["drift", "--account", "nobody"]).output
+    unknown = runner.invoke(app, ["drift", "--account", "nobody"])  # an operator's typo: one line, exit 2 (issue 15)
+    assert unknown.exit_code == 2 and "no account 'nobody'" in unknown.output
