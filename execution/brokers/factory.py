@@ -1,28 +1,41 @@
 """Every broker the operator's accounts use, built from settings and stored credentials: the paper broker (its durable
 venue) and one ccxt broker per live or shadow account whose credentials are stored. For whole-system actions such as
-cancelling open orders when the kill switch is turned on."""
+cancelling open orders when the kill switch is turned on.
+
+ccxt (half a second to import) is loaded only when a live or shadow broker is built, so paper runs never pay for it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import ccxt
 from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId
 from alphaloom.errors import AlphaLoomError
 from alphaloom.guards import KillSwitchState, kill_switch_state
-from alphaloom.ingest.ccxt_prices import make_exchange
 from alphaloom.secrets import load_credentials
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker
-from execution.brokers.ccxt_broker import CcxtBroker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.shadow import ShadowBroker
 
-ExchangeMaker = Callable[[str, Mapping[str, object]], ccxt.Exchange]
-_exchange_maker: ExchangeMaker = make_exchange
+if TYPE_CHECKING:
+    import ccxt
+
+    from execution.brokers.ccxt_broker import CcxtBroker
+
+ExchangeMaker = Callable[[str, Mapping[str, object]], "ccxt.Exchange"]
+
+
+def _make_exchange(exchange_id: str, config: Mapping[str, object]) -> ccxt.Exchange:
+    from alphaloom.ingest.ccxt_prices import make_exchange
+
+    return make_exchange(exchange_id, config)
+
+
+_exchange_maker: ExchangeMaker = _make_exchange
 
 
 @contextmanager
@@ -96,6 +109,8 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
         credentials = load_credentials(conn, settings, exchange_id, account)
     if credentials is None:
         return None
+    from execution.brokers.ccxt_broker import CcxtBroker
+
     exchange = _exchange_maker(exchange_id, credentials.ccxt_config())
     return CcxtBroker(exchange, kill_switch=kill_switch_reader(engine), symbols=settings.symbols,
                       symbol_of=symbol_reader(engine), account=account,
