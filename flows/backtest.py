@@ -20,7 +20,7 @@ from agents.sentiment import SentimentScorer
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
-from alphaloom.backtest.reporting import FILL_MODES, build_run_report, refusal_counts
+from alphaloom.backtest.reporting import AUDIT_MODES, FILL_MODES, build_run_report, refusal_counts
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
@@ -188,6 +188,7 @@ def backtest_flow(
     sma_fast: int = 10,
     sma_slow: int = 30,
     fill_at: str | None = None,
+    audit: str = "full",
 ) -> dict[str, object]:
     """Decide at each of the ``steps`` bar closes up to ``end`` (default: the newest stored bar close) with the same
     ``decide`` and paper execution as the live flow, on an account of its own; returns metrics and the report path.
@@ -203,6 +204,10 @@ def backtest_flow(
       the model's training cutoff is refused (``ConfigError``) unless ``allow_exposure``; then the report flags it.
     - Live safety caps per run (``max_orders_per_run``) apply per decision step; every refusal is counted by reason
       (``refusals`` in the result and the report) and logged once as a summary, not alerted one by one.
+    - ``audit`` (``alphaloom.backtest.reporting.AUDIT_MODES``): ``full`` records every decision's rows as the live
+      flow does; ``decisions`` only the ``audit.decisions`` rows; ``none`` only the decisions that sent an order
+      (the orders reference them). Every mode writes the run row and execution's rows (orders, fills, positions,
+      balances), so the account and the report are the same; the mode is in the run's parameters and the report.
     """
     settings = get_settings()
     if llm_max_tokens is not None:
@@ -210,6 +215,8 @@ def backtest_flow(
     fill_at = fill_at or settings.backtest_fill_at
     if fill_at not in FILL_MODES:
         raise ConfigError(f"fill_at must be one of {sorted(FILL_MODES)}, got {fill_at!r}")
+    if audit not in AUDIT_MODES:
+        raise ConfigError(f"audit must be one of {', '.join(AUDIT_MODES)}, got {audit!r}")
     symbols = symbols or settings.symbols
     rules = StrategyParams(rule=strategy, sma_cross=SmaCrossParams(sma_fast, sma_slow))
     engine = get_engine()
@@ -231,7 +238,7 @@ def backtest_flow(
     parameters = {"symbols": symbols, "end": times[-1], "steps": steps, "llm_live": llm_live,
                   "llm_max_calls": llm_max_calls, "llm_max_tokens": llm_max_tokens, "allow_exposure": allow_exposure,
                   "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow, "fill_at": fill_at,
-                  "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
+                  "audit": audit, "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
     with audited_run("backtest", parameters) as (engine, run_id):
         account = f"backtest-{run_id[:8]}"
         _ensure_paper_account(settings, account, run_id)

@@ -27,6 +27,13 @@ FILL_MODES = {
     "next_open": "fills: paper broker at the next bar's open plus slippage, with fees; the last step's orders expire",
     "close": "fills: paper broker at the decision bar's close plus slippage, with fees",
 }
+# What a backtest's ``--audit`` mode writes (``agents.audit_buffer``); every mode writes the run row, the account and
+# execution's rows (orders, fills, positions, balances, guard trips), which the account's state and the report read.
+AUDIT_MODES = {
+    "full": "audit: full (every decision with its agent outputs, risk checks, lineage, agent weights and outcomes)",
+    "decisions": "audit: decisions only (no agent outputs, risk checks, lineage, agent weights or outcome rows)",
+    "none": "audit: none (only the decisions that sent an order, which the orders reference; no other per-decision row)",
+}
 
 
 @dataclass(frozen=True)
@@ -231,7 +238,8 @@ def run_notes(conn: Connection, run_id: str) -> list[str]:
     if row is None or row.flow != "backtest":
         return []
     p = row.parameters or {}
-    notes = [FILL_MODES.get(p.get("fill_at") or "close", f"fills: {p.get('fill_at')}")]
+    notes = [FILL_MODES.get(p.get("fill_at") or "close", f"fills: {p.get('fill_at')}"),
+             AUDIT_MODES.get(p.get("audit") or "full", f"audit: {p.get('audit')}")]
     if p.get("strategy", "team") != "team":
         notes.append(f"strategy: {p['strategy']} only, SMA({p.get('sma_fast')}) vs SMA({p.get('sma_slow')}); "
                      "no news, no LLM")  # fmt: skip
