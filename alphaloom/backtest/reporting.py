@@ -238,8 +238,10 @@ def run_notes(conn: Connection, run_id: str) -> list[str]:
     if row is None or row.flow != "backtest":
         return []
     p = row.parameters or {}
-    notes = [FILL_MODES.get(p.get("fill_at") or "close", f"fills: {p.get('fill_at')}"),
-             AUDIT_MODES.get(p.get("audit") or "full", f"audit: {p.get('audit')}")]
+    notes = [
+        FILL_MODES.get(p.get("fill_at") or "close", f"fills: {p.get('fill_at')}"),
+        AUDIT_MODES.get(p.get("audit") or "full", f"audit: {p.get('audit')}"),
+    ]
     if p.get("strategy", "team") != "team":
         notes.append(f"strategy: {p['strategy']} only, SMA({p.get('sma_fast')}) vs SMA({p.get('sma_slow')}); "
                      "no news, no LLM")  # fmt: skip
