@@ -194,6 +194,12 @@ class MemoryState(Protocol):
     def trades(self) -> TradeStats: ...
 
 
+class OutcomeStore(Protocol):
+    """Where a replay's outcome rows go instead of the database (``agents.audit_buffer.AuditBuffer``)."""
+
+    def outcomes(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+
+
 def read_account_view(
     conn: Connection,
     *,
@@ -205,16 +211,21 @@ def read_account_view(
     params: DecisionParams,
     memory: MemoryState | None = None,
     source: MarketReader | None = None,
+    outcomes: OutcomeStore | None = None,
 ) -> AccountView:
     """The account half of the snapshot, from the database at ``as_of`` (memory point in time: the opinions realised
     by ``as_of`` are scored first, then the agents are weighed by those outcomes only). ``memory``: the account's
-    memory advanced in memory instead (its new outcome rows are stored here); ``source``: marks and returns history
-    from memory."""
+    memory advanced in memory instead (its new outcome rows are stored here, or handed to ``outcomes``); ``source``:
+    marks and returns history from memory."""
     kill_switch = kill_switch_state(conn)
     portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings,
                                   market=source)  # fmt: skip
     if memory is not None:
-        insert_outcomes(conn, memory.advance(as_of, run_id=run_id))
+        records = memory.advance(as_of, run_id=run_id)
+        if outcomes is not None:
+            outcomes.outcomes(records)
+        else:
+            insert_outcomes(conn, records)
         weights, trades = memory.weights(), memory.trades() if params.uses_kelly else trade_stats([])
     else:
         weights, trades = _memory_from_database(conn, account, as_of, run_id, params)
@@ -268,13 +279,15 @@ def read_snapshot(
     scorer: SentimentScorer,
     source: MarketSource | None = None,
     memory: MemoryState | None = None,
+    outcomes: OutcomeStore | None = None,
 ) -> Snapshot:
     """The ``Snapshot`` of a decision step at ``as_of``, read from the database (``source``: the market half from
     memory, a replay cursor, instead of SQL; ``memory``: see ``read_account_view``)."""
     as_of = require_utc(as_of, "as_of")
     require_account(conn, account)
     account_view = read_account_view(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id,
-                                     settings=settings, params=params, memory=memory, source=source)  # fmt: skip
+                                     settings=settings, params=params, memory=memory, source=source,
+                                     outcomes=outcomes)  # fmt: skip
     decision_ids = {s: decision_id_for(account, s, params.timeframe, as_of, params.version) for s in symbols}
     existing = recorded_decisions(conn, list(decision_ids.values()))
     recorded = {s for s in symbols if decision_ids[s] in existing}

@@ -12,6 +12,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine, text
 
+from agents.audit_buffer import AuditBuffer
 from agents.params import DecisionParams
 from agents.replay_cursor import ReplayCursor
 from agents.replay_memory import ReplayMemory
@@ -20,7 +21,7 @@ from agents.sentiment import SentimentScorer
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
-from alphaloom.backtest.reporting import AUDIT_MODES, FILL_MODES, build_run_report, refusal_counts
+from alphaloom.backtest.reporting import AUDIT_MODES, FILL_MODES, backtest_account, build_run_report, refusal_counts
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
@@ -69,7 +70,8 @@ class ReplayWindow:
 @dataclass(frozen=True)
 class Replay:
     """What every step of one backtest shares (``window``: the inputs loaded once; without it each step reads them
-    from the database, as the live flow does)."""
+    from the database, as the live flow does; ``audit``: the buffer of the steps' audit rows, written in bulk by
+    ``flush_audit``; without it each step writes its rows as the live flow does)."""
 
     account: str
     symbols: list[str]
@@ -81,6 +83,7 @@ class Replay:
     fill_until: datetime
     opens: dict[tuple[str, datetime], Decimal]
     window: ReplayWindow | None = None
+    audit: AuditBuffer | None = None
 
     def broker(self, kill_switch: Callable[[], KillSwitchState], engine: Engine) -> Broker:
         """The paper broker the live decision flow uses, filling at the next open when so configured."""
@@ -108,10 +111,12 @@ def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
             settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
             llm_agent=replay.team.llm_agent, params=None if window is None else window.params,
             source=None if window is None else window.cursor,
-            memory=None if window is None else window.memory,
+            memory=None if window is None else window.memory, audit=replay.audit,
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
+            if replay.audit is not None:
+                replay.audit.flush(conn)  # the orders reference their decisions
             execute(
                 conn,
                 intents,
@@ -134,14 +139,23 @@ def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
 @task(cache_policy=NO_CACHE)
 def replay_chunk(replay: Replay, times: list[datetime], advance: Callable[..., None] | None = None) -> dict[str, int]:
     """Consecutive steps as one task (Prefect's per-task cost paid once per chunk, not once per step); each step is
-    still its own transaction, in order. ``advance`` is told of each step done (the progress bar)."""
+    still its own transaction, in order; the audit rows the steps left in the buffer are written at the end.
+    ``advance`` is told of each step done (the progress bar)."""
     totals = {"decisions": 0, "intents": 0}
     for as_of in times:
         for key, value in _step(replay, as_of).items():
             totals[key] += value
         if advance is not None:
             advance(1)
+    flush_audit(replay)
     return totals
+
+
+def flush_audit(replay: Replay) -> None:
+    """Write the audit rows held in the replay's buffer (``agents.audit_buffer``), in a transaction of their own."""
+    if replay.audit is not None and replay.audit.pending:
+        with get_engine().begin() as conn:
+            replay.audit.flush(conn)
 
 
 def _bar_opens(
@@ -156,10 +170,11 @@ def _bar_opens(
     return {(r.symbol, r.ts): Decimal(r.open) for r in rows}
 
 
-def _summarise_refusals(engine: Engine, run_id: str) -> None:
-    """One log line for the replay's refusals (each one is a row; a replay does not alert per refusal)."""
+def _summarise_refusals(engine: Engine, run_id: str, unrecorded: dict[str, int]) -> None:
+    """One log line for the replay's refusals (each one is a row, or counted in ``unrecorded`` when the audit mode
+    does not write it; a replay does not alert per refusal)."""
     with engine.connect() as conn:
-        refusals = refusal_counts(conn, run_id)
+        refusals = refusal_counts(conn, run_id, unrecorded)
     if refusals:
         counts = ", ".join(f"{reason} {n}" for reason, n in refusals.items())
         log.warning("backtest %s: %d orders refused (%s)", run_id, sum(refusals.values()), counts)
@@ -234,13 +249,16 @@ def backtest_flow(
     exposure = llm_exposure(settings.llm_model, settings.llm_training_cutoffs, times[0]) if use_llm else None
     if exposure and not allow_exposure:
         raise ConfigError(f"backtest refused: {exposure}; pass --allow-exposure to run it anyway (it is flagged)")
+    if use_llm and audit != "full":
+        raise ConfigError(f"audit {audit!r} refused with the LLM analyst: it reads the account's past situations from "
+                          "the audit rows; use audit full, or strategy sma_cross, or no LLM endpoint")  # fmt: skip
 
     parameters = {"symbols": symbols, "end": times[-1], "steps": steps, "llm_live": llm_live,
                   "llm_max_calls": llm_max_calls, "llm_max_tokens": llm_max_tokens, "allow_exposure": allow_exposure,
                   "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow, "fill_at": fill_at,
                   "audit": audit, "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
     with audited_run("backtest", parameters) as (engine, run_id):
-        account = f"backtest-{run_id[:8]}"
+        account = backtest_account(run_id)
         _ensure_paper_account(settings, account, run_id)
         team = build_team(settings)
         llm_agent = None
@@ -252,17 +270,18 @@ def backtest_flow(
         window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
                                    settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
         replay = Replay(account, symbols, run_id, settings, Team(scorer=team.scorer, llm_agent=llm_agent), rules,
-                        fill_at, times[-1], opens, window)  # fmt: skip
+                        fill_at, times[-1], opens, window, AuditBuffer(audit))  # fmt: skip
         with progress(len(times), f"backtest {run_id[:8]}") as advance:
             for first in range(0, len(times), CHUNK_STEPS):
                 replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
-        _summarise_refusals(engine, run_id)
+        unrecorded = dict(replay.audit.refusals) if replay.audit is not None else {}
+        _summarise_refusals(engine, run_id, unrecorded)
 
         usage = _llm_usage(engine, run_id)
         with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
-            refusals = refusal_counts(conn, run_id)
+            refusals = refusal_counts(conn, run_id, unrecorded)
             report = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
-                                      out_dir=settings.home / "reports")  # fmt: skip
+                                      out_dir=settings.home / "reports", unrecorded_refusals=unrecorded)  # fmt: skip
         calls = sum(usage.get(s, {}).get("count", 0) for s in ("ok", "repaired", "invalid", "timeout", "error"))
         return {"run_id": run_id, "account": account, "report": str(report.path), "trades": report.trades,
                 "llm_tokens": sum(u["tokens"] for u in usage.values()), "llm_calls": calls, "llm_usage": usage,
