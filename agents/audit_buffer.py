@@ -9,10 +9,11 @@ What callers can rely on:
   appends to it.
 - Idempotent as the live path: a decision already recorded is not inserted again, and its outputs, checks and lineage
   are inserted only with a decision the flush inserted; weights and outcomes already there are kept.
-- ``flush(conn)`` writes everything held on ``conn``'s transaction and empties the buffer. The caller flushes before
-  anything reads the rows: before execution when the step has intents (orders reference their decision), before the
-  LLM analyst's similar situations (read from the outcomes), and at the end of each chunk. Rows held when a step fails
-  are never written (the run fails).
+- ``flush(conn)`` writes everything held on ``conn``'s transaction and empties the buffer; ``flush_decisions(conn)``
+  only the decisions (one ``INSERT``: a step's few rows), their other rows staying held. The caller flushes before
+  anything reads the rows: the decisions before execution when the step has intents (orders reference their
+  decision), everything before the LLM analyst's similar situations (read from the outcomes and decisions) and at the
+  end of each chunk. Rows held when a step fails are never written (the run fails).
 - ``mode`` (``alphaloom.backtest.reporting.AUDIT_MODES``): ``full`` keeps every row; ``decisions`` only the
   ``audit.decisions`` rows; ``none`` only the decisions with an approved intent (their orders reference them). The
   risk gate's denials that a mode does not write are counted in ``refusals`` (by check name) for the run's summary.
@@ -44,6 +45,7 @@ from agents.recording import (
     output_rows,
 )
 from alphaloom.backtest.reporting import AUDIT_MODES
+from alphaloom.db.batch import Statement
 from alphaloom.db.copy import copy_rows, create_staging
 from alphaloom.errors import ConfigError
 
@@ -87,6 +89,7 @@ class AuditBuffer:
         self.mode = mode
         self.refusals: Counter[str] = Counter()
         self._rows: dict[str, list[tuple]] = {kind.name: [] for kind in KINDS}
+        self._inserted: set[str] = set()  # decisions flush_decisions inserted whose other rows are still held
 
     @property
     def pending(self) -> int:
@@ -120,25 +123,58 @@ class AuditBuffer:
             self._rows[DECISIONS.name].append(decision_values(row))
         return True
 
+    def flush_decisions(self, conn: Connection) -> int:
+        """Write the decisions held (``ON CONFLICT DO NOTHING``) and the risk checks of those it inserted, in one
+        statement on ``conn``'s transaction (a step's few rows: no ``COPY``); their outputs and lineage stay held for
+        ``flush``, which writes those of the decisions this call inserted. The checks go first, as the live path
+        records them before execution adds its own. Returns how many decisions it inserted."""
+        rows = self._rows[DECISIONS.name]
+        if not rows:
+            return 0
+        st = Statement()
+        inputs = DECISIONS.columns.index("inputs")
+        sql = (f"with d as (insert into audit.decisions ({', '.join(DECISIONS.columns)})"
+               f" values {st.values(rows, {inputs: 'jsonb'})}"
+               " on conflict (decision_id) do nothing returning decision_id)")  # fmt: skip
+        checks = self._rows[CHECKS.name]
+        if checks:
+            names = ", ".join(CHECKS.columns)
+            casts = {i: sql_type for i, (_, sql_type) in enumerate(CHECK_COLUMNS)}
+            sql += (f", r as (insert into audit.risk_checks ({names}) select {names} from (values"
+                    f" {st.values(checks, casts)}) as v ({names}) where decision_id in (select decision_id from d))")  # fmt: skip
+        inserted = st.execute(conn, sql + " select decision_id from d").scalars().all()
+        self._inserted.update(inserted)
+        rows.clear()
+        checks.clear()
+        return len(inserted)
+
     def flush(self, conn: Connection) -> int:
         """Write every row held on ``conn``'s transaction and empty the buffer; returns how many decisions were
         inserted."""
         kinds = [kind for kind in KINDS if self._rows[kind.name]]
         if not kinds:
             return 0
-        create_staging(conn, [(kind.stage, kind.table, kind.columns) for kind in kinds])
+        create_staging(conn, [(kind.stage, kind.table, kind.columns) for kind in kinds], prefix=_STAGE_PREFIX)
         for kind in kinds:
-            copy_rows(conn, f"pg_temp.{kind.stage}", ("n", *kind.columns),
-                      ((n, *row) for n, row in enumerate(self._rows[kind.name])))  # fmt: skip
+            owner = None if kind.owner is None else kind.columns.index(kind.owner)
+            copy_rows(conn, f"pg_temp.{kind.stage}", ("n", "ok", *kind.columns),
+                      ((n, owner is not None and row[owner] in self._inserted, *row)
+                       for n, row in enumerate(self._rows[kind.name])))  # fmt: skip
         inserted = conn.exec_driver_sql(_flush_sql(kinds)).scalar_one()
         for kind in kinds:
             self._rows[kind.name].clear()
+        self._inserted.clear()
         return int(inserted)
 
 
+# Staging columns ahead of the target's: the order rows were held in, and whether the row's decision was inserted by
+# an earlier flush_decisions (its other rows are then inserted with no decision row beside them).
+_STAGE_PREFIX = "0::bigint as n, false as ok"
+
+
 def _flush_sql(kinds: Sequence[Kind]) -> str:
-    """One statement: each staging table emptied into its target, in its order (``n``), children only with a
-    decision inserted by this statement; selects the count of decisions inserted."""
+    """One statement: each staging table emptied into its target, in its order (``n``), a decision's other rows only
+    when this statement or an earlier ``flush_decisions`` inserted it; selects the count of decisions inserted."""
     parts = []
     decisions = DECISIONS in kinds
     for k in kinds:
@@ -146,7 +182,8 @@ def _flush_sql(kinds: Sequence[Kind]) -> str:
         parts.append(f"s_{k.name} as (delete from pg_temp.{k.stage} returning *)")
         where = ""
         if k.owner is not None:
-            where = f" where {k.owner} in (select decision_id from i_{DECISIONS.name})" if decisions else " where false"
+            mine = f" or {k.owner} in (select decision_id from i_{DECISIONS.name})" if decisions else ""
+            where = f" where ok{mine}"
         conflict = f" on conflict ({k.conflict}) do nothing" if k.conflict else ""
         returning = " returning decision_id" if k is DECISIONS else ""
         parts.append(f"i_{k.name} as (insert into {k.table} ({names}) select {names} from s_{k.name}{where}"

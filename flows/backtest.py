@@ -116,7 +116,7 @@ def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
             if replay.audit is not None:
-                replay.audit.flush(conn)  # the orders reference their decisions
+                replay.audit.flush_decisions(conn)  # the orders reference their decisions
             execute(
                 conn,
                 intents,

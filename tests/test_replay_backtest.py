@@ -156,6 +156,22 @@ def test_audit_modes_write_less_and_report_the_same_metrics_and_trades(engine, d
     assert rebuilt["none"].metrics == rebuilt["full"].metrics and rebuilt["none"].trades == runs["full"]["trades"]
 
 
+def test_backtest_command_takes_the_audit_mode(engine, data) -> None:
+    from alphaloom.cli import app
+
+    symbol = next(iter(data.symbols))
+    result = CliRunner().invoke(app, ["backtest", "--symbols", symbol, "--steps", "6", "--audit", "decisions"])
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        run_id, outputs = conn.execute(
+            text("""select r.run_id, (select count(*) from audit.agent_outputs o where o.run_id = r.run_id)
+                    from audit.runs r where r.flow = 'backtest' and r.parameters->>'audit' = 'decisions'
+                      and r.parameters->'symbols' = cast(:s as jsonb) and (r.parameters->>'steps')::int = 6"""),
+            {"s": f'["{symbol}"]'},
+        ).one()  # fmt: skip
+    assert run_id in result.output and outputs == 0
+
+
 def test_no_look_ahead_perturbing_everything_after_t_changes_no_decision_up_to_t(engine, data) -> None:
     from datetime import timedelta
 
@@ -371,3 +387,15 @@ def test_walk_forward_command_reports_out_of_sample_results_apart(data) -> None:
     assert "walk-forward windows" in result.output and "out-of-sample only" in result.output
     bad = CliRunner().invoke(app, ["walk-forward", "--symbols", "BTC/USDT", "--in-sample", "100000"])
     assert bad.exit_code == 1 and "cannot hold one window" in bad.output
+
+
+def test_an_audit_mode_without_the_outcomes_is_refused_with_the_llm_analyst(engine, data, llm_endpoint) -> None:
+    """The LLM analyst is shown the account's past situations, read from the outcome rows only ``full`` writes."""
+    from alphaloom.cli import app
+    from alphaloom.errors import ConfigError
+
+    symbols = list(data.symbols)[:1]
+    with pytest.raises(ConfigError, match="audit 'none' refused with the LLM analyst"):
+        backtest_flow(symbols=symbols, end=data.end, steps=2, audit="none")
+    refused = CliRunner().invoke(app, ["backtest", "--symbols", symbols[0], "--steps", "2", "--audit", "decisions"])
+    assert refused.exit_code == 1 and "audit 'decisions' refused" in refused.output and llm_endpoint == []
