@@ -282,7 +282,7 @@ def read_snapshot(
     outcomes: OutcomeStore | None = None,
 ) -> Snapshot:
     """The ``Snapshot`` of a decision step at ``as_of``, read from the database (``source``: the market half from
-    memory, a replay cursor, instead of SQL; ``memory``: see ``read_account_view``)."""
+    memory, a replay cursor, instead of SQL; ``memory`` and ``outcomes``: see ``read_account_view``)."""
     as_of = require_utc(as_of, "as_of")
     require_account(conn, account)
     account_view = read_account_view(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id,
