@@ -235,6 +235,7 @@ def llm_endpoint(monkeypatch) -> Iterator[list[dict]]:
     monkeypatch.setenv("ALPHALOOM_LLM_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}/v1")
     monkeypatch.setenv("ALPHALOOM_LLM_MODEL", "stand-in")
     monkeypatch.setenv("ALPHALOOM_LLM_TRAINING_CUTOFFS", '{"stand-in": "2000-01-01"}')
+    monkeypatch.setenv("ALPHALOOM_LLM_PRICES", '{"stand-in": {"input": 1, "output": 2}}')
     get_settings.cache_clear()
     yield requests
     server.shutdown()
