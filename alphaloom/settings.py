@@ -450,7 +450,8 @@ def settings_problem() -> str | None:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"ALPHALOOM_{field.upper()}={error.get('input')!r}: {error['msg']}")
+            inside = "".join(f"[{part!r}]" for part in error["loc"][1:])  # where in a JSON value, e.g. ['gpt-4o']
+            problems.append(f"ALPHALOOM_{field.upper()}{inside}={error.get('input')!r}: {error['msg']}")
         return "; ".join(problems)
     except SettingsError as exc:
         match = re.search(r'field "(\w+)"', str(exc))

@@ -116,7 +116,7 @@ def test_a_model_without_a_price_is_refused_before_any_call(case: Case) -> None:
 @pytest.mark.parametrize(
     ("value", "words"),
     [('{"gpt-4o": {"input": 1, "output": 2}', ("ALPHALOOM_LLM_PRICES", "JSON expected")),
-     ('{"gpt-4o": {"input": -1, "output": 2}}', ("ALPHALOOM_LLM_PRICES", "greater than or equal to 0")),
+     ('{"gpt-4o": {"input": -1, "output": 2}}', ("ALPHALOOM_LLM_PRICES['gpt-4o']['input']=-1", "greater than or equal to 0")),
      ('{"gpt-4o": {"input": 1}}', ("ALPHALOOM_LLM_PRICES", "Field required"))],
 )  # fmt: skip
 def test_bad_price_settings_are_one_line_naming_the_variable(monkeypatch, value: str, words: tuple[str, ...]) -> None:
