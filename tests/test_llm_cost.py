@@ -231,6 +231,10 @@ def test_a_run_report_and_pnl_show_llm_spend_and_returns_net_of_it(engine: Engin
         assert (spend.calls, spend.cached, spend.tokens) == (2, 1, 187_500)
         assert account_llm_spend(conn, account, ccy).paid == D("0.42")
         report = build_run_report(conn, run_id, exchange=exchange, timeframe="1h", out_dir=tmp_path)
+        from alphaloom.cli.backtest import _net_of_llm  # what `alphaloom backtest` adds to its table
+
+        assert _net_of_llm(conn, run_id, account, 0.01) == {"llm_spend": 0.74,
+                                                            "net_total_return": pytest.approx(0.01 - 0.74 / 10000)}  # fmt: skip
     assert report.metrics.total_return == pytest.approx(0.01)
     assert report.net_total_return == pytest.approx(0.01 - 0.74 / 10000)
     page = report.path.read_text()
