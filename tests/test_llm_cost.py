@@ -256,3 +256,27 @@ def test_a_run_report_and_pnl_show_llm_spend_and_returns_net_of_it(engine: Engin
     assert "P&L gross +100.00, net of LLM +99.58" in out and "return gross +1.0000%, net of LLM +0.9958%" in out
     assert shown.exit_code == 0, shown.output
     assert "llm spend" in shown.output and "0.7400" in shown.output and "0.0099" in shown.output
+
+
+def test_spend_without_a_usd_rate_is_named_not_guessed(engine: Engine, case: Case, tmp_path, monkeypatch) -> None:
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, symbol, exchange = _traded_run(engine, tag)
+    ccy = f"Q{tag[:5].upper()}"
+    case = Case(case.engine, case.endpoint, run_id, symbol)
+    case.script(("json", (answer(), (1000, 100))))
+    case.opine(LlmAnalyst(case.settings(**ROOMY)))
+    with engine.connect() as conn:
+        report = build_run_report(conn, run_id, exchange=exchange, timeframe="1h", out_dir=tmp_path)
+    assert report.llm is None and report.net_total_return is None  # the report is still written
+    assert (
+        f"LLM spend not converted into {ccy}, so no return net of it is shown: no fx rate to convert USD into {ccy}"
+        in (report.path.read_text())
+    )
+    monkeypatch.setenv("ALPHALOOM_EXCHANGE", exchange)
+    get_settings.cache_clear()
+    try:
+        pnl = runner.invoke(app, ["pnl", "--account", account])
+    finally:
+        monkeypatch.delenv("ALPHALOOM_EXCHANGE")
+        get_settings.cache_clear()
+    assert pnl.exit_code == 1 and f"no fx rate to convert USD into {ccy}" in " ".join(pnl.output.split())

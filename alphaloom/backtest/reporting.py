@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -144,9 +145,8 @@ def build_run_report(
         ),
         {"r": run_id},
     ).scalar_one()
-    llm = runs_llm_spend(conn, [run_id], base_currency)
-    net = net_return(metrics.total_return, llm.total, cash)
-    notes = [*run_notes(conn, run_id), llm_note(llm, metrics.total_return, net), *(notes or [])]
+    llm, net, spend_note = _llm_spend(conn, run_id, base_currency, metrics.total_return, cash)
+    notes = [*run_notes(conn, run_id), spend_note, *(notes or [])]
     if assumed:
         notes.append(f"{assumed} news links used assumed first-seen times (published + configured latency)")
     data = ReportData(
@@ -155,7 +155,7 @@ def build_run_report(
         f"{', '.join(symbols)}",
         equity=equity,
         benchmark=buy_and_hold(closes, starting_cash),
-        metrics=with_llm(metrics.as_dict(), llm, net),
+        metrics=metrics.as_dict() if llm is None or net is None else with_llm(metrics.as_dict(), llm, net),
         trades=trades.drop(columns=["entry_decision"]),
         per_asset_pnl=per_asset,
         attribution={"agent": by_agent, "strategy": by_strategy},
@@ -168,6 +168,19 @@ def build_run_report(
     return RunReport(run_id, account, metrics, path, len(trades), notes,
                      {name: {str(k): float(v) for k, v in series.items()} for name, series in pnl.items()},
                      llm, net)  # fmt: skip
+
+
+def _llm_spend(
+    conn: Connection, run_id: str, base_currency: str, gross: float, starting_cash: Decimal
+) -> tuple[LlmSpend | None, float | None, str]:
+    """The run's LLM spend, its net total return and the report's line on them; a USD rate missing into the base
+    currency leaves both out and says so (the report of a long backtest is still written)."""
+    try:
+        llm = runs_llm_spend(conn, [run_id], base_currency)
+    except DataUnavailableError as exc:
+        return None, None, f"LLM spend not converted into {base_currency}, so no return net of it is shown: {exc}"
+    net = net_return(gross, llm.total, starting_cash)
+    return llm, net, llm_note(llm, gross, net)
 
 
 def with_llm(metrics: dict[str, float | int], llm: LlmSpend, net: float) -> dict[str, float | int]:
