@@ -33,7 +33,7 @@ def configured_task_runner(settings: Settings | None = None) -> TaskRunner:
     settings = settings or get_settings()
     if settings.dask_address is None:
         return ThreadPoolTaskRunner()
-    from prefect_dask import DaskTaskRunner  # imported only when Dask is configured
+    from alphaloom.dask_runner import DaskTaskRunner  # imported only when Dask is configured
 
     if settings.dask_address == "local":
         return DaskTaskRunner(cluster_class="distributed.LocalCluster",
