@@ -20,12 +20,15 @@ from datetime import UTC, datetime, timedelta
 import psutil
 import pytest
 from distributed import Client, LocalCluster
+from pydantic import ValidationError
 from sqlalchemy import Engine, text
 from test_decide import BEARISH, BULLISH, FEATURES_DDL
 from test_walkforward import prices
 
 from agents.team import FEATURE_COLUMNS
-from alphaloom.settings import get_settings
+from alphaloom.settings import Settings, get_settings
+from alphaloom.task_runner import configured_task_runner
+from flows.backtest_shards import backtest_shards_flow, symbol_groups
 from flows.decide import decide_flow
 from flows.walk_forward import walk_forward_flow
 
@@ -89,6 +92,8 @@ def cluster(engine: Engine, prefect_harness) -> Iterator[Cluster]:
         mp.setenv("ALPHALOOM_EXCHANGE", EXCHANGE)
         mp.setenv("ALPHALOOM_TIMEFRAME", "1h")
         mp.delenv("ALPHALOOM_DASK_ADDRESS", raising=False)
+        mp.setenv("ALPHALOOM_DB_POOL_SIZE", "2")  # the workers' pools (as docker-compose.yml's dask-worker)
+        mp.setenv("ALPHALOOM_DB_MAX_OVERFLOW", "1")
         get_settings.cache_clear()
         with (
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
@@ -243,3 +248,79 @@ def test_a_worker_killed_mid_task_costs_a_retry_on_a_worker_and_nothing_twice(
     assert recorded == _decision_records(engine, f"dask-one-{TAG}")
     on_dask.client.wait_for_workers(2)  # the nanny started a new worker process in the killed one's place
     assert victim not in on_dask.client.run(os.getpid).values()
+
+
+def _shard_records(engine: Engine, account: str) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {
+            "decisions": conn.execute(
+                text("select symbol, as_of, action, score from audit.decisions where account = :a order by 1, 2"),
+                {"a": account},
+            ).all(),
+            "fills": conn.execute(
+                text("select symbol, side, quantity, price, fee, ts from audit.fills where account = :a order by 1, 6"),
+                {"a": account},
+            ).all(),
+        }
+
+
+def test_a_backtest_sharded_by_symbol_groups_on_two_workers_records_what_one_process_records(
+    engine: Engine, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run() -> list[dict[str, list[tuple]]]:
+        state = backtest_shards_flow(symbols=SYMBOLS, shards=2, end=T0 + STEPS * HOUR, steps=STEPS, fill_at="close",
+                                     return_state=True)  # fmt: skip
+        assert state.is_completed(), state
+        shards = state.result()["shards"]
+        assert [s["symbols"] for s in shards] == [SYMBOLS[:3], SYMBOLS[3:]]
+        assert len({s["account"] for s in shards}) == 2  # an independent account per shard
+        return [_shard_records(engine, str(s["account"])) for s in shards]
+
+    local = run()
+    assert all(len(shard["decisions"]) == 3 * STEPS for shard in local) and any(shard["fills"] for shard in local)
+    monkeypatch.setenv("ALPHALOOM_DASK_ADDRESS", cluster.address)
+    get_settings.cache_clear()
+    assert run() == local
+    ran = cluster.client.run(lambda: "flows.backtest_shards" in __import__("sys").modules)
+    assert all(ran.values()), ran
+
+
+def test_symbols_are_dealt_into_near_equal_groups_in_order() -> None:
+    assert symbol_groups(["a", "b", "c", "d", "e"], 2) == [["a", "b", "c"], ["d", "e"]]
+    assert symbol_groups(["a", "b"], 5) == [["a"], ["b"]]
+    with pytest.raises(ValueError, match="shards must be >= 1"):
+        symbol_groups(["a"], 0)
+
+
+def _worker_engine() -> tuple[int, int, int]:
+    from alphaloom.db.engine import get_engine
+
+    engine = get_engine()
+    return os.getpid(), engine.pool.size(), engine.pool._max_overflow  # type: ignore[attr-defined]
+
+
+def test_each_worker_has_its_own_engine_with_the_bounded_pool_of_its_environment(cluster: Cluster) -> None:
+    engines = cluster.client.run(_worker_engine)
+    assert len(engines) == 2 and len({pid for pid, _, _ in engines.values()}) == 2
+    assert {(size, overflow) for _, size, overflow in engines.values()} == {(2, 1)}
+    assert os.getpid() not in {pid for pid, _, _ in engines.values()}
+
+
+@pytest.mark.parametrize("address", ["http://host:8786", "tcp://", "somewhere"])
+def test_a_bad_dask_address_is_one_clear_line(address: str) -> None:
+    with pytest.raises(ValidationError, match="ALPHALOOM_DASK_ADDRESS must be unset, 'local' or a scheduler address"):
+        Settings(dask_address=address)
+
+
+def test_the_dask_address_chooses_the_task_runner() -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from alphaloom.dask_runner import DaskTaskRunner
+
+    assert isinstance(configured_task_runner(Settings(dask_address=None)), ThreadPoolTaskRunner)
+    assert isinstance(configured_task_runner(Settings(dask_address="  ")), ThreadPoolTaskRunner)
+    local = configured_task_runner(Settings(dask_address="local", dask_workers=3))
+    assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 3
+    assert local.cluster_kwargs["threads_per_worker"] == 1 and local.cluster_kwargs["processes"] is True
+    remote = configured_task_runner(Settings(dask_address="tcp://scheduler:8786"))
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://scheduler:8786"
