@@ -38,7 +38,7 @@ def configured_task_runner(settings: Settings | None = None) -> TaskRunner:
     if settings.dask_address == "local":
         return DaskTaskRunner(cluster_class="distributed.LocalCluster",
                               cluster_kwargs={"n_workers": settings.dask_workers, "threads_per_worker": 1,
-                                              "processes": True, "dashboard_address": None})  # fmt: skip
+                                              "processes": True, "dashboard_address": ":0"})  # fmt: skip
     return DaskTaskRunner(address=settings.dask_address)
 
 

@@ -96,7 +96,7 @@ def cluster(engine: Engine, prefect_harness) -> Iterator[Cluster]:
         mp.setenv("ALPHALOOM_DB_MAX_OVERFLOW", "1")
         get_settings.cache_clear()
         with (
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local,
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local,
             Client(local) as client,
         ):
             client.wait_for_workers(2)
