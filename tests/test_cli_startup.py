@@ -16,3 +16,25 @@ def test_a_command_leaves_its_objects_to_the_process_exit_instead_of_a_final_ful
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) > 10_000
+
+
+def test_a_flow_run_a_command_starts_sends_no_heartbeat_unless_the_operator_asks(prefect_harness, monkeypatch) -> None:
+    # the flow engine starts its heartbeat thread (and joins it, up to a second, at the run's end) when this setting
+    # is not None; the run itself is the same real Prefect flow run
+    from prefect import flow
+    from prefect.settings import get_current_settings
+
+    from alphaloom.cli._app import HEARTBEAT_VARIABLES, flow_run_settings
+
+    @flow
+    def heartbeat_setting() -> int | None:
+        return get_current_settings().flows.heartbeat_frequency
+
+    for name in HEARTBEAT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with flow_run_settings():
+        assert heartbeat_setting() is None
+    assert heartbeat_setting() == 180  # Prefect's own default, outside
+    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
+    with flow_run_settings():  # asked for: Prefect's settings are left as they are
+        assert heartbeat_setting() == 180
