@@ -38,3 +38,12 @@ def test_a_flow_run_a_command_starts_sends_no_heartbeat_unless_the_operator_asks
     monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
     with flow_run_settings():  # asked for: Prefect's settings are left as they are
         assert heartbeat_setting() == 180
+
+
+def test_starting_a_decision_command_runs_no_full_collection_over_the_libraries_it_imports() -> None:
+    # with the interpreter's default thresholds this import ran ~500 young and 4 full collections
+    program = "import alphaloom.cli, flows.decide, gc; print(*[s['collections'] for s in gc.get_stats()])"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    young, _middle, full = map(int, done.stdout.split())
+    assert full == 0 and young < 100, done.stdout
