@@ -12,10 +12,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class LlmRoleEndpoint(BaseModel):
+    """One LLM role's endpoint: any field left out falls back to the analyst's (``llm_base_url``, ``llm_model``,
+    ``llm_api_key``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    structured_output: Literal["json_schema", "json_object"] = "json_schema"
 
 
 class Settings(BaseSettings):
@@ -126,6 +138,21 @@ class Settings(BaseSettings):
     """Training-data cutoff per model (JSON in the environment): a backtest consulting the LLM over dates before
     its model's cutoff is refused unless allowed (the model may know what happened next), and flagged in the
     report."""
+
+    llm_team_mode: Literal["analyst", "compact", "debate"] = "analyst"
+    """The LLM roles consulted per decision: "analyst" (one analyst call, no tools), "compact" (one conversation
+    plays bull, bear, research manager and risk reviewer, with tools) or "debate" (bull and bear researchers argue
+    for ``llm_debate_rounds`` rounds, a research manager writes the verdict, a risk reviewer may shrink or veto what
+    the numeric risk gate approved)."""
+    llm_debate_rounds: int = Field(default=1, ge=1, le=3)
+    """Rounds of the bull/bear debate (each round: one bull and one bear turn)."""
+    llm_tool_calls_per_role: int = Field(default=4, ge=0, le=12)
+    """Most tool calls one LLM role may make per decision; past it, the role must answer from what it has."""
+    llm_roles: dict[str, LlmRoleEndpoint] = Field(default_factory=dict)
+    """Per-role endpoint overrides (JSON in the environment), keyed by role (bull, bear, manager, risk, compact):
+    ``base_url``, ``model``, ``api_key`` (a secret: never logged or stored) and ``structured_output``
+    ("json_schema" where the endpoint supports it, else "json_object": a JSON-mode prompt validated with one
+    repair). A role without an entry uses ``llm_base_url``, ``llm_model`` and ``llm_api_key``."""
 
     backtest_fill_at: Literal["next_open", "close"] = "next_open"
     """Backtests: where an order decided at a bar's close fills. "next_open": the next bar's open (the decision
