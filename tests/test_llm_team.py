@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from llm_standin import Reply, StandIn
 from sqlalchemy import Engine, text
+from test_team import FEATURES_DDL
+from typer.testing import CliRunner
 
 from agents.deciding import LlmAnswer, analyst_inputs, decide_snapshot
 from agents.llm.review import CHECK, apply_review, review_drafts
@@ -27,11 +29,15 @@ from agents.memory import AgentWeight
 from agents.params import DecisionParams
 from agents.risk import PortfolioContext
 from agents.risk.sizing import trade_stats
-from agents.sentiment import SentimentScore
-from agents.snapshot import AccountView, MarketView, Snapshot
+from agents.sentiment import LexiconScorer, SentimentScore
+from agents.snapshot import FEATURE_COLUMNS, AccountView, MarketView, Snapshot
+from agents.team import decide
+from alphaloom.cli import app
 from alphaloom.domain import Action, NewsId, NewsItem, Side, decision_id_for
+from alphaloom.explain import explain_decision
 from alphaloom.guards import KillSwitchState
 from alphaloom.settings import LlmRoleEndpoint, Settings
+from execution.accounts import ensure_account
 
 AS_OF = datetime(2024, 7, 9, 15, tzinfo=UTC)
 BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0, "ret_1": 0.004,
@@ -392,3 +398,74 @@ def test_json_mode_endpoints_get_the_schema_in_the_prompt_and_one_repair(desk: D
     assert first["response_format"] == {"type": "json_object"} and "JSON schema" in first["messages"][0]["content"]
     assert not opinion.skipped and opinion.details["status"] == "repaired" and opinion.action is Action.HOLD
     assert opinion.details["risk_review"]["decision"] == "approve" and opinion.details["calls"] == 2
+
+
+def _bullish_rows(settings: Settings, symbol: str, bars: int) -> list[dict[str, Any]]:
+    t0 = AS_OF - bars * timedelta(hours=1)
+    return [{"exchange": settings.exchange, "symbol": symbol, "ts": t0 + i * timedelta(hours=1),
+             "known_at": t0 + (i + 1) * timedelta(hours=1)}
+            | {c: (BULLISH | {"close": 100.0 + i}).get(c) for c in FEATURE_COLUMNS} for i in range(bars + 1)]  # fmt: skip
+
+
+def test_a_run_with_the_debate_replays_from_the_store_at_zero_tokens_with_identical_decisions(desk: Desk) -> None:
+    """``decide`` end to end with the debate and the risk reviewer; then the same step for a fresh account in a new
+    run, cache only (as a backtest replay does): nothing is asked, 0 tokens, the same decision and orders."""
+    settings = desk.settings(exchange=f"llmteam-{desk.run_id[-8:]}")
+    s = desk.symbol
+    rows = _bullish_rows(settings, s, 6)  # the last row is known an hour after AS_OF: no tool may see it
+    with desk.engine.begin() as conn:
+        conn.execute(text(FEATURES_DDL))
+        conn.execute(
+            text(f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at,
+                                  {", ".join(FEATURE_COLUMNS)}, dbt_invocation_id)
+                              values (:exchange, :symbol, '1h', :ts, :known_at,
+                                  {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'dbt-inv-llmteam')"""),
+            rows,
+        )
+    desk.standin.script(
+        s, "bull", Reply("tools", calls=(("features", json.dumps({"symbol": s, "bars": 10})),)), Reply("json", case())
+    )
+    desk.standin.script(s, "bear", Reply("json", case("overbought")))
+    desk.standin.script(s, "manager", Reply("json", verdict("buy", 0.9)))
+    desk.standin.script(s, "risk", Reply("json", review("reduce", 0.5)))
+
+    def run(account: str, run_id: str, team: LlmTeam) -> Any:
+        with desk.engine.begin() as conn:
+            if run_id != desk.run_id:
+                conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+            ensure_account(conn, account, "paper", "USDT", "paper", Decimal(100000), run_id)
+            (decision,) = decide(conn, account=account, symbols=[s], as_of=AS_OF, run_id=run_id, settings=settings,
+                                 scorer=LexiconScorer(), llm_agent=team)  # fmt: skip
+            checks = conn.execute(
+                text("select check_name, approved, reason from audit.risk_checks where decision_id = :d order by id"),
+                {"d": decision.decision_id},
+            ).all()
+            tokens = conn.execute(text("select coalesce(sum(total_tokens), 0), array_agg(distinct status) "
+                                       "from audit.llm_usage where run_id = :r"), {"r": run_id}).one()  # fmt: skip
+        return decision, checks, tokens
+
+    live, live_checks, (live_tokens, _) = run(f"acct-{desk.run_id}", desk.run_id, LlmTeam(settings))
+    asked = len(desk.standin.requests)
+    replay_run = f"{desk.run_id}-replay"
+    again, again_checks, (tokens, statuses) = run(f"acct-{replay_run}", replay_run, LlmTeam(settings, live_calls=0))
+
+    assert live_tokens > 0 and tokens == 0 and statuses == ["cached"] and len(desk.standin.requests) == asked
+    llm = {o.agent: o for o in live.opinions}["llm"]
+    assert not llm.skipped and llm.action is Action.BUY and llm.details["tool_calls"] == 1
+    bars = _tool_answers(desk.standin.asked(s, "bull")[1])[0]["bars"]
+    assert len(bars) == 6 and max(b["ts"] for b in bars) < AS_OF.isoformat(), "the row known after as_of is unseen"
+    (intent,) = live.intents
+    assert ("llm_risk_review", True) in [(c.check_name, c.approved) for c in live_checks]
+    assert (again.action, again.score, [(i.side, i.quantity) for i in again.intents]) == (
+        live.action, live.score, [(intent.side, intent.quantity)])  # fmt: skip
+    assert [(o.agent, o.action, o.confidence, o.prompt_hash) for o in again.opinions] == [
+        (o.agent, o.action, o.confidence, o.prompt_hash) for o in live.opinions]  # fmt: skip
+    assert [(c.check_name, c.approved) for c in again_checks] == [(c.check_name, c.approved) for c in live_checks]
+    # `alphaloom explain DECISION_ID` shows the debate turn by turn, the risk review included
+    with desk.engine.connect() as conn:
+        turns = explain_decision(conn, live.decision_id).debate
+    assert [t.role for t in turns if t.kind == "answer"] == ["bull", "bear", "manager", "risk"]
+    shown = CliRunner().invoke(app, ["explain", live.decision_id])
+    assert shown.exit_code == 0, shown.output
+    assert "LLM debate" in shown.output and "bull tool call: features" in shown.output
+    assert "risk answer" in shown.output and '"decision": "reduce"' in shown.output
