@@ -19,6 +19,7 @@ What callers can rely on from ``Caller.run``:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -106,6 +107,11 @@ def _parse(model: type[BaseModel], content: str | None) -> BaseModel:
         raise ValueError(f"{exc.error_count()} schema error(s): {exc.errors(include_url=False)[:3]}") from None
 
 
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
 class Caller:
     """Asks roles' endpoints for one team (clients per endpoint; ``live_calls`` as ``LlmAnalyst``: 0 is cache only,
     n allows n paid calls, None leaves only the budgets). ``client``: one client for every role (tests)."""
@@ -142,7 +148,7 @@ class Caller:
         transcript: list[Turn],
     ) -> Outcome:
         """``endpoint.role``'s answer to ``messages`` (see the module docstring)."""
-        schema = answer_model.model_json_schema()
+        schema = _schema(answer_model)
         messages = [dict(m) for m in messages]
         if endpoint.structured_output == "json_object":
             messages[0]["content"] += ("\nAnswer with only one JSON object matching this JSON schema: "
