@@ -15,7 +15,6 @@ Usage: python bench/llm_team.py [--decisions 30]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import openai
 from _throwaway import create_throwaway_database, drop_throwaway_database
-from llm_standin import Reply, StandIn, role_of
+from llm_standin import StandIn, team_responder
 from sqlalchemy import create_engine, text
 
 from agents.deciding import LlmAnswer, analyst_inputs, decide_snapshot
@@ -49,32 +48,6 @@ BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "
            "realized_vol_20": 0.01}  # fmt: skip
 OVERHEAD_GOAL_MS_PER_CALL = 50.0  # a real call lasts 0.5 s or more: our side stays under a tenth of it
 STANDIN = StandIn()
-
-
-def _answer(role: str) -> str:
-    verdict = {"action": "buy", "confidence": 0.7, "horizon_bars": 6, "rationale": "ema_10 above ema_50, rsi_14 60",
-               "key_risks": ["reversal"], "cited_values": [{"name": "rsi_14", "value": 60.0}]}  # fmt: skip
-    review = {"decision": "reduce", "scale": 0.5, "rationale": "one story only"}
-    return json.dumps({
-        "bull": {"argument": "trend up and positive news", "key_points": ["ema_10 > ema_50"], "confidence": 0.6},
-        "bear": {"argument": "rsi near overbought", "key_points": ["rsi_14 60"], "confidence": 0.4},
-        "manager": verdict, "risk": review,
-        "compact": {"bull_case": "trend up", "bear_case": "overbought soon", "verdict": verdict, "risk": review},
-    }[role])  # fmt: skip
-
-
-def responder(request: dict[str, Any]) -> Reply:
-    """One tool call per role (features for researchers, news for compact, risk numbers for the reviewer), then
-    the role's answer; billed at about 4 characters a token."""
-    role = role_of(request)
-    prompt = len(json.dumps(request["messages"])) // 4
-    if not any(m["role"] == "tool" for m in request["messages"]) and request.get("tools"):
-        name = {"compact": "news", "risk": "risk_numbers"}.get(role, "features")
-        found = next(w for w in request["messages"][0]["content"].split() if "/" in w)
-        args = {"symbol": found.rstrip(".")} if name != "risk_numbers" else {}
-        return Reply("tools", calls=((name, json.dumps(args)),), tokens=(prompt, 20))
-    content = _answer(role)
-    return Reply("json", content, tokens=(prompt, len(content) // 4))
 
 
 def snapshot(params: DecisionParams, symbol: str, as_of: datetime) -> Snapshot:
@@ -133,7 +106,7 @@ def _line(name: str, value: float, unit: str, goal: str | None = None, met: bool
 
 
 def main(decisions: int) -> None:
-    STANDIN.responder = responder
+    STANDIN.responder = team_responder
     url = create_throwaway_database()
     engine = create_engine(url, pool_size=5)
     standin = STANDIN.start()

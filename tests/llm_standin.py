@@ -127,3 +127,32 @@ class StandIn:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+def _team_answer(role: str) -> str:
+    verdict = {"action": "buy", "confidence": 0.7, "horizon_bars": 6, "rationale": "ema_10 above ema_50, rsi_14 60",
+               "key_risks": ["reversal"], "cited_values": [{"name": "rsi_14", "value": 60.0}]}  # fmt: skip
+    review = {"decision": "reduce", "scale": 0.5, "rationale": "one story only"}
+    return json.dumps({
+        "bull": {"argument": "trend up and positive news", "key_points": ["ema_10 > ema_50"], "confidence": 0.6},
+        "bear": {"argument": "rsi near overbought", "key_points": ["rsi_14 60"], "confidence": 0.4},
+        "manager": verdict, "risk": review,
+        "compact": {"bull_case": "trend up", "bear_case": "overbought soon", "verdict": verdict, "risk": review},
+    }[role])  # fmt: skip
+
+
+def team_responder(request: dict[str, Any], *, bars: int = 1) -> Reply:
+    """A valid answer for every role of the LLM team: one tool call first (features for the researchers and the
+    manager, news for compact, risk numbers for the reviewer), then the role's answer; billed at about 4 characters
+    a token. ``bars``: how many bars of features the tool call asks for."""
+    role = role_of(request)
+    prompt = len(json.dumps(request["messages"])) // 4
+    if not any(m["role"] == "tool" for m in request["messages"]) and request.get("tools"):
+        name = {"compact": "news", "risk": "risk_numbers"}.get(role, "features")
+        found = next(w for w in request["messages"][0]["content"].split() if "/" in w)
+        args = {"symbol": found.rstrip(".")} if name != "risk_numbers" else {}
+        if name == "features":
+            args["bars"] = bars
+        return Reply("tools", calls=((name, json.dumps(args)),), tokens=(prompt, 20))
+    content = _team_answer(role)
+    return Reply("json", content, tokens=(prompt, len(content) // 4))
