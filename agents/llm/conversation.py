@@ -250,10 +250,11 @@ class Caller:
             self.live_calls_left -= 1
             self.live_calls_used += 1
         outcome.calls += 1
-        started, status, problem, usage = time.perf_counter(), "ok", None, Usage()
+        started, status, problem, usage = time.perf_counter(), "error", "no reply", Usage()
+        reply: _Reply | None = None
         try:
             reply = self._complete(endpoint, request)
-            usage = reply.usage
+            status, problem, usage = "ok", None, reply.usage
             return reply
         except openai.APITimeoutError:
             status, problem = "timeout", f"no answer within {self.settings.llm_timeout_s:g} s"
@@ -269,7 +270,7 @@ class Caller:
             outcome.usage, outcome.cost = outcome.usage + usage, outcome.cost + cost
             settle(conn.engine, reservation.usage_id, status=status, usage=usage, cost=cost,
                    latency_ms=round((time.perf_counter() - started) * 1000), detail=problem)  # fmt: skip
-            if status == "ok":
+            if reply is not None:
                 stored = {"content": reply.content, "tool_calls": list(reply.tool_calls)}
                 conn.execute(
                     text("""insert into audit.llm_cache (prompt_hash, model, response, tokens, prompt_version)
