@@ -8,6 +8,7 @@ each decision a new symbol (no cache hits), each role making one tool call:
   spent answering (what is left: prompts, tools, SDK and HTTP client, cache, budget ledger, transcript), with its
   goal, and per call against a baseline measured in the same run: a bare SDK call to the same stand-in (no
   database), as a ratio;
+- of that, the time in the budget ledger (reserve and settle: two committed transactions per call);
 - the replay of the same decisions cache only: tokens (goal 0) and overhead per decision.
 Usage: python bench/llm_team.py [--decisions 30]
 """
@@ -30,6 +31,7 @@ from llm_standin import StandIn, team_responder
 from sqlalchemy import create_engine, text
 
 from agents.deciding import LlmAnswer, analyst_inputs, decide_snapshot
+from agents.llm import conversation
 from agents.llm.review import review_drafts
 from agents.llm.team_agent import LlmTeam
 from agents.memory import AgentWeight
@@ -48,6 +50,22 @@ BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "
            "realized_vol_20": 0.01}  # fmt: skip
 OVERHEAD_GOAL_MS_PER_CALL = 50.0  # a real call lasts 0.5 s or more: our side stays under a tenth of it
 STANDIN = StandIn()
+LEDGER_S = [0.0]  # time in the budget ledger's reserve and settle (each a committed transaction)
+
+
+def _timed(fn: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            LEDGER_S[0] += time.perf_counter() - started
+
+    return wrapper
+
+
+conversation.reserve = _timed(conversation.reserve)  # measured, not changed
+conversation.settle = _timed(conversation.settle)
 
 
 def snapshot(params: DecisionParams, symbol: str, as_of: datetime) -> Snapshot:
@@ -73,6 +91,7 @@ def consult(engine: Any, team: LlmTeam, params: DecisionParams, snaps: list[Snap
     for n, snap in enumerate(snaps):
         if n == 1:
             ours, tokens, calls, cached, standin_busy = 0.0, 0, 0, 0, STANDIN.busy_s
+            LEDGER_S[0] = 0.0
         symbol = snap.symbols[0]
         with engine.begin() as conn:
             started = time.perf_counter()
@@ -86,7 +105,14 @@ def consult(engine: Any, team: LlmTeam, params: DecisionParams, snaps: list[Snap
         tokens += opinion.details["tokens"] + int(review.get("tokens") or 0)
         calls += opinion.details["calls"] + int(review.get("calls") or 0)
         cached += opinion.details["cached_calls"] + int(review.get("cached_calls") or 0)
-    return {"wall": ours, "tokens": tokens, "calls": calls, "cached": cached, "standin": STANDIN.busy_s - standin_busy}
+    return {
+        "wall": ours,
+        "tokens": tokens,
+        "calls": calls,
+        "cached": cached,
+        "standin": STANDIN.busy_s - standin_busy,
+        "ledger": LEDGER_S[0],
+    }
 
 
 def bare_sdk_call(standin: StandIn, n: int) -> float:
@@ -136,6 +162,8 @@ def main(decisions: int) -> None:
                     _line(f"{prefix}: our overhead per call", per_call, "ms per call",
                           f"< {OVERHEAD_GOAL_MS_PER_CALL:g} ms", per_call < OVERHEAD_GOAL_MS_PER_CALL)  # fmt: skip
                     print(f"{prefix}: ratio ours/bare SDK per call: {per_call / (baseline * 1000):.2f}")
+                    ledger = got["ledger"] * 1000 / max(got["calls"], 1)
+                    _line(f"{prefix}: of which the budget ledger (reserve + settle)", ledger, "ms per call")
                 else:
                     _line(f"{prefix}: tokens", got["tokens"] / decisions, "tokens per decision", "0",
                           got["tokens"] == 0)  # fmt: skip
