@@ -469,3 +469,21 @@ def test_a_run_with_the_debate_replays_from_the_store_at_zero_tokens_with_identi
     assert shown.exit_code == 0, shown.output
     assert "LLM debate" in shown.output and "bull tool call: features" in shown.output
     assert "risk answer" in shown.output and '"decision": "reduce"' in shown.output
+
+
+def test_an_endpoint_refusing_json_schema_output_is_asked_again_in_json_mode(desk: Desk) -> None:
+    settings = desk.settings(llm_team_mode="compact")
+    params = DecisionParams.from_settings(settings)
+    s = desk.symbol
+    desk.standin.script(s, "compact", Reply("status", status=400), Reply("json", compact("sell")))
+    team = LlmTeam(settings)
+    opinion = desk.opine(team, desk.snapshot(params), params)
+    first, second = desk.standin.asked(s, "compact")
+    assert first["response_format"]["type"] == "json_schema" and second["response_format"] == {"type": "json_object"}
+    assert "JSON schema" in second["messages"][0]["content"]
+    assert not opinion.skipped and opinion.action is Action.SELL
+    assert [r.status for r in desk.ledger()] == ["error", "ok"]
+    with desk.engine.connect() as conn:
+        detail = conn.execute(text("select detail from audit.llm_usage where run_id = :r and status = 'error'"),
+                              {"r": desk.run_id}).scalar_one()  # fmt: skip
+    assert "asking again in JSON mode" in detail

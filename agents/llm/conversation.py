@@ -14,11 +14,13 @@ What callers can rely on from ``Caller.run``:
 - The answer is validated against the role's pydantic model; one repair request is made when it is not valid.
 - Every message, tool call and tool answer is appended to the caller's transcript (``Turn``).
 - Structured output: a JSON-schema ``response_format`` where the role's endpoint supports it
-  (``structured_output="json_schema"``), else JSON mode with the schema in the system prompt.
+  (``structured_output="json_schema"``), else JSON mode with the schema in the system prompt. An endpoint that
+  answers a JSON-schema request with HTTP 400 is asked again in JSON mode (remembered for the rest of the run).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -75,6 +77,10 @@ class Outcome:
     hashes: list[str] = field(default_factory=list)
 
 
+class _NoJsonSchema(Exception):
+    """The endpoint refused the JSON-schema output format (HTTP 400)."""
+
+
 class _Stop(Exception):
     def __init__(self, status: str, problem: str) -> None:
         super().__init__(problem)
@@ -122,6 +128,7 @@ class Caller:
         self._clients: dict[tuple[str | None, str], openai.OpenAI] = {}
         self.live_calls_left = live_calls
         self.live_calls_used = 0
+        self._json_mode: set[tuple[str | None, str]] = set()  # endpoints that refused JSON-schema output
 
     def client(self, endpoint: RoleEndpoint) -> openai.OpenAI:
         if self._shared is not None:
@@ -148,6 +155,30 @@ class Caller:
         transcript: list[Turn],
     ) -> Outcome:
         """``endpoint.role``'s answer to ``messages`` (see the module docstring)."""
+        if (endpoint.base_url, endpoint.model) in self._json_mode:
+            endpoint = dataclasses.replace(endpoint, structured_output="json_object")
+        try:
+            return self._run(conn, run_id=run_id, symbol=symbol, as_of=as_of, endpoint=endpoint, messages=messages,
+                             answer_model=answer_model, toolbox=toolbox, transcript=transcript)  # fmt: skip
+        except _NoJsonSchema:
+            self._json_mode.add((endpoint.base_url, endpoint.model))
+            json_mode = dataclasses.replace(endpoint, structured_output="json_object")
+            return self._run(conn, run_id=run_id, symbol=symbol, as_of=as_of, endpoint=json_mode, messages=messages,
+                             answer_model=answer_model, toolbox=toolbox, transcript=transcript)  # fmt: skip
+
+    def _run(
+        self,
+        conn: Connection,
+        *,
+        run_id: str,
+        symbol: str,
+        as_of: datetime,
+        endpoint: RoleEndpoint,
+        messages: list[dict[str, Any]],
+        answer_model: type[BaseModel],
+        toolbox: ToolBox | None,
+        transcript: list[Turn],
+    ) -> Outcome:
         schema = _schema(answer_model)
         messages = [dict(m) for m in messages]
         if endpoint.structured_output == "json_object":
@@ -258,6 +289,12 @@ class Caller:
             return reply
         except openai.APITimeoutError:
             status, problem = "timeout", f"no answer within {self.settings.llm_timeout_s:g} s"
+            raise _Stop(status, problem) from None
+        except openai.BadRequestError as exc:
+            status, problem = "error", f"HTTP {exc.status_code} from the endpoint"
+            if response_format["type"] == "json_schema":
+                problem += ": JSON-schema output refused, asking again in JSON mode"
+                raise _NoJsonSchema from None
             raise _Stop(status, problem) from None
         except openai.APIStatusError as exc:
             status, problem = "error", f"HTTP {exc.status_code} from the endpoint after retries"
