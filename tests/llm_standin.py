@@ -141,10 +141,11 @@ def _team_answer(role: str) -> str:
     }[role])  # fmt: skip
 
 
-def team_responder(request: dict[str, Any], *, bars: int = 1) -> Reply:
+def team_responder(request: dict[str, Any], *, bars: int = 1, tokens: tuple[int, int] | None = None) -> Reply:
     """A valid answer for every role of the LLM team: one tool call first (features for the researchers and the
     manager, news for compact, risk numbers for the reviewer), then the role's answer; billed at about 4 characters
-    a token. ``bars``: how many bars of features the tool call asks for."""
+    a token, or ``tokens`` (prompt, completion) per reply when given (tests sharing a database's daily budget bill
+    little). ``bars``: how many bars of features the tool call asks for."""
     role = role_of(request)
     prompt = len(json.dumps(request["messages"])) // 4
     if not any(m["role"] == "tool" for m in request["messages"]) and request.get("tools"):
@@ -153,6 +154,6 @@ def team_responder(request: dict[str, Any], *, bars: int = 1) -> Reply:
         args = {"symbol": found.rstrip(".")} if name != "risk_numbers" else {}
         if name == "features":
             args["bars"] = bars
-        return Reply("tools", calls=((name, json.dumps(args)),), tokens=(prompt, 20))
+        return Reply("tools", calls=((name, json.dumps(args)),), tokens=tokens or (prompt, 20))
     content = _team_answer(role)
-    return Reply("json", content, tokens=(prompt, len(content) // 4))
+    return Reply("json", content, tokens=tokens or (prompt, len(content) // 4))

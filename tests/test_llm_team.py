@@ -36,7 +36,7 @@ from alphaloom.cli import app
 from alphaloom.domain import Action, NewsId, NewsItem, Side, decision_id_for
 from alphaloom.explain import explain_decision
 from alphaloom.guards import KillSwitchState
-from alphaloom.settings import LlmRoleEndpoint, Settings
+from alphaloom.settings import LlmPrice, LlmRoleEndpoint, Settings
 from execution.accounts import ensure_account
 
 AS_OF = datetime(2024, 7, 9, 15, tzinfo=UTC)
@@ -81,7 +81,8 @@ class Desk:
 
     def settings(self, **overrides: Any) -> Settings:
         base = {"llm_base_url": self.standin.url, "llm_model": "team-model", "llm_timeout_s": 2.0,
-                "llm_max_retries": 0, "llm_team_mode": "debate", "exchange": "llmteam-x"} | overrides  # fmt: skip
+                "llm_max_retries": 0, "llm_team_mode": "debate", "exchange": "llmteam-x",
+                "llm_prices": {"team-model": LlmPrice(input=Decimal("0.15"), output=Decimal("0.6"))}} | overrides  # fmt: skip
         return Settings(**base)
 
     def snapshot(self, params: DecisionParams, *, headline: str = "Record growth", position: Decimal = Decimal(0)
@@ -124,13 +125,21 @@ class Desk:
                                      "where transcript_hash = :h order by seq"), {"h": key}).all()  # fmt: skip
 
 
+def forget_spend(engine: Engine, run_prefix: str) -> None:
+    """Drop the ledger rows of the test's own runs: every test of the session shares one database and so today's
+    daily LLM budget, which a later module's endpoint calls must still find room in."""
+    with engine.begin() as conn:
+        conn.execute(text("delete from audit.llm_usage where run_id like :p"), {"p": f"{run_prefix}%"})
+
+
 @pytest.fixture()
-def desk(engine: Engine, standin: StandIn) -> Desk:
+def desk(engine: Engine, standin: StandIn) -> Iterator[Desk]:
     tag = uuid.uuid4().hex[:8].upper()
     run_id = f"run-llmteam-{tag}"
     with engine.begin() as conn:
         conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
-    return Desk(engine, standin, run_id, f"T{tag}/USDT", f"U{tag}/USDT")
+    yield Desk(engine, standin, run_id, f"T{tag}/USDT", f"U{tag}/USDT")
+    forget_spend(engine, run_id)
 
 
 def _tool_answers(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -378,6 +387,8 @@ def test_apply_review_never_enlarges_or_revives() -> None:
 
 def test_roles_models_and_keys_come_from_settings() -> None:
     settings = Settings(llm_base_url="http://127.0.0.1:9/v1", llm_model="base", llm_team_mode="debate",
+                        llm_prices={"base": LlmPrice(input=Decimal(1), output=Decimal(2)),
+                                    "big": LlmPrice(input=Decimal(3), output=Decimal(4))},
                         llm_roles={"manager": LlmRoleEndpoint(model="big", api_key="sk-secret-123"),
                                    "bear": LlmRoleEndpoint(base_url="http://127.0.0.1:8/v1",
                                                            structured_output="json_object")})  # fmt: skip

@@ -274,7 +274,7 @@ class Caller:
             record_usage(conn, **ledger, status=status, detail=why)
             raise _Stop(status, why)  # fmt: skip
         size = estimate(len(json.dumps(messages)), self.settings)
-        reservation = reserve(conn.engine, **ledger, size=size, settings=self.settings)
+        reservation = reserve(conn.engine, **ledger, size=size, settings=self.settings, role=endpoint.role)
         if reservation.usage_id is None:
             raise _Stop("budget_exceeded", reservation.refused or "budget reached")
         if self.live_calls_left is not None:
@@ -303,7 +303,7 @@ class Caller:
             status, problem = "error", f"{type(exc).__name__}: {str(exc)[:200]}"
             raise _Stop(status, problem) from None
         finally:
-            cost = cost_of(usage, self.settings)
+            cost = cost_of(usage, self.settings, endpoint.model)
             outcome.usage, outcome.cost = outcome.usage + usage, outcome.cost + cost
             settle(conn.engine, reservation.usage_id, status=status, usage=usage, cost=cost,
                    latency_ms=round((time.perf_counter() - started) * 1000), detail=problem)  # fmt: skip

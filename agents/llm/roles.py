@@ -1,7 +1,7 @@
 """Which LLM roles a decision consults, and each role's endpoint (``Settings.llm_team_mode``, ``Settings.llm_roles``).
 
-``team_models(settings)`` is the one list of (role, model) pairs a run will call: the budget and training-cutoff
-guards read it rather than ``llm_model`` alone."""
+The (role, model) pairs a run will call are ``Settings.llm_role_models`` (the training-cutoff guard and the price
+check read it); ``team_models`` is the same list, empty when no endpoint is configured."""
 
 from __future__ import annotations
 
@@ -10,13 +10,9 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from alphaloom.settings import Settings
+from alphaloom.settings import LLM_TEAM_ROLES, Settings
 
-ROLES_BY_MODE: dict[str, tuple[str, ...]] = {
-    "analyst": ("analyst",),
-    "compact": ("compact",),
-    "debate": ("bull", "bear", "manager", "risk"),
-}
+ROLES_BY_MODE = LLM_TEAM_ROLES
 
 
 @dataclass(frozen=True)
@@ -38,9 +34,10 @@ def team_roles(settings: Settings) -> tuple[str, ...]:
 def role_endpoint(settings: Settings, role: str) -> RoleEndpoint:
     """``role``'s endpoint: its ``llm_roles`` entry, each field left out falling back to the analyst's settings."""
     override = settings.llm_roles.get(role)
+    model = settings.llm_role_model(role)
     if override is None:
-        return RoleEndpoint(role, settings.llm_base_url, settings.llm_model, settings.llm_api_key)
-    return RoleEndpoint(role, override.base_url or settings.llm_base_url, override.model or settings.llm_model,
+        return RoleEndpoint(role, settings.llm_base_url, model, settings.llm_api_key)
+    return RoleEndpoint(role, override.base_url or settings.llm_base_url, model,
                         override.api_key or settings.llm_api_key, override.structured_output)  # fmt: skip
 
 
@@ -51,9 +48,7 @@ def team_configured(settings: Settings) -> bool:
 
 def team_models(settings: Settings) -> list[tuple[str, str]]:
     """(role, model) for every LLM role a run with ``settings`` will call; empty when no endpoint is configured."""
-    if not team_configured(settings):
-        return []
-    return [(role, role_endpoint(settings, role).model) for role in team_roles(settings)]
+    return settings.llm_role_models if team_configured(settings) else []
 
 
 def llm_agent_for(settings: Settings, *, live_calls: int | None = None) -> Any:

@@ -27,7 +27,7 @@ import openai
 from pydantic import BaseModel
 from sqlalchemy import Connection, text
 
-from agents.llm.budget import Usage
+from agents.llm.budget import Usage, price_of
 from agents.llm.checks import contradictions
 from agents.llm.conversation import Caller, Outcome, Turn
 from agents.llm.roles import role_endpoint, team_configured, team_roles
@@ -56,6 +56,8 @@ class LlmTeam:
             raise ConfigError(f"live_calls must be >= 0 (0: cache only), got {live_calls}")
         if client is None and not team_configured(settings):
             raise ConfigError("an LLM team role has no endpoint: set llm_base_url or llm_roles.<role>.base_url")
+        for _, model in settings.llm_role_models:
+            price_of(model, settings)  # an unpriced model is refused here, before any call (ConfigError)
         self.settings = settings
         self.mode = settings.llm_team_mode
         self.roles = team_roles(settings)
