@@ -41,6 +41,8 @@ from sqlalchemy import Connection, text
 
 from agents.audit_buffer import AuditBuffer
 from agents.deciding import DecisionDraft, LlmAnswer, analyst_inputs, decide_snapshot
+from agents.llm.review import review_drafts
+from agents.llm.roles import llm_agent_for
 from agents.llm.schema import AnalystInputs
 from agents.memory import record_weights, similar_situations
 from agents.params import (
@@ -90,7 +92,9 @@ __all__ = [
 class LlmAgent(Protocol):
     """An LLM opinion from what the team computed (``agents.llm.LlmAnalyst``): it informs the vote, never orders."""
 
-    def opine(self, conn: Connection, *, run_id: str, inputs: AnalystInputs) -> AgentOpinion: ...
+    def opine(
+        self, conn: Connection, *, run_id: str, inputs: AnalystInputs, snapshot: Snapshot | None = None
+    ) -> AgentOpinion: ...
 
 
 @dataclass(frozen=True)
@@ -103,14 +107,9 @@ class Team:
 
 
 def build_team(settings: Settings) -> Team:
-    """FinBERT when it loads (else the lexicon, recorded; loaded on the first text to score), and the LLM analyst
-    when ``llm_base_url`` is set (the ``openai`` SDK is imported only then)."""
-    llm_agent: LlmAgent | None = None
-    if settings.llm_base_url:
-        from agents.llm.analyst import LlmAnalyst
-
-        llm_agent = LlmAnalyst(settings)
-    return Team(scorer=lazy_sentiment_scorer(settings), llm_agent=llm_agent)
+    """FinBERT when it loads (else the lexicon, recorded; loaded on the first text to score), and the LLM analyst or
+    team (``llm_team_mode``) when an endpoint is set (the ``openai`` SDK is imported only then)."""
+    return Team(scorer=lazy_sentiment_scorer(settings), llm_agent=llm_agent_for(settings))
 
 
 def consult_llm(
@@ -129,7 +128,8 @@ def consult_llm(
                                       values=analyst_inputs(snapshot, symbol, params).features,
                                       params=params.strategy.memory)  # fmt: skip
         inputs = analyst_inputs(snapshot, symbol, params, memories)
-        answers[symbol] = LlmAnswer(llm_agent.opine(conn, run_id=run_id, inputs=inputs), tuple(memories))
+        opinion = llm_agent.opine(conn, run_id=run_id, inputs=inputs, snapshot=snapshot)
+        answers[symbol] = LlmAnswer(opinion, tuple(memories))
     return answers
 
 
@@ -238,6 +238,7 @@ def decide(
         audit.flush(conn)  # similar_situations reads the outcomes and decisions recorded so far
     answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
     drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
+    drafts = review_drafts(conn, snapshot, drafts, params, llm_agent, run_id=run_id)  # the LLM may only shrink
     decisions = record_drafts(conn, snapshot, drafts, run_id=run_id, audit=audit)
     if memory is not None:
         recorded = {id(decision) for decision in decisions}

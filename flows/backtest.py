@@ -264,8 +264,10 @@ def backtest_flow(
         llm_agent = None
         if use_llm:  # the openai SDK is imported only for a run that consults the LLM
             from agents.llm.analyst import LlmAnalyst
+            from agents.llm.team_agent import LlmTeam
 
-            llm_agent = LlmAnalyst(settings, live_calls=llm_max_calls if llm_live else 0)
+            agent_class = LlmAnalyst if settings.llm_team_mode == "analyst" else LlmTeam
+            llm_agent = agent_class(settings, live_calls=llm_max_calls if llm_live else 0)
         opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
         window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
                                    settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
