@@ -378,3 +378,68 @@ def test_the_in_memory_account_equals_the_database_reader_at_every_step(engine, 
     assert checked.inner.bookings == len({order for *_, order in fills}), "one booking per order with fills"
     assert checked.inner.positions(symbols) == positions
     assert checked.inner._balances == balances and set(balances) == {"XTS", "USDT"}
+
+
+def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data) -> None:
+    from agents.team import Team
+    from alphaloom.guards import set_kill_switch
+    from execution.accounts import ensure_account
+    from flows.backtest import Replay, ReplayWindow, _step
+    from flows.decide import decision_times
+
+    settings = get_settings().model_copy(update={"split_above_notional": Decimal(1500), "split_slices": 3,
+                                                 "twap_duration_minutes": 150})  # fmt: skip
+    strategy, scorer = StrategyParams(), LexiconScorer()
+    symbols = list(data.symbols)[:3]
+    times = decision_times(data.end - timedelta(days=1), 100, "1h")
+    account, run_id = "killswitch-replay", "killswitch-replay-run"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(200_000), run_id)
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+    replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {}, window)
+
+    def scheduled() -> int:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("select count(*) from audit.scheduled_slices where account = :a and status = 'scheduled'"),
+                {"a": account},
+            ).scalar_one()
+
+    engaged_at = None
+    try:
+        for as_of in times:
+            if engaged_at is None and scheduled():  # engaged by an operator between two steps, slices pending
+                with engine.begin() as conn:
+                    set_kill_switch(conn, True, "operator stop during a replay", "pytest")
+                engaged_at = as_of
+            _step(replay, as_of)
+    finally:
+        with engine.begin() as conn:
+            set_kill_switch(conn, False, "test done", "pytest")
+    assert engaged_at is not None, "the replay must have scheduled TWAP slices"
+    with engine.connect() as conn:
+        orders = conn.execute(
+            text("""select e.event_ts from audit.order_events e join audit.orders o using (client_order_id)
+                    where o.account = :a and e.event = 'created'"""),
+            {"a": account},
+        ).scalars().all()  # fmt: skip
+        denied = conn.execute(
+            text("""select count(*) from audit.risk_checks r join audit.decisions d using (decision_id)
+                    where d.account = :a and d.as_of >= :t and r.check_name = 'kill_switch' and not r.approved"""),
+            {"a": account, "t": engaged_at},
+        ).scalar_one()
+        after = conn.execute(
+            text("""select count(*) from audit.decisions where account = :a and as_of >= :t"""),
+            {"a": account, "t": engaged_at},
+        ).scalar_one()
+        cancelled = conn.execute(
+            text("""select count(*) from audit.scheduled_slices where account = :a and status = 'cancelled'
+                    and reason like 'kill switch%'"""),
+            {"a": account},
+        ).scalar_one()
+    assert orders and all(at < engaged_at for at in orders), "no order after the kill switch was engaged"
+    assert denied >= 1, "the step's snapshot read the kill switch: risk denied the decisions' intents"
+    assert after == len(symbols) * len([t for t in times if t >= engaged_at]), "the replay went on deciding"
+    assert cancelled >= 1 and scheduled() == 0, "the pending slices were cancelled, not sent"
