@@ -15,6 +15,9 @@ What callers can rely on:
   marks and returns history from the replay cursor, as that function takes them) and writes the same
   ``audit.equity_marks`` row; the drawdown peak is the highest mark at or before ``as_of`` kept here. It writes and
   never reads. ``positions(symbols)`` equals ``agents.snapshot.current_positions``.
+- ``slices_scheduled``: whether the account may have TWAP/iceberg slices waiting for a release pass (some were
+  scheduled when it was loaded, or the caller set it when an execution left slices for later): until then a
+  replay step has nothing to release and need not ask the database.
 - Only what this replay does is seen: another process trading the same account would not be (a backtest account is
   created fresh for its run). A step whose transaction fails leaves this copy ahead of the database: the replay
   stops there (a step is not retried).
@@ -146,6 +149,7 @@ class ReplayAccount:
         self._marks, self._markets, self._fx = marks, dict(markets), fx
         self._settings, self._market = settings, market
         self.bookings = 0
+        self.slices_scheduled = False
 
     @classmethod
     def load(
@@ -189,9 +193,18 @@ class ReplayAccount:
                                asset_classes=settings.asset_classes, quantity_steps=settings.quantity_steps)  # fmt: skip
         fx = FxHistory(base, require_utc(end, "end"))
         fx.load(conn, [*balances, *(quote_currency(s, base) for s in set(symbols) | set(positions))])
-        return cls(account=account, base_currency=base, starting_cash=Decimal(row.starting_cash), balances=balances,
-                   positions=positions, marks=marks, markets=markets, fx=fx, settings=settings,
-                   market=market)  # fmt: skip
+        loaded = cls(account=account, base_currency=base, starting_cash=Decimal(row.starting_cash), balances=balances,
+                     positions=positions, marks=marks, markets=markets, fx=fx, settings=settings,
+                     market=market)  # fmt: skip
+        loaded.slices_scheduled = bool(
+            conn.execute(
+                text(
+                    "select exists (select 1 from audit.scheduled_slices where account = :a and status = 'scheduled')"
+                ),
+                {"a": account},
+            ).scalar()
+        )
+        return loaded
 
     def book(
         self, account: str, symbol: str, quantity: Decimal, avg_price: Decimal, moves: Mapping[str, Decimal]

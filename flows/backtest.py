@@ -127,8 +127,9 @@ def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
     on_booking = None if ledger is None else _booking_listener(ledger)
     with engine.connect() as conn, conn.begin():
         broker = replay.broker(lambda: kill_switch_state(conn), engine)
-        release_due_children(conn, broker, as_of, settings=replay.settings, run_id=replay.run_id,
-                             account=replay.account, gate=replay.gate, on_booking=on_booking)  # fmt: skip
+        if ledger is None or ledger.slices_scheduled:  # the in-memory account knows when none was ever scheduled
+            release_due_children(conn, broker, as_of, settings=replay.settings, run_id=replay.run_id,
+                                 account=replay.account, gate=replay.gate, on_booking=on_booking)  # fmt: skip
         decisions = decide(
             conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
             settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
@@ -138,7 +139,7 @@ def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
-            execute(
+            result = execute(
                 conn,
                 intents,
                 run_id=replay.run_id,
@@ -148,6 +149,8 @@ def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
                 replay=True,
                 on_booking=on_booking,
             )
+            if ledger is not None and result.scheduled:
+                ledger.slices_scheduled = True
     return {"decisions": len(decisions), "intents": len(intents)}
 
 

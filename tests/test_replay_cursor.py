@@ -307,6 +307,14 @@ class _CheckedAccount:
     def positions(self, symbols):
         return self.inner.positions(symbols)
 
+    @property
+    def slices_scheduled(self) -> bool:
+        return self.inner.slices_scheduled
+
+    @slices_scheduled.setter
+    def slices_scheduled(self, value: bool) -> None:
+        self.inner.slices_scheduled = value
+
     def context(self, conn, account, symbols, as_of):
         import dataclasses
 
