@@ -106,6 +106,11 @@ class Replay:
         account = None if self.window is None else self.window.account
         return portfolio_gate(self.settings, None if account is None else account.context)
 
+    @cached_property
+    def on_booking(self) -> BookingListener | None:
+        """What tells the in-memory account of each booking of fills execution writes (None without one)."""
+        return None if self.window is None or self.window.account is None else _booking_listener(self.window.account)
+
 
 def _booking_listener(ledger: ReplayAccount) -> BookingListener:
     """Tells the replay's in-memory account of each booking of fills execution writes."""
@@ -120,11 +125,13 @@ def _booking_listener(ledger: ReplayAccount) -> BookingListener:
 def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
     """Send the TWAP/iceberg slices due by ``as_of`` at the bar's prices, each through the portfolio gate as in the
     live flows (``agents.risk.gate``: drawdown halt, exposure, VaR at ``as_of``), then decide every symbol at
-    ``as_of`` and send what risk approved, in one transaction (as the live flow does)."""
+    ``as_of`` and send what risk approved, in one transaction (as the live flow does). With a window, the account
+    half of the snapshot and the gate's context come from its in-memory account (told of every fill booked), and the
+    release pass runs once that account may have slices scheduled."""
     engine = get_engine()
     window = replay.window
     ledger = None if window is None else window.account
-    on_booking = None if ledger is None else _booking_listener(ledger)
+    on_booking = replay.on_booking
     with engine.connect() as conn, conn.begin():
         broker = replay.broker(lambda: kill_switch_state(conn), engine)
         if ledger is None or ledger.slices_scheduled:  # the in-memory account knows when none was ever scheduled
