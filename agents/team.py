@@ -58,6 +58,7 @@ from agents.replay_memory import ReplayMemory
 from agents.sentiment import SentimentScorer, lazy_sentiment_scorer
 from agents.snapshot import (
     FEATURE_COLUMNS,
+    AccountState,
     MarketSource,
     Snapshot,
     current_positions,
@@ -223,17 +224,20 @@ def decide(
     params: DecisionParams | None = None,
     source: MarketSource | None = None,
     memory: ReplayMemory | None = None,
+    account_state: AccountState | None = None,
     audit: AuditBuffer | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per symbol that had features known at ``as_of`` (see the module docstring for guarantees).
     ``params``: the decision parameters when the caller derived them already (a replay, once per run); ``source``: the
     market half of the snapshot from memory (a replay cursor); ``memory``: the account's memory advanced
-    in memory by a replay (``agents.replay_memory``), told of every decision this step records; ``audit``: a replay's
-    buffer of audit rows (``agents.audit_buffer``): the step's rows are held there, written when the caller flushes
-    it (flushed here first when the LLM analyst is to read the account's past situations)."""
+    in memory by a replay (``agents.replay_memory``), told of every decision this step records; ``account_state``: the
+    account's cash and positions in memory (``agents.replay_account``); ``audit``: a replay's buffer of audit rows
+    (``agents.audit_buffer``): the step's rows are held there, written when the caller flushes it (flushed here first
+    when the LLM analyst is to read the account's past situations)."""
     params = params or DecisionParams.from_settings(settings, strategy)
     snapshot = read_snapshot(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
-                             params=params, scorer=scorer, source=source, memory=memory, outcomes=audit)  # fmt: skip
+                             params=params, scorer=scorer, source=source, memory=memory,
+                             account_state=account_state, outcomes=audit)  # fmt: skip
     if audit is not None and llm_agent is not None and params.strategy.team_vote:
         audit.flush(conn)  # similar_situations reads the outcomes and decisions recorded so far
     answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
