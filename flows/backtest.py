@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -20,7 +21,7 @@ from agents.sentiment import SentimentScorer
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
-from alphaloom.backtest.reporting import FILL_MODES, build_run_report, refusal_counts
+from alphaloom.backtest.reporting import FILL_MODES, RunReport, build_run_report, refusal_counts
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
@@ -175,6 +176,37 @@ def _llm_usage(engine: Engine, run_id: str) -> dict[str, dict[str, int]]:
     return {r.status: {"count": int(r.n), "tokens": int(r.tokens)} for r in rows}
 
 
+AUDIT_LEVELS = ("full",)  # what ``replay_run`` records of each step: every decision, order and fill
+
+
+def replay_run(
+    run_id: str, *, settings: Settings, rules: StrategyParams, symbols: list[str], times: list[datetime],
+    fill_at: str, team: Team, audit: str = "full", out_dir: Path | None = None,
+) -> RunReport:  # fmt: skip
+    """Replay the decision ``times`` with the team parameters of ``settings`` and ``rules`` on a fresh paper account
+    of run ``run_id`` (its ``audit.runs`` row must exist; the account is ``backtest-<run_id[:8]>``) and return the
+    run's metrics, with its HTML report written under ``out_dir`` when given. The one replay engine: the backtest
+    flow and the team walk-forward (each in-sample trial, each out-of-sample window) both run through it.
+
+    ``audit``: what the steps record (``AUDIT_LEVELS``); the only place where it is applied."""
+    if audit not in AUDIT_LEVELS:
+        raise ConfigError(f"audit must be one of {list(AUDIT_LEVELS)}, got {audit!r}")
+    engine = get_engine()
+    account = f"backtest-{run_id[:8]}"
+    _ensure_paper_account(settings, account, run_id)
+    opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
+    replay = Replay(account, symbols, run_id, settings, team, rules, fill_at, times[-1], opens, window)
+    with progress(len(times), f"backtest {run_id[:8]}") as advance:
+        for first in range(0, len(times), CHUNK_STEPS):
+            replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
+    _summarise_refusals(engine, run_id)
+    with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
+        return build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
+                                out_dir=out_dir)  # fmt: skip
+
+
 @flow(name="backtest", on_failure=[alert_on_failure])
 def backtest_flow(
     symbols: list[str] | None = None,
@@ -233,30 +265,18 @@ def backtest_flow(
                   "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow, "fill_at": fill_at,
                   "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
     with audited_run("backtest", parameters) as (engine, run_id):
-        account = f"backtest-{run_id[:8]}"
-        _ensure_paper_account(settings, account, run_id)
         team = build_team(settings)
         llm_agent = None
         if use_llm:  # the openai SDK is imported only for a run that consults the LLM
             from agents.llm.analyst import LlmAnalyst
 
             llm_agent = LlmAnalyst(settings, live_calls=llm_max_calls if llm_live else 0)
-        opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
-        window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
-                                   settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
-        replay = Replay(account, symbols, run_id, settings, Team(scorer=team.scorer, llm_agent=llm_agent), rules,
-                        fill_at, times[-1], opens, window)  # fmt: skip
-        with progress(len(times), f"backtest {run_id[:8]}") as advance:
-            for first in range(0, len(times), CHUNK_STEPS):
-                replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
-        _summarise_refusals(engine, run_id)
-
+        report = replay_run(run_id, settings=settings, rules=rules, symbols=symbols, times=times, fill_at=fill_at,
+                            team=Team(scorer=team.scorer, llm_agent=llm_agent), out_dir=settings.home / "reports")  # fmt: skip
         usage = _llm_usage(engine, run_id)
         with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
             refusals = refusal_counts(conn, run_id)
-            report = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
-                                      out_dir=settings.home / "reports")  # fmt: skip
         calls = sum(usage.get(s, {}).get("count", 0) for s in ("ok", "repaired", "invalid", "timeout", "error"))
-        return {"run_id": run_id, "account": account, "report": str(report.path), "trades": report.trades,
+        return {"run_id": run_id, "account": report.account, "report": str(report.path), "trades": report.trades,
                 "llm_tokens": sum(u["tokens"] for u in usage.values()), "llm_calls": calls, "llm_usage": usage,
                 "exposed": exposure is not None, "refusals": refusals, "pnl_by": report.attribution, **report.metrics.as_dict()}  # fmt: skip

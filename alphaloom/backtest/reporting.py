@@ -8,7 +8,7 @@ HTML report with PNGs under ``<home>/reports/<run_id>/``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -34,11 +34,14 @@ class RunReport:
     run_id: str
     account: str
     metrics: Metrics
-    path: Path
+    path: Path | None  # None when no page was asked for (``out_dir=None``)
     trades: int
     notes: list[str]
     # P&L of the closed trades by "asset", "agent" and "strategy" (alphaloom.backtest.attribution)
     attribution: dict[str, dict[str, float]] = field(default_factory=dict)
+    equity: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # at each decision time
+    trade_pnls: list[float] = field(default_factory=list)  # net P&L of each closed trade, in exit order
+    traded_notional: float = 0.0
 
 
 def _run_account(conn: Connection, run_id: str) -> tuple[str, list[str], list[datetime]]:
@@ -95,8 +98,16 @@ def _rates_known(conn: Connection, fills: pd.DataFrame, base_currency: str, time
 
 
 def build_run_report(
-    conn: Connection, run_id: str, *, exchange: str, timeframe: str, out_dir: Path, notes: list[str] | None = None
+    conn: Connection,
+    run_id: str,
+    *,
+    exchange: str,
+    timeframe: str,
+    out_dir: Path | None,
+    notes: list[str] | None = None,
 ) -> RunReport:
+    """The run's metrics, equity and attribution; its HTML report and PNGs are written under ``out_dir/<run_id>``
+    unless ``out_dir`` is None (a walk-forward's in-sample trials need the metrics only)."""
     account, symbols, times = _run_account(conn, run_id)
     base_currency, cash = conn.execute(
         text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
@@ -126,13 +137,17 @@ def build_run_report(
     by_agent, by_strategy = attribute(trades, agent_shares), attribute(trades, strategy_shares)
     periods_per_year = pd.Timedelta(days=365) / timeframe_delta(timeframe)
     exposure = _exposure(fills, closes)
+    notional = float((fills["quantity"].astype(float) * fills["price"].astype(float)).sum())
+    pnls = [float(p) for p in trades["pnl"]]
     metrics = compute_metrics(
-        equity,
-        periods_per_year=periods_per_year,
-        trade_pnls=trades["pnl"].tolist(),
-        exposure_fraction=exposure,
-        traded_notional=float((fills["quantity"].astype(float) * fills["price"].astype(float)).sum()),
+        equity, periods_per_year=periods_per_year, trade_pnls=pnls, exposure_fraction=exposure, traded_notional=notional
     )
+    pnl = {"asset": per_asset, "agent": by_agent, "strategy": by_strategy}
+    result = RunReport(run_id, account, metrics, None, len(trades), [],
+                       {name: {str(k): float(v) for k, v in series.items()} for name, series in pnl.items()},
+                       equity, pnls, notional)  # fmt: skip
+    if out_dir is None:
+        return result
     assumed = conn.execute(
         text(
             """select count(*) from audit.lineage l join raw.news n on n.id = l.parent_key->>'id'
@@ -157,10 +172,7 @@ def build_run_report(
         open_positions=open_positions(fills, closes.ffill().iloc[-1] if len(closes) else pd.Series(dtype=float)),
         fills=fills.drop(columns=["decision_id"]),
     )
-    path = write_report(data, out_dir / run_id)
-    pnl = {"asset": per_asset, "agent": by_agent, "strategy": by_strategy}
-    return RunReport(run_id, account, metrics, path, len(trades), notes,
-                     {name: {str(k): float(v) for k, v in series.items()} for name, series in pnl.items()})  # fmt: skip
+    return replace(result, path=write_report(data, out_dir / run_id), notes=notes)
 
 
 def _entry_shares(

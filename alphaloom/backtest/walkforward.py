@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-import numpy as np
 import pandas as pd
 
 from alphaloom.backtest.ledger import closed_trades
@@ -98,16 +97,14 @@ def walk_forward(
                    order_notional=costs.order_notional, fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps,
                    quantity_steps=costs.quantity_steps)  # fmt: skip
 
-    rows, returns, trades, held, pnls = [], [], [], [], []
+    rows, stretches = [], []
     for start in range(0, len(close) - in_sample - out_sample + 1, out_sample):
         fit, test = slice(start, start + in_sample), slice(start + in_sample, start + in_sample + out_sample)
         scores = {params: _score(simulate(params, fit), objective, periods_per_year) for params in grid}
         best = max(grid, key=lambda params: scores[params])  # max keeps the first of equal scores
         result = simulate(best, test)
-        returns.append(result.equity / result.equity.shift(1).fillna(costs.initial_cash) - 1.0)
-        trades.append(result.trades)
-        pnls.extend(window_trade_pnls(result, close.iloc[test]))
-        held.append((result.positions.abs().sum(axis=1) > 0).to_numpy())
+        stretches.append(Stretch(result.equity, result.trades, window_trade_pnls(result, close.iloc[test]),
+                                 float((result.positions.abs().sum(axis=1) > 0).sum())))  # fmt: skip
         rows.append({
             "in_sample_start": close.index[fit.start], "in_sample_end": close.index[fit.stop - 1],
             "out_of_sample_start": close.index[test.start], "out_of_sample_end": close.index[test.stop - 1],
@@ -116,12 +113,42 @@ def walk_forward(
             "out_of_sample_return": total_return(pd.concat([pd.Series([costs.initial_cash]), result.equity])),
             "out_of_sample_fills": len(result.trades),
         })  # fmt: skip
-    chained = costs.initial_cash * (1.0 + pd.concat(returns)).cumprod()
-    equity = pd.concat([pd.Series([costs.initial_cash], index=[chained.index[0] - (close.index[1] - close.index[0])]),
-                        chained])  # fmt: skip
-    fills = pd.concat(trades).reset_index(drop=True)
-    notional = float((fills["quantity"] * fills["price"]).sum()) if not fills.empty else 0.0
-    exposure = float(np.concatenate(held).mean())
-    metrics = compute_metrics(equity, periods_per_year=periods_per_year, trade_pnls=pnls, exposure_fraction=exposure,
+    return chain_stretches(rows, stretches, initial_cash=costs.initial_cash, periods_per_year=periods_per_year,
+                           bar=close.index[1] - close.index[0])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """What one out-of-sample stretch did on its own fresh account: its equity at each bar (from the initial cash
+    before the first), its fills (ts, symbol, side, quantity, price, fee), the net P&L of its trades and how many of
+    its bars held a position."""
+
+    equity: pd.Series
+    fills: pd.DataFrame
+    trade_pnls: list[float]
+    held_bars: float
+
+
+def chain_stretches(
+    rows: Sequence[dict[str, object]],
+    stretches: Sequence[Stretch],
+    *,
+    initial_cash: float,
+    periods_per_year: float,
+    bar: pd.Timedelta,
+) -> WalkForwardResult:
+    """The walk-forward's result from its windows (``rows``, one per window) and their out-of-sample stretches: each
+    stretch's bar returns (the first against the initial cash) chained into one curve from ``initial_cash``, one bar
+    before the first stretch, and the metrics of that curve and of every stretch's trades."""
+    returns = [s.equity / s.equity.shift(1).fillna(initial_cash) - 1.0 for s in stretches]
+    chained = initial_cash * (1.0 + pd.concat(returns)).cumprod()
+    equity = pd.concat([pd.Series([initial_cash], index=[chained.index[0] - bar]), chained])
+    frames = [s.fills for s in stretches if not s.fills.empty]
+    fills = pd.concat(frames).reset_index(drop=True) if frames else pd.DataFrame(
+        columns=["ts", "symbol", "side", "quantity", "price", "fee"])  # fmt: skip
+    notional = float((fills["quantity"].astype(float) * fills["price"].astype(float)).sum()) if not fills.empty else 0.0
+    exposure = sum(s.held_bars for s in stretches) / max(sum(len(s.equity) for s in stretches), 1)
+    metrics = compute_metrics(equity, periods_per_year=periods_per_year,
+                              trade_pnls=[p for s in stretches for p in s.trade_pnls], exposure_fraction=exposure,
                               traded_notional=notional)  # fmt: skip
-    return WalkForwardResult(pd.DataFrame(rows), equity, metrics, fills)
+    return WalkForwardResult(pd.DataFrame(list(rows)), equity, metrics, fills)
