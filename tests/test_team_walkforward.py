@@ -71,7 +71,8 @@ def test_the_team_grid_is_small_explicit_and_checked() -> None:
     for args, problem in (
         (("0.2,x", "default", "fixed", "none"), "--thresholds: 'x' is not a number"),
         (("1.5", "default", "fixed", "none"), "--thresholds: '1.5' is not in (0, 1]"),
-        (("0.2,0.2", "default", "fixed", "none"), "--thresholds repeats a value"),
+        (("0.2,0.20", "default", "fixed", "none"), "--thresholds repeats a value: '0.2,0.20'"),
+        (("0.2", "default", "fixed", "2:4,2.0:4"), "--exits repeats a value"),
         (("0.2", "heavy", "fixed", "none"), "--weights: 'heavy' is not one of default, technical, news, equal"),
         (("0.2", "default", "martingale", "none"), "--sizing: 'martingale' is not one of"),
         (("0.2", "default", "fixed", "2"), "--exits: '2' is not 'none' or STOP:TAKE"),

@@ -70,9 +70,13 @@ def _items(value: str, option: str) -> list[str]:
     items = [v.strip() for v in value.split(",")]
     if not value.strip() or any(not v for v in items):
         raise ValueError(f"{option} must be a comma-separated list with no empty item, got {value!r}")
-    if len(set(items)) != len(items):
-        raise ValueError(f"{option} repeats a value: {value!r}")
     return items
+
+
+def _distinct(values: list[Any], option: str, given: str) -> list[Any]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{option} repeats a value: {given!r}")
+    return values
 
 
 def _threshold(value: str) -> float:
@@ -102,16 +106,16 @@ def parse_team_grid(
     thresholds: str, weights: str, sizing: str, exits: str, *, max_candidates: int = MAX_TEAM_CANDIDATES
 ) -> list[TeamCandidate]:
     """Every combination, thresholds outermost, in the order given (the first of equal in-sample scores wins)."""
-    values = [_threshold(v) for v in _items(thresholds, "--thresholds")]
-    presets = _items(weights, "--weights")
+    values = _distinct([_threshold(v) for v in _items(thresholds, "--thresholds")], "--thresholds", thresholds)
+    presets = _distinct(_items(weights, "--weights"), "--weights", weights)
     for preset in presets:
         if preset not in WEIGHT_PRESETS:
             raise ValueError(f"--weights: {preset!r} is not one of {', '.join(WEIGHT_PRESETS)}")
-    modes = _items(sizing, "--sizing")
+    modes = _distinct(_items(sizing, "--sizing"), "--sizing", sizing)
     for mode in modes:
         if mode not in SIZING_MODES:
             raise ValueError(f"--sizing: {mode!r} is not one of {', '.join(SIZING_MODES)}")
-    pairs = [_exit_pair(v) for v in _items(exits, "--exits")]
+    pairs = _distinct([_exit_pair(v) for v in _items(exits, "--exits")], "--exits", exits)
     size = len(values) * len(presets) * len(modes) * len(pairs)
     if size > max_candidates:
         raise ValueError(f"the team grid has {size} candidates ({len(values)} thresholds x {len(presets)} weights x "
