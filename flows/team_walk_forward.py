@@ -3,8 +3,8 @@ in time): team parameters chosen on each in-sample window from a small grid, tra
 audit, the out-of-sample stretches chained on the walk-forward page and recorded under the run
 (``alphaloom.backtest.team_walkforward``).
 
-Each window's work is a plain function of (spec, settings, window, candidate(s), parent run): ``choose_in_sample``
-and ``trade_out_of_sample``, so windows can later run as separate tasks.
+Each window's work is a plain function of (spec, settings, window, parent run): ``walk_window`` (``choose_in_sample``
+then ``trade_out_of_sample``), so windows can later run as separate tasks; the chaining waits for all of them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from alphaloom.db.engine import get_engine
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import ConfigError
 from alphaloom.performance import total_return
+from alphaloom.progress import progress
 from alphaloom.settings import Settings, get_settings
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
@@ -105,6 +106,26 @@ def trade_out_of_sample(
     return report, stretch
 
 
+def walk_window(
+    spec: TeamWalkForwardSpec, settings: Settings, window: TeamWindow, *, parent_run: str, team: Team | None = None
+) -> tuple[dict[str, object], Stretch]:
+    """One window, all of its work: the choice in sample, then its stretch out of sample; the window's row (as
+    recorded) and the stretch (for the chained curve)."""
+    best, scores = choose_in_sample(spec, settings, window, parent_run=parent_run, team=team)
+    report, stretch = trade_out_of_sample(spec, settings, window, best, parent_run=parent_run, team=team)
+    cash = float(settings.starting_cash)
+    row = {
+        "in_sample_start": window.in_sample[0], "in_sample_end": window.in_sample[-1],
+        "out_of_sample_start": window.out_of_sample[0], "out_of_sample_end": window.out_of_sample[-1],
+        "choice": best.label(), "params": best.as_dict(), "replay_run_id": report.run_id,
+        "candidates": {c.label(): s for c, s in scores.items()}, f"in_sample_{spec.objective}": scores[best],
+        f"out_of_sample_{spec.objective}": objective_score(report.metrics, spec.objective),
+        "out_of_sample_return": total_return(pd.concat([pd.Series([cash]), stretch.equity])),
+        "out_of_sample_fills": len(stretch.fills),
+    }  # fmt: skip
+    return row, stretch
+
+
 def walk_team(spec: TeamWalkForwardSpec, settings: Settings, run_id: str) -> WalkForwardResult:
     """Window after window: choose in sample, trade out of sample; the stretches chained."""
     with get_engine().connect() as conn:
@@ -112,20 +133,12 @@ def walk_team(spec: TeamWalkForwardSpec, settings: Settings, run_id: str) -> Wal
     windows = rolling_windows(times, spec.in_sample, spec.out_sample)
     team = Team(scorer=build_team(settings).scorer, llm_agent=None)  # one sentiment model for every replay
     rows, stretches = [], []
-    for window in windows:
-        best, scores = choose_in_sample(spec, settings, window, parent_run=run_id, team=team)
-        report, stretch = trade_out_of_sample(spec, settings, window, best, parent_run=run_id, team=team)
-        stretches.append(stretch)
-        cash = float(settings.starting_cash)
-        rows.append({
-            "in_sample_start": window.in_sample[0], "in_sample_end": window.in_sample[-1],
-            "out_of_sample_start": window.out_of_sample[0], "out_of_sample_end": window.out_of_sample[-1],
-            "choice": best.label(), "params": best.as_dict(), "replay_run_id": report.run_id,
-            "candidates": {c.label(): s for c, s in scores.items()}, f"in_sample_{spec.objective}": scores[best],
-            f"out_of_sample_{spec.objective}": objective_score(report.metrics, spec.objective),
-            "out_of_sample_return": total_return(pd.concat([pd.Series([cash]), stretch.equity])),
-            "out_of_sample_fills": len(stretch.fills),
-        })  # fmt: skip
+    with progress(len(windows), f"walk-forward {run_id[:8]} (windows)") as advance:
+        for window in windows:
+            row, stretch = walk_window(spec, settings, window, parent_run=run_id, team=team)
+            rows.append(row)
+            stretches.append(stretch)
+            advance(1)
     bar = timeframe_delta(settings.timeframe)
     return chain_stretches(rows, stretches, initial_cash=float(settings.starting_cash),
                            periods_per_year=pd.Timedelta(days=365) / bar, bar=pd.Timedelta(bar))  # fmt: skip
