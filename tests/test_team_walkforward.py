@@ -160,6 +160,19 @@ def test_the_team_walk_forward_chooses_in_sample_trades_out_of_sample_audited_an
         assert f"{w['out_of_sample_return']:+.2%}" in table
 
 
+def test_a_team_walk_forward_whose_windows_do_not_fit_fails_its_run(engine, data) -> None:
+    state = team_walk_forward_flow(symbols=_symbols(data), in_sample=8, out_sample=4, return_state=True,
+                                   **_range(data, 10), **GRID)  # fmt: skip
+    assert state.is_failed()
+    with engine.connect() as conn:
+        run = conn.execute(text("select flow, status, error from audit.runs where run_id = :r"),
+                           {"r": str(state.state_details.flow_run_id)}).one()  # fmt: skip
+        trials = conn.execute(text("select count(*) from audit.runs where parameters->>'walk_forward_run' = :r"),
+                              {"r": str(state.state_details.flow_run_id)}).scalar_one()  # fmt: skip
+    assert (run.flow, run.status) == ("walk_forward", "failed")
+    assert "10 decision times cannot hold one window of 8 + 4" in run.error and trials == 0
+
+
 def _lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.strip()]
 
