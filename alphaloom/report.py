@@ -134,10 +134,12 @@ def _table(frame: pd.DataFrame, limit: int = 500) -> str:
 
 
 def _metrics_table(metrics: Mapping[str, float | int]) -> str:
-    percent = {"total_return", "annualised_return", "volatility", "max_drawdown", "win_rate", "exposure"}
+    percent = {"total_return", "net_total_return", "annualised_return", "volatility", "max_drawdown", "win_rate",
+               "exposure"}  # fmt: skip
     rows = []
     for key, value in metrics.items():
-        shown = f"{value:.2%}" if key in percent else (f"{value:,.3f}" if isinstance(value, float) else str(value))
+        shown = (f"{value:.2%}" if key in percent else f"{value:,.4f}" if key == "llm_spend"
+                 else f"{value:,.3f}" if isinstance(value, float) else str(value))  # fmt: skip
         rows.append(f'<tr><th>{html.escape(key.replace("_", " "))}</th><td class="n">{shown}</td></tr>')
     return f"<table>{''.join(rows)}</table>"
 

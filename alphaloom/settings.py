@@ -12,10 +12,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class LlmPrice(BaseModel):
+    """One model's price, USD per 1M tokens: ``input`` (prompt) and ``output`` (completion)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -98,7 +107,7 @@ class Settings(BaseSettings):
     """Model id asked at the LLM endpoint."""
     finbert_allow_download: bool = False
     """FinBERT weights come from a local folder or the local hub cache; set this to let a load download them."""
-    # LLM analyst: client behaviour, prices (per 1k tokens, in the account's quote currency) and budget caps.
+    # LLM roles: client behaviour, prices (USD per 1M tokens, per model) and budget caps.
     llm_timeout_s: float = 30.0
     """LLM request timeout, seconds."""
     llm_max_retries: int = 2
@@ -107,25 +116,42 @@ class Settings(BaseSettings):
     """LLM sampling temperature."""
     llm_max_tokens: int = 600
     """Most completion tokens per LLM answer."""
-    llm_price_per_1k_prompt: Decimal = Decimal("0.00015")
-    """Cost per 1k prompt tokens (recorded per call in audit.llm_usage)."""
-    llm_price_per_1k_completion: Decimal = Decimal("0.0006")
-    """Cost per 1k completion tokens."""
+    llm_prices: dict[str, LlmPrice] = Field(
+        default_factory=lambda: {"gpt-4o-mini": LlmPrice(input=Decimal("0.15"), output=Decimal("0.60")),
+                                 "gpt-4o": LlmPrice(input=Decimal("2.50"), output=Decimal("10.00")),
+                                 "gpt-4.1-mini": LlmPrice(input=Decimal("0.40"), output=Decimal("1.60")),
+                                 "gpt-4.1": LlmPrice(input=Decimal("2.00"), output=Decimal("8.00"))}
+    )  # fmt: skip
+    """Price table (JSON): model -> {"input": USD per 1M prompt tokens, "output": USD per 1M completion tokens},
+    e.g. {"llama3.1:8b": {"input": 0, "output": 0}} for a free local model. Every call's cost is stored in USD in
+    audit.llm_usage; reports convert it into the account's base currency at the rate known when it was paid. A model
+    in neither this table nor the two single prices below is refused (its cost, and so its budget, is unknown)."""
+    llm_price_per_1k_prompt: Decimal | None = Field(default=None, ge=0)
+    """Older single price: USD per 1k prompt tokens, for every model not in ALPHALOOM_LLM_PRICES (set it together
+    with ALPHALOOM_LLM_PRICE_PER_1K_COMPLETION; 0.00015 per 1k is 0.15 per 1M in the table)."""
+    llm_price_per_1k_completion: Decimal | None = Field(default=None, ge=0)
+    """Older single price: USD per 1k completion tokens, for every model not in ALPHALOOM_LLM_PRICES."""
+    llm_decision_token_budget: int = 20_000
+    """LLM tokens per decision (one symbol at one time, every role together): a call whose reservation (prompt
+    estimate plus llm_max_tokens) would go past it is not made (skipped and recorded)."""
+    llm_decision_cost_budget: Decimal = Decimal("0.05")
+    """LLM cost per decision, USD: a call whose reserved cost would go past it is not made."""
     llm_daily_token_budget: int = 200_000
-    """LLM tokens per UTC day; once reached the analyst is skipped (recorded)."""
+    """LLM tokens per UTC day; once reached the LLM roles are skipped (recorded)."""
     llm_daily_cost_budget: Decimal = Decimal("1.00")
-    """LLM cost per UTC day; once reached the analyst is skipped."""
+    """LLM cost per UTC day, USD; once reached the LLM roles are skipped."""
     llm_run_token_budget: int = 50_000
     """LLM tokens per decision run."""
     llm_run_cost_budget: Decimal = Decimal("0.25")
-    """LLM cost per decision run."""
+    """LLM cost per decision run, USD."""
     llm_training_cutoffs: dict[str, date] = Field(
         default_factory=lambda: {"gpt-4o-mini": date(2023, 10, 1), "gpt-4o": date(2023, 10, 1),
                                  "gpt-4.1-mini": date(2024, 6, 1), "gpt-4.1": date(2024, 6, 1)}
     )  # fmt: skip
-    """Training-data cutoff per model (JSON in the environment): a backtest consulting the LLM over dates before
-    its model's cutoff is refused unless allowed (the model may know what happened next), and flagged in the
-    report."""
+    """Training-data cutoff per model (JSON in the environment), for every LLM role's model: a backtest (or a
+    decision run about the past) consulting a model over dates before its cutoff, or a model with no cutoff here,
+    is refused unless allowed with --allow-exposure (the model may know what happened next), and flagged in the
+    report. A decision about the present is never exposed, whatever the cutoff."""
 
     backtest_fill_at: Literal["next_open", "close"] = "next_open"
     """Backtests: where an order decided at a bar's close fills. "next_open": the next bar's open (the decision
@@ -333,6 +359,26 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def llm_role_models(self) -> list[tuple[str, str]]:
+        """(role, model) of every LLM role that may be consulted: the one place the roles are listed (the training
+        cutoff guard and the price check cover each)."""
+        return [("analyst", self.llm_model)]
+
+    def llm_price(self, model: str) -> LlmPrice | None:
+        """``model``'s price per 1M tokens: its row of ``llm_prices``, else the older single per-1k prices (x 1000),
+        else None (unknown). ``ConfigError`` when only one of the two single prices is set."""
+        if model in self.llm_prices:
+            return self.llm_prices[model]
+        if self.llm_price_per_1k_prompt is None and self.llm_price_per_1k_completion is None:
+            return None
+        if self.llm_price_per_1k_prompt is None or self.llm_price_per_1k_completion is None:
+            from alphaloom.errors import ConfigError
+
+            raise ConfigError("ALPHALOOM_LLM_PRICE_PER_1K_PROMPT and ALPHALOOM_LLM_PRICE_PER_1K_COMPLETION are set "
+                              "together (or price the model in ALPHALOOM_LLM_PRICES)")  # fmt: skip
+        return LlmPrice(input=self.llm_price_per_1k_prompt * 1000, output=self.llm_price_per_1k_completion * 1000)
+
+    @property
     def correlation_universe(self) -> list[str]:
         """The dbt var ``correlation_symbols``: [] (dbt's "every symbol") for "*", else the list or the traded symbols."""
         if self.correlation_symbols == ["*"]:
@@ -404,7 +450,8 @@ def settings_problem() -> str | None:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"ALPHALOOM_{field.upper()}={error.get('input')!r}: {error['msg']}")
+            inside = "".join(f"[{part!r}]" for part in error["loc"][1:])  # where in a JSON value, e.g. ['gpt-4o']
+            problems.append(f"ALPHALOOM_{field.upper()}{inside}={error.get('input')!r}: {error['msg']}")
         return "; ".join(problems)
     except SettingsError as exc:
         match = re.search(r'field "(\w+)"', str(exc))

@@ -256,7 +256,7 @@ def backtest_flow(
         end = bar_close(newest, settings.timeframe)
     times = decision_times(end, steps, settings.timeframe)
     use_llm = settings.llm_base_url is not None and rules.rule == "team"
-    exposure = llm_exposure(settings.llm_model, settings.llm_training_cutoffs, times[0]) if use_llm else None
+    exposure = llm_exposure(settings.llm_role_models, settings.llm_training_cutoffs, times[0]) if use_llm else None
     if exposure and not allow_exposure:
         raise ConfigError(f"backtest refused: {exposure}; pass --allow-exposure to run it anyway (it is flagged)")
 

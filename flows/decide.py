@@ -10,9 +10,10 @@ from prefect.cache_policies import NO_CACHE
 
 from agents.risk.gate import portfolio_gate
 from agents.team import Team, build_team, decide
+from alphaloom.backtest.exposure import llm_exposure
 from alphaloom.db.engine import get_engine
 from alphaloom.decision_summary import summaries
-from alphaloom.domain import bar_open, require_utc, shift_bars
+from alphaloom.domain import bar_open, require_utc, shift_bars, timeframe_delta
 from alphaloom.errors import ConfigError
 from alphaloom.locks import account_run_lock
 from alphaloom.settings import Settings, get_settings
@@ -90,16 +91,24 @@ def _ensure_paper_account(settings: Settings, account: str, run_id: str) -> None
         )
 
 
-def llm_cutoff_refusal(settings: Settings, first_decision: datetime) -> str | None:
-    """Why a decision run from ``first_decision`` may not consult the configured LLM (a time before its model's
-    training cutoff: its opinion may reflect what came next), or None. As in backtests; a model with no configured
-    cutoff is judged only by backtests (live decisions are about now, after any cutoff)."""
-    cutoff = settings.llm_training_cutoffs.get(settings.llm_model)
-    if settings.llm_base_url is None or cutoff is None or first_decision.date() >= cutoff:
+def llm_cutoff_refusal(settings: Settings, first_decision: datetime, now: datetime | None = None) -> str | None:
+    """Why a decision run from ``first_decision`` may not consult the configured LLM roles, or None.
+
+    A decision about the present (``first_decision`` at most ``live_max_decision_age_bars`` bars before ``now``, the
+    wall clock by default) is never exposed to look-ahead: no model can have been trained on what has not happened,
+    so it is allowed whatever the models' training cutoffs, known or not. A decision about the past is judged as a
+    backtest is (``llm_exposure``, every role's model): refused when it is before a model's cutoff, or when a model
+    has no configured cutoff (its exposure cannot be judged)."""
+    if settings.llm_base_url is None:
         return None
-    return (f"decision run refused: it decides at {first_decision:%Y-%m-%d}, before {settings.llm_model}'s training "
-            f"cutoff {cutoff:%Y-%m-%d}, so the LLM's opinions may reflect knowledge of the future; decide a later "
-            "time, or replay it with `alphaloom backtest --allow-exposure`")  # fmt: skip
+    now = now or datetime.now(UTC)
+    if now - first_decision <= timeframe_delta(settings.timeframe) * settings.live_max_decision_age_bars:
+        return None
+    exposure = llm_exposure(settings.llm_role_models, settings.llm_training_cutoffs, first_decision)
+    if exposure is None:
+        return None
+    return (f"decision run refused: it decides about the past ({first_decision:%Y-%m-%d %H:%M} UTC), judged as a "
+            f"backtest is: {exposure}; decide a later time, or replay it with `alphaloom backtest --allow-exposure`")  # fmt: skip
 
 
 @flow(name="decide", on_failure=[alert_on_failure])
@@ -130,8 +139,9 @@ def decide_flow(
     alert (``alphaloom.drawdown_alerts``), once per transition.
 
     A live or shadow account's orders for a step more than ``live_max_decision_age_bars`` bars before the wall clock
-    are refused (``execution.session``); with an LLM configured, a run deciding before its model's training cutoff is
-    refused whole (``ConfigError``), as a backtest is."""
+    are refused (``execution.session``); with an LLM configured, a run deciding about the past before a role's model's
+    training cutoff, or with a model whose cutoff is not configured, is refused whole (``ConfigError``), as a backtest
+    is (``llm_cutoff_refusal``); a decision about the present never is."""
     settings = get_settings()
     account = account or settings.account
     symbols = symbols or settings.symbols

@@ -201,3 +201,18 @@ def test_a_decision_run_before_the_llm_training_cutoff_is_refused(live: LiveAcco
     with pytest.raises(Exception, match="before gpt-4o-mini's training cutoff 2023-10-01"):
         state.result()
     assert live.rows("select 1 from audit.decisions where account = :a") == []
+
+
+def test_a_decision_run_about_the_past_with_a_model_of_unknown_cutoff_is_refused(
+    live: LiveAccount, monkeypatch
+) -> None:
+    """Its exposure cannot be judged, as in a backtest (a decision about the present is allowed: test_llm_cost)."""
+    monkeypatch.setenv("ALPHALOOM_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ALPHALOOM_LLM_MODEL", "mystery-model")
+    get_settings.cache_clear()
+    state = decide_flow(symbols=["BTC/USDT"], as_of=datetime(2025, 6, 1, tzinfo=UTC), account=live.account,
+                        return_state=True)  # fmt: skip
+    assert state.is_failed()
+    with pytest.raises(Exception, match="no training cutoff configured for LLM model 'mystery-model' \\(analyst\\)"):
+        state.result()
+    assert live.rows("select 1 from audit.decisions where account = :a") == []

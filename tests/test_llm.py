@@ -22,7 +22,7 @@ from agents.llm.budget import Spent, budget_exceeded
 from agents.llm.checks import contradictions
 from agents.llm.prompts import prompt_hash, render_messages
 from agents.llm.schema import LlmAnswer, answer_schema
-from alphaloom.settings import Settings
+from alphaloom.settings import LlmPrice, Settings
 
 AS_OF = datetime(2024, 6, 3, 14, tzinfo=UTC)
 FEATURES = {"close": 101.5, "ema_10": 100.2, "ema_50": 98.7, "rsi_14": 61.25, "macd_hist": 0.42}
@@ -109,7 +109,8 @@ class Case:
 
     def settings(self, **overrides: Any) -> Settings:
         base = {"llm_base_url": self.endpoint.url, "llm_model": "test-model", "llm_timeout_s": 2.0,
-                "llm_max_retries": 2} | overrides  # fmt: skip
+                "llm_max_retries": 2, "llm_prices": {"test-model": LlmPrice(input=Decimal("0.15"), output=Decimal("0.6"))},
+                } | overrides  # fmt: skip
         return Settings(**base)
 
     def script(self, *replies: tuple[str, Any], symbol: str | None = None) -> None:
@@ -147,7 +148,10 @@ def case(engine: Engine, endpoint: Endpoint) -> Case:
 
 def test_recorded_answer_becomes_a_validated_opinion_and_is_cached(case: Case) -> None:
     case.script(("json", (answer(), (120, 30))))
-    analyst = LlmAnalyst(case.settings(llm_price_per_1k_prompt=Decimal("0.5"), llm_price_per_1k_completion=Decimal(1)))
+    # the older single prices (per 1k tokens) still price a model the table does not list
+    analyst = LlmAnalyst(case.settings(llm_prices={}, llm_price_per_1k_prompt=Decimal("0.5"),
+                                       llm_price_per_1k_completion=Decimal(1), llm_decision_cost_budget=Decimal(5),
+                                       llm_run_cost_budget=Decimal(5), llm_daily_cost_budget=Decimal(10**6)))  # fmt: skip
     opinion = case.opine(analyst)
     assert not opinion.skipped and opinion.action.value == "buy" and opinion.confidence == pytest.approx(0.7)
     assert opinion.details["status"] == "ok" and opinion.details["horizon_bars"] == 6
@@ -233,7 +237,7 @@ def test_daily_cost_budget_skips_the_agent_once_reached(case: Case) -> None:
     case.script(("json", (answer(), (1000, 0))))
     case.script(("json", (answer(), (1000, 0))), symbol=other)
     analyst = LlmAnalyst(case.settings(llm_daily_cost_budget=Decimal(today) + Decimal("0.01"),
-                                       llm_price_per_1k_prompt=Decimal("0.01")))  # fmt: skip
+                                       llm_prices={"test-model": LlmPrice(input=Decimal(10), output=Decimal(0))}))  # fmt: skip
     assert not case.opine(analyst).skipped
     second = case.opine(analyst, case.inputs(other))
     assert second.skipped and "daily cost budget reached" in second.rationale

@@ -235,6 +235,7 @@ def llm_endpoint(monkeypatch) -> Iterator[list[dict]]:
     monkeypatch.setenv("ALPHALOOM_LLM_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}/v1")
     monkeypatch.setenv("ALPHALOOM_LLM_MODEL", "stand-in")
     monkeypatch.setenv("ALPHALOOM_LLM_TRAINING_CUTOFFS", '{"stand-in": "2000-01-01"}')
+    monkeypatch.setenv("ALPHALOOM_LLM_PRICES", '{"stand-in": {"input": 1, "output": 2}}')
     get_settings.cache_clear()
     yield requests
     server.shutdown()
@@ -271,6 +272,10 @@ def test_llm_in_backtests_is_cache_only_by_default_and_a_rerun_costs_nothing(eng
     assert _decisions(engine, replay["run_id"]) == _decisions(engine, live["run_id"])
     assert _llm_outputs(engine, replay["run_id"]) == _llm_outputs(engine, live["run_id"])
     assert "response cache only" in Path(replay["report"]).read_text()
+    # 8 calls of 300 + 40 tokens at 1 and 2 USD per 1M: 0.00304 USD, 1:1 in USDT; the replay paid nothing but its
+    # answers first cost the same, so its return net of LLM cost is the live run's
+    assert "LLM spend 0.0030 USDT (paid by this run 0.0030 for 8 calls" in Path(live["report"]).read_text()
+    assert "LLM spend 0.0030 USDT (paid by this run 0.0000 for 0 calls" in Path(replay["report"]).read_text()
 
     capped = backtest_flow(symbols=symbols, end=end - timedelta(hours=10), steps=steps, llm_live=True, llm_max_calls=3)
     assert capped["llm_calls"] == 3 and len(llm_endpoint) == steps * 2 + 3

@@ -163,7 +163,8 @@ def test_with_an_endpoint_the_llm_opinion_joins_the_vote_and_is_audited(desk: De
     desk.rising_market(symbol, 2)
     endpoint.scripts[symbol] = [("json", (answer(action="sell", confidence=0.9, rationale="bearish, rsi_14 40"),
                                           (300, 50)))]  # fmt: skip
-    settings = desk.settings.model_copy(update={"llm_base_url": endpoint.url, "llm_model": "team-model"})
+    settings = desk.settings.model_copy(update={"llm_base_url": endpoint.url, "llm_model": "team-model",
+                                                "llm_price_per_1k_prompt": Decimal(0), "llm_price_per_1k_completion": Decimal(0)})  # fmt: skip
     team = build_team(settings)
     assert isinstance(team.llm_agent, LlmAnalyst)
     (decision,) = desk.decide([symbol], T0 + 2 * HOUR, llm_agent=team.llm_agent)

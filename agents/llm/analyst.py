@@ -14,7 +14,7 @@ What callers can rely on from ``LlmAnalyst.opine``:
 - Every call is paid for whatever becomes of the caller's transaction: its spend is reserved before the call and
   settled after it, each committed on its own (``agents.llm.budget``), so dry runs and concurrent tasks share the caps.
 - Tokens, latency and cost go to ``audit.llm_usage`` and into the opinion's details (the team copies tokens and latency
-  to ``audit.agent_outputs``). Cost = tokens x the configured price per 1k tokens.
+  to ``audit.agent_outputs``). Cost = tokens x the model's price per 1M tokens (USD).
 - Numbers in the answer that contradict its inputs are listed in ``details["flags"]`` and halve its confidence.
 """
 
@@ -30,7 +30,7 @@ import openai
 from pydantic import ValidationError
 from sqlalchemy import Connection, text
 
-from agents.llm.budget import Usage, cost_of, estimate, record_usage, reserve, settle
+from agents.llm.budget import Usage, cost_of, estimate, price_of, record_usage, reserve, settle
 from agents.llm.checks import contradictions
 from agents.llm.prompts import PROMPT_VERSION, REPAIR, prompt_hash, render_messages
 from agents.llm.schema import AnalystInputs, LlmAnswer, answer_schema
@@ -81,6 +81,7 @@ class LlmAnalyst:
             raise ConfigError("llm_base_url is not set; the LLM analyst needs an OpenAI-compatible endpoint")
         self.settings = settings
         self.model = settings.llm_model
+        price_of(self.model, settings)  # an unpriced model is refused here, before any call (ConfigError)
         self.prompt_version = prompt_version
         api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
         self.client = client or openai.OpenAI(
@@ -119,7 +120,7 @@ class LlmAnalyst:
             return self._skipped(inputs, key, f"LLM skipped: {why}", status)
 
         size = estimate(sum(len(m["content"]) for m in messages), self.settings)
-        reservation = reserve(conn.engine, **ledger, size=size, settings=self.settings)
+        reservation = reserve(conn.engine, **ledger, size=size, settings=self.settings, role="analyst")
         if reservation.usage_id is None:
             return self._skipped(inputs, key, f"LLM skipped: {reservation.refused}", "budget_exceeded")
 
@@ -148,7 +149,7 @@ class LlmAnalyst:
         except openai.OpenAIError as exc:  # connection refused, DNS...: the flow goes on without the LLM
             status, problem = "error", f"{type(exc).__name__}: {str(exc)[:200]}"
         latency_ms = round((time.perf_counter() - started) * 1000)
-        cost = cost_of(usage, self.settings)
+        cost = cost_of(usage, self.settings, self.model)
         settle(conn.engine, reservation.usage_id, status=status, usage=usage, cost=cost, latency_ms=latency_ms,
                detail=problem or None)  # fmt: skip
         if answer is None:

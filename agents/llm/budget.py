@@ -1,6 +1,9 @@
-"""The LLM usage ledger (``audit.llm_usage``) and the budget caps it enforces: tokens and money per decision run and
-per UTC day. Every call, cache hit and skip is one row; a cap is reached when the ledger's total reaches it (so one
-call can overshoot a cap by at most its own size, and the next is skipped with a ``budget_exceeded`` row).
+"""The LLM usage ledger (``audit.llm_usage``) and the budget caps it enforces: tokens and money (USD, priced per model
+by ``Settings.llm_price``) per decision, per decision run and per UTC day. Every call, cache hit and skip is one row.
+A run or day cap is reached when the ledger's total reaches it (so one call can overshoot it by at most its own size,
+and the next is skipped with a ``budget_exceeded`` row). A decision cap is tighter: a call is made only when its
+reservation (its largest likely size) fits in what the decision (one symbol at one ``as_of`` of a run, every role
+together) has left, so a decision's spend stays within its cap.
 
 Spend is money whatever happens to the decision that asked for it, so a call's row never lives in the decision's
 transaction (which a dry run rolls back, and which concurrent fan-out tasks cannot see in each other):
@@ -18,7 +21,8 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, text
 
-from alphaloom.settings import Settings
+from alphaloom.errors import ConfigError
+from alphaloom.settings import LlmPrice, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +38,22 @@ class Usage:
         return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
 
 
-def cost_of(usage: Usage, settings: Settings) -> Decimal:
-    """Tokens x the configured price per 1k tokens (prompt and completion priced separately), exact."""
-    return (
-        Decimal(usage.prompt_tokens) * settings.llm_price_per_1k_prompt
-        + Decimal(usage.completion_tokens) * settings.llm_price_per_1k_completion
-    ) / 1000
+def price_of(model: str, settings: Settings) -> LlmPrice:
+    """``model``'s price per 1M tokens (``Settings.llm_price``); ``ConfigError`` naming the setting when it has none
+    (an unpriced model's spend, and so its budget, would be unknown)."""
+    price = settings.llm_price(model)
+    if price is None:
+        raise ConfigError(
+            f"no price configured for LLM model {model!r}; add it to ALPHALOOM_LLM_PRICES (JSON, USD per 1M tokens, "
+            f'e.g. {{"{model}": {{"input": 0.15, "output": 0.6}}}}; 0 and 0 for a free local model)'
+        )
+    return price
+
+
+def cost_of(usage: Usage, settings: Settings, model: str) -> Decimal:
+    """Tokens x ``model``'s price per 1M tokens (prompt and completion priced separately), USD, exact."""
+    price = price_of(model, settings)
+    return (Decimal(usage.prompt_tokens) * price.input + Decimal(usage.completion_tokens) * price.output) / 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +63,7 @@ class Spent:
 
 
 def spent(conn: Connection, run_id: str) -> tuple[Spent, Spent]:
-    """(this run's spend, today's spend in UTC) from the ledger."""
+    """(this run's spend, today's spend in UTC) from the ledger, USD."""
     day_total = conn.execute(
         text(
             """select coalesce(sum(total_tokens), 0), coalesce(sum(cost), 0) from audit.llm_usage
@@ -63,8 +77,29 @@ def spent(conn: Connection, run_id: str) -> tuple[Spent, Spent]:
     return Spent(int(run_total[0]), Decimal(run_total[1])), Spent(int(day_total[0]), Decimal(day_total[1]))
 
 
-def budget_exceeded(run: Spent, day: Spent, settings: Settings) -> str | None:
-    """The cap reached, in words, or None while every cap has room. Pure."""
+def decision_spent(conn: Connection, run_id: str, symbol: str | None, as_of: datetime | None) -> Spent:
+    """What one decision (``symbol`` at ``as_of`` in ``run_id``, every role together) has spent or reserved."""
+    row = conn.execute(
+        text("""select coalesce(sum(total_tokens), 0), coalesce(sum(cost), 0) from audit.llm_usage
+                where run_id = :r and symbol is not distinct from :s and as_of is not distinct from :t"""),
+        {"r": run_id, "s": symbol, "t": as_of},
+    ).one()  # fmt: skip
+    return Spent(int(row[0]), Decimal(row[1]))
+
+
+def budget_exceeded(
+    run: Spent, day: Spent, settings: Settings, *, decision: Spent | None = None, size: Spent | None = None
+) -> str | None:
+    """The cap reached, in words, or None while every cap has room. With ``decision`` (what the decision has spent)
+    and ``size`` (the call's reservation), the per-decision caps refuse a call that would not fit. Pure."""
+    if decision is not None and size is not None:
+        fits = (
+            ("decision token", decision.tokens, size.tokens, settings.llm_decision_token_budget),
+            ("decision cost", decision.cost, size.cost, settings.llm_decision_cost_budget),
+        )
+        for name, used, more, cap in fits:
+            if used + more > cap:
+                return f"{name} budget would be passed: {used} spent + {more} reserved > {cap}"
     caps = (
         ("run token", run.tokens, settings.llm_run_token_budget),
         ("run cost", run.cost, settings.llm_run_cost_budget),
@@ -127,19 +162,23 @@ def estimate(prompt_chars: int, settings: Settings) -> Usage:
 
 def reserve(
     engine: Engine, *, run_id: str, symbol: str | None, as_of: datetime | None, model: str, prompt_hash: str | None,
-    size: Usage, settings: Settings,
+    size: Usage, settings: Settings, role: str | None = None,
 ) -> Reservation:  # fmt: skip
     """Check the caps against the committed ledger and commit a ``reserved`` row of ``size`` (see the module
-    docstring), or a ``budget_exceeded`` row when a cap is reached."""
+    docstring), or a ``budget_exceeded`` row when a cap is reached (its detail names ``role`` when given: the role
+    skipped)."""
     ledger = {"run_id": run_id, "symbol": symbol, "as_of": as_of, "model": model, "prompt_hash": prompt_hash}
+    reserved = Spent(size.total_tokens, cost_of(size, settings, model))
     with engine.begin() as conn:
         conn.execute(text(_BUDGET_LOCK))
         run_spent, day_spent = spent(conn, run_id)
-        reached = budget_exceeded(run_spent, day_spent, settings)
+        reached = budget_exceeded(run_spent, day_spent, settings, size=reserved,
+                                  decision=decision_spent(conn, run_id, symbol, as_of))  # fmt: skip
         if reached is not None:
-            record_usage(conn, **ledger, status="budget_exceeded", detail=reached)
+            why = reached if role is None else f"{role} skipped: {reached}"
+            record_usage(conn, **ledger, status="budget_exceeded", detail=why)
             return Reservation(None, reached)
-        usage_id = record_usage(conn, **ledger, status="reserved", usage=size, cost=cost_of(size, settings))
+        usage_id = record_usage(conn, **ledger, status="reserved", usage=size, cost=reserved.cost)
     return Reservation(usage_id)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,7 @@ from alphaloom.backtest.ledger import closed_trades, equity_curve, open_position
 from alphaloom.domain import bar_close, bar_open, quote_currency, shift_bars, timeframe_delta, timeframe_sql_interval
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
+from alphaloom.llm_spend import LlmSpend, net_return, runs_llm_spend
 from alphaloom.performance import Metrics, attribution, buy_and_hold, compute_metrics
 from alphaloom.report import ReportData, write_report
 
@@ -39,6 +41,9 @@ class RunReport:
     notes: list[str]
     # P&L of the closed trades by "asset", "agent" and "strategy" (alphaloom.backtest.attribution)
     attribution: dict[str, dict[str, float]] = field(default_factory=dict)
+    # What the run's LLM opinions cost in the account's base currency, and the total return net of it
+    llm: LlmSpend | None = None
+    net_total_return: float | None = None
     equity: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # at each decision time
     trade_pnls: list[float] = field(default_factory=list)  # net P&L of each closed trade, in exit order
     traded_notional: float = 0.0
@@ -142,10 +147,11 @@ def build_run_report(
     metrics = compute_metrics(
         equity, periods_per_year=periods_per_year, trade_pnls=pnls, exposure_fraction=exposure, traded_notional=notional
     )
+    llm, net, spend_note = _llm_spend(conn, run_id, base_currency, metrics.total_return, cash)
     pnl = {"asset": per_asset, "agent": by_agent, "strategy": by_strategy}
     result = RunReport(run_id, account, metrics, None, len(trades), [],
                        {name: {str(k): float(v) for k, v in series.items()} for name, series in pnl.items()},
-                       equity, pnls, notional)  # fmt: skip
+                       llm, net, equity, pnls, notional)  # fmt: skip
     if out_dir is None:
         return result
     assumed = conn.execute(
@@ -155,7 +161,7 @@ def build_run_report(
         ),
         {"r": run_id},
     ).scalar_one()
-    notes = [*run_notes(conn, run_id), *(notes or [])]
+    notes = [*run_notes(conn, run_id), spend_note, *(notes or [])]
     if assumed:
         notes.append(f"{assumed} news links used assumed first-seen times (published + configured latency)")
     data = ReportData(
@@ -164,7 +170,7 @@ def build_run_report(
         f"{', '.join(symbols)}",
         equity=equity,
         benchmark=buy_and_hold(closes, starting_cash),
-        metrics=metrics.as_dict(),
+        metrics=metrics.as_dict() if llm is None or net is None else with_llm(metrics.as_dict(), llm, net),
         trades=trades.drop(columns=["entry_decision"]),
         per_asset_pnl=per_asset,
         attribution={"agent": by_agent, "strategy": by_strategy},
@@ -173,6 +179,37 @@ def build_run_report(
         fills=fills.drop(columns=["decision_id"]),
     )
     return replace(result, path=write_report(data, out_dir / run_id), notes=notes)
+
+
+def _llm_spend(
+    conn: Connection, run_id: str, base_currency: str, gross: float, starting_cash: Decimal
+) -> tuple[LlmSpend | None, float | None, str]:
+    """The run's LLM spend, its net total return and the report's line on them; a USD rate missing into the base
+    currency leaves both out and says so (the report of a long backtest is still written)."""
+    try:
+        llm = runs_llm_spend(conn, [run_id], base_currency)
+    except DataUnavailableError as exc:
+        return None, None, f"LLM spend not converted into {base_currency}, so no return net of it is shown: {exc}"
+    net = net_return(gross, llm.total, starting_cash)
+    return llm, net, llm_note(llm, gross, net)
+
+
+def with_llm(metrics: dict[str, float | int], llm: LlmSpend, net: float) -> dict[str, float | int]:
+    """``metrics`` with the LLM spend and the net total return placed right after the gross total return. Pure."""
+    out: dict[str, float | int] = {}
+    for key, value in metrics.items():
+        out[key] = value
+        if key == "total_return":
+            out |= {"llm_spend": float(llm.total), "net_total_return": net}
+    return out
+
+
+def llm_note(llm: LlmSpend, gross: float, net: float) -> str:
+    """The report's line on what the LLM cost and the return net of it. Pure."""
+    reused = f"; {llm.cached} answers from the response cache, first paid {llm.reused:,.4f}" if llm.cached else ""
+    return (f"LLM spend {llm.total:,.4f} {llm.currency} (paid by this run {llm.paid:,.4f} for {llm.calls} calls, "
+            f"{llm.tokens} tokens{reused}; priced in USD, converted at the rate known when paid): total return "
+            f"gross {gross:+.4%}, net of LLM cost {net:+.4%}")  # fmt: skip
 
 
 def _entry_shares(

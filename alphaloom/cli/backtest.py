@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from alphaloom.cli._app import app, console, engine
 from alphaloom.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 def _metrics_table(metrics: dict[str, object], title: str) -> Table:
@@ -66,7 +70,10 @@ def backtest(
         raise typer.Exit(code=1) from None
     keys = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate",
             "llm_calls", "llm_tokens")  # fmt: skip
-    console.print(_metrics_table({k: result[k] for k in keys}, f"backtest {result['run_id']}"))
+    with engine().connect() as conn:
+        net = _net_of_llm(conn, str(result["run_id"]), str(result["account"]), float(result["total_return"]))
+    shown = {"total_return": result["total_return"], **net, **{k: result[k] for k in keys}}
+    console.print(_metrics_table(shown, f"backtest {result['run_id']}"))
     if result["exposed"]:
         console.print("LLM exposed to its training data (--allow-exposure): flagged in the report", style="yellow")
     console.print(f"report: {result['report']}")
@@ -94,8 +101,24 @@ def report(run_id: str = typer.Argument(..., help="A backtest or decision run id
     except DataUnavailableError as exc:
         console.print(str(exc), style="red")
         raise typer.Exit(code=1) from None
-    console.print(_metrics_table(result.metrics.as_dict(), f"run {run_id} ({result.account})"))
+    shown = result.metrics.as_dict()
+    if result.llm is not None and result.net_total_return is not None:
+        shown |= {"llm_spend": float(result.llm.total), "net_total_return": result.net_total_return}
+    console.print(_metrics_table(shown, f"run {run_id} ({result.account})"))
     console.print(f"report: {result.path}")
+
+
+def _net_of_llm(conn: Connection, run_id: str, account: str, gross: float) -> dict[str, float]:
+    """The run's LLM spend (account's base currency) and its total return net of it."""
+    from sqlalchemy import text
+
+    from alphaloom.llm_spend import net_return, runs_llm_spend
+
+    currency, cash = conn.execute(
+        text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
+    ).one()
+    llm = runs_llm_spend(conn, [run_id], currency)
+    return {"llm_spend": float(llm.total), "net_total_return": net_return(gross, llm.total, cash)}
 
 
 def _ints(value: str, name: str) -> list[int]:

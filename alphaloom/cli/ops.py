@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
 from alphaloom.cli._app import app, console, engine
 from alphaloom.settings import get_settings
+
+if TYPE_CHECKING:
+    from alphaloom.llm_spend import LlmSpend
 
 
 @app.command()
@@ -88,10 +94,12 @@ def print_account(account: str) -> None:
     settings = get_settings()
     bar = timeframe_sql_interval(settings.timeframe)
     from alphaloom.errors import DataUnavailableError
+    from alphaloom.llm_spend import LlmSpend, account_llm_spend
 
     with engine().connect() as conn:
         try:
             view = account_view(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
+            llm = LlmSpend("") if view is None else account_llm_spend(conn, account, view.base_currency)
         except DataUnavailableError as exc:
             console.print(f"cannot value {account} in its base currency: {exc}")
             raise typer.Exit(code=1) from None
@@ -119,6 +127,17 @@ def print_account(account: str) -> None:
         f"orders {view.orders}, fills {view.fills}, fees paid {view.fees_paid:,.2f} | cash {view.cash:,.2f} | "
         f"equity {view.equity:,.2f} | P&L {view.pnl:+,.2f} on {view.starting_cash:,.2f} starting cash"
     )
+    console.print(llm_line(view.pnl, view.starting_cash, llm))
+
+
+def llm_line(pnl: Decimal, starting_cash: Decimal, llm: LlmSpend) -> str:
+    """P&L and return gross and net of the LLM's spend, in the account's base currency."""
+    gross = pnl / starting_cash if starting_cash else Decimal(0)
+    net_pnl = pnl - llm.paid
+    net = net_pnl / starting_cash if starting_cash else Decimal(0)
+    return (f"LLM spend {llm.paid:,.4f} {llm.currency} ({llm.calls} calls, {llm.tokens} tokens; priced in USD, "
+            f"converted at the rate known when paid) | P&L gross {pnl:+,.2f}, net of LLM {net_pnl:+,.2f} | "
+            f"return gross {gross:+.4%}, net of LLM {net:+.4%}")  # fmt: skip
 
 
 @app.command("fx-rate")

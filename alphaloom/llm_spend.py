@@ -1,0 +1,115 @@
+"""What the LLM roles cost, in an account's base currency, for reports and ``alphaloom pnl``.
+
+Every call's cost is stored in USD in ``audit.llm_usage`` (priced per model by ``Settings.llm_price``). It is converted
+into the account's base currency row by row at the rate known when it was paid (``alphaloom.fx.rate_history``: the
+newest ``audit.fx_rates`` rate USD -> base at or before the row's ``created_at``; the shipped USD/USDT peg covers a
+USDT account); a missing rate is a ``DataUnavailableError`` naming the pair and time, never a silent 1.
+
+Two amounts: ``paid`` is what the runs themselves spent (every row's cost, reservations never settled included);
+``reused`` is what the answers they took from the response cache first cost when another call paid for them. A run's
+return net of LLM cost counts both (what its opinions cost, however they were obtained: a backtest replayed from the
+cache is judged as if it had asked); an account's P&L net of LLM cost counts only ``paid`` (money spent once, by the
+run that first asked).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection, text
+
+from alphaloom.fx import missing_rate, rate_history
+
+PRICE_CURRENCY = "USD"
+
+# The runs' rows, each cached one with the first paid answer to the same prompt (one pass over the ledger).
+_ROWS = """
+with mine as (select id, created_at, cost, total_tokens, status, prompt_hash from audit.llm_usage
+              where run_id = any(:runs)),
+first_paid as (select distinct on (prompt_hash) prompt_hash, created_at, cost from audit.llm_usage
+               where status in ('ok', 'repaired')
+                 and prompt_hash in (select prompt_hash from mine where status = 'cached')
+               order by prompt_hash, id)
+select m.created_at, m.cost, m.total_tokens, m.status, f.created_at as first_at, f.cost as first_cost
+from mine m left join first_paid f on m.status = 'cached' and f.prompt_hash = m.prompt_hash
+order by m.id
+"""
+
+# The runs that spent for an account: those that decided for it, and decision runs named for it (a dry run's
+# decisions are rolled back, its spend is not).
+_ACCOUNT_RUNS = """
+select run_id from audit.decisions where account = :a
+union
+select run_id from audit.runs where flow = 'decide' and parameters->>'account' = :a
+"""
+
+_CALLED = frozenset({"ok", "repaired", "invalid", "timeout", "error", "reserved"})
+
+
+@dataclass(frozen=True, slots=True)
+class LlmSpend:
+    """LLM spend of some runs in ``currency`` (see the module docstring); ``tokens`` and ``calls`` are the runs' own."""
+
+    currency: str
+    paid: Decimal = Decimal(0)
+    reused: Decimal = Decimal(0)
+    tokens: int = 0
+    calls: int = 0
+    cached: int = 0
+
+    @property
+    def total(self) -> Decimal:
+        """What the runs' opinions cost: paid now plus first paid for the cached answers they reused."""
+        return self.paid + self.reused
+
+
+class _UsdRate:
+    """USD -> ``currency`` at any time, from one read of the stored rates."""
+
+    def __init__(self, conn: Connection, currency: str) -> None:
+        self.currency = currency
+        history = [] if currency == PRICE_CURRENCY else rate_history(conn, PRICE_CURRENCY, currency, datetime.now(UTC))
+        self.times = [t for t, _ in history]
+        self.rates = [r for _, r in history]
+
+    def at(self, when: datetime) -> Decimal:
+        if self.currency == PRICE_CURRENCY:
+            return Decimal(1)
+        i = bisect.bisect_right(self.times, when)
+        if i == 0:
+            raise missing_rate(PRICE_CURRENCY, self.currency, when)
+        return self.rates[i - 1]
+
+
+def runs_llm_spend(conn: Connection, run_ids: Sequence[str], currency: str) -> LlmSpend:
+    """The LLM spend of ``run_ids`` in ``currency`` (each cost at the rate known when it was paid)."""
+    if not run_ids:
+        return LlmSpend(currency)
+    rate = _UsdRate(conn, currency)
+    paid, reused, tokens, calls, cached = Decimal(0), Decimal(0), 0, 0, 0
+    for row in conn.execute(text(_ROWS), {"runs": list(run_ids)}):
+        if row.cost:
+            paid += Decimal(row.cost) * rate.at(row.created_at)
+        if row.first_cost:
+            reused += Decimal(row.first_cost) * rate.at(row.first_at)
+        tokens += int(row.total_tokens)
+        calls += row.status in _CALLED
+        cached += row.status == "cached"
+    return LlmSpend(currency, paid, reused, tokens, calls, cached)
+
+
+def account_llm_spend(conn: Connection, account: str, currency: str) -> LlmSpend:
+    """The LLM spend of every run that decided for ``account`` (dry runs included), in ``currency``."""
+    runs = [r for (r,) in conn.execute(text(_ACCOUNT_RUNS), {"a": account})]
+    return runs_llm_spend(conn, runs, currency)
+
+
+def net_return(gross_return: float, spend: Decimal, starting_equity: Decimal | float) -> float:
+    """``gross_return`` (a fraction of ``starting_equity``) less ``spend`` as a fraction of it. Pure."""
+    if not starting_equity:
+        return gross_return
+    return gross_return - float(spend) / float(starting_equity)
