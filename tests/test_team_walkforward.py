@@ -171,6 +171,9 @@ def test_a_team_walk_forward_whose_windows_do_not_fit_fails_its_run(engine, data
                               {"r": str(state.state_details.flow_run_id)}).scalar_one()  # fmt: skip
     assert (run.flow, run.status) == ("walk_forward", "failed")
     assert "10 decision times cannot hold one window of 8 + 4" in run.error and trials == 0
+    before = {"start": data.start - timedelta(days=30), "end": data.start - timedelta(days=20)}
+    empty = team_walk_forward_flow(symbols=_symbols(data), return_state=True, **before, **GRID)
+    assert empty.is_failed() and "no bars stored for" in str(empty.message)
 
 
 def _lines(output: str) -> list[str]:

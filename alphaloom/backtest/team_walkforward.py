@@ -1,7 +1,8 @@
 """The team walk-forward's setup, windows, page and records (the replays themselves run in
 ``flows.team_walk_forward``, on the backtest's replay engine).
 
-Windows roll over the decision times (the closes of the stored bars in the range): the team parameters are chosen on
+Windows roll over the decision times (every bar close on the timeframe's grid from the first stored bar in the range to
+the last, as ``alphaloom backtest`` decides): the team parameters are chosen on
 ``in_sample`` decision times (the best in-sample objective over the candidates, the first in grid order on ties, a
 non-finite score ranking last), then traded, unchanged, on the next ``out_sample``; the windows step forward by
 ``out_sample``, so the out-of-sample stretches tile the times after the first in-sample stretch.
@@ -32,7 +33,8 @@ from alphaloom.backtest.team_grid import TeamCandidate
 from alphaloom.backtest.walkforward import OBJECTIVES, WalkForwardResult
 from alphaloom.backtest.walkforward_page import write_walk_forward_page
 from alphaloom.db.batch import insert_rows
-from alphaloom.domain import bar_close
+from alphaloom.domain import bar_close, shift_bars
+from alphaloom.errors import DataUnavailableError
 from alphaloom.performance import Metrics
 from alphaloom.settings import Settings
 
@@ -88,15 +90,22 @@ def rolling_windows(times: list[datetime], in_sample: int, out_sample: int) -> l
 def stored_decision_times(
     conn: Connection, settings: Settings, symbols: list[str], start: datetime | None, end: datetime | None
 ) -> list[datetime]:
-    """The close of every stored bar of ``symbols`` with ``start <= ts < end``, oldest first (a decision at a bar's
-    close reads that bar)."""
-    rows = conn.execute(
-        text("""select distinct ts from raw.ohlcv where exchange = :e and timeframe = :tf and symbol = any(:s)
+    """Every bar close from that of the oldest stored bar of ``symbols`` with ``start <= ts < end`` to that of the
+    newest, oldest first, on the timeframe's grid without gaps (as ``alphaloom backtest`` decides: a decision at a
+    bar's close reads that bar; a time with no new bar decides on what was known then)."""
+    first, last = conn.execute(
+        text("""select min(ts), max(ts) from raw.ohlcv where exchange = :e and timeframe = :tf and symbol = any(:s)
                 and (cast(:start as timestamptz) is null or ts >= :start)
-                and (cast(:end as timestamptz) is null or ts < :end) order by ts"""),
+                and (cast(:end as timestamptz) is null or ts < :end)"""),
         {"e": settings.exchange, "tf": settings.timeframe, "s": symbols, "start": start, "end": end},
-    ).scalars()  # fmt: skip
-    return [bar_close(ts, settings.timeframe) for ts in rows]
+    ).one()  # fmt: skip
+    if first is None:
+        raise DataUnavailableError(f"no bars stored for {symbols} on {settings.exchange} {settings.timeframe} in range")
+    times, at = [], bar_close(first, settings.timeframe)
+    while at <= bar_close(last, settings.timeframe):
+        times.append(at)
+        at = shift_bars(at, settings.timeframe, 1)
+    return times
 
 
 def objective_score(metrics: Metrics, objective: str) -> float:
