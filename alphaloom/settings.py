@@ -6,6 +6,7 @@ directory. Secrets are ``SecretStr`` so they never show up in reprs or logs.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DASK_SCHEME = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+$")
 
 
 class LlmPrice(BaseModel):
@@ -350,6 +352,28 @@ class Settings(BaseSettings):
     # Decision runs: how long a second run for the same account waits for the first before giving up.
     decision_lock_wait_seconds: float = 0.0
     """How long a second decision run for the same account waits for the first before failing."""
+    # Past one machine (issue 18): where a flow's tasks run, and how many database connections each process may hold.
+    dask_address: str | None = None
+    """Where flows run their tasks (the decision fan-out, walk-forward windows, backtest shards): unset: in the flow's
+    process (threads); `local`: a Dask `LocalCluster` of `ALPHALOOM_DASK_WORKERS` worker processes started for the
+    run; `tcp://host:8786`: an existing Dask scheduler (its workers need the same `ALPHALOOM_` environment)."""
+    dask_workers: int = Field(default=2, ge=1, le=256)
+    """Worker processes of the `local` Dask cluster (one thread each)."""
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    """Database connections each process keeps open (SQLAlchemy pool size): each flow process and Dask worker has its
+    own pool; see "Running on Dask" for the arithmetic against PostgreSQL's `max_connections`."""
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    """Connections a process may open beyond `ALPHALOOM_DB_POOL_SIZE` under load (closed when returned)."""
+
+    @field_validator("dask_address", mode="before")
+    @classmethod
+    def _check_dask_address(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None
+        if value is None or value == "local" or (isinstance(value, str) and DASK_SCHEME.match(value)):
+            return value
+        raise ValueError(f"ALPHALOOM_DASK_ADDRESS must be unset, 'local' or a scheduler address such as "
+                         f"tcp://host:8786, got {value!r}")  # fmt: skip
 
     @field_validator("symbols", "correlation_symbols", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from alphaloom.domain import bar_open, require_utc, shift_bars, timeframe_delta
 from alphaloom.errors import ConfigError
 from alphaloom.locks import account_run_lock
 from alphaloom.settings import Settings, get_settings
+from alphaloom.task_runner import SettingsTaskRunner, runs_on_dask
 from execution.accounts import ensure_account
 from execution.session import TradingSession, execute_in_session, open_session, release_in_session
 from flows._alerts import alert_on_drawdown_transition, alert_on_failure
@@ -33,15 +34,31 @@ def decision_times(as_of: datetime, steps: int, timeframe: str) -> list[datetime
 
 
 # NO_CACHE: the team (a model, an HTTP client) and the session (a broker) must not be hashed as task inputs.
+_worker_teams: dict[str, Team] = {}
+
+
+def _process_team(settings: Settings) -> Team:
+    """This process's team for ``settings``, built on first use (a Dask worker builds its own: a model and an HTTP
+    client are never shipped between processes)."""
+    key = settings.model_dump_json()
+    if key not in _worker_teams:
+        _worker_teams[key] = build_team(settings)
+    return _worker_teams[key]
+
+
 @task(cache_policy=NO_CACHE)
 def decide_symbols(
-    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team,
-    session: TradingSession | None = None, report: bool = False,
+    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team | None,
+    session: TradingSession | None = None, report: bool = False, reopen_session: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Decide and execute ``symbols`` at one step in one transaction, through the account's ``session``; a dry run
     rolls everything back. With ``report``, ``details`` holds each decision's summary (read back before a dry run's
-    rollback) and ``missing`` the symbols with no feature row known at ``as_of``."""
+    rollback) and ``missing`` the symbols with no feature row known at ``as_of``. On a Dask worker ``team`` is None
+    and the worker uses its own; with ``reopen_session`` it opens the (paper) account's session itself."""
     settings = get_settings()
+    team = team or _process_team(settings)
+    if reopen_session:
+        session = open_session(get_engine(), settings, account, run_id=run_id)
     with get_engine().connect() as conn, conn.begin() as tx:
         decisions = decide(
             conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
@@ -111,7 +128,7 @@ def llm_cutoff_refusal(settings: Settings, first_decision: datetime, now: dateti
             f"backtest is: {exposure}; decide a later time, or replay it with `alphaloom backtest --allow-exposure`")  # fmt: skip
 
 
-@flow(name="decide", on_failure=[alert_on_failure])
+@flow(name="decide", on_failure=[alert_on_failure], task_runner=SettingsTaskRunner())
 def decide_flow(
     symbols: list[str] | None = None,
     as_of: datetime | None = None,
@@ -130,9 +147,10 @@ def decide_flow(
     One run per account at a time (``alphaloom.locks``: a second one fails with "another decision run ... is in
     progress"). Steps run in order (a step sees the positions the previous one left). By default a step decides all
     symbols in one transaction, in order, so portfolio-level risk sees the step's earlier orders and a replay is
-    deterministic. ``fan_out=True`` makes each symbol its own task on the flow's task runner (a Dask/Ray task runner
-    then spreads symbols over machines unchanged); symbols of one step are then decided concurrently, so each sees
-    the others' orders of that step only once committed. Each step first sends the account's TWAP slices due by
+    deterministic. ``fan_out=True`` makes each symbol its own task on the flow's task runner (``ALPHALOOM_DASK_ADDRESS``
+    spreads them over Dask workers, each with its own team, engine and paper broker; a live or shadow account's fan-out
+    is refused there); symbols of one step are then decided concurrently, so each sees the others' orders of that step
+    only once committed. Each step first sends the account's TWAP slices due by
     then (``execution.release``; counted in ``released``). With ``report`` the result also lists every decision's
     summary (``details``: ``alphaloom.decision_summary``) and the (time, symbol) pairs without features (``missing``),
     for the operator's table. After each step, a move of the account's drawdown verdicts to reduce or halt raises an
@@ -165,13 +183,18 @@ def decide_flow(
             totals["trading_refused"] = 1  # recorded (audit.guard_trips) and alerted by the session
             return totals
         team = build_team(settings)
+        remote = fan_out and runs_on_dask(settings)
+        if remote and session is not None and session.mode != "paper":
+            raise ConfigError(f"decision run refused: account {account!r} is {session.mode}; its fan-out runs in the "
+                              "flow's process (unset ALPHALOOM_DASK_ADDRESS), only paper accounts fan out on Dask")  # fmt: skip
         for step_time in times:
             if session is not None:
                 totals["released"] += release_slices(step_time, run_id, session)
             if fan_out:
                 batches = decide_symbols.map(
                     unmapped(account), [[symbol] for symbol in symbols], unmapped(step_time), unmapped(run_id),
-                    unmapped(dry_run), unmapped(team), unmapped(session), unmapped(report),
+                    unmapped(dry_run), unmapped(None if remote else team),
+                    unmapped(None if remote else session), unmapped(report), unmapped(remote and session is not None),
                 ).result()  # fmt: skip
             else:
                 batches = [decide_symbols(account, symbols, step_time, run_id, dry_run, team, session, report)]

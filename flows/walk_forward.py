@@ -3,25 +3,46 @@ results recorded under the run and shown on an HTML page."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from alphaloom.backtest.walkforward import WalkForwardResult
-from alphaloom.backtest.walkforward_run import WalkForwardSpec, record_walk_forward, run_walk_forward, write_page
+from alphaloom.backtest.walkforward import WalkForwardResult, WindowInput, WindowOutcome, run_window, walk_forward
+from alphaloom.backtest.walkforward_run import WalkForwardSpec, record_walk_forward, walk_forward_arguments, write_page
 from alphaloom.db.engine import get_engine
 from alphaloom.settings import Settings, get_settings
+from alphaloom.task_runner import SettingsTaskRunner
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
 
 @task(cache_policy=NO_CACHE)
-def walk(spec: WalkForwardSpec, settings: Settings) -> WalkForwardResult:
-    """Choose in sample, trade out of sample, window after window."""
+def load(spec: WalkForwardSpec, settings: Settings) -> dict[str, Any]:
+    """The stored bars and costs the walk-forward runs on (``walk_forward_arguments``)."""
     with get_engine().connect() as conn:
-        return run_walk_forward(conn, settings, spec)
+        return walk_forward_arguments(conn, settings, spec)
+
+
+@task(cache_policy=NO_CACHE)
+def walk_window(window: WindowInput) -> WindowOutcome:
+    """One window: choose in sample, trade out of sample (independent of the others: any worker may run it)."""
+    return run_window(window)
+
+
+def _windows_on_task_runner(
+    _: Callable[[WindowInput], WindowOutcome], windows: list[WindowInput]
+) -> list[WindowOutcome]:
+    return walk_window.map(windows).result()
+
+
+def walk(spec: WalkForwardSpec, settings: Settings) -> WalkForwardResult:
+    """Choose in sample, trade out of sample, window after window: each window a task on the flow's task runner
+    (``ALPHALOOM_DASK_ADDRESS``), the results gathered in window order."""
+    return walk_forward(**load(spec, settings), map_windows=_windows_on_task_runner)
 
 
 @task(cache_policy=NO_CACHE)
@@ -33,7 +54,7 @@ def record(run_id: str, spec: WalkForwardSpec, settings: Settings, result: WalkF
     return page
 
 
-@flow(name="walk_forward", on_failure=[alert_on_failure])
+@flow(name="walk_forward", on_failure=[alert_on_failure], task_runner=SettingsTaskRunner())
 def walk_forward_flow(
     symbols: list[str] | None = None,
     start: datetime | None = None,

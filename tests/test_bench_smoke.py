@@ -45,3 +45,13 @@ def test_replay_benchmark_runs_at_toy_size(database_url) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "team, full audit: " in result.stdout and "symbol-steps/s (goal >= 5,000)" in result.stdout
     assert "last tenth / first tenth step time" in result.stdout and "SMA(10/20) rule, full audit:" in result.stdout
+
+
+def test_scale_benchmark_runs_at_toy_size_on_one_and_two_workers() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale.py"), "--symbols", "2", "--in-sample", "60", "--out-sample", "20"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "speed-up, 2 workers over 1:" in result.stdout and "x (goal >= 1.6 on 2 cores)" in result.stdout
+    assert "ms per task (goal <= " in result.stdout

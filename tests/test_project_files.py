@@ -30,3 +30,13 @@ def test_prefect_yaml_has_a_deployment_per_flow_pointing_at_a_real_flow() -> Non
 def test_compose_file_declares_the_stack() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert {"postgres", "redis", "prefect-server", "worker"} <= set(compose["services"])
+
+
+def test_compose_file_declares_a_scalable_dask_cluster_built_from_this_project() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    scheduler, worker = services["dask-scheduler"], services["dask-worker"]
+    assert scheduler["build"] == worker["build"] == "."  # the image of this project: the workers import its flows
+    assert "container_name" not in worker and "ports" not in worker  # `--scale dask-worker=N` needs neither
+    assert worker["entrypoint"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
+    assert "ALPHALOOM_DATABASE_URL" in worker["environment"]
+    assert "ALPHALOOM_DASK_ADDRESS" in services["worker"]["environment"]

@@ -12,10 +12,11 @@ the gap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 
 from alphaloom.backtest.ledger import closed_trades
@@ -70,6 +71,101 @@ def window_trade_pnls(result: VectorizedResult, close: pd.DataFrame) -> list[flo
     return closed_trades(fills)["pnl"].tolist() if not fills.empty else []
 
 
+@dataclass(frozen=True)
+class WindowInput:
+    """One window's work, self-contained (it can run in another process): its bars (in-sample then out-of-sample) and
+    each grid pair's target positions over them, computed on the whole history (the indicators read the bars before
+    the window)."""
+
+    open_: pd.DataFrame
+    close: pd.DataFrame
+    targets: dict[tuple[int, int], pd.DataFrame]
+    in_sample: int
+    costs: Costs
+    periods_per_year: float
+    objective: str
+
+
+@dataclass(frozen=True)
+class WindowOutcome:
+    """One window's result: its row of ``WalkForwardResult.windows`` and its out-of-sample stretch."""
+
+    row: dict[str, object]
+    returns: pd.Series
+    trades: pd.DataFrame
+    trade_pnls: list[float]
+    held: np.ndarray
+
+
+def window_inputs(
+    open_: pd.DataFrame,
+    close: pd.DataFrame,
+    *,
+    grid: Sequence[tuple[int, int]],
+    in_sample: int,
+    out_sample: int,
+    costs: Costs,
+    periods_per_year: float,
+    objective: str = "total_return",
+) -> list[WindowInput]:
+    """The windows of a walk-forward, in order. Raises ``ValueError`` for windows that do not fit the bars, an empty
+    grid or an unknown objective."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if in_sample < 2 or out_sample < 2:
+        raise ValueError(f"in_sample and out_sample must be at least 2 bars, got {in_sample} and {out_sample}")
+    if len(close) < in_sample + out_sample:
+        raise ValueError(f"{len(close)} bars cannot hold one window of {in_sample} + {out_sample} bars")
+    if not grid:
+        raise ValueError("the parameter grid is empty")
+    targets = {params: sma_cross_target(close, *params) for params in grid}
+    windows = []
+    for start in range(0, len(close) - in_sample - out_sample + 1, out_sample):
+        rows = slice(start, start + in_sample + out_sample)
+        windows.append(WindowInput(open_.iloc[rows], close.iloc[rows], {p: t.iloc[rows] for p, t in targets.items()},
+                                   in_sample, costs, periods_per_year, objective))  # fmt: skip
+    return windows
+
+
+def run_window(window: WindowInput) -> WindowOutcome:
+    """Choose the grid pair on the window's in-sample bars, trade it on its out-of-sample bars."""
+    costs, objective, periods_per_year = window.costs, window.objective, window.periods_per_year
+
+    def simulate(params: tuple[int, int], rows: slice) -> VectorizedResult:
+        return run(window.open_.iloc[rows], window.close.iloc[rows], window.targets[params].iloc[rows],
+                   initial_cash=costs.initial_cash, order_notional=costs.order_notional, fee_bps=costs.fee_bps,
+                   slippage_bps=costs.slippage_bps, quantity_steps=costs.quantity_steps)  # fmt: skip
+
+    close, grid = window.close, list(window.targets)
+    fit, test = slice(0, window.in_sample), slice(window.in_sample, len(close))
+    scores = {params: _score(simulate(params, fit), objective, periods_per_year) for params in grid}
+    best = max(grid, key=lambda params: scores[params])  # max keeps the first of equal scores
+    result = simulate(best, test)
+    row = {
+        "in_sample_start": close.index[fit.start], "in_sample_end": close.index[fit.stop - 1],
+        "out_of_sample_start": close.index[test.start], "out_of_sample_end": close.index[test.stop - 1],
+        "fast": best[0], "slow": best[1], f"in_sample_{objective}": scores[best],
+        f"out_of_sample_{objective}": _score(result, objective, periods_per_year),
+        "out_of_sample_return": total_return(pd.concat([pd.Series([costs.initial_cash]), result.equity])),
+        "out_of_sample_fills": len(result.trades),
+    }  # fmt: skip
+    return WindowOutcome(row=row, returns=result.equity / result.equity.shift(1).fillna(costs.initial_cash) - 1.0,
+                         trades=result.trades, trade_pnls=window_trade_pnls(result, close.iloc[test]),
+                         held=(result.positions.abs().sum(axis=1) > 0).to_numpy())  # fmt: skip
+
+
+def combine_windows(windows: Sequence[WindowInput], outcomes: Sequence[WindowOutcome]) -> WalkForwardResult:
+    """The walk-forward's result from its windows' outcomes, in window order: the out-of-sample stretches chained
+    (``chain_stretches``)."""
+    first = windows[0]
+    cash = first.costs.initial_cash
+    stretches = [Stretch(cash * (1.0 + o.returns).cumprod(), o.trades, o.trade_pnls, float(o.held.sum()))
+                 for o in outcomes]  # fmt: skip
+    return chain_stretches([o.row for o in outcomes], stretches, initial_cash=cash,
+                           periods_per_year=first.periods_per_year,
+                           bar=first.close.index[1] - first.close.index[0])  # fmt: skip
+
+
 def walk_forward(
     open_: pd.DataFrame,
     close: pd.DataFrame,
@@ -80,41 +176,16 @@ def walk_forward(
     costs: Costs,
     periods_per_year: float,
     objective: str = "total_return",
+    map_windows: Callable[[Callable[[WindowInput], WindowOutcome], list[WindowInput]], list[WindowOutcome]]
+    | None = None,
 ) -> WalkForwardResult:
-    """See the module docstring. Raises ``ValueError`` for windows that do not fit the bars or an unknown objective."""
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if in_sample < 2 or out_sample < 2:
-        raise ValueError(f"in_sample and out_sample must be at least 2 bars, got {in_sample} and {out_sample}")
-    if len(close) < in_sample + out_sample:
-        raise ValueError(f"{len(close)} bars cannot hold one window of {in_sample} + {out_sample} bars")
-    if not grid:
-        raise ValueError("the parameter grid is empty")
-    targets = {params: sma_cross_target(close, *params) for params in grid}
-
-    def simulate(params: tuple[int, int], rows: slice) -> VectorizedResult:
-        return run(open_.iloc[rows], close.iloc[rows], targets[params].iloc[rows], initial_cash=costs.initial_cash,
-                   order_notional=costs.order_notional, fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps,
-                   quantity_steps=costs.quantity_steps)  # fmt: skip
-
-    rows, stretches = [], []
-    for start in range(0, len(close) - in_sample - out_sample + 1, out_sample):
-        fit, test = slice(start, start + in_sample), slice(start + in_sample, start + in_sample + out_sample)
-        scores = {params: _score(simulate(params, fit), objective, periods_per_year) for params in grid}
-        best = max(grid, key=lambda params: scores[params])  # max keeps the first of equal scores
-        result = simulate(best, test)
-        stretches.append(Stretch(result.equity, result.trades, window_trade_pnls(result, close.iloc[test]),
-                                 float((result.positions.abs().sum(axis=1) > 0).sum())))  # fmt: skip
-        rows.append({
-            "in_sample_start": close.index[fit.start], "in_sample_end": close.index[fit.stop - 1],
-            "out_of_sample_start": close.index[test.start], "out_of_sample_end": close.index[test.stop - 1],
-            "fast": best[0], "slow": best[1], f"in_sample_{objective}": scores[best],
-            f"out_of_sample_{objective}": _score(result, objective, periods_per_year),
-            "out_of_sample_return": total_return(pd.concat([pd.Series([costs.initial_cash]), result.equity])),
-            "out_of_sample_fills": len(result.trades),
-        })  # fmt: skip
-    return chain_stretches(rows, stretches, initial_cash=costs.initial_cash, periods_per_year=periods_per_year,
-                           bar=close.index[1] - close.index[0])  # fmt: skip
+    """See the module docstring. Raises ``ValueError`` for windows that do not fit the bars or an unknown objective.
+    ``map_windows(run_window, windows)`` runs the independent windows (default: one after the other, here; a flow
+    passes its task runner's map) and returns their outcomes in order."""
+    windows = window_inputs(open_, close, grid=grid, in_sample=in_sample, out_sample=out_sample, costs=costs,
+                            periods_per_year=periods_per_year, objective=objective)  # fmt: skip
+    outcomes = map_windows(run_window, windows) if map_windows else [run_window(w) for w in windows]
+    return combine_windows(windows, outcomes)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, text
@@ -53,11 +54,10 @@ class WalkForwardSpec:
                 "end": self.end.isoformat() if self.end else None}  # fmt: skip
 
 
-def run_walk_forward(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> WalkForwardResult:
-    """The walk-forward of ``spec`` over the settings' exchange and timeframe, with its paper fees, slippage, order
-    notional and starting cash, in each market's quantity step (``alphaloom.markets``: venue metadata, else
-    configuration). Raises ``ValueError`` (bad windows or grid) or ``DataUnavailableError`` (no bars)."""
-    grid = spec.grid
+def walk_forward_arguments(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> dict[str, Any]:
+    """The keyword arguments of ``walk_forward`` for ``spec``: the stored bars of the settings' exchange and timeframe,
+    the grid, windows and objective, and the settings' paper fees, slippage, order notional and starting cash, in each
+    market's quantity step (``alphaloom.markets``: venue metadata, else configuration)."""
     open_, close = price_frames(conn, exchange=settings.exchange, timeframe=settings.timeframe, symbols=spec.symbols,
                                 start=spec.start, end=spec.end)  # fmt: skip
     markets = market_specs(conn, exchange=settings.exchange, symbols=[str(c) for c in close.columns],
@@ -65,9 +65,15 @@ def run_walk_forward(conn: Connection, settings: Settings, spec: WalkForwardSpec
     costs = Costs(initial_cash=float(settings.starting_cash), order_notional=settings.order_notional,
                   fee_bps=float(settings.paper_fee_bps), slippage_bps=float(settings.paper_slippage_bps),
                   quantity_steps={s: m.quantity_step for s, m in markets.items()})  # fmt: skip
-    return walk_forward(open_, close, grid=grid, in_sample=spec.in_sample, out_sample=spec.out_sample, costs=costs,
-                        periods_per_year=pd.Timedelta(days=365) / timeframe_delta(settings.timeframe),
-                        objective=spec.objective)  # fmt: skip
+    return {"open_": open_, "close": close, "grid": spec.grid, "in_sample": spec.in_sample,
+            "out_sample": spec.out_sample, "costs": costs, "objective": spec.objective,
+            "periods_per_year": pd.Timedelta(days=365) / timeframe_delta(settings.timeframe)}  # fmt: skip
+
+
+def run_walk_forward(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> WalkForwardResult:
+    """The walk-forward of ``spec`` (``walk_forward_arguments``), its windows one after the other. Raises
+    ``ValueError`` (bad windows or grid) or ``DataUnavailableError`` (no bars)."""
+    return walk_forward(**walk_forward_arguments(conn, settings, spec))
 
 
 def write_page(result: WalkForwardResult, spec: WalkForwardSpec, settings: Settings, run_id: str) -> Path:

@@ -85,13 +85,18 @@ def connection_info(url: URL) -> ConnectionInfo:
 
 
 def get_engine(settings: Settings | None = None, *, migrate: bool = True) -> Engine:
-    """The engine for the configured database, migrated to the latest schema on first use in this process."""
+    """The engine for the configured database, migrated to the latest schema on first use in this process.
+
+    One engine per process and URL: a Dask worker makes its own on its first task (engines are never shipped between
+    processes), each holding at most ``db_pool_size`` + ``db_max_overflow`` connections."""
+    settings = settings or get_settings()
     url = database_url(settings)
     key = url.render_as_string(hide_password=False)
     with _lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            engine = create_engine(url, pool_pre_ping=True, pool_size=settings.db_pool_size,
+                                   max_overflow=settings.db_max_overflow)  # fmt: skip
             if migrate:
                 from alphaloom.db.migrate import upgrade
 

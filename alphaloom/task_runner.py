@@ -1,0 +1,90 @@
+"""Where a flow's tasks run, chosen by ``ALPHALOOM_DASK_ADDRESS`` when each flow run starts.
+
+Flows that spread independent work over tasks (the decision fan-out, walk-forward windows, backtest shards) declare
+``task_runner=SettingsTaskRunner()``. At the start of a run it becomes:
+
+- unset: Prefect's ``ThreadPoolTaskRunner``, in the flow's process (as before Dask);
+- ``local``: a Dask ``LocalCluster`` of ``ALPHALOOM_DASK_WORKERS`` worker processes (one thread each), started for the
+  run and stopped after it; the workers inherit the flow process's environment;
+- ``tcp://host:8786`` (any Dask scheduler address): an existing cluster, whose workers run this project with the same
+  ``ALPHALOOM_`` environment (``docker-compose.yml``: ``dask-scheduler``, ``dask-worker``).
+
+Tasks on Dask workers read their settings from the worker's environment and open their own database engine
+(``alphaloom.db.engine.get_engine``): no engine, connection or broker is shipped between processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from alphaloom.settings import Settings, get_settings
+
+
+def runs_on_dask(settings: Settings | None = None) -> bool:
+    """Whether flow tasks run on Dask workers (other processes) under these settings."""
+    return (settings or get_settings()).dask_address is not None
+
+
+def configured_task_runner(settings: Settings | None = None) -> TaskRunner:
+    """A fresh, not yet started task runner for ``settings`` (see the module docstring)."""
+    settings = settings or get_settings()
+    if settings.dask_address is None:
+        return ThreadPoolTaskRunner()
+    from alphaloom.dask_runner import DaskTaskRunner  # imported only when Dask is configured
+
+    if settings.dask_address == "local":
+        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                              cluster_kwargs={"n_workers": settings.dask_workers, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": ":0"})  # fmt: skip
+    return DaskTaskRunner(address=settings.dask_address)
+
+
+class SettingsTaskRunner(TaskRunner):
+    """A task runner that is, for each flow run, the one ``ALPHALOOM_DASK_ADDRESS`` names (read when the run
+    starts, so a deployment follows the worker's configuration); submissions go to it unchanged."""
+
+    def __init__(self) -> None:
+        self._inner: TaskRunner | None = None
+        super().__init__()
+
+    @property
+    def name(self) -> str:
+        return "alphaloom-settings"
+
+    def duplicate(self) -> SettingsTaskRunner:
+        return type(self)()
+
+    def __enter__(self) -> SettingsTaskRunner:
+        inner = configured_task_runner(get_settings())
+        inner.__enter__()
+        self._inner = inner
+        super().__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        inner, self._inner = self._inner, None
+        try:
+            if inner is not None:
+                inner.__exit__(exc_type, exc_value, traceback)
+        finally:
+            super().__exit__(exc_type, exc_value, traceback)
+
+    def _started_inner(self) -> TaskRunner:
+        if self._inner is None:
+            raise RuntimeError("The task runner must be started before submitting work.")
+        return self._inner
+
+    def submit(  # type: ignore[override]
+        self,
+        task: Any,
+        parameters: dict[str, Any],
+        wait_for: Iterable[Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+    ) -> Any:
+        return self._started_inner().submit(task, parameters, wait_for, dependencies)
+
+    def map(self, task: Any, parameters: dict[str, Any], wait_for: Iterable[Any] | None = None) -> Any:
+        return self._started_inner().map(task, parameters, wait_for)

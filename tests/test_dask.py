@@ -1,0 +1,326 @@
+"""Past one machine (issue 18): flows on a Dask ``LocalCluster`` of 2 worker processes started here record exactly
+what the single-process run records, and a worker killed mid-task costs a retry on a worker, not a duplicate.
+
+The workers are separate processes: they inherit this session's ``ALPHALOOM_DATABASE_URL``, temporary
+``ALPHALOOM_HOME`` and this module's exchange from the environment, which is set before the cluster starts. The data
+(hand-made features of 6 symbols, 600 hourly bars of two others) lives on an exchange and accounts of this module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psutil
+import pytest
+from distributed import Client, LocalCluster
+from pydantic import ValidationError
+from sqlalchemy import Engine, text
+from test_decide import BEARISH, BULLISH, FEATURES_DDL
+from test_walkforward import prices
+
+from agents.team import FEATURE_COLUMNS
+from alphaloom.settings import Settings, get_settings
+from alphaloom.task_runner import configured_task_runner
+from flows.backtest_shards import backtest_shards_flow, symbol_groups
+from flows.decide import decide_flow
+from flows.walk_forward import walk_forward_flow
+
+TAG = uuid.uuid4().hex[:6]
+EXCHANGE = f"dask{TAG}"
+SYMBOLS = [f"DK{n}{TAG.upper()}/USDT" for n in range(6)]
+WF_SYMBOLS = [f"DWA{TAG.upper()}/USDT", f"DWB{TAG.upper()}/USDT"]
+T0 = datetime(2023, 5, 1, tzinfo=UTC)  # a stretch of time of this module
+HOUR = timedelta(hours=1)
+STEPS = 4
+
+
+@dataclass
+class Cluster:
+    address: str
+    client: Client
+
+
+def _features(engine: Engine) -> None:
+    """Per symbol and step a bullish or bearish bar (known an hour after it closes): buys, holds and sells."""
+    rows = []
+    for n, symbol in enumerate(SYMBOLS):
+        for step in range(STEPS + 1):
+            values = BULLISH if (step + n) % 3 else BEARISH
+            ts = T0 + step * HOUR
+            rows.append(
+                {"e": EXCHANGE, "s": symbol, "ts": ts, "k": ts + HOUR} | {c: values.get(c) for c in FEATURE_COLUMNS}
+            )
+    columns = ", ".join(FEATURE_COLUMNS)
+    with engine.begin() as conn:
+        conn.execute(text(FEATURES_DDL))
+        conn.execute(
+            text(f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at, {columns}, dbt_invocation_id)
+                     values (:e, :s, '1h', :ts, :k, {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'dask-test')"""),
+            rows,
+        )  # fmt: skip
+
+
+def _bars(engine: Engine) -> None:
+    """600 hourly bars of two symbols: 8 walk-forward windows of 120 + 60 bars."""
+    open_, close = (frame.round(6) for frame in prices(600))
+    open_.columns = close.columns = WF_SYMBOLS
+    rows = [{"e": EXCHANGE, "s": s, "t": ts.to_pydatetime(), "o": f"{open_.at[ts, s]:.6f}", "c": f"{close.at[ts, s]:.6f}",
+             "h": f"{max(open_.at[ts, s], close.at[ts, s]):.6f}", "l": f"{min(open_.at[ts, s], close.at[ts, s]):.6f}"}
+            for ts in close.index for s in WF_SYMBOLS]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": f"bars-{EXCHANGE}"})
+        conn.execute(
+            text(f"""insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id)
+                     values (:e, :s, '1h', :t, :o, :h, :l, :c, 1, 'bars-{EXCHANGE}')"""),
+            rows,
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster(engine: Engine, prefect_harness) -> Iterator[Cluster]:
+    """This module's data, then a LocalCluster of 2 worker processes (one thread each) in this module's environment."""
+    _features(engine)
+    _bars(engine)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALPHALOOM_EXCHANGE", EXCHANGE)
+        mp.setenv("ALPHALOOM_TIMEFRAME", "1h")
+        mp.delenv("ALPHALOOM_DASK_ADDRESS", raising=False)
+        mp.setenv("ALPHALOOM_DB_POOL_SIZE", "2")  # the workers' pools (as docker-compose.yml's dask-worker)
+        mp.setenv("ALPHALOOM_DB_MAX_OVERFLOW", "1")
+        get_settings.cache_clear()
+        with (
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local,
+            Client(local) as client,
+        ):
+            client.wait_for_workers(2)
+            yield Cluster(local.scheduler_address, client)
+    get_settings.cache_clear()
+
+
+@pytest.fixture()
+def on_dask(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    monkeypatch.setenv("ALPHALOOM_DASK_ADDRESS", cluster.address)
+    get_settings.cache_clear()
+    yield cluster
+    monkeypatch.delenv("ALPHALOOM_DASK_ADDRESS")
+    get_settings.cache_clear()
+
+
+def _decide(account: str) -> dict[str, int]:
+    state = decide_flow(symbols=SYMBOLS, as_of=T0 + STEPS * HOUR, steps=STEPS, account=account, fan_out=True,
+                        return_state=True)  # fmt: skip
+    assert state.is_completed(), state
+    return state.result()
+
+
+def _decision_records(engine: Engine, account: str) -> dict[str, list[tuple]]:
+    """What a decision run recorded for ``account``, without run ids, times of recording or generated ids."""
+    with engine.connect() as conn:
+        return {
+            "decisions": conn.execute(
+                text("""select symbol, as_of, action, score, config_version from audit.decisions
+                        where account = :a order by symbol, as_of"""),
+                {"a": account},
+            ).all(),
+            "orders": conn.execute(
+                text("""select symbol, side, quantity, status from audit.orders where account = :a
+                        order by symbol, created_at"""),
+                {"a": account},
+            ).all(),
+            "fills": conn.execute(
+                text("select symbol, side, quantity, price, fee, ts from audit.fills where account = :a order by 1, 6"),
+                {"a": account},
+            ).all(),
+            "positions": conn.execute(
+                text("select symbol, quantity, avg_price from audit.positions where account = :a order by 1"),
+                {"a": account},
+            ).all(),
+        }
+
+
+@pytest.fixture(scope="module")
+def single_process(cluster: Cluster) -> dict[str, int]:
+    """The decision run in the flow's process (no Dask), on its own account: the reference."""
+    return _decide(f"dask-one-{TAG}")
+
+
+def test_decision_fan_out_on_two_workers_records_what_one_process_records(
+    engine: Engine, cluster: Cluster, single_process: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = single_process
+    monkeypatch.setenv("ALPHALOOM_DASK_ADDRESS", cluster.address)
+    get_settings.cache_clear()
+    remote = _decide(f"dask-two-{TAG}")
+    assert remote == local
+    assert local["decisions"] == len(SYMBOLS) * STEPS and local["submitted"] > 0
+    one, two = _decision_records(engine, f"dask-one-{TAG}"), _decision_records(engine, f"dask-two-{TAG}")
+    assert two == one and one["fills"] and one["positions"]
+    # the work ran on both worker processes (each imported the decision flow there, and opened its own engine)
+    ran = cluster.client.run(lambda: "flows.decide" in __import__("sys").modules)
+    assert len(ran) == 2 and all(ran.values()), ran
+
+
+def _walk_forward_records(engine: Engine, run_id: str) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {
+            "runs": conn.execute(
+                text("""select exchange, timeframe, symbols, objective, in_sample_bars, out_sample_bars, grid, metrics
+                        from audit.walk_forward_runs where run_id = :r"""),
+                {"r": run_id},
+            ).all(),
+            "windows": conn.execute(
+                text("""select window_no, in_sample_start, in_sample_end, out_of_sample_start, out_of_sample_end,
+                               fast, slow, in_sample_score, out_of_sample_score, out_of_sample_return,
+                               out_of_sample_fills
+                        from audit.walk_forward_windows where run_id = :r order by window_no"""),
+                {"r": run_id},
+            ).all(),
+        }
+
+
+def test_walk_forward_of_eight_windows_on_two_workers_records_what_one_process_records(
+    engine: Engine, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run() -> str:
+        state = walk_forward_flow(symbols=WF_SYMBOLS, fast=[3, 5, 10], slow=[10, 20, 40], in_sample=120,
+                                  out_sample=60, return_state=True)  # fmt: skip
+        assert state.is_completed(), state
+        result = state.result()
+        assert result["windows"] == 8
+        return result["run_id"]
+
+    local = _walk_forward_records(engine, run())
+    monkeypatch.setenv("ALPHALOOM_DASK_ADDRESS", cluster.address)
+    get_settings.cache_clear()
+    remote = _walk_forward_records(engine, run())
+    assert len(local["windows"]) == 8 and local["runs"]
+    assert remote == local
+    ran = cluster.client.run(lambda: "flows.walk_forward" in __import__("sys").modules)
+    assert all(ran.values()), ran
+
+
+def _worker_waiting_on(engine: Engine, blocker_pid: int, workers: dict[str, int]) -> int:
+    """The pid of the worker process whose database session waits for ``blocker_pid``'s lock (polled, 60 s at most)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            ports = {row.client_port for row in conn.execute(
+                text("""select client_port from pg_stat_activity
+                        where :b = any(pg_blocking_pids(pid)) and client_port is not null"""), {"b": blocker_pid})}  # fmt: skip
+        for pid in workers.values():
+            if ports & {c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp")}:
+                return pid
+        time.sleep(0.1)
+    raise AssertionError("no worker's decision task reached the locked table")
+
+
+def test_a_worker_killed_mid_task_costs_a_retry_on_a_worker_and_nothing_twice(
+    engine: Engine, single_process: dict[str, int], on_dask: Cluster
+) -> None:
+    """The decision tasks of the first step wait on a lock this test holds on ``audit.decisions``; the worker whose
+    task waits is killed (SIGKILL: its open transaction never commits), then the lock is released. Dask runs the task
+    again on a worker; the run records each decision once, exactly as the single-process run did."""
+    account = f"dask-kill-{TAG}"
+    workers = on_dask.client.run(os.getpid)
+    outcome: dict[str, object] = {}
+    with engine.connect() as lock:
+        lock.execute(text("lock table audit.decisions in share mode"))
+        blocker = lock.execute(text("select pg_backend_pid()")).scalar_one()
+        runner = threading.Thread(target=lambda: outcome.update(totals=_decide(account)), daemon=True)
+        runner.start()
+        victim = _worker_waiting_on(engine, blocker, workers)
+        os.kill(victim, signal.SIGKILL)
+        lock.rollback()  # releases the lock
+    runner.join(timeout=300)
+    assert not runner.is_alive()
+    assert outcome["totals"]["decisions"] == len(SYMBOLS) * STEPS  # type: ignore[index]
+    recorded = _decision_records(engine, account)
+    assert (
+        len(recorded["decisions"]) == len({(d.symbol, d.as_of) for d in recorded["decisions"]}) == len(SYMBOLS) * STEPS
+    )
+    assert recorded == _decision_records(engine, f"dask-one-{TAG}")
+    on_dask.client.wait_for_workers(2)  # the nanny started a new worker process in the killed one's place
+    assert victim not in on_dask.client.run(os.getpid).values()
+
+
+def _shard_records(engine: Engine, account: str) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {
+            "decisions": conn.execute(
+                text("select symbol, as_of, action, score from audit.decisions where account = :a order by 1, 2"),
+                {"a": account},
+            ).all(),
+            "fills": conn.execute(
+                text("select symbol, side, quantity, price, fee, ts from audit.fills where account = :a order by 1, 6"),
+                {"a": account},
+            ).all(),
+        }
+
+
+def test_a_backtest_sharded_by_symbol_groups_on_two_workers_records_what_one_process_records(
+    engine: Engine, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run() -> list[dict[str, list[tuple]]]:
+        state = backtest_shards_flow(symbols=SYMBOLS, shards=2, end=T0 + STEPS * HOUR, steps=STEPS, fill_at="close",
+                                     return_state=True)  # fmt: skip
+        assert state.is_completed(), state
+        shards = state.result()["shards"]
+        assert [s["symbols"] for s in shards] == [SYMBOLS[:3], SYMBOLS[3:]]
+        assert len({s["account"] for s in shards}) == 2  # an independent account per shard
+        return [_shard_records(engine, str(s["account"])) for s in shards]
+
+    local = run()
+    assert all(len(shard["decisions"]) == 3 * STEPS for shard in local) and any(shard["fills"] for shard in local)
+    monkeypatch.setenv("ALPHALOOM_DASK_ADDRESS", cluster.address)
+    get_settings.cache_clear()
+    assert run() == local
+    ran = cluster.client.run(lambda: "flows.backtest_shards" in __import__("sys").modules)
+    assert all(ran.values()), ran
+
+
+def test_symbols_are_dealt_into_near_equal_groups_in_order() -> None:
+    assert symbol_groups(["a", "b", "c", "d", "e"], 2) == [["a", "b", "c"], ["d", "e"]]
+    assert symbol_groups(["a", "b"], 5) == [["a"], ["b"]]
+    with pytest.raises(ValueError, match="shards must be >= 1"):
+        symbol_groups(["a"], 0)
+
+
+def _worker_engine() -> tuple[int, int, int]:
+    from alphaloom.db.engine import get_engine
+
+    engine = get_engine()
+    return os.getpid(), engine.pool.size(), engine.pool._max_overflow  # type: ignore[attr-defined]
+
+
+def test_each_worker_has_its_own_engine_with_the_bounded_pool_of_its_environment(cluster: Cluster) -> None:
+    engines = cluster.client.run(_worker_engine)
+    assert len(engines) == 2 and len({pid for pid, _, _ in engines.values()}) == 2
+    assert {(size, overflow) for _, size, overflow in engines.values()} == {(2, 1)}
+    assert os.getpid() not in {pid for pid, _, _ in engines.values()}
+
+
+@pytest.mark.parametrize("address", ["http://host:8786", "tcp://", "somewhere"])
+def test_a_bad_dask_address_is_one_clear_line(address: str) -> None:
+    with pytest.raises(ValidationError, match="ALPHALOOM_DASK_ADDRESS must be unset, 'local' or a scheduler address"):
+        Settings(dask_address=address)
+
+
+def test_the_dask_address_chooses_the_task_runner() -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from alphaloom.dask_runner import DaskTaskRunner
+
+    assert isinstance(configured_task_runner(Settings(dask_address=None)), ThreadPoolTaskRunner)
+    assert isinstance(configured_task_runner(Settings(dask_address="  ")), ThreadPoolTaskRunner)
+    local = configured_task_runner(Settings(dask_address="local", dask_workers=3))
+    assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 3
+    assert local.cluster_kwargs["threads_per_worker"] == 1 and local.cluster_kwargs["processes"] is True
+    remote = configured_task_runner(Settings(dask_address="tcp://scheduler:8786"))
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://scheduler:8786"
