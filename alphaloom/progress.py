@@ -2,12 +2,12 @@
 on stderr when it is a terminal, and nothing at all otherwise (pipes, CI logs, tests).
 
 ``progress(total, description)`` is a context manager yielding ``advance(n=1)``; bars nest (an outer walk-forward
-and the replays inside it each get a line). ``ALPHALOOM_PROGRESS=never|always`` overrides the terminal test.
+and the replays inside it each get a line). The ``progress`` setting (``ALPHALOOM_PROGRESS=never|always``) overrides
+the terminal test.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +25,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from alphaloom.settings import get_settings
+
 _active: list[Progress] = []
 
 
@@ -34,10 +36,8 @@ class _Rate(ProgressColumn):
 
 
 def _wanted() -> bool:
-    choice = os.environ.get("ALPHALOOM_PROGRESS", "auto").lower()
-    if choice in ("never", "0", "false"):
-        return False
-    return choice in ("always", "1", "true") or sys.stderr.isatty()
+    choice = get_settings().progress
+    return choice == "always" or (choice == "auto" and sys.stderr.isatty())
 
 
 @contextmanager

@@ -1,9 +1,9 @@
-"""A local Prefect control plane for AlphaLoom: server on the project's PostgreSQL, a process worker, the deployments.
+"""A local Prefect control plane for AlphaLoom: a process worker and the deployments on top of the embedded server.
 
 ``prefect_database_url`` derives the server's database (a ``prefect`` database on the same PostgreSQL server as
-AlphaLoom's, created when missing). ``PrefectServer`` starts ``prefect server start`` as a child process and waits
-(bounded) until ``/api/health`` answers; ``deploy`` registers ``prefect.yaml``; ``start_worker`` starts a process
-worker on the work pool. Children are stopped by ``stop``; nothing here imports the flows.
+AlphaLoom's, created when missing). The server itself is the home's embedded one (``alphaloom.prefect_server``,
+started on first use); ``LocalPrefect`` adds to it: ``deploy`` registers ``prefect.yaml``, ``start_worker`` starts a
+process worker on the work pool, stopped by ``stop``; nothing here imports the flows.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import httpx
 import psycopg
 from sqlalchemy.engine import URL
 
-from alphaloom.errors import ConfigError, DatabaseError
+from alphaloom.errors import DatabaseError
+from alphaloom.prefect_server import ServerState
 from alphaloom.settings import PROJECT_ROOT, Settings
 
 PREFECT_DATABASE = "prefect"
@@ -82,21 +83,16 @@ def wait_healthy(api_url: str, timeout: float, process: subprocess.Popen[bytes] 
 
 @dataclass
 class LocalPrefect:
-    """The children ``alphaloom serve`` runs and the environment they share."""
+    """The children ``alphaloom serve`` runs on top of ``server`` and the environment they share."""
 
-    host: str
-    port: int
+    server: ServerState
     env: dict[str, str]
     log_dir: Path
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.host}:{self.port}/api"
-
-    @property
-    def ui_url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return self.server.api_url
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -106,16 +102,6 @@ class LocalPrefect:
         )
         self.children[name] = child
         return child
-
-    def start_server(self, timeout: float = 90) -> None:
-        child = self._spawn(
-            "server", [*prefect_cli(), "server", "start", "--host", self.host, "--port", str(self.port)]
-        )
-        try:
-            wait_healthy(self.api_url, timeout, child)
-        except Exception:
-            self.stop()
-            raise
 
     def run(self, args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """A ``prefect`` CLI command against this server (non-interactive); raises with its output when it fails."""
@@ -144,8 +130,8 @@ class LocalPrefect:
         self._spawn("worker", [*prefect_cli(), "worker", "start", "--pool", pool, "--type", "process"])
 
     def stop(self, timeout: float = 15) -> None:
-        """Stop the worker, then the server (SIGTERM to each process group, SIGKILL after ``timeout``)."""
-        for name in ("worker", "server"):
+        """Stop the worker (SIGTERM to its process group, SIGKILL after ``timeout``); the server is left running."""
+        for name in list(self.children):
             child = self.children.pop(name, None)
             if child is None or child.poll() is not None:
                 continue
@@ -157,32 +143,17 @@ class LocalPrefect:
                 child.wait(timeout)
 
 
-def local_prefect(
-    settings: Settings,
-    database: URL,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    create_database: bool = True,
-) -> LocalPrefect:
-    """A ``LocalPrefect`` whose server stores its state in a ``prefect`` database next to AlphaLoom's (with
-    ``create_database=False`` for a stack whose server runs already: only the worker and deployments use it)."""
-    host = host or settings.serve_host
-    port = port if port is not None else settings.serve_port
-    if not 0 < port < 65536:
-        raise ConfigError(f"serve port must be 1-65535, got {port}")
+def local_prefect(settings: Settings, database: URL, server: ServerState) -> LocalPrefect:
+    """A ``LocalPrefect`` on the running ``server`` (``alphaloom.prefect_server.ensure_running``): its worker's flow
+    runs use ``database``, the operator's."""
     env = {
         **os.environ,
-        "PREFECT_API_URL": f"http://{host}:{port}/api",
-        "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
-        "PREFECT_SERVER_API_HOST": host,
-        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_API_URL": server.api_url,
+        "PREFECT_UI_API_URL": server.api_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(settings.home / "prefect")),
         # The worker's flow runs use the same database as the operator's CLI, and prefect.yaml's pull step needs this.
         "ALPHALOOM_DATABASE_URL": database.set(drivername="postgresql").render_as_string(hide_password=False),
         "ALPHALOOM_PROJECT_DIR": str(PROJECT_ROOT),
     }
-    if create_database:
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database_url(database)
-    return LocalPrefect(host, port, env, settings.home / "serve")
+    return LocalPrefect(server, env, settings.home / "serve")

@@ -349,6 +349,18 @@ class Settings(BaseSettings):
     """The embedded Prefect server (alphaloom.prefect_server): flow commands start it on first use and reuse it;
     false (or PREFECT_API_URL set) leaves Prefect to its own configuration (a server you run, or a temporary API
     per command)."""
+    progress: Literal["auto", "always", "never"] = "auto"
+    """Progress bars of long commands (backtest, walk-forward) on stderr: auto draws them on a terminal only, always
+    and never override that (1/true and 0/false are taken too)."""
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress_choice(cls, value: object) -> object:
+        if isinstance(value, str):
+            choice = value.strip().lower()
+            return {"1": "always", "true": "always", "0": "never", "false": "never"}.get(choice, choice)
+        return value
+
     # Decision runs: how long a second run for the same account waits for the first before giving up.
     decision_lock_wait_seconds: float = 0.0
     """How long a second decision run for the same account waits for the first before failing."""

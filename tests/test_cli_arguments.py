@@ -97,6 +97,10 @@ def test_drift_for_an_unknown_account_is_refused(engine) -> None:
     _refused(engine, ["drift", "--account", "nosuch"], "--account", "'nosuch'")
 
 
+def test_serve_on_a_port_that_cannot_be_is_refused_before_anything_starts(engine) -> None:
+    _refused(engine, ["serve", "--port", "70000"], "--port", "1-65535", "70000")
+
+
 def test_report_of_an_unknown_run_says_no_such_run(engine) -> None:
     _refused(engine, ["report", "no-such-run-id"], "no such run", "'no-such-run-id'")
 

@@ -3,7 +3,8 @@
 Each module registers its commands on the shared app; add a module for a new area and import it here.
 """
 
-from alphaloom.cli import (  # noqa: F401  (importing registers the commands)
+from alphaloom.cli import (  # noqa: F401  (importing registers the commands; _collector first, before any library)
+    _collector,
     backtest,
     console,
     db,

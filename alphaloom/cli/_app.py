@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -13,6 +18,11 @@ from alphaloom.settings import apply_tool_environment, settings_problem
 
 if settings_problem() is None:  # a bad ALPHALOOM_* value is reported by the callback below, not as a traceback
     apply_tool_environment()
+
+# A command's last act: leave every object to the process's exit instead of a final full garbage collection over the
+# ~250,000 objects Prefect, pandas and pydantic leave (up to a second of a short command's run). Registered before any
+# flow module is imported, so it runs after their exit handlers (Prefect's log and event workers drain first).
+atexit.register(gc.freeze)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="AlphaLoom: an auditable trading agent.")
 # Tables are wide: keep them readable when output goes to a pipe or CI log (rich assumes 80 columns there).
@@ -49,8 +59,6 @@ def use_embedded_prefect() -> str | None:
     """Point this process's Prefect at the home's embedded server (starting it when none answers) and return its API
     URL; None when Prefect is configured otherwise (PREFECT_API_URL set, a test harness, ALPHALOOM_EMBEDDED_PREFECT
     false) or the server cannot start (then the command runs on Prefect's temporary API, with a warning)."""
-    import os
-
     from alphaloom.settings import get_settings
 
     settings = get_settings()
@@ -72,6 +80,26 @@ def use_embedded_prefect() -> str | None:
         return None
     os.environ["PREFECT_API_URL"] = state.api_url
     return state.api_url
+
+
+# Prefect's flow-run heartbeat (prefect.flow_engine._send_heartbeats): a thread that sends an event every 180 s,
+# sleeps in one-second steps and is joined when the run ends, so every run waits up to a second for it to wake. Its
+# events serve a zombie-flow automation, which AlphaLoom does not set up; the operator who adds one sets the variable.
+HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+
+
+@contextmanager
+def flow_run_settings() -> Iterator[None]:
+    """Prefect's settings for a flow run a command starts in its own process: no heartbeat thread unless
+    ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` asks for one (the run is otherwise the same, recorded by the API and in
+    ``audit.runs``). Imports Prefect: enter it after the arguments are checked."""
+    if any(os.environ.get(name) for name in HEARTBEAT_VARIABLES):
+        yield
+        return
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        yield
 
 
 def engine() -> Engine:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from alphaloom.catalog import stored_series
-from alphaloom.cli._app import app, console, engine, styled
+from alphaloom.cli._app import app, console, engine, flow_run_settings, styled
 from alphaloom.cli.ops import print_account, runs
 from alphaloom.settings import get_settings
 
@@ -45,7 +45,8 @@ def decide_cmd(
 
     from flows.decide import decide_flow
 
-    result = decide_flow(symbols=chosen, as_of=when, steps=steps, dry_run=dry_run, report=True)
+    with flow_run_settings():
+        result = decide_flow(symbols=chosen, as_of=when, steps=steps, dry_run=dry_run, report=True)
     print_decisions(result["details"], title=f"decide run {result['run_id']}" + (" (DRY RUN)" if dry_run else ""),
                     dry_run=dry_run)  # fmt: skip
     for step_time, symbol in result["missing"]:

@@ -23,9 +23,12 @@ def serve(
     PostgreSQL; started when not running), print the UI URL, and run until Ctrl-C, which stops the worker; the server
     stays for the other commands (`alphaloom stop` stops it)."""
     from alphaloom import prefect_server
+    from alphaloom.cli._checks import refuse
     from alphaloom.db.engine import database_url
     from alphaloom.serve import local_prefect
 
+    if port is not None and not 0 < port < 65536:
+        refuse(f"--port must be 1-65535, got {port}")
     settings = get_settings()
     overrides = {k: v for k, v in (("serve_host", host), ("serve_port", port)) if v is not None}
     current = prefect_server.running(settings)
@@ -39,7 +42,7 @@ def serve(
         raise typer.Exit(code=2)
     console.print("starting the embedded Prefect server" if current is None else "using the embedded Prefect server")
     state = prefect_server.ensure_running(settings.model_copy(update=overrides), database_url(settings))
-    stack = local_prefect(settings, database_url(settings), host=state.host, port=state.port, create_database=False)
+    stack = local_prefect(settings, database_url(settings), state)
     try:
         if deploy:
             console.print(f"deploying prefect.yaml to work pool {settings.serve_work_pool}")
