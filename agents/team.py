@@ -40,6 +40,8 @@ from typing import Protocol
 from sqlalchemy import Connection, text
 
 from agents.deciding import DecisionDraft, LlmAnswer, analyst_inputs, decide_snapshot
+from agents.llm.review import review_drafts
+from agents.llm.roles import llm_agent_for
 from agents.llm.schema import AnalystInputs
 from agents.memory import record_weights, similar_situations
 from agents.params import (
@@ -89,7 +91,9 @@ __all__ = [
 class LlmAgent(Protocol):
     """An LLM opinion from what the team computed (``agents.llm.LlmAnalyst``): it informs the vote, never orders."""
 
-    def opine(self, conn: Connection, *, run_id: str, inputs: AnalystInputs) -> AgentOpinion: ...
+    def opine(
+        self, conn: Connection, *, run_id: str, inputs: AnalystInputs, snapshot: Snapshot | None = None
+    ) -> AgentOpinion: ...
 
 
 @dataclass(frozen=True)
@@ -102,14 +106,9 @@ class Team:
 
 
 def build_team(settings: Settings) -> Team:
-    """FinBERT when it loads (else the lexicon, recorded; loaded on the first text to score), and the LLM analyst
-    when ``llm_base_url`` is set (the ``openai`` SDK is imported only then)."""
-    llm_agent: LlmAgent | None = None
-    if settings.llm_base_url:
-        from agents.llm.analyst import LlmAnalyst
-
-        llm_agent = LlmAnalyst(settings)
-    return Team(scorer=lazy_sentiment_scorer(settings), llm_agent=llm_agent)
+    """FinBERT when it loads (else the lexicon, recorded; loaded on the first text to score), and the LLM analyst or
+    team (``llm_team_mode``) when an endpoint is set (the ``openai`` SDK is imported only then)."""
+    return Team(scorer=lazy_sentiment_scorer(settings), llm_agent=llm_agent_for(settings))
 
 
 def consult_llm(
@@ -128,7 +127,8 @@ def consult_llm(
                                       values=analyst_inputs(snapshot, symbol, params).features,
                                       params=params.strategy.memory)  # fmt: skip
         inputs = analyst_inputs(snapshot, symbol, params, memories)
-        answers[symbol] = LlmAnswer(llm_agent.opine(conn, run_id=run_id, inputs=inputs), tuple(memories))
+        opinion = llm_agent.opine(conn, run_id=run_id, inputs=inputs, snapshot=snapshot)
+        answers[symbol] = LlmAnswer(opinion, tuple(memories))
     return answers
 
 
@@ -219,6 +219,7 @@ def decide(
                              params=params, scorer=scorer, source=source, memory=memory)  # fmt: skip
     answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
     drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
+    drafts = review_drafts(conn, snapshot, drafts, params, llm_agent, run_id=run_id)  # the LLM may only shrink
     decisions = record_drafts(conn, snapshot, drafts, run_id=run_id)
     if memory is not None:
         recorded = {id(decision) for decision in decisions}

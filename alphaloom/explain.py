@@ -17,6 +17,7 @@ with the orders it made (none for a hold or a denial). ``price_window`` gives th
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -165,6 +166,18 @@ class NewsRow:
 
 
 @dataclass(frozen=True)
+class DebateTurn:
+    """One turn of an LLM team's debate (``audit.llm_transcripts``): who spoke, what kind of turn and a one-line
+    gist of it (the full content stays in the table)."""
+
+    transcript_hash: str
+    seq: int
+    role: str
+    kind: str
+    gist: str
+
+
+@dataclass(frozen=True)
 class OrderChain:
     order: OrderRow
     decision: DecisionRow | None
@@ -174,6 +187,7 @@ class OrderChain:
     bars: list[BarRow] = field(default_factory=list)
     news: list[NewsRow] = field(default_factory=list)
     runs: list[RunLink] = field(default_factory=list)
+    debate: list[DebateTurn] = field(default_factory=list)
 
     @property
     def missing(self) -> list[str]:
@@ -400,6 +414,7 @@ class DecisionChain:
     news: list[NewsRow] = field(default_factory=list)
     runs: list[RunLink] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)
+    debate: list[DebateTurn] = field(default_factory=list)
 
 
 class _Runs(list[RunLink]):
@@ -444,7 +459,9 @@ def _decision_links(conn: Connection, decision: DecisionRow, runs: _Runs) -> Dec
     for item in news:
         runs.add("news", item.run_id)
     checks = _risk_checks(conn, decision.decision_id)
-    return DecisionChain(decision, outputs, checks, features, bars, news, runs)
+    hashes = [o.prompt_hash for o in outputs if o.agent == "llm" and o.prompt_hash]
+    hashes += [str(c.numbers["transcript_hash"]) for c in checks if c.numbers.get("transcript_hash")]
+    return DecisionChain(decision, outputs, checks, features, bars, news, runs, debate=debate_turns(conn, hashes))
 
 
 def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
@@ -457,7 +474,7 @@ def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
     if decision is None:
         return OrderChain(order, None, runs=runs)
     c = _decision_links(conn, decision, runs)
-    return OrderChain(order, decision, c.agent_outputs, c.risk_checks, c.features, c.bars, c.news, c.runs)
+    return OrderChain(order, decision, c.agent_outputs, c.risk_checks, c.features, c.bars, c.news, c.runs, c.debate)
 
 
 def explain_decision(conn: Connection, decision_id: str) -> DecisionChain:
@@ -492,3 +509,33 @@ def price_window(
 
 def bar_length(timeframe: str) -> timedelta:
     return timeframe_delta(timeframe)
+
+
+def _gist(kind: str, content: dict[str, Any], limit: int = 240) -> str:
+    if kind == "tool_call":
+        text_ = f"{content.get('name')}({content.get('arguments')})"
+    elif kind == "tool_answer":
+        body = {k: v for k, v in content.items() if k not in ("id", "as_of")}
+        text_ = f"refused: {body['refused']}" if "refused" in body else json.dumps(body, sort_keys=True, default=str)
+    elif kind == "answer":
+        text_ = json.dumps(content, sort_keys=True, default=str)
+    elif kind == "skipped":
+        text_ = f"{content.get('status')}: {content.get('problem')}"
+    else:
+        role, body = content.get("role"), content.get("content") or ""
+        text_ = f"{role}: {body}" if role == "assistant" or len(body) < 200 else f"{role}: ({len(body)} characters)"
+    text_ = " ".join(str(text_).split())
+    return text_ if len(text_) <= limit else text_[: limit - 1] + "…"
+
+
+def debate_turns(conn: Connection, transcript_hashes: list[str]) -> list[DebateTurn]:
+    """The turns of the given transcripts (the LLM team's debate and its risk review), in order; empty for none
+    (the single analyst, or a database without the table)."""
+    if not transcript_hashes or conn.execute(text("select to_regclass('audit.llm_transcripts')")).scalar() is None:
+        return []
+    rows = conn.execute(
+        text("""select transcript_hash, seq, role, kind, content from audit.llm_transcripts
+                where transcript_hash = any(:h) order by array_position(:h, transcript_hash), seq"""),
+        {"h": list(dict.fromkeys(transcript_hashes))},
+    ).all()
+    return [DebateTurn(r.transcript_hash, r.seq, r.role, r.kind, _gist(r.kind, dict(r.content))) for r in rows]

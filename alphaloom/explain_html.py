@@ -193,6 +193,16 @@ def render_html(chain: OrderChain, window: Sequence[BarRow], prefect_ui: str | N
             '<div class="card"><h2>Agent opinions</h2><table><tr><th>agent</th><th>opinion</th><th>confidence</th>'
             f"<th>rationale</th><th>model</th><th>prompt hash</th><th>tokens</th></tr>{rows}</table></div>"
         )
+    if chain.debate:
+        rows = "".join(
+            f"<tr><td>{_e(t.role)}</td><td>{_e(t.kind.replace('_', ' '))}</td><td>{_e(t.gist)}</td></tr>"
+            for t in chain.debate
+            if t.kind != "message" or t.gist.startswith("assistant")
+        )
+        sections.append(
+            '<div class="card"><h2>LLM debate, turn by turn</h2><table><tr><th>role</th><th>turn</th><th>what</th>'
+            f"</tr>{rows}</table></div>"
+        )
     if chain.risk_checks:
         rows = "".join(
             f"<tr><td>{_e(r.check_name)}</td><td class={'ok' if r.approved else 'no'}>"

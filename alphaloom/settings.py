@@ -20,6 +20,26 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DASK_SCHEME = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+$")
 
 
+LLM_TEAM_ROLES: dict[str, tuple[str, ...]] = {
+    "analyst": ("analyst",),
+    "compact": ("compact",),
+    "debate": ("bull", "bear", "manager", "risk"),
+}
+"""The LLM roles each ``llm_team_mode`` consults, in the order they speak."""
+
+
+class LlmRoleEndpoint(BaseModel):
+    """One LLM role's endpoint: any field left out falls back to the analyst's (``llm_base_url``, ``llm_model``,
+    ``llm_api_key``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    structured_output: Literal["json_schema", "json_object"] = "json_schema"
+
+
 class LlmPrice(BaseModel):
     """One model's price, USD per 1M tokens: ``input`` (prompt) and ``output`` (completion)."""
 
@@ -154,6 +174,21 @@ class Settings(BaseSettings):
     decision run about the past) consulting a model over dates before its cutoff, or a model with no cutoff here,
     is refused unless allowed with --allow-exposure (the model may know what happened next), and flagged in the
     report. A decision about the present is never exposed, whatever the cutoff."""
+
+    llm_team_mode: Literal["analyst", "compact", "debate"] = "analyst"
+    """The LLM roles consulted per decision: "analyst" (one analyst call, no tools), "compact" (one conversation
+    plays bull, bear, research manager and risk reviewer, with tools) or "debate" (bull and bear researchers argue
+    for ``llm_debate_rounds`` rounds, a research manager writes the verdict, a risk reviewer may shrink or veto what
+    the numeric risk gate approved)."""
+    llm_debate_rounds: int = Field(default=1, ge=1, le=3)
+    """Rounds of the bull/bear debate (each round: one bull and one bear turn)."""
+    llm_tool_calls_per_role: int = Field(default=4, ge=0, le=12)
+    """Most tool calls one LLM role may make per decision; past it, the role must answer from what it has."""
+    llm_roles: dict[str, LlmRoleEndpoint] = Field(default_factory=dict)
+    """Per-role endpoint overrides (JSON in the environment), keyed by role (bull, bear, manager, risk, compact):
+    ``base_url``, ``model``, ``api_key`` (a secret: never logged or stored) and ``structured_output``
+    ("json_schema" where the endpoint supports it, else "json_object": a JSON-mode prompt validated with one
+    repair). A role without an entry uses ``llm_base_url``, ``llm_model`` and ``llm_api_key``."""
 
     backtest_fill_at: Literal["next_open", "close"] = "next_open"
     """Backtests: where an order decided at a bar's close fills. "next_open": the next bar's open (the decision
@@ -396,9 +431,15 @@ class Settings(BaseSettings):
 
     @property
     def llm_role_models(self) -> list[tuple[str, str]]:
-        """(role, model) of every LLM role that may be consulted: the one place the roles are listed (the training
-        cutoff guard and the price check cover each)."""
-        return [("analyst", self.llm_model)]
+        """(role, model) of every LLM role that may be consulted (``llm_team_mode``, each role's ``llm_roles`` model
+        or ``llm_model``): the one place the roles are listed (the training cutoff guard and the price check cover
+        each; ``agents.llm.roles`` builds the team from it)."""
+        return [(role, self.llm_role_model(role)) for role in LLM_TEAM_ROLES[self.llm_team_mode]]
+
+    def llm_role_model(self, role: str) -> str:
+        """The model ``role`` asks: its ``llm_roles`` entry's, else ``llm_model``."""
+        override = self.llm_roles.get(role)
+        return override.model if override is not None and override.model else self.llm_model
 
     def llm_price(self, model: str) -> LlmPrice | None:
         """``model``'s price per 1M tokens: its row of ``llm_prices``, else the older single per-1k prices (x 1000),

@@ -269,8 +269,10 @@ def backtest_flow(
         llm_agent = None
         if use_llm:  # the openai SDK is imported only for a run that consults the LLM
             from agents.llm.analyst import LlmAnalyst
+            from agents.llm.team_agent import LlmTeam
 
-            llm_agent = LlmAnalyst(settings, live_calls=llm_max_calls if llm_live else 0)
+            agent_class = LlmAnalyst if settings.llm_team_mode == "analyst" else LlmTeam
+            llm_agent = agent_class(settings, live_calls=llm_max_calls if llm_live else 0)
         report = replay_run(run_id, settings=settings, rules=rules, symbols=symbols, times=times, fill_at=fill_at,
                             team=Team(scorer=team.scorer, llm_agent=llm_agent), out_dir=settings.home / "reports")  # fmt: skip
         usage = _llm_usage(engine, run_id)

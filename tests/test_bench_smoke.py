@@ -47,6 +47,17 @@ def test_replay_benchmark_runs_at_toy_size(database_url) -> None:
     assert "last tenth / first tenth step time" in result.stdout and "SMA(10/20) rule, full audit:" in result.stdout
 
 
+def test_llm_team_benchmark_runs_at_toy_size(database_url) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "llm_team.py"), "--decisions", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "debate live, 2 decisions: LLM calls: 8.00 calls per decision" in result.stdout
+    assert "compact replay, 2 decisions: tokens: 0.00 tokens per decision (goal 0) met" in result.stdout
+    assert "ratio ours/bare SDK per call:" in result.stdout
+
+
 def test_scale_benchmark_runs_at_toy_size_on_one_and_two_workers() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "scale.py"), "--symbols", "2", "--in-sample", "60", "--out-sample", "20"],

@@ -99,7 +99,8 @@ class LlmAnalyst:
 
     # -- the one public call -------------------------------------------------------------------------------------------
 
-    def opine(self, conn: Connection, *, run_id: str, inputs: AnalystInputs) -> AgentOpinion:
+    def opine(self, conn: Connection, *, run_id: str, inputs: AnalystInputs, snapshot: object = None) -> AgentOpinion:
+        """The analyst's opinion on ``inputs`` (see the module docstring); ``snapshot`` is unused (no tools)."""
         messages = render_messages(inputs, self.prompt_version)
         key = prompt_hash(self.model, messages, self.schema, self.sampling)
         ledger: dict[str, Any] = {"run_id": run_id, "symbol": inputs.symbol, "as_of": inputs.as_of,

@@ -59,6 +59,11 @@ def explain_decision(decision_id: str) -> None:
     votes = tree.add("agent opinions")
     for v in d.votes:
         votes.add(f"{v.agent}: {'skipped' if v.skipped else f'{v.action} ({v.confidence:.2f})'} - {v.rationale}")
+    from alphaloom.cli.explain import add_debate
+    from alphaloom.explain import explain_decision as decision_chain
+
+    with engine().connect() as conn:
+        add_debate(tree, decision_chain(conn, decision_id).debate)
     checks = tree.add("risk checks")
     for c in d.checks:
         mark = ("ok", "green") if c.approved else ("denied", "red")

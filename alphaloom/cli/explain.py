@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -13,6 +14,17 @@ from sqlalchemy import text
 
 from alphaloom.cli._app import app, console, engine, styled
 from alphaloom.settings import get_settings
+
+
+def add_debate(node: Tree, turns: list[Any]) -> None:
+    """The LLM team's debate under ``node``, turn by turn (nothing for the single analyst)."""
+    if not turns:
+        return
+    debate = node.add(f"LLM debate ({len(turns)} turns)")
+    for t in turns:
+        if t.kind == "message" and not t.gist.startswith("assistant"):
+            continue  # the prompts: in audit.llm_transcripts
+        debate.add(f"{t.role} {t.kind.replace('_', ' ')}: {t.gist}")
 
 
 @app.command()
@@ -66,6 +78,7 @@ def explain(
         for a in chain.agent_outputs:
             agents.add(f"{a.agent}: {a.action} ({a.confidence:.2f}){' skipped' if a.skipped else ''} model={a.model} "
                        f"prompt_hash={a.prompt_hash} tokens={a.tokens} — {a.rationale}")  # fmt: skip
+        add_debate(node, chain.debate)
         risk = node.add("risk checks")
         for r in chain.risk_checks:
             verdict = ("ok", "green") if r.approved else ("denied", "red")
