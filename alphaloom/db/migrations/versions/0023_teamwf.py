@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0023_teamwf"
-down_revision = "0020_console"
+down_revision = "0024_llmteam"
 branch_labels = None
 depends_on = None
 
