@@ -9,6 +9,7 @@ What callers can rely on:
 - ``advance(as_of)`` scores the opinions whose horizon has passed by ``as_of`` exactly as ``score_outcomes`` would
   (entry: the close the decision read; exit: the newest feature row known at ``realised_at``, from the replay cursor;
   an opinion older than the scoring lookback or without prices is never scored) and returns the rows to store.
+- ``recorded(ids)`` equals ``agents.snapshot.recorded_decisions`` for the account's decisions (all were remembered).
 - ``weights()`` equals ``load_weights`` at the last ``as_of`` advanced to, and ``trades()`` the statistics of
   ``realised_trade_returns`` (the latest ``lookback`` realised buys, oldest first): same order of ties, same floats.
 """
@@ -63,11 +64,13 @@ class ReplayMemory:
         self._rates = HitRates(params)
         self._buys: list[tuple[datetime, str, datetime, float]] = []  # team buys with a hit, in realised order
         self._trade_lookback = trade_lookback
+        self._recorded: set[str] = set()
 
     def remember(self, drafts: Sequence[DecisionDraft]) -> None:
         """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team``."""
         for draft in drafts:
             row = draft.row
+            self._recorded.add(row.decision_id)
             features = row.inputs["features"]
             close = features["values"].get("close")
             entry_price = None if close is None else float(close)
@@ -132,6 +135,10 @@ class ReplayMemory:
 
     def trades(self) -> TradeStats:
         return trade_stats([r for *_, r in self._buys[-self._trade_lookback :]] if self._trade_lookback else [])
+
+    def recorded(self, decision_ids: Sequence[str]) -> set[str]:
+        """Which of ``decision_ids`` were recorded (told to ``remember``): ``recorded_decisions`` for the account."""
+        return {d for d in decision_ids if d in self._recorded}
 
     @property
     def pending(self) -> int:

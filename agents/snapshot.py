@@ -185,13 +185,25 @@ class MarketSource(MarketReader, Protocol):
 
 
 class MemoryState(Protocol):
-    """The account's memory kept up to date by the caller (``agents.replay_memory.ReplayMemory`` in a replay)."""
+    """The account's memory kept up to date by the caller (``agents.replay_memory.ReplayMemory`` in a replay), which
+    is told of every decision of the account (so it knows which are recorded)."""
 
     def advance(self, as_of: datetime, *, run_id: str) -> list[dict[str, Any]]: ...
 
     def weights(self) -> dict[str, AgentWeight]: ...
 
     def trades(self) -> TradeStats: ...
+
+    def recorded(self, decision_ids: Sequence[DecisionId]) -> set[str]: ...
+
+
+class AccountState(Protocol):
+    """The account's cash and positions kept up to date by the caller (``agents.replay_account.ReplayAccount`` in a
+    replay), equal to what ``portfolio_context`` and ``current_positions`` read."""
+
+    def context(self, conn: Connection, account: str, symbols: Sequence[str], as_of: datetime) -> PortfolioContext: ...
+
+    def positions(self, symbols: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]: ...
 
 
 def read_account_view(
@@ -205,20 +217,25 @@ def read_account_view(
     params: DecisionParams,
     memory: MemoryState | None = None,
     source: MarketReader | None = None,
+    account_state: AccountState | None = None,
 ) -> AccountView:
     """The account half of the snapshot, from the database at ``as_of`` (memory point in time: the opinions realised
     by ``as_of`` are scored first, then the agents are weighed by those outcomes only). ``memory``: the account's
     memory advanced in memory instead (its new outcome rows are stored here); ``source``: marks and returns history
-    from memory."""
+    from memory; ``account_state``: the portfolio context and positions from memory (its equity mark is stored here).
+    The kill switch is always read (an operator may engage it at any time)."""
     kill_switch = kill_switch_state(conn)
-    portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings,
-                                  market=source)  # fmt: skip
+    if account_state is not None:
+        portfolio = account_state.context(conn, account, symbols, as_of)
+    else:
+        portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings,
+                                      market=source)  # fmt: skip
     if memory is not None:
         insert_outcomes(conn, memory.advance(as_of, run_id=run_id))
         weights, trades = memory.weights(), memory.trades() if params.uses_kelly else trade_stats([])
     else:
         weights, trades = _memory_from_database(conn, account, as_of, run_id, params)
-    positions = current_positions(conn, account, symbols)
+    positions = current_positions(conn, account, symbols) if account_state is None else account_state.positions(symbols)
     return AccountView(kill_switch, portfolio, positions, weights, trades)
 
 
@@ -268,15 +285,21 @@ def read_snapshot(
     scorer: SentimentScorer,
     source: MarketSource | None = None,
     memory: MemoryState | None = None,
+    account_state: AccountState | None = None,
 ) -> Snapshot:
     """The ``Snapshot`` of a decision step at ``as_of``, read from the database (``source``: the market half from
-    memory, a replay cursor, instead of SQL; ``memory``: see ``read_account_view``)."""
+    memory, a replay cursor, instead of SQL; ``memory`` and ``account_state``: see ``read_account_view``; with
+    ``memory`` the decisions already recorded are the ones it was told of, and with ``account_state`` the account
+    is known to exist)."""
     as_of = require_utc(as_of, "as_of")
-    require_account(conn, account)
+    if account_state is None:
+        require_account(conn, account)
     account_view = read_account_view(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id,
-                                     settings=settings, params=params, memory=memory, source=source)  # fmt: skip
+                                     settings=settings, params=params, memory=memory, source=source,
+                                     account_state=account_state)  # fmt: skip
     decision_ids = {s: decision_id_for(account, s, params.timeframe, as_of, params.version) for s in symbols}
-    existing = recorded_decisions(conn, list(decision_ids.values()))
+    ids = list(decision_ids.values())
+    existing = recorded_decisions(conn, ids) if memory is None else memory.recorded(ids)
     recorded = {s for s in symbols if decision_ids[s] in existing}
     pending = [s for s in symbols if s not in recorded]
     if source is None:

@@ -57,6 +57,7 @@ from agents.replay_memory import ReplayMemory
 from agents.sentiment import SentimentScorer, lazy_sentiment_scorer
 from agents.snapshot import (
     FEATURE_COLUMNS,
+    AccountState,
     MarketSource,
     Snapshot,
     current_positions,
@@ -209,14 +210,17 @@ def decide(
     params: DecisionParams | None = None,
     source: MarketSource | None = None,
     memory: ReplayMemory | None = None,
+    account_state: AccountState | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per symbol that had features known at ``as_of`` (see the module docstring for guarantees).
     ``params``: the decision parameters when the caller derived them already (a replay, once per run); ``source``: the
     market half of the snapshot from memory (a replay cursor); ``memory``: the account's memory advanced
-    in memory by a replay (``agents.replay_memory``), told of every decision this step records."""
+    in memory by a replay (``agents.replay_memory``), told of every decision this step records; ``account_state``: the
+    account's cash and positions in memory (``agents.replay_account``)."""
     params = params or DecisionParams.from_settings(settings, strategy)
     snapshot = read_snapshot(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
-                             params=params, scorer=scorer, source=source, memory=memory)  # fmt: skip
+                             params=params, scorer=scorer, source=source, memory=memory,
+                             account_state=account_state)  # fmt: skip
     answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
     drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
     drafts = review_drafts(conn, snapshot, drafts, params, llm_agent, run_id=run_id)  # the LLM may only shrink

@@ -288,12 +288,18 @@ class FillBooking:
     fee_cash: Mapping[str, Decimal] = field(default_factory=dict)
 
 
-def _cash_rows(booking: FillBooking, run_id: str) -> list[tuple[Any, ...]]:
-    """One balance row per currency the booking moves (the quote cash, and the assets third-asset fees were paid in)."""
+def cash_moves(booking: FillBooking) -> dict[str, Decimal]:
+    """What the booking adds to each balance of its account: the quote cash, and the assets third-asset fees were
+    paid in (``write_report`` adds each to its ``audit.balances`` row, created at that amount when absent)."""
     moves = {booking.currency: booking.cash_delta}
     for currency, amount in booking.fee_cash.items():
         moves[currency] = moves.get(currency, Decimal(0)) + amount
-    return [(booking.account, currency, amount, run_id) for currency, amount in moves.items()]
+    return moves
+
+
+def _cash_rows(booking: FillBooking, run_id: str) -> list[tuple[Any, ...]]:
+    """One balance row per currency the booking moves (``cash_moves``)."""
+    return [(booking.account, currency, amount, run_id) for currency, amount in cash_moves(booking).items()]
 
 
 def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None]:

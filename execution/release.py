@@ -38,7 +38,7 @@ from execution.schedule import (
     schedule_of,
     stopped_parents,
 )
-from execution.submit import ExecutionResult, SliceGate, execute, lock_account
+from execution.submit import BookingListener, ExecutionResult, SliceGate, execute, lock_account
 
 
 @dataclass
@@ -73,10 +73,12 @@ def release_due_children(
     account: str | None = None,
     last_prices: Mapping[str, Decimal] | None = None,
     gate: SliceGate | None = None,
+    on_booking: BookingListener | None = None,
 ) -> ReleaseResult:
     """Send every TWAP slice due by ``now`` (of ``account``, or of every account: give a broker that serves them)
     through ``execute`` at event time ``now``, on the caller's connection (its transaction decides); ``gate``: the
-    portfolio risk gate each slice passes first (``execute``)."""
+    portfolio risk gate each slice passes first (``execute``); ``on_booking``: told of every booking of fills
+    (``execute``)."""
     now = require_utc(now, "now")
     out = ReleaseResult()
     for name in accounts_with_due_slices(conn, now, account):
@@ -100,5 +102,6 @@ def release_due_children(
         ]  # fmt: skip
         out.due += [s.client_order_id for s in due]
         out.results[name] = execute(conn, [], run_id=run_id, broker=broker, settings=settings, event_time=now,
-                                    last_prices=last_prices, slices=priced, gate=gate)  # fmt: skip
+                                    last_prices=last_prices, slices=priced, gate=gate,
+                                    on_booking=on_booking)  # fmt: skip
     return out

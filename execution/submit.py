@@ -111,6 +111,9 @@ GUARD_CHECK = "execution_guard"
 # The portfolio risk gate a released slice passes (``agents.risk.gate.portfolio_gate``): the intent that may go (maybe
 # shrunk) and no breaches, or None and the breaches that denied it.
 SliceGate = Callable[[Connection, OrderIntent, datetime], tuple[OrderIntent | None, tuple[LimitBreach, ...]]]
+# Told of every booking (fills, the position they leave, the cash they move) right after it is written: an in-memory
+# copy of the account kept up to date without reading it back (``agents.replay_account`` in a replay).
+BookingListener = Callable[[FillBooking], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,13 +186,14 @@ def _apply_report(
     holding: Holding | None = None,
     new_order: NewOrder | None = None,
     arrival_price: Decimal | None = None,
+    on_booking: BookingListener | None = None,
 ) -> OrderStatus:
     """Bring the recorded order up to the venue's report: events along the transition table, then the fills not
     booked yet (by fill id ``<client order id>-<n>``), position, cash and status, written in one statement.
     ``new_order``: the order is not recorded yet (so no fill is booked either) and is inserted with the report;
     ``holding``: the position already read (and locked) by the caller. With an arrival price (the new order's, else
     ``arrival_price``: the one recorded with the order), the final event records the fills' slippage versus it.
-    Returns the new status."""
+    ``on_booking`` is told of the booking once written. Returns the new status."""
     coid = report.client_order_id
     if new_order is not None:
         arrival_price = new_order.arrival_price
@@ -236,6 +240,8 @@ def _apply_report(
     write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events, booking=booking,
                  status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity,
                  new_order=new_order)  # fmt: skip
+    if booking is not None and on_booking is not None:
+        on_booking(booking)
     return status
 
 
@@ -308,6 +314,7 @@ def execute(
     slices: Sequence[ScheduledSlice] = (),
     gate: SliceGate | None = None,
     replay: bool = False,
+    on_booking: BookingListener | None = None,
 ) -> ExecutionResult:
     """Send each intent at most once (see the module docstring). ``last_prices`` overrides the price-band reference;
     by default it is the newest ``raw.ohlcv`` close known at ``event_time``, else the intent's reference price.
@@ -324,7 +331,9 @@ def execute(
 
     ``replay`` (a backtest step: one run holds every step of the replay): the per-run caps count this decision
     step's orders only, and guard trips are recorded without an alert each (the backtest counts them by reason and
-    reports them once)."""
+    reports them once).
+
+    ``on_booking``: told of every booking of fills this call writes (position and cash), as it is written."""
     event_time = require_utc(event_time, "event_time")
     trip_alert = None if replay else "fat_finger"
     limits = HardLimits.from_settings(settings)
@@ -395,6 +404,7 @@ def execute(
                 account=intent.account,
                 base_currency=state.base_currency,
                 event_time=event_time,
+                on_booking=on_booking,
             )
             result.duplicates.append(outcome)
             continue
@@ -417,7 +427,8 @@ def execute(
                 status = _apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report,
                                        account=intent.account, base_currency=state.base_currency,
                                        event_time=event_time, holding=state.holding,
-                                       new_order=NewOrder(intent, venue, parent, arrival_price))  # fmt: skip
+                                       new_order=NewOrder(intent, venue, parent, arrival_price),
+                                       on_booking=on_booking)  # fmt: skip
                 recorded.append(coid)
                 result.recovered.append(OrderOutcome(coid, status, report.fills, "recovered from the venue"))
                 continue
@@ -522,6 +533,7 @@ def execute(
             event_time=event_time,
             holding=holding,
             new_order=new_order,
+            on_booking=on_booking,
         )
         result.submitted.append(OrderOutcome(coid, status, report.fills, report.reason))
     if timed:
@@ -679,6 +691,7 @@ def _reconcile(
     account: str,
     base_currency: str,
     event_time: datetime,
+    on_booking: BookingListener | None = None,
 ) -> OrderOutcome:
     """An order that already exists is never sent again; when its outcome was not final, ask the venue."""
     if is_terminal(status):
@@ -698,6 +711,7 @@ def _reconcile(
         base_currency=base_currency,
         event_time=event_time,
         arrival_price=None if arrival is None else Decimal(arrival),
+        on_booking=on_booking,
     )
     return OrderOutcome(coid, new_status, report.fills, "reconciled with the venue")
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 from prefect import flow, task
@@ -14,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine, text
 
 from agents.params import DecisionParams
+from agents.replay_account import ReplayAccount
 from agents.replay_cursor import ReplayCursor
 from agents.replay_memory import ReplayMemory
 from agents.risk.gate import portfolio_gate
@@ -31,8 +33,9 @@ from alphaloom.settings import Settings, get_settings
 from execution.brokers.base import Broker
 from execution.brokers.next_open import NextOpenPaperBroker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.order_store import FillBooking, cash_moves
 from execution.release import release_due_children
-from execution.submit import execute
+from execution.submit import BookingListener, SliceGate, execute
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 from flows.decide import _ensure_paper_account, decision_times
@@ -45,11 +48,14 @@ CHUNK_STEPS = 100
 
 class ReplayWindow:
     """What a replay loads once for its whole window: the decision parameters, the market cursor (features, closes,
-    news and scores in memory) and the account's memory advanced in memory. A plain class, not a dataclass, so
-    Prefect does not walk it as a task input."""
+    news and scores in memory), the account's memory advanced in memory and its cash and positions kept in memory
+    (``agents.replay_account``, told of every fill booked). A plain class, not a dataclass, so Prefect does not walk
+    it as a task input."""
 
-    def __init__(self, params: DecisionParams, cursor: ReplayCursor, memory: ReplayMemory) -> None:
-        self.params, self.cursor, self.memory = params, cursor, memory
+    def __init__(
+        self, params: DecisionParams, cursor: ReplayCursor, memory: ReplayMemory, account: ReplayAccount | None = None
+    ) -> None:
+        self.params, self.cursor, self.memory, self.account = params, cursor, memory, account
 
     @classmethod
     def load(
@@ -61,10 +67,12 @@ class ReplayWindow:
             cursor = ReplayCursor.load(conn, symbols=symbols, start=times[0], end=times[-1], params=params,
                                        scorer=scorer, run_id=run_id,
                                        returns_bars=settings.correlation_lookback_bars)  # fmt: skip
+            ledger = ReplayAccount.load(conn, account=account, symbols=symbols, end=times[-1], settings=settings,
+                                        market=cursor)  # fmt: skip
         memory = ReplayMemory(account=account, timeframe=settings.timeframe, params=strategy.memory,
                               base=strategy.base_weights(), cursor=cursor,
                               trade_lookback=settings.sizing_lookback_trades)  # fmt: skip
-        return cls(params, cursor, memory)
+        return cls(params, cursor, memory, ledger)
 
 
 @dataclass(frozen=True)
@@ -93,27 +101,53 @@ class Replay:
             paper, bar_open=lambda symbol, at: self.opens.get((symbol, at)), fill_until=self.fill_until
         )
 
+    @cached_property
+    def gate(self) -> SliceGate:
+        """The portfolio gate of released slices, built once (on the in-memory account when the window has one)."""
+        account = None if self.window is None else self.window.account
+        return portfolio_gate(self.settings, None if account is None else account.context)
+
+    @cached_property
+    def on_booking(self) -> BookingListener | None:
+        """What tells the in-memory account of each booking of fills execution writes (None without one)."""
+        return None if self.window is None or self.window.account is None else _booking_listener(self.window.account)
+
+
+def _booking_listener(ledger: ReplayAccount) -> BookingListener:
+    """Tells the replay's in-memory account of each booking of fills execution writes."""
+
+    def booked(booking: FillBooking) -> None:
+        ledger.book(booking.account, booking.symbol, booking.holding.quantity, booking.holding.avg_price,
+                    cash_moves(booking))  # fmt: skip
+
+    return booked
+
 
 def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
     """Send the TWAP/iceberg slices due by ``as_of`` at the bar's prices, each through the portfolio gate as in the
     live flows (``agents.risk.gate``: drawdown halt, exposure, VaR at ``as_of``), then decide every symbol at
-    ``as_of`` and send what risk approved, in one transaction (as the live flow does)."""
+    ``as_of`` and send what risk approved, in one transaction (as the live flow does). With a window, the account
+    half of the snapshot and the gate's context come from its in-memory account (told of every fill booked), and the
+    release pass runs once that account may have slices scheduled."""
     engine = get_engine()
     window = replay.window
+    ledger = None if window is None else window.account
+    on_booking = replay.on_booking
     with engine.connect() as conn, conn.begin():
         broker = replay.broker(lambda: kill_switch_state(conn), engine)
-        release_due_children(conn, broker, as_of, settings=replay.settings, run_id=replay.run_id,
-                             account=replay.account, gate=portfolio_gate(replay.settings))  # fmt: skip
+        if ledger is None or ledger.slices_scheduled:  # the in-memory account knows when none was ever scheduled
+            release_due_children(conn, broker, as_of, settings=replay.settings, run_id=replay.run_id,
+                                 account=replay.account, gate=replay.gate, on_booking=on_booking)  # fmt: skip
         decisions = decide(
             conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
             settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
             llm_agent=replay.team.llm_agent, params=None if window is None else window.params,
             source=None if window is None else window.cursor,
-            memory=None if window is None else window.memory,
+            memory=None if window is None else window.memory, account_state=ledger,
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
-            execute(
+            result = execute(
                 conn,
                 intents,
                 run_id=replay.run_id,
@@ -121,7 +155,10 @@ def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
                 settings=replay.settings,
                 event_time=as_of,
                 replay=True,
+                on_booking=on_booking,
             )
+            if ledger is not None and result.scheduled:
+                ledger.slices_scheduled = True
     return {"decisions": len(decisions), "intents": len(intents)}
 
 

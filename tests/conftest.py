@@ -115,6 +115,29 @@ def _no_hand_made_features_outlive_their_module() -> Iterator[None]:
             conn.execute(text("delete from marts.features where bar_number is null"))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _no_llm_spend_outlives_its_module() -> Iterator[None]:
+    """The LLM usage ledger holds today's spend, which the daily budget caps: every module of the session shares one
+    database, so a module's spend left behind would leave a later module's endpoint calls no room under the default
+    daily cap. The rows a module added are removed when it ends."""
+    before = _newest_usage_id()
+    yield
+    if not _session_engines or _newest_usage_id() == before:
+        return
+    with _session_engines[-1].begin() as conn:
+        conn.execute(text("delete from audit.llm_usage where id > :id"), {"id": before})
+
+
+def _newest_usage_id() -> int:
+    """The newest ledger row's id (0 before the session's database or its ledger exists)."""
+    if not _session_engines:
+        return 0
+    with _session_engines[-1].connect() as conn:
+        if conn.execute(text("select to_regclass('audit.llm_usage')")).scalar() is None:
+            return 0
+        return int(conn.execute(text("select coalesce(max(id), 0) from audit.llm_usage")).scalar_one())
+
+
 @pytest.fixture()
 def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"

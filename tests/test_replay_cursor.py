@@ -289,3 +289,165 @@ def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, d
     assert rows["live"]["opinion_outcomes"] and rows["live"]["risk_checks"]
     for name in _AUDIT:
         assert rows["replay"][name] == rows["live"][name], name
+
+
+class _CheckedAccount:
+    """The replay's in-memory account, checked against the database readers each time a step (its snapshot or the
+    portfolio gate of a released slice) asks it for the account's context."""
+
+    def __init__(self, inner, settings: Settings, cursor: ReplayCursor) -> None:
+        self.inner, self.settings, self.cursor = inner, settings, cursor
+        self.checked: list[tuple[datetime, tuple[str, ...]]] = []
+        self.closed = 0
+
+    def book(self, account, symbol, quantity, avg_price, moves) -> None:
+        self.closed += quantity == 0 and self.inner.positions([symbol])[symbol][0] > 0
+        self.inner.book(account, symbol, quantity, avg_price, moves)
+
+    def positions(self, symbols):
+        return self.inner.positions(symbols)
+
+    @property
+    def slices_scheduled(self) -> bool:
+        return self.inner.slices_scheduled
+
+    @slices_scheduled.setter
+    def slices_scheduled(self, value: bool) -> None:
+        self.inner.slices_scheduled = value
+
+    def context(self, conn, account, symbols, as_of):
+        import dataclasses
+
+        from agents.risk.context import portfolio_context
+        from agents.snapshot import current_positions
+
+        mine = self.inner.context(conn, account, symbols, as_of)
+        # the same equity mark is upserted again: the database path sees what the in-memory one wrote
+        theirs = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=self.settings,
+                                   market=self.cursor)  # fmt: skip
+        plain = {"returns": pd.DataFrame(), "inputs": None}
+        assert dataclasses.replace(mine, **plain) == dataclasses.replace(theirs, **plain), as_of
+        assert (str(mine.equity), str(mine.peak_equity)) == (str(theirs.equity), str(theirs.peak_equity)), as_of
+        assert {s: str(e) for s, e in mine.exposures.items()} == {s: str(e) for s, e in theirs.exposures.items()}
+        pd.testing.assert_frame_equal(mine.returns, theirs.returns)
+        assert self.inner.positions(symbols) == current_positions(conn, account, symbols), as_of
+        self.checked.append((as_of, tuple(symbols)))
+        return mine
+
+
+def test_the_in_memory_account_equals_the_database_reader_at_every_step(engine, data) -> None:
+    from agents.snapshot import current_positions
+    from agents.team import Team
+    from alphaloom.fx import store_rate
+    from execution.accounts import ensure_account
+    from flows.backtest import Replay, ReplayWindow, _bar_opens, _step
+    from flows.decide import decision_times
+
+    # TWAP slices released by later steps (through the portfolio gate), fills with fees at the next open, cash in
+    # the symbols' quote currency (USDT) counted in the account's own (XTS) at rates that change during the window.
+    settings = get_settings().model_copy(update={"split_above_notional": Decimal(1500), "split_slices": 3,
+                                                 "twap_duration_minutes": 150})  # fmt: skip
+    strategy, scorer = StrategyParams(), LexiconScorer()
+    symbols = list(data.symbols)[:3]
+    times = decision_times(data.end - timedelta(days=1), 140, "1h")
+    account, run_id = "account-parity", "account-parity-run"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "XTS", "paper", Decimal(200_000), run_id)
+        store_rate(conn, "USDT", "XTS", Decimal("0.5"), times[0] - timedelta(days=2))
+        store_rate(conn, "XTS", "USDT", Decimal("2.125"), times[50])  # the inverse pair, newer: it wins from then on
+        store_rate(conn, "USDT", "XTS", Decimal("0.4875"), times[100] + timedelta(minutes=30))
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+    checked = _CheckedAccount(window.account, settings, window.cursor)
+    window.account = checked  # type: ignore[assignment]
+    opens = _bar_opens(engine, settings, symbols, times[0], times[-1])
+    replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "next_open", times[-1], opens,
+                    window)  # fmt: skip
+    for as_of in times:
+        _step(replay, as_of)
+    with engine.connect() as conn:
+        fills = conn.execute(
+            text("select side, fee, client_order_id from audit.fills where account = :a"), {"a": account}
+        ).all()
+        released = conn.execute(
+            text("select count(*) from audit.scheduled_slices where account = :a and status = 'released'"),
+            {"a": account},
+        ).scalar_one()
+        positions = current_positions(conn, account, symbols)
+        balances = dict(conn.execute(text("select currency, amount from audit.balances where account = :a"),
+                                     {"a": account}).all())  # fmt: skip
+    steps = {as_of for as_of, _ in checked.checked}
+    gated = [as_of for as_of, asked in checked.checked if len(asked) == 1]
+    assert steps == set(times), "every step's snapshot came from the in-memory account and was checked"
+    assert gated, "released slices passed the portfolio gate on the in-memory account"
+    assert {side for side, _, _ in fills} == {"buy", "sell"} and all(fee > 0 for _, fee, _ in fills)
+    assert checked.closed >= 1 and released >= 1, (checked.closed, released)
+    assert checked.inner.bookings == len({order for *_, order in fills}), "one booking per order with fills"
+    assert checked.inner.positions(symbols) == positions
+    assert checked.inner._balances == balances and set(balances) == {"XTS", "USDT"}
+
+
+def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data) -> None:
+    from agents.team import Team
+    from alphaloom.guards import set_kill_switch
+    from execution.accounts import ensure_account
+    from flows.backtest import Replay, ReplayWindow, _step
+    from flows.decide import decision_times
+
+    settings = get_settings().model_copy(update={"split_above_notional": Decimal(1500), "split_slices": 3,
+                                                 "twap_duration_minutes": 150})  # fmt: skip
+    strategy, scorer = StrategyParams(), LexiconScorer()
+    symbols = list(data.symbols)[:3]
+    times = decision_times(data.end - timedelta(days=1), 100, "1h")
+    account, run_id = "killswitch-replay", "killswitch-replay-run"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(200_000), run_id)
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+    replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {}, window)
+
+    def scheduled() -> int:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("select count(*) from audit.scheduled_slices where account = :a and status = 'scheduled'"),
+                {"a": account},
+            ).scalar_one()
+
+    engaged_at = None
+    try:
+        for as_of in times:
+            if engaged_at is None and scheduled():  # engaged by an operator between two steps, slices pending
+                with engine.begin() as conn:
+                    set_kill_switch(conn, True, "operator stop during a replay", "pytest")
+                engaged_at = as_of
+            _step(replay, as_of)
+    finally:
+        with engine.begin() as conn:
+            set_kill_switch(conn, False, "test done", "pytest")
+    assert engaged_at is not None, "the replay must have scheduled TWAP slices"
+    with engine.connect() as conn:
+        orders = conn.execute(
+            text("""select e.event_ts from audit.order_events e join audit.orders o using (client_order_id)
+                    where o.account = :a and e.event = 'created'"""),
+            {"a": account},
+        ).scalars().all()  # fmt: skip
+        denied = conn.execute(
+            text("""select count(*) from audit.risk_checks r join audit.decisions d using (decision_id)
+                    where d.account = :a and d.as_of >= :t and r.check_name = 'kill_switch' and not r.approved"""),
+            {"a": account, "t": engaged_at},
+        ).scalar_one()
+        after = conn.execute(
+            text("""select count(*) from audit.decisions where account = :a and as_of >= :t"""),
+            {"a": account, "t": engaged_at},
+        ).scalar_one()
+        cancelled = conn.execute(
+            text("""select count(*) from audit.scheduled_slices where account = :a and status = 'cancelled'
+                    and reason like 'kill switch%'"""),
+            {"a": account},
+        ).scalar_one()
+    assert orders and all(at < engaged_at for at in orders), "no order after the kill switch was engaged"
+    assert denied >= 1, "the step's snapshot read the kill switch: risk denied the decisions' intents"
+    assert after == len(symbols) * len([t for t in times if t >= engaged_at]), "the replay went on deciding"
+    assert cancelled >= 1 and scheduled() == 0, "the pending slices were cancelled, not sent"

@@ -14,7 +14,7 @@ When ``marts.correlations`` exists this is where a precomputed matrix would be r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -24,8 +24,8 @@ from sqlalchemy import Connection, text
 
 from agents.risk.portfolio import PortfolioContext
 from alphaloom.domain import quote_currency, require_utc, timeframe_delta
-from alphaloom.fx import convert, known_rates_at, rates_at
-from alphaloom.markets import market_specs
+from alphaloom.fx import Rates, convert, known_rates_at, rates_at
+from alphaloom.markets import MarketSpec, market_specs
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"
@@ -110,28 +110,17 @@ def portfolio_context(
     # Cash in every currency and exposures priced in another quote currency count in the base currency, converted
     # with the rate known at as_of, one lookup per currency (a missing rate is an error, never a silent 1).
     rates = rates_at(conn, [c for c, _ in balances] + [quote_currency(s, base) for s in positions], base, as_of)
-    cash = sum((convert(Decimal(amount), ccy, base, rates) for ccy, amount in balances), Decimal(0))
     universe = sorted(set(symbols) | set(positions))
     quote_rates = {**known_rates_at(conn, [quote_currency(s, base) for s in symbols], base, as_of), **rates}
     markets = market_specs(conn, exchange=settings.exchange, symbols=universe, asset_classes=settings.asset_classes,
                            quantity_steps=settings.quantity_steps)  # fmt: skip
     marks = _marks(conn, settings, universe, as_of) if market is None else market.marks(universe, as_of)
-    exposures = {
-        s: convert(q * marks.get(s, avg), quote_currency(s, base), base, rates) for s, (q, avg) in positions.items()
-    }
-    equity = Decimal(cash) + sum(exposures.values(), Decimal(0))
-    conn.execute(
-        text(
-            """insert into audit.equity_marks (account, as_of, equity) values (:a, :t, :e)
-               on conflict (account, as_of) do update set equity = excluded.equity"""
-        ),
-        {"a": account, "t": as_of, "e": equity},
-    )
+    equity, exposures = account_equity(balances, positions, marks, rates, base)
+    write_equity_marks(conn, [equity_mark_row(account, as_of, equity)])
     peak = conn.execute(
         text("select max(equity) from audit.equity_marks where account = :a and as_of <= :t"),
         {"a": account, "t": as_of},
     ).scalar_one()
-    bar = timeframe_delta(settings.timeframe)
     returns = (
         returns_history(
             conn,
@@ -144,9 +133,64 @@ def portfolio_context(
         if market is None
         else market.returns(universe, as_of, settings.correlation_lookback_bars)
     )
+    return assemble_context(settings, equity=equity, peak=max(Decimal(peak), Decimal(starting)), exposures=exposures,
+                            returns=returns, markets=markets, base=base, quote_rates=quote_rates, as_of=as_of)  # fmt: skip
+
+
+# --- the pure parts, shared with the in-memory account of a replay (``agents.replay_account``) -----------------------
+
+
+def account_equity(
+    balances: Sequence[tuple[str, Decimal]],
+    positions: Mapping[str, tuple[Decimal, Decimal]],
+    marks: Mapping[str, Decimal],
+    rates: Rates,
+    base: str,
+) -> tuple[Decimal, dict[str, Decimal]]:
+    """(equity, exposure per symbol) in the base currency: the cash of every currency plus each position (quantity,
+    avg price) at its mark (its average price when it has none), converted with ``rates``."""
+    cash = sum((convert(Decimal(amount), ccy, base, rates) for ccy, amount in balances), Decimal(0))
+    exposures = {
+        s: convert(q * marks.get(s, avg), quote_currency(s, base), base, rates) for s, (q, avg) in positions.items()
+    }
+    return Decimal(cash) + sum(exposures.values(), Decimal(0)), exposures
+
+
+def equity_mark_row(account: str, as_of: datetime, equity: Decimal) -> dict[str, object]:
+    """The ``audit.equity_marks`` row of ``account``'s equity at ``as_of`` (``write_equity_marks`` upserts it)."""
+    return {"a": account, "t": as_of, "e": equity}
+
+
+def write_equity_marks(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Upsert ``equity_mark_row`` rows (a later mark at the same time replaces the earlier one); a write only."""
+    if rows:
+        conn.execute(
+            text(
+                """insert into audit.equity_marks (account, as_of, equity) values (:a, :t, :e)
+                   on conflict (account, as_of) do update set equity = excluded.equity"""
+            ),
+            list(rows),
+        )
+
+
+def assemble_context(
+    settings: Settings,
+    *,
+    equity: Decimal,
+    peak: Decimal,
+    exposures: Mapping[str, Decimal],
+    returns: pd.DataFrame,
+    markets: Mapping[str, MarketSpec],
+    base: str,
+    quote_rates: Mapping[tuple[str, str], Decimal],
+    as_of: datetime,
+) -> PortfolioContext:
+    """The ``PortfolioContext`` from its parts (``peak``: the highest equity marked up to ``as_of``, or the starting
+    cash when higher), prepared."""
+    bar = timeframe_delta(settings.timeframe)
     return PortfolioContext(
         equity=equity,
-        peak_equity=max(Decimal(peak), Decimal(starting)),
+        peak_equity=peak,
         exposures=exposures,
         returns=returns,
         asset_classes=settings.asset_classes,

@@ -8,13 +8,13 @@ Execution cannot import the agents (import rules), so the flows build this gate 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection
 
 from agents.risk.context import portfolio_context
-from agents.risk.portfolio import RiskLimits, check_portfolio
+from agents.risk.portfolio import PortfolioContext, RiskLimits, check_portfolio
 from agents.risk.verdict import adjusted_intent
 from alphaloom.domain import OrderIntent
 from alphaloom.guards import LimitBreach
@@ -25,11 +25,25 @@ from alphaloom.settings import Settings
 GateAnswer = tuple[OrderIntent | None, tuple[LimitBreach, ...]]
 
 
-def portfolio_gate(settings: Settings) -> Callable[[Connection, OrderIntent, datetime], GateAnswer]:
+# The account's context for (connection, account, candidate symbols, as_of): ``agents.risk.context.portfolio_context``
+# from the database, or a replay's in-memory account (``agents.replay_account.ReplayAccount.context``).
+ContextReader = Callable[[Connection, str, Sequence[str], datetime], PortfolioContext]
+
+
+def portfolio_gate(
+    settings: Settings, context: ContextReader | None = None
+) -> Callable[[Connection, OrderIntent, datetime], GateAnswer]:
+    """The gate a slice passes at ``as_of``; ``context``: where the account's context comes from (default: read from
+    the database)."""
     limits = RiskLimits.from_settings(settings)
 
+    def from_database(conn: Connection, account: str, symbols: Sequence[str], as_of: datetime) -> PortfolioContext:
+        return portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings)
+
+    read = context or from_database
+
     def gate(conn: Connection, intent: OrderIntent, as_of: datetime) -> GateAnswer:
-        ctx = portfolio_context(conn, account=intent.account, symbols=[intent.symbol], as_of=as_of, settings=settings)
+        ctx = read(conn, intent.account, [intent.symbol], as_of)
         quote = ctx.quote_rate(intent.symbol)
         if quote.rate is None:  # a notional that cannot be counted in the base currency is refused, never taken as 1
             return None, (LimitBreach("fx_rate", str(quote.missing), {"quote": quote.quote, "base": quote.base}),)
