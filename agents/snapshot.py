@@ -206,6 +206,12 @@ class AccountState(Protocol):
     def positions(self, symbols: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]: ...
 
 
+class OutcomeStore(Protocol):
+    """Where a replay's outcome rows go instead of the database (``agents.audit_buffer.AuditBuffer``)."""
+
+    def outcomes(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+
+
 def read_account_view(
     conn: Connection,
     *,
@@ -218,12 +224,13 @@ def read_account_view(
     memory: MemoryState | None = None,
     source: MarketReader | None = None,
     account_state: AccountState | None = None,
+    outcomes: OutcomeStore | None = None,
 ) -> AccountView:
     """The account half of the snapshot, from the database at ``as_of`` (memory point in time: the opinions realised
     by ``as_of`` are scored first, then the agents are weighed by those outcomes only). ``memory``: the account's
-    memory advanced in memory instead (its new outcome rows are stored here); ``source``: marks and returns history
-    from memory; ``account_state``: the portfolio context and positions from memory (its equity mark is stored here).
-    The kill switch is always read (an operator may engage it at any time)."""
+    memory advanced in memory instead (its new outcome rows are stored here, or handed to ``outcomes``); ``source``:
+    marks and returns history from memory; ``account_state``: the portfolio context and positions from memory (its
+    equity mark is stored here). The kill switch is always read (an operator may engage it at any time)."""
     kill_switch = kill_switch_state(conn)
     if account_state is not None:
         portfolio = account_state.context(conn, account, symbols, as_of)
@@ -231,7 +238,11 @@ def read_account_view(
         portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings,
                                       market=source)  # fmt: skip
     if memory is not None:
-        insert_outcomes(conn, memory.advance(as_of, run_id=run_id))
+        records = memory.advance(as_of, run_id=run_id)
+        if outcomes is not None:
+            outcomes.outcomes(records)
+        else:
+            insert_outcomes(conn, records)
         weights, trades = memory.weights(), memory.trades() if params.uses_kelly else trade_stats([])
     else:
         weights, trades = _memory_from_database(conn, account, as_of, run_id, params)
@@ -286,17 +297,18 @@ def read_snapshot(
     source: MarketSource | None = None,
     memory: MemoryState | None = None,
     account_state: AccountState | None = None,
+    outcomes: OutcomeStore | None = None,
 ) -> Snapshot:
     """The ``Snapshot`` of a decision step at ``as_of``, read from the database (``source``: the market half from
-    memory, a replay cursor, instead of SQL; ``memory`` and ``account_state``: see ``read_account_view``; with
-    ``memory`` the decisions already recorded are the ones it was told of, and with ``account_state`` the account
-    is known to exist)."""
+    memory, a replay cursor, instead of SQL; ``memory``, ``account_state`` and ``outcomes``: see
+    ``read_account_view``; with ``memory`` the decisions already recorded are the ones it was told of, and with
+    ``account_state`` the account is known to exist)."""
     as_of = require_utc(as_of, "as_of")
     if account_state is None:
         require_account(conn, account)
     account_view = read_account_view(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id,
                                      settings=settings, params=params, memory=memory, source=source,
-                                     account_state=account_state)  # fmt: skip
+                                     account_state=account_state, outcomes=outcomes)  # fmt: skip
     decision_ids = {s: decision_id_for(account, s, params.timeframe, as_of, params.version) for s in symbols}
     ids = list(decision_ids.values())
     existing = recorded_decisions(conn, ids) if memory is None else memory.recorded(ids)

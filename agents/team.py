@@ -39,6 +39,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection, text
 
+from agents.audit_buffer import AuditBuffer
 from agents.deciding import DecisionDraft, LlmAnswer, analyst_inputs, decide_snapshot
 from agents.llm.review import review_drafts
 from agents.llm.roles import llm_agent_for
@@ -168,12 +169,22 @@ def existing_decision(conn: Connection, decision_id: DecisionId) -> Decision | N
 
 
 def record_drafts(
-    conn: Connection, snapshot: Snapshot, drafts: Sequence[DecisionDraft], *, run_id: str
+    conn: Connection,
+    snapshot: Snapshot,
+    drafts: Sequence[DecisionDraft],
+    *,
+    run_id: str,
+    audit: AuditBuffer | None = None,
 ) -> list[Decision]:
     """Record the step: the agent weights in force, then each draft's rows. Returns one ``Decision`` per symbol, in
-    the order asked: a recorded one (found in the snapshot, or recorded first by a concurrent run) without intents."""
-    record_weights(conn, account=snapshot.account, as_of=snapshot.as_of, run_id=run_id,
-                   weights=snapshot.account_view.weights)  # fmt: skip
+    the order asked: a recorded one (found in the snapshot, or recorded first by a concurrent run) without intents.
+    ``audit``: a replay's buffer holds the rows instead, for its caller to write in bulk (``agents.audit_buffer``)."""
+    if audit is not None:
+        audit.weights(account=snapshot.account, as_of=snapshot.as_of, run_id=run_id,
+                      weights=snapshot.account_view.weights)  # fmt: skip
+    else:
+        record_weights(conn, account=snapshot.account, as_of=snapshot.as_of, run_id=run_id,
+                       weights=snapshot.account_view.weights)  # fmt: skip
     by_symbol = {draft.decision.symbol: draft for draft in drafts}
     decisions: list[Decision] = []
     for symbol in snapshot.symbols:
@@ -185,8 +196,11 @@ def record_drafts(
         draft = by_symbol.get(symbol)
         if draft is None:
             continue
-        inserted = record_decision(conn, draft.row, outputs=draft.outputs, verdicts=draft.verdicts,
-                                   lineage=draft.lineage)  # fmt: skip
+        inserted = (
+            audit.decision(draft)
+            if audit is not None
+            else record_decision(conn, draft.row, outputs=draft.outputs, verdicts=draft.verdicts, lineage=draft.lineage)
+        )
         if not inserted:  # a concurrent run recorded it first: it owns the intents
             concurrent = existing_decision(conn, draft.decision.decision_id)
             if concurrent is not None:
@@ -211,20 +225,25 @@ def decide(
     source: MarketSource | None = None,
     memory: ReplayMemory | None = None,
     account_state: AccountState | None = None,
+    audit: AuditBuffer | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per symbol that had features known at ``as_of`` (see the module docstring for guarantees).
     ``params``: the decision parameters when the caller derived them already (a replay, once per run); ``source``: the
     market half of the snapshot from memory (a replay cursor); ``memory``: the account's memory advanced
     in memory by a replay (``agents.replay_memory``), told of every decision this step records; ``account_state``: the
-    account's cash and positions in memory (``agents.replay_account``)."""
+    account's cash and positions in memory (``agents.replay_account``); ``audit``: a replay's buffer of audit rows
+    (``agents.audit_buffer``): the step's rows are held there, written when the caller flushes it (flushed here first
+    when the LLM analyst is to read the account's past situations)."""
     params = params or DecisionParams.from_settings(settings, strategy)
     snapshot = read_snapshot(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
                              params=params, scorer=scorer, source=source, memory=memory,
-                             account_state=account_state)  # fmt: skip
+                             account_state=account_state, outcomes=audit)  # fmt: skip
+    if audit is not None and llm_agent is not None and params.strategy.team_vote:
+        audit.flush(conn)  # similar_situations reads the outcomes and decisions recorded so far
     answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
     drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
     drafts = review_drafts(conn, snapshot, drafts, params, llm_agent, run_id=run_id)  # the LLM may only shrink
-    decisions = record_drafts(conn, snapshot, drafts, run_id=run_id)
+    decisions = record_drafts(conn, snapshot, drafts, run_id=run_id, audit=audit)
     if memory is not None:
         recorded = {id(decision) for decision in decisions}
         memory.remember([draft for draft in drafts if id(draft.decision) in recorded])

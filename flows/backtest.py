@@ -14,6 +14,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Engine, text
 
+from agents.audit_buffer import AuditBuffer
 from agents.params import DecisionParams
 from agents.replay_account import ReplayAccount
 from agents.replay_cursor import ReplayCursor
@@ -23,7 +24,14 @@ from agents.sentiment import SentimentScorer
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
-from alphaloom.backtest.reporting import FILL_MODES, RunReport, build_run_report, refusal_counts
+from alphaloom.backtest.reporting import (
+    AUDIT_MODES,
+    FILL_MODES,
+    RunReport,
+    backtest_account,
+    build_run_report,
+    refusal_counts,
+)
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
@@ -78,7 +86,8 @@ class ReplayWindow:
 @dataclass(frozen=True)
 class Replay:
     """What every step of one backtest shares (``window``: the inputs loaded once; without it each step reads them
-    from the database, as the live flow does)."""
+    from the database, as the live flow does; ``audit``: the buffer of the steps' audit rows, written in bulk by
+    ``flush_audit``; without it each step writes its rows as the live flow does)."""
 
     account: str
     symbols: list[str]
@@ -90,6 +99,7 @@ class Replay:
     fill_until: datetime
     opens: dict[tuple[str, datetime], Decimal]
     window: ReplayWindow | None = None
+    audit: AuditBuffer | None = None
 
     def broker(self, kill_switch: Callable[[], KillSwitchState], engine: Engine) -> Broker:
         """The paper broker the live decision flow uses, filling at the next open when so configured."""
@@ -143,10 +153,12 @@ def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
             settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
             llm_agent=replay.team.llm_agent, params=None if window is None else window.params,
             source=None if window is None else window.cursor,
-            memory=None if window is None else window.memory, account_state=ledger,
+            memory=None if window is None else window.memory, account_state=ledger, audit=replay.audit,
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
+            if replay.audit is not None:
+                replay.audit.flush_decisions(conn)  # the orders reference their decisions
             result = execute(
                 conn,
                 intents,
@@ -172,14 +184,23 @@ def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
 @task(cache_policy=NO_CACHE)
 def replay_chunk(replay: Replay, times: list[datetime], advance: Callable[..., None] | None = None) -> dict[str, int]:
     """Consecutive steps as one task (Prefect's per-task cost paid once per chunk, not once per step); each step is
-    still its own transaction, in order. ``advance`` is told of each step done (the progress bar)."""
+    still its own transaction, in order; the audit rows the steps left in the buffer are written at the end.
+    ``advance`` is told of each step done (the progress bar)."""
     totals = {"decisions": 0, "intents": 0}
     for as_of in times:
         for key, value in _step(replay, as_of).items():
             totals[key] += value
         if advance is not None:
             advance(1)
+    flush_audit(replay)
     return totals
+
+
+def flush_audit(replay: Replay) -> None:
+    """Write the audit rows held in the replay's buffer (``agents.audit_buffer``), in a transaction of their own."""
+    if replay.audit is not None and replay.audit.pending:
+        with get_engine().begin() as conn:
+            replay.audit.flush(conn)
 
 
 def _bar_opens(
@@ -194,10 +215,11 @@ def _bar_opens(
     return {(r.symbol, r.ts): Decimal(r.open) for r in rows}
 
 
-def _summarise_refusals(engine: Engine, run_id: str) -> None:
-    """One log line for the replay's refusals (each one is a row; a replay does not alert per refusal)."""
+def _summarise_refusals(engine: Engine, run_id: str, unrecorded: dict[str, int]) -> None:
+    """One log line for the replay's refusals (each one is a row, or counted in ``unrecorded`` when the audit mode
+    does not write it; a replay does not alert per refusal)."""
     with engine.connect() as conn:
-        refusals = refusal_counts(conn, run_id)
+        refusals = refusal_counts(conn, run_id, unrecorded)
     if refusals:
         counts = ", ".join(f"{reason} {n}" for reason, n in refusals.items())
         log.warning("backtest %s: %d orders refused (%s)", run_id, sum(refusals.values()), counts)
@@ -213,35 +235,36 @@ def _llm_usage(engine: Engine, run_id: str) -> dict[str, dict[str, int]]:
     return {r.status: {"count": int(r.n), "tokens": int(r.tokens)} for r in rows}
 
 
-AUDIT_LEVELS = ("full",)  # what ``replay_run`` records of each step: every decision, order and fill
-
-
 def replay_run(
     run_id: str, *, settings: Settings, rules: StrategyParams, symbols: list[str], times: list[datetime],
     fill_at: str, team: Team, audit: str = "full", out_dir: Path | None = None,
-) -> RunReport:  # fmt: skip
+) -> tuple[RunReport, dict[str, int]]:  # fmt: skip
     """Replay the decision ``times`` with the team parameters of ``settings`` and ``rules`` on a fresh paper account
-    of run ``run_id`` (its ``audit.runs`` row must exist; the account is ``backtest-<run_id[:8]>``) and return the
-    run's metrics, with its HTML report written under ``out_dir`` when given. The one replay engine: the backtest
+    of run ``run_id`` (its ``audit.runs`` row must exist, with ``audit`` in its parameters; the account is
+    ``backtest_account(run_id)``) and return the run's metrics, with its HTML report written under ``out_dir`` when
+    given, and the risk gate's refusals by check that ``audit`` did not write. The one replay engine: the backtest
     flow and the team walk-forward (each in-sample trial, each out-of-sample window) both run through it.
 
-    ``audit``: what the steps record (``AUDIT_LEVELS``); the only place where it is applied."""
-    if audit not in AUDIT_LEVELS:
-        raise ConfigError(f"audit must be one of {list(AUDIT_LEVELS)}, got {audit!r}")
+    ``audit`` (``AUDIT_MODES``): what the steps record, applied by the replay's audit buffer."""
+    if audit not in AUDIT_MODES:
+        raise ConfigError(f"audit must be one of {', '.join(AUDIT_MODES)}, got {audit!r}")
     engine = get_engine()
-    account = f"backtest-{run_id[:8]}"
+    account = backtest_account(run_id)
     _ensure_paper_account(settings, account, run_id)
     opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
     window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
                                settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
-    replay = Replay(account, symbols, run_id, settings, team, rules, fill_at, times[-1], opens, window)
+    replay = Replay(account, symbols, run_id, settings, team, rules, fill_at, times[-1], opens, window,
+                    AuditBuffer(audit))  # fmt: skip
     with progress(len(times), f"backtest {run_id[:8]}") as advance:
         for first in range(0, len(times), CHUNK_STEPS):
             replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
-    _summarise_refusals(engine, run_id)
+    unrecorded = dict(replay.audit.refusals) if replay.audit is not None else {}
+    _summarise_refusals(engine, run_id, unrecorded)
     with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
-        return build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
-                                out_dir=out_dir)  # fmt: skip
+        report = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
+                                  out_dir=out_dir, unrecorded_refusals=unrecorded)  # fmt: skip
+    return report, unrecorded
 
 
 @flow(name="backtest", on_failure=[alert_on_failure])
@@ -257,6 +280,7 @@ def backtest_flow(
     sma_fast: int = 10,
     sma_slow: int = 30,
     fill_at: str | None = None,
+    audit: str = "full",
 ) -> dict[str, object]:
     """Decide at each of the ``steps`` bar closes up to ``end`` (default: the newest stored bar close) with the same
     ``decide`` and paper execution as the live flow, on an account of its own; returns metrics and the report path.
@@ -272,6 +296,10 @@ def backtest_flow(
       the model's training cutoff is refused (``ConfigError``) unless ``allow_exposure``; then the report flags it.
     - Live safety caps per run (``max_orders_per_run``) apply per decision step; every refusal is counted by reason
       (``refusals`` in the result and the report) and logged once as a summary, not alerted one by one.
+    - ``audit`` (``alphaloom.backtest.reporting.AUDIT_MODES``): ``full`` records every decision's rows as the live
+      flow does; ``decisions`` only the ``audit.decisions`` rows; ``none`` only the decisions that sent an order
+      (the orders reference them). Every mode writes the run row and execution's rows (orders, fills, positions,
+      balances), so the account and the report are the same; the mode is in the run's parameters and the report.
     """
     settings = get_settings()
     if llm_max_tokens is not None:
@@ -279,6 +307,8 @@ def backtest_flow(
     fill_at = fill_at or settings.backtest_fill_at
     if fill_at not in FILL_MODES:
         raise ConfigError(f"fill_at must be one of {sorted(FILL_MODES)}, got {fill_at!r}")
+    if audit not in AUDIT_MODES:
+        raise ConfigError(f"audit must be one of {', '.join(AUDIT_MODES)}, got {audit!r}")
     symbols = symbols or settings.symbols
     rules = StrategyParams(rule=strategy, sma_cross=SmaCrossParams(sma_fast, sma_slow))
     engine = get_engine()
@@ -296,11 +326,14 @@ def backtest_flow(
     exposure = llm_exposure(settings.llm_role_models, settings.llm_training_cutoffs, times[0]) if use_llm else None
     if exposure and not allow_exposure:
         raise ConfigError(f"backtest refused: {exposure}; pass --allow-exposure to run it anyway (it is flagged)")
+    if use_llm and audit != "full":
+        raise ConfigError(f"audit {audit!r} refused with the LLM analyst: it reads the account's past situations from "
+                          "the audit rows; use audit full, or strategy sma_cross, or no LLM endpoint")  # fmt: skip
 
     parameters = {"symbols": symbols, "end": times[-1], "steps": steps, "llm_live": llm_live,
                   "llm_max_calls": llm_max_calls, "llm_max_tokens": llm_max_tokens, "allow_exposure": allow_exposure,
                   "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow, "fill_at": fill_at,
-                  "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
+                  "audit": audit, "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
     with audited_run("backtest", parameters) as (engine, run_id):
         team = build_team(settings)
         llm_agent = None
@@ -310,11 +343,12 @@ def backtest_flow(
 
             agent_class = LlmAnalyst if settings.llm_team_mode == "analyst" else LlmTeam
             llm_agent = agent_class(settings, live_calls=llm_max_calls if llm_live else 0)
-        report = replay_run(run_id, settings=settings, rules=rules, symbols=symbols, times=times, fill_at=fill_at,
-                            team=Team(scorer=team.scorer, llm_agent=llm_agent), out_dir=settings.home / "reports")  # fmt: skip
+        report, unrecorded = replay_run(run_id, settings=settings, rules=rules, symbols=symbols, times=times,
+                                        fill_at=fill_at, team=Team(scorer=team.scorer, llm_agent=llm_agent),
+                                        audit=audit, out_dir=settings.home / "reports")  # fmt: skip
         usage = _llm_usage(engine, run_id)
         with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
-            refusals = refusal_counts(conn, run_id)
+            refusals = refusal_counts(conn, run_id, unrecorded)
         calls = sum(usage.get(s, {}).get("count", 0) for s in ("ok", "repaired", "invalid", "timeout", "error"))
         return {"run_id": run_id, "account": report.account, "report": str(report.path), "trades": report.trades,
                 "llm_tokens": sum(u["tokens"] for u in usage.values()), "llm_calls": calls, "llm_usage": usage,

@@ -44,9 +44,9 @@ from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 from flows.backtest import replay_run
 
-# What the in-sample trials record: everything for now. The single place to switch to "none" once backtest_flow's
-# audit levels (full|decisions|none) land in ``flows.backtest.AUDIT_LEVELS``; the out-of-sample stretches stay "full".
-SEARCH_AUDIT = "full"
+# What the in-sample trials record (``alphaloom.backtest.reporting.AUDIT_MODES``): only the decisions that sent an
+# order, with the orders and fills their metrics read; the out-of-sample stretches record everything ("full").
+SEARCH_AUDIT = "none"
 
 
 def candidate_rules(candidate: TeamCandidate) -> StrategyParams:
@@ -65,9 +65,10 @@ def replay_candidate(
                   "start": times[0], "end": times[-1], "steps": len(times), "fill_at": spec.fill_at,
                   "strategy": "team", "audit": audit}  # fmt: skip
     with recorded_run(get_engine(), "backtest", parameters) as run_id:
-        return replay_run(run_id, settings=run_settings, rules=candidate_rules(candidate), symbols=spec.symbols,
-                          times=times, fill_at=spec.fill_at, team=team or Team(scorer=build_team(settings).scorer, llm_agent=None),
-                          audit=audit)  # fmt: skip
+        report, _ = replay_run(run_id, settings=run_settings, rules=candidate_rules(candidate), symbols=spec.symbols,
+                               times=times, fill_at=spec.fill_at, audit=audit,
+                               team=team or Team(scorer=build_team(settings).scorer, llm_agent=None))  # fmt: skip
+        return report
 
 
 def choose_in_sample(

@@ -67,6 +67,7 @@ def _refused(engine: Engine, args: list[str], *expected: str) -> str:
         (["decide", "--steps", "0"], ["--steps", "at least 1", "0"]),
         (["backtest", "--steps", "0"], ["--steps", "at least 1"]),
         (["backtest", "--strategy", "foo"], ["--strategy", "team", "sma_cross", "'foo'"]),
+        (["backtest", "--audit", "some"], ["--audit", "full", "decisions", "none", "'some'"]),
         (["decide", "--symbols", "FOO/BAR"], ["FOO/BAR", "stored: BTC/USDT, ETH/USDT"]),
         (["decide", "--symbols", "btc/usdt"], ["btc/usdt", "did you mean BTC/USDT?"]),
         (["backtest", "--symbols", "BTC/USDT,FOO/BAR"], ["FOO/BAR", "stored: BTC/USDT, ETH/USDT"]),

@@ -95,6 +95,83 @@ def test_report_command_for_a_run_and_a_clear_error_for_an_unknown_one(engine, d
     assert missing.exit_code == 2 and "no such run" in missing.output and "no-such-run" in missing.output
 
 
+_PER_RUN = {  # rows a backtest run writes, by table (run id of the rows, or the run's account)
+    "decisions": "select count(*) from audit.decisions where run_id = :r",
+    "agent_outputs": "select count(*) from audit.agent_outputs where run_id = :r",
+    "risk_checks": "select count(*) from audit.risk_checks where run_id = :r and check_name not like 'execution%'",
+    "lineage": "select count(*) from audit.lineage where run_id = :r and child_table = 'audit.decisions'",
+    "agent_weights": "select count(*) from audit.agent_weights where account = :a",
+    "opinion_outcomes": "select count(*) from audit.opinion_outcomes where account = :a",
+    "orders": "select count(*) from audit.orders where run_id = :r",
+    "fills": "select count(*) from audit.fills f join audit.orders o using (client_order_id) where o.run_id = :r",
+    "positions": "select count(*) from audit.positions where account = :a",
+    "balances": "select count(*) from audit.balances where account = :a",
+}
+
+
+def test_audit_modes_write_less_and_report_the_same_metrics_and_trades(engine, data) -> None:
+    """``audit``: ``decisions`` writes the decisions but none of their outputs, checks, lineage, weights or outcomes;
+    ``none`` only the decisions that sent an order; both trade and report exactly as ``full`` (the account is the
+    same), the mode is in the run's parameters and the report, and ``alphaloom report`` rebuilds a ``none`` run."""
+    from alphaloom.backtest.reporting import build_run_report
+
+    runs = {mode: backtest_flow(symbols=list(data.symbols), end=data.end, steps=STEPS, audit=mode)
+            for mode in ("full", "decisions", "none")}  # fmt: skip
+    counts, fills = {}, {}
+    with engine.connect() as conn:
+        for mode, run in runs.items():
+            counts[mode] = {name: conn.execute(text(sql), {"r": run["run_id"], "a": run["account"]}).scalar_one()
+                            for name, sql in _PER_RUN.items()}  # fmt: skip
+            fills[mode] = conn.execute(
+                text("""select f.symbol, f.side, f.quantity, f.price, f.fee, f.ts from audit.fills f
+                        join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts, f.symbol"""),
+                {"r": run["run_id"]},
+            ).all()  # fmt: skip
+            parameters = conn.execute(text("select parameters from audit.runs where run_id = :r"),
+                                      {"r": run["run_id"]}).scalar_one()  # fmt: skip
+            assert parameters["audit"] == mode
+    full, decisions, none = counts["full"], counts["decisions"], counts["none"]
+    assert full["decisions"] == STEPS * len(data.symbols) and runs["full"]["trades"] > 0
+    assert all(full[name] > 0 for name in _PER_RUN), full
+    assert decisions["decisions"] == full["decisions"]
+    assert 0 < none["decisions"] < full["decisions"]
+    for name in ("agent_outputs", "risk_checks", "lineage", "agent_weights", "opinion_outcomes"):
+        assert decisions[name] == none[name] == 0, name
+    for name in ("orders", "fills", "positions", "balances"):
+        assert decisions[name] == none[name] == full[name], name
+    assert fills["decisions"] == fills["none"] == fills["full"]
+    metrics = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate",
+               "profit_factor", "refusals")  # fmt: skip
+    for mode in ("decisions", "none"):
+        for key in metrics:
+            assert runs[mode][key] == runs["full"][key], (mode, key)
+        assert runs[mode]["pnl_by"]["asset"] == runs["full"]["pnl_by"]["asset"]
+        page = Path(runs[mode]["report"]).read_text()
+        assert f"audit: {mode}" in page and "P&amp;L by agent and by strategy: not available" in page
+    assert "audit: full" in Path(runs["full"]["report"]).read_text()
+    with engine.connect() as conn:  # a none run's report rebuilt from its parameters alone, as full's
+        rebuilt = {mode: build_run_report(conn, runs[mode]["run_id"], exchange=EXCHANGE, timeframe="1h",
+                                          out_dir=Path(runs[mode]["report"]).parent.parent)
+                   for mode in ("full", "none")}  # fmt: skip
+    assert rebuilt["none"].metrics == rebuilt["full"].metrics and rebuilt["none"].trades == runs["full"]["trades"]
+
+
+def test_backtest_command_takes_the_audit_mode(engine, data) -> None:
+    from alphaloom.cli import app
+
+    symbol = next(iter(data.symbols))
+    result = CliRunner().invoke(app, ["backtest", "--symbols", symbol, "--steps", "6", "--audit", "decisions"])
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        run_id, outputs = conn.execute(
+            text("""select r.run_id, (select count(*) from audit.agent_outputs o where o.run_id = r.run_id)
+                    from audit.runs r where r.flow = 'backtest' and r.parameters->>'audit' = 'decisions'
+                      and r.parameters->'symbols' = cast(:s as jsonb) and (r.parameters->>'steps')::int = 6"""),
+            {"s": f'["{symbol}"]'},
+        ).one()  # fmt: skip
+    assert run_id in result.output and outputs == 0
+
+
 def test_no_look_ahead_perturbing_everything_after_t_changes_no_decision_up_to_t(engine, data) -> None:
     from datetime import timedelta
 
@@ -315,3 +392,15 @@ def test_walk_forward_command_reports_out_of_sample_results_apart(data) -> None:
     assert "walk-forward windows" in result.output and "out-of-sample only" in result.output
     bad = CliRunner().invoke(app, ["walk-forward", "--symbols", "BTC/USDT", "--in-sample", "100000"])
     assert bad.exit_code == 1 and "cannot hold one window" in bad.output
+
+
+def test_an_audit_mode_without_the_outcomes_is_refused_with_the_llm_analyst(engine, data, llm_endpoint) -> None:
+    """The LLM analyst is shown the account's past situations, read from the outcome rows only ``full`` writes."""
+    from alphaloom.cli import app
+    from alphaloom.errors import ConfigError
+
+    symbols = list(data.symbols)[:1]
+    with pytest.raises(ConfigError, match="audit 'none' refused with the LLM analyst"):
+        backtest_flow(symbols=symbols, end=data.end, steps=2, audit="none")
+    refused = CliRunner().invoke(app, ["backtest", "--symbols", symbols[0], "--steps", "2", "--audit", "decisions"])
+    assert refused.exit_code == 1 and "audit 'decisions' refused" in refused.output and llm_endpoint == []

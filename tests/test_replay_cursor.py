@@ -259,9 +259,12 @@ _AUDIT = {  # every row a replay writes, without generated ids, recording times,
 
 
 def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, data) -> None:
+    """The replay (window in memory, audit rows held and written in bulk with COPY per chunk and before each
+    execution) writes the rows the live step path writes one step at a time."""
+    from agents.audit_buffer import AuditBuffer
     from agents.team import Team
     from execution.accounts import ensure_account
-    from flows.backtest import Replay, ReplayWindow, _bar_opens, _step
+    from flows.backtest import CHUNK_STEPS, Replay, ReplayWindow, _bar_opens, _step, replay_chunk
     from flows.decide import decision_times
 
     settings, strategy, scorer = get_settings(), StrategyParams(), LexiconScorer()
@@ -279,10 +282,16 @@ def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, d
                               settings=settings, strategy=strategy, scorer=scorer)
             if path == "replay" else None
         )  # fmt: skip
+        audit = AuditBuffer("full") if path == "replay" else None
         replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "next_open", times[-1],
-                        opens, window)  # fmt: skip
-        for as_of in times:
-            _step(replay, as_of)
+                        opens, window, audit)  # fmt: skip
+        if path == "live":
+            for as_of in times:
+                _step(replay, as_of)
+        else:  # 150 steps: a chunk of 100 and one of 50, as the flow runs them
+            for first in range(0, len(times), CHUNK_STEPS):
+                replay_chunk.fn(replay, times[first : first + CHUNK_STEPS])
+            assert audit.pending == 0
         with engine.connect() as conn:
             rows[path] = {name: conn.execute(text(sql), {"a": account}).all() for name, sql in _AUDIT.items()}
     assert len(rows["live"]["decisions"]) == 150 * len(symbols) and rows["live"]["fills"]

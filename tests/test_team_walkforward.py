@@ -143,6 +143,13 @@ def test_the_team_walk_forward_chooses_in_sample_trades_out_of_sample_audited_an
 
     with engine.connect() as conn:
         summary = conn.execute(text("select * from audit.walk_forward_runs where run_id = :r"), {"r": run_id}).one()
+        trials = conn.execute(
+            text("select r.parameters->>'audit' as audit, (select count(*) from audit.agent_outputs o "
+                 "where o.run_id = r.run_id) as opinions from audit.runs r "
+                 "where r.parameters->>'walk_forward_run' = :r and r.parameters->>'phase' = 'in_sample'"),
+            {"r": run_id}).all()  # fmt: skip
+    # The search is replayed with audit none: no agent opinions recorded, the metrics as with the full audit (above).
+    assert len(trials) == len(windows) * len(candidates) and {(t.audit, t.opinions) for t in trials} == {("none", 0)}
     assert summary.strategy == "team" and summary.grid == [c.as_dict() for c in candidates]
     chained = math.prod(1 + r for r in oos_returns) - 1
     assert summary.metrics["total_return"] == pytest.approx(chained) == pytest.approx(result["total_return"])

@@ -8,6 +8,7 @@ HTML report with PNGs under ``<home>/reports/<run_id>/``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +30,13 @@ FILL_MODES = {
     "next_open": "fills: paper broker at the next bar's open plus slippage, with fees; the last step's orders expire",
     "close": "fills: paper broker at the decision bar's close plus slippage, with fees",
 }
+# What a backtest's ``--audit`` mode writes (``agents.audit_buffer``); every mode writes the run row, the account and
+# execution's rows (orders, fills, positions, balances, guard trips), which the account's state and the report read.
+AUDIT_MODES = {
+    "full": "audit: full (every decision with its agent outputs, risk checks, lineage, agent weights and outcomes)",
+    "decisions": "audit: decisions only (no agent outputs, risk checks, lineage, agent weights or outcome rows)",
+    "none": "audit: none (only the decisions that sent an order, which the orders reference; no other per-decision row)",
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,21 @@ class RunReport:
     traded_notional: float = 0.0
 
 
-def _run_account(conn: Connection, run_id: str) -> tuple[str, list[str], list[datetime]]:
+def backtest_account(run_id: str) -> str:
+    """The paper account a backtest run trades on, created fresh for the run."""
+    return f"backtest-{run_id[:8]}"
+
+
+def _run_account(conn: Connection, run_id: str, timeframe: str) -> tuple[str, list[str], list[datetime]]:
+    """The run's account, the symbols it decided and its decision times: from its ``audit.decisions`` rows, or for a
+    backtest run with ``audit`` ``none`` (those rows are not all written) from its parameters (its account, symbols
+    and the ``steps`` bar closes ending at ``end``)."""
+    run = conn.execute(text("select flow, parameters from audit.runs where run_id = :r"), {"r": run_id}).first()
+    p = (run.parameters or {}) if run is not None and run.flow == "backtest" else {}
+    if p.get("audit") == "none":
+        end = datetime.fromisoformat(str(p["end"]))
+        times = [shift_bars(end, timeframe, -k) for k in reversed(range(int(p["steps"])))]
+        return backtest_account(run_id), sorted(p["symbols"]), times
     rows = conn.execute(
         text("select account, symbol, as_of from audit.decisions where run_id = :r order by as_of"), {"r": run_id}
     ).all()
@@ -110,10 +132,13 @@ def build_run_report(
     timeframe: str,
     out_dir: Path | None,
     notes: list[str] | None = None,
+    unrecorded_refusals: Mapping[str, int] | None = None,
 ) -> RunReport:
-    """The run's metrics, equity and attribution; its HTML report and PNGs are written under ``out_dir/<run_id>``
-    unless ``out_dir`` is None (a walk-forward's in-sample trials need the metrics only)."""
-    account, symbols, times = _run_account(conn, run_id)
+    """The run's metrics, equity, trades and attribution; its HTML report and PNGs are written under
+    ``out_dir/<run_id>`` unless ``out_dir`` is None (a walk-forward's in-sample trials need the metrics only).
+    ``unrecorded_refusals``: the risk gate's denials by check that the run's audit mode did not write (counted with
+    the recorded ones in the notes)."""
+    account, symbols, times = _run_account(conn, run_id, timeframe)
     base_currency, cash = conn.execute(
         text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
     ).one()
@@ -161,7 +186,7 @@ def build_run_report(
         ),
         {"r": run_id},
     ).scalar_one()
-    notes = [*run_notes(conn, run_id), spend_note, *(notes or [])]
+    notes = [*run_notes(conn, run_id, unrecorded_refusals), spend_note, *(notes or [])]
     if assumed:
         notes.append(f"{assumed} news links used assumed first-seen times (published + configured latency)")
     data = ReportData(
@@ -254,9 +279,10 @@ def _exposure(fills: pd.DataFrame, closes: pd.DataFrame) -> float:
     return float((held.abs() > 1e-12).mean())
 
 
-def refusal_counts(conn: Connection, run_id: str) -> dict[str, int]:
+def refusal_counts(conn: Connection, run_id: str, unrecorded: Mapping[str, int] | None = None) -> dict[str, int]:
     """Every refusal of a run by reason: execution's guard trips by guard (``audit.guard_trips``) and the risk gate's
-    denials by check (``audit.risk_checks``; execution's own guard rows are the trips already counted)."""
+    denials by check (``audit.risk_checks``; execution's own guard rows are the trips already counted), plus the
+    ``unrecorded`` denials (by check) of a run whose audit mode did not write them."""
     rows = conn.execute(
         text("""select guard as reason, count(*) as n from audit.guard_trips where run_id = :r group by guard
                 union all
@@ -265,22 +291,25 @@ def refusal_counts(conn: Connection, run_id: str) -> dict[str, int]:
                 group by check_name"""),
         {"r": run_id},
     ).all()  # fmt: skip
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = dict(unrecorded or {})
     for row in rows:
         counts[row.reason] = counts.get(row.reason, 0) + int(row.n)
     return dict(sorted(counts.items()))
 
 
-def run_notes(conn: Connection, run_id: str) -> list[str]:
+def run_notes(conn: Connection, run_id: str, unrecorded_refusals: Mapping[str, int] | None = None) -> list[str]:
     """How a backtest run was made, from its recorded parameters and LLM ledger: where it filled, whether and how the
     LLM was consulted (cache only or live, with counts and tokens), every refusal counted by reason, and whether it was
     exposed to the model's
-    knowledge of the future. Empty for other runs."""
+    knowledge of the future, and what its audit mode wrote. Empty for other runs."""
     row = conn.execute(text("select flow, parameters from audit.runs where run_id = :r"), {"r": run_id}).first()
     if row is None or row.flow != "backtest":
         return []
     p = row.parameters or {}
-    notes = [FILL_MODES.get(p.get("fill_at") or "close", f"fills: {p.get('fill_at')}")]
+    notes = [
+        FILL_MODES.get(p.get("fill_at") or "close", f"fills: {p.get('fill_at')}"),
+        AUDIT_MODES.get(p.get("audit") or "full", f"audit: {p.get('audit')}"),
+    ]
     if p.get("strategy", "team") != "team":
         notes.append(f"strategy: {p['strategy']} only, SMA({p.get('sma_fast')}) vs SMA({p.get('sma_slow')}); "
                      "no news, no LLM")  # fmt: skip
@@ -297,8 +326,11 @@ def run_notes(conn: Connection, run_id: str) -> list[str]:
                 else "response cache only")  # fmt: skip
         counts = ", ".join(f"{u.status} {u.n}" for u in usage) or "no opinions asked"
         notes.append(f"LLM analyst ({p['llm_model']}): {mode}; {counts}; {sum(u.tokens for u in usage)} tokens spent")
-    refusals = refusal_counts(conn, run_id)
+    refusals = refusal_counts(conn, run_id, unrecorded_refusals)
     notes.append("refusals: " + (", ".join(f"{k} {n}" for k, n in refusals.items()) or "none"))
+    if p.get("audit", "full") != "full":
+        notes.append("P&L by agent and by strategy: not available (the agents' outputs are not recorded in this audit "
+                     "mode)")  # fmt: skip
     if p.get("exposure"):
         notes.append(f"EXPOSED to the model's knowledge of the future (--allow-exposure): {p['exposure']}")
     return notes

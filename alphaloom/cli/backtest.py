@@ -37,6 +37,9 @@ def backtest(
     fast: int = typer.Option(10, help="sma_cross: fast SMA length in bars."),
     slow: int = typer.Option(30, help="sma_cross: slow SMA length in bars."),
     fill_at: str = typer.Option(None, help="next_open or close (default: ALPHALOOM_BACKTEST_FILL_AT)."),
+    audit: str = typer.Option(
+        "full", help="full (every audit row), decisions (only audit.decisions rows) or none (only what orders need)."
+    ),
 ) -> None:
     """Replay the live decision code step by step over history on a fresh paper account, then write a report."""
     from alphaloom.catalog import stored_series
@@ -50,6 +53,7 @@ def backtest(
         _checks.refuse(f"--fast and --slow must satisfy 1 <= fast < slow, got fast={fast} slow={slow}")
     if fill_at is not None:
         _checks.one_of(fill_at, "--fill-at", ("next_open", "close"))
+    _checks.one_of(audit, "--audit", ("full", "decisions", "none"))
     chosen = _checks.symbol_list(symbols)
     when = _checks.utc(end)
     with engine().connect() as conn:
@@ -64,7 +68,7 @@ def backtest(
     try:
         result = backtest_flow(symbols=chosen, end=when, steps=steps, llm_live=llm_live, llm_max_calls=llm_max_calls,
                                llm_max_tokens=llm_max_tokens, allow_exposure=allow_exposure, strategy=strategy,
-                               sma_fast=fast, sma_slow=slow, fill_at=fill_at)  # fmt: skip
+                               sma_fast=fast, sma_slow=slow, fill_at=fill_at, audit=audit)  # fmt: skip
     except (ConfigError, DataUnavailableError, ValueError) as exc:
         console.print(str(exc), style="red")
         raise typer.Exit(code=1) from None

@@ -1,0 +1,192 @@
+"""A replay's per-step audit rows held in memory and written in bulk (``COPY`` into staging tables, then one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` statement), instead of a few statements per step (DESIGN §3, §7).
+
+What callers can rely on:
+
+- The rows are those the live step path writes (``agents.recording.record_decision``, ``agents.memory.record_weights``
+  and ``insert_outcomes``), with the same values: decisions, their agent outputs, risk checks and lineage edges, the
+  agent weights in force and the memory's outcome rows. A kind of row is one ``Kind`` entry and one method that
+  appends to it.
+- Idempotent as the live path: a decision already recorded is not inserted again, and its outputs, checks and lineage
+  are inserted only with a decision the flush inserted; weights and outcomes already there are kept.
+- ``flush(conn)`` writes everything held on ``conn``'s transaction and empties the buffer; ``flush_decisions(conn)``
+  only the decisions (one ``INSERT``: a step's few rows), their other rows staying held. The caller flushes before
+  anything reads the rows: the decisions before execution when the step has intents (orders reference their
+  decision), everything before the LLM analyst's similar situations (read from the outcomes and decisions) and at the
+  end of each chunk. Rows held when a step fails are never written (the run fails).
+- ``mode`` (``alphaloom.backtest.reporting.AUDIT_MODES``): ``full`` keeps every row; ``decisions`` only the
+  ``audit.decisions`` rows; ``none`` only the decisions with an approved intent (their orders reference them). The
+  risk gate's denials that a mode does not write are counted in ``refusals`` (by check name) for the run's summary.
+- ``decision`` trusts that no other writer records the replay's decisions in the meantime (a backtest account is
+  created fresh for its run; decisions already recorded are not drafted, ``agents.snapshot.read_snapshot``): it
+  reports every decision as recorded. Should one exist anyway, the flush keeps the existing row and its children.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from agents.deciding import DecisionDraft
+from agents.memory import AgentWeight
+from agents.recording import (
+    CHECK_COLUMNS,
+    DECISION_COLUMNS,
+    LINEAGE_COLUMNS,
+    OUTPUT_COLUMNS,
+    check_rows,
+    decision_values,
+    lineage_rows,
+    output_rows,
+)
+from alphaloom.backtest.reporting import AUDIT_MODES
+from alphaloom.db.batch import Statement
+from alphaloom.db.copy import copy_rows, create_staging
+from alphaloom.errors import ConfigError
+
+WEIGHT_COLUMNS = ("account", "agent", "as_of", "weight", "hit_rate", "scored", "run_id")
+OUTCOME_COLUMNS = ("decision_id", "agent", "account", "symbol", "as_of", "realised_at", "horizon_bars", "action",
+                   "confidence", "entry_price", "exit_price", "realised_return", "hit", "score", "run_id")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of row: its table, columns and how the flush inserts it. ``conflict``: the ``ON CONFLICT`` target
+    (``None``: no conflict clause); ``owner``: the column naming the decision the row belongs to, inserted only with
+    a decision the flush inserted (``None``: independent of decisions)."""
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    conflict: str | None = None
+    owner: str | None = None
+
+    @property
+    def stage(self) -> str:
+        return f"alphaloom_stage_{self.name}"
+
+
+DECISIONS = Kind("decisions", "audit.decisions", tuple(c for c, _ in DECISION_COLUMNS), conflict="decision_id")
+OUTPUTS = Kind("agent_outputs", "audit.agent_outputs", tuple(c for c, _ in OUTPUT_COLUMNS), owner="decision_id")
+CHECKS = Kind("risk_checks", "audit.risk_checks", tuple(c for c, _ in CHECK_COLUMNS), owner="decision_id")
+LINEAGE = Kind("lineage", "audit.lineage", tuple(c for c, _ in LINEAGE_COLUMNS), owner="child_id")
+WEIGHTS = Kind("agent_weights", "audit.agent_weights", WEIGHT_COLUMNS, conflict="account, agent, as_of")
+OUTCOMES = Kind("opinion_outcomes", "audit.opinion_outcomes", OUTCOME_COLUMNS, conflict="decision_id, agent")
+KINDS = (DECISIONS, OUTPUTS, CHECKS, LINEAGE, WEIGHTS, OUTCOMES)  # the decisions first: the others may need them
+
+
+class AuditBuffer:
+    """See the module docstring."""
+
+    def __init__(self, mode: str = "full") -> None:
+        if mode not in AUDIT_MODES:
+            raise ConfigError(f"audit must be one of {', '.join(AUDIT_MODES)}, got {mode!r}")
+        self.mode = mode
+        self.refusals: Counter[str] = Counter()
+        self._rows: dict[str, list[tuple]] = {kind.name: [] for kind in KINDS}
+        self._inserted: set[str] = set()  # decisions flush_decisions inserted whose other rows are still held
+
+    @property
+    def pending(self) -> int:
+        """Rows held, all kinds together."""
+        return sum(len(rows) for rows in self._rows.values())
+
+    def weights(self, *, account: str, as_of: datetime, run_id: str, weights: Mapping[str, AgentWeight]) -> None:
+        """The agent weights in force at ``as_of`` (as ``agents.memory.record_weights``)."""
+        if self.mode == "full":
+            self._rows[WEIGHTS.name].extend(
+                (account, w.agent, as_of, w.weight, w.hit_rate, w.scored, run_id) for w in weights.values()
+            )
+
+    def outcomes(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Outcome rows (``agents.memory.outcome_record``), as ``agents.memory.insert_outcomes``."""
+        if self.mode == "full":
+            self._rows[OUTCOMES.name].extend(tuple(r[c] for c in OUTCOME_COLUMNS) for r in records)
+
+    def decision(self, draft: DecisionDraft) -> bool:
+        """A decided symbol's rows (as ``agents.recording.record_decision``); True: it counts as recorded."""
+        row = draft.row
+        checks = check_rows(row, draft.verdicts)
+        if self.mode == "full":
+            self._rows[OUTPUTS.name].extend(output_rows(row, draft.outputs))
+            self._rows[CHECKS.name].extend(checks)
+            self._rows[LINEAGE.name].extend(lineage_rows(row, draft.lineage))
+        else:
+            name, approved = CHECK_COLUMNS.index(("check_name", "text")), CHECK_COLUMNS.index(("approved", "boolean"))
+            self.refusals.update(c[name] for c in checks if not c[approved])
+        if self.mode != "none" or draft.decision.intents:
+            self._rows[DECISIONS.name].append(decision_values(row))
+        return True
+
+    def flush_decisions(self, conn: Connection) -> int:
+        """Write the decisions held (``ON CONFLICT DO NOTHING``) and the risk checks of those it inserted, in one
+        statement on ``conn``'s transaction (a step's few rows: no ``COPY``); their outputs and lineage stay held for
+        ``flush``, which writes those of the decisions this call inserted. The checks go first, as the live path
+        records them before execution adds its own. Returns how many decisions it inserted."""
+        rows = self._rows[DECISIONS.name]
+        if not rows:
+            return 0
+        st = Statement()
+        inputs = DECISIONS.columns.index("inputs")
+        sql = (f"with d as (insert into audit.decisions ({', '.join(DECISIONS.columns)})"
+               f" values {st.values(rows, {inputs: 'jsonb'})}"
+               " on conflict (decision_id) do nothing returning decision_id)")  # fmt: skip
+        checks = self._rows[CHECKS.name]
+        if checks:
+            names = ", ".join(CHECKS.columns)
+            casts = {i: sql_type for i, (_, sql_type) in enumerate(CHECK_COLUMNS)}
+            sql += (f", r as (insert into audit.risk_checks ({names}) select {names} from (values"
+                    f" {st.values(checks, casts)}) as v ({names}) where decision_id in (select decision_id from d))")  # fmt: skip
+        inserted = st.execute(conn, sql + " select decision_id from d").scalars().all()
+        self._inserted.update(inserted)
+        rows.clear()
+        checks.clear()
+        return len(inserted)
+
+    def flush(self, conn: Connection) -> int:
+        """Write every row held on ``conn``'s transaction and empty the buffer; returns how many decisions were
+        inserted."""
+        kinds = [kind for kind in KINDS if self._rows[kind.name]]
+        if not kinds:
+            return 0
+        create_staging(conn, [(kind.stage, kind.table, kind.columns) for kind in kinds], prefix=_STAGE_PREFIX)
+        for kind in kinds:
+            owner = None if kind.owner is None else kind.columns.index(kind.owner)
+            copy_rows(conn, f"pg_temp.{kind.stage}", ("n", "ok", *kind.columns),
+                      ((n, owner is not None and row[owner] in self._inserted, *row)
+                       for n, row in enumerate(self._rows[kind.name])))  # fmt: skip
+        inserted = conn.exec_driver_sql(_flush_sql(kinds)).scalar_one()
+        for kind in kinds:
+            self._rows[kind.name].clear()
+        self._inserted.clear()
+        return int(inserted)
+
+
+# Staging columns ahead of the target's: the order rows were held in, and whether the row's decision was inserted by
+# an earlier flush_decisions (its other rows are then inserted with no decision row beside them).
+_STAGE_PREFIX = "0::bigint as n, false as ok"
+
+
+def _flush_sql(kinds: Sequence[Kind]) -> str:
+    """One statement: each staging table emptied into its target, in its order (``n``), a decision's other rows only
+    when this statement or an earlier ``flush_decisions`` inserted it; selects the count of decisions inserted."""
+    parts = []
+    decisions = DECISIONS in kinds
+    for k in kinds:
+        names = ", ".join(k.columns)
+        parts.append(f"s_{k.name} as (delete from pg_temp.{k.stage} returning *)")
+        where = ""
+        if k.owner is not None:
+            mine = f" or {k.owner} in (select decision_id from i_{DECISIONS.name})" if decisions else ""
+            where = f" where ok{mine}"
+        conflict = f" on conflict ({k.conflict}) do nothing" if k.conflict else ""
+        returning = " returning decision_id" if k is DECISIONS else ""
+        parts.append(f"i_{k.name} as (insert into {k.table} ({names}) select {names} from s_{k.name}{where}"
+                     f" order by n{conflict}{returning})")  # fmt: skip
+    counted = f"(select count(*) from i_{DECISIONS.name})" if decisions else "0"
+    return "with " + ",\n".join(parts) + f"\nselect {counted}"
