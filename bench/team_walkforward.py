@@ -85,7 +85,7 @@ def main(days: int, windows: int, in_sample: int, out_sample: int) -> None:
     work = steps * len(symbols)
     print(f"team walk-forward: {len(symbols)} symbols, {windows} windows x ({candidates} candidates x {in_sample} "
           f"in-sample + {out_sample} out-of-sample steps) = {steps:,} replayed steps = {work:,} symbol-steps "
-          f"(team without LLM; trials and stretches with the full audit)")  # fmt: skip
+          f"(team without LLM; in-sample trials with audit none, out-of-sample stretches with the full audit)")  # fmt: skip
     print(f"team walk-forward wall time: {walk_s:,.1f} s ({steps / walk_s:,.1f} steps/s); plain backtest of "
           f"{steps:,} steps: {plain_s:,.1f} s ({steps / plain_s:,.1f} steps/s)")  # fmt: skip
     _line("team walk-forward replay throughput", work / walk_s, "symbol-steps/s", ">= 5,000", work / walk_s >= 5000)
