@@ -41,7 +41,7 @@ def price_frames(
     return open_, close
 
 
-def price_frames_by_symbol(
+def price_frames_binary(
     conn: Connection,
     *,
     exchange: str,
@@ -50,31 +50,32 @@ def price_frames_by_symbol(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``price_frames``, the same frames to the bit, read as one row per symbol (its times in microseconds and its
-    prices as arrays, the prices cast to double by the server, as ``float`` casts their decimals here: both round
-    correctly): a window of many bars is read in a fraction of the time. Raises ``DataUnavailableError`` when no bar
-    matches."""
-    rows = conn.execute(
-        text(
-            """select symbol, array_agg((extract(epoch from ts) * 1000000)::bigint order by ts) as us,
-                      array_agg(cast(open as double precision) order by ts) as open,
-                      array_agg(cast(close as double precision) order by ts) as close
+    """``price_frames``, the same frames to the bit, read in psycopg's binary format, unsorted, and laid out with
+    numpy: the times as epoch seconds (a double that holds every microsecond of these centuries exactly after
+    rounding), the prices cast to double by the server as ``float`` casts their decimals here (both round correctly).
+    A window of many bars is read in a fraction of the time. Raises ``DataUnavailableError`` when no bar matches."""
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        cur.execute(
+            """select array_position(%(s)s, symbol), date_part('epoch', ts), cast(open as double precision),
+                      cast(close as double precision)
                from raw.ohlcv
-               where exchange = :e and timeframe = :tf and symbol = any(:s)
-                 and (cast(:start as timestamptz) is null or ts >= :start)
-                 and (cast(:end as timestamptz) is null or ts < :end)
-               group by symbol"""
-        ),
-        {"e": exchange, "tf": timeframe, "s": symbols, "start": start, "end": end},
-    ).all()
+               where exchange = %(e)s and timeframe = %(tf)s and symbol = any(%(s)s)
+                 and (cast(%(start)s as timestamptz) is null or ts >= %(start)s)
+                 and (cast(%(end)s as timestamptz) is null or ts < %(end)s)""",
+            {"e": exchange, "tf": timeframe, "s": symbols, "start": start, "end": end},
+        )
+        rows = cur.fetchall()
     if not rows:
         raise DataUnavailableError(f"no {timeframe} bars for {symbols} on {exchange} in [{start}, {end})")
-    rows = sorted(rows, key=lambda row: row.symbol)
-    times = np.unique(np.concatenate([np.asarray(row.us, dtype=np.int64) for row in rows]))
-    opens, closes = np.full((len(times), len(rows)), np.nan), np.full((len(times), len(rows)), np.nan)
-    for n, row in enumerate(rows):
-        at = np.searchsorted(times, np.asarray(row.us, dtype=np.int64))
-        opens[at, n], closes[at, n] = row.open, row.close
+    positions, epochs, opens, closes = zip(*rows, strict=True)
+    found = sorted({symbols[p - 1] for p in set(positions)})  # the columns, ordered by name as ``price_frames``'
+    column_of = np.full(len(symbols) + 1, -1)
+    column_of[[symbols.index(name) + 1 for name in found]] = np.arange(len(found))
+    column_at = column_of[np.array(positions)]
+    row_at, times = pd.factorize(np.rint(np.array(epochs) * 1e6).astype(np.int64), sort=True)
+    columns = found
+    open_, close = np.full((len(times), len(columns)), np.nan), np.full((len(times), len(columns)), np.nan)
+    open_[row_at, column_at], close[row_at, column_at] = opens, closes
     index = pd.DatetimeIndex(times.astype("datetime64[us]"), name="ts").tz_localize("UTC")
-    columns = pd.Index([row.symbol for row in rows], name="symbol")
-    return pd.DataFrame(opens, index=index, columns=columns), pd.DataFrame(closes, index=index, columns=columns)
+    labels = pd.Index(columns, name="symbol")
+    return pd.DataFrame(open_, index=index, columns=labels), pd.DataFrame(close, index=index, columns=labels)

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from alphaloom.backtest.prices import price_frames, price_frames_by_symbol
+from alphaloom.backtest.prices import price_frames, price_frames_binary
 from alphaloom.backtest.walkforward import (
     Costs,
     WalkForwardResult,
@@ -145,9 +145,9 @@ def window_specs(conn: Connection, settings: Settings, spec: WalkForwardSpec) ->
 
 
 def load_window(conn: Connection, window: WindowSpec) -> WindowInput:
-    """The ``WindowInput`` of ``window``: its stored bars read here (``price_frames_by_symbol``), its targets computed
+    """The ``WindowInput`` of ``window``: its stored bars read here (``price_frames_binary``), its targets computed
     here. Raises ``DataUnavailableError`` when the stored bars are not the ones the window was cut from."""
-    open_, close = price_frames_by_symbol(conn, exchange=window.exchange, timeframe=window.timeframe, symbols=window.symbols,
+    open_, close = price_frames_binary(conn, exchange=window.exchange, timeframe=window.timeframe, symbols=window.symbols,
                                 start=window.start, end=window.end)  # fmt: skip
     if len(close) != window.bars:
         raise DataUnavailableError(f"the window from {window.start} has {len(close)} stored bars, not {window.bars}: "
