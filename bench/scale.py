@@ -92,6 +92,10 @@ def _store_bars(engine: Engine, open_: pd.DataFrame, close: pd.DataFrame) -> Non
                   (("benchscale", s, "1h", ts.to_pydatetime(), f"{open_.at[ts, s]:.6f}",
                     f"{max(open_.at[ts, s], close.at[ts, s]):.6f}", f"{min(open_.at[ts, s], close.at[ts, s]):.6f}",
                     f"{close.at[ts, s]:.6f}", 1, "bench-scale") for ts in close.index for s in close.columns))  # fmt: skip
+    with engine.connect() as conn:
+        conn.execute(
+            text("analyze raw.ohlcv")
+        )  # the planner's statistics of the table just filled, as autovacuum would
 
 
 def _open_engine() -> None:
