@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from llm_standin import StandIn, team_responder
+from llm_support import forget_spend
 from sqlalchemy import text
-from test_llm_team import forget_spend
 
 from alphaloom.sampledata import SampleData, generate
 from alphaloom.settings import get_settings
