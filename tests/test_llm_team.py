@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,11 +36,13 @@ from agents.snapshot import FEATURE_COLUMNS, AccountView, MarketView, Snapshot
 from agents.team import decide
 from alphaloom.cli import app
 from alphaloom.domain import Action, NewsId, NewsItem, Side, decision_id_for
-from alphaloom.explain import explain_decision
-from alphaloom.guards import KillSwitchState
+from alphaloom.explain import explain_decision, explain_order
+from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.markets import MarketSpec
 from alphaloom.settings import LlmPrice, LlmRoleEndpoint, Settings
 from execution.accounts import ensure_account
+from execution.brokers.paper import PaperBroker
+from execution.submit import execute
 
 AS_OF = datetime(2024, 7, 9, 15, tzinfo=UTC)
 BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0, "ret_1": 0.004,
@@ -509,3 +512,82 @@ def test_an_endpoint_refusing_json_schema_output_is_asked_again_in_json_mode(des
         detail = conn.execute(text("select detail from audit.llm_usage where run_id = :r and status = 'error'"),
                               {"r": desk.run_id}).scalar_one()  # fmt: skip
     assert "asking again in JSON mode" in detail
+
+
+SECRET = "sk-llmteam-explain-0123456789"
+SCRIPT_TAG = '<script>alert("pwned")</script> [bold]trend[/bold] up'
+
+
+def test_explain_an_order_shows_the_debate_and_the_review_behind_it_escaped_and_without_secrets(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """`alphaloom explain ORDER_ID` (console and ``--html``) for an order the debate decided and the reviewer shrank:
+    the turns, tool calls and the reviewer's verdict in order; a turn holding ``<script>`` and console markup is shown
+    as text (escaped on the page, printed as written on the console); the endpoint's API key appears nowhere."""
+    settings = desk.settings(exchange=f"llmteam-{desk.run_id[-8:]}", llm_api_key=SECRET)
+    s = desk.symbol
+    with desk.engine.begin() as conn:
+        conn.execute(text(FEATURES_DDL))
+        conn.execute(
+            text(f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at,
+                                  {", ".join(FEATURE_COLUMNS)}, dbt_invocation_id)
+                              values (:exchange, :symbol, '1h', :ts, :known_at,
+                                  {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'dbt-inv-llmteam')"""),
+            _bullish_rows(settings, s, 3),
+        )
+    desk.standin.script(s, "bull", Reply("tools", calls=(("features", json.dumps({"symbol": s})),)),
+                        Reply("json", case(SCRIPT_TAG)))  # fmt: skip
+    desk.standin.script(s, "bear", Reply("json", case("overbought")))
+    desk.standin.script(s, "manager", Reply("json", verdict("buy", 0.9)))
+    desk.standin.script(s, "risk", Reply("tools", calls=(("risk_numbers", "{}"),)),
+                        Reply("json", review("reduce", 0.5, "one story only")))  # fmt: skip
+    account = f"acct-{desk.run_id}"
+    with desk.engine.begin() as conn:
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(100000), desk.run_id)
+        (decision,) = decide(conn, account=account, symbols=[s], as_of=AS_OF, run_id=desk.run_id, settings=settings,
+                             scorer=LexiconScorer(), llm_agent=LlmTeam(settings))  # fmt: skip
+        (intent,) = decision.intents
+        broker = PaperBroker(fee_bps=Decimal(10), slippage_bps=Decimal(5), kill_switch=lambda: kill_switch_state(conn))
+        execute(conn, [intent], run_id=desk.run_id, broker=broker, settings=settings, event_time=AS_OF)
+        order_id = conn.execute(text("select client_order_id from audit.orders where decision_id = :d"),
+                                {"d": decision.decision_id}).scalar_one()  # fmt: skip
+    assert set(desk.standin.authorizations) == {f"Bearer {SECRET}"}, "the key was sent to the endpoint"
+    with desk.engine.connect() as conn:
+        chain = explain_order(conn, order_id)
+    assert [(t.role, t.kind) for t in chain.debate if t.kind in ("tool_call", "answer")] == [
+        ("bull", "tool_call"), ("bull", "answer"), ("bear", "answer"), ("manager", "answer"), ("risk", "tool_call"),
+        ("risk", "answer")]  # fmt: skip
+    review_check = next(c for c in chain.risk_checks if c.check_name == CHECK)
+    reduced = f"reduced by the LLM risk reviewer to {intent.quantity}: one story only"
+    assert review_check.approved and review_check.reason == reduced and review_check.numbers["outcome"] == "reduce"
+
+    out = tmp_path / "why.html"
+    shown = CliRunner().invoke(app, ["explain", order_id, "--html", "--out", str(out)])
+    assert shown.exit_code == 0, shown.output
+    page = out.read_text(encoding="utf-8")
+    console = " ".join(shown.output.split())  # rich wraps long lines
+    # the console: the debate under the decision, in order, the LLM's text printed as written (no markup parsed)
+    lines = ["LLM debate", "bull tool call: features", "bull answer:", "bear answer:", "manager answer:",
+             "risk tool call: risk_numbers", "risk answer:", "risk checks", f"llm_risk_review: {reduced}"]  # fmt: skip
+    at = [console.find(line) for line in lines]
+    assert -1 not in at and at == sorted(at), list(zip(lines, at, strict=True))
+    assert '<script>alert(\\"pwned\\")</script> [bold]trend[/bold] up' in console, "printed as written"
+    # the page: the debate's rows in order, then the risk checks with the reviewer's verdict
+    rows = ["<h2>LLM debate, turn by turn</h2>", "<td>bull</td><td>tool call</td><td>features(",
+            "<td>bull</td><td>answer</td>", "<td>bear</td><td>answer</td>", "<td>manager</td><td>answer</td>",
+            "<td>risk</td><td>tool call</td><td>risk_numbers(", "<td>risk</td><td>answer</td>",
+            "<h2>Risk checks</h2>", f"<td>llm_risk_review</td><td class=ok>approved</td><td>{reduced}</td>"]  # fmt: skip
+    at = [page.find(row) for row in rows]
+    assert -1 not in at and at == sorted(at), list(zip(rows, at, strict=True))
+    assert "<script" not in page and "&lt;script&gt;alert(\\&quot;pwned\\&quot;)&lt;/script&gt;" in page
+    assert "[bold]trend[/bold]" in page
+    # no secret anywhere: not on the console, not on the page, not in the audit rows of the run
+    assert SECRET not in shown.output and SECRET not in page and "sk-llmteam" not in page
+    with desk.engine.connect() as conn:
+        stored = conn.execute(text("""select (select count(*) from audit.llm_transcripts where content::text like :k)
+                                           + (select count(*) from audit.llm_usage where detail like :k)
+                                           + (select count(*) from audit.agent_outputs where output::text like :k)
+                                           + (select count(*) from audit.decisions where inputs::text like :k)
+                                           + (select count(*) from audit.risk_checks where numbers::text like :k)"""),
+                              {"k": "%sk-llmteam%"}).scalar_one()  # fmt: skip
+    assert stored == 0
