@@ -541,7 +541,7 @@ def test_explain_an_order_shows_the_debate_and_the_review_behind_it_escaped_and_
     desk.standin.script(s, "manager", Reply("json", verdict("buy", 0.9)))
     desk.standin.script(s, "risk", Reply("tools", calls=(("risk_numbers", "{}"),)),
                         Reply("json", review("reduce", 0.5, "one story only")))  # fmt: skip
-    account = f"acct-{desk.run_id}"
+    account, before = f"acct-{desk.run_id}", len(desk.standin.authorizations)
     with desk.engine.begin() as conn:
         ensure_account(conn, account, "paper", "USDT", "paper", Decimal(100000), desk.run_id)
         (decision,) = decide(conn, account=account, symbols=[s], as_of=AS_OF, run_id=desk.run_id, settings=settings,
@@ -551,7 +551,7 @@ def test_explain_an_order_shows_the_debate_and_the_review_behind_it_escaped_and_
         execute(conn, [intent], run_id=desk.run_id, broker=broker, settings=settings, event_time=AS_OF)
         order_id = conn.execute(text("select client_order_id from audit.orders where decision_id = :d"),
                                 {"d": decision.decision_id}).scalar_one()  # fmt: skip
-    assert set(desk.standin.authorizations) == {f"Bearer {SECRET}"}, "the key was sent to the endpoint"
+    assert set(desk.standin.authorizations[before:]) == {f"Bearer {SECRET}"}, "the key was sent to the endpoint"
     with desk.engine.connect() as conn:
         chain = explain_order(conn, order_id)
     assert [(t.role, t.kind) for t in chain.debate if t.kind in ("tool_call", "answer")] == [
