@@ -4,7 +4,10 @@
 
 What callers can rely on: the review can only shrink or drop. It adds a verdict with ``adjusted_quantity`` at most
 the approved quantity (``RiskReview.scale`` is at most 1) or a denial, and ``adjusted_intent`` takes the smallest of
-every verdict's quantity, so an order is never enlarged and a denied one is never revived. Orders that only reduce
+every verdict's quantity, so an order is never enlarged and a denied one is never revived. A reduction is rounded
+down to the market's quantity step (the snapshot's ``MarketSpec``, the step the trader sized the order with); one
+that falls below the market's minimum amount is a veto (``outcome`` in the verdict's numbers and in the decision's
+``llm_risk_review`` input says what the answer became: approve, reduce, veto or skipped). Orders that only reduce
 a held position (a sell of at most the long quantity) are not reviewed: vetoing an exit would add risk. A skipped
 reviewer (budget, timeout, invalid answer) leaves the numeric gate's verdicts as they were, recorded as an approving
 ``llm_risk_review`` verdict that says why. Later symbols' portfolio checks saw the orders before review: a review
