@@ -1,11 +1,14 @@
 """Benchmark: a walk-forward sweep on Dask worker processes, 1 worker against 2 (issue 18).
 
 The sweep: 8 windows x 9 (fast, slow) pairs of the SMA crossover on generated hourly bars, on the vectorized path with no
-audit rows (``--audit none``: nothing is read from or written to a database). Each window (its 9 in-sample simulations
-and its out-of-sample one) is one task of the walk-forward flow (``flows.walk_forward.walk_window``) on the flow's task
-runner (``alphaloom.task_runner.SettingsTaskRunner``), pointed by ``ALPHALOOM_DASK_ADDRESS`` at a ``LocalCluster`` of 1,
-then 2, worker processes started here (one thread each; warmed up first, so imports are not timed). The same windows run
-in this process, without Prefect or Dask, as the baseline; every run must give the same windows as the baseline.
+audit rows (``--audit none``: no result is recorded). The bars are stored in ``raw.ohlcv`` of a throwaway database made
+here on the server of ``ALPHALOOM_DATABASE_URL`` (dropped at the end). Each window (its 9 in-sample simulations and its
+out-of-sample one) is one task of the walk-forward flow (``flows.walk_forward.walk_window``): the task is sent the
+window's specification (``WindowSpec``: symbols, time bounds, grid, costs), reads the window's bars on its own engine and
+returns the window's outcome. The tasks run on the flow's task runner (``alphaloom.task_runner.SettingsTaskRunner``),
+pointed by ``ALPHALOOM_DASK_ADDRESS`` at a ``LocalCluster`` of 1, then 2, worker processes started here (one thread
+each; warmed up first, so imports and engines are not timed). The same task bodies (read, then run) run in this
+process, without Prefect or Dask, as the baseline; every run must give the same windows as the baseline.
 
 Prints, each with its unit, goal and ``met`` or ``MISSED``:
 - the speed-up of 2 workers over 1 (goal >= 1.6 on a 2-core machine);
@@ -21,10 +24,12 @@ import argparse
 import os
 import tempfile
 import time
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import psycopg
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 
 WINDOWS = 8
 FASTS, SLOWS = [5, 10, 20], [30, 50, 100]  # 9 pairs
@@ -55,20 +60,68 @@ def main() -> None:
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")  # one core per worker process, as in-process
 
+    from alphaloom.db.engine import dispose_engines, get_engine
+    from alphaloom.settings import get_settings
+
+    open_, close = make_frames(args.symbols, args.in_sample + WINDOWS * args.out_sample)
+    server = os.environ.get("ALPHALOOM_DATABASE_URL")
+    if not server:
+        raise SystemExit("error: ALPHALOOM_DATABASE_URL must name a PostgreSQL server (a throwaway database is made)")
+    database = f"alphaloom_bench_scale_{os.getpid()}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'create database "{database}"')
+    try:
+        os.environ["ALPHALOOM_DATABASE_URL"] = str(make_url(server).set(database=database).render_as_string(False))
+        os.environ["ALPHALOOM_EXCHANGE"], os.environ["ALPHALOOM_TIMEFRAME"] = "benchscale", "1h"
+        get_settings.cache_clear()
+        _store_bars(get_engine(), open_, close)
+        _run(args, list(close.columns))
+    finally:
+        dispose_engines()
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{database}" with (force)')
+
+
+def _store_bars(engine: Engine, open_: pd.DataFrame, close: pd.DataFrame) -> None:
+    from alphaloom.db.copy import copy_rows
+
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values ('bench-scale', 'bench')"))
+        copy_rows(conn, "raw.ohlcv", ("exchange", "symbol", "timeframe", "ts", "open", "high", "low", "close", "volume",
+                                      "run_id"),
+                  (("benchscale", s, "1h", ts.to_pydatetime(), f"{open_.at[ts, s]:.6f}",
+                    f"{max(open_.at[ts, s], close.at[ts, s]):.6f}", f"{min(open_.at[ts, s], close.at[ts, s]):.6f}",
+                    f"{close.at[ts, s]:.6f}", 1, "bench-scale") for ts in close.index for s in close.columns))  # fmt: skip
+    with engine.connect() as conn:
+        conn.execute(
+            text("analyze raw.ohlcv")
+        )  # the planner's statistics of the table just filled, as autovacuum would
+
+
+def _open_engine() -> None:
+    from alphaloom.db.engine import get_engine
+
+    with get_engine().connect():
+        pass
+
+
+def _run(args: argparse.Namespace, symbols: list[str]) -> None:
+    """The sweep in this process, then on 1 and 2 Dask worker processes (see the module docstring)."""
     from distributed import Client, LocalCluster
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
     from prefect.testing.utilities import prefect_test_harness
 
-    from alphaloom.backtest.walkforward import Costs, parameter_grid, run_window, window_inputs
+    from alphaloom.backtest.walkforward import run_window
+    from alphaloom.backtest.walkforward_run import WalkForwardSpec, load_window, window_specs
+    from alphaloom.db.engine import get_engine
     from alphaloom.settings import get_settings
     from alphaloom.task_runner import SettingsTaskRunner
     from flows.walk_forward import walk_window
 
-    open_, close = make_frames(args.symbols, args.in_sample + WINDOWS * args.out_sample)
-    costs = Costs(initial_cash=100000.0, order_notional=Decimal(5000), fee_bps=10.0, slippage_bps=5.0)
-    windows = window_inputs(open_, close, grid=parameter_grid(FASTS, SLOWS), in_sample=args.in_sample,
-                            out_sample=args.out_sample, costs=costs, periods_per_year=8760)  # fmt: skip
+    spec = WalkForwardSpec(symbols, FASTS, SLOWS, in_sample=args.in_sample, out_sample=args.out_sample)
+    with get_engine().connect() as conn:
+        windows = window_specs(conn, get_settings(), spec)
     assert len(windows) == WINDOWS
 
     @task(cache_policy=NO_CACHE)
@@ -89,9 +142,14 @@ def main() -> None:
     print(f"sweep: {WINDOWS} windows x {len(FASTS) * len(SLOWS)} parameter sets, {args.symbols} symbols, "
           f"{args.in_sample} + {args.out_sample} bars per window, audit none")  # fmt: skip
     started = time.perf_counter()
-    baseline = [run_window(w) for w in windows]
-    in_process = time.perf_counter() - started
-    print(f"in process (no Prefect, no Dask): {in_process:.2f} s ({in_process / WINDOWS * 1000:.0f} ms per window)")
+    with get_engine().connect() as conn:
+        inputs = [load_window(conn, w) for w in windows]
+    loading = time.perf_counter() - started
+    started = time.perf_counter()
+    baseline = [run_window(w) for w in inputs]
+    in_process = loading + time.perf_counter() - started
+    print(f"in process (no Prefect, no Dask): {in_process:.2f} s ({in_process / WINDOWS * 1000:.0f} ms per window, of "
+          f"which reading its bars {loading / WINDOWS * 1000:.0f} ms)")  # fmt: skip
 
     timings: dict[int, float] = {}
     with prefect_test_harness(server_startup_timeout=120):
@@ -101,6 +159,7 @@ def main() -> None:
                 Client(local) as client,
             ):
                 client.wait_for_workers(workers)
+                client.run(_open_engine)  # each worker's own engine, opened before the timing
                 os.environ["ALPHALOOM_DASK_ADDRESS"] = local.scheduler_address
                 get_settings.cache_clear()
                 sweep(workers)  # warm-up: every worker imports the flow and its libraries
@@ -126,7 +185,8 @@ def main() -> None:
     overhead_ms = (timings[1] - in_process) / WINDOWS * 1000
     print(
         f"where it goes, 1 worker: an empty Prefect task on Dask {empty_ms:.0f} ms per task, an empty plain Dask "
-        f"task {raw_ms:.1f} ms per task (the rest: a window's bars and result passing through Prefect and Dask)"
+        f"task {raw_ms:.1f} ms per task (the rest: a window's specification and outcome passing through Prefect and "
+        "Dask)"
     )
     _line(f"Dask + Prefect per-task overhead vs in-process (a window: {window_ms:.0f} ms)", overhead_ms,
           "ms per task", f"<= {window_ms * 0.1:.0f} ms (10% of a window)", overhead_ms <= window_ms * 0.1)  # fmt: skip

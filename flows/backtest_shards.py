@@ -15,6 +15,7 @@ from typing import Any
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
+from alphaloom.backtest.reporting import AUDIT_MODES
 from alphaloom.settings import get_settings
 from alphaloom.task_runner import SettingsTaskRunner
 from flows._alerts import alert_on_failure
@@ -58,16 +59,19 @@ def backtest_shards_flow(
     sma_fast: int = 10,
     sma_slow: int = 30,
     fill_at: str | None = None,
+    audit: str = "full",
 ) -> dict[str, object]:
     """The backtest of ``symbols`` (default: the settings') in ``shards`` symbol groups (``symbol_groups``), each a
     ``backtest`` flow run on its own account with the other arguments unchanged (cache-only LLM, as that flow's
-    default); returns this run's id and each shard's symbols and result, in shard order, and the shards' trades."""
+    default; ``audit``: full, decisions or none, as that flow's); returns this run's id and each shard's symbols and result, in shard order, and the shards' trades."""
+    if audit not in AUDIT_MODES:
+        raise ValueError(f"audit must be one of {', '.join(AUDIT_MODES)}, got {audit!r}")
     groups = symbol_groups(symbols or get_settings().symbols, shards)
     arguments = {"end": end, "steps": steps, "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow,
-                 "fill_at": fill_at}  # fmt: skip
+                 "fill_at": fill_at, "audit": audit}  # fmt: skip
     parameters = {"symbols": [s for g in groups for s in g], "shards": len(groups), "steps": steps,
                   "end": end.isoformat() if end else None, "strategy": strategy, "sma_fast": sma_fast,
-                  "sma_slow": sma_slow, "fill_at": fill_at}  # fmt: skip
+                  "sma_slow": sma_slow, "fill_at": fill_at, "audit": audit}  # fmt: skip
     with audited_run("backtest_shards", parameters) as (_, run_id):
         results = backtest_shard.map(groups, unmapped(arguments)).result()
         return {"run_id": run_id, "shards": [{"symbols": g, **r} for g, r in zip(groups, results, strict=True)],

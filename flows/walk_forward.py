@@ -3,16 +3,21 @@ results recorded under the run and shown on an HTML page."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from alphaloom.backtest.walkforward import WalkForwardResult, WindowInput, WindowOutcome, run_window, walk_forward
-from alphaloom.backtest.walkforward_run import WalkForwardSpec, record_walk_forward, walk_forward_arguments, write_page
+from alphaloom.backtest.walkforward import WalkForwardResult, WindowOutcome, combine_windows, run_window
+from alphaloom.backtest.walkforward_run import (
+    WalkForwardSpec,
+    WindowSpec,
+    load_window,
+    record_walk_forward,
+    window_specs,
+    write_page,
+)
 from alphaloom.db.engine import get_engine
 from alphaloom.settings import Settings, get_settings
 from alphaloom.task_runner import SettingsTaskRunner
@@ -21,28 +26,27 @@ from flows._audit import audited_run
 
 
 @task(cache_policy=NO_CACHE)
-def load(spec: WalkForwardSpec, settings: Settings) -> dict[str, Any]:
-    """The stored bars and costs the walk-forward runs on (``walk_forward_arguments``)."""
+def plan(spec: WalkForwardSpec, settings: Settings) -> list[WindowSpec]:
+    """The windows to run, as specifications (``window_specs``: the times of the stored bars, not the bars)."""
     with get_engine().connect() as conn:
-        return walk_forward_arguments(conn, settings, spec)
+        return window_specs(conn, settings, spec)
 
 
-@task(cache_policy=NO_CACHE)
-def walk_window(window: WindowInput) -> WindowOutcome:
-    """One window: choose in sample, trade out of sample (independent of the others: any worker may run it)."""
-    return run_window(window)
-
-
-def _windows_on_task_runner(
-    _: Callable[[WindowInput], WindowOutcome], windows: list[WindowInput]
-) -> list[WindowOutcome]:
-    return walk_window.map(windows).result()
+@task(cache_policy=NO_CACHE, persist_result=False)
+def walk_window(window: WindowSpec) -> WindowOutcome:
+    """One window: read its bars (``load_window``, on this process's engine), choose in sample, trade out of sample.
+    Independent of the others: any worker may run it; what travels is the specification and the window's outcome
+    (its row, out-of-sample returns and fills), never the bars."""
+    with get_engine().connect() as conn:
+        window_input = load_window(conn, window)
+    return run_window(window_input)
 
 
 def walk(spec: WalkForwardSpec, settings: Settings) -> WalkForwardResult:
     """Choose in sample, trade out of sample, window after window: each window a task on the flow's task runner
     (``ALPHALOOM_DASK_ADDRESS``), the results gathered in window order."""
-    return walk_forward(**load(spec, settings), map_windows=_windows_on_task_runner)
+    windows = plan(spec, settings)
+    return combine_windows(windows, walk_window.map(windows).result())
 
 
 @task(cache_policy=NO_CACHE)

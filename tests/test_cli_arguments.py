@@ -68,6 +68,8 @@ def _refused(engine: Engine, args: list[str], *expected: str) -> str:
         (["backtest", "--steps", "0"], ["--steps", "at least 1"]),
         (["backtest", "--strategy", "foo"], ["--strategy", "team", "sma_cross", "'foo'"]),
         (["backtest", "--audit", "some"], ["--audit", "full", "decisions", "none", "'some'"]),
+        (["backtest", "--shards", "0"], ["--shards", "at least 1", "0"]),
+        (["backtest", "--shards", "2", "--llm-live"], ["--shards", "cache-only LLM", "--llm-live"]),
         (["decide", "--symbols", "FOO/BAR"], ["FOO/BAR", "stored: BTC/USDT, ETH/USDT"]),
         (["decide", "--symbols", "btc/usdt"], ["btc/usdt", "did you mean BTC/USDT?"]),
         (["backtest", "--symbols", "BTC/USDT,FOO/BAR"], ["FOO/BAR", "stored: BTC/USDT, ETH/USDT"]),

@@ -24,8 +24,10 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, text
 from test_decide import BEARISH, BULLISH, FEATURES_DDL
 from test_walkforward import prices
+from typer.testing import CliRunner
 
 from agents.team import FEATURE_COLUMNS
+from alphaloom.cli import app
 from alphaloom.settings import Settings, get_settings
 from alphaloom.task_runner import configured_task_runner
 from flows.backtest_shards import backtest_shards_flow, symbol_groups
@@ -39,6 +41,7 @@ WF_SYMBOLS = [f"DWA{TAG.upper()}/USDT", f"DWB{TAG.upper()}/USDT"]
 T0 = datetime(2023, 5, 1, tzinfo=UTC)  # a stretch of time of this module
 HOUR = timedelta(hours=1)
 STEPS = 4
+runner = CliRunner()
 
 
 @dataclass
@@ -283,6 +286,39 @@ def test_a_backtest_sharded_by_symbol_groups_on_two_workers_records_what_one_pro
     assert run() == local
     ran = cluster.client.run(lambda: "flows.backtest_shards" in __import__("sys").modules)
     assert all(ran.values()), ran
+
+
+def test_backtest_with_shards_runs_a_backtest_per_symbol_group_with_the_audit_mode(
+    engine: Engine, cluster: Cluster
+) -> None:
+    """``alphaloom backtest --shards 2`` (in the flow's process): the ``backtest_shards`` run and a ``backtest`` run per
+    symbol group, each with the ``--audit`` mode in its recorded parameters. The command checks that bars are stored:
+    a flat bar per decision time is added for this module's decision symbols (after the tests that compare runs)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"""insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id)
+                     values (:e, :s, '1h', :t, 100, 100, 100, 100, 1, 'bars-{EXCHANGE}')"""),
+            [{"e": EXCHANGE, "s": s, "t": T0 + step * HOUR} for s in SYMBOLS for step in range(STEPS + 1)],
+        )
+    with engine.connect() as conn:
+        before = conn.execute(text("select clock_timestamp()")).scalar_one()
+    result = runner.invoke(app, ["backtest", "--shards", "2", "--symbols", ",".join(SYMBOLS), "--end",
+                                 (T0 + STEPS * HOUR).isoformat(), "--steps", str(STEPS), "--fill-at", "close",
+                                 "--audit", "decisions"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "backtest_shards" in result.output and all(s in result.output for s in SYMBOLS)
+    with engine.connect() as conn:
+        runs = conn.execute(
+            text("""select flow, parameters from audit.runs where flow in ('backtest', 'backtest_shards')
+                      and started_at >= :t order by started_at"""),
+            {"t": before},
+        ).all()  # fmt: skip
+    assert [r.flow for r in runs].count("backtest_shards") == 1 and len(runs) == 3, runs
+    sharded = next(r for r in runs if r.flow == "backtest_shards").parameters
+    assert sharded["shards"] == 2 and sharded["audit"] == "decisions"
+    shards = [r.parameters for r in runs if r.flow == "backtest"]
+    assert sorted(tuple(p["symbols"]) for p in shards) == [tuple(SYMBOLS[:3]), tuple(SYMBOLS[3:])]
+    assert {p["audit"] for p in shards} == {"decisions"}
 
 
 def test_symbols_are_dealt_into_near_equal_groups_in_order() -> None:

@@ -9,8 +9,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = {"ingest_prices", "ingest_news", "build_features", "decide", "quality_report", "backtest", "protect_positions",
-         "walk_forward"}  # fmt: skip
-MANUAL = {"backtest", "walk_forward"}  # run on demand from the UI or CLI, no schedule
+         "walk_forward", "backtest_shards"}  # fmt: skip
+MANUAL = {"backtest", "walk_forward", "backtest_shards"}  # run on demand from the UI or CLI, no schedule
 
 
 def test_prefect_yaml_has_a_deployment_per_flow_pointing_at_a_real_flow() -> None:

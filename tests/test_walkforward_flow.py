@@ -3,6 +3,7 @@ out-of-sample results per window recorded, and a self-contained HTML page with t
 
 from __future__ import annotations
 
+import pickle
 import re
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,16 @@ from test_walkforward import prices
 from typer.testing import CliRunner
 
 from agents.trader import quantity_step
-from alphaloom.backtest.walkforward import Costs, WalkForwardResult, parameter_grid, walk_forward
+from alphaloom.backtest.walkforward import (
+    Costs,
+    WalkForwardResult,
+    combine_windows,
+    parameter_grid,
+    run_window,
+    walk_forward,
+    window_inputs,
+)
+from alphaloom.backtest.walkforward_run import WalkForwardSpec, load_window, walk_forward_arguments, window_specs
 from alphaloom.cli import app
 from alphaloom.settings import get_settings
 from flows.walk_forward import walk_forward_flow
@@ -138,3 +148,29 @@ def test_walk_forward_command_records_the_run_and_writes_the_page(engine: Engine
     expected = _expected(bars)
     _check_recorded(engine, run_id.group(1), expected, Path(page.group(1)))
     _check_page(Path(page.group(1)), expected)
+
+
+def test_a_window_specification_loads_exactly_the_window_cut_from_the_whole_history(engine: Engine, bars: Bars) -> None:
+    """What the flow sends to a task is a few values (``WindowSpec``), not bars; the task that loads the window's bars
+    from the database gets the very frames and targets ``window_inputs`` cuts from the whole history, so its outcome
+    and the chained result are the same to the bit."""
+    settings = get_settings()
+    spec = WalkForwardSpec(SYMBOLS, GRID["fast"], GRID["slow"], in_sample=120, out_sample=60)
+    with engine.connect() as conn:
+        arguments = walk_forward_arguments(conn, settings, spec)
+        specs = window_specs(conn, settings, spec)
+        loaded = [load_window(conn, window) for window in specs]
+    whole = window_inputs(**arguments)
+    assert len(specs) == len(whole) == 3 and [w.warmup for w in specs] == [0, 39, 39]
+    assert max(len(pickle.dumps(window)) for window in specs) < 3000  # bytes: the bars stay in the database
+    for one, other in zip(loaded, whole, strict=True):
+        pd.testing.assert_frame_equal(one.open_, other.open_, check_exact=True)
+        pd.testing.assert_frame_equal(one.close, other.close, check_exact=True)
+        assert one.targets.keys() == other.targets.keys()
+        for params in one.targets:
+            pd.testing.assert_frame_equal(one.targets[params], other.targets[params], check_exact=True)
+    from_specs = combine_windows(specs, [run_window(w) for w in loaded])
+    from_whole = walk_forward(**arguments)
+    pd.testing.assert_frame_equal(from_specs.windows, from_whole.windows, check_exact=True)
+    pd.testing.assert_series_equal(from_specs.out_of_sample_equity, from_whole.out_of_sample_equity, check_exact=True)
+    assert from_specs.out_of_sample == from_whole.out_of_sample

@@ -74,8 +74,8 @@ def window_trade_pnls(result: VectorizedResult, close: pd.DataFrame) -> list[flo
 @dataclass(frozen=True)
 class WindowInput:
     """One window's work, self-contained (it can run in another process): its bars (in-sample then out-of-sample) and
-    each grid pair's target positions over them, computed on the whole history (the indicators read the bars before
-    the window)."""
+    each grid pair's target positions over them (``window_input``: computed on the window's bars and the ``warmup``
+    bars before it, which the longest SMA reads)."""
 
     open_: pd.DataFrame
     close: pd.DataFrame
@@ -84,6 +84,11 @@ class WindowInput:
     costs: Costs
     periods_per_year: float
     objective: str
+
+    @property
+    def step(self) -> pd.Timedelta:
+        """The bar spacing (of the window's first two bars)."""
+        return self.close.index[1] - self.close.index[0]
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,49 @@ class WindowOutcome:
     held: np.ndarray
 
 
+def warmup_bars(grid: Sequence[tuple[int, int]]) -> int:
+    """Bars before a window that its targets read: the longest SMA's length less one (the SMA of a bar reads it and
+    the ``slow - 1`` bars before it)."""
+    return max(max(pair) for pair in grid) - 1
+
+
+def window_slices(
+    bars: int, *, grid: Sequence[tuple[int, int]], in_sample: int, out_sample: int, objective: str
+) -> list[slice]:
+    """The rows of each window over ``bars`` bars, in order. Raises ``ValueError`` for windows that do not fit the bars,
+    an empty grid or an unknown objective."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if in_sample < 2 or out_sample < 2:
+        raise ValueError(f"in_sample and out_sample must be at least 2 bars, got {in_sample} and {out_sample}")
+    if bars < in_sample + out_sample:
+        raise ValueError(f"{bars} bars cannot hold one window of {in_sample} + {out_sample} bars")
+    if not grid:
+        raise ValueError("the parameter grid is empty")
+    return [slice(start, start + in_sample + out_sample) for start in range(0, bars - in_sample - out_sample + 1,
+                                                                            out_sample)]  # fmt: skip
+
+
+def window_input(
+    open_: pd.DataFrame,
+    close: pd.DataFrame,
+    *,
+    warmup: int,
+    grid: Sequence[tuple[int, int]],
+    in_sample: int,
+    costs: Costs,
+    periods_per_year: float,
+    objective: str,
+) -> WindowInput:
+    """One window from its bars preceded by ``warmup`` bars (fewer at the start of the history): the targets are
+    computed on all of them, then the warm-up bars are cut. A window's result depends only on these bars, so a
+    process that loads them alone (``alphaloom.backtest.walkforward_run.load_window``) computes exactly what this
+    process computes from the whole history."""
+    rows = slice(warmup, len(close))
+    targets = {params: sma_cross_target(close, *params).iloc[rows] for params in grid}
+    return WindowInput(open_.iloc[rows], close.iloc[rows], targets, in_sample, costs, periods_per_year, objective)
+
+
 def window_inputs(
     open_: pd.DataFrame,
     close: pd.DataFrame,
@@ -108,22 +156,16 @@ def window_inputs(
     periods_per_year: float,
     objective: str = "total_return",
 ) -> list[WindowInput]:
-    """The windows of a walk-forward, in order. Raises ``ValueError`` for windows that do not fit the bars, an empty
-    grid or an unknown objective."""
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if in_sample < 2 or out_sample < 2:
-        raise ValueError(f"in_sample and out_sample must be at least 2 bars, got {in_sample} and {out_sample}")
-    if len(close) < in_sample + out_sample:
-        raise ValueError(f"{len(close)} bars cannot hold one window of {in_sample} + {out_sample} bars")
-    if not grid:
-        raise ValueError("the parameter grid is empty")
-    targets = {params: sma_cross_target(close, *params) for params in grid}
+    """The windows of a walk-forward, in order (``window_slices``, ``window_input``). Raises ``ValueError`` for windows
+    that do not fit the bars, an empty grid or an unknown objective."""
+    slices = window_slices(len(close), grid=grid, in_sample=in_sample, out_sample=out_sample, objective=objective)
+    warmup = warmup_bars(grid)
     windows = []
-    for start in range(0, len(close) - in_sample - out_sample + 1, out_sample):
-        rows = slice(start, start + in_sample + out_sample)
-        windows.append(WindowInput(open_.iloc[rows], close.iloc[rows], {p: t.iloc[rows] for p, t in targets.items()},
-                                   in_sample, costs, periods_per_year, objective))  # fmt: skip
+    for rows in slices:
+        first = max(0, rows.start - warmup)
+        windows.append(window_input(open_.iloc[first:rows.stop], close.iloc[first:rows.stop], warmup=rows.start - first,
+                                    grid=grid, in_sample=in_sample, costs=costs, periods_per_year=periods_per_year,
+                                    objective=objective))  # fmt: skip
     return windows
 
 
@@ -156,14 +198,14 @@ def run_window(window: WindowInput) -> WindowOutcome:
 
 def combine_windows(windows: Sequence[WindowInput], outcomes: Sequence[WindowOutcome]) -> WalkForwardResult:
     """The walk-forward's result from its windows' outcomes, in window order: the out-of-sample stretches chained
-    (``chain_stretches``)."""
+    (``chain_stretches``). Of the windows only the first's ``costs``, ``periods_per_year`` and ``step`` are read (a
+    window's specification, ``alphaloom.backtest.walkforward_run.WindowSpec``, has them too)."""
     first = windows[0]
     cash = first.costs.initial_cash
     stretches = [Stretch(cash * (1.0 + o.returns).cumprod(), o.trades, o.trade_pnls, float(o.held.sum()))
                  for o in outcomes]  # fmt: skip
     return chain_stretches([o.row for o in outcomes], stretches, initial_cash=cash,
-                           periods_per_year=first.periods_per_year,
-                           bar=first.close.index[1] - first.close.index[0])  # fmt: skip
+                           periods_per_year=first.periods_per_year, bar=first.step)  # fmt: skip
 
 
 def walk_forward(

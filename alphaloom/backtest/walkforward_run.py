@@ -19,11 +19,21 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from alphaloom.backtest.prices import price_frames
-from alphaloom.backtest.walkforward import Costs, WalkForwardResult, parameter_grid, walk_forward
+from alphaloom.backtest.prices import price_frames, price_frames_binary
+from alphaloom.backtest.walkforward import (
+    Costs,
+    WalkForwardResult,
+    WindowInput,
+    parameter_grid,
+    walk_forward,
+    warmup_bars,
+    window_input,
+    window_slices,
+)
 from alphaloom.backtest.walkforward_page import write_walk_forward_page
 from alphaloom.db.batch import insert_rows
 from alphaloom.domain import timeframe_delta
+from alphaloom.errors import DataUnavailableError
 from alphaloom.markets import market_specs
 from alphaloom.settings import Settings
 
@@ -54,20 +64,97 @@ class WalkForwardSpec:
                 "end": self.end.isoformat() if self.end else None}  # fmt: skip
 
 
+def _costs(conn: Connection, settings: Settings, symbols: list[str]) -> Costs:
+    """The settings' paper fees, slippage, order notional and starting cash, in each market's quantity step
+    (``alphaloom.markets``: venue metadata, else configuration)."""
+    markets = market_specs(conn, exchange=settings.exchange, symbols=symbols, asset_classes=settings.asset_classes,
+                           quantity_steps=settings.quantity_steps)  # fmt: skip
+    return Costs(initial_cash=float(settings.starting_cash), order_notional=settings.order_notional,
+                 fee_bps=float(settings.paper_fee_bps), slippage_bps=float(settings.paper_slippage_bps),
+                 quantity_steps={s: m.quantity_step for s, m in markets.items()})  # fmt: skip
+
+
+def _periods_per_year(settings: Settings) -> float:
+    return pd.Timedelta(days=365) / timeframe_delta(settings.timeframe)
+
+
 def walk_forward_arguments(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> dict[str, Any]:
     """The keyword arguments of ``walk_forward`` for ``spec``: the stored bars of the settings' exchange and timeframe,
-    the grid, windows and objective, and the settings' paper fees, slippage, order notional and starting cash, in each
-    market's quantity step (``alphaloom.markets``: venue metadata, else configuration)."""
+    the grid, windows and objective, and the costs (``_costs``)."""
     open_, close = price_frames(conn, exchange=settings.exchange, timeframe=settings.timeframe, symbols=spec.symbols,
                                 start=spec.start, end=spec.end)  # fmt: skip
-    markets = market_specs(conn, exchange=settings.exchange, symbols=[str(c) for c in close.columns],
-                           asset_classes=settings.asset_classes, quantity_steps=settings.quantity_steps)  # fmt: skip
-    costs = Costs(initial_cash=float(settings.starting_cash), order_notional=settings.order_notional,
-                  fee_bps=float(settings.paper_fee_bps), slippage_bps=float(settings.paper_slippage_bps),
-                  quantity_steps={s: m.quantity_step for s, m in markets.items()})  # fmt: skip
     return {"open_": open_, "close": close, "grid": spec.grid, "in_sample": spec.in_sample,
-            "out_sample": spec.out_sample, "costs": costs, "objective": spec.objective,
-            "periods_per_year": pd.Timedelta(days=365) / timeframe_delta(settings.timeframe)}  # fmt: skip
+            "out_sample": spec.out_sample, "costs": _costs(conn, settings, [str(c) for c in close.columns]),
+            "objective": spec.objective, "periods_per_year": _periods_per_year(settings)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """One walk-forward window as a few values, to send to another process instead of its bars: which stored bars
+    to load (``start <= ts < end``: the window and up to ``warmup`` bars before it, ``bars`` rows in all, the columns
+    ``symbols`` in the whole run's order) and how to run them. ``load_window`` turns it into the ``WindowInput`` that
+    ``window_inputs`` makes from the whole history, exactly."""
+
+    exchange: str
+    timeframe: str
+    symbols: list[str]
+    start: datetime
+    end: datetime | None
+    bars: int
+    warmup: int
+    grid: list[tuple[int, int]]
+    in_sample: int
+    costs: Costs
+    periods_per_year: float
+    objective: str
+    step: pd.Timedelta
+
+
+def _bar_times(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> tuple[list[datetime], list[str]]:
+    """The times of the stored bars of ``spec`` (any of its symbols) in order, and the symbols with a bar, sorted as
+    ``price_frames`` orders its columns. Raises ``DataUnavailableError`` when there is none."""
+    params = {"e": settings.exchange, "tf": settings.timeframe, "s": spec.symbols, "start": spec.start, "end": spec.end}
+    where = """exchange = :e and timeframe = :tf and symbol = any(:s)
+               and (cast(:start as timestamptz) is null or ts >= :start) and (cast(:end as timestamptz) is null or ts < :end)"""  # fmt: skip
+    times = conn.execute(text(f"select distinct ts from raw.ohlcv where {where} order by ts"), params).scalars().all()
+    if not times:
+        raise DataUnavailableError(f"no {settings.timeframe} bars for {spec.symbols} on {settings.exchange} in "
+                                   f"[{spec.start}, {spec.end})")  # fmt: skip
+    symbols = conn.execute(text(f"select distinct symbol from raw.ohlcv where {where}"), params).scalars().all()
+    return [pd.Timestamp(t).tz_convert("UTC").to_pydatetime() for t in times], sorted(symbols)
+
+
+def window_specs(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> list[WindowSpec]:
+    """The windows of ``spec``'s walk-forward as ``WindowSpec``, in order, from the times of its stored bars (the bars
+    themselves are read by whoever runs each window). Raises ``ValueError`` (bad windows or grid) or
+    ``DataUnavailableError`` (no bars)."""
+    times, symbols = _bar_times(conn, settings, spec)
+    grid = spec.grid
+    slices = window_slices(len(times), grid=grid, in_sample=spec.in_sample, out_sample=spec.out_sample,
+                           objective=spec.objective)  # fmt: skip
+    costs, periods_per_year, warmup = _costs(conn, settings, symbols), _periods_per_year(settings), warmup_bars(grid)
+    step = pd.Timestamp(times[1]) - pd.Timestamp(times[0])
+    specs = []
+    for rows in slices:
+        first = max(0, rows.start - warmup)
+        specs.append(WindowSpec(settings.exchange, settings.timeframe, symbols, times[first],
+                                times[rows.stop] if rows.stop < len(times) else spec.end, rows.stop - first,
+                                rows.start - first, grid, spec.in_sample, costs, periods_per_year, spec.objective,
+                                step))  # fmt: skip
+    return specs
+
+
+def load_window(conn: Connection, window: WindowSpec) -> WindowInput:
+    """The ``WindowInput`` of ``window``: its stored bars read here (``price_frames_binary``), its targets computed
+    here. Raises ``DataUnavailableError`` when the stored bars are not the ones the window was cut from."""
+    open_, close = price_frames_binary(conn, exchange=window.exchange, timeframe=window.timeframe, symbols=window.symbols,
+                                start=window.start, end=window.end)  # fmt: skip
+    if len(close) != window.bars:
+        raise DataUnavailableError(f"the window from {window.start} has {len(close)} stored bars, not {window.bars}: "
+                                   "the bars changed during the run")  # fmt: skip
+    open_, close = open_.reindex(columns=window.symbols), close.reindex(columns=window.symbols)
+    return window_input(open_, close, warmup=window.warmup, grid=window.grid, in_sample=window.in_sample,
+                        costs=window.costs, periods_per_year=window.periods_per_year, objective=window.objective)  # fmt: skip
 
 
 def run_walk_forward(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> WalkForwardResult:

@@ -40,6 +40,11 @@ def backtest(
     audit: str = typer.Option(
         "full", help="full (every audit row), decisions (only audit.decisions rows) or none (only what orders need)."
     ),
+    shards: int = typer.Option(
+        None,
+        help="Split the symbols into N groups, each a backtest on its own paper account (cache-only LLM), run "
+        "as tasks on the flows' task runner (ALPHALOOM_DASK_ADDRESS).",
+    ),
 ) -> None:
     """Replay the live decision code step by step over history on a fresh paper account, then write a report."""
     from alphaloom.catalog import stored_series
@@ -54,6 +59,10 @@ def backtest(
     if fill_at is not None:
         _checks.one_of(fill_at, "--fill-at", ("next_open", "close"))
     _checks.one_of(audit, "--audit", ("full", "decisions", "none"))
+    if shards is not None:
+        _checks.positive(shards, "--shards")
+        if llm_live or allow_exposure:
+            _checks.refuse("--shards runs every shard with the cache-only LLM: drop --llm-live and --allow-exposure")
     chosen = _checks.symbol_list(symbols)
     when = _checks.utc(end)
     with engine().connect() as conn:
@@ -63,6 +72,10 @@ def backtest(
     if when is not None:
         _checks.known_by(when, chosen or settings.symbols, stored, "--end")
 
+    if shards is not None:
+        _sharded(chosen, shards, end=when, steps=steps, strategy=strategy, sma_fast=fast, sma_slow=slow,
+                 fill_at=fill_at, audit=audit)  # fmt: skip
+        return
     from flows.backtest import backtest_flow
 
     try:
@@ -81,6 +94,24 @@ def backtest(
     if result["exposed"]:
         console.print("LLM exposed to its training data (--allow-exposure): flagged in the report", style="yellow")
     console.print(f"report: {result['report']}")
+
+
+def _sharded(symbols: list[str] | None, shards: int, **arguments: object) -> None:
+    """``alphaloom backtest --shards N``: the ``backtest_shards`` flow, a row per shard."""
+    from alphaloom.errors import ConfigError, DataUnavailableError
+    from flows.backtest_shards import backtest_shards_flow
+
+    try:
+        result = backtest_shards_flow(symbols=symbols, shards=shards, **arguments)
+    except (ConfigError, DataUnavailableError, ValueError) as exc:
+        console.print(str(exc), style="red")
+        raise typer.Exit(code=1) from None
+    table = Table("shard", "symbols", "run id", "account", "total return", "trades", "report",
+                  title=f"backtest_shards {result['run_id']}")  # fmt: skip
+    for n, shard in enumerate(result["shards"], start=1):  # type: ignore[arg-type]
+        table.add_row(str(n), ", ".join(shard["symbols"]), str(shard["run_id"]), str(shard["account"]),
+                      f"{float(shard['total_return']):,.4f}", str(shard["trades"]), str(shard["report"]))  # fmt: skip
+    console.print(table)
 
 
 @app.command()
