@@ -148,11 +148,17 @@ def _step(
     defer = ledger is not None and replay.audit is not None  # the marks wait with the audit rows
     on_booking = replay.on_booking
     with conn.begin():
-        broker = replay.broker(lambda: kill_switch_state(conn), get_engine())
+        brokers: list[Broker] = []  # built when a release pass or an execution needs it (most steps do not)
+
+        def broker() -> Broker:
+            if not brokers:
+                brokers.append(replay.broker(lambda: kill_switch_state(conn), get_engine()))
+            return brokers[0]
+
         if ledger is None or ledger.slices_scheduled:  # the in-memory account knows when none was ever scheduled
             if defer:
                 ledger.write_marks(conn)  # execution's daily-loss guard reads them
-            release_due_children(conn, broker, as_of, settings=replay.settings, run_id=replay.run_id,
+            release_due_children(conn, broker(), as_of, settings=replay.settings, run_id=replay.run_id,
                                  account=replay.account, gate=replay.gate, on_booking=on_booking)  # fmt: skip
         if defer:
             ledger.defer_marks = True
@@ -178,7 +184,7 @@ def _step(
                 conn,
                 intents,
                 run_id=replay.run_id,
-                broker=broker,
+                broker=broker(),
                 settings=replay.settings,
                 event_time=as_of,
                 replay=True,
