@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
+from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -24,7 +25,14 @@ from agents.snapshot import KnownKillSwitch
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
-from alphaloom.backtest.reporting import AUDIT_MODES, FILL_MODES, backtest_account, build_run_report, refusal_counts
+from alphaloom.backtest.reporting import (
+    AUDIT_MODES,
+    FILL_MODES,
+    RunReport,
+    backtest_account,
+    build_run_report,
+    refusal_counts,
+)
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
@@ -271,6 +279,38 @@ def _llm_usage(engine: Engine, run_id: str) -> dict[str, dict[str, int]]:
     return {r.status: {"count": int(r.n), "tokens": int(r.tokens)} for r in rows}
 
 
+def replay_run(
+    run_id: str, *, settings: Settings, rules: StrategyParams, symbols: list[str], times: list[datetime],
+    fill_at: str, team: Team, audit: str = "full", out_dir: Path | None = None,
+) -> tuple[RunReport, dict[str, int]]:  # fmt: skip
+    """Replay the decision ``times`` with the team parameters of ``settings`` and ``rules`` on a fresh paper account
+    of run ``run_id`` (its ``audit.runs`` row must exist, with ``audit`` in its parameters; the account is
+    ``backtest_account(run_id)``) and return the run's metrics, with its HTML report written under ``out_dir`` when
+    given, and the risk gate's refusals by check that ``audit`` did not write. The one replay engine: the backtest
+    flow and the team walk-forward (each in-sample trial, each out-of-sample window) both run through it.
+
+    ``audit`` (``AUDIT_MODES``): what the steps record, applied by the replay's audit buffer."""
+    if audit not in AUDIT_MODES:
+        raise ConfigError(f"audit must be one of {', '.join(AUDIT_MODES)}, got {audit!r}")
+    engine = get_engine()
+    account = backtest_account(run_id)
+    _ensure_paper_account(settings, account, run_id)
+    opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
+    replay = Replay(account, symbols, run_id, settings, team, rules, fill_at, times[-1], opens, window,
+                    AuditBuffer(audit))  # fmt: skip
+    with progress(len(times), f"backtest {run_id[:8]}") as advance:
+        for first in range(0, len(times), CHUNK_STEPS):
+            replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
+    unrecorded = dict(replay.audit.refusals) if replay.audit is not None else {}
+    _summarise_refusals(engine, run_id, unrecorded)
+    with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
+        report = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
+                                  out_dir=out_dir, unrecorded_refusals=unrecorded)  # fmt: skip
+    return report, unrecorded
+
+
 @flow(name="backtest", on_failure=[alert_on_failure])
 def backtest_flow(
     symbols: list[str] | None = None,
@@ -339,8 +379,6 @@ def backtest_flow(
                   "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow, "fill_at": fill_at,
                   "audit": audit, "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
     with audited_run("backtest", parameters) as (engine, run_id):
-        account = backtest_account(run_id)
-        _ensure_paper_account(settings, account, run_id)
         team = build_team(settings)
         llm_agent = None
         if use_llm:  # the openai SDK is imported only for a run that consults the LLM
@@ -349,23 +387,13 @@ def backtest_flow(
 
             agent_class = LlmAnalyst if settings.llm_team_mode == "analyst" else LlmTeam
             llm_agent = agent_class(settings, live_calls=llm_max_calls if llm_live else 0)
-        opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
-        window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
-                                   settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
-        replay = Replay(account, symbols, run_id, settings, Team(scorer=team.scorer, llm_agent=llm_agent), rules,
-                        fill_at, times[-1], opens, window, AuditBuffer(audit))  # fmt: skip
-        with progress(len(times), f"backtest {run_id[:8]}") as advance:
-            for first in range(0, len(times), CHUNK_STEPS):
-                replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
-        unrecorded = dict(replay.audit.refusals) if replay.audit is not None else {}
-        _summarise_refusals(engine, run_id, unrecorded)
-
+        report, unrecorded = replay_run(run_id, settings=settings, rules=rules, symbols=symbols, times=times,
+                                        fill_at=fill_at, team=Team(scorer=team.scorer, llm_agent=llm_agent),
+                                        audit=audit, out_dir=settings.home / "reports")  # fmt: skip
         usage = _llm_usage(engine, run_id)
         with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
             refusals = refusal_counts(conn, run_id, unrecorded)
-            report = build_run_report(conn, run_id, exchange=settings.exchange, timeframe=settings.timeframe,
-                                      out_dir=settings.home / "reports", unrecorded_refusals=unrecorded)  # fmt: skip
         calls = sum(usage.get(s, {}).get("count", 0) for s in ("ok", "repaired", "invalid", "timeout", "error"))
-        return {"run_id": run_id, "account": account, "report": str(report.path), "trades": report.trades,
+        return {"run_id": run_id, "account": report.account, "report": str(report.path), "trades": report.trades,
                 "llm_tokens": sum(u["tokens"] for u in usage.values()), "llm_calls": calls, "llm_usage": usage,
                 "exposed": exposure is not None, "refusals": refusals, "pnl_by": report.attribution, **report.metrics.as_dict()}  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -44,7 +44,7 @@ class RunReport:
     run_id: str
     account: str
     metrics: Metrics
-    path: Path
+    path: Path | None  # None when no page was asked for (``out_dir=None``)
     trades: int
     notes: list[str]
     # P&L of the closed trades by "asset", "agent" and "strategy" (alphaloom.backtest.attribution)
@@ -52,6 +52,9 @@ class RunReport:
     # What the run's LLM opinions cost in the account's base currency, and the total return net of it
     llm: LlmSpend | None = None
     net_total_return: float | None = None
+    equity: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # at each decision time
+    trade_pnls: list[float] = field(default_factory=list)  # net P&L of each closed trade, in exit order
+    traded_notional: float = 0.0
 
 
 def backtest_account(run_id: str) -> str:
@@ -127,11 +130,12 @@ def build_run_report(
     *,
     exchange: str,
     timeframe: str,
-    out_dir: Path,
+    out_dir: Path | None,
     notes: list[str] | None = None,
     unrecorded_refusals: Mapping[str, int] | None = None,
 ) -> RunReport:
-    """The run's metrics, trades and attribution, and its HTML report under ``out_dir/run_id``.
+    """The run's metrics, equity, trades and attribution; its HTML report and PNGs are written under
+    ``out_dir/<run_id>`` unless ``out_dir`` is None (a walk-forward's in-sample trials need the metrics only).
     ``unrecorded_refusals``: the risk gate's denials by check that the run's audit mode did not write (counted with
     the recorded ones in the notes)."""
     account, symbols, times = _run_account(conn, run_id, timeframe)
@@ -163,13 +167,18 @@ def build_run_report(
     by_agent, by_strategy = attribute(trades, agent_shares), attribute(trades, strategy_shares)
     periods_per_year = pd.Timedelta(days=365) / timeframe_delta(timeframe)
     exposure = _exposure(fills, closes)
+    notional = float((fills["quantity"].astype(float) * fills["price"].astype(float)).sum())
+    pnls = [float(p) for p in trades["pnl"]]
     metrics = compute_metrics(
-        equity,
-        periods_per_year=periods_per_year,
-        trade_pnls=trades["pnl"].tolist(),
-        exposure_fraction=exposure,
-        traded_notional=float((fills["quantity"].astype(float) * fills["price"].astype(float)).sum()),
+        equity, periods_per_year=periods_per_year, trade_pnls=pnls, exposure_fraction=exposure, traded_notional=notional
     )
+    llm, net, spend_note = _llm_spend(conn, run_id, base_currency, metrics.total_return, cash)
+    pnl = {"asset": per_asset, "agent": by_agent, "strategy": by_strategy}
+    result = RunReport(run_id, account, metrics, None, len(trades), [],
+                       {name: {str(k): float(v) for k, v in series.items()} for name, series in pnl.items()},
+                       llm, net, equity, pnls, notional)  # fmt: skip
+    if out_dir is None:
+        return result
     assumed = conn.execute(
         text(
             """select count(*) from audit.lineage l join raw.news n on n.id = l.parent_key->>'id'
@@ -177,7 +186,6 @@ def build_run_report(
         ),
         {"r": run_id},
     ).scalar_one()
-    llm, net, spend_note = _llm_spend(conn, run_id, base_currency, metrics.total_return, cash)
     notes = [*run_notes(conn, run_id, unrecorded_refusals), spend_note, *(notes or [])]
     if assumed:
         notes.append(f"{assumed} news links used assumed first-seen times (published + configured latency)")
@@ -195,11 +203,7 @@ def build_run_report(
         open_positions=open_positions(fills, closes.ffill().iloc[-1] if len(closes) else pd.Series(dtype=float)),
         fills=fills.drop(columns=["decision_id"]),
     )
-    path = write_report(data, out_dir / run_id)
-    pnl = {"asset": per_asset, "agent": by_agent, "strategy": by_strategy}
-    return RunReport(run_id, account, metrics, path, len(trades), notes,
-                     {name: {str(k): float(v) for k, v in series.items()} for name, series in pnl.items()},
-                     llm, net)  # fmt: skip
+    return replace(result, path=write_report(data, out_dir / run_id), notes=notes)
 
 
 def _llm_spend(

@@ -155,19 +155,15 @@ def run_window(window: WindowInput) -> WindowOutcome:
 
 
 def combine_windows(windows: Sequence[WindowInput], outcomes: Sequence[WindowOutcome]) -> WalkForwardResult:
-    """The walk-forward's result from its windows' outcomes, in window order: the out-of-sample stretches chained."""
+    """The walk-forward's result from its windows' outcomes, in window order: the out-of-sample stretches chained
+    (``chain_stretches``)."""
     first = windows[0]
-    initial_cash, periods_per_year = first.costs.initial_cash, first.periods_per_year
-    chained = initial_cash * (1.0 + pd.concat([o.returns for o in outcomes])).cumprod()
-    step = first.close.index[1] - first.close.index[0]
-    equity = pd.concat([pd.Series([initial_cash], index=[chained.index[0] - step]), chained])
-    fills = pd.concat([o.trades for o in outcomes]).reset_index(drop=True)
-    notional = float((fills["quantity"] * fills["price"]).sum()) if not fills.empty else 0.0
-    exposure = float(np.concatenate([o.held for o in outcomes]).mean())
-    pnls = [pnl for o in outcomes for pnl in o.trade_pnls]
-    metrics = compute_metrics(equity, periods_per_year=periods_per_year, trade_pnls=pnls, exposure_fraction=exposure,
-                              traded_notional=notional)  # fmt: skip
-    return WalkForwardResult(pd.DataFrame([o.row for o in outcomes]), equity, metrics, fills)
+    cash = first.costs.initial_cash
+    stretches = [Stretch(cash * (1.0 + o.returns).cumprod(), o.trades, o.trade_pnls, float(o.held.sum()))
+                 for o in outcomes]  # fmt: skip
+    return chain_stretches([o.row for o in outcomes], stretches, initial_cash=cash,
+                           periods_per_year=first.periods_per_year,
+                           bar=first.close.index[1] - first.close.index[0])  # fmt: skip
 
 
 def walk_forward(
@@ -190,3 +186,40 @@ def walk_forward(
                             periods_per_year=periods_per_year, objective=objective)  # fmt: skip
     outcomes = map_windows(run_window, windows) if map_windows else [run_window(w) for w in windows]
     return combine_windows(windows, outcomes)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """What one out-of-sample stretch did on its own fresh account: its equity at each bar (from the initial cash
+    before the first), its fills (ts, symbol, side, quantity, price, fee), the net P&L of its trades and how many of
+    its bars held a position."""
+
+    equity: pd.Series
+    fills: pd.DataFrame
+    trade_pnls: list[float]
+    held_bars: float
+
+
+def chain_stretches(
+    rows: Sequence[dict[str, object]],
+    stretches: Sequence[Stretch],
+    *,
+    initial_cash: float,
+    periods_per_year: float,
+    bar: pd.Timedelta,
+) -> WalkForwardResult:
+    """The walk-forward's result from its windows (``rows``, one per window) and their out-of-sample stretches: each
+    stretch's bar returns (the first against the initial cash) chained into one curve from ``initial_cash``, one bar
+    before the first stretch, and the metrics of that curve and of every stretch's trades."""
+    returns = [s.equity / s.equity.shift(1).fillna(initial_cash) - 1.0 for s in stretches]
+    chained = initial_cash * (1.0 + pd.concat(returns)).cumprod()
+    equity = pd.concat([pd.Series([initial_cash], index=[chained.index[0] - bar]), chained])
+    frames = [s.fills for s in stretches if not s.fills.empty]
+    fills = pd.concat(frames).reset_index(drop=True) if frames else pd.DataFrame(
+        columns=["ts", "symbol", "side", "quantity", "price", "fee"])  # fmt: skip
+    notional = float((fills["quantity"].astype(float) * fills["price"].astype(float)).sum()) if not fills.empty else 0.0
+    exposure = sum(s.held_bars for s in stretches) / max(sum(len(s.equity) for s in stretches), 1)
+    metrics = compute_metrics(equity, periods_per_year=periods_per_year,
+                              trade_pnls=[p for s in stretches for p in s.trade_pnls], exposure_fraction=exposure,
+                              traded_notional=notional)  # fmt: skip
+    return WalkForwardResult(pd.DataFrame(list(rows)), equity, metrics, fills)

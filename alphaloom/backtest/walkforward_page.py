@@ -39,8 +39,15 @@ def _number(value: float, percent: bool = False) -> str:
     return f"{value:+.2%}" if percent else f"{value:,.4f}"
 
 
+def _choice(window: Mapping[str, object]) -> str:
+    """The parameters a window chose: its ``choice`` (the team walk-forward's label), else ``fast/slow``."""
+    if "choice" in window:
+        return str(window["choice"])
+    return f"{window['fast']}/{window['slow']}"
+
+
 def _bands(index: pd.Index, windows: pd.DataFrame, x_of: Callable[[float], float], height: int, labels: bool) -> str:
-    """Each window's out-of-sample stretch: every other one shaded, a line where it starts, ``W<n> fast/slow`` on top
+    """Each window's out-of-sample stretch: every other one shaded, a line where it starts, ``W<n> <choice>`` on top
     when ``labels`` and the stretch is wide enough to hold it."""
     parts = []
     for n, w in enumerate(windows.itertuples(), start=1):
@@ -52,7 +59,7 @@ def _bands(index: pd.Index, windows: pd.DataFrame, x_of: Callable[[float], float
         if n % 2:
             parts.append(f'<rect x="{x0:.1f}" y="0" width="{x1 - x0:.1f}" height="{height}" fill="#eef3fb"/>')
         parts.append(f'<line x1="{x0:.1f}" y1="0" x2="{x0:.1f}" y2="{height}" stroke="#c9d2e3" stroke-width="1"/>')
-        label = f"W{n} {w.fast}/{w.slow}"
+        label = f"W{n} {_choice(w._asdict())}"
         if labels and x1 - x0 >= 7 * len(label):
             parts.append(f'<text class="band-label" x="{x0 + 4:.1f}" y="14">{html.escape(label)}</text>')
     return "".join(parts)
@@ -110,7 +117,7 @@ def _chart(
 
 def equity_chart(equity: pd.Series, windows: pd.DataFrame, *, width: int = 1000, height: int = 260) -> str:
     """Inline SVG: the chained out-of-sample equity, each window's stretch shaded in turn and labelled
-    ``W<n> fast/slow`` (when it is wide enough to hold the label), the starting cash dashed, value and date axes."""
+    ``W<n> <choice>`` (when it is wide enough to hold the label), the starting cash dashed, value and date axes."""
     values = equity.astype(float).to_numpy()
     if len(values) < 2:
         return "<p>(no data)</p>"
@@ -140,7 +147,8 @@ def windows_table(windows: pd.DataFrame, objective: str) -> str:
         return "<p>(no windows)</p>"
     name = html.escape(objective.replace("_", " "))
     percent = objective == "total_return"
-    head = ("<tr><th>#</th><th>in sample</th><th>out of sample</th><th>fast</th><th>slow</th>"
+    chosen = "<th>parameters chosen</th>" if "choice" in windows.columns else "<th>fast</th><th>slow</th>"
+    head = (f"<tr><th>#</th><th>in sample</th><th>out of sample</th>{chosen}"
             f"<th>in-sample {name}</th>" + ("" if percent else f"<th>out-of-sample {name}</th>")
             + "<th>out-of-sample return</th><th>fills</th></tr>")  # fmt: skip
     rows = []
@@ -148,12 +156,13 @@ def windows_table(windows: pd.DataFrame, objective: str) -> str:
         oos_return = float(w["out_of_sample_return"])
         tone = "pos" if oos_return > 0 else "neg" if oos_return < 0 else ""
         oos_score = "" if percent else f"<td class='n'>{_number(float(w[f'out_of_sample_{objective}']))}</td>"
+        choice = (f"<td>{html.escape(str(w['choice']))}</td>" if "choice" in w
+                  else f"<td class='n'>{int(w['fast'])}</td><td class='n'>{int(w['slow'])}</td>")  # fmt: skip
         rows.append(
             f"<tr><td class='n'>{n}</td>"
             f"<td class='t'>{_fmt_time(w['in_sample_start'])} .. {_fmt_time(w['in_sample_end'])}</td>"
             f"<td class='t'>{_fmt_time(w['out_of_sample_start'])} .. {_fmt_time(w['out_of_sample_end'])}</td>"
-            f"<td class='n'>{int(w['fast'])}</td><td class='n'>{int(w['slow'])}</td>"
-            f"<td class='n'>{_number(float(w[f'in_sample_{objective}']), percent)}</td>{oos_score}"
+            f"{choice}<td class='n'>{_number(float(w[f'in_sample_{objective}']), percent)}</td>{oos_score}"
             f"<td class='n {tone}'>{_number(oos_return, True)}</td>"
             f"<td class='n'>{int(w['out_of_sample_fills'])}</td></tr>"
         )

@@ -137,14 +137,34 @@ def walk_forward_command(
     symbols: str = typer.Option(None, help="Comma-separated symbols (default: ALPHALOOM_SYMBOLS)."),
     start: datetime = typer.Option(None, help="First bar, UTC (default: the oldest stored)."),
     end: datetime = typer.Option(None, help="Bars before this time, UTC (default: all stored)."),
-    fast: str = typer.Option("5,10,20", help="Fast SMA lengths to try (comma-separated)."),
-    slow: str = typer.Option("30,50,100", help="Slow SMA lengths to try (comma-separated)."),
-    in_sample: int = typer.Option(720, help="In-sample bars per window (parameters are chosen on these)."),
-    out_sample: int = typer.Option(168, help="Out-of-sample bars per window (and the step between windows)."),
+    strategy: str = typer.Option(
+        "sma_cross", help="sma_cross (the SMA crossover, vectorized) or team (the team's parameters, replayed)."
+    ),
+    fast: str = typer.Option("5,10,20", help="sma_cross: fast SMA lengths to try (comma-separated)."),
+    slow: str = typer.Option("30,50,100", help="sma_cross: slow SMA lengths to try (comma-separated)."),
+    thresholds: str = typer.Option("0.2,0.3", help="team: consensus thresholds to try, each in (0, 1]."),
+    weights: str = typer.Option("default", help="team: base-weight presets (default, technical, news, equal)."),
+    sizing: str = typer.Option("fixed", help="team: sizing modes (fixed, kelly, vol_target, kelly_vol_target)."),
+    exits: str = typer.Option("none,2:4", help="team: stop-loss:take-profit percents, or none (no exit armed)."),
+    fill_at: str = typer.Option(None, help="team: next_open or close (default: ALPHALOOM_BACKTEST_FILL_AT)."),
+    in_sample: int = typer.Option(None, help="In-sample bars per window (default: sma_cross 720, team 168)."),
+    out_sample: int = typer.Option(
+        None, help="Out-of-sample bars per window and step (default: sma_cross 168, team 48)."
+    ),
     objective: str = typer.Option("total_return", help="In-sample objective: total_return or sharpe."),
 ) -> None:
-    """Walk-forward of the SMA crossover on the vectorized path: choose fast/slow in sample, trade them out of
-    sample, and report the out-of-sample results apart; recorded as a run (audit.walk_forward_*) with an HTML page."""
+    """Walk-forward: choose parameters in sample, trade them out of sample, and report the out-of-sample results
+    apart; recorded as a run (audit.walk_forward_*) with an HTML page. ``sma_cross``: fast/slow on the vectorized
+    path. ``team``: the team's consensus threshold, base weights, sizing and exits, every candidate a replay of the
+    live decision code (at most 16 candidates; each out-of-sample stretch is audited in full as its own run)."""
+    from alphaloom.cli import _checks
+
+    _checks.one_of(strategy, "--strategy", ("sma_cross", "team"))
+    _checks.one_of(objective, "--objective", ("total_return", "sharpe"))
+    if strategy == "team":
+        _team_walk_forward(symbols, start, end, thresholds, weights, sizing, exits, fill_at, in_sample or 168,
+                           out_sample or 48, objective)  # fmt: skip
+        return
     from alphaloom.audit import recorded_run
     from alphaloom.backtest.walkforward_run import (
         WalkForwardSpec,
@@ -157,8 +177,8 @@ def walk_forward_command(
     settings = get_settings()
     chosen = [s.strip() for s in symbols.split(",")] if symbols else settings.symbols
     utc = [None if t is None else t.replace(tzinfo=UTC) if t.tzinfo is None else t for t in (start, end)]
-    spec = WalkForwardSpec(chosen, _ints(fast, "--fast"), _ints(slow, "--slow"), in_sample, out_sample, objective,
-                           utc[0], utc[1])  # fmt: skip
+    spec = WalkForwardSpec(chosen, _ints(fast, "--fast"), _ints(slow, "--slow"), in_sample or 720, out_sample or 168,
+                           objective, utc[0], utc[1])  # fmt: skip
     try:
         spec.grid  # noqa: B018 - a bad grid is refused before a run is recorded
         with recorded_run(engine(), "walk_forward", spec.parameters()) as run_id:
@@ -180,3 +200,52 @@ def walk_forward_command(
     console.print(table)
     console.print(_metrics_table(result.out_of_sample.as_dict(), "out-of-sample only (windows chained)"))
     console.print(f"page: {page}")
+
+
+def _team_walk_forward(
+    symbols: str | None, start: datetime | None, end: datetime | None, thresholds: str, weights: str, sizing: str,
+    exits: str, fill_at: str | None, in_sample: int, out_sample: int, objective: str,
+) -> None:  # fmt: skip
+    """``walk-forward --strategy team``: the grid and windows checked (exit 2), then the team walk-forward flow."""
+    from alphaloom.backtest.team_grid import parse_team_grid
+    from alphaloom.cli import _checks
+    from alphaloom.errors import ConfigError, DataUnavailableError
+
+    settings = get_settings()
+    try:
+        parse_team_grid(thresholds, weights, sizing, exits)
+    except ValueError as exc:
+        _checks.refuse(str(exc))
+    for value, option in ((in_sample, "--in-sample"), (out_sample, "--out-sample")):
+        if value < 2:
+            _checks.refuse(f"{option} must be at least 2 decision times, got {value}")
+    if fill_at is not None:
+        _checks.one_of(fill_at, "--fill-at", ("next_open", "close"))
+    chosen = _checks.symbol_list(symbols)
+    if chosen is not None:
+        from alphaloom.catalog import stored_series
+
+        with engine().connect() as conn:
+            stored = stored_series(conn, settings.exchange, settings.timeframe)
+        _checks.stored_symbols(chosen, stored, exchange=settings.exchange, timeframe=settings.timeframe)
+
+    from flows.team_walk_forward import team_walk_forward_flow
+
+    try:
+        result = team_walk_forward_flow(symbols=chosen, start=_checks.utc(start), end=_checks.utc(end),
+                                        thresholds=thresholds, weights=weights, sizing=sizing, exits=exits,
+                                        in_sample=in_sample, out_sample=out_sample, objective=objective,
+                                        fill_at=fill_at)  # fmt: skip
+    except (ConfigError, DataUnavailableError, ValueError) as exc:
+        console.print(str(exc), style="red")
+        raise typer.Exit(code=1) from None
+    table = Table("out of sample", "parameters chosen", f"in-sample {objective}", f"out-of-sample {objective}",
+                  "out-of-sample return", "fills", "replay run", title=f"team walk-forward windows (run {result['run_id']})")  # fmt: skip
+    for w in result["windows"]:  # type: ignore[attr-defined]
+        table.add_row(f"{w['out_of_sample_start']:%Y-%m-%d %H:%M} .. {w['out_of_sample_end']:%Y-%m-%d %H:%M}",
+                      w["choice"], f"{w[f'in_sample_{objective}']:.4f}", f"{w[f'out_of_sample_{objective}']:.4f}",
+                      f"{w['out_of_sample_return']:.4%}", str(w["out_of_sample_fills"]), w["replay_run_id"])  # fmt: skip
+    console.print(table)
+    metrics = {k: v for k, v in result.items() if k not in ("run_id", "page", "windows")}
+    console.print(_metrics_table(metrics, "out-of-sample only (windows chained)"))
+    console.print(f"page: {result['page']}")
