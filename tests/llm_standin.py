@@ -4,7 +4,8 @@ conversations keyed by (symbol, role), the role read from the system prompt and 
 
 A scripted reply is ``Reply(kind, ...)``: ``tools`` (the given calls), ``json`` (the given content), ``slow`` (the
 content, held until the stand-in stops: the client's timeout fires first) or ``status`` (an HTTP error). Every
-request is recorded; ``busy_s`` sums the time the stand-in itself spent answering (excluded by the benchmark)."""
+request is recorded (its body, and its Authorization header apart); ``busy_s`` sums the time the stand-in itself
+spent answering (excluded by the benchmark)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class StandIn:
     url: str = ""
     scripts: dict[tuple[str, str], list[Reply]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)  # each request's Authorization header, in order
     responder: Callable[[dict[str, Any]], Reply] | None = None
     release: threading.Event = field(default_factory=threading.Event)
     busy_s: float = 0.0
@@ -81,6 +83,7 @@ class StandIn:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with state._lock:
                     state.requests.append(body)
+                    state.authorizations.append(self.headers.get("Authorization", ""))
                     reply = state.reply_for(body)
                 if reply.kind == "status":
                     self._send(reply.status, {"error": {"message": "scripted error", "type": "server_error"}},

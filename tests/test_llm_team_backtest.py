@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
 import pytest
 from llm_standin import StandIn, team_responder
+from llm_support import forget_spend
 from sqlalchemy import text
-from test_llm_team import forget_spend
 
 from alphaloom.sampledata import SampleData, generate
 from alphaloom.settings import get_settings
@@ -85,4 +86,44 @@ def test_a_backtest_with_the_debate_replays_from_the_store_at_zero_tokens(engine
     assert replay["llm_tokens"] == 0 and set(replay["llm_usage"]) == {"cached"}
     assert _rows(engine, DECISIONS, replay["run_id"]) == _rows(engine, DECISIONS, live["run_id"])
     assert _rows(engine, OPINIONS, replay["run_id"]) == opinions
+    assert _rows(engine, CHECKS, replay["run_id"]) == _rows(engine, CHECKS, live["run_id"])
+
+
+ORDERS = """select o.symbol, d.as_of, o.side, o.quantity, o.status, o.filled_quantity from audit.orders o
+            join audit.decisions d using (decision_id) where o.run_id = :r order by 1, 2"""
+REVIEWS = """select d.symbol, d.as_of, c.approved, c.numbers->>'shrunk_quantity', c.numbers->>'approved_quantity',
+                    c.numbers->>'quantity_step', c.numbers->>'outcome', c.reason from audit.risk_checks c join audit.decisions d using (decision_id)
+             where d.run_id = :r and c.check_name = 'llm_risk_review' order by 1, 2"""
+
+
+def test_a_backtest_where_the_reviewer_shrinks_an_order_replays_the_same_shrunk_order_at_zero_tokens(
+    engine, data, request
+) -> None:
+    """The two bars where BTC's technical vote and the manager's buy make a buy (the stand-in's reviewer answers
+    ``reduce`` at 0.5): the live run's order is half what the gate approved, rounded down to the market's step; the
+    cache-only replay asks nothing, spends 0 tokens and sends the identical shrunk order."""
+    _, standin = data
+    window = {"symbols": ["BTC/USDT"], "end": END - timedelta(hours=2), "steps": 2}
+    before = len(standin.requests)
+    live = backtest_flow(**window, llm_live=True)
+    request.addfinalizer(lambda: forget_spend(engine, live["run_id"]))
+    sent = len(standin.requests)
+    assert live["llm_tokens"] > 0 and sent - before == live["llm_calls"]
+    assert any("You are the risk reviewer" in r["messages"][0]["content"] for r in standin.requests[before:])
+    reviews = _rows(engine, REVIEWS, live["run_id"])
+    (order,) = orders = _rows(engine, ORDERS, live["run_id"])
+    symbol, as_of, side, quantity, *_ = order
+    (review,) = [r for r in reviews if r[:2] == (symbol, as_of)]
+    approved, adjusted, gate_quantity, step, outcome, reason = review[2:]
+    assert (side, approved, outcome) == ("buy", True, "reduce") and "one story only" in reason, review
+    half = (Decimal(gate_quantity) / 2 / Decimal(step)).to_integral_value(rounding=ROUND_DOWN) * Decimal(step)
+    assert quantity == Decimal(adjusted) == half, "half the gate's quantity, rounded down to the market's step"
+    assert 0 < quantity < Decimal(gate_quantity)
+
+    replay = backtest_flow(**window)
+    request.addfinalizer(lambda: forget_spend(engine, replay["run_id"]))
+    assert len(standin.requests) == sent, "the replay sent nothing"
+    assert replay["llm_tokens"] == 0 and set(replay["llm_usage"]) == {"cached"}
+    assert _rows(engine, ORDERS, replay["run_id"]) == orders
+    assert _rows(engine, REVIEWS, replay["run_id"]) == reviews
     assert _rows(engine, CHECKS, replay["run_id"]) == _rows(engine, CHECKS, live["run_id"])

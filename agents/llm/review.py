@@ -4,7 +4,10 @@
 
 What callers can rely on: the review can only shrink or drop. It adds a verdict with ``adjusted_quantity`` at most
 the approved quantity (``RiskReview.scale`` is at most 1) or a denial, and ``adjusted_intent`` takes the smallest of
-every verdict's quantity, so an order is never enlarged and a denied one is never revived. Orders that only reduce
+every verdict's quantity, so an order is never enlarged and a denied one is never revived. A reduction is rounded
+down to the market's quantity step (the snapshot's ``MarketSpec``, the step the trader sized the order with); one
+that falls below the market's minimum amount is a veto (``outcome`` in the verdict's numbers and in the decision's
+``llm_risk_review`` input says what the answer became: approve, reduce, veto or skipped). Orders that only reduce
 a held position (a sell of at most the long quantity) are not reviewed: vetoing an exit would add risk. A skipped
 reviewer (budget, timeout, invalid answer) leaves the numeric gate's verdicts as they were, recorded as an approving
 ``llm_risk_review`` verdict that says why. Later symbols' portfolio checks saw the orders before review: a review
@@ -25,6 +28,7 @@ from agents.params import DecisionParams
 from agents.risk import RiskVerdict, adjusted_intent, all_approved
 from agents.snapshot import Snapshot
 from alphaloom.domain import OrderIntent, Side
+from alphaloom.markets import MarketSpec
 
 CHECK = "llm_risk_review"
 
@@ -44,48 +48,74 @@ def reviewable(draft: DecisionDraft) -> list[tuple[OrderIntent, tuple[RiskVerdic
             and not _reduces_position(i, held)]  # fmt: skip
 
 
-def _shrunk(quantity: Decimal, scale: float) -> Decimal:
+def lot_step(quantity: Decimal, market: MarketSpec | None) -> Decimal:
+    """The step a shrunk ``quantity`` is rounded down to: the market's quantity step (as the trader sized it), else,
+    for a market not known, the order's own last decimal place."""
+    if market is not None:
+        return market.quantity_step
     exponent = quantity.as_tuple().exponent
-    step = Decimal(1).scaleb(exponent if isinstance(exponent, int) else 0)
-    return (quantity * Decimal(str(scale))).quantize(step, rounding=ROUND_DOWN)
+    return Decimal(1).scaleb(min(exponent, 0) if isinstance(exponent, int) else 0)
 
 
-def review_verdict(intent: OrderIntent, approved: OrderIntent, review: RiskReview | None, info: Mapping[str, Any]
-                   ) -> RiskVerdict:  # fmt: skip
-    """The ``llm_risk_review`` verdict for one approved order. Pure."""
+def shrunk(quantity: Decimal, scale: float, step: Decimal) -> Decimal:
+    """``quantity x scale`` rounded down to a multiple of ``step`` (never more than asked). Pure."""
+    return ((quantity * Decimal(str(scale))) / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def review_verdict(intent: OrderIntent, approved: OrderIntent, review: RiskReview | None, info: Mapping[str, Any],
+                   market: MarketSpec | None = None) -> RiskVerdict:  # fmt: skip
+    """The ``llm_risk_review`` verdict for one approved order; a reduction is rounded down to ``market``'s lot and,
+    below its minimum amount, is a veto (``outcome`` in the numbers says which it became). Pure."""
     numbers = {k: str(v) for k, v in info.items() if v not in (None, "")}
     if review is None:
         return RiskVerdict(CHECK, True, f"LLM risk review skipped ({info.get('status')}): the numeric gate's "
-                           "verdicts stand", numbers)  # fmt: skip
+                           "verdicts stand", numbers | {"outcome": "skipped"})  # fmt: skip
     numbers |= {"decision": review.decision, "scale": str(review.scale)}
     if review.decision == "veto" or review.scale <= 0:
-        return RiskVerdict(CHECK, False, f"vetoed by the LLM risk reviewer: {review.rationale}", numbers)
+        return RiskVerdict(CHECK, False, f"vetoed by the LLM risk reviewer: {review.rationale}",
+                           numbers | {"outcome": "veto"})  # fmt: skip
     if review.decision == "approve" or review.scale >= 1:
-        return RiskVerdict(CHECK, True, f"kept by the LLM risk reviewer: {review.rationale}", numbers)
-    cap = _shrunk(approved.quantity, review.scale)
+        return RiskVerdict(CHECK, True, f"kept by the LLM risk reviewer: {review.rationale}",
+                           numbers | {"outcome": "approve"})  # fmt: skip
+    step = lot_step(approved.quantity, market)
+    cap = shrunk(approved.quantity, review.scale, step)
+    numbers |= {"approved_quantity": str(approved.quantity), "shrunk_quantity": str(cap), "quantity_step": str(step)}
+    minimum = market.min_quantity if market is not None else None
     if cap <= 0:
-        return RiskVerdict(CHECK, False, f"reduced to nothing by the LLM risk reviewer: {review.rationale}", numbers)
+        return RiskVerdict(CHECK, False, f"reduced to nothing by the LLM risk reviewer: {review.rationale}",
+                           numbers | {"outcome": "veto"})  # fmt: skip
+    if minimum is not None and cap < minimum:
+        return RiskVerdict(CHECK, False, f"vetoed: the LLM risk reviewer's reduction to {cap} is below the market's "
+                           f"minimum amount {minimum}: {review.rationale}",
+                           numbers | {"outcome": "veto", "min_quantity": str(minimum)})  # fmt: skip
     return RiskVerdict(CHECK, True, f"reduced by the LLM risk reviewer to {cap}: {review.rationale}",
-                       numbers | {"approved_quantity": str(approved.quantity)}, adjusted_quantity=cap)  # fmt: skip
+                       numbers | {"outcome": "reduce"}, adjusted_quantity=cap)  # fmt: skip
 
 
-def apply_review(draft: DecisionDraft, review: RiskReview | None, info: Mapping[str, Any]) -> DecisionDraft:
-    """``draft`` with the reviewer's verdict added to each reviewable order and the approved intents recomputed.
-    Pure; see the module docstring for what it can never do."""
+def apply_review(draft: DecisionDraft, review: RiskReview | None, info: Mapping[str, Any],
+                 markets: Mapping[str, MarketSpec] | None = None) -> DecisionDraft:  # fmt: skip
+    """``draft`` with the reviewer's verdict added to each reviewable order and the approved intents recomputed;
+    ``markets`` (symbol -> ``MarketSpec``, the snapshot's) give the lot a reduction is rounded to. Pure; see the
+    module docstring for what it can never do."""
     targets = {id(intent) for intent, _ in reviewable(draft)}
     if not targets:
         return draft
+    markets = markets or {}
     verdicts = []
+    outcomes = []
     for intent, checks in draft.verdicts:
         approved = adjusted_intent(intent, list(checks))
         if id(intent) in targets and approved is not None:
-            checks = (*checks, review_verdict(intent, approved, review, info))
+            verdict = review_verdict(intent, approved, review, info, markets.get(intent.symbol))
+            checks = (*checks, verdict)
+            outcomes.append(verdict.numbers["outcome"])
         verdicts.append((intent, checks))
     intents = tuple(a for i, v in verdicts if (a := adjusted_intent(i, list(v))) is not None)
     inputs = dict(draft.row.inputs)
     inputs["intents"] = [{**recorded, "approved": all_approved(list(v))}
                          for recorded, (_, v) in zip(inputs.get("intents", []), verdicts, strict=False)]  # fmt: skip
-    inputs["llm_risk_review"] = {**dict(info), **({} if review is None else review.model_dump(mode="json"))}
+    inputs["llm_risk_review"] = {**dict(info), **({} if review is None else review.model_dump(mode="json")),
+                                 "outcome": outcomes[0] if len(set(outcomes)) == 1 else outcomes}  # fmt: skip
     return dataclasses.replace(draft, decision=dataclasses.replace(draft.decision, intents=intents),
                                row=dataclasses.replace(draft.row, inputs=inputs), verdicts=tuple(verdicts))  # fmt: skip
 
@@ -117,5 +147,6 @@ def review_drafts(
                                    for v in checks]} for i, checks in orders]  # fmt: skip
         answer, info = review(conn, run_id=run_id, snapshot=snapshot, inputs=analyst_inputs(snapshot, symbol, params),
                               opinion=opinion, orders=listed)  # fmt: skip
-        reviewed.append(apply_review(draft, answer, info))
+        markets = {i.symbol: snapshot.account_view.portfolio.market(i.symbol) for i, _ in orders}
+        reviewed.append(apply_review(draft, answer, info, markets))
     return reviewed
