@@ -133,8 +133,8 @@ def decide_snapshot(
         if symbol in snapshot.recorded or features is None:
             continue
         answer = (llm or {}).get(symbol) if team_vote else None
-        draft = _decide_symbol(snapshot, params, symbol, features, answer, learned, portfolio, weights_record,
-                               run_id=run_id, git_sha=git_sha)  # fmt: skip
+        draft, portfolio = _decide_symbol(snapshot, params, symbol, features, answer, learned, portfolio,
+                                          weights_record, run_id=run_id, git_sha=git_sha)  # fmt: skip
         for intent in draft.decision.intents:  # the next symbol's portfolio checks see this one's exposure
             portfolio = portfolio.after(intent, portfolio.quote_rate(intent.symbol).required())
         drafts.append(draft)
@@ -153,7 +153,9 @@ def _decide_symbol(
     *,
     run_id: str,
     git_sha: str | None,
-) -> DecisionDraft:
+) -> tuple[DecisionDraft, Any]:
+    """The symbol's draft, and the portfolio context its checks saw (prepared for the correlation and VaR checks once
+    an intent needed them: the next symbols reuse it)."""
     strategy, as_of, account = params.strategy, snapshot.as_of, snapshot.account
     team_vote = strategy.team_vote
     decision_id = snapshot.decision_ids[symbol]
@@ -168,12 +170,16 @@ def _decide_symbol(
     scores: dict[NewsId, SentimentScore] = {item.id: snapshot.market.scores[item.id] for item in news}
     position_qty, position_avg = snapshot.account_view.positions[symbol]
     closes = list(snapshot.market.closes[symbol])
-    signals = [
-        signal
-        for signal in (momentum(closes, symbol, strategy.momentum),
-                       mean_reversion(closes, symbol, strategy.mean_reversion))
-        if signal is not None and team_vote
-    ]  # fmt: skip
+    signals = (
+        [
+            signal
+            for signal in (momentum(closes, symbol, strategy.momentum),
+                           mean_reversion(closes, symbol, strategy.mean_reversion))
+            if signal is not None
+        ]
+        if team_vote
+        else []  # only the SMA rule decides: the strategies are not computed
+    )  # fmt: skip
     event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
     memories = list(answer.memories) if answer is not None else []
     opinions = (
@@ -210,6 +216,8 @@ def _decide_symbol(
     )
     known_at = utc(features["known_at"])
     kill_switch = snapshot.account_view.kill_switch
+    if intents:
+        portfolio = portfolio.prepared()  # the returns history's inputs, computed once a step needs them
     verdicts = tuple(
         (
             intent,
@@ -276,4 +284,4 @@ def _decide_symbol(
         *(("raw.news", {"id": item.id}) for item in news),
     )
     decision = Decision(decision_id, account, symbol, params.timeframe, as_of, action, score, opinions, approved)
-    return DecisionDraft(decision, row, outputs, verdicts, lineage)
+    return DecisionDraft(decision, row, outputs, verdicts, lineage), portfolio

@@ -14,7 +14,11 @@ What callers can rely on:
 - ``context(conn, account, symbols, as_of)`` equals ``agents.risk.context.portfolio_context`` at ``as_of`` (the
   marks and returns history from the replay cursor, as that function takes them) and writes the same
   ``audit.equity_marks`` row; the drawdown peak is the highest mark at or before ``as_of`` kept here. It writes and
-  never reads. ``positions(symbols)`` equals ``agents.snapshot.current_positions``.
+  never reads. With ``defer_marks`` set (a replay step's decision, its audit rows held in a buffer) the mark is held
+  here instead, and ``write_marks(conn)`` writes the held ones: the caller calls it before anything reads the
+  account's marks (execution's daily-loss guard, a release pass) and at the end of each chunk. A mark written
+  directly replaces one held for the same time (the later one wins, as the upsert does).
+  ``positions(symbols)`` equals ``agents.snapshot.current_positions``.
 - ``slices_scheduled``: whether the account may have TWAP/iceberg slices waiting for a release pass (some were
   scheduled when it was loaded, or the caller set it when an execution left slices for later): until then a
   replay step has nothing to release and need not ask the database.
@@ -150,6 +154,8 @@ class ReplayAccount:
         self._settings, self._market = settings, market
         self.bookings = 0
         self.slices_scheduled = False
+        self.defer_marks = False
+        self._unwritten: dict[datetime, Decimal] = {}  # marks held while defer_marks, by time (the later wins)
 
     @classmethod
     def load(
@@ -242,7 +248,11 @@ class ReplayAccount:
         quote_rates = {**self._fx.known_rates_at(quoted, as_of), **rates}
         markets = {s: self._markets[s] for s in universe}
         equity, exposures = account_equity(balances, held, self._market.marks(universe, as_of), rates, base)
-        write_equity_marks(conn, [equity_mark_row(self.account, as_of, equity)])
+        if self.defer_marks:
+            self._unwritten[as_of] = equity
+        else:
+            self._unwritten.pop(as_of, None)
+            write_equity_marks(conn, [equity_mark_row(self.account, as_of, equity)])
         self._marks.mark(as_of, equity)
         peak = self._marks.peak(as_of)
         assert peak is not None  # just marked
@@ -250,6 +260,17 @@ class ReplayAccount:
         return assemble_context(self._settings, equity=equity, peak=max(peak, self.starting_cash),
                                 exposures=exposures, returns=returns, markets=markets, base=base,
                                 quote_rates=quote_rates, as_of=as_of)  # fmt: skip
+
+    @property
+    def unwritten_marks(self) -> int:
+        """Equity marks held (``defer_marks``) and not written yet."""
+        return len(self._unwritten)
+
+    def write_marks(self, conn: Connection) -> None:
+        """Write the equity marks held (``defer_marks``) on ``conn``'s transaction, one statement."""
+        if self._unwritten:
+            write_equity_marks(conn, [equity_mark_row(self.account, at, e) for at, e in self._unwritten.items()])
+            self._unwritten.clear()
 
     def _load_more(self, conn: Connection, currencies: Sequence[str], symbols: Sequence[str]) -> None:
         self._fx.load(conn, currencies)

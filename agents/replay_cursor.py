@@ -85,6 +85,8 @@ class ReplayCursor:
         self.start, self.end, self.history, self.returns_bars = start, end, history, returns_bars
         self._news_window, self._team_vote = news_window, team_vote
         self._series, self._news, self._scores = series, news, scores
+        self._ret_arrays: dict[str, tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]] = {}
+        self._column_labels: dict[tuple[str, ...], pd.Index] = {}  # immutable: shared by the frames
 
     @classmethod
     def load(
@@ -208,14 +210,17 @@ class ReplayCursor:
         """``agents.risk.context.returns_history`` at ``as_of``: the last ``bars`` ``ret_1`` known per symbol."""
         if bars > self.returns_bars:
             raise ValueError(f"the replay window holds {self.returns_bars} bars of returns, {bars} asked")
-        columns: dict[str, dict[datetime, float]] = {}
+        spans: dict[str, tuple[int, int]] = {}
         for symbol in sorted(set(symbols)):
-            s = self._series[symbol]
-            j = bisect_right(s.ret_known_at, as_of)
+            j = bisect_right(self._series[symbol].ret_known_at, as_of)
             if j:
-                columns[symbol] = dict(s.rets[max(0, j - bars) : j])
-        if not columns:
+                spans[symbol] = (max(0, j - bars), j)
+        if not spans:
             return pd.DataFrame()
+        aligned = self._aligned_returns(spans)
+        if aligned is not None:
+            return aligned
+        columns = {symbol: dict(self._series[symbol].rets[lo:j]) for symbol, (lo, j) in spans.items()}
         # What returns_frame's pivot builds, without the pivot (a tenth of a replay step's time otherwise).
         index = sorted(set().union(*columns.values()))
         values = np.full((len(index), len(columns)), np.nan)
@@ -225,6 +230,30 @@ class ReplayCursor:
                 values[position[ts], k] = ret
         return pd.DataFrame(values, index=pd.DatetimeIndex(index, name="ts"),
                             columns=pd.Index(list(columns), name="symbol"))  # fmt: skip
+
+    def _aligned_returns(self, spans: Mapping[str, tuple[int, int]]) -> pd.DataFrame | None:
+        """The frame ``returns`` builds, from arrays made once per symbol, when every symbol's span has the same bar
+        times in strictly ascending order (the usual case: one row per bar); None otherwise (the general path)."""
+        times: np.ndarray | None = None
+        index, columns = None, []
+        for symbol, (lo, j) in spans.items():
+            held = self._ret_arrays.get(symbol)
+            if held is None:
+                rets = self._series[symbol].rets
+                at = pd.DatetimeIndex([ts for ts, _ in rets], name="ts")
+                held = self._ret_arrays[symbol] = (at, at.asi8, np.array([r for _, r in rets], dtype=float))
+            if times is None:
+                times, index = held[1][lo:j], held[0][lo:j]
+                if len(times) > 1 and not bool((np.diff(times) > 0).all()):
+                    return None
+            elif not np.array_equal(held[1][lo:j], times):
+                return None
+            columns.append(held[2][lo:j])
+        names = tuple(spans)
+        labels = self._column_labels.get(names)
+        if labels is None:
+            labels = self._column_labels[names] = pd.Index(list(names), name="symbol")
+        return pd.DataFrame(np.column_stack(columns), index=index, columns=labels)
 
     def latest_row(self, symbol: str, as_of: datetime) -> Mapping[str, Any] | None:
         """The newest feature row of ``symbol`` known at ``as_of`` (None before its first)."""

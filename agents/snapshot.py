@@ -206,6 +206,25 @@ class AccountState(Protocol):
     def positions(self, symbols: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]: ...
 
 
+class KnownKillSwitch:
+    """The kill switch state a replay read last (at its chunk's start, or at its last step that proposed an order):
+    a step's snapshot takes it instead of reading it, and a step whose drafts propose an order reads it again
+    (``refresh``) and decides again when it changed (``agents.team.decide``), so every risk verdict and every order
+    sees the state read in that step; execution still reads it before each send."""
+
+    def __init__(self, state: KillSwitchState) -> None:
+        self.state = state
+
+    @classmethod
+    def read(cls, conn: Connection) -> KnownKillSwitch:
+        return cls(kill_switch_state(conn))
+
+    def refresh(self, conn: Connection) -> KillSwitchState:
+        """Read the state again; returns it."""
+        self.state = kill_switch_state(conn)
+        return self.state
+
+
 class OutcomeStore(Protocol):
     """Where a replay's outcome rows go instead of the database (``agents.audit_buffer.AuditBuffer``)."""
 
@@ -225,13 +244,15 @@ def read_account_view(
     source: MarketReader | None = None,
     account_state: AccountState | None = None,
     outcomes: OutcomeStore | None = None,
+    kill_switch: KillSwitchState | None = None,
 ) -> AccountView:
     """The account half of the snapshot, from the database at ``as_of`` (memory point in time: the opinions realised
     by ``as_of`` are scored first, then the agents are weighed by those outcomes only). ``memory``: the account's
     memory advanced in memory instead (its new outcome rows are stored here, or handed to ``outcomes``); ``source``:
     marks and returns history from memory; ``account_state``: the portfolio context and positions from memory (its
-    equity mark is stored here). The kill switch is always read (an operator may engage it at any time)."""
-    kill_switch = kill_switch_state(conn)
+    equity mark is stored here). The kill switch is read (an operator may engage it at any time) unless the caller
+    passes the state it knows (``KnownKillSwitch``)."""
+    kill_switch = kill_switch_state(conn) if kill_switch is None else kill_switch
     if account_state is not None:
         portfolio = account_state.context(conn, account, symbols, as_of)
     else:
@@ -298,17 +319,19 @@ def read_snapshot(
     memory: MemoryState | None = None,
     account_state: AccountState | None = None,
     outcomes: OutcomeStore | None = None,
+    kill_switch: KillSwitchState | None = None,
 ) -> Snapshot:
     """The ``Snapshot`` of a decision step at ``as_of``, read from the database (``source``: the market half from
     memory, a replay cursor, instead of SQL; ``memory``, ``account_state`` and ``outcomes``: see
-    ``read_account_view``; with ``memory`` the decisions already recorded are the ones it was told of, and with
+    ``read_account_view``, as ``kill_switch``; with ``memory`` the decisions already recorded are the ones it was told of, and with
     ``account_state`` the account is known to exist)."""
     as_of = require_utc(as_of, "as_of")
     if account_state is None:
         require_account(conn, account)
     account_view = read_account_view(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id,
                                      settings=settings, params=params, memory=memory, source=source,
-                                     account_state=account_state, outcomes=outcomes)  # fmt: skip
+                                     account_state=account_state, outcomes=outcomes,
+                                     kill_switch=kill_switch)  # fmt: skip
     decision_ids = {s: decision_id_for(account, s, params.timeframe, as_of, params.version) for s in symbols}
     ids = list(decision_ids.values())
     existing = recorded_decisions(conn, ids) if memory is None else memory.recorded(ids)

@@ -33,7 +33,7 @@ It writes on the caller's connection and does not commit: the caller's transacti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -59,6 +59,7 @@ from agents.sentiment import SentimentScorer, lazy_sentiment_scorer
 from agents.snapshot import (
     FEATURE_COLUMNS,
     AccountState,
+    KnownKillSwitch,
     MarketSource,
     Snapshot,
     current_positions,
@@ -226,6 +227,7 @@ def decide(
     memory: ReplayMemory | None = None,
     account_state: AccountState | None = None,
     audit: AuditBuffer | None = None,
+    kill_switch: KnownKillSwitch | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per symbol that had features known at ``as_of`` (see the module docstring for guarantees).
     ``params``: the decision parameters when the caller derived them already (a replay, once per run); ``source``: the
@@ -233,15 +235,22 @@ def decide(
     in memory by a replay (``agents.replay_memory``), told of every decision this step records; ``account_state``: the
     account's cash and positions in memory (``agents.replay_account``); ``audit``: a replay's buffer of audit rows
     (``agents.audit_buffer``): the step's rows are held there, written when the caller flushes it (flushed here first
-    when the LLM analyst is to read the account's past situations)."""
+    when the LLM analyst is to read the account's past situations); ``kill_switch``: the state a replay read last,
+    taken instead of reading it, read again when a draft proposes an order (decided again when it changed)."""
     params = params or DecisionParams.from_settings(settings, strategy)
     snapshot = read_snapshot(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
                              params=params, scorer=scorer, source=source, memory=memory,
-                             account_state=account_state, outcomes=audit)  # fmt: skip
+                             account_state=account_state, outcomes=audit,
+                             kill_switch=None if kill_switch is None else kill_switch.state)  # fmt: skip
     if audit is not None and llm_agent is not None and params.strategy.team_vote:
         audit.flush(conn)  # similar_situations reads the outcomes and decisions recorded so far
     answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
     drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
+    if kill_switch is not None and any(draft.verdicts for draft in drafts):  # an order proposed: the state now
+        fresh = kill_switch.refresh(conn)
+        if fresh != snapshot.account_view.kill_switch:
+            snapshot = replace(snapshot, account_view=replace(snapshot.account_view, kill_switch=fresh))
+            drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
     drafts = review_drafts(conn, snapshot, drafts, params, llm_agent, run_id=run_id)  # the LLM may only shrink
     decisions = record_drafts(conn, snapshot, drafts, run_id=run_id, audit=audit)
     if memory is not None:

@@ -8,9 +8,9 @@ Prints, each on its own line with its unit, goal and ``met`` or ``MISSED``:
   same run (goal >= 0.25 of its speed; the ``bench`` extra installs it);
 - the same with ``--audit none`` (goals >= 20,000 symbol-steps/s and >= 1.0 of backtesting.py), and the team's
   full-audit speed against the audit rows written one step at a time (no buffer: the engine before bulk writing).
-Steps are timed around ``flows.backtest._step``; each chunk's audit flush (``flush_audit``, COPY) is in the run's
-seconds but not in the step times the tenths compare (Prefect runs a chunk of steps as one task; its cost is per
-chunk). ``--repeat N`` runs the team N times per audit mode, interleaved, and keeps the best (a shared machine).
+Steps are timed around ``flows.backtest._step`` (one connection per chunk, as ``replay_chunk``); each chunk's audit
+flush (``flush_audit``, COPY) is in the run's seconds but not in the step times the tenths compare (Prefect runs a
+chunk of steps as one task; its cost is per chunk). ``--repeat N`` runs the team N times per audit mode, interleaved, and keeps the best (a shared machine).
 Usage: python bench/replay.py [--symbols 10] [--steps 8760] [--repeat 1] [--profile]
 """
 
@@ -83,6 +83,7 @@ def replay(
     """Seconds (loading the window and the audit flushes included) and per-step times of one backtest on a fresh
     account; ``audit``: the mode of the audit buffer (None: no buffer, each step writes its rows)."""
     from agents.audit_buffer import AuditBuffer
+    from agents.snapshot import KnownKillSwitch
     from agents.team import Team
     from alphaloom.db.engine import get_engine
     from execution.accounts import ensure_account
@@ -100,13 +101,16 @@ def replay(
     run = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {},
                  window, None if audit is None else AuditBuffer(audit))  # fmt: skip
     per_step = []
-    for k, as_of in enumerate(times, start=1):
-        t0 = time.perf_counter()
-        counts = _step(run, as_of)
-        per_step.append(time.perf_counter() - t0)
-        if k % CHUNK_STEPS == 0 or k == len(times):
-            flush_audit(run)  # in the run's seconds, not in a step's: the last tenth would hold one more flush
-        assert counts["decisions"] == len(symbols), counts
+    for first in range(0, len(times), CHUNK_STEPS):  # as flows.backtest.replay_chunk: one connection per chunk
+        with engine.connect() as conn:
+            with conn.begin():
+                kill_switch = KnownKillSwitch.read(conn)
+            for as_of in times[first : first + CHUNK_STEPS]:
+                t0 = time.perf_counter()
+                counts = _step(run, as_of, conn, kill_switch)
+                per_step.append(time.perf_counter() - t0)
+                assert counts["decisions"] == len(symbols), counts
+            flush_audit(run, conn)  # in the run's seconds, not in a step's: the last tenth would hold one more flush
     return time.perf_counter() - started, per_step
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from agents.audit_buffer import AuditBuffer
 from agents.params import DecisionParams
@@ -21,6 +21,7 @@ from agents.replay_cursor import ReplayCursor
 from agents.replay_memory import ReplayMemory
 from agents.risk.gate import portfolio_gate
 from agents.sentiment import SentimentScorer
+from agents.snapshot import KnownKillSwitch
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
@@ -133,37 +134,65 @@ def _booking_listener(ledger: ReplayAccount) -> BookingListener:
     return booked
 
 
-def _step(replay: Replay, as_of: datetime) -> dict[str, int]:
+def _step(
+    replay: Replay, as_of: datetime, conn: Connection | None = None, kill_switch: KnownKillSwitch | None = None
+) -> dict[str, int]:
     """Send the TWAP/iceberg slices due by ``as_of`` at the bar's prices, each through the portfolio gate as in the
     live flows (``agents.risk.gate``: drawdown halt, exposure, VaR at ``as_of``), then decide every symbol at
     ``as_of`` and send what risk approved, in one transaction (as the live flow does). With a window, the account
     half of the snapshot and the gate's context come from its in-memory account (told of every fill booked), and the
-    release pass runs once that account may have slices scheduled."""
-    engine = get_engine()
+    release pass runs once that account may have slices scheduled.
+
+    ``conn``: the chunk's connection (default: one of its own), each step its own transaction on it (a step that
+    sends nothing and holds its rows in the audit buffer sends no statement at all); ``kill_switch``: the state the
+    chunk read last (``agents.snapshot.KnownKillSwitch``; default: read in the step). With a window and an audit
+    buffer, the decision's equity mark is held by the in-memory account and written before anything reads the marks
+    (a release pass, an execution) and at the chunk's end (``flush_audit``)."""
+    if conn is None:
+        with get_engine().connect() as own:
+            return _step(replay, as_of, own, kill_switch)
     window = replay.window
     ledger = None if window is None else window.account
+    defer = ledger is not None and replay.audit is not None  # the marks wait with the audit rows
     on_booking = replay.on_booking
-    with engine.connect() as conn, conn.begin():
-        broker = replay.broker(lambda: kill_switch_state(conn), engine)
+    with conn.begin():
+        brokers: list[Broker] = []  # built when a release pass or an execution needs it (most steps do not)
+
+        def broker() -> Broker:
+            if not brokers:
+                brokers.append(replay.broker(lambda: kill_switch_state(conn), get_engine()))
+            return brokers[0]
+
         if ledger is None or ledger.slices_scheduled:  # the in-memory account knows when none was ever scheduled
-            release_due_children(conn, broker, as_of, settings=replay.settings, run_id=replay.run_id,
+            if defer:
+                ledger.write_marks(conn)  # execution's daily-loss guard reads them
+            release_due_children(conn, broker(), as_of, settings=replay.settings, run_id=replay.run_id,
                                  account=replay.account, gate=replay.gate, on_booking=on_booking)  # fmt: skip
-        decisions = decide(
-            conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
-            settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
-            llm_agent=replay.team.llm_agent, params=None if window is None else window.params,
-            source=None if window is None else window.cursor,
-            memory=None if window is None else window.memory, account_state=ledger, audit=replay.audit,
-        )  # fmt: skip
+        if defer:
+            ledger.defer_marks = True
+        try:
+            decisions = decide(
+                conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
+                settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
+                llm_agent=replay.team.llm_agent, params=None if window is None else window.params,
+                source=None if window is None else window.cursor,
+                memory=None if window is None else window.memory, account_state=ledger, audit=replay.audit,
+                kill_switch=kill_switch,
+            )  # fmt: skip
+        finally:
+            if defer:
+                ledger.defer_marks = False
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
             if replay.audit is not None:
                 replay.audit.flush_decisions(conn)  # the orders reference their decisions
+            if defer:
+                ledger.write_marks(conn)  # execution's daily-loss guard reads the step's mark
             result = execute(
                 conn,
                 intents,
                 run_id=replay.run_id,
-                broker=broker,
+                broker=broker(),
                 settings=replay.settings,
                 event_time=as_of,
                 replay=True,
@@ -184,22 +213,37 @@ def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
 @task(cache_policy=NO_CACHE)
 def replay_chunk(replay: Replay, times: list[datetime], advance: Callable[..., None] | None = None) -> dict[str, int]:
     """Consecutive steps as one task (Prefect's per-task cost paid once per chunk, not once per step); each step is
-    still its own transaction, in order; the audit rows the steps left in the buffer are written at the end.
+    still its own transaction, in order, on one connection (the kill switch read at the start and again by each step
+    that proposes an order); the audit rows and equity marks the steps held are written at the end.
     ``advance`` is told of each step done (the progress bar)."""
     totals = {"decisions": 0, "intents": 0}
-    for as_of in times:
-        for key, value in _step(replay, as_of).items():
-            totals[key] += value
-        if advance is not None:
-            advance(1)
-    flush_audit(replay)
+    with get_engine().connect() as conn:
+        with conn.begin():
+            kill_switch = KnownKillSwitch.read(conn)
+        for as_of in times:
+            for key, value in _step(replay, as_of, conn, kill_switch).items():
+                totals[key] += value
+            if advance is not None:
+                advance(1)
+        flush_audit(replay, conn)
     return totals
 
 
-def flush_audit(replay: Replay) -> None:
-    """Write the audit rows held in the replay's buffer (``agents.audit_buffer``), in a transaction of their own."""
-    if replay.audit is not None and replay.audit.pending:
-        with get_engine().begin() as conn:
+def flush_audit(replay: Replay, conn: Connection | None = None) -> None:
+    """Write the audit rows held in the replay's buffer (``agents.audit_buffer``) and the equity marks its in-memory
+    account holds, in a transaction of their own (on ``conn`` when given)."""
+    ledger = None if replay.window is None else replay.window.account
+    marks = ledger is not None and replay.audit is not None and ledger.unwritten_marks
+    if not marks and (replay.audit is None or not replay.audit.pending):
+        return
+    if conn is None:
+        with get_engine().connect() as own:
+            flush_audit(replay, own)
+        return
+    with conn.begin():
+        if marks:
+            ledger.write_marks(conn)
+        if replay.audit is not None and replay.audit.pending:
             replay.audit.flush(conn)
 
 

@@ -397,11 +397,15 @@ def test_the_in_memory_account_equals_the_database_reader_at_every_step(engine, 
     assert checked.inner._balances == balances and set(balances) == {"XTS", "USDT"}
 
 
-def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data) -> None:
+@pytest.mark.parametrize("runs", ["steps", "chunk"])
+def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data, runs) -> None:
+    """Engaged between two steps: of a replay run step by step (each step reads it), or in the middle of a chunk
+    (one connection, the state read at the chunk's start and again by each step that proposes an order)."""
+    from agents.audit_buffer import AuditBuffer
     from agents.team import Team
     from alphaloom.guards import set_kill_switch
     from execution.accounts import ensure_account
-    from flows.backtest import Replay, ReplayWindow, _step
+    from flows.backtest import Replay, ReplayWindow, _step, replay_chunk
     from flows.decide import decision_times
 
     settings = get_settings().model_copy(update={"split_above_notional": Decimal(1500), "split_slices": 3,
@@ -409,13 +413,15 @@ def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data) -
     strategy, scorer = StrategyParams(), LexiconScorer()
     symbols = list(data.symbols)[:3]
     times = decision_times(data.end - timedelta(days=1), 100, "1h")
-    account, run_id = "killswitch-replay", "killswitch-replay-run"
+    account, run_id = f"killswitch-replay-{runs}", f"killswitch-replay-{runs}-run"
     with engine.begin() as conn:
         conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
         ensure_account(conn, account, "paper", "USDT", "paper", Decimal(200_000), run_id)
     window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
                                settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
-    replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {}, window)
+    audit = AuditBuffer("full") if runs == "chunk" else None
+    replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {}, window,
+                    audit)  # fmt: skip
 
     def scheduled() -> int:
         with engine.connect() as conn:
@@ -425,13 +431,23 @@ def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data) -
             ).scalar_one()
 
     engaged_at = None
+    done = 0
+
+    def engage_when_slices_wait(_: int = 1) -> None:  # engaged by an operator between two steps, slices pending
+        nonlocal engaged_at, done
+        done += 1
+        if engaged_at is None and done < len(times) and scheduled():
+            with engine.begin() as conn:
+                set_kill_switch(conn, True, "operator stop during a replay", "pytest")
+            engaged_at = times[done]
+
     try:
-        for as_of in times:
-            if engaged_at is None and scheduled():  # engaged by an operator between two steps, slices pending
-                with engine.begin() as conn:
-                    set_kill_switch(conn, True, "operator stop during a replay", "pytest")
-                engaged_at = as_of
-            _step(replay, as_of)
+        if runs == "chunk":
+            replay_chunk.fn(replay, times, engage_when_slices_wait)
+        else:
+            for as_of in times:
+                _step(replay, as_of)
+                engage_when_slices_wait()
     finally:
         with engine.begin() as conn:
             set_kill_switch(conn, False, "test done", "pytest")

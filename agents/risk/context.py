@@ -186,7 +186,7 @@ def assemble_context(
     as_of: datetime,
 ) -> PortfolioContext:
     """The ``PortfolioContext`` from its parts (``peak``: the highest equity marked up to ``as_of``, or the starting
-    cash when higher), prepared."""
+    cash when higher); its returns inputs are prepared by the first check that needs them (``prepared``)."""
     bar = timeframe_delta(settings.timeframe)
     return PortfolioContext(
         equity=equity,
@@ -199,4 +199,4 @@ def assemble_context(
         base_currency=base,
         quote_rates=quote_rates,
         as_of=as_of,
-    ).prepared()
+    )
