@@ -138,10 +138,14 @@ class AuditBuffer:
                " on conflict (decision_id) do nothing returning decision_id)")  # fmt: skip
         checks = self._rows[CHECKS.name]
         if checks:
+            # the checks keep their order (the ids the live path gives them): the semi-join with ``d`` may be
+            # planned as a hash join that emits them in another order, so they are numbered and inserted by number
             names = ", ".join(CHECKS.columns)
-            casts = {i: sql_type for i, (_, sql_type) in enumerate(CHECK_COLUMNS)}
+            casts = {i: sql_type for i, (_, sql_type) in enumerate(CHECK_COLUMNS)} | {len(CHECK_COLUMNS): "bigint"}
+            numbered = [(*check, n) for n, check in enumerate(checks)]
             sql += (f", r as (insert into audit.risk_checks ({names}) select {names} from (values"
-                    f" {st.values(checks, casts)}) as v ({names}) where decision_id in (select decision_id from d))")  # fmt: skip
+                    f" {st.values(numbered, casts)}) as v ({names}, n)"
+                    " where decision_id in (select decision_id from d) order by n)")  # fmt: skip
         inserted = st.execute(conn, sql + " select decision_id from d").scalars().all()
         self._inserted.update(inserted)
         rows.clear()

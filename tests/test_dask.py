@@ -210,8 +210,9 @@ def test_walk_forward_of_eight_windows_on_two_workers_records_what_one_process_r
 
 
 def _worker_waiting_on(engine: Engine, blocker_pid: int, workers: dict[str, int]) -> int:
-    """The pid of the worker process whose database session waits for ``blocker_pid``'s lock (polled, 60 s at most)."""
-    deadline = time.monotonic() + 60
+    """The pid of the worker process whose database session waits for ``blocker_pid``'s lock (polled, 180 s at most:
+    on a loaded machine a worker takes long to import the decision flow and start its first task)."""
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         with engine.connect() as conn:
             ports = {row.client_port for row in conn.execute(
