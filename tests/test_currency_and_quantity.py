@@ -18,7 +18,7 @@ from test_decide import BULLISH, FEATURES_DDL, HOUR, T0, CountingBroker, World
 from agents.risk import check_intent
 from agents.sentiment import LexiconScorer
 from agents.trader import order_intents
-from alphaloom.backtest.ledger import equity_curve
+from alphaloom.backtest.equity_curve import equity_curve
 from alphaloom.domain import Action, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import store_rate

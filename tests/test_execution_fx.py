@@ -16,7 +16,7 @@ from alphaloom.domain import DecisionId, OrderIntent, Side
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import convert, rate_at, rate_between, store_rate
 from alphaloom.guards import KillSwitchState, kill_switch_state
-from alphaloom.portfolio import account_view
+from alphaloom.reporting.account_summary import account_view
 from alphaloom.settings import Settings
 from execution.accounts import ensure_account
 from execution.brokers.paper import PaperBroker

@@ -152,7 +152,7 @@ def test_a_venue_whose_credentials_no_longer_decrypt_does_not_stop_the_others_fr
 ) -> None:
     from cryptography.fernet import Fernet
 
-    from alphaloom.secrets import Credentials, delete_credentials, store_credentials
+    from alphaloom.ops.secrets import Credentials, delete_credentials, store_credentials
 
     kept = _lost_paper_order(engine)
     _, (intent,) = _account(engine, "binance", "live", 1)

@@ -192,7 +192,7 @@ def test_a_venue_without_order_history_never_resends_after_a_timeout() -> None:
 
 
 def test_the_settle_delay_is_a_setting_passed_to_live_brokers(engine: Engine, tmp_path) -> None:
-    from alphaloom.secrets import Credentials, store_credentials
+    from alphaloom.ops.secrets import Credentials, store_credentials
     from execution.brokers.factory import ccxt_broker, use_exchange_maker
 
     assert Settings.model_fields["resend_settle_seconds"].default > 0  # a real delay by default; tests set 0
@@ -442,7 +442,7 @@ def test_no_slice_goes_to_a_venue_whose_account_failed_reconciliation(  # type: 
     once the venue agrees with our books, the slice goes."""
     from cryptography.fernet import Fernet
 
-    from alphaloom.secrets import Credentials, store_credentials
+    from alphaloom.ops.secrets import Credentials, store_credentials
     from alphaloom.settings import get_settings
     from execution.brokers.factory import use_exchange_maker
     from flows.protect import protect_positions

@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
-from alphaloom.explain import explain_order, price_window
-from alphaloom.explain_html import render_html
-from alphaloom.health import check_health
-from alphaloom.locks import RunInProgressError, lock_held
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import SampleData, generate
+from alphaloom.ops.health import check_health
+from alphaloom.ops.locks import RunInProgressError, lock_held
+from alphaloom.reporting.explain import explain_order, price_window
+from alphaloom.reporting.explain_html import render_html
 from alphaloom.settings import get_settings
 from flows.build_features import build_features
 from flows.decide import decide_flow
@@ -125,7 +125,7 @@ def test_the_default_flow_path_is_the_sequential_reference(engine, data) -> None
 def test_a_second_decision_run_for_the_same_account_does_not_overlap(engine, data) -> None:
     """While a run holds the account's lock (here: the lock taken as run 1 takes it, on another connection), a real
     decision run for that account fails with a clear message and decides nothing; another account is unaffected."""
-    from alphaloom.locks import account_run_lock
+    from alphaloom.ops.locks import account_run_lock
 
     account, symbols = "ops-lock", list(data.symbols[:2])
     with account_run_lock(engine, account):
@@ -146,7 +146,7 @@ def test_a_second_decision_run_for_the_same_account_does_not_overlap(engine, dat
 
 def test_the_lock_admits_one_of_two_concurrent_holders(engine) -> None:
     """Two threads race for the same account's lock, held open by a barrier: exactly one gets in."""
-    from alphaloom.locks import account_run_lock
+    from alphaloom.ops.locks import account_run_lock
 
     inside, results = threading.Barrier(2, timeout=60), []
 
@@ -202,7 +202,7 @@ def _until(condition: Callable[[], bool], what: str, workers: list[subprocess.Po
 
 
 def _lock_waiters(engine: Engine, account: str) -> int:
-    from alphaloom.locks import decision_lock_key
+    from alphaloom.ops.locks import decision_lock_key
 
     with engine.connect() as conn:
         return conn.execute(

@@ -23,7 +23,7 @@ from agents.risk.context import _marks, returns_history
 from agents.sentiment import LexiconScorer
 from agents.snapshot import MarketView, read_market_view, read_snapshot
 from agents.strategies.sma_cross import SmaCrossParams
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import SampleData, generate
 from alphaloom.settings import Settings, get_settings
 from flows.build_features import build_features
 from flows.ingest_news import ingest_news

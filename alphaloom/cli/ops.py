@@ -12,13 +12,13 @@ from alphaloom.cli._app import app, console, engine
 from alphaloom.settings import get_settings
 
 if TYPE_CHECKING:
-    from alphaloom.llm_spend import LlmSpend
+    from alphaloom.reporting.llm_spend import LlmSpend
 
 
 @app.command()
 def runs(limit: int = typer.Option(15, help="How many runs to list.")) -> None:
     """List recent flow runs from audit.runs."""
-    from alphaloom.portfolio import recent_runs
+    from alphaloom.reporting.account_summary import recent_runs
 
     with engine().connect() as conn:
         rows = recent_runs(conn, limit)
@@ -48,7 +48,7 @@ def kill_switch(
             set_kill_switch(conn, state == "on", reason, f"cli:{getpass.getuser()}")
         current = kill_switch_state(conn)
     if state == "on":
-        from alphaloom.alerts import alert
+        from alphaloom.ops.alerts import alert
 
         alert("kill_switch", f"kill switch engaged: {reason}", {"changed_by": current.changed_by, "reason": reason})
     console.print(
@@ -89,12 +89,12 @@ def pnl(account: str = typer.Option(None, help="Account id (default: ALPHALOOM_A
 
 def print_account(account: str) -> None:
     from alphaloom.domain import timeframe_sql_interval
-    from alphaloom.portfolio import account_view, recent_orders
+    from alphaloom.reporting.account_summary import account_view, recent_orders
 
     settings = get_settings()
     bar = timeframe_sql_interval(settings.timeframe)
     from alphaloom.errors import DataUnavailableError
-    from alphaloom.llm_spend import LlmSpend, account_llm_spend
+    from alphaloom.reporting.llm_spend import LlmSpend, account_llm_spend
 
     with engine().connect() as conn:
         try:

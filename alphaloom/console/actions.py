@@ -69,7 +69,7 @@ class ConsoleActions:
             details: dict[str, Any] = {"engaged": engage}
             message = f"kill switch {'ON' if engage else 'off'}"
             if engage:
-                from alphaloom.alerts import alert
+                from alphaloom.ops.alerts import alert
 
                 alert("kill_switch", f"kill switch engaged: {reason}", {"changed_by": f"console:{actor.username}"})
                 if self.on_kill_switch_engaged is not None:

@@ -1,6 +1,6 @@
 """Read-side queries of the console: everything a page shows, read from ``raw``/``audit`` (never written here).
 
-Money is in the account's base currency through ``alphaloom.portfolio.account_view`` (the same view as
+Money is in the account's base currency through ``alphaloom.reporting.account_summary.account_view`` (the same view as
 ``alphaloom pnl``). Equity history is ``audit.equity_marks`` (one mark per decision time); the ranges "day" and
 "week" are counted back from the newest mark, so a replayed or paused account still shows its last day. Freshness is
 the newest bar per symbol against the wall clock in bar lengths (no alert is raised from here: ``alphaloom health``
@@ -21,7 +21,7 @@ from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
 from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.markets import market_specs
-from alphaloom.portfolio import AccountView, account_view
+from alphaloom.reporting.account_summary import AccountView, account_view
 from alphaloom.settings import Settings
 
 RANGES = {"day": timedelta(days=1), "week": timedelta(days=7), "all": None}

@@ -81,7 +81,7 @@ def is_duplicate_id(exc: BaseException) -> bool:
 
 
 class CcxtBroker:
-    """``exchange``: a ccxt exchange with credentials (``alphaloom.secrets.Credentials.ccxt_config``)."""
+    """``exchange``: a ccxt exchange with credentials (``alphaloom.ops.secrets.Credentials.ccxt_config``)."""
 
     live = True
 
