@@ -36,7 +36,7 @@ from agents.risk.sizing import TradeStats, trade_stats
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from alphaloom.domain import DecisionId, NewsId, NewsItem, decision_id_for, require_utc
 from alphaloom.errors import ConfigError, DataUnavailableError
-from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.db.batch import Statement, cached_text
 from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from execution.ledger import Holding, fee_charged_in, realized_on_sell
 
 

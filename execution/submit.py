@@ -73,7 +73,8 @@ from alphaloom.errors import (
     VenueTemporaryError,
 )
 from alphaloom.fx import QuoteRate
-from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits, kill_switch_state
+from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits
+from alphaloom.ops.kill_switch import kill_switch_state
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, BrokerReport, OrderRequest, QuotingBroker
 from execution.fatfinger import check_daily_loss, check_orders_per_run, record_trip, set_halt

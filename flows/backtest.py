@@ -28,7 +28,7 @@ from alphaloom.backtest.exposure import llm_exposure
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
-from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.progress import progress
 from alphaloom.reporting.run_report import (
     AUDIT_MODES,

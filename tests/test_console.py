@@ -23,8 +23,8 @@ from alphaloom.cli.console import cancel_open_orders_hook
 from alphaloom.console.actions import ConsoleActions
 from alphaloom.console.app import COOKIE, ConsoleConfig, create_app
 from alphaloom.console.auth import set_password
-from alphaloom.guards import kill_switch_state, set_kill_switch
 from alphaloom.ingest.sampledata import DEFAULT_END, SampleData, generate
+from alphaloom.ops.kill_switch import kill_switch_state, set_kill_switch
 from alphaloom.ops.serve import free_port
 from alphaloom.settings import Settings, get_settings
 from flows.build_features import build_features
@@ -459,8 +459,8 @@ def test_the_risk_page_groups_exposure_by_the_markets_class_as_the_risk_rules_do
     from decimal import Decimal
 
     from alphaloom.console.queries import NowView, risk_view
-    from alphaloom.guards import KillSwitchState
     from alphaloom.markets import MarketSpec, store_specs
+    from alphaloom.ops.kill_switch import KillSwitchState
     from alphaloom.reporting.account_summary import AccountView, PositionView
 
     d, venue, account = Decimal, "consolevenue", "console-classes"

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest

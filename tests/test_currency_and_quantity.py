@@ -22,8 +22,9 @@ from alphaloom.backtest.equity_curve import equity_curve
 from alphaloom.domain import Action, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import store_rate
-from alphaloom.guards import HardLimits, KillSwitchState
+from alphaloom.guards import HardLimits
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series, make_exchange
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts import ensure_account
 from execution.brokers.paper import PaperBroker

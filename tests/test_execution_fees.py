@@ -14,8 +14,8 @@ from ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side
-from alphaloom.guards import KillSwitchState
 from alphaloom.ingest.ccxt_prices import make_exchange
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.reporting.account_summary import account_view
 from alphaloom.settings import Settings
 from execution.accounts import ensure_account

@@ -15,7 +15,7 @@ from alphaloom.cli import app
 from alphaloom.domain import DecisionId, OrderIntent, Side
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import convert, rate_at, rate_between, store_rate
-from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.reporting.account_summary import account_view
 from alphaloom.settings import Settings
 from execution.accounts import ensure_account

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from alphaloom.cli import app
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import VenueTemporaryError
-from alphaloom.guards import set_kill_switch
+from alphaloom.ops.kill_switch import set_kill_switch
 from alphaloom.settings import Settings, get_settings
 from execution.accounts import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest

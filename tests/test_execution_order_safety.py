@@ -17,8 +17,8 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import UnknownOrderStateError
-from alphaloom.guards import KillSwitchState
 from alphaloom.ingest.ccxt_prices import make_exchange
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts import ensure_account
 from execution.brokers.base import OrderRequest
@@ -238,7 +238,7 @@ def test_the_kill_switch_keeps_an_order_the_venue_lists_late_open_until_the_venu
     switch's cancel finds nothing at the venue (it lists the order late). The order must stay open in our books, so
     that reconciliation later finds it: resting there, it is cancelled through the venue while the switch is on;
     filled there, the fill is booked."""
-    from alphaloom.guards import set_kill_switch
+    from alphaloom.ops.kill_switch import set_kill_switch
     from execution.killswitch import cancel_open_orders
     from execution.reconcile import reconcile_account
 

@@ -24,7 +24,7 @@ from alphaloom.cli import app
 from alphaloom.domain import DecisionId, OrderIntent, Side
 from alphaloom.errors import ConfigError
 from alphaloom.fx import store_rate
-from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.reporting.llm_spend import account_llm_spend, runs_llm_spend
 from alphaloom.reporting.run_report import build_run_report
 from alphaloom.settings import LlmPrice, Settings, get_settings

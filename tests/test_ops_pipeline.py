@@ -65,7 +65,7 @@ def _sequential_reference(engine: Engine, data: SampleData, account: str) -> Non
     """The pre-fan-out path: every symbol of a step decided and executed in one transaction, in order."""
     from agents.team import build_team, decide
     from alphaloom.audit import recorded_run
-    from alphaloom.guards import kill_switch_state
+    from alphaloom.ops.kill_switch import kill_switch_state
     from execution.accounts import ensure_account
     from execution.brokers.paper import PaperBroker, PostgresPaperVenue
     from execution.submit import execute
@@ -441,7 +441,7 @@ def test_explain_prints_a_headline_with_console_markup_as_text(engine, data, fan
 
 
 def test_health_is_green_on_fresh_data_and_red_on_stale_data_or_a_tripped_kill_switch(engine, data) -> None:
-    from alphaloom.guards import set_kill_switch
+    from alphaloom.ops.kill_switch import set_kill_switch
 
     settings = get_settings()
     symbols = [s for s in data.symbols if s.endswith("/USDT")]  # crypto trades every hour; stocks pause

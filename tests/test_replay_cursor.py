@@ -403,7 +403,7 @@ def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data, r
     (one connection, the state read at the chunk's start and again by each step that proposes an order)."""
     from agents.audit_buffer import AuditBuffer
     from agents.team import Team
-    from alphaloom.guards import set_kill_switch
+    from alphaloom.ops.kill_switch import set_kill_switch
     from execution.accounts import ensure_account
     from flows.backtest import Replay, ReplayWindow, _step, replay_chunk
     from flows.decide import decision_times

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
-from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.markets import market_specs
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.reporting.account_summary import AccountView, account_view
 from alphaloom.settings import Settings
 

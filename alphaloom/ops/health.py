@@ -180,7 +180,7 @@ def _freshness(
 
 
 def _kill_switch(engine: Engine) -> Check:
-    from alphaloom.guards import kill_switch_state
+    from alphaloom.ops.kill_switch import kill_switch_state
 
     with engine.connect() as conn:
         state = kill_switch_state(conn)

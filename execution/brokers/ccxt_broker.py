@@ -49,7 +49,7 @@ from alphaloom.errors import (
     VenueError,
     VenueTemporaryError,
 )
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.ccxt_mapping import check_market_limits, dec, fills_from_trades, status_from_ccxt
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId
 from alphaloom.errors import AlphaLoomError
-from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.ops.secrets import load_credentials
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker
