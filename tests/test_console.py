@@ -461,7 +461,7 @@ def test_the_risk_page_groups_exposure_by_the_markets_class_as_the_risk_rules_do
     from alphaloom.console.queries import NowView, risk_view
     from alphaloom.markets import MarketSpec, store_specs
     from alphaloom.ops.kill_switch import KillSwitchState
-    from alphaloom.reporting.account_summary import AccountView, PositionView
+    from alphaloom.reporting.account_summary import AccountSummary, PositionSummary
 
     d, venue, account = Decimal, "consolevenue", "console-classes"
     with engine.begin() as conn:
@@ -469,9 +469,9 @@ def test_the_risk_page_groups_exposure_by_the_markets_class_as_the_risk_rules_do
     settings = get_settings().model_copy(
         update={"exchange": venue, "account": account, "asset_classes": {"TSLA/USDT": "equity"}}
     )
-    positions = [PositionView("BTC/USD", d(1), d(60000), d(60000), d(60000), d(0), d(0)),
-                 PositionView("TSLA/USDT", d(10), d(200), d(200), d(2000), d(0), d(0))]  # fmt: skip
-    view = AccountView(account, "USD", d(100000), d(38000), d(0), 0, 0, positions)
+    positions = [PositionSummary("BTC/USD", d(1), d(60000), d(60000), d(60000), d(0), d(0)),
+                 PositionSummary("TSLA/USDT", d(10), d(200), d(200), d(2000), d(0), d(0))]  # fmt: skip
+    view = AccountSummary(account, "USD", d(100000), d(38000), d(0), 0, 0, positions)
     now = NowView(account, view, None, [], KillSwitchState(False, "", ""), None, None, None, [], [], [], {})
     with engine.connect() as conn:
         risk = risk_view(conn, settings, now)

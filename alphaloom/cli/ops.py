@@ -78,7 +78,7 @@ def pnl(account: str = typer.Option(None, help="Account id (default: ALPHALOOM_A
 
 def print_account(account: str) -> None:
     from alphaloom.domain import timeframe_sql_interval
-    from alphaloom.reporting.account_summary import account_view, recent_orders
+    from alphaloom.reporting.account_summary import account_summary, recent_orders
 
     settings = get_settings()
     bar = timeframe_sql_interval(settings.timeframe)
@@ -87,7 +87,7 @@ def print_account(account: str) -> None:
 
     with engine().connect() as conn:
         try:
-            view = account_view(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
+            view = account_summary(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
             llm = LlmSpend("") if view is None else account_llm_spend(conn, account, view.base_currency)
         except DataUnavailableError as exc:
             console.print(f"cannot value {account} in its base currency: {exc}")
