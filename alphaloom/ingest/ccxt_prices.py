@@ -1,6 +1,6 @@
-"""Price bars from exchanges through ccxt's unified REST API: the one wrapper around ccxt for prices.
+"""Price bars from exchanges through ccxt's unified REST API: the one wrapper around ccxt for prices (the exchange
+itself is built by ``alphaloom.venues.ccxt_exchange.make_exchange``, as the live brokers' are).
 
-- ``make_exchange(exchange_id)`` builds a ccxt exchange with ``enableRateLimit`` on; an unknown id is a ``ConfigError``.
 - ``CcxtPriceSource(exchange).closed_bars(symbol, timeframe, since=...)`` pages through ``fetch_ohlcv`` with
   ``since``/``limit`` until it reaches the present, and returns only closed bars: the still-open last candle is dropped,
   never stored as final. Closure is judged by the venue's clock, never the local one (a few seconds of local skew
@@ -83,14 +83,6 @@ class Backoff:
     initial: float = 1.0
     maximum: float = 30.0
     sleep: Callable[[float], None] = time.sleep
-
-
-def make_exchange(exchange_id: str, config: Mapping[str, object] | None = None) -> ccxt.Exchange:
-    """A ccxt REST exchange by id with rate limiting on; ``ConfigError`` for an id ccxt does not know."""
-    cls = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
-    if cls is None:
-        raise ConfigError(f"unknown exchange {exchange_id!r}: ccxt has no such exchange id")
-    return cls({"enableRateLimit": True, **(config or {})})
 
 
 class CcxtPriceSource:
