@@ -16,7 +16,6 @@ adapters, so callers handle one vocabulary. What each one means operationally is
     │   ├── OrderRejectedError  the venue refused the order; needs a human if it persists
     │   └── UnknownOrderStateError  the outcome of a submit is unknown; reconcile by client order id before any resend
     ├── InvalidOrderTransitionError  an order event the state machine forbids: a bug or a venue surprise; needs a human
-    ├── RiskDeniedError         a hard limit refused an order inside execution
     └── KillSwitchEngagedError  the kill switch is on: nothing may be sent
 """
 
@@ -99,10 +98,6 @@ class InvalidOrderTransitionError(AlphaLoomError):
     def __init__(self, current: str, target: str) -> None:
         self.current, self.target = current, target
         super().__init__(f"order status cannot go from {current!r} to {target!r}")
-
-
-class RiskDeniedError(AlphaLoomError):
-    """A hard limit refused an order inside execution (the risk manager should have caught it first)."""
 
 
 class KillSwitchEngagedError(AlphaLoomError):
