@@ -15,9 +15,9 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side
 from alphaloom.guards import KillSwitchState
-from alphaloom.ingest.ccxt_prices import make_exchange
 from alphaloom.portfolio import account_view
 from alphaloom.settings import Settings
+from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts import ensure_account
 from execution.brokers.base import OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker

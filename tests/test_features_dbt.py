@@ -18,7 +18,8 @@ import pytest
 import talib
 from sqlalchemy import Engine, text
 
-from alphaloom.dbt_runner import DbtError, DbtRun, build_features, run_dbt
+from alphaloom.dbt_runner import DbtRun, build_features, run_dbt
+from alphaloom.errors import DbtError
 
 EXCHANGE = "test-dbt"
 RUN_ID = "test-run"

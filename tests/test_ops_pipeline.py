@@ -21,10 +21,11 @@ import pytest
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
+from alphaloom.errors import RunInProgressError
 from alphaloom.explain import explain_order, price_window
 from alphaloom.explain_html import render_html
 from alphaloom.health import check_health
-from alphaloom.locks import RunInProgressError, lock_held
+from alphaloom.locks import lock_held
 from alphaloom.sampledata import SampleData, generate
 from alphaloom.settings import get_settings
 from flows.build_features import build_features
