@@ -1,5 +1,5 @@
 """A replay's per-step audit rows held in memory and written in bulk (``COPY`` into staging tables, then one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` statement), instead of a few statements per step (DESIGN §3, §7).
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` statement), instead of a few statements per step (ARCHITECTURE §3, §5).
 
 What callers can rely on:
 

@@ -1,4 +1,4 @@
-"""The pure middle of a decision (DESIGN §7): from a ``Snapshot`` (and the LLM answers already obtained) to one
+"""The pure middle of a decision (ARCHITECTURE §5): from a ``Snapshot`` (and the LLM answers already obtained) to one
 ``DecisionDraft`` per symbol to decide: the agents' opinions, the weighted vote, the sizing, every risk verdict, the
 intents that passed risk and the audit rows that will record it all. No I/O: the same snapshot and parameters give the
 same drafts in any process, which is what lets a replay run this stage in memory.

@@ -7,7 +7,7 @@ What callers can rely on:
   realised return = exit close / entry close - 1, where the entry close is the one the decision read and the exit close
   the newest ``marts.features`` close known at ``realised_at = decision as_of + horizon``. A ``team`` row scores the
   decision itself. Rows go to ``audit.opinion_outcomes`` once (keyed by decision and agent).
-- Point in time (DESIGN §4): ``load_weights`` and ``similar_situations`` at ``as_of`` read only outcomes with
+- Point in time (ARCHITECTURE §4): ``load_weights`` and ``similar_situations`` at ``as_of`` read only outcomes with
   ``realised_at <= as_of``, whatever else the table holds; a later outcome never leaks into an earlier decision.
 - ``agent_weights`` and ``nearest_situations`` are pure: an exponentially weighted hit rate per agent scales its base
   weight; neighbours are the k nearest past decisions on z-scored, scale-free features (numpy, no embedding model).

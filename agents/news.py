@@ -1,6 +1,6 @@
 """The news agent: which stories were known about a symbol at ``as_of``, and what their sentiment says.
 
-``recent_news`` is the point-in-time read (DESIGN §4): only stories known for the symbol in ``(as_of - window, as_of]``,
+``recent_news`` is the point-in-time read (ARCHITECTURE §4): only stories known for the symbol in ``(as_of - window, as_of]``,
 where a story is known for a symbol from ``greatest(first_seen_at, first_known_at)``: its first sighting, or the later
 sighting that first linked it to the symbol (``raw.news_symbols.first_known_at``), so a tag added by a later sighting
 never reaches a replay before that sighting. The items' ``first_seen_at`` is that per-symbol time. A link is never

@@ -1,5 +1,5 @@
 """One decision's audit rows in one statement: the ``audit.decisions`` row, its agents' outputs, its risk checks and
-its lineage edges (DESIGN §3). One round trip per decision instead of one per table.
+its lineage edges (ARCHITECTURE §8). One round trip per decision instead of one per table.
 
 ``record_decision`` inserts the decision unless it exists (``ON CONFLICT DO NOTHING``) and the other rows only when
 it inserted it, so a decision recorded first by a concurrent run keeps exactly that run's rows. It writes on the

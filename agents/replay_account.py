@@ -1,5 +1,5 @@
 """A replay's account held in memory: the account half of its snapshots (``agents.snapshot.AccountView``: the
-portfolio context and the positions) without reading the account back from the database at each step (DESIGN §7).
+portfolio context and the positions) without reading the account back from the database at each step (ARCHITECTURE §5).
 
 What callers can rely on:
 

@@ -1,5 +1,5 @@
 """A replay cursor: the market half of the ``Snapshot`` (``agents.snapshot.MarketView``) for any ``as_of`` of a
-backtest window, from inputs loaded once (DESIGN §7).
+backtest window, from inputs loaded once (ARCHITECTURE §5).
 
 ``ReplayCursor.load`` reads the window in a handful of queries: the feature rows of the symbols known by the window's
 end (from far enough back that the first step sees its full close history), the stories tagged with them first seen

@@ -1,6 +1,6 @@
 """The team's memory advanced by a replay step by step, in memory: what ``agents.memory.score_outcomes``,
 ``load_weights`` and ``realised_trade_returns`` compute from the database at each ``as_of``, at O(1) per opinion
-instead of a rescan of the account's history every step (DESIGN §7).
+instead of a rescan of the account's history every step (ARCHITECTURE §5).
 
 What callers can rely on:
 

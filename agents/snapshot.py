@@ -1,5 +1,5 @@
 """The first stage of a decision: a ``Snapshot`` of everything a decision at ``as_of`` may read, point in time
-(DESIGN §4, §7), and the live reader that builds it with SQL at ``as_of``.
+(ARCHITECTURE §4, §5), and the live reader that builds it with SQL at ``as_of``.
 
 A snapshot has two halves:
 

@@ -1,5 +1,5 @@
 """The decision team: for each symbol at ``as_of``, read what was known then, ask the agents, vote, size, gate by risk,
-and record all of it (DESIGN §1, §3, §4, §6), in three stages (DESIGN §7):
+and record all of it (ARCHITECTURE §3, §4, §6, §8), in three stages (ARCHITECTURE §5):
 
 1. ``agents.snapshot.read_snapshot``: the point-in-time ``Snapshot`` (I/O);
 2. ``consult_llm``: the LLM analyst's answers for the snapshot (I/O: cache, endpoint, usage ledger), then

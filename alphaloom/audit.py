@@ -1,4 +1,4 @@
-"""Run recording: the audit spine of DESIGN §1.
+"""Run recording: the audit spine of ARCHITECTURE §8.
 
 Every flow run writes one ``audit.runs`` row keyed by its Prefect flow-run id (a uuid outside Prefect); every row it
 produces carries that ``run_id``. Lineage edges (``audit.lineage``: which parent rows a child row was made from) are

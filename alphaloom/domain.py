@@ -293,7 +293,7 @@ class Position:
 
 
 def decision_id_for(account: str, symbol: str, timeframe: str, as_of: datetime, config_version: str) -> DecisionId:
-    """DESIGN §6: hash(account, symbol, timeframe, as_of, config version); a rerun yields the same id."""
+    """ARCHITECTURE §11: hash(account, symbol, timeframe, as_of, config version); a rerun yields the same id."""
     return DecisionId(stable_hash(account, symbol, timeframe, require_utc(as_of).isoformat(), config_version))
 
 

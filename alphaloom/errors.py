@@ -4,16 +4,18 @@ adapters, so callers handle one vocabulary. What each one means operationally is
     AlphaLoomError
     ├── ConfigError             fix the configuration; retrying will not help
     ├── DatabaseError           the database is unreachable or refused; retry later or check the server
+    ├── DbtError                a dbt model, test or unit test failed, or dbt could not start; fix the node or the data
     ├── InvalidInputError       a file, row or item is malformed; it is quarantined, the rest is ingested
     │   ├── SchemaError         a whole input has the wrong shape (missing columns); nothing of it is ingested
     │   └── SourceUnavailableError  a whole input could not be fetched (dead URL, HTTP error); retry later or fix it
     ├── DataUnavailableError    the data a decision needs is not known yet at its as_of; skip this step
+    ├── NotFoundError           the order or decision asked about is not in the audit trail
+    ├── RunInProgressError      another decision run holds this account's lock; retry after it finishes
     ├── VenueError              a broker or exchange problem
     │   ├── VenueTemporaryError retry later with backoff
     │   ├── OrderRejectedError  the venue refused the order; needs a human if it persists
     │   └── UnknownOrderStateError  the outcome of a submit is unknown; reconcile by client order id before any resend
     ├── InvalidOrderTransitionError  an order event the state machine forbids: a bug or a venue surprise; needs a human
-    ├── RiskDeniedError         a hard limit refused an order inside execution
     └── KillSwitchEngagedError  the kill switch is on: nothing may be sent
 """
 
@@ -30,6 +32,16 @@ class ConfigError(AlphaLoomError):
 
 class DatabaseError(AlphaLoomError):
     """The database could not be reached, started or migrated; check the server, then retry."""
+
+
+class DbtError(AlphaLoomError):
+    """A dbt invocation failed: a model, test or unit test failed, or dbt could not start (project, profile,
+    connection). ``failures`` holds ``(node, message)`` pairs; fix the node or the data, then rerun."""
+
+    def __init__(self, command: str, failures: list[tuple[str, str]]) -> None:
+        self.command, self.failures = command, failures
+        detail = "; ".join(f"{node}: {message}" for node, message in failures) or "no detail from dbt"
+        super().__init__(f"dbt {command} failed: {detail}")
 
 
 class InvalidInputError(AlphaLoomError):
@@ -51,6 +63,14 @@ class SourceUnavailableError(InvalidInputError):
 
 class DataUnavailableError(AlphaLoomError):
     """The data a decision needs was not known at its ``as_of``; the step is skipped, not guessed."""
+
+
+class NotFoundError(AlphaLoomError):
+    """The order (or decision) asked about does not exist in the audit trail."""
+
+
+class RunInProgressError(AlphaLoomError):
+    """Another run holds the lock for this account; nothing was done. Retry after it finishes."""
 
 
 class VenueError(AlphaLoomError):
@@ -78,10 +98,6 @@ class InvalidOrderTransitionError(AlphaLoomError):
     def __init__(self, current: str, target: str) -> None:
         self.current, self.target = current, target
         super().__init__(f"order status cannot go from {current!r} to {target!r}")
-
-
-class RiskDeniedError(AlphaLoomError):
-    """A hard limit refused an order inside execution (the risk manager should have caught it first)."""
 
 
 class KillSwitchEngagedError(AlphaLoomError):

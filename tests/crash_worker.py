@@ -54,7 +54,7 @@ def binance_on_file(state: str) -> CcxtBroker:
     """A fresh ccxt binance broker (no memory of earlier processes) on the venue book kept in ``state``."""
     from ccxt_replay import DurableBinanceSpotVenue, mount
 
-    from alphaloom.ingest.ccxt_prices import make_exchange
+    from alphaloom.venues.ccxt_exchange import make_exchange
 
     exchange = make_exchange(
         "binance",

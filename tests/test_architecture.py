@@ -1,4 +1,4 @@
-"""DESIGN §2's import rules, enforced with import-linter's contracts from pyproject.toml."""
+"""ARCHITECTURE §2's import rules, enforced with import-linter's contracts from pyproject.toml."""
 
 from __future__ import annotations
 

@@ -23,9 +23,10 @@ from alphaloom.domain import Action, DecisionId, OrderIntent, Side, client_order
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import store_rate
 from alphaloom.guards import HardLimits
-from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series, make_exchange
+from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
+from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts import ensure_account
 from execution.brokers.paper import PaperBroker
 

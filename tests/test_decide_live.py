@@ -19,9 +19,9 @@ from test_decide import FEATURES_DDL
 
 from agents.team import FEATURE_COLUMNS
 from alphaloom.domain import client_order_id_for
-from alphaloom.ingest.ccxt_prices import make_exchange
 from alphaloom.ops.secrets import Credentials, store_credentials
 from alphaloom.settings import get_settings
+from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts import ensure_account
 from execution.brokers.factory import use_exchange_maker
 from flows.decide import decide_flow

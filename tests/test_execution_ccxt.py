@@ -15,9 +15,9 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError, UnknownOrderStateError
-from alphaloom.ingest.ccxt_prices import make_exchange
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
+from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts import ensure_account
 from execution.brokers.base import BrokerReport, CancellingBroker, OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker

@@ -14,10 +14,10 @@ from ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side
-from alphaloom.ingest.ccxt_prices import make_exchange
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.reporting.account_summary import account_summary
 from alphaloom.settings import Settings
+from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts import ensure_account
 from execution.brokers.base import OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker

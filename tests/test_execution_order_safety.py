@@ -17,9 +17,9 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import UnknownOrderStateError
-from alphaloom.ingest.ccxt_prices import make_exchange
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
+from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts import ensure_account
 from execution.brokers.base import OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
@@ -97,7 +97,7 @@ def _order(engine: Engine, coid: str):  # type: ignore[no-untyped-def]
 
 
 def test_ccxt_duplicate_order_id_and_binance_duplicate_answer_are_recognised() -> None:
-    from execution.brokers.ccxt_broker import is_duplicate_id
+    from alphaloom.venues.ccxt_errors import is_duplicate_id
 
     assert is_duplicate_id(ccxt.DuplicateOrderId('binance {"code":-1,"msg":"dup"}'))
     assert is_duplicate_id(ccxt.InvalidOrder('binance {"code":-2010,"msg":"Duplicate order sent."}'))

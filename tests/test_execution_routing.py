@@ -14,8 +14,8 @@ from sqlalchemy import Engine, text
 from test_execution_ccxt import OFF, T0
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
-from alphaloom.ingest.ccxt_prices import make_exchange
 from alphaloom.settings import Settings
+from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts import ensure_account
 from execution.brokers.ccxt_broker import CcxtBroker
 from execution.reconcile import reconcile_account

@@ -18,10 +18,10 @@ from alphaloom.ingest.ccxt_prices import (
     CcxtPriceSource,
     SeriesSpec,
     fetch_series,
-    make_exchange,
     resume_points,
 )
 from alphaloom.ingest.prices import merge_bars
+from alphaloom.venues.ccxt_exchange import make_exchange
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KLINES = recorded("binance_klines_BTCUSDT_1h.json")

@@ -21,9 +21,10 @@ import pytest
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
+from alphaloom.errors import RunInProgressError
 from alphaloom.ingest.sampledata import SampleData, generate
 from alphaloom.ops.health import check_health
-from alphaloom.ops.locks import RunInProgressError, lock_held
+from alphaloom.ops.locks import lock_held
 from alphaloom.reporting.explain import explain_order, price_window
 from alphaloom.reporting.explain_html import render_html
 from alphaloom.settings import get_settings

@@ -1,5 +1,5 @@
 """The replay cursor answers every ``as_of`` of a window with exactly the market view the live reader reads then
-(DESIGN §7): on the demo data, and on a window with late bars (a gap, a symbol listed mid-window) and late news
+(ARCHITECTURE §5): on the demo data, and on a window with late bars (a gap, a symbol listed mid-window) and late news
 (stories first seen hours after publication, one exactly on a bar close, one tagged with two symbols)."""
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ from ccxt_replay import binance_routes, mount, recorded
 from sqlalchemy import text
 
 from alphaloom.audit import start_run
-from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, make_exchange
-from alphaloom.ingest.stream import ClosedCandles, QuoteCache, make_pro_exchange, run_stream
+from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec
+from alphaloom.ingest.stream import ClosedCandles, QuoteCache, run_stream
+from alphaloom.venues.ccxt_exchange import make_exchange, make_pro_exchange
 
 T0_MS = 1767225600000
 H_MS = 3_600_000

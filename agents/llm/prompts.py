@@ -1,4 +1,4 @@
-"""Versioned prompt templates for the LLM analyst, and the prompt hash (DESIGN §3).
+"""Versioned prompt templates for the LLM analyst, and the prompt hash (ARCHITECTURE §8).
 
 A template is never edited in place: a change is a new version, so cached answers and audit rows stay attributable.
 ``prompt_hash`` = hash of model id + rendered messages + output schema + sampling parameters.
@@ -95,7 +95,7 @@ def render_messages(inputs: AnalystInputs, version: str = PROMPT_VERSION) -> lis
 def prompt_hash(
     model: str, messages: list[dict[str, str]], schema: Mapping[str, Any], sampling: Mapping[str, Any]
 ) -> str:
-    """DESIGN §3: hash of model id + rendered messages + output schema + sampling parameters."""
+    """ARCHITECTURE §8: hash of model id + rendered messages + output schema + sampling parameters."""
     return stable_hash(
         model,
         json.dumps(messages, sort_keys=True),

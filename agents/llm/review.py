@@ -1,4 +1,4 @@
-"""The LLM risk reviewer's stage, after the numeric risk gate (DESIGN §7: between ``decide_snapshot`` and
+"""The LLM risk reviewer's stage, after the numeric risk gate (ARCHITECTURE §5: between ``decide_snapshot`` and
 ``record_drafts``): ``review_drafts`` asks the reviewer (I/O) about each draft's approved orders and
 ``apply_review`` (pure) applies its answer as one more risk verdict, ``llm_risk_review``, on each approved order.
 

@@ -1,4 +1,4 @@
-"""The risk manager (DESIGN §6: numbers, not opinions). One small module per rule, pure but for ``context`` (loads
+"""The risk manager (ARCHITECTURE §6: numbers, not opinions). One small module per rule, pure but for ``context`` (loads
 the portfolio point in time) and ``recorder`` (writes ``audit.risk_checks``):
 
 - ``limits``: per-intent checks (kill switch, long-only, hard limits of ``alphaloom.guards``, feature freshness) and

@@ -1,5 +1,5 @@
 """Per-intent checks: a pure gate over one ``OrderIntent`` returning a verdict per check, approved or denied, with
-the numbers behind it (DESIGN §6: risk is numbers, not opinions).
+the numbers behind it (ARCHITECTURE §6: risk is numbers, not opinions).
 
 Checks, in order: ``kill_switch``, ``long_only`` (no sell beyond the position), the hard limits of
 ``alphaloom.guards`` (``max_order_notional``, ``max_position_notional``, ``price_band``), and ``feature_freshness``

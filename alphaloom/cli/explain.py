@@ -36,7 +36,8 @@ def explain(
     """The chain order -> decision -> agent outputs -> feature row -> bars and news -> flow runs; for a decision id,
     the chain decision -> opinions -> vote -> risk checks -> the orders or why none was made."""
     from alphaloom.cli.decisions import explain_decision, resolve_decision
-    from alphaloom.reporting.explain import NotFoundError, explain_order, price_window
+    from alphaloom.errors import NotFoundError
+    from alphaloom.reporting.explain import explain_order, price_window
 
     with engine().connect() as conn:
         is_order = conn.execute(text("select 1 from audit.orders where client_order_id = :o"), {"o": order_id}).first()

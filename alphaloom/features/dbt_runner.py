@@ -26,23 +26,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from alphaloom.errors import AlphaLoomError
+from alphaloom.errors import DbtError
 from alphaloom.settings import Settings, get_settings
 
 # dbt node statuses that mean the node did not do its job (RunStatus / TestStatus values).
 _FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 
 _invoke_lock = threading.Lock()
-
-
-class DbtError(AlphaLoomError):
-    """A dbt invocation failed: a model, test or unit test failed, or dbt could not start (project, profile,
-    connection). ``failures`` holds ``(node, message)`` pairs; fix the node or the data, then rerun."""
-
-    def __init__(self, command: str, failures: list[tuple[str, str]]) -> None:
-        self.command, self.failures = command, failures
-        detail = "; ".join(f"{node}: {message}" for node, message in failures) or "no detail from dbt"
-        super().__init__(f"dbt {command} failed: {detail}")
 
 
 @dataclass(frozen=True)

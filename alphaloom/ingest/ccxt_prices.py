@@ -1,6 +1,6 @@
-"""Price bars from exchanges through ccxt's unified REST API: the one wrapper around ccxt for prices.
+"""Price bars from exchanges through ccxt's unified REST API: the one wrapper around ccxt for prices (the exchange
+itself is built by ``alphaloom.venues.ccxt_exchange.make_exchange``, as the live brokers' are).
 
-- ``make_exchange(exchange_id)`` builds a ccxt exchange with ``enableRateLimit`` on; an unknown id is a ``ConfigError``.
 - ``CcxtPriceSource(exchange).closed_bars(symbol, timeframe, since=...)`` pages through ``fetch_ohlcv`` with
   ``since``/``limit`` until it reaches the present, and returns only closed bars: the still-open last candle is dropped,
   never stored as final. Closure is judged by the venue's clock, never the local one (a few seconds of local skew
@@ -8,11 +8,11 @@
   every candle fetched after it is at least that old, and a bar is closed when it ends by then or when the same
   answer holds a newer bar of the series. A venue that cannot tell its time (no ``fetchTime``, or it refuses) is
   judged by newer bars alone: its newest bar waits for the next run.
-- Vendor errors are translated here (errors.py draws the hierarchy): ``NetworkError`` (which in ccxt covers
-  ``RateLimitExceeded``, ``ExchangeNotAvailable`` and ``RequestTimeout``) is retried with exponential backoff through
-  tenacity and, once the attempts are spent, raised as ``VenueTemporaryError`` (retry later); an unknown symbol
-  (``BadSymbol``) is a ``ConfigError`` raised at once, without retries (retrying will not help); any other exchange
-  error is a ``VenueError``.
+- Vendor errors are translated through the one ccxt error table (``alphaloom.venues.ccxt_errors``, column
+  ``INGEST``): ``NetworkError`` (which in ccxt covers ``RateLimitExceeded``, ``ExchangeNotAvailable`` and
+  ``RequestTimeout``) is retried with exponential backoff through tenacity and, once the attempts are spent, raised as
+  ``VenueTemporaryError`` (retry later); an unknown symbol (``BadSymbol``) is a ``ConfigError`` raised at once, without
+  retries (retrying will not help); any other exchange error is a ``VenueError``.
 - ``fetch_series(specs, ...)`` fetches many (exchange, symbol, timeframe) series with bounded concurrency: one worker
   per exchange at a time (rate limits are per exchange), at most ``max_concurrency`` exchanges in parallel, resuming
   each series after its last stored bar (``resume_points``). Each result carries its market's metadata
@@ -39,10 +39,8 @@ from alphaloom.domain import bar_close, check_timeframe
 from alphaloom.errors import ConfigError, VenueError, VenueTemporaryError
 from alphaloom.ingest.prices import COLUMNS, PriceBatch, frame_from_bars
 from alphaloom.markets import MarketSpec, spec_from_ccxt
+from alphaloom.venues.ccxt_errors import TEMPORARY, Call, venue_error
 
-# ccxt's own hierarchy: RateLimitExceeded < DDoSProtection < NetworkError, and so are ExchangeNotAvailable and
-# RequestTimeout. Listed explicitly so the retried set reads as the issue states it.
-RETRIED = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable, ccxt.RequestTimeout)
 # Local clock skew against the venue worth a warning (it is never used to judge a bar, but it hints at a host problem).
 SKEW_WARNING_SECONDS = 5.0
 
@@ -85,14 +83,6 @@ class Backoff:
     sleep: Callable[[float], None] = time.sleep
 
 
-def make_exchange(exchange_id: str, config: Mapping[str, object] | None = None) -> ccxt.Exchange:
-    """A ccxt REST exchange by id with rate limiting on; ``ConfigError`` for an id ccxt does not know."""
-    cls = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
-    if cls is None:
-        raise ConfigError(f"unknown exchange {exchange_id!r}: ccxt has no such exchange id")
-    return cls({"enableRateLimit": True, **(config or {})})
-
-
 class CcxtPriceSource:
     """Closed OHLCV bars of one exchange. Not thread-safe: use one instance per thread (``fetch_series`` does).
     ``clock`` is the local clock, read only to report its skew against the venue's (never to judge a bar closed)."""
@@ -113,7 +103,7 @@ class CcxtPriceSource:
 
     def _call(self, what: str, fn: Callable[[], object]) -> object:
         retrying = Retrying(
-            retry=retry_if_exception_type(RETRIED),
+            retry=retry_if_exception_type(TEMPORARY),
             stop=stop_after_attempt(self.backoff.attempts),
             wait=wait_exponential(multiplier=self.backoff.initial, max=self.backoff.maximum),
             sleep=self.backoff.sleep,
@@ -121,17 +111,9 @@ class CcxtPriceSource:
         )
         try:
             return retrying(fn)
-        except ccxt.BadSymbol as exc:
-            raise ConfigError(
-                f"{self.exchange_id} {what}: unknown symbol ({exc}); check the configured symbol"
-            ) from None
-        except RETRIED as exc:
-            raise VenueTemporaryError(
-                f"{self.exchange_id} {what}: still failing after {self.backoff.attempts} attempts: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
         except ccxt.BaseError as exc:
-            raise VenueError(f"{self.exchange_id} {what}: {type(exc).__name__}: {exc}") from exc
+            spent = f": still failing after {self.backoff.attempts} attempts" if isinstance(exc, TEMPORARY) else ""
+            raise venue_error(exc, Call.INGEST, f"{self.exchange_id} {what}{spent}") from exc
 
     def load_markets(self) -> None:
         self._call("load_markets", self.exchange.load_markets)

@@ -8,7 +8,7 @@ Two steps, so the parsing can be tested without a database and a flow can parse 
 - ``store_news(conn, run_id, feeds)`` merges parsed feeds into ``raw.news``, ``raw.news_sightings``,
   ``raw.news_symbols`` and ``raw.quarantine``; it is idempotent and never commits (the caller owns the transaction).
 
-Point in time (DESIGN §4): a live fetch sets ``first_seen_at`` to the fetch time; a file or backfill has no fetch time in
+Point in time (ARCHITECTURE §4): a live fetch sets ``first_seen_at`` to the fetch time; a file or backfill has no fetch time in
 the past, so ``first_seen_at = published_at + assumed_latency`` and ``first_seen_assumed`` is true. When one story is
 seen several times the earliest ``first_seen_at`` wins, together with its ``first_seen_assumed`` flag. A symbol link
 (``raw.news_symbols``) is known from the first sighting that carried it (``first_known_at``), which may be later than

@@ -1,6 +1,6 @@
 """Seeded offline market data: hourly bars for six symbols and two news feeds that talk about the same moves.
 
-This is what ``make demo`` and the tests run on instead of exchanges and RSS URLs (DESIGN §5). Callers can rely on:
+This is what ``make demo`` and the tests run on instead of exchanges and RSS URLs (ARCHITECTURE §10). Callers can rely on:
 
 - **Reproducibility.** ``generate(out_dir, seed=s, days=d, end=e)`` writes the same bytes every time; a file whose bytes
   are already right is left untouched (so its mtime survives and make-style tools see nothing to do).

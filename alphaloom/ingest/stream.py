@@ -29,8 +29,8 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from alphaloom.domain import bar_close
-from alphaloom.errors import ConfigError
 from alphaloom.ingest.ccxt_prices import SeriesSpec
+from alphaloom.venues.ccxt_exchange import make_exchange, make_pro_exchange
 
 
 @dataclass
@@ -198,15 +198,6 @@ class QuoteCache:
         return None if raw is None else json.loads(raw)
 
 
-def make_pro_exchange(exchange_id: str, config: dict | None = None):
-    """A ccxt.pro (websocket) exchange by id; ``ConfigError`` when ccxt.pro has no such exchange."""
-    import ccxt.pro as ccxtpro
-
-    if exchange_id not in ccxtpro.exchanges:
-        raise ConfigError(f"unknown exchange {exchange_id!r}: ccxt.pro has no websocket support for it")
-    return getattr(ccxtpro, exchange_id)({"enableRateLimit": True, **(config or {})})
-
-
 async def stream_series(
     exchange,
     symbol: str,
@@ -275,7 +266,7 @@ async def run_stream(
     Redis when ``redis_url`` is set. One ccxt.pro exchange per venue; REST backfill after reconnects. ``observe`` sees
     each stored group of closed bars with how many were new; the factories build the exchanges (ccxt.pro and
     ``CcxtPriceSource``) for a venue id."""
-    from alphaloom.ingest.ccxt_prices import CcxtPriceSource, make_exchange
+    from alphaloom.ingest.ccxt_prices import CcxtPriceSource
     from alphaloom.ingest.prices import frame_from_bars, merge_bars
 
     cache = QuoteCache(redis_url, prefix=redis_prefix)

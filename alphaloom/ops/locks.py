@@ -18,11 +18,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from alphaloom.errors import AlphaLoomError
-
-
-class RunInProgressError(AlphaLoomError):
-    """Another run holds the lock for this account; nothing was done. Retry after it finishes."""
+from alphaloom.errors import RunInProgressError
 
 
 def decision_lock_key(account: str) -> str:

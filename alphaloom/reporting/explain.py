@@ -26,11 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from alphaloom.domain import timeframe_delta
-from alphaloom.errors import AlphaLoomError
-
-
-class NotFoundError(AlphaLoomError):
-    """The order (or decision) asked about does not exist in the audit trail."""
+from alphaloom.errors import NotFoundError
 
 
 @dataclass(frozen=True)

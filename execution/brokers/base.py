@@ -1,4 +1,4 @@
-"""The one broker port (DESIGN §2): paper and live adapters implement ``Broker``; execution talks only to it.
+"""The one broker port (ARCHITECTURE §2): paper and live adapters implement ``Broker``; execution talks only to it.
 
 A broker translates its vendor's errors into ``alphaloom.errors``: ``VenueTemporaryError`` (retry later),
 ``OrderRejectedError`` (refused), ``UnknownOrderStateError`` (outcome unknown: reconcile with ``lookup`` before any

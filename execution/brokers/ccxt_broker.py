@@ -20,9 +20,11 @@ What a caller can rely on:
 - A duplicate-client-id answer (``ccxt.DuplicateOrderId``, or binance's -2010 "Duplicate order sent.", which ccxt
   maps to ``InvalidOrder``) means an order with this id may exist: it is looked up by client id and its report
   returned, never booked as a rejection; not found, it is ``UnknownOrderStateError`` (never a resend).
-- Vendor errors are translated here (``alphaloom.errors``): any other refusal (``InvalidOrder``, ``InsufficientFunds``,
-  ``BadSymbol``, ``BadRequest``, ``PermissionDenied``, ``AuthenticationError``) is ``OrderRejectedError``; network
-  trouble before anything was sent is ``VenueTemporaryError``.
+- Vendor errors are translated through the one ccxt error table (``alphaloom.venues.ccxt_errors``): on a send
+  (column ``SEND``) any other refusal (``InvalidOrder``, ``InsufficientFunds``, ``BadSymbol``, ``BadRequest``,
+  ``PermissionDenied``, ``AuthenticationError``, ``AccountSuspended``) is ``OrderRejectedError`` and anything else
+  ``UnknownOrderStateError``; on a read or cancel (column ``READ``) network trouble is ``VenueTemporaryError`` and any
+  other error ``VenueError``.
 - ccxt statuses map onto our state machine (``ccxt_mapping.status_from_ccxt``); fills are Decimal, one per venue trade.
 - The kill switch is asked before every submit; while it is on nothing is sent (``KillSwitchEngagedError``).
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -50,34 +53,16 @@ from alphaloom.errors import (
     VenueTemporaryError,
 )
 from alphaloom.ops.kill_switch import KillSwitchState
+from alphaloom.venues.ccxt_errors import TEMPORARY, Call, is_duplicate_id, translated, venue_error
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.ccxt_mapping import check_market_limits, dec, fills_from_trades, status_from_ccxt
 
-REFUSALS = (
-    ccxt.InvalidOrder,
-    ccxt.InsufficientFunds,
-    ccxt.BadSymbol,
-    ccxt.BadRequest,
-    ccxt.PermissionDenied,
-    ccxt.AuthenticationError,
-    ccxt.AccountSuspended,
-)
-# Outcome unknown: the request may have reached the venue (a timeout after sending, a 5xx).
-UNKNOWN_OUTCOME = (ccxt.NetworkError,)
 # Venues whose fetch_order by client id also finds filled and cancelled orders (binance: GET /api/v3/order with
 # origClientOrderId). Elsewhere a client-id lookup may see open orders only, so absence is confirmed from history.
 CLIENT_ID_LOOKUP_SEES_CLOSED = frozenset({"binance", "binanceus"})
 # How far before our first send the history is read, for clock skew between us and the venue.
 HISTORY_MARGIN = timedelta(minutes=5)
 DEFAULT_SETTLE_SECONDS = 2.0
-
-
-def is_duplicate_id(exc: BaseException) -> bool:
-    """The venue refused the create because the client order id is already in use (ccxt ``DuplicateOrderId``, or
-    binance's -2010 answer "Duplicate order sent." that ccxt raises as a plain ``InvalidOrder``)."""
-    return isinstance(exc, ccxt.DuplicateOrderId) or (
-        isinstance(exc, ccxt.InvalidOrder) and "duplicate order" in str(exc).lower()
-    )
 
 
 class CcxtBroker:
@@ -118,12 +103,8 @@ class CcxtBroker:
 
     # -- markets -------------------------------------------------------------------------------------------------
     def market(self, symbol: str) -> Mapping[str, Any]:
-        try:
+        with translated(Call.READ, f"{self.name}: cannot load markets"):
             self.exchange.load_markets()
-        except ccxt.NetworkError as exc:
-            raise VenueTemporaryError(f"{self.name}: cannot load markets: {type(exc).__name__}: {exc}") from exc
-        except ccxt.BaseError as exc:
-            raise VenueError(f"{self.name}: cannot load markets: {type(exc).__name__}: {exc}") from exc
         market = self.exchange.markets.get(symbol)
         if market is None:
             raise OrderRejectedError(f"{self.name} has no market {symbol!r}")
@@ -179,22 +160,17 @@ class CcxtBroker:
                     request.symbol, ccxt_type, request.side.value, float(amount),
                     None if price is None else float(price), dict(params),
                 )  # fmt: skip
-            except ccxt.InvalidOrder as exc:
-                if not is_duplicate_id(exc):
-                    raise OrderRejectedError(f"{self.name} refused {coid}: {exc}") from exc
-                return self._existing(coid, request.symbol, exc)
-            except REFUSALS as exc:
-                raise OrderRejectedError(f"{self.name} refused {coid}: {exc}") from exc
-            except UNKNOWN_OUTCOME as exc:
+            except ccxt.BaseError as exc:
+                if is_duplicate_id(exc):
+                    return self._existing(coid, request.symbol, exc)
+                if not isinstance(exc, TEMPORARY):  # a refusal (rejected) or a surprise (outcome unknown)
+                    raise venue_error(exc, Call.SEND, f"{self.name}: submit of {coid}") from exc
+                # Outcome unknown: the request may have reached the venue (a timeout after sending, a 5xx).
                 last_error = exc
                 report = self._confirmed_lookup(coid, request.symbol, since=first_sent, cause=exc)
                 if report is not None:
                     return report  # the venue has it: never send it again
                 continue  # the venue confirmed it never saw the id: safe to send again
-            except ccxt.BaseError as exc:
-                raise UnknownOrderStateError(
-                    f"{self.name}: submit of {coid} failed: {type(exc).__name__}: {exc}"
-                ) from exc
             return self._report(order, coid, request.symbol, request.side)
         raise UnknownOrderStateError(
             f"{self.name}: {coid} not accepted after {self._attempts} attempts, each followed by a "
@@ -246,16 +222,12 @@ class CcxtBroker:
                 f"{self.name}: cannot confirm that {coid} is absent: the venue lists no closed orders or trades"
             )
         start = None if since is None else int((since - HISTORY_MARGIN).timestamp() * 1000)
-        try:
+        with translated(Call.READ, f"{self.name}: history lookup of {coid}"):
             orders = [
                 *self.exchange.fetch_open_orders(symbol, start),
                 *self.exchange.fetch_closed_orders(symbol, start),
             ]
             trades = self.exchange.fetch_my_trades(symbol, start)
-        except ccxt.NetworkError as exc:
-            raise VenueTemporaryError(f"{self.name}: history lookup of {coid}: {type(exc).__name__}: {exc}") from exc
-        except ccxt.BaseError as exc:
-            raise VenueError(f"{self.name}: history lookup of {coid}: {type(exc).__name__}: {exc}") from exc
         for order in orders:
             if order.get("clientOrderId") == coid:
                 return self._report(order, coid, symbol, Side(str(order.get("side"))))
@@ -293,16 +265,11 @@ class CcxtBroker:
 
     def _lookup_in(self, client_order_id: ClientOrderId, symbols: Sequence[str]) -> BrokerReport | None:
         for symbol in symbols:
-            try:
-                order = self.exchange.fetch_order(None, symbol, {"clientOrderId": client_order_id})
-            except ccxt.OrderNotFound:
-                continue
-            except ccxt.NetworkError as exc:
-                raise VenueTemporaryError(
-                    f"{self.name}: lookup of {client_order_id}: {type(exc).__name__}: {exc}"
-                ) from exc
-            except ccxt.BaseError as exc:
-                raise VenueError(f"{self.name}: lookup of {client_order_id}: {type(exc).__name__}: {exc}") from exc
+            with translated(Call.READ, f"{self.name}: lookup of {client_order_id}"):
+                try:
+                    order = self.exchange.fetch_order(None, symbol, {"clientOrderId": client_order_id})
+                except ccxt.OrderNotFound:
+                    continue  # an answer, not an error: the venue does not have it under this symbol
             side = Side(str(order.get("side")))
             return self._report(order, client_order_id, symbol, side)
         return None
@@ -316,7 +283,7 @@ class CcxtBroker:
         if filled > 0 and not trades:
             try:
                 trades = self.exchange.fetch_order_trades(str(order["id"]), symbol)
-            except ccxt.BaseError as exc:
+            except ccxt.BaseError as exc:  # not the table's READ: whatever failed, a fill we cannot book is unknown
                 raise UnknownOrderStateError(
                     f"{self.name}: {client_order_id} filled {filled} but its trades could not be read: {exc}"
                 ) from exc
@@ -337,26 +304,17 @@ class CcxtBroker:
 
     # -- CancellingBroker ------------------------------------------------------------------------------------------
     def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
-        try:
+        # OrderNotFound: already final (filled, cancelled) or never seen; the lookup tells which
+        with translated(Call.READ, f"{self.name}: cancel of {client_order_id}"), suppress(ccxt.OrderNotFound):
             self.exchange.cancel_order(None, symbol, {"clientOrderId": client_order_id})
-        except ccxt.OrderNotFound:
-            pass  # already final (filled, cancelled) or never seen: the lookup tells which
-        except ccxt.NetworkError as exc:
-            raise VenueTemporaryError(f"{self.name}: cancel of {client_order_id}: {exc}") from exc
-        except ccxt.BaseError as exc:
-            raise VenueError(f"{self.name}: cancel of {client_order_id}: {type(exc).__name__}: {exc}") from exc
         return self._find(client_order_id, symbol)
 
     def open_orders(self, symbol: str | None = None) -> list[BrokerReport]:
         """The venue's open orders (of ``symbol``, else of every configured symbol)."""
         reports = []
         for sym in [symbol] if symbol else list(self._symbols):
-            try:
+            with translated(Call.READ, f"{self.name}: open orders of {sym}"):
                 orders = self.exchange.fetch_open_orders(sym)
-            except ccxt.NetworkError as exc:
-                raise VenueTemporaryError(f"{self.name}: open orders of {sym}: {exc}") from exc
-            except ccxt.BaseError as exc:
-                raise VenueError(f"{self.name}: open orders of {sym}: {type(exc).__name__}: {exc}") from exc
             for order in orders:
                 coid = ClientOrderId(str(order.get("clientOrderId") or ""))
                 reports.append(self._report(order, coid, sym, Side(str(order.get("side")))))
@@ -366,12 +324,8 @@ class CcxtBroker:
     def current_price(self, symbol: str, side: Side) -> Decimal:
         """The venue's price now (``QuotingBroker``): from ``fetch_ticker``, the ask for a buy and the bid for a sell,
         else the last trade; a ticker with none of them is a ``VenueTemporaryError``."""
-        try:
+        with translated(Call.READ, f"{self.name}: ticker of {symbol}"):
             ticker = self.exchange.fetch_ticker(symbol)
-        except ccxt.NetworkError as exc:
-            raise VenueTemporaryError(f"{self.name}: ticker of {symbol}: {exc}") from exc
-        except ccxt.BaseError as exc:
-            raise VenueError(f"{self.name}: ticker of {symbol}: {type(exc).__name__}: {exc}") from exc
         for key in ("ask" if side is Side.BUY else "bid", "last"):
             price = dec(ticker.get(key))
             if price is not None and price > 0:
@@ -382,12 +336,8 @@ class CcxtBroker:
         """Up to ``depth`` (price, size) levels on the side we would take, best first: asks for a buy, bids for a
         sell (``fetch_order_book(symbol, depth)``). An empty side or an unreadable level is a
         ``VenueTemporaryError``."""
-        try:
+        with translated(Call.READ, f"{self.name}: order book of {symbol}"):
             book = self.exchange.fetch_order_book(symbol, depth)
-        except ccxt.NetworkError as exc:
-            raise VenueTemporaryError(f"{self.name}: order book of {symbol}: {exc}") from exc
-        except ccxt.BaseError as exc:
-            raise VenueError(f"{self.name}: order book of {symbol}: {type(exc).__name__}: {exc}") from exc
         name = "asks" if side is Side.BUY else "bids"
         raw = (book.get(name) or [])[:depth]
         if not raw:
@@ -410,12 +360,8 @@ class CcxtBroker:
     # -- balances, stop orders -------------------------------------------------------------------------------------
     def balances(self) -> dict[str, Decimal]:
         """Total balance per currency at the venue (free + used), zero balances left out."""
-        try:
+        with translated(Call.READ, f"{self.name}: fetch_balance"):
             balance = self.exchange.fetch_balance()
-        except ccxt.NetworkError as exc:
-            raise VenueTemporaryError(f"{self.name}: fetch_balance: {exc}") from exc
-        except ccxt.BaseError as exc:
-            raise VenueError(f"{self.name}: fetch_balance: {type(exc).__name__}: {exc}") from exc
         totals = balance.get("total") or {}
         return {ccy: d for ccy, value in totals.items() if (d := dec(value))}
 

@@ -2,11 +2,12 @@
 venue) and one ccxt broker per live or shadow account whose credentials are stored. For whole-system actions such as
 cancelling open orders when the kill switch is turned on.
 
-ccxt (half a second to import) is loaded only when a live or shadow broker is built, so paper runs never pay for it."""
+Exchanges are built by the one ccxt factory (``alphaloom.venues.ccxt_exchange``); ccxt (half a second to import) is
+loaded only when a live or shadow broker is built, so paper runs never pay for it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -15,27 +16,16 @@ from sqlalchemy import Engine, text
 from alphaloom.domain import ClientOrderId
 from alphaloom.errors import AlphaLoomError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
-from alphaloom.ops.secrets import load_credentials
 from alphaloom.settings import Settings
+from alphaloom.venues.ccxt_exchange import ExchangeMaker, account_exchange, make_exchange
 from execution.brokers.base import Broker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.shadow import ShadowBroker
 
 if TYPE_CHECKING:
-    import ccxt
-
     from execution.brokers.ccxt_broker import CcxtBroker
 
-ExchangeMaker = Callable[[str, Mapping[str, object]], "ccxt.Exchange"]
-
-
-def _make_exchange(exchange_id: str, config: Mapping[str, object]) -> ccxt.Exchange:
-    from alphaloom.ingest.ccxt_prices import make_exchange
-
-    return make_exchange(exchange_id, config)
-
-
-_exchange_maker: ExchangeMaker = _make_exchange
+_exchange_maker: ExchangeMaker = make_exchange
 
 
 @contextmanager
@@ -106,12 +96,11 @@ def shadow_broker(engine: Engine, settings: Settings, live: Broker) -> ShadowBro
 def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: str) -> CcxtBroker | None:
     """The live broker of ``account`` at ``exchange_id``; None when no credentials are stored for it."""
     with engine.connect() as conn:
-        credentials = load_credentials(conn, settings, exchange_id, account)
-    if credentials is None:
+        exchange = account_exchange(conn, settings, exchange_id, account, make=_exchange_maker)
+    if exchange is None:
         return None
     from execution.brokers.ccxt_broker import CcxtBroker
 
-    exchange = _exchange_maker(exchange_id, credentials.ccxt_config())
     return CcxtBroker(exchange, kill_switch=kill_switch_reader(engine), symbols=settings.symbols,
                       symbol_of=symbol_reader(engine), account=account,
                       settle_seconds=settings.resend_settle_seconds)  # fmt: skip

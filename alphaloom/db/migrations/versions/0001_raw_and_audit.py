@@ -1,4 +1,4 @@
-"""Schemas raw and audit (DESIGN §3).
+"""Schemas raw and audit (ARCHITECTURE §3).
 
 Revision ID: 0001
 """
