@@ -25,8 +25,8 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import ClientOrderId, OrderStatus
 from alphaloom.errors import AlphaLoomError
+from execution.algos.schedule import cancel_all_scheduled
 from execution.brokers.base import Broker, CancellingBroker
-from execution.schedule import cancel_all_scheduled
 from execution.submit import apply_venue_report
 
 OPEN = ("new", "submitted", "partially_filled")

@@ -1,13 +1,13 @@
 """Execution: turn approved ``OrderIntent``s into orders at a broker, exactly once, and book what filled.
 
 First, an intent whose notional in the account's base currency (at the rate known at ``event_time``) is above
-``settings.split_above_notional`` is replaced by its child orders (``execution.splitting``:
+``settings.split_above_notional`` is replaced by its child orders (``execution.algos.splitting``:
 TWAP or iceberg, legs ``leg * 1000 + n``, each recorded with ``parent_client_order_id``). A TWAP spread over
-``twap_duration_minutes`` has its whole schedule recorded (``execution.schedule``) before its first slice is sent;
-the later slices are sent by ``execution.release`` when due, through this same path. An iceberg parent likewise:
+``twap_duration_minutes`` has its whole schedule recorded (``execution.algos.schedule``) before its first slice is sent;
+the later slices are sent by ``execution.algos.release`` when due, through this same path. An iceberg parent likewise:
 only its first child is sent, each next one is released once the one before it has filled. Each intent's read also cancels
 the account's TWAP slices of that symbol still scheduled on the other side (a later decision supersedes them). With a
-``RoutingBroker``, each intent is then replaced by its route legs across venues (``execution.routing``: best price
+``RoutingBroker``, each intent is then replaced by its route legs across venues (``execution.algos.routing``: best price
 after fees walking several levels of each order book), the plan committed in ``audit.route_legs`` before anything is sent; each leg goes only
 to the venue its plan names and is recorded with that venue and the plan's arrival price. Then for each intent, in
 order (on the caller's connection; the caller's transaction decides), under a per-account advisory lock:
@@ -16,7 +16,7 @@ order (on the caller's connection; the caller's transaction decides), under a pe
    sent; it is returned in ``duplicates``, after reconciling with ``broker.lookup`` when its status was not final;
    likewise an order whose family was recorded in another shape (a child whose parent exists unsplit, or whose
    siblings were split differently; an unsplit order with recorded children) is not sent;
-2. the submit journal (``execution.journal``) shows an earlier attempt that never got recorded (a crash between
+2. the submit journal (``execution.orders.journal``) shows an earlier attempt that never got recorded (a crash between
    submit and record) -> the venue is asked by client order id first; what it has is recorded (``recovered``) and
    nothing is resent; only an order the venue never saw may be sent;
 3. kill switch engaged -> nothing is sent (no broker call), counted in ``kill_switch_blocked``;
@@ -28,7 +28,7 @@ order (on the caller's connection; the caller's transaction decides), under a pe
    long-only -> a breach sends nothing, raises nothing, is returned in ``refused``; every trip is recorded
    (``audit.guard_trips``);
 5. the attempt is journaled and committed, the order submitted, and the order row with its events (new -> submitted
-   -> filled | expired...), fills, position and cash written in one statement (``execution.order_store``).
+   -> filled | expired...), fills, position and cash written in one statement (``execution.orders.store``).
 
 Steps 3-4 are also recorded as an ``execution_guard`` risk check, denied or approved, with the numbers.
 
@@ -75,25 +75,10 @@ from alphaloom.errors import (
 from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits, kill_switch_state
 from alphaloom.settings import Settings
-from execution.brokers.base import Broker, BrokerReport, OrderRequest, QuotingBroker
-from execution.fatfinger import check_daily_loss, check_orders_per_run, record_trip, set_halt
-from execution.journal import record_attempt
-from execution.ledger import Holding, apply_fill, cash_change, fee_charged_in
-from execution.ledger import fee_cash as fee_cash_of
-from execution.order_store import (
-    EventRow,
-    FillBooking,
-    GuardRow,
-    NewOrder,
-    OrderState,
-    read_order_state,
-    read_quote_rates,
-    record_guard,
-    write_report,
-)
-from execution.orders import is_terminal, path_to
-from execution.routing import RoutedIntents, RoutingBroker, route_intents
-from execution.schedule import (
+from execution.accounts.holdings import Holding, apply_fill, cash_change, fee_charged_in
+from execution.accounts.holdings import fee_cash as fee_cash_of
+from execution.algos.routing import RoutedIntents, RoutingBroker, route_intents
+from execution.algos.schedule import (
     CANCELLED,
     REFUSED,
     RELEASED,
@@ -105,7 +90,22 @@ from execution.schedule import (
     record_schedule,
     schedule_of,
 )
-from execution.splitting import SplitPlan, SplitPolicy, arrival_slippage, split_intents
+from execution.algos.splitting import SplitPlan, SplitPolicy, arrival_slippage, split_intents
+from execution.brokers.base import Broker, BrokerReport, OrderRequest, QuotingBroker
+from execution.orders.journal import record_attempt
+from execution.orders.state import is_terminal, path_to
+from execution.orders.store import (
+    EventRow,
+    FillBooking,
+    GuardRow,
+    NewOrder,
+    OrderState,
+    read_order_state,
+    read_quote_rates,
+    record_guard,
+    write_report,
+)
+from execution.safety.fatfinger import check_daily_loss, check_orders_per_run, record_trip, set_halt
 
 GUARD_CHECK = "execution_guard"
 # The portfolio risk gate a released slice passes (``agents.risk.gate.portfolio_gate``): the intent that may go (maybe
@@ -135,7 +135,7 @@ class Refusal:
 @dataclass
 class ExecutionResult:
     """What ``execute`` did. ``broker_submits`` counts calls to ``broker.submit``; ``scheduled``: TWAP slices left
-    for later (``execution.release``); ``blocked``: client ids the kill switch stopped; ``superseded``: scheduled
+    for later (``execution.algos.release``); ``blocked``: client ids the kill switch stopped; ``superseded``: scheduled
     slices of the other side cancelled by this call's intents."""
 
     submitted: list[OrderOutcome] = field(default_factory=list)
@@ -321,9 +321,9 @@ def execute(
     ``parents`` maps a child order's client id to its parent's (TWAP, iceberg, routed splits).
 
     A TWAP spread over time (``twap_duration_minutes`` > 0): the parent's whole schedule is recorded first
-    (``execution.schedule``), then only the slices due by ``event_time`` go on (the first); the others are returned
+    (``execution.algos.schedule``), then only the slices due by ``event_time`` go on (the first); the others are returned
     in ``scheduled``. A retry finds the schedule and sends only what is due and not yet recorded; a retry split in
-    another shape sends nothing. ``slices``: scheduled slices being released (``execution.release``): sent as they
+    another shape sends nothing. ``slices``: scheduled slices being released (``execution.algos.release``): sent as they
     are (not split again, no other slice superseded), measured against their parent's arrival price; with ``gate``
     (the portfolio risk gate, built by the flows from ``agents.risk.gate``) each slice first passes it at
     ``event_time``: denied, it is refused with the gate's breaches (recorded like every guard trip); shrunk, the
@@ -391,7 +391,7 @@ def execute(
         result.superseded += state.superseded
         if state.account_venue is None:
             raise ConfigError(
-                f"account {intent.account!r} does not exist; create it with execution.accounts.ensure_account"
+                f"account {intent.account!r} does not exist; create it with execution.accounts.registry.ensure_account"
             )
 
         if state.existing_status is not None:
@@ -727,7 +727,7 @@ def journal_details(
     timeframe: str | None = None,
     stop_price: Decimal | None = None,
 ) -> dict[str, Any]:
-    """The order as it is about to be sent, for the submit journal (``execution.journal``): enough to look it up at
+    """The order as it is about to be sent, for the submit journal (``execution.orders.journal``): enough to look it up at
     its venue and to record it (``book_journaled_order``) if the decision that sends it is never committed."""
     intent = new_order.intent
     optional = {
@@ -838,7 +838,7 @@ def place_standing_order(
     ).first()
     if account is None:
         raise ConfigError(
-            f"account {intent.account!r} does not exist; create it with execution.accounts.ensure_account"
+            f"account {intent.account!r} does not exist; create it with execution.accounts.registry.ensure_account"
         )
     if getattr(broker, "live", False) and not (account.live_enabled and account.mode in ("live", "shadow")):
         raise ConfigError(f"account {intent.account!r} (mode {account.mode}) is not armed for live orders")

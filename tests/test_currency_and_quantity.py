@@ -25,7 +25,7 @@ from alphaloom.fx import store_rate
 from alphaloom.guards import HardLimits, KillSwitchState
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series, make_exchange
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 
 D = Decimal

@@ -15,11 +15,11 @@ from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus
 from alphaloom.errors import InvalidOrderTransitionError, KillSwitchEngagedError
 from alphaloom.guards import KillSwitchState, kill_switch_state, set_kill_switch
 from alphaloom.settings import Settings
-from execution.accounts import cash_balance, ensure_account
+from execution.accounts.holdings import Holding, apply_fill, cash_change
+from execution.accounts.registry import cash_balance, ensure_account
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker, paper_fill
-from execution.ledger import Holding, apply_fill, cash_change
-from execution.orders import TERMINAL, path_to, transition
+from execution.orders.state import TERMINAL, path_to, transition
 from execution.submit import execute
 
 S = OrderStatus

@@ -16,11 +16,11 @@ from test_execution_ccxt import OFF, T0
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.ingest.ccxt_prices import make_exchange
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.reconcile import reconcile_account
+from execution.accounts.registry import ensure_account
+from execution.algos.routing import RoutingBroker, plan_legs
+from execution.algos.splitting import BookTop, VenueBook, route_by_depth
 from execution.brokers.ccxt_broker import CcxtBroker
-from execution.reconcile import reconcile_account
-from execution.routing import RoutingBroker, plan_legs
-from execution.splitting import BookTop, VenueBook, route_by_depth
 from execution.submit import execute
 
 D = Decimal

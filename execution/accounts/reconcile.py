@@ -29,8 +29,8 @@ from alphaloom.domain import OrderStatus, require_utc
 from alphaloom.errors import ConfigError
 from alphaloom.guards import kill_switch_state
 from execution.brokers.base import BalanceBroker, BrokerReport, CancellingBroker
-from execution.journal import orphaned_attempts, resolve_attempt
-from execution.orders import is_terminal
+from execution.orders.journal import orphaned_attempts, resolve_attempt
+from execution.orders.state import is_terminal
 from execution.submit import apply_venue_report, book_journaled_order, lock_account
 
 OPEN = ("new", "submitted", "partially_filled")

@@ -5,10 +5,10 @@
 - ``paper`` (the default for a new account): the decision flow's paper broker;
 - ``live``: its ccxt broker (``execution.brokers.factory``), only when the account is armed (``live_enabled``) and
   credentials for its venue are stored; with ``settings.route_venues``, a ``RoutingBroker`` over its venue (home)
-  and those venues (credentials needed at each), so every order is routed (``execution.routing``);
+  and those venues (credentials needed at each), so every order is routed (``execution.algos.routing``);
 - ``shadow``: a ``ShadowBroker`` around the live broker of its own venue (not routed), on the same conditions.
 
-A live or shadow account is then reconciled with its venue (``execution.reconcile``) before any order: every
+A live or shadow account is then reconciled with its venue (``execution.accounts.reconcile``) before any order: every
 difference is recorded in ``audit.reconciliations``. When differences other than our own orders brought up to date
 remain (beyond ``settings.reconcile_tolerance``), or the venue cannot be reconciled at all, the session refuses to
 trade this run. Every refusal is an ``audit.guard_trips`` row (guard ``live_not_armed``, ``no_credentials``,
@@ -33,15 +33,15 @@ from alphaloom.domain import OrderIntent
 from alphaloom.errors import AlphaLoomError
 from alphaloom.guards import LimitBreach
 from alphaloom.settings import Settings
+from execution.accounts.reconcile import Difference, reconcile_account, unexplained
+from execution.algos.release import ReleaseResult, release_due_children
+from execution.algos.routing import RoutingBroker
 from execution.brokers.base import Broker
 from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
-from execution.fatfinger import check_decision_age, record_trip
-from execution.order_store import GuardRow, record_guard
-from execution.protective import arm_entries
-from execution.reconcile import Difference, reconcile_account, unexplained
-from execution.release import ReleaseResult, release_due_children
-from execution.routing import RoutingBroker
-from execution.shadow import ShadowBroker, record_drift
+from execution.brokers.shadow import ShadowBroker, record_drift
+from execution.orders.store import GuardRow, record_guard
+from execution.safety.fatfinger import check_decision_age, record_trip
+from execution.safety.protective import arm_entries
 from execution.submit import GUARD_CHECK, ExecutionResult, Refusal, SliceGate, execute
 
 
@@ -89,7 +89,9 @@ def open_session(
             text("select venue, mode, live_enabled from audit.accounts where id = :a"), {"a": account}
         ).first()
     if row is None:
-        raise AlphaLoomError(f"account {account!r} does not exist; create it with execution.accounts.ensure_account")
+        raise AlphaLoomError(
+            f"account {account!r} does not exist; create it with execution.accounts.registry.ensure_account"
+        )
     if row.mode == "paper":
         return TradingSession(account, "paper", decision_paper_broker(engine, settings))
     base = {"mode": row.mode, "venue": row.venue}
@@ -157,7 +159,7 @@ def execute_in_session(
     ``settings.live_max_decision_age_bars`` bars before ``now`` (default: the wall clock) are all refused, nothing
     sent: each is an ``execution_guard`` risk check and a ``decision_age`` guard trip with the reason. Every entry
     that filled gets its protective exit armed when ``stop_loss_pct`` / ``take_profit_pct`` are set
-    (``execution.protective.arm_entries``)."""
+    (``execution.safety.protective.arm_entries``)."""
     if not session.may_trade or session.broker is None:
         raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
     if session.mode in ("live", "shadow"):

@@ -27,8 +27,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import ClientOrderId, last_closed_open, require_utc
 from alphaloom.settings import Settings
-from execution.brokers.base import Broker
-from execution.schedule import (
+from execution.algos.schedule import (
     ScheduledSlice,
     accounts_with_due_slices,
     cancel_parents,
@@ -38,6 +37,7 @@ from execution.schedule import (
     schedule_of,
     stopped_parents,
 )
+from execution.brokers.base import Broker
 from execution.submit import BookingListener, ExecutionResult, SliceGate, execute, lock_account
 
 

@@ -4,8 +4,8 @@ with the plan saved before any leg is sent.
 - ``RoutingBroker`` is a ``Broker`` over several venue brokers (``CcxtBroker``s, one per venue, each with the
   account's credentials there). It sends each client order id to the venue its route plan names (``assign``); an id
   with no plan goes to the ``home`` venue. ``lookup`` asks the planned venue (an unplanned id: every venue, home
-  first); ``balances`` adds up the venues' totals (so ``execution.reconcile`` compares the account with all of them).
-- ``plan_legs`` (pure): ``execution.splitting.route_by_depth`` over the venues' books (``VenueBook``: up to
+  first); ``balances`` adds up the venues' totals (so ``execution.accounts.reconcile`` compares the account with all of them).
+- ``plan_legs`` (pure): ``execution.algos.splitting.route_by_depth`` over the venues' books (``VenueBook``: up to
   ``depth`` levels each, read with ccxt ``fetch_order_book``; a ``BookTop`` is a one-level book): the levels of all
   venues are taken from the best price after each venue's fee until the quantity is done, what the books cannot
   cover goes to the best venue. One ``RouteLeg`` per venue with leg ``parent.leg * 1000 + n`` (deterministic client
@@ -32,8 +32,8 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import ClientOrderId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import AlphaLoomError, ConfigError, VenueTemporaryError
+from execution.algos.splitting import BookTop, VenueBook, route_by_depth
 from execution.brokers.base import Broker, BrokerReport, OrderRequest
-from execution.splitting import BookTop, VenueBook, route_by_depth
 
 
 class VenueBroker(Broker, Protocol):

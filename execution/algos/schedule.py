@@ -1,7 +1,7 @@
 """TWAP schedules (``audit.scheduled_slices``): the slices of a TWAP parent with the time each is due.
 
 ``execute`` records a parent's whole schedule (the first slice included) in the caller's transaction before it sends
-the first slice; ``execution.release`` sends the others when due. A slice leaves ``scheduled`` once: ``released``
+the first slice; ``execution.algos.release`` sends the others when due. A slice leaves ``scheduled`` once: ``released``
 (its order is recorded), ``refused`` (the execution guard refused it) or ``cancelled`` (the kill switch, or a later
 decision to trade the same symbol the other way). ``due_slices`` is the pure choice of what is due; the rest is I/O.
 

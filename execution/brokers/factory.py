@@ -19,7 +19,7 @@ from alphaloom.secrets import load_credentials
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
-from execution.shadow import ShadowBroker
+from execution.brokers.shadow import ShadowBroker
 
 if TYPE_CHECKING:
     import ccxt

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, text
 from alphaloom.db.batch import Statement, cached_text
 from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
 from alphaloom.guards import KillSwitchState
-from execution.ledger import Holding, fee_charged_in, realized_on_sell
+from execution.accounts.holdings import Holding, fee_charged_in, realized_on_sell
 
 
 def _dumps(value: Any) -> str:
@@ -284,7 +284,7 @@ class FillBooking:
     holding: Holding
     currency: str
     cash_delta: Decimal
-    # fees charged in a third asset (BNB): that asset's balance change, per asset (``execution.ledger.fee_cash``)
+    # fees charged in a third asset (BNB): that asset's balance change, per asset (``execution.accounts.holdings.fee_cash``)
     fee_cash: Mapping[str, Decimal] = field(default_factory=dict)
 
 

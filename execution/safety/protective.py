@@ -16,7 +16,7 @@ levels stay guarded while no decision runs.
   rerun on the same bar sends nothing twice. The price band never refuses it (``OrderIntent.protective``): a stop
   the market gapped through must still get out. The exit row becomes ``triggered`` with what triggered it.
 
-``arm_entries`` arms every filled entry of an execution (``execution.session`` calls it after each decision's
+``arm_entries`` arms every filled entry of an execution (``execution.accounts.session`` calls it after each decision's
 orders) when ``stop_loss_pct`` / ``take_profit_pct`` are set: levels from the position's average entry price, for
 the whole position held, replacing the levels (and cancelling the venue stop) of an earlier entry.
 
@@ -38,7 +38,7 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side, last_closed_open, require_utc, stable_hash
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, CancellingBroker, StopOrderBroker
-from execution.orders import is_terminal
+from execution.orders.state import is_terminal
 from execution.submit import ExecutionResult, apply_venue_report, execute, place_standing_order
 
 CONFIG_VERSION = "protective_exit"
