@@ -43,8 +43,10 @@ from execution.algos.release import release_due_children
 from execution.brokers.base import Broker
 from execution.brokers.next_open import NextOpenPaperBroker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.orders.send_context import SliceGate
 from execution.orders.store import FillBooking, cash_moves
-from execution.submit import BookingListener, SliceGate, execute
+from execution.orders.venue_reports import BookingListener
+from execution.submit import execute
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 from flows.decide import _ensure_paper_account, decision_times

@@ -39,7 +39,7 @@ class CountingBroker:
     """A real ``Broker`` delegating to a ``PaperBroker``, counting submits."""
 
     def __init__(self, inner: PaperBroker) -> None:
-        self.inner, self.name, self.submits = inner, inner.name, 0
+        self.inner, self.name, self.live, self.submits = inner, inner.name, inner.live, 0
 
     def submit(self, request: OrderRequest) -> BrokerReport:
         self.submits += 1

@@ -118,6 +118,7 @@ class CountingBroker:
     def __init__(self, inner: Broker) -> None:
         self.inner = inner
         self.name = inner.name
+        self.live = False
         self.submits = 0
         self.lookups = 0
 

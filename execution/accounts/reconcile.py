@@ -28,10 +28,11 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import OrderStatus, require_utc
 from alphaloom.errors import ConfigError
 from alphaloom.guards import kill_switch_state
+from execution.accounts.registry import lock_account
 from execution.brokers.base import BalanceBroker, BrokerReport, CancellingBroker
 from execution.orders.journal import orphaned_attempts, resolve_attempt
 from execution.orders.state import is_terminal
-from execution.submit import apply_venue_report, book_journaled_order, lock_account
+from execution.orders.venue_reports import apply_venue_report, book_journaled_order
 
 OPEN = ("new", "submitted", "partially_filled")
 

@@ -1,10 +1,29 @@
-"""Trading accounts: the ``audit.accounts`` row and its cash in ``audit.balances``."""
+"""Trading accounts: the ``audit.accounts`` row, its cash in ``audit.balances``, and the per-account lock every
+send, release and reconciliation takes."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from sqlalchemy import Connection, text
+
+
+def lock_account(conn: Connection, account: str) -> None:
+    """Take the account's advisory lock, held until the caller's transaction ends."""
+    conn.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"alphaloom:account:{account}"})
+
+
+class AccountLocks:
+    """The account locks one transaction takes (``lock_account``), each once: held until it ends."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._held: set[str] = set()
+
+    def take(self, account: str) -> None:
+        if account not in self._held:
+            lock_account(self._conn, account)
+            self._held.add(account)
 
 
 def ensure_account(

@@ -39,10 +39,13 @@ from execution.algos.routing import RoutingBroker
 from execution.brokers.base import Broker
 from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
 from execution.brokers.shadow import ShadowBroker, record_drift
+from execution.orders.outcomes import ExecutionResult, Refusal
+from execution.orders.send_context import SliceGate
 from execution.orders.store import GuardRow, record_guard
 from execution.safety.fatfinger import check_decision_age, record_trip
 from execution.safety.protective import arm_entries
-from execution.submit import GUARD_CHECK, ExecutionResult, Refusal, SliceGate, execute
+from execution.safety.send_guards import guard_name
+from execution.submit import execute
 
 
 @dataclass(frozen=True)
@@ -181,8 +184,8 @@ def _refuse_all(
     result = ExecutionResult()
     for intent in intents:
         result.refused.append(Refusal(intent, (breach,)))
-        record_guard(conn, run_id, intent, GuardRow(GUARD_CHECK if intent.leg == 0 else f"{GUARD_CHECK}[leg {intent.leg}]",
-                                                    False, breach.reason, {"breaches": {breach.limit: breach.numbers}}))  # fmt: skip
+        numbers = {"breaches": {breach.limit: breach.numbers}}
+        record_guard(conn, run_id, intent, GuardRow(guard_name(intent), False, breach.reason, numbers))
         record_trip(conn, run_id=run_id, account=intent.account, guard=breach.limit, reason=breach.reason,
                     numbers=breach.numbers, symbol=intent.symbol, decision_id=intent.decision_id)  # fmt: skip
     return result

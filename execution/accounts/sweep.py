@@ -8,8 +8,8 @@ account without stored credentials) is counted in ``unprotected`` and skipped, s
 A slice is an order leaving later than its decision, so at release it passes what a fresh order passes: the
 portfolio risk gate (``gate``: drawdown halt, exposure, VaR; the flows build it from ``agents.risk.gate``) besides the
 kill switch, arming and hard limits. A live or shadow account's slices go only through a trading session
-(``execution.accounts.session.open_session``): the account is reconciled with its venue first, and when that fails or leaves
-differences, no slice goes to that venue this pass (counted in ``slices_held``; the refusal is recorded as for a
+(``execution.accounts.session.open_session``): the account is reconciled with its venue first, and when that fails or
+leaves differences, no slice goes to that venue this pass (counted in ``slices_held``; the refusal is recorded as for a
 decision run). Protective exits are not held back: they only reduce risk.
 """
 
@@ -26,8 +26,9 @@ from execution.accounts.session import open_session, release_in_session
 from execution.algos.release import ReleaseResult, release_due_children
 from execution.algos.schedule import accounts_with_due_slices
 from execution.brokers.factory import broker_for_account
+from execution.orders.outcomes import ExecutionResult
+from execution.orders.send_context import SliceGate
 from execution.safety.protective import check_exits
-from execution.submit import ExecutionResult, SliceGate
 
 
 @dataclass

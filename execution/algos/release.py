@@ -27,6 +27,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import ClientOrderId, last_closed_open, require_utc
 from alphaloom.settings import Settings
+from execution.accounts.registry import lock_account
 from execution.algos.schedule import (
     ScheduledSlice,
     accounts_with_due_slices,
@@ -38,7 +39,10 @@ from execution.algos.schedule import (
     stopped_parents,
 )
 from execution.brokers.base import Broker
-from execution.submit import BookingListener, ExecutionResult, SliceGate, execute, lock_account
+from execution.orders.outcomes import ExecutionResult
+from execution.orders.send_context import SliceGate
+from execution.orders.venue_reports import BookingListener
+from execution.submit import execute
 
 
 @dataclass

@@ -284,7 +284,8 @@ class FillBooking:
     holding: Holding
     currency: str
     cash_delta: Decimal
-    # fees charged in a third asset (BNB): that asset's balance change, per asset (``execution.accounts.holdings.fee_cash``)
+    # fees charged in a third asset (BNB): that asset's balance change, per asset
+    # (``execution.accounts.holdings.fee_cash``)
     fee_cash: Mapping[str, Decimal] = field(default_factory=dict)
 
 

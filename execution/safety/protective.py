@@ -3,7 +3,7 @@ levels stay guarded while no decision runs.
 
 - ``arm_exit`` records the levels for (account, symbol). Where the broker holds stop orders itself
   (``StopOrderBroker.supports_stop_orders()``, e.g. ccxt ``has['createStopOrder']``) the stop is placed at the venue
-  as a stop-limit sell (``execution.submit.place_standing_order``: an audit order like any other, limit
+  as a stop-limit sell (``execution.orders.sending.place_standing_order``: an audit order like any other, limit
   ``stop_limit_offset_pct`` below the stop) and the mode is ``venue_native``; otherwise (or when the venue refuses
   it) ``bar_check``.
 - For a ``venue_native`` exit, ``check_exits`` follows the stop at the venue by client id on every bar: its fills are
@@ -38,8 +38,11 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side, last_closed_open, require_utc, stable_hash
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, CancellingBroker, StopOrderBroker
+from execution.orders.outcomes import ExecutionResult
+from execution.orders.sending import place_standing_order
 from execution.orders.state import is_terminal
-from execution.submit import ExecutionResult, apply_venue_report, execute, place_standing_order
+from execution.orders.venue_reports import apply_venue_report
+from execution.submit import execute
 
 CONFIG_VERSION = "protective_exit"
 
