@@ -34,6 +34,7 @@ from alphaloom.errors import AlphaLoomError
 from alphaloom.guards import LimitBreach
 from alphaloom.settings import Settings
 from execution.accounts.reconcile import Difference, reconcile_account, unexplained
+from execution.accounts.registry import LIVE_MODES, AccountMode
 from execution.algos.release import ReleaseResult, release_due_children
 from execution.algos.routing import RoutingBroker
 from execution.brokers.base import Broker
@@ -53,7 +54,7 @@ class TradingSession:
     """``broker`` is None when the account cannot trade at all; ``refusal`` says why it may not trade this run."""
 
     account: str
-    mode: str
+    mode: AccountMode
     broker: Broker | None
     refusal: str = ""
     differences: tuple[Difference, ...] = field(default_factory=tuple)
@@ -95,21 +96,22 @@ def open_session(
         raise AlphaLoomError(
             f"account {account!r} does not exist; create it with execution.accounts.registry.ensure_account"
         )
-    if row.mode == "paper":
-        return TradingSession(account, "paper", decision_paper_broker(engine, settings))
+    mode = AccountMode(row.mode)
+    if mode is AccountMode.PAPER:
+        return TradingSession(account, mode, decision_paper_broker(engine, settings))
     base = {"mode": row.mode, "venue": row.venue}
     if not row.live_enabled:
-        refused = TradingSession(account, row.mode, None, f"account {account!r} ({row.mode} at {row.venue}) is not "
+        refused = TradingSession(account, mode, None, f"account {account!r} ({row.mode} at {row.venue}) is not "
                                  "armed for live orders: no order is sent (arm it with `alphaloom arm`)")  # fmt: skip
         return _refuse(engine, refused, run_id=run_id, guard="live_not_armed", alert_kind="live_refused",
                        numbers={**base, "live_enabled": False})  # fmt: skip
-    routed = row.mode == "live" and settings.route_venues
+    routed = mode is AccountMode.LIVE and settings.route_venues
     names = [row.venue, *(v for v in settings.route_venues if v != row.venue)] if routed else [row.venue]
     venues = {name: ccxt_broker(engine, settings, account, name) for name in names}
     missing = [name for name, b in venues.items() if b is None]
     if missing:
         where = ", ".join(f"{name}/{account}" for name in missing)
-        refused = TradingSession(account, row.mode, None, f"no credentials stored for {where}: no order is sent (add "
+        refused = TradingSession(account, mode, None, f"no credentials stored for {where}: no order is sent (add "
                                  "them with `alphaloom keys add`)")  # fmt: skip
         return _refuse(engine, refused, run_id=run_id, guard="no_credentials", alert_kind="live_refused",
                        numbers={**base, "missing": missing})  # fmt: skip
@@ -121,7 +123,7 @@ def open_session(
             fee_bps=settings.route_fee_bps,
             depth=settings.route_depth,
         )
-    broker: Broker = shadow_broker(engine, settings, live) if row.mode == "shadow" else live
+    broker: Broker = shadow_broker(engine, settings, live) if mode is AccountMode.SHADOW else live
     try:
         with engine.begin() as conn:
             differences = reconcile_account(
@@ -129,16 +131,16 @@ def open_session(
                 tolerance=settings.reconcile_tolerance, event_time=event_time,
             )  # fmt: skip
     except AlphaLoomError as exc:
-        refused = TradingSession(account, row.mode, broker, f"{account} could not be reconciled with {row.venue}: "
+        refused = TradingSession(account, mode, broker, f"{account} could not be reconciled with {row.venue}: "
                                  f"{type(exc).__name__}: {exc}; no order is sent this run")  # fmt: skip
         return _refuse(engine, refused, run_id=run_id, guard="reconciliation_failed", alert_kind="reconciliation",
                        numbers={**base, "error": type(exc).__name__})  # fmt: skip
     blocking = unexplained(differences)
-    session = TradingSession(account, row.mode, broker, differences=tuple(differences))
+    session = TradingSession(account, mode, broker, differences=tuple(differences))
     if not blocking:
         return session
     items = ", ".join(f"{d.kind} {d.item}" for d in blocking)
-    refused = TradingSession(account, row.mode, broker, f"{account} differs from {row.venue} beyond tolerance "
+    refused = TradingSession(account, mode, broker, f"{account} differs from {row.venue} beyond tolerance "
                              f"{settings.reconcile_tolerance} ({items}); no order is sent this run",
                              tuple(differences))  # fmt: skip
     return _refuse(engine, refused, run_id=run_id, guard="reconciliation", alert_kind="reconciliation",
@@ -165,7 +167,7 @@ def execute_in_session(
     (``execution.safety.protective.arm_entries``)."""
     if not session.may_trade or session.broker is None:
         raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
-    if session.mode in ("live", "shadow"):
+    if session.mode in LIVE_MODES:
         stale = check_decision_age(event_time, now or datetime.now(UTC), timeframe=settings.timeframe,
                                    max_bars=settings.live_max_decision_age_bars)  # fmt: skip
         if stale is not None:

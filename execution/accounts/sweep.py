@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import Engine, text
 
 from alphaloom.settings import Settings
+from execution.accounts.registry import LIVE_MODES
 from execution.accounts.session import open_session, release_in_session
 from execution.algos.release import ReleaseResult, release_due_children
 from execution.algos.schedule import accounts_with_due_slices
@@ -68,7 +69,7 @@ def sweep_accounts(
         due = accounts_with_due_slices(conn, at, account)
         modes = dict(conn.execute(text("select id, mode from audit.accounts where id = any(:a)"), {"a": due}).all())
     for name in due:
-        if modes.get(name) in ("live", "shadow"):
+        if modes.get(name) in LIVE_MODES:
             released = _release_live(engine, settings, name, totals, run_id=run_id, at=at, gate=gate)
         else:
             released = _for_account(engine, settings, name, totals, lambda conn, broker, n=name: release_due_children(

@@ -30,11 +30,8 @@ from alphaloom.domain import ClientOrderId, OrderIntent, OrderStatus, client_ord
 from alphaloom.settings import Settings
 from execution.accounts.registry import AccountLocks
 from execution.algos.schedule import (
-    CANCELLED,
-    REFUSED,
-    RELEASED,
-    SCHEDULED,
     ScheduledSlice,
+    SliceStatus,
     cancel_parents,
     family_recorded,
     mark_slices,
@@ -208,20 +205,20 @@ def _schedule_twap(
             row = recorded.get(coid)
             if row is not None and row.arrival_price is not None:
                 schedules.arrivals[coid] = row.arrival_price
-            if row is None or row.status in (REFUSED, CANCELLED):
+            if row is None or row.status in (SliceStatus.REFUSED, SliceStatus.CANCELLED):
                 dropped.add(coid)
                 why = "its parent was scheduled in another shape" if row is None else f"slice {row.status}"
                 schedules.held.append(
                     Outcome(Disposition.SLICE_SKIPPED, coid, OrderOutcome(coid, OrderStatus.NEW, reason=why))
                 )
-            elif row.status == SCHEDULED and (
+            elif row.status == SliceStatus.SCHEDULED and (
                 row.due_at > event_time or row.due_at > start or row.after_client_order_id is not None
             ):
                 # the decision sends only its first slice: a later one (even overdue, or an iceberg child waiting
                 # for the one before it to fill) is the release pass's
                 dropped.add(coid)
                 schedules.held.append(Outcome(Disposition.SCHEDULED, coid))
-            elif row.status == SCHEDULED:
+            elif row.status == SliceStatus.SCHEDULED:
                 schedules.timed[coid] = parent
                 recorded_as[coid] = row.intent
     kept = [
@@ -275,9 +272,9 @@ def settle_slices(
     for order, out in disposed:
         if out.refusal is not None and order.slice is not None and order.slice not in released:
             refused[order.slice] = "; ".join(b.reason for b in out.refusal.breaches)
-    mark_slices(conn, sorted(released), RELEASED, "sent", run_id)
+    mark_slices(conn, sorted(released), SliceStatus.RELEASED, "sent", run_id)
     for coid, why in sorted(refused.items()):
-        mark_slices(conn, [coid], REFUSED, why, run_id)
+        mark_slices(conn, [coid], SliceStatus.REFUSED, why, run_id)
     stopped = {plan.slice_parents[o.slice] for o, out in disposed
                if o.slice is not None and out.disposition is Disposition.BLOCKED}  # fmt: skip
     cancel_parents(conn, sorted(stopped), "kill switch engaged", run_id)

@@ -14,6 +14,7 @@ then requires the account to be armed for live trading first.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,15 @@ from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
+
+
+class OrderType(enum.StrEnum):
+    """What kind of order is sent (``audit.orders.order_type``): a decision's market order, a limit order, or a
+    venue-held stop-loss that becomes a limit order at its stop (a protective exit)."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_LOSS_LIMIT = "stop_loss_limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +48,7 @@ class OrderRequest:
     quantity: Decimal
     reference_price: Decimal
     submitted_at: datetime
-    order_type: str = "market"
+    order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     # Volume of the last bar known at submit time: the paper venue caps its fill at a share of it.
     bar_volume: Decimal | None = None

@@ -25,7 +25,8 @@ from alphaloom.errors import (
     VenueTemporaryError,
 )
 from alphaloom.guards import kill_switch_state
-from execution.brokers.base import Broker, OrderRequest
+from execution.accounts.registry import LIVE_MODES
+from execution.brokers.base import Broker, OrderRequest, OrderType
 from execution.orders.journal import record_attempt
 from execution.orders.outcomes import Disposition, OrderOutcome, Outcome
 from execution.orders.send_context import SendContext
@@ -84,7 +85,7 @@ def journal_details(
     return {
         "decision_id": intent.decision_id, "leg": intent.leg, "symbol": intent.symbol, "side": intent.side.value,
         "quantity": str(intent.quantity), "reference_price": str(intent.reference_price),
-        "order_type": new_order.order_type, "parent": new_order.parent, "run_id": run_id,
+        "order_type": str(new_order.order_type), "parent": new_order.parent, "run_id": run_id,
         "event_time": event_time.isoformat(), "timeframe": timeframe,
         **{k: None if v is None else str(v) for k, v in optional.items()},
     }  # fmt: skip
@@ -94,7 +95,7 @@ def place_standing_order(
     conn: Connection,
     intent: OrderIntent,
     *,
-    order_type: str,
+    order_type: OrderType,
     limit_price: Decimal | None,
     stop_price: Decimal | None,
     run_id: str,
@@ -120,7 +121,7 @@ def place_standing_order(
         raise ConfigError(
             f"account {intent.account!r} does not exist; create it with execution.accounts.registry.ensure_account"
         )
-    if broker.live and not (account.live_enabled and account.mode in ("live", "shadow")):
+    if broker.live and not (account.live_enabled and account.mode in LIVE_MODES):
         raise ConfigError(f"account {intent.account!r} (mode {account.mode}) is not armed for live orders")
     new_order = NewOrder(intent, broker.name, None, None, order_type=order_type, limit_price=limit_price)
     request = OrderRequest(coid, intent.account, intent.symbol, intent.side, intent.quantity, intent.reference_price,

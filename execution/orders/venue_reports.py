@@ -23,9 +23,9 @@ from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus
 from execution.accounts.holdings import Holding, apply_fill, cash_change, fee_charged_in
 from execution.accounts.holdings import fee_cash as fee_cash_of
 from execution.algos.splitting import arrival_slippage
-from execution.brokers.base import Broker, BrokerReport
+from execution.brokers.base import Broker, BrokerReport, OrderType
 from execution.orders.outcomes import OrderOutcome
-from execution.orders.state import is_terminal, path_to
+from execution.orders.state import is_terminal, path_to, transition
 from execution.orders.store import EventRow, FillBooking, NewOrder, write_report
 
 # Told of every booking (fills, the position they leave, the cash they move) right after it is written: an in-memory
@@ -90,7 +90,7 @@ def apply_report(
     events, status = [], current
     for step in steps:
         details = final_details if step is steps[-1] else {"venue_order_id": report.venue_order_id}
-        events.append(EventRow(status, step, details))
+        events.append(EventRow(status, transition(status, step), details))
         status = step
     booking = None
     if new_fills:
@@ -124,7 +124,7 @@ def record_unknown(
     as new -> submitted and reconciled by client order id before anything is resent."""
     unknown = {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"}
     write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
-                 events=[EventRow(OrderStatus.NEW, OrderStatus.SUBMITTED, unknown)], booking=None,
+                 events=[EventRow(OrderStatus.NEW, transition(OrderStatus.NEW, OrderStatus.SUBMITTED), unknown)], booking=None,
                  status=OrderStatus.SUBMITTED, venue_order_id=None, filled_quantity=None, new_order=new_order)  # fmt: skip
 
 
@@ -135,7 +135,8 @@ def record_rejection(
     with the reason, so it is never resent."""
     reason = f"{type(exc).__name__}: {exc}"
     write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
-                 events=[EventRow(OrderStatus.NEW, OrderStatus.REJECTED, {"reason": reason})], booking=None,
+                 events=[EventRow(OrderStatus.NEW, transition(OrderStatus.NEW, OrderStatus.REJECTED), {"reason": reason})],
+                 booking=None,
                  status=OrderStatus.REJECTED, venue_order_id=None, filled_quantity=None, new_order=new_order)  # fmt: skip
     return OrderOutcome(coid, OrderStatus.REJECTED, reason=reason)
 
@@ -216,7 +217,7 @@ def book_journaled_order(
     limit = details.get("limit_price")
     arrival = details.get("arrival_price")
     new_order = NewOrder(intent, venue, details.get("parent"), None if arrival is None else Decimal(str(arrival)),
-                         order_type=str(details.get("order_type") or "market"),
+                         order_type=OrderType(str(details.get("order_type") or "market")),
                          limit_price=None if limit is None else Decimal(str(limit)))  # fmt: skip
     return apply_report(conn, run_id=run_id, current=OrderStatus.NEW, report=report, account=account,
                          base_currency=base_currency, event_time=event_time, new_order=new_order)  # fmt: skip

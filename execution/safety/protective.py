@@ -37,7 +37,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side, last_closed_open, require_utc, stable_hash
 from alphaloom.settings import Settings
-from execution.brokers.base import Broker, CancellingBroker, StopOrderBroker
+from execution.brokers.base import Broker, CancellingBroker, OrderType, StopOrderBroker
 from execution.orders.outcomes import ExecutionResult
 from execution.orders.sending import place_standing_order
 from execution.orders.state import is_terminal
@@ -102,7 +102,7 @@ def arm_exit(
         limit = stop_price * (1 - stop_limit_offset_pct / 100)
         outcome = place_standing_order(
             conn, OrderIntent(decision_id, account, symbol, Side.SELL, quantity, stop_price),
-            order_type="stop_loss_limit", limit_price=limit, stop_price=stop_price, run_id=run_id, broker=broker,
+            order_type=OrderType.STOP_LOSS_LIMIT, limit_price=limit, stop_price=stop_price, run_id=run_id, broker=broker,
             event_time=event_time,
         )  # fmt: skip
         if outcome.status not in (OrderStatus.REJECTED, OrderStatus.CANCELLED):

@@ -26,6 +26,7 @@ from alphaloom.errors import VenueError, VenueTemporaryError
 from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits
 from alphaloom.settings import Settings
+from execution.accounts.registry import LIVE_MODES
 from execution.brokers.base import Broker, QuotingBroker
 from execution.orders.send_context import SendContext
 from execution.orders.store import GuardRow, OrderState, record_guard
@@ -164,7 +165,7 @@ def account_guards(
 ) -> list[LimitBreach]:
     """Account-level guards before any submit: live arming, account halt, daily loss limit, orders per run."""
     breaches: list[LimitBreach] = []
-    if broker.live and not (state.live_enabled and state.mode in ("live", "shadow")):
+    if broker.live and not (state.live_enabled and state.mode in LIVE_MODES):
         breaches.append(
             LimitBreach(
                 "live_not_armed",
