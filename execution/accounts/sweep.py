@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import Engine, text
 
 from alphaloom.settings import Settings
-from execution.accounts.registry import LIVE_MODES
+from execution.accounts.registry import LIVE_MODES, AccountMode
 from execution.accounts.session import open_session, release_in_session
 from execution.algos.release import ReleaseResult, release_due_children
 from execution.algos.schedule import accounts_with_due_slices
@@ -67,7 +67,8 @@ def sweep_accounts(
             totals.exits_sent += result.broker_submits
     with engine.connect() as conn:
         due = accounts_with_due_slices(conn, at, account)
-        modes = dict(conn.execute(text("select id, mode from audit.accounts where id = any(:a)"), {"a": due}).all())
+        rows = conn.execute(text("select id, mode from audit.accounts where id = any(:a)"), {"a": due}).all()
+        modes: dict[str, AccountMode] = {row.id: AccountMode(row.mode) for row in rows}
     for name in due:
         if modes.get(name) in LIVE_MODES:
             released = _release_live(engine, settings, name, totals, run_id=run_id, at=at, gate=gate)

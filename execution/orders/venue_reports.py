@@ -211,7 +211,7 @@ def book_journaled_order(
          "inputs": json.dumps({"recovered_from": "audit.submit_attempts", "client_order_id": report.client_order_id,
                                "journaled_run_id": details.get("run_id")})},
     )  # fmt: skip
-    base_currency = conn.execute(
+    base_currency: str = conn.execute(
         text("select base_currency from audit.accounts where id = :a"), {"a": account}
     ).scalar_one()
     limit = details.get("limit_price")

@@ -166,11 +166,12 @@ def account_guards(
     """Account-level guards before any submit: live arming, account halt, daily loss limit, orders per run."""
     breaches: list[LimitBreach] = []
     if broker.live and not (state.live_enabled and state.mode in LIVE_MODES):
+        mode = str(state.mode or "")
         breaches.append(
             LimitBreach(
                 "live_not_armed",
-                f"account {intent.account!r} (mode {state.mode}) is not armed for live orders",
-                {"mode": state.mode, "live_enabled": str(state.live_enabled), "broker": broker.name},
+                f"account {intent.account!r} (mode {mode}) is not armed for live orders",
+                {"mode": mode, "live_enabled": str(state.live_enabled), "broker": broker.name},
             )
         )
     if state.halted:
