@@ -34,7 +34,7 @@ from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, KillSwitchState
 from alphaloom.markets import resolve
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
 

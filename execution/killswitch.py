@@ -25,9 +25,9 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import ClientOrderId, OrderStatus
 from alphaloom.errors import AlphaLoomError
+from execution.algos.schedule import cancel_all_scheduled
 from execution.brokers.base import Broker, CancellingBroker
-from execution.schedule import cancel_all_scheduled
-from execution.submit import apply_venue_report
+from execution.orders.venue_reports import apply_venue_report
 
 OPEN = ("new", "submitted", "partially_filled")
 

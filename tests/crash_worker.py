@@ -35,7 +35,7 @@ def park(signal: str) -> None:
 
 class ParkingBroker:
     def __init__(self, inner: PaperBroker, spec: dict) -> None:
-        self.inner, self.spec, self.name, self.live = inner, spec, inner.name, getattr(inner, "live", False)
+        self.inner, self.spec, self.name, self.live = inner, spec, inner.name, inner.live
         self.index = -1
 
     def submit(self, request: OrderRequest) -> BrokerReport:

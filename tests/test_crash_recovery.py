@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.guards import KillSwitchState
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute

@@ -26,7 +26,7 @@ from alphaloom.guards import HardLimits, KillSwitchState
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 
 D = Decimal

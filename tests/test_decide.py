@@ -16,7 +16,7 @@ from agents.team import FEATURE_COLUMNS, config_version, decide
 from alphaloom.domain import Action, ClientOrderId, Decision, OrderIntent, client_order_id_for
 from alphaloom.guards import kill_switch_state, set_kill_switch
 from alphaloom.settings import Settings
-from execution.accounts import cash_balance, ensure_account
+from execution.accounts.registry import cash_balance, ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
@@ -39,7 +39,7 @@ class CountingBroker:
     """A real ``Broker`` delegating to a ``PaperBroker``, counting submits."""
 
     def __init__(self, inner: PaperBroker) -> None:
-        self.inner, self.name, self.submits = inner, inner.name, 0
+        self.inner, self.name, self.live, self.submits = inner, inner.name, inner.live, 0
 
     def submit(self, request: OrderRequest) -> BrokerReport:
         self.submits += 1

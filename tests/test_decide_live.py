@@ -22,7 +22,7 @@ from alphaloom.domain import client_order_id_for
 from alphaloom.secrets import Credentials, store_credentials
 from alphaloom.settings import get_settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.factory import use_exchange_maker
 from flows.decide import decide_flow
 

@@ -18,7 +18,7 @@ from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError, Unknown
 from alphaloom.guards import KillSwitchState
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, CancellingBroker, OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
 from execution.brokers.ccxt_mapping import check_market_limits, status_from_ccxt

@@ -18,7 +18,7 @@ from alphaloom.guards import KillSwitchState
 from alphaloom.portfolio import account_view
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
 from execution.submit import execute
@@ -75,7 +75,7 @@ def _held(engine: Engine, account: str) -> tuple[Decimal, dict[str, Decimal]]:
 
 
 def test_fee_currency_is_where_the_venue_charged_it() -> None:
-    from execution.ledger import FeeIn, Holding, apply_fill, cash_change, fee_charged_in
+    from execution.accounts.holdings import FeeIn, Holding, apply_fill, cash_change, fee_charged_in
 
     assert fee_charged_in("BTC/USDT", "USDT") is FeeIn.QUOTE
     assert fee_charged_in("BTC/USDT", "BTC") is FeeIn.BASE

@@ -18,7 +18,7 @@ from alphaloom.fx import convert, rate_at, rate_between, store_rate
 from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.portfolio import account_view
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
 

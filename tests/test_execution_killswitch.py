@@ -17,7 +17,7 @@ from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, clien
 from alphaloom.errors import VenueTemporaryError
 from alphaloom.guards import set_kill_switch
 from alphaloom.settings import Settings, get_settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.factory import paper_broker
 from execution.killswitch import cancel_open_orders

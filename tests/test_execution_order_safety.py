@@ -20,7 +20,7 @@ from alphaloom.errors import UnknownOrderStateError
 from alphaloom.guards import KillSwitchState
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
 from execution.submit import execute
@@ -239,8 +239,8 @@ def test_the_kill_switch_keeps_an_order_the_venue_lists_late_open_until_the_venu
     that reconciliation later finds it: resting there, it is cancelled through the venue while the switch is on;
     filled there, the fill is booked."""
     from alphaloom.guards import set_kill_switch
+    from execution.accounts.reconcile import reconcile_account
     from execution.killswitch import cancel_open_orders
-    from execution.reconcile import reconcile_account
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, intents = _live_account(engine, tag, 2)
@@ -314,7 +314,7 @@ def test_reconciliation_books_a_journaled_order_whose_decision_never_committed(e
     """The venue filled the order, then the process died before the decision's transaction committed: no decision,
     no order, only the journal. A later run at another as_of never recomputes that decision; its reconciliation must
     still look the journaled attempt up and book the venue's order, so our books agree with the venue."""
-    from execution.reconcile import reconcile_account, unexplained
+    from execution.accounts.reconcile import reconcile_account, unexplained
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, (intent,) = _live_account(engine, tag)
@@ -344,7 +344,7 @@ def test_reconciliation_books_a_journaled_order_whose_decision_never_committed(e
 
 
 def test_reconciliation_settles_a_journaled_attempt_the_venue_never_saw(engine: Engine) -> None:
-    from execution.reconcile import reconcile_account, unexplained
+    from execution.accounts.reconcile import reconcile_account, unexplained
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, (intent,) = _live_account(engine, tag)

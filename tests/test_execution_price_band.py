@@ -14,9 +14,9 @@ from test_execution_ccxt import binance_broker, creates
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.factory import paper_broker
-from execution.protective import arm_exit, check_exits
+from execution.safety.protective import arm_exit, check_exits
 from execution.submit import execute
 
 D = Decimal

@@ -10,9 +10,9 @@ from decimal import Decimal
 from sqlalchemy import Engine, text
 
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.factory import paper_broker
-from execution.protective import Trigger, arm_exit, check_exits, exit_trigger, levels
+from execution.safety.protective import Trigger, arm_exit, check_exits, exit_trigger, levels
 
 D = Decimal
 T0 = datetime(2026, 3, 2, 0, tzinfo=UTC)

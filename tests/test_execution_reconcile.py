@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from alphaloom.cli import app
 from alphaloom.domain import ClientOrderId, Side
 from alphaloom.errors import ConfigError
-from execution.accounts import ensure_account
+from execution.accounts.reconcile import Difference, compare_holdings, latest_reconciliation, reconcile_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
-from execution.reconcile import Difference, compare_holdings, latest_reconciliation, reconcile_account
 
 runner = CliRunner()
 D = Decimal

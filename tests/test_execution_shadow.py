@@ -15,10 +15,10 @@ from alphaloom.cli import app
 from alphaloom.domain import ClientOrderId, DecisionId, Fill, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.guards import KillSwitchState
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker
-from execution.shadow import Observation, ShadowBroker, order_drift, record_drift, summarise
+from execution.brokers.shadow import Observation, ShadowBroker, order_drift, record_drift, summarise
 from execution.submit import execute
 
 D = Decimal

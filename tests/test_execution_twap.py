@@ -1,5 +1,5 @@
 """TWAP slices spread over time, on the durable paper venue: the first slice goes out at once, the others are recorded
-in ``audit.scheduled_slices`` and released by ``execution.release`` when due (not before), each exactly once, also
+in ``audit.scheduled_slices`` and released by ``execution.algos.release`` when due (not before), each exactly once, also
 across a crash between journal and record; the kill switch cancels what is still scheduled; a later decision on the
 other side supersedes the rest; slippage is measured per slice against the parent's arrival price."""
 
@@ -15,13 +15,13 @@ from sqlalchemy import Engine, text
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.guards import kill_switch_state, set_kill_switch
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
+from execution.algos.release import release_due_children
+from execution.algos.schedule import ScheduledSlice, due_slices
+from execution.algos.splitting import SplitPolicy, split_intents
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.killswitch import cancel_open_orders
-from execution.release import release_due_children
-from execution.schedule import ScheduledSlice, due_slices
-from execution.splitting import SplitPolicy, split_intents
 from execution.submit import execute
 
 T0 = datetime(2024, 8, 1, 10, tzinfo=UTC)

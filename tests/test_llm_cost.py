@@ -28,7 +28,7 @@ from alphaloom.fx import store_rate
 from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.llm_spend import account_llm_spend, runs_llm_spend
 from alphaloom.settings import LlmPrice, Settings, get_settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
 

@@ -40,7 +40,7 @@ from alphaloom.explain import explain_decision, explain_order
 from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.markets import MarketSpec
 from alphaloom.settings import LlmPrice, LlmRoleEndpoint, Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
 

@@ -67,7 +67,7 @@ def _sequential_reference(engine: Engine, data: SampleData, account: str) -> Non
     from agents.team import build_team, decide
     from alphaloom.audit import recorded_run
     from alphaloom.guards import kill_switch_state
-    from execution.accounts import ensure_account
+    from execution.accounts.registry import ensure_account
     from execution.brokers.paper import PaperBroker, PostgresPaperVenue
     from execution.submit import execute
     from flows.decide import decision_times

@@ -20,7 +20,7 @@ from agents.sentiment import LexiconScorer
 from agents.team import FEATURE_COLUMNS, build_team, decide
 from alphaloom.domain import Decision
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 
 T0 = datetime(2024, 4, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
