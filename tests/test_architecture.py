@@ -30,3 +30,19 @@ def test_the_decide_path_imports_no_heavy_library_until_it_is_used() -> None:
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_no_test_module_imports_another() -> None:
+    # what test modules share lives in tests/support/; a test module imported by another runs its tests' module-level
+    # code twice and ties the two modules' fixtures together
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {name}" for name in names
+                      if name.split(".")[-1].startswith(("test_", "conftest")) or name.startswith("tests.test_")]  # fmt: skip
+    assert not found, "\n".join(found)
