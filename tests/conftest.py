@@ -53,19 +53,28 @@ os.environ.setdefault("ALPHALOOM_RESEND_SETTLE_SECONDS", "0")  # no sleeps in te
 
 _DB_FIXTURES = frozenset({"engine", "database_url"})
 _PREFECT_FIXTURES = frozenset({"prefect_harness"})
-# A call of the dbt runner or of the feature-building flow (both run ``dbt build``/``dbt run`` against the database).
-_DBT_CALL = re.compile(r"\b(?:build_features|run_dbt|dbt_build)\(")
+# A call of the dbt runner, of the feature-building flow or of the docs generation (all run dbt against the database).
+_DBT_CALL = re.compile(r"\b(?:build_features|run_dbt|dbt_build|generate_docs)\(")
+_CALL = re.compile(r"\b(\w+)\(")
 _TESTS = Path(__file__).resolve().parent
 
 
 def _calls_dbt(func: object, seen: dict[object, bool]) -> bool:
-    """Whether a test's or a fixture's own source (a function defined under tests/) calls dbt."""
+    """Whether a test or a fixture (a function defined under tests/) calls dbt, itself or through a function of its
+    own module that it calls."""
     if func not in seen:
+        seen[func] = False  # while it is being read (a helper calling back into it)
         try:
             inside = Path(inspect.getsourcefile(func) or "").resolve().is_relative_to(_TESTS)  # type: ignore[arg-type]
-            seen[func] = inside and bool(_DBT_CALL.search(inspect.getsource(func)))  # type: ignore[arg-type]
+            source = inspect.getsource(func) if inside else ""  # type: ignore[arg-type]
         except (OSError, TypeError):
-            seen[func] = False
+            source = ""
+        module = inspect.getmodule(func)
+        helpers = [getattr(module, name, None) for name in set(_CALL.findall(source))]
+        seen[func] = bool(_DBT_CALL.search(source)) or any(
+            inspect.isfunction(h) and h.__module__ == getattr(module, "__name__", None) and _calls_dbt(h, seen)
+            for h in helpers
+        )
     return seen[func]
 
 
