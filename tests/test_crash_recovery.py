@@ -154,7 +154,8 @@ def test_three_sigkills_of_a_worker_lose_nothing_and_double_nothing(engine: Engi
                            f"kill-{round_}")  # fmt: skip
         wait_for(signal_file, proc)
         proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
+        proc.communicate(timeout=60)  # waits for it and closes its pipes
+        assert proc.returncode == -signal.SIGKILL
     final = run_worker({**base, "stop_at": -1, "stage": "none", "signal": ""}, tmp_path, "final")
     out, err = final.communicate(timeout=180)
     assert final.returncode == 0 and "done" in out, err
