@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
-from test_decide import FEATURES_DDL
+from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
+from support.features import FEATURES_DDL
 
 from agents.team import FEATURE_COLUMNS
 from alphaloom.domain import client_order_id_for

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from sqlalchemy import Engine, text
+from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side
 from alphaloom.guards import KillSwitchState

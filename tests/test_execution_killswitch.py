@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ccxt_replay import BinanceSpotVenue
 from sqlalchemy import Engine, text
-from test_execution_ccxt import binance_broker, creates
+from support.binance_broker import binance_broker, creates
+from support.ccxt_replay import BinanceSpotVenue
 from typer.testing import CliRunner
 
 from alphaloom.cli import app

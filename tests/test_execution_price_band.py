@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ccxt_replay import BinanceSpotVenue
 from sqlalchemy import Engine, text
-from test_execution_ccxt import binance_broker, creates
+from support.binance_broker import binance_broker, creates
+from support.ccxt_replay import BinanceSpotVenue
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.settings import Settings

@@ -7,9 +7,9 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue
 from sqlalchemy import Engine, text
-from test_execution_ccxt import T0, binance_broker
+from support.binance_broker import T0, binance_broker
+from support.ccxt_replay import BinanceSpotVenue
 from typer.testing import CliRunner
 
 from alphaloom.cli import app

@@ -9,9 +9,9 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue, Handler, VenueReplay, mount, recorded
 from sqlalchemy import Engine, text
-from test_execution_ccxt import OFF, T0
+from support.binance_broker import OFF, T0
+from support.ccxt_replay import BinanceSpotVenue, Handler, VenueReplay, mount, recorded
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.settings import Settings

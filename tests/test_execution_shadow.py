@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from ccxt_replay import BinanceSpotVenue
 from sqlalchemy import Engine, text
-from test_execution_ccxt import T0, binance_broker, creates
+from support.binance_broker import T0, binance_broker, creates
+from support.ccxt_replay import BinanceSpotVenue
 from typer.testing import CliRunner
 
 from alphaloom.cli import app

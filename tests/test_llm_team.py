@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llm_standin import Reply, StandIn
-from llm_support import case, compact, forget_spend, review, verdict
 from sqlalchemy import Engine, text
-from test_team import FEATURES_DDL
+from support.features import FEATURES_DDL
+from support.llm_standin import Reply, StandIn
+from support.llm_support import case, compact, forget_spend, review, verdict
 from typer.testing import CliRunner
 
 from agents.deciding import LlmAnswer, analyst_inputs, decide_snapshot
