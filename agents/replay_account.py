@@ -7,9 +7,9 @@ What callers can rely on:
   balances and positions, the equity marks it has, the markets of the window's symbols (``alphaloom.markets``) and
   the fx rates of every currency it may need into its base currency, up to the window's end.
 - ``book`` is told of every booking of fills the replay's executions write (``execution.submit.execute(on_booking=...)``,
-  also through ``execution.release.release_due_children``; ``flows.backtest`` passes it on, since the agents do not
-  import execution): the position the booking leaves (computed by ``execution.ledger``, the same values the
-  database row is written from) and what it adds to each balance (``execution.order_store.cash_moves``), added
+  also through ``execution.algos.release.release_due_children``; ``flows.backtest`` passes it on, since the agents do not
+  import execution): the position the booking leaves (computed by ``execution.accounts.holdings``, the same values the
+  database row is written from) and what it adds to each balance (``execution.orders.store.cash_moves``), added
   exactly as PostgreSQL adds it. Nothing is recomputed here.
 - ``context(conn, account, symbols, as_of)`` equals ``agents.risk.context.portfolio_context`` at ``as_of`` (the
   marks and returns history from the replay cursor, as that function takes them) and writes the same

@@ -2,7 +2,7 @@
 
 Every flow run writes one ``audit.runs`` row keyed by its Prefect flow-run id (a uuid outside Prefect); every row it
 produces carries that ``run_id``. Lineage edges (``audit.lineage``: which parent rows a child row was made from) are
-written in the same statement as the rows they describe, by ``agents.recording`` and ``execution.order_store``.
+written in the same statement as the rows they describe, by ``agents.recording`` and ``execution.orders.store``.
 """
 
 from __future__ import annotations

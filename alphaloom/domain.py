@@ -216,7 +216,7 @@ class AgentOpinion:
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
     """What the trader wants, before execution: a signed target change in base units. ``protective``: a stop-loss or
-    take-profit exit (``execution.protective``), which the price band never refuses (a stop that gapped must still
+    take-profit exit (``execution.safety.protective``), which the price band never refuses (a stop that gapped must still
     get out)."""
 
     decision_id: DecisionId

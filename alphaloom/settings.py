@@ -252,7 +252,7 @@ class Settings(BaseSettings):
     """Realised trades needed before Kelly sizing is used."""
     sizing_lookback_trades: int = 200
     """How many of the latest realised trades (team outcomes of buy decisions) estimate the win rate and payoff."""
-    # Protective exits armed for every filled entry (execution.protective.arm_entries), as percent below / above the
+    # Protective exits armed for every filled entry (execution.safety.protective.arm_entries), as percent below / above the
     # position's average entry price; unset (the default): no exit is armed.
     stop_loss_pct: Decimal | None = Field(default=None, gt=0, lt=100)
     """Protective stop-loss below the entry price, percent."""

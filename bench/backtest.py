@@ -79,7 +79,7 @@ def step_path(symbols: int, steps: int) -> float:
     from alphaloom.ingest.prices import merge_bars, read_price_file
     from alphaloom.ingest.sampledata import generate
     from alphaloom.settings import get_settings
-    from execution.accounts import ensure_account
+    from execution.accounts.registry import ensure_account
     from flows.backtest import Replay, replay_step
     from flows.decide import decision_times
 

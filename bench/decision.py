@@ -35,7 +35,7 @@ from alphaloom.guards import HardLimits
 from alphaloom.markets import resolve
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
 

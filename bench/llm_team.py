@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import openai
 from _throwaway import create_throwaway_database, drop_throwaway_database
-from llm_standin import StandIn, team_responder
 from sqlalchemy import create_engine, text
+from support.llm_standin import StandIn, team_responder
 
 from agents.deciding import LlmAnswer, analyst_inputs, decide_snapshot
 from agents.llm import conversation

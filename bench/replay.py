@@ -86,7 +86,7 @@ def replay(
     from agents.snapshot import KnownKillSwitch
     from agents.team import Team
     from alphaloom.db.engine import get_engine
-    from execution.accounts import ensure_account
+    from execution.accounts.registry import ensure_account
     from flows.backtest import CHUNK_STEPS, Replay, ReplayWindow, _step, flush_audit
     from flows.decide import decision_times
 

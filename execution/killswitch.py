@@ -30,12 +30,12 @@ from alphaloom.audit import recorded_run
 from alphaloom.domain import ClientOrderId, OrderStatus
 from alphaloom.errors import AlphaLoomError
 from alphaloom.settings import Settings
+from execution.algos.schedule import cancel_all_scheduled
 from execution.brokers.base import Broker, CancellingBroker
 from execution.brokers.factory import all_brokers
-from execution.order_store import EventRow, write_report
-from execution.orders import transition
-from execution.schedule import cancel_all_scheduled
-from execution.submit import apply_venue_report
+from execution.orders.state import transition
+from execution.orders.store import EventRow, write_report
+from execution.orders.venue_reports import apply_venue_report
 
 OPEN = ("new", "submitted", "partially_filled")
 

@@ -39,12 +39,14 @@ from alphaloom.reporting.run_report import (
     refusal_counts,
 )
 from alphaloom.settings import Settings, get_settings
+from execution.algos.release import release_due_children
 from execution.brokers.base import Broker
 from execution.brokers.next_open import NextOpenPaperBroker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
-from execution.order_store import FillBooking, cash_moves
-from execution.release import release_due_children
-from execution.submit import BookingListener, SliceGate, execute
+from execution.orders.send_context import SliceGate
+from execution.orders.store import FillBooking, cash_moves
+from execution.orders.venue_reports import BookingListener
+from execution.submit import execute
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 from flows.decide import _ensure_paper_account, decision_times

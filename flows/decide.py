@@ -18,8 +18,8 @@ from alphaloom.ops.locks import account_run_lock
 from alphaloom.reporting.decision_summary import summaries
 from alphaloom.settings import Settings, get_settings
 from alphaloom.task_runner import SettingsTaskRunner, runs_on_dask
-from execution.accounts import ensure_account
-from execution.session import TradingSession, execute_in_session, open_session, release_in_session
+from execution.accounts.registry import ensure_account
+from execution.accounts.session import TradingSession, execute_in_session, open_session, release_in_session
 from flows._alerts import alert_on_drawdown_transition, alert_on_failure
 from flows._audit import audited_run
 
@@ -139,7 +139,7 @@ def decide_flow(
     report: bool = False,
 ) -> dict[str, Any]:
     """Decide for ``symbols`` at the last ``steps`` bar closes up to ``as_of`` (default: now) on ``account``
-    (default: the settings' paper account), through the account's own broker (``execution.session``): paper, live or
+    (default: the settings' paper account), through the account's own broker (``execution.accounts.session``): paper, live or
     shadow. A live or shadow account is reconciled with its venue before anything is decided; when it may not trade
     (not armed, no credentials, differences beyond tolerance: recorded and alerted) the run decides nothing and
     returns ``trading_refused`` = 1.
@@ -151,13 +151,13 @@ def decide_flow(
     spreads them over Dask workers, each with its own team, engine and paper broker; a live or shadow account's fan-out
     is refused there); symbols of one step are then decided concurrently, so each sees the others' orders of that step
     only once committed. Each step first sends the account's TWAP slices due by
-    then (``execution.release``; counted in ``released``). With ``report`` the result also lists every decision's
+    then (``execution.algos.release``; counted in ``released``). With ``report`` the result also lists every decision's
     summary (``details``: ``alphaloom.reporting.decision_summary``) and the (time, symbol) pairs without features (``missing``),
     for the operator's table. After each step, a move of the account's drawdown verdicts to reduce or halt raises an
     alert (``alphaloom.ops.drawdown_alerts``), once per transition.
 
     A live or shadow account's orders for a step more than ``live_max_decision_age_bars`` bars before the wall clock
-    are refused (``execution.session``); with an LLM configured, a run deciding about the past before a role's model's
+    are refused (``execution.accounts.session``); with an LLM configured, a run deciding about the past before a role's model's
     training cutoff, or with a model whose cutoff is not configured, is refused whole (``ConfigError``), as a backtest
     is (``llm_cutoff_refusal``); a decision about the present never is."""
     settings = get_settings()

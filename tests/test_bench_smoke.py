@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,6 +60,7 @@ def test_llm_team_benchmark_runs_at_toy_size(database_url) -> None:
     assert "ratio ours/bare SDK per call:" in result.stdout
 
 
+@pytest.mark.db  # the benchmark makes its own database on the server in force
 def test_scale_benchmark_runs_at_toy_size_on_one_and_two_workers() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "scale.py"), "--symbols", "2", "--in-sample", "60", "--out-sample", "20"],

@@ -7,12 +7,14 @@ import re
 import uuid
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from alphaloom.cli import app
 from alphaloom.settings import get_settings
 
 
+@pytest.mark.dbt  # `alphaloom demo` builds the features with dbt
 def test_demo_prints_a_line_per_stage_and_keeps_dbts_log_in_a_file(engine, prefect_harness, tmp_path, monkeypatch,
                                                                     capfd) -> None:  # fmt: skip
     monkeypatch.setenv("ALPHALOOM_HOME", str(tmp_path / "home"))

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # a Python subprocess importing the stack
 def test_a_command_leaves_its_objects_to_the_process_exit_instead_of_a_final_full_collection() -> None:
     # the CLI's exit handlers (run here as at exit) freeze every tracked object: the interpreter's shutdown then skips
     # a full garbage collection over the quarter million objects Prefect, pandas and pydantic leave behind
@@ -40,6 +43,7 @@ def test_a_flow_run_a_command_starts_sends_no_heartbeat_unless_the_operator_asks
         assert heartbeat_setting() == 180
 
 
+@pytest.mark.slow  # a Python subprocess importing the stack
 def test_starting_a_decision_command_runs_no_full_collection_over_the_libraries_it_imports() -> None:
     # with the interpreter's default thresholds this import ran ~500 young and 4 full collections
     program = "import alphaloom.cli, flows.decide, gc; print(*[s['collections'] for s in gc.get_stats()])"

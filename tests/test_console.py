@@ -364,6 +364,7 @@ def served(engine, demo) -> Iterator[str]:
         thread.join(10)
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
                     reason="Debian's chromium and chromium-driver are not installed (make test installs them with "
                     "apt-get; it could not here)")  # fmt: skip

@@ -4,30 +4,24 @@ seeded points, each followed by a restart that reconciles with the durable paper
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
+from support.crash import run_worker, wait_for
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
 
-ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2024, 5, 1, 9, tzinfo=UTC)
 OFF = KillSwitchState(False, "", "")
 
@@ -140,29 +134,6 @@ def test_100_in_process_faults_lose_nothing_and_double_nothing(engine: Engine) -
     _assert_exactly_once(engine, account, intents)
 
 
-def _run_worker(spec: dict, tmp: Path, name: str) -> subprocess.Popen[str]:
-    path = tmp / f"{name}.json"
-    path.write_text(json.dumps(spec))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "crash_worker.py"), str(path)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[str], deadline_s: float = 120) -> None:
-    """Wait for the worker to signal it reached its parking point (not a timing assertion)."""
-    end = time.monotonic() + deadline_s
-    while not path.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"worker exited early: {proc.stdout.read() if proc.stdout else ''} "
-                        f"{proc.stderr.read() if proc.stderr else ''}")  # fmt: skip
-        if time.monotonic() > end:
-            proc.kill()
-            pytest.fail("worker never reached its parking point")
-        time.sleep(0.02)
-
-
 def test_three_sigkills_of_a_worker_lose_nothing_and_double_nothing(engine: Engine, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:8]
     account, run_id, intents = _setup(engine, 12, tag)
@@ -179,12 +150,13 @@ def test_three_sigkills_of_a_worker_lose_nothing_and_double_nothing(engine: Engi
         zip(points, ["after_submit", "before_commit", "after_journal"], strict=True)
     ):
         signal_file = tmp_path / f"parked-{round_}"
-        proc = _run_worker({**base, "stop_at": stop_at, "stage": stage, "signal": str(signal_file)}, tmp_path,
+        proc = run_worker({**base, "stop_at": stop_at, "stage": stage, "signal": str(signal_file)}, tmp_path,
                            f"kill-{round_}")  # fmt: skip
-        _wait_for(signal_file, proc)
+        wait_for(signal_file, proc)
         proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    final = _run_worker({**base, "stop_at": -1, "stage": "none", "signal": ""}, tmp_path, "final")
+        proc.communicate(timeout=60)  # waits for it and closes its pipes
+        assert proc.returncode == -signal.SIGKILL
+    final = run_worker({**base, "stop_at": -1, "stage": "none", "signal": ""}, tmp_path, "final")
     out, err = final.communicate(timeout=180)
     assert final.returncode == 0 and "done" in out, err
     _assert_exactly_once(engine, account, intents)

@@ -11,9 +11,10 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from ccxt_replay import kraken_routes, mount
 from sqlalchemy import Engine, text
-from test_decide import BULLISH, FEATURES_DDL, HOUR, T0, CountingBroker, World
+from support.ccxt_replay import kraken_routes, mount
+from support.decision_world import HOUR, T0, CountingBroker, World
+from support.features import BULLISH, FEATURES_DDL
 
 from agents.risk import check_intent
 from agents.sentiment import LexiconScorer
@@ -27,7 +28,7 @@ from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_seri
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 
 D = Decimal
@@ -36,7 +37,7 @@ OFF = KillSwitchState(False, "", "")
 
 @pytest.fixture()
 def world(engine: Engine) -> World:
-    """A USDT paper account on its own exchange name, hand-made features (``test_decide.World``)."""
+    """A USDT paper account on its own exchange name, hand-made features (``support.decision_world.World``)."""
     tag = uuid.uuid4().hex[:8].upper()
     settings = Settings(exchange=f"test-{tag}", timeframe="1h", order_notional=D(5000), llm_base_url=None)
     run_id, account = f"run-{tag}", f"acct-{tag}"

@@ -22,8 +22,8 @@ import pytest
 from distributed import Client, LocalCluster
 from pydantic import ValidationError
 from sqlalchemy import Engine, text
-from test_decide import BEARISH, BULLISH, FEATURES_DDL
-from test_walkforward import prices
+from support.features import BEARISH, BULLISH, FEATURES_DDL
+from support.prices import prices
 from typer.testing import CliRunner
 
 from agents.team import FEATURE_COLUMNS

@@ -66,6 +66,7 @@ def test_migrations_create_raw_and_audit_on_an_empty_database(database_url) -> N
     _check_migrates(database_url)
 
 
+@pytest.mark.db  # the server at 127.0.0.1:5432 itself, not the session database
 def test_machine_postgres_on_localhost_works_too() -> None:
     """The server at 127.0.0.1:5432 (present on the development and CI machines) can be used through the URL."""
     url = os.environ.get("ALPHALOOM_TEST_EXTERNAL_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -12,17 +12,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
-from test_decide import FEATURES_DDL
+from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
+from support.features import FEATURES_DDL
 
 from agents.team import FEATURE_COLUMNS
 from alphaloom.domain import client_order_id_for
 from alphaloom.ops.secrets import Credentials, store_credentials
 from alphaloom.settings import get_settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.factory import use_exchange_maker
 from flows.decide import decide_flow
 

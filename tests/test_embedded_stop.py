@@ -33,6 +33,8 @@ def pgdata(tmp_path_factory) -> Path:
         embedded.stop(folder)
 
 
+@pytest.mark.db  # starts an embedded PostgreSQL of its own
+@pytest.mark.slow
 def test_stop_prunes_a_dead_process_handle_and_waits_until_the_server_is_gone(pgdata: Path) -> None:
     # A process starts the server and dies without cleaning up (os._exit skips atexit): its pid stays in the list.
     script = ("import os, sys; from alphaloom.db import embedded; embedded.start(__import__('pathlib').Path(sys.argv[1]));"

@@ -3,6 +3,7 @@ against PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,11 +16,14 @@ from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus
 from alphaloom.errors import InvalidOrderTransitionError, KillSwitchEngagedError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state, set_kill_switch
 from alphaloom.settings import Settings
-from execution.accounts import cash_balance, ensure_account
-from execution.brokers.base import Broker, BrokerReport, OrderRequest
+from execution.accounts.holdings import Holding, apply_fill, cash_change
+from execution.accounts.registry import AccountMode, cash_balance, ensure_account
+from execution.algos.schedule import SliceStatus
+from execution.brokers.base import Broker, BrokerReport, OrderRequest, OrderType
 from execution.brokers.paper import PaperBroker, paper_fill
-from execution.ledger import Holding, apply_fill, cash_change
-from execution.orders import TERMINAL, path_to, transition
+from execution.orders.outcomes import Disposition, ExecutionResult, OrderOutcome, Outcome, Refusal
+from execution.orders.state import TERMINAL, path_to, transition
+from execution.orders.store import EventRow, check_moves
 from execution.submit import execute
 
 S = OrderStatus
@@ -53,6 +57,49 @@ def test_path_to_a_venue_reported_status_passes_through_submitted() -> None:
     assert path_to(S.FILLED, S.FILLED) == []
     with pytest.raises(InvalidOrderTransitionError):
         path_to(S.REJECTED, S.FILLED)
+
+
+def test_the_order_writer_checks_every_status_change_against_the_transition_table() -> None:
+    check_moves([EventRow(S.NEW, S.SUBMITTED, {}), EventRow(S.SUBMITTED, S.FILLED, {})], S.FILLED, start=S.NEW)
+    check_moves([], S.PARTIALLY_FILLED)  # fills booked without a status change
+    with pytest.raises(InvalidOrderTransitionError, match="from 'filled' to 'submitted'"):
+        check_moves([EventRow(S.FILLED, S.SUBMITTED, {})], S.SUBMITTED)
+    with pytest.raises(InvalidOrderTransitionError, match="from 'submitted' to 'filled'"):  # a gap in the chain
+        check_moves([EventRow(S.NEW, S.SUBMITTED, {}), EventRow(S.PARTIALLY_FILLED, S.FILLED, {})], S.FILLED)
+    with pytest.raises(InvalidOrderTransitionError, match="from 'submitted' to 'filled'"):  # status not where it ends
+        check_moves([EventRow(S.NEW, S.SUBMITTED, {})], S.FILLED)
+    with pytest.raises(InvalidOrderTransitionError, match="from 'new' to 'filled'"):  # an inserted order starts new
+        check_moves([EventRow(S.SUBMITTED, S.FILLED, {})], S.FILLED, start=S.NEW)
+
+
+def test_the_result_files_each_typed_outcome_and_counts_the_broker_calls() -> None:
+    coid = ClientOrderId("c")
+    result = ExecutionResult()
+    for disposition in Disposition:
+        order = (
+            None
+            if disposition in (Disposition.BLOCKED, Disposition.REFUSED, Disposition.SCHEDULED, Disposition.UNKNOWN)
+            else OrderOutcome(coid, S.NEW, reason=disposition.value)
+        )
+        refusal = (
+            Refusal(OrderIntent(DecisionId("d"), "a", "BTC/USDT", Side.BUY, Decimal(1), Decimal(1)), ())
+            if disposition is Disposition.REFUSED
+            else None
+        )
+        result.add(Outcome(disposition, coid, order, refusal))  # fmt: skip
+    assert result.broker_submits == 3 and result.kill_switch_blocked == 1
+    assert [o.reason for o in result.submitted] == ["submitted"] and [o.reason for o in result.rejected] == ["rejected"]
+    assert [o.reason for o in result.duplicates] == ["slice_skipped", "duplicate", "other_shape"]
+    assert result.unknown == result.blocked == result.scheduled == [coid] and len(result.refused) == 1
+    assert {d for d in Disposition if d.order_exists} == {Disposition.SUBMITTED, Disposition.REJECTED,
+        Disposition.UNKNOWN, Disposition.RECOVERED, Disposition.DUPLICATE, Disposition.OTHER_SHAPE}  # fmt: skip
+
+
+def test_the_enums_store_the_same_text() -> None:
+    assert [str(t) for t in OrderType] == ["market", "limit", "stop_loss_limit"]
+    assert [str(s) for s in SliceStatus] == ["scheduled", "released", "refused", "cancelled"]
+    assert [str(m) for m in AccountMode] == ["paper", "live", "shadow"]
+    assert json.dumps({"t": OrderType.STOP_LOSS_LIMIT}) == '{"t": "stop_loss_limit"}'
 
 
 # --- paper fills and the ledger --------------------------------------------------------------------------------------
@@ -118,6 +165,7 @@ class CountingBroker:
     def __init__(self, inner: Broker) -> None:
         self.inner = inner
         self.name = inner.name
+        self.live = False
         self.submits = 0
         self.lookups = 0
 

@@ -6,47 +6,28 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from sqlalchemy import Engine, text
+from support.binance_broker import T0, binance_broker, creates
+from support.ccxt_replay import BinanceSpotVenue
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError, UnknownOrderStateError
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
-from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, CancellingBroker, OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
 from execution.brokers.ccxt_mapping import check_market_limits, status_from_ccxt
 from execution.submit import execute
 
-T0 = datetime(2026, 1, 1, 1, tzinfo=UTC)
-OFF = KillSwitchState(False, "", "")
 S = OrderStatus
-
-
-def binance_broker(
-    venue: BinanceSpotVenue, *, switch: KillSwitchState = OFF, symbols: tuple[str, ...] = ("BTC/USDT",)
-) -> tuple[CcxtBroker, VenueReplay]:
-    exchange = make_exchange(
-        "binance",
-        {"enableRateLimit": False, "apiKey": "test-key", "secret": "test-secret",
-         "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}},
-    )  # fmt: skip
-    replay = mount(exchange, venue.routes())
-    return CcxtBroker(exchange, kill_switch=lambda: switch, symbols=symbols, settle_seconds=0), replay
 
 
 def request(coid: str, quantity: str, *, symbol: str = "BTC/USDT", price: str = "87500") -> OrderRequest:
     return OrderRequest(ClientOrderId(coid), "acct", symbol, Side.BUY, Decimal(quantity), Decimal(price), T0)
-
-
-def creates(replay: VenueReplay) -> list[dict[str, str]]:
-    return [q for method, path, q in replay.requests if (method, path) == ("POST", "/api/v3/order")]
 
 
 # --- pure mapping ----------------------------------------------------------------------------------------------------
@@ -271,8 +252,8 @@ def test_three_sigkills_against_the_binance_class_lose_nothing_and_double_nothin
     worker with no memory finds every order by client id: each exists once at the venue and once in the audit."""
     import signal
 
-    import test_crash_recovery as crash
-    from ccxt_replay import DurableBinanceSpotVenue
+    from support.ccxt_replay import DurableBinanceSpotVenue
+    from support.crash import run_worker, wait_for
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, intents = _live_account(engine, 12, tag)
@@ -287,12 +268,13 @@ def test_three_sigkills_against_the_binance_class_lose_nothing_and_double_nothin
         zip(points, ["after_submit", "before_commit", "after_journal"], strict=True)
     ):
         signal_file = tmp_path / f"parked-{round_}"
-        proc = crash._run_worker({**base, "stop_at": stop_at, "stage": stage, "signal": str(signal_file)}, tmp_path,
-                                 f"kill-{round_}")  # fmt: skip
-        crash._wait_for(signal_file, proc)
+        proc = run_worker({**base, "stop_at": stop_at, "stage": stage, "signal": str(signal_file)}, tmp_path,
+                          f"kill-{round_}")  # fmt: skip
+        wait_for(signal_file, proc)
         proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    final = crash._run_worker({**base, "stop_at": -1, "stage": "none", "signal": ""}, tmp_path, "final")
+        proc.communicate(timeout=60)  # waits for it and closes its pipes
+        assert proc.returncode == -signal.SIGKILL
+    final = run_worker({**base, "stop_at": -1, "stage": "none", "signal": ""}, tmp_path, "final")
     out, err = final.communicate(timeout=180)
     assert final.returncode == 0 and "done" in out, err
 

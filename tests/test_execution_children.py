@@ -16,10 +16,10 @@ from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
+from execution.algos.splitting import SplitPolicy, arrival_slippage, split_intents
 from execution.brokers.base import OrderRequest
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue, paper_fill
-from execution.splitting import SplitPolicy, arrival_slippage, split_intents
 from execution.submit import execute
 
 T0 = datetime(2024, 7, 1, 10, tzinfo=UTC)

@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from sqlalchemy import Engine, text
+from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.reporting.account_summary import account_summary
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
 from execution.submit import execute
@@ -75,7 +75,7 @@ def _held(engine: Engine, account: str) -> tuple[Decimal, dict[str, Decimal]]:
 
 
 def test_fee_currency_is_where_the_venue_charged_it() -> None:
-    from execution.ledger import FeeIn, Holding, apply_fill, cash_change, fee_charged_in
+    from execution.accounts.holdings import FeeIn, Holding, apply_fill, cash_change, fee_charged_in
 
     assert fee_charged_in("BTC/USDT", "USDT") is FeeIn.QUOTE
     assert fee_charged_in("BTC/USDT", "BTC") is FeeIn.BASE

@@ -18,7 +18,7 @@ from alphaloom.fx import convert, rate_at, rate_between, store_rate
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.reporting.account_summary import account_summary
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
 

@@ -12,10 +12,10 @@ from sqlalchemy import Engine, text
 from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue, paper_fill
-from execution.fatfinger import check_daily_loss, halt_state, set_halt
+from execution.safety.fatfinger import check_daily_loss, halt_state, set_halt
 from execution.submit import execute
 
 T0 = datetime(2024, 6, 3, 10, tzinfo=UTC)

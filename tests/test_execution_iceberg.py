@@ -15,13 +15,13 @@ from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, clien
 from alphaloom.errors import OrderRejectedError
 from alphaloom.ops.kill_switch import kill_switch_state, set_kill_switch
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
+from execution.algos.release import release_due_children
+from execution.algos.schedule import ScheduledSlice, due_slices, stopped_parents
+from execution.algos.splitting import SplitPolicy, split_intents
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.killswitch import cancel_open_orders
-from execution.release import release_due_children
-from execution.schedule import ScheduledSlice, due_slices, stopped_parents
-from execution.splitting import SplitPolicy, split_intents
 from execution.submit import execute
 
 T0 = datetime(2024, 8, 1, 10, tzinfo=UTC)

@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ccxt_replay import BinanceSpotVenue
 from sqlalchemy import Engine, text
-from test_execution_ccxt import binance_broker, creates
+from support.binance_broker import binance_broker, creates
+from support.ccxt_replay import BinanceSpotVenue
 from typer.testing import CliRunner
 
 from alphaloom.cli import app
@@ -17,7 +17,7 @@ from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, clien
 from alphaloom.errors import VenueTemporaryError
 from alphaloom.ops.kill_switch import set_kill_switch
 from alphaloom.settings import Settings, get_settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.factory import paper_broker
 from execution.killswitch import cancel_open_orders

@@ -12,15 +12,15 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-from ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from sqlalchemy import Engine, text
+from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import UnknownOrderStateError
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
 from execution.submit import execute
@@ -239,8 +239,8 @@ def test_the_kill_switch_keeps_an_order_the_venue_lists_late_open_until_the_venu
     that reconciliation later finds it: resting there, it is cancelled through the venue while the switch is on;
     filled there, the fill is booked."""
     from alphaloom.ops.kill_switch import set_kill_switch
+    from execution.accounts.reconcile import reconcile_account
     from execution.killswitch import cancel_open_orders
-    from execution.reconcile import reconcile_account
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, intents = _live_account(engine, tag, 2)
@@ -314,7 +314,7 @@ def test_reconciliation_books_a_journaled_order_whose_decision_never_committed(e
     """The venue filled the order, then the process died before the decision's transaction committed: no decision,
     no order, only the journal. A later run at another as_of never recomputes that decision; its reconciliation must
     still look the journaled attempt up and book the venue's order, so our books agree with the venue."""
-    from execution.reconcile import reconcile_account, unexplained
+    from execution.accounts.reconcile import reconcile_account, unexplained
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, (intent,) = _live_account(engine, tag)
@@ -344,7 +344,7 @@ def test_reconciliation_books_a_journaled_order_whose_decision_never_committed(e
 
 
 def test_reconciliation_settles_a_journaled_attempt_the_venue_never_saw(engine: Engine) -> None:
-    from execution.reconcile import reconcile_account, unexplained
+    from execution.accounts.reconcile import reconcile_account, unexplained
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, (intent,) = _live_account(engine, tag)
@@ -375,15 +375,15 @@ def test_a_twap_slice_released_on_a_new_bar_passes_the_portfolio_gate(engine: En
     """A buy's TWAP schedule is recorded and its first slice sent; then the account falls into a halting drawdown.
     The slices released by the protect flow on the next bars must meet the drawdown halt as a fresh buy would:
     refused, recorded, nothing sent."""
-    import test_execution_twap as twap
+    from support import twap_world as twap
 
     from alphaloom.settings import get_settings
     from flows.protect import protect_positions
 
-    account, run_id, intent = twap._world(engine)
+    account, run_id, intent = twap.world(engine)
     venue = twap.Venue(engine)
-    twap._execute(engine, intent, run_id, venue)
-    assert twap._legs_sent(engine, account) == [1]
+    twap.execute_intent(engine, intent, run_id, venue)
+    assert twap.legs_sent(engine, account) == [1]
     with engine.begin() as conn:  # equity peaked at 10x what the account holds now: a halting drawdown
         conn.execute(text("insert into audit.equity_marks (account, as_of, equity) values (:a, :t, 1000000)"),
                      {"a": account, "t": twap.T0 - twap.HOUR})  # fmt: skip
@@ -394,7 +394,7 @@ def test_a_twap_slice_released_on_a_new_bar_passes_the_portfolio_gate(engine: En
         totals = protect_positions(as_of=twap.T0 + 2 * twap.HOUR, account=account)
     finally:
         get_settings.cache_clear()
-    assert totals["slices_sent"] == 0 and twap._legs_sent(engine, account) == [1] and venue.submits == 1
+    assert totals["slices_sent"] == 0 and twap.legs_sent(engine, account) == [1] and venue.submits == 1
     with engine.connect() as conn:
         statuses = conn.execute(text("select status, reason from audit.scheduled_slices where account = :a "
                                      "order by client_order_id"), {"a": account}).all()  # fmt: skip
@@ -407,23 +407,23 @@ def test_a_twap_slice_released_on_a_new_bar_passes_the_portfolio_gate(engine: En
 def test_a_twap_slice_released_by_a_backtest_step_passes_the_portfolio_gate(engine: Engine) -> None:
     """The backtest's step releases due slices as the protect flow does, so they meet the same gate: after the first
     slice, the account falls into a halting drawdown; the next replay step refuses the due slices, sends nothing."""
-    import test_execution_twap as twap
+    from support import twap_world as twap
 
     from agents.sentiment import LexiconScorer
     from agents.team import StrategyParams, Team
     from flows.backtest import Replay, replay_step
 
-    account, run_id, intent = twap._world(engine)
+    account, run_id, intent = twap.world(engine)
     venue = twap.Venue(engine)
-    twap._execute(engine, intent, run_id, venue)
-    assert twap._legs_sent(engine, account) == [1]
+    twap.execute_intent(engine, intent, run_id, venue)
+    assert twap.legs_sent(engine, account) == [1]
     with engine.begin() as conn:  # equity peaked at 10x what the account holds now: a halting drawdown
         conn.execute(text("insert into audit.equity_marks (account, as_of, equity) values (:a, :t, 1000000)"),
                      {"a": account, "t": twap.T0 - twap.HOUR})  # fmt: skip
     replay = Replay(account, [], run_id, twap.SETTINGS, Team(LexiconScorer(), None), StrategyParams(), "close",
                     twap.T0 + 4 * twap.HOUR, {})  # fmt: skip
     replay_step.fn(replay, twap.T0 + 2 * twap.HOUR)
-    assert twap._legs_sent(engine, account) == [1]
+    assert twap.legs_sent(engine, account) == [1]
     with engine.connect() as conn:
         statuses = conn.execute(text("select status, reason from audit.scheduled_slices where account = :a "
                                      "order by client_order_id"), {"a": account}).all()  # fmt: skip

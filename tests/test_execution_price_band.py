@@ -8,15 +8,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ccxt_replay import BinanceSpotVenue
 from sqlalchemy import Engine, text
-from test_execution_ccxt import binance_broker, creates
+from support.binance_broker import binance_broker, creates
+from support.ccxt_replay import BinanceSpotVenue
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.factory import paper_broker
-from execution.protective import arm_exit, check_exits
+from execution.safety.protective import arm_exit, check_exits
 from execution.submit import execute
 
 D = Decimal

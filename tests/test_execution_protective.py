@@ -10,9 +10,9 @@ from decimal import Decimal
 from sqlalchemy import Engine, text
 
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.factory import paper_broker
-from execution.protective import Trigger, arm_exit, check_exits, exit_trigger, levels
+from execution.safety.protective import Trigger, arm_exit, check_exits, exit_trigger, levels
 
 D = Decimal
 T0 = datetime(2026, 3, 2, 0, tzinfo=UTC)
@@ -112,8 +112,8 @@ def _held(engine: Engine, account: str) -> Decimal:
 
 
 def test_a_venue_native_stop_is_placed_followed_and_booked_when_it_fills(engine: Engine) -> None:
-    from ccxt_replay import BinanceSpotVenue
-    from test_execution_ccxt import binance_broker, creates
+    from support.binance_broker import binance_broker, creates
+    from support.ccxt_replay import BinanceSpotVenue
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, settings = _live_position(engine, tag)
@@ -146,8 +146,8 @@ def test_a_venue_native_stop_is_placed_followed_and_booked_when_it_fills(engine:
 
 
 def test_a_take_profit_on_a_bar_cancels_the_venue_stop_before_selling(engine: Engine) -> None:
-    from ccxt_replay import BinanceSpotVenue
-    from test_execution_ccxt import binance_broker, creates
+    from support.binance_broker import binance_broker, creates
+    from support.ccxt_replay import BinanceSpotVenue
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, settings = _live_position(engine, tag)

@@ -7,17 +7,17 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue
 from sqlalchemy import Engine, text
-from test_execution_ccxt import T0, binance_broker
+from support.binance_broker import T0, binance_broker
+from support.ccxt_replay import BinanceSpotVenue
 from typer.testing import CliRunner
 
 from alphaloom.cli import app
 from alphaloom.domain import ClientOrderId, Side
 from alphaloom.errors import ConfigError
-from execution.accounts import ensure_account
+from execution.accounts.reconcile import Difference, compare_holdings, latest_reconciliation, reconcile_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
-from execution.reconcile import Difference, compare_holdings, latest_reconciliation, reconcile_account
 
 runner = CliRunner()
 D = Decimal

@@ -9,18 +9,20 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from ccxt_replay import BinanceSpotVenue, Handler, VenueReplay, mount, recorded
 from sqlalchemy import Engine, text
-from test_execution_ccxt import OFF, T0
+from support.binance_broker import OFF, T0
+from support.ccxt_replay import BinanceSpotVenue, Handler, VenueReplay, mount, recorded
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
-from execution.accounts import ensure_account
+from execution.accounts.reconcile import reconcile_account
+from execution.accounts.registry import ensure_account
+from execution.algos.routing import RoutingBroker, plan_legs
+from execution.algos.splitting import BookTop, VenueBook, route_by_depth
+from execution.brokers.base import LegRoutingBroker
 from execution.brokers.ccxt_broker import CcxtBroker
-from execution.reconcile import reconcile_account
-from execution.routing import RoutingBroker, plan_legs
-from execution.splitting import BookTop, VenueBook, route_by_depth
+from execution.brokers.paper import PaperBroker
 from execution.submit import execute
 
 D = Decimal
@@ -28,6 +30,13 @@ D = Decimal
 
 class SimulatedCrash(Exception):
     """The process dies: nothing catches it, the caller's transaction rolls back."""
+
+
+def test_the_router_is_a_broker_wrapper_execute_asks_for_legs() -> None:
+    paper = PaperBroker(fee_bps=D(0), slippage_bps=D(0), kill_switch=lambda: OFF)
+    router = RoutingBroker({"binance": paper})  # type: ignore[dict-item]
+    assert isinstance(router, LegRoutingBroker) and not router.live  # live when a venue is: a paper one is not
+    assert not isinstance(paper, LegRoutingBroker)
 
 
 def test_plan_legs_by_hand_best_after_fees_first_split_by_depth() -> None:

@@ -6,19 +6,19 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from ccxt_replay import BinanceSpotVenue
 from sqlalchemy import Engine, text
-from test_execution_ccxt import T0, binance_broker, creates
+from support.binance_broker import T0, binance_broker, creates
+from support.ccxt_replay import BinanceSpotVenue
 from typer.testing import CliRunner
 
 from alphaloom.cli import app
 from alphaloom.domain import ClientOrderId, DecisionId, Fill, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker
-from execution.shadow import Observation, ShadowBroker, order_drift, record_drift, summarise
+from execution.brokers.shadow import Observation, ShadowBroker, order_drift, record_drift, summarise
 from execution.submit import execute
 
 D = Decimal

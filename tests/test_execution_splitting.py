@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
-from execution.splitting import BookTop, iceberg, parent_map, route, slippage_bps, twap
+from execution.algos.splitting import BookTop, iceberg, parent_map, route, slippage_bps, twap
 
 D = Decimal
 PARENT = OrderIntent(DecisionId("d-split"), "a", "BTC/USDT", Side.BUY, D("1.000001"), D(100))

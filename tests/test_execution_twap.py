@@ -1,98 +1,40 @@
 """TWAP slices spread over time, on the durable paper venue: the first slice goes out at once, the others are recorded
-in ``audit.scheduled_slices`` and released by ``execution.release`` when due (not before), each exactly once, also
+in ``audit.scheduled_slices`` and released by ``execution.algos.release`` when due (not before), each exactly once, also
 across a crash between journal and record; the kill switch cancels what is still scheduled; a later decision on the
 other side supersedes the rest; slippage is measured per slice against the parent's arrival price."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, text
+from support.twap_world import (
+    HOUR,
+    SETTINGS,
+    T0,
+    SimulatedCrash,
+    Venue,
+    execute_intent,
+    legs_sent,
+    query_rows,
+    record_decision,
+    world,
+)
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
-from alphaloom.ops.kill_switch import kill_switch_state, set_kill_switch
+from alphaloom.ops.kill_switch import set_kill_switch
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
-from execution.brokers.base import BrokerReport, OrderRequest
-from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.algos.release import release_due_children
+from execution.algos.schedule import ScheduledSlice, due_slices
+from execution.algos.splitting import SplitPolicy, split_intents
 from execution.killswitch import cancel_open_orders
-from execution.release import release_due_children
-from execution.schedule import ScheduledSlice, due_slices
-from execution.splitting import SplitPolicy, split_intents
 from execution.submit import execute
 
-T0 = datetime(2024, 8, 1, 10, tzinfo=UTC)
 D = Decimal
 SAME = {("a", "X/USD"): D(1)}  # the pure plans' account "a" is in USD: 1 USD per USD
-HOUR = timedelta(hours=1)
-# 4 slices over 240 minutes: due at T0, T0+1h, T0+2h, T0+3h
-SETTINGS = Settings(split_above_notional=D(1000), split_slices=4, twap_duration_minutes=240, timeframe="1h")
-
-
-class SimulatedCrash(Exception):
-    """The process dying: nothing catches it, the caller's transaction rolls back."""
-
-
-class Venue:
-    """A real paper broker on the durable venue (kill switch read from the database), counting submits and crashing
-    at a planned point for planned client ids."""
-
-    def __init__(self, engine: Engine, faults: dict[str, str] | None = None) -> None:
-        def switch():  # type: ignore[no-untyped-def]
-            with engine.connect() as conn:
-                return kill_switch_state(conn)
-
-        self.inner = PaperBroker(fee_bps=D(10), slippage_bps=D(5), kill_switch=switch, venue=PostgresPaperVenue(engine))
-        self.name, self.live, self.faults, self.submits = self.inner.name, False, dict(faults or {}), 0
-
-    def submit(self, request: OrderRequest) -> BrokerReport:
-        fault = self.faults.pop(request.client_order_id, None)
-        if fault == "before_submit":
-            raise SimulatedCrash("died after journaling, before the venue saw the slice")
-        self.submits += 1
-        report = self.inner.submit(request)
-        if fault == "after_submit":
-            raise SimulatedCrash("died after the venue accepted the slice, before recording it")
-        return report
-
-    def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
-        return self.inner.lookup(client_order_id)
-
-
-def _decision(engine: Engine, account: str, run_id: str, symbol: str, tag: str, action: str) -> DecisionId:
-    decision_id = DecisionId(f"d-twap-{action}-{tag}")
-    with engine.begin() as conn:
-        conn.execute(
-            text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action,
-                                                 score, config_version, inputs)
-                    values (:d, :r, :a, :s, '1h', :t, :act, 1, 'test', '{}'::jsonb)"""),
-            {"d": decision_id, "r": run_id, "a": account, "s": symbol, "t": T0, "act": action},
-        )  # fmt: skip
-    return decision_id
-
-
-def _world(engine: Engine) -> tuple[str, str, OrderIntent]:
-    tag = uuid.uuid4().hex[:8]
-    account, run_id, symbol = f"twap-{tag}", f"run-twap-{tag}", f"W{tag}/USDT"
-    with engine.begin() as conn:
-        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
-        ensure_account(conn, account, "paper", "USDT", "paper", D(100000), run_id)
-        for ts, close in [(T0 - HOUR, 100), (T0, 102), (T0 + HOUR, 101)]:  # known from ts + 1h on
-            conn.execute(
-                text("""insert into raw.ohlcv (exchange, symbol, timeframe, ts, open, high, low, close, volume, run_id)
-                        values (:e, :s, '1h', :ts, :c, :c, :c, :c, 1000000, :r)"""),
-                {"e": SETTINGS.exchange, "s": symbol, "ts": ts, "c": close, "r": run_id},
-            )  # fmt: skip
-    decision_id = _decision(engine, account, run_id, symbol, tag, "buy")
-    return account, run_id, OrderIntent(decision_id, account, symbol, Side.BUY, D(50), D(100))
-
-
-def _execute(engine: Engine, intent: OrderIntent, run_id: str, broker: Venue, at: datetime = T0):
-    with engine.begin() as conn:
-        return execute(conn, [intent], run_id=run_id, broker=broker, settings=SETTINGS, event_time=at)  # type: ignore[arg-type]
 
 
 def _release(engine: Engine, broker: Venue, at: datetime, run_id: str, account: str):
@@ -101,17 +43,8 @@ def _release(engine: Engine, broker: Venue, at: datetime, run_id: str, account: 
         return release_due_children(conn, broker, at, settings=SETTINGS, run_id=run_id, account=account)  # type: ignore[arg-type]
 
 
-def _rows(engine: Engine, sql: str, **params: object) -> list:
-    with engine.connect() as conn:
-        return conn.execute(text(sql), params).all()
-
-
-def _legs_sent(engine: Engine, account: str) -> list[int]:
-    return [r.leg for r in _rows(engine, "select leg from audit.orders where account = :a order by leg", a=account)]
-
-
 def _venue_counts(engine: Engine, account: str) -> dict[str, int]:
-    rows = _rows(engine, "select client_order_id, count(*) as n from paper_venue.orders where account = :a group by 1",
+    rows = query_rows(engine, "select client_order_id, count(*) as n from paper_venue.orders where account = :a group by 1",
                  a=account)  # fmt: skip
     return {r.client_order_id: int(r.n) for r in rows}
 
@@ -133,11 +66,11 @@ def test_the_split_plan_spreads_a_twap_over_its_duration_and_due_slices_is_pure(
 
 
 def test_slices_are_released_at_their_due_times_and_not_before(engine: Engine) -> None:
-    account, run_id, intent = _world(engine)
+    account, run_id, intent = world(engine)
     broker = Venue(engine)
-    first = _execute(engine, intent, run_id, broker)
-    assert first.broker_submits == 1 and len(first.scheduled) == 3 and _legs_sent(engine, account) == [1]
-    schedule = _rows(engine, "select leg, due_at, status, arrival_price from audit.scheduled_slices "
+    first = execute_intent(engine, intent, run_id, broker)
+    assert first.broker_submits == 1 and len(first.scheduled) == 3 and legs_sent(engine, account) == [1]
+    schedule = query_rows(engine, "select leg, due_at, status, arrival_price from audit.scheduled_slices "
                      "where account = :a order by leg", a=account)  # fmt: skip
     assert [(r.leg, r.due_at, r.status) for r in schedule] == [
         (1, T0, "released"), (2, T0 + HOUR, "scheduled"), (3, T0 + 2 * HOUR, "scheduled"),
@@ -146,13 +79,13 @@ def test_slices_are_released_at_their_due_times_and_not_before(engine: Engine) -
     assert {D(r.arrival_price) for r in schedule} == {D(100)}  # the last close known at T0
 
     assert _release(engine, broker, T0 + HOUR - timedelta(seconds=1), run_id, account).broker_submits == 0
-    assert _legs_sent(engine, account) == [1]
+    assert legs_sent(engine, account) == [1]
     at_1h = _release(engine, broker, T0 + HOUR, run_id, account)
-    assert at_1h.broker_submits == 1 and _legs_sent(engine, account) == [1, 2]
+    assert at_1h.broker_submits == 1 and legs_sent(engine, account) == [1, 2]
     at_3h = _release(engine, broker, T0 + 3 * HOUR, run_id, account)  # late: both overdue slices go
-    assert at_3h.broker_submits == 2 and _legs_sent(engine, account) == [1, 2, 3, 4]
+    assert at_3h.broker_submits == 2 and legs_sent(engine, account) == [1, 2, 3, 4]
 
-    orders = _rows(engine, "select client_order_id, leg, quantity, reference_price, parent_client_order_id, "
+    orders = query_rows(engine, "select client_order_id, leg, quantity, reference_price, parent_client_order_id, "
                    "arrival_price, status from audit.orders where account = :a order by leg", a=account)  # fmt: skip
     parent_id = client_order_id_for(intent.decision_id, 0)
     assert {o.parent_client_order_id for o in orders} == {parent_id} and {o.status for o in orders} == {"filled"}
@@ -160,78 +93,78 @@ def test_slices_are_released_at_their_due_times_and_not_before(engine: Engine) -
     # each slice is priced at the bar close known when it is released, measured against the parent's arrival (100)
     assert [D(o.reference_price) for o in orders] == [100, 102, 101, 101]
     assert {D(o.arrival_price) for o in orders} == {D(100)}
-    final = _rows(engine, "select details from audit.order_events where client_order_id = :c and to_status = 'filled'",
+    final = query_rows(engine, "select details from audit.order_events where client_order_id = :c and to_status = 'filled'",
                   c=orders[1].client_order_id)[0].details  # fmt: skip
     # 102 * (1 + 5 bps) = 102.051 against 100: 205.1 bps
     assert (final["arrival_price"], final["slippage_bps_vs_arrival"]) == ("100", "205.1000")
-    held = _rows(engine, "select quantity from audit.positions where account = :a", a=account)[0].quantity
+    held = query_rows(engine, "select quantity from audit.positions where account = :a", a=account)[0].quantity
     assert D(held) == D(50)
     assert set(_venue_counts(engine, account).values()) == {1} and len(_venue_counts(engine, account)) == 4
 
 
 def test_running_the_release_or_the_decision_again_sends_nothing_twice(engine: Engine) -> None:
-    account, run_id, intent = _world(engine)
+    account, run_id, intent = world(engine)
     broker = Venue(engine)
-    _execute(engine, intent, run_id, broker)
-    again = _execute(engine, intent, run_id, broker)  # the same decision retried: its schedule is found
+    execute_intent(engine, intent, run_id, broker)
+    again = execute_intent(engine, intent, run_id, broker)  # the same decision retried: its schedule is found
     assert again.broker_submits == 0 and len(again.duplicates) == 1 and len(again.scheduled) == 3
     assert _release(engine, broker, T0 + HOUR, run_id, account).broker_submits == 1
     assert _release(engine, broker, T0 + HOUR, run_id, account).broker_submits == 0
-    assert _execute(engine, intent, run_id, broker, T0 + HOUR).broker_submits == 0
+    assert execute_intent(engine, intent, run_id, broker, T0 + HOUR).broker_submits == 0
     finer = Settings(split_above_notional=D(1000), split_slices=5, twap_duration_minutes=240, timeframe="1h")
     with engine.begin() as conn:  # retried in another shape: the recorded schedule stands
         other = execute(conn, [intent], run_id=run_id, broker=broker, settings=finer, event_time=T0 + 4 * HOUR)  # type: ignore[arg-type]
     assert other.broker_submits == 0
     assert _release(engine, broker, T0 + 4 * HOUR, run_id, account).broker_submits == 2
     assert _release(engine, broker, T0 + 4 * HOUR, run_id, account).broker_submits == 0
-    assert _legs_sent(engine, account) == [1, 2, 3, 4] and set(_venue_counts(engine, account).values()) == {1}
+    assert legs_sent(engine, account) == [1, 2, 3, 4] and set(_venue_counts(engine, account).values()) == {1}
 
 
 @pytest.mark.parametrize(("fault", "recovered", "resent"), [("after_submit", 1, 0), ("before_submit", 0, 1)])
 def test_a_crash_between_journal_and_record_of_a_slice_then_a_rerun_loses_and_doubles_nothing(
     engine: Engine, fault: str, recovered: int, resent: int
 ) -> None:
-    account, run_id, intent = _world(engine)
-    _execute(engine, intent, run_id, Venue(engine))
+    account, run_id, intent = world(engine)
+    execute_intent(engine, intent, run_id, Venue(engine))
     slice_2 = client_order_id_for(intent.decision_id, 2)
     with pytest.raises(SimulatedCrash):
         _release(engine, Venue(engine, {slice_2: fault}), T0 + HOUR, run_id, account)
-    status = _rows(engine, "select status from audit.scheduled_slices where client_order_id = :c", c=slice_2)
-    assert status[0].status == "scheduled" and _legs_sent(engine, account) == [1]  # rolled back, journal kept
+    status = query_rows(engine, "select status from audit.scheduled_slices where client_order_id = :c", c=slice_2)
+    assert status[0].status == "scheduled" and legs_sent(engine, account) == [1]  # rolled back, journal kept
     restarted = Venue(engine)
     rerun = _release(engine, restarted, T0 + HOUR, run_id, account)
     assert len(rerun.results[account].recovered) == recovered and restarted.submits == resent
     assert _release(engine, restarted, T0 + HOUR, run_id, account).broker_submits == 0
-    assert _legs_sent(engine, account) == [1, 2]
+    assert legs_sent(engine, account) == [1, 2]
     assert _venue_counts(engine, account) == {client_order_id_for(intent.decision_id, 1): 1, slice_2: 1}
-    fills = _rows(engine, "select client_order_id from audit.fills where account = :a", a=account)
+    fills = query_rows(engine, "select client_order_id from audit.fills where account = :a", a=account)
     assert sorted(f.client_order_id for f in fills) == sorted([client_order_id_for(intent.decision_id, 1), slice_2])
 
 
 def test_a_crash_after_the_first_slice_was_sent_loses_neither_it_nor_the_schedule(engine: Engine) -> None:
-    account, run_id, intent = _world(engine)
+    account, run_id, intent = world(engine)
     slice_1 = client_order_id_for(intent.decision_id, 1)
     with pytest.raises(SimulatedCrash):  # the schedule rolls back with it; the journal stays
-        _execute(engine, intent, run_id, Venue(engine, {slice_1: "after_submit"}))
-    assert _rows(engine, "select 1 from audit.scheduled_slices where account = :a", a=account) == []
+        execute_intent(engine, intent, run_id, Venue(engine, {slice_1: "after_submit"}))
+    assert query_rows(engine, "select 1 from audit.scheduled_slices where account = :a", a=account) == []
     restarted = Venue(engine)
-    rerun = _execute(engine, intent, run_id, restarted)
+    rerun = execute_intent(engine, intent, run_id, restarted)
     assert len(rerun.recovered) == 1 and restarted.submits == 0 and len(rerun.scheduled) == 3
     assert _release(engine, restarted, T0 + 3 * HOUR, run_id, account).broker_submits == 3
-    assert _legs_sent(engine, account) == [1, 2, 3, 4] and set(_venue_counts(engine, account).values()) == {1}
+    assert legs_sent(engine, account) == [1, 2, 3, 4] and set(_venue_counts(engine, account).values()) == {1}
 
 
 def test_the_kill_switch_cancels_the_scheduled_slices_and_nothing_more_is_sent(engine: Engine) -> None:
-    account, run_id, intent = _world(engine)
+    account, run_id, intent = world(engine)
     broker = Venue(engine)
-    _execute(engine, intent, run_id, broker)
+    execute_intent(engine, intent, run_id, broker)
     with engine.begin() as conn:
         set_kill_switch(conn, True, "test: stop", "test")
         # no broker: the paper venue's open orders are other tests' business; the slices were never sent anywhere
         summary = cancel_open_orders(conn, [], run_id=run_id, event_time=T0, reason="test: stop")
     try:
         assert len(summary.slices_cancelled) >= 3
-        statuses = _rows(engine, "select leg, status, reason from audit.scheduled_slices where account = :a "
+        statuses = query_rows(engine, "select leg, status, reason from audit.scheduled_slices where account = :a "
                          "order by leg", a=account)  # fmt: skip
         assert [(s.leg, s.status) for s in statuses] == [(1, "released"), (2, "cancelled"), (3, "cancelled"),
                                                          (4, "cancelled")]  # fmt: skip
@@ -241,16 +174,16 @@ def test_the_kill_switch_cancels_the_scheduled_slices_and_nothing_more_is_sent(e
         later = _release(
             engine, broker, T0 + 4 * HOUR, run_id, account
         )  # even once it is off again: they are cancelled
-        assert later.due == [] and broker.submits == 1 and _legs_sent(engine, account) == [1]
+        assert later.due == [] and broker.submits == 1 and legs_sent(engine, account) == [1]
     finally:
         with engine.begin() as conn:
             set_kill_switch(conn, False, "test: done", "test")
 
 
 def test_a_slice_meeting_the_kill_switch_is_not_sent_and_stops_its_parent(engine: Engine) -> None:
-    account, run_id, intent = _world(engine)
+    account, run_id, intent = world(engine)
     broker = Venue(engine)
-    _execute(engine, intent, run_id, broker)
+    execute_intent(engine, intent, run_id, broker)
     with engine.begin() as conn:  # engaged without cancelling (kill_switch_cancels_open_orders off)
         set_kill_switch(conn, True, "test: no cancel", "test")
     try:
@@ -260,31 +193,33 @@ def test_a_slice_meeting_the_kill_switch_is_not_sent_and_stops_its_parent(engine
         with engine.begin() as conn:
             set_kill_switch(conn, False, "test: done", "test")
     assert _release(engine, broker, T0 + 4 * HOUR, run_id, account).due == [] and broker.submits == 1
-    statuses = _rows(engine, "select status from audit.scheduled_slices where account = :a order by leg", a=account)
+    statuses = query_rows(
+        engine, "select status from audit.scheduled_slices where account = :a order by leg", a=account
+    )
     assert [s.status for s in statuses] == ["released", "cancelled", "cancelled", "cancelled"]
 
 
 def test_a_later_decision_on_the_other_side_cancels_the_remaining_slices(engine: Engine) -> None:
-    account, run_id, intent = _world(engine)
+    account, run_id, intent = world(engine)
     broker = Venue(engine)
-    _execute(engine, intent, run_id, broker)
+    execute_intent(engine, intent, run_id, broker)
     assert _release(engine, broker, T0 + HOUR, run_id, account).broker_submits == 1  # 24 held
-    sell_id = _decision(engine, account, run_id, intent.symbol, uuid.uuid4().hex[:8], "sell")
+    sell_id = record_decision(engine, account, run_id, intent.symbol, uuid.uuid4().hex[:8], "sell")
     sell = OrderIntent(sell_id, account, intent.symbol, Side.SELL, D(5), D(102))  # small: not split
-    result = _execute(engine, sell, run_id, broker, T0 + HOUR + timedelta(minutes=30))
+    result = execute_intent(engine, sell, run_id, broker, T0 + HOUR + timedelta(minutes=30))
     assert result.broker_submits == 1 and result.superseded == 2
     assert _release(engine, broker, T0 + 4 * HOUR, run_id, account).due == []
-    statuses = _rows(engine, "select status, reason from audit.scheduled_slices where account = :a order by leg",
+    statuses = query_rows(engine, "select status, reason from audit.scheduled_slices where account = :a order by leg",
                      a=account)  # fmt: skip
     assert [s.status for s in statuses] == ["released", "released", "cancelled", "cancelled"]
     assert statuses[2].reason == f"superseded by decision {sell_id} (sell)"
-    held = _rows(engine, "select quantity from audit.positions where account = :a", a=account)[0].quantity
+    held = query_rows(engine, "select quantity from audit.positions where account = :a", a=account)[0].quantity
     assert D(held) == D(19)
 
 
 def _bullish_bars(engine: Engine, tag: str, exchange: str, symbol: str) -> None:
     """Four bullish bars closing at T0 .. T0+3h (close 100, 101, 102, 103), each with its features row known then."""
-    from test_decide import FEATURES_DDL
+    from support.features import FEATURES_DDL
 
     from agents.team import FEATURE_COLUMNS
 
@@ -311,7 +246,7 @@ def _bullish_bars(engine: Engine, tag: str, exchange: str, symbol: str) -> None:
 
 def _slices_one_per_step(engine: Engine, account: str) -> None:
     """Legs 1-4 created at T0, T0+1h, T0+2h, T0+3h, each priced at the close known then, all measured against 100."""
-    orders = _rows(engine, """select o.leg, o.reference_price, o.arrival_price, o.status, e.event_ts
+    orders = query_rows(engine, """select o.leg, o.reference_price, o.arrival_price, o.status, e.event_ts
                               from audit.orders o join audit.order_events e
                                 on e.client_order_id = o.client_order_id and e.event = 'created'
                               where o.account = :a order by o.leg""", a=account)  # fmt: skip
@@ -319,7 +254,7 @@ def _slices_one_per_step(engine: Engine, account: str) -> None:
         (leg, T0 + (leg - 1) * HOUR, D(100 + leg - 1)) for leg in (1, 2, 3, 4)
     ]
     assert {o.status for o in orders} == {"filled"} and {D(o.arrival_price) for o in orders} == {D(100)}
-    slices = _rows(engine, "select status from audit.scheduled_slices where account = :a", a=account)
+    slices = query_rows(engine, "select status from audit.scheduled_slices where account = :a", a=account)
     assert [s.status for s in slices] == ["released"] * 4
 
 
@@ -372,8 +307,8 @@ def test_the_protect_flow_on_a_new_bar_releases_the_slices_due(engine: Engine, p
     from alphaloom.settings import get_settings
     from flows.protect import protect_positions
 
-    account, run_id, intent = _world(engine)
-    _execute(engine, intent, run_id, Venue(engine))
+    account, run_id, intent = world(engine)
+    execute_intent(engine, intent, run_id, Venue(engine))
     monkeypatch.setenv("ALPHALOOM_EXCHANGE", SETTINGS.exchange)
     monkeypatch.setenv("ALPHALOOM_TIMEFRAME", "1h")
     get_settings.cache_clear()
@@ -383,4 +318,4 @@ def test_the_protect_flow_on_a_new_bar_releases_the_slices_due(engine: Engine, p
     finally:
         get_settings.cache_clear()
     assert (early["slices_sent"], on_time["slices_sent"]) == (0, 2)
-    assert _legs_sent(engine, account) == [1, 2, 3]
+    assert legs_sent(engine, account) == [1, 2, 3]

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.dbt  # the benchmark runs dbt
 def test_features_benchmark_runs_at_toy_size(database_url) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "features.py"), "--symbols", "4", "--bars", "120",

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import ccxt
 import pytest
 import requests
-from ccxt_replay import binance_routes, kraken_routes, mount, recorded
 from sqlalchemy import text
+from support.ccxt_replay import binance_routes, kraken_routes, mount, recorded
 
 from alphaloom.audit import start_run
 from alphaloom.errors import ConfigError, VenueTemporaryError

@@ -1,5 +1,5 @@
 """LLM budgets and cost (issue 16, items 3 and 7) through the real openai SDK against the stand-in server of
-test_llm: the per-decision caps, per-model prices stored exactly, a run report and `alphaloom pnl` showing the LLM
+support.llm_endpoint: the per-decision caps, per-model prices stored exactly, a run report and `alphaloom pnl` showing the LLM
 spend and the return net of it (converted point in time), the training-cutoff guard over every role's model, and bad
 price settings refused in one line."""
 
@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-import test_llm
 from sqlalchemy import Engine, text
-from test_llm import Case, answer
+from support import llm_endpoint
+from support.llm_endpoint import Case, answer
 from typer.testing import CliRunner
 
 from agents.llm import LlmAnalyst
@@ -28,16 +28,17 @@ from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.reporting.llm_spend import account_llm_spend, runs_llm_spend
 from alphaloom.reporting.run_report import build_run_report
 from alphaloom.settings import LlmPrice, Settings, get_settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
 
-# test_llm's fixtures: the stand-in server and one test's run and symbol
-endpoint, case = test_llm.endpoint, test_llm.case
 D = Decimal
 runner = CliRunner()
 ROOMY = {"llm_run_token_budget": 10**9, "llm_run_cost_budget": D(10**6), "llm_daily_token_budget": 10**12,
          "llm_daily_cost_budget": D(10**9)}  # fmt: skip
+
+# the module's fixtures: the stand-in endpoint (one per module) and one test's run and symbol against it
+endpoint, case = llm_endpoint.endpoint, llm_endpoint.case
 
 
 def _reservation(case: Case, **features: float) -> int:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llm_standin import Reply, StandIn
-from llm_support import case, compact, forget_spend, review, verdict
 from sqlalchemy import Engine, text
-from test_team import FEATURES_DDL
+from support.features import FEATURES_DDL
+from support.llm_standin import Reply, StandIn
+from support.llm_support import case, compact, forget_spend, review, verdict
 from typer.testing import CliRunner
 
 from agents.deciding import LlmAnswer, analyst_inputs, decide_snapshot
@@ -40,7 +40,7 @@ from alphaloom.markets import MarketSpec
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.reporting.explain import explain_decision, explain_order
 from alphaloom.settings import LlmPrice, LlmRoleEndpoint, Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
 

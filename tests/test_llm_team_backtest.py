@@ -13,9 +13,9 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 
 import pytest
-from llm_standin import StandIn, team_responder
-from llm_support import forget_spend
 from sqlalchemy import text
+from support.llm_standin import StandIn, team_responder
+from support.llm_support import forget_spend
 
 from alphaloom.ingest.sampledata import SampleData, generate
 from alphaloom.settings import get_settings

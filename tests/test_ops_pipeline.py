@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from support.paths import ROOT, SUPPORT
 from typer.testing import CliRunner
 
 from alphaloom.errors import RunInProgressError
@@ -67,7 +68,7 @@ def _sequential_reference(engine: Engine, data: SampleData, account: str) -> Non
     from agents.team import build_team, decide
     from alphaloom.audit import recorded_run
     from alphaloom.ops.kill_switch import kill_switch_state
-    from execution.accounts import ensure_account
+    from execution.accounts.registry import ensure_account
     from execution.brokers.paper import PaperBroker, PostgresPaperVenue
     from execution.submit import execute
     from flows.decide import decision_times
@@ -168,7 +169,7 @@ def test_the_lock_admits_one_of_two_concurrent_holders(engine) -> None:
     assert sorted(results) == ["another decision run for account 'ops-race' is in progress", "ran"]
 
 
-WORKER = Path(__file__).with_name("decide_worker.py")
+WORKER = SUPPORT / "decide_worker.py"
 
 
 def _decide_in_a_process(
@@ -177,7 +178,7 @@ def _decide_in_a_process(
     """A decision flow run in its own process, against this session's Prefect API and database."""
     from prefect.settings import PREFECT_API_URL
 
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(ROOT)
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(),
            "ALPHALOOM_DECISION_LOCK_WAIT_SECONDS": str(wait_seconds),
            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}  # fmt: skip

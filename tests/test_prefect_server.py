@@ -37,6 +37,7 @@ def home(database_url: URL, tmp_path: Path):
         conn.execute(f'drop database if exists "{prefect_server.prefect_database_name(database_url)}" with (force)')
 
 
+@pytest.mark.prefect  # starts the embedded Prefect server
 def test_first_flow_command_starts_the_server_the_next_reuses_it_and_stop_stops_it(home: Path, tmp_path) -> None:
     bars = tmp_path / "bars.csv"
     bars.write_text("ts,open,high,low,close,volume,exchange,symbol,timeframe\n"

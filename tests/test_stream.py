@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 
 import pytest
-from ccxt_replay import binance_routes, mount, recorded
 from sqlalchemy import text
+from support.ccxt_replay import binance_routes, mount, recorded
 
 from alphaloom.audit import start_run
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec

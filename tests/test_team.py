@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from test_llm import Endpoint, answer, endpoint  # noqa: F401  (the local OpenAI-compatible server fixture)
+from support.features import FEATURES_DDL
+from support.llm_endpoint import Endpoint, answer, endpoint  # noqa: F401  (the local OpenAI-compatible server fixture)
 
 from agents.llm import LlmAnalyst
 from agents.memory import load_weights, similar_situations
@@ -20,17 +21,10 @@ from agents.sentiment import LexiconScorer
 from agents.team import FEATURE_COLUMNS, build_team, decide
 from alphaloom.domain import Decision
 from alphaloom.settings import Settings
-from execution.accounts import ensure_account
+from execution.accounts.registry import ensure_account
 
 T0 = datetime(2024, 4, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-FEATURES_DDL = (
-    "create schema if not exists marts; create table if not exists marts.features ("
-    "exchange text not null, symbol text not null, timeframe text not null, ts timestamptz not null, "
-    "known_at timestamptz not null, "
-    + ", ".join(f"{c} double precision" for c in FEATURE_COLUMNS)
-    + ", dbt_invocation_id text, primary key (exchange, symbol, timeframe, ts))"
-)
 
 
 def bearish(close: float) -> dict[str, float]:

@@ -7,6 +7,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+from support.prices import prices
 
 from alphaloom.backtest.vectorized import run, sma_cross_target
 from alphaloom.backtest.walkforward import Costs, parameter_grid, walk_forward
@@ -14,16 +15,6 @@ from alphaloom.reporting.performance import total_return
 
 COSTS = Costs(initial_cash=10_000.0, order_notional=Decimal(1000), fee_bps=10, slippage_bps=5,
               quantity_steps={"A": Decimal("0.001"), "B": Decimal("0.001")})  # fmt: skip
-
-
-def prices(bars: int = 300) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rng = np.random.default_rng(5)
-    index = pd.date_range("2025-01-01", periods=bars, freq="h", tz="UTC")
-    # Trends that flip every 60 bars, plus noise: different SMA pairs win in different windows.
-    drift = np.where((np.arange(bars) // 60) % 2 == 0, 0.004, -0.003)[:, None]
-    close = pd.DataFrame(100 * np.exp(np.cumsum(drift + rng.normal(0, 0.006, (bars, 2)), axis=0)), index=index,
-                         columns=["A", "B"])  # fmt: skip
-    return close.shift(1).fillna(close.iloc[0]), close
 
 
 def test_windows_tile_the_history_and_each_choice_is_the_in_sample_best() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
-from test_walkforward import prices
+from support.prices import prices
 from typer.testing import CliRunner
 
 from agents.trader import quantity_step

@@ -1,5 +1,5 @@
 """The portfolio risk gate as a callable, for orders that leave later than their decision (TWAP and iceberg slices
-released by ``execution.release``): at release time each slice meets what a fresh order meets in the decision, the
+released by ``execution.algos.release``): at release time each slice meets what a fresh order meets in the decision, the
 portfolio checks of ``agents.risk.portfolio`` (drawdown halt and reduction, exposure per asset and class, leverage,
 correlation cluster, VaR) against the account as it is then (``agents.risk.context``).
 

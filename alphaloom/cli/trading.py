@@ -87,7 +87,7 @@ def halt(
     reason: str = typer.Option("manual"),
 ) -> None:
     """Halt ACCOUNT (nothing is sent for it) or release it, e.g. after the daily loss limit tripped."""
-    from execution.fatfinger import halt_state, set_halt
+    from execution.safety.fatfinger import halt_state, set_halt
 
     with engine().begin() as conn:
         set_halt(conn, account, not release, reason)
@@ -98,7 +98,7 @@ def halt(
 @app.command()
 def trips(account: str = typer.Option(None), limit: int = typer.Option(20)) -> None:
     """Recent fat-finger / guard trips (audit.guard_trips)."""
-    from execution.fatfinger import recent_trips
+    from execution.safety.fatfinger import recent_trips
 
     with engine().connect() as conn:
         rows = recent_trips(conn, account, limit)
@@ -116,8 +116,8 @@ def reconcile(account: str = typer.Argument(..., help="A live or shadow account 
     from sqlalchemy import text
 
     from alphaloom.audit import recorded_run
+    from execution.accounts.reconcile import reconcile_account
     from execution.brokers.factory import ccxt_broker
-    from execution.reconcile import reconcile_account
 
     eng, settings = engine(), get_settings()
     with eng.connect() as conn:
@@ -154,7 +154,7 @@ def drift(account: str = typer.Option(None, help="Only this account.")) -> None:
     """Shadow mode: how paper fills drifted from live fills (audit.shadow_drift), per account and symbol."""
     from alphaloom.cli._checks import refuse
     from alphaloom.ops.catalog import account_ids
-    from execution.shadow import drift_rows, summarise
+    from execution.brokers.shadow import drift_rows, summarise
 
     with engine().connect() as conn:
         if account is not None and account not in (known := account_ids(conn)):

@@ -163,6 +163,7 @@ def ensure_running(settings: Settings, database: URL, *, timeout: float = 120) -
                 [*prefect_cli(), "server", "start", "--host", host, "--port", str(port)], env=env, cwd=PROJECT_ROOT,
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
+        _started[child.pid] = child
         state = ServerState(child.pid, host, port, dbname)
         state_file(settings).write_text(json.dumps({"pid": child.pid, "host": host, "port": port, "database": dbname}))
         try:
@@ -196,7 +197,17 @@ def stop(settings: Settings, *, grace: float = 20) -> ServerState | None:
     return state
 
 
+# The servers this process started: their ``Popen`` kept while they run (one collected earlier says "subprocess is
+# still running", a ResourceWarning) and asked for their exit status when they stop.
+_started: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _reap(pid: int) -> None:
     """Collect the exit status when the server is our own child (started by this process), so it is not a zombie."""
+    child = _started.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _started[pid]
+        return
     with suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)

@@ -96,10 +96,10 @@ class LocalPrefect:
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.log_dir / f"{name}.log").open("ab")
-        child = subprocess.Popen(
-            args, env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with (self.log_dir / f"{name}.log").open("ab") as log:  # the child writes to its own copy of the file
+            child = subprocess.Popen(
+                args, env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.children[name] = child
         return child
 

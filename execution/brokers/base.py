@@ -6,18 +6,34 @@ resend), ``KillSwitchEngagedError`` (it refused because the kill switch is on).
 
 Optional capabilities, asked with ``isinstance``: ``CancellingBroker`` (cancel, list open orders),
 ``StopOrderBroker`` (venue-native stop / take-profit orders), ``BalanceBroker`` (balances per currency) and
-``QuotingBroker`` (the venue's current price, asked at send time for the price band). A broker whose ``live`` attribute is true sends real
-orders: execution requires the account to be armed for live trading first.
+``QuotingBroker`` (the venue's current price, asked at send time for the price band) and ``LegRoutingBroker`` (a
+broker over several venues that replaces each intent by its route legs before anything is sent:
+``execution.algos.routing.RoutingBroker``). Every broker says whether it is ``live`` (sends real orders): execution
+then requires the account to be armed for live trading first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId, require_utc
+from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side, VenueOrderId, require_utc
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+
+class OrderType(enum.StrEnum):
+    """What kind of order is sent (``audit.orders.order_type``): a decision's market order, a limit order, or a
+    venue-held stop-loss that becomes a limit order at its stop (a protective exit)."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_LOSS_LIMIT = "stop_loss_limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +48,7 @@ class OrderRequest:
     quantity: Decimal
     reference_price: Decimal
     submitted_at: datetime
-    order_type: str = "market"
+    order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     # Volume of the last bar known at submit time: the paper venue caps its fill at a share of it.
     bar_volume: Decimal | None = None
@@ -64,6 +80,11 @@ class Broker(Protocol):
     id (None when the venue never saw it), used to reconcile a submit whose outcome is unknown."""
 
     name: str
+
+    @property
+    def live(self) -> bool:
+        """True when it sends real orders (execution refuses them for an account not armed for live trading)."""
+        ...
 
     def submit(self, request: OrderRequest) -> BrokerReport: ...
 
@@ -100,3 +121,25 @@ class QuotingBroker(Broker, Protocol):
     when it cannot say; execution then sends nothing (a market order is never sent blind)."""
 
     def current_price(self, symbol: str, side: Side) -> Decimal: ...
+
+
+@dataclass
+class RoutedOrders:
+    """The orders to send for some intents: route legs in place of their parent intent (an intent not routed stays as
+    it is), and per leg its parent's client id, the venue it goes to and the arrival price its plan measured; per
+    parent the client ids of all its planned legs (its shape, whatever an earlier run managed to record of it)."""
+
+    intents: list[OrderIntent]
+    parents: dict[ClientOrderId, ClientOrderId] = field(default_factory=dict)
+    venues: dict[ClientOrderId, str] = field(default_factory=dict)
+    arrival: dict[ClientOrderId, Decimal] = field(default_factory=dict)
+    siblings: dict[ClientOrderId, list[str]] = field(default_factory=dict)
+
+
+@runtime_checkable
+class LegRoutingBroker(Broker, Protocol):
+    """A broker over several venues: ``route`` replaces each intent by its legs, with the plan saved before it returns
+    (so a retry sends each leg only to the venue its plan names), and ``submit`` sends each leg to its planned venue.
+    Execution records and sends each leg as an order of its own. Called under the accounts' locks."""
+
+    def route(self, conn: Connection, intents: Sequence[OrderIntent], *, run_id: str) -> RoutedOrders: ...

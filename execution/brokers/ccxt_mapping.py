@@ -89,7 +89,7 @@ def fills_from_trades(
 
     Each fee stays in the currency the venue charged it in (``fee.currency``): the quote currency, the symbol's base
     asset (binance takes a buy's commission out of the coins bought) or a third asset such as BNB; the ledger
-    (``execution.ledger.FeeIn``) books each where it belongs, so the position is what the venue holds. A fee without
+    (``execution.accounts.holdings.FeeIn``) books each where it belongs, so the position is what the venue holds. A fee without
     a currency is taken as the quote currency's (ccxt leaves it out only for fee-free venues and trades)."""
     quote = symbol.partition("/")[2] or symbol
     fills = []

@@ -20,7 +20,7 @@ from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import ExchangeMaker, account_exchange, make_exchange
 from execution.brokers.base import Broker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
-from execution.shadow import ShadowBroker
+from execution.brokers.shadow import ShadowBroker
 
 if TYPE_CHECKING:
     from execution.brokers.ccxt_broker import CcxtBroker

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, text
 from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId, quote_currency, stable_hash
 from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError
 from alphaloom.ops.kill_switch import KillSwitchState
-from execution.brokers.base import BrokerReport, OrderRequest
+from execution.brokers.base import BrokerReport, OrderRequest, OrderType
 
 BPS = Decimal(10000)
 _OPEN = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
@@ -165,7 +165,7 @@ class PostgresPaperVenue:
                        values (:v, :c, :a, :s, :side, :t, :q, :lp, :sp, :st, cast(:f as jsonb), :reason)"""
                 ),
                 {"v": report.venue_order_id, "c": request.client_order_id, "a": request.account, "s": request.symbol,
-                 "side": request.side.value, "t": request.order_type, "q": request.quantity,
+                 "side": request.side.value, "t": str(request.order_type), "q": request.quantity,
                  "lp": request.limit_price, "sp": request.stop_price, "st": report.status.value,
                  "f": _fills_json(report.fills), "reason": report.reason},
             )  # fmt: skip
@@ -193,7 +193,7 @@ class PostgresPaperVenue:
                        select (select venue_order_id from ins) as venue_order_id"""
                 ),
                 {"c": request.client_order_id, "a": request.account, "s": request.symbol, "side": request.side.value,
-                 "t": request.order_type, "q": request.quantity, "lp": request.limit_price, "sp": request.stop_price,
+                 "t": str(request.order_type), "q": request.quantity, "lp": request.limit_price, "sp": request.stop_price,
                  "st": report.status.value, "f": _fills_json(report.fills), "reason": report.reason},
             ).one()  # fmt: skip
         if row.venue_order_id is None:
@@ -262,8 +262,8 @@ class PaperBroker:
         state = self._kill_switch()
         if state.engaged:
             raise KillSwitchEngagedError(f"paper broker refuses {request.client_order_id}: {state.reason}")
-        if request.order_type != "market":
-            raise OrderRejectedError(f"paper broker fills market orders only, got {request.order_type!r}")
+        if request.order_type != OrderType.MARKET:
+            raise OrderRejectedError(f"paper broker fills market orders only, got {str(request.order_type)!r}")
         if request.quantity <= 0 or request.reference_price <= 0:
             raise OrderRejectedError(f"invalid quantity/price for {request.client_order_id}")
         quantity = fill_quantity(request, self.max_participation)

@@ -5,7 +5,7 @@ Revision ID: 0009_twap
 One row per slice (the first one included, released at once): its client order id, its parent, its quantity and the
 parent's arrival price, the time it is due and its state (``scheduled`` -> ``released`` | ``refused`` | ``cancelled``).
 Written in the transaction that sends the first slice, so a decision that rolls back leaves no schedule; the submit
-journal covers the window between sending and committing. ``execution.release`` sends the slices whose time has come.
+journal covers the window between sending and committing. ``execution.algos.release`` sends the slices whose time has come.
 """
 
 from __future__ import annotations

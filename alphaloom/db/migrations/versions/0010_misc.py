@@ -4,7 +4,7 @@ results.
 Revision ID: 0010_misc
 
 ``audit.fills.realized_pnl``: what a sell fill realised, in the symbol's quote currency (quantity * price - fee -
-quantity * the position's average cost before it; the same arithmetic as ``execution.ledger``); null for a buy and for
+quantity * the position's average cost before it; the same arithmetic as ``execution.accounts.holdings``); null for a buy and for
 fills booked before this column existed (their realised P&L is still in ``audit.positions.realized_pnl``, and the
 account view converts that remainder at its current rate).
 

@@ -3,7 +3,7 @@
 Revision ID: 0011_iceberg
 
 ``after_client_order_id``: for an iceberg child (not the first), the child of the same parent whose order must have
-``filled`` before this one is due (``execution.release``); null for TWAP slices, which wait for ``due_at`` only.
+``filled`` before this one is due (``execution.algos.release``); null for TWAP slices, which wait for ``due_at`` only.
 """
 
 from __future__ import annotations

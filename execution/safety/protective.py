@@ -3,7 +3,7 @@ levels stay guarded while no decision runs.
 
 - ``arm_exit`` records the levels for (account, symbol). Where the broker holds stop orders itself
   (``StopOrderBroker.supports_stop_orders()``, e.g. ccxt ``has['createStopOrder']``) the stop is placed at the venue
-  as a stop-limit sell (``execution.submit.place_standing_order``: an audit order like any other, limit
+  as a stop-limit sell (``execution.orders.sending.place_standing_order``: an audit order like any other, limit
   ``stop_limit_offset_pct`` below the stop) and the mode is ``venue_native``; otherwise (or when the venue refuses
   it) ``bar_check``.
 - For a ``venue_native`` exit, ``check_exits`` follows the stop at the venue by client id on every bar: its fills are
@@ -16,7 +16,7 @@ levels stay guarded while no decision runs.
   rerun on the same bar sends nothing twice. The price band never refuses it (``OrderIntent.protective``): a stop
   the market gapped through must still get out. The exit row becomes ``triggered`` with what triggered it.
 
-``arm_entries`` arms every filled entry of an execution (``execution.session`` calls it after each decision's
+``arm_entries`` arms every filled entry of an execution (``execution.accounts.session`` calls it after each decision's
 orders) when ``stop_loss_pct`` / ``take_profit_pct`` are set: levels from the position's average entry price, for
 the whole position held, replacing the levels (and cancelling the venue stop) of an earlier entry.
 
@@ -37,9 +37,12 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side, last_closed_open, require_utc, stable_hash
 from alphaloom.settings import Settings
-from execution.brokers.base import Broker, CancellingBroker, StopOrderBroker
-from execution.orders import is_terminal
-from execution.submit import ExecutionResult, apply_venue_report, execute, place_standing_order
+from execution.brokers.base import Broker, CancellingBroker, OrderType, StopOrderBroker
+from execution.orders.outcomes import ExecutionResult
+from execution.orders.sending import place_standing_order
+from execution.orders.state import is_terminal
+from execution.orders.venue_reports import apply_venue_report
+from execution.submit import execute
 
 CONFIG_VERSION = "protective_exit"
 
@@ -99,7 +102,7 @@ def arm_exit(
         limit = stop_price * (1 - stop_limit_offset_pct / 100)
         outcome = place_standing_order(
             conn, OrderIntent(decision_id, account, symbol, Side.SELL, quantity, stop_price),
-            order_type="stop_loss_limit", limit_price=limit, stop_price=stop_price, run_id=run_id, broker=broker,
+            order_type=OrderType.STOP_LOSS_LIMIT, limit_price=limit, stop_price=stop_price, run_id=run_id, broker=broker,
             event_time=event_time,
         )  # fmt: skip
         if outcome.status not in (OrderStatus.REJECTED, OrderStatus.CANCELLED):

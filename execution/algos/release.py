@@ -27,8 +27,8 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import ClientOrderId, last_closed_open, require_utc
 from alphaloom.settings import Settings
-from execution.brokers.base import Broker
-from execution.schedule import (
+from execution.accounts.registry import lock_account
+from execution.algos.schedule import (
     ScheduledSlice,
     accounts_with_due_slices,
     cancel_parents,
@@ -38,7 +38,11 @@ from execution.schedule import (
     schedule_of,
     stopped_parents,
 )
-from execution.submit import BookingListener, ExecutionResult, SliceGate, execute, lock_account
+from execution.brokers.base import Broker
+from execution.orders.outcomes import ExecutionResult
+from execution.orders.send_context import SliceGate
+from execution.orders.venue_reports import BookingListener
+from execution.submit import execute
 
 
 @dataclass

@@ -1,10 +1,43 @@
-"""Trading accounts: the ``audit.accounts`` row and its cash in ``audit.balances``."""
+"""Trading accounts: the ``audit.accounts`` row, its cash in ``audit.balances``, and the per-account lock every
+send, release and reconciliation takes."""
 
 from __future__ import annotations
 
+import enum
 from decimal import Decimal
 
 from sqlalchemy import Connection, text
+
+
+class AccountMode(enum.StrEnum):
+    """How an account trades (``audit.accounts.mode``): on the paper venue, at its live venue, or at its live venue
+    with the paper venue shadowing every order (``execution.brokers.shadow``)."""
+
+    PAPER = "paper"
+    LIVE = "live"
+    SHADOW = "shadow"
+
+
+# The modes whose orders reach a real venue: live arming, reconciliation and the decision-age guard apply.
+LIVE_MODES = frozenset({AccountMode.LIVE, AccountMode.SHADOW})
+
+
+def lock_account(conn: Connection, account: str) -> None:
+    """Take the account's advisory lock, held until the caller's transaction ends."""
+    conn.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"alphaloom:account:{account}"})
+
+
+class AccountLocks:
+    """The account locks one transaction takes (``lock_account``), each once: held until it ends."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._held: set[str] = set()
+
+    def take(self, account: str) -> None:
+        if account not in self._held:
+            lock_account(self._conn, account)
+            self._held.add(account)
 
 
 def ensure_account(
@@ -12,14 +45,14 @@ def ensure_account(
     account: str,
     venue: str,
     base_currency: str,
-    mode: str,
+    mode: AccountMode | str,
     starting_cash: Decimal,
     run_id: str | None = None,
 ) -> bool:
     """Create the account and its starting cash row when absent; returns True when it was created now.
 
     An existing account is left exactly as it is (its cash is never reset)."""
-    if mode not in ("paper", "live", "shadow"):
+    if mode not in AccountMode.__members__.values():
         raise ValueError(f"mode must be paper, live or shadow, got {mode!r}")
     created = conn.execute(
         text(
@@ -27,7 +60,7 @@ def ensure_account(
                values (:id, :venue, :ccy, :mode, :cash)
                on conflict (id) do nothing returning id"""
         ),
-        {"id": account, "venue": venue, "ccy": base_currency, "mode": mode, "cash": starting_cash},
+        {"id": account, "venue": venue, "ccy": base_currency, "mode": AccountMode(mode).value, "cash": starting_cash},
     ).first()
     if created is not None:
         conn.execute(

@@ -89,7 +89,7 @@ class ShadowBroker:
     def __init__(self, live: Broker, paper: Broker) -> None:
         self.live_broker, self.paper = live, paper
         self.name = live.name
-        self.live = bool(getattr(live, "live", True))
+        self.live = live.live
         self.observations: list[Observation] = []
         self._lock = threading.Lock()
 

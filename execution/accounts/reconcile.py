@@ -28,10 +28,11 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import OrderStatus, require_utc
 from alphaloom.errors import ConfigError
 from alphaloom.ops.kill_switch import kill_switch_state
+from execution.accounts.registry import LIVE_MODES, lock_account
 from execution.brokers.base import BalanceBroker, BrokerReport, CancellingBroker
-from execution.journal import orphaned_attempts, resolve_attempt
-from execution.orders import is_terminal
-from execution.submit import apply_venue_report, book_journaled_order, lock_account
+from execution.orders.journal import orphaned_attempts, resolve_attempt
+from execution.orders.state import is_terminal
+from execution.orders.venue_reports import apply_venue_report, book_journaled_order
 
 OPEN = ("new", "submitted", "partially_filled")
 
@@ -107,7 +108,7 @@ def reconcile_account(
     mode = conn.execute(text("select mode from audit.accounts where id = :a"), {"a": account}).scalar()
     if mode is None:
         raise ConfigError(f"account {account!r} does not exist")
-    if mode not in ("live", "shadow"):
+    if mode not in LIVE_MODES:
         raise ConfigError(f"account {account!r} is a {mode} account; only live and shadow accounts have a venue to "
                           "reconcile with")  # fmt: skip
     if not isinstance(broker, BalanceBroker):

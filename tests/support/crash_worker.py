@@ -1,7 +1,7 @@
 """A worker process for the crash-recovery test: executes a list of intents one transaction each against the durable
 paper venue, and optionally parks itself at a chosen point so the test can SIGKILL it there.
 
-Usage: python tests/crash_worker.py SPEC.json  (spec: account, run_id, intents, stop_at, stage, signal, and optionally
+Usage: python tests/support/crash_worker.py SPEC.json  (spec: account, run_id, intents, stop_at, stage, signal, and optionally
 ``binance_state``: a file holding the book of a binance venue served to ccxt's real binance class, used instead of the
 paper venue)
 Stages: ``after_journal`` (attempt committed, venue not called), ``after_submit`` (venue has the order, nothing
@@ -35,7 +35,7 @@ def park(signal: str) -> None:
 
 class ParkingBroker:
     def __init__(self, inner: PaperBroker, spec: dict) -> None:
-        self.inner, self.spec, self.name, self.live = inner, spec, inner.name, getattr(inner, "live", False)
+        self.inner, self.spec, self.name, self.live = inner, spec, inner.name, inner.live
         self.index = -1
 
     def submit(self, request: OrderRequest) -> BrokerReport:

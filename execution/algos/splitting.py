@@ -241,7 +241,7 @@ def split_intents(intents: Sequence[OrderIntent], policy: SplitPolicy, quote_rat
 
     The policy's notionals are in the account's base currency, like every limit: ``quote_rates`` gives, per
     (account, symbol), the units of the base currency per unit of the symbol's quote currency at the time of sending
-    (``execution.order_store.read_quote_rates``). An intent whose rate is unknown (None or absent) is not split: it
+    (``execution.orders.store.read_quote_rates``). An intent whose rate is unknown (None or absent) is not split: it
     goes on whole, and execution refuses it naming the pair (the rate is never taken as 1)."""
     out: list[OrderIntent] = []
     links: dict[ClientOrderId, ClientOrderId] = {}

@@ -29,8 +29,12 @@ from sqlalchemy import Connection, text
 
 from alphaloom.db.batch import Statement, cached_text
 from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
+from alphaloom.errors import InvalidOrderTransitionError
 from alphaloom.ops.kill_switch import KillSwitchState
-from execution.ledger import Holding, fee_charged_in, realized_on_sell
+from execution.accounts.holdings import Holding, fee_charged_in, realized_on_sell
+from execution.accounts.registry import AccountMode
+from execution.brokers.base import OrderType
+from execution.orders.state import transition
 
 
 def _dumps(value: Any) -> str:
@@ -43,7 +47,7 @@ class OrderState:
 
     account_venue: str | None
     base_currency: str
-    mode: str
+    mode: AccountMode | None
     live_enabled: bool
     existing_status: OrderStatus | None
     attempted: bool
@@ -162,7 +166,7 @@ def read_order_state(
     return OrderState(
         account_venue=row.venue,
         base_currency=row.base_currency or "",
-        mode=row.mode or "",
+        mode=None if row.mode is None else AccountMode(row.mode),
         live_enabled=bool(row.live_enabled),
         existing_status=None if row.existing_status is None else OrderStatus(row.existing_status),
         attempted=bool(row.attempted),
@@ -261,7 +265,7 @@ class NewOrder:
     parent: ClientOrderId | None
     arrival_price: Decimal | None
     guard: GuardRow | None = None
-    order_type: str = "market"
+    order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
 
 
@@ -284,7 +288,8 @@ class FillBooking:
     holding: Holding
     currency: str
     cash_delta: Decimal
-    # fees charged in a third asset (BNB): that asset's balance change, per asset (``execution.ledger.fee_cash``)
+    # fees charged in a third asset (BNB): that asset's balance change, per asset
+    # (``execution.accounts.holdings.fee_cash``)
     fee_cash: Mapping[str, Decimal] = field(default_factory=dict)
 
 
@@ -321,6 +326,19 @@ def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None
     ]  # fmt: skip
 
 
+def check_moves(events: Sequence[EventRow], status: OrderStatus, *, start: OrderStatus | None = None) -> None:
+    """``events`` move an order from ``start`` (when known: ``new`` for an order being inserted) along the transition
+    table (``execution.orders.state.transition``), one after the other, and leave it at ``status``; otherwise
+    ``InvalidOrderTransitionError``."""
+    previous = start
+    for event in events:
+        if event.from_status is None or (previous is not None and event.from_status != previous):
+            raise InvalidOrderTransitionError(str(previous or event.from_status), event.to_status.value)
+        previous = transition(event.from_status, event.to_status)
+    if previous is not None and previous != status:
+        raise InvalidOrderTransitionError(previous.value, status.value)
+
+
 def write_report(
     conn: Connection,
     *,
@@ -336,7 +354,10 @@ def write_report(
 ) -> None:
     """Events, fills (with lineage to the order), position, cash and the order's status, in one statement. With
     ``new_order`` the order row is inserted in the same statement, already at ``status`` (it must not exist yet:
-    the caller holds the account lock and has checked), preceded by its ``created`` event."""
+    the caller holds the account lock and has checked), preceded by its ``created`` event. Every status change goes
+    through the transition table (``check_moves``): a forbidden one raises ``InvalidOrderTransitionError`` and
+    nothing is written."""
+    check_moves(events, status, start=None if new_order is None else OrderStatus.NEW)
     st = Statement()
     parts = []
     lineage: list[tuple[Any, ...]] = []
@@ -359,7 +380,7 @@ def write_report(
             " filled_quantity, limit_price) values "
             + st.values(
                 [(client_order_id, intent.decision_id, intent.leg, run_id, intent.account, new_order.venue,
-                  intent.symbol, intent.side.value, new_order.order_type, intent.quantity, intent.reference_price,
+                  intent.symbol, intent.side.value, str(new_order.order_type), intent.quantity, intent.reference_price,
                   status.value, new_order.parent, new_order.arrival_price, venue_order_id,
                   Decimal(0) if filled_quantity is None else filled_quantity, new_order.limit_price)]
             )

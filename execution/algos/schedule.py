@@ -1,7 +1,7 @@
 """TWAP schedules (``audit.scheduled_slices``): the slices of a TWAP parent with the time each is due.
 
 ``execute`` records a parent's whole schedule (the first slice included) in the caller's transaction before it sends
-the first slice; ``execution.release`` sends the others when due. A slice leaves ``scheduled`` once: ``released``
+the first slice; ``execution.algos.release`` sends the others when due. A slice leaves ``scheduled`` once: ``released``
 (its order is recorded), ``refused`` (the execution guard refused it) or ``cancelled`` (the kill switch, or a later
 decision to trade the same symbol the other way). ``due_slices`` is the pure choice of what is due; the rest is I/O.
 
@@ -12,6 +12,7 @@ slice was refused or cancelled, ``stopped_parents`` names the parent, whose rema
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,9 +20,16 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
+from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 
-SCHEDULED, RELEASED, REFUSED, CANCELLED = "scheduled", "released", "refused", "cancelled"
+
+class SliceStatus(enum.StrEnum):
+    """A slice's state in ``audit.scheduled_slices``: it leaves ``scheduled`` once."""
+
+    SCHEDULED = "scheduled"
+    RELEASED = "released"  # its order is recorded
+    REFUSED = "refused"  # the execution guard refused it
+    CANCELLED = "cancelled"  # the kill switch, a stopped iceberg, or a later decision the other way
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +39,11 @@ class ScheduledSlice:
     intent: OrderIntent  # the slice as scheduled: quantity, and the parent's reference price
     arrival_price: Decimal | None
     due_at: datetime
-    status: str
+    status: SliceStatus
     after_client_order_id: ClientOrderId | None = None  # an iceberg child: due once this order has filled
 
 
-_UNFILLED_FINAL = ("cancelled", "rejected", "expired")
+_UNFILLED_FINAL = frozenset({OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 
 
 def due_slices(
@@ -47,9 +55,9 @@ def due_slices(
     due = [
         s
         for s in slices
-        if s.status == SCHEDULED
+        if s.status == SliceStatus.SCHEDULED
         and s.due_at <= now
-        and (s.after_client_order_id is None or statuses.get(s.after_client_order_id) == "filled")
+        and (s.after_client_order_id is None or statuses.get(s.after_client_order_id) == OrderStatus.FILLED)
     ]
     return sorted(due, key=lambda s: (s.due_at, s.intent.leg))
 
@@ -62,11 +70,11 @@ def stopped_parents(slices: Iterable[ScheduledSlice], order_status: Mapping[str,
     out: dict[ClientOrderId, str] = {}
     for s in rows:
         prev = s.after_client_order_id
-        if s.status != SCHEDULED or prev is None or s.parent_client_order_id in out:
+        if s.status != SliceStatus.SCHEDULED or prev is None or s.parent_client_order_id in out:
             continue
         if order_status.get(prev) in _UNFILLED_FINAL:
             out[s.parent_client_order_id] = f"iceberg child {prev} ended {order_status[prev]}"
-        elif prev in by_id and by_id[prev].status in (REFUSED, CANCELLED):
+        elif prev in by_id and by_id[prev].status in (SliceStatus.REFUSED, SliceStatus.CANCELLED):
             out[s.parent_client_order_id] = f"iceberg child {prev} was {by_id[prev].status}"
     return out
 
@@ -88,7 +96,7 @@ def _slice(row) -> ScheduledSlice:  # type: ignore[no-untyped-def]
                          Decimal(row.reference_price), row.leg)  # fmt: skip
     return ScheduledSlice(ClientOrderId(row.client_order_id), ClientOrderId(row.parent_client_order_id), intent,
                           None if row.arrival_price is None else Decimal(row.arrival_price), row.due_at,
-                          row.status, None if row.after_client_order_id is None
+                          SliceStatus(row.status), None if row.after_client_order_id is None
                           else ClientOrderId(row.after_client_order_id))  # fmt: skip
 
 
@@ -177,7 +185,7 @@ def record_schedule(
     )  # fmt: skip
 
 
-def mark_slices(conn: Connection, coids: Sequence[str], status: str, reason: str, run_id: str) -> None:
+def mark_slices(conn: Connection, coids: Sequence[str], status: SliceStatus, reason: str, run_id: str) -> None:
     """Move still-scheduled slices to ``status`` (a slice leaves ``scheduled`` once)."""
     if not coids:
         return
@@ -185,7 +193,7 @@ def mark_slices(conn: Connection, coids: Sequence[str], status: str, reason: str
         text("""update audit.scheduled_slices set status = :st, reason = :why, released_run_id = :r,
                     updated_at = now()
                 where client_order_id = any(:c) and status = 'scheduled'"""),
-        {"st": status, "why": reason, "r": run_id, "c": list(coids)},
+        {"st": SliceStatus(status).value, "why": reason, "r": run_id, "c": list(coids)},
     )  # fmt: skip
 
 

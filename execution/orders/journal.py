@@ -6,8 +6,8 @@ transaction committing leaves no audit row. The journal survives it, and an atte
 "outcome unknown": the order is looked up at the venue by client order id before anything is resent.
 
 The attempt carries the order as sent (``details``: symbol, side, quantity, prices, decision id, leg, parent, run,
-event time, timeframe), so reconciliation (``execution.reconcile``) can look every orphaned attempt up at its venue
-and book what the venue has, even when the decision that sent it was never committed and is never recomputed (a
+event time, timeframe), so reconciliation (``execution.accounts.reconcile``) can look every orphaned attempt up at its
+venue and book what the venue has, even when the decision that sent it was never committed and is never recomputed (a
 later run at another ``as_of``). An attempt reconciliation settled is marked ``resolved_at`` with its
 ``resolution``: ``booked`` (the venue had it; now in ``audit.orders``) or ``absent`` (the venue confirmed it never saw
 it).

@@ -1,6 +1,6 @@
 """What runs on each new bar between decision runs, for every account (or one): protective exits checked against the
-newest bar known at ``at`` (``execution.protective``), then the TWAP/iceberg slices due by ``at`` sent
-(``execution.release``).
+newest bar known at ``at`` (``execution.safety.protective``), then the TWAP/iceberg slices due by ``at`` sent
+(``execution.algos.release``).
 
 Each account is handled in its own transaction with its own broker; an account whose broker cannot be built (a live
 account without stored credentials) is counted in ``unprotected`` and skipped, so the others are still guarded.
@@ -8,8 +8,8 @@ account without stored credentials) is counted in ``unprotected`` and skipped, s
 A slice is an order leaving later than its decision, so at release it passes what a fresh order passes: the
 portfolio risk gate (``gate``: drawdown halt, exposure, VaR; the flows build it from ``agents.risk.gate``) besides the
 kill switch, arming and hard limits. A live or shadow account's slices go only through a trading session
-(``execution.session.open_session``): the account is reconciled with its venue first, and when that fails or leaves
-differences, no slice goes to that venue this pass (counted in ``slices_held``; the refusal is recorded as for a
+(``execution.accounts.session.open_session``): the account is reconciled with its venue first, and when that fails or
+leaves differences, no slice goes to that venue this pass (counted in ``slices_held``; the refusal is recorded as for a
 decision run). Protective exits are not held back: they only reduce risk.
 """
 
@@ -22,12 +22,14 @@ from datetime import datetime
 from sqlalchemy import Engine, text
 
 from alphaloom.settings import Settings
+from execution.accounts.registry import LIVE_MODES, AccountMode
+from execution.accounts.session import open_session, release_in_session
+from execution.algos.release import ReleaseResult, release_due_children
+from execution.algos.schedule import accounts_with_due_slices
 from execution.brokers.factory import broker_for_account
-from execution.protective import check_exits
-from execution.release import ReleaseResult, release_due_children
-from execution.schedule import accounts_with_due_slices
-from execution.session import open_session, release_in_session
-from execution.submit import ExecutionResult, SliceGate
+from execution.orders.outcomes import ExecutionResult
+from execution.orders.send_context import SliceGate
+from execution.safety.protective import check_exits
 
 
 @dataclass
@@ -65,9 +67,10 @@ def sweep_accounts(
             totals.exits_sent += result.broker_submits
     with engine.connect() as conn:
         due = accounts_with_due_slices(conn, at, account)
-        modes = dict(conn.execute(text("select id, mode from audit.accounts where id = any(:a)"), {"a": due}).all())
+        rows = conn.execute(text("select id, mode from audit.accounts where id = any(:a)"), {"a": due}).all()
+        modes: dict[str, AccountMode] = {row.id: AccountMode(row.mode) for row in rows}
     for name in due:
-        if modes.get(name) in ("live", "shadow"):
+        if modes.get(name) in LIVE_MODES:
             released = _release_live(engine, settings, name, totals, run_id=run_id, at=at, gate=gate)
         else:
             released = _for_account(engine, settings, name, totals, lambda conn, broker, n=name: release_due_children(

@@ -1,30 +1,31 @@
 """Smart routing across configured venues: best price after fees, walking several levels of each venue's order book,
 with the plan saved before any leg is sent.
 
-- ``RoutingBroker`` is a ``Broker`` over several venue brokers (``CcxtBroker``s, one per venue, each with the
-  account's credentials there). It sends each client order id to the venue its route plan names (``assign``); an id
-  with no plan goes to the ``home`` venue. ``lookup`` asks the planned venue (an unplanned id: every venue, home
-  first); ``balances`` adds up the venues' totals (so ``execution.reconcile`` compares the account with all of them).
-- ``plan_legs`` (pure): ``execution.splitting.route_by_depth`` over the venues' books (``VenueBook``: up to
+- ``RoutingBroker`` is a ``Broker`` wrapping several venue brokers (``CcxtBroker``s, one per venue, each with the
+  account's credentials there), a ``LegRoutingBroker``: ``route`` replaces intents by their legs (``route_intents``)
+  and it sends each client order id to the venue its route plan names (``assign``); an id with no plan goes to the
+  ``home`` venue. ``lookup`` asks the planned venue (an unplanned id: every venue, home first); ``balances`` adds up
+  the venues' totals (so ``execution.accounts.reconcile`` compares the account with all of them).
+- ``plan_legs`` (pure): ``execution.algos.splitting.route_by_depth`` over the venues' books (``VenueBook``: up to
   ``depth`` levels each, read with ccxt ``fetch_order_book``; a ``BookTop`` is a one-level book): the levels of all
   venues are taken from the best price after each venue's fee until the quantity is done, what the books cannot
   cover goes to the best venue. One ``RouteLeg`` per venue with leg ``parent.leg * 1000 + n`` (deterministic client
   ids), its size-weighted expected price over the levels it takes (``venue_price``; after fees:
   ``effective_price``), its fee, and the arrival price: the best touch across the venues when the plan was made
   (each leg's slippage is measured against it).
-- ``route_intents`` (called by ``execute`` before any send): per intent, the saved plan (``audit.route_legs``) when
-  there is one, else a new plan from the books, committed on its own connection before anything is sent. So a retry
-  or restart re-sends each leg only to the venue its plan names (execution looks it up there by client id first) and
-  never doubles it, even when the books have moved since. An intent that already went out unrouted (an order or a
-  submit attempt with its own client id) is left as it is. When no venue's book can be read, ``VenueTemporaryError``
-  (retry later) and nothing is sent.
+- ``route_intents`` (``RoutingBroker.route``, called by ``execute``'s plan stage before any send): per intent, the
+  saved plan (``audit.route_legs``) when there is one, else a new plan from the books, committed on its own
+  connection before anything is sent. So a retry or restart re-sends each leg only to the venue its plan names
+  (execution looks it up there by client id first) and never doubles it, even when the books have moved since. An
+  intent that already went out unrouted (an order or a submit attempt with its own client id) is left as it is. When
+  no venue's book can be read, ``VenueTemporaryError`` (retry later) and nothing is sent.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -32,8 +33,8 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import ClientOrderId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import AlphaLoomError, ConfigError, VenueTemporaryError
-from execution.brokers.base import Broker, BrokerReport, OrderRequest
-from execution.splitting import BookTop, VenueBook, route_by_depth
+from execution.algos.splitting import BookTop, VenueBook, route_by_depth
+from execution.brokers.base import Broker, BrokerReport, OrderRequest, RoutedOrders
 
 
 class VenueBroker(Broker, Protocol):
@@ -74,9 +75,7 @@ def plan_legs(intent: OrderIntent, books: Sequence[BookTop | VenueBook]) -> list
 class RoutingBroker:
     """``venues``: venue name -> its broker; ``home``: the venue of an id without a plan (default: the first);
     ``fee_bps``: taker fees (bps) per venue overriding the market's published fee; ``depth``: how many levels of each
-    venue's book a plan reads."""
-
-    live = True
+    venue's book a plan reads. Live when any of its venues is."""
 
     def __init__(
         self,
@@ -93,7 +92,7 @@ class RoutingBroker:
         if self.home not in self.venues:
             raise ConfigError(f"home venue {self.home!r} is not among the routed venues {sorted(self.venues)}")
         self.name = self.home
-        self.live = any(bool(getattr(b, "live", True)) for b in self.venues.values())
+        self.live = any(b.live for b in self.venues.values())
         self.fee_bps = dict(fee_bps or {})
         if depth < 1:
             raise ConfigError(f"routing depth must be >= 1 book level, got {depth}")
@@ -125,6 +124,10 @@ class RoutingBroker:
         return self._plan.get(client_order_id, self.home)
 
     # -- Broker ----------------------------------------------------------------------------------------------------
+    def route(self, conn: Connection, intents: Sequence[OrderIntent], *, run_id: str) -> RoutedOrders:
+        """Each intent's legs (``route_intents``), each assigned to its planned venue (``LegRoutingBroker``)."""
+        return route_intents(conn, intents, self, run_id=run_id)
+
     def submit(self, request: OrderRequest) -> BrokerReport:
         return self.venues[self.venue_of(request.client_order_id)].submit(request)
 
@@ -150,17 +153,6 @@ class RoutingBroker:
 
     def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
         return self.venues[self.venue_of(client_order_id)].cancel(client_order_id, symbol)  # type: ignore[attr-defined]
-
-
-@dataclass
-class RoutedIntents:
-    """The intents to send (legs in place of their parent), each leg's parent, its arrival price, and per parent the
-    client ids of its planned legs."""
-
-    intents: list[OrderIntent]
-    parents: dict[ClientOrderId, ClientOrderId] = field(default_factory=dict)
-    arrival: dict[ClientOrderId, Decimal] = field(default_factory=dict)
-    siblings: dict[ClientOrderId, list[str]] = field(default_factory=dict)
 
 
 def _leg(row: Any) -> RouteLeg:
@@ -209,10 +201,10 @@ def _sent_unrouted(conn: Connection, client_order_id: ClientOrderId) -> bool:
 
 def route_intents(
     conn: Connection, intents: Sequence[OrderIntent], broker: RoutingBroker, *, run_id: str
-) -> RoutedIntents:
+) -> RoutedOrders:
     """Replace each intent by its route legs (saved plan first, else a new plan saved before returning) and tell
     ``broker`` where each leg goes. See the module docstring."""
-    out = RoutedIntents([])
+    out = RoutedOrders([])
     for intent in intents:
         parent = client_order_id_for(intent.decision_id, intent.leg)
         legs = saved_plan(conn, parent)
@@ -227,5 +219,6 @@ def route_intents(
         for leg in legs:
             out.intents.append(dataclasses.replace(intent, quantity=leg.quantity, leg=leg.leg))
             out.parents[leg.client_order_id] = parent
+            out.venues[leg.client_order_id] = leg.venue
             out.arrival[leg.client_order_id] = leg.arrival_price
     return out

@@ -5,10 +5,10 @@
 - ``paper`` (the default for a new account): the decision flow's paper broker;
 - ``live``: its ccxt broker (``execution.brokers.factory``), only when the account is armed (``live_enabled``) and
   credentials for its venue are stored; with ``settings.route_venues``, a ``RoutingBroker`` over its venue (home)
-  and those venues (credentials needed at each), so every order is routed (``execution.routing``);
+  and those venues (credentials needed at each), so every order is routed (``execution.algos.routing``);
 - ``shadow``: a ``ShadowBroker`` around the live broker of its own venue (not routed), on the same conditions.
 
-A live or shadow account is then reconciled with its venue (``execution.reconcile``) before any order: every
+A live or shadow account is then reconciled with its venue (``execution.accounts.reconcile``) before any order: every
 difference is recorded in ``audit.reconciliations``. When differences other than our own orders brought up to date
 remain (beyond ``settings.reconcile_tolerance``), or the venue cannot be reconciled at all, the session refuses to
 trade this run. Every refusal is an ``audit.guard_trips`` row (guard ``live_not_armed``, ``no_credentials``,
@@ -33,16 +33,20 @@ from alphaloom.domain import OrderIntent
 from alphaloom.errors import AlphaLoomError
 from alphaloom.guards import LimitBreach
 from alphaloom.settings import Settings
+from execution.accounts.reconcile import Difference, reconcile_account, unexplained
+from execution.accounts.registry import LIVE_MODES, AccountMode
+from execution.algos.release import ReleaseResult, release_due_children
+from execution.algos.routing import RoutingBroker
 from execution.brokers.base import Broker
 from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
-from execution.fatfinger import check_decision_age, record_trip
-from execution.order_store import GuardRow, record_guard
-from execution.protective import arm_entries
-from execution.reconcile import Difference, reconcile_account, unexplained
-from execution.release import ReleaseResult, release_due_children
-from execution.routing import RoutingBroker
-from execution.shadow import ShadowBroker, record_drift
-from execution.submit import GUARD_CHECK, ExecutionResult, Refusal, SliceGate, execute
+from execution.brokers.shadow import ShadowBroker, record_drift
+from execution.orders.outcomes import ExecutionResult, Refusal
+from execution.orders.send_context import SliceGate
+from execution.orders.store import GuardRow, record_guard
+from execution.safety.fatfinger import check_decision_age, record_trip
+from execution.safety.protective import arm_entries
+from execution.safety.send_guards import guard_name
+from execution.submit import execute
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class TradingSession:
     """``broker`` is None when the account cannot trade at all; ``refusal`` says why it may not trade this run."""
 
     account: str
-    mode: str
+    mode: AccountMode
     broker: Broker | None
     refusal: str = ""
     differences: tuple[Difference, ...] = field(default_factory=tuple)
@@ -89,22 +93,25 @@ def open_session(
             text("select venue, mode, live_enabled from audit.accounts where id = :a"), {"a": account}
         ).first()
     if row is None:
-        raise AlphaLoomError(f"account {account!r} does not exist; create it with execution.accounts.ensure_account")
-    if row.mode == "paper":
-        return TradingSession(account, "paper", decision_paper_broker(engine, settings))
+        raise AlphaLoomError(
+            f"account {account!r} does not exist; create it with execution.accounts.registry.ensure_account"
+        )
+    mode = AccountMode(row.mode)
+    if mode is AccountMode.PAPER:
+        return TradingSession(account, mode, decision_paper_broker(engine, settings))
     base = {"mode": row.mode, "venue": row.venue}
     if not row.live_enabled:
-        refused = TradingSession(account, row.mode, None, f"account {account!r} ({row.mode} at {row.venue}) is not "
+        refused = TradingSession(account, mode, None, f"account {account!r} ({row.mode} at {row.venue}) is not "
                                  "armed for live orders: no order is sent (arm it with `alphaloom arm`)")  # fmt: skip
         return _refuse(engine, refused, run_id=run_id, guard="live_not_armed", alert_kind="live_refused",
                        numbers={**base, "live_enabled": False})  # fmt: skip
-    routed = row.mode == "live" and settings.route_venues
+    routed = mode is AccountMode.LIVE and settings.route_venues
     names = [row.venue, *(v for v in settings.route_venues if v != row.venue)] if routed else [row.venue]
     venues = {name: ccxt_broker(engine, settings, account, name) for name in names}
     missing = [name for name, b in venues.items() if b is None]
     if missing:
         where = ", ".join(f"{name}/{account}" for name in missing)
-        refused = TradingSession(account, row.mode, None, f"no credentials stored for {where}: no order is sent (add "
+        refused = TradingSession(account, mode, None, f"no credentials stored for {where}: no order is sent (add "
                                  "them with `alphaloom keys add`)")  # fmt: skip
         return _refuse(engine, refused, run_id=run_id, guard="no_credentials", alert_kind="live_refused",
                        numbers={**base, "missing": missing})  # fmt: skip
@@ -116,7 +123,7 @@ def open_session(
             fee_bps=settings.route_fee_bps,
             depth=settings.route_depth,
         )
-    broker: Broker = shadow_broker(engine, settings, live) if row.mode == "shadow" else live
+    broker: Broker = shadow_broker(engine, settings, live) if mode is AccountMode.SHADOW else live
     try:
         with engine.begin() as conn:
             differences = reconcile_account(
@@ -124,16 +131,16 @@ def open_session(
                 tolerance=settings.reconcile_tolerance, event_time=event_time,
             )  # fmt: skip
     except AlphaLoomError as exc:
-        refused = TradingSession(account, row.mode, broker, f"{account} could not be reconciled with {row.venue}: "
+        refused = TradingSession(account, mode, broker, f"{account} could not be reconciled with {row.venue}: "
                                  f"{type(exc).__name__}: {exc}; no order is sent this run")  # fmt: skip
         return _refuse(engine, refused, run_id=run_id, guard="reconciliation_failed", alert_kind="reconciliation",
                        numbers={**base, "error": type(exc).__name__})  # fmt: skip
     blocking = unexplained(differences)
-    session = TradingSession(account, row.mode, broker, differences=tuple(differences))
+    session = TradingSession(account, mode, broker, differences=tuple(differences))
     if not blocking:
         return session
     items = ", ".join(f"{d.kind} {d.item}" for d in blocking)
-    refused = TradingSession(account, row.mode, broker, f"{account} differs from {row.venue} beyond tolerance "
+    refused = TradingSession(account, mode, broker, f"{account} differs from {row.venue} beyond tolerance "
                              f"{settings.reconcile_tolerance} ({items}); no order is sent this run",
                              tuple(differences))  # fmt: skip
     return _refuse(engine, refused, run_id=run_id, guard="reconciliation", alert_kind="reconciliation",
@@ -157,10 +164,10 @@ def execute_in_session(
     ``settings.live_max_decision_age_bars`` bars before ``now`` (default: the wall clock) are all refused, nothing
     sent: each is an ``execution_guard`` risk check and a ``decision_age`` guard trip with the reason. Every entry
     that filled gets its protective exit armed when ``stop_loss_pct`` / ``take_profit_pct`` are set
-    (``execution.protective.arm_entries``)."""
+    (``execution.safety.protective.arm_entries``)."""
     if not session.may_trade or session.broker is None:
         raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
-    if session.mode in ("live", "shadow"):
+    if session.mode in LIVE_MODES:
         stale = check_decision_age(event_time, now or datetime.now(UTC), timeframe=settings.timeframe,
                                    max_bars=settings.live_max_decision_age_bars)  # fmt: skip
         if stale is not None:
@@ -179,8 +186,8 @@ def _refuse_all(
     result = ExecutionResult()
     for intent in intents:
         result.refused.append(Refusal(intent, (breach,)))
-        record_guard(conn, run_id, intent, GuardRow(GUARD_CHECK if intent.leg == 0 else f"{GUARD_CHECK}[leg {intent.leg}]",
-                                                    False, breach.reason, {"breaches": {breach.limit: breach.numbers}}))  # fmt: skip
+        numbers = {"breaches": {breach.limit: breach.numbers}}
+        record_guard(conn, run_id, intent, GuardRow(guard_name(intent), False, breach.reason, numbers))
         record_trip(conn, run_id=run_id, account=intent.account, guard=breach.limit, reason=breach.reason,
                     numbers=breach.numbers, symbol=intent.symbol, decision_id=intent.decision_id)  # fmt: skip
     return result

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from requests.adapters import BaseAdapter
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ccxt"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ccxt"
 Handler = Callable[[dict[str, str]], tuple[int, object]]
 
 

@@ -1,7 +1,7 @@
 """A worker process for the overlap test: one real decision flow run against the Prefect API at ``PREFECT_API_URL``
 and the database at ``ALPHALOOM_DATABASE_URL``, exactly as a scheduled run on a worker would make it.
 
-Usage: python tests/decide_worker.py ACCOUNT SYMBOLS AS_OF STEPS
+Usage: python tests/support/decide_worker.py ACCOUNT SYMBOLS AS_OF STEPS
 Prints one JSON line: the flow run id, its final state type and message (the run's error when it failed).
 """
 

@@ -1,0 +1,1 @@
+"""Trading accounts: their rows, the position arithmetic of fills, trading sessions, reconciliation, the bar sweep."""
