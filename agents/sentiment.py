@@ -173,21 +173,18 @@ class FinBertScorer:
         self.name = f"finbert:{name}"
         self.batch_size = batch_size
         self.pipeline = pipeline("text-classification", model=str(model_path), device=device, top_k=None)
-        # A text-classification model's config always carries its labels (transformers types them optional).
-        labels = {str(label).lower() for label in self.pipeline.model.config.id2label.values()}  # type: ignore[union-attr]
+        labels = {str(label).lower() for label in self.pipeline.model.config.id2label.values()}
         if labels != set(_LABELS):
             raise ConfigError(f"sentiment model {name!r} has labels {sorted(labels)}, expected {list(_LABELS)}")
         limit = int(getattr(self.pipeline.model.config, "max_position_embeddings", 512) or 512)
-        # A pipeline loaded from a model folder has its tokenizer (transformers types it optional).
-        declared = int(self.pipeline.tokenizer.model_max_length or limit)  # type: ignore[union-attr]
+        declared = int(self.pipeline.tokenizer.model_max_length or limit)
         self.max_length = min(declared, limit)
 
     def score(self, texts: Sequence[str]) -> list[SentimentScore]:
         if not texts:
             return []
         outputs = self.pipeline(list(texts), batch_size=self.batch_size, truncation=True, max_length=self.max_length)
-        # With top_k=None each text's output is the list of every label's score; transformers types one dict.
-        return [self._to_score(output) for output in outputs]  # type: ignore[arg-type]
+        return [self._to_score(output) for output in outputs]
 
     @staticmethod
     def _to_score(output: list[dict[str, Any]]) -> SentimentScore:
