@@ -88,7 +88,7 @@ class AuditBuffer:
             raise ConfigError(f"audit must be one of {', '.join(AUDIT_MODES)}, got {mode!r}")
         self.mode = mode
         self.refusals: Counter[str] = Counter()
-        self._rows: dict[str, list[tuple]] = {kind.name: [] for kind in KINDS}
+        self._rows: dict[str, list[tuple[Any, ...]]] = {kind.name: [] for kind in KINDS}
         self._inserted: set[str] = set()  # decisions flush_decisions inserted whose other rows are still held
 
     @property
@@ -164,7 +164,7 @@ class AuditBuffer:
             copy_rows(conn, f"pg_temp.{kind.stage}", ("n", "ok", *kind.columns),
                       ((n, owner is not None and row[owner] in self._inserted, *row)
                        for n, row in enumerate(self._rows[kind.name])))  # fmt: skip
-        inserted = conn.exec_driver_sql(_flush_sql(kinds)).scalar_one()
+        inserted: int = conn.exec_driver_sql(_flush_sql(kinds)).scalar_one()
         for kind in kinds:
             self._rows[kind.name].clear()
         self._inserted.clear()

@@ -264,7 +264,7 @@ def _decide_symbol(
             for i, v in verdicts
         ],
     }  # fmt: skip
-    input_refs = {
+    input_refs: dict[str, dict[str, Any]] = {
         "technical": {"features": feature_key, "closes": len(closes)},
         "news": {"news_ids": [item.id for item in news], "scorer": snapshot.scorer_name},
         "llm": {"features": feature_key, "news_ids": [item.id for item in news],
