@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from distributed import Client, LocalCluster
+from prefect import flow
 from pydantic import ValidationError
 from sqlalchemy import Engine, text
 from test_decide import BEARISH, BULLISH, FEATURES_DDL
@@ -28,7 +29,7 @@ from typer.testing import CliRunner
 from agents.team import FEATURE_COLUMNS
 from alphaloom.cli import app
 from alphaloom.settings import Settings, get_settings
-from alphaloom.task_runner import configured_task_runner
+from alphaloom.task_runner import SettingsTaskRunner, configured_task_runner, flow_dask_client
 from flows.backtest_shards import backtest_shards_flow, symbol_groups
 from flows.decide import decide_flow
 from flows.walk_forward import walk_forward_flow
@@ -206,6 +207,29 @@ def test_walk_forward_of_eight_windows_on_two_workers_records_what_one_process_r
     assert remote == local
     ran = cluster.client.run(lambda: "flows.walk_forward" in __import__("sys").modules)
     assert all(ran.values()), ran
+
+
+@flow(task_runner=SettingsTaskRunner())
+def _client_of_the_flow() -> str | None:
+    client = flow_dask_client()
+    return None if client is None else client.scheduler.address
+
+
+def test_a_flow_knows_its_dask_client_only_when_it_runs_on_dask(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``walk_windows`` sends its windows to: the flow's cluster on Dask, none in the flow's process."""
+    monkeypatch.delenv("ALPHALOOM_DASK_ADDRESS", raising=False)
+    get_settings.cache_clear()
+    assert flow_dask_client() is None  # outside a flow run
+    assert _client_of_the_flow() is None
+    monkeypatch.setenv("ALPHALOOM_DASK_ADDRESS", cluster.address)
+    get_settings.cache_clear()
+    try:
+        assert _client_of_the_flow() == cluster.address
+    finally:
+        monkeypatch.delenv("ALPHALOOM_DASK_ADDRESS")
+        get_settings.cache_clear()
 
 
 WORKER_SESSION = "dask-test-worker-"  # + the worker's pid: the application_name of its database sessions
