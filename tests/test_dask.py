@@ -107,6 +107,14 @@ def cluster(engine: Engine, prefect_harness) -> Iterator[Cluster]:
     get_settings.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _settings_read_again_after_each_test() -> Iterator[None]:
+    """A test that points ``ALPHALOOM_DASK_ADDRESS`` at the cluster (``monkeypatch``, undone after it) leaves no
+    cached settings behind: the next test's single-process reference run must not run on Dask."""
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture()
 def on_dask(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     monkeypatch.setenv("ALPHALOOM_DASK_ADDRESS", cluster.address)
