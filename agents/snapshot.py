@@ -102,7 +102,7 @@ class Snapshot:
 
 def clean(value: Any) -> Any:
     """A feature value as recorded: NaN and infinities become None."""
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+    if isinstance(value, float) and not math.isfinite(value):  # NaN or an infinity
         return None
     return value
 
