@@ -135,7 +135,7 @@ class AuditBuffer:
             return 0
         checks = self._rows[CHECKS.name]
         params = _column_arrays("d", DECISION_COLUMNS, rows) | _column_arrays("c", CHECK_COLUMNS, checks)
-        inserted = conn.exec_driver_sql(_FLUSH_DECISIONS_SQL, params).scalars().all()
+        inserted: Sequence[str] = conn.exec_driver_sql(_FLUSH_DECISIONS_SQL, params).scalars().all()
         self._inserted.update(inserted)
         rows.clear()
         checks.clear()
@@ -160,7 +160,9 @@ class AuditBuffer:
         return int(inserted)
 
 
-def _column_arrays(prefix: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple]) -> dict[str, list]:
+def _column_arrays(
+    prefix: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[Any, ...]]
+) -> dict[str, list[Any]]:
     """The parameters of ``_unnest(prefix, columns)``: one list per column (JSON as its text; a number column's
     values as floats, the column's type: an array holds one type)."""
     return {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from alphaloom.domain import Signal
 
 NAME = "momentum"
 
+_umath_linalg: Any
 try:  # the gufunc np.linalg.lstsq (and so np.polyfit) calls, which solves a stack of problems one by one
     from numpy.linalg import _umath_linalg
 except ImportError:  # pragma: no cover - a numpy without it: np.polyfit row by row
@@ -77,7 +79,8 @@ def _line_fits(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     rcond = len(x) * np.finfo(x.dtype).eps
     with np.errstate(over="ignore", divide="ignore", under="ignore", invalid="ignore"):
         solved = _umath_linalg.lstsq(lhs, rows[:, :, np.newaxis], rcond, signature="ddd->ddid")[0]
-    return (solved[:, :, 0].T / scale[:, np.newaxis]).T
+    fitted: np.ndarray = (solved[:, :, 0].T / scale[:, np.newaxis]).T
+    return fitted
 
 
 def momentum_at_ends(
