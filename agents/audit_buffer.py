@@ -44,7 +44,6 @@ from agents.recording import (
     lineage_rows,
     output_rows,
 )
-from alphaloom.db.batch import Statement
 from alphaloom.db.copy import copy_rows, create_staging
 from alphaloom.errors import ConfigError
 from alphaloom.reporting.run_report import AUDIT_MODES
@@ -88,7 +87,7 @@ class AuditBuffer:
             raise ConfigError(f"audit must be one of {', '.join(AUDIT_MODES)}, got {mode!r}")
         self.mode = mode
         self.refusals: Counter[str] = Counter()
-        self._rows: dict[str, list[tuple]] = {kind.name: [] for kind in KINDS}
+        self._rows: dict[str, list[tuple[Any, ...]]] = {kind.name: [] for kind in KINDS}
         self._inserted: set[str] = set()  # decisions flush_decisions inserted whose other rows are still held
 
     @property
@@ -127,26 +126,16 @@ class AuditBuffer:
         """Write the decisions held (``ON CONFLICT DO NOTHING``) and the risk checks of those it inserted, in one
         statement on ``conn``'s transaction (a step's few rows: no ``COPY``); their outputs and lineage stay held for
         ``flush``, which writes those of the decisions this call inserted. The checks go first, as the live path
-        records them before execution adds its own. Returns how many decisions it inserted."""
+        records them before execution adds its own. Returns how many decisions it inserted.
+
+        The rows travel as one array per column (``unnest``), so the statement's text is the same at every step: the
+        driver parses it once and the server prepares it once, whatever the number of rows."""
         rows = self._rows[DECISIONS.name]
         if not rows:
             return 0
-        st = Statement()
-        inputs = DECISIONS.columns.index("inputs")
-        sql = (f"with d as (insert into audit.decisions ({', '.join(DECISIONS.columns)})"
-               f" values {st.values(rows, {inputs: 'jsonb'})}"
-               " on conflict (decision_id) do nothing returning decision_id)")  # fmt: skip
         checks = self._rows[CHECKS.name]
-        if checks:
-            # the checks keep their order (the ids the live path gives them): the semi-join with ``d`` may be
-            # planned as a hash join that emits them in another order, so they are numbered and inserted by number
-            names = ", ".join(CHECKS.columns)
-            casts = {i: sql_type for i, (_, sql_type) in enumerate(CHECK_COLUMNS)} | {len(CHECK_COLUMNS): "bigint"}
-            numbered = [(*check, n) for n, check in enumerate(checks)]
-            sql += (f", r as (insert into audit.risk_checks ({names}) select {names} from (values"
-                    f" {st.values(numbered, casts)}) as v ({names}, n)"
-                    " where decision_id in (select decision_id from d) order by n)")  # fmt: skip
-        inserted = st.execute(conn, sql + " select decision_id from d").scalars().all()
+        params = _column_arrays("d", DECISION_COLUMNS, rows) | _column_arrays("c", CHECK_COLUMNS, checks)
+        inserted: Sequence[str] = conn.exec_driver_sql(_FLUSH_DECISIONS_SQL, params).scalars().all()
         self._inserted.update(inserted)
         rows.clear()
         checks.clear()
@@ -164,11 +153,52 @@ class AuditBuffer:
             copy_rows(conn, f"pg_temp.{kind.stage}", ("n", "ok", *kind.columns),
                       ((n, owner is not None and row[owner] in self._inserted, *row)
                        for n, row in enumerate(self._rows[kind.name])))  # fmt: skip
-        inserted = conn.exec_driver_sql(_flush_sql(kinds)).scalar_one()
+        inserted: int = conn.exec_driver_sql(_flush_sql(kinds)).scalar_one()
         for kind in kinds:
             self._rows[kind.name].clear()
         self._inserted.clear()
         return int(inserted)
+
+
+def _column_arrays(
+    prefix: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[Any, ...]]
+) -> dict[str, list[Any]]:
+    """The parameters of ``_unnest(prefix, columns)``: one list per column (JSON as its text; a number column's
+    values as floats, the column's type: an array holds one type)."""
+    return {
+        f"{prefix}{i}": [None if row[i] is None else float(row[i]) for row in rows]
+        if sql_type == "double precision"
+        else [row[i] for row in rows]
+        for i, (_, sql_type) in enumerate(columns)
+    }
+
+
+def _unnest(prefix: str, columns: Sequence[tuple[str, str]]) -> str:
+    """Rows from one array parameter per column, numbered ``n`` in their order, each column of its SQL type. The
+    arrays go in binary (``%b``): the text form of an array quotes every ``"`` of the JSON texts in it, hundreds of
+    times slower than the rows themselves."""
+    arrays = ", ".join(
+        f"cast(%({prefix}{i})b as {'text' if t == 'jsonb' else t}[])" for i, (_, t) in enumerate(columns)
+    )
+    names = ", ".join(c for c, _ in columns)
+    typed = ", ".join(f"cast({c} as jsonb) as {c}" if t == "jsonb" else c for c, t in columns)
+    return f"(select {typed}, n from unnest({arrays}) with ordinality as u ({names}, n))"
+
+
+def _flush_decisions_sql() -> str:
+    """``flush_decisions``' statement: the decisions, then the checks of those inserted, each in the order held (the
+    checks keep the ids the live path gives them: the semi-join with ``d`` may be planned as a hash join that emits
+    them in another order, so they are inserted by number)."""
+    decisions, checks = ", ".join(DECISIONS.columns), ", ".join(CHECKS.columns)
+    return (f"with d as (insert into audit.decisions ({decisions}) select {decisions}"
+            f" from {_unnest('d', DECISION_COLUMNS)} as v order by n"
+            " on conflict (decision_id) do nothing returning decision_id),"
+            f" r as (insert into audit.risk_checks ({checks}) select {checks} from {_unnest('c', CHECK_COLUMNS)} as v"
+            " where decision_id in (select decision_id from d) order by n)"
+            " select decision_id from d")  # fmt: skip
+
+
+_FLUSH_DECISIONS_SQL = _flush_decisions_sql()
 
 
 # Staging columns ahead of the target's: the order rows were held in, and whether the row's decision was inserted by

@@ -28,12 +28,12 @@ from agents.recording import AgentOutputRow, DecisionRow
 from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
 from agents.sentiment import SentimentScore
-from agents.snapshot import FEATURE_COLUMNS, Snapshot, clean, utc
+from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, clean, utc
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
 from agents.technical import technical_opinion
 from agents.trader import opens_position, order_intents
-from alphaloom.domain import Action, AgentOpinion, Decision, NewsId, OrderIntent, Side
+from alphaloom.domain import Action, AgentOpinion, Decision, NewsId, OrderIntent, Side, Signal
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,21 @@ def analyst_inputs(
         memories=tuple(PastSituation(m.symbol, m.as_of, m.action, m.realised_return, m.horizon_bars, m.distance)
                        for m in memories),
     )  # fmt: skip
+
+
+def price_signals(market: MarketView, symbol: str, closes: Sequence[float], params: DecisionParams) -> list[Signal]:
+    """The momentum and mean-reversion signals of ``closes`` that are not None: the market view's when it computed
+    them ahead for these parameters (``PriceSignals``, the same values), else computed here."""
+    strategy, ahead = params.strategy, market.signals
+    if (
+        ahead is not None
+        and symbol in ahead.by_symbol
+        and ahead.momentum == strategy.momentum
+        and ahead.mean_reversion == strategy.mean_reversion
+    ):
+        return list(ahead.by_symbol[symbol])
+    found = (momentum(closes, symbol, strategy.momentum), mean_reversion(closes, symbol, strategy.mean_reversion))
+    return [signal for signal in found if signal is not None]
 
 
 def _skipped_llm(symbol: str, snapshot: Snapshot, params: DecisionParams) -> AgentOpinion:
@@ -170,16 +185,7 @@ def _decide_symbol(
     scores: dict[NewsId, SentimentScore] = {item.id: snapshot.market.scores[item.id] for item in news}
     position_qty, position_avg = snapshot.account_view.positions[symbol]
     closes = list(snapshot.market.closes[symbol])
-    signals = (
-        [
-            signal
-            for signal in (momentum(closes, symbol, strategy.momentum),
-                           mean_reversion(closes, symbol, strategy.mean_reversion))
-            if signal is not None
-        ]
-        if team_vote
-        else []  # only the SMA rule decides: the strategies are not computed
-    )  # fmt: skip
+    signals = price_signals(snapshot.market, symbol, closes, params) if team_vote else []  # else only the SMA rule
     event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
     memories = list(answer.memories) if answer is not None else []
     opinions = (
@@ -264,7 +270,7 @@ def _decide_symbol(
             for i, v in verdicts
         ],
     }  # fmt: skip
-    input_refs = {
+    input_refs: dict[str, dict[str, Any]] = {
         "technical": {"features": feature_key, "closes": len(closes)},
         "news": {"news_ids": [item.id for item in news], "scorer": snapshot.scorer_name},
         "llm": {"features": feature_key, "news_ids": [item.id for item in news],

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -235,7 +235,7 @@ def score_outcomes(
 def realised_trade_returns(conn: Connection, *, account: str, as_of: datetime, limit: int) -> list[float]:
     """Realised returns of the account's latest ``limit`` buy decisions scored by ``as_of`` (the ``team`` outcomes:
     point in time, never a later one), oldest first: what Kelly sizing estimates its win rate and payoff from."""
-    rows = conn.execute(
+    rows: Iterable[float] = conn.execute(
         text(
             """select realised_return from audit.opinion_outcomes
                where account = :account and agent = :team and action = 'buy' and hit is not null

@@ -54,7 +54,9 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def _child_insert(st: Statement, name: str, table: str, columns: Sequence[tuple[str, str]], rows: list[tuple]) -> str:
+def _child_insert(
+    st: Statement, name: str, table: str, columns: Sequence[tuple[str, str]], rows: list[tuple[Any, ...]]
+) -> str:
     """``name as (insert into table (...) select ... from (values ...) where the decision was inserted)``; every
     column cast to its type, since a ``VALUES`` list outside ``INSERT`` is not typed by the target table."""
     casts = dict(enumerate(sql_type for _, sql_type in columns))
@@ -81,25 +83,25 @@ LINEAGE_COLUMNS = (("run_id", "text"), ("child_table", "text"), ("child_id", "te
                    ("parent_key", "jsonb"))  # fmt: skip
 
 
-def decision_values(d: DecisionRow) -> tuple:
+def decision_values(d: DecisionRow) -> tuple[Any, ...]:
     """The ``audit.decisions`` row (``DECISION_COLUMNS``; JSON as text)."""
     return (d.decision_id, d.run_id, d.account, d.symbol, d.timeframe, d.as_of, d.action, d.score, d.config_version,
             d.dbt_invocation_id, d.git_sha, _dumps(d.inputs))  # fmt: skip
 
 
-def output_rows(d: DecisionRow, outputs: Sequence[AgentOutputRow]) -> list[tuple]:
+def output_rows(d: DecisionRow, outputs: Sequence[AgentOutputRow]) -> list[tuple[Any, ...]]:
     """The decision's ``audit.agent_outputs`` rows (``OUTPUT_COLUMNS``)."""
     return [(d.run_id, d.decision_id, o.agent, d.symbol, d.as_of, o.model, o.prompt_hash, _dumps(o.input_ref),
              _dumps(o.output), o.skipped, o.tokens, o.latency_ms) for o in outputs]  # fmt: skip
 
 
-def check_rows(d: DecisionRow, verdicts: Sequence[tuple[OrderIntent, Sequence[RiskVerdict]]]) -> list[tuple]:
+def check_rows(d: DecisionRow, verdicts: Sequence[tuple[OrderIntent, Sequence[RiskVerdict]]]) -> list[tuple[Any, ...]]:
     """The decision's ``audit.risk_checks`` rows (``CHECK_COLUMNS``): one per check per intent."""
     return [(d.run_id, intent.decision_id, intent.account, intent.symbol, check_name(v, intent), v.approved,
              v.reason, json.dumps(v.numbers)) for intent, intent_verdicts in verdicts for v in intent_verdicts]  # fmt: skip
 
 
-def lineage_rows(d: DecisionRow, lineage: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple]:
+def lineage_rows(d: DecisionRow, lineage: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[Any, ...]]:
     """The decision's ``audit.lineage`` edges (``LINEAGE_COLUMNS``) to ``(parent table, parent key)``."""
     return [(d.run_id, "audit.decisions", d.decision_id, table, _dumps(key)) for table, key in lineage]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,8 +31,10 @@ from sqlalchemy import Connection, text
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
-from agents.snapshot import FEATURES_RELATION, MarketView, require_features
-from alphaloom.domain import NewsId, NewsItem, require_utc
+from agents.snapshot import FEATURES_RELATION, MarketView, PriceSignals, require_features
+from agents.strategies.mean_reversion import MeanReversionParams, mean_reversion_at_ends
+from agents.strategies.momentum import MomentumParams, momentum_at_ends
+from alphaloom.domain import NewsId, NewsItem, Signal, require_utc
 
 # Per symbol: how far before the window the rows must reach so that the first step sees `count` closes (the newest
 # row known at the start is among them, or is newer).
@@ -48,6 +50,13 @@ select symbol, min(known_at) as since from (
 ) ranked where n = 1 or (has_close and n_close <= :count) or (has_ret and n_ret <= :returns_bars)
 group by symbol
 """
+
+
+def _keyed(at: datetime) -> datetime:
+    """``at`` with the ``UTC`` time zone object, the key every time list here is searched by: the same instant (so
+    the same order), and two datetimes with the same time zone object compare without asking it for their offsets
+    (a tenth of the time of a search among the database's times)."""
+    return at if at.tzinfo is UTC else at.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -81,10 +90,17 @@ class ReplayCursor:
         series: Mapping[str, _SymbolSeries],
         news: Mapping[str, _SymbolNews],
         scores: Mapping[NewsId, SentimentScore],
+        strategies: tuple[MomentumParams, MeanReversionParams] | None = None,
     ) -> None:
         self.start, self.end, self.history, self.returns_bars = start, end, history, returns_bars
         self._news_window, self._team_vote = news_window, team_vote
         self._series, self._news, self._scores = series, news, scores
+        self._strategies = strategies if team_vote else None
+        # per symbol: the first count of closes a step can see and, from it on, the price signals of each count
+        self._signals: dict[str, tuple[int, list[tuple[Signal, ...]]]] = {}
+        if self._strategies is not None:
+            for symbol, s in series.items():
+                self._signals[symbol] = self._window_signals(symbol, s, *self._strategies)
         self._ret_arrays: dict[str, tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]] = {}
         self._column_labels: dict[tuple[str, ...], pd.Index] = {}  # immutable: shared by the frames
 
@@ -135,7 +151,7 @@ class ReplayCursor:
         ).mappings()  # fmt: skip
         for row in rows:
             s = series[row["symbol"]]
-            known_at = row["known_at"]
+            known_at = _keyed(row["known_at"])  # the row keeps the value read; the keys are in UTC
             s.known_at.append(known_at)
             s.rows.append(dict(row))
             if row["close"] is not None:
@@ -153,20 +169,34 @@ class ReplayCursor:
         if params.strategy.team_vote:
             found = recent_news_by_symbol(conn, list(symbols), end, end - start + window)
             for symbol, items in found.items():
-                news[symbol] = _SymbolNews([item.first_seen_at for item in items], list(items))
+                news[symbol] = _SymbolNews([_keyed(item.first_seen_at) for item in items], list(items))
             distinct = list({item.id: item for items in found.values() for item in items}.values())
             scores = score_news(conn, run_id, scorer, distinct)
-        return cls(start=start, end=end, history=history, returns_bars=returns_bars, news_window=window, team_vote=params.strategy.team_vote,
-                   series=series, news=news, scores=scores)  # fmt: skip
+        return cls(start=start, end=end, history=history, returns_bars=returns_bars, news_window=window,
+                   team_vote=params.strategy.team_vote, series=series, news=news, scores=scores,
+                   strategies=(params.strategy.momentum, params.strategy.mean_reversion))  # fmt: skip
+
+    def _window_signals(
+        self, symbol: str, s: _SymbolSeries, momentum: MomentumParams, reversion: MeanReversionParams
+    ) -> tuple[int, list[tuple[Signal, ...]]]:
+        """The price signals of every close count a step of the window may see (from the count known at its start),
+        computed at once (``agents.strategies``' ``*_at_ends``: the same values as one step at a time)."""
+        first = bisect_right(s.close_known_at, self.start)
+        trends = momentum_at_ends(s.closes, symbol, momentum, self.history, first)
+        fades = mean_reversion_at_ends(s.closes, symbol, reversion, self.history, first)
+        return first, [
+            tuple(signal for signal in pair if signal is not None) for pair in zip(trends, fades, strict=True)
+        ]
 
     def market_at(self, as_of: datetime, symbols: Sequence[str] | None = None) -> MarketView:
         """What ``read_market_view`` reads at ``as_of`` for ``symbols`` (default: every symbol of the window)."""
-        as_of = require_utc(as_of, "as_of")
+        as_of = _keyed(require_utc(as_of, "as_of"))
         if not self.start <= as_of <= self.end:
             raise ValueError(f"as_of {as_of} is outside the replay window [{self.start}, {self.end}]")
         chosen = list(self._series) if symbols is None else list(symbols)
         features: dict[str, dict[str, Any]] = {}
         closes: dict[str, list[float]] = {}
+        signals: dict[str, tuple[Signal, ...]] = {}
         for symbol in chosen:
             s = self._series.get(symbol)
             if s is None:
@@ -177,6 +207,9 @@ class ReplayCursor:
             features[symbol] = s.rows[i - 1]
             j = bisect_right(s.close_known_at, as_of)
             closes[symbol] = s.closes[max(0, j - self.history) : j]
+            if self._strategies is not None:
+                first, by_count = self._signals[symbol]
+                signals[symbol] = by_count[j - first]
         news: dict[str, list[NewsItem]] = {}
         scores: dict[NewsId, SentimentScore] = {}
         if self._team_vote:
@@ -190,12 +223,13 @@ class ReplayCursor:
                 news[symbol] = held.items[lo:hi]
                 for item in news[symbol]:
                     scores[item.id] = self._scores[item.id]
-        return MarketView(features, closes, news, scores)
+        ahead = None if self._strategies is None else PriceSignals(*self._strategies, by_symbol=signals)
+        return MarketView(features, closes, news, scores, ahead)
 
     def closes_known(self, symbol: str, as_of: datetime) -> list[float]:
         """Every close of ``symbol`` loaded and known at ``as_of``, oldest first."""
         s = self._series[symbol]
-        return s.closes[: bisect_right(s.close_known_at, as_of)]
+        return s.closes[: bisect_right(s.close_known_at, _keyed(as_of))]
 
     def marks(self, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
         """What ``agents.risk.context`` marks positions at: the newest row's close known at ``as_of`` per symbol."""
@@ -211,6 +245,7 @@ class ReplayCursor:
         if bars > self.returns_bars:
             raise ValueError(f"the replay window holds {self.returns_bars} bars of returns, {bars} asked")
         spans: dict[str, tuple[int, int]] = {}
+        as_of = _keyed(as_of)
         for symbol in sorted(set(symbols)):
             j = bisect_right(self._series[symbol].ret_known_at, as_of)
             if j:
@@ -260,11 +295,11 @@ class ReplayCursor:
         s = self._series.get(symbol)
         if s is None:
             raise ValueError(f"{symbol} is not in the replay window")
-        i = bisect_right(s.known_at, as_of)
+        i = bisect_right(s.known_at, _keyed(as_of))
         return s.rows[i - 1] if i else None
 
     def latest_close(self, symbol: str, as_of: datetime) -> float | None:
         """The newest close of ``symbol`` known at ``as_of`` (what memory scoring calls the exit price)."""
         s = self._series[symbol]
-        j = bisect_right(s.close_known_at, as_of)
+        j = bisect_right(s.close_known_at, _keyed(as_of))
         return s.closes[j - 1] if j else None

@@ -44,6 +44,12 @@ class _Due:
     entry_ts: datetime | None = field(compare=False, default=None)
 
 
+def _order(due: _Due) -> tuple[datetime, str, datetime, str, str]:
+    """The fields a ``_Due`` is ordered by, in its order: a heap of tuples that start with them pops in the order a
+    heap of ``_Due`` would (equal fields compare the ``_Due`` itself, equal too), comparing in C."""
+    return due.realised_at, due.symbol, due.as_of, due.agent, due.decision_id
+
+
 class ReplayMemory:
     """See the module docstring."""
 
@@ -59,7 +65,7 @@ class ReplayMemory:
     ) -> None:
         self.account, self._params, self._base, self._cursor = account, params, dict(base), cursor
         self._bar = timeframe_delta(timeframe)
-        self._due: list[_Due] = []
+        self._due: list[tuple[Any, ...]] = []  # a heap of (the _Due's order fields..., the _Due)
         self._hits: list[tuple[datetime, str, datetime, str, bool]] = []  # (realised_at, symbol, as_of, agent, hit)
         self._rates = HitRates(params)
         self._buys: list[tuple[datetime, str, datetime, float]] = []  # team buys with a hit, in realised order
@@ -81,18 +87,16 @@ class ReplayMemory:
                 for o in draft.outputs if not o.skipped
             ] + [(TEAM, row.action, abs(row.score), self._params.horizon_bars)]  # fmt: skip
             for agent, action, confidence, horizon in opinions:
-                heapq.heappush(
-                    self._due,
-                    _Due(row.as_of + self._bar * horizon, row.symbol, row.as_of, agent, row.decision_id, action,
-                         confidence, horizon, entry_price, entry_ts),
-                )  # fmt: skip
+                due = _Due(row.as_of + self._bar * horizon, row.symbol, row.as_of, agent, row.decision_id, action,
+                           confidence, horizon, entry_price, entry_ts)  # fmt: skip
+                heapq.heappush(self._due, (*_order(due), due))
 
     def advance(self, as_of: datetime, *, run_id: str) -> list[dict[str, Any]]:
         """Score what is realised by ``as_of``; returns the ``audit.opinion_outcomes`` rows (in a fixed order)."""
         since = as_of - self._bar * self._params.score_lookback_bars
         records = []
-        while self._due and self._due[0].realised_at <= as_of:
-            due = heapq.heappop(self._due)
+        while self._due and self._due[0][0] <= as_of:
+            due = heapq.heappop(self._due)[-1]
             if due.as_of < since or not due.as_of < as_of or not due.entry_price or due.entry_price <= 0:
                 continue
             exit_row = self._cursor.latest_row(due.symbol, due.realised_at)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -34,7 +34,9 @@ from agents.risk.context import MarketReader, portfolio_context
 from agents.risk.portfolio import PortfolioContext
 from agents.risk.sizing import TradeStats, trade_stats
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
-from alphaloom.domain import DecisionId, NewsId, NewsItem, decision_id_for, require_utc
+from agents.strategies.mean_reversion import MeanReversionParams
+from agents.strategies.momentum import MomentumParams
+from alphaloom.domain import DecisionId, NewsId, NewsItem, Signal, decision_id_for, require_utc
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.settings import Settings
@@ -56,6 +58,19 @@ class MarketView:
     closes: Mapping[str, Sequence[float]]
     news: Mapping[str, Sequence[NewsItem]]
     scores: Mapping[NewsId, SentimentScore]
+    signals: PriceSignals | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class PriceSignals:
+    """The price strategies' signals over ``MarketView.closes``, computed ahead (a replay cursor computes its whole
+    window's at load): per symbol the ``momentum`` and ``mean_reversion`` signals that are not None, in that order,
+    for the parameters named. A cache of pure functions of the closes: the decision uses it only when the parameters
+    are its own, and computes them from the closes otherwise (the live reader computes none)."""
+
+    momentum: MomentumParams
+    mean_reversion: MeanReversionParams
+    by_symbol: Mapping[str, tuple[Signal, ...]]
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,7 @@ class Snapshot:
 
 def clean(value: Any) -> Any:
     """A feature value as recorded: NaN and infinities become None."""
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+    if isinstance(value, float) and not math.isfinite(value):  # NaN or an infinity
         return None
     return value
 
@@ -355,4 +370,7 @@ def restrict(market: MarketView, symbols: Sequence[str]) -> MarketView:
         {s: closes for s, closes in market.closes.items() if s in wanted},
         news,
         {i: score for i, score in market.scores.items() if i in ids},
+        None
+        if market.signals is None
+        else replace(market.signals, by_symbol={s: v for s, v in market.signals.by_symbol.items() if s in wanted}),
     )

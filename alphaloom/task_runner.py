@@ -9,18 +9,27 @@ Flows that spread independent work over tasks (the decision fan-out, walk-forwar
 - ``tcp://host:8786`` (any Dask scheduler address): an existing cluster, whose workers run this project with the same
   ``ALPHALOOM_`` environment (``docker-compose.yml``: ``dask-scheduler``, ``dask-worker``).
 
+Work too small to pay Prefect's cost per task run (a walk-forward window) goes to the same cluster as plain Dask
+futures from inside one task (``flow_dask_client``: the running flow's Dask client; None when its tasks run in the
+flow's process).
+
 Tasks on Dask workers read their settings from the worker's environment and open their own database engine
 (``alphaloom.db.engine.get_engine``): no engine, connection or broker is shipped between processes.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from prefect.context import FlowRunContext
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from alphaloom.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 def runs_on_dask(settings: Settings | None = None) -> bool:
@@ -77,6 +86,13 @@ class SettingsTaskRunner(TaskRunner):
             raise RuntimeError("The task runner must be started before submitting work.")
         return self._inner
 
+    def dask_client(self) -> Client | None:
+        """The Dask client of this run when it runs on Dask, else None (also when not started)."""
+        dask_runner = sys.modules.get("alphaloom.dask_runner")  # imported only when Dask is configured
+        if dask_runner is None or not isinstance(self._inner, dask_runner.DaskTaskRunner):
+            return None
+        return self._inner.client
+
     def submit(  # type: ignore[override]
         self,
         task: Any,
@@ -88,3 +104,13 @@ class SettingsTaskRunner(TaskRunner):
 
     def map(self, task: Any, parameters: dict[str, Any], wait_for: Iterable[Any] | None = None) -> Any:
         return self._started_inner().map(task, parameters, wait_for)
+
+
+def flow_dask_client() -> Client | None:
+    """The Dask client of the flow run this code runs in, when its task runner (``SettingsTaskRunner``) runs on Dask;
+    None outside a flow run or with another task runner. Meant for the flow's process: the flow body, or a task it
+    calls directly (which runs there); not for a task submitted to Dask (on a worker the run's task runner is rebuilt
+    from the worker's own settings)."""
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    return runner.dask_client() if isinstance(runner, SettingsTaskRunner) else None

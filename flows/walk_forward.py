@@ -3,6 +3,8 @@ results recorded under the run and shown on an HTML page."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from alphaloom.backtest.walkforward_run import (
 )
 from alphaloom.db.engine import get_engine
 from alphaloom.settings import Settings, get_settings
-from alphaloom.task_runner import SettingsTaskRunner
+from alphaloom.task_runner import SettingsTaskRunner, flow_dask_client
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
@@ -32,21 +34,36 @@ def plan(spec: WalkForwardSpec, settings: Settings) -> list[WindowSpec]:
         return window_specs(conn, settings, spec)
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
+WINDOW_RETRIES = 1  # a window whose run raised (a dropped connection, say) is run once more, by Dask
+
+
 def walk_window(window: WindowSpec) -> WindowOutcome:
     """One window: read its bars (``load_window``, on this process's engine), choose in sample, trade out of sample.
-    Independent of the others: any worker may run it; what travels is the specification and the window's outcome
+    Independent of the others: any process may run it; what travels is the specification and the window's outcome
     (its row, out-of-sample returns and fills), never the bars."""
     with get_engine().connect() as conn:
         window_input = load_window(conn, window)
     return run_window(window_input)
 
 
+@task(cache_policy=NO_CACHE, persist_result=False)
+def walk_windows(windows: list[WindowSpec]) -> list[WindowOutcome]:
+    """Every window (``walk_window``), outcomes in window order. One Prefect task in the flow's process: on Dask
+    (``ALPHALOOM_DASK_ADDRESS``) each window is a plain Dask future on the flow's cluster (Dask's cost per window,
+    milliseconds, instead of a Prefect task run's hundreds; retried by Dask: ``WINDOW_RETRIES``, and run again
+    elsewhere when its worker dies), else the windows run here on a thread each (at most one per core)."""
+    client = flow_dask_client()
+    if client is not None:
+        return client.gather(client.map(walk_window, windows, pure=False, retries=WINDOW_RETRIES))
+    with ThreadPoolExecutor(max_workers=max(1, min(len(windows), os.cpu_count() or 1))) as pool:
+        return list(pool.map(walk_window, windows))
+
+
 def walk(spec: WalkForwardSpec, settings: Settings) -> WalkForwardResult:
-    """Choose in sample, trade out of sample, window after window: each window a task on the flow's task runner
-    (``ALPHALOOM_DASK_ADDRESS``), the results gathered in window order."""
+    """Choose in sample, trade out of sample, window after window: the windows spread over the flow's Dask cluster
+    when there is one (``walk_windows``), the results gathered in window order."""
     windows = plan(spec, settings)
-    return combine_windows(windows, walk_window.map(windows).result())
+    return combine_windows(windows, walk_windows(windows))
 
 
 @task(cache_policy=NO_CACHE)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from agents.deciding import decide_snapshot
+from agents.deciding import decide_snapshot, price_signals
 from agents.params import DecisionParams, StrategyParams
 from agents.replay_cursor import ReplayCursor
 from agents.risk.context import _marks, returns_history
@@ -130,6 +130,9 @@ def test_the_cursor_gives_the_live_market_view_at_every_as_of(engine, data, rule
             live = read_market_view(conn, symbols=symbols, as_of=as_of, run_id=RUN, params=params, scorer=scorer)
             replayed = cursor.market_at(as_of, symbols)
             assert _same(_as_plain(replayed), _as_plain(live)), as_of
+            for symbol, closes in live.closes.items():  # the signals computed at load: the strategies' on the closes
+                assert price_signals(replayed, symbol, closes, params) == price_signals(live, symbol, closes, params)
+            assert (replayed.signals is not None) == (rule == "team") and live.signals is None
             assert cursor.marks(symbols, as_of) == _marks(conn, settings, symbols, as_of), as_of
             pd.testing.assert_frame_equal(
                 cursor.returns(symbols, as_of, 50),

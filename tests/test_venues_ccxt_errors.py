@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import ccxt
 import pytest
-from ccxt_replay import BinanceSpotVenue, binance_routes, mount
+from support.ccxt_replay import BinanceSpotVenue, binance_routes, mount
 
 from alphaloom.domain import ClientOrderId, Side
 from alphaloom.errors import (

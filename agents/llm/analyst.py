@@ -170,9 +170,10 @@ class LlmAnalyst:
 
     # strict is off: providers' strict modes reject parts of a pydantic schema (bounds, lengths); we validate anyway.
     def _complete(self, messages: list[dict[str, str]]) -> tuple[str | None, Usage]:
-        response = self.client.chat.completions.create(
+        # messages and response_format are plain dicts; openai types them as unions of TypedDicts.
+        response = self.client.chat.completions.create(  # type: ignore[call-overload]
             model=self.model,
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,
             temperature=self.settings.llm_temperature,
             max_tokens=self.settings.llm_max_tokens,
             response_format={

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TypedDict
 
 from sqlalchemy import Connection, Engine, text
 
@@ -155,6 +156,16 @@ class Reservation:
     refused: str | None = None
 
 
+class LedgerKey(TypedDict):
+    """What every ledger row of one call carries: the keyword arguments ``record_usage`` and ``reserve`` share."""
+
+    run_id: str
+    symbol: str | None
+    as_of: datetime | None
+    model: str
+    prompt_hash: str | None
+
+
 def estimate(prompt_chars: int, settings: Settings) -> Usage:
     """A call's size before it is made: about 4 characters a prompt token, and the completion's maximum."""
     return Usage(-(-prompt_chars // 4), settings.llm_max_tokens)
@@ -167,7 +178,7 @@ def reserve(
     """Check the caps against the committed ledger and commit a ``reserved`` row of ``size`` (see the module
     docstring), or a ``budget_exceeded`` row when a cap is reached (its detail names ``role`` when given: the role
     skipped)."""
-    ledger = {"run_id": run_id, "symbol": symbol, "as_of": as_of, "model": model, "prompt_hash": prompt_hash}
+    ledger: LedgerKey = {"run_id": run_id, "symbol": symbol, "as_of": as_of, "model": model, "prompt_hash": prompt_hash}
     reserved = Spent(size.total_tokens, cost_of(size, settings, model))
     with engine.begin() as conn:
         conn.execute(text(_BUDGET_LOCK))

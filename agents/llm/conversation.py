@@ -36,7 +36,7 @@ import openai
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, text
 
-from agents.llm.budget import Usage, cost_of, estimate, record_usage, reserve, settle
+from agents.llm.budget import LedgerKey, Usage, cost_of, estimate, record_usage, reserve, settle
 from agents.llm.prompts import REPAIR
 from agents.llm.roles import RoleEndpoint
 from agents.llm.tools import TOOL_SPECS, ToolBox
@@ -257,7 +257,9 @@ class Caller:
             request["tools"] = list(TOOL_SPECS)
         key = stable_hash(PROMPT_VERSION, json.dumps(request, sort_keys=True, default=str), length=64)
         outcome.hashes.append(key)
-        ledger = {"run_id": run_id, "symbol": symbol, "as_of": as_of, "model": endpoint.model, "prompt_hash": key}
+        ledger: LedgerKey = {
+            "run_id": run_id, "symbol": symbol, "as_of": as_of, "model": endpoint.model, "prompt_hash": key,
+        }  # fmt: skip
         row = conn.execute(text("select response, tokens from audit.llm_cache where prompt_hash = :h"),
                            {"h": key}).first()  # fmt: skip
         if row is not None:
@@ -281,6 +283,7 @@ class Caller:
             self.live_calls_left -= 1
             self.live_calls_used += 1
         outcome.calls += 1
+        problem: str | None
         started, status, problem, usage = time.perf_counter(), "error", "no reply", Usage()
         reply: _Reply | None = None
         try:

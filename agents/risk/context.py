@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 from sqlalchemy import Connection, text
@@ -37,7 +37,7 @@ def returns_history(
     """``ret_1`` of the last ``bars`` bars known at ``as_of``, one column per symbol, rows by bar time (oldest first)."""
     if not symbols or conn.execute(text("select to_regclass(:r)"), {"r": FEATURES_RELATION}).scalar() is None:
         return pd.DataFrame()
-    rows = conn.execute(
+    rows: Sequence[tuple[Any, ...]] = conn.execute(
         text(
             f"""select symbol, ts, ret_1 from (
                     select symbol, ts, ret_1,
@@ -94,10 +94,11 @@ def portfolio_context(
     """The account's context at ``as_of`` for ``symbols`` (the candidates) plus everything it holds; ``market``: the
     marks and returns history from memory instead of ``marts.features``."""
     as_of = require_utc(as_of, "as_of")
-    base, starting = conn.execute(
+    account_row: tuple[str, Decimal] = conn.execute(
         text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
     ).one()
-    balances = conn.execute(
+    base, starting = account_row
+    balances: Sequence[tuple[str, Decimal]] = conn.execute(
         text("select currency, amount from audit.balances where account = :a"), {"a": account}
     ).all()
     positions = {
@@ -117,7 +118,7 @@ def portfolio_context(
     marks = _marks(conn, settings, universe, as_of) if market is None else market.marks(universe, as_of)
     equity, exposures = account_equity(balances, positions, marks, rates, base)
     write_equity_marks(conn, [equity_mark_row(account, as_of, equity)])
-    peak = conn.execute(
+    peak: Decimal = conn.execute(
         text("select max(equity) from audit.equity_marks where account = :a and as_of <= :t"),
         {"a": account, "t": as_of},
     ).scalar_one()

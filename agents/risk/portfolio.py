@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ from alphaloom.settings import Settings
 MIN_VAR_OBSERVATIONS = 20
 
 
-def _setting_default(name: str) -> object:
+def _setting_default(name: str) -> Any:
     """The ``Settings`` default, so the limits' defaults have one source of truth."""
     return Settings.model_fields[name].default
 

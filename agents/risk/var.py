@@ -31,7 +31,8 @@ def portfolio_pnl(returns: np.ndarray, exposures: np.ndarray) -> np.ndarray:
     exposures = np.asarray(exposures, dtype=float).reshape(-1)
     if returns.shape[1] != exposures.shape[0]:
         raise ValueError(f"returns have {returns.shape[1]} assets but exposures {exposures.shape[0]}")
-    return np.nan_to_num(returns, nan=0.0) @ exposures
+    pnl: np.ndarray = np.nan_to_num(returns, nan=0.0) @ exposures
+    return pnl
 
 
 def _tail_count(n: int, confidence: float) -> int:

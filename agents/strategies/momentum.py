@@ -3,6 +3,11 @@
 strength = tanh(annualisation-free t-like ratio) * R², where the slope is the least-squares slope of log closes per bar,
 normalised by the per-bar volatility of returns, and R² of that fit is the trend quality: a steady climb gives a strong
 BUY, the same net move through noise a weak one.
+
+``momentum_at_ends`` gives ``momentum`` of every window of one close series at once (a replay computes a whole
+window's signals when it loads it): the same numpy operations on rows of a 2-D array, and the same least-squares
+solver (LAPACK ``gelsd``, one call per row), so every signal is bit-for-bit the one ``momentum`` gives (tests keep
+them equal).
 """
 
 from __future__ import annotations
@@ -10,12 +15,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from alphaloom.domain import Signal
 
 NAME = "momentum"
+
+_umath_linalg: Any
+try:  # the gufunc np.linalg.lstsq (and so np.polyfit) calls, which solves a stack of problems one by one
+    from numpy.linalg import _umath_linalg
+except ImportError:  # pragma: no cover - a numpy without it: np.polyfit row by row
+    _umath_linalg = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +48,13 @@ def momentum(closes: Sequence[float], symbol: str, params: MomentumParams = Mome
     slope, intercept = np.polyfit(x, log_prices, 1)
     fitted = slope * x + intercept
     total = float(np.sum((log_prices - log_prices.mean()) ** 2))
-    r_squared = 0.0 if total == 0 else max(0.0, 1.0 - float(np.sum((log_prices - fitted) ** 2)) / total)
+    residual = float(np.sum((log_prices - fitted) ** 2))
     vol = float(np.std(np.diff(log_prices), ddof=1))
+    return _signal(symbol, params, slope, total, residual, vol)
+
+
+def _signal(symbol: str, params: MomentumParams, slope: float, total: float, residual: float, vol: float) -> Signal:
+    r_squared = 0.0 if total == 0 else max(0.0, 1.0 - residual / total)
     if vol == 0 or not math.isfinite(vol):
         strength = 0.0 if slope == 0 else math.copysign(r_squared, slope)
     else:
@@ -50,3 +67,47 @@ def momentum(closes: Sequence[float], symbol: str, params: MomentumParams = Mome
         f"slope {slope:+.5f}/bar over {params.lookback} bars, {slope / vol if vol else 0:+.2f} vol units, "
         f"R² {r_squared:.2f}",
     )
+
+
+def _line_fits(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(slope, intercept) of each row against ``x``, as ``np.polyfit(x, row, 1)`` computes them."""
+    if _umath_linalg is None:  # pragma: no cover
+        return np.array([np.polyfit(x, row, 1) for row in rows]).reshape(len(rows), 2)
+    lhs = np.vander(x, 2)  # np.polyfit's steps: the scaled Vandermonde matrix, rcond = len(x) * eps
+    scale = np.sqrt((lhs * lhs).sum(axis=0))
+    lhs /= scale
+    rcond = len(x) * np.finfo(x.dtype).eps
+    with np.errstate(over="ignore", divide="ignore", under="ignore", invalid="ignore"):
+        solved = _umath_linalg.lstsq(lhs, rows[:, :, np.newaxis], rcond, signature="ddd->ddid")[0]
+    fitted: np.ndarray = (solved[:, :, 0].T / scale[:, np.newaxis]).T
+    return fitted
+
+
+def momentum_at_ends(
+    closes: Sequence[float], symbol: str, params: MomentumParams, history: int, first: int = 0
+) -> list[Signal | None]:
+    """``momentum(closes[max(0, j - history):j], symbol, params)`` for every ``j`` in ``[first, len(closes)]``."""
+    n, lookback = len(closes), params.lookback
+    found: list[Signal | None] = [None] * (n + 1 - first)
+    start = max(first, lookback) if history >= lookback >= 3 else n + 1  # the first end with a full lookback
+    if start > n:
+        return found
+    series = np.asarray(closes, dtype=float)
+    windows = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(series, lookback)[start - lookback :])
+    usable = np.isfinite(windows).all(axis=1) & ~(windows <= 0).any(axis=1)
+    if not usable.all():  # a window with a bad price gives no signal (momentum: None)
+        windows = np.ascontiguousarray(windows[usable])
+    if not len(windows):
+        return found
+    log_prices = np.log(windows)
+    x = np.arange(lookback, dtype=float)
+    fits = _line_fits(x, log_prices)
+    slopes, intercepts = fits[:, 0], fits[:, 1]
+    fitted = slopes[:, np.newaxis] * x + intercepts[:, np.newaxis]
+    totals = np.sum((log_prices - log_prices.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    residuals = np.sum((log_prices - fitted) ** 2, axis=1)
+    vols = np.std(np.diff(log_prices, axis=1), axis=1, ddof=1)
+    ends = np.flatnonzero(usable) + start
+    for k, j in enumerate(ends.tolist()):
+        found[j - first] = _signal(symbol, params, slopes[k], float(totals[k]), float(residuals[k]), float(vols[k]))
+    return found

@@ -18,6 +18,8 @@ _REVISION = re.compile(r'^revision = "([^"]+)"$', re.M)
 _DOWN_REVISION = re.compile(r'^down_revision = (?:None|"([^"]+)")$', re.M)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from alembic.config import Config
 
 
@@ -66,7 +68,7 @@ def _stored_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         if not conn.execute(text("select to_regclass('audit.alembic_version') is not null")).scalar():
             return None
-        rows = conn.execute(text("select version_num from audit.alembic_version")).scalars().all()
+        rows: Sequence[str] = conn.execute(text("select version_num from audit.alembic_version")).scalars().all()
     return rows[0] if len(rows) == 1 else None
 
 

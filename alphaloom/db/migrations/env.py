@@ -15,7 +15,10 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: no connection handed over and no sqlalchemy.url in the config")
+    engine = create_engine(url)
     with engine.begin() as conn:
         context.configure(connection=conn, version_table_schema="audit")
         context.run_migrations()
