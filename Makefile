@@ -24,7 +24,7 @@ demo: install
 # outside that set are read for their types, their own errors not reported. `mypy` alone checks every package and shows
 # what remains (execution/, flows/, the rest of alphaloom/): each joins MYPY_CLEAN once it passes.
 MYPY_CLEAN := -p agents -p alphaloom.db -m alphaloom.settings -m alphaloom.errors -m alphaloom.domain -m alphaloom.audit \
-              -m alphaloom.guards -m alphaloom.markets
+              -m alphaloom.guards -m alphaloom.markets -m alphaloom.ops.kill_switch
 
 lint: install
 	$(BIN)/ruff check .

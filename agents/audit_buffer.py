@@ -14,7 +14,7 @@ What callers can rely on:
   anything reads the rows: the decisions before execution when the step has intents (orders reference their
   decision), everything before the LLM analyst's similar situations (read from the outcomes and decisions) and at the
   end of each chunk. Rows held when a step fails are never written (the run fails).
-- ``mode`` (``alphaloom.backtest.reporting.AUDIT_MODES``): ``full`` keeps every row; ``decisions`` only the
+- ``mode`` (``alphaloom.reporting.run_report.AUDIT_MODES``): ``full`` keeps every row; ``decisions`` only the
   ``audit.decisions`` rows; ``none`` only the decisions with an approved intent (their orders reference them). The
   risk gate's denials that a mode does not write are counted in ``refusals`` (by check name) for the run's summary.
 - ``decision`` trusts that no other writer records the replay's decisions in the meantime (a backtest account is
@@ -44,9 +44,9 @@ from agents.recording import (
     lineage_rows,
     output_rows,
 )
-from alphaloom.backtest.reporting import AUDIT_MODES
 from alphaloom.db.copy import copy_rows, create_staging
 from alphaloom.errors import ConfigError
+from alphaloom.reporting.run_report import AUDIT_MODES
 
 WEIGHT_COLUMNS = ("account", "agent", "as_of", "weight", "hit_rate", "scored", "run_id")
 OUTCOME_COLUMNS = ("decision_id", "agent", "account", "symbol", "as_of", "realised_at", "horizon_bars", "action",

@@ -38,7 +38,7 @@ from agents.strategies.mean_reversion import MeanReversionParams
 from agents.strategies.momentum import MomentumParams
 from alphaloom.domain import DecisionId, NewsId, NewsItem, Signal, decision_id_for, require_utc
 from alphaloom.errors import ConfigError, DataUnavailableError
-from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"

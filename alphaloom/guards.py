@@ -1,15 +1,12 @@
-"""Kill switch and hard limits: read by the risk manager and enforced again by execution.
+"""Hard limits: read by the risk manager and enforced again by execution. Pure.
 
-The limit checks are pure; the kill switch state lives in ``audit.kill_switch`` (latest row wins), so every process
-and every broker sees the same switch.
+The kill switch, checked beside them, has its own home: ``alphaloom.ops.kill_switch``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-
-from sqlalchemy import Connection, text
 
 from alphaloom.settings import Settings
 
@@ -79,27 +76,3 @@ def check_hard_limits(
                 )
             )
     return breaches
-
-
-@dataclass(frozen=True, slots=True)
-class KillSwitchState:
-    engaged: bool
-    reason: str
-    changed_by: str
-
-
-def kill_switch_state(conn: Connection) -> KillSwitchState:
-    row = conn.execute(
-        text("select engaged, reason, changed_by from audit.kill_switch order by id desc limit 1")
-    ).first()
-    if row is None:
-        return KillSwitchState(False, "never engaged", "")
-    return KillSwitchState(bool(row.engaged), row.reason, row.changed_by)
-
-
-def set_kill_switch(conn: Connection, engaged: bool, reason: str, changed_by: str) -> KillSwitchState:
-    conn.execute(
-        text("insert into audit.kill_switch (engaged, reason, changed_by) values (:e, :r, :b)"),
-        {"e": engaged, "r": reason, "b": changed_by},
-    )
-    return KillSwitchState(engaged, reason, changed_by)

@@ -381,7 +381,7 @@ class Settings(BaseSettings):
     """Per-market stale limits (JSON): keys exchange:asset_class, exchange or asset_class (crypto, forex, stocks)
     -> bars, counted in session time, e.g. {"stocks": 2}."""
     embedded_prefect: bool = True
-    """The embedded Prefect server (alphaloom.prefect_server): flow commands start it on first use and reuse it;
+    """The embedded Prefect server (alphaloom.ops.prefect_server): flow commands start it on first use and reuse it;
     false (or PREFECT_API_URL set) leaves Prefect to its own configuration (a server you run, or a temporary API
     per command)."""
     progress: Literal["auto", "always", "never"] = "auto"

@@ -75,9 +75,9 @@ def step_path(symbols: int, steps: int) -> float:
 
     from agents.team import StrategyParams, Team, build_team
     from alphaloom.db.engine import dispose_engines, get_engine, libpq_url
-    from alphaloom.dbt_runner import run_dbt
+    from alphaloom.features.dbt_runner import run_dbt
     from alphaloom.ingest.prices import merge_bars, read_price_file
-    from alphaloom.sampledata import generate
+    from alphaloom.ingest.sampledata import generate
     from alphaloom.settings import get_settings
     from execution.accounts.registry import ensure_account
     from flows.backtest import Replay, replay_step

@@ -43,7 +43,7 @@ def main(loads: int, steps: int) -> float:
 
         from alphaloom.cli.console import build_console
         from alphaloom.db.engine import get_engine
-        from alphaloom.serve import free_port
+        from alphaloom.ops.serve import free_port
         from alphaloom.settings import get_settings
         from flows.demo import run_demo
 

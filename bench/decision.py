@@ -31,8 +31,9 @@ from agents.trader import order_intents
 from alphaloom.db.migrate import upgrade
 from alphaloom.domain import decision_id_for, quote_currency
 from alphaloom.fx import QuoteRate
-from alphaloom.guards import HardLimits, KillSwitchState
+from alphaloom.guards import HardLimits
 from alphaloom.markets import resolve
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue

@@ -29,7 +29,7 @@ from _throwaway import create_throwaway_database, drop_throwaway_database
 from sqlalchemy import text
 
 from alphaloom.db.engine import dispose_engines, get_engine, libpq_url
-from alphaloom.dbt_runner import run_dbt
+from alphaloom.features.dbt_runner import run_dbt
 from alphaloom.settings import get_settings
 
 START = datetime(2015, 1, 1, tzinfo=UTC)

@@ -128,7 +128,7 @@ def main(rows: int, quality: bool = False) -> float:
 
 def _time_quality_gate(batch, home: Path) -> float:
     from alphaloom.ingest.prices import PriceBatch
-    from alphaloom.quality.gate import QualityGate
+    from alphaloom.quality.quality_gate import QualityGate
 
     gate = QualityGate(home / "home")
     warm = time.perf_counter()

@@ -42,7 +42,7 @@ from agents.sentiment import SentimentScore
 from agents.snapshot import AccountView, MarketView, Snapshot
 from alphaloom.db.migrate import upgrade
 from alphaloom.domain import NewsId, NewsItem, decision_id_for
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import LlmPrice, Settings
 
 AS_OF = datetime(2024, 8, 1, tzinfo=UTC)

@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 from alphaloom.audit import start_run
 from alphaloom.db.engine import libpq_url
 from alphaloom.db.migrate import upgrade
-from alphaloom.ingest.news import ParsedFeed, parse_document, store_news
+from alphaloom.ingest.news_source import ParsedFeed, parse_document, store_news
 
 ALIASES = {"bitcoin": "BTC/USDT", "ether": "ETH/USDT", "apple": "AAPL/USD", "microsoft": "MSFT/USD"}
 SUBJECTS = ["Bitcoin", "Ether", "Apple", "Microsoft", "Regulators", "Miners", "Funds", "Banks"]

@@ -154,7 +154,7 @@ def main(symbols: int, steps: int, profile: bool = False, repeat: int = 1) -> No
     from agents.sentiment import LexiconScorer
     from agents.strategies.sma_cross import SmaCrossParams
     from alphaloom.db.engine import dispose_engines, get_engine, libpq_url
-    from alphaloom.dbt_runner import run_dbt
+    from alphaloom.features.dbt_runner import run_dbt
     from alphaloom.settings import get_settings
 
     frames = make_bars(symbols, steps + WARMUP_BARS)

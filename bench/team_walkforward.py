@@ -34,7 +34,7 @@ def main(days: int, windows: int, in_sample: int, out_sample: int) -> None:
 
     import flows.team_walk_forward  # noqa: F401 - imported (Prefect, the agents) before anything is timed
     from alphaloom.db.engine import dispose_engines, get_engine, libpq_url
-    from alphaloom.sampledata import generate
+    from alphaloom.ingest.sampledata import generate
     from alphaloom.settings import get_settings
     from flows.backtest import backtest_flow
     from flows.build_features import build_features

@@ -12,6 +12,9 @@ order whose submit timed out), so it is never marked cancelled on our side alone
 (placed by hand, another system) are cancelled too and reported as ``foreign``. One broker failing does not stop the
 others: its error is in ``errors``. TWAP slices still scheduled (``audit.scheduled_slices``, every account's) are
 cancelled first: they never leave (``slices_cancelled``).
+
+The switch itself (its state, turning it on and off, its history) lives in ``alphaloom.ops.kill_switch``; this module
+is only the execution side: ``cancel_open_orders_now`` is what the CLI and the console run when it goes on.
 """
 
 from __future__ import annotations
@@ -19,14 +22,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
+from alphaloom.audit import recorded_run
 from alphaloom.domain import ClientOrderId, OrderStatus
 from alphaloom.errors import AlphaLoomError
+from alphaloom.settings import Settings
 from execution.algos.schedule import cancel_all_scheduled
 from execution.brokers.base import Broker, CancellingBroker
+from execution.brokers.factory import all_brokers
+from execution.orders.state import transition
+from execution.orders.store import EventRow, write_report
 from execution.orders.venue_reports import apply_venue_report
 
 OPEN = ("new", "submitted", "partially_filled")
@@ -44,6 +52,21 @@ class CancelSummary:
     foreign: list[ClientOrderId] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     slices_cancelled: list[str] = field(default_factory=list)
+
+
+def cancel_open_orders_now(
+    engine: Engine, settings: Settings, reason: str, *, source: str | None = None
+) -> CancelSummary:
+    """Cancel what is still open at every broker, as one recorded run (``kill_switch_cancel``, its parameters the
+    reason and, when given, the ``source`` face). A broker that cannot be built is named in ``errors`` like one whose
+    cancel failed; the others are still reached."""
+    parameters = {"reason": reason} if source is None else {"reason": reason, "source": source}
+    unreachable: dict[str, str] = {}
+    with recorded_run(engine, "kill_switch_cancel", parameters) as run_id, engine.begin() as conn:
+        brokers = all_brokers(engine, settings, errors=unreachable)
+        summary = cancel_open_orders(conn, brokers, run_id=run_id, event_time=datetime.now(UTC), reason=reason)
+    summary.errors.update(unreachable)
+    return summary
 
 
 def cancel_open_orders(
@@ -84,18 +107,8 @@ def _cancel_at(
             summary.unconfirmed.append(ClientOrderId(coid))
             continue
         if report is None:  # the paper venue never saw it: nothing to cancel there, but it must never be sent now
-            conn.execute(
-                text(
-                    """insert into audit.order_events (client_order_id, run_id, event, from_status, to_status,
-                                                       event_ts, details)
-                       values (:c, :r, 'cancelled', :f, 'cancelled', :ts, cast(:d as jsonb))"""
-                ),
-                {"c": coid, "r": run_id, "f": status, "ts": event_time,
-                 "d": json.dumps({"reason": why, "venue": "order unknown to the venue"})},
-            )  # fmt: skip
-            conn.execute(
-                text("update audit.orders set status = 'cancelled', updated_at = now() where client_order_id = :c"),
-                {"c": coid},
+            _cancel_unknown(
+                conn, ClientOrderId(coid), OrderStatus(status), run_id=run_id, event_time=event_time, why=why
             )
             summary.cancelled.append(ClientOrderId(coid))
             continue
@@ -119,3 +132,14 @@ def _cancel_requested(conn: Connection, coid: str, status: str, *, run_id: str, 
         {"c": coid, "r": run_id, "f": status, "ts": event_time,
          "d": json.dumps({"reason": why, "venue": "not listed by the venue (yet): left open until it confirms"})},
     )  # fmt: skip
+
+
+def _cancel_unknown(
+    conn: Connection, coid: ClientOrderId, status: OrderStatus, *, run_id: str, event_time: datetime, why: str
+) -> None:
+    """An order the paper venue never saw: cancelled on our side, through the order state machine (its ``cancelled``
+    event and status in one statement)."""
+    target = transition(status, OrderStatus.CANCELLED)
+    event = EventRow(status, target, {"reason": why, "venue": "order unknown to the venue"}, "cancelled")
+    write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=[event], booking=None,
+                 status=target, venue_order_id=None, filled_quantity=None)  # fmt: skip

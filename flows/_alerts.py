@@ -1,4 +1,4 @@
-"""Prefect state hooks that raise operator alerts (``alphaloom.alerts``)."""
+"""Prefect state hooks that raise operator alerts (``alphaloom.ops.alerts``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from alphaloom.alerts import alert
-from alphaloom.drawdown_alerts import drawdown_transition
+from alphaloom.ops.alerts import alert
+from alphaloom.ops.drawdown_alerts import drawdown_transition
 
 
 def alert_on_failure(flow: Any, flow_run: Any, state: Any) -> None:

@@ -25,7 +25,12 @@ from agents.snapshot import KnownKillSwitch
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
-from alphaloom.backtest.reporting import (
+from alphaloom.db.engine import get_engine
+from alphaloom.domain import bar_close
+from alphaloom.errors import ConfigError, DataUnavailableError
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.progress import progress
+from alphaloom.reporting.run_report import (
     AUDIT_MODES,
     FILL_MODES,
     RunReport,
@@ -33,11 +38,6 @@ from alphaloom.backtest.reporting import (
     build_run_report,
     refusal_counts,
 )
-from alphaloom.db.engine import get_engine
-from alphaloom.domain import bar_close
-from alphaloom.errors import ConfigError, DataUnavailableError
-from alphaloom.guards import KillSwitchState, kill_switch_state
-from alphaloom.progress import progress
 from alphaloom.settings import Settings, get_settings
 from execution.algos.release import release_due_children
 from execution.brokers.base import Broker
@@ -342,7 +342,7 @@ def backtest_flow(
       the model's training cutoff is refused (``ConfigError``) unless ``allow_exposure``; then the report flags it.
     - Live safety caps per run (``max_orders_per_run``) apply per decision step; every refusal is counted by reason
       (``refusals`` in the result and the report) and logged once as a summary, not alerted one by one.
-    - ``audit`` (``alphaloom.backtest.reporting.AUDIT_MODES``): ``full`` records every decision's rows as the live
+    - ``audit`` (``alphaloom.reporting.run_report.AUDIT_MODES``): ``full`` records every decision's rows as the live
       flow does; ``decisions`` only the ``audit.decisions`` rows; ``none`` only the decisions that sent an order
       (the orders reference them). Every mode writes the run row and execution's rows (orders, fills, positions,
       balances), so the account and the report are the same; the mode is in the run's parameters and the report.

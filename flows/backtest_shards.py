@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from alphaloom.backtest.reporting import AUDIT_MODES
+from alphaloom.reporting.run_report import AUDIT_MODES
 from alphaloom.settings import get_settings
 from alphaloom.task_runner import SettingsTaskRunner
 from flows._alerts import alert_on_failure

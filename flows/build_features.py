@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from alphaloom.dbt_runner import build_features as dbt_build
+from alphaloom.features.dbt_runner import build_features as dbt_build
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 

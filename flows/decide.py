@@ -12,10 +12,10 @@ from agents.risk.gate import portfolio_gate
 from agents.team import Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
 from alphaloom.db.engine import get_engine
-from alphaloom.decision_summary import summaries
 from alphaloom.domain import bar_open, require_utc, shift_bars, timeframe_delta
 from alphaloom.errors import ConfigError
-from alphaloom.locks import account_run_lock
+from alphaloom.ops.locks import account_run_lock
+from alphaloom.reporting.decision_summary import summaries
 from alphaloom.settings import Settings, get_settings
 from alphaloom.task_runner import SettingsTaskRunner, runs_on_dask
 from execution.accounts.registry import ensure_account
@@ -144,7 +144,7 @@ def decide_flow(
     (not armed, no credentials, differences beyond tolerance: recorded and alerted) the run decides nothing and
     returns ``trading_refused`` = 1.
 
-    One run per account at a time (``alphaloom.locks``: a second one fails with "another decision run ... is in
+    One run per account at a time (``alphaloom.ops.locks``: a second one fails with "another decision run ... is in
     progress"). Steps run in order (a step sees the positions the previous one left). By default a step decides all
     symbols in one transaction, in order, so portfolio-level risk sees the step's earlier orders and a replay is
     deterministic. ``fan_out=True`` makes each symbol its own task on the flow's task runner (``ALPHALOOM_DASK_ADDRESS``
@@ -152,9 +152,9 @@ def decide_flow(
     is refused there); symbols of one step are then decided concurrently, so each sees the others' orders of that step
     only once committed. Each step first sends the account's TWAP slices due by
     then (``execution.algos.release``; counted in ``released``). With ``report`` the result also lists every decision's
-    summary (``details``: ``alphaloom.decision_summary``) and the (time, symbol) pairs without features (``missing``),
+    summary (``details``: ``alphaloom.reporting.decision_summary``) and the (time, symbol) pairs without features (``missing``),
     for the operator's table. After each step, a move of the account's drawdown verdicts to reduce or halt raises an
-    alert (``alphaloom.drawdown_alerts``), once per transition.
+    alert (``alphaloom.ops.drawdown_alerts``), once per transition.
 
     A live or shadow account's orders for a step more than ``live_max_decision_age_bars`` bars before the wall clock
     are refused (``execution.accounts.session``); with an LLM configured, a run deciding about the past before a role's model's

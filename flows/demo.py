@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import SampleData, generate
 from alphaloom.settings import get_settings
 from flows.build_features import build_features
 from flows.decide import decide_flow

@@ -12,8 +12,8 @@ from datetime import timedelta
 from prefect import flow, get_run_logger, task
 
 from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, record_fetches, record_file_failures
-from alphaloom.ingest.news import ParsedFeed, parse_feed, store_news
-from alphaloom.quality.gate import record_report
+from alphaloom.ingest.news_source import ParsedFeed, parse_feed, store_news
+from alphaloom.quality.quality_gate import record_report
 from alphaloom.settings import get_settings
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run

@@ -21,7 +21,7 @@ from alphaloom.ingest.price_sources import fetch_price_file, is_url, url_suffix
 from alphaloom.ingest.prices import BarLimits, PriceBatch, merge_bars, read_price_bytes, read_price_file
 from alphaloom.ingest.quarantine import Rejected, quarantine
 from alphaloom.markets import MarketSpec, market_specs, store_specs
-from alphaloom.quality.gate import QualityGate, record_report
+from alphaloom.quality.quality_gate import QualityGate, record_report
 from alphaloom.settings import get_settings
 from alphaloom.venues.ccxt_exchange import make_exchange
 from flows._alerts import alert_on_failure

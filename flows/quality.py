@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from alphaloom.quality.gate import latest_reports
+from alphaloom.quality.quality_gate import latest_reports
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 from flows.ingest_prices import quality_gate

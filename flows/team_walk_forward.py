@@ -21,7 +21,6 @@ from agents.consensus import ConsensusParams
 from agents.params import StrategyParams
 from agents.team import Team, build_team
 from alphaloom.audit import recorded_run
-from alphaloom.backtest.reporting import FILL_MODES, RunReport
 from alphaloom.backtest.team_grid import TeamCandidate, parse_team_grid
 from alphaloom.backtest.team_walkforward import (
     TeamWalkForwardSpec,
@@ -37,14 +36,15 @@ from alphaloom.backtest.walkforward import Stretch, WalkForwardResult, chain_str
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import ConfigError
-from alphaloom.performance import total_return
 from alphaloom.progress import progress
+from alphaloom.reporting.performance import total_return
+from alphaloom.reporting.run_report import FILL_MODES, RunReport
 from alphaloom.settings import Settings, get_settings
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 from flows.backtest import replay_run
 
-# What the in-sample trials record (``alphaloom.backtest.reporting.AUDIT_MODES``): only the decisions that sent an
+# What the in-sample trials record (``alphaloom.reporting.run_report.AUDIT_MODES``): only the decisions that sent an
 # order, with the orders and fills their metrics read; the out-of-sample stretches record everything ("full").
 SEARCH_AUDIT = "none"
 

@@ -18,8 +18,9 @@ from agents.technical import WARMUP_CONFIDENCE, technical_opinion
 from agents.trader import order_intents, quantity_step, size_quantity
 from alphaloom.domain import Action, AgentOpinion, DecisionId, NewsId, NewsItem, OrderIntent, Side
 from alphaloom.fx import QuoteRate
-from alphaloom.guards import HardLimits, KillSwitchState
+from alphaloom.guards import HardLimits
 from alphaloom.markets import MarketSpec
+from alphaloom.ops.kill_switch import KillSwitchState
 
 AS_OF = datetime(2024, 3, 1, 12, tzinfo=UTC)
 BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0}

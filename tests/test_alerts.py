@@ -6,8 +6,8 @@ import pytest
 from prefect import flow
 from typer.testing import CliRunner
 
-from alphaloom.alerts import alert
-from alphaloom.drawdown_alerts import transition_alert_kind
+from alphaloom.ops.alerts import alert
+from alphaloom.ops.drawdown_alerts import transition_alert_kind
 from alphaloom.settings import get_settings
 from flows._alerts import alert_on_failure
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from alphaloom.backtest.attribution import attribute, vote_shares
-from alphaloom.backtest.ledger import closed_trades
+from alphaloom.backtest.equity_curve import closed_trades
 
 TECHNICAL = {"agent": "technical", "action": "buy", "confidence": 0.6, "skipped": False,
              "details": {"indicator_score": 0.5, "signals": {"momentum": 0.3, "mean_reversion": -0.2}}}  # fmt: skip

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from alphaloom.backtest.ledger import closed_trades, equity_curve
+from alphaloom.backtest.equity_curve import closed_trades, equity_curve
 
 T = pd.date_range("2025-01-01", periods=4, freq="h", tz="UTC")
 

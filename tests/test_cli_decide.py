@@ -14,7 +14,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from alphaloom.cli import app
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import SampleData, generate
 from alphaloom.settings import get_settings
 from flows.build_features import build_features
 from flows.ingest_news import ingest_news

@@ -23,9 +23,9 @@ from alphaloom.cli.console import cancel_open_orders_hook
 from alphaloom.console.actions import ConsoleActions
 from alphaloom.console.app import COOKIE, ConsoleConfig, create_app
 from alphaloom.console.auth import set_password
-from alphaloom.guards import kill_switch_state, set_kill_switch
-from alphaloom.sampledata import DEFAULT_END, SampleData, generate
-from alphaloom.serve import free_port
+from alphaloom.ingest.sampledata import DEFAULT_END, SampleData, generate
+from alphaloom.ops.kill_switch import kill_switch_state, set_kill_switch
+from alphaloom.ops.serve import free_port
 from alphaloom.settings import Settings, get_settings
 from flows.build_features import build_features
 from flows.decide import decide_flow
@@ -460,9 +460,9 @@ def test_the_risk_page_groups_exposure_by_the_markets_class_as_the_risk_rules_do
     from decimal import Decimal
 
     from alphaloom.console.queries import NowView, risk_view
-    from alphaloom.guards import KillSwitchState
     from alphaloom.markets import MarketSpec, store_specs
-    from alphaloom.portfolio import AccountView, PositionView
+    from alphaloom.ops.kill_switch import KillSwitchState
+    from alphaloom.reporting.account_summary import AccountSummary, PositionSummary
 
     d, venue, account = Decimal, "consolevenue", "console-classes"
     with engine.begin() as conn:
@@ -470,9 +470,9 @@ def test_the_risk_page_groups_exposure_by_the_markets_class_as_the_risk_rules_do
     settings = get_settings().model_copy(
         update={"exchange": venue, "account": account, "asset_classes": {"TSLA/USDT": "equity"}}
     )
-    positions = [PositionView("BTC/USD", d(1), d(60000), d(60000), d(60000), d(0), d(0)),
-                 PositionView("TSLA/USDT", d(10), d(200), d(200), d(2000), d(0), d(0))]  # fmt: skip
-    view = AccountView(account, "USD", d(100000), d(38000), d(0), 0, 0, positions)
+    positions = [PositionSummary("BTC/USD", d(1), d(60000), d(60000), d(60000), d(0), d(0)),
+                 PositionSummary("TSLA/USDT", d(10), d(200), d(200), d(2000), d(0), d(0))]  # fmt: skip
+    view = AccountSummary(account, "USD", d(100000), d(38000), d(0), 0, 0, positions)
     now = NowView(account, view, None, [], KillSwitchState(False, "", ""), None, None, None, [], [], [], {})
     with engine.connect() as conn:
         risk = risk_view(conn, settings, now)

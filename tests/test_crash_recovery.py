@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from support.crash import run_worker, wait_for
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest

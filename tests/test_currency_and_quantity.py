@@ -19,12 +19,13 @@ from support.features import BULLISH, FEATURES_DDL
 from agents.risk import check_intent
 from agents.sentiment import LexiconScorer
 from agents.trader import order_intents
-from alphaloom.backtest.ledger import equity_curve
+from alphaloom.backtest.equity_curve import equity_curve
 from alphaloom.domain import Action, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import store_rate
-from alphaloom.guards import HardLimits, KillSwitchState
+from alphaloom.guards import HardLimits
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts.registry import ensure_account

@@ -15,7 +15,7 @@ from support.features import BEARISH, BULLISH, FEATURES_DDL
 from agents.sentiment import LexiconScorer
 from agents.team import config_version
 from alphaloom.domain import Action, Decision, OrderIntent, client_order_id_for
-from alphaloom.guards import kill_switch_state, set_kill_switch
+from alphaloom.ops.kill_switch import kill_switch_state, set_kill_switch
 from alphaloom.settings import Settings
 from execution.accounts.registry import cash_balance, ensure_account
 from execution.brokers.paper import PaperBroker

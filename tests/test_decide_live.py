@@ -19,7 +19,7 @@ from support.features import FEATURES_DDL
 
 from agents.team import FEATURE_COLUMNS
 from alphaloom.domain import client_order_id_for
-from alphaloom.secrets import Credentials, store_credentials
+from alphaloom.ops.secrets import Credentials, store_credentials
 from alphaloom.settings import get_settings
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts.registry import ensure_account

@@ -13,7 +13,7 @@ from agents.risk.sizing import trade_stats
 from agents.sentiment import SentimentScore
 from agents.snapshot import AccountView, MarketView, Snapshot
 from alphaloom.domain import Action, NewsId, NewsItem, Side, decision_id_for
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 
 AS_OF = datetime(2024, 5, 1, 12, tzinfo=UTC)

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import InvalidOrderTransitionError, KillSwitchEngagedError
-from alphaloom.guards import KillSwitchState, kill_switch_state, set_kill_switch
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state, set_kill_switch
 from alphaloom.settings import Settings
 from execution.accounts.holdings import Holding, apply_fill, cash_change
 from execution.accounts.registry import AccountMode, cash_balance, ensure_account

@@ -15,7 +15,7 @@ from support.ccxt_replay import BinanceSpotVenue
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError, UnknownOrderStateError
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, CancellingBroker, OrderRequest

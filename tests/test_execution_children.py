@@ -14,7 +14,7 @@ from sqlalchemy import Engine, event, text
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts.registry import ensure_account
 from execution.algos.splitting import SplitPolicy, arrival_slippage, split_intents

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, text
 from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side
-from alphaloom.guards import KillSwitchState
-from alphaloom.portfolio import account_view
+from alphaloom.ops.kill_switch import KillSwitchState
+from alphaloom.reporting.account_summary import account_summary
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts.registry import ensure_account
@@ -105,7 +105,7 @@ def test_binance_fill_with_the_fee_in_the_base_coin_holds_what_the_venue_holds(e
         ).one()
     assert (D(booked.fee), booked.fee_currency) == (D("0.00001"), "BTC")
     with engine.connect() as conn:  # the account view values coins taken as fee at their fill's price: no BTC rate
-        view = account_view(conn, account, exchange="binance", timeframe="1h", bar="3600 seconds", as_of=T0)
+        view = account_summary(conn, account, exchange="binance", timeframe="1h", bar="3600 seconds", as_of=T0)
     assert view is not None and view.fees_paid == D("0.00001") * D("87512")
     assert [(p.symbol, p.quantity) for p in view.positions] == [("BTC/USDT", D("0.00999"))]
 

@@ -15,8 +15,8 @@ from alphaloom.cli import app
 from alphaloom.domain import DecisionId, OrderIntent, Side
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import convert, rate_at, rate_between, store_rate
-from alphaloom.guards import KillSwitchState, kill_switch_state
-from alphaloom.portfolio import account_view
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.reporting.account_summary import account_summary
 from alphaloom.settings import Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
@@ -75,9 +75,9 @@ def test_account_view_is_in_the_base_currency(engine: Engine) -> None:
     account, _ = _eur_account(engine)
     with engine.begin() as conn:
         with pytest.raises(DataUnavailableError, match="USDT into EUR"):
-            account_view(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds", as_of=T0)
+            account_summary(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds", as_of=T0)
         store_rate(conn, "EUR", "USDT", D("1.25"), T0 - timedelta(days=1))  # 1 USDT = 0.8 EUR
-        view = account_view(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds", as_of=T0)
+        view = account_summary(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds", as_of=T0)
     assert view is not None and view.base_currency == "EUR"
     (position,) = view.positions
     assert (position.mark, position.quote_currency, position.fx_rate) == (D(110), "USDT", D("0.8"))
@@ -131,7 +131,7 @@ def test_realized_pnl_is_converted_at_the_rate_of_its_fill_and_unrealized_at_the
         recorded = conn.execute(text("select side, realized_pnl from audit.fills where account = :a order by ts"),
                                 {"a": account}).all()  # fmt: skip
         # valued at T0 + 5h: 1 USDT = 0.5 EUR now, mark 150
-        view = account_view(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds",
+        view = account_summary(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds",
                             as_of=T0 + timedelta(hours=5))  # fmt: skip
         assert view is not None
         (position,) = view.positions
@@ -143,14 +143,14 @@ def test_realized_pnl_is_converted_at_the_rate_of_its_fill_and_unrealized_at_the
         # realised P&L booked before fills recorded it (here 4 USDT) is converted at the view's rate: + 2 EUR
         conn.execute(text("update audit.positions set realized_pnl = realized_pnl + 4 where account = :a"),
                      {"a": account})  # fmt: skip
-        view = account_view(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds",
+        view = account_summary(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds",
                             as_of=T0 + timedelta(hours=5))  # fmt: skip
         assert view is not None and view.positions[0].realized_pnl == D("30.5")
         # a realisation with no rate known at its time is named, never converted at a guess
         conn.execute(text("delete from audit.fx_rates where source = :s and as_of < :t"),
                      {"s": f"test-{tag}", "t": T0})  # fmt: skip
         with pytest.raises(DataUnavailableError, match="USDT into EUR known at 2026-02-01T01:00:00"):
-            account_view(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds",
+            account_summary(conn, account, exchange="fxtest", timeframe="1h", bar="3600 seconds",
                          as_of=T0 + timedelta(hours=5))  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, text
 
 from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import OrderRejectedError
-from alphaloom.guards import kill_switch_state, set_kill_switch
+from alphaloom.ops.kill_switch import kill_switch_state, set_kill_switch
 from alphaloom.settings import Settings
 from execution.accounts.registry import ensure_account
 from execution.algos.release import release_due_children

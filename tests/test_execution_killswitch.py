@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from alphaloom.cli import app
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import VenueTemporaryError
-from alphaloom.guards import set_kill_switch
+from alphaloom.ops.kill_switch import set_kill_switch
 from alphaloom.settings import Settings, get_settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
@@ -152,7 +152,7 @@ def test_a_venue_whose_credentials_no_longer_decrypt_does_not_stop_the_others_fr
 ) -> None:
     from cryptography.fernet import Fernet
 
-    from alphaloom.secrets import Credentials, delete_credentials, store_credentials
+    from alphaloom.ops.secrets import Credentials, delete_credentials, store_credentials
 
     kept = _lost_paper_order(engine)
     _, (intent,) = _account(engine, "binance", "live", 1)

@@ -17,7 +17,7 @@ from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import UnknownOrderStateError
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts.registry import ensure_account
@@ -192,7 +192,7 @@ def test_a_venue_without_order_history_never_resends_after_a_timeout() -> None:
 
 
 def test_the_settle_delay_is_a_setting_passed_to_live_brokers(engine: Engine, tmp_path) -> None:
-    from alphaloom.secrets import Credentials, store_credentials
+    from alphaloom.ops.secrets import Credentials, store_credentials
     from execution.brokers.factory import ccxt_broker, use_exchange_maker
 
     assert Settings.model_fields["resend_settle_seconds"].default > 0  # a real delay by default; tests set 0
@@ -238,7 +238,7 @@ def test_the_kill_switch_keeps_an_order_the_venue_lists_late_open_until_the_venu
     switch's cancel finds nothing at the venue (it lists the order late). The order must stay open in our books, so
     that reconciliation later finds it: resting there, it is cancelled through the venue while the switch is on;
     filled there, the fill is booked."""
-    from alphaloom.guards import set_kill_switch
+    from alphaloom.ops.kill_switch import set_kill_switch
     from execution.accounts.reconcile import reconcile_account
     from execution.killswitch import cancel_open_orders
 
@@ -442,7 +442,7 @@ def test_no_slice_goes_to_a_venue_whose_account_failed_reconciliation(  # type: 
     once the venue agrees with our books, the slice goes."""
     from cryptography.fernet import Fernet
 
-    from alphaloom.secrets import Credentials, store_credentials
+    from alphaloom.ops.secrets import Credentials, store_credentials
     from alphaloom.settings import get_settings
     from execution.brokers.factory import use_exchange_maker
     from flows.protect import protect_positions

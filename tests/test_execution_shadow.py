@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from alphaloom.cli import app
 from alphaloom.domain import ClientOrderId, DecisionId, Fill, OrderIntent, OrderStatus, Side, client_order_id_for
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest

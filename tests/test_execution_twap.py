@@ -25,7 +25,7 @@ from support.twap_world import (
 )
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
-from alphaloom.guards import set_kill_switch
+from alphaloom.ops.kill_switch import set_kill_switch
 from alphaloom.settings import Settings
 from execution.algos.release import release_due_children
 from execution.algos.schedule import ScheduledSlice, due_slices

@@ -18,8 +18,8 @@ import pytest
 import talib
 from sqlalchemy import Engine, text
 
-from alphaloom.dbt_runner import DbtRun, build_features, run_dbt
 from alphaloom.errors import DbtError
+from alphaloom.features.dbt_runner import DbtRun, build_features, run_dbt
 
 EXCHANGE = "test-dbt"
 RUN_ID = "test-run"

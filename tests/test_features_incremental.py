@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
 
-from alphaloom.dbt_runner import DbtRun, run_dbt
+from alphaloom.features.dbt_runner import DbtRun, run_dbt
 
 EXCHANGE = "test-incremental"
 RUN_ID = "test-incremental-run"

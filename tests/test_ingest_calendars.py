@@ -10,7 +10,7 @@ import pytest
 
 from alphaloom.ingest.calendars import SessionCalendar, calendar_class_of, calendar_for, utc
 from alphaloom.markets import UNCLASSIFIED, MarketSpec
-from alphaloom.quality.gate import price_frame
+from alphaloom.quality.quality_gate import price_frame
 
 
 def test_crypto_trades_every_hour_and_reports_a_missing_one() -> None:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from alphaloom.cli import app
 from alphaloom.errors import ConfigError
-from alphaloom.secrets import Credentials, load_credentials, load_key, store_credentials
+from alphaloom.ops.secrets import Credentials, load_credentials, load_key, store_credentials
 from alphaloom.settings import Settings, get_settings
 
 runner = CliRunner()

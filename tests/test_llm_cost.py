@@ -20,13 +20,13 @@ from agents.llm import LlmAnalyst
 from agents.llm.budget import Spent, budget_exceeded, estimate
 from agents.llm.prompts import render_messages
 from alphaloom.backtest.exposure import llm_exposure
-from alphaloom.backtest.reporting import build_run_report
 from alphaloom.cli import app
 from alphaloom.domain import DecisionId, OrderIntent, Side
 from alphaloom.errors import ConfigError
 from alphaloom.fx import store_rate
-from alphaloom.guards import KillSwitchState, kill_switch_state
-from alphaloom.llm_spend import account_llm_spend, runs_llm_spend
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.reporting.llm_spend import account_llm_spend, runs_llm_spend
+from alphaloom.reporting.run_report import build_run_report
 from alphaloom.settings import LlmPrice, Settings, get_settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker

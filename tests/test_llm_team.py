@@ -36,9 +36,9 @@ from agents.snapshot import FEATURE_COLUMNS, AccountView, MarketView, Snapshot
 from agents.team import decide
 from alphaloom.cli import app
 from alphaloom.domain import Action, NewsId, NewsItem, Side, decision_id_for
-from alphaloom.explain import explain_decision, explain_order
-from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.markets import MarketSpec
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.reporting.explain import explain_decision, explain_order
 from alphaloom.settings import LlmPrice, LlmRoleEndpoint, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from support.llm_standin import StandIn, team_responder
 from support.llm_support import forget_spend
 
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import SampleData, generate
 from alphaloom.settings import get_settings
 from flows.backtest import backtest_flow
 from flows.build_features import build_features

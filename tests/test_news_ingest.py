@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from alphaloom.domain import stable_hash
-from alphaloom.ingest.news import ParsedFeed, canonical_url, news_id, parse_feed, source_name, store_news
-from alphaloom.sampledata import DEFAULT_END, generate
+from alphaloom.ingest.news_source import ParsedFeed, canonical_url, news_id, parse_feed, source_name, store_news
+from alphaloom.ingest.sampledata import DEFAULT_END, generate
 
 LATENCY = timedelta(minutes=15)
 

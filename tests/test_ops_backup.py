@@ -7,8 +7,8 @@ import uuid
 import psycopg
 from sqlalchemy import text
 
-from alphaloom.backup import _candidates, _major, backup, client_binary, restore
 from alphaloom.db.engine import libpq_url
+from alphaloom.ops.backup import _candidates, _major, backup, client_binary, restore
 
 TABLES = ("audit.runs", "audit.kill_switch", "audit.alembic_version")
 

@@ -48,7 +48,7 @@ def test_schedules_and_parameters_are_what_operators_expect() -> None:
 
 
 def test_only_deployments_whose_flow_file_exists_are_deployed() -> None:
-    from alphaloom.serve import deployable
+    from alphaloom.ops.serve import deployable
 
     ready, skipped = deployable(ROOT / "prefect.yaml")
     assert "decide" in ready

@@ -12,9 +12,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from alphaloom.health import check_health, stale_limit_for
 from alphaloom.ingest.calendars import calendar_for, utc
 from alphaloom.markets import MarketSpec, store_specs
+from alphaloom.ops.health import check_health, stale_limit_for
 from alphaloom.settings import Settings, get_settings
 
 EXCHANGE = "freshx"

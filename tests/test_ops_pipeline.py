@@ -23,11 +23,11 @@ from support.paths import ROOT, SUPPORT
 from typer.testing import CliRunner
 
 from alphaloom.errors import RunInProgressError
-from alphaloom.explain import explain_order, price_window
-from alphaloom.explain_html import render_html
-from alphaloom.health import check_health
-from alphaloom.locks import lock_held
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import SampleData, generate
+from alphaloom.ops.health import check_health
+from alphaloom.ops.locks import lock_held
+from alphaloom.reporting.explain import explain_order, price_window
+from alphaloom.reporting.explain_html import render_html
 from alphaloom.settings import get_settings
 from flows.build_features import build_features
 from flows.decide import decide_flow
@@ -67,7 +67,7 @@ def _sequential_reference(engine: Engine, data: SampleData, account: str) -> Non
     """The pre-fan-out path: every symbol of a step decided and executed in one transaction, in order."""
     from agents.team import build_team, decide
     from alphaloom.audit import recorded_run
-    from alphaloom.guards import kill_switch_state
+    from alphaloom.ops.kill_switch import kill_switch_state
     from execution.accounts.registry import ensure_account
     from execution.brokers.paper import PaperBroker, PostgresPaperVenue
     from execution.submit import execute
@@ -127,7 +127,7 @@ def test_the_default_flow_path_is_the_sequential_reference(engine, data) -> None
 def test_a_second_decision_run_for_the_same_account_does_not_overlap(engine, data) -> None:
     """While a run holds the account's lock (here: the lock taken as run 1 takes it, on another connection), a real
     decision run for that account fails with a clear message and decides nothing; another account is unaffected."""
-    from alphaloom.locks import account_run_lock
+    from alphaloom.ops.locks import account_run_lock
 
     account, symbols = "ops-lock", list(data.symbols[:2])
     with account_run_lock(engine, account):
@@ -148,7 +148,7 @@ def test_a_second_decision_run_for_the_same_account_does_not_overlap(engine, dat
 
 def test_the_lock_admits_one_of_two_concurrent_holders(engine) -> None:
     """Two threads race for the same account's lock, held open by a barrier: exactly one gets in."""
-    from alphaloom.locks import account_run_lock
+    from alphaloom.ops.locks import account_run_lock
 
     inside, results = threading.Barrier(2, timeout=60), []
 
@@ -204,7 +204,7 @@ def _until(condition: Callable[[], bool], what: str, workers: list[subprocess.Po
 
 
 def _lock_waiters(engine: Engine, account: str) -> int:
-    from alphaloom.locks import decision_lock_key
+    from alphaloom.ops.locks import decision_lock_key
 
     with engine.connect() as conn:
         return conn.execute(
@@ -443,7 +443,7 @@ def test_explain_prints_a_headline_with_console_markup_as_text(engine, data, fan
 
 
 def test_health_is_green_on_fresh_data_and_red_on_stale_data_or_a_tripped_kill_switch(engine, data) -> None:
-    from alphaloom.guards import set_kill_switch
+    from alphaloom.ops.kill_switch import set_kill_switch
 
     settings = get_settings()
     symbols = [s for s in data.symbols if s.endswith("/USDT")]  # crypto trades every hour; stocks pause

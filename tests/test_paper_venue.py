@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from alphaloom.domain import ClientOrderId, OrderStatus, Side, VenueOrderId
 from alphaloom.errors import OrderRejectedError
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import InMemoryVenue, PaperBroker, PostgresPaperVenue, venue_order_id
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaloom.performance import (
+from alphaloom.reporting.performance import (
     attribution,
     buy_and_hold,
     compute_metrics,

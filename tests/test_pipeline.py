@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from alphaloom.guards import set_kill_switch
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import SampleData, generate
+from alphaloom.ops.kill_switch import set_kill_switch
 from alphaloom.settings import get_settings
 from flows.build_features import build_features
 from flows.decide import decide_flow

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import URL
 
-from alphaloom import prefect_server
 from alphaloom.db.engine import libpq_url
+from alphaloom.ops import prefect_server
 from alphaloom.settings import PROJECT_ROOT, Settings
 
 

@@ -260,7 +260,7 @@ def test_an_input_failing_unexpectedly_does_not_stop_the_inputs_after_it(engine,
 def test_a_stored_absurd_bar_does_not_stop_the_feature_build_for_any_series(engine, home) -> None:
     """dbt builds marts.features as one node over every series, so it cannot fail one series alone: staging leaves out
     bars whose values no float computation can take (stored before ingest checked the range), and the rest build."""
-    from alphaloom.dbt_runner import build_features
+    from alphaloom.features.dbt_runner import build_features
 
     bad, good, run_id = _symbol(), _symbol(), "absurd-bar-run"
     rows = []

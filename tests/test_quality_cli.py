@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from alphaloom.audit import start_run
 from alphaloom.cli import app
 from alphaloom.ingest.prices import COLUMNS, PriceBatch
-from alphaloom.quality.gate import QualityGate
+from alphaloom.quality.quality_gate import QualityGate
 from alphaloom.settings import Settings, get_settings
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from alphaloom.cli import app
-from alphaloom.config_reference import render_readme
+from alphaloom.ops.config_reference import render_readme
 from alphaloom.settings import PROJECT_ROOT, Settings
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
@@ -27,7 +27,9 @@ def _commands(group: Any, prefix: str = "alphaloom") -> list[str]:
 
 
 def test_the_settings_reference_is_the_generated_one() -> None:
-    assert render_readme(README) == README, "run `python -m alphaloom.config_reference` to regenerate the README table"
+    assert render_readme(README) == README, (
+        "run `python -m alphaloom.ops.config_reference` to regenerate the README table"
+    )
     for name in Settings.model_fields:
         assert f"`ALPHALOOM_{name.upper()}`" in README, name
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import SampleData, generate
 from alphaloom.settings import get_settings
 from flows.backtest import backtest_flow
 from flows.build_features import build_features
@@ -69,7 +69,7 @@ def test_a_backtest_replays_deterministically_and_reports(engine, data) -> None:
     assert first["trades"] == sells
     # P&L attribution: by asset, agent and strategy, each summing to the closed trades' P&L, and in the report.
     with engine.connect() as conn:
-        from alphaloom.backtest.reporting import build_run_report
+        from alphaloom.reporting.run_report import build_run_report
 
         again = build_run_report(
             conn, first["run_id"], exchange=EXCHANGE, timeframe="1h", out_dir=Path(first["report"]).parent.parent
@@ -113,7 +113,7 @@ def test_audit_modes_write_less_and_report_the_same_metrics_and_trades(engine, d
     """``audit``: ``decisions`` writes the decisions but none of their outputs, checks, lineage, weights or outcomes;
     ``none`` only the decisions that sent an order; both trade and report exactly as ``full`` (the account is the
     same), the mode is in the run's parameters and the report, and ``alphaloom report`` rebuilds a ``none`` run."""
-    from alphaloom.backtest.reporting import build_run_report
+    from alphaloom.reporting.run_report import build_run_report
 
     runs = {mode: backtest_flow(symbols=list(data.symbols), end=data.end, steps=STEPS, audit=mode)
             for mode in ("full", "decisions", "none")}  # fmt: skip
@@ -175,7 +175,7 @@ def test_backtest_command_takes_the_audit_mode(engine, data) -> None:
 def test_no_look_ahead_perturbing_everything_after_t_changes_no_decision_up_to_t(engine, data) -> None:
     from datetime import timedelta
 
-    from alphaloom.dbt_runner import build_features as dbt_build
+    from alphaloom.features.dbt_runner import build_features as dbt_build
 
     cutoff = data.end - timedelta(hours=48)
     before = backtest_flow(symbols=list(data.symbols), end=cutoff, steps=48)

@@ -23,7 +23,7 @@ from agents.risk.context import _marks, returns_history
 from agents.sentiment import LexiconScorer
 from agents.snapshot import MarketView, read_market_view, read_snapshot
 from agents.strategies.sma_cross import SmaCrossParams
-from alphaloom.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import SampleData, generate
 from alphaloom.settings import Settings, get_settings
 from flows.build_features import build_features
 from flows.ingest_news import ingest_news
@@ -406,7 +406,7 @@ def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data, r
     (one connection, the state read at the chunk's start and again by each step that proposes an order)."""
     from agents.audit_buffer import AuditBuffer
     from agents.team import Team
-    from alphaloom.guards import set_kill_switch
+    from alphaloom.ops.kill_switch import set_kill_switch
     from execution.accounts.registry import ensure_account
     from flows.backtest import Replay, ReplayWindow, _step, replay_chunk
     from flows.decide import decision_times

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from alphaloom.performance import compute_metrics
-from alphaloom.report import ReportData, write_report
+from alphaloom.reporting.performance import compute_metrics
+from alphaloom.reporting.report import ReportData, write_report
 
 IDX = pd.date_range("2025-01-01", periods=50, freq="h", tz="UTC")
 
@@ -30,7 +30,7 @@ def test_report_is_self_contained_with_charts_trades_and_notes(tmp_path) -> None
 
 def test_explain_page_shows_money_to_the_cent() -> None:
     """Issue 15: the explain page printed notionals and equity with every float digit."""
-    from alphaloom.explain_html import display_numbers, money
+    from alphaloom.reporting.explain_html import display_numbers, money
 
     assert money("5000.123456789") == "5,000.12" and money(0.005) == "0.01"
     shown = display_numbers({"order_notional": 5000.123456789, "equity": "100000.5", "max_order_notional": 10000,
@@ -42,7 +42,7 @@ def test_explain_page_shows_money_to_the_cent() -> None:
 def test_open_positions_are_marked_and_listed() -> None:
     from decimal import Decimal
 
-    from alphaloom.backtest.ledger import open_positions
+    from alphaloom.backtest.equity_curve import open_positions
 
     fills = pd.DataFrame({"ts": IDX[:3], "symbol": ["SOL/USDT", "SOL/USDT", "BTC/USDT"], "side": ["buy", "sell", "buy"],
                           "quantity": [Decimal(2), Decimal(2), Decimal("0.1")], "price": [Decimal(100), Decimal(110),

@@ -29,7 +29,8 @@ from agents.risk.var import (
 from agents.risk.verdict import RiskVerdict
 from alphaloom.domain import DecisionId, OrderIntent, Side
 from alphaloom.fx import QuoteRate
-from alphaloom.guards import HardLimits, KillSwitchState
+from alphaloom.guards import HardLimits
+from alphaloom.ops.kill_switch import KillSwitchState
 
 D = Decimal
 DID = DecisionId("d-risk")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alphaloom import sampledata
-from alphaloom.sampledata import CRYPTO_SYMBOLS, CSV_HEADER, STOCK_SYMBOLS, SYMBOLS, SampleData, generate
+from alphaloom.ingest import sampledata
+from alphaloom.ingest.sampledata import CRYPTO_SYMBOLS, CSV_HEADER, STOCK_SYMBOLS, SYMBOLS, SampleData, generate
 
 SHORT_DAYS = 30
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import psycopg
 
-from alphaloom import prefect_server
 from alphaloom.db.engine import libpq_url
-from alphaloom.serve import free_port, local_prefect
+from alphaloom.ops import prefect_server
+from alphaloom.ops.serve import free_port, local_prefect
 from alphaloom.settings import get_settings
 
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from alphaloom.backtest.team_grid import MAX_TEAM_CANDIDATES, TeamCandidate, parse_team_grid
 from alphaloom.backtest.team_walkforward import TeamWalkForwardSpec, TeamWindow, objective_score
 from alphaloom.cli import app
-from alphaloom.sampledata import DEFAULT_END, SampleData, generate
+from alphaloom.ingest.sampledata import DEFAULT_END, SampleData, generate
 from alphaloom.settings import get_settings
 from flows.build_features import build_features
 from flows.ingest_news import ingest_news

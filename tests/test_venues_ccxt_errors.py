@@ -20,8 +20,8 @@ from alphaloom.errors import (
     VenueError,
     VenueTemporaryError,
 )
-from alphaloom.guards import KillSwitchState
 from alphaloom.ingest.ccxt_prices import Backoff, CcxtPriceSource
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.venues.ccxt_errors import Call, error_for
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.brokers.base import OrderRequest

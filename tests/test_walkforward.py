@@ -11,7 +11,7 @@ from support.prices import prices
 
 from alphaloom.backtest.vectorized import run, sma_cross_target
 from alphaloom.backtest.walkforward import Costs, parameter_grid, walk_forward
-from alphaloom.performance import total_return
+from alphaloom.reporting.performance import total_return
 
 COSTS = Costs(initial_cash=10_000.0, order_notional=Decimal(1000), fee_bps=10, slippage_bps=5,
               quantity_steps={"A": Decimal("0.001"), "B": Decimal("0.001")})  # fmt: skip

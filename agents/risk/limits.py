@@ -19,7 +19,8 @@ from agents.risk.portfolio import PortfolioContext, RiskLimits, check_portfolio
 from agents.risk.verdict import RiskVerdict
 from alphaloom.domain import OrderIntent, Side
 from alphaloom.fx import QuoteRate
-from alphaloom.guards import HardLimits, KillSwitchState, check_hard_limits
+from alphaloom.guards import HardLimits, check_hard_limits
+from alphaloom.ops.kill_switch import KillSwitchState
 
 
 def check_intent(

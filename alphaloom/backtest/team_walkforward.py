@@ -35,7 +35,7 @@ from alphaloom.backtest.walkforward_page import write_walk_forward_page
 from alphaloom.db.batch import insert_rows
 from alphaloom.domain import bar_close, shift_bars
 from alphaloom.errors import DataUnavailableError
-from alphaloom.performance import Metrics
+from alphaloom.reporting.performance import Metrics
 from alphaloom.settings import Settings
 
 

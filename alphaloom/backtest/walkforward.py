@@ -19,9 +19,9 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from alphaloom.backtest.ledger import closed_trades
+from alphaloom.backtest.equity_curve import closed_trades
 from alphaloom.backtest.vectorized import VectorizedResult, run, sma_cross_target
-from alphaloom.performance import Metrics, compute_metrics, sharpe, total_return
+from alphaloom.reporting.performance import Metrics, compute_metrics, sharpe, total_return
 
 OBJECTIVES = ("total_return", "sharpe")
 

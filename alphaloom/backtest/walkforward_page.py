@@ -1,5 +1,5 @@
 """The walk-forward page: one self-contained HTML file (inline CSS and SVG, no script, no CDN), in the style of
-``alphaloom.report``. Pure: a ``WalkForwardResult`` in, text out (``write_walk_forward_page`` writes it).
+``alphaloom.reporting.report``. Pure: a ``WalkForwardResult`` in, text out (``write_walk_forward_page`` writes it).
 
 It shows the chained out-of-sample equity curve with each window's stretch shaded and labelled with the parameters
 chosen for it, its drawdown, the metrics of that curve, and a table with one row per window: the in-sample range and
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from alphaloom.backtest.walkforward import WalkForwardResult
-from alphaloom.report import CSS, _metrics_table, drawdown_series
+from alphaloom.reporting.report import CSS, _metrics_table, drawdown_series
 
 PAGE_CSS = (
     CSS

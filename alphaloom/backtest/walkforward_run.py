@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from alphaloom.backtest.prices import price_frames, price_frames_binary
+from alphaloom.backtest.bar_frames import price_frames, price_frames_binary
 from alphaloom.backtest.walkforward import (
     Costs,
     WalkForwardResult,

@@ -69,8 +69,8 @@ def use_embedded_prefect() -> str | None:
 
         if get_current_settings().api.url:
             return None
-    from alphaloom import prefect_server
     from alphaloom.db.engine import database_url
+    from alphaloom.ops import prefect_server
 
     try:
         state = prefect_server.ensure_running(settings, database_url(settings))

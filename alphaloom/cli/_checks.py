@@ -13,7 +13,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from alphaloom.catalog import SeriesRange
+from alphaloom.ops.catalog import SeriesRange
 
 _err = Console(stderr=True, width=200)
 

@@ -47,9 +47,9 @@ def backtest(
     ),
 ) -> None:
     """Replay the live decision code step by step over history on a fresh paper account, then write a report."""
-    from alphaloom.catalog import stored_series
     from alphaloom.cli import _checks
     from alphaloom.errors import ConfigError, DataUnavailableError
+    from alphaloom.ops.catalog import stored_series
 
     settings = get_settings()
     _checks.positive(steps, "--steps")
@@ -117,10 +117,10 @@ def _sharded(symbols: list[str] | None, shards: int, **arguments: object) -> Non
 @app.command()
 def report(run_id: str = typer.Argument(..., help="A backtest or decision run id (see `alphaloom runs`).")) -> None:
     """Write the HTML report (and PNGs) of a run that traded: equity, drawdown, P&L per asset, trades."""
-    from alphaloom.backtest.reporting import build_run_report
-    from alphaloom.catalog import find_run
     from alphaloom.cli._checks import refuse
     from alphaloom.errors import DataUnavailableError
+    from alphaloom.ops.catalog import find_run
+    from alphaloom.reporting.run_report import build_run_report
 
     settings = get_settings()
     with engine().connect() as conn:
@@ -147,7 +147,7 @@ def _net_of_llm(conn: Connection, run_id: str, account: str, gross: float) -> di
     """The run's LLM spend (account's base currency) and its total return net of it."""
     from sqlalchemy import text
 
-    from alphaloom.llm_spend import net_return, runs_llm_spend
+    from alphaloom.reporting.llm_spend import net_return, runs_llm_spend
 
     currency, cash = conn.execute(
         text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
@@ -254,7 +254,7 @@ def _team_walk_forward(
         _checks.one_of(fill_at, "--fill-at", ("next_open", "close"))
     chosen = _checks.symbol_list(symbols)
     if chosen is not None:
-        from alphaloom.catalog import stored_series
+        from alphaloom.ops.catalog import stored_series
 
         with engine().connect() as conn:
             stored = stored_series(conn, settings.exchange, settings.timeframe)

@@ -24,22 +24,14 @@ app.add_typer(console_app, name="console")
 
 def cancel_open_orders_hook(reason: str) -> dict[str, object]:
     """What the kill switch does on top of blocking sends: cancel the orders still open at every broker."""
-    from datetime import UTC, datetime
-
-    from alphaloom.audit import recorded_run
-    from execution.brokers.factory import all_brokers
-    from execution.killswitch import cancel_open_orders
+    from execution.killswitch import cancel_open_orders_now
 
     settings = get_settings()
     if not settings.kill_switch_cancels_open_orders:
         return {"skipped": "ALPHALOOM_KILL_SWITCH_CANCELS_OPEN_ORDERS is false"}
-    eng = engine()
-    unreachable: dict[str, str] = {}
-    with recorded_run(eng, "kill_switch_cancel", {"reason": reason, "source": "console"}) as run_id, eng.begin() as c:
-        brokers = all_brokers(eng, settings, errors=unreachable)
-        summary = cancel_open_orders(c, brokers, run_id=run_id, event_time=datetime.now(UTC), reason=reason)
+    summary = cancel_open_orders_now(engine(), settings, reason, source="console")
     return {"cancelled": len(summary.cancelled), "foreign": len(summary.foreign),
-            "slices_cancelled": len(summary.slices_cancelled), "errors": {**summary.errors, **unreachable}}  # fmt: skip
+            "slices_cancelled": len(summary.slices_cancelled), "errors": summary.errors}  # fmt: skip
 
 
 def build_console(settings: Settings, host: str, prefect_api_url: str | None = None) -> FastAPI:

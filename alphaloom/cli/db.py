@@ -34,8 +34,8 @@ def stop() -> None:
 
 
 def stop_servers() -> None:
-    from alphaloom import prefect_server
     from alphaloom.db import embedded
+    from alphaloom.ops import prefect_server
 
     settings = get_settings()
     stopped = prefect_server.stop(settings)
@@ -55,8 +55,8 @@ def stop_servers() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """Say which database is in force and whether it runs (exit 1 when the embedded one is stopped)."""
-    from alphaloom import prefect_server
     from alphaloom.db import embedded
+    from alphaloom.ops import prefect_server
 
     settings = get_settings()
     prefect = prefect_server.running(settings)

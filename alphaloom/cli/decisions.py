@@ -21,7 +21,7 @@ def decisions(
     """Recorded decisions: action, score, votes, and the order made or why none was."""
     from alphaloom.cli._checks import positive, utc
     from alphaloom.cli.pipeline import print_decisions
-    from alphaloom.decision_summary import summaries
+    from alphaloom.reporting.decision_summary import summaries
 
     positive(limit, "--limit")
     with engine().connect() as conn:
@@ -47,7 +47,7 @@ def resolve_decision(conn, identifier: str) -> str | None:  # type: ignore[no-un
 
 def explain_decision(decision_id: str) -> None:
     """The chain decision -> agent opinions -> vote -> every risk check -> the orders, or why none was made."""
-    from alphaloom.decision_summary import summaries, why
+    from alphaloom.reporting.decision_summary import summaries, why
 
     with engine().connect() as conn:
         (d,) = summaries(conn, decision_ids=[decision_id])
@@ -60,7 +60,7 @@ def explain_decision(decision_id: str) -> None:
     for v in d.votes:
         votes.add(f"{v.agent}: {'skipped' if v.skipped else f'{v.action} ({v.confidence:.2f})'} - {v.rationale}")
     from alphaloom.cli.explain import add_debate
-    from alphaloom.explain import explain_decision as decision_chain
+    from alphaloom.reporting.explain import explain_decision as decision_chain
 
     with engine().connect() as conn:
         add_debate(tree, decision_chain(conn, decision_id).debate)

@@ -14,7 +14,7 @@ from alphaloom.cli._app import app, console
 
 def generate_docs(target_path: Path | None = None) -> Path:
     """``dbt docs generate`` against the database in force; returns the folder holding index.html and catalog.json."""
-    from alphaloom.dbt_runner import run_dbt
+    from alphaloom.features.dbt_runner import run_dbt
     from alphaloom.settings import get_settings
 
     target = target_path or get_settings().dbt_project_dir / "target"

@@ -37,7 +37,7 @@ def explain(
     the chain decision -> opinions -> vote -> risk checks -> the orders or why none was made."""
     from alphaloom.cli.decisions import explain_decision, resolve_decision
     from alphaloom.errors import NotFoundError
-    from alphaloom.explain import explain_order, price_window
+    from alphaloom.reporting.explain import explain_order, price_window
 
     with engine().connect() as conn:
         is_order = conn.execute(text("select 1 from audit.orders where client_order_id = :o"), {"o": order_id}).first()
@@ -103,7 +103,7 @@ def explain(
     if chain.missing:
         console.print(f"incomplete chain: missing {', '.join(chain.missing)}", style="yellow")
     if html:
-        from alphaloom.explain_html import render_html
+        from alphaloom.reporting.explain_html import render_html
 
         api = os.environ.get("PREFECT_API_URL")
         page = render_html(chain, window, prefect_ui=api.removesuffix("/api") if api else None)

@@ -21,7 +21,7 @@ def health(
 ) -> None:
     """Database, migrations, Prefect API, last runs per flow, data freshness, kill switch; exit 1 when unhealthy."""
     from alphaloom.db.engine import get_engine
-    from alphaloom.health import Check, Report, check_health
+    from alphaloom.ops.health import Check, Report, check_health
 
     settings = get_settings()
     try:
@@ -62,8 +62,8 @@ def db_backup(
     path: Path = typer.Argument(None, help="Dump file (default: $ALPHALOOM_HOME/backups/<db>-<time>.dump)."),
 ) -> None:
     """pg_dump the database (custom format) with a client matching the server's version."""
-    from alphaloom.backup import backup
     from alphaloom.db.engine import database_url
+    from alphaloom.ops.backup import backup
 
     url = database_url()
     target = path or get_settings().home / "backups" / f"{url.database}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.dump"
@@ -77,9 +77,9 @@ def db_restore(
     yes: bool = typer.Option(False, "--yes", help="Confirm: objects in the database are dropped and replaced."),
 ) -> None:
     """pg_restore a dump into the database in force (replacing what is there)."""
-    from alphaloom.backup import restore
     from alphaloom.cli._checks import refuse
     from alphaloom.db.engine import database_url
+    from alphaloom.ops.backup import restore
 
     if not path.is_file():
         refuse(f"PATH {str(path)!r}: no such file" if not path.exists() else f"PATH {str(path)!r} is not a file")

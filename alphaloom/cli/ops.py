@@ -12,13 +12,13 @@ from alphaloom.cli._app import app, console, engine
 from alphaloom.settings import get_settings
 
 if TYPE_CHECKING:
-    from alphaloom.llm_spend import LlmSpend
+    from alphaloom.reporting.llm_spend import LlmSpend
 
 
 @app.command()
 def runs(limit: int = typer.Option(15, help="How many runs to list.")) -> None:
     """List recent flow runs from audit.runs."""
-    from alphaloom.portfolio import recent_runs
+    from alphaloom.reporting.account_summary import recent_runs
 
     with engine().connect() as conn:
         rows = recent_runs(conn, limit)
@@ -39,18 +39,16 @@ def kill_switch(
     """Engage, release or show the kill switch (stored in the database, checked before every submit)."""
     import getpass
 
-    from alphaloom.guards import kill_switch_state, set_kill_switch
+    from alphaloom.ops.kill_switch import change_kill_switch, kill_switch_state
 
     if state not in ("on", "off", "status"):
         raise typer.BadParameter(f"expected on, off or status, got {state!r}")
-    with engine().begin() as conn:
-        if state != "status":
-            set_kill_switch(conn, state == "on", reason, f"cli:{getpass.getuser()}")
-        current = kill_switch_state(conn)
-    if state == "on":
-        from alphaloom.alerts import alert
-
-        alert("kill_switch", f"kill switch engaged: {reason}", {"changed_by": current.changed_by, "reason": reason})
+    if state == "status":
+        with engine().connect() as conn:
+            current = kill_switch_state(conn)
+    else:
+        current = change_kill_switch(engine(), engaged=state == "on", reason=reason,
+                                     changed_by=f"cli:{getpass.getuser()}")  # fmt: skip
     console.print(
         f"kill switch {'ON' if current.engaged else 'off'} ({current.reason}; by {current.changed_by or '-'})"
     )
@@ -60,18 +58,9 @@ def kill_switch(
 
 def _cancel_open_orders(reason: str) -> None:
     """Cancel what is still open at every broker (setting ``kill_switch_cancels_open_orders``)."""
-    from datetime import UTC, datetime
+    from execution.killswitch import cancel_open_orders_now
 
-    from alphaloom.audit import recorded_run
-    from execution.brokers.factory import all_brokers
-    from execution.killswitch import cancel_open_orders
-
-    eng = engine()
-    unreachable: dict[str, str] = {}
-    with recorded_run(eng, "kill_switch_cancel", {"reason": reason}) as run_id, eng.begin() as conn:
-        brokers = all_brokers(eng, get_settings(), errors=unreachable)
-        summary = cancel_open_orders(conn, brokers, run_id=run_id, event_time=datetime.now(UTC), reason=reason)
-    summary.errors.update(unreachable)
+    summary = cancel_open_orders_now(engine(), get_settings(), reason)
     console.print(
         f"open orders cancelled: {len(summary.cancelled)} ours, {len(summary.foreign)} not ours, "
         f"{len(summary.slices_cancelled)} scheduled TWAP slices; "
@@ -89,16 +78,16 @@ def pnl(account: str = typer.Option(None, help="Account id (default: ALPHALOOM_A
 
 def print_account(account: str) -> None:
     from alphaloom.domain import timeframe_sql_interval
-    from alphaloom.portfolio import account_view, recent_orders
+    from alphaloom.reporting.account_summary import account_summary, recent_orders
 
     settings = get_settings()
     bar = timeframe_sql_interval(settings.timeframe)
     from alphaloom.errors import DataUnavailableError
-    from alphaloom.llm_spend import LlmSpend, account_llm_spend
+    from alphaloom.reporting.llm_spend import LlmSpend, account_llm_spend
 
     with engine().connect() as conn:
         try:
-            view = account_view(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
+            view = account_summary(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
             llm = LlmSpend("") if view is None else account_llm_spend(conn, account, view.base_currency)
         except DataUnavailableError as exc:
             console.print(f"cannot value {account} in its base currency: {exc}")

@@ -8,9 +8,9 @@ from datetime import datetime
 import typer
 from rich.table import Table
 
-from alphaloom.catalog import stored_series
 from alphaloom.cli._app import app, console, engine, flow_run_settings, styled
 from alphaloom.cli.ops import print_account, runs
+from alphaloom.ops.catalog import stored_series
 from alphaloom.settings import get_settings
 
 
@@ -82,7 +82,7 @@ def _age(delta) -> str:  # type: ignore[no-untyped-def]
 
 def print_decisions(details: list, *, title: str, dry_run: bool = False) -> None:  # type: ignore[type-arg]
     """One row per symbol and step: action, consensus score, each agent's vote, the order or why there was none."""
-    from alphaloom.decision_summary import why
+    from alphaloom.reporting.decision_summary import why
 
     table = Table("as of (UTC)", "symbol", "action", "score", "votes", "order / reason", "decision id", title=title)
     for d in sorted(details, key=lambda d: (d.as_of, d.symbol)):

@@ -22,10 +22,10 @@ def serve(
     """Run the worker and the deployments of prefect.yaml on top of the embedded Prefect server (state in AlphaLoom's
     PostgreSQL; started when not running), print the UI URL, and run until Ctrl-C, which stops the worker; the server
     stays for the other commands (`alphaloom stop` stops it)."""
-    from alphaloom import prefect_server
     from alphaloom.cli._checks import refuse
     from alphaloom.db.engine import database_url
-    from alphaloom.serve import local_prefect
+    from alphaloom.ops import prefect_server
+    from alphaloom.ops.serve import local_prefect
 
     if port is not None and not 0 < port < 65536:
         refuse(f"--port must be 1-65535, got {port}")

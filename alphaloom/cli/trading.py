@@ -22,7 +22,7 @@ def keys_add(
     import ccxt
 
     from alphaloom.cli._checks import refuse
-    from alphaloom.secrets import Credentials, store_credentials
+    from alphaloom.ops.secrets import Credentials, store_credentials
 
     if exchange not in ccxt.exchanges:
         close = [e for e in ccxt.exchanges if e.startswith(exchange.lower()[:4])][:5]
@@ -39,7 +39,7 @@ def keys_add(
 @keys_app.command("list")
 def keys_list() -> None:
     """Which exchanges/accounts have credentials (never the credentials)."""
-    from alphaloom.secrets import list_credentials
+    from alphaloom.ops.secrets import list_credentials
 
     with engine().connect() as conn:
         rows = list_credentials(conn)
@@ -52,7 +52,7 @@ def keys_list() -> None:
 @keys_app.command("remove")
 def keys_remove(exchange: str, account: str = typer.Option(None)) -> None:
     """Delete the credentials of EXCHANGE for the account."""
-    from alphaloom.secrets import delete_credentials
+    from alphaloom.ops.secrets import delete_credentials
 
     with engine().begin() as conn:
         gone = delete_credentials(conn, exchange, account or get_settings().account)
@@ -152,8 +152,8 @@ def print_differences(account: str, venue: str, differences: list) -> None:  # t
 @app.command()
 def drift(account: str = typer.Option(None, help="Only this account.")) -> None:
     """Shadow mode: how paper fills drifted from live fills (audit.shadow_drift), per account and symbol."""
-    from alphaloom.catalog import account_ids
     from alphaloom.cli._checks import refuse
+    from alphaloom.ops.catalog import account_ids
     from execution.brokers.shadow import drift_rows, summarise
 
     with engine().connect() as conn:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Connection, Engine, text
 
-from alphaloom.guards import set_kill_switch
+from alphaloom.ops.kill_switch import change_kill_switch
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +64,10 @@ class ConsoleActions:
         if not reason:
             result = ActionResult(False, "a reason is required to change the kill switch", {})
         else:
-            with self.engine.begin() as conn:
-                set_kill_switch(conn, engage, reason, f"console:{actor.username}")
+            change_kill_switch(self.engine, engaged=engage, reason=reason, changed_by=f"console:{actor.username}")
             details: dict[str, Any] = {"engaged": engage}
             message = f"kill switch {'ON' if engage else 'off'}"
             if engage:
-                from alphaloom.alerts import alert
-
-                alert("kill_switch", f"kill switch engaged: {reason}", {"changed_by": f"console:{actor.username}"})
                 if self.on_kill_switch_engaged is not None:
                     try:
                         details["cancelled"] = self.on_kill_switch_engaged(reason)

@@ -35,8 +35,8 @@ from alphaloom.console import charts, queries
 from alphaloom.console.actions import ActionResult, Actor, ConsoleActions, record_action
 from alphaloom.console.auth import Session, Sessions, check_login, csrf_matches, has_users
 from alphaloom.errors import NotFoundError
-from alphaloom.explain import explain_decision, explain_order, price_window
-from alphaloom.explain_html import price_chart_svg, render_html
+from alphaloom.reporting.explain import explain_decision, explain_order, price_window
+from alphaloom.reporting.explain_html import price_chart_svg, render_html
 from alphaloom.settings import Settings
 
 HERE = Path(__file__).parent

@@ -1,6 +1,6 @@
 """Read-side queries of the console: everything a page shows, read from ``raw``/``audit`` (never written here).
 
-Money is in the account's base currency through ``alphaloom.portfolio.account_view`` (the same view as
+Money is in the account's base currency through ``alphaloom.reporting.account_summary.account_summary`` (the same view as
 ``alphaloom pnl``). Equity history is ``audit.equity_marks`` (one mark per decision time); the ranges "day" and
 "week" are counted back from the newest mark, so a replayed or paused account still shows its last day. Freshness is
 the newest bar per symbol against the wall clock in bar lengths (no alert is raised from here: ``alphaloom health``
@@ -19,9 +19,9 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
-from alphaloom.guards import KillSwitchState, kill_switch_state
 from alphaloom.markets import market_specs
-from alphaloom.portfolio import AccountView, account_view
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.reporting.account_summary import AccountSummary, account_summary
 from alphaloom.settings import Settings
 
 RANGES = {"day": timedelta(days=1), "week": timedelta(days=7), "all": None}
@@ -31,7 +31,7 @@ REPORT_SUFFIXES = (".html", ".png", ".svg", ".csv", ".json")
 @dataclass(frozen=True)
 class NowView:
     account: str
-    view: AccountView | None
+    view: AccountSummary | None
     value_error: str | None
     equity: list[tuple[datetime, float]]
     kill_switch: KillSwitchState
@@ -129,7 +129,7 @@ def now_view(conn: Connection, settings: Settings, span: str = "all") -> NowView
     bar = f"{int(timeframe_delta(settings.timeframe).total_seconds())} seconds"
     error = None
     try:
-        view = account_view(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
+        view = account_summary(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
     except DataUnavailableError as exc:
         view, error = None, str(exc)
     meta = conn.execute(text("select mode, live_enabled from audit.accounts where id = :a"), {"a": account}).first()

@@ -3,7 +3,7 @@
 - ``suites``: the expectation suites (prices, news) and which expectations are row-level (a failing row is quarantined
   with the expectation's name) or batch-level (reported only, e.g. a gap in the session calendar: the bar after a gap
   is not wrong data).
-- ``gate``: ``QualityGate`` runs a suite's checkpoint on an in-flight pandas batch in a file context under
+- ``quality_gate``: ``QualityGate`` runs a suite's checkpoint on an in-flight pandas batch in a file context under
   ``<home>/gx`` (results kept in GX's validation store, Data Docs rebuilt), splits the batch into clean rows and
   ``Rejected`` rows, and ``record_report`` keeps a summary row in ``raw.quality_results``.
 

@@ -6,7 +6,7 @@
 - ``make_pro_exchange(exchange_id, config)``: the same for ccxt.pro's websocket class (live price streams); an id
   ccxt.pro has no websocket support for is a ``ConfigError``.
 - ``account_exchange(conn, settings, exchange_id, account)``: the exchange ``account`` trades at, configured with the
-  credentials stored for it (``alphaloom.secrets``); None when none are stored. ``make`` builds it (the seam that
+  credentials stored for it (``alphaloom.ops.secrets``); None when none are stored. ``make`` builds it (the seam that
   points live brokers at a stand-in venue: still ccxt's real class, another transport).
 
 Building an exchange sends nothing: markets are loaded by the caller on first use (``exchange.load_markets()``), its
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from alphaloom.errors import ConfigError
-from alphaloom.secrets import load_credentials
+from alphaloom.ops.secrets import load_credentials
 from alphaloom.settings import Settings
 
 if TYPE_CHECKING:

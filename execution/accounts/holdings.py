@@ -3,7 +3,7 @@
 ``avg_price`` is the cost basis per unit *including buy fees*; ``realized_pnl`` is net of sell fees. So once a
 position is closed, the cash change equals the realized P&L exactly. Both are in the symbol's quote currency; each
 sell fill's realisation is also recorded with the fill (``audit.fills.realized_pnl``) so a read side can convert it
-into the account's base currency at the rate in force when it was realised (``alphaloom.portfolio``).
+into the account's base currency at the rate in force when it was realised (``alphaloom.reporting.account_summary``).
 
 Fees are booked in the currency the venue charged them in (``FeeIn``, from ``fee_charged_in``), never converted:
 

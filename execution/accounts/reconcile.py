@@ -27,7 +27,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import OrderStatus, require_utc
 from alphaloom.errors import ConfigError
-from alphaloom.guards import kill_switch_state
+from alphaloom.ops.kill_switch import kill_switch_state
 from execution.accounts.registry import LIVE_MODES, lock_account
 from execution.brokers.base import BalanceBroker, BrokerReport, CancellingBroker
 from execution.orders.journal import orphaned_attempts, resolve_attempt

@@ -52,7 +52,7 @@ from alphaloom.errors import (
     VenueError,
     VenueTemporaryError,
 )
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.venues.ccxt_errors import TEMPORARY, Call, is_duplicate_id, translated, venue_error
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.ccxt_mapping import check_market_limits, dec, fills_from_trades, status_from_ccxt
@@ -66,7 +66,7 @@ DEFAULT_SETTLE_SECONDS = 2.0
 
 
 class CcxtBroker:
-    """``exchange``: a ccxt exchange with credentials (``alphaloom.secrets.Credentials.ccxt_config``)."""
+    """``exchange``: a ccxt exchange with credentials (``alphaloom.ops.secrets.Credentials.ccxt_config``)."""
 
     live = True
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId
 from alphaloom.errors import AlphaLoomError
-from alphaloom.guards import KillSwitchState, kill_switch_state
+from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.settings import Settings
 from alphaloom.venues.ccxt_exchange import ExchangeMaker, account_exchange, make_exchange
 from execution.brokers.base import Broker

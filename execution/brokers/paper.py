@@ -29,7 +29,7 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId, quote_currency, stable_hash
 from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from execution.brokers.base import BrokerReport, OrderRequest, OrderType
 
 BPS = Decimal(10000)

@@ -24,7 +24,7 @@ from alphaloom.errors import (
     UnknownOrderStateError,
     VenueTemporaryError,
 )
-from alphaloom.guards import kill_switch_state
+from alphaloom.ops.kill_switch import kill_switch_state
 from execution.accounts.registry import LIVE_MODES
 from execution.brokers.base import Broker, OrderRequest, OrderType
 from execution.orders.journal import record_attempt

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, text
 from alphaloom.db.batch import Statement, cached_text
 from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
 from alphaloom.errors import InvalidOrderTransitionError
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from execution.accounts.holdings import Holding, fee_charged_in, realized_on_sell
 from execution.accounts.registry import AccountMode
 from execution.brokers.base import OrderType

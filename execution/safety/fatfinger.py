@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.alerts import alert
 from alphaloom.domain import timeframe_delta
 from alphaloom.guards import LimitBreach
+from alphaloom.ops.alerts import alert
 
 
 def check_daily_loss(day_start_equity: Decimal | None, equity: Decimal | None, limit: Decimal) -> LimitBreach | None:

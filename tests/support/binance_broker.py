@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.brokers.ccxt_broker import CcxtBroker
 from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount

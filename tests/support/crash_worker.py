@@ -19,7 +19,7 @@ from pathlib import Path
 
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import DecisionId, OrderIntent, Side
-from alphaloom.guards import KillSwitchState
+from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side
-from alphaloom.guards import kill_switch_state
+from alphaloom.ops.kill_switch import kill_switch_state
 from alphaloom.settings import Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest

@@ -131,7 +131,7 @@ def _port(host: str, preferred: int) -> int:
 
 def ensure_running(settings: Settings, database: URL, *, timeout: float = 120) -> ServerState:
     """The home's Prefect server, started (detached, outliving this process) when none answers."""
-    from alphaloom.serve import prefect_cli, prefect_database_url, wait_healthy
+    from alphaloom.ops.serve import prefect_cli, prefect_database_url, wait_healthy
 
     current = running(settings)
     if current is not None:

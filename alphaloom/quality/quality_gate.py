@@ -24,7 +24,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, text
 
 from alphaloom.ingest.calendars import calendar_class_of, calendar_for
-from alphaloom.ingest.news import ParsedFeed
+from alphaloom.ingest.news_source import ParsedFeed
 from alphaloom.ingest.prices import COLUMNS, PRICE_COLUMNS, PriceBatch
 from alphaloom.ingest.quarantine import Rejected
 from alphaloom.markets import UNCLASSIFIED, MarketSpec

@@ -1,6 +1,6 @@
 """An ``OrderChain`` as one self-contained HTML page: inline CSS and an inline SVG price chart, nothing fetched.
 
-Pure rendering: callers pass the chain and the bars around the decision (``alphaloom.explain.price_window``).
+Pure rendering: callers pass the chain and the bars around the decision (``alphaloom.reporting.explain.price_window``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from alphaloom.domain import quote_currency
-from alphaloom.explain import BarRow, OrderChain
+from alphaloom.reporting.explain import BarRow, OrderChain
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}

@@ -82,7 +82,7 @@ class OrderRow:
 
 
 @dataclass(frozen=True)
-class DecisionRow:
+class ExplainedDecision:
     decision_id: str
     account: str
     symbol: str
@@ -99,7 +99,7 @@ class DecisionRow:
 
 
 @dataclass(frozen=True)
-class AgentOutputRow:
+class ExplainedAgentOutput:
     agent: str
     model: str | None
     prompt_hash: str | None
@@ -176,8 +176,8 @@ class DebateTurn:
 @dataclass(frozen=True)
 class OrderChain:
     order: OrderRow
-    decision: DecisionRow | None
-    agent_outputs: list[AgentOutputRow] = field(default_factory=list)
+    decision: ExplainedDecision | None
+    agent_outputs: list[ExplainedAgentOutput] = field(default_factory=list)
     risk_checks: list[RiskCheckRow] = field(default_factory=list)
     features: FeatureLink | None = None
     bars: list[BarRow] = field(default_factory=list)
@@ -258,7 +258,7 @@ def _decision_id_of(conn: Connection, client_order_id: str) -> str | None:
     ).scalar()
 
 
-def _decision(conn: Connection, decision_id: str) -> DecisionRow | None:
+def _decision(conn: Connection, decision_id: str) -> ExplainedDecision | None:
     row = conn.execute(
         text(
             """select decision_id, account, symbol, timeframe, as_of, action, score, config_version,
@@ -269,15 +269,15 @@ def _decision(conn: Connection, decision_id: str) -> DecisionRow | None:
     ).first()
     if row is None:
         return None
-    return DecisionRow(
+    return ExplainedDecision(
         row.decision_id, row.account, row.symbol, row.timeframe, row.as_of, row.action, float(row.score),
         row.config_version, row.dbt_invocation_id, row.git_sha, row.run_id, row.created_at, dict(row.inputs),
     )  # fmt: skip
 
 
-def _agent_outputs(conn: Connection, decision_id: str) -> list[AgentOutputRow]:
+def _agent_outputs(conn: Connection, decision_id: str) -> list[ExplainedAgentOutput]:
     return [
-        AgentOutputRow(
+        ExplainedAgentOutput(
             o.agent,
             o.model,
             o.prompt_hash,
@@ -402,8 +402,8 @@ class DecisionChain:
     """The chain behind one decision, order or not: ``orders`` are the client order ids it made (empty when it made
     none: hold, below threshold, or a risk check denied it, which ``risk_checks`` then shows with its numbers)."""
 
-    decision: DecisionRow
-    agent_outputs: list[AgentOutputRow] = field(default_factory=list)
+    decision: ExplainedDecision
+    agent_outputs: list[ExplainedAgentOutput] = field(default_factory=list)
     risk_checks: list[RiskCheckRow] = field(default_factory=list)
     features: FeatureLink | None = None
     bars: list[BarRow] = field(default_factory=list)
@@ -425,7 +425,7 @@ class _Runs(list[RunLink]):
                 self.append(link)
 
 
-def _decision_links(conn: Connection, decision: DecisionRow, runs: _Runs) -> DecisionChain:
+def _decision_links(conn: Connection, decision: ExplainedDecision, runs: _Runs) -> DecisionChain:
     runs.add("decision", decision.run_id)
     outputs = _agent_outputs(conn, decision.decision_id)
     for o in outputs:

@@ -1,7 +1,7 @@
 """Is AlphaLoom healthy? Database, migrations, Prefect API, last runs per flow, data freshness, kill switch.
 
 ``check_health`` returns one ``Check`` per concern; ``Report.healthy`` is False when any check failed (warnings do not
-count), and the CLI exits non-zero then. Stale data also raises a ``stale_data`` alert (``alphaloom.alerts``).
+count), and the CLI exits non-zero then. Stale data also raises a ``stale_data`` alert (``alphaloom.ops.alerts``).
 
 What "fail" means, check by check:
 - database: it cannot be reached.
@@ -28,10 +28,10 @@ from typing import Any, Literal
 import httpx
 from sqlalchemy import Engine, text
 
-from alphaloom.alerts import alert
 from alphaloom.domain import bar_close, timeframe_delta
 from alphaloom.ingest.calendars import calendar_class_of, calendar_for
 from alphaloom.markets import market_specs
+from alphaloom.ops.alerts import alert
 from alphaloom.settings import Settings
 
 Status = Literal["ok", "warn", "fail"]
@@ -180,7 +180,7 @@ def _freshness(
 
 
 def _kill_switch(engine: Engine) -> Check:
-    from alphaloom.guards import kill_switch_state
+    from alphaloom.ops.kill_switch import kill_switch_state
 
     with engine.connect() as conn:
         state = kill_switch_state(conn)

@@ -1,7 +1,7 @@
 """A local Prefect control plane for AlphaLoom: a process worker and the deployments on top of the embedded server.
 
 ``prefect_database_url`` derives the server's database (a ``prefect`` database on the same PostgreSQL server as
-AlphaLoom's, created when missing). The server itself is the home's embedded one (``alphaloom.prefect_server``,
+AlphaLoom's, created when missing). The server itself is the home's embedded one (``alphaloom.ops.prefect_server``,
 started on first use); ``LocalPrefect`` adds to it: ``deploy`` registers ``prefect.yaml``, ``start_worker`` starts a
 process worker on the work pool, stopped by ``stop``; nothing here imports the flows.
 """
@@ -22,7 +22,7 @@ import psycopg
 from sqlalchemy.engine import URL
 
 from alphaloom.errors import DatabaseError
-from alphaloom.prefect_server import ServerState
+from alphaloom.ops.prefect_server import ServerState
 from alphaloom.settings import PROJECT_ROOT, Settings
 
 PREFECT_DATABASE = "prefect"
@@ -144,7 +144,7 @@ class LocalPrefect:
 
 
 def local_prefect(settings: Settings, database: URL, server: ServerState) -> LocalPrefect:
-    """A ``LocalPrefect`` on the running ``server`` (``alphaloom.prefect_server.ensure_running``): its worker's flow
+    """A ``LocalPrefect`` on the running ``server`` (``alphaloom.ops.prefect_server.ensure_running``): its worker's flow
     runs use ``database``, the operator's."""
     env = {
         **os.environ,

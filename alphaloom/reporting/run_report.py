@@ -18,13 +18,13 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from alphaloom.backtest.attribution import attribute, vote_shares
-from alphaloom.backtest.ledger import closed_trades, equity_curve, open_positions
+from alphaloom.backtest.equity_curve import closed_trades, equity_curve, open_positions
 from alphaloom.domain import bar_close, bar_open, quote_currency, shift_bars, timeframe_delta, timeframe_sql_interval
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
-from alphaloom.llm_spend import LlmSpend, net_return, runs_llm_spend
-from alphaloom.performance import Metrics, attribution, buy_and_hold, compute_metrics
-from alphaloom.report import ReportData, write_report
+from alphaloom.reporting.llm_spend import LlmSpend, net_return, runs_llm_spend
+from alphaloom.reporting.performance import Metrics, attribution, buy_and_hold, compute_metrics
+from alphaloom.reporting.report import ReportData, write_report
 
 FILL_MODES = {
     "next_open": "fills: paper broker at the next bar's open plus slippage, with fees; the last step's orders expire",

@@ -22,7 +22,7 @@ from alphaloom.fx import missing_rate, rate_at
 
 
 @dataclass(frozen=True, slots=True)
-class PositionView:
+class PositionSummary:
     """``avg_price`` and ``mark`` in the symbol's quote currency; ``market_value`` and both P&Ls in the account's base
     currency: market value and unrealised P&L at ``fx_rate`` (units of base per unit of quote, the rate known at the
     view's ``as_of``), realised P&L at the rate of each realisation's time (``realized_pnl_quote``: the same in the
@@ -41,7 +41,7 @@ class PositionView:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountView:
+class AccountSummary:
     account: str
     base_currency: str
     starting_cash: Decimal
@@ -49,7 +49,7 @@ class AccountView:
     fees_paid: Decimal
     orders: int
     fills: int
-    positions: list[PositionView]
+    positions: list[PositionSummary]
 
     @property
     def equity(self) -> Decimal:
@@ -103,9 +103,9 @@ def _realized_in_base(
     return converted + (total - recorded) * fx_now
 
 
-def account_view(
+def account_summary(
     conn: Connection, account: str, *, exchange: str, timeframe: str, bar: str, as_of: datetime | None = None
-) -> AccountView | None:
+) -> AccountSummary | None:
     """The account marked to market, or None when it does not exist. ``bar`` is one bar as an interval (``timeframe_sql_interval``)."""
     row = conn.execute(
         text("select base_currency, starting_cash from audit.accounts where id = :a"), {"a": account}
@@ -152,10 +152,10 @@ def account_view(
         value = quantity * (mark if mark is not None else avg_price)
         realized_base = _realized_in_base(conn, account, symbol, quote, base_currency, realized, fx)
         positions.append(
-            PositionView(symbol, quantity, avg_price, mark, value * fx, (value - quantity * avg_price) * fx,
+            PositionSummary(symbol, quantity, avg_price, mark, value * fx, (value - quantity * avg_price) * fx,
                          realized_base, quote, fx, realized)
         )  # fmt: skip
-    return AccountView(account, base_currency, starting_cash, cash, fees, orders, fills, positions)
+    return AccountSummary(account, base_currency, starting_cash, cash, fees, orders, fills, positions)
 
 
 def recent_orders(conn: Connection, account: str, limit: int = 10) -> list[dict[str, object]]:

@@ -9,7 +9,7 @@ webhook that is down, slow or answers an error is logged, not propagated) and it
 Kinds raised today: ``flow_failure`` (a Prefect on_failure hook on every flow), ``kill_switch`` (engaged from the CLI),
 ``stale_data`` (the health check), ``fat_finger`` and ``account_halt`` (execution's guards), ``drawdown_halt`` and the
 warning ``drawdown_reduce`` (the decision flow, when an account's drawdown verdicts change level: see
-``alphaloom.drawdown_alerts``), ``reconciliation`` (a live or shadow account differs from its venue at the start of a
+``alphaloom.ops.drawdown_alerts``), ``reconciliation`` (a live or shadow account differs from its venue at the start of a
 decision run beyond tolerance: it does not trade that run) and ``live_refused`` (a live or shadow account cannot
 trade: not armed for live orders, or no stored credentials).
 The webhook URL may carry a token, so it is never logged.
