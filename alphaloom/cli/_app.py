@@ -62,7 +62,7 @@ def use_embedded_prefect() -> str | None:
     from alphaloom.settings import get_settings
 
     settings = get_settings()
-    if not settings.embedded_prefect or os.environ.get("PREFECT_API_URL"):
+    if not settings.ops.embedded_prefect or os.environ.get("PREFECT_API_URL"):
         return None
     if "prefect" in sys.modules:  # already loaded (e.g. under prefect_test_harness): its settings are in force
         from prefect.settings import get_current_settings

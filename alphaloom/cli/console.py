@@ -27,7 +27,7 @@ def cancel_open_orders_hook(reason: str) -> dict[str, object]:
     from execution.killswitch import cancel_open_orders_now
 
     settings = get_settings()
-    if not settings.kill_switch_cancels_open_orders:
+    if not settings.ops.kill_switch_cancels_open_orders:
         return {"skipped": "ALPHALOOM_KILL_SWITCH_CANCELS_OPEN_ORDERS is false"}
     summary = cancel_open_orders_now(engine(), settings, reason, source="console")
     return {"cancelled": len(summary.cancelled), "foreign": len(summary.foreign),
@@ -60,8 +60,8 @@ def run_console(
     from alphaloom.console.app import is_loopback
 
     settings = get_settings()
-    host = host or settings.console_host
-    port = port if port is not None else settings.console_port
+    host = host or settings.ops.console_host
+    port = port if port is not None else settings.ops.console_port
     if not 0 < port < 65536:
         raise typer.BadParameter(f"port must be 1-65535, got {port}")
     with engine().connect() as conn:
@@ -103,9 +103,9 @@ def start_beside(settings: Settings, prefect_api_url: str, host: str | None = No
 
     import uvicorn
 
-    host = host or settings.console_host
-    config = uvicorn.Config(build_console(settings, host, prefect_api_url), host=host, port=settings.console_port,
+    host = host or settings.ops.console_host
+    config = uvicorn.Config(build_console(settings, host, prefect_api_url), host=host, port=settings.ops.console_port,
                             log_level="warning")  # fmt: skip
     server = uvicorn.Server(config)
     threading.Thread(target=server.run, name="alphaloom-console", daemon=True).start()
-    return server, f"http://{host}:{settings.console_port}/"
+    return server, f"http://{host}:{settings.ops.console_port}/"

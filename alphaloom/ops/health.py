@@ -204,7 +204,7 @@ def check_health(
     if checks[0].status == "fail":
         return Report([*checks, Check("migrations", "fail", "database unreachable")])
     checks.append(_migrations(engine))
-    checks.append(_prefect(api_url, settings.alert_timeout_seconds))
+    checks.append(_prefect(api_url, settings.ops.alert_timeout_seconds))
     later = {
         "runs": lambda: _runs(engine),
         "freshness": lambda: _freshness(
@@ -213,8 +213,8 @@ def check_health(
             settings.timeframe,
             symbols or settings.symbols,
             now,
-            settings.stale_after_bars,
-            settings.stale_after_bars_by_market,
+            settings.ops.stale_after_bars,
+            settings.ops.stale_after_bars_by_market,
             settings.asset_classes,
         ),
         "kill_switch": lambda: _kill_switch(engine),

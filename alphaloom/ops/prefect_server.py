@@ -143,8 +143,8 @@ def ensure_running(settings: Settings, database: URL, *, timeout: float = 120) -
         stale = read_state(settings)
         if stale is not None:  # alive but not answering: replace it
             stop(settings)
-        host = settings.serve_host
-        port = _port(host, settings.serve_port)
+        host = settings.ops.serve_host
+        port = _port(host, settings.ops.serve_port)
         dbname = prefect_database_name(database)
         env = {
             **os.environ,
