@@ -613,7 +613,7 @@ def apply_tool_environment(settings: Settings | None = None) -> None:
 
     settings = settings or get_settings()
     defaults = {
-        "PREFECT_HOME": str(settings.home / "prefect"),
+        "PREFECT_HOME": str(settings.home / "prefect"),  # prefect_home() reads it back
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
@@ -625,6 +625,22 @@ def apply_tool_environment(settings: Settings | None = None) -> None:
     # Prefect cannot create its home inside a folder that does not exist yet (its ephemeral API then dies with "unable
     # to open database file"): a new ALPHALOOM_HOME is created here, before any tool looks at it.
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+def prefect_api_url() -> str | None:
+    """The Prefect API this process uses: ``PREFECT_API_URL`` (set by the operator, or by the CLI once the embedded
+    server answers), None when unset (Prefect then runs a temporary API). The one place it is read."""
+    import os
+
+    return os.environ.get("PREFECT_API_URL") or None
+
+
+def prefect_home(settings: Settings) -> str:
+    """Prefect's home for a server or worker AlphaLoom starts: ``PREFECT_HOME`` when set, else ``<home>/prefect``
+    (the default ``apply_tool_environment`` sets). The one place it is read."""
+    import os
+
+    return os.environ.get("PREFECT_HOME") or str(settings.home / "prefect")
 
 
 def all_variables() -> list[tuple[type[BaseSettings], str, str]]:

@@ -3,6 +3,7 @@ environment and ``.env`` like the kernel, and a bad value is one line naming the
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from alphaloom.ops.config_reference import settings_table
 from alphaloom.settings import (
     GROUPS,
+    PROJECT_ROOT,
     IngestSettings,
     LlmSettings,
     RiskSettings,
@@ -17,6 +19,8 @@ from alphaloom.settings import (
     SplitSettings,
     all_variables,
     get_settings,
+    prefect_api_url,
+    prefect_home,
     settings_problem,
 )
 
@@ -172,7 +176,8 @@ def test_a_group_reads_the_dot_env_file(tmp_path, monkeypatch: pytest.MonkeyPatc
 
 def test_a_group_is_built_by_field_name_in_code() -> None:
     settings = Settings(llm=LlmSettings(model="m"), risk=RiskSettings(max_orders_per_run=3),
-                        split=SplitSettings(twap_duration_minutes=0), ingest=IngestSettings(max_close_jump=0))  # fmt: skip
+                        split=SplitSettings(twap_duration_minutes=0),
+                        ingest=IngestSettings(max_close_jump=0))  # fmt: skip
     assert (settings.llm.model, settings.risk.max_orders_per_run) == ("m", 3)
     assert (settings.split.twap_duration_minutes, settings.ingest.max_close_jump) == (0, 0)
 
@@ -227,3 +232,23 @@ def test_bad_values_in_two_groups_and_the_kernel_are_all_named(monkeypatch: pyte
         get_settings.cache_clear()
     for variable in ("ALPHALOOM_DATA_SEED=", "ALPHALOOM_LLM_MAX_TOKENS=", "ALPHALOOM_TWAP_DURATION_MINUTES="):
         assert variable in problem, problem
+
+
+def test_the_prefect_variables_are_read_in_one_place(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(home=tmp_path)
+    monkeypatch.delenv("PREFECT_HOME", raising=False)
+    assert prefect_home(settings) == str(tmp_path / "prefect")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "elsewhere"))
+    assert prefect_home(settings) == str(tmp_path / "elsewhere")
+    monkeypatch.setenv("PREFECT_API_URL", "")
+    assert prefect_api_url() is None
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    assert prefect_api_url() == "http://127.0.0.1:4200/api"
+    names = r"(ALPHALOOM_\w+|PREFECT_API_URL|PREFECT_HOME)"
+    readers = re.compile(rf"""os\.(environ\.get\(|getenv\()["']{names}["']|os\.environ\[["']{names}["']\](?!\s*=)""")
+    outside = [f"{path.relative_to(PROJECT_ROOT)}: {match.group(0)}"
+               for package in ("agents", "alphaloom", "execution", "flows")
+               for path in (PROJECT_ROOT / package).rglob("*.py")
+               if path != PROJECT_ROOT / "alphaloom" / "settings.py"
+               for match in readers.finditer(path.read_text(encoding="utf-8"))]  # fmt: skip
+    assert outside == [], "read these through alphaloom.settings"

@@ -5,13 +5,13 @@ This face wires execution's cancel-on-kill-switch into the console (the core con
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import typer
 
 from alphaloom.cli._app import app, console, engine
 from alphaloom.settings import Settings, get_settings
+from alphaloom.settings import prefect_api_url as configured_prefect_api_url
 
 if TYPE_CHECKING:
     import uvicorn
@@ -39,7 +39,7 @@ def build_console(settings: Settings, host: str, prefect_api_url: str | None = N
     from alphaloom.console.actions import ConsoleActions
     from alphaloom.console.app import ConsoleConfig, create_app
 
-    api = prefect_api_url or os.environ.get("PREFECT_API_URL")
+    api = prefect_api_url or configured_prefect_api_url()
     actions = ConsoleActions(engine(), on_kill_switch_engaged=cancel_open_orders_hook, prefect_api_url=api)
     ui = api.removesuffix("/").removesuffix("/api") if api else None
     return create_app(ConsoleConfig(engine(), settings, actions, host=host, prefect_ui=ui))

@@ -19,7 +19,6 @@ What "fail" means, check by check:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from alphaloom.ingest.calendars import calendar_class_of, calendar_for
 from alphaloom.markets import market_specs
 from alphaloom.ops.alerts import alert
 from alphaloom.settings import Settings
+from alphaloom.settings import prefect_api_url as configured_prefect_api_url
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -199,7 +199,7 @@ def check_health(
 ) -> Report:
     """Run every check; later checks are skipped (failed) when the database is unreachable."""
     now = now or datetime.now(UTC)
-    api_url = prefect_api_url if prefect_api_url is not None else os.environ.get("PREFECT_API_URL")
+    api_url = prefect_api_url if prefect_api_url is not None else configured_prefect_api_url()
     checks = [_database(engine)]
     if checks[0].status == "fail":
         return Report([*checks, Check("migrations", "fail", "database unreachable")])

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import URL
 
-from alphaloom.settings import PROJECT_ROOT, Settings
+from alphaloom.settings import PROJECT_ROOT, Settings, prefect_home
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def ensure_running(settings: Settings, database: URL, *, timeout: float = 120) -
             "PREFECT_SERVER_API_PORT": str(port),
             "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(settings.home / "prefect")),
+            "PREFECT_HOME": prefect_home(settings),
         }
         env.pop("PREFECT_API_URL", None)
         log = log_file(settings)
