@@ -110,6 +110,8 @@ def test_a_replay_chunk_sends_its_orders_on_its_one_connection_to_an_in_memory_v
     assert totals["intents"] > 0, "the window must send orders"
     assert len(checkouts) == 1, "the chunk's own connection only: no pooled connection per order"
     assert not [s for s in statements if "paper_venue" in s]
+    # a sell realises against the average cost execution read (locked) with the order's state: not read again
+    assert not [s for s in statements if s.startswith("select avg_price from audit.positions")]
     with engine.connect() as conn:
         orders = conn.execute(
             text("select client_order_id, venue_order_id, status from audit.orders where account = :a"),
@@ -118,11 +120,16 @@ def test_a_replay_chunk_sends_its_orders_on_its_one_connection_to_an_in_memory_v
         attempts = conn.execute(
             text("select client_order_id from audit.submit_attempts where account = :a"), {"a": account}
         ).scalars()
+        sells = conn.execute(
+            text("select count(*) from audit.fills where account = :a and side = 'sell' and realized_pnl is not null"),
+            {"a": account},
+        ).scalar_one()
         at_venue = conn.execute(
             text("select count(*) from paper_venue.orders where account = :a"), {"a": account}
         ).scalar_one()
     assert orders and {o.client_order_id for o in orders} == set(attempts), "every order journaled"
     assert at_venue == 0, "the replay's venue is in memory"
+    assert sells, "the window must sell (a realised profit or loss)"
     for order in orders:  # the venue's book holds what the audit recorded, with the venue's ids
         report = window.venue.latest(order.client_order_id)
         assert report is not None and report.venue_order_id == order.venue_order_id

@@ -291,6 +291,9 @@ class FillBooking:
     # fees charged in a third asset (BNB): that asset's balance change, per asset
     # (``execution.accounts.holdings.fee_cash``)
     fee_cash: Mapping[str, Decimal] = field(default_factory=dict)
+    # the position's average cost before these fills, as the caller read it locked in this transaction (None: read
+    # again by ``write_report`` when a sell needs it)
+    prior_avg_price: Decimal | None = None
 
 
 def cash_moves(booking: FillBooking) -> dict[str, Decimal]:
@@ -312,10 +315,12 @@ def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None
     cost before the booking (the row is not updated yet; a sell leaves the average cost unchanged)."""
     if all(f.side is not Side.SELL for _, f in booking.fills):
         return [None] * len(booking.fills)
-    avg = conn.execute(
-        text("select avg_price from audit.positions where account = :a and symbol = :s"),
-        {"a": booking.account, "s": booking.symbol},
-    ).scalar()
+    avg = booking.prior_avg_price
+    if avg is None:
+        avg = conn.execute(
+            text("select avg_price from audit.positions where account = :a and symbol = :s"),
+            {"a": booking.account, "s": booking.symbol},
+        ).scalar()
     avg_price = Decimal(avg) if avg is not None else Decimal(0)
     return [
         realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee,
