@@ -1,6 +1,6 @@
 """A replay's paper venue lives in memory (the ``PaperVenue`` port's in-memory implementation, through the same paper
 broker code): a replay's order steps send nothing to ``paper_venue.orders`` and check out no pooled connection of
-their own (the submit journal goes in the step's transaction), and the audit rows stay those of the live step path
+their own (the submit journal goes in the step's transaction, in the statement that records the order), and the audit rows stay those of the live step path
 (``tests/test_replay_cursor.py``'s parity test). Anywhere else the journal is still committed apart."""
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ def test_a_replay_chunk_sends_its_orders_on_its_one_connection_to_an_in_memory_v
     assert totals["intents"] > 0, "the window must send orders"
     assert len(checkouts) == 1, "the chunk's own connection only: no pooled connection per order"
     assert not [s for s in statements if "paper_venue" in s]
+    # the journal is written by the statement that records each order, not by one of its own
+    assert not [s for s in statements if s.startswith("insert into audit.submit_attempts")]
     # a sell realises against the average cost execution read (locked) with the order's state: not read again
     assert not [s for s in statements if s.startswith("select avg_price from audit.positions")]
     with engine.connect() as conn:

@@ -14,8 +14,8 @@ it).
 
 Where the attempt is committed follows the venue (``journal_apart``): for a venue whose book outlives a failed
 caller (a real venue, the Postgres paper venue, an in-memory one by default) on a connection of its own, before the
-submit; for a replay's venue (``InMemoryVenue(outlives_caller=False)``) in the caller's transaction, on its
-connection: the replay stops at a step whose transaction failed and drops its venue with it, so no attempt is ever
+submit; for a replay's venue (``InMemoryVenue(outlives_caller=False)``) in the caller's transaction, written by the
+statement that records the order (``execution.orders.store.NewOrder.journal``): the replay stops at a step whose transaction failed and drops its venue with it, so no attempt is ever
 looked up there, and a replay pays no pooled connection per order.
 """
 

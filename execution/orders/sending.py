@@ -11,6 +11,7 @@ order id before anything is resent.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -50,9 +51,12 @@ def send_order(conn: Connection, new_order: NewOrder, state: OrderState, ctx: Se
         submitted_at=ctx.event_time,
         bar_volume=state.last_volume,
     )
-    record_attempt(conn, coid, intent.account, new_order.venue,
-                   journal_details(new_order, run_id=ctx.run_id, event_time=ctx.event_time,
-                                   timeframe=ctx.settings.timeframe), apart=journal_apart(broker))  # fmt: skip
+    details = journal_details(new_order, run_id=ctx.run_id, event_time=ctx.event_time,
+                              timeframe=ctx.settings.timeframe)  # fmt: skip
+    if journal_apart(broker):
+        record_attempt(conn, coid, intent.account, new_order.venue, details)
+    else:  # a replay's venue: journaled in the statement that records the order, in the same transaction
+        new_order = dataclasses.replace(new_order, journal=details)
     try:
         report = broker.submit(request)
     except (KillSwitchEngagedError, OrderRejectedError) as exc:

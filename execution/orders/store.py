@@ -258,7 +258,9 @@ def record_guard(conn: Connection, run_id: str, intent: OrderIntent, guard: Guar
 @dataclass(frozen=True, slots=True)
 class NewOrder:
     """An order recorded together with its first venue report (``write_report(new_order=...)``): the row, its
-    ``created`` event, its lineage edge to the decision and, optionally, its ``execution_guard`` risk check."""
+    ``created`` event, its lineage edge to the decision and, optionally, its ``execution_guard`` risk check.
+    ``journal``: the submit journal's details of its attempt, written in the same statement (a journal kept in the
+    caller's transaction, ``execution.orders.journal.journal_apart`` False: no statement of its own)."""
 
     intent: OrderIntent
     venue: str
@@ -267,6 +269,7 @@ class NewOrder:
     guard: GuardRow | None = None
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
+    journal: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +394,14 @@ def write_report(
             )
             + ")"
         )  # fmt: skip
+        if new_order.journal is not None:  # as execution.orders.journal.record_attempt writes it
+            parts.append(
+                "sa as (insert into audit.submit_attempts (client_order_id, account, venue, details) values "
+                + st.values([(client_order_id, intent.account, new_order.venue, _dumps(new_order.journal))],
+                            {3: "jsonb"})
+                + """ on conflict (client_order_id) do update set resolved_at = null, resolution = null,
+                      details = coalesce(excluded.details, audit.submit_attempts.details))"""
+            )  # fmt: skip
         events = [EventRow(None, OrderStatus.NEW, {"broker": new_order.venue}, "created"), *events]
         lineage.append((run_id, "audit.orders", client_order_id, "audit.decisions",
                         _dumps({"decision_id": intent.decision_id})))  # fmt: skip
