@@ -42,7 +42,7 @@ from alphaloom.settings import Settings, get_settings
 from execution.algos.release import release_due_children
 from execution.brokers.base import Broker
 from execution.brokers.next_open import NextOpenPaperBroker
-from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.brokers.paper import InMemoryVenue, PaperBroker, PaperVenue, PostgresPaperVenue
 from execution.orders.send_context import SliceGate
 from execution.orders.store import FillBooking, cash_moves
 from execution.orders.venue_reports import BookingListener
@@ -60,13 +60,16 @@ CHUNK_STEPS = 100
 class ReplayWindow:
     """What a replay loads once for its whole window: the decision parameters, the market cursor (features, closes,
     news and scores in memory), the account's memory advanced in memory and its cash and positions kept in memory
-    (``agents.replay_account``, told of every fill booked). A plain class, not a dataclass, so Prefect does not walk
-    it as a task input."""
+    (``agents.replay_account``, told of every fill booked), and its paper venue's book (``venue``: in memory, the
+    paper broker's fills and order states advancing through the same broker code; dropped with a replay that stops
+    at a failed step, so the submit journal goes in the step's transaction). A plain class, not a dataclass, so
+    Prefect does not walk it as a task input."""
 
     def __init__(
         self, params: DecisionParams, cursor: ReplayCursor, memory: ReplayMemory, account: ReplayAccount | None = None
     ) -> None:
         self.params, self.cursor, self.memory, self.account = params, cursor, memory, account
+        self.venue: PaperVenue = InMemoryVenue(outlives_caller=False)
 
     @classmethod
     def load(
@@ -105,9 +108,11 @@ class Replay:
     audit: AuditBuffer | None = None
 
     def broker(self, kill_switch: Callable[[], KillSwitchState], engine: Engine) -> Broker:
-        """The paper broker the live decision flow uses, filling at the next open when so configured."""
+        """The paper broker the live decision flow uses, filling at the next open when so configured; its venue: the
+        window's in-memory book, else (no window: the live step path) ``paper_venue.orders``."""
+        venue = PostgresPaperVenue(engine) if self.window is None else self.window.venue
         paper = PaperBroker(fee_bps=self.settings.paper_fee_bps, slippage_bps=self.settings.paper_slippage_bps,
-                            kill_switch=kill_switch, venue=PostgresPaperVenue(engine))  # fmt: skip
+                            kill_switch=kill_switch, venue=venue)  # fmt: skip
         if self.fill_at == "close":
             return paper
         return NextOpenPaperBroker(
@@ -160,9 +165,16 @@ def _step(
     with conn.begin():
         brokers: list[Broker] = []  # built when a release pass or an execution needs it (most steps do not)
 
+        def switch() -> KillSwitchState:
+            # The paper venue's own check, just after execution's gate read the switch in this transaction (an
+            # engaged one stops the order there): off as the replay last read it needs no second read.
+            if kill_switch is not None and not kill_switch.state.engaged:
+                return kill_switch.state
+            return kill_switch_state(conn)
+
         def broker() -> Broker:
             if not brokers:
-                brokers.append(replay.broker(lambda: kill_switch_state(conn), get_engine()))
+                brokers.append(replay.broker(switch, get_engine()))
             return brokers[0]
 
         if ledger is None or ledger.slices_scheduled:  # the in-memory account knows when none was ever scheduled
