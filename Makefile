@@ -20,16 +20,19 @@ install: $(STAMP)
 demo: install
 	$(BIN)/alphaloom demo
 
-# mypy over what is clean so far: the kernel and agents/ (strict, see [tool.mypy] in pyproject.toml). Imported modules
-# outside that set are read for their types, their own errors not reported. `mypy` alone checks every package and shows
-# what remains (execution/, flows/, the rest of alphaloom/): each joins MYPY_CLEAN once it passes.
+# mypy over what is clean so far: the kernel, agents/ and execution/ (strict, see [tool.mypy] in pyproject.toml).
+# Imported modules outside that set are read for their types, their own errors not reported. `mypy` alone checks every
+# package and shows what remains (flows/, the rest of alphaloom/): each joins MYPY_CLEAN once it passes.
+# MYPY_EXCLUDE: execution/killswitch.py is being rewritten on another branch (the kill switch's one home); it rejoins
+# the clean set with that rewrite.
 MYPY_CLEAN := -p agents -p alphaloom.db -m alphaloom.settings -m alphaloom.errors -m alphaloom.domain -m alphaloom.audit \
-              -m alphaloom.guards -m alphaloom.markets
+              -m alphaloom.guards -m alphaloom.markets -p execution
+MYPY_EXCLUDE := --exclude '^execution/killswitch\.py$$'
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy --follow-imports=silent $(MYPY_CLEAN)
+	$(BIN)/mypy --follow-imports=silent $(MYPY_EXCLUDE) $(MYPY_CLEAN)
 
 # The console's browser test drives Debian's headless chromium through chromedriver: installed once, quietly, when
 # missing (root or sudo needed); if it cannot be, the test skips and says why.
