@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from alphaloom.settings import Settings, get_settings
@@ -42,7 +43,7 @@ def configured_task_runner(settings: Settings | None = None) -> TaskRunner:
     return DaskTaskRunner(address=settings.dask_address)
 
 
-class SettingsTaskRunner(TaskRunner):
+class SettingsTaskRunner(TaskRunner[PrefectFuture[Any]]):
     """A task runner that is, for each flow run, the one ``ALPHALOOM_DASK_ADDRESS`` names (read when the run
     starts, so a deployment follows the worker's configuration); submissions go to it unchanged."""
 
@@ -77,7 +78,7 @@ class SettingsTaskRunner(TaskRunner):
             raise RuntimeError("The task runner must be started before submitting work.")
         return self._inner
 
-    def submit(  # type: ignore[override]
+    def submit(
         self,
         task: Any,
         parameters: dict[str, Any],
