@@ -23,12 +23,11 @@ demo: install
 # mypy over what is clean so far: the kernel, agents/ and execution/ (strict, see [tool.mypy] in pyproject.toml) and
 # flows/. Imported modules outside that set are read for their types, their own errors not reported. `mypy` alone
 # checks every package and shows what remains (the rest of alphaloom/): each joins MYPY_CLEAN once it passes.
-# MYPY_EXCLUDE: modules being rewritten on other branches, which rejoin the clean set with their rewrite:
-# execution/killswitch.py (the kill switch's one home) and flows/backtest.py (the replay's speed work; its in-memory
-# account is narrowed by a bool, `defer`, that mypy does not follow: five union-attr errors).
+# MYPY_EXCLUDE: execution/killswitch.py is being rewritten on another branch (the kill switch's one home); it rejoins
+# the clean set with that rewrite.
 MYPY_CLEAN := -p agents -p alphaloom.db -m alphaloom.settings -m alphaloom.errors -m alphaloom.domain -m alphaloom.audit \
               -m alphaloom.guards -m alphaloom.markets -p execution -p flows
-MYPY_EXCLUDE := --exclude '^execution/killswitch\.py$$' --exclude '^flows/backtest\.py$$'
+MYPY_EXCLUDE := --exclude '^execution/killswitch\.py$$'
 
 lint: install
 	$(BIN)/ruff check .
