@@ -160,7 +160,7 @@ def _step(
             return _step(replay, as_of, own, kill_switch)
     window = replay.window
     ledger = None if window is None else window.account
-    defer = ledger is not None and replay.audit is not None  # the marks wait with the audit rows
+    deferred = ledger if replay.audit is not None else None  # the account whose marks wait with the audit rows
     on_booking = replay.on_booking
     with conn.begin():
         brokers: list[Broker] = []  # built when a release pass or an execution needs it (most steps do not)
@@ -178,12 +178,12 @@ def _step(
             return brokers[0]
 
         if ledger is None or ledger.slices_scheduled:  # the in-memory account knows when none was ever scheduled
-            if defer:
-                ledger.write_marks(conn)  # execution's daily-loss guard reads them
+            if deferred is not None:
+                deferred.write_marks(conn)  # execution's daily-loss guard reads them
             release_due_children(conn, broker(), as_of, settings=replay.settings, run_id=replay.run_id,
                                  account=replay.account, gate=replay.gate, on_booking=on_booking)  # fmt: skip
-        if defer:
-            ledger.defer_marks = True
+        if deferred is not None:
+            deferred.defer_marks = True
         try:
             decisions = decide(
                 conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
@@ -194,14 +194,14 @@ def _step(
                 kill_switch=kill_switch,
             )  # fmt: skip
         finally:
-            if defer:
-                ledger.defer_marks = False
+            if deferred is not None:
+                deferred.defer_marks = False
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
             if replay.audit is not None:
                 replay.audit.flush_decisions(conn)  # the orders reference their decisions
-            if defer:
-                ledger.write_marks(conn)  # execution's daily-loss guard reads the step's mark
+            if deferred is not None:
+                deferred.write_marks(conn)  # execution's daily-loss guard reads the step's mark
             result = execute(
                 conn,
                 intents,
@@ -247,16 +247,16 @@ def flush_audit(replay: Replay, conn: Connection | None = None) -> None:
     """Write the audit rows held in the replay's buffer (``agents.audit_buffer``) and the equity marks its in-memory
     account holds, in a transaction of their own (on ``conn`` when given)."""
     ledger = None if replay.window is None else replay.window.account
-    marks = ledger is not None and replay.audit is not None and ledger.unwritten_marks
-    if not marks and (replay.audit is None or not replay.audit.pending):
+    marks = ledger if ledger is not None and replay.audit is not None and ledger.unwritten_marks else None
+    if marks is None and (replay.audit is None or not replay.audit.pending):
         return
     if conn is None:
         with get_engine().connect() as own:
             flush_audit(replay, own)
         return
     with conn.begin():
-        if marks:
-            ledger.write_marks(conn)
+        if marks is not None:
+            marks.write_marks(conn)
         if replay.audit is not None and replay.audit.pending:
             replay.audit.flush(conn)
 

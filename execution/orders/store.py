@@ -406,20 +406,20 @@ def write_report(
         lineage.append((run_id, "audit.orders", client_order_id, "audit.decisions",
                         _dumps({"decision_id": intent.decision_id})))  # fmt: skip
     if events:
-        rows = [(client_order_id, run_id, e.event or e.to_status.value, None if e.from_status is None else
+        event_rows = [(client_order_id, run_id, e.event or e.to_status.value, None if e.from_status is None else
                  e.from_status.value, e.to_status.value, event_time, _dumps(e.details)) for e in events]  # fmt: skip
         parts.append(
             "ev as (insert into audit.order_events (client_order_id, run_id, event, from_status, to_status, event_ts,"
-            " details) values " + st.values(rows, {6: "jsonb"}) + ")"
+            " details) values " + st.values(event_rows, {6: "jsonb"}) + ")"
         )
     if booking is not None and booking.fills:
         realized = _realizations(conn, booking)
-        rows = [(fill_id, f.client_order_id, run_id, booking.account, f.symbol, f.side.value, f.quantity, f.price,
+        fill_rows = [(fill_id, f.client_order_id, run_id, booking.account, f.symbol, f.side.value, f.quantity, f.price,
                  f.fee, f.fee_currency, f.slippage, f.ts, pnl)
                 for (fill_id, f), pnl in zip(booking.fills, realized, strict=True)]  # fmt: skip
         parts.append(
             "f as (insert into audit.fills (fill_id, client_order_id, run_id, account, symbol, side, quantity, price,"
-            " fee, fee_currency, slippage, ts, realized_pnl) values " + st.values(rows, {12: "numeric"}) + ")"
+            " fee, fee_currency, slippage, ts, realized_pnl) values " + st.values(fill_rows, {12: "numeric"}) + ")"
         )
         lineage += [(run_id, "audit.fills", fill_id, "audit.orders", _dumps({"client_order_id": f.client_order_id}))
                     for fill_id, f in booking.fills]  # fmt: skip
