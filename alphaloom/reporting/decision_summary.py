@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from alphaloom.records.orders import orders_of_decisions
+
 
 @dataclass(frozen=True)
 class Vote:
@@ -137,11 +139,7 @@ def summaries(
     ):  # fmt: skip
         checks[r.decision_id].append(Check(r.check_name, r.approved, r.reason, dict(r.numbers or {})))
     orders: dict[str, list[OrderLine]] = {i: [] for i in ids}
-    for r in conn.execute(
-        text("select decision_id, client_order_id, side, quantity, status from audit.orders "
-             "where decision_id = any(:ids) order by leg, client_order_id"),
-        {"ids": ids},
-    ):  # fmt: skip
+    for r in orders_of_decisions(conn, ids):
         orders[r.decision_id].append(OrderLine(r.client_order_id, r.side, r.quantity, r.status))
     trips: dict[str, list[Check]] = {i: [] for i in ids}
     for r in conn.execute(

@@ -22,6 +22,7 @@ from alphaloom.backtest.equity_curve import closed_trades, equity_curve, open_po
 from alphaloom.domain import bar_close, bar_open, quote_currency, shift_bars, timeframe_delta, timeframe_sql_interval
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
+from alphaloom.records.orders import run_fills
 from alphaloom.reporting.llm_spend import LlmSpend, net_return, runs_llm_spend
 from alphaloom.reporting.performance import Metrics, attribution, buy_and_hold, compute_metrics
 from alphaloom.reporting.report import ReportData, write_report
@@ -144,13 +145,7 @@ def build_run_report(
     ).one()
     starting_cash = float(cash)
     fills = pd.DataFrame(
-        conn.execute(
-            text(
-                """select f.ts, f.symbol, f.side, f.quantity, f.price, f.fee, f.fee_currency, o.decision_id
-                   from audit.fills f join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts"""
-            ),
-            {"r": run_id},
-        ).all(),
+        run_fills(conn, run_id),
         columns=["ts", "symbol", "side", "quantity", "price", "fee", "fee_currency", "decision_id"],
     )
     if not fills.empty:
