@@ -5,9 +5,10 @@ recorder in ``agents`` owns the writes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
@@ -75,3 +76,173 @@ def decided_symbols(conn: Connection, account: str) -> list[str]:
             text("select distinct symbol from audit.decisions where account = :a order by symbol"), {"a": account}
         ).scalars()
     )
+
+
+class DecisionRecord(NamedTuple):
+    """A decision row as recorded (``inputs``: what the decision read, as stored)."""
+
+    decision_id: str
+    account: str
+    symbol: str
+    timeframe: str
+    as_of: datetime
+    action: str
+    score: Decimal
+    config_version: str
+    dbt_invocation_id: str | None
+    git_sha: str | None
+    run_id: str
+    created_at: datetime
+    inputs: dict[str, Any]
+
+
+class AgentOutputRecord(NamedTuple):
+    """One agent's output for a decision, as recorded."""
+
+    agent: str
+    model: str | None
+    prompt_hash: str | None
+    tokens: int | None
+    latency_ms: int | None
+    skipped: bool
+    output: dict[str, Any]
+    input_ref: dict[str, Any] | None
+    run_id: str
+
+
+class RiskCheckRecord(NamedTuple):
+    """One risk check of a decision, as recorded."""
+
+    check_name: str
+    approved: bool
+    reason: str
+    numbers: dict[str, Any] | None
+
+
+class DecisionBrief(NamedTuple):
+    """A decision as a summary starts from."""
+
+    decision_id: str
+    run_id: str
+    account: str
+    symbol: str
+    as_of: datetime
+    action: str
+    score: Decimal
+    inputs: dict[str, Any] | None
+
+
+class DecisionVote(NamedTuple):
+    """An agent's output for one of several decisions."""
+
+    decision_id: str
+    agent: str
+    output: dict[str, Any] | None
+    skipped: bool
+
+
+class DecisionCheck(NamedTuple):
+    """A risk check of one of several decisions."""
+
+    decision_id: str
+    check_name: str
+    approved: bool
+    reason: str
+    numbers: dict[str, Any] | None
+
+
+def decision(conn: Connection, decision_id: str) -> DecisionRecord | None:
+    """The decision ``decision_id``, or None when there is none."""
+    row = conn.execute(
+        text(
+            """select decision_id, account, symbol, timeframe, as_of, action, score, config_version,
+                      dbt_invocation_id, git_sha, run_id, created_at, inputs
+               from audit.decisions where decision_id = :d"""
+        ),
+        {"d": decision_id},
+    ).first()
+    return None if row is None else DecisionRecord._make(row)
+
+
+def agent_outputs(conn: Connection, decision_id: str) -> list[AgentOutputRecord]:
+    """The decision's agent outputs, in the order they were recorded."""
+    return [
+        AgentOutputRecord._make(o)
+        for o in conn.execute(
+            text(
+                """select agent, model, prompt_hash, tokens, latency_ms, skipped, output, input_ref, run_id
+                   from audit.agent_outputs where decision_id = :d order by id"""
+            ),
+            {"d": decision_id},
+        )
+    ]
+
+
+def risk_checks(conn: Connection, decision_id: str) -> list[RiskCheckRecord]:
+    """The decision's risk checks, in the order they ran."""
+    return [
+        RiskCheckRecord._make(r)
+        for r in conn.execute(
+            text(
+                "select check_name, approved, reason, numbers from audit.risk_checks where decision_id = :d order by id"
+            ),
+            {"d": decision_id},
+        )
+    ]
+
+
+def decision_ids_with_prefix(conn: Connection, prefix: str) -> list[str]:
+    """Up to two decision ids starting with ``prefix`` (two: the prefix is ambiguous)."""
+    rows = conn.execute(
+        text("select decision_id from audit.decisions where decision_id like :p limit 2"), {"p": f"{prefix}%"}
+    ).all()
+    return [r[0] for r in rows]
+
+
+def decision_briefs(
+    conn: Connection,
+    *,
+    decision_ids: Sequence[str] | None = None,
+    run_id: str | None = None,
+    symbol: str | None = None,
+    since: datetime | None = None,
+    limit: int = 200,
+) -> list[DecisionBrief]:
+    """Decisions matching every filter given, newest first (then by symbol), at most ``limit``."""
+    rows = conn.execute(
+        text(
+            """select decision_id, run_id, account, symbol, as_of, action, score, inputs from audit.decisions
+               where (cast(:ids as text[]) is null or decision_id = any(:ids))
+                 and (cast(:run as text) is null or run_id = :run)
+                 and (cast(:symbol as text) is null or symbol = :symbol)
+                 and (cast(:since as timestamptz) is null or as_of >= :since)
+               order by as_of desc, symbol limit :n"""
+        ),
+        {"ids": list(decision_ids) if decision_ids is not None else None, "run": run_id, "symbol": symbol,
+         "since": since, "n": limit},
+    )  # fmt: skip
+    return [DecisionBrief._make(r) for r in rows]
+
+
+def votes_of_decisions(conn: Connection, decision_ids: list[str]) -> list[DecisionVote]:
+    """The agent outputs of every decision in ``decision_ids``, by agent."""
+    return [
+        DecisionVote._make(r)
+        for r in conn.execute(
+            text("select decision_id, agent, output, skipped from audit.agent_outputs where decision_id = any(:ids) "
+                 "order by agent"),
+            {"ids": decision_ids},
+        )
+    ]  # fmt: skip
+
+
+def checks_of_decisions(conn: Connection, decision_ids: list[str]) -> list[DecisionCheck]:
+    """The risk checks of every decision in ``decision_ids``, in the order they ran."""
+    return [
+        DecisionCheck._make(r)
+        for r in conn.execute(
+            text("select decision_id, check_name, approved, reason, numbers from audit.risk_checks "
+                 "where decision_id = any(:ids) order by id"),
+            {"ids": decision_ids},
+        )
+    ]  # fmt: skip

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import NotFoundError
+from alphaloom.records.decisions import agent_outputs, decision, risk_checks
 from alphaloom.records.orders import OrderRow, decision_id_of_order, order_ids_of_decision, order_with_history
 
 
@@ -179,14 +180,7 @@ def _order(conn: Connection, client_order_id: str) -> OrderRow:
 
 
 def _decision(conn: Connection, decision_id: str) -> ExplainedDecision | None:
-    row = conn.execute(
-        text(
-            """select decision_id, account, symbol, timeframe, as_of, action, score, config_version,
-                      dbt_invocation_id, git_sha, run_id, created_at, inputs
-               from audit.decisions where decision_id = :d"""
-        ),
-        {"d": decision_id},
-    ).first()
+    row = decision(conn, decision_id)
     if row is None:
         return None
     return ExplainedDecision(
@@ -210,25 +204,13 @@ def _agent_outputs(conn: Connection, decision_id: str) -> list[ExplainedAgentOut
             dict(o.input_ref or {}),
             o.run_id,
         )
-        for o in conn.execute(
-            text(
-                """select agent, model, prompt_hash, tokens, latency_ms, skipped, output, input_ref, run_id
-                   from audit.agent_outputs where decision_id = :d order by id"""
-            ),
-            {"d": decision_id},
-        )
+        for o in agent_outputs(conn, decision_id)
     ]
 
 
 def _risk_checks(conn: Connection, decision_id: str) -> list[RiskCheckRow]:
     return [
-        RiskCheckRow(r.check_name, r.approved, r.reason, dict(r.numbers or {}))
-        for r in conn.execute(
-            text(
-                "select check_name, approved, reason, numbers from audit.risk_checks where decision_id = :d order by id"
-            ),
-            {"d": decision_id},
-        )
+        RiskCheckRow(r.check_name, r.approved, r.reason, dict(r.numbers or {})) for r in risk_checks(conn, decision_id)
     ]
 
 
