@@ -21,7 +21,14 @@ from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
 from alphaloom.markets import market_specs
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
-from alphaloom.records.decisions import DecisionListing, decided_symbols, latest_listings, listings
+from alphaloom.records.decisions import (
+    DecisionListing,
+    decided_symbols,
+    latest_checks_by_name,
+    latest_listings,
+    latest_var_check,
+    listings,
+)
 from alphaloom.records.orders import OpenOrder, open_orders
 from alphaloom.reporting.account_summary import AccountSummary, account_summary
 from alphaloom.settings import Settings
@@ -195,20 +202,8 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
             gross += abs(p.market_value)
             net += p.market_value
     by_class = [{"class": k, "value": v, "pct": v / equity * 100 if equity else Decimal(0)} for k, v in classes.items()]
-    checks = conn.execute(
-        text(
-            """select distinct on (check_name) check_name, approved, reason, numbers, created_at, symbol
-               from audit.risk_checks where account = :a order by check_name, id desc"""
-        ),
-        {"a": settings.account},
-    ).mappings()
-    var = conn.execute(
-        text(
-            """select check_name, approved, reason, numbers, created_at, symbol from audit.risk_checks
-               where account = :a and check_name = 'portfolio_var' and numbers ? 'limit' order by id desc limit 1"""
-        ),
-        {"a": settings.account},
-    ).mappings().first()  # fmt: skip
+    checks = latest_checks_by_name(conn, settings.account)
+    var = latest_var_check(conn, settings.account)
     trips = conn.execute(
         text(
             """select created_at, symbol, guard, reason from audit.guard_trips where account = :a
@@ -216,8 +211,8 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
         ),
         {"a": settings.account},
     ).mappings()
-    return RiskView(dd, peak, current, exposures, by_class, gross, net, [dict(c) for c in checks],
-                    [dict(t) for t in trips], dict(var) if var else None)  # fmt: skip
+    return RiskView(dd, peak, current, exposures, by_class, gross, net, [c._asdict() for c in checks],
+                    [dict(t) for t in trips], var._asdict() if var else None)  # fmt: skip
 
 
 def recent_runs(conn: Connection, limit: int = 30) -> list[dict[str, Any]]:

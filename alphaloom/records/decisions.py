@@ -246,3 +246,125 @@ def checks_of_decisions(conn: Connection, decision_ids: list[str]) -> list[Decis
             {"ids": decision_ids},
         )
     ]  # fmt: skip
+
+
+class RunDecision(NamedTuple):
+    """Where and when a run decided."""
+
+    account: str
+    symbol: str
+    as_of: datetime
+
+
+class DecisionWeights(NamedTuple):
+    """The agent weights a decision used (``inputs->'weights'``, None when it recorded none)."""
+
+    decision_id: str
+    weights: dict[str, Any] | None
+
+
+class DecisionOpinion(NamedTuple):
+    """An agent's opinion on one of several decisions (``output``: as stored, a dict or its JSON text)."""
+
+    decision_id: str
+    agent: str
+    skipped: bool
+    output: Any
+
+
+class RiskCheckView(NamedTuple):
+    """A risk check of an account as an operator sees it."""
+
+    check_name: str
+    approved: bool
+    reason: str
+    numbers: dict[str, Any] | None
+    created_at: datetime
+    symbol: str | None
+
+
+class DrawdownStep(NamedTuple):
+    """The latest drawdown verdict of a step with the level of the verdict before the step (None for none)."""
+
+    symbol: str | None
+    decision_id: str | None
+    reason: str
+    numbers: dict[str, Any]
+    previous: str | None
+
+
+def decisions_of_run(conn: Connection, run_id: str) -> list[RunDecision]:
+    """The run's decisions (account, symbol, time), by time."""
+    rows = conn.execute(
+        text("select account, symbol, as_of from audit.decisions where run_id = :r order by as_of"), {"r": run_id}
+    )
+    return [RunDecision._make(r) for r in rows]
+
+
+def weights_of_decisions(conn: Connection, decision_ids: list[str]) -> list[DecisionWeights]:
+    """The agent weights each decision in ``decision_ids`` used."""
+    return [
+        DecisionWeights._make(r)
+        for r in conn.execute(
+            text("select decision_id, inputs->'weights' as weights from audit.decisions where decision_id = any(:d)"),
+            {"d": decision_ids},
+        )
+    ]
+
+
+def opinions_of_decisions(conn: Connection, decision_ids: list[str]) -> list[DecisionOpinion]:
+    """The agent outputs of every decision in ``decision_ids``, in the order they were recorded."""
+    return [
+        DecisionOpinion._make(r)
+        for r in conn.execute(
+            text("""select decision_id, agent, skipped, output from audit.agent_outputs where decision_id = any(:d)
+                    order by id"""),
+            {"d": decision_ids},
+        )
+    ]  # fmt: skip
+
+
+def latest_checks_by_name(conn: Connection, account: str) -> list[RiskCheckView]:
+    """The account's latest risk check of each name, by name."""
+    rows = conn.execute(
+        text(
+            """select distinct on (check_name) check_name, approved, reason, numbers, created_at, symbol
+               from audit.risk_checks where account = :a order by check_name, id desc"""
+        ),
+        {"a": account},
+    )
+    return [RiskCheckView._make(r) for r in rows]
+
+
+def latest_var_check(conn: Connection, account: str) -> RiskCheckView | None:
+    """The account's latest portfolio VaR check that recorded its limit, or None."""
+    row = conn.execute(
+        text(
+            """select check_name, approved, reason, numbers, created_at, symbol from audit.risk_checks
+               where account = :a and check_name = 'portfolio_var' and numbers ? 'limit' order by id desc limit 1"""
+        ),
+        {"a": account},
+    ).first()
+    return None if row is None else RiskCheckView._make(row)
+
+
+def drawdown_step(conn: Connection, account: str, run_id: str, as_of: datetime) -> DrawdownStep | None:
+    """The latest drawdown verdict (with a level) ``run_id`` recorded for ``account`` at step ``as_of``, with the
+    level of the account's latest verdict before the step's first one; None when the step recorded none."""
+    row = conn.execute(
+        text(
+            """with step as (
+                   select rc.id, rc.symbol, rc.decision_id, rc.reason, rc.numbers
+                   from audit.risk_checks rc join audit.decisions d on d.decision_id = rc.decision_id
+                   where rc.run_id = :r and rc.account = :a and d.as_of = :t and rc.check_name = 'drawdown'
+                     and rc.numbers ->> 'level' is not null)
+               select s.symbol, s.decision_id, s.reason, s.numbers,
+                      (select p.numbers ->> 'level' from audit.risk_checks p
+                       where p.account = :a and p.check_name = 'drawdown' and p.numbers ->> 'level' is not null
+                         and p.id < (select min(id) from step)
+                       order by p.id desc limit 1) as previous
+               from step s order by s.id desc limit 1"""
+        ),
+        {"r": run_id, "a": account, "t": as_of},
+    ).first()
+    return None if row is None else DrawdownStep._make(row)
