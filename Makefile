@@ -20,11 +20,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/alphaloom demo
 
-# mypy over what is clean so far: the kernel and agents/ (strict, see [tool.mypy] in pyproject.toml). Imported modules
-# outside that set are read for their types, their own errors not reported. `mypy` alone checks every package and shows
-# what remains (execution/, flows/, the rest of alphaloom/): each joins MYPY_CLEAN once it passes.
+# mypy over what is clean so far: the kernel, agents/ and execution/ (strict, see [tool.mypy] in pyproject.toml) and
+# flows/. Imported modules outside that set are read for their types, their own errors not reported. `mypy` alone
+# checks every package and shows what remains (the rest of alphaloom/): each joins MYPY_CLEAN once it passes.
 MYPY_CLEAN := -p agents -p alphaloom.db -m alphaloom.settings -m alphaloom.errors -m alphaloom.domain -m alphaloom.audit \
-              -m alphaloom.guards -m alphaloom.markets -m alphaloom.ops.kill_switch
+              -m alphaloom.guards -m alphaloom.markets -m alphaloom.ops.kill_switch -p execution -p flows
 
 lint: install
 	$(BIN)/ruff check .

@@ -32,7 +32,7 @@ It writes on the caller's connection and does not commit: the caller's transacti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -228,6 +228,7 @@ def decide(
     account_state: AccountState | None = None,
     audit: AuditBuffer | None = None,
     kill_switch: KnownKillSwitch | None = None,
+    answers: Mapping[str, LlmAnswer] | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per symbol that had features known at ``as_of`` (see the module docstring for guarantees).
     ``params``: the decision parameters when the caller derived them already (a replay, once per run); ``source``: the
@@ -236,7 +237,9 @@ def decide(
     account's cash and positions in memory (``agents.replay_account``); ``audit``: a replay's buffer of audit rows
     (``agents.audit_buffer``): the step's rows are held there, written when the caller flushes it (flushed here first
     when the LLM analyst is to read the account's past situations); ``kill_switch``: the state a replay read last,
-    taken instead of reading it, read again when a draft proposes an order (decided again when it changed)."""
+    taken instead of reading it, read again when a draft proposes an order (decided again when it changed);
+    ``answers``: the LLM analyst's answers already obtained for this step (``consult_llm`` on the same snapshot, by
+    the decision flow's fan-out), used instead of consulting it here."""
     params = params or DecisionParams.from_settings(settings, strategy)
     snapshot = read_snapshot(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
                              params=params, scorer=scorer, source=source, memory=memory,
@@ -244,7 +247,8 @@ def decide(
                              kill_switch=None if kill_switch is None else kill_switch.state)  # fmt: skip
     if audit is not None and llm_agent is not None and params.strategy.team_vote:
         audit.flush(conn)  # similar_situations reads the outcomes and decisions recorded so far
-    answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
+    if answers is None:
+        answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
     drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
     if kill_switch is not None and any(draft.verdicts for draft in drafts):  # an order proposed: the state now
         fresh = kill_switch.refresh(conn)

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from alphaloom.settings import Settings, get_settings
@@ -51,7 +52,7 @@ def configured_task_runner(settings: Settings | None = None) -> TaskRunner:
     return DaskTaskRunner(address=settings.dask_address)
 
 
-class SettingsTaskRunner(TaskRunner):
+class SettingsTaskRunner(TaskRunner[PrefectFuture[Any]]):
     """A task runner that is, for each flow run, the one ``ALPHALOOM_DASK_ADDRESS`` names (read when the run
     starts, so a deployment follows the worker's configuration); submissions go to it unchanged."""
 
@@ -93,7 +94,7 @@ class SettingsTaskRunner(TaskRunner):
             return None
         return self._inner.client
 
-    def submit(  # type: ignore[override]
+    def submit(
         self,
         task: Any,
         parameters: dict[str, Any],

@@ -95,7 +95,7 @@ def _cancel_at(
     summary: CancelSummary,
 ) -> None:
     why = f"kill switch: {reason}"
-    ours = conn.execute(
+    ours: Sequence[tuple[str, str, str]] = conn.execute(
         text("select client_order_id, symbol, status from audit.orders where venue = :v and status = any(:open) "
              "and (cast(:a as text) is null or account = :a) order by created_at"),
         {"v": broker.name, "open": list(OPEN), "a": getattr(broker, "account", None)},

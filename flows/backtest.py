@@ -42,7 +42,7 @@ from alphaloom.settings import Settings, get_settings
 from execution.algos.release import release_due_children
 from execution.brokers.base import Broker
 from execution.brokers.next_open import NextOpenPaperBroker
-from execution.brokers.paper import PaperBroker, PostgresPaperVenue
+from execution.brokers.paper import InMemoryVenue, PaperBroker, PaperVenue, PostgresPaperVenue
 from execution.orders.send_context import SliceGate
 from execution.orders.store import FillBooking, cash_moves
 from execution.orders.venue_reports import BookingListener
@@ -60,13 +60,16 @@ CHUNK_STEPS = 100
 class ReplayWindow:
     """What a replay loads once for its whole window: the decision parameters, the market cursor (features, closes,
     news and scores in memory), the account's memory advanced in memory and its cash and positions kept in memory
-    (``agents.replay_account``, told of every fill booked). A plain class, not a dataclass, so Prefect does not walk
-    it as a task input."""
+    (``agents.replay_account``, told of every fill booked), and its paper venue's book (``venue``: in memory, the
+    paper broker's fills and order states advancing through the same broker code; dropped with a replay that stops
+    at a failed step, so the submit journal goes in the step's transaction). A plain class, not a dataclass, so
+    Prefect does not walk it as a task input."""
 
     def __init__(
         self, params: DecisionParams, cursor: ReplayCursor, memory: ReplayMemory, account: ReplayAccount | None = None
     ) -> None:
         self.params, self.cursor, self.memory, self.account = params, cursor, memory, account
+        self.venue: PaperVenue = InMemoryVenue(outlives_caller=False)
 
     @classmethod
     def load(
@@ -105,9 +108,11 @@ class Replay:
     audit: AuditBuffer | None = None
 
     def broker(self, kill_switch: Callable[[], KillSwitchState], engine: Engine) -> Broker:
-        """The paper broker the live decision flow uses, filling at the next open when so configured."""
+        """The paper broker the live decision flow uses, filling at the next open when so configured; its venue: the
+        window's in-memory book, else (no window: the live step path) ``paper_venue.orders``."""
+        venue = PostgresPaperVenue(engine) if self.window is None else self.window.venue
         paper = PaperBroker(fee_bps=self.settings.paper_fee_bps, slippage_bps=self.settings.paper_slippage_bps,
-                            kill_switch=kill_switch, venue=PostgresPaperVenue(engine))  # fmt: skip
+                            kill_switch=kill_switch, venue=venue)  # fmt: skip
         if self.fill_at == "close":
             return paper
         return NextOpenPaperBroker(
@@ -155,23 +160,30 @@ def _step(
             return _step(replay, as_of, own, kill_switch)
     window = replay.window
     ledger = None if window is None else window.account
-    defer = ledger is not None and replay.audit is not None  # the marks wait with the audit rows
+    deferred = ledger if replay.audit is not None else None  # the account whose marks wait with the audit rows
     on_booking = replay.on_booking
     with conn.begin():
         brokers: list[Broker] = []  # built when a release pass or an execution needs it (most steps do not)
 
+        def switch() -> KillSwitchState:
+            # The paper venue's own check, just after execution's gate read the switch in this transaction (an
+            # engaged one stops the order there): off as the replay last read it needs no second read.
+            if kill_switch is not None and not kill_switch.state.engaged:
+                return kill_switch.state
+            return kill_switch_state(conn)
+
         def broker() -> Broker:
             if not brokers:
-                brokers.append(replay.broker(lambda: kill_switch_state(conn), get_engine()))
+                brokers.append(replay.broker(switch, get_engine()))
             return brokers[0]
 
         if ledger is None or ledger.slices_scheduled:  # the in-memory account knows when none was ever scheduled
-            if defer:
-                ledger.write_marks(conn)  # execution's daily-loss guard reads them
+            if deferred is not None:
+                deferred.write_marks(conn)  # execution's daily-loss guard reads them
             release_due_children(conn, broker(), as_of, settings=replay.settings, run_id=replay.run_id,
                                  account=replay.account, gate=replay.gate, on_booking=on_booking)  # fmt: skip
-        if defer:
-            ledger.defer_marks = True
+        if deferred is not None:
+            deferred.defer_marks = True
         try:
             decisions = decide(
                 conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
@@ -182,14 +194,14 @@ def _step(
                 kill_switch=kill_switch,
             )  # fmt: skip
         finally:
-            if defer:
-                ledger.defer_marks = False
+            if deferred is not None:
+                deferred.defer_marks = False
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
             if replay.audit is not None:
                 replay.audit.flush_decisions(conn)  # the orders reference their decisions
-            if defer:
-                ledger.write_marks(conn)  # execution's daily-loss guard reads the step's mark
+            if deferred is not None:
+                deferred.write_marks(conn)  # execution's daily-loss guard reads the step's mark
             result = execute(
                 conn,
                 intents,
@@ -235,16 +247,16 @@ def flush_audit(replay: Replay, conn: Connection | None = None) -> None:
     """Write the audit rows held in the replay's buffer (``agents.audit_buffer``) and the equity marks its in-memory
     account holds, in a transaction of their own (on ``conn`` when given)."""
     ledger = None if replay.window is None else replay.window.account
-    marks = ledger is not None and replay.audit is not None and ledger.unwritten_marks
-    if not marks and (replay.audit is None or not replay.audit.pending):
+    marks = ledger if ledger is not None and replay.audit is not None and ledger.unwritten_marks else None
+    if marks is None and (replay.audit is None or not replay.audit.pending):
         return
     if conn is None:
         with get_engine().connect() as own:
             flush_audit(replay, own)
         return
     with conn.begin():
-        if marks:
-            ledger.write_marks(conn)
+        if marks is not None:
+            marks.write_marks(conn)
         if replay.audit is not None and replay.audit.pending:
             replay.audit.flush(conn)
 

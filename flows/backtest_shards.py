@@ -73,6 +73,6 @@ def backtest_shards_flow(
                   "end": end.isoformat() if end else None, "strategy": strategy, "sma_fast": sma_fast,
                   "sma_slow": sma_slow, "fill_at": fill_at, "audit": audit}  # fmt: skip
     with audited_run("backtest_shards", parameters) as (_, run_id):
-        results = backtest_shard.map(groups, unmapped(arguments)).result()
+        results: list[dict[str, Any]] = backtest_shard.map(groups, unmapped(arguments)).result()
         return {"run_id": run_id, "shards": [{"symbols": g, **r} for g, r in zip(groups, results, strict=True)],
                 "trades": sum(int(r["trades"]) for r in results)}  # fmt: skip

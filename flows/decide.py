@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
+from agents.deciding import LlmAnswer
+from agents.params import DecisionParams
 from agents.risk.gate import portfolio_gate
-from agents.team import Team, build_team, decide
+from agents.snapshot import read_snapshot
+from agents.team import Team, build_team, consult_llm, decide
 from alphaloom.backtest.exposure import llm_exposure
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import bar_open, require_utc, shift_bars, timeframe_delta
@@ -47,22 +51,39 @@ def _process_team(settings: Settings) -> Team:
 
 
 @task(cache_policy=NO_CACHE)
-def decide_symbols(
-    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team | None,
-    session: TradingSession | None = None, report: bool = False, reopen_session: bool = False,
-) -> dict[str, Any]:  # fmt: skip
-    """Decide and execute ``symbols`` at one step in one transaction, through the account's ``session``; a dry run
-    rolls everything back. With ``report``, ``details`` holds each decision's summary (read back before a dry run's
-    rollback) and ``missing`` the symbols with no feature row known at ``as_of``. On a Dask worker ``team`` is None
-    and the worker uses its own; with ``reopen_session`` it opens the (paper) account's session itself."""
+def consult_analysts(
+    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team | None
+) -> dict[str, LlmAnswer]:
+    """The fan-out's share of a step: the expensive analysts of ``symbols`` at ``as_of`` (news scored by the sentiment
+    model, the LLM analyst consulted), on the step's snapshot as the decision pass will read it. Committed (scores and
+    LLM answers cached) unless ``dry_run``; nothing is decided, recorded or sent here. On a Dask worker ``team`` is
+    None and the worker uses its own."""
     settings = get_settings()
     team = team or _process_team(settings)
-    if reopen_session:
-        session = open_session(get_engine(), settings, account, run_id=run_id)
+    params = DecisionParams.from_settings(settings)
+    with get_engine().connect() as conn, conn.begin() as tx:
+        snapshot = read_snapshot(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id,
+                                 settings=settings, params=params, scorer=team.scorer)  # fmt: skip
+        answers = consult_llm(conn, snapshot, params, team.llm_agent, run_id=run_id)
+        if dry_run:
+            tx.rollback()
+    return answers
+
+
+@task(cache_policy=NO_CACHE)
+def decide_symbols(
+    account: str, symbols: list[str], as_of: datetime, run_id: str, dry_run: bool, team: Team,
+    session: TradingSession | None = None, report: bool = False, answers: Mapping[str, LlmAnswer] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Decide and execute ``symbols`` at one step in one transaction, in order, through the account's ``session``; a
+    dry run rolls everything back. With ``report``, ``details`` holds each decision's summary (read back before a dry
+    run's rollback) and ``missing`` the symbols with no feature row known at ``as_of``. ``answers``: the LLM
+    analyst's answers the fan-out obtained for this step (``consult_analysts``), instead of consulting it here."""
+    settings = get_settings()
     with get_engine().connect() as conn, conn.begin() as tx:
         decisions = decide(
             conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
-            scorer=team.scorer, llm_agent=team.llm_agent,
+            scorer=team.scorer, llm_agent=team.llm_agent, answers=answers,
         )  # fmt: skip
         intents = [intent for decision in decisions for intent in decision.intents]
         submitted = 0
@@ -145,16 +166,20 @@ def decide_flow(
     returns ``trading_refused`` = 1.
 
     One run per account at a time (``alphaloom.ops.locks``: a second one fails with "another decision run ... is in
-    progress"). Steps run in order (a step sees the positions the previous one left). By default a step decides all
-    symbols in one transaction, in order, so portfolio-level risk sees the step's earlier orders and a replay is
-    deterministic. ``fan_out=True`` makes each symbol its own task on the flow's task runner (``ALPHALOOM_DASK_ADDRESS``
-    spreads them over Dask workers, each with its own team, engine and paper broker; a live or shadow account's fan-out
-    is refused there); symbols of one step are then decided concurrently, so each sees the others' orders of that step
-    only once committed. Each step first sends the account's TWAP slices due by
-    then (``execution.algos.release``; counted in ``released``). With ``report`` the result also lists every decision's
-    summary (``details``: ``alphaloom.reporting.decision_summary``) and the (time, symbol) pairs without features (``missing``),
-    for the operator's table. After each step, a move of the account's drawdown verdicts to reduce or halt raises an
-    alert (``alphaloom.ops.drawdown_alerts``), once per transition.
+    progress"). Steps run in order (a step sees the positions the previous one left). A step decides all symbols in
+    one transaction, in order (``decide_symbols``), so portfolio-level risk sees the step's earlier orders and a replay
+    is deterministic. ``fan_out=True`` first runs the step's expensive analysts (news sentiment scoring, the LLM
+    analyst) for each symbol as its own task on the flow's task runner (``consult_analysts``; ``ALPHALOOM_DASK_ADDRESS``
+    spreads them over Dask workers, each with its own team and engine); their answers then go into that same one
+    transaction, where the vote, the portfolio-level risk checks (exposure per asset and class, leverage, correlation
+    cluster, VaR, drawdown) and execution (orders per run, daily loss) run in symbol order in the flow's process. So a
+    fan-out run records exactly what a run without fan-out records, whatever order its tasks finish in; one exception:
+    the LLM budgets of a run (``llm_run_token_budget``, ``llm_run_cost_budget``) are reserved as each analyst task
+    asks, so when they run out, which symbols' LLM opinions are skipped depends on the tasks' timing. Each step first
+    sends the account's TWAP slices due by then (``execution.algos.release``; counted in ``released``). With
+    ``report`` the result also lists every decision's summary (``details``: ``alphaloom.reporting.decision_summary``) and the
+    (time, symbol) pairs without features (``missing``), for the operator's table. After each step, a move of the
+    account's drawdown verdicts to reduce or halt raises an alert (``alphaloom.ops.drawdown_alerts``), once per transition.
 
     A live or shadow account's orders for a step more than ``live_max_decision_age_bars`` bars before the wall clock
     are refused (``execution.accounts.session``); with an LLM configured, a run deciding about the past before a role's model's
@@ -184,23 +209,19 @@ def decide_flow(
             return totals
         team = build_team(settings)
         remote = fan_out and runs_on_dask(settings)
-        if remote and session is not None and session.mode != "paper":
-            raise ConfigError(f"decision run refused: account {account!r} is {session.mode}; its fan-out runs in the "
-                              "flow's process (unset ALPHALOOM_DASK_ADDRESS), only paper accounts fan out on Dask")  # fmt: skip
         for step_time in times:
             if session is not None:
                 totals["released"] += release_slices(step_time, run_id, session)
+            answers = None
             if fan_out:
-                batches = decide_symbols.map(
+                answered = consult_analysts.map(
                     unmapped(account), [[symbol] for symbol in symbols], unmapped(step_time), unmapped(run_id),
                     unmapped(dry_run), unmapped(None if remote else team),
-                    unmapped(None if remote else session), unmapped(report), unmapped(remote and session is not None),
                 ).result()  # fmt: skip
-            else:
-                batches = [decide_symbols(account, symbols, step_time, run_id, dry_run, team, session, report)]
-            for counts in batches:
-                for key, value in counts.items():
-                    totals[key] += value
+                answers = {symbol: answer for part in answered for symbol, answer in part.items()}
+            counts = decide_symbols(account, symbols, step_time, run_id, dry_run, team, session, report, answers)
+            for key, value in counts.items():
+                totals[key] += value
             if not dry_run:  # a dry run rolled its verdicts back
                 alert_on_drawdown_transition(get_engine(), account, run_id, step_time)
         return totals

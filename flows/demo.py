@@ -20,7 +20,7 @@ class DemoResult:
     data: SampleData
     as_of: datetime
     prices: list[dict[str, Any]]
-    news: dict[str, int]
+    news: dict[str, object]
     features: dict[str, Any]
     decisions: dict[str, int]
 

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 from prefect import flow, get_run_logger, task
 
@@ -52,8 +53,9 @@ def batch_markets(batch: PriceBatch) -> dict[tuple[str, str], MarketSpec]:
     from alphaloom.db.engine import get_engine
 
     settings = get_settings()
-    series = sorted(set(zip(batch.table.column("exchange").to_pylist(), batch.table.column("symbol").to_pylist(),
-                            strict=True)))  # fmt: skip
+    # cast: a PriceBatch's columns are validated text with nulls filled (alphaloom.ingest.prices), never None
+    pairs = zip(batch.table.column("exchange").to_pylist(), batch.table.column("symbol").to_pylist(), strict=True)
+    series = sorted(cast(set[tuple[str, str]], set(pairs)))
     out: dict[tuple[str, str], MarketSpec] = {}
     with get_engine().connect() as conn:
         for exchange in sorted({e for e, _ in series}):

@@ -136,9 +136,9 @@ def walk_team(spec: TeamWalkForwardSpec, settings: Settings, run_id: str) -> Wal
             rows.append(row)
             stretches.append(stretch)
             advance(1)
-    bar = timeframe_delta(settings.timeframe)
+    bar = pd.Timedelta(timeframe_delta(settings.timeframe))
     return chain_stretches(rows, stretches, initial_cash=float(settings.starting_cash),
-                           periods_per_year=pd.Timedelta(days=365) / bar, bar=pd.Timedelta(bar))  # fmt: skip
+                           periods_per_year=pd.Timedelta(days=365) / bar, bar=bar)  # fmt: skip
 
 
 @flow(name="walk_forward", on_failure=[alert_on_failure])

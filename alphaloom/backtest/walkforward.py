@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -196,7 +197,21 @@ def run_window(window: WindowInput) -> WindowOutcome:
                          held=(result.positions.abs().sum(axis=1) > 0).to_numpy())  # fmt: skip
 
 
-def combine_windows(windows: Sequence[WindowInput], outcomes: Sequence[WindowOutcome]) -> WalkForwardResult:
+class WindowTerms(Protocol):
+    """What ``combine_windows`` reads of a window: a ``WindowInput`` or its specification
+    (``alphaloom.backtest.walkforward_run.WindowSpec``) has it."""
+
+    @property
+    def costs(self) -> Costs: ...
+
+    @property
+    def periods_per_year(self) -> float: ...
+
+    @property
+    def step(self) -> pd.Timedelta: ...
+
+
+def combine_windows(windows: Sequence[WindowTerms], outcomes: Sequence[WindowOutcome]) -> WalkForwardResult:
     """The walk-forward's result from its windows' outcomes, in window order: the out-of-sample stretches chained
     (``chain_stretches``). Of the windows only the first's ``costs``, ``periods_per_year`` and ``step`` are read (a
     window's specification, ``alphaloom.backtest.walkforward_run.WindowSpec``, has them too)."""

@@ -17,7 +17,7 @@ automatically: a difference needs a human (or a later fill we have not booked ye
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import OrderStatus, require_utc
+from alphaloom.domain import ClientOrderId, OrderStatus, require_utc
 from alphaloom.errors import ConfigError
 from alphaloom.ops.kill_switch import kill_switch_state
 from execution.accounts.registry import LIVE_MODES, lock_account
@@ -86,10 +86,13 @@ def unexplained(differences: list[Difference]) -> list[Difference]:
 
 
 def _ours(conn: Connection, account: str) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
-    cash = {c: Decimal(a) for c, a in conn.execute(
-        text("select currency, amount from audit.balances where account = :a"), {"a": account})}  # fmt: skip
-    positions = {s: Decimal(q) for s, q in conn.execute(
-        text("select symbol, quantity from audit.positions where account = :a and quantity <> 0"), {"a": account})}  # fmt: skip
+    cash_rows: Sequence[tuple[str, Decimal]] = conn.execute(
+        text("select currency, amount from audit.balances where account = :a"), {"a": account}).all()  # fmt: skip
+    position_rows: Sequence[tuple[str, Decimal]] = conn.execute(
+        text("select symbol, quantity from audit.positions where account = :a and quantity <> 0"), {"a": account},
+    ).all()  # fmt: skip
+    cash = {c: Decimal(a) for c, a in cash_rows}
+    positions = {s: Decimal(q) for s, q in position_rows}
     return cash, positions
 
 
@@ -117,10 +120,10 @@ def reconcile_account(
     # orders, each looked up at the venue by client id: what the venue has, or what filled or ended meanwhile, is
     # booked (events, fills, position, cash) before the holdings are compared.
     differences: list[Difference] = _recover_orphans(conn, broker, account, run_id=run_id, event_time=event_time)
-    ours_open = conn.execute(
+    ours_open: Sequence[tuple[ClientOrderId, str, str]] = conn.execute(
         text("select client_order_id, symbol, status from audit.orders where account = :a and status = any(:o) "
              "order by created_at"), {"a": account, "o": list(OPEN)}).all()  # fmt: skip
-    still_open: dict[str, str] = {}
+    still_open: dict[ClientOrderId, str] = {}
     switch = kill_switch_state(conn)
     for coid, symbol, status in ours_open:
         report = broker.lookup(coid)

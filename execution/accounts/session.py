@@ -211,6 +211,6 @@ def release_in_session(
     for sent in released.results.values():  # a slice of an entry that filled is an entry too
         arm_entries(conn, sent, broker=session.broker, settings=settings, run_id=run_id, event_time=now)
     if isinstance(session.broker, ShadowBroker):
-        sent = {o.client_order_id for r in released.results.values() for o in r.submitted}
-        record_drift(conn, session.broker.take_observations(sent))
+        sent_ids = {o.client_order_id for r in released.results.values() for o in r.submitted}
+        record_drift(conn, session.broker.take_observations(sent_ids))
     return released

@@ -15,7 +15,7 @@ decision run). Protective exits are not held back: they only reduce risk.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -55,7 +55,7 @@ def sweep_accounts(
 ) -> SweepTotals:
     totals = SweepTotals()
     with engine.connect() as conn:
-        guarded = conn.execute(
+        guarded: Sequence[str] = conn.execute(
             text("select distinct account from audit.protective_exits where status = 'active' "
                  "and (cast(:a as text) is null or account = :a) order by 1"), {"a": account},
         ).scalars().all()  # fmt: skip
@@ -71,7 +71,9 @@ def sweep_accounts(
         modes: dict[str, AccountMode] = {row.id: AccountMode(row.mode) for row in rows}
     for name in due:
         if modes.get(name) in LIVE_MODES:
-            released = _release_live(engine, settings, name, totals, run_id=run_id, at=at, gate=gate)
+            released: ExecutionResult | ReleaseResult | None = _release_live(
+                engine, settings, name, totals, run_id=run_id, at=at, gate=gate
+            )
         else:
             released = _for_account(engine, settings, name, totals, lambda conn, broker, n=name: release_due_children(
                 conn, broker, at, settings=settings, run_id=run_id, account=n, gate=gate))  # fmt: skip

@@ -152,7 +152,10 @@ class RoutingBroker:
         return [r for b in self.venues.values() for r in b.open_orders(symbol)]  # type: ignore[attr-defined]
 
     def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
-        return self.venues[self.venue_of(client_order_id)].cancel(client_order_id, symbol)  # type: ignore[attr-defined]
+        venue = self.venues[self.venue_of(client_order_id)]
+        # VenueBroker does not require cancel (CcxtBroker, the venue broker in use, has it): typed here, not Any
+        report: BrokerReport | None = venue.cancel(client_order_id, symbol)  # type: ignore[attr-defined]
+        return report
 
 
 def _leg(row: Any) -> RouteLeg:

@@ -114,14 +114,12 @@ def schedule_of(conn: Connection, parents: Sequence[ClientOrderId]) -> list[Sche
 
 def pending_parents(conn: Connection, account: str, now: datetime) -> list[ClientOrderId]:
     """The parents of ``account`` with a slice still scheduled and due by ``now``."""
-    return [
-        ClientOrderId(p)
-        for p in conn.execute(
-            text("""select distinct parent_client_order_id from audit.scheduled_slices
+    parents: Sequence[str] = conn.execute(
+        text("""select distinct parent_client_order_id from audit.scheduled_slices
                     where account = :a and status = 'scheduled' and due_at <= :t order by 1"""),
-            {"a": account, "t": now},
-        ).scalars()
-    ]
+        {"a": account, "t": now},
+    ).scalars().all()  # fmt: skip
+    return [ClientOrderId(p) for p in parents]
 
 
 def accounts_with_due_slices(conn: Connection, now: datetime, account: str | None = None) -> list[str]:

@@ -105,7 +105,7 @@ class CcxtBroker:
     def market(self, symbol: str) -> Mapping[str, Any]:
         with translated(Call.READ, f"{self.name}: cannot load markets"):
             self.exchange.load_markets()
-        market = self.exchange.markets.get(symbol)
+        market: Mapping[str, Any] | None = self.exchange.markets.get(symbol)
         if market is None:
             raise OrderRejectedError(f"{self.name} has no market {symbol!r}")
         return market
@@ -140,7 +140,7 @@ class CcxtBroker:
             )
         amount, price = self._precise(request)
         params: dict[str, object] = {"clientOrderId": request.client_order_id}
-        ccxt_type = request.order_type
+        ccxt_type: str = request.order_type
         if (
             request.order_type == "stop_loss_limit"
         ):  # ccxt: a limit order with a trigger price (binance STOP_LOSS_LIMIT)

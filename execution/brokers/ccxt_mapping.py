@@ -72,7 +72,7 @@ def check_market_limits(symbol: str, market: Mapping[str, Any], amount: Decimal,
 
 
 def _ts(ms: object, default: datetime) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, UTC) if isinstance(ms, int | float) else default  # type: ignore[arg-type]
+    return datetime.fromtimestamp(int(ms) / 1000, UTC) if isinstance(ms, int | float) else default
 
 
 def fills_from_trades(

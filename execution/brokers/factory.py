@@ -7,7 +7,7 @@ loaded only when a live or shadow broker is built, so paper runs never pay for i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -112,7 +112,7 @@ def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | Non
     emergency action such as the kill switch's cancels still reaches every other venue."""
     brokers: list[Broker] = [paper_broker(engine, settings)]
     with engine.connect() as conn:
-        live = conn.execute(
+        live: Sequence[tuple[str, str]] = conn.execute(
             text("select id, venue from audit.accounts where mode in ('live', 'shadow') order by id")
         ).all()
     for account, venue in live:

@@ -57,5 +57,9 @@ class NextOpenPaperBroker:
             return report
         return self.paper.submit(dataclasses.replace(request, reference_price=price))
 
+    @property
+    def venue_outlives_caller(self) -> bool:
+        return self.paper.venue_outlives_caller
+
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
         return self.paper.lookup(client_order_id)

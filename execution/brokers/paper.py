@@ -8,9 +8,14 @@ Fills, all Decimal and explicit:
   ``bar_volume``; the rest expires (immediate-or-cancel), so a large order ends ``expired`` with a partial fill;
 - fee: ``fee_bps`` of the fill notional, in the symbol's quote currency.
 
-The venue's book is a ``PaperVenue``: ``InMemoryVenue`` for pure tests, ``PostgresPaperVenue`` (table
-``paper_venue.orders``, written in its own transaction like a real venue) wherever a crash must not lose the venue's
-memory. Like Binance, a client order id is unique only among open orders: resending the id of a filled order makes a
+The venue's book is a ``PaperVenue`` (the port): ``InMemoryVenue`` for pure tests and for replays (a backtest's
+venue lives as long as the replay: its fills, order states and sequence advance in memory through the same broker
+code, no round trip per order), ``PostgresPaperVenue`` (table ``paper_venue.orders``, written in its own transaction
+like a real venue) wherever a crash must not lose the venue's memory. ``outlives_caller``: whether the book is still
+asked after the caller's transaction failed (the Postgres venue; an in-memory one in a process that goes on), so the
+submit journal must be committed apart from that transaction (``execution.orders.journal``); a replay's venue
+(``InMemoryVenue(outlives_caller=False)``) is dropped with a replay that stops at its failed step. Like Binance, a
+client order id is unique only among open orders: resending the id of a filled order makes a
 second venue order, so only execution's lookup-before-resend prevents doubles. It checks the kill switch itself and
 refuses (``KillSwitchEngagedError``) while it is engaged.
 """
@@ -80,7 +85,11 @@ def paper_fill(
 
 class PaperVenue(Protocol):
     """The paper venue's order book: ``place`` a new venue order (checked and added at once), ``latest`` report for a
-    client id, ``count`` of its orders; ``add`` records an order as given."""
+    client id, ``count`` of its orders; ``add`` records an order as given. ``outlives_caller``: whether its book is
+    still asked after a submitting transaction failed (see the module docstring)."""
+
+    @property
+    def outlives_caller(self) -> bool: ...
 
     def add(self, request: OrderRequest, report: BrokerReport) -> None: ...
 
@@ -108,9 +117,12 @@ def _duplicate_open(client_order_id: ClientOrderId) -> OrderRejectedError:
 
 
 class InMemoryVenue:
-    """A paper venue that forgets everything when the process ends (pure tests, benchmarks)."""
+    """A paper venue that forgets everything when the process ends (pure tests, benchmarks, replays).
+    ``outlives_caller`` False: a replay's venue, never asked again once a step's transaction failed (the replay stops
+    there), so its submit journal is written in the step's transaction (no connection of its own per order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, outlives_caller: bool = True) -> None:
+        self.outlives_caller = outlives_caller
         self._orders: dict[ClientOrderId, list[BrokerReport]] = {}
         self._lock = threading.Lock()
 
@@ -151,6 +163,8 @@ class PostgresPaperVenue:
     outlives the submitting process and transaction exactly like a remote venue would.
 
     Its connections run in autocommit: a read is one round trip, a write is its own transaction, durable on return."""
+
+    outlives_caller = True
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -282,6 +296,11 @@ class PaperBroker:
             reason="" if complete else f"filled {quantity} of {request.quantity} (participation cap); rest expired",
         )
         return self.venue.place(request, report)
+
+    @property
+    def venue_outlives_caller(self) -> bool:
+        """Whether its venue's book outlives a failed submitting transaction (``execution.orders.journal``)."""
+        return self.venue.outlives_caller
 
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
         return self.venue.latest(client_order_id)

@@ -11,6 +11,12 @@ venue and book what the venue has, even when the decision that sent it was never
 later run at another ``as_of``). An attempt reconciliation settled is marked ``resolved_at`` with its
 ``resolution``: ``booked`` (the venue had it; now in ``audit.orders``) or ``absent`` (the venue confirmed it never saw
 it).
+
+Where the attempt is committed follows the venue (``journal_apart``): for a venue whose book outlives a failed
+caller (a real venue, the Postgres paper venue, an in-memory one by default) on a connection of its own, before the
+submit; for a replay's venue (``InMemoryVenue(outlives_caller=False)``) in the caller's transaction, written by the
+statement that records the order (``execution.orders.store.NewOrder.journal``): the replay stops at a step whose transaction failed and drops its venue with it, so no attempt is ever
+looked up there, and a replay pays no pooled connection per order.
 """
 
 from __future__ import annotations
@@ -46,29 +52,47 @@ def was_attempted(conn: Connection, client_order_id: ClientOrderId) -> bool:
     )
 
 
+def journal_apart(broker: object) -> bool:
+    """Whether ``broker``'s attempts are committed on a connection of their own (see the module docstring): yes
+    unless its venue says its book does not outlive a failed caller (``venue_outlives_caller``)."""
+    return bool(getattr(broker, "venue_outlives_caller", True))
+
+
 def record_attempt(
     conn: Connection,
     client_order_id: ClientOrderId,
     account: str,
     venue: str,
     details: Mapping[str, Any] | None = None,
+    *,
+    apart: bool = True,
 ) -> None:
-    """Commit the attempt now, on a separate connection of the same engine (the caller's transaction may roll back).
+    """Commit the attempt now, on a separate connection of the same engine (the caller's transaction may roll back);
+    ``apart`` False (``journal_apart``: a replay's venue): on ``conn``, in the caller's transaction.
 
-    The insert runs in autocommit: it is its own transaction, durable when this returns, in one round trip. An
+    Apart, the insert runs in autocommit: it is its own transaction, durable when this returns, in one round trip. An
     attempt sent again (reconciliation had settled the earlier one as absent) is open again until settled."""
+    if not apart:
+        _insert_attempt(conn, client_order_id, account, venue, details)
+        return
     with conn.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
-        own.execute(
-            text(
-                """insert into audit.submit_attempts (client_order_id, account, venue, details)
-                   values (:c, :a, :v, cast(:d as jsonb))
-                   on conflict (client_order_id) do update
-                   set resolved_at = null, resolution = null,
-                       details = coalesce(excluded.details, audit.submit_attempts.details)"""
-            ),
-            {"c": client_order_id, "a": account, "v": venue,
-             "d": None if details is None else json.dumps(details, default=str)},
-        )  # fmt: skip
+        _insert_attempt(own, client_order_id, account, venue, details)
+
+
+def _insert_attempt(
+    conn: Connection, client_order_id: ClientOrderId, account: str, venue: str, details: Mapping[str, Any] | None
+) -> None:
+    conn.execute(
+        text(
+            """insert into audit.submit_attempts (client_order_id, account, venue, details)
+               values (:c, :a, :v, cast(:d as jsonb))
+               on conflict (client_order_id) do update
+               set resolved_at = null, resolution = null,
+                   details = coalesce(excluded.details, audit.submit_attempts.details)"""
+        ),
+        {"c": client_order_id, "a": account, "v": venue,
+         "d": None if details is None else json.dumps(details, default=str)},
+    )  # fmt: skip
 
 
 def orphaned_attempts(conn: Connection, account: str, venue: str) -> list[Attempt]:

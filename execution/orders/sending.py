@@ -1,6 +1,7 @@
 """The send stage of ``execution.submit.execute``, and the one other way an order leaves: a standing order.
 
-``send_order``: the attempt is journaled and committed (``execution.orders.journal``), the order submitted, and the
+``send_order``: the attempt is journaled and committed (``execution.orders.journal``: apart from the caller's
+transaction, unless the venue lives in this process's memory, a replay's), the order submitted, and the
 order row with its events, fills, position and cash written in one statement with the venue's answer
 (``execution.orders.venue_reports``): under the account lock nobody else can record this client id meanwhile, and
 the journal (committed before the submit) is what makes a crash in between recoverable. A venue refusal is recorded
@@ -10,6 +11,7 @@ order id before anything is resent.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,7 +29,7 @@ from alphaloom.errors import (
 from alphaloom.ops.kill_switch import kill_switch_state
 from execution.accounts.registry import LIVE_MODES
 from execution.brokers.base import Broker, OrderRequest, OrderType
-from execution.orders.journal import record_attempt
+from execution.orders.journal import journal_apart, record_attempt
 from execution.orders.outcomes import Disposition, OrderOutcome, Outcome
 from execution.orders.send_context import SendContext
 from execution.orders.store import NewOrder, OrderState
@@ -49,9 +51,12 @@ def send_order(conn: Connection, new_order: NewOrder, state: OrderState, ctx: Se
         submitted_at=ctx.event_time,
         bar_volume=state.last_volume,
     )
-    record_attempt(conn, coid, intent.account, new_order.venue,
-                   journal_details(new_order, run_id=ctx.run_id, event_time=ctx.event_time,
-                                   timeframe=ctx.settings.timeframe))  # fmt: skip
+    details = journal_details(new_order, run_id=ctx.run_id, event_time=ctx.event_time,
+                              timeframe=ctx.settings.timeframe)  # fmt: skip
+    if journal_apart(broker):
+        record_attempt(conn, coid, intent.account, new_order.venue, details)
+    else:  # a replay's venue: journaled in the statement that records the order, in the same transaction
+        new_order = dataclasses.replace(new_order, journal=details)
     try:
         report = broker.submit(request)
     except (KillSwitchEngagedError, OrderRejectedError) as exc:
@@ -127,7 +132,8 @@ def place_standing_order(
     request = OrderRequest(coid, intent.account, intent.symbol, intent.side, intent.quantity, intent.reference_price,
                            event_time, order_type=order_type, limit_price=limit_price, stop_price=stop_price)  # fmt: skip
     record_attempt(conn, coid, intent.account, broker.name,
-                   journal_details(new_order, run_id=run_id, event_time=event_time, stop_price=stop_price))  # fmt: skip
+                   journal_details(new_order, run_id=run_id, event_time=event_time, stop_price=stop_price),
+                   apart=journal_apart(broker))  # fmt: skip
     try:
         report = broker.submit(request)
     except (KillSwitchEngagedError, OrderRejectedError) as exc:

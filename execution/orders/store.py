@@ -258,7 +258,9 @@ def record_guard(conn: Connection, run_id: str, intent: OrderIntent, guard: Guar
 @dataclass(frozen=True, slots=True)
 class NewOrder:
     """An order recorded together with its first venue report (``write_report(new_order=...)``): the row, its
-    ``created`` event, its lineage edge to the decision and, optionally, its ``execution_guard`` risk check."""
+    ``created`` event, its lineage edge to the decision and, optionally, its ``execution_guard`` risk check.
+    ``journal``: the submit journal's details of its attempt, written in the same statement (a journal kept in the
+    caller's transaction, ``execution.orders.journal.journal_apart`` False: no statement of its own)."""
 
     intent: OrderIntent
     venue: str
@@ -267,6 +269,7 @@ class NewOrder:
     guard: GuardRow | None = None
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
+    journal: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +294,9 @@ class FillBooking:
     # fees charged in a third asset (BNB): that asset's balance change, per asset
     # (``execution.accounts.holdings.fee_cash``)
     fee_cash: Mapping[str, Decimal] = field(default_factory=dict)
+    # the position's average cost before these fills, as the caller read it locked in this transaction (None: read
+    # again by ``write_report`` when a sell needs it)
+    prior_avg_price: Decimal | None = None
 
 
 def cash_moves(booking: FillBooking) -> dict[str, Decimal]:
@@ -312,10 +318,12 @@ def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None
     cost before the booking (the row is not updated yet; a sell leaves the average cost unchanged)."""
     if all(f.side is not Side.SELL for _, f in booking.fills):
         return [None] * len(booking.fills)
-    avg = conn.execute(
-        text("select avg_price from audit.positions where account = :a and symbol = :s"),
-        {"a": booking.account, "s": booking.symbol},
-    ).scalar()
+    avg = booking.prior_avg_price
+    if avg is None:
+        avg = conn.execute(
+            text("select avg_price from audit.positions where account = :a and symbol = :s"),
+            {"a": booking.account, "s": booking.symbol},
+        ).scalar()
     avg_price = Decimal(avg) if avg is not None else Decimal(0)
     return [
         realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee,
@@ -386,24 +394,32 @@ def write_report(
             )
             + ")"
         )  # fmt: skip
+        if new_order.journal is not None:  # as execution.orders.journal.record_attempt writes it
+            parts.append(
+                "sa as (insert into audit.submit_attempts (client_order_id, account, venue, details) values "
+                + st.values([(client_order_id, intent.account, new_order.venue, _dumps(new_order.journal))],
+                            {3: "jsonb"})
+                + """ on conflict (client_order_id) do update set resolved_at = null, resolution = null,
+                      details = coalesce(excluded.details, audit.submit_attempts.details))"""
+            )  # fmt: skip
         events = [EventRow(None, OrderStatus.NEW, {"broker": new_order.venue}, "created"), *events]
         lineage.append((run_id, "audit.orders", client_order_id, "audit.decisions",
                         _dumps({"decision_id": intent.decision_id})))  # fmt: skip
     if events:
-        rows = [(client_order_id, run_id, e.event or e.to_status.value, None if e.from_status is None else
+        event_rows = [(client_order_id, run_id, e.event or e.to_status.value, None if e.from_status is None else
                  e.from_status.value, e.to_status.value, event_time, _dumps(e.details)) for e in events]  # fmt: skip
         parts.append(
             "ev as (insert into audit.order_events (client_order_id, run_id, event, from_status, to_status, event_ts,"
-            " details) values " + st.values(rows, {6: "jsonb"}) + ")"
+            " details) values " + st.values(event_rows, {6: "jsonb"}) + ")"
         )
     if booking is not None and booking.fills:
         realized = _realizations(conn, booking)
-        rows = [(fill_id, f.client_order_id, run_id, booking.account, f.symbol, f.side.value, f.quantity, f.price,
+        fill_rows = [(fill_id, f.client_order_id, run_id, booking.account, f.symbol, f.side.value, f.quantity, f.price,
                  f.fee, f.fee_currency, f.slippage, f.ts, pnl)
                 for (fill_id, f), pnl in zip(booking.fills, realized, strict=True)]  # fmt: skip
         parts.append(
             "f as (insert into audit.fills (fill_id, client_order_id, run_id, account, symbol, side, quantity, price,"
-            " fee, fee_currency, slippage, ts, realized_pnl) values " + st.values(rows, {12: "numeric"}) + ")"
+            " fee, fee_currency, slippage, ts, realized_pnl) values " + st.values(fill_rows, {12: "numeric"}) + ")"
         )
         lineage += [(run_id, "audit.fills", fill_id, "audit.orders", _dumps({"client_order_id": f.client_order_id}))
                     for fill_id, f in booking.fills]  # fmt: skip

@@ -97,6 +97,7 @@ def apply_report(
         symbol = new_fills[0][1].symbol
         if holding is None:
             holding = _holding(conn, account, symbol, lock=True)
+        prior_avg_price = holding.avg_price
         cash = Decimal(0)
         fee_cash: dict[str, Decimal] = {}
         for _, fill in new_fills:
@@ -108,7 +109,7 @@ def apply_report(
                 fee_cash[paid[0]] = fee_cash.get(paid[0], Decimal(0)) + paid[1]
         # cash moves in the symbol's quote currency; a fee in a third asset (BNB) in that asset's balance
         booking = FillBooking(new_fills, account, symbol, holding, quote_currency(symbol, base_currency), cash,
-                              fee_cash)  # fmt: skip
+                              fee_cash, prior_avg_price)  # fmt: skip
     write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events, booking=booking,
                  status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity,
                  new_order=new_order)  # fmt: skip

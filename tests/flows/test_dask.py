@@ -124,8 +124,8 @@ def on_dask(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Clust
     get_settings.cache_clear()
 
 
-def _decide(account: str) -> dict[str, int]:
-    state = decide_flow(symbols=SYMBOLS, as_of=T0 + STEPS * HOUR, steps=STEPS, account=account, fan_out=True,
+def _decide(account: str, *, fan_out: bool = True) -> dict[str, int]:
+    state = decide_flow(symbols=SYMBOLS, as_of=T0 + STEPS * HOUR, steps=STEPS, account=account, fan_out=fan_out,
                         return_state=True)  # fmt: skip
     assert state.is_completed(), state
     return state.result()
@@ -158,8 +158,8 @@ def _decision_records(engine: Engine, account: str) -> dict[str, list[tuple]]:
 
 @pytest.fixture(scope="module")
 def single_process(cluster: Cluster) -> dict[str, int]:
-    """The decision run in the flow's process (no Dask), on its own account: the reference."""
-    return _decide(f"dask-one-{TAG}")
+    """The decision run without fan-out, in the flow's process (no Dask), on its own account: the reference."""
+    return _decide(f"dask-one-{TAG}", fan_out=False)
 
 
 def test_decision_fan_out_on_two_workers_records_what_one_process_records(
@@ -173,7 +173,7 @@ def test_decision_fan_out_on_two_workers_records_what_one_process_records(
     assert local["decisions"] == len(SYMBOLS) * STEPS and local["submitted"] > 0
     one, two = _decision_records(engine, f"dask-one-{TAG}"), _decision_records(engine, f"dask-two-{TAG}")
     assert two == one and one["fills"] and one["positions"]
-    # the work ran on both worker processes (each imported the decision flow there, and opened its own engine)
+    # the analysts ran on both worker processes (each imported the decision flow there, and opened its own engine)
     ran = cluster.client.run(lambda: "flows.decide" in __import__("sys").modules)
     assert len(ran) == 2 and all(ran.values()), ran
 
@@ -268,21 +268,22 @@ def _worker_waiting_on(engine: Engine, blocker_pid: int, workers: dict[str, int]
             return min(waiting & set(workers.values()))
         time.sleep(0.1)
     ended = "" if run.is_alive() else " (the decision run ended)"
-    raise AssertionError(f"no worker's decision task reached the locked table{ended}")
+    raise AssertionError(f"no worker's analyst task reached the locked table{ended}")
 
 
 def test_a_worker_killed_mid_task_costs_a_retry_on_a_worker_and_nothing_twice(
     engine: Engine, single_process: dict[str, int], on_dask: Cluster
 ) -> None:
-    """The decision tasks of the first step wait on a lock this test holds on ``audit.decisions``; the worker whose
-    task waits is killed (SIGKILL: its open transaction never commits), then the lock is released. Dask runs the task
-    again on a worker; the run records each decision once, exactly as the single-process run did."""
+    """The fan-out's analyst tasks of the first step wait on a lock this test holds on ``audit.equity_marks`` (each
+    reads the step's snapshot, which marks the account's equity); the worker whose task waits is killed (SIGKILL: its
+    open transaction never commits), then the lock is released. Dask runs the task again on a worker; the run records
+    each decision once, exactly as the run without fan-out did."""
     account = f"dask-kill-{TAG}"
     workers = on_dask.client.run(os.getpid)
     on_dask.client.run(_name_worker_sessions)
     outcome: dict[str, object] = {}
     with engine.connect() as lock:
-        lock.execute(text("lock table audit.decisions in share mode"))
+        lock.execute(text("lock table audit.equity_marks in share mode"))
         blocker = lock.execute(text("select pg_backend_pid()")).scalar_one()
         run = threading.Thread(target=lambda: outcome.update(totals=_decide(account)), daemon=True)
         run.start()

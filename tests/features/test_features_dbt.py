@@ -155,11 +155,13 @@ def _rolling_pairs(y: np.ndarray, x: np.ndarray, statistic, window: int) -> np.n
 
 
 def _beta(y: np.ndarray, x: np.ndarray) -> float:
-    return float(np.cov(y, x, ddof=1)[0, 1] / np.var(x, ddof=1))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a flat benchmark window: the oracle's NaN, as SQL's null
+        return float(np.cov(y, x, ddof=1)[0, 1] / np.var(x, ddof=1))
 
 
 def _corr(y: np.ndarray, x: np.ndarray) -> float:
-    return float(np.corrcoef(y, x)[0, 1])
+    with np.errstate(invalid="ignore", divide="ignore"):  # a flat window has no correlation: NaN, as SQL's null
+        return float(np.corrcoef(y, x)[0, 1])
 
 
 def _talib_oracle(series: pd.DataFrame, features: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -164,10 +164,11 @@ def test_dbt_knows_the_same_timeframes_as_python() -> None:
     import re
 
     import yaml
+    from support.paths import ROOT
 
     from alphaloom.domain import TIMEFRAMES
 
-    dbt = Path(__file__).resolve().parent.parent / "dbt"
+    dbt = ROOT / "dbt"
     macros = (dbt / "macros" / "timeframes.sql").read_text()
     listed = re.search(r"return\(\[([^\]]*)\]\)", macros)
     assert listed is not None

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from support.paths import ROOT
 
 from agents.sentiment import FinBertScorer, LexiconScorer, load_sentiment_scorer, score_news
 from alphaloom.domain import NewsId, NewsItem
 from alphaloom.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("bench_sentiment", ROOT / "bench" / "sentiment.py")
 assert _spec is not None and _spec.loader is not None
 bench_sentiment = importlib.util.module_from_spec(_spec)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import yaml
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 FLOWS = {"ingest_prices", "ingest_news", "build_features", "decide", "quality_report", "backtest", "protect_positions",
          "walk_forward", "backtest_shards"}  # fmt: skip
 MANUAL = {"backtest", "walk_forward", "backtest_shards"}  # run on demand from the UI or CLI, no schedule

@@ -1,18 +1,21 @@
 """The step-path backtest replays the live decision code on history: deterministic, reported, point in time.
 
-Named to run after the news and pipeline modules: generated stories share their ids across modules.
+Its own exchange and stretch of time (so its own news URLs and story ids): the session database is shared with the
+pipeline, news and CLI modules, whose generated stories would otherwise be these, rewritten here by the look-ahead
+test, whichever module ran first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from alphaloom.ingest.sampledata import SampleData, generate
+from alphaloom.ingest.sampledata import DEFAULT_END, SampleData, generate
 from alphaloom.settings import get_settings
 from flows.backtest import backtest_flow
 from flows.build_features import build_features
@@ -21,6 +24,9 @@ from flows.ingest_prices import ingest_prices
 
 EXCHANGE = "btx"
 STEPS = 96
+# A stretch no other module's generated data covers (the pipeline's and CLI's 45 days end at DEFAULT_END, the console's
+# 120 days earlier, the team walk-forward's 200, the news module's 600); whole weeks back, so the weekdays stay.
+END = DEFAULT_END - timedelta(weeks=40)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +35,7 @@ def data(engine, prefect_harness, tmp_path_factory) -> Iterator[SampleData]:
         mp.setenv("ALPHALOOM_EXCHANGE", EXCHANGE)
         mp.setenv("ALPHALOOM_HOME", str(tmp_path_factory.mktemp("bthome")))
         get_settings.cache_clear()
-        sample = generate(Path(tmp_path_factory.mktemp("bt")), seed=11, days=45, exchange=EXCHANGE)
+        sample = generate(Path(tmp_path_factory.mktemp("bt")), seed=11, days=45, end=END, exchange=EXCHANGE)
         for state in (
             ingest_prices([str(p) for p in sample.price_files], quality=False, return_state=True),
             ingest_news([str(p) for p in sample.news_files], quality=False, return_state=True),
@@ -173,28 +179,27 @@ def test_backtest_command_takes_the_audit_mode(engine, data) -> None:
 
 
 def test_no_look_ahead_perturbing_everything_after_t_changes_no_decision_up_to_t(engine, data) -> None:
-    from datetime import timedelta
-
     from alphaloom.features.dbt_runner import build_features as dbt_build
 
     cutoff = data.end - timedelta(hours=48)
     before = backtest_flow(symbols=list(data.symbols), end=cutoff, steps=48)
-    with engine.connect() as conn:  # news rows are shared by the session's modules: put them back afterwards
-        saved = conn.execute(
-            text("select id, title, summary from raw.news where first_seen_at > :t"), {"t": cutoff}
-        ).all()
+    # Only this module's stories (its stretch of time, see END) are rewritten, and put back afterwards.
+    own_late = "first_seen_at > :t and first_seen_at < :end"
+    window = {"t": cutoff, "end": data.end + timedelta(days=1)}
+    with engine.connect() as conn:
+        saved = conn.execute(text(f"select id, title, summary from raw.news where {own_late}"), window).all()
     try:
         with engine.begin() as conn:
-            # Every bar that closes after the cutoff gets wild prices, and every story first seen after it turns dire.
+            # Every bar closing after the cutoff gets wild prices, every story of ours first seen after it turns dire.
             changed = conn.execute(
                 text("""update raw.ohlcv set open = open * 1.5, high = high * 1.6, low = low * 1.4, close = close * 1.55,
                         volume = volume * 3 where exchange = :e and ts + interval '1 hour' > :t"""),
                 {"e": EXCHANGE, "t": cutoff},
             ).rowcount  # fmt: skip
             late_news = conn.execute(
-                text("""update raw.news set title = 'Fraud probe, bankruptcy fears: shares plunge after lawsuit',
-                        summary = 'losses, default, downgrade' where first_seen_at > :t"""),
-                {"t": cutoff},
+                text(f"""update raw.news set title = 'Fraud probe, bankruptcy fears: shares plunge after lawsuit',
+                         summary = 'losses, default, downgrade' where {own_late}"""),
+                window,
             ).rowcount  # fmt: skip
         assert changed > 0 and late_news > 0
         dbt_build(full_refresh=True)
