@@ -24,7 +24,8 @@ demo: install
 # flows/. Imported modules outside that set are read for their types, their own errors not reported. `mypy` alone
 # checks every package and shows what remains (the rest of alphaloom/): each joins MYPY_CLEAN once it passes.
 MYPY_CLEAN := -p agents -p alphaloom.db -m alphaloom.settings -m alphaloom.errors -m alphaloom.domain -m alphaloom.audit \
-              -m alphaloom.guards -m alphaloom.markets -m alphaloom.ops.kill_switch -p execution -p flows
+              -m alphaloom.guards -m alphaloom.markets -m alphaloom.ops.kill_switch -p execution -p flows \
+              -p alphaloom.records
 
 lint: install
 	$(BIN)/ruff check .

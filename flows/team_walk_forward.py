@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 from prefect import flow
-from sqlalchemy import text
 
 from agents.consensus import ConsensusParams
 from agents.params import StrategyParams
@@ -37,6 +36,7 @@ from alphaloom.db.engine import get_engine
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import ConfigError
 from alphaloom.progress import progress
+from alphaloom.records.orders import run_fills
 from alphaloom.reporting.performance import total_return
 from alphaloom.reporting.run_report import FILL_MODES, RunReport
 from alphaloom.settings import Settings, get_settings
@@ -86,11 +86,7 @@ def choose_in_sample(
 
 def _fills(run_id: str) -> pd.DataFrame:
     with get_engine().connect() as conn:
-        rows = conn.execute(
-            text("""select f.ts, f.symbol, f.side, f.quantity, f.price, f.fee from audit.fills f
-                    join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts"""),
-            {"r": run_id},
-        ).all()  # fmt: skip
+        rows = [(f.ts, f.symbol, f.side, f.quantity, f.price, f.fee) for f in run_fills(conn, run_id)]
     return pd.DataFrame(rows, columns=["ts", "symbol", "side", "quantity", "price", "fee"])
 
 

@@ -35,14 +35,12 @@ def decisions(
 
 def resolve_decision(conn, identifier: str) -> str | None:  # type: ignore[no-untyped-def]
     """The decision id ``identifier`` names (a full id or a unique prefix of at least 8 characters), else None."""
-    from sqlalchemy import text
+    from alphaloom.records.decisions import decision_ids_with_prefix
 
     if len(identifier) < 8:
         return None
-    rows = conn.execute(
-        text("select decision_id from audit.decisions where decision_id like :p limit 2"), {"p": f"{identifier}%"}
-    ).all()
-    return rows[0][0] if len(rows) == 1 else None
+    ids = decision_ids_with_prefix(conn, identifier)
+    return ids[0] if len(ids) == 1 else None
 
 
 def explain_decision(decision_id: str) -> None:

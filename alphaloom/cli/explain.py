@@ -9,7 +9,6 @@ from typing import Any
 import typer
 from rich.table import Table
 from rich.tree import Tree
-from sqlalchemy import text
 
 from alphaloom.cli._app import app, console, engine, styled
 from alphaloom.settings import get_settings, prefect_api_url
@@ -36,10 +35,11 @@ def explain(
     the chain decision -> opinions -> vote -> risk checks -> the orders or why none was made."""
     from alphaloom.cli.decisions import explain_decision, resolve_decision
     from alphaloom.errors import NotFoundError
+    from alphaloom.records.orders import order_exists
     from alphaloom.reporting.explain import explain_order, price_window
 
     with engine().connect() as conn:
-        is_order = conn.execute(text("select 1 from audit.orders where client_order_id = :o"), {"o": order_id}).first()
+        is_order = order_exists(conn, order_id)
         decision_id = None if is_order else resolve_decision(conn, order_id)
     if decision_id is not None and not html:
         explain_decision(decision_id)

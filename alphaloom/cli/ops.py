@@ -78,7 +78,8 @@ def pnl(account: str = typer.Option(None, help="Account id (default: ALPHALOOM_A
 
 def print_account(account: str) -> None:
     from alphaloom.domain import timeframe_sql_interval
-    from alphaloom.reporting.account_summary import account_summary, recent_orders
+    from alphaloom.records.orders import recent_orders
+    from alphaloom.reporting.account_summary import account_summary
 
     settings = get_settings()
     bar = timeframe_sql_interval(settings.timeframe)
@@ -107,10 +108,10 @@ def print_account(account: str) -> None:
     recent = Table("client order id", "symbol", "side", "quantity", "status", "fill price", "fee", "time",
                    title="latest orders")  # fmt: skip
     for o in orders:
-        recent.add_row(str(o["client_order_id"]), str(o["symbol"]), str(o["side"]), f"{o['quantity']:f}",
-                       str(o["status"]), f"{o['price']:,.4f}" if o["price"] is not None else "-",
-                       f"{o['fee']:,.4f}" if o["fee"] is not None else "-",
-                       f"{o['ts']:%Y-%m-%d %H:%M}" if o["ts"] is not None else "-")  # fmt: skip
+        recent.add_row(str(o.client_order_id), str(o.symbol), str(o.side), f"{o.quantity:f}",
+                       str(o.status), f"{o.price:,.4f}" if o.price is not None else "-",
+                       f"{o.fee:,.4f}" if o.fee is not None else "-",
+                       f"{o.ts:%Y-%m-%d %H:%M}" if o.ts is not None else "-")  # fmt: skip
     console.print(recent)
     console.print(
         f"orders {view.orders}, fills {view.fills}, fees paid {view.fees_paid:,.2f} | cash {view.cash:,.2f} | "

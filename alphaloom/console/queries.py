@@ -21,6 +21,15 @@ from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
 from alphaloom.markets import market_specs
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.records.decisions import (
+    DecisionListing,
+    decided_symbols,
+    latest_checks_by_name,
+    latest_listings,
+    latest_var_check,
+    listings,
+)
+from alphaloom.records.orders import OpenOrder, open_orders
 from alphaloom.reporting.account_summary import AccountSummary, account_summary
 from alphaloom.settings import Settings
 
@@ -38,7 +47,7 @@ class NowView:
     halt: dict[str, Any] | None
     armed: bool | None
     mode: str | None
-    open_orders: list[dict[str, Any]]
+    open_orders: list[OpenOrder]
     schedules: list[dict[str, Any]]
     freshness: list[dict[str, Any]]
     llm: dict[str, Any]
@@ -65,19 +74,6 @@ def halt_state(conn: Connection, account: str) -> dict[str, Any] | None:
         {"a": account},
     ).mappings().first()  # fmt: skip
     return dict(row) if row else None
-
-
-def open_orders(conn: Connection, account: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            """select client_order_id, symbol, side, order_type, quantity, limit_price, status, venue, created_at,
-                      parent_client_order_id
-               from audit.orders where account = :a and status in ('new', 'submitted', 'partially_filled')
-               order by created_at desc limit 100"""
-        ),
-        {"a": account},
-    ).mappings()
-    return [dict(r) for r in rows]
 
 
 def schedules(conn: Connection, account: str) -> list[dict[str, Any]]:
@@ -142,18 +138,6 @@ def now_view(conn: Connection, settings: Settings, span: str = "all") -> NowView
     )  # fmt: skip
 
 
-_DECISIONS = """
-select d.decision_id, d.symbol, d.as_of, d.action, d.score, d.run_id, d.created_at,
-       (select string_agg(a.agent || ':' || coalesce(a.output->>'action', '?'), ' ' order by a.agent)
-          from audit.agent_outputs a where a.decision_id = d.decision_id) as votes,
-       (select string_agg(o.client_order_id, ' ' order by o.leg) from audit.orders o
-          where o.decision_id = d.decision_id) as orders,
-       (select r.check_name || ': ' || r.reason from audit.risk_checks r
-          where r.decision_id = d.decision_id and not r.approved order by r.id limit 1) as denied
-from audit.decisions d
-"""
-
-
 def _why_none(row: dict[str, Any]) -> str:
     if row["orders"]:
         return ""
@@ -164,38 +148,22 @@ def _why_none(row: dict[str, Any]) -> str:
     return "no order: already long" if row["action"] == "buy" else "no order: nothing to sell"
 
 
+def _with_why_none(rows: list[DecisionListing]) -> list[dict[str, Any]]:
+    return [{**r._asdict(), "why_none": _why_none(r._asdict())} for r in rows]
+
+
 def latest_decisions(conn: Connection, account: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            f"""with latest as (select distinct on (symbol) decision_id from audit.decisions where account = :a
-                                order by symbol, as_of desc, created_at desc)
-                {_DECISIONS} join latest using (decision_id) order by d.symbol"""
-        ),
-        {"a": account},
-    ).mappings()
-    return [{**r, "why_none": _why_none(dict(r))} for r in rows]
+    return _with_why_none(latest_listings(conn, account))
 
 
 def decisions(
     conn: Connection, account: str, *, symbol: str | None = None, action: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            f"""{_DECISIONS} where d.account = :a and (cast(:s as text) is null or d.symbol = :s)
-                and (cast(:act as text) is null or d.action = :act)
-                order by d.as_of desc, d.symbol limit :n"""
-        ),
-        {"a": account, "s": symbol or None, "act": action or None, "n": limit},
-    ).mappings()
-    return [{**r, "why_none": _why_none(dict(r))} for r in rows]
+    return _with_why_none(listings(conn, account, symbol=symbol, action=action, limit=limit))
 
 
 def symbols(conn: Connection, account: str) -> list[str]:
-    return list(
-        conn.execute(
-            text("select distinct symbol from audit.decisions where account = :a order by symbol"), {"a": account}
-        ).scalars()
-    )
+    return decided_symbols(conn, account)
 
 
 @dataclass(frozen=True)
@@ -234,20 +202,8 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
             gross += abs(p.market_value)
             net += p.market_value
     by_class = [{"class": k, "value": v, "pct": v / equity * 100 if equity else Decimal(0)} for k, v in classes.items()]
-    checks = conn.execute(
-        text(
-            """select distinct on (check_name) check_name, approved, reason, numbers, created_at, symbol
-               from audit.risk_checks where account = :a order by check_name, id desc"""
-        ),
-        {"a": settings.account},
-    ).mappings()
-    var = conn.execute(
-        text(
-            """select check_name, approved, reason, numbers, created_at, symbol from audit.risk_checks
-               where account = :a and check_name = 'portfolio_var' and numbers ? 'limit' order by id desc limit 1"""
-        ),
-        {"a": settings.account},
-    ).mappings().first()  # fmt: skip
+    checks = latest_checks_by_name(conn, settings.account)
+    var = latest_var_check(conn, settings.account)
     trips = conn.execute(
         text(
             """select created_at, symbol, guard, reason from audit.guard_trips where account = :a
@@ -255,8 +211,8 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
         ),
         {"a": settings.account},
     ).mappings()
-    return RiskView(dd, peak, current, exposures, by_class, gross, net, [dict(c) for c in checks],
-                    [dict(t) for t in trips], dict(var) if var else None)  # fmt: skip
+    return RiskView(dd, peak, current, exposures, by_class, gross, net, [c._asdict() for c in checks],
+                    [dict(t) for t in trips], var._asdict() if var else None)  # fmt: skip
 
 
 def recent_runs(conn: Connection, limit: int = 30) -> list[dict[str, Any]]:

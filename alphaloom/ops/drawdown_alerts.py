@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
+
+from alphaloom.records.decisions import drawdown_step
 
 
 def transition_alert_kind(previous: str | None, level: str) -> str | None:
@@ -65,22 +67,7 @@ def drawdown_transition(conn: Connection, account: str, run_id: str, as_of: date
 
     The step's level is its latest verdict's; the previous level is that of the account's latest verdict recorded
     before the step's first one."""
-    row = conn.execute(
-        text(
-            """with step as (
-                   select rc.id, rc.symbol, rc.decision_id, rc.reason, rc.numbers
-                   from audit.risk_checks rc join audit.decisions d on d.decision_id = rc.decision_id
-                   where rc.run_id = :r and rc.account = :a and d.as_of = :t and rc.check_name = 'drawdown'
-                     and rc.numbers ->> 'level' is not null)
-               select s.symbol, s.decision_id, s.reason, s.numbers,
-                      (select p.numbers ->> 'level' from audit.risk_checks p
-                       where p.account = :a and p.check_name = 'drawdown' and p.numbers ->> 'level' is not null
-                         and p.id < (select min(id) from step)
-                       order by p.id desc limit 1) as previous
-               from step s order by s.id desc limit 1"""
-        ),
-        {"r": run_id, "a": account, "t": as_of},
-    ).first()
+    row = drawdown_step(conn, account, run_id, as_of)
     if row is None:
         return None
     level = row.numbers["level"]

@@ -1,4 +1,4 @@
-"""Read-side views of an account for people: positions marked to the last known close, cash, P&L, recent orders.
+"""Read-side views of an account for people: positions marked to the last known close, cash, P&L, recent runs.
 
 Marks use the newest ``raw.ohlcv`` close known at ``as_of`` (default: the newest stored), never a later bar.
 Money is shown in the account's base currency: cash held in other currencies, positions priced in another quote
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import quote_currency
 from alphaloom.fx import missing_rate, rate_at
+from alphaloom.records.orders import count_fills, count_orders, fees_by_currency, realizations
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,27 +70,12 @@ order by ts desc limit 1
 """
 
 
-# Each realising fill of a position with the newest rate quote -> base at or before the fill (direct pair, else the
-# inverse of the opposite pair, whichever is newer: as ``alphaloom.fx.rate_at``).
-_REALIZATIONS = """
-select f.ts, f.realized_pnl, r.base as rate_base, r.rate
-from audit.fills f
-left join lateral (
-    select base, rate from audit.fx_rates
-    where ((base = :q and quote = :b) or (base = :b and quote = :q)) and as_of <= f.ts
-    order by as_of desc, base = :q desc limit 1
-) r on true
-where f.account = :a and f.symbol = :s and f.realized_pnl is not null
-order by f.ts
-"""
-
-
 def _realized_in_base(
     conn: Connection, account: str, symbol: str, quote: str, base: str, total: Decimal, fx_now: Decimal
 ) -> Decimal:
     """``total`` realised P&L (quote currency) of ``symbol`` in ``base``: each recorded realisation at the rate of
     its fill's time, the part no fill recorded at ``fx_now``."""
-    rows = conn.execute(text(_REALIZATIONS), {"a": account, "s": symbol, "q": quote, "b": base}).all()
+    rows = realizations(conn, account, symbol, quote=quote, base=base)
     recorded, converted = Decimal(0), Decimal(0)
     for ts, pnl, rate_base, rate in rows:
         amount = Decimal(pnl)
@@ -126,16 +112,9 @@ def account_summary(
     )  # fmt: skip
     # A fee the venue took in the coins traded (binance's buy commission) is valued at its fill's own price, in the
     # quote currency; every other fee in the currency it was charged in.
-    fees = sum(
-        (to_base(Decimal(fee), currency) for currency, fee in conn.execute(
-            text("""select case when in_coin then split_part(symbol, '/', 2) else fee_currency end,
-                           sum(case when in_coin then fee * price else fee end)
-                    from (select *, strpos(symbol, '/') > 0 and fee_currency = split_part(symbol, '/', 1) as in_coin
-                          from audit.fills where account = :a) f group by 1"""), {"a": account})),
-        Decimal(0),
-    )  # fmt: skip
-    fills = conn.execute(text("select count(*) from audit.fills where account = :a"), {"a": account}).scalar_one()
-    orders = conn.execute(text("select count(*) from audit.orders where account = :a"), {"a": account}).scalar_one()
+    fees = sum((to_base(Decimal(fee), currency) for currency, fee in fees_by_currency(conn, account)), Decimal(0))
+    fills = count_fills(conn, account)
+    orders = count_orders(conn, account)
     positions = []
     for symbol, quantity, avg_price, realized in conn.execute(
         text(
@@ -156,18 +135,6 @@ def account_summary(
                          realized_base, quote, fx, realized)
         )  # fmt: skip
     return AccountSummary(account, base_currency, starting_cash, cash, fees, orders, fills, positions)
-
-
-def recent_orders(conn: Connection, account: str, limit: int = 10) -> list[dict[str, object]]:
-    rows = conn.execute(
-        text(
-            """select o.client_order_id, o.symbol, o.side, o.quantity, o.status, f.price, f.fee, f.ts
-               from audit.orders o left join audit.fills f using (client_order_id)
-               where o.account = :a order by coalesce(f.ts, o.created_at) desc limit :n"""
-        ),
-        {"a": account, "n": limit},
-    ).mappings()
-    return [dict(r) for r in rows]
 
 
 def recent_runs(conn: Connection, limit: int = 10) -> list[dict[str, object]]:

@@ -17,6 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from alphaloom.records.decisions import checks_of_decisions, decision_briefs, votes_of_decisions
+from alphaloom.records.orders import orders_of_decisions
+
 
 @dataclass(frozen=True)
 class Vote:
@@ -105,43 +108,20 @@ def summaries(
     limit: int = 200,
 ) -> list[DecisionSummary]:
     """Decisions matching every filter given (newest first), each with its votes, risk checks, orders and trips."""
-    rows = conn.execute(
-        text(
-            """select decision_id, run_id, account, symbol, as_of, action, score, inputs from audit.decisions
-               where (cast(:ids as text[]) is null or decision_id = any(:ids))
-                 and (cast(:run as text) is null or run_id = :run)
-                 and (cast(:symbol as text) is null or symbol = :symbol)
-                 and (cast(:since as timestamptz) is null or as_of >= :since)
-               order by as_of desc, symbol limit :n"""
-        ),
-        {"ids": list(decision_ids) if decision_ids is not None else None, "run": run_id, "symbol": symbol,
-         "since": since, "n": limit},
-    ).all()  # fmt: skip
+    rows = decision_briefs(conn, decision_ids=decision_ids, run_id=run_id, symbol=symbol, since=since, limit=limit)
     if not rows:
         return []
     ids = [r.decision_id for r in rows]
     votes: dict[str, list[Vote]] = {i: [] for i in ids}
-    for r in conn.execute(
-        text("select decision_id, agent, output, skipped from audit.agent_outputs where decision_id = any(:ids) "
-             "order by agent"),
-        {"ids": ids},
-    ):  # fmt: skip
+    for r in votes_of_decisions(conn, ids):
         out = r.output or {}
         votes[r.decision_id].append(Vote(r.agent, str(out.get("action", "?")), float(out.get("confidence") or 0),
                                          bool(r.skipped), str(out.get("rationale") or "")))  # fmt: skip
     checks: dict[str, list[Check]] = {i: [] for i in ids}
-    for r in conn.execute(
-        text("select decision_id, check_name, approved, reason, numbers from audit.risk_checks "
-             "where decision_id = any(:ids) order by id"),
-        {"ids": ids},
-    ):  # fmt: skip
+    for r in checks_of_decisions(conn, ids):
         checks[r.decision_id].append(Check(r.check_name, r.approved, r.reason, dict(r.numbers or {})))
     orders: dict[str, list[OrderLine]] = {i: [] for i in ids}
-    for r in conn.execute(
-        text("select decision_id, client_order_id, side, quantity, status from audit.orders "
-             "where decision_id = any(:ids) order by leg, client_order_id"),
-        {"ids": ids},
-    ):  # fmt: skip
+    for r in orders_of_decisions(conn, ids):
         orders[r.decision_id].append(OrderLine(r.client_order_id, r.side, r.quantity, r.status))
     trips: dict[str, list[Check]] = {i: [] for i in ids}
     for r in conn.execute(

@@ -27,6 +27,8 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import NotFoundError
+from alphaloom.records.decisions import agent_outputs, decision, risk_checks
+from alphaloom.records.orders import OrderRow, decision_id_of_order, order_ids_of_decision, order_with_history
 
 
 @dataclass(frozen=True)
@@ -41,44 +43,6 @@ class RunLink:
     finished_at: datetime | None
     git_sha: str | None
     inferred: bool = False
-
-
-@dataclass(frozen=True)
-class FillRow:
-    fill_id: str
-    quantity: Decimal
-    price: Decimal
-    fee: Decimal
-    fee_currency: str
-    slippage: Decimal
-    ts: datetime
-
-
-@dataclass(frozen=True)
-class OrderEventRow:
-    event: str
-    from_status: str | None
-    to_status: str
-    event_ts: datetime
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class OrderRow:
-    client_order_id: str
-    account: str
-    venue: str
-    symbol: str
-    side: str
-    order_type: str
-    quantity: Decimal
-    reference_price: Decimal
-    status: str
-    filled_quantity: Decimal
-    created_at: datetime
-    run_id: str
-    events: list[OrderEventRow]
-    fills: list[FillRow]
 
 
 @dataclass(frozen=True)
@@ -209,64 +173,14 @@ class OrderChain:
 
 
 def _order(conn: Connection, client_order_id: str) -> OrderRow:
-    row = conn.execute(
-        text(
-            """select client_order_id, account, venue, symbol, side, order_type, quantity, reference_price, status,
-                      filled_quantity, created_at, run_id, decision_id
-               from audit.orders where client_order_id = :c"""
-        ),
-        {"c": client_order_id},
-    ).first()
-    if row is None:
+    order = order_with_history(conn, client_order_id)
+    if order is None:
         raise NotFoundError(f"order {client_order_id!r} is not in audit.orders")
-    events = [
-        OrderEventRow(e.event, e.from_status, e.to_status, e.event_ts, e.details or {})
-        for e in conn.execute(
-            text(
-                "select event, from_status, to_status, event_ts, details from audit.order_events "
-                "where client_order_id = :c order by id"
-            ),
-            {"c": client_order_id},
-        )
-    ]
-    fills = [
-        FillRow(f.fill_id, f.quantity, f.price, f.fee, f.fee_currency, f.slippage, f.ts)
-        for f in conn.execute(
-            text(
-                "select fill_id, quantity, price, fee, fee_currency, slippage, ts from audit.fills "
-                "where client_order_id = :c order by ts, fill_id"
-            ),
-            {"c": client_order_id},
-        )
-    ]
-    return OrderRow(
-        row.client_order_id, row.account, row.venue, row.symbol, row.side, row.order_type, row.quantity,
-        row.reference_price, row.status, row.filled_quantity, row.created_at, row.run_id, events, fills,
-    )  # fmt: skip
-
-
-def _decision_id_of(conn: Connection, client_order_id: str) -> str | None:
-    # The order row names its decision; the lineage edge is read too, so a chain broken there shows up as missing.
-    return conn.execute(
-        text(
-            """select coalesce(
-                 (select parent_key->>'decision_id' from audit.lineage
-                  where child_table = 'audit.orders' and child_id = :c and parent_table = 'audit.decisions' limit 1),
-                 (select decision_id from audit.orders where client_order_id = :c))"""
-        ),
-        {"c": client_order_id},
-    ).scalar()
+    return order
 
 
 def _decision(conn: Connection, decision_id: str) -> ExplainedDecision | None:
-    row = conn.execute(
-        text(
-            """select decision_id, account, symbol, timeframe, as_of, action, score, config_version,
-                      dbt_invocation_id, git_sha, run_id, created_at, inputs
-               from audit.decisions where decision_id = :d"""
-        ),
-        {"d": decision_id},
-    ).first()
+    row = decision(conn, decision_id)
     if row is None:
         return None
     return ExplainedDecision(
@@ -290,25 +204,13 @@ def _agent_outputs(conn: Connection, decision_id: str) -> list[ExplainedAgentOut
             dict(o.input_ref or {}),
             o.run_id,
         )
-        for o in conn.execute(
-            text(
-                """select agent, model, prompt_hash, tokens, latency_ms, skipped, output, input_ref, run_id
-                   from audit.agent_outputs where decision_id = :d order by id"""
-            ),
-            {"d": decision_id},
-        )
+        for o in agent_outputs(conn, decision_id)
     ]
 
 
 def _risk_checks(conn: Connection, decision_id: str) -> list[RiskCheckRow]:
     return [
-        RiskCheckRow(r.check_name, r.approved, r.reason, dict(r.numbers or {}))
-        for r in conn.execute(
-            text(
-                "select check_name, approved, reason, numbers from audit.risk_checks where decision_id = :d order by id"
-            ),
-            {"d": decision_id},
-        )
+        RiskCheckRow(r.check_name, r.approved, r.reason, dict(r.numbers or {})) for r in risk_checks(conn, decision_id)
     ]
 
 
@@ -465,7 +367,8 @@ def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
     order = _order(conn, client_order_id)
     runs = _Runs(conn)
     runs.add("order", order.run_id)
-    decision_id = _decision_id_of(conn, client_order_id)
+    # The order row names its decision; the lineage edge is read too, so a chain broken there shows up as missing.
+    decision_id = decision_id_of_order(conn, client_order_id)
     decision = _decision(conn, decision_id) if decision_id else None
     if decision is None:
         return OrderChain(order, None, runs=runs)
@@ -479,11 +382,7 @@ def explain_decision(conn: Connection, decision_id: str) -> DecisionChain:
     if decision is None:
         raise NotFoundError(f"no decision {decision_id!r} in audit.decisions")
     chain = _decision_links(conn, decision, _Runs(conn))
-    orders = conn.execute(
-        text("select client_order_id from audit.orders where decision_id = :d order by leg, created_at"),
-        {"d": decision_id},
-    ).scalars()
-    return replace(chain, orders=list(orders))
+    return replace(chain, orders=order_ids_of_decision(conn, decision_id))
 
 
 def price_window(

@@ -22,6 +22,8 @@ from alphaloom.backtest.equity_curve import closed_trades, equity_curve, open_po
 from alphaloom.domain import bar_close, bar_open, quote_currency, shift_bars, timeframe_delta, timeframe_sql_interval
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
+from alphaloom.records.decisions import decisions_of_run, opinions_of_decisions, weights_of_decisions
+from alphaloom.records.orders import run_fills
 from alphaloom.reporting.llm_spend import LlmSpend, net_return, runs_llm_spend
 from alphaloom.reporting.performance import Metrics, attribution, buy_and_hold, compute_metrics
 from alphaloom.reporting.report import ReportData, write_report
@@ -72,9 +74,7 @@ def _run_account(conn: Connection, run_id: str, timeframe: str) -> tuple[str, li
         end = datetime.fromisoformat(str(p["end"]))
         times = [shift_bars(end, timeframe, -k) for k in reversed(range(int(p["steps"])))]
         return backtest_account(run_id), sorted(p["symbols"]), times
-    rows = conn.execute(
-        text("select account, symbol, as_of from audit.decisions where run_id = :r order by as_of"), {"r": run_id}
-    ).all()
+    rows = decisions_of_run(conn, run_id)
     if not rows:
         raise DataUnavailableError(f"run {run_id!r} made no decisions: nothing to report")
     accounts = {r.account for r in rows}
@@ -144,13 +144,7 @@ def build_run_report(
     ).one()
     starting_cash = float(cash)
     fills = pd.DataFrame(
-        conn.execute(
-            text(
-                """select f.ts, f.symbol, f.side, f.quantity, f.price, f.fee, f.fee_currency, o.decision_id
-                   from audit.fills f join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts"""
-            ),
-            {"r": run_id},
-        ).all(),
+        run_fills(conn, run_id),
         columns=["ts", "symbol", "side", "quantity", "price", "fee", "fee_currency", "decision_id"],
     )
     if not fills.empty:
@@ -245,17 +239,10 @@ def _entry_shares(
         return {}, {}
     weights = {
         row.decision_id: {agent: float(w["weight"]) for agent, w in (row.weights or {}).items()}
-        for row in conn.execute(
-            text("select decision_id, inputs->'weights' as weights from audit.decisions where decision_id = any(:d)"),
-            {"d": decision_ids},
-        )
+        for row in weights_of_decisions(conn, decision_ids)
     }
     opinions: dict[str, list[dict]] = {}
-    for row in conn.execute(
-        text("""select decision_id, agent, skipped, output from audit.agent_outputs where decision_id = any(:d)
-                order by id"""),
-        {"d": decision_ids},
-    ):  # fmt: skip
+    for row in opinions_of_decisions(conn, decision_ids):
         output = row.output if isinstance(row.output, dict) else json.loads(row.output)
         opinions.setdefault(row.decision_id, []).append(
             {"agent": row.agent, "skipped": row.skipped, "action": output.get("action", "hold"),

@@ -45,3 +45,20 @@ def test_no_test_module_imports_another() -> None:
             found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {name}" for name in names
                       if name.split(".")[-1].startswith(("test_", "conftest")) or name.startswith("tests.test_")]  # fmt: skip
     assert not found, "\n".join(found)
+
+
+def test_the_order_tables_are_read_outside_execution_only_through_their_repository() -> None:
+    # ARCHITECTURE: one repository module per audit table family owns its SQL. Outside execution/ (whose order
+    # store owns the writes), the SQL on audit.orders, audit.order_events and audit.fills lives in alphaloom.records
+    # (orders.py, and decisions.py's listing that names each decision's orders); the migrations create the tables.
+    import re
+
+    sql = re.compile(r"\b(from|join|update|into)\s+audit\.(orders|order_events|fills)\b", re.IGNORECASE)
+    owners = ROOT / "alphaloom" / "records"
+    found = []
+    for package in ("alphaloom", "agents", "flows"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if owners in path.parents or "migrations" in path.parts:
+                continue
+            found += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in sql.finditer(path.read_text())]
+    assert not found, "\n".join(found)

@@ -1,0 +1,370 @@
+"""Reads of the decision tables (``audit.decisions`` with their ``audit.agent_outputs`` and ``audit.risk_checks``)
+for the core's read side. Every function takes an open connection and returns typed rows; none writes (the decision
+recorder in ``agents`` owns the writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, text
+
+
+class DecisionListing(NamedTuple):
+    """A decision as a list shows it: the votes (``agent:action`` by agent), its orders' client ids (by leg, None
+    for none) and the first risk check that denied it (``check: reason``, None when none did)."""
+
+    decision_id: str
+    symbol: str
+    as_of: datetime
+    action: str
+    score: Decimal
+    run_id: str
+    created_at: datetime
+    votes: str | None
+    orders: str | None
+    denied: str | None
+
+
+_LISTING = """
+select d.decision_id, d.symbol, d.as_of, d.action, d.score, d.run_id, d.created_at,
+       (select string_agg(a.agent || ':' || coalesce(a.output->>'action', '?'), ' ' order by a.agent)
+          from audit.agent_outputs a where a.decision_id = d.decision_id) as votes,
+       (select string_agg(o.client_order_id, ' ' order by o.leg) from audit.orders o
+          where o.decision_id = d.decision_id) as orders,
+       (select r.check_name || ': ' || r.reason from audit.risk_checks r
+          where r.decision_id = d.decision_id and not r.approved order by r.id limit 1) as denied
+from audit.decisions d
+"""
+
+
+def latest_listings(conn: Connection, account: str) -> list[DecisionListing]:
+    """The newest decision of ``account`` for each symbol, by symbol."""
+    rows = conn.execute(
+        text(
+            f"""with latest as (select distinct on (symbol) decision_id from audit.decisions where account = :a
+                                order by symbol, as_of desc, created_at desc)
+                {_LISTING} join latest using (decision_id) order by d.symbol"""
+        ),
+        {"a": account},
+    )
+    return [DecisionListing._make(r) for r in rows]
+
+
+def listings(
+    conn: Connection, account: str, *, symbol: str | None = None, action: str | None = None, limit: int = 200
+) -> list[DecisionListing]:
+    """The decisions of ``account`` (of ``symbol`` and with ``action`` when given), newest first, at most ``limit``."""
+    rows = conn.execute(
+        text(
+            f"""{_LISTING} where d.account = :a and (cast(:s as text) is null or d.symbol = :s)
+                and (cast(:act as text) is null or d.action = :act)
+                order by d.as_of desc, d.symbol limit :n"""
+        ),
+        {"a": account, "s": symbol or None, "act": action or None, "n": limit},
+    )
+    return [DecisionListing._make(r) for r in rows]
+
+
+def decided_symbols(conn: Connection, account: str) -> list[str]:
+    """The symbols ``account`` has decisions for, sorted."""
+    return list(
+        conn.execute(
+            text("select distinct symbol from audit.decisions where account = :a order by symbol"), {"a": account}
+        ).scalars()
+    )
+
+
+class DecisionRecord(NamedTuple):
+    """A decision row as recorded (``inputs``: what the decision read, as stored)."""
+
+    decision_id: str
+    account: str
+    symbol: str
+    timeframe: str
+    as_of: datetime
+    action: str
+    score: Decimal
+    config_version: str
+    dbt_invocation_id: str | None
+    git_sha: str | None
+    run_id: str
+    created_at: datetime
+    inputs: dict[str, Any]
+
+
+class AgentOutputRecord(NamedTuple):
+    """One agent's output for a decision, as recorded."""
+
+    agent: str
+    model: str | None
+    prompt_hash: str | None
+    tokens: int | None
+    latency_ms: int | None
+    skipped: bool
+    output: dict[str, Any]
+    input_ref: dict[str, Any] | None
+    run_id: str
+
+
+class RiskCheckRecord(NamedTuple):
+    """One risk check of a decision, as recorded."""
+
+    check_name: str
+    approved: bool
+    reason: str
+    numbers: dict[str, Any] | None
+
+
+class DecisionBrief(NamedTuple):
+    """A decision as a summary starts from."""
+
+    decision_id: str
+    run_id: str
+    account: str
+    symbol: str
+    as_of: datetime
+    action: str
+    score: Decimal
+    inputs: dict[str, Any] | None
+
+
+class DecisionVote(NamedTuple):
+    """An agent's output for one of several decisions."""
+
+    decision_id: str
+    agent: str
+    output: dict[str, Any] | None
+    skipped: bool
+
+
+class DecisionCheck(NamedTuple):
+    """A risk check of one of several decisions."""
+
+    decision_id: str
+    check_name: str
+    approved: bool
+    reason: str
+    numbers: dict[str, Any] | None
+
+
+def decision(conn: Connection, decision_id: str) -> DecisionRecord | None:
+    """The decision ``decision_id``, or None when there is none."""
+    row = conn.execute(
+        text(
+            """select decision_id, account, symbol, timeframe, as_of, action, score, config_version,
+                      dbt_invocation_id, git_sha, run_id, created_at, inputs
+               from audit.decisions where decision_id = :d"""
+        ),
+        {"d": decision_id},
+    ).first()
+    return None if row is None else DecisionRecord._make(row)
+
+
+def agent_outputs(conn: Connection, decision_id: str) -> list[AgentOutputRecord]:
+    """The decision's agent outputs, in the order they were recorded."""
+    return [
+        AgentOutputRecord._make(o)
+        for o in conn.execute(
+            text(
+                """select agent, model, prompt_hash, tokens, latency_ms, skipped, output, input_ref, run_id
+                   from audit.agent_outputs where decision_id = :d order by id"""
+            ),
+            {"d": decision_id},
+        )
+    ]
+
+
+def risk_checks(conn: Connection, decision_id: str) -> list[RiskCheckRecord]:
+    """The decision's risk checks, in the order they ran."""
+    return [
+        RiskCheckRecord._make(r)
+        for r in conn.execute(
+            text(
+                "select check_name, approved, reason, numbers from audit.risk_checks where decision_id = :d order by id"
+            ),
+            {"d": decision_id},
+        )
+    ]
+
+
+def decision_ids_with_prefix(conn: Connection, prefix: str) -> list[str]:
+    """Up to two decision ids starting with ``prefix`` (two: the prefix is ambiguous)."""
+    rows = conn.execute(
+        text("select decision_id from audit.decisions where decision_id like :p limit 2"), {"p": f"{prefix}%"}
+    ).all()
+    return [r[0] for r in rows]
+
+
+def decision_briefs(
+    conn: Connection,
+    *,
+    decision_ids: Sequence[str] | None = None,
+    run_id: str | None = None,
+    symbol: str | None = None,
+    since: datetime | None = None,
+    limit: int = 200,
+) -> list[DecisionBrief]:
+    """Decisions matching every filter given, newest first (then by symbol), at most ``limit``."""
+    rows = conn.execute(
+        text(
+            """select decision_id, run_id, account, symbol, as_of, action, score, inputs from audit.decisions
+               where (cast(:ids as text[]) is null or decision_id = any(:ids))
+                 and (cast(:run as text) is null or run_id = :run)
+                 and (cast(:symbol as text) is null or symbol = :symbol)
+                 and (cast(:since as timestamptz) is null or as_of >= :since)
+               order by as_of desc, symbol limit :n"""
+        ),
+        {"ids": list(decision_ids) if decision_ids is not None else None, "run": run_id, "symbol": symbol,
+         "since": since, "n": limit},
+    )  # fmt: skip
+    return [DecisionBrief._make(r) for r in rows]
+
+
+def votes_of_decisions(conn: Connection, decision_ids: list[str]) -> list[DecisionVote]:
+    """The agent outputs of every decision in ``decision_ids``, by agent."""
+    return [
+        DecisionVote._make(r)
+        for r in conn.execute(
+            text("select decision_id, agent, output, skipped from audit.agent_outputs where decision_id = any(:ids) "
+                 "order by agent"),
+            {"ids": decision_ids},
+        )
+    ]  # fmt: skip
+
+
+def checks_of_decisions(conn: Connection, decision_ids: list[str]) -> list[DecisionCheck]:
+    """The risk checks of every decision in ``decision_ids``, in the order they ran."""
+    return [
+        DecisionCheck._make(r)
+        for r in conn.execute(
+            text("select decision_id, check_name, approved, reason, numbers from audit.risk_checks "
+                 "where decision_id = any(:ids) order by id"),
+            {"ids": decision_ids},
+        )
+    ]  # fmt: skip
+
+
+class RunDecision(NamedTuple):
+    """Where and when a run decided."""
+
+    account: str
+    symbol: str
+    as_of: datetime
+
+
+class DecisionWeights(NamedTuple):
+    """The agent weights a decision used (``inputs->'weights'``, None when it recorded none)."""
+
+    decision_id: str
+    weights: dict[str, Any] | None
+
+
+class DecisionOpinion(NamedTuple):
+    """An agent's opinion on one of several decisions (``output``: as stored, a dict or its JSON text)."""
+
+    decision_id: str
+    agent: str
+    skipped: bool
+    output: Any
+
+
+class RiskCheckView(NamedTuple):
+    """A risk check of an account as an operator sees it."""
+
+    check_name: str
+    approved: bool
+    reason: str
+    numbers: dict[str, Any] | None
+    created_at: datetime
+    symbol: str | None
+
+
+class DrawdownStep(NamedTuple):
+    """The latest drawdown verdict of a step with the level of the verdict before the step (None for none)."""
+
+    symbol: str | None
+    decision_id: str | None
+    reason: str
+    numbers: dict[str, Any]
+    previous: str | None
+
+
+def decisions_of_run(conn: Connection, run_id: str) -> list[RunDecision]:
+    """The run's decisions (account, symbol, time), by time."""
+    rows = conn.execute(
+        text("select account, symbol, as_of from audit.decisions where run_id = :r order by as_of"), {"r": run_id}
+    )
+    return [RunDecision._make(r) for r in rows]
+
+
+def weights_of_decisions(conn: Connection, decision_ids: list[str]) -> list[DecisionWeights]:
+    """The agent weights each decision in ``decision_ids`` used."""
+    return [
+        DecisionWeights._make(r)
+        for r in conn.execute(
+            text("select decision_id, inputs->'weights' as weights from audit.decisions where decision_id = any(:d)"),
+            {"d": decision_ids},
+        )
+    ]
+
+
+def opinions_of_decisions(conn: Connection, decision_ids: list[str]) -> list[DecisionOpinion]:
+    """The agent outputs of every decision in ``decision_ids``, in the order they were recorded."""
+    return [
+        DecisionOpinion._make(r)
+        for r in conn.execute(
+            text("""select decision_id, agent, skipped, output from audit.agent_outputs where decision_id = any(:d)
+                    order by id"""),
+            {"d": decision_ids},
+        )
+    ]  # fmt: skip
+
+
+def latest_checks_by_name(conn: Connection, account: str) -> list[RiskCheckView]:
+    """The account's latest risk check of each name, by name."""
+    rows = conn.execute(
+        text(
+            """select distinct on (check_name) check_name, approved, reason, numbers, created_at, symbol
+               from audit.risk_checks where account = :a order by check_name, id desc"""
+        ),
+        {"a": account},
+    )
+    return [RiskCheckView._make(r) for r in rows]
+
+
+def latest_var_check(conn: Connection, account: str) -> RiskCheckView | None:
+    """The account's latest portfolio VaR check that recorded its limit, or None."""
+    row = conn.execute(
+        text(
+            """select check_name, approved, reason, numbers, created_at, symbol from audit.risk_checks
+               where account = :a and check_name = 'portfolio_var' and numbers ? 'limit' order by id desc limit 1"""
+        ),
+        {"a": account},
+    ).first()
+    return None if row is None else RiskCheckView._make(row)
+
+
+def drawdown_step(conn: Connection, account: str, run_id: str, as_of: datetime) -> DrawdownStep | None:
+    """The latest drawdown verdict (with a level) ``run_id`` recorded for ``account`` at step ``as_of``, with the
+    level of the account's latest verdict before the step's first one; None when the step recorded none."""
+    row = conn.execute(
+        text(
+            """with step as (
+                   select rc.id, rc.symbol, rc.decision_id, rc.reason, rc.numbers
+                   from audit.risk_checks rc join audit.decisions d on d.decision_id = rc.decision_id
+                   where rc.run_id = :r and rc.account = :a and d.as_of = :t and rc.check_name = 'drawdown'
+                     and rc.numbers ->> 'level' is not null)
+               select s.symbol, s.decision_id, s.reason, s.numbers,
+                      (select p.numbers ->> 'level' from audit.risk_checks p
+                       where p.account = :a and p.check_name = 'drawdown' and p.numbers ->> 'level' is not null
+                         and p.id < (select min(id) from step)
+                       order by p.id desc limit 1) as previous
+               from step s order by s.id desc limit 1"""
+        ),
+        {"r": run_id, "a": account, "t": as_of},
+    ).first()
+    return None if row is None else DrawdownStep._make(row)
