@@ -79,9 +79,9 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
         "exchange": settings.exchange,
         "timeframe": settings.timeframe,
         "order_notional": _dec(settings.order_notional),
-        "max_order_notional": _dec(settings.max_order_notional),
-        "max_position_notional": _dec(settings.max_position_notional),
-        "price_band_pct": _dec(settings.price_band_pct),
+        "max_order_notional": _dec(settings.risk.max_order_notional),
+        "max_position_notional": _dec(settings.risk.max_position_notional),
+        "price_band_pct": _dec(settings.risk.price_band_pct),
         "technical": strategy.technical.as_dict(),
         "news": strategy.news.as_dict(),
         "consensus": strategy.consensus.as_dict(),
@@ -94,14 +94,14 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
     }
     # Only a non-default sizing joins the config: the default keeps the versions (and so the decision ids) that were
     # recorded before sizing modes existed, so a rerun of an old decision still submits nothing.
-    if settings.sizing_mode != "fixed":
+    if settings.risk.sizing_mode != "fixed":
         config["sizing"] = {
-            "mode": settings.sizing_mode,
-            "kelly_fraction": _dec(settings.kelly_fraction),
-            "kelly_cap": _dec(settings.kelly_cap),
-            "target_volatility": settings.target_volatility,
-            "kelly_min_trades": settings.kelly_min_trades,
-            "sizing_lookback_trades": settings.sizing_lookback_trades,
+            "mode": settings.risk.sizing_mode,
+            "kelly_fraction": _dec(settings.risk.kelly_fraction),
+            "kelly_cap": _dec(settings.risk.kelly_cap),
+            "target_volatility": settings.risk.target_volatility,
+            "kelly_min_trades": settings.risk.kelly_min_trades,
+            "sizing_lookback_trades": settings.risk.sizing_lookback_trades,
         }
     if strategy.rule != "team":  # only then, so the team's config version (and decision ids) stay as they were
         config |= {"rule": strategy.rule, strategy.rule: asdict(strategy.sma_cross)}
@@ -116,13 +116,13 @@ def config_version(settings: Settings, strategy: StrategyParams | None = None) -
 
 def sizing_params(settings: Settings) -> SizingParams:
     return SizingParams(
-        mode=settings.sizing_mode,
+        mode=settings.risk.sizing_mode,
         order_notional=settings.order_notional,
-        max_order_notional=settings.max_order_notional,
-        kelly_fraction=settings.kelly_fraction,
-        kelly_cap=settings.kelly_cap,
-        target_volatility=settings.target_volatility,
-        min_trades=settings.kelly_min_trades,
+        max_order_notional=settings.risk.max_order_notional,
+        kelly_fraction=settings.risk.kelly_fraction,
+        kelly_cap=settings.risk.kelly_cap,
+        target_volatility=settings.risk.target_volatility,
+        min_trades=settings.risk.kelly_min_trades,
     )
 
 
@@ -160,11 +160,11 @@ class DecisionParams:
             risk_limits=RiskLimits.from_settings(settings),
             sizing=sizing_params(settings),
             order_notional=settings.order_notional,
-            sizing_lookback_trades=settings.sizing_lookback_trades,
+            sizing_lookback_trades=settings.risk.sizing_lookback_trades,
             bars_per_year=timedelta(days=365) / bar,
             max_feature_age=bar * strategy.max_feature_age_bars,
-            llm_model=settings.llm_model,
-            llm_configured=settings.llm_base_url is not None,
+            llm_model=settings.llm.model,
+            llm_configured=settings.llm.base_url is not None,
         )
 
     @property

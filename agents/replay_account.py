@@ -256,7 +256,7 @@ class ReplayAccount:
         self._marks.mark(as_of, equity)
         peak = self._marks.peak(as_of)
         assert peak is not None  # just marked
-        returns = self._market.returns(universe, as_of, self._settings.correlation_lookback_bars)
+        returns = self._market.returns(universe, as_of, self._settings.risk.correlation_lookback_bars)
         return assemble_context(self._settings, equity=equity, peak=max(peak, self.starting_cash),
                                 exposures=exposures, returns=returns, markets=markets, base=base,
                                 quote_rates=quote_rates, as_of=as_of)  # fmt: skip

@@ -19,7 +19,7 @@ class HardLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HardLimits:
-        return cls(settings.max_order_notional, settings.max_position_notional, settings.price_band_pct)
+        return cls(settings.risk.max_order_notional, settings.risk.max_position_notional, settings.risk.price_band_pct)
 
 
 @dataclass(frozen=True, slots=True)

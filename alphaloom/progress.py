@@ -36,7 +36,7 @@ class _Rate(ProgressColumn):
 
 
 def _wanted() -> bool:
-    choice = get_settings().progress
+    choice = get_settings().ops.progress
     return choice == "always" or (choice == "auto" and sys.stderr.isatty())
 
 

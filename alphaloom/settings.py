@@ -2,22 +2,29 @@
 
 Every value comes from an ``ALPHALOOM_``-prefixed environment variable or an optional ``.env`` file in the working
 directory. Secrets are ``SecretStr`` so they never show up in reprs or logs.
+
+``Settings`` holds the kernel (home, database, account, exchange, symbols, timeframe...) flat and one group per
+concern: ``settings.llm`` (``LlmSettings``), ``risk``, ``paper``, ``split``, ``routing``, ``ingest`` and ``ops``. Each
+group reads its own variables (``ALPHALOOM_LLM_MODEL`` is ``settings.llm.model``); a field whose variable does not
+carry the group's prefix names it exactly (``validation_alias``), so every variable keeps the name it always had.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, AliasPath, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DASK_SCHEME = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+$")
+ENV_PREFIX = "ALPHALOOM_"
 
 
 LLM_TEAM_ROLES: dict[str, tuple[str, ...]] = {
@@ -25,12 +32,35 @@ LLM_TEAM_ROLES: dict[str, tuple[str, ...]] = {
     "compact": ("compact",),
     "debate": ("bull", "bear", "manager", "risk"),
 }
-"""The LLM roles each ``llm_team_mode`` consults, in the order they speak."""
+"""The LLM roles each ``LlmSettings.team_mode`` consults, in the order they speak."""
+
+
+def _config(env_prefix: str) -> SettingsConfigDict:
+    """The same sources for the kernel and every group: the environment, then ``.env`` in the working directory."""
+    return SettingsConfigDict(env_prefix=env_prefix, env_file=".env", extra="ignore", use_attribute_docstrings=True,
+                              validate_by_name=True, validate_by_alias=True)  # fmt: skip
+
+
+def _comma_list(value: object) -> object:
+    """A comma-separated variable as a list (blank items dropped)."""
+    if isinstance(value, str):
+        return [s.strip() for s in value.split(",") if s.strip()]
+    return value
+
+
+def env_variable(model: type[BaseSettings], name: str) -> str:
+    """The environment variable that sets field ``name`` of ``model`` (the kernel ``Settings`` or a group)."""
+    alias = model.model_fields[name].validation_alias
+    if isinstance(alias, str):
+        return alias.upper()
+    if isinstance(alias, AliasChoices | AliasPath):
+        raise TypeError(f"{model.__name__}.{name}: only a plain string alias names a variable")
+    return f"{model.model_config.get('env_prefix', '')}{name}".upper()
 
 
 class LlmRoleEndpoint(BaseModel):
-    """One LLM role's endpoint: any field left out falls back to the analyst's (``llm_base_url``, ``llm_model``,
-    ``llm_api_key``)."""
+    """One LLM role's endpoint: any field left out falls back to the analyst's (``LlmSettings.base_url``, ``model``,
+    ``api_key``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -49,96 +79,27 @@ class LlmPrice(BaseModel):
     output: Decimal = Field(ge=0)
 
 
-class Settings(BaseSettings):
-    """Typed settings; see README "Configuration" for what each one does."""
+class LlmSettings(BaseSettings):
+    """The LLM roles (``ALPHALOOM_LLM_*``): endpoint, client behaviour, prices, budgets, training cutoffs, the team."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ALPHALOOM_", env_file=".env", extra="ignore", use_attribute_docstrings=True
-    )
+    model_config = _config("ALPHALOOM_LLM_")
 
-    # Where AlphaLoom keeps its state (embedded database, generated data, GX docs...).
-    home: Path = Field(default=PROJECT_ROOT / ".alphaloom")
-    """Where AlphaLoom keeps its state (embedded PostgreSQL, Prefect home and server state, generated data, GX
-    store, reports, keys). Default: the `.alphaloom` folder of the checkout AlphaLoom runs from, whatever the
-    working directory."""
-    # External PostgreSQL; when unset an embedded server is started under ``pgdata``.
-    database_url: SecretStr | None = None
-    """External PostgreSQL (postgresql://user:pass@host:5432/db); unset: the embedded server under pgdata."""
-    pgdata: Path | None = None
-    """Embedded PostgreSQL data directory (default `<home>/pg`; keep the path short: it also holds the socket)."""
-
-    # Offline data used by the embedded default.
-    data_dir: Path | None = None
-    """Where the offline demo data is generated (default `<home>/data`)."""
-    data_seed: int = 7
-    """Seed of the generated offline data."""
-    data_days: int = 400
-    """Days of generated offline hourly bars."""
-
-    news_assumed_latency_minutes: int = 15
-    """Point-in-time rule: file and backfill sources assume a story was seen this long after publication."""
-
-    # Trading defaults.
-    account: str = "paper-main"
-    """The account decisions are made for."""
-    base_currency: str = "USDT"
-    """Base currency of the paper account: cash, equity, P&L and every notional limit are in it."""
-    exchange: str = "demo"
-    """Exchange name of the traded series (the offline demo data is `demo`)."""
-    timeframe: str = "1h"
-    """Bar length the decision flow trades on (a ccxt timeframe such as 1h)."""
-    benchmark_symbol: str = "BTC/USDT"
-    """Benchmark for the rolling beta/correlation features (dbt var benchmark_symbol)."""
-    symbols: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT", "AAPL/USD", "MSFT/USD", "SPY/USD"]
-    )
-    """Comma-separated symbols the decision flow trades."""
-    correlation_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    """Universe of marts.correlations (it grows with the square of the universe): empty = the traded ``symbols``;
-    "*" = every stored symbol; else a comma-separated list."""
-    starting_cash: Decimal = Decimal("100000")
-    """Cash of a new paper account, in the base currency."""
-    order_notional: Decimal = Decimal("5000")
-    """Target notional of one entry order (base currency), with the fixed sizing mode."""
-
-    # Paper broker costs, explicit: basis points of notional.
-    paper_fee_bps: Decimal = Decimal("10")
-    """Paper broker fee, in basis points of notional."""
-    paper_slippage_bps: Decimal = Decimal("5")
-    """Paper broker slippage, in basis points of price."""
-
-    # Hard limits (alphaloom.guards), enforced by risk and again by execution.
-    max_position_notional: Decimal = Decimal("20000")
-    """Hard limit (alphaloom.guards, checked by risk and again by execution): largest position notional, base
-    currency."""
-    max_order_notional: Decimal = Decimal("10000")
-    """Hard limit: largest order notional, base currency."""
-    price_band_pct: Decimal = Decimal("5")
-    """Hard limit: an order price may differ from the reference price by at most this percent."""
-
-    # Sentiment and LLM.
-    finbert_model: str = "ProsusAI/finbert"
-    """Sentiment model (hub id or local folder); the finance lexicon stands in when it cannot load (recorded)."""
-    sentiment_batch_size: int = 32
-    """Headlines scored per FinBERT batch."""
-    llm_base_url: str | None = None
+    base_url: str | None = None
     """OpenAI-compatible endpoint of the LLM analyst; unset: the analyst is skipped (recorded)."""
-    llm_api_key: SecretStr | None = None
+    api_key: SecretStr | None = None
     """API key of the LLM endpoint (a secret: never logged)."""
-    llm_model: str = "gpt-4o-mini"
+    model: str = "gpt-4o-mini"
     """Model id asked at the LLM endpoint."""
-    finbert_allow_download: bool = False
-    """FinBERT weights come from a local folder or the local hub cache; set this to let a load download them."""
     # LLM roles: client behaviour, prices (USD per 1M tokens, per model) and budget caps.
-    llm_timeout_s: float = 30.0
+    timeout_s: float = 30.0
     """LLM request timeout, seconds."""
-    llm_max_retries: int = 2
+    max_retries: int = 2
     """LLM retries on HTTP 429 and timeouts."""
-    llm_temperature: float = 0.0
+    temperature: float = 0.0
     """LLM sampling temperature."""
-    llm_max_tokens: int = 600
+    max_tokens: int = 600
     """Most completion tokens per LLM answer."""
-    llm_prices: dict[str, LlmPrice] = Field(
+    prices: dict[str, LlmPrice] = Field(
         default_factory=lambda: {"gpt-4o-mini": LlmPrice(input=Decimal("0.15"), output=Decimal("0.60")),
                                  "gpt-4o": LlmPrice(input=Decimal("2.50"), output=Decimal("10.00")),
                                  "gpt-4.1-mini": LlmPrice(input=Decimal("0.40"), output=Decimal("1.60")),
@@ -148,25 +109,25 @@ class Settings(BaseSettings):
     e.g. {"llama3.1:8b": {"input": 0, "output": 0}} for a free local model. Every call's cost is stored in USD in
     audit.llm_usage; reports convert it into the account's base currency at the rate known when it was paid. A model
     in neither this table nor the two single prices below is refused (its cost, and so its budget, is unknown)."""
-    llm_price_per_1k_prompt: Decimal | None = Field(default=None, ge=0)
+    price_per_1k_prompt: Decimal | None = Field(default=None, ge=0)
     """Older single price: USD per 1k prompt tokens, for every model not in ALPHALOOM_LLM_PRICES (set it together
     with ALPHALOOM_LLM_PRICE_PER_1K_COMPLETION; 0.00015 per 1k is 0.15 per 1M in the table)."""
-    llm_price_per_1k_completion: Decimal | None = Field(default=None, ge=0)
+    price_per_1k_completion: Decimal | None = Field(default=None, ge=0)
     """Older single price: USD per 1k completion tokens, for every model not in ALPHALOOM_LLM_PRICES."""
-    llm_decision_token_budget: int = 20_000
+    decision_token_budget: int = 20_000
     """LLM tokens per decision (one symbol at one time, every role together): a call whose reservation (prompt
     estimate plus llm_max_tokens) would go past it is not made (skipped and recorded)."""
-    llm_decision_cost_budget: Decimal = Decimal("0.05")
+    decision_cost_budget: Decimal = Decimal("0.05")
     """LLM cost per decision, USD: a call whose reserved cost would go past it is not made."""
-    llm_daily_token_budget: int = 200_000
+    daily_token_budget: int = 200_000
     """LLM tokens per UTC day; once reached the LLM roles are skipped (recorded)."""
-    llm_daily_cost_budget: Decimal = Decimal("1.00")
+    daily_cost_budget: Decimal = Decimal("1.00")
     """LLM cost per UTC day, USD; once reached the LLM roles are skipped."""
-    llm_run_token_budget: int = 50_000
+    run_token_budget: int = 50_000
     """LLM tokens per decision run."""
-    llm_run_cost_budget: Decimal = Decimal("0.25")
+    run_cost_budget: Decimal = Decimal("0.25")
     """LLM cost per decision run, USD."""
-    llm_training_cutoffs: dict[str, date] = Field(
+    training_cutoffs: dict[str, date] = Field(
         default_factory=lambda: {"gpt-4o-mini": date(2023, 10, 1), "gpt-4o": date(2023, 10, 1),
                                  "gpt-4.1-mini": date(2024, 6, 1), "gpt-4.1": date(2024, 6, 1)}
     )  # fmt: skip
@@ -174,26 +135,62 @@ class Settings(BaseSettings):
     decision run about the past) consulting a model over dates before its cutoff, or a model with no cutoff here,
     is refused unless allowed with --allow-exposure (the model may know what happened next), and flagged in the
     report. A decision about the present is never exposed, whatever the cutoff."""
-
-    llm_team_mode: Literal["analyst", "compact", "debate"] = "analyst"
+    team_mode: Literal["analyst", "compact", "debate"] = "analyst"
     """The LLM roles consulted per decision: "analyst" (one analyst call, no tools), "compact" (one conversation
     plays bull, bear, research manager and risk reviewer, with tools) or "debate" (bull and bear researchers argue
     for ``llm_debate_rounds`` rounds, a research manager writes the verdict, a risk reviewer may shrink or veto what
     the numeric risk gate approved)."""
-    llm_debate_rounds: int = Field(default=1, ge=1, le=3)
+    debate_rounds: int = Field(default=1, ge=1, le=3)
     """Rounds of the bull/bear debate (each round: one bull and one bear turn)."""
-    llm_tool_calls_per_role: int = Field(default=4, ge=0, le=12)
+    tool_calls_per_role: int = Field(default=4, ge=0, le=12)
     """Most tool calls one LLM role may make per decision; past it, the role must answer from what it has."""
-    llm_roles: dict[str, LlmRoleEndpoint] = Field(default_factory=dict)
+    roles: dict[str, LlmRoleEndpoint] = Field(default_factory=dict)
     """Per-role endpoint overrides (JSON in the environment), keyed by role (bull, bear, manager, risk, compact):
     ``base_url``, ``model``, ``api_key`` (a secret: never logged or stored) and ``structured_output``
     ("json_schema" where the endpoint supports it, else "json_object": a JSON-mode prompt validated with one
     repair). A role without an entry uses ``llm_base_url``, ``llm_model`` and ``llm_api_key``."""
 
-    backtest_fill_at: Literal["next_open", "close"] = "next_open"
-    """Backtests: where an order decided at a bar's close fills. "next_open": the next bar's open (the decision
-    bar's orders fill one bar later; the last step's expire unfilled); "close": the decision bar's close."""
+    @property
+    def role_models(self) -> list[tuple[str, str]]:
+        """(role, model) of every LLM role that may be consulted (``team_mode``, each role's ``roles`` model or
+        ``model``): the one place the roles are listed (the training cutoff guard and the price check cover each;
+        ``agents.llm.roles`` builds the team from it)."""
+        return [(role, self.role_model(role)) for role in LLM_TEAM_ROLES[self.team_mode]]
 
+    def role_model(self, role: str) -> str:
+        """The model ``role`` asks: its ``roles`` entry's, else ``model``."""
+        override = self.roles.get(role)
+        return override.model if override is not None and override.model else self.model
+
+    def price(self, model: str) -> LlmPrice | None:
+        """``model``'s price per 1M tokens: its row of ``prices``, else the older single per-1k prices (x 1000),
+        else None (unknown). ``ConfigError`` when only one of the two single prices is set."""
+        if model in self.prices:
+            return self.prices[model]
+        if self.price_per_1k_prompt is None and self.price_per_1k_completion is None:
+            return None
+        if self.price_per_1k_prompt is None or self.price_per_1k_completion is None:
+            from alphaloom.errors import ConfigError
+
+            raise ConfigError("ALPHALOOM_LLM_PRICE_PER_1K_PROMPT and ALPHALOOM_LLM_PRICE_PER_1K_COMPLETION are set "
+                              "together (or price the model in ALPHALOOM_LLM_PRICES)")  # fmt: skip
+        return LlmPrice(input=self.price_per_1k_prompt * 1000, output=self.price_per_1k_completion * 1000)
+
+
+class RiskSettings(BaseSettings):
+    """Risk and the checks before a send (agents/risk, alphaloom.guards, execution): hard limits, drawdown, exposure,
+    correlation, VaR, sizing, protective exits, fat-finger checks, reconciliation."""
+
+    model_config = _config(ENV_PREFIX)
+
+    # Hard limits (alphaloom.guards), enforced by risk and again by execution.
+    max_position_notional: Decimal = Decimal("20000")
+    """Hard limit (alphaloom.guards, checked by risk and again by execution): largest position notional, base
+    currency."""
+    max_order_notional: Decimal = Decimal("10000")
+    """Hard limit: largest order notional, base currency."""
+    price_band_pct: Decimal = Decimal("5")
+    """Hard limit: an order price may differ from the reference price by at most this percent."""
     # --- Risk and execution (agents/risk, execution/) -------------------------------------------------------------
     # Drawdown controller: from peak equity, scale new exposure by ``drawdown_reduce_factor`` past the first threshold,
     # deny every new buy past the second.
@@ -212,22 +209,6 @@ class Settings(BaseSettings):
     """Largest gross exposure, as a multiple of equity."""
     max_net_leverage: Decimal = Decimal("1")
     """Largest net exposure, as a multiple of equity."""
-    # Symbol -> sector/asset class (JSON in the environment), and symbol -> quantity step, for markets whose venue
-    # gives no metadata (file sources; alphaloom.markets): a class such as "equity" trades whole units. A venue's own
-    # metadata (raw.markets, from ccxt) gives the step; nothing is ever inferred from a symbol's quote currency.
-    # The default describes the shipped sample data.
-    asset_classes: dict[str, str] = Field(
-        default_factory=lambda: {"BTC/USDT": "crypto", "ETH/USDT": "crypto", "SOL/USDT": "crypto",
-                                 "AAPL/USD": "equity", "MSFT/USD": "equity", "SPY/USD": "equity"}
-    )  # fmt: skip
-    """JSON, symbol -> sector/asset class for markets whose venue gives no metadata (file sources;
-    alphaloom.markets); a class equity/stocks/etf trades whole units; an unconfigured file symbol is unclassified, in
-    1e-6 units. The same class picks the session calendar of freshness and quality gaps (equity/stock/stocks/etf:
-    stock hours; forex/fx: the forex week; anything else, unclassified included: 24/7). Nothing is inferred from a
-    symbol's quote currency. The default describes the shipped sample data."""
-    quantity_steps: dict[str, Decimal] = Field(default_factory=dict)
-    """JSON, symbol -> quantity step for markets whose venue gives no metadata (a venue's own metadata in
-    raw.markets, from ccxt, gives the step)."""
     correlation_threshold: float = 0.8
     """Correlation risk: symbols whose return correlation is at least this form a cluster capped at this share."""
     max_cluster_exposure_pct: Decimal = Decimal("40")
@@ -266,51 +247,80 @@ class Settings(BaseSettings):
     live_max_decision_age_bars: int = Field(default=2, ge=0)
     """A live or shadow send is refused when its decision time is more than this many bars before the wall clock: a
     decision about a past bar is never executed at today's price."""
-    # Paper venue realism: half-spread paid, square-root impact coefficient (bps at 100% of bar volume), participation.
-    paper_spread_bps: Decimal = Decimal("2")
-    """Paper venue: half-spread paid, basis points."""
-    paper_impact_bps: Decimal = Decimal("50")
-    """Paper venue: square-root impact coefficient, basis points at 100% of the bar's volume."""
-    paper_max_participation: Decimal = Decimal("0.1")
-    """Paper venue: largest share of a bar's volume one order may take."""
-    split_above_notional: Decimal | None = None
-    """Child orders: execution splits an intent whose notional is above split_above_notional (unset: never) into
-    split_slices equal children ("twap") or children of at most split_visible_notional each ("iceberg")."""
-    split_method: Literal["twap", "iceberg"] = "twap"
-    """How an order above split_above_notional is split: twap (equal slices over time) or iceberg (one visible
-    child at a time)."""
-    split_slices: int = 4
-    """Children of a TWAP split."""
-    split_visible_notional: Decimal = Decimal("2500")
-    """Largest notional of one iceberg child."""
-    twap_duration_minutes: int = Field(default=60, ge=0)
-    """A TWAP parent's slices are spread over this many minutes: slice k (0-based) is due at arrival + k * duration
-    / N; the first goes out at once, the others are scheduled (audit.scheduled_slices) and released when due. 0:
-    all at once."""
     reconcile_tolerance: Decimal = Decimal("0")
     """A live or shadow account is reconciled with its venue at the start of every decision run: a balance or
     position difference above this (absolute, in the currency's units) means no order is sent that run."""
-    route_venues: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+
+class PaperSettings(BaseSettings):
+    """The paper venue's costs and realism (``ALPHALOOM_PAPER_*``), in basis points or shares of a bar's volume."""
+
+    model_config = _config("ALPHALOOM_PAPER_")
+
+    # Paper broker costs, explicit: basis points of notional.
+    fee_bps: Decimal = Decimal("10")
+    """Paper broker fee, in basis points of notional."""
+    slippage_bps: Decimal = Decimal("5")
+    """Paper broker slippage, in basis points of price."""
+    # Paper venue realism: half-spread paid, square-root impact coefficient (bps at 100% of bar volume), participation.
+    spread_bps: Decimal = Decimal("2")
+    """Paper venue: half-spread paid, basis points."""
+    impact_bps: Decimal = Decimal("50")
+    """Paper venue: square-root impact coefficient, basis points at 100% of the bar's volume."""
+    max_participation: Decimal = Decimal("0.1")
+    """Paper venue: largest share of a bar's volume one order may take."""
+
+
+class SplitSettings(BaseSettings):
+    """Child orders (``ALPHALOOM_SPLIT_*``, ``ALPHALOOM_TWAP_DURATION_MINUTES``): when and how an order is split."""
+
+    model_config = _config("ALPHALOOM_SPLIT_")
+
+    above_notional: Decimal | None = None
+    """Child orders: execution splits an intent whose notional is above split_above_notional (unset: never) into
+    split_slices equal children ("twap") or children of at most split_visible_notional each ("iceberg")."""
+    method: Literal["twap", "iceberg"] = "twap"
+    """How an order above split_above_notional is split: twap (equal slices over time) or iceberg (one visible
+    child at a time)."""
+    slices: int = 4
+    """Children of a TWAP split."""
+    visible_notional: Decimal = Decimal("2500")
+    """Largest notional of one iceberg child."""
+    twap_duration_minutes: int = Field(validation_alias="ALPHALOOM_TWAP_DURATION_MINUTES", default=60, ge=0)
+    """A TWAP parent's slices are spread over this many minutes: slice k (0-based) is due at arrival + k * duration
+    / N; the first goes out at once, the others are scheduled (audit.scheduled_slices) and released when due. 0:
+    all at once."""
+
+
+class RoutingSettings(BaseSettings):
+    """Smart routing across venues (``ALPHALOOM_ROUTE_*``) and the resend after a submit timed out."""
+
+    model_config = _config("ALPHALOOM_ROUTE_")
+
+    venues: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Smart routing (live accounts): the venues (ccxt ids, credentials stored for the account at each) whose order
     books compete for every order (``route_depth`` levels of each are walked, best price after fees first); empty:
     the account's own venue only. Taker fees in bps per venue override the market's published fee (your fee tier),
     as JSON, e.g. {"binance": 7.5}."""
-    route_fee_bps: dict[str, Decimal] = Field(default_factory=dict)
+    fee_bps: dict[str, Decimal] = Field(default_factory=dict)
     """Taker fee in bps per routing venue (JSON, e.g. {"binance": 7.5}), overriding the market's published fee."""
-    route_depth: int = Field(default=10, ge=1, le=5000)
+    depth: int = Field(default=10, ge=1, le=5000)
     """Order-book levels walked per venue by smart routing."""
-    resend_settle_seconds: float = Field(default=2.0, ge=0, le=60)
+    resend_settle_seconds: float = Field(validation_alias="ALPHALOOM_RESEND_SETTLE_SECONDS", default=2.0, ge=0, le=60)
     """After a submit timed out, wait this long (seconds) for the venue's books to settle before the lookup that
     decides whether the order may be sent again (a just-filled order can take a moment to become visible there)."""
-    kill_switch_cancels_open_orders: bool = True
-    """Kill switch: also cancel open orders at the venue when it is turned on."""
-    secret_key: SecretStr | None = None
-    """Credentials encryption key (Fernet, urlsafe base64); else kept by ``secret_key_store``: "auto" uses the OS
-    keyring where a backend exists (macOS Keychain, Windows Credential Locker, Secret Service) and otherwise the
-    0600 file ``home/secret.key``; "keyring" requires a backend; "file" always uses the file."""
-    secret_key_store: Literal["auto", "keyring", "file"] = "auto"
-    """Where the credentials key is kept when ALPHALOOM_SECRET_KEY is unset: auto (OS keyring if a backend exists,
-    else the file), keyring, or file (`<home>/secret.key`, mode 0600)."""
+
+    @field_validator("venues", mode="before")
+    @classmethod
+    def _split_venues(cls, value: object) -> object:
+        return _comma_list(value)
+
+
+class IngestSettings(BaseSettings):
+    """Ingest (``alphaloom ingest``, ``stream``): ccxt series, news feeds and aliases, the quote cache, data quality,
+    the news point-in-time latency and the price sanity checks (``ALPHALOOM_INGEST_*``)."""
+
+    model_config = _config(ENV_PREFIX)
 
     # Ingest (issue 4). ccxt price series as "exchange:BASE/QUOTE:timeframe"; a series with nothing stored starts
     # ``ccxt_backfill_days`` back. News feeds: URLs or files. Aliases: symbol -> words that tag a story with it.
@@ -330,28 +340,40 @@ class Settings(BaseSettings):
     """Redis for the live quote cache of `alphaloom stream` (unset: no cache)."""
     quality_gap_tolerance_bars: int = 3
     """Data quality: a run of missing bars inside the session calendar longer than this is reported."""
+    news_assumed_latency_minutes: int = 15
+    """Point-in-time rule: file and backfill sources assume a story was seen this long after publication."""
     # Price ingest sanity (issue 13): a bar with a price outside [min, max] or a volume above the maximum is quarantined
     # (1e308 once passed every check and then overflowed the feature build for every symbol); so is a close more than
     # ``ingest_max_close_jump`` times, or less than 1/that, the series' previous close (stored or earlier in the input).
     # 0 turns the jump check off. A genuine move beyond it (a redenomination) needs a higher value and a re-ingest.
-    ingest_min_price: float = Field(default=1e-12, gt=0)
+    min_price: float = Field(validation_alias="ALPHALOOM_INGEST_MIN_PRICE", default=1e-12, gt=0)
     """Price ingest sanity: a bar with a price below this is quarantined."""
-    ingest_max_price: float = Field(default=1e12, gt=0)
+    max_price: float = Field(validation_alias="ALPHALOOM_INGEST_MAX_PRICE", default=1e12, gt=0)
     """Price ingest sanity: a bar with a price above this is quarantined (1e308 once passed every check and then
     overflowed the feature build for every symbol)."""
-    ingest_max_volume: float = Field(default=1e18, gt=0)
+    max_volume: float = Field(validation_alias="ALPHALOOM_INGEST_MAX_VOLUME", default=1e18, gt=0)
     """Price ingest sanity: a bar with a volume above this is quarantined."""
-    ingest_max_close_jump: float = Field(default=10.0, ge=0)
+    max_close_jump: float = Field(validation_alias="ALPHALOOM_INGEST_MAX_CLOSE_JUMP", default=10.0, ge=0)
     """Price ingest sanity: a close more than this many times, or less than 1/that, the series' previous close
     (stored or earlier in the input) is quarantined; 0 turns the check off. A genuine move beyond it (a
     redenomination) needs a higher value and a re-ingest."""
 
-    @field_validator("ccxt_sources", "feeds", "route_venues", mode="before")
+    @field_validator("ccxt_sources", "feeds", mode="before")
     @classmethod
     def _split_ingest_lists(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [s.strip() for s in value.split(",") if s.strip()]
-        return value
+        return _comma_list(value)
+
+    @property
+    def alias_map(self) -> dict[str, str]:
+        """``symbol_aliases`` inverted: alias -> symbol, as the news parser takes it."""
+        return {alias: symbol for symbol, aliases in self.symbol_aliases.items() for alias in aliases}
+
+
+class OpsSettings(BaseSettings):
+    """Operations: alerts, `alphaloom serve` and the console, stale data, Prefect, progress bars, the decision lock,
+    Dask, the kill switch's cancels and the credentials key."""
+
+    model_config = _config(ENV_PREFIX)
 
     # Operations (alphaloom serve / health / alerts).
     # Alerts are POSTed as JSON here (and always logged); unset: log only. May embed a token, so it is a secret.
@@ -387,15 +409,6 @@ class Settings(BaseSettings):
     progress: Literal["auto", "always", "never"] = "auto"
     """Progress bars of long commands (backtest, walk-forward) on stderr: auto draws them on a terminal only, always
     and never override that (1/true and 0/false are taken too)."""
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _progress_choice(cls, value: object) -> object:
-        if isinstance(value, str):
-            choice = value.strip().lower()
-            return {"1": "always", "true": "always", "0": "never", "false": "never"}.get(choice, choice)
-        return value
-
     # Decision runs: how long a second run for the same account waits for the first before giving up.
     decision_lock_wait_seconds: float = 0.0
     """How long a second decision run for the same account waits for the first before failing."""
@@ -406,11 +419,23 @@ class Settings(BaseSettings):
     run; `tcp://host:8786`: an existing Dask scheduler (its workers need the same `ALPHALOOM_` environment)."""
     dask_workers: int = Field(default=2, ge=1, le=256)
     """Worker processes of the `local` Dask cluster (one thread each)."""
-    db_pool_size: int = Field(default=5, ge=1, le=100)
-    """Database connections each process keeps open (SQLAlchemy pool size): each flow process and Dask worker has its
-    own pool; see "Running on Dask" for the arithmetic against PostgreSQL's `max_connections`."""
-    db_max_overflow: int = Field(default=5, ge=0, le=100)
-    """Connections a process may open beyond `ALPHALOOM_DB_POOL_SIZE` under load (closed when returned)."""
+    kill_switch_cancels_open_orders: bool = True
+    """Kill switch: also cancel open orders at the venue when it is turned on."""
+    secret_key: SecretStr | None = None
+    """Credentials encryption key (Fernet, urlsafe base64); else kept by ``secret_key_store``: "auto" uses the OS
+    keyring where a backend exists (macOS Keychain, Windows Credential Locker, Secret Service) and otherwise the
+    0600 file ``home/secret.key``; "keyring" requires a backend; "file" always uses the file."""
+    secret_key_store: Literal["auto", "keyring", "file"] = "auto"
+    """Where the credentials key is kept when ALPHALOOM_SECRET_KEY is unset: auto (OS keyring if a backend exists,
+    else the file), keyring, or file (`<home>/secret.key`, mode 0600)."""
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress_choice(cls, value: object) -> object:
+        if isinstance(value, str):
+            choice = value.strip().lower()
+            return {"1": "always", "true": "always", "0": "never", "false": "never"}.get(choice, choice)
+        return value
 
     @field_validator("dask_address", mode="before")
     @classmethod
@@ -422,38 +447,120 @@ class Settings(BaseSettings):
         raise ValueError(f"ALPHALOOM_DASK_ADDRESS must be unset, 'local' or a scheduler address such as "
                          f"tcp://host:8786, got {value!r}")  # fmt: skip
 
+
+class Settings(BaseSettings):
+    """Typed settings: the kernel flat, each concern in its group; see README "Configuration" for what each does."""
+
+    model_config = _config(ENV_PREFIX)
+
+    # Where AlphaLoom keeps its state (embedded database, generated data, GX docs...).
+    home: Path = Field(default=PROJECT_ROOT / ".alphaloom")
+    """Where AlphaLoom keeps its state (embedded PostgreSQL, Prefect home and server state, generated data, GX
+    store, reports, keys). Default: the `.alphaloom` folder of the checkout AlphaLoom runs from, whatever the
+    working directory."""
+    # External PostgreSQL; when unset an embedded server is started under ``pgdata``.
+    database_url: SecretStr | None = None
+    """External PostgreSQL (postgresql://user:pass@host:5432/db); unset: the embedded server under pgdata."""
+    pgdata: Path | None = None
+    """Embedded PostgreSQL data directory (default `<home>/pg`; keep the path short: it also holds the socket)."""
+    # Offline data used by the embedded default.
+    data_dir: Path | None = None
+    """Where the offline demo data is generated (default `<home>/data`)."""
+    data_seed: int = 7
+    """Seed of the generated offline data."""
+    data_days: int = 400
+    """Days of generated offline hourly bars."""
+    # Trading defaults.
+    account: str = "paper-main"
+    """The account decisions are made for."""
+    base_currency: str = "USDT"
+    """Base currency of the paper account: cash, equity, P&L and every notional limit are in it."""
+    exchange: str = "demo"
+    """Exchange name of the traded series (the offline demo data is `demo`)."""
+    timeframe: str = "1h"
+    """Bar length the decision flow trades on (a ccxt timeframe such as 1h)."""
+    benchmark_symbol: str = "BTC/USDT"
+    """Benchmark for the rolling beta/correlation features (dbt var benchmark_symbol)."""
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["BTC/USDT", "ETH/USDT", "SOL/USDT", "AAPL/USD", "MSFT/USD", "SPY/USD"]
+    )
+    """Comma-separated symbols the decision flow trades."""
+    correlation_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Universe of marts.correlations (it grows with the square of the universe): empty = the traded ``symbols``;
+    "*" = every stored symbol; else a comma-separated list."""
+    starting_cash: Decimal = Decimal("100000")
+    """Cash of a new paper account, in the base currency."""
+    order_notional: Decimal = Decimal("5000")
+    """Target notional of one entry order (base currency), with the fixed sizing mode."""
+    # Sentiment and LLM.
+    finbert_model: str = "ProsusAI/finbert"
+    """Sentiment model (hub id or local folder); the finance lexicon stands in when it cannot load (recorded)."""
+    sentiment_batch_size: int = 32
+    """Headlines scored per FinBERT batch."""
+    finbert_allow_download: bool = False
+    """FinBERT weights come from a local folder or the local hub cache; set this to let a load download them."""
+    backtest_fill_at: Literal["next_open", "close"] = "next_open"
+    """Backtests: where an order decided at a bar's close fills. "next_open": the next bar's open (the decision
+    bar's orders fill one bar later; the last step's expire unfilled); "close": the decision bar's close."""
+    # Symbol -> sector/asset class (JSON in the environment), and symbol -> quantity step, for markets whose venue
+    # gives no metadata (file sources; alphaloom.markets): a class such as "equity" trades whole units. A venue's own
+    # metadata (raw.markets, from ccxt) gives the step; nothing is ever inferred from a symbol's quote currency.
+    # The default describes the shipped sample data.
+    asset_classes: dict[str, str] = Field(
+        default_factory=lambda: {"BTC/USDT": "crypto", "ETH/USDT": "crypto", "SOL/USDT": "crypto",
+                                 "AAPL/USD": "equity", "MSFT/USD": "equity", "SPY/USD": "equity"}
+    )  # fmt: skip
+    """JSON, symbol -> sector/asset class for markets whose venue gives no metadata (file sources;
+    alphaloom.markets); a class equity/stocks/etf trades whole units; an unconfigured file symbol is unclassified, in
+    1e-6 units. The same class picks the session calendar of freshness and quality gaps (equity/stock/stocks/etf:
+    stock hours; forex/fx: the forex week; anything else, unclassified included: 24/7). Nothing is inferred from a
+    symbol's quote currency. The default describes the shipped sample data."""
+    quantity_steps: dict[str, Decimal] = Field(default_factory=dict)
+    """JSON, symbol -> quantity step for markets whose venue gives no metadata (a venue's own metadata in
+    raw.markets, from ccxt, gives the step)."""
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    """Database connections each process keeps open (SQLAlchemy pool size): each flow process and Dask worker has its
+    own pool; see "Running on Dask" for the arithmetic against PostgreSQL's `max_connections`."""
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    """Connections a process may open beyond `ALPHALOOM_DB_POOL_SIZE` under load (closed when returned)."""
+
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    """The LLM roles (``ALPHALOOM_LLM_*``)."""
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    """Risk limits, sizing and the checks before a send."""
+    paper: PaperSettings = Field(default_factory=PaperSettings)
+    """The paper venue's costs (``ALPHALOOM_PAPER_*``)."""
+    split: SplitSettings = Field(default_factory=SplitSettings)
+    """Child orders (``ALPHALOOM_SPLIT_*``)."""
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    """Smart routing (``ALPHALOOM_ROUTE_*``)."""
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    """Ingest: sources, feeds, quality and sanity checks."""
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    """Operations: alerts, serve, console, Prefect, Dask, the credentials key."""
+
     @field_validator("symbols", "correlation_symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [s.strip() for s in value.split(",") if s.strip()]
-        return value
+        return _comma_list(value)
 
-    @property
-    def llm_role_models(self) -> list[tuple[str, str]]:
-        """(role, model) of every LLM role that may be consulted (``llm_team_mode``, each role's ``llm_roles`` model
-        or ``llm_model``): the one place the roles are listed (the training cutoff guard and the price check cover
-        each; ``agents.llm.roles`` builds the team from it)."""
-        return [(role, self.llm_role_model(role)) for role in LLM_TEAM_ROLES[self.llm_team_mode]]
-
-    def llm_role_model(self, role: str) -> str:
-        """The model ``role`` asks: its ``llm_roles`` entry's, else ``llm_model``."""
-        override = self.llm_roles.get(role)
-        return override.model if override is not None and override.model else self.llm_model
-
-    def llm_price(self, model: str) -> LlmPrice | None:
-        """``model``'s price per 1M tokens: its row of ``llm_prices``, else the older single per-1k prices (x 1000),
-        else None (unknown). ``ConfigError`` when only one of the two single prices is set."""
-        if model in self.llm_prices:
-            return self.llm_prices[model]
-        if self.llm_price_per_1k_prompt is None and self.llm_price_per_1k_completion is None:
-            return None
-        if self.llm_price_per_1k_prompt is None or self.llm_price_per_1k_completion is None:
-            from alphaloom.errors import ConfigError
-
-            raise ConfigError("ALPHALOOM_LLM_PRICE_PER_1K_PROMPT and ALPHALOOM_LLM_PRICE_PER_1K_COMPLETION are set "
-                              "together (or price the model in ALPHALOOM_LLM_PRICES)")  # fmt: skip
-        return LlmPrice(input=self.llm_price_per_1k_prompt * 1000, output=self.llm_price_per_1k_completion * 1000)
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied: a key names a kernel field (``"timeframe"``) or a group's field
+        (``"llm.model"``). An unknown key is refused (``KeyError``), never set on the side."""
+        kernel: dict[str, Any] = {}
+        groups: dict[str, dict[str, Any]] = {}
+        for key, value in (update or {}).items():
+            group, dot, name = key.partition(".")
+            target = type(getattr(self, group)) if dot and group in GROUPS else type(self)
+            if (name if dot else key) not in target.model_fields or (not dot and key in GROUPS):
+                raise KeyError(f"{key!r} is not a setting (a group's field is named like 'llm.model')")
+            if dot:
+                groups.setdefault(group, {})[name] = value
+            else:
+                kernel[key] = value
+        for group, changes in groups.items():
+            kernel[group] = getattr(self, group).model_copy(update=changes, deep=deep)
+        return super().model_copy(update=kernel, deep=deep)
 
     @property
     def correlation_universe(self) -> list[str]:
@@ -461,11 +568,6 @@ class Settings(BaseSettings):
         if self.correlation_symbols == ["*"]:
             return []
         return list(self.correlation_symbols or self.symbols)
-
-    @property
-    def alias_map(self) -> dict[str, str]:
-        """``symbol_aliases`` inverted: alias -> symbol, as the news parser takes it."""
-        return {alias: symbol for symbol, aliases in self.symbol_aliases.items() for alias in aliases}
 
     @property
     def pgdata_dir(self) -> Path:
@@ -484,6 +586,18 @@ class Settings(BaseSettings):
         return PROJECT_ROOT / "dbt"
 
 
+GROUPS: dict[str, type[BaseSettings]] = {
+    "llm": LlmSettings,
+    "risk": RiskSettings,
+    "paper": PaperSettings,
+    "split": SplitSettings,
+    "routing": RoutingSettings,
+    "ingest": IngestSettings,
+    "ops": OpsSettings,
+}
+"""Each group of ``Settings``: the attribute and its class (the configuration reference lists them in this order)."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; call ``get_settings.cache_clear()`` after changing the environment."""
@@ -499,7 +613,7 @@ def apply_tool_environment(settings: Settings | None = None) -> None:
 
     settings = settings or get_settings()
     defaults = {
-        "PREFECT_HOME": str(settings.home / "prefect"),
+        "PREFECT_HOME": str(settings.home / "prefect"),  # prefect_home() reads it back
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
@@ -513,26 +627,66 @@ def apply_tool_environment(settings: Settings | None = None) -> None:
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 
-def settings_problem() -> str | None:
-    """None when the environment makes valid settings, else one line naming the ``ALPHALOOM_*`` variable and the
-    problem (for the CLI to print instead of a traceback)."""
-    import re
+def prefect_api_url() -> str | None:
+    """The Prefect API this process uses: ``PREFECT_API_URL`` (set by the operator, or by the CLI once the embedded
+    server answers), None when unset (Prefect then runs a temporary API). The one place it is read."""
+    import os
 
+    return os.environ.get("PREFECT_API_URL") or None
+
+
+def prefect_home(settings: Settings) -> str:
+    """Prefect's home for a server or worker AlphaLoom starts: ``PREFECT_HOME`` when set, else ``<home>/prefect``
+    (the default ``apply_tool_environment`` sets). The one place it is read."""
+    import os
+
+    return os.environ.get("PREFECT_HOME") or str(settings.home / "prefect")
+
+
+def all_variables() -> list[tuple[type[BaseSettings], str, str]]:
+    """(model, field, environment variable) of every setting: the kernel's fields, then each group's."""
+    kernel = [(Settings, name, env_variable(Settings, name)) for name in Settings.model_fields if name not in GROUPS]
+    return kernel + [
+        (model, name, env_variable(model, name)) for model in GROUPS.values() for name in model.model_fields
+    ]
+
+
+def _problem_of(model: type[BaseSettings]) -> str | None:
+    """One line naming each bad ``ALPHALOOM_*`` variable of ``model`` (the kernel or a group), None when it reads."""
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
+    by_key = {name: env_variable(model, name) for name in model.model_fields}
+    by_key |= {variable.lower(): variable for variable in by_key.values()}  # an aliased field's error names the alias
     try:
-        get_settings()
+        if model is Settings:  # the kernel alone: each group is checked on its own
+            Settings(llm=LlmSettings.model_construct(), risk=RiskSettings.model_construct(),
+                     paper=PaperSettings.model_construct(), split=SplitSettings.model_construct(),
+                     routing=RoutingSettings.model_construct(), ingest=IngestSettings.model_construct(),
+                     ops=OpsSettings.model_construct())  # fmt: skip
+        else:
+            model()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            key = str(error["loc"][0]) if error["loc"] else "?"
             inside = "".join(f"[{part!r}]" for part in error["loc"][1:])  # where in a JSON value, e.g. ['gpt-4o']
-            problems.append(f"ALPHALOOM_{field.upper()}{inside}={error.get('input')!r}: {error['msg']}")
+            problems.append(f"{by_key.get(key, key)}{inside}={error.get('input')!r}: {error['msg']}")
         return "; ".join(problems)
     except SettingsError as exc:
         match = re.search(r'field "(\w+)"', str(exc))
-        name = f"ALPHALOOM_{match.group(1).upper()}" if match else "an ALPHALOOM_ variable"
+        name = by_key.get(match.group(1), "an ALPHALOOM_ variable") if match else "an ALPHALOOM_ variable"
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         return f"{name} could not be read (JSON expected){cause}"
+    return None
+
+
+def settings_problem() -> str | None:
+    """None when the environment makes valid settings, else one line naming each bad ``ALPHALOOM_*`` variable and its
+    problem (for the CLI to print instead of a traceback), the kernel's and every group's."""
+    models: list[type[BaseSettings]] = [Settings, *GROUPS.values()]
+    problems = [problem for model in models if (problem := _problem_of(model))]
+    if problems:
+        return "; ".join(problems)
+    get_settings()
     return None

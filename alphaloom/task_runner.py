@@ -35,21 +35,21 @@ if TYPE_CHECKING:
 
 def runs_on_dask(settings: Settings | None = None) -> bool:
     """Whether flow tasks run on Dask workers (other processes) under these settings."""
-    return (settings or get_settings()).dask_address is not None
+    return (settings or get_settings()).ops.dask_address is not None
 
 
 def configured_task_runner(settings: Settings | None = None) -> TaskRunner:
     """A fresh, not yet started task runner for ``settings`` (see the module docstring)."""
     settings = settings or get_settings()
-    if settings.dask_address is None:
+    if settings.ops.dask_address is None:
         return ThreadPoolTaskRunner()
     from alphaloom.dask_runner import DaskTaskRunner  # imported only when Dask is configured
 
-    if settings.dask_address == "local":
+    if settings.ops.dask_address == "local":
         return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                              cluster_kwargs={"n_workers": settings.dask_workers, "threads_per_worker": 1,
+                              cluster_kwargs={"n_workers": settings.ops.dask_workers, "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": ":0"})  # fmt: skip
-    return DaskTaskRunner(address=settings.dask_address)
+    return DaskTaskRunner(address=settings.ops.dask_address)
 
 
 class SettingsTaskRunner(TaskRunner[PrefectFuture[Any]]):

@@ -90,7 +90,7 @@ def step_path(symbols: int, steps: int) -> float:
     os.environ.pop("ALPHALOOM_LLM_BASE_URL", None)
     get_settings.cache_clear()
     try:
-        settings = get_settings().model_copy(update={"max_orders_per_run": 10 * symbols * steps})
+        settings = get_settings().model_copy(update={"risk.max_orders_per_run": 10 * symbols * steps})
         engine = get_engine()  # migrates the throwaway database
         run_id, account = "bench-step-path", "bench-step"
         with tempfile.TemporaryDirectory() as tmp:

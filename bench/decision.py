@@ -34,7 +34,7 @@ from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits
 from alphaloom.markets import resolve
 from alphaloom.ops.kill_switch import KillSwitchState
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
@@ -54,7 +54,7 @@ def main(iterations: int) -> tuple[float, float]:
     engine = create_engine(url, pool_size=5)
     try:
         upgrade(engine)
-        settings = Settings(max_orders_per_run=10 * iterations + 10, daily_loss_limit=Decimal(10**9))
+        settings = Settings(risk=RiskSettings(max_orders_per_run=10 * iterations + 10, daily_loss_limit=Decimal(10**9)))
         run_id, account = "bench-decision", "bench-paper"
         with engine.begin() as conn:
             conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'bench')"), {"r": run_id})
@@ -64,9 +64,9 @@ def main(iterations: int) -> tuple[float, float]:
         returns = pd.DataFrame(rng.normal(0, 0.01, (200, len(SYMBOLS))), columns=SYMBOLS)
         # The returns history is the same for every symbol of a step: its correlation matrix is built once per step.
         inputs = returns_inputs(returns)
-        broker = PaperBroker(fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
+        broker = PaperBroker(fee_bps=settings.paper.fee_bps, slippage_bps=settings.paper.slippage_bps,
                              kill_switch=lambda: OFF, venue=PostgresPaperVenue(engine),
-                             spread_bps=settings.paper_spread_bps)  # fmt: skip
+                             spread_bps=settings.paper.spread_bps)  # fmt: skip
         limits, risk_limits = HardLimits.from_settings(settings), RiskLimits.from_settings(settings)
         t0 = datetime(2024, 1, 1, tzinfo=UTC)
         positions = dict.fromkeys(SYMBOLS, Decimal(0))

@@ -43,7 +43,7 @@ from agents.snapshot import AccountView, MarketView, Snapshot
 from alphaloom.db.migrate import upgrade
 from alphaloom.domain import NewsId, NewsItem, decision_id_for
 from alphaloom.ops.kill_switch import KillSwitchState
-from alphaloom.settings import LlmPrice, Settings
+from alphaloom.settings import LlmPrice, LlmSettings, Settings
 
 AS_OF = datetime(2024, 8, 1, tzinfo=UTC)
 BULLISH = {"close": 100.0, "ema_10": 105.0, "ema_50": 100.0, "macd_hist": 0.5, "rsi_14": 60.0, "ret_1": 0.004,
@@ -141,11 +141,21 @@ def main(decisions: int) -> None:
         baseline = bare_sdk_call(standin, 3 * decisions)
         _line("baseline: bare openai SDK call to the stand-in (no database)", baseline * 1000, "ms per call")
         for mode in ("compact", "debate"):
-            settings = Settings(llm_base_url=standin.url, llm_model="bench-model", llm_team_mode=mode,
-                                llm_max_retries=0, llm_run_token_budget=10**9, llm_run_cost_budget=Decimal(10**6),
-                                llm_daily_token_budget=10**12, llm_daily_cost_budget=Decimal(10**9),
-                                llm_decision_token_budget=10**9, llm_decision_cost_budget=Decimal(10**6),
-                                llm_prices={"bench-model": LlmPrice(input=Decimal("0.15"), output=Decimal("0.6"))})  # fmt: skip
+            settings = Settings(
+                llm=LlmSettings(
+                    base_url=standin.url,
+                    model="bench-model",
+                    team_mode=mode,
+                    max_retries=0,
+                    run_token_budget=10**9,
+                    run_cost_budget=Decimal(10**6),
+                    daily_token_budget=10**12,
+                    daily_cost_budget=Decimal(10**9),
+                    decision_token_budget=10**9,
+                    decision_cost_budget=Decimal(10**6),
+                    prices={"bench-model": LlmPrice(input=Decimal("0.15"), output=Decimal("0.6"))},
+                )
+            )
             params = DecisionParams.from_settings(settings)
             snaps = [snapshot(params, f"B{i:04d}{mode[:2].upper()}/USDT", AS_OF + timedelta(hours=i))
                      for i in range(decisions + 1)]  # fmt: skip

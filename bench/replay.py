@@ -165,7 +165,7 @@ def main(symbols: int, steps: int, profile: bool = False, repeat: int = 1) -> No
     os.environ.pop("ALPHALOOM_LLM_BASE_URL", None)
     get_settings.cache_clear()
     try:
-        settings = get_settings().model_copy(update={"max_orders_per_run": 10 * symbols * steps})
+        settings = get_settings().model_copy(update={"risk.max_orders_per_run": 10 * symbols * steps})
         engine = get_engine()  # migrates the throwaway database
         _load(engine, frames, "bench-replay")
         with tempfile.TemporaryDirectory() as tmp:

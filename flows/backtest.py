@@ -80,12 +80,12 @@ class ReplayWindow:
         with engine.begin() as conn:  # scoring the window's news stores the new scores
             cursor = ReplayCursor.load(conn, symbols=symbols, start=times[0], end=times[-1], params=params,
                                        scorer=scorer, run_id=run_id,
-                                       returns_bars=settings.correlation_lookback_bars)  # fmt: skip
+                                       returns_bars=settings.risk.correlation_lookback_bars)  # fmt: skip
             ledger = ReplayAccount.load(conn, account=account, symbols=symbols, end=times[-1], settings=settings,
                                         market=cursor)  # fmt: skip
         memory = ReplayMemory(account=account, timeframe=settings.timeframe, params=strategy.memory,
                               base=strategy.base_weights(), cursor=cursor,
-                              trade_lookback=settings.sizing_lookback_trades)  # fmt: skip
+                              trade_lookback=settings.risk.sizing_lookback_trades)  # fmt: skip
         return cls(params, cursor, memory, ledger)
 
 
@@ -111,7 +111,7 @@ class Replay:
         """The paper broker the live decision flow uses, filling at the next open when so configured; its venue: the
         window's in-memory book, else (no window: the live step path) ``paper_venue.orders``."""
         venue = PostgresPaperVenue(engine) if self.window is None else self.window.venue
-        paper = PaperBroker(fee_bps=self.settings.paper_fee_bps, slippage_bps=self.settings.paper_slippage_bps,
+        paper = PaperBroker(fee_bps=self.settings.paper.fee_bps, slippage_bps=self.settings.paper.slippage_bps,
                             kill_switch=kill_switch, venue=venue)  # fmt: skip
         if self.fill_at == "close":
             return paper
@@ -361,7 +361,7 @@ def backtest_flow(
     """
     settings = get_settings()
     if llm_max_tokens is not None:
-        settings = settings.model_copy(update={"llm_run_token_budget": llm_max_tokens})
+        settings = settings.model_copy(update={"llm.run_token_budget": llm_max_tokens})
     fill_at = fill_at or settings.backtest_fill_at
     if fill_at not in FILL_MODES:
         raise ConfigError(f"fill_at must be one of {sorted(FILL_MODES)}, got {fill_at!r}")
@@ -380,18 +380,30 @@ def backtest_flow(
             raise DataUnavailableError(f"no bars stored for {symbols} on {settings.exchange}")
         end = bar_close(newest, settings.timeframe)
     times = decision_times(end, steps, settings.timeframe)
-    use_llm = settings.llm_base_url is not None and rules.rule == "team"
-    exposure = llm_exposure(settings.llm_role_models, settings.llm_training_cutoffs, times[0]) if use_llm else None
+    use_llm = settings.llm.base_url is not None and rules.rule == "team"
+    exposure = llm_exposure(settings.llm.role_models, settings.llm.training_cutoffs, times[0]) if use_llm else None
     if exposure and not allow_exposure:
         raise ConfigError(f"backtest refused: {exposure}; pass --allow-exposure to run it anyway (it is flagged)")
     if use_llm and audit != "full":
         raise ConfigError(f"audit {audit!r} refused with the LLM analyst: it reads the account's past situations from "
                           "the audit rows; use audit full, or strategy sma_cross, or no LLM endpoint")  # fmt: skip
 
-    parameters = {"symbols": symbols, "end": times[-1], "steps": steps, "llm_live": llm_live,
-                  "llm_max_calls": llm_max_calls, "llm_max_tokens": llm_max_tokens, "allow_exposure": allow_exposure,
-                  "strategy": strategy, "sma_fast": sma_fast, "sma_slow": sma_slow, "fill_at": fill_at,
-                  "audit": audit, "llm_model": settings.llm_model if use_llm else None, "exposure": exposure}  # fmt: skip
+    parameters = {
+        "symbols": symbols,
+        "end": times[-1],
+        "steps": steps,
+        "llm_live": llm_live,
+        "llm_max_calls": llm_max_calls,
+        "llm_max_tokens": llm_max_tokens,
+        "allow_exposure": allow_exposure,
+        "strategy": strategy,
+        "sma_fast": sma_fast,
+        "sma_slow": sma_slow,
+        "fill_at": fill_at,
+        "audit": audit,
+        "llm_model": settings.llm.model if use_llm else None,
+        "exposure": exposure,
+    }
     with audited_run("backtest", parameters) as (engine, run_id):
         team = build_team(settings)
         llm_agent = None
@@ -399,7 +411,7 @@ def backtest_flow(
             from agents.llm.analyst import LlmAnalyst
             from agents.llm.team_agent import LlmTeam
 
-            agent_class = LlmAnalyst if settings.llm_team_mode == "analyst" else LlmTeam
+            agent_class = LlmAnalyst if settings.llm.team_mode == "analyst" else LlmTeam
             llm_agent = agent_class(settings, live_calls=llm_max_calls if llm_live else 0)
         report, unrecorded = replay_run(run_id, settings=settings, rules=rules, symbols=symbols, times=times,
                                         fill_at=fill_at, team=Team(scorer=team.scorer, llm_agent=llm_agent),

@@ -137,12 +137,12 @@ def llm_cutoff_refusal(settings: Settings, first_decision: datetime, now: dateti
     so it is allowed whatever the models' training cutoffs, known or not. A decision about the past is judged as a
     backtest is (``llm_exposure``, every role's model): refused when it is before a model's cutoff, or when a model
     has no configured cutoff (its exposure cannot be judged)."""
-    if settings.llm_base_url is None:
+    if settings.llm.base_url is None:
         return None
     now = now or datetime.now(UTC)
-    if now - first_decision <= timeframe_delta(settings.timeframe) * settings.live_max_decision_age_bars:
+    if now - first_decision <= timeframe_delta(settings.timeframe) * settings.risk.live_max_decision_age_bars:
         return None
-    exposure = llm_exposure(settings.llm_role_models, settings.llm_training_cutoffs, first_decision)
+    exposure = llm_exposure(settings.llm.role_models, settings.llm.training_cutoffs, first_decision)
     if exposure is None:
         return None
     return (f"decision run refused: it decides about the past ({first_decision:%Y-%m-%d %H:%M} UTC), judged as a "
@@ -195,7 +195,7 @@ def decide_flow(
     parameters = {"account": account, "symbols": symbols, "as_of": times[-1].isoformat(), "steps": steps,
                   "dry_run": dry_run, "fan_out": fan_out}  # fmt: skip
     with (
-        account_run_lock(get_engine(), account, wait_seconds=settings.decision_lock_wait_seconds),
+        account_run_lock(get_engine(), account, wait_seconds=settings.ops.decision_lock_wait_seconds),
         audited_run("decide", parameters) as (_, run_id),
     ):
         _ensure_paper_account(settings, account, run_id)

@@ -23,7 +23,7 @@ FEED_SUFFIXES = (".rss", ".atom", ".xml")
 
 
 def default_feeds() -> list[str]:
-    configured = get_settings().feeds
+    configured = get_settings().ingest.feeds
     if configured:
         return list(configured)
     folder = get_settings().offline_data_dir / "news"
@@ -38,8 +38,8 @@ def _is_url(source: str) -> bool:
 def read_feed_file(source: str) -> ParsedFeed:
     """A file has no fetch time in the past, so its first-seen time is assumed (publication + latency)."""
     settings = get_settings()
-    latency = timedelta(minutes=settings.news_assumed_latency_minutes)
-    feed = parse_feed(source, fetched_at=None, assumed_latency=latency, aliases=settings.alias_map)
+    latency = timedelta(minutes=settings.ingest.news_assumed_latency_minutes)
+    feed = parse_feed(source, fetched_at=None, assumed_latency=latency, aliases=settings.ingest.alias_map)
     for rejected in feed.rejected[:20]:
         get_run_logger().warning("quarantined %s", rejected)
     return feed
@@ -60,7 +60,7 @@ def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[st
             with engine.begin() as conn:
                 states = load_states(conn, urls)
             fetches = fetch_feeds(urls, states)
-            fetched = [parse_fetched(f, aliases=settings.alias_map) for f in fetches]
+            fetched = [parse_fetched(f, aliases=settings.ingest.alias_map) for f in fetches]
             with engine.begin() as conn:
                 broken += record_fetches(conn, run_id, fetches, fetched)
             parsed.extend(p for p in fetched if p is not None)

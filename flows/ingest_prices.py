@@ -39,7 +39,7 @@ def default_price_files() -> list[str]:
 def quality_gate() -> QualityGate:
     """The GX gate of the settings in force; one per (home, gap tolerance) per process (its set-up costs seconds)."""
     settings = get_settings()
-    return _gate(settings.home, settings.quality_gap_tolerance_bars)
+    return _gate(settings.home, settings.ingest.quality_gap_tolerance_bars)
 
 
 @lru_cache(maxsize=4)
@@ -127,8 +127,8 @@ def ingest_ccxt(sources: list[str], run_id: str, quality: bool = True) -> list[d
         since = resume_points(conn, specs)
     results = fetch_series(
         specs, since, source_for=lambda exchange: CcxtPriceSource(make_exchange(exchange)),
-        max_concurrency=settings.ccxt_max_concurrency,
-        default_since=datetime.now(UTC) - timedelta(days=settings.ccxt_backfill_days),
+        max_concurrency=settings.ingest.ccxt_max_concurrency,
+        default_since=datetime.now(UTC) - timedelta(days=settings.ingest.ccxt_backfill_days),
     )  # fmt: skip
     with get_engine().begin() as conn:  # first: the quality gate judges each batch by its market's calendar
         for r in results:
@@ -150,7 +150,7 @@ def ingest_prices(
 ) -> list[dict[str, object]]:
     """Ingest price files (default: the offline data folder, unless ccxt sources are given) and ccxt series
     (default: ``ALPHALOOM_CCXT_SOURCES``) into raw.ohlcv."""
-    sources = ccxt_sources if ccxt_sources is not None else get_settings().ccxt_sources
+    sources = ccxt_sources if ccxt_sources is not None else get_settings().ingest.ccxt_sources
     files = paths or ([] if sources else default_price_files())
     with audited_run("ingest_prices", {"paths": files, "ccxt_sources": sources, "quality": quality}) as (_, run_id):
         results = [_ingest_isolated(p if is_url(p) else str(Path(p)), run_id, quality) for p in files]

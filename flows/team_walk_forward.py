@@ -165,7 +165,7 @@ def team_walk_forward_flow(
     if fill_at not in FILL_MODES:
         raise ConfigError(f"fill_at must be one of {sorted(FILL_MODES)}, got {fill_at!r}")
     # Without the LLM analyst (its opinion skipped in every replay): a grid of trials must cost no tokens and repeat.
-    settings = settings.model_copy(update={"llm_base_url": None})
+    settings = settings.model_copy(update={"llm.base_url": None})
     spec = TeamWalkForwardSpec(symbols or settings.symbols, parse_team_grid(thresholds, weights, sizing, exits),
                                in_sample, out_sample, objective, fill_at, start, end)  # fmt: skip
     with audited_run("walk_forward", spec.parameters()) as (engine, run_id):

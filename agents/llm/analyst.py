@@ -61,7 +61,7 @@ def _parse(content: str | None) -> LlmAnswer:
 
 
 class LlmAnalyst:
-    """An ``LlmAnalyst`` for ``settings.llm_base_url``; raises ``ConfigError`` when no endpoint is configured."""
+    """An ``LlmAnalyst`` for ``settings.llm.base_url``; raises ``ConfigError`` when no endpoint is configured."""
 
     name = AGENT
 
@@ -77,23 +77,23 @@ class LlmAnalyst:
             raise ConfigError(f"live_calls must be >= 0 (0: cache only), got {live_calls}")
         self.live_calls_left = live_calls
         self.live_calls_used = 0
-        if settings.llm_base_url is None and client is None:
+        if settings.llm.base_url is None and client is None:
             raise ConfigError("llm_base_url is not set; the LLM analyst needs an OpenAI-compatible endpoint")
         self.settings = settings
-        self.model = settings.llm_model
+        self.model = settings.llm.model
         price_of(self.model, settings)  # an unpriced model is refused here, before any call (ConfigError)
         self.prompt_version = prompt_version
-        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
+        api_key = settings.llm.api_key.get_secret_value() if settings.llm.api_key else "not-needed"
         self.client = client or openai.OpenAI(
-            base_url=settings.llm_base_url,
+            base_url=settings.llm.base_url,
             api_key=api_key,
-            timeout=settings.llm_timeout_s,
-            max_retries=settings.llm_max_retries,
+            timeout=settings.llm.timeout_s,
+            max_retries=settings.llm.max_retries,
         )
         self.schema = answer_schema()
         self.sampling = {
-            "temperature": settings.llm_temperature,
-            "max_tokens": settings.llm_max_tokens,
+            "temperature": settings.llm.temperature,
+            "max_tokens": settings.llm.max_tokens,
             "response_format": "json_schema",
         }
 
@@ -144,7 +144,7 @@ class LlmAnalyst:
                 except _Invalid as second:
                     status, problem = "invalid", f"invalid answer after one repair attempt: {second}"
         except openai.APITimeoutError:
-            status, problem = "timeout", f"no answer within {self.settings.llm_timeout_s:g} s"
+            status, problem = "timeout", f"no answer within {self.settings.llm.timeout_s:g} s"
         except openai.APIStatusError as exc:
             status, problem = "error", f"HTTP {exc.status_code} from the endpoint after retries"
         except openai.OpenAIError as exc:  # connection refused, DNS...: the flow goes on without the LLM
@@ -174,8 +174,8 @@ class LlmAnalyst:
         response = self.client.chat.completions.create(  # type: ignore[call-overload]
             model=self.model,
             messages=messages,
-            temperature=self.settings.llm_temperature,
-            max_tokens=self.settings.llm_max_tokens,
+            temperature=self.settings.llm.temperature,
+            max_tokens=self.settings.llm.max_tokens,
             response_format={
                 "type": "json_schema",
                 "json_schema": {"name": "analyst_opinion", "schema": self.schema, "strict": False},

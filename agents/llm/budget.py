@@ -1,5 +1,5 @@
 """The LLM usage ledger (``audit.llm_usage``) and the budget caps it enforces: tokens and money (USD, priced per model
-by ``Settings.llm_price``) per decision, per decision run and per UTC day. Every call, cache hit and skip is one row.
+by ``LlmSettings.price``) per decision, per decision run and per UTC day. Every call, cache hit and skip is one row.
 A run or day cap is reached when the ledger's total reaches it (so one call can overshoot it by at most its own size,
 and the next is skipped with a ``budget_exceeded`` row). A decision cap is tighter: a call is made only when its
 reservation (its largest likely size) fits in what the decision (one symbol at one ``as_of`` of a run, every role
@@ -40,9 +40,9 @@ class Usage:
 
 
 def price_of(model: str, settings: Settings) -> LlmPrice:
-    """``model``'s price per 1M tokens (``Settings.llm_price``); ``ConfigError`` naming the setting when it has none
+    """``model``'s price per 1M tokens (``LlmSettings.price``); ``ConfigError`` naming the setting when it has none
     (an unpriced model's spend, and so its budget, would be unknown)."""
-    price = settings.llm_price(model)
+    price = settings.llm.price(model)
     if price is None:
         raise ConfigError(
             f"no price configured for LLM model {model!r}; add it to ALPHALOOM_LLM_PRICES (JSON, USD per 1M tokens, "
@@ -95,17 +95,17 @@ def budget_exceeded(
     and ``size`` (the call's reservation), the per-decision caps refuse a call that would not fit. Pure."""
     if decision is not None and size is not None:
         fits = (
-            ("decision token", decision.tokens, size.tokens, settings.llm_decision_token_budget),
-            ("decision cost", decision.cost, size.cost, settings.llm_decision_cost_budget),
+            ("decision token", decision.tokens, size.tokens, settings.llm.decision_token_budget),
+            ("decision cost", decision.cost, size.cost, settings.llm.decision_cost_budget),
         )
         for name, used, more, cap in fits:
             if used + more > cap:
                 return f"{name} budget would be passed: {used} spent + {more} reserved > {cap}"
     caps = (
-        ("run token", run.tokens, settings.llm_run_token_budget),
-        ("run cost", run.cost, settings.llm_run_cost_budget),
-        ("daily token", day.tokens, settings.llm_daily_token_budget),
-        ("daily cost", day.cost, settings.llm_daily_cost_budget),
+        ("run token", run.tokens, settings.llm.run_token_budget),
+        ("run cost", run.cost, settings.llm.run_cost_budget),
+        ("daily token", day.tokens, settings.llm.daily_token_budget),
+        ("daily cost", day.cost, settings.llm.daily_cost_budget),
     )
     for name, used, cap in caps:
         if used >= cap:
@@ -168,7 +168,7 @@ class LedgerKey(TypedDict):
 
 def estimate(prompt_chars: int, settings: Settings) -> Usage:
     """A call's size before it is made: about 4 characters a prompt token, and the completion's maximum."""
-    return Usage(-(-prompt_chars // 4), settings.llm_max_tokens)
+    return Usage(-(-prompt_chars // 4), settings.llm.max_tokens)
 
 
 def reserve(

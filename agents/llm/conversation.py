@@ -137,8 +137,8 @@ class Caller:
         slot = (endpoint.base_url, stable_hash(key, length=16))
         if slot not in self._clients:
             self._clients[slot] = openai.OpenAI(base_url=endpoint.base_url, api_key=key,
-                                                timeout=self.settings.llm_timeout_s,
-                                                max_retries=self.settings.llm_max_retries)  # fmt: skip
+                                                timeout=self.settings.llm.timeout_s,
+                                                max_retries=self.settings.llm.max_retries)  # fmt: skip
         return self._clients[slot]
 
     def run(
@@ -191,7 +191,7 @@ class Caller:
                                                "strict": False}}  # fmt: skip
         transcript.extend(Turn(endpoint.role, "message", m) for m in messages)
         outcome = Outcome(None, "ok")
-        tool_budget, repaired = self.settings.llm_tool_calls_per_role, False
+        tool_budget, repaired = self.settings.llm.tool_calls_per_role, False
         started = time.perf_counter()
         try:
             for _ in range(tool_budget + 3):
@@ -251,7 +251,7 @@ class Caller:
     ) -> _Reply:
         request: dict[str, Any] = {
             "model": endpoint.model, "messages": messages, "response_format": response_format,
-            "temperature": self.settings.llm_temperature, "max_tokens": self.settings.llm_max_tokens,
+            "temperature": self.settings.llm.temperature, "max_tokens": self.settings.llm.max_tokens,
         }  # fmt: skip
         if offer_tools:
             request["tools"] = list(TOOL_SPECS)
@@ -291,7 +291,7 @@ class Caller:
             status, problem, usage = "ok", None, reply.usage
             return reply
         except openai.APITimeoutError:
-            status, problem = "timeout", f"no answer within {self.settings.llm_timeout_s:g} s"
+            status, problem = "timeout", f"no answer within {self.settings.llm.timeout_s:g} s"
             raise _Stop(status, problem) from None
         except openai.BadRequestError as exc:
             status, problem = "error", f"HTTP {exc.status_code} from the endpoint"

@@ -1,6 +1,6 @@
-"""Which LLM roles a decision consults, and each role's endpoint (``Settings.llm_team_mode``, ``Settings.llm_roles``).
+"""Which LLM roles a decision consults, and each role's endpoint (``LlmSettings.team_mode``, ``LlmSettings.roles``).
 
-The (role, model) pairs a run will call are ``Settings.llm_role_models`` (the training-cutoff guard and the price
+The (role, model) pairs a run will call are ``LlmSettings.role_models`` (the training-cutoff guard and the price
 check read it); ``team_models`` is the same list, empty when no endpoint is configured."""
 
 from __future__ import annotations
@@ -27,18 +27,18 @@ class RoleEndpoint:
 
 
 def team_roles(settings: Settings) -> tuple[str, ...]:
-    """The roles ``settings.llm_team_mode`` consults, in the order they speak."""
-    return ROLES_BY_MODE[settings.llm_team_mode]
+    """The roles ``settings.llm.team_mode`` consults, in the order they speak."""
+    return ROLES_BY_MODE[settings.llm.team_mode]
 
 
 def role_endpoint(settings: Settings, role: str) -> RoleEndpoint:
     """``role``'s endpoint: its ``llm_roles`` entry, each field left out falling back to the analyst's settings."""
-    override = settings.llm_roles.get(role)
-    model = settings.llm_role_model(role)
+    override = settings.llm.roles.get(role)
+    model = settings.llm.role_model(role)
     if override is None:
-        return RoleEndpoint(role, settings.llm_base_url, model, settings.llm_api_key)
-    return RoleEndpoint(role, override.base_url or settings.llm_base_url, model,
-                        override.api_key or settings.llm_api_key, override.structured_output)  # fmt: skip
+        return RoleEndpoint(role, settings.llm.base_url, model, settings.llm.api_key)
+    return RoleEndpoint(role, override.base_url or settings.llm.base_url, model,
+                        override.api_key or settings.llm.api_key, override.structured_output)  # fmt: skip
 
 
 def team_configured(settings: Settings) -> bool:
@@ -48,14 +48,14 @@ def team_configured(settings: Settings) -> bool:
 
 def team_models(settings: Settings) -> list[tuple[str, str]]:
     """(role, model) for every LLM role a run with ``settings`` will call; empty when no endpoint is configured."""
-    return settings.llm_role_models if team_configured(settings) else []
+    return settings.llm.role_models if team_configured(settings) else []
 
 
 def llm_agent_for(settings: Settings, *, live_calls: int | None = None) -> Any:
     """The LLM agent ``settings`` asks for: the analyst (mode "analyst") or the team (``agents.llm.team_agent``);
     None when no endpoint is configured. The ``openai`` SDK is imported only here, when one is."""
-    if settings.llm_team_mode == "analyst":
-        if not settings.llm_base_url:
+    if settings.llm.team_mode == "analyst":
+        if not settings.llm.base_url:
             return None
         from agents.llm.analyst import LlmAnalyst
 

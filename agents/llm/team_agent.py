@@ -1,4 +1,4 @@
-"""The LLM team (``Settings.llm_team_mode`` "compact" or "debate"): bull and bear researchers who argue for
+"""The LLM team (``LlmSettings.team_mode`` "compact" or "debate"): bull and bear researchers who argue for
 ``llm_debate_rounds`` rounds from the same evidence, a research manager who writes the verdict, and a risk reviewer
 who may only shrink or veto what the numeric risk gate approved; or one compact call playing all of them. Roles call
 point-in-time tools (``agents.llm.tools``).
@@ -50,16 +50,16 @@ class LlmTeam:
     name = AGENT
 
     def __init__(self, settings: Settings, *, client: openai.OpenAI | None = None, live_calls: int | None = None):
-        if settings.llm_team_mode == "analyst":
+        if settings.llm.team_mode == "analyst":
             raise ConfigError("llm_team_mode is 'analyst': use LlmAnalyst")
         if live_calls is not None and live_calls < 0:
             raise ConfigError(f"live_calls must be >= 0 (0: cache only), got {live_calls}")
         if client is None and not team_configured(settings):
             raise ConfigError("an LLM team role has no endpoint: set llm_base_url or llm_roles.<role>.base_url")
-        for _, model in settings.llm_role_models:
+        for _, model in settings.llm.role_models:
             price_of(model, settings)  # an unpriced model is refused here, before any call (ConfigError)
         self.settings = settings
-        self.mode = settings.llm_team_mode
+        self.mode = settings.llm.team_mode
         self.roles = team_roles(settings)
         self.caller = Caller(settings, client=client, live_calls=live_calls)
         self.model = role_endpoint(settings, "compact" if self.mode == "compact" else "manager").model
@@ -96,7 +96,7 @@ class LlmTeam:
                          {"side": "bear", "round": 1, "argument": compact.bear_case}]  # fmt: skip
                 risk = compact.risk.model_dump(mode="json")
         else:
-            for round_no in range(1, self.settings.llm_debate_rounds + 1):
+            for round_no in range(1, self.settings.llm.debate_rounds + 1):
                 for side in ("bull", "bear"):
                     said = ask(side, Case, debate=cases)
                     case = said.answer
@@ -110,7 +110,7 @@ class LlmTeam:
         spent = _spent(outcomes.values())
         details: dict[str, Any] = {
             "status": outcome.status, "mode": self.mode, "prompt_version": TEAM_PROMPT_VERSION,
-            "rounds": self.settings.llm_debate_rounds if self.mode == "debate" else 1, "debate": cases,
+            "rounds": self.settings.llm.debate_rounds if self.mode == "debate" else 1, "debate": cases,
             "roles": {name: {"status": o.status, "problem": o.problem, "calls": o.calls, "cached": o.cached,
                              "tool_calls": o.tool_calls, "tokens": o.usage.total_tokens} for name, o in outcomes.items()},
             **spent, "transcript_hash": key,

@@ -129,10 +129,10 @@ def portfolio_context(
             timeframe=settings.timeframe,
             symbols=universe,
             as_of=as_of,
-            bars=settings.correlation_lookback_bars,
+            bars=settings.risk.correlation_lookback_bars,
         )
         if market is None
-        else market.returns(universe, as_of, settings.correlation_lookback_bars)
+        else market.returns(universe, as_of, settings.risk.correlation_lookback_bars)
     )
     return assemble_context(settings, equity=equity, peak=max(Decimal(peak), Decimal(starting)), exposures=exposures,
                             returns=returns, markets=markets, base=base, quote_rates=quote_rates, as_of=as_of)  # fmt: skip

@@ -32,19 +32,19 @@ from agents.risk.verdict import RiskVerdict
 from alphaloom.domain import OrderIntent, Side, quote_currency
 from alphaloom.fx import QuoteRate
 from alphaloom.markets import UNCLASSIFIED, MarketSpec, resolve
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 
 MIN_VAR_OBSERVATIONS = 20
 
 
 def _setting_default(name: str) -> Any:
-    """The ``Settings`` default, so the limits' defaults have one source of truth."""
-    return Settings.model_fields[name].default
+    """The ``RiskSettings`` default, so the limits' defaults have one source of truth."""
+    return RiskSettings.model_fields[name].default
 
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
-    """Portfolio limits; each default is the ``Settings`` field of the same name."""
+    """Portfolio limits; each default is the ``RiskSettings`` field of the same name."""
 
     drawdown_reduce_pct: Decimal = _setting_default("drawdown_reduce_pct")
     drawdown_halt_pct: Decimal = _setting_default("drawdown_halt_pct")
@@ -59,7 +59,7 @@ class RiskLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
-        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+        return cls(**{f.name: getattr(settings.risk, f.name) for f in dataclasses.fields(cls)})
 
 
 def asset_class_of(symbol: str, mapping: Mapping[str, str], markets: Mapping[str, MarketSpec] | None = None) -> str:

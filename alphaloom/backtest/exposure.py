@@ -1,5 +1,5 @@
 """Look-ahead through the model: an LLM consulted about dates before its training cutoff may know what came next.
-Every LLM role's model is judged (``Settings.llm_role_models`` lists them). Pure."""
+Every LLM role's model is judged (``LlmSettings.role_models`` lists them). Pure."""
 
 from __future__ import annotations
 

@@ -58,11 +58,11 @@ class TeamCandidate:
                 "take_profit_pct": None if self.take_profit_pct is None else str(self.take_profit_pct)}  # fmt: skip
 
     def settings_update(self) -> dict[str, Any]:
-        """The settings this candidate changes (``Settings.model_copy(update=...)``)."""
+        """The settings this candidate changes (``Settings.model_copy(update=...)``, group fields as "risk.<name>")."""
         return {
-            "sizing_mode": self.sizing,
-            "stop_loss_pct": self.stop_loss_pct,
-            "take_profit_pct": self.take_profit_pct,
+            "risk.sizing_mode": self.sizing,
+            "risk.stop_loss_pct": self.stop_loss_pct,
+            "risk.take_profit_pct": self.take_profit_pct,
         }
 
 

@@ -125,7 +125,7 @@ def write_team_page(result: WalkForwardResult, spec: TeamWalkForwardSpec, settin
              "in-sample decision times": spec.in_sample, "out-of-sample decision times (and step)": spec.out_sample,
              "candidates tried": len(spec.candidates),
              "candidates": "; ".join(c.label() for c in spec.candidates), "fills": spec.fill_at,
-             "costs": f"fee {settings.paper_fee_bps} bps, slippage {settings.paper_slippage_bps} bps, "
+             "costs": f"fee {settings.paper.fee_bps} bps, slippage {settings.paper.slippage_bps} bps, "
                       f"starting cash {settings.starting_cash}"}  # fmt: skip
     notes = ["Each window's choice and every trial were replayed with the live decision code (point in time) on a "
              "fresh paper account, without the LLM analyst; the out-of-sample stretches do not carry positions or the "

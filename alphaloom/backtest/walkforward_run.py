@@ -70,7 +70,7 @@ def _costs(conn: Connection, settings: Settings, symbols: list[str]) -> Costs:
     markets = market_specs(conn, exchange=settings.exchange, symbols=symbols, asset_classes=settings.asset_classes,
                            quantity_steps=settings.quantity_steps)  # fmt: skip
     return Costs(initial_cash=float(settings.starting_cash), order_notional=settings.order_notional,
-                 fee_bps=float(settings.paper_fee_bps), slippage_bps=float(settings.paper_slippage_bps),
+                 fee_bps=float(settings.paper.fee_bps), slippage_bps=float(settings.paper.slippage_bps),
                  quantity_steps={s: m.quantity_step for s, m in markets.items()})  # fmt: skip
 
 
@@ -170,7 +170,7 @@ def write_page(result: WalkForwardResult, spec: WalkForwardSpec, settings: Setti
              "in-sample bars": spec.in_sample, "out-of-sample bars (and step)": spec.out_sample,
              "fast SMA tried": ", ".join(map(str, spec.fasts)), "slow SMA tried": ", ".join(map(str, spec.slows)),
              "pairs tried": len(spec.grid),
-             "costs": f"fee {settings.paper_fee_bps} bps, slippage {settings.paper_slippage_bps} bps, "
+             "costs": f"fee {settings.paper.fee_bps} bps, slippage {settings.paper.slippage_bps} bps, "
                       f"order notional {settings.order_notional}, starting cash {settings.starting_cash}"}  # fmt: skip
     return write_walk_forward_page(result, settings.home / "reports" / run_id,
                                    title=f"Walk-forward of the SMA crossover: {', '.join(spec.symbols)}",

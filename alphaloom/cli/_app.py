@@ -59,10 +59,10 @@ def use_embedded_prefect() -> str | None:
     """Point this process's Prefect at the home's embedded server (starting it when none answers) and return its API
     URL; None when Prefect is configured otherwise (PREFECT_API_URL set, a test harness, ALPHALOOM_EMBEDDED_PREFECT
     false) or the server cannot start (then the command runs on Prefect's temporary API, with a warning)."""
-    from alphaloom.settings import get_settings
+    from alphaloom.settings import get_settings, prefect_api_url
 
     settings = get_settings()
-    if not settings.embedded_prefect or os.environ.get("PREFECT_API_URL"):
+    if not settings.ops.embedded_prefect or prefect_api_url():
         return None
     if "prefect" in sys.modules:  # already loaded (e.g. under prefect_test_harness): its settings are in force
         from prefect.settings import get_current_settings

@@ -5,13 +5,13 @@ This face wires execution's cancel-on-kill-switch into the console (the core con
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import typer
 
 from alphaloom.cli._app import app, console, engine
 from alphaloom.settings import Settings, get_settings
+from alphaloom.settings import prefect_api_url as configured_prefect_api_url
 
 if TYPE_CHECKING:
     import uvicorn
@@ -27,7 +27,7 @@ def cancel_open_orders_hook(reason: str) -> dict[str, object]:
     from execution.killswitch import cancel_open_orders_now
 
     settings = get_settings()
-    if not settings.kill_switch_cancels_open_orders:
+    if not settings.ops.kill_switch_cancels_open_orders:
         return {"skipped": "ALPHALOOM_KILL_SWITCH_CANCELS_OPEN_ORDERS is false"}
     summary = cancel_open_orders_now(engine(), settings, reason, source="console")
     return {"cancelled": len(summary.cancelled), "foreign": len(summary.foreign),
@@ -39,7 +39,7 @@ def build_console(settings: Settings, host: str, prefect_api_url: str | None = N
     from alphaloom.console.actions import ConsoleActions
     from alphaloom.console.app import ConsoleConfig, create_app
 
-    api = prefect_api_url or os.environ.get("PREFECT_API_URL")
+    api = prefect_api_url or configured_prefect_api_url()
     actions = ConsoleActions(engine(), on_kill_switch_engaged=cancel_open_orders_hook, prefect_api_url=api)
     ui = api.removesuffix("/").removesuffix("/api") if api else None
     return create_app(ConsoleConfig(engine(), settings, actions, host=host, prefect_ui=ui))
@@ -60,8 +60,8 @@ def run_console(
     from alphaloom.console.app import is_loopback
 
     settings = get_settings()
-    host = host or settings.console_host
-    port = port if port is not None else settings.console_port
+    host = host or settings.ops.console_host
+    port = port if port is not None else settings.ops.console_port
     if not 0 < port < 65536:
         raise typer.BadParameter(f"port must be 1-65535, got {port}")
     with engine().connect() as conn:
@@ -103,9 +103,9 @@ def start_beside(settings: Settings, prefect_api_url: str, host: str | None = No
 
     import uvicorn
 
-    host = host or settings.console_host
-    config = uvicorn.Config(build_console(settings, host, prefect_api_url), host=host, port=settings.console_port,
+    host = host or settings.ops.console_host
+    config = uvicorn.Config(build_console(settings, host, prefect_api_url), host=host, port=settings.ops.console_port,
                             log_level="warning")  # fmt: skip
     server = uvicorn.Server(config)
     threading.Thread(target=server.run, name="alphaloom-console", daemon=True).start()
-    return server, f"http://{host}:{settings.console_port}/"
+    return server, f"http://{host}:{settings.ops.console_port}/"

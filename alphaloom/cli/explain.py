@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from alphaloom.cli._app import app, console, engine, styled
-from alphaloom.settings import get_settings
+from alphaloom.settings import get_settings, prefect_api_url
 
 
 def add_debate(node: Tree, turns: list[Any]) -> None:
@@ -105,7 +104,7 @@ def explain(
     if html:
         from alphaloom.reporting.explain_html import render_html
 
-        api = os.environ.get("PREFECT_API_URL")
+        api = prefect_api_url()
         page = render_html(chain, window, prefect_ui=api.removesuffix("/api") if api else None)
         target = out or get_settings().home / "explain" / f"{o.client_order_id}.html"
         target.parent.mkdir(parents=True, exist_ok=True)

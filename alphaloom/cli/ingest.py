@@ -92,16 +92,16 @@ def stream_cmd(
     from alphaloom.settings import get_settings
 
     settings = get_settings()
-    specs = [SeriesSpec.parse(s) for s in (sources or settings.ccxt_sources)]
+    specs = [SeriesSpec.parse(s) for s in (sources or settings.ingest.ccxt_sources)]
     if not specs:
         raise typer.BadParameter("no series: pass exchange:BASE/QUOTE:timeframe or set ALPHALOOM_CCXT_SOURCES")
-    if not settings.redis_url:
+    if not settings.ingest.redis_url:
         console.print("ALPHALOOM_REDIS_URL is not set: no quote cache")
     db = engine()
     with recorded_run(db, "stream", {"sources": [str(s) for s in specs]}) as run_id:
         try:
             asyncio.run(
-                run_stream(specs, engine=db, run_id=run_id, redis_url=settings.redis_url, on_event=console.print)
+                run_stream(specs, engine=db, run_id=run_id, redis_url=settings.ingest.redis_url, on_event=console.print)
             )
         except KeyboardInterrupt:
             console.print("stopped")

@@ -52,7 +52,7 @@ def kill_switch(
     console.print(
         f"kill switch {'ON' if current.engaged else 'off'} ({current.reason}; by {current.changed_by or '-'})"
     )
-    if state == "on" and get_settings().kill_switch_cancels_open_orders:
+    if state == "on" and get_settings().ops.kill_switch_cancels_open_orders:
         _cancel_open_orders(reason)
 
 

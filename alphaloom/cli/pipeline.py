@@ -65,7 +65,7 @@ def freshness_warnings(details: list, settings) -> list[str]:  # type: ignore[ty
     """A warning per symbol whose newest feature row was older than the stale limit at the decision time."""
     from alphaloom.domain import timeframe_delta
 
-    limit = timeframe_delta(settings.timeframe) * settings.stale_after_bars
+    limit = timeframe_delta(settings.timeframe) * settings.ops.stale_after_bars
     warned: dict[str, str] = {}
     for d in details:
         if d.known_at is not None and d.as_of - d.known_at > limit:

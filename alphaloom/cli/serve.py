@@ -30,7 +30,7 @@ def serve(
     if port is not None and not 0 < port < 65536:
         refuse(f"--port must be 1-65535, got {port}")
     settings = get_settings()
-    overrides = {k: v for k, v in (("serve_host", host), ("serve_port", port)) if v is not None}
+    overrides = {k: v for k, v in (("ops.serve_host", host), ("ops.serve_port", port)) if v is not None}
     current = prefect_server.running(settings)
     if (
         current is not None
@@ -45,13 +45,13 @@ def serve(
     stack = local_prefect(settings, database_url(settings), state)
     try:
         if deploy:
-            console.print(f"deploying prefect.yaml to work pool {settings.serve_work_pool}")
-            deployed, skipped = stack.deploy(settings.serve_work_pool)
+            console.print(f"deploying prefect.yaml to work pool {settings.ops.serve_work_pool}")
+            deployed, skipped = stack.deploy(settings.ops.serve_work_pool)
             console.print(f"deployed: {', '.join(deployed)}")
             if skipped:
                 console.print(f"skipped (flow file not in this checkout): {', '.join(skipped)}", style="yellow")
         if worker:
-            stack.start_worker(settings.serve_work_pool)
+            stack.start_worker(settings.ops.serve_work_pool)
         if with_console:
             from alphaloom.cli.console import start_beside
 

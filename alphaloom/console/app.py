@@ -248,12 +248,12 @@ def create_app(config: ConsoleConfig) -> FastAPI:
             r = queries.risk_view(conn, settings, view)
         return page(
             request, "risk.html", r=r, var_check=r.var_check, base=view.view.base_currency if view.view else "",
-            limits={"asset": settings.max_asset_exposure_pct, "class": settings.max_class_exposure_pct,
-                    "gross": settings.max_gross_leverage, "net": settings.max_net_leverage,
-                    "var": settings.max_var_pct, "cluster": settings.max_cluster_exposure_pct},
+            limits={"asset": settings.risk.max_asset_exposure_pct, "class": settings.risk.max_class_exposure_pct,
+                    "gross": settings.risk.max_gross_leverage, "net": settings.risk.max_net_leverage,
+                    "var": settings.risk.max_var_pct, "cluster": settings.risk.max_cluster_exposure_pct},
             equity=view.view.equity if view.view else None,
-            dd_gauge=charts.gauge_svg(r.drawdown_pct, [("reduce", float(settings.drawdown_reduce_pct)),
-                                                       ("halt", float(settings.drawdown_halt_pct))]),
+            dd_gauge=charts.gauge_svg(r.drawdown_pct, [("reduce", float(settings.risk.drawdown_reduce_pct)),
+                                                       ("halt", float(settings.risk.drawdown_halt_pct))]),
         )  # fmt: skip
 
     @app.get("/runs", response_class=HTMLResponse)

@@ -104,7 +104,7 @@ def freshness(conn: Connection, settings: Settings, now: datetime) -> list[dict[
         closed = last_ts + bar
         bars_ago = (now - closed) / bar
         out.append({"symbol": symbol, "last_close": closed, "bars_ago": bars_ago,
-                    "stale": bars_ago > settings.stale_after_bars})  # fmt: skip
+                    "stale": bars_ago > settings.ops.stale_after_bars})  # fmt: skip
     return out
 
 
@@ -116,7 +116,7 @@ def llm_spend(conn: Connection, settings: Settings, now: datetime) -> dict[str, 
         ),
         {"since": now.replace(hour=0, minute=0, second=0, microsecond=0)},
     ).mappings().one()  # fmt: skip
-    return {**dict(row), "cost_budget": settings.llm_daily_cost_budget, "token_budget": settings.llm_daily_token_budget}
+    return {**dict(row), "cost_budget": settings.llm.daily_cost_budget, "token_budget": settings.llm.daily_token_budget}
 
 
 def now_view(conn: Connection, settings: Settings, span: str = "all") -> NowView:

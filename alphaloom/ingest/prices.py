@@ -75,7 +75,7 @@ class BarLimits:
     @classmethod
     def from_settings(cls) -> BarLimits:
         s = get_settings()
-        return cls(s.ingest_min_price, s.ingest_max_price, s.ingest_max_volume, s.ingest_max_close_jump)
+        return cls(s.ingest.min_price, s.ingest.max_price, s.ingest.max_volume, s.ingest.max_close_jump)
 
 
 @dataclass(frozen=True)

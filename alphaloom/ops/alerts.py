@@ -63,12 +63,12 @@ def alert(
     logger.warning("ALERT %s: %s %s", kind, reason, json.dumps(item.details, default=str, sort_keys=True))
     try:
         settings = settings or get_settings()
-        if settings.alert_webhook_url is None:
+        if settings.ops.alert_webhook_url is None:
             return False
         response = httpx.post(
-            settings.alert_webhook_url.get_secret_value(),
+            settings.ops.alert_webhook_url.get_secret_value(),
             json=item.payload(),
-            timeout=settings.alert_timeout_seconds,
+            timeout=settings.ops.alert_timeout_seconds,
         )
         if response.status_code >= 300:
             logger.error("alert webhook answered HTTP %s for %s alert", response.status_code, kind)

@@ -19,7 +19,6 @@ What "fail" means, check by check:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from alphaloom.ingest.calendars import calendar_class_of, calendar_for
 from alphaloom.markets import market_specs
 from alphaloom.ops.alerts import alert
 from alphaloom.settings import Settings
+from alphaloom.settings import prefect_api_url as configured_prefect_api_url
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -199,12 +199,12 @@ def check_health(
 ) -> Report:
     """Run every check; later checks are skipped (failed) when the database is unreachable."""
     now = now or datetime.now(UTC)
-    api_url = prefect_api_url if prefect_api_url is not None else os.environ.get("PREFECT_API_URL")
+    api_url = prefect_api_url if prefect_api_url is not None else configured_prefect_api_url()
     checks = [_database(engine)]
     if checks[0].status == "fail":
         return Report([*checks, Check("migrations", "fail", "database unreachable")])
     checks.append(_migrations(engine))
-    checks.append(_prefect(api_url, settings.alert_timeout_seconds))
+    checks.append(_prefect(api_url, settings.ops.alert_timeout_seconds))
     later = {
         "runs": lambda: _runs(engine),
         "freshness": lambda: _freshness(
@@ -213,8 +213,8 @@ def check_health(
             settings.timeframe,
             symbols or settings.symbols,
             now,
-            settings.stale_after_bars,
-            settings.stale_after_bars_by_market,
+            settings.ops.stale_after_bars,
+            settings.ops.stale_after_bars_by_market,
             settings.asset_classes,
         ),
         "kill_switch": lambda: _kill_switch(engine),

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import URL
 
-from alphaloom.settings import PROJECT_ROOT, Settings
+from alphaloom.settings import PROJECT_ROOT, Settings, prefect_home
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,8 @@ def ensure_running(settings: Settings, database: URL, *, timeout: float = 120) -
         stale = read_state(settings)
         if stale is not None:  # alive but not answering: replace it
             stop(settings)
-        host = settings.serve_host
-        port = _port(host, settings.serve_port)
+        host = settings.ops.serve_host
+        port = _port(host, settings.ops.serve_port)
         dbname = prefect_database_name(database)
         env = {
             **os.environ,
@@ -153,7 +153,7 @@ def ensure_running(settings: Settings, database: URL, *, timeout: float = 120) -
             "PREFECT_SERVER_API_PORT": str(port),
             "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(settings.home / "prefect")),
+            "PREFECT_HOME": prefect_home(settings),
         }
         env.pop("PREFECT_API_URL", None)
         log = log_file(settings)

@@ -47,8 +47,8 @@ KEYRING_SERVICE = "alphaloom-secret-key"
 def load_key(settings: Settings) -> bytes:
     """The Fernet key: the environment's, else the OS keyring's (where allowed and a backend exists), else the 0600
     key file (created when absent)."""
-    if settings.secret_key is not None:
-        key = settings.secret_key.get_secret_value().encode()
+    if settings.ops.secret_key is not None:
+        key = settings.ops.secret_key.get_secret_value().encode()
     elif (backend := _keyring_backend(settings)) is not None:
         key = _key_from_keyring(backend, settings)
     else:
@@ -62,7 +62,7 @@ def load_key(settings: Settings) -> bytes:
 
 def _keyring_backend(settings: Settings) -> Any | None:
     """The OS keyring backend to keep the key in, or None to use the key file."""
-    if settings.secret_key_store == "file":
+    if settings.ops.secret_key_store == "file":
         return None
     try:
         import keyring
@@ -72,7 +72,7 @@ def _keyring_backend(settings: Settings) -> Any | None:
         backend = keyring.get_keyring()
         if getattr(backend, "priority", 0) <= 0:  # keyring's fail / null backends: nothing to store in
             backend = None
-    if backend is None and settings.secret_key_store == "keyring":
+    if backend is None and settings.ops.secret_key_store == "keyring":
         raise ConfigError("ALPHALOOM_SECRET_KEY_STORE=keyring but no OS keyring backend is available here "
                           "(set it to 'file' or 'auto', or provide ALPHALOOM_SECRET_KEY)")  # fmt: skip
     return backend

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL
 
 from alphaloom.errors import DatabaseError
 from alphaloom.ops.prefect_server import ServerState
-from alphaloom.settings import PROJECT_ROOT, Settings
+from alphaloom.settings import PROJECT_ROOT, Settings, prefect_home
 
 PREFECT_DATABASE = "prefect"
 
@@ -151,7 +151,7 @@ def local_prefect(settings: Settings, database: URL, server: ServerState) -> Loc
         "PREFECT_API_URL": server.api_url,
         "PREFECT_UI_API_URL": server.api_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(settings.home / "prefect")),
+        "PREFECT_HOME": prefect_home(settings),
         # The worker's flow runs use the same database as the operator's CLI, and prefect.yaml's pull step needs this.
         "ALPHALOOM_DATABASE_URL": database.set(drivername="postgresql").render_as_string(hide_password=False),
         "ALPHALOOM_PROJECT_DIR": str(PROJECT_ROOT),

@@ -1,6 +1,6 @@
 """What the LLM roles cost, in an account's base currency, for reports and ``alphaloom pnl``.
 
-Every call's cost is stored in USD in ``audit.llm_usage`` (priced per model by ``Settings.llm_price``). It is converted
+Every call's cost is stored in USD in ``audit.llm_usage`` (priced per model by ``LlmSettings.price``). It is converted
 into the account's base currency row by row at the rate known when it was paid (``alphaloom.fx.rate_history``: the
 newest ``audit.fx_rates`` rate USD -> base at or before the row's ``created_at``; the shipped USD/USDT peg covers a
 USDT account); a missing rate is a ``DataUnavailableError`` naming the pair and time, never a silent 1.

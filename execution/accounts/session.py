@@ -4,13 +4,13 @@
 
 - ``paper`` (the default for a new account): the decision flow's paper broker;
 - ``live``: its ccxt broker (``execution.brokers.factory``), only when the account is armed (``live_enabled``) and
-  credentials for its venue are stored; with ``settings.route_venues``, a ``RoutingBroker`` over its venue (home)
+  credentials for its venue are stored; with ``settings.routing.venues``, a ``RoutingBroker`` over its venue (home)
   and those venues (credentials needed at each), so every order is routed (``execution.algos.routing``);
 - ``shadow``: a ``ShadowBroker`` around the live broker of its own venue (not routed), on the same conditions.
 
 A live or shadow account is then reconciled with its venue (``execution.accounts.reconcile``) before any order: every
 difference is recorded in ``audit.reconciliations``. When differences other than our own orders brought up to date
-remain (beyond ``settings.reconcile_tolerance``), or the venue cannot be reconciled at all, the session refuses to
+remain (beyond ``settings.risk.reconcile_tolerance``), or the venue cannot be reconciled at all, the session refuses to
 trade this run. Every refusal is an ``audit.guard_trips`` row (guard ``live_not_armed``, ``no_credentials``,
 ``reconciliation`` or ``reconciliation_failed``, with its numbers) and an operator alert (``live_refused`` or
 ``reconciliation``). Nothing is corrected automatically: a difference needs a human.
@@ -105,8 +105,8 @@ def open_session(
                                  "armed for live orders: no order is sent (arm it with `alphaloom arm`)")  # fmt: skip
         return _refuse(engine, refused, run_id=run_id, guard="live_not_armed", alert_kind="live_refused",
                        numbers={**base, "live_enabled": False})  # fmt: skip
-    routed = mode is AccountMode.LIVE and settings.route_venues
-    names = [row.venue, *(v for v in settings.route_venues if v != row.venue)] if routed else [row.venue]
+    routed = mode is AccountMode.LIVE and settings.routing.venues
+    names = [row.venue, *(v for v in settings.routing.venues if v != row.venue)] if routed else [row.venue]
     venues = {name: ccxt_broker(engine, settings, account, name) for name in names}
     missing = [name for name, b in venues.items() if b is None]
     if missing:
@@ -120,15 +120,15 @@ def open_session(
         live = RoutingBroker(
             venues,  # type: ignore[arg-type]
             home=row.venue,
-            fee_bps=settings.route_fee_bps,
-            depth=settings.route_depth,
+            fee_bps=settings.routing.fee_bps,
+            depth=settings.routing.depth,
         )
     broker: Broker = shadow_broker(engine, settings, live) if mode is AccountMode.SHADOW else live
     try:
         with engine.begin() as conn:
             differences = reconcile_account(
                 conn, live, account, run_id=run_id,  # type: ignore[arg-type]
-                tolerance=settings.reconcile_tolerance, event_time=event_time,
+                tolerance=settings.risk.reconcile_tolerance, event_time=event_time,
             )  # fmt: skip
     except AlphaLoomError as exc:
         refused = TradingSession(account, mode, broker, f"{account} could not be reconciled with {row.venue}: "
@@ -141,10 +141,16 @@ def open_session(
         return session
     items = ", ".join(f"{d.kind} {d.item}" for d in blocking)
     refused = TradingSession(account, mode, broker, f"{account} differs from {row.venue} beyond tolerance "
-                             f"{settings.reconcile_tolerance} ({items}); no order is sent this run",
+                             f"{settings.risk.reconcile_tolerance} ({items}); no order is sent this run",
                              tuple(differences))  # fmt: skip
-    return _refuse(engine, refused, run_id=run_id, guard="reconciliation", alert_kind="reconciliation",
-                   numbers={**base, "tolerance": settings.reconcile_tolerance, **_difference_numbers(blocking)})  # fmt: skip
+    return _refuse(
+        engine,
+        refused,
+        run_id=run_id,
+        guard="reconciliation",
+        alert_kind="reconciliation",
+        numbers={**base, "tolerance": settings.risk.reconcile_tolerance, **_difference_numbers(blocking)},
+    )
 
 
 def execute_in_session(
@@ -161,7 +167,7 @@ def execute_in_session(
     session that may not trade sends nothing (``AlphaLoomError``: the caller should not have asked).
 
     ``event_time`` is the decision time. A live or shadow account's intents whose decision time is more than
-    ``settings.live_max_decision_age_bars`` bars before ``now`` (default: the wall clock) are all refused, nothing
+    ``settings.risk.live_max_decision_age_bars`` bars before ``now`` (default: the wall clock) are all refused, nothing
     sent: each is an ``execution_guard`` risk check and a ``decision_age`` guard trip with the reason. Every entry
     that filled gets its protective exit armed when ``stop_loss_pct`` / ``take_profit_pct`` are set
     (``execution.safety.protective.arm_entries``)."""
@@ -169,7 +175,7 @@ def execute_in_session(
         raise AlphaLoomError(f"session of {session.account!r} may not trade: {session.refusal}")
     if session.mode in LIVE_MODES:
         stale = check_decision_age(event_time, now or datetime.now(UTC), timeframe=settings.timeframe,
-                                   max_bars=settings.live_max_decision_age_bars)  # fmt: skip
+                                   max_bars=settings.risk.live_max_decision_age_bars)  # fmt: skip
         if stale is not None:
             return _refuse_all(conn, intents, stale, run_id=run_id)
     result = execute(conn, intents, run_id=run_id, broker=session.broker, settings=settings, event_time=event_time)

@@ -3,7 +3,7 @@
 - Scheduled slices being released (``execution.algos.release``) are sent as they are: not split again, measured
   against their parent's arrival price.
 - Otherwise an intent whose notional in the account's base currency (at the rate known at ``event_time``) is above
-  ``settings.split_above_notional`` is replaced by its child orders (``execution.algos.splitting``: TWAP or iceberg,
+  ``settings.split.above_notional`` is replaced by its child orders (``execution.algos.splitting``: TWAP or iceberg,
   legs ``leg * 1000 + n``). A TWAP spread over ``twap_duration_minutes`` has its whole schedule recorded
   (``execution.algos.schedule``) before its first slice is sent; only that first slice goes on when due (the others
   are ``SCHEDULED`` for the release pass). An iceberg parent likewise: only its first child is sent. A retry finds the

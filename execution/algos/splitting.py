@@ -211,8 +211,13 @@ class SplitPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SplitPolicy:
-        return cls(settings.split_above_notional, settings.split_method, settings.split_slices,
-                   settings.split_visible_notional, timedelta(minutes=settings.twap_duration_minutes))  # fmt: skip
+        return cls(
+            settings.split.above_notional,
+            settings.split.method,
+            settings.split.slices,
+            settings.split.visible_notional,
+            timedelta(minutes=settings.split.twap_duration_minutes),
+        )
 
 
 @dataclass(frozen=True, slots=True)

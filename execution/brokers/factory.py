@@ -67,10 +67,10 @@ def symbol_reader(engine: Engine) -> Callable[[ClientOrderId], str | None]:
 
 def paper_broker(engine: Engine, settings: Settings) -> PaperBroker:
     return PaperBroker(
-        fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
+        fee_bps=settings.paper.fee_bps, slippage_bps=settings.paper.slippage_bps,
         kill_switch=kill_switch_reader(engine), venue=PostgresPaperVenue(engine),
-        spread_bps=settings.paper_spread_bps, impact_bps=settings.paper_impact_bps,
-        max_participation=settings.paper_max_participation,
+        spread_bps=settings.paper.spread_bps, impact_bps=settings.paper.impact_bps,
+        max_participation=settings.paper.max_participation,
     )  # fmt: skip
 
 
@@ -78,7 +78,7 @@ def decision_paper_broker(engine: Engine, settings: Settings) -> PaperBroker:
     """The paper broker of the decision flow as it has always filled: fee and slippage on the durable venue (the
     spread, impact and participation model of ``paper_broker`` is not applied there, so paper results keep
     comparing with earlier runs)."""
-    return PaperBroker(fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
+    return PaperBroker(fee_bps=settings.paper.fee_bps, slippage_bps=settings.paper.slippage_bps,
                        kill_switch=kill_switch_reader(engine), venue=PostgresPaperVenue(engine))  # fmt: skip
 
 
@@ -86,9 +86,9 @@ def shadow_broker(engine: Engine, settings: Settings, live: Broker) -> ShadowBro
     """``live`` sends; a paper broker with the settings' full fill model, on its own in-memory venue (it only
     shadows: nothing it does is booked), sees the same requests."""
     paper = PaperBroker(
-        fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
-        kill_switch=kill_switch_reader(engine), spread_bps=settings.paper_spread_bps,
-        impact_bps=settings.paper_impact_bps, max_participation=settings.paper_max_participation,
+        fee_bps=settings.paper.fee_bps, slippage_bps=settings.paper.slippage_bps,
+        kill_switch=kill_switch_reader(engine), spread_bps=settings.paper.spread_bps,
+        impact_bps=settings.paper.impact_bps, max_participation=settings.paper.max_participation,
     )  # fmt: skip
     return ShadowBroker(live, paper)
 
@@ -103,7 +103,7 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
 
     return CcxtBroker(exchange, kill_switch=kill_switch_reader(engine), symbols=settings.symbols,
                       symbol_of=symbol_reader(engine), account=account,
-                      settle_seconds=settings.resend_settle_seconds)  # fmt: skip
+                      settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
 
 
 def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | None = None) -> list[Broker]:

@@ -252,14 +252,14 @@ def check_exits(
 def arm_entries(
     conn: Connection, result: ExecutionResult, *, broker: Broker, settings: Settings, run_id: str, event_time: datetime
 ) -> list[str]:
-    """Arm the protective exit of each symbol an entry (a buy) filled in ``result``, when ``settings.stop_loss_pct``
-    or ``settings.take_profit_pct`` is set; returns the symbols armed.
+    """Arm the protective exit of each symbol an entry (a buy) filled in ``result``, when
+    ``settings.risk.stop_loss_pct`` or ``settings.risk.take_profit_pct`` is set; returns the symbols armed.
 
     The exit covers the whole position after the fill at levels from its average entry price (a later entry moves
     them), held at the venue where it holds stops (``arm_exit``), else checked on each new bar (``check_exits``). A
     venue stop of an earlier entry is cancelled first, so the venue never holds two stops for one position; while
     the venue still holds it (the cancel is not confirmed), the old levels stay armed and nothing new is placed."""
-    if settings.stop_loss_pct is None and settings.take_profit_pct is None:
+    if settings.risk.stop_loss_pct is None and settings.risk.take_profit_pct is None:
         return []
     entries: dict[tuple[str, str], None] = {}
     for outcome in result.submitted + result.recovered:
@@ -280,8 +280,8 @@ def arm_entries(
         if not _cancel_previous_venue_stop(conn, account, symbol, broker=broker, run_id=run_id, as_of=event_time):
             continue
         entry = Decimal(held.avg_price)
-        stop = None if settings.stop_loss_pct is None else entry * (1 - settings.stop_loss_pct / 100)
-        take = None if settings.take_profit_pct is None else entry * (1 + settings.take_profit_pct / 100)
+        stop = None if settings.risk.stop_loss_pct is None else entry * (1 - settings.risk.stop_loss_pct / 100)
+        take = None if settings.risk.take_profit_pct is None else entry * (1 + settings.risk.take_profit_pct / 100)
         arm_exit(conn, account=account, symbol=symbol, quantity=Decimal(held.quantity), entry_price=entry,
                  stop_price=stop, take_profit_price=take, broker=broker, run_id=run_id, event_time=event_time)  # fmt: skip
         armed.append(symbol)

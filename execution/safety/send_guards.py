@@ -179,11 +179,11 @@ def account_guards(
             LimitBreach("account_halted", f"account halted: {state.halt_reason}", {"reason": state.halt_reason})
         )
     else:
-        loss = check_daily_loss(state.day_start_equity, state.equity, settings.daily_loss_limit)
+        loss = check_daily_loss(state.day_start_equity, state.equity, settings.risk.daily_loss_limit)
         if loss is not None:
             set_halt(conn, intent.account, True, loss.reason, loss.numbers)
             breaches.append(loss)
-    too_many = check_orders_per_run(state.orders_in_run, settings.max_orders_per_run)
+    too_many = check_orders_per_run(state.orders_in_run, settings.risk.max_orders_per_run)
     if too_many is not None:
         breaches.append(too_many)
     return breaches

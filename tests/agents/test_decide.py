@@ -16,7 +16,7 @@ from agents.sentiment import LexiconScorer
 from agents.team import config_version
 from alphaloom.domain import Action, Decision, OrderIntent, client_order_id_for
 from alphaloom.ops.kill_switch import kill_switch_state, set_kill_switch
-from alphaloom.settings import Settings
+from alphaloom.settings import LlmSettings, Settings
 from execution.accounts.registry import cash_balance, ensure_account
 from execution.brokers.paper import PaperBroker
 
@@ -29,7 +29,9 @@ def scorer() -> LexiconScorer:
 @pytest.fixture()
 def world(engine: Engine, scorer: LexiconScorer) -> World:
     tag = uuid.uuid4().hex[:8].upper()
-    settings = Settings(exchange=f"test-{tag}", timeframe="1h", order_notional=Decimal(5000), llm_base_url=None)
+    settings = Settings(
+        exchange=f"test-{tag}", timeframe="1h", order_notional=Decimal(5000), llm=LlmSettings(base_url=None)
+    )
     run_id, account = f"run-{tag}", f"acct-{tag}"
     with engine.begin() as conn:
         conn.execute(text(FEATURES_DDL))
@@ -100,8 +102,8 @@ def test_rerunning_the_same_decision_submits_nothing(world: World) -> None:
 
 def test_config_version_changes_with_limits_and_not_with_the_scorer(world: World) -> None:
     base = config_version(world.settings)
-    assert config_version(world.settings.model_copy(update={"max_order_notional": Decimal(1)})) != base
-    assert config_version(world.settings.model_copy(update={"llm_base_url": "http://x"})) == base
+    assert config_version(world.settings.model_copy(update={"risk.max_order_notional": Decimal(1)})) != base
+    assert config_version(world.settings.model_copy(update={"llm.base_url": "http://x"})) == base
 
 
 def test_kill_switch_means_zero_broker_submits(world: World) -> None:
@@ -192,7 +194,9 @@ def test_a_symbol_with_no_known_features_is_skipped_and_recorded_nowhere(world: 
 def test_volatility_target_sizes_the_buy_and_records_the_size_and_its_inputs(world: World) -> None:
     symbol = world.symbol("VOL")
     world.features(symbol, T0, {**BULLISH, "realized_vol_20": 0.01})
-    world.settings = world.settings.model_copy(update={"sizing_mode": "vol_target", "target_volatility": 0.05})
+    world.settings = world.settings.model_copy(
+        update={"risk.sizing_mode": "vol_target", "risk.target_volatility": 0.05}
+    )
     [decision] = world.decide([symbol], T0 + HOUR)
     # 1h bars: 8760 a year, 0.01 * sqrt(8760) = 0.935949 annualised; 100000 * 0.05 / 0.935949 = 5342.17 -> 53.4217 units
     [intent] = decision.intents
@@ -206,7 +210,9 @@ def test_volatility_target_sizes_the_buy_and_records_the_size_and_its_inputs(wor
     [row] = world.query("select inputs, config_version from audit.decisions where decision_id = :d",
                         d=decision.decision_id)  # fmt: skip
     assert row.inputs["sizing"]["notional"] == "5342.17" and row.config_version == config_version(world.settings)
-    assert config_version(world.settings) != config_version(world.settings.model_copy(update={"sizing_mode": "fixed"}))
+    assert config_version(world.settings) != config_version(
+        world.settings.model_copy(update={"risk.sizing_mode": "fixed"})
+    )
 
 
 def test_kelly_sizes_from_the_accounts_realised_trades_known_at_as_of(world: World) -> None:
@@ -236,11 +242,11 @@ def test_kelly_sizes_from_the_accounts_realised_trades_known_at_as_of(world: Wor
             )  # fmt: skip
     world.settings = world.settings.model_copy(
         update={
-            "sizing_mode": "kelly",
-            "kelly_min_trades": 4,
-            "kelly_fraction": Decimal("0.25"),
-            "kelly_cap": Decimal("0.2"),
-            "max_order_notional": Decimal(20000),
+            "risk.sizing_mode": "kelly",
+            "risk.kelly_min_trades": 4,
+            "risk.kelly_fraction": Decimal("0.25"),
+            "risk.kelly_cap": Decimal("0.2"),
+            "risk.max_order_notional": Decimal(20000),
         }
     )
     [decision] = world.decide([symbol], as_of)

@@ -157,7 +157,7 @@ def test_decisions_from_the_cursor_equal_decisions_from_the_live_snapshot(engine
     with engine.begin() as conn:
         ensure_account(conn, "cursor-parity", "paper", "USDT", "paper", Decimal(100_000), RUN)
         cursor = ReplayCursor.load(conn, symbols=symbols, start=start, end=data.end, params=params, scorer=scorer,
-                                   run_id=RUN, returns_bars=settings.correlation_lookback_bars)  # fmt: skip
+                                   run_id=RUN, returns_bars=settings.risk.correlation_lookback_bars)  # fmt: skip
         rng = random.Random(9)
         decided = 0
         for as_of in sorted(start + timedelta(hours=rng.randrange(24 * 6)) for _ in range(25)):
@@ -194,7 +194,7 @@ def test_the_incremental_memory_equals_scoring_and_weighing_from_the_database(en
     from flows.backtest import Replay, ReplayWindow, _step
     from flows.decide import decision_times
 
-    settings = get_settings().model_copy(update={"sizing_lookback_trades": 5})
+    settings = get_settings().model_copy(update={"risk.sizing_lookback_trades": 5})
     account, run_id, symbols = "memory-parity", "memory-parity-run", list(data.symbols)
     strategy = StrategyParams()
     with engine.begin() as conn:
@@ -357,8 +357,8 @@ def test_the_in_memory_account_equals_the_database_reader_at_every_step(engine, 
 
     # TWAP slices released by later steps (through the portfolio gate), fills with fees at the next open, cash in
     # the symbols' quote currency (USDT) counted in the account's own (XTS) at rates that change during the window.
-    settings = get_settings().model_copy(update={"split_above_notional": Decimal(1500), "split_slices": 3,
-                                                 "twap_duration_minutes": 150})  # fmt: skip
+    settings = get_settings().model_copy(update={"split.above_notional": Decimal(1500), "split.slices": 3,
+                                                 "split.twap_duration_minutes": 150})  # fmt: skip
     strategy, scorer = StrategyParams(), LexiconScorer()
     symbols = list(data.symbols)[:3]
     times = decision_times(data.end - timedelta(days=1), 140, "1h")
@@ -411,8 +411,8 @@ def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data, r
     from flows.backtest import Replay, ReplayWindow, _step, replay_chunk
     from flows.decide import decision_times
 
-    settings = get_settings().model_copy(update={"split_above_notional": Decimal(1500), "split_slices": 3,
-                                                 "twap_duration_minutes": 150})  # fmt: skip
+    settings = get_settings().model_copy(update={"split.above_notional": Decimal(1500), "split.slices": 3,
+                                                 "split.twap_duration_minutes": 150})  # fmt: skip
     strategy, scorer = StrategyParams(), LexiconScorer()
     symbols = list(data.symbols)[:3]
     times = decision_times(data.end - timedelta(days=1), 100, "1h")

@@ -20,7 +20,7 @@ from agents.memory import load_weights, similar_situations
 from agents.sentiment import LexiconScorer
 from agents.team import FEATURE_COLUMNS, build_team, decide
 from alphaloom.domain import Decision
-from alphaloom.settings import Settings
+from alphaloom.settings import LlmSettings, Settings
 from execution.accounts.registry import ensure_account
 
 T0 = datetime(2024, 4, 1, tzinfo=UTC)
@@ -81,7 +81,7 @@ def scorer() -> LexiconScorer:
 @pytest.fixture()
 def desk(engine: Engine, scorer: LexiconScorer) -> Desk:
     tag = uuid.uuid4().hex[:8].upper()
-    settings = Settings(exchange=f"team-{tag}", timeframe="1h", llm_base_url=None)
+    settings = Settings(exchange=f"team-{tag}", timeframe="1h", llm=LlmSettings(base_url=None))
     run_id, account = f"run-team-{tag}", f"acct-team-{tag}"
     with engine.begin() as conn:
         conn.execute(text(FEATURES_DDL))
@@ -157,8 +157,14 @@ def test_with_an_endpoint_the_llm_opinion_joins_the_vote_and_is_audited(desk: De
     desk.rising_market(symbol, 2)
     endpoint.scripts[symbol] = [("json", (answer(action="sell", confidence=0.9, rationale="bearish, rsi_14 40"),
                                           (300, 50)))]  # fmt: skip
-    settings = desk.settings.model_copy(update={"llm_base_url": endpoint.url, "llm_model": "team-model",
-                                                "llm_price_per_1k_prompt": Decimal(0), "llm_price_per_1k_completion": Decimal(0)})  # fmt: skip
+    settings = desk.settings.model_copy(
+        update={
+            "llm.base_url": endpoint.url,
+            "llm.model": "team-model",
+            "llm.price_per_1k_prompt": Decimal(0),
+            "llm.price_per_1k_completion": Decimal(0),
+        }
+    )
     team = build_team(settings)
     assert isinstance(team.llm_agent, LlmAnalyst)
     (decision,) = desk.decide([symbol], T0 + 2 * HOUR, llm_agent=team.llm_agent)

@@ -26,7 +26,7 @@ from alphaloom.fx import store_rate
 from alphaloom.guards import HardLimits
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series
 from alphaloom.ops.kill_switch import KillSwitchState
-from alphaloom.settings import Settings
+from alphaloom.settings import LlmSettings, Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
@@ -39,7 +39,7 @@ OFF = KillSwitchState(False, "", "")
 def world(engine: Engine) -> World:
     """A USDT paper account on its own exchange name, hand-made features (``support.decision_world.World``)."""
     tag = uuid.uuid4().hex[:8].upper()
-    settings = Settings(exchange=f"test-{tag}", timeframe="1h", order_notional=D(5000), llm_base_url=None)
+    settings = Settings(exchange=f"test-{tag}", timeframe="1h", order_notional=D(5000), llm=LlmSettings(base_url=None))
     run_id, account = f"run-{tag}", f"acct-{tag}"
     with engine.begin() as conn:
         conn.execute(text(FEATURES_DDL))
@@ -140,7 +140,7 @@ def test_twap_and_iceberg_thresholds_compare_base_currency_notionals(world: Worl
     with world.engine.begin() as conn:
         store_rate(conn, btc, "USDT", D(60000), T0 - timedelta(days=1))
     world.settings = world.settings.model_copy(
-        update={"split_above_notional": D(1000), "split_slices": 4, "twap_duration_minutes": 0}
+        update={"split.above_notional": D(1000), "split.slices": 4, "split.twap_duration_minutes": 0}
     )
     # 1.2 ETH at 0.05 BTC: 0.06 BTC, but 3600 USDT > 1000; 0.3 ETH: 900 USDT < 1000
     above = OrderIntent(DecisionId(f"d-above-{world.tag}"), world.account, symbol, Side.BUY, D("1.2"), D("0.05"))
@@ -159,7 +159,7 @@ def test_twap_and_iceberg_thresholds_compare_base_currency_notionals(world: Worl
 
     # iceberg: at most 1000 USDT shown = 1000 / (0.05 x 60000) = 0.3 ETH per child (in the quantity's 0.1 step), not
     # 1000 / 0.05 = 20000 ETH (one child: nothing split)
-    world.settings = world.settings.model_copy(update={"split_method": "iceberg", "split_visible_notional": D(1000)})
+    world.settings = world.settings.model_copy(update={"split.method": "iceberg", "split.visible_notional": D(1000)})
     berg = OrderIntent(DecisionId(f"d-berg-{world.tag}"), world.account, symbol, Side.BUY, D("1.2"), D("0.05"))
     _record_decision(world, berg.decision_id, symbol)
     world.execute([berg], T0 + HOUR)

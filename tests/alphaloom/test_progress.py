@@ -46,7 +46,7 @@ def test_never_shows_no_bar(choose, capsys) -> None:
     with progress(2, "backtest z") as advance:
         advance(2)
     assert capsys.readouterr().err == ""
-    assert get_settings().progress == "never"
+    assert get_settings().ops.progress == "never"
 
 
 def test_a_bad_choice_names_the_variable(choose) -> None:

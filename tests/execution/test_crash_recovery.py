@@ -16,7 +16,7 @@ from support.crash import run_worker, wait_for
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.ops.kill_switch import KillSwitchState
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
@@ -107,7 +107,7 @@ def test_100_in_process_faults_lose_nothing_and_double_nothing(engine: Engine) -
     rng = random.Random(20240501)
     faults = {client_order_id_for(i.decision_id, 0): rng.choice(["before_submit", "after_submit"]) for i in intents}
     planned = dict(faults)
-    settings = Settings(max_orders_per_run=1000)
+    settings = Settings(risk=RiskSettings(max_orders_per_run=1000))
     crashes = 0
     broker = FaultyBroker(
         PaperBroker(fee_bps=Decimal(10), slippage_bps=Decimal(5), kill_switch=lambda: OFF,

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, text
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import InvalidOrderTransitionError, KillSwitchEngagedError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state, set_kill_switch
-from alphaloom.settings import Settings
+from alphaloom.settings import PaperSettings, Settings
 from execution.accounts.holdings import Holding, apply_fill, cash_change
 from execution.accounts.registry import AccountMode, cash_balance, ensure_account
 from execution.algos.schedule import SliceStatus
@@ -180,7 +180,7 @@ class CountingBroker:
 
 @pytest.fixture()
 def settings() -> Settings:
-    return Settings(paper_fee_bps=Decimal(10), paper_slippage_bps=Decimal(5), starting_cash=Decimal(100000))
+    return Settings(starting_cash=Decimal(100000), paper=PaperSettings(fee_bps=Decimal(10), slippage_bps=Decimal(5)))
 
 
 @pytest.fixture()
@@ -190,7 +190,7 @@ def broker(engine: Engine, settings: Settings) -> CountingBroker:
             return kill_switch_state(conn)
 
     return CountingBroker(
-        PaperBroker(fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps, kill_switch=switch)
+        PaperBroker(fee_bps=settings.paper.fee_bps, slippage_bps=settings.paper.slippage_bps, kill_switch=switch)
     )
 
 

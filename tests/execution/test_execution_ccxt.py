@@ -16,7 +16,7 @@ from support.ccxt_replay import BinanceSpotVenue
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError, UnknownOrderStateError
 from alphaloom.ops.kill_switch import KillSwitchState
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, CancellingBroker, OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
@@ -218,7 +218,7 @@ def test_execution_against_binance_loses_nothing_and_doubles_nothing(engine: Eng
     venue.timeouts.update({c: f for c, f in plan.items() if f != "crash"})
     inner, replay = binance_broker(venue)
     broker = CrashAfterSubmit(inner, {c for c, f in plan.items() if f == "crash"})
-    settings = Settings(max_orders_per_run=1000)
+    settings = Settings(risk=RiskSettings(max_orders_per_run=1000))
     crashes = 0
     for intent in intents:
         try:

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, event, text
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 from alphaloom.ops.kill_switch import KillSwitchState
-from alphaloom.settings import Settings
+from alphaloom.settings import Settings, SplitSettings
 from execution.accounts.registry import ensure_account
 from execution.algos.splitting import SplitPolicy, arrival_slippage, split_intents
 from execution.brokers.base import OrderRequest
@@ -81,7 +81,7 @@ def test_split_plan_is_pure_and_keeps_the_quantity_precision() -> None:
 
 def test_an_intent_above_the_size_goes_out_as_twap_children_linked_to_their_parent(engine: Engine) -> None:
     account, run_id, intent = _world(engine)
-    settings = Settings(split_above_notional=D(1000), split_method="twap", split_slices=4, twap_duration_minutes=0)
+    settings = Settings(split=SplitSettings(above_notional=D(1000), method="twap", slices=4, twap_duration_minutes=0))
     broker = _broker(engine)
     result = _run(engine, intent, run_id, settings, broker)
     assert result.broker_submits == 4 and len(result.submitted) == 4
@@ -116,13 +116,17 @@ def test_an_intent_above_the_size_goes_out_as_twap_children_linked_to_their_pare
 def test_a_retry_in_the_same_or_another_shape_sends_nothing_more(engine: Engine) -> None:
     account, run_id, intent = _world(engine)
     broker = _broker(engine)
-    split = Settings(split_above_notional=D(1000), split_slices=4, twap_duration_minutes=0)
+    split = Settings(split=SplitSettings(above_notional=D(1000), slices=4, twap_duration_minutes=0))
     assert _run(engine, intent, run_id, split, broker).broker_submits == 4
     again = _run(engine, intent, run_id, split, broker)
     assert again.broker_submits == 0 and len(again.duplicates) == 4
     unsplit = _run(engine, intent, run_id, Settings(), broker)  # splitting turned off: the parent id is new
     finer = _run(
-        engine, intent, run_id, Settings(split_above_notional=D(1000), split_slices=5, twap_duration_minutes=0), broker
+        engine,
+        intent,
+        run_id,
+        Settings(split=SplitSettings(above_notional=D(1000), slices=5, twap_duration_minutes=0)),
+        broker,
     )
     assert unsplit.broker_submits == 0 and finer.broker_submits == 0
     assert len(_orders(engine, account)) == 4
@@ -140,7 +144,7 @@ def test_an_unsplit_order_records_the_slippage_versus_arrival_and_is_never_split
             {"c": order.client_order_id},
         ).scalar_one()
     assert final["slippage_bps_vs_arrival"] == "5.0000"
-    later = _run(engine, intent, run_id, Settings(split_above_notional=D(1000)), broker)
+    later = _run(engine, intent, run_id, Settings(split=SplitSettings(above_notional=D(1000))), broker)
     assert later.broker_submits == 0 and len(_orders(engine, account)) == 1
 
 

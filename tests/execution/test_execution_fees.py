@@ -16,7 +16,7 @@ from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.reporting.account_summary import account_summary
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
@@ -90,7 +90,7 @@ def test_binance_fill_with_the_fee_in_the_base_coin_holds_what_the_venue_holds(e
     account, run_id = _account(engine)
     venue = BinanceSpotVenue({"BTCUSDT": "87512.00"}, fee_asset="base")
     broker, replay = _broker(venue)
-    settings = Settings(max_orders_per_run=1000)
+    settings = Settings(risk=RiskSettings(max_orders_per_run=1000))
     buy = _intent(engine, account, run_id, Side.BUY, D("0.01"), 0)
     with engine.begin() as conn:
         (outcome,) = execute(conn, [buy], run_id=run_id, broker=broker, settings=settings, event_time=T0).submitted

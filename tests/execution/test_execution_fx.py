@@ -17,7 +17,7 @@ from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import convert, rate_at, rate_between, store_rate
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.reporting.account_summary import account_summary
-from alphaloom.settings import Settings
+from alphaloom.settings import PaperSettings, RiskSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
@@ -102,8 +102,10 @@ def test_realized_pnl_is_converted_at_the_rate_of_its_fill_and_unrealized_at_the
                  "values ('fxtest', :s, '1h', :t, 150, 150, 150, 150, 1, :r)"),
             {"s": symbol, "t": T0 + timedelta(hours=3), "r": run_id},
         )  # fmt: skip
-    settings = Settings(paper_fee_bps=D(0), paper_slippage_bps=D(0), max_order_notional=D(100000),
-                        max_position_notional=D(100000))  # fmt: skip
+    settings = Settings(
+        paper=PaperSettings(fee_bps=D(0), slippage_bps=D(0)),
+        risk=RiskSettings(max_order_notional=D(100000), max_position_notional=D(100000)),
+    )
 
     def switch() -> KillSwitchState:
         with engine.connect() as c:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side
 from alphaloom.ops.kill_switch import KillSwitchState
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue, paper_fill
@@ -65,7 +65,7 @@ def test_orders_per_run_cap_stops_the_run_and_records_the_trip(engine: Engine) -
     intents = _intents(engine, account, run_id, 4)
     with engine.begin() as conn:
         result = execute(conn, intents, run_id=run_id, broker=_broker(engine),
-                         settings=Settings(max_orders_per_run=3), event_time=T0)  # fmt: skip
+                         settings=Settings(risk=RiskSettings(max_orders_per_run=3)), event_time=T0)  # fmt: skip
     assert len(result.submitted) == 3 and [r.breaches[0].limit for r in result.refused] == ["max_orders_per_run"]
     assert _trips(engine, account) == ["max_orders_per_run"]
 

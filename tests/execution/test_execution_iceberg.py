@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import OrderRejectedError
 from alphaloom.ops.kill_switch import kill_switch_state, set_kill_switch
-from alphaloom.settings import Settings
+from alphaloom.settings import Settings, SplitSettings
 from execution.accounts.registry import ensure_account
 from execution.algos.release import release_due_children
 from execution.algos.schedule import ScheduledSlice, due_slices, stopped_parents
@@ -30,7 +30,7 @@ SAME = {("a", "X/USD"): D(1)}  # the pure plans' account "a" is in USD: 1 USD pe
 HOUR = timedelta(hours=1)
 # 50 at 100 is 5000; at most 2000 shown: children of 20, 20 and 10
 SETTINGS = Settings(
-    split_above_notional=D(1000), split_method="iceberg", split_visible_notional=D(2000), timeframe="1h"
+    timeframe="1h", split=SplitSettings(above_notional=D(1000), method="iceberg", visible_notional=D(2000))
 )
 
 

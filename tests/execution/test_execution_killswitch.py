@@ -16,7 +16,7 @@ from alphaloom.cli import app
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.errors import VenueTemporaryError
 from alphaloom.ops.kill_switch import set_kill_switch
-from alphaloom.settings import Settings, get_settings
+from alphaloom.settings import RiskSettings, Settings, get_settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.factory import paper_broker
@@ -76,7 +76,7 @@ def _cancel_events(engine: Engine, coid: str) -> list[tuple[str, str, str]]:
 
 
 def test_turning_the_kill_switch_on_cancels_open_orders_at_every_broker(engine: Engine) -> None:
-    settings = Settings(max_orders_per_run=1000)
+    settings = Settings(risk=RiskSettings(max_orders_per_run=1000))
     # binance: one of ours rests open at the venue, one foreign order (placed by hand) too
     venue = BinanceSpotVenue({"BTCUSDT": "87512.00"})
     live, replay = binance_broker(venue)
@@ -120,7 +120,7 @@ def test_turning_the_kill_switch_on_cancels_open_orders_at_every_broker(engine: 
 
 
 def _lost_paper_order(engine: Engine) -> str:
-    settings = Settings(max_orders_per_run=1000)
+    settings = Settings(risk=RiskSettings(max_orders_per_run=1000))
     run_id, (lost,) = _account(engine, "paper", "paper", 1)
     with engine.begin() as conn:
         execute(conn, [lost], run_id=run_id, broker=LostOnTheWay(paper_broker(engine, settings)), settings=settings,

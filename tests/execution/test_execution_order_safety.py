@@ -18,7 +18,7 @@ from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 from alphaloom.errors import UnknownOrderStateError
 from alphaloom.ops.kill_switch import KillSwitchState
-from alphaloom.settings import Settings
+from alphaloom.settings import RoutingSettings, Settings, SplitSettings
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import OrderRequest
@@ -195,10 +195,10 @@ def test_the_settle_delay_is_a_setting_passed_to_live_brokers(engine: Engine, tm
     from alphaloom.ops.secrets import Credentials, store_credentials
     from execution.brokers.factory import ccxt_broker, use_exchange_maker
 
-    assert Settings.model_fields["resend_settle_seconds"].default > 0  # a real delay by default; tests set 0
+    assert RoutingSettings.model_fields["resend_settle_seconds"].default > 0  # a real delay by default; tests set 0
     tag = uuid.uuid4().hex[:8]
     account, _, _ = _live_account(engine, tag)
-    settings = Settings(home=tmp_path, resend_settle_seconds=0.25)
+    settings = Settings(home=tmp_path, routing=RoutingSettings(resend_settle_seconds=0.25))
     with engine.begin() as conn:
         store_credentials(conn, settings, Credentials("binance", account, "k", "s"))
     with use_exchange_maker(lambda name, config: make_exchange(name, {**config, "enableRateLimit": False})):
@@ -457,7 +457,9 @@ def test_no_slice_goes_to_a_venue_whose_account_failed_reconciliation(  # type: 
     intent = OrderIntent(DecisionId(f"d-sweep-{tag}"), account, "BTC/USDT", Side.BUY, Decimal("0.02"), Decimal(87500))
     venue = BinanceSpotVenue({"BTCUSDT": "87512.00"})
     broker, _ = binance(venue, account=account)
-    twap = Settings(split_above_notional=Decimal(1000), split_slices=2, twap_duration_minutes=120, timeframe="1h")
+    twap = Settings(
+        timeframe="1h", split=SplitSettings(above_notional=Decimal(1000), slices=2, twap_duration_minutes=120)
+    )
     with engine.begin() as conn:
         store_credentials(conn, get_settings(), Credentials("binance", account, "test-key", "test-secret"))
         _decide(conn, intent, run_id)

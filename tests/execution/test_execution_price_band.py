@@ -13,7 +13,7 @@ from support.binance_broker import binance_broker, creates
 from support.ccxt_replay import BinanceSpotVenue
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.factory import paper_broker
 from execution.safety.protective import arm_exit, check_exits
@@ -29,7 +29,11 @@ def _live_account(engine: Engine, tag: str) -> tuple[str, str, Settings]:
         conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
         ensure_account(conn, account, "binance", "USDT", "live", D(100_000), run_id)
         conn.execute(text("update audit.accounts set live_enabled = true where id = :a"), {"a": account})
-    return account, run_id, Settings(exchange=f"exband-{tag}", timeframe="1h", max_orders_per_run=1000)
+    return (
+        account,
+        run_id,
+        Settings(exchange=f"exband-{tag}", timeframe="1h", risk=RiskSettings(max_orders_per_run=1000)),
+    )
 
 
 def _decision(engine: Engine, run_id: str, account: str, tag: str, price: str) -> DecisionId:
@@ -72,7 +76,7 @@ def test_a_live_send_is_refused_when_the_venue_moved_beyond_the_band_since_the_d
 def test_a_protective_exit_that_gapped_through_the_band_still_exits(engine: Engine) -> None:
     tag = uuid.uuid4().hex[:8]
     account, run_id, symbol, exchange = f"gap-{tag}", f"run-gap-{tag}", f"G{tag.upper()}/USDT", f"exgap-{tag}"
-    settings = Settings(exchange=exchange, timeframe="1h", max_orders_per_run=1000)
+    settings = Settings(exchange=exchange, timeframe="1h", risk=RiskSettings(max_orders_per_run=1000))
     with engine.begin() as conn:
         conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
         ensure_account(conn, account, "paper", "USDT", "paper", D(10_000), run_id)

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, text
 
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.factory import paper_broker
 from execution.safety.protective import Trigger, arm_exit, check_exits, exit_trigger, levels
@@ -42,7 +42,7 @@ def _bars(engine: Engine, exchange: str, symbol: str, run_id: str, rows: list[tu
 def test_a_stop_touched_by_a_new_bar_sells_the_position_once(engine: Engine) -> None:
     tag = uuid.uuid4().hex[:8]
     account, run_id, symbol, exchange = f"prot-{tag}", f"run-prot-{tag}", f"P{tag.upper()}/USDT", f"ex-{tag}"
-    settings = Settings(exchange=exchange, timeframe="1h", max_orders_per_run=1000)
+    settings = Settings(exchange=exchange, timeframe="1h", risk=RiskSettings(max_orders_per_run=1000))
     with engine.begin() as conn:
         conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
         ensure_account(conn, account, "paper", "USDT", "paper", D(10_000), run_id)
@@ -103,7 +103,7 @@ def _live_position(engine: Engine, tag: str) -> tuple[str, str, Settings]:
         conn.execute(
             text("insert into audit.positions (account, symbol, quantity, avg_price, realized_pnl, run_id) "
                  "values (:a, 'BTC/USDT', 0.01, 100000, 0, :r)"), {"a": account, "r": run_id})  # fmt: skip
-    return account, run_id, Settings(exchange=exchange, timeframe="1h", max_orders_per_run=1000)
+    return account, run_id, Settings(exchange=exchange, timeframe="1h", risk=RiskSettings(max_orders_per_run=1000))
 
 
 def _held(engine: Engine, account: str) -> Decimal:

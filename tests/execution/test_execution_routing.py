@@ -14,7 +14,7 @@ from support.binance_broker import OFF, T0
 from support.ccxt_replay import BinanceSpotVenue, Handler, VenueReplay, mount, recorded
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, client_order_id_for
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 from alphaloom.venues.ccxt_exchange import make_exchange
 from execution.accounts.reconcile import reconcile_account
 from execution.accounts.registry import ensure_account
@@ -162,7 +162,7 @@ def test_routed_legs_best_venue_after_fees_plan_saved_first_and_a_crash_resends_
     binance.book["BTCUSDT"], binanceus.book["BTCUSDT"] = _book("87500.00", "1.0"), _book("87510.00", "0.3")
     fees = {"binance": D(10), "binanceus": D(0)}  # our fee tiers: binance.us charges us nothing
     intent = OrderIntent(decision_id, account, "BTC/USDT", Side.BUY, D("0.5"), D(87500))
-    settings = Settings(max_order_notional=D(100_000), max_position_notional=D(100_000))
+    settings = Settings(risk=RiskSettings(max_order_notional=D(100_000), max_position_notional=D(100_000)))
     leg1, leg2 = client_order_id_for(decision_id, 1), client_order_id_for(decision_id, 2)
 
     bn, bn_replay = _venue("binance", binance)

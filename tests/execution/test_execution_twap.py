@@ -26,7 +26,7 @@ from support.twap_world import (
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.ops.kill_switch import set_kill_switch
-from alphaloom.settings import Settings
+from alphaloom.settings import LlmSettings, Settings, SplitSettings
 from execution.algos.release import release_due_children
 from execution.algos.schedule import ScheduledSlice, due_slices
 from execution.algos.splitting import SplitPolicy, split_intents
@@ -111,7 +111,7 @@ def test_running_the_release_or_the_decision_again_sends_nothing_twice(engine: E
     assert _release(engine, broker, T0 + HOUR, run_id, account).broker_submits == 1
     assert _release(engine, broker, T0 + HOUR, run_id, account).broker_submits == 0
     assert execute_intent(engine, intent, run_id, broker, T0 + HOUR).broker_submits == 0
-    finer = Settings(split_above_notional=D(1000), split_slices=5, twap_duration_minutes=240, timeframe="1h")
+    finer = Settings(timeframe="1h", split=SplitSettings(above_notional=D(1000), slices=5, twap_duration_minutes=240))
     with engine.begin() as conn:  # retried in another shape: the recorded schedule stands
         other = execute(conn, [intent], run_id=run_id, broker=broker, settings=finer, event_time=T0 + 4 * HOUR)  # type: ignore[arg-type]
     assert other.broker_submits == 0
@@ -292,8 +292,14 @@ def test_the_backtest_step_releases_the_slices_due_at_the_bars_prices(engine: En
 
     tag = uuid.uuid4().hex[:8]
     account, exchange, symbol = f"twap-bt-{tag}", f"test-twap-bt-{tag}", f"B{tag}/USDT"
-    settings = Settings(exchange=exchange, timeframe="1h", symbols=[symbol], order_notional=D(5000), llm_base_url=None,
-                        split_above_notional=D(1000), split_slices=4, twap_duration_minutes=180)  # fmt: skip
+    settings = Settings(
+        exchange=exchange,
+        timeframe="1h",
+        symbols=[symbol],
+        order_notional=D(5000),
+        llm=LlmSettings(base_url=None),
+        split=SplitSettings(above_notional=D(1000), slices=4, twap_duration_minutes=180),
+    )
     _bullish_bars(engine, tag, exchange, symbol)
     _ensure_paper_account(settings, account, f"run-{tag}")
     replay = Replay(account, [symbol], f"run-{tag}", settings, Team(LexiconScorer(), None), StrategyParams(), "close",

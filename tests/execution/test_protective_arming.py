@@ -13,7 +13,7 @@ from support.binance_broker import binance_broker, creates
 from support.ccxt_replay import BinanceSpotVenue
 
 from alphaloom.domain import DecisionId, OrderIntent, Side
-from alphaloom.settings import Settings
+from alphaloom.settings import RiskSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.accounts.session import TradingSession, execute_in_session
 from execution.brokers.factory import paper_broker
@@ -51,8 +51,11 @@ def test_a_filled_paper_entry_is_armed_and_its_stop_guarded_on_the_next_bars(eng
     tag = uuid.uuid4().hex[:8]
     symbol, exchange = f"A{tag.upper()}/USDT", f"exarm-{tag}"
     account, run_id, decision_id = _setup(engine, tag, "paper", "paper", symbol)
-    settings = Settings(exchange=exchange, timeframe="1h", max_orders_per_run=1000, stop_loss_pct=D(5),
-                        take_profit_pct=D(10))  # fmt: skip
+    settings = Settings(
+        exchange=exchange,
+        timeframe="1h",
+        risk=RiskSettings(max_orders_per_run=1000, stop_loss_pct=D(5), take_profit_pct=D(10)),
+    )
     broker = paper_broker(engine, settings)
     session = TradingSession(account, "paper", broker)
     with engine.begin() as conn:
@@ -78,8 +81,8 @@ def test_no_exit_is_armed_while_the_levels_are_unset(engine: Engine) -> None:
     tag = uuid.uuid4().hex[:8]
     symbol = f"N{tag.upper()}/USDT"
     account, run_id, decision_id = _setup(engine, tag, "paper", "paper", symbol)
-    settings = Settings(exchange=f"exnone-{tag}", timeframe="1h", max_orders_per_run=1000)
-    assert settings.stop_loss_pct is None and settings.take_profit_pct is None
+    settings = Settings(exchange=f"exnone-{tag}", timeframe="1h", risk=RiskSettings(max_orders_per_run=1000))
+    assert settings.risk.stop_loss_pct is None and settings.risk.take_profit_pct is None
     session = TradingSession(account, "paper", paper_broker(engine, settings))
     with engine.begin() as conn:
         execute_in_session(conn, session, [OrderIntent(decision_id, account, symbol, Side.BUY, D(3), D(100))],
@@ -90,8 +93,11 @@ def test_no_exit_is_armed_while_the_levels_are_unset(engine: Engine) -> None:
 def test_a_filled_live_entry_gets_its_stop_held_at_the_venue(engine: Engine) -> None:
     tag = uuid.uuid4().hex[:8]
     account, run_id, decision_id = _setup(engine, tag, "binance", "live", "BTC/USDT")
-    settings = Settings(exchange=f"exlive-{tag}", timeframe="1h", max_orders_per_run=1000, stop_loss_pct=D(5),
-                        take_profit_pct=D(10))  # fmt: skip
+    settings = Settings(
+        exchange=f"exlive-{tag}",
+        timeframe="1h",
+        risk=RiskSettings(max_orders_per_run=1000, stop_loss_pct=D(5), take_profit_pct=D(10)),
+    )
     venue = BinanceSpotVenue({"BTCUSDT": "100000.00"}, {"USDT": "100000"})
     broker, replay = binance_broker(venue)
     session = TradingSession(account, "live", broker)

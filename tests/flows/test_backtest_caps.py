@@ -57,7 +57,7 @@ def _orders(engine: Engine, run_id: str) -> int:
 
 
 def test_a_long_replay_keeps_trading_past_the_per_run_order_cap(engine: Engine, daily: datetime) -> None:
-    assert get_settings().max_orders_per_run == 50
+    assert get_settings().risk.max_orders_per_run == 50
     result = backtest_flow(symbols=[SYMBOL], end=daily, steps=BARS - 20, strategy="sma_cross", sma_fast=10,
                            sma_slow=20, fill_at="close")  # fmt: skip
     orders = _orders(engine, result["run_id"])

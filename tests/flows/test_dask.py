@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from agents.team import FEATURE_COLUMNS
 from alphaloom.cli import app
-from alphaloom.settings import Settings, get_settings
+from alphaloom.settings import OpsSettings, Settings, get_settings
 from alphaloom.task_runner import SettingsTaskRunner, configured_task_runner, flow_dask_client
 from flows.backtest_shards import backtest_shards_flow, symbol_groups
 from flows.decide import decide_flow
@@ -394,7 +394,7 @@ def test_each_worker_has_its_own_engine_with_the_bounded_pool_of_its_environment
 @pytest.mark.parametrize("address", ["http://host:8786", "tcp://", "somewhere"])
 def test_a_bad_dask_address_is_one_clear_line(address: str) -> None:
     with pytest.raises(ValidationError, match="ALPHALOOM_DASK_ADDRESS must be unset, 'local' or a scheduler address"):
-        Settings(dask_address=address)
+        Settings(ops=OpsSettings(dask_address=address))
 
 
 def test_the_dask_address_chooses_the_task_runner() -> None:
@@ -402,10 +402,10 @@ def test_the_dask_address_chooses_the_task_runner() -> None:
 
     from alphaloom.dask_runner import DaskTaskRunner
 
-    assert isinstance(configured_task_runner(Settings(dask_address=None)), ThreadPoolTaskRunner)
-    assert isinstance(configured_task_runner(Settings(dask_address="  ")), ThreadPoolTaskRunner)
-    local = configured_task_runner(Settings(dask_address="local", dask_workers=3))
+    assert isinstance(configured_task_runner(Settings(ops=OpsSettings(dask_address=None))), ThreadPoolTaskRunner)
+    assert isinstance(configured_task_runner(Settings(ops=OpsSettings(dask_address="  "))), ThreadPoolTaskRunner)
+    local = configured_task_runner(Settings(ops=OpsSettings(dask_address="local", dask_workers=3)))
     assert isinstance(local, DaskTaskRunner) and local.cluster_kwargs["n_workers"] == 3
     assert local.cluster_kwargs["threads_per_worker"] == 1 and local.cluster_kwargs["processes"] is True
-    remote = configured_task_runner(Settings(dask_address="tcp://scheduler:8786"))
+    remote = configured_task_runner(Settings(ops=OpsSettings(dask_address="tcp://scheduler:8786")))
     assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://scheduler:8786"

@@ -266,16 +266,16 @@ def test_step_path_fills_at_the_next_open_and_matches_the_fast_path_trade_for_tr
     window = close.index >= first_decision_bar
     steps_map = {s: quantity_step(s) for s in symbols}
     fast_path = run(open_[window], close[window], target[window], initial_cash=float(settings.starting_cash),
-                    order_notional=settings.order_notional, fee_bps=float(settings.paper_fee_bps),
-                    slippage_bps=float(settings.paper_slippage_bps), quantity_steps=steps_map)  # fmt: skip
+                    order_notional=settings.order_notional, fee_bps=float(settings.paper.fee_bps),
+                    slippage_bps=float(settings.paper.slippage_bps), quantity_steps=steps_map)  # fmt: skip
     fast_trades = exact_trades(fast_path, open_[window], close[window], order_notional=settings.order_notional,
-                               slippage_bps=float(settings.paper_slippage_bps), quantity_steps=steps_map)  # fmt: skip
+                               slippage_bps=float(settings.paper.slippage_bps), quantity_steps=steps_map)  # fmt: skip
     assert sorted(step_trades) == sorted(fast_trades)
 
     # Next-open fills: every fill is at its bar's open plus or minus slippage, never at or after the last step,
     # whose orders (if any) expired unfilled.
     opens = bars.set_index(["symbol", "ts"])["open"]
-    slip = settings.paper_slippage_bps / 10000
+    slip = settings.paper.slippage_bps / 10000
     for symbol, side, ts, _, price in step_trades:
         assert price == Decimal(opens[(symbol, ts)]) * (1 + slip if side == "buy" else 1 - slip)
         assert ts < pd.Timestamp(data.end)

@@ -66,7 +66,11 @@ def test_the_team_grid_is_small_explicit_and_checked() -> None:
         and grid[1].take_profit_pct == 4
         and grid[1].label() == "t0.2 default fixed sl/tp 2:4"
     )
-    assert grid[1].settings_update() == {"sizing_mode": "fixed", "stop_loss_pct": 2, "take_profit_pct": 4}
+    assert grid[1].settings_update() == {
+        "risk.sizing_mode": "fixed",
+        "risk.stop_loss_pct": 2,
+        "risk.take_profit_pct": 4,
+    }
     assert grid[-1].base_weights == {"technical": 1.0, "news": 1.0, "llm": 1.0}
     for args, problem in (
         (("0.2,x", "default", "fixed", "none"), "--thresholds: 'x' is not a number"),

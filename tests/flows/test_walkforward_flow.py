@@ -71,7 +71,7 @@ def _expected(bars: Bars) -> WalkForwardResult:
     """The pure walk-forward on the same bars with the settings' paper costs."""
     settings = get_settings()
     costs = Costs(initial_cash=float(settings.starting_cash), order_notional=settings.order_notional,
-                  fee_bps=float(settings.paper_fee_bps), slippage_bps=float(settings.paper_slippage_bps),
+                  fee_bps=float(settings.paper.fee_bps), slippage_bps=float(settings.paper.slippage_bps),
                   quantity_steps={s: quantity_step(s) for s in SYMBOLS})  # fmt: skip
     return walk_forward(bars.open_, bars.close, grid=parameter_grid(GRID["fast"], GRID["slow"]), in_sample=120,
                         out_sample=60, costs=costs, periods_per_year=8760)  # fmt: skip

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from agents.llm import AnalystInputs, Headline, LlmAnalyst, PastSituation
-from alphaloom.settings import LlmPrice, Settings
+from alphaloom.settings import LlmPrice, LlmSettings, Settings
 
 AS_OF = datetime(2024, 6, 3, 14, tzinfo=UTC)
 FEATURES = {"close": 101.5, "ema_10": 100.2, "ema_50": 98.7, "rsi_14": 61.25, "macd_hist": 0.42}
@@ -104,11 +104,12 @@ class Case:
     run_id: str
     symbol: str
 
-    def settings(self, **overrides: Any) -> Settings:
-        base = {"llm_base_url": self.endpoint.url, "llm_model": "test-model", "llm_timeout_s": 2.0,
-                "llm_max_retries": 2, "llm_prices": {"test-model": LlmPrice(input=Decimal("0.15"), output=Decimal("0.6"))},
-                } | overrides  # fmt: skip
-        return Settings(**base)
+    def settings(self, **llm: Any) -> Settings:
+        """Settings whose LLM points at the stand-in endpoint; ``llm`` overrides ``LlmSettings`` fields."""
+        base = {"base_url": self.endpoint.url, "model": "test-model", "timeout_s": 2.0,
+                "max_retries": 2, "prices": {"test-model": LlmPrice(input=Decimal("0.15"), output=Decimal("0.6"))},
+                } | llm  # fmt: skip
+        return Settings(llm=LlmSettings(**base))
 
     def script(self, *replies: tuple[str, Any], symbol: str | None = None) -> None:
         self.endpoint.scripts[symbol or self.symbol] = list(replies)

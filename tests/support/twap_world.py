@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side
 from alphaloom.ops.kill_switch import kill_switch_state
-from alphaloom.settings import Settings
+from alphaloom.settings import Settings, SplitSettings
 from execution.accounts.registry import ensure_account
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
@@ -21,7 +21,7 @@ T0 = datetime(2024, 8, 1, 10, tzinfo=UTC)
 D = Decimal
 HOUR = timedelta(hours=1)
 # 4 slices over 240 minutes: due at T0, T0+1h, T0+2h, T0+3h
-SETTINGS = Settings(split_above_notional=D(1000), split_slices=4, twap_duration_minutes=240, timeframe="1h")
+SETTINGS = Settings(timeframe="1h", split=SplitSettings(above_notional=D(1000), slices=4, twap_duration_minutes=240))
 
 
 class SimulatedCrash(Exception):

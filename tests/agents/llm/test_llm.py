@@ -17,7 +17,7 @@ from agents.llm.budget import Spent, budget_exceeded
 from agents.llm.checks import contradictions
 from agents.llm.prompts import prompt_hash, render_messages
 from agents.llm.schema import LlmAnswer, answer_schema
-from alphaloom.settings import LlmPrice, Settings
+from alphaloom.settings import LlmPrice, LlmSettings, Settings
 
 # the module's fixtures: the stand-in endpoint (one per module) and one test's run and symbol against it
 endpoint, case = llm_endpoint.endpoint, llm_endpoint.case
@@ -26,9 +26,9 @@ endpoint, case = llm_endpoint.endpoint, llm_endpoint.case
 def test_recorded_answer_becomes_a_validated_opinion_and_is_cached(case: Case) -> None:
     case.script(("json", (answer(), (120, 30))))
     # the older single prices (per 1k tokens) still price a model the table does not list
-    analyst = LlmAnalyst(case.settings(llm_prices={}, llm_price_per_1k_prompt=Decimal("0.5"),
-                                       llm_price_per_1k_completion=Decimal(1), llm_decision_cost_budget=Decimal(5),
-                                       llm_run_cost_budget=Decimal(5), llm_daily_cost_budget=Decimal(10**6)))  # fmt: skip
+    analyst = LlmAnalyst(case.settings(prices={}, price_per_1k_prompt=Decimal("0.5"),
+                                       price_per_1k_completion=Decimal(1), decision_cost_budget=Decimal(5),
+                                       run_cost_budget=Decimal(5), daily_cost_budget=Decimal(10**6)))  # fmt: skip
     opinion = case.opine(analyst)
     assert not opinion.skipped and opinion.action.value == "buy" and opinion.confidence == pytest.approx(0.7)
     assert opinion.details["status"] == "ok" and opinion.details["horizon_bars"] == 6
@@ -73,20 +73,20 @@ def test_http_429_is_retried(case: Case) -> None:
 
 def test_429_beyond_the_retries_skips(case: Case) -> None:
     case.script(("status", 429), ("status", 429))
-    opinion = case.opine(LlmAnalyst(case.settings(llm_max_retries=1)))
+    opinion = case.opine(LlmAnalyst(case.settings(max_retries=1)))
     assert opinion.skipped and "HTTP 429" in opinion.rationale
     assert [r.status for r in case.ledger()] == ["error"]
 
 
 def test_a_slow_answer_times_out_and_is_skipped(case: Case) -> None:
     case.script(("slow", (answer(), (1, 1))))
-    opinion = case.opine(LlmAnalyst(case.settings(llm_timeout_s=0.3, llm_max_retries=0)))
+    opinion = case.opine(LlmAnalyst(case.settings(timeout_s=0.3, max_retries=0)))
     assert opinion.skipped and opinion.details["status"] == "timeout" and "0.3 s" in opinion.rationale
     assert [r.status for r in case.ledger()] == ["timeout"]
 
 
 def test_an_unreachable_endpoint_is_skipped(case: Case) -> None:
-    analyst = LlmAnalyst(case.settings(llm_base_url="http://127.0.0.1:9/v1", llm_max_retries=0))
+    analyst = LlmAnalyst(case.settings(base_url="http://127.0.0.1:9/v1", max_retries=0))
     opinion = case.opine(analyst)
     assert opinion.skipped and opinion.details["status"] == "error"
 
@@ -95,7 +95,7 @@ def test_run_budget_skips_the_agent_once_reached(case: Case) -> None:
     other = f"{case.symbol}-2"
     case.script(("json", (answer(), (400, 100))))
     case.script(("json", (answer(), (400, 100))), symbol=other)
-    analyst = LlmAnalyst(case.settings(llm_run_token_budget=500))
+    analyst = LlmAnalyst(case.settings(run_token_budget=500))
     first = case.opine(analyst)
     second = case.opine(analyst, case.inputs(other))
     assert not first.skipped
@@ -113,8 +113,8 @@ def test_daily_cost_budget_skips_the_agent_once_reached(case: Case) -> None:
     other = f"{case.symbol}-2"
     case.script(("json", (answer(), (1000, 0))))
     case.script(("json", (answer(), (1000, 0))), symbol=other)
-    analyst = LlmAnalyst(case.settings(llm_daily_cost_budget=Decimal(today) + Decimal("0.01"),
-                                       llm_prices={"test-model": LlmPrice(input=Decimal(10), output=Decimal(0))}))  # fmt: skip
+    analyst = LlmAnalyst(case.settings(daily_cost_budget=Decimal(today) + Decimal("0.01"),
+                                       prices={"test-model": LlmPrice(input=Decimal(10), output=Decimal(0))}))  # fmt: skip
     assert not case.opine(analyst).skipped
     second = case.opine(analyst, case.inputs(other))
     assert second.skipped and "daily cost budget reached" in second.rationale
@@ -152,7 +152,7 @@ def test_prompt_hash_covers_model_messages_schema_and_sampling() -> None:
 
 
 def test_budget_verdict_is_pure_and_names_the_cap() -> None:
-    settings = Settings(llm_run_token_budget=10, llm_daily_cost_budget=Decimal(1))
+    settings = Settings(llm=LlmSettings(run_token_budget=10, daily_cost_budget=Decimal(1)))
     assert budget_exceeded(Spent(9, Decimal(0)), Spent(9, Decimal("0.5")), settings) is None
     assert "run token" in (budget_exceeded(Spent(10, Decimal(0)), Spent(10, Decimal(0)), settings) or "")
     assert "daily cost" in (budget_exceeded(Spent(0, Decimal(0)), Spent(0, Decimal(1)), settings) or "")
@@ -162,7 +162,7 @@ def test_no_endpoint_is_a_config_error() -> None:
     from alphaloom.errors import ConfigError
 
     with pytest.raises(ConfigError, match="llm_base_url"):
-        LlmAnalyst(Settings(llm_base_url=None))
+        LlmAnalyst(Settings(llm=LlmSettings(base_url=None)))
 
 
 def _today_tokens(case: Case) -> int:
@@ -176,7 +176,7 @@ def _today_tokens(case: Case) -> int:
 def test_dry_runs_are_counted_against_the_daily_cap(case: Case) -> None:
     """A dry run rolls the decision's transaction back; the LLM's spend is committed apart, so it still counts."""
     case.script(*[("json", (answer(), (120, 30)))] * 3)
-    analyst = LlmAnalyst(case.settings(llm_daily_token_budget=_today_tokens(case) + 100))
+    analyst = LlmAnalyst(case.settings(daily_token_budget=_today_tokens(case) + 100))
     opinions = []
     for _ in range(3):
         with case.engine.connect() as conn, conn.begin() as tx:
@@ -195,7 +195,7 @@ def test_two_concurrent_reservations_cannot_both_pass_when_only_one_fits(case: C
     other = f"{case.symbol}-2"
     case.script(("json", (answer(), (120, 30))))
     case.script(("json", (answer(), (120, 30))), symbol=other)
-    analyst = LlmAnalyst(case.settings(llm_daily_token_budget=_today_tokens(case) + 1))
+    analyst = LlmAnalyst(case.settings(daily_token_budget=_today_tokens(case) + 1))
     both = threading.Barrier(2, timeout=30)
     opinions: dict[str, Any] = {}
 

@@ -27,15 +27,15 @@ from alphaloom.fx import store_rate
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.reporting.llm_spend import account_llm_spend, runs_llm_spend
 from alphaloom.reporting.run_report import build_run_report
-from alphaloom.settings import LlmPrice, Settings, get_settings
+from alphaloom.settings import LlmPrice, LlmSettings, PaperSettings, RiskSettings, Settings, get_settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
 
 D = Decimal
 runner = CliRunner()
-ROOMY = {"llm_run_token_budget": 10**9, "llm_run_cost_budget": D(10**6), "llm_daily_token_budget": 10**12,
-         "llm_daily_cost_budget": D(10**9)}  # fmt: skip
+ROOMY = {"run_token_budget": 10**9, "run_cost_budget": D(10**6), "daily_token_budget": 10**12,
+         "daily_cost_budget": D(10**9)}  # fmt: skip
 
 # the module's fixtures: the stand-in endpoint (one per module) and one test's run and symbol against it
 endpoint, case = llm_endpoint.endpoint, llm_endpoint.case
@@ -53,7 +53,7 @@ def test_the_decision_cap_skips_a_role_whose_call_would_not_fit_and_records_it(c
     case.script(("json", (answer(), (400, 100))), symbol=other)
     second_size = _reservation(case, close=102.0)
     cap = 500 + second_size - 1  # the first call's 500 tokens plus all but one of the second's reservation
-    analyst = LlmAnalyst(case.settings(llm_decision_token_budget=cap, **ROOMY))
+    analyst = LlmAnalyst(case.settings(decision_token_budget=cap, **ROOMY))
     first = case.opine(analyst)
     second = case.opine(analyst, case.inputs(close=102.0))
     third = case.opine(analyst, case.inputs(other))
@@ -70,8 +70,8 @@ def test_the_decision_cap_skips_a_role_whose_call_would_not_fit_and_records_it(c
 def test_the_decision_cost_cap_is_in_usd_at_the_models_price(case: Case) -> None:
     case.script(("json", (answer(), (1000, 100))))
     # 10 USD per 1M prompt tokens: the reservation alone (prompt estimate + 600 completion tokens at 20) passes 0.01
-    analyst = LlmAnalyst(case.settings(llm_prices={"test-model": LlmPrice(input=D(10), output=D(20))},
-                                       llm_decision_cost_budget=D("0.01"), **ROOMY))  # fmt: skip
+    analyst = LlmAnalyst(case.settings(prices={"test-model": LlmPrice(input=D(10), output=D(20))},
+                                       decision_cost_budget=D("0.01"), **ROOMY))  # fmt: skip
     opinion = case.opine(analyst)
     assert opinion.skipped and "decision cost budget would be passed: 0 spent + " in opinion.rationale
     assert case.endpoint.hits(case.symbol) == 0
@@ -79,7 +79,7 @@ def test_the_decision_cost_cap_is_in_usd_at_the_models_price(case: Case) -> None
 
 
 def test_budget_verdict_for_a_decision_is_pure() -> None:
-    settings = Settings(llm_decision_token_budget=1000, llm_decision_cost_budget=D("0.02"))
+    settings = Settings(llm=LlmSettings(decision_token_budget=1000, decision_cost_budget=D("0.02")))
     room, day = Spent(0, D(0)), Spent(0, D(0))
     assert budget_exceeded(room, day, settings, decision=Spent(400, D("0.01")), size=Spent(600, D("0.01"))) is None
     assert "decision token" in (budget_exceeded(room, day, settings, decision=Spent(401, D(0)), size=Spent(600, D(0)))
@@ -94,8 +94,8 @@ def test_each_model_is_priced_from_the_table_and_the_cost_is_stored_exactly(case
     other = f"{case.symbol}-2"
     case.script(("json", (answer(), (1234, 567))))
     case.script(("json", (answer(), (1234, 567))), symbol=other)
-    case.opine(LlmAnalyst(case.settings(llm_prices=prices, **ROOMY)))
-    opinion = case.opine(LlmAnalyst(case.settings(llm_prices=prices, llm_model="other-model", **ROOMY)),
+    case.opine(LlmAnalyst(case.settings(prices=prices, **ROOMY)))
+    opinion = case.opine(LlmAnalyst(case.settings(prices=prices, model="other-model", **ROOMY)),
                          case.inputs(other))  # fmt: skip
     # (1234 * 0.15 + 567 * 0.6) / 1e6 and (1234 * 2.5 + 567 * 10) / 1e6, USD, exact
     assert [(r.status, r.cost) for r in case.ledger()] == [("ok", D("0.0005253")), ("ok", D("0.008755"))]
@@ -108,9 +108,9 @@ def test_each_model_is_priced_from_the_table_and_the_cost_is_stored_exactly(case
 
 def test_a_model_without_a_price_is_refused_before_any_call(case: Case) -> None:
     with pytest.raises(ConfigError, match=r"no price configured for LLM model 'free-model'.*ALPHALOOM_LLM_PRICES"):
-        LlmAnalyst(case.settings(llm_model="free-model"))
+        LlmAnalyst(case.settings(model="free-model"))
     with pytest.raises(ConfigError, match="set together"):
-        LlmAnalyst(case.settings(llm_prices={}, llm_price_per_1k_prompt=D(1)))
+        LlmAnalyst(case.settings(prices={}, price_per_1k_prompt=D(1)))
     assert case.endpoint.hits(case.symbol) == 0
 
 
@@ -150,15 +150,18 @@ def test_the_cutoff_guard_judges_every_roles_model() -> None:
 def test_a_live_decision_is_not_refused_for_an_unknown_cutoff_but_a_past_one_is() -> None:
     from flows.decide import llm_cutoff_refusal
 
-    settings = Settings(llm_base_url="http://127.0.0.1:9/v1", llm_model="mystery", timeframe="1h",
-                        live_max_decision_age_bars=2)  # fmt: skip
+    settings = Settings(
+        timeframe="1h",
+        llm=LlmSettings(base_url="http://127.0.0.1:9/v1", model="mystery"),
+        risk=RiskSettings(live_max_decision_age_bars=2),
+    )
     now = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
     assert llm_cutoff_refusal(settings, datetime(2026, 3, 2, 11, tzinfo=UTC), now) is None  # about now: not exposed
     past = llm_cutoff_refusal(settings, datetime(2026, 3, 1, tzinfo=UTC), now)
     assert past is not None and "decides about the past" in past and "no training cutoff configured" in past
-    known = settings.model_copy(update={"llm_training_cutoffs": {"mystery": datetime(2025, 1, 1).date()}})
+    known = settings.model_copy(update={"llm.training_cutoffs": {"mystery": datetime(2025, 1, 1).date()}})
     assert llm_cutoff_refusal(known, datetime(2026, 3, 1, tzinfo=UTC), now) is None  # after its cutoff
-    assert llm_cutoff_refusal(settings.model_copy(update={"llm_base_url": None}), datetime(2020, 1, 1, tzinfo=UTC),
+    assert llm_cutoff_refusal(settings.model_copy(update={"llm.base_url": None}), datetime(2020, 1, 1, tzinfo=UTC),
                               now) is None  # fmt: skip
 
 
@@ -183,8 +186,11 @@ def _traded_run(engine: Engine, tag: str) -> tuple[str, str, str, str]:
                      "values (:e, :s, '1h', :t, :c, :c, :c, :c, 1, :r)"),
                 {"e": exchange, "s": symbol, "t": T0 + hour * HOUR, "c": close, "r": run_id},
             )  # fmt: skip
-    settings = Settings(paper_fee_bps=D(0), paper_slippage_bps=D(0), max_order_notional=D(100000),
-                        max_position_notional=D(100000), base_currency=ccy)  # fmt: skip
+    settings = Settings(
+        base_currency=ccy,
+        paper=PaperSettings(fee_bps=D(0), slippage_bps=D(0)),
+        risk=RiskSettings(max_order_notional=D(100000), max_position_notional=D(100000)),
+    )
 
     def switch() -> KillSwitchState:
         with engine.connect() as c:
@@ -213,8 +219,8 @@ def test_a_run_report_and_pnl_show_llm_spend_and_returns_net_of_it(engine: Engin
     account, run_id, symbol, exchange = _traded_run(engine, tag)
     ccy = f"Q{tag[:5].upper()}"
     case = Case(case.engine, case.endpoint, run_id, symbol)
-    analyst = LlmAnalyst(case.settings(llm_prices={"test-model": LlmPrice(input=D(2), output=D(8))}, **ROOMY,
-                                       llm_decision_token_budget=10**9, llm_decision_cost_budget=D(10**6)))  # fmt: skip
+    analyst = LlmAnalyst(case.settings(prices={"test-model": LlmPrice(input=D(2), output=D(8))}, **ROOMY,
+                                       decision_token_budget=10**9, decision_cost_budget=D(10**6)))  # fmt: skip
     with engine.begin() as conn:  # 1 USD = 0.8 of the account's currency when the first call is paid...
         store_rate(conn, "USD", ccy, D("0.8"), datetime.now(UTC) - timedelta(days=1), source=f"test-{tag}")
     case.script(("json", (answer(), (100_000, 25_000))))  # 0.2 + 0.2 = 0.4 USD -> 0.32

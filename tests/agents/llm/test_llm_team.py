@@ -39,7 +39,7 @@ from alphaloom.domain import Action, NewsId, NewsItem, Side, decision_id_for
 from alphaloom.markets import MarketSpec
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.reporting.explain import explain_decision, explain_order
-from alphaloom.settings import LlmPrice, LlmRoleEndpoint, Settings
+from alphaloom.settings import LlmPrice, LlmRoleEndpoint, LlmSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.paper import PaperBroker
 from execution.submit import execute
@@ -66,11 +66,12 @@ class Desk:
     symbol: str
     other: str
 
-    def settings(self, **overrides: Any) -> Settings:
-        base = {"llm_base_url": self.standin.url, "llm_model": "team-model", "llm_timeout_s": 2.0,
-                "llm_max_retries": 0, "llm_team_mode": "debate", "exchange": "llmteam-x",
-                "llm_prices": {"team-model": LlmPrice(input=Decimal("0.15"), output=Decimal("0.6"))}} | overrides  # fmt: skip
-        return Settings(**base)
+    def settings(self, exchange: str = "llmteam-x", **llm: Any) -> Settings:
+        """Settings whose LLM team points at the stand-in; ``llm`` overrides ``LlmSettings`` fields."""
+        base = {"base_url": self.standin.url, "model": "team-model", "timeout_s": 2.0, "max_retries": 0,
+                "team_mode": "debate",
+                "prices": {"team-model": LlmPrice(input=Decimal("0.15"), output=Decimal("0.6"))}} | llm  # fmt: skip
+        return Settings(exchange=exchange, llm=LlmSettings(**base))
 
     def snapshot(self, params: DecisionParams, *, headline: str = "Record growth", position: Decimal = Decimal(0),
                  markets: Mapping[str, MarketSpec] | None = None) -> Snapshot:  # fmt: skip
@@ -128,7 +129,7 @@ def _tool_answers(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_a_two_round_debate_with_tool_calls_gives_the_managers_verdict(desk: Desk) -> None:
-    settings = desk.settings(llm_debate_rounds=2)
+    settings = desk.settings(debate_rounds=2)
     params = DecisionParams.from_settings(settings)
     s = desk.symbol
     desk.standin.script(
@@ -235,7 +236,7 @@ def test_tools_never_answer_past_as_of_and_refuse_what_the_decision_does_not_cov
 
 
 def test_a_malformed_tool_call_is_refused_and_the_role_still_answers(desk: Desk) -> None:
-    settings = desk.settings(llm_tool_calls_per_role=2)
+    settings = desk.settings(tool_calls_per_role=2)
     params = DecisionParams.from_settings(settings)
     s = desk.symbol
     desk.standin.script(s, "bull", Reply("tools", calls=(("features", '{"symbol": "' + s + '", bars:'),)),
@@ -253,7 +254,7 @@ def test_a_malformed_tool_call_is_refused_and_the_role_still_answers(desk: Desk)
 
 
 def test_a_timeout_skips_the_role_and_the_debate_goes_on(desk: Desk) -> None:
-    settings = desk.settings(llm_timeout_s=0.3)
+    settings = desk.settings(timeout_s=0.3)
     params = DecisionParams.from_settings(settings)
     s = desk.symbol
     desk.standin.script(s, "bull", Reply("slow", case()))
@@ -268,7 +269,7 @@ def test_a_timeout_skips_the_role_and_the_debate_goes_on(desk: Desk) -> None:
 
 
 def test_a_budget_exhausted_mid_debate_skips_the_rest_and_records_it(desk: Desk) -> None:
-    settings = desk.settings(llm_run_token_budget=1000)
+    settings = desk.settings(run_token_budget=1000)
     params = DecisionParams.from_settings(settings)
     s = desk.symbol
     desk.standin.script(s, "bull", Reply("json", case(), tokens=(900, 200)))
@@ -283,7 +284,7 @@ def test_a_budget_exhausted_mid_debate_skips_the_rest_and_records_it(desk: Desk)
 
 
 def test_an_injection_headline_is_quoted_as_data_and_changes_neither_risk_nor_sizing(desk: Desk) -> None:
-    settings = desk.settings(llm_team_mode="compact")
+    settings = desk.settings(team_mode="compact")
     params = DecisionParams.from_settings(settings)
     s = desk.symbol
     snapshot = desk.snapshot(params, headline=INJECTION)
@@ -400,21 +401,32 @@ def test_apply_review_never_enlarges_or_revives() -> None:
 
 
 def test_roles_models_and_keys_come_from_settings() -> None:
-    settings = Settings(llm_base_url="http://127.0.0.1:9/v1", llm_model="base", llm_team_mode="debate",
-                        llm_prices={"base": LlmPrice(input=Decimal(1), output=Decimal(2)),
-                                    "big": LlmPrice(input=Decimal(3), output=Decimal(4))},
-                        llm_roles={"manager": LlmRoleEndpoint(model="big", api_key="sk-secret-123"),
-                                   "bear": LlmRoleEndpoint(base_url="http://127.0.0.1:8/v1",
-                                                           structured_output="json_object")})  # fmt: skip
+    settings = Settings(
+        llm=LlmSettings(
+            base_url="http://127.0.0.1:9/v1",
+            model="base",
+            team_mode="debate",
+            prices={
+                "base": LlmPrice(input=Decimal(1), output=Decimal(2)),
+                "big": LlmPrice(input=Decimal(3), output=Decimal(4)),
+            },
+            roles={
+                "manager": LlmRoleEndpoint(model="big", api_key="sk-secret-123"),
+                "bear": LlmRoleEndpoint(base_url="http://127.0.0.1:8/v1", structured_output="json_object"),
+            },
+        )
+    )
     assert team_models(settings) == [("bull", "base"), ("bear", "base"), ("manager", "big"), ("risk", "base")]
-    assert team_models(Settings(llm_base_url=None, llm_team_mode="compact")) == []
-    assert "sk-secret-123" not in repr(settings) and "sk-secret-123" not in str(settings.llm_roles)
-    assert isinstance(llm_agent_for(settings), LlmTeam) and llm_agent_for(Settings(llm_base_url=None)) is None
+    assert team_models(Settings(llm=LlmSettings(base_url=None, team_mode="compact"))) == []
+    assert "sk-secret-123" not in repr(settings) and "sk-secret-123" not in str(settings.llm.roles)
+    assert (
+        isinstance(llm_agent_for(settings), LlmTeam) and llm_agent_for(Settings(llm=LlmSettings(base_url=None))) is None
+    )
 
 
 def test_json_mode_endpoints_get_the_schema_in_the_prompt_and_one_repair(desk: Desk) -> None:
-    settings = desk.settings(llm_team_mode="compact",
-                             llm_roles={"compact": LlmRoleEndpoint(structured_output="json_object")})  # fmt: skip
+    settings = desk.settings(team_mode="compact",
+                             roles={"compact": LlmRoleEndpoint(structured_output="json_object")})  # fmt: skip
     params = DecisionParams.from_settings(settings)
     s = desk.symbol
     desk.standin.script(s, "compact", Reply("json", "{'bull_case': nope"), Reply("json", compact("hold")))
@@ -497,7 +509,7 @@ def test_a_run_with_the_debate_replays_from_the_store_at_zero_tokens_with_identi
 
 
 def test_an_endpoint_refusing_json_schema_output_is_asked_again_in_json_mode(desk: Desk) -> None:
-    settings = desk.settings(llm_team_mode="compact")
+    settings = desk.settings(team_mode="compact")
     params = DecisionParams.from_settings(settings)
     s = desk.symbol
     desk.standin.script(s, "compact", Reply("status", status=400), Reply("json", compact("sell")))
@@ -524,7 +536,7 @@ def test_explain_an_order_shows_the_debate_and_the_review_behind_it_escaped_and_
     """`alphaloom explain ORDER_ID` (console and ``--html``) for an order the debate decided and the reviewer shrank:
     the turns, tool calls and the reviewer's verdict in order; a turn holding ``<script>`` and console markup is shown
     as text (escaped on the page, printed as written on the console); the endpoint's API key appears nowhere."""
-    settings = desk.settings(exchange=f"llmteam-{desk.run_id[-8:]}", llm_api_key=SECRET)
+    settings = desk.settings(exchange=f"llmteam-{desk.run_id[-8:]}", api_key=SECRET)
     s = desk.symbol
     with desk.engine.begin() as conn:
         conn.execute(text(FEATURES_DDL))

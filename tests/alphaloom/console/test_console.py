@@ -321,13 +321,13 @@ def test_set_password_stores_a_scrypt_hash_and_refuses_a_short_password(engine, 
 def test_serve_runs_the_console_beside_the_prefect_server(engine, demo) -> None:
     from alphaloom.cli.console import start_beside
 
-    settings = demo.settings.model_copy(update={"console_port": free_port()})
+    settings = demo.settings.model_copy(update={"ops.console_port": free_port()})
     server, url = start_beside(settings, "http://127.0.0.1:9/api")
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)  # waiting for readiness, bounded
     try:
-        assert url == f"http://127.0.0.1:{settings.console_port}/"
+        assert url == f"http://127.0.0.1:{settings.ops.console_port}/"
         assert httpx.get(url, timeout=10).status_code == 200
         client = httpx.Client(base_url=url, timeout=10)
         token = client.get("/login").text.split('name="csrf" value="')[1].split('"')[0]

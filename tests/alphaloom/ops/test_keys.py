@@ -19,20 +19,20 @@ from typer.testing import CliRunner
 from alphaloom.cli import app
 from alphaloom.errors import ConfigError
 from alphaloom.ops.secrets import Credentials, load_credentials, load_key, store_credentials
-from alphaloom.settings import Settings, get_settings
+from alphaloom.settings import OpsSettings, Settings, get_settings
 
 runner = CliRunner()
 
 
 def test_key_file_is_created_0600_and_a_loose_one_is_refused(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, secret_key=None, secret_key_store="file")
+    settings = Settings(home=tmp_path, ops=OpsSettings(secret_key=None, secret_key_store="file"))
     key = load_key(settings)
     assert stat.S_IMODE(settings.secret_key_file.stat().st_mode) == 0o600 and load_key(settings) == key
     os.chmod(settings.secret_key_file, 0o644)
     with pytest.raises(ConfigError, match="0600"):
         load_key(settings)
     with pytest.raises(ConfigError, match="not a valid Fernet key"):
-        load_key(Settings(home=tmp_path, secret_key="not-a-key"))
+        load_key(Settings(home=tmp_path, ops=OpsSettings(secret_key="not-a-key")))
 
 
 class SessionKeyring(KeyringBackend):
@@ -68,16 +68,16 @@ def os_keyring():  # type: ignore[no-untyped-def]
 def test_the_key_lives_in_the_os_keyring_where_one_exists_and_takes_over_an_existing_key_file(
     tmp_path: Path, os_keyring
 ) -> None:
-    fresh = Settings(home=tmp_path / "fresh", secret_key=None, secret_key_store="auto")
+    fresh = Settings(home=tmp_path / "fresh", ops=OpsSettings(secret_key=None, secret_key_store="auto"))
     key = load_key(fresh)
     assert load_key(fresh) == key and not fresh.secret_key_file.exists(), "kept in the keyring, no file written"
     assert list(os_keyring.entries.values()) == [key.decode()]
 
-    older = Settings(home=tmp_path / "older", secret_key=None, secret_key_store="file")
+    older = Settings(home=tmp_path / "older", ops=OpsSettings(secret_key=None, secret_key_store="file"))
     file_key = load_key(older)  # credentials were encrypted with the file's key before the keyring was used
-    assert load_key(older.model_copy(update={"secret_key_store": "auto"})) == file_key
+    assert load_key(older.model_copy(update={"ops.secret_key_store": "auto"})) == file_key
     assert file_key.decode() in os_keyring.entries.values()
-    assert load_key(fresh.model_copy(update={"secret_key_store": "file"})) != key, "'file' ignores the keyring"
+    assert load_key(fresh.model_copy(update={"ops.secret_key_store": "file"})) != key, "'file' ignores the keyring"
 
 
 def test_asking_for_the_keyring_where_there_is_no_backend_is_a_clear_error(tmp_path: Path) -> None:
@@ -85,15 +85,15 @@ def test_asking_for_the_keyring_where_there_is_no_backend_is_a_clear_error(tmp_p
     keyring.set_keyring(fail.Keyring())
     try:
         with pytest.raises(ConfigError, match="no OS keyring backend"):
-            load_key(Settings(home=tmp_path, secret_key=None, secret_key_store="keyring"))
-        auto = Settings(home=tmp_path, secret_key=None, secret_key_store="auto")
+            load_key(Settings(home=tmp_path, ops=OpsSettings(secret_key=None, secret_key_store="keyring")))
+        auto = Settings(home=tmp_path, ops=OpsSettings(secret_key=None, secret_key_store="auto"))
         assert load_key(auto) == auto.secret_key_file.read_bytes().strip(), "auto falls back to the 0600 file"
     finally:
         keyring.set_keyring(previous)
 
 
 def test_credentials_round_trip_encrypted_and_a_wrong_key_is_a_clear_error(engine: Engine) -> None:
-    settings = Settings(secret_key=Fernet.generate_key().decode())
+    settings = Settings(ops=OpsSettings(secret_key=Fernet.generate_key().decode()))
     account = f"keys-{uuid.uuid4().hex[:8]}"
     creds = Credentials("binance", account, "AK-visible-nowhere", "SK-visible-nowhere")
     assert "visible-nowhere" not in repr(creds)
@@ -105,7 +105,9 @@ def test_credentials_round_trip_encrypted_and_a_wrong_key_is_a_clear_error(engin
         assert "visible-nowhere" not in stored
         assert load_credentials(conn, settings, "binance", account) == creds
         with pytest.raises(ConfigError, match="cannot be decrypted"):
-            load_credentials(conn, Settings(secret_key=Fernet.generate_key().decode()), "binance", account)
+            load_credentials(
+                conn, Settings(ops=OpsSettings(secret_key=Fernet.generate_key().decode())), "binance", account
+            )
 
 
 def test_keys_add_prompts_without_echo_and_the_planted_key_is_nowhere(

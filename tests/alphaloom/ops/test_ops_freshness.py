@@ -43,7 +43,7 @@ def test_the_most_specific_market_limit_wins() -> None:
 
 def test_per_market_limits_come_from_the_environment_as_json(monkeypatch) -> None:
     monkeypatch.setenv("ALPHALOOM_STALE_AFTER_BARS_BY_MARKET", '{"stocks": 2, "binance:crypto": 4}')
-    assert Settings().stale_after_bars_by_market == {"stocks": 2, "binance:crypto": 4}
+    assert Settings().ops.stale_after_bars_by_market == {"stocks": 2, "binance:crypto": 4}
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +61,11 @@ def bars(engine) -> None:
                 )
 
 
-def _stale(engine, now, **overrides) -> dict[str, str]:
+def _stale(engine, now, **ops) -> dict[str, str]:
     classes = {**get_settings().asset_classes, "EUR/USD": "forex"}  # file-sourced markets: classes are configured
-    settings = get_settings().model_copy(update={"exchange": EXCHANGE, "timeframe": "1h", "stale_after_bars": 3,
-                                                 "asset_classes": classes, **overrides})  # fmt: skip
+    ops_update = {f"ops.{name}": value for name, value in ops.items()}
+    settings = get_settings().model_copy(update={"exchange": EXCHANGE, "timeframe": "1h", "ops.stale_after_bars": 3,
+                                                 "asset_classes": classes, **ops_update})  # fmt: skip
     freshness = check_health(engine, settings, now=now, symbols=SYMBOLS, prefect_api_url="").get("freshness")
     assert (freshness.status == "fail") == bool(freshness.details["stale"])
     return freshness.details["stale"]
@@ -107,7 +108,7 @@ def test_the_calendar_is_the_markets_class_from_the_venue_or_configuration_never
             )  # fmt: skip
         store_specs(conn, venue, [MarketSpec("BTC/USD", "crypto", Decimal("1E-8"), instrument_type="spot",
                                              source="venue")], "venuecal")  # fmt: skip
-    settings = get_settings().model_copy(update={"exchange": venue, "timeframe": "1h", "stale_after_bars": 3,
+    settings = get_settings().model_copy(update={"exchange": venue, "timeframe": "1h", "ops.stale_after_bars": 3,
                                                  "asset_classes": {"TSLA/USDT": "equity"}})  # fmt: skip
     sunday_noon = utc(2026, 11, 22, 12)
     freshness = check_health(engine, settings, now=sunday_noon, symbols=["BTC/USD", "TSLA/USDT", "ODD/USD"],

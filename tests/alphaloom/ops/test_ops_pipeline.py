@@ -84,7 +84,7 @@ def _sequential_reference(engine: Engine, data: SampleData, account: str) -> Non
                 decisions = decide(conn, account=account, symbols=list(data.symbols), as_of=as_of, run_id=run_id,
                                    settings=settings, scorer=team.scorer, llm_agent=team.llm_agent)  # fmt: skip
                 intents = [i for d in decisions for i in d.intents]
-                broker = PaperBroker(fee_bps=settings.paper_fee_bps, slippage_bps=settings.paper_slippage_bps,
+                broker = PaperBroker(fee_bps=settings.paper.fee_bps, slippage_bps=settings.paper.slippage_bps,
                                      kill_switch=lambda conn=conn: kill_switch_state(conn),
                                      venue=PostgresPaperVenue(engine))  # fmt: skip
                 execute(conn, intents, run_id=run_id, broker=broker, settings=settings, event_time=as_of)

@@ -61,7 +61,7 @@ def test_ingest_settings_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("ALPHALOOM_FEEDS", "https://a.example/feed.rss,https://b.example/atom")
     monkeypatch.setenv("ALPHALOOM_SYMBOL_ALIASES", '{"BTC/USDT": ["bitcoin", "btc"]}')
     settings = Settings()
-    assert settings.ccxt_sources == ["binance:BTC/USDT:1h", "kraken:BTC/USD:1h"]
-    assert settings.feeds == ["https://a.example/feed.rss", "https://b.example/atom"]
-    assert settings.alias_map == {"bitcoin": "BTC/USDT", "btc": "BTC/USDT"}
-    assert settings.redis_url is None or settings.redis_url.startswith("redis")
+    assert settings.ingest.ccxt_sources == ["binance:BTC/USDT:1h", "kraken:BTC/USD:1h"]
+    assert settings.ingest.feeds == ["https://a.example/feed.rss", "https://b.example/atom"]
+    assert settings.ingest.alias_map == {"bitcoin": "BTC/USDT", "btc": "BTC/USDT"}
+    assert settings.ingest.redis_url is None or settings.ingest.redis_url.startswith("redis")
