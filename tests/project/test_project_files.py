@@ -39,3 +39,17 @@ def test_compose_file_declares_a_scalable_dask_cluster_built_from_this_project()
     assert worker["entrypoint"][:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
     assert "ALPHALOOM_DATABASE_URL" in worker["environment"]
     assert "ALPHALOOM_DASK_ADDRESS" in services["worker"]["environment"]
+
+
+def test_every_package_ships_its_py_typed_marker() -> None:
+    """PEP 561: each top-level package has ``py.typed`` and declares it as package data, so users' type checkers
+    read our annotations."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    data = project["tool"]["setuptools"]["package-data"]
+    assert packages == ["alphaloom", "flows", "agents", "execution"]
+    for package in packages:
+        assert (ROOT / package / "py.typed").is_file(), package
+        assert "py.typed" in data.get(package, []), package
