@@ -149,10 +149,17 @@ def account_equity(
     base: str,
 ) -> tuple[Decimal, dict[str, Decimal]]:
     """(equity, exposure per symbol) in the base currency: the cash of every currency plus each position (quantity,
-    avg price) at its mark (its average price when it has none), converted with ``rates``."""
-    cash = sum((convert(Decimal(amount), ccy, base, rates) for ccy, amount in balances), Decimal(0))
+    avg price) at its mark (its average price when it has none), converted with ``rates``.
+
+    Summed, and the exposures keyed, by currency and by symbol in sorted order: the converted amounts carry the full
+    28 digits, so a sum in the order the rows came in would round differently for the database reader (rows in page
+    order) and the replay's in-memory account (booking order), and so would the gross and net exposure of the limits."""
+    cash = sum(
+        (convert(Decimal(amount), ccy, base, rates) for ccy, amount in sorted(balances, key=lambda b: b[0])), Decimal(0)
+    )
     exposures = {
-        s: convert(q * marks.get(s, avg), quote_currency(s, base), base, rates) for s, (q, avg) in positions.items()
+        s: convert(q * marks.get(s, avg), quote_currency(s, base), base, rates)
+        for s, (q, avg) in sorted(positions.items())
     }
     return Decimal(cash) + sum(exposures.values(), Decimal(0)), exposures
 

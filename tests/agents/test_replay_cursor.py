@@ -347,6 +347,26 @@ class _CheckedAccount:
         return mine
 
 
+def test_the_equity_does_not_depend_on_the_order_the_positions_and_balances_come_in() -> None:
+    """The in-memory account holds its positions and balances in booking order; the database returns the rows of
+    audit.positions and audit.balances in whatever order their pages hold them (other accounts' rows and updates
+    move them). Exposures converted at 1 / 2.125 carry 28 digits, so a sum in row order rounds differently."""
+    from itertools import permutations
+
+    from agents.risk.context import account_equity
+
+    rates = {("USDT", "XTS"): 1 / Decimal("2.125")}
+    positions = {"BTC/USDT": (Decimal("2.202"), Decimal("95497.56")), "SOL/USDT": (Decimal("1.034"), Decimal("42794.48")),
+                 "ETH/USDT": (Decimal("1.932"), Decimal("83121.21"))}  # fmt: skip
+    balances = [("XTS", Decimal("7979.27")), ("USDT", Decimal("-4713.26"))]
+    results = [account_equity(list(cash), dict(held), {}, rates, "XTS") for cash in permutations(balances)
+               for held in permutations(positions.items())]  # fmt: skip
+    equities = {str(equity) for equity, _ in results}
+    assert len(equities) == 1, sorted(equities)
+    # the net exposure of the limits (agents.risk.portfolio sums the exposures in their order) is one figure too
+    assert len({str(sum(exposures.values(), Decimal(0))) for _, exposures in results}) == 1
+
+
 def test_the_in_memory_account_equals_the_database_reader_at_every_step(engine, data) -> None:
     from agents.snapshot import current_positions
     from agents.team import Team
