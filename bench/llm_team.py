@@ -23,7 +23,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+# The tests' stand-in LLM server (tests/support), with the repository root ahead of tests/: tests/alphaloom, tests/agents
+# ... mirror our packages and, were they found first, would be imported as namespace packages in their place.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import openai
 from _throwaway import create_throwaway_database, drop_throwaway_database
