@@ -22,11 +22,10 @@ from distributed import Client, LocalCluster
 from prefect import flow
 from pydantic import ValidationError
 from sqlalchemy import Engine, text
-from support.features import BEARISH, BULLISH, FEATURES_DDL
+from support.features import write_alternating_bars
 from support.prices import prices
 from typer.testing import CliRunner
 
-from agents.team import FEATURE_COLUMNS
 from alphaloom.cli import app
 from alphaloom.settings import OpsSettings, Settings, get_settings
 from alphaloom.task_runner import SettingsTaskRunner, configured_task_runner, flow_dask_client
@@ -52,22 +51,7 @@ class Cluster:
 
 def _features(engine: Engine) -> None:
     """Per symbol and step a bullish or bearish bar (known an hour after it closes): buys, holds and sells."""
-    rows = []
-    for n, symbol in enumerate(SYMBOLS):
-        for step in range(STEPS + 1):
-            values = BULLISH if (step + n) % 3 else BEARISH
-            ts = T0 + step * HOUR
-            rows.append(
-                {"e": EXCHANGE, "s": symbol, "ts": ts, "k": ts + HOUR} | {c: values.get(c) for c in FEATURE_COLUMNS}
-            )
-    columns = ", ".join(FEATURE_COLUMNS)
-    with engine.begin() as conn:
-        conn.execute(text(FEATURES_DDL))
-        conn.execute(
-            text(f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at, {columns}, dbt_invocation_id)
-                     values (:e, :s, '1h', :ts, :k, {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'dask-test')"""),
-            rows,
-        )  # fmt: skip
+    write_alternating_bars(engine, exchange=EXCHANGE, symbols=SYMBOLS, steps=STEPS, start=T0, invocation="dask-test")
 
 
 def _bars(engine: Engine) -> None:

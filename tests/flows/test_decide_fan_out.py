@@ -15,10 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, text
-from support.features import BEARISH, BULLISH, FEATURES_DDL
+from support.features import write_alternating_bars
 from support.llm_endpoint import Endpoint, answer, endpoint  # noqa: F401 (a fixture)
 
-from agents.team import FEATURE_COLUMNS
 from alphaloom.settings import get_settings
 from flows.decide import decide_flow
 
@@ -35,22 +34,7 @@ CLASS_CAP_PCT = "12"
 @pytest.fixture(scope="module")
 def market(engine: Engine, prefect_harness: None) -> Iterator[None]:
     """Per symbol and step a bullish or bearish bar: four symbols want to buy at the first step."""
-    rows = []
-    for n, symbol in enumerate(SYMBOLS):
-        for step in range(STEPS + 1):
-            values = BULLISH if (step + n) % 3 else BEARISH
-            ts = T0 + step * HOUR
-            rows.append(
-                {"e": EXCHANGE, "s": symbol, "ts": ts, "k": ts + HOUR} | {c: values.get(c) for c in FEATURE_COLUMNS}
-            )
-    columns = ", ".join(FEATURE_COLUMNS)
-    with engine.begin() as conn:
-        conn.execute(text(FEATURES_DDL))
-        conn.execute(
-            text(f"""insert into marts.features (exchange, symbol, timeframe, ts, known_at, {columns}, dbt_invocation_id)
-                     values (:e, :s, '1h', :ts, :k, {", ".join(":" + c for c in FEATURE_COLUMNS)}, 'fan-out-test')"""),
-            rows,
-        )  # fmt: skip
+    write_alternating_bars(engine, exchange=EXCHANGE, symbols=SYMBOLS, steps=STEPS, start=T0, invocation="fan-out-test")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ALPHALOOM_EXCHANGE", EXCHANGE)
         mp.setenv("ALPHALOOM_TIMEFRAME", "1h")
