@@ -116,13 +116,14 @@ def reconcile(account: str = typer.Argument(..., help="A live or shadow account 
     from sqlalchemy import text
 
     from alphaloom.audit import recorded_run
+    from alphaloom.domain import LIVE_MODES
     from execution.accounts.reconcile import reconcile_account
     from execution.brokers.factory import ccxt_broker
 
     eng, settings = engine(), get_settings()
     with eng.connect() as conn:
         row = conn.execute(text("select venue, mode from audit.accounts where id = :a"), {"a": account}).first()
-    if row is None or row.mode not in ("live", "shadow"):
+    if row is None or row.mode not in LIVE_MODES:
         console.print(f"account {account!r} " + ("does not exist" if row is None else f"is a {row.mode} account; "
                       "only live and shadow accounts have a venue to reconcile with"))  # fmt: skip
         raise typer.Exit(code=1)
