@@ -223,5 +223,5 @@ def decide_flow(
             for key, value in counts.items():
                 totals[key] += value
             if not dry_run:  # a dry run rolled its verdicts back
-                alert_on_drawdown_transition(get_engine(), account, run_id, step_time)
+                alert_on_drawdown_transition(get_engine(), AccountId(account), run_id, step_time)
         return totals
