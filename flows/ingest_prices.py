@@ -17,14 +17,13 @@ from typing import cast
 from prefect import flow, get_run_logger, task
 
 from alphaloom.errors import InvalidInputError
-from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series, resume_points
-from alphaloom.ingest.price_sources import fetch_price_file, is_url, url_suffix
+from alphaloom.ingest.ccxt_prices import SeriesSpec, fetch_series, resume_points
+from alphaloom.ingest.price_sources import fetch_price_file, is_url, url_suffix, venue_price_source
 from alphaloom.ingest.prices import BarLimits, PriceBatch, merge_bars, read_price_bytes, read_price_file
 from alphaloom.ingest.quarantine import Rejected, quarantine
 from alphaloom.markets import MarketSpec, market_specs, store_specs
 from alphaloom.quality.quality_gate import QualityGate, record_report
 from alphaloom.settings import get_settings
-from alphaloom.venues.ccxt_exchange import make_exchange
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
@@ -126,7 +125,7 @@ def ingest_ccxt(sources: list[str], run_id: str, quality: bool = True) -> list[d
     with get_engine().begin() as conn:
         since = resume_points(conn, specs)
     results = fetch_series(
-        specs, since, source_for=lambda exchange: CcxtPriceSource(make_exchange(exchange)),
+        specs, since, source_for=venue_price_source,
         max_concurrency=settings.ingest.ccxt_max_concurrency,
         default_since=datetime.now(UTC) - timedelta(days=settings.ingest.ccxt_backfill_days),
     )  # fmt: skip

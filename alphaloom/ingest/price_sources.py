@@ -9,10 +9,16 @@ timeout) and raises ``SourceUnavailableError`` naming the URL and the exact fail
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from alphaloom.errors import SourceUnavailableError
+
+if TYPE_CHECKING:
+    from alphaloom.ingest.prices import PriceBatch
+    from alphaloom.markets import MarketSpec
 
 USER_AGENT = "AlphaLoom/0.1 (+price file reader)"
 
@@ -50,3 +56,27 @@ def fetch_price_file(url: str, *, timeout: float = 30.0) -> bytes:
     if response.status_code >= 400:
         raise SourceUnavailableError(url, "fetch", f"HTTP {response.status_code} {response.reason_phrase}")
     return response.content
+
+
+class SeriesSource(Protocol):
+    """A venue's closed bars of one series at a time, resumable from ``since`` (ccxt's and OANDA's sources)."""
+
+    def batch(self, symbol: str, timeframe: str, *, since: datetime | None) -> PriceBatch: ...
+
+    def market_spec(self, symbol: str) -> MarketSpec: ...
+
+
+def venue_price_source(exchange: str) -> SeriesSource:
+    """The source of the venue series ``exchange:SYMBOL:timeframe``: OANDA's candles for ``oanda`` (with the
+    credentials stored for ``ALPHALOOM_ACCOUNT``), else the ccxt exchange of that id."""
+    if exchange == "oanda":
+        from alphaloom.db.engine import get_engine
+        from alphaloom.ingest.oanda_prices import stored_oanda_source
+        from alphaloom.settings import get_settings
+
+        with get_engine().connect() as conn:
+            return stored_oanda_source(conn, get_settings())
+    from alphaloom.ingest.ccxt_prices import CcxtPriceSource
+    from alphaloom.venues.ccxt_exchange import make_exchange
+
+    return CcxtPriceSource(make_exchange(exchange))

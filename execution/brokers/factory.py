@@ -106,6 +106,25 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
                       settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
 
 
+def oanda_broker(engine: Engine, settings: Settings, account: str) -> Broker | None:
+    """The OANDA v20 broker of ``account``; None when no OANDA credentials are stored for it."""
+    from execution.brokers.oanda_broker import OandaBroker, oanda_client_for
+
+    with engine.connect() as conn:
+        client = oanda_client_for(conn, settings, account)
+    if client is None:
+        return None
+    return OandaBroker(client, kill_switch=kill_switch_reader(engine), account=account,
+                       settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
+
+
+def venue_broker(engine: Engine, settings: Settings, account: str, venue: str) -> Broker | None:
+    """The live broker of ``account`` at ``venue``: OANDA's for ``oanda``, else a ccxt exchange's."""
+    if venue == "oanda":
+        return oanda_broker(engine, settings, account)
+    return ccxt_broker(engine, settings, account, venue)
+
+
 def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | None = None) -> list[Broker]:
     """The paper broker and every live/shadow account's venue. A venue whose broker cannot be built (credentials that
     no longer decrypt, an unknown exchange) is left out and named in ``errors`` (``account@venue`` -> reason), so an
@@ -117,7 +136,7 @@ def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | Non
         ).all()
     for account, venue in live:
         try:
-            broker = ccxt_broker(engine, settings, account, venue)
+            broker = venue_broker(engine, settings, account, venue)
         except AlphaLoomError as exc:
             if errors is None:
                 raise
@@ -137,4 +156,4 @@ def broker_for_account(engine: Engine, settings: Settings, account: str) -> Brok
         return None
     if row.mode == "paper":
         return paper_broker(engine, settings)
-    return ccxt_broker(engine, settings, account, row.venue)
+    return venue_broker(engine, settings, account, row.venue)
