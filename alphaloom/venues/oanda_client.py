@@ -15,6 +15,7 @@ Numbers stay the strings OANDA sends (``"1.08412"``, ``"-100"``); callers turn t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -94,7 +95,12 @@ class OandaClient:
         )
 
     def close(self) -> None:
+        """Close the pooled connections (also done when the client is garbage collected)."""
         self._http.close()
+
+    def __del__(self) -> None:  # brokers built per session or per cancel leave no open sockets behind
+        with suppress(Exception):
+            self._http.close()
 
     @property
     def _account(self) -> str:

@@ -12,7 +12,7 @@ create instead (``DEFAULT`` for all others):
 - ``cancel:REASON``: created and cancelled at once (``MARKET_HALTED``, ``INSUFFICIENT_MARGIN``), HTTP 201;
 - ``reject:REASON``: refused with an ``orderRejectTransaction``, HTTP 400;
 - ``drop_after_accept`` / ``drop_before_accept``: the order is (is not) booked, then the connection is closed with no
-  answer (a lost answer: the client sees no HTTP status);
+  answer (a lost answer: the client sees no HTTP status); dropped before, the next create of that id goes through;
 - ``hang_after_accept``: booked, then the answer is held until ``release`` is set (the client's timeout fires);
 - ``unavailable``: HTTP 503, nothing booked.
 
@@ -117,7 +117,8 @@ class OandaStandIn:
         client_id = spec["clientExtensions"]["id"]
         what = self.behaviour.get(client_id) or ("fill" if spec["type"] == "MARKET" else "pending")
         kind = f"{spec['type']}_ORDER"
-        if what == "drop_before_accept":
+        if what == "drop_before_accept":  # once: the resend after a confirmed absence goes through
+            del self.behaviour[client_id]
             return 0, None
         if what == "unavailable":
             return 503, {"errorMessage": "Service unavailable, please try again later."}

@@ -133,13 +133,7 @@ def test_a_lost_answer_after_the_venue_accepted_is_looked_up_and_never_resent(ve
 
 def test_a_lost_answer_before_the_venue_saw_it_is_looked_up_then_sent_once_more(venue: OandaStandIn) -> None:
     venue.behaviour["c-early"] = "drop_before_accept"
-
-    def then_fill(seconds: float) -> None:  # the second create goes through
-        venue.behaviour.pop("c-early", None)
-
-    broker = broker_for(venue)
-    broker.sleep = then_fill
-    report = broker.submit(request("c-early"))
+    report = broker_for(venue).submit(request("c-early"))
     assert report.status is OrderStatus.FILLED and venue.creates("c-early") == 2 and venue.count("c-early") == 1
 
 
