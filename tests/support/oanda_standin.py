@@ -16,7 +16,7 @@ create instead (``DEFAULT`` for all others):
 - ``hang_after_accept``: booked, then the answer is held until ``release`` is set (the client's timeout fires);
 - ``unavailable``: HTTP 503, nothing booked.
 
-Every request is recorded (``requests``: method, path, body); ``creates(client id)`` counts the create attempts.
+Every request is recorded (``requests``: method, path, and the JSON body, else the query); ``creates(client id)`` counts the create attempts.
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ class OandaStandIn:
                 size = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(size)) if size else None
                 with state._lock:
-                    state.requests.append((method, parts.path, body))
+                    state.requests.append((method, parts.path, body if body is not None else query))
                     if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                         status, answer = 401, {"errorMessage": "Insufficient authorization to perform request."}
                     else:
