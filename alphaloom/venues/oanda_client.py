@@ -168,6 +168,12 @@ class OandaClient:
         return self._call(f"transactions since {transaction_id}", "GET", f"{self._account}/transactions/sinceid",
                           params={"id": transaction_id})  # fmt: skip
 
+    def transactions_between(self, first: str, last: str) -> Json:
+        """``GET accounts/{id}/transactions/idrange?from=&to=``: the transactions ``first`` to ``last``, both
+        included."""
+        return self._call(f"transactions {first}..{last}", "GET", f"{self._account}/transactions/idrange",
+                          params={"from": first, "to": last})  # fmt: skip
+
     # -- prices ------------------------------------------------------------------------------------------------------
     def candles(self, instrument: str, granularity: str, *, start: datetime | None, count: int,
                 extra: Mapping[str, str] | None = None) -> Json:  # fmt: skip

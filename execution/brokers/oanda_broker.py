@@ -49,10 +49,12 @@ from alphaloom.venues.oanda_client import OandaApiError, OandaClient, config_fro
 from alphaloom.venues.oanda_errors import Call, is_duplicate_id, is_not_found, is_temporary, translated, venue_error
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.oanda_mapping import (
+    FinancingCharge,
     InstrumentSpec,
     dec,
     facts_from_create,
     facts_from_order,
+    financing_charges,
     forex_next_open,
     instrument_of,
     order_body,
@@ -181,12 +183,29 @@ class OandaBroker:
                 if is_not_found(exc):
                     return None
                 raise
-            since = str(int(str(order["id"])) - 1)
-            transactions = self.client.transactions_since(since).get("transactions") or []
+            transactions = self._order_transactions(order)
         sent = self._sent.get(client_order_id)
         return report_of(facts_from_order(order, transactions), client_order_id, currency=self.currency(),
                          reference_price=sent.reference_price if sent else None,
                          default_ts=self._clock())  # fmt: skip
+
+    def _order_transactions(self, order: dict[str, object]) -> list[dict[str, object]]:
+        """The account's transactions from the order's creation: up to its last fill or cancel when it is final (a
+        bounded range), else everything since (a pending order may still fill)."""
+        first = str(order["id"])
+        ends = [int(str(order[k])) for k in ("fillingTransactionID", "cancellingTransactionID") if order.get(k)]
+        if order.get("state") != "PENDING" and ends:
+            answer = self.client.transactions_between(first, str(max(ends)))
+        else:
+            answer = self.client.transactions_since(str(int(first) - 1))
+        return list(answer.get("transactions") or [])
+
+    def financing_since(self, transaction_id: str) -> list[FinancingCharge]:
+        """The daily financing (swap) OANDA booked on open positions after ``transaction_id``, in the account's
+        currency: what the account paid or received beside its fills (``DAILY_FINANCING`` transactions)."""
+        with translated(Call.READ, f"oanda: financing since {transaction_id}"):
+            transactions = self.client.transactions_since(transaction_id).get("transactions") or []
+        return financing_charges(transactions, self.currency(), default_ts=self._clock())
 
     # -- CancellingBroker ----------------------------------------------------------------------------------------------
     def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:

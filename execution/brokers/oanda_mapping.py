@@ -9,6 +9,8 @@
   state machine. Each fill's fee is what OANDA charged on it in the account's currency: ``commission`` plus
   ``guaranteedExecutionFee`` minus ``financing`` (financing paid is negative in v20, so it adds to the fee; financing
   received lowers it).
+- ``financing_charges``: ``DAILY_FINANCING`` transactions (swap on positions held over the daily rollover) as fees
+  in the account's currency.
 - ``spot_holdings``: the account's balance and open positions as the spot-like holdings our ledger keeps (per base
   currency the net units; per quote currency minus their cost at the average price), for reconciliation.
 """
@@ -212,6 +214,28 @@ def spot_holdings(balance: Decimal, currency: str, positions: Sequence[Mapping[s
                 out[base] = out.get(base, Decimal(0)) + units
                 out[quote] = out.get(quote, Decimal(0)) - units * dec(side.get("averagePrice"))
     return {ccy: amount for ccy, amount in out.items() if amount}
+
+
+@dataclass(frozen=True, slots=True)
+class FinancingCharge:
+    """One ``DAILY_FINANCING`` transaction: ``fee`` is what the account paid (negative: received), in ``currency``
+    (the account's); ``at`` when OANDA booked it."""
+
+    transaction_id: str
+    at: datetime
+    fee: Decimal
+    currency: str
+
+
+def financing_charges(
+    transactions: Sequence[Mapping[str, Any]], currency: str, *, default_ts: datetime
+) -> list[FinancingCharge]:
+    """The daily financing among ``transactions`` as fees (v20 reports financing paid as a negative amount)."""
+    return [
+        FinancingCharge(str(t.get("id")), parse_time(t.get("time"), default_ts), -dec(t.get("financing")), currency)
+        for t in transactions
+        if t.get("type") == "DAILY_FINANCING"
+    ]
 
 
 FOREX_WEEK_CLOSE = (4, 22)  # Friday 22:00 UTC (alphaloom.ingest.calendars: the forex calendar)

@@ -103,8 +103,14 @@ class OandaStandIn:
                          guaranteedExecutionFee="0.0000", accountBalance=str(self.balance),
                          halfSpreadCost="0.0500",
                          tradeOpened={"tradeID": str(self._next + 1), "units": str(units), "price": str(price)})  # fmt: skip
-        order.setdefault("fillingTransactionIDs", []).append(fill["id"])
         return fill
+
+    def charge_financing(self, amount: str) -> dict[str, Any]:
+        """OANDA's daily rollover: financing on the open positions (negative: paid), booked to the balance."""
+        self.balance += Decimal(amount)
+        return self._txn("DAILY_FINANCING", financing=amount, accountBalance=str(self.balance),
+                         accountFinancingMode="DAILY", positionFinancings=[
+                             {"instrument": i, "financing": amount} for i in self.positions][:1])  # fmt: skip
 
     def _cancel(self, order: dict[str, Any], reason: str) -> dict[str, Any]:
         cancel = self._txn("ORDER_CANCEL", orderID=order["id"], clientOrderID=order["clientExtensions"]["id"],
@@ -201,6 +207,9 @@ class OandaStandIn:
             if order is None:
                 return 404, {"errorCode": "ORDER_DOESNT_EXIST", "errorMessage": "The Order specified does not exist"}
             return 200, {"order": order, **last}
+        if rest == "/transactions/idrange":
+            low, high = int(query["from"]), int(query["to"])
+            return 200, {"transactions": [t for t in self.transactions if low <= int(t["id"]) <= high], **last}
         if rest == "/transactions/sinceid":
             since = int(query["id"])
             return 200, {"transactions": [t for t in self.transactions if int(t["id"]) > since], **last}

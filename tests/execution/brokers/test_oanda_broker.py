@@ -152,6 +152,25 @@ def test_a_duplicate_client_id_is_looked_up_and_reported_never_booked_as_a_rejec
     assert venue.transactions[-1]["rejectReason"] == "CLIENT_ORDER_ID_ALREADY_EXISTS"
 
 
+def test_a_final_order_is_read_from_a_bounded_range_and_daily_financing_is_a_fee(venue: OandaStandIn) -> None:
+    venue.behaviour["c-range"] = "partial"
+    broker = broker_for(venue)
+    first = broker.submit(request("c-range"))
+    venue.charge_financing("-0.4210")  # the rollover: financing paid on the open position
+    venue.charge_financing("0.0150")
+    looked = broker_for(venue).lookup(ClientOrderId("c-range"))
+    assert looked is not None and (looked.status, looked.venue_order_id, looked.reason) == (
+        first.status,
+        first.venue_order_id,
+        first.reason,
+    )
+    assert [(f.quantity, f.price, f.fee) for f in looked.fills] == [(f.quantity, f.price, f.fee) for f in first.fills]
+    assert [r[1].rsplit("/", 1)[-1] for r in venue.requests if "/transactions/" in r[1]] == ["idrange"]
+    charges = broker.financing_since(str(first.venue_order_id))
+    assert [(c.fee, c.currency) for c in charges] == [(Decimal("0.4210"), "USD"), (Decimal("-0.0150"), "USD")]
+    assert charges[0].at == T0
+
+
 def test_lookup_of_an_order_never_seen_is_none(venue: OandaStandIn) -> None:
     assert broker_for(venue).lookup(ClientOrderId("c-never")) is None
 
