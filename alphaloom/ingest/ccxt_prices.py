@@ -237,7 +237,8 @@ def fetch_series(
     max_concurrency: int = 4,
     default_since: datetime | None = None,
 ) -> list[SeriesResult]:
-    """Fetch every series; series of one exchange run one after another on one ``CcxtPriceSource``, exchanges run in
+    """Fetch every series; series of one exchange run one after another on one source (``CcxtPriceSource``, or the
+    venue's own: ``price_sources.series_source``), exchanges run in
     parallel up to ``max_concurrency``. An error stops only its own series (a bad exchange id, all of that exchange)."""
     by_exchange: dict[str, list[SeriesSpec]] = defaultdict(list)
     for spec in specs:

@@ -1,5 +1,6 @@
 """Forex bars from OANDA's v20 candles (mid prices), through the one v20 client (``alphaloom.venues.oanda_client``):
-the OANDA price source of a venue series ``oanda:EUR/USD:1h`` (``alphaloom.ingest.price_sources.venue_price_source``).
+the OANDA price source of a venue series ``oanda:EUR/USD:1h`` (``oanda_price_source``, registered in
+``alphaloom.ingest.price_sources.SERIES_SOURCES``).
 
 - ``OandaPriceSource(client).closed_bars(symbol, timeframe, since=...)`` pages forward through
   ``instruments/{instrument}/candles`` (``price=M``, ``from`` and ``count``) and keeps only the candles OANDA marks
@@ -134,6 +135,16 @@ class OandaPriceSource:
         """``closed_bars`` validated like a file, ready for the quality gate and ``merge_bars``."""
         return frame_from_bars(self.closed_bars(symbol, timeframe, since=since),
                                source=f"oanda:{symbol}:{timeframe}")  # fmt: skip
+
+
+def oanda_price_source(venue: str = VENUE) -> OandaPriceSource:
+    """The source of ``oanda:`` series (``alphaloom.ingest.price_sources.SERIES_SOURCES``), with the token stored for
+    ``ALPHALOOM_ACCOUNT``; ``ConfigError`` when none is."""
+    from alphaloom.db.engine import get_engine
+    from alphaloom.settings import get_settings
+
+    with get_engine().connect() as conn:
+        return stored_oanda_source(conn, get_settings())
 
 
 def stored_oanda_source(conn: Connection, settings: Settings, account: str | None = None) -> OandaPriceSource:

@@ -1,4 +1,4 @@
-"""Where a price file comes from: a local path or an ``http(s)://`` URL.
+"""Where prices come from: a local path or an ``http(s)://`` URL of a price file, or a venue series.
 
 ``is_url`` tells them apart (a URL is kept as written: it is not a path, and ``Path`` would fold ``//`` into ``/``).
 ``local_file_problem`` names what is wrong with a path given as an input ("no such file", "is a directory"), so the
@@ -9,6 +9,7 @@ timeout) and raises ``SourceUnavailableError`` naming the URL and the exact fail
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -59,24 +60,21 @@ def fetch_price_file(url: str, *, timeout: float = 30.0) -> bytes:
 
 
 class SeriesSource(Protocol):
-    """A venue's closed bars of one series at a time, resumable from ``since`` (ccxt's and OANDA's sources)."""
+    """A venue's bars: closed bars since a time as a validated batch, and the market's metadata."""
 
     def batch(self, symbol: str, timeframe: str, *, since: datetime | None) -> PriceBatch: ...
 
     def market_spec(self, symbol: str) -> MarketSpec: ...
 
 
-def venue_price_source(exchange: str) -> SeriesSource:
-    """The source of the venue series ``exchange:SYMBOL:timeframe``: OANDA's candles for ``oanda`` (with the
-    credentials stored for ``ALPHALOOM_ACCOUNT``), else the ccxt exchange of that id."""
-    if exchange == "oanda":
-        from alphaloom.db.engine import get_engine
-        from alphaloom.ingest.oanda_prices import stored_oanda_source
-        from alphaloom.settings import get_settings
+SERIES_SOURCES: dict[str, str] = {"oanda": "alphaloom.ingest.oanda_prices:oanda_price_source"}
 
-        with get_engine().connect() as conn:
-            return stored_oanda_source(conn, get_settings())
-    from alphaloom.ingest.ccxt_prices import CcxtPriceSource
-    from alphaloom.venues.ccxt_exchange import make_exchange
 
-    return CcxtPriceSource(make_exchange(exchange))
+def series_source(venue: str) -> SeriesSource | None:
+    """The venue's own series source (built with its stored keys), or None when ccxt fetches its series."""
+    target = SERIES_SOURCES.get(venue)
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    source: SeriesSource = getattr(importlib.import_module(module), function)(venue)
+    return source

@@ -24,6 +24,7 @@ from execution.brokers.shadow import ShadowBroker
 
 if TYPE_CHECKING:
     from execution.brokers.ccxt_broker import CcxtBroker
+    from execution.brokers.oanda_broker import OandaBroker
 
 _exchange_maker: ExchangeMaker = make_exchange
 
@@ -106,8 +107,9 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
                       settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
 
 
-def oanda_broker(engine: Engine, settings: Settings, account: str) -> Broker | None:
-    """The OANDA v20 broker of ``account``; None when no OANDA credentials are stored for it."""
+def oanda_broker(engine: Engine, settings: Settings, account: str, venue: str = "oanda") -> OandaBroker | None:
+    """``account``'s OANDA v20 broker (practice or live: the API address stored with its token); None when no keys
+    are stored for it."""
     from execution.brokers.oanda_broker import OandaBroker, oanda_client_for
 
     with engine.connect() as conn:
@@ -118,10 +120,15 @@ def oanda_broker(engine: Engine, settings: Settings, account: str) -> Broker | N
                        settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
 
 
+# Venues reached through their own SDK rather than ccxt: venue id -> builder (engine, settings, account, venue).
+NATIVE_BROKERS: dict[str, Callable[[Engine, Settings, str, str], Broker | None]] = {"oanda": oanda_broker}
+
+
 def venue_broker(engine: Engine, settings: Settings, account: str, venue: str) -> Broker | None:
-    """The live broker of ``account`` at ``venue``: OANDA's for ``oanda``, else a ccxt exchange's."""
-    if venue == "oanda":
-        return oanda_broker(engine, settings, account)
+    """The live broker of ``account`` at ``venue``: its native adapter where it has one, else ccxt's."""
+    native = NATIVE_BROKERS.get(venue)
+    if native is not None:
+        return native(engine, settings, account, venue)
     return ccxt_broker(engine, settings, account, venue)
 
 

@@ -15,7 +15,7 @@ from alphaloom.audit import start_run
 from alphaloom.errors import ConfigError
 from alphaloom.ingest.ccxt_prices import SeriesSpec, fetch_series, resume_points
 from alphaloom.ingest.oanda_prices import OandaPriceSource, granularity_of, stored_oanda_source
-from alphaloom.ingest.price_sources import venue_price_source
+from alphaloom.ingest.price_sources import SeriesSource, series_source
 from alphaloom.ingest.prices import merge_bars
 from alphaloom.ops.secrets import Credentials, store_credentials
 from alphaloom.settings import get_settings
@@ -29,6 +29,13 @@ def candle(hour: int, *, complete: bool = True) -> dict[str, object]:
     return {"complete": complete, "volume": 100 + hour, "time": v20_time(T0 + timedelta(hours=hour)),
             "mid": {"o": f"{base:.5f}", "h": f"{base + Decimal('0.0005'):.5f}",
                     "l": f"{base - Decimal('0.0004'):.5f}", "c": f"{base + Decimal('0.0001'):.5f}"}}  # fmt: skip
+
+
+def registered(venue: str) -> SeriesSource:
+    """The venue's source from the registry the ingest flow asks first (ccxt's only when it has none)."""
+    source = series_source(venue)
+    assert source is not None, venue
+    return source
 
 
 @pytest.fixture
@@ -60,7 +67,7 @@ def test_an_oanda_series_is_ingested_and_resumes_after_its_last_bar(engine: Engi
     run_id = start_run(engine, "test_oanda", {})
     with engine.begin() as conn:
         since = resume_points(conn, [spec])
-    [first] = fetch_series([spec], since, source_for=venue_price_source, default_since=T0)
+    [first] = fetch_series([spec], since, source_for=registered, default_since=T0)
     assert first.error is None and first.batch is not None and first.market is not None
     assert (first.market.asset_class, first.market.quantity_step, first.market.min_quantity) == ("forex", 1, 1)
     with engine.begin() as conn:
@@ -69,7 +76,7 @@ def test_an_oanda_series_is_ingested_and_resumes_after_its_last_bar(engine: Engi
     assert since == {spec: T0 + timedelta(hours=30)}
     venue.candles[("EUR_USD", "H1")][-1]["complete"] = True  # the forming candle closed; another one forms
     venue.candles[("EUR_USD", "H1")].append(candle(31, complete=False))
-    [second] = fetch_series([spec], since, source_for=venue_price_source)
+    [second] = fetch_series([spec], since, source_for=registered)
     assert second.batch is not None
     with engine.begin() as conn:
         assert merge_bars(conn, second.batch, run_id).inserted == 1
@@ -88,7 +95,7 @@ def test_an_unknown_instrument_is_the_configuration_s_mistake(engine: Engine, ve
     with engine.begin() as conn:
         store_credentials(conn, settings, Credentials("oanda", settings.account, TOKEN, ACCOUNT_ID, venue.url))
     spec = SeriesSpec.parse("oanda:XAU/ABC:1h")
-    [result] = fetch_series([spec], {spec: None}, source_for=venue_price_source, default_since=T0)
+    [result] = fetch_series([spec], {spec: None}, source_for=registered, default_since=T0)
     assert result.error_type == "ConfigError" and "XAU_ABC" in str(result.error)
 
 
