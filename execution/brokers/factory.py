@@ -117,7 +117,9 @@ def oanda_broker(engine: Engine, settings: Settings, account: str, venue: str = 
     if client is None:
         return None
     return OandaBroker(client, kill_switch=kill_switch_reader(engine), account=account,
-                       settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
+                       settle_seconds=settings.routing.resend_settle_seconds,
+                       outside_session=settings.oanda.outside_session,
+                       queue_band_bps=settings.oanda.queue_band_bps)  # fmt: skip
 
 
 # Venues reached through their own SDK rather than ccxt: venue id -> builder (engine, settings, account, venue).

@@ -7,8 +7,10 @@ What a caller can rely on:
   units precision from ``accounts/{id}/instruments``), signed by side; a limit price is rounded to the instrument's
   display precision. A market order is fill or kill; a limit order good till cancelled.
 - Outside the forex week (Friday 22:00 to Sunday 22:00 UTC, ``alphaloom.ingest.calendars``) an order is refused
-  before anything is sent (``OrderRejectedError`` naming the next open); OANDA's own ``MARKET_HALTED`` (a holiday)
-  comes back as a rejection with that reason.
+  before anything is sent (``OrderRejectedError`` naming the next open), or, with ``outside_session="queue"``
+  (``ALPHALOOM_OANDA_OUTSIDE_SESSION``), a market order is sent as the limit order OANDA holds for the open,
+  ``queue_band_bps`` beyond the decision's price (``queued_for_open``), reported ``submitted`` with that reason.
+  OANDA's own ``MARKET_HALTED`` (a holiday) comes back as a rejection with that reason.
 - No answer to a create (timeout, refused connection, HTTP 5xx) is never answered by a blind resend: after
   ``settle_seconds`` the order is looked up by client id (``orders/@id`` finds it in any state); found, its report is
   returned; only when OANDA answers that it has no such order is it sent again (at most ``attempts`` creates). A lookup
@@ -24,16 +26,18 @@ What a caller can rely on:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Literal
 
 import pandas as pd
 from sqlalchemy import Connection
 
-from alphaloom.domain import ClientOrderId, Side
+from alphaloom.domain import ClientOrderId, OrderStatus, Side
 from alphaloom.errors import (
     KillSwitchEngagedError,
     OrderRejectedError,
@@ -47,7 +51,7 @@ from alphaloom.ops.secrets import load_credentials
 from alphaloom.settings import Settings
 from alphaloom.venues.oanda_client import OandaApiError, OandaClient, config_from_credentials
 from alphaloom.venues.oanda_errors import Call, is_duplicate_id, is_not_found, is_temporary, translated, venue_error
-from execution.brokers.base import BrokerReport, OrderRequest
+from execution.brokers.base import BrokerReport, OrderRequest, OrderType
 from execution.brokers.oanda_mapping import (
     FinancingCharge,
     InstrumentSpec,
@@ -74,6 +78,19 @@ def forex_closed_reason(symbol: str, at: datetime) -> str | None:
             f"UTC); it opens at {forex_next_open(at).isoformat()}")  # fmt: skip
 
 
+def queued_for_open(request: OrderRequest, band_bps: Decimal) -> tuple[OrderRequest, str]:
+    """An order made while the forex week is closed, as the order OANDA holds until the open, and the reason reported
+    with it: a market order becomes a limit order ``band_bps`` beyond the decision's price (above for a buy, below for
+    a sell), so it fills at the open unless the market opens further away; a limit order stays as it is."""
+    opens = forex_next_open(request.submitted_at).isoformat()
+    if request.order_type is not OrderType.MARKET:  # a limit order waits for the open as it is
+        return request, f"queued for the forex open at {opens}"
+    shift = request.reference_price * band_bps / Decimal(10_000)
+    limit = request.reference_price + shift if request.side is Side.BUY else request.reference_price - shift
+    reason = f"queued for the forex open at {opens} as a limit order at {limit} ({band_bps} bps from {request.reference_price})"
+    return dataclasses.replace(request, order_type=OrderType.LIMIT, limit_price=limit), reason
+
+
 class OandaBroker:
     """``client``: an ``OandaClient`` with the account's token (``alphaloom.ops.secrets`` via the broker factory)."""
 
@@ -91,6 +108,8 @@ class OandaBroker:
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         check_market_hours: bool = True,
+        outside_session: Literal["refuse", "queue"] = "refuse",
+        queue_band_bps: Decimal = Decimal(50),
     ) -> None:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
@@ -102,6 +121,8 @@ class OandaBroker:
         self.settle_seconds = settle_seconds
         self.sleep = sleep
         self.check_market_hours = check_market_hours
+        self.outside_session = outside_session
+        self.queue_band_bps = queue_band_bps
         self._sent: dict[ClientOrderId, OrderRequest] = {}
         self._specs: dict[str, InstrumentSpec] = {}
         self._currency: str | None = None
@@ -132,8 +153,11 @@ class OandaBroker:
         state = self._kill_switch()
         if state.engaged:
             raise KillSwitchEngagedError(f"oanda broker refuses {request.client_order_id}: {state.reason}")
+        queued = ""
         if self.check_market_hours and (closed := forex_closed_reason(request.symbol, request.submitted_at)):
-            raise OrderRejectedError(closed)
+            if self.outside_session != "queue":
+                raise OrderRejectedError(closed)
+            request, queued = queued_for_open(request, self.queue_band_bps)
         body = order_body(request, self.instrument(request.symbol))
         currency = self.currency()
         coid = request.client_order_id
@@ -153,8 +177,11 @@ class OandaBroker:
                 if found is not None:
                     return found
                 continue  # OANDA confirmed it has no such order: sending again cannot double it
-            return report_of(facts_from_create(answer), coid, currency=currency,
-                             reference_price=request.reference_price, default_ts=self._clock())  # fmt: skip
+            report = report_of(facts_from_create(answer), coid, currency=currency,
+                               reference_price=request.reference_price, default_ts=self._clock())  # fmt: skip
+            if queued and report.status is OrderStatus.SUBMITTED:
+                return dataclasses.replace(report, reason=queued)
+            return report
         raise UnknownOrderStateError(
             f"oanda: create of {coid} failed {self._attempts} times ({last}); reconcile before resending"
         ) from last

@@ -122,6 +122,21 @@ def test_the_closed_weekend_is_refused_with_the_next_open_and_nothing_is_sent(ve
     assert forex_next_open(datetime(2024, 5, 3, 23, tzinfo=UTC)) == datetime(2024, 5, 5, 22, tzinfo=UTC)
 
 
+def test_queued_for_the_open_a_weekend_market_order_waits_as_a_banded_limit_order(venue: OandaStandIn) -> None:
+    broker = broker_for(venue, outside_session="queue", queue_band_bps=Decimal(50))
+    report = broker.submit(request("c-queued", "1000", Side.SELL, at=SATURDAY))
+    assert report.status is OrderStatus.SUBMITTED and report.fills == ()
+    assert report.reason.startswith("queued for the forex open at 2024-05-05T22:00:00+00:00 as a limit order")
+    [(_, _, body)] = [r for r in venue.requests if r[0] == "POST"]
+    assert (body["order"]["type"], body["order"]["price"], body["order"]["units"]) == ("LIMIT", "1.07858", "-1000")
+    limit = broker.submit(request("c-queued-limit", order_type=OrderType.LIMIT, limit="1.07", at=SATURDAY))
+    assert (
+        limit.status is OrderStatus.SUBMITTED
+        and limit.reason == "queued for the forex open at 2024-05-05T22:00:00+00:00"
+    )
+    assert [o["state"] for o in venue.orders.values()] == ["PENDING", "PENDING"]
+
+
 @pytest.mark.parametrize("fault", ["drop_after_accept", "hang_after_accept"])
 def test_a_lost_answer_after_the_venue_accepted_is_looked_up_and_never_resent(venue: OandaStandIn, fault: str) -> None:
     venue.behaviour["c-lost"] = fault
