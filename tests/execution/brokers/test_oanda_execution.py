@@ -8,7 +8,7 @@ import random
 import signal
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,10 +18,12 @@ from support.crash import run_worker, wait_for
 from support.oanda_standin import ACCOUNT_ID, TOKEN, OandaStandIn
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
+from alphaloom.fx import store_rate
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.ops.secrets import Credentials, store_credentials
 from alphaloom.settings import RiskSettings, Settings
 from alphaloom.venues.oanda_client import OandaClient, OandaConfig
+from execution.accounts.reconcile import reconcile_account
 from execution.accounts.registry import ensure_account
 from execution.accounts.session import open_session
 from execution.brokers.base import BrokerReport, OrderRequest
@@ -241,3 +243,34 @@ def test_a_shadow_account_at_oanda_sends_through_oanda_beside_the_paper_shadow(
         result = execute(conn, intents, run_id=run_id, broker=session.broker, settings=SETTINGS, event_time=T0)
     assert len(result.submitted) == 1 and venue.count(client_order_id_for(intents[0].decision_id, 0)) == 1
     assert session.broker.take_observations()  # the paper shadow saw the same request
+
+
+def test_a_usd_account_trading_usd_jpy_books_fees_in_usd_and_reconciles_clean(
+    engine: Engine, venue: OandaStandIn, clients: list[OandaClient]
+) -> None:
+    """The quote currency (JPY) is not the account's: the notional is judged in USD through the stored rate
+    (alphaloom.fx), the fill's commission is booked in USD, and the venue's balance and position agree with ours."""
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, _ = live_account(engine, 0, tag)
+    decision_id = DecisionId(f"d-jpy-{tag}")
+    with engine.begin() as conn:
+        store_rate(conn, "USD", "JPY", Decimal("155.13"), T0 - timedelta(hours=1))
+        conn.execute(
+            text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action,
+                                                 score, config_version, inputs)
+                    values (:d, :r, :a, 'USD/JPY', '1h', :t, 'buy', 1.0, 'test', '{}'::jsonb)"""),
+            {"d": decision_id, "r": run_id, "a": account, "t": T0},
+        )  # fmt: skip
+    venue.commission = "0.0500"
+    broker = oanda(venue, clients)
+    intent = OrderIntent(decision_id, account, "USD/JPY", Side.BUY, Decimal(1000), Decimal("155.13"))
+    with engine.begin() as conn:
+        result = execute(conn, [intent], run_id=run_id, broker=broker, settings=SETTINGS, event_time=T0)
+    [outcome] = result.submitted
+    [fill] = outcome.fills
+    assert (fill.price, fill.fee, fill.fee_currency) == (Decimal("155.135"), Decimal("0.0500"), "USD")
+    with engine.begin() as conn:
+        differences = reconcile_account(conn, broker, account, run_id=run_id, event_time=T0)
+        jpy = conn.execute(text("select amount from audit.balances where account = :a and currency = 'JPY'"),
+                           {"a": account}).scalar_one()  # fmt: skip
+    assert differences == [] and Decimal(jpy) == Decimal("-155135.000")
