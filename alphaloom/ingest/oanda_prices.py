@@ -30,7 +30,7 @@ from alphaloom.ingest.prices import COLUMNS, PriceBatch, frame_from_bars
 from alphaloom.markets import MarketSpec
 from alphaloom.ops.secrets import load_credentials
 from alphaloom.settings import Settings
-from alphaloom.venues.oanda_client import OandaApiError, OandaClient, config_from_credentials
+from alphaloom.venues.oanda_client import OandaApiError, OandaClient, config_from_credentials, instrument_of
 from alphaloom.venues.oanda_errors import Call, is_temporary, venue_error
 
 VENUE = "oanda"
@@ -46,11 +46,6 @@ def granularity_of(timeframe: str) -> str:
         raise ConfigError(
             f"OANDA has no candles of timeframe {timeframe!r}; use one of {', '.join(GRANULARITY)}"
         ) from None
-
-
-def instrument_of(symbol: str) -> str:
-    """``EUR/USD`` -> ``EUR_USD``."""
-    return symbol.replace("/", "_").upper()
 
 
 def _alignment(granularity: str) -> dict[str, str]:

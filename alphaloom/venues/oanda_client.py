@@ -48,6 +48,16 @@ def config_from_credentials(api_key: str, secret: str, password: str | None) -> 
     return OandaConfig((password or PRACTICE_URL).rstrip("/"), api_key, secret)
 
 
+def instrument_of(symbol: str) -> str:
+    """Our symbol as OANDA's instrument: ``EUR/USD`` -> ``EUR_USD`` (an instrument name is passed through)."""
+    return symbol.replace("/", "_").upper()
+
+
+def symbol_of(instrument: str) -> str:
+    """OANDA's instrument as our symbol: ``EUR_USD`` -> ``EUR/USD``."""
+    return instrument.replace("_", "/")
+
+
 def oanda_url_problem(url: str) -> str | None:
     """What is wrong with ``url`` as a v20 API address (None when it is an http(s) address with a host)."""
     parts = urlsplit(url)

@@ -49,7 +49,7 @@ from alphaloom.ingest.calendars import calendar_for
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.ops.secrets import load_credentials
 from alphaloom.settings import Settings
-from alphaloom.venues.oanda_client import OandaApiError, OandaClient, config_from_credentials
+from alphaloom.venues.oanda_client import OandaApiError, OandaClient, config_from_credentials, instrument_of
 from alphaloom.venues.oanda_errors import Call, is_duplicate_id, is_not_found, is_temporary, translated, venue_error
 from execution.brokers.base import BrokerReport, OrderRequest, OrderType
 from execution.brokers.oanda_mapping import (
@@ -60,7 +60,6 @@ from execution.brokers.oanda_mapping import (
     facts_from_order,
     financing_charges,
     forex_next_open,
-    instrument_of,
     order_body,
     report_of,
     spot_holdings,

@@ -1,6 +1,6 @@
 """Pure translation between OANDA v20 JSON and our order types (no I/O; the adapter is ``oanda_broker``).
 
-- Symbols: ours are ``EUR/USD``, OANDA's instruments ``EUR_USD`` (``instrument_of``, ``symbol_of``).
+- Symbols: ours are ``EUR/USD``, OANDA's instruments ``EUR_USD`` (``oanda_client.instrument_of``, ``symbol_of``).
 - ``InstrumentSpec`` (from ``accounts/{id}/instruments``): ``units_for`` turns a quantity into OANDA's signed units
   text, cut down to the instrument's units precision (whole units for currency pairs), refused below its minimum trade
   size; ``price_text`` rounds a limit price to its display precision (5 digits for EUR_USD, 3 for USD_JPY).
@@ -25,21 +25,12 @@ from typing import Any
 
 from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
+from alphaloom.venues.oanda_client import symbol_of
 from execution.brokers.base import BrokerReport, OrderRequest, OrderType
 
 # Cancel reasons that mean "the venue would not take it" rather than "someone cancelled it".
 CANCELLED_BY_REQUEST = frozenset({"CLIENT_REQUEST", "CLIENT_REQUEST_REPLACED"})
 EXPIRED_REASONS = frozenset({"TIME_IN_FORCE_EXPIRED"})
-
-
-def instrument_of(symbol: str) -> str:
-    """``EUR/USD`` -> ``EUR_USD`` (an instrument name is passed through)."""
-    return symbol.replace("/", "_").upper()
-
-
-def symbol_of(instrument: str) -> str:
-    """``EUR_USD`` -> ``EUR/USD``."""
-    return instrument.replace("_", "/")
 
 
 def dec(value: object) -> Decimal:
