@@ -1,9 +1,11 @@
 """``alphaloom keys add oanda``: the token and the v20 account id prompted without echo and stored encrypted like ccxt
-keys (the API address beside them); a wrong argument is one line and exit 2, before any prompt."""
+keys (the API address beside them); a wrong argument is one line and exit 2, before any prompt; ``alphaloom reconcile``
+reaches OANDA with them."""
 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, text
@@ -43,3 +45,27 @@ def test_keys_add_oanda_with_an_address_that_is_not_http_is_refused_in_one_line(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: --url 'api-fxtrade.oanda.com': not an http(s) address")
     assert "Traceback" not in result.output and "token" not in result.output.lower()
+
+
+def test_reconcile_of_an_oanda_account_reaches_oanda_with_the_stored_keys(engine: Engine) -> None:
+    from support.oanda_standin import ACCOUNT_ID, TOKEN, OandaStandIn
+
+    from alphaloom.audit import start_run
+    from execution.accounts.registry import ensure_account
+
+    account = f"fx-{uuid.uuid4().hex[:8]}"
+    venue = OandaStandIn().start()
+    try:
+        run_id = start_run(engine, "test", {})
+        with engine.begin() as conn:
+            ensure_account(conn, account, "oanda", "USD", "live", Decimal(100_000), run_id)
+        added = runner.invoke(app, ["keys", "add", "oanda", "--account", account, "--url", venue.url],
+                              input=f"{TOKEN}\n{ACCOUNT_ID}\n")  # fmt: skip
+        agrees = runner.invoke(app, ["reconcile", account])
+        venue.balance += Decimal(7)
+        differs = runner.invoke(app, ["reconcile", account])
+    finally:
+        venue.stop()
+    assert added.exit_code == 0, added.output
+    assert agrees.exit_code == 0 and f"{account} agrees with oanda" in agrees.output, agrees.output
+    assert differs.exit_code == 1 and "+7" in differs.output, differs.output
