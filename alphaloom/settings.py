@@ -369,6 +369,19 @@ class IngestSettings(BaseSettings):
         return {alias: symbol for symbol, aliases in self.symbol_aliases.items() for alias in aliases}
 
 
+class OandaSettings(BaseSettings):
+    """Forex through OANDA v20 (``ALPHALOOM_OANDA_*``): orders outside the forex week."""
+
+    model_config = _config("ALPHALOOM_OANDA_")
+
+    outside_session: Literal["refuse", "queue"] = "refuse"
+    """An OANDA order outside the forex week (Friday 22:00 to Sunday 22:00 UTC): refuse it with the reason, or queue
+    it for the open as a limit order within queue_band_bps of the decision's price."""
+    queue_band_bps: Decimal = Decimal(50)
+    """A queued OANDA market order becomes a limit order this many bps beyond the decision's price (above for a buy,
+    below for a sell): it fills at the open unless the market opens further away."""
+
+
 class OpsSettings(BaseSettings):
     """Operations: alerts, `alphaloom serve` and the console, stale data, Prefect, progress bars, the decision lock,
     Dask, the kill switch's cancels and the credentials key."""
@@ -538,6 +551,8 @@ class Settings(BaseSettings):
     """Ingest: sources, feeds, quality and sanity checks."""
     ops: OpsSettings = Field(default_factory=OpsSettings)
     """Operations: alerts, serve, console, Prefect, Dask, the credentials key."""
+    oanda: OandaSettings = Field(default_factory=OandaSettings)
+    """Forex through OANDA v20 (``ALPHALOOM_OANDA_*``)."""
 
     @field_validator("symbols", "correlation_symbols", mode="before")
     @classmethod
@@ -594,6 +609,7 @@ GROUPS: dict[str, type[BaseSettings]] = {
     "routing": RoutingSettings,
     "ingest": IngestSettings,
     "ops": OpsSettings,
+    "oanda": OandaSettings,
 }
 """Each group of ``Settings``: the attribute and its class (the configuration reference lists them in this order)."""
 
