@@ -19,7 +19,8 @@ it completes (``at``), with the bar its first pivot was (``start``) and the pric
   swing lows not falling, converging (at least one side moving by more than ``tolerance``); complete at the first
   close beyond the upper (lower) line, within ``max_wait`` bars of the newest swing's confirmation.
 - ``bull_flag`` / ``bear_flag``: a pole (``pole_bars`` closes rising, falling, by ``pole_min``) then a flag of
-  ``flag_bars`` bars retracing at most ``flag_max_retrace`` of the pole; complete at the first close beyond the flag.
+  ``flag_bars`` bars retracing at most ``flag_max_retrace`` of the pole and not going beyond the pole's last bar (by
+  more than ``tolerance``); complete at the first close beyond the flag.
 """
 
 from __future__ import annotations
@@ -231,10 +232,14 @@ def _flags(bars: _Bars, p: FormationParams, since: int) -> list[Formation]:
             continue
         flag_high = float(high[t - p.flag_bars : t].max())
         flag_low = float(low[t - p.flag_bars : t].min())
-        # the bar before is inside the flag (its close is within the flag's range by construction)
-        if move > 0 and close[pole_end] - flag_low <= p.flag_max_retrace * move and close[t] > flag_high:
+        # A flag pauses: it retraces little and does not go on beyond the pole's end (else it is the pole going on).
+        # The bar before is inside the flag (its close is within the flag's range by construction).
+        pole_high, pole_low = high[pole_end] * (1 + p.tolerance), low[pole_end] * (1 - p.tolerance)
+        bull = move > 0 and close[pole_end] - flag_low <= p.flag_max_retrace * move and flag_high <= pole_high
+        bear = move < 0 and flag_high - close[pole_end] <= p.flag_max_retrace * -move and flag_low >= pole_low
+        if bull and close[t] > flag_high:
             out.append(Formation("bull_flag", 1, t, pole_start, flag_high))
-        elif move < 0 and flag_high - close[pole_end] <= p.flag_max_retrace * -move and close[t] < flag_low:
+        elif bear and close[t] < flag_low:
             out.append(Formation("bear_flag", -1, t, pole_start, flag_low))
     return out
 
