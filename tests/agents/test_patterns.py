@@ -8,12 +8,6 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import talib
-
-from agents.patterns.analyst import PatternParams, pattern_opinion
-from agents.patterns.candles import DETECTORS, Candles, candle_patterns
-from agents.patterns.formations import FormationParams, formations
-from agents.patterns.swings import known_at, swings
-from alphaloom.domain import Action
 from support.patterns import (
     BULL_FLAG,
     DOUBLE_TOP,
@@ -24,6 +18,12 @@ from support.patterns import (
     hourly_year,
     mirrored,
 )
+
+from agents.patterns.analyst import PatternParams, pattern_opinion
+from agents.patterns.candles import DETECTORS, Candles, candle_patterns
+from agents.patterns.formations import FormationParams, formations
+from agents.patterns.swings import known_at, swings
+from alphaloom.domain import Action
 
 ORACLE = {
     "engulfing": talib.CDLENGULFING,
@@ -84,7 +84,7 @@ def test_each_candle_pattern_is_found_on_hand_drawn_bars_where_drawn_and_nowhere
 
 
 def test_a_swing_is_dated_at_its_confirmation_not_at_its_pivot() -> None:
-    o, h, lo, c = drawn(DOUBLE_TOP)
+    _, h, lo, _ = drawn(DOUBLE_TOP)
     found = swings(h, lo, 3)
     second_top = next(s for s in found if s.kind == "high" and s.pivot == 20)
     assert second_top.confirmed == 23 and second_top.price == pytest.approx(110.2)
@@ -115,7 +115,7 @@ DRAWN = [  # (path, formation, the bar it completes at, the bar of its first piv
 
 @pytest.mark.parametrize(("path", "name", "at", "start"), DRAWN, ids=[d[1] for d in DRAWN])
 def test_each_formation_is_found_on_a_hand_drawn_series_at_the_bar_that_completes_it(path, name, at, start) -> None:
-    o, h, lo, c = drawn(path)
+    _, h, lo, c = drawn(path)
     found = [f for f in formations(h, lo, c) if f.name == name]
     assert [(f.at, f.start) for f in found] == [(at, start)], found
     before = formations(h[:at], lo[:at], c[:at])  # one bar earlier: not complete yet
@@ -123,11 +123,11 @@ def test_each_formation_is_found_on_a_hand_drawn_series_at_the_bar_that_complete
 
 
 def test_a_straight_decline_is_no_flag_and_unequal_tops_are_no_double_top() -> None:
-    o, h, lo, c = drawn([100.0 - i for i in range(40)])
+    _, h, lo, c = drawn([100.0 - i for i in range(40)])
     assert not [f for f in formations(h, lo, c) if f.name.endswith("flag")]
     uneven = list(DOUBLE_TOP)
     uneven[20] = 114.0  # the second top 4 % above the first
-    o, h, lo, c = drawn(uneven)
+    _, h, lo, c = drawn(uneven)
     assert "double_top" not in {f.name for f in formations(h, lo, c)}
 
 
@@ -147,7 +147,7 @@ def test_truncating_the_series_at_any_bar_changes_nothing_up_to_that_bar(year) -
 
 
 def test_formations_from_a_bar_on_are_the_tail_of_all_of_them(year) -> None:
-    o, h, lo, c = (a[:800] for a in year)
+    _, h, lo, c = (a[:800] for a in year)
     every = formations(h, lo, c)
     for since in (0, 100, 650, 797):
         assert formations(h, lo, c, since=since) == [f for f in every if f.at >= since]
