@@ -6,7 +6,8 @@ end (from far enough back that the first step sees its full close history), the 
 in ``(start - news window, end]``, and every such story's sentiment score (scored once, through the same cache the
 live reader uses). ``market_at(as_of)`` then answers in memory, by binary search, with exactly what
 ``agents.snapshot.read_market_view`` would read at that ``as_of`` (the point-in-time rule: rows with
-``known_at <= as_of``, stories with ``as_of - window < first_seen_at <= as_of``); tests keep the two equal.
+``known_at <= as_of``, stories with ``as_of - window < first_seen_at <= as_of``; the recent bars too when the pattern
+analyst votes); tests keep the two equal.
 
 Stories come from ``agents.news.recent_news_by_symbol`` over the whole window, so a story's time is the live
 reader's (``greatest(first_seen_at, link first_known_at)``); a link is never known before its story was first seen
