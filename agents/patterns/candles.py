@@ -40,17 +40,13 @@ STAR_PENETRATION = 0.3
 """How far into the first candle's body the third candle of a morning/evening star must close (TA-Lib's default)."""
 
 
-def _average_before(size: Floats, setting: tuple[int, float]) -> Floats:
-    """``factor`` times the mean of ``size`` over the ``period`` bars before each bar (NaN where fewer exist); with a
-    period of 0, ``factor`` times the bar's own ``size``."""
-    period, factor = setting
-    if period == 0:
-        return factor * size
+def _mean_before(size: Floats, period: int) -> Floats:
+    """The mean of ``size`` over the ``period`` bars before each bar (NaN where fewer exist)."""
     out = np.full(size.shape, np.nan)
     if len(size) > period:
         sums = np.lib.stride_tricks.sliding_window_view(size, period).sum(axis=1)
         out[period:] = sums[: len(size) - period] / period
-    return factor * out
+    return out
 
 
 def _shifted(values: Floats, bars: int) -> Floats:
@@ -77,6 +73,20 @@ class Candles:
         self.upper_shadow = self.high - self.top
         self.lower_shadow = self.bottom - self.low
         self.color = np.where(self.close >= self.open, 1, -1).astype(np.int8)  # white (up) +1, black (down) -1
+        self._means: dict[tuple[str, int], Floats] = {}
+
+    def average(self, measure: str, setting: tuple[int, float]) -> Floats:
+        """``factor`` times the mean of the bar measure named (``body`` or ``range``) over the ``period`` bars before
+        each bar (NaN where fewer exist); with a period of 0, ``factor`` times the bar's own measure. Each mean is
+        computed once per series."""
+        period, factor = setting
+        size: Floats = getattr(self, measure)
+        if period == 0:
+            return factor * size
+        mean = self._means.get((measure, period))
+        if mean is None:
+            mean = self._means[(measure, period)] = _mean_before(size, period)
+        return factor * mean
 
     def __len__(self) -> int:
         return len(self.close)
@@ -104,17 +114,17 @@ def engulfing(c: Candles) -> Signs:
 
 def doji(c: Candles) -> Signs:
     """+1 (no direction) where the body is at most a tenth of the average high-low range of the 10 bars before."""
-    return _from(c.body <= _average_before(c.range, _BODY_DOJI), 10)
+    return _from(c.body <= c.average("range", _BODY_DOJI), 10)
 
 
 def hammer(c: Candles) -> Signs:
     """+1 where a small body (below the 10-bar average body) sits on a lower shadow longer than the body, with almost
     no upper shadow, its body low near the previous bar's low."""
-    near_prev = c.prev(_average_before(c.range, _NEAR))
+    near_prev = c.prev(c.average("range", _NEAR))
     mask = (
-        (c.body < _average_before(c.body, _BODY_SHORT))
-        & (c.lower_shadow > _average_before(c.body, _SHADOW_LONG))
-        & (c.upper_shadow < _average_before(c.range, _SHADOW_VERY_SHORT))
+        (c.body < c.average("body", _BODY_SHORT))
+        & (c.lower_shadow > c.average("body", _SHADOW_LONG))
+        & (c.upper_shadow < c.average("range", _SHADOW_VERY_SHORT))
         & (c.bottom <= c.prev(c.low) + near_prev)
     )
     return _from(mask, 11)
@@ -124,9 +134,9 @@ def shooting_star(c: Candles) -> Signs:
     """-1 where a small body gaps up from the previous body, under an upper shadow longer than the body, with almost
     no lower shadow."""
     mask = (
-        (c.body < _average_before(c.body, _BODY_SHORT))
-        & (c.upper_shadow > _average_before(c.body, _SHADOW_LONG))
-        & (c.lower_shadow < _average_before(c.range, _SHADOW_VERY_SHORT))
+        (c.body < c.average("body", _BODY_SHORT))
+        & (c.upper_shadow > c.average("body", _SHADOW_LONG))
+        & (c.lower_shadow < c.average("range", _SHADOW_VERY_SHORT))
         & (c.bottom > c.prev(c.top))
     )
     return _from(mask, 11, -1)
@@ -135,7 +145,7 @@ def shooting_star(c: Candles) -> Signs:
 def _star(c: Candles, sign: int, penetration: float) -> Signs:
     """Morning (sign +1) or evening (-1) star ending at each bar: a long candle against ``sign``, a short body gapping
     away from it, then a candle with ``sign``'s color, longer than short, closing well into the first body."""
-    long_avg, short_avg = _average_before(c.body, _BODY_LONG), _average_before(c.body, _BODY_SHORT)
+    long_avg, short_avg = c.average("body", _BODY_LONG), c.average("body", _BODY_SHORT)
     first_body, first_color, first_close = c.prev(c.body, 2), c.prev(c.color, 2), c.prev(c.close, 2)
     first_long = first_body > c.prev(long_avg, 2)
     second_short = c.prev(c.body) <= c.prev(short_avg)

@@ -205,3 +205,16 @@ def test_the_analyst_reads_only_its_lookback_and_the_same_bars_give_the_same_opi
     assert pattern_opinion(bars, "X", at, params) == pattern_opinion(bars[-120:], "X", at, params)
     acted = [pattern_opinion(bars[: t + 1], "X", bars[t].ts, params) for t in range(150, 400)]
     assert {o.action for o in acted} == {Action.BUY, Action.SELL, Action.HOLD}
+
+
+def test_the_patterns_benchmark_runs_at_toy_size() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, str(root / "bench" / "patterns.py"), "--steps", "30"], cwd=root,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "30 decisions of one symbol, 120 bars each" in result.stdout
+    assert "ms per decision (goal <= 2)" in result.stdout and "ratio with/without:" in result.stdout
