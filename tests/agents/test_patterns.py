@@ -8,6 +8,8 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import talib
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.patterns import (
     BULL_FLAG,
     DOUBLE_TOP,
@@ -40,8 +42,10 @@ def year() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return hourly_year()
 
 
-def test_every_candle_detector_agrees_with_talib_on_a_year_of_hourly_bars(year) -> None:
+@pytest.mark.parametrize("seed", [11, 29])
+def test_every_candle_detector_agrees_with_talib_on_a_year_of_hourly_bars(seed) -> None:
     assert set(DETECTORS) == set(ORACLE)
+    year = hourly_year(seed)
     found = candle_patterns(Candles(*year))
     for name, oracle in ORACLE.items():
         expected = np.sign(oracle(*year)).astype(np.int8)  # TA-Lib's ±100 and ±80 (engulfing) are one pattern here
@@ -144,6 +148,29 @@ def test_truncating_the_series_at_any_bar_changes_nothing_up_to_that_bar(year) -
             assert np.array_equal(signs, every_candle[name][cut]), (name, t)
         assert swings(h[cut], lo[cut], 3) == known_at(every_swing, t), t
         assert formations(h[cut], lo[cut], c[cut]) == [f for f in every_formation if f.at <= t], t
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.floats(-0.03, 0.03), min_size=2, max_size=160),
+    wicks=st.lists(st.floats(0, 0.02), min_size=160, max_size=160),
+    cut=st.integers(0, 159),
+)
+def test_no_pattern_looks_ahead_on_any_random_path(steps, wicks, cut) -> None:
+    close = 100 * np.exp(np.cumsum(steps))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    high = np.maximum(open_, close) * (1 + np.array(wicks[: len(close)]))
+    low = np.minimum(open_, close) * (1 - np.array(wicks[::-1][: len(close)]))
+    t = min(cut, len(close) - 1)
+    params = FormationParams(swing_bars=2, pole_min=0.02)
+    part = slice(0, t + 1)
+    every = candle_patterns(Candles(open_, high, low, close))
+    for name, signs in candle_patterns(Candles(open_[part], high[part], low[part], close[part])).items():
+        assert np.array_equal(signs, every[name][part]), name
+    assert swings(high[part], low[part], 2) == known_at(swings(high, low, 2), t)
+    whole = formations(high, low, close, params)
+    assert formations(high[part], low[part], close[part], params) == [f for f in whole if f.at <= t]
+    assert all(f.at >= f.start for f in whole)
 
 
 def test_formations_from_a_bar_on_are_the_tail_of_all_of_them(year) -> None:
