@@ -167,6 +167,38 @@ def _star(c: Candles, sign: int, penetration: float) -> Signs:
     return _from(mask, 12, sign)
 
 
+def piercing(c: Candles) -> Signs:
+    """+1 where an up candle of long body opens below the low of a long down candle and closes above its body's
+    middle (but below its open)."""
+    long_avg = c.average("body", _BODY_LONG)
+    prev_body = c.prev(c.body)
+    mask = (
+        (c.prev(c.color) == -1)
+        & (prev_body > c.prev(long_avg))
+        & (c.color == 1)
+        & (c.body > long_avg)
+        & (c.open < c.prev(c.low))
+        & (c.close < c.prev(c.open))
+        & (c.close > c.prev(c.close) + prev_body * 0.5)
+    )
+    return _from(mask, 11)
+
+
+def dark_cloud_cover(c: Candles, penetration: float = 0.5) -> Signs:
+    """-1 where a down candle opens above the high of a long up candle and closes below its body's middle (but above
+    its open)."""
+    prev_body = c.prev(c.body)
+    mask = (
+        (c.prev(c.color) == 1)
+        & (prev_body > c.prev(c.average("body", _BODY_LONG)))
+        & (c.color == -1)
+        & (c.open > c.prev(c.high))
+        & (c.close > c.prev(c.open))
+        & (c.close < c.prev(c.close) - prev_body * penetration)
+    )
+    return _from(mask, 11, -1)
+
+
 def morning_star(c: Candles, penetration: float = STAR_PENETRATION) -> Signs:
     """+1 at the third bar of a morning star (bullish reversal)."""
     return _star(c, 1, penetration)
@@ -185,12 +217,23 @@ DETECTORS: Mapping[str, Callable[[Candles], Signs]] = MappingProxyType(
         "doji": doji,
         "morning_star": morning_star,
         "evening_star": evening_star,
+        "piercing": piercing,
+        "dark_cloud_cover": dark_cloud_cover,
     }
 )
 """Every candlestick detector by pattern name."""
 
 CANDLE_DIRECTION: Mapping[str, int | None] = MappingProxyType(
-    {"engulfing": None, "hammer": 1, "shooting_star": -1, "doji": 0, "morning_star": 1, "evening_star": -1}
+    {
+        "engulfing": None,
+        "hammer": 1,
+        "shooting_star": -1,
+        "doji": 0,
+        "morning_star": 1,
+        "evening_star": -1,
+        "piercing": 1,
+        "dark_cloud_cover": -1,
+    }
 )
 """The direction a pattern points to: +1 bullish, -1 bearish, 0 none (doji), None: the detector's sign says."""
 

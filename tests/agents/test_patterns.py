@@ -34,6 +34,8 @@ ORACLE = {
     "doji": talib.CDLDOJI,
     "morning_star": talib.CDLMORNINGSTAR,
     "evening_star": talib.CDLEVENINGSTAR,
+    "piercing": talib.CDLPIERCING,
+    "dark_cloud_cover": talib.CDLDARKCLOUDCOVER,
 }
 
 
@@ -68,6 +70,8 @@ HAND_DRAWN = {  # name: (the candles appended to _base(), the sign expected at t
     "doji": ([(100.0, 100.6, 99.5, 100.05)], 1),
     "morning_star": ([(101.0, 101.1, 99.4, 99.5), (99.2, 99.4, 99.1, 99.3), (99.4, 100.5, 99.35, 100.4)], 1),
     "evening_star": ([(99.5, 101.1, 99.4, 101.0), (101.3, 101.4, 101.1, 101.2), (101.1, 101.15, 100.0, 100.1)], -1),
+    "piercing": ([(101.0, 101.1, 99.4, 99.5), (99.2, 100.6, 99.1, 100.5)], 1),  # opens below, closes past the middle
+    "dark_cloud_cover": ([(99.5, 101.1, 99.4, 101.0), (101.2, 101.3, 100.0, 100.1)], -1),
 }
 
 
