@@ -74,6 +74,7 @@ class Candles:
         self.lower_shadow = self.bottom - self.low
         self.color = np.where(self.close >= self.open, 1, -1).astype(np.int8)  # white (up) +1, black (down) -1
         self._means: dict[tuple[str, int], Floats] = {}
+        self._shifts: dict[tuple[int, int], tuple[Floats | Signs, Floats]] = {}
 
     def average(self, measure: str, setting: tuple[int, float]) -> Floats:
         """``factor`` times the mean of the bar measure named (``body`` or ``range``) over the ``period`` bars before
@@ -92,7 +93,15 @@ class Candles:
         return len(self.close)
 
     def prev(self, values: Floats | Signs, bars: int = 1) -> Floats:
-        return _shifted(np.asarray(values, dtype=np.float64), bars)
+        """``values`` (a measure of these candles) ``bars`` bars earlier: position ``i`` holds ``values[i - bars]``
+        (NaN before the first); each shift of one of the candles' own arrays is made once."""
+        key = (id(values), bars)
+        held = self._shifts.get(key)
+        if held is not None and held[0] is values:
+            return held[1]
+        shifted = _shifted(np.asarray(values, dtype=np.float64), bars)
+        self._shifts[key] = (values, shifted)
+        return shifted
 
 
 def _from(mask: NDArray[np.bool_], lookback: int, sign: int = 1) -> Signs:
