@@ -34,7 +34,7 @@ from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
 from agents.technical import technical_opinion
 from agents.trader import opens_position, order_intents
-from alphaloom.domain import Action, AgentOpinion, Decision, NewsId, OrderIntent, Side, Signal
+from alphaloom.domain import Action, AgentOpinion, Decision, NewsId, OrderIntent, Side, Signal, Symbol
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def decide_snapshot(
 def _decide_symbol(
     snapshot: Snapshot,
     params: DecisionParams,
-    symbol: str,
+    symbol: Symbol,
     features: Mapping[str, Any],
     answer: LlmAnswer | None,
     learned: ConsensusParams,

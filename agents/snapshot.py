@@ -38,7 +38,7 @@ from agents.risk.sizing import TradeStats, trade_stats
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.strategies.mean_reversion import MeanReversionParams
 from agents.strategies.momentum import MomentumParams
-from alphaloom.domain import DecisionId, NewsId, NewsItem, Signal, decision_id_for, require_utc
+from alphaloom.domain import AccountId, DecisionId, NewsId, NewsItem, Signal, Symbol, decision_id_for, require_utc
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.settings import Settings
@@ -94,9 +94,9 @@ class Snapshot:
     """Everything one decision step at ``as_of`` may read. ``recorded``: the symbols whose decision (same id) already
     exists, which the step does not decide again."""
 
-    account: str
+    account: AccountId
     as_of: datetime
-    symbols: tuple[str, ...]
+    symbols: tuple[Symbol, ...]
     decision_ids: Mapping[str, DecisionId]
     recorded: frozenset[str]
     market: MarketView
@@ -307,7 +307,7 @@ def read_account_view(
     if account_state is not None:
         portfolio = account_state.context(conn, account, symbols, as_of)
     else:
-        portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings,
+        portfolio = portfolio_context(conn, account=AccountId(account), symbols=symbols, as_of=as_of, settings=settings,
                                       market=source)  # fmt: skip
     if memory is not None:
         records = memory.advance(as_of, run_id=run_id)
@@ -394,7 +394,8 @@ def read_snapshot(
         market = read_market_view(conn, symbols=pending, as_of=as_of, run_id=run_id, params=params, scorer=scorer)
     else:
         market = restrict(source.market_at(as_of, symbols), pending)
-    return Snapshot(account, as_of, tuple(symbols), decision_ids, frozenset(recorded), market, account_view,
+    # the flow's account and symbol names become typed ids here, where they enter the decision's values
+    return Snapshot(AccountId(account), as_of, tuple(Symbol(s) for s in symbols), decision_ids, frozenset(recorded), market, account_view,
                     scorer.name, getattr(scorer, "fallback_reason", None))  # fmt: skip
 
 

@@ -29,7 +29,7 @@ from agents.risk.correlation import cluster_of, correlation_matrix
 from agents.risk.drawdown import drawdown_state
 from agents.risk.var import var_report
 from agents.risk.verdict import RiskVerdict
-from alphaloom.domain import OrderIntent, Side, quote_currency
+from alphaloom.domain import OrderIntent, Side, Symbol, quote_currency
 from alphaloom.fx import QuoteRate
 from alphaloom.markets import UNCLASSIFIED, MarketSpec, resolve
 from alphaloom.settings import RiskSettings, Settings
@@ -120,7 +120,7 @@ class PortfolioContext:
     quote_rates: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
     as_of: datetime | None = None
 
-    def quote_rate(self, symbol: str) -> QuoteRate:
+    def quote_rate(self, symbol: Symbol) -> QuoteRate:
         """How ``symbol``'s quote currency counts in the base currency at the decision time (``rate`` None when no
         rate was known: the caller refuses). A context without a base currency is single-currency (built by hand)."""
         if self.base_currency is None:
@@ -130,7 +130,7 @@ class PortfolioContext:
             return QuoteRate.same(quote)
         return QuoteRate(quote, self.base_currency, self.quote_rates.get((quote, self.base_currency)), self.as_of)
 
-    def market(self, symbol: str) -> MarketSpec:
+    def market(self, symbol: Symbol) -> MarketSpec:
         """``symbol``'s market; one the context was not loaded for is resolved from its class mapping alone."""
         known = self.markets.get(symbol)
         return known if known is not None else resolve(symbol, {}, self.asset_classes, {})
