@@ -25,6 +25,7 @@ from agents.llm.schema import AnalystInputs, Headline, PastSituation
 from agents.memory import AgentWeight, Memory
 from agents.news import news_opinion
 from agents.params import DecisionParams
+from agents.patterns.analyst import Bar, pattern_opinion
 from agents.recording import AgentOutputRow, DecisionRow
 from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
@@ -34,7 +35,17 @@ from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
 from agents.technical import technical_opinion
 from agents.trader import opens_position, order_intents
-from alphaloom.domain import Action, AgentOpinion, Decision, DecisionId, NewsId, NewsItem, OrderIntent, Side, Signal
+from alphaloom.domain import (
+    Action,
+    AgentOpinion,
+    Decision,
+    DecisionId,
+    NewsId,
+    NewsItem,
+    OrderIntent,
+    Side,
+    Signal,
+)
 
 
 @dataclass(frozen=True)
@@ -172,6 +183,7 @@ class _SymbolRead:
     position_qty: Decimal
     position_avg: Decimal
     closes: list[float]
+    bars: Sequence[Bar]
 
     @property
     def price(self) -> Decimal:
@@ -195,6 +207,7 @@ def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -
         position_qty=position_qty,
         position_avg=position_avg,
         closes=list(snapshot.market.closes[symbol]),
+        bars=snapshot.market.bars.get(symbol, ()),
     )  # fmt: skip
 
 
@@ -211,6 +224,7 @@ def _opinions(
         technical_opinion(read.values, symbol, as_of, strategy.technical, signals),
         news_opinion(symbol, as_of, read.scores, strategy.news, event),
         answer.opinion if answer is not None else _skipped_llm(symbol, snapshot, params),
+        *((pattern_opinion(read.bars, symbol, as_of, strategy.patterns),) if strategy.patterns.enabled else ()),
     )
 
 
@@ -323,7 +337,9 @@ def _output_rows(
         "technical": {"features": read.feature_key, "closes": len(read.closes)},
         "news": {"news_ids": news_ids, "scorer": snapshot.scorer_name},
         "llm": {"features": read.feature_key, "news_ids": news_ids, "memories": [m.decision_id for m in memories]},
-    }
+        "patterns": {"features": read.feature_key, "bars": len(read.bars),
+                     "first_bar": read.bars[0].ts.isoformat() if read.bars else None},
+    }  # fmt: skip
     return tuple(
         AgentOutputRow(o.agent, _opinion_output(o), o.model or (snapshot.scorer_name if o.agent == "news" else None),
                        o.prompt_hash, input_refs.get(o.agent, {}), o.skipped, o.details.get("tokens"),
