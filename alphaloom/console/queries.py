@@ -21,6 +21,7 @@ from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
 from alphaloom.markets import market_specs
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.records import runs
 from alphaloom.records.decisions import (
     DecisionListing,
     decided_symbols,
@@ -216,15 +217,8 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
 
 
 def recent_runs(conn: Connection, limit: int = 30) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            """select run_id, flow, status, started_at, finished_at,
-                      extract(epoch from finished_at - started_at) as seconds, error
-               from audit.runs order by started_at desc limit :n"""
-        ),
-        {"n": limit},
-    ).mappings()
-    return [dict(r) for r in rows]
+    """The newest ``limit`` runs for the runs page (``alphaloom.records.runs.recent_runs``)."""
+    return runs.recent_runs(conn, limit)
 
 
 def reports(home: Path) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from alphaloom.domain import timeframe_delta
 from alphaloom.errors import NotFoundError
 from alphaloom.records.decisions import agent_outputs, decision, risk_checks
 from alphaloom.records.orders import OrderRow, decision_id_of_order, order_ids_of_decision, order_with_history
+from alphaloom.records.runs import last_completed_run, run_record
 
 
 @dataclass(frozen=True)
@@ -280,22 +281,12 @@ def _news(conn: Connection, ids: list[str], recorded: list[dict[str, Any]], symb
 
 
 def _run(conn: Connection, role: str, run_id: str) -> RunLink | None:
-    row = conn.execute(
-        text("select run_id, flow, status, started_at, finished_at, git_sha from audit.runs where run_id = :r"),
-        {"r": run_id},
-    ).first()
+    row = run_record(conn, run_id)
     return None if row is None else RunLink(role, *row)
 
 
 def _feature_build_run(conn: Connection, before: datetime) -> RunLink | None:
-    row = conn.execute(
-        text(
-            """select run_id, flow, status, started_at, finished_at, git_sha from audit.runs
-               where flow = 'build_features' and status = 'completed' and finished_at <= :t
-               order by finished_at desc limit 1"""
-        ),
-        {"t": before},
-    ).first()
+    row = last_completed_run(conn, "build_features", before)
     return None if row is None else RunLink("features", *row, inferred=True)
 
 

@@ -24,6 +24,7 @@ from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
 from alphaloom.records.decisions import decisions_of_run, opinions_of_decisions, weights_of_decisions
 from alphaloom.records.orders import run_fills
+from alphaloom.records.runs import run_parameters
 from alphaloom.reporting.llm_spend import LlmSpend, net_return, runs_llm_spend
 from alphaloom.reporting.performance import Metrics, attribution, buy_and_hold, compute_metrics
 from alphaloom.reporting.report import ReportData, write_report
@@ -68,7 +69,7 @@ def _run_account(conn: Connection, run_id: str, timeframe: str) -> tuple[str, li
     """The run's account, the symbols it decided and its decision times: from its ``audit.decisions`` rows, or for a
     backtest run with ``audit`` ``none`` (those rows are not all written) from its parameters (its account, symbols
     and the ``steps`` bar closes ending at ``end``)."""
-    run = conn.execute(text("select flow, parameters from audit.runs where run_id = :r"), {"r": run_id}).first()
+    run = run_parameters(conn, run_id)
     p = (run.parameters or {}) if run is not None and run.flow == "backtest" else {}
     if p.get("audit") == "none":
         end = datetime.fromisoformat(str(p["end"]))
@@ -289,7 +290,7 @@ def run_notes(conn: Connection, run_id: str, unrecorded_refusals: Mapping[str, i
     LLM was consulted (cache only or live, with counts and tokens), every refusal counted by reason, and whether it was
     exposed to the model's
     knowledge of the future, and what its audit mode wrote. Empty for other runs."""
-    row = conn.execute(text("select flow, parameters from audit.runs where run_id = :r"), {"r": run_id}).first()
+    row = run_parameters(conn, run_id)
     if row is None or row.flow != "backtest":
         return []
     p = row.parameters or {}
