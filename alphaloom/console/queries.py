@@ -30,6 +30,7 @@ from alphaloom.records.decisions import (
     latest_var_check,
     listings,
 )
+from alphaloom.records.llm_ledger import usage_since
 from alphaloom.records.orders import OpenOrder, open_orders
 from alphaloom.reporting.account_summary import AccountSummary, account_summary
 from alphaloom.settings import Settings
@@ -110,14 +111,8 @@ def freshness(conn: Connection, settings: Settings, now: datetime) -> list[dict[
 
 
 def llm_spend(conn: Connection, settings: Settings, now: datetime) -> dict[str, Any]:
-    row = conn.execute(
-        text(
-            """select coalesce(sum(cost), 0) as cost, coalesce(sum(total_tokens), 0) as tokens, count(*) as calls
-               from audit.llm_usage where created_at >= :since"""
-        ),
-        {"since": now.replace(hour=0, minute=0, second=0, microsecond=0)},
-    ).mappings().one()  # fmt: skip
-    return {**dict(row), "cost_budget": settings.llm.daily_cost_budget, "token_budget": settings.llm.daily_token_budget}
+    row = usage_since(conn, now.replace(hour=0, minute=0, second=0, microsecond=0))
+    return {**row, "cost_budget": settings.llm.daily_cost_budget, "token_budget": settings.llm.daily_token_budget}
 
 
 def now_view(conn: Connection, settings: Settings, span: str = "all") -> NowView:

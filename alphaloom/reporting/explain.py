@@ -28,6 +28,7 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import NotFoundError
 from alphaloom.records.decisions import agent_outputs, decision, risk_checks
+from alphaloom.records.llm_ledger import transcript_turns, transcripts_table_exists
 from alphaloom.records.orders import OrderRow, decision_id_of_order, order_ids_of_decision, order_with_history
 from alphaloom.records.runs import last_completed_run, run_record
 
@@ -417,11 +418,7 @@ def _gist(kind: str, content: dict[str, Any], limit: int = 240) -> str:
 def debate_turns(conn: Connection, transcript_hashes: list[str]) -> list[DebateTurn]:
     """The turns of the given transcripts (the LLM team's debate and its risk review), in order; empty for none
     (the single analyst, or a database without the table)."""
-    if not transcript_hashes or conn.execute(text("select to_regclass('audit.llm_transcripts')")).scalar() is None:
+    if not transcript_hashes or not transcripts_table_exists(conn):
         return []
-    rows = conn.execute(
-        text("""select transcript_hash, seq, role, kind, content from audit.llm_transcripts
-                where transcript_hash = any(:h) order by array_position(:h, transcript_hash), seq"""),
-        {"h": list(dict.fromkeys(transcript_hashes))},
-    ).all()
-    return [DebateTurn(r.transcript_hash, r.seq, r.role, r.kind, _gist(r.kind, dict(r.content))) for r in rows]
+    rows = transcript_turns(conn, transcript_hashes)
+    return [DebateTurn(r.transcript_hash, r.seq, r.role, r.kind, _gist(r.kind, r.content)) for r in rows]
