@@ -30,6 +30,7 @@ from alphaloom.records.decisions import (
     latest_var_check,
     listings,
 )
+from alphaloom.records.equity import equity_history
 from alphaloom.records.llm_ledger import usage_since
 from alphaloom.records.orders import OpenOrder, open_orders
 from alphaloom.reporting.account_summary import AccountSummary, account_summary
@@ -58,16 +59,7 @@ class NowView:
 
 def equity_marks(conn: Connection, account: str, span: str = "all") -> list[tuple[datetime, float]]:
     window = RANGES.get(span)
-    rows = conn.execute(
-        text(
-            """select as_of, equity from audit.equity_marks where account = :a
-               and (cast(:w as interval) is null
-                    or as_of >= (select max(as_of) from audit.equity_marks where account = :a) - cast(:w as interval))
-               order by as_of"""
-        ),
-        {"a": account, "w": None if window is None else f"{int(window.total_seconds())} seconds"},
-    ).all()
-    return [(ts, float(eq)) for ts, eq in rows]
+    return equity_history(conn, account, None if window is None else int(window.total_seconds()))
 
 
 def halt_state(conn: Connection, account: str) -> dict[str, Any] | None:

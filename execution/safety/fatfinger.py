@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import timeframe_delta
 from alphaloom.guards import LimitBreach
 from alphaloom.ops.alerts import alert
+from alphaloom.records.equity import day_marks
 
 
 def check_daily_loss(day_start_equity: Decimal | None, equity: Decimal | None, limit: Decimal) -> LimitBreach | None:
@@ -93,16 +94,7 @@ def set_halt(
 def day_equity(conn: Connection, account: str, at: datetime) -> tuple[Decimal | None, Decimal | None]:
     """(first equity mark of ``at``'s UTC day, latest mark at or before ``at``) from ``audit.equity_marks``."""
     day_start = datetime.combine(at.date(), time(0), tzinfo=at.tzinfo)
-    row = conn.execute(
-        text(
-            """select (select equity from audit.equity_marks where account = :a and as_of >= :d and as_of <= :t
-                       order by as_of limit 1) as first,
-                      (select equity from audit.equity_marks where account = :a and as_of <= :t
-                       order by as_of desc limit 1) as last"""
-        ),
-        {"a": account, "d": day_start, "t": at},
-    ).one()
-    return (None if row.first is None else Decimal(row.first), None if row.last is None else Decimal(row.last))
+    return day_marks(conn, account, day_start, at)
 
 
 def orders_in_run(conn: Connection, account: str, run_id: str) -> int:
