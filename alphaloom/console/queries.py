@@ -21,6 +21,7 @@ from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
 from alphaloom.markets import market_specs
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.records import console as console_records
 from alphaloom.records import runs
 from alphaloom.records.decisions import (
     DecisionListing,
@@ -230,14 +231,8 @@ def report_file(home: Path, run_id: str, name: str) -> Path | None:
 
 
 def recent_actions(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            """select created_at, username, action, target, reason, outcome from audit.console_actions
-               order by id desc limit :n"""
-        ),
-        {"n": limit},
-    ).mappings()
-    return [dict(r) for r in rows]
+    """The newest ``limit`` console actions (``alphaloom.records.console.recent_actions``)."""
+    return console_records.recent_actions(conn, limit)
 
 
 def accounts(conn: Connection) -> list[dict[str, Any]]:
