@@ -162,24 +162,10 @@ from mine m left join first_paid f on m.status = 'cached' and f.prompt_hash = m.
 order by m.id
 """
 
-# The runs that spent for an account: those that decided for it, and decision runs named for it (a dry run's
-# decisions are rolled back, its spend is not).
-_ACCOUNT_RUNS = """
-select run_id from audit.decisions where account = :a
-union
-select run_id from audit.runs where flow = 'decide' and parameters->>'account' = :a
-"""
-
 
 def usage_of_runs(conn: Connection, run_ids: Sequence[str]) -> list[UsageRow]:
     """Every ledger row of ``run_ids`` in the order written (see ``UsageRow``)."""
     return [UsageRow._make(r) for r in conn.execute(text(_ROWS), {"runs": list(run_ids)})]
-
-
-def spending_runs_of_account(conn: Connection, account: str) -> list[str]:
-    """The runs whose LLM spend counts for ``account``: those that decided for it, and decide runs named for it."""
-    rows: Sequence[Any] = conn.execute(text(_ACCOUNT_RUNS), {"a": account}).scalars().all()
-    return [str(r) for r in rows]
 
 
 def usage_since(conn: Connection, since: datetime) -> dict[str, Any]:
@@ -217,3 +203,21 @@ def transcript_turns(conn: Connection, transcript_hashes: Sequence[str]) -> list
         {"h": list(dict.fromkeys(transcript_hashes))},
     )  # fmt: skip
     return [TranscriptTurn(r.transcript_hash, r.seq, r.role, r.kind, dict(r.content)) for r in rows]
+
+
+class StatusCount(NamedTuple):
+    """How many ledger rows of a run have one status, and their tokens."""
+
+    status: str
+    n: int
+    tokens: int
+
+
+def usage_by_status(conn: Connection, run_id: str) -> list[StatusCount]:
+    """Run ``run_id``'s ledger rows counted by status (with their tokens), by status."""
+    rows = conn.execute(
+        text("""select status, count(*) as n, coalesce(sum(total_tokens), 0) as tokens from audit.llm_usage
+                where run_id = :r group by status order by status"""),
+        {"r": run_id},
+    )  # fmt: skip
+    return [StatusCount(r.status, int(r.n), int(r.tokens)) for r in rows]

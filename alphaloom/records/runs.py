@@ -10,7 +10,7 @@ parameters (reports), links for the explain chain, and a run with its walk-forwa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -166,3 +166,19 @@ def find_run(conn: Connection, run_id: str) -> RunRow | None:
         {"r": run_id},
     ).first()
     return None if row is None else RunRow._make(row)
+
+
+# The runs that spent for an account: those that decided for it, and decision runs named for it (a dry run's
+# decisions are rolled back, its spend is not).
+_ACCOUNT_RUNS = """
+select run_id from audit.decisions where account = :a
+union
+select run_id from audit.runs where flow = 'decide' and parameters->>'account' = :a
+"""
+
+
+def runs_of_account(conn: Connection, account: str) -> list[str]:
+    """The runs that worked for ``account``: those that decided for it, and decide runs named for it (a dry run,
+    whose decisions were rolled back, included)."""
+    rows: Sequence[Any] = conn.execute(text(_ACCOUNT_RUNS), {"a": account}).scalars().all()
+    return [str(r) for r in rows]

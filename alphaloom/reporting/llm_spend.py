@@ -23,7 +23,8 @@ from decimal import Decimal
 from sqlalchemy import Connection
 
 from alphaloom.fx import missing_rate, rate_history
-from alphaloom.records.llm_ledger import spending_runs_of_account, usage_of_runs
+from alphaloom.records.llm_ledger import usage_of_runs
+from alphaloom.records.runs import runs_of_account
 
 PRICE_CURRENCY = "USD"
 
@@ -84,7 +85,7 @@ def runs_llm_spend(conn: Connection, run_ids: Sequence[str], currency: str) -> L
 
 def account_llm_spend(conn: Connection, account: str, currency: str) -> LlmSpend:
     """The LLM spend of every run that decided for ``account`` (dry runs included), in ``currency``."""
-    runs = spending_runs_of_account(conn, account)
+    runs = runs_of_account(conn, account)
     return runs_llm_spend(conn, runs, currency)
 
 

@@ -23,6 +23,7 @@ from alphaloom.domain import bar_close, bar_open, quote_currency, shift_bars, ti
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
 from alphaloom.records.decisions import decisions_of_run, opinions_of_decisions, weights_of_decisions
+from alphaloom.records.llm_ledger import usage_by_status
 from alphaloom.records.orders import run_fills
 from alphaloom.records.runs import run_parameters
 from alphaloom.reporting.llm_spend import LlmSpend, net_return, runs_llm_spend
@@ -305,11 +306,7 @@ def run_notes(conn: Connection, run_id: str, unrecorded_refusals: Mapping[str, i
     elif not p.get("llm_model"):
         notes.append("LLM analyst: not consulted (no endpoint configured)")
     else:
-        usage = conn.execute(
-            text("""select status, count(*) as n, coalesce(sum(total_tokens), 0) as tokens from audit.llm_usage
-                    where run_id = :r group by status order by status"""),
-            {"r": run_id},
-        ).all()  # fmt: skip
+        usage = usage_by_status(conn, run_id)
         mode = (f"cache misses called live, up to {p.get('llm_max_calls')} calls (--llm-live)" if p.get("llm_live")
                 else "response cache only")  # fmt: skip
         counts = ", ".join(f"{u.status} {u.n}" for u in usage) or "no opinions asked"
