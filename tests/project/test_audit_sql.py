@@ -39,8 +39,7 @@ REPOSITORIES: dict[str, set[str]] = {
 # - execution/ owns the order, account and money writes (execution.orders.store, being rewritten for speed, also
 #   writes decisions' risk checks, equity marks and halts in the order's one statement);
 # - the replay's bulk writers (agents.audit_buffer, agents.replay_account) copy the rows the live path writes;
-# - the decision recorders (agents.recording, agents.team) write decisions, agent outputs, risk checks and lineage
-#   in one statement of the decision's transaction;
+# - agents.team reads back the decisions and agent outputs of its step;
 # - flows.backtest (being rewritten) sums its run's LLM usage;
 # - the families without a repository yet (accounts, balances, positions, guard trips, lineage, slices, ...).
 ALSO_ALLOWED: dict[str, set[str]] = {
@@ -65,7 +64,7 @@ ALSO_ALLOWED: dict[str, set[str]] = {
         "execution.orders.store",
         "execution.orders.venue_reports",
     },
-    "agent_outputs": {"agents.audit_buffer", "agents.recording", "agents.team", "alphaloom.records.memory"},
+    "agent_outputs": {"agents.audit_buffer", "agents.team", "alphaloom.records.memory"},
     "agent_weights": {"agents.audit_buffer"},
     "alembic_version": {"alphaloom.db.migrate"},
     "balances": {
@@ -80,7 +79,6 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     "console_users": set(),
     "decisions": {
         "agents.audit_buffer",
-        "agents.recording",
         "agents.snapshot",
         "agents.team",
         "alphaloom.records.memory",
@@ -102,7 +100,6 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     "kill_switch": {"alphaloom.ops.kill_switch", "execution.orders.store"},
     "lineage": {
         "agents.audit_buffer",
-        "agents.recording",
         "alphaloom.records.orders",
         "alphaloom.reporting.explain",
         "alphaloom.reporting.run_report",
@@ -142,7 +139,6 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     "reconciliations": {"execution.accounts.reconcile"},
     "risk_checks": {
         "agents.audit_buffer",
-        "agents.recording",
         "alphaloom.reporting.run_report",
         "execution.orders.store",
     },
