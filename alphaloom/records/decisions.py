@@ -423,3 +423,47 @@ def insert_decision(
             parts.append(_child_insert(st, name, table, columns, rows))
     sql = "with " + ",\n".join(parts) + "\nselect decision_id from d"
     return st.execute(conn, sql).first() is not None
+
+
+class DecisionHead(NamedTuple):
+    """A recorded decision without its inputs (what a rerun of the same decision needs, without reading the JSON)."""
+
+    account: str
+    symbol: str
+    timeframe: str
+    as_of: datetime
+    action: str
+    score: float
+
+
+class RecordedOpinion(NamedTuple):
+    """An agent's recorded output for a decision, as its opinion is rebuilt from it."""
+
+    agent: str
+    symbol: str
+    as_of: datetime
+    model: str | None
+    prompt_hash: str | None
+    skipped: bool
+    output: dict[str, Any]
+
+
+def decision_head(conn: Connection, decision_id: str) -> DecisionHead | None:
+    """The decision ``decision_id`` without its inputs; None when it is not recorded."""
+    row = conn.execute(
+        text("select account, symbol, timeframe, as_of, action, score from audit.decisions where decision_id = :d"),
+        {"d": decision_id},
+    ).first()
+    return None if row is None else DecisionHead._make(row)
+
+
+def recorded_opinions(conn: Connection, decision_id: str) -> list[RecordedOpinion]:
+    """The decision's agent outputs in the order recorded."""
+    rows = conn.execute(
+        text(
+            "select agent, symbol, as_of, model, prompt_hash, skipped, output from audit.agent_outputs "
+            "where decision_id = :d order by id"
+        ),
+        {"d": decision_id},
+    )
+    return [RecordedOpinion._make(r) for r in rows]

@@ -39,7 +39,6 @@ REPOSITORIES: dict[str, set[str]] = {
 # - execution/ owns the order, account and money writes (execution.orders.store, being rewritten for speed, also
 #   writes decisions' risk checks, equity marks and halts in the order's one statement);
 # - the replay's bulk writers (agents.audit_buffer, agents.replay_account) copy the rows the live path writes;
-# - agents.team reads back the decisions and agent outputs of its step;
 # - flows.backtest (being rewritten) sums its run's LLM usage;
 # - the families without a repository yet (accounts, balances, positions, guard trips, lineage, slices, ...).
 ALSO_ALLOWED: dict[str, set[str]] = {
@@ -64,7 +63,7 @@ ALSO_ALLOWED: dict[str, set[str]] = {
         "execution.orders.store",
         "execution.orders.venue_reports",
     },
-    "agent_outputs": {"agents.audit_buffer", "agents.team", "alphaloom.records.memory"},
+    "agent_outputs": {"agents.audit_buffer", "alphaloom.records.memory"},
     "agent_weights": {"agents.audit_buffer"},
     "alembic_version": {"alphaloom.db.migrate"},
     "balances": {
@@ -80,7 +79,6 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     "decisions": {
         "agents.audit_buffer",
         "agents.snapshot",
-        "agents.team",
         "alphaloom.records.memory",
         "alphaloom.records.runs",
         "execution.orders.store",
