@@ -467,3 +467,11 @@ def recorded_opinions(conn: Connection, decision_id: str) -> list[RecordedOpinio
         {"d": decision_id},
     )
     return [RecordedOpinion._make(r) for r in rows]
+
+
+def recorded_decision_ids(conn: Connection, decision_ids: Sequence[str]) -> set[str]:
+    """Which of ``decision_ids`` are already recorded."""
+    rows: Sequence[Any] = conn.execute(
+        text("select decision_id from audit.decisions where decision_id = any(:d)"), {"d": list(decision_ids)}
+    ).scalars().all()  # fmt: skip
+    return {str(r) for r in rows}

@@ -78,7 +78,6 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     "console_users": set(),
     "decisions": {
         "agents.audit_buffer",
-        "agents.snapshot",
         "alphaloom.records.memory",
         "alphaloom.records.runs",
         "execution.orders.store",
