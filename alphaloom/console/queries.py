@@ -32,6 +32,7 @@ from alphaloom.records.decisions import (
     listings,
 )
 from alphaloom.records.equity import equity_history
+from alphaloom.records.guards import latest_halt, recent_trips
 from alphaloom.records.llm_ledger import usage_since
 from alphaloom.records.orders import OpenOrder, open_orders
 from alphaloom.reporting.account_summary import AccountSummary, account_summary
@@ -64,11 +65,8 @@ def equity_marks(conn: Connection, account: str, span: str = "all") -> list[tupl
 
 
 def halt_state(conn: Connection, account: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        text("select halted, reason, changed_at from audit.account_halts where account = :a order by id desc limit 1"),
-        {"a": account},
-    ).mappings().first()  # fmt: skip
-    return dict(row) if row else None
+    row = latest_halt(conn, account)
+    return None if row is None else row._asdict()
 
 
 def schedules(conn: Connection, account: str) -> list[dict[str, Any]]:
@@ -193,13 +191,7 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
     by_class = [{"class": k, "value": v, "pct": v / equity * 100 if equity else Decimal(0)} for k, v in classes.items()]
     checks = latest_checks_by_name(conn, settings.account)
     var = latest_var_check(conn, settings.account)
-    trips = conn.execute(
-        text(
-            """select created_at, symbol, guard, reason from audit.guard_trips where account = :a
-               order by id desc limit 20"""
-        ),
-        {"a": settings.account},
-    ).mappings()
+    trips = recent_trips(conn, settings.account, 20)
     return RiskView(dd, peak, current, exposures, by_class, gross, net, [c._asdict() for c in checks],
                     [dict(t) for t in trips], var._asdict() if var else None)  # fmt: skip
 

@@ -23,6 +23,7 @@ from alphaloom.domain import bar_close, bar_open, quote_currency, shift_bars, ti
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
 from alphaloom.records.decisions import decisions_of_run, opinions_of_decisions, weights_of_decisions
+from alphaloom.records.guards import refusals_of_run
 from alphaloom.records.llm_ledger import usage_by_status
 from alphaloom.records.orders import run_fills
 from alphaloom.records.runs import run_parameters
@@ -272,17 +273,9 @@ def refusal_counts(conn: Connection, run_id: str, unrecorded: Mapping[str, int] 
     """Every refusal of a run by reason: execution's guard trips by guard (``audit.guard_trips``) and the risk gate's
     denials by check (``audit.risk_checks``; execution's own guard rows are the trips already counted), plus the
     ``unrecorded`` denials (by check) of a run whose audit mode did not write them."""
-    rows = conn.execute(
-        text("""select guard as reason, count(*) as n from audit.guard_trips where run_id = :r group by guard
-                union all
-                select check_name, count(*) from audit.risk_checks
-                where run_id = :r and not approved and check_name not like 'execution_guard%'
-                group by check_name"""),
-        {"r": run_id},
-    ).all()  # fmt: skip
     counts: dict[str, int] = dict(unrecorded or {})
-    for row in rows:
-        counts[row.reason] = counts.get(row.reason, 0) + int(row.n)
+    for reason, n in refusals_of_run(conn, run_id):
+        counts[reason] = counts.get(reason, 0) + n
     return dict(sorted(counts.items()))
 
 

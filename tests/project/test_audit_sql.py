@@ -28,6 +28,7 @@ REPOSITORIES: dict[str, set[str]] = {
     "alphaloom.records.memory": {"opinion_outcomes", "agent_weights"},
     "alphaloom.records.equity": {"equity_marks"},
     "alphaloom.records.console": {"console_users", "console_actions"},
+    "alphaloom.records.guards": {"guard_trips", "account_halts"},
     "alphaloom.records.orders": {"orders", "order_events", "fills"},
     "alphaloom.records.decisions": {"decisions", "agent_outputs", "risk_checks"},
     "alphaloom.fx": {"fx_rates"},  # a kernel module: the kernel may not import alphaloom.records
@@ -39,10 +40,10 @@ REPOSITORIES: dict[str, set[str]] = {
 # - execution/ owns the order, account and money writes (execution.orders.store, being rewritten for speed, also
 #   writes decisions' risk checks, equity marks and halts in the order's one statement);
 # - the replay's bulk writers (agents.audit_buffer, agents.replay_account) copy the rows the live path writes;
-# - flows.backtest (being rewritten) sums its run's LLM usage;
+# - flows.backtest (being rewritten) sums its run's LLM usage; reporting.decision_summary reads its decisions' trips;
 # - the families without a repository yet (accounts, balances, positions, guard trips, lineage, slices, ...).
 ALSO_ALLOWED: dict[str, set[str]] = {
-    "account_halts": {"alphaloom.console.queries", "execution.orders.store", "execution.safety.fatfinger"},
+    "account_halts": {"execution.orders.store"},
     "accounts": {
         "agents.replay_account",
         "agents.risk.context",
@@ -87,13 +88,7 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     "equity_marks": {"agents.replay_account", "execution.orders.store"},
     "fills": {"execution.orders.store", "execution.orders.venue_reports"},
     "fx_rates": {"alphaloom.records.orders", "execution.orders.store"},
-    "guard_trips": {
-        "alphaloom.cli.trading",
-        "alphaloom.console.queries",
-        "alphaloom.reporting.decision_summary",
-        "alphaloom.reporting.run_report",
-        "execution.safety.fatfinger",
-    },
+    "guard_trips": {"alphaloom.reporting.decision_summary"},
     "kill_switch": {"alphaloom.ops.kill_switch", "execution.orders.store"},
     "lineage": {
         "agents.audit_buffer",
@@ -135,6 +130,7 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     "protective_exits": {"execution.accounts.sweep", "execution.safety.protective"},
     "reconciliations": {"execution.accounts.reconcile"},
     "risk_checks": {
+        "alphaloom.records.guards",
         "agents.audit_buffer",
         "alphaloom.reporting.run_report",
         "execution.orders.store",
