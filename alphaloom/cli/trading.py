@@ -15,15 +15,29 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("add")
 def keys_add(
-    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance."),
+    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance, or oanda."),
     account: str = typer.Option(None, help="Account id (default: ALPHALOOM_ACCOUNT)."),
+    url: str = typer.Option(None, help="oanda: the v20 API address (default: the practice API)."),
 ) -> None:
-    """Store an API key and secret for EXCHANGE; both are prompted for without echo."""
+    """Store an API key and secret for EXCHANGE (for oanda: the token and the v20 account id); both are prompted for
+    without echo."""
     import ccxt
 
     from alphaloom.cli._checks import refuse
     from alphaloom.ops.secrets import Credentials, store_credentials
 
+    if exchange == "oanda":
+        from alphaloom.venues.oanda_client import oanda_url_problem
+
+        if url is not None and (problem := oanda_url_problem(url)):
+            refuse(f"--url {url!r}: {problem}")
+        credentials = Credentials("oanda", account or get_settings().account,
+                                  typer.prompt("API token", hide_input=True),
+                                  typer.prompt("v20 account id", hide_input=True), url)  # fmt: skip
+        with engine().begin() as conn:
+            store_credentials(conn, get_settings(), credentials)
+        console.print(f"stored encrypted credentials for oanda/{credentials.account}")
+        return
     if exchange not in ccxt.exchanges:
         close = [e for e in ccxt.exchanges if e.startswith(exchange.lower()[:4])][:5]
         refuse(f"EXCHANGE {exchange!r} is not a ccxt exchange id" + (f" (close: {', '.join(close)})" if close else ""))
@@ -117,7 +131,7 @@ def reconcile(account: str = typer.Argument(..., help="A live or shadow account 
 
     from alphaloom.records.runs import recorded_run
     from execution.accounts.reconcile import reconcile_account
-    from execution.brokers.factory import ccxt_broker
+    from execution.brokers.factory import venue_broker
 
     eng, settings = engine(), get_settings()
     with eng.connect() as conn:
@@ -126,7 +140,7 @@ def reconcile(account: str = typer.Argument(..., help="A live or shadow account 
         console.print(f"account {account!r} " + ("does not exist" if row is None else f"is a {row.mode} account; "
                       "only live and shadow accounts have a venue to reconcile with"))  # fmt: skip
         raise typer.Exit(code=1)
-    broker = ccxt_broker(eng, settings, account, row.venue)
+    broker = venue_broker(eng, settings, account, row.venue)
     if broker is None:
         console.print(f"no credentials stored for {row.venue}/{account}: add them with `alphaloom keys add`")
         raise typer.Exit(code=1)

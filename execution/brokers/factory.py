@@ -24,6 +24,7 @@ from execution.brokers.shadow import ShadowBroker
 
 if TYPE_CHECKING:
     from execution.brokers.ccxt_broker import CcxtBroker
+    from execution.brokers.oanda_broker import OandaBroker
 
 _exchange_maker: ExchangeMaker = make_exchange
 
@@ -106,6 +107,33 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
                       settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
 
 
+def oanda_broker(engine: Engine, settings: Settings, account: str, venue: str = "oanda") -> OandaBroker | None:
+    """``account``'s OANDA v20 broker (practice or live: the API address stored with its token); None when no keys
+    are stored for it."""
+    from execution.brokers.oanda_broker import OandaBroker, oanda_client_for
+
+    with engine.connect() as conn:
+        client = oanda_client_for(conn, settings, account)
+    if client is None:
+        return None
+    return OandaBroker(client, kill_switch=kill_switch_reader(engine), account=account,
+                       settle_seconds=settings.routing.resend_settle_seconds,
+                       outside_session=settings.oanda.outside_session,
+                       queue_band_bps=settings.oanda.queue_band_bps)  # fmt: skip
+
+
+# Venues reached through their own SDK rather than ccxt: venue id -> builder (engine, settings, account, venue).
+NATIVE_BROKERS: dict[str, Callable[[Engine, Settings, str, str], Broker | None]] = {"oanda": oanda_broker}
+
+
+def venue_broker(engine: Engine, settings: Settings, account: str, venue: str) -> Broker | None:
+    """The live broker of ``account`` at ``venue``: its native adapter where it has one, else ccxt's."""
+    native = NATIVE_BROKERS.get(venue)
+    if native is not None:
+        return native(engine, settings, account, venue)
+    return ccxt_broker(engine, settings, account, venue)
+
+
 def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | None = None) -> list[Broker]:
     """The paper broker and every live/shadow account's venue. A venue whose broker cannot be built (credentials that
     no longer decrypt, an unknown exchange) is left out and named in ``errors`` (``account@venue`` -> reason), so an
@@ -117,7 +145,7 @@ def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | Non
         ).all()
     for account, venue in live:
         try:
-            broker = ccxt_broker(engine, settings, account, venue)
+            broker = venue_broker(engine, settings, account, venue)
         except AlphaLoomError as exc:
             if errors is None:
                 raise
@@ -137,4 +165,4 @@ def broker_for_account(engine: Engine, settings: Settings, account: str) -> Brok
         return None
     if row.mode == "paper":
         return paper_broker(engine, settings)
-    return ccxt_broker(engine, settings, account, row.venue)
+    return venue_broker(engine, settings, account, row.venue)
