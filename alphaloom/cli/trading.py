@@ -130,7 +130,7 @@ def reconcile(account: str = typer.Argument(..., help="A live or shadow account 
     (audit.reconciliations). Exit 1 when there is a difference."""
     from sqlalchemy import text
 
-    from alphaloom.audit import recorded_run
+    from alphaloom.records.runs import recorded_run
     from execution.accounts.reconcile import reconcile_account
     from execution.brokers.factory import venue_broker
 
