@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import AccountId, Symbol
 from alphaloom.db.batch import Statement
+from alphaloom.domain import AccountId, Symbol
 
 
 class DecisionListing(NamedTuple):
@@ -429,8 +429,8 @@ def insert_decision(
 class DecisionHead(NamedTuple):
     """A recorded decision without its inputs (what a rerun of the same decision needs, without reading the JSON)."""
 
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     timeframe: str
     as_of: datetime
     action: str
