@@ -369,6 +369,25 @@ class IngestSettings(BaseSettings):
         return {alias: symbol for symbol, aliases in self.symbol_aliases.items() for alias in aliases}
 
 
+class AlpacaSettings(BaseSettings):
+    """US stocks through Alpaca (``ALPHALOOM_ALPACA_*``): which endpoint, market hours, the data feed."""
+
+    model_config = _config("ALPHALOOM_ALPACA_")
+
+    paper: bool = True
+    """Send Alpaca orders to its paper-trading endpoint (paper keys); false: the live endpoint (live keys, real money)."""
+    trading_url: str | None = None
+    """Alpaca trading API base URL overriding the paper/live default (a proxy or a local stand-in)."""
+    data_url: str | None = None
+    """Alpaca market-data and news API base URL overriding the default (a proxy or a local stand-in)."""
+    outside_session: Literal["refuse", "queue"] = "refuse"
+    """An Alpaca order outside the exchange session: refuse it with the reason, or queue it for the open."""
+    extended_hours: bool = False
+    """Let Alpaca limit orders execute in pre- and after-market hours (off: regular session only)."""
+    data_feed: Literal["iex", "sip"] = "iex"
+    """Alpaca bars feed: iex (free plans) or sip (all US exchanges, paid)."""
+
+
 class OpsSettings(BaseSettings):
     """Operations: alerts, `alphaloom serve` and the console, stale data, Prefect, progress bars, the decision lock,
     Dask, the kill switch's cancels and the credentials key."""
@@ -538,6 +557,9 @@ class Settings(BaseSettings):
     """Ingest: sources, feeds, quality and sanity checks."""
     ops: OpsSettings = Field(default_factory=OpsSettings)
     """Operations: alerts, serve, console, Prefect, Dask, the credentials key."""
+    alpaca: AlpacaSettings = Field(default_factory=AlpacaSettings)
+    """US stocks through Alpaca (``ALPHALOOM_ALPACA_*``)."""
+    """Operations: alerts, serve, console, Prefect, Dask, the credentials key."""
 
     @field_validator("symbols", "correlation_symbols", mode="before")
     @classmethod
@@ -594,6 +616,7 @@ GROUPS: dict[str, type[BaseSettings]] = {
     "routing": RoutingSettings,
     "ingest": IngestSettings,
     "ops": OpsSettings,
+    "alpaca": AlpacaSettings,
 }
 """Each group of ``Settings``: the attribute and its class (the configuration reference lists them in this order)."""
 
