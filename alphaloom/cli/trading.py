@@ -15,21 +15,23 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("add")
 def keys_add(
-    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance."),
+    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance, or alpaca."),
     account: str = typer.Option(None, help="Account id (default: ALPHALOOM_ACCOUNT)."),
 ) -> None:
     """Store an API key and secret for EXCHANGE; both are prompted for without echo."""
     import ccxt
 
     from alphaloom.cli._checks import refuse
-    from alphaloom.ops.secrets import Credentials, store_credentials
+    from alphaloom.ops.secrets import NATIVE_VENUES, Credentials, store_credentials
 
-    if exchange not in ccxt.exchanges:
-        close = [e for e in ccxt.exchanges if e.startswith(exchange.lower()[:4])][:5]
-        refuse(f"EXCHANGE {exchange!r} is not a ccxt exchange id" + (f" (close: {', '.join(close)})" if close else ""))
+    if exchange not in ccxt.exchanges and exchange not in NATIVE_VENUES:
+        close = [e for e in [*NATIVE_VENUES, *ccxt.exchanges] if e.startswith(exchange.lower()[:4])][:5]
+        refuse(f"EXCHANGE {exchange!r} is not a ccxt exchange id nor one of {', '.join(NATIVE_VENUES)}"
+               + (f" (close: {', '.join(close)})" if close else ""))  # fmt: skip
     api_key = typer.prompt("API key", hide_input=True)
     secret = typer.prompt("API secret", hide_input=True)
-    password = typer.prompt("Passphrase (empty if none)", hide_input=True, default="", show_default=False)
+    password = "" if exchange in NATIVE_VENUES else typer.prompt("Passphrase (empty if none)", hide_input=True,
+                                                                 default="", show_default=False)  # fmt: skip
     account = account or get_settings().account
     with engine().begin() as conn:
         store_credentials(conn, get_settings(), Credentials(exchange, account, api_key, secret, password or None))
@@ -117,7 +119,7 @@ def reconcile(account: str = typer.Argument(..., help="A live or shadow account 
 
     from alphaloom.audit import recorded_run
     from execution.accounts.reconcile import reconcile_account
-    from execution.brokers.factory import ccxt_broker
+    from execution.brokers.factory import venue_broker
 
     eng, settings = engine(), get_settings()
     with eng.connect() as conn:
@@ -126,7 +128,7 @@ def reconcile(account: str = typer.Argument(..., help="A live or shadow account 
         console.print(f"account {account!r} " + ("does not exist" if row is None else f"is a {row.mode} account; "
                       "only live and shadow accounts have a venue to reconcile with"))  # fmt: skip
         raise typer.Exit(code=1)
-    broker = ccxt_broker(eng, settings, account, row.venue)
+    broker = venue_broker(eng, settings, account, row.venue)
     if broker is None:
         console.print(f"no credentials stored for {row.venue}/{account}: add them with `alphaloom keys add`")
         raise typer.Exit(code=1)

@@ -41,6 +41,9 @@ class Credentials:
         return config
 
 
+# Venues whose keys are stored for their own SDK rather than ccxt (``alphaloom keys add alpaca``): no passphrase.
+NATIVE_VENUES: tuple[str, ...] = ("alpaca",)
+
 KEYRING_SERVICE = "alphaloom-secret-key"
 
 

@@ -38,7 +38,7 @@ from execution.accounts.registry import LIVE_MODES, AccountMode
 from execution.algos.release import ReleaseResult, release_due_children
 from execution.algos.routing import RoutingBroker
 from execution.brokers.base import Broker
-from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
+from execution.brokers.factory import decision_paper_broker, shadow_broker, venue_broker
 from execution.brokers.shadow import ShadowBroker, record_drift
 from execution.orders.outcomes import ExecutionResult, Refusal
 from execution.orders.send_context import SliceGate
@@ -107,7 +107,7 @@ def open_session(
                        numbers={**base, "live_enabled": False})  # fmt: skip
     routed = mode is AccountMode.LIVE and settings.routing.venues
     names = [row.venue, *(v for v in settings.routing.venues if v != row.venue)] if routed else [row.venue]
-    venues = {name: ccxt_broker(engine, settings, account, name) for name in names}
+    venues = {name: venue_broker(engine, settings, account, name) for name in names}
     missing = [name for name, b in venues.items() if b is None]
     if missing:
         where = ", ".join(f"{name}/{account}" for name in missing)

@@ -23,6 +23,7 @@ from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.brokers.shadow import ShadowBroker
 
 if TYPE_CHECKING:
+    from execution.brokers.alpaca_broker import AlpacaBroker
     from execution.brokers.ccxt_broker import CcxtBroker
 
 _exchange_maker: ExchangeMaker = make_exchange
@@ -106,6 +107,34 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
                       settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
 
 
+def alpaca_broker(engine: Engine, settings: Settings, account: str, venue: str = "alpaca") -> AlpacaBroker | None:
+    """``account``'s Alpaca broker (paper or live endpoint per ``ALPHALOOM_ALPACA_PAPER``); None when no keys are
+    stored for it. alpaca-py is imported only here."""
+    from alphaloom.venues.alpaca_client import alpaca_credentials, trading_client
+    from execution.brokers.alpaca_broker import AlpacaBroker
+
+    with engine.connect() as conn:
+        credentials = alpaca_credentials(conn, settings, account)
+    if credentials is None:
+        return None
+    return AlpacaBroker(trading_client(credentials, settings.alpaca), kill_switch=kill_switch_reader(engine),
+                        account=account, outside_session=settings.alpaca.outside_session,
+                        extended_hours=settings.alpaca.extended_hours,
+                        settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
+
+
+# Venues reached through their own SDK rather than ccxt: venue id -> builder (engine, settings, account, venue).
+NATIVE_BROKERS: dict[str, Callable[[Engine, Settings, str, str], Broker | None]] = {"alpaca": alpaca_broker}
+
+
+def venue_broker(engine: Engine, settings: Settings, account: str, venue: str) -> Broker | None:
+    """The live broker of ``account`` at ``venue``: its native adapter where it has one, else ccxt's."""
+    native = NATIVE_BROKERS.get(venue)
+    if native is not None:
+        return native(engine, settings, account, venue)
+    return ccxt_broker(engine, settings, account, venue)
+
+
 def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | None = None) -> list[Broker]:
     """The paper broker and every live/shadow account's venue. A venue whose broker cannot be built (credentials that
     no longer decrypt, an unknown exchange) is left out and named in ``errors`` (``account@venue`` -> reason), so an
@@ -117,7 +146,7 @@ def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | Non
         ).all()
     for account, venue in live:
         try:
-            broker = ccxt_broker(engine, settings, account, venue)
+            broker = venue_broker(engine, settings, account, venue)
         except AlphaLoomError as exc:
             if errors is None:
                 raise
@@ -129,12 +158,12 @@ def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | Non
 
 
 def broker_for_account(engine: Engine, settings: Settings, account: str) -> Broker | None:
-    """The broker that sends ``account``'s orders: the paper broker for a paper account, its ccxt venue for a live or
-    shadow one (None when no credentials are stored for it)."""
+    """The broker that sends ``account``'s orders: the paper broker for a paper account, its venue's broker (Alpaca's
+    own, else ccxt) for a live or shadow one (None when no credentials are stored for it)."""
     with engine.connect() as conn:
         row = conn.execute(text("select venue, mode from audit.accounts where id = :a"), {"a": account}).first()
     if row is None:
         return None
     if row.mode == "paper":
         return paper_broker(engine, settings)
-    return ccxt_broker(engine, settings, account, row.venue)
+    return venue_broker(engine, settings, account, row.venue)
