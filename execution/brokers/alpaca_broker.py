@@ -246,7 +246,8 @@ class AlpacaBroker:
                 )
         reason = ""
         if status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED) and filled:
-            reason = f"filled {filled} of {quantity}; rest {status.value} at the venue"
+            total = "?" if quantity is None else f"{quantity.normalize():f}"
+            reason = f"filled {filled.normalize():f} of {total}; rest {status.value} at the venue"
         return BrokerReport(coid, status, VenueOrderId(str(order.id)), fills, reason, symbol)
 
     def _fill_activities(self, order_id: str, submitted_at: datetime) -> list[Mapping[str, Any]]:
