@@ -1,5 +1,5 @@
 """The Alpaca broker: US stocks through alpaca-py's ``TradingClient`` (paper or live endpoint), implementing the
-``Broker`` port (and ``CancellingBroker``, ``BalanceBroker``), beside the ccxt adapter and with the same guarantees.
+``Broker`` port (and ``CancellingBroker``, ``BalanceBroker``, ``QuotingBroker``), beside the ccxt adapter and with the same guarantees.
 
 What a caller can rely on:
 
@@ -40,6 +40,7 @@ from alphaloom.errors import (
     OrderRejectedError,
     UnknownOrderStateError,
     VenueError,
+    VenueTemporaryError,
 )
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.venues.alpaca_errors import (
@@ -64,6 +65,7 @@ from execution.brokers.alpaca_mapping import (
 from execution.brokers.base import BrokerReport, OrderRequest, OrderType
 
 if TYPE_CHECKING:
+    from alpaca.data.historical import StockHistoricalDataClient
     from alpaca.trading.client import TradingClient
     from alpaca.trading.models import Order
 
@@ -75,7 +77,9 @@ CALENDAR_DAYS = 10  # how many days ahead the calendar is read (long weekends an
 
 
 class AlpacaBroker:
-    """``trading``: an alpaca-py ``TradingClient`` holding the account's keys (``alphaloom.venues.alpaca_client``)."""
+    """``trading``: an alpaca-py ``TradingClient`` holding the account's keys (``alphaloom.venues.alpaca_client``);
+    ``data``: its ``StockHistoricalDataClient``, for the quote the price band asks at send time (``feed``: iex or
+    sip)."""
 
     name = "alpaca"
     live = True
@@ -85,6 +89,8 @@ class AlpacaBroker:
         trading: TradingClient,
         *,
         kill_switch: Callable[[], KillSwitchState],
+        data: StockHistoricalDataClient | None = None,
+        feed: str = "iex",
         account: str | None = None,
         outside_session: Literal["refuse", "queue"] = "refuse",
         extended_hours: bool = False,
@@ -96,6 +102,8 @@ class AlpacaBroker:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         self.trading = trading
+        self.data = data
+        self.feed = feed
         self.account = account
         self.outside_session = outside_session
         self.extended_hours = extended_hours
@@ -287,6 +295,23 @@ class AlpacaBroker:
         with translated(Call.READ, "alpaca: open orders"):
             orders = self.trading.get_orders(request)
         return [self._report(order) for order in orders]  # type: ignore[arg-type]
+
+    # -- QuotingBroker ---------------------------------------------------------------------------------------------
+    def current_price(self, symbol: str, side: Side) -> Decimal:
+        """The latest quote's ask for a buy, bid for a sell (``get_stock_latest_quote``); no quote, or a zero side
+        (a closed market often has one), is a ``VenueTemporaryError``."""
+        if self.data is None:
+            raise VenueError(f"alpaca: no market data client to quote {symbol}")
+        from alpaca.data.requests import StockLatestQuoteRequest
+
+        with translated(Call.READ, f"alpaca: latest quote of {symbol}"):
+            quotes = self.data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols=symbol,
+                                                                             feed=self.feed))  # type: ignore[arg-type]  # fmt: skip
+        quote = quotes.get(symbol) if isinstance(quotes, dict) else None
+        price = dec(getattr(quote, "ask_price" if side is Side.BUY else "bid_price", None))
+        if price is None or price <= 0:
+            raise VenueTemporaryError(f"alpaca: the {symbol} quote has no {'ask' if side is Side.BUY else 'bid'}")
+        return price
 
     # -- BalanceBroker ---------------------------------------------------------------------------------------------
     def balances(self) -> dict[str, Decimal]:

@@ -110,7 +110,7 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
 def alpaca_broker(engine: Engine, settings: Settings, account: str, venue: str = "alpaca") -> AlpacaBroker | None:
     """``account``'s Alpaca broker (paper or live endpoint per ``ALPHALOOM_ALPACA_PAPER``); None when no keys are
     stored for it. alpaca-py is imported only here."""
-    from alphaloom.venues.alpaca_client import alpaca_credentials, trading_client
+    from alphaloom.venues.alpaca_client import alpaca_credentials, stock_data_client, trading_client
     from execution.brokers.alpaca_broker import AlpacaBroker
 
     with engine.connect() as conn:
@@ -118,6 +118,7 @@ def alpaca_broker(engine: Engine, settings: Settings, account: str, venue: str =
     if credentials is None:
         return None
     return AlpacaBroker(trading_client(credentials, settings.alpaca), kill_switch=kill_switch_reader(engine),
+                        data=stock_data_client(credentials, settings.alpaca), feed=settings.alpaca.data_feed,
                         account=account, outside_session=settings.alpaca.outside_session,
                         extended_hours=settings.alpaca.extended_hours,
                         settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip

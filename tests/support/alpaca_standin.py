@@ -186,6 +186,11 @@ class AlpacaStandIn:
                 ids = [a["id"] for a in rows]
                 rows = rows[ids.index(q["page_token"]) + 1 :] if q["page_token"] in ids else []
             return 200, rows[: int(q.get("page_size", 100))]
+        if (method, path) == ("GET", "/v2/stocks/quotes/latest"):
+            return 200, {"quotes": {s: {"t": iso(self.now), "ax": "V", "ap": float(self.prices[s] + Decimal("0.03")),
+                                        "as": 3, "bx": "V", "bp": float(self.prices[s] - Decimal("0.02")), "bs": 2,
+                                        "c": ["R"], "z": "C"}
+                                    for s in q["symbols"].split(",") if s in self.prices}}  # fmt: skip
         if (method, path) == ("GET", "/v2/stocks/bars"):
             return 200, self.bars_page(q)
         if (method, path) == ("GET", "/v1beta1/news"):
@@ -282,11 +287,12 @@ def broker_on(standin: AlpacaStandIn, *, switch: Any = None, **options: Any) -> 
     """A fresh ``AlpacaBroker`` (no memory of earlier ones) on the real ``TradingClient``, pointed at ``standin``, its
     clock the stand-in's."""
     from alphaloom.ops.kill_switch import KillSwitchState
-    from alphaloom.venues.alpaca_client import trading_client
+    from alphaloom.venues.alpaca_client import stock_data_client, trading_client
     from execution.brokers.alpaca_broker import AlpacaBroker
 
     state = switch or KillSwitchState(False, "", "")
     client = trading_client(standin_credentials(), standin_settings(standin))
+    options.setdefault("data", stock_data_client(standin_credentials(), standin_settings(standin)))
     options.setdefault("settle_seconds", 0)
     options.setdefault("clock", lambda: standin.now)
     return AlpacaBroker(client, kill_switch=lambda: state, **options)

@@ -13,7 +13,13 @@ import pytest
 from support.alpaca_standin import AlpacaStandIn, Outcome, broker_on
 
 from alphaloom.domain import ClientOrderId, OrderStatus, Side
-from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError, UnknownOrderStateError, VenueError
+from alphaloom.errors import (
+    KillSwitchEngagedError,
+    OrderRejectedError,
+    UnknownOrderStateError,
+    VenueError,
+    VenueTemporaryError,
+)
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.venues.alpaca_sessions import Session, closed_reason, session_at, session_of
 from execution.brokers.alpaca_mapping import limit_price_for, order_quantity, status_from_alpaca
@@ -228,4 +234,8 @@ def test_cancel_and_open_orders_and_balances(standin: AlpacaStandIn) -> None:
     done = broker.cancel(ClientOrderId("al-done"), "AAPL")
     assert done is not None and done.status is S.FILLED
     assert broker.cancel(ClientOrderId("al-never"), "AAPL") is None
+    assert broker.current_price("AAPL", Side.BUY) == Decimal("187.28")
+    assert broker.current_price("AAPL", Side.SELL) == Decimal("187.23")
+    with pytest.raises(VenueTemporaryError, match="MSFT quote has no ask"):
+        broker.current_price("MSFT", Side.BUY)
     assert broker.balances() == {"USD": Decimal(100000) - Decimal(2) * Decimal("187.25"), "AAPL": Decimal(2)}
