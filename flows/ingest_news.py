@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from prefect import flow, get_run_logger, task
 
+from alphaloom.ingest.alpaca_news import alpaca_news_feed, is_alpaca_feed
 from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, record_fetches, record_file_failures
 from alphaloom.ingest.news_source import ParsedFeed, parse_feed, store_news
 from alphaloom.quality.quality_gate import record_report
@@ -51,9 +52,13 @@ def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[st
     sources = feeds or default_feeds()
     settings = get_settings()
     urls = [s for s in sources if _is_url(s)]
+    venues = [s for s in sources if is_alpaca_feed(s)]
     with audited_run("ingest_news", {"feeds": sources, "quality": quality}) as (engine, run_id):
-        files = [s for s in sources if not _is_url(s)]
+        files = [s for s in sources if not _is_url(s) and s not in venues]
         parsed: list[ParsedFeed] = [read_feed_file(s) for s in files]
+        for source in venues:  # Alpaca's news API: one feed per source, resuming after what is stored
+            with engine.connect() as conn:
+                parsed.append(alpaca_news_feed(source, conn))
         with engine.begin() as conn:
             broken = record_file_failures(conn, run_id, list(zip(files, parsed, strict=True)))
         if urls:

@@ -42,6 +42,34 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _within(stamp: str, start: str | None, end: str | None) -> bool:
+    """``start <= stamp <= end`` as times (either bound may be absent), whatever ISO spelling each uses."""
+    at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    low = datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
+    high = datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None
+    if low is not None and low.tzinfo is None:
+        low = low.replace(tzinfo=UTC)
+    if high is not None and high.tzinfo is None:
+        high = high.replace(tzinfo=UTC)
+    return (low is None or low <= at) and (high is None or at <= high)
+
+
+def hourly_bars(first: datetime, count: int, *, close: float = 187.0) -> list[dict[str, Any]]:
+    """``count`` hourly bars from ``first`` as ``/v2/stocks/bars`` lists them (closes rising by 0.25)."""
+    return [{"t": iso(first + timedelta(hours=n)).replace(".000000Z", "Z"), "o": close + n / 4 - 0.1,
+             "h": close + n / 4 + 0.3, "l": close + n / 4 - 0.4, "c": close + n / 4, "v": 120_000 + n, "n": 800 + n,
+             "vw": close + n / 4} for n in range(count)]  # fmt: skip
+
+
+def story(story_id: int, created: datetime, symbols: list[str], headline: str = "") -> dict[str, Any]:
+    """One story as ``/v1beta1/news`` lists it."""
+    return {"id": story_id, "headline": headline or f"Story {story_id} about {' and '.join(symbols)}",
+            "author": "Benzinga Newsdesk", "created_at": iso(created).replace(".000000Z", "Z"),
+            "updated_at": iso(created).replace(".000000Z", "Z"), "summary": f"Summary of story {story_id}.",
+            "content": "", "images": [], "symbols": symbols, "source": "benzinga",
+            "url": f"https://www.benzinga.com/news/26/01/{story_id}/story-{story_id}"}  # fmt: skip
+
+
 def asset(symbol: str, *, fractionable: bool = True, tradable: bool = True) -> dict[str, Any]:
     return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, symbol)), "class": "us_equity", "exchange": "NASDAQ",
             "symbol": symbol, "name": f"{symbol} Inc. Common Stock", "status": "active", "tradable": tradable,
@@ -199,7 +227,7 @@ class AlpacaStandIn:
 
     def bars_page(self, q: dict[str, str]) -> dict[str, Any]:
         rows = [(s, b) for s in q["symbols"].split(",") for b in self.bars.get(s, [])
-                if q.get("start", "") <= b["t"] and (not q.get("end") or b["t"] <= q["end"])]  # fmt: skip
+                if _within(b["t"], q.get("start"), q.get("end"))]  # fmt: skip
         offset = int(q.get("page_token") or 0)
         page = rows[offset : offset + self.page_size]
         out: dict[str, list[dict[str, Any]]] = {}
@@ -211,7 +239,7 @@ class AlpacaStandIn:
     def news_page(self, q: dict[str, str]) -> dict[str, Any]:
         wanted = set(q.get("symbols", "").split(",")) - {""}
         rows = [n for n in self.news if (not wanted or wanted & set(n["symbols"]))
-                and q.get("start", "") <= n["created_at"]]  # fmt: skip
+                and _within(n["created_at"], q.get("start"), q.get("end"))]  # fmt: skip
         offset = int(q.get("page_token") or 0)
         more = offset + self.page_size < len(rows)
         return {"news": rows[offset : offset + self.page_size],
