@@ -386,6 +386,8 @@ class AlpacaSettings(BaseSettings):
     """Let Alpaca limit orders execute in pre- and after-market hours (off: regular session only)."""
     data_feed: Literal["iex", "sip"] = "iex"
     """Alpaca bars feed: iex (free plans) or sip (all US exchanges, paid)."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """Seconds an Alpaca request may take before it counts as a timeout (a send's outcome is then looked up)."""
 
 
 class OpsSettings(BaseSettings):

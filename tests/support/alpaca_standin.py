@@ -8,7 +8,8 @@ A create (``POST /v2/orders``) is answered by the next scripted ``Outcome`` (els
 
 - ``fill`` (the whole order at the asset's price), ``accept`` (new, nothing filled), ``partial`` (``fraction`` filled,
   still working), ``reject`` (``status`` and Alpaca's JSON error, e.g. 403 insufficient buying power), ``drop`` (the
-  order is booked and filled, then the connection is closed without an answer: a timeout after accept), ``busy`` (a 503
+  order is booked and filled, then the connection is closed without an answer: a dropped answer after accept), ``slow``
+  (booked and filled, the answer held until ``release`` is set: the client's timeout fires first), ``busy`` (a 503
   and nothing booked).
 
 A client order id already used is answered 422 "client_order_id must be unique", as Alpaca does. Every request is
@@ -107,6 +108,7 @@ class AlpacaStandIn:
     page_size: int = 2  # bars and news per page, small so that paging is exercised
     requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
     now: datetime = datetime(2026, 1, 6, 15, 0, tzinfo=UTC)
+    release: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -161,12 +163,14 @@ class AlpacaStandIn:
             "sell_to_close"}  # fmt: skip
         self.orders[venue_id] = order
         price = self.prices[body["symbol"]]
-        if outcome.kind in ("fill", "drop"):
+        if outcome.kind in ("fill", "drop", "slow"):
             self.fill(order, Decimal(order["qty"]), price)
         elif outcome.kind == "partial":
             self.fill(order, (Decimal(order["qty"]) * outcome.fraction).quantize(Decimal("0.000000001")), price)
         if outcome.kind == "drop":
             return -1, None
+        if outcome.kind == "slow":
+            return -2, order
         return 200, order
 
     def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
@@ -267,9 +271,12 @@ class AlpacaStandIn:
                         status, payload = 401, {"code": 40110000, "message": "request is not authorized"}
                     else:
                         status, payload = state.answer(method, parts.path, query, body)
-                if status < 0:  # booked, then no answer: the client sees the connection drop
+                if status == -1:  # booked, then no answer: the client sees the connection drop
                     self.close_connection = True
                     return
+                if status == -2:  # booked, the answer held back (outside the lock) until the test releases it
+                    state.release.wait()
+                    status = 200
                 data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -293,6 +300,7 @@ class AlpacaStandIn:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -302,6 +310,7 @@ def standin_settings(standin: AlpacaStandIn, **changes: object) -> Any:
     """``AlpacaSettings`` pointing every client at ``standin``."""
     from alphaloom.settings import AlpacaSettings
 
+    changes.setdefault("timeout_seconds", 5.0)
     return AlpacaSettings(trading_url=standin.url, data_url=standin.url, **changes)  # type: ignore[arg-type]
 
 

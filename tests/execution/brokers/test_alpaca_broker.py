@@ -168,6 +168,23 @@ def test_a_timeout_after_accept_is_found_by_client_id_and_not_sent_again(standin
     assert len(standin.creates()) == 1 and slept == [1.5]
 
 
+def test_a_send_that_times_out_after_accept_is_looked_up_not_resent(standin: AlpacaStandIn) -> None:
+    """The SDK sets no timeout of its own: ours bounds the send, and the order is then found by client order id."""
+    from support.alpaca_standin import standin_credentials, standin_settings
+
+    from alphaloom.ops.kill_switch import KillSwitchState
+    from alphaloom.venues.alpaca_client import trading_client
+    from execution.brokers.alpaca_broker import AlpacaBroker
+
+    standin.script.append(Outcome("slow"))
+    client = trading_client(standin_credentials(), standin_settings(standin, timeout_seconds=0.5))
+    broker = AlpacaBroker(client, kill_switch=lambda: KillSwitchState(False, "", ""), settle_seconds=0,
+                          clock=lambda: standin.now)  # fmt: skip
+    report = broker.submit(request("al-slow", "2"))
+    standin.release.set()
+    assert report.status is S.FILLED and len(standin.creates()) == 1
+
+
 def test_a_failure_before_accept_is_sent_again_once_alpaca_confirms_it_never_saw_the_id(standin: AlpacaStandIn) -> None:
     standin.script.append(Outcome("busy"))
     report = broker_on(standin).submit(request("al-busy", "2"))
