@@ -56,11 +56,11 @@ def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[st
     with audited_run("ingest_news", {"feeds": sources, "quality": quality}) as (engine, run_id):
         files = [s for s in sources if not _is_url(s) and s not in venues]
         parsed: list[ParsedFeed] = [read_feed_file(s) for s in files]
+        with engine.begin() as conn:
+            broken = record_file_failures(conn, run_id, list(zip(files, parsed, strict=True)))
         for source in venues:  # Alpaca's news API: one feed per source, resuming after what is stored
             with engine.connect() as conn:
                 parsed.append(alpaca_news_feed(source, conn))
-        with engine.begin() as conn:
-            broken = record_file_failures(conn, run_id, list(zip(files, parsed, strict=True)))
         if urls:
             with engine.begin() as conn:
                 states = load_states(conn, urls)

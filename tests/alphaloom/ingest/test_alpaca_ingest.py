@@ -135,3 +135,20 @@ def test_news_lands_with_symbols_and_first_seen_times_and_resumes(
     assert second.new_items == 1 and (row.first_seen_at, row.first_seen_assumed) == (later, False)
     news_requests = [q for m, p, q, _ in standin.requests if p == "/v1beta1/news"]
     assert datetime.fromisoformat(news_requests[-1]["start"][0].replace("Z", "+00:00")) == now - timedelta(days=1)
+
+
+def test_the_news_flow_takes_an_alpaca_feed_through_the_quality_gate(
+    prefect_harness, engine: Engine, standin: AlpacaStandIn, alpaca_env: str
+) -> None:
+    from flows.ingest_news import ingest_news
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    standin.news = [story(9101, now - timedelta(hours=3), ["AAPL"]), story(9102, now - timedelta(hours=2), ["MSFT"])]
+    result = ingest_news(feeds=["alpaca:news:AAPL,MSFT"])
+    assert (result["new_items"], result["broken_feeds"], result["quality"]) == (2, 0, True), result
+    again = ingest_news(feeds=["alpaca:news:AAPL,MSFT"])
+    assert again["new_items"] == 0
+    with engine.connect() as conn:
+        sources = set(conn.execute(text("select source from raw.news_sightings s join raw.news n on n.id = s.news_id "
+                                        "where n.title like 'Story 91%'")).scalars())  # fmt: skip
+    assert sources == {"alpaca-news"}
