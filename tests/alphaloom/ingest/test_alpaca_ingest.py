@@ -138,7 +138,7 @@ def test_news_lands_with_symbols_and_first_seen_times_and_resumes(
 
 
 def test_the_news_flow_takes_an_alpaca_feed_through_the_quality_gate(
-    prefect_harness, engine: Engine, standin: AlpacaStandIn, alpaca_env: str
+    prefect_harness, engine: Engine, standin: AlpacaStandIn, alpaca_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows.ingest_news import ingest_news
 
@@ -152,3 +152,7 @@ def test_the_news_flow_takes_an_alpaca_feed_through_the_quality_gate(
         sources = set(conn.execute(text("select source from raw.news_sightings s join raw.news n on n.id = s.news_id "
                                         "where n.title like 'Story 91%'")).scalars())  # fmt: skip
     assert sources == {"alpaca-news"}
+    monkeypatch.setenv("ALPHALOOM_ACCOUNT", "no-alpaca-keys")
+    get_settings.cache_clear()
+    keyless = ingest_news(feeds=["alpaca:news:AAPL"])
+    assert (keyless["new_items"], keyless["broken_feeds"]) == (0, 1), keyless
