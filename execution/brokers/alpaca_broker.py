@@ -9,7 +9,7 @@ What a caller can rely on:
   whole shares, always rounded down (``alpaca_mapping.order_quantity``); an asset that is not tradable, or a
   quantity that rounds to nothing, is an ``OrderRejectedError`` and nothing is sent.
 - Market hours come from the exchange's calendar (``get_calendar``, ``alphaloom.venues.alpaca_sessions``): outside
-  the regular session an order is refused with the reason and the next open (``outside_session="refuse"``, the
+  the regular session (for a limit order with ``extended_hours``: outside the extended-hours day) an order is refused with the reason and the next open (``outside_session="refuse"``, the
   default), or sent as a ``day`` order that Alpaca holds for the open (``"queue"``), reported ``submitted`` with
   that reason.
 - An error whose outcome is unknown (no answer, a dropped connection, 429, 5xx) is never answered by a blind resend:
@@ -53,7 +53,7 @@ from alphaloom.venues.alpaca_errors import (
     vendor_errors,
     venue_error,
 )
-from alphaloom.venues.alpaca_sessions import Session, closed_reason, next_open, session_at, session_of
+from alphaloom.venues.alpaca_sessions import Session, closed_reason, extended, next_open, session_at, session_of
 from execution.brokers.alpaca_mapping import (
     CURRENCY,
     dec,
@@ -153,7 +153,7 @@ class AlpacaBroker:
         if request.order_type not in (OrderType.MARKET, OrderType.LIMIT):
             raise OrderRejectedError(f"alpaca broker sends market and limit orders, got {request.order_type.value!r}")
         quantity = order_quantity(request.symbol, request.quantity, fractionable=self.fractionable(request.symbol))
-        queued = self._session_check(request.symbol)
+        queued = self._session_check(request.symbol, extended_hours=self._extended(request))
         order_data = self._order_data(request, quantity)
         self._sent[request.client_order_id] = request
         report = self._send(request.client_order_id, order_data)
@@ -162,13 +162,20 @@ class AlpacaBroker:
                                 report.symbol)  # fmt: skip
         return report
 
-    def _session_check(self, symbol: str) -> str:
-        """ "" inside the session; outside it, the reason (queue mode) or an ``OrderRejectedError`` (refuse mode)."""
+    def _extended(self, request: OrderRequest) -> bool:
+        """Whether the order may trade in extended hours (configured, and a limit order: Alpaca's rule)."""
+        return self.extended_hours and request.order_type is OrderType.LIMIT
+
+    def _session_check(self, symbol: str, *, extended_hours: bool) -> str:
+        """Nothing inside the session (with extended hours where the order may trade then); outside it, the reason
+        (queue mode) or an ``OrderRejectedError`` (refuse mode)."""
         now = self._clock()
         sessions = self.sessions(now)
+        if extended_hours:
+            sessions = [extended(s) for s in sessions]
         if session_at(sessions, now) is not None:
             return ""
-        reason = closed_reason(symbol, now, sessions)
+        reason = closed_reason(symbol, now, sessions, kind="extended-hours" if extended_hours else "regular")
         if self.outside_session == "refuse":
             raise OrderRejectedError(reason)
         upcoming = next_open(sessions, now)
@@ -187,7 +194,7 @@ class AlpacaBroker:
             if request.limit_price is None:
                 raise OrderRejectedError(f"{request.client_order_id}: a limit order needs a limit price")
             price = limit_price_for(request.limit_price, request.side)
-            return LimitOrderRequest(**common, limit_price=float(price), extended_hours=self.extended_hours)
+            return LimitOrderRequest(**common, limit_price=float(price), extended_hours=self._extended(request))
         return MarketOrderRequest(**common, extended_hours=False)
 
     def _send(self, coid: ClientOrderId, order_data: Any) -> BrokerReport:

@@ -21,7 +21,7 @@ from alphaloom.errors import (
     VenueTemporaryError,
 )
 from alphaloom.ops.kill_switch import KillSwitchState
-from alphaloom.venues.alpaca_sessions import Session, closed_reason, session_at, session_of
+from alphaloom.venues.alpaca_sessions import Session, closed_reason, extended, session_at, session_of
 from execution.brokers.alpaca_mapping import limit_price_for, order_quantity, status_from_alpaca
 from execution.brokers.base import CancellingBroker, OrderRequest, OrderType
 
@@ -85,6 +85,8 @@ def test_sessions_come_from_the_calendar_in_new_york_time() -> None:
     assert session_at(sessions, datetime(2026, 1, 6, 20, 59, tzinfo=UTC)) == winter
     assert session_at(sessions, datetime(2026, 1, 6, 21, tzinfo=UTC)) is None
     assert "next regular session opens 2026-07-06T13:30:00+00:00" in closed_reason("AAPL", winter.close, sessions)
+    assert (extended(winter).open.hour, extended(winter).close.hour) == (9, 1)  # 04:00 to 20:00 New York
+    assert extended(summer).close.hour == 21  # 17:00 New York after an early close
 
 
 # --- the broker through alpaca-py --------------------------------------------------------------------------------------
@@ -214,6 +216,22 @@ def test_outside_the_session_an_order_is_refused_with_the_reason_or_queued_for_t
     queued = broker_on(standin, outside_session="queue").submit(request("al-sat-q", "1", at=SATURDAY))
     assert queued.status is S.SUBMITTED and queued.reason == "queued for the open at 2026-01-12T14:30:00+00:00"
     assert standin.creates()[0]["time_in_force"] == "day"
+
+
+def test_with_extended_hours_a_limit_order_may_go_before_the_open_a_market_order_may_not(
+    standin: AlpacaStandIn,
+) -> None:
+    premarket = datetime(2026, 1, 6, 12, tzinfo=UTC)  # 07:00 in New York
+    standin.now = premarket
+    standin.script.append(Outcome("accept"))
+    broker = broker_on(standin, extended_hours=True)
+    report = broker.submit(request("al-pre", "1", at=premarket, order_type=OrderType.LIMIT, limit="187"))
+    assert report.status is S.SUBMITTED and standin.creates()[0]["extended_hours"] is True
+    with pytest.raises(OrderRejectedError, match="next regular session opens 2026-01-06T14:30:00"):
+        broker.submit(request("al-pre-mkt", "1", at=premarket))
+    standin.now = datetime(2026, 1, 7, 1, 30, tzinfo=UTC)  # 20:30 in New York: after-hours are over
+    with pytest.raises(OrderRejectedError, match="next extended-hours session opens 2026-01-07T09:00:00"):
+        broker.submit(request("al-late", "1", order_type=OrderType.LIMIT, limit="187"))
 
 
 def test_the_kill_switch_and_bad_keys_stop_an_order(standin: AlpacaStandIn) -> None:
