@@ -390,6 +390,19 @@ class AlpacaSettings(BaseSettings):
     """Seconds an Alpaca request may take before it counts as a timeout (a send's outcome is then looked up)."""
 
 
+class OandaSettings(BaseSettings):
+    """Forex through OANDA v20 (``ALPHALOOM_OANDA_*``): orders outside the forex week."""
+
+    model_config = _config("ALPHALOOM_OANDA_")
+
+    outside_session: Literal["refuse", "queue"] = "refuse"
+    """An OANDA order outside the forex week (Friday 22:00 to Sunday 22:00 UTC): refuse it with the reason, or queue
+    it for the open as a limit order within queue_band_bps of the decision's price."""
+    queue_band_bps: Decimal = Decimal(50)
+    """A queued OANDA market order becomes a limit order this many bps beyond the decision's price (above for a buy,
+    below for a sell): it fills at the open unless the market opens further away."""
+
+
 class OpsSettings(BaseSettings):
     """Operations: alerts, `alphaloom serve` and the console, stale data, Prefect, progress bars, the decision lock,
     Dask, the kill switch's cancels and the credentials key."""
@@ -561,7 +574,8 @@ class Settings(BaseSettings):
     """Operations: alerts, serve, console, Prefect, Dask, the credentials key."""
     alpaca: AlpacaSettings = Field(default_factory=AlpacaSettings)
     """US stocks through Alpaca (``ALPHALOOM_ALPACA_*``)."""
-    """Operations: alerts, serve, console, Prefect, Dask, the credentials key."""
+    oanda: OandaSettings = Field(default_factory=OandaSettings)
+    """Forex through OANDA v20 (``ALPHALOOM_OANDA_*``)."""
 
     @field_validator("symbols", "correlation_symbols", mode="before")
     @classmethod
@@ -619,6 +633,7 @@ GROUPS: dict[str, type[BaseSettings]] = {
     "ingest": IngestSettings,
     "ops": OpsSettings,
     "alpaca": AlpacaSettings,
+    "oanda": OandaSettings,
 }
 """Each group of ``Settings``: the attribute and its class (the configuration reference lists them in this order)."""
 

@@ -15,15 +15,29 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("add")
 def keys_add(
-    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance, or alpaca."),
+    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance, or alpaca or oanda."),
     account: str = typer.Option(None, help="Account id (default: ALPHALOOM_ACCOUNT)."),
+    url: str = typer.Option(None, help="oanda: the v20 API address (default: the practice API)."),
 ) -> None:
-    """Store an API key and secret for EXCHANGE; both are prompted for without echo."""
+    """Store an API key and secret for EXCHANGE (for oanda: the token and the v20 account id); both are prompted for
+    without echo."""
     import ccxt
 
     from alphaloom.cli._checks import refuse
     from alphaloom.ops.secrets import NATIVE_VENUES, Credentials, store_credentials
 
+    if exchange == "oanda":
+        from alphaloom.venues.oanda_client import oanda_url_problem
+
+        if url is not None and (problem := oanda_url_problem(url)):
+            refuse(f"--url {url!r}: {problem}")
+        credentials = Credentials("oanda", account or get_settings().account,
+                                  typer.prompt("API token", hide_input=True),
+                                  typer.prompt("v20 account id", hide_input=True), url)  # fmt: skip
+        with engine().begin() as conn:
+            store_credentials(conn, get_settings(), credentials)
+        console.print(f"stored encrypted credentials for oanda/{credentials.account}")
+        return
     if exchange not in ccxt.exchanges and exchange not in NATIVE_VENUES:
         close = [e for e in [*NATIVE_VENUES, *ccxt.exchanges] if e.startswith(exchange.lower()[:4])][:5]
         refuse(f"EXCHANGE {exchange!r} is not a ccxt exchange id nor one of {', '.join(NATIVE_VENUES)}"

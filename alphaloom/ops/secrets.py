@@ -41,8 +41,8 @@ class Credentials:
         return config
 
 
-# Venues whose keys are stored for their own SDK rather than ccxt (``alphaloom keys add alpaca``): no passphrase.
-NATIVE_VENUES: tuple[str, ...] = ("alpaca",)
+# Venues reached through their own client rather than ccxt (``alphaloom keys add alpaca|oanda``): no passphrase.
+NATIVE_VENUES: tuple[str, ...] = ("alpaca", "oanda")
 
 KEYRING_SERVICE = "alphaloom-secret-key"
 

@@ -25,6 +25,7 @@ from execution.brokers.shadow import ShadowBroker
 if TYPE_CHECKING:
     from execution.brokers.alpaca_broker import AlpacaBroker
     from execution.brokers.ccxt_broker import CcxtBroker
+    from execution.brokers.oanda_broker import OandaBroker
 
 _exchange_maker: ExchangeMaker = make_exchange
 
@@ -124,8 +125,26 @@ def alpaca_broker(engine: Engine, settings: Settings, account: str, venue: str =
                         settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
 
 
+def oanda_broker(engine: Engine, settings: Settings, account: str, venue: str = "oanda") -> OandaBroker | None:
+    """``account``'s OANDA v20 broker (practice or live: the API address stored with its token); None when no keys
+    are stored for it."""
+    from execution.brokers.oanda_broker import OandaBroker, oanda_client_for
+
+    with engine.connect() as conn:
+        client = oanda_client_for(conn, settings, account)
+    if client is None:
+        return None
+    return OandaBroker(client, kill_switch=kill_switch_reader(engine), account=account,
+                       settle_seconds=settings.routing.resend_settle_seconds,
+                       outside_session=settings.oanda.outside_session,
+                       queue_band_bps=settings.oanda.queue_band_bps)  # fmt: skip
+
+
 # Venues reached through their own SDK rather than ccxt: venue id -> builder (engine, settings, account, venue).
-NATIVE_BROKERS: dict[str, Callable[[Engine, Settings, str, str], Broker | None]] = {"alpaca": alpaca_broker}
+NATIVE_BROKERS: dict[str, Callable[[Engine, Settings, str, str], Broker | None]] = {
+    "alpaca": alpaca_broker,
+    "oanda": oanda_broker,
+}
 
 
 def venue_broker(engine: Engine, settings: Settings, account: str, venue: str) -> Broker | None:

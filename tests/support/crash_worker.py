@@ -2,9 +2,9 @@
 paper venue, and optionally parks itself at a chosen point so the test can SIGKILL it there.
 
 Usage: python tests/support/crash_worker.py SPEC.json  (spec: account, run_id, intents, stop_at, stage, signal, and optionally
-``binance_state``: a file holding the book of a binance venue served to ccxt's real binance class, or ``alpaca_url``
-(and ``alpaca_now``, the venue's time): a running Alpaca stand-in reached through alpaca-py, used instead of the paper
-venue)
+``binance_state``: a file holding the book of a binance venue served to ccxt's real binance class, used instead of the
+paper venue; or ``oanda_url``: a v20 stand-in (``oanda_standin.py``) the OANDA broker sends to; or ``alpaca_url`` (and
+``alpaca_now``, the venue's time): a running Alpaca stand-in reached through alpaca-py)
 Stages: ``after_journal`` (attempt committed, venue not called), ``after_submit`` (venue has the order, nothing
 recorded), ``before_commit`` (recorded in the open transaction, not committed).
 """
@@ -24,6 +24,7 @@ from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
+from execution.brokers.oanda_broker import OandaBroker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
 
@@ -83,6 +84,16 @@ def alpaca_at(url: str, now: str) -> object:
                         data=stock_data_client(keys, settings), settle_seconds=0, clock=lambda: at)  # fmt: skip
 
 
+def oanda_at(url: str) -> OandaBroker:
+    """A fresh OANDA broker (no memory of earlier processes) sending to the v20 stand-in at ``url``."""
+    from oanda_standin import ACCOUNT_ID, TOKEN
+
+    from alphaloom.venues.oanda_client import OandaClient, OandaConfig
+
+    client = OandaClient(OandaConfig(url, TOKEN, ACCOUNT_ID))
+    return OandaBroker(client, kill_switch=lambda: KillSwitchState(False, "", ""), settle_seconds=0)
+
+
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     engine = get_engine()
@@ -97,6 +108,8 @@ def main(spec_path: str) -> None:
         inner = binance_on_file(spec["binance_state"])
     if spec.get("alpaca_url"):
         inner = alpaca_at(spec["alpaca_url"], spec["alpaca_now"])  # type: ignore[assignment]
+    if spec.get("oanda_url"):
+        inner = oanda_at(spec["oanda_url"])  # type: ignore[assignment]
     broker = ParkingBroker(inner, spec)
     event_time = datetime.fromisoformat(spec["event_time"])
     for index, raw in enumerate(spec["intents"]):
