@@ -25,7 +25,7 @@ from support.alpaca_standin import (
 from alphaloom.errors import ConfigError, VenueError
 from alphaloom.ingest.alpaca_prices import AlpacaPriceSource
 from alphaloom.ingest.ccxt_prices import Backoff
-from alphaloom.ops.secrets import Credentials, store_credentials
+from alphaloom.ops.secrets import Credentials, delete_credentials, store_credentials
 from alphaloom.settings import get_settings
 from alphaloom.venues.alpaca_client import stock_data_client, trading_client
 
@@ -51,6 +51,8 @@ def alpaca_env(standin: AlpacaStandIn, monkeypatch: pytest.MonkeyPatch, engine: 
     with engine.begin() as conn:
         store_credentials(conn, get_settings(), Credentials("alpaca", account, KEY, SECRET))
     yield account
+    with engine.begin() as conn:  # no later test's broker factory meets keys encrypted with this throwaway key
+        delete_credentials(conn, "alpaca", account)
     get_settings.cache_clear()
 
 
@@ -125,8 +127,8 @@ def test_news_lands_with_symbols_and_first_seen_times_and_resumes(
     assert (first.new_items, first.symbols_added, first.quarantined) == (2, 3, 1)
     latency = timedelta(minutes=get_settings().ingest.news_assumed_latency_minutes)
     assert all(i.first_seen_assumed and i.first_seen_at == i.published_at + latency for i in backfill.items)
-    later = now + timedelta(hours=1)
-    standin.news.append(story(9004, now + timedelta(minutes=10), ["AAPL"]))
+    later = now + timedelta(seconds=1)
+    standin.news.append(story(9004, now - timedelta(minutes=30), ["AAPL"]))
     with engine.begin() as conn:
         live = alpaca_news_feed("alpaca:news:AAPL", conn, now=later)
         second = store_news(conn, run_id, [live])
@@ -143,7 +145,9 @@ def test_the_news_flow_takes_an_alpaca_feed_through_the_quality_gate(
     from flows.ingest_news import ingest_news
 
     now = datetime.now(UTC).replace(microsecond=0)
-    standin.news = [story(9101, now - timedelta(hours=3), ["AAPL"]), story(9102, now - timedelta(hours=2), ["MSFT"])]
+    # newer than anything an earlier test stored from this source (each fetch resumes after the newest stored story)
+    standin.news = [story(9101, now - timedelta(minutes=2), ["AAPL"]), story(9102, now - timedelta(minutes=1),
+                                                                            ["MSFT"])]  # fmt: skip
     result = ingest_news(feeds=["alpaca:news:AAPL,MSFT"])
     assert (result["new_items"], result["broken_feeds"], result["quality"]) == (2, 0, True), result
     again = ingest_news(feeds=["alpaca:news:AAPL,MSFT"])

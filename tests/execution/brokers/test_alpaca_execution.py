@@ -9,6 +9,7 @@ import random
 import signal
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -18,7 +19,7 @@ from sqlalchemy import Engine, text
 from support.alpaca_standin import KEY, SECRET, AlpacaStandIn, Outcome, broker_on, standin_settings
 
 from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
-from alphaloom.ops.secrets import Credentials, store_credentials
+from alphaloom.ops.secrets import Credentials, delete_credentials, store_credentials
 from alphaloom.settings import OpsSettings, RiskSettings, Settings
 from execution.accounts.registry import ensure_account
 from execution.brokers.alpaca_broker import AlpacaBroker
@@ -157,6 +158,19 @@ def test_three_sigkills_against_alpaca_lose_nothing_and_double_nothing(engine: E
     assert len(standin.orders) == 9 and held == sum((i.quantity for i in intents), Decimal(0))
 
 
+@contextmanager
+def stored_keys(engine: Engine, settings: Settings, account: str) -> Iterator[None]:
+    """Alpaca keys stored for ``account`` while the block runs: removed after, so no later test's broker factory
+    meets keys encrypted with this test's throwaway key."""
+    with engine.begin() as conn:
+        store_credentials(conn, settings, Credentials("alpaca", account, KEY, SECRET))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            delete_credentials(conn, "alpaca", account)
+
+
 def _settings(standin: AlpacaStandIn) -> Settings:
     return Settings(alpaca=standin_settings(standin), ops=OpsSettings(secret_key=Fernet.generate_key().decode()),
                     risk=RiskSettings(max_orders_per_run=1000))  # fmt: skip
@@ -165,15 +179,20 @@ def _settings(standin: AlpacaStandIn) -> Settings:
 def test_the_factory_builds_the_alpaca_broker_and_a_live_run_reconciles_with_it_first(
     engine: Engine, standin: AlpacaStandIn
 ) -> None:
-    from execution.accounts.session import open_session
     from execution.brokers.factory import broker_for_account
 
     tag = uuid.uuid4().hex[:8]
     account, run_id, _ = _account(engine, 0, tag)
     settings = _settings(standin)
     assert broker_for_account(engine, settings, account) is None  # no keys stored yet
-    with engine.begin() as conn:
-        store_credentials(conn, settings, Credentials("alpaca", account, KEY, SECRET))
+    with stored_keys(engine, settings, account):
+        _reconciles_first(engine, settings, standin, account, run_id)
+
+
+def _reconciles_first(engine: Engine, settings: Settings, standin: AlpacaStandIn, account: str, run_id: str) -> None:
+    from execution.accounts.session import open_session
+    from execution.brokers.factory import broker_for_account
+
     broker = broker_for_account(engine, settings, account)
     assert isinstance(broker, AlpacaBroker) and broker.account == account
     session = open_session(engine, settings, account, run_id=run_id, event_time=T0)
@@ -190,12 +209,11 @@ def test_the_kill_switch_cancels_open_alpaca_orders(engine: Engine, standin: Alp
     tag = uuid.uuid4().hex[:8]
     account, run_id, intents = _account(engine, 2, tag)
     settings = _settings(standin)
-    with engine.begin() as conn:
-        store_credentials(conn, settings, Credentials("alpaca", account, KEY, SECRET))
     standin.script += [Outcome("accept"), Outcome("partial")]
     with engine.begin() as conn:
         execute(conn, intents, run_id=run_id, broker=broker_on(standin), settings=settings, event_time=T0)
-    summary = cancel_open_orders_now(engine, settings, "drill")
+    with stored_keys(engine, settings, account):
+        summary = cancel_open_orders_now(engine, settings, "drill")
     coids = sorted(client_order_id_for(i.decision_id, 0) for i in intents)
     assert sorted(summary.cancelled) == coids and not summary.errors.get("alpaca")
     assert {o["status"] for o in standin.orders.values()} == {"canceled"}
