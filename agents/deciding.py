@@ -24,6 +24,7 @@ from agents.llm.schema import AnalystInputs, Headline, PastSituation
 from agents.memory import AgentWeight, Memory
 from agents.news import news_opinion
 from agents.params import DecisionParams
+from agents.patterns.analyst import pattern_opinion
 from agents.recording import AgentOutputRow, DecisionRow
 from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
@@ -188,11 +189,13 @@ def _decide_symbol(
     signals = price_signals(snapshot.market, symbol, closes, params) if team_vote else []  # else only the SMA rule
     event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
     memories = list(answer.memories) if answer is not None else []
+    bars = snapshot.market.bars.get(symbol, ())
     opinions = (
         (
             technical_opinion(values, symbol, as_of, strategy.technical, signals),
             news_opinion(symbol, as_of, scores, strategy.news, event),
             answer.opinion if answer is not None else _skipped_llm(symbol, snapshot, params),
+            *((pattern_opinion(bars, symbol, as_of, strategy.patterns),) if strategy.patterns.enabled else ()),
         )
         if team_vote
         else (sma_cross_opinion(closes, symbol, as_of, strategy.sma_cross),)
@@ -275,6 +278,8 @@ def _decide_symbol(
         "news": {"news_ids": [item.id for item in news], "scorer": snapshot.scorer_name},
         "llm": {"features": feature_key, "news_ids": [item.id for item in news],
                 "memories": [m.decision_id for m in memories]},
+        "patterns": {"features": feature_key, "bars": len(bars),
+                     "first_bar": bars[0].ts.isoformat() if bars else None},
     }  # fmt: skip
     row = DecisionRow(decision_id, run_id, account, symbol, params.timeframe, as_of, action.value, score,
                       params.version, inputs, dbt_invocation_id, git_sha)  # fmt: skip

@@ -4,7 +4,8 @@
 A snapshot has two halves:
 
 - ``MarketView`` (the same for every account): per symbol the newest ``marts.features`` row with
-  ``known_at <= as_of``, the last closes known by then (oldest first, NULLs dropped), the stories tagged with it first
+  ``known_at <= as_of``, the last closes known by then (oldest first, NULLs dropped), the last bars (open, high, low,
+  close) known by then when the pattern analyst votes (``agents.patterns``), the stories tagged with it first
   seen in ``(as_of - news window, as_of]`` (oldest first) and every such story's sentiment score. A replay builds the
   same view from a window loaded once (``agents.replay_cursor``); tests keep the two equal.
 - ``AccountView``: the kill switch, the portfolio context (equity, its peak, exposures, returns history), positions,
@@ -30,6 +31,7 @@ from sqlalchemy import Connection, text
 from agents.memory import AgentWeight, insert_outcomes, load_weights, realised_trade_returns, score_outcomes
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
+from agents.patterns.analyst import Bar
 from agents.risk.context import MarketReader, portfolio_context
 from agents.risk.portfolio import PortfolioContext
 from agents.risk.sizing import TradeStats, trade_stats
@@ -59,6 +61,9 @@ class MarketView:
     news: Mapping[str, Sequence[NewsItem]]
     scores: Mapping[NewsId, SentimentScore]
     signals: PriceSignals | None = field(default=None, compare=False)
+    bars: Mapping[str, Sequence[Bar]] = field(default_factory=dict)
+    """Per symbol the last ``StrategyParams.bars_history`` bars known at ``as_of`` with all four prices, oldest first
+    (empty when the pattern analyst does not vote)."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,37 @@ def recent_closes(
     for row in rows:
         closes[row.symbol].append(float(row.close))
     return closes
+
+
+def recent_bars(
+    conn: Connection, *, exchange: str, symbols: Sequence[str], timeframe: str, as_of: datetime, count: int
+) -> dict[str, list[Bar]]:
+    """Per symbol, the last ``count`` bars known at ``as_of`` (``known_at <= as_of``) with open, high, low and close
+    all set, oldest first. One query for all symbols."""
+    if not symbols or count <= 0:
+        return {}
+    rows = conn.execute(
+        text(
+            f"""select symbol, ts, open, high, low, close from (
+                    select symbol, ts, open, high, low, close,
+                           row_number() over (partition by symbol order by ts desc) as n
+                    from {FEATURES_RELATION}
+                    where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe
+                      and known_at <= :as_of and open is not null and high is not null and low is not null
+                      and close is not null
+                ) recent where n <= :count order by symbol, ts"""
+        ),
+        {"exchange": exchange, "symbols": list(symbols), "timeframe": timeframe, "as_of": as_of, "count": count},
+    ).all()
+    bars: dict[str, list[Bar]] = {symbol: [] for symbol in symbols}
+    for row in rows:
+        bars[row.symbol].append(as_bar(row.ts, row.open, row.high, row.low, row.close))
+    return bars
+
+
+def as_bar(ts: datetime, open_: Any, high: Any, low: Any, close: Any) -> Bar:
+    """A warehouse bar as the pattern analyst reads it (UTC open time, float prices)."""
+    return Bar(utc(ts), float(open_), float(high), float(low), float(close))
 
 
 def current_positions(conn: Connection, account: str, symbols: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]:
@@ -317,7 +353,9 @@ def read_market_view(
     team_vote = params.strategy.team_vote
     news = recent_news_by_symbol(conn, known if team_vote else [], as_of, params.strategy.news.window)
     scores = score_news(conn, run_id, scorer, list({i.id: i for n in news.values() for i in n}.values()))
-    return MarketView(features, closes, news, scores)
+    bars = recent_bars(conn, exchange=params.exchange, symbols=known, timeframe=params.timeframe, as_of=as_of,
+                       count=params.strategy.bars_history)  # fmt: skip
+    return MarketView(features, closes, news, scores, bars=bars)
 
 
 def read_snapshot(
@@ -373,4 +411,5 @@ def restrict(market: MarketView, symbols: Sequence[str]) -> MarketView:
         None
         if market.signals is None
         else replace(market.signals, by_symbol={s: v for s, v in market.signals.by_symbol.items() if s in wanted}),
+        {s: bars for s, bars in market.bars.items() if s in wanted},
     )

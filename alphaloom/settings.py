@@ -526,6 +526,9 @@ class Settings(BaseSettings):
     """Cash of a new paper account, in the base currency."""
     order_notional: Decimal = Decimal("5000")
     """Target notional of one entry order (base currency), with the fixed sizing mode."""
+    pattern_weight: float = Field(default=0.0, ge=0)
+    """Weight of the chart-pattern analyst in the team's vote; 0 leaves it out of the team (its parameters then stay
+    out of the config version)."""
     # Sentiment and LLM.
     finbert_model: str = "ProsusAI/finbert"
     """Sentiment model (hub id or local folder); the finance lexicon stands in when it cannot load (recorded)."""

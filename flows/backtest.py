@@ -84,7 +84,7 @@ class ReplayWindow:
             ledger = ReplayAccount.load(conn, account=account, symbols=symbols, end=times[-1], settings=settings,
                                         market=cursor)  # fmt: skip
         memory = ReplayMemory(account=account, timeframe=settings.timeframe, params=strategy.memory,
-                              base=strategy.base_weights(), cursor=cursor,
+                              base=params.strategy.base_weights(), cursor=cursor,
                               trade_lookback=settings.risk.sizing_lookback_trades)  # fmt: skip
         return cls(params, cursor, memory, ledger)
 
