@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from alphaloom.domain import ClientOrderId, OrderStatus, Side, VenueOrderId
+from alphaloom.domain import AccountId, ClientOrderId, OrderStatus, Side, Symbol, VenueOrderId
 from alphaloom.errors import (
     KillSwitchEngagedError,
     OrderRejectedError,
@@ -91,7 +91,7 @@ class AlpacaBroker:
         kill_switch: Callable[[], KillSwitchState],
         data: StockHistoricalDataClient | None = None,
         feed: str = "iex",
-        account: str | None = None,
+        account: AccountId | None = None,
         outside_session: Literal["refuse", "queue"] = "refuse",
         extended_hours: bool = False,
         attempts: int = 2,
@@ -117,7 +117,7 @@ class AlpacaBroker:
         self._calendar: tuple[date, list[Session]] | None = None
 
     # -- venue metadata --------------------------------------------------------------------------------------------
-    def fractionable(self, symbol: str) -> bool:
+    def fractionable(self, symbol: Symbol) -> bool:
         """Whether ``symbol`` trades in fractions at Alpaca (``get_asset``); an unknown or untradable asset is an
         ``OrderRejectedError``."""
         if symbol not in self._fractionable:
@@ -166,7 +166,7 @@ class AlpacaBroker:
         """Whether the order may trade in extended hours (configured, and a limit order: Alpaca's rule)."""
         return self.extended_hours and request.order_type is OrderType.LIMIT
 
-    def _session_check(self, symbol: str, *, extended_hours: bool) -> str:
+    def _session_check(self, symbol: Symbol, *, extended_hours: bool) -> str:
         """Nothing inside the session (with extended hours where the order may trade then); outside it, the reason
         (queue mode) or an ``OrderRejectedError`` (refuse mode)."""
         now = self._clock()
@@ -243,7 +243,7 @@ class AlpacaBroker:
 
     def _report(self, order: Order) -> BrokerReport:
         coid = ClientOrderId(order.client_order_id)
-        symbol = str(order.symbol)
+        symbol = Symbol(str(order.symbol))
         side = Side.BUY if str(_value(order.side)) == "buy" else Side.SELL
         filled = dec(order.filled_qty) or Decimal(0)
         quantity = dec(order.qty)
@@ -280,7 +280,7 @@ class AlpacaBroker:
             params["page_token"] = str(rows[-1]["id"])
 
     # -- CancellingBroker ------------------------------------------------------------------------------------------
-    def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
+    def cancel(self, client_order_id: ClientOrderId, symbol: Symbol) -> BrokerReport | None:
         """Cancel the order if it still works; the venue's report after (None when Alpaca never saw it)."""
         report = self.lookup(client_order_id)
         if report is None or report.status not in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED):
@@ -293,7 +293,7 @@ class AlpacaBroker:
                 raise venue_error(exc, Call.READ, f"alpaca: cancel of {client_order_id}") from exc
         return self.lookup(client_order_id)
 
-    def open_orders(self, symbol: str | None = None) -> list[BrokerReport]:
+    def open_orders(self, symbol: Symbol | None = None) -> list[BrokerReport]:
         """Alpaca's open orders (of ``symbol``, else all)."""
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
@@ -304,7 +304,7 @@ class AlpacaBroker:
         return [self._report(order) for order in orders]  # type: ignore[arg-type]
 
     # -- QuotingBroker ---------------------------------------------------------------------------------------------
-    def current_price(self, symbol: str, side: Side) -> Decimal:
+    def current_price(self, symbol: Symbol, side: Side) -> Decimal:
         """The latest quote's ask for a buy, bid for a sell (``get_stock_latest_quote``); no quote, or a zero side
         (a closed market often has one), is a ``VenueTemporaryError``."""
         if self.data is None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from typing import Any
 
-from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side
+from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, Symbol
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 
 FRACTION_STEP = Decimal("0.000000001")  # Alpaca takes fractional quantities to 9 decimals
@@ -46,7 +46,7 @@ def status_from_alpaca(status: str, filled: Decimal, quantity: Decimal | None) -
         raise UnknownOrderStateError(f"Alpaca order status {status!r} has no meaning in our state machine") from None
 
 
-def order_quantity(symbol: str, quantity: Decimal, *, fractionable: bool) -> Decimal:
+def order_quantity(symbol: Symbol, quantity: Decimal, *, fractionable: bool) -> Decimal:
     """The quantity Alpaca is sent for ``quantity`` of ``symbol`` (see the module docstring)."""
     step = FRACTION_STEP if fractionable else Decimal(1)
     sent = (quantity / step).to_integral_value(rounding=ROUND_DOWN) * step
@@ -71,7 +71,7 @@ def dec(value: object) -> Decimal | None:
 
 def fills_from_activities(
     client_order_id: ClientOrderId,
-    symbol: str,
+    symbol: Symbol,
     side: Side,
     activities: Sequence[Mapping[str, Any]],
     *,
