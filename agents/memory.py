@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection
 
-from alphaloom.domain import Action, require_utc, timeframe_delta, timeframe_sql_interval
+from alphaloom.domain import AccountId, Action, require_utc, timeframe_delta, timeframe_sql_interval
 from alphaloom.records import memory as memory_records
 
 TEAM = "team"
@@ -100,7 +100,7 @@ def outcome_record(
     *,
     decision_id: str,
     agent: str,
-    account: str,
+    account: AccountId,
     symbol: str,
     as_of: datetime,
     realised_at: datetime,
@@ -145,7 +145,7 @@ def insert_outcomes(conn: Connection, records: Sequence[Mapping[str, Any]]) -> N
 def score_outcomes(
     conn: Connection,
     *,
-    account: str,
+    account: AccountId,
     as_of: datetime,
     timeframe: str,
     run_id: str,
@@ -173,7 +173,7 @@ def score_outcomes(
     return len(records)
 
 
-def realised_trade_returns(conn: Connection, *, account: str, as_of: datetime, limit: int) -> list[float]:
+def realised_trade_returns(conn: Connection, *, account: AccountId, as_of: datetime, limit: int) -> list[float]:
     """Realised returns of the account's latest ``limit`` buy decisions scored by ``as_of`` (the ``team`` outcomes:
     point in time, never a later one), oldest first: what Kelly sizing estimates its win rate and payoff from."""
     rows = memory_records.buy_returns(conn, account=account, agent=TEAM, as_of=require_utc(as_of, "as_of"), limit=limit)
@@ -225,7 +225,7 @@ def agent_weights(
 def load_weights(
     conn: Connection,
     *,
-    account: str,
+    account: AccountId,
     as_of: datetime,
     base: Mapping[str, float],
     params: MemoryParams = MemoryParams(),
@@ -236,7 +236,7 @@ def load_weights(
 
 
 def record_weights(
-    conn: Connection, *, account: str, as_of: datetime, run_id: str, weights: Mapping[str, AgentWeight]
+    conn: Connection, *, account: AccountId, as_of: datetime, run_id: str, weights: Mapping[str, AgentWeight]
 ) -> None:
     """Keep the weights in force at ``as_of`` in ``audit.agent_weights`` (the first record for a time wins)."""
     memory_records.insert_weights(
@@ -300,7 +300,7 @@ def nearest_situations(
 def similar_situations(
     conn: Connection,
     *,
-    account: str,
+    account: AccountId,
     as_of: datetime,
     values: Mapping[str, float | None],
     params: MemoryParams = MemoryParams(),

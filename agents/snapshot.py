@@ -314,13 +314,13 @@ def read_account_view(
             insert_outcomes(conn, records)
         weights, trades = memory.weights(), memory.trades() if params.uses_kelly else trade_stats([])
     else:
-        weights, trades = _memory_from_database(conn, account, as_of, run_id, params)
+        weights, trades = _memory_from_database(conn, AccountId(account), as_of, run_id, params)
     positions = current_positions(conn, account, symbols) if account_state is None else account_state.positions(symbols)
     return AccountView(kill_switch, portfolio, positions, weights, trades)
 
 
 def _memory_from_database(
-    conn: Connection, account: str, as_of: datetime, run_id: str, params: DecisionParams
+    conn: Connection, account: AccountId, as_of: datetime, run_id: str, params: DecisionParams
 ) -> tuple[dict[str, AgentWeight], TradeStats]:
     memory = params.strategy.memory
     score_outcomes(conn, account=account, as_of=as_of, timeframe=params.timeframe, run_id=run_id, params=memory)

@@ -22,6 +22,7 @@ from typing import TypedDict
 
 from sqlalchemy import Connection, Engine
 
+from alphaloom.domain import Symbol
 from alphaloom.errors import ConfigError
 from alphaloom.records import llm_ledger
 from alphaloom.settings import LlmPrice, Settings
@@ -73,7 +74,7 @@ def spent(conn: Connection, run_id: str) -> tuple[Spent, Spent]:
 
 def decision_spent(conn: Connection, run_id: str, symbol: str | None, as_of: datetime | None) -> Spent:
     """What one decision (``symbol`` at ``as_of`` in ``run_id``, every role together) has spent or reserved."""
-    return Spent(*llm_ledger.decision_usage(conn, run_id, symbol, as_of))
+    return Spent(*llm_ledger.decision_usage(conn, run_id, None if symbol is None else Symbol(symbol), as_of))
 
 
 def budget_exceeded(
@@ -117,7 +118,8 @@ def record_usage(
 ) -> int:
     """One ledger row; returns its id."""
     return llm_ledger.insert_usage(
-        conn, run_id=run_id, symbol=symbol, as_of=as_of, model=model, prompt_hash=prompt_hash, status=status,
+        conn, run_id=run_id, symbol=None if symbol is None else Symbol(symbol), as_of=as_of, model=model,
+        prompt_hash=prompt_hash, status=status,
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens,
         cost=cost, latency_ms=latency_ms, detail=detail,
     )  # fmt: skip

@@ -36,7 +36,7 @@ from agents.llm.team_prompts import TEAM_PROMPT_VERSION, role_messages
 from agents.llm.team_schema import Case, CompactAnswer, RiskReview
 from agents.llm.tools import ToolBox, features_history
 from agents.snapshot import Snapshot
-from alphaloom.domain import Action, AgentOpinion, stable_hash
+from alphaloom.domain import Action, AgentOpinion, Symbol, stable_hash
 from alphaloom.errors import ConfigError
 from alphaloom.records.llm_ledger import insert_transcript
 from alphaloom.settings import Settings
@@ -194,6 +194,6 @@ def store_transcript(conn: Connection, *, run_id: str, symbol: str, as_of: Any, 
     """Keep ``transcript`` in ``audit.llm_transcripts`` (once per hash: a replay finds it there) and return its
     hash. Written on the caller's connection, like the decision it belongs to."""
     key = transcript_hash(transcript)
-    insert_transcript(conn, transcript_hash=key, run_id=run_id, symbol=symbol, as_of=as_of,
+    insert_transcript(conn, transcript_hash=key, run_id=run_id, symbol=Symbol(symbol), as_of=as_of,
                       turns=[(t.role, t.kind, t.content) for t in transcript])  # fmt: skip
     return key

@@ -441,7 +441,7 @@ class RecordedOpinion(NamedTuple):
     """An agent's recorded output for a decision, as its opinion is rebuilt from it."""
 
     agent: str
-    symbol: str
+    symbol: Symbol
     as_of: datetime
     model: str | None
     prompt_hash: str | None

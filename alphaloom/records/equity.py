@@ -11,6 +11,8 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
+from alphaloom.domain import AccountId
+
 
 def upsert_marks(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
     """Upsert marks given as ``{"a": account, "t": as_of, "e": equity}`` (a later mark at the same time replaces the
@@ -25,7 +27,7 @@ def upsert_marks(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None
         )
 
 
-def peak_equity(conn: Connection, account: str, as_of: datetime) -> Decimal | None:
+def peak_equity(conn: Connection, account: AccountId, as_of: datetime) -> Decimal | None:
     """The highest mark of ``account`` at or before ``as_of``; None when it has none."""
     peak: Decimal | None = conn.execute(
         text("select max(equity) from audit.equity_marks where account = :a and as_of <= :t"),
@@ -35,7 +37,7 @@ def peak_equity(conn: Connection, account: str, as_of: datetime) -> Decimal | No
 
 
 def day_marks(
-    conn: Connection, account: str, day_start: datetime, at: datetime
+    conn: Connection, account: AccountId, day_start: datetime, at: datetime
 ) -> tuple[Decimal | None, Decimal | None]:
     """(the first mark from ``day_start`` to ``at``, the latest mark at or before ``at``), None where there is none."""
     row = conn.execute(
@@ -50,7 +52,7 @@ def day_marks(
     return (None if row.first is None else Decimal(row.first), None if row.last is None else Decimal(row.last))
 
 
-def equity_history(conn: Connection, account: str, window_seconds: int | None) -> list[tuple[datetime, float]]:
+def equity_history(conn: Connection, account: AccountId, window_seconds: int | None) -> list[tuple[datetime, float]]:
     """``account``'s marks in time order: all of them, or those within ``window_seconds`` of its newest mark."""
     rows = conn.execute(
         text(

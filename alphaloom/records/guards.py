@@ -13,10 +13,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
+from alphaloom.domain import AccountId, Symbol
+
 
 def insert_trip(
-    conn: Connection, *, run_id: str | None, account: str, guard: str, reason: str, numbers: Mapping[str, Any],
-    symbol: str | None, client_order_id: str | None, decision_id: str | None,
+    conn: Connection, *, run_id: str | None, account: AccountId, guard: str, reason: str, numbers: Mapping[str, Any],
+    symbol: Symbol | None, client_order_id: str | None, decision_id: str | None,
 ) -> None:  # fmt: skip
     """One ``audit.guard_trips`` row (``numbers`` as JSON)."""
     conn.execute(
@@ -30,7 +32,7 @@ def insert_trip(
     )  # fmt: skip
 
 
-def recent_trips(conn: Connection, account: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+def recent_trips(conn: Connection, account: AccountId | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """The newest ``limit`` trips (of ``account`` when given): time, account, symbol, guard, reason, client order id."""
     rows = conn.execute(
         text(
@@ -64,7 +66,7 @@ class Halt(NamedTuple):
     changed_at: datetime
 
 
-def latest_halt(conn: Connection, account: str) -> Halt | None:
+def latest_halt(conn: Connection, account: AccountId) -> Halt | None:
     """The newest halt row of ``account``; None when it was never halted."""
     row = conn.execute(
         text("select halted, reason, changed_at from audit.account_halts where account = :a order by id desc limit 1"),
@@ -73,7 +75,7 @@ def latest_halt(conn: Connection, account: str) -> Halt | None:
     return None if row is None else Halt(bool(row.halted), row.reason, row.changed_at)
 
 
-def insert_halt(conn: Connection, account: str, halted: bool, reason: str, numbers: Mapping[str, Any]) -> None:
+def insert_halt(conn: Connection, account: AccountId, halted: bool, reason: str, numbers: Mapping[str, Any]) -> None:
     """Halt (or release) ``account`` with the reason and its numbers."""
     conn.execute(
         text(

@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
+from alphaloom.domain import Symbol
+
 _BUDGET_LOCK = "select pg_advisory_xact_lock(hashtextextended('alphaloom:llm_budget', 0))"
 
 
@@ -51,7 +53,7 @@ def run_usage(conn: Connection, run_id: str) -> tuple[int, Decimal]:
     )
 
 
-def decision_usage(conn: Connection, run_id: str, symbol: str | None, as_of: datetime | None) -> tuple[int, Decimal]:
+def decision_usage(conn: Connection, run_id: str, symbol: Symbol | None, as_of: datetime | None) -> tuple[int, Decimal]:
     """What one decision (``symbol`` at ``as_of`` in ``run_id``, every role together) has spent or reserved."""
     return _amount(
         conn.execute(
@@ -63,7 +65,7 @@ def decision_usage(conn: Connection, run_id: str, symbol: str | None, as_of: dat
 
 
 def insert_usage(
-    conn: Connection, *, run_id: str, symbol: str | None, as_of: datetime | None, model: str,
+    conn: Connection, *, run_id: str, symbol: Symbol | None, as_of: datetime | None, model: str,
     prompt_hash: str | None, status: str, prompt_tokens: int, completion_tokens: int, total_tokens: int,
     cost: Decimal, latency_ms: int | None, detail: str | None,
 ) -> int:  # fmt: skip
@@ -123,7 +125,7 @@ def cache_response(
 
 
 def insert_transcript(
-    conn: Connection, *, transcript_hash: str, run_id: str, symbol: str, as_of: Any,
+    conn: Connection, *, transcript_hash: str, run_id: str, symbol: Symbol, as_of: Any,
     turns: Sequence[tuple[str, str, Mapping[str, Any]]],
 ) -> None:  # fmt: skip
     """The turns (role, kind, JSON-ready content) of one transcript, numbered from 0; a hash kept before is kept."""

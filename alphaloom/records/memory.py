@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, text
 
+from alphaloom.domain import AccountId
+
 _CANDIDATES = """
 with recent as (  -- no jsonb here: detoasting every decision's inputs on every step is what costs
     select d.decision_id, d.account, d.symbol, d.timeframe, d.as_of, d.action, d.score
@@ -64,7 +66,7 @@ def features_table_exists(conn: Connection) -> bool:
 
 
 def outcome_candidates(
-    conn: Connection, *, account: str, as_of: datetime, horizon: int, bar: str, since: datetime
+    conn: Connection, *, account: AccountId, as_of: datetime, horizon: int, bar: str, since: datetime
 ) -> Sequence[Row[Any]]:
     """The account's unscored opinions (decisions after ``since``) realised by ``as_of`` (``bar``: the timeframe's
     SQL interval, ``horizon``: the default horizon in bars), with entry and exit closes, by decision and agent."""
@@ -89,7 +91,7 @@ def insert_outcomes(conn: Connection, records: Sequence[Mapping[str, Any]]) -> N
         )
 
 
-def buy_returns(conn: Connection, *, account: str, agent: str, as_of: datetime, limit: int) -> list[float]:
+def buy_returns(conn: Connection, *, account: AccountId, agent: str, as_of: datetime, limit: int) -> list[float]:
     """Realised returns of ``agent``'s latest ``limit`` scored buys of ``account`` realised by ``as_of``, newest
     first."""
     rows: Iterable[Any] = conn.execute(
@@ -112,7 +114,7 @@ class ScoredHit(NamedTuple):
     hit: bool
 
 
-def scored_hits(conn: Connection, *, account: str, as_of: datetime, agents: Sequence[str]) -> list[ScoredHit]:
+def scored_hits(conn: Connection, *, account: AccountId, as_of: datetime, agents: Sequence[str]) -> list[ScoredHit]:
     """The account's directional outcomes of ``agents`` realised by ``as_of``, oldest first (ties in a fixed order)."""
     rows = conn.execute(
         text(
@@ -140,7 +142,9 @@ def insert_weights(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     )
 
 
-def past_situations(conn: Connection, *, account: str, agent: str, as_of: datetime, limit: int) -> Sequence[Row[Any]]:
+def past_situations(
+    conn: Connection, *, account: AccountId, agent: str, as_of: datetime, limit: int
+) -> Sequence[Row[Any]]:
     """``agent``'s latest ``limit`` outcomes of ``account`` realised by ``as_of``, with the decision's symbol, time,
     action and feature values (``values``), newest first."""
     return conn.execute(

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, text
 
 from alphaloom.audit import git_sha, new_run_id
-from alphaloom.domain import RunId
+from alphaloom.domain import AccountId, RunId
 
 
 def start_run(engine: Engine, flow: str, parameters: Mapping[str, Any], run_id: str | None = None) -> RunId:
@@ -177,7 +177,7 @@ select run_id from audit.runs where flow = 'decide' and parameters->>'account' =
 """
 
 
-def runs_of_account(conn: Connection, account: str) -> list[str]:
+def runs_of_account(conn: Connection, account: AccountId) -> list[str]:
     """The runs that worked for ``account``: those that decided for it, and decide runs named for it (a dry run,
     whose decisions were rolled back, included)."""
     rows: Sequence[Any] = conn.execute(text(_ACCOUNT_RUNS), {"a": account}).scalars().all()
