@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from agents.risk.recorder import check_name
 from agents.risk.verdict import RiskVerdict
 from alphaloom.db.batch import Statement
+from alphaloom.db.json_text import jsonb_text
 from alphaloom.domain import OrderIntent
 
 
@@ -51,7 +52,7 @@ class AgentOutputRow:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
+    return jsonb_text(value)
 
 
 def _child_insert(

@@ -21,7 +21,6 @@ position row, one balance row per statement).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +30,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, text
 
 from alphaloom.db.batch import Statement, cached_text
+from alphaloom.db.json_text import jsonb_text
 from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
 from alphaloom.errors import InvalidOrderTransitionError
 from alphaloom.ops.kill_switch import KillSwitchState
@@ -42,7 +42,7 @@ from execution.safety.fatfinger import set_halt
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
+    return jsonb_text(value)
 
 
 @dataclass(frozen=True, slots=True)
