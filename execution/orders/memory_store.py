@@ -104,16 +104,18 @@ class BarBook:
         last: datetime,
     ) -> BarBook:  # fmt: skip
         """The bars of ``symbols`` opening up to ``last``, from the newest one at or before ``first`` on."""
-        rows = conn.execute(
+        rows = conn.execute(  # each symbol's newest bar at or before ``first`` (one index probe each), then the rest
             text(
-                """with since as (
-                       select symbol, max(ts) as ts from raw.ohlcv
-                       where exchange = :e and timeframe = :tf and symbol = any(:s) and ts <= :first
-                       group by symbol
-                   )
-                   select o.symbol, o.ts, o.close, o.volume from raw.ohlcv o join since using (symbol)
-                   where o.exchange = :e and o.timeframe = :tf and o.ts >= since.ts and o.ts <= :last
-                   order by o.symbol, o.ts"""
+                """select s.symbol, b.ts, b.close, b.volume from unnest(cast(:s as text[])) as s(symbol)
+                   cross join lateral (
+                       select ts, close, volume from raw.ohlcv
+                       where exchange = :e and symbol = s.symbol and timeframe = :tf and ts <= :first
+                       order by ts desc limit 1
+                   ) b
+                   union all
+                   select symbol, ts, close, volume from raw.ohlcv
+                   where exchange = :e and timeframe = :tf and symbol = any(:s) and ts > :first and ts <= :last
+                   order by 1, 2"""
             ),
             {"e": exchange, "tf": timeframe, "s": list(symbols), "first": first, "last": last},
         ).all()
