@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from agents.risk.recorder import check_name
 from agents.risk.verdict import RiskVerdict
+from alphaloom.db.json_text import jsonb_text
 from alphaloom.domain import OrderIntent
 from alphaloom.records.decisions import CHECK_COLUMNS as CHECK_COLUMNS  # the row order, for agents.audit_buffer
 from alphaloom.records.decisions import DECISION_COLUMNS as DECISION_COLUMNS
@@ -56,7 +57,7 @@ class AgentOutputRow:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
+    return jsonb_text(value)
 
 
 def decision_values(d: DecisionRow) -> tuple[Any, ...]:

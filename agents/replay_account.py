@@ -31,7 +31,7 @@ What callers can rely on:
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Context, Decimal
@@ -129,6 +129,16 @@ class EquityMarks:
         """The highest mark at or before ``at`` (None when there is none)."""
         i = bisect_right(self._times, at)
         return self._peaks[i - 1] if i else None
+
+    def latest(self, at: datetime) -> Decimal | None:
+        """The newest mark at or before ``at`` (None when there is none)."""
+        i = bisect_right(self._times, at)
+        return self._values[i - 1] if i else None
+
+    def first_from(self, start: datetime, at: datetime) -> Decimal | None:
+        """The oldest mark at or after ``start`` and at or before ``at`` (None when there is none)."""
+        i = bisect_left(self._times, start)
+        return self._values[i] if i < len(self._times) and self._times[i] <= at else None
 
 
 class ReplayAccount:
@@ -260,6 +270,11 @@ class ReplayAccount:
         return assemble_context(self._settings, equity=equity, peak=max(peak, self.starting_cash),
                                 exposures=exposures, returns=returns, markets=markets, base=base,
                                 quote_rates=quote_rates, as_of=as_of)  # fmt: skip
+
+    def day_equity(self, day_start: datetime, at: datetime) -> tuple[Decimal | None, Decimal | None]:
+        """(the first equity mark from ``day_start`` up to ``at``, the newest at or before ``at``), the marks held
+        included: what execution's daily-loss guard reads from ``audit.equity_marks`` once they are written."""
+        return self._marks.first_from(day_start, at), self._marks.latest(at)
 
     @property
     def unwritten_marks(self) -> int:

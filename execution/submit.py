@@ -53,7 +53,7 @@ from execution.brokers.base import Broker
 from execution.orders.outcomes import Disposition, ExecutionResult, OrderOutcome, Outcome, Refusal
 from execution.orders.send_context import SendContext, SliceGate
 from execution.orders.sending import send_order
-from execution.orders.store import GuardRow, NewOrder, OrderState, read_order_state
+from execution.orders.store import DB_STORE, GuardRow, NewOrder, OrderState, OrderStore
 from execution.orders.venue_reports import BookingListener, apply_report, reconcile_existing
 from execution.safety.send_guards import GateDecision, gate_order, guard_name
 
@@ -72,6 +72,7 @@ def execute(
     gate: SliceGate | None = None,
     replay: bool = False,
     on_booking: BookingListener | None = None,
+    store: OrderStore = DB_STORE,
 ) -> ExecutionResult:
     """Send each intent at most once (see the module docstring). ``last_prices`` overrides the price-band reference;
     by default it is the newest ``raw.ohlcv`` close known at ``event_time``, else the intent's reference price.
@@ -90,11 +91,15 @@ def execute(
     step's orders only, and guard trips are recorded without an alert each (the backtest counts them by reason and
     reports them once).
 
-    ``on_booking``: told of every booking of fills this call writes (position and cash), as it is written."""
+    ``on_booking``: told of every booking of fills this call writes (position and cash), as it is written.
+
+    ``store`` (``execution.orders.store.OrderStore``): where each order's state is read and its rows written; the
+    database by default, a replay's memory (``execution.orders.memory_store``) in a replay whose plans are plain
+    orders (no splitting, no routing: the plan stage's own rows are in the database)."""
     event_time = require_utc(event_time, "event_time")
     ctx = SendContext(run_id, broker, settings, event_time, last_prices or {}, on_booking,
                       trip_alert=None if replay else "fat_finger", slice_gate=gate if slices else None,
-                      releasing=bool(slices), per_step=replay)  # fmt: skip
+                      releasing=bool(slices), per_step=replay, store=store)  # fmt: skip
     locks = AccountLocks(conn)
     plan = plan_sends(conn, intents, slices=slices, parents=parents or {}, broker=broker, settings=settings,
                       run_id=run_id, event_time=event_time, last_prices=ctx.last_prices, locks=locks)  # fmt: skip
@@ -104,7 +109,7 @@ def execute(
     recorded: list[str] = []  # client ids recorded by this call (a child's siblings are not another shape)
     disposed: list[tuple[PlannedOrder, Outcome]] = []
     for order in plan.orders:
-        locks.take(order.intent.account)  # held until the transaction ends
+        store.lock(locks, order.intent.account)  # held until the transaction ends
         state = _read_state(conn, order, ctx, recorded)
         result.superseded += state.superseded
         outcome = _dispose(conn, order, state, ctx)
@@ -119,7 +124,7 @@ def execute(
 def _read_state(conn: Connection, order: PlannedOrder, ctx: SendContext, recorded: list[str]) -> OrderState:
     """The order's state in one statement (a decision's intent also supersedes the other side's slices)."""
     intent, settings, t = order.intent, ctx.settings, ctx.event_time
-    state = read_order_state(conn, account=intent.account, symbol=intent.symbol, client_order_id=order.client_order_id,
+    state = ctx.store.read_order_state(conn, account=intent.account, symbol=intent.symbol, client_order_id=order.client_order_id,
                              run_id=ctx.run_id, exchange=settings.exchange, timeframe=settings.timeframe,
                              bar_cutoff=ctx.bar_cutoff, day_start=datetime.combine(t.date(), time(0), tzinfo=t.tzinfo),
                              event_time=t, parent=order.parent, own=[*recorded, *order.family],
@@ -138,7 +143,7 @@ def _dispose(conn: Connection, order: PlannedOrder, state: OrderState, ctx: Send
         existing = reconcile_existing(conn, run_id=ctx.run_id, broker=ctx.broker, coid=coid,
                                       status=state.existing_status, account=order.intent.account,
                                       base_currency=state.base_currency, event_time=ctx.event_time,
-                                      on_booking=ctx.on_booking)  # fmt: skip
+                                      on_booking=ctx.on_booking, store=ctx.store)  # fmt: skip
         return Outcome(Disposition.DUPLICATE, coid, existing)
     if state.family_recorded:
         # Split differently (or not at all) by an earlier run: what that run recorded stands, nothing is added.
@@ -170,5 +175,5 @@ def _recover(
     status = apply_report(conn, run_id=ctx.run_id, current=OrderStatus.NEW, report=report, account=intent.account,
                           base_currency=state.base_currency, event_time=ctx.event_time, holding=state.holding,
                           new_order=NewOrder(intent, order.venue, order.parent, arrival_price),
-                          on_booking=ctx.on_booking)  # fmt: skip
+                          on_booking=ctx.on_booking, store=ctx.store)  # fmt: skip
     return Outcome(Disposition.RECOVERED, coid, OrderOutcome(coid, status, report.fills, "recovered from the venue"))

@@ -26,7 +26,7 @@ from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
 from alphaloom.db.engine import get_engine
-from alphaloom.domain import AccountId, bar_close
+from alphaloom.domain import AccountId, bar_close, last_closed_open
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.progress import progress
@@ -43,8 +43,9 @@ from execution.algos.release import release_due_children
 from execution.brokers.base import Broker
 from execution.brokers.next_open import NextOpenPaperBroker
 from execution.brokers.paper import InMemoryVenue, PaperBroker, PaperVenue, PostgresPaperVenue
+from execution.orders.memory_store import MemoryOrderStore
 from execution.orders.send_context import SliceGate
-from execution.orders.store import FillBooking, cash_moves
+from execution.orders.store import DB_STORE, FillBooking, cash_moves
 from execution.orders.venue_reports import BookingListener
 from execution.submit import execute
 from flows._alerts import alert_on_failure
@@ -66,10 +67,13 @@ class ReplayWindow:
     Prefect does not walk it as a task input."""
 
     def __init__(
-        self, params: DecisionParams, cursor: ReplayCursor, memory: ReplayMemory, account: ReplayAccount | None = None
-    ) -> None:
+        self, params: DecisionParams, cursor: ReplayCursor, memory: ReplayMemory, account: ReplayAccount | None = None,
+        orders: MemoryOrderStore | None = None,
+    ) -> None:  # fmt: skip
         self.params, self.cursor, self.memory, self.account = params, cursor, memory, account
         self.venue: PaperVenue = InMemoryVenue(outlives_caller=False)
+        # the account's order rows held in memory (``execution.orders.memory_store``); None: in the database
+        self.orders = orders
 
     @classmethod
     def load(
@@ -83,10 +87,24 @@ class ReplayWindow:
                                        returns_bars=settings.risk.correlation_lookback_bars)  # fmt: skip
             ledger = ReplayAccount.load(conn, account=account, symbols=symbols, end=times[-1], settings=settings,
                                         market=cursor)  # fmt: skip
+            orders = _order_store(conn, ledger, symbols=symbols, times=times, settings=settings)
         memory = ReplayMemory(account=account, timeframe=settings.timeframe, params=strategy.memory,
                               base=params.strategy.base_weights(), cursor=cursor,
                               trade_lookback=settings.risk.sizing_lookback_trades)  # fmt: skip
-        return cls(params, cursor, memory, ledger)
+        return cls(params, cursor, memory, ledger, orders)
+
+
+def _order_store(
+    conn: Connection, ledger: ReplayAccount, *, symbols: list[str], times: list[datetime], settings: Settings
+) -> MemoryOrderStore | None:
+    """The replay's order rows in memory, when its orders are plain ones (execution splits none: no TWAP schedule
+    or child order is planned in the database) on a fresh account; else None (the database store)."""
+    if settings.split.above_notional is not None or ledger.slices_scheduled:
+        return None
+    tf = settings.timeframe
+    return MemoryOrderStore.load(conn, account=ledger.account, symbols=symbols, exchange=settings.exchange,
+                                 timeframe=tf, first_cutoff=last_closed_open(times[0], tf),
+                                 last_cutoff=last_closed_open(times[-1], tf), equity=ledger.day_equity)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,14 @@ class Replay:
         return portfolio_gate(self.settings, None if account is None else account.context)
 
     @cached_property
+    def order_store(self) -> MemoryOrderStore | None:
+        """The window's in-memory order store when this replay holds its rows in memory: an audit buffer (flushed
+        with it) and no LLM agent (which reads the account's past from the database); None: the database store."""
+        if self.window is None or self.audit is None or self.team.llm_agent is not None:
+            return None
+        return self.window.orders
+
+    @cached_property
     def on_booking(self) -> BookingListener | None:
         """What tells the in-memory account of each booking of fills execution writes (None without one)."""
         return None if self.window is None or self.window.account is None else _booking_listener(self.window.account)
@@ -154,7 +180,9 @@ def _step(
     sends nothing and holds its rows in the audit buffer sends no statement at all); ``kill_switch``: the state the
     chunk read last (``agents.snapshot.KnownKillSwitch``; default: read in the step). With a window and an audit
     buffer, the decision's equity mark is held by the in-memory account and written before anything reads the marks
-    (a release pass, an execution) and at the chunk's end (``flush_audit``)."""
+    (a release pass, an execution) and at the chunk's end (``flush_audit``). With the replay's order store in memory
+    (``Replay.order_store``), execution reads the marks and the kill switch from memory too and holds its rows there:
+    an order step sends no statement beyond the kill switch's refresh."""
     if conn is None:
         with get_engine().connect() as own:
             return _step(replay, as_of, own, kill_switch)
@@ -162,6 +190,7 @@ def _step(
     ledger = None if window is None else window.account
     deferred = ledger if replay.audit is not None else None  # the account whose marks wait with the audit rows
     on_booking = replay.on_booking
+    held = replay.order_store
     with conn.begin():
         brokers: list[Broker] = []  # built when a release pass or an execution needs it (most steps do not)
 
@@ -198,10 +227,13 @@ def _step(
                 deferred.defer_marks = False
         intents = [intent for decision in decisions for intent in decision.intents]
         if intents:
-            if replay.audit is not None:
-                replay.audit.flush_decisions(conn)  # the orders reference their decisions
-            if deferred is not None:
-                deferred.write_marks(conn)  # execution's daily-loss guard reads the step's mark
+            if held is not None:  # the marks and the switch from memory; the orders flushed after their decisions
+                held.kill_switch = kill_switch_state if kill_switch is None else _known(kill_switch)
+            else:
+                if replay.audit is not None:
+                    replay.audit.flush_decisions(conn)  # the orders reference their decisions
+                if deferred is not None:
+                    deferred.write_marks(conn)  # execution's daily-loss guard reads the step's mark
             result = execute(
                 conn,
                 intents,
@@ -211,10 +243,20 @@ def _step(
                 event_time=as_of,
                 replay=True,
                 on_booking=on_booking,
+                store=DB_STORE if held is None else held,
             )
             if ledger is not None and result.scheduled:
                 ledger.slices_scheduled = True
     return {"decisions": len(decisions), "intents": len(intents)}
+
+
+def _known(kill_switch: KnownKillSwitch) -> Callable[[Connection], KillSwitchState]:
+    """The state the step read last (``agents.team.decide`` refreshes it when a draft proposes an order)."""
+
+    def state(_conn: Connection) -> KillSwitchState:
+        return kill_switch.state
+
+    return state
 
 
 # NO_CACHE: the replay holds a model and an HTTP client, which must not be hashed as task inputs on every step.
@@ -244,11 +286,13 @@ def replay_chunk(replay: Replay, times: list[datetime], advance: Callable[..., N
 
 
 def flush_audit(replay: Replay, conn: Connection | None = None) -> None:
-    """Write the audit rows held in the replay's buffer (``agents.audit_buffer``) and the equity marks its in-memory
-    account holds, in a transaction of their own (on ``conn`` when given)."""
+    """Write the audit rows held in the replay's buffer (``agents.audit_buffer``), the equity marks its in-memory
+    account holds and the order rows its order store holds (after the decisions they reference), in a transaction
+    of their own (on ``conn`` when given)."""
     ledger = None if replay.window is None else replay.window.account
     marks = ledger if ledger is not None and replay.audit is not None and ledger.unwritten_marks else None
-    if marks is None and (replay.audit is None or not replay.audit.pending):
+    orders = replay.order_store if replay.order_store is not None and replay.order_store.pending else None
+    if marks is None and orders is None and (replay.audit is None or not replay.audit.pending):
         return
     if conn is None:
         with get_engine().connect() as own:
@@ -259,6 +303,8 @@ def flush_audit(replay: Replay, conn: Connection | None = None) -> None:
             marks.write_marks(conn)
         if replay.audit is not None and replay.audit.pending:
             replay.audit.flush(conn)
+        if orders is not None:
+            orders.flush(conn)
 
 
 def _bar_opens(

@@ -13,6 +13,7 @@ from alphaloom.domain import OrderIntent, last_closed_open
 from alphaloom.guards import LimitBreach
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker
+from execution.orders.store import DB_STORE, OrderStore
 from execution.orders.venue_reports import BookingListener
 
 # The portfolio risk gate a released slice passes (``agents.risk.gate.portfolio_gate``): the intent that may go (maybe
@@ -26,7 +27,8 @@ class SendContext:
     close; ``slice_gate``: the portfolio risk gate released slices pass (None when not releasing); ``trip_alert``:
     the alert kind of a guard trip (None in a replay: the backtest reports them once); ``releasing``: the orders are
     scheduled slices being released (they supersede nothing); ``per_step``: the per-run caps count this decision
-    step's orders only (a replay)."""
+    step's orders only (a replay); ``store``: where each order's state is read and its rows written
+    (``execution.orders.store.OrderStore``)."""
 
     run_id: str
     broker: Broker
@@ -38,6 +40,7 @@ class SendContext:
     slice_gate: SliceGate | None = None
     releasing: bool = False
     per_step: bool = False
+    store: OrderStore = DB_STORE
 
     @property
     def bar_cutoff(self) -> datetime:

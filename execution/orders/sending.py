@@ -60,14 +60,14 @@ def send_order(conn: Connection, new_order: NewOrder, state: OrderState, ctx: Se
     try:
         report = broker.submit(request)
     except (KillSwitchEngagedError, OrderRejectedError) as exc:
-        rejected = record_rejection(conn, exc, ctx.run_id, coid, ctx.event_time, new_order)
+        rejected = record_rejection(conn, exc, ctx.run_id, coid, ctx.event_time, new_order, ctx.store)
         return Outcome(Disposition.REJECTED, coid, rejected)
     except (UnknownOrderStateError, VenueTemporaryError) as exc:
-        record_unknown(conn, exc, ctx.run_id, coid, ctx.event_time, new_order)
+        record_unknown(conn, exc, ctx.run_id, coid, ctx.event_time, new_order, ctx.store)
         return Outcome(Disposition.UNKNOWN, coid)
     status = apply_report(conn, run_id=ctx.run_id, current=OrderStatus.NEW, report=report, account=intent.account,
                           base_currency=state.base_currency, event_time=ctx.event_time, holding=state.holding,
-                          new_order=new_order, on_booking=ctx.on_booking)  # fmt: skip
+                          new_order=new_order, on_booking=ctx.on_booking, store=ctx.store)  # fmt: skip
     return Outcome(Disposition.SUBMITTED, coid, OrderOutcome(coid, status, report.fills, report.reason))
 
 

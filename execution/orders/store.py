@@ -13,32 +13,36 @@ position row, one balance row per statement).
   made under that lock.
 - ``write_report``: the events of a venue report, its new fills with their lineage, the position, the cash and the
   order's status, in one statement; for a new order (``NewOrder``) also the order row itself, its ``created`` event,
-  its lineage edge to the decision and its ``execution_guard`` risk check.
+  its lineage edge to the decision and its ``execution_guard`` risk check. Its rows are built by the pure
+  ``report_rows`` (``ReportRows``), which the in-memory store of a replay holds instead.
+- ``OrderStore``: the port ``execution.submit.execute`` reads and writes through; ``DB_STORE`` is these functions,
+  ``execution.orders.memory_store.MemoryOrderStore`` a replay's memory (same rows, written by ``COPY`` in bulk).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
 from alphaloom.db.batch import Statement, cached_text
+from alphaloom.db.json_text import jsonb_text
 from alphaloom.domain import AccountId, ClientOrderId, Fill, OrderIntent, OrderStatus, Side, Symbol
 from alphaloom.errors import InvalidOrderTransitionError
 from alphaloom.ops.kill_switch import KillSwitchState
 from execution.accounts.holdings import Holding, fee_charged_in, realized_on_sell
-from execution.accounts.registry import AccountMode
+from execution.accounts.registry import AccountLocks, AccountMode
 from execution.brokers.base import OrderType
 from execution.orders.state import transition
+from execution.safety.fatfinger import set_halt
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
+    return jsonb_text(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,9 @@ class OrderState:
     quote_rate: Decimal | None = None
 
 
+NEVER_ENGAGED = KillSwitchState(False, "never engaged", "")
+NEVER_HALTED = "never halted"
+
 _ORDERS_IN_RUN = "(select count(*) from audit.orders where account = :a and run_id = :r)"
 _ORDERS_IN_STEP = """(select count(*) from audit.orders o join audit.decisions d using (decision_id)
                       where o.account = :a and o.run_id = :r and d.as_of = :t)"""
@@ -96,27 +103,37 @@ def read_order_state(
     the order's parent client id when it is a child; ``own``: the client ids this call already recorded;
     ``supersede``: a decision's intent, whose account's TWAP slices of this symbol still scheduled on the other side
     are cancelled in the same statement (the decision changed its mind). ``per_step`` (a backtest replay, where
-    one run holds every step): ``orders_in_run`` counts only the run's orders decided at ``event_time``."""
-    family = (
-        "exists (select 1 from audit.orders where parent_client_order_id = :c)"
-        if parent is None
-        else """(exists (select 1 from audit.orders where client_order_id = :parent)
+    one run holds every step): ``orders_in_run`` counts only the run's orders decided at ``event_time``.
+
+    Stages: the statement for this shape (``_state_sql``), its parameters (``_state_params``), the row read into
+    an ``OrderState`` (``_state_from_row``)."""
+    params = _state_params(account=account, symbol=symbol, client_order_id=client_order_id, run_id=run_id,
+                           exchange=exchange, timeframe=timeframe, bar_cutoff=bar_cutoff, day_start=day_start,
+                           event_time=event_time, parent=parent, own=own, supersede=supersede)  # fmt: skip
+    sql = _state_sql(child=parent is not None, supersede=supersede is not None, per_step=per_step)
+    return _state_from_row(conn.execute(cached_text(sql), params).one())
+
+
+def _family_clause(child: bool) -> str:
+    """Whether the order's family was recorded in another shape (see ``OrderState.family_recorded``)."""
+    if not child:
+        return "exists (select 1 from audit.orders where parent_client_order_id = :c)"
+    return """(exists (select 1 from audit.orders where client_order_id = :parent)
                  or exists (select 1 from audit.orders where parent_client_order_id = :parent
                             and client_order_id <> all(:own)))"""
-    )
-    cancel = (
-        """superseded as (
+
+
+_SUPERSEDE_CTE = """superseded as (
                update audit.scheduled_slices set status = 'cancelled', updated_at = now(), released_run_id = :r,
                       reason = 'superseded by decision ' || cast(:sd as text) || ' (' || cast(:sside as text) || ')'
                where account = :a and symbol = :s and status = 'scheduled' and side <> :sside
                returning 1
            ),"""
-        if supersede is not None
-        else ""
-    )
-    row = conn.execute(
-        cached_text(
-            f"""with {cancel} pos as (
+
+
+def _state_sql(*, child: bool, supersede: bool, per_step: bool) -> str:
+    """The one statement of ``read_order_state`` for an order of this shape."""
+    return f"""with {_SUPERSEDE_CTE if supersede else ""} pos as (
                    select quantity, avg_price, realized_pnl from audit.positions
                    where account = :a and symbol = :s for update
                ),
@@ -151,18 +168,35 @@ def read_order_state(
                        order by as_of desc limit 1) as equity,
                       {_ORDERS_IN_STEP if per_step else _ORDERS_IN_RUN} as orders_in_run,
                       bar.close, bar.volume, pos.quantity, pos.avg_price, pos.realized_pnl,
-                      {family} as family_recorded,
-                      {"(select count(*) from superseded)" if supersede is not None else "0"} as superseded,
+                      {_family_clause(child)} as family_recorded,
+                      {"(select count(*) from superseded)" if supersede else "0"} as superseded,
                       (select rate from fx) as quote_rate
                from (select 1) as one
                left join acct on true left join ks on true left join halt on true left join bar on true
                left join pos on true"""
-        ),
-        {"a": account, "s": symbol, "c": client_order_id, "r": run_id, "e": exchange, "tf": timeframe,
-         "cutoff": bar_cutoff, "d": day_start, "t": event_time}
-        | ({} if parent is None else {"parent": parent, "own": list(own)})
-        | ({} if supersede is None else {"sd": supersede.decision_id, "sside": supersede.side.value}),
-    ).one()  # fmt: skip
+
+
+def _state_params(
+    *, account: str, symbol: str, client_order_id: ClientOrderId, run_id: str, exchange: str, timeframe: str,
+    bar_cutoff: datetime, day_start: datetime, event_time: datetime, parent: ClientOrderId | None,
+    own: Sequence[str], supersede: OrderIntent | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The bound values of ``_state_sql``."""
+    params: dict[str, Any] = {"a": account, "s": symbol, "c": client_order_id, "r": run_id, "e": exchange,
+                              "tf": timeframe, "cutoff": bar_cutoff, "d": day_start, "t": event_time}  # fmt: skip
+    if parent is not None:
+        params |= {"parent": parent, "own": list(own)}
+    if supersede is not None:
+        params |= {"sd": supersede.decision_id, "sside": supersede.side.value}
+    return params
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _state_from_row(row: Any) -> OrderState:
+    """The ``OrderState`` of one row of ``_state_sql``."""
     return OrderState(
         account_venue=row.venue,
         base_currency=row.base_currency or "",
@@ -170,22 +204,22 @@ def read_order_state(
         live_enabled=bool(row.live_enabled),
         existing_status=None if row.existing_status is None else OrderStatus(row.existing_status),
         attempted=bool(row.attempted),
-        kill_switch=KillSwitchState(False, "never engaged", "")
+        kill_switch=NEVER_ENGAGED
         if row.ks_engaged is None
         else KillSwitchState(bool(row.ks_engaged), row.ks_reason, row.ks_changed_by),
         halted=bool(row.halted),
-        halt_reason="never halted" if row.halted is None else row.halt_reason,
-        day_start_equity=None if row.day_start_equity is None else Decimal(row.day_start_equity),
-        equity=None if row.equity is None else Decimal(row.equity),
+        halt_reason=NEVER_HALTED if row.halted is None else row.halt_reason,
+        day_start_equity=_decimal(row.day_start_equity),
+        equity=_decimal(row.equity),
         orders_in_run=int(row.orders_in_run),
-        last_close=None if row.close is None else Decimal(row.close),
-        last_volume=None if row.volume is None else Decimal(row.volume),
+        last_close=_decimal(row.close),
+        last_volume=_decimal(row.volume),
         holding=Holding.flat()
         if row.quantity is None
         else Holding(Decimal(row.quantity), Decimal(row.avg_price), Decimal(row.realized_pnl)),
         family_recorded=bool(row.family_recorded),
         superseded=int(row.superseded),
-        quote_rate=None if row.quote_rate is None else Decimal(row.quote_rate),
+        quote_rate=_decimal(row.quote_rate),
     )
 
 
@@ -196,7 +230,13 @@ def read_quote_rates(
     ``event_time`` (1 when they are the same; None when no rate is stored, or the account is unknown), read as
     ``read_order_state`` reads it, for every intent in one statement. Splitting compares notionals in the base
     currency through these before any order state is read."""
-    pairs = sorted({(i.account, i.symbol) for i in intents})
+    return read_pair_rates(conn, sorted({(i.account, i.symbol) for i in intents}), event_time)
+
+
+def read_pair_rates(
+    conn: Connection, pairs: Sequence[tuple[str, str]], event_time: datetime
+) -> dict[tuple[str, str], Decimal | None]:
+    """``read_quote_rates`` for ``(account, symbol)`` pairs."""
     if not pairs:
         return {}
     rows = conn.execute(
@@ -313,18 +353,19 @@ def _cash_rows(booking: FillBooking, run_id: str) -> list[tuple[Any, ...]]:
     return [(booking.account, currency, amount, run_id) for currency, amount in cash_moves(booking).items()]
 
 
-def _realizations(conn: Connection, booking: FillBooking) -> list[Decimal | None]:
+def needs_prior_avg(booking: FillBooking | None) -> bool:
+    """Whether ``write_report`` must read the position's average cost before booking: a sell among the fills and
+    the caller did not give it (``FillBooking.prior_avg_price``)."""
+    return (
+        booking is not None and booking.prior_avg_price is None and any(f.side is Side.SELL for _, f in booking.fills)
+    )
+
+
+def realizations(booking: FillBooking, avg: Decimal | None) -> list[Decimal | None]:
     """What each fill of ``booking`` realised in the quote currency (None for a buy): against the position's average
-    cost before the booking (the row is not updated yet; a sell leaves the average cost unchanged)."""
-    if all(f.side is not Side.SELL for _, f in booking.fills):
-        return [None] * len(booking.fills)
-    avg = booking.prior_avg_price
-    if avg is None:
-        avg = conn.execute(
-            text("select avg_price from audit.positions where account = :a and symbol = :s"),
-            {"a": booking.account, "s": booking.symbol},
-        ).scalar()
-    avg_price = Decimal(avg) if avg is not None else Decimal(0)
+    cost before the booking (``avg``, else the booking's own; a sell leaves the average cost unchanged)."""
+    prior = booking.prior_avg_price if booking.prior_avg_price is not None else avg
+    avg_price = Decimal(prior) if prior is not None else Decimal(0)
     return [
         realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee,
                          fee_in=fee_charged_in(f.symbol, f.fee_currency))
@@ -347,6 +388,119 @@ def check_moves(events: Sequence[EventRow], status: OrderStatus, *, start: Order
         raise InvalidOrderTransitionError(previous.value, status.value)
 
 
+# The columns of each table a report writes, in the order of the rows ``report_rows`` builds.
+CHECK_COLUMNS = ("run_id", "decision_id", "account", "symbol", "check_name", "approved", "reason", "numbers")
+ORDER_COLUMNS = ("client_order_id", "decision_id", "leg", "run_id", "account", "venue", "symbol", "side",
+                 "order_type", "quantity", "reference_price", "status", "parent_client_order_id", "arrival_price",
+                 "venue_order_id", "filled_quantity", "limit_price")  # fmt: skip
+ATTEMPT_COLUMNS = ("client_order_id", "account", "venue", "details")
+EVENT_COLUMNS = ("client_order_id", "run_id", "event", "from_status", "to_status", "event_ts", "details")
+FILL_COLUMNS = ("fill_id", "client_order_id", "run_id", "account", "symbol", "side", "quantity", "price", "fee",
+                "fee_currency", "slippage", "ts", "realized_pnl")  # fmt: skip
+POSITION_COLUMNS = ("account", "symbol", "quantity", "avg_price", "realized_pnl", "run_id")
+BALANCE_COLUMNS = ("account", "currency", "amount", "run_id")
+LINEAGE_COLUMNS = ("run_id", "child_table", "child_id", "parent_table", "parent_key")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A recorded order moved to ``status`` (its venue order id and filled quantity kept when None)."""
+
+    client_order_id: ClientOrderId
+    status: OrderStatus
+    venue_order_id: str | None
+    filled_quantity: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRows:
+    """Every row one venue report writes, in its table's column order (``*_COLUMNS``): for a new order its guard
+    check, the order row and its journal entry; the events, fills, position, balance moves and lineage edges; for a
+    recorded order its status update instead of an order row. Both order stores write exactly these."""
+
+    guard: tuple[Any, ...] | None
+    order: tuple[Any, ...] | None
+    attempt: tuple[Any, ...] | None
+    events: list[tuple[Any, ...]]
+    fills: list[tuple[Any, ...]]
+    position: tuple[Any, ...] | None
+    balances: list[tuple[Any, ...]]
+    lineage: list[tuple[Any, ...]]
+    update: StatusUpdate | None
+
+
+def guard_row(run_id: str, intent: OrderIntent, guard: GuardRow) -> tuple[Any, ...]:
+    """The ``audit.risk_checks`` row of ``guard`` (``CHECK_COLUMNS``)."""
+    return (run_id, intent.decision_id, intent.account, intent.symbol, guard.check_name, guard.approved,
+            guard.reason, _dumps(guard.numbers))  # fmt: skip
+
+
+def _new_order_rows(
+    run_id: str, client_order_id: ClientOrderId, new_order: NewOrder, status: OrderStatus,
+    venue_order_id: str | None, filled_quantity: Decimal | None,
+) -> tuple[tuple[Any, ...] | None, tuple[Any, ...], tuple[Any, ...] | None, tuple[Any, ...]]:  # fmt: skip
+    """A new order's guard check, order row, journal entry and lineage edge to its decision."""
+    intent, guard = new_order.intent, new_order.guard
+    order = (client_order_id, intent.decision_id, intent.leg, run_id, intent.account, new_order.venue, intent.symbol,
+             intent.side.value, str(new_order.order_type), intent.quantity, intent.reference_price, status.value,
+             new_order.parent, new_order.arrival_price, venue_order_id,
+             Decimal(0) if filled_quantity is None else filled_quantity, new_order.limit_price)  # fmt: skip
+    attempt = (
+        None
+        if new_order.journal is None  # as execution.orders.journal.record_attempt writes it
+        else (client_order_id, intent.account, new_order.venue, _dumps(new_order.journal))
+    )
+    edge = (run_id, "audit.orders", client_order_id, "audit.decisions", _dumps({"decision_id": intent.decision_id}))
+    return None if guard is None else guard_row(run_id, intent, guard), order, attempt, edge
+
+
+def _booking_rows(
+    run_id: str, booking: FillBooking, realized: Sequence[Decimal | None]
+) -> tuple[list[tuple[Any, ...]], tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """A booking's fill rows, position row, balance moves and fill -> order lineage edges."""
+    fills = [(fill_id, f.client_order_id, run_id, booking.account, f.symbol, f.side.value, f.quantity, f.price,
+              f.fee, f.fee_currency, f.slippage, f.ts, pnl)
+             for (fill_id, f), pnl in zip(booking.fills, realized, strict=True)]  # fmt: skip
+    h = booking.holding
+    position = (booking.account, booking.symbol, h.quantity, h.avg_price, h.realized_pnl, run_id)
+    edges = [(run_id, "audit.fills", fill_id, "audit.orders", _dumps({"client_order_id": f.client_order_id}))
+             for fill_id, f in booking.fills]  # fmt: skip
+    return fills, position, _cash_rows(booking, run_id), edges
+
+
+def report_rows(
+    *,
+    run_id: str,
+    client_order_id: ClientOrderId,
+    event_time: datetime,
+    events: Sequence[EventRow],
+    booking: FillBooking | None,
+    status: OrderStatus,
+    venue_order_id: str | None,
+    filled_quantity: Decimal | None,
+    new_order: NewOrder | None,
+    realized: Sequence[Decimal | None] = (),
+) -> ReportRows:
+    """The rows of one report (pure; ``realized``: ``realizations`` of the booking's fills)."""
+    guard = order = attempt = position = None
+    lineage: list[tuple[Any, ...]] = []
+    if new_order is not None:
+        guard, order, attempt, edge = _new_order_rows(run_id, client_order_id, new_order, status, venue_order_id,
+                                                      filled_quantity)  # fmt: skip
+        events = [EventRow(None, OrderStatus.NEW, {"broker": new_order.venue}, "created"), *events]
+        lineage.append(edge)
+    event_rows = [(client_order_id, run_id, e.event or e.to_status.value,
+                   None if e.from_status is None else e.from_status.value, e.to_status.value, event_time,
+                   _dumps(e.details)) for e in events]  # fmt: skip
+    fills: list[tuple[Any, ...]] = []
+    balances: list[tuple[Any, ...]] = []
+    if booking is not None and booking.fills:
+        fills, position, balances, edges = _booking_rows(run_id, booking, realized)
+        lineage += edges
+    update = None if new_order is not None else StatusUpdate(client_order_id, status, venue_order_id, filled_quantity)
+    return ReportRows(guard, order, attempt, event_rows, fills, position, balances, lineage, update)
+
+
 def write_report(
     conn: Connection,
     *,
@@ -364,92 +518,170 @@ def write_report(
     ``new_order`` the order row is inserted in the same statement, already at ``status`` (it must not exist yet:
     the caller holds the account lock and has checked), preceded by its ``created`` event. Every status change goes
     through the transition table (``check_moves``): a forbidden one raises ``InvalidOrderTransitionError`` and
-    nothing is written."""
+    nothing is written.
+
+    Stages: the moves checked (``check_moves``), the realised P&L of sells (``realizations``, the average cost read
+    only when the caller did not give it), the rows (``report_rows``, pure), one statement (``_report_statement``)."""
     check_moves(events, status, start=None if new_order is None else OrderStatus.NEW)
+    avg = read_avg_price(conn, booking.account, booking.symbol) if booking and needs_prior_avg(booking) else None
+    rows = report_rows(run_id=run_id, client_order_id=client_order_id, event_time=event_time, events=events,
+                       booking=booking, status=status, venue_order_id=venue_order_id,
+                       filled_quantity=filled_quantity, new_order=new_order,
+                       realized=realizations(booking, avg) if booking is not None and booking.fills else ())  # fmt: skip
     st = Statement()
+    st.execute(conn, _report_statement(st, rows))
+
+
+def read_avg_price(conn: Connection, account: str, symbol: str) -> Decimal | None:
+    """The position's average cost as stored (None: no position row)."""
+    avg = conn.execute(
+        cached_text("select avg_price from audit.positions where account = :a and symbol = :s"),
+        {"a": account, "s": symbol},
+    ).scalar()
+    return None if avg is None else Decimal(avg)
+
+
+def read_holding(conn: Connection, account: str, symbol: str, *, lock: bool = False) -> Holding:
+    """The position as stored (flat when there is none), locked ``FOR UPDATE`` with ``lock``."""
+    row = conn.execute(
+        cached_text(
+            "select quantity, avg_price, realized_pnl from audit.positions where account = :a and symbol = :s"
+            + (" for update" if lock else "")
+        ),
+        {"a": account, "s": symbol},
+    ).first()
+    if row is None:
+        return Holding.flat()
+    return Holding(Decimal(row.quantity), Decimal(row.avg_price), Decimal(row.realized_pnl))
+
+
+def _report_statement(st: Statement, rows: ReportRows) -> str:
+    """``rows`` as one statement of data-modifying CTEs (ending in the status update of a recorded order)."""
     parts = []
-    lineage: list[tuple[Any, ...]] = []
-    if new_order is not None:
-        intent, guard = new_order.intent, new_order.guard
-        if guard is not None:
-            parts.append(
-                "g as (insert into audit.risk_checks (run_id, decision_id, account, symbol, check_name, approved,"
-                " reason, numbers) values "
-                + st.values(
-                    [(run_id, intent.decision_id, intent.account, intent.symbol, guard.check_name, guard.approved,
-                      guard.reason, _dumps(guard.numbers))],
-                    {7: "jsonb"},
-                )
-                + " on conflict (decision_id, check_name) do nothing)"
-            )  # fmt: skip
-        parts.append(
-            "o as (insert into audit.orders (client_order_id, decision_id, leg, run_id, account, venue, symbol, side,"
-            " order_type, quantity, reference_price, status, parent_client_order_id, arrival_price, venue_order_id,"
-            " filled_quantity, limit_price) values "
-            + st.values(
-                [(client_order_id, intent.decision_id, intent.leg, run_id, intent.account, new_order.venue,
-                  intent.symbol, intent.side.value, str(new_order.order_type), intent.quantity, intent.reference_price,
-                  status.value, new_order.parent, new_order.arrival_price, venue_order_id,
-                  Decimal(0) if filled_quantity is None else filled_quantity, new_order.limit_price)]
-            )
-            + ")"
-        )  # fmt: skip
-        if new_order.journal is not None:  # as execution.orders.journal.record_attempt writes it
-            parts.append(
-                "sa as (insert into audit.submit_attempts (client_order_id, account, venue, details) values "
-                + st.values([(client_order_id, intent.account, new_order.venue, _dumps(new_order.journal))],
-                            {3: "jsonb"})
-                + """ on conflict (client_order_id) do update set resolved_at = null, resolution = null,
-                      details = coalesce(excluded.details, audit.submit_attempts.details))"""
-            )  # fmt: skip
-        events = [EventRow(None, OrderStatus.NEW, {"broker": new_order.venue}, "created"), *events]
-        lineage.append((run_id, "audit.orders", client_order_id, "audit.decisions",
-                        _dumps({"decision_id": intent.decision_id})))  # fmt: skip
-    if events:
-        event_rows = [(client_order_id, run_id, e.event or e.to_status.value, None if e.from_status is None else
-                 e.from_status.value, e.to_status.value, event_time, _dumps(e.details)) for e in events]  # fmt: skip
-        parts.append(
-            "ev as (insert into audit.order_events (client_order_id, run_id, event, from_status, to_status, event_ts,"
-            " details) values " + st.values(event_rows, {6: "jsonb"}) + ")"
-        )
-    if booking is not None and booking.fills:
-        realized = _realizations(conn, booking)
-        fill_rows = [(fill_id, f.client_order_id, run_id, booking.account, f.symbol, f.side.value, f.quantity, f.price,
-                 f.fee, f.fee_currency, f.slippage, f.ts, pnl)
-                for (fill_id, f), pnl in zip(booking.fills, realized, strict=True)]  # fmt: skip
-        parts.append(
-            "f as (insert into audit.fills (fill_id, client_order_id, run_id, account, symbol, side, quantity, price,"
-            " fee, fee_currency, slippage, ts, realized_pnl) values " + st.values(fill_rows, {12: "numeric"}) + ")"
-        )
-        lineage += [(run_id, "audit.fills", fill_id, "audit.orders", _dumps({"client_order_id": f.client_order_id}))
-                    for fill_id, f in booking.fills]  # fmt: skip
-        h = booking.holding
-        parts.append(
-            "p as (insert into audit.positions (account, symbol, quantity, avg_price, realized_pnl, run_id) values "
-            + st.values([(booking.account, booking.symbol, h.quantity, h.avg_price, h.realized_pnl, run_id)])
-            + """ on conflict (account, symbol) do update
+    if rows.guard is not None:
+        parts.append(f"g as (insert into audit.risk_checks ({', '.join(CHECK_COLUMNS)}) values "
+                     + st.values([rows.guard], {7: "jsonb"}) + " on conflict (decision_id, check_name) do nothing)")  # fmt: skip
+    if rows.order is not None:
+        parts.append(f"o as (insert into audit.orders ({', '.join(ORDER_COLUMNS)}) values "
+                     + st.values([rows.order]) + ")")  # fmt: skip
+    if rows.attempt is not None:
+        parts.append(f"sa as (insert into audit.submit_attempts ({', '.join(ATTEMPT_COLUMNS)}) values "
+                     + st.values([rows.attempt], {3: "jsonb"}) + _ATTEMPT_CONFLICT + ")")  # fmt: skip
+    if rows.events:
+        parts.append(f"ev as (insert into audit.order_events ({', '.join(EVENT_COLUMNS)}) values "
+                     + st.values(rows.events, {6: "jsonb"}) + ")")  # fmt: skip
+    if rows.fills:
+        parts.append(f"f as (insert into audit.fills ({', '.join(FILL_COLUMNS)}) values "
+                     + st.values(rows.fills, {12: "numeric"}) + ")")  # fmt: skip
+    if rows.position is not None:
+        parts.append(f"p as (insert into audit.positions ({', '.join(POSITION_COLUMNS)}) values "
+                     + st.values([rows.position]) + POSITION_CONFLICT + ")")  # fmt: skip
+    if rows.balances:
+        parts.append(f"b as (insert into audit.balances ({', '.join(BALANCE_COLUMNS)}) values "
+                     + st.values(rows.balances) + BALANCE_CONFLICT + ")")  # fmt: skip
+    if rows.lineage:
+        parts.append(f"l as (insert into audit.lineage ({', '.join(LINEAGE_COLUMNS)}) values "
+                     + st.values(rows.lineage, {4: "jsonb"}) + ")")  # fmt: skip
+    head = "with " + ",\n".join(parts) + "\n" if parts else ""
+    if rows.update is None:
+        return head + "select 1"
+    u = rows.update
+    return (
+        head
+        + f"""update audit.orders set status = {st.bind(u.status.value)}, updated_at = now(),
+               venue_order_id = coalesce({st.bind(u.venue_order_id)}, venue_order_id),
+               filled_quantity = coalesce(cast({st.bind(u.filled_quantity)} as numeric), filled_quantity)
+           where client_order_id = {st.bind(u.client_order_id)}"""
+    )
+
+
+_ATTEMPT_CONFLICT = """ on conflict (client_order_id) do update set resolved_at = null, resolution = null,
+                      details = coalesce(excluded.details, audit.submit_attempts.details)"""
+POSITION_CONFLICT = """ on conflict (account, symbol) do update
                   set quantity = excluded.quantity, avg_price = excluded.avg_price,
-                      realized_pnl = excluded.realized_pnl, run_id = excluded.run_id, updated_at = now())"""
-        )
-        parts.append(
-            "b as (insert into audit.balances (account, currency, amount, run_id) values "
-            + st.values(_cash_rows(booking, run_id))
-            + """ on conflict (account, currency) do update
+                      realized_pnl = excluded.realized_pnl, run_id = excluded.run_id, updated_at = now()"""
+BALANCE_CONFLICT = """ on conflict (account, currency) do update
                   set amount = audit.balances.amount + excluded.amount, run_id = excluded.run_id,
-                      updated_at = now())"""
+                      updated_at = now()"""
+
+
+class OrderStore(Protocol):
+    """Where ``execution.submit.execute`` reads an order's state and writes its rows (ARCHITECTURE §7): the database
+    (``DB_STORE``: live, paper, shadow and the step-by-step replay), or a replay's memory
+    (``execution.orders.memory_store.MemoryOrderStore``: the same rows, held and written in bulk). Every method
+    mirrors the module function of the same name."""
+
+    def lock(self, locks: AccountLocks, account: str) -> None:
+        """Serialise this account's order writers until the transaction ends."""
+        ...
+
+    def read_order_state(
+        self, conn: Connection, *, account: str, symbol: str, client_order_id: ClientOrderId, run_id: str,
+        exchange: str, timeframe: str, bar_cutoff: datetime, day_start: datetime, event_time: datetime,
+        parent: ClientOrderId | None = None, own: Sequence[str] = (), supersede: OrderIntent | None = None,
+        per_step: bool = False,
+    ) -> OrderState: ...  # fmt: skip
+
+    def write_report(
+        self, conn: Connection, *, run_id: str, client_order_id: ClientOrderId, event_time: datetime,
+        events: Sequence[EventRow], booking: FillBooking | None, status: OrderStatus, venue_order_id: str | None,
+        filled_quantity: Decimal | None, new_order: NewOrder | None = None,
+    ) -> None: ...  # fmt: skip
+
+    def record_guard(self, conn: Connection, run_id: str, intent: OrderIntent, guard: GuardRow) -> None: ...
+
+    def booked_fills(self, conn: Connection, client_order_id: ClientOrderId) -> set[str]:
+        """The fill ids already booked for the order."""
+        ...
+
+    def holding(self, conn: Connection, account: str, symbol: str) -> Holding:
+        """The position, locked until the transaction ends."""
+        ...
+
+    def arrival_price(self, conn: Connection, client_order_id: ClientOrderId) -> Decimal | None:
+        """The arrival price recorded with the order."""
+        ...
+
+    def halt(self, conn: Connection, account: str, reason: str, numbers: Mapping[str, Any]) -> None:
+        """Halt the account (the daily loss limit tripped): recorded, and every later read sees it halted."""
+        ...
+
+
+class DbOrderStore:
+    """The ``OrderStore`` in PostgreSQL: each call one statement on the caller's transaction."""
+
+    def lock(self, locks: AccountLocks, account: str) -> None:
+        locks.take(account)
+
+    def read_order_state(self, conn: Connection, **kwargs: Any) -> OrderState:
+        return read_order_state(conn, **kwargs)
+
+    def write_report(self, conn: Connection, **kwargs: Any) -> None:
+        write_report(conn, **kwargs)
+
+    def record_guard(self, conn: Connection, run_id: str, intent: OrderIntent, guard: GuardRow) -> None:
+        record_guard(conn, run_id, intent, guard)
+
+    def booked_fills(self, conn: Connection, client_order_id: ClientOrderId) -> set[str]:
+        return set(
+            conn.execute(
+                cached_text("select fill_id from audit.fills where client_order_id = :c"), {"c": client_order_id}
+            ).scalars()
         )
-    if lineage:
-        parts.append(
-            "l as (insert into audit.lineage (run_id, child_table, child_id, parent_table, parent_key) values "
-            + st.values(lineage, {4: "jsonb"})
-            + ")"
+
+    def holding(self, conn: Connection, account: str, symbol: str) -> Holding:
+        return read_holding(conn, account, symbol, lock=True)
+
+    def arrival_price(self, conn: Connection, client_order_id: ClientOrderId) -> Decimal | None:
+        return _decimal(
+            conn.execute(
+                cached_text("select arrival_price from audit.orders where client_order_id = :c"),
+                {"c": client_order_id},
+            ).scalar()
         )
-    if new_order is not None:
-        st.execute(conn, "with " + ",\n".join(parts) + "\nselect 1")
-        return
-    update = f"""update audit.orders set status = {st.bind(status.value)}, updated_at = now(),
-               venue_order_id = coalesce({st.bind(venue_order_id)}, venue_order_id),
-               filled_quantity = coalesce(cast({st.bind(filled_quantity)} as numeric), filled_quantity)
-           where client_order_id = {st.bind(client_order_id)}"""
-    sql = ("with " + ",\n".join(parts) + "\n" if parts else "") + update
-    st.execute(conn, sql)
+
+    def halt(self, conn: Connection, account: str, reason: str, numbers: Mapping[str, Any]) -> None:
+        set_halt(conn, account, True, reason, numbers)
+
+
+DB_STORE: OrderStore = DbOrderStore()

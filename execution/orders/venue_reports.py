@@ -36,24 +36,11 @@ from execution.algos.splitting import arrival_slippage
 from execution.brokers.base import Broker, BrokerReport, OrderType
 from execution.orders.outcomes import OrderOutcome
 from execution.orders.state import is_terminal, path_to, transition
-from execution.orders.store import EventRow, FillBooking, NewOrder, write_report
+from execution.orders.store import DB_STORE, EventRow, FillBooking, NewOrder, OrderStore
 
 # Told of every booking (fills, the position they leave, the cash they move) right after it is written: an in-memory
 # copy of the account kept up to date without reading it back (``agents.replay_account`` in a replay).
 BookingListener = Callable[[FillBooking], None]
-
-
-def _holding(conn: Connection, account: AccountId, symbol: Symbol, *, lock: bool = False) -> Holding:
-    row = conn.execute(
-        text(
-            "select quantity, avg_price, realized_pnl from audit.positions where account = :a and symbol = :s"
-            + (" for update" if lock else "")
-        ),
-        {"a": account, "s": symbol},
-    ).first()
-    if row is None:
-        return Holding.flat()
-    return Holding(Decimal(row.quantity), Decimal(row.avg_price), Decimal(row.realized_pnl))
 
 
 def apply_report(
@@ -69,23 +56,19 @@ def apply_report(
     new_order: NewOrder | None = None,
     arrival_price: Decimal | None = None,
     on_booking: BookingListener | None = None,
+    store: OrderStore = DB_STORE,
 ) -> OrderStatus:
     """Bring the recorded order up to the venue's report: events along the transition table, then the fills not
     booked yet (by fill id ``<client order id>-<n>``), position, cash and status, written in one statement.
     ``new_order``: the order is not recorded yet (so no fill is booked either) and is inserted with the report;
     ``holding``: the position already read (and locked) by the caller. With an arrival price (the new order's, else
     ``arrival_price``: the one recorded with the order), the final event records the fills' slippage versus it.
-    ``on_booking`` is told of the booking once written. Returns the new status."""
+    ``on_booking`` is told of the booking once written; ``store``: where the order's rows are read and written.
+    Returns the new status."""
     coid = report.client_order_id
     if new_order is not None:
         arrival_price = new_order.arrival_price
-    booked: set[str] = (
-        set()
-        if new_order is not None
-        else set(
-            conn.execute(text("select fill_id from audit.fills where client_order_id = :c"), {"c": coid}).scalars()
-        )
-    )
+    booked: set[str] = set() if new_order is not None else store.booked_fills(conn, coid)
     new_fills = [(f"{coid}-{n}", fill) for n, fill in enumerate(report.fills) if f"{coid}-{n}" not in booked]
     steps = path_to(current, report.status)
     if not steps and new_fills and current is OrderStatus.PARTIALLY_FILLED:
@@ -106,7 +89,7 @@ def apply_report(
     if new_fills:
         symbol = new_fills[0][1].symbol
         if holding is None:
-            holding = _holding(conn, account, symbol, lock=True)
+            holding = store.holding(conn, account, symbol)
         prior_avg_price = holding.avg_price
         cash = Decimal(0)
         fee_cash: dict[str, Decimal] = {}
@@ -120,32 +103,44 @@ def apply_report(
         # cash moves in the symbol's quote currency; a fee in a third asset (BNB) in that asset's balance
         booking = FillBooking(new_fills, account, symbol, holding, quote_currency(symbol, base_currency), cash,
                               fee_cash, prior_avg_price)  # fmt: skip
-    write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events, booking=booking,
-                 status=status, venue_order_id=report.venue_order_id, filled_quantity=report.filled_quantity,
-                 new_order=new_order)  # fmt: skip
+    store.write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events,
+                       booking=booking, status=status, venue_order_id=report.venue_order_id,
+                       filled_quantity=report.filled_quantity, new_order=new_order)  # fmt: skip
     if booking is not None and on_booking is not None:
         on_booking(booking)
     return status
 
 
 def record_unknown(
-    conn: Connection, exc: Exception, run_id: str, coid: ClientOrderId, event_time: datetime, new_order: NewOrder
+    conn: Connection,
+    exc: Exception,
+    run_id: str,
+    coid: ClientOrderId,
+    event_time: datetime,
+    new_order: NewOrder,
+    store: OrderStore = DB_STORE,
 ) -> None:
     """A submit whose outcome is unknown (timeout, dropped connection): the venue may have the order, so it is written
     as new -> submitted and reconciled by client order id before anything is resent."""
     unknown = {"outcome": "unknown", "error": f"{type(exc).__name__}: {exc}"}
-    write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
+    store.write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
                  events=[EventRow(OrderStatus.NEW, transition(OrderStatus.NEW, OrderStatus.SUBMITTED), unknown)], booking=None,
                  status=OrderStatus.SUBMITTED, venue_order_id=None, filled_quantity=None, new_order=new_order)  # fmt: skip
 
 
 def record_rejection(
-    conn: Connection, exc: Exception, run_id: str, coid: ClientOrderId, event_time: datetime, new_order: NewOrder
+    conn: Connection,
+    exc: Exception,
+    run_id: str,
+    coid: ClientOrderId,
+    event_time: datetime,
+    new_order: NewOrder,
+    store: OrderStore = DB_STORE,
 ) -> OrderOutcome:
     """A submit the broker refused outright (kill switch, venue rejection): the order is written as new -> rejected
     with the reason, so it is never resent."""
     reason = f"{type(exc).__name__}: {exc}"
-    write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
+    store.write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time,
                  events=[EventRow(OrderStatus.NEW, transition(OrderStatus.NEW, OrderStatus.REJECTED), {"reason": reason})],
                  booking=None,
                  status=OrderStatus.REJECTED, venue_order_id=None, filled_quantity=None, new_order=new_order)  # fmt: skip
@@ -163,6 +158,7 @@ def reconcile_existing(
     base_currency: str,
     event_time: datetime,
     on_booking: BookingListener | None = None,
+    store: OrderStore = DB_STORE,
 ) -> OrderOutcome:
     """An order that already exists is never sent again; when its outcome was not final, ask the venue."""
     if is_terminal(status):
@@ -170,9 +166,7 @@ def reconcile_existing(
     report = broker.lookup(coid)
     if report is None:
         return OrderOutcome(coid, status, reason="not known to the venue; left for a human to resolve")
-    arrival = conn.execute(
-        text("select arrival_price from audit.orders where client_order_id = :c"), {"c": coid}
-    ).scalar()
+    arrival = store.arrival_price(conn, coid)
     new_status = apply_report(
         conn,
         run_id=run_id,
@@ -181,8 +175,9 @@ def reconcile_existing(
         account=account,
         base_currency=base_currency,
         event_time=event_time,
-        arrival_price=None if arrival is None else Decimal(arrival),
+        arrival_price=arrival,
         on_booking=on_booking,
+        store=store,
     )
     return OrderOutcome(coid, new_status, report.fills, "reconciled with the venue")
 

@@ -29,8 +29,8 @@ from alphaloom.settings import Settings
 from execution.accounts.registry import LIVE_MODES
 from execution.brokers.base import Broker, QuotingBroker
 from execution.orders.send_context import SendContext
-from execution.orders.store import GuardRow, OrderState, record_guard
-from execution.safety.fatfinger import check_daily_loss, check_orders_per_run, record_trip, set_halt
+from execution.orders.store import DB_STORE, GuardRow, OrderState, OrderStore
+from execution.safety.fatfinger import check_daily_loss, check_orders_per_run, record_trip
 
 GUARD_CHECK = "execution_guard"
 
@@ -41,9 +41,9 @@ def guard_name(intent: OrderIntent) -> str:
 
 
 def _record_guard(
-    conn: Connection, run_id: str, intent: OrderIntent, approved: bool, reason: str, numbers: Mapping[str, Any]
+    conn: Connection, ctx: SendContext, intent: OrderIntent, approved: bool, reason: str, numbers: Mapping[str, Any]
 ) -> None:
-    record_guard(conn, run_id, intent, GuardRow(guard_name(intent), approved, reason, numbers))
+    ctx.store.record_guard(conn, ctx.run_id, intent, GuardRow(guard_name(intent), approved, reason, numbers))
 
 
 class GateDecision(enum.Enum):
@@ -71,7 +71,7 @@ def gate_order(
     (the override, else the last close known at the event time). See the module docstring."""
     switch = state.kill_switch
     if switch.engaged:
-        _record_guard(conn, ctx.run_id, intent, False, f"kill switch engaged: {switch.reason}", {"engaged": "True"})
+        _record_guard(conn, ctx, intent, False, f"kill switch engaged: {switch.reason}", {"engaged": "True"})
         record_trip(conn, run_id=ctx.run_id, account=intent.account, guard="kill_switch", reason=switch.reason,
                     numbers={"engaged": True}, symbol=intent.symbol, decision_id=intent.decision_id,
                     alert_kind=ctx.trip_alert)  # fmt: skip
@@ -80,11 +80,11 @@ def gate_order(
     if ctx.slice_gate is not None:
         allowed, denied = ctx.slice_gate(conn, intent, ctx.event_time)
         intent, gated = allowed or intent, list(denied)
-    breaches = gated + account_guards(conn, intent, state, broker=ctx.broker, settings=ctx.settings)
+    breaches = gated + account_guards(conn, intent, state, broker=ctx.broker, settings=ctx.settings, store=ctx.store)
     breaches, numbers = _limit_breaches(intent, state, ctx, breaches, last_price=last_price)
     if not breaches:
         return GateVerdict(GateDecision.PASSED, intent, (), numbers)
-    _record_guard(conn, ctx.run_id, intent, False, "; ".join(b.reason for b in breaches), numbers)
+    _record_guard(conn, ctx, intent, False, "; ".join(b.reason for b in breaches), numbers)
     for b in breaches:
         record_trip(conn, run_id=ctx.run_id, account=intent.account, guard=b.limit, reason=b.reason,
                     numbers=b.numbers, symbol=intent.symbol, client_order_id=coid, decision_id=intent.decision_id,
@@ -161,9 +161,16 @@ def venue_price(broker: Broker, intent: OrderIntent) -> tuple[Decimal | None, Li
 
 
 def account_guards(
-    conn: Connection, intent: OrderIntent, state: OrderState, *, broker: Broker, settings: Settings
+    conn: Connection,
+    intent: OrderIntent,
+    state: OrderState,
+    *,
+    broker: Broker,
+    settings: Settings,
+    store: OrderStore = DB_STORE,
 ) -> list[LimitBreach]:
-    """Account-level guards before any submit: live arming, account halt, daily loss limit, orders per run."""
+    """Account-level guards before any submit: live arming, account halt, daily loss limit, orders per run (a
+    tripped daily loss limit halts the account through ``store``)."""
     breaches: list[LimitBreach] = []
     if broker.live and not (state.live_enabled and state.mode in LIVE_MODES):
         mode = str(state.mode or "")
@@ -181,7 +188,7 @@ def account_guards(
     else:
         loss = check_daily_loss(state.day_start_equity, state.equity, settings.risk.daily_loss_limit)
         if loss is not None:
-            set_halt(conn, intent.account, True, loss.reason, loss.numbers)
+            store.halt(conn, intent.account, loss.reason, loss.numbers)
             breaches.append(loss)
     too_many = check_orders_per_run(state.orders_in_run, settings.risk.max_orders_per_run)
     if too_many is not None:

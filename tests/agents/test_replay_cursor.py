@@ -499,3 +499,91 @@ def test_the_kill_switch_stops_a_replay_on_the_in_memory_account(engine, data, r
     assert denied >= 1, "the step's snapshot read the kill switch: risk denied the decisions' intents"
     assert after == len(symbols) * len([t for t in times if t >= engaged_at]), "the replay went on deciding"
     assert cancelled >= 1 and scheduled() == 0, "the pending slices were cancelled, not sent"
+
+
+_ORDER_ROWS = {  # execution's rows of one account, keyed by decision (symbol, as_of) and leg, without generated ids
+    "orders": """select d.symbol, d.as_of, o.leg, o.venue, o.side, o.order_type, o.quantity, o.limit_price,
+                        o.reference_price, o.status, o.filled_quantity, o.arrival_price, o.venue_order_id is null,
+                        o.parent_client_order_id, o.run_id = :r
+                 from audit.orders o join audit.decisions d using (decision_id)
+                 where o.account = :a order by 1, 2, 3""",
+    "order_events": """select d.symbol, d.as_of, o.leg, e.event, e.from_status, e.to_status, e.event_ts,
+                              e.details - 'venue_order_id' - 'fill_ids', jsonb_array_length(e.details -> 'fill_ids'),
+                              e.run_id = :r
+                       from audit.order_events e join audit.orders o using (client_order_id)
+                       join audit.decisions d using (decision_id) where o.account = :a order by 1, 2, 3, e.id""",
+    "fills": """select d.symbol, d.as_of, o.leg, f.fill_id = o.client_order_id || '-0', f.side, f.quantity, f.price,
+                       f.fee, f.fee_currency, f.slippage, f.ts, f.realized_pnl, f.run_id = :r
+                from audit.fills f join audit.orders o using (client_order_id) join audit.decisions d using (decision_id)
+                where f.account = :a order by 1, 2, 3, f.fill_id""",
+    "positions": """select symbol, quantity, avg_price, realized_pnl, run_id = :r from audit.positions
+                    where account = :a order by 1""",
+    "balances": "select currency, amount, run_id is null or run_id = :r from audit.balances where account = :a order by 1",
+    "execution_checks": """select d.symbol, d.as_of, r.check_name, r.approved, r.reason, r.numbers, r.run_id = :r
+                           from audit.risk_checks r join audit.decisions d using (decision_id)
+                           where d.account = :a and r.check_name like 'execution_guard%' order by 1, 2, 3""",
+    "order_lineage": """select d.symbol, d.as_of, o.leg, l.child_table, l.parent_table,
+                               l.parent_key = jsonb_build_object('decision_id', o.decision_id)
+                               or l.parent_key = jsonb_build_object('client_order_id', o.client_order_id)
+                        from audit.lineage l join audit.orders o
+                          on l.child_id = o.client_order_id or l.child_id like o.client_order_id || '-%'
+                        join audit.decisions d using (decision_id)
+                        where o.account = :a order by 1, 2, 3, 4""",
+    "submit_attempts": """select d.symbol, d.as_of, o.leg, s.venue, s.details - 'decision_id' - 'run_id',
+                                 s.details ->> 'decision_id' = o.decision_id, s.details ->> 'run_id' = :r,
+                                 s.resolved_at is null
+                          from audit.submit_attempts s join audit.orders o using (client_order_id)
+                          join audit.decisions d using (decision_id) where o.account = :a order by 1, 2, 3""",
+    "guard_trips": """select symbol, guard, reason, numbers, run_id = :r from audit.guard_trips where account = :a
+                      order by id""",
+    "account_halts": "select halted, reason, numbers from audit.account_halts where account = :a order by id",
+}
+
+
+@pytest.mark.parametrize("daily_loss_limit", [None, Decimal("20")], ids=["default", "daily-loss-halts"])
+def test_the_in_memory_order_store_writes_the_rows_of_the_database_store(engine, data, daily_loss_limit) -> None:
+    """The same replay (window in memory, audit buffer) with execution's rows read and written in the database
+    (``execution.orders.store.DB_STORE``) and held in memory and written in bulk
+    (``execution.orders.memory_store.MemoryOrderStore``) ends with the same orders, events, fills, positions,
+    balances, guard checks, lineage, journal entries, guard trips and halts; with a tight daily loss limit the
+    account is halted during the replay and later orders are refused."""
+    from agents.audit_buffer import AuditBuffer
+    from agents.team import Team
+    from execution.accounts.registry import ensure_account
+    from execution.orders.memory_store import MemoryOrderStore
+    from flows.backtest import CHUNK_STEPS, Replay, ReplayWindow, _bar_opens, replay_chunk
+    from flows.decide import decision_times
+
+    settings, strategy, scorer = get_settings(), StrategyParams(), LexiconScorer()
+    if daily_loss_limit is not None:
+        settings = settings.model_copy(update={"risk.daily_loss_limit": daily_loss_limit})
+    symbols = list(data.symbols)[:3]
+    times = decision_times(data.end - timedelta(days=2), 150, "1h")
+    opens = _bar_opens(engine, settings, symbols, times[0], times[-1])
+    rows, kept = {}, {}
+    tag = "default" if daily_loss_limit is None else "halts"
+    for path in ("database", "memory"):
+        account, run_id = f"store-parity-{tag}-{path}", f"store-parity-{tag}-{path}-run"
+        with engine.begin() as conn:
+            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+            ensure_account(conn, account, "paper", "USDT", "paper", settings.starting_cash, run_id)
+        window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                                   settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+        assert isinstance(window.orders, MemoryOrderStore)
+        if path == "database":
+            window.orders = None
+        replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "next_open", times[-1],
+                        opens, window, AuditBuffer("full"))  # fmt: skip
+        kept[path] = replay.order_store
+        for first in range(0, len(times), CHUNK_STEPS):
+            replay_chunk.fn(replay, times[first : first + CHUNK_STEPS])
+        with engine.connect() as conn:
+            rows[path] = {name: conn.execute(text(sql), {"a": account, "r": run_id}).all()
+                          for name, sql in _ORDER_ROWS.items()}  # fmt: skip
+    assert kept["database"] is None and kept["memory"] is not None and kept["memory"].pending == 0
+    db = rows["database"]
+    assert db["orders"] and db["fills"] and db["order_events"] and db["execution_checks"] and db["submit_attempts"]
+    if daily_loss_limit is not None:
+        assert db["account_halts"] and any(not r.approved for r in db["execution_checks"]) and db["guard_trips"]
+    for name in _ORDER_ROWS:
+        assert rows["memory"][name] == db[name], name
