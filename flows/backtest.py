@@ -102,7 +102,7 @@ def _order_store(
     if settings.split.above_notional is not None or ledger.slices_scheduled:
         return None
     tf = settings.timeframe
-    return MemoryOrderStore.load(conn, account=ledger.account, symbols=symbols, exchange=settings.exchange,
+    return MemoryOrderStore.load(conn, account=AccountId(ledger.account), symbols=symbols, exchange=settings.exchange,
                                  timeframe=tf, first_cutoff=last_closed_open(times[0], tf),
                                  last_cutoff=last_closed_open(times[-1], tf), equity=ledger.day_equity)  # fmt: skip
 

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.db.batch import Statement, cached_text
 from alphaloom.db.copy import copy_rows
-from alphaloom.domain import ClientOrderId, OrderIntent, OrderStatus, quote_currency
+from alphaloom.domain import AccountId, ClientOrderId, OrderIntent, OrderStatus, Symbol, quote_currency
 from alphaloom.errors import ConfigError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from execution.accounts.holdings import Holding
@@ -124,7 +124,7 @@ class BarBook:
             bars[r.symbol].append((r.ts, Decimal(r.close), Decimal(r.volume)))
         return cls(bars, first)
 
-    def at(self, symbol: str, cutoff: datetime) -> tuple[Decimal | None, Decimal | None] | None:
+    def at(self, symbol: Symbol, cutoff: datetime) -> tuple[Decimal | None, Decimal | None] | None:
         """(close, volume) of the newest bar opening at or before ``cutoff``; (None, None) when there is none; None
         when the book cannot answer (a symbol or a cutoff outside its window)."""
         times = self._times.get(symbol)
@@ -140,7 +140,7 @@ class MemoryOrderStore:
     def __init__(
         self,
         *,
-        account: str,
+        account: AccountId,
         row: AccountRow,
         exchange: str,
         timeframe: str,
@@ -167,7 +167,7 @@ class MemoryOrderStore:
 
     @classmethod
     def load(
-        cls, conn: Connection, *, account: str, symbols: Sequence[str], exchange: str, timeframe: str,
+        cls, conn: Connection, *, account: AccountId, symbols: Sequence[str], exchange: str, timeframe: str,
         first_cutoff: datetime, last_cutoff: datetime, equity: DayEquity,
     ) -> MemoryOrderStore | None:  # fmt: skip
         """The store of ``account`` for a replay whose bar cutoffs run from ``first_cutoff`` to ``last_cutoff``;
@@ -208,12 +208,12 @@ class MemoryOrderStore:
 
     # -- the OrderStore port -------------------------------------------------------------------------------------
 
-    def lock(self, locks: AccountLocks, account: str) -> None:
+    def lock(self, locks: AccountLocks, account: AccountId) -> None:
         """Nothing to take: the replay's account is written only by its run, and its rows wait here."""
         self._own(account)
 
     def read_order_state(
-        self, conn: Connection, *, account: str, symbol: str, client_order_id: ClientOrderId, run_id: str,
+        self, conn: Connection, *, account: AccountId, symbol: Symbol, client_order_id: ClientOrderId, run_id: str,
         exchange: str, timeframe: str, bar_cutoff: datetime, day_start: datetime, event_time: datetime,
         parent: ClientOrderId | None = None, own: Sequence[str] = (), supersede: OrderIntent | None = None,
         per_step: bool = False,
@@ -265,7 +265,7 @@ class MemoryOrderStore:
     def booked_fills(self, conn: Connection, client_order_id: ClientOrderId) -> set[str]:
         return set(self._fill_ids.get(client_order_id, ()))
 
-    def holding(self, conn: Connection, account: str, symbol: str) -> Holding:
+    def holding(self, conn: Connection, account: AccountId, symbol: Symbol) -> Holding:
         self._own(account)
         return self._positions.get(symbol, Holding.flat())
 
@@ -273,7 +273,7 @@ class MemoryOrderStore:
         order = self._orders.get(client_order_id)
         return None if order is None else order[_ARRIVAL]
 
-    def halt(self, conn: Connection, account: str, reason: str, numbers: Mapping[str, Any]) -> None:
+    def halt(self, conn: Connection, account: AccountId, reason: str, numbers: Mapping[str, Any]) -> None:
         """Written through (an operator sees a halted account at once) and remembered."""
         self._own(account)
         set_halt(conn, account, True, reason, numbers)
@@ -306,11 +306,11 @@ class MemoryOrderStore:
 
     # -- stages --------------------------------------------------------------------------------------------------
 
-    def _own(self, account: str) -> None:
+    def _own(self, account: AccountId) -> None:
         if account != self.account:
             raise ConfigError(f"the replay's order store holds account {self.account!r}, not {account!r}")
 
-    def _bar(self, conn: Connection, symbol: str, cutoff: datetime) -> tuple[Decimal | None, Decimal | None]:
+    def _bar(self, conn: Connection, symbol: Symbol, cutoff: datetime) -> tuple[Decimal | None, Decimal | None]:
         known = self._bars.at(symbol, cutoff)
         if known is not None:
             return known
@@ -321,7 +321,7 @@ class MemoryOrderStore:
         ).first()  # fmt: skip
         return (None, None) if row is None else (Decimal(row.close), Decimal(row.volume))
 
-    def _quote_rate(self, conn: Connection, symbol: str, at: datetime) -> Decimal | None:
+    def _quote_rate(self, conn: Connection, symbol: Symbol, at: datetime) -> Decimal | None:
         if quote_currency(symbol, self._row.base_currency) == self._row.base_currency:
             return Decimal(1)
         return read_pair_rates(conn, [(self.account, symbol)], at)[(self.account, symbol)]

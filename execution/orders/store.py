@@ -177,7 +177,7 @@ def _state_sql(*, child: bool, supersede: bool, per_step: bool) -> str:
 
 
 def _state_params(
-    *, account: str, symbol: str, client_order_id: ClientOrderId, run_id: str, exchange: str, timeframe: str,
+    *, account: AccountId, symbol: Symbol, client_order_id: ClientOrderId, run_id: str, exchange: str, timeframe: str,
     bar_cutoff: datetime, day_start: datetime, event_time: datetime, parent: ClientOrderId | None,
     own: Sequence[str], supersede: OrderIntent | None,
 ) -> dict[str, Any]:  # fmt: skip
@@ -532,7 +532,7 @@ def write_report(
     st.execute(conn, _report_statement(st, rows))
 
 
-def read_avg_price(conn: Connection, account: str, symbol: str) -> Decimal | None:
+def read_avg_price(conn: Connection, account: AccountId, symbol: Symbol) -> Decimal | None:
     """The position's average cost as stored (None: no position row)."""
     avg = conn.execute(
         cached_text("select avg_price from audit.positions where account = :a and symbol = :s"),
@@ -541,7 +541,7 @@ def read_avg_price(conn: Connection, account: str, symbol: str) -> Decimal | Non
     return None if avg is None else Decimal(avg)
 
 
-def read_holding(conn: Connection, account: str, symbol: str, *, lock: bool = False) -> Holding:
+def read_holding(conn: Connection, account: AccountId, symbol: Symbol, *, lock: bool = False) -> Holding:
     """The position as stored (flat when there is none), locked ``FOR UPDATE`` with ``lock``."""
     row = conn.execute(
         cached_text(
@@ -611,12 +611,12 @@ class OrderStore(Protocol):
     (``execution.orders.memory_store.MemoryOrderStore``: the same rows, held and written in bulk). Every method
     mirrors the module function of the same name."""
 
-    def lock(self, locks: AccountLocks, account: str) -> None:
+    def lock(self, locks: AccountLocks, account: AccountId) -> None:
         """Serialise this account's order writers until the transaction ends."""
         ...
 
     def read_order_state(
-        self, conn: Connection, *, account: str, symbol: str, client_order_id: ClientOrderId, run_id: str,
+        self, conn: Connection, *, account: AccountId, symbol: Symbol, client_order_id: ClientOrderId, run_id: str,
         exchange: str, timeframe: str, bar_cutoff: datetime, day_start: datetime, event_time: datetime,
         parent: ClientOrderId | None = None, own: Sequence[str] = (), supersede: OrderIntent | None = None,
         per_step: bool = False,
@@ -634,7 +634,7 @@ class OrderStore(Protocol):
         """The fill ids already booked for the order."""
         ...
 
-    def holding(self, conn: Connection, account: str, symbol: str) -> Holding:
+    def holding(self, conn: Connection, account: AccountId, symbol: Symbol) -> Holding:
         """The position, locked until the transaction ends."""
         ...
 
@@ -642,7 +642,7 @@ class OrderStore(Protocol):
         """The arrival price recorded with the order."""
         ...
 
-    def halt(self, conn: Connection, account: str, reason: str, numbers: Mapping[str, Any]) -> None:
+    def halt(self, conn: Connection, account: AccountId, reason: str, numbers: Mapping[str, Any]) -> None:
         """Halt the account (the daily loss limit tripped): recorded, and every later read sees it halted."""
         ...
 
@@ -650,7 +650,7 @@ class OrderStore(Protocol):
 class DbOrderStore:
     """The ``OrderStore`` in PostgreSQL: each call one statement on the caller's transaction."""
 
-    def lock(self, locks: AccountLocks, account: str) -> None:
+    def lock(self, locks: AccountLocks, account: AccountId) -> None:
         locks.take(account)
 
     def read_order_state(self, conn: Connection, **kwargs: Any) -> OrderState:
@@ -669,7 +669,7 @@ class DbOrderStore:
             ).scalars()
         )
 
-    def holding(self, conn: Connection, account: str, symbol: str) -> Holding:
+    def holding(self, conn: Connection, account: AccountId, symbol: Symbol) -> Holding:
         return read_holding(conn, account, symbol, lock=True)
 
     def arrival_price(self, conn: Connection, client_order_id: ClientOrderId) -> Decimal | None:
@@ -680,7 +680,7 @@ class DbOrderStore:
             ).scalar()
         )
 
-    def halt(self, conn: Connection, account: str, reason: str, numbers: Mapping[str, Any]) -> None:
+    def halt(self, conn: Connection, account: AccountId, reason: str, numbers: Mapping[str, Any]) -> None:
         set_halt(conn, account, True, reason, numbers)
 
 
