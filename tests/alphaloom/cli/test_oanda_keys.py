@@ -50,7 +50,7 @@ def test_keys_add_oanda_with_an_address_that_is_not_http_is_refused_in_one_line(
 def test_reconcile_of_an_oanda_account_reaches_oanda_with_the_stored_keys(engine: Engine) -> None:
     from support.oanda_standin import ACCOUNT_ID, TOKEN, OandaStandIn
 
-    from alphaloom.audit import start_run
+    from alphaloom.records.runs import start_run
     from execution.accounts.registry import ensure_account
 
     account = f"fx-{uuid.uuid4().hex[:8]}"

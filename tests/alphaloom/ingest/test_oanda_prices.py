@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import Engine, text
 from support.oanda_standin import ACCOUNT_ID, TOKEN, OandaStandIn, v20_time
 
-from alphaloom.audit import start_run
 from alphaloom.errors import ConfigError
 from alphaloom.ingest.ccxt_prices import SeriesSpec, fetch_series, resume_points
 from alphaloom.ingest.oanda_prices import OandaPriceSource, granularity_of, stored_oanda_source
 from alphaloom.ingest.price_sources import SeriesSource, series_source
 from alphaloom.ingest.prices import merge_bars
 from alphaloom.ops.secrets import Credentials, store_credentials
+from alphaloom.records.runs import start_run
 from alphaloom.settings import get_settings
 from alphaloom.venues.oanda_client import OandaClient, OandaConfig
 
