@@ -238,6 +238,7 @@ def test_the_analyst_reads_only_its_lookback_and_the_same_bars_give_the_same_opi
     assert {o.action for o in acted} == {Action.BUY, Action.SELL, Action.HOLD}
 
 
+@pytest.mark.slow  # a Python subprocess running bench/patterns.py
 def test_the_patterns_benchmark_runs_at_toy_size() -> None:
     import subprocess
     import sys
