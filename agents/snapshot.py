@@ -38,9 +38,10 @@ from agents.risk.sizing import TradeStats, trade_stats
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.strategies.mean_reversion import MeanReversionParams
 from agents.strategies.momentum import MomentumParams
-from alphaloom.domain import DecisionId, NewsId, NewsItem, Signal, decision_id_for, require_utc
+from alphaloom.domain import AccountId, DecisionId, NewsId, NewsItem, Signal, Symbol, decision_id_for, require_utc
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.records.decisions import recorded_decision_ids
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"
@@ -94,9 +95,9 @@ class Snapshot:
     """Everything one decision step at ``as_of`` may read. ``recorded``: the symbols whose decision (same id) already
     exists, which the step does not decide again."""
 
-    account: str
+    account: AccountId
     as_of: datetime
-    symbols: tuple[str, ...]
+    symbols: tuple[Symbol, ...]
     decision_ids: Mapping[str, DecisionId]
     recorded: frozenset[str]
     market: MarketView
@@ -217,11 +218,7 @@ def current_positions(conn: Connection, account: str, symbols: Sequence[str]) ->
 
 def recorded_decisions(conn: Connection, decision_ids: Sequence[DecisionId]) -> set[str]:
     """Which of ``decision_ids`` are already in ``audit.decisions``."""
-    return set(
-        conn.execute(
-            text("select decision_id from audit.decisions where decision_id = any(:d)"), {"d": list(decision_ids)}
-        ).scalars()
-    )
+    return recorded_decision_ids(conn, decision_ids)
 
 
 def require_account(conn: Connection, account: str) -> None:
@@ -307,7 +304,7 @@ def read_account_view(
     if account_state is not None:
         portfolio = account_state.context(conn, account, symbols, as_of)
     else:
-        portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings,
+        portfolio = portfolio_context(conn, account=AccountId(account), symbols=symbols, as_of=as_of, settings=settings,
                                       market=source)  # fmt: skip
     if memory is not None:
         records = memory.advance(as_of, run_id=run_id)
@@ -394,7 +391,8 @@ def read_snapshot(
         market = read_market_view(conn, symbols=pending, as_of=as_of, run_id=run_id, params=params, scorer=scorer)
     else:
         market = restrict(source.market_at(as_of, symbols), pending)
-    return Snapshot(account, as_of, tuple(symbols), decision_ids, frozenset(recorded), market, account_view,
+    # the flow's account and symbol names become typed ids here, where they enter the decision's values
+    return Snapshot(AccountId(account), as_of, tuple(Symbol(s) for s in symbols), decision_ids, frozenset(recorded), market, account_view,
                     scorer.name, getattr(scorer, "fallback_reason", None))  # fmt: skip
 
 

@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 from sqlalchemy import Connection, Engine, text
 
+from alphaloom.domain import LIVE_MODES
 from alphaloom.ops.kill_switch import change_kill_switch
+from alphaloom.records.console import insert_action
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +41,8 @@ def record_action(
     conn: Connection, actor: Actor, action: str, target: str | None, reason: str, result: ActionResult
 ) -> None:
     outcome = "ok" if result.ok else ("failed" if result.details.get("error") else "refused")
-    conn.execute(
-        text(
-            """insert into audit.console_actions (username, client, action, target, reason, outcome, details)
-               values (:u, :c, :a, :t, :r, :o, cast(:d as jsonb))"""
-        ),
-        {"u": actor.username, "c": actor.client, "a": action, "t": target, "r": reason, "o": outcome,
-         "d": json.dumps({"message": result.message, **result.details}, default=str)},
-    )  # fmt: skip
+    insert_action(conn, username=actor.username, client=actor.client, action=action, target=target, reason=reason,
+                  outcome=outcome, details_json=json.dumps({"message": result.message, **result.details}, default=str))  # fmt: skip
 
 
 KillSwitchHook = Callable[[str], dict[str, Any]]
@@ -92,7 +88,7 @@ class ConsoleActions:
                 result = ActionResult(False, f"account {account!r} does not exist", {})
             else:
                 state = "ARMED" if armed else "DISARMED"
-                note = "" if row.mode in ("live", "shadow") else f" (a {row.mode} account sends nothing live)"
+                note = "" if row.mode in LIVE_MODES else f" (a {row.mode} account sends nothing live)"
                 result = ActionResult(True, f"account {account} live trading {state}{note}", {"mode": row.mode})
             record_action(conn, actor, "arm" if armed else "disarm", account, reason.strip(), result)
         return result

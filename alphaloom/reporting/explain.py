@@ -23,12 +23,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row, text
 
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import NotFoundError
 from alphaloom.records.decisions import agent_outputs, decision, risk_checks
+from alphaloom.records.llm_ledger import transcript_turns, transcripts_table_exists
 from alphaloom.records.orders import OrderRow, decision_id_of_order, order_ids_of_decision, order_with_history
+from alphaloom.records.runs import last_completed_run, run_record
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class ExplainedAgentOutput:
 
 @dataclass(frozen=True)
 class RiskCheckRow:
+    """A risk check of an intent (``audit.risk_checks``), or an execution guard trip (``audit.guard_trips``: the
+    guard's name, never approved), with its numbers. The one row type of the explain chain and the decision summary."""
+
     check_name: str
     approved: bool
     reason: str
@@ -216,15 +221,20 @@ def _risk_checks(conn: Connection, decision_id: str) -> list[RiskCheckRow]:
 
 def _parents(conn: Connection, decision_id: str) -> dict[str, list[dict[str, Any]]]:
     parents: dict[str, list[dict[str, Any]]] = {}
-    for table, key in conn.execute(
+    for r in conn.execute(
         text(
             "select parent_table, parent_key from audit.lineage "
             "where child_table = 'audit.decisions' and child_id = :d order by id"
         ),
         {"d": decision_id},
     ):
-        parents.setdefault(table, []).append(dict(key))
+        parents.setdefault(str(r.parent_table), []).append(dict(r.parent_key))
     return parents
+
+
+def _bar_row(r: Row[Any]) -> BarRow:
+    """A ``raw.ohlcv`` row read with the columns ``_BAR_COLUMNS`` names."""
+    return BarRow(r.exchange, r.symbol, r.timeframe, r.ts, r.open, r.high, r.low, r.close, r.volume, r.run_id)
 
 
 def _bars(conn: Connection, keys: list[dict[str, Any]]) -> list[BarRow]:
@@ -239,7 +249,7 @@ def _bars(conn: Connection, keys: list[dict[str, Any]]) -> list[BarRow]:
             {k: key.get(k) for k in ("exchange", "symbol", "timeframe", "ts")},
         ).first()
         if row is not None:
-            bars.append(BarRow(*row))
+            bars.append(_bar_row(row))
     return bars
 
 
@@ -280,22 +290,12 @@ def _news(conn: Connection, ids: list[str], recorded: list[dict[str, Any]], symb
 
 
 def _run(conn: Connection, role: str, run_id: str) -> RunLink | None:
-    row = conn.execute(
-        text("select run_id, flow, status, started_at, finished_at, git_sha from audit.runs where run_id = :r"),
-        {"r": run_id},
-    ).first()
+    row = run_record(conn, run_id)
     return None if row is None else RunLink(role, *row)
 
 
 def _feature_build_run(conn: Connection, before: datetime) -> RunLink | None:
-    row = conn.execute(
-        text(
-            """select run_id, flow, status, started_at, finished_at, git_sha from audit.runs
-               where flow = 'build_features' and status = 'completed' and finished_at <= :t
-               order by finished_at desc limit 1"""
-        ),
-        {"t": before},
-    ).first()
+    row = last_completed_run(conn, "build_features", before)
     return None if row is None else RunLink("features", *row, inferred=True)
 
 
@@ -399,7 +399,7 @@ def price_window(
         ),
         {"e": exchange, "s": symbol, "tf": timeframe, "lo": as_of - bar * (before + 1), "hi": as_of + bar * after},
     )
-    return [BarRow(*r) for r in rows]
+    return [_bar_row(r) for r in rows]
 
 
 def bar_length(timeframe: str) -> timedelta:
@@ -417,8 +417,12 @@ def _gist(kind: str, content: dict[str, Any], limit: int = 240) -> str:
     elif kind == "skipped":
         text_ = f"{content.get('status')}: {content.get('problem')}"
     else:
-        role, body = content.get("role"), content.get("content") or ""
-        text_ = f"{role}: {body}" if role == "assistant" or len(body) < 200 else f"{role}: ({len(body)} characters)"
+        role, message = content.get("role"), str(content.get("content") or "")
+        text_ = (
+            f"{role}: {message}"
+            if role == "assistant" or len(message) < 200
+            else f"{role}: ({len(message)} characters)"
+        )
     text_ = " ".join(str(text_).split())
     return text_ if len(text_) <= limit else text_[: limit - 1] + "…"
 
@@ -426,11 +430,7 @@ def _gist(kind: str, content: dict[str, Any], limit: int = 240) -> str:
 def debate_turns(conn: Connection, transcript_hashes: list[str]) -> list[DebateTurn]:
     """The turns of the given transcripts (the LLM team's debate and its risk review), in order; empty for none
     (the single analyst, or a database without the table)."""
-    if not transcript_hashes or conn.execute(text("select to_regclass('audit.llm_transcripts')")).scalar() is None:
+    if not transcript_hashes or not transcripts_table_exists(conn):
         return []
-    rows = conn.execute(
-        text("""select transcript_hash, seq, role, kind, content from audit.llm_transcripts
-                where transcript_hash = any(:h) order by array_position(:h, transcript_hash), seq"""),
-        {"h": list(dict.fromkeys(transcript_hashes))},
-    ).all()
-    return [DebateTurn(r.transcript_hash, r.seq, r.role, r.kind, _gist(r.kind, dict(r.content))) for r in rows]
+    rows = transcript_turns(conn, transcript_hashes)
+    return [DebateTurn(r.transcript_hash, r.seq, r.role, r.kind, _gist(r.kind, r.content)) for r in rows]

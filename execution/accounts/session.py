@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from alphaloom.domain import OrderIntent
+from alphaloom.domain import AccountId, OrderIntent
 from alphaloom.errors import AlphaLoomError
 from alphaloom.guards import LimitBreach
 from alphaloom.settings import Settings
@@ -53,7 +53,7 @@ from execution.submit import execute
 class TradingSession:
     """``broker`` is None when the account cannot trade at all; ``refusal`` says why it may not trade this run."""
 
-    account: str
+    account: AccountId
     mode: AccountMode
     broker: Broker | None
     refusal: str = ""
@@ -84,7 +84,7 @@ def _difference_numbers(differences: Sequence[Difference]) -> dict[str, Any]:
 
 
 def open_session(
-    engine: Engine, settings: Settings, account: str, *, run_id: str, event_time: datetime | None = None
+    engine: Engine, settings: Settings, account: AccountId, *, run_id: str, event_time: datetime | None = None
 ) -> TradingSession:
     """The account's broker for this run, reconciled with its venue first when it is live or shadow (see the module
     docstring). ``event_time``: when the venue's reports booked by the reconciliation happened (default: now)."""

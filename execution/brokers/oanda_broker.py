@@ -37,7 +37,7 @@ from typing import Literal
 import pandas as pd
 from sqlalchemy import Connection
 
-from alphaloom.domain import ClientOrderId, OrderStatus, Side
+from alphaloom.domain import AccountId, ClientOrderId, OrderStatus, Side, Symbol
 from alphaloom.errors import (
     KillSwitchEngagedError,
     OrderRejectedError,
@@ -69,7 +69,7 @@ DEFAULT_SETTLE_SECONDS = 2.0
 OANDA = "oanda"  # the venue of an account (``audit.accounts.venue``) and of its stored credentials
 
 
-def forex_closed_reason(symbol: str, at: datetime) -> str | None:
+def forex_closed_reason(symbol: Symbol, at: datetime) -> str | None:
     """Why an order of ``symbol`` at ``at`` cannot trade (the forex week is closed), or None when it can."""
     if bool(calendar_for("forex").is_open(pd.DatetimeIndex([at]))[0]):
         return None
@@ -103,7 +103,7 @@ class OandaBroker:
         kill_switch: Callable[[], KillSwitchState],
         attempts: int = 2,
         clock: Callable[[], datetime] | None = None,
-        account: str | None = None,
+        account: AccountId | None = None,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         check_market_hours: bool = True,
@@ -127,7 +127,7 @@ class OandaBroker:
         self._currency: str | None = None
 
     # -- metadata ------------------------------------------------------------------------------------------------------
-    def instrument(self, symbol: str) -> InstrumentSpec:
+    def instrument(self, symbol: Symbol) -> InstrumentSpec:
         """The instrument's precision and minimum trade size (read once per instrument)."""
         name = instrument_of(symbol)
         if name not in self._specs:
@@ -234,7 +234,7 @@ class OandaBroker:
         return financing_charges(transactions, self.currency(), default_ts=self._clock())
 
     # -- CancellingBroker ----------------------------------------------------------------------------------------------
-    def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
+    def cancel(self, client_order_id: ClientOrderId, symbol: Symbol) -> BrokerReport | None:
         """Cancel a pending order; an order no longer pending (filled, cancelled, never seen) is reported as it is."""
         with translated(Call.READ, f"oanda: cancel of {client_order_id}"):
             try:
@@ -244,7 +244,7 @@ class OandaBroker:
                     raise
         return self.lookup(client_order_id)
 
-    def open_orders(self, symbol: str | None = None) -> list[BrokerReport]:
+    def open_orders(self, symbol: Symbol | None = None) -> list[BrokerReport]:
         """OANDA's pending orders (of ``symbol``'s instrument, else all)."""
         with translated(Call.READ, "oanda: pending orders"):
             orders = self.client.pending_orders().get("orders") or []
@@ -268,7 +268,7 @@ class OandaBroker:
         self._currency = str(account["currency"])
         return spot_holdings(dec(account.get("balance")), self._currency, positions)
 
-    def current_price(self, symbol: str, side: Side) -> Decimal:
+    def current_price(self, symbol: Symbol, side: Side) -> Decimal:
         """The ask for a buy, the bid for a sell (``pricing``); none quoted is a ``VenueTemporaryError``."""
         name = instrument_of(symbol)
         with translated(Call.READ, f"oanda: pricing of {name}"):
@@ -281,7 +281,7 @@ class OandaBroker:
         raise VenueTemporaryError(f"oanda: no {name} price quoted")
 
 
-def oanda_client_for(conn: Connection, settings: Settings, account: str) -> OandaClient | None:
+def oanda_client_for(conn: Connection, settings: Settings, account: AccountId) -> OandaClient | None:
     """A v20 client with ``account``'s stored OANDA credentials (``alphaloom keys add oanda``); None when none are
     stored."""
     credentials = load_credentials(conn, settings, OANDA, account)

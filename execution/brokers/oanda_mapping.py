@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId
+from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, Symbol, VenueOrderId
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 from alphaloom.venues.oanda_client import symbol_of
 from execution.brokers.base import BrokerReport, OrderRequest, OrderType
@@ -109,7 +109,7 @@ def order_body(request: OrderRequest, spec: InstrumentSpec) -> dict[str, Any]:
 
 
 def fill_of(
-    txn: Mapping[str, Any], client_order_id: ClientOrderId, symbol: str, side: Side, *, currency: str,
+    txn: Mapping[str, Any], client_order_id: ClientOrderId, symbol: Symbol, side: Side, *, currency: str,
     reference_price: Decimal | None, default_ts: datetime,
 ) -> Fill:  # fmt: skip
     """One ``ORDER_FILL`` transaction as our ``Fill``: its fee (commission, guaranteed execution fee, financing)
@@ -162,7 +162,7 @@ def report_of(
 ) -> BrokerReport:  # fmt: skip
     """Our report of an order: status on our state machine, every fill so far, the venue's reason when it ended
     without filling in full."""
-    symbol = symbol_of(facts.instrument)
+    symbol = Symbol(symbol_of(facts.instrument))
     fills = tuple(
         fill_of(t, client_order_id, symbol, facts.side, currency=currency, reference_price=reference_price,
                 default_ts=default_ts)
