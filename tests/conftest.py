@@ -10,6 +10,11 @@ Markers (registered in pyproject.toml) are set on each collected test by ``pytes
 - ``prefect``: it uses the session's Prefect API (``prefect_harness``), or is marked by hand (it starts a server);
 - ``dbt``: it, or one of the fixtures it uses, calls dbt (``build_features(``, ``run_dbt(``), or is marked by hand;
 - ``browser``: marked by hand (it drives a real browser).
+
+Here: what tests of several folders share (the session home and database, the Prefect harness, the alert
+``receiver``, the clean-ups between modules) and the marker hook. Each test folder mirrors a source folder and has its
+own ``conftest.py`` saying what it tests, holding the fixtures only its tests use; helpers that are not fixtures live
+in ``tests/support/``.
 """
 
 from __future__ import annotations
@@ -190,13 +195,6 @@ def _newest_usage_id() -> int:
         if conn.execute(text("select to_regclass('audit.llm_usage')")).scalar() is None:
             return 0
         return int(conn.execute(text("select coalesce(max(id), 0) from audit.llm_usage")).scalar_one())
-
-
-@pytest.fixture()
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,6 @@ from execution.accounts.registry import cash_balance, ensure_account
 from execution.brokers.paper import PaperBroker
 
 
-@pytest.fixture(scope="module")
-def scorer() -> LexiconScorer:
-    return LexiconScorer()
-
-
 @pytest.fixture()
 def world(engine: Engine, scorer: LexiconScorer) -> World:
     tag = uuid.uuid4().hex[:8].upper()

@@ -54,6 +54,7 @@ def test_batched_scores_equal_one_by_one(finbert: FinBertScorer) -> None:
     assert [s.score for s in batched] == pytest.approx([s.score for s in single], abs=1e-4)
 
 
+@pytest.mark.slow  # imports transformers and torch before it falls back
 def test_missing_weights_fall_back_to_the_lexicon_and_say_why(tmp_path: Path) -> None:
     # the default model id is not in any local cache here, and downloads are off: this must fail fast, not hang
     fallback = load_sentiment_scorer(Settings(finbert_model=f"no-such-org/finbert-{uuid.uuid4().hex[:6]}"))

@@ -73,11 +73,6 @@ class Desk:
             ).scalar_one()
 
 
-@pytest.fixture(scope="module")
-def scorer() -> LexiconScorer:
-    return LexiconScorer()
-
-
 @pytest.fixture()
 def desk(engine: Engine, scorer: LexiconScorer) -> Desk:
     tag = uuid.uuid4().hex[:8].upper()

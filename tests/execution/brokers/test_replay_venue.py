@@ -1,7 +1,7 @@
 """A replay's paper venue lives in memory (the ``PaperVenue`` port's in-memory implementation, through the same paper
 broker code): a replay's order steps send nothing to ``paper_venue.orders`` and check out no pooled connection of
 their own (the submit journal goes in the step's transaction, in the statement that records the order), and the audit rows stay those of the live step path
-(``tests/test_replay_cursor.py``'s parity test). Anywhere else the journal is still committed apart."""
+(``tests/agents/test_replay_cursor.py``'s parity test). Anywhere else the journal is still committed apart."""
 
 from __future__ import annotations
 

@@ -238,13 +238,14 @@ def test_the_analyst_reads_only_its_lookback_and_the_same_bars_give_the_same_opi
     assert {o.action for o in acted} == {Action.BUY, Action.SELL, Action.HOLD}
 
 
+@pytest.mark.slow  # a Python subprocess running bench/patterns.py
 def test_the_patterns_benchmark_runs_at_toy_size() -> None:
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, str(root / "bench" / "patterns.py"), "--steps", "30"], cwd=root,
+    from support.paths import ROOT
+
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "patterns.py"), "--steps", "30"], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "30 decisions of one symbol, 120 bars each" in result.stdout

@@ -1,0 +1,2 @@
+"""Tests of ``alphaloom/backtest/``: the vectorized path, the ledger and equity from fills,
+walk-forward windows and attribution."""

@@ -1,0 +1,2 @@
+"""Tests of ``alphaloom/venues/``: the venue clients' error tables (ccxt's exceptions mapped to
+``alphaloom.errors``)."""
