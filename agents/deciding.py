@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from agents.consensus import ConsensusParams, consensus
+from agents.earnings import earnings_opinion, stated_reports
 from agents.llm.schema import AnalystInputs, Headline, PastSituation
 from agents.memory import AgentWeight, Memory
 from agents.news import news_opinion
@@ -33,7 +34,7 @@ from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
 from agents.technical import technical_opinion
 from agents.trader import opens_position, order_intents
-from alphaloom.domain import Action, AgentOpinion, Decision, NewsId, OrderIntent, Side, Signal
+from alphaloom.domain import Action, AgentOpinion, Decision, NewsId, NewsItem, OrderIntent, Side, Signal
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def analyst_inputs(
         position_quantity=float(quantity), position_avg_price=float(avg_price),
         memories=tuple(PastSituation(m.symbol, m.as_of, m.action, m.realised_return, m.horizon_bars, m.distance)
                        for m in memories),
+        earnings=stated_reports(market.news.get(symbol, ())),
     )  # fmt: skip
 
 
@@ -156,6 +158,15 @@ def decide_snapshot(
     return drafts
 
 
+def _event_opinions(
+    snapshot: Snapshot, params: DecisionParams, symbol: str, news: Sequence[NewsItem]
+) -> tuple[AgentOpinion, ...]:
+    """The analysts that speak only when they have something: earnings (a report among the stories known) and social
+    (posts known); one with nothing to say is left out of the vote and the record."""
+    found = (earnings_opinion(symbol, snapshot.as_of, news, params.strategy.earnings),)
+    return tuple(o for o in found if not o.skipped)
+
+
 def _decide_symbol(
     snapshot: Snapshot,
     params: DecisionParams,
@@ -193,6 +204,7 @@ def _decide_symbol(
             technical_opinion(values, symbol, as_of, strategy.technical, signals),
             news_opinion(symbol, as_of, scores, strategy.news, event),
             answer.opinion if answer is not None else _skipped_llm(symbol, snapshot, params),
+            *_event_opinions(snapshot, params, symbol, news),
         )
         if team_vote
         else (sma_cross_opinion(closes, symbol, as_of, strategy.sma_cross),)
@@ -273,6 +285,7 @@ def _decide_symbol(
     input_refs: dict[str, dict[str, Any]] = {
         "technical": {"features": feature_key, "closes": len(closes)},
         "news": {"news_ids": [item.id for item in news], "scorer": snapshot.scorer_name},
+        "earnings": {"news_ids": [item.id for item in news], "extractor": "rules"},
         "llm": {"features": feature_key, "news_ids": [item.id for item in news],
                 "memories": [m.decision_id for m in memories]},
     }  # fmt: skip
