@@ -30,6 +30,7 @@ from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
 from agents.sentiment import SentimentScore
 from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, clean, utc
+from agents.social import social_opinion
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
 from agents.technical import technical_opinion
@@ -158,12 +159,19 @@ def decide_snapshot(
     return drafts
 
 
+_MODEL_OF = {"earnings": "rules"}
+
+
 def _event_opinions(
     snapshot: Snapshot, params: DecisionParams, symbol: str, news: Sequence[NewsItem]
 ) -> tuple[AgentOpinion, ...]:
     """The analysts that speak only when they have something: earnings (a report among the stories known) and social
     (posts known); one with nothing to say is left out of the vote and the record."""
-    found = (earnings_opinion(symbol, snapshot.as_of, news, params.strategy.earnings),)
+    posts = snapshot.market.social.get(symbol, ())
+    found = (
+        earnings_opinion(symbol, snapshot.as_of, news, params.strategy.earnings),
+        social_opinion(symbol, snapshot.as_of, posts, snapshot.market.social_scores, params.strategy.social),
+    )
     return tuple(o for o in found if not o.skipped)
 
 
@@ -193,6 +201,7 @@ def _decide_symbol(
         "ts": utc(features["ts"]).isoformat(),
     }
     news = list(snapshot.market.news.get(symbol, ()))
+    posts = list(snapshot.market.social.get(symbol, ())) if team_vote else []
     scores: dict[NewsId, SentimentScore] = {item.id: snapshot.market.scores[item.id] for item in news}
     position_qty, position_avg = snapshot.account_view.positions[symbol]
     closes = list(snapshot.market.closes[symbol])
@@ -259,7 +268,7 @@ def _decide_symbol(
     )
     approved = tuple(a for intent, v in verdicts if (a := adjusted_intent(intent, list(v))) is not None)
     dbt_invocation_id = features.get("dbt_invocation_id")
-    inputs = {
+    inputs: dict[str, Any] = {
         "features": {"key": feature_key, "known_at": known_at.isoformat(), "dbt_invocation_id": dbt_invocation_id,
                      "values": values},
         "news": [
@@ -282,17 +291,24 @@ def _decide_symbol(
             for i, v in verdicts
         ],
     }  # fmt: skip
+    if posts:  # only then, so a decision without social posts records what it always did
+        inputs["social"] = [
+            {"id": p.id, "first_seen_at": p.first_seen_at.isoformat(), "first_seen_assumed": p.first_seen_assumed,
+             "author": p.author, "score": snapshot.market.social_scores[p.id].score}
+            for p in posts
+        ]  # fmt: skip
     input_refs: dict[str, dict[str, Any]] = {
         "technical": {"features": feature_key, "closes": len(closes)},
         "news": {"news_ids": [item.id for item in news], "scorer": snapshot.scorer_name},
         "earnings": {"news_ids": [item.id for item in news], "extractor": "rules"},
+        "social": {"post_ids": [p.id for p in posts], "scorer": snapshot.scorer_name},
         "llm": {"features": feature_key, "news_ids": [item.id for item in news],
                 "memories": [m.decision_id for m in memories]},
     }  # fmt: skip
     row = DecisionRow(decision_id, run_id, account, symbol, params.timeframe, as_of, action.value, score,
                       params.version, inputs, dbt_invocation_id, git_sha)  # fmt: skip
     outputs = tuple(
-        AgentOutputRow(o.agent, _opinion_output(o), o.model or (snapshot.scorer_name if o.agent == "news" else None),
+        AgentOutputRow(o.agent, _opinion_output(o), o.model or _MODEL_OF.get(o.agent, snapshot.scorer_name if o.agent in ("news", "social") else None),
                        o.prompt_hash, input_refs.get(o.agent, {}), o.skipped, o.details.get("tokens"),
                        o.details.get("latency_ms"))
         for o in opinions
@@ -301,6 +317,7 @@ def _decide_symbol(
         ("marts.features", {**feature_key, "dbt_invocation_id": dbt_invocation_id}),
         ("raw.ohlcv", feature_key),
         *(("raw.news", {"id": item.id}) for item in news),
+        *(("raw.social_posts", {"id": post.id}) for post in posts),
     )
     decision = Decision(decision_id, account, symbol, params.timeframe, as_of, action, score, opinions, approved)
     return DecisionDraft(decision, row, outputs, verdicts, lineage), portfolio

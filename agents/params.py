@@ -19,6 +19,7 @@ from agents.memory import MemoryParams
 from agents.news import NewsParams
 from agents.risk import RiskLimits
 from agents.risk.sizing import SizingParams
+from agents.social import SocialParams
 from agents.strategies import EventParams, MeanReversionParams, MomentumParams
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.technical import TechnicalParams
@@ -38,6 +39,7 @@ class StrategyParams:
     technical: TechnicalParams = field(default_factory=TechnicalParams)
     news: NewsParams = field(default_factory=NewsParams)
     earnings: EarningsParams = field(default_factory=EarningsParams)
+    social: SocialParams = field(default_factory=SocialParams)
     consensus: ConsensusParams = field(default_factory=ConsensusParams)
     momentum: MomentumParams = field(default_factory=MomentumParams)
     mean_reversion: MeanReversionParams = field(default_factory=MeanReversionParams)
@@ -87,6 +89,7 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
         "technical": strategy.technical.as_dict(),
         "news": strategy.news.as_dict(),
         "earnings": strategy.earnings.as_dict(),
+        "social": strategy.social.as_dict(),
         "consensus": strategy.consensus.as_dict(),
         "momentum": asdict(strategy.momentum),
         "mean_reversion": asdict(strategy.mean_reversion),

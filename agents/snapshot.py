@@ -34,10 +34,12 @@ from agents.risk.context import MarketReader, portfolio_context
 from agents.risk.portfolio import PortfolioContext
 from agents.risk.sizing import TradeStats, trade_stats
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
+from agents.social import recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams
 from agents.strategies.momentum import MomentumParams
 from alphaloom.domain import DecisionId, NewsId, NewsItem, Signal, decision_id_for, require_utc
 from alphaloom.errors import ConfigError, DataUnavailableError
+from alphaloom.ingest.social_post import SocialPost
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.settings import Settings
 
@@ -59,6 +61,9 @@ class MarketView:
     news: Mapping[str, Sequence[NewsItem]]
     scores: Mapping[NewsId, SentimentScore]
     signals: PriceSignals | None = field(default=None, compare=False)
+    # Community posts known per symbol (``agents.social``, same point-in-time rule as news) and their sentiment.
+    social: Mapping[str, Sequence[SocialPost]] = field(default_factory=dict)
+    social_scores: Mapping[str, SentimentScore] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -317,7 +322,10 @@ def read_market_view(
     team_vote = params.strategy.team_vote
     news = recent_news_by_symbol(conn, known if team_vote else [], as_of, params.strategy.news.window)
     scores = score_news(conn, run_id, scorer, list({i.id: i for n in news.values() for i in n}.values()))
-    return MarketView(features, closes, news, scores)
+    social = recent_social_by_symbol(conn, known if team_vote else [], as_of, params.strategy.social.window)
+    social = {s: posts for s, posts in social.items() if posts}
+    social_scores = score_posts(scorer, [p for posts in social.values() for p in posts])
+    return MarketView(features, closes, news, scores, social=social, social_scores=social_scores)
 
 
 def read_snapshot(
@@ -373,4 +381,8 @@ def restrict(market: MarketView, symbols: Sequence[str]) -> MarketView:
         None
         if market.signals is None
         else replace(market.signals, by_symbol={s: v for s, v in market.signals.by_symbol.items() if s in wanted}),
+        social={s: posts for s, posts in market.social.items() if s in wanted},
+        social_scores={
+            p.id: market.social_scores[p.id] for s, posts in market.social.items() if s in wanted for p in posts
+        },
     )
