@@ -71,6 +71,13 @@ def test_posts_are_read_point_in_time_and_spam_is_dropped(engine: Engine) -> Non
         before = recent_social_by_symbol(conn, [SYMBOL], datetime(2026, 10, 6, 9, 14, tzinfo=UTC), timedelta(hours=24))
         at_10 = recent_social_by_symbol(conn, [SYMBOL], datetime(2026, 10, 6, 10, tzinfo=UTC), timedelta(hours=24))
         at_12 = recent_social_by_symbol(conn, [SYMBOL], datetime(2026, 10, 6, 12, tzinfo=UTC), timedelta(hours=24))
+        # the replay cursor loads the window once and takes, at each step, the posts known then: the live read
+        window = timedelta(hours=2)
+        loaded = recent_social_by_symbol(conn, [SYMBOL], datetime(2026, 10, 6, 13, tzinfo=UTC), timedelta(hours=6))
+        for minutes in range(0, 240, 5):
+            t = datetime(2026, 10, 6, 9, tzinfo=UTC) + timedelta(minutes=minutes)
+            live = recent_social_by_symbol(conn, [SYMBOL], t, window)[SYMBOL]
+            assert posts_known(loaded[SYMBOL], t, window) == live, t
     assert before[SYMBOL] == []  # nothing is known before its first-seen time
     assert [p.author for p in at_10[SYMBOL]] == ["/u/longtimer", "/u/bot_a", "/u/bot_b", "/u/bot_c", "/u/fresh_account"]
     assert len(at_12[SYMBOL]) == 6
