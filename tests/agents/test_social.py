@@ -133,3 +133,42 @@ def test_the_news_flow_sends_social_feeds_to_their_own_tables(engine: Engine, pr
             text("select count(*) from raw.social_sightings where source = 'r_cryptomarkets.atom'")
         ).scalar_one()
     assert in_news == 0 and sightings == 6
+
+
+def test_a_fetched_social_feed_is_first_seen_at_its_fetch_time(engine: Engine) -> None:
+    """A social feed served over HTTP by a local stand-in: its posts are first seen when fetched, not assumed."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from flows.ingest_news import ingest_social
+
+    body = (FEEDS / "social_crosspost.rss").read_bytes().replace(b"post1/bitcoin_strong", b"post9/fetched_copy")
+
+    class Feed(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/r/bitcoin/.rss"
+    try:
+        before = datetime.now(UTC)
+        with engine.begin() as conn:
+            run_id = _run(conn)
+        result = ingest_social(engine, run_id, [url])
+        after = datetime.now(UTC)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.new_posts == 1
+    with engine.connect() as conn:
+        seen, assumed = conn.execute(
+            text("select first_seen_at, first_seen_assumed from raw.social_posts where url like '%post9/fetched_copy'")
+        ).one()
+    assert before <= seen <= after and not assumed
