@@ -25,7 +25,9 @@ demo: install
 # checks every package and shows what remains (the rest of alphaloom/): each joins MYPY_CLEAN once it passes.
 MYPY_CLEAN := -p agents -p alphaloom.db -m alphaloom.settings -m alphaloom.errors -m alphaloom.domain -m alphaloom.audit \
               -m alphaloom.guards -m alphaloom.markets -m alphaloom.ops.kill_switch -p execution -p flows \
-              -p alphaloom.records
+              -p alphaloom.records -m alphaloom.console.app -m alphaloom.console.web -m alphaloom.console.pages \
+              -m alphaloom.console.login -m alphaloom.console.action_routes -m alphaloom.reporting.report \
+              -m alphaloom.reporting.explain -m alphaloom.reporting.explain_html -m alphaloom.reporting.decision_summary
 
 lint: install
 	$(BIN)/ruff check .

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,7 @@ from agents.llm.schema import AnalystInputs, Headline, PastSituation
 from agents.memory import AgentWeight, Memory
 from agents.news import news_opinion
 from agents.params import DecisionParams
+from agents.patterns.analyst import Bar, pattern_opinion
 from agents.recording import AgentOutputRow, DecisionRow
 from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
@@ -35,7 +37,19 @@ from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
 from agents.technical import technical_opinion
 from agents.trader import opens_position, order_intents
-from alphaloom.domain import Action, AgentOpinion, Decision, NewsId, NewsItem, OrderIntent, Side, Signal
+from alphaloom.domain import (
+    Action,
+    AgentOpinion,
+    Decision,
+    DecisionId,
+    NewsId,
+    NewsItem,
+    OrderIntent,
+    Side,
+    Signal,
+    Symbol,
+)
+from alphaloom.ingest.social_post import SocialPost
 
 
 @dataclass(frozen=True)
@@ -159,26 +173,228 @@ def decide_snapshot(
     return drafts
 
 
+@dataclass(frozen=True)
+class _SymbolRead:
+    """What the decision of one symbol reads from the snapshot: its feature row, headlines and scores, position and
+    closes."""
+
+    decision_id: DecisionId
+    values: dict[str, Any]
+    feature_key: dict[str, Any]
+    known_at: datetime
+    dbt_invocation_id: Any
+    news: list[NewsItem]
+    scores: dict[NewsId, SentimentScore]
+    position_qty: Decimal
+    position_avg: Decimal
+    closes: list[float]
+    bars: Sequence[Bar]
+    posts: Sequence[SocialPost] = ()
+
+    @property
+    def price(self) -> Decimal:
+        """The bar's close as the reference price (0 when there is none)."""
+        return Decimal(str(self.values["close"])) if self.values["close"] else Decimal(0)
+
+
+def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -> _SymbolRead:
+    """Stage 1: what the snapshot holds for ``symbol``."""
+    news = list(snapshot.market.news.get(symbol, ()))
+    position_qty, position_avg = snapshot.account_view.positions[symbol]
+    return _SymbolRead(
+        decision_id=snapshot.decision_ids[symbol],
+        values=feature_values(features),
+        feature_key={"exchange": features["exchange"], "symbol": features["symbol"],
+                     "timeframe": features["timeframe"], "ts": utc(features["ts"]).isoformat()},
+        known_at=utc(features["known_at"]),
+        dbt_invocation_id=features.get("dbt_invocation_id"),
+        news=news,
+        scores={item.id: snapshot.market.scores[item.id] for item in news},
+        position_qty=position_qty,
+        position_avg=position_avg,
+        closes=list(snapshot.market.closes[symbol]),
+        bars=snapshot.market.bars.get(symbol, ()),
+        posts=list(snapshot.market.social.get(symbol, ())),
+    )  # fmt: skip
+
+
+def _opinions(
+    snapshot: Snapshot, params: DecisionParams, symbol: str, read: _SymbolRead, answer: LlmAnswer | None
+) -> tuple[AgentOpinion, ...]:
+    """Stage 2: the agents' opinions (technical, news, LLM for the team vote; the SMA rule alone otherwise)."""
+    strategy, as_of = params.strategy, snapshot.as_of
+    if not strategy.team_vote:
+        return (sma_cross_opinion(read.closes, symbol, as_of, strategy.sma_cross),)
+    signals = price_signals(snapshot.market, symbol, read.closes, params)
+    event = sentiment_shock([read.scores[item.id].score for item in read.news], symbol, strategy.event)
+    return (
+        technical_opinion(read.values, symbol, as_of, strategy.technical, signals),
+        news_opinion(symbol, as_of, read.scores, strategy.news, event),
+        answer.opinion if answer is not None else _skipped_llm(symbol, snapshot, params),
+        *((pattern_opinion(read.bars, symbol, as_of, strategy.patterns),) if strategy.patterns.enabled else ()),
+        *_event_opinions(snapshot, params, symbol, read),
+    )
+
+
 _MODEL_OF = {"earnings": "rules"}
 
 
 def _event_opinions(
-    snapshot: Snapshot, params: DecisionParams, symbol: str, news: Sequence[NewsItem]
+    snapshot: Snapshot, params: DecisionParams, symbol: str, read: _SymbolRead
 ) -> tuple[AgentOpinion, ...]:
     """The analysts that speak only when they have something: earnings (a report among the stories known) and social
     (posts known); one with nothing to say is left out of the vote and the record."""
-    posts = snapshot.market.social.get(symbol, ())
     found = (
-        earnings_opinion(symbol, snapshot.as_of, news, params.strategy.earnings),
-        social_opinion(symbol, snapshot.as_of, posts, snapshot.market.social_scores, params.strategy.social),
+        earnings_opinion(symbol, snapshot.as_of, read.news, params.strategy.earnings),
+        social_opinion(symbol, snapshot.as_of, read.posts, snapshot.market.social_scores, params.strategy.social),
     )
     return tuple(o for o in found if not o.skipped)
+
+
+def _vote(opinions: tuple[AgentOpinion, ...], learned: ConsensusParams, team_vote: bool) -> tuple[Action, float]:
+    """Stage 3: the action and its score (the weighted vote, or the one rule's opinion)."""
+    return consensus(opinions, learned) if team_vote else (opinions[0].action, opinions[0].confidence)
+
+
+def _intents(
+    snapshot: Snapshot, params: DecisionParams, symbol: str, read: _SymbolRead, action: Action, portfolio: Any
+) -> tuple[SizingChoice | None, list[OrderIntent]]:
+    """Stage 4: the size of a position the action opens, and the order intents (none without a price)."""
+    sized = (
+        choose_notional(params.sizing, equity=portfolio.equity, stats=snapshot.account_view.trades,
+                        bar_volatility=read.values.get("realized_vol_20"), bars_per_year=params.bars_per_year)
+        if opens_position(action, read.position_qty)
+        else None
+    )  # fmt: skip
+    if read.price <= 0:
+        return sized, []
+    intents = order_intents(
+        decision_id=read.decision_id,
+        account=snapshot.account,
+        symbol=symbol,
+        action=action,
+        position_quantity=read.position_qty,
+        price=read.price,
+        order_notional=params.order_notional if sized is None else sized.notional,
+        market=portfolio.market(symbol),
+        quote_rate=portfolio.quote_rate(symbol),
+    )
+    return sized, intents
+
+
+def _check_intents(
+    snapshot: Snapshot,
+    params: DecisionParams,
+    symbol: str,
+    read: _SymbolRead,
+    intents: list[OrderIntent],
+    sized: SizingChoice | None,
+    portfolio: Any,
+) -> tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...]:
+    """Stage 5: every risk verdict of each intent, the sizing recorded beside them."""
+    return tuple(
+        (
+            intent,
+            tuple(
+                check_intent(
+                    intent,
+                    limits=params.limits,
+                    current_quantity=read.position_qty,
+                    last_price=read.price,
+                    kill_switch=snapshot.account_view.kill_switch,
+                    quote_rate=portfolio.quote_rate(symbol),
+                    feature_age=snapshot.as_of - read.known_at,
+                    max_feature_age=params.max_feature_age,
+                    portfolio=portfolio,
+                    risk_limits=params.risk_limits,
+                )
+                + _sizing_verdicts(intent, sized)
+            ),
+        )
+        for intent in intents
+    )
+
+
+def _inputs_record(
+    snapshot: Snapshot,
+    params: DecisionParams,
+    read: _SymbolRead,
+    weights_record: Mapping[str, Any],
+    sized: SizingChoice | None,
+    verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...],
+) -> dict[str, Any]:
+    """Stage 6: the decision row's ``inputs``: everything it read, with keys, and the intents with their verdict."""
+    kill_switch = snapshot.account_view.kill_switch
+    social = {}
+    if read.posts:  # only then, so a decision without social posts records what it always did
+        social["social"] = [
+            {"id": p.id, "first_seen_at": p.first_seen_at.isoformat(), "first_seen_assumed": p.first_seen_assumed,
+             "author": p.author, "score": snapshot.market.social_scores[p.id].score}
+            for p in read.posts
+        ]  # fmt: skip
+    return social | {
+        "features": {"key": read.feature_key, "known_at": read.known_at.isoformat(),
+                     "dbt_invocation_id": read.dbt_invocation_id, "values": read.values},
+        "news": [
+            {"id": item.id, "first_seen_at": item.first_seen_at.isoformat(),
+             "first_seen_assumed": item.first_seen_assumed, "label": read.scores[item.id].label,
+             "score": read.scores[item.id].score}
+            for item in read.news
+        ],
+        "position": {"quantity": str(read.position_qty), "avg_price": str(read.position_avg)},
+        "scorer": snapshot.scorer_name,
+        "scorer_fallback": snapshot.scorer_fallback,
+        "weights": weights_record,
+        "closes_read": len(read.closes),
+        "sizing": None if sized is None else {"reason": sized.reason, **sized.numbers},
+        "kill_switch": {"engaged": kill_switch.engaged, "reason": kill_switch.reason},
+        "config": params.config,
+        "intents": [
+            {"side": i.side.value, "quantity": str(i.quantity), "reference_price": str(i.reference_price),
+             "leg": i.leg, "approved": all_approved(list(v))}
+            for i, v in verdicts
+        ],
+    }  # fmt: skip
+
+
+def _output_rows(
+    snapshot: Snapshot, read: _SymbolRead, opinions: tuple[AgentOpinion, ...], answer: LlmAnswer | None
+) -> tuple[AgentOutputRow, ...]:
+    """Stage 7: one agent output row per opinion, with what that agent read."""
+    memories = list(answer.memories) if answer is not None else []
+    news_ids = [item.id for item in read.news]
+    input_refs: dict[str, dict[str, Any]] = {
+        "technical": {"features": read.feature_key, "closes": len(read.closes)},
+        "news": {"news_ids": news_ids, "scorer": snapshot.scorer_name},
+        "llm": {"features": read.feature_key, "news_ids": news_ids, "memories": [m.decision_id for m in memories]},
+        "patterns": {"features": read.feature_key, "bars": len(read.bars),
+                     "first_bar": read.bars[0].ts.isoformat() if read.bars else None},
+        "earnings": {"news_ids": news_ids, "extractor": "rules"},
+        "social": {"post_ids": [p.id for p in read.posts], "scorer": snapshot.scorer_name},
+    }  # fmt: skip
+    return tuple(
+        AgentOutputRow(o.agent, _opinion_output(o),
+                       o.model or _MODEL_OF.get(o.agent, snapshot.scorer_name if o.agent in ("news", "social") else None),
+                       o.prompt_hash, input_refs.get(o.agent, {}), o.skipped, o.details.get("tokens"),
+                       o.details.get("latency_ms"))
+        for o in opinions
+    )  # fmt: skip
+
+
+def _lineage(read: _SymbolRead) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """Stage 8: the rows the decision was made from (feature row, bar, news), for ``audit.lineage``."""
+    return (
+        ("marts.features", {**read.feature_key, "dbt_invocation_id": read.dbt_invocation_id}),
+        ("raw.ohlcv", read.feature_key),
+        *(("raw.news", {"id": item.id}) for item in read.news),
+        *(("raw.social_posts", {"id": post.id}) for post in read.posts),
+    )
 
 
 def _decide_symbol(
     snapshot: Snapshot,
     params: DecisionParams,
-    symbol: str,
+    symbol: Symbol,
     features: Mapping[str, Any],
     answer: LlmAnswer | None,
     learned: ConsensusParams,
@@ -189,135 +405,19 @@ def _decide_symbol(
     git_sha: str | None,
 ) -> tuple[DecisionDraft, Any]:
     """The symbol's draft, and the portfolio context its checks saw (prepared for the correlation and VaR checks once
-    an intent needed them: the next symbols reuse it)."""
-    strategy, as_of, account = params.strategy, snapshot.as_of, snapshot.account
-    team_vote = strategy.team_vote
-    decision_id = snapshot.decision_ids[symbol]
-    values = feature_values(features)
-    feature_key = {
-        "exchange": features["exchange"],
-        "symbol": features["symbol"],
-        "timeframe": features["timeframe"],
-        "ts": utc(features["ts"]).isoformat(),
-    }
-    news = list(snapshot.market.news.get(symbol, ()))
-    posts = list(snapshot.market.social.get(symbol, ())) if team_vote else []
-    scores: dict[NewsId, SentimentScore] = {item.id: snapshot.market.scores[item.id] for item in news}
-    position_qty, position_avg = snapshot.account_view.positions[symbol]
-    closes = list(snapshot.market.closes[symbol])
-    signals = price_signals(snapshot.market, symbol, closes, params) if team_vote else []  # else only the SMA rule
-    event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
-    memories = list(answer.memories) if answer is not None else []
-    opinions = (
-        (
-            technical_opinion(values, symbol, as_of, strategy.technical, signals),
-            news_opinion(symbol, as_of, scores, strategy.news, event),
-            answer.opinion if answer is not None else _skipped_llm(symbol, snapshot, params),
-            *_event_opinions(snapshot, params, symbol, news),
-        )
-        if team_vote
-        else (sma_cross_opinion(closes, symbol, as_of, strategy.sma_cross),)
-    )
-    action, score = consensus(opinions, learned) if team_vote else (opinions[0].action, opinions[0].confidence)
-    price = Decimal(str(values["close"])) if values["close"] else Decimal(0)
-    sized = (
-        choose_notional(params.sizing, equity=portfolio.equity, stats=snapshot.account_view.trades,
-                        bar_volatility=values.get("realized_vol_20"), bars_per_year=params.bars_per_year)
-        if opens_position(action, position_qty)
-        else None
-    )  # fmt: skip
-    intents = (
-        order_intents(
-            decision_id=decision_id,
-            account=account,
-            symbol=symbol,
-            action=action,
-            position_quantity=position_qty,
-            price=price,
-            order_notional=params.order_notional if sized is None else sized.notional,
-            market=portfolio.market(symbol),
-            quote_rate=portfolio.quote_rate(symbol),
-        )
-        if price > 0
-        else []
-    )
-    known_at = utc(features["known_at"])
-    kill_switch = snapshot.account_view.kill_switch
+    an intent needed them: the next symbols reuse it). Stages: read, opinions, vote, intents, risk, records."""
+    read = _read_symbol(snapshot, symbol, features)
+    opinions = _opinions(snapshot, params, symbol, read, answer)
+    action, score = _vote(opinions, learned, params.strategy.team_vote)
+    sized, intents = _intents(snapshot, params, symbol, read, action, portfolio)
     if intents:
         portfolio = portfolio.prepared()  # the returns history's inputs, computed once a step needs them
-    verdicts = tuple(
-        (
-            intent,
-            tuple(
-                check_intent(
-                    intent,
-                    limits=params.limits,
-                    current_quantity=position_qty,
-                    last_price=price,
-                    kill_switch=kill_switch,
-                    quote_rate=portfolio.quote_rate(symbol),
-                    feature_age=as_of - known_at,
-                    max_feature_age=params.max_feature_age,
-                    portfolio=portfolio,
-                    risk_limits=params.risk_limits,
-                )
-                + _sizing_verdicts(intent, sized)
-            ),
-        )
-        for intent in intents
-    )
+    verdicts = _check_intents(snapshot, params, symbol, read, intents, sized, portfolio)
     approved = tuple(a for intent, v in verdicts if (a := adjusted_intent(intent, list(v))) is not None)
-    dbt_invocation_id = features.get("dbt_invocation_id")
-    inputs: dict[str, Any] = {
-        "features": {"key": feature_key, "known_at": known_at.isoformat(), "dbt_invocation_id": dbt_invocation_id,
-                     "values": values},
-        "news": [
-            {"id": item.id, "first_seen_at": item.first_seen_at.isoformat(),
-             "first_seen_assumed": item.first_seen_assumed, "label": scores[item.id].label,
-             "score": scores[item.id].score}
-            for item in news
-        ],
-        "position": {"quantity": str(position_qty), "avg_price": str(position_avg)},
-        "scorer": snapshot.scorer_name,
-        "scorer_fallback": snapshot.scorer_fallback,
-        "weights": weights_record,
-        "closes_read": len(closes),
-        "sizing": None if sized is None else {"reason": sized.reason, **sized.numbers},
-        "kill_switch": {"engaged": kill_switch.engaged, "reason": kill_switch.reason},
-        "config": params.config,
-        "intents": [
-            {"side": i.side.value, "quantity": str(i.quantity), "reference_price": str(i.reference_price),
-             "leg": i.leg, "approved": all_approved(list(v))}
-            for i, v in verdicts
-        ],
-    }  # fmt: skip
-    if posts:  # only then, so a decision without social posts records what it always did
-        inputs["social"] = [
-            {"id": p.id, "first_seen_at": p.first_seen_at.isoformat(), "first_seen_assumed": p.first_seen_assumed,
-             "author": p.author, "score": snapshot.market.social_scores[p.id].score}
-            for p in posts
-        ]  # fmt: skip
-    input_refs: dict[str, dict[str, Any]] = {
-        "technical": {"features": feature_key, "closes": len(closes)},
-        "news": {"news_ids": [item.id for item in news], "scorer": snapshot.scorer_name},
-        "earnings": {"news_ids": [item.id for item in news], "extractor": "rules"},
-        "social": {"post_ids": [p.id for p in posts], "scorer": snapshot.scorer_name},
-        "llm": {"features": feature_key, "news_ids": [item.id for item in news],
-                "memories": [m.decision_id for m in memories]},
-    }  # fmt: skip
-    row = DecisionRow(decision_id, run_id, account, symbol, params.timeframe, as_of, action.value, score,
-                      params.version, inputs, dbt_invocation_id, git_sha)  # fmt: skip
-    outputs = tuple(
-        AgentOutputRow(o.agent, _opinion_output(o), o.model or _MODEL_OF.get(o.agent, snapshot.scorer_name if o.agent in ("news", "social") else None),
-                       o.prompt_hash, input_refs.get(o.agent, {}), o.skipped, o.details.get("tokens"),
-                       o.details.get("latency_ms"))
-        for o in opinions
-    )  # fmt: skip
-    lineage = (
-        ("marts.features", {**feature_key, "dbt_invocation_id": dbt_invocation_id}),
-        ("raw.ohlcv", feature_key),
-        *(("raw.news", {"id": item.id}) for item in news),
-        *(("raw.social_posts", {"id": post.id}) for post in posts),
-    )
-    decision = Decision(decision_id, account, symbol, params.timeframe, as_of, action, score, opinions, approved)
-    return DecisionDraft(decision, row, outputs, verdicts, lineage), portfolio
+    inputs = _inputs_record(snapshot, params, read, weights_record, sized, verdicts)
+    row = DecisionRow(read.decision_id, run_id, snapshot.account, symbol, params.timeframe, snapshot.as_of,
+                      action.value, score, params.version, inputs, read.dbt_invocation_id, git_sha)  # fmt: skip
+    outputs = _output_rows(snapshot, read, opinions, answer)
+    decision = Decision(read.decision_id, snapshot.account, symbol, params.timeframe, snapshot.as_of, action, score,
+                        opinions, approved)  # fmt: skip
+    return DecisionDraft(decision, row, outputs, verdicts, _lineage(read)), portfolio

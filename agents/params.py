@@ -8,7 +8,7 @@ version, and ``DecisionParams``, everything the pure decision stage needs from t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,6 +17,8 @@ from agents.consensus import ConsensusParams
 from agents.earnings import EarningsParams
 from agents.memory import MemoryParams
 from agents.news import NewsParams
+from agents.patterns.analyst import AGENT as PATTERN_AGENT
+from agents.patterns.analyst import PatternParams
 from agents.risk import RiskLimits
 from agents.risk.sizing import SizingParams
 from agents.social import SocialParams
@@ -51,6 +53,8 @@ class StrategyParams:
     # vectorized fast path implements, so the two paths can be compared trade for trade.
     rule: str = "team"
     sma_cross: SmaCrossParams = field(default_factory=SmaCrossParams)
+    # The chart-pattern analyst (agents.patterns): in the team only with a weight above 0 (ALPHALOOM_PATTERN_WEIGHT).
+    patterns: PatternParams = field(default_factory=PatternParams)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -68,12 +72,28 @@ class StrategyParams:
             return self.sma_cross.slow
         return max(self.momentum.lookback, self.mean_reversion.window)
 
+    @property
+    def bars_history(self) -> int:
+        """How many recent bars (OHLC) a decision reads: the pattern analyst's lookback when it votes, else none."""
+        return self.patterns.lookback if self.team_vote and self.patterns.enabled else 0
+
     def base_weights(self) -> dict[str, float]:
-        return {agent: self.consensus.weights.get(agent, self.consensus.default_weight) for agent in AGENTS}
+        weights = {agent: self.consensus.weights.get(agent, self.consensus.default_weight) for agent in AGENTS}
+        if self.team_vote and self.patterns.enabled:
+            weights[PATTERN_AGENT] = self.patterns.weight
+        return weights
 
 
 def _dec(value: Decimal) -> str:
     return format(value.normalize(), "f")
+
+
+def with_settings(settings: Settings, strategy: StrategyParams) -> StrategyParams:
+    """``strategy`` with what the settings add to it: the pattern analyst's weight (``ALPHALOOM_PATTERN_WEIGHT``)
+    when the strategy gives it none."""
+    if settings.pattern_weight > 0 and not strategy.patterns.enabled:
+        return replace(strategy, patterns=replace(strategy.patterns, weight=settings.pattern_weight))
+    return strategy
 
 
 def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, Any]:
@@ -109,6 +129,8 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
             "kelly_min_trades": settings.risk.kelly_min_trades,
             "sizing_lookback_trades": settings.risk.sizing_lookback_trades,
         }
+    if strategy.team_vote and strategy.patterns.enabled:  # only then, as sizing: the versions without it stay
+        config["patterns"] = strategy.patterns.as_dict()
     if strategy.rule != "team":  # only then, so the team's config version (and decision ids) stay as they were
         config |= {"rule": strategy.rule, strategy.rule: asdict(strategy.sma_cross)}
     return config
@@ -116,7 +138,7 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
 
 def config_version(settings: Settings, strategy: StrategyParams | None = None) -> str:
     """Stable hash of ``decision_config``: same settings and parameters, same version, in any process."""
-    config = decision_config(settings, strategy or StrategyParams())
+    config = decision_config(settings, with_settings(settings, strategy or StrategyParams()))
     return stable_hash(json.dumps(config, sort_keys=True), length=16)
 
 
@@ -154,7 +176,7 @@ class DecisionParams:
 
     @classmethod
     def from_settings(cls, settings: Settings, strategy: StrategyParams | None = None) -> DecisionParams:
-        strategy = strategy or StrategyParams()
+        strategy = with_settings(settings, strategy or StrategyParams())
         bar = timeframe_delta(settings.timeframe)
         return cls(
             strategy=strategy,

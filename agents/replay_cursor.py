@@ -6,7 +6,8 @@ end (from far enough back that the first step sees its full close history), the 
 in ``(start - news window, end]``, and every such story's sentiment score (scored once, through the same cache the
 live reader uses). ``market_at(as_of)`` then answers in memory, by binary search, with exactly what
 ``agents.snapshot.read_market_view`` would read at that ``as_of`` (the point-in-time rule: rows with
-``known_at <= as_of``, stories with ``as_of - window < first_seen_at <= as_of``); tests keep the two equal.
+``known_at <= as_of``, stories with ``as_of - window < first_seen_at <= as_of``; the recent bars too when the pattern
+analyst votes); tests keep the two equal.
 
 Stories come from ``agents.news.recent_news_by_symbol`` over the whole window, so a story's time is the live
 reader's (``greatest(first_seen_at, link first_known_at)``); a link is never known before its story was first seen
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -30,8 +31,9 @@ from sqlalchemy import Connection, text
 
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
+from agents.patterns.analyst import Bar
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
-from agents.snapshot import FEATURES_RELATION, MarketView, PriceSignals, require_features
+from agents.snapshot import FEATURES_RELATION, MarketView, PriceSignals, as_bar, require_features
 from agents.social import posts_known, recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams, mean_reversion_at_ends
 from agents.strategies.momentum import MomentumParams, momentum_at_ends
@@ -69,6 +71,8 @@ class _SymbolSeries:
     closes: list[float]
     ret_known_at: list[datetime]  # of the rows with a ret_1, ascending
     rets: list[tuple[datetime, float]]  # (ts, ret_1)
+    bar_known_at: list[datetime] = field(default_factory=list)  # of the rows with all four prices, ascending
+    bars: list[Bar] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -93,11 +97,13 @@ class ReplayCursor:
         news: Mapping[str, _SymbolNews],
         scores: Mapping[NewsId, SentimentScore],
         strategies: tuple[MomentumParams, MeanReversionParams] | None = None,
+        bars_history: int = 0,
         social: Mapping[str, Sequence[SocialPost]] | None = None,
         social_window: timedelta = timedelta(0),
         social_scores: Mapping[str, SentimentScore] | None = None,
     ) -> None:
         self.start, self.end, self.history, self.returns_bars = start, end, history, returns_bars
+        self.bars_history = bars_history
         self._news_window, self._team_vote = news_window, team_vote
         self._series, self._news, self._scores = series, news, scores
         self._strategies = strategies if team_vote else None
@@ -133,11 +139,13 @@ class ReplayCursor:
             raise ValueError(f"replay window ends ({end}) before it starts ({start})")
         require_features(conn)
         history = params.strategy.history if history is None else history
+        bars_history = params.strategy.bars_history
         where = {"exchange": params.exchange, "symbols": list(symbols), "timeframe": params.timeframe}
         bounds = {
             r.symbol: r.since
             for r in conn.execute(
-                text(_LOWER_BOUNDS), {**where, "start": start, "count": max(history, 1), "returns_bars": returns_bars}
+                text(_LOWER_BOUNDS),
+                {**where, "start": start, "count": max(history, bars_history, 1), "returns_bars": returns_bars},
             )
         }
         series: dict[str, _SymbolSeries] = {}
@@ -167,6 +175,9 @@ class ReplayCursor:
             if row["ret_1"] is not None:
                 s.ret_known_at.append(known_at)
                 s.rets.append((row["ts"], float(row["ret_1"])))
+            if bars_history and all(row[c] is not None for c in ("open", "high", "low", "close")):
+                s.bar_known_at.append(known_at)
+                s.bars.append(as_bar(row["ts"], row["open"], row["high"], row["low"], row["close"]))
         for symbol, s in series.items():
             if any(b < a for a, b in zip(s.known_at, s.known_at[1:], strict=False)):
                 raise ValueError(f"{FEATURES_RELATION}: known_at of {symbol} does not grow with ts")
@@ -187,6 +198,7 @@ class ReplayCursor:
         return cls(start=start, end=end, history=history, returns_bars=returns_bars, news_window=window,
                    team_vote=params.strategy.team_vote, series=series, news=news, scores=scores,
                    strategies=(params.strategy.momentum, params.strategy.mean_reversion),
+                   bars_history=bars_history,
                    social=social, social_window=social_window,
                    social_scores=score_posts(scorer, [p for posts in social.values() for p in posts]))  # fmt: skip
 
@@ -211,6 +223,7 @@ class ReplayCursor:
         features: dict[str, dict[str, Any]] = {}
         closes: dict[str, list[float]] = {}
         signals: dict[str, tuple[Signal, ...]] = {}
+        bars: dict[str, list[Bar]] = {}
         for symbol in chosen:
             s = self._series.get(symbol)
             if s is None:
@@ -224,6 +237,9 @@ class ReplayCursor:
             if self._strategies is not None:
                 first, by_count = self._signals[symbol]
                 signals[symbol] = by_count[j - first]
+            if self.bars_history:
+                k = bisect_right(s.bar_known_at, as_of)
+                bars[symbol] = s.bars[max(0, k - self.bars_history) : k]
         news: dict[str, list[NewsItem]] = {}
         scores: dict[NewsId, SentimentScore] = {}
         if self._team_vote:
@@ -241,7 +257,7 @@ class ReplayCursor:
         social = {symbol: known for symbol in features
                   if (known := posts_known(self._social.get(symbol, ()), as_of, self._social_window))}  # fmt: skip
         social_scores = {p.id: self._social_scores[p.id] for posts in social.values() for p in posts}
-        return MarketView(features, closes, news, scores, ahead, social=social, social_scores=social_scores)
+        return MarketView(features, closes, news, scores, ahead, bars, social=social, social_scores=social_scores)
 
     def closes_known(self, symbol: str, as_of: datetime) -> list[float]:
         """Every close of ``symbol`` loaded and known at ``as_of``, oldest first."""

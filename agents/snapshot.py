@@ -4,7 +4,8 @@
 A snapshot has two halves:
 
 - ``MarketView`` (the same for every account): per symbol the newest ``marts.features`` row with
-  ``known_at <= as_of``, the last closes known by then (oldest first, NULLs dropped), the stories tagged with it first
+  ``known_at <= as_of``, the last closes known by then (oldest first, NULLs dropped), the last bars (open, high, low,
+  close) known by then when the pattern analyst votes (``agents.patterns``), the stories tagged with it first
   seen in ``(as_of - news window, as_of]`` (oldest first) and every such story's sentiment score. A replay builds the
   same view from a window loaded once (``agents.replay_cursor``); tests keep the two equal.
 - ``AccountView``: the kill switch, the portfolio context (equity, its peak, exposures, returns history), positions,
@@ -30,6 +31,7 @@ from sqlalchemy import Connection, text
 from agents.memory import AgentWeight, insert_outcomes, load_weights, realised_trade_returns, score_outcomes
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
+from agents.patterns.analyst import Bar
 from agents.risk.context import MarketReader, portfolio_context
 from agents.risk.portfolio import PortfolioContext
 from agents.risk.sizing import TradeStats, trade_stats
@@ -37,7 +39,7 @@ from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.social import recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams
 from agents.strategies.momentum import MomentumParams
-from alphaloom.domain import DecisionId, NewsId, NewsItem, Signal, decision_id_for, require_utc
+from alphaloom.domain import AccountId, DecisionId, NewsId, NewsItem, Signal, Symbol, decision_id_for, require_utc
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.ingest.social_post import SocialPost
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
@@ -61,6 +63,9 @@ class MarketView:
     news: Mapping[str, Sequence[NewsItem]]
     scores: Mapping[NewsId, SentimentScore]
     signals: PriceSignals | None = field(default=None, compare=False)
+    bars: Mapping[str, Sequence[Bar]] = field(default_factory=dict)
+    """Per symbol the last ``StrategyParams.bars_history`` bars known at ``as_of`` with all four prices, oldest first
+    (empty when the pattern analyst does not vote)."""
     # Community posts known per symbol (``agents.social``, same point-in-time rule as news) and their sentiment.
     social: Mapping[str, Sequence[SocialPost]] = field(default_factory=dict)
     social_scores: Mapping[str, SentimentScore] = field(default_factory=dict)
@@ -94,9 +99,9 @@ class Snapshot:
     """Everything one decision step at ``as_of`` may read. ``recorded``: the symbols whose decision (same id) already
     exists, which the step does not decide again."""
 
-    account: str
+    account: AccountId
     as_of: datetime
-    symbols: tuple[str, ...]
+    symbols: tuple[Symbol, ...]
     decision_ids: Mapping[str, DecisionId]
     recorded: frozenset[str]
     market: MarketView
@@ -170,6 +175,37 @@ def recent_closes(
     for row in rows:
         closes[row.symbol].append(float(row.close))
     return closes
+
+
+def recent_bars(
+    conn: Connection, *, exchange: str, symbols: Sequence[str], timeframe: str, as_of: datetime, count: int
+) -> dict[str, list[Bar]]:
+    """Per symbol, the last ``count`` bars known at ``as_of`` (``known_at <= as_of``) with open, high, low and close
+    all set, oldest first. One query for all symbols."""
+    if not symbols or count <= 0:
+        return {}
+    rows = conn.execute(
+        text(
+            f"""select symbol, ts, open, high, low, close from (
+                    select symbol, ts, open, high, low, close,
+                           row_number() over (partition by symbol order by ts desc) as n
+                    from {FEATURES_RELATION}
+                    where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe
+                      and known_at <= :as_of and open is not null and high is not null and low is not null
+                      and close is not null
+                ) recent where n <= :count order by symbol, ts"""
+        ),
+        {"exchange": exchange, "symbols": list(symbols), "timeframe": timeframe, "as_of": as_of, "count": count},
+    ).all()
+    bars: dict[str, list[Bar]] = {symbol: [] for symbol in symbols}
+    for row in rows:
+        bars[row.symbol].append(as_bar(row.ts, row.open, row.high, row.low, row.close))
+    return bars
+
+
+def as_bar(ts: datetime, open_: Any, high: Any, low: Any, close: Any) -> Bar:
+    """A warehouse bar as the pattern analyst reads it (UTC open time, float prices)."""
+    return Bar(utc(ts), float(open_), float(high), float(low), float(close))
 
 
 def current_positions(conn: Connection, account: str, symbols: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]:
@@ -276,7 +312,7 @@ def read_account_view(
     if account_state is not None:
         portfolio = account_state.context(conn, account, symbols, as_of)
     else:
-        portfolio = portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings,
+        portfolio = portfolio_context(conn, account=AccountId(account), symbols=symbols, as_of=as_of, settings=settings,
                                       market=source)  # fmt: skip
     if memory is not None:
         records = memory.advance(as_of, run_id=run_id)
@@ -322,10 +358,12 @@ def read_market_view(
     team_vote = params.strategy.team_vote
     news = recent_news_by_symbol(conn, known if team_vote else [], as_of, params.strategy.news.window)
     scores = score_news(conn, run_id, scorer, list({i.id: i for n in news.values() for i in n}.values()))
+    bars = recent_bars(conn, exchange=params.exchange, symbols=known, timeframe=params.timeframe, as_of=as_of,
+                       count=params.strategy.bars_history)  # fmt: skip
     social = recent_social_by_symbol(conn, known if team_vote else [], as_of, params.strategy.social.window)
     social = {s: posts for s, posts in social.items() if posts}
     social_scores = score_posts(scorer, [p for posts in social.values() for p in posts])
-    return MarketView(features, closes, news, scores, social=social, social_scores=social_scores)
+    return MarketView(features, closes, news, scores, bars=bars, social=social, social_scores=social_scores)
 
 
 def read_snapshot(
@@ -364,7 +402,8 @@ def read_snapshot(
         market = read_market_view(conn, symbols=pending, as_of=as_of, run_id=run_id, params=params, scorer=scorer)
     else:
         market = restrict(source.market_at(as_of, symbols), pending)
-    return Snapshot(account, as_of, tuple(symbols), decision_ids, frozenset(recorded), market, account_view,
+    # the flow's account and symbol names become typed ids here, where they enter the decision's values
+    return Snapshot(AccountId(account), as_of, tuple(Symbol(s) for s in symbols), decision_ids, frozenset(recorded), market, account_view,
                     scorer.name, getattr(scorer, "fallback_reason", None))  # fmt: skip
 
 
@@ -381,6 +420,7 @@ def restrict(market: MarketView, symbols: Sequence[str]) -> MarketView:
         None
         if market.signals is None
         else replace(market.signals, by_symbol={s: v for s, v in market.signals.by_symbol.items() if s in wanted}),
+        {s: bars for s, bars in market.bars.items() if s in wanted},
         social={s: posts for s, posts in market.social.items() if s in wanted},
         social_scores={
             p.id: market.social_scores[p.id] for s, posts in market.social.items() if s in wanted for p in posts

@@ -186,7 +186,7 @@ def record_drafts(
     else:
         record_weights(conn, account=snapshot.account, as_of=snapshot.as_of, run_id=run_id,
                        weights=snapshot.account_view.weights)  # fmt: skip
-    by_symbol = {draft.decision.symbol: draft for draft in drafts}
+    by_symbol: dict[str, DecisionDraft] = {draft.decision.symbol: draft for draft in drafts}
     decisions: list[Decision] = []
     for symbol in snapshot.symbols:
         if symbol in snapshot.recorded:

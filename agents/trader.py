@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
 
-from alphaloom.domain import Action, DecisionId, OrderIntent, Side
+from alphaloom.domain import AccountId, Action, DecisionId, OrderIntent, Side, Symbol
 from alphaloom.fx import QuoteRate
 from alphaloom.markets import MarketSpec, resolve
 from alphaloom.settings import Settings, get_settings
 
 
-def quantity_step(symbol: str, settings: Settings | None = None) -> Decimal:
+def quantity_step(symbol: Symbol, settings: Settings | None = None) -> Decimal:
     """The configured quantity step of a file-source ``symbol`` (``alphaloom.markets.resolve`` without venue
     metadata): for the vectorized paths, which read no ``raw.markets``."""
     settings = settings or get_settings()
@@ -44,8 +44,8 @@ def opens_position(action: Action, position_quantity: Decimal) -> bool:
 def order_intents(
     *,
     decision_id: DecisionId,
-    account: str,
-    symbol: str,
+    account: AccountId,
+    symbol: Symbol,
     action: Action,
     position_quantity: Decimal,
     price: Decimal,

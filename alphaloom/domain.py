@@ -18,6 +18,10 @@ NewsId = NewType("NewsId", str)
 DecisionId = NewType("DecisionId", str)
 ClientOrderId = NewType("ClientOrderId", str)
 VenueOrderId = NewType("VenueOrderId", str)
+# An account's id (``audit.accounts.id``) and a market's symbol as the venue spells it (``BTC/USDT``). Text from outside
+# (a CLI argument, a setting, a database row) becomes one at that boundary, by ``AccountId(text)`` / ``Symbol(text)``.
+AccountId = NewType("AccountId", str)
+Symbol = NewType("Symbol", str)
 
 # Every ccxt timeframe. Bars open on a fixed grid: the epoch's for minutes, hours, days and 3d (as the venues count
 # them); ISO weeks (Monday 00:00 UTC, as Binance, Bybit and OKX open 1w bars) for 1w; calendar months (the 1st,
@@ -141,6 +145,19 @@ class OrderStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class AccountMode(enum.StrEnum):
+    """How an account trades (``audit.accounts.mode``): on the paper venue, at its live venue, or at its live venue
+    with the paper venue shadowing every order (``execution.brokers.shadow``)."""
+
+    PAPER = "paper"
+    LIVE = "live"
+    SHADOW = "shadow"
+
+
+# The modes whose orders reach a real venue: live arming, reconciliation and the decision-age guard apply.
+LIVE_MODES = frozenset({AccountMode.LIVE, AccountMode.SHADOW})
+
+
 @dataclass(frozen=True, slots=True)
 class Bar:
     """One OHLCV bar; ``ts`` is the open time, the bar is known when it closes (``bar_close``)."""
@@ -220,8 +237,8 @@ class OrderIntent:
     get out)."""
 
     decision_id: DecisionId
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     side: Side
     quantity: Decimal
     reference_price: Decimal
@@ -244,8 +261,8 @@ class Decision:
     """The team's decision for one (account, symbol, as_of); ``intents`` is empty when it holds."""
 
     decision_id: DecisionId
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     timeframe: str
     as_of: datetime
     action: Action
@@ -258,8 +275,8 @@ class Decision:
 class Order:
     client_order_id: ClientOrderId
     decision_id: DecisionId
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     side: Side
     quantity: Decimal
     status: OrderStatus
@@ -270,7 +287,7 @@ class Order:
 @dataclass(frozen=True, slots=True)
 class Fill:
     client_order_id: ClientOrderId
-    symbol: str
+    symbol: Symbol
     side: Side
     quantity: Decimal
     price: Decimal
@@ -282,8 +299,8 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     quantity: Decimal
     avg_price: Decimal
 

@@ -369,6 +369,19 @@ class IngestSettings(BaseSettings):
         return {alias: symbol for symbol, aliases in self.symbol_aliases.items() for alias in aliases}
 
 
+class OandaSettings(BaseSettings):
+    """Forex through OANDA v20 (``ALPHALOOM_OANDA_*``): orders outside the forex week."""
+
+    model_config = _config("ALPHALOOM_OANDA_")
+
+    outside_session: Literal["refuse", "queue"] = "refuse"
+    """An OANDA order outside the forex week (Friday 22:00 to Sunday 22:00 UTC): refuse it with the reason, or queue
+    it for the open as a limit order within queue_band_bps of the decision's price."""
+    queue_band_bps: Decimal = Decimal(50)
+    """A queued OANDA market order becomes a limit order this many bps beyond the decision's price (above for a buy,
+    below for a sell): it fills at the open unless the market opens further away."""
+
+
 class OpsSettings(BaseSettings):
     """Operations: alerts, `alphaloom serve` and the console, stale data, Prefect, progress bars, the decision lock,
     Dask, the kill switch's cancels and the credentials key."""
@@ -492,6 +505,9 @@ class Settings(BaseSettings):
     """Cash of a new paper account, in the base currency."""
     order_notional: Decimal = Decimal("5000")
     """Target notional of one entry order (base currency), with the fixed sizing mode."""
+    pattern_weight: float = Field(default=0.0, ge=0)
+    """Weight of the chart-pattern analyst in the team's vote; 0 leaves it out of the team (its parameters then stay
+    out of the config version)."""
     # Sentiment and LLM.
     finbert_model: str = "ProsusAI/finbert"
     """Sentiment model (hub id or local folder); the finance lexicon stands in when it cannot load (recorded)."""
@@ -538,6 +554,8 @@ class Settings(BaseSettings):
     """Ingest: sources, feeds, quality and sanity checks."""
     ops: OpsSettings = Field(default_factory=OpsSettings)
     """Operations: alerts, serve, console, Prefect, Dask, the credentials key."""
+    oanda: OandaSettings = Field(default_factory=OandaSettings)
+    """Forex through OANDA v20 (``ALPHALOOM_OANDA_*``)."""
 
     @field_validator("symbols", "correlation_symbols", mode="before")
     @classmethod
@@ -594,6 +612,7 @@ GROUPS: dict[str, type[BaseSettings]] = {
     "routing": RoutingSettings,
     "ingest": IngestSettings,
     "ops": OpsSettings,
+    "oanda": OandaSettings,
 }
 """Each group of ``Settings``: the attribute and its class (the configuration reference lists them in this order)."""
 

@@ -25,6 +25,7 @@ import pandas as pd
 from _throwaway import create_throwaway_database, drop_throwaway_database
 
 from alphaloom.backtest.vectorized import run, sma_cross_target
+from alphaloom.domain import AccountId
 
 
 def make_prices(symbols: int, bars: int, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -92,7 +93,7 @@ def step_path(symbols: int, steps: int) -> float:
     try:
         settings = get_settings().model_copy(update={"risk.max_orders_per_run": 10 * symbols * steps})
         engine = get_engine()  # migrates the throwaway database
-        run_id, account = "bench-step-path", "bench-step"
+        run_id, account = "bench-step-path", AccountId("bench-step")
         with tempfile.TemporaryDirectory() as tmp:
             sample = generate(Path(tmp), seed=3, days=max(10, steps // 24 + 10), exchange="benchx")
             chosen = [s for s in sample.symbols if s.endswith("/USDT")][:symbols]

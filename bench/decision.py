@@ -29,7 +29,7 @@ from agents.risk.portfolio import returns_inputs
 from agents.technical import technical_opinion
 from agents.trader import order_intents
 from alphaloom.db.migrate import upgrade
-from alphaloom.domain import decision_id_for, quote_currency
+from alphaloom.domain import AccountId, Symbol, decision_id_for, quote_currency
 from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits
 from alphaloom.markets import resolve
@@ -55,7 +55,7 @@ def main(iterations: int) -> tuple[float, float]:
     try:
         upgrade(engine)
         settings = Settings(risk=RiskSettings(max_orders_per_run=10 * iterations + 10, daily_loss_limit=Decimal(10**9)))
-        run_id, account = "bench-decision", "bench-paper"
+        run_id, account = "bench-decision", AccountId("bench-paper")
         with engine.begin() as conn:
             conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'bench')"), {"r": run_id})
             ensure_account(conn, account, "paper", "USDT", "paper", Decimal(1_000_000), run_id)
@@ -76,7 +76,7 @@ def main(iterations: int) -> tuple[float, float]:
         quote_rates = {s: QuoteRate(quote_currency(s, "USDT"), "USDT", Decimal(1)) for s in SYMBOLS}
         core, orders = [], 0
         for i in range(iterations):
-            symbol = SYMBOLS[i % len(SYMBOLS)]
+            symbol = Symbol(SYMBOLS[i % len(SYMBOLS)])
             as_of = t0 + timedelta(hours=i)
             features = BULLISH if positions[symbol] == 0 else BEARISH
             start = time.perf_counter()

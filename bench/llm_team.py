@@ -44,7 +44,7 @@ from agents.risk.sizing import trade_stats
 from agents.sentiment import SentimentScore
 from agents.snapshot import AccountView, MarketView, Snapshot
 from alphaloom.db.migrate import upgrade
-from alphaloom.domain import NewsId, NewsItem, decision_id_for
+from alphaloom.domain import AccountId, NewsId, NewsItem, Symbol, decision_id_for
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import LlmPrice, LlmSettings, Settings
 
@@ -83,7 +83,9 @@ def snapshot(params: DecisionParams, symbol: str, as_of: datetime) -> Snapshot:
                           {symbol: (Decimal(0), Decimal(0))},
                           {a: AgentWeight(a, 1.0, None, 0) for a in ("technical", "news", "llm")}, trade_stats([]))  # fmt: skip
     ids = {symbol: decision_id_for("bench-llm", symbol, params.timeframe, as_of, params.version)}
-    return Snapshot("bench-llm", as_of, (symbol,), ids, frozenset(), market, account, "lexicon-bench", None)
+    return Snapshot(
+        AccountId("bench-llm"), as_of, (Symbol(symbol),), ids, frozenset(), market, account, "lexicon-bench", None
+    )
 
 
 def consult(engine: Any, team: LlmTeam, params: DecisionParams, snaps: list[Snapshot], run_id: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, text
 
 from alphaloom.audit import recorded_run
-from alphaloom.domain import ClientOrderId, OrderStatus
+from alphaloom.domain import ClientOrderId, OrderStatus, Symbol
 from alphaloom.errors import AlphaLoomError
 from alphaloom.settings import Settings
 from execution.algos.schedule import cancel_all_scheduled
@@ -101,7 +101,7 @@ def _cancel_at(
         {"v": broker.name, "open": list(OPEN), "a": getattr(broker, "account", None)},
     ).all()  # fmt: skip
     for coid, symbol, status in ours:
-        report = broker.cancel(ClientOrderId(coid), symbol)
+        report = broker.cancel(ClientOrderId(coid), Symbol(symbol))
         if report is None and getattr(broker, "live", False):
             _cancel_requested(conn, coid, status, run_id=run_id, event_time=event_time, why=why)
             summary.unconfirmed.append(ClientOrderId(coid))

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from alphaloom.domain import AccountId
 from alphaloom.ops.alerts import alert
 from alphaloom.ops.drawdown_alerts import drawdown_transition
 
@@ -21,7 +22,7 @@ def alert_on_failure(flow: Any, flow_run: Any, state: Any) -> None:
     )  # fmt: skip
 
 
-def alert_on_drawdown_transition(engine: Engine, account: str, run_id: str, as_of: datetime) -> str | None:
+def alert_on_drawdown_transition(engine: Engine, account: AccountId, run_id: str, as_of: datetime) -> str | None:
     """After a decision step: alert when its drawdown verdicts moved the account to reduce or halt; returns the kind."""
     with engine.connect() as conn:
         transition = drawdown_transition(conn, account, run_id, as_of)

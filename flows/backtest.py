@@ -26,7 +26,7 @@ from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
 from alphaloom.db.engine import get_engine
-from alphaloom.domain import bar_close
+from alphaloom.domain import AccountId, bar_close
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.progress import progress
@@ -84,7 +84,7 @@ class ReplayWindow:
             ledger = ReplayAccount.load(conn, account=account, symbols=symbols, end=times[-1], settings=settings,
                                         market=cursor)  # fmt: skip
         memory = ReplayMemory(account=account, timeframe=settings.timeframe, params=strategy.memory,
-                              base=strategy.base_weights(), cursor=cursor,
+                              base=params.strategy.base_weights(), cursor=cursor,
                               trade_lookback=settings.risk.sizing_lookback_trades)  # fmt: skip
         return cls(params, cursor, memory, ledger)
 
@@ -95,7 +95,7 @@ class Replay:
     from the database, as the live flow does; ``audit``: the buffer of the steps' audit rows, written in bulk by
     ``flush_audit``; without it each step writes its rows as the live flow does)."""
 
-    account: str
+    account: AccountId
     symbols: list[str]
     run_id: str
     settings: Settings

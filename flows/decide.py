@@ -16,13 +16,13 @@ from agents.snapshot import read_snapshot
 from agents.team import Team, build_team, consult_llm, decide
 from alphaloom.backtest.exposure import llm_exposure
 from alphaloom.db.engine import get_engine
-from alphaloom.domain import bar_open, require_utc, shift_bars, timeframe_delta
+from alphaloom.domain import AccountId, bar_open, require_utc, shift_bars, timeframe_delta
 from alphaloom.errors import ConfigError
 from alphaloom.ops.locks import account_run_lock
 from alphaloom.reporting.decision_summary import summaries
 from alphaloom.settings import Settings, get_settings
 from alphaloom.task_runner import SettingsTaskRunner, runs_on_dask
-from execution.accounts.registry import ensure_account
+from execution.accounts.registry import AccountMode, ensure_account
 from execution.accounts.session import TradingSession, execute_in_session, open_session, release_in_session
 from flows._alerts import alert_on_drawdown_transition, alert_on_failure
 from flows._audit import audited_run
@@ -113,17 +113,17 @@ def release_slices(as_of: datetime, run_id: str, session: TradingSession) -> int
 @task(cache_policy=NO_CACHE)
 def open_trading_session(account: str, run_id: str) -> TradingSession:
     """The account's broker; a live or shadow account is reconciled with its venue first (refusals recorded)."""
-    return open_session(get_engine(), get_settings(), account, run_id=run_id)
+    return open_session(get_engine(), get_settings(), AccountId(account), run_id=run_id)
 
 
 def _ensure_paper_account(settings: Settings, account: str, run_id: str) -> None:
     with get_engine().begin() as conn:
         ensure_account(
             conn,
-            account,
+            AccountId(account),
             venue="paper",
             base_currency=settings.base_currency,
-            mode="paper",
+            mode=AccountMode.PAPER,
             starting_cash=settings.starting_cash,
             run_id=run_id,
         )
@@ -223,5 +223,5 @@ def decide_flow(
             for key, value in counts.items():
                 totals[key] += value
             if not dry_run:  # a dry run rolled its verdicts back
-                alert_on_drawdown_transition(get_engine(), account, run_id, step_time)
+                alert_on_drawdown_transition(get_engine(), AccountId(account), run_id, step_time)
         return totals

@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger, task
 
 from alphaloom.errors import InvalidInputError
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec, fetch_series, resume_points
-from alphaloom.ingest.price_sources import fetch_price_file, is_url, url_suffix
+from alphaloom.ingest.price_sources import SeriesSource, fetch_price_file, is_url, series_source, url_suffix
 from alphaloom.ingest.prices import BarLimits, PriceBatch, merge_bars, read_price_bytes, read_price_file
 from alphaloom.ingest.quarantine import Rejected, quarantine
 from alphaloom.markets import MarketSpec, market_specs, store_specs
@@ -116,6 +116,11 @@ def _ingest_isolated(source: str, run_id: str, quality: bool) -> dict[str, objec
     return {"file": source, "error": f"{source}: {reason}", "staged": 0, "inserted": 0, "quarantined": 0}
 
 
+def _series_source(venue: str) -> SeriesSource:
+    """The venue's own source (OANDA), else ccxt's."""
+    return series_source(venue) or CcxtPriceSource(make_exchange(venue))
+
+
 @task
 def ingest_ccxt(sources: list[str], run_id: str, quality: bool = True) -> list[dict[str, object]]:
     """Fetch closed bars of every series (bounded concurrency), resuming after the last stored bar of each."""
@@ -126,7 +131,7 @@ def ingest_ccxt(sources: list[str], run_id: str, quality: bool = True) -> list[d
     with get_engine().begin() as conn:
         since = resume_points(conn, specs)
     results = fetch_series(
-        specs, since, source_for=lambda exchange: CcxtPriceSource(make_exchange(exchange)),
+        specs, since, source_for=_series_source,
         max_concurrency=settings.ingest.ccxt_max_concurrency,
         default_since=datetime.now(UTC) - timedelta(days=settings.ingest.ccxt_backfill_days),
     )  # fmt: skip

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from prefect import flow
 
 from agents.risk.gate import portfolio_gate
-from alphaloom.domain import require_utc
+from alphaloom.domain import AccountId, require_utc
 from alphaloom.settings import get_settings
 from execution.accounts.sweep import sweep_accounts
 from flows._alerts import alert_on_failure
@@ -25,7 +25,7 @@ def protect_positions(as_of: datetime | None = None, account: str | None = None)
     at = require_utc(as_of, "as_of") if as_of is not None else datetime.now(UTC)
     with audited_run("protect_positions", {"as_of": at.isoformat(), "account": account}) as (engine, run_id):
         settings = get_settings()
-        totals = sweep_accounts(engine, settings, run_id=run_id, at=at, account=account,
+        totals = sweep_accounts(engine, settings, run_id=run_id, at=at, account=None if account is None else AccountId(account),
                                 gate=portfolio_gate(settings))  # fmt: skip
         if totals.unprotected:
             raise RuntimeError(

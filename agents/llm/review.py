@@ -27,7 +27,7 @@ from agents.llm.team_schema import RiskReview
 from agents.params import DecisionParams
 from agents.risk import RiskVerdict, adjusted_intent, all_approved
 from agents.snapshot import Snapshot
-from alphaloom.domain import OrderIntent, Side
+from alphaloom.domain import OrderIntent, Side, Symbol
 from alphaloom.markets import MarketSpec
 
 CHECK = "llm_risk_review"
@@ -93,7 +93,7 @@ def review_verdict(intent: OrderIntent, approved: OrderIntent, review: RiskRevie
 
 
 def apply_review(draft: DecisionDraft, review: RiskReview | None, info: Mapping[str, Any],
-                 markets: Mapping[str, MarketSpec] | None = None) -> DecisionDraft:  # fmt: skip
+                 markets: Mapping[Symbol, MarketSpec] | None = None) -> DecisionDraft:  # fmt: skip
     """``draft`` with the reviewer's verdict added to each reviewable order and the approved intents recomputed;
     ``markets`` (symbol -> ``MarketSpec``, the snapshot's) give the lot a reduction is rounded to. Pure; see the
     module docstring for what it can never do."""

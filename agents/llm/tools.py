@@ -56,7 +56,7 @@ TOOL_SPECS: tuple[dict[str, Any], ...] = (
 TOOL_NAMES = frozenset(spec["function"]["name"] for spec in TOOL_SPECS)
 
 
-class Refused(Exception):
+class _Refused(Exception):
     """A tool request that cannot be answered; ``str()`` goes back to the model."""
 
 
@@ -84,7 +84,7 @@ class ToolBox:
             return self._refused(f"no tool named {name[:60]!r}; the tools are {', '.join(sorted(TOOL_NAMES))}")
         try:
             return {"as_of": self.snapshot.as_of.isoformat(), **handler(**args)}
-        except Refused as exc:
+        except _Refused as exc:
             return self._refused(str(exc))
         except TypeError as exc:
             return self._refused(f"bad arguments for {name}: {str(exc)[:160]}")
@@ -96,7 +96,7 @@ class ToolBox:
 
     def _symbol(self, symbol: Any) -> str:
         if symbol not in self.snapshot.market.features:
-            raise Refused(f"{str(symbol)[:40]!r} is not a symbol of this decision with data known at the decision "
+            raise _Refused(f"{str(symbol)[:40]!r} is not a symbol of this decision with data known at the decision "
                           f"time; use one of {', '.join(sorted(self.snapshot.market.features))}")  # fmt: skip
         return str(symbol)
 
@@ -107,9 +107,9 @@ class ToolBox:
         try:
             when = utc(datetime.fromisoformat(str(end).replace("Z", "+00:00")))
         except ValueError:
-            raise Refused(f"end {str(end)[:40]!r} is not an ISO-8601 time") from None
+            raise _Refused(f"end {str(end)[:40]!r} is not an ISO-8601 time") from None
         if when > as_of:
-            raise Refused(f"end {when.isoformat()} is after the decision time {as_of.isoformat()}: nothing known "
+            raise _Refused(f"end {when.isoformat()} is after the decision time {as_of.isoformat()}: nothing known "
                           "after the decision time can be read")  # fmt: skip
         return when
 
@@ -118,7 +118,7 @@ class ToolBox:
         if value is None:
             return default
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise Refused(f"{name} must be a whole number >= 1")
+            raise _Refused(f"{name} must be a whole number >= 1")
         return min(value, most)
 
     def _rows(self, symbol: str, end: datetime, n: int) -> list[Mapping[str, Any]]:
@@ -126,7 +126,7 @@ class ToolBox:
         if n == 1 and end == self.snapshot.as_of:
             return [latest]
         if self.history is None:
-            raise Refused("only the latest bar is available to this decision (no history reader)")
+            raise _Refused("only the latest bar is available to this decision (no history reader)")
         return [row for row in self.history(symbol, end, n) if utc(row["known_at"]) <= end]
 
     # -- the tools -----------------------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ class ToolBox:
     def _tool_news(self, symbol: Any, hours: Any = 24, end: Any = None) -> dict[str, Any]:
         symbol, when = self._symbol(symbol), self._end(end)
         if not isinstance(hours, int | float) or isinstance(hours, bool) or hours < 0:
-            raise Refused("hours must be a number >= 0")
+            raise _Refused("hours must be a number >= 0")
         since = when - timedelta(hours=float(min(hours, 24 * 365)))
         scores = self.snapshot.market.scores
         items = [item for item in self.snapshot.market.news.get(symbol, ()) if since < item.first_seen_at <= when]
@@ -181,7 +181,7 @@ class ToolBox:
 
     def _tool_correlations(self, symbols: Any) -> dict[str, Any]:
         if not isinstance(symbols, list) or not 2 <= len(symbols) <= MAX_SYMBOLS:
-            raise Refused(f"symbols must be a list of 2 to {MAX_SYMBOLS} symbols")
+            raise _Refused(f"symbols must be a list of 2 to {MAX_SYMBOLS} symbols")
         chosen = [self._symbol(s) for s in symbols]
         returns = {s: _returns(self.snapshot.market.closes.get(s, ())) for s in chosen}
         pairs = {}

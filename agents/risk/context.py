@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy import Connection, text
 
 from agents.risk.portfolio import PortfolioContext
-from alphaloom.domain import quote_currency, require_utc, timeframe_delta
+from alphaloom.domain import AccountId, quote_currency, require_utc, timeframe_delta
 from alphaloom.fx import Rates, convert, known_rates_at, rates_at
 from alphaloom.markets import MarketSpec, market_specs
 from alphaloom.settings import Settings
@@ -85,7 +85,7 @@ def _marks(conn: Connection, settings: Settings, symbols: Sequence[str], as_of: 
 def portfolio_context(
     conn: Connection,
     *,
-    account: str,
+    account: AccountId,
     symbols: Sequence[str],
     as_of: datetime,
     settings: Settings,

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from agents.risk.context import portfolio_context
 from agents.risk.portfolio import PortfolioContext, RiskLimits, check_portfolio
 from agents.risk.verdict import adjusted_intent
-from alphaloom.domain import OrderIntent
+from alphaloom.domain import AccountId, OrderIntent
 from alphaloom.guards import LimitBreach
 from alphaloom.settings import Settings
 
@@ -37,7 +37,9 @@ def portfolio_gate(
     the database)."""
     limits = RiskLimits.from_settings(settings)
 
-    def from_database(conn: Connection, account: str, symbols: Sequence[str], as_of: datetime) -> PortfolioContext:
+    def from_database(
+        conn: Connection, account: AccountId, symbols: Sequence[str], as_of: datetime
+    ) -> PortfolioContext:
         return portfolio_context(conn, account=account, symbols=symbols, as_of=as_of, settings=settings)
 
     read = context or from_database

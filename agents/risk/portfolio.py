@@ -29,7 +29,7 @@ from agents.risk.correlation import cluster_of, correlation_matrix
 from agents.risk.drawdown import drawdown_state
 from agents.risk.var import var_report
 from agents.risk.verdict import RiskVerdict
-from alphaloom.domain import OrderIntent, Side, quote_currency
+from alphaloom.domain import OrderIntent, Side, Symbol, quote_currency
 from alphaloom.fx import QuoteRate
 from alphaloom.markets import UNCLASSIFIED, MarketSpec, resolve
 from alphaloom.settings import RiskSettings, Settings
@@ -120,7 +120,7 @@ class PortfolioContext:
     quote_rates: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
     as_of: datetime | None = None
 
-    def quote_rate(self, symbol: str) -> QuoteRate:
+    def quote_rate(self, symbol: Symbol) -> QuoteRate:
         """How ``symbol``'s quote currency counts in the base currency at the decision time (``rate`` None when no
         rate was known: the caller refuses). A context without a base currency is single-currency (built by hand)."""
         if self.base_currency is None:
@@ -130,7 +130,7 @@ class PortfolioContext:
             return QuoteRate.same(quote)
         return QuoteRate(quote, self.base_currency, self.quote_rates.get((quote, self.base_currency)), self.as_of)
 
-    def market(self, symbol: str) -> MarketSpec:
+    def market(self, symbol: Symbol) -> MarketSpec:
         """``symbol``'s market; one the context was not loaded for is resolved from its class mapping alone."""
         known = self.markets.get(symbol)
         return known if known is not None else resolve(symbol, {}, self.asset_classes, {})
@@ -173,20 +173,30 @@ def _cap(name: str, intent: OrderIntent, used: Decimal, limit: Decimal, what: st
     return RiskVerdict(name, False, f"{what} {used:.2f} leaves no room under {limit:.2f}", numbers)
 
 
+_PORTFOLIO_CHECKS = ("drawdown", "asset_exposure", "class_exposure", "gross_leverage", "net_leverage",
+                     "correlation_cluster", "portfolio_var")  # fmt: skip
+_PCT = Decimal(100)
+
+
 def check_portfolio(
     intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, *, quote_rate: Decimal
 ) -> list[RiskVerdict]:
     """One verdict per portfolio check (see the module docstring); ``quote_rate``: base units per unit of the
-    intent's quote currency (``PortfolioContext.quote_rate``)."""
-    equity = ctx.equity
+    intent's quote currency (``PortfolioContext.quote_rate``). Stages: drawdown, exposure caps, the checks that need
+    the return history (correlation cluster, VaR)."""
     if intent.side is Side.SELL:
-        reason = "a sell lowers long exposure"
-        return [
-            RiskVerdict(name, True, reason, {"equity": f"{equity:.2f}"})
-            for name in ("drawdown", "asset_exposure", "class_exposure", "gross_leverage", "net_leverage",
-                         "correlation_cluster", "portfolio_var")
-        ]  # fmt: skip
-    verdicts: list[RiskVerdict] = []
+        numbers = {"equity": f"{ctx.equity:.2f}"}
+        return [RiskVerdict(name, True, "a sell lowers long exposure", dict(numbers)) for name in _PORTFOLIO_CHECKS]
+    return [
+        drawdown_check(intent, ctx, limits),
+        *exposure_checks(intent, ctx, limits, quote_rate),
+        *history_checks(intent, ctx, limits, quote_rate),
+    ]
+
+
+def drawdown_check(intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits) -> RiskVerdict:
+    """``drawdown``: normal, reduce (a smaller buy, denied when it rounds to nothing) or halt (no new buys)."""
+    equity = ctx.equity
     dd = drawdown_state(
         equity,
         ctx.peak_equity,
@@ -198,71 +208,78 @@ def check_portfolio(
                   "drawdown_pct": f"{dd.drawdown_pct:.4f}", "reduce_pct": str(limits.drawdown_reduce_pct),
                   "halt_pct": str(limits.drawdown_halt_pct), "level": dd.level}  # fmt: skip
     if dd.level == "halt":
-        verdicts.append(RiskVerdict("drawdown", False, f"drawdown {dd.drawdown_pct:.2f}% halts new buys", dd_numbers))
-    elif dd.level == "reduce":
+        return RiskVerdict("drawdown", False, f"drawdown {dd.drawdown_pct:.2f}% halts new buys", dd_numbers)
+    if dd.level == "reduce":
         step = Decimal(1).scaleb(intent.quantity.as_tuple().exponent)  # type: ignore[arg-type]
         reduced = (intent.quantity * dd.scale).quantize(step, rounding=ROUND_DOWN)
         dd_numbers["adjusted_quantity"] = str(reduced)
-        verdicts.append(
-            RiskVerdict(
-                "drawdown",
-                reduced > 0,
-                f"drawdown {dd.drawdown_pct:.2f}% reduces buys by {dd.scale}: {reduced}",
-                dd_numbers,
-                reduced if reduced > 0 else None,
-            )
+        return RiskVerdict(
+            "drawdown",
+            reduced > 0,
+            f"drawdown {dd.drawdown_pct:.2f}% reduces buys by {dd.scale}: {reduced}",
+            dd_numbers,
+            reduced if reduced > 0 else None,
         )
-    else:
-        verdicts.append(RiskVerdict("drawdown", True, f"drawdown {dd.drawdown_pct:.2f}% is normal", dd_numbers))
+    return RiskVerdict("drawdown", True, f"drawdown {dd.drawdown_pct:.2f}% is normal", dd_numbers)
 
-    exposures = ctx.exposures
-    pct = Decimal(100)
-    rate = quote_rate
-    verdicts.append(
-        _cap("asset_exposure", intent, max(exposures.get(intent.symbol, Decimal(0)), Decimal(0)),
-             equity * limits.max_asset_exposure_pct / pct, f"{intent.symbol} exposure", rate)
-    )  # fmt: skip
+
+def exposure_checks(intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, rate: Decimal) -> list[RiskVerdict]:
+    """``asset_exposure``, ``class_exposure``, ``gross_leverage``, ``net_leverage``: caps on the exposure after the
+    buy, each shrinking the buy to what fits (``_cap``)."""
+    equity, exposures = ctx.equity, ctx.exposures
     klass = asset_class_of(intent.symbol, ctx.asset_classes, ctx.markets)
     class_used = sum(
         (abs(v) for s, v in exposures.items() if asset_class_of(s, ctx.asset_classes, ctx.markets) == klass),
         Decimal(0),
     )
-    verdicts.append(
-        _cap("class_exposure", intent, class_used, equity * limits.max_class_exposure_pct / pct,
-             f"class {klass!r} exposure", rate)
-    )  # fmt: skip
     gross = sum((abs(v) for v in exposures.values()), Decimal(0))
     net = sum(exposures.values(), Decimal(0))
-    verdicts.append(_cap("gross_leverage", intent, gross, equity * limits.max_gross_leverage, "gross exposure", rate))
-    verdicts.append(_cap("net_leverage", intent, net, equity * limits.max_net_leverage, "net exposure", rate))
+    return [
+        _cap("asset_exposure", intent, max(exposures.get(intent.symbol, Decimal(0)), Decimal(0)),
+             equity * limits.max_asset_exposure_pct / _PCT, f"{intent.symbol} exposure", rate),
+        _cap("class_exposure", intent, class_used, equity * limits.max_class_exposure_pct / _PCT,
+             f"class {klass!r} exposure", rate),
+        _cap("gross_leverage", intent, gross, equity * limits.max_gross_leverage, "gross exposure", rate),
+        _cap("net_leverage", intent, net, equity * limits.max_net_leverage, "net exposure", rate),
+    ]  # fmt: skip
 
+
+def history_checks(intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, rate: Decimal) -> list[RiskVerdict]:
+    """``correlation_cluster`` and ``portfolio_var``; approved as not assessed without enough return history."""
     inputs = ctx.inputs if ctx.inputs is not None else returns_inputs(ctx.returns)
-    symbols = inputs.symbols
-    if intent.symbol in symbols and inputs.observations >= MIN_VAR_OBSERVATIONS:
-        cluster = cluster_of(intent.symbol, inputs.correlations, limits.correlation_threshold)
-        cluster_used = sum((abs(exposures.get(s, Decimal(0))) for s in cluster), Decimal(0))
-        verdict = _cap("correlation_cluster", intent, cluster_used, equity * limits.max_cluster_exposure_pct / pct,
-                       f"cluster {sorted(cluster)} exposure", rate)  # fmt: skip
-        verdict.numbers["cluster"] = ",".join(sorted(cluster))
-        verdict.numbers["threshold"] = str(limits.correlation_threshold)
-        verdicts.append(verdict)
+    if intent.symbol in inputs.symbols and inputs.observations >= MIN_VAR_OBSERVATIONS:
+        return [_cluster_check(intent, ctx, limits, rate, inputs), _var_check(intent, ctx, limits, rate, inputs)]
+    missing = {"observations": str(len(ctx.returns)), "required": str(MIN_VAR_OBSERVATIONS)}
+    return [
+        RiskVerdict(name, True, f"not enough return history for {intent.symbol}: not assessed", dict(missing))
+        for name in ("correlation_cluster", "portfolio_var")
+    ]
 
-        after = ctx.after(intent, rate).exposures
-        vector = np.array([float(after.get(s, Decimal(0))) for s in symbols])
-        report = var_report(inputs.matrix, vector, bars_per_day=ctx.bars_per_day)
-        limit = float(equity * limits.max_var_pct / pct)
-        worst = report.var["historical_99"]
-        numbers = {**report.as_numbers(), "limit": f"{limit:.2f}"}
-        ok = worst <= limit
-        verdicts.append(
-            RiskVerdict("portfolio_var", ok,
-                        f"1-day historical VaR99 after the order {worst:.2f} {'within' if ok else 'exceeds'} {limit:.2f}",
-                        numbers)
-        )  # fmt: skip
-    else:
-        missing = {"observations": str(len(ctx.returns)), "required": str(MIN_VAR_OBSERVATIONS)}
-        for name in ("correlation_cluster", "portfolio_var"):
-            verdicts.append(
-                RiskVerdict(name, True, f"not enough return history for {intent.symbol}: not assessed", missing)
-            )
-    return verdicts
+
+def _cluster_check(
+    intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, rate: Decimal, inputs: ReturnsInputs
+) -> RiskVerdict:
+    """``correlation_cluster``: a cap on the exposure of the symbols correlated with the intent's."""
+    cluster = cluster_of(intent.symbol, inputs.correlations, limits.correlation_threshold)
+    cluster_used = sum((abs(ctx.exposures.get(s, Decimal(0))) for s in cluster), Decimal(0))
+    verdict = _cap("correlation_cluster", intent, cluster_used, ctx.equity * limits.max_cluster_exposure_pct / _PCT,
+                   f"cluster {sorted(cluster)} exposure", rate)  # fmt: skip
+    verdict.numbers["cluster"] = ",".join(sorted(cluster))
+    verdict.numbers["threshold"] = str(limits.correlation_threshold)
+    return verdict
+
+
+def _var_check(
+    intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, rate: Decimal, inputs: ReturnsInputs
+) -> RiskVerdict:
+    """``portfolio_var``: the 1-day historical VaR99 of the portfolio after the order within its limit."""
+    after = ctx.after(intent, rate).exposures
+    vector = np.array([float(after.get(s, Decimal(0))) for s in inputs.symbols])
+    report = var_report(inputs.matrix, vector, bars_per_day=ctx.bars_per_day)
+    limit = float(ctx.equity * limits.max_var_pct / _PCT)
+    worst = report.var["historical_99"]
+    numbers = {**report.as_numbers(), "limit": f"{limit:.2f}"}
+    ok = worst <= limit
+    return RiskVerdict("portfolio_var", ok,
+                       f"1-day historical VaR99 after the order {worst:.2f} {'within' if ok else 'exceeds'} {limit:.2f}",
+                       numbers)  # fmt: skip

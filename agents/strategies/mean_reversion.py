@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.strategies.windows import signals_at_ends
 from alphaloom.domain import Signal
 
 NAME = "mean_reversion"
@@ -57,23 +58,30 @@ def mean_reversion_at_ends(
     closes: Sequence[float], symbol: str, params: MeanReversionParams, history: int, first: int = 0
 ) -> list[Signal | None]:
     """``mean_reversion(closes[max(0, j - history):j], symbol, params)`` for every ``j`` in ``[first, len(closes)]``."""
-    n, window = len(closes), params.window
-    found: list[Signal | None] = [None] * (n + 1 - first)
-    start = max(first, window) if history >= window >= 2 else n + 1  # the first end with a full window
-    if start > n:
-        return found
-    series = np.asarray(closes, dtype=float)
-    values = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(series, window)[start - window :])
-    usable = np.isfinite(values).all(axis=1)
-    if not usable.all():  # a window with a non-finite close gives no signal (zscore: None)
-        values = np.ascontiguousarray(values[usable])
-    if not len(values):
-        return found
-    stds = values.std(axis=1)
-    stretches = values[:, -1] - values.mean(axis=1)
-    ends = np.flatnonzero(usable) + start
-    for k, j in enumerate(ends.tolist()):
+    return signals_at_ends(
+        closes,
+        params.window,
+        minimum=2,
+        history=history,
+        first=first,
+        usable=_finite,
+        signals=lambda windows: _window_signals(windows, symbol, params),
+    )
+
+
+def _finite(windows: np.ndarray) -> np.ndarray:
+    """Windows of finite closes (a window with a non-finite close gives no signal: ``zscore`` is None)."""
+    finite: np.ndarray = np.isfinite(windows).all(axis=1)
+    return finite
+
+
+def _window_signals(windows: np.ndarray, symbol: str, params: MeanReversionParams) -> list[Signal]:
+    """``mean_reversion`` of each row of ``windows``, with the z-score's numpy operations applied to all rows at once."""
+    stds = windows.std(axis=1)
+    stretches = windows[:, -1] - windows.mean(axis=1)
+    signals = []
+    for k in range(len(windows)):
         std = float(stds[k])
         z = 0.0 if std == 0 else float(stretches[k] / std)
-        found[j - first] = _signal(z, symbol, params)
-    return found
+        signals.append(_signal(z, symbol, params))
+    return signals

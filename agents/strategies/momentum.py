@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.strategies.windows import signals_at_ends
 from alphaloom.domain import Signal
 
 NAME = "momentum"
@@ -87,27 +88,34 @@ def momentum_at_ends(
     closes: Sequence[float], symbol: str, params: MomentumParams, history: int, first: int = 0
 ) -> list[Signal | None]:
     """``momentum(closes[max(0, j - history):j], symbol, params)`` for every ``j`` in ``[first, len(closes)]``."""
-    n, lookback = len(closes), params.lookback
-    found: list[Signal | None] = [None] * (n + 1 - first)
-    start = max(first, lookback) if history >= lookback >= 3 else n + 1  # the first end with a full lookback
-    if start > n:
-        return found
-    series = np.asarray(closes, dtype=float)
-    windows = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(series, lookback)[start - lookback :])
-    usable = np.isfinite(windows).all(axis=1) & ~(windows <= 0).any(axis=1)
-    if not usable.all():  # a window with a bad price gives no signal (momentum: None)
-        windows = np.ascontiguousarray(windows[usable])
-    if not len(windows):
-        return found
+    return signals_at_ends(
+        closes,
+        params.lookback,
+        minimum=3,
+        history=history,
+        first=first,
+        usable=_usable,
+        signals=lambda windows: _window_signals(windows, symbol, params),
+    )
+
+
+def _usable(windows: np.ndarray) -> np.ndarray:
+    """Windows of finite, positive prices (a window with a bad price gives no signal: ``momentum`` is None)."""
+    usable: np.ndarray = np.isfinite(windows).all(axis=1) & ~(windows <= 0).any(axis=1)
+    return usable
+
+
+def _window_signals(windows: np.ndarray, symbol: str, params: MomentumParams) -> list[Signal]:
+    """``momentum`` of each row of ``windows``, with its numpy operations applied to all rows at once."""
     log_prices = np.log(windows)
-    x = np.arange(lookback, dtype=float)
+    x = np.arange(params.lookback, dtype=float)
     fits = _line_fits(x, log_prices)
     slopes, intercepts = fits[:, 0], fits[:, 1]
     fitted = slopes[:, np.newaxis] * x + intercepts[:, np.newaxis]
     totals = np.sum((log_prices - log_prices.mean(axis=1, keepdims=True)) ** 2, axis=1)
     residuals = np.sum((log_prices - fitted) ** 2, axis=1)
     vols = np.std(np.diff(log_prices, axis=1), axis=1, ddof=1)
-    ends = np.flatnonzero(usable) + start
-    for k, j in enumerate(ends.tolist()):
-        found[j - first] = _signal(symbol, params, slopes[k], float(totals[k]), float(residuals[k]), float(vols[k]))
-    return found
+    return [
+        _signal(symbol, params, slopes[k], float(totals[k]), float(residuals[k]), float(vols[k]))
+        for k in range(len(windows))
+    ]

@@ -65,9 +65,9 @@ def explain_decision(decision_id: str) -> None:
     checks = tree.add("risk checks")
     for c in d.checks:
         mark = ("ok", "green") if c.approved else ("denied", "red")
-        checks.add(styled(mark, f" {c.name}: {c.reason} {json.dumps(c.numbers, sort_keys=True)}"))
+        checks.add(styled(mark, f" {c.check_name}: {c.reason} {json.dumps(c.numbers, sort_keys=True)}"))
     for t in d.trips:
-        checks.add(styled(("execution guard", "red"), f" {t.name}: {t.reason}"))
+        checks.add(styled(("execution guard", "red"), f" {t.check_name}: {t.reason}"))
     outcome = tree.add("orders" if d.orders else "no order")
     outcome.add(why(d))
     console.print(tree)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from alphaloom.cli._app import app, console, engine
+from alphaloom.domain import AccountId
 from alphaloom.settings import get_settings
 
 if TYPE_CHECKING:
@@ -88,12 +89,14 @@ def print_account(account: str) -> None:
 
     with engine().connect() as conn:
         try:
-            view = account_summary(conn, account, exchange=settings.exchange, timeframe=settings.timeframe, bar=bar)
+            view = account_summary(
+                conn, AccountId(account), exchange=settings.exchange, timeframe=settings.timeframe, bar=bar
+            )
             llm = LlmSpend("") if view is None else account_llm_spend(conn, account, view.base_currency)
         except DataUnavailableError as exc:
             console.print(f"cannot value {account} in its base currency: {exc}")
             raise typer.Exit(code=1) from None
-        orders = recent_orders(conn, account, 10)
+        orders = recent_orders(conn, AccountId(account), 10)
     if view is None:
         console.print(f"account {account!r} does not exist yet (run a decision first)")
         raise typer.Exit(code=1)

@@ -7,6 +7,7 @@ import typer
 from rich.table import Table
 
 from alphaloom.cli._app import app, console, engine
+from alphaloom.domain import LIVE_MODES, AccountId
 from alphaloom.settings import get_settings
 
 keys_app = typer.Typer(no_args_is_help=True, help="Venue credentials, encrypted at rest (never printed).")
@@ -15,15 +16,29 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("add")
 def keys_add(
-    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance."),
+    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance, or oanda."),
     account: str = typer.Option(None, help="Account id (default: ALPHALOOM_ACCOUNT)."),
+    url: str = typer.Option(None, help="oanda: the v20 API address (default: the practice API)."),
 ) -> None:
-    """Store an API key and secret for EXCHANGE; both are prompted for without echo."""
+    """Store an API key and secret for EXCHANGE (for oanda: the token and the v20 account id); both are prompted for
+    without echo."""
     import ccxt
 
     from alphaloom.cli._checks import refuse
     from alphaloom.ops.secrets import Credentials, store_credentials
 
+    if exchange == "oanda":
+        from alphaloom.venues.oanda_client import oanda_url_problem
+
+        if url is not None and (problem := oanda_url_problem(url)):
+            refuse(f"--url {url!r}: {problem}")
+        credentials = Credentials("oanda", account or get_settings().account,
+                                  typer.prompt("API token", hide_input=True),
+                                  typer.prompt("v20 account id", hide_input=True), url)  # fmt: skip
+        with engine().begin() as conn:
+            store_credentials(conn, get_settings(), credentials)
+        console.print(f"stored encrypted credentials for oanda/{credentials.account}")
+        return
     if exchange not in ccxt.exchanges:
         close = [e for e in ccxt.exchanges if e.startswith(exchange.lower()[:4])][:5]
         refuse(f"EXCHANGE {exchange!r} is not a ccxt exchange id" + (f" (close: {', '.join(close)})" if close else ""))
@@ -90,8 +105,8 @@ def halt(
     from execution.safety.fatfinger import halt_state, set_halt
 
     with engine().begin() as conn:
-        set_halt(conn, account, not release, reason)
-        state = halt_state(conn, account)
+        set_halt(conn, AccountId(account), not release, reason)
+        state = halt_state(conn, AccountId(account))
     console.print(f"account {account} {'HALTED' if state.halted else 'active'} ({state.reason})")
 
 
@@ -101,7 +116,7 @@ def trips(account: str = typer.Option(None), limit: int = typer.Option(20)) -> N
     from execution.safety.fatfinger import recent_trips
 
     with engine().connect() as conn:
-        rows = recent_trips(conn, account, limit)
+        rows = recent_trips(conn, None if account is None else AccountId(account), limit)
     table = Table("time", "account", "symbol", "guard", "reason", title="audit.guard_trips")
     for r in rows:
         table.add_row(f"{r['created_at']:%Y-%m-%d %H:%M:%S}", str(r["account"]), str(r["symbol"] or ""),
@@ -117,21 +132,21 @@ def reconcile(account: str = typer.Argument(..., help="A live or shadow account 
 
     from alphaloom.audit import recorded_run
     from execution.accounts.reconcile import reconcile_account
-    from execution.brokers.factory import ccxt_broker
+    from execution.brokers.factory import venue_broker
 
     eng, settings = engine(), get_settings()
     with eng.connect() as conn:
         row = conn.execute(text("select venue, mode from audit.accounts where id = :a"), {"a": account}).first()
-    if row is None or row.mode not in ("live", "shadow"):
+    if row is None or row.mode not in LIVE_MODES:
         console.print(f"account {account!r} " + ("does not exist" if row is None else f"is a {row.mode} account; "
                       "only live and shadow accounts have a venue to reconcile with"))  # fmt: skip
         raise typer.Exit(code=1)
-    broker = ccxt_broker(eng, settings, account, row.venue)
+    broker = venue_broker(eng, settings, AccountId(account), row.venue)
     if broker is None:
         console.print(f"no credentials stored for {row.venue}/{account}: add them with `alphaloom keys add`")
         raise typer.Exit(code=1)
     with recorded_run(eng, "reconcile", {"account": account}) as run_id, eng.begin() as conn:
-        differences = reconcile_account(conn, broker, account, run_id=run_id)
+        differences = reconcile_account(conn, broker, AccountId(account), run_id=run_id)
     print_differences(account, row.venue, differences)
     if differences:
         raise typer.Exit(code=1)
@@ -159,7 +174,7 @@ def drift(account: str = typer.Option(None, help="Only this account.")) -> None:
     with engine().connect() as conn:
         if account is not None and account not in (known := account_ids(conn)):
             refuse(f"--account: no account {account!r}; accounts: {', '.join(known) or '(none yet)'}")
-        summary = summarise(drift_rows(conn, account))
+        summary = summarise(drift_rows(conn, None if account is None else AccountId(account)))
     if not summary:
         console.print("no shadow orders recorded" + (f" for {account}" if account else ""))
         return

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Connection, Engine, text
 
+from alphaloom.domain import LIVE_MODES
 from alphaloom.ops.kill_switch import change_kill_switch
 
 
@@ -92,7 +93,7 @@ class ConsoleActions:
                 result = ActionResult(False, f"account {account!r} does not exist", {})
             else:
                 state = "ARMED" if armed else "DISARMED"
-                note = "" if row.mode in ("live", "shadow") else f" (a {row.mode} account sends nothing live)"
+                note = "" if row.mode in LIVE_MODES else f" (a {row.mode} account sends nothing live)"
                 result = ActionResult(True, f"account {account} live trading {state}{note}", {"mode": row.mode})
             record_action(conn, actor, "arm" if armed else "disarm", account, reason.strip(), result)
         return result

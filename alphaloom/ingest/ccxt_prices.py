@@ -37,6 +37,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from alphaloom.domain import bar_close, check_timeframe
 from alphaloom.errors import ConfigError, VenueError, VenueTemporaryError
+from alphaloom.ingest.price_sources import SeriesSource
 from alphaloom.ingest.prices import COLUMNS, PriceBatch, frame_from_bars
 from alphaloom.markets import MarketSpec, spec_from_ccxt
 from alphaloom.venues.ccxt_errors import TEMPORARY, Call, venue_error
@@ -232,11 +233,12 @@ def fetch_series(
     specs: Sequence[SeriesSpec],
     since: Mapping[SeriesSpec, datetime | None],
     *,
-    source_for: Callable[[str], CcxtPriceSource],
+    source_for: Callable[[str], SeriesSource],
     max_concurrency: int = 4,
     default_since: datetime | None = None,
 ) -> list[SeriesResult]:
-    """Fetch every series; series of one exchange run one after another on one ``CcxtPriceSource``, exchanges run in
+    """Fetch every series; series of one exchange run one after another on one source (``CcxtPriceSource``, or the
+    venue's own: ``price_sources.series_source``), exchanges run in
     parallel up to ``max_concurrency``. An error stops only its own series (a bad exchange id, all of that exchange)."""
     by_exchange: dict[str, list[SeriesSpec]] = defaultdict(list)
     for spec in specs:

@@ -1,4 +1,4 @@
-"""Where a price file comes from: a local path or an ``http(s)://`` URL.
+"""Where prices come from: a local path or an ``http(s)://`` URL of a price file, or a venue series.
 
 ``is_url`` tells them apart (a URL is kept as written: it is not a path, and ``Path`` would fold ``//`` into ``/``).
 ``local_file_problem`` names what is wrong with a path given as an input ("no such file", "is a directory"), so the
@@ -9,10 +9,17 @@ timeout) and raises ``SourceUnavailableError`` naming the URL and the exact fail
 
 from __future__ import annotations
 
+import importlib
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from alphaloom.errors import SourceUnavailableError
+
+if TYPE_CHECKING:
+    from alphaloom.ingest.prices import PriceBatch
+    from alphaloom.markets import MarketSpec
 
 USER_AGENT = "AlphaLoom/0.1 (+price file reader)"
 
@@ -50,3 +57,24 @@ def fetch_price_file(url: str, *, timeout: float = 30.0) -> bytes:
     if response.status_code >= 400:
         raise SourceUnavailableError(url, "fetch", f"HTTP {response.status_code} {response.reason_phrase}")
     return response.content
+
+
+class SeriesSource(Protocol):
+    """A venue's bars: closed bars since a time as a validated batch, and the market's metadata."""
+
+    def batch(self, symbol: str, timeframe: str, *, since: datetime | None) -> PriceBatch: ...
+
+    def market_spec(self, symbol: str) -> MarketSpec: ...
+
+
+SERIES_SOURCES: dict[str, str] = {"oanda": "alphaloom.ingest.oanda_prices:oanda_price_source"}
+
+
+def series_source(venue: str) -> SeriesSource | None:
+    """The venue's own series source (built with its stored keys), or None when ccxt fetches its series."""
+    target = SERIES_SOURCES.get(venue)
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    source: SeriesSource = getattr(importlib.import_module(module), function)(venue)
+    return source

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from alphaloom.domain import AccountId
 from alphaloom.records.decisions import drawdown_step
 
 
@@ -62,7 +63,9 @@ class DrawdownTransition:
                 "decision_id": self.decision_id, "previous_level": self.previous, **self.numbers}  # fmt: skip
 
 
-def drawdown_transition(conn: Connection, account: str, run_id: str, as_of: datetime) -> DrawdownTransition | None:
+def drawdown_transition(
+    conn: Connection, account: AccountId, run_id: str, as_of: datetime
+) -> DrawdownTransition | None:
     """The transition shown by the drawdown verdicts ``run_id`` recorded for ``account`` at step ``as_of``, if any.
 
     The step's level is its latest verdict's; the previous level is that of the account's latest verdict recorded

@@ -12,13 +12,15 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
+from alphaloom.domain import AccountId, Symbol
+
 
 class DecisionListing(NamedTuple):
     """A decision as a list shows it: the votes (``agent:action`` by agent), its orders' client ids (by leg, None
     for none) and the first risk check that denied it (``check: reason``, None when none did)."""
 
     decision_id: str
-    symbol: str
+    symbol: Symbol
     as_of: datetime
     action: str
     score: Decimal
@@ -41,7 +43,7 @@ from audit.decisions d
 """
 
 
-def latest_listings(conn: Connection, account: str) -> list[DecisionListing]:
+def latest_listings(conn: Connection, account: AccountId) -> list[DecisionListing]:
     """The newest decision of ``account`` for each symbol, by symbol."""
     rows = conn.execute(
         text(
@@ -55,7 +57,7 @@ def latest_listings(conn: Connection, account: str) -> list[DecisionListing]:
 
 
 def listings(
-    conn: Connection, account: str, *, symbol: str | None = None, action: str | None = None, limit: int = 200
+    conn: Connection, account: AccountId, *, symbol: Symbol | None = None, action: str | None = None, limit: int = 200
 ) -> list[DecisionListing]:
     """The decisions of ``account`` (of ``symbol`` and with ``action`` when given), newest first, at most ``limit``."""
     rows = conn.execute(
@@ -69,7 +71,7 @@ def listings(
     return [DecisionListing._make(r) for r in rows]
 
 
-def decided_symbols(conn: Connection, account: str) -> list[str]:
+def decided_symbols(conn: Connection, account: AccountId) -> list[str]:
     """The symbols ``account`` has decisions for, sorted."""
     return list(
         conn.execute(
@@ -82,8 +84,8 @@ class DecisionRecord(NamedTuple):
     """A decision row as recorded (``inputs``: what the decision read, as stored)."""
 
     decision_id: str
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     timeframe: str
     as_of: datetime
     action: str
@@ -124,8 +126,8 @@ class DecisionBrief(NamedTuple):
 
     decision_id: str
     run_id: str
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     as_of: datetime
     action: str
     score: Decimal
@@ -204,7 +206,7 @@ def decision_briefs(
     *,
     decision_ids: Sequence[str] | None = None,
     run_id: str | None = None,
-    symbol: str | None = None,
+    symbol: Symbol | None = None,
     since: datetime | None = None,
     limit: int = 200,
 ) -> list[DecisionBrief]:
@@ -251,8 +253,8 @@ def checks_of_decisions(conn: Connection, decision_ids: list[str]) -> list[Decis
 class RunDecision(NamedTuple):
     """Where and when a run decided."""
 
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     as_of: datetime
 
 
@@ -280,13 +282,13 @@ class RiskCheckView(NamedTuple):
     reason: str
     numbers: dict[str, Any] | None
     created_at: datetime
-    symbol: str | None
+    symbol: Symbol | None
 
 
 class DrawdownStep(NamedTuple):
     """The latest drawdown verdict of a step with the level of the verdict before the step (None for none)."""
 
-    symbol: str | None
+    symbol: Symbol | None
     decision_id: str | None
     reason: str
     numbers: dict[str, Any]
@@ -324,7 +326,7 @@ def opinions_of_decisions(conn: Connection, decision_ids: list[str]) -> list[Dec
     ]  # fmt: skip
 
 
-def latest_checks_by_name(conn: Connection, account: str) -> list[RiskCheckView]:
+def latest_checks_by_name(conn: Connection, account: AccountId) -> list[RiskCheckView]:
     """The account's latest risk check of each name, by name."""
     rows = conn.execute(
         text(
@@ -336,7 +338,7 @@ def latest_checks_by_name(conn: Connection, account: str) -> list[RiskCheckView]
     return [RiskCheckView._make(r) for r in rows]
 
 
-def latest_var_check(conn: Connection, account: str) -> RiskCheckView | None:
+def latest_var_check(conn: Connection, account: AccountId) -> RiskCheckView | None:
     """The account's latest portfolio VaR check that recorded its limit, or None."""
     row = conn.execute(
         text(
@@ -348,7 +350,7 @@ def latest_var_check(conn: Connection, account: str) -> RiskCheckView | None:
     return None if row is None else RiskCheckView._make(row)
 
 
-def drawdown_step(conn: Connection, account: str, run_id: str, as_of: datetime) -> DrawdownStep | None:
+def drawdown_step(conn: Connection, account: AccountId, run_id: str, as_of: datetime) -> DrawdownStep | None:
     """The latest drawdown verdict (with a level) ``run_id`` recorded for ``account`` at step ``as_of``, with the
     level of the account's latest verdict before the step's first one; None when the step recorded none."""
     row = conn.execute(

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
+from alphaloom.domain import AccountId, Symbol
+
 
 @dataclass(frozen=True)
 class FillRow:
@@ -38,9 +40,9 @@ class OrderRow:
     """One order with its events (oldest first) and fills (by time)."""
 
     client_order_id: str
-    account: str
+    account: AccountId
     venue: str
-    symbol: str
+    symbol: Symbol
     side: str
     order_type: str
     quantity: Decimal
@@ -67,7 +69,7 @@ class RunFill(NamedTuple):
     """A fill of a run's order, with the decision behind the order."""
 
     ts: datetime
-    symbol: str
+    symbol: Symbol
     side: str
     quantity: Decimal
     price: Decimal
@@ -98,7 +100,7 @@ class RecentOrder(NamedTuple):
     """An order of an account with one of its fills (``price``, ``fee``, ``ts`` None for an order without fills)."""
 
     client_order_id: str
-    symbol: str
+    symbol: Symbol
     side: str
     quantity: Decimal
     status: str
@@ -111,7 +113,7 @@ class OpenOrder(NamedTuple):
     """An order still open (new, submitted or partially filled)."""
 
     client_order_id: str
-    symbol: str
+    symbol: Symbol
     side: str
     order_type: str
     quantity: Decimal
@@ -223,7 +225,7 @@ def run_fills(conn: Connection, run_id: str) -> list[RunFill]:
     ]
 
 
-def fees_by_currency(conn: Connection, account: str) -> list[FeeTotal]:
+def fees_by_currency(conn: Connection, account: AccountId) -> list[FeeTotal]:
     """The account's fees per currency; a fee the venue took in the coins traded (binance's buy commission) is
     valued at its fill's own price, in the quote currency."""
     return [
@@ -236,12 +238,12 @@ def fees_by_currency(conn: Connection, account: str) -> list[FeeTotal]:
     ]  # fmt: skip
 
 
-def count_fills(conn: Connection, account: str) -> int:
+def count_fills(conn: Connection, account: AccountId) -> int:
     """How many fills the account has."""
     return int(conn.execute(text("select count(*) from audit.fills where account = :a"), {"a": account}).scalar_one())
 
 
-def count_orders(conn: Connection, account: str) -> int:
+def count_orders(conn: Connection, account: AccountId) -> int:
     """How many orders the account has."""
     return int(conn.execute(text("select count(*) from audit.orders where account = :a"), {"a": account}).scalar_one())
 
@@ -261,14 +263,14 @@ order by f.ts
 """
 
 
-def realizations(conn: Connection, account: str, symbol: str, *, quote: str, base: str) -> list[Realization]:
+def realizations(conn: Connection, account: AccountId, symbol: Symbol, *, quote: str, base: str) -> list[Realization]:
     """The fills of ``account`` in ``symbol`` that realised P&L, by time, each with the newest rate between
     ``quote`` and ``base`` known at its time."""
     rows = conn.execute(text(_REALIZATIONS), {"a": account, "s": symbol, "q": quote, "b": base})
     return [Realization._make(r) for r in rows]
 
 
-def recent_orders(conn: Connection, account: str, limit: int = 10) -> list[RecentOrder]:
+def recent_orders(conn: Connection, account: AccountId, limit: int = 10) -> list[RecentOrder]:
     """The account's latest ``limit`` order rows (an order once per fill), newest fill or order first."""
     rows = conn.execute(
         text(
@@ -281,7 +283,7 @@ def recent_orders(conn: Connection, account: str, limit: int = 10) -> list[Recen
     return [RecentOrder._make(r) for r in rows]
 
 
-def open_orders(conn: Connection, account: str) -> list[OpenOrder]:
+def open_orders(conn: Connection, account: AccountId) -> list[OpenOrder]:
     """The account's orders still open (at most 100), newest first."""
     rows = conn.execute(
         text(

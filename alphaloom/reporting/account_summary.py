@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import quote_currency
+from alphaloom.domain import AccountId, Symbol, quote_currency
 from alphaloom.fx import missing_rate, rate_at
 from alphaloom.records.orders import count_fills, count_orders, fees_by_currency, realizations
 
@@ -71,7 +71,7 @@ order by ts desc limit 1
 
 
 def _realized_in_base(
-    conn: Connection, account: str, symbol: str, quote: str, base: str, total: Decimal, fx_now: Decimal
+    conn: Connection, account: AccountId, symbol: Symbol, quote: str, base: str, total: Decimal, fx_now: Decimal
 ) -> Decimal:
     """``total`` realised P&L (quote currency) of ``symbol`` in ``base``: each recorded realisation at the rate of
     its fill's time, the part no fill recorded at ``fx_now``."""
@@ -90,7 +90,7 @@ def _realized_in_base(
 
 
 def account_summary(
-    conn: Connection, account: str, *, exchange: str, timeframe: str, bar: str, as_of: datetime | None = None
+    conn: Connection, account: AccountId, *, exchange: str, timeframe: str, bar: str, as_of: datetime | None = None
 ) -> AccountSummary | None:
     """The account marked to market, or None when it does not exist. ``bar`` is one bar as an interval (``timeframe_sql_interval``)."""
     row = conn.execute(
@@ -129,7 +129,7 @@ def account_summary(
         quote = quote_currency(symbol, base_currency)
         fx = to_base(Decimal(1), quote)
         value = quantity * (mark if mark is not None else avg_price)
-        realized_base = _realized_in_base(conn, account, symbol, quote, base_currency, realized, fx)
+        realized_base = _realized_in_base(conn, account, Symbol(str(symbol)), quote, base_currency, realized, fx)
         positions.append(
             PositionSummary(symbol, quantity, avg_price, mark, value * fx, (value - quantity * avg_price) * fx,
                          realized_base, quote, fx, realized)

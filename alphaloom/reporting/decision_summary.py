@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.records.decisions import checks_of_decisions, decision_briefs, votes_of_decisions
+from alphaloom.records.decisions import DecisionBrief, checks_of_decisions, decision_briefs, votes_of_decisions
 from alphaloom.records.orders import orders_of_decisions
+from alphaloom.reporting.explain import RiskCheckRow
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,6 @@ class Vote:
     confidence: float
     skipped: bool
     rationale: str
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    approved: bool
-    reason: str
-    numbers: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -60,9 +53,9 @@ class DecisionSummary:
     known_at: datetime | None  # when the feature row it read became known
     intents: list[dict[str, Any]]
     votes: list[Vote] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
+    checks: list[RiskCheckRow] = field(default_factory=list)
     orders: list[OrderLine] = field(default_factory=list)
-    trips: list[Check] = field(default_factory=list)  # execution guard trips (audit.guard_trips)
+    trips: list[RiskCheckRow] = field(default_factory=list)  # execution guard trips (audit.guard_trips)
 
 
 def _numbers(numbers: dict[str, Any]) -> str:
@@ -74,13 +67,13 @@ def why(summary: DecisionSummary, *, dry_run: bool = False) -> str:
     if summary.orders:
         return "; ".join(f"{o.side} {o.quantity:f} ({o.status}) {o.client_order_id}" for o in summary.orders)
     for trip in summary.trips:
-        return f"refused by execution guard {trip.name}: {trip.reason}" + (
+        return f"refused by execution guard {trip.check_name}: {trip.reason}" + (
             f" ({_numbers(trip.numbers)})" if trip.numbers else ""
         )
     denied = [c for c in summary.checks if not c.approved]
     if denied:
         return "; ".join(
-            f"risk check {c.name} denied: {c.reason}" + (f" ({_numbers(c.numbers)})" if c.numbers else "")
+            f"risk check {c.check_name} denied: {c.reason}" + (f" ({_numbers(c.numbers)})" if c.numbers else "")
             for c in denied
         )
     approved = [i for i in summary.intents if i.get("approved", True)]
@@ -112,35 +105,63 @@ def summaries(
     if not rows:
         return []
     ids = [r.decision_id for r in rows]
+    votes, checks = _votes(conn, ids), _checks(conn, ids)
+    orders, trips = _orders(conn, ids), _trips(conn, ids)
+    return [
+        _summary(brief, votes[brief.decision_id], checks[brief.decision_id], orders[brief.decision_id],
+                 trips[brief.decision_id])
+        for brief in rows
+    ]  # fmt: skip
+
+
+def _votes(conn: Connection, ids: list[str]) -> dict[str, list[Vote]]:
+    """Each decision's agent votes, in recorded order."""
     votes: dict[str, list[Vote]] = {i: [] for i in ids}
-    for r in votes_of_decisions(conn, ids):
-        out = r.output or {}
-        votes[r.decision_id].append(Vote(r.agent, str(out.get("action", "?")), float(out.get("confidence") or 0),
-                                         bool(r.skipped), str(out.get("rationale") or "")))  # fmt: skip
-    checks: dict[str, list[Check]] = {i: [] for i in ids}
-    for r in checks_of_decisions(conn, ids):
-        checks[r.decision_id].append(Check(r.check_name, r.approved, r.reason, dict(r.numbers or {})))
+    for v in votes_of_decisions(conn, ids):
+        out = v.output or {}
+        votes[v.decision_id].append(Vote(v.agent, str(out.get("action", "?")), float(out.get("confidence") or 0),
+                                         bool(v.skipped), str(out.get("rationale") or "")))  # fmt: skip
+    return votes
+
+
+def _checks(conn: Connection, ids: list[str]) -> dict[str, list[RiskCheckRow]]:
+    """Each decision's risk checks, in recorded order."""
+    checks: dict[str, list[RiskCheckRow]] = {i: [] for i in ids}
+    for c in checks_of_decisions(conn, ids):
+        checks[c.decision_id].append(RiskCheckRow(c.check_name, c.approved, c.reason, dict(c.numbers or {})))
+    return checks
+
+
+def _orders(conn: Connection, ids: list[str]) -> dict[str, list[OrderLine]]:
+    """Each decision's orders."""
     orders: dict[str, list[OrderLine]] = {i: [] for i in ids}
-    for r in orders_of_decisions(conn, ids):
-        orders[r.decision_id].append(OrderLine(r.client_order_id, r.side, r.quantity, r.status))
-    trips: dict[str, list[Check]] = {i: [] for i in ids}
-    for r in conn.execute(
+    for o in orders_of_decisions(conn, ids):
+        orders[o.decision_id].append(OrderLine(o.client_order_id, o.side, o.quantity, o.status))
+    return orders
+
+
+def _trips(conn: Connection, ids: list[str]) -> dict[str, list[RiskCheckRow]]:
+    """Each decision's execution guard trips (``audit.guard_trips``), as refused checks named by the guard."""
+    trips: dict[str, list[RiskCheckRow]] = {i: [] for i in ids}
+    for t in conn.execute(
         text("select decision_id, guard, reason, numbers from audit.guard_trips where decision_id = any(:ids) "
              "order by id"),
         {"ids": ids},
     ):  # fmt: skip
-        trips[r.decision_id].append(Check(r.guard, False, r.reason, dict(r.numbers or {})))
-    result = []
-    for r in rows:
-        inputs = r.inputs or {}
-        known_at = (inputs.get("features") or {}).get("known_at")
-        threshold = ((inputs.get("config") or {}).get("consensus") or {}).get("threshold")
-        position = Decimal(str((inputs.get("position") or {}).get("quantity", "0")))
-        summary = DecisionSummary(
-            r.decision_id, r.run_id, r.account, r.symbol, r.as_of, r.action, float(r.score),
-            None if threshold is None else float(threshold), position,
-            None if known_at is None else datetime.fromisoformat(known_at), list(inputs.get("intents") or []),
-            votes[r.decision_id], checks[r.decision_id], orders[r.decision_id], trips[r.decision_id],
-        )  # fmt: skip
-        result.append(summary)
-    return result
+        trips[t.decision_id].append(RiskCheckRow(t.guard, False, t.reason, dict(t.numbers or {})))
+    return trips
+
+
+def _summary(r: DecisionBrief, votes: list[Vote], checks: list[RiskCheckRow], orders: list[OrderLine],
+             trips: list[RiskCheckRow]) -> DecisionSummary:  # fmt: skip
+    """One decision's summary: its brief row and the threshold, position and feature time its inputs recorded."""
+    inputs = r.inputs or {}
+    known_at = (inputs.get("features") or {}).get("known_at")
+    threshold = ((inputs.get("config") or {}).get("consensus") or {}).get("threshold")
+    position = Decimal(str((inputs.get("position") or {}).get("quantity", "0")))
+    return DecisionSummary(
+        r.decision_id, r.run_id, r.account, r.symbol, r.as_of, r.action, float(r.score),
+        None if threshold is None else float(threshold), position,
+        None if known_at is None else datetime.fromisoformat(known_at), list(inputs.get("intents") or []),
+        votes, checks, orders, trips,
+    )  # fmt: skip

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row, text
 
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import NotFoundError
@@ -79,6 +79,9 @@ class ExplainedAgentOutput:
 
 @dataclass(frozen=True)
 class RiskCheckRow:
+    """A risk check of an intent (``audit.risk_checks``), or an execution guard trip (``audit.guard_trips``: the
+    guard's name, never approved), with its numbers. The one row type of the explain chain and the decision summary."""
+
     check_name: str
     approved: bool
     reason: str
@@ -216,15 +219,20 @@ def _risk_checks(conn: Connection, decision_id: str) -> list[RiskCheckRow]:
 
 def _parents(conn: Connection, decision_id: str) -> dict[str, list[dict[str, Any]]]:
     parents: dict[str, list[dict[str, Any]]] = {}
-    for table, key in conn.execute(
+    for r in conn.execute(
         text(
             "select parent_table, parent_key from audit.lineage "
             "where child_table = 'audit.decisions' and child_id = :d order by id"
         ),
         {"d": decision_id},
     ):
-        parents.setdefault(table, []).append(dict(key))
+        parents.setdefault(str(r.parent_table), []).append(dict(r.parent_key))
     return parents
+
+
+def _bar_row(r: Row[Any]) -> BarRow:
+    """A ``raw.ohlcv`` row read with the columns ``_BAR_COLUMNS`` names."""
+    return BarRow(r.exchange, r.symbol, r.timeframe, r.ts, r.open, r.high, r.low, r.close, r.volume, r.run_id)
 
 
 def _bars(conn: Connection, keys: list[dict[str, Any]]) -> list[BarRow]:
@@ -239,7 +247,7 @@ def _bars(conn: Connection, keys: list[dict[str, Any]]) -> list[BarRow]:
             {k: key.get(k) for k in ("exchange", "symbol", "timeframe", "ts")},
         ).first()
         if row is not None:
-            bars.append(BarRow(*row))
+            bars.append(_bar_row(row))
     return bars
 
 
@@ -279,12 +287,17 @@ def _news(conn: Connection, ids: list[str], recorded: list[dict[str, Any]], symb
     ]
 
 
+def _run_link(role: str, r: Row[Any], *, inferred: bool = False) -> RunLink:
+    """An ``audit.runs`` row (run_id, flow, status, started_at, finished_at, git_sha) as the link for ``role``."""
+    return RunLink(role, r.run_id, r.flow, r.status, r.started_at, r.finished_at, r.git_sha, inferred)
+
+
 def _run(conn: Connection, role: str, run_id: str) -> RunLink | None:
     row = conn.execute(
         text("select run_id, flow, status, started_at, finished_at, git_sha from audit.runs where run_id = :r"),
         {"r": run_id},
     ).first()
-    return None if row is None else RunLink(role, *row)
+    return None if row is None else _run_link(role, row)
 
 
 def _feature_build_run(conn: Connection, before: datetime) -> RunLink | None:
@@ -296,7 +309,7 @@ def _feature_build_run(conn: Connection, before: datetime) -> RunLink | None:
         ),
         {"t": before},
     ).first()
-    return None if row is None else RunLink("features", *row, inferred=True)
+    return None if row is None else _run_link("features", row, inferred=True)
 
 
 @dataclass(frozen=True)
@@ -399,7 +412,7 @@ def price_window(
         ),
         {"e": exchange, "s": symbol, "tf": timeframe, "lo": as_of - bar * (before + 1), "hi": as_of + bar * after},
     )
-    return [BarRow(*r) for r in rows]
+    return [_bar_row(r) for r in rows]
 
 
 def bar_length(timeframe: str) -> timedelta:
@@ -417,8 +430,12 @@ def _gist(kind: str, content: dict[str, Any], limit: int = 240) -> str:
     elif kind == "skipped":
         text_ = f"{content.get('status')}: {content.get('problem')}"
     else:
-        role, body = content.get("role"), content.get("content") or ""
-        text_ = f"{role}: {body}" if role == "assistant" or len(body) < 200 else f"{role}: ({len(body)} characters)"
+        role, message = content.get("role"), str(content.get("content") or "")
+        text_ = (
+            f"{role}: {message}"
+            if role == "assistant" or len(message) < 200
+            else f"{role}: ({len(message)} characters)"
+        )
     text_ = " ".join(str(text_).split())
     return text_ if len(text_) <= limit else text_[: limit - 1] + "…"
 

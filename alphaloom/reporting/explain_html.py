@@ -131,152 +131,205 @@ def price_chart_svg(bars: Sequence[BarRow], as_of: datetime, fill_price: float |
     return "".join(parts)
 
 
-def render_html(chain: OrderChain, window: Sequence[BarRow], prefect_ui: str | None = None) -> str:
-    """The page an operator reads: order, decision, opinions, risk numbers, features, headlines, chart, runs."""
-    o, d = chain.order, chain.decision
-    fill_price = float(o.fills[0].price) if o.fills else None
-    sections = [
+def _header(chain: OrderChain) -> str:
+    """The title line (what the order was) and, when links are missing, which."""
+    o = chain.order
+    head = (
         f"<h1>Order {_e(o.client_order_id)}</h1>"
         f'<div class="sub">{_action(o.side)} {_e(o.quantity)} {_e(o.symbol)} on {_e(o.account)} ({_e(o.venue)}) '
         f'&middot; status <span class="pill">{_e(o.status)}</span></div>'
-    ]
+    )
     if chain.missing:
-        sections.append(f'<div class="card no">incomplete chain: missing {_e(", ".join(chain.missing))}</div>')
+        head += f'<div class="card no">incomplete chain: missing {_e(", ".join(chain.missing))}</div>'
+    return head
+
+
+def _order_card(chain: OrderChain) -> str:
+    """The order's numbers, its fills and every status change."""
+    o = chain.order
     order_kv = [
         ("reference price", _e(o.reference_price)),
         ("filled", _e(o.filled_quantity)),
         ("created", _e(_ts(o.created_at))),
     ]
-    for f in o.fills:
+    for fill in o.fills:
         order_kv += [
-            ("fill price", _e(f.price)),
-            ("fee", _fee(f.fee, f.fee_currency, o.symbol)),
-            ("slippage", _e(f.slippage)),
-            ("filled at", _e(_ts(f.ts))),
+            ("fill price", _e(fill.price)),
+            ("fee", _fee(fill.fee, fill.fee_currency, o.symbol)),
+            ("slippage", _e(fill.slippage)),
+            ("filled at", _e(_ts(fill.ts))),
         ]
     events = "".join(
         f"<tr><td>{_e(e.event)}</td><td>{_e(e.from_status)}<span class=arrow>&rarr;</span>{_e(e.to_status)}</td>"
         f"<td>{_e(_ts(e.event_ts))}</td></tr>"
         for e in o.events
     )
-    sections.append(
+    return (
         f'<div class="card"><h2>Order</h2>{_kv(order_kv)}'
         f"<table><tr><th>event</th><th>status</th><th>time</th></tr>{events}</table></div>"
     )
-    if d is not None:
-        sections.append(
-            '<div class="card"><h2>Decision</h2>'
-            + _kv(
-                [
-                    ("decision", f"<code>{_e(d.decision_id)}</code>"),
-                    ("as of", _e(_ts(d.as_of))),
-                    ("action", _action(d.action)),
-                    ("consensus score", f"{d.score:+.3f}"),
-                    ("config version", f"<code>{_e(d.config_version)}</code>"),
-                    ("git sha", f"<code>{_e((d.git_sha or '')[:12])}</code>"),
-                    ("dbt invocation", f"<code>{_e(d.dbt_invocation_id)}</code>"),
-                ]
-            )
-            + "</div>"
-        )
-        sections.append(
-            f'<div class="card"><h2>Price around the decision</h2>{price_chart_svg(window, d.as_of, fill_price)}</div>'
-        )
-    if chain.agent_outputs:
-        rows = "".join(
-            f"<tr><td><b>{_e(a.agent)}</b></td><td>{_action(a.action)}{' <span class=muted>(skipped)</span>' if a.skipped else ''}"
-            f"</td><td>{a.confidence:.2f}</td><td>{_e(a.rationale)}</td><td><code>{_e(a.model)}</code></td>"
-            f"<td><code>{_e((a.prompt_hash or '')[:12])}</code></td><td>{_e(a.tokens)}</td></tr>"
-            for a in chain.agent_outputs
-        )
-        sections.append(
-            '<div class="card"><h2>Agent opinions</h2><table><tr><th>agent</th><th>opinion</th><th>confidence</th>'
-            f"<th>rationale</th><th>model</th><th>prompt hash</th><th>tokens</th></tr>{rows}</table></div>"
-        )
-    if chain.debate:
-        rows = "".join(
-            f"<tr><td>{_e(t.role)}</td><td>{_e(t.kind.replace('_', ' '))}</td><td>{_e(t.gist)}</td></tr>"
-            for t in chain.debate
-            if t.kind != "message" or t.gist.startswith("assistant")
-        )
-        sections.append(
-            '<div class="card"><h2>LLM debate, turn by turn</h2><table><tr><th>role</th><th>turn</th><th>what</th>'
-            f"</tr>{rows}</table></div>"
-        )
-    if chain.risk_checks:
-        rows = "".join(
-            f"<tr><td>{_e(r.check_name)}</td><td class={'ok' if r.approved else 'no'}>"
-            f"{'approved' if r.approved else 'denied'}</td><td>{_e(r.reason)}</td>"
-            f"<td><code>{_e(json.dumps(display_numbers(r.numbers), sort_keys=True))}</code></td></tr>"
-            for r in chain.risk_checks
-        )
-        sections.append(
-            '<div class="card"><h2>Risk checks</h2><table><tr><th>check</th><th>verdict</th><th>reason</th>'
-            f"<th>numbers</th></tr>{rows}</table></div>"
-        )
-    if chain.features is not None:
-        f = chain.features
-        shown = {k: v for k, v in f.values.items() if v is not None}
-        values = "".join(
-            f"<tr><td>{_e(k)}</td><td>{v:,.6g}</td></tr>"
-            if isinstance(v, int | float)
-            else f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>"
-            for k, v in shown.items()
-        )
-        sections.append(
-            '<div class="card"><h2>Feature row read</h2>'
-            + _kv(
-                [
-                    ("dbt model", f"<code>{_e(f.dbt_model)}</code>"),
-                    ("bar", _e(f.key.get("ts"))),
-                    ("known at", _e(f.known_at)),
-                    ("dbt invocation", f"<code>{_e(f.dbt_invocation_id)}</code>"),
-                    ("project git sha", f"<code>{_e((f.git_sha or '')[:12])}</code>"),
-                ]
-            )
-            + f"<table><tr><th>feature</th><th>value as read</th></tr>{values}</table></div>"
-        )
-    if chain.news:
-        rows = "".join(
-            f"<tr><td>{_e(_ts(n.first_seen_at))}{' <span class=muted>(assumed)</span>' if n.first_seen_assumed else ''}"
-            f"</td><td>{_e(n.title)}</td><td>{_e(n.label)} {'' if n.score is None else f'{n.score:+.2f}'}</td>"
-            f"<td>{_e(', '.join(n.sources))}</td></tr>"
-            for n in chain.news
-        )
-        sections.append(
-            '<div class="card"><h2>Headlines it read</h2><table><tr><th>first seen</th><th>headline</th>'
-            f"<th>sentiment</th><th>feeds</th></tr>{rows}</table></div>"
-        )
-    if chain.bars:
-        rows = "".join(
-            f"<tr><td>{_e(_ts(b.ts))}</td><td>{_e(b.open)}</td><td>{_e(b.high)}</td><td>{_e(b.low)}</td>"
-            f"<td>{_e(b.close)}</td><td>{_e(b.volume)}</td></tr>"
-            for b in chain.bars
-        )
-        sections.append(
-            '<div class="card"><h2>Bar behind the features (raw.ohlcv)</h2><table><tr><th>bar open</th><th>open</th>'
-            f"<th>high</th><th>low</th><th>close</th><th>volume</th></tr>{rows}</table></div>"
-        )
-    if chain.runs:
 
-        def run_id_cell(run_id: str) -> str:
-            if prefect_ui:
-                return (
-                    f'<a href="{_e(prefect_ui.rstrip("/"))}/runs/flow-run/{_e(run_id)}"><code>{_e(run_id)}</code></a>'
-                )
-            return f"<code>{_e(run_id)}</code>"
 
-        rows = "".join(
-            f"<tr><td>{_e(r.role)}</td><td>{_e(r.flow)}</td><td>{run_id_cell(r.run_id)}</td><td>{_e(r.status)}</td>"
-            f"<td>{_e(_ts(r.started_at))}</td><td><code>{_e((r.git_sha or '')[:12])}</code></td>"
-            f"<td>{'inferred' if r.inferred else ''}</td></tr>"
-            for r in chain.runs
+def _decision_cards(chain: OrderChain, window: Sequence[BarRow]) -> str:
+    """The decision behind the order and the price around it (nothing when the order has no decision)."""
+    o, d = chain.order, chain.decision
+    if d is None:
+        return ""
+    fill_price = float(o.fills[0].price) if o.fills else None
+    decision = (
+        '<div class="card"><h2>Decision</h2>'
+        + _kv(
+            [
+                ("decision", f"<code>{_e(d.decision_id)}</code>"),
+                ("as of", _e(_ts(d.as_of))),
+                ("action", _action(d.action)),
+                ("consensus score", f"{d.score:+.3f}"),
+                ("config version", f"<code>{_e(d.config_version)}</code>"),
+                ("git sha", f"<code>{_e((d.git_sha or '')[:12])}</code>"),
+                ("dbt invocation", f"<code>{_e(d.dbt_invocation_id)}</code>"),
+            ]
         )
-        sections.append(
-            '<div class="card"><h2>Flow runs that wrote it</h2><table><tr><th>wrote</th><th>flow</th><th>run</th>'
-            f"<th>status</th><th>started</th><th>git sha</th><th></th></tr>{rows}</table></div>"
+        + "</div>"
+    )
+    chart = f'<div class="card"><h2>Price around the decision</h2>{price_chart_svg(window, d.as_of, fill_price)}</div>'
+    return decision + chart
+
+
+def _table_card(title: str, headers: Sequence[str], rows: str) -> str:
+    """A card: a heading and a table of ``rows`` (HTML, already escaped) under the given column headers."""
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    return f'<div class="card"><h2>{title}</h2><table><tr>{head}</tr>{rows}</table></div>'
+
+
+def _opinions_card(chain: OrderChain) -> str:
+    """Each agent's opinion: action, confidence, rationale, model and prompt hash."""
+    if not chain.agent_outputs:
+        return ""
+    rows = "".join(
+        f"<tr><td><b>{_e(a.agent)}</b></td><td>{_action(a.action)}{' <span class=muted>(skipped)</span>' if a.skipped else ''}"
+        f"</td><td>{a.confidence:.2f}</td><td>{_e(a.rationale)}</td><td><code>{_e(a.model)}</code></td>"
+        f"<td><code>{_e((a.prompt_hash or '')[:12])}</code></td><td>{_e(a.tokens)}</td></tr>"
+        for a in chain.agent_outputs
+    )
+    headers = ("agent", "opinion", "confidence", "rationale", "model", "prompt hash", "tokens")
+    return _table_card("Agent opinions", headers, rows)
+
+
+def _debate_card(chain: OrderChain) -> str:
+    """The LLM debate turn by turn (tool calls and the assistants' messages)."""
+    if not chain.debate:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(t.role)}</td><td>{_e(t.kind.replace('_', ' '))}</td><td>{_e(t.gist)}</td></tr>"
+        for t in chain.debate
+        if t.kind != "message" or t.gist.startswith("assistant")
+    )
+    return _table_card("LLM debate, turn by turn", ("role", "turn", "what"), rows)
+
+
+def _risk_card(chain: OrderChain) -> str:
+    """Every risk check of the intent, its verdict and its numbers."""
+    if not chain.risk_checks:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r.check_name)}</td><td class={'ok' if r.approved else 'no'}>"
+        f"{'approved' if r.approved else 'denied'}</td><td>{_e(r.reason)}</td>"
+        f"<td><code>{_e(json.dumps(display_numbers(r.numbers), sort_keys=True))}</code></td></tr>"
+        for r in chain.risk_checks
+    )
+    return _table_card("Risk checks", ("check", "verdict", "reason", "numbers"), rows)
+
+
+def _features_card(chain: OrderChain) -> str:
+    """The feature row the decision read, with where it came from."""
+    feature = chain.features
+    if feature is None:
+        return ""
+    shown = {k: v for k, v in feature.values.items() if v is not None}
+    values = "".join(
+        f"<tr><td>{_e(k)}</td><td>{v:,.6g}</td></tr>"
+        if isinstance(v, int | float)
+        else f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>"
+        for k, v in shown.items()
+    )
+    return (
+        '<div class="card"><h2>Feature row read</h2>'
+        + _kv(
+            [
+                ("dbt model", f"<code>{_e(feature.dbt_model)}</code>"),
+                ("bar", _e(feature.key.get("ts"))),
+                ("known at", _e(feature.known_at)),
+                ("dbt invocation", f"<code>{_e(feature.dbt_invocation_id)}</code>"),
+                ("project git sha", f"<code>{_e((feature.git_sha or '')[:12])}</code>"),
+            ]
         )
+        + f"<table><tr><th>feature</th><th>value as read</th></tr>{values}</table></div>"
+    )
+
+
+def _news_card(chain: OrderChain) -> str:
+    """The headlines the decision read, when first seen, their sentiment and feeds."""
+    if not chain.news:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(_ts(n.first_seen_at))}{' <span class=muted>(assumed)</span>' if n.first_seen_assumed else ''}"
+        f"</td><td>{_e(n.title)}</td><td>{_e(n.label)} {'' if n.score is None else f'{n.score:+.2f}'}</td>"
+        f"<td>{_e(', '.join(n.sources))}</td></tr>"
+        for n in chain.news
+    )
+    return _table_card("Headlines it read", ("first seen", "headline", "sentiment", "feeds"), rows)
+
+
+def _bars_card(chain: OrderChain) -> str:
+    """The raw bar(s) behind the feature row."""
+    if not chain.bars:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(_ts(b.ts))}</td><td>{_e(b.open)}</td><td>{_e(b.high)}</td><td>{_e(b.low)}</td>"
+        f"<td>{_e(b.close)}</td><td>{_e(b.volume)}</td></tr>"
+        for b in chain.bars
+    )
+    headers = ("bar open", "open", "high", "low", "close", "volume")
+    return _table_card("Bar behind the features (raw.ohlcv)", headers, rows)
+
+
+def _run_id_cell(run_id: str, prefect_ui: str | None) -> str:
+    """A run id, linked to the Prefect UI's page of the run when one is configured."""
+    if prefect_ui:
+        return f'<a href="{_e(prefect_ui.rstrip("/"))}/runs/flow-run/{_e(run_id)}"><code>{_e(run_id)}</code></a>'
+    return f"<code>{_e(run_id)}</code>"
+
+
+def _runs_card(chain: OrderChain, prefect_ui: str | None) -> str:
+    """The flow runs that wrote each link of the chain."""
+    if not chain.runs:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(r.role)}</td><td>{_e(r.flow)}</td><td>{_run_id_cell(r.run_id, prefect_ui)}</td>"
+        f"<td>{_e(r.status)}</td><td>{_e(_ts(r.started_at))}</td><td><code>{_e((r.git_sha or '')[:12])}</code></td>"
+        f"<td>{'inferred' if r.inferred else ''}</td></tr>"
+        for r in chain.runs
+    )
+    headers = ("wrote", "flow", "run", "status", "started", "git sha", "")
+    return _table_card("Flow runs that wrote it", headers, rows)
+
+
+def render_html(chain: OrderChain, window: Sequence[BarRow], prefect_ui: str | None = None) -> str:
+    """The page an operator reads: order, decision, opinions, risk numbers, features, headlines, chart, runs."""
+    sections = [
+        _header(chain),
+        _order_card(chain),
+        _decision_cards(chain, window),
+        _opinions_card(chain),
+        _debate_card(chain),
+        _risk_card(chain),
+        _features_card(chain),
+        _news_card(chain),
+        _bars_card(chain),
+        _runs_card(chain, prefect_ui),
+    ]
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>AlphaLoom: why order '
-        f"{_e(o.client_order_id)}</title><style>{_CSS}</style></head><body><main>{''.join(sections)}</main></body></html>"
+        f"{_e(chain.order.client_order_id)}</title><style>{_CSS}</style></head><body><main>{''.join(sections)}</main>"
+        "</body></html>"
     )

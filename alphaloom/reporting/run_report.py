@@ -19,7 +19,15 @@ from sqlalchemy import Connection, text
 
 from alphaloom.backtest.attribution import attribute, vote_shares
 from alphaloom.backtest.equity_curve import closed_trades, equity_curve, open_positions
-from alphaloom.domain import bar_close, bar_open, quote_currency, shift_bars, timeframe_delta, timeframe_sql_interval
+from alphaloom.domain import (
+    AccountId,
+    bar_close,
+    bar_open,
+    quote_currency,
+    shift_bars,
+    timeframe_delta,
+    timeframe_sql_interval,
+)
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
 from alphaloom.records.decisions import decisions_of_run, opinions_of_decisions, weights_of_decisions
@@ -60,9 +68,9 @@ class RunReport:
     traded_notional: float = 0.0
 
 
-def backtest_account(run_id: str) -> str:
+def backtest_account(run_id: str) -> AccountId:
     """The paper account a backtest run trades on, created fresh for the run."""
-    return f"backtest-{run_id[:8]}"
+    return AccountId(f"backtest-{run_id[:8]}")
 
 
 def _run_account(conn: Connection, run_id: str, timeframe: str) -> tuple[str, list[str], list[datetime]]:

@@ -21,7 +21,7 @@ import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
-from alphaloom.domain import Fill, Side
+from alphaloom.domain import Fill, Side, Symbol
 
 
 class FeeIn(enum.Enum):
@@ -32,7 +32,7 @@ class FeeIn(enum.Enum):
     OTHER = "other"
 
 
-def fee_charged_in(symbol: str, fee_currency: str) -> FeeIn:
+def fee_charged_in(symbol: Symbol, fee_currency: str) -> FeeIn:
     """``BASE`` for the symbol's base asset (``BTC`` of ``BTC/USDT``), ``QUOTE`` for its quote currency (or a symbol
     without a quote part), ``OTHER`` for anything else."""
     base, _, quote = symbol.partition("/")

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId, OrderStatus, require_utc
+from alphaloom.domain import AccountId, ClientOrderId, OrderStatus, Symbol, require_utc
 from alphaloom.errors import ConfigError
 from alphaloom.ops.kill_switch import kill_switch_state
 from execution.accounts.registry import LIVE_MODES, lock_account
@@ -85,7 +85,7 @@ def unexplained(differences: list[Difference]) -> list[Difference]:
     return [d for d in differences if not d.details.get("explained")]
 
 
-def _ours(conn: Connection, account: str) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+def _ours(conn: Connection, account: AccountId) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
     cash_rows: Sequence[tuple[str, Decimal]] = conn.execute(
         text("select currency, amount from audit.balances where account = :a"), {"a": account}).all()  # fmt: skip
     position_rows: Sequence[tuple[str, Decimal]] = conn.execute(
@@ -99,7 +99,7 @@ def _ours(conn: Connection, account: str) -> tuple[dict[str, Decimal], dict[str,
 def reconcile_account(
     conn: Connection,
     broker: BalanceBroker,
-    account: str,
+    account: AccountId,
     *,
     run_id: str,
     tolerance: Decimal = Decimal(0),
@@ -133,7 +133,7 @@ def reconcile_account(
             continue
         new_status = apply_venue_report(conn, run_id=run_id, report=report, event_time=event_time)
         if new_status is not None and not is_terminal(new_status) and switch.engaged:
-            new_status = _cancel_for_switch(conn, broker, report, symbol, switch.reason, run_id, event_time)
+            new_status = _cancel_for_switch(conn, broker, report, Symbol(symbol), switch.reason, run_id, event_time)
         if new_status is not None and new_status.value != status:
             differences.append(Difference("order", coid, None, None, {
                 "problem": f"was {status} in our books, {new_status.value} at the venue: brought up to date",
@@ -163,7 +163,7 @@ def reconcile_account(
 
 
 def _recover_orphans(
-    conn: Connection, broker: BalanceBroker, account: str, *, run_id: str, event_time: datetime
+    conn: Connection, broker: BalanceBroker, account: AccountId, *, run_id: str, event_time: datetime
 ) -> list[Difference]:
     """Look up every journaled attempt of ``account`` at this venue that has no order, under the account lock (an
     attempt whose execution is still running holds it until it commits its order). The venue has it: the order is
@@ -196,7 +196,7 @@ def _cancel_for_switch(
     conn: Connection,
     broker: BalanceBroker,
     report: BrokerReport,
-    symbol: str,
+    symbol: Symbol,
     reason: str,
     run_id: str,
     event_time: datetime,
@@ -212,7 +212,7 @@ def _cancel_for_switch(
     return apply_venue_report(conn, run_id=run_id, report=replace(cancelled, reason=why), event_time=event_time)
 
 
-def latest_reconciliation(conn: Connection, account: str) -> list[dict[str, Any]]:
+def latest_reconciliation(conn: Connection, account: AccountId) -> list[dict[str, Any]]:
     """The rows of the newest reconciliation run of ``account``."""
     rows = conn.execute(
         text(

@@ -3,26 +3,18 @@ send, release and reconciliation takes."""
 
 from __future__ import annotations
 
-import enum
 from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
+from alphaloom.domain import LIVE_MODES as LIVE_MODES
 
-class AccountMode(enum.StrEnum):
-    """How an account trades (``audit.accounts.mode``): on the paper venue, at its live venue, or at its live venue
-    with the paper venue shadowing every order (``execution.brokers.shadow``)."""
-
-    PAPER = "paper"
-    LIVE = "live"
-    SHADOW = "shadow"
+# AccountMode is a core value type (the console and the CLI read an account's mode too); execution names it here.
+from alphaloom.domain import AccountId
+from alphaloom.domain import AccountMode as AccountMode
 
 
-# The modes whose orders reach a real venue: live arming, reconciliation and the decision-age guard apply.
-LIVE_MODES = frozenset({AccountMode.LIVE, AccountMode.SHADOW})
-
-
-def lock_account(conn: Connection, account: str) -> None:
+def lock_account(conn: Connection, account: AccountId) -> None:
     """Take the account's advisory lock, held until the caller's transaction ends."""
     conn.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"alphaloom:account:{account}"})
 
@@ -34,7 +26,7 @@ class AccountLocks:
         self._conn = conn
         self._held: set[str] = set()
 
-    def take(self, account: str) -> None:
+    def take(self, account: AccountId) -> None:
         if account not in self._held:
             lock_account(self._conn, account)
             self._held.add(account)
@@ -42,7 +34,7 @@ class AccountLocks:
 
 def ensure_account(
     conn: Connection,
-    account: str,
+    account: AccountId,
     venue: str,
     base_currency: str,
     mode: AccountMode | str,
@@ -73,7 +65,7 @@ def ensure_account(
     return created is not None
 
 
-def cash_balance(conn: Connection, account: str, currency: str) -> Decimal:
+def cash_balance(conn: Connection, account: AccountId, currency: str) -> Decimal:
     """Cash of ``account`` in ``currency``; 0 when there is no balance row."""
     amount = conn.execute(
         text("select amount from audit.balances where account = :a and currency = :c"), {"a": account, "c": currency}

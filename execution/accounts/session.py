@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from alphaloom.domain import OrderIntent
+from alphaloom.domain import AccountId, OrderIntent
 from alphaloom.errors import AlphaLoomError
 from alphaloom.guards import LimitBreach
 from alphaloom.settings import Settings
@@ -38,7 +38,7 @@ from execution.accounts.registry import LIVE_MODES, AccountMode
 from execution.algos.release import ReleaseResult, release_due_children
 from execution.algos.routing import RoutingBroker
 from execution.brokers.base import Broker
-from execution.brokers.factory import ccxt_broker, decision_paper_broker, shadow_broker
+from execution.brokers.factory import decision_paper_broker, shadow_broker, venue_broker
 from execution.brokers.shadow import ShadowBroker, record_drift
 from execution.orders.outcomes import ExecutionResult, Refusal
 from execution.orders.send_context import SliceGate
@@ -53,7 +53,7 @@ from execution.submit import execute
 class TradingSession:
     """``broker`` is None when the account cannot trade at all; ``refusal`` says why it may not trade this run."""
 
-    account: str
+    account: AccountId
     mode: AccountMode
     broker: Broker | None
     refusal: str = ""
@@ -84,7 +84,7 @@ def _difference_numbers(differences: Sequence[Difference]) -> dict[str, Any]:
 
 
 def open_session(
-    engine: Engine, settings: Settings, account: str, *, run_id: str, event_time: datetime | None = None
+    engine: Engine, settings: Settings, account: AccountId, *, run_id: str, event_time: datetime | None = None
 ) -> TradingSession:
     """The account's broker for this run, reconciled with its venue first when it is live or shadow (see the module
     docstring). ``event_time``: when the venue's reports booked by the reconciliation happened (default: now)."""
@@ -107,7 +107,7 @@ def open_session(
                        numbers={**base, "live_enabled": False})  # fmt: skip
     routed = mode is AccountMode.LIVE and settings.routing.venues
     names = [row.venue, *(v for v in settings.routing.venues if v != row.venue)] if routed else [row.venue]
-    venues = {name: ccxt_broker(engine, settings, account, name) for name in names}
+    venues = {name: venue_broker(engine, settings, account, name) for name in names}
     missing = [name for name, b in venues.items() if b is None]
     if missing:
         where = ", ".join(f"{name}/{account}" for name in missing)

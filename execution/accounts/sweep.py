@@ -21,6 +21,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, text
 
+from alphaloom.domain import AccountId
 from alphaloom.settings import Settings
 from execution.accounts.registry import LIVE_MODES, AccountMode
 from execution.accounts.session import open_session, release_in_session
@@ -51,14 +52,15 @@ def sweep_accounts(
     run_id: str,
     at: datetime,
     gate: SliceGate,
-    account: str | None = None,
+    account: AccountId | None = None,
 ) -> SweepTotals:
     totals = SweepTotals()
     with engine.connect() as conn:
-        guarded: Sequence[str] = conn.execute(
+        names: Sequence[str] = conn.execute(
             text("select distinct account from audit.protective_exits where status = 'active' "
                  "and (cast(:a as text) is null or account = :a) order by 1"), {"a": account},
         ).scalars().all()  # fmt: skip
+    guarded = [AccountId(name) for name in names]
     for name in guarded:
         result = _for_account(engine, settings, name, totals, lambda conn, broker, n=name: check_exits(
             conn, broker=broker, settings=settings, run_id=run_id, as_of=at, account=n))  # fmt: skip
@@ -83,7 +85,14 @@ def sweep_accounts(
 
 
 def _release_live(
-    engine: Engine, settings: Settings, name: str, totals: SweepTotals, *, run_id: str, at: datetime, gate: SliceGate
+    engine: Engine,
+    settings: Settings,
+    name: AccountId,
+    totals: SweepTotals,
+    *,
+    run_id: str,
+    at: datetime,
+    gate: SliceGate,
 ) -> ReleaseResult | None:
     """A live or shadow account's due slices, through a session reconciled with its venue first; none when the
     session may not trade (the refusal is recorded by ``open_session``)."""
@@ -101,7 +110,7 @@ def _release_live(
 def _for_account(
     engine: Engine,
     settings: Settings,
-    name: str,
+    name: AccountId,
     totals: SweepTotals,
     work: Callable[..., ExecutionResult | ReleaseResult],
 ) -> ExecutionResult | ReleaseResult | None:

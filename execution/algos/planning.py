@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId, OrderIntent, OrderStatus, client_order_id_for, last_closed_open
+from alphaloom.domain import ClientOrderId, OrderIntent, OrderStatus, Symbol, client_order_id_for, last_closed_open
 from alphaloom.settings import Settings
 from execution.accounts.registry import AccountLocks
 from execution.algos.schedule import (
@@ -162,7 +162,7 @@ def _planned(
                         sent_slice)  # fmt: skip
 
 
-def _last_close(conn: Connection, settings: Settings, symbol: str, cutoff: datetime) -> Decimal | None:
+def _last_close(conn: Connection, settings: Settings, symbol: Symbol, cutoff: datetime) -> Decimal | None:
     close = conn.execute(
         text("""select close from raw.ohlcv where exchange = :e and symbol = :s and timeframe = :tf and ts <= :c
                 order by ts desc limit 1"""),

@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId, last_closed_open, require_utc
+from alphaloom.domain import AccountId, ClientOrderId, Symbol, last_closed_open, require_utc
 from alphaloom.settings import Settings
 from execution.accounts.registry import lock_account
 from execution.algos.schedule import (
@@ -57,7 +57,7 @@ class ReleaseResult:
         return sum(r.broker_submits for r in self.results.values())
 
 
-def _prices(conn: Connection, settings: Settings, symbols: list[str], cutoff: datetime) -> dict[str, Decimal]:
+def _prices(conn: Connection, settings: Settings, symbols: list[Symbol], cutoff: datetime) -> dict[str, Decimal]:
     rows = conn.execute(
         text("""select distinct on (symbol) symbol, close from raw.ohlcv
                 where exchange = :e and timeframe = :tf and symbol = any(:s) and ts <= :c
@@ -74,7 +74,7 @@ def release_due_children(
     *,
     settings: Settings,
     run_id: str,
-    account: str | None = None,
+    account: AccountId | None = None,
     last_prices: Mapping[str, Decimal] | None = None,
     gate: SliceGate | None = None,
     on_booking: BookingListener | None = None,

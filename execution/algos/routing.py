@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId, OrderIntent, Side, client_order_id_for
+from alphaloom.domain import ClientOrderId, OrderIntent, Side, Symbol, client_order_id_for
 from alphaloom.errors import AlphaLoomError, ConfigError, VenueTemporaryError
 from execution.algos.splitting import BookTop, VenueBook, route_by_depth
 from execution.brokers.base import Broker, BrokerReport, OrderRequest, RoutedOrders
@@ -40,9 +40,9 @@ from execution.brokers.base import Broker, BrokerReport, OrderRequest, RoutedOrd
 class VenueBroker(Broker, Protocol):
     """What routing needs of a venue's broker (``CcxtBroker`` has it)."""
 
-    def book_levels(self, symbol: str, side: Side, depth: int) -> list[tuple[Decimal, Decimal]]: ...
+    def book_levels(self, symbol: Symbol, side: Side, depth: int) -> list[tuple[Decimal, Decimal]]: ...
 
-    def taker_fee_bps(self, symbol: str) -> Decimal: ...
+    def taker_fee_bps(self, symbol: Symbol) -> Decimal: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ class RoutingBroker:
         self.depth = depth
         self._plan: dict[ClientOrderId, str] = {}
 
-    def books(self, symbol: str, side: Side) -> tuple[list[VenueBook], dict[str, str]]:
+    def books(self, symbol: Symbol, side: Side) -> tuple[list[VenueBook], dict[str, str]]:
         """Each venue's side of the book we take (up to ``depth`` levels) with its fee; a venue whose book cannot be
         read is left out (its error in the second value). No venue at all: ``VenueTemporaryError``."""
         books, skipped = [], {}
@@ -148,10 +148,10 @@ class RoutingBroker:
                 totals[ccy] = totals.get(ccy, Decimal(0)) + amount
         return totals
 
-    def open_orders(self, symbol: str | None = None) -> list[BrokerReport]:
+    def open_orders(self, symbol: Symbol | None = None) -> list[BrokerReport]:
         return [r for b in self.venues.values() for r in b.open_orders(symbol)]  # type: ignore[attr-defined]
 
-    def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
+    def cancel(self, client_order_id: ClientOrderId, symbol: Symbol) -> BrokerReport | None:
         venue = self.venues[self.venue_of(client_order_id)]
         # VenueBroker does not require cancel (CcxtBroker, the venue broker in use, has it): typed here, not Any
         report: BrokerReport | None = venue.cancel(client_order_id, symbol)  # type: ignore[attr-defined]

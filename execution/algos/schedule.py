@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
+from alphaloom.domain import AccountId, ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, client_order_id_for
 
 
 class SliceStatus(enum.StrEnum):
@@ -112,7 +112,7 @@ def schedule_of(conn: Connection, parents: Sequence[ClientOrderId]) -> list[Sche
     return [_slice(r) for r in rows]
 
 
-def pending_parents(conn: Connection, account: str, now: datetime) -> list[ClientOrderId]:
+def pending_parents(conn: Connection, account: AccountId, now: datetime) -> list[ClientOrderId]:
     """The parents of ``account`` with a slice still scheduled and due by ``now``."""
     parents: Sequence[str] = conn.execute(
         text("""select distinct parent_client_order_id from audit.scheduled_slices
@@ -122,14 +122,17 @@ def pending_parents(conn: Connection, account: str, now: datetime) -> list[Clien
     return [ClientOrderId(p) for p in parents]
 
 
-def accounts_with_due_slices(conn: Connection, now: datetime, account: str | None = None) -> list[str]:
-    return list(
+def accounts_with_due_slices(conn: Connection, now: datetime, account: AccountId | None = None) -> list[AccountId]:
+    names: Sequence[str] = (
         conn.execute(
             text("""select distinct account from audit.scheduled_slices where status = 'scheduled'
-                    and due_at <= :t and (cast(:a as text) is null or account = :a) order by 1"""),
+                and due_at <= :t and (cast(:a as text) is null or account = :a) order by 1"""),
             {"t": now, "a": account},
-        ).scalars()
+        )
+        .scalars()
+        .all()
     )
+    return [AccountId(name) for name in names]
 
 
 def order_statuses(conn: Connection, coids: Sequence[str]) -> dict[str, str]:
@@ -207,7 +210,7 @@ def cancel_parents(conn: Connection, parents: Sequence[str], reason: str, run_id
     ).rowcount  # fmt: skip
 
 
-def cancel_all_scheduled(conn: Connection, reason: str, run_id: str, account: str | None = None) -> list[str]:
+def cancel_all_scheduled(conn: Connection, reason: str, run_id: str, account: AccountId | None = None) -> list[str]:
     """Cancel every slice still scheduled (of ``account``, or of all accounts); returns their client ids."""
     return list(
         conn.execute(

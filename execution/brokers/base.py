@@ -21,7 +21,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side, VenueOrderId, require_utc
+from alphaloom.domain import (
+    AccountId,
+    ClientOrderId,
+    Fill,
+    OrderIntent,
+    OrderStatus,
+    Side,
+    Symbol,
+    VenueOrderId,
+    require_utc,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -42,8 +52,8 @@ class OrderRequest:
     ``submitted_at`` is the event time of the submit (the wall clock live, the simulated clock in a backtest)."""
 
     client_order_id: ClientOrderId
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     side: Side
     quantity: Decimal
     reference_price: Decimal
@@ -58,6 +68,9 @@ class OrderRequest:
         object.__setattr__(self, "submitted_at", require_utc(self.submitted_at, "OrderRequest.submitted_at"))
 
 
+_NO_SYMBOL = Symbol("")
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerReport:
     """The venue's view of one order: its status and every fill so far (cumulative, in venue order)."""
@@ -67,7 +80,7 @@ class BrokerReport:
     venue_order_id: VenueOrderId | None
     fills: tuple[Fill, ...] = ()
     reason: str = ""
-    symbol: str = ""  # filled in by brokers that list orders (``open_orders``) so a caller can act on them
+    symbol: Symbol = _NO_SYMBOL  # filled in by brokers that list orders (``open_orders``) so a caller can act on them
 
     @property
     def filled_quantity(self) -> Decimal:
@@ -95,9 +108,9 @@ class Broker(Protocol):
 class CancellingBroker(Broker, Protocol):
     """A broker that can cancel an order and list the orders still open at the venue."""
 
-    def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None: ...
+    def cancel(self, client_order_id: ClientOrderId, symbol: Symbol) -> BrokerReport | None: ...
 
-    def open_orders(self, symbol: str | None = None) -> list[BrokerReport]: ...
+    def open_orders(self, symbol: Symbol | None = None) -> list[BrokerReport]: ...
 
 
 @runtime_checkable
@@ -120,7 +133,7 @@ class QuotingBroker(Broker, Protocol):
     ask for a buy, the best bid for a sell, else the last trade). Raises ``VenueTemporaryError`` / ``VenueError``
     when it cannot say; execution then sends nothing (a market order is never sent blind)."""
 
-    def current_price(self, symbol: str, side: Side) -> Decimal: ...
+    def current_price(self, symbol: Symbol, side: Side) -> Decimal: ...
 
 
 @dataclass

@@ -43,7 +43,7 @@ from typing import Any
 
 import ccxt
 
-from alphaloom.domain import ClientOrderId, OrderStatus, Side, VenueOrderId
+from alphaloom.domain import AccountId, ClientOrderId, OrderStatus, Side, Symbol, VenueOrderId
 from alphaloom.errors import (
     ConfigError,
     KillSwitchEngagedError,
@@ -54,7 +54,7 @@ from alphaloom.errors import (
 )
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.venues.ccxt_errors import TEMPORARY, Call, is_duplicate_id, translated, venue_error
-from execution.brokers.base import BrokerReport, OrderRequest
+from execution.brokers.base import BrokerReport, OrderRequest, OrderType
 from execution.brokers.ccxt_mapping import check_market_limits, dec, fills_from_trades, status_from_ccxt
 
 # Venues whose fetch_order by client id also finds filled and cancelled orders (binance: GET /api/v3/order with
@@ -75,11 +75,11 @@ class CcxtBroker:
         exchange: ccxt.Exchange,
         *,
         kill_switch: Callable[[], KillSwitchState],
-        symbols: Sequence[str] = (),
-        symbol_of: Callable[[ClientOrderId], str | None] | None = None,
+        symbols: Sequence[Symbol] = (),
+        symbol_of: Callable[[ClientOrderId], Symbol | None] | None = None,
         attempts: int = 2,
         clock: Callable[[], datetime] | None = None,
-        account: str | None = None,
+        account: AccountId | None = None,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         lookup_sees_closed: bool | None = None,
@@ -102,7 +102,7 @@ class CcxtBroker:
         )
 
     # -- markets -------------------------------------------------------------------------------------------------
-    def market(self, symbol: str) -> Mapping[str, Any]:
+    def market(self, symbol: Symbol) -> Mapping[str, Any]:
         with translated(Call.READ, f"{self.name}: cannot load markets"):
             self.exchange.load_markets()
         market: Mapping[str, Any] | None = self.exchange.markets.get(symbol)
@@ -134,22 +134,20 @@ class CcxtBroker:
         state = self._kill_switch()
         if state.engaged:
             raise KillSwitchEngagedError(f"{self.name} broker refuses {request.client_order_id}: {state.reason}")
-        if request.order_type not in ("market", "limit", "stop_loss_limit"):
+        if request.order_type not in tuple(OrderType):
             raise OrderRejectedError(
                 f"{self.name} broker sends market, limit and stop_loss_limit orders, got {request.order_type!r}"
             )
         amount, price = self._precise(request)
         params: dict[str, object] = {"clientOrderId": request.client_order_id}
         ccxt_type: str = request.order_type
-        if (
-            request.order_type == "stop_loss_limit"
-        ):  # ccxt: a limit order with a trigger price (binance STOP_LOSS_LIMIT)
+        if request.order_type == OrderType.STOP_LOSS_LIMIT:  # ccxt: a limit order with a trigger price (binance)
             if request.stop_price is None or price is None:
                 raise OrderRejectedError(f"{request.client_order_id}: a stop_loss_limit order needs a stop and a limit")
             if not self.supports_stop_orders():
                 raise OrderRejectedError(f"{self.name} does not hold stop orders (ccxt has['createStopOrder'])")
             params["triggerPrice"] = float(self.exchange.price_to_precision(request.symbol, str(request.stop_price)))
-            ccxt_type = "limit"
+            ccxt_type = OrderType.LIMIT.value
         self._sent[request.client_order_id] = request
         coid = request.client_order_id
         first_sent = self._clock()
@@ -177,7 +175,7 @@ class CcxtBroker:
             f"lookup that did not find it: {type(last_error).__name__}: {last_error}"
         )
 
-    def _existing(self, coid: ClientOrderId, symbol: str, exc: Exception) -> BrokerReport:
+    def _existing(self, coid: ClientOrderId, symbol: Symbol, exc: Exception) -> BrokerReport:
         """The venue answered "duplicate client id": an order with this id may exist. Its report, never a
         rejection; when the lookup does not find it (or fails), the outcome is unknown."""
         try:
@@ -195,7 +193,7 @@ class CcxtBroker:
         return report
 
     def _confirmed_lookup(
-        self, coid: ClientOrderId, symbol: str, *, since: datetime, cause: Exception
+        self, coid: ClientOrderId, symbol: Symbol, *, since: datetime, cause: Exception
     ) -> BrokerReport | None:
         """After a submit whose outcome is unknown: the venue's report, or None only when the venue confirmed it
         never saw ``coid`` (see the module docstring); otherwise ``UnknownOrderStateError``."""
@@ -212,7 +210,7 @@ class CcxtBroker:
             ) from cause
         return report
 
-    def _history_lookup(self, coid: ClientOrderId, symbol: str, since: datetime | None) -> BrokerReport | None:
+    def _history_lookup(self, coid: ClientOrderId, symbol: Symbol, since: datetime | None) -> BrokerReport | None:
         """``coid`` among the venue's open and closed orders of ``symbol`` since ``since``; None only when neither
         list has it and every trade of ours since then belongs to an order those lists name. A venue that cannot list
         closed orders or trades cannot confirm absence: ``UnknownOrderStateError``."""
@@ -255,7 +253,7 @@ class CcxtBroker:
                 return report
         return None
 
-    def _find(self, coid: ClientOrderId, symbol: str, since: datetime | None = None) -> BrokerReport | None:
+    def _find(self, coid: ClientOrderId, symbol: Symbol, since: datetime | None = None) -> BrokerReport | None:
         """The venue's report for ``coid`` in ``symbol``; None only when a lookup that covers closed orders (and,
         where the client-id lookup sees open orders only, trades) does not find it."""
         report = self._lookup_in(coid, [symbol])
@@ -263,7 +261,7 @@ class CcxtBroker:
             report = self._history_lookup(coid, symbol, since)
         return report
 
-    def _lookup_in(self, client_order_id: ClientOrderId, symbols: Sequence[str]) -> BrokerReport | None:
+    def _lookup_in(self, client_order_id: ClientOrderId, symbols: Sequence[Symbol]) -> BrokerReport | None:
         for symbol in symbols:
             with translated(Call.READ, f"{self.name}: lookup of {client_order_id}"):
                 try:
@@ -275,7 +273,7 @@ class CcxtBroker:
         return None
 
     def _report(
-        self, order: Mapping[str, Any], client_order_id: ClientOrderId, symbol: str, side: Side
+        self, order: Mapping[str, Any], client_order_id: ClientOrderId, symbol: Symbol, side: Side
     ) -> BrokerReport:
         filled = dec(order.get("filled")) or Decimal(0)
         status = status_from_ccxt(order.get("status"), filled, dec(order.get("amount")))
@@ -303,13 +301,13 @@ class CcxtBroker:
         return BrokerReport(client_order_id, status, VenueOrderId(str(order.get("id"))), fills, reason, symbol)
 
     # -- CancellingBroker ------------------------------------------------------------------------------------------
-    def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
+    def cancel(self, client_order_id: ClientOrderId, symbol: Symbol) -> BrokerReport | None:
         # OrderNotFound: already final (filled, cancelled) or never seen; the lookup tells which
         with translated(Call.READ, f"{self.name}: cancel of {client_order_id}"), suppress(ccxt.OrderNotFound):
             self.exchange.cancel_order(None, symbol, {"clientOrderId": client_order_id})
         return self._find(client_order_id, symbol)
 
-    def open_orders(self, symbol: str | None = None) -> list[BrokerReport]:
+    def open_orders(self, symbol: Symbol | None = None) -> list[BrokerReport]:
         """The venue's open orders (of ``symbol``, else of every configured symbol)."""
         reports = []
         for sym in [symbol] if symbol else list(self._symbols):
@@ -321,7 +319,7 @@ class CcxtBroker:
         return reports
 
     # -- order book (smart routing) --------------------------------------------------------------------------------
-    def current_price(self, symbol: str, side: Side) -> Decimal:
+    def current_price(self, symbol: Symbol, side: Side) -> Decimal:
         """The venue's price now (``QuotingBroker``): from ``fetch_ticker``, the ask for a buy and the bid for a sell,
         else the last trade; a ticker with none of them is a ``VenueTemporaryError``."""
         with translated(Call.READ, f"{self.name}: ticker of {symbol}"):
@@ -332,7 +330,7 @@ class CcxtBroker:
                 return price
         raise VenueTemporaryError(f"{self.name}: the {symbol} ticker has no price")
 
-    def book_levels(self, symbol: str, side: Side, depth: int) -> list[tuple[Decimal, Decimal]]:
+    def book_levels(self, symbol: Symbol, side: Side, depth: int) -> list[tuple[Decimal, Decimal]]:
         """Up to ``depth`` (price, size) levels on the side we would take, best first: asks for a buy, bids for a
         sell (``fetch_order_book(symbol, depth)``). An empty side or an unreadable level is a
         ``VenueTemporaryError``."""
@@ -350,7 +348,7 @@ class CcxtBroker:
             levels.append((price, size))
         return levels
 
-    def taker_fee_bps(self, symbol: str) -> Decimal:
+    def taker_fee_bps(self, symbol: Symbol) -> Decimal:
         """The market's published taker fee in bps (ccxt ``market['taker']``, a fraction)."""
         fee = dec(self.market(symbol).get("taker"))
         if fee is None:

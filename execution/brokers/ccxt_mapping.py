@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side
+from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, Symbol
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 
 
@@ -52,7 +52,7 @@ def _limit(limits: Mapping[str, Any], key: str, bound: str) -> Decimal | None:
     return dec((limits.get(key) or {}).get(bound))
 
 
-def check_market_limits(symbol: str, market: Mapping[str, Any], amount: Decimal, price: Decimal) -> None:
+def check_market_limits(symbol: Symbol, market: Mapping[str, Any], amount: Decimal, price: Decimal) -> None:
     """Raise ``OrderRejectedError`` when ``amount`` (already through the market's precision) or its cost at ``price``
     falls outside the market's ``limits``; the message names the symbol, the value and the limit."""
     limits = market.get("limits") or {}
@@ -77,7 +77,7 @@ def _ts(ms: object, default: datetime) -> datetime:
 
 def fills_from_trades(
     client_order_id: ClientOrderId,
-    symbol: str,
+    symbol: Symbol,
     side: Side,
     trades: Sequence[Mapping[str, Any]],
     *,

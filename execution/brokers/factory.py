@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
 
-from alphaloom.domain import ClientOrderId
+from alphaloom.domain import LIVE_MODES, AccountId, AccountMode, ClientOrderId, Symbol
 from alphaloom.errors import AlphaLoomError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.settings import Settings
@@ -24,6 +24,7 @@ from execution.brokers.shadow import ShadowBroker
 
 if TYPE_CHECKING:
     from execution.brokers.ccxt_broker import CcxtBroker
+    from execution.brokers.oanda_broker import OandaBroker
 
 _exchange_maker: ExchangeMaker = make_exchange
 
@@ -49,18 +50,19 @@ def kill_switch_reader(engine: Engine) -> Callable[[], KillSwitchState]:
     return read
 
 
-def symbol_reader(engine: Engine) -> Callable[[ClientOrderId], str | None]:
+def symbol_reader(engine: Engine) -> Callable[[ClientOrderId], Symbol | None]:
     """The symbol of one of our orders (``audit.orders``, else its journaled attempt), for venues that look orders up
     per symbol."""
 
-    def read(client_order_id: ClientOrderId) -> str | None:
+    def read(client_order_id: ClientOrderId) -> Symbol | None:
         with engine.connect() as conn:
-            return conn.execute(
+            found = conn.execute(
                 text("""select coalesce((select symbol from audit.orders where client_order_id = :c),
                                         (select details ->> 'symbol' from audit.submit_attempts
                                          where client_order_id = :c))"""),
                 {"c": client_order_id},
             ).scalar()  # fmt: skip
+        return None if found is None else Symbol(found)
 
     return read
 
@@ -93,7 +95,7 @@ def shadow_broker(engine: Engine, settings: Settings, live: Broker) -> ShadowBro
     return ShadowBroker(live, paper)
 
 
-def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: str) -> CcxtBroker | None:
+def ccxt_broker(engine: Engine, settings: Settings, account: AccountId, exchange_id: str) -> CcxtBroker | None:
     """The live broker of ``account`` at ``exchange_id``; None when no credentials are stored for it."""
     with engine.connect() as conn:
         exchange = account_exchange(conn, settings, exchange_id, account, make=_exchange_maker)
@@ -101,9 +103,36 @@ def ccxt_broker(engine: Engine, settings: Settings, account: str, exchange_id: s
         return None
     from execution.brokers.ccxt_broker import CcxtBroker
 
-    return CcxtBroker(exchange, kill_switch=kill_switch_reader(engine), symbols=settings.symbols,
+    return CcxtBroker(exchange, kill_switch=kill_switch_reader(engine), symbols=[Symbol(s) for s in settings.symbols],
                       symbol_of=symbol_reader(engine), account=account,
                       settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
+
+
+def oanda_broker(engine: Engine, settings: Settings, account: AccountId, venue: str = "oanda") -> OandaBroker | None:
+    """``account``'s OANDA v20 broker (practice or live: the API address stored with its token); None when no keys
+    are stored for it."""
+    from execution.brokers.oanda_broker import OandaBroker, oanda_client_for
+
+    with engine.connect() as conn:
+        client = oanda_client_for(conn, settings, account)
+    if client is None:
+        return None
+    return OandaBroker(client, kill_switch=kill_switch_reader(engine), account=account,
+                       settle_seconds=settings.routing.resend_settle_seconds,
+                       outside_session=settings.oanda.outside_session,
+                       queue_band_bps=settings.oanda.queue_band_bps)  # fmt: skip
+
+
+# Venues reached through their own SDK rather than ccxt: venue id -> builder (engine, settings, account, venue).
+NATIVE_BROKERS: dict[str, Callable[[Engine, Settings, AccountId, str], Broker | None]] = {"oanda": oanda_broker}
+
+
+def venue_broker(engine: Engine, settings: Settings, account: AccountId, venue: str) -> Broker | None:
+    """The live broker of ``account`` at ``venue``: its native adapter where it has one, else ccxt's."""
+    native = NATIVE_BROKERS.get(venue)
+    if native is not None:
+        return native(engine, settings, account, venue)
+    return ccxt_broker(engine, settings, account, venue)
 
 
 def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | None = None) -> list[Broker]:
@@ -113,11 +142,12 @@ def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | Non
     brokers: list[Broker] = [paper_broker(engine, settings)]
     with engine.connect() as conn:
         live: Sequence[tuple[str, str]] = conn.execute(
-            text("select id, venue from audit.accounts where mode in ('live', 'shadow') order by id")
+            text("select id, venue from audit.accounts where mode = any(:modes) order by id"),
+            {"modes": sorted(m.value for m in LIVE_MODES)},
         ).all()
     for account, venue in live:
         try:
-            broker = ccxt_broker(engine, settings, account, venue)
+            broker = venue_broker(engine, settings, AccountId(account), venue)
         except AlphaLoomError as exc:
             if errors is None:
                 raise
@@ -128,13 +158,13 @@ def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | Non
     return brokers
 
 
-def broker_for_account(engine: Engine, settings: Settings, account: str) -> Broker | None:
+def broker_for_account(engine: Engine, settings: Settings, account: AccountId) -> Broker | None:
     """The broker that sends ``account``'s orders: the paper broker for a paper account, its ccxt venue for a live or
     shadow one (None when no credentials are stored for it)."""
     with engine.connect() as conn:
         row = conn.execute(text("select venue, mode from audit.accounts where id = :a"), {"a": account}).first()
     if row is None:
         return None
-    if row.mode == "paper":
+    if row.mode == AccountMode.PAPER:
         return paper_broker(engine, settings)
-    return ccxt_broker(engine, settings, account, row.venue)
+    return venue_broker(engine, settings, account, row.venue)

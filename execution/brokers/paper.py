@@ -32,7 +32,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine, text
 
-from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, VenueOrderId, quote_currency, stable_hash
+from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, Symbol, VenueOrderId, quote_currency, stable_hash
 from alphaloom.errors import KillSwitchEngagedError, OrderRejectedError
 from alphaloom.ops.kill_switch import KillSwitchState
 from execution.brokers.base import BrokerReport, OrderRequest, OrderType
@@ -305,9 +305,9 @@ class PaperBroker:
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
         return self.venue.latest(client_order_id)
 
-    def cancel(self, client_order_id: ClientOrderId, symbol: str) -> BrokerReport | None:
+    def cancel(self, client_order_id: ClientOrderId, symbol: Symbol) -> BrokerReport | None:
         """Paper market orders never rest open, so there is nothing to cancel: the current report."""
         return self.venue.latest(client_order_id)
 
-    def open_orders(self, symbol: str | None = None) -> list[BrokerReport]:
+    def open_orders(self, symbol: Symbol | None = None) -> list[BrokerReport]:
         return []

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId, Fill, Side
+from alphaloom.domain import AccountId, ClientOrderId, Fill, Side, Symbol
 from alphaloom.errors import AlphaLoomError, VenueError
 from execution.brokers.base import Broker, BrokerReport, OrderRequest, QuotingBroker
 
@@ -39,8 +39,8 @@ class OrderDrift:
     (a buy paid more, a sell got less); ``price_drift_bps`` = live vs paper, positive = live was worse."""
 
     client_order_id: ClientOrderId
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     side: Side
     quantity: Decimal
     arrival_price: Decimal
@@ -106,7 +106,7 @@ class ShadowBroker:
     def lookup(self, client_order_id: ClientOrderId) -> BrokerReport | None:
         return self.live_broker.lookup(client_order_id)
 
-    def current_price(self, symbol: str, side: Side) -> Decimal:
+    def current_price(self, symbol: Symbol, side: Side) -> Decimal:
         """The live venue's price (``QuotingBroker``): the shadow is guarded by the market the live order meets."""
         if not isinstance(self.live_broker, QuotingBroker):
             raise VenueError(f"{self.name} cannot quote {symbol}: no current price for the price band")
@@ -178,7 +178,7 @@ def summarise(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
-def drift_rows(conn: Connection, account: str | None = None) -> list[dict[str, Any]]:
+def drift_rows(conn: Connection, account: AccountId | None = None) -> list[dict[str, Any]]:
     rows = conn.execute(
         text("select * from audit.shadow_drift where cast(:a as text) is null or account = :a order by created_at"),
         {"a": account},

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId
+from alphaloom.domain import AccountId, ClientOrderId
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class Attempt:
     """A journaled attempt with no order in ``audit.orders`` that reconciliation has not settled yet."""
 
     client_order_id: ClientOrderId
-    account: str
+    account: AccountId
     venue: str
     attempted_at: datetime
     details: Mapping[str, Any] | None
@@ -61,7 +61,7 @@ def journal_apart(broker: object) -> bool:
 def record_attempt(
     conn: Connection,
     client_order_id: ClientOrderId,
-    account: str,
+    account: AccountId,
     venue: str,
     details: Mapping[str, Any] | None = None,
     *,
@@ -80,7 +80,7 @@ def record_attempt(
 
 
 def _insert_attempt(
-    conn: Connection, client_order_id: ClientOrderId, account: str, venue: str, details: Mapping[str, Any] | None
+    conn: Connection, client_order_id: ClientOrderId, account: AccountId, venue: str, details: Mapping[str, Any] | None
 ) -> None:
     conn.execute(
         text(
@@ -95,7 +95,7 @@ def _insert_attempt(
     )  # fmt: skip
 
 
-def orphaned_attempts(conn: Connection, account: str, venue: str) -> list[Attempt]:
+def orphaned_attempts(conn: Connection, account: AccountId, venue: str) -> list[Attempt]:
     """``account``'s attempts at ``venue`` that have no order and were not settled yet, oldest first."""
     rows = conn.execute(
         text(

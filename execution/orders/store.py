@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from alphaloom.db.batch import Statement, cached_text
-from alphaloom.domain import ClientOrderId, Fill, OrderIntent, OrderStatus, Side
+from alphaloom.domain import AccountId, ClientOrderId, Fill, OrderIntent, OrderStatus, Side, Symbol
 from alphaloom.errors import InvalidOrderTransitionError
 from alphaloom.ops.kill_switch import KillSwitchState
 from execution.accounts.holdings import Holding, fee_charged_in, realized_on_sell
@@ -78,8 +78,8 @@ _ORDERS_IN_STEP = """(select count(*) from audit.orders o join audit.decisions d
 def read_order_state(
     conn: Connection,
     *,
-    account: str,
-    symbol: str,
+    account: AccountId,
+    symbol: Symbol,
     client_order_id: ClientOrderId,
     run_id: str,
     exchange: str,
@@ -286,8 +286,8 @@ class FillBooking:
     aggregated)."""
 
     fills: Sequence[tuple[str, Fill]]
-    account: str
-    symbol: str
+    account: AccountId
+    symbol: Symbol
     holding: Holding
     currency: str
     cash_delta: Decimal

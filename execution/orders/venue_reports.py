@@ -19,7 +19,17 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side, quote_currency, require_utc
+from alphaloom.domain import (
+    AccountId,
+    ClientOrderId,
+    DecisionId,
+    OrderIntent,
+    OrderStatus,
+    Side,
+    Symbol,
+    quote_currency,
+    require_utc,
+)
 from execution.accounts.holdings import Holding, apply_fill, cash_change, fee_charged_in
 from execution.accounts.holdings import fee_cash as fee_cash_of
 from execution.algos.splitting import arrival_slippage
@@ -33,7 +43,7 @@ from execution.orders.store import EventRow, FillBooking, NewOrder, write_report
 BookingListener = Callable[[FillBooking], None]
 
 
-def _holding(conn: Connection, account: str, symbol: str, *, lock: bool = False) -> Holding:
+def _holding(conn: Connection, account: AccountId, symbol: Symbol, *, lock: bool = False) -> Holding:
     row = conn.execute(
         text(
             "select quantity, avg_price, realized_pnl from audit.positions where account = :a and symbol = :s"
@@ -52,7 +62,7 @@ def apply_report(
     run_id: str,
     current: OrderStatus,
     report: BrokerReport,
-    account: str,
+    account: AccountId,
     base_currency: str,
     event_time: datetime,
     holding: Holding | None = None,
@@ -149,7 +159,7 @@ def reconcile_existing(
     broker: Broker,
     coid: ClientOrderId,
     status: OrderStatus,
-    account: str,
+    account: AccountId,
     base_currency: str,
     event_time: datetime,
     on_booking: BookingListener | None = None,
@@ -182,7 +192,7 @@ def book_journaled_order(
     *,
     run_id: str,
     report: BrokerReport,
-    account: str,
+    account: AccountId,
     venue: str,
     details: Mapping[str, Any],
     event_time: datetime,
@@ -195,7 +205,7 @@ def book_journaled_order(
     is recorded again from the journal (``config_version`` ``recovered``, action the order's side, the journaled
     run in ``inputs``); a later run that recomputes the same decision finds both and sends nothing."""
     event_time = require_utc(event_time, "event_time")
-    intent = OrderIntent(DecisionId(str(details["decision_id"])), account, str(details["symbol"]),
+    intent = OrderIntent(DecisionId(str(details["decision_id"])), account, Symbol(str(details["symbol"])),
                          Side(str(details["side"])), Decimal(str(details["quantity"])),
                          Decimal(str(details["reference_price"])), int(details.get("leg") or 0))  # fmt: skip
     decided_at = details.get("event_time")

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import AccountId, Symbol, timeframe_delta
 from alphaloom.guards import LimitBreach
 from alphaloom.ops.alerts import alert
 
@@ -69,7 +69,7 @@ class HaltState:
     reason: str
 
 
-def halt_state(conn: Connection, account: str) -> HaltState:
+def halt_state(conn: Connection, account: AccountId) -> HaltState:
     row = conn.execute(
         text("select halted, reason from audit.account_halts where account = :a order by id desc limit 1"),
         {"a": account},
@@ -78,7 +78,7 @@ def halt_state(conn: Connection, account: str) -> HaltState:
 
 
 def set_halt(
-    conn: Connection, account: str, halted: bool, reason: str, numbers: Mapping[str, Any] | None = None
+    conn: Connection, account: AccountId, halted: bool, reason: str, numbers: Mapping[str, Any] | None = None
 ) -> None:
     conn.execute(
         text(
@@ -90,7 +90,7 @@ def set_halt(
         alert("account_halt", f"account {account} halted: {reason}", {"account": account, **dict(numbers or {})})
 
 
-def day_equity(conn: Connection, account: str, at: datetime) -> tuple[Decimal | None, Decimal | None]:
+def day_equity(conn: Connection, account: AccountId, at: datetime) -> tuple[Decimal | None, Decimal | None]:
     """(first equity mark of ``at``'s UTC day, latest mark at or before ``at``) from ``audit.equity_marks``."""
     day_start = datetime.combine(at.date(), time(0), tzinfo=at.tzinfo)
     row = conn.execute(
@@ -105,7 +105,7 @@ def day_equity(conn: Connection, account: str, at: datetime) -> tuple[Decimal | 
     return (None if row.first is None else Decimal(row.first), None if row.last is None else Decimal(row.last))
 
 
-def orders_in_run(conn: Connection, account: str, run_id: str) -> int:
+def orders_in_run(conn: Connection, account: AccountId, run_id: str) -> int:
     return int(
         conn.execute(
             text("select count(*) from audit.orders where account = :a and run_id = :r"), {"a": account, "r": run_id}
@@ -117,11 +117,11 @@ def record_trip(
     conn: Connection,
     *,
     run_id: str | None,
-    account: str,
+    account: AccountId,
     guard: str,
     reason: str,
     numbers: Mapping[str, Any],
-    symbol: str | None = None,
+    symbol: Symbol | None = None,
     client_order_id: str | None = None,
     decision_id: str | None = None,
     alert_kind: str | None = "fat_finger",
@@ -143,7 +143,7 @@ def record_trip(
           {"account": account, "symbol": symbol, "guard": guard, "client_order_id": client_order_id, **dict(numbers)})  # fmt: skip
 
 
-def recent_trips(conn: Connection, account: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+def recent_trips(conn: Connection, account: AccountId | None = None, limit: int = 20) -> list[dict[str, Any]]:
     rows = conn.execute(
         text(
             """select created_at, account, symbol, guard, reason, client_order_id from audit.guard_trips

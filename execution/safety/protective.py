@@ -35,7 +35,17 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import DecisionId, OrderIntent, OrderStatus, Side, last_closed_open, require_utc, stable_hash
+from alphaloom.domain import (
+    AccountId,
+    DecisionId,
+    OrderIntent,
+    OrderStatus,
+    Side,
+    Symbol,
+    last_closed_open,
+    require_utc,
+    stable_hash,
+)
 from alphaloom.settings import Settings
 from execution.brokers.base import Broker, CancellingBroker, OrderType, StopOrderBroker
 from execution.orders.outcomes import ExecutionResult
@@ -73,8 +83,8 @@ def levels(entry_price: Decimal, stop_loss_pct: Decimal, take_profit_pct: Decima
 def arm_exit(
     conn: Connection,
     *,
-    account: str,
-    symbol: str,
+    account: AccountId,
+    symbol: Symbol,
     quantity: Decimal,
     entry_price: Decimal,
     stop_price: Decimal | None,
@@ -127,7 +137,7 @@ def arm_exit(
     return mode
 
 
-def _decision(conn: Connection, key: str, *, run_id: str, account: str, symbol: str, as_of: datetime,
+def _decision(conn: Connection, key: str, *, run_id: str, account: AccountId, symbol: Symbol, as_of: datetime,
               inputs: dict[str, str], timeframe: str = "-") -> DecisionId:  # fmt: skip
     decision_id = DecisionId(f"exit-{stable_hash(key, CONFIG_VERSION)}")
     conn.execute(
@@ -171,7 +181,13 @@ def _follow_venue_stop(conn: Connection, ex: Any, broker: Broker, *, run_id: str
 
 
 def check_exits(
-    conn: Connection, *, broker: Broker, settings: Settings, run_id: str, as_of: datetime, account: str | None = None
+    conn: Connection,
+    *,
+    broker: Broker,
+    settings: Settings,
+    run_id: str,
+    as_of: datetime,
+    account: AccountId | None = None,
 ) -> ExecutionResult:
     """Submit the exit of every active ``bar_check`` exit whose levels the newest known bar touched."""
     as_of = require_utc(as_of, "as_of")
@@ -251,7 +267,7 @@ def check_exits(
 
 def arm_entries(
     conn: Connection, result: ExecutionResult, *, broker: Broker, settings: Settings, run_id: str, event_time: datetime
-) -> list[str]:
+) -> list[Symbol]:
     """Arm the protective exit of each symbol an entry (a buy) filled in ``result``, when
     ``settings.risk.stop_loss_pct`` or ``settings.risk.take_profit_pct`` is set; returns the symbols armed.
 
@@ -261,14 +277,14 @@ def arm_entries(
     the venue still holds it (the cancel is not confirmed), the old levels stay armed and nothing new is placed."""
     if settings.risk.stop_loss_pct is None and settings.risk.take_profit_pct is None:
         return []
-    entries: dict[tuple[str, str], None] = {}
+    entries: dict[tuple[AccountId, Symbol], None] = {}
     for outcome in result.submitted + result.recovered:
         row = conn.execute(
             text("select account, symbol, side from audit.orders where client_order_id = :c"),
             {"c": outcome.client_order_id},
         ).first()
         if row is not None and row.side == Side.BUY.value and outcome.fills:
-            entries[(row.account, row.symbol)] = None
+            entries[(AccountId(row.account), Symbol(row.symbol))] = None
     armed = []
     for account, symbol in entries:
         held = conn.execute(
@@ -289,7 +305,7 @@ def arm_entries(
 
 
 def _cancel_previous_venue_stop(
-    conn: Connection, account: str, symbol: str, *, broker: Broker, run_id: str, as_of: datetime
+    conn: Connection, account: AccountId, symbol: Symbol, *, broker: Broker, run_id: str, as_of: datetime
 ) -> bool:
     """Take an active venue-native stop of (account, symbol) off the venue; False while the venue still holds it."""
     ex = conn.execute(

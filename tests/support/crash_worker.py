@@ -3,7 +3,7 @@ paper venue, and optionally parks itself at a chosen point so the test can SIGKI
 
 Usage: python tests/support/crash_worker.py SPEC.json  (spec: account, run_id, intents, stop_at, stage, signal, and optionally
 ``binance_state``: a file holding the book of a binance venue served to ccxt's real binance class, used instead of the
-paper venue)
+paper venue; or ``oanda_url``: a v20 stand-in (``oanda_standin.py``) the OANDA broker sends to)
 Stages: ``after_journal`` (attempt committed, venue not called), ``after_submit`` (venue has the order, nothing
 recorded), ``before_commit`` (recorded in the open transaction, not committed).
 """
@@ -23,6 +23,7 @@ from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
 from execution.brokers.base import BrokerReport, OrderRequest
 from execution.brokers.ccxt_broker import CcxtBroker
+from execution.brokers.oanda_broker import OandaBroker
 from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.submit import execute
 
@@ -67,6 +68,16 @@ def binance_on_file(state: str) -> CcxtBroker:
     )
 
 
+def oanda_at(url: str) -> OandaBroker:
+    """A fresh OANDA broker (no memory of earlier processes) sending to the v20 stand-in at ``url``."""
+    from oanda_standin import ACCOUNT_ID, TOKEN
+
+    from alphaloom.venues.oanda_client import OandaClient, OandaConfig
+
+    client = OandaClient(OandaConfig(url, TOKEN, ACCOUNT_ID))
+    return OandaBroker(client, kill_switch=lambda: KillSwitchState(False, "", ""), settle_seconds=0)
+
+
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     engine = get_engine()
@@ -79,6 +90,8 @@ def main(spec_path: str) -> None:
     )
     if spec.get("binance_state"):
         inner = binance_on_file(spec["binance_state"])
+    if spec.get("oanda_url"):
+        inner = oanda_at(spec["oanda_url"])  # type: ignore[assignment]
     broker = ParkingBroker(inner, spec)
     event_time = datetime.fromisoformat(spec["event_time"])
     for index, raw in enumerate(spec["intents"]):
