@@ -257,7 +257,7 @@ def _vote(opinions: tuple[AgentOpinion, ...], learned: ConsensusParams, team_vot
 
 
 def _intents(
-    snapshot: Snapshot, params: DecisionParams, symbol: str, read: _SymbolRead, action: Action, portfolio: Any
+    snapshot: Snapshot, params: DecisionParams, symbol: Symbol, read: _SymbolRead, action: Action, portfolio: Any
 ) -> tuple[SizingChoice | None, list[OrderIntent]]:
     """Stage 4: the size of a position the action opens, and the order intents (none without a price)."""
     sized = (
@@ -285,7 +285,7 @@ def _intents(
 def _check_intents(
     snapshot: Snapshot,
     params: DecisionParams,
-    symbol: str,
+    symbol: Symbol,
     read: _SymbolRead,
     intents: list[OrderIntent],
     sized: SizingChoice | None,

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from alphaloom.domain import Action, require_utc, timeframe_delta, timeframe_sql_interval
+from alphaloom.records import memory as memory_records
 
 TEAM = "team"
 _DIRECTION = {Action.BUY.value: 1, Action.SELL.value: -1, Action.HOLD.value: 0}
@@ -87,51 +88,6 @@ class Memory:
 
 # --- scoring ----------------------------------------------------------------------------------------------------------
 
-_CANDIDATES = """
-with recent as (  -- no jsonb here: detoasting every decision's inputs on every step is what costs
-    select d.decision_id, d.account, d.symbol, d.timeframe, d.as_of, d.action, d.score
-    from audit.decisions d
-    where d.account = :account and d.as_of < :as_of and d.as_of >= :since
-), opinions as (
-    select o.decision_id, o.agent, o.output->>'action' as action,
-           coalesce((o.output->>'confidence')::float, 0) as confidence,
-           coalesce((o.output->'details'->>'horizon_bars')::int, :horizon) as horizon_bars
-    from audit.agent_outputs o join recent r on r.decision_id = o.decision_id
-    where not o.skipped
-    union all
-    select r.decision_id, 'team', r.action, abs(r.score), :horizon from recent r
-), due as (
-    select p.*, r.account, r.symbol, r.timeframe, r.as_of,
-           (r.as_of at time zone 'UTC' + cast(:bar as interval) * p.horizon_bars) at time zone 'UTC' as realised_at
-    from opinions p join recent r on r.decision_id = p.decision_id
-    where (r.as_of at time zone 'UTC' + cast(:bar as interval) * p.horizon_bars) at time zone 'UTC' <= :as_of
-      and not exists (select 1 from audit.opinion_outcomes x where x.decision_id = p.decision_id and x.agent = p.agent)
-), entries as (
-    select d.decision_id,
-           (d.inputs->'features'->'values'->>'close')::float as entry_price,
-           d.inputs->'features'->'key'->>'exchange' as exchange,
-           (d.inputs->'features'->'key'->>'ts')::timestamptz as entry_ts
-    from audit.decisions d where d.decision_id in (select decision_id from due)
-), exits as (  -- one lookup per (symbol, realised_at), not per opinion
-    select k.*, f.close as exit_price, f.ts as exit_ts
-    from (select distinct e.exchange, u.symbol, u.timeframe, u.realised_at
-          from due u join entries e on e.decision_id = u.decision_id) k
-    cross join lateral (
-        select close, ts from marts.features f
-        where f.exchange = k.exchange and f.symbol = k.symbol and f.timeframe = k.timeframe
-          and f.known_at <= k.realised_at
-        order by f.ts desc limit 1
-    ) f
-)
-select u.*, e.entry_price, e.entry_ts, x.exit_price, x.exit_ts
-from due u
-join entries e on e.decision_id = u.decision_id
-join exits x on x.exchange = e.exchange and x.symbol = u.symbol and x.timeframe = u.timeframe
-            and x.realised_at = u.realised_at
-where e.entry_price > 0 and x.exit_price > 0
-order by u.decision_id, u.agent  -- a fixed insert order, so concurrent per-symbol tasks cannot deadlock on it
-"""
-
 
 def _hit(action: str, realised_return: float) -> bool | None:
     direction = _DIRECTION.get(action, 0)
@@ -183,17 +139,7 @@ def outcome_record(
 
 def insert_outcomes(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
     """Store outcome rows (``outcome_record``); a row already scored for its (decision, agent) is kept."""
-    if records:
-        conn.execute(
-            text(
-                """insert into audit.opinion_outcomes (decision_id, agent, account, symbol, as_of, realised_at,
-                       horizon_bars, action, confidence, entry_price, exit_price, realised_return, hit, score, run_id)
-                   values (:decision_id, :agent, :account, :symbol, :as_of, :realised_at, :horizon_bars, :action,
-                           :confidence, :entry_price, :exit_price, :realised_return, :hit, :score, :run_id)
-                   on conflict (decision_id, agent) do nothing"""
-            ),
-            list(records),
-        )
+    memory_records.insert_outcomes(conn, records)
 
 
 def score_outcomes(
@@ -207,18 +153,13 @@ def score_outcomes(
 ) -> int:
     """Score the account's opinions realised by ``as_of`` that are not scored yet; returns how many were scored."""
     as_of = require_utc(as_of, "as_of")
-    if conn.execute(text("select to_regclass('marts.features')")).scalar() is None:
+    if not memory_records.features_table_exists(conn):
         return 0
-    rows = conn.execute(
-        text(_CANDIDATES),
-        {
-            "account": account,
-            "as_of": as_of,
-            "horizon": params.horizon_bars,
-            "bar": timeframe_sql_interval(timeframe),  # a month bar's horizon ends at a month start
-            "since": as_of - timeframe_delta(timeframe) * params.score_lookback_bars,
-        },
-    ).all()
+    rows = memory_records.outcome_candidates(
+        conn, account=account, as_of=as_of, horizon=params.horizon_bars,
+        bar=timeframe_sql_interval(timeframe),  # a month bar's horizon ends at a month start
+        since=as_of - timeframe_delta(timeframe) * params.score_lookback_bars,
+    )  # fmt: skip
     records = [
         outcome_record(
             decision_id=r.decision_id, agent=r.agent, account=r.account, symbol=r.symbol, as_of=r.as_of,
@@ -235,16 +176,8 @@ def score_outcomes(
 def realised_trade_returns(conn: Connection, *, account: str, as_of: datetime, limit: int) -> list[float]:
     """Realised returns of the account's latest ``limit`` buy decisions scored by ``as_of`` (the ``team`` outcomes:
     point in time, never a later one), oldest first: what Kelly sizing estimates its win rate and payoff from."""
-    rows: Iterable[float] = conn.execute(
-        text(
-            """select realised_return from audit.opinion_outcomes
-               where account = :account and agent = :team and action = 'buy' and hit is not null
-                 and realised_at <= :as_of
-               order by realised_at desc, symbol desc, as_of desc limit :limit"""
-        ),
-        {"account": account, "team": TEAM, "as_of": require_utc(as_of, "as_of"), "limit": limit},
-    ).scalars()
-    return [float(r) for r in rows][::-1]
+    rows = memory_records.buy_returns(conn, account=account, agent=TEAM, as_of=require_utc(as_of, "as_of"), limit=limit)
+    return rows[::-1]
 
 
 # --- weights ----------------------------------------------------------------------------------------------------------
@@ -298,14 +231,7 @@ def load_weights(
     params: MemoryParams = MemoryParams(),
 ) -> dict[str, AgentWeight]:
     """``agent_weights`` over the account's outcomes realised by ``as_of`` (never later ones)."""
-    rows = conn.execute(
-        text(
-            """select agent, realised_at, hit from audit.opinion_outcomes
-               where account = :account and realised_at <= :as_of and hit is not null and agent = any(:agents)
-               order by realised_at, symbol, as_of -- ties in a fixed order that does not depend on the account"""
-        ),
-        {"account": account, "as_of": require_utc(as_of, "as_of"), "agents": sorted(base)},
-    ).all()
+    rows = memory_records.scored_hits(conn, account=account, as_of=require_utc(as_of, "as_of"), agents=sorted(base))
     return agent_weights(base, [Outcome(r.agent, r.realised_at, r.hit) for r in rows], params)
 
 
@@ -313,14 +239,8 @@ def record_weights(
     conn: Connection, *, account: str, as_of: datetime, run_id: str, weights: Mapping[str, AgentWeight]
 ) -> None:
     """Keep the weights in force at ``as_of`` in ``audit.agent_weights`` (the first record for a time wins)."""
-    if not weights:
-        return
-    conn.execute(
-        text(
-            """insert into audit.agent_weights (account, agent, as_of, weight, hit_rate, scored, run_id)
-               values (:account, :agent, :as_of, :weight, :hit_rate, :scored, :run_id)
-               on conflict (account, agent, as_of) do nothing"""
-        ),
+    memory_records.insert_weights(
+        conn,
         [
             {"account": account, "agent": w.agent, "as_of": as_of, "weight": w.weight, "hit_rate": w.hit_rate,
              "scored": w.scored, "run_id": run_id}
@@ -389,16 +309,9 @@ def similar_situations(
     present = situation_vector(values)
     if present is None:
         return []
-    rows = conn.execute(
-        text(
-            """select d.decision_id, d.symbol, d.as_of, d.action, d.inputs->'features'->'values' as values,
-                      x.realised_return, x.horizon_bars
-               from audit.opinion_outcomes x join audit.decisions d on d.decision_id = x.decision_id
-               where x.account = :account and x.agent = :team and x.realised_at <= :as_of
-               order by x.realised_at desc limit :limit"""
-        ),
-        {"account": account, "team": TEAM, "as_of": require_utc(as_of, "as_of"), "limit": params.max_candidates},
-    ).all()
+    rows = memory_records.past_situations(
+        conn, account=account, agent=TEAM, as_of=require_utc(as_of, "as_of"), limit=params.max_candidates
+    )
     past: list[tuple[Mapping[str, float], Memory]] = []
     for r in rows:
         values_then = r.values if isinstance(r.values, dict) else json.loads(r.values)

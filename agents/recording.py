@@ -3,7 +3,8 @@ its lineage edges (ARCHITECTURE §8). One round trip per decision instead of one
 
 ``record_decision`` inserts the decision unless it exists (``ON CONFLICT DO NOTHING``) and the other rows only when
 it inserted it, so a decision recorded first by a concurrent run keeps exactly that run's rows. It writes on the
-caller's connection and does not commit.
+caller's connection and does not commit. The statement is ``alphaloom.records.decisions.insert_decision``'s; this
+module builds its rows.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from sqlalchemy import Connection
 
 from agents.risk.recorder import check_name
 from agents.risk.verdict import RiskVerdict
-from alphaloom.db.batch import Statement
 from alphaloom.domain import OrderIntent
+from alphaloom.records.decisions import CHECK_COLUMNS as CHECK_COLUMNS  # the row order, for agents.audit_buffer
+from alphaloom.records.decisions import DECISION_COLUMNS as DECISION_COLUMNS
+from alphaloom.records.decisions import LINEAGE_COLUMNS as LINEAGE_COLUMNS
+from alphaloom.records.decisions import OUTPUT_COLUMNS as OUTPUT_COLUMNS
+from alphaloom.records.decisions import insert_decision
 
 
 @dataclass(frozen=True)
@@ -54,37 +59,8 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def _child_insert(
-    st: Statement, name: str, table: str, columns: Sequence[tuple[str, str]], rows: list[tuple[Any, ...]]
-) -> str:
-    """``name as (insert into table (...) select ... from (values ...) where the decision was inserted)``; every
-    column cast to its type, since a ``VALUES`` list outside ``INSERT`` is not typed by the target table."""
-    casts = dict(enumerate(sql_type for _, sql_type in columns))
-    names = ", ".join(column for column, _ in columns)
-    return (
-        f"{name} as (insert into {table} ({names}) select {names} from (values {st.values(rows, casts)})"
-        f" as v ({names}) where exists (select 1 from d))"
-    )
-
-
-# The columns of each table a decision records, with their SQL types (a ``VALUES`` list outside ``INSERT`` is not
-# typed by the target table); ``decision_rows``, ``output_rows``, ``check_rows`` and ``lineage_rows`` give the values
-# in this order (the replay's bulk writer, ``agents.audit_buffer``, copies the same rows).
-DECISION_COLUMNS = (("decision_id", "text"), ("run_id", "text"), ("account", "text"), ("symbol", "text"),
-                    ("timeframe", "text"), ("as_of", "timestamptz"), ("action", "text"), ("score", "double precision"),
-                    ("config_version", "text"), ("dbt_invocation_id", "text"), ("git_sha", "text"),
-                    ("inputs", "jsonb"))  # fmt: skip
-OUTPUT_COLUMNS = (("run_id", "text"), ("decision_id", "text"), ("agent", "text"), ("symbol", "text"),
-                  ("as_of", "timestamptz"), ("model", "text"), ("prompt_hash", "text"), ("input_ref", "jsonb"),
-                  ("output", "jsonb"), ("skipped", "boolean"), ("tokens", "integer"), ("latency_ms", "integer"))  # fmt: skip
-CHECK_COLUMNS = (("run_id", "text"), ("decision_id", "text"), ("account", "text"), ("symbol", "text"),
-                 ("check_name", "text"), ("approved", "boolean"), ("reason", "text"), ("numbers", "jsonb"))  # fmt: skip
-LINEAGE_COLUMNS = (("run_id", "text"), ("child_table", "text"), ("child_id", "text"), ("parent_table", "text"),
-                   ("parent_key", "jsonb"))  # fmt: skip
-
-
 def decision_values(d: DecisionRow) -> tuple[Any, ...]:
-    """The ``audit.decisions`` row (``DECISION_COLUMNS``; JSON as text)."""
+    """The ``audit.decisions`` row (``DECISION_COLUMNS``, from ``alphaloom.records.decisions``; JSON as text)."""
     return (d.decision_id, d.run_id, d.account, d.symbol, d.timeframe, d.as_of, d.action, d.score, d.config_version,
             d.dbt_invocation_id, d.git_sha, _dumps(d.inputs))  # fmt: skip
 
@@ -116,19 +92,6 @@ def record_decision(
 ) -> bool:
     """Insert the decision and, when it was new, its outputs, risk checks and lineage edges (``(parent table, parent
     key)``); True when this call inserted it."""
-    st = Statement()
     d = decision
-    names = ", ".join(column for column, _ in DECISION_COLUMNS)
-    parts = [
-        f"d as (insert into audit.decisions ({names}) values {st.values([decision_values(d)], {11: 'jsonb'})}"
-        " on conflict (decision_id) do nothing returning decision_id)"
-    ]
-    for name, table, columns, rows in (
-        ("a", "audit.agent_outputs", OUTPUT_COLUMNS, output_rows(d, outputs)),
-        ("r", "audit.risk_checks", CHECK_COLUMNS, check_rows(d, verdicts)),
-        ("l", "audit.lineage", LINEAGE_COLUMNS, lineage_rows(d, lineage)),
-    ):
-        if rows:
-            parts.append(_child_insert(st, name, table, columns, rows))
-    sql = "with " + ",\n".join(parts) + "\nselect decision_id from d"
-    return st.execute(conn, sql).first() is not None
+    return insert_decision(conn, decision_values(d), outputs=output_rows(d, outputs), checks=check_rows(d, verdicts),
+                           lineage=lineage_rows(d, lineage))  # fmt: skip

@@ -43,6 +43,7 @@ from alphaloom.domain import AccountId, DecisionId, NewsId, NewsItem, Signal, Sy
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.ingest.social_post import SocialPost
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.records.decisions import recorded_decision_ids
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"
@@ -222,11 +223,7 @@ def current_positions(conn: Connection, account: str, symbols: Sequence[str]) ->
 
 def recorded_decisions(conn: Connection, decision_ids: Sequence[DecisionId]) -> set[str]:
     """Which of ``decision_ids`` are already in ``audit.decisions``."""
-    return set(
-        conn.execute(
-            text("select decision_id from audit.decisions where decision_id = any(:d)"), {"d": list(decision_ids)}
-        ).scalars()
-    )
+    return recorded_decision_ids(conn, decision_ids)
 
 
 def require_account(conn: Connection, account: str) -> None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from agents.audit_buffer import AuditBuffer
 from agents.deciding import DecisionDraft, LlmAnswer, analyst_inputs, decide_snapshot
@@ -69,6 +69,7 @@ from agents.snapshot import (
 )
 from alphaloom.audit import git_sha
 from alphaloom.domain import Action, AgentOpinion, Decision, DecisionId
+from alphaloom.records.decisions import decision_head, recorded_opinions
 from alphaloom.settings import Settings
 
 __all__ = [
@@ -137,10 +138,7 @@ def consult_llm(
 
 def existing_decision(conn: Connection, decision_id: DecisionId) -> Decision | None:
     """A recorded decision with its opinions and no intents (they belong to the run that recorded it)."""
-    row = conn.execute(
-        text("select account, symbol, timeframe, as_of, action, score from audit.decisions where decision_id = :d"),
-        {"d": decision_id},
-    ).first()
+    row = decision_head(conn, decision_id)
     if row is None:
         return None
     opinions = tuple(
@@ -156,13 +154,7 @@ def existing_decision(conn: Connection, decision_id: DecisionId) -> Decision | N
             skipped=o.skipped,
             details=o.output.get("details") or {},
         )
-        for o in conn.execute(
-            text(
-                "select agent, symbol, as_of, model, prompt_hash, skipped, output from audit.agent_outputs "
-                "where decision_id = :d order by id"
-            ),
-            {"d": decision_id},
-        )
+        for o in recorded_opinions(conn, decision_id)
     )
     return Decision(
         decision_id, row.account, row.symbol, row.timeframe, row.as_of, Action(row.action), row.score, opinions

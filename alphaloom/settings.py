@@ -369,6 +369,27 @@ class IngestSettings(BaseSettings):
         return {alias: symbol for symbol, aliases in self.symbol_aliases.items() for alias in aliases}
 
 
+class AlpacaSettings(BaseSettings):
+    """US stocks through Alpaca (``ALPHALOOM_ALPACA_*``): which endpoint, market hours, the data feed."""
+
+    model_config = _config("ALPHALOOM_ALPACA_")
+
+    paper: bool = True
+    """Send Alpaca orders to its paper-trading endpoint (paper keys); false: the live endpoint (live keys, real money)."""
+    trading_url: str | None = None
+    """Alpaca trading API base URL overriding the paper/live default (a proxy or a local stand-in)."""
+    data_url: str | None = None
+    """Alpaca market-data and news API base URL overriding the default (a proxy or a local stand-in)."""
+    outside_session: Literal["refuse", "queue"] = "refuse"
+    """An Alpaca order outside the exchange session: refuse it with the reason, or queue it for the open."""
+    extended_hours: bool = False
+    """Let Alpaca limit orders execute in pre- and after-market hours (off: regular session only)."""
+    data_feed: Literal["iex", "sip"] = "iex"
+    """Alpaca bars feed: iex (free plans) or sip (all US exchanges, paid)."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """Seconds an Alpaca request may take before it counts as a timeout (a send's outcome is then looked up)."""
+
+
 class OandaSettings(BaseSettings):
     """Forex through OANDA v20 (``ALPHALOOM_OANDA_*``): orders outside the forex week."""
 
@@ -554,6 +575,8 @@ class Settings(BaseSettings):
     """Ingest: sources, feeds, quality and sanity checks."""
     ops: OpsSettings = Field(default_factory=OpsSettings)
     """Operations: alerts, serve, console, Prefect, Dask, the credentials key."""
+    alpaca: AlpacaSettings = Field(default_factory=AlpacaSettings)
+    """US stocks through Alpaca (``ALPHALOOM_ALPACA_*``)."""
     oanda: OandaSettings = Field(default_factory=OandaSettings)
     """Forex through OANDA v20 (``ALPHALOOM_OANDA_*``)."""
 
@@ -612,6 +635,7 @@ GROUPS: dict[str, type[BaseSettings]] = {
     "routing": RoutingSettings,
     "ingest": IngestSettings,
     "ops": OpsSettings,
+    "alpaca": AlpacaSettings,
     "oanda": OandaSettings,
 }
 """Each group of ``Settings``: the attribute and its class (the configuration reference lists them in this order)."""

@@ -23,10 +23,10 @@ import psycopg
 from _throwaway import create_throwaway_database, drop_throwaway_database
 from sqlalchemy import create_engine, text
 
-from alphaloom.audit import start_run
 from alphaloom.db.engine import libpq_url
 from alphaloom.db.migrate import upgrade
 from alphaloom.ingest.prices import merge_bars, read_price_file
+from alphaloom.records.runs import start_run
 
 RAW_TABLE = """
 create table bench_raw_copy (

@@ -24,10 +24,10 @@ import psycopg
 from _throwaway import create_throwaway_database, drop_throwaway_database
 from sqlalchemy import create_engine, text
 
-from alphaloom.audit import start_run
 from alphaloom.db.engine import libpq_url
 from alphaloom.db.migrate import upgrade
 from alphaloom.ingest.news_source import ParsedFeed, parse_document, store_news
+from alphaloom.records.runs import start_run
 
 ALIASES = {"bitcoin": "BTC/USDT", "ether": "ETH/USDT", "apple": "AAPL/USD", "microsoft": "MSFT/USD"}
 SUBJECTS = ["Bitcoin", "Ether", "Apple", "Microsoft", "Regulators", "Miners", "Funds", "Banks"]

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, text
 
-from alphaloom.audit import recorded_run
 from alphaloom.domain import ClientOrderId, OrderStatus, Symbol
 from alphaloom.errors import AlphaLoomError
+from alphaloom.records.runs import recorded_run
 from alphaloom.settings import Settings
 from execution.algos.schedule import cancel_all_scheduled
 from execution.brokers.base import Broker, CancellingBroker

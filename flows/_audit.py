@@ -9,9 +9,9 @@ from typing import Any
 from prefect.runtime import flow_run
 from sqlalchemy import Engine
 
-from alphaloom.audit import recorded_run
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import RunId
+from alphaloom.records.runs import recorded_run
 
 
 @contextmanager

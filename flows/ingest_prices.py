@@ -117,7 +117,7 @@ def _ingest_isolated(source: str, run_id: str, quality: bool) -> dict[str, objec
 
 
 def _series_source(venue: str) -> SeriesSource:
-    """The venue's own source (OANDA), else ccxt's."""
+    """The venue's own source (Alpaca, OANDA), else ccxt's."""
     return series_source(venue) or CcxtPriceSource(make_exchange(venue))
 
 

@@ -19,7 +19,6 @@ from prefect import flow
 from agents.consensus import ConsensusParams
 from agents.params import StrategyParams
 from agents.team import Team, build_team
-from alphaloom.audit import recorded_run
 from alphaloom.backtest.team_grid import TeamCandidate, parse_team_grid
 from alphaloom.backtest.team_walkforward import (
     TeamWalkForwardSpec,
@@ -37,6 +36,7 @@ from alphaloom.domain import timeframe_delta
 from alphaloom.errors import ConfigError
 from alphaloom.progress import progress
 from alphaloom.records.orders import run_fills
+from alphaloom.records.runs import recorded_run
 from alphaloom.reporting.agent_contribution import contribution_html, walk_forward_contributions
 from alphaloom.reporting.performance import total_return
 from alphaloom.reporting.run_report import FILL_MODES, RunReport

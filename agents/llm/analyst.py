@@ -28,7 +28,7 @@ from typing import Any
 
 import openai
 from pydantic import ValidationError
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from agents.llm.budget import Usage, cost_of, estimate, price_of, record_usage, reserve, settle
 from agents.llm.checks import contradictions
@@ -36,6 +36,7 @@ from agents.llm.prompts import PROMPT_VERSION, REPAIR, prompt_hash, render_messa
 from agents.llm.schema import AnalystInputs, LlmAnswer, answer_schema
 from alphaloom.domain import Action, AgentOpinion
 from alphaloom.errors import ConfigError
+from alphaloom.records.llm_ledger import cache_response, cached_response
 from alphaloom.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -156,14 +157,8 @@ class LlmAnalyst:
         if answer is None:
             log.warning("LLM analyst skipped for %s at %s: %s", inputs.symbol, inputs.as_of, problem)
             return self._skipped(inputs, key, f"LLM skipped: {problem}", status, usage, cost, latency_ms)
-        conn.execute(
-            text(
-                """insert into audit.llm_cache (prompt_hash, model, response, tokens, prompt_version)
-                   values (:h, :m, cast(:r as jsonb), :t, :v) on conflict (prompt_hash) do nothing"""
-            ),
-            {"h": key, "m": self.model, "r": answer.model_dump_json(), "t": usage.total_tokens,
-             "v": self.prompt_version},
-        )  # fmt: skip
+        cache_response(conn, prompt_hash=key, model=self.model, response_json=answer.model_dump_json(),
+                       tokens=usage.total_tokens, prompt_version=self.prompt_version)  # fmt: skip
         return self._opinion(inputs, key, answer, status=status, usage=usage, cost=cost, latency_ms=latency_ms)
 
     # -- pieces --------------------------------------------------------------------------------------------------------
@@ -190,11 +185,11 @@ class LlmAnalyst:
         return content, usage
 
     def _cached(self, conn: Connection, key: str) -> LlmAnswer | None:
-        row = conn.execute(text("select response from audit.llm_cache where prompt_hash = :h"), {"h": key}).first()
-        if row is None:
+        cached = cached_response(conn, key)
+        if cached is None:
             return None
         try:
-            return LlmAnswer.model_validate(row.response)
+            return LlmAnswer.model_validate(cached[0])
         except ValidationError:  # a cache row from an older schema: ask again
             return None
 

@@ -20,9 +20,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypedDict
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from alphaloom.errors import ConfigError
+from alphaloom.records import llm_ledger
 from alphaloom.settings import LlmPrice, Settings
 
 
@@ -65,27 +66,14 @@ class Spent:
 
 def spent(conn: Connection, run_id: str) -> tuple[Spent, Spent]:
     """(this run's spend, today's spend in UTC) from the ledger, USD."""
-    day_total = conn.execute(
-        text(
-            """select coalesce(sum(total_tokens), 0), coalesce(sum(cost), 0) from audit.llm_usage
-               where created_at >= date_trunc('day', now() at time zone 'utc') at time zone 'utc'"""
-        )
-    ).one()
-    run_total = conn.execute(
-        text("select coalesce(sum(total_tokens), 0), coalesce(sum(cost), 0) from audit.llm_usage where run_id = :r"),
-        {"r": run_id},
-    ).one()
-    return Spent(int(run_total[0]), Decimal(run_total[1])), Spent(int(day_total[0]), Decimal(day_total[1]))
+    day_total = llm_ledger.day_usage(conn)
+    run_total = llm_ledger.run_usage(conn, run_id)
+    return Spent(*run_total), Spent(*day_total)
 
 
 def decision_spent(conn: Connection, run_id: str, symbol: str | None, as_of: datetime | None) -> Spent:
     """What one decision (``symbol`` at ``as_of`` in ``run_id``, every role together) has spent or reserved."""
-    row = conn.execute(
-        text("""select coalesce(sum(total_tokens), 0), coalesce(sum(cost), 0) from audit.llm_usage
-                where run_id = :r and symbol is not distinct from :s and as_of is not distinct from :t"""),
-        {"r": run_id, "s": symbol, "t": as_of},
-    ).one()  # fmt: skip
-    return Spent(int(row[0]), Decimal(row[1]))
+    return Spent(*llm_ledger.decision_usage(conn, run_id, symbol, as_of))
 
 
 def budget_exceeded(
@@ -128,24 +116,11 @@ def record_usage(
     detail: str | None = None,
 ) -> int:
     """One ledger row; returns its id."""
-    return conn.execute(
-        text(
-            """insert into audit.llm_usage (run_id, symbol, as_of, model, prompt_hash, status, prompt_tokens,
-                                            completion_tokens, total_tokens, cost, latency_ms, detail)
-               values (:run_id, :symbol, :as_of, :model, :prompt_hash, :status, :prompt_tokens, :completion_tokens,
-                       :total_tokens, :cost, :latency_ms, :detail)
-               returning id"""
-        ),
-        {
-            "run_id": run_id, "symbol": symbol, "as_of": as_of, "model": model, "prompt_hash": prompt_hash,
-            "status": status, "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens, "cost": cost, "latency_ms": latency_ms,
-            "detail": None if detail is None else detail[:1000],
-        },
-    ).scalar_one()  # fmt: skip
-
-
-_BUDGET_LOCK = "select pg_advisory_xact_lock(hashtextextended('alphaloom:llm_budget', 0))"
+    return llm_ledger.insert_usage(
+        conn, run_id=run_id, symbol=symbol, as_of=as_of, model=model, prompt_hash=prompt_hash, status=status,
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens,
+        cost=cost, latency_ms=latency_ms, detail=detail,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +156,7 @@ def reserve(
     ledger: LedgerKey = {"run_id": run_id, "symbol": symbol, "as_of": as_of, "model": model, "prompt_hash": prompt_hash}
     reserved = Spent(size.total_tokens, cost_of(size, settings, model))
     with engine.begin() as conn:
-        conn.execute(text(_BUDGET_LOCK))
+        llm_ledger.lock_budget(conn)
         run_spent, day_spent = spent(conn, run_id)
         reached = budget_exceeded(run_spent, day_spent, settings, size=reserved,
                                   decision=decision_spent(conn, run_id, symbol, as_of))  # fmt: skip
@@ -199,12 +174,7 @@ def settle(
 ) -> None:  # fmt: skip
     """Replace a reservation by what the call really was, committed on its own."""
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                """update audit.llm_usage set status = :status, prompt_tokens = :p, completion_tokens = :c,
-                          total_tokens = :t, cost = :cost, latency_ms = :ms, detail = :detail
-                   where id = :id"""
-            ),
-            {"status": status, "p": usage.prompt_tokens, "c": usage.completion_tokens, "t": usage.total_tokens,
-             "cost": cost, "ms": latency_ms, "detail": None if detail is None else detail[:1000], "id": usage_id},
+        llm_ledger.update_usage(
+            conn, usage_id, status=status, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens, cost=cost, latency_ms=latency_ms, detail=detail,
         )  # fmt: skip

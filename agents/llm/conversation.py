@@ -34,13 +34,14 @@ from typing import Any
 
 import openai
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from agents.llm.budget import LedgerKey, Usage, cost_of, estimate, record_usage, reserve, settle
 from agents.llm.prompts import REPAIR
 from agents.llm.roles import RoleEndpoint
 from agents.llm.tools import TOOL_SPECS, ToolBox
 from alphaloom.domain import stable_hash
+from alphaloom.records.llm_ledger import cache_response, cached_response
 from alphaloom.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -260,12 +261,11 @@ class Caller:
         ledger: LedgerKey = {
             "run_id": run_id, "symbol": symbol, "as_of": as_of, "model": endpoint.model, "prompt_hash": key,
         }  # fmt: skip
-        row = conn.execute(text("select response, tokens from audit.llm_cache where prompt_hash = :h"),
-                           {"h": key}).first()  # fmt: skip
-        if row is not None:
+        cached = cached_response(conn, key)
+        if cached is not None:
             record_usage(conn, **ledger, status="cached")
             outcome.cached += 1
-            stored = row.response
+            stored = cached[0]
             return _Reply(stored.get("content"), tuple(stored.get("tool_calls") or ()), Usage())
         if self.live_calls_left == 0:
             status, why = (
@@ -312,12 +312,8 @@ class Caller:
                    latency_ms=round((time.perf_counter() - started) * 1000), detail=problem)  # fmt: skip
             if reply is not None:
                 stored = {"content": reply.content, "tool_calls": list(reply.tool_calls)}
-                conn.execute(
-                    text("""insert into audit.llm_cache (prompt_hash, model, response, tokens, prompt_version)
-                            values (:h, :m, cast(:r as jsonb), :t, :v) on conflict (prompt_hash) do nothing"""),
-                    {"h": key, "m": endpoint.model, "r": json.dumps(stored), "t": usage.total_tokens,
-                     "v": PROMPT_VERSION},
-                )  # fmt: skip
+                cache_response(conn, prompt_hash=key, model=endpoint.model, response_json=json.dumps(stored),
+                               tokens=usage.total_tokens, prompt_version=PROMPT_VERSION)  # fmt: skip
 
     def _complete(self, endpoint: RoleEndpoint, request: dict[str, Any]) -> _Reply:
         response = self.client(endpoint).chat.completions.create(**request)

@@ -25,7 +25,7 @@ from typing import Any
 
 import openai
 from pydantic import BaseModel
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from agents.llm.budget import Usage, price_of
 from agents.llm.checks import contradictions
@@ -38,6 +38,7 @@ from agents.llm.tools import ToolBox, features_history
 from agents.snapshot import Snapshot
 from alphaloom.domain import Action, AgentOpinion, stable_hash
 from alphaloom.errors import ConfigError
+from alphaloom.records.llm_ledger import insert_transcript
 from alphaloom.settings import Settings
 
 AGENT = "llm"
@@ -193,13 +194,6 @@ def store_transcript(conn: Connection, *, run_id: str, symbol: str, as_of: Any, 
     """Keep ``transcript`` in ``audit.llm_transcripts`` (once per hash: a replay finds it there) and return its
     hash. Written on the caller's connection, like the decision it belongs to."""
     key = transcript_hash(transcript)
-    if transcript:
-        conn.execute(
-            text("""insert into audit.llm_transcripts (transcript_hash, seq, run_id, symbol, as_of, role, kind,
-                                                         content)
-                    values (:h, :seq, :run, :symbol, :as_of, :role, :kind, cast(:content as jsonb))
-                    on conflict (transcript_hash, seq) do nothing"""),
-            [{"h": key, "seq": i, "run": run_id, "symbol": symbol, "as_of": as_of, "role": t.role, "kind": t.kind,
-              "content": json.dumps(dict(t.content), default=str)} for i, t in enumerate(transcript)],
-        )  # fmt: skip
+    insert_transcript(conn, transcript_hash=key, run_id=run_id, symbol=symbol, as_of=as_of,
+                      turns=[(t.role, t.kind, t.content) for t in transcript])  # fmt: skip
     return key

@@ -26,6 +26,7 @@ from agents.risk.portfolio import PortfolioContext
 from alphaloom.domain import AccountId, quote_currency, require_utc, timeframe_delta
 from alphaloom.fx import Rates, convert, known_rates_at, rates_at
 from alphaloom.markets import MarketSpec, market_specs
+from alphaloom.records.equity import peak_equity, upsert_marks
 from alphaloom.settings import Settings
 
 FEATURES_RELATION = "marts.features"
@@ -118,10 +119,7 @@ def portfolio_context(
     marks = _marks(conn, settings, universe, as_of) if market is None else market.marks(universe, as_of)
     equity, exposures = account_equity(balances, positions, marks, rates, base)
     write_equity_marks(conn, [equity_mark_row(account, as_of, equity)])
-    peak: Decimal = conn.execute(
-        text("select max(equity) from audit.equity_marks where account = :a and as_of <= :t"),
-        {"a": account, "t": as_of},
-    ).scalar_one()
+    peak = peak_equity(conn, account, as_of)  # never None: the mark at as_of was just written
     returns = (
         returns_history(
             conn,
@@ -134,7 +132,7 @@ def portfolio_context(
         if market is None
         else market.returns(universe, as_of, settings.risk.correlation_lookback_bars)
     )
-    return assemble_context(settings, equity=equity, peak=max(Decimal(peak), Decimal(starting)), exposures=exposures,
+    return assemble_context(settings, equity=equity, peak=max(Decimal(peak if peak is not None else starting), Decimal(starting)), exposures=exposures,
                             returns=returns, markets=markets, base=base, quote_rates=quote_rates, as_of=as_of)  # fmt: skip
 
 
@@ -171,14 +169,7 @@ def equity_mark_row(account: str, as_of: datetime, equity: Decimal) -> dict[str,
 
 def write_equity_marks(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
     """Upsert ``equity_mark_row`` rows (a later mark at the same time replaces the earlier one); a write only."""
-    if rows:
-        conn.execute(
-            text(
-                """insert into audit.equity_marks (account, as_of, equity) values (:a, :t, :e)
-                   on conflict (account, as_of) do update set equity = excluded.equity"""
-            ),
-            list(rows),
-        )
+    upsert_marks(conn, rows)
 
 
 def assemble_context(

@@ -31,10 +31,10 @@ from alphaloom.backtest.walkforward import (
     window_slices,
 )
 from alphaloom.backtest.walkforward_page import write_walk_forward_page
-from alphaloom.db.batch import insert_rows
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
 from alphaloom.markets import market_specs
+from alphaloom.records.walk_forward import insert_walk_forward_run, insert_windows
 from alphaloom.settings import Settings
 
 
@@ -191,13 +191,11 @@ def record_walk_forward(
 ) -> None:
     """Write the run's results (see the module docstring); the ``audit.runs`` row must exist."""
     metrics = {k: _finite(v) for k, v in result.out_of_sample.as_dict().items()}
-    conn.execute(
-        text("""insert into audit.walk_forward_runs (run_id, exchange, timeframe, symbols, objective, in_sample_bars,
-                                                     out_sample_bars, grid, metrics, page)
-                values (:r, :e, :tf, :s, :o, :i, :oo, cast(:g as jsonb), cast(:m as jsonb), :p)"""),
-        {"r": run_id, "e": settings.exchange, "tf": settings.timeframe, "s": spec.symbols, "o": spec.objective,
-         "i": spec.in_sample, "oo": spec.out_sample, "g": json.dumps([list(p) for p in spec.grid]),
-         "m": json.dumps(metrics), "p": str(page) if page else None},
+    insert_walk_forward_run(
+        conn, run_id, strategy=None, exchange=settings.exchange, timeframe=settings.timeframe, symbols=spec.symbols,
+        objective=spec.objective, in_sample=spec.in_sample, out_sample=spec.out_sample,
+        grid_json=json.dumps([list(p) for p in spec.grid]), metrics_json=json.dumps(metrics),
+        page=str(page) if page else None,
     )  # fmt: skip
     rows = [
         (run_id, n, *(pd.Timestamp(w[k]).to_pydatetime() for k in ("in_sample_start", "in_sample_end",
@@ -207,7 +205,7 @@ def record_walk_forward(
          int(w["out_of_sample_fills"]))
         for n, w in enumerate(result.windows.to_dict("records"), start=1)
     ]  # fmt: skip
-    insert_rows(conn, "audit.walk_forward_windows",
+    insert_windows(conn,
                 ("run_id", "window_no", "in_sample_start", "in_sample_end", "out_of_sample_start", "out_of_sample_end",
                  "fast", "slow", "in_sample_score", "out_of_sample_score", "out_of_sample_return",
                  "out_of_sample_fills"), rows)  # fmt: skip

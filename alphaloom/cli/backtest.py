@@ -119,7 +119,7 @@ def report(run_id: str = typer.Argument(..., help="A backtest or decision run id
     """Write the HTML report (and PNGs) of a run that traded: equity, drawdown, P&L per asset, trades."""
     from alphaloom.cli._checks import refuse
     from alphaloom.errors import DataUnavailableError
-    from alphaloom.ops.catalog import find_run
+    from alphaloom.records.runs import find_run
     from alphaloom.reporting.run_report import build_run_report
 
     settings = get_settings()
@@ -196,7 +196,6 @@ def walk_forward_command(
         _team_walk_forward(symbols, start, end, thresholds, weights, sizing, exits, fill_at, in_sample or 168,
                            out_sample or 48, objective)  # fmt: skip
         return
-    from alphaloom.audit import recorded_run
     from alphaloom.backtest.walkforward_run import (
         WalkForwardSpec,
         record_walk_forward,
@@ -204,6 +203,7 @@ def walk_forward_command(
         write_page,
     )
     from alphaloom.errors import DataUnavailableError
+    from alphaloom.records.runs import recorded_run
 
     settings = get_settings()
     chosen = [s.strip() for s in symbols.split(",")] if symbols else settings.symbols

@@ -21,11 +21,12 @@ def decisions(
     """Recorded decisions: action, score, votes, and the order made or why none was."""
     from alphaloom.cli._checks import positive, utc
     from alphaloom.cli.pipeline import print_decisions
+    from alphaloom.domain import Symbol
     from alphaloom.reporting.decision_summary import summaries
 
     positive(limit, "--limit")
     with engine().connect() as conn:
-        found = summaries(conn, run_id=run, symbol=symbol, since=utc(since), limit=limit)
+        found = summaries(conn, run_id=run, symbol=Symbol(symbol) if symbol else None, since=utc(since), limit=limit)
     if not found:
         console.print("no decisions recorded" + "".join(f" {k} {v}" for k, v in
                       (("for run", run), ("for", symbol), ("since", since)) if v))  # fmt: skip

@@ -85,10 +85,10 @@ def stream_cmd(
     (ALPHALOOM_REDIS_URL; none without it). Reconnects with backoff; Ctrl-C stops."""
     import asyncio
 
-    from alphaloom.audit import recorded_run
     from alphaloom.cli._app import engine
     from alphaloom.ingest.ccxt_prices import SeriesSpec
     from alphaloom.ingest.stream import run_stream
+    from alphaloom.records.runs import recorded_run
     from alphaloom.settings import get_settings
 
     settings = get_settings()

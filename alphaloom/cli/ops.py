@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @app.command()
 def runs(limit: int = typer.Option(15, help="How many runs to list.")) -> None:
     """List recent flow runs from audit.runs."""
-    from alphaloom.reporting.account_summary import recent_runs
+    from alphaloom.records.runs import recent_runs
 
     with engine().connect() as conn:
         rows = recent_runs(conn, limit)

@@ -16,7 +16,7 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("add")
 def keys_add(
-    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance, or oanda."),
+    exchange: str = typer.Argument(..., help="ccxt exchange id, e.g. binance, or alpaca or oanda."),
     account: str = typer.Option(None, help="Account id (default: ALPHALOOM_ACCOUNT)."),
     url: str = typer.Option(None, help="oanda: the v20 API address (default: the practice API)."),
 ) -> None:
@@ -25,7 +25,7 @@ def keys_add(
     import ccxt
 
     from alphaloom.cli._checks import refuse
-    from alphaloom.ops.secrets import Credentials, store_credentials
+    from alphaloom.ops.secrets import NATIVE_VENUES, Credentials, store_credentials
 
     if exchange == "oanda":
         from alphaloom.venues.oanda_client import oanda_url_problem
@@ -39,12 +39,14 @@ def keys_add(
             store_credentials(conn, get_settings(), credentials)
         console.print(f"stored encrypted credentials for oanda/{credentials.account}")
         return
-    if exchange not in ccxt.exchanges:
-        close = [e for e in ccxt.exchanges if e.startswith(exchange.lower()[:4])][:5]
-        refuse(f"EXCHANGE {exchange!r} is not a ccxt exchange id" + (f" (close: {', '.join(close)})" if close else ""))
+    if exchange not in ccxt.exchanges and exchange not in NATIVE_VENUES:
+        close = [e for e in [*NATIVE_VENUES, *ccxt.exchanges] if e.startswith(exchange.lower()[:4])][:5]
+        refuse(f"EXCHANGE {exchange!r} is not a ccxt exchange id nor one of {', '.join(NATIVE_VENUES)}"
+               + (f" (close: {', '.join(close)})" if close else ""))  # fmt: skip
     api_key = typer.prompt("API key", hide_input=True)
     secret = typer.prompt("API secret", hide_input=True)
-    password = typer.prompt("Passphrase (empty if none)", hide_input=True, default="", show_default=False)
+    password = "" if exchange in NATIVE_VENUES else typer.prompt("Passphrase (empty if none)", hide_input=True,
+                                                                 default="", show_default=False)  # fmt: skip
     account = account or get_settings().account
     with engine().begin() as conn:
         store_credentials(conn, get_settings(), Credentials(exchange, account, api_key, secret, password or None))
@@ -130,7 +132,7 @@ def reconcile(account: str = typer.Argument(..., help="A live or shadow account 
     (audit.reconciliations). Exit 1 when there is a difference."""
     from sqlalchemy import text
 
-    from alphaloom.audit import recorded_run
+    from alphaloom.records.runs import recorded_run
     from execution.accounts.reconcile import reconcile_account
     from execution.brokers.factory import venue_broker
 

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 
 from alphaloom.domain import LIVE_MODES
 from alphaloom.ops.kill_switch import change_kill_switch
+from alphaloom.records.console import insert_action
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +41,8 @@ def record_action(
     conn: Connection, actor: Actor, action: str, target: str | None, reason: str, result: ActionResult
 ) -> None:
     outcome = "ok" if result.ok else ("failed" if result.details.get("error") else "refused")
-    conn.execute(
-        text(
-            """insert into audit.console_actions (username, client, action, target, reason, outcome, details)
-               values (:u, :c, :a, :t, :r, :o, cast(:d as jsonb))"""
-        ),
-        {"u": actor.username, "c": actor.client, "a": action, "t": target, "r": reason, "o": outcome,
-         "d": json.dumps({"message": result.message, **result.details}, default=str)},
-    )  # fmt: skip
+    insert_action(conn, username=actor.username, client=actor.client, action=action, target=target, reason=reason,
+                  outcome=outcome, details_json=json.dumps({"message": result.message, **result.details}, default=str))  # fmt: skip
 
 
 KillSwitchHook = Callable[[str], dict[str, Any]]

@@ -16,7 +16,9 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
+
+from alphaloom.records import console as console_records
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MIN_PASSWORD_LENGTH = 8
@@ -47,19 +49,11 @@ def set_password(conn: Connection, username: str, password: str) -> None:
         raise ValueError("the user name must not be empty")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    conn.execute(
-        text(
-            """insert into audit.console_users (username, password_hash) values (:u, :h)
-               on conflict (username) do update set password_hash = excluded.password_hash, updated_at = now()"""
-        ),
-        {"u": username.strip(), "h": hash_password(password)},
-    )
+    console_records.upsert_user(conn, username.strip(), hash_password(password))
 
 
 def check_login(conn: Connection, username: str, password: str) -> bool:
-    stored = conn.execute(
-        text("select password_hash from audit.console_users where username = :u"), {"u": username}
-    ).scalar()
+    stored = console_records.password_hash(conn, username)
     if stored is None:
         verify_password(password, hash_password("timing-equaliser"))  # same cost whether the user exists or not
         return False
@@ -67,7 +61,7 @@ def check_login(conn: Connection, username: str, password: str) -> bool:
 
 
 def has_users(conn: Connection) -> bool:
-    return conn.execute(text("select exists (select 1 from audit.console_users)")).scalar_one()
+    return console_records.has_users(conn)
 
 
 @dataclass

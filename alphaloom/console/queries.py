@@ -21,6 +21,8 @@ from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
 from alphaloom.markets import market_specs
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
+from alphaloom.records import console as console_records
+from alphaloom.records import runs
 from alphaloom.records.decisions import (
     DecisionListing,
     decided_symbols,
@@ -29,6 +31,9 @@ from alphaloom.records.decisions import (
     latest_var_check,
     listings,
 )
+from alphaloom.records.equity import equity_history
+from alphaloom.records.guards import latest_halt, recent_trips
+from alphaloom.records.llm_ledger import usage_since
 from alphaloom.records.orders import OpenOrder, open_orders
 from alphaloom.reporting.account_summary import AccountSummary, account_summary
 from alphaloom.settings import Settings
@@ -56,24 +61,12 @@ class NowView:
 
 def equity_marks(conn: Connection, account: str, span: str = "all") -> list[tuple[datetime, float]]:
     window = RANGES.get(span)
-    rows = conn.execute(
-        text(
-            """select as_of, equity from audit.equity_marks where account = :a
-               and (cast(:w as interval) is null
-                    or as_of >= (select max(as_of) from audit.equity_marks where account = :a) - cast(:w as interval))
-               order by as_of"""
-        ),
-        {"a": account, "w": None if window is None else f"{int(window.total_seconds())} seconds"},
-    ).all()
-    return [(ts, float(eq)) for ts, eq in rows]
+    return equity_history(conn, account, None if window is None else int(window.total_seconds()))
 
 
 def halt_state(conn: Connection, account: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        text("select halted, reason, changed_at from audit.account_halts where account = :a order by id desc limit 1"),
-        {"a": account},
-    ).mappings().first()  # fmt: skip
-    return dict(row) if row else None
+    row = latest_halt(conn, account)
+    return None if row is None else row._asdict()
 
 
 def schedules(conn: Connection, account: str) -> list[dict[str, Any]]:
@@ -109,14 +102,8 @@ def freshness(conn: Connection, settings: Settings, now: datetime) -> list[dict[
 
 
 def llm_spend(conn: Connection, settings: Settings, now: datetime) -> dict[str, Any]:
-    row = conn.execute(
-        text(
-            """select coalesce(sum(cost), 0) as cost, coalesce(sum(total_tokens), 0) as tokens, count(*) as calls
-               from audit.llm_usage where created_at >= :since"""
-        ),
-        {"since": now.replace(hour=0, minute=0, second=0, microsecond=0)},
-    ).mappings().one()  # fmt: skip
-    return {**dict(row), "cost_budget": settings.llm.daily_cost_budget, "token_budget": settings.llm.daily_token_budget}
+    row = usage_since(conn, now.replace(hour=0, minute=0, second=0, microsecond=0))
+    return {**row, "cost_budget": settings.llm.daily_cost_budget, "token_budget": settings.llm.daily_token_budget}
 
 
 def now_view(conn: Connection, settings: Settings, span: str = "all") -> NowView:
@@ -204,27 +191,14 @@ def risk_view(conn: Connection, settings: Settings, now: NowView) -> RiskView:
     by_class = [{"class": k, "value": v, "pct": v / equity * 100 if equity else Decimal(0)} for k, v in classes.items()]
     checks = latest_checks_by_name(conn, settings.account)
     var = latest_var_check(conn, settings.account)
-    trips = conn.execute(
-        text(
-            """select created_at, symbol, guard, reason from audit.guard_trips where account = :a
-               order by id desc limit 20"""
-        ),
-        {"a": settings.account},
-    ).mappings()
+    trips = recent_trips(conn, settings.account, 20)
     return RiskView(dd, peak, current, exposures, by_class, gross, net, [c._asdict() for c in checks],
                     [dict(t) for t in trips], var._asdict() if var else None)  # fmt: skip
 
 
 def recent_runs(conn: Connection, limit: int = 30) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            """select run_id, flow, status, started_at, finished_at,
-                      extract(epoch from finished_at - started_at) as seconds, error
-               from audit.runs order by started_at desc limit :n"""
-        ),
-        {"n": limit},
-    ).mappings()
-    return [dict(r) for r in rows]
+    """The newest ``limit`` runs for the runs page (``alphaloom.records.runs.recent_runs``)."""
+    return runs.recent_runs(conn, limit)
 
 
 def reports(home: Path) -> list[dict[str, Any]]:
@@ -249,14 +223,8 @@ def report_file(home: Path, run_id: str, name: str) -> Path | None:
 
 
 def recent_actions(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            """select created_at, username, action, target, reason, outcome from audit.console_actions
-               order by id desc limit :n"""
-        ),
-        {"n": limit},
-    ).mappings()
-    return [dict(r) for r in rows]
+    """The newest ``limit`` console actions (``alphaloom.records.console.recent_actions``)."""
+    return console_records.recent_actions(conn, limit)
 
 
 def accounts(conn: Connection) -> list[dict[str, Any]]:

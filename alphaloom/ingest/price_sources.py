@@ -67,7 +67,10 @@ class SeriesSource(Protocol):
     def market_spec(self, symbol: str) -> MarketSpec: ...
 
 
-SERIES_SOURCES: dict[str, str] = {"oanda": "alphaloom.ingest.oanda_prices:oanda_price_source"}
+SERIES_SOURCES: dict[str, str] = {
+    "alpaca": "alphaloom.ingest.alpaca_prices:alpaca_price_source",
+    "oanda": "alphaloom.ingest.oanda_prices:oanda_price_source",
+}
 
 
 def series_source(venue: str) -> SeriesSource | None:

@@ -1,5 +1,5 @@
 """What is stored, for the operator's arguments to be checked against: symbols with bars, their time ranges,
-accounts and runs. Read-only queries; nothing here decides or writes."""
+accounts (a run is found by ``alphaloom.records.runs.find_run``). Read-only queries; nothing here decides or writes."""
 
 from __future__ import annotations
 
@@ -36,22 +36,3 @@ def stored_series(conn: Connection, exchange: str, timeframe: str) -> dict[str, 
 
 def account_ids(conn: Connection) -> list[str]:
     return [r[0] for r in conn.execute(text("select id from audit.accounts order by id"))]
-
-
-@dataclass(frozen=True)
-class RunRow:
-    run_id: str
-    flow: str
-    status: str
-    page: str | None  # a walk-forward run's HTML page
-
-
-def find_run(conn: Connection, run_id: str) -> RunRow | None:
-    row = conn.execute(
-        text(
-            """select r.run_id, r.flow, r.status, w.page from audit.runs r
-               left join audit.walk_forward_runs w using (run_id) where r.run_id = :r"""
-        ),
-        {"r": run_id},
-    ).first()
-    return None if row is None else RunRow(row.run_id, row.flow, row.status, row.page)

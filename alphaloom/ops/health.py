@@ -31,6 +31,7 @@ from alphaloom.domain import bar_close, timeframe_delta
 from alphaloom.ingest.calendars import calendar_class_of, calendar_for
 from alphaloom.markets import market_specs
 from alphaloom.ops.alerts import alert
+from alphaloom.records.runs import flow_outcomes
 from alphaloom.settings import Settings
 from alphaloom.settings import prefect_api_url as configured_prefect_api_url
 
@@ -92,17 +93,7 @@ def _prefect(api_url: str | None, timeout: float) -> Check:
 
 def _runs(engine: Engine) -> Check:
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                """select flow,
-                          max(finished_at) filter (where status = 'completed') as last_success,
-                          (array_agg(status order by finished_at desc) filter (where status <> 'running'))[1]
-                            as last_status,
-                          (array_agg(error order by finished_at desc) filter (where status <> 'running'))[1]
-                            as last_error
-                   from audit.runs group by flow order by flow"""
-            )
-        ).all()
+        rows = flow_outcomes(conn)
     details = {
         r.flow: {"last_success": r.last_success.isoformat() if r.last_success else None, "last_status": r.last_status}
         for r in rows

@@ -41,6 +41,9 @@ class Credentials:
         return config
 
 
+# Venues reached through their own client rather than ccxt (``alphaloom keys add alpaca|oanda``): no passphrase.
+NATIVE_VENUES: tuple[str, ...] = ("alpaca", "oanda")
+
 KEYRING_SERVICE = "alphaloom-secret-key"
 
 

@@ -1,6 +1,6 @@
 """Reads of the decision tables (``audit.decisions`` with their ``audit.agent_outputs`` and ``audit.risk_checks``)
-for the core's read side. Every function takes an open connection and returns typed rows; none writes (the decision
-recorder in ``agents`` owns the writes).
+for the core's read side, and the one statement that records a decision with its outputs, checks and lineage
+(``insert_decision``, given the rows ``agents.recording`` builds). Every function takes an open connection.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
+from alphaloom.db.batch import Statement
 from alphaloom.domain import AccountId, Symbol
 
 
@@ -370,3 +371,108 @@ def drawdown_step(conn: Connection, account: AccountId, run_id: str, as_of: date
         {"r": run_id, "a": account, "t": as_of},
     ).first()
     return None if row is None else DrawdownStep._make(row)
+
+
+# The columns of each table a decision records, with their SQL types (a ``VALUES`` list outside ``INSERT`` is not
+# typed by the target table); ``agents.recording``'s ``decision_values``, ``output_rows``, ``check_rows`` and
+# ``lineage_rows`` give the values in this order (the replay's bulk writer, ``agents.audit_buffer``, copies the same rows).
+DECISION_COLUMNS = (("decision_id", "text"), ("run_id", "text"), ("account", "text"), ("symbol", "text"),
+                    ("timeframe", "text"), ("as_of", "timestamptz"), ("action", "text"), ("score", "double precision"),
+                    ("config_version", "text"), ("dbt_invocation_id", "text"), ("git_sha", "text"),
+                    ("inputs", "jsonb"))  # fmt: skip
+OUTPUT_COLUMNS = (("run_id", "text"), ("decision_id", "text"), ("agent", "text"), ("symbol", "text"),
+                  ("as_of", "timestamptz"), ("model", "text"), ("prompt_hash", "text"), ("input_ref", "jsonb"),
+                  ("output", "jsonb"), ("skipped", "boolean"), ("tokens", "integer"), ("latency_ms", "integer"))  # fmt: skip
+CHECK_COLUMNS = (("run_id", "text"), ("decision_id", "text"), ("account", "text"), ("symbol", "text"),
+                 ("check_name", "text"), ("approved", "boolean"), ("reason", "text"), ("numbers", "jsonb"))  # fmt: skip
+LINEAGE_COLUMNS = (("run_id", "text"), ("child_table", "text"), ("child_id", "text"), ("parent_table", "text"),
+                   ("parent_key", "jsonb"))  # fmt: skip
+
+
+def _child_insert(
+    st: Statement, name: str, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+) -> str:
+    """``name as (insert into table (...) select ... from (values ...) where the decision was inserted)``; every
+    column cast to its type, since a ``VALUES`` list outside ``INSERT`` is not typed by the target table."""
+    casts = dict(enumerate(sql_type for _, sql_type in columns))
+    names = ", ".join(column for column, _ in columns)
+    return (
+        f"{name} as (insert into {table} ({names}) select {names} from (values {st.values(rows, casts)})"
+        f" as v ({names}) where exists (select 1 from d))"
+    )
+
+
+def insert_decision(
+    conn: Connection, decision: Sequence[Any], *, outputs: Sequence[Sequence[Any]] = (),
+    checks: Sequence[Sequence[Any]] = (), lineage: Sequence[Sequence[Any]] = (),
+) -> bool:  # fmt: skip
+    """Insert the decision row (``DECISION_COLUMNS``) and, when it was new, its agent outputs, risk checks and lineage
+    edges (rows in ``OUTPUT_COLUMNS``, ``CHECK_COLUMNS``, ``LINEAGE_COLUMNS`` order), in one statement; True when this
+    call inserted it."""
+    st = Statement()
+    names = ", ".join(column for column, _ in DECISION_COLUMNS)
+    parts = [
+        f"d as (insert into audit.decisions ({names}) values {st.values([decision], {11: 'jsonb'})}"
+        " on conflict (decision_id) do nothing returning decision_id)"
+    ]
+    for name, table, columns, rows in (
+        ("a", "audit.agent_outputs", OUTPUT_COLUMNS, outputs),
+        ("r", "audit.risk_checks", CHECK_COLUMNS, checks),
+        ("l", "audit.lineage", LINEAGE_COLUMNS, lineage),
+    ):
+        if rows:
+            parts.append(_child_insert(st, name, table, columns, rows))
+    sql = "with " + ",\n".join(parts) + "\nselect decision_id from d"
+    return st.execute(conn, sql).first() is not None
+
+
+class DecisionHead(NamedTuple):
+    """A recorded decision without its inputs (what a rerun of the same decision needs, without reading the JSON)."""
+
+    account: AccountId
+    symbol: Symbol
+    timeframe: str
+    as_of: datetime
+    action: str
+    score: float
+
+
+class RecordedOpinion(NamedTuple):
+    """An agent's recorded output for a decision, as its opinion is rebuilt from it."""
+
+    agent: str
+    symbol: str
+    as_of: datetime
+    model: str | None
+    prompt_hash: str | None
+    skipped: bool
+    output: dict[str, Any]
+
+
+def decision_head(conn: Connection, decision_id: str) -> DecisionHead | None:
+    """The decision ``decision_id`` without its inputs; None when it is not recorded."""
+    row = conn.execute(
+        text("select account, symbol, timeframe, as_of, action, score from audit.decisions where decision_id = :d"),
+        {"d": decision_id},
+    ).first()
+    return None if row is None else DecisionHead._make(row)
+
+
+def recorded_opinions(conn: Connection, decision_id: str) -> list[RecordedOpinion]:
+    """The decision's agent outputs in the order recorded."""
+    rows = conn.execute(
+        text(
+            "select agent, symbol, as_of, model, prompt_hash, skipped, output from audit.agent_outputs "
+            "where decision_id = :d order by id"
+        ),
+        {"d": decision_id},
+    )
+    return [RecordedOpinion._make(r) for r in rows]
+
+
+def recorded_decision_ids(conn: Connection, decision_ids: Sequence[str]) -> set[str]:
+    """Which of ``decision_ids`` are already recorded."""
+    rows: Sequence[Any] = conn.execute(
+        text("select decision_id from audit.decisions where decision_id = any(:d)"), {"d": list(decision_ids)}
+    ).scalars().all()  # fmt: skip
+    return {str(r) for r in rows}

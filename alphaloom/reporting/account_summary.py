@@ -135,16 +135,3 @@ def account_summary(
                          realized_base, quote, fx, realized)
         )  # fmt: skip
     return AccountSummary(account, base_currency, starting_cash, cash, fees, orders, fills, positions)
-
-
-def recent_runs(conn: Connection, limit: int = 10) -> list[dict[str, object]]:
-    rows = conn.execute(
-        text(
-            """select run_id, flow, status, started_at, finished_at,
-                      extract(epoch from finished_at - started_at) as seconds, error,
-                      coalesce((parameters ->> 'dry_run')::boolean, false) as dry_run
-               from audit.runs order by started_at desc limit :n"""
-        ),
-        {"n": limit},
-    ).mappings()
-    return [dict(r) for r in rows]

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from alphaloom.domain import Symbol
 from alphaloom.records.decisions import DecisionBrief, checks_of_decisions, decision_briefs, votes_of_decisions
 from alphaloom.records.orders import orders_of_decisions
 from alphaloom.reporting.explain import RiskCheckRow
@@ -96,7 +97,7 @@ def summaries(
     *,
     decision_ids: Sequence[str] | None = None,
     run_id: str | None = None,
-    symbol: str | None = None,
+    symbol: Symbol | None = None,
     since: datetime | None = None,
     limit: int = 200,
 ) -> list[DecisionSummary]:

@@ -28,7 +28,9 @@ from sqlalchemy import Connection, Row, text
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import NotFoundError
 from alphaloom.records.decisions import agent_outputs, decision, risk_checks
+from alphaloom.records.llm_ledger import transcript_turns, transcripts_table_exists
 from alphaloom.records.orders import OrderRow, decision_id_of_order, order_ids_of_decision, order_with_history
+from alphaloom.records.runs import last_completed_run, run_record
 
 
 @dataclass(frozen=True)
@@ -287,29 +289,14 @@ def _news(conn: Connection, ids: list[str], recorded: list[dict[str, Any]], symb
     ]
 
 
-def _run_link(role: str, r: Row[Any], *, inferred: bool = False) -> RunLink:
-    """An ``audit.runs`` row (run_id, flow, status, started_at, finished_at, git_sha) as the link for ``role``."""
-    return RunLink(role, r.run_id, r.flow, r.status, r.started_at, r.finished_at, r.git_sha, inferred)
-
-
 def _run(conn: Connection, role: str, run_id: str) -> RunLink | None:
-    row = conn.execute(
-        text("select run_id, flow, status, started_at, finished_at, git_sha from audit.runs where run_id = :r"),
-        {"r": run_id},
-    ).first()
-    return None if row is None else _run_link(role, row)
+    row = run_record(conn, run_id)
+    return None if row is None else RunLink(role, *row)
 
 
 def _feature_build_run(conn: Connection, before: datetime) -> RunLink | None:
-    row = conn.execute(
-        text(
-            """select run_id, flow, status, started_at, finished_at, git_sha from audit.runs
-               where flow = 'build_features' and status = 'completed' and finished_at <= :t
-               order by finished_at desc limit 1"""
-        ),
-        {"t": before},
-    ).first()
-    return None if row is None else _run_link("features", row, inferred=True)
+    row = last_completed_run(conn, "build_features", before)
+    return None if row is None else RunLink("features", *row, inferred=True)
 
 
 @dataclass(frozen=True)
@@ -443,11 +430,7 @@ def _gist(kind: str, content: dict[str, Any], limit: int = 240) -> str:
 def debate_turns(conn: Connection, transcript_hashes: list[str]) -> list[DebateTurn]:
     """The turns of the given transcripts (the LLM team's debate and its risk review), in order; empty for none
     (the single analyst, or a database without the table)."""
-    if not transcript_hashes or conn.execute(text("select to_regclass('audit.llm_transcripts')")).scalar() is None:
+    if not transcript_hashes or not transcripts_table_exists(conn):
         return []
-    rows = conn.execute(
-        text("""select transcript_hash, seq, role, kind, content from audit.llm_transcripts
-                where transcript_hash = any(:h) order by array_position(:h, transcript_hash), seq"""),
-        {"h": list(dict.fromkeys(transcript_hashes))},
-    ).all()
-    return [DebateTurn(r.transcript_hash, r.seq, r.role, r.kind, _gist(r.kind, dict(r.content))) for r in rows]
+    rows = transcript_turns(conn, transcript_hashes)
+    return [DebateTurn(r.transcript_hash, r.seq, r.role, r.kind, _gist(r.kind, r.content)) for r in rows]

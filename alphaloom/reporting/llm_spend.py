@@ -20,32 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from alphaloom.fx import missing_rate, rate_history
+from alphaloom.records.llm_ledger import usage_of_runs
+from alphaloom.records.runs import runs_of_account
 
 PRICE_CURRENCY = "USD"
-
-# The runs' rows, each cached one with the first paid answer to the same prompt (one pass over the ledger).
-_ROWS = """
-with mine as (select id, created_at, cost, total_tokens, status, prompt_hash from audit.llm_usage
-              where run_id = any(:runs)),
-first_paid as (select distinct on (prompt_hash) prompt_hash, created_at, cost from audit.llm_usage
-               where status in ('ok', 'repaired')
-                 and prompt_hash in (select prompt_hash from mine where status = 'cached')
-               order by prompt_hash, id)
-select m.created_at, m.cost, m.total_tokens, m.status, f.created_at as first_at, f.cost as first_cost
-from mine m left join first_paid f on m.status = 'cached' and f.prompt_hash = m.prompt_hash
-order by m.id
-"""
-
-# The runs that spent for an account: those that decided for it, and decision runs named for it (a dry run's
-# decisions are rolled back, its spend is not).
-_ACCOUNT_RUNS = """
-select run_id from audit.decisions where account = :a
-union
-select run_id from audit.runs where flow = 'decide' and parameters->>'account' = :a
-"""
 
 _CALLED = frozenset({"ok", "repaired", "invalid", "timeout", "error", "reserved"})
 
@@ -91,7 +72,7 @@ def runs_llm_spend(conn: Connection, run_ids: Sequence[str], currency: str) -> L
         return LlmSpend(currency)
     rate = _UsdRate(conn, currency)
     paid, reused, tokens, calls, cached = Decimal(0), Decimal(0), 0, 0, 0
-    for row in conn.execute(text(_ROWS), {"runs": list(run_ids)}):
+    for row in usage_of_runs(conn, run_ids):
         if row.cost:
             paid += Decimal(row.cost) * rate.at(row.created_at)
         if row.first_cost:
@@ -104,7 +85,7 @@ def runs_llm_spend(conn: Connection, run_ids: Sequence[str], currency: str) -> L
 
 def account_llm_spend(conn: Connection, account: str, currency: str) -> LlmSpend:
     """The LLM spend of every run that decided for ``account`` (dry runs included), in ``currency``."""
-    runs = [r for (r,) in conn.execute(text(_ACCOUNT_RUNS), {"a": account})]
+    runs = runs_of_account(conn, account)
     return runs_llm_spend(conn, runs, currency)
 
 

@@ -31,7 +31,10 @@ from alphaloom.domain import (
 from alphaloom.errors import DataUnavailableError
 from alphaloom.fx import rate_history
 from alphaloom.records.decisions import decisions_of_run, opinions_of_decisions, weights_of_decisions
+from alphaloom.records.guards import refusals_of_run
+from alphaloom.records.llm_ledger import usage_by_status
 from alphaloom.records.orders import run_fills
+from alphaloom.records.runs import run_parameters
 from alphaloom.reporting.agent_contribution import contribution_html, run_contributions
 from alphaloom.reporting.llm_spend import LlmSpend, net_return, runs_llm_spend
 from alphaloom.reporting.performance import Metrics, attribution, buy_and_hold, compute_metrics
@@ -77,7 +80,7 @@ def _run_account(conn: Connection, run_id: str, timeframe: str) -> tuple[str, li
     """The run's account, the symbols it decided and its decision times: from its ``audit.decisions`` rows, or for a
     backtest run with ``audit`` ``none`` (those rows are not all written) from its parameters (its account, symbols
     and the ``steps`` bar closes ending at ``end``)."""
-    run = conn.execute(text("select flow, parameters from audit.runs where run_id = :r"), {"r": run_id}).first()
+    run = run_parameters(conn, run_id)
     p = (run.parameters or {}) if run is not None and run.flow == "backtest" else {}
     if p.get("audit") == "none":
         end = datetime.fromisoformat(str(p["end"]))
@@ -282,17 +285,9 @@ def refusal_counts(conn: Connection, run_id: str, unrecorded: Mapping[str, int] 
     """Every refusal of a run by reason: execution's guard trips by guard (``audit.guard_trips``) and the risk gate's
     denials by check (``audit.risk_checks``; execution's own guard rows are the trips already counted), plus the
     ``unrecorded`` denials (by check) of a run whose audit mode did not write them."""
-    rows = conn.execute(
-        text("""select guard as reason, count(*) as n from audit.guard_trips where run_id = :r group by guard
-                union all
-                select check_name, count(*) from audit.risk_checks
-                where run_id = :r and not approved and check_name not like 'execution_guard%'
-                group by check_name"""),
-        {"r": run_id},
-    ).all()  # fmt: skip
     counts: dict[str, int] = dict(unrecorded or {})
-    for row in rows:
-        counts[row.reason] = counts.get(row.reason, 0) + int(row.n)
+    for reason, n in refusals_of_run(conn, run_id):
+        counts[reason] = counts.get(reason, 0) + n
     return dict(sorted(counts.items()))
 
 
@@ -301,7 +296,7 @@ def run_notes(conn: Connection, run_id: str, unrecorded_refusals: Mapping[str, i
     LLM was consulted (cache only or live, with counts and tokens), every refusal counted by reason, and whether it was
     exposed to the model's
     knowledge of the future, and what its audit mode wrote. Empty for other runs."""
-    row = conn.execute(text("select flow, parameters from audit.runs where run_id = :r"), {"r": run_id}).first()
+    row = run_parameters(conn, run_id)
     if row is None or row.flow != "backtest":
         return []
     p = row.parameters or {}
@@ -316,11 +311,7 @@ def run_notes(conn: Connection, run_id: str, unrecorded_refusals: Mapping[str, i
     elif not p.get("llm_model"):
         notes.append("LLM analyst: not consulted (no endpoint configured)")
     else:
-        usage = conn.execute(
-            text("""select status, count(*) as n, coalesce(sum(total_tokens), 0) as tokens from audit.llm_usage
-                    where run_id = :r group by status order by status"""),
-            {"r": run_id},
-        ).all()  # fmt: skip
+        usage = usage_by_status(conn, run_id)
         mode = (f"cache misses called live, up to {p.get('llm_max_calls')} calls (--llm-live)" if p.get("llm_live")
                 else "response cache only")  # fmt: skip
         counts = ", ".join(f"{u.status} {u.n}" for u in usage) or "no opinions asked"

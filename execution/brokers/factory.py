@@ -23,6 +23,7 @@ from execution.brokers.paper import PaperBroker, PostgresPaperVenue
 from execution.brokers.shadow import ShadowBroker
 
 if TYPE_CHECKING:
+    from execution.brokers.alpaca_broker import AlpacaBroker
     from execution.brokers.ccxt_broker import CcxtBroker
     from execution.brokers.oanda_broker import OandaBroker
 
@@ -108,6 +109,23 @@ def ccxt_broker(engine: Engine, settings: Settings, account: AccountId, exchange
                       settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
 
 
+def alpaca_broker(engine: Engine, settings: Settings, account: AccountId, venue: str = "alpaca") -> AlpacaBroker | None:
+    """``account``'s Alpaca broker (paper or live endpoint per ``ALPHALOOM_ALPACA_PAPER``); None when no keys are
+    stored for it. alpaca-py is imported only here."""
+    from alphaloom.venues.alpaca_client import alpaca_credentials, stock_data_client, trading_client
+    from execution.brokers.alpaca_broker import AlpacaBroker
+
+    with engine.connect() as conn:
+        credentials = alpaca_credentials(conn, settings, account)
+    if credentials is None:
+        return None
+    return AlpacaBroker(trading_client(credentials, settings.alpaca), kill_switch=kill_switch_reader(engine),
+                        data=stock_data_client(credentials, settings.alpaca), feed=settings.alpaca.data_feed,
+                        account=account, outside_session=settings.alpaca.outside_session,
+                        extended_hours=settings.alpaca.extended_hours,
+                        settle_seconds=settings.routing.resend_settle_seconds)  # fmt: skip
+
+
 def oanda_broker(engine: Engine, settings: Settings, account: AccountId, venue: str = "oanda") -> OandaBroker | None:
     """``account``'s OANDA v20 broker (practice or live: the API address stored with its token); None when no keys
     are stored for it."""
@@ -124,7 +142,10 @@ def oanda_broker(engine: Engine, settings: Settings, account: AccountId, venue: 
 
 
 # Venues reached through their own SDK rather than ccxt: venue id -> builder (engine, settings, account, venue).
-NATIVE_BROKERS: dict[str, Callable[[Engine, Settings, AccountId, str], Broker | None]] = {"oanda": oanda_broker}
+NATIVE_BROKERS: dict[str, Callable[[Engine, Settings, AccountId, str], Broker | None]] = {
+    "alpaca": alpaca_broker,
+    "oanda": oanda_broker,
+}
 
 
 def venue_broker(engine: Engine, settings: Settings, account: AccountId, venue: str) -> Broker | None:
@@ -159,8 +180,8 @@ def all_brokers(engine: Engine, settings: Settings, errors: dict[str, str] | Non
 
 
 def broker_for_account(engine: Engine, settings: Settings, account: AccountId) -> Broker | None:
-    """The broker that sends ``account``'s orders: the paper broker for a paper account, its ccxt venue for a live or
-    shadow one (None when no credentials are stored for it)."""
+    """The broker that sends ``account``'s orders: the paper broker for a paper account, its venue's broker (Alpaca's
+    own, else ccxt) for a live or shadow one (None when no credentials are stored for it)."""
     with engine.connect() as conn:
         row = conn.execute(text("select venue, mode from audit.accounts where id = :a"), {"a": account}).first()
     if row is None:

@@ -8,7 +8,6 @@ Pure checks (``check_daily_loss``, ``check_orders_per_run``) return ``LimitBreac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -20,6 +19,9 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import AccountId, Symbol, timeframe_delta
 from alphaloom.guards import LimitBreach
 from alphaloom.ops.alerts import alert
+from alphaloom.records import guards as guard_records
+from alphaloom.records.equity import day_marks
+from alphaloom.records.guards import insert_halt, insert_trip, latest_halt
 
 
 def check_daily_loss(day_start_equity: Decimal | None, equity: Decimal | None, limit: Decimal) -> LimitBreach | None:
@@ -70,22 +72,14 @@ class HaltState:
 
 
 def halt_state(conn: Connection, account: AccountId) -> HaltState:
-    row = conn.execute(
-        text("select halted, reason from audit.account_halts where account = :a order by id desc limit 1"),
-        {"a": account},
-    ).first()
-    return HaltState(False, "never halted") if row is None else HaltState(bool(row.halted), row.reason)
+    row = latest_halt(conn, account)
+    return HaltState(False, "never halted") if row is None else HaltState(row.halted, row.reason)
 
 
 def set_halt(
     conn: Connection, account: AccountId, halted: bool, reason: str, numbers: Mapping[str, Any] | None = None
 ) -> None:
-    conn.execute(
-        text(
-            "insert into audit.account_halts (account, halted, reason, numbers) values (:a, :h, :r, cast(:n as jsonb))"
-        ),
-        {"a": account, "h": halted, "r": reason, "n": json.dumps(numbers or {}, default=str)},
-    )
+    insert_halt(conn, account, halted, reason, numbers or {})
     if halted:
         alert("account_halt", f"account {account} halted: {reason}", {"account": account, **dict(numbers or {})})
 
@@ -93,16 +87,7 @@ def set_halt(
 def day_equity(conn: Connection, account: AccountId, at: datetime) -> tuple[Decimal | None, Decimal | None]:
     """(first equity mark of ``at``'s UTC day, latest mark at or before ``at``) from ``audit.equity_marks``."""
     day_start = datetime.combine(at.date(), time(0), tzinfo=at.tzinfo)
-    row = conn.execute(
-        text(
-            """select (select equity from audit.equity_marks where account = :a and as_of >= :d and as_of <= :t
-                       order by as_of limit 1) as first,
-                      (select equity from audit.equity_marks where account = :a and as_of <= :t
-                       order by as_of desc limit 1) as last"""
-        ),
-        {"a": account, "d": day_start, "t": at},
-    ).one()
-    return (None if row.first is None else Decimal(row.first), None if row.last is None else Decimal(row.last))
+    return day_marks(conn, account, day_start, at)
 
 
 def orders_in_run(conn: Connection, account: AccountId, run_id: str) -> int:
@@ -128,15 +113,8 @@ def record_trip(
 ) -> None:
     """One ``audit.guard_trips`` row, and an operator alert of ``alert_kind`` (None: the row only; a backtest
     summarises its trips once at the end instead of one alert per refusal)."""
-    conn.execute(
-        text(
-            """insert into audit.guard_trips (run_id, account, symbol, client_order_id, decision_id, guard, reason,
-                                              numbers)
-               values (:r, :a, :s, :c, :d, :g, :reason, cast(:n as jsonb))"""
-        ),
-        {"r": run_id, "a": account, "s": symbol, "c": client_order_id, "d": decision_id, "g": guard,
-         "reason": reason, "n": json.dumps(numbers, default=str)},
-    )  # fmt: skip
+    insert_trip(conn, run_id=run_id, account=account, guard=guard, reason=reason, numbers=numbers, symbol=symbol,
+                client_order_id=client_order_id, decision_id=decision_id)  # fmt: skip
     if alert_kind is None:
         return
     alert(alert_kind, f"{guard} tripped for {account} {symbol or ''}: {reason}".replace("  ", " "),
@@ -144,11 +122,5 @@ def record_trip(
 
 
 def recent_trips(conn: Connection, account: AccountId | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            """select created_at, account, symbol, guard, reason, client_order_id from audit.guard_trips
-               where cast(:a as text) is null or account = :a order by id desc limit :n"""
-        ),
-        {"a": account, "n": limit},
-    ).mappings()
-    return [dict(r) for r in rows]
+    """The newest ``limit`` guard trips (of ``account`` when given)."""
+    return guard_records.recent_trips(conn, account, limit)

@@ -3,7 +3,8 @@ paper venue, and optionally parks itself at a chosen point so the test can SIGKI
 
 Usage: python tests/support/crash_worker.py SPEC.json  (spec: account, run_id, intents, stop_at, stage, signal, and optionally
 ``binance_state``: a file holding the book of a binance venue served to ccxt's real binance class, used instead of the
-paper venue; or ``oanda_url``: a v20 stand-in (``oanda_standin.py``) the OANDA broker sends to)
+paper venue; or ``oanda_url``: a v20 stand-in (``oanda_standin.py``) the OANDA broker sends to; or ``alpaca_url`` (and
+``alpaca_now``, the venue's time): a running Alpaca stand-in reached through alpaca-py)
 Stages: ``after_journal`` (attempt committed, venue not called), ``after_submit`` (venue has the order, nothing
 recorded), ``before_commit`` (recorded in the open transaction, not committed).
 """
@@ -68,6 +69,21 @@ def binance_on_file(state: str) -> CcxtBroker:
     )
 
 
+def alpaca_at(url: str, now: str) -> object:
+    """A fresh Alpaca broker (no memory of earlier processes) on the stand-in at ``url``, its clock fixed at ``now``."""
+    from alpaca_standin import KEY, SECRET
+
+    from alphaloom.ops.secrets import Credentials
+    from alphaloom.settings import AlpacaSettings
+    from alphaloom.venues.alpaca_client import stock_data_client, trading_client
+    from execution.brokers.alpaca_broker import AlpacaBroker
+
+    keys, settings = Credentials("alpaca", "crash", KEY, SECRET), AlpacaSettings(trading_url=url, data_url=url)
+    at = datetime.fromisoformat(now)
+    return AlpacaBroker(trading_client(keys, settings), kill_switch=lambda: KillSwitchState(False, "", ""),
+                        data=stock_data_client(keys, settings), settle_seconds=0, clock=lambda: at)  # fmt: skip
+
+
 def oanda_at(url: str) -> OandaBroker:
     """A fresh OANDA broker (no memory of earlier processes) sending to the v20 stand-in at ``url``."""
     from oanda_standin import ACCOUNT_ID, TOKEN
@@ -90,6 +106,8 @@ def main(spec_path: str) -> None:
     )
     if spec.get("binance_state"):
         inner = binance_on_file(spec["binance_state"])
+    if spec.get("alpaca_url"):
+        inner = alpaca_at(spec["alpaca_url"], spec["alpaca_now"])  # type: ignore[assignment]
     if spec.get("oanda_url"):
         inner = oanda_at(spec["oanda_url"])  # type: ignore[assignment]
     broker = ParkingBroker(inner, spec)

@@ -11,7 +11,6 @@ import requests
 from sqlalchemy import text
 from support.ccxt_replay import binance_routes, kraken_routes, mount, recorded
 
-from alphaloom.audit import start_run
 from alphaloom.errors import ConfigError, VenueTemporaryError
 from alphaloom.ingest.ccxt_prices import (
     Backoff,
@@ -21,6 +20,7 @@ from alphaloom.ingest.ccxt_prices import (
     resume_points,
 )
 from alphaloom.ingest.prices import merge_bars
+from alphaloom.records.runs import start_run
 from alphaloom.venues.ccxt_exchange import make_exchange
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

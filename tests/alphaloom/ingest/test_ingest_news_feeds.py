@@ -12,9 +12,9 @@ from typing import ClassVar
 import pytest
 from sqlalchemy import text
 
-from alphaloom.audit import start_run
 from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, record_fetches
 from alphaloom.ingest.news_source import store_news
+from alphaloom.records.runs import start_run
 
 LAST_MODIFIED = "Tue, 06 Oct 2026 12:00:00 GMT"
 

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import text
 from support.ccxt_replay import binance_routes, mount, recorded
 
-from alphaloom.audit import start_run
 from alphaloom.ingest.ccxt_prices import CcxtPriceSource, SeriesSpec
 from alphaloom.ingest.stream import ClosedCandles, QuoteCache, run_stream
+from alphaloom.records.runs import start_run
 from alphaloom.venues.ccxt_exchange import make_exchange, make_pro_exchange
 
 T0_MS = 1767225600000

@@ -66,8 +66,8 @@ def fanned_out(engine, data) -> str:
 def _sequential_reference(engine: Engine, data: SampleData, account: str) -> None:
     """The pre-fan-out path: every symbol of a step decided and executed in one transaction, in order."""
     from agents.team import build_team, decide
-    from alphaloom.audit import recorded_run
     from alphaloom.ops.kill_switch import kill_switch_state
+    from alphaloom.records.runs import recorded_run
     from execution.accounts.registry import ensure_account
     from execution.brokers.paper import PaperBroker, PostgresPaperVenue
     from execution.submit import execute

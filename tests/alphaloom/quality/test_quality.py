@@ -13,7 +13,6 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import text
 
-from alphaloom.audit import start_run
 from alphaloom.domain import NewsItem
 from alphaloom.ingest.news_source import ParsedFeed, store_news
 from alphaloom.ingest.prices import COLUMNS, PriceBatch, merge_bars
@@ -22,6 +21,7 @@ from alphaloom.quality.offline_docs import write_offline_index
 from alphaloom.quality.offline_docs_html import FailedExpectation, SuiteEntry, ValidationEntry, render_offline_index
 from alphaloom.quality.quality_gate import QualityGate, latest_reports, record_report
 from alphaloom.quality.suites import price_checks
+from alphaloom.records.runs import start_run
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from alphaloom.audit import start_run
 from alphaloom.cli import app
 from alphaloom.ingest.prices import COLUMNS, PriceBatch
 from alphaloom.quality.quality_gate import QualityGate
+from alphaloom.records.runs import start_run
 from alphaloom.settings import Settings, get_settings
 
 runner = CliRunner()
