@@ -16,7 +16,8 @@ _DIRECTION = {Action.BUY: 1.0, Action.SELL: -1.0, Action.HOLD: 0.0}
 
 
 def _default_weights() -> dict[str, float]:
-    return {"technical": 1.0, "news": 0.5, "llm": 0.5}
+    # earnings and social vote only when they have something (else their opinion is skipped and does not count)
+    return {"technical": 1.0, "news": 0.5, "llm": 0.5, "earnings": 0.5, "social": 0.3}
 
 
 @dataclass(frozen=True)

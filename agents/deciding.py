@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from agents.consensus import ConsensusParams, consensus
+from agents.earnings import earnings_opinion, stated_reports
 from agents.llm.schema import AnalystInputs, Headline, PastSituation
 from agents.memory import AgentWeight, Memory
 from agents.news import news_opinion
@@ -31,6 +32,7 @@ from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
 from agents.sentiment import SentimentScore
 from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, clean, utc
+from agents.social import social_opinion
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
 from agents.technical import technical_opinion
@@ -47,6 +49,7 @@ from alphaloom.domain import (
     Signal,
     Symbol,
 )
+from alphaloom.ingest.social_post import SocialPost
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def analyst_inputs(
         position_quantity=float(quantity), position_avg_price=float(avg_price),
         memories=tuple(PastSituation(m.symbol, m.as_of, m.action, m.realised_return, m.horizon_bars, m.distance)
                        for m in memories),
+        earnings=stated_reports(market.news.get(symbol, ())),
     )  # fmt: skip
 
 
@@ -185,6 +189,7 @@ class _SymbolRead:
     position_avg: Decimal
     closes: list[float]
     bars: Sequence[Bar]
+    posts: Sequence[SocialPost] = ()
 
     @property
     def price(self) -> Decimal:
@@ -209,6 +214,7 @@ def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -
         position_avg=position_avg,
         closes=list(snapshot.market.closes[symbol]),
         bars=snapshot.market.bars.get(symbol, ()),
+        posts=list(snapshot.market.social.get(symbol, ())),
     )  # fmt: skip
 
 
@@ -226,7 +232,23 @@ def _opinions(
         news_opinion(symbol, as_of, read.scores, strategy.news, event),
         answer.opinion if answer is not None else _skipped_llm(symbol, snapshot, params),
         *((pattern_opinion(read.bars, symbol, as_of, strategy.patterns),) if strategy.patterns.enabled else ()),
+        *_event_opinions(snapshot, params, symbol, read),
     )
+
+
+_MODEL_OF = {"earnings": "rules"}
+
+
+def _event_opinions(
+    snapshot: Snapshot, params: DecisionParams, symbol: str, read: _SymbolRead
+) -> tuple[AgentOpinion, ...]:
+    """The analysts that speak only when they have something: earnings (a report among the stories known) and social
+    (posts known); one with nothing to say is left out of the vote and the record."""
+    found = (
+        earnings_opinion(symbol, snapshot.as_of, read.news, params.strategy.earnings),
+        social_opinion(symbol, snapshot.as_of, read.posts, snapshot.market.social_scores, params.strategy.social),
+    )
+    return tuple(o for o in found if not o.skipped)
 
 
 def _vote(opinions: tuple[AgentOpinion, ...], learned: ConsensusParams, team_vote: bool) -> tuple[Action, float]:
@@ -303,7 +325,14 @@ def _inputs_record(
 ) -> dict[str, Any]:
     """Stage 6: the decision row's ``inputs``: everything it read, with keys, and the intents with their verdict."""
     kill_switch = snapshot.account_view.kill_switch
-    return {
+    social = {}
+    if read.posts:  # only then, so a decision without social posts records what it always did
+        social["social"] = [
+            {"id": p.id, "first_seen_at": p.first_seen_at.isoformat(), "first_seen_assumed": p.first_seen_assumed,
+             "author": p.author, "score": snapshot.market.social_scores[p.id].score}
+            for p in read.posts
+        ]  # fmt: skip
+    return social | {
         "features": {"key": read.feature_key, "known_at": read.known_at.isoformat(),
                      "dbt_invocation_id": read.dbt_invocation_id, "values": read.values},
         "news": [
@@ -340,9 +369,12 @@ def _output_rows(
         "llm": {"features": read.feature_key, "news_ids": news_ids, "memories": [m.decision_id for m in memories]},
         "patterns": {"features": read.feature_key, "bars": len(read.bars),
                      "first_bar": read.bars[0].ts.isoformat() if read.bars else None},
+        "earnings": {"news_ids": news_ids, "extractor": "rules"},
+        "social": {"post_ids": [p.id for p in read.posts], "scorer": snapshot.scorer_name},
     }  # fmt: skip
     return tuple(
-        AgentOutputRow(o.agent, _opinion_output(o), o.model or (snapshot.scorer_name if o.agent == "news" else None),
+        AgentOutputRow(o.agent, _opinion_output(o),
+                       o.model or _MODEL_OF.get(o.agent, snapshot.scorer_name if o.agent in ("news", "social") else None),
                        o.prompt_hash, input_refs.get(o.agent, {}), o.skipped, o.details.get("tokens"),
                        o.details.get("latency_ms"))
         for o in opinions
@@ -355,6 +387,7 @@ def _lineage(read: _SymbolRead) -> tuple[tuple[str, Mapping[str, Any]], ...]:
         ("marts.features", {**read.feature_key, "dbt_invocation_id": read.dbt_invocation_id}),
         ("raw.ohlcv", read.feature_key),
         *(("raw.news", {"id": item.id}) for item in read.news),
+        *(("raw.social_posts", {"id": post.id}) for post in read.posts),
     )
 
 

@@ -14,12 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 from agents.consensus import ConsensusParams
+from agents.earnings import EarningsParams
 from agents.memory import MemoryParams
 from agents.news import NewsParams
 from agents.patterns.analyst import AGENT as PATTERN_AGENT
 from agents.patterns.analyst import PatternParams
 from agents.risk import RiskLimits
 from agents.risk.sizing import SizingParams
+from agents.social import SocialParams
 from agents.strategies import EventParams, MeanReversionParams, MomentumParams
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.technical import TechnicalParams
@@ -29,7 +31,7 @@ from alphaloom.guards import HardLimits
 from alphaloom.settings import Settings
 
 RULES = frozenset({"team", "sma_cross"})
-AGENTS = ("technical", "news", "llm")
+AGENTS = ("technical", "news", "llm", "earnings", "social")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class StrategyParams:
 
     technical: TechnicalParams = field(default_factory=TechnicalParams)
     news: NewsParams = field(default_factory=NewsParams)
+    earnings: EarningsParams = field(default_factory=EarningsParams)
+    social: SocialParams = field(default_factory=SocialParams)
     consensus: ConsensusParams = field(default_factory=ConsensusParams)
     momentum: MomentumParams = field(default_factory=MomentumParams)
     mean_reversion: MeanReversionParams = field(default_factory=MeanReversionParams)
@@ -104,6 +108,8 @@ def decision_config(settings: Settings, strategy: StrategyParams) -> dict[str, A
         "price_band_pct": _dec(settings.risk.price_band_pct),
         "technical": strategy.technical.as_dict(),
         "news": strategy.news.as_dict(),
+        "earnings": strategy.earnings.as_dict(),
+        "social": strategy.social.as_dict(),
         "consensus": strategy.consensus.as_dict(),
         "momentum": asdict(strategy.momentum),
         "mean_reversion": asdict(strategy.mean_reversion),

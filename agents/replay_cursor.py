@@ -34,9 +34,11 @@ from agents.params import DecisionParams
 from agents.patterns.analyst import Bar
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.snapshot import FEATURES_RELATION, MarketView, PriceSignals, as_bar, require_features
+from agents.social import posts_known, recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams, mean_reversion_at_ends
 from agents.strategies.momentum import MomentumParams, momentum_at_ends
 from alphaloom.domain import NewsId, NewsItem, Signal, require_utc
+from alphaloom.ingest.social_post import SocialPost
 
 # Per symbol: how far before the window the rows must reach so that the first step sees `count` closes (the newest
 # row known at the start is among them, or is newer).
@@ -96,12 +98,17 @@ class ReplayCursor:
         scores: Mapping[NewsId, SentimentScore],
         strategies: tuple[MomentumParams, MeanReversionParams] | None = None,
         bars_history: int = 0,
+        social: Mapping[str, Sequence[SocialPost]] | None = None,
+        social_window: timedelta = timedelta(0),
+        social_scores: Mapping[str, SentimentScore] | None = None,
     ) -> None:
         self.start, self.end, self.history, self.returns_bars = start, end, history, returns_bars
         self.bars_history = bars_history
         self._news_window, self._team_vote = news_window, team_vote
         self._series, self._news, self._scores = series, news, scores
         self._strategies = strategies if team_vote else None
+        self._social, self._social_window = social or {}, social_window
+        self._social_scores = social_scores or {}
         # per symbol: the first count of closes a step can see and, from it on, the price signals of each count
         self._signals: dict[str, tuple[int, list[tuple[Signal, ...]]]] = {}
         if self._strategies is not None:
@@ -183,10 +190,17 @@ class ReplayCursor:
                 news[symbol] = _SymbolNews([_keyed(item.first_seen_at) for item in items], list(items))
             distinct = list({item.id: item for items in found.values() for item in items}.values())
             scores = score_news(conn, run_id, scorer, distinct)
+        social_window = params.strategy.social.window
+        social: dict[str, list[SocialPost]] = {}
+        if params.strategy.team_vote:  # the window's posts, each step takes those known then (agents.social)
+            found_posts = recent_social_by_symbol(conn, list(symbols), end, end - start + social_window)
+            social = {symbol: posts for symbol, posts in found_posts.items() if posts}
         return cls(start=start, end=end, history=history, returns_bars=returns_bars, news_window=window,
                    team_vote=params.strategy.team_vote, series=series, news=news, scores=scores,
                    strategies=(params.strategy.momentum, params.strategy.mean_reversion),
-                   bars_history=bars_history)  # fmt: skip
+                   bars_history=bars_history,
+                   social=social, social_window=social_window,
+                   social_scores=score_posts(scorer, [p for posts in social.values() for p in posts]))  # fmt: skip
 
     def _window_signals(
         self, symbol: str, s: _SymbolSeries, momentum: MomentumParams, reversion: MeanReversionParams
@@ -240,7 +254,10 @@ class ReplayCursor:
                 for item in news[symbol]:
                     scores[item.id] = self._scores[item.id]
         ahead = None if self._strategies is None else PriceSignals(*self._strategies, by_symbol=signals)
-        return MarketView(features, closes, news, scores, ahead, bars)
+        social = {symbol: known for symbol in features
+                  if (known := posts_known(self._social.get(symbol, ()), as_of, self._social_window))}  # fmt: skip
+        social_scores = {p.id: self._social_scores[p.id] for posts in social.values() for p in posts}
+        return MarketView(features, closes, news, scores, ahead, bars, social=social, social_scores=social_scores)
 
     def closes_known(self, symbol: str, as_of: datetime) -> list[float]:
         """Every close of ``symbol`` loaded and known at ``as_of``, oldest first."""

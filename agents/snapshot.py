@@ -36,10 +36,12 @@ from agents.risk.context import MarketReader, portfolio_context
 from agents.risk.portfolio import PortfolioContext
 from agents.risk.sizing import TradeStats, trade_stats
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
+from agents.social import recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams
 from agents.strategies.momentum import MomentumParams
 from alphaloom.domain import AccountId, DecisionId, NewsId, NewsItem, Signal, Symbol, decision_id_for, require_utc
 from alphaloom.errors import ConfigError, DataUnavailableError
+from alphaloom.ingest.social_post import SocialPost
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.records.decisions import recorded_decision_ids
 from alphaloom.settings import Settings
@@ -65,6 +67,9 @@ class MarketView:
     bars: Mapping[str, Sequence[Bar]] = field(default_factory=dict)
     """Per symbol the last ``StrategyParams.bars_history`` bars known at ``as_of`` with all four prices, oldest first
     (empty when the pattern analyst does not vote)."""
+    # Community posts known per symbol (``agents.social``, same point-in-time rule as news) and their sentiment.
+    social: Mapping[str, Sequence[SocialPost]] = field(default_factory=dict)
+    social_scores: Mapping[str, SentimentScore] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -352,7 +357,10 @@ def read_market_view(
     scores = score_news(conn, run_id, scorer, list({i.id: i for n in news.values() for i in n}.values()))
     bars = recent_bars(conn, exchange=params.exchange, symbols=known, timeframe=params.timeframe, as_of=as_of,
                        count=params.strategy.bars_history)  # fmt: skip
-    return MarketView(features, closes, news, scores, bars=bars)
+    social = recent_social_by_symbol(conn, known if team_vote else [], as_of, params.strategy.social.window)
+    social = {s: posts for s, posts in social.items() if posts}
+    social_scores = score_posts(scorer, [p for posts in social.values() for p in posts])
+    return MarketView(features, closes, news, scores, bars=bars, social=social, social_scores=social_scores)
 
 
 def read_snapshot(
@@ -410,4 +418,8 @@ def restrict(market: MarketView, symbols: Sequence[str]) -> MarketView:
         if market.signals is None
         else replace(market.signals, by_symbol={s: v for s, v in market.signals.by_symbol.items() if s in wanted}),
         {s: bars for s, bars in market.bars.items() if s in wanted},
+        social={s: posts for s, posts in market.social.items() if s in wanted},
+        social_scores={
+            p.id: market.social_scores[p.id] for s, posts in market.social.items() if s in wanted for p in posts
+        },
     )

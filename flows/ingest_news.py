@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 
 from alphaloom.errors import ConfigError, VenueError
 from alphaloom.ingest.alpaca_news import alpaca_news_feed, is_alpaca_feed
 from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, record_fetches, record_file_failures
-from alphaloom.ingest.news_source import ParsedFeed, parse_feed, store_news
+from alphaloom.ingest.news_source import ParsedFeed, parse_feed, source_name, store_news
+from alphaloom.ingest.social_source import (
+    SOCIAL,
+    ParsedSocialFeed,
+    feed_kind,
+    parse_social_document,
+    parse_social_feed,
+    store_social,
+)
 from alphaloom.quality.quality_gate import record_report
 from alphaloom.settings import get_settings
 from flows._alerts import alert_on_failure
@@ -49,12 +58,17 @@ def read_feed_file(source: str) -> ParsedFeed:
 
 @flow(name="ingest_news", on_failure=[alert_on_failure])
 def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[str, object]:
-    """Read every feed and store its stories once, with one sighting per feed; URLs are fetched conditionally."""
-    sources = feeds or default_feeds()
+    """Read every feed and store its stories once, with one sighting per feed; URLs are fetched conditionally.
+    Feeds of kind ``social`` (``alphaloom.ingest.social_source.feed_kind``) go to ``raw.social_posts`` instead."""
+    configured = feeds or default_feeds()
     settings = get_settings()
+    kinds = [feed_kind(entry) for entry in configured]
+    sources = [source for kind, source in kinds if kind != SOCIAL]
+    social = [source for kind, source in kinds if kind == SOCIAL]
     urls = [s for s in sources if _is_url(s)]
     venues = [s for s in sources if is_alpaca_feed(s)]
-    with audited_run("ingest_news", {"feeds": sources, "quality": quality}) as (engine, run_id):
+    with audited_run("ingest_news", {"feeds": configured, "quality": quality}) as (engine, run_id):
+        social_result = ingest_social(engine, run_id, social) if social else None
         files = [s for s in sources if not _is_url(s) and s not in venues]
         parsed: list[ParsedFeed] = [read_feed_file(s) for s in files]
         with engine.begin() as conn:
@@ -82,4 +96,39 @@ def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[st
             if report is not None:
                 record_report(conn, run_id, report)
             result = asdict(store_news(conn, run_id, parsed))
-        return {**result, "broken_feeds": len(broken), "quality": None if report is None else report.success}
+        return {
+            **result,
+            "broken_feeds": len(broken),
+            "quality": None if report is None else report.success,
+            "social": None if social_result is None else asdict(social_result),
+        }
+
+
+def ingest_social(engine: Any, run_id: str, sources: list[str]) -> Any:
+    """The social feeds (files: first seen at published + latency; URLs: fetched conditionally, first seen at the
+    fetch time) into ``raw.social_posts``; broken ones recorded like news feeds."""
+    settings = get_settings()
+    latency = timedelta(minutes=settings.ingest.news_assumed_latency_minutes)
+    aliases = settings.ingest.alias_map
+    parsed: list[ParsedSocialFeed] = [
+        parse_social_feed(s, fetched_at=None, assumed_latency=latency, aliases=aliases)
+        for s in sources
+        if not _is_url(s)
+    ]
+    urls = [s for s in sources if _is_url(s)]
+    if urls:
+        with engine.begin() as conn:
+            states = load_states(conn, urls)
+        fetches = fetch_feeds(urls, states)
+        fetched = [
+            None if f.document is None else ParsedFeed([], f.feed) for f in fetches
+        ]  # state and failures are kept as for news feeds
+        with engine.begin() as conn:
+            record_fetches(conn, run_id, fetches, fetched)
+        parsed += [
+            parse_social_document(f.document, source=f.feed, name=source_name(f.feed), fetched_at=f.fetched_at,
+                                  assumed_latency=latency, aliases=aliases, base_url=f.final_url or f.feed)
+            for f in fetches if f.document is not None
+        ]  # fmt: skip
+    with engine.begin() as conn:
+        return store_social(conn, run_id, parsed)

@@ -37,6 +37,7 @@ from alphaloom.errors import ConfigError
 from alphaloom.progress import progress
 from alphaloom.records.orders import run_fills
 from alphaloom.records.runs import recorded_run
+from alphaloom.reporting.agent_contribution import contribution_html, walk_forward_contributions
 from alphaloom.reporting.performance import total_return
 from alphaloom.reporting.run_report import FILL_MODES, RunReport
 from alphaloom.settings import Settings, get_settings
@@ -170,7 +171,11 @@ def team_walk_forward_flow(
                                in_sample, out_sample, objective, fill_at, start, end)  # fmt: skip
     with audited_run("walk_forward", spec.parameters()) as (engine, run_id):
         result = walk_team(spec, settings, run_id)
-        page = write_team_page(result, spec, settings, run_id)
+        replays = [str(r) for r in result.windows["replay_run_id"]] if not result.windows.empty else []
+        with engine.connect() as conn:
+            contribution = contribution_html(walk_forward_contributions(conn, replays),
+                                             title="Analyst contribution, out of sample")  # fmt: skip
+        page = write_team_page(result, spec, settings, run_id, contribution)
         with engine.begin() as conn:
             record_team_walk_forward(conn, run_id, spec, settings, result, page)
         windows = [{k: w[k] for k in ("out_of_sample_start", "out_of_sample_end", "choice", "params", "replay_run_id",

@@ -69,6 +69,8 @@ def render_messages(inputs: AnalystInputs, version: str = PROMPT_VERSION) -> lis
     if inputs.headlines:
         numbers = inputs.numbers()
         headlines += f"\n  news_count={numbers['news_count']:g} news_mean_sentiment={numbers['news_mean_sentiment']}"
+    for report in inputs.earnings:  # the rule-based extraction (agents.earnings), data like the headlines
+        headlines += "\n  earnings report extracted: " + json.dumps(dict(report), sort_keys=True, default=str)
     memories = "\n".join(
         f"  {m.as_of.isoformat()} {m.symbol}: team said {m.action}, return over {m.horizon_bars} bars "
         f"{m.realised_return:+.4%} (distance {m.distance:.3f})"

@@ -69,6 +69,9 @@ class AnalystInputs:
     position_quantity: float = 0.0
     position_avg_price: float = 0.0
     memories: tuple[PastSituation, ...] = field(default_factory=tuple)
+    # What the rule-based extractor (``agents.earnings``) found stated in the stories: one mapping per earnings report
+    # (news id, first-seen time, EPS/revenue vs estimate, guidance); shown to the model only when there is one.
+    earnings: tuple[Mapping[str, Any], ...] = ()
 
     def numbers(self) -> dict[str, float]:
         """The named numbers in the prompt, as shown to the model (the reference for the contradiction check)."""

@@ -45,8 +45,10 @@ def data_block(title: str, value: Any) -> str:
 
 
 def evidence(inputs: AnalystInputs) -> dict[str, Any]:
-    """The evidence all roles share: features, position, headlines (markup stripped), past situations."""
-    return {
+    """The evidence all roles share: features, position, headlines (markup stripped), past situations, and the
+    earnings reports the rule-based extractor read in the headlines' stories (only when there are any, so a decision
+    without one asks the same question as before)."""
+    shared = {
         "symbol": inputs.symbol, "decision_time_utc": inputs.as_of.isoformat(), "bar_length": inputs.timeframe,
         "features": {k: round_sig(v) for k, v in sorted(inputs.features.items()) if v is not None},
         "position": {"position_quantity": round_sig(inputs.position_quantity),
@@ -57,6 +59,9 @@ def evidence(inputs: AnalystInputs) -> dict[str, Any]:
                                 "realised_return": round_sig(m.realised_return), "horizon_bars": m.horizon_bars}
                                for m in inputs.memories],
     }  # fmt: skip
+    if inputs.earnings:
+        shared["earnings_reports_extracted"] = [dict(e) for e in inputs.earnings]
+    return shared
 
 
 def role_messages(

@@ -118,8 +118,11 @@ def best_candidate(scores: dict[TeamCandidate, float], candidates: list[TeamCand
     return max(candidates, key=lambda c: scores[c] if math.isfinite(scores[c]) else -math.inf)
 
 
-def write_team_page(result: WalkForwardResult, spec: TeamWalkForwardSpec, settings: Settings, run_id: str) -> Path:
-    """``<home>/reports/<run_id>/walk_forward.html``, the SMA walk-forward's page with the team's choices."""
+def write_team_page(
+    result: WalkForwardResult, spec: TeamWalkForwardSpec, settings: Settings, run_id: str, contribution: str = ""
+) -> Path:
+    """``<home>/reports/<run_id>/walk_forward.html``, the SMA walk-forward's page with the team's choices and
+    ``contribution``, the analysts' out-of-sample contribution card (``alphaloom.reporting.agent_contribution``)."""
     setup = {"run id": run_id, "exchange / timeframe": f"{settings.exchange} / {settings.timeframe}",
              "symbols": ", ".join(spec.symbols), "objective (in sample)": spec.objective,
              "in-sample decision times": spec.in_sample, "out-of-sample decision times (and step)": spec.out_sample,
@@ -134,7 +137,8 @@ def write_team_page(result: WalkForwardResult, spec: TeamWalkForwardSpec, settin
              "ids; `alphaloom report RUN_ID` writes one's report); trade statistics count closed trades only."]  # fmt: skip
     return write_walk_forward_page(result, settings.home / "reports" / run_id,
                                    title=f"Walk-forward of the team: {', '.join(spec.symbols)}",
-                                   objective=spec.objective, setup=setup, notes=notes)  # fmt: skip
+                                   objective=spec.objective, setup=setup, notes=notes,
+                                   sections_html=[contribution] if contribution else [])  # fmt: skip
 
 
 def _finite(value: object) -> object:

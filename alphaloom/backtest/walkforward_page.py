@@ -184,8 +184,10 @@ def render_walk_forward_html(
     objective: str,
     setup: Mapping[str, object],
     notes: Sequence[str] = (),
+    sections_html: Sequence[str] = (),
 ) -> str:
-    """The page's HTML. ``setup``: what the run was asked (symbols, windows, grid...), shown as given."""
+    """The page's HTML. ``setup``: what the run was asked (symbols, windows, grid...), shown as given;
+    ``sections_html``: further cards already rendered (the analysts' out-of-sample contribution)."""
     windows = result.windows
     setup_rows = "".join(
         f"<tr><th>{html.escape(str(k).replace('_', ' '))}</th><td>{html.escape(str(v))}</td></tr>"
@@ -211,6 +213,7 @@ def render_walk_forward_html(
 <div class="grid"><div class="card wide"><h2>Chained out-of-sample equity</h2>
 {equity_chart(result.out_of_sample_equity, windows)}
 <h2>Drawdown</h2>{drawdown}</div></div>
+{f'<div class="grid">{"".join(sections_html)}</div>' if sections_html else ""}
 <h2>Windows</h2><p class="sub">{html.escape(_gap(windows, objective)) if not windows.empty else ""}</p>
 {windows_table(windows, objective)}
 </body></html>"""

@@ -42,6 +42,8 @@ class ReportData:
     # closed does not read as "no trades".
     open_positions: pd.DataFrame | None = None
     fills: pd.DataFrame | None = None
+    # Further cards, already rendered (the analysts' contribution: alphaloom.reporting.agent_contribution).
+    sections_html: Sequence[str] = ()
 
 
 def _polyline(values: np.ndarray, width: int, height: int, lo: float, hi: float) -> str:
@@ -166,6 +168,7 @@ def render_html(data: ReportData) -> str:
 <div class="card"><h2>Equity</h2>{line_chart(curves)}
 <h2>Drawdown</h2>{line_chart({"drawdown": drawdown_series(data.equity)}, height=120, fill=True)}</div></div>
 <div class="grid"><div class="card"><h2>P&amp;L by asset</h2>{bar_chart(data.per_asset_pnl)}</div>{attribution}</div>
+{f'<div class="grid">{"".join(data.sections_html)}</div>' if data.sections_html else ""}
 {_positions_and_fills(data)}<h2>Closed trades ({len(data.trades)})</h2>{_table(data.trades)}
 </body></html>"""
 

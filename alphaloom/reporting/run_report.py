@@ -35,6 +35,7 @@ from alphaloom.records.guards import refusals_of_run
 from alphaloom.records.llm_ledger import usage_by_status
 from alphaloom.records.orders import run_fills
 from alphaloom.records.runs import run_parameters
+from alphaloom.reporting.agent_contribution import contribution_html, run_contributions
 from alphaloom.reporting.llm_spend import LlmSpend, net_return, runs_llm_spend
 from alphaloom.reporting.performance import Metrics, attribution, buy_and_hold, compute_metrics
 from alphaloom.reporting.report import ReportData, write_report
@@ -167,7 +168,7 @@ def build_run_report(
     rates = _rates_known(conn, fills, base_currency, closes.index)
     equity = equity_curve(fills, closes, starting_cash, base_currency=base_currency, rates=rates)
     trades = closed_trades(fills)
-    agent_shares, strategy_shares = _entry_shares(conn, sorted({str(d) for d in trades["entry_decision"]}))
+    agent_shares, strategy_shares = entry_shares(conn, sorted({str(d) for d in trades["entry_decision"]}))
     per_asset = attribution(trades, "symbol")
     by_agent, by_strategy = attribute(trades, agent_shares), attribute(trades, strategy_shares)
     periods_per_year = pd.Timedelta(days=365) / timeframe_delta(timeframe)
@@ -204,6 +205,9 @@ def build_run_report(
         trades=trades.drop(columns=["entry_decision"]),
         per_asset_pnl=per_asset,
         attribution={"agent": by_agent, "strategy": by_strategy},
+        sections_html=[
+            contribution_html(run_contributions(conn, [run_id], {str(k): float(v) for k, v in by_agent.items()}))
+        ],
         notes=notes,
         open_positions=open_positions(fills, closes.ffill().iloc[-1] if len(closes) else pd.Series(dtype=float)),
         fills=fills.drop(columns=["decision_id"]),
@@ -242,7 +246,7 @@ def llm_note(llm: LlmSpend, gross: float, net: float) -> str:
             f"gross {gross:+.4%}, net of LLM cost {net:+.4%}")  # fmt: skip
 
 
-def _entry_shares(
+def entry_shares(
     conn: Connection, decision_ids: list[str]
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Agent and strategy shares of each entry decision, from its recorded opinions and agent weights."""
