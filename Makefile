@@ -30,9 +30,9 @@ MYPY_CLEAN := -p agents -p alphaloom.db -m alphaloom.settings -m alphaloom.error
               -p alphaloom.records -m alphaloom.fx -m alphaloom.progress -m alphaloom.task_runner -m alphaloom.dask_runner \
               -p alphaloom.features -p alphaloom.quality -m alphaloom.venues.ccxt_errors -m alphaloom.venues.ccxt_exchange \
               -m alphaloom.ingest -m alphaloom.ingest.calendars -m alphaloom.ingest.ccxt_prices -m alphaloom.ingest.price_jumps \
-              -m alphaloom.ingest.price_sources -m alphaloom.ingest.quarantine -m alphaloom.ingest.sampledata \
-              -m alphaloom.ingest.stream -m alphaloom.ops -m alphaloom.ops.alerts -m alphaloom.ops.backup \
-              -m alphaloom.ops.config_reference -m alphaloom.ops.drawdown_alerts -m alphaloom.ops.locks \
+              -m alphaloom.ingest.price_sources -m alphaloom.ingest.prices -m alphaloom.ingest.quarantine \
+              -m alphaloom.ingest.sampledata -m alphaloom.ingest.stream -m alphaloom.ops -m alphaloom.ops.alerts \
+              -m alphaloom.ops.backup -m alphaloom.ops.config_reference -m alphaloom.ops.drawdown_alerts -m alphaloom.ops.locks \
               -m alphaloom.ops.prefect_server -m alphaloom.ops.serve -m alphaloom.backtest -m alphaloom.backtest.bar_frames \
               -m alphaloom.backtest.equity_curve -m alphaloom.backtest.exposure -m alphaloom.backtest.team_grid \
               -m alphaloom.backtest.vectorized
