@@ -20,14 +20,25 @@ install: $(STAMP)
 demo: install
 	$(BIN)/alphaloom demo
 
-# mypy over what is clean so far: the kernel, agents/ and execution/ (strict, see [tool.mypy] in pyproject.toml) and
-# flows/. Imported modules outside that set are read for their types, their own errors not reported. `mypy` alone
-# checks every package and shows what remains (the rest of alphaloom/): each joins MYPY_CLEAN once it passes.
+# mypy over what is clean so far: the kernel, agents/, execution/ and of alphaloom/ fx, progress, the task runners,
+# features/, quality/, the ccxt venue modules and most of ingest/, ops/ and backtest/ (all strict, see [tool.mypy] in
+# pyproject.toml), and flows/. Imported modules outside that set are read for their types, their own errors not
+# reported. `mypy` alone checks every package and shows what remains (the rest of alphaloom/): each joins MYPY_CLEAN
+# (and the strict list) once it passes.
 MYPY_CLEAN := -p agents -p alphaloom.db -m alphaloom.settings -m alphaloom.errors -m alphaloom.domain -m alphaloom.audit \
               -m alphaloom.guards -m alphaloom.markets -m alphaloom.ops.kill_switch -p execution -p flows \
               -p alphaloom.records -m alphaloom.console.app -m alphaloom.console.web -m alphaloom.console.pages \
               -m alphaloom.console.login -m alphaloom.console.action_routes -m alphaloom.reporting.report \
-              -m alphaloom.reporting.explain -m alphaloom.reporting.explain_html -m alphaloom.reporting.decision_summary
+              -m alphaloom.reporting.explain -m alphaloom.reporting.explain_html -m alphaloom.reporting.decision_summary \
+              -m alphaloom.fx -m alphaloom.progress -m alphaloom.task_runner -m alphaloom.dask_runner \
+              -p alphaloom.features -p alphaloom.quality -m alphaloom.venues.ccxt_errors -m alphaloom.venues.ccxt_exchange \
+              -m alphaloom.ingest -m alphaloom.ingest.calendars -m alphaloom.ingest.ccxt_prices -m alphaloom.ingest.price_jumps \
+              -m alphaloom.ingest.price_sources -m alphaloom.ingest.prices -m alphaloom.ingest.quarantine \
+              -m alphaloom.ingest.sampledata -m alphaloom.ingest.stream -m alphaloom.ops -m alphaloom.ops.alerts \
+              -m alphaloom.ops.backup -m alphaloom.ops.config_reference -m alphaloom.ops.drawdown_alerts -m alphaloom.ops.locks \
+              -m alphaloom.ops.prefect_server -m alphaloom.ops.serve -m alphaloom.backtest -m alphaloom.backtest.bar_frames \
+              -m alphaloom.backtest.equity_curve -m alphaloom.backtest.exposure -m alphaloom.backtest.team_grid \
+              -m alphaloom.backtest.vectorized
 
 lint: install
 	$(BIN)/ruff check .

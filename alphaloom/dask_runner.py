@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prefect_dask import DaskTaskRunner as _PrefectDaskTaskRunner
+from prefect_dask.task_runners import DaskTaskRunner as _PrefectDaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 
@@ -27,7 +27,7 @@ class DaskTaskRunner(_PrefectDaskTaskRunner):
     ) -> PrefectDaskFuture[Any]:
         if not self._started:
             raise RuntimeError("The task runner must be started before submitting work.")
-        future = self.client.submit(
+        future = self.client.submit(  # type: ignore[no-untyped-call]  # PrefectDaskClient.submit is unannotated
             task,
             parameters=self._optimize_futures(parameters),
             wait_for=self._optimize_futures(wait_for) if wait_for else None,

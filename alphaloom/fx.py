@@ -19,6 +19,7 @@ from alphaloom.domain import require_utc
 from alphaloom.errors import DataUnavailableError
 
 Rates = Mapping[tuple[str, str], Decimal]
+RateTable = dict[tuple[str, str], Decimal]  # the rates a query built: {(from, to): rate}
 
 
 def missing_rate(from_ccy: str, to_ccy: str, as_of: datetime | None) -> DataUnavailableError:
@@ -94,16 +95,16 @@ def rate_at(conn: Connection, from_ccy: str, to_ccy: str, as_of: datetime | None
     return rate if row.base == from_ccy else 1 / rate
 
 
-def rates_at(conn: Connection, currencies: Iterable[str], to_ccy: str, as_of: datetime | None = None) -> dict:
+def rates_at(conn: Connection, currencies: Iterable[str], to_ccy: str, as_of: datetime | None = None) -> RateTable:
     """``{(currency, to_ccy): rate}`` for each currency (``rate_between`` reads it); raises on the first missing."""
     return {(c, to_ccy): rate_at(conn, c, to_ccy, as_of) for c in set(currencies)}
 
 
-def known_rates_at(conn: Connection, currencies: Iterable[str], to_ccy: str, as_of: datetime) -> dict:
+def known_rates_at(conn: Connection, currencies: Iterable[str], to_ccy: str, as_of: datetime) -> RateTable:
     """Like ``rates_at`` for the currencies that have a rate known at ``as_of``; the others are left out (the caller
     refuses what needs them, naming the pair). One query for all of them."""
     wanted = sorted({c for c in currencies if c != to_ccy})
-    rates: dict = {(to_ccy, to_ccy): Decimal(1)}
+    rates: RateTable = {(to_ccy, to_ccy): Decimal(1)}
     if not wanted:
         return rates
     rows = conn.execute(

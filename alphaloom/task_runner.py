@@ -32,6 +32,8 @@ from alphaloom.settings import Settings, get_settings
 if TYPE_CHECKING:
     from distributed import Client
 
+    from alphaloom.dask_runner import DaskTaskRunner
+
 
 def runs_on_dask(settings: Settings | None = None) -> bool:
     """Whether flow tasks run on Dask workers (other processes) under these settings."""
@@ -58,7 +60,7 @@ class SettingsTaskRunner(TaskRunner[PrefectFuture[Any]]):
 
     def __init__(self) -> None:
         self._inner: TaskRunner | None = None
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # prefect's TaskRunner.__init__ is unannotated
 
     @property
     def name(self) -> str:
@@ -90,7 +92,10 @@ class SettingsTaskRunner(TaskRunner[PrefectFuture[Any]]):
     def dask_client(self) -> Client | None:
         """The Dask client of this run when it runs on Dask, else None (also when not started)."""
         dask_runner = sys.modules.get("alphaloom.dask_runner")  # imported only when Dask is configured
-        if dask_runner is None or not isinstance(self._inner, dask_runner.DaskTaskRunner):
+        if dask_runner is None:
+            return None
+        dask_type: type[DaskTaskRunner] = dask_runner.DaskTaskRunner
+        if not isinstance(self._inner, dask_type):
             return None
         return self._inner.client
 

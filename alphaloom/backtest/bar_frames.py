@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
 from alphaloom.errors import DataUnavailableError
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 def price_frames(
@@ -54,7 +58,9 @@ def price_frames_binary(
     numpy: the times as epoch seconds (a double that holds every microsecond of these centuries exactly after
     rounding), the prices cast to double by the server as ``float`` casts their decimals here (both round correctly).
     A window of many bars is read in a fraction of the time. Raises ``DataUnavailableError`` when no bar matches."""
-    with conn.connection.driver_connection.cursor(binary=True) as cur:
+    # The engines are built on the psycopg 3 driver, and a connection in use is checked out: never None here.
+    dbapi = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+    with dbapi.cursor(binary=True) as cur:
         cur.execute(
             """select array_position(%(s)s, symbol), date_part('epoch', ts), cast(open as double precision),
                       cast(close as double precision)

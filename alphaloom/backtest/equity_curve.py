@@ -7,6 +7,10 @@ Equity is in the account's base currency: cash is kept per currency and converte
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import NamedTuple
+
 import pandas as pd
 
 from alphaloom.fx import missing_rate
@@ -74,6 +78,24 @@ def equity_curve(
     return in_base + float(starting_cash)
 
 
+class _Fill(NamedTuple):
+    """The columns of a fill that the bookkeeping reads (``decision_id`` only when asked for)."""
+
+    ts: pd.Timestamp
+    side: str
+    quantity: Decimal | float
+    price: Decimal | float
+    fee: Decimal | float
+    decision_id: str | None = None
+
+
+def _fills(group: pd.DataFrame, with_decisions: bool = False) -> Iterator[_Fill]:
+    """``group``'s fills in row order."""
+    columns = [*_Fill._fields[:-1], *(["decision_id"] if with_decisions else [])]
+    for row in group[columns].itertuples(index=False, name=None):
+        yield _Fill(*row)
+
+
 def closed_trades(fills: pd.DataFrame) -> pd.DataFrame:
     """One row per sell: symbol, entry/exit time, quantity and net P&L against the average cost (fees included).
 
@@ -84,7 +106,7 @@ def closed_trades(fills: pd.DataFrame) -> pd.DataFrame:
     for symbol, group in fills.sort_values("ts").groupby("symbol"):
         quantity = cost = 0.0
         opened = entry_decision = None
-        for fill in group.itertuples():
+        for fill in _fills(group, with_decisions):
             q, price, fee = float(fill.quantity), float(fill.price), float(fill.fee)
             if fill.side == "buy":
                 if quantity <= 0:
@@ -107,7 +129,7 @@ def open_positions(fills: pd.DataFrame, marks: pd.Series) -> pd.DataFrame:
     for symbol, group in fills.sort_values("ts").groupby("symbol"):
         quantity = cost = 0.0
         opened = None
-        for fill in group.itertuples():
+        for fill in _fills(group):
             q, price, fee = float(fill.quantity), float(fill.price), float(fill.fee)
             if fill.side == "buy":
                 if quantity <= 0:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,8 @@ def _held_units(
         exact = entry_quantity(order_notional, reference[row, col], steps.get(close.columns[col], DEFAULT_STEP))
         quantity[row, col] = float(exact)
     sized = np.where(entries, quantity, np.nan)
-    return pd.DataFrame(sized).ffill().fillna(0.0).to_numpy() * held
+    units: np.ndarray = pd.DataFrame(sized).ffill().fillna(0.0).to_numpy() * held
+    return units
 
 
 def run(
@@ -116,6 +118,22 @@ def run(
     )
 
 
+class _Trade(NamedTuple):
+    """The columns of a vectorized trade that ``exact_trades`` reprices."""
+
+    symbol: str
+    side: str
+    ts: pd.Timestamp
+
+
+def _row_of(index: pd.Index, label: pd.Timestamp) -> int:
+    """The position of the bar time ``label`` in ``index`` (bar times, each once)."""
+    at = index.get_loc(label)
+    if not isinstance(at, int):
+        raise ValueError(f"bar time {label} is in the frame more than once")
+    return at
+
+
 def exact_trades(
     result: VectorizedResult,
     open_: pd.DataFrame,
@@ -131,9 +149,9 @@ def exact_trades(
     steps = quantity_steps or {}
     slip = Decimal(repr(float(slippage_bps))) / 10000
     held: dict[str, Decimal] = {}
-    rows = []
-    for trade in result.trades.itertuples():
-        at = close.index.get_loc(trade.ts)
+    rows: list[tuple[str, str, pd.Timestamp, Decimal, Decimal]] = []
+    for trade in map(_Trade._make, result.trades[list(_Trade._fields)].itertuples(index=False, name=None)):
+        at = _row_of(close.index, trade.ts)
         opening = Decimal(repr(float(open_[trade.symbol].iloc[at])))
         if trade.side == "buy":
             decision_close = float(close[trade.symbol].iloc[at - 1])

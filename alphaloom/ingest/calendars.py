@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from alphaloom.domain import bar_close, bar_grid, bar_open, shift_bars, timeframe_delta
 from alphaloom.markets import MarketSpec
@@ -53,9 +54,12 @@ class SessionCalendar:
         opens = pd.DatetimeIndex(opens).tz_convert(UTC)
         if self.asset_class == "crypto":
             return np.ones(len(opens), dtype=bool)
-        weekday, hour = opens.day_of_week.to_numpy(), opens.hour.to_numpy()
+        weekday: NDArray[np.int32] = opens.day_of_week.to_numpy()
+        hour: NDArray[np.int32] = opens.hour.to_numpy()
         if self.asset_class == "forex":  # closed from Friday 22:00 to Sunday 22:00
-            closed = ((weekday == 4) & (hour >= 22)) | (weekday == 5) | ((weekday == 6) & (hour < 22))
+            closed: NDArray[np.bool_] = (
+                ((weekday == 4) & (hour >= 22)) | (weekday == 5) | ((weekday == 6) & (hour < 22))
+            )
             return ~closed
         return (weekday < 5) & (hour >= self.open_hour) & (hour <= self.close_hour)
 

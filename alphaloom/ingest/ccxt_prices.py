@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
+from typing import NamedTuple, TypeVar
 
 import ccxt
 import pandas as pd
@@ -46,6 +48,7 @@ from alphaloom.venues.ccxt_errors import TEMPORARY, Call, venue_error
 SKEW_WARNING_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,7 @@ class CcxtPriceSource:
     def exchange_id(self) -> str:
         return str(self.exchange.id)
 
-    def _call(self, what: str, fn: Callable[[], object]) -> object:
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
         retrying = Retrying(
             retry=retry_if_exception_type(TEMPORARY),
             stop=stop_after_attempt(self.backoff.attempts),
@@ -141,11 +144,11 @@ class CcxtPriceSource:
             return None
         if venue_ms is None:
             return None
-        skew = self.clock().timestamp() - int(venue_ms) / 1000  # type: ignore[call-overload]
+        skew = self.clock().timestamp() - int(venue_ms) / 1000
         if abs(skew) > SKEW_WARNING_SECONDS:
             log.warning("%s: local clock is %+.1f s off the venue's; bars are judged by the venue's", self.exchange_id,
                         skew)  # fmt: skip
-        return int(venue_ms)  # type: ignore[call-overload]
+        return int(venue_ms)
 
     def closed_bars(self, symbol: str, timeframe: str, *, since: datetime | None) -> pd.DataFrame:
         """Closed bars with open time >= ``since`` (all the venue gives when ``None``), oldest first, as a frame of
@@ -155,13 +158,13 @@ class CcxtPriceSource:
             raise ConfigError(f"{self.exchange_id} has no market {symbol!r}; check the configured symbol")
         venue_ms = self.venue_time_ms()  # read before any page: every candle below was fetched at or after it
         cursor = None if since is None else int(since.timestamp() * 1000)
-        rows: dict[int, list] = {}
+        rows: dict[int, list[float]] = {}
         for _ in range(self.max_pages):
             page = self._call(
                 f"fetch_ohlcv {symbol} {timeframe}",
-                lambda c=cursor: self.exchange.fetch_ohlcv(symbol, timeframe, since=c, limit=self.page_limit),
+                partial(self.exchange.fetch_ohlcv, symbol, timeframe, since=cursor, limit=self.page_limit),
             )
-            fresh = [r for r in page if (cursor is None or r[0] >= cursor) and r[0] not in rows]  # type: ignore[union-attr]
+            fresh = [r for r in page if (cursor is None or r[0] >= cursor) and r[0] not in rows]
             if not fresh:
                 break
             for candle in fresh:
@@ -194,9 +197,18 @@ def _close_ms(open_ms: int, timeframe: str) -> int:
     return int(bar_close(datetime.fromtimestamp(open_ms / 1000, UTC), timeframe).timestamp() * 1000)
 
 
-def _decimal_text(value: object) -> str:
+def _decimal_text(value: float | None) -> str:
     # ccxt parses the venue's decimal strings into floats; repr gives back the shortest text that round-trips.
-    return "" if value is None else repr(float(value))  # type: ignore[arg-type]
+    return "" if value is None else repr(float(value))
+
+
+class _StoredEnd(NamedTuple):
+    """A series and the open time of its last stored bar (``None`` when none is stored)."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    last_open: datetime | None
 
 
 def resume_points(conn: Connection, specs: Iterable[SeriesSpec]) -> dict[SeriesSpec, datetime | None]:
@@ -212,8 +224,8 @@ def resume_points(conn: Connection, specs: Iterable[SeriesSpec]) -> dict[SeriesS
         ),
         {"e": [s.exchange for s in specs], "s": [s.symbol for s in specs], "t": [s.timeframe for s in specs]},
     ).all()
-    last = {SeriesSpec(e, s, t): ts for e, s, t, ts in rows}
-    return {s: (None if last[s] is None else bar_close(last[s], s.timeframe)) for s in specs}
+    last = {SeriesSpec(r.exchange, r.symbol, r.timeframe): r.last_open for r in map(_StoredEnd._make, rows)}
+    return {s: (None if (ts := last[s]) is None else bar_close(ts, s.timeframe)) for s in specs}
 
 
 @dataclass

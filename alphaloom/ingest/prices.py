@@ -26,8 +26,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,11 @@ from alphaloom.ingest.quarantine import Rejected, quarantine
 from alphaloom.settings import get_settings
 
 if TYPE_CHECKING:
+    import psycopg
     from psycopg import Cursor
+    from pyarrow.lib import StringType
+
+    TextColumn = pa.ChunkedArray[pa.Scalar[StringType]]  # a column of text (nulls made empty by ``_text``)
 
 KEY_COLUMNS = ("exchange", "symbol", "timeframe", "ts")
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -174,12 +179,12 @@ def frame_from_bars(frame: pd.DataFrame, *, source: str) -> PriceBatch:
     return validate_bars(table, source=source, locate=lambda i: f"row {i + 1}")
 
 
-def _constant(value: str, n: int) -> pa.Array:
-    return pa.array([value], type=pa.string()).take(pa.array(np.zeros(n, dtype=np.int32)))
+def _constant(value: str, n: int) -> pa.StringArray:
+    return pa.array([value], type=pa.string()).take(pa.array(np.zeros(n, dtype=np.int32), type=pa.int32()))
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
-_FIRST_LINE = re.compile(rb"[^\r\n]*")
+_LINE_BREAK = re.compile(rb"[\r\n]")
 
 
 def _read_csv(data: bytes, source: str) -> tuple[pa.Table, list[Rejected]]:
@@ -191,7 +196,7 @@ def _read_csv(data: bytes, source: str) -> tuple[pa.Table, list[Rejected]]:
     # number of fields, either of which would break the row -> line mapping, so such files take the line-by-line path.
     if b"\n\n" not in data and b"\n\r\n" not in data and b"\r\r" not in data:
         try:
-            names = next(csv.reader([_FIRST_LINE.match(data).group().decode("utf-8-sig").strip()]))
+            names = next(csv.reader([_LINE_BREAK.split(data, maxsplit=1)[0].decode("utf-8-sig").strip()]))
             table = pa_csv.read_csv(
                 io.BytesIO(data),
                 convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
@@ -216,6 +221,7 @@ def _read_csv_lines(data: bytes, source: str) -> tuple[pa.Table, list[Rejected]]
     rows: list[list[str]] = []
     rejected: list[Rejected] = []
     for number, line in enumerate(lines[1:], start=2):
+        problem: str | None
         try:
             fields = next(csv.reader([line]), [])
         except csv.Error as exc:
@@ -246,25 +252,25 @@ class _Reasons:
             if isinstance(message, str):
                 self.values[rows] = message
             else:
-                subset = self.text.take(pa.array(rows)).to_pandas()
+                subset = self.text.take(rows).to_pandas()
                 self.values[rows] = list(message(subset))
 
 
-def _as_float(column: pa.ChunkedArray) -> np.ndarray:
+def _as_float(column: TextColumn) -> np.ndarray:
     try:
         return pc.cast(column, pa.float64()).to_numpy()
     except pa.ArrowInvalid:  # some value is not a number: find which, slowly
         return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _as_epoch_seconds(column: pa.ChunkedArray) -> tuple[np.ndarray, bool]:
+def _as_epoch_seconds(column: TextColumn) -> tuple[np.ndarray, bool]:
     """Seconds since the epoch (NaN where unparseable) and whether the text was already ISO-8601 with an offset."""
     try:
         parsed = pc.cast(column, pa.timestamp("s", tz="UTC"))
         return parsed.to_numpy().astype("int64").astype("float64"), True
     except pa.ArrowInvalid:  # naive or unusual timestamps: pandas parses them (naive = UTC) and NaT marks the bad ones
-        parsed = pd.to_datetime(column.to_pandas(), utc=True, errors="coerce", format="ISO8601")
-        seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+        moments = pd.to_datetime(column.to_pandas(), utc=True, errors="coerce", format="ISO8601")
+        seconds = (moments - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
         return seconds.to_numpy(dtype="float64", na_value=np.nan), False
 
 
@@ -272,7 +278,7 @@ def validate_bars(raw: pa.Table, *, source: str, locate: Locator, limits: BarLim
     """Split ``raw`` (text columns ``COLUMNS``) into valid bars and ``Rejected`` rows naming ``source`` and location.
     ``limits``: the sane range (default: the settings in force)."""
     limits = limits or BarLimits.from_settings()
-    text = pa.table({c: _text(raw[c]) for c in COLUMNS})
+    text = pa.Table.from_arrays([_text(raw[c]) for c in COLUMNS], names=list(COLUMNS))
     missing_markers = pa.array(["", "nan", "None", "NaT", "<NA>"])
     blank = {c: pc.is_in(text[c], value_set=missing_markers).to_numpy(zero_copy_only=False) for c in COLUMNS}
     empty_line = np.logical_and.reduce(list(blank.values()))
@@ -285,21 +291,19 @@ def validate_bars(raw: pa.Table, *, source: str, locate: Locator, limits: BarLim
     reasons.add(np.isnan(seconds), lambda t: "ts " + t["ts"].map(repr) + " is not a valid timestamp")
     numbers = {column: _as_float(text[column]) for column in VALUE_COLUMNS}
     for column in VALUE_COLUMNS:
-        reasons.add(
-            ~np.isfinite(numbers[column]), lambda t, c=column: c + " " + t[c].map(repr) + " is not a finite number"
-        )
+        reasons.add(~np.isfinite(numbers[column]), partial(_said, column, " is not a finite number", as_repr=True))
     with np.errstate(invalid="ignore"):
         for column in PRICE_COLUMNS:
-            reasons.add(numbers[column] <= 0, lambda t, c=column: c + " " + t[c] + " is not positive")
+            reasons.add(numbers[column] <= 0, partial(_said, column, " is not positive"))
         reasons.add(numbers["volume"] < 0, lambda t: "volume " + t["volume"] + " is negative")
         for column in PRICE_COLUMNS:
             reasons.add(
                 numbers[column] > limits.max_price,
-                lambda t, c=column: c + " " + t[c] + f" is above the sane maximum {limits.max_price:g}",
+                partial(_said, column, f" is above the sane maximum {limits.max_price:g}"),
             )
             reasons.add(
                 numbers[column] < limits.min_price,
-                lambda t, c=column: c + " " + t[c] + f" is below the sane minimum {limits.min_price:g}",
+                partial(_said, column, f" is below the sane minimum {limits.min_price:g}"),
             )
         reasons.add(
             numbers["volume"] > limits.max_volume,
@@ -314,7 +318,7 @@ def validate_bars(raw: pa.Table, *, source: str, locate: Locator, limits: BarLim
     reasons.add(misaligned, lambda t: "ts " + t["ts"] + " is not aligned to the start of a " + t["timeframe"] + " bar")
 
     bad = reasons.bad & ~empty_line
-    rejected = [_rejected(text, source, locate, i, reasons.values[i]) for i in np.flatnonzero(bad)]
+    rejected = [_rejected(text, source, locate, int(i), reasons.values[i]) for i in np.flatnonzero(bad)]
     good = ~bad & ~empty_line
     all_good = bool(good.all())  # the usual case: no copy of the table
     if not iso_with_offset:  # normalise what pandas parsed, so PostgreSQL reads the instant we validated
@@ -338,10 +342,16 @@ def validate_bars(raw: pa.Table, *, source: str, locate: Locator, limits: BarLim
     return PriceBatch(source=source, table=text, rejected=rejected, duplicates=duplicates)
 
 
-def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def _said(column: str, problem: str, rows: pd.DataFrame, *, as_repr: bool = False) -> pd.Series:
+    """Per row of ``rows``: ``column``, its value (``repr`` of it with ``as_repr``) and ``problem``."""
+    values = rows[column].map(repr) if as_repr else rows[column]
+    return column + " " + values + problem
+
+
+def _text(column: pa.ChunkedArray[Any]) -> TextColumn:
     """Trimmed text; a null cell (Parquet, DataFrames) becomes empty, so it is reported as such, never crashes."""
     trimmed = pc.utf8_trim_whitespace(column.cast(pa.string()))
-    return pc.fill_null(trimmed, "") if trimmed.null_count else trimmed
+    return trimmed.fill_null(pa.scalar("", type=pa.string())) if trimmed.null_count else trimmed
 
 
 def _rejected(text: pa.Table, source: str, locate: Locator, i: int, reason: str) -> Rejected:
@@ -349,30 +359,45 @@ def _rejected(text: pa.Table, source: str, locate: Locator, i: int, reason: str)
     return Rejected(source, locate(i), ",".join(str(row.get(c, "")) for c in COLUMNS), reason)
 
 
+def _series_keys(table: pa.Table) -> TextColumn:
+    """Per row, its series as one text: exchange, symbol and timeframe joined by ``\\x1f``."""
+    columns = table["exchange"], table["symbol"], table["timeframe"]
+    # pyarrow-stubs wants the separator (the last argument) to be of the columns' type; Arrow takes a str.
+    keys: TextColumn = pc.binary_join_element_wise(*columns, "\x1f")  # type: ignore[call-overload]
+    return keys
+
+
+def _dictionary(column: pa.ChunkedArray[Any]) -> pa.DictionaryArray[Any, Any]:
+    """``column`` dictionary-encoded in one chunk: ``indices`` per row into the distinct values, ``dictionary``."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    if not isinstance(encoded, pa.DictionaryArray):
+        raise TypeError(f"dictionary_encode gave {type(encoded).__name__}")
+    return encoded
+
+
 def _series_codes(table: pa.Table) -> np.ndarray:
-    joined = pc.binary_join_element_wise(table["exchange"], table["symbol"], table["timeframe"], "\x1f")
-    return pc.dictionary_encode(joined).combine_chunks().indices.to_numpy()
+    codes: np.ndarray = _dictionary(_series_keys(table)).indices.to_numpy()
+    return codes
 
 
-def _check_timeframes(column: pa.ChunkedArray, source: str) -> None:
+def _check_timeframes(column: TextColumn, source: str) -> None:
     """An unsupported timeframe is the file's problem, not each row's: one ``SchemaError`` naming it (and the rows it
     covers), so nothing of the file is stored and the operator gets one line, not one per row. A blank timeframe
     stays a per-row "missing value"."""
     counts = pc.value_counts(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
     unknown = {}
-    for entry in counts.to_pylist():
-        value = entry["values"]
+    for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
         if value not in ("", "nan", "None", "NaT") and value is not None and value not in TIMEFRAMES:
-            unknown[value] = entry["counts"]
+            unknown[value] = count
     if unknown:
         named = ", ".join(f"{tf!r} ({n} row{'s' if n != 1 else ''})" for tf, n in sorted(unknown.items()))
         raise SchemaError(source, "timeframe", f"unsupported timeframe {named}; supported: {' '.join(TIMEFRAMES)}")
 
 
-def _misaligned(timeframes: pa.ChunkedArray, seconds: np.ndarray) -> np.ndarray:
+def _misaligned(timeframes: TextColumn, seconds: np.ndarray) -> np.ndarray:
     """Rows whose ``ts`` is not a bar open of their timeframe (``bar_grid``: epoch multiples, Mondays for 1w, the 1st
     00:00 UTC for 1M); rows with no valid ts or timeframe are left to their own reasons."""
-    codes = pc.dictionary_encode(timeframes).combine_chunks()
+    codes = _dictionary(timeframes)
     index = codes.indices.to_numpy(zero_copy_only=False)
     result = np.zeros(len(seconds), dtype=bool)
     valid = ~np.isnan(seconds)
@@ -460,10 +485,10 @@ def _drop_jumps(cur: Cursor, table: pa.Table, source: str, max_jump: float) -> t
     bars as ``Rejected`` naming the previous close. Run under the merge lock, so the stored history cannot move."""
     if max_jump <= 0 or table.num_rows == 0:
         return table, []
-    joined = pc.dictionary_encode(
-        pc.binary_join_element_wise(table["exchange"], table["symbol"], table["timeframe"], "\x1f")
-    ).combine_chunks()
-    codes, series = joined.indices.to_numpy(), [key.split("\x1f") for key in joined.dictionary.to_pylist()]
+    joined = _dictionary(_series_keys(table))
+    # A dictionary holds no nulls (a null row is a null index), so every key is a text.
+    keys = [key for key in joined.dictionary.to_pylist() if key is not None]
+    codes, series = joined.indices.to_numpy(), [key.split("\x1f") for key in keys]
     ts = pc.cast(table["ts"], pa.timestamp("us", tz="UTC")).to_numpy().astype("int64")
     close = pc.cast(table["close"], pa.float64()).to_numpy()
     first = np.full(len(series), np.iinfo(np.int64).max, dtype=np.int64)
@@ -478,7 +503,7 @@ def _drop_jumps(cur: Cursor, table: pa.Table, source: str, max_jump: float) -> t
         ref = int(jumps.reference[row])
         previous = stored[int(codes[row])] if ref < 0 else str(table["close"][ref])
         relation = f"more than {max_jump:g}x" if close[row] > float(previous) else f"less than 1/{max_jump:g} of"
-        reason = f"close {table['close'][row]} is {relation} the previous close {previous}"
+        reason = f"close {table['close'][int(row)]} is {relation} the previous close {previous}"
         location = f"{' '.join(series[codes[row]])} {(_EPOCH + timedelta(microseconds=int(ts[row]))).isoformat()}"
         payload = ",".join(str(table[c][int(row)]) for c in COLUMNS)
         rejected.append(Rejected(source, location, payload, f"{reason} (ALPHALOOM_INGEST_MAX_CLOSE_JUMP)"))
@@ -505,7 +530,8 @@ def merge_bars(conn: Connection, batch: PriceBatch, run_id: str, *, limits: BarL
     if len(batch) == 0:
         return MergeResult(0, 0, 0, 0, quarantined)
     limits = limits or BarLimits.from_settings()
-    dbapi = conn.connection.driver_connection
+    # The engines are built on the psycopg 3 driver, and a connection in use is checked out: never None here.
+    dbapi = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
     with dbapi.cursor() as cur:
         cur.execute("select pg_advisory_xact_lock(%s)", (_MERGE_LOCK_KEY,))
         table, jumps = _drop_jumps(cur, batch.table, batch.source, limits.max_close_jump)
@@ -519,7 +545,7 @@ def merge_bars(conn: Connection, batch: PriceBatch, run_id: str, *, limits: BarL
         )  # fmt: skip
         overlapping = {"\x1f".join(row) for row in cur.fetchall()}
         if overlapping:
-            joined = pc.binary_join_element_wise(table["exchange"], table["symbol"], table["timeframe"], "\x1f")
+            joined = _series_keys(table)
             to_merge = pc.is_in(joined, value_set=pa.array(sorted(overlapping)))
             fresh, existing = table.filter(pc.invert(to_merge)), table.filter(to_merge)
         else:
@@ -554,7 +580,7 @@ def merge_bars(conn: Connection, batch: PriceBatch, run_id: str, *, limits: BarL
     )
 
 
-def _revision(source: str, row: tuple) -> Rejected:
+def _revision(source: str, row: tuple[Any, ...]) -> Rejected:
     key, new, old = row[:4], row[4:9], row[9:]
     changes = ", ".join(f"{name} {o} -> {n}" for name, o, n in zip(VALUE_COLUMNS, old, new, strict=True) if o != n)
     return Rejected(

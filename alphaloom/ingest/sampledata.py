@@ -33,6 +33,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
+from numpy.typing import NDArray
 
 CRYPTO_SYMBOLS: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 STOCK_SYMBOLS: tuple[str, ...] = ("AAPL/USD", "MSFT/USD", "SPY/USD")
@@ -283,7 +284,7 @@ def _simulate_symbol(
     high = np.maximum(open_, close) * np.exp(np.abs(wick_up) * wick)
     low = np.minimum(open_, close) * np.exp(-np.abs(wick_down) * wick)
     move = np.abs(log_close - log_open) / p.hourly_vol
-    session_shape = 1.0
+    session_shape: float | NDArray[np.float64] = 1.0
     if p.is_stock:
         hour = (ts % _DAY) // _HOUR
         session_shape = np.where((hour == SESSION_HOURS[0]) | (hour == SESSION_HOURS[-1]), 1.6, 1.0)  # U-shaped day

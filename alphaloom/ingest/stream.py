@@ -23,7 +23,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -31,6 +31,9 @@ from sqlalchemy import Engine
 from alphaloom.domain import bar_close
 from alphaloom.ingest.ccxt_prices import SeriesSpec
 from alphaloom.venues.ccxt_exchange import make_exchange, make_pro_exchange
+
+if TYPE_CHECKING:
+    import ccxt.pro
 
 
 @dataclass
@@ -153,7 +156,7 @@ def hook_kline_closes(exchange: Any) -> KlineCloses | None:
     closes = KlineCloses()
     handle_ohlcv = exchange.handle_ohlcv  # looked up per message by the exchange's message router
 
-    def handle_ohlcv_remembering_closes(client: Any, message: dict) -> None:
+    def handle_ohlcv_remembering_closes(client: Any, message: dict[str, Any]) -> None:
         handle_ohlcv(client, message)
         kline = message.get("k") or {}
         if message.get("e") != "kline" or kline.get("x") is not True:
@@ -191,7 +194,7 @@ class QuoteCache:
         self.client.set(self.key(exchange, symbol), json.dumps(payload))
         return True
 
-    def get(self, exchange: str, symbol: str) -> dict | None:
+    def get(self, exchange: str, symbol: str) -> dict[str, Any] | None:
         if self.client is None:
             return None
         raw = self.client.get(self.key(exchange, symbol))
@@ -199,7 +202,7 @@ class QuoteCache:
 
 
 async def stream_series(
-    exchange,
+    exchange: ccxt.pro.Exchange,
     symbol: str,
     timeframe: str,
     *,

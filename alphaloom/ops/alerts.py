@@ -52,7 +52,8 @@ class Alert:
     source: str = "alphaloom"
 
     def payload(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=str))
+        payload: dict[str, Any] = json.loads(json.dumps(asdict(self), default=str))
+        return payload
 
 
 def alert(

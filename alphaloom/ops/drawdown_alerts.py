@@ -44,8 +44,8 @@ class DrawdownTransition:
     previous: str | None
     level: str
     as_of: datetime
-    symbol: str
-    decision_id: str
+    symbol: str | None
+    decision_id: str | None
     verdict: str
     numbers: dict[str, Any]
 

@@ -53,7 +53,8 @@ def deployable(prefect_file: Path) -> tuple[list[str], list[str]]:
     import yaml
 
     config = yaml.safe_load(prefect_file.read_text()) or {}
-    ready, skipped = [], []
+    ready: list[str] = []
+    skipped: list[str] = []
     for deployment in config.get("deployments") or []:
         path = deployment["entrypoint"].split(":", 1)[0]
         (ready if (prefect_file.parent / path).is_file() else skipped).append(deployment["name"])

@@ -36,7 +36,9 @@ _LOCK = threading.Lock()
 # One GX context per home per process, and one checkpoint per (home, suite, settings): a second context on the same
 # folder would rebuild the data source and suites under the first one's checkpoints.
 _CONTEXTS: dict[Path, Any] = {}
-_CHECKPOINTS: dict[tuple, Any] = {}  # a GX context is not thread-safe; batches are validated one at a time
+_CHECKPOINTS: dict[
+    tuple[Path, str, int, bool], Any
+] = {}  # a GX context is not thread-safe; batches are validated one at a time
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class QualityGate:
             return _CHECKPOINTS[key]
         import great_expectations as gx
         import great_expectations.expectations as gxe
+        from great_expectations.checkpoint.actions import UpdateDataDocsAction, ValidationAction
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         if self._context is None:
@@ -109,7 +112,7 @@ class QualityGate:
         validation = context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=suite_name, data=definition, suite=suite)
         )
-        actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if self.build_docs else []
+        actions: list[ValidationAction] = [UpdateDataDocsAction(name="data_docs")] if self.build_docs else []
         checkpoint = context.checkpoints.add_or_update(
             gx.Checkpoint(
                 name=suite_name,
@@ -155,7 +158,7 @@ class QualityGate:
             })  # fmt: skip
             if meta.get("row_level"):
                 for row in rows:
-                    index = row if isinstance(row, int | np.integer) else row.get("index")  # type: ignore[union-attr]
+                    index = row if isinstance(row, int | np.integer) else row.get("index")
                     bad.setdefault(int(index), []).append(f"{outcome.expectation_config.type} ({meta.get('label')})")
         report = QualityReport(
             suite=suite_name, batch=batch, success=bool(validation.success), evaluated=len(frame),
@@ -226,9 +229,8 @@ def price_frame(table: pa.Table, markets: Mapping[tuple[str, str], MarketSpec] |
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
     frame["gap_bars"] = 0
-    for (exchange, symbol, timeframe), rows in frame.groupby(
-        ["exchange", "symbol", "timeframe"], sort=False
-    ).groups.items():
+    for (exchange, symbol, timeframe), series in frame.groupby(["exchange", "symbol", "timeframe"], sort=False):
+        rows = series.index
         market = (markets or {}).get((str(exchange), str(symbol))) or MarketSpec(str(symbol), UNCLASSIFIED, Decimal(0))
         calendar = calendar_for(calendar_class_of(market))
         frame.loc[rows, "gap_bars"] = calendar.gap_before(frame.loc[rows, "ts"], str(timeframe))

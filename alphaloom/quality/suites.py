@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 PRICES_SUITE = "alphaloom_prices"
 NEWS_SUITE = "alphaloom_news"
@@ -15,7 +16,7 @@ class Check:
     """One expectation: GX ``type`` and keyword arguments, a human ``label``, and whether it judges single rows."""
 
     type: str
-    kwargs: dict
+    kwargs: dict[str, Any]
     label: str
     row_level: bool
 
