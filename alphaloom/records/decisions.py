@@ -476,3 +476,16 @@ def recorded_decision_ids(conn: Connection, decision_ids: Sequence[str]) -> set[
         text("select decision_id from audit.decisions where decision_id = any(:d)"), {"d": list(decision_ids)}
     ).scalars().all()  # fmt: skip
     return {str(r) for r in rows}
+
+
+def opinions_of_runs(conn: Connection, run_ids: Sequence[str]) -> list[tuple[str, str, bool]]:
+    """(agent, action, skipped) of every agent output recorded with a decision of ``run_ids``."""
+    rows = conn.execute(
+        text(
+            """select o.agent, coalesce(o.output->>'action', 'hold'), o.skipped
+               from audit.agent_outputs o join audit.decisions d on d.decision_id = o.decision_id
+               where d.run_id = any(:runs)"""
+        ),
+        {"runs": list(run_ids)},
+    ).all()
+    return [(str(r[0]), str(r[1]), bool(r[2])) for r in rows]

@@ -157,3 +157,16 @@ def past_situations(
         ),
         {"account": account, "team": agent, "as_of": as_of, "limit": limit},
     ).all()
+
+
+def outcomes_of_runs(conn: Connection, run_ids: Sequence[str]) -> list[tuple[str, str, bool | None]]:
+    """(agent, action, hit) of every scored opinion of a decision of ``run_ids`` (``hit`` None while unscored)."""
+    rows = conn.execute(
+        text(
+            """select x.agent, x.action, x.hit
+               from audit.opinion_outcomes x join audit.decisions d on d.decision_id = x.decision_id
+               where d.run_id = any(:runs)"""
+        ),
+        {"runs": list(run_ids)},
+    ).all()
+    return [(str(r[0]), str(r[1]), None if r[2] is None else bool(r[2])) for r in rows]

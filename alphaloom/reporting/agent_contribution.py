@@ -19,7 +19,10 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
+
+from alphaloom.records.decisions import opinions_of_runs
+from alphaloom.records.memory import outcomes_of_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +70,9 @@ def contributions(
 
 def run_contributions(conn: Connection, run_ids: Sequence[str], pnl: Mapping[str, float]) -> list[AgentContribution]:
     """``contributions`` over the decisions recorded by ``run_ids`` (``pnl``: agent -> P&L credited over them)."""
-    runs = {"runs": list(run_ids)}
-    opinions = conn.execute(
-        text(
-            """select o.agent, coalesce(o.output->>'action', 'hold'), o.skipped
-               from audit.agent_outputs o join audit.decisions d on d.decision_id = o.decision_id
-               where d.run_id = any(:runs)"""
-        ),
-        runs,
-    ).all()
-    outcomes = conn.execute(
-        text(
-            """select x.agent, x.action, x.hit
-               from audit.opinion_outcomes x join audit.decisions d on d.decision_id = x.decision_id
-               where d.run_id = any(:runs)"""
-        ),
-        runs,
-    ).all()
-    return contributions([tuple(r) for r in opinions], [tuple(r) for r in outcomes], pnl)  # type: ignore[misc]
+    opinions = opinions_of_runs(conn, run_ids)
+    outcomes = outcomes_of_runs(conn, run_ids)
+    return contributions(opinions, outcomes, pnl)
 
 
 def summed_pnl(by_run: Iterable[Mapping[str, float]]) -> dict[str, float]:

@@ -155,6 +155,11 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     "walk_forward_runs": {"alphaloom.records.runs"},
     "walk_forward_windows": set(),
 }
+# a replay's in-memory order store (execution.orders.memory_store) is the other side of the database store's port:
+# it reads and bulk-writes the same tables, so wherever the store may hold SQL, it may too
+for _modules in ALSO_ALLOWED.values():
+    if "execution.orders.store" in _modules:
+        _modules.add("execution.orders.memory_store")
 
 
 def _sql_strings(tree: ast.Module) -> Iterator[str]:

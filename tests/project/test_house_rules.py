@@ -28,11 +28,17 @@ def _squeezed(source: str) -> str:
 
 def test_only_the_order_store_writes_an_orders_status() -> None:
     # ARCHITECTURE §7: every status change goes through execution/orders/state.py's transition table, applied by the
-    # order store; an UPDATE of audit.orders anywhere else would move an order the table never saw
+    # order stores (the database one and a replay's in-memory one); an UPDATE of audit.orders anywhere else would move an order the table never saw
     writers = sorted(
         name for name, source in _sources() if re.search(r"update audit\.orders\b(?!_)", _squeezed(source))
     )
-    assert writers == ["execution/orders/store.py"]
+    assert writers == ["execution/orders/memory_store.py", "execution/orders/store.py"]
+
+
+def test_the_memory_order_store_checks_its_moves_with_the_same_table() -> None:
+    # a replay's in-memory store (the OrderStore port's other side) applies the database store's check_moves
+    store = (ROOT / "execution/orders/memory_store.py").read_text(encoding="utf-8")
+    assert "check_moves(" in store
 
 
 def test_the_order_store_checks_every_status_change_with_the_transition_table() -> None:
