@@ -7,8 +7,9 @@ starts one out-of-sample stretch later), so reading each window's bars on its ow
 it is running (``WindowSpec.sweep``, made afresh for each run by ``window_specs``, so a later run never sees bars read
 for an earlier one) and reads only the time ranges it has not read yet; one sweep's bars at a time.
 
-The bars come from the server one row per symbol (``read_bar_columns``): each column of the symbol's bars packed by
-PostgreSQL into one ``bytea`` of big-endian doubles (``float8send``, in time order), unpacked here with numpy. The values
+The bars come from the server one row per symbol (``read_bar_columns``): the symbol's bars packed by PostgreSQL into
+one ``bytea`` of big-endian doubles (``float8send``; time, open and close of each bar, in time order), unpacked here
+with numpy. The values
 are the same doubles as ``alphaloom.backtest.bar_frames.price_frames_binary`` reads (the server's casts to double), so
 a window's frames are the same to the bit, whichever way and in whatever pieces they were read.
 """
@@ -24,9 +25,8 @@ import pandas as pd
 from sqlalchemy import Connection
 
 _BAR_COLUMNS = """select symbol,
-       string_agg(float8send(date_part('epoch', ts)), ''::bytea order by ts),
-       string_agg(float8send(cast(open as double precision)), ''::bytea order by ts),
-       string_agg(float8send(cast(close as double precision)), ''::bytea order by ts)
+       string_agg(float8send(date_part('epoch', ts)) || float8send(cast(open as double precision))
+                  || float8send(cast(close as double precision)), ''::bytea order by ts)
 from raw.ohlcv
 where exchange = %(e)s and timeframe = %(tf)s and symbol = any(%(s)s)
   and (cast(%(start)s as timestamptz) is null or ts >= %(start)s)
@@ -50,15 +50,15 @@ def read_bar_columns(
         cur.execute(_BAR_COLUMNS, {"e": exchange, "tf": timeframe, "s": symbols, "start": start, "end": end})
         rows = cur.fetchall()
     column_of = {name: k for k, name in enumerate(symbols)}
-    micros = [np.rint(np.frombuffer(epochs, dtype=">f8") * 1e6).astype(np.int64) for _, epochs, _, _ in rows]
+    bars = [(column_of[symbol], np.frombuffer(packed, dtype=">f8").reshape(-1, 3)) for symbol, packed in rows]
+    micros = [np.rint(values[:, 0] * 1e6).astype(np.int64) for _, values in bars]
     row_at, times = pd.factorize(np.concatenate(micros) if micros else np.empty(0, np.int64), sort=True)
     open_, close = np.full((len(times), len(symbols)), np.nan), np.full((len(times), len(symbols)), np.nan)
     offset = 0
-    for (symbol, _, opens, closes), stamps in zip(rows, micros, strict=True):
-        at, column = row_at[offset : offset + len(stamps)], column_of[symbol]
-        open_[at, column] = np.frombuffer(opens, dtype=">f8")
-        close[at, column] = np.frombuffer(closes, dtype=">f8")
-        offset += len(stamps)
+    for column, values in bars:
+        at = row_at[offset : offset + len(values)]
+        open_[at, column], close[at, column] = values[:, 1], values[:, 2]
+        offset += len(values)
     index = pd.DatetimeIndex(np.asarray(times).astype("datetime64[us]"), name="ts").tz_localize("UTC")
     labels = pd.Index(symbols, name="symbol")
     return pd.DataFrame(open_, index=index, columns=labels), pd.DataFrame(close, index=index, columns=labels)
