@@ -5,8 +5,9 @@ audit rows (``--audit none``: no result is recorded). The bars are stored in ``r
 here on the server of ``ALPHALOOM_DATABASE_URL`` (dropped at the end). The windows run as the walk-forward flow runs
 them (``flows.walk_forward.walk_windows``, one Prefect task): each window (its 9 in-sample simulations and its
 out-of-sample one) is a plain Dask future on the flow's cluster, sent the window's specification (``WindowSpec``:
-symbols, time bounds, grid, costs), reading the window's bars on its worker's engine and returning the window's
-outcome. The flow's task runner (``alphaloom.task_runner.SettingsTaskRunner``) is pointed by ``ALPHALOOM_DASK_ADDRESS``
+symbols, time bounds, grid, costs), reading the window's bars on its worker's engine (each worker reads a run's bars
+once: ``alphaloom.backtest.walkforward_bars``; every timed run is a new run, its bars read afresh) and returning the
+window's outcome. The default size is a user's: 50 symbols, 4,000 in-sample and 8 x 750 out-of-sample hourly bars. The flow's task runner (``alphaloom.task_runner.SettingsTaskRunner``) is pointed by ``ALPHALOOM_DASK_ADDRESS``
 at a ``LocalCluster`` of 1 or one of 2 worker processes, both started here (one thread each; warmed up first, so imports and
 engines are not timed). The same window bodies (read, then run) run in this process, without Prefect or Dask, as the
 baseline; every run must give the same windows as the baseline.
@@ -16,6 +17,8 @@ Prints, each with its unit, goal and ``met`` or ``MISSED``:
 - Dask's per-task overhead: (1 worker's time - the in-process time) / tasks, in ms, against a window's in-process time
   (goal <= 10% of it), and, for scale, what a window would cost as a Prefect task run of its own on Dask (an empty
   Prefect task) and as a plain Dask future (an empty one), in ms per task.
+Where the time goes, per worker count: the windows' span and work seconds (Dask's task stream), what lies outside
+them (the Prefect flow run and its task, connecting, gathering) and the worker processes' CPU seconds.
 Also the machine's load average before and after, since a shared machine's load moves the speed-up.
 ``--repeat N`` times each configuration N times, interleaved (in process, 1 worker, 2 workers, again), and keeps the
 best of each: on a shared machine the load comes and goes.
