@@ -5,8 +5,9 @@ audit rows (``--audit none``: no result is recorded). The bars are stored in ``r
 here on the server of ``ALPHALOOM_DATABASE_URL`` (dropped at the end). The windows run as the walk-forward flow runs
 them (``flows.walk_forward.walk_windows``, one Prefect task): each window (its 9 in-sample simulations and its
 out-of-sample one) is a plain Dask future on the flow's cluster, sent the window's specification (``WindowSpec``:
-symbols, time bounds, grid, costs), reading the window's bars on its worker's engine and returning the window's
-outcome. The flow's task runner (``alphaloom.task_runner.SettingsTaskRunner``) is pointed by ``ALPHALOOM_DASK_ADDRESS``
+symbols, time bounds, grid, costs), reading the window's bars on its worker's engine (each worker reads a run's bars
+once: ``alphaloom.backtest.walkforward_bars``; every timed run is a new run, its bars read afresh) and returning the
+window's outcome. The default size is a user's: 50 symbols, 4,000 in-sample and 8 x 750 out-of-sample hourly bars. The flow's task runner (``alphaloom.task_runner.SettingsTaskRunner``) is pointed by ``ALPHALOOM_DASK_ADDRESS``
 at a ``LocalCluster`` of 1 or one of 2 worker processes, both started here (one thread each; warmed up first, so imports and
 engines are not timed). The same window bodies (read, then run) run in this process, without Prefect or Dask, as the
 baseline; every run must give the same windows as the baseline.
@@ -16,19 +17,23 @@ Prints, each with its unit, goal and ``met`` or ``MISSED``:
 - Dask's per-task overhead: (1 worker's time - the in-process time) / tasks, in ms, against a window's in-process time
   (goal <= 10% of it), and, for scale, what a window would cost as a Prefect task run of its own on Dask (an empty
   Prefect task) and as a plain Dask future (an empty one), in ms per task.
+Where the time goes, per worker count: the windows' span and work seconds (Dask's task stream), what lies outside
+them (the Prefect flow run and its task, connecting, gathering) and the worker processes' CPU seconds.
 Also the machine's load average before and after, since a shared machine's load moves the speed-up.
 ``--repeat N`` times each configuration N times, interleaved (in process, 1 worker, 2 workers, again), and keeps the
 best of each: on a shared machine the load comes and goes.
-Usage: python bench/scale.py [--symbols 20] [--in-sample 3000] [--out-sample 750] [--repeat 1]
+Usage: python bench/scale.py [--symbols 50] [--in-sample 4000] [--out-sample 750] [--repeat 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -58,8 +63,8 @@ def make_frames(symbols: int, bars: int, seed: int = 3) -> tuple[pd.DataFrame, p
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=20)
-    parser.add_argument("--in-sample", type=int, default=3000)
+    parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--in-sample", type=int, default=4000)
     parser.add_argument("--out-sample", type=int, default=750)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each configuration, interleaved; the best counts"
@@ -93,15 +98,22 @@ def main() -> None:
 
 
 def _store_bars(engine: Engine, open_: pd.DataFrame, close: pd.DataFrame) -> None:
+    """The bars into ``raw.ohlcv`` (COPY), prices to 6 decimals as text (formatted with numpy, column by column)."""
     from alphaloom.db.copy import copy_rows
 
+    def text_of(frame: pd.DataFrame) -> np.ndarray:
+        return np.char.mod("%.6f", frame.to_numpy().ravel())  # row-major: time after time, the symbols of each
+
+    opens, closes = text_of(open_), text_of(close)
+    highs, lows = text_of(np.maximum(open_, close)), text_of(np.minimum(open_, close))
+    times = np.repeat(close.index.to_pydatetime(), len(close.columns))
+    symbols = np.tile(np.array(close.columns), len(close.index))
     with engine.begin() as conn:
         conn.execute(text("insert into audit.runs (run_id, flow) values ('bench-scale', 'bench')"))
         copy_rows(conn, "raw.ohlcv", ("exchange", "symbol", "timeframe", "ts", "open", "high", "low", "close", "volume",
                                       "run_id"),
-                  (("benchscale", s, "1h", ts.to_pydatetime(), f"{open_.at[ts, s]:.6f}",
-                    f"{max(open_.at[ts, s], close.at[ts, s]):.6f}", f"{min(open_.at[ts, s], close.at[ts, s]):.6f}",
-                    f"{close.at[ts, s]:.6f}", 1, "bench-scale") for ts in close.index for s in close.columns))  # fmt: skip
+                  (("benchscale", s, "1h", t, o, h, lo, c, 1, "bench-scale")
+                   for s, t, o, h, lo, c in zip(symbols, times, opens, highs, lows, closes, strict=True)))  # fmt: skip
     with engine.connect() as conn:
         conn.execute(
             text("analyze raw.ohlcv")
@@ -117,7 +129,7 @@ def _open_engine() -> None:
 
 def _run(args: argparse.Namespace, symbols: list[str]) -> None:
     """The sweep in this process and on 1 and 2 Dask worker processes, interleaved (see the module docstring)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
     from prefect.testing.utilities import prefect_test_harness
@@ -134,6 +146,12 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
         windows = window_specs(conn, get_settings(), spec)
     assert len(windows) == WINDOWS
 
+    def fresh(count: int) -> list[WindowSpec]:
+        """The first ``count`` windows as a new run plans them: a sweep of their own, so the bars are read afresh
+        (a process reads a sweep's bars once: ``alphaloom.backtest.walkforward_bars``)."""
+        sweep = uuid.uuid4().hex
+        return [dataclasses.replace(window, sweep=sweep) for window in windows[:count]]
+
     @task(cache_policy=NO_CACHE)
     def empty(n: int) -> int:
         return n
@@ -147,7 +165,7 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
     def sweep(count: int) -> list:
         """The first ``count`` windows as the walk-forward flow runs them (the windows are not flow parameters: those
         go to the API as JSON)."""
-        return walk_windows(windows[:count])
+        return walk_windows(fresh(count))
 
     @task(cache_policy=NO_CACHE, persist_result=False)
     def window_task(window: WindowSpec) -> WindowOutcome:
@@ -156,13 +174,13 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
     @flow(name="bench_scale_sweep_tasks", task_runner=SettingsTaskRunner())
     def sweep_tasks(count: int) -> list:
         """The first ``count`` windows each a Prefect task run of its own on Dask (the flow's way before the futures)."""
-        return window_task.map(windows[:count]).result()
+        return window_task.map(fresh(count)).result()
 
     def in_process() -> tuple[float, float, list]:
         """The windows read and run here one after the other: seconds in all, seconds reading, outcomes."""
         started = time.perf_counter()
         with get_engine().connect() as conn:
-            inputs = [load_window(conn, w) for w in windows]
+            inputs = [load_window(conn, w) for w in fresh(WINDOWS)]
         loading = time.perf_counter() - started
         outcomes = [run_window(w) for w in inputs]
         return time.perf_counter() - started, loading, outcomes
@@ -172,6 +190,8 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
           f"{args.in_sample} + {args.out_sample} bars per window, audit none, best of {args.repeat}")  # fmt: skip
     best: dict[int, float] = {0: math.inf, 1: math.inf, 2: math.inf}  # 0: in process
     best_tasks: dict[int, float] = {1: math.inf, 2: math.inf}  # a Prefect task per window
+    spans: dict[int, tuple[float, float]] = {}  # of the best run: the windows' span and busy seconds on the workers
+    cpus: dict[int, list[float]] = {}  # of the best run: CPU seconds of each worker process
     with (
         prefect_test_harness(server_startup_timeout=120),
         LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as one,
@@ -190,11 +210,16 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
             seconds, loading, baseline = in_process()
             if seconds < best[0]:
                 best[0], reading = seconds, loading
-            for workers, (address, _client) in clusters.items():
-                with _on_dask(address):
+            for workers, (address, client) in clusters.items():
+                cpu_before = client.run(time.process_time)
+                with _on_dask(address), get_task_stream(client=client) as stream:
                     started = time.perf_counter()
                     outcomes = sweep(WINDOWS)
-                    best[workers] = min(best[workers], time.perf_counter() - started)
+                    seconds = time.perf_counter() - started
+                cpu = [spent - cpu_before[worker] for worker, spent in client.run(time.process_time).items()]
+                if seconds < best[workers]:
+                    best[workers], spans[workers], cpus[workers] = seconds, _window_span(stream.data), cpu
+                with _on_dask(address):
                     started = time.perf_counter()
                     as_tasks = sweep_tasks(WINDOWS)
                     best_tasks[workers] = min(best_tasks[workers], time.perf_counter() - started)
@@ -209,8 +234,14 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
         raw_ms = (time.perf_counter() - started) / WINDOWS * 1000
     print(f"in process (no Prefect, no Dask): {best[0]:.2f} s ({best[0] / WINDOWS * 1000:.0f} ms per window, of "
           f"which reading its bars {reading / WINDOWS * 1000:.0f} ms)")  # fmt: skip
-    print(f"1 worker process: {best[1]:.2f} s")
-    print(f"2 worker processes: {best[2]:.2f} s")
+    for workers in (1, 2):
+        span, busy = spans[workers]
+        print(f"{workers} worker process{'es' if workers > 1 else ''}: {best[workers]:.2f} s: the windows ran for "
+              f"{span:.2f} s from the first's start to the last's end, {busy:.2f} s of work on the workers "
+              f"({busy / WINDOWS * 1000:.0f} ms per window); outside them (the Prefect flow run and its task, the "
+              f"connection to the scheduler, gathering) {best[workers] - span:.2f} s; CPU seconds of the worker "
+              f"processes {' + '.join(f'{c:.2f}' for c in cpus[workers])} (a loaded machine's cores: work seconds "
+              f"above CPU seconds are waits for a core or the database)")  # fmt: skip
     print(f"for comparison, a Prefect task per window: 1 worker {best_tasks[1]:.2f} s, 2 workers {best_tasks[2]:.2f} s "
           f"(speed-up {best_tasks[1] / best_tasks[2]:.2f} x, per-window overhead "
           f"{(best_tasks[1] - best[0]) / WINDOWS * 1000:.0f} ms)")  # fmt: skip
@@ -226,6 +257,16 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
     )
     _line(f"Dask per-window overhead vs in-process (a window: {window_ms:.0f} ms)", overhead_ms,
           "ms per task", f"<= {window_ms * 0.1:.0f} ms (10% of a window)", overhead_ms <= window_ms * 0.1)  # fmt: skip
+
+
+def _window_span(stream: list[dict]) -> tuple[float, float]:
+    """Of the windows in a Dask task stream: seconds from the first start to the last end, and seconds of work."""
+    phases = [phase for entry in stream if str(entry["key"]).startswith("walk_window")
+              for phase in entry["startstops"] if phase["action"] == "compute"]  # fmt: skip
+    if not phases:
+        return 0.0, 0.0
+    return (max(p["stop"] for p in phases) - min(p["start"] for p in phases),
+            sum(p["stop"] - p["start"] for p in phases))  # fmt: skip
 
 
 @contextmanager

@@ -38,7 +38,8 @@ WINDOW_RETRIES = 1  # a window whose run raised (a dropped connection, say) is r
 
 
 def walk_window(window: WindowSpec) -> WindowOutcome:
-    """One window: read its bars (``load_window``, on this process's engine), choose in sample, trade out of sample.
+    """One window: read its bars (``load_window``, on this process's engine: only those this process has not read yet
+    for the window's run, ``alphaloom.backtest.walkforward_bars``), choose in sample, trade out of sample.
     Independent of the others: any process may run it; what travels is the specification and the window's outcome
     (its row, out-of-sample returns and fills), never the bars."""
     with get_engine().connect() as conn:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from alphaloom.backtest.bar_frames import price_frames, price_frames_binary
+from alphaloom.backtest.bar_frames import price_frames
 from alphaloom.backtest.walkforward import (
     Costs,
     WalkForwardResult,
@@ -30,6 +31,7 @@ from alphaloom.backtest.walkforward import (
     window_input,
     window_slices,
 )
+from alphaloom.backtest.walkforward_bars import SWEEP_BARS, read_bar_columns
 from alphaloom.backtest.walkforward_page import write_walk_forward_page
 from alphaloom.domain import timeframe_delta
 from alphaloom.errors import DataUnavailableError
@@ -93,7 +95,9 @@ class WindowSpec:
     """One walk-forward window as a few values, to send to another process instead of its bars: which stored bars
     to load (``start <= ts < end``: the window and up to ``warmup`` bars before it, ``bars`` rows in all, the columns
     ``symbols`` in the whole run's order) and how to run them. ``load_window`` turns it into the ``WindowInput`` that
-    ``window_inputs`` makes from the whole history, exactly."""
+    ``window_inputs`` makes from the whole history, exactly. ``sweep`` names the run's windows (made afresh by each
+    ``window_specs``): a process reads the bars of one sweep once (``walkforward_bars.SweepBars``); empty, the window
+    reads its own bars."""
 
     exchange: str
     timeframe: str
@@ -108,6 +112,7 @@ class WindowSpec:
     periods_per_year: float
     objective: str
     step: pd.Timedelta
+    sweep: str = ""
 
 
 def _bar_times(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> tuple[list[datetime], list[str]]:
@@ -134,25 +139,30 @@ def window_specs(conn: Connection, settings: Settings, spec: WalkForwardSpec) ->
                            objective=spec.objective)  # fmt: skip
     costs, periods_per_year, warmup = _costs(conn, settings, symbols), _periods_per_year(settings), warmup_bars(grid)
     step = pd.Timestamp(times[1]) - pd.Timestamp(times[0])
+    sweep = uuid.uuid4().hex  # this run's windows: the bars a process reads for them serve no other run
     specs = []
     for rows in slices:
         first = max(0, rows.start - warmup)
         specs.append(WindowSpec(settings.exchange, settings.timeframe, symbols, times[first],
                                 times[rows.stop] if rows.stop < len(times) else spec.end, rows.stop - first,
                                 rows.start - first, grid, spec.in_sample, costs, periods_per_year, spec.objective,
-                                step))  # fmt: skip
+                                step, sweep))  # fmt: skip
     return specs
 
 
 def load_window(conn: Connection, window: WindowSpec) -> WindowInput:
-    """The ``WindowInput`` of ``window``: its stored bars read here (``price_frames_binary``), its targets computed
-    here. Raises ``DataUnavailableError`` when the stored bars are not the ones the window was cut from."""
-    open_, close = price_frames_binary(conn, exchange=window.exchange, timeframe=window.timeframe, symbols=window.symbols,
-                                start=window.start, end=window.end)  # fmt: skip
+    """The ``WindowInput`` of ``window``: its stored bars read here (``walkforward_bars``: what this process has not
+    read yet of the window's sweep), its targets computed here. Raises ``DataUnavailableError`` when the stored bars
+    are not the ones the window was cut from."""
+    where = {"exchange": window.exchange, "timeframe": window.timeframe, "symbols": window.symbols,
+             "start": window.start, "end": window.end}  # fmt: skip
+    if window.sweep:
+        open_, close = SWEEP_BARS.window_frames(conn, sweep=window.sweep, **where)
+    else:
+        open_, close = read_bar_columns(conn, **where)
     if len(close) != window.bars:
         raise DataUnavailableError(f"the window from {window.start} has {len(close)} stored bars, not {window.bars}: "
                                    "the bars changed during the run")  # fmt: skip
-    open_, close = open_.reindex(columns=window.symbols), close.reindex(columns=window.symbols)
     return window_input(open_, close, warmup=window.warmup, grid=window.grid, in_sample=window.in_sample,
                         costs=window.costs, periods_per_year=window.periods_per_year, objective=window.objective)  # fmt: skip
 

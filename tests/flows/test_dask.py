@@ -224,6 +224,25 @@ def test_a_flow_knows_its_dask_client_only_when_it_runs_on_dask(
         get_settings.cache_clear()
 
 
+def test_a_flow_runs_on_the_configured_scheduler_though_this_process_holds_another_client(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that made a Dask client of another cluster (the newest is Dask's default client) still runs its flows
+    on the scheduler ``ALPHALOOM_DASK_ADDRESS`` names, not on that client's cluster."""
+    with (
+        LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as other,
+        Client(other) as newest,
+    ):
+        assert newest.scheduler.address != cluster.address
+        monkeypatch.setenv("ALPHALOOM_DASK_ADDRESS", cluster.address)
+        get_settings.cache_clear()
+        try:
+            assert _client_of_the_flow() == cluster.address
+        finally:
+            monkeypatch.delenv("ALPHALOOM_DASK_ADDRESS")
+            get_settings.cache_clear()
+
+
 WORKER_SESSION = "dask-test-worker-"  # + the worker's pid: the application_name of its database sessions
 
 
