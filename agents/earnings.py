@@ -333,10 +333,12 @@ def earnings_opinion(
 
 def stated_reports(items: Sequence[NewsItem]) -> tuple[dict[str, Any], ...]:
     """Every earnings report stated in ``items`` (oldest first), as the LLM roles are shown it: the story's id and
-    first-seen time with what the extractor read. The LLM interprets the text; this is what the rules found in it."""
+    first-seen time with what the extractor read, and the story's title and text (raw: the LLM team strips them
+    before a model sees them). The LLM interprets the text; this is what the rules found in it."""
     found = []
     for item in sorted(items, key=lambda i: (i.first_seen_at, i.id)):
         report = extract_earnings(item.title, item.summary)
         if report is not None:
-            found.append({"news_id": item.id, "first_seen_at": item.first_seen_at.isoformat(), **report.as_dict()})
+            found.append({"news_id": item.id, "first_seen_at": item.first_seen_at.isoformat(), **report.as_dict(),
+                          "title": item.title, "text": item.summary})  # fmt: skip
     return tuple(found)

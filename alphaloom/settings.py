@@ -30,7 +30,7 @@ ENV_PREFIX = "ALPHALOOM_"
 LLM_TEAM_ROLES: dict[str, tuple[str, ...]] = {
     "analyst": ("analyst",),
     "compact": ("compact",),
-    "debate": ("bull", "bear", "manager", "risk"),
+    "debate": ("fundamental", "bull", "bear", "manager", "risk"),
 }
 """The LLM roles each ``LlmSettings.team_mode`` consults, in the order they speak."""
 
@@ -137,15 +137,16 @@ class LlmSettings(BaseSettings):
     report. A decision about the present is never exposed, whatever the cutoff."""
     team_mode: Literal["analyst", "compact", "debate"] = "analyst"
     """The LLM roles consulted per decision: "analyst" (one analyst call, no tools), "compact" (one conversation
-    plays bull, bear, research manager and risk reviewer, with tools) or "debate" (bull and bear researchers argue
-    for ``llm_debate_rounds`` rounds, a research manager writes the verdict, a risk reviewer may shrink or veto what
-    the numeric risk gate approved)."""
+    plays bull, bear, research manager and risk reviewer, with tools) or "debate" (a fundamental analyst reads the
+    earnings reports and filings known at the decision first, skipped without a call when there is none; bull and
+    bear researchers argue for ``llm_debate_rounds`` rounds, a research manager writes the verdict, a risk reviewer
+    may shrink or veto what the numeric risk gate approved)."""
     debate_rounds: int = Field(default=1, ge=1, le=3)
     """Rounds of the bull/bear debate (each round: one bull and one bear turn)."""
     tool_calls_per_role: int = Field(default=4, ge=0, le=12)
     """Most tool calls one LLM role may make per decision; past it, the role must answer from what it has."""
     roles: dict[str, LlmRoleEndpoint] = Field(default_factory=dict)
-    """Per-role endpoint overrides (JSON in the environment), keyed by role (bull, bear, manager, risk, compact):
+    """Per-role endpoint overrides (JSON in the environment), keyed by role (fundamental, bull, bear, manager, risk, compact):
     ``base_url``, ``model``, ``api_key`` (a secret: never logged or stored) and ``structured_output``
     ("json_schema" where the endpoint supports it, else "json_object": a JSON-mode prompt validated with one
     repair). A role without an entry uses ``llm_base_url``, ``llm_model`` and ``llm_api_key``."""

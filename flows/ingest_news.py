@@ -68,7 +68,7 @@ def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[st
     urls = [s for s in sources if _is_url(s)]
     venues = [s for s in sources if is_alpaca_feed(s)]
     with audited_run("ingest_news", {"feeds": configured, "quality": quality}) as (engine, run_id):
-        social_result = ingest_social(engine, run_id, social) if social else None
+        social_result = ingest_social(engine, run_id, social, quality=quality) if social else None
         files = [s for s in sources if not _is_url(s) and s not in venues]
         parsed: list[ParsedFeed] = [read_feed_file(s) for s in files]
         with engine.begin() as conn:
@@ -104,9 +104,10 @@ def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[st
         }
 
 
-def ingest_social(engine: Any, run_id: str, sources: list[str]) -> Any:
+def ingest_social(engine: Any, run_id: str, sources: list[str], *, quality: bool = True) -> Any:
     """The social feeds (files: first seen at published + latency; URLs: fetched conditionally, first seen at the
-    fetch time) into ``raw.social_posts``; broken ones recorded like news feeds."""
+    fetch time) into ``raw.social_posts``; broken ones recorded like news feeds. With ``quality`` the posts pass the
+    GX social suite first (empty text, first seen in the future, unknown symbols: quarantined)."""
     settings = get_settings()
     latency = timedelta(minutes=settings.ingest.news_assumed_latency_minutes)
     aliases = settings.ingest.alias_map
@@ -130,5 +131,11 @@ def ingest_social(engine: Any, run_id: str, sources: list[str]) -> Any:
                                   assumed_latency=latency, aliases=aliases, base_url=f.final_url or f.feed)
             for f in fetches if f.document is not None
         ]  # fmt: skip
+    report = None
+    if quality and parsed:
+        known = {*settings.symbols, *aliases.values()}
+        parsed, report = quality_gate().check_social(parsed, batch=f"social {len(parsed)} feeds", known_symbols=known)
     with engine.begin() as conn:
+        if report is not None:
+            record_report(conn, run_id, report)
         return store_social(conn, run_id, parsed)

@@ -1,4 +1,6 @@
-"""The LLM team (``LlmSettings.team_mode`` "compact" or "debate"): bull and bear researchers who argue for
+"""The LLM team (``LlmSettings.team_mode`` "compact" or "debate"): in debate mode a fundamental analyst who reads
+the earnings reports and filings known at the decision first (only when there is one: otherwise it is recorded as
+skipped, with no call and no cost) and whose view opens the debate, bull and bear researchers who argue for
 ``llm_debate_rounds`` rounds from the same evidence, a research manager who writes the verdict, and a risk reviewer
 who may only shrink or veto what the numeric risk gate approved; or one compact call playing all of them. Roles call
 point-in-time tools (``agents.llm.tools``).
@@ -19,7 +21,7 @@ What callers can rely on:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +35,7 @@ from agents.llm.conversation import Caller, Outcome, Turn
 from agents.llm.roles import role_endpoint, team_configured, team_roles
 from agents.llm.schema import AnalystInputs, LlmAnswer
 from agents.llm.team_prompts import TEAM_PROMPT_VERSION, role_messages
-from agents.llm.team_schema import Case, CompactAnswer, RiskReview
+from agents.llm.team_schema import Case, CompactAnswer, FundamentalView, RiskReview
 from agents.llm.tools import ToolBox, features_history
 from agents.snapshot import Snapshot
 from alphaloom.domain import Action, AgentOpinion, Symbol, stable_hash
@@ -43,6 +45,7 @@ from alphaloom.settings import Settings
 
 AGENT = "llm"
 CONTRADICTION_PENALTY = 0.5
+NO_REPORT = "no earnings report or filing known at the decision time"
 
 
 class LlmTeam:
@@ -97,6 +100,8 @@ class LlmTeam:
                          {"side": "bear", "round": 1, "argument": compact.bear_case}]  # fmt: skip
                 risk = compact.risk.model_dump(mode="json")
         else:
+            if "fundamental" in self.roles:
+                cases.extend(self._fundamental(inputs, ask))
             for round_no in range(1, self.settings.llm.debate_rounds + 1):
                 for side in ("bull", "bear"):
                     said = ask(side, Case, debate=cases)
@@ -116,6 +121,9 @@ class LlmTeam:
                              "tool_calls": o.tool_calls, "tokens": o.usage.total_tokens} for name, o in outcomes.items()},
             **spent, "transcript_hash": key,
         }  # fmt: skip
+        if "fundamental" in self.roles and not inputs.earnings:
+            details["roles"]["fundamental"] = {"status": "skipped", "problem": NO_REPORT, "calls": 0, "cached": 0,
+                                               "tool_calls": 0, "tokens": 0}  # fmt: skip
         if verdict is None:
             return AgentOpinion(AGENT, inputs.symbol, inputs.as_of, Action.HOLD, 0.0,
                                 f"LLM team skipped: {outcome.status}: {outcome.problem}", model=self.model,
@@ -129,6 +137,18 @@ class LlmTeam:
         confidence = verdict.confidence * (CONTRADICTION_PENALTY if flags else 1.0)
         return AgentOpinion(AGENT, inputs.symbol, inputs.as_of, Action(verdict.action), round(confidence, 6),
                             verdict.rationale, model=self.model, prompt_hash=key, details=details)  # fmt: skip
+
+    @staticmethod
+    def _fundamental(inputs: AnalystInputs, ask: Callable[..., Outcome]) -> list[dict[str, Any]]:
+        """The fundamental analyst's view as the debate's opening entry (round 0), when an earnings report or filing
+        is known at the decision; none when there is none (no call: ``opine`` records the role as skipped)."""
+        if not inputs.earnings:
+            return []
+        said = ask("fundamental", FundamentalView)
+        view = said.answer
+        return [{"side": "fundamental", "round": 0,
+                 **(view.model_dump(mode="json") if isinstance(view, FundamentalView)
+                    else {"skipped": f"{said.status}: {said.problem}"})}]  # fmt: skip
 
     # -- the risk reviewer ---------------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """What each LLM team role must answer (validated pydantic models; their JSON schemas are sent as the structured
-output format): researchers argue a ``Case``, the research manager answers an ``LlmAnswer`` (the analyst's schema,
+output format): the fundamental analyst reads the earnings reports into a ``FundamentalView``, researchers argue a ``Case``, the research manager answers an ``LlmAnswer`` (the analyst's schema,
 so the contradiction check and the vote treat it the same), the risk reviewer a ``RiskReview`` that can only keep,
 shrink or veto (``scale`` is at most 1), and the compact mode one ``CompactAnswer`` with all of them."""
 
@@ -18,6 +18,18 @@ class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     argument: str = Field(min_length=1, max_length=2000)
+    key_points: list[str] = Field(max_length=10)
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class FundamentalView(BaseModel):
+    """The fundamental analyst's reading of the earnings reports and filings known at the decision: what they say
+    for the company (``stance``), why, and how sure it is. It joins the debate as evidence; it does not vote."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stance: Literal["positive", "negative", "neutral"]
+    assessment: str = Field(min_length=1, max_length=2000)
     key_points: list[str] = Field(max_length=10)
     confidence: float = Field(ge=0.0, le=1.0)
 

@@ -25,6 +25,21 @@ def add_debate(node: Tree, turns: list[Any]) -> None:
         debate.add(f"{t.role} {t.kind.replace('_', ' ')}: {t.gist}")
 
 
+def add_text_evidence(node: Tree, chain: Any) -> None:
+    """The earnings report and the social posts the decision read under ``node`` (nothing when it read none)."""
+    report = chain.earnings
+    if report is not None:
+        figures = ", ".join(f"{name} {fig.get('actual')} vs {fig.get('estimate')} ({fig.get('outcome')})"
+                            for name, fig in (("EPS", report.eps), ("revenue", report.revenue)) if fig)  # fmt: skip
+        node.add(f"earnings report {report.news_id}: {report.title or '(row missing)'} — {figures or 'no figures'}; "
+                 f"guidance {report.guidance or '-'}")  # fmt: skip
+    if chain.social:
+        social = node.add(f"social posts ({len(chain.social)})")
+        for p in chain.social:
+            social.add(f"{p.first_seen_at:%Y-%m-%d %H:%M} {'kept' if p.kept else 'spam'}: {p.title} "
+                       f"({', '.join(p.sources)}; run {p.run_id})")  # fmt: skip
+
+
 @app.command()
 def explain(
     order_id: str = typer.Argument(..., help="Client order id (see `alphaloom pnl`) or decision id (`decisions`)."),
@@ -93,6 +108,7 @@ def explain(
         news = node.add(f"news ({len(chain.news)})")
         for n in chain.news:
             news.add(f"{n.first_seen_at:%Y-%m-%d %H:%M} {n.label} {n.score}: {n.title} (run {n.run_id})")
+        add_text_evidence(node, chain)
     console.print(tree)
     runs = Table("wrote", "flow", "run id", "status", "started", "git sha", title="flow runs behind it")
     for r in chain.runs:

@@ -1,6 +1,6 @@
 """``QualityGate``: Great Expectations checkpoints run on in-flight batches before they are merged into ``raw``.
 
-``check_prices(batch)`` / ``check_news(feeds)`` validate, then return the clean part and ``Rejected`` rows naming the
+``check_prices(batch)`` / ``check_news(feeds)`` / ``check_social(feeds, known_symbols=...)`` validate, then return the clean part and ``Rejected`` rows naming the
 expectation each row failed (for ``raw.quarantine``), plus a ``QualityReport``. Nothing else is dropped: rows failing
 only batch-level expectations stay in. GX keeps every checkpoint result in its validation store under ``<home>/gx``
 and the Data Docs site there is rebuilt after each run, with our offline entry page ``<home>/gx/index.html``.
@@ -12,8 +12,9 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,18 @@ from alphaloom.ingest.calendars import calendar_class_of, calendar_for
 from alphaloom.ingest.news_source import ParsedFeed
 from alphaloom.ingest.prices import COLUMNS, PRICE_COLUMNS, PriceBatch
 from alphaloom.ingest.quarantine import Rejected
+from alphaloom.ingest.social_source import ParsedSocialFeed
 from alphaloom.markets import UNCLASSIFIED, MarketSpec
 from alphaloom.quality.offline_docs import OFFLINE_INDEX, write_offline_index
-from alphaloom.quality.suites import NEWS_SUITE, PRICES_SUITE, Check, news_checks, price_checks
+from alphaloom.quality.suites import (
+    NEWS_SUITE,
+    PRICES_SUITE,
+    SOCIAL_SUITE,
+    Check,
+    news_checks,
+    price_checks,
+    social_checks,
+)
 
 _SOURCE = "alphaloom_inflight"
 _LOCK = threading.Lock()
@@ -99,7 +109,7 @@ class QualityGate:
             if _SOURCE in context.data_sources.all():
                 context.data_sources.delete(_SOURCE)
             source = context.data_sources.add_pandas(_SOURCE)
-            for name in (PRICES_SUITE, NEWS_SUITE):
+            for name in (PRICES_SUITE, NEWS_SUITE, SOCIAL_SUITE):
                 source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("batch")
             self._context = _CONTEXTS[self.home.resolve()] = context
         context = self._context
@@ -214,6 +224,38 @@ class QualityGate:
             out.append(ParsedFeed(items, feed.source, rejected, feed.bozo))
         return out, report
 
+    def check_social(
+        self,
+        feeds: list[ParsedSocialFeed],
+        batch: str,
+        *,
+        known_symbols: Collection[str],
+        now: datetime | None = None,
+    ) -> tuple[list[ParsedSocialFeed], QualityReport]:
+        """The social feeds without posts failing a row-level expectation (those join each feed's ``rejected``, so
+        ``store_social`` quarantines them): empty text, first seen after ``now`` (the check time), a symbol not in
+        ``known_symbols``, a non-web link."""
+        frame = social_frame(feeds, known_symbols, now or datetime.now(UTC))
+        report, bad = self.run(SOCIAL_SUITE, social_checks(), frame, batch)
+        if not bad:
+            return feeds, report
+        out, position = [], 0
+        for feed in feeds:
+            posts, rejected = [], list(feed.rejected)
+            for post in feed.posts:
+                if position in bad:
+                    payload = json.dumps({"id": post.id, "url": post.url, "author": post.author, "title": post.title,
+                                          "symbols": list(post.symbols),
+                                          "first_seen_at": post.first_seen_at.isoformat()})  # fmt: skip
+                    rejected.append(
+                        Rejected(feed.source, f"post {post.id}", payload, f"failed quality check {bad[position]}")
+                    )
+                else:
+                    posts.append(post)
+                position += 1
+            out.append(replace(feed, posts=posts, rejected=rejected))
+        return out, report
+
 
 def _run_name(batch: str) -> str:
     # GX stores results under a folder named after the run: no path separators, and keep it short.
@@ -250,6 +292,25 @@ def news_frame(feeds: list[ParsedFeed]) -> pd.DataFrame:
         for i in f.items
     ]
     return pd.DataFrame(rows, columns=["id", "source", "title", "url", "lead_hours"])
+
+
+def social_frame(feeds: list[ParsedSocialFeed], known_symbols: Collection[str], now: datetime) -> pd.DataFrame:
+    """The view of social posts GX validates: ``text`` (title and body), ``ahead_seconds`` (first seen minus the
+    check time) and ``unknown_symbols`` (tags not among ``known_symbols``), one row per post in feed order."""
+    known = set(known_symbols)
+    rows = [
+        {
+            "id": p.id,
+            "source": f.source,
+            "text": p.text,
+            "url": p.url,
+            "ahead_seconds": (p.first_seen_at - now).total_seconds(),
+            "unknown_symbols": sum(1 for s in p.symbols if s not in known),
+        }
+        for f in feeds
+        for p in f.posts
+    ]
+    return pd.DataFrame(rows, columns=["id", "source", "text", "url", "ahead_seconds", "unknown_symbols"])
 
 
 def record_report(conn: Connection, run_id: str, report: QualityReport) -> None:

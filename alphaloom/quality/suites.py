@@ -1,4 +1,4 @@
-"""Expectation suites for price and news batches. Pure: builds GX expectation objects, touches no context or data."""
+"""Expectation suites for price, news and social batches. Pure: builds GX expectation objects, touches no context or data."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Any
 
 PRICES_SUITE = "alphaloom_prices"
 NEWS_SUITE = "alphaloom_news"
+SOCIAL_SUITE = "alphaloom_social"
+# Clock skew allowed between a post's first-seen time and the check (a fetched post is first seen at the fetch time).
+SOCIAL_MAX_AHEAD_SECONDS = 60
 # How many hours a story may be dated after we first saw it before the date is taken as wrong (clock skew, time zones).
 NEWS_MAX_LEAD_HOURS = 24
 
@@ -61,5 +64,29 @@ def news_checks() -> list[Check]:
             f"published at most {NEWS_MAX_LEAD_HOURS} h after first seen",
             True,
         ),
+        Check("expect_compound_columns_to_be_unique", {"column_list": ["id", "source"]}, "unique (id, source)", False),
+    ]
+
+
+def social_checks() -> list[Check]:
+    """Posts: non-empty text (title and body), first seen no later than the check (``ahead_seconds``, within
+    ``SOCIAL_MAX_AHEAD_SECONDS`` of clock skew), tagged only with known symbols (``unknown_symbols`` = 0), an http(s)
+    URL when there is one; (id, source) unique is reported only, as for news."""
+    return [
+        Check("expect_column_values_to_not_be_null", {"column": "text"}, "text present", True),
+        Check("expect_column_value_lengths_to_be_between", {"column": "text", "min_value": 1}, "text not empty", True),
+        Check(
+            "expect_column_values_to_be_between",
+            {"column": "ahead_seconds", "max_value": SOCIAL_MAX_AHEAD_SECONDS},
+            "first seen not in the future",
+            True,
+        ),
+        Check(
+            "expect_column_values_to_be_between",
+            {"column": "unknown_symbols", "min_value": 0, "max_value": 0},
+            "tagged with known symbols only",
+            True,
+        ),
+        Check("expect_column_values_to_match_regex", {"column": "url", "regex": r"^https?://"}, "url is http(s)", True),
         Check("expect_compound_columns_to_be_unique", {"column_list": ["id", "source"]}, "unique (id, source)", False),
     ]

@@ -5,7 +5,9 @@
     order (+ its events and fills) -> decision (inputs, config version, dbt invocation, git sha)
       -> agent outputs (model, prompt hash, tokens, opinion and rationale) and risk checks (with their numbers)
       -> the feature row it read (dbt model, invocation id, project git sha, the values as read)
-      -> the bar and the news rows behind it (through ``audit.lineage``)
+      -> the bar and the news rows behind it (through ``audit.lineage``), the social posts it read
+         (``raw.social_posts``, each marked kept or dropped as spam by the social analyst) and the earnings report
+         the earnings analyst read (its ``raw.news`` row with the figures and guidance the extractor found)
       -> the flow runs (``audit.runs``, keyed by the Prefect flow-run id) that wrote each of them.
 
 What callers can rely on: every link is read from rows, never recomputed, except the feature-build run, which
@@ -77,6 +79,7 @@ class ExplainedAgentOutput:
     rationale: str
     input_ref: dict[str, Any]
     run_id: str
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,39 @@ class NewsRow:
 
 
 @dataclass(frozen=True)
+class SocialPostRow:
+    """A community post the decision read (``raw.social_posts`` through ``audit.lineage``): ``first_seen_at`` is
+    when it was known for the decision's symbol; ``kept`` False when the social analyst dropped it as spam."""
+
+    id: str
+    title: str
+    author: str | None
+    url: str | None
+    published_at: datetime
+    first_seen_at: datetime
+    first_seen_assumed: bool
+    sources: list[str]
+    kept: bool
+    run_id: str
+
+
+@dataclass(frozen=True)
+class EarningsLink:
+    """The earnings report behind the earnings analyst's opinion: its news row (None when the row is gone) and what
+    the rule-based extractor read in it, as recorded with the opinion (EPS and revenue vs estimate, guidance)."""
+
+    news_id: str
+    title: str | None
+    url: str | None
+    first_seen_at: str | None
+    eps: dict[str, Any] | None
+    revenue: dict[str, Any] | None
+    guidance: str | None
+    outcome_words: str | None
+    score: float | None
+
+
+@dataclass(frozen=True)
 class DebateTurn:
     """One turn of an LLM team's debate (``audit.llm_transcripts``): who spoke, what kind of turn and a one-line
     gist of it (the full content stays in the table)."""
@@ -153,6 +189,8 @@ class OrderChain:
     news: list[NewsRow] = field(default_factory=list)
     runs: list[RunLink] = field(default_factory=list)
     debate: list[DebateTurn] = field(default_factory=list)
+    social: list[SocialPostRow] = field(default_factory=list)
+    earnings: EarningsLink | None = None
 
     @property
     def missing(self) -> list[str]:
@@ -174,6 +212,11 @@ class OrderChain:
                 gaps.append(f"{role} flow run")
         if self.news and "news" not in roles:
             gaps.append("news flow run")
+        read_posts = next((a.input_ref.get("post_ids") for a in self.agent_outputs if a.agent == "social"), None)
+        if read_posts and not self.social:
+            gaps.append("social posts")
+        if self.earnings is not None and self.earnings.title is None:
+            gaps.append("earnings report row")
         return gaps
 
 
@@ -208,6 +251,7 @@ def _agent_outputs(conn: Connection, decision_id: str) -> list[ExplainedAgentOut
             str(o.output.get("rationale", "")),
             dict(o.input_ref or {}),
             o.run_id,
+            dict(o.output.get("details") or {}),
         )
         for o in agent_outputs(conn, decision_id)
     ]
@@ -289,6 +333,58 @@ def _news(conn: Connection, ids: list[str], recorded: list[dict[str, Any]], symb
     ]
 
 
+def _social(conn: Connection, ids: list[str], symbol: str, kept: set[str] | None) -> list[SocialPostRow]:
+    """The decision's social posts, oldest first; ``kept`` the ids the social analyst kept (None: all)."""
+    if not ids:
+        return []
+    rows = conn.execute(
+        text(
+            """select p.id, p.title, p.author, p.url, p.published_at, p.first_seen_assumed, p.run_id,
+                      greatest(p.first_seen_at, coalesce(y.first_known_at, p.first_seen_at)) as first_seen_at,
+                      coalesce(array_agg(s.source order by s.source) filter (where s.source is not null), '{}')
+                        as sources
+               from raw.social_posts p left join raw.social_sightings s on s.post_id = p.id
+               left join raw.social_symbols y on y.post_id = p.id and y.symbol = :symbol
+               where p.id = any(:ids)
+               group by p.id, y.first_known_at order by 8, p.id"""
+        ),
+        {"ids": ids, "symbol": symbol},
+    )
+    return [
+        SocialPostRow(
+            r.id,
+            r.title,
+            r.author,
+            r.url,
+            r.published_at,
+            r.first_seen_at,
+            r.first_seen_assumed,
+            list(r.sources),
+            kept is None or r.id in kept,
+            r.run_id,
+        )
+        for r in rows
+    ]
+
+
+def _earnings(conn: Connection, outputs: list[ExplainedAgentOutput], news: list[NewsRow]) -> EarningsLink | None:
+    """The earnings report the earnings analyst's (not skipped) opinion was drawn from, with its news row."""
+    opinion = next((o for o in outputs if o.agent == "earnings" and not o.skipped), None)
+    news_id = None if opinion is None else opinion.details.get("news_id")
+    if opinion is None or not news_id:
+        return None
+    row: Any = next((n for n in news if n.id == news_id), None)
+    if row is None:
+        row = conn.execute(
+            text("select id, title, url, first_seen_at from raw.news where id = :i"), {"i": news_id}
+        ).first()
+    d = opinion.details
+    score = d.get("score")
+    return EarningsLink(str(news_id), None if row is None else row.title, None if row is None else row.url,
+                        d.get("first_seen_at"), d.get("eps"), d.get("revenue"), d.get("guidance"),
+                        d.get("outcome_words"), None if score is None else float(score))  # fmt: skip
+
+
 def _run(conn: Connection, role: str, run_id: str) -> RunLink | None:
     row = run_record(conn, run_id)
     return None if row is None else RunLink(role, *row)
@@ -313,6 +409,8 @@ class DecisionChain:
     runs: list[RunLink] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)
     debate: list[DebateTurn] = field(default_factory=list)
+    social: list[SocialPostRow] = field(default_factory=list)
+    earnings: EarningsLink | None = None
 
 
 class _Runs(list[RunLink]):
@@ -356,10 +454,17 @@ def _decision_links(conn: Connection, decision: ExplainedDecision, runs: _Runs) 
     )
     for item in news:
         runs.add("news", item.run_id)
+    social_output = next((o for o in outputs if o.agent == "social"), None)
+    kept = social_output.details.get("kept_ids") if social_output is not None else None
+    social = _social(conn, [k["id"] for k in parents.get("raw.social_posts") or []], decision.symbol,
+                     None if kept is None else set(kept))  # fmt: skip
+    for post in social:
+        runs.add("social", post.run_id)
     checks = _risk_checks(conn, decision.decision_id)
     hashes = [o.prompt_hash for o in outputs if o.agent == "llm" and o.prompt_hash]
     hashes += [str(c.numbers["transcript_hash"]) for c in checks if c.numbers.get("transcript_hash")]
-    return DecisionChain(decision, outputs, checks, features, bars, news, runs, debate=debate_turns(conn, hashes))
+    return DecisionChain(decision, outputs, checks, features, bars, news, runs, debate=debate_turns(conn, hashes),
+                         social=social, earnings=_earnings(conn, outputs, news))  # fmt: skip
 
 
 def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
@@ -373,7 +478,8 @@ def explain_order(conn: Connection, client_order_id: str) -> OrderChain:
     if decision is None:
         return OrderChain(order, None, runs=runs)
     c = _decision_links(conn, decision, runs)
-    return OrderChain(order, decision, c.agent_outputs, c.risk_checks, c.features, c.bars, c.news, c.runs, c.debate)
+    return OrderChain(order, decision, c.agent_outputs, c.risk_checks, c.features, c.bars, c.news, c.runs, c.debate,
+                      social=c.social, earnings=c.earnings)  # fmt: skip
 
 
 def explain_decision(conn: Connection, decision_id: str) -> DecisionChain:

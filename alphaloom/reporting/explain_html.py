@@ -280,6 +280,55 @@ def _news_card(chain: OrderChain) -> str:
     return _table_card("Headlines it read", ("first seen", "headline", "sentiment", "feeds"), rows)
 
 
+def _figure(figure: dict[str, Any] | None) -> str:
+    """``actual vs estimate (outcome, surprise)`` as the extractor recorded it; a dash when not stated."""
+    if not figure:
+        return "-"
+    said = f"{figure.get('actual')}"
+    if figure.get("estimate") is not None:
+        said += f" vs estimate {figure.get('estimate')}"
+    if figure.get("outcome"):
+        surprise = figure.get("surprise_pct")
+        said += f" ({figure.get('outcome')}{'' if surprise is None else f', {float(surprise):+.1f}%'})"
+    return _e(said)
+
+
+def _earnings_card(chain: OrderChain) -> str:
+    """The earnings report behind the earnings analyst's opinion and what the extractor read in it."""
+    report = chain.earnings
+    if report is None:
+        return ""
+    return (
+        '<div class="card"><h2>Earnings report it read</h2>'
+        + _kv(
+            [
+                ("report", _e(report.title) if report.title is not None else "<span class=no>row missing</span>"),
+                ("first seen", _e(report.first_seen_at)),
+                ("news id", f"<code>{_e(report.news_id)}</code>"),
+                ("EPS", _figure(report.eps)),
+                ("revenue", _figure(report.revenue)),
+                ("guidance", _e(report.guidance or "-")),
+                ("stated outcome", _e(report.outcome_words or "-")),
+                ("score", "-" if report.score is None else f"{report.score:+.2f}"),
+            ]
+        )
+        + "</div>"
+    )
+
+
+def _social_card(chain: OrderChain) -> str:
+    """The community posts the decision read, when first seen, their feeds and whether the spam filters kept them."""
+    if not chain.social:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(_ts(p.first_seen_at))}{' <span class=muted>(assumed)</span>' if p.first_seen_assumed else ''}"
+        f"</td><td>{_e(p.title)}</td><td>{_e(p.author or '')}</td><td>{_e(', '.join(p.sources))}</td>"
+        f"<td class={'ok' if p.kept else 'no'}>{'kept' if p.kept else 'spam'}</td></tr>"
+        for p in chain.social
+    )
+    return _table_card("Social posts it read", ("first seen", "post", "author", "feeds", "filter"), rows)
+
+
 def _bars_card(chain: OrderChain) -> str:
     """The raw bar(s) behind the feature row."""
     if not chain.bars:
@@ -315,7 +364,8 @@ def _runs_card(chain: OrderChain, prefect_ui: str | None) -> str:
 
 
 def render_html(chain: OrderChain, window: Sequence[BarRow], prefect_ui: str | None = None) -> str:
-    """The page an operator reads: order, decision, opinions, risk numbers, features, headlines, chart, runs."""
+    """The page an operator reads: order, decision, opinions, risk numbers, features, headlines, the earnings
+    report and social posts, chart, runs."""
     sections = [
         _header(chain),
         _order_card(chain),
@@ -325,6 +375,8 @@ def render_html(chain: OrderChain, window: Sequence[BarRow], prefect_ui: str | N
         _risk_card(chain),
         _features_card(chain),
         _news_card(chain),
+        _earnings_card(chain),
+        _social_card(chain),
         _bars_card(chain),
         _runs_card(chain, prefect_ui),
     ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-ROLE_MARKS = {"You are the bull researcher": "bull", "You are the bear researcher": "bear",
+ROLE_MARKS = {"You are the fundamental analyst": "fundamental", "You are the bull researcher": "bull", "You are the bear researcher": "bear",
               "You are the research manager": "manager", "You are the risk reviewer": "risk",
               "You play every role": "compact"}  # fmt: skip
 _SYMBOL = re.compile(r"\b([A-Z0-9]+/[A-Z]+)\b")
@@ -139,6 +139,8 @@ def _team_answer(role: str) -> str:
     return json.dumps({
         "bull": {"argument": "trend up and positive news", "key_points": ["ema_10 > ema_50"], "confidence": 0.6},
         "bear": {"argument": "rsi near overbought", "key_points": ["rsi_14 60"], "confidence": 0.4},
+        "fundamental": {"stance": "positive", "assessment": "EPS beat the estimate", "key_points": ["EPS beat"],
+                        "confidence": 0.6},
         "manager": verdict, "risk": review,
         "compact": {"bull_case": "trend up", "bear_case": "overbought soon", "verdict": verdict, "risk": review},
     }[role])  # fmt: skip

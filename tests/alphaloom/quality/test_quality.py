@@ -16,6 +16,8 @@ from sqlalchemy import text
 from alphaloom.domain import NewsItem
 from alphaloom.ingest.news_source import ParsedFeed, store_news
 from alphaloom.ingest.prices import COLUMNS, PriceBatch, merge_bars
+from alphaloom.ingest.social_post import SocialPost
+from alphaloom.ingest.social_source import ParsedSocialFeed, post_text_hash, store_social
 from alphaloom.markets import MarketSpec
 from alphaloom.quality.offline_docs import write_offline_index
 from alphaloom.quality.offline_docs_html import FailedExpectation, SuiteEntry, ValidationEntry, render_offline_index
@@ -106,6 +108,51 @@ def test_news_batch_quarantines_bad_stories(engine, gate: QualityGate) -> None:
         )
     assert result.new_items == 1 and result.quarantined == 2
     assert "url is http(s)" in reasons[0] and "published at most 24 h after first seen" in reasons[1]
+
+
+def test_social_batch_quarantines_empty_future_and_unknown_symbol_posts(engine, gate: QualityGate) -> None:
+    now = datetime(2026, 10, 6, 12, tzinfo=UTC)
+    tag = uuid.uuid4().hex[:8]
+
+    def post(n: int, title: str, body: str = "", *, seen: datetime = now, symbols: tuple[str, ...] = ("BTC/USDT",),
+             url: str | None = None) -> SocialPost:  # fmt: skip
+        return SocialPost(f"{tag}-{n}", url, "/u/a", None, title, body, post_text_hash(title, body), seen - timedelta(
+            minutes=5), seen, False, symbols)  # fmt: skip
+
+    feed = ParsedSocialFeed([
+        post(1, "BTC breaking out", url=f"https://community.example/{tag}/1"),
+        post(2, "  ", " "),  # no text
+        post(3, "BTC to the moon", seen=now + timedelta(hours=2)),  # first seen after the check
+        post(4, "ZZZ pump", symbols=("BTC/USDT", "ZZZ/USDT")),  # tagged with a symbol we do not know
+        post(5, "BTC dip", seen=now + timedelta(seconds=30)),  # within the clock skew allowed
+        post(6, "no symbol at all", symbols=()),
+    ], "social-" + tag)  # fmt: skip
+    (clean,), report = gate.check_social([feed], batch="test social", known_symbols={"BTC/USDT"}, now=now)
+    assert [p.id for p in clean.posts] == [f"{tag}-1", f"{tag}-5", f"{tag}-6"]
+    assert report.suite == "alphaloom_social" and report.unexpected == 3 and not report.success
+    assert {f["label"] for f in report.failed} == {"text not empty", "first seen not in the future",
+                                                  "tagged with known symbols only"}  # fmt: skip
+    run_id = start_run(engine, "test_quality_social", {})
+    with engine.begin() as conn:
+        record_report(conn, run_id, report)
+        result = store_social(conn, run_id, [clean])
+        rows = conn.execute(text("select location, reason from raw.quarantine where run_id = :r order by location"),
+                            {"r": run_id}).all()  # fmt: skip
+        stored = conn.execute(text("select count(*) from raw.social_posts where id like :t"), {"t": f"{tag}-%"})
+    assert result.new_posts == 3 and result.quarantined == 3 and stored.scalar_one() == 3
+    reasons = {location: reason for location, reason in rows}
+    assert "text not empty" in reasons[f"post {tag}-2"]
+    assert "first seen not in the future" in reasons[f"post {tag}-3"]
+    assert "tagged with known symbols only" in reasons[f"post {tag}-4"]
+
+
+def test_a_clean_social_batch_passes_untouched(gate: QualityGate) -> None:
+    now = datetime(2026, 10, 6, 12, tzinfo=UTC)
+    post = SocialPost("ok-1", None, None, None, "ETH strong", "", post_text_hash("ETH strong", ""), now, now, False,
+                      ("ETH/USDT",))  # fmt: skip
+    feeds = [ParsedSocialFeed([post], "social-ok")]
+    out, report = gate.check_social(feeds, batch="clean social", known_symbols={"ETH/USDT"}, now=now)
+    assert out is feeds and report.success and report.evaluated == 1 and report.unexpected == 0
 
 
 def _row_of(page: str, needle: str) -> str:
