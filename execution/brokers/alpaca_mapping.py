@@ -87,5 +87,6 @@ def fills_from_activities(
             continue
         ts = datetime.fromisoformat(str(activity["transaction_time"]).replace("Z", "+00:00"))
         slippage = abs(price - reference_price) * quantity if reference_price is not None else Decimal(0)
-        fills.append(Fill(client_order_id, symbol, side, quantity, price, Decimal(0), CURRENCY, slippage, ts))
+        fills.append(Fill(client_order_id, symbol, side, quantity, price, Decimal(0), CURRENCY, slippage, ts,
+                          fee_from_units=False))  # fmt: skip
     return tuple(fills)

@@ -113,12 +113,12 @@ def fill_of(
     reference_price: Decimal | None, default_ts: datetime,
 ) -> Fill:  # fmt: skip
     """One ``ORDER_FILL`` transaction as our ``Fill``: its fee (commission, guaranteed execution fee, financing)
-    in the account's currency."""
+    in the account's currency, charged to the account's cash (never to the position: ``fee_from_units`` False)."""
     quantity, price = abs(dec(txn.get("units"))), dec(txn.get("price"))
     fee = dec(txn.get("commission")) + dec(txn.get("guaranteedExecutionFee")) - dec(txn.get("financing"))
     slippage = abs(price - reference_price) * quantity if reference_price is not None else Decimal(0)
     return Fill(client_order_id, symbol, side, quantity, price, fee, currency, slippage,
-                parse_time(txn.get("time"), default_ts))  # fmt: skip
+                parse_time(txn.get("time"), default_ts), fee_from_units=False)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

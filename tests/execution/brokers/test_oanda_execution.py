@@ -274,3 +274,33 @@ def test_a_usd_account_trading_usd_jpy_books_fees_in_usd_and_reconciles_clean(
         jpy = conn.execute(text("select amount from audit.balances where account = :a and currency = 'JPY'"),
                            {"a": account}).scalar_one()  # fmt: skip
     assert differences == [] and Decimal(jpy) == Decimal("-155135.000")
+
+
+def test_a_usd_fee_on_usd_jpy_is_paid_from_usd_cash_and_the_position_equals_oanda_units(
+    engine: Engine, venue: OandaStandIn, clients: list[OandaClient]
+) -> None:
+    """Forex fees are charged to the account's cash, never to the position: a USD commission on USD/JPY (base
+    currency = fee currency) leaves our position at OANDA's units exactly and takes the fee from the USD balance."""
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, _ = live_account(engine, 0, tag)
+    decision_id = DecisionId(f"d-jpyfee-{tag}")
+    with engine.begin() as conn:
+        store_rate(conn, "USD", "JPY", Decimal("155.13"), T0 - timedelta(hours=1))
+        conn.execute(
+            text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action,
+                                                 score, config_version, inputs)
+                    values (:d, :r, :a, 'USD/JPY', '1h', :t, 'buy', 1.0, 'test', '{}'::jsonb)"""),
+            {"d": decision_id, "r": run_id, "a": account, "t": T0},
+        )  # fmt: skip
+    venue.commission = "0.0500"
+    broker = oanda(venue, clients)
+    intent = OrderIntent(decision_id, account, "USD/JPY", Side.BUY, Decimal(1000), Decimal("155.13"))
+    with engine.begin() as conn:
+        execute(conn, [intent], run_id=run_id, broker=broker, settings=SETTINGS, event_time=T0)
+    with engine.connect() as conn:
+        held = conn.execute(text("select quantity from audit.positions where account = :a and symbol = 'USD/JPY'"),
+                            {"a": account}).scalar_one()  # fmt: skip
+        usd = conn.execute(text("select amount from audit.balances where account = :a and currency = 'USD'"),
+                           {"a": account}).scalar_one()  # fmt: skip
+    assert Decimal(held) == venue.positions["USD_JPY"][0] == Decimal(1000)
+    assert Decimal(usd) == Decimal(100_000) - Decimal("0.0500") == venue.balance
