@@ -26,7 +26,7 @@ from typing import Any
 from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, Symbol, VenueOrderId
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 from alphaloom.venues.oanda_client import symbol_of
-from execution.brokers.base import BrokerReport, OrderRequest, OrderType
+from execution.brokers.base import BrokerReport, OrderRequest, OrderType, VenueCharge
 
 # Cancel reasons that mean "the venue would not take it" rather than "someone cancelled it".
 CANCELLED_BY_REQUEST = frozenset({"CLIENT_REQUEST", "CLIENT_REQUEST_REPLACED"})
@@ -207,23 +207,15 @@ def spot_holdings(balance: Decimal, currency: str, positions: Sequence[Mapping[s
     return {ccy: amount for ccy, amount in out.items() if amount}
 
 
-@dataclass(frozen=True, slots=True)
-class FinancingCharge:
-    """One ``DAILY_FINANCING`` transaction: ``fee`` is what the account paid (negative: received), in ``currency``
-    (the account's); ``at`` when OANDA booked it."""
-
-    transaction_id: str
-    at: datetime
-    fee: Decimal
-    currency: str
-
-
 def financing_charges(
     transactions: Sequence[Mapping[str, Any]], currency: str, *, default_ts: datetime
-) -> list[FinancingCharge]:
-    """The daily financing among ``transactions`` as fees (v20 reports financing paid as a negative amount)."""
+) -> list[VenueCharge]:
+    """The daily financing among ``transactions`` as charges of kind ``financing``, ``fee`` what the account paid in
+    ``currency`` (the account's; v20 reports financing paid as a negative amount, so the fee is its negation)."""
     return [
-        FinancingCharge(str(t.get("id")), parse_time(t.get("time"), default_ts), -dec(t.get("financing")), currency)
+        VenueCharge(
+            str(t.get("id")), "financing", parse_time(t.get("time"), default_ts), -dec(t.get("financing")), currency
+        )
         for t in transactions
         if t.get("type") == "DAILY_FINANCING"
     ]

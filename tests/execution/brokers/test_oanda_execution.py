@@ -304,3 +304,35 @@ def test_a_usd_fee_on_usd_jpy_is_paid_from_usd_cash_and_the_position_equals_oand
                            {"a": account}).scalar_one()  # fmt: skip
     assert Decimal(held) == venue.positions["USD_JPY"][0] == Decimal(1000)
     assert Decimal(usd) == Decimal(100_000) - Decimal("0.0500") == venue.balance
+
+
+def test_daily_financing_is_booked_once_and_reconciliation_stays_clean(
+    engine: Engine, venue: OandaStandIn, clients: list[OandaClient]
+) -> None:
+    """OANDA's daily financing (swap) on a held position is booked as a fee in the account's currency at the start
+    of reconciliation: the balances agree, and a second run (a fresh broker: a restart) books nothing again."""
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, intents = live_account(engine, 1, tag)
+    with engine.begin() as conn:
+        execute(conn, intents, run_id=run_id, broker=oanda(venue, clients), settings=SETTINGS, event_time=T0)
+    venue.charge_financing("-1.2500")  # paid over the rollover
+    venue.charge_financing("0.3000")  # received the next day
+    with engine.begin() as conn:
+        assert reconcile_account(conn, oanda(venue, clients), account, run_id=run_id, event_time=T0) == []
+    with engine.begin() as conn:  # a restart: a new broker, nothing new at the venue
+        assert reconcile_account(conn, oanda(venue, clients), account, run_id=run_id, event_time=T0) == []
+    venue.charge_financing("-0.5000")
+    with engine.begin() as conn:
+        assert reconcile_account(conn, oanda(venue, clients), account, run_id=run_id, event_time=T0) == []
+    with engine.connect() as conn:
+        usd = conn.execute(text("select amount from audit.balances where account = :a and currency = 'USD'"),
+                           {"a": account}).scalar_one()  # fmt: skip
+        booked = conn.execute(text("select kind, fee, currency from audit.venue_charges where account = :a "
+                                   "order by charge_id"), {"a": account}).all()  # fmt: skip
+    assert venue.balance == Decimal(100_000) - Decimal("1.45")
+    assert Decimal(usd) == Decimal(100_000) - Decimal(100) * Decimal("1.08420") - Decimal("1.45")  # notional, swap
+    assert [(k, Decimal(f), c) for k, f, c in booked] == [
+        ("financing", Decimal("1.25"), "USD"),
+        ("financing", Decimal("-0.30"), "USD"),
+        ("financing", Decimal("0.50"), "USD"),
+    ]
