@@ -22,7 +22,7 @@ def charge_start(conn: Connection, account: AccountId, venue: str) -> ChargeStar
     """The newest charge booked for ``account`` at ``venue``, else the account's first order there with a venue id."""
     last = conn.execute(
         text("""select charge_id, charged_at from audit.venue_charges where account = :a and venue = :v
-                order by charged_at desc, booked_at desc limit 1"""), {"a": account, "v": venue}).first()  # fmt: skip
+                order by charged_at desc, length(charge_id) desc, charge_id desc limit 1"""), {"a": account, "v": venue}).first()  # fmt: skip
     first = conn.execute(
         text("""select o.venue_order_id, min(e.event_ts) as created_at
                 from audit.orders o join audit.order_events e using (client_order_id)

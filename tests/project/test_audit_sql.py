@@ -131,7 +131,7 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     },
     "protective_exits": {"execution.accounts.sweep", "execution.safety.protective"},
     "reconciliations": {"execution.accounts.reconcile"},
-    "venue_charges": {"execution.accounts.charges"},  # no repository yet: the venue charges booked beside fills
+    "venue_charges": {"alphaloom.records.orders", "execution.accounts.charges"},  # no repository yet; fees paid
     "risk_checks": {
         "alphaloom.records.guards",
         "agents.audit_buffer",

@@ -17,10 +17,11 @@ from sqlalchemy import Engine, text
 from support.crash import run_worker, wait_for
 from support.oanda_standin import ACCOUNT_ID, TOKEN, OandaStandIn
 
-from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
+from alphaloom.domain import AccountId, ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.fx import store_rate
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.ops.secrets import Credentials, store_credentials
+from alphaloom.records.orders import fees_by_currency
 from alphaloom.settings import RiskSettings, Settings
 from alphaloom.venues.oanda_client import OandaClient, OandaConfig
 from execution.accounts.reconcile import reconcile_account
@@ -330,6 +331,8 @@ def test_daily_financing_is_booked_once_and_reconciliation_stays_clean(
         booked = conn.execute(text("select kind, fee, currency from audit.venue_charges where account = :a "
                                    "order by charge_id"), {"a": account}).all()  # fmt: skip
     assert venue.balance == Decimal(100_000) - Decimal("1.45")
+    with engine.connect() as conn:  # the account's fees paid count the financing
+        assert [(c, Decimal(f)) for c, f in fees_by_currency(conn, AccountId(account))] == [("USD", Decimal("1.45"))]
     assert Decimal(usd) == Decimal(100_000) - Decimal(100) * Decimal("1.08420") - Decimal("1.45")  # notional, swap
     assert [(k, Decimal(f), c) for k, f, c in booked] == [
         ("financing", Decimal("1.25"), "USD"),
