@@ -295,6 +295,9 @@ class Fill:
     fee_currency: str
     slippage: Decimal
     ts: datetime
+    # The venue's fee model: a fee in the base currency comes out of the traded units (crypto venues: True), or out
+    # of the account's cash of that currency (forex and stock brokers: the position is the venue's units exactly).
+    fee_from_units: bool = True
 
 
 @dataclass(frozen=True, slots=True)

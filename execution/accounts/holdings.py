@@ -13,6 +13,11 @@ Fees are booked in the currency the venue charged them in (``FeeIn``, from ``fee
   a sell of ``q`` gives up ``q + f`` coins;
 - ``OTHER``: a third asset (BNB): the position and the quote cash see no fee; the caller books ``-fee`` in that
   asset's own balance (``fee_cash``), and views convert it into the base currency at its own rate.
+
+``BASE`` is the crypto rule only. Forex and stock brokers (OANDA, Alpaca) charge every fee to the account's cash, so
+their fills say ``fee_from_units=False`` (the venue's fee model, ``Fill.fee_from_units``) and a fee in the base
+currency (a USD commission on ``USD/JPY`` at a USD account) is ``OTHER``: a USD balance change, the position stays
+at the venue's units exactly.
 """
 
 from __future__ import annotations
@@ -32,20 +37,27 @@ class FeeIn(enum.Enum):
     OTHER = "other"
 
 
-def fee_charged_in(symbol: Symbol, fee_currency: str) -> FeeIn:
-    """``BASE`` for the symbol's base asset (``BTC`` of ``BTC/USDT``), ``QUOTE`` for its quote currency (or a symbol
-    without a quote part), ``OTHER`` for anything else."""
+def fee_charged_in(symbol: Symbol, fee_currency: str, *, from_units: bool = True) -> FeeIn:
+    """``BASE`` for the symbol's base asset (``BTC`` of ``BTC/USDT``) at a venue that takes such fees out of the
+    traded units (``from_units``: crypto venues), ``QUOTE`` for its quote currency (or a symbol without a quote
+    part), ``OTHER`` for anything else (a base-currency fee at a venue charging cash included)."""
     base, _, quote = symbol.partition("/")
     if fee_currency == base and quote:
-        return FeeIn.BASE
+        return FeeIn.BASE if from_units else FeeIn.OTHER
     if not quote or fee_currency == quote:
         return FeeIn.QUOTE
     return FeeIn.OTHER
 
 
+def fill_fee_in(fill: Fill) -> FeeIn:
+    """Where ``fill``'s fee was charged (``fee_charged_in`` under the venue's fee model the fill carries)."""
+    return fee_charged_in(fill.symbol, fill.fee_currency, from_units=fill.fee_from_units)
+
+
 def fee_cash(fill: Fill) -> tuple[str, Decimal] | None:
-    """The balance change a fee charged in a third asset makes in that asset (None for quote and base fees)."""
-    if fill.fee and fee_charged_in(fill.symbol, fill.fee_currency) is FeeIn.OTHER:
+    """The balance change a fee charged outside the position and the quote cash makes in its own currency (None for
+    quote and base fees)."""
+    if fill.fee and fill_fee_in(fill) is FeeIn.OTHER:
         return fill.fee_currency, -fill.fee
     return None
 

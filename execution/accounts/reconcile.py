@@ -3,7 +3,8 @@ account at this venue that has no order (``audit.submit_attempts``: the process 
 transaction committed) is looked up by client order id: what the venue has is booked from the journal, an attempt the
 venue confirms it never saw is settled as absent. Then each of our open orders is looked up at
 the venue by client order id (``fetch_order``) and what happened meanwhile is booked through the state machine; then
-what we hold (``audit.balances`` cash, ``audit.positions`` in each symbol's base currency, our open orders) is compared
+what the venue charged beside its fills (OANDA's financing, Alpaca's regulatory fees: ``ChargingBroker``) is
+booked once per charge (``execution.accounts.charges``); then what we hold (``audit.balances`` cash, ``audit.positions`` in each symbol's base currency, our open orders) is compared
 with what the venue says (``fetch_balance`` totals, ``fetch_open_orders``). Every difference is one ``audit.reconciliations`` row (kind ``balance``, ``position`` or
 ``order``, with ours, the venue's and the difference); a clean account gets one ``ok`` row. An order of ours that
 the venue reports further along (filled meanwhile) is booked and reported with ``details.explained`` true; while the
@@ -28,8 +29,9 @@ from sqlalchemy import Connection, text
 from alphaloom.domain import AccountId, ClientOrderId, OrderStatus, Symbol, require_utc
 from alphaloom.errors import ConfigError
 from alphaloom.ops.kill_switch import kill_switch_state
+from execution.accounts.charges import book_venue_charges
 from execution.accounts.registry import LIVE_MODES, lock_account
-from execution.brokers.base import BalanceBroker, BrokerReport, CancellingBroker
+from execution.brokers.base import BalanceBroker, BrokerReport, CancellingBroker, ChargingBroker
 from execution.orders.journal import orphaned_attempts, resolve_attempt
 from execution.orders.state import is_terminal
 from execution.orders.venue_reports import apply_venue_report, book_journaled_order
@@ -140,6 +142,8 @@ def reconcile_account(
                 "symbol": symbol, "fills": len(report.fills), "explained": True}))  # fmt: skip
         if new_status is not None and not is_terminal(new_status):
             still_open[coid] = symbol
+    if isinstance(broker, ChargingBroker):  # fees booked beside the fills (financing, regulatory fees), each once
+        book_venue_charges(conn, broker, account, run_id=run_id)
     cash, positions = _ours(conn, account)
     differences = compare_holdings(cash, positions, broker.balances(), tolerance=tolerance) + differences
     if isinstance(broker, CancellingBroker):

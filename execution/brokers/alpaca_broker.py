@@ -57,12 +57,13 @@ from alphaloom.venues.alpaca_sessions import Session, closed_reason, extended, n
 from execution.brokers.alpaca_mapping import (
     CURRENCY,
     dec,
+    fee_charges,
     fills_from_activities,
     limit_price_for,
     order_quantity,
     status_from_alpaca,
 )
-from execution.brokers.base import BrokerReport, OrderRequest, OrderType
+from execution.brokers.base import BrokerReport, ChargeStart, OrderRequest, OrderType, VenueCharge
 
 if TYPE_CHECKING:
     from alpaca.data.historical import StockHistoricalDataClient
@@ -278,6 +279,24 @@ class AlpacaBroker:
             if len(rows) < ACTIVITY_PAGE:
                 return mine
             params["page_token"] = str(rows[-1]["id"])
+
+    # -- ChargingBroker -------------------------------------------------------------------------------------------
+    def charges_since(self, start: ChargeStart) -> list[VenueCharge]:
+        """Alpaca's regulatory fees (``/v2/account/activities/FEE``, paged) from the day before ``start.since`` (the
+        newest fee booked, else our first order; a fee is dated by day, so the day before is read again and the
+        booking skips what it already has); nothing when the account has no order there."""
+        if start.since is None:
+            return []
+        after = (start.since.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+        params: dict[str, Any] = {"direction": "asc", "page_size": ACTIVITY_PAGE, "after": after}
+        rows: list[Mapping[str, Any]] = []
+        while True:
+            with translated(Call.READ, f"alpaca: fees after {after}"):
+                page = list(self.trading.get("/account/activities/FEE", params) or [])
+            rows += page
+            if len(page) < ACTIVITY_PAGE:
+                return fee_charges(rows)
+            params["page_token"] = str(page[-1]["id"])
 
     # -- CancellingBroker ------------------------------------------------------------------------------------------
     def cancel(self, client_order_id: ClientOrderId, symbol: Symbol) -> BrokerReport | None:

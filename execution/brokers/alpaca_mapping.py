@@ -8,18 +8,21 @@
   favour-safe direction (a buy never pays more, a sell never takes less than asked).
 - ``fills_from_activities``: Alpaca's ``FILL`` account activities of one order -> our ``Fill``s in venue order,
   Decimal throughout; stocks trade commission-free at Alpaca, so each fill's fee is 0 in USD (regulatory fees come
-  as separate ``FEE`` activities, not per fill).
+  as separate ``FEE`` activities, not per fill);
+- ``fee_charges``: those ``FEE`` activities (TAF, REG) as ``VenueCharge``s in USD, booked once each by
+  reconciliation (``execution.accounts.charges``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from typing import Any
 
 from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, Symbol
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
+from execution.brokers.base import VenueCharge
 
 FRACTION_STEP = Decimal("0.000000001")  # Alpaca takes fractional quantities to 9 decimals
 CURRENCY = "USD"
@@ -87,5 +90,22 @@ def fills_from_activities(
             continue
         ts = datetime.fromisoformat(str(activity["transaction_time"]).replace("Z", "+00:00"))
         slippage = abs(price - reference_price) * quantity if reference_price is not None else Decimal(0)
-        fills.append(Fill(client_order_id, symbol, side, quantity, price, Decimal(0), CURRENCY, slippage, ts))
+        fills.append(Fill(client_order_id, symbol, side, quantity, price, Decimal(0), CURRENCY, slippage, ts,
+                          fee_from_units=False))  # fmt: skip
     return tuple(fills)
+
+
+def fee_charges(activities: Sequence[Mapping[str, Any]]) -> list[VenueCharge]:
+    """Alpaca's ``FEE`` activities (regulatory TAF/REG fees) as charges of kind ``regulatory_fee`` in USD: the fee is
+    what was taken from the cash (``net_amount`` is negative for a fee paid), dated by the activity's
+    ``transaction_time`` or, for a non-trade activity, its ``date`` (midnight UTC)."""
+    charges = []
+    for activity in activities:
+        if str(activity.get("activity_type", "")).upper() != "FEE" or activity.get("id") is None:
+            continue
+        stamp = str(activity.get("transaction_time") or activity.get("date") or "")
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else datetime.now(UTC)
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        charges.append(VenueCharge(str(activity["id"]), "regulatory_fee", at, -(dec(activity.get("net_amount"))
+                                                                                or Decimal(0)), CURRENCY))  # fmt: skip
+    return charges

@@ -127,6 +127,37 @@ class BalanceBroker(Broker, Protocol):
     def balances(self) -> dict[str, Decimal]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class VenueCharge:
+    """A fee the venue booked on the account beside any fill (OANDA's daily financing, Alpaca's regulatory fees):
+    ``charge_id`` the venue's own id, ``fee`` what the account paid (negative: received) in ``currency``."""
+
+    charge_id: str
+    kind: str  # financing | regulatory_fee
+    at: datetime
+    fee: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeStart:
+    """Where to read a venue's charges from: after ``after`` (the newest charge booked, the venue's id) when there
+    is one, else from our account's first order at the venue (``first_order_id``, the venue's order id, sent at
+    ``since``); with neither, the account has traded nothing there yet."""
+
+    after: str | None
+    since: datetime | None
+    first_order_id: str | None
+
+
+@runtime_checkable
+class ChargingBroker(Broker, Protocol):
+    """A venue that books charges beside its fills (``VenueCharge``); reconciliation books each once
+    (``execution.accounts.charges``) before it compares balances."""
+
+    def charges_since(self, start: ChargeStart) -> list[VenueCharge]: ...
+
+
 @runtime_checkable
 class QuotingBroker(Broker, Protocol):
     """A venue that quotes its current price at send time: the price an order of ``side`` would meet now (the best

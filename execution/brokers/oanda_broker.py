@@ -20,7 +20,9 @@ What a caller can rely on:
 - A create that OANDA cancels at once (``INSUFFICIENT_MARGIN``, ``MARKET_HALTED``) is reported ``rejected`` with the
   reason; a refused create (HTTP 4xx with a reject reason) is an ``OrderRejectedError``. Every other failure goes
   through the one table ``alphaloom.venues.oanda_errors``.
-- Fills are Decimal, one per ``ORDER_FILL``, fees (commission, financing) in the account's currency.
+- Fills are Decimal, one per ``ORDER_FILL``, fees (commission, financing) in the account's currency, charged to the
+  account's cash (the position is OANDA's units exactly); daily financing (swap) is a ``VenueCharge``
+  (``charges_since``), booked once each by reconciliation (``execution.accounts.charges``).
 - The kill switch is asked before every submit.
 """
 
@@ -51,9 +53,8 @@ from alphaloom.ops.secrets import load_credentials
 from alphaloom.settings import Settings
 from alphaloom.venues.oanda_client import OandaApiError, OandaClient, config_from_credentials, instrument_of
 from alphaloom.venues.oanda_errors import Call, is_duplicate_id, is_not_found, is_temporary, translated, venue_error
-from execution.brokers.base import BrokerReport, OrderRequest, OrderType
+from execution.brokers.base import BrokerReport, ChargeStart, OrderRequest, OrderType, VenueCharge
 from execution.brokers.oanda_mapping import (
-    FinancingCharge,
     InstrumentSpec,
     dec,
     facts_from_create,
@@ -226,12 +227,21 @@ class OandaBroker:
             answer = self.client.transactions_since(str(int(first) - 1))
         return list(answer.get("transactions") or [])
 
-    def financing_since(self, transaction_id: str) -> list[FinancingCharge]:
+    def financing_since(self, transaction_id: str) -> list[VenueCharge]:
         """The daily financing (swap) OANDA booked on open positions after ``transaction_id``, in the account's
         currency: what the account paid or received beside its fills (``DAILY_FINANCING`` transactions)."""
         with translated(Call.READ, f"oanda: financing since {transaction_id}"):
             transactions = self.client.transactions_since(transaction_id).get("transactions") or []
         return financing_charges(transactions, self.currency(), default_ts=self._clock())
+
+    def charges_since(self, start: ChargeStart) -> list[VenueCharge]:
+        """``ChargingBroker``: the daily financing after the newest booked (a transaction id), else since our first
+        order (its create transaction; financing before it was on positions that were not ours to book)."""
+        if start.after is not None:
+            return self.financing_since(start.after)
+        if start.first_order_id is None:
+            return []
+        return self.financing_since(str(int(start.first_order_id) - 1))
 
     # -- CancellingBroker ----------------------------------------------------------------------------------------------
     def cancel(self, client_order_id: ClientOrderId, symbol: Symbol) -> BrokerReport | None:

@@ -26,7 +26,7 @@ from typing import Any
 from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, Symbol, VenueOrderId
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 from alphaloom.venues.oanda_client import symbol_of
-from execution.brokers.base import BrokerReport, OrderRequest, OrderType
+from execution.brokers.base import BrokerReport, OrderRequest, OrderType, VenueCharge
 
 # Cancel reasons that mean "the venue would not take it" rather than "someone cancelled it".
 CANCELLED_BY_REQUEST = frozenset({"CLIENT_REQUEST", "CLIENT_REQUEST_REPLACED"})
@@ -113,12 +113,12 @@ def fill_of(
     reference_price: Decimal | None, default_ts: datetime,
 ) -> Fill:  # fmt: skip
     """One ``ORDER_FILL`` transaction as our ``Fill``: its fee (commission, guaranteed execution fee, financing)
-    in the account's currency."""
+    in the account's currency, charged to the account's cash (never to the position: ``fee_from_units`` False)."""
     quantity, price = abs(dec(txn.get("units"))), dec(txn.get("price"))
     fee = dec(txn.get("commission")) + dec(txn.get("guaranteedExecutionFee")) - dec(txn.get("financing"))
     slippage = abs(price - reference_price) * quantity if reference_price is not None else Decimal(0)
     return Fill(client_order_id, symbol, side, quantity, price, fee, currency, slippage,
-                parse_time(txn.get("time"), default_ts))  # fmt: skip
+                parse_time(txn.get("time"), default_ts), fee_from_units=False)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,23 +207,15 @@ def spot_holdings(balance: Decimal, currency: str, positions: Sequence[Mapping[s
     return {ccy: amount for ccy, amount in out.items() if amount}
 
 
-@dataclass(frozen=True, slots=True)
-class FinancingCharge:
-    """One ``DAILY_FINANCING`` transaction: ``fee`` is what the account paid (negative: received), in ``currency``
-    (the account's); ``at`` when OANDA booked it."""
-
-    transaction_id: str
-    at: datetime
-    fee: Decimal
-    currency: str
-
-
 def financing_charges(
     transactions: Sequence[Mapping[str, Any]], currency: str, *, default_ts: datetime
-) -> list[FinancingCharge]:
-    """The daily financing among ``transactions`` as fees (v20 reports financing paid as a negative amount)."""
+) -> list[VenueCharge]:
+    """The daily financing among ``transactions`` as charges of kind ``financing``, ``fee`` what the account paid in
+    ``currency`` (the account's; v20 reports financing paid as a negative amount, so the fee is its negation)."""
     return [
-        FinancingCharge(str(t.get("id")), parse_time(t.get("time"), default_ts), -dec(t.get("financing")), currency)
+        VenueCharge(
+            str(t.get("id")), "financing", parse_time(t.get("time"), default_ts), -dec(t.get("financing")), currency
+        )
         for t in transactions
         if t.get("type") == "DAILY_FINANCING"
     ]

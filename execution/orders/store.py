@@ -34,7 +34,7 @@ from alphaloom.db.json_text import jsonb_text
 from alphaloom.domain import AccountId, ClientOrderId, Fill, OrderIntent, OrderStatus, Side, Symbol
 from alphaloom.errors import InvalidOrderTransitionError
 from alphaloom.ops.kill_switch import KillSwitchState
-from execution.accounts.holdings import Holding, fee_charged_in, realized_on_sell
+from execution.accounts.holdings import Holding, fill_fee_in, realized_on_sell
 from execution.accounts.registry import AccountLocks, AccountMode
 from execution.brokers.base import OrderType
 from execution.orders.state import transition
@@ -367,8 +367,7 @@ def realizations(booking: FillBooking, avg: Decimal | None) -> list[Decimal | No
     prior = booking.prior_avg_price if booking.prior_avg_price is not None else avg
     avg_price = Decimal(prior) if prior is not None else Decimal(0)
     return [
-        realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee,
-                         fee_in=fee_charged_in(f.symbol, f.fee_currency))
+        realized_on_sell(avg_price, quantity=f.quantity, price=f.price, fee=f.fee, fee_in=fill_fee_in(f))
         if f.side is Side.SELL
         else None
         for _, f in booking.fills

@@ -30,7 +30,7 @@ from alphaloom.domain import (
     quote_currency,
     require_utc,
 )
-from execution.accounts.holdings import Holding, apply_fill, cash_change, fee_charged_in
+from execution.accounts.holdings import Holding, apply_fill, cash_change, fill_fee_in
 from execution.accounts.holdings import fee_cash as fee_cash_of
 from execution.algos.splitting import arrival_slippage
 from execution.brokers.base import Broker, BrokerReport, OrderType
@@ -94,13 +94,13 @@ def apply_report(
         cash = Decimal(0)
         fee_cash: dict[str, Decimal] = {}
         for _, fill in new_fills:
-            charged = fee_charged_in(fill.symbol, fill.fee_currency)
+            charged = fill_fee_in(fill)
             holding = apply_fill(holding, side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee,
                                  fee_in=charged)  # fmt: skip
             cash += cash_change(side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee, fee_in=charged)
             if (paid := fee_cash_of(fill)) is not None:
                 fee_cash[paid[0]] = fee_cash.get(paid[0], Decimal(0)) + paid[1]
-        # cash moves in the symbol's quote currency; a fee in a third asset (BNB) in that asset's balance
+        # cash moves in the symbol's quote currency; a fee outside both (BNB; USD on USD/JPY at OANDA) in its own balance
         booking = FillBooking(new_fills, account, symbol, holding, quote_currency(symbol, base_currency), cash,
                               fee_cash, prior_avg_price)  # fmt: skip
     store.write_report(conn, run_id=run_id, client_order_id=coid, event_time=event_time, events=events,

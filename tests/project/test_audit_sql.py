@@ -71,6 +71,7 @@ ALSO_ALLOWED: dict[str, set[str]] = {
         "agents.replay_account",
         "agents.risk.context",
         "alphaloom.reporting.account_summary",
+        "execution.accounts.charges",
         "execution.accounts.reconcile",
         "execution.accounts.registry",
         "execution.orders.store",
@@ -101,9 +102,10 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     "llm_transcripts": set(),
     "llm_usage": {"flows.backtest"},
     "opinion_outcomes": {"agents.audit_buffer"},
-    "order_events": {"execution.killswitch", "execution.orders.store"},
+    "order_events": {"execution.accounts.charges", "execution.killswitch", "execution.orders.store"},
     "orders": {
         "alphaloom.records.decisions",
+        "execution.accounts.charges",
         "execution.accounts.reconcile",
         "execution.algos.routing",
         "execution.algos.schedule",
@@ -129,6 +131,7 @@ ALSO_ALLOWED: dict[str, set[str]] = {
     },
     "protective_exits": {"execution.accounts.sweep", "execution.safety.protective"},
     "reconciliations": {"execution.accounts.reconcile"},
+    "venue_charges": {"alphaloom.records.orders", "execution.accounts.charges"},  # no repository yet; fees paid
     "risk_checks": {
         "alphaloom.records.guards",
         "agents.audit_buffer",

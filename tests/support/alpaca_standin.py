@@ -139,6 +139,16 @@ class AlpacaStandIn:
         self.positions[order["symbol"]] = self.positions.get(order["symbol"], Decimal(0)) + signed
         self.cash -= signed * price
 
+    def charge_fee(self, symbol: str, amount: str, description: str) -> dict[str, Any]:
+        """A regulatory fee (TAF, REG) Alpaca books as a ``FEE`` activity after a sale, taken from the cash."""
+        self.now += timedelta(seconds=1)
+        self.cash -= Decimal(amount)
+        activity = {"id": f"{self.now.strftime('%Y%m%d%H%M%S%f')}::{uuid.uuid4()}", "activity_type": "FEE",
+                    "date": self.now.date().isoformat(), "net_amount": f"-{amount}", "description": description,
+                    "symbol": symbol, "qty": None, "per_share_amount": None, "status": "executed"}  # fmt: skip
+        self.activities.append(activity)
+        return activity
+
     def create(self, body: dict[str, Any]) -> tuple[int, Any]:
         if self.by_client_id(body.get("client_order_id", "")) is not None:
             return 422, {"code": 40010001, "message": "client_order_id must be unique"}
@@ -213,7 +223,15 @@ class AlpacaStandIn:
             return 204, None
         if (method, path) == ("GET", "/v2/account/activities/FILL"):
             after = q.get("after", "")
-            rows = [a for a in self.activities if a["transaction_time"] > after.replace("+00:00", "Z")[:19]]
+            rows = [a for a in self.activities
+                    if a["activity_type"] == "FILL" and a["transaction_time"] > after.replace("+00:00", "Z")[:19]]  # fmt: skip
+            if q.get("page_token"):
+                ids = [a["id"] for a in rows]
+                rows = rows[ids.index(q["page_token"]) + 1 :] if q["page_token"] in ids else []
+            return 200, rows[: int(q.get("page_size", 100))]
+        if (method, path) == ("GET", "/v2/account/activities/FEE"):
+            after = q.get("after", "")[:10]
+            rows = [a for a in self.activities if a["activity_type"] == "FEE" and a["date"] > after]
             if q.get("page_token"):
                 ids = [a["id"] for a in rows]
                 rows = rows[ids.index(q["page_token"]) + 1 :] if q["page_token"] in ids else []

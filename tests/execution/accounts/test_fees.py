@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount
 
-from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, OrderStatus, Side
+from alphaloom.domain import ClientOrderId, DecisionId, Fill, OrderIntent, OrderStatus, Side, Symbol
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.reporting.account_summary import account_summary
 from alphaloom.settings import RiskSettings, Settings
@@ -142,3 +142,20 @@ def test_broker_reports_the_fee_in_the_currency_charged(fee_asset: str) -> None:
     request = OrderRequest(ClientOrderId(f"al-fee-{fee_asset}"), "acct", "BTC/USDT", Side.BUY, D("0.01"), D(87500), T0)
     (fill,) = broker.submit(request).fills
     assert (fill.fee, fill.fee_currency) == (D("0.00001"), "BTC" if fee_asset == "base" else "BNB")
+
+
+def test_a_base_currency_fee_at_a_cash_charging_venue_is_paid_from_cash_not_from_the_position() -> None:
+    """Forex and stock brokers charge fees to the account's cash: a USD fee on USD/JPY is a USD balance change (like
+    a fee in a third asset), never units out of the position; crypto venues keep taking base fees from the coins."""
+    from execution.accounts.holdings import FeeIn, Holding, apply_fill, fee_cash, fee_charged_in
+
+    assert fee_charged_in("USD/JPY", "USD", from_units=False) is FeeIn.OTHER
+    assert fee_charged_in("EUR/USD", "USD", from_units=False) is FeeIn.QUOTE
+    assert fee_charged_in("EUR/JPY", "USD", from_units=False) is FeeIn.OTHER
+    assert fee_charged_in("BTC/USDT", "BTC") is FeeIn.BASE  # crypto unchanged
+    fill = Fill(ClientOrderId("c-1"), Symbol("USD/JPY"), Side.BUY, D(1000), D("155.135"), D("0.05"), "USD", D(0),
+                T0, fee_from_units=False)  # fmt: skip
+    assert fee_cash(fill) == ("USD", D("-0.05"))
+    held = apply_fill(Holding.flat(), side=Side.BUY, quantity=D(1000), price=D("155.135"), fee=D("0.05"),
+                      fee_in=fee_charged_in("USD/JPY", "USD", from_units=False))  # fmt: skip
+    assert held.quantity == D(1000)

@@ -22,8 +22,8 @@ from alphaloom.errors import (
 )
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.venues.alpaca_sessions import Session, closed_reason, extended, session_at, session_of
-from execution.brokers.alpaca_mapping import limit_price_for, order_quantity, status_from_alpaca
-from execution.brokers.base import CancellingBroker, OrderRequest, OrderType
+from execution.brokers.alpaca_mapping import fee_charges, limit_price_for, order_quantity, status_from_alpaca
+from execution.brokers.base import CancellingBroker, ChargeStart, ChargingBroker, OrderRequest, OrderType
 
 S = OrderStatus
 SATURDAY = datetime(2026, 1, 10, 15, tzinfo=UTC)
@@ -274,3 +274,24 @@ def test_cancel_and_open_orders_and_balances(standin: AlpacaStandIn) -> None:
     with pytest.raises(VenueTemporaryError, match="MSFT quote has no ask"):
         broker.current_price("MSFT", Side.BUY)
     assert broker.balances() == {"USD": Decimal(100000) - Decimal(2) * Decimal("187.25"), "AAPL": Decimal(2)}
+
+
+def test_fee_activities_are_usd_charges_and_other_activities_are_not() -> None:
+    charges = fee_charges([
+        {"id": "a1", "activity_type": "FEE", "date": "2026-01-06", "net_amount": "-0.02", "description": "TAF fee"},
+        {"id": "a2", "activity_type": "FILL", "transaction_time": "2026-01-06T15:00:01Z", "qty": "1", "price": "187"},
+        {"id": "a3", "activity_type": "FEE", "transaction_time": "2026-01-06T16:00:00Z", "net_amount": "0.01"},
+    ])  # fmt: skip
+    assert [(c.charge_id, c.kind, c.fee, c.currency, c.at) for c in charges] == [
+        ("a1", "regulatory_fee", Decimal("0.02"), "USD", datetime(2026, 1, 6, tzinfo=UTC)),
+        ("a3", "regulatory_fee", Decimal("-0.01"), "USD", datetime(2026, 1, 6, 16, tzinfo=UTC)),  # a refund
+    ]
+
+
+def test_the_broker_reads_fee_activities_from_the_day_before_its_start(standin: AlpacaStandIn) -> None:
+    broker = broker_on(standin)
+    assert isinstance(broker, ChargingBroker)
+    standin.charge_fee("AAPL", "0.02", "TAF fee")
+    start = ChargeStart(after=None, since=standin.now, first_order_id="o-1")
+    assert [(c.fee, c.currency) for c in broker.charges_since(start)] == [(Decimal("0.02"), "USD")]
+    assert broker.charges_since(ChargeStart(after=None, since=None, first_order_id=None)) == []

@@ -238,3 +238,42 @@ def test_a_shadow_account_sends_to_alpaca_and_books_alpacas_fills(engine: Engine
         prices = set(conn.execute(text("select price from audit.fills where account = :a"), {"a": account}).scalars())
     assert len(result.submitted) == 3 and len(standin.creates()) == 3 and venues == {"alpaca"}
     assert prices == {Decimal("187.25")} and len(drifts) == 3  # the audit books Alpaca's fills, paper only shadows
+
+
+def test_regulatory_fees_are_booked_once_and_reconciliation_stays_clean(engine: Engine, standin: AlpacaStandIn) -> None:
+    """Alpaca's TAF and REG fees (``FEE`` activities, taken from the cash beside the commission-free fills) are booked
+    in USD at the start of reconciliation, once each: the balances agree, and a rerun (a fresh broker) books nothing
+    again."""
+    from execution.accounts.reconcile import reconcile_account
+
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, intents = _account(engine, 1, tag)
+    with engine.begin() as conn:
+        execute(
+            conn,
+            intents,
+            run_id=run_id,
+            broker=broker_on(standin),
+            settings=Settings(risk=RiskSettings(max_orders_per_run=1000)),
+            event_time=T0,
+        )
+    standin.charge_fee("AAPL", "0.02", "TAF fee")
+    standin.charge_fee("AAPL", "0.01", "REG fee")
+    with engine.begin() as conn:
+        assert reconcile_account(conn, broker_on(standin), account, run_id=run_id, event_time=T0) == []
+    with engine.begin() as conn:  # a restart: nothing new at the venue
+        assert reconcile_account(conn, broker_on(standin), account, run_id=run_id, event_time=T0) == []
+    standin.charge_fee("AAPL", "0.03", "TAF fee")
+    with engine.begin() as conn:
+        assert reconcile_account(conn, broker_on(standin), account, run_id=run_id, event_time=T0) == []
+    with engine.connect() as conn:
+        usd = conn.execute(text("select amount from audit.balances where account = :a and currency = 'USD'"),
+                           {"a": account}).scalar_one()  # fmt: skip
+        booked = conn.execute(text("select kind, fee, currency from audit.venue_charges where account = :a "
+                                   "order by charge_id"), {"a": account}).all()  # fmt: skip
+    assert Decimal(usd) == standin.cash
+    assert [(k, Decimal(f), c) for k, f, c in booked] == [
+        ("regulatory_fee", Decimal("0.02"), "USD"),
+        ("regulatory_fee", Decimal("0.01"), "USD"),
+        ("regulatory_fee", Decimal("0.03"), "USD"),
+    ]

@@ -17,10 +17,11 @@ from sqlalchemy import Engine, text
 from support.crash import run_worker, wait_for
 from support.oanda_standin import ACCOUNT_ID, TOKEN, OandaStandIn
 
-from alphaloom.domain import ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
+from alphaloom.domain import AccountId, ClientOrderId, DecisionId, OrderIntent, Side, client_order_id_for
 from alphaloom.fx import store_rate
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.ops.secrets import Credentials, store_credentials
+from alphaloom.records.orders import fees_by_currency
 from alphaloom.settings import RiskSettings, Settings
 from alphaloom.venues.oanda_client import OandaClient, OandaConfig
 from execution.accounts.reconcile import reconcile_account
@@ -274,3 +275,67 @@ def test_a_usd_account_trading_usd_jpy_books_fees_in_usd_and_reconciles_clean(
         jpy = conn.execute(text("select amount from audit.balances where account = :a and currency = 'JPY'"),
                            {"a": account}).scalar_one()  # fmt: skip
     assert differences == [] and Decimal(jpy) == Decimal("-155135.000")
+
+
+def test_a_usd_fee_on_usd_jpy_is_paid_from_usd_cash_and_the_position_equals_oanda_units(
+    engine: Engine, venue: OandaStandIn, clients: list[OandaClient]
+) -> None:
+    """Forex fees are charged to the account's cash, never to the position: a USD commission on USD/JPY (base
+    currency = fee currency) leaves our position at OANDA's units exactly and takes the fee from the USD balance."""
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, _ = live_account(engine, 0, tag)
+    decision_id = DecisionId(f"d-jpyfee-{tag}")
+    with engine.begin() as conn:
+        store_rate(conn, "USD", "JPY", Decimal("155.13"), T0 - timedelta(hours=1))
+        conn.execute(
+            text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of, action,
+                                                 score, config_version, inputs)
+                    values (:d, :r, :a, 'USD/JPY', '1h', :t, 'buy', 1.0, 'test', '{}'::jsonb)"""),
+            {"d": decision_id, "r": run_id, "a": account, "t": T0},
+        )  # fmt: skip
+    venue.commission = "0.0500"
+    broker = oanda(venue, clients)
+    intent = OrderIntent(decision_id, account, "USD/JPY", Side.BUY, Decimal(1000), Decimal("155.13"))
+    with engine.begin() as conn:
+        execute(conn, [intent], run_id=run_id, broker=broker, settings=SETTINGS, event_time=T0)
+    with engine.connect() as conn:
+        held = conn.execute(text("select quantity from audit.positions where account = :a and symbol = 'USD/JPY'"),
+                            {"a": account}).scalar_one()  # fmt: skip
+        usd = conn.execute(text("select amount from audit.balances where account = :a and currency = 'USD'"),
+                           {"a": account}).scalar_one()  # fmt: skip
+    assert Decimal(held) == venue.positions["USD_JPY"][0] == Decimal(1000)
+    assert Decimal(usd) == Decimal(100_000) - Decimal("0.0500") == venue.balance
+
+
+def test_daily_financing_is_booked_once_and_reconciliation_stays_clean(
+    engine: Engine, venue: OandaStandIn, clients: list[OandaClient]
+) -> None:
+    """OANDA's daily financing (swap) on a held position is booked as a fee in the account's currency at the start
+    of reconciliation: the balances agree, and a second run (a fresh broker: a restart) books nothing again."""
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, intents = live_account(engine, 1, tag)
+    with engine.begin() as conn:
+        execute(conn, intents, run_id=run_id, broker=oanda(venue, clients), settings=SETTINGS, event_time=T0)
+    venue.charge_financing("-1.2500")  # paid over the rollover
+    venue.charge_financing("0.3000")  # received the next day
+    with engine.begin() as conn:
+        assert reconcile_account(conn, oanda(venue, clients), account, run_id=run_id, event_time=T0) == []
+    with engine.begin() as conn:  # a restart: a new broker, nothing new at the venue
+        assert reconcile_account(conn, oanda(venue, clients), account, run_id=run_id, event_time=T0) == []
+    venue.charge_financing("-0.5000")
+    with engine.begin() as conn:
+        assert reconcile_account(conn, oanda(venue, clients), account, run_id=run_id, event_time=T0) == []
+    with engine.connect() as conn:
+        usd = conn.execute(text("select amount from audit.balances where account = :a and currency = 'USD'"),
+                           {"a": account}).scalar_one()  # fmt: skip
+        booked = conn.execute(text("select kind, fee, currency from audit.venue_charges where account = :a "
+                                   "order by charge_id"), {"a": account}).all()  # fmt: skip
+    assert venue.balance == Decimal(100_000) - Decimal("1.45")
+    with engine.connect() as conn:  # the account's fees paid count the financing
+        assert [(c, Decimal(f)) for c, f in fees_by_currency(conn, AccountId(account))] == [("USD", Decimal("1.45"))]
+    assert Decimal(usd) == Decimal(100_000) - Decimal(100) * Decimal("1.08420") - Decimal("1.45")  # notional, swap
+    assert [(k, Decimal(f), c) for k, f, c in booked] == [
+        ("financing", Decimal("1.25"), "USD"),
+        ("financing", Decimal("-0.30"), "USD"),
+        ("financing", Decimal("0.50"), "USD"),
+    ]
