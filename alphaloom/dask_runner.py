@@ -34,13 +34,16 @@ class DaskTaskRunner(_PrefectDaskTaskRunner):
         ``cluster_class`` (``cluster_kwargs``) started here and closed with the runner; never the process's default
         Dask client."""
         if self._client is None:
+            target: str | distributed.deploy.Cluster
             if self.address:
-                self._connect_to = self.address
+                target = self.address
             else:
-                cluster_class = self.resolved_cluster_class or distributed.LocalCluster
+                cluster_class: Any = self.resolved_cluster_class or distributed.LocalCluster
                 self._cluster = self._exit_stack.enter_context(cluster_class(**self.cluster_kwargs))
-                self._connect_to = self._cluster
-            self._client = self._exit_stack.enter_context(PrefectDaskClient(self._connect_to, **self.client_kwargs))
+                target = self._cluster
+            self._connect_to = target  # type: ignore[assignment]  # prefect_dask stores an address here too
+            client = PrefectDaskClient(target, **self.client_kwargs)  # type: ignore[no-untyped-call]  # unannotated
+            self._client = self._exit_stack.enter_context(client)
         return self._client
 
     def submit(  # type: ignore[override]
