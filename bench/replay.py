@@ -83,7 +83,7 @@ def replay(
     """Seconds (loading the window and the audit flushes included) and per-step times of one backtest on a fresh
     account; ``audit``: the mode of the audit buffer (None: no buffer, each step writes its rows)."""
     from agents.audit_buffer import AuditBuffer
-    from agents.snapshot import KnownKillSwitch
+    from agents.snapshot import REPLAY_MAX_AGE_S, KnownKillSwitch
     from agents.team import Team
     from alphaloom.db.engine import get_engine
     from execution.accounts.registry import ensure_account
@@ -104,7 +104,7 @@ def replay(
     for first in range(0, len(times), CHUNK_STEPS):  # as flows.backtest.replay_chunk: one connection per chunk
         with engine.connect() as conn:
             with conn.begin():
-                kill_switch = KnownKillSwitch.read(conn)
+                kill_switch = KnownKillSwitch.read(conn, 0.0 if run.order_store is None else REPLAY_MAX_AGE_S)
             for as_of in times[first : first + CHUNK_STEPS]:
                 t0 = time.perf_counter()
                 counts = _step(run, as_of, conn, kill_switch)

@@ -587,3 +587,53 @@ def test_the_in_memory_order_store_writes_the_rows_of_the_database_store(engine,
         assert db["account_halts"] and any(not r.approved for r in db["execution_checks"]) and db["guard_trips"]
     for name in _ORDER_ROWS:
         assert rows["memory"][name] == db[name], name
+
+
+def test_the_returns_history_of_a_context_is_computed_once_and_only_when_read() -> None:
+    """The in-memory account gives its context the returns history as a function (most replay steps propose no
+    order, and only an order's correlation and VaR checks read it): computed on the first read, then kept, also by
+    the contexts derived from it; a frame given as such is the frame read."""
+    import dataclasses
+
+    from agents.risk.portfolio import PortfolioContext
+
+    frame = pd.DataFrame({"BTC/USDT": [0.01, -0.02]})
+    calls: list[int] = []
+
+    def computed() -> pd.DataFrame:
+        calls.append(1)
+        return frame
+
+    context = PortfolioContext(equity=Decimal(100), peak_equity=Decimal(100), returns=computed)
+    derived = dataclasses.replace(context, equity=Decimal(90))
+    assert calls == [1], "replace reads every field: the derived context holds the computed frame"
+    assert context.returns is frame and derived.returns is frame and calls == [1]
+    untouched = PortfolioContext(equity=Decimal(1), peak_equity=Decimal(1), returns=computed)
+    assert calls == [1], "not computed before it is read"
+    assert untouched.prepared().inputs is not None and calls == [1, 1]
+    assert PortfolioContext(equity=Decimal(1), peak_equity=Decimal(1)).returns.empty
+    assert PortfolioContext(equity=Decimal(1), peak_equity=Decimal(1), returns=frame).returns is frame
+
+
+def test_a_replay_reads_the_kill_switch_again_once_the_state_it_holds_is_max_age_old(engine) -> None:
+    """With the orders held in memory a replay's order step reads the switch only once the state it holds is
+    ``max_age_s`` old (and each chunk reads it at its start); with ``max_age_s`` 0 every order step reads it."""
+    from agents.snapshot import KnownKillSwitch
+    from alphaloom.ops.kill_switch import set_kill_switch
+
+    with engine.begin() as conn:
+        set_kill_switch(conn, False, "test start", "pytest")
+        held = KnownKillSwitch.read(conn, max_age_s=3600.0)
+        every = KnownKillSwitch.read(conn)
+        expired = KnownKillSwitch.read(conn, max_age_s=1e-9)
+    try:
+        with engine.begin() as conn:
+            set_kill_switch(conn, True, "operator stop during a replay", "pytest")
+        with engine.begin() as conn:
+            assert not held.refresh(conn).engaged, "read less than max_age_s ago: the state held"
+            assert every.refresh(conn).engaged and every.state.engaged
+            assert expired.refresh(conn).engaged, "older than max_age_s: read again"
+            assert KnownKillSwitch.read(conn, max_age_s=3600.0).state.engaged, "a chunk's start reads it"
+    finally:
+        with engine.begin() as conn:
+            set_kill_switch(conn, False, "test done", "pytest")
