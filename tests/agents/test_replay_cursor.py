@@ -637,3 +637,58 @@ def test_a_replay_reads_the_kill_switch_again_once_the_state_it_holds_is_max_age
     finally:
         with engine.begin() as conn:
             set_kill_switch(conn, False, "test done", "pytest")
+
+
+def test_a_replay_with_its_orders_in_memory_sends_no_order_after_the_chunk_the_kill_switch_was_engaged_in(
+    engine, data
+) -> None:
+    """The bound of ``agents.snapshot.KnownKillSwitch`` with the orders held in memory: an operator's engagement in
+    the middle of a chunk is read at the latest by the next chunk's start, and from then on the replay sends no
+    order and risk denies every intent."""
+    from agents.audit_buffer import AuditBuffer
+    from agents.team import Team
+    from alphaloom.ops.kill_switch import set_kill_switch
+    from execution.accounts.registry import ensure_account
+    from flows.backtest import Replay, ReplayWindow, replay_chunk
+    from flows.decide import decision_times
+
+    settings, strategy, scorer = get_settings(), StrategyParams(), LexiconScorer()
+    symbols = list(data.symbols)[:3]
+    times = decision_times(data.end - timedelta(days=1), 60, "1h")
+    account, run_id = "killswitch-bound", "killswitch-bound-run"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(200_000), run_id)
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+    replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {}, window,
+                    AuditBuffer("full"))  # fmt: skip
+    assert replay.order_store is not None, "the orders are held in memory"
+    done = 0
+
+    def engage_midway(_: int = 1) -> None:
+        nonlocal done
+        done += 1
+        if done == 20:
+            with engine.begin() as conn:
+                set_kill_switch(conn, True, "operator stop during a replay", "pytest")
+
+    try:
+        replay_chunk.fn(replay, times[:30], engage_midway)
+        replay_chunk.fn(replay, times[30:])
+    finally:
+        with engine.begin() as conn:
+            set_kill_switch(conn, False, "test done", "pytest")
+    with engine.connect() as conn:
+        created = conn.execute(
+            text("""select e.event_ts from audit.order_events e join audit.orders o using (client_order_id)
+                    where o.account = :a and e.event = 'created'"""),
+            {"a": account},
+        ).scalars().all()  # fmt: skip
+        checks = conn.execute(
+            text("""select r.approved from audit.risk_checks r join audit.decisions d using (decision_id)
+                    where d.account = :a and d.as_of >= :t and r.check_name = 'kill_switch'"""),
+            {"a": account, "t": times[30]},
+        ).scalars().all()  # fmt: skip
+    assert all(at < times[30] for at in created), "no order from the next chunk on"
+    assert checks and not any(checks), "every intent from the next chunk on denied by the kill switch"
