@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Context, Decimal
 
+import pandas as pd
 from sqlalchemy import Connection, text
 
 from agents.risk.context import (
@@ -266,7 +267,11 @@ class ReplayAccount:
         self._marks.mark(as_of, equity)
         peak = self._marks.peak(as_of)
         assert peak is not None  # just marked
-        returns = self._market.returns(universe, as_of, self._settings.risk.correlation_lookback_bars)
+        market, bars = self._market, self._settings.risk.correlation_lookback_bars
+
+        def returns() -> pd.DataFrame:  # read by the correlation and VaR checks of an intent: most steps have none
+            return market.returns(universe, as_of, bars)
+
         return assemble_context(self._settings, equity=equity, peak=max(peak, self.starting_cash),
                                 exposures=exposures, returns=returns, markets=markets, base=base,
                                 quote_rates=quote_rates, as_of=as_of)  # fmt: skip

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from time import monotonic
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, text
@@ -263,19 +264,32 @@ class KnownKillSwitch:
     """The kill switch state a replay read last (at its chunk's start, or at its last step that proposed an order):
     a step's snapshot takes it instead of reading it, and a step whose drafts propose an order reads it again
     (``refresh``) and decides again when it changed (``agents.team.decide``), so every risk verdict and every order
-    sees the state read in that step; execution still reads it before each send."""
+    sees the state read in that step; execution still reads it before each send.
 
-    def __init__(self, state: KillSwitchState) -> None:
-        self.state = state
+    ``max_age_s``: how old the state may be before a step that proposes an order reads it again (0: every such step
+    reads it). A replay whose orders stay in memory (``execution.orders.memory_store``: execution takes this state
+    too) passes ``REPLAY_MAX_AGE_S``, so an order step sends no statement; the replay still reads it at each chunk's
+    start (after each audit flush), so an operator's engagement stops its orders within that many seconds or the
+    chunk's end, whichever comes first."""
+
+    def __init__(self, state: KillSwitchState, max_age_s: float = 0.0) -> None:
+        self.state, self.max_age_s = state, max_age_s
+        self._read_at = monotonic()
 
     @classmethod
-    def read(cls, conn: Connection) -> KnownKillSwitch:
-        return cls(kill_switch_state(conn))
+    def read(cls, conn: Connection, max_age_s: float = 0.0) -> KnownKillSwitch:
+        return cls(kill_switch_state(conn), max_age_s)
 
     def refresh(self, conn: Connection) -> KillSwitchState:
-        """Read the state again; returns it."""
-        self.state = kill_switch_state(conn)
+        """Read the state again, unless it was read less than ``max_age_s`` ago; returns it."""
+        if self.max_age_s <= 0 or monotonic() - self._read_at >= self.max_age_s:
+            self.state = kill_switch_state(conn)
+            self._read_at = monotonic()
         return self.state
+
+
+# How old a replay's kill switch state may be when its orders stay in memory (``KnownKillSwitch``).
+REPLAY_MAX_AGE_S = 1.0
 
 
 class OutcomeStore(Protocol):

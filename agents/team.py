@@ -229,7 +229,8 @@ def decide(
     account's cash and positions in memory (``agents.replay_account``); ``audit``: a replay's buffer of audit rows
     (``agents.audit_buffer``): the step's rows are held there, written when the caller flushes it (flushed here first
     when the LLM analyst is to read the account's past situations); ``kill_switch``: the state a replay read last,
-    taken instead of reading it, read again when a draft proposes an order (decided again when it changed);
+    taken instead of reading it, read again when a draft proposes an order unless it was read less than its
+    ``max_age_s`` ago (decided again when it changed);
     ``answers``: the LLM analyst's answers already obtained for this step (``consult_llm`` on the same snapshot, by
     the decision flow's fan-out), used instead of consulting it here."""
     params = params or DecisionParams.from_settings(settings, strategy)

@@ -83,7 +83,7 @@ def replay(
     """Seconds (loading the window and the audit flushes included) and per-step times of one backtest on a fresh
     account; ``audit``: the mode of the audit buffer (None: no buffer, each step writes its rows)."""
     from agents.audit_buffer import AuditBuffer
-    from agents.snapshot import KnownKillSwitch
+    from agents.snapshot import REPLAY_MAX_AGE_S, KnownKillSwitch
     from agents.team import Team
     from alphaloom.db.engine import get_engine
     from execution.accounts.registry import ensure_account
@@ -104,7 +104,7 @@ def replay(
     for first in range(0, len(times), CHUNK_STEPS):  # as flows.backtest.replay_chunk: one connection per chunk
         with engine.connect() as conn:
             with conn.begin():
-                kill_switch = KnownKillSwitch.read(conn)
+                kill_switch = KnownKillSwitch.read(conn, 0.0 if run.order_store is None else REPLAY_MAX_AGE_S)
             for as_of in times[first : first + CHUNK_STEPS]:
                 t0 = time.perf_counter()
                 counts = _step(run, as_of, conn, kill_switch)
@@ -148,7 +148,7 @@ def with_backtesting_py(frames: dict[str, pd.DataFrame], steps: int, fast: int, 
     return time.perf_counter() - started
 
 
-def main(symbols: int, steps: int, profile: bool = False, repeat: int = 1) -> None:
+def main(symbols: int, steps: int, profile: bool = False, repeat: int = 1, team_only: bool = False) -> None:
     import flows.backtest  # noqa: F401 - imported (Prefect, the agents) before anything is timed
     from agents.params import StrategyParams
     from agents.sentiment import LexiconScorer
@@ -182,6 +182,10 @@ def main(symbols: int, steps: int, profile: bool = False, repeat: int = 1) -> No
         if profile:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+            if team_only:
+                print(f"team, full audit (profiled): {symbols * steps / team_s:,.1f} symbol-steps/s")
+                return
         none_s, _ = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-none", scorer, "none")
         unbuffered_s, _ = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-unbuffered", scorer,
                                  None)  # fmt: skip
@@ -236,5 +240,6 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=8760)
     parser.add_argument("--profile", action="store_true", help="print a profile of the team replay (full audit)")
     parser.add_argument("--repeat", type=int, default=1, help="team runs per audit mode, interleaved; the best counts")
+    parser.add_argument("--team-only", action="store_true", help="with --profile: only the profiled team replay")
     args = parser.parse_args()
-    main(args.symbols, args.steps, args.profile, args.repeat)
+    main(args.symbols, args.steps, args.profile, args.repeat, args.team_only)

@@ -21,7 +21,7 @@ from agents.replay_cursor import ReplayCursor
 from agents.replay_memory import ReplayMemory
 from agents.risk.gate import portfolio_gate
 from agents.sentiment import SentimentScorer
-from agents.snapshot import KnownKillSwitch
+from agents.snapshot import REPLAY_MAX_AGE_S, KnownKillSwitch
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
@@ -270,12 +270,13 @@ def replay_step(replay: Replay, as_of: datetime) -> dict[str, int]:
 def replay_chunk(replay: Replay, times: list[datetime], advance: Callable[..., None] | None = None) -> dict[str, int]:
     """Consecutive steps as one task (Prefect's per-task cost paid once per chunk, not once per step); each step is
     still its own transaction, in order, on one connection (the kill switch read at the start and again by each step
-    that proposes an order); the audit rows and equity marks the steps held are written at the end.
+    that proposes an order, or with the orders held in memory by such a step once the state read is
+    ``REPLAY_MAX_AGE_S`` old: ``agents.snapshot.KnownKillSwitch``); the audit rows and equity marks the steps held are written at the end.
     ``advance`` is told of each step done (the progress bar)."""
     totals = {"decisions": 0, "intents": 0}
     with get_engine().connect() as conn:
-        with conn.begin():
-            kill_switch = KnownKillSwitch.read(conn)
+        with conn.begin():  # orders held in memory take this state: read again at most every REPLAY_MAX_AGE_S
+            kill_switch = KnownKillSwitch.read(conn, 0.0 if replay.order_store is None else REPLAY_MAX_AGE_S)
         for as_of in times:
             for key, value in _step(replay, as_of, conn, kill_switch).items():
                 totals[key] += value

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from agents.risk.portfolio import PortfolioContext
+from agents.risk.portfolio import PortfolioContext, ReturnsSource
 from alphaloom.domain import AccountId, quote_currency, require_utc, timeframe_delta
 from alphaloom.fx import Rates, convert, known_rates_at, rates_at
 from alphaloom.markets import MarketSpec, market_specs
@@ -178,14 +178,15 @@ def assemble_context(
     equity: Decimal,
     peak: Decimal,
     exposures: Mapping[str, Decimal],
-    returns: pd.DataFrame,
+    returns: ReturnsSource,
     markets: Mapping[str, MarketSpec],
     base: str,
     quote_rates: Mapping[tuple[str, str], Decimal],
     as_of: datetime,
 ) -> PortfolioContext:
     """The ``PortfolioContext`` from its parts (``peak``: the highest equity marked up to ``as_of``, or the starting
-    cash when higher); its returns inputs are prepared by the first check that needs them (``prepared``)."""
+    cash when higher; ``returns``: the frame, or a function computing it when first read); its returns inputs are
+    prepared by the first check that needs them (``prepared``)."""
     bar = timeframe_delta(settings.timeframe)
     return PortfolioContext(
         equity=equity,

@@ -11,7 +11,8 @@ import pandas as pd
 
 def correlation_matrix(returns: pd.DataFrame, *, min_periods: int = 20) -> pd.DataFrame:
     """Pairwise Pearson correlation of the columns of ``returns`` (bars x symbols); NaN where too few bars overlap."""
-    return returns.astype(float).corr(min_periods=min_periods)
+    floats = returns if all(dtype == "float64" for dtype in returns.dtypes) else returns.astype(float)  # no copy
+    return floats.corr(min_periods=min_periods)
 
 
 def cluster_of(symbol: str, correlations: pd.DataFrame, threshold: float) -> frozenset[str]:

@@ -16,7 +16,7 @@ a symbol's spelling.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
@@ -96,6 +96,28 @@ def returns_inputs(returns: pd.DataFrame) -> ReturnsInputs:
     )
 
 
+ReturnsSource = pd.DataFrame | Callable[[], pd.DataFrame]
+
+
+class _LazyReturns:
+    """The ``returns`` field of ``PortfolioContext``: given a frame, or a function computing it on first read (a
+    replay's account: most steps propose no order and never read it); the computed frame is kept."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_held"
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> pd.DataFrame:
+        if instance is None:  # the dataclass default: a fresh empty frame on first read
+            return pd.DataFrame  # type: ignore[return-value]
+        held: ReturnsSource = instance.__dict__[self._slot]
+        if not isinstance(held, pd.DataFrame):
+            held = instance.__dict__[self._slot] = held()
+        return held
+
+    def __set__(self, instance: object, value: ReturnsSource) -> None:
+        instance.__dict__[self._slot] = value
+
+
 @dataclass(frozen=True)
 class PortfolioContext:
     """The account at decision time: equity and its peak, signed market value per symbol, per-bar returns history
@@ -105,13 +127,15 @@ class PortfolioContext:
     (``{(currency, base): rate}`` known at the decision time, ``alphaloom.fx``; a currency without a known rate is
     absent) give each symbol's ``QuoteRate``. Both are loaded by ``agents.risk.context``.
 
+    ``returns`` may be given as a function computing the frame on first read (``_LazyReturns``).
+
     ``inputs``: the returns history prepared for the correlation and VaR checks (``returns_inputs(returns)``); pass
     it when deciding several symbols on the same history, else each check prepares it again."""
 
     equity: Decimal
     peak_equity: Decimal
     exposures: Mapping[str, Decimal] = field(default_factory=dict)
-    returns: pd.DataFrame = field(default_factory=pd.DataFrame)
+    returns: _LazyReturns = _LazyReturns()
     asset_classes: Mapping[str, str] = field(default_factory=dict)
     bars_per_day: float = 1.0
     inputs: ReturnsInputs | None = None

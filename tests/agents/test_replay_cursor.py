@@ -587,3 +587,108 @@ def test_the_in_memory_order_store_writes_the_rows_of_the_database_store(engine,
         assert db["account_halts"] and any(not r.approved for r in db["execution_checks"]) and db["guard_trips"]
     for name in _ORDER_ROWS:
         assert rows["memory"][name] == db[name], name
+
+
+def test_the_returns_history_of_a_context_is_computed_once_and_only_when_read() -> None:
+    """The in-memory account gives its context the returns history as a function (most replay steps propose no
+    order, and only an order's correlation and VaR checks read it): computed on the first read, then kept, also by
+    the contexts derived from it; a frame given as such is the frame read."""
+    import dataclasses
+
+    from agents.risk.portfolio import PortfolioContext
+
+    frame = pd.DataFrame({"BTC/USDT": [0.01, -0.02]})
+    calls: list[int] = []
+
+    def computed() -> pd.DataFrame:
+        calls.append(1)
+        return frame
+
+    context = PortfolioContext(equity=Decimal(100), peak_equity=Decimal(100), returns=computed)
+    derived = dataclasses.replace(context, equity=Decimal(90))
+    assert calls == [1], "replace reads every field: the derived context holds the computed frame"
+    assert context.returns is frame and derived.returns is frame and calls == [1]
+    untouched = PortfolioContext(equity=Decimal(1), peak_equity=Decimal(1), returns=computed)
+    assert calls == [1], "not computed before it is read"
+    assert untouched.prepared().inputs is not None and calls == [1, 1]
+    assert PortfolioContext(equity=Decimal(1), peak_equity=Decimal(1)).returns.empty
+    assert PortfolioContext(equity=Decimal(1), peak_equity=Decimal(1), returns=frame).returns is frame
+
+
+def test_a_replay_reads_the_kill_switch_again_once_the_state_it_holds_is_max_age_old(engine) -> None:
+    """With the orders held in memory a replay's order step reads the switch only once the state it holds is
+    ``max_age_s`` old (and each chunk reads it at its start); with ``max_age_s`` 0 every order step reads it."""
+    from agents.snapshot import KnownKillSwitch
+    from alphaloom.ops.kill_switch import set_kill_switch
+
+    with engine.begin() as conn:
+        set_kill_switch(conn, False, "test start", "pytest")
+        held = KnownKillSwitch.read(conn, max_age_s=3600.0)
+        every = KnownKillSwitch.read(conn)
+        expired = KnownKillSwitch.read(conn, max_age_s=1e-9)
+    try:
+        with engine.begin() as conn:
+            set_kill_switch(conn, True, "operator stop during a replay", "pytest")
+        with engine.begin() as conn:
+            assert not held.refresh(conn).engaged, "read less than max_age_s ago: the state held"
+            assert every.refresh(conn).engaged and every.state.engaged
+            assert expired.refresh(conn).engaged, "older than max_age_s: read again"
+            assert KnownKillSwitch.read(conn, max_age_s=3600.0).state.engaged, "a chunk's start reads it"
+    finally:
+        with engine.begin() as conn:
+            set_kill_switch(conn, False, "test done", "pytest")
+
+
+def test_a_replay_with_its_orders_in_memory_sends_no_order_after_the_chunk_the_kill_switch_was_engaged_in(
+    engine, data
+) -> None:
+    """The bound of ``agents.snapshot.KnownKillSwitch`` with the orders held in memory: an operator's engagement in
+    the middle of a chunk is read at the latest by the next chunk's start, and from then on the replay sends no
+    order and risk denies every intent."""
+    from agents.audit_buffer import AuditBuffer
+    from agents.team import Team
+    from alphaloom.ops.kill_switch import set_kill_switch
+    from execution.accounts.registry import ensure_account
+    from flows.backtest import Replay, ReplayWindow, replay_chunk
+    from flows.decide import decision_times
+
+    settings, strategy, scorer = get_settings(), StrategyParams(), LexiconScorer()
+    symbols = list(data.symbols)[:3]
+    times = decision_times(data.end - timedelta(days=1), 60, "1h")
+    account, run_id = "killswitch-bound", "killswitch-bound-run"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(200_000), run_id)
+    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                               settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+    replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {}, window,
+                    AuditBuffer("full"))  # fmt: skip
+    assert replay.order_store is not None, "the orders are held in memory"
+    done = 0
+
+    def engage_midway(_: int = 1) -> None:
+        nonlocal done
+        done += 1
+        if done == 20:
+            with engine.begin() as conn:
+                set_kill_switch(conn, True, "operator stop during a replay", "pytest")
+
+    try:
+        replay_chunk.fn(replay, times[:30], engage_midway)
+        replay_chunk.fn(replay, times[30:])
+    finally:
+        with engine.begin() as conn:
+            set_kill_switch(conn, False, "test done", "pytest")
+    with engine.connect() as conn:
+        created = conn.execute(
+            text("""select e.event_ts from audit.order_events e join audit.orders o using (client_order_id)
+                    where o.account = :a and e.event = 'created'"""),
+            {"a": account},
+        ).scalars().all()  # fmt: skip
+        checks = conn.execute(
+            text("""select r.approved from audit.risk_checks r join audit.decisions d using (decision_id)
+                    where d.account = :a and d.as_of >= :t and r.check_name = 'kill_switch'"""),
+            {"a": account, "t": times[30]},
+        ).scalars().all()  # fmt: skip
+    assert all(at < times[30] for at in created), "no order from the next chunk on"
+    assert checks and not any(checks), "every intent from the next chunk on denied by the kill switch"
