@@ -1,4 +1,4 @@
-"""Benchmark: the LLM team against a local OpenAI-compatible stand-in (tests/llm_standin.py) on 127.0.0.1, through
+"""Benchmark: the LLM team against a local OpenAI-compatible stand-in (tests/support/llm_standin.py) on 127.0.0.1, through
 the real openai SDK, on a throwaway database of the server in force.
 
 Per mode (compact: one call plays every role; debate: bull and bear for one round, research manager, risk reviewer),
