@@ -10,7 +10,8 @@ for an earlier one) and reads only the time ranges it has not read yet; one swee
 The bars come from the server one row per symbol (``read_bar_columns``): the symbol's bars packed by PostgreSQL into
 one ``bytea`` of big-endian doubles (``float8send``; time, open and close of each bar, in time order), unpacked here
 with numpy. The values
-are the same doubles as ``alphaloom.backtest.bar_frames.price_frames_binary`` reads (the server's casts to double), so
+are the same doubles as ``alphaloom.backtest.bar_frames.price_frames`` reads (the server's cast to double and Python's
+``float`` of the stored decimal both round correctly), so
 a window's frames are the same to the bit, whichever way and in whatever pieces they were read.
 """
 
@@ -45,7 +46,7 @@ def read_bar_columns(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(open, close) of the stored bars with ``start <= ts < end`` (either bound open), columns ``symbols`` in that
     order (all NaN for a symbol without a bar there), index the times at which any of them has a bar (possibly
-    none), as ``price_frames_binary`` reads them to the bit."""
+    none), as ``price_frames`` reads them to the bit."""
     with conn.connection.driver_connection.cursor(binary=True) as cur:
         cur.execute(_BAR_COLUMNS, {"e": exchange, "tf": timeframe, "s": symbols, "start": start, "end": end})
         rows = cur.fetchall()
