@@ -5,6 +5,7 @@ Each module registers its commands on the shared app; add a module for a new are
 
 from alphaloom.cli import (  # noqa: F401  (importing registers the commands; _collector first, before any library)
     _collector,
+    accounts,
     backtest,
     console,
     db,

@@ -227,15 +227,17 @@ def run_fills(conn: Connection, run_id: str) -> list[RunFill]:
 
 def fees_by_currency(conn: Connection, account: AccountId) -> list[FeeTotal]:
     """The account's fees per currency: its fills' fees, a fee the venue took in the coins traded (binance's buy
-    commission) valued at its fill's own price in the quote currency, and the charges a venue booked beside its fills
-    (OANDA's financing, Alpaca's regulatory fees: ``audit.venue_charges``)."""
+    commission: ``fee_from_units``) valued at its fill's own price in the quote currency, every other fee in the
+    currency it was charged in (a USD commission on ``USD/JPY`` at OANDA is USD paid from cash), and the charges a
+    venue booked beside its fills (OANDA's financing, Alpaca's regulatory fees: ``audit.venue_charges``)."""
     return [
         FeeTotal._make(r)
         for r in conn.execute(
             text("""select currency, sum(amount) from (
                       select case when in_coin then split_part(symbol, '/', 2) else fee_currency end as currency,
                              case when in_coin then fee * price else fee end as amount
-                      from (select *, strpos(symbol, '/') > 0 and fee_currency = split_part(symbol, '/', 1) as in_coin
+                      from (select *, fee_from_units and strpos(symbol, '/') > 0
+                                          and fee_currency = split_part(symbol, '/', 1) as in_coin
                             from audit.fills where account = :a) f
                       union all
                       select currency, fee from audit.venue_charges where account = :a) t

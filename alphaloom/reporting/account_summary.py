@@ -111,7 +111,8 @@ def account_summary(
         Decimal(0),
     )  # fmt: skip
     # A fee the venue took in the coins traded (binance's buy commission) is valued at its fill's own price, in the
-    # quote currency; every other fee in the currency it was charged in.
+    # quote currency; every other fee in the currency it was charged in (a forex or stock broker's fee in the base
+    # currency of the pair traded is cash paid in that currency: ``audit.fills.fee_from_units`` false).
     fees = sum((to_base(Decimal(fee), currency) for currency, fee in fees_by_currency(conn, account)), Decimal(0))
     fills = count_fills(conn, account)
     orders = count_orders(conn, account)

@@ -395,7 +395,7 @@ ORDER_COLUMNS = ("client_order_id", "decision_id", "leg", "run_id", "account", "
 ATTEMPT_COLUMNS = ("client_order_id", "account", "venue", "details")
 EVENT_COLUMNS = ("client_order_id", "run_id", "event", "from_status", "to_status", "event_ts", "details")
 FILL_COLUMNS = ("fill_id", "client_order_id", "run_id", "account", "symbol", "side", "quantity", "price", "fee",
-                "fee_currency", "slippage", "ts", "realized_pnl")  # fmt: skip
+                "fee_currency", "slippage", "ts", "realized_pnl", "fee_from_units")  # fmt: skip
 POSITION_COLUMNS = ("account", "symbol", "quantity", "avg_price", "realized_pnl", "run_id")
 BALANCE_COLUMNS = ("account", "currency", "amount", "run_id")
 LINEAGE_COLUMNS = ("run_id", "child_table", "child_id", "parent_table", "parent_key")
@@ -458,7 +458,7 @@ def _booking_rows(
 ) -> tuple[list[tuple[Any, ...]], tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """A booking's fill rows, position row, balance moves and fill -> order lineage edges."""
     fills = [(fill_id, f.client_order_id, run_id, booking.account, f.symbol, f.side.value, f.quantity, f.price,
-              f.fee, f.fee_currency, f.slippage, f.ts, pnl)
+              f.fee, f.fee_currency, f.slippage, f.ts, pnl, f.fee_from_units)
              for (fill_id, f), pnl in zip(booking.fills, realized, strict=True)]  # fmt: skip
     h = booking.holding
     position = (booking.account, booking.symbol, h.quantity, h.avg_price, h.realized_pnl, run_id)

@@ -513,7 +513,7 @@ _ORDER_ROWS = {  # execution's rows of one account, keyed by decision (symbol, a
                        from audit.order_events e join audit.orders o using (client_order_id)
                        join audit.decisions d using (decision_id) where o.account = :a order by 1, 2, 3, e.id""",
     "fills": """select d.symbol, d.as_of, o.leg, f.fill_id = o.client_order_id || '-0', f.side, f.quantity, f.price,
-                       f.fee, f.fee_currency, f.slippage, f.ts, f.realized_pnl, f.run_id = :r
+                       f.fee, f.fee_currency, f.slippage, f.ts, f.realized_pnl, f.run_id = :r, f.fee_from_units
                 from audit.fills f join audit.orders o using (client_order_id) join audit.decisions d using (decision_id)
                 where f.account = :a order by 1, 2, 3, f.fill_id""",
     "positions": """select symbol, quantity, avg_price, realized_pnl, run_id = :r from audit.positions
