@@ -38,7 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import AccountId, ClientOrderId, OrderIntent, Side, Symbol, client_order_id_for
+from alphaloom.domain import AccountId, ClientOrderId, OrderIntent, Side, Symbol, client_order_id_for, quote_currency
 from alphaloom.errors import AlphaLoomError, ConfigError, VenueTemporaryError
 from alphaloom.records.guards import insert_trip
 from execution.algos.quotes import Quote, QuoteFees, quote_book
@@ -166,8 +166,9 @@ class RoutingBroker:
         fee = self.fee_bps.get(venue)
         if isinstance(broker, BookVenueBroker):
             levels = broker.book_levels(symbol, side, self.depth)
+            currency = self.currencies.get(venue) or quote_currency(symbol, "") or None  # None: not in the symbol
             return VenueBook(venue, tuple(levels), fee if fee is not None else broker.taker_fee_bps(symbol),
-                             currency=self.currencies.get(venue))  # fmt: skip
+                             currency=currency)  # fmt: skip
         if not isinstance(broker, QuoteVenueBroker):
             raise ConfigError(f"venue {venue!r} shows neither an order book nor a quote: it cannot be routed to")
         quote = dataclasses.replace(broker.venue_quote(symbol), venue=venue)

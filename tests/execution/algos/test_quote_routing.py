@@ -6,7 +6,6 @@ against their stand-ins on 127.0.0.1, the plan in PostgreSQL."""
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 from support.alpaca_standin import AlpacaStandIn, broker_on, iso
-from support.ccxt_replay import BinanceSpotVenue, VenueReplay, mount, recorded
+from support.eurusd_venue import eur_usd_broker, eur_usd_venue
 from support.oanda_standin import ACCOUNT_ID, TOKEN, OandaStandIn
 
 from alphaloom.domain import DecisionId, OrderIntent, Side, Symbol, client_order_id_for
@@ -24,7 +23,6 @@ from alphaloom.errors import VenueTemporaryError
 from alphaloom.fx import store_rate
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import RiskSettings, Settings
-from alphaloom.venues.ccxt_exchange import make_exchange
 from alphaloom.venues.oanda_client import OandaClient, OandaConfig
 from execution.accounts.registry import ensure_account
 from execution.algos.quotes import Quote, QuoteFees, quote_book, quote_problem
@@ -32,7 +30,6 @@ from execution.algos.routing import EXCLUDED, QuoteVenueBroker, RoutingBroker, p
 from execution.algos.splitting import VenueBook, route_by_depth
 from execution.brokers.alpaca_broker import AlpacaBroker
 from execution.brokers.alpaca_mapping import SELL_FEES
-from execution.brokers.ccxt_broker import CcxtBroker
 from execution.brokers.oanda_broker import OandaBroker
 from execution.submit import execute
 
@@ -126,33 +123,6 @@ def _oanda(standin: OandaStandIn) -> OandaBroker:
     return OandaBroker(client, kill_switch=lambda: OFF, settle_seconds=0, sleep=lambda s: None)
 
 
-def _exchange_info_with_eur_usd() -> dict[str, Any]:
-    """Binance's recorded ``exchangeInfo`` with one more spot market, EUR/USD (priced to 5 decimals), so that a
-    ccxt venue and OANDA quote the same symbol."""
-    info = recorded("binance_exchangeInfo.json")
-    market = copy.deepcopy(info["symbols"][0])
-    market.update(symbol="EURUSD", baseAsset="EUR", quoteAsset="USD")
-    for f in market["filters"]:
-        if f["filterType"] == "PRICE_FILTER":
-            f.update(minPrice="0.00001000", tickSize="0.00001000")
-        if f["filterType"] == "LOT_SIZE":
-            f.update(minQty="1.00000000", stepSize="1.00000000", maxQty="10000000.00000000")
-    info["symbols"].append(market)
-    return info
-
-
-def _binance(venue: BinanceSpotVenue) -> tuple[CcxtBroker, VenueReplay]:
-    exchange = make_exchange(
-        "binance",
-        {"enableRateLimit": False, "apiKey": "test-key", "secret": "test-secret",
-         "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False}},
-    )  # fmt: skip
-    info = _exchange_info_with_eur_usd()
-    routes = {**venue.routes(), "/api/v3/exchangeInfo": lambda q: (200, info)}
-    broker = CcxtBroker(exchange, kill_switch=lambda: OFF, symbols=("EUR/USD",), settle_seconds=0)
-    return broker, mount(exchange, routes)
-
-
 def _fx_account(engine: Engine, tag: str, decisions: int) -> tuple[str, str, list[DecisionId]]:
     account, run_id = f"qroute-{tag}", f"run-qroute-{tag}"
     ids = [DecisionId(f"d-qroute-{tag}-{n}") for n in range(decisions)]
@@ -193,9 +163,8 @@ def test_oanda_and_a_ccxt_venue_the_cheaper_all_in_leg_wins_and_a_stale_quote_is
     order goes to the ccxt venue; OANDA is never asked to trade on a price it did not quote now."""
     tag = uuid.uuid4().hex[:8]
     account, run_id, (first, second) = _fx_account(engine, tag, 2)
-    binance = BinanceSpotVenue({"EURUSD": "1.08400"}, balances={"USD": "100000"})
-    binance.book["EURUSD"] = {"asks": [["1.08400", "50000"]], "bids": [["1.08390", "50000"]]}
-    bn, bn_replay = _binance(binance)
+    binance = eur_usd_venue()
+    bn, bn_replay = eur_usd_broker(binance)
     oanda = _oanda(fx_venue)
     assert isinstance(oanda, QuoteVenueBroker) and not isinstance(bn, QuoteVenueBroker)
     router = RoutingBroker({"binance": bn, "oanda": oanda}, fee_bps={"binance": D(10)}, clock=lambda: fx_venue.clock)
@@ -249,9 +218,8 @@ def test_a_venue_pricing_in_another_currency_is_compared_at_the_rate_known_now_o
     costs 1.08183 USD and beats OANDA's 1.08420; with no USDT rate known it is left out (recorded), never taken 1:1."""
     tag = uuid.uuid4().hex[:8]
     account, run_id, (first,) = _fx_account(engine, tag, 1)
-    binance = BinanceSpotVenue({"EURUSD": "1.08400"})
-    binance.book["EURUSD"] = {"asks": [["1.08400", "50000"]], "bids": [["1.08390", "50000"]]}
-    bn, _ = _binance(binance)
+    binance = eur_usd_venue()
+    bn, _ = eur_usd_broker(binance)
     ccy = f"U{tag[:5].upper()}"  # a currency of this test alone: no other test's rate is known for it
     router = RoutingBroker({"binance": bn, "oanda": _oanda(fx_venue)}, currencies={"binance": ccy},
                            fee_bps={"binance": D(0)}, clock=lambda: fx_venue.clock)  # fmt: skip
