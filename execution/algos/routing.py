@@ -25,6 +25,8 @@ with the plan saved before any leg is sent.
   currencies are compared in the account's base currency at the rate known now (``audit.fx_rates``); a venue whose
   rate is not known is left out. Every venue left out of a new plan is recorded with its reason as a guard trip
   (``route_venue_excluded``, client order id: the parent), committed with the plan.
+- The router is a ``QuotingBroker``: the send-time price band of a routed order is measured at the venues its legs
+  go to (``current_price``), as it would be at a single venue.
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ from typing import Any, Protocol, runtime_checkable
 from sqlalchemy import Connection, text
 
 from alphaloom.domain import AccountId, ClientOrderId, OrderIntent, Side, Symbol, client_order_id_for, quote_currency
-from alphaloom.errors import AlphaLoomError, ConfigError, VenueTemporaryError
+from alphaloom.errors import AlphaLoomError, ConfigError, VenueError, VenueTemporaryError
 from alphaloom.records.guards import insert_trip
 from execution.algos.quotes import Quote, QuoteFees, quote_book
 from execution.algos.splitting import BookTop, VenueBook, route_by_depth
-from execution.brokers.base import Broker, BrokerReport, OrderRequest, RoutedOrders
+from execution.brokers.base import Broker, BrokerReport, OrderRequest, QuotingBroker, RoutedOrders
 from execution.orders.store import read_pair_rates
 
 DEFAULT_MAX_QUOTE_AGE = timedelta(seconds=30)
@@ -138,6 +140,7 @@ class RoutingBroker:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.currencies = dict(currencies or {})
         self._plan: dict[ClientOrderId, str] = {}
+        self._routing: dict[tuple[Symbol, Side], set[str]] = {}
 
     def books(
         self, symbol: Symbol, side: Side, quantity: Decimal | None = None
@@ -207,9 +210,28 @@ class RoutingBroker:
     def venue_of(self, client_order_id: ClientOrderId) -> str:
         return self._plan.get(client_order_id, self.home)
 
+    def routing(self, symbol: Symbol, side: Side, venues: Sequence[str]) -> None:
+        """Note that orders of ``symbol`` and ``side`` go to ``venues`` in this call (``current_price``)."""
+        self._routing.setdefault((symbol, side), set()).update(venues)
+
+    # -- QuotingBroker: the price band of a routed order -----------------------------------------------------------
+    def current_price(self, symbol: Symbol, side: Side) -> Decimal:
+        """The price the orders of ``symbol`` and ``side`` routed in this call meet now, for the send-time price band:
+        the current price (``QuotingBroker``) of each venue they go to (none routed: the home venue), the least
+        favourable for us (highest for a buy, lowest for a sell), so every leg is banded at least as strictly as at
+        its own venue. A venue that cannot quote raises (an order is never sent unbanded); so does a router none of
+        whose venues quotes."""
+        names = sorted(self._routing.get((symbol, side)) or {self.home})
+        prices = [broker.current_price(symbol, side) for name in names
+                  if isinstance(broker := self.venues[name], QuotingBroker)]  # fmt: skip
+        if not prices:
+            raise VenueError(f"no venue {symbol} is routed to quotes a price ({', '.join(names)})")
+        return max(prices) if side is Side.BUY else min(prices)
+
     # -- Broker ----------------------------------------------------------------------------------------------------
     def route(self, conn: Connection, intents: Sequence[OrderIntent], *, run_id: str) -> RoutedOrders:
         """Each intent's legs (``route_intents``), each assigned to its planned venue (``LegRoutingBroker``)."""
+        self._routing = {}
         return route_intents(conn, intents, self, run_id=run_id)
 
     def submit(self, request: OrderRequest) -> BrokerReport:
@@ -310,10 +332,12 @@ def route_intents(
         if not legs:
             if _sent_unrouted(conn, parent):
                 out.intents.append(intent)
+                broker.routing(intent.symbol, intent.side, [broker.home])
                 continue
             books = _usable_books(conn, intent, broker, run_id=run_id)
             legs = save_plan(conn, intent, plan_legs(intent, books), run_id=run_id)
         broker.assign(legs)
+        broker.routing(intent.symbol, intent.side, [leg.venue for leg in legs])
         out.siblings[parent] = [leg.client_order_id for leg in legs]
         for leg in legs:
             out.intents.append(dataclasses.replace(intent, quantity=leg.quantity, leg=leg.leg))

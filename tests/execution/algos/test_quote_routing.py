@@ -177,7 +177,8 @@ def test_oanda_and_a_ccxt_venue_the_cheaper_all_in_leg_wins_and_a_stale_quote_is
     assert [o.client_order_id for o in result.submitted] == [leg]
     assert _plan(engine, first) == [("oanda", D(1000), D("1.08420"), D(0), D("1.08420"), D("1.08400"))]
     assert fx_venue.count(leg) == 1 and binance.count(leg) == 0
-    assert [q["instruments"] for m, p, q in fx_venue.requests if p.endswith("/pricing")] == ["EUR_USD"]
+    # OANDA's price read twice: by the plan, then by the price band just before the leg left
+    assert [q["instruments"] for m, p, q in fx_venue.requests if p.endswith("/pricing")] == ["EUR_USD"] * 2
     assert _trips(engine, account) == []  # every venue was usable
 
     fx_venue.price_times["EUR_USD"] = fx_venue.clock - timedelta(minutes=2)
@@ -300,3 +301,28 @@ def test_a_routed_alpaca_sell_goes_out_through_alpaca_and_a_stale_quote_sends_no
     assert len(stocks.creates()) == creates and _plan(engine, ids[1]) == []
     [(parent, guard, reason, venue)] = _trips(engine, account)
     assert (parent, guard, venue) == (client_order_id_for(ids[1], 0), EXCLUDED, "alpaca") and "60 s old" in reason
+
+
+def test_a_routed_leg_meets_the_price_band_at_its_venue_before_it_is_sent(engine: Engine) -> None:
+    """The price band (the venue's price now against the decision's) guards routed legs too: the book the plan read
+    shows 1.08400, but the venue's price now is 1.20000, 10.7% above the decision's 1.0841 (band 5%): the leg is
+    refused with the numbers and nothing is sent. (Before, the router quoted nothing, so routed legs went out with no
+    band at all.)"""
+    tag = uuid.uuid4().hex[:8]
+    account, run_id, (decision_id,) = _fx_account(engine, tag, 1)
+    binance = eur_usd_venue()
+    binance.prices["EURUSD"] = "1.20000"  # the ticker (and where a market order would fill) has moved away
+    bn, bn_replay = eur_usd_broker(binance)
+    router = RoutingBroker({"binance": bn}, fee_bps={"binance": D(10)})
+    intent = OrderIntent(decision_id, account, "EUR/USD", Side.BUY, D(1000), D("1.0841"))
+    with engine.begin() as conn:
+        result = execute(conn, [intent], run_id=run_id, broker=router, settings=SETTINGS, event_time=FX_T0,
+                         last_prices={"EUR/USD": D("1.0841")})  # fmt: skip
+    assert result.submitted == [] and [(r.intent.leg, [b.limit for b in r.breaches]) for r in result.refused] == [
+        (1, ["price_band"])]  # fmt: skip
+    assert [p for m, p, q in bn_replay.requests if (m, p) == ("POST", "/api/v3/order")] == []
+    assert binance.count(client_order_id_for(decision_id, 1)) == 0
+    with engine.connect() as conn:
+        guards = conn.execute(text("select guard, reason from audit.guard_trips where account = :a"),
+                              {"a": account}).all()  # fmt: skip
+    assert [g for g, _ in guards] == ["price_band"] and "1.2" in guards[0][1]
