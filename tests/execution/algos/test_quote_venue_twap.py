@@ -205,3 +205,32 @@ def test_twap_slices_routed_across_oanda_and_a_ccxt_venue_are_each_planned_on_th
     leg1, leg2 = client_order_id_for(decision_id, 1001), client_order_id_for(decision_id, 2001)
     assert [tuple(r) for r in legs] == [(leg1, "oanda", slice1, "filled"), (leg2, "binance", slice2, "filled")]
     assert (fx_venue.count(leg1), binance.count(leg1), fx_venue.count(leg2), binance.count(leg2)) == (1, 0, 0, 1)
+
+
+def test_an_iceberg_through_alpaca_shows_one_child_at_a_time_each_filled_once(
+    engine: Engine, stocks: AlpacaStandIn
+) -> None:
+    """Iceberg children of at most 1,000 USD (5 shares at 187.20): the decision sends the first; each release pass
+    sends the next once Alpaca reports the one before filled. A child whose answer is lost is looked up, not resent."""
+    iceberg = Settings(timeframe="1h", risk=SETTINGS.risk,
+                       split=SplitSettings(above_notional=D(1000), method="iceberg", visible_notional=D(1000)))  # fmt: skip
+    t0 = stocks.now
+    account, run_id, decision_id = _account(engine, "alpaca", "AAPL", t0)
+    intent = OrderIntent(decision_id, account, "AAPL", Side.BUY, D(12), D("187.20"))  # children of 5, 5, 2
+    coids = [client_order_id_for(decision_id, leg) for leg in (1, 2, 3)]
+    prices = {"AAPL": D("187.20")}
+    stocks.script[:] = [Outcome("fill"), Outcome("drop")]
+    with engine.begin() as conn:
+        first = execute(conn, [intent], run_id=run_id, broker=broker_on(stocks), settings=iceberg, event_time=t0,
+                        last_prices=prices)  # fmt: skip
+    assert first.broker_submits == 1 and len(first.scheduled) == 2
+    sent = []
+    for _ in range(3):  # a pass per child; the last finds nothing due
+        with engine.begin() as conn:
+            sent.append(release_due_children(conn, broker_on(stocks), t0, settings=iceberg, run_id=run_id,
+                                             account=account, last_prices=prices).broker_submits)  # fmt: skip
+    assert sent == [1, 1, 0]
+    at_venue = {c: sum(1 for o in stocks.orders.values() if o["client_order_id"] == c) for c in coids}
+    _exactly_once(_audit(engine, account), at_venue)
+    assert [(b["client_order_id"], b["qty"]) for b in stocks.creates()] == [
+        (coids[0], 5.0), (coids[1], 5.0), (coids[2], 2.0)]  # fmt: skip
