@@ -71,11 +71,16 @@ class BookTop:
 @dataclass(frozen=True, slots=True)
 class VenueBook:
     """A venue's side of the order book that we take (asks for a buy, bids for a sell) as (price, size) levels, best
-    first as the venue sends them (ccxt ``fetch_order_book``), and its taker fee in bps."""
+    first as the venue sends them (ccxt ``fetch_order_book``; a quote venue's one level: ``execution.algos.quotes``),
+    and its taker fee in bps. ``currency``: what its prices are in (None: the symbol's quote currency, as every other
+    venue's None); ``rate``: units of the account's base currency per unit of it, so that venues pricing in different
+    currencies are compared on what they cost the account (1: all venues price in the same currency)."""
 
     venue: str
     levels: tuple[tuple[Decimal, Decimal], ...]
     fee_bps: Decimal
+    currency: str | None = None
+    rate: Decimal = Decimal(1)
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -83,6 +88,8 @@ class VenueBook:
         for price, size in self.levels:
             if price <= 0 or size < 0:
                 raise ValueError(f"{self.venue}: book level ({price}, {size}) needs a positive price and a size >= 0")
+        if self.rate <= 0:
+            raise ValueError(f"{self.venue}: the rate into the base currency must be positive, got {self.rate}")
 
     @classmethod
     def of(cls, book: BookTop | VenueBook) -> VenueBook:
@@ -114,7 +121,8 @@ def effective_price(top: BookTop, side: Side) -> Decimal:
 
 def route_by_depth(quantity: Decimal, side: Side, books: Sequence[BookTop | VenueBook]) -> list[VenueShare]:
     """Split ``quantity`` across venues by walking every level of every book from the best price after that venue's
-    fee (lowest for a buy, highest for a sell; ties keep the books' order) until the quantity is done. What the books
+    fee, in the base currency (``VenueBook.rate``; lowest for a buy, highest for a sell; ties keep the books' order)
+    until the quantity is done. Prices stay in each venue's own currency. What the books
     cannot cover goes to the best venue (best first level after fees), priced at the worst level read there (what the
     book shows is the least it would cost). One share per venue, in the order the venues were first taken."""
     if not books:
@@ -124,7 +132,7 @@ def route_by_depth(quantity: Decimal, side: Side, books: Sequence[BookTop | Venu
     venue_books = [VenueBook.of(b) for b in books]
     sign = 1 if side is Side.BUY else -1
     walk = sorted(
-        ((price_after_fee(price, book.fee_bps, side), i, j, book, price, size)
+        ((price_after_fee(price, book.fee_bps, side) * book.rate, i, j, book, price, size)
          for i, book in enumerate(venue_books) for j, (price, size) in enumerate(book.levels)),
         key=lambda level: (sign * level[0], level[1], level[2]),
     )  # fmt: skip

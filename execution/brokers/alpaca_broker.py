@@ -1,5 +1,6 @@
 """The Alpaca broker: US stocks through alpaca-py's ``TradingClient`` (paper or live endpoint), implementing the
-``Broker`` port (and ``CancellingBroker``, ``BalanceBroker``, ``QuotingBroker``), beside the ccxt adapter and with the same guarantees.
+``Broker`` port (and ``CancellingBroker``, ``BalanceBroker``, ``QuotingBroker``, and routing's ``QuoteVenueBroker``),
+beside the ccxt adapter and with the same guarantees.
 
 What a caller can rely on:
 
@@ -24,6 +25,9 @@ What a caller can rely on:
 - Statuses map onto our state machine (``alpaca_mapping.status_from_alpaca``); fills are the order's ``FILL``
   account activities, one ``Fill`` each, Decimal, and must add up to the order's ``filled_qty``.
 - The kill switch is asked before every submit; while it is on nothing is sent (``KillSwitchEngagedError``).
+- Routing (``execution.algos.routing``) reads Alpaca as a quote venue: ``venue_quote`` is the latest quote
+  (``get_stock_latest_quote``, sizes in shares) and ``quote_fees`` the fee schedule (commission-free; the regulatory
+  fees on sells, ``regulatory_fees``).
 """
 
 from __future__ import annotations
@@ -54,13 +58,17 @@ from alphaloom.venues.alpaca_errors import (
     venue_error,
 )
 from alphaloom.venues.alpaca_sessions import Session, closed_reason, extended, next_open, session_at, session_of
+from execution.algos.quotes import Quote, QuoteFees
 from execution.brokers.alpaca_mapping import (
     CURRENCY,
+    QUOTE_LOT,
+    SELL_FEES,
     dec,
     fee_charges,
     fills_from_activities,
     limit_price_for,
     order_quantity,
+    quote_from_alpaca,
     status_from_alpaca,
 )
 from execution.brokers.base import BrokerReport, ChargeStart, OrderRequest, OrderType, VenueCharge
@@ -79,8 +87,9 @@ CALENDAR_DAYS = 10  # how many days ahead the calendar is read (long weekends an
 
 class AlpacaBroker:
     """``trading``: an alpaca-py ``TradingClient`` holding the account's keys (``alphaloom.venues.alpaca_client``);
-    ``data``: its ``StockHistoricalDataClient``, for the quote the price band asks at send time (``feed``: iex or
-    sip)."""
+    ``data``: its ``StockHistoricalDataClient``, for the quote the price band asks at send time and routing reads
+    (``feed``: iex or sip; ``quote_lot``: shares per round lot of its sizes); ``regulatory_fees``: the fees routing
+    prices a sell with."""
 
     name = "alpaca"
     live = True
@@ -99,6 +108,8 @@ class AlpacaBroker:
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] | None = None,
+        regulatory_fees: QuoteFees = SELL_FEES,
+        quote_lot: Decimal = QUOTE_LOT,
     ) -> None:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
@@ -116,6 +127,8 @@ class AlpacaBroker:
         self._sent: dict[ClientOrderId, OrderRequest] = {}
         self._fractionable: dict[str, bool] = {}
         self._calendar: tuple[date, list[Session]] | None = None
+        self.regulatory_fees = regulatory_fees
+        self.quote_lot = quote_lot
 
     # -- venue metadata --------------------------------------------------------------------------------------------
     def fractionable(self, symbol: Symbol) -> bool:
@@ -326,6 +339,15 @@ class AlpacaBroker:
     def current_price(self, symbol: Symbol, side: Side) -> Decimal:
         """The latest quote's ask for a buy, bid for a sell (``get_stock_latest_quote``); no quote, or a zero side
         (a closed market often has one), is a ``VenueTemporaryError``."""
+        price = self.venue_quote(symbol).side(side)[0]
+        if price is None:
+            raise VenueTemporaryError(f"alpaca: the {symbol} quote has no {'ask' if side is Side.BUY else 'bid'}")
+        return price
+
+    # -- routing's QuoteVenueBroker -----------------------------------------------------------------------------
+    def venue_quote(self, symbol: Symbol) -> Quote:
+        """The latest quote of ``symbol`` (``get_stock_latest_quote``) in USD, sizes in shares; a zero side is no
+        price on that side, and no quote at all has neither side nor time."""
         if self.data is None:
             raise VenueError(f"alpaca: no market data client to quote {symbol}")
         from alpaca.data.requests import StockLatestQuoteRequest
@@ -334,10 +356,13 @@ class AlpacaBroker:
             quotes = self.data.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols=symbol,
                                                                              feed=self.feed))  # type: ignore[arg-type]  # fmt: skip
         quote = quotes.get(symbol) if isinstance(quotes, dict) else None
-        price = dec(getattr(quote, "ask_price" if side is Side.BUY else "bid_price", None))
-        if price is None or price <= 0:
-            raise VenueTemporaryError(f"alpaca: the {symbol} quote has no {'ask' if side is Side.BUY else 'bid'}")
-        return price
+        if quote is None:
+            return Quote(self.name, symbol, None, None, None, CURRENCY)
+        return quote_from_alpaca(self.name, symbol, quote, lot=self.quote_lot)
+
+    def quote_fees(self, symbol: Symbol) -> QuoteFees:
+        """Commission-free; on sells the regulatory fees (``regulatory_fees``)."""
+        return self.regulatory_fees
 
     # -- BalanceBroker ---------------------------------------------------------------------------------------------
     def balances(self) -> dict[str, Decimal]:

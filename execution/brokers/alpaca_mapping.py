@@ -11,6 +11,10 @@
   as separate ``FEE`` activities, not per fill);
 - ``fee_charges``: those ``FEE`` activities (TAF, REG) as ``VenueCharge``s in USD, booked once each by
   reconciliation (``execution.accounts.charges``).
+- ``quote_from_alpaca``: a latest quote (``get_stock_latest_quote``) as routing's ``Quote`` in USD, its sizes in
+  shares (Alpaca gives them in round lots of ``QUOTE_LOT`` shares); ``SELL_FEES``: the fee schedule routing prices an
+  order with: no commission, and on sells the regulatory fees Alpaca passes on (the SEC's Section 31 fee in bps of the
+  notional and FINRA's trading activity fee per share; the rates in force change yearly: the broker takes others).
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ from typing import Any
 
 from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, Symbol
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
+from execution.algos.quotes import Quote, QuoteFees
 from execution.brokers.base import VenueCharge
 
 FRACTION_STEP = Decimal("0.000000001")  # Alpaca takes fractional quantities to 9 decimals
 CURRENCY = "USD"
+QUOTE_LOT = Decimal(100)  # the shares in one round lot: the unit of a quote's sizes
+# Section 31: $27.80 per million of the notional sold (0.278 bps); FINRA TAF: $0.000166 per share sold
+SELL_FEES = QuoteFees(sell_bps=Decimal("0.278"), sell_per_unit=Decimal("0.000166"))
 
 # Alpaca statuses of an order still working at the venue (or parked there until the open).
 WORKING = frozenset({"new", "accepted", "pending_new", "accepted_for_bidding", "held", "calculated", "stopped",
@@ -109,3 +117,22 @@ def fee_charges(activities: Sequence[Mapping[str, Any]]) -> list[VenueCharge]:
         charges.append(VenueCharge(str(activity["id"]), "regulatory_fee", at, -(dec(activity.get("net_amount"))
                                                                                 or Decimal(0)), CURRENCY))  # fmt: skip
     return charges
+
+
+def quote_from_alpaca(venue: str, symbol: Symbol, quote: object, *, lot: Decimal = QUOTE_LOT) -> Quote:
+    """An alpaca-py ``Quote`` (``ask_price``, ``ask_size``, ``bid_price``, ``bid_size``, ``timestamp``) as routing's
+    ``Quote`` in USD, sizes in shares (``lot`` shares per round lot); a zero price is no price."""
+
+    def price(name: str) -> Decimal | None:
+        value = dec(getattr(quote, name, None))
+        return value if value is not None and value > 0 else None
+
+    def size(name: str) -> Decimal | None:
+        value = dec(getattr(quote, name, None))
+        return None if value is None else value * lot
+
+    at = getattr(quote, "timestamp", None)
+    if isinstance(at, datetime) and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return Quote(venue, symbol, price("bid_price"), price("ask_price"), at if isinstance(at, datetime) else None,
+                 CURRENCY, size("bid_size"), size("ask_size"))  # fmt: skip

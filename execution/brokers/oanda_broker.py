@@ -24,6 +24,9 @@ What a caller can rely on:
   account's cash (the position is OANDA's units exactly); daily financing (swap) is a ``VenueCharge``
   (``charges_since``), booked once each by reconciliation (``execution.accounts.charges``).
 - The kill switch is asked before every submit.
+- Routing (``execution.algos.routing``) reads OANDA as a quote venue: ``venue_quote`` is the account's price
+  (``pricing``: best bid and ask with their liquidity, the time, whether tradeable), ``quote_fees`` its schedule
+  (the spread only: no commission).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from alphaloom.ops.secrets import load_credentials
 from alphaloom.settings import Settings
 from alphaloom.venues.oanda_client import OandaApiError, OandaClient, config_from_credentials, instrument_of
 from alphaloom.venues.oanda_errors import Call, is_duplicate_id, is_not_found, is_temporary, translated, venue_error
+from execution.algos.quotes import Quote, QuoteFees
 from execution.brokers.base import BrokerReport, ChargeStart, OrderRequest, OrderType, VenueCharge
 from execution.brokers.oanda_mapping import (
     InstrumentSpec,
@@ -62,6 +66,7 @@ from execution.brokers.oanda_mapping import (
     financing_charges,
     forex_next_open,
     order_body,
+    quote_from_pricing,
     report_of,
     spot_holdings,
 )
@@ -289,6 +294,21 @@ class OandaBroker:
                 with suppress(KeyError):
                     return dec(levels[0]["price"])
         raise VenueTemporaryError(f"oanda: no {name} price quoted")
+
+    # -- routing's QuoteVenueBroker -----------------------------------------------------------------------------
+    def venue_quote(self, symbol: Symbol) -> Quote:
+        """The account's current price of ``symbol`` (``pricing``); none listed has neither side nor time."""
+        name = instrument_of(symbol)
+        with translated(Call.READ, f"oanda: pricing of {name}"):
+            prices = self.client.pricing([name]).get("prices") or []
+        for price in prices:
+            if price.get("instrument") == name:
+                return quote_from_pricing(self.name, symbol, price)
+        return Quote(self.name, symbol, None, None, None, name.partition("_")[2])
+
+    def quote_fees(self, symbol: Symbol) -> QuoteFees:
+        """OANDA charges its spread, no commission: nothing beside the quoted price."""
+        return QuoteFees()
 
 
 def oanda_client_for(conn: Connection, settings: Settings, account: AccountId) -> OandaClient | None:

@@ -11,6 +11,8 @@
   received lowers it).
 - ``financing_charges``: ``DAILY_FINANCING`` transactions (swap on positions held over the daily rollover) as fees
   in the account's currency.
+- ``quote_from_pricing``: one price of ``accounts/{id}/pricing`` as routing's ``Quote``: the first (best) bucket of
+  each side with its liquidity as the size, in the instrument's quote currency, tradeable as OANDA says.
 - ``spot_holdings``: the account's balance and open positions as the spot-like holdings our ledger keeps (per base
   currency the net units; per quote currency minus their cost at the average price), for reconciliation.
 """
@@ -26,6 +28,7 @@ from typing import Any
 from alphaloom.domain import ClientOrderId, Fill, OrderStatus, Side, Symbol, VenueOrderId
 from alphaloom.errors import OrderRejectedError, UnknownOrderStateError
 from alphaloom.venues.oanda_client import symbol_of
+from execution.algos.quotes import Quote
 from execution.brokers.base import BrokerReport, OrderRequest, OrderType, VenueCharge
 
 # Cancel reasons that mean "the venue would not take it" rather than "someone cancelled it".
@@ -231,3 +234,24 @@ def forex_next_open(at: datetime) -> datetime:
     days = (FOREX_WEEK_OPEN[0] - at.weekday()) % 7
     candidate = (at + timedelta(days=days)).replace(hour=FOREX_WEEK_OPEN[1], minute=0, second=0, microsecond=0)
     return candidate if candidate >= at else candidate + timedelta(days=7)
+
+
+def quote_from_pricing(venue: str, symbol: Symbol, price: Mapping[str, Any]) -> Quote:
+    """A v20 ``ClientPrice`` as routing's ``Quote`` (see the module docstring); no time is no time (never now)."""
+
+    def best(side: str) -> tuple[Decimal | None, Decimal | None]:
+        buckets = price.get(side) or []
+        if not buckets:
+            return None, None
+        top = buckets[0]
+        level = dec(top.get("price"))
+        size = top.get("liquidity")
+        return (level if level > 0 else None), (None if size is None else dec(size))
+
+    bid, bid_size = best("bids")
+    ask, ask_size = best("asks")
+    stamp = price.get("time")
+    at = parse_time(stamp, datetime.min.replace(tzinfo=UTC)) if stamp else None
+    tradeable = bool(price.get("tradeable", True)) and price.get("status", "tradeable") == "tradeable"
+    currency = str(price.get("instrument", "")).partition("_")[2]
+    return Quote(venue, symbol, bid, ask, at, currency, bid_size, ask_size, tradeable)

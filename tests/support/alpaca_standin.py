@@ -2,7 +2,11 @@
 tests drive the real alpaca-py SDK (``TradingClient``, ``StockHistoricalDataClient``, ``NewsClient``) pointed at it.
 
 Trading (``/v2``): clock, calendar, assets, account, positions, orders (create, by client order id, list, cancel) and
-``FILL`` account activities. Data: ``/v2/stocks/bars`` (paged with ``next_page_token``) and ``/v1beta1/news``.
+``FILL`` account activities. Data: ``/v2/stocks/bars`` (paged with ``next_page_token``), ``/v1beta1/news`` and
+``/v2/stocks/quotes/latest`` (the documented ``{"quotes": {symbol: {t, ax, ap, as, bx, bp, bs, c, z}}}``, sizes in
+round lots: by default 3 cents above / 2 below the price, quoted now; ``quotes[symbol]`` overrides fields, e.g. an
+old ``t`` or a zero ``ap``; a symbol in ``unquoted`` is left out of the answer, as Alpaca leaves out a symbol it has
+no quote for).
 
 A create (``POST /v2/orders``) is answered by the next scripted ``Outcome`` (else ``fill``):
 
@@ -105,6 +109,8 @@ class AlpacaStandIn:
     positions: dict[str, Decimal] = field(default_factory=dict)
     bars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     news: list[dict[str, Any]] = field(default_factory=list)
+    quotes: dict[str, dict[str, Any]] = field(default_factory=dict)  # per symbol: fields overriding the default quote
+    unquoted: set[str] = field(default_factory=set)
     page_size: int = 2  # bars and news per page, small so that paging is exercised
     requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
     now: datetime = datetime(2026, 1, 6, 15, 0, tzinfo=UTC)
@@ -237,15 +243,19 @@ class AlpacaStandIn:
                 rows = rows[ids.index(q["page_token"]) + 1 :] if q["page_token"] in ids else []
             return 200, rows[: int(q.get("page_size", 100))]
         if (method, path) == ("GET", "/v2/stocks/quotes/latest"):
-            return 200, {"quotes": {s: {"t": iso(self.now), "ax": "V", "ap": float(self.prices[s] + Decimal("0.03")),
-                                        "as": 3, "bx": "V", "bp": float(self.prices[s] - Decimal("0.02")), "bs": 2,
-                                        "c": ["R"], "z": "C"}
-                                    for s in q["symbols"].split(",") if s in self.prices}}  # fmt: skip
+            return 200, {"quotes": {s: self.latest_quote(s) for s in q["symbols"].split(",")
+                                    if s in self.prices and s not in self.unquoted}}  # fmt: skip
         if (method, path) == ("GET", "/v2/stocks/bars"):
             return 200, self.bars_page(q)
         if (method, path) == ("GET", "/v1beta1/news"):
             return 200, self.news_page(q)
         return 404, {"code": 40410000, "message": f"no route {method} {path}"}
+
+    def latest_quote(self, symbol: str) -> dict[str, Any]:
+        """One symbol's latest quote as ``/v2/stocks/quotes/latest`` lists it (see the module docstring)."""
+        price = self.prices[symbol]
+        return {"t": iso(self.now), "ax": "V", "ap": float(price + Decimal("0.03")), "as": 3, "bx": "V",
+                "bp": float(price - Decimal("0.02")), "bs": 2, "c": ["R"], "z": "C", **self.quotes.get(symbol, {})}  # fmt: skip
 
     def bars_page(self, q: dict[str, str]) -> dict[str, Any]:
         rows = [(s, b) for s in q["symbols"].split(",") for b in self.bars.get(s, [])

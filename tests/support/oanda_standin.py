@@ -16,6 +16,10 @@ create instead (``DEFAULT`` for all others):
 - ``hang_after_accept``: booked, then the answer is held until ``release`` is set (the client's timeout fires);
 - ``unavailable``: HTTP 503, nothing booked.
 
+Pricing (``accounts/{id}/pricing``) answers the documented ``ClientPrice`` shape: one bucket a side with its
+``liquidity``, ``closeoutBid`` / ``closeoutAsk``, ``tradeable`` and the price's ``time`` (the stand-in's clock, or
+``price_times[instrument]``: an old price); an instrument in ``untradeable`` is quoted ``tradeable: false``.
+
 Every request is recorded (``requests``: method, path, and the JSON body, else the query); ``creates(client id)`` counts the create attempts.
 """
 
@@ -57,6 +61,9 @@ class OandaStandIn:
         default_factory=lambda: {"EUR_USD": ("1.08410", "1.08420"), "USD_JPY": ("155.120", "155.135")}
     )
     behaviour: dict[str, str] = field(default_factory=dict)
+    price_times: dict[str, datetime] = field(default_factory=dict)
+    untradeable: set[str] = field(default_factory=set)
+    liquidity: int = 10_000_000
     financing: str = "0.0000"  # financing on each fill (negative: paid)
     commission: str = "0.0000"
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -183,10 +190,7 @@ class OandaStandIn:
             return 200, {"instruments": [i for i in INSTRUMENTS if not names or i["name"] in names], **last}
         if rest == "/pricing":
             names = query.get("instruments", "").split(",")
-            return 200, {"prices": [{"type": "PRICE", "instrument": n, "time": v20_time(self.clock), "tradeable": True,
-                                     "bids": [{"price": self.prices[n][0], "liquidity": 10000000}],
-                                     "asks": [{"price": self.prices[n][1], "liquidity": 10000000}]}
-                                    for n in names if n in self.prices]}  # fmt: skip
+            return 200, {"prices": [self._price(n) for n in names if n in self.prices], "time": v20_time(self.clock)}
         if rest == "/openPositions":
             return 200, {"positions": [self._position(i, u, a) for i, (u, a) in self.positions.items() if u], **last}
         if rest == "/orders" and method == "POST":
@@ -214,6 +218,14 @@ class OandaStandIn:
             since = int(query["id"])
             return 200, {"transactions": [t for t in self.transactions if int(t["id"]) > since], **last}
         return 404, {"errorMessage": f"no route {method} {path}"}
+
+    def _price(self, instrument: str) -> dict[str, Any]:
+        bid, ask = self.prices[instrument]
+        tradeable = instrument not in self.untradeable
+        return {"type": "PRICE", "instrument": instrument, "time": v20_time(self.price_times.get(instrument, self.clock)),
+                "status": "tradeable" if tradeable else "non-tradeable", "tradeable": tradeable,
+                "bids": [{"price": bid, "liquidity": self.liquidity}], "asks": [{"price": ask, "liquidity": self.liquidity}],
+                "closeoutBid": bid, "closeoutAsk": ask}  # fmt: skip
 
     def _pending(self) -> list[dict[str, Any]]:
         return [o for o in self.orders.values() if o["state"] == "PENDING"]

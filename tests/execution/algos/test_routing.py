@@ -96,7 +96,9 @@ def test_the_router_reads_depth_levels_of_each_venue_book_and_plans_across_them(
     books, skipped = router.books("BTC/USDT", Side.BUY)
     assert skipped == {}
     assert [q.get("limit") for m, p, q in bn_replay.requests if p == "/api/v3/depth"] == ["3"]
-    assert books[0] == VenueBook("binance", ((D(87500), D("0.5")), (D(87502), D("0.5")), (D(87510), D("1.5"))), D(10))
+    assert books[0] == VenueBook(
+        "binance", ((D(87500), D("0.5")), (D(87502), D("0.5")), (D(87510), D("1.5"))), D(10), currency="USDT"
+    )  # priced in the symbol's quote currency
     intent = OrderIntent(DecisionId("d-depth-live"), "acct", "BTC/USDT", Side.BUY, D("1.4"), D(87500))
     legs = plan_legs(intent, books)
     # after fees: binance 87587.5, 87589.502, 87597.51; binance.us 87560, 87590. binance.us 0.4 @ 87560 first, then
