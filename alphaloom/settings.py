@@ -299,14 +299,21 @@ class RoutingSettings(BaseSettings):
     model_config = _config("ALPHALOOM_ROUTE_")
 
     venues: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    """Smart routing (live accounts): the venues (ccxt ids, credentials stored for the account at each) whose order
-    books compete for every order (``route_depth`` levels of each are walked, best price after fees first); empty:
+    """Smart routing (live accounts): the venues (ccxt ids, ``alpaca``, ``oanda``; credentials stored for the account
+    at each) whose order books or quotes compete for every order (``route_depth`` levels of each book are walked; a
+    quote venue's best bid/ask is one level; best price after fees in the account's base currency first); empty:
     the account's own venue only. Taker fees in bps per venue override the market's published fee (your fee tier),
     as JSON, e.g. {"binance": 7.5}."""
     fee_bps: dict[str, Decimal] = Field(default_factory=dict)
     """Taker fee in bps per routing venue (JSON, e.g. {"binance": 7.5}), overriding the market's published fee."""
     depth: int = Field(default=10, ge=1, le=5000)
     """Order-book levels walked per venue by smart routing."""
+    max_quote_age_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Smart routing: the oldest quote (seconds) of a quote venue (Alpaca, OANDA) a plan uses; an older one leaves the
+    venue out of that order's plan, recorded as a guard trip, never a guessed price."""
+    currencies: dict[str, str] = Field(default_factory=dict)
+    """Smart routing: the currency a book venue prices in where it is not the symbol's quote currency (JSON, e.g.
+    {"binance": "USDT"}); venues in different currencies are compared at the newest stored fx rate."""
     resend_settle_seconds: float = Field(validation_alias="ALPHALOOM_RESEND_SETTLE_SECONDS", default=2.0, ge=0, le=60)
     """After a submit timed out, wait this long (seconds) for the venue's books to settle before the lookup that
     decides whether the order may be sent again (a just-filled order can take a moment to become visible there)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -122,6 +122,8 @@ def open_session(
             home=row.venue,
             fee_bps=settings.routing.fee_bps,
             depth=settings.routing.depth,
+            max_quote_age=timedelta(seconds=settings.routing.max_quote_age_seconds),
+            currencies=settings.routing.currencies,
         )
     broker: Broker = shadow_broker(engine, settings, live) if mode is AccountMode.SHADOW else live
     try:

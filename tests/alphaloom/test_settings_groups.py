@@ -158,12 +158,15 @@ def test_each_group_reads_its_variables_from_the_environment(monkeypatch: pytest
     monkeypatch.setenv("ALPHALOOM_TWAP_DURATION_MINUTES", "7")  # a variable outside its group's prefix (alias)
     monkeypatch.setenv("ALPHALOOM_INGEST_MAX_PRICE", "5")
     monkeypatch.setenv("ALPHALOOM_ROUTE_VENUES", "binance, kraken")
+    monkeypatch.setenv("ALPHALOOM_ROUTE_MAX_QUOTE_AGE_SECONDS", "5")
+    monkeypatch.setenv("ALPHALOOM_ROUTE_CURRENCIES", '{"binance": "USDT"}')
     settings = Settings()
     assert settings.llm.model == "env-model"
     assert settings.risk.kelly_cap == Decimal("0.1")
     assert settings.split.twap_duration_minutes == 7
     assert settings.ingest.max_price == 5.0
     assert settings.routing.venues == ["binance", "kraken"]
+    assert (settings.routing.max_quote_age_seconds, settings.routing.currencies) == (5.0, {"binance": "USDT"})
     assert {name for name in GROUPS} <= set(Settings.model_fields)
 
 
