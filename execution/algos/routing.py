@@ -85,6 +85,8 @@ class RouteLeg:
     fee_bps: Decimal
     effective_price: Decimal
     arrival_price: Decimal
+    currency: str | None = None  # what the venue priced the leg in (None: the symbol's quote currency)
+    base_rate: Decimal = Decimal(1)  # units of the account's base currency per unit of ``currency``, as ranked
 
 
 def plan_legs(intent: OrderIntent, books: Sequence[BookTop | VenueBook]) -> list[RouteLeg]:
@@ -96,13 +98,14 @@ def plan_legs(intent: OrderIntent, books: Sequence[BookTop | VenueBook]) -> list
     touches = [b.levels[0][0] * b.rate for b in venue_books]
     arrival = (min(touches) if intent.side is Side.BUY else max(touches)) if touches else Decimal(0)
     rates = {b.venue: b.rate for b in venue_books}
+    currencies = {b.venue: b.currency for b in venue_books}
     legs = []
     for n, share in enumerate(route_by_depth(intent.quantity, intent.side, venue_books), start=1):
         leg = intent.leg * 1000 + n
         rate = rates[share.venue]
         legs.append(RouteLeg(client_order_id_for(intent.decision_id, leg), parent, leg, share.venue, share.quantity,
                              share.price, share.fee_bps, share.effective_price,
-                             arrival if rate == 1 else arrival / rate))  # fmt: skip
+                             arrival if rate == 1 else arrival / rate, currencies[share.venue], rate))  # fmt: skip
     return legs
 
 
@@ -267,7 +270,8 @@ class RoutingBroker:
 def _leg(row: Any) -> RouteLeg:
     return RouteLeg(ClientOrderId(row.client_order_id), ClientOrderId(row.parent_client_order_id), row.leg, row.venue,
                     Decimal(row.quantity), Decimal(row.venue_price), Decimal(row.fee_bps),
-                    Decimal(row.effective_price), Decimal(row.arrival_price))  # fmt: skip
+                    Decimal(row.effective_price), Decimal(row.arrival_price), row.currency,
+                    Decimal(row.base_rate))  # fmt: skip
 
 
 def saved_plan(conn: Connection, parent: ClientOrderId) -> list[RouteLeg]:
@@ -298,14 +302,14 @@ def save_plan(conn: Connection, intent: OrderIntent, legs: Sequence[RouteLeg], *
                 text(
                     """insert into audit.route_legs (client_order_id, parent_client_order_id, decision_id, leg,
                            account, symbol, side, venue, quantity, venue_price, fee_bps, effective_price,
-                           arrival_price, run_id)
-                       values (:c, :p, :d, :leg, :a, :s, :side, :v, :q, :vp, :fee, :eff, :arr, :r)
+                           arrival_price, currency, base_rate, run_id)
+                       values (:c, :p, :d, :leg, :a, :s, :side, :v, :q, :vp, :fee, :eff, :arr, :ccy, :rate, :r)
                        on conflict (client_order_id) do nothing"""
                 ),
                 {"c": leg.client_order_id, "p": leg.parent, "d": intent.decision_id, "leg": leg.leg,
                  "a": intent.account, "s": intent.symbol, "side": intent.side.value, "v": leg.venue,
                  "q": leg.quantity, "vp": leg.venue_price, "fee": leg.fee_bps, "eff": leg.effective_price,
-                 "arr": leg.arrival_price, "r": run_id},
+                 "arr": leg.arrival_price, "ccy": leg.currency, "rate": leg.base_rate, "r": run_id},
             )  # fmt: skip
         return saved_plan(own, legs[0].parent) if legs else []
 

@@ -238,6 +238,11 @@ def test_a_venue_pricing_in_another_currency_is_compared_at_the_rate_known_now_o
     # the best touch in USD is binance's 1.08400 * 0.998; in its own currency that is its ask
     assert _plan(engine, first) == [("binance", D(1000), D("1.08400"), D(0), D("1.08400"), D("1.08400"))]
     assert _trips(engine, account) == []
+    # the audit keeps what the leg was ranked at: its venue's currency and the rate into the account's currency
+    with engine.connect() as conn:
+        ranked = conn.execute(text("select currency, base_rate from audit.route_legs where decision_id = :d"),
+                              {"d": first}).all()  # fmt: skip
+    assert [tuple(r) for r in ranked] == [(ccy, D("0.998"))]
 
 
 def test_alpaca_quotes_its_latest_quote_in_shares_and_prices_sells_with_the_regulatory_fees(
