@@ -253,10 +253,11 @@ def _event_opinions(
 ) -> tuple[AgentOpinion, ...]:
     """The analysts that speak only when they have something: earnings (a report among the stories known) and social
     (posts known); one with nothing to say is left out of the vote and the record."""
-    found = (
-        earnings_opinion(symbol, snapshot.as_of, read.news, params.strategy.earnings),
-        social_opinion(symbol, snapshot.as_of, read.posts, snapshot.market.social_scores, params.strategy.social),
-    )
+    found = (  # with no story (no post) an analyst has nothing to say: not asked
+        *((earnings_opinion(symbol, snapshot.as_of, read.news, params.strategy.earnings),) if read.news else ()),
+        *((social_opinion(symbol, snapshot.as_of, read.posts, snapshot.market.social_scores, params.strategy.social),)
+          if read.posts else ()),
+    )  # fmt: skip
     return tuple(o for o in found if not o.skipped)
 
 
