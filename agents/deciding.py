@@ -179,10 +179,10 @@ def decide_snapshot(
     return drafts
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _SymbolRead:
     """What the decision of one symbol reads from the snapshot: its feature row, headlines and scores, position and
-    closes."""
+    closes (built once per decided symbol and only read: not frozen, which would cost each field a slower set)."""
 
     decision_id: DecisionId
     values: dict[str, Any]
@@ -201,7 +201,7 @@ class _SymbolRead:
 
     def __post_init__(self) -> None:
         close = self.values["close"]
-        object.__setattr__(self, "price", Decimal(str(close)) if close else Decimal(0))
+        self.price = Decimal(str(close)) if close else Decimal(0)
 
 
 def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -> _SymbolRead:
