@@ -39,14 +39,12 @@ class ConsensusParams:
 
 def consensus(opinions: Sequence[AgentOpinion], params: ConsensusParams = ConsensusParams()) -> tuple[Action, float]:
     """The team's action and its signed score in [-1, 1]; HOLD with 0.0 when every opinion was skipped."""
-    counted = [o for o in opinions if not o.skipped]
-    total_weight = sum(params.weights.get(o.agent, params.default_weight) for o in counted)
+    weights, default = params.weights, params.default_weight
+    counted = [(weights.get(o.agent, default), o) for o in opinions if not o.skipped]  # each weight looked up once
+    total_weight = sum(weight for weight, _ in counted)
     if total_weight <= 0:
         return Action.HOLD, 0.0
-    score = (
-        sum(params.weights.get(o.agent, params.default_weight) * _DIRECTION[o.action] * o.confidence for o in counted)
-        / total_weight
-    )
+    score = sum(weight * _DIRECTION[o.action] * o.confidence for weight, o in counted) / total_weight
     score = max(-1.0, min(1.0, score))
     if score >= params.threshold:
         return Action.BUY, score

@@ -15,9 +15,10 @@ What callers can rely on:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from math import isfinite
 from typing import Any
 
 from agents.consensus import ConsensusParams, consensus
@@ -31,7 +32,7 @@ from agents.recording import AgentOutputRow, DecisionRow
 from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
 from agents.sentiment import SentimentScore
-from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, clean, utc
+from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, utc
 from agents.social import social_opinion
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
@@ -72,8 +73,13 @@ class DecisionDraft:
 
 
 def feature_values(features: Mapping[str, Any]) -> dict[str, Any]:
-    """The feature values a decision reads and records (NaN and infinities as None)."""
-    return {c: clean(features.get(c)) for c in FEATURE_COLUMNS}
+    """The feature values a decision reads and records (NaN and infinities as None, as ``clean``)."""
+    get = features.get
+    values: dict[str, Any] = {}
+    for column in FEATURE_COLUMNS:  # ``clean`` inlined: once per column of every decision
+        value = get(column)
+        values[column] = None if isinstance(value, float) and not isfinite(value) else value
+    return values
 
 
 def analyst_inputs(
@@ -173,10 +179,10 @@ def decide_snapshot(
     return drafts
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _SymbolRead:
     """What the decision of one symbol reads from the snapshot: its feature row, headlines and scores, position and
-    closes."""
+    closes (built once per decided symbol and only read: not frozen, which would cost each field a slower set)."""
 
     decision_id: DecisionId
     values: dict[str, Any]
@@ -187,19 +193,22 @@ class _SymbolRead:
     scores: dict[NewsId, SentimentScore]
     position_qty: Decimal
     position_avg: Decimal
-    closes: list[float]
+    closes: Sequence[float]
     bars: Sequence[Bar]
     posts: Sequence[SocialPost] = ()
+    price: Decimal = field(init=False)
+    """The bar's close as the reference price (0 when there is none)."""
 
-    @property
-    def price(self) -> Decimal:
-        """The bar's close as the reference price (0 when there is none)."""
-        return Decimal(str(self.values["close"])) if self.values["close"] else Decimal(0)
+    def __post_init__(self) -> None:
+        close = self.values["close"]
+        self.price = Decimal(str(close)) if close else Decimal(0)
 
 
 def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -> _SymbolRead:
     """Stage 1: what the snapshot holds for ``symbol``."""
-    news = list(snapshot.market.news.get(symbol, ()))
+    market = snapshot.market
+    news = list(market.news.get(symbol, ()))
+    scores = market.scores
     position_qty, position_avg = snapshot.account_view.positions[symbol]
     return _SymbolRead(
         decision_id=snapshot.decision_ids[symbol],
@@ -209,12 +218,12 @@ def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -
         known_at=utc(features["known_at"]),
         dbt_invocation_id=features.get("dbt_invocation_id"),
         news=news,
-        scores={item.id: snapshot.market.scores[item.id] for item in news},
+        scores={item.id: scores[item.id] for item in news},
         position_qty=position_qty,
         position_avg=position_avg,
-        closes=list(snapshot.market.closes[symbol]),
-        bars=snapshot.market.bars.get(symbol, ()),
-        posts=list(snapshot.market.social.get(symbol, ())),
+        closes=market.closes[symbol],  # read only: the stages never change it
+        bars=market.bars.get(symbol, ()),
+        posts=list(market.social.get(symbol, ())),
     )  # fmt: skip
 
 
@@ -244,10 +253,11 @@ def _event_opinions(
 ) -> tuple[AgentOpinion, ...]:
     """The analysts that speak only when they have something: earnings (a report among the stories known) and social
     (posts known); one with nothing to say is left out of the vote and the record."""
-    found = (
-        earnings_opinion(symbol, snapshot.as_of, read.news, params.strategy.earnings),
-        social_opinion(symbol, snapshot.as_of, read.posts, snapshot.market.social_scores, params.strategy.social),
-    )
+    found = (  # with no story (no post) an analyst has nothing to say: not asked
+        *((earnings_opinion(symbol, snapshot.as_of, read.news, params.strategy.earnings),) if read.news else ()),
+        *((social_opinion(symbol, snapshot.as_of, read.posts, snapshot.market.social_scores, params.strategy.social),)
+          if read.posts else ()),
+    )  # fmt: skip
     return tuple(o for o in found if not o.skipped)
 
 
@@ -361,24 +371,35 @@ def _output_rows(
     snapshot: Snapshot, read: _SymbolRead, opinions: tuple[AgentOpinion, ...], answer: LlmAnswer | None
 ) -> tuple[AgentOutputRow, ...]:
     """Stage 7: one agent output row per opinion, with what that agent read."""
-    memories = list(answer.memories) if answer is not None else []
     news_ids = [item.id for item in read.news]
-    input_refs: dict[str, dict[str, Any]] = {
-        "technical": {"features": read.feature_key, "closes": len(read.closes)},
-        "news": {"news_ids": news_ids, "scorer": snapshot.scorer_name},
-        "llm": {"features": read.feature_key, "news_ids": news_ids, "memories": [m.decision_id for m in memories]},
-        "patterns": {"features": read.feature_key, "bars": len(read.bars),
-                     "first_bar": read.bars[0].ts.isoformat() if read.bars else None},
-        "earnings": {"news_ids": news_ids, "extractor": "rules"},
-        "social": {"post_ids": [p.id for p in read.posts], "scorer": snapshot.scorer_name},
-    }  # fmt: skip
     return tuple(
         AgentOutputRow(o.agent, _opinion_output(o),
                        o.model or _MODEL_OF.get(o.agent, snapshot.scorer_name if o.agent in ("news", "social") else None),
-                       o.prompt_hash, input_refs.get(o.agent, {}), o.skipped, o.details.get("tokens"),
-                       o.details.get("latency_ms"))
+                       o.prompt_hash, _input_refs(o.agent, snapshot, read, answer, news_ids), o.skipped,
+                       o.details.get("tokens"), o.details.get("latency_ms"))
         for o in opinions
     )  # fmt: skip
+
+
+def _input_refs(
+    agent: str, snapshot: Snapshot, read: _SymbolRead, answer: LlmAnswer | None, news_ids: list[NewsId]
+) -> dict[str, Any]:
+    """What ``agent`` read, as its output row records it (only the agents that spoke are asked)."""
+    if agent == "technical":
+        return {"features": read.feature_key, "closes": len(read.closes)}
+    if agent == "news":
+        return {"news_ids": news_ids, "scorer": snapshot.scorer_name}
+    if agent == "llm":
+        memories = list(answer.memories) if answer is not None else []
+        return {"features": read.feature_key, "news_ids": news_ids, "memories": [m.decision_id for m in memories]}
+    if agent == "patterns":
+        return {"features": read.feature_key, "bars": len(read.bars),
+                "first_bar": read.bars[0].ts.isoformat() if read.bars else None}  # fmt: skip
+    if agent == "earnings":
+        return {"news_ids": news_ids, "extractor": "rules"}
+    if agent == "social":
+        return {"post_ids": [p.id for p in read.posts], "scorer": snapshot.scorer_name}
+    return {}
 
 
 def _lineage(read: _SymbolRead) -> tuple[tuple[str, Mapping[str, Any]], ...]:

@@ -95,11 +95,13 @@ class ReplayMemory:
         """Score what is realised by ``as_of``; returns the ``audit.opinion_outcomes`` rows (in a fixed order)."""
         since = as_of - self._bar * self._params.score_lookback_bars
         records = []
+        exits: dict[tuple[str, datetime], Any] = {}  # the agents of one decision share its exit row
         while self._due and self._due[0][0] <= as_of:
             due = heapq.heappop(self._due)[-1]
             if due.as_of < since or not due.as_of < as_of or not due.entry_price or due.entry_price <= 0:
                 continue
-            exit_row = self._cursor.latest_row(due.symbol, due.realised_at)
+            key = (due.symbol, due.realised_at)
+            exit_row = exits[key] if key in exits else exits.setdefault(key, self._cursor.latest_row(*key))
             if exit_row is None or exit_row["close"] is None or float(exit_row["close"]) <= 0:
                 continue
             records.append(

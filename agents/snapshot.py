@@ -121,7 +121,10 @@ def clean(value: Any) -> Any:
 
 def utc(value: datetime) -> datetime:
     """A warehouse timestamp in UTC (dbt may materialize one without time zone; the convention is UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    tz = value.tzinfo
+    if tz is UTC:  # the usual case (the replay cursor's keys, most drivers' values): nothing to convert
+        return value
+    return value.replace(tzinfo=UTC) if tz is None else value.astimezone(UTC)
 
 
 # --- the live readers -------------------------------------------------------------------------------------------------
@@ -423,6 +426,8 @@ def restrict(market: MarketView, symbols: Sequence[str]) -> MarketView:
     wanted = set(symbols)
     news = {s: items for s, items in market.news.items() if s in wanted}
     ids = {item.id for items in news.values() for item in items}
+    if _covers(market, wanted, ids):  # every symbol wanted (a replay's usual step): nothing to leave out
+        return market
     return MarketView(
         {s: row for s, row in market.features.items() if s in wanted},
         {s: closes for s, closes in market.closes.items() if s in wanted},
@@ -436,4 +441,16 @@ def restrict(market: MarketView, symbols: Sequence[str]) -> MarketView:
         social_scores={
             p.id: market.social_scores[p.id] for s, posts in market.social.items() if s in wanted for p in posts
         },
+    )
+
+
+def _covers(market: MarketView, wanted: set[str], ids: set[NewsId]) -> bool:
+    """Whether ``restrict(market, wanted)`` would hold all of ``market``: every symbol it holds is wanted and it
+    scores no story but those of its news (``ids``) and no post but those of its social posts."""
+    held = (market.features, market.closes, market.news, market.bars, market.social,
+            {} if market.signals is None else market.signals.by_symbol)  # fmt: skip
+    return (
+        all(s in wanted for mapping in held for s in mapping)
+        and market.scores.keys() == ids
+        and market.social_scores.keys() == {p.id for posts in market.social.values() for p in posts}
     )

@@ -9,7 +9,6 @@ Pure: takes the feature values, returns an ``AgentOpinion``. Callers can rely on
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -37,12 +36,21 @@ class TechnicalParams:
         return asdict(self)
 
 
-def _value(row: Mapping[str, object], name: str) -> float | None:
-    value = row.get(name)
-    if value is None:
-        return None
-    number = float(value)  # type: ignore[arg-type]
-    return None if math.isnan(number) else number
+_TREND_WORDS = {1.0: "up", 0.5: "mixed-up", 0.0: "flat/mixed", -0.5: "mixed-down", -1.0: "down"}
+
+
+def _values(row: Mapping[str, object]) -> dict[str, float | None]:
+    """Every ``NEEDED`` value as a float, None when NULL or NaN."""
+    get = row.get
+    values: dict[str, float | None] = {}
+    for name in NEEDED:
+        value = get(name)
+        if value is not None:
+            value = float(value)  # type: ignore[arg-type]
+            if value != value:  # NaN
+                value = None
+        values[name] = value
+    return values
 
 
 def _sign(value: float) -> int:
@@ -64,7 +72,7 @@ def technical_opinion(
     BUY at score >= threshold, SELL at <= -threshold, except that an overbought RSI vetoes a BUY and an oversold RSI
     vetoes a SELL (no chasing). Confidence is ``min(1, |score|)``.
     """
-    values = {name: _value(features_row, name) for name in NEEDED}
+    values = _values(features_row)
     missing = [name for name, value in values.items() if value is None]
     if missing:
         return AgentOpinion(
@@ -103,7 +111,7 @@ def technical_opinion(
         else:
             action = Action.SELL
     confidence = min(1.0, abs(score)) if action is not Action.HOLD else max(0.0, 1.0 - abs(score))
-    trend_word = {1.0: "up", 0.5: "mixed-up", 0.0: "flat/mixed", -0.5: "mixed-down", -1.0: "down"}[trend]
+    trend_word = _TREND_WORDS[trend]
     rationale = (
         f"trend {trend_word}: EMA10 {ema_10:.4g} vs EMA50 {ema_50:.4g}, MACD hist {macd_hist:+.4g}; "
         f"RSI14 {rsi:.1f}; "

@@ -11,7 +11,7 @@ Prints, each on its own line with its unit, goal and ``met`` or ``MISSED``:
 Steps are timed around ``flows.backtest._step`` (one connection per chunk, as ``replay_chunk``); each chunk's audit
 flush (``flush_audit``, COPY) is in the run's seconds but not in the step times the tenths compare (Prefect runs a
 chunk of steps as one task; its cost is per chunk). ``--repeat N`` runs the team N times per audit mode, interleaved, and keeps the best (a shared machine).
-Usage: python bench/replay.py [--symbols 10] [--steps 8760] [--repeat 1] [--profile]
+Usage: python bench/replay.py [--symbols 10] [--steps 8760] [--repeat 1] [--profile [--audit none] [--team-only]]
 """
 
 from __future__ import annotations
@@ -148,7 +148,9 @@ def with_backtesting_py(frames: dict[str, pd.DataFrame], steps: int, fast: int, 
     return time.perf_counter() - started
 
 
-def main(symbols: int, steps: int, profile: bool = False, repeat: int = 1, team_only: bool = False) -> None:
+def main(
+    symbols: int, steps: int, profile: bool = False, repeat: int = 1, team_only: bool = False, audit: str = "full"
+) -> None:
     import flows.backtest  # noqa: F401 - imported (Prefect, the agents) before anything is timed
     from agents.params import StrategyParams
     from agents.sentiment import LexiconScorer
@@ -178,14 +180,18 @@ def main(symbols: int, steps: int, profile: bool = False, repeat: int = 1, team_
 
             profiler = cProfile.Profile()
             profiler.enable()
-        team_s, per_step = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team", scorer, "full")
+        profiled = audit if profile else "full"
+        team_s, per_step = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team", scorer, profiled)
         if profile:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(70)
             if team_only:
-                print(f"team, full audit (profiled): {symbols * steps / team_s:,.1f} symbol-steps/s")
+                print(f"team, {audit} audit (profiled): {symbols * steps / team_s:,.1f} symbol-steps/s")
                 return
+            if audit != "full":  # the figures below time the full audit first
+                team_s, per_step = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-full",
+                                          scorer, "full")  # fmt: skip
         none_s, _ = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-none", scorer, "none")
         unbuffered_s, _ = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-unbuffered", scorer,
                                  None)  # fmt: skip
@@ -241,5 +247,7 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true", help="print a profile of the team replay (full audit)")
     parser.add_argument("--repeat", type=int, default=1, help="team runs per audit mode, interleaved; the best counts")
     parser.add_argument("--team-only", action="store_true", help="with --profile: only the profiled team replay")
+    parser.add_argument("--audit", choices=("full", "decisions", "none"), default="full",
+                        help="with --profile: the audit mode of the profiled team replay")  # fmt: skip
     args = parser.parse_args()
-    main(args.symbols, args.steps, args.profile, args.repeat, args.team_only)
+    main(args.symbols, args.steps, args.profile, args.repeat, args.team_only, args.audit)

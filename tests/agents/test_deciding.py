@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from agents.deciding import decide_snapshot
+from agents.deciding import decide_snapshot, feature_values
 from agents.memory import AgentWeight
 from agents.params import DecisionParams
 from agents.risk import PortfolioContext
 from agents.risk.sizing import trade_stats
 from agents.sentiment import SentimentScore
-from agents.snapshot import AccountView, MarketView, Snapshot
+from agents.snapshot import FEATURE_COLUMNS, AccountView, MarketView, Snapshot, restrict
 from alphaloom.domain import Action, NewsId, NewsItem, Side, decision_id_for
 from alphaloom.ops.kill_switch import KillSwitchState
 from alphaloom.settings import Settings
@@ -62,3 +63,21 @@ def test_risk_verdicts_come_from_the_snapshot_and_recorded_symbols_are_left_alon
     assert [d.decision.symbol for d in halted] == ["AAA/USDT"]
     assert halted[0].decision.intents == () and halted[0].verdicts
     assert not all(v.approved for _, verdicts in halted[0].verdicts for v in verdicts)
+
+
+def test_feature_values_record_every_column_with_nan_and_infinities_as_none() -> None:
+    values = feature_values({"close": float("nan"), "rsi_14": float("-inf"), "volume": 5, "sma_10": 1.5})
+    assert list(values) == list(FEATURE_COLUMNS)
+    assert values["close"] is None and values["rsi_14"] is None and values["ema_10"] is None, "NaN, -inf, absent"
+    assert values["volume"] == 5 and type(values["volume"]) is int and values["sma_10"] == 1.5, "kept as read"
+
+
+def test_restricting_a_market_view_to_all_its_symbols_keeps_it_and_to_fewer_drops_the_rest() -> None:
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    market = _snapshot(params).market
+    assert restrict(market, ["AAA/USDT", "BBB/USDT", "CCC/USDT"]) is market, "nothing to leave out: not rebuilt"
+    fewer = restrict(market, ["BBB/USDT"])
+    assert list(fewer.features) == ["BBB/USDT"] and list(fewer.news) == ["BBB/USDT"] and fewer.scores == {}
+    stray = dataclasses.replace(market, scores={**market.scores, NewsId("n9"): SentimentScore("neutral", 0.0)})
+    kept = restrict(stray, ["AAA/USDT", "BBB/USDT"])
+    assert kept is not stray and kept == market, "a score of no story held is dropped, as before"
