@@ -1,5 +1,6 @@
-"""A replay's per-step audit rows held in memory and written in bulk (``COPY`` into staging tables, then one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` statement), instead of a few statements per step (ARCHITECTURE §3, §5).
+"""A replay's per-step audit rows held in memory and written in bulk (one binary ``COPY`` per table; through staging
+tables and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` statement when some are recorded already), instead of a
+few statements per step (ARCHITECTURE §3, §5).
 
 What callers can rely on:
 
