@@ -1,5 +1,6 @@
-"""A replay's per-step audit rows held in memory and written in bulk (``COPY`` into staging tables, then one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` statement), instead of a few statements per step (ARCHITECTURE §3, §5).
+"""A replay's per-step audit rows held in memory and written in bulk (one binary ``COPY`` per table; through staging
+tables and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` statement when some are recorded already), instead of a
+few statements per step (ARCHITECTURE §3, §5).
 
 What callers can rely on:
 
@@ -28,8 +29,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import Connection
 
 from agents.deciding import DecisionDraft
@@ -44,9 +46,12 @@ from agents.recording import (
     lineage_rows,
     output_rows,
 )
-from alphaloom.db.copy import copy_rows, create_staging
+from alphaloom.db.copy import copy_rows, create_staging, relaxed_bulk_write
 from alphaloom.errors import ConfigError
 from alphaloom.reporting.run_report import AUDIT_MODES
+
+if TYPE_CHECKING:
+    import psycopg
 
 WEIGHT_COLUMNS = ("account", "agent", "as_of", "weight", "hit_rate", "scored", "run_id")
 OUTCOME_COLUMNS = ("decision_id", "agent", "account", "symbol", "as_of", "realised_at", "horizon_bars", "action",
@@ -143,21 +148,67 @@ class AuditBuffer:
 
     def flush(self, conn: Connection) -> int:
         """Write every row held on ``conn``'s transaction and empty the buffer; returns how many decisions were
-        inserted."""
+        inserted.
+
+        A replay's rows are new (its account is fresh, its decisions are not recorded yet): they are copied straight
+        into their tables, in binary, one ``COPY`` per table. Where that cannot hold (a decision ``flush_decisions``
+        found recorded already, whose other rows are not to be written) or does not (a row is there already: the
+        ``COPY`` fails on its unique key and is undone to a savepoint), they go the way that skips such rows: staging
+        tables, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. Either way the same rows are written.
+
+        The transaction commits without waiting for its WAL flush (``relaxed_bulk_write``): these are a backtest's
+        audit rows, not live money; a server crash can lose only whole transactions from the newest back, so the
+        run's completion, recorded after its last flush, is never kept without the rows before it."""
         kinds = [kind for kind in KINDS if self._rows[kind.name]]
         if not kinds:
             return 0
+        relaxed_bulk_write(conn)
+        inserted = self._copy_new(conn, kinds) if self._all_owners_written() else None
+        if inserted is None:
+            inserted = self._insert_staged(conn, kinds)
+        for kind in kinds:
+            self._rows[kind.name].clear()
+        self._inserted.clear()
+        return inserted
+
+    def _all_owners_written(self) -> bool:
+        """Whether every row held that belongs to a decision belongs to one held or inserted by ``flush_decisions``
+        (a decision that one found recorded already is neither)."""
+        key = DECISIONS.columns.index("decision_id")
+        owners = self._inserted | {row[key] for row in self._rows[DECISIONS.name]}
+        return all(
+            row[i] in owners
+            for kind in KINDS
+            if kind.owner is not None
+            for i in (kind.columns.index(kind.owner),)
+            for row in self._rows[kind.name]
+        )
+
+    def _copy_new(self, conn: Connection, kinds: Sequence[Kind]) -> int | None:
+        """Every row held copied into its table (see ``flush``): the number of decisions; None, and nothing written,
+        when a row is there already."""
+        dbapi = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+        with dbapi.cursor() as cur:
+            cur.execute(f"savepoint {_SAVEPOINT}")
+            try:
+                for kind in kinds:
+                    copy_rows(conn, kind.table, kind.columns, self._rows[kind.name], binary=True)
+            except UniqueViolation:
+                cur.execute(f"rollback to savepoint {_SAVEPOINT}")
+                return None
+            cur.execute(f"release savepoint {_SAVEPOINT}")
+        return len(self._rows[DECISIONS.name])
+
+    def _insert_staged(self, conn: Connection, kinds: Sequence[Kind]) -> int:
+        """Every row held through staging tables, those there already skipped (see ``flush``): the number of
+        decisions inserted."""
         create_staging(conn, [(kind.stage, kind.table, kind.columns) for kind in kinds], prefix=_STAGE_PREFIX)
         for kind in kinds:
             owner = None if kind.owner is None else kind.columns.index(kind.owner)
             copy_rows(conn, f"pg_temp.{kind.stage}", ("n", "ok", *kind.columns),
                       ((n, owner is not None and row[owner] in self._inserted, *row)
                        for n, row in enumerate(self._rows[kind.name])))  # fmt: skip
-        inserted: int = conn.exec_driver_sql(_flush_sql(kinds)).scalar_one()
-        for kind in kinds:
-            self._rows[kind.name].clear()
-        self._inserted.clear()
-        return int(inserted)
+        return int(conn.exec_driver_sql(_flush_sql(kinds)).scalar_one())
 
 
 def _column_arrays(
@@ -204,6 +255,7 @@ _FLUSH_DECISIONS_SQL = _flush_decisions_sql()
 # Staging columns ahead of the target's: the order rows were held in, and whether the row's decision was inserted by
 # an earlier flush_decisions (its other rows are then inserted with no decision row beside them).
 _STAGE_PREFIX = "0::bigint as n, false as ok"
+_SAVEPOINT = "alphaloom_audit_copy"
 
 
 def _flush_sql(kinds: Sequence[Kind]) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from alphaloom.db.batch import Statement, cached_text
-from alphaloom.db.copy import copy_rows
+from alphaloom.db.copy import copy_rows, relaxed_bulk_write
 from alphaloom.domain import AccountId, ClientOrderId, OrderIntent, OrderStatus, Symbol, quote_currency
 from alphaloom.errors import ConfigError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
@@ -291,6 +291,8 @@ class MemoryOrderStore:
         the positions and balances); returns how many. Call it after the decisions the orders reference."""
         held, self._held = self._held, _Held()
         count = held.count()
+        if count:  # a replay's paper orders, not live money: see agents.audit_buffer.AuditBuffer.flush
+            relaxed_bulk_write(conn)
         for table, columns, rows in (
             ("audit.orders", ORDER_COLUMNS, list(held.orders.values())),
             ("audit.submit_attempts", ATTEMPT_COLUMNS, list(held.attempts.values())),
