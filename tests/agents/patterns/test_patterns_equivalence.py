@@ -1,7 +1,8 @@
 """The pattern code against a frozen copy of it as it was before it was made faster (``reference_patterns.py``): the
-same candlestick arrays, swings, formations and analyst opinions, result for result, on two generated years of hourly
-bars (every detector on every bar, formations over the whole year and over the analyst's window at every step, the
-analyst's opinion at every step) and on random paths, with other parameters and with gaps (NaN prices) too."""
+same candlestick arrays (from the vectorized detectors and from the one-bar ones the analyst uses), swings, formations
+and analyst opinions, result for result, on two generated years of hourly bars (every detector on every bar,
+formations over the whole year and over the analyst's window at every step, the analyst's opinion at every step) and on
+random paths, with other parameters and with gaps (NaN prices) too."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from support.patterns import as_bars, hourly_year
 
 from agents.patterns.analyst import PatternParams, pattern_opinion
 from agents.patterns.candles import Candles, candle_patterns
+from agents.patterns.candles_at import candle_patterns_at
 from agents.patterns.formations import FormationParams, formations
 from agents.patterns.swings import swings
 
@@ -34,10 +36,14 @@ def year(request) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _same_candles(prices) -> None:
-    new, before = candle_patterns(Candles(*prices)), old.candle_patterns(old.Candles(*prices))
+    """The vectorized detectors give the old arrays, and the one-bar detectors the same signs at every bar."""
+    candles = Candles(*prices)
+    new, before = candle_patterns(candles), old.candle_patterns(old.Candles(*prices))
     assert list(new) == list(before)
     for name, signs in new.items():
         assert signs.dtype == before[name].dtype and np.array_equal(signs, before[name]), name
+    each_bar = sorted((int(i), name, int(signs[i])) for name, signs in before.items() for i in np.nonzero(signs)[0])
+    assert sorted(candle_patterns_at(candles, range(len(candles)))) == each_bar
 
 
 def _same_formations(high, low, close, params: FormationParams, since: int = 0) -> None:
