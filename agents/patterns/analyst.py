@@ -3,9 +3,9 @@
 It reads the ``lookback`` newest bars of the snapshot (``MarketView.bars``: bars with ``known_at <= as_of``, oldest
 first) and finds
 
-- the candlestick patterns (``agents.patterns.candles``) ending at one of the last ``recent_bars`` bars; a hammer counts
-  as bullish only after a decline (the close ``trend_bars`` before the pattern above its close), a shooting star as
-  bearish only after a rise; a doji counts as no direction;
+- the candlestick patterns (``agents.patterns.candles``, judged bar by bar by ``agents.patterns.candles_at``) ending
+  at one of the last ``recent_bars`` bars; a hammer counts as bullish only after a decline (the close ``trend_bars``
+  before the pattern above its close), a shooting star as bearish only after a rise; a doji counts as no direction;
 - the swing formations (``agents.patterns.formations``) completed at one of those bars: a swing is only used once
   its confirming bars are known, and each formation is dated at the bar that completed it, never at a pivot.
 

@@ -261,10 +261,10 @@ def formations(
 ) -> list[Formation]:
     """Every formation completed within the series at bar ``since`` or later, ordered by the bar it completed at (then
     name). ``found``: the series' swings when already computed (``swings(high, low, params.swing_bars)``)."""
-    arrays = [np.asarray(a, dtype=np.float64) for a in (high, low, close)]
-    if not len(arrays[0]) == len(arrays[1]) == len(arrays[2]):
+    h, lo, c = (np.asarray(a, dtype=np.float64) for a in (high, low, close))
+    if not len(h) == len(lo) == len(c):
         raise ValueError("high, low and close must have the same length")
-    bars = _Bars(*arrays, *(a.tolist() for a in arrays))
+    bars = _Bars(h, lo, c, h.tolist(), lo.tolist(), c.tolist())
     if found is None:  # the swings a formation completing at ``since`` or later can be made of
         kinds = swings_by_kind(bars.high, bars.low, params.swing_bars, min(since - params.max_wait, since))
     else:

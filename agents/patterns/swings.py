@@ -50,7 +50,7 @@ def _pivots(values: Floats, k: int, sign: float) -> NDArray[np.intp]:
 def _of_kind(values: Floats, k: int, kind: SwingKind, confirmed_from: int | None) -> list[Swing]:
     pivots = _pivots(values, k, 1.0 if kind == "high" else -1.0)
     if confirmed_from is not None:  # from the two before the first confirmed at ``confirmed_from`` or later
-        first = int(np.searchsorted(pivots, confirmed_from - k))
+        first = int(pivots.searchsorted(confirmed_from - k))
         pivots = pivots[max(0, first - 2) :]
     return [Swing(kind, p, p + k, price) for p, price in zip(pivots.tolist(), values[pivots].tolist(), strict=True)]
 
