@@ -194,8 +194,9 @@ def _breaks_and_triangles(bars: _Bars, found: _Swings, p: FormationParams, since
     low_known = [s.confirmed for s in every_low]
     close = bars.close_at
     for t in range(max(1, since), len(close)):
-        highs = every_high[max(0, bisect_right(high_known, t - 1) - 2) : bisect_right(high_known, t - 1)]
-        lows = every_low[max(0, bisect_right(low_known, t - 1) - 2) : bisect_right(low_known, t - 1)]
+        known_highs, known_lows = bisect_right(high_known, t - 1), bisect_right(low_known, t - 1)
+        highs = every_high[max(0, known_highs - 2) : known_highs]
+        lows = every_low[max(0, known_lows - 2) : known_lows]
         if highs and close[t] > highs[-1].price >= close[t - 1]:
             out.append(Formation("resistance_break", 1, t, highs[-1].pivot, highs[-1].price))
         if lows and close[t] < lows[-1].price <= close[t - 1]:

@@ -11,7 +11,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import reference_patterns as old
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from support.patterns import as_bars, hourly_year
 
@@ -65,6 +65,9 @@ def test_swings_and_formations_are_the_old_ones_over_a_year(year) -> None:
         _same_formations(h, lo, c, params)
         for since in (1, 999, len(c) - 3, len(c)):
             _same_formations(h, lo, c, params, since)
+    for t in range(119, 1500):  # the analyst's window and bars (the slow test below: every step of the year)
+        window = slice(t - 119, t + 1)
+        _same_formations(h[window], lo[window], c[window], FormationParams(), 117)
 
 
 @pytest.mark.slow  # the old code at every step of two years: some 20 s
@@ -125,3 +128,28 @@ def test_random_paths_and_parameters_give_the_old_results(
             old.pattern_opinion(bars[: t + 1], "X", as_of, params),
         )
         assert repr(mine) == repr(before), t
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(96, 104), st.integers(96, 104), st.integers(0, 5), st.integers(0, 5)),
+                  min_size=1, max_size=80),
+    recent=st.integers(1, 5),
+)  # fmt: skip
+@example(rows=[(100, 100, 0, 0)] * 20, recent=3)  # no body, no range: a doji at its bound (0 <= 0.1 * 0)
+@example(rows=[(100, 101, 4, 5)] * 20, recent=3)  # body 1, range 10: a doji at its bound (1 <= 0.1 * 10)
+def test_prices_on_a_coarse_grid_where_ties_are_common_give_the_old_results(rows, recent) -> None:
+    # whole-unit prices make equal bodies, ranges, averages and swing prices common: where "<" and "<=" part ways
+    open_, close = (np.array([r[i] for r in rows], dtype=np.float64) for i in (0, 1))
+    high = np.maximum(open_, close) + np.array([r[2] for r in rows])
+    low = np.minimum(open_, close) - np.array([r[3] for r in rows])
+    prices = (open_, high, low, close)
+    _same_candles(prices)
+    assert swings(high, low, 2) == old.swings(high, low, 2)
+    shapes = FormationParams(swing_bars=2, tolerance=0.0, min_depth=0.0, pole_min=0.0)
+    for since in (0, len(close) - recent):
+        _same_formations(high, low, close, shapes, max(0, since))
+    bars = as_bars(*prices)
+    params = PatternParams(weight=1.0, recent_bars=recent, min_bars=1, formations=shapes)
+    as_of = bars[-1].ts + timedelta(hours=1)
+    assert pattern_opinion(bars, "X", as_of, params) == old.pattern_opinion(bars, "X", as_of, params)
