@@ -2,7 +2,7 @@
 same candlestick arrays (from the vectorized detectors and from the one-bar ones the analyst uses), swings, formations
 and analyst opinions, result for result, on two generated years of hourly bars (every detector on every bar,
 formations over the whole year and over the analyst's window at every step, the analyst's opinion at every step) and on
-random paths, with other parameters and with gaps (NaN prices) too."""
+random paths, with other parameters and with gaps (NaN prices) too; and ``bench/patterns.py``'s before/after run."""
 
 from __future__ import annotations
 
@@ -153,3 +153,20 @@ def test_prices_on_a_coarse_grid_where_ties_are_common_give_the_old_results(rows
     params = PatternParams(weight=1.0, recent_bars=recent, min_bars=1, formations=shapes)
     as_of = bars[-1].ts + timedelta(hours=1)
     assert pattern_opinion(bars, "X", as_of, params) == old.pattern_opinion(bars, "X", as_of, params)
+
+
+@pytest.mark.slow  # a Python subprocess running bench/patterns.py
+def test_the_patterns_benchmark_times_the_analyst_before_and_after_in_one_run() -> None:
+    import subprocess
+    import sys
+
+    from support.paths import ROOT
+
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "patterns.py"), "--steps", "20", "--repeat", "2",
+                             "--before"], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the best of 2 interleaved rounds; load average" in result.stdout
+    assert "before, added:" in result.stdout and "ms per decision (goal <= 2)" in result.stdout
+    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "patterns.py"), "--repeat", "0"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "--repeat" in bad.stderr and "Traceback" not in bad.stderr
