@@ -3,9 +3,9 @@
 It reads the ``lookback`` newest bars of the snapshot (``MarketView.bars``: bars with ``known_at <= as_of``, oldest
 first) and finds
 
-- the candlestick patterns (``agents.patterns.candles``) ending at one of the last ``recent_bars`` bars; a hammer counts
-  as bullish only after a decline (the close ``trend_bars`` before the pattern above its close), a shooting star as
-  bearish only after a rise; a doji counts as no direction;
+- the candlestick patterns (``agents.patterns.candles``, judged bar by bar by ``agents.patterns.candles_at``) ending
+  at one of the last ``recent_bars`` bars; a hammer counts as bullish only after a decline (the close ``trend_bars``
+  before the pattern above its close), a shooting star as bearish only after a rise; a doji counts as no direction;
 - the swing formations (``agents.patterns.formations``) completed at one of those bars: a swing is only used once
   its confirming bars are known, and each formation is dated at the bar that completed it, never at a pivot.
 
@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from agents.patterns.candles import CANDLE_DIRECTION, Candles, Floats, candle_patterns
+from agents.patterns.candles import CANDLE_DIRECTION, Candles, Floats
+from agents.patterns.candles_at import candle_patterns_at
 from agents.patterns.formations import FormationParams, formations
 from alphaloom.domain import Action, AgentOpinion
 
@@ -105,17 +106,16 @@ def _candles_found(
     tail = max(0, first - _CANDLE_READS - 1)
     candles = Candles(*(column[tail:] for column in prices))
     found: list[Found] = []
-    for name, signs in candle_patterns(candles).items():
-        for at in np.nonzero(signs[first - tail :])[0] + (first - tail):
-            i = int(at) + tail  # the bar's place in ``bars``
-            direction = CANDLE_DIRECTION[name]
-            direction = int(signs[at]) if direction is None else direction
-            if name in ("hammer", "shooting_star"):
-                before = i - params.trend_bars
-                moved = 0 if before < 0 else int(np.sign(close[i] - close[before]))
-                if moved != -direction:  # a hammer after a decline, a shooting star after a rise
-                    continue
-            found.append(Found(name, direction, bars[i].ts))
+    for at, name, sign in candle_patterns_at(candles, range(first - tail, len(bars) - tail)):
+        i = at + tail  # the bar's place in ``bars``
+        direction = CANDLE_DIRECTION[name]
+        direction = sign if direction is None else direction
+        if name in ("hammer", "shooting_star"):
+            before = i - params.trend_bars
+            moved = 0 if before < 0 else int(np.sign(close[i] - close[before]))
+            if moved != -direction:  # a hammer after a decline, a shooting star after a rise
+                continue
+        found.append(Found(name, direction, bars[i].ts))
     return sorted(found, key=lambda f: (f.at, f.name))
 
 

@@ -43,17 +43,13 @@ STAR_PENETRATION = 0.3
 def _mean_before(size: Floats, period: int) -> Floats:
     """The mean of ``size`` over the ``period`` bars before each bar (NaN where fewer exist)."""
     out = np.full(size.shape, np.nan)
-    if len(size) > period:
-        sums = np.lib.stride_tricks.sliding_window_view(size, period).sum(axis=1)
-        out[period:] = sums[: len(size) - period] / period
-    return out
-
-
-def _shifted(values: Floats, bars: int) -> Floats:
-    """``values`` moved ``bars`` later: position ``i`` holds ``values[i - bars]`` (NaN before)."""
-    out = np.full(values.shape, np.nan)
-    if bars < len(values):
-        out[bars:] = values[: len(values) - bars]
+    n = len(size)
+    if n > period:
+        # The ``period``-bar windows as one strided view (what ``sliding_window_view`` makes, without its cost),
+        # summed along each window: the sums, to the last bit, of a sum over each window alone.
+        flat = np.ascontiguousarray(size)
+        windows: Floats = np.ndarray((n - period + 1, period), np.float64, flat, 0, (flat.itemsize, flat.itemsize))
+        out[period:] = windows[: n - period].sum(axis=1) / period
     return out
 
 
@@ -74,138 +70,168 @@ class Candles:
         self.lower_shadow = self.bottom - self.low
         self.color = np.where(self.close >= self.open, 1, -1).astype(np.int8)  # white (up) +1, black (down) -1
         self._means: dict[tuple[str, int], Floats] = {}
-        self._shifts: dict[tuple[int, int], tuple[Floats | Signs, Floats]] = {}
+        self._averages: dict[tuple[str, tuple[int, float]], Floats] = {}
 
     def average(self, measure: str, setting: tuple[int, float]) -> Floats:
         """``factor`` times the mean of the bar measure named (``body`` or ``range``) over the ``period`` bars before
-        each bar (NaN where fewer exist); with a period of 0, ``factor`` times the bar's own measure. Each mean is
-        computed once per series."""
+        each bar (NaN where fewer exist); with a period of 0, ``factor`` times the bar's own measure. Each is computed
+        once per series."""
+        held = self._averages.get((measure, setting))
+        if held is not None:
+            return held
         period, factor = setting
         size: Floats = getattr(self, measure)
         if period == 0:
-            return factor * size
-        mean = self._means.get((measure, period))
-        if mean is None:
-            mean = self._means[(measure, period)] = _mean_before(size, period)
-        return factor * mean
+            average: Floats = factor * size
+        else:
+            mean = self._means.get((measure, period))
+            if mean is None:
+                mean = self._means[(measure, period)] = _mean_before(size, period)
+            average = factor * mean
+        self._averages[(measure, setting)] = average
+        return average
 
     def __len__(self) -> int:
         return len(self.close)
 
-    def prev(self, values: Floats | Signs, bars: int = 1) -> Floats:
-        """``values`` (a measure of these candles) ``bars`` bars earlier: position ``i`` holds ``values[i - bars]``
-        (NaN before the first); each shift of one of the candles' own arrays is made once."""
-        key = (id(values), bars)
-        held = self._shifts.get(key)
-        if held is not None and held[0] is values:
-            return held[1]
-        shifted = _shifted(np.asarray(values, dtype=np.float64), bars)
-        self._shifts[key] = (values, shifted)
-        return shifted
+    def judged(self, lookback: int) -> slice:
+        """The bars a detector reporting from bar ``lookback`` on judges (to the last); ``back`` lines up the bars
+        before them."""
+        return slice(lookback, len(self.close))
 
+    @staticmethod
+    def back(values: Floats | Signs, at: slice, bars: int = 1) -> Floats | Signs:
+        """``values`` ``bars`` bars before each bar of ``at`` (a ``judged`` span, which starts ``bars`` or more bars
+        in)."""
+        return values[at.start - bars : at.stop - bars]
 
-def _from(mask: NDArray[np.bool_], lookback: int, sign: int = 1) -> Signs:
-    out = np.where(mask, sign, 0).astype(np.int8)
-    out[:lookback] = 0
-    return out
+    def signs(self, at: slice, *marks: tuple[NDArray[np.bool_], int]) -> Signs:
+        """An ``int8`` array of the series' length: each mask's sign where it holds over ``at``, 0 elsewhere."""
+        out = np.zeros(len(self.close), dtype=np.int8)
+        for mask, sign in marks:
+            out[at][mask] = sign
+        return out
 
 
 def engulfing(c: Candles) -> Signs:
     """+1 where an up candle's body engulfs the previous down candle's body (beyond it at one end at least, not short
     of it at the other), -1 for the mirror."""
-    prev_open, prev_close, prev_color = c.prev(c.open), c.prev(c.close), c.prev(c.color)
-    up_covers = ((c.close >= prev_open) & (c.open < prev_close)) | ((c.close > prev_open) & (c.open <= prev_close))
-    down_covers = ((c.open >= prev_close) & (c.close < prev_open)) | ((c.open > prev_close) & (c.close <= prev_open))
-    bull = (c.color == 1) & (prev_color == -1) & up_covers
-    bear = (c.color == -1) & (prev_color == 1) & down_covers
-    return _from(bull, 2, 1) + _from(bear, 2, -1)
+    at = c.judged(2)
+    if at.start >= at.stop:
+        return c.signs(at)
+    open_, close, color = c.open[at], c.close[at], c.color[at]
+    prev_open, prev_close, prev_color = c.back(c.open, at), c.back(c.close, at), c.back(c.color, at)
+    up_covers = ((close >= prev_open) & (open_ < prev_close)) | ((close > prev_open) & (open_ <= prev_close))
+    down_covers = ((open_ >= prev_close) & (close < prev_open)) | ((open_ > prev_close) & (close <= prev_open))
+    bull = (color == 1) & (prev_color == -1) & up_covers
+    bear = (color == -1) & (prev_color == 1) & down_covers
+    return c.signs(at, (bull, 1), (bear, -1))
 
 
 def doji(c: Candles) -> Signs:
     """+1 (no direction) where the body is at most a tenth of the average high-low range of the 10 bars before."""
-    return _from(c.body <= c.average("range", _BODY_DOJI), 10)
+    at = c.judged(10)
+    if at.start >= at.stop:
+        return c.signs(at)
+    return c.signs(at, (c.body[at] <= c.average("range", _BODY_DOJI)[at], 1))
 
 
 def hammer(c: Candles) -> Signs:
     """+1 where a small body (below the 10-bar average body) sits on a lower shadow longer than the body, with almost
     no upper shadow, its body low near the previous bar's low."""
-    near_prev = c.prev(c.average("range", _NEAR))
+    at = c.judged(11)
+    if at.start >= at.stop:
+        return c.signs(at)
+    near_prev = c.back(c.average("range", _NEAR), at)
     mask = (
-        (c.body < c.average("body", _BODY_SHORT))
-        & (c.lower_shadow > c.average("body", _SHADOW_LONG))
-        & (c.upper_shadow < c.average("range", _SHADOW_VERY_SHORT))
-        & (c.bottom <= c.prev(c.low) + near_prev)
+        (c.body[at] < c.average("body", _BODY_SHORT)[at])
+        & (c.lower_shadow[at] > c.average("body", _SHADOW_LONG)[at])
+        & (c.upper_shadow[at] < c.average("range", _SHADOW_VERY_SHORT)[at])
+        & (c.bottom[at] <= c.back(c.low, at) + near_prev)
     )
-    return _from(mask, 11)
+    return c.signs(at, (mask, 1))
 
 
 def shooting_star(c: Candles) -> Signs:
     """-1 where a small body gaps up from the previous body, under an upper shadow longer than the body, with almost
     no lower shadow."""
+    at = c.judged(11)
+    if at.start >= at.stop:
+        return c.signs(at)
     mask = (
-        (c.body < c.average("body", _BODY_SHORT))
-        & (c.upper_shadow > c.average("body", _SHADOW_LONG))
-        & (c.lower_shadow < c.average("range", _SHADOW_VERY_SHORT))
-        & (c.bottom > c.prev(c.top))
+        (c.body[at] < c.average("body", _BODY_SHORT)[at])
+        & (c.upper_shadow[at] > c.average("body", _SHADOW_LONG)[at])
+        & (c.lower_shadow[at] < c.average("range", _SHADOW_VERY_SHORT)[at])
+        & (c.bottom[at] > c.back(c.top, at))
     )
-    return _from(mask, 11, -1)
+    return c.signs(at, (mask, -1))
 
 
 def _star(c: Candles, sign: int, penetration: float) -> Signs:
     """Morning (sign +1) or evening (-1) star ending at each bar: a long candle against ``sign``, a short body gapping
     away from it, then a candle with ``sign``'s color, longer than short, closing well into the first body."""
+    at = c.judged(12)
+    if at.start >= at.stop:
+        return c.signs(at)
     long_avg, short_avg = c.average("body", _BODY_LONG), c.average("body", _BODY_SHORT)
-    first_body, first_color, first_close = c.prev(c.body, 2), c.prev(c.color, 2), c.prev(c.close, 2)
-    first_long = first_body > c.prev(long_avg, 2)
-    second_short = c.prev(c.body) <= c.prev(short_avg)
+    first_body, first_color, first_close = c.back(c.body, at, 2), c.back(c.color, at, 2), c.back(c.close, at, 2)
+    first_long = first_body > c.back(long_avg, at, 2)
+    second_short = c.back(c.body, at) <= c.back(short_avg, at)
+    close = c.close[at]
     if sign == 1:
-        gap = c.prev(c.top) < c.prev(c.bottom, 2)
-        closes_into = c.close > first_close + first_body * penetration
+        gap = c.back(c.top, at) < c.back(c.bottom, at, 2)
+        closes_into = close > first_close + first_body * penetration
     else:
-        gap = c.prev(c.bottom) > c.prev(c.top, 2)
-        closes_into = c.close < first_close - first_body * penetration
+        gap = c.back(c.bottom, at) > c.back(c.top, at, 2)
+        closes_into = close < first_close - first_body * penetration
     mask = (
         first_long
         & (first_color == -sign)
         & second_short
         & gap
-        & (c.body > short_avg)
-        & (c.color == sign)
+        & (c.body[at] > short_avg[at])
+        & (c.color[at] == sign)
         & closes_into
     )
-    return _from(mask, 12, sign)
+    return c.signs(at, (mask, sign))
 
 
 def piercing(c: Candles) -> Signs:
     """+1 where an up candle of long body opens below the low of a long down candle and closes above its body's
     middle (but below its open)."""
+    at = c.judged(11)
+    if at.start >= at.stop:
+        return c.signs(at)
     long_avg = c.average("body", _BODY_LONG)
-    prev_body = c.prev(c.body)
+    prev_body, close = c.back(c.body, at), c.close[at]
     mask = (
-        (c.prev(c.color) == -1)
-        & (prev_body > c.prev(long_avg))
-        & (c.color == 1)
-        & (c.body > long_avg)
-        & (c.open < c.prev(c.low))
-        & (c.close < c.prev(c.open))
-        & (c.close > c.prev(c.close) + prev_body * 0.5)
+        (c.back(c.color, at) == -1)
+        & (prev_body > c.back(long_avg, at))
+        & (c.color[at] == 1)
+        & (c.body[at] > long_avg[at])
+        & (c.open[at] < c.back(c.low, at))
+        & (close < c.back(c.open, at))
+        & (close > c.back(c.close, at) + prev_body * 0.5)
     )
-    return _from(mask, 11)
+    return c.signs(at, (mask, 1))
 
 
 def dark_cloud_cover(c: Candles, penetration: float = 0.5) -> Signs:
     """-1 where a down candle opens above the high of a long up candle and closes below its body's middle (but above
     its open)."""
-    prev_body = c.prev(c.body)
+    at = c.judged(11)
+    if at.start >= at.stop:
+        return c.signs(at)
+    prev_body, close = c.back(c.body, at), c.close[at]
     mask = (
-        (c.prev(c.color) == 1)
-        & (prev_body > c.prev(c.average("body", _BODY_LONG)))
-        & (c.color == -1)
-        & (c.open > c.prev(c.high))
-        & (c.close > c.prev(c.open))
-        & (c.close < c.prev(c.close) - prev_body * penetration)
+        (c.back(c.color, at) == 1)
+        & (prev_body > c.back(c.average("body", _BODY_LONG), at))
+        & (c.color[at] == -1)
+        & (c.open[at] > c.back(c.high, at))
+        & (close > c.back(c.open, at))
+        & (close < c.back(c.close, at) - prev_body * penetration)
     )
-    return _from(mask, 11, -1)
+    return c.signs(at, (mask, -1))
 
 
 def morning_star(c: Candles, penetration: float = STAR_PENETRATION) -> Signs:

@@ -30,11 +30,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from types import MappingProxyType
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.patterns.swings import Swing, swings
+from agents.patterns.swings import Swing, swings_by_kind
 
 Floats = NDArray[np.float64]
 
@@ -86,11 +87,19 @@ class Formation:
     level: float
 
 
-@dataclass(frozen=True)
-class _Bars:
+_Swings = tuple[Sequence[Swing], Sequence[Swing]]
+"""The swing highs and the swing lows, each in the order of their confirmation."""
+
+
+class _Bars(NamedTuple):
+    """The series as arrays (for spans) and as lists of floats (read one bar at a time, the same values)."""
+
     high: Floats
     low: Floats
     close: Floats
+    high_at: list[float]
+    low_at: list[float]
+    close_at: list[float]
 
 
 def _line(x1: int, y1: float, x2: int, y2: float, x: int) -> float:
@@ -101,7 +110,7 @@ def _trough(values: Floats, first: int, last: int, sign: int) -> tuple[int, floa
     """The bar and value of the lowest (``sign`` +1: tops, so the lows between) or highest (-1) value strictly between
     bars ``first`` and ``last``."""
     span = values[first + 1 : last]
-    i = int(np.argmin(span)) if sign == 1 else int(np.argmax(span))
+    i = int(span.argmin()) if sign == 1 else int(span.argmax())
     return first + 1 + i, float(span[i])
 
 
@@ -111,11 +120,12 @@ def _first_close_beyond(
     """The first bar in ``[start, stop]`` whose close is beyond the level (below it for ``sign`` +1, a top; above it
     for -1) and the level there, unless an extreme beyond ``void_price`` (above for a top, below for a bottom) comes
     first (from the bar after the last pivot, passed as ``start``'s search: the caller checks the pivot span)."""
-    for t in range(start, min(stop, len(bars.close) - 1) + 1):
+    close, high, low = bars.close_at, bars.high_at, bars.low_at
+    for t in range(start, min(stop, len(close) - 1) + 1):
         level = level_at(t)  # type: ignore[operator]
-        if (sign == 1 and bars.close[t] < level) or (sign == -1 and bars.close[t] > level):
+        if (sign == 1 and close[t] < level) or (sign == -1 and close[t] > level):
             return t, float(level)
-        if (sign == 1 and bars.high[t] > void_price) or (sign == -1 and bars.low[t] < void_price):
+        if (sign == 1 and high[t] > void_price) or (sign == -1 and low[t] < void_price):
             return None
     return None
 
@@ -126,14 +136,13 @@ def _voided_between(bars: _Bars, first: int, last: int, sign: int, void_price: f
     if last <= first + 1:
         return False
     if sign == 1:
-        return bool((bars.high[first + 1 : last] > void_price).any())
-    return bool((bars.low[first + 1 : last] < void_price).any())
+        return any(high > void_price for high in bars.high_at[first + 1 : last])
+    return any(low < void_price for low in bars.low_at[first + 1 : last])
 
 
-def _doubles(bars: _Bars, found: Sequence[Swing], p: FormationParams, since: int) -> list[Formation]:
+def _doubles(bars: _Bars, found: _Swings, p: FormationParams, since: int) -> list[Formation]:
     out: list[Formation] = []
-    for kind, sign, name in (("high", 1, "double_top"), ("low", -1, "double_bottom")):
-        points = [s for s in found if s.kind == kind]
+    for points, sign, name in ((found[0], 1, "double_top"), (found[1], -1, "double_bottom")):
         for first, second in pairwise(points):
             if second.pivot - first.pivot < 2 or second.confirmed + p.max_wait < since:
                 continue  # too close to be two tops, or completed (or void) before ``since``
@@ -153,10 +162,9 @@ def _doubles(bars: _Bars, found: Sequence[Swing], p: FormationParams, since: int
     return out
 
 
-def _head_and_shoulders(bars: _Bars, found: Sequence[Swing], p: FormationParams, since: int) -> list[Formation]:
+def _head_and_shoulders(bars: _Bars, found: _Swings, p: FormationParams, since: int) -> list[Formation]:
     out: list[Formation] = []
-    for kind, sign, name in (("high", 1, "head_and_shoulders"), ("low", -1, "inverse_head_and_shoulders")):
-        points = [s for s in found if s.kind == kind]
+    for points, sign, name in ((found[0], 1, "head_and_shoulders"), (found[1], -1, "inverse_head_and_shoulders")):
         for left, head, right in zip(points, points[1:], points[2:], strict=False):
             if head.pivot - left.pivot < 2 or right.pivot - head.pivot < 2 or right.confirmed + p.max_wait < since:
                 continue
@@ -177,18 +185,18 @@ def _head_and_shoulders(bars: _Bars, found: Sequence[Swing], p: FormationParams,
     return out
 
 
-def _breaks_and_triangles(bars: _Bars, found: Sequence[Swing], p: FormationParams, since: int) -> list[Formation]:
+def _breaks_and_triangles(bars: _Bars, found: _Swings, p: FormationParams, since: int) -> list[Formation]:
     """Support/resistance breaks and triangle breakouts at each bar from ``since``, from the swings confirmed before
     the bar."""
     out: list[Formation] = []
-    every_high = [s for s in found if s.kind == "high"]  # ordered by confirmation
-    every_low = [s for s in found if s.kind == "low"]
+    every_high, every_low = found  # each ordered by confirmation
     high_known = [s.confirmed for s in every_high]
     low_known = [s.confirmed for s in every_low]
-    close = bars.close
+    close = bars.close_at
     for t in range(max(1, since), len(close)):
-        highs = every_high[max(0, bisect_right(high_known, t - 1) - 2) : bisect_right(high_known, t - 1)]
-        lows = every_low[max(0, bisect_right(low_known, t - 1) - 2) : bisect_right(low_known, t - 1)]
+        known_highs, known_lows = bisect_right(high_known, t - 1), bisect_right(low_known, t - 1)
+        highs = every_high[max(0, known_highs - 2) : known_highs]
+        lows = every_low[max(0, known_lows - 2) : known_lows]
         if highs and close[t] > highs[-1].price >= close[t - 1]:
             out.append(Formation("resistance_break", 1, t, highs[-1].pivot, highs[-1].price))
         if lows and close[t] < lows[-1].price <= close[t - 1]:
@@ -213,7 +221,7 @@ def _triangle_at(
     if upper[0] <= lower[0]:
         return []  # the lines have met: the triangle is over
     start = min(a1.pivot, b1.pivot)
-    close = bars.close
+    close = bars.close_at
     if close[t] > upper[0] and close[t - 1] <= upper[1]:
         return [Formation("triangle_breakout_up", 1, t, start, upper[0])]
     if close[t] < lower[0] and close[t - 1] >= lower[1]:
@@ -223,15 +231,15 @@ def _triangle_at(
 
 def _flags(bars: _Bars, p: FormationParams, since: int) -> list[Formation]:
     out: list[Formation] = []
-    close, high, low = bars.close, bars.high, bars.low
+    close, high, low = bars.close_at, bars.high_at, bars.low_at
     for t in range(max(p.pole_bars + p.flag_bars + 1, since), len(close)):
         pole_end = t - p.flag_bars - 1
         pole_start = pole_end - p.pole_bars
         move = close[pole_end] - close[pole_start]
         if close[pole_start] <= 0 or abs(move) < p.pole_min * close[pole_start]:
             continue
-        flag_high = float(high[t - p.flag_bars : t].max())
-        flag_low = float(low[t - p.flag_bars : t].min())
+        flag_high = float(bars.high[t - p.flag_bars : t].max())  # numpy's max and min: NaN where a price is
+        flag_low = float(bars.low[t - p.flag_bars : t].min())
         # A flag pauses: it retraces little and does not go on beyond the pole's end (else it is the pole going on).
         # The bar before is inside the flag (its close is within the flag's range by construction).
         pole_high, pole_low = high[pole_end] * (1 + p.tolerance), low[pole_end] * (1 - p.tolerance)
@@ -254,10 +262,14 @@ def formations(
 ) -> list[Formation]:
     """Every formation completed within the series at bar ``since`` or later, ordered by the bar it completed at (then
     name). ``found``: the series' swings when already computed (``swings(high, low, params.swing_bars)``)."""
-    bars = _Bars(*(np.asarray(a, dtype=np.float64) for a in (high, low, close)))
-    if not len(bars.high) == len(bars.low) == len(bars.close):
+    h, lo, c = (np.asarray(a, dtype=np.float64) for a in (high, low, close))
+    if not len(h) == len(lo) == len(c):
         raise ValueError("high, low and close must have the same length")
-    found = swings(bars.high, bars.low, params.swing_bars) if found is None else found
-    events = _doubles(bars, found, params, since) + _head_and_shoulders(bars, found, params, since)
-    events += _breaks_and_triangles(bars, found, params, since) + _flags(bars, params, since)
+    bars = _Bars(h, lo, c, h.tolist(), lo.tolist(), c.tolist())
+    if found is None:  # the swings a formation completing at ``since`` or later can be made of
+        kinds = swings_by_kind(bars.high, bars.low, params.swing_bars, min(since - params.max_wait, since))
+    else:
+        kinds = ([s for s in found if s.kind == "high"], [s for s in found if s.kind == "low"])
+    events = _doubles(bars, kinds, params, since) + _head_and_shoulders(bars, kinds, params, since)
+    events += _breaks_and_triangles(bars, kinds, params, since) + _flags(bars, params, since)
     return sorted((e for e in events if e.at >= since), key=lambda e: (e.at, e.name, e.start))
