@@ -47,6 +47,7 @@ import feedparser
 from sqlalchemy import Connection, text
 
 from alphaloom.domain import NewsId, NewsItem, require_utc, stable_hash
+from alphaloom.ingest.feed_store import FeedTables, first_sightings, merge_first_sightings
 from alphaloom.ingest.quarantine import Rejected, quarantine
 
 _TRACKING_PARAMS = frozenset({"fbclid", "gclid"})
@@ -88,6 +89,14 @@ class NewsIngestResult:
     sightings_added: int
     symbols_added: int
     quarantined: int
+
+
+# Where stories are stored (``alphaloom.ingest.feed_store`` merges them): columns read from ``NewsItem``'s fields.
+NEWS_TABLES = FeedTables(
+    items="raw.news", sightings="raw.news_sightings", symbols="raw.news_symbols", key="news_id",
+    columns=(("id", "text"), ("url", "text"), ("title", "text"), ("summary", "text"), ("published_at", "timestamptz"),
+             ("first_seen_at", "timestamptz"), ("first_seen_assumed", "boolean"), ("published_unknown", "boolean")),
+)  # fmt: skip
 
 
 def canonical_url(url: str) -> str:
@@ -210,29 +219,16 @@ def store_news(conn: Connection, run_id: str, feeds: Sequence[ParsedFeed]) -> Ne
     per (story, feed source), one row per (story, symbol); rejected feeds and entries go to ``raw.quarantine``.
     The run must already exist in ``audit.runs``.
     """
-    earliest: dict[str, NewsItem] = {}
-    sightings: dict[tuple[str, str], datetime] = {}
-    symbols: dict[tuple[str, str], datetime] = {}
     same_story = _title_aliases(conn, [i for f in feeds for i in f.items])
-    for feed in feeds:
-        for item in feed.items:
-            if item.id in same_story:
-                item = replace(item, id=same_story[item.id])
-            kept = earliest.get(item.id)
-            if kept is None or item.first_seen_at < kept.first_seen_at:
-                earliest[item.id] = item
-            key = (item.id, feed.source)
-            sightings[key] = min(sightings.get(key, item.first_seen_at), item.first_seen_at)
-            for symbol in item.symbols:
-                link = (item.id, symbol)
-                symbols[link] = min(symbols.get(link, item.first_seen_at), item.first_seen_at)
-    total = sum(len(f.items) for f in feeds)
-    new_items = _merge_news(conn, run_id, earliest.values())
+    batch = first_sightings(
+        (f.source, [replace(i, id=same_story[i.id]) if i.id in same_story else i for i in f.items]) for f in feeds
+    )
+    merged = merge_first_sightings(conn, run_id, NEWS_TABLES, batch)
     return NewsIngestResult(
-        new_items=new_items,
-        duplicate_items=total - new_items,
-        sightings_added=_merge_sightings(conn, run_id, sightings),
-        symbols_added=_merge_symbols(conn, symbols),
+        new_items=merged.new,
+        duplicate_items=merged.duplicates,
+        sightings_added=merged.sightings_added,
+        symbols_added=merged.symbols_added,
         quarantined=quarantine(conn, run_id, [r for f in feeds for r in f.rejected]),
     )
 
@@ -456,82 +452,3 @@ def _entry_payload(entry: Any) -> str:
     keys = ("id", "link", "title", "published", "updated", "summary")
     fields = {k: _field(entry, k) for k in keys if _field(entry, k)}
     return json.dumps(fields, ensure_ascii=False, default=str)[:_PAYLOAD_CHARS]
-
-
-# --- storing --------------------------------------------------------------------------------------------------------
-
-# One statement per table with array parameters: a single round trip however many items, and the ON CONFLICT clauses
-# make the merge idempotent. ``xmax = 0`` tells an inserted row from one updated by the conflict clause.
-_MERGE_NEWS = text(
-    """
-    insert into raw.news (id, url, title, summary, published_at, first_seen_at, first_seen_assumed, published_unknown,
-                          run_id)
-    select id, url, title, summary, published_at, first_seen_at, first_seen_assumed, published_unknown, :run_id
-    from unnest(cast(:ids as text[]), cast(:urls as text[]), cast(:titles as text[]), cast(:summaries as text[]),
-                cast(:published as timestamptz[]), cast(:first_seen as timestamptz[]), cast(:assumed as boolean[]),
-                cast(:unknown as boolean[]))
-         as t(id, url, title, summary, published_at, first_seen_at, first_seen_assumed, published_unknown)
-    on conflict (id) do update
-       set first_seen_at = excluded.first_seen_at, first_seen_assumed = excluded.first_seen_assumed
-     where excluded.first_seen_at < raw.news.first_seen_at
-    returning (xmax = 0) as inserted
-    """
-)
-_MERGE_SIGHTINGS = text(
-    """
-    insert into raw.news_sightings (news_id, source, seen_at, run_id)
-    select news_id, source, seen_at, :run_id
-    from unnest(cast(:ids as text[]), cast(:sources as text[]), cast(:seen as timestamptz[])) as t(news_id, source, seen_at)
-    on conflict (news_id, source) do nothing
-    returning 1
-    """
-)
-# A link first known earlier (an earlier sighting carried it) moves its time earlier, as raw.news.first_seen_at does.
-_MERGE_SYMBOLS = text(
-    """
-    insert into raw.news_symbols (news_id, symbol, first_known_at)
-    select news_id, symbol, first_known_at
-    from unnest(cast(:ids as text[]), cast(:symbols as text[]), cast(:known as timestamptz[]))
-         as t(news_id, symbol, first_known_at)
-    on conflict (news_id, symbol) do update set first_known_at = excluded.first_known_at
-     where excluded.first_known_at < raw.news_symbols.first_known_at
-    returning (xmax = 0) as inserted
-    """
-)
-
-
-def _merge_news(conn: Connection, run_id: str, items: Iterable[NewsItem]) -> int:
-    rows = sorted(items, key=lambda i: i.id)  # a fixed order keeps concurrent merges from deadlocking
-    if not rows:
-        return 0
-    result = conn.execute(
-        _MERGE_NEWS,
-        {
-            "run_id": run_id,
-            "ids": [i.id for i in rows],
-            "urls": [i.url for i in rows],
-            "titles": [i.title for i in rows],
-            "summaries": [i.summary for i in rows],
-            "published": [i.published_at for i in rows],
-            "first_seen": [i.first_seen_at for i in rows],
-            "assumed": [i.first_seen_assumed for i in rows],
-            "unknown": [i.published_unknown for i in rows],
-        },
-    )
-    return sum(1 for (inserted,) in result if inserted)
-
-
-def _merge_sightings(conn: Connection, run_id: str, sightings: Mapping[tuple[str, str], datetime]) -> int:
-    keys = sorted(sightings)
-    if not keys:
-        return 0
-    params = {"run_id": run_id, "ids": [k[0] for k in keys], "sources": [k[1] for k in keys]}
-    return len(conn.execute(_MERGE_SIGHTINGS, {**params, "seen": [sightings[k] for k in keys]}).all())
-
-
-def _merge_symbols(conn: Connection, symbols: Mapping[tuple[str, str], datetime]) -> int:
-    pairs = sorted(symbols)
-    if not pairs:
-        return 0
-    params = {"ids": [p[0] for p in pairs], "symbols": [p[1] for p in pairs], "known": [symbols[p] for p in pairs]}
-    return sum(1 for (inserted,) in conn.execute(_MERGE_SYMBOLS, params) if inserted)

@@ -22,9 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from alphaloom.domain import NewsItem, stable_hash
+from alphaloom.ingest.feed_store import FeedTables, first_sightings, merge_first_sightings
 from alphaloom.ingest.news_source import (
     MAX_LEAD,
     _field,
@@ -156,83 +157,29 @@ class SocialIngestResult:
     quarantined: int
 
 
-_MERGE_POSTS = text(
-    """
-    insert into raw.social_posts (id, url, author, author_created_at, title, body, text_hash, published_at,
-                                  first_seen_at, first_seen_assumed, run_id)
-    select id, url, author, author_created_at, title, body, text_hash, published_at, first_seen_at, assumed, :run_id
-    from unnest(cast(:ids as text[]), cast(:urls as text[]), cast(:authors as text[]),
-                cast(:created as timestamptz[]), cast(:titles as text[]), cast(:bodies as text[]),
-                cast(:hashes as text[]), cast(:published as timestamptz[]), cast(:first_seen as timestamptz[]),
-                cast(:assumed as boolean[]))
-         as t(id, url, author, author_created_at, title, body, text_hash, published_at, first_seen_at, assumed)
-    on conflict (id) do update
-       set first_seen_at = excluded.first_seen_at, first_seen_assumed = excluded.first_seen_assumed
-     where excluded.first_seen_at < raw.social_posts.first_seen_at
-    returning (xmax = 0) as inserted
-    """
-)
-_MERGE_SIGHTINGS = text(
-    """
-    insert into raw.social_sightings (post_id, source, seen_at, run_id)
-    select post_id, source, seen_at, :run_id
-    from unnest(cast(:ids as text[]), cast(:sources as text[]), cast(:seen as timestamptz[])) as t(post_id, source, seen_at)
-    on conflict (post_id, source) do nothing
-    returning 1
-    """
-)
-_MERGE_SYMBOLS = text(
-    """
-    insert into raw.social_symbols (post_id, symbol, first_known_at)
-    select post_id, symbol, known
-    from unnest(cast(:ids as text[]), cast(:symbols as text[]), cast(:known as timestamptz[])) as t(post_id, symbol, known)
-    on conflict (post_id, symbol) do update set first_known_at = excluded.first_known_at
-     where excluded.first_known_at < raw.social_symbols.first_known_at
-    returning (xmax = 0) as inserted
-    """
-)
+# Where posts are stored (``alphaloom.ingest.feed_store`` merges them): columns read from ``SocialPost``'s fields.
+SOCIAL_TABLES = FeedTables(
+    items="raw.social_posts", sightings="raw.social_sightings", symbols="raw.social_symbols", key="post_id",
+    columns=(("id", "text"), ("url", "text"), ("author", "text"), ("author_created_at", "timestamptz"),
+             ("title", "text"), ("body", "text"), ("text_hash", "text"), ("published_at", "timestamptz"),
+             ("first_seen_at", "timestamptz"), ("first_seen_assumed", "boolean")),
+)  # fmt: skip
+
+
+def _with_author(earlier: SocialPost, kept: SocialPost) -> SocialPost:
+    """An earlier copy of a post replaces the one kept, keeping the author only the later copy named."""
+    return replace(earlier, author=earlier.author or kept.author)
 
 
 def store_social(conn: Connection, run_id: str, feeds: Sequence[ParsedSocialFeed]) -> SocialIngestResult:
     """Merge parsed social feeds into ``raw`` within the caller's transaction; running it again adds nothing."""
-    earliest: dict[str, SocialPost] = {}
-    sightings: dict[tuple[str, str], datetime] = {}
-    symbols: dict[tuple[str, str], datetime] = {}
-    for feed in feeds:
-        for post in feed.posts:
-            kept = earliest.get(post.id)
-            if kept is None or post.first_seen_at < kept.first_seen_at:
-                earliest[post.id] = post if kept is None else replace(post, author=post.author or kept.author)
-            key = (post.id, feed.source)
-            sightings[key] = min(sightings.get(key, post.first_seen_at), post.first_seen_at)
-            for symbol in post.symbols:
-                symbols[(post.id, symbol)] = min(symbols.get((post.id, symbol), post.first_seen_at), post.first_seen_at)
-    rows = sorted(earliest.values(), key=lambda p: p.id)
-    new = 0
-    if rows:
-        result = conn.execute(_MERGE_POSTS, {
-            "run_id": run_id, "ids": [p.id for p in rows], "urls": [p.url for p in rows],
-            "authors": [p.author for p in rows], "created": [p.author_created_at for p in rows],
-            "titles": [p.title for p in rows], "bodies": [p.body for p in rows], "hashes": [p.text_hash for p in rows],
-            "published": [p.published_at for p in rows], "first_seen": [p.first_seen_at for p in rows],
-            "assumed": [p.first_seen_assumed for p in rows],
-        })  # fmt: skip
-        new = sum(1 for (inserted,) in result if inserted)
-    added_sightings = added_symbols = 0
-    if sightings:
-        keys = sorted(sightings)
-        added_sightings = len(conn.execute(_MERGE_SIGHTINGS, {
-            "run_id": run_id, "ids": [k[0] for k in keys], "sources": [k[1] for k in keys],
-            "seen": [sightings[k] for k in keys]}).all())  # fmt: skip
-    if symbols:
-        pairs = sorted(symbols)
-        added_symbols = sum(1 for (inserted,) in conn.execute(_MERGE_SYMBOLS, {
-            "ids": [p[0] for p in pairs], "symbols": [p[1] for p in pairs],
-            "known": [symbols[p] for p in pairs]}) if inserted)  # fmt: skip
+    merged = merge_first_sightings(
+        conn, run_id, SOCIAL_TABLES, first_sightings(((f.source, f.posts) for f in feeds), _with_author)
+    )
     return SocialIngestResult(
-        new_posts=new,
-        duplicate_posts=sum(len(f.posts) for f in feeds) - new,
-        sightings_added=added_sightings,
-        symbols_added=added_symbols,
+        new_posts=merged.new,
+        duplicate_posts=merged.duplicates,
+        sightings_added=merged.sightings_added,
+        symbols_added=merged.symbols_added,
         quarantined=quarantine(conn, run_id, [r for f in feeds for r in f.rejected]),
     )
