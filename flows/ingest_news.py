@@ -14,8 +14,9 @@ from prefect import flow, get_run_logger, task
 
 from alphaloom.errors import ConfigError, VenueError
 from alphaloom.ingest.alpaca_news import alpaca_news_feed, is_alpaca_feed
+from alphaloom.ingest.feed_entries import source_name
 from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, record_fetches, record_file_failures
-from alphaloom.ingest.news_source import ParsedFeed, parse_feed, source_name, store_news
+from alphaloom.ingest.news_source import ParsedFeed, parse_feed, store_news
 from alphaloom.ingest.social_source import (
     SOCIAL,
     ParsedSocialFeed,

@@ -2,14 +2,15 @@
 
 A feed is social when its entry in the feeds configuration starts with ``social:`` (``social:https://host/r/x/.rss``,
 ``social:path/to/file.atom``) or its URL is on a known community host (``reddit.com``); ``feed_kind`` splits an entry
-into its kind and its source. Social posts are parsed like news (``alphaloom.ingest.news_source``: the same identity,
+into its kind and its source. Social posts are parsed like news (``alphaloom.ingest.feed_entries``: the same identity,
 date sanity, markup stripping and symbol tagging, the same point-in-time first-seen times) and carry what the spam
 filters need: the ``author`` and, where the feed says so, when the author's account was created
 (an entry element whose name ends in ``author_created``, an ISO time, or ``author_age_days``, a number of days before
 the post) and ``text_hash``, the hash of the normalised text (repeated text).
 
-``store_social`` merges them into ``raw.social_posts``, ``raw.social_sightings`` and ``raw.social_symbols``: one row
-per post (the earliest sighting's first-seen time wins), idempotent, in the caller's transaction.
+``store_social`` merges them into ``raw.social_posts``, ``raw.social_sightings`` and ``raw.social_symbols``
+(``alphaloom.ingest.feed_store``): one row per post (the earliest sighting's first-seen time wins; a cross-post is a
+second sighting), idempotent, in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -21,23 +22,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import feedparser
 from sqlalchemy import Connection
 
 from alphaloom.domain import NewsItem, stable_hash
-from alphaloom.ingest.feed_store import FeedTables, first_sightings, merge_first_sightings
-from alphaloom.ingest.news_source import (
-    MAX_LEAD,
-    _field,
-    _file_clock,
-    _item,
-    _plain,
-    _printable,
-    _read,
-    _SymbolMatcher,
+from alphaloom.ingest.feed_entries import (
+    FeedEntries,
+    entry_field,
     normalised_title,
+    plain_text,
+    read_entries,
+    read_source_entries,
     source_name,
 )
+from alphaloom.ingest.feed_store import FeedTables, first_sightings, merge_first_sightings
 from alphaloom.ingest.quarantine import Rejected, quarantine
 from alphaloom.ingest.social_post import SocialPost
 
@@ -99,36 +96,10 @@ def parse_social_document(
     base_url: str | None = None,
     clock: datetime | None = None,
 ) -> ParsedSocialFeed:
-    """A social feed document as posts; the rules of ``news_source.parse_document`` (never raises for bad input)."""
-    latest = (fetched_at or clock or datetime.now(UTC)) + MAX_LEAD
-    if not (document.strip() if isinstance(document, bytes | str) else document):
-        return ParsedSocialFeed([], name, [Rejected(source, "feed", "", f"{source} is empty (no feed document)")])
-    parsed = feedparser.parse(document)
-    if not parsed.entries and (parsed.bozo or not parsed.get("version")):
-        problem = _printable(str(parsed.get("bozo_exception") or "no feed elements found"))
-        return ParsedSocialFeed([], name, [Rejected(source, "feed", "", f"{source} is not a readable feed: {problem}")])
-    matcher = _SymbolMatcher(aliases or {})
-    posts: list[SocialPost] = []
-    rejected: list[Rejected] = []
-    for index, entry in enumerate(parsed.entries, start=1):
-        try:
-            item: NewsItem = _item(entry, matcher, fetched_at, assumed_latency, feed=name, latest=latest, base=base_url)
-        except ValueError as exc:
-            location = f"item {index}"
-            rejected.append(Rejected(source, location, "", f"{source} {location}: {exc}"))
-            continue
-        body = item.summary or _plain(((_field(entry, "content") or [{}])[0]).get("value"))
-        author = (_field(entry, "author") or "").strip() or None
-        posts.append(
-            SocialPost(
-                id=item.id, url=item.url, author=author,
-                author_created_at=_author_created(entry, item.published_at),
-                title=item.title, body=body, text_hash=post_text_hash(item.title, body),
-                published_at=item.published_at, first_seen_at=item.first_seen_at,
-                first_seen_assumed=item.first_seen_assumed, symbols=item.symbols,
-            )
-        )  # fmt: skip
-    return ParsedSocialFeed(posts, name, rejected)
+    """A social feed document as posts; the rules of ``feed_entries.read_entries`` (never raises for bad input)."""
+    read = read_entries(document, source=source, name=name, fetched_at=fetched_at, assumed_latency=assumed_latency,
+                        aliases=aliases, base_url=base_url, clock=clock, feed_word="feed", evidence=False)  # fmt: skip
+    return _social_feed(read, name)
 
 
 def parse_social_feed(
@@ -137,12 +108,24 @@ def parse_social_feed(
 ) -> ParsedSocialFeed:  # fmt: skip
     """One social feed file (or URL for feedparser): ``parse_social_document`` on its contents."""
     label = source_name(source)
-    document, problem = _read(source)
-    if problem is not None:
-        return ParsedSocialFeed([], label, [Rejected(str(source), "feed", "", problem)])
-    return parse_social_document(document, source=str(source), name=label, fetched_at=fetched_at,
-                                 assumed_latency=assumed_latency, aliases=aliases,
-                                 clock=_file_clock(source) if fetched_at is None else None)  # fmt: skip
+    read = read_source_entries(source, name=label, fetched_at=fetched_at, assumed_latency=assumed_latency,
+                               aliases=aliases, feed_word="feed", evidence=False)  # fmt: skip
+    return _social_feed(read, label)
+
+
+def _social_feed(read: FeedEntries, name: str) -> ParsedSocialFeed:
+    return ParsedSocialFeed([_post(entry, item) for entry, item in read.entries], name, read.rejected)
+
+
+def _post(entry: Any, item: NewsItem) -> SocialPost:
+    """An entry read as a story, with what the spam filters need: author, account age, the hash of its text."""
+    body = item.summary or plain_text(((entry_field(entry, "content") or [{}])[0]).get("value"))
+    author = (entry_field(entry, "author") or "").strip() or None
+    return SocialPost(
+        id=item.id, url=item.url, author=author, author_created_at=_author_created(entry, item.published_at),
+        title=item.title, body=body, text_hash=post_text_hash(item.title, body), published_at=item.published_at,
+        first_seen_at=item.first_seen_at, first_seen_assumed=item.first_seen_assumed, symbols=item.symbols,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

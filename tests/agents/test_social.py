@@ -24,6 +24,7 @@ from alphaloom.ingest.social_source import (
     SOCIAL,
     ParsedSocialFeed,
     feed_kind,
+    parse_social_document,
     parse_social_feed,
     post_text_hash,
     store_social,
@@ -248,3 +249,27 @@ def test_a_post_tagged_by_a_later_sighting_is_read_for_that_symbol_from_that_sig
     for t, read in reads.items():  # the pure window on loaded posts is the live read at every time
         for symbol in (btc, eth):
             assert posts_known(loaded[symbol], t, window) == read[symbol], (t, symbol)
+
+
+def test_a_social_feed_quarantines_by_the_same_rows_it_always_did() -> None:
+    """Social rejections name the item by its number alone and carry no payload (news ones carry evidence)."""
+    t = datetime(2026, 10, 6, 12, tzinfo=UTC)
+    untitled = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>r</title>'
+        b"<item><link>https://forum.example/p/1</link><pubDate>Tue, 06 Oct 2026 10:00:00 GMT</pubDate></item>"
+        b"<item><title>Kept</title><link>https://forum.example/p/2</link>"
+        b"<pubDate>Tue, 06 Oct 2026 10:00:00 GMT</pubDate></item></channel></rss>"
+    )
+    rows: dict[str, tuple[list[tuple[str, str, str, str]], int]] = {}
+    for label, document in (("empty", b"  "), ("garbage", b"<<< not a feed"), ("untitled", untitled)):
+        feed = parse_social_document(document, source=f"src-{label}", name=label, fetched_at=t, assumed_latency=LATENCY)
+        rows[label] = ([(r.source, r.location, r.payload, r.reason) for r in feed.rejected], len(feed.posts))
+    assert rows["empty"] == ([("src-empty", "feed", "", "src-empty is empty (no feed document)")], 0)
+    ([(source, location, payload, reason)], kept) = rows["garbage"]
+    assert (source, location, payload, kept) == ("src-garbage", "feed", "", 0)
+    assert reason.startswith("src-garbage is not a readable feed: ")
+    assert rows["untitled"] == ([("src-untitled", "item 1", "", "src-untitled item 1: entry has no title")], 1)
+    missing = parse_social_feed(FEEDS / "no-such.atom", fetched_at=None, assumed_latency=LATENCY)
+    assert [(r.location, r.payload, r.reason) for r in missing.rejected] == [
+        ("feed", "", f"feed file {FEEDS / 'no-such.atom'} does not exist")
+    ]

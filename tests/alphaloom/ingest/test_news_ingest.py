@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from alphaloom.domain import NewsId, NewsItem, stable_hash
-from alphaloom.ingest.news_source import ParsedFeed, canonical_url, news_id, parse_feed, source_name, store_news
+from alphaloom.ingest.feed_entries import canonical_url, news_id, source_name
+from alphaloom.ingest.news_source import ParsedFeed, parse_feed, store_news
 from alphaloom.ingest.sampledata import DEFAULT_END, generate
 
 LATENCY = timedelta(minutes=15)
