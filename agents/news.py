@@ -1,11 +1,10 @@
 """The news agent: which stories were known about a symbol at ``as_of``, and what their sentiment says.
 
-``recent_news`` is the point-in-time read (ARCHITECTURE §4): only stories known for the symbol in ``(as_of - window, as_of]``,
-where a story is known for a symbol from ``greatest(first_seen_at, first_known_at)``: its first sighting, or the later
-sighting that first linked it to the symbol (``raw.news_symbols.first_known_at``), so a tag added by a later sighting
-never reaches a replay before that sighting. The items' ``first_seen_at`` is that per-symbol time. A link is never
-known before its story (the story's first sighting is the earliest of all, the link's the earliest of those carrying
-it), so the window is a range on ``(symbol, first_known_at)``, which is indexed.
+``recent_news`` is the point-in-time read (ARCHITECTURE §4, ``agents.feed_window``): only stories known for the symbol
+in ``(as_of - window, as_of]``, where a story is known for a symbol from ``greatest(first_seen_at, first_known_at)``:
+its first sighting, or the later sighting that first linked it to the symbol (``raw.news_symbols.first_known_at``), so
+a tag added by a later sighting never reaches a replay before that sighting. The items' ``first_seen_at`` is that
+per-symbol time.
 ``news_opinion`` is pure: mean sentiment of the scored stories; HOLD with confidence 0 when there are none.
 """
 
@@ -14,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row
 
+from agents.feed_window import KnownFeed, read_known_by_symbol
 from agents.sentiment import SentimentScore
-from alphaloom.domain import Action, AgentOpinion, NewsId, NewsItem, Signal, require_utc
+from alphaloom.domain import Action, AgentOpinion, NewsId, NewsItem, Signal
 
 AGENT = "news"
 
@@ -46,40 +47,27 @@ def recent_news(conn: Connection, symbol: str, as_of: datetime, window: timedelt
     return recent_news_by_symbol(conn, [symbol], as_of, window)[symbol]
 
 
+# The point-in-time window (``agents.feed_window``) over the stories and their symbol links.
+NEWS = KnownFeed(
+    items="raw.news", links="raw.news_symbols", key="news_id",
+    columns=("id", "url", "title", "summary", "published_at", "first_seen_assumed", "published_unknown"),
+)  # fmt: skip
+
+
 def recent_news_by_symbol(
     conn: Connection, symbols: Sequence[str], as_of: datetime, window: timedelta
 ) -> dict[str, list[NewsItem]]:
     """``recent_news`` for each of ``symbols``, in one query."""
-    as_of = require_utc(as_of, "as_of")
-    found: dict[str, list[NewsItem]] = {symbol: [] for symbol in symbols}
-    if not symbols:
-        return found
-    rows = conn.execute(
-        text(
-            """select s.symbol, n.id, n.url, n.title, n.summary, n.published_at, n.first_seen_assumed,
-                      n.published_unknown, greatest(n.first_seen_at, s.first_known_at) as known_at
-               from raw.news n join raw.news_symbols s on s.news_id = n.id
-               where s.symbol = any(:symbols) and s.first_known_at > :since and s.first_known_at <= :as_of
-                 and n.first_seen_at <= :as_of
-               order by s.symbol, known_at, n.id"""
-        ),
-        {"symbols": list(symbols), "as_of": as_of, "since": as_of - window},
-    )
-    for r in rows:
-        found[r.symbol].append(
-            NewsItem(
-                id=NewsId(r.id),
-                url=r.url,
-                title=r.title,
-                summary=r.summary,
-                published_at=r.published_at,
-                first_seen_at=r.known_at,
-                first_seen_assumed=r.first_seen_assumed,
-                symbols=(r.symbol,),
-                published_unknown=r.published_unknown,
-            )
-        )
-    return found
+    return read_known_by_symbol(conn, NEWS, symbols, as_of, window, _story)
+
+
+def _story(r: Row[Any]) -> NewsItem:
+    """A story as known for one symbol: first seen at its time for that symbol."""
+    return NewsItem(
+        id=NewsId(r.id), url=r.url, title=r.title, summary=r.summary, published_at=r.published_at,
+        first_seen_at=r.known_at, first_seen_assumed=r.first_seen_assumed, symbols=(r.symbol,),
+        published_unknown=r.published_unknown,
+    )  # fmt: skip
 
 
 def news_opinion(

@@ -1,8 +1,8 @@
 """The social analyst: what community posts said about a symbol at ``as_of``, after the bot and spam filters.
 
-``recent_social_by_symbol`` is the point-in-time read (ARCHITECTURE §4), the news agent's rule: a post is known for a
-symbol from ``greatest(first_seen_at, first_known_at)`` and read when that time is in ``(as_of - window, as_of]``.
-``posts_known`` is the same rule on posts already loaded (the replay cursor's window).
+``recent_social_by_symbol`` is the point-in-time read (ARCHITECTURE §4), the news agent's rule (``agents.feed_window``):
+a post is known for a symbol from ``greatest(first_seen_at, first_known_at)`` and read when that time is in
+``(as_of - window, as_of]``. ``posts_known`` is the same rule on posts already loaded (the replay cursor's window).
 
 ``filter_spam`` (pure) drops, among the posts known at ``as_of``:
 
@@ -23,11 +23,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row
 
+from agents.feed_window import KnownFeed, known_in_window, read_known_by_symbol
 from agents.sentiment import SentimentScore, SentimentScorer
-from alphaloom.domain import Action, AgentOpinion, require_utc
+from alphaloom.domain import Action, AgentOpinion
 from alphaloom.ingest.social_post import SocialPost
 
 AGENT = "social"
@@ -51,48 +53,33 @@ class SocialParams:
         return asdict(self)
 
 
+# The point-in-time window (``agents.feed_window``) over the posts and their symbol links.
+SOCIAL = KnownFeed(
+    items="raw.social_posts", links="raw.social_symbols", key="post_id",
+    columns=("id", "url", "author", "author_created_at", "title", "body", "text_hash", "published_at",
+             "first_seen_assumed"),
+)  # fmt: skip
+
+
 def recent_social_by_symbol(
     conn: Connection, symbols: Sequence[str], as_of: datetime, window: timedelta
 ) -> dict[str, list[SocialPost]]:
     """Posts known for each of ``symbols`` in ``(as_of - window, as_of]``, oldest first, in one query; each post's
     ``first_seen_at`` is its time for that symbol."""
-    as_of = require_utc(as_of, "as_of")
-    found: dict[str, list[SocialPost]] = {symbol: [] for symbol in symbols}
-    if not symbols:
-        return found
-    rows = conn.execute(
-        text(
-            """select s.symbol, p.id, p.url, p.author, p.author_created_at, p.title, p.body, p.text_hash,
-                      p.published_at, p.first_seen_assumed, greatest(p.first_seen_at, s.first_known_at) as known_at
-               from raw.social_posts p join raw.social_symbols s on s.post_id = p.id
-               where s.symbol = any(:symbols) and s.first_known_at > :since and s.first_known_at <= :as_of
-                 and p.first_seen_at <= :as_of
-               order by s.symbol, known_at, p.id"""
-        ),
-        {"symbols": list(symbols), "as_of": as_of, "since": as_of - window},
-    )
-    for r in rows:
-        found[r.symbol].append(
-            SocialPost(
-                r.id,
-                r.url,
-                r.author,
-                r.author_created_at,
-                r.title,
-                r.body,
-                r.text_hash,
-                r.published_at,
-                r.known_at,
-                r.first_seen_assumed,
-                (r.symbol,),
-            )
-        )
-    return found
+    return read_known_by_symbol(conn, SOCIAL, symbols, as_of, window, _post)
+
+
+def _post(r: Row[Any]) -> SocialPost:
+    return SocialPost(
+        id=r.id, url=r.url, author=r.author, author_created_at=r.author_created_at, title=r.title, body=r.body,
+        text_hash=r.text_hash, published_at=r.published_at, first_seen_at=r.known_at,
+        first_seen_assumed=r.first_seen_assumed, symbols=(r.symbol,),
+    )  # fmt: skip
 
 
 def posts_known(posts: Sequence[SocialPost], as_of: datetime, window: timedelta) -> list[SocialPost]:
     """The posts (each dated by its time for the symbol) known in ``(as_of - window, as_of]``, oldest first."""
-    return [p for p in posts if as_of - window < p.first_seen_at <= as_of]
+    return known_in_window(posts, as_of, window)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,16 @@ from prefect import flow, get_run_logger, task
 
 from alphaloom.errors import ConfigError, VenueError
 from alphaloom.ingest.alpaca_news import alpaca_news_feed, is_alpaca_feed
-from alphaloom.ingest.feeds import fetch_feeds, load_states, parse_fetched, record_fetches, record_file_failures
-from alphaloom.ingest.news_source import ParsedFeed, parse_feed, source_name, store_news
+from alphaloom.ingest.feed_entries import source_name
+from alphaloom.ingest.feeds import (
+    FeedFetch,
+    fetch_feeds,
+    load_states,
+    parse_fetched,
+    record_fetches,
+    record_file_failures,
+)
+from alphaloom.ingest.news_source import ParsedFeed, parse_feed, store_news
 from alphaloom.ingest.social_source import (
     SOCIAL,
     ParsedSocialFeed,
@@ -43,6 +51,13 @@ def default_feeds() -> list[str]:
 
 def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
+
+
+def _fetch_conditionally(engine: Any, urls: list[str]) -> list[FeedFetch]:
+    """GET every feed URL with the validators its last fetch stored (``raw.feed_state``): a 304 brings no document."""
+    with engine.begin() as conn:
+        states = load_states(conn, urls)
+    return fetch_feeds(urls, states)
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -80,9 +95,7 @@ def ingest_news(feeds: list[str] | None = None, quality: bool = True) -> dict[st
             except (ConfigError, VenueError) as exc:  # no keys, Alpaca down: this feed is broken, the others load
                 broken.append((source, f"{type(exc).__name__}: {exc}"))
         if urls:
-            with engine.begin() as conn:
-                states = load_states(conn, urls)
-            fetches = fetch_feeds(urls, states)
+            fetches = _fetch_conditionally(engine, urls)
             fetched = [parse_fetched(f, aliases=settings.ingest.alias_map) for f in fetches]
             with engine.begin() as conn:
                 broken += record_fetches(conn, run_id, fetches, fetched)
@@ -118,9 +131,7 @@ def ingest_social(engine: Any, run_id: str, sources: list[str], *, quality: bool
     ]
     urls = [s for s in sources if _is_url(s)]
     if urls:
-        with engine.begin() as conn:
-            states = load_states(conn, urls)
-        fetches = fetch_feeds(urls, states)
+        fetches = _fetch_conditionally(engine, urls)
         fetched = [
             None if f.document is None else ParsedFeed([], f.feed) for f in fetches
         ]  # state and failures are kept as for news feeds

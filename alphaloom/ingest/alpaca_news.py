@@ -23,7 +23,8 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import NewsItem
 from alphaloom.errors import ConfigError
-from alphaloom.ingest.news_source import ParsedFeed, canonical_url, news_id
+from alphaloom.ingest.feed_entries import canonical_url, news_id
+from alphaloom.ingest.news_source import ParsedFeed
 from alphaloom.ingest.quarantine import Rejected
 from alphaloom.venues.alpaca_errors import Call, translated
 

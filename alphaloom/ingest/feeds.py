@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import Connection, text
 
-from alphaloom.ingest.news_source import ParsedFeed, parse_document, source_name
+from alphaloom.ingest.feed_entries import source_name
+from alphaloom.ingest.news_source import ParsedFeed, parse_document
 
 USER_AGENT = "AlphaLoom/0.1 (+feed reader; conditional GET)"
 

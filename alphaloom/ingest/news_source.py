@@ -2,64 +2,32 @@
 
 Two steps, so the parsing can be tested without a database and a flow can parse many feeds before one transaction:
 
-- ``parse_feed(source, fetched_at=..., assumed_latency=...)`` reads one feed. Good entries become ``NewsItem``s;
-  a feed that cannot be read or parsed, and an entry without a title, a parseable date or any identity (link or guid),
-  become ``Rejected`` rows naming the source and the item, while the other entries still load.
+- ``parse_feed(source, fetched_at=..., assumed_latency=...)`` reads one feed (``parse_document`` a document already
+  fetched) by the rules of ``alphaloom.ingest.feed_entries``: identity, dates, markup, symbols, point-in-time first
+  seen times; bad feeds and entries come back as ``Rejected`` rows while the other entries still load.
 - ``store_news(conn, run_id, feeds)`` merges parsed feeds into ``raw.news``, ``raw.news_sightings``,
-  ``raw.news_symbols`` and ``raw.quarantine``; it is idempotent and never commits (the caller owns the transaction).
+  ``raw.news_symbols`` and ``raw.quarantine`` (``alphaloom.ingest.feed_store``: the earliest ``first_seen_at`` wins,
+  together with its ``first_seen_assumed`` flag; one sighting per feed; a symbol link is known from the first sighting
+  that carried it); it is idempotent and never commits (the caller owns the transaction).
 
-Point in time (ARCHITECTURE §4): a live fetch sets ``first_seen_at`` to the fetch time; a file or backfill has no fetch time in
-the past, so ``first_seen_at = published_at + assumed_latency`` and ``first_seen_assumed`` is true. When one story is
-seen several times the earliest ``first_seen_at`` wins, together with its ``first_seen_assumed`` flag. A symbol link
-(``raw.news_symbols``) is known from the first sighting that carried it (``first_known_at``), which may be later than
-the story's first sighting: readers take a story for a symbol from ``greatest(first_seen_at, first_known_at)``.
-
-Dates: a story must be dated within ``[EARLIEST_PUBLISHED, clock + MAX_LEAD]``, where the clock is the fetch time of a
-URL feed or, for a file, its modification time capped at the ingest time (a file cannot hold a story written after
-it was last written); outliers are quarantined. An undated entry of a URL feed is kept, with ``published_at`` = the
-fetch time and ``published_unknown`` set (the fetch time is a true first-seen time); an undated entry of a file is
-rejected, as nothing in a file says when it was first seen.
-
-Identity: ``id = stable_hash(canonical_url(link))``; for an entry without a link, a guid that is an http(s) URL is taken
-as that URL (a permalink names the story wherever it appears), any other guid is unique within its feed only, so the
-id is ``stable_hash(feed + guid)``. A story syndicated to two feeds with different tracking parameters is one
-``raw.news`` row with two sightings; two feeds numbering their stories from 1 keep two stories.
-
-Hostile input: an entry holding a NUL byte (which PostgreSQL text cannot store) is rejected by itself; markup is
-stripped by an HTML parser (text such as "P/E < 10 and yield > 5%" is text, not a tag); relative links of a fetched
-feed are resolved against the feed's URL (after redirects).
+A third identity, news only: a story syndicated under another link with the same normalised title, published within
+the hour, is a sighting of the story kept first (``_title_aliases``).
 """
 
 from __future__ import annotations
 
-import calendar
-import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import feedparser
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import NewsId, NewsItem, require_utc, stable_hash
+from alphaloom.domain import NewsId, NewsItem
+from alphaloom.ingest.feed_entries import FeedEntries, normalised_title, read_entries, read_source_entries, source_name
+from alphaloom.ingest.feed_store import FeedTables, first_sightings, merge_first_sightings
 from alphaloom.ingest.quarantine import Rejected, quarantine
 
-_TRACKING_PARAMS = frozenset({"fbclid", "gclid"})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-# Category terms that already look like one of our symbols (BASE/QUOTE) are taken as they are.
-_SYMBOL_TERM = re.compile(r"^[A-Z0-9][A-Z0-9.\-]*/[A-Z0-9]+$")
-# The sanity window for story dates (see the module docstring). The lead is the one the news quality suite allows.
-MAX_LEAD = timedelta(hours=24)
-# RSS dates from 1999; a story "published" before the web carried news is a broken or defaulted date (often 1970).
-EARLIEST_PUBLISHED = datetime(1995, 1, 1, tzinfo=UTC)
-_NUL = "\x00"
-_PAYLOAD_CHARS = 2000
-_NON_WORD = re.compile(r"[^\w]+")
 _TITLE_WINDOW = timedelta(hours=1)  # syndicated copies appear within minutes
 
 
@@ -90,51 +58,12 @@ class NewsIngestResult:
     quarantined: int
 
 
-def canonical_url(url: str) -> str:
-    """The URL a story is identified by: lowercase scheme and host, default port dropped, ``utm_*``/``fbclid``/``gclid``
-    query parameters and the fragment removed, remaining parameters sorted, trailing slash stripped."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{parts.port}"
-    if parts.username is not None:
-        userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
-        host = f"{userinfo}@{host}"
-    query = sorted(
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not (k.lower().startswith("utm_") or k.lower() in _TRACKING_PARAMS)
-    )
-    return urlunsplit((scheme, host, parts.path.rstrip("/"), urlencode(query), ""))
-
-
-def news_id(url: str | None, guid: str | None, feed: str | None = None) -> NewsId:
-    """``stable_hash`` of the canonical URL; else of the guid's canonical URL when the guid is an http(s) URL (a
-    permalink); else of ``feed`` and the guid (a guid is unique within its feed only; without ``feed``, the guid
-    alone). ``ValueError`` when there is neither link nor guid."""
-    if url and url.strip():
-        return NewsId(stable_hash(canonical_url(url)))
-    if guid and guid.strip():
-        guid = guid.strip()
-        if _is_permalink(guid):
-            return NewsId(stable_hash(canonical_url(guid)))
-        return NewsId(stable_hash(f"{feed}\n{guid}" if feed else guid))
-    raise ValueError("no link or guid to identify the story")
-
-
-def _is_permalink(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme.lower() in {"http", "https"} and bool(parts.hostname)
-
-
-def source_name(source: str | Path) -> str:
-    """How sightings name a feed: a local file by its file name (so the same feed read from another folder is the same
-    source), a URL by itself without its query string and fragment."""
-    if _is_url(str(source)):
-        parts = urlsplit(str(source))
-        return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, "", ""))
-    return Path(source).name
+# Where stories are stored (``alphaloom.ingest.feed_store`` merges them): columns read from ``NewsItem``'s fields.
+NEWS_TABLES = FeedTables(
+    items="raw.news", sightings="raw.news_sightings", symbols="raw.news_symbols", key="news_id",
+    columns=(("id", "text"), ("url", "text"), ("title", "text"), ("summary", "text"), ("published_at", "timestamptz"),
+             ("first_seen_at", "timestamptz"), ("first_seen_assumed", "boolean"), ("published_unknown", "boolean")),
+)  # fmt: skip
 
 
 def parse_feed(
@@ -145,20 +74,12 @@ def parse_feed(
     aliases: Mapping[str, str] | None = None,
     name: str | None = None,
 ) -> ParsedFeed:
-    """Parse one RSS/Atom feed from a file path or URL.
-
-    ``fetched_at=None`` (files, backfills) assumes each story was first seen ``assumed_latency`` after publication;
-    otherwise ``fetched_at`` is the first-seen time. Symbols come from category terms that look like ``BASE/QUOTE``
-    and, through ``aliases`` (alias -> symbol, case-insensitive), from category terms and whole words of the title.
-    ``name`` overrides ``source_name(source)``. Never raises for bad input: problems come back in ``rejected``.
-    """
+    """Parse one RSS/Atom feed from a file path or URL (``feed_entries.read_entries``' rules); ``name`` overrides
+    ``source_name(source)``. Never raises for bad input: problems come back in ``rejected``."""
     label = name or source_name(source)
-    document, problem = _read(source)
-    if problem is not None:
-        return ParsedFeed([], label, [Rejected(str(source), "feed", "", problem)])
-    return parse_document(document, source=str(source), name=label, fetched_at=fetched_at,
-                          assumed_latency=assumed_latency, aliases=aliases,
-                          clock=_file_clock(source) if fetched_at is None else None)  # fmt: skip
+    read = read_source_entries(source, name=label, fetched_at=fetched_at, assumed_latency=assumed_latency,
+                               aliases=aliases)  # fmt: skip
+    return _news_feed(read, label)
 
 
 def parse_document(
@@ -173,34 +94,14 @@ def parse_document(
     clock: datetime | None = None,
 ) -> ParsedFeed:
     """Parse a feed document already fetched (``alphaloom.ingest.feeds`` does the HTTP); same rules as ``parse_feed``.
+    ``ParsedFeed.bozo`` carries feedparser's complaint about a malformed document whose entries could still be read."""
+    read = read_entries(document, source=source, name=name, fetched_at=fetched_at, assumed_latency=assumed_latency,
+                        aliases=aliases, base_url=base_url, clock=clock)  # fmt: skip
+    return _news_feed(read, name)
 
-    ``base_url`` (the URL the document came from) resolves relative links. ``clock`` is the latest time a story may
-    honestly be dated by (plus ``MAX_LEAD``): the fetch time when ``fetched_at`` is given, else ``clock``, else now.
-    ``ParsedFeed.bozo`` carries feedparser's complaint about a malformed document whose entries could still be read.
-    """
-    where, label = source, name
-    if fetched_at is not None:
-        fetched_at = require_utc(fetched_at, "fetched_at")
-    latest = (fetched_at or (require_utc(clock, "clock") if clock is not None else datetime.now(UTC))) + MAX_LEAD
-    if not document.strip():
-        reason = f"{where} is empty (no feed document)"
-        return ParsedFeed([], label, [Rejected(where, "feed", "", reason)])
-    parsed = feedparser.parse(document)
-    if not parsed.entries and (parsed.bozo or not parsed.get("version")):
-        problem = _printable(str(parsed.get("bozo_exception") or "no feed elements found"))
-        reason = f"{where} is not a readable RSS/Atom feed: {problem}"
-        return ParsedFeed([], label, [Rejected(where, "feed", _snippet(document), reason)])
-    matcher = _SymbolMatcher(aliases or {})
-    items: list[NewsItem] = []
-    rejected: list[Rejected] = []
-    for index, entry in enumerate(parsed.entries, start=1):
-        try:
-            items.append(_item(entry, matcher, fetched_at, assumed_latency, feed=label, latest=latest, base=base_url))
-        except ValueError as exc:
-            location = f"item {index} ({_entry_ref(entry)})"
-            rejected.append(Rejected(where, location, _entry_payload(entry), f"{where} {location}: {exc}"))
-    bozo = f"malformed feed: {_printable(str(parsed.get('bozo_exception')))}" if parsed.bozo else None
-    return ParsedFeed(items, label, rejected, bozo=bozo)
+
+def _news_feed(read: FeedEntries, name: str) -> ParsedFeed:
+    return ParsedFeed([item for _, item in read.entries], name, read.rejected, bozo=read.bozo)
 
 
 def store_news(conn: Connection, run_id: str, feeds: Sequence[ParsedFeed]) -> NewsIngestResult:
@@ -210,37 +111,18 @@ def store_news(conn: Connection, run_id: str, feeds: Sequence[ParsedFeed]) -> Ne
     per (story, feed source), one row per (story, symbol); rejected feeds and entries go to ``raw.quarantine``.
     The run must already exist in ``audit.runs``.
     """
-    earliest: dict[str, NewsItem] = {}
-    sightings: dict[tuple[str, str], datetime] = {}
-    symbols: dict[tuple[str, str], datetime] = {}
     same_story = _title_aliases(conn, [i for f in feeds for i in f.items])
-    for feed in feeds:
-        for item in feed.items:
-            if item.id in same_story:
-                item = replace(item, id=same_story[item.id])
-            kept = earliest.get(item.id)
-            if kept is None or item.first_seen_at < kept.first_seen_at:
-                earliest[item.id] = item
-            key = (item.id, feed.source)
-            sightings[key] = min(sightings.get(key, item.first_seen_at), item.first_seen_at)
-            for symbol in item.symbols:
-                link = (item.id, symbol)
-                symbols[link] = min(symbols.get(link, item.first_seen_at), item.first_seen_at)
-    total = sum(len(f.items) for f in feeds)
-    new_items = _merge_news(conn, run_id, earliest.values())
+    batch = first_sightings(
+        (f.source, [replace(i, id=same_story[i.id]) if i.id in same_story else i for i in f.items]) for f in feeds
+    )
+    merged = merge_first_sightings(conn, run_id, NEWS_TABLES, batch)
     return NewsIngestResult(
-        new_items=new_items,
-        duplicate_items=total - new_items,
-        sightings_added=_merge_sightings(conn, run_id, sightings),
-        symbols_added=_merge_symbols(conn, symbols),
+        new_items=merged.new,
+        duplicate_items=merged.duplicates,
+        sightings_added=merged.sightings_added,
+        symbols_added=merged.symbols_added,
         quarantined=quarantine(conn, run_id, [r for f in feeds for r in f.rejected]),
     )
-
-
-def normalised_title(title: str) -> str:
-    """Lowercase words of a title without punctuation: the third identity (after guid and canonical URL) that
-    recognises one story syndicated under different links."""
-    return " ".join(_NON_WORD.sub(" ", title.lower()).split())
 
 
 def _title_aliases(conn: Connection, items: Sequence[NewsItem]) -> dict[str, NewsId]:
@@ -272,266 +154,3 @@ def _title_aliases(conn: Connection, items: Sequence[NewsItem]) -> dict[str, New
         elif match != item.id:
             aliases[item.id] = match
     return aliases
-
-
-# --- parsing --------------------------------------------------------------------------------------------------------
-
-
-def _is_url(source: str) -> bool:
-    return urlsplit(source).scheme.lower() in {"http", "https", "file"}
-
-
-def _file_clock(source: str | Path) -> datetime | None:
-    """A feed file's own time: its modification time, capped at now (a clock-skewed copy can be stamped ahead)."""
-    if isinstance(source, str) and _is_url(source):
-        return None
-    now = datetime.now(UTC)
-    try:
-        return min(datetime.fromtimestamp(Path(source).stat().st_mtime, UTC), now)
-    except OSError:
-        return now
-
-
-def _read(source: str | Path) -> tuple[bytes | str, str | None]:
-    """The feed document (bytes of a file; a URL for feedparser to fetch), or the reason it cannot be read."""
-    if isinstance(source, str) and _is_url(source):
-        return source, None
-    path = Path(source)
-    try:
-        return path.read_bytes(), None
-    except FileNotFoundError:
-        return b"", f"feed file {path} does not exist"
-    except OSError as exc:
-        return b"", f"feed file {path} cannot be read: {exc}"
-
-
-def _snippet(document: bytes | str) -> str:
-    if isinstance(document, bytes):
-        return _printable(document[:_PAYLOAD_CHARS].decode("utf-8", errors="replace"))
-    return _printable(document[:_PAYLOAD_CHARS])
-
-
-def _printable(value: str) -> str:
-    """``value`` with NUL bytes spelled out, so a quarantine row or failure reason can be stored and read."""
-    return value.replace(_NUL, "\\x00")
-
-
-class _SymbolMatcher:
-    """Finds symbols in category terms (``BASE/QUOTE`` as is, or an alias) and in whole words of titles (aliases)."""
-
-    def __init__(self, aliases: Mapping[str, str]) -> None:
-        self._aliases = {alias.strip().lower(): symbol for alias, symbol in aliases.items() if alias.strip()}
-        # Longest first so "bitcoin cash" wins over "bitcoin" when both are aliases.
-        ordered = sorted(self._aliases, key=len, reverse=True)
-        self._title = (
-            re.compile(r"(?<!\w)(" + "|".join(re.escape(a) for a in ordered) + r")(?!\w)", re.I) if ordered else None
-        )
-
-    def symbols(self, terms: Iterable[str], title: str) -> tuple[str, ...]:
-        found: set[str] = set()
-        for term in terms:
-            term = term.strip()
-            if term.lower() in self._aliases:
-                found.add(self._aliases[term.lower()])
-            elif _SYMBOL_TERM.match(term.upper()):
-                found.add(term.upper())
-        if self._title is not None:
-            found.update(self._aliases[m.lower()] for m in self._title.findall(title))
-        return tuple(sorted(found))
-
-
-def _field(entry: Any, key: str) -> Any:
-    # Plain dict access: feedparser's own ``get`` maps a missing ``updated`` to ``published`` with a DeprecationWarning.
-    return dict.get(entry, key)
-
-
-def _http_link(entry: Any, base: str | None = None) -> str | None:
-    """The entry's web link; RSS guids without ``isPermaLink="false"`` also land in ``link``, and a ``urn:`` is no URL.
-    A relative link (no scheme) is resolved against ``base``, the URL the feed was fetched from (feedparser already
-    applied any ``xml:base`` of the document); without a base it names nothing."""
-    link = (_field(entry, "link") or "").strip()
-    if link and base and not urlsplit(link).scheme:
-        link = urljoin(base, link)
-    return link if urlsplit(link).scheme.lower() in {"http", "https"} else None
-
-
-def _item(
-    entry: Any,
-    matcher: _SymbolMatcher,
-    fetched_at: datetime | None,
-    latency: timedelta,
-    *,
-    feed: str,
-    latest: datetime,
-    base: str | None = None,
-) -> NewsItem:
-    """One entry as a ``NewsItem``; ``ValueError`` says why it cannot be one."""
-    if any(_NUL in str(_field(entry, k) or "") for k in ("title", "summary", "link", "id")) or any(
-        _NUL in (t.get("term") or "") for t in _field(entry, "tags") or []
-    ):
-        raise ValueError("entry contains a NUL byte, which cannot be stored as text")
-    title = _plain(_field(entry, "title"))
-    if not title:
-        raise ValueError("entry has no title")
-    published = _entry_time(entry)
-    if published is None and fetched_at is None:
-        raise ValueError("entry has no parseable date (published or updated)")
-    if published is not None and not EARLIEST_PUBLISHED <= published <= latest:
-        raise ValueError(
-            f"entry date {published.isoformat()} is outside the sane window "
-            f"[{EARLIEST_PUBLISHED.date().isoformat()}, {latest.isoformat()}] of its feed's time"
-        )
-    link = _http_link(entry, base)
-    guid = (_field(entry, "id") or "").strip() or None
-    terms = [t.get("term") or "" for t in _field(entry, "tags") or []]
-    return NewsItem(
-        id=news_id(link, guid, feed),
-        url=canonical_url(link) if link else (canonical_url(guid) if guid and _is_permalink(guid) else None),
-        title=title,
-        summary=_plain(_field(entry, "summary")),
-        published_at=published if published is not None else fetched_at,
-        first_seen_at=fetched_at if fetched_at is not None else published + latency,
-        first_seen_assumed=fetched_at is None,
-        symbols=matcher.symbols(terms, title),
-        published_unknown=published is None,
-    )
-
-
-class _TextOnly(HTMLParser):
-    """Collects the text of an HTML fragment: tags become word breaks, script and style content is dropped, character
-    references are decoded; a ``<`` that starts no tag (``P/E < 10``) stays text."""
-
-    _HIDDEN = frozenset({"script", "style"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._hidden += tag in self._HIDDEN
-        self.parts.append(" ")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._HIDDEN and self._hidden:
-            self._hidden -= 1
-        self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
-
-
-def _plain(value: object) -> str:
-    """Text without markup: feed summaries are often HTML, and sentiment scoring wants words."""
-    if not isinstance(value, str):
-        return ""
-    parser = _TextOnly()
-    parser.feed(value)
-    parser.close()
-    return " ".join("".join(parser.parts).split())
-
-
-def _entry_time(entry: Any) -> datetime | None:
-    # feedparser normalises any date format it understands to a UTC struct_time.
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = _field(entry, key)
-        if value:
-            return datetime.fromtimestamp(calendar.timegm(value), UTC)
-    return None
-
-
-def _entry_ref(entry: Any) -> str:
-    if _field(entry, "id"):
-        return _printable(f"guid {_field(entry, 'id')}")
-    if _field(entry, "link"):
-        return _printable(f"link {_field(entry, 'link')}")
-    return "no guid or link"
-
-
-def _entry_payload(entry: Any) -> str:
-    keys = ("id", "link", "title", "published", "updated", "summary")
-    fields = {k: _field(entry, k) for k in keys if _field(entry, k)}
-    return json.dumps(fields, ensure_ascii=False, default=str)[:_PAYLOAD_CHARS]
-
-
-# --- storing --------------------------------------------------------------------------------------------------------
-
-# One statement per table with array parameters: a single round trip however many items, and the ON CONFLICT clauses
-# make the merge idempotent. ``xmax = 0`` tells an inserted row from one updated by the conflict clause.
-_MERGE_NEWS = text(
-    """
-    insert into raw.news (id, url, title, summary, published_at, first_seen_at, first_seen_assumed, published_unknown,
-                          run_id)
-    select id, url, title, summary, published_at, first_seen_at, first_seen_assumed, published_unknown, :run_id
-    from unnest(cast(:ids as text[]), cast(:urls as text[]), cast(:titles as text[]), cast(:summaries as text[]),
-                cast(:published as timestamptz[]), cast(:first_seen as timestamptz[]), cast(:assumed as boolean[]),
-                cast(:unknown as boolean[]))
-         as t(id, url, title, summary, published_at, first_seen_at, first_seen_assumed, published_unknown)
-    on conflict (id) do update
-       set first_seen_at = excluded.first_seen_at, first_seen_assumed = excluded.first_seen_assumed
-     where excluded.first_seen_at < raw.news.first_seen_at
-    returning (xmax = 0) as inserted
-    """
-)
-_MERGE_SIGHTINGS = text(
-    """
-    insert into raw.news_sightings (news_id, source, seen_at, run_id)
-    select news_id, source, seen_at, :run_id
-    from unnest(cast(:ids as text[]), cast(:sources as text[]), cast(:seen as timestamptz[])) as t(news_id, source, seen_at)
-    on conflict (news_id, source) do nothing
-    returning 1
-    """
-)
-# A link first known earlier (an earlier sighting carried it) moves its time earlier, as raw.news.first_seen_at does.
-_MERGE_SYMBOLS = text(
-    """
-    insert into raw.news_symbols (news_id, symbol, first_known_at)
-    select news_id, symbol, first_known_at
-    from unnest(cast(:ids as text[]), cast(:symbols as text[]), cast(:known as timestamptz[]))
-         as t(news_id, symbol, first_known_at)
-    on conflict (news_id, symbol) do update set first_known_at = excluded.first_known_at
-     where excluded.first_known_at < raw.news_symbols.first_known_at
-    returning (xmax = 0) as inserted
-    """
-)
-
-
-def _merge_news(conn: Connection, run_id: str, items: Iterable[NewsItem]) -> int:
-    rows = sorted(items, key=lambda i: i.id)  # a fixed order keeps concurrent merges from deadlocking
-    if not rows:
-        return 0
-    result = conn.execute(
-        _MERGE_NEWS,
-        {
-            "run_id": run_id,
-            "ids": [i.id for i in rows],
-            "urls": [i.url for i in rows],
-            "titles": [i.title for i in rows],
-            "summaries": [i.summary for i in rows],
-            "published": [i.published_at for i in rows],
-            "first_seen": [i.first_seen_at for i in rows],
-            "assumed": [i.first_seen_assumed for i in rows],
-            "unknown": [i.published_unknown for i in rows],
-        },
-    )
-    return sum(1 for (inserted,) in result if inserted)
-
-
-def _merge_sightings(conn: Connection, run_id: str, sightings: Mapping[tuple[str, str], datetime]) -> int:
-    keys = sorted(sightings)
-    if not keys:
-        return 0
-    params = {"run_id": run_id, "ids": [k[0] for k in keys], "sources": [k[1] for k in keys]}
-    return len(conn.execute(_MERGE_SIGHTINGS, {**params, "seen": [sightings[k] for k in keys]}).all())
-
-
-def _merge_symbols(conn: Connection, symbols: Mapping[tuple[str, str], datetime]) -> int:
-    pairs = sorted(symbols)
-    if not pairs:
-        return 0
-    params = {"ids": [p[0] for p in pairs], "symbols": [p[1] for p in pairs], "known": [symbols[p] for p in pairs]}
-    return sum(1 for (inserted,) in conn.execute(_MERGE_SYMBOLS, params) if inserted)

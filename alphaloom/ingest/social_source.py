@@ -2,14 +2,15 @@
 
 A feed is social when its entry in the feeds configuration starts with ``social:`` (``social:https://host/r/x/.rss``,
 ``social:path/to/file.atom``) or its URL is on a known community host (``reddit.com``); ``feed_kind`` splits an entry
-into its kind and its source. Social posts are parsed like news (``alphaloom.ingest.news_source``: the same identity,
+into its kind and its source. Social posts are parsed like news (``alphaloom.ingest.feed_entries``: the same identity,
 date sanity, markup stripping and symbol tagging, the same point-in-time first-seen times) and carry what the spam
 filters need: the ``author`` and, where the feed says so, when the author's account was created
 (an entry element whose name ends in ``author_created``, an ISO time, or ``author_age_days``, a number of days before
 the post) and ``text_hash``, the hash of the normalised text (repeated text).
 
-``store_social`` merges them into ``raw.social_posts``, ``raw.social_sightings`` and ``raw.social_symbols``: one row
-per post (the earliest sighting's first-seen time wins), idempotent, in the caller's transaction.
+``store_social`` merges them into ``raw.social_posts``, ``raw.social_sightings`` and ``raw.social_symbols``
+(``alphaloom.ingest.feed_store``): one row per post (the earliest sighting's first-seen time wins; a cross-post is a
+second sighting), idempotent, in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -21,22 +22,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import feedparser
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from alphaloom.domain import NewsItem, stable_hash
-from alphaloom.ingest.news_source import (
-    MAX_LEAD,
-    _field,
-    _file_clock,
-    _item,
-    _plain,
-    _printable,
-    _read,
-    _SymbolMatcher,
+from alphaloom.ingest.feed_entries import (
+    FeedEntries,
+    entry_field,
     normalised_title,
+    plain_text,
+    read_entries,
+    read_source_entries,
     source_name,
 )
+from alphaloom.ingest.feed_store import FeedTables, first_sightings, merge_first_sightings
 from alphaloom.ingest.quarantine import Rejected, quarantine
 from alphaloom.ingest.social_post import SocialPost
 
@@ -98,36 +96,10 @@ def parse_social_document(
     base_url: str | None = None,
     clock: datetime | None = None,
 ) -> ParsedSocialFeed:
-    """A social feed document as posts; the rules of ``news_source.parse_document`` (never raises for bad input)."""
-    latest = (fetched_at or clock or datetime.now(UTC)) + MAX_LEAD
-    if not (document.strip() if isinstance(document, bytes | str) else document):
-        return ParsedSocialFeed([], name, [Rejected(source, "feed", "", f"{source} is empty (no feed document)")])
-    parsed = feedparser.parse(document)
-    if not parsed.entries and (parsed.bozo or not parsed.get("version")):
-        problem = _printable(str(parsed.get("bozo_exception") or "no feed elements found"))
-        return ParsedSocialFeed([], name, [Rejected(source, "feed", "", f"{source} is not a readable feed: {problem}")])
-    matcher = _SymbolMatcher(aliases or {})
-    posts: list[SocialPost] = []
-    rejected: list[Rejected] = []
-    for index, entry in enumerate(parsed.entries, start=1):
-        try:
-            item: NewsItem = _item(entry, matcher, fetched_at, assumed_latency, feed=name, latest=latest, base=base_url)
-        except ValueError as exc:
-            location = f"item {index}"
-            rejected.append(Rejected(source, location, "", f"{source} {location}: {exc}"))
-            continue
-        body = item.summary or _plain(((_field(entry, "content") or [{}])[0]).get("value"))
-        author = (_field(entry, "author") or "").strip() or None
-        posts.append(
-            SocialPost(
-                id=item.id, url=item.url, author=author,
-                author_created_at=_author_created(entry, item.published_at),
-                title=item.title, body=body, text_hash=post_text_hash(item.title, body),
-                published_at=item.published_at, first_seen_at=item.first_seen_at,
-                first_seen_assumed=item.first_seen_assumed, symbols=item.symbols,
-            )
-        )  # fmt: skip
-    return ParsedSocialFeed(posts, name, rejected)
+    """A social feed document as posts; the rules of ``feed_entries.read_entries`` (never raises for bad input)."""
+    read = read_entries(document, source=source, name=name, fetched_at=fetched_at, assumed_latency=assumed_latency,
+                        aliases=aliases, base_url=base_url, clock=clock, feed_word="feed", evidence=False)  # fmt: skip
+    return _social_feed(read, name)
 
 
 def parse_social_feed(
@@ -136,12 +108,24 @@ def parse_social_feed(
 ) -> ParsedSocialFeed:  # fmt: skip
     """One social feed file (or URL for feedparser): ``parse_social_document`` on its contents."""
     label = source_name(source)
-    document, problem = _read(source)
-    if problem is not None:
-        return ParsedSocialFeed([], label, [Rejected(str(source), "feed", "", problem)])
-    return parse_social_document(document, source=str(source), name=label, fetched_at=fetched_at,
-                                 assumed_latency=assumed_latency, aliases=aliases,
-                                 clock=_file_clock(source) if fetched_at is None else None)  # fmt: skip
+    read = read_source_entries(source, name=label, fetched_at=fetched_at, assumed_latency=assumed_latency,
+                               aliases=aliases, feed_word="feed", evidence=False)  # fmt: skip
+    return _social_feed(read, label)
+
+
+def _social_feed(read: FeedEntries, name: str) -> ParsedSocialFeed:
+    return ParsedSocialFeed([_post(entry, item) for entry, item in read.entries], name, read.rejected)
+
+
+def _post(entry: Any, item: NewsItem) -> SocialPost:
+    """An entry read as a story, with what the spam filters need: author, account age, the hash of its text."""
+    body = item.summary or plain_text(((entry_field(entry, "content") or [{}])[0]).get("value"))
+    author = (entry_field(entry, "author") or "").strip() or None
+    return SocialPost(
+        id=item.id, url=item.url, author=author, author_created_at=_author_created(entry, item.published_at),
+        title=item.title, body=body, text_hash=post_text_hash(item.title, body), published_at=item.published_at,
+        first_seen_at=item.first_seen_at, first_seen_assumed=item.first_seen_assumed, symbols=item.symbols,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,83 +140,29 @@ class SocialIngestResult:
     quarantined: int
 
 
-_MERGE_POSTS = text(
-    """
-    insert into raw.social_posts (id, url, author, author_created_at, title, body, text_hash, published_at,
-                                  first_seen_at, first_seen_assumed, run_id)
-    select id, url, author, author_created_at, title, body, text_hash, published_at, first_seen_at, assumed, :run_id
-    from unnest(cast(:ids as text[]), cast(:urls as text[]), cast(:authors as text[]),
-                cast(:created as timestamptz[]), cast(:titles as text[]), cast(:bodies as text[]),
-                cast(:hashes as text[]), cast(:published as timestamptz[]), cast(:first_seen as timestamptz[]),
-                cast(:assumed as boolean[]))
-         as t(id, url, author, author_created_at, title, body, text_hash, published_at, first_seen_at, assumed)
-    on conflict (id) do update
-       set first_seen_at = excluded.first_seen_at, first_seen_assumed = excluded.first_seen_assumed
-     where excluded.first_seen_at < raw.social_posts.first_seen_at
-    returning (xmax = 0) as inserted
-    """
-)
-_MERGE_SIGHTINGS = text(
-    """
-    insert into raw.social_sightings (post_id, source, seen_at, run_id)
-    select post_id, source, seen_at, :run_id
-    from unnest(cast(:ids as text[]), cast(:sources as text[]), cast(:seen as timestamptz[])) as t(post_id, source, seen_at)
-    on conflict (post_id, source) do nothing
-    returning 1
-    """
-)
-_MERGE_SYMBOLS = text(
-    """
-    insert into raw.social_symbols (post_id, symbol, first_known_at)
-    select post_id, symbol, known
-    from unnest(cast(:ids as text[]), cast(:symbols as text[]), cast(:known as timestamptz[])) as t(post_id, symbol, known)
-    on conflict (post_id, symbol) do update set first_known_at = excluded.first_known_at
-     where excluded.first_known_at < raw.social_symbols.first_known_at
-    returning (xmax = 0) as inserted
-    """
-)
+# Where posts are stored (``alphaloom.ingest.feed_store`` merges them): columns read from ``SocialPost``'s fields.
+SOCIAL_TABLES = FeedTables(
+    items="raw.social_posts", sightings="raw.social_sightings", symbols="raw.social_symbols", key="post_id",
+    columns=(("id", "text"), ("url", "text"), ("author", "text"), ("author_created_at", "timestamptz"),
+             ("title", "text"), ("body", "text"), ("text_hash", "text"), ("published_at", "timestamptz"),
+             ("first_seen_at", "timestamptz"), ("first_seen_assumed", "boolean")),
+)  # fmt: skip
+
+
+def _with_author(earlier: SocialPost, kept: SocialPost) -> SocialPost:
+    """An earlier copy of a post replaces the one kept, keeping the author only the later copy named."""
+    return replace(earlier, author=earlier.author or kept.author)
 
 
 def store_social(conn: Connection, run_id: str, feeds: Sequence[ParsedSocialFeed]) -> SocialIngestResult:
     """Merge parsed social feeds into ``raw`` within the caller's transaction; running it again adds nothing."""
-    earliest: dict[str, SocialPost] = {}
-    sightings: dict[tuple[str, str], datetime] = {}
-    symbols: dict[tuple[str, str], datetime] = {}
-    for feed in feeds:
-        for post in feed.posts:
-            kept = earliest.get(post.id)
-            if kept is None or post.first_seen_at < kept.first_seen_at:
-                earliest[post.id] = post if kept is None else replace(post, author=post.author or kept.author)
-            key = (post.id, feed.source)
-            sightings[key] = min(sightings.get(key, post.first_seen_at), post.first_seen_at)
-            for symbol in post.symbols:
-                symbols[(post.id, symbol)] = min(symbols.get((post.id, symbol), post.first_seen_at), post.first_seen_at)
-    rows = sorted(earliest.values(), key=lambda p: p.id)
-    new = 0
-    if rows:
-        result = conn.execute(_MERGE_POSTS, {
-            "run_id": run_id, "ids": [p.id for p in rows], "urls": [p.url for p in rows],
-            "authors": [p.author for p in rows], "created": [p.author_created_at for p in rows],
-            "titles": [p.title for p in rows], "bodies": [p.body for p in rows], "hashes": [p.text_hash for p in rows],
-            "published": [p.published_at for p in rows], "first_seen": [p.first_seen_at for p in rows],
-            "assumed": [p.first_seen_assumed for p in rows],
-        })  # fmt: skip
-        new = sum(1 for (inserted,) in result if inserted)
-    added_sightings = added_symbols = 0
-    if sightings:
-        keys = sorted(sightings)
-        added_sightings = len(conn.execute(_MERGE_SIGHTINGS, {
-            "run_id": run_id, "ids": [k[0] for k in keys], "sources": [k[1] for k in keys],
-            "seen": [sightings[k] for k in keys]}).all())  # fmt: skip
-    if symbols:
-        pairs = sorted(symbols)
-        added_symbols = sum(1 for (inserted,) in conn.execute(_MERGE_SYMBOLS, {
-            "ids": [p[0] for p in pairs], "symbols": [p[1] for p in pairs],
-            "known": [symbols[p] for p in pairs]}) if inserted)  # fmt: skip
+    merged = merge_first_sightings(
+        conn, run_id, SOCIAL_TABLES, first_sightings(((f.source, f.posts) for f in feeds), _with_author)
+    )
     return SocialIngestResult(
-        new_posts=new,
-        duplicate_posts=sum(len(f.posts) for f in feeds) - new,
-        sightings_added=added_sightings,
-        symbols_added=added_symbols,
+        new_posts=merged.new,
+        duplicate_posts=merged.duplicates,
+        sightings_added=merged.sightings_added,
+        symbols_added=merged.symbols_added,
         quarantined=quarantine(conn, run_id, [r for f in feeds for r in f.rejected]),
     )

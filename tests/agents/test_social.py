@@ -19,7 +19,16 @@ from agents.social import (
     social_opinion,
 )
 from alphaloom.domain import Action, AgentOpinion
-from alphaloom.ingest.social_source import SOCIAL, feed_kind, parse_social_feed, store_social
+from alphaloom.ingest.social_post import SocialPost
+from alphaloom.ingest.social_source import (
+    SOCIAL,
+    ParsedSocialFeed,
+    feed_kind,
+    parse_social_document,
+    parse_social_feed,
+    post_text_hash,
+    store_social,
+)
 
 FEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
 LATENCY = timedelta(minutes=15)
@@ -172,3 +181,95 @@ def test_a_fetched_social_feed_is_first_seen_at_its_fetch_time(engine: Engine) -
             text("select first_seen_at, first_seen_assumed from raw.social_posts where url like '%post9/fetched_copy'")
         ).one()
     assert before <= seen <= after and not assumed
+
+
+def _post(tag: str, seen: datetime, symbols: tuple[str, ...] = (), *, author: str | None = None) -> SocialPost:
+    """One post of this test alone (its id carries ``tag``), first seen at ``seen``."""
+    title = f"Pinned post {tag}"
+    return SocialPost(
+        id=f"pin-{tag}", url=f"https://forum.example/{tag}", author=author, author_created_at=None, title=title,
+        body="", text_hash=post_text_hash(title, ""), published_at=datetime(2025, 3, 4, 9, tzinfo=UTC),
+        first_seen_at=seen, first_seen_assumed=False, symbols=symbols,
+    )  # fmt: skip
+
+
+def test_a_post_seen_again_later_keeps_its_first_seen_time_and_a_crosspost_adds_only_a_sighting(
+    engine: Engine,
+) -> None:
+    tag = uuid.uuid4().hex[:12]
+    first, later = datetime(2025, 3, 4, 9, 5, tzinfo=UTC), datetime(2025, 3, 4, 11, tzinfo=UTC)
+    btc, eth = f"B{tag[:6]}/USDT", f"E{tag[:6]}/USDT"
+    with engine.begin() as conn:
+        stored = store_social(conn, _run(conn), [ParsedSocialFeed([_post(tag, first, (btc,))], "r_a")])
+        again = _post(tag, later, (btc, eth), author="/u/late")
+        result = store_social(conn, _run(conn), [ParsedSocialFeed([again], "r_a"), ParsedSocialFeed([again], "r_b")])
+        row = conn.execute(text("select first_seen_at, author from raw.social_posts where id = :i"),
+                           {"i": again.id}).one()  # fmt: skip
+        seen = dict(conn.execute(text("select source, seen_at from raw.social_sightings where post_id = :i"),
+                                 {"i": again.id}).all())  # fmt: skip
+        known = dict(conn.execute(text("select symbol, first_known_at from raw.social_symbols where post_id = :i"),
+                                  {"i": again.id}).all())  # fmt: skip
+    assert (stored.new_posts, stored.sightings_added, stored.symbols_added) == (1, 1, 1)
+    assert (result.new_posts, result.duplicate_posts, result.sightings_added, result.symbols_added) == (0, 2, 1, 1)
+    assert tuple(row) == (first, None)  # a stored post keeps its first-seen time (and what it was stored with)
+    assert seen == {"r_a": first, "r_b": later} and known == {btc: first, eth: later}
+
+
+def test_the_earliest_copy_in_a_batch_wins_and_keeps_an_author_only_a_later_copy_named(engine: Engine) -> None:
+    tag = uuid.uuid4().hex[:12]
+    early, late = datetime(2025, 3, 4, 9, 1, tzinfo=UTC), datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
+    feeds = [
+        ParsedSocialFeed([_post(tag, late, author="/u/named")], "r_a"),
+        ParsedSocialFeed([_post(tag, early)], "r_b"),
+    ]
+    with engine.begin() as conn:
+        result = store_social(conn, _run(conn), feeds)
+        row = conn.execute(text("select first_seen_at, author from raw.social_posts where id = :i"),
+                           {"i": f"pin-{tag}"}).one()  # fmt: skip
+    assert (result.new_posts, result.duplicate_posts, result.sightings_added) == (1, 1, 2)
+    assert tuple(row) == (early, "/u/named")
+
+
+def test_a_post_tagged_by_a_later_sighting_is_read_for_that_symbol_from_that_sighting_only(engine: Engine) -> None:
+    tag = uuid.uuid4().hex[:12]
+    first, tagged = datetime(2025, 3, 4, 9, 5, tzinfo=UTC), datetime(2025, 3, 4, 10, 5, tzinfo=UTC)
+    btc, eth = f"B{tag[:6]}/USDT", f"E{tag[:6]}/USDT"
+    window, tick = timedelta(hours=2), timedelta(microseconds=1)
+    with engine.begin() as conn:
+        store_social(conn, _run(conn), [ParsedSocialFeed([_post(tag, first, (btc,))], "r_a")])
+        store_social(conn, _run(conn), [ParsedSocialFeed([_post(tag, tagged, (btc, eth))], "r_b")])
+        reads = {t: recent_social_by_symbol(conn, [btc, eth], t, window)
+                 for t in (tagged - tick, tagged, first + window - tick, first + window, tagged + window)}  # fmt: skip
+        loaded = recent_social_by_symbol(conn, [btc, eth], tagged + window, timedelta(days=1))
+    assert [(p.id, p.first_seen_at, p.symbols) for p in reads[tagged][eth]] == [(f"pin-{tag}", tagged, (eth,))]
+    assert reads[tagged - tick][eth] == [] and reads[tagged - tick][btc][0].first_seen_at == first
+    # (as_of - window, as_of]: a post seen exactly a window ago is out
+    assert len(reads[first + window - tick][btc]) == 1 and reads[first + window][btc] == []
+    assert reads[tagged + window][eth] == []
+    for t, read in reads.items():  # the pure window on loaded posts is the live read at every time
+        for symbol in (btc, eth):
+            assert posts_known(loaded[symbol], t, window) == read[symbol], (t, symbol)
+
+
+def test_a_social_feed_quarantines_by_the_same_rows_it_always_did() -> None:
+    """Social rejections name the item by its number alone and carry no payload (news ones carry evidence)."""
+    t = datetime(2026, 10, 6, 12, tzinfo=UTC)
+    untitled = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>r</title>'
+        b"<item><link>https://forum.example/p/1</link><pubDate>Tue, 06 Oct 2026 10:00:00 GMT</pubDate></item>"
+        b"<item><title>Kept</title><link>https://forum.example/p/2</link>"
+        b"<pubDate>Tue, 06 Oct 2026 10:00:00 GMT</pubDate></item></channel></rss>"
+    )
+    rows: dict[str, tuple[list[tuple[str, str, str, str]], int]] = {}
+    for label, document in (("empty", b"  "), ("garbage", b"<<< not a feed"), ("untitled", untitled)):
+        feed = parse_social_document(document, source=f"src-{label}", name=label, fetched_at=t, assumed_latency=LATENCY)
+        rows[label] = ([(r.source, r.location, r.payload, r.reason) for r in feed.rejected], len(feed.posts))
+    assert rows["empty"] == ([("src-empty", "feed", "", "src-empty is empty (no feed document)")], 0)
+    ([(source, location, payload, reason)], kept) = rows["garbage"]
+    assert (source, location, payload, kept) == ("src-garbage", "feed", "", 0)
+    assert reason.startswith("src-garbage is not a readable feed: ")
+    assert rows["untitled"] == ([("src-untitled", "item 1", "", "src-untitled item 1: entry has no title")], 1)
+    missing = parse_social_feed(FEEDS / "no-such.atom", fetched_at=None, assumed_latency=LATENCY)
+    assert [(r.location, r.payload, r.reason) for r in missing.rejected] == [
+        ("feed", "", f"feed file {FEEDS / 'no-such.atom'} does not exist")
+    ]

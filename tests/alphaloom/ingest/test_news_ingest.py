@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from alphaloom.domain import stable_hash
-from alphaloom.ingest.news_source import ParsedFeed, canonical_url, news_id, parse_feed, source_name, store_news
+from alphaloom.domain import NewsId, NewsItem, stable_hash
+from alphaloom.ingest.feed_entries import canonical_url, news_id, source_name
+from alphaloom.ingest.news_source import ParsedFeed, parse_feed, store_news
 from alphaloom.ingest.sampledata import DEFAULT_END, generate
 
 LATENCY = timedelta(minutes=15)
@@ -261,3 +262,50 @@ def test_storing_nothing_is_fine(engine: Engine) -> None:
     with engine.begin() as conn:
         result = store_news(conn, _new_run(conn), [ParsedFeed([], "empty")])
     assert result == type(result)(0, 0, 0, 0, 0)
+
+
+def _story(tag: str, seen: datetime, symbols: tuple[str, ...] = (), *, assumed: bool = False) -> NewsItem:
+    """One story of this test alone (its id and title carry ``tag``), first seen at ``seen``."""
+    return NewsItem(
+        id=NewsId(stable_hash(f"pin-{tag}")), url=f"https://pin.example/{tag}", title=f"Pinned story {tag}",
+        summary="", published_at=datetime(2025, 3, 4, 9, tzinfo=UTC), first_seen_at=seen, first_seen_assumed=assumed,
+        symbols=symbols,
+    )  # fmt: skip
+
+
+def test_a_story_seen_again_later_keeps_its_first_seen_time_and_a_new_feed_adds_a_sighting(engine: Engine) -> None:
+    tag = uuid.uuid4().hex[:12]
+    first, later = datetime(2025, 3, 4, 9, 5, tzinfo=UTC), datetime(2025, 3, 4, 11, tzinfo=UTC)
+    btc, eth = f"B{tag[:6]}/USDT", f"E{tag[:6]}/USDT"
+    story = _story(tag, first, (btc,))
+    again = _story(tag, later, (btc, eth))
+    row = text("select first_seen_at, first_seen_assumed from raw.news where id = :id")
+    with engine.begin() as conn:
+        stored = store_news(conn, _new_run(conn), [ParsedFeed([story], "wire")])
+        # the same story later: again in the same feed, and in a second feed that also tags a second symbol
+        result = store_news(conn, _new_run(conn), [ParsedFeed([again], "wire"), ParsedFeed([again], "markets")])
+        seen = dict(conn.execute(text("select source, seen_at from raw.news_sightings where news_id = :id"),
+                                 {"id": story.id}).all())  # fmt: skip
+        known = dict(conn.execute(text("select symbol, first_known_at from raw.news_symbols where news_id = :id"),
+                                  {"id": story.id}).all())  # fmt: skip
+        assert tuple(conn.execute(row, {"id": story.id}).one()) == (first, False)
+    assert (stored.new_items, stored.sightings_added, stored.symbols_added) == (1, 1, 1)
+    assert (result.new_items, result.duplicate_items, result.sightings_added, result.symbols_added) == (0, 2, 1, 1)
+    assert seen == {"wire": first, "markets": later}
+    assert known == {btc: first, eth: later}  # a link is known from the first sighting that carried it
+
+
+def test_an_earlier_copy_moves_the_sighting_and_symbol_times_earlier_too(engine: Engine) -> None:
+    tag = uuid.uuid4().hex[:12]
+    assumed_at, fetched_at = datetime(2025, 3, 4, 9, 15, tzinfo=UTC), datetime(2025, 3, 4, 9, 2, tzinfo=UTC)
+    symbol = f"B{tag[:6]}/USDT"
+    with engine.begin() as conn:
+        store_news(conn, _new_run(conn), [ParsedFeed([_story(tag, assumed_at, (symbol,), assumed=True)], "wire")])
+        result = store_news(conn, _new_run(conn), [ParsedFeed([_story(tag, fetched_at, (symbol,))], "live")])
+        story = _story(tag, fetched_at).id
+        row = conn.execute(text("select first_seen_at, first_seen_assumed from raw.news where id = :id"),
+                           {"id": story}).one()  # fmt: skip
+        known = conn.execute(text("select first_known_at from raw.news_symbols where news_id = :id"),
+                             {"id": story}).scalar_one()  # fmt: skip
+    assert (result.new_items, result.sightings_added, result.symbols_added) == (0, 1, 0)
+    assert tuple(row) == (fetched_at, False) and known == fetched_at
