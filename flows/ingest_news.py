@@ -133,15 +133,14 @@ def ingest_social(engine: Any, run_id: str, sources: list[str], *, quality: bool
     if urls:
         fetches = _fetch_conditionally(engine, urls)
         fetched = [
-            None if f.document is None else ParsedFeed([], f.feed) for f in fetches
-        ]  # state and failures are kept as for news feeds
-        with engine.begin() as conn:
-            record_fetches(conn, run_id, fetches, fetched)
-        parsed += [
+            None if f.document is None else
             parse_social_document(f.document, source=f.feed, name=source_name(f.feed), fetched_at=f.fetched_at,
                                   assumed_latency=latency, aliases=aliases, base_url=f.final_url or f.feed)
-            for f in fetches if f.document is not None
+            for f in fetches
         ]  # fmt: skip
+        with engine.begin() as conn:  # state and failures kept as for news feeds: a broken one is fetched in full
+            record_fetches(conn, run_id, fetches, fetched)
+        parsed += [p for p in fetched if p is not None]
     report = None
     if quality and parsed:
         known = {*settings.symbols, *aliases.values()}

@@ -14,14 +14,30 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import httpx
 from sqlalchemy import Connection, text
 
 from alphaloom.ingest.feed_entries import source_name
 from alphaloom.ingest.news_source import ParsedFeed, parse_document
+from alphaloom.ingest.quarantine import Rejected
 
 USER_AGENT = "AlphaLoom/0.1 (+feed reader; conditional GET)"
+
+
+class ParsedDocument(Protocol):
+    """What the fetch bookkeeping reads of a parsed document, news (``ParsedFeed``) or social (``ParsedSocialFeed``):
+    what was read, what was rejected (a ``feed`` row: the whole document), and a problem it was read despite."""
+
+    @property
+    def items(self) -> Sequence[object]: ...
+
+    @property
+    def rejected(self) -> Sequence[Rejected]: ...
+
+    @property
+    def bozo(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +124,14 @@ def parse_fetched(
                           base_url=fetch.final_url or fetch.feed)  # fmt: skip
 
 
-def failure_reason(fetch: FeedFetch, parsed: ParsedFeed | None) -> str | None:
+def failure_reason(fetch: FeedFetch, parsed: ParsedDocument | None) -> str | None:
     """Why a feed counts as broken this time, or ``None``."""
     if fetch.error:
         return fetch.error
     return parse_failure(fetch.feed, parsed)
 
 
-def parse_failure(feed: str, parsed: ParsedFeed | None) -> str | None:
+def parse_failure(feed: str, parsed: ParsedDocument | None) -> str | None:
     """Why a parsed feed counts as broken (empty or unreadable document, or malformed but still read), or ``None``."""
     if parsed is not None and not parsed.items and any(r.location == "feed" for r in parsed.rejected):
         return next(r.reason for r in parsed.rejected if r.location == "feed")
@@ -154,7 +170,7 @@ _UPSERT_STATE = text(
 
 
 def record_fetches(
-    conn: Connection, run_id: str, fetches: Sequence[FeedFetch], parsed: Sequence[ParsedFeed | None]
+    conn: Connection, run_id: str, fetches: Sequence[FeedFetch], parsed: Sequence[ParsedDocument | None]
 ) -> list[tuple[str, str]]:
     """Store each feed's new state and a failure row per broken feed; returns ``(feed, reason)`` of the broken ones.
 

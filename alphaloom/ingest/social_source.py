@@ -67,6 +67,16 @@ class ParsedSocialFeed:
     source: str
     rejected: list[Rejected] = field(default_factory=list)
 
+    @property
+    def items(self) -> list[SocialPost]:
+        """The posts, under the name a fetched document's bookkeeping reads (``alphaloom.ingest.feeds``)."""
+        return self.posts
+
+    @property
+    def bozo(self) -> str | None:
+        """A social feed read with a problem is rejected whole (a ``feed`` row of ``rejected``), never half read."""
+        return None
+
 
 def _author_created(entry: Any, published: datetime) -> datetime | None:
     for key in entry:

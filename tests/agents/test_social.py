@@ -273,3 +273,48 @@ def test_a_social_feed_quarantines_by_the_same_rows_it_always_did() -> None:
     assert [(r.location, r.payload, r.reason) for r in missing.rejected] == [
         ("feed", "", f"feed file {FEEDS / 'no-such.atom'} does not exist")
     ]
+
+
+def test_a_fetched_social_url_that_is_not_a_feed_is_recorded_as_broken_and_fetched_in_full_next_time(
+    engine: Engine,
+) -> None:
+    """A social URL answering 200 with a page that is not a feed: one ``raw.feed_failures`` row naming it, and its
+    validators are not kept, so the next run fetches it in full (as for a news URL)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from flows.ingest_news import ingest_social
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("ETag", '"page-v1"')
+            self.end_headers()
+            self.wfile.write(b"<html><body>Sign in to continue</body></html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/r/broken/.rss"
+    try:
+        with engine.begin() as conn:
+            run_id = _run(conn)
+        result = ingest_social(engine, run_id, [url])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.new_posts == 0
+    with engine.connect() as conn:
+        failures = (
+            conn.execute(
+                text("select reason from raw.feed_failures where feed = :f and run_id = :r"), {"f": url, "r": run_id}
+            )
+            .scalars()
+            .all()
+        )
+        etag = conn.execute(text("select etag from raw.feed_state where feed = :f"), {"f": url}).scalar_one()
+    assert len(failures) == 1 and "not a readable feed" in failures[0]
+    assert etag is None
