@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -44,6 +48,31 @@ def _run(conn: Connection) -> str:
     run_id = f"test-{uuid.uuid4()}"
     conn.execute(text("insert into audit.runs (run_id, flow) values (:id, 'test')"), {"id": run_id})
     return run_id
+
+
+@contextmanager
+def _serving(body: bytes, content_type: str, headers: dict[str, str] | None = None) -> Iterator[str]:
+    """A local stand-in on 127.0.0.1 answering every GET with ``body``; yields its base URL."""
+
+    class Feed(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_feed_marked_social_or_on_a_community_host_is_its_own_kind() -> None:
@@ -146,35 +175,15 @@ def test_the_news_flow_sends_social_feeds_to_their_own_tables(engine: Engine, pr
 
 def test_a_fetched_social_feed_is_first_seen_at_its_fetch_time(engine: Engine) -> None:
     """A social feed served over HTTP by a local stand-in: its posts are first seen when fetched, not assumed."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from flows.ingest_news import ingest_social
 
     body = (FEEDS / "social_crosspost.rss").read_bytes().replace(b"post1/bitcoin_strong", b"post9/fetched_copy")
-
-    class Feed(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/r/bitcoin/.rss"
-    try:
+    with _serving(body, "application/rss+xml") as base:
         before = datetime.now(UTC)
         with engine.begin() as conn:
             run_id = _run(conn)
-        result = ingest_social(engine, run_id, [url])
+        result = ingest_social(engine, run_id, [f"{base}/r/bitcoin/.rss"])
         after = datetime.now(UTC)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.new_posts == 1
     with engine.connect() as conn:
         seen, assumed = conn.execute(
@@ -280,41 +289,19 @@ def test_a_fetched_social_url_that_is_not_a_feed_is_recorded_as_broken_and_fetch
 ) -> None:
     """A social URL answering 200 with a page that is not a feed: one ``raw.feed_failures`` row naming it, and its
     validators are not kept, so the next run fetches it in full (as for a news URL)."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from flows.ingest_news import ingest_social
 
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("ETag", '"page-v1"')
-            self.end_headers()
-            self.wfile.write(b"<html><body>Sign in to continue</body></html>")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/r/broken/.rss"
-    try:
+    page = b"<html><body>Sign in to continue</body></html>"
+    with _serving(page, "text/html", {"ETag": '"page-v1"'}) as base:
+        url = f"{base}/r/broken/.rss"
         with engine.begin() as conn:
             run_id = _run(conn)
         result = ingest_social(engine, run_id, [url])
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.new_posts == 0
     with engine.connect() as conn:
-        failures = (
-            conn.execute(
-                text("select reason from raw.feed_failures where feed = :f and run_id = :r"), {"f": url, "r": run_id}
-            )
-            .scalars()
-            .all()
-        )
+        failures = conn.execute(
+            text("select reason from raw.feed_failures where feed = :f and run_id = :r"), {"f": url, "r": run_id}
+        ).scalars().all()  # fmt: skip
         etag = conn.execute(text("select etag from raw.feed_state where feed = :f"), {"f": url}).scalar_one()
     assert len(failures) == 1 and "not a readable feed" in failures[0]
     assert etag is None
