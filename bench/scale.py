@@ -3,38 +3,47 @@
 The sweep: 8 windows x 9 (fast, slow) pairs of the SMA crossover on generated hourly bars, on the vectorized path with no
 audit rows (``--audit none``: no result is recorded). The bars are stored in ``raw.ohlcv`` of a throwaway database made
 here on the server of ``ALPHALOOM_DATABASE_URL`` (dropped at the end). The windows run as the walk-forward flow runs
-them (``flows.walk_forward.walk_windows``, one Prefect task): each window (its 9 in-sample simulations and its
-out-of-sample one) is a plain Dask future on the flow's cluster, sent the window's specification (``WindowSpec``:
-symbols, time bounds, grid, costs), reading the window's bars on its worker's engine (each worker reads a run's bars
-once: ``alphaloom.backtest.walkforward_bars``; every timed run is a new run, its bars read afresh) and returning the
-window's outcome. The default size is a user's: 50 symbols, 4,000 in-sample and 8 x 750 out-of-sample hourly bars. The flow's task runner (``alphaloom.task_runner.SettingsTaskRunner``) is pointed by ``ALPHALOOM_DASK_ADDRESS``
-at a ``LocalCluster`` of 1 or one of 2 worker processes, both started here (one thread each; warmed up first, so imports and
-engines are not timed). The same window bodies (read, then run) run in this process, without Prefect or Dask, as the
-baseline; every run must give the same windows as the baseline.
+them (``flows.walk_forward.walk_windows``, one Prefect task): cut into one block of consecutive windows per worker, each
+block a plain Dask future on the flow's cluster, sent the windows' specifications (``WindowSpec``: symbols, time
+bounds, grid, costs); the block reads the bars its windows span in one query on its worker's engine (consecutive
+windows overlap by their in-sample stretch; ``alphaloom.backtest.walkforward_bars``; every timed run is a new run, its
+bars read afresh), runs its windows one after the other and returns their outcomes. The default size is a user's: 50
+symbols, 4,000 in-sample and 8 x 750 out-of-sample hourly bars. The flow's task runner
+(``alphaloom.task_runner.SettingsTaskRunner``) is pointed by ``ALPHALOOM_DASK_ADDRESS`` at a ``LocalCluster`` of 1 or one
+of 2 worker processes, both started here (one thread each; warmed up first, so imports and engines are not timed).
+For comparison, in the same run: each window a plain Dask future of its own (the flow's way before the blocks: a worker
+reads the bars of every window it is given), and each window a Prefect task run of its own. The same window bodies
+(read, then run) run in this process, without Prefect or Dask, as the baseline; every run must give the same windows as
+the baseline.
+
+Prefect 3.9's flow-run heartbeat thread sleeps in 1-second steps and is joined when the flow run ends, which holds the end
+of every flow run by up to a second whatever runs in it (an empty flow run: about 1 s with it, tens of ms without;
+printed). The flows here are timed without it (``--prefect-heartbeat``: with it), so that the figures measure Dask.
 
 Prints, each with its unit, goal and ``met`` or ``MISSED``:
 - the speed-up of 2 workers over 1 (goal >= 1.6 on a 2-core machine);
-- Dask's per-task overhead: (1 worker's time - the in-process time) / tasks, in ms, against a window's in-process time
-  (goal <= 10% of it), and, for scale, what a window would cost as a Prefect task run of its own on Dask (an empty
+- Dask's per-window overhead: (1 worker's time - the in-process time) / windows, in ms, against a window's in-process
+  time (goal <= 10% of it), and, for scale, what a window would cost as a Prefect task run of its own on Dask (an empty
   Prefect task) and as a plain Dask future (an empty one), in ms per task.
-Where the time goes, per worker count: the windows' span and work seconds (Dask's task stream), what lies outside
-them (the Prefect flow run and its task, connecting, gathering) and the worker processes' CPU seconds.
-Also the machine's load average before and after, since a shared machine's load moves the speed-up.
-``--repeat N`` times each configuration N times, interleaved (in process, 1 worker, 2 workers, again), and keeps the
-best of each: on a shared machine the load comes and goes.
-Usage: python bench/scale.py [--symbols 50] [--in-sample 4000] [--out-sample 750] [--repeat 1]
+Where the time goes, per way and worker count: the tasks' span and work seconds (Dask's task stream), what lies outside
+them (the Prefect flow run and its task, connecting, gathering); and figures that a loaded machine moves little: the CPU
+seconds of each worker process (also net of an idle worker's upkeep, measured here), of this process (the flow, the
+client and the clusters' schedulers) and of the database's server sessions (read from ``/proc``: a server on this
+machine), and the bar times each worker read. The load average is printed beside each figure, and before and after.
+``--repeat N`` times each configuration N times, interleaved (in process, then each way on 1 worker and on 2, again),
+and keeps the best of each: on a shared machine the load comes and goes.
+Usage: python bench/scale.py [--symbols 50] [--in-sample 4000] [--out-sample 750] [--repeat 1] [--prefect-heartbeat]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -70,6 +79,8 @@ def main() -> None:
         "--repeat", type=int, default=1, help="runs of each configuration, interleaved; the best counts"
     )
     parser.add_argument("--audit", choices=["none"], default="none", help="only `none`: the sweep records nothing")
+    parser.add_argument("--prefect-heartbeat", action="store_true",
+                        help="time the flow runs with Prefect's flow-run heartbeat thread (off by default: see above)")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("ALPHALOOM_HOME", tempfile.mkdtemp(prefix="alphaloom-bench-scale-"))
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -120,6 +131,32 @@ def _store_bars(engine: Engine, open_: pd.DataFrame, close: pd.DataFrame) -> Non
         )  # the planner's statistics of the table just filled, as autovacuum would
 
 
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds of these processes so far (``/proc``: the server must run on this machine); None when
+    one cannot be read."""
+    try:
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except OSError:
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _backends(engine: Engine) -> list[int]:
+    """The process ids of the database's server sessions (the pooled connections of this process and the workers)."""
+    with engine.connect() as conn:
+        return list(conn.execute(text("select pid from pg_stat_activity where datname = current_database()")).scalars())
+
+
+def _bars_read(sweep: str) -> int:
+    from alphaloom.backtest.walkforward_bars import SWEEP_BARS
+
+    return SWEEP_BARS.bars_read(sweep)
+
+
 def _open_engine() -> None:
     from alphaloom.db.engine import get_engine
 
@@ -132,25 +169,28 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
     from distributed import Client, LocalCluster, get_task_stream
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
     from alphaloom.backtest.walkforward import WindowOutcome, run_window
     from alphaloom.backtest.walkforward_run import WalkForwardSpec, WindowSpec, load_window, window_specs
     from alphaloom.db.engine import get_engine
     from alphaloom.settings import get_settings
-    from alphaloom.task_runner import SettingsTaskRunner
+    from alphaloom.task_runner import SettingsTaskRunner, flow_dask_client
     from flows.walk_forward import walk_window, walk_windows
 
     spec = WalkForwardSpec(symbols, FASTS, SLOWS, in_sample=args.in_sample, out_sample=args.out_sample)
     with get_engine().connect() as conn:
         windows = window_specs(conn, get_settings(), spec)
+        stored = len(conn.execute(text("select distinct ts from raw.ohlcv")).all())
     assert len(windows) == WINDOWS
+    sweeps: list[str] = []  # the sweep of each run, the newest last
 
     def fresh(count: int) -> list[WindowSpec]:
         """The first ``count`` windows as a new run plans them: a sweep of their own, so the bars are read afresh
         (a process reads a sweep's bars once: ``alphaloom.backtest.walkforward_bars``)."""
-        sweep = uuid.uuid4().hex
-        return [dataclasses.replace(window, sweep=sweep) for window in windows[:count]]
+        sweeps.append(uuid.uuid4().hex)
+        return [dataclasses.replace(window, sweep=sweeps[-1]) for window in windows[:count]]
 
     @task(cache_policy=NO_CACHE)
     def empty(n: int) -> int:
@@ -168,6 +208,17 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
         return walk_windows(fresh(count))
 
     @task(cache_policy=NO_CACHE, persist_result=False)
+    def window_futures(windows: list[WindowSpec]) -> list[WindowOutcome]:
+        client = flow_dask_client()
+        assert client is not None
+        return client.gather(client.map(walk_window, windows, pure=False))
+
+    @flow(name="bench_scale_sweep_windows", task_runner=SettingsTaskRunner())
+    def sweep_windows(count: int) -> list:
+        """The first ``count`` windows each a plain Dask future of its own (the flow's way before the blocks)."""
+        return window_futures(fresh(count))
+
+    @task(cache_policy=NO_CACHE, persist_result=False)
     def window_task(window: WindowSpec) -> WindowOutcome:
         return walk_window(window)
 
@@ -176,24 +227,66 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
         """The first ``count`` windows each a Prefect task run of its own on Dask (the flow's way before the futures)."""
         return window_task.map(fresh(count)).result()
 
-    def in_process() -> tuple[float, float, list]:
-        """The windows read and run here one after the other: seconds in all, seconds reading, outcomes."""
-        started = time.perf_counter()
+    def in_process() -> Measured:
+        """The windows read and run here one after the other."""
+        backends = _backends(get_engine())
+        pg_before, cpu_before, started = _cpu_seconds(backends), time.process_time(), time.perf_counter()
         with get_engine().connect() as conn:
             inputs = [load_window(conn, w) for w in fresh(WINDOWS)]
         loading = time.perf_counter() - started
         outcomes = [run_window(w) for w in inputs]
-        return time.perf_counter() - started, loading, outcomes
+        seconds, pg_after = time.perf_counter() - started, _cpu_seconds(backends)
+        return Measured(seconds, outcomes, client_cpu=time.process_time() - cpu_before, reading=loading,
+                        pg_cpu=None if pg_before is None or pg_after is None else pg_after - pg_before,
+                        bars_read=[_bars_read(sweeps[-1])])  # fmt: skip
 
+    def on_workers(run: Callable[[int], list], address: str, client: Client) -> Measured:
+        """One sweep on the cluster of ``client``, with its CPU seconds, bars read and task stream."""
+        backends = _backends(get_engine())
+        cpu_before, pg_before, mine_before = client.run(time.process_time), _cpu_seconds(backends), time.process_time()
+        with _on_dask(address), get_task_stream(client=client) as stream:
+            started = time.perf_counter()
+            outcomes = run(WINDOWS)
+            seconds = time.perf_counter() - started
+        cpu = [spent - cpu_before[worker] for worker, spent in client.run(time.process_time).items()]
+        pg_after, sweep_id = _cpu_seconds(backends), sweeps[-1]
+        return Measured(seconds, outcomes, client_cpu=time.process_time() - mine_before, worker_cpu=cpu,
+                        pg_cpu=None if pg_before is None or pg_after is None else pg_after - pg_before,
+                        bars_read=list(client.run(_bars_read, sweep_id).values()), span=_window_span(stream.data))  # fmt: skip
+
+    @flow(name="bench_scale_nothing")
+    def nothing() -> None:
+        """A flow run with nothing to do: what Prefect costs per flow run."""
+
+    def flow_run_ms(heartbeat: int | None) -> float:
+        """The fastest of 3 empty flow runs in ms, with Prefect's flow-run heartbeat every ``heartbeat`` s (None: off)."""
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: heartbeat}):
+            runs = []
+            for _ in range(3):
+                started = time.perf_counter()
+                nothing()
+                runs.append(time.perf_counter() - started)
+        return min(runs) * 1000
+
+    ways: dict[str, Callable[[int], list]] = {"blocks": sweep, "a future per window": sweep_windows,
+                                              "a Prefect task per window": sweep_tasks}  # fmt: skip
     load_before = os.getloadavg()
     print(f"sweep: {WINDOWS} windows x {len(FASTS) * len(SLOWS)} parameter sets, {args.symbols} symbols, "
-          f"{args.in_sample} + {args.out_sample} bars per window, audit none, best of {args.repeat}")  # fmt: skip
-    best: dict[int, float] = {0: math.inf, 1: math.inf, 2: math.inf}  # 0: in process
-    best_tasks: dict[int, float] = {1: math.inf, 2: math.inf}  # a Prefect task per window
-    spans: dict[int, tuple[float, float]] = {}  # of the best run: the windows' span and busy seconds on the workers
-    cpus: dict[int, list[float]] = {}  # of the best run: CPU seconds of each worker process
+          f"{args.in_sample} + {args.out_sample} bars per window ({stored:,} bar times stored), audit none, best of "
+          f"{args.repeat}")  # fmt: skip
+    best: dict[tuple[str, int], Measured] = {}  # ("in process", 0), (way, workers): the fastest run of each
+    loads: dict[tuple[str, int], float] = {}  # the 1-minute load average at that run's end
+    idle_rate: dict[int, float] = {}  # CPU seconds an idle worker process spends per second (Dask's own upkeep)
+
+    def keep(key: tuple[str, int], measured: Measured, baseline: Measured) -> None:
+        assert [o.row for o in measured.outcomes] == [b.row for b in baseline.outcomes], f"{key} differs"
+        if key not in best or measured.seconds < best[key].seconds:
+            best[key], loads[key] = measured, os.getloadavg()[0]
+
+    heartbeat = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() if args.prefect_heartbeat else None
     with (
         prefect_test_harness(server_startup_timeout=120),
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: heartbeat}),
         LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as one,
         Client(one) as client_one,
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as two,
@@ -204,27 +297,18 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
             client.wait_for_workers(workers)
             client.run(_open_engine)  # each worker's own engine, opened before the timing
             with _on_dask(address):
-                sweep(workers)  # warm-up: every worker imports the flow and its libraries
-                sweep_tasks(workers)
+                for run in ways.values():
+                    run(workers)  # warm-up: every worker imports the flow and its libraries
+            idle_before, started = client.run(time.process_time), time.perf_counter()
+            time.sleep(2)
+            idle_rate[workers] = sum(spent - idle_before[worker] for worker, spent in client.run(time.process_time).items()
+                                     ) / (time.perf_counter() - started) / workers  # fmt: skip
         for _ in range(args.repeat):  # interleaved, the best of each: a shared machine's load comes and goes
-            seconds, loading, baseline = in_process()
-            if seconds < best[0]:
-                best[0], reading = seconds, loading
+            baseline = in_process()
+            keep(("in process", 0), baseline, baseline)
             for workers, (address, client) in clusters.items():
-                cpu_before = client.run(time.process_time)
-                with _on_dask(address), get_task_stream(client=client) as stream:
-                    started = time.perf_counter()
-                    outcomes = sweep(WINDOWS)
-                    seconds = time.perf_counter() - started
-                cpu = [spent - cpu_before[worker] for worker, spent in client.run(time.process_time).items()]
-                if seconds < best[workers]:
-                    best[workers], spans[workers], cpus[workers] = seconds, _window_span(stream.data), cpu
-                with _on_dask(address):
-                    started = time.perf_counter()
-                    as_tasks = sweep_tasks(WINDOWS)
-                    best_tasks[workers] = min(best_tasks[workers], time.perf_counter() - started)
-                for result in (outcomes, as_tasks):
-                    assert [o.row for o in result] == [b.row for b in baseline], "the sweep on Dask differs"
+                for way, run in ways.items():
+                    keep((way, workers), on_workers(run, address, client), baseline)
         with _on_dask(clusters[1][0]):
             started = time.perf_counter()
             empty_tasks(WINDOWS)
@@ -232,37 +316,78 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
         started = time.perf_counter()
         client_one.gather(client_one.map(lambda n: n, range(WINDOWS), pure=False))
         raw_ms = (time.perf_counter() - started) / WINDOWS * 1000
-    print(f"in process (no Prefect, no Dask): {best[0]:.2f} s ({best[0] / WINDOWS * 1000:.0f} ms per window, of "
-          f"which reading its bars {reading / WINDOWS * 1000:.0f} ms)")  # fmt: skip
-    for workers in (1, 2):
-        span, busy = spans[workers]
-        print(f"{workers} worker process{'es' if workers > 1 else ''}: {best[workers]:.2f} s: the windows ran for "
-              f"{span:.2f} s from the first's start to the last's end, {busy:.2f} s of work on the workers "
-              f"({busy / WINDOWS * 1000:.0f} ms per window); outside them (the Prefect flow run and its task, the "
-              f"connection to the scheduler, gathering) {best[workers] - span:.2f} s; CPU seconds of the worker "
-              f"processes {' + '.join(f'{c:.2f}' for c in cpus[workers])} (a loaded machine's cores: work seconds "
-              f"above CPU seconds are waits for a core or the database)")  # fmt: skip
-    print(f"for comparison, a Prefect task per window: 1 worker {best_tasks[1]:.2f} s, 2 workers {best_tasks[2]:.2f} s "
-          f"(speed-up {best_tasks[1] / best_tasks[2]:.2f} x, per-window overhead "
-          f"{(best_tasks[1] - best[0]) / WINDOWS * 1000:.0f} ms)")  # fmt: skip
+        flow_on, flow_off = flow_run_ms(PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() or 180), flow_run_ms(None)
+    here = best[("in process", 0)]
+    print(f"in process (no Prefect, no Dask): {here.seconds:.2f} s ({here.seconds / WINDOWS * 1000:.0f} ms per window, "
+          f"of which reading its bars and computing its targets {here.reading / WINDOWS * 1000:.0f} ms); "
+          f"{here.cpu_line()} (load {loads[('in process', 0)]:.2f})")  # fmt: skip
+    print(f"an empty Prefect flow run: {flow_on:.0f} ms with Prefect's flow-run heartbeat thread, {flow_off:.0f} ms "
+          f"without (the flow runs here are timed {'with' if args.prefect_heartbeat else 'without'} it); an idle "
+          f"worker process spends {idle_rate[1]:.3f} (1 worker) / {idle_rate[2]:.3f} (2 workers) CPU seconds a second "
+          "(Dask's upkeep, subtracted below as 'net')")  # fmt: skip
+    for way in ways:
+        for workers in (1, 2):
+            got = best[(way, workers)]
+            got.idle_cpu = idle_rate[workers] * got.seconds
+            span, busy = got.span
+            print(f"{way}, {workers} worker process{'es' if workers > 1 else ''}: {got.seconds:.2f} s: the windows ran "
+                  f"for {span:.2f} s from the first task's start to the last's end, {busy:.2f} s of work on the "
+                  f"workers; outside them (the Prefect flow run and its task, the connection to the scheduler, "
+                  f"gathering) {got.seconds - span:.2f} s; {got.cpu_line()} (load {loads[(way, workers)]:.2f})")  # fmt: skip
+        print(f"{way}: speed-up {best[(way, 1)].seconds / best[(way, 2)].seconds:.2f} x, per-window overhead "
+              f"{(best[(way, 1)].seconds - here.seconds) / WINDOWS * 1000:.0f} ms; net CPU seconds of the workers, 2 over 1: "
+              f"{best[(way, 2)].cpu_ratio(best[(way, 1)])}")  # fmt: skip
     load_after = os.getloadavg()
-    print(f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs")
-    speed_up = best[1] / best[2]
+    print(f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs "
+          "(work seconds above CPU seconds are waits for a core or the database)")  # fmt: skip
+    speed_up = best[("blocks", 1)].seconds / best[("blocks", 2)].seconds
     _line("speed-up, 2 workers over 1", speed_up, "x", ">= 1.6 on 2 cores", speed_up >= 1.6)
-    window_ms = best[0] / WINDOWS * 1000
-    overhead_ms = (best[1] - best[0]) / WINDOWS * 1000
+    window_ms = here.seconds / WINDOWS * 1000
+    overhead_ms = (best[("blocks", 1)].seconds - here.seconds) / WINDOWS * 1000
     print(
         f"for scale, 1 worker: an empty Prefect task on Dask {empty_ms:.0f} ms per task, an empty plain Dask "
-        f"future {raw_ms:.1f} ms per task (a window is a plain Dask future inside one Prefect task)"
+        f"future {raw_ms:.1f} ms per task (a block of windows is a plain Dask future inside one Prefect task)"
     )
     _line(f"Dask per-window overhead vs in-process (a window: {window_ms:.0f} ms)", overhead_ms,
-          "ms per task", f"<= {window_ms * 0.1:.0f} ms (10% of a window)", overhead_ms <= window_ms * 0.1)  # fmt: skip
+          "ms per window", f"<= {window_ms * 0.1:.0f} ms (10% of a window)", overhead_ms <= window_ms * 0.1)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Measured:
+    """One timed sweep: seconds, outcomes, CPU seconds of this process (the flow, the client and, for a
+    ``LocalCluster``, its scheduler), of each worker process and of the database's server sessions (None when they
+    cannot be read), the bar times each process read, and on workers the tasks' span and work seconds."""
+
+    seconds: float
+    outcomes: list
+    client_cpu: float
+    pg_cpu: float | None
+    bars_read: list[int]
+    worker_cpu: list[float] = dataclasses.field(default_factory=list)
+    span: tuple[float, float] = (0.0, 0.0)
+    reading: float = 0.0
+    idle_cpu: float = 0.0  # of each worker: its idle upkeep over the run's seconds
+
+    def cpu_line(self) -> str:
+        workers = (f"workers {' + '.join(f'{c:.2f}' for c in self.worker_cpu)} (net "
+                   f"{' + '.join(f'{c - self.idle_cpu:.2f}' for c in self.worker_cpu)}), " if self.worker_cpu else "")  # fmt: skip
+        pg = f"{self.pg_cpu:.2f}" if self.pg_cpu is not None else "n/a"
+        return (f"CPU seconds: {workers}this process {self.client_cpu:.2f}, PostgreSQL sessions {pg}; bar times "
+                f"read per {'worker' if self.worker_cpu else 'process'}: {', '.join(f'{b:,}' for b in self.bars_read)}")  # fmt: skip
+
+    def cpu_ratio(self, one: Measured) -> str:
+        """The workers' net CPU seconds of this 2-worker run over those of the 1-worker ``one``, and the speed-up the
+        busier worker allows on 2 idle cores (the 1-worker net CPU over the larger 2-worker net CPU)."""
+        mine = [c - self.idle_cpu for c in self.worker_cpu]
+        theirs = sum(c - one.idle_cpu for c in one.worker_cpu)
+        return (f"{sum(mine):.2f} / {theirs:.2f} = {sum(mine) / theirs:.2f} (1.00: no work added by the second worker); "
+                f"1 worker's net CPU over the busier of 2: {theirs / max(mine):.2f} x")  # fmt: skip
 
 
 def _window_span(stream: list[dict]) -> tuple[float, float]:
-    """Of the windows in a Dask task stream: seconds from the first start to the last end, and seconds of work."""
-    phases = [phase for entry in stream if str(entry["key"]).startswith("walk_window")
-              for phase in entry["startstops"] if phase["action"] == "compute"]  # fmt: skip
+    """Of the tasks in a Dask task stream (a sweep's blocks or windows): seconds from the first start to the last end,
+    and seconds of work."""
+    phases = [phase for entry in stream for phase in entry["startstops"] if phase["action"] == "compute"]
     if not phases:
         return 0.0, 0.0
     return (max(p["stop"] for p in phases) - min(p["start"] for p in phases),

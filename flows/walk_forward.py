@@ -7,15 +7,23 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from alphaloom.backtest.walkforward import WalkForwardResult, WindowOutcome, combine_windows, run_window
+from alphaloom.backtest.walkforward import (
+    WalkForwardResult,
+    WindowOutcome,
+    combine_windows,
+    contiguous_blocks,
+    run_window,
+)
 from alphaloom.backtest.walkforward_run import (
     WalkForwardSpec,
     WindowSpec,
     load_window,
+    read_block,
     record_walk_forward,
     window_specs,
     write_page,
@@ -26,6 +34,9 @@ from alphaloom.task_runner import SettingsTaskRunner, flow_dask_client
 from flows._alerts import alert_on_failure
 from flows._audit import audited_run
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 
 @task(cache_policy=NO_CACHE)
 def plan(spec: WalkForwardSpec, settings: Settings) -> list[WindowSpec]:
@@ -34,7 +45,7 @@ def plan(spec: WalkForwardSpec, settings: Settings) -> list[WindowSpec]:
         return window_specs(conn, settings, spec)
 
 
-WINDOW_RETRIES = 1  # a window whose run raised (a dropped connection, say) is run once more, by Dask
+WINDOW_RETRIES = 1  # a block of windows whose run raised (a dropped connection, say) is run once more, by Dask
 
 
 def walk_window(window: WindowSpec) -> WindowOutcome:
@@ -47,15 +58,40 @@ def walk_window(window: WindowSpec) -> WindowOutcome:
     return run_window(window_input)
 
 
+def walk_block(windows: list[WindowSpec]) -> list[WindowOutcome]:
+    """Consecutive windows of one run, one after the other in this process: the bars they span read first, in one
+    query (``read_block``; their in-sample stretches overlap, so a block reads far fewer bars than its windows do one
+    by one), then each window as ``walk_window`` (which reads nothing more). Outcomes in the windows' order."""
+    with get_engine().connect() as conn:
+        read_block(conn, windows)
+    return [walk_window(window) for window in windows]
+
+
+def _dask_blocks(client: Client, windows: list[WindowSpec]) -> list[WindowOutcome]:
+    """The windows cut into one block of consecutive windows per worker thread of the cluster (``contiguous_blocks``),
+    each block one Dask future (pinned to a worker of its own while the cluster has one per block, run elsewhere
+    when that worker is gone); outcomes in window order."""
+    threads = client.nthreads()
+    slots = [address for address, count in sorted(threads.items()) for _ in range(count)]
+    blocks = [windows[run.start : run.stop] for run in contiguous_blocks(len(windows), max(1, len(slots)))]
+    futures = [
+        client.submit(walk_block, block, pure=False, retries=WINDOW_RETRIES,
+                      workers=[slots[n]] if n < len(slots) else None, allow_other_workers=True)
+        for n, block in enumerate(blocks)
+    ]  # fmt: skip
+    return [outcome for outcomes in client.gather(futures) for outcome in outcomes]
+
+
 @task(cache_policy=NO_CACHE, persist_result=False)
 def walk_windows(windows: list[WindowSpec]) -> list[WindowOutcome]:
-    """Every window (``walk_window``), outcomes in window order. One Prefect task in the flow's process: on Dask
-    (``ALPHALOOM_DASK_ADDRESS``) each window is a plain Dask future on the flow's cluster (Dask's cost per window,
-    milliseconds, instead of a Prefect task run's hundreds; retried by Dask: ``WINDOW_RETRIES``, and run again
-    elsewhere when its worker dies), else the windows run here on a thread each (at most one per core)."""
+    """Every window, outcomes in window order. One Prefect task in the flow's process: on Dask
+    (``ALPHALOOM_DASK_ADDRESS``) the windows are cut into one block of consecutive windows per worker thread, each
+    block a plain Dask future on the flow's cluster (``walk_block``: a worker reads only the bars its block spans, and
+    Dask's cost, milliseconds, is paid once per block; retried by Dask: ``WINDOW_RETRIES``, and run again elsewhere
+    when its worker dies), else the windows run here on a thread each (at most one per core)."""
     client = flow_dask_client()
     if client is not None:
-        return client.gather(client.map(walk_window, windows, pure=False, retries=WINDOW_RETRIES))
+        return _dask_blocks(client, windows)
     with ThreadPoolExecutor(max_workers=max(1, min(len(windows), os.cpu_count() or 1))) as pool:
         return list(pool.map(walk_window, windows))
 

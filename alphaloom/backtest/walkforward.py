@@ -126,6 +126,22 @@ def window_slices(
                                                                             out_sample)]  # fmt: skip
 
 
+def contiguous_blocks(count: int, blocks: int) -> list[range]:
+    """Positions ``0 .. count - 1`` cut into at most ``blocks`` runs of consecutive positions, in order, of near-equal
+    length (the first ones one longer); never an empty run, none for ``count`` 0. A process given a run of consecutive
+    walk-forward windows reads only the bars they span, once (their in-sample stretches overlap)."""
+    if blocks < 1:
+        raise ValueError(f"blocks must be >= 1, got {blocks}")
+    parts = min(blocks, count)
+    size, extra = divmod(count, parts) if parts else (0, 0)
+    runs, start = [], 0
+    for n in range(parts):
+        stop = start + size + (1 if n < extra else 0)
+        runs.append(range(start, stop))
+        start = stop
+    return runs
+
+
 def window_input(
     open_: pd.DataFrame,
     close: pd.DataFrame,

@@ -67,13 +67,16 @@ def read_bar_columns(
 
 @dataclass(frozen=True)
 class _Held:
-    """What a process holds of one sweep: the bars with ``start <= ts < end`` (``end`` None: open)."""
+    """What a process holds of one sweep: the bars with ``start <= ts < end`` (``end`` None: open), and how many bar
+    times it read from the server for the sweep so far (``read``: what it read again after dropping them counts
+    again)."""
 
     key: tuple[str, str, str, tuple[str, ...]]
     start: datetime
     end: datetime | None
     open_: pd.DataFrame
     close: pd.DataFrame
+    read: int
 
 
 def _before(a: datetime | None, b: datetime | None) -> bool:
@@ -107,7 +110,8 @@ class SweepBars:
             if held is None or _before(held.end, start) or _before(end, held.start):  # not touching what is held
                 open_, close = read_bar_columns(conn, exchange=exchange, timeframe=timeframe, symbols=symbols,
                                                 start=start, end=end)  # fmt: skip
-                held = _Held(key, start, end, open_, close)
+                earlier = self._held.read if self._held is not None and self._held.key == key else 0
+                held = _Held(key, start, end, open_, close, earlier + len(close))
             else:
                 held = self._extended(conn, held, start, end)
             self._held = held
@@ -121,21 +125,29 @@ class SweepBars:
         """``held`` with the bars before its start back to ``start`` and after its end up to ``end`` read and added."""
         _, exchange, timeframe, symbols = held.key
         opens, closes, first, last = [held.open_], [held.close], held.start, held.end
+        read = held.read
         if start < held.start:
             o, c = read_bar_columns(conn, exchange=exchange, timeframe=timeframe, symbols=list(symbols), start=start,
                                     end=held.start)  # fmt: skip
             opens.insert(0, o)
             closes.insert(0, c)
-            first = start
+            first, read = start, read + len(c)
         if held.end is not None and _before(held.end, end):
             o, c = read_bar_columns(conn, exchange=exchange, timeframe=timeframe, symbols=list(symbols),
                                     start=held.end, end=end)  # fmt: skip
             opens.append(o)
             closes.append(c)
-            last = end
+            last, read = end, read + len(c)
         if len(opens) == 1:
             return held
-        return _Held(held.key, first, last, pd.concat(opens), pd.concat(closes))
+        return _Held(held.key, first, last, pd.concat(opens), pd.concat(closes), read)
+
+    def bars_read(self, sweep: str) -> int:
+        """How many bar times (rows of the frames) this process has read from the server for ``sweep``, the sweep it
+        holds; 0 for any other."""
+        with self._lock:
+            held = self._held
+        return held.read if held is not None and held.key[0] == sweep else 0
 
     def clear(self) -> None:
         """Forget the bars held (the next window reads its own)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -165,6 +166,17 @@ def load_window(conn: Connection, window: WindowSpec) -> WindowInput:
                                    "the bars changed during the run")  # fmt: skip
     return window_input(open_, close, warmup=window.warmup, grid=window.grid, in_sample=window.in_sample,
                         costs=window.costs, periods_per_year=window.periods_per_year, objective=window.objective)  # fmt: skip
+
+
+def read_block(conn: Connection, windows: Sequence[WindowSpec]) -> None:
+    """Read, in one query, the stored bars of consecutive windows of one sweep (from the first's start to the last's
+    end) into what this process holds of the sweep (``walkforward_bars.SWEEP_BARS``), so that ``load_window`` of each
+    of them reads nothing more; nothing for windows without a sweep."""
+    if not windows or not windows[0].sweep:
+        return
+    first, last = windows[0], windows[-1]
+    SWEEP_BARS.window_frames(conn, sweep=first.sweep, exchange=first.exchange, timeframe=first.timeframe,
+                             symbols=first.symbols, start=first.start, end=last.end)  # fmt: skip
 
 
 def run_walk_forward(conn: Connection, settings: Settings, spec: WalkForwardSpec) -> WalkForwardResult:

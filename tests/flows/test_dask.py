@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 from prefect import flow
@@ -26,12 +27,15 @@ from support.features import write_alternating_bars
 from support.prices import prices
 from typer.testing import CliRunner
 
+from alphaloom.backtest.walkforward import WindowOutcome
+from alphaloom.backtest.walkforward_run import WalkForwardSpec, WindowSpec, window_specs
 from alphaloom.cli import app
+from alphaloom.db.engine import get_engine
 from alphaloom.settings import OpsSettings, Settings, get_settings
 from alphaloom.task_runner import SettingsTaskRunner, configured_task_runner, flow_dask_client
 from flows.backtest_shards import backtest_shards_flow, symbol_groups
 from flows.decide import decide_flow
-from flows.walk_forward import walk_forward_flow
+from flows.walk_forward import walk_forward_flow, walk_window, walk_windows
 
 TAG = uuid.uuid4().hex[:6]
 EXCHANGE = f"dask{TAG}"
@@ -199,6 +203,48 @@ def test_walk_forward_of_eight_windows_on_two_workers_records_what_one_process_r
     assert remote == local
     ran = cluster.client.run(lambda: "flows.walk_forward" in __import__("sys").modules)
     assert all(ran.values()), ran
+
+
+@flow(task_runner=SettingsTaskRunner())
+def _walk_windows_flow(spec: WalkForwardSpec) -> tuple[list[WindowSpec], list[WindowOutcome]]:
+    """The windows of ``spec`` planned here (a sweep of their own) and run as the walk-forward flow runs them."""
+    with get_engine().connect() as conn:
+        windows = window_specs(conn, get_settings(), spec)
+    return windows, walk_windows(windows)
+
+
+def _bars_read(sweep: str) -> int:
+    from alphaloom.backtest.walkforward_bars import SWEEP_BARS
+
+    return SWEEP_BARS.bars_read(sweep)
+
+
+def _bar_times(engine: Engine, start: datetime, end: datetime | None) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("""select count(distinct ts) from raw.ohlcv where exchange = :e and symbol = any(:s)
+                    and ts >= :start and (cast(:end as timestamptz) is null or ts < :end)"""),
+            {"e": EXCHANGE, "s": WF_SYMBOLS, "start": start, "end": end},
+        ).scalar_one()
+
+
+def test_on_two_workers_each_runs_one_block_of_consecutive_windows_reading_only_the_bars_it_spans(
+    engine: Engine, on_dask: Cluster
+) -> None:
+    """8 windows on 2 workers: windows 1-4 on one worker, 5-8 on the other, each worker reading once only the bars its
+    block spans (less than the whole history); the outcomes, in window order, are those of the windows run here."""
+    spec = WalkForwardSpec(WF_SYMBOLS, [3, 5, 10], [10, 20, 40], in_sample=120, out_sample=60)
+    with engine.connect() as conn:
+        here = [walk_window(w) for w in window_specs(conn, get_settings(), spec)]
+    windows, remote = _walk_windows_flow(spec)
+    assert len(windows) == 8
+    assert [o.row for o in remote] == [o.row for o in here]
+    for got, expected in zip(remote, here, strict=True):
+        pd.testing.assert_series_equal(got.returns, expected.returns, check_exact=True)
+    read = sorted(on_dask.client.run(_bars_read, windows[0].sweep).values())
+    blocks = sorted([_bar_times(engine, windows[0].start, windows[3].end),
+                     _bar_times(engine, windows[4].start, windows[7].end)])  # fmt: skip
+    assert read == blocks and max(blocks) < _bar_times(engine, windows[0].start, None), (read, blocks)
 
 
 @flow(task_runner=SettingsTaskRunner())

@@ -10,7 +10,7 @@ import pytest
 from support.prices import prices
 
 from alphaloom.backtest.vectorized import run, sma_cross_target
-from alphaloom.backtest.walkforward import Costs, parameter_grid, walk_forward
+from alphaloom.backtest.walkforward import Costs, contiguous_blocks, parameter_grid, walk_forward
 from alphaloom.reporting.performance import total_return
 
 COSTS = Costs(initial_cash=10_000.0, order_notional=Decimal(1000), fee_bps=10, slippage_bps=5,
@@ -87,3 +87,18 @@ def test_trade_statistics_add_up_to_each_stretchs_equity_and_never_pair_across_s
         assert sum(pnls) == pytest.approx(stretch.equity.iloc[-1] - COSTS.initial_cash, abs=1e-6)
         total_pnls += len(pnls)
     assert result.out_of_sample.trades == total_pnls
+
+
+@pytest.mark.parametrize(("count", "blocks"), [(8, 2), (8, 3), (7, 2), (3, 5), (1, 1), (8, 1), (0, 2)])
+def test_blocks_cover_every_window_exactly_once_in_order_and_near_equally(count: int, blocks: int) -> None:
+    runs = contiguous_blocks(count, blocks)
+    assert [n for run in runs for n in run] == list(range(count))  # every window once, in order
+    assert len(runs) == min(count, blocks) and all(len(run) > 0 for run in runs)
+    assert all(run.step == 1 for run in runs)  # consecutive windows: their bars overlap
+    sizes = [len(run) for run in runs]
+    assert sizes == sorted(sizes, reverse=True) and (not sizes or max(sizes) - min(sizes) <= 1)
+
+
+def test_blocks_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="blocks must be >= 1"):
+        contiguous_blocks(8, 0)

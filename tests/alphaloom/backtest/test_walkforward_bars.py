@@ -16,7 +16,13 @@ from support.prices import prices
 
 from alphaloom.backtest.walkforward import window_inputs
 from alphaloom.backtest.walkforward_bars import SWEEP_BARS, read_bar_columns
-from alphaloom.backtest.walkforward_run import WalkForwardSpec, load_window, walk_forward_arguments, window_specs
+from alphaloom.backtest.walkforward_run import (
+    WalkForwardSpec,
+    load_window,
+    read_block,
+    walk_forward_arguments,
+    window_specs,
+)
 from alphaloom.errors import DataUnavailableError
 from alphaloom.settings import get_settings
 
@@ -107,3 +113,27 @@ def test_a_window_whose_bars_are_gone_is_one_clear_error(engine: Engine, stored:
     gone = WalkForwardSpec(["NONE/USDT"], [3], [10], in_sample=60, out_sample=40)
     with engine.connect() as conn, pytest.raises(DataUnavailableError, match="has 0 stored bars, not"):
         load_window(conn, type(window)(**{**window.__dict__, "symbols": gone.symbols, "sweep": ""}))
+
+
+def test_a_block_of_windows_reads_the_bars_it_spans_once_and_its_windows_read_nothing_more(
+    engine: Engine, stored: Stored
+) -> None:
+    settings = get_settings()
+    with engine.connect() as conn:
+        whole = window_inputs(**walk_forward_arguments(conn, settings, SPEC))
+        specs = window_specs(conn, settings, SPEC)
+        block = specs[2:5]  # windows 2 to 4: from window 2's warm-up to window 4's end
+        sweep = block[0].sweep
+        assert SWEEP_BARS.bars_read(sweep) == 0
+        read_block(conn, block)
+        times = stored.close.index
+        span = int(((times >= pd.Timestamp(block[0].start)) & (times < pd.Timestamp(block[-1].end))).sum())
+        assert SWEEP_BARS.bars_read(sweep) == span < sum(w.bars for w in block)
+        loaded = [load_window(conn, w) for w in block]
+        assert SWEEP_BARS.bars_read(sweep) == span  # the windows read nothing more
+        assert SWEEP_BARS.bars_read("another sweep") == 0
+        load_window(conn, specs[0])  # outside the block: only what is missing is read
+        assert SWEEP_BARS.bars_read(sweep) == span + (len(stored.close) - len(stored.close.loc[block[0].start :]))
+    for got, expected in zip(loaded, whole[2:5], strict=True):
+        pd.testing.assert_frame_equal(got.close, expected.close, check_exact=True)
+        pd.testing.assert_frame_equal(got.open_, expected.open_, check_exact=True)
