@@ -199,10 +199,13 @@ def _newest_usage_id() -> int:
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect API for the whole session (it costs ~15 s to start)."""
+    """One temporary Prefect API for the whole session (it costs ~15 s to start). Flow runs in tests send no
+    heartbeat, as a command's own runs do (``alphaloom.cli._app.flow_run_settings``): Prefect joins that thread at
+    every run's end, up to a second a run."""
+    from prefect.settings import temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=120), temporary_settings({"flows.heartbeat_frequency": None}):
         yield
 
 

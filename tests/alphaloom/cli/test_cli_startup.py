@@ -23,7 +23,7 @@ def test_a_flow_run_a_command_starts_sends_no_heartbeat_unless_the_operator_asks
     # the flow engine starts its heartbeat thread (and joins it, up to a second, at the run's end) when this setting
     # is not None; the run itself is the same real Prefect flow run
     from prefect import flow
-    from prefect.settings import get_current_settings
+    from prefect.settings import get_current_settings, temporary_settings
 
     from alphaloom.cli._app import HEARTBEAT_VARIABLES, flow_run_settings
 
@@ -33,12 +33,13 @@ def test_a_flow_run_a_command_starts_sends_no_heartbeat_unless_the_operator_asks
 
     for name in HEARTBEAT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    with flow_run_settings():
-        assert heartbeat_setting() is None
-    assert heartbeat_setting() == 180  # Prefect's own default, outside
-    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
-    with flow_run_settings():  # asked for: Prefect's settings are left as they are
-        assert heartbeat_setting() == 180
+    with temporary_settings({"flows.heartbeat_frequency": 180}):  # Prefect's own default (the harness turns it off)
+        with flow_run_settings():
+            assert heartbeat_setting() is None
+        assert heartbeat_setting() == 180  # outside
+        monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
+        with flow_run_settings():  # asked for: Prefect's settings are left as they are
+            assert heartbeat_setting() == 180
 
 
 @pytest.mark.slow  # a Python subprocess importing the stack
