@@ -144,13 +144,14 @@ def contiguous_blocks(count: int, blocks: int) -> list[range]:
 
 def sweep_pieces(starts: Sequence[int], stop: int, parts: int) -> list[range]:
     """The rows ``starts[0] .. stop - 1`` of a sweep whose windows start at rows ``starts`` (ascending) cut at window
-    starts into ``parts`` runs of consecutive rows (as many as there are windows at most), in order, each cut at the
+    starts into ``parts`` runs of consecutive rows (as many as there are distinct starts at most), in order, each cut at the
     window start nearest to an equal share that leaves one for each later cut; each row in exactly one run. A sweep's
     bars read as these pieces, one per worker, are read once in all, however much the windows overlap."""
     if parts < 1:
         raise ValueError(f"parts must be >= 1, got {parts}")
     if not starts:
         return []
+    starts = sorted(set(starts))  # early windows may share the first row (their warm-up cut short)
     first, count = starts[0], min(parts, len(starts))
     cuts = [first]
     for n in range(1, count):

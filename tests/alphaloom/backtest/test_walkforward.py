@@ -115,5 +115,6 @@ def test_pieces_cover_the_sweep_once_in_order_cut_at_window_starts_nearest_an_eq
         assert [n for piece in pieces for n in piece] == list(range(10_000))  # every bar row once, in order
         assert len(pieces) == min(parts, len(starts)) and {p.start for p in pieces} <= set(starts)
     assert sweep_pieces([], 0, 2) == []
+    assert sweep_pieces([0, 0, 0, 20], 100, 3) == [range(0, 20), range(20, 100)]  # warm-ups cut short: one start
     with pytest.raises(ValueError, match="parts must be >= 1"):
         sweep_pieces(starts, 10_000, 0)
