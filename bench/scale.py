@@ -293,7 +293,7 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
         return Measured(seconds, outcomes, client_cpu=time.process_time() - mine_before, worker_cpu=cpu,
                         pg_cpu=None if pg_before is None or pg_after is None else pg_after - pg_before,
                         bars_read=list(client.run(_bars_read, sweep_id).values()), span=_window_span(stream.data),
-                        read_here=_bars_read(sweep_id))  # fmt: skip
+                        read_here=_bars_read(sweep_id), tasks=_task_seconds(stream.data))  # fmt: skip
 
     @flow(name="bench_scale_nothing")
     def nothing() -> None:
@@ -374,7 +374,9 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
             print(f"{way}, {workers} worker process{'es' if workers > 1 else ''}: {got.seconds:.2f} s: the windows ran "
                   f"for {span:.2f} s from the first task's start to the last's end, {busy:.2f} s of work on the "
                   f"workers; outside them (the Prefect flow run and its task, the connection to the scheduler, "
-                  f"gathering) {got.seconds - span:.2f} s; {got.cpu_line()} (load {loads[(way, workers)]:.2f})")  # fmt: skip
+                  f"gathering) {got.seconds - span:.2f} s; {got.cpu_line()}; each task's compute seconds, in start "
+                  f"order: {', '.join(f'{name} {sec:.2f}' for name, sec in got.tasks)} "
+                  f"(load {loads[(way, workers)]:.2f})")  # fmt: skip
         print(f"{way}: speed-up {best[(way, 1)].seconds / best[(way, 2)].seconds:.2f} x, per-window overhead "
               f"{(best[(way, 1)].seconds - here.seconds) / WINDOWS * 1000:.0f} ms; net CPU seconds of the workers, 2 over 1: "
               f"{best[(way, 2)].cpu_ratio(best[(way, 1)])}")  # fmt: skip
@@ -406,6 +408,7 @@ class Measured:
     bars_read: list[int]
     worker_cpu: list[float] = dataclasses.field(default_factory=list)
     span: tuple[float, float] = (0.0, 0.0)
+    tasks: list[tuple[str, float]] = dataclasses.field(default_factory=list)  # each task's name and compute seconds
     reading: float = 0.0
     idle_cpu: float = 0.0  # of each worker: its idle upkeep over the run's seconds
     read_here: int = 0  # bar times this process read (on workers: the flow's own reads)
@@ -436,6 +439,14 @@ def _window_span(stream: list[dict]) -> tuple[float, float]:
         return 0.0, 0.0
     return (max(p["stop"] for p in phases) - min(p["start"] for p in phases),
             sum(p["stop"] - p["start"] for p in phases))  # fmt: skip
+
+
+def _task_seconds(stream: list[dict]) -> list[tuple[str, float]]:
+    """Of the tasks in a Dask task stream, in order of start: the function's name (a piece's read, a block) and its
+    compute seconds."""
+    phases = sorted((phase["start"], entry["key"].split("-", 1)[0], phase["stop"] - phase["start"])
+                    for entry in stream for phase in entry["startstops"] if phase["action"] == "compute")  # fmt: skip
+    return [(name, seconds) for _, name, seconds in phases]
 
 
 @contextmanager
