@@ -3,25 +3,27 @@
 The sweep: 8 windows x 9 (fast, slow) pairs of the SMA crossover on generated hourly bars, on the vectorized path with no
 audit rows (``--audit none``: no result is recorded). The bars are stored in ``raw.ohlcv`` of a throwaway database made
 here on the server of ``ALPHALOOM_DATABASE_URL`` (dropped at the end). The windows run as the walk-forward flow runs
-them (``flows.walk_forward.walk_windows``, one Prefect task): cut into one block of consecutive windows per worker, each
-block a plain Dask future on the flow's cluster, sent the windows' specifications (``WindowSpec``: symbols, time
-bounds, grid, costs); the block reads the bars its windows span in one query on its worker's engine (consecutive
-windows overlap by their in-sample stretch; ``alphaloom.backtest.walkforward_bars``; every timed run is a new run, its
-bars read afresh), runs its windows one after the other and returns their outcomes. The default size is a user's: 50
-symbols, 4,000 in-sample and 8 x 750 out-of-sample hourly bars. The flow's task runner
+them (``flows.walk_forward.walk_windows``, one Prefect task): the sweep's bars cut at window starts into one piece per
+worker (``piece_specs``: about 5,000 bar times each at the default size), each piece read in one query by a plain Dask
+future on its worker's engine; the windows cut into one block of consecutive windows per worker, each block a plain
+Dask future that depends on the pieces its windows span (Dask hands a piece to the other worker: ~4 MB) and runs its
+windows one after the other from them. Each bar time is read once in all, the pieces in parallel (every timed run is a
+new run: ``alphaloom.backtest.walkforward_bars``, its bars read afresh). The default size is a user's: 50 symbols, 4,000
+in-sample and 8 x 750 out-of-sample hourly bars (10,000 bar times). The flow's task runner
 (``alphaloom.task_runner.SettingsTaskRunner``) is pointed by ``ALPHALOOM_DASK_ADDRESS`` at a ``LocalCluster`` of 1 or one
 of 2 worker processes, both started here (one thread each; warmed up first, so imports and engines are not timed).
-For comparison, in the same run: each window a plain Dask future of its own (the flow's way before the blocks: a worker
-reads the bars of every window it is given), and each window a Prefect task run of its own. The same window bodies
-(read, then run) run in this process, without Prefect or Dask, as the baseline; every run must give the same windows as
-the baseline.
+For comparison, in the same run: one block per worker reading the bars its windows span (the flow's way before the
+pieces: the blocks' overlapping in-sample bars read twice), and the sweep's bars read here in one query and sent to
+every worker (``client.scatter(..., broadcast=True)``), each block cutting its windows from them. The same window
+bodies (read, then run) run in this process, without Prefect or Dask, as the baseline; every run must give the same
+windows as the baseline.
 
 Prefect 3.9's flow-run heartbeat thread sleeps in 1-second steps and is joined when the flow run ends, which holds the end
 of every flow run by up to a second whatever runs in it (an empty flow run: about 1 s with it, tens of ms without;
 printed). The flows here are timed without it (``--prefect-heartbeat``: with it), so that the figures measure Dask.
 
 Prints, each with its unit, goal and ``met`` or ``MISSED``:
-- the speed-up of 2 workers over 1 (goal >= 1.6 on a 2-core machine);
+- the speed-up of 2 workers over 1, the flow's way (pieces) (goal >= 1.6 on a 2-core machine);
 - Dask's per-window overhead: (1 worker's time - the in-process time) / windows, in ms, against a window's in-process
   time (goal <= 10% of it), and, for scale, what a window would cost as a Prefect task run of its own on Dask (an empty
   Prefect task) and as a plain Dask future (an empty one), in ms per task.
@@ -29,7 +31,8 @@ Where the time goes, per way and worker count: the tasks' span and work seconds 
 them (the Prefect flow run and its task, connecting, gathering); and figures that a loaded machine moves little: the CPU
 seconds of each worker process (also net of an idle worker's upkeep, measured here), of this process (the flow, the
 client and the clusters' schedulers) and of the database's server sessions (read from ``/proc``: a server on this
-machine), and the bar times each worker read. The load average is printed beside each figure, and before and after.
+machine), and the bar times read by each worker and by this process (the flow's own reads: the scattered way). The
+load average is printed beside each figure, and before and after.
 ``--repeat N`` times each configuration N times, interleaved (in process, then each way on 1 worker and on 2, again),
 and keeps the best of each: on a shared machine the load comes and goes.
 Usage: python bench/scale.py [--symbols 50] [--in-sample 4000] [--out-sample 750] [--repeat 1] [--prefect-heartbeat]
@@ -157,6 +160,18 @@ def _bars_read(sweep: str) -> int:
     return SWEEP_BARS.bars_read(sweep)
 
 
+def _block_reading_its_span(windows: list) -> list:
+    """Consecutive windows run here after reading, in one query, the bars they span (the flow's way before the
+    pieces)."""
+    from alphaloom.backtest.walkforward_run import read_block
+    from alphaloom.db.engine import get_engine
+    from flows.walk_forward import walk_window
+
+    with get_engine().connect() as conn:
+        read_block(conn, windows)
+    return [walk_window(window) for window in windows]
+
+
 def _open_engine() -> None:
     from alphaloom.db.engine import get_engine
 
@@ -172,12 +187,19 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    from alphaloom.backtest.walkforward import WindowOutcome, run_window
-    from alphaloom.backtest.walkforward_run import WalkForwardSpec, WindowSpec, load_window, window_specs
+    from alphaloom.backtest.walkforward import WindowOutcome, contiguous_blocks, run_window
+    from alphaloom.backtest.walkforward_run import (
+        WalkForwardSpec,
+        WindowSpec,
+        load_window,
+        piece_specs,
+        read_piece,
+        window_specs,
+    )
     from alphaloom.db.engine import get_engine
     from alphaloom.settings import get_settings
     from alphaloom.task_runner import SettingsTaskRunner, flow_dask_client
-    from flows.walk_forward import walk_window, walk_windows
+    from flows.walk_forward import walk_block, walk_windows
 
     spec = WalkForwardSpec(symbols, FASTS, SLOWS, in_sample=args.in_sample, out_sample=args.out_sample)
     with get_engine().connect() as conn:
@@ -207,25 +229,43 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
         go to the API as JSON)."""
         return walk_windows(fresh(count))
 
+    def slots_of(client: Client) -> list[str]:
+        return [address for address, count in sorted(client.nthreads().items()) for _ in range(count)]
+
     @task(cache_policy=NO_CACHE, persist_result=False)
-    def window_futures(windows: list[WindowSpec]) -> list[WindowOutcome]:
+    def span_blocks(windows: list[WindowSpec]) -> list[WindowOutcome]:
         client = flow_dask_client()
         assert client is not None
-        return client.gather(client.map(walk_window, windows, pure=False))
+        slots = slots_of(client)
+        blocks = [windows[run.start : run.stop] for run in contiguous_blocks(len(windows), len(slots))]
+        futures = [client.submit(_block_reading_its_span, block, pure=False, workers=[slots[n]],
+                                 allow_other_workers=True) for n, block in enumerate(blocks)]  # fmt: skip
+        return [outcome for outcomes in client.gather(futures) for outcome in outcomes]
 
-    @flow(name="bench_scale_sweep_windows", task_runner=SettingsTaskRunner())
-    def sweep_windows(count: int) -> list:
-        """The first ``count`` windows each a plain Dask future of its own (the flow's way before the blocks)."""
-        return window_futures(fresh(count))
+    @flow(name="bench_scale_sweep_spans", task_runner=SettingsTaskRunner())
+    def sweep_spans(count: int) -> list:
+        """The first ``count`` windows in one block per worker, each block reading the bars it spans (the flow's way
+        before the pieces: the blocks' overlap read twice)."""
+        return span_blocks(fresh(count))
 
     @task(cache_policy=NO_CACHE, persist_result=False)
-    def window_task(window: WindowSpec) -> WindowOutcome:
-        return walk_window(window)
+    def scattered_blocks(windows: list[WindowSpec]) -> list[WindowOutcome]:
+        client = flow_dask_client()
+        assert client is not None
+        slots = slots_of(client)
+        with get_engine().connect() as conn:
+            bars = read_piece(conn, piece_specs(windows, 1)[0])
+        [every] = client.scatter([bars], broadcast=True, hash=False)
+        blocks = [windows[run.start : run.stop] for run in contiguous_blocks(len(windows), len(slots))]
+        futures = [client.submit(walk_block, block, every, pure=False, workers=[slots[n]], allow_other_workers=True)
+                   for n, block in enumerate(blocks)]  # fmt: skip
+        return [outcome for outcomes in client.gather(futures) for outcome in outcomes]
 
-    @flow(name="bench_scale_sweep_tasks", task_runner=SettingsTaskRunner())
-    def sweep_tasks(count: int) -> list:
-        """The first ``count`` windows each a Prefect task run of its own on Dask (the flow's way before the futures)."""
-        return window_task.map(fresh(count)).result()
+    @flow(name="bench_scale_sweep_scattered", task_runner=SettingsTaskRunner())
+    def sweep_scattered(count: int) -> list:
+        """The first ``count`` windows' bars read here in one query and sent to every worker (``client.scatter``,
+        ``broadcast=True``), then one block of windows per worker cut from them."""
+        return scattered_blocks(fresh(count))
 
     def in_process() -> Measured:
         """The windows read and run here one after the other."""
@@ -252,7 +292,8 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
         pg_after, sweep_id = _cpu_seconds(backends), sweeps[-1]
         return Measured(seconds, outcomes, client_cpu=time.process_time() - mine_before, worker_cpu=cpu,
                         pg_cpu=None if pg_before is None or pg_after is None else pg_after - pg_before,
-                        bars_read=list(client.run(_bars_read, sweep_id).values()), span=_window_span(stream.data))  # fmt: skip
+                        bars_read=list(client.run(_bars_read, sweep_id).values()), span=_window_span(stream.data),
+                        read_here=_bars_read(sweep_id), tasks=_task_seconds(stream.data))  # fmt: skip
 
     @flow(name="bench_scale_nothing")
     def nothing() -> None:
@@ -268,8 +309,8 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
                 runs.append(time.perf_counter() - started)
         return min(runs) * 1000
 
-    ways: dict[str, Callable[[int], list]] = {"blocks": sweep, "a future per window": sweep_windows,
-                                              "a Prefect task per window": sweep_tasks}  # fmt: skip
+    ways: dict[str, Callable[[int], list]] = {"pieces": sweep, "blocks reading their span": sweep_spans,
+                                              "one read here, scattered": sweep_scattered}  # fmt: skip
     load_before = os.getloadavg()
     print(f"sweep: {WINDOWS} windows x {len(FASTS) * len(SLOWS)} parameter sets, {args.symbols} symbols, "
           f"{args.in_sample} + {args.out_sample} bars per window ({stored:,} bar times stored), audit none, best of "
@@ -333,17 +374,19 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
             print(f"{way}, {workers} worker process{'es' if workers > 1 else ''}: {got.seconds:.2f} s: the windows ran "
                   f"for {span:.2f} s from the first task's start to the last's end, {busy:.2f} s of work on the "
                   f"workers; outside them (the Prefect flow run and its task, the connection to the scheduler, "
-                  f"gathering) {got.seconds - span:.2f} s; {got.cpu_line()} (load {loads[(way, workers)]:.2f})")  # fmt: skip
+                  f"gathering) {got.seconds - span:.2f} s; {got.cpu_line()}; each task's compute seconds, in start "
+                  f"order: {', '.join(f'{name} {sec:.2f}' for name, sec in got.tasks)} "
+                  f"(load {loads[(way, workers)]:.2f})")  # fmt: skip
         print(f"{way}: speed-up {best[(way, 1)].seconds / best[(way, 2)].seconds:.2f} x, per-window overhead "
               f"{(best[(way, 1)].seconds - here.seconds) / WINDOWS * 1000:.0f} ms; net CPU seconds of the workers, 2 over 1: "
               f"{best[(way, 2)].cpu_ratio(best[(way, 1)])}")  # fmt: skip
     load_after = os.getloadavg()
     print(f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs "
           "(work seconds above CPU seconds are waits for a core or the database)")  # fmt: skip
-    speed_up = best[("blocks", 1)].seconds / best[("blocks", 2)].seconds
+    speed_up = best[("pieces", 1)].seconds / best[("pieces", 2)].seconds
     _line("speed-up, 2 workers over 1", speed_up, "x", ">= 1.6 on 2 cores", speed_up >= 1.6)
     window_ms = here.seconds / WINDOWS * 1000
-    overhead_ms = (best[("blocks", 1)].seconds - here.seconds) / WINDOWS * 1000
+    overhead_ms = (best[("pieces", 1)].seconds - here.seconds) / WINDOWS * 1000
     print(
         f"for scale, 1 worker: an empty Prefect task on Dask {empty_ms:.0f} ms per task, an empty plain Dask "
         f"future {raw_ms:.1f} ms per task (a block of windows is a plain Dask future inside one Prefect task)"
@@ -365,15 +408,19 @@ class Measured:
     bars_read: list[int]
     worker_cpu: list[float] = dataclasses.field(default_factory=list)
     span: tuple[float, float] = (0.0, 0.0)
+    tasks: list[tuple[str, float]] = dataclasses.field(default_factory=list)  # each task's name and compute seconds
     reading: float = 0.0
     idle_cpu: float = 0.0  # of each worker: its idle upkeep over the run's seconds
+    read_here: int = 0  # bar times this process read (on workers: the flow's own reads)
 
     def cpu_line(self) -> str:
         workers = (f"workers {' + '.join(f'{c:.2f}' for c in self.worker_cpu)} (net "
                    f"{' + '.join(f'{c - self.idle_cpu:.2f}' for c in self.worker_cpu)}), " if self.worker_cpu else "")  # fmt: skip
         pg = f"{self.pg_cpu:.2f}" if self.pg_cpu is not None else "n/a"
         return (f"CPU seconds: {workers}this process {self.client_cpu:.2f}, PostgreSQL sessions {pg}; bar times "
-                f"read per {'worker' if self.worker_cpu else 'process'}: {', '.join(f'{b:,}' for b in self.bars_read)}")  # fmt: skip
+                f"read per {'worker' if self.worker_cpu else 'process'}: {', '.join(f'{b:,}' for b in self.bars_read)}"
+                f"{f', this process {self.read_here:,}' if self.worker_cpu else ''} "
+                f"({sum(self.bars_read) + (self.read_here if self.worker_cpu else 0):,} in all)")  # fmt: skip
 
     def cpu_ratio(self, one: Measured) -> str:
         """The workers' net CPU seconds of this 2-worker run over those of the 1-worker ``one``, and the speed-up the
@@ -392,6 +439,14 @@ def _window_span(stream: list[dict]) -> tuple[float, float]:
         return 0.0, 0.0
     return (max(p["stop"] for p in phases) - min(p["start"] for p in phases),
             sum(p["stop"] - p["start"] for p in phases))  # fmt: skip
+
+
+def _task_seconds(stream: list[dict]) -> list[tuple[str, float]]:
+    """Of the tasks in a Dask task stream, in order of start: the function's name (a piece's read, a block) and its
+    compute seconds."""
+    phases = sorted((phase["start"], entry["key"].split("-", 1)[0], phase["stop"] - phase["start"])
+                    for entry in stream for phase in entry["startstops"] if phase["action"] == "compute")  # fmt: skip
+    return [(name, seconds) for _, name, seconds in phases]
 
 
 @contextmanager

@@ -4,11 +4,13 @@ results recorded under the run and shown on an HTML page."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
@@ -20,11 +22,16 @@ from alphaloom.backtest.walkforward import (
     run_window,
 )
 from alphaloom.backtest.walkforward_run import (
+    PieceSpec,
     WalkForwardSpec,
     WindowSpec,
+    block_pieces,
+    join_pieces,
     load_window,
-    read_block,
+    piece_specs,
+    read_piece,
     record_walk_forward,
+    window_from_bars,
     window_specs,
     write_page,
 )
@@ -58,37 +65,52 @@ def walk_window(window: WindowSpec) -> WindowOutcome:
     return run_window(window_input)
 
 
-def walk_block(windows: list[WindowSpec]) -> list[WindowOutcome]:
-    """Consecutive windows of one run, one after the other in this process: the bars they span read first, in one
-    query (``read_block``; their in-sample stretches overlap, so a block reads far fewer bars than its windows do one
-    by one), then each window as ``walk_window`` (which reads nothing more). Outcomes in the windows' order."""
+def walk_piece(piece: PieceSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One piece of a sweep's bars, read in one query on this process's engine (``read_piece``); Dask hands it to the
+    blocks that need it, on whichever worker they run."""
     with get_engine().connect() as conn:
-        read_block(conn, windows)
-    return [walk_window(window) for window in windows]
+        return read_piece(conn, piece)
+
+
+def walk_block(windows: list[WindowSpec], *pieces: tuple[pd.DataFrame, pd.DataFrame]) -> list[WindowOutcome]:
+    """Consecutive windows of one run, one after the other in this process, cut from the pieces of the sweep's bars
+    that hold their span (``walk_piece``, in order; this reads nothing). Outcomes in the windows' order."""
+    open_, close = join_pieces(pieces)
+    return [run_window(window_from_bars(window, open_, close)) for window in windows]
+
+
+def _pinned(slots: Sequence[str], n: int) -> dict[str, object]:
+    """Where the ``n``-th piece or block goes: the ``n``-th worker thread's worker while the cluster has one, else
+    anywhere; elsewhere when that worker is gone."""
+    return {"workers": [slots[n]] if n < len(slots) else None, "allow_other_workers": True}
 
 
 def _dask_blocks(client: Client, windows: list[WindowSpec]) -> list[WindowOutcome]:
-    """The windows cut into one block of consecutive windows per worker thread of the cluster (``contiguous_blocks``),
-    each block one Dask future (pinned to a worker of its own while the cluster has one per block, run elsewhere
-    when that worker is gone); outcomes in window order."""
+    """The sweep's bars cut into one piece per worker thread of the cluster (``piece_specs``), each read by a Dask
+    future of its own; the windows cut into one block of consecutive windows per worker thread
+    (``contiguous_blocks``), each block a Dask future that depends on the pieces its windows span (Dask hands them
+    over between workers). Each bar is read once in all, the pieces in parallel. Outcomes in window order."""
     threads = client.nthreads()
     slots = [address for address, count in sorted(threads.items()) for _ in range(count)]
-    blocks = [windows[run.start : run.stop] for run in contiguous_blocks(len(windows), max(1, len(slots)))]
-    futures = [
-        client.submit(walk_block, block, pure=False, retries=WINDOW_RETRIES,
-                      workers=[slots[n]] if n < len(slots) else None, allow_other_workers=True)
-        for n, block in enumerate(blocks)
-    ]  # fmt: skip
+    parts = max(1, len(slots))
+    blocks = [windows[run.start : run.stop] for run in contiguous_blocks(len(windows), parts)]
+    pieces = piece_specs(windows, parts)
+    read = [client.submit(walk_piece, piece, pure=False, retries=WINDOW_RETRIES, **_pinned(slots, n))
+            for n, piece in enumerate(pieces)]  # fmt: skip
+    futures = [client.submit(walk_block, block, *(read[k] for k in block_pieces(pieces, block)), pure=False,
+                             retries=WINDOW_RETRIES, **_pinned(slots, n))
+               for n, block in enumerate(blocks)]  # fmt: skip
     return [outcome for outcomes in client.gather(futures) for outcome in outcomes]
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
 def walk_windows(windows: list[WindowSpec]) -> list[WindowOutcome]:
     """Every window, outcomes in window order. One Prefect task in the flow's process: on Dask
-    (``ALPHALOOM_DASK_ADDRESS``) the windows are cut into one block of consecutive windows per worker thread, each
-    block a plain Dask future on the flow's cluster (``walk_block``: a worker reads only the bars its block spans, and
-    Dask's cost, milliseconds, is paid once per block; retried by Dask: ``WINDOW_RETRIES``, and run again elsewhere
-    when its worker dies), else the windows run here on a thread each (at most one per core)."""
+    (``ALPHALOOM_DASK_ADDRESS``) the sweep's bars are read in one piece per worker thread and the windows run in one
+    block of consecutive windows per worker thread, each piece and each block a plain Dask future on the flow's
+    cluster (``_dask_blocks``: each bar read once in all, Dask's cost, milliseconds, paid once per piece and block;
+    retried by Dask: ``WINDOW_RETRIES``, and run again elsewhere when its worker dies), else the windows run here on a
+    thread each (at most one per core)."""
     client = flow_dask_client()
     if client is not None:
         return _dask_blocks(client, windows)

@@ -142,6 +142,26 @@ def contiguous_blocks(count: int, blocks: int) -> list[range]:
     return runs
 
 
+def sweep_pieces(starts: Sequence[int], stop: int, parts: int) -> list[range]:
+    """The rows ``starts[0] .. stop - 1`` of a sweep whose windows start at rows ``starts`` (ascending) cut at window
+    starts into ``parts`` runs of consecutive rows (as many as there are distinct starts at most), in order, each cut at the
+    window start nearest to an equal share that leaves one for each later cut; each row in exactly one run. A sweep's
+    bars read as these pieces, one per worker, are read once in all, however much the windows overlap."""
+    if parts < 1:
+        raise ValueError(f"parts must be >= 1, got {parts}")
+    if not starts:
+        return []
+    starts = sorted(set(starts))  # early windows may share the first row (their warm-up cut short)
+    first, count = starts[0], min(parts, len(starts))
+    cuts = [first]
+    for n in range(1, count):
+        target = first + (stop - first) * n / count
+        later = [s for s in starts if s > cuts[-1]]
+        open_ = later[: len(later) - (count - 1 - n)]  # leaving a start for each cut still to make
+        cuts.append(min(open_, key=lambda s: (abs(s - target), s)))
+    return [range(a, b) for a, b in zip(cuts, [*cuts[1:], stop], strict=True)]
+
+
 def window_input(
     open_: pd.DataFrame,
     close: pd.DataFrame,

@@ -27,6 +27,7 @@ from alphaloom.backtest.walkforward import (
     WalkForwardResult,
     WindowInput,
     parameter_grid,
+    sweep_pieces,
     walk_forward,
     warmup_bars,
     window_input,
@@ -161,11 +162,84 @@ def load_window(conn: Connection, window: WindowSpec) -> WindowInput:
         open_, close = SWEEP_BARS.window_frames(conn, sweep=window.sweep, **where)
     else:
         open_, close = read_bar_columns(conn, **where)
+    return _window_input(window, open_, close)
+
+
+def _window_input(window: WindowSpec, open_: pd.DataFrame, close: pd.DataFrame) -> WindowInput:
     if len(close) != window.bars:
         raise DataUnavailableError(f"the window from {window.start} has {len(close)} stored bars, not {window.bars}: "
                                    "the bars changed during the run")  # fmt: skip
     return window_input(open_, close, warmup=window.warmup, grid=window.grid, in_sample=window.in_sample,
                         costs=window.costs, periods_per_year=window.periods_per_year, objective=window.objective)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PieceSpec:
+    """One piece of a sweep's bars, ``start <= ts < end`` (``end`` None: open), to read on a worker (``read_piece``)
+    and hand to the blocks of windows that span it (``block_pieces``, ``window_from_pieces``)."""
+
+    sweep: str
+    exchange: str
+    timeframe: str
+    symbols: list[str]
+    start: datetime
+    end: datetime | None
+
+
+def _out_sample(window: WindowSpec) -> int:
+    """The window's out-of-sample bars: window ``k`` of a sweep trades from row ``k * out_sample`` of the sweep's bars
+    (``window_slices``) and reads the ``warmup`` bars before it."""
+    return window.bars - window.warmup - window.in_sample
+
+
+def piece_specs(windows: Sequence[WindowSpec], parts: int) -> list[PieceSpec]:
+    """The bars of a sweep's ``windows`` (in order: ``window_specs``) cut at window starts into at most ``parts``
+    pieces of near-equal length (``sweep_pieces``), each bar in exactly one piece."""
+    if not windows:
+        return []
+    starts = [k * _out_sample(window) - window.warmup for k, window in enumerate(windows)]
+    stop = starts[-1] + windows[-1].bars
+    start_of = dict(zip(starts, windows, strict=True))
+    first = windows[0]
+    pieces = sweep_pieces(starts, stop, parts)
+    return [PieceSpec(first.sweep, first.exchange, first.timeframe, first.symbols, start_of[rows.start].start,
+                      start_of[rows.stop].start if rows.stop in start_of else windows[-1].end)
+            for rows in pieces]  # fmt: skip
+
+
+def _before(a: datetime | None, b: datetime | None) -> bool:
+    """``a < b`` for range ends, None being the open end (after every time)."""
+    return b is None if a is None else b is None or a < b
+
+
+def block_pieces(pieces: Sequence[PieceSpec], windows: Sequence[WindowSpec]) -> list[int]:
+    """The positions in ``pieces`` (in order, as ``piece_specs`` makes them) of those holding bars of the consecutive
+    ``windows``: the pieces their span ``[first's start, last's end)`` overlaps."""
+    start, end = windows[0].start, windows[-1].end
+    return [n for n, piece in enumerate(pieces) if _before(piece.start, end) and _before(start, piece.end)]
+
+
+def read_piece(conn: Connection, piece: PieceSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(open, close) of ``piece``'s stored bars, read on ``conn`` where this process has not read them yet for the
+    piece's sweep (``walkforward_bars.SWEEP_BARS``: counted in its ``bars_read``)."""
+    return SWEEP_BARS.window_frames(conn, sweep=piece.sweep, exchange=piece.exchange, timeframe=piece.timeframe,
+                                    symbols=piece.symbols, start=piece.start, end=piece.end)  # fmt: skip
+
+
+def join_pieces(pieces: Sequence[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(open, close) of consecutive pieces of a sweep's bars (``read_piece``, in order) as one pair of frames."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return pd.concat([o for o, _ in pieces]), pd.concat([c for _, c in pieces])
+
+
+def window_from_bars(window: WindowSpec, open_: pd.DataFrame, close: pd.DataFrame) -> WindowInput:
+    """The ``WindowInput`` of ``window`` cut from bars of its sweep that hold its span (``join_pieces``): the same
+    frames, to the bit, as ``load_window`` reads. Raises ``DataUnavailableError`` when the bars are not the ones the
+    window was cut from."""
+    first = close.index.searchsorted(pd.Timestamp(window.start))
+    stop = len(close) if window.end is None else close.index.searchsorted(pd.Timestamp(window.end))
+    return _window_input(window, open_.iloc[first:stop], close.iloc[first:stop])
 
 
 def read_block(conn: Connection, windows: Sequence[WindowSpec]) -> None:

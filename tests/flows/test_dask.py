@@ -28,7 +28,7 @@ from support.prices import prices
 from typer.testing import CliRunner
 
 from alphaloom.backtest.walkforward import WindowOutcome
-from alphaloom.backtest.walkforward_run import WalkForwardSpec, WindowSpec, window_specs
+from alphaloom.backtest.walkforward_run import WalkForwardSpec, WindowSpec, piece_specs, window_specs
 from alphaloom.cli import app
 from alphaloom.db.engine import get_engine
 from alphaloom.settings import OpsSettings, Settings, get_settings
@@ -228,11 +228,12 @@ def _bar_times(engine: Engine, start: datetime, end: datetime | None) -> int:
         ).scalar_one()
 
 
-def test_on_two_workers_each_runs_one_block_of_consecutive_windows_reading_only_the_bars_it_spans(
+def test_on_two_workers_each_reads_one_piece_of_the_bars_and_the_sweep_reads_each_bar_once(
     engine: Engine, on_dask: Cluster
 ) -> None:
-    """8 windows on 2 workers: windows 1-4 on one worker, 5-8 on the other, each worker reading once only the bars its
-    block spans (less than the whole history); the outcomes, in window order, are those of the windows run here."""
+    """8 windows on 2 workers: the sweep's bars cut at a window start into 2 pieces, each read by one worker (no bar
+    read twice, though the two blocks of windows 1-4 and 5-8 both span bars of both pieces); the outcomes, in window
+    order, are those of the windows run here."""
     spec = WalkForwardSpec(WF_SYMBOLS, [3, 5, 10], [10, 20, 40], in_sample=120, out_sample=60)
     with engine.connect() as conn:
         here = [walk_window(w) for w in window_specs(conn, get_settings(), spec)]
@@ -242,9 +243,11 @@ def test_on_two_workers_each_runs_one_block_of_consecutive_windows_reading_only_
     for got, expected in zip(remote, here, strict=True):
         pd.testing.assert_series_equal(got.returns, expected.returns, check_exact=True)
     read = sorted(on_dask.client.run(_bars_read, windows[0].sweep).values())
-    blocks = sorted([_bar_times(engine, windows[0].start, windows[3].end),
-                     _bar_times(engine, windows[4].start, windows[7].end)])  # fmt: skip
-    assert read == blocks and max(blocks) < _bar_times(engine, windows[0].start, None), (read, blocks)
+    pieces = piece_specs(windows, 2)
+    assert len(pieces) == 2 and pieces[1].start in {w.start for w in windows}
+    expected = sorted(_bar_times(engine, piece.start, piece.end) for piece in pieces)
+    assert read == expected and sum(read) == _bar_times(engine, windows[0].start, None), (read, expected)
+    assert min(read) > 0
 
 
 @flow(task_runner=SettingsTaskRunner())

@@ -66,4 +66,4 @@ def test_scale_benchmark_runs_at_toy_size_on_one_and_two_workers() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "speed-up, 2 workers over 1:" in result.stdout and "x (goal >= 1.6 on 2 cores)" in result.stdout
-    assert "ms per task (goal <= " in result.stdout
+    assert "ms per window (goal <= " in result.stdout and "bar times read per worker" in result.stdout

@@ -10,7 +10,7 @@ import pytest
 from support.prices import prices
 
 from alphaloom.backtest.vectorized import run, sma_cross_target
-from alphaloom.backtest.walkforward import Costs, contiguous_blocks, parameter_grid, walk_forward
+from alphaloom.backtest.walkforward import Costs, contiguous_blocks, parameter_grid, sweep_pieces, walk_forward
 from alphaloom.reporting.performance import total_return
 
 COSTS = Costs(initial_cash=10_000.0, order_notional=Decimal(1000), fee_bps=10, slippage_bps=5,
@@ -102,3 +102,19 @@ def test_blocks_cover_every_window_exactly_once_in_order_and_near_equally(count:
 def test_blocks_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="blocks must be >= 1"):
         contiguous_blocks(8, 0)
+
+
+def test_pieces_cover_the_sweep_once_in_order_cut_at_window_starts_nearest_an_equal_share() -> None:
+    starts = [0, 651, 1401, 2151, 2901, 3651, 4401, 5151]  # 8 windows of 4,000 + 750 bars after 99 warm-up bars
+    pieces = sweep_pieces(starts, 10_000, 2)
+    assert pieces == [range(0, 5151), range(5151, 10_000)]  # 5,151 + 4,849 bar rows: each read once
+    three = sweep_pieces(starts, 10_000, 3)
+    assert three == [range(0, 3651), range(3651, 5151), range(5151, 10_000)]  # cuts nearest 3,333 and 6,667
+    for parts in (1, 2, 3, 8, 20):
+        pieces = sweep_pieces(starts, 10_000, parts)
+        assert [n for piece in pieces for n in piece] == list(range(10_000))  # every bar row once, in order
+        assert len(pieces) == min(parts, len(starts)) and {p.start for p in pieces} <= set(starts)
+    assert sweep_pieces([], 0, 2) == []
+    assert sweep_pieces([0, 0, 0, 20], 100, 3) == [range(0, 20), range(20, 100)]  # warm-ups cut short: one start
+    with pytest.raises(ValueError, match="parts must be >= 1"):
+        sweep_pieces(starts, 10_000, 0)

@@ -4,6 +4,7 @@ new sweep reads afresh."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +19,14 @@ from alphaloom.backtest.walkforward import window_inputs
 from alphaloom.backtest.walkforward_bars import SWEEP_BARS, read_bar_columns
 from alphaloom.backtest.walkforward_run import (
     WalkForwardSpec,
+    block_pieces,
+    join_pieces,
     load_window,
+    piece_specs,
     read_block,
+    read_piece,
     walk_forward_arguments,
+    window_from_bars,
     window_specs,
 )
 from alphaloom.errors import DataUnavailableError
@@ -137,3 +143,34 @@ def test_a_block_of_windows_reads_the_bars_it_spans_once_and_its_windows_read_no
     for got, expected in zip(loaded, whole[2:5], strict=True):
         pd.testing.assert_frame_equal(got.close, expected.close, check_exact=True)
         pd.testing.assert_frame_equal(got.open_, expected.open_, check_exact=True)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_pieces_read_the_sweeps_bars_once_and_each_block_cuts_exactly_its_windows_bars_from_them(
+    engine: Engine, stored: Stored, parts: int
+) -> None:
+    """The sweep's bars cut at window starts into ``parts`` pieces: together each stored bar time once; blocks of
+    consecutive windows, each given the pieces its span overlaps, cut windows equal to the bit to those read alone."""
+    settings = get_settings()
+    with engine.connect() as conn:
+        whole = window_inputs(**walk_forward_arguments(conn, settings, SPEC))
+        specs = window_specs(conn, settings, SPEC)
+        pieces = piece_specs(specs, parts)
+        assert len(pieces) == parts and {p.start for p in pieces} <= {w.start for w in specs}
+        assert pieces[0].start == specs[0].start and pieces[-1].end == specs[-1].end
+        assert all(a.end == b.start for a, b in itertools.pairwise(pieces))  # adjacent, no overlap
+        frames = [read_piece(conn, piece) for piece in pieces]
+    assert SWEEP_BARS.bars_read(specs[0].sweep) == sum(len(c) for _, c in frames) == len(stored.close)  # each once
+    for block in (specs[:3], specs[3:], specs[1:2], specs):
+        needed = block_pieces(pieces, block)
+        assert needed == list(range(needed[0], needed[-1] + 1))  # consecutive pieces
+        open_, close = join_pieces([frames[n] for n in needed])
+        assert close.index[0] <= pd.Timestamp(block[0].start) and (block[-1].end is None or close.index[-1]
+                                                                  >= pd.Timestamp(block[-1].end) - pd.Timedelta("1h"))  # fmt: skip
+        for window in block:
+            got, expected = window_from_bars(window, open_, close), whole[specs.index(window)]
+            pd.testing.assert_frame_equal(got.open_, expected.open_, check_exact=True)
+            pd.testing.assert_frame_equal(got.close, expected.close, check_exact=True)
+            for params, target in expected.targets.items():
+                pd.testing.assert_frame_equal(got.targets[params], target, check_exact=True)
+    SWEEP_BARS.clear()
