@@ -10,7 +10,7 @@ Flows that spread independent work over tasks (the decision fan-out, walk-forwar
   ``ALPHALOOM_`` environment (``docker-compose.yml``: ``dask-scheduler``, ``dask-worker``).
 
 Work too small to pay Prefect's cost per task run (walk-forward windows, sent in blocks of consecutive windows, one
-per worker thread) goes to the same cluster as plain Dask futures from inside one task (``flow_dask_client``: the running flow's Dask client; None when its tasks run in the
+per worker thread, after the sweep's bars are read once as one piece per worker thread) goes to the same cluster as plain Dask futures from inside one task (``flow_dask_client``: the running flow's Dask client; None when its tasks run in the
 flow's process).
 
 Tasks on Dask workers read their settings from the worker's environment and open their own database engine
