@@ -73,22 +73,21 @@ class ReplayMemory:
         self._recorded: set[str] = set()
 
     def remember(self, drafts: Sequence[DecisionDraft]) -> None:
-        """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team``."""
+        """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team`` (read from
+        the decision and the close it read, not from its audit rows, which a replay may never build)."""
+        default_horizon = self._params.horizon_bars
         for draft in drafts:
-            row = draft.row
-            self._recorded.add(row.decision_id)
-            features = row.inputs["features"]
-            close = features["values"].get("close")
-            entry_price = None if close is None else float(close)
-            entry_ts = datetime.fromisoformat(features["key"]["ts"])
+            decision = draft.decision
+            self._recorded.add(decision.decision_id)
+            entry_price, entry_ts = draft.entry
             opinions = [
-                (o.agent, o.output.get("action"), float(o.output.get("confidence") or 0.0),
-                 int((o.output.get("details") or {}).get("horizon_bars", self._params.horizon_bars)))
-                for o in draft.outputs if not o.skipped
-            ] + [(TEAM, row.action, abs(row.score), self._params.horizon_bars)]  # fmt: skip
+                (o.agent, o.action.value, float(o.confidence or 0.0),
+                 int((o.details or {}).get("horizon_bars", default_horizon)))
+                for o in decision.opinions if not o.skipped
+            ] + [(TEAM, decision.action.value, abs(decision.score), default_horizon)]  # fmt: skip
             for agent, action, confidence, horizon in opinions:
-                due = _Due(row.as_of + self._bar * horizon, row.symbol, row.as_of, agent, row.decision_id, action,
-                           confidence, horizon, entry_price, entry_ts)  # fmt: skip
+                due = _Due(decision.as_of + self._bar * horizon, decision.symbol, decision.as_of, agent,
+                           decision.decision_id, action, confidence, horizon, entry_price, entry_ts)  # fmt: skip
                 heapq.heappush(self._due, (*_order(due), due))
 
     def advance(self, as_of: datetime, *, run_id: str) -> list[dict[str, Any]]:
