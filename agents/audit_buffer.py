@@ -108,9 +108,14 @@ class AuditBuffer:
                 (account, w.agent, as_of, w.weight, w.hit_rate, w.scored, run_id) for w in weights.values()
             )
 
+    @property
+    def keeps_outcomes(self) -> bool:
+        """Whether ``outcomes`` keeps the rows it is given (the replay's memory builds none otherwise)."""
+        return self.mode == "full"
+
     def outcomes(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Outcome rows (``agents.memory.outcome_record``), as ``agents.memory.insert_outcomes``."""
-        if self.mode == "full":
+        if self.keeps_outcomes:
             self._rows[OUTCOMES.name].extend(tuple(r[c] for c in OUTCOME_COLUMNS) for r in records)
 
     def decision(self, draft: DecisionDraft) -> bool:
