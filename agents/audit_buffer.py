@@ -126,7 +126,7 @@ class AuditBuffer:
             self._rows[OUTPUTS.name].extend(output_rows(row, draft.outputs))
             self._rows[CHECKS.name].extend(check_rows(row, draft.verdicts))
             self._rows[LINEAGE.name].extend(lineage_rows(row, draft.lineage))
-        else:
+        elif draft.verdicts:  # most decisions propose no order: nothing refused
             self.refusals.update(check_name(v, intent) for intent, verdicts in draft.verdicts
                                  for v in verdicts if not v.approved)  # fmt: skip
         if self.mode != "none" or draft.decision.intents:

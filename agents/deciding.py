@@ -38,6 +38,7 @@ from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, utc
 from agents.social import social_opinion
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
+from agents.technical import NEEDED as TECHNICAL_COLUMNS
 from agents.technical import technical_opinion
 from agents.trader import opens_position, order_intents
 from alphaloom.domain import (
@@ -69,7 +70,10 @@ T = TypeVar("T")
 class _BuiltOnRead(Generic[T]):
     """A field of ``DecisionDraft`` that only the audit reads: the value the draft was given, else built from the
     draft's ``basis`` on its first read and kept. A replay that writes no such row never builds it (``--audit none``:
-    most of a step's time went into rows nobody wrote)."""
+    most of a step's time went into rows nobody wrote).
+
+    As a dataclass field's default it is the class attribute: ``__init__`` and ``dataclasses.replace`` pass each value
+    through ``__set__``, this descriptor itself standing for "not given"."""
 
     def __init__(self, build: Callable[[DecisionDraft], T]) -> None:
         self._build = build
@@ -99,8 +103,7 @@ class _BuiltOnRead(Generic[T]):
 
 
 def _row_of(draft: DecisionDraft) -> DecisionRow:
-    basis = _basis_of(draft)
-    return _decision_row(basis, draft.decision, draft.verdicts)
+    return _decision_row(_basis_of(draft), draft.decision, draft.verdicts)
 
 
 def _outputs_of(draft: DecisionDraft) -> tuple[AgentOutputRow, ...]:
@@ -135,15 +138,17 @@ class DecisionDraft:
 
 def _basis_of(draft: DecisionDraft) -> DraftBasis:
     if draft.basis is None:
-        raise ValueError(f"draft {draft.decision.decision_id}: a record neither given nor built from a basis")
+        raise ValueError(
+            f"draft {draft.decision.decision_id}: its audit rows were not given, nor a basis to build them"
+        )
     return draft.basis
 
 
-def feature_values(features: Mapping[str, Any]) -> dict[str, Any]:
+def feature_values(features: Mapping[str, Any], columns: Sequence[str] = FEATURE_COLUMNS) -> dict[str, Any]:
     """The feature values a decision reads and records (NaN and infinities as None, as ``clean``)."""
     get = features.get
     values: dict[str, Any] = {}
-    for column in FEATURE_COLUMNS:  # ``clean`` inlined: once per column of every decision
+    for column in columns:  # ``clean`` inlined: once per column of every decision
         value = get(column)
         values[column] = None if isinstance(value, float) and not isfinite(value) else value
     return values
@@ -257,6 +262,11 @@ class _Step:
         return _weights_record(self.snapshot.account_view.weights, self.params.strategy.base_weights())
 
 
+# The feature values the decision itself reads: the technical analyst's (close included: the reference price) and the
+# volatility Kelly sizing reads. The record holds every one of FEATURE_COLUMNS (``DraftBasis.values``).
+_TRADED_COLUMNS = (*TECHNICAL_COLUMNS, "realized_vol_20")
+
+
 @dataclass(slots=True)
 class _SymbolRead:
     """What the decision of one symbol reads from the snapshot: its feature row, headlines and scores, position and
@@ -264,6 +274,7 @@ class _SymbolRead:
 
     decision_id: DecisionId
     values: dict[str, Any]
+    """The ``_TRADED_COLUMNS`` values (``feature_values``)."""
     features: Mapping[str, Any]
     ts: datetime
     """The feature row's bar time, in UTC."""
@@ -291,7 +302,7 @@ def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -
     position_qty, position_avg = snapshot.account_view.positions[symbol]
     return _SymbolRead(
         decision_id=snapshot.decision_ids[symbol],
-        values=feature_values(features),
+        values=feature_values(features, _TRADED_COLUMNS),
         features=features,
         ts=utc(features["ts"]),
         known_at=utc(features["known_at"]),
@@ -421,6 +432,11 @@ class DraftBasis:
         return {"exchange": f["exchange"], "symbol": f["symbol"], "timeframe": f["timeframe"],
                 "ts": self.read.ts.isoformat()}  # fmt: skip
 
+    @cached_property
+    def values(self) -> dict[str, Any]:
+        """Every feature value of the row read (``feature_values``), as the record keeps them."""
+        return feature_values(self.read.features)
+
     @property
     def dbt_invocation_id(self) -> Any:
         return self.read.features.get("dbt_invocation_id")
@@ -451,7 +467,7 @@ def _inputs_record(
         ]  # fmt: skip
     return social | {
         "features": {"key": basis.feature_key, "known_at": read.known_at.isoformat(),
-                     "dbt_invocation_id": basis.dbt_invocation_id, "values": read.values},
+                     "dbt_invocation_id": basis.dbt_invocation_id, "values": basis.values},
         "news": [
             {"id": item.id, "first_seen_at": item.first_seen_at.isoformat(),
              "first_seen_assumed": item.first_seen_assumed, "label": read.scores[item.id].label,
