@@ -46,6 +46,7 @@ from agents.recording import (
     lineage_rows,
     output_rows,
 )
+from agents.risk.recorder import check_name
 from alphaloom.db.copy import copy_rows, create_staging, relaxed_bulk_write
 from alphaloom.errors import ConfigError
 from alphaloom.reporting.run_report import AUDIT_MODES
@@ -107,24 +108,29 @@ class AuditBuffer:
                 (account, w.agent, as_of, w.weight, w.hit_rate, w.scored, run_id) for w in weights.values()
             )
 
+    @property
+    def keeps_outcomes(self) -> bool:
+        """Whether ``outcomes`` keeps the rows it is given (the replay's memory builds none otherwise)."""
+        return self.mode == "full"
+
     def outcomes(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Outcome rows (``agents.memory.outcome_record``), as ``agents.memory.insert_outcomes``."""
-        if self.mode == "full":
+        if self.keeps_outcomes:
             self._rows[OUTCOMES.name].extend(tuple(r[c] for c in OUTCOME_COLUMNS) for r in records)
 
     def decision(self, draft: DecisionDraft) -> bool:
-        """A decided symbol's rows (as ``agents.recording.record_decision``); True: it counts as recorded."""
-        row = draft.row
-        checks = check_rows(row, draft.verdicts)
+        """A decided symbol's rows (as ``agents.recording.record_decision``); True: it counts as recorded. Only the
+        rows the mode writes are read from the draft (it builds them on first read: ``DecisionDraft``)."""
         if self.mode == "full":
+            row = draft.row
             self._rows[OUTPUTS.name].extend(output_rows(row, draft.outputs))
-            self._rows[CHECKS.name].extend(checks)
+            self._rows[CHECKS.name].extend(check_rows(row, draft.verdicts))
             self._rows[LINEAGE.name].extend(lineage_rows(row, draft.lineage))
-        else:
-            name, approved = CHECK_COLUMNS.index(("check_name", "text")), CHECK_COLUMNS.index(("approved", "boolean"))
-            self.refusals.update(c[name] for c in checks if not c[approved])
+        elif draft.verdicts:  # most decisions propose no order: nothing refused
+            self.refusals.update(check_name(v, intent) for intent, verdicts in draft.verdicts
+                                 for v in verdicts if not v.approved)  # fmt: skip
         if self.mode != "none" or draft.decision.intents:
-            self._rows[DECISIONS.name].append(decision_values(row))
+            self._rows[DECISIONS.name].append(decision_values(draft.row))
         return True
 
     def flush_decisions(self, conn: Connection) -> int:

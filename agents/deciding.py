@@ -1,7 +1,8 @@
 """The pure middle of a decision (ARCHITECTURE §5): from a ``Snapshot`` (and the LLM answers already obtained) to one
 ``DecisionDraft`` per symbol to decide: the agents' opinions, the weighted vote, the sizing, every risk verdict, the
 intents that passed risk and the audit rows that will record it all. No I/O: the same snapshot and parameters give the
-same drafts in any process, which is what lets a replay run this stage in memory.
+same drafts in any process, which is what lets a replay run this stage in memory. The audit rows are built when first
+read (``DecisionDraft``): a replay that writes fewer of them (``--audit decisions|none``) does not pay for the rest.
 
 What callers can rely on:
 
@@ -14,12 +15,13 @@ What callers can rely on:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from math import isfinite
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from agents.consensus import ConsensusParams, consensus
 from agents.earnings import earnings_opinion, stated_reports
@@ -36,6 +38,7 @@ from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, utc
 from agents.social import social_opinion
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
+from agents.technical import NEEDED as TECHNICAL_COLUMNS
 from agents.technical import technical_opinion
 from agents.trader import opens_position, order_intents
 from alphaloom.domain import (
@@ -61,22 +64,91 @@ class LlmAnswer:
     memories: Sequence[Memory] = ()
 
 
+T = TypeVar("T")
+
+
+class _BuiltOnRead(Generic[T]):
+    """A field of ``DecisionDraft`` that only the audit reads: the value the draft was given, else built from the
+    draft's ``basis`` on its first read and kept. A replay that writes no such row never builds it (``--audit none``:
+    most of a step's time went into rows nobody wrote).
+
+    As a dataclass field's default it is the class attribute: ``__init__`` and ``dataclasses.replace`` pass each value
+    through ``__set__``, this descriptor itself standing for "not given"."""
+
+    def __init__(self, build: Callable[[DecisionDraft], T]) -> None:
+        self._build = build
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, draft: None, owner: type) -> _BuiltOnRead[T]: ...
+
+    @overload
+    def __get__(self, draft: DecisionDraft, owner: type) -> T: ...
+
+    def __get__(self, draft: DecisionDraft | None, owner: type) -> T | _BuiltOnRead[T]:
+        if draft is None:  # the class's attribute: the dataclass takes it as the field's default, "not given"
+            return self
+        held = draft.__dict__
+        if self._name not in held:
+            held[self._name] = self._build(draft)
+        value: T = held[self._name]
+        return value
+
+    def __set__(self, draft: DecisionDraft, value: T | _BuiltOnRead[T]) -> None:
+        if value is not self:  # a value given (the dataclass's ``__init__``, ``dataclasses.replace``)
+            draft.__dict__[self._name] = value
+
+
+def _row_of(draft: DecisionDraft) -> DecisionRow:
+    return _decision_row(_basis_of(draft), draft.decision, draft.verdicts)
+
+
+def _outputs_of(draft: DecisionDraft) -> tuple[AgentOutputRow, ...]:
+    return _output_rows(_basis_of(draft))
+
+
+def _lineage_of(draft: DecisionDraft) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    return _lineage(_basis_of(draft))
+
+
 @dataclass(frozen=True)
 class DecisionDraft:
-    """One decided symbol: the ``Decision`` (with only the approved intents) and the rows that record it."""
+    """One decided symbol: the ``Decision`` (with only the approved intents), every risk verdict, and the rows that
+    record it (``row``, ``outputs``, ``lineage``): given, or built from ``basis`` on first read (``_BuiltOnRead``;
+    ``decide_snapshot`` gives a basis). What trades (``decision``, ``verdicts``) is worked out in full, always."""
 
     decision: Decision
-    row: DecisionRow
-    outputs: tuple[AgentOutputRow, ...]
-    verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...]
-    lineage: tuple[tuple[str, Mapping[str, Any]], ...]
+    row: _BuiltOnRead[DecisionRow] = _BuiltOnRead(_row_of)
+    outputs: _BuiltOnRead[tuple[AgentOutputRow, ...]] = _BuiltOnRead(_outputs_of)
+    verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...] = ()
+    lineage: _BuiltOnRead[tuple[tuple[str, Mapping[str, Any]], ...]] = _BuiltOnRead(_lineage_of)
+    basis: DraftBasis | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def entry(self) -> tuple[float | None, datetime]:
+        """The close the decision read (None without one) and its bar's time: what memory scores its opinions from
+        (``agents.replay_memory``)."""
+        read = _basis_of(self).read
+        close = read.values["close"]
+        return (None if close is None else float(close)), read.ts
 
 
-def feature_values(features: Mapping[str, Any]) -> dict[str, Any]:
+def _basis_of(draft: DecisionDraft) -> DraftBasis:
+    if draft.basis is None:
+        raise ValueError(
+            f"draft {draft.decision.decision_id}: its audit rows were not given, nor a basis to build them"
+        )
+    return draft.basis
+
+
+def feature_values(features: Mapping[str, Any], columns: Sequence[str] = FEATURE_COLUMNS) -> dict[str, Any]:
     """The feature values a decision reads and records (NaN and infinities as None, as ``clean``)."""
     get = features.get
     values: dict[str, Any] = {}
-    for column in FEATURE_COLUMNS:  # ``clean`` inlined: once per column of every decision
+    for column in columns:  # ``clean`` inlined: once per column of every decision
         value = get(column)
         values[column] = None if isinstance(value, float) and not isfinite(value) else value
     return values
@@ -159,24 +231,40 @@ def decide_snapshot(
 ) -> list[DecisionDraft]:
     """The drafts of every symbol of ``snapshot`` to decide, in the order asked (see the module docstring).
     ``llm``: the LLM analyst's answers per symbol; a symbol without one gets a skipped LLM opinion."""
-    strategy = params.strategy
-    team_vote = strategy.team_vote
-    account_view = snapshot.account_view
-    portfolio = account_view.portfolio
-    learned = learned_consensus(params, account_view.weights)
-    weights_record = _weights_record(account_view.weights, strategy.base_weights())
+    team_vote = params.strategy.team_vote
+    step = _Step(snapshot, params, run_id, git_sha)
+    portfolio = snapshot.account_view.portfolio
+    learned = learned_consensus(params, snapshot.account_view.weights)
     drafts: list[DecisionDraft] = []
     for symbol in snapshot.symbols:
         features = snapshot.market.features.get(symbol)
         if symbol in snapshot.recorded or features is None:
             continue
         answer = (llm or {}).get(symbol) if team_vote else None
-        draft, portfolio = _decide_symbol(snapshot, params, symbol, features, answer, learned, portfolio,
-                                          weights_record, run_id=run_id, git_sha=git_sha)  # fmt: skip
+        draft, portfolio = _decide_symbol(step, symbol, features, answer, learned, portfolio)
         for intent in draft.decision.intents:  # the next symbol's portfolio checks see this one's exposure
             portfolio = portfolio.after(intent, portfolio.quote_rate(intent.symbol).required())
         drafts.append(draft)
     return drafts
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What every draft of one ``decide_snapshot`` call shares (the weights' record built once, on first read)."""
+
+    snapshot: Snapshot
+    params: DecisionParams
+    run_id: str
+    git_sha: str | None
+
+    @cached_property
+    def weights_record(self) -> dict[str, Any]:
+        return _weights_record(self.snapshot.account_view.weights, self.params.strategy.base_weights())
+
+
+# The feature values the decision itself reads: the technical analyst's (close included: the reference price) and the
+# volatility Kelly sizing reads. The record holds every one of FEATURE_COLUMNS (``DraftBasis.values``).
+_TRADED_COLUMNS = (*TECHNICAL_COLUMNS, "realized_vol_20")
 
 
 @dataclass(slots=True)
@@ -186,9 +274,11 @@ class _SymbolRead:
 
     decision_id: DecisionId
     values: dict[str, Any]
-    feature_key: dict[str, Any]
+    """The ``_TRADED_COLUMNS`` values (``feature_values``)."""
+    features: Mapping[str, Any]
+    ts: datetime
+    """The feature row's bar time, in UTC."""
     known_at: datetime
-    dbt_invocation_id: Any
     news: list[NewsItem]
     scores: dict[NewsId, SentimentScore]
     position_qty: Decimal
@@ -212,11 +302,10 @@ def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -
     position_qty, position_avg = snapshot.account_view.positions[symbol]
     return _SymbolRead(
         decision_id=snapshot.decision_ids[symbol],
-        values=feature_values(features),
-        feature_key={"exchange": features["exchange"], "symbol": features["symbol"],
-                     "timeframe": features["timeframe"], "ts": utc(features["ts"]).isoformat()},
+        values=feature_values(features, _TRADED_COLUMNS),
+        features=features,
+        ts=utc(features["ts"]),
         known_at=utc(features["known_at"]),
-        dbt_invocation_id=features.get("dbt_invocation_id"),
         news=news,
         scores={item.id: scores[item.id] for item in news},
         position_qty=position_qty,
@@ -224,7 +313,7 @@ def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -
         closes=market.closes[symbol],  # read only: the stages never change it
         bars=market.bars.get(symbol, ()),
         posts=list(market.social.get(symbol, ())),
-    )  # fmt: skip
+    )
 
 
 def _opinions(
@@ -325,15 +414,49 @@ def _check_intents(
     )
 
 
+@dataclass(frozen=True)
+class DraftBasis:
+    """What a draft's audit rows are built from, when first read: the step, what the decision read, its opinions,
+    the LLM answer (the past situations it was shown) and the sizing chosen."""
+
+    step: _Step
+    read: _SymbolRead
+    opinions: tuple[AgentOpinion, ...]
+    answer: LlmAnswer | None
+    sized: SizingChoice | None
+
+    @cached_property
+    def feature_key(self) -> dict[str, Any]:
+        """The key of the feature row read (as ``audit.lineage`` and the records name it)."""
+        f = self.read.features
+        return {"exchange": f["exchange"], "symbol": f["symbol"], "timeframe": f["timeframe"],
+                "ts": self.read.ts.isoformat()}  # fmt: skip
+
+    @cached_property
+    def values(self) -> dict[str, Any]:
+        """Every feature value of the row read (``feature_values``), as the record keeps them."""
+        return feature_values(self.read.features)
+
+    @property
+    def dbt_invocation_id(self) -> Any:
+        return self.read.features.get("dbt_invocation_id")
+
+
+def _decision_row(
+    basis: DraftBasis, decision: Decision, verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...]
+) -> DecisionRow:
+    """Record 1: the ``audit.decisions`` row."""
+    step = basis.step
+    return DecisionRow(decision.decision_id, step.run_id, decision.account, decision.symbol, decision.timeframe,
+                       decision.as_of, decision.action.value, decision.score, step.params.version,
+                       _inputs_record(basis, verdicts), basis.dbt_invocation_id, step.git_sha)  # fmt: skip
+
+
 def _inputs_record(
-    snapshot: Snapshot,
-    params: DecisionParams,
-    read: _SymbolRead,
-    weights_record: Mapping[str, Any],
-    sized: SizingChoice | None,
-    verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...],
+    basis: DraftBasis, verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...]
 ) -> dict[str, Any]:
-    """Stage 6: the decision row's ``inputs``: everything it read, with keys, and the intents with their verdict."""
+    """The decision row's ``inputs``: everything it read, with keys, and the intents with their verdict."""
+    snapshot, read, sized = basis.step.snapshot, basis.read, basis.sized
     kill_switch = snapshot.account_view.kill_switch
     social = {}
     if read.posts:  # only then, so a decision without social posts records what it always did
@@ -343,8 +466,8 @@ def _inputs_record(
             for p in read.posts
         ]  # fmt: skip
     return social | {
-        "features": {"key": read.feature_key, "known_at": read.known_at.isoformat(),
-                     "dbt_invocation_id": read.dbt_invocation_id, "values": read.values},
+        "features": {"key": basis.feature_key, "known_at": read.known_at.isoformat(),
+                     "dbt_invocation_id": basis.dbt_invocation_id, "values": basis.values},
         "news": [
             {"id": item.id, "first_seen_at": item.first_seen_at.isoformat(),
              "first_seen_assumed": item.first_seen_assumed, "label": read.scores[item.id].label,
@@ -354,11 +477,11 @@ def _inputs_record(
         "position": {"quantity": str(read.position_qty), "avg_price": str(read.position_avg)},
         "scorer": snapshot.scorer_name,
         "scorer_fallback": snapshot.scorer_fallback,
-        "weights": weights_record,
+        "weights": basis.step.weights_record,
         "closes_read": len(read.closes),
         "sizing": None if sized is None else {"reason": sized.reason, **sized.numbers},
         "kill_switch": {"engaged": kill_switch.engaged, "reason": kill_switch.reason},
-        "config": params.config,
+        "config": basis.step.params.config,
         "intents": [
             {"side": i.side.value, "quantity": str(i.quantity), "reference_price": str(i.reference_price),
              "leg": i.leg, "approved": all_approved(list(v))}
@@ -367,66 +490,61 @@ def _inputs_record(
     }  # fmt: skip
 
 
-def _output_rows(
-    snapshot: Snapshot, read: _SymbolRead, opinions: tuple[AgentOpinion, ...], answer: LlmAnswer | None
-) -> tuple[AgentOutputRow, ...]:
-    """Stage 7: one agent output row per opinion, with what that agent read."""
-    news_ids = [item.id for item in read.news]
+def _output_rows(basis: DraftBasis) -> tuple[AgentOutputRow, ...]:
+    """Record 2: one agent output row per opinion, with what that agent read."""
+    scorer = basis.step.snapshot.scorer_name
+    news_ids = [item.id for item in basis.read.news]
     return tuple(
         AgentOutputRow(o.agent, _opinion_output(o),
-                       o.model or _MODEL_OF.get(o.agent, snapshot.scorer_name if o.agent in ("news", "social") else None),
-                       o.prompt_hash, _input_refs(o.agent, snapshot, read, answer, news_ids), o.skipped,
+                       o.model or _MODEL_OF.get(o.agent, scorer if o.agent in ("news", "social") else None),
+                       o.prompt_hash, _input_refs(o.agent, basis, news_ids), o.skipped,
                        o.details.get("tokens"), o.details.get("latency_ms"))
-        for o in opinions
+        for o in basis.opinions
     )  # fmt: skip
 
 
-def _input_refs(
-    agent: str, snapshot: Snapshot, read: _SymbolRead, answer: LlmAnswer | None, news_ids: list[NewsId]
-) -> dict[str, Any]:
+def _input_refs(agent: str, basis: DraftBasis, news_ids: list[NewsId]) -> dict[str, Any]:
     """What ``agent`` read, as its output row records it (only the agents that spoke are asked)."""
+    read, scorer = basis.read, basis.step.snapshot.scorer_name
     if agent == "technical":
-        return {"features": read.feature_key, "closes": len(read.closes)}
+        return {"features": basis.feature_key, "closes": len(read.closes)}
     if agent == "news":
-        return {"news_ids": news_ids, "scorer": snapshot.scorer_name}
+        return {"news_ids": news_ids, "scorer": scorer}
     if agent == "llm":
-        memories = list(answer.memories) if answer is not None else []
-        return {"features": read.feature_key, "news_ids": news_ids, "memories": [m.decision_id for m in memories]}
+        memories = list(basis.answer.memories) if basis.answer is not None else []
+        return {"features": basis.feature_key, "news_ids": news_ids, "memories": [m.decision_id for m in memories]}
     if agent == "patterns":
-        return {"features": read.feature_key, "bars": len(read.bars),
+        return {"features": basis.feature_key, "bars": len(read.bars),
                 "first_bar": read.bars[0].ts.isoformat() if read.bars else None}  # fmt: skip
     if agent == "earnings":
         return {"news_ids": news_ids, "extractor": "rules"}
     if agent == "social":
-        return {"post_ids": [p.id for p in read.posts], "scorer": snapshot.scorer_name}
+        return {"post_ids": [p.id for p in read.posts], "scorer": scorer}
     return {}
 
 
-def _lineage(read: _SymbolRead) -> tuple[tuple[str, Mapping[str, Any]], ...]:
-    """Stage 8: the rows the decision was made from (feature row, bar, news), for ``audit.lineage``."""
+def _lineage(basis: DraftBasis) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """Record 3: the rows the decision was made from (feature row, bar, news), for ``audit.lineage``."""
     return (
-        ("marts.features", {**read.feature_key, "dbt_invocation_id": read.dbt_invocation_id}),
-        ("raw.ohlcv", read.feature_key),
-        *(("raw.news", {"id": item.id}) for item in read.news),
-        *(("raw.social_posts", {"id": post.id}) for post in read.posts),
+        ("marts.features", {**basis.feature_key, "dbt_invocation_id": basis.dbt_invocation_id}),
+        ("raw.ohlcv", basis.feature_key),
+        *(("raw.news", {"id": item.id}) for item in basis.read.news),
+        *(("raw.social_posts", {"id": post.id}) for post in basis.read.posts),
     )
 
 
 def _decide_symbol(
-    snapshot: Snapshot,
-    params: DecisionParams,
+    step: _Step,
     symbol: Symbol,
     features: Mapping[str, Any],
     answer: LlmAnswer | None,
     learned: ConsensusParams,
     portfolio: Any,
-    weights_record: Mapping[str, Any],
-    *,
-    run_id: str,
-    git_sha: str | None,
 ) -> tuple[DecisionDraft, Any]:
     """The symbol's draft, and the portfolio context its checks saw (prepared for the correlation and VaR checks once
-    an intent needed them: the next symbols reuse it). Stages: read, opinions, vote, intents, risk, records."""
+    an intent needed them: the next symbols reuse it). Stages: read, opinions, vote, intents, risk; the records are
+    built from the draft's basis when read (``DecisionDraft``)."""
+    snapshot, params = step.snapshot, step.params
     read = _read_symbol(snapshot, symbol, features)
     opinions = _opinions(snapshot, params, symbol, read, answer)
     action, score = _vote(opinions, learned, params.strategy.team_vote)
@@ -435,10 +553,7 @@ def _decide_symbol(
         portfolio = portfolio.prepared()  # the returns history's inputs, computed once a step needs them
     verdicts = _check_intents(snapshot, params, symbol, read, intents, sized, portfolio)
     approved = tuple(a for intent, v in verdicts if (a := adjusted_intent(intent, list(v))) is not None)
-    inputs = _inputs_record(snapshot, params, read, weights_record, sized, verdicts)
-    row = DecisionRow(read.decision_id, run_id, snapshot.account, symbol, params.timeframe, snapshot.as_of,
-                      action.value, score, params.version, inputs, read.dbt_invocation_id, git_sha)  # fmt: skip
-    outputs = _output_rows(snapshot, read, opinions, answer)
     decision = Decision(read.decision_id, snapshot.account, symbol, params.timeframe, snapshot.as_of, action, score,
                         opinions, approved)  # fmt: skip
-    return DecisionDraft(decision, row, outputs, verdicts, _lineage(read)), portfolio
+    draft = DecisionDraft(decision, verdicts=verdicts, basis=DraftBasis(step, read, opinions, answer, sized))
+    return draft, portfolio

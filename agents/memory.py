@@ -96,6 +96,17 @@ def _hit(action: str, realised_return: float) -> bool | None:
     return direction * realised_return > 0
 
 
+def realised(
+    action: str, entry_price: float, entry_ts: datetime, exit_price: float, exit_ts: datetime
+) -> tuple[float, bool | None]:
+    """The realised return, exit / entry - 1 when a newer bar than the entry was known by ``realised_at`` (else 0 and
+    no hit: market closed or a data gap, nothing to learn), and whether ``action`` was right (None for a hold)."""
+    if not exit_ts > entry_ts:
+        return 0.0, None
+    realised_return = exit_price / entry_price - 1.0
+    return realised_return, _hit(action, realised_return)
+
+
 def outcome_record(
     *,
     decision_id: str,
@@ -113,10 +124,8 @@ def outcome_record(
     exit_ts: datetime,
     run_id: str,
 ) -> dict[str, Any]:
-    """One ``audit.opinion_outcomes`` row: realised return = exit / entry - 1 when a newer bar than the entry was
-    known by ``realised_at`` (else 0 and no hit: market closed or a data gap, nothing to learn)."""
-    moved = exit_ts > entry_ts
-    realised_return = exit_price / entry_price - 1.0 if moved else 0.0
+    """One ``audit.opinion_outcomes`` row (``realised``)."""
+    realised_return, hit = realised(action, entry_price, entry_ts, exit_price, exit_ts)
     direction = _DIRECTION.get(action, 0)
     return {
         "decision_id": decision_id,
@@ -131,7 +140,7 @@ def outcome_record(
         "entry_price": entry_price,
         "exit_price": exit_price,
         "realised_return": realised_return,
-        "hit": _hit(action, realised_return) if moved else None,
+        "hit": hit,
         "score": direction * confidence * realised_return,
         "run_id": run_id,
     }

@@ -21,10 +21,10 @@ from bisect import insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from agents.deciding import DecisionDraft
-from agents.memory import TEAM, AgentWeight, HitRates, MemoryParams, outcome_record
+from agents.memory import TEAM, AgentWeight, HitRates, MemoryParams, outcome_record, realised
 from agents.replay_cursor import ReplayCursor
 from agents.risk.sizing import TradeStats, trade_stats
 from alphaloom.domain import timeframe_delta
@@ -42,6 +42,16 @@ class _Due:
     horizon_bars: int = field(compare=False, default=1)
     entry_price: float | None = field(compare=False, default=None)
     entry_ts: datetime | None = field(compare=False, default=None)
+
+
+class _Scored(NamedTuple):
+    """An opinion scored: its exit (the newest close known at ``realised_at``) and what ``realised`` makes of it."""
+
+    due: _Due
+    exit_price: float
+    exit_ts: datetime
+    realised_return: float
+    hit: bool | None
 
 
 def _order(due: _Due) -> tuple[datetime, str, datetime, str, str]:
@@ -73,28 +83,47 @@ class ReplayMemory:
         self._recorded: set[str] = set()
 
     def remember(self, drafts: Sequence[DecisionDraft]) -> None:
-        """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team``."""
+        """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team`` (read from
+        the decision and the close it read, not from its audit rows, which a replay may never build)."""
+        default_horizon = self._params.horizon_bars
         for draft in drafts:
-            row = draft.row
-            self._recorded.add(row.decision_id)
-            features = row.inputs["features"]
-            close = features["values"].get("close")
-            entry_price = None if close is None else float(close)
-            entry_ts = datetime.fromisoformat(features["key"]["ts"])
+            decision = draft.decision
+            self._recorded.add(decision.decision_id)
+            entry_price, entry_ts = draft.entry
             opinions = [
-                (o.agent, o.output.get("action"), float(o.output.get("confidence") or 0.0),
-                 int((o.output.get("details") or {}).get("horizon_bars", self._params.horizon_bars)))
-                for o in draft.outputs if not o.skipped
-            ] + [(TEAM, row.action, abs(row.score), self._params.horizon_bars)]  # fmt: skip
+                (o.agent, o.action.value, float(o.confidence or 0.0),
+                 int((o.details or {}).get("horizon_bars", default_horizon)))
+                for o in decision.opinions if not o.skipped
+            ] + [(TEAM, decision.action.value, abs(decision.score), default_horizon)]  # fmt: skip
             for agent, action, confidence, horizon in opinions:
-                due = _Due(row.as_of + self._bar * horizon, row.symbol, row.as_of, agent, row.decision_id, action,
-                           confidence, horizon, entry_price, entry_ts)  # fmt: skip
+                due = _Due(decision.as_of + self._bar * horizon, decision.symbol, decision.as_of, agent,
+                           decision.decision_id, action, confidence, horizon, entry_price, entry_ts)  # fmt: skip
                 heapq.heappush(self._due, (*_order(due), due))
 
-    def advance(self, as_of: datetime, *, run_id: str) -> list[dict[str, Any]]:
-        """Score what is realised by ``as_of``; returns the ``audit.opinion_outcomes`` rows (in a fixed order)."""
+    def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]:
+        """Score what is realised by ``as_of`` and learn from it; returns the ``audit.opinion_outcomes`` rows (in a
+        fixed order), none when ``rows`` is False (a replay that does not record them: the learning is the same)."""
+        scored = self._realised(as_of)
+        self._learn(scored)
+        if not rows:
+            return []
+        records = [self._record(s, run_id) for s in scored]
+        records.sort(key=lambda r: (r["decision_id"], r["agent"]))
+        return records
+
+    def _record(self, scored: _Scored, run_id: str) -> dict[str, Any]:
+        due = scored.due
+        return outcome_record(
+            decision_id=due.decision_id, agent=due.agent, account=self.account, symbol=due.symbol, as_of=due.as_of,
+            realised_at=due.realised_at, horizon_bars=due.horizon_bars, action=due.action, confidence=due.confidence,
+            entry_price=due.entry_price, entry_ts=due.entry_ts, exit_price=scored.exit_price, exit_ts=scored.exit_ts,
+            run_id=run_id,
+        )  # fmt: skip
+
+    def _realised(self, as_of: datetime) -> list[_Scored]:
+        """The opinions due by ``as_of`` that can be scored, with their exit and realised return (``realised``)."""
         since = as_of - self._bar * self._params.score_lookback_bars
-        records = []
+        scored = []
         exits: dict[tuple[str, datetime], Any] = {}  # the agents of one decision share its exit row
         while self._due and self._due[0][0] <= as_of:
             due = heapq.heappop(self._due)[-1]
@@ -104,23 +133,16 @@ class ReplayMemory:
             exit_row = exits[key] if key in exits else exits.setdefault(key, self._cursor.latest_row(*key))
             if exit_row is None or exit_row["close"] is None or float(exit_row["close"]) <= 0:
                 continue
-            records.append(
-                outcome_record(
-                    decision_id=due.decision_id, agent=due.agent, account=self.account, symbol=due.symbol,
-                    as_of=due.as_of, realised_at=due.realised_at, horizon_bars=due.horizon_bars, action=due.action,
-                    confidence=due.confidence, entry_price=due.entry_price, entry_ts=due.entry_ts,
-                    exit_price=float(exit_row["close"]), exit_ts=exit_row["ts"], run_id=run_id,
-                )
-            )  # fmt: skip
-        self._learn(records)
-        records.sort(key=lambda r: (r["decision_id"], r["agent"]))
-        return records
+            exit_price, exit_ts = float(exit_row["close"]), exit_row["ts"]
+            scored.append(_Scored(due, exit_price, exit_ts, *realised(due.action, due.entry_price, due.entry_ts,
+                                                                      exit_price, exit_ts)))  # fmt: skip
+        return scored
 
-    def _learn(self, records: list[dict[str, Any]]) -> None:
+    def _learn(self, scored: list[_Scored]) -> None:
         fresh = sorted(
-            (r["realised_at"], r["symbol"], r["as_of"], r["agent"], r["hit"])
-            for r in records
-            if r["hit"] is not None and r["agent"] in self._base
+            (s.due.realised_at, s.due.symbol, s.due.as_of, s.due.agent, s.hit)
+            for s in scored
+            if s.hit is not None and s.due.agent in self._base
         )
         if fresh and self._hits and fresh[0][:3] < self._hits[-1][:3]:
             # Arrived out of order (never for a step-by-step replay): replay the rates from the start.
@@ -132,9 +154,10 @@ class ReplayMemory:
             for hit in fresh:
                 self._hits.append(hit)
                 self._rates.add(hit[3], hit[4])
-        for r in records:
-            if r["agent"] == TEAM and r["action"] == "buy" and r["hit"] is not None:
-                insort(self._buys, (r["realised_at"], r["symbol"], r["as_of"], r["realised_return"]))
+        for s in scored:
+            due = s.due
+            if due.agent == TEAM and due.action == "buy" and s.hit is not None:
+                insort(self._buys, (due.realised_at, due.symbol, due.as_of, s.realised_return))
 
     def weights(self) -> dict[str, AgentWeight]:
         return self._rates.weights(self._base)

@@ -245,7 +245,7 @@ class MemoryState(Protocol):
     """The account's memory kept up to date by the caller (``agents.replay_memory.ReplayMemory`` in a replay), which
     is told of every decision of the account (so it knows which are recorded)."""
 
-    def advance(self, as_of: datetime, *, run_id: str) -> list[dict[str, Any]]: ...
+    def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]: ...
 
     def weights(self) -> dict[str, AgentWeight]: ...
 
@@ -298,6 +298,11 @@ REPLAY_MAX_AGE_S = 1.0
 class OutcomeStore(Protocol):
     """Where a replay's outcome rows go instead of the database (``agents.audit_buffer.AuditBuffer``)."""
 
+    @property
+    def keeps_outcomes(self) -> bool:
+        """Whether ``outcomes`` keeps the rows it is given (a replay's audit mode): if not, none are built."""
+        ...
+
     def outcomes(self, records: Sequence[Mapping[str, Any]]) -> None: ...
 
 
@@ -329,7 +334,7 @@ def read_account_view(
         portfolio = portfolio_context(conn, account=AccountId(account), symbols=symbols, as_of=as_of, settings=settings,
                                       market=source)  # fmt: skip
     if memory is not None:
-        records = memory.advance(as_of, run_id=run_id)
+        records = memory.advance(as_of, run_id=run_id, rows=outcomes is None or outcomes.keeps_outcomes)
         if outcomes is not None:
             outcomes.outcomes(records)
         else:

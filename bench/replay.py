@@ -7,7 +7,9 @@ Prints, each on its own line with its unit, goal and ``met`` or ``MISSED``:
 - the SMA(10/20) rule with the full audit, in bars per second, against backtesting.py on the same bars measured in the
   same run (goal >= 0.25 of its speed; the ``bench`` extra installs it);
 - the same with ``--audit none`` (goals >= 20,000 symbol-steps/s and >= 1.0 of backtesting.py), and the team's
-  full-audit speed against the audit rows written one step at a time (no buffer: the engine before bulk writing).
+  full-audit speed against the audit rows written one step at a time (no buffer: the engine before bulk writing);
+- the team's CPU time per symbol-step, full audit and ``--audit none`` (this process's, the database server's not
+  counted; goals <= 200 and <= 50 CPU-us: the speed goals on one core), steadier than seconds on a shared machine.
 Steps are timed around ``flows.backtest._step`` (one connection per chunk, as ``replay_chunk``); each chunk's audit
 flush (``flush_audit``, COPY) is in the run's seconds but not in the step times the tenths compare (Prefect runs a
 chunk of steps as one task; its cost is per chunk). ``--repeat N`` runs the team N times per audit mode, interleaved, and keeps the best (a shared machine).
@@ -23,6 +25,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -77,11 +80,21 @@ def _load(engine, frames: dict[str, pd.DataFrame], run_id: str) -> None:
             copy.write(buffer.getvalue())
 
 
+class Timed(NamedTuple):
+    """One backtest's seconds (loading the window and the audit flushes included), its per-step times and this
+    process's CPU seconds over the same span (steadier than seconds on a shared machine; the database server's CPU
+    is not in them)."""
+
+    seconds: float
+    per_step: list[float]
+    cpu_s: float
+
+
 def replay(
     symbols: list[str], steps: int, strategy, settings, run_id: str, tag: str, scorer, audit: str | None
-) -> tuple[float, list[float]]:
-    """Seconds (loading the window and the audit flushes included) and per-step times of one backtest on a fresh
-    account; ``audit``: the mode of the audit buffer (None: no buffer, each step writes its rows)."""
+) -> Timed:
+    """One backtest on a fresh account, timed (``Timed``); ``audit``: the mode of the audit buffer (None: no
+    buffer, each step writes its rows)."""
     from agents.audit_buffer import AuditBuffer
     from agents.snapshot import REPLAY_MAX_AGE_S, KnownKillSwitch
     from agents.team import Team
@@ -95,7 +108,7 @@ def replay(
     with engine.begin() as conn:
         ensure_account(conn, account, "paper", settings.base_currency, "paper", settings.starting_cash, run_id)
     times = decision_times(END, steps, settings.timeframe)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
                                settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
     run = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {},
@@ -111,7 +124,7 @@ def replay(
                 per_step.append(time.perf_counter() - t0)
                 assert counts["decisions"] == len(symbols), counts
             flush_audit(run, conn)  # in the run's seconds, not in a step's: the last tenth would hold one more flush
-    return time.perf_counter() - started, per_step
+    return Timed(time.perf_counter() - started, per_step, time.process_time() - cpu_started)
 
 
 def with_backtesting_py(frames: dict[str, pd.DataFrame], steps: int, fast: int, slow: int) -> float | None:
@@ -181,30 +194,32 @@ def main(
             profiler = cProfile.Profile()
             profiler.enable()
         profiled = audit if profile else "full"
-        team_s, per_step = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team", scorer, profiled)
+        team = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team", scorer, profiled)
         if profile:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(70)
             if team_only:
-                print(f"team, {audit} audit (profiled): {symbols * steps / team_s:,.1f} symbol-steps/s")
+                print(f"team, {audit} audit (profiled): {symbols * steps / team.seconds:,.1f} symbol-steps/s")
                 return
             if audit != "full":  # the figures below time the full audit first
-                team_s, per_step = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-full",
-                                          scorer, "full")  # fmt: skip
-        none_s, _ = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-none", scorer, "none")
-        unbuffered_s, _ = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-unbuffered", scorer,
-                                 None)  # fmt: skip
+                team = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-full", scorer, "full")
+        per_step = team.per_step
+        team_s, team_cpu = team.seconds, team.cpu_s
+        none = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-none", scorer, "none")
+        none_s, none_cpu = none.seconds, none.cpu_s
+        unbuffered_s = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-unbuffered", scorer,
+                              None).seconds  # fmt: skip
         for k in range(1, repeat):  # interleaved, the best of each: a shared machine's load comes and goes
-            team_s = min(team_s, replay(chosen, steps, StrategyParams(), settings, "bench-replay", f"team{k}", scorer,
-                                        "full")[0])  # fmt: skip
-            none_s = min(none_s, replay(chosen, steps, StrategyParams(), settings, "bench-replay", f"team-none{k}",
-                                        scorer, "none")[0])  # fmt: skip
+            team = replay(chosen, steps, StrategyParams(), settings, "bench-replay", f"team{k}", scorer, "full")
+            team_s, team_cpu = min(team_s, team.seconds), min(team_cpu, team.cpu_s)
+            none = replay(chosen, steps, StrategyParams(), settings, "bench-replay", f"team-none{k}", scorer, "none")
+            none_s, none_cpu = min(none_s, none.seconds), min(none_cpu, none.cpu_s)
             unbuffered_s = min(unbuffered_s, replay(chosen, steps, StrategyParams(), settings, "bench-replay",
-                                                    f"team-unbuffered{k}", scorer, None)[0])  # fmt: skip
+                                                    f"team-unbuffered{k}", scorer, None).seconds)  # fmt: skip
         rule = StrategyParams(rule="sma_cross", sma_cross=SmaCrossParams(10, 20))
-        sma_s, _ = replay(chosen, steps, rule, settings, "bench-replay", "sma", scorer, "full")
-        sma_none_s, _ = replay(chosen, steps, rule, settings, "bench-replay", "sma-none", scorer, "none")
+        sma_s = replay(chosen, steps, rule, settings, "bench-replay", "sma", scorer, "full").seconds
+        sma_none_s = replay(chosen, steps, rule, settings, "bench-replay", "sma-none", scorer, "none").seconds
     finally:
         dispose_engines()
         for key, value in saved.items():
@@ -222,6 +237,11 @@ def main(
     _line("team, full audit", work / team_s, "symbol-steps/s", ">= 5,000", work / team_s >= 5000)
     _line("team, full audit, last tenth / first tenth step time", ratio, "ratio", "<= 1.3", ratio <= 1.3)
     _line("team, --audit none", work / none_s, "symbol-steps/s", ">= 20,000", work / none_s >= 20000)
+    # The same goals in this process's CPU time (one core: a step can go no faster than its CPU time allows)
+    _line("team, full audit, CPU time", 1e6 * team_cpu / work, "CPU-us per symbol-step", "<= 200",
+          1e6 * team_cpu / work <= 200)  # fmt: skip
+    _line("team, --audit none, CPU time", 1e6 * none_cpu / work, "CPU-us per symbol-step", "<= 50",
+          1e6 * none_cpu / work <= 50)  # fmt: skip
     print(
         f"team, audit rows written step by step (no buffer): {work / unbuffered_s:,.2f} symbol-steps/s; "
         f"full audit in bulk / step by step: {unbuffered_s / team_s:.2f}x, --audit none / step by step: "

@@ -6,7 +6,9 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from agents.deciding import decide_snapshot, feature_values
+import pytest
+
+from agents.deciding import DecisionDraft, decide_snapshot, feature_values
 from agents.memory import AgentWeight
 from agents.params import DecisionParams
 from agents.risk import PortfolioContext
@@ -55,6 +57,35 @@ def test_a_snapshot_decides_without_io_in_symbol_order() -> None:
     assert first.row.inputs["news"][0]["id"] == "n1" and first.row.git_sha == "abc" and first.row.run_id == "r1"
     assert ("raw.news", {"id": "n1"}) in first.lineage
     assert decide_snapshot(_snapshot(params), params, run_id="r1", git_sha="abc") == drafts, "deterministic"
+
+
+def test_a_drafts_audit_rows_are_built_when_first_read_and_rows_given_are_kept() -> None:
+    """``DecisionDraft``: deciding builds no audit row (a replay that writes none never pays for them); the first
+    read builds it from the draft's basis and keeps it; a row given (``dataclasses.replace``) is the one read."""
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    draft = decide_snapshot(_snapshot(params), params, run_id="r1", git_sha="abc")[0]
+    assert not {"row", "outputs", "lineage"} & set(vars(draft)), "nothing built by deciding"
+    row = draft.row
+    assert draft.row is row and row.action == "buy" and row.inputs["intents"][0]["approved"] is True
+    assert list(row.inputs["features"]["values"]) == list(FEATURE_COLUMNS), "the record keeps every column"
+    assert draft.entry == (100.0, AS_OF - timedelta(hours=1)), "what memory scores the opinions from"
+    given = dataclasses.replace(draft, row=dataclasses.replace(row, inputs={"note": "given"}))
+    assert given.row.inputs == {"note": "given"} and given.decision == draft.decision and given.outputs == draft.outputs
+    with pytest.raises(ValueError, match="nor a basis"):
+        _ = DecisionDraft(draft.decision).row
+
+
+def test_a_feature_the_record_cleans_is_read_clean_by_the_technical_analyst() -> None:
+    """The decision reads only the columns it trades on (``_TRADED_COLUMNS``), cleaned as the record cleans every
+    column: an infinite RSI is missing (a warm-up hold), as it was when the decision read the whole record."""
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    snapshot = _snapshot(params)
+    features = {s: {**row, "rsi_14": float("inf")} for s, row in snapshot.market.features.items()}
+    market = dataclasses.replace(snapshot.market, features=features)
+    draft = decide_snapshot(dataclasses.replace(snapshot, market=market), params, run_id="r1")[0]
+    technical = draft.decision.opinions[0]
+    assert technical.agent == "technical" and technical.action is Action.HOLD and "rsi_14" in technical.rationale
+    assert draft.row.inputs["features"]["values"]["rsi_14"] is None
 
 
 def test_risk_verdicts_come_from_the_snapshot_and_recorded_symbols_are_left_alone() -> None:

@@ -115,24 +115,33 @@ _PER_RUN = {  # rows a backtest run writes, by table (run id of the rows, or the
 }
 
 
+_TRADED = {  # what a run traded and ended with, without ids (a run's account is its own, and so its ids)
+    "orders": """select d.symbol, d.as_of, o.leg, o.side, o.order_type, o.quantity, o.limit_price, o.reference_price,
+                        o.status, o.filled_quantity
+                 from audit.orders o join audit.decisions d using (decision_id) where o.run_id = :r order by 1, 2, 3""",
+    "fills": """select f.symbol, f.side, f.quantity, f.price, f.fee, f.ts from audit.fills f
+                join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts, f.symbol""",
+    "equity_marks": "select as_of, equity from audit.equity_marks where account = :a order by as_of",
+    "positions": "select symbol, quantity, avg_price from audit.positions where account = :a order by 1",
+    "balances": "select currency, amount from audit.balances where account = :a order by 1",
+}
+
+
 def test_audit_modes_write_less_and_report_the_same_metrics_and_trades(engine, data) -> None:
     """``audit``: ``decisions`` writes the decisions but none of their outputs, checks, lineage, weights or outcomes;
-    ``none`` only the decisions that sent an order; both trade and report exactly as ``full`` (the account is the
-    same), the mode is in the run's parameters and the report, and ``alphaloom report`` rebuilds a ``none`` run."""
+    ``none`` only the decisions that sent an order; both trade and report exactly as ``full`` (the same orders,
+    fills, equity marks, final positions and balances: the audit rows a mode leaves unbuilt never feed a trade), the
+    mode is in the run's parameters and the report, and ``alphaloom report`` rebuilds a ``none`` run."""
     from alphaloom.reporting.run_report import build_run_report
 
     runs = {mode: backtest_flow(symbols=list(data.symbols), end=data.end, steps=STEPS, audit=mode)
             for mode in ("full", "decisions", "none")}  # fmt: skip
-    counts, fills = {}, {}
+    counts, traded = {}, {}
     with engine.connect() as conn:
         for mode, run in runs.items():
-            counts[mode] = {name: conn.execute(text(sql), {"r": run["run_id"], "a": run["account"]}).scalar_one()
-                            for name, sql in _PER_RUN.items()}  # fmt: skip
-            fills[mode] = conn.execute(
-                text("""select f.symbol, f.side, f.quantity, f.price, f.fee, f.ts from audit.fills f
-                        join audit.orders o using (client_order_id) where o.run_id = :r order by f.ts, f.symbol"""),
-                {"r": run["run_id"]},
-            ).all()  # fmt: skip
+            keys = {"r": run["run_id"], "a": run["account"]}
+            counts[mode] = {name: conn.execute(text(sql), keys).scalar_one() for name, sql in _PER_RUN.items()}
+            traded[mode] = {name: conn.execute(text(sql), keys).all() for name, sql in _TRADED.items()}
             parameters = conn.execute(text("select parameters from audit.runs where run_id = :r"),
                                       {"r": run["run_id"]}).scalar_one()  # fmt: skip
             assert parameters["audit"] == mode
@@ -145,7 +154,9 @@ def test_audit_modes_write_less_and_report_the_same_metrics_and_trades(engine, d
         assert decisions[name] == none[name] == 0, name
     for name in ("orders", "fills", "positions", "balances"):
         assert decisions[name] == none[name] == full[name], name
-    assert fills["decisions"] == fills["none"] == fills["full"]
+    assert traded["full"]["orders"] and traded["full"]["fills"] and traded["full"]["equity_marks"]
+    for name in _TRADED:
+        assert traded["decisions"][name] == traded["none"][name] == traded["full"][name], name
     metrics = ("total_return", "annualised_return", "sharpe", "sortino", "max_drawdown", "trades", "win_rate",
                "profit_factor", "refusals")  # fmt: skip
     for mode in ("decisions", "none"):
