@@ -29,9 +29,10 @@ Prints, each with its unit, goal and ``met`` or ``MISSED``:
   Prefect task) and as a plain Dask future (an empty one), in ms per task.
 Where the time goes, per way and worker count: the tasks' span and work seconds (Dask's task stream), what lies outside
 them (the Prefect flow run and its task, connecting, gathering); and figures that a loaded machine moves little: the CPU
-seconds of each worker process (also net of an idle worker's upkeep, measured here), of this process (the flow, the
-client and the clusters' schedulers) and of the database's server sessions (read from ``/proc``: a server on this
-machine), and the bar times read by each worker and by this process (the flow's own reads: the scattered way). The
+seconds of each worker process (also net of an idle worker's upkeep, measured here; the system seconds among them and
+the worker's minor page faults: a worker whose freed memory went back to the system faults every new array in page by
+page, ``alphaloom.dask_runner``), of this process (the flow, the client and the clusters' schedulers) and of the
+database's server sessions (read from ``/proc``: a server on this machine), and the bar times read by each worker and by this process (the flow's own reads: the scattered way). The
 load average is printed beside each figure, and before and after.
 ``--repeat N`` times each configuration N times, interleaved (in process, then each way on 1 worker and on 2, again),
 and keeps the best of each: on a shared machine the load comes and goes.
@@ -146,6 +147,14 @@ def _cpu_seconds(pids: list[int]) -> float | None:
     except OSError:
         return None
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _usage() -> tuple[int, float]:
+    """Run on a worker: its minor page faults and system CPU seconds so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt, usage.ru_stime
 
 
 def _backends(engine: Engine) -> list[int]:
@@ -284,16 +293,19 @@ def _run(args: argparse.Namespace, symbols: list[str]) -> None:
         """One sweep on the cluster of ``client``, with its CPU seconds, bars read and task stream."""
         backends = _backends(get_engine())
         cpu_before, pg_before, mine_before = client.run(time.process_time), _cpu_seconds(backends), time.process_time()
+        usage_before = client.run(_usage)
         with _on_dask(address), get_task_stream(client=client) as stream:
             started = time.perf_counter()
             outcomes = run(WINDOWS)
             seconds = time.perf_counter() - started
         cpu = [spent - cpu_before[worker] for worker, spent in client.run(time.process_time).items()]
+        usage = [(faults - usage_before[worker][0], system - usage_before[worker][1])
+                 for worker, (faults, system) in client.run(_usage).items()]  # fmt: skip
         pg_after, sweep_id = _cpu_seconds(backends), sweeps[-1]
         return Measured(seconds, outcomes, client_cpu=time.process_time() - mine_before, worker_cpu=cpu,
                         pg_cpu=None if pg_before is None or pg_after is None else pg_after - pg_before,
                         bars_read=list(client.run(_bars_read, sweep_id).values()), span=_window_span(stream.data),
-                        read_here=_bars_read(sweep_id), tasks=_task_seconds(stream.data))  # fmt: skip
+                        read_here=_bars_read(sweep_id), tasks=_task_seconds(stream.data), worker_usage=usage)  # fmt: skip
 
     @flow(name="bench_scale_nothing")
     def nothing() -> None:
@@ -412,10 +424,13 @@ class Measured:
     reading: float = 0.0
     idle_cpu: float = 0.0  # of each worker: its idle upkeep over the run's seconds
     read_here: int = 0  # bar times this process read (on workers: the flow's own reads)
+    worker_usage: list[tuple[int, float]] = dataclasses.field(default_factory=list)  # minor faults, system CPU seconds
 
     def cpu_line(self) -> str:
         workers = (f"workers {' + '.join(f'{c:.2f}' for c in self.worker_cpu)} (net "
-                   f"{' + '.join(f'{c - self.idle_cpu:.2f}' for c in self.worker_cpu)}), " if self.worker_cpu else "")  # fmt: skip
+                   f"{' + '.join(f'{c - self.idle_cpu:.2f}' for c in self.worker_cpu)}; of which system "
+                   f"{' + '.join(f'{s:.2f}' for _, s in self.worker_usage)}, minor page faults "
+                   f"{' + '.join(f'{f:,}' for f, _ in self.worker_usage)}), " if self.worker_cpu else "")  # fmt: skip
         pg = f"{self.pg_cpu:.2f}" if self.pg_cpu is not None else "n/a"
         return (f"CPU seconds: {workers}this process {self.client_cpu:.2f}, PostgreSQL sessions {pg}; bar times "
                 f"read per {'worker' if self.worker_cpu else 'process'}: {', '.join(f'{b:,}' for b in self.bars_read)}"
