@@ -357,14 +357,15 @@ def _intents(
     snapshot: Snapshot, params: DecisionParams, symbol: Symbol, read: _SymbolRead, action: Action, portfolio: Any
 ) -> tuple[SizingChoice | None, list[OrderIntent]]:
     """Stage 4: the size of a position the action opens, and the order intents (none without a price)."""
+    opens = opens_position(action, read.position_qty)
     sized = (
         choose_notional(params.sizing, equity=portfolio.equity, stats=snapshot.account_view.trades,
                         bar_volatility=read.values.get("realized_vol_20"), bars_per_year=params.bars_per_year)
-        if opens_position(action, read.position_qty)
+        if opens
         else None
     )  # fmt: skip
-    if read.price <= 0:
-        return sized, []
+    if read.price <= 0 or not (opens or (action is Action.SELL and read.position_qty > 0)):
+        return sized, []  # no price, or an action ``order_intents`` makes no intent of (its market not looked up)
     intents = order_intents(
         decision_id=read.decision_id,
         account=snapshot.account,
