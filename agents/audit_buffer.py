@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from psycopg.errors import UniqueViolation
@@ -57,6 +58,9 @@ if TYPE_CHECKING:
 WEIGHT_COLUMNS = ("account", "agent", "as_of", "weight", "hit_rate", "scored", "run_id")
 OUTCOME_COLUMNS = ("decision_id", "agent", "account", "symbol", "as_of", "realised_at", "horizon_bars", "action",
                    "confidence", "entry_price", "exit_price", "realised_return", "hit", "score", "run_id")  # fmt: skip
+
+
+_OUTCOME_VALUES = itemgetter(*OUTCOME_COLUMNS)  # an outcome row's values, in OUTCOME_COLUMNS order, as a tuple
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ class AuditBuffer:
     def outcomes(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Outcome rows (``agents.memory.outcome_record``), as ``agents.memory.insert_outcomes``."""
         if self.keeps_outcomes:
-            self._rows[OUTCOMES.name].extend(tuple(r[c] for c in OUTCOME_COLUMNS) for r in records)
+            self._rows[OUTCOMES.name].extend(map(_OUTCOME_VALUES, records))
 
     def decision(self, draft: DecisionDraft) -> bool:
         """A decided symbol's rows (as ``agents.recording.record_decision``); True: it counts as recorded. Only the

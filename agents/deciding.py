@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
 from math import isfinite
 from typing import Any, Generic, TypeVar, overload
 
@@ -65,6 +64,31 @@ class LlmAnswer:
 
 
 T = TypeVar("T")
+Owner = TypeVar("Owner")
+
+
+class _Once(Generic[Owner, T]):
+    """``functools.cached_property`` without its lock (Python 3.11's takes one on every first read, a per-draft cost
+    here): the value built on first read is kept in the instance's ``__dict__``, which later reads find first."""
+
+    def __init__(self, build: Callable[[Owner], T]) -> None:
+        self._build = build
+        self._name = build.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _Once[Owner, T]: ...
+
+    @overload
+    def __get__(self, instance: Owner, owner: type) -> T: ...
+
+    def __get__(self, instance: Owner | None, owner: type) -> T | _Once[Owner, T]:
+        if instance is None:
+            return self
+        value = instance.__dict__[self._name] = self._build(instance)
+        return value
 
 
 class _BuiltOnRead(Generic[T]):
@@ -147,11 +171,9 @@ def _basis_of(draft: DecisionDraft) -> DraftBasis:
 def feature_values(features: Mapping[str, Any], columns: Sequence[str] = FEATURE_COLUMNS) -> dict[str, Any]:
     """The feature values a decision reads and records (NaN and infinities as None, as ``clean``)."""
     get = features.get
-    values: dict[str, Any] = {}
-    for column in columns:  # ``clean`` inlined: once per column of every decision
-        value = get(column)
-        values[column] = None if isinstance(value, float) and not isfinite(value) else value
-    return values
+    # ``clean`` inlined, in one comprehension: once per column of every decision
+    return {column: None if isinstance(value := get(column), float) and not isfinite(value) else value
+            for column in columns}  # fmt: skip
 
 
 def analyst_inputs(
@@ -257,7 +279,7 @@ class _Step:
     run_id: str
     git_sha: str | None
 
-    @cached_property
+    @_Once
     def weights_record(self) -> dict[str, Any]:
         return _weights_record(self.snapshot.account_view.weights, self.params.strategy.base_weights())
 
@@ -359,14 +381,15 @@ def _intents(
     snapshot: Snapshot, params: DecisionParams, symbol: Symbol, read: _SymbolRead, action: Action, portfolio: Any
 ) -> tuple[SizingChoice | None, list[OrderIntent]]:
     """Stage 4: the size of a position the action opens, and the order intents (none without a price)."""
+    opens = opens_position(action, read.position_qty)
     sized = (
         choose_notional(params.sizing, equity=portfolio.equity, stats=snapshot.account_view.trades,
                         bar_volatility=read.values.get("realized_vol_20"), bars_per_year=params.bars_per_year)
-        if opens_position(action, read.position_qty)
+        if opens
         else None
     )  # fmt: skip
-    if read.price <= 0:
-        return sized, []
+    if read.price <= 0 or not (opens or (action is Action.SELL and read.position_qty > 0)):
+        return sized, []  # no price, or an action ``order_intents`` makes no intent of (its market not looked up)
     intents = order_intents(
         decision_id=read.decision_id,
         account=snapshot.account,
@@ -425,14 +448,14 @@ class DraftBasis:
     answer: LlmAnswer | None
     sized: SizingChoice | None
 
-    @cached_property
+    @_Once
     def feature_key(self) -> dict[str, Any]:
         """The key of the feature row read (as ``audit.lineage`` and the records name it)."""
         f = self.read.features
         return {"exchange": f["exchange"], "symbol": f["symbol"], "timeframe": f["timeframe"],
                 "ts": self.read.ts.isoformat()}  # fmt: skip
 
-    @cached_property
+    @_Once
     def values(self) -> dict[str, Any]:
         """Every feature value of the row read (``feature_values``), as the record keeps them."""
         return feature_values(self.read.features)
@@ -458,14 +481,7 @@ def _inputs_record(
     """The decision row's ``inputs``: everything it read, with keys, and the intents with their verdict."""
     snapshot, read, sized = basis.step.snapshot, basis.read, basis.sized
     kill_switch = snapshot.account_view.kill_switch
-    social = {}
-    if read.posts:  # only then, so a decision without social posts records what it always did
-        social["social"] = [
-            {"id": p.id, "first_seen_at": p.first_seen_at.isoformat(), "first_seen_assumed": p.first_seen_assumed,
-             "author": p.author, "score": snapshot.market.social_scores[p.id].score}
-            for p in read.posts
-        ]  # fmt: skip
-    return social | {
+    record = {
         "features": {"key": basis.feature_key, "known_at": read.known_at.isoformat(),
                      "dbt_invocation_id": basis.dbt_invocation_id, "values": basis.values},
         "news": [
@@ -488,6 +504,15 @@ def _inputs_record(
             for i, v in verdicts
         ],
     }  # fmt: skip
+    if not read.posts:
+        return record
+    # social first, only with posts, so a decision without social posts records what it always did
+    social = [
+        {"id": p.id, "first_seen_at": p.first_seen_at.isoformat(), "first_seen_assumed": p.first_seen_assumed,
+         "author": p.author, "score": snapshot.market.social_scores[p.id].score}
+        for p in read.posts
+    ]  # fmt: skip
+    return {"social": social} | record
 
 
 def _output_rows(basis: DraftBasis) -> tuple[AgentOutputRow, ...]:

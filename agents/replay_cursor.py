@@ -163,12 +163,14 @@ class ReplayCursor:
             ),
             {**where, "end": end, "start": start, "bound_symbols": list(bounds),
              "bound_since": [bounds[s] for s in bounds]},
-        ).mappings()  # fmt: skip
-        for row in rows:
+        )  # fmt: skip
+        columns = list(rows.keys())
+        # fetched at once, each row a dict of its columns (what ``.mappings()`` would give, one row at a time)
+        for row in [dict(zip(columns, values, strict=True)) for values in rows.fetchall()]:
             s = series[row["symbol"]]
             known_at = _keyed(row["known_at"])  # the row keeps the value read; the keys are in UTC
             s.known_at.append(known_at)
-            s.rows.append(dict(row))
+            s.rows.append(row)
             if row["close"] is not None:
                 s.close_known_at.append(known_at)
                 s.closes.append(float(row["close"]))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -30,34 +29,24 @@ from agents.risk.sizing import TradeStats, trade_stats
 from alphaloom.domain import timeframe_delta
 
 
-@dataclass(order=True)
-class _Due:
+class _Scored(NamedTuple):
+    """An opinion scored: whose (decision, agent), what it said, its entry and exit (the newest close known at
+    ``realised_at``) and what ``realised`` makes of it."""
+
     realised_at: datetime
     symbol: str
     as_of: datetime
     agent: str
-    decision_id: str = field(compare=True)
-    action: str = field(compare=False, default="hold")
-    confidence: float = field(compare=False, default=0.0)
-    horizon_bars: int = field(compare=False, default=1)
-    entry_price: float | None = field(compare=False, default=None)
-    entry_ts: datetime | None = field(compare=False, default=None)
-
-
-class _Scored(NamedTuple):
-    """An opinion scored: its exit (the newest close known at ``realised_at``) and what ``realised`` makes of it."""
-
-    due: _Due
+    decision_id: str
+    action: str
+    confidence: float
+    horizon_bars: int
+    entry_price: float
+    entry_ts: datetime
     exit_price: float
     exit_ts: datetime
     realised_return: float
     hit: bool | None
-
-
-def _order(due: _Due) -> tuple[datetime, str, datetime, str, str]:
-    """The fields a ``_Due`` is ordered by, in its order: a heap of tuples that start with them pops in the order a
-    heap of ``_Due`` would (equal fields compare the ``_Due`` itself, equal too), comparing in C."""
-    return due.realised_at, due.symbol, due.as_of, due.agent, due.decision_id
 
 
 class ReplayMemory:
@@ -75,7 +64,10 @@ class ReplayMemory:
     ) -> None:
         self.account, self._params, self._base, self._cursor = account, params, dict(base), cursor
         self._bar = timeframe_delta(timeframe)
-        self._due: list[tuple[Any, ...]] = []  # a heap of (the _Due's order fields..., the _Due)
+        # A heap of one entry per remembered decision and horizon: (realised_at, symbol, as_of, decision_id,
+        # horizon_bars, entry_price, entry_ts, [(agent, action, confidence), ...]); the first four identify it, so
+        # the heap never compares further. The opinions of one entry are due, and scored, together.
+        self._due: list[tuple[Any, ...]] = []
         self._hits: list[tuple[datetime, str, datetime, str, bool]] = []  # (realised_at, symbol, as_of, agent, hit)
         self._rates = HitRates(params)
         self._buys: list[tuple[datetime, str, datetime, float]] = []  # team buys with a hit, in realised order
@@ -85,20 +77,29 @@ class ReplayMemory:
     def remember(self, drafts: Sequence[DecisionDraft]) -> None:
         """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team`` (read from
         the decision and the close it read, not from its audit rows, which a replay may never build)."""
-        default_horizon = self._params.horizon_bars
+        default_horizon, bar, due = self._params.horizon_bars, self._bar, self._due
         for draft in drafts:
             decision = draft.decision
-            self._recorded.add(decision.decision_id)
+            decision_id, as_of = decision.decision_id, decision.as_of
+            self._recorded.add(decision_id)
             entry_price, entry_ts = draft.entry
-            opinions = [
-                (o.agent, o.action.value, float(o.confidence or 0.0),
-                 int((o.details or {}).get("horizon_bars", default_horizon)))
-                for o in decision.opinions if not o.skipped
-            ] + [(TEAM, decision.action.value, abs(decision.score), default_horizon)]  # fmt: skip
-            for agent, action, confidence, horizon in opinions:
-                due = _Due(decision.as_of + self._bar * horizon, decision.symbol, decision.as_of, agent,
-                           decision.decision_id, action, confidence, horizon, entry_price, entry_ts)  # fmt: skip
-                heapq.heappush(self._due, (*_order(due), due))
+            by_horizon: dict[int, list[tuple[str, str, float]]] = {}
+            for o in decision.opinions:
+                if not o.skipped:
+                    horizon = int((o.details or {}).get("horizon_bars", default_horizon))
+                    opinion = (o.agent, o.action.value, float(o.confidence or 0.0))
+                    if horizon in by_horizon:
+                        by_horizon[horizon].append(opinion)
+                    else:
+                        by_horizon[horizon] = [opinion]
+            team = (TEAM, decision.action.value, abs(decision.score))
+            if default_horizon in by_horizon:
+                by_horizon[default_horizon].append(team)
+            else:
+                by_horizon[default_horizon] = [team]
+            for horizon, opinions in by_horizon.items():
+                heapq.heappush(due, (as_of + bar * horizon, decision.symbol, as_of, decision_id, horizon, entry_price,
+                                     entry_ts, opinions))  # fmt: skip
 
     def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]:
         """Score what is realised by ``as_of`` and learn from it; returns the ``audit.opinion_outcomes`` rows (in a
@@ -111,39 +112,38 @@ class ReplayMemory:
         records.sort(key=lambda r: (r["decision_id"], r["agent"]))
         return records
 
-    def _record(self, scored: _Scored, run_id: str) -> dict[str, Any]:
-        due = scored.due
+    def _record(self, s: _Scored, run_id: str) -> dict[str, Any]:
         return outcome_record(
-            decision_id=due.decision_id, agent=due.agent, account=self.account, symbol=due.symbol, as_of=due.as_of,
-            realised_at=due.realised_at, horizon_bars=due.horizon_bars, action=due.action, confidence=due.confidence,
-            entry_price=due.entry_price, entry_ts=due.entry_ts, exit_price=scored.exit_price, exit_ts=scored.exit_ts,
-            run_id=run_id,
+            decision_id=s.decision_id, agent=s.agent, account=self.account, symbol=s.symbol, as_of=s.as_of,
+            realised_at=s.realised_at, horizon_bars=s.horizon_bars, action=s.action, confidence=s.confidence,
+            entry_price=s.entry_price, entry_ts=s.entry_ts, exit_price=s.exit_price, exit_ts=s.exit_ts, run_id=run_id,
         )  # fmt: skip
 
     def _realised(self, as_of: datetime) -> list[_Scored]:
         """The opinions due by ``as_of`` that can be scored, with their exit and realised return (``realised``)."""
         since = as_of - self._bar * self._params.score_lookback_bars
-        scored = []
-        exits: dict[tuple[str, datetime], Any] = {}  # the agents of one decision share its exit row
-        while self._due and self._due[0][0] <= as_of:
-            due = heapq.heappop(self._due)[-1]
-            if due.as_of < since or not due.as_of < as_of or not due.entry_price or due.entry_price <= 0:
+        scored: list[_Scored] = []
+        exits: dict[tuple[str, datetime], Any] = {}  # the horizons of one decision may share an exit row
+        due = self._due
+        while due and due[0][0] <= as_of:
+            realised_at, symbol, at, decision_id, horizon, entry_price, entry_ts, opinions = heapq.heappop(due)
+            if at < since or not at < as_of or not entry_price or entry_price <= 0:
                 continue
-            key = (due.symbol, due.realised_at)
+            key = (symbol, realised_at)
             exit_row = exits[key] if key in exits else exits.setdefault(key, self._cursor.latest_row(*key))
             if exit_row is None or exit_row["close"] is None or float(exit_row["close"]) <= 0:
                 continue
             exit_price, exit_ts = float(exit_row["close"]), exit_row["ts"]
-            scored.append(_Scored(due, exit_price, exit_ts, *realised(due.action, due.entry_price, due.entry_ts,
-                                                                      exit_price, exit_ts)))  # fmt: skip
+            for agent, action, confidence in opinions:
+                scored.append(_Scored(realised_at, symbol, at, agent, decision_id, action, confidence, horizon,
+                                      entry_price, entry_ts, exit_price, exit_ts,
+                                      *realised(action, entry_price, entry_ts, exit_price, exit_ts)))  # fmt: skip
         return scored
 
     def _learn(self, scored: list[_Scored]) -> None:
-        fresh = sorted(
-            (s.due.realised_at, s.due.symbol, s.due.as_of, s.due.agent, s.hit)
-            for s in scored
-            if s.hit is not None and s.due.agent in self._base
-        )
+        base = self._base
+        fresh = sorted((s.realised_at, s.symbol, s.as_of, s.agent, s.hit) for s in scored
+                       if s.hit is not None and s.agent in base)  # fmt: skip
         if fresh and self._hits and fresh[0][:3] < self._hits[-1][:3]:
             # Arrived out of order (never for a step-by-step replay): replay the rates from the start.
             self._hits = sorted(self._hits + fresh, key=lambda h: h[:3])
@@ -155,9 +155,8 @@ class ReplayMemory:
                 self._hits.append(hit)
                 self._rates.add(hit[3], hit[4])
         for s in scored:
-            due = s.due
-            if due.agent == TEAM and due.action == "buy" and s.hit is not None:
-                insort(self._buys, (due.realised_at, due.symbol, due.as_of, s.realised_return))
+            if s.agent == TEAM and s.action == "buy" and s.hit is not None:
+                insort(self._buys, (s.realised_at, s.symbol, s.as_of, s.realised_return))
 
     def weights(self) -> dict[str, AgentWeight]:
         return self._rates.weights(self._base)
@@ -171,4 +170,5 @@ class ReplayMemory:
 
     @property
     def pending(self) -> int:
-        return len(self._due)
+        """Opinions remembered and not yet due."""
+        return sum(len(entry[-1]) for entry in self._due)

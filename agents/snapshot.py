@@ -40,7 +40,7 @@ from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.social import recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams
 from agents.strategies.momentum import MomentumParams
-from alphaloom.domain import AccountId, DecisionId, NewsId, NewsItem, Signal, Symbol, decision_id_for, require_utc
+from alphaloom.domain import AccountId, DecisionId, NewsId, NewsItem, Signal, Symbol, decision_ids_for, require_utc
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.ingest.social_post import SocialPost
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
@@ -412,7 +412,7 @@ def read_snapshot(
                                      settings=settings, params=params, memory=memory, source=source,
                                      account_state=account_state, outcomes=outcomes,
                                      kill_switch=kill_switch)  # fmt: skip
-    decision_ids = {s: decision_id_for(account, s, params.timeframe, as_of, params.version) for s in symbols}
+    decision_ids = decision_ids_for(account, symbols, params.timeframe, as_of, params.version)
     ids = list(decision_ids.values())
     existing = recorded_decisions(conn, ids) if memory is None else memory.recorded(ids)
     recorded = {s for s in symbols if decision_ids[s] in existing}

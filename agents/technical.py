@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import cast
 
 from alphaloom.domain import Action, AgentOpinion, Signal
 
@@ -84,13 +85,12 @@ def technical_opinion(
             rationale=f"warm-up: {', '.join(missing)} not available yet",
             details={"missing": missing, "values": values},
         )
-    ema_10, ema_50, macd_hist, rsi = (
-        float(values["ema_10"]),  # type: ignore[arg-type]
-        float(values["ema_50"]),  # type: ignore[arg-type]
-        float(values["macd_hist"]),  # type: ignore[arg-type]
-        float(values["rsi_14"]),  # type: ignore[arg-type]
+    # floats already (``_values``), none missing
+    ema_10, ema_50, macd_hist, rsi = cast(
+        tuple[float, float, float, float], (values["ema_10"], values["ema_50"], values["macd_hist"], values["rsi_14"])
     )
-    trend = (_sign(ema_10 - ema_50) + _sign(macd_hist)) / 2
+    gap = ema_10 - ema_50
+    trend = ((gap > 0) - (gap < 0) + (macd_hist > 0) - (macd_hist < 0)) / 2  # the mean of the two signs
     momentum = max(-1.0, min(1.0, (rsi - 50.0) / 50.0))
     indicator_score = max(-1.0, min(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
     score = indicator_score
@@ -115,7 +115,7 @@ def technical_opinion(
     rationale = (
         f"trend {trend_word}: EMA10 {ema_10:.4g} vs EMA50 {ema_50:.4g}, MACD hist {macd_hist:+.4g}; "
         f"RSI14 {rsi:.1f}; "
-        + "".join(f"{s.name} {s.strength:+.2f} ({s.reason}); " for s in signals)
+        + "".join([f"{s.name} {s.strength:+.2f} ({s.reason}); " for s in signals])
         + f"score {score:+.2f} (threshold ±{params.action_threshold:g}) -> {action.value}{veto}"
     )
     return AgentOpinion(

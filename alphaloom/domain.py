@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -120,7 +121,7 @@ def require_utc(value: datetime, name: str = "datetime") -> datetime:
 
 def stable_hash(*parts: object, length: int = 32) -> str:
     """A deterministic hex digest of ``parts`` (joined with an unambiguous separator)."""
-    text = "\x1f".join("" if p is None else str(p) for p in parts)
+    text = "\x1f".join(["" if p is None else str(p) for p in parts])
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
@@ -315,6 +316,14 @@ class Position:
 def decision_id_for(account: str, symbol: str, timeframe: str, as_of: datetime, config_version: str) -> DecisionId:
     """ARCHITECTURE §11: hash(account, symbol, timeframe, as_of, config version); a rerun yields the same id."""
     return DecisionId(stable_hash(account, symbol, timeframe, require_utc(as_of).isoformat(), config_version))
+
+
+def decision_ids_for(
+    account: str, symbols: Sequence[str], timeframe: str, as_of: datetime, config_version: str
+) -> dict[str, DecisionId]:
+    """``decision_id_for`` of each of ``symbols`` at one ``as_of`` (a step's: its time converted and written once)."""
+    at = require_utc(as_of).isoformat()
+    return {symbol: DecisionId(stable_hash(account, symbol, timeframe, at, config_version)) for symbol in symbols}
 
 
 def client_order_id_for(decision_id: DecisionId, leg: int) -> ClientOrderId:

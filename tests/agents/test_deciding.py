@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.deciding import DecisionDraft, decide_snapshot, feature_values
+from agents.deciding import DecisionDraft, _Once, decide_snapshot, feature_values
 from agents.memory import AgentWeight
 from agents.params import DecisionParams
 from agents.risk import PortfolioContext
@@ -112,3 +112,21 @@ def test_restricting_a_market_view_to_all_its_symbols_keeps_it_and_to_fewer_drop
     stray = dataclasses.replace(market, scores={**market.scores, NewsId("n9"): SentimentScore("neutral", 0.0)})
     kept = restrict(stray, ["AAA/USDT", "BBB/USDT"])
     assert kept is not stray and kept == market, "a score of no story held is dropped, as before"
+
+
+def test_a_value_built_on_first_read_is_built_once_and_kept_per_instance() -> None:
+    built: list[int] = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Holder:
+        n: int
+
+        @_Once
+        def double(self) -> int:
+            built.append(self.n)
+            return 2 * self.n
+
+    one, two = Holder(1), Holder(2)
+    assert (one.double, one.double, two.double, two.double) == (2, 2, 4, 4)
+    assert built == [1, 2]
+    assert isinstance(Holder.__dict__["double"], _Once)

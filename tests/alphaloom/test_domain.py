@@ -12,6 +12,8 @@ from alphaloom.domain import (
     Side,
     client_order_id_for,
     decision_id_for,
+    decision_ids_for,
+    stable_hash,
     timeframe_delta,
 )
 
@@ -39,6 +41,18 @@ def test_ids_are_deterministic_and_distinct_per_leg() -> None:
     assert d1 != decision_id_for("acct", "BTC/USDT", "1h", T, "v2")
     assert client_order_id_for(d1, 0) == client_order_id_for(d1, 0)
     assert client_order_id_for(d1, 0) != client_order_id_for(d1, 1)
+
+
+def test_ids_keep_their_value_and_a_step_s_ids_equal_each_symbol_s() -> None:
+    # the values ids had before they were computed a step at a time: a rerun must find its earlier decisions
+    assert decision_id_for("acct", "BTC/USDT", "1h", T, "v1") == "50cac68668978a1a85b96cf28b4c31f0"
+    assert stable_hash("a", None, 3, length=12) == "5e27b2767aef"
+    cet = T.astimezone(timezone(timedelta(hours=1)))
+    for at in (T, cet):
+        ids = decision_ids_for("acct", ["BTC/USDT", "ETH/USDT"], "1h", at, "v1")
+        assert ids == {s: decision_id_for("acct", s, "1h", T, "v1") for s in ("BTC/USDT", "ETH/USDT")}
+    with pytest.raises(ValueError, match="timezone-aware"):
+        decision_ids_for("acct", ["BTC/USDT"], "1h", datetime(2025, 1, 1), "v1")
 
 
 def test_order_intent_rejects_non_positive_quantity() -> None:
