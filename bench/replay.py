@@ -11,8 +11,9 @@ Prints, each on its own line with its unit, goal and ``met`` or ``MISSED``:
 - the team's CPU time per symbol-step, full audit and ``--audit none`` (this process's, the database server's not
   counted; goals <= 200 and <= 50 CPU-us: the speed goals on one core), steadier than seconds on a shared machine.
 Steps are timed around ``flows.backtest._step`` (one connection per chunk, as ``replay_chunk``); each chunk's audit
-flush (``flush_audit``, COPY) is in the run's seconds but not in the step times the tenths compare (Prefect runs a
-chunk of steps as one task; its cost is per chunk). ``--repeat N`` runs the team N times per audit mode, interleaved, and keeps the best (a shared machine).
+flush (``flush_audit``, COPY, by the replay's background writer while the next chunk's steps run, as ``replay_run``)
+is in the run's seconds but not in the step times the tenths compare (Prefect runs a chunk of steps as one task; its
+cost is per chunk); the CPU time counts the writer thread's too (this process's). ``--repeat N`` runs the team N times per audit mode, interleaved, and keeps the best (a shared machine).
 Usage: python bench/replay.py [--symbols 10] [--steps 8760] [--repeat 1] [--profile [--audit none] [--team-only]]
 """
 
@@ -98,6 +99,7 @@ def replay(
     from agents.audit_buffer import AuditBuffer
     from agents.snapshot import REPLAY_MAX_AGE_S, KnownKillSwitch
     from agents.team import Team
+    from alphaloom.db.background import BackgroundWriter
     from alphaloom.db.engine import get_engine
     from execution.accounts.registry import ensure_account
     from flows.backtest import CHUNK_STEPS, Replay, ReplayWindow, _step, flush_audit
@@ -111,19 +113,23 @@ def replay(
     started, cpu_started = time.perf_counter(), time.process_time()
     window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
                                settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
-    run = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {},
-                 window, None if audit is None else AuditBuffer(audit))  # fmt: skip
     per_step = []
-    for first in range(0, len(times), CHUNK_STEPS):  # as flows.backtest.replay_chunk: one connection per chunk
-        with engine.connect() as conn:
-            with conn.begin():
-                kill_switch = KnownKillSwitch.read(conn, 0.0 if run.order_store is None else REPLAY_MAX_AGE_S)
-            for as_of in times[first : first + CHUNK_STEPS]:
-                t0 = time.perf_counter()
-                counts = _step(run, as_of, conn, kill_switch)
-                per_step.append(time.perf_counter() - t0)
-                assert counts["decisions"] == len(symbols), counts
-            flush_audit(run, conn)  # in the run's seconds, not in a step's: the last tenth would hold one more flush
+    with BackgroundWriter(name="bench-replay-writer") as writer:  # as flows.backtest.replay_run: waited for at the end
+        run = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {},
+                     window, None if audit is None else AuditBuffer(audit), writer)  # fmt: skip
+        for first in range(0, len(times), CHUNK_STEPS):  # as flows.backtest.replay_chunk: one connection per chunk
+            writer.check()
+            with engine.connect() as conn:
+                with conn.begin():
+                    kill_switch = KnownKillSwitch.read(conn, 0.0 if run.order_store is None else REPLAY_MAX_AGE_S)
+                for as_of in times[first : first + CHUNK_STEPS]:
+                    t0 = time.perf_counter()
+                    counts = _step(run, as_of, conn, kill_switch)
+                    per_step.append(time.perf_counter() - t0)
+                    assert counts["decisions"] == len(symbols), counts
+                # in the run's seconds, not in a step's (the last tenth would hold one more flush); written by the
+                # writer while the next chunk's steps run
+                flush_audit(run, conn)
     return Timed(time.perf_counter() - started, per_step, time.process_time() - cpu_started)
 
 
