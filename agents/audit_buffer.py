@@ -10,11 +10,12 @@ What callers can rely on:
   appends to it.
 - Idempotent as the live path: a decision already recorded is not inserted again, and its outputs, checks and lineage
   are inserted only with a decision the flush inserted; weights and outcomes already there are kept.
-- ``flush(conn)`` writes everything held on ``conn``'s transaction and empties the buffer; ``flush_decisions(conn)``
-  only the decisions (one ``INSERT``: a step's few rows), their other rows staying held. The caller flushes before
-  anything reads the rows: the decisions before execution when the step has intents (orders reference their
-  decision), everything before the LLM analyst's similar situations (read from the outcomes and decisions) and at the
-  end of each chunk. Rows held when a step fails are never written (the run fails).
+- ``flush(conn)`` writes everything held on ``conn``'s transaction and empties the buffer (``take()`` hands the
+  rows held to a buffer of their own, flushed by another thread while this one holds the next);
+  ``flush_decisions(conn)`` only the decisions (one ``INSERT``: a step's few rows), their other rows staying held.
+  The caller flushes before anything reads the rows: the decisions before execution when the step has intents
+  (orders reference their decision), everything before the LLM analyst's similar situations (read from the outcomes
+  and decisions) and at the end of each chunk. Rows held when a step fails are never written (the run fails).
 - ``mode`` (``alphaloom.reporting.run_report.AUDIT_MODES``): ``full`` keeps every row; ``decisions`` only the
   ``audit.decisions`` rows; ``none`` only the decisions with an approved intent (their orders reference them). The
   risk gate's denials that a mode does not write are counted in ``refusals`` (by check name) for the run's summary.
@@ -180,6 +181,16 @@ class AuditBuffer:
             self._rows[kind.name].clear()
         self._inserted.clear()
         return inserted
+
+    def take(self) -> AuditBuffer:
+        """A buffer of the same mode holding every row this one held (and the decisions ``flush_decisions`` inserted
+        whose other rows they are), for another thread to ``flush``; this one is left empty and holds the rows added
+        from now (and keeps ``refusals``). Flush the buffer taken before this one's next ``flush_decisions`` or
+        ``flush``: the rows held next may reference those taken."""
+        taken = AuditBuffer(self.mode)
+        taken._rows, self._rows = self._rows, {kind.name: [] for kind in KINDS}
+        taken._inserted, self._inserted = self._inserted, set()
+        return taken
 
     def _all_owners_written(self) -> bool:
         """Whether every row held that belongs to a decision belongs to one held or inserted by ``flush_decisions``

@@ -25,6 +25,8 @@ from agents.snapshot import REPLAY_MAX_AGE_S, KnownKillSwitch
 from agents.strategies.sma_cross import SmaCrossParams
 from agents.team import StrategyParams, Team, build_team, decide
 from alphaloom.backtest.exposure import llm_exposure
+from alphaloom.db.background import BackgroundWriter
+from alphaloom.db.copy import relaxed_bulk_write
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import AccountId, bar_close, last_closed_open
 from alphaloom.errors import ConfigError, DataUnavailableError
@@ -111,7 +113,10 @@ def _order_store(
 class Replay:
     """What every step of one backtest shares (``window``: the inputs loaded once; without it each step reads them
     from the database, as the live flow does; ``audit``: the buffer of the steps' audit rows, written in bulk by
-    ``flush_audit``; without it each step writes its rows as the live flow does)."""
+    ``flush_audit``; without it each step writes its rows as the live flow does; ``writer``: where ``flush_audit``
+    writes a chunk's rows while the next chunk's steps run, when they run in memory (``in_memory``); without it, or
+    when they do not, it writes them before the next chunk, on the chunk's connection). The caller of the chunks
+    waits for the writer after the last (``BackgroundWriter.wait``, or the exit of its ``with`` block)."""
 
     account: AccountId
     symbols: list[str]
@@ -124,6 +129,7 @@ class Replay:
     opens: dict[tuple[str, datetime], Decimal]
     window: ReplayWindow | None = None
     audit: AuditBuffer | None = None
+    writer: BackgroundWriter | None = None
 
     def broker(self, kill_switch: Callable[[], KillSwitchState], engine: Engine) -> Broker:
         """The paper broker the live decision flow uses, filling at the next open when so configured; its venue: the
@@ -150,6 +156,16 @@ class Replay:
         if self.window is None or self.audit is None or self.team.llm_agent is not None:
             return None
         return self.window.orders
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether a step reads and writes no row of the flushes in the database (beyond the equity marks' own
+        statement, ``flush_audit``): its orders held by the in-memory order store (``order_store``: an audit buffer,
+        no LLM agent) and no slice scheduled on the in-memory account (no release pass, which reads the orders and
+        the marks). Decided again at each step and each flush: a step that starts a release pass waits for the
+        writer first (``_step``)."""
+        ledger = None if self.window is None else self.window.account
+        return self.order_store is not None and ledger is not None and not ledger.slices_scheduled
 
     @cached_property
     def on_booking(self) -> BookingListener | None:
@@ -182,10 +198,13 @@ def _step(
     buffer, the decision's equity mark is held by the in-memory account and written before anything reads the marks
     (a release pass, an execution) and at the chunk's end (``flush_audit``). With the replay's order store in memory
     (``Replay.order_store``), execution reads the marks and the kill switch from memory too and holds its rows there:
-    an order step sends no statement beyond the kill switch's refresh."""
+    an order step sends no statement beyond the kill switch's refresh. A step that is not ``Replay.in_memory`` first
+    waits for the replay's writer (the rows of the chunk before, which it may read)."""
     if conn is None:
         with get_engine().connect() as own:
             return _step(replay, as_of, own, kill_switch)
+    if replay.writer is not None and not replay.in_memory:
+        replay.writer.wait()
     window = replay.window
     ledger = None if window is None else window.account
     deferred = ledger if replay.audit is not None else None  # the account whose marks wait with the audit rows
@@ -271,9 +290,13 @@ def replay_chunk(replay: Replay, times: list[datetime], advance: Callable[..., N
     """Consecutive steps as one task (Prefect's per-task cost paid once per chunk, not once per step); each step is
     still its own transaction, in order, on one connection (the kill switch read at the start and again by each step
     that proposes an order, or with the orders held in memory by such a step once the state read is
-    ``REPLAY_MAX_AGE_S`` old: ``agents.snapshot.KnownKillSwitch``); the audit rows and equity marks the steps held are written at the end.
+    ``REPLAY_MAX_AGE_S`` old: ``agents.snapshot.KnownKillSwitch``); the audit rows and equity marks the steps held
+    are written at the end (``flush_audit``: by the replay's writer while the next chunk runs, when it has one; a
+    failure of the chunk before's write is raised at this chunk's start when it ended by then, else at its end).
     ``advance`` is told of each step done (the progress bar)."""
     totals = {"decisions": 0, "intents": 0}
+    if replay.writer is not None:
+        replay.writer.check()
     with get_engine().connect() as conn:
         with conn.begin():  # orders held in memory take this state: read again at most every REPLAY_MAX_AGE_S
             kill_switch = KnownKillSwitch.read(conn, 0.0 if replay.order_store is None else REPLAY_MAX_AGE_S)
@@ -289,7 +312,13 @@ def replay_chunk(replay: Replay, times: list[datetime], advance: Callable[..., N
 def flush_audit(replay: Replay, conn: Connection | None = None) -> None:
     """Write the audit rows held in the replay's buffer (``agents.audit_buffer``), the equity marks its in-memory
     account holds and the order rows its order store holds (after the decisions they reference), in a transaction
-    of their own (on ``conn`` when given)."""
+    of their own (on ``conn`` when given).
+
+    With a writer (``Replay.writer``) and steps in memory (``Replay.in_memory``), the buffer's and the order store's
+    rows are handed over (``take``: the steps go on with empty ones) to the writer, which writes them on its own
+    connection while the next steps run, once the write before is done (raising its failure); the equity marks are
+    written here first (one statement; the in-memory account keeps no rows to hand over). Otherwise it waits for
+    the writer before it writes."""
     ledger = None if replay.window is None else replay.window.account
     marks = ledger if ledger is not None and replay.audit is not None and ledger.unwritten_marks else None
     orders = replay.order_store if replay.order_store is not None and replay.order_store.pending else None
@@ -299,6 +328,26 @@ def flush_audit(replay: Replay, conn: Connection | None = None) -> None:
         with get_engine().connect() as own:
             flush_audit(replay, own)
         return
+    writer = replay.writer
+    if writer is not None and replay.in_memory:
+        writer.wait()  # one write at a time; nothing handed over after a failed one
+        if marks is not None:
+            with conn.begin():
+                relaxed_bulk_write(conn)  # a replay's rows: see agents.audit_buffer.AuditBuffer.flush
+                marks.write_marks(conn)
+        audit = replay.audit.take() if replay.audit is not None and replay.audit.pending else None
+        held = None if orders is None else orders.take()
+
+        def write(own: Connection) -> None:
+            if audit is not None:
+                audit.flush(own)
+            if held is not None:
+                held.write(own)
+
+        writer.submit(write)
+        return
+    if writer is not None:
+        writer.wait()
     with conn.begin():
         if marks is not None:
             marks.write_marks(conn)
@@ -359,11 +408,13 @@ def replay_run(
     opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
     window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
                                settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
-    replay = Replay(account, symbols, run_id, settings, team, rules, fill_at, times[-1], opens, window,
-                    AuditBuffer(audit))  # fmt: skip
-    with progress(len(times), f"backtest {run_id[:8]}") as advance:
-        for first in range(0, len(times), CHUNK_STEPS):
-            replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
+    # each chunk's rows written while the next chunk runs; all written (or the writer's failure raised) at the exit
+    with BackgroundWriter(name=f"replay-writer-{run_id[:8]}") as writer:
+        replay = Replay(account, symbols, run_id, settings, team, rules, fill_at, times[-1], opens, window,
+                        AuditBuffer(audit), writer)  # fmt: skip
+        with progress(len(times), f"backtest {run_id[:8]}") as advance:
+            for first in range(0, len(times), CHUNK_STEPS):
+                replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
     unrecorded = dict(replay.audit.refusals) if replay.audit is not None else {}
     _summarise_refusals(engine, run_id, unrecorded)
     with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row

@@ -12,7 +12,8 @@ What callers can rely on:
   journal and the lineage edges
   (``tests/agents/test_replay_cursor.py::test_the_in_memory_order_store_writes_the_rows_of_the_database_store``).
   ``flush(conn)`` writes the held rows on ``conn``'s transaction, after the decisions they reference, and keeps the
-  state (orders, positions) for the steps that follow.
+  state (orders, positions) for the steps that follow; ``take()`` hands the held rows over instead, for another
+  thread to write (``HeldOrderRows.write``) while the store holds the next ones.
 - ``read_order_state`` answers as the database would after those writes: the account row, bars and position are
   read once (``load``); the equity marks come from the replay's in-memory account (``equity``), the kill switch
   from the state the replay read in the step (``kill_switch``, set by each order step), and a daily-loss halt is written
@@ -163,7 +164,7 @@ class MemoryOrderStore:
         self._attempted: set[ClientOrderId] = set()
         self._fill_ids: dict[ClientOrderId, set[str]] = {}
         self._checked: set[tuple[str, str]] = set()  # (decision id, check name): a check is recorded once
-        self._held = _Held()
+        self._held = HeldOrderRows()
 
     @classmethod
     def load(
@@ -289,22 +290,15 @@ class MemoryOrderStore:
     def flush(self, conn: Connection) -> int:
         """Write every row held on ``conn``'s transaction (``COPY`` for the appended rows, one upsert statement for
         the positions and balances); returns how many. Call it after the decisions the orders reference."""
-        held, self._held = self._held, _Held()
-        count = held.count()
-        if count:  # a replay's paper orders, not live money: see agents.audit_buffer.AuditBuffer.flush
-            relaxed_bulk_write(conn)
-        for table, columns, rows in (
-            ("audit.orders", ORDER_COLUMNS, list(held.orders.values())),
-            ("audit.submit_attempts", ATTEMPT_COLUMNS, list(held.attempts.values())),
-            ("audit.order_events", EVENT_COLUMNS, held.events),
-            ("audit.fills", FILL_COLUMNS, held.fills),
-            ("audit.risk_checks", CHECK_COLUMNS, held.checks),
-            ("audit.lineage", LINEAGE_COLUMNS, held.lineage),
-        ):
-            if rows:
-                copy_rows(conn, table, columns, rows)
-        _upsert_accounts(conn, list(held.positions.values()), list(held.balances.values()), held.updates)
-        return count
+        return self.take().write(conn)
+
+    def take(self) -> HeldOrderRows:
+        """The rows held, handed over to be written (``HeldOrderRows.write``, by another thread if need be) as
+        ``flush`` writes them; the store holds the rows of the reports from now (a later report of an order taken
+        updates it with the next rows, as after ``flush``). Write those taken before the next ones."""
+        held, self._held = self._held, HeldOrderRows()
+        held.orders = {coid: list(row) for coid, row in held.orders.items()}  # the store updates its own in place
+        return held
 
     # -- stages --------------------------------------------------------------------------------------------------
 
@@ -384,7 +378,7 @@ class MemoryOrderStore:
             self._held.updates[update.client_order_id] = (order[_STATUS], order[_VENUE_ORDER_ID], order[_FILLED])
 
 
-class _Held:
+class HeldOrderRows:
     """The rows written by the next ``flush``: orders by client id (a later report updates the held row), journal
     entries by client id, appended events, fills, checks and lineage, the newest position row per symbol, the sum
     of the balance moves per currency, and the status of orders written already."""
@@ -403,6 +397,24 @@ class _Held:
     def count(self) -> int:
         return (len(self.orders) + len(self.attempts) + len(self.events) + len(self.fills) + len(self.checks)
                 + len(self.lineage) + len(self.positions) + len(self.balances) + len(self.updates))  # fmt: skip
+
+    def write(self, conn: Connection) -> int:
+        """Write the rows on ``conn``'s transaction (see ``MemoryOrderStore.flush``); returns how many."""
+        count = self.count()
+        if count:  # a replay's paper orders, not live money: see agents.audit_buffer.AuditBuffer.flush
+            relaxed_bulk_write(conn)
+        for table, columns, rows in (
+            ("audit.orders", ORDER_COLUMNS, list(self.orders.values())),
+            ("audit.submit_attempts", ATTEMPT_COLUMNS, list(self.attempts.values())),
+            ("audit.order_events", EVENT_COLUMNS, self.events),
+            ("audit.fills", FILL_COLUMNS, self.fills),
+            ("audit.risk_checks", CHECK_COLUMNS, self.checks),
+            ("audit.lineage", LINEAGE_COLUMNS, self.lineage),
+        ):
+            if rows:
+                copy_rows(conn, table, columns, rows)
+        _upsert_accounts(conn, list(self.positions.values()), list(self.balances.values()), self.updates)
+        return count
 
 
 def _upsert_accounts(

@@ -23,6 +23,7 @@ from agents.risk.context import _marks, returns_history
 from agents.sentiment import LexiconScorer
 from agents.snapshot import MarketView, read_market_view, read_snapshot
 from agents.strategies.sma_cross import SmaCrossParams
+from alphaloom.db.background import BackgroundWriter
 from alphaloom.ingest.sampledata import SampleData, generate
 from alphaloom.settings import Settings, get_settings
 from flows.build_features import build_features
@@ -32,6 +33,16 @@ from flows.ingest_prices import ingest_prices
 EXCHANGE = "rpc"
 RUN = "replay-cursor-test"
 GAP_SYMBOL, LATE_SYMBOL = "ETH/USDT", "SOL/USDT"
+
+
+class CountingWriter(BackgroundWriter):
+    """The replay's background writer, counting the writes handed to it."""
+
+    submitted = 0
+
+    def submit(self, write) -> None:
+        self.submitted += 1
+        super().submit(write)
 
 
 def _drop_rows(path: Path, keep) -> None:
@@ -263,7 +274,8 @@ _AUDIT = {  # every row a replay writes, without generated ids, recording times,
 
 def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, data) -> None:
     """The replay (window in memory, audit rows held and written in bulk with COPY per chunk and before each
-    execution) writes the rows the live step path writes one step at a time."""
+    execution) writes the rows the live step path writes one step at a time; so does the replay whose chunks' rows
+    are written by a background writer while the next chunk runs (``Replay.writer``, as ``replay_run``)."""
     from agents.audit_buffer import AuditBuffer
     from agents.team import Team
     from execution.accounts.registry import ensure_account
@@ -275,7 +287,7 @@ def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, d
     times = decision_times(data.end - timedelta(days=2), 150, "1h")
     opens = _bar_opens(engine, settings, symbols, times[0], times[-1])
     rows = {}
-    for path in ("live", "replay"):
+    for path in ("live", "replay", "background"):
         account, run_id = f"audit-parity-{path}", f"audit-parity-{path}-run"
         with engine.begin() as conn:
             conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
@@ -283,24 +295,27 @@ def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, d
         window = (
             ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
                               settings=settings, strategy=strategy, scorer=scorer)
-            if path == "replay" else None
+            if path != "live" else None
         )  # fmt: skip
-        audit = AuditBuffer("full") if path == "replay" else None
-        replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "next_open", times[-1],
-                        opens, window, audit)  # fmt: skip
-        if path == "live":
-            for as_of in times:
-                _step(replay, as_of)
-        else:  # 150 steps: a chunk of 100 and one of 50, as the flow runs them
-            for first in range(0, len(times), CHUNK_STEPS):
-                replay_chunk.fn(replay, times[first : first + CHUNK_STEPS])
-            assert audit.pending == 0
+        audit = AuditBuffer("full") if path != "live" else None
+        with CountingWriter() as writer:
+            replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "next_open",
+                            times[-1], opens, window, audit, writer if path == "background" else None)  # fmt: skip
+            if path == "live":
+                for as_of in times:
+                    _step(replay, as_of)
+            else:  # 150 steps: a chunk of 100 and one of 50, as the flow runs them
+                for first in range(0, len(times), CHUNK_STEPS):
+                    replay_chunk.fn(replay, times[first : first + CHUNK_STEPS])
+                assert audit.pending == 0
+        assert writer.submitted == (2 if path == "background" else 0), "each chunk's rows by the writer"
         with engine.connect() as conn:
             rows[path] = {name: conn.execute(text(sql), {"a": account}).all() for name, sql in _AUDIT.items()}
     assert len(rows["live"]["decisions"]) == 150 * len(symbols) and rows["live"]["fills"]
     assert rows["live"]["opinion_outcomes"] and rows["live"]["risk_checks"]
     for name in _AUDIT:
         assert rows["replay"][name] == rows["live"][name], name
+        assert rows["background"][name] == rows["live"][name], name
 
 
 class _CheckedAccount:
@@ -562,7 +577,7 @@ def test_the_in_memory_order_store_writes_the_rows_of_the_database_store(engine,
     opens = _bar_opens(engine, settings, symbols, times[0], times[-1])
     rows, kept = {}, {}
     tag = "default" if daily_loss_limit is None else "halts"
-    for path in ("database", "memory"):
+    for path in ("database", "memory", "background"):
         account, run_id = f"store-parity-{tag}-{path}", f"store-parity-{tag}-{path}-run"
         with engine.begin() as conn:
             conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
@@ -572,11 +587,14 @@ def test_the_in_memory_order_store_writes_the_rows_of_the_database_store(engine,
         assert isinstance(window.orders, MemoryOrderStore)
         if path == "database":
             window.orders = None
-        replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "next_open", times[-1],
-                        opens, window, AuditBuffer("full"))  # fmt: skip
-        kept[path] = replay.order_store
-        for first in range(0, len(times), CHUNK_STEPS):
-            replay_chunk.fn(replay, times[first : first + CHUNK_STEPS])
+        with CountingWriter() as writer:  # "background": each chunk's rows written while the next chunk runs
+            replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "next_open",
+                            times[-1], opens, window, AuditBuffer("full"),
+                            writer if path == "background" else None)  # fmt: skip
+            kept[path] = replay.order_store
+            for first in range(0, len(times), CHUNK_STEPS):
+                replay_chunk.fn(replay, times[first : first + CHUNK_STEPS])
+        assert writer.submitted == (2 if path == "background" else 0)
         with engine.connect() as conn:
             rows[path] = {name: conn.execute(text(sql), {"a": account, "r": run_id}).all()
                           for name, sql in _ORDER_ROWS.items()}  # fmt: skip
@@ -585,8 +603,10 @@ def test_the_in_memory_order_store_writes_the_rows_of_the_database_store(engine,
     assert db["orders"] and db["fills"] and db["order_events"] and db["execution_checks"] and db["submit_attempts"]
     if daily_loss_limit is not None:
         assert db["account_halts"] and any(not r.approved for r in db["execution_checks"]) and db["guard_trips"]
+    assert kept["background"] is not None and kept["background"].pending == 0
     for name in _ORDER_ROWS:
         assert rows["memory"][name] == db[name], name
+        assert rows["background"][name] == db[name], name
 
 
 def test_the_returns_history_of_a_context_is_computed_once_and_only_when_read() -> None:

@@ -420,3 +420,41 @@ def test_an_audit_mode_without_the_outcomes_is_refused_with_the_llm_analyst(engi
         backtest_flow(symbols=symbols, end=data.end, steps=2, audit="none")
     refused = CliRunner().invoke(app, ["backtest", "--symbols", symbols[0], "--steps", "2", "--audit", "decisions"])
     assert refused.exit_code == 1 and "audit 'decisions' refused" in refused.output and llm_endpoint == []
+
+
+@pytest.mark.parametrize("steps", [STEPS, 150], ids=["one-chunk", "two-chunks"])
+def test_a_failed_write_of_a_chunks_rows_fails_the_backtest_and_its_run(engine, data, monkeypatch, steps) -> None:
+    """A chunk's rows are written by the replay's background writer while the next chunk runs
+    (``flows.backtest.flush_audit``): a write that fails (here a row breaking a foreign key) fails the backtest, raised
+    from the replay at the next chunk or at its end, never lost; the run is recorded failed, none of the failed
+    write's rows are kept and no later chunk's rows are written."""
+    from datetime import datetime
+
+    import psycopg
+
+    import flows.backtest
+    from agents.audit_buffer import AuditBuffer
+    from agents.memory import AgentWeight
+
+    taken: list[int] = []
+
+    class Poisoned(AuditBuffer):
+        def take(self) -> AuditBuffer:
+            rows = super().take()
+            if not taken:  # the first chunk's rows: one agent weight of a run that does not exist
+                rows.weights(account="nobody", as_of=datetime.fromisoformat("2020-01-01T00:00:00+00:00"),
+                             run_id="no-such-run", weights={"technical": AgentWeight("technical", 1.0, None, 0)})  # fmt: skip
+            taken.append(rows.pending)
+            return rows
+
+    monkeypatch.setattr(flows.backtest, "AuditBuffer", Poisoned)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        backtest_flow(symbols=list(data.symbols), end=data.end, steps=steps)
+    assert len(taken) == 1, "no later chunk's rows handed to the writer"
+    with engine.connect() as conn:
+        run_id, status, error = conn.execute(
+            text("select run_id, status, error from audit.runs where flow = 'backtest' order by started_at desc limit 1")
+        ).one()  # fmt: skip
+        written = conn.execute(text("select count(*) from audit.decisions where run_id = :r"), {"r": run_id}).scalar()
+    assert status == "failed" and "no-such-run" in error
+    assert written == 0
