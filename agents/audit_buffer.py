@@ -7,7 +7,8 @@ What callers can rely on:
 - The rows are those the live step path writes (``agents.recording.record_decision``, ``agents.memory.record_weights``
   and ``insert_outcomes``), with the same values: decisions, their agent outputs, risk checks and lineage edges, the
   agent weights in force and the memory's outcome rows. A kind of row is one ``Kind`` entry and one method that
-  appends to it.
+  appends to it. The decisions' configuration (``audit.decision_configs``, one row per version: once per run) is
+  written, unless recorded already, by the first ``flush_decisions`` or ``flush`` that writes a decision using it.
 - Idempotent as the live path: a decision already recorded is not inserted again, and its outputs, checks and lineage
   are inserted only with a decision the flush inserted; weights and outcomes already there are kept.
 - ``flush(conn)`` writes everything held on ``conn``'s transaction and empties the buffer (``take()`` hands the
@@ -44,6 +45,7 @@ from agents.recording import (
     LINEAGE_COLUMNS,
     OUTPUT_COLUMNS,
     check_rows,
+    config_values,
     decision_values,
     lineage_rows,
     output_rows,
@@ -51,6 +53,7 @@ from agents.recording import (
 from agents.risk.recorder import check_name
 from alphaloom.db.copy import copy_rows, create_staging, relaxed_bulk_write
 from alphaloom.errors import ConfigError
+from alphaloom.records.decisions import insert_decision_configs
 from alphaloom.reporting.run_report import AUDIT_MODES
 
 if TYPE_CHECKING:
@@ -100,11 +103,13 @@ class AuditBuffer:
         self.refusals: Counter[str] = Counter()
         self._rows: dict[str, list[tuple[Any, ...]]] = {kind.name: [] for kind in KINDS}
         self._inserted: set[str] = set()  # decisions flush_decisions inserted whose other rows are still held
+        self._configs: list[tuple[Any, ...]] = []  # configuration rows of the decisions held, written before them
+        self._config_versions: set[str] = set()  # the versions held or written already (by this buffer or one taken)
 
     @property
     def pending(self) -> int:
         """Rows held, all kinds together."""
-        return sum(len(rows) for rows in self._rows.values())
+        return sum(len(rows) for rows in self._rows.values()) + len(self._configs)
 
     def weights(self, *, account: str, as_of: datetime, run_id: str, weights: Mapping[str, AgentWeight]) -> None:
         """The agent weights in force at ``as_of`` (as ``agents.memory.record_weights``)."""
@@ -135,7 +140,11 @@ class AuditBuffer:
             self.refusals.update(check_name(v, intent) for intent, verdicts in draft.verdicts
                                  for v in verdicts if not v.approved)  # fmt: skip
         if self.mode != "none" or draft.decision.intents:
-            self._rows[DECISIONS.name].append(decision_values(draft.row))
+            row = draft.row
+            if row.config_version not in self._config_versions and (config := config_values(row)) is not None:
+                self._config_versions.add(row.config_version)  # once per run: its decisions share their version
+                self._configs.append(config)
+            self._rows[DECISIONS.name].append(decision_values(row))
         return True
 
     def flush_decisions(self, conn: Connection) -> int:
@@ -149,6 +158,7 @@ class AuditBuffer:
         rows = self._rows[DECISIONS.name]
         if not rows:
             return 0
+        self._write_configs(conn)
         checks = self._rows[CHECKS.name]
         params = _column_arrays("d", DECISION_COLUMNS, rows) | _column_arrays("c", CHECK_COLUMNS, checks)
         inserted: Sequence[str] = conn.exec_driver_sql(_FLUSH_DECISIONS_SQL, params).scalars().all()
@@ -174,6 +184,7 @@ class AuditBuffer:
         if not kinds:
             return 0
         relaxed_bulk_write(conn)
+        self._write_configs(conn)
         inserted = self._copy_new(conn, kinds) if self._all_owners_written() else None
         if inserted is None:
             inserted = self._insert_staged(conn, kinds)
@@ -190,7 +201,16 @@ class AuditBuffer:
         taken = AuditBuffer(self.mode)
         taken._rows, self._rows = self._rows, {kind.name: [] for kind in KINDS}
         taken._inserted, self._inserted = self._inserted, set()
+        taken._configs, self._configs = self._configs, []
+        taken._config_versions = self._config_versions  # the versions it holds are this one's too (flushed first)
         return taken
+
+    def _write_configs(self, conn: Connection) -> None:
+        """The configuration rows held, recorded unless there already (a version recorded by an earlier run), before
+        the decisions that reference them: one small statement, once per version."""
+        if self._configs:
+            insert_decision_configs(conn, self._configs)
+            self._configs.clear()
 
     def _all_owners_written(self) -> bool:
         """Whether every row held that belongs to a decision belongs to one held or inserted by ``flush_decisions``

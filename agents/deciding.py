@@ -472,13 +472,15 @@ def _decision_row(
     step = basis.step
     return DecisionRow(decision.decision_id, step.run_id, decision.account, decision.symbol, decision.timeframe,
                        decision.as_of, decision.action.value, decision.score, step.params.version,
-                       _inputs_record(basis, verdicts), basis.dbt_invocation_id, step.git_sha)  # fmt: skip
+                       _inputs_record(basis, verdicts), basis.dbt_invocation_id, step.git_sha,
+                       step.params.config)  # fmt: skip
 
 
 def _inputs_record(
     basis: DraftBasis, verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...]
 ) -> dict[str, Any]:
-    """The decision row's ``inputs``: everything it read, with keys, and the intents with their verdict."""
+    """The decision row's ``inputs``: everything it read, with keys, and the intents with their verdict. The
+    configuration is not in it: the row references it by version (``audit.decision_configs``, written once)."""
     snapshot, read, sized = basis.step.snapshot, basis.read, basis.sized
     kill_switch = snapshot.account_view.kill_switch
     record = {
@@ -497,7 +499,6 @@ def _inputs_record(
         "closes_read": len(read.closes),
         "sizing": None if sized is None else {"reason": sized.reason, **sized.numbers},
         "kill_switch": {"engaged": kill_switch.engaged, "reason": kill_switch.reason},
-        "config": basis.step.params.config,
         "intents": [
             {"side": i.side.value, "quantity": str(i.quantity), "reference_price": str(i.reference_price),
              "leg": i.leg, "approved": all_approved(list(v))}

@@ -22,6 +22,7 @@ from agents.risk.verdict import RiskVerdict
 from alphaloom.db.json_text import jsonb_text
 from alphaloom.domain import OrderIntent
 from alphaloom.records.decisions import CHECK_COLUMNS as CHECK_COLUMNS  # the row order, for agents.audit_buffer
+from alphaloom.records.decisions import CONFIG_COLUMNS as CONFIG_COLUMNS
 from alphaloom.records.decisions import DECISION_COLUMNS as DECISION_COLUMNS
 from alphaloom.records.decisions import LINEAGE_COLUMNS as LINEAGE_COLUMNS
 from alphaloom.records.decisions import OUTPUT_COLUMNS as OUTPUT_COLUMNS
@@ -42,6 +43,9 @@ class DecisionRow:
     inputs: Mapping[str, Any]
     dbt_invocation_id: str | None = None
     git_sha: str | None = None
+    # the configuration ``config_version`` names (``agents.params.decision_config``): recorded once per version in
+    # ``audit.decision_configs`` before the decisions that reference it, not in every decision's ``inputs``
+    config: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,12 @@ def decision_values(d: DecisionRow) -> tuple[Any, ...]:
     """The ``audit.decisions`` row (``DECISION_COLUMNS``, from ``alphaloom.records.decisions``; JSON as text)."""
     return (d.decision_id, d.run_id, d.account, d.symbol, d.timeframe, d.as_of, d.action, d.score, d.config_version,
             d.dbt_invocation_id, d.git_sha, _dumps(d.inputs))  # fmt: skip
+
+
+def config_values(d: DecisionRow) -> tuple[Any, ...] | None:
+    """The ``audit.decision_configs`` row of the decision's configuration (``CONFIG_COLUMNS``; the decision's run as
+    the one recording it), None when the row carries none."""
+    return None if d.config is None else (d.config_version, _dumps(d.config), d.run_id)
 
 
 def output_rows(d: DecisionRow, outputs: Sequence[AgentOutputRow]) -> list[tuple[Any, ...]]:
@@ -90,8 +100,8 @@ def record_decision(
     verdicts: Sequence[tuple[OrderIntent, Sequence[RiskVerdict]]] = (),
     lineage: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> bool:
-    """Insert the decision and, when it was new, its outputs, risk checks and lineage edges (``(parent table, parent
-    key)``); True when this call inserted it."""
+    """Insert the decision (and its configuration, unless its version is recorded already) and, when it was new, its
+    outputs, risk checks and lineage edges (``(parent table, parent key)``); True when this call inserted it."""
     d = decision
     return insert_decision(conn, decision_values(d), outputs=output_rows(d, outputs), checks=check_rows(d, verdicts),
-                           lineage=lineage_rows(d, lineage))  # fmt: skip
+                           lineage=lineage_rows(d, lineage), config=config_values(d))  # fmt: skip

@@ -21,10 +21,10 @@ on:
 - Idempotency: ``decision_id`` = hash(account, symbol, timeframe, as_of, config version); when that decision already
   exists it is returned with no intents, so a rerun submits nothing.
 - Audit: one ``audit.decisions`` row (inputs: the feature values read with their key and dbt invocation id, news ids
-  with their scores, the position, the scorer, the agent weights, the config and the intents that passed risk), one
-  ``audit.agent_outputs`` row per agent (a skipped LLM included, with its tokens and latency), one
-  ``audit.risk_checks`` row per check per intent, lineage edges to ``marts.features``, ``raw.ohlcv`` and
-  ``raw.news``; the agent weights in force in ``audit.agent_weights``.
+  with their scores, the position, the scorer, the agent weights and the intents that passed risk; the config once per
+  version in ``audit.decision_configs``), one ``audit.agent_outputs`` row per agent (a skipped LLM included, with its
+  tokens and latency), one ``audit.risk_checks`` row per check per intent, lineage edges to ``marts.features``,
+  ``raw.ohlcv`` and ``raw.news``; the agent weights in force in ``audit.agent_weights``.
 - The returned ``Decision.intents`` are only the intents every risk check approved.
 
 It writes on the caller's connection and does not commit: the caller's transaction decides.

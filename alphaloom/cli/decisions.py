@@ -58,11 +58,13 @@ def explain_decision(decision_id: str) -> None:
     votes = tree.add("agent opinions")
     for v in d.votes:
         votes.add(f"{v.agent}: {'skipped' if v.skipped else f'{v.action} ({v.confidence:.2f})'} - {v.rationale}")
-    from alphaloom.cli.explain import add_debate, add_text_evidence
+    from alphaloom.cli.explain import add_config, add_debate, add_text_evidence
     from alphaloom.reporting.explain import explain_decision as decision_chain
 
     with engine().connect() as conn:
         chain = decision_chain(conn, decision_id)
+    if chain.decision is not None:
+        add_config(tree, chain.decision)
     add_debate(tree, chain.debate)
     add_text_evidence(tree, chain)
     checks = tree.add("risk checks")

@@ -25,6 +25,13 @@ def add_debate(node: Tree, turns: list[Any]) -> None:
         debate.add(f"{t.role} {t.kind.replace('_', ' ')}: {t.gist}")
 
 
+def add_config(node: Tree, decision: Any) -> None:
+    """The decision's configuration under ``node``: its version and what it names (``audit.decision_configs``)."""
+    config = decision.config
+    node.add(f"config {decision.config_version}: "
+             + ("not recorded" if config is None else json.dumps(config, sort_keys=True)))  # fmt: skip
+
+
 def add_text_evidence(node: Tree, chain: Any) -> None:
     """The earnings report and the social posts the decision read under ``node`` (nothing when it read none)."""
     report = chain.earnings
@@ -89,6 +96,7 @@ def explain(
                 f"config {d.config_version}, git {(d.git_sha or '-')[:12]}, run {d.run_id}",
             )
         )
+        add_config(node, d)
         agents = node.add("agent outputs")
         for a in chain.agent_outputs:
             agents.add(f"{a.agent}: {a.action} ({a.confidence:.2f}){' skipped' if a.skipped else ''} model={a.model} "

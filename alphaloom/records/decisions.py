@@ -1,6 +1,8 @@
-"""Reads of the decision tables (``audit.decisions`` with their ``audit.agent_outputs`` and ``audit.risk_checks``)
-for the core's read side, and the one statement that records a decision with its outputs, checks and lineage
-(``insert_decision``, given the rows ``agents.recording`` builds). Every function takes an open connection.
+"""Reads of the decision tables (``audit.decisions`` with their ``audit.agent_outputs`` and ``audit.risk_checks``,
+and the configurations they reference by version, ``audit.decision_configs``) for the core's read side, the one
+statement that records a decision with its outputs, checks and lineage (``insert_decision``, given the rows
+``agents.recording`` builds) and the configurations' write (``insert_decision_configs``, once per version). Every
+function takes an open connection.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class DecisionRecord(NamedTuple):
     run_id: str
     created_at: datetime
     inputs: dict[str, Any]
+    config: dict[str, Any] | None  # the configuration behind config_version (audit.decision_configs), None unrecorded
 
 
 class AgentOutputRecord(NamedTuple):
@@ -133,6 +136,7 @@ class DecisionBrief(NamedTuple):
     action: str
     score: Decimal
     inputs: dict[str, Any] | None
+    config: dict[str, Any] | None  # the configuration behind its version, None when not recorded
 
 
 class DecisionVote(NamedTuple):
@@ -154,13 +158,19 @@ class DecisionCheck(NamedTuple):
     numbers: dict[str, Any] | None
 
 
+# A decision's configuration: its version's row (audit.decision_configs), or what decisions recorded before 0029 kept
+# in their inputs.
+_CONFIG = """coalesce((select c.config from audit.decision_configs c where c.config_version = d.config_version),
+                   d.inputs -> 'config') as config"""
+
+
 def decision(conn: Connection, decision_id: str) -> DecisionRecord | None:
     """The decision ``decision_id``, or None when there is none."""
     row = conn.execute(
         text(
-            """select decision_id, account, symbol, timeframe, as_of, action, score, config_version,
-                      dbt_invocation_id, git_sha, run_id, created_at, inputs
-               from audit.decisions where decision_id = :d"""
+            f"""select decision_id, account, symbol, timeframe, as_of, action, score, config_version,
+                       dbt_invocation_id, git_sha, run_id, created_at, inputs, {_CONFIG}
+                from audit.decisions d where decision_id = :d"""
         ),
         {"d": decision_id},
     ).first()
@@ -214,8 +224,8 @@ def decision_briefs(
     """Decisions matching every filter given, newest first (then by symbol), at most ``limit``."""
     rows = conn.execute(
         text(
-            """select decision_id, run_id, account, symbol, as_of, action, score, inputs from audit.decisions
-               where (cast(:ids as text[]) is null or decision_id = any(:ids))
+            f"""select decision_id, run_id, account, symbol, as_of, action, score, inputs, {_CONFIG}
+               from audit.decisions d where (cast(:ids as text[]) is null or decision_id = any(:ids))
                  and (cast(:run as text) is null or run_id = :run)
                  and (cast(:symbol as text) is null or symbol = :symbol)
                  and (cast(:since as timestamptz) is null or as_of >= :since)
@@ -385,6 +395,7 @@ OUTPUT_COLUMNS = (("run_id", "text"), ("decision_id", "text"), ("agent", "text")
                   ("output", "jsonb"), ("skipped", "boolean"), ("tokens", "integer"), ("latency_ms", "integer"))  # fmt: skip
 CHECK_COLUMNS = (("run_id", "text"), ("decision_id", "text"), ("account", "text"), ("symbol", "text"),
                  ("check_name", "text"), ("approved", "boolean"), ("reason", "text"), ("numbers", "jsonb"))  # fmt: skip
+CONFIG_COLUMNS = (("config_version", "text"), ("config", "jsonb"), ("run_id", "text"))  # audit.decision_configs
 LINEAGE_COLUMNS = (("run_id", "text"), ("child_table", "text"), ("child_id", "text"), ("parent_table", "text"),
                    ("parent_key", "jsonb"))  # fmt: skip
 
@@ -404,17 +415,23 @@ def _child_insert(
 
 def insert_decision(
     conn: Connection, decision: Sequence[Any], *, outputs: Sequence[Sequence[Any]] = (),
-    checks: Sequence[Sequence[Any]] = (), lineage: Sequence[Sequence[Any]] = (),
+    checks: Sequence[Sequence[Any]] = (), lineage: Sequence[Sequence[Any]] = (), config: Sequence[Any] | None = None,
 ) -> bool:  # fmt: skip
     """Insert the decision row (``DECISION_COLUMNS``) and, when it was new, its agent outputs, risk checks and lineage
     edges (rows in ``OUTPUT_COLUMNS``, ``CHECK_COLUMNS``, ``LINEAGE_COLUMNS`` order), in one statement; True when this
-    call inserted it."""
+    call inserted it. ``config`` (a ``CONFIG_COLUMNS`` row): the configuration its version names, recorded in the same
+    statement unless recorded already (the decision references it)."""
     st = Statement()
     names = ", ".join(column for column, _ in DECISION_COLUMNS)
-    parts = [
+    parts = []
+    if config is not None:
+        config_names = ", ".join(column for column, _ in CONFIG_COLUMNS)
+        parts.append(f"c as (insert into audit.decision_configs ({config_names}) values "
+                     f"{st.values([config], {1: 'jsonb'})} on conflict (config_version) do nothing)")  # fmt: skip
+    parts.append(
         f"d as (insert into audit.decisions ({names}) values {st.values([decision], {11: 'jsonb'})}"
         " on conflict (decision_id) do nothing returning decision_id)"
-    ]
+    )
     for name, table, columns, rows in (
         ("a", "audit.agent_outputs", OUTPUT_COLUMNS, outputs),
         ("r", "audit.risk_checks", CHECK_COLUMNS, checks),
@@ -424,6 +441,25 @@ def insert_decision(
             parts.append(_child_insert(st, name, table, columns, rows))
     sql = "with " + ",\n".join(parts) + "\nselect decision_id from d"
     return st.execute(conn, sql).first() is not None
+
+
+def insert_decision_configs(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Record each decision configuration of ``rows`` (``CONFIG_COLUMNS``: version, the configuration as JSON text,
+    the run recording it) unless its version is recorded already; before the decisions that reference them."""
+    if rows:
+        st = Statement()
+        names = ", ".join(column for column, _ in CONFIG_COLUMNS)
+        st.execute(conn, f"insert into audit.decision_configs ({names}) values {st.values(rows, {1: 'jsonb'})}"
+                         " on conflict (config_version) do nothing")  # fmt: skip
+
+
+def decision_config(conn: Connection, config_version: str) -> dict[str, Any] | None:
+    """The decision configuration recorded under ``config_version``; None when there is none (or it was not
+    recorded: a version backfilled from decisions that did not keep it)."""
+    row = conn.execute(
+        text("select config from audit.decision_configs where config_version = :v"), {"v": config_version}
+    ).first()
+    return None if row is None else row[0]
 
 
 class DecisionHead(NamedTuple):

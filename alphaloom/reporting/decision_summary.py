@@ -158,7 +158,7 @@ def _summary(r: DecisionBrief, votes: list[Vote], checks: list[RiskCheckRow], or
     """One decision's summary: its brief row and the threshold, position and feature time its inputs recorded."""
     inputs = r.inputs or {}
     known_at = (inputs.get("features") or {}).get("known_at")
-    threshold = ((inputs.get("config") or {}).get("consensus") or {}).get("threshold")
+    threshold = ((r.config or {}).get("consensus") or {}).get("threshold")  # the config its version names
     position = Decimal(str((inputs.get("position") or {}).get("quantity", "0")))
     return DecisionSummary(
         r.decision_id, r.run_id, r.account, r.symbol, r.as_of, r.action, float(r.score),

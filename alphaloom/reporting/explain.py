@@ -64,6 +64,7 @@ class ExplainedDecision:
     run_id: str
     created_at: datetime
     inputs: dict[str, Any]
+    config: dict[str, Any] | None = None  # the configuration ``config_version`` names; None when none was recorded
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ def _decision(conn: Connection, decision_id: str) -> ExplainedDecision | None:
     return ExplainedDecision(
         row.decision_id, row.account, row.symbol, row.timeframe, row.as_of, row.action, float(row.score),
         row.config_version, row.dbt_invocation_id, row.git_sha, row.run_id, row.created_at, dict(row.inputs),
+        None if row.config is None else dict(row.config),
     )  # fmt: skip
 
 

@@ -30,6 +30,13 @@ background:#eef2ff;color:#3538cd;font-size:12px}.arrow{color:#98a2b3;margin:0 4p
 """
 
 
+def _config(config: dict[str, Any] | None) -> str:
+    """A decision's configuration, folded under its version (nothing when none was recorded)."""
+    if config is None:
+        return ""
+    return f"<details><summary>configuration</summary><pre>{_e(json.dumps(config, indent=2, sort_keys=True))}</pre></details>"
+
+
 def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
 
@@ -184,7 +191,7 @@ def _decision_cards(chain: OrderChain, window: Sequence[BarRow]) -> str:
                 ("as of", _e(_ts(d.as_of))),
                 ("action", _action(d.action)),
                 ("consensus score", f"{d.score:+.3f}"),
-                ("config version", f"<code>{_e(d.config_version)}</code>"),
+                ("config version", f"<code>{_e(d.config_version)}</code>" + _config(d.config)),
                 ("git sha", f"<code>{_e((d.git_sha or '')[:12])}</code>"),
                 ("dbt invocation", f"<code>{_e(d.dbt_invocation_id)}</code>"),
             ]

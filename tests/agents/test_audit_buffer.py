@@ -5,6 +5,7 @@ keeps exactly its own rows."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from agents.deciding import DecisionDraft
 from agents.memory import AgentWeight
 from agents.recording import AgentOutputRow, DecisionRow, record_decision
 from alphaloom.domain import AccountId, Action, Decision, DecisionId, Symbol
+from alphaloom.records.decisions import decision_config
 from execution.accounts.registry import ensure_account
 
 AS_OF = datetime(2026, 3, 2, 10, tzinfo=UTC)
@@ -130,3 +132,37 @@ def test_the_rows_of_a_decision_flush_decisions_found_recorded_are_not_written(e
     assert [(r[0], r[1]) for r in rows["outputs"]] == [(first.row.decision_id, "technical"),
                                                        (fresh.row.decision_id, "technical")]  # fmt: skip
     assert [r[0] for r in rows["lineage"]] == [first.row.decision_id, fresh.row.decision_id]
+
+
+def _configured(draft: DecisionDraft, version: str, config: dict[str, object]) -> DecisionDraft:
+    """``draft`` with its row under configuration ``version``."""
+    return replace(draft, row=replace(draft.row, config_version=version, config=config))
+
+
+@pytest.mark.parametrize("path", ["flush", "flush_decisions", "taken"])
+def test_the_decisions_config_is_written_once_before_them_by_whichever_flush_writes_them_first(
+    engine, run, path
+) -> None:
+    run_id, account = run
+    version, config = f"cfg-{uuid.uuid4().hex[:8]}", {"consensus": {"threshold": 0.3}, "limits": {"max": "5"}}
+    buffer = AuditBuffer("full")
+    for hours in (0, 1):
+        buffer.decision(_configured(_draft(run_id, account, "AAA", hours, ("technical",)), version, config))
+    assert buffer.pending == 1 + 2 * 3  # one config row for both decisions (and their output and lineage rows)
+    with engine.begin() as conn:
+        if path == "flush_decisions":
+            assert buffer.flush_decisions(conn) == 2
+        held = buffer.take() if path == "taken" else buffer
+        held.flush(conn)
+        buffer.decision(_configured(_draft(run_id, account, "AAA", 2, ("technical",)), version, config))
+        assert buffer.pending == 3, "the version's row is held once per run"
+        buffer.flush(conn)
+        assert decision_config(conn, version) == config
+        recorded = conn.execute(text("select run_id, inputs from audit.decisions where config_version = :v"),
+                                {"v": version}).all()  # fmt: skip
+        assert len(recorded) == 3 and all("config" not in r.inputs and r.run_id == run_id for r in recorded)
+    again = AuditBuffer("full")  # another run of the same configuration: its version is recorded already, kept
+    again.decision(_configured(_draft(run_id, account, "BBB", 0, ("technical",)), version, {"other": 1}))
+    with engine.begin() as conn:
+        assert again.flush(conn) == 1
+        assert decision_config(conn, version) == config

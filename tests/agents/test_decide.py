@@ -179,6 +179,28 @@ def test_decision_reads_only_what_was_known_at_as_of_and_records_it(world: World
     assert parents == {("marts.features", T0.isoformat()), ("raw.ohlcv", T0.isoformat()), ("raw.news", seen)}
 
 
+def test_a_decisions_config_is_recorded_once_under_its_version_and_not_in_its_inputs(world: World) -> None:
+    from agents.params import DecisionParams
+    from alphaloom.records.decisions import decision_config
+    from alphaloom.reporting.explain import explain_decision
+
+    symbols = [world.symbol("CA"), world.symbol("CB")]
+    for symbol in symbols:
+        world.features(symbol, T0, BULLISH)
+    [first, _] = world.decide(symbols, T0 + HOUR)
+    world.decide(symbols, T0 + 2 * HOUR)
+    rows = world.query("select config_version, inputs from audit.decisions where run_id = :r", r=world.run_id)
+    assert len(rows) == 4 and {r.config_version for r in rows} == {config_version(world.settings)}
+    assert not any("config" in r.inputs for r in rows)
+    params = DecisionParams.from_settings(world.settings)
+    [recorded] = world.query("select config, run_id from audit.decision_configs where config_version = :v",
+                             v=params.version)  # fmt: skip
+    assert recorded.config == params.config and recorded.run_id == world.run_id
+    with world.engine.connect() as conn:  # what an operator reads: by version, and with the decision explained
+        assert decision_config(conn, params.version) == params.config
+        assert explain_decision(conn, first.decision_id).decision.config == params.config
+
+
 def test_a_symbol_with_no_known_features_is_skipped_and_recorded_nowhere(world: World) -> None:
     symbol = world.symbol("LATE")
     world.features(symbol, T0, BULLISH)  # known at T0 + 1h

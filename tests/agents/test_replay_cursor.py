@@ -237,8 +237,10 @@ def test_the_incremental_memory_equals_scoring_and_weighing_from_the_database(en
 
 
 _AUDIT = {  # every row a replay writes, without generated ids, recording times, account, run and decision ids
-    "decisions": """select d.symbol, d.as_of, d.action, d.score, d.config_version, d.dbt_invocation_id, d.inputs
-                    from audit.decisions d where d.account = :a order by 1, 2""",
+    "decisions": """select d.symbol, d.as_of, d.action, d.score, d.config_version, d.dbt_invocation_id, d.inputs,
+                           c.config
+                    from audit.decisions d left join audit.decision_configs c using (config_version)
+                    where d.account = :a order by 1, 2""",
     "agent_outputs": """select d.symbol, d.as_of, o.agent, o.model, o.prompt_hash, o.input_ref, o.output, o.skipped,
                                o.tokens, o.latency_ms
                         from audit.agent_outputs o join audit.decisions d using (decision_id)
@@ -313,6 +315,10 @@ def test_the_replay_engine_writes_the_audit_rows_of_the_live_step_path(engine, d
             rows[path] = {name: conn.execute(text(sql), {"a": account}).all() for name, sql in _AUDIT.items()}
     assert len(rows["live"]["decisions"]) == 150 * len(symbols) and rows["live"]["fills"]
     assert rows["live"]["opinion_outcomes"] and rows["live"]["risk_checks"]
+    # the config is not in each decision's inputs but reachable by its version (each path's rows: compared below)
+    params = DecisionParams.from_settings(settings, strategy)
+    assert {(r.config_version, "config" in r.inputs) for r in rows["live"]["decisions"]} == {(params.version, False)}
+    assert all(r.config == params.config for r in rows["live"]["decisions"])
     for name in _AUDIT:
         assert rows["replay"][name] == rows["live"][name], name
         assert rows["background"][name] == rows["live"][name], name

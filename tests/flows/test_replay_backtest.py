@@ -73,6 +73,15 @@ def test_a_backtest_replays_deterministically_and_reports(engine, data) -> None:
             {"r": first["run_id"]},
         ).scalar_one()  # fmt: skip
     assert first["trades"] == sells
+    # the decisions' config: not in their inputs, reachable by their version (the replay writes it once)
+    from agents.params import DecisionParams
+    from alphaloom.records.decisions import decision_config
+
+    params = DecisionParams.from_settings(get_settings())
+    with engine.connect() as conn:
+        versions = conn.execute(text("select distinct config_version, inputs ? 'config' from audit.decisions "
+                                     "where run_id = :r"), {"r": first["run_id"]}).all()  # fmt: skip
+        assert versions == [(params.version, False)] and decision_config(conn, params.version) == params.config
     # P&L attribution: by asset, agent and strategy, each summing to the closed trades' P&L, and in the report.
     with engine.connect() as conn:
         from alphaloom.reporting.run_report import build_run_report

@@ -30,7 +30,7 @@ REPOSITORIES: dict[str, set[str]] = {
     "alphaloom.records.console": {"console_users", "console_actions"},
     "alphaloom.records.guards": {"guard_trips", "account_halts"},
     "alphaloom.records.orders": {"orders", "order_events", "fills"},
-    "alphaloom.records.decisions": {"decisions", "agent_outputs", "risk_checks"},
+    "alphaloom.records.decisions": {"decisions", "agent_outputs", "risk_checks", "decision_configs"},
     "alphaloom.fx": {"fx_rates"},  # a kernel module: the kernel may not import alphaloom.records
 }
 
