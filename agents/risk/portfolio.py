@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from agents.risk.correlation import cluster_of, correlation_matrix
+from agents.risk.correlation import cluster_in, correlation_matrix, pearson
 from agents.risk.drawdown import drawdown_state
 from agents.risk.var import var_report
 from agents.risk.verdict import RiskVerdict
@@ -74,26 +74,34 @@ def asset_class_of(symbol: str, mapping: Mapping[str, str], markets: Mapping[str
 @dataclass(frozen=True)
 class ReturnsInputs:
     """What the correlation and VaR checks take from the returns history: the symbols (columns), the history as a
-    float matrix (bars x symbols) and the correlation matrix. The history is the same for every symbol of a step,
-    so build this once per step (``returns_inputs``) rather than once per intent."""
+    float matrix (bars x symbols) and the correlation matrix (symbols x symbols, ``correlation_matrix``'s values as
+    an array). The history is the same for every symbol of a step, so build this once per step
+    (``returns_inputs``) rather than once per intent."""
 
     symbols: tuple[str, ...]
     matrix: np.ndarray
-    correlations: pd.DataFrame
+    correlation_values: np.ndarray
 
     @property
     def observations(self) -> int:
         return int(self.matrix.shape[0])
 
+    @property
+    def correlations(self) -> pd.DataFrame:
+        """The correlation matrix as ``correlation_matrix`` returns it (indexed and columned by symbol)."""
+        labels = pd.Index(list(self.symbols), name="symbol")
+        return pd.DataFrame(self.correlation_values, index=labels, columns=labels.copy())
+
 
 def returns_inputs(returns: pd.DataFrame) -> ReturnsInputs:
     if returns.empty:
-        return ReturnsInputs((), np.empty((0, 0)), pd.DataFrame())
-    return ReturnsInputs(
-        tuple(str(c) for c in returns.columns),
-        returns.to_numpy(dtype=float),
-        correlation_matrix(returns, min_periods=MIN_VAR_OBSERVATIONS),
-    )
+        return ReturnsInputs((), np.empty((0, 0)), np.empty((0, 0)))
+    symbols = tuple(str(c) for c in returns.columns)
+    values = returns.to_numpy()  # a view of a float frame's one block
+    if values.dtype == np.float64:  # the matrix DataFrame.corr reads: its routine on it gives its values
+        return ReturnsInputs(symbols, values, pearson(values, min_periods=MIN_VAR_OBSERVATIONS))
+    correlations = correlation_matrix(returns, min_periods=MIN_VAR_OBSERVATIONS)
+    return ReturnsInputs(symbols, returns.to_numpy(dtype=float), correlations.to_numpy(dtype=float))
 
 
 ReturnsSource = pd.DataFrame | Callable[[], pd.DataFrame]
@@ -284,7 +292,7 @@ def _cluster_check(
     intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, rate: Decimal, inputs: ReturnsInputs
 ) -> RiskVerdict:
     """``correlation_cluster``: a cap on the exposure of the symbols correlated with the intent's."""
-    cluster = cluster_of(intent.symbol, inputs.correlations, limits.correlation_threshold)
+    cluster = cluster_in(intent.symbol, inputs.symbols, inputs.correlation_values, limits.correlation_threshold)
     cluster_used = sum((abs(ctx.exposures.get(s, Decimal(0))) for s in cluster), Decimal(0))
     verdict = _cap("correlation_cluster", intent, cluster_used, ctx.equity * limits.max_cluster_exposure_pct / _PCT,
                    f"cluster {sorted(cluster)} exposure", rate)  # fmt: skip
