@@ -107,12 +107,15 @@ def returns_inputs(returns: pd.DataFrame) -> ReturnsInputs:
 ReturnsSource = pd.DataFrame | Callable[[], pd.DataFrame]
 
 
+_RETURNS_SLOT = "_returns_held"
+
+
 class _LazyReturns:
     """The ``returns`` field of ``PortfolioContext``: given a frame, or a function computing it on first read (a
     replay's account: most steps propose no order and never read it); the computed frame is kept."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self._slot = f"_{name}_held"
+        self._slot = _RETURNS_SLOT if name == "returns" else f"_{name}_held"
 
     def __get__(self, instance: object | None, owner: type | None = None) -> pd.DataFrame:
         if instance is None:  # the dataclass default: a fresh empty frame on first read
@@ -138,7 +141,9 @@ class PortfolioContext:
     ``returns`` may be given as a function computing the frame on first read (``_LazyReturns``).
 
     ``inputs``: the returns history prepared for the correlation and VaR checks (``returns_inputs(returns)``); pass
-    it when deciding several symbols on the same history, else each check prepares it again."""
+    it when deciding several symbols on the same history, else each check prepares it again. ``inputs_source``: a
+    function giving ``returns_inputs(returns)`` without the frame (a replay's arrays), or None when it cannot (then
+    ``prepared`` reads the frame)."""
 
     equity: Decimal
     peak_equity: Decimal
@@ -151,6 +156,7 @@ class PortfolioContext:
     base_currency: str | None = None
     quote_rates: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
     as_of: datetime | None = None
+    inputs_source: Callable[[], ReturnsInputs | None] | None = field(default=None, compare=False, repr=False)
 
     def quote_rate(self, symbol: Symbol) -> QuoteRate:
         """How ``symbol``'s quote currency counts in the base currency at the decision time (``rate`` None when no
@@ -169,7 +175,14 @@ class PortfolioContext:
 
     def prepared(self) -> PortfolioContext:
         """This context with ``inputs`` computed (once; ``after`` keeps them)."""
-        return self if self.inputs is not None else dataclasses.replace(self, inputs=returns_inputs(self.returns))
+        if self.inputs is not None:
+            return self
+        inputs = self.inputs_source() if self.inputs_source is not None else None
+        return self._replace(inputs=inputs if inputs is not None else returns_inputs(self.returns))
+
+    def _replace(self, **changes: Any) -> PortfolioContext:
+        """``dataclasses.replace`` handing on the returns as held (a function not yet called stays uncalled)."""
+        return dataclasses.replace(self, returns=self.__dict__[_RETURNS_SLOT], **changes)
 
     def after(self, intent: OrderIntent, quote_rate: Decimal) -> PortfolioContext:
         """The context once ``intent`` has filled at its reference price (so the next intent sees it); ``quote_rate``
@@ -178,7 +191,7 @@ class PortfolioContext:
         signed = notional if intent.side is Side.BUY else -notional
         exposures = dict(self.exposures)
         exposures[intent.symbol] = exposures.get(intent.symbol, Decimal(0)) + signed
-        return dataclasses.replace(self, exposures=exposures)
+        return self._replace(exposures=exposures)
 
 
 def _fit(intent: OrderIntent, room: Decimal, quote_rate: Decimal) -> Decimal:
