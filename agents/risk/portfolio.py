@@ -162,10 +162,10 @@ class PortfolioContext:
         """How ``symbol``'s quote currency counts in the base currency at the decision time (``rate`` None when no
         rate was known: the caller refuses). A context without a base currency is single-currency (built by hand)."""
         if self.base_currency is None:
-            return QuoteRate.same(quote_currency(symbol, ""))
+            return _same_rate(quote_currency(symbol, ""))
         quote = quote_currency(symbol, self.base_currency)
         if quote == self.base_currency:
-            return QuoteRate.same(quote)
+            return _same_rate(quote)
         return QuoteRate(quote, self.base_currency, self.quote_rates.get((quote, self.base_currency)), self.as_of)
 
     def market(self, symbol: Symbol) -> MarketSpec:
@@ -187,11 +187,27 @@ class PortfolioContext:
     def after(self, intent: OrderIntent, quote_rate: Decimal) -> PortfolioContext:
         """The context once ``intent`` has filled at its reference price (so the next intent sees it); ``quote_rate``
         converts its notional into the base currency."""
-        notional = intent.notional * quote_rate
-        signed = notional if intent.side is Side.BUY else -notional
-        exposures = dict(self.exposures)
-        exposures[intent.symbol] = exposures.get(intent.symbol, Decimal(0)) + signed
-        return self._replace(exposures=exposures)
+        return self._replace(exposures=_exposures_after(self.exposures, intent, quote_rate))
+
+
+_SAME_RATES: dict[str, QuoteRate] = {}  # immutable: one per currency (asked for every symbol a replay step decides)
+
+
+def _same_rate(currency: str) -> QuoteRate:
+    """``QuoteRate.same(currency)``."""
+    held = _SAME_RATES.get(currency)
+    if held is None:
+        held = _SAME_RATES[currency] = QuoteRate.same(currency)
+    return held
+
+
+def _exposures_after(exposures: Mapping[str, Decimal], intent: OrderIntent, quote_rate: Decimal) -> dict[str, Decimal]:
+    """``exposures`` once ``intent`` has filled at its reference price (``PortfolioContext.after``)."""
+    notional = intent.notional * quote_rate
+    signed = notional if intent.side is Side.BUY else -notional
+    after = dict(exposures)
+    after[intent.symbol] = after.get(intent.symbol, Decimal(0)) + signed
+    return after
 
 
 def _fit(intent: OrderIntent, room: Decimal, quote_rate: Decimal) -> Decimal:
@@ -318,7 +334,7 @@ def _var_check(
     intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, rate: Decimal, inputs: ReturnsInputs
 ) -> RiskVerdict:
     """``portfolio_var``: the 1-day historical VaR99 of the portfolio after the order within its limit."""
-    after = ctx.after(intent, rate).exposures
+    after = _exposures_after(ctx.exposures, intent, rate)
     vector = np.array([float(after.get(s, Decimal(0))) for s in inputs.symbols])
     report = var_report(inputs.matrix, vector, bars_per_day=ctx.bars_per_day)
     limit = float(ctx.equity * limits.max_var_pct / _PCT)
