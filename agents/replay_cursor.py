@@ -283,6 +283,7 @@ class ReplayCursor:
         aligned = self._aligned_returns(spans)
         if aligned is not None:
             at, names, matrix = aligned
+            assert at is not None  # with its index
             labels = self._column_labels.get(names)
             if labels is None:
                 labels = self._column_labels[names] = pd.Index(list(names), name="symbol")
@@ -303,7 +304,7 @@ class ReplayCursor:
         from the arrays without the frame, when every symbol's span has the same bar times (the usual case); None
         otherwise (the caller prepares them from the frame)."""
         spans = self._returns_spans(symbols, as_of, bars)
-        aligned = self._aligned_returns(spans) if spans else None
+        aligned = self._aligned_returns(spans, with_index=False) if spans else None
         if aligned is None:
             return None
         _, names, matrix = aligned
@@ -322,12 +323,12 @@ class ReplayCursor:
         return spans
 
     def _aligned_returns(
-        self, spans: Mapping[str, tuple[int, int]]
-    ) -> tuple[pd.DatetimeIndex, tuple[str, ...], np.ndarray] | None:
+        self, spans: Mapping[str, tuple[int, int]], *, with_index: bool = True
+    ) -> tuple[pd.DatetimeIndex | None, tuple[str, ...], np.ndarray] | None:
         """The index, columns and values of the frame ``returns`` builds, from arrays made once per symbol, when
         every symbol's span has the same bar times in strictly ascending order (the usual case: one row per bar);
         None otherwise (the general path). The values are laid out as a frame's (bars x symbols, column-major,
-        read-only), so arithmetic on them gives the bits it gives on the frame's."""
+        read-only), so arithmetic on them gives the bits it gives on the frame's; the index only ``with_index``."""
         times: np.ndarray | None = None
         index, columns = None, []
         for symbol, (lo, j) in spans.items():
@@ -337,13 +338,12 @@ class ReplayCursor:
                 at = pd.DatetimeIndex([ts for ts, _ in rets], name="ts")
                 held = self._ret_arrays[symbol] = (at, at.asi8, np.array([r for _, r in rets], dtype=float))
             if times is None:
-                times, index = held[1][lo:j], held[0][lo:j]
-                if len(times) > 1 and not bool((np.diff(times) > 0).all()):
+                times, index = held[1][lo:j], held[0][lo:j] if with_index else None
+                if len(times) > 1 and not bool((times[1:] > times[:-1]).all()):
                     return None
-            elif not np.array_equal(held[1][lo:j], times):
+            elif j - lo != len(times) or not bool((held[1][lo:j] == times).all()):
                 return None
             columns.append(held[2][lo:j])
-        assert index is not None  # spans is not empty
         matrix = np.vstack(columns).T  # what a frame's one float block (symbols x bars) gives as bars x symbols
         matrix.flags.writeable = False
         return index, tuple(spans), matrix
