@@ -13,8 +13,7 @@ Prints, each on its own line with its unit, goal and ``met`` or ``MISSED``:
 Steps are timed around ``flows.backtest._step`` (one connection per chunk, as ``replay_chunk``); each chunk's audit
 flush (``flush_audit``, COPY) is in the run's seconds but not in the step times the tenths compare (Prefect runs a
 chunk of steps as one task; its cost is per chunk). ``--repeat N`` runs the team N times per audit mode, interleaved, and keeps the best (a shared machine).
-Usage: python bench/replay.py [--symbols 10] [--steps 8760] [--repeat 1]
-       [--profile [--audit none] [--team-only] [--rule sma_cross]]
+Usage: python bench/replay.py [--symbols 10] [--steps 8760] [--repeat 1] [--profile [--audit none] [--team-only]]
 """
 
 from __future__ import annotations
