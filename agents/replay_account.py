@@ -46,7 +46,7 @@ from agents.risk.context import (
     equity_mark_row,
     write_equity_marks,
 )
-from agents.risk.portfolio import PortfolioContext
+from agents.risk.portfolio import PortfolioContext, ReturnsInputs
 from alphaloom.domain import quote_currency, require_utc
 from alphaloom.fx import missing_rate, rate_history
 from alphaloom.markets import MarketSpec, market_specs
@@ -272,9 +272,12 @@ class ReplayAccount:
         def returns() -> pd.DataFrame:  # read by the correlation and VaR checks of an intent: most steps have none
             return market.returns(universe, as_of, bars)
 
+        def inputs() -> ReturnsInputs | None:  # the same, from the cursor's arrays without the frame
+            return market.returns_inputs(universe, as_of, bars)
+
         return assemble_context(self._settings, equity=equity, peak=max(peak, self.starting_cash),
                                 exposures=exposures, returns=returns, markets=markets, base=base,
-                                quote_rates=quote_rates, as_of=as_of)  # fmt: skip
+                                quote_rates=quote_rates, as_of=as_of, inputs_source=inputs)  # fmt: skip
 
     def day_equity(self, day_start: datetime, at: datetime) -> tuple[Decimal | None, Decimal | None]:
         """(the first equity mark from ``day_start`` up to ``at``, the newest at or before ``at``), the marks held

@@ -32,6 +32,8 @@ from sqlalchemy import Connection, text
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
 from agents.patterns.analyst import Bar
+from agents.risk.correlation import pearson
+from agents.risk.portfolio import MIN_VAR_OBSERVATIONS, ReturnsInputs
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.snapshot import FEATURES_RELATION, MarketView, PriceSignals, as_bar, require_features
 from agents.social import posts_known, recent_social_by_symbol, score_posts
@@ -277,19 +279,17 @@ class ReplayCursor:
 
     def returns(self, symbols: Sequence[str], as_of: datetime, bars: int) -> pd.DataFrame:
         """``agents.risk.context.returns_history`` at ``as_of``: the last ``bars`` ``ret_1`` known per symbol."""
-        if bars > self.returns_bars:
-            raise ValueError(f"the replay window holds {self.returns_bars} bars of returns, {bars} asked")
-        spans: dict[str, tuple[int, int]] = {}
-        as_of = _keyed(as_of)
-        for symbol in sorted(set(symbols)):
-            j = bisect_right(self._series[symbol].ret_known_at, as_of)
-            if j:
-                spans[symbol] = (max(0, j - bars), j)
+        spans = self._returns_spans(symbols, as_of, bars)
         if not spans:
             return pd.DataFrame()
         aligned = self._aligned_returns(spans)
         if aligned is not None:
-            return aligned
+            at, names, matrix = aligned
+            assert at is not None  # with its index
+            labels = self._column_labels.get(names)
+            if labels is None:
+                labels = self._column_labels[names] = pd.Index(list(names), name="symbol")
+            return pd.DataFrame(matrix, index=at, columns=labels)
         columns = {symbol: dict(self._series[symbol].rets[lo:j]) for symbol, (lo, j) in spans.items()}
         # What returns_frame's pivot builds, without the pivot (a tenth of a replay step's time otherwise).
         index = sorted(set().union(*columns.values()))
@@ -301,9 +301,36 @@ class ReplayCursor:
         return pd.DataFrame(values, index=pd.DatetimeIndex(index, name="ts"),
                             columns=pd.Index(list(columns), name="symbol"))  # fmt: skip
 
-    def _aligned_returns(self, spans: Mapping[str, tuple[int, int]]) -> pd.DataFrame | None:
-        """The frame ``returns`` builds, from arrays made once per symbol, when every symbol's span has the same bar
-        times in strictly ascending order (the usual case: one row per bar); None otherwise (the general path)."""
+    def returns_inputs(self, symbols: Sequence[str], as_of: datetime, bars: int) -> ReturnsInputs | None:
+        """``agents.risk.portfolio.returns_inputs(self.returns(symbols, as_of, bars))``, equal to it bit for bit,
+        from the arrays without the frame, when every symbol's span has the same bar times (the usual case); None
+        otherwise (the caller prepares them from the frame)."""
+        spans = self._returns_spans(symbols, as_of, bars)
+        aligned = self._aligned_returns(spans, with_index=False) if spans else None
+        if aligned is None:
+            return None
+        _, names, matrix = aligned
+        return ReturnsInputs(names, matrix, pearson(matrix, min_periods=MIN_VAR_OBSERVATIONS))
+
+    def _returns_spans(self, symbols: Sequence[str], as_of: datetime, bars: int) -> dict[str, tuple[int, int]]:
+        """Per symbol with returns known at ``as_of`` (sorted): the range of its last ``bars`` returns."""
+        if bars > self.returns_bars:
+            raise ValueError(f"the replay window holds {self.returns_bars} bars of returns, {bars} asked")
+        spans: dict[str, tuple[int, int]] = {}
+        as_of = _keyed(as_of)
+        for symbol in sorted(set(symbols)):
+            j = bisect_right(self._series[symbol].ret_known_at, as_of)
+            if j:
+                spans[symbol] = (max(0, j - bars), j)
+        return spans
+
+    def _aligned_returns(
+        self, spans: Mapping[str, tuple[int, int]], *, with_index: bool = True
+    ) -> tuple[pd.DatetimeIndex | None, tuple[str, ...], np.ndarray] | None:
+        """The index, columns and values of the frame ``returns`` builds, from arrays made once per symbol, when
+        every symbol's span has the same bar times in strictly ascending order (the usual case: one row per bar);
+        None otherwise (the general path). The values are laid out as a frame's (bars x symbols, column-major,
+        read-only), so arithmetic on them gives the bits it gives on the frame's; the index only ``with_index``."""
         times: np.ndarray | None = None
         index, columns = None, []
         for symbol, (lo, j) in spans.items():
@@ -313,17 +340,15 @@ class ReplayCursor:
                 at = pd.DatetimeIndex([ts for ts, _ in rets], name="ts")
                 held = self._ret_arrays[symbol] = (at, at.asi8, np.array([r for _, r in rets], dtype=float))
             if times is None:
-                times, index = held[1][lo:j], held[0][lo:j]
-                if len(times) > 1 and not bool((np.diff(times) > 0).all()):
+                times, index = held[1][lo:j], held[0][lo:j] if with_index else None
+                if len(times) > 1 and not bool((times[1:] > times[:-1]).all()):
                     return None
-            elif not np.array_equal(held[1][lo:j], times):
+            elif j - lo != len(times) or not bool((held[1][lo:j] == times).all()):
                 return None
             columns.append(held[2][lo:j])
-        names = tuple(spans)
-        labels = self._column_labels.get(names)
-        if labels is None:
-            labels = self._column_labels[names] = pd.Index(list(names), name="symbol")
-        return pd.DataFrame(np.column_stack(columns), index=index, columns=labels)
+        matrix = np.vstack(columns).T  # what a frame's one float block (symbols x bars) gives as bars x symbols
+        matrix.flags.writeable = False
+        return index, tuple(spans), matrix
 
     def latest_row(self, symbol: str, as_of: datetime) -> Mapping[str, Any] | None:
         """The newest feature row of ``symbol`` known at ``as_of`` (None before its first)."""

@@ -169,7 +169,13 @@ def with_backtesting_py(frames: dict[str, pd.DataFrame], steps: int, fast: int, 
 
 
 def main(
-    symbols: int, steps: int, profile: bool = False, repeat: int = 1, team_only: bool = False, audit: str = "full"
+    symbols: int,
+    steps: int,
+    profile: bool = False,
+    repeat: int = 1,
+    team_only: bool = False,
+    audit: str = "full",
+    rule: str = "team",
 ) -> None:
     from agents.params import StrategyParams
     from agents.sentiment import LexiconScorer
@@ -201,13 +207,16 @@ def main(
             profiler = cProfile.Profile()
             profiler.enable()
         profiled = audit if profile else "full"
-        team = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team", scorer, profiled)
+        params = StrategyParams(rule="sma_cross", sma_cross=SmaCrossParams(10, 20)) if rule == "sma_cross" else None
+        team = replay(chosen, steps, params or StrategyParams(), settings, "bench-replay", "team", scorer, profiled)
         if profile:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(70)
+            if os.environ.get("BENCH_CALLERS"):
+                pstats.Stats(profiler).print_callers(os.environ["BENCH_CALLERS"])
             if team_only:
-                print(f"team, {audit} audit (profiled): {symbols * steps / team.seconds:,.1f} symbol-steps/s")
+                print(f"{rule}, {audit} audit (profiled): {symbols * steps / team.seconds:,.1f} symbol-steps/s")
                 return
             if audit != "full":  # the figures below time the full audit first
                 team = replay(chosen, steps, StrategyParams(), settings, "bench-replay", "team-full", scorer, "full")
@@ -224,9 +233,9 @@ def main(
             none_s, none_cpu = min(none_s, none.seconds), min(none_cpu, none.cpu_s)
             unbuffered_s = min(unbuffered_s, replay(chosen, steps, StrategyParams(), settings, "bench-replay",
                                                     f"team-unbuffered{k}", scorer, None).seconds)  # fmt: skip
-        rule = StrategyParams(rule="sma_cross", sma_cross=SmaCrossParams(10, 20))
-        sma_s = replay(chosen, steps, rule, settings, "bench-replay", "sma", scorer, "full").seconds
-        sma_none_s = replay(chosen, steps, rule, settings, "bench-replay", "sma-none", scorer, "none").seconds
+        sma_rule = StrategyParams(rule="sma_cross", sma_cross=SmaCrossParams(10, 20))
+        sma_s = replay(chosen, steps, sma_rule, settings, "bench-replay", "sma", scorer, "full").seconds
+        sma_none_s = replay(chosen, steps, sma_rule, settings, "bench-replay", "sma-none", scorer, "none").seconds
     finally:
         dispose_engines()
         for key, value in saved.items():
@@ -279,5 +288,7 @@ if __name__ == "__main__":
     parser.add_argument("--team-only", action="store_true", help="with --profile: only the profiled team replay")
     parser.add_argument("--audit", choices=("full", "decisions", "none"), default="full",
                         help="with --profile: the audit mode of the profiled team replay")  # fmt: skip
+    parser.add_argument("--rule", choices=("team", "sma_cross"), default="team",
+                        help="with --profile: the profiled replay's rule (sma_cross: SMA(10/20))")  # fmt: skip
     args = parser.parse_args()
-    main(args.symbols, args.steps, args.profile, args.repeat, args.team_only, args.audit)
+    main(args.symbols, args.steps, args.profile, args.repeat, args.team_only, args.audit, args.rule)

@@ -14,7 +14,7 @@ When ``marts.correlations`` exists this is where a precomputed matrix would be r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from agents.risk.portfolio import PortfolioContext, ReturnsSource
+from agents.risk.portfolio import PortfolioContext, ReturnsInputs, ReturnsSource
 from alphaloom.domain import AccountId, quote_currency, require_utc, timeframe_delta
 from alphaloom.fx import Rates, convert, known_rates_at, rates_at
 from alphaloom.markets import MarketSpec, market_specs
@@ -67,6 +67,10 @@ class MarketReader(Protocol):
     def marks(self, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]: ...
 
     def returns(self, symbols: Sequence[str], as_of: datetime, bars: int) -> pd.DataFrame: ...
+
+    def returns_inputs(self, symbols: Sequence[str], as_of: datetime, bars: int) -> ReturnsInputs | None:
+        """``returns_inputs(self.returns(...))`` without the frame, or None (then they are prepared from it)."""
+        ...
 
 
 def _marks(conn: Connection, settings: Settings, symbols: Sequence[str], as_of: datetime) -> dict[str, Decimal]:
@@ -183,10 +187,11 @@ def assemble_context(
     base: str,
     quote_rates: Mapping[tuple[str, str], Decimal],
     as_of: datetime,
+    inputs_source: Callable[[], ReturnsInputs | None] | None = None,
 ) -> PortfolioContext:
     """The ``PortfolioContext`` from its parts (``peak``: the highest equity marked up to ``as_of``, or the starting
     cash when higher; ``returns``: the frame, or a function computing it when first read); its returns inputs are
-    prepared by the first check that needs them (``prepared``)."""
+    prepared by the first check that needs them (``prepared``), from ``inputs_source`` when it gives them."""
     bar = timeframe_delta(settings.timeframe)
     return PortfolioContext(
         equity=equity,
@@ -199,4 +204,5 @@ def assemble_context(
         base_currency=base,
         quote_rates=quote_rates,
         as_of=as_of,
+        inputs_source=inputs_source,
     )

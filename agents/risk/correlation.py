@@ -1,4 +1,4 @@
-"""Correlation clusters: symbols whose returns move together count as one exposure. Pure pandas.
+"""Correlation clusters: symbols whose returns move together count as one exposure. Pure pandas / numpy.
 
 The correlation source is a symmetric matrix (DataFrame indexed and columned by symbol); today it is computed from
 ``marts.features.ret_1`` by ``correlation_matrix``, later it can be read from ``marts.correlations`` unchanged.
@@ -6,7 +6,11 @@ The correlation source is a symmetric matrix (DataFrame indexed and columned by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pandas as pd
+from pandas._libs import algos as _pandas_algos  # type: ignore[attr-defined]  # the routine DataFrame.corr runs
 
 
 def correlation_matrix(returns: pd.DataFrame, *, min_periods: int = 20) -> pd.DataFrame:
@@ -15,17 +19,31 @@ def correlation_matrix(returns: pd.DataFrame, *, min_periods: int = 20) -> pd.Da
     return floats.corr(min_periods=min_periods)
 
 
+def pearson(matrix: np.ndarray, *, min_periods: int = 20) -> np.ndarray:
+    """``correlation_matrix`` of a float matrix (bars x symbols), as an array: the routine ``DataFrame.corr`` runs on
+    the frame's values (``pandas._libs.algos.nancorr``), so equal to it bit for bit, without a frame built around the
+    matrix and its result (a replay prepares one per step that proposes an order)."""
+    return np.asarray(_pandas_algos.nancorr(np.asarray(matrix, dtype=np.float64), minp=min_periods))
+
+
 def cluster_of(symbol: str, correlations: pd.DataFrame, threshold: float) -> frozenset[str]:
     """Every symbol linked to ``symbol`` by a chain of correlations >= ``threshold`` (single linkage), itself
     included. A symbol absent from the matrix is its own cluster."""
-    if symbol not in correlations.index:
+    return cluster_in(symbol, [str(s) for s in correlations.index], correlations.to_numpy(dtype=float), threshold)
+
+
+def cluster_in(symbol: str, symbols: Sequence[str], correlations: np.ndarray, threshold: float) -> frozenset[str]:
+    """``cluster_of`` on a correlation array whose rows and columns are ``symbols`` (``pearson``)."""
+    position = {s: i for i, s in enumerate(symbols)}
+    if symbol not in position:
         return frozenset({symbol})
+    linked = correlations >= threshold  # NaN (too few bars overlap) links nothing
     cluster, frontier = {symbol}, [symbol]
     while frontier:
         current = frontier.pop()
-        row = correlations.loc[current]
-        for other, value in row.items():
-            if other not in cluster and pd.notna(value) and value >= threshold:
-                cluster.add(str(other))
-                frontier.append(str(other))
+        for k in np.flatnonzero(linked[position[current]]):
+            other = symbols[int(k)]
+            if other not in cluster:
+                cluster.add(other)
+                frontier.append(other)
     return frozenset(cluster)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from agents.risk.correlation import cluster_of, correlation_matrix
+from agents.risk.correlation import cluster_in, correlation_matrix, pearson
 from agents.risk.drawdown import drawdown_state
 from agents.risk.var import var_report
 from agents.risk.verdict import RiskVerdict
@@ -74,29 +74,40 @@ def asset_class_of(symbol: str, mapping: Mapping[str, str], markets: Mapping[str
 @dataclass(frozen=True)
 class ReturnsInputs:
     """What the correlation and VaR checks take from the returns history: the symbols (columns), the history as a
-    float matrix (bars x symbols) and the correlation matrix. The history is the same for every symbol of a step,
-    so build this once per step (``returns_inputs``) rather than once per intent."""
+    float matrix (bars x symbols) and the correlation matrix (symbols x symbols, ``correlation_matrix``'s values as
+    an array). The history is the same for every symbol of a step, so build this once per step
+    (``returns_inputs``) rather than once per intent."""
 
     symbols: tuple[str, ...]
     matrix: np.ndarray
-    correlations: pd.DataFrame
+    correlation_values: np.ndarray
 
     @property
     def observations(self) -> int:
         return int(self.matrix.shape[0])
 
+    @property
+    def correlations(self) -> pd.DataFrame:
+        """The correlation matrix as ``correlation_matrix`` returns it (indexed and columned by symbol)."""
+        labels = pd.Index(list(self.symbols), name="symbol")
+        return pd.DataFrame(self.correlation_values, index=labels, columns=labels.copy())
+
 
 def returns_inputs(returns: pd.DataFrame) -> ReturnsInputs:
     if returns.empty:
-        return ReturnsInputs((), np.empty((0, 0)), pd.DataFrame())
-    return ReturnsInputs(
-        tuple(str(c) for c in returns.columns),
-        returns.to_numpy(dtype=float),
-        correlation_matrix(returns, min_periods=MIN_VAR_OBSERVATIONS),
-    )
+        return ReturnsInputs((), np.empty((0, 0)), np.empty((0, 0)))
+    symbols = tuple(str(c) for c in returns.columns)
+    values = returns.to_numpy()  # a view of a float frame's one block
+    if values.dtype == np.float64:  # the matrix DataFrame.corr reads: its routine on it gives its values
+        return ReturnsInputs(symbols, values, pearson(values, min_periods=MIN_VAR_OBSERVATIONS))
+    correlations = correlation_matrix(returns, min_periods=MIN_VAR_OBSERVATIONS)
+    return ReturnsInputs(symbols, returns.to_numpy(dtype=float), correlations.to_numpy(dtype=float))
 
 
 ReturnsSource = pd.DataFrame | Callable[[], pd.DataFrame]
+
+
+_RETURNS_SLOT = "_returns_held"
 
 
 class _LazyReturns:
@@ -104,7 +115,7 @@ class _LazyReturns:
     replay's account: most steps propose no order and never read it); the computed frame is kept."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self._slot = f"_{name}_held"
+        self._slot = _RETURNS_SLOT if name == "returns" else f"_{name}_held"
 
     def __get__(self, instance: object | None, owner: type | None = None) -> pd.DataFrame:
         if instance is None:  # the dataclass default: a fresh empty frame on first read
@@ -130,7 +141,9 @@ class PortfolioContext:
     ``returns`` may be given as a function computing the frame on first read (``_LazyReturns``).
 
     ``inputs``: the returns history prepared for the correlation and VaR checks (``returns_inputs(returns)``); pass
-    it when deciding several symbols on the same history, else each check prepares it again."""
+    it when deciding several symbols on the same history, else each check prepares it again. ``inputs_source``: a
+    function giving ``returns_inputs(returns)`` without the frame (a replay's arrays), or None when it cannot (then
+    ``prepared`` reads the frame)."""
 
     equity: Decimal
     peak_equity: Decimal
@@ -143,15 +156,16 @@ class PortfolioContext:
     base_currency: str | None = None
     quote_rates: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
     as_of: datetime | None = None
+    inputs_source: Callable[[], ReturnsInputs | None] | None = field(default=None, compare=False, repr=False)
 
     def quote_rate(self, symbol: Symbol) -> QuoteRate:
         """How ``symbol``'s quote currency counts in the base currency at the decision time (``rate`` None when no
         rate was known: the caller refuses). A context without a base currency is single-currency (built by hand)."""
         if self.base_currency is None:
-            return QuoteRate.same(quote_currency(symbol, ""))
+            return _same_rate(quote_currency(symbol, ""))
         quote = quote_currency(symbol, self.base_currency)
         if quote == self.base_currency:
-            return QuoteRate.same(quote)
+            return _same_rate(quote)
         return QuoteRate(quote, self.base_currency, self.quote_rates.get((quote, self.base_currency)), self.as_of)
 
     def market(self, symbol: Symbol) -> MarketSpec:
@@ -161,16 +175,39 @@ class PortfolioContext:
 
     def prepared(self) -> PortfolioContext:
         """This context with ``inputs`` computed (once; ``after`` keeps them)."""
-        return self if self.inputs is not None else dataclasses.replace(self, inputs=returns_inputs(self.returns))
+        if self.inputs is not None:
+            return self
+        inputs = self.inputs_source() if self.inputs_source is not None else None
+        return self._replace(inputs=inputs if inputs is not None else returns_inputs(self.returns))
+
+    def _replace(self, **changes: Any) -> PortfolioContext:
+        """``dataclasses.replace`` handing on the returns as held (a function not yet called stays uncalled)."""
+        return dataclasses.replace(self, returns=self.__dict__[_RETURNS_SLOT], **changes)
 
     def after(self, intent: OrderIntent, quote_rate: Decimal) -> PortfolioContext:
         """The context once ``intent`` has filled at its reference price (so the next intent sees it); ``quote_rate``
         converts its notional into the base currency."""
-        notional = intent.notional * quote_rate
-        signed = notional if intent.side is Side.BUY else -notional
-        exposures = dict(self.exposures)
-        exposures[intent.symbol] = exposures.get(intent.symbol, Decimal(0)) + signed
-        return dataclasses.replace(self, exposures=exposures)
+        return self._replace(exposures=_exposures_after(self.exposures, intent, quote_rate))
+
+
+_SAME_RATES: dict[str, QuoteRate] = {}  # immutable: one per currency (asked for every symbol a replay step decides)
+
+
+def _same_rate(currency: str) -> QuoteRate:
+    """``QuoteRate.same(currency)``."""
+    held = _SAME_RATES.get(currency)
+    if held is None:
+        held = _SAME_RATES[currency] = QuoteRate.same(currency)
+    return held
+
+
+def _exposures_after(exposures: Mapping[str, Decimal], intent: OrderIntent, quote_rate: Decimal) -> dict[str, Decimal]:
+    """``exposures`` once ``intent`` has filled at its reference price (``PortfolioContext.after``)."""
+    notional = intent.notional * quote_rate
+    signed = notional if intent.side is Side.BUY else -notional
+    after = dict(exposures)
+    after[intent.symbol] = after.get(intent.symbol, Decimal(0)) + signed
+    return after
 
 
 def _fit(intent: OrderIntent, room: Decimal, quote_rate: Decimal) -> Decimal:
@@ -284,7 +321,7 @@ def _cluster_check(
     intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, rate: Decimal, inputs: ReturnsInputs
 ) -> RiskVerdict:
     """``correlation_cluster``: a cap on the exposure of the symbols correlated with the intent's."""
-    cluster = cluster_of(intent.symbol, inputs.correlations, limits.correlation_threshold)
+    cluster = cluster_in(intent.symbol, inputs.symbols, inputs.correlation_values, limits.correlation_threshold)
     cluster_used = sum((abs(ctx.exposures.get(s, Decimal(0))) for s in cluster), Decimal(0))
     verdict = _cap("correlation_cluster", intent, cluster_used, ctx.equity * limits.max_cluster_exposure_pct / _PCT,
                    f"cluster {sorted(cluster)} exposure", rate)  # fmt: skip
@@ -297,7 +334,7 @@ def _var_check(
     intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, rate: Decimal, inputs: ReturnsInputs
 ) -> RiskVerdict:
     """``portfolio_var``: the 1-day historical VaR99 of the portfolio after the order within its limit."""
-    after = ctx.after(intent, rate).exposures
+    after = _exposures_after(ctx.exposures, intent, rate)
     vector = np.array([float(after.get(s, Decimal(0))) for s in inputs.symbols])
     report = var_report(inputs.matrix, vector, bars_per_day=ctx.bars_per_day)
     limit = float(ctx.equity * limits.max_var_pct / _PCT)

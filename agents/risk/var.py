@@ -85,18 +85,28 @@ class VarReport:
 
 
 def var_report(returns: np.ndarray, exposures: np.ndarray, *, bars_per_day: float = 1.0) -> VarReport:
-    """Historical and parametric VaR/CVaR at 95% and 99%, 1 day, of ``exposures`` over the ``returns`` history."""
+    """Historical and parametric VaR/CVaR at 95% and 99%, 1 day, of ``exposures`` over the ``returns`` history
+    (each equal to ``historical_var``, ``historical_cvar``... of the P&L scaled to a day: the P&L sorted once, its mean
+    and deviation taken once)."""
     pnl = portfolio_pnl(returns, exposures)
     scale = math.sqrt(bars_per_day)
     var: dict[str, float] = {}
     cvar: dict[str, float] = {}
-    for c in CONFIDENCES:
-        key = f"{round(c * 100)}"
-        var[f"historical_{key}"] = historical_var(pnl, c) * scale
-        cvar[f"historical_{key}"] = historical_cvar(pnl, c) * scale
+    ordered = np.sort(pnl)
+    tails = [_tail_count(len(ordered), c) for c in CONFIDENCES]  # raises before any mean of nothing
+    mu, sigma = float(pnl.mean()), float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
+    for c, tail in zip(CONFIDENCES, tails, strict=True):
+        key, z, density = _NORMAL_TAILS[c]
+        var[f"historical_{key}"] = float(-ordered[tail - 1]) * scale
+        cvar[f"historical_{key}"] = float(-ordered[:tail].mean()) * scale
         # parametric: mean scales with time, sigma with its square root
-        mu, sigma = float(pnl.mean()), float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
-        z = NormalDist().inv_cdf(1 - c)
         var[f"parametric_{key}"] = -(mu * bars_per_day + z * sigma * scale)
-        cvar[f"parametric_{key}"] = -(mu * bars_per_day - sigma * scale * NormalDist().pdf(z) / (1 - c))
+        cvar[f"parametric_{key}"] = -(mu * bars_per_day - sigma * scale * density / (1 - c))
     return VarReport(var, cvar, len(pnl))
+
+
+# per confidence: its key, the standard normal's quantile of the tail and its density there
+_NORMAL_TAILS = {
+    c: (f"{round(c * 100)}", NormalDist().inv_cdf(1 - c), NormalDist().pdf(NormalDist().inv_cdf(1 - c)))
+    for c in CONFIDENCES
+}

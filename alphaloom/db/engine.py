@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 import psycopg
 from sqlalchemy import Engine, create_engine
@@ -34,6 +35,7 @@ class ConnectionInfo:
     dbname: str
 
 
+@lru_cache(maxsize=16)  # a URL is immutable; get_engine reads it on every call (a replay: every order step)
 def _normalise(url: str) -> URL:
     try:
         parsed = make_url(url)

@@ -718,3 +718,63 @@ def test_a_replay_with_its_orders_in_memory_sends_no_order_after_the_chunk_the_k
         ).scalars().all()  # fmt: skip
     assert all(at < times[30] for at in created), "no order from the next chunk on"
     assert checks and not any(checks), "every intent from the next chunk on denied by the kill switch"
+
+
+def test_the_cursors_returns_inputs_equal_those_prepared_from_its_frame_bit_for_bit(engine, data) -> None:
+    """What the correlation and VaR checks read in a replay (``ReplayCursor.returns_inputs``, from arrays) equals
+    ``returns_inputs`` of the frame ``returns`` gives, bit for bit and laid out alike (the VaR's matrix product), or
+    is None where the frame is built the general way (a late listing's or a gap's bars differ)."""
+    import numpy as np
+
+    from agents.risk.portfolio import returns_inputs
+
+    settings = Settings(exchange=EXCHANGE)
+    params = DecisionParams.from_settings(settings, StrategyParams())
+    start = data.start + timedelta(days=7)
+    symbols = list(data.symbols)
+    with engine.connect() as conn:
+        cursor = ReplayCursor.load(conn, symbols=symbols, start=start, end=data.end, params=params,
+                                   scorer=LexiconScorer(), run_id=RUN, returns_bars=50)  # fmt: skip
+    fast = general = 0
+    for as_of in _times(data, start, random.Random(8), 120):
+        for chosen in (symbols, [s for s in symbols if s not in (GAP_SYMBOL, LATE_SYMBOL)], symbols[:1]):
+            got = cursor.returns_inputs(chosen, as_of, 50)
+            if got is None:
+                general += 1
+                continue
+            fast += 1
+            expected = returns_inputs(cursor.returns(chosen, as_of, 50))
+            assert got.symbols == expected.symbols
+            assert got.matrix.tobytes(order="A") == expected.matrix.tobytes(order="A")
+            assert got.matrix.flags.f_contiguous == expected.matrix.flags.f_contiguous
+            assert got.correlation_values.tobytes() == expected.correlation_values.tobytes()
+            exposures = np.linspace(-3.0, 5.0, len(got.symbols))
+            assert (np.nan_to_num(got.matrix) @ exposures).tobytes() == (
+                np.nan_to_num(expected.matrix) @ exposures
+            ).tobytes()
+    assert fast and general
+
+
+def test_a_context_prepared_from_its_inputs_source_never_builds_the_returns_frame() -> None:
+    """``PortfolioContext.prepared`` takes the returns inputs from ``inputs_source`` when it gives them (the frame
+    stays unbuilt, also in the contexts ``after`` derives); when it gives None they are prepared from the frame."""
+    from agents.risk.portfolio import PortfolioContext, returns_inputs
+    from alphaloom.domain import AccountId, DecisionId, OrderIntent, Side, Symbol
+
+    frame = pd.DataFrame({"BTC/USDT": [0.01, -0.02, 0.03]})
+    built: list[int] = []
+
+    def computed() -> pd.DataFrame:
+        built.append(1)
+        return frame
+
+    inputs = returns_inputs(frame)
+    context = PortfolioContext(equity=Decimal(100), peak_equity=Decimal(100), returns=computed,
+                               inputs_source=lambda: inputs)  # fmt: skip
+    prepared = context.prepared()
+    intent = OrderIntent(DecisionId("d"), AccountId("acct"), Symbol("BTC/USDT"), Side.BUY, Decimal(1), Decimal(10))
+    later = prepared.after(intent, Decimal(1))
+    assert prepared.inputs is inputs and later.inputs is inputs and built == []
+    assert later.returns is frame and built == [1]
+    fallback = PortfolioContext(equity=Decimal(1), peak_equity=Decimal(1), returns=computed, inputs_source=lambda: None)
+    assert fallback.prepared().inputs is not None and built == [1, 1]
