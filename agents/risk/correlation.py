@@ -10,7 +10,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from pandas._libs import algos as _pandas_algos  # type: ignore[attr-defined]  # the routine DataFrame.corr runs
+
+try:  # the routine DataFrame.corr runs (a private module: a pandas without it takes the frame's way, same values)
+    from pandas._libs.algos import nancorr as _nancorr  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the pandas release
+    _nancorr = None
 
 
 def correlation_matrix(returns: pd.DataFrame, *, min_periods: int = 20) -> pd.DataFrame:
@@ -23,7 +27,10 @@ def pearson(matrix: np.ndarray, *, min_periods: int = 20) -> np.ndarray:
     """``correlation_matrix`` of a float matrix (bars x symbols), as an array: the routine ``DataFrame.corr`` runs on
     the frame's values (``pandas._libs.algos.nancorr``), so equal to it bit for bit, without a frame built around the
     matrix and its result (a replay prepares one per step that proposes an order)."""
-    return np.asarray(_pandas_algos.nancorr(np.asarray(matrix, dtype=np.float64), minp=min_periods))
+    floats = np.asarray(matrix, dtype=np.float64)
+    if _nancorr is None:
+        return pd.DataFrame(floats).corr(min_periods=min_periods).to_numpy()
+    return np.asarray(_nancorr(floats, minp=min_periods))
 
 
 def cluster_of(symbol: str, correlations: pd.DataFrame, threshold: float) -> frozenset[str]:
