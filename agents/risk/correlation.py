@@ -13,7 +13,7 @@ import pandas as pd
 
 try:  # the routine DataFrame.corr runs (a private module: a pandas without it takes the frame's way, same values)
     from pandas._libs.algos import nancorr as _nancorr  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the pandas release
+except ImportError:  # pragma: no cover - depends on the pandas release (tested by setting it to None)
     _nancorr = None
 
 

@@ -64,3 +64,13 @@ def test_returns_inputs_of_a_frame_not_of_floats_equal_its_float_copy() -> None:
     assert got.symbols == expected.symbols
     assert got.correlation_values.tobytes() == expected.correlation_values.tobytes()
     assert got.matrix.tobytes() == expected.matrix.tobytes()
+
+
+def test_pearson_without_pandas_private_routine_takes_the_frames_way_with_the_same_values(monkeypatch) -> None:
+    import agents.risk.correlation as correlation
+
+    returns = _frame(np.random.default_rng(3), bars=120, symbols=6, gaps=0.2)
+    fast = pearson(returns.to_numpy(), min_periods=MIN_VAR_OBSERVATIONS)
+    monkeypatch.setattr(correlation, "_nancorr", None)
+    slow = pearson(returns.to_numpy(), min_periods=MIN_VAR_OBSERVATIONS)
+    assert slow.tobytes() == fast.tobytes()
