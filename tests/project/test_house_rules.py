@@ -121,6 +121,7 @@ def test_the_source_scan_sees_the_packages() -> None:
 TEXT_HELPERS = {
     "agents/risk/context.py::equity_mark_row",
     "agents/risk/correlation.py::cluster_of",
+    "agents/risk/correlation.py::cluster_in",  # cluster_of on arrays: the matrix labels are text
     "agents/risk/portfolio.py::asset_class_of",
     "execution/accounts/reconcile.py::base_currency_of",
 }
