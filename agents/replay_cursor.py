@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,9 @@ from agents.strategies.momentum import MomentumParams, momentum_at_ends
 from alphaloom.domain import NewsId, NewsItem, Signal, require_utc
 from alphaloom.ingest.social_post import SocialPost
 
+if TYPE_CHECKING:
+    import psycopg
+
 # Per symbol: how far before the window the rows must reach so that the first step sees `count` closes (the newest
 # row known at the start is among them, or is newer).
 _LOWER_BOUNDS = f"""
@@ -55,6 +58,17 @@ select symbol, min(known_at) as since from (
     where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe and known_at <= :start
 ) ranked where n = 1 or (has_close and n_close <= :count) or (has_ret and n_ret <= :returns_bars)
 group by symbol
+"""
+
+# The window's feature rows (psycopg's placeholders: read through the driver's cursor, see ``ReplayCursor.load``).
+_WINDOW_ROWS = f"""
+select * from {FEATURES_RELATION} f
+where exchange = %(exchange)s and symbol = any(%(symbols)s) and timeframe = %(timeframe)s
+  and known_at <= %(end)s
+  and known_at >= coalesce((select since from unnest(cast(%(bound_symbols)s as text[]),
+                               cast(%(bound_since)s as timestamptz[])) as b(symbol, since)
+                            where b.symbol = f.symbol), %(start)s)
+order by symbol, ts
 """
 
 
@@ -153,22 +167,17 @@ class ReplayCursor:
         series: dict[str, _SymbolSeries] = {}
         for symbol in symbols:
             series[symbol] = _SymbolSeries([], [], [], [], [], [])
-        rows = conn.execute(
-            text(
-                f"""select * from {FEATURES_RELATION} f
-                    where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe
-                      and known_at <= :end
-                      and known_at >= coalesce((select since from unnest(cast(:bound_symbols as text[]),
-                                                   cast(:bound_since as timestamptz[])) as b(symbol, since)
-                                                where b.symbol = f.symbol), :start)
-                    order by symbol, ts"""
-            ),
-            {**where, "end": end, "start": start, "bound_symbols": list(bounds),
-             "bound_since": [bounds[s] for s in bounds]},
-        )  # fmt: skip
-        columns = list(rows.keys())
-        # fetched at once, each row a dict of its columns (what ``.mappings()`` would give, one row at a time)
-        for row in [dict(zip(columns, values, strict=True)) for values in rows.fetchall()]:
+        # Read with the driver's binary format (parsing floats and times from text is most of the fetch's time);
+        # each column gets the Python type and value the text format gives (float, Decimal, datetime in the
+        # connection's time zone, ...): the live reader's (``agents.snapshot``), tests compare them.
+        dbapi = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+        with dbapi.cursor(binary=True) as cur:
+            cur.execute(_WINDOW_ROWS, {**where, "end": end, "start": start, "bound_symbols": list(bounds),
+                                       "bound_since": [bounds[s] for s in bounds]})  # fmt: skip
+            columns = [c.name for c in cur.description or ()]
+            fetched = cur.fetchall()
+        # each row a dict of its columns (what ``.mappings()`` would give, one row at a time)
+        for row in [dict(zip(columns, values, strict=True)) for values in fetched]:
             s = series[row["symbol"]]
             known_at = _keyed(row["known_at"])  # the row keeps the value read; the keys are in UTC
             s.known_at.append(known_at)

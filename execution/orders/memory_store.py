@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, text
 
@@ -72,6 +72,9 @@ from execution.orders.store import (
 )
 from execution.safety.fatfinger import set_halt
 
+if TYPE_CHECKING:
+    import psycopg
+
 # (first equity mark at or after the day start and at or before the time, newest mark at or before the time)
 DayEquity = Callable[[datetime, datetime], tuple[Decimal | None, Decimal | None]]
 KillSwitchSource = Callable[[Connection], KillSwitchState]
@@ -90,6 +93,20 @@ class AccountRow:
     live_enabled: bool
 
 
+_WINDOW_BARS = """
+select s.symbol, b.ts, b.close, b.volume from unnest(cast(%(s)s as text[])) as s(symbol)
+cross join lateral (
+    select ts, close, volume from raw.ohlcv
+    where exchange = %(e)s and symbol = s.symbol and timeframe = %(tf)s and ts <= %(first)s
+    order by ts desc limit 1
+) b
+union all
+select symbol, ts, close, volume from raw.ohlcv
+where exchange = %(e)s and timeframe = %(tf)s and symbol = any(%(s)s) and ts > %(first)s and ts <= %(last)s
+order by 1, 2
+"""
+
+
 class BarBook:
     """Each symbol's bars (open time, close, volume) of a window, and the newest at or before a time, as
     ``read_order_state`` reads ``raw.ohlcv``."""
@@ -105,24 +122,17 @@ class BarBook:
         last: datetime,
     ) -> BarBook:  # fmt: skip
         """The bars of ``symbols`` opening up to ``last``, from the newest one at or before ``first`` on."""
-        rows = conn.execute(  # each symbol's newest bar at or before ``first`` (one index probe each), then the rest
-            text(
-                """select s.symbol, b.ts, b.close, b.volume from unnest(cast(:s as text[])) as s(symbol)
-                   cross join lateral (
-                       select ts, close, volume from raw.ohlcv
-                       where exchange = :e and symbol = s.symbol and timeframe = :tf and ts <= :first
-                       order by ts desc limit 1
-                   ) b
-                   union all
-                   select symbol, ts, close, volume from raw.ohlcv
-                   where exchange = :e and timeframe = :tf and symbol = any(:s) and ts > :first and ts <= :last
-                   order by 1, 2"""
-            ),
-            {"e": exchange, "tf": timeframe, "s": list(symbols), "first": first, "last": last},
-        ).all()
+        # each symbol's newest bar at or before ``first`` (one index probe each), then the rest; read in the driver's
+        # binary format (numeric columns come as the Decimal the text format gives)
+        dbapi = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+        with dbapi.cursor(binary=True) as cur:
+            cur.execute(
+                _WINDOW_BARS, {"e": exchange, "tf": timeframe, "s": list(symbols), "first": first, "last": last}
+            )
+            rows = cur.fetchall()
         bars: dict[str, list[tuple[datetime, Decimal, Decimal]]] = {s: [] for s in symbols}
-        for r in rows:
-            bars[r.symbol].append((r.ts, Decimal(r.close), Decimal(r.volume)))
+        for symbol, ts, close, volume in rows:  # numeric: Decimal already
+            bars[symbol].append((ts, close, volume))
         return cls(bars, first)
 
     def at(self, symbol: Symbol, cutoff: datetime) -> tuple[Decimal | None, Decimal | None] | None:
