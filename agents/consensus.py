@@ -40,11 +40,17 @@ class ConsensusParams:
 def consensus(opinions: Sequence[AgentOpinion], params: ConsensusParams = ConsensusParams()) -> tuple[Action, float]:
     """The team's action and its signed score in [-1, 1]; HOLD with 0.0 when every opinion was skipped."""
     weights, default = params.weights, params.default_weight
-    counted = [(weights.get(o.agent, default), o) for o in opinions if not o.skipped]  # each weight looked up once
-    total_weight = sum(weight for weight, _ in counted)
+    counted: list[float] = []  # the weights of the opinions that count, each looked up once
+    votes: list[float] = []  # their weight * direction * confidence
+    for o in opinions:
+        if not o.skipped:
+            weight = weights.get(o.agent, default)
+            counted.append(weight)
+            votes.append(weight * _DIRECTION[o.action] * o.confidence)
+    total_weight = sum(counted)  # sums of lists, in the opinions' order: the same floats as summing as they come
     if total_weight <= 0:
         return Action.HOLD, 0.0
-    score = sum(weight * _DIRECTION[o.action] * o.confidence for weight, o in counted) / total_weight
+    score = sum(votes) / total_weight
     score = max(-1.0, min(1.0, score))
     if score >= params.threshold:
         return Action.BUY, score

@@ -202,8 +202,10 @@ def price_signals(market: MarketView, symbol: str, closes: Sequence[float], para
     if (
         ahead is not None
         and symbol in ahead.by_symbol
-        and ahead.momentum == strategy.momentum
-        and ahead.mean_reversion == strategy.mean_reversion
+        # the cursor's own parameter objects, usually: no field by field comparison then (dataclass equality compares
+        # fields as tuples do, identity first, so ``is`` never says otherwise)
+        and (ahead.momentum is strategy.momentum or ahead.momentum == strategy.momentum)
+        and (ahead.mean_reversion is strategy.mean_reversion or ahead.mean_reversion == strategy.mean_reversion)
     ):
         return list(ahead.by_symbol[symbol])
     found = (momentum(closes, symbol, strategy.momentum), mean_reversion(closes, symbol, strategy.mean_reversion))
@@ -577,8 +579,11 @@ def _decide_symbol(
     sized, intents = _intents(snapshot, params, symbol, read, action, portfolio)
     if intents:
         portfolio = portfolio.prepared()  # the returns history's inputs, computed once a step needs them
-    verdicts = _check_intents(snapshot, params, symbol, read, intents, sized, portfolio)
-    approved = tuple(a for intent, v in verdicts if (a := adjusted_intent(intent, list(v))) is not None)
+    # most steps hold: no intent, no verdict (nor a generator to find none)
+    verdicts = _check_intents(snapshot, params, symbol, read, intents, sized, portfolio) if intents else ()
+    approved = (
+        tuple(a for intent, v in verdicts if (a := adjusted_intent(intent, list(v))) is not None) if verdicts else ()
+    )
     decision = Decision(read.decision_id, snapshot.account, symbol, params.timeframe, snapshot.as_of, action, score,
                         opinions, approved)  # fmt: skip
     draft = DecisionDraft(decision, verdicts=verdicts, basis=DraftBasis(step, read, opinions, answer, sized))

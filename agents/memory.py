@@ -89,7 +89,8 @@ class Memory:
 # --- scoring ----------------------------------------------------------------------------------------------------------
 
 
-def _hit(action: str, realised_return: float) -> bool | None:
+def action_hit(action: str, realised_return: float) -> bool | None:
+    """Whether ``action`` was right about ``realised_return`` (None for a hold: no directional claim)."""
     direction = _DIRECTION.get(action, 0)
     if direction == 0:
         return None  # a HOLD makes no directional claim to be right or wrong about
@@ -104,7 +105,7 @@ def realised(
     if not exit_ts > entry_ts:
         return 0.0, None
     realised_return = exit_price / entry_price - 1.0
-    return realised_return, _hit(action, realised_return)
+    return realised_return, action_hit(action, realised_return)
 
 
 def outcome_record(

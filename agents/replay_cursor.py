@@ -267,8 +267,9 @@ class ReplayCursor:
                 for item in news[symbol]:
                     scores[item.id] = self._scores[item.id]
         ahead = None if self._strategies is None else PriceSignals(*self._strategies, by_symbol=signals)
-        social = {symbol: known for symbol in features
-                  if (known := posts_known(self._social.get(symbol, ()), as_of, self._social_window))}  # fmt: skip
+        social = {symbol: known for symbol in features  # a symbol without posts held has none known (not scanned)
+                  if (held_posts := self._social.get(symbol))
+                  and (known := posts_known(held_posts, as_of, self._social_window))}  # fmt: skip
         social_scores = {p.id: self._social_scores[p.id] for posts in social.values() for p in posts}
         return MarketView(features, closes, news, scores, ahead, bars, social=social, social_scores=social_scores)
 

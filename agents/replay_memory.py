@@ -23,10 +23,13 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from agents.deciding import DecisionDraft
-from agents.memory import TEAM, AgentWeight, HitRates, MemoryParams, outcome_record, realised
+from agents.memory import TEAM, AgentWeight, HitRates, MemoryParams, action_hit, outcome_record, realised
 from agents.replay_cursor import ReplayCursor
 from agents.risk.sizing import TradeStats, trade_stats
-from alphaloom.domain import timeframe_delta
+from alphaloom.domain import Action, timeframe_delta
+
+_HOLD = Action.HOLD.value
+_ACTION_TEXT = {action: action.value for action in Action}  # ``Action.value`` without the enum's property per call
 
 
 class _Scored(NamedTuple):
@@ -77,7 +80,7 @@ class ReplayMemory:
     def remember(self, drafts: Sequence[DecisionDraft]) -> None:
         """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team`` (read from
         the decision and the close it read, not from its audit rows, which a replay may never build)."""
-        default_horizon, bar, due = self._params.horizon_bars, self._bar, self._due
+        default_horizon, bar, due, action_text = self._params.horizon_bars, self._bar, self._due, _ACTION_TEXT
         for draft in drafts:
             decision = draft.decision
             decision_id, as_of = decision.decision_id, decision.as_of
@@ -87,12 +90,12 @@ class ReplayMemory:
             for o in decision.opinions:
                 if not o.skipped:
                     horizon = int((o.details or {}).get("horizon_bars", default_horizon))
-                    opinion = (o.agent, o.action.value, float(o.confidence or 0.0))
+                    opinion = (o.agent, action_text[o.action], float(o.confidence or 0.0))
                     if horizon in by_horizon:
                         by_horizon[horizon].append(opinion)
                     else:
                         by_horizon[horizon] = [opinion]
-            team = (TEAM, decision.action.value, abs(decision.score))
+            team = (TEAM, action_text[decision.action], abs(decision.score))
             if default_horizon in by_horizon:
                 by_horizon[default_horizon].append(team)
             else:
@@ -124,7 +127,7 @@ class ReplayMemory:
         since = as_of - self._bar * self._params.score_lookback_bars
         scored: list[_Scored] = []
         exits: dict[tuple[str, datetime], Any] = {}  # the horizons of one decision may share an exit row
-        due = self._due
+        due, new = self._due, tuple.__new__  # a _Scored without its generated __new__'s keyword handling
         while due and due[0][0] <= as_of:
             realised_at, symbol, at, decision_id, horizon, entry_price, entry_ts, opinions = heapq.heappop(due)
             if at < since or not at < as_of or not entry_price or entry_price <= 0:
@@ -134,10 +137,13 @@ class ReplayMemory:
             if exit_row is None or exit_row["close"] is None or float(exit_row["close"]) <= 0:
                 continue
             exit_price, exit_ts = float(exit_row["close"]), exit_row["ts"]
+            # ``realised`` of each opinion: its return is the entry's (the same for every action), its hit the action's
+            realised_return, _ = realised(_HOLD, entry_price, entry_ts, exit_price, exit_ts)
+            newer = exit_ts > entry_ts
             for agent, action, confidence in opinions:
-                scored.append(_Scored(realised_at, symbol, at, agent, decision_id, action, confidence, horizon,
-                                      entry_price, entry_ts, exit_price, exit_ts,
-                                      *realised(action, entry_price, entry_ts, exit_price, exit_ts)))  # fmt: skip
+                scored.append(new(_Scored, (realised_at, symbol, at, agent, decision_id, action, confidence, horizon,
+                                            entry_price, entry_ts, exit_price, exit_ts, realised_return,
+                                            action_hit(action, realised_return) if newer else None)))  # fmt: skip
         return scored
 
     def _learn(self, scored: list[_Scored]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import cast
 
 from alphaloom.domain import Action, AgentOpinion, Signal
 
@@ -74,8 +73,9 @@ def technical_opinion(
     vetoes a SELL (no chasing). Confidence is ``min(1, |score|)``.
     """
     values = _values(features_row)
-    missing = [name for name, value in values.items() if value is None]
-    if missing:
+    ema_10, ema_50, macd_hist, rsi = values["ema_10"], values["ema_50"], values["macd_hist"], values["rsi_14"]
+    if ema_10 is None or ema_50 is None or macd_hist is None or rsi is None or values["close"] is None:
+        missing = [name for name, value in values.items() if value is None]
         return AgentOpinion(
             agent=AGENT,
             symbol=symbol,
@@ -85,46 +85,41 @@ def technical_opinion(
             rationale=f"warm-up: {', '.join(missing)} not available yet",
             details={"missing": missing, "values": values},
         )
-    # floats already (``_values``), none missing
-    ema_10, ema_50, macd_hist, rsi = cast(
-        tuple[float, float, float, float], (values["ema_10"], values["ema_50"], values["macd_hist"], values["rsi_14"])
-    )
     gap = ema_10 - ema_50
     trend = ((gap > 0) - (gap < 0) + (macd_hist > 0) - (macd_hist < 0)) / 2  # the mean of the two signs
     momentum = max(-1.0, min(1.0, (rsi - 50.0) / 50.0))
     indicator_score = max(-1.0, min(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
     score = indicator_score
     if signals:
-        strategy_score = sum(s.strength for s in signals) / len(signals)
+        strategy_score = sum([s.strength for s in signals]) / len(signals)
         score = max(-1.0, min(1.0, (1 - params.strategy_weight) * score + params.strategy_weight * strategy_score))
 
+    threshold = params.action_threshold
     action = Action.HOLD
     veto = ""
-    if score >= params.action_threshold:
+    if score >= threshold:
         if rsi >= params.rsi_overbought:
             veto = f"; RSI {rsi:.1f} >= {params.rsi_overbought:g} is overbought, not buying"
         else:
             action = Action.BUY
-    elif score <= -params.action_threshold:
+    elif score <= -threshold:
         if rsi <= params.rsi_oversold:
             veto = f"; RSI {rsi:.1f} <= {params.rsi_oversold:g} is oversold, not selling"
         else:
             action = Action.SELL
     confidence = min(1.0, abs(score)) if action is not Action.HOLD else max(0.0, 1.0 - abs(score))
-    trend_word = _TREND_WORDS[trend]
     rationale = (
-        f"trend {trend_word}: EMA10 {ema_10:.4g} vs EMA50 {ema_50:.4g}, MACD hist {macd_hist:+.4g}; "
-        f"RSI14 {rsi:.1f}; "
-        + "".join([f"{s.name} {s.strength:+.2f} ({s.reason}); " for s in signals])
-        + f"score {score:+.2f} (threshold ±{params.action_threshold:g}) -> {action.value}{veto}"
+        f"trend {_TREND_WORDS[trend]}: EMA10 {ema_10:.4g} vs EMA50 {ema_50:.4g}, MACD hist {macd_hist:+.4g}; "
+        f"RSI14 {rsi:.1f}; {''.join([f'{s.name} {s.strength:+.2f} ({s.reason}); ' for s in signals])}"
+        f"score {score:+.2f}{_threshold_text(threshold)}{_ACTION_TEXT[action]}{veto}"
     )
     return AgentOpinion(
-        agent=AGENT,
-        symbol=symbol,
-        as_of=as_of,
-        action=action,
-        confidence=round(confidence, 6),
-        rationale=rationale,
+        AGENT,
+        symbol,
+        as_of,
+        action,
+        round(confidence, 6),
+        rationale,
         details={
             "score": score,
             "indicator_score": indicator_score,
@@ -134,3 +129,16 @@ def technical_opinion(
             "signals": {s.name: round(s.strength, 6) for s in signals},
         },
     )
+
+
+# The action's text (``Action.value``, without the enum's property per call).
+_ACTION_TEXT = {action: action.value for action in Action}
+_THRESHOLD_TEXTS: dict[float, str] = {}
+
+
+def _threshold_text(threshold: float) -> str:
+    """`` (threshold ±T) -> ``: formatted once per threshold value (a strategy parameter: a handful per run)."""
+    text = _THRESHOLD_TEXTS.get(threshold)
+    if text is None:
+        text = _THRESHOLD_TEXTS[threshold] = f" (threshold ±{threshold:g}) -> "
+    return text
