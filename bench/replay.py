@@ -14,7 +14,7 @@ Prints, each on its own line with its unit, goal and ``met`` or ``MISSED``:
 Steps are timed around ``flows.backtest._step`` (one connection per chunk, as ``replay_chunk``); each chunk's audit
 flush (``flush_audit``, COPY, by the replay's background writer while the next chunk's steps run, as ``replay_run``)
 is in the run's seconds but not in the step times the tenths compare (Prefect runs a chunk of steps as one task; its
-cost is per chunk); the CPU time counts the writer thread's too (this process's). ``--repeat N`` runs the team N times per audit mode, interleaved, and keeps the best (a shared machine).
+cost is per chunk); the CPU time counts the writer thread's too (this process's). ``--repeat N`` runs the team N times per audit mode, interleaved, then the SMA rule and backtesting.py N times each, and keeps the best of each (a shared machine).
 Usage: python bench/replay.py [--symbols 10] [--steps 8760] [--repeat 1] [--profile [--audit none] [--team-only]]
 """
 
@@ -234,8 +234,12 @@ def main(
             unbuffered_s = min(unbuffered_s, replay(chosen, steps, StrategyParams(), settings, "bench-replay",
                                                     f"team-unbuffered{k}", scorer, None).seconds)  # fmt: skip
         sma_rule = StrategyParams(rule="sma_cross", sma_cross=SmaCrossParams(10, 20))
-        sma_s = replay(chosen, steps, sma_rule, settings, "bench-replay", "sma", scorer, "full").seconds
-        sma_none_s = replay(chosen, steps, sma_rule, settings, "bench-replay", "sma-none", scorer, "none").seconds
+        sma_s = sma_none_s = float("inf")
+        for k in range(repeat):  # the best of each, as the team's
+            sma_s = min(sma_s, replay(chosen, steps, sma_rule, settings, "bench-replay", f"sma{k}", scorer,
+                                      "full").seconds)  # fmt: skip
+            sma_none_s = min(sma_none_s, replay(chosen, steps, sma_rule, settings, "bench-replay", f"sma-none{k}",
+                                                scorer, "none").seconds)  # fmt: skip
     finally:
         dispose_engines()
         for key, value in saved.items():
@@ -267,6 +271,9 @@ def main(
         f"{unbuffered_s / none_s:.2f}x"
     )
     theirs = with_backtesting_py(frames, steps, 10, 20)
+    for _ in range(1, repeat):  # the best of as many runs as ours had
+        again = with_backtesting_py(frames, steps, 10, 20)
+        theirs = None if theirs is None or again is None else min(theirs, again)
     ours, ours_none = work / sma_s, work / sma_none_s
     print(f"SMA(10/20) rule, full audit: {ours:,.1f} bars/s; --audit none: {ours_none:,.1f} bars/s")
     if theirs is None:
