@@ -5,13 +5,11 @@ back into the inputs of the decisions recorded without it."""
 from __future__ import annotations
 
 import json
-import uuid
 
-import psycopg
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+from support.migrations import database_at, migrate_to
 
 from alphaloom.db import migrate
-from alphaloom.db.engine import libpq_url
 
 A = {"consensus": {"threshold": 0.3}, "limits": {"max_order_notional": "1000"}}
 B = {"consensus": {"threshold": 0.2}}
@@ -30,19 +28,7 @@ values ('d-a1', 'r1', 'acct', 'X/USDT', '1h', now(), 'hold', 0, 'va', '{{"config
 
 
 def test_upgrade_backfills_each_versions_config_once_and_downgrade_puts_it_back(database_url) -> None:
-    from alembic import command
-
-    admin = libpq_url(database_url.set(database="postgres"))
-    name = f"alphaloom_mig_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    engine = create_engine(database_url.set(database=name))
-    try:
-        config = migrate._config()
-        with engine.begin() as conn:
-            conn.execute(text("create schema if not exists audit"))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0028_route_leg_rate")
+    with database_at(database_url, "0028_route_leg_rate") as engine:
         with engine.begin() as conn:
             conn.exec_driver_sql(SEED)
             before = dict(conn.execute(text("select decision_id, inputs from audit.decisions")).all())
@@ -55,14 +41,8 @@ def test_upgrade_backfills_each_versions_config_once_and_downgrade_puts_it_back(
             conn.execute(text("""insert into audit.decisions (decision_id, run_id, account, symbol, timeframe, as_of,
                                      action, score, config_version, inputs)
                                  values ('d-new', 'r2', 'acct', 'X/USDT', '1h', now(), 'hold', 0, 'va', '{"n": 3}')"""))  # fmt: skip
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0028_route_leg_rate")
+        migrate_to(engine, "0028_route_leg_rate", down=True)
         with engine.connect() as conn:
             after = dict(conn.execute(text("select decision_id, inputs from audit.decisions")).all())
             assert after == before | {"d-new": {"n": 3, "config": A}}
             assert conn.execute(text("select to_regclass('audit.decision_configs')")).scalar() is None
-    finally:
-        engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')

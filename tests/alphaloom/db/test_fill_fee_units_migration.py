@@ -3,15 +3,12 @@ at OANDA and Alpaca, units elsewhere), and the column then has no default, so a 
 
 from __future__ import annotations
 
-import uuid
-
-import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from support.migrations import database_at
 
 from alphaloom.db import migrate
-from alphaloom.db.engine import libpq_url
 
 SEED = """
 insert into audit.runs (run_id, flow) values ('r', 'test');
@@ -35,19 +32,7 @@ values ('c-fx-0', 'c-fx', 'r', 'fx', 'USD/JPY', 'buy', 1000, 155.135, 0.05, 'USD
 
 
 def test_fills_booked_before_get_their_brokers_fee_model_and_new_ones_must_state_it(database_url) -> None:
-    from alembic import command
-
-    admin = libpq_url(database_url.set(database="postgres"))
-    name = f"alphaloom_mig_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    engine = create_engine(database_url.set(database=name))
-    try:
-        config = migrate._config()
-        with engine.begin() as conn:
-            conn.execute(text("create schema if not exists audit"))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0026_venue_charges")
+    with database_at(database_url, "0026_venue_charges") as engine:
         with engine.begin() as conn:
             conn.exec_driver_sql(SEED)
         assert migrate.upgrade(engine) == migrate.head_revision()
@@ -58,7 +43,3 @@ def test_fills_booked_before_get_their_brokers_fee_model_and_new_ones_must_state
             conn.execute(text("""insert into audit.fills (fill_id, client_order_id, run_id, account, symbol, side,
                                      quantity, price, fee, fee_currency, slippage, ts)
                                  values ('c-cx-1', 'c-cx', 'r', 'cx', 'BTC/USDT', 'buy', 1, 1, 0, 'USDT', 0, now())"""))  # fmt: skip
-    finally:
-        engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
