@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,11 +39,9 @@ from agents.snapshot import FEATURES_RELATION, MarketView, PriceSignals, as_bar,
 from agents.social import posts_known, recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams, mean_reversion_at_ends
 from agents.strategies.momentum import MomentumParams, momentum_at_ends
+from alphaloom.db.copy import fetch_binary
 from alphaloom.domain import NewsId, NewsItem, Signal, require_utc
 from alphaloom.ingest.social_post import SocialPost
-
-if TYPE_CHECKING:
-    import psycopg
 
 # Per symbol: how far before the window the rows must reach so that the first step sees `count` closes (the newest
 # row known at the start is among them, or is newer).
@@ -170,12 +168,9 @@ class ReplayCursor:
         # Read with the driver's binary format (parsing floats and times from text is most of the fetch's time);
         # each column gets the Python type and value the text format gives (float, Decimal, datetime in the
         # connection's time zone, ...): the live reader's (``agents.snapshot``), tests compare them.
-        dbapi = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
-        with dbapi.cursor(binary=True) as cur:
-            cur.execute(_WINDOW_ROWS, {**where, "end": end, "start": start, "bound_symbols": list(bounds),
-                                       "bound_since": [bounds[s] for s in bounds]})  # fmt: skip
-            columns = [c.name for c in cur.description or ()]
-            fetched = cur.fetchall()
+        columns, fetched = fetch_binary(conn, _WINDOW_ROWS, {**where, "end": end, "start": start,
+                                                             "bound_symbols": list(bounds),
+                                                             "bound_since": [bounds[s] for s in bounds]})  # fmt: skip
         # each row a dict of its columns (what ``.mappings()`` would give, one row at a time)
         for row in [dict(zip(columns, values, strict=True)) for values in fetched]:
             s = series[row["symbol"]]

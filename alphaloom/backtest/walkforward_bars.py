@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
 
+from alphaloom.db.copy import fetch_binary
+
 _BAR_COLUMNS = """select symbol,
        string_agg(float8send(date_part('epoch', ts)) || float8send(cast(open as double precision))
                   || float8send(cast(close as double precision)), ''::bytea order by ts)
@@ -47,9 +49,9 @@ def read_bar_columns(
     """(open, close) of the stored bars with ``start <= ts < end`` (either bound open), columns ``symbols`` in that
     order (all NaN for a symbol without a bar there), index the times at which any of them has a bar (possibly
     none), as ``price_frames`` reads them to the bit."""
-    with conn.connection.driver_connection.cursor(binary=True) as cur:
-        cur.execute(_BAR_COLUMNS, {"e": exchange, "tf": timeframe, "s": symbols, "start": start, "end": end})
-        rows = cur.fetchall()
+    _, rows = fetch_binary(
+        conn, _BAR_COLUMNS, {"e": exchange, "tf": timeframe, "s": symbols, "start": start, "end": end}
+    )
     column_of = {name: k for k, name in enumerate(symbols)}
     bars = [(column_of[symbol], np.frombuffer(packed, dtype=">f8").reshape(-1, 3)) for symbol, packed in rows]
     micros = [np.rint(values[:, 0] * 1e6).astype(np.int64) for _, values in bars]

@@ -34,12 +34,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, text
 
 from alphaloom.db.batch import Statement, cached_text
-from alphaloom.db.copy import copy_rows, relaxed_bulk_write
+from alphaloom.db.copy import copy_rows, fetch_binary, relaxed_bulk_write
 from alphaloom.domain import AccountId, ClientOrderId, OrderIntent, OrderStatus, Symbol, quote_currency
 from alphaloom.errors import ConfigError
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
@@ -71,9 +71,6 @@ from execution.orders.store import (
     report_rows,
 )
 from execution.safety.fatfinger import set_halt
-
-if TYPE_CHECKING:
-    import psycopg
 
 # (first equity mark at or after the day start and at or before the time, newest mark at or before the time)
 DayEquity = Callable[[datetime, datetime], tuple[Decimal | None, Decimal | None]]
@@ -124,12 +121,9 @@ class BarBook:
         """The bars of ``symbols`` opening up to ``last``, from the newest one at or before ``first`` on."""
         # each symbol's newest bar at or before ``first`` (one index probe each), then the rest; read in the driver's
         # binary format (numeric columns come as the Decimal the text format gives)
-        dbapi = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
-        with dbapi.cursor(binary=True) as cur:
-            cur.execute(
-                _WINDOW_BARS, {"e": exchange, "tf": timeframe, "s": list(symbols), "first": first, "last": last}
-            )
-            rows = cur.fetchall()
+        _, rows = fetch_binary(
+            conn, _WINDOW_BARS, {"e": exchange, "tf": timeframe, "s": list(symbols), "first": first, "last": last}
+        )
         bars: dict[str, list[tuple[datetime, Decimal, Decimal]]] = {s: [] for s in symbols}
         for symbol, ts, close, volume in rows:  # numeric: Decimal already
             bars[symbol].append((ts, close, volume))
