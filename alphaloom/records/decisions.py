@@ -425,9 +425,7 @@ def insert_decision(
     names = ", ".join(column for column, _ in DECISION_COLUMNS)
     parts = []
     if config is not None:
-        config_names = ", ".join(column for column, _ in CONFIG_COLUMNS)
-        parts.append(f"c as (insert into audit.decision_configs ({config_names}) values "
-                     f"{st.values([config], {1: 'jsonb'})} on conflict (config_version) do nothing)")  # fmt: skip
+        parts.append(f"c as ({_config_insert(st, [config])})")
     parts.append(
         f"d as (insert into audit.decisions ({names}) values {st.values([decision], {11: 'jsonb'})}"
         " on conflict (decision_id) do nothing returning decision_id)"
@@ -448,9 +446,14 @@ def insert_decision_configs(conn: Connection, rows: Sequence[Sequence[Any]]) -> 
     the run recording it) unless its version is recorded already; before the decisions that reference them."""
     if rows:
         st = Statement()
-        names = ", ".join(column for column, _ in CONFIG_COLUMNS)
-        st.execute(conn, f"insert into audit.decision_configs ({names}) values {st.values(rows, {1: 'jsonb'})}"
-                         " on conflict (config_version) do nothing")  # fmt: skip
+        st.execute(conn, _config_insert(st, rows))
+
+
+def _config_insert(st: Statement, rows: Sequence[Sequence[Any]]) -> str:
+    """``insert into audit.decision_configs`` of ``rows`` (``CONFIG_COLUMNS``), a version recorded already kept."""
+    names = ", ".join(column for column, _ in CONFIG_COLUMNS)
+    return (f"insert into audit.decision_configs ({names}) values {st.values(rows, {1: 'jsonb'})}"
+            " on conflict (config_version) do nothing")  # fmt: skip
 
 
 def decision_config(conn: Connection, config_version: str) -> dict[str, Any] | None:
