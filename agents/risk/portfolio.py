@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -115,7 +116,7 @@ class _LazyReturns:
     replay's account: most steps propose no order and never read it); the computed frame is kept."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self._slot = _RETURNS_SLOT if name == "returns" else f"_{name}_held"
+        self._slot = f"_{name}_held"  # "_returns_held" (_RETURNS_SLOT) for PortfolioContext.returns
 
     def __get__(self, instance: object | None, owner: type | None = None) -> pd.DataFrame:
         if instance is None:  # the dataclass default: a fresh empty frame on first read
@@ -190,15 +191,8 @@ class PortfolioContext:
         return self._replace(exposures=_exposures_after(self.exposures, intent, quote_rate))
 
 
-_SAME_RATES: dict[str, QuoteRate] = {}  # immutable: one per currency (asked for every symbol a replay step decides)
-
-
-def _same_rate(currency: str) -> QuoteRate:
-    """``QuoteRate.same(currency)``."""
-    held = _SAME_RATES.get(currency)
-    if held is None:
-        held = _SAME_RATES[currency] = QuoteRate.same(currency)
-    return held
+# ``QuoteRate.same(currency)``, one immutable value per currency (asked for every symbol a replay step decides)
+_same_rate = cache(QuoteRate.same)
 
 
 def _exposures_after(exposures: Mapping[str, Decimal], intent: OrderIntent, quote_rate: Decimal) -> dict[str, Decimal]:
