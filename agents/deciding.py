@@ -39,7 +39,7 @@ from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
 from agents.technical import NEEDED as TECHNICAL_COLUMNS
 from agents.technical import technical_opinion
-from agents.trader import opens_position, order_intents
+from agents.trader import closes_position, opens_position, order_intents
 from alphaloom.domain import (
     Action,
     AgentOpinion,
@@ -390,7 +390,7 @@ def _intents(
         if opens
         else None
     )  # fmt: skip
-    if read.price <= 0 or not (opens or (action is Action.SELL and read.position_qty > 0)):
+    if read.price <= 0 or not (opens or closes_position(action, read.position_qty)):
         return sized, []  # no price, or an action ``order_intents`` makes no intent of (its market not looked up)
     intents = order_intents(
         decision_id=read.decision_id,

@@ -41,6 +41,11 @@ def opens_position(action: Action, position_quantity: Decimal) -> bool:
     return action is Action.BUY and position_quantity == 0
 
 
+def closes_position(action: Action, position_quantity: Decimal) -> bool:
+    """True when ``action`` would close the position held (a sell while long): the one other case with an intent."""
+    return action is Action.SELL and position_quantity > 0
+
+
 def order_intents(
     *,
     decision_id: DecisionId,
@@ -60,6 +65,6 @@ def order_intents(
         if quantity <= 0 or (market.min_quantity is not None and quantity < market.min_quantity):
             return []
         return [OrderIntent(decision_id, account, symbol, Side.BUY, quantity, price)]
-    if action is Action.SELL and position_quantity > 0:
+    if closes_position(action, position_quantity):
         return [OrderIntent(decision_id, account, symbol, Side.SELL, position_quantity, price)]
     return []
