@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,7 @@ from sqlalchemy import Connection, text
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
 from agents.patterns.analyst import Bar
-from agents.risk.correlation import pearson
-from agents.risk.portfolio import MIN_VAR_OBSERVATIONS, ReturnsInputs
+from agents.risk.portfolio import ReturnsInputs
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.snapshot import FEATURES_RELATION, MarketView, PriceSignals, as_bar, require_features
 from agents.social import posts_known, recent_social_by_symbol, score_posts
@@ -129,6 +129,7 @@ class ReplayCursor:
             for symbol, s in series.items():
                 self._signals[symbol] = self._window_signals(symbol, s, *self._strategies)
         self._ret_arrays: dict[str, tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]] = {}
+        self._shared: dict[tuple[str, ...], tuple[list[datetime], np.ndarray] | None] = {}  # _shared_returns
         self._column_labels: dict[tuple[str, ...], pd.Index] = {}  # immutable: shared by the frames
 
     @classmethod
@@ -309,13 +310,51 @@ class ReplayCursor:
     def returns_inputs(self, symbols: Sequence[str], as_of: datetime, bars: int) -> ReturnsInputs | None:
         """``agents.risk.portfolio.returns_inputs(self.returns(symbols, as_of, bars))``, equal to it bit for bit,
         from the arrays without the frame, when every symbol's span has the same bar times (the usual case); None
-        otherwise (the caller prepares them from the frame)."""
-        spans = self._returns_spans(symbols, as_of, bars)
-        aligned = self._aligned_returns(spans, with_index=False) if spans else None
-        if aligned is None:
+        otherwise (the caller prepares them from the frame). The correlations are computed when first read
+        (``ReturnsInputs.correlation_values``).
+
+        When the symbols' returns have the same bar and known times throughout the window (one row per bar each),
+        their history at ``as_of`` is one slice of a matrix built once for these symbols (``_shared_returns``),
+        copied in the frame's layout; else the spans are aligned at each call (``_aligned_returns``)."""
+        names = tuple(sorted(set(symbols)))
+        shared = self._shared_returns(names)
+        if shared is None:
+            spans = self._returns_spans(symbols, as_of, bars)
+            aligned = self._aligned_returns(spans, with_index=False) if spans else None
+            return None if aligned is None else ReturnsInputs(aligned[1], aligned[2])
+        if bars > self.returns_bars:
+            raise ValueError(f"the replay window holds {self.returns_bars} bars of returns, {bars} asked")
+        known_at, values = shared
+        j = bisect_right(known_at, _keyed(as_of))
+        if not j:
             return None
-        _, names, matrix = aligned
-        return ReturnsInputs(names, matrix, pearson(matrix, min_periods=MIN_VAR_OBSERVATIONS))
+        # bars x symbols, column-major (a frame's one float block), read-only: what _aligned_returns gives
+        matrix = values[:, max(0, j - bars) : j].T.copy(order="F")
+        matrix.flags.writeable = False
+        return ReturnsInputs(names, matrix)
+
+    def _shared_returns(self, names: tuple[str, ...]) -> tuple[list[datetime], np.ndarray] | None:
+        """For ``names`` (sorted) whose returns have the same known times and the same strictly ascending bar times
+        in the whole window: those known times and every return (symbols x bars, one row per symbol), made once per
+        set of symbols; None otherwise (or without any return)."""
+        if names in self._shared:
+            return self._shared[names]
+        found: tuple[list[datetime], np.ndarray] | None = None
+        series = [self._series[symbol] for symbol in names]
+        first = series[0] if series else None
+        if (
+            first is not None
+            and first.rets
+            and all(
+                s.ret_known_at == first.ret_known_at and [ts for ts, _ in s.rets] == [ts for ts, _ in first.rets]
+                for s in series[1:]
+            )
+        ):
+            times = [ts for ts, _ in first.rets]
+            if all(a < b for a, b in pairwise(times)):
+                found = (first.ret_known_at, np.array([[r for _, r in s.rets] for s in series], dtype=float))
+        self._shared[names] = found
+        return found
 
     def _returns_spans(self, symbols: Sequence[str], as_of: datetime, bars: int) -> dict[str, tuple[int, int]]:
         """Per symbol with returns known at ``as_of`` (sorted): the range of its last ``bars`` returns."""

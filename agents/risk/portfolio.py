@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import numpy as np
@@ -77,11 +77,20 @@ class ReturnsInputs:
     """What the correlation and VaR checks take from the returns history: the symbols (columns), the history as a
     float matrix (bars x symbols) and the correlation matrix (symbols x symbols, ``correlation_matrix``'s values as
     an array). The history is the same for every symbol of a step, so build this once per step
-    (``returns_inputs``) rather than once per intent."""
+    (``returns_inputs``) rather than once per intent.
+
+    ``correlation_values``: the ``known_correlations`` given, else ``pearson`` of the matrix, computed on first read
+    and kept (only a buy with enough history reads it: a step whose intents are all sells never computes it)."""
 
     symbols: tuple[str, ...]
     matrix: np.ndarray
-    correlation_values: np.ndarray
+    known_correlations: np.ndarray | None = field(default=None, repr=False)
+
+    @cached_property
+    def correlation_values(self) -> np.ndarray:
+        if self.known_correlations is not None:
+            return self.known_correlations
+        return pearson(self.matrix, min_periods=MIN_VAR_OBSERVATIONS)
 
     @property
     def observations(self) -> int:
@@ -100,7 +109,7 @@ def returns_inputs(returns: pd.DataFrame) -> ReturnsInputs:
     symbols = tuple(str(c) for c in returns.columns)
     values = returns.to_numpy()  # a view of a float frame's one block
     if values.dtype == np.float64:  # the matrix DataFrame.corr reads: its routine on it gives its values
-        return ReturnsInputs(symbols, values, pearson(values, min_periods=MIN_VAR_OBSERVATIONS))
+        return ReturnsInputs(symbols, values)
     correlations = correlation_matrix(returns, min_periods=MIN_VAR_OBSERVATIONS)
     return ReturnsInputs(symbols, returns.to_numpy(dtype=float), correlations.to_numpy(dtype=float))
 

@@ -39,7 +39,7 @@ from execution.algos.schedule import (
     schedule_of,
 )
 from execution.algos.splitting import SplitPlan, SplitPolicy, split_intents
-from execution.brokers.base import Broker, LegRoutingBroker, RoutedOrders
+from execution.brokers.base import Broker, RoutedOrders, routes_legs
 from execution.orders.outcomes import Disposition, OrderOutcome, Outcome
 from execution.orders.store import read_quote_rates
 
@@ -127,7 +127,7 @@ def _releasing(conn: Connection, slices: Sequence[ScheduledSlice]) -> tuple[Spli
 def _route(
     conn: Connection, intents: list[OrderIntent], broker: Broker, *, run_id: str, locks: AccountLocks
 ) -> RoutedOrders:
-    if not isinstance(broker, LegRoutingBroker):
+    if not routes_legs(broker):
         return RoutedOrders(list(intents))
     for account in sorted({i.account for i in intents}):  # one plan per parent: plan under the account lock
         locks.take(account)

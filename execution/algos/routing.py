@@ -45,7 +45,7 @@ from alphaloom.errors import AlphaLoomError, ConfigError, VenueError, VenueTempo
 from alphaloom.records.guards import insert_trip
 from execution.algos.quotes import Quote, QuoteFees, quote_book
 from execution.algos.splitting import BookTop, VenueBook, route_by_depth
-from execution.brokers.base import Broker, BrokerReport, OrderRequest, QuotingBroker, RoutedOrders
+from execution.brokers.base import Broker, BrokerReport, OrderRequest, RoutedOrders, is_quoting
 from execution.orders.store import read_pair_rates
 
 DEFAULT_MAX_QUOTE_AGE = timedelta(seconds=30)
@@ -226,7 +226,7 @@ class RoutingBroker:
         whose venues quotes."""
         names = sorted(self._routing.get((symbol, side)) or {self.home})
         prices = [broker.current_price(symbol, side) for name in names
-                  if isinstance(broker := self.venues[name], QuotingBroker)]  # fmt: skip
+                  if is_quoting(broker := self.venues[name])]  # fmt: skip
         if not prices:
             raise VenueError(f"no venue {symbol} is routed to quotes a price ({', '.join(names)})")
         return max(prices) if side is Side.BUY else min(prices)

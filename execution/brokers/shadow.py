@@ -20,7 +20,7 @@ from sqlalchemy import Connection, text
 
 from alphaloom.domain import AccountId, ClientOrderId, Fill, Side, Symbol
 from alphaloom.errors import AlphaLoomError, VenueError
-from execution.brokers.base import Broker, BrokerReport, OrderRequest, QuotingBroker
+from execution.brokers.base import Broker, BrokerReport, OrderRequest, is_quoting
 
 BPS = Decimal(10000)
 
@@ -108,7 +108,7 @@ class ShadowBroker:
 
     def current_price(self, symbol: Symbol, side: Side) -> Decimal:
         """The live venue's price (``QuotingBroker``): the shadow is guarded by the market the live order meets."""
-        if not isinstance(self.live_broker, QuotingBroker):
+        if not is_quoting(self.live_broker):
             raise VenueError(f"{self.name} cannot quote {symbol}: no current price for the price band")
         return self.live_broker.current_price(symbol, side)
 

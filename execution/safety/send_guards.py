@@ -27,7 +27,7 @@ from alphaloom.fx import QuoteRate
 from alphaloom.guards import HardLimits, LimitBreach, check_hard_limits
 from alphaloom.settings import Settings
 from execution.accounts.registry import LIVE_MODES
-from execution.brokers.base import Broker, QuotingBroker
+from execution.brokers.base import Broker, is_quoting
 from execution.orders.send_context import SendContext
 from execution.orders.store import DB_STORE, GuardRow, OrderState, OrderStore
 from execution.safety.fatfinger import check_daily_loss, check_orders_per_run, record_trip
@@ -148,7 +148,7 @@ def venue_price(broker: Broker, intent: OrderIntent) -> tuple[Decimal | None, Li
     order leaves. A live venue that cannot quote means the order is not sent (a market order is never sent blind),
     except a protective exit. A paper broker has no quote of its own: its current price is the last close known at
     the event time (its simulated clock), which is the band's ``last_price``."""
-    if not isinstance(broker, QuotingBroker):
+    if not is_quoting(broker):
         return None, None
     try:
         return broker.current_price(intent.symbol, intent.side), None

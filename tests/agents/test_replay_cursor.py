@@ -755,6 +755,56 @@ def test_the_cursors_returns_inputs_equal_those_prepared_from_its_frame_bit_for_
     assert fast and general
 
 
+def test_the_cursors_shared_returns_equal_those_prepared_from_its_frame_at_every_bar(engine, data, monkeypatch) -> None:
+    """At every bar close of several hundred (and between two), for symbols whose bars line up throughout the window,
+    ``ReplayCursor.returns_inputs`` slices the matrix it made once for them (the per-step alignment is not run) and
+    equals ``returns_inputs`` of the frame bit for bit, laid out alike, correlations and VaR product included; for
+    symbols whose bars do not line up (stocks' sessions and crypto's hours, a gap, a late listing) it aligns them
+    each step as before."""
+    import numpy as np
+
+    from agents.risk.portfolio import returns_inputs
+
+    settings = Settings(exchange=EXCHANGE)
+    params = DecisionParams.from_settings(settings, StrategyParams())
+    start = data.start + timedelta(days=7)
+    symbols = list(data.symbols)
+    stocks = [s for s in symbols if s.endswith("/USD")]  # the session's bars, each stock's the same
+    assert len(stocks) > 1
+    with engine.connect() as conn:
+        cursor = ReplayCursor.load(conn, symbols=symbols, start=start, end=data.end, params=params,
+                                   scorer=LexiconScorer(), run_id=RUN, returns_bars=60)  # fmt: skip
+    per_step = cursor._aligned_returns
+    steps = [start + timedelta(hours=h, minutes=m) for h in range(int((data.end - start) / timedelta(hours=1)))
+             for m in (0, 31)]  # fmt: skip
+    assert len(steps) > 500
+    compared = 0
+    for as_of in steps:
+        for chosen, bars in ((stocks, 60), (stocks[:2], 25), (["BTC/USDT"], 60), (symbols, 60)):
+            if chosen is symbols:
+                got = cursor.returns_inputs(chosen, as_of, bars)
+            else:
+                monkeypatch.setattr(cursor, "_aligned_returns", None)  # the shared matrix's slice, no alignment
+                got = cursor.returns_inputs(chosen, as_of, bars)
+                monkeypatch.setattr(cursor, "_aligned_returns", per_step)
+                assert got is not None
+            if got is None:
+                continue
+            expected = returns_inputs(cursor.returns(chosen, as_of, bars))
+            assert got.symbols == expected.symbols
+            assert got.matrix.shape == expected.matrix.shape
+            assert got.matrix.tobytes(order="A") == expected.matrix.tobytes(order="A")
+            assert got.matrix.flags.f_contiguous == expected.matrix.flags.f_contiguous
+            assert not got.matrix.flags.writeable
+            assert got.correlation_values.tobytes() == expected.correlation_values.tobytes()
+            exposures = np.linspace(-3.0, 5.0, len(got.symbols))
+            assert (np.nan_to_num(got.matrix) @ exposures).tobytes() == (
+                np.nan_to_num(expected.matrix) @ exposures
+            ).tobytes()
+            compared += 1
+    assert compared > 2 * len(steps)
+
+
 def test_a_context_prepared_from_its_inputs_source_never_builds_the_returns_frame() -> None:
     """``PortfolioContext.prepared`` takes the returns inputs from ``inputs_source`` when it gives them (the frame
     stays unbuilt, also in the contexts ``after`` derives); when it gives None they are prepared from the frame."""

@@ -74,3 +74,23 @@ def test_pearson_without_pandas_private_routine_takes_the_frames_way_with_the_sa
     monkeypatch.setattr(correlation, "_nancorr", None)
     slow = pearson(returns.to_numpy(), min_periods=MIN_VAR_OBSERVATIONS)
     assert slow.tobytes() == fast.tobytes()
+
+
+def test_returns_inputs_compute_their_correlations_once_and_only_when_read(monkeypatch) -> None:
+    """A step whose intents are all sells never reads the correlations: ``returns_inputs`` leaves them to the first
+    read (the same values), and keeps them."""
+    import agents.risk.portfolio as portfolio
+
+    returns = _frame(np.random.default_rng(5), bars=90, symbols=5, gaps=0.1)
+    calls: list[int] = []
+
+    def counted(matrix: np.ndarray, *, min_periods: int) -> np.ndarray:
+        calls.append(min_periods)
+        return pearson(matrix, min_periods=min_periods)
+
+    monkeypatch.setattr(portfolio, "pearson", counted)
+    inputs = returns_inputs(returns)
+    assert calls == [] and inputs.observations == 90
+    first = inputs.correlation_values
+    assert inputs.correlation_values is first and calls == [MIN_VAR_OBSERVATIONS]
+    assert first.tobytes() == correlation_matrix(returns, min_periods=MIN_VAR_OBSERVATIONS).to_numpy().tobytes()
