@@ -17,8 +17,13 @@ the same guarantee, for every writer:
   empties these child tables with it: it fails instead when they hold rows.
 
 Like the foreign keys, the checks run at the end of the statement, after the statement's other writes (a decision
-and its outputs inserted by one statement pass). The triggers are named ``<table>_<column>_fkey_stmt`` after the
-constraint they replace (``<table>_<column>_fkey``, ``<table>_refs`` and ``<parent>_referenced`` for the functions).
+and its outputs inserted by one statement pass). The errors name the constraint replaced (``<table>_<column>_fkey``);
+the triggers are ``<table>_refs_insert`` and ``_update`` (function ``audit.<table>_refs``) on a child table,
+``<table>_referenced_delete`` and ``_update`` (``audit.<table>_referenced``) and ``<table>_truncated`` on a referenced
+one. One difference: in a ``repeatable read`` or ``serializable`` transaction the checks see that transaction's
+snapshot (a referenced row committed after it began is not found, one deleted since fails its lock with a
+serialization error), where a foreign key's check also saw newer rows; the writers of these tables use ``read
+committed``.
 
 Downgrade: the triggers and their functions dropped, the foreign keys added back under their former names (validated
 against the rows written meanwhile).
