@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from decimal import Decimal
 from math import isfinite
 from typing import Any, Generic, TypeVar, overload
@@ -455,7 +456,7 @@ class DraftBasis:
         """The key of the feature row read (as ``audit.lineage`` and the records name it)."""
         f = self.read.features
         return {"exchange": f["exchange"], "symbol": f["symbol"], "timeframe": f["timeframe"],
-                "ts": self.read.ts.isoformat()}  # fmt: skip
+                "ts": _utc_text(self.read.ts)}  # fmt: skip
 
     @_Once
     def values(self) -> dict[str, Any]:
@@ -465,6 +466,17 @@ class DraftBasis:
     @property
     def dbt_invocation_id(self) -> Any:
         return self.read.features.get("dbt_invocation_id")
+
+
+@lru_cache(maxsize=256)
+def _iso_text(ts: datetime) -> str:
+    return ts.isoformat()
+
+
+def _utc_text(ts: datetime) -> str:
+    """``ts.isoformat()`` of a time in UTC (``agents.snapshot.utc``'s: equal times, equal texts), computed once per
+    time for a ``datetime``: a step's symbols share their bar's time and when it was known."""
+    return _iso_text(ts) if type(ts) is datetime else ts.isoformat()
 
 
 def _decision_row(
@@ -486,7 +498,7 @@ def _inputs_record(
     snapshot, read, sized = basis.step.snapshot, basis.read, basis.sized
     kill_switch = snapshot.account_view.kill_switch
     record = {
-        "features": {"key": basis.feature_key, "known_at": read.known_at.isoformat(),
+        "features": {"key": basis.feature_key, "known_at": _utc_text(read.known_at),
                      "dbt_invocation_id": basis.dbt_invocation_id, "values": basis.values},
         "news": [
             {"id": item.id, "first_seen_at": item.first_seen_at.isoformat(),
