@@ -80,29 +80,46 @@ class ReplayMemory:
     def remember(self, drafts: Sequence[DecisionDraft]) -> None:
         """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team`` (read from
         the decision and the close it read, not from its audit rows, which a replay may never build)."""
-        default_horizon, bar, due, action_text = self._params.horizon_bars, self._bar, self._due, _ACTION_TEXT
         for draft in drafts:
             decision = draft.decision
-            decision_id, as_of = decision.decision_id, decision.as_of
-            self._recorded.add(decision_id)
-            entry_price, entry_ts = draft.entry
-            by_horizon: dict[int, list[tuple[str, str, float]]] = {}
-            for o in decision.opinions:
-                if not o.skipped:
-                    horizon = int((o.details or {}).get("horizon_bars", default_horizon))
-                    opinion = (o.agent, action_text[o.action], float(o.confidence or 0.0))
-                    if horizon in by_horizon:
-                        by_horizon[horizon].append(opinion)
-                    else:
-                        by_horizon[horizon] = [opinion]
-            team = (TEAM, action_text[decision.action], abs(decision.score))
-            if default_horizon in by_horizon:
-                by_horizon[default_horizon].append(team)
+            self.remember_votes(decision.decision_id, decision.symbol, decision.as_of, draft.entry,
+                                [(o.agent, o.action, o.confidence, o.details) for o in decision.opinions
+                                 if not o.skipped],
+                                decision.action, decision.score)  # fmt: skip
+
+    def remember_votes(
+        self,
+        decision_id: str,
+        symbol: str,
+        as_of: datetime,
+        entry: tuple[float | None, datetime],
+        votes: Sequence[tuple[str, Action, float, Mapping[str, Any] | None]],
+        action: Action,
+        score: float,
+    ) -> None:
+        """One recorded decision given by its parts (``remember`` of a draft; a replay's sparse step,
+        ``agents.sparse_step``, for a decision it drafted no further): its non-skipped opinions as (agent, action,
+        confidence, details: a ``horizon_bars`` there is the opinion's horizon), in the decision's order, the close
+        it read and that bar's time, and the team's action and signed score."""
+        default_horizon, due, action_text = self._params.horizon_bars, self._due, _ACTION_TEXT
+        self._recorded.add(decision_id)
+        entry_price, entry_ts = entry
+        by_horizon: dict[int, list[tuple[str, str, float]]] = {}
+        for agent, said, confidence, details in votes:
+            horizon = int((details or {}).get("horizon_bars", default_horizon))
+            opinion = (agent, action_text[said], float(confidence or 0.0))
+            if horizon in by_horizon:
+                by_horizon[horizon].append(opinion)
             else:
-                by_horizon[default_horizon] = [team]
-            for horizon, opinions in by_horizon.items():
-                heapq.heappush(due, (as_of + bar * horizon, decision.symbol, as_of, decision_id, horizon, entry_price,
-                                     entry_ts, opinions))  # fmt: skip
+                by_horizon[horizon] = [opinion]
+        team = (TEAM, action_text[action], abs(score))
+        if default_horizon in by_horizon:
+            by_horizon[default_horizon].append(team)
+        else:
+            by_horizon[default_horizon] = [team]
+        for horizon, opinions in by_horizon.items():
+            heapq.heappush(due, (as_of + self._bar * horizon, symbol, as_of, decision_id, horizon, entry_price,
+                                 entry_ts, opinions))  # fmt: skip
 
     def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]:
         """Score what is realised by ``as_of`` and learn from it; returns the ``audit.opinion_outcomes`` rows (in a

@@ -1,0 +1,114 @@
+"""A replay's sparse decision step (ARCHITECTURE §5): for a replay whose audit keeps no row of a decision that sends
+nothing (``--audit none``), only the symbols whose action yields an order intent are drafted in full
+(``agents.deciding.decide_snapshot``: read, opinions, vote, sizing, risk, drafts, recording); the others are decided
+by their vote alone and only told to the memory.
+
+What callers can rely on:
+
+- ``split_quiet`` gives every symbol the action and score ``decide_snapshot`` gives it: the same opinions' actions
+  and confidences (``technical_vote``, ``sma_cross_vote``: the same values as the opinions, without their rationale;
+  the news, earnings and social analysts' own opinions), the same weighted vote (``agents.consensus.weighted_vote``,
+  the learned weights of the step). A symbol is quiet when that action yields no intent given its position
+  (neither ``agents.trader.opens_position`` nor ``closes_position``): ``decide_snapshot`` would give it no intent,
+  no verdict and no change of the portfolio context the next symbols see, so drafting the rest alone gives them the
+  same drafts.
+- A ``QuietDecision`` holds what ``agents.replay_memory.ReplayMemory.remember_votes`` needs: the memory learns from
+  it exactly as from the draft.
+- Not covered (``covers`` False: the caller decides every symbol in full): an LLM agent (it reads each snapshot and
+  may review drafts) and the pattern analyst (it reads the bars). Execution's options (TWAP splits, iceberg) do not
+  matter here: they act on the intents, which are drafted in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from agents.consensus import weighted_vote
+from agents.deciding import entry_of, event_opinions, feature_values, learned_consensus, price_signals
+from agents.news import news_opinion
+from agents.params import DecisionParams
+from agents.snapshot import Snapshot, utc
+from agents.strategies import sentiment_shock
+from agents.strategies.sma_cross import sma_cross_vote
+from agents.technical import AGENT as TECHNICAL
+from agents.technical import NEEDED as TECHNICAL_COLUMNS
+from agents.technical import technical_vote
+from agents.trader import closes_position, opens_position
+from alphaloom.domain import Action, DecisionId, Symbol
+
+Vote = tuple[str, Action, float, Mapping[str, Any] | None]
+"""An opinion that counts: (agent, action, confidence, details: read for a ``horizon_bars``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuietDecision:
+    """A decision that sends nothing: what the memory learns from it."""
+
+    decision_id: DecisionId
+    symbol: Symbol
+    entry: tuple[float | None, datetime]
+    votes: tuple[Vote, ...]
+    action: Action
+    score: float
+
+
+def covers(params: DecisionParams, *, llm_agent: bool) -> bool:
+    """Whether the sparse step decides as the full one for these parameters (see the module docstring)."""
+    return not llm_agent and not params.strategy.patterns.enabled
+
+
+def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, list[QuietDecision]]:
+    """``snapshot`` restricted to the symbols to draft in full (those whose action yields an intent, and those
+    ``decide_snapshot`` and ``agents.team.record_drafts`` handle without drafting: recorded, no feature row), and the
+    quiet decisions of the others, in the order asked."""
+    market, positions = snapshot.market, snapshot.account_view.positions
+    strategy, team_vote = params.strategy, params.strategy.team_vote
+    learned = learned_consensus(params, snapshot.account_view.weights) if team_vote else None
+    drafted: list[Symbol] = []
+    quiet: list[QuietDecision] = []
+    for symbol in snapshot.symbols:
+        features = market.features.get(symbol)
+        if symbol in snapshot.recorded or features is None:
+            drafted.append(symbol)
+            continue
+        values = feature_values(features, TECHNICAL_COLUMNS)
+        closes = market.closes[symbol]
+        if learned is None:
+            action, confidence = sma_cross_vote(closes, strategy.sma_cross)
+            votes: tuple[Vote, ...] = ((TECHNICAL, action, confidence, None),)
+            score = confidence
+        else:
+            votes = _team_votes(snapshot, params, symbol, values, closes)
+            action, score = weighted_vote([(agent, said, confidence) for agent, said, confidence, _ in votes], learned)
+        quantity = positions[symbol][0]
+        if opens_position(action, quantity) or closes_position(action, quantity):
+            drafted.append(symbol)
+            continue
+        quiet.append(QuietDecision(snapshot.decision_ids[symbol], symbol, entry_of(values, utc(features["ts"])),
+                                   votes, action, score))  # fmt: skip
+    if not quiet:
+        return snapshot, quiet
+    return replace(snapshot, symbols=tuple(drafted)), quiet
+
+
+def _team_votes(
+    snapshot: Snapshot, params: DecisionParams, symbol: Symbol, values: Mapping[str, Any], closes: Sequence[float]
+) -> tuple[Vote, ...]:
+    """The opinions that count in the team's vote, in ``agents.deciding._opinions``' order: technical, news (the
+    LLM's is skipped: no agent), then earnings and social when they speak."""
+    market, strategy, as_of = snapshot.market, params.strategy, snapshot.as_of
+    signals = price_signals(market, symbol, closes, params)
+    news = market.news.get(symbol, ())
+    scores = {item.id: market.scores[item.id] for item in news}
+    event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
+    action, confidence = technical_vote(values, strategy.technical, signals)
+    told = news_opinion(symbol, as_of, scores, strategy.news, event)
+    spoken = event_opinions(as_of, params, symbol, news, list(market.social.get(symbol, ())), market.social_scores)
+    return (
+        (TECHNICAL, action, confidence, None),
+        (told.agent, told.action, told.confidence, told.details),
+        *((o.agent, o.action, o.confidence, o.details) for o in spoken),
+    )
