@@ -124,7 +124,7 @@ class ReplayMemory:
     def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]:
         """Score what is realised by ``as_of`` and learn from it; returns the ``audit.opinion_outcomes`` rows (in a
         fixed order), none when ``rows`` is False (a replay that does not record them: the learning is the same)."""
-        scored = self._realised(as_of)
+        scored = self._realised(as_of, unhit=rows)
         self._learn(scored)
         if not rows:
             return []
@@ -139,8 +139,9 @@ class ReplayMemory:
             entry_price=s.entry_price, entry_ts=s.entry_ts, exit_price=s.exit_price, exit_ts=s.exit_ts, run_id=run_id,
         )  # fmt: skip
 
-    def _realised(self, as_of: datetime) -> list[_Scored]:
-        """The opinions due by ``as_of`` that can be scored, with their exit and realised return (``realised``)."""
+    def _realised(self, as_of: datetime, *, unhit: bool = True) -> list[_Scored]:
+        """The opinions due by ``as_of`` that can be scored, with their exit and realised return (``realised``);
+        without those that have no hit (a hold, no newer bar) unless ``unhit``: learning reads only the others."""
         since = as_of - self._bar * self._params.score_lookback_bars
         scored: list[_Scored] = []
         exits: dict[tuple[str, datetime], Any] = {}  # the horizons of one decision may share an exit row
@@ -157,10 +158,14 @@ class ReplayMemory:
             # ``realised`` of each opinion: its return is the entry's (the same for every action), its hit the action's
             realised_return, _ = realised(_HOLD, entry_price, entry_ts, exit_price, exit_ts)
             newer = exit_ts > entry_ts
+            if not (newer or unhit):
+                continue
             for agent, action, confidence in opinions:
-                scored.append(new(_Scored, (realised_at, symbol, at, agent, decision_id, action, confidence, horizon,
-                                            entry_price, entry_ts, exit_price, exit_ts, realised_return,
-                                            action_hit(action, realised_return) if newer else None)))  # fmt: skip
+                hit = action_hit(action, realised_return) if newer else None
+                if hit is not None or unhit:
+                    scored.append(new(_Scored, (realised_at, symbol, at, agent, decision_id, action, confidence,
+                                                horizon, entry_price, entry_ts, exit_price, exit_ts, realised_return,
+                                                hit)))  # fmt: skip
         return scored
 
     def _learn(self, scored: list[_Scored]) -> None:

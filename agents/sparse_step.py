@@ -8,7 +8,10 @@ What callers can rely on:
 - ``split_quiet`` gives every symbol the action and score ``decide_snapshot`` gives it: the same opinions' actions
   and confidences (``technical_vote``, ``sma_cross_vote``: the same values as the opinions, without their rationale;
   the news, earnings and social analysts' own opinions), the same weighted vote (``agents.consensus.weighted_vote``,
-  the learned weights of the step). A symbol is quiet when that action yields no intent given its position
+  the learned weights of the step). The technical vote and the decision's entry come from the market view's
+  ``TechnicalAhead`` when it holds them for these parameters (a replay cursor computes its window's at load, over
+  arrays: ``agents.technical.technical_votes``); the other analysts' votes on a symbol with no story and no post
+  are worked out once per step (they do not depend on the symbol). A symbol is quiet when that action yields no intent given its position
   (neither ``agents.trader.opens_position`` nor ``closes_position``): ``decide_snapshot`` would give it no intent,
   no verdict and no change of the portfolio context the next symbols see, so drafting the rest alone gives them the
   same drafts.
@@ -30,14 +33,15 @@ from agents.consensus import weighted_vote
 from agents.deciding import entry_of, event_opinions, feature_values, learned_consensus, price_signals
 from agents.news import news_opinion
 from agents.params import DecisionParams
-from agents.snapshot import Snapshot, utc
+from agents.snapshot import Snapshot, TechnicalAhead, utc
 from agents.strategies import sentiment_shock
 from agents.strategies.sma_cross import sma_cross_vote
 from agents.technical import AGENT as TECHNICAL
 from agents.technical import NEEDED as TECHNICAL_COLUMNS
 from agents.technical import technical_vote
 from agents.trader import closes_position, opens_position
-from alphaloom.domain import Action, DecisionId, Symbol
+from alphaloom.domain import Action, DecisionId, NewsItem, Symbol
+from alphaloom.ingest.social_post import SocialPost
 
 Vote = tuple[str, Action, float, Mapping[str, Any] | None]
 """An opinion that counts: (agent, action, confidence, details: read for a ``horizon_bars``)."""
@@ -67,48 +71,73 @@ def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, l
     market, positions = snapshot.market, snapshot.account_view.positions
     strategy, team_vote = params.strategy, params.strategy.team_vote
     learned = learned_consensus(params, snapshot.account_view.weights) if team_vote else None
+    ahead = _own(market.technical, params) if team_vote else None
     drafted: list[Symbol] = []
     quiet: list[QuietDecision] = []
+    silent: tuple[Vote, ...] = ()  # the other analysts' votes on a symbol with no story and no post
     for symbol in snapshot.symbols:
         features = market.features.get(symbol)
         if symbol in snapshot.recorded or features is None:
             drafted.append(symbol)
             continue
-        values = feature_values(features, TECHNICAL_COLUMNS)
+        if ahead is not None:  # the technical vote and the entry computed ahead
+            technical, entry = ahead[symbol]
+        else:
+            values = feature_values(features, TECHNICAL_COLUMNS)
+            technical, entry = None, entry_of(values, utc(features["ts"]))
         closes = market.closes[symbol]
         if learned is None:
             action, confidence = sma_cross_vote(closes, strategy.sma_cross)
             votes: tuple[Vote, ...] = ((TECHNICAL, action, confidence, None),)
             score = confidence
         else:
-            votes = _team_votes(snapshot, params, symbol, values, closes)
+            if technical is None:
+                technical = technical_vote(values, strategy.technical, price_signals(market, symbol, closes, params))
+            news, posts = market.news.get(symbol, ()), market.social.get(symbol, ())
+            if news or posts:
+                others = _other_votes(snapshot, params, symbol, news, posts)
+            else:  # nothing to read: the same votes for every such symbol of the step
+                silent = silent or _other_votes(snapshot, params, symbol, (), ())
+                others = silent
+            votes = ((TECHNICAL, *technical, None), *others)
             action, score = weighted_vote([(agent, said, confidence) for agent, said, confidence, _ in votes], learned)
         quantity = positions[symbol][0]
         if opens_position(action, quantity) or closes_position(action, quantity):
             drafted.append(symbol)
             continue
-        quiet.append(QuietDecision(snapshot.decision_ids[symbol], symbol, entry_of(values, utc(features["ts"])),
-                                   votes, action, score))  # fmt: skip
+        quiet.append(QuietDecision(snapshot.decision_ids[symbol], symbol, entry, votes, action, score))
     if not quiet:
         return snapshot, quiet
     return replace(snapshot, symbols=tuple(drafted)), quiet
 
 
-def _team_votes(
-    snapshot: Snapshot, params: DecisionParams, symbol: Symbol, values: Mapping[str, Any], closes: Sequence[float]
+def _own(
+    ahead: TechnicalAhead | None, params: DecisionParams
+) -> Mapping[str, tuple[tuple[Action, float], tuple[float | None, datetime]]] | None:
+    """The votes computed ahead when they are for these parameters (the cursor's own objects, usually), else None."""
+    strategy = params.strategy
+    if (
+        ahead is None
+        or not (ahead.technical is strategy.technical or ahead.technical == strategy.technical)
+        or not (ahead.momentum is strategy.momentum or ahead.momentum == strategy.momentum)
+        or not (ahead.mean_reversion is strategy.mean_reversion or ahead.mean_reversion == strategy.mean_reversion)
+    ):
+        return None
+    return ahead.by_symbol
+
+
+def _other_votes(
+    snapshot: Snapshot, params: DecisionParams, symbol: Symbol, news: Sequence[NewsItem], posts: Sequence[SocialPost]
 ) -> tuple[Vote, ...]:
-    """The opinions that count in the team's vote, in ``agents.deciding._opinions``' order: technical, news (the
-    LLM's is skipped: no agent), then earnings and social when they speak."""
+    """The opinions after the technical one that count in the team's vote, in ``agents.deciding._opinions``' order:
+    news (the LLM's is skipped: no agent), then earnings and social when they speak, from the symbol's stories and
+    posts known at the step. None of their actions, confidences or details depends on the symbol itself."""
     market, strategy, as_of = snapshot.market, params.strategy, snapshot.as_of
-    signals = price_signals(market, symbol, closes, params)
-    news = market.news.get(symbol, ())
     scores = {item.id: market.scores[item.id] for item in news}
     event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
-    action, confidence = technical_vote(values, strategy.technical, signals)
     told = news_opinion(symbol, as_of, scores, strategy.news, event)
-    spoken = event_opinions(as_of, params, symbol, news, list(market.social.get(symbol, ())), market.social_scores)
+    spoken = event_opinions(as_of, params, symbol, news, list(posts), market.social_scores)
     return (
-        (TECHNICAL, action, confidence, None),
         (told.agent, told.action, told.confidence, told.details),
         *((o.agent, o.action, o.confidence, o.details) for o in spoken),
     )

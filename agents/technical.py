@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+import numpy as np
+
 from alphaloom.domain import Action, AgentOpinion, Signal
 
 AGENT = "technical"
@@ -138,7 +140,7 @@ def _scored(
     indicator_score = max(-1.0, min(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
     score = indicator_score
     if signals:
-        strategy_score = sum([s.strength for s in signals]) / len(signals)
+        strategy_score = _strategy_score(signals)
         score = max(-1.0, min(1.0, (1 - params.strategy_weight) * score + params.strategy_weight * strategy_score))
     threshold = params.action_threshold
     action = Action.HOLD
@@ -149,6 +151,50 @@ def _scored(
         action = Action.SELL
     confidence = min(1.0, abs(score)) if action is not Action.HOLD else max(0.0, 1.0 - abs(score))
     return trend, momentum, indicator_score, score, action, round(confidence, 6)
+
+
+def _strategy_score(signals: Sequence[Signal]) -> float:
+    """The mean strength of the strategies' signals (at least one)."""
+    return sum([s.strength for s in signals]) / len(signals)
+
+
+_ACTIONS = (Action.HOLD, Action.BUY, Action.SELL)  # by the codes ``technical_votes`` computes
+
+
+def technical_votes(
+    rows: Sequence[Mapping[str, object]], signals: Sequence[Sequence[Signal]], params: TechnicalParams
+) -> list[tuple[Action, float] | None]:
+    """``technical_vote`` of each row with its signals (``signals[k]`` for ``rows[k]``), computed over the rows at
+    once (a replay cursor's window, ``agents.replay_cursor``): the same values, from the same float operations in
+    the same order on numpy's float64 arrays, the confidence rounded by ``round``. None for a row with a needed
+    value that is not a finite number (warm-up, NaN, an infinity): the caller votes it with ``technical_vote`` on
+    the values the decision reads."""
+    count = len(rows)
+    if count == 0:
+        return []
+    ema_10, ema_50, macd_hist, rsi, close = (np.array([row.get(name) for row in rows], dtype=float)
+                                              for name in ("ema_10", "ema_50", "macd_hist", "rsi_14", "close"))  # fmt: skip
+    finite = np.isfinite(ema_10) & np.isfinite(ema_50) & np.isfinite(macd_hist) & np.isfinite(rsi) & np.isfinite(close)
+    gap = ema_10 - ema_50
+    # the mean of the two signs: int sums divided by 2, as Python divides the bools' int sum
+    trend = ((gap > 0).astype(np.int64) - (gap < 0) + (macd_hist > 0) - (macd_hist < 0)) / 2
+    momentum = np.maximum(-1.0, np.minimum(1.0, (rsi - 50.0) / 50.0))
+    score = np.maximum(-1.0, np.minimum(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
+    spoken = [k for k, found in enumerate(signals) if found]
+    if spoken:
+        strategy = np.array([_strategy_score(signals[k]) for k in spoken], dtype=float)
+        mixed = (1 - params.strategy_weight) * score[spoken] + params.strategy_weight * strategy
+        score[spoken] = np.maximum(-1.0, np.minimum(1.0, mixed))
+    threshold = params.action_threshold
+    buy = (score >= threshold) & (rsi < params.rsi_overbought)
+    sell = (score < threshold) & (score <= -threshold) & (rsi > params.rsi_oversold)
+    strength = np.abs(score)
+    confidence = np.where(buy | sell, np.minimum(1.0, strength), np.maximum(0.0, 1.0 - strength))
+    codes = buy.astype(np.int64) + 2 * sell
+    return [
+        (_ACTIONS[code], round(value, 6)) if ok else None
+        for ok, code, value in zip(finite.tolist(), codes.tolist(), confidence.tolist(), strict=True)
+    ]
 
 
 # The action's text (``Action.value``, without the enum's property per call).

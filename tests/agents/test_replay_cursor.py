@@ -789,7 +789,8 @@ def test_the_sparse_step_decides_trades_and_learns_exactly_as_drafting_every_sym
     order drafted in full): over 400 steps of six symbols with news (late stories, a gap, a symbol listed
     mid-window), every decision's action, score and opinions told to the memory, the orders, their events, fills,
     equity marks, the final positions, balances, learned weights and trade statistics, and the decision rows of
-    the orders equal those of the same replay drafting every symbol (``--audit decisions``)."""
+    the orders equal those of the same replay drafting every symbol (``--audit decisions``, and ``full``: its
+    memory builds the outcome rows)."""
     from agents.audit_buffer import AuditBuffer
     from agents.team import Team
     from alphaloom.domain import decision_ids_for
@@ -804,7 +805,7 @@ def test_the_sparse_step_decides_trades_and_learns_exactly_as_drafting_every_sym
     scorer, symbols = LexiconScorer(), list(data.symbols)
     times = decision_times(data.end, 400, "1h")
     told, rows, learned = {}, {}, {}
-    for mode in ("decisions", "none"):
+    for mode in ("full", "decisions", "none"):
         account, run_id = f"sparse-{rule}-{mode}", f"sparse-{rule}-{mode}-run"
         with engine.begin() as conn:
             conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
@@ -826,6 +827,7 @@ def test_the_sparse_step_decides_trades_and_learns_exactly_as_drafting_every_sym
         replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {},
                         window, AuditBuffer(mode))  # fmt: skip
         assert replay.sparse is (mode == "none")
+        assert (window.cursor.market_at(times[0]).technical is not None) is (rule == "team"), "votes computed ahead"
         for first in range(0, len(times), CHUNK_STEPS):
             replay_chunk.fn(replay, times[first : first + CHUNK_STEPS])
         told[mode] = sorted(calls, key=lambda call: call[:2])
@@ -844,9 +846,9 @@ def test_the_sparse_step_decides_trades_and_learns_exactly_as_drafting_every_sym
         assert any(
             w.weight != b for w, b in zip(learned["none"][0].values(), strategy.base_weights().values(), strict=True)
         )
-    assert told["none"] == decided
-    assert learned["none"] == learned["decisions"]
+    assert told["none"] == decided and told["full"] == decided
+    assert learned["none"] == learned["decisions"] == learned["full"], "learning without the outcome rows: the same"
     for name in _TRADED_ROWS:
-        assert rows["none"][name] == rows["decisions"][name], name
+        assert rows["none"][name] == rows["decisions"][name] == rows["full"][name], name
     ordered = {(d.symbol, d.as_of) for d in rows["none"]["orders"]}
     assert rows["none"]["decisions"] == [d for d in rows["decisions"]["decisions"] if (d.symbol, d.as_of) in ordered]
