@@ -106,7 +106,7 @@ class ReplayMemory:
         entry_price, entry_ts = entry
         by_horizon: dict[int, list[tuple[str, str, float]]] = {}
         for agent, said, confidence, details in votes:
-            horizon = int((details or {}).get("horizon_bars", default_horizon))
+            horizon = int(details.get("horizon_bars", default_horizon)) if details else int(default_horizon)
             opinion = (agent, action_text[said], float(confidence or 0.0))
             if horizon in by_horizon:
                 by_horizon[horizon].append(opinion)
