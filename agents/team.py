@@ -6,8 +6,9 @@ and record all of it (ARCHITECTURE §3, §4, §6, §8), in three stages (ARCHITE
    ``agents.deciding.decide_snapshot``: opinions, vote, sizing, risk verdicts and intents (pure);
 3. ``record_drafts``: the audit rows (I/O).
 
-``decide`` runs the three stages for one step; the live decision flow and the backtest call it. What callers can rely
-on:
+``decide`` runs the three stages for one step; the live decision flow and the backtest call it (a replay that keeps
+no row of a decision that sends nothing calls ``decide_sparse``: the same decisions, only those with an intent
+drafted and recorded, ``agents.sparse_step``). What callers can rely on:
 
 - Point in time: it reads the latest ``marts.features`` row with ``known_at <= as_of`` (and the closes before it for
   the strategies) and news first seen in ``(as_of - window, as_of]``; a symbol with no such feature row is skipped
