@@ -7,10 +7,11 @@ A skipped agent (e.g. no LLM endpoint) does not count at all. BUY when score >= 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from alphaloom.domain import Action, AgentOpinion
+from alphaloom.domain import Action
 
 _DIRECTION = {Action.BUY: 1.0, Action.SELL: -1.0, Action.HOLD: 0.0}
 
@@ -37,26 +38,34 @@ class ConsensusParams:
         }
 
 
-def consensus(opinions: Sequence[AgentOpinion], params: ConsensusParams = ConsensusParams()) -> tuple[Action, float]:
+class Opinion(Protocol):
+    """What the vote reads of an opinion (an ``AgentOpinion``, or a replay's sparse step's ``agents.sparse_step``
+    vote: the same fields without the rationale)."""
+
+    @property
+    def agent(self) -> str: ...
+    @property
+    def action(self) -> Action: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def skipped(self) -> bool: ...
+
+
+def consensus(opinions: Sequence[Opinion], params: ConsensusParams = ConsensusParams()) -> tuple[Action, float]:
     """The team's action and its signed score in [-1, 1]; HOLD with 0.0 when every opinion was skipped."""
-    return weighted_vote([(o.agent, o.action, o.confidence) for o in opinions if not o.skipped], params)
-
-
-def weighted_vote(
-    votes: Iterable[tuple[str, Action, float]], params: ConsensusParams = ConsensusParams()
-) -> tuple[Action, float]:
-    """``consensus`` of the opinions that count, each given as (agent, action, confidence), in the same order."""
     weights, default = params.weights, params.default_weight
     counted: list[float] = []  # the weights of the opinions that count, each looked up once
-    scaled: list[float] = []  # their weight * direction * confidence
-    for agent, action, confidence in votes:
-        weight = weights.get(agent, default)
-        counted.append(weight)
-        scaled.append(weight * _DIRECTION[action] * confidence)
+    votes: list[float] = []  # their weight * direction * confidence
+    for o in opinions:
+        if not o.skipped:
+            weight = weights.get(o.agent, default)
+            counted.append(weight)
+            votes.append(weight * _DIRECTION[o.action] * o.confidence)
     total_weight = sum(counted)  # sums of lists, in the opinions' order: the same floats as summing as they come
     if total_weight <= 0:
         return Action.HOLD, 0.0
-    score = sum(scaled) / total_weight
+    score = sum(votes) / total_weight
     score = max(-1.0, min(1.0, score))
     if score >= params.threshold:
         return Action.BUY, score

@@ -20,7 +20,7 @@ import heapq
 from bisect import insort
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from agents.deciding import DecisionDraft
 from agents.memory import TEAM, AgentWeight, HitRates, MemoryParams, action_hit, outcome_record, realised
@@ -30,6 +30,19 @@ from alphaloom.domain import Action, timeframe_delta
 
 _HOLD = Action.HOLD.value
 _ACTION_TEXT = {action: action.value for action in Action}  # ``Action.value`` without the enum's property per call
+
+
+class Said(Protocol):
+    """What the memory reads of an opinion (an ``AgentOpinion``, or a sparse step's ``agents.sparse_step.Vote``)."""
+
+    @property
+    def agent(self) -> str: ...
+    @property
+    def action(self) -> Action: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def details(self) -> Mapping[str, Any] | None: ...
 
 
 class _Scored(NamedTuple):
@@ -83,9 +96,8 @@ class ReplayMemory:
         for draft in drafts:
             decision = draft.decision
             self.remember_votes(decision.decision_id, decision.symbol, decision.as_of, draft.entry,
-                                [(o.agent, o.action, o.confidence, o.details) for o in decision.opinions
-                                 if not o.skipped],
-                                decision.action, decision.score)  # fmt: skip
+                                [o for o in decision.opinions if not o.skipped], decision.action,
+                                decision.score)  # fmt: skip
 
     def remember_votes(
         self,
@@ -93,21 +105,22 @@ class ReplayMemory:
         symbol: str,
         as_of: datetime,
         entry: tuple[float | None, datetime],
-        votes: Sequence[tuple[str, Action, float, Mapping[str, Any] | None]],
+        votes: Sequence[Said],
         action: Action,
         score: float,
     ) -> None:
         """One recorded decision given by its parts (``remember`` of a draft; a replay's sparse step,
-        ``agents.sparse_step``, for a decision it drafted no further): its non-skipped opinions as (agent, action,
-        confidence, details: a ``horizon_bars`` there is the opinion's horizon), in the decision's order, the close
-        it read and that bar's time, and the team's action and signed score."""
+        ``agents.sparse_step``, for a decision it drafted no further): its non-skipped opinions (``Said``: a
+        ``horizon_bars`` in their details is their horizon), in the decision's order, the close it read and that
+        bar's time, and the team's action and signed score."""
         default_horizon, due, action_text = self._params.horizon_bars, self._due, _ACTION_TEXT
         self._recorded.add(decision_id)
         entry_price, entry_ts = entry
         by_horizon: dict[int, list[tuple[str, str, float]]] = {}
-        for agent, said, confidence, details in votes:
+        for o in votes:
+            details = o.details
             horizon = int(details.get("horizon_bars", default_horizon)) if details else int(default_horizon)
-            opinion = (agent, action_text[said], float(confidence or 0.0))
+            opinion = (o.agent, action_text[o.action], float(o.confidence or 0.0))
             if horizon in by_horizon:
                 by_horizon[horizon].append(opinion)
             else:

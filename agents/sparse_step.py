@@ -7,7 +7,7 @@ What callers can rely on:
 
 - ``split_quiet`` gives every symbol the action and score ``decide_snapshot`` gives it: the same opinions' actions
   and confidences (``technical_vote``, ``sma_cross_vote``: the same values as the opinions, without their rationale;
-  the news, earnings and social analysts' own opinions), the same weighted vote (``agents.consensus.weighted_vote``,
+  the news, earnings and social analysts' own opinions), the same weighted vote (``agents.consensus.consensus``,
   the learned weights of the step). The technical vote and the decision's entry come from the market view's
   ``TechnicalAhead`` when it holds them for these parameters (a replay cursor computes its window's at load, over
   arrays: ``agents.technical.technical_votes``); the other analysts' votes on a symbol with no story and no post
@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from agents.consensus import weighted_vote
+from agents.consensus import consensus
 from agents.deciding import entry_of, event_opinions, feature_values, learned_consensus, price_signals
 from agents.news import news_opinion
 from agents.params import DecisionParams
@@ -40,11 +40,22 @@ from agents.technical import AGENT as TECHNICAL
 from agents.technical import NEEDED as TECHNICAL_COLUMNS
 from agents.technical import technical_vote
 from agents.trader import closes_position, opens_position
-from alphaloom.domain import Action, DecisionId, NewsItem, Symbol
+from alphaloom.domain import Action, AgentOpinion, DecisionId, NewsItem, Symbol
 from alphaloom.ingest.social_post import SocialPost
 
-Vote = tuple[str, Action, float, Mapping[str, Any] | None]
-"""An opinion that counts: (agent, action, confidence, details: read for a ``horizon_bars``)."""
+
+class Vote(NamedTuple):
+    """An opinion that counts, as the vote and the memory read it (``agents.consensus.Opinion``,
+    ``agents.replay_memory.ReplayMemory.remember_votes``): an ``AgentOpinion``'s fields without its rationale."""
+
+    agent: str
+    action: Action
+    confidence: float
+    details: Mapping[str, Any] | None = None
+    skipped: bool = False
+
+
+Said = Vote | AgentOpinion
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +65,7 @@ class QuietDecision:
     decision_id: DecisionId
     symbol: Symbol
     entry: tuple[float | None, datetime]
-    votes: tuple[Vote, ...]
+    votes: tuple[Said, ...]
     action: Action
     score: float
 
@@ -74,7 +85,7 @@ def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, l
     ahead = _own(market.technical, params) if team_vote else None
     drafted: list[Symbol] = []
     quiet: list[QuietDecision] = []
-    silent: tuple[Vote, ...] = ()  # the other analysts' votes on a symbol with no story and no post
+    silent: tuple[AgentOpinion, ...] = ()  # the other analysts' votes on a symbol with no story and no post
     for symbol in snapshot.symbols:
         features = market.features.get(symbol)
         if symbol in snapshot.recorded or features is None:
@@ -88,7 +99,7 @@ def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, l
         closes = market.closes[symbol]
         if learned is None:
             action, confidence = sma_cross_vote(closes, strategy.sma_cross)
-            votes: tuple[Vote, ...] = ((TECHNICAL, action, confidence, None),)
+            votes: tuple[Said, ...] = (Vote(TECHNICAL, action, confidence),)
             score = confidence
         else:
             if technical is None:
@@ -99,8 +110,8 @@ def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, l
             else:  # nothing to read: the same votes for every such symbol of the step
                 silent = silent or _other_votes(snapshot, params, symbol, (), ())
                 others = silent
-            votes = ((TECHNICAL, *technical, None), *others)
-            action, score = weighted_vote([(agent, said, confidence) for agent, said, confidence, _ in votes], learned)
+            votes = (Vote(TECHNICAL, *technical), *others)
+            action, score = consensus(votes, learned)
         quantity = positions[symbol][0]
         if opens_position(action, quantity) or closes_position(action, quantity):
             drafted.append(symbol)
@@ -128,7 +139,7 @@ def _own(
 
 def _other_votes(
     snapshot: Snapshot, params: DecisionParams, symbol: Symbol, news: Sequence[NewsItem], posts: Sequence[SocialPost]
-) -> tuple[Vote, ...]:
+) -> tuple[AgentOpinion, ...]:
     """The opinions after the technical one that count in the team's vote, in ``agents.deciding._opinions``' order:
     news (the LLM's is skipped: no agent), then earnings and social when they speak, from the symbol's stories and
     posts known at the step. None of their actions, confidences or details depends on the symbol itself."""
@@ -137,7 +148,4 @@ def _other_votes(
     event = sentiment_shock([scores[item.id].score for item in news], symbol, strategy.event)
     told = news_opinion(symbol, as_of, scores, strategy.news, event)
     spoken = event_opinions(as_of, params, symbol, news, list(posts), market.social_scores)
-    return (
-        (told.agent, told.action, told.confidence, told.details),
-        *((o.agent, o.action, o.confidence, o.details) for o in spoken),
-    )
+    return (told, *spoken)

@@ -818,8 +818,8 @@ def test_the_sparse_step_decides_trades_and_learns_exactly_as_drafting_every_sym
         def telling(*args, remember_votes=remember_votes, calls=calls, account=account, version=window.params.version):
             decision_id, symbol, as_of, entry, votes, action, score = args  # every decision the memory learns
             own_id = decision_id == decision_ids_for(account, [symbol], "1h", as_of, version)[symbol]
-            said = tuple((agent, act, confidence, (details or {}).get("horizon_bars"))
-                         for agent, act, confidence, details in votes)  # fmt: skip
+            said = tuple((o.agent, o.action, o.confidence, (o.details or {}).get("horizon_bars"))
+                         for o in votes)  # fmt: skip
             calls.append((as_of, symbol, own_id, entry, said, action, score))
             remember_votes(*args)
 
