@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from alphaloom.domain import Action, AgentOpinion
+from alphaloom.domain import Action
 
 _DIRECTION = {Action.BUY: 1.0, Action.SELL: -1.0, Action.HOLD: 0.0}
 
@@ -37,7 +38,21 @@ class ConsensusParams:
         }
 
 
-def consensus(opinions: Sequence[AgentOpinion], params: ConsensusParams = ConsensusParams()) -> tuple[Action, float]:
+class Opinion(Protocol):
+    """What the vote reads of an opinion (an ``AgentOpinion``, or a replay's sparse step's ``agents.sparse_step``
+    vote: the same fields without the rationale)."""
+
+    @property
+    def agent(self) -> str: ...
+    @property
+    def action(self) -> Action: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def skipped(self) -> bool: ...
+
+
+def consensus(opinions: Sequence[Opinion], params: ConsensusParams = ConsensusParams()) -> tuple[Action, float]:
     """The team's action and its signed score in [-1, 1]; HOLD with 0.0 when every opinion was skipped."""
     weights, default = params.weights, params.default_weight
     counted: list[float] = []  # the weights of the opinions that count, each looked up once

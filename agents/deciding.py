@@ -157,8 +157,13 @@ class DecisionDraft:
         """The close the decision read (None without one) and its bar's time: what memory scores its opinions from
         (``agents.replay_memory``)."""
         read = _basis_of(self).read
-        close = read.values["close"]
-        return (None if close is None else float(close)), read.ts
+        return entry_of(read.values, read.ts)
+
+
+def entry_of(values: Mapping[str, Any], ts: datetime) -> tuple[float | None, datetime]:
+    """``DecisionDraft.entry`` from the feature values read (``feature_values``, with the close) and the bar time."""
+    close = values["close"]
+    return (None if close is None else float(close)), ts
 
 
 def _basis_of(draft: DecisionDraft) -> DraftBasis:
@@ -355,22 +360,26 @@ def _opinions(
         news_opinion(symbol, as_of, read.scores, strategy.news, event),
         answer.opinion if answer is not None else _skipped_llm(symbol, snapshot, params),
         *((pattern_opinion(read.bars, symbol, as_of, strategy.patterns),) if strategy.patterns.enabled else ()),
-        *_event_opinions(snapshot, params, symbol, read),
+        *event_opinions(snapshot.as_of, params, symbol, read.news, read.posts, snapshot.market.social_scores),
     )
 
 
 _MODEL_OF = {"earnings": "rules"}
 
 
-def _event_opinions(
-    snapshot: Snapshot, params: DecisionParams, symbol: str, read: _SymbolRead
+def event_opinions(
+    as_of: datetime,
+    params: DecisionParams,
+    symbol: str,
+    news: Sequence[NewsItem],
+    posts: Sequence[SocialPost],
+    social_scores: Mapping[str, SentimentScore],
 ) -> tuple[AgentOpinion, ...]:
     """The analysts that speak only when they have something: earnings (a report among the stories known) and social
     (posts known); one with nothing to say is left out of the vote and the record."""
     found = (  # with no story (no post) an analyst has nothing to say: not asked
-        *((earnings_opinion(symbol, snapshot.as_of, read.news, params.strategy.earnings),) if read.news else ()),
-        *((social_opinion(symbol, snapshot.as_of, read.posts, snapshot.market.social_scores, params.strategy.social),)
-          if read.posts else ()),
+        *((earnings_opinion(symbol, as_of, news, params.strategy.earnings),) if news else ()),
+        *((social_opinion(symbol, as_of, posts, social_scores, params.strategy.social),) if posts else ()),
     )  # fmt: skip
     return tuple(o for o in found if not o.skipped)
 

@@ -13,6 +13,11 @@ Stories come from ``agents.news.recent_news_by_symbol`` over the whole window, s
 reader's (``greatest(first_seen_at, link first_known_at)``); a link is never known before its story was first seen
 (it comes from one of the story's sightings), so filtering on that time is the live reader's filter.
 
+For the team's vote it also computes ahead, for its whole window, the price strategies' signals
+(``agents.snapshot.PriceSignals``) and the technical analyst's vote with the decision's entry per feature row
+(``agents.snapshot.TechnicalAhead``, over arrays: ``agents.technical.technical_votes``), which ``market_at`` hands
+out with the view; the decision uses them only for its own parameters.
+
 ``as_of`` may be any time in ``[start, end]``, in any order (not only bar closes); outside it ``ValueError``.
 """
 
@@ -30,17 +35,28 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from agents.deciding import entry_of, feature_values
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
 from agents.patterns.analyst import Bar
 from agents.risk.portfolio import ReturnsInputs
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
-from agents.snapshot import FEATURES_RELATION, MarketView, PriceSignals, as_bar, require_features
+from agents.snapshot import (
+    FEATURES_RELATION,
+    MarketView,
+    PriceSignals,
+    TechnicalAhead,
+    as_bar,
+    require_features,
+    utc,
+)
 from agents.social import posts_known, recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams, mean_reversion_at_ends
 from agents.strategies.momentum import MomentumParams, momentum_at_ends
+from agents.technical import NEEDED as TECHNICAL_COLUMNS
+from agents.technical import TechnicalParams, technical_vote, technical_votes
 from alphaloom.db.copy import fetch_binary
-from alphaloom.domain import NewsId, NewsItem, Signal, require_utc
+from alphaloom.domain import Action, NewsId, NewsItem, Signal, require_utc
 from alphaloom.ingest.social_post import SocialPost
 
 # Per symbol: how far before the window the rows must reach so that the first step sees `count` closes (the newest
@@ -115,6 +131,7 @@ class ReplayCursor:
         social: Mapping[str, Sequence[SocialPost]] | None = None,
         social_window: timedelta = timedelta(0),
         social_scores: Mapping[str, SentimentScore] | None = None,
+        technical: TechnicalParams | None = None,
     ) -> None:
         self.start, self.end, self.history, self.returns_bars = start, end, history, returns_bars
         self.bars_history = bars_history
@@ -128,6 +145,12 @@ class ReplayCursor:
         if self._strategies is not None:
             for symbol, s in series.items():
                 self._signals[symbol] = self._window_signals(symbol, s, *self._strategies)
+        # per symbol: the first count of rows a step can see and, from it on, the technical vote and entry of each
+        self._technical_params = technical if self._strategies is not None else None
+        self._votes: dict[str, tuple[int, list[tuple[tuple[Action, float], tuple[float | None, datetime]]]]] = {}
+        if self._technical_params is not None:
+            for symbol, s in series.items():
+                self._votes[symbol] = self._window_votes(s, self._signals[symbol], self._technical_params)
         self._ret_arrays: dict[str, tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]] = {}
         self._shared: dict[tuple[str, ...], tuple[list[datetime], np.ndarray] | None] = {}  # _shared_returns
         self._column_labels: dict[tuple[str, ...], pd.Index] = {}  # immutable: shared by the frames
@@ -209,7 +232,8 @@ class ReplayCursor:
                    strategies=(params.strategy.momentum, params.strategy.mean_reversion),
                    bars_history=bars_history,
                    social=social, social_window=social_window,
-                   social_scores=score_posts(scorer, [p for posts in social.values() for p in posts]))  # fmt: skip
+                   social_scores=score_posts(scorer, [p for posts in social.values() for p in posts]),
+                   technical=params.strategy.technical)  # fmt: skip
 
     def _window_signals(
         self, symbol: str, s: _SymbolSeries, momentum: MomentumParams, reversion: MeanReversionParams
@@ -223,6 +247,28 @@ class ReplayCursor:
             tuple(signal for signal in pair if signal is not None) for pair in zip(trends, fades, strict=True)
         ]
 
+    def _window_votes(
+        self, s: _SymbolSeries, signals: tuple[int, list[tuple[Signal, ...]]], params: TechnicalParams
+    ) -> tuple[int, list[tuple[tuple[Action, float], tuple[float | None, datetime]]]]:
+        """The technical vote and the entry of every count of rows a step of the window may see (from the count
+        known at its start; at least one), with the price signals of the closes among those rows, computed at once
+        (``technical_votes``: the values of ``technical_vote`` on the decision's values, which votes the rows it
+        leaves)."""
+        first = max(1, bisect_right(s.known_at, self.start))
+        first_count, by_count = signals
+        seen, chosen = 0, []  # the closes among the rows up to each one, and the signals of that count
+        for k, row in enumerate(s.rows):
+            seen += row["close"] is not None
+            if k + 1 >= first:
+                chosen.append(by_count[seen - first_count])
+        rows = s.rows[first - 1 :]
+        votes = technical_votes(rows, chosen, params)
+        return first, [
+            (vote if vote is not None else technical_vote(feature_values(row, TECHNICAL_COLUMNS), params, found),
+             entry_of(feature_values(row, ("close",)), utc(row["ts"])))
+            for row, found, vote in zip(rows, chosen, votes, strict=True)
+        ]  # fmt: skip
+
     def market_at(self, as_of: datetime, symbols: Sequence[str] | None = None) -> MarketView:
         """What ``read_market_view`` reads at ``as_of`` for ``symbols`` (default: every symbol of the window)."""
         as_of = _keyed(require_utc(as_of, "as_of"))
@@ -232,6 +278,7 @@ class ReplayCursor:
         features: dict[str, dict[str, Any]] = {}
         closes: dict[str, list[float]] = {}
         signals: dict[str, tuple[Signal, ...]] = {}
+        votes: dict[str, tuple[tuple[Action, float], tuple[float | None, datetime]]] = {}
         bars: dict[str, list[Bar]] = {}
         for symbol in chosen:
             s = self._series.get(symbol)
@@ -246,6 +293,9 @@ class ReplayCursor:
             if self._strategies is not None:
                 first, by_count = self._signals[symbol]
                 signals[symbol] = by_count[j - first]
+            if self._votes:
+                first, by_rows = self._votes[symbol]
+                votes[symbol] = by_rows[i - first]
             if self.bars_history:
                 k = bisect_right(s.bar_known_at, as_of)
                 bars[symbol] = s.bars[max(0, k - self.bars_history) : k]
@@ -267,7 +317,13 @@ class ReplayCursor:
                   if (held_posts := self._social.get(symbol))
                   and (known := posts_known(held_posts, as_of, self._social_window))}  # fmt: skip
         social_scores = {p.id: self._social_scores[p.id] for posts in social.values() for p in posts}
-        return MarketView(features, closes, news, scores, ahead, bars, social=social, social_scores=social_scores)
+        technical = (
+            None
+            if self._technical_params is None or self._strategies is None
+            else TechnicalAhead(self._technical_params, *self._strategies, by_symbol=votes)
+        )
+        return MarketView(features, closes, news, scores, ahead, bars, social=social, social_scores=social_scores,
+                          technical=technical)  # fmt: skip
 
     def closes_known(self, symbol: str, as_of: datetime) -> list[float]:
         """Every close of ``symbol`` loaded and known at ``as_of``, oldest first."""

@@ -20,7 +20,7 @@ import heapq
 from bisect import insort
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from agents.deciding import DecisionDraft
 from agents.memory import TEAM, AgentWeight, HitRates, MemoryParams, action_hit, outcome_record, realised
@@ -30,6 +30,19 @@ from alphaloom.domain import Action, timeframe_delta
 
 _HOLD = Action.HOLD.value
 _ACTION_TEXT = {action: action.value for action in Action}  # ``Action.value`` without the enum's property per call
+
+
+class Said(Protocol):
+    """What the memory reads of an opinion (an ``AgentOpinion``, or a sparse step's ``agents.sparse_step.Vote``)."""
+
+    @property
+    def agent(self) -> str: ...
+    @property
+    def action(self) -> Action: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def details(self) -> Mapping[str, Any] | None: ...
 
 
 class _Scored(NamedTuple):
@@ -80,34 +93,51 @@ class ReplayMemory:
     def remember(self, drafts: Sequence[DecisionDraft]) -> None:
         """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team`` (read from
         the decision and the close it read, not from its audit rows, which a replay may never build)."""
-        default_horizon, bar, due, action_text = self._params.horizon_bars, self._bar, self._due, _ACTION_TEXT
         for draft in drafts:
             decision = draft.decision
-            decision_id, as_of = decision.decision_id, decision.as_of
-            self._recorded.add(decision_id)
-            entry_price, entry_ts = draft.entry
-            by_horizon: dict[int, list[tuple[str, str, float]]] = {}
-            for o in decision.opinions:
-                if not o.skipped:
-                    horizon = int((o.details or {}).get("horizon_bars", default_horizon))
-                    opinion = (o.agent, action_text[o.action], float(o.confidence or 0.0))
-                    if horizon in by_horizon:
-                        by_horizon[horizon].append(opinion)
-                    else:
-                        by_horizon[horizon] = [opinion]
-            team = (TEAM, action_text[decision.action], abs(decision.score))
-            if default_horizon in by_horizon:
-                by_horizon[default_horizon].append(team)
+            self.remember_votes(decision.decision_id, decision.symbol, decision.as_of, draft.entry,
+                                [o for o in decision.opinions if not o.skipped], decision.action,
+                                decision.score)  # fmt: skip
+
+    def remember_votes(
+        self,
+        decision_id: str,
+        symbol: str,
+        as_of: datetime,
+        entry: tuple[float | None, datetime],
+        votes: Sequence[Said],
+        action: Action,
+        score: float,
+    ) -> None:
+        """One recorded decision given by its parts (``remember`` of a draft; a replay's sparse step,
+        ``agents.sparse_step``, for a decision it drafted no further): its non-skipped opinions (``Said``: a
+        ``horizon_bars`` in their details is their horizon), in the decision's order, the close it read and that
+        bar's time, and the team's action and signed score."""
+        default_horizon, due, action_text = self._params.horizon_bars, self._due, _ACTION_TEXT
+        self._recorded.add(decision_id)
+        entry_price, entry_ts = entry
+        by_horizon: dict[int, list[tuple[str, str, float]]] = {}
+        for o in votes:
+            details = o.details
+            horizon = int(details.get("horizon_bars", default_horizon)) if details else int(default_horizon)
+            opinion = (o.agent, action_text[o.action], float(o.confidence or 0.0))
+            if horizon in by_horizon:
+                by_horizon[horizon].append(opinion)
             else:
-                by_horizon[default_horizon] = [team]
-            for horizon, opinions in by_horizon.items():
-                heapq.heappush(due, (as_of + bar * horizon, decision.symbol, as_of, decision_id, horizon, entry_price,
-                                     entry_ts, opinions))  # fmt: skip
+                by_horizon[horizon] = [opinion]
+        team = (TEAM, action_text[action], abs(score))
+        if default_horizon in by_horizon:
+            by_horizon[default_horizon].append(team)
+        else:
+            by_horizon[default_horizon] = [team]
+        for horizon, opinions in by_horizon.items():
+            heapq.heappush(due, (as_of + self._bar * horizon, symbol, as_of, decision_id, horizon, entry_price,
+                                 entry_ts, opinions))  # fmt: skip
 
     def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]:
         """Score what is realised by ``as_of`` and learn from it; returns the ``audit.opinion_outcomes`` rows (in a
         fixed order), none when ``rows`` is False (a replay that does not record them: the learning is the same)."""
-        scored = self._realised(as_of)
+        scored = self._realised(as_of, unhit=rows)
         self._learn(scored)
         if not rows:
             return []
@@ -122,8 +152,9 @@ class ReplayMemory:
             entry_price=s.entry_price, entry_ts=s.entry_ts, exit_price=s.exit_price, exit_ts=s.exit_ts, run_id=run_id,
         )  # fmt: skip
 
-    def _realised(self, as_of: datetime) -> list[_Scored]:
-        """The opinions due by ``as_of`` that can be scored, with their exit and realised return (``realised``)."""
+    def _realised(self, as_of: datetime, *, unhit: bool = True) -> list[_Scored]:
+        """The opinions due by ``as_of`` that can be scored, with their exit and realised return (``realised``);
+        without those that have no hit (a hold, no newer bar) unless ``unhit``: learning reads only the others."""
         since = as_of - self._bar * self._params.score_lookback_bars
         scored: list[_Scored] = []
         exits: dict[tuple[str, datetime], Any] = {}  # the horizons of one decision may share an exit row
@@ -140,10 +171,14 @@ class ReplayMemory:
             # ``realised`` of each opinion: its return is the entry's (the same for every action), its hit the action's
             realised_return, _ = realised(_HOLD, entry_price, entry_ts, exit_price, exit_ts)
             newer = exit_ts > entry_ts
+            if not (newer or unhit):
+                continue
             for agent, action, confidence in opinions:
-                scored.append(new(_Scored, (realised_at, symbol, at, agent, decision_id, action, confidence, horizon,
-                                            entry_price, entry_ts, exit_price, exit_ts, realised_return,
-                                            action_hit(action, realised_return) if newer else None)))  # fmt: skip
+                hit = action_hit(action, realised_return) if newer else None
+                if hit is not None or unhit:
+                    scored.append(new(_Scored, (realised_at, symbol, at, agent, decision_id, action, confidence,
+                                                horizon, entry_price, entry_ts, exit_price, exit_ts, realised_return,
+                                                hit)))  # fmt: skip
         return scored
 
     def _learn(self, scored: list[_Scored]) -> None:

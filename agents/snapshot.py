@@ -40,7 +40,18 @@ from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.social import recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams
 from agents.strategies.momentum import MomentumParams
-from alphaloom.domain import AccountId, DecisionId, NewsId, NewsItem, Signal, Symbol, decision_ids_for, require_utc
+from agents.technical import TechnicalParams
+from alphaloom.domain import (
+    AccountId,
+    Action,
+    DecisionId,
+    NewsId,
+    NewsItem,
+    Signal,
+    Symbol,
+    decision_ids_for,
+    require_utc,
+)
 from alphaloom.errors import ConfigError, DataUnavailableError
 from alphaloom.ingest.social_post import SocialPost
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
@@ -71,6 +82,21 @@ class MarketView:
     # Community posts known per symbol (``agents.social``, same point-in-time rule as news) and their sentiment.
     social: Mapping[str, Sequence[SocialPost]] = field(default_factory=dict)
     social_scores: Mapping[str, SentimentScore] = field(default_factory=dict)
+    technical: TechnicalAhead | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class TechnicalAhead:
+    """The technical analyst's vote per symbol with a feature row, computed ahead (a replay cursor computes its
+    whole window's at load, ``agents.technical.technical_votes``), for the parameters named: per symbol
+    (``agents.technical.technical_vote`` of the row and its price signals, the decision's entry: the close read and
+    its bar time, ``agents.deciding.entry_of``). A cache of pure functions of the feature row and the closes: a
+    replay's sparse step (``agents.sparse_step``) uses it only when the parameters are its own."""
+
+    technical: TechnicalParams
+    momentum: MomentumParams
+    mean_reversion: MeanReversionParams
+    by_symbol: Mapping[str, tuple[tuple[Action, float], tuple[float | None, datetime]]]
 
 
 @dataclass(frozen=True)
@@ -446,6 +472,9 @@ def restrict(market: MarketView, symbols: Sequence[str]) -> MarketView:
         social_scores={
             p.id: market.social_scores[p.id] for s, posts in market.social.items() if s in wanted for p in posts
         },
+        technical=None
+        if market.technical is None
+        else replace(market.technical, by_symbol={s: v for s, v in market.technical.by_symbol.items() if s in wanted}),
     )
 
 
@@ -453,7 +482,8 @@ def _covers(market: MarketView, wanted: set[str], ids: set[NewsId]) -> bool:
     """Whether ``restrict(market, wanted)`` would hold all of ``market``: every symbol it holds is wanted and it
     scores no story but those of its news (``ids``) and no post but those of its social posts."""
     held = (market.features, market.closes, market.news, market.bars, market.social,
-            {} if market.signals is None else market.signals.by_symbol)  # fmt: skip
+            {} if market.signals is None else market.signals.by_symbol,
+            {} if market.technical is None else market.technical.by_symbol)  # fmt: skip
     return (
         all(s in wanted for mapping in held for s in mapping)
         and market.scores.keys() == ids

@@ -6,8 +6,9 @@ and record all of it (ARCHITECTURE §3, §4, §6, §8), in three stages (ARCHITE
    ``agents.deciding.decide_snapshot``: opinions, vote, sizing, risk verdicts and intents (pure);
 3. ``record_drafts``: the audit rows (I/O).
 
-``decide`` runs the three stages for one step; the live decision flow and the backtest call it. What callers can rely
-on:
+``decide`` runs the three stages for one step; the live decision flow and the backtest call it (a replay that keeps
+no row of a decision that sends nothing calls ``decide_sparse``: the same decisions, only those with an intent
+drafted and recorded, ``agents.sparse_step``). What callers can rely on:
 
 - Point in time: it reads the latest ``marts.features`` row with ``known_at <= as_of`` (and the closes before it for
   the strategies) and news first seen in ``(as_of - window, as_of]``; a symbol with no such feature row is skipped
@@ -67,6 +68,7 @@ from agents.snapshot import (
     read_snapshot,
     recent_closes,
 )
+from agents.sparse_step import covers, split_quiet
 from alphaloom.audit import git_sha
 from alphaloom.domain import Action, AgentOpinion, Decision, DecisionId
 from alphaloom.records.decisions import decision_head, recorded_opinions
@@ -84,6 +86,7 @@ __all__ = [
     "consult_llm",
     "current_positions",
     "decide",
+    "decide_sparse",
     "decision_config",
     "latest_features",
     "recent_closes",
@@ -242,6 +245,24 @@ def decide(
         audit.flush(conn)  # similar_situations reads the outcomes and decisions recorded so far
     if answers is None:
         answers = consult_llm(conn, snapshot, params, llm_agent, run_id=run_id)
+    return _draft_and_record(conn, snapshot, params, answers, run_id=run_id, llm_agent=llm_agent, memory=memory,
+                             audit=audit, kill_switch=kill_switch)  # fmt: skip
+
+
+def _draft_and_record(
+    conn: Connection,
+    snapshot: Snapshot,
+    params: DecisionParams,
+    answers: Mapping[str, LlmAnswer],
+    *,
+    run_id: str,
+    llm_agent: LlmAgent | None,
+    memory: ReplayMemory | None,
+    audit: AuditBuffer | None,
+    kill_switch: KnownKillSwitch | None,
+) -> list[Decision]:
+    """The stages after the snapshot: the drafts (decided again on a fresh kill switch state when one proposes an
+    order), the LLM's review, the records, and the memory told of every decision recorded."""
     drafts = decide_snapshot(snapshot, params, answers, run_id=run_id, git_sha=git_sha())
     if kill_switch is not None and any(draft.verdicts for draft in drafts):  # an order proposed: the state now
         fresh = kill_switch.refresh(conn)
@@ -254,3 +275,43 @@ def decide(
         recorded = {id(decision) for decision in decisions}
         memory.remember([draft for draft in drafts if id(draft.decision) in recorded])
     return decisions
+
+
+def decide_sparse(
+    conn: Connection,
+    *,
+    account: str,
+    symbols: Sequence[str],
+    as_of: datetime,
+    run_id: str,
+    settings: Settings,
+    scorer: SentimentScorer,
+    params: DecisionParams,
+    source: MarketSource,
+    memory: ReplayMemory,
+    account_state: AccountState,
+    audit: AuditBuffer,
+    kill_switch: KnownKillSwitch | None = None,
+) -> tuple[list[Decision], int]:
+    """``decide`` for a replay whose ``audit`` keeps no row of a decision that sends nothing (mode ``none``), with no
+    LLM agent: the same snapshot, then only the symbols whose action yields an order intent drafted in full, the
+    others decided by their vote and told to ``memory`` (``agents.sparse_step``). Returns the decisions drafted in
+    full (every one with an intent among them) and how many others were decided: the memory, the account, the
+    orders and the audit rows are those ``decide`` leaves. Raises ``ValueError`` when the audit mode or the
+    parameters are not covered (``agents.sparse_step.covers``): call ``decide``."""
+    if audit.mode != "none" or not covers(params, llm_agent=False):
+        raise ValueError(f"the sparse step does not cover audit {audit.mode!r} or these parameters: use decide")
+    snapshot = read_snapshot(conn, account=account, symbols=symbols, as_of=as_of, run_id=run_id, settings=settings,
+                             params=params, scorer=scorer, source=source, memory=memory,
+                             account_state=account_state, outcomes=audit,
+                             kill_switch=None if kill_switch is None else kill_switch.state)  # fmt: skip
+    snapshot, quiet = split_quiet(snapshot, params)
+    decisions = (  # none to draft: no row either (the mode keeps no weights)
+        _draft_and_record(conn, snapshot, params, {}, run_id=run_id, llm_agent=None, memory=memory, audit=audit,
+                          kill_switch=kill_switch)
+        if snapshot.symbols
+        else []
+    )  # fmt: skip
+    for q in quiet:
+        memory.remember_votes(q.decision_id, q.symbol, snapshot.as_of, q.entry, q.votes, q.action, q.score)
+    return decisions, len(quiet)

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+import numpy as np
+
 from alphaloom.domain import Action, AgentOpinion, Signal
 
 AGENT = "technical"
@@ -73,8 +75,8 @@ def technical_opinion(
     vetoes a SELL (no chasing). Confidence is ``min(1, |score|)``.
     """
     values = _values(features_row)
-    ema_10, ema_50, macd_hist, rsi = values["ema_10"], values["ema_50"], values["macd_hist"], values["rsi_14"]
-    if ema_10 is None or ema_50 is None or macd_hist is None or rsi is None or values["close"] is None:
+    scored = _scored(values, params, signals)
+    if scored is None:
         missing = [name for name, value in values.items() if value is None]
         return AgentOpinion(
             agent=AGENT,
@@ -85,29 +87,13 @@ def technical_opinion(
             rationale=f"warm-up: {', '.join(missing)} not available yet",
             details={"missing": missing, "values": values},
         )
-    gap = ema_10 - ema_50
-    trend = ((gap > 0) - (gap < 0) + (macd_hist > 0) - (macd_hist < 0)) / 2  # the mean of the two signs
-    momentum = max(-1.0, min(1.0, (rsi - 50.0) / 50.0))
-    indicator_score = max(-1.0, min(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
-    score = indicator_score
-    if signals:
-        strategy_score = sum([s.strength for s in signals]) / len(signals)
-        score = max(-1.0, min(1.0, (1 - params.strategy_weight) * score + params.strategy_weight * strategy_score))
-
-    threshold = params.action_threshold
-    action = Action.HOLD
-    veto = ""
-    if score >= threshold:
-        if rsi >= params.rsi_overbought:
-            veto = f"; RSI {rsi:.1f} >= {params.rsi_overbought:g} is overbought, not buying"
-        else:
-            action = Action.BUY
-    elif score <= -threshold:
-        if rsi <= params.rsi_oversold:
-            veto = f"; RSI {rsi:.1f} <= {params.rsi_oversold:g} is oversold, not selling"
-        else:
-            action = Action.SELL
-    confidence = min(1.0, abs(score)) if action is not Action.HOLD else max(0.0, 1.0 - abs(score))
+    trend, momentum, indicator_score, score, action, confidence = scored
+    ema_10, ema_50, macd_hist, rsi = values["ema_10"], values["ema_50"], values["macd_hist"], values["rsi_14"]
+    threshold, veto = params.action_threshold, ""
+    if action is Action.HOLD and score >= threshold:
+        veto = f"; RSI {rsi:.1f} >= {params.rsi_overbought:g} is overbought, not buying"
+    elif action is Action.HOLD and score <= -threshold:
+        veto = f"; RSI {rsi:.1f} <= {params.rsi_oversold:g} is oversold, not selling"
     rationale = (
         f"trend {_TREND_WORDS[trend]}: EMA10 {ema_10:.4g} vs EMA50 {ema_50:.4g}, MACD hist {macd_hist:+.4g}; "
         f"RSI14 {rsi:.1f}; {''.join([f'{s.name} {s.strength:+.2f} ({s.reason}); ' for s in signals])}"
@@ -118,7 +104,7 @@ def technical_opinion(
         symbol,
         as_of,
         action,
-        round(confidence, 6),
+        confidence,
         rationale,
         details={
             "score": score,
@@ -129,6 +115,86 @@ def technical_opinion(
             "signals": {s.name: round(s.strength, 6) for s in signals},
         },
     )
+
+
+def technical_vote(
+    features_row: Mapping[str, object], params: TechnicalParams = TechnicalParams(), signals: Sequence[Signal] = ()
+) -> tuple[Action, float]:
+    """``technical_opinion``'s action and confidence, the same values, without its rationale and details (what a
+    replay's sparse step votes with, ``agents.sparse_step``)."""
+    scored = _scored(_values(features_row), params, signals)
+    return (Action.HOLD, WARMUP_CONFIDENCE) if scored is None else (scored[4], scored[5])
+
+
+def _scored(
+    values: Mapping[str, float | None], params: TechnicalParams, signals: Sequence[Signal]
+) -> tuple[float, float, float, float, Action, float] | None:
+    """(trend, momentum, indicator score, score, action, rounded confidence) of ``technical_opinion``; None during
+    the warm-up (a needed value missing)."""
+    ema_10, ema_50, macd_hist, rsi = values["ema_10"], values["ema_50"], values["macd_hist"], values["rsi_14"]
+    if ema_10 is None or ema_50 is None or macd_hist is None or rsi is None or values["close"] is None:
+        return None
+    gap = ema_10 - ema_50
+    trend = ((gap > 0) - (gap < 0) + (macd_hist > 0) - (macd_hist < 0)) / 2  # the mean of the two signs
+    momentum = max(-1.0, min(1.0, (rsi - 50.0) / 50.0))
+    indicator_score = max(-1.0, min(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
+    score = indicator_score
+    if signals:
+        strategy_score = _strategy_score(signals)
+        score = max(-1.0, min(1.0, (1 - params.strategy_weight) * score + params.strategy_weight * strategy_score))
+    threshold = params.action_threshold
+    action = Action.HOLD
+    if score >= threshold:
+        if rsi < params.rsi_overbought:
+            action = Action.BUY
+    elif score <= -threshold and rsi > params.rsi_oversold:
+        action = Action.SELL
+    confidence = min(1.0, abs(score)) if action is not Action.HOLD else max(0.0, 1.0 - abs(score))
+    return trend, momentum, indicator_score, score, action, round(confidence, 6)
+
+
+def _strategy_score(signals: Sequence[Signal]) -> float:
+    """The mean strength of the strategies' signals (at least one)."""
+    return sum([s.strength for s in signals]) / len(signals)
+
+
+_ACTIONS = (Action.HOLD, Action.BUY, Action.SELL)  # by the codes ``technical_votes`` computes
+
+
+def technical_votes(
+    rows: Sequence[Mapping[str, object]], signals: Sequence[Sequence[Signal]], params: TechnicalParams
+) -> list[tuple[Action, float] | None]:
+    """``technical_vote`` of each row with its signals (``signals[k]`` for ``rows[k]``), computed over the rows at
+    once (a replay cursor's window, ``agents.replay_cursor``): the same values, from the same float operations in
+    the same order on numpy's float64 arrays, the confidence rounded by ``round``. None for a row with a needed
+    value that is not a finite number (warm-up, NaN, an infinity): the caller votes it with ``technical_vote`` on
+    the values the decision reads."""
+    count = len(rows)
+    if count == 0:
+        return []
+    ema_10, ema_50, macd_hist, rsi, close = (np.array([row.get(name) for row in rows], dtype=float)
+                                              for name in ("ema_10", "ema_50", "macd_hist", "rsi_14", "close"))  # fmt: skip
+    finite = np.isfinite(ema_10) & np.isfinite(ema_50) & np.isfinite(macd_hist) & np.isfinite(rsi) & np.isfinite(close)
+    gap = ema_10 - ema_50
+    # the mean of the two signs: int sums divided by 2, as Python divides the bools' int sum
+    trend = ((gap > 0).astype(np.int64) - (gap < 0) + (macd_hist > 0) - (macd_hist < 0)) / 2
+    momentum = np.maximum(-1.0, np.minimum(1.0, (rsi - 50.0) / 50.0))
+    score = np.maximum(-1.0, np.minimum(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
+    spoken = [k for k, found in enumerate(signals) if found]
+    if spoken:
+        strategy = np.array([_strategy_score(signals[k]) for k in spoken], dtype=float)
+        mixed = (1 - params.strategy_weight) * score[spoken] + params.strategy_weight * strategy
+        score[spoken] = np.maximum(-1.0, np.minimum(1.0, mixed))
+    threshold = params.action_threshold
+    buy = (score >= threshold) & (rsi < params.rsi_overbought)
+    sell = (score < threshold) & (score <= -threshold) & (rsi > params.rsi_oversold)
+    strength = np.abs(score)
+    confidence = np.where(buy | sell, np.minimum(1.0, strength), np.maximum(0.0, 1.0 - strength))
+    codes = buy.astype(np.int64) + 2 * sell
+    return [
+        (_ACTIONS[code], round(value, 6)) if ok else None
+        for ok, code, value in zip(finite.tolist(), codes.tolist(), confidence.tolist(), strict=True)
+    ]
 
 
 # The action's text (``Action.value``, without the enum's property per call).

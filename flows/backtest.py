@@ -22,8 +22,9 @@ from agents.replay_memory import ReplayMemory
 from agents.risk.gate import portfolio_gate
 from agents.sentiment import SentimentScorer
 from agents.snapshot import REPLAY_MAX_AGE_S, KnownKillSwitch
+from agents.sparse_step import covers
 from agents.strategies.sma_cross import SmaCrossParams
-from agents.team import StrategyParams, Team, build_team, decide
+from agents.team import StrategyParams, Team, build_team, decide, decide_sparse
 from alphaloom.backtest.exposure import llm_exposure
 from alphaloom.db.background import BackgroundWriter
 from alphaloom.db.copy import relaxed_bulk_write
@@ -168,6 +169,16 @@ class Replay:
         return self.order_store is not None and ledger is not None and not ledger.slices_scheduled
 
     @cached_property
+    def sparse(self) -> bool:
+        """Whether the steps decide sparsely (``agents.team.decide_sparse``: only the symbols whose action yields an
+        order drafted in full): a window with its in-memory account, an audit buffer that keeps no row of a decision
+        that sends nothing (``--audit none``), no LLM agent and parameters the sparse step covers
+        (``agents.sparse_step.covers``: no pattern analyst). Otherwise every symbol is drafted (``decide``)."""
+        window, audit = self.window, self.audit
+        return (window is not None and window.account is not None and audit is not None and audit.mode == "none"
+                and covers(window.params, llm_agent=self.team.llm_agent is not None))  # fmt: skip
+
+    @cached_property
     def on_booking(self) -> BookingListener | None:
         """What tells the in-memory account of each booking of fills execution writes (None without one)."""
         return None if self.window is None or self.window.account is None else _booking_listener(self.window.account)
@@ -232,15 +243,24 @@ def _step(
                                  account=replay.account, gate=replay.gate, on_booking=on_booking)  # fmt: skip
         if deferred is not None:
             deferred.defer_marks = True
+        quiet = 0  # the decisions of a sparse step that send nothing (not drafted)
         try:
-            decisions = decide(
-                conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
-                settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
-                llm_agent=replay.team.llm_agent, params=None if window is None else window.params,
-                source=None if window is None else window.cursor,
-                memory=None if window is None else window.memory, account_state=ledger, audit=replay.audit,
-                kill_switch=kill_switch,
-            )  # fmt: skip
+            if replay.sparse:
+                assert window is not None and ledger is not None and replay.audit is not None  # ``Replay.sparse``
+                decisions, quiet = decide_sparse(
+                    conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
+                    settings=replay.settings, scorer=replay.team.scorer, params=window.params, source=window.cursor,
+                    memory=window.memory, account_state=ledger, audit=replay.audit, kill_switch=kill_switch,
+                )  # fmt: skip
+            else:
+                decisions = decide(
+                    conn, account=replay.account, symbols=replay.symbols, as_of=as_of, run_id=replay.run_id,
+                    settings=replay.settings, scorer=replay.team.scorer, strategy=replay.strategy,
+                    llm_agent=replay.team.llm_agent, params=None if window is None else window.params,
+                    source=None if window is None else window.cursor,
+                    memory=None if window is None else window.memory, account_state=ledger, audit=replay.audit,
+                    kill_switch=kill_switch,
+                )  # fmt: skip
         finally:
             if deferred is not None:
                 deferred.defer_marks = False
@@ -266,7 +286,7 @@ def _step(
             )
             if ledger is not None and result.scheduled:
                 ledger.slices_scheduled = True
-    return {"decisions": len(decisions), "intents": len(intents)}
+    return {"decisions": len(decisions) + quiet, "intents": len(intents)}
 
 
 def _known(kill_switch: KnownKillSwitch) -> Callable[[Connection], KillSwitchState]:

@@ -32,15 +32,31 @@ def sma_cross_opinion(
 ) -> AgentOpinion:
     """BUY (confidence 1) when SMA(fast) > SMA(slow) over ``closes`` (oldest first), else SELL; SELL during the
     warm-up (fewer than ``slow`` closes), like the fast path's target 0."""
-    if len(closes) < params.slow:
+    averages = _averages(closes, params)
+    if averages is None:
         return AgentOpinion(AGENT, symbol, as_of, Action.SELL, 1.0,
                             f"{NAME}: {len(closes)} closes, {params.slow} needed (warm-up: flat)",
                             details={"strategy": NAME, "warm_up": True})  # fmt: skip
-    fast = sum(closes[-params.fast :]) / params.fast
-    slow = sum(closes[-params.slow :]) / params.slow
-    action = Action.BUY if fast > slow else Action.SELL
+    fast, slow = averages
     return AgentOpinion(
-        AGENT, symbol, as_of, action, 1.0,
+        AGENT, symbol, as_of, _action(averages), 1.0,
         f"{NAME}: SMA({params.fast}) {fast:.6g} {'>' if fast > slow else '<='} SMA({params.slow}) {slow:.6g}",
         details={"strategy": NAME, "sma_fast": fast, "sma_slow": slow},
     )  # fmt: skip
+
+
+def sma_cross_vote(closes: Sequence[float], params: SmaCrossParams = SmaCrossParams()) -> tuple[Action, float]:
+    """``sma_cross_opinion``'s action and confidence, without its rationale (a replay's sparse step,
+    ``agents.sparse_step``)."""
+    return _action(_averages(closes, params)), 1.0
+
+
+def _averages(closes: Sequence[float], params: SmaCrossParams) -> tuple[float, float] | None:
+    """(SMA(fast), SMA(slow)) of the last closes; None during the warm-up."""
+    if len(closes) < params.slow:
+        return None
+    return sum(closes[-params.fast :]) / params.fast, sum(closes[-params.slow :]) / params.slow
+
+
+def _action(averages: tuple[float, float] | None) -> Action:
+    return Action.BUY if averages is not None and averages[0] > averages[1] else Action.SELL

@@ -828,3 +828,77 @@ def test_a_context_prepared_from_its_inputs_source_never_builds_the_returns_fram
     assert later.returns is frame and built == [1]
     fallback = PortfolioContext(equity=Decimal(1), peak_equity=Decimal(1), returns=computed, inputs_source=lambda: None)
     assert fallback.prepared().inputs is not None and built == [1, 1]
+
+
+_TRADED_ROWS = ("orders", "order_events", "fills", "equity_marks", "positions", "balances")
+
+
+@pytest.mark.parametrize("rule", ["team", "sma_cross"])
+def test_the_sparse_step_decides_trades_and_learns_exactly_as_drafting_every_symbol(engine, data, rule) -> None:
+    """``--audit none`` replays decide sparsely (``agents.sparse_step``: only the symbols whose action sends an
+    order drafted in full): over 400 steps of six symbols with news (late stories, a gap, a symbol listed
+    mid-window), every decision's action, score and opinions told to the memory, the orders, their events, fills,
+    equity marks, the final positions, balances, learned weights and trade statistics, and the decision rows of
+    the orders equal those of the same replay drafting every symbol (``--audit decisions``, and ``full``: its
+    memory builds the outcome rows)."""
+    from agents.audit_buffer import AuditBuffer
+    from agents.team import Team
+    from alphaloom.domain import decision_ids_for
+    from execution.accounts.registry import ensure_account
+    from flows.backtest import CHUNK_STEPS, Replay, ReplayWindow, replay_chunk
+    from flows.decide import decision_times
+
+    settings = get_settings().model_copy(update={"risk.sizing_mode": "kelly", "risk.sizing_lookback_trades": 5})
+    strategy = (
+        StrategyParams() if rule == "team" else StrategyParams(rule="sma_cross", sma_cross=SmaCrossParams(10, 20))
+    )
+    scorer, symbols = LexiconScorer(), list(data.symbols)
+    times = decision_times(data.end, 400, "1h")
+    told, rows, learned = {}, {}, {}
+    for mode in ("full", "decisions", "none"):
+        account, run_id = f"sparse-{rule}-{mode}", f"sparse-{rule}-{mode}-run"
+        with engine.begin() as conn:
+            conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+            ensure_account(conn, account, "paper", "USDT", "paper", settings.starting_cash, run_id)
+        window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                                   settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+        memory, calls = window.memory, []
+        remember_votes = memory.remember_votes
+
+        def telling(*args, remember_votes=remember_votes, calls=calls, account=account, version=window.params.version):
+            decision_id, symbol, as_of, entry, votes, action, score = args  # every decision the memory learns
+            own_id = decision_id == decision_ids_for(account, [symbol], "1h", as_of, version)[symbol]
+            said = tuple((o.agent, o.action, o.confidence, (o.details or {}).get("horizon_bars"))
+                         for o in votes)  # fmt: skip
+            calls.append((as_of, symbol, own_id, entry, said, action, score))
+            remember_votes(*args)
+
+        memory.remember_votes = telling  # type: ignore[method-assign]
+        replay = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {},
+                        window, AuditBuffer(mode))  # fmt: skip
+        assert replay.sparse is (mode == "none")
+        assert (window.cursor.market_at(times[0]).technical is not None) is (rule == "team"), "votes computed ahead"
+        for first in range(0, len(times), CHUNK_STEPS):
+            replay_chunk.fn(replay, times[first : first + CHUNK_STEPS])
+        told[mode] = sorted(calls, key=lambda call: call[:2])
+        learned[mode] = (memory.weights(), memory.trades(), window.account.positions(symbols))
+        with engine.connect() as conn:
+            rows[mode] = {name: conn.execute(text(_AUDIT[name]), {"a": account}).all()
+                          for name in ("decisions", *_TRADED_ROWS)}  # fmt: skip
+    decided = told["decisions"]
+    assert all(call[2] for call in decided + told["none"]), "each decision under its own id"
+    assert len(decided) > 300 * len(symbols) and len({call[1] for call in decided}) == len(symbols)
+    assert {call[5].value for call in decided} >= {"buy", "sell"}
+    assert rows["decisions"]["fills"] and {f.side for f in rows["decisions"]["fills"]} == {"buy", "sell"}
+    if rule == "team":
+        assert any(call[4][1][1].value != "hold" for call in decided), "the news analyst voted"
+        assert any(call[5].value == "hold" for call in decided)
+        assert any(
+            w.weight != b for w, b in zip(learned["none"][0].values(), strategy.base_weights().values(), strict=True)
+        )
+    assert told["none"] == decided and told["full"] == decided
+    assert learned["none"] == learned["decisions"] == learned["full"], "learning without the outcome rows: the same"
+    for name in _TRADED_ROWS:
+        assert rows["none"][name] == rows["decisions"][name] == rows["full"][name], name
+    ordered = {(d.symbol, d.as_of) for d in rows["none"]["orders"]}
+    assert rows["none"]["decisions"] == [d for d in rows["decisions"]["decisions"] if (d.symbol, d.as_of) in ordered]

@@ -3,6 +3,7 @@ was cut: issue 14): the same opinion, rationale text and details included, over 
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -11,7 +12,14 @@ from typing import cast
 
 import pytest
 
-from agents.technical import NEEDED, WARMUP_CONFIDENCE, TechnicalParams, technical_opinion
+from agents.technical import (
+    NEEDED,
+    WARMUP_CONFIDENCE,
+    TechnicalParams,
+    technical_opinion,
+    technical_vote,
+    technical_votes,
+)
 from alphaloom.domain import Action, AgentOpinion, Signal
 
 AS_OF = datetime(2024, 3, 1, 12, tzinfo=UTC)
@@ -75,6 +83,27 @@ def test_technical_opinion_equals_its_reference(seed: int) -> None:
         assert got == want
         assert got.rationale == want.rationale and repr(got.details) == repr(want.details)
         assert type(got.action) is Action and type(got.confidence) is type(want.confidence)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_votes_computed_at_once_equal_the_reference_opinions_actions_and_confidences(seed: int) -> None:
+    """``technical_vote`` (one row) and ``technical_votes`` (rows at once, over arrays: None for a row with a value
+    that is not a finite number, infinities included) give the reference opinion's action and confidence."""
+    rng = random.Random(seed)
+    for _ in range(40):
+        params = _params(rng)
+        rows = [_row(rng) for _ in range(100)]
+        for row in rng.sample(rows, 3):
+            row[rng.choice(NEEDED)] = rng.choice([float("inf"), float("-inf")])
+        signals = [_signals(rng) for _ in rows]
+        votes = technical_votes(rows, signals, params)
+        for row, found, vote in zip(rows, signals, votes, strict=True):
+            want = _reference_opinion(row, "X/USDT", AS_OF, params, found)
+            assert technical_vote(row, params, found) == (want.action, want.confidence)
+            finite = all(isinstance(v, int | float | Decimal) and math.isfinite(v) for v in map(row.get, NEEDED))
+            assert (vote is not None) is finite, row
+            if vote is not None:
+                assert vote == (want.action, want.confidence) and type(vote[1]) is float
 
 
 def test_technical_opinion_reference_covers_every_branch() -> None:
