@@ -30,7 +30,7 @@ MYPY_CLEAN := -p agents -p alphaloom.db -m alphaloom.settings -m alphaloom.error
               -p alphaloom.records -m alphaloom.console.app -m alphaloom.console.web -m alphaloom.console.pages \
               -m alphaloom.console.login -m alphaloom.console.action_routes -m alphaloom.reporting.report \
               -m alphaloom.reporting.explain -m alphaloom.reporting.explain_html -m alphaloom.reporting.decision_summary \
-              -m alphaloom.fx -m alphaloom.progress -m alphaloom.task_runner -m alphaloom.dask_runner \
+              -m alphaloom.fx -m alphaloom.progress -m alphaloom.garbage -m alphaloom.task_runner -m alphaloom.dask_runner \
               -p alphaloom.features -p alphaloom.quality -m alphaloom.venues.ccxt_errors -m alphaloom.venues.ccxt_exchange \
               -m alphaloom.ingest -m alphaloom.ingest.calendars -m alphaloom.ingest.ccxt_prices -m alphaloom.ingest.price_jumps \
               -m alphaloom.ingest.price_sources -m alphaloom.ingest.prices -m alphaloom.ingest.quarantine \

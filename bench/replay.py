@@ -102,6 +102,7 @@ def replay(
     from agents.team import Team
     from alphaloom.db.background import BackgroundWriter
     from alphaloom.db.engine import get_engine
+    from alphaloom.garbage import collected_between_chunks
     from execution.accounts.registry import ensure_account
     from flows.backtest import CHUNK_STEPS, Replay, ReplayWindow, _step, flush_audit
     from flows.decide import decision_times
@@ -112,25 +113,30 @@ def replay(
         ensure_account(conn, account, "paper", settings.base_currency, "paper", settings.starting_cash, run_id)
     times = decision_times(END, steps, settings.timeframe)
     started, cpu_started = time.perf_counter(), time.process_time()
-    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
-                               settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
     per_step = []
-    with BackgroundWriter(name="bench-replay-writer") as writer:  # as flows.backtest.replay_run: waited for at the end
-        run = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {},
-                     window, None if audit is None else AuditBuffer(audit), writer)  # fmt: skip
-        for first in range(0, len(times), CHUNK_STEPS):  # as flows.backtest.replay_chunk: one connection per chunk
-            writer.check()
-            with engine.connect() as conn:
-                with conn.begin():
-                    kill_switch = KnownKillSwitch.read(conn, 0.0 if run.order_store is None else REPLAY_MAX_AGE_S)
-                for as_of in times[first : first + CHUNK_STEPS]:
-                    t0 = time.perf_counter()
-                    counts = _step(run, as_of, conn, kill_switch)
-                    per_step.append(time.perf_counter() - t0)
-                    assert counts["decisions"] == len(symbols), counts
-                # in the run's seconds, not in a step's (the last tenth would hold one more flush); written by the
-                # writer while the next chunk's steps run
-                flush_audit(run, conn)
+    # as flows.backtest.replay_run: the collector run after the window's load and between chunks
+    with collected_between_chunks() as settle:
+        window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                                   settings=settings, strategy=strategy, scorer=scorer)  # fmt: skip
+        settle()
+        # as flows.backtest.replay_run: the writer waited for at the end
+        with BackgroundWriter(name="bench-replay-writer") as writer:
+            run = Replay(account, symbols, run_id, settings, Team(scorer, None), strategy, "close", times[-1], {},
+                         window, None if audit is None else AuditBuffer(audit), writer)  # fmt: skip
+            for first in range(0, len(times), CHUNK_STEPS):  # as flows.backtest.replay_chunk: one connection per chunk
+                writer.check()
+                with engine.connect() as conn:
+                    with conn.begin():
+                        kill_switch = KnownKillSwitch.read(conn, 0.0 if run.order_store is None else REPLAY_MAX_AGE_S)
+                    for as_of in times[first : first + CHUNK_STEPS]:
+                        t0 = time.perf_counter()
+                        counts = _step(run, as_of, conn, kill_switch)
+                        per_step.append(time.perf_counter() - t0)
+                        assert counts["decisions"] == len(symbols), counts
+                    # in the run's seconds, not in a step's (the last tenth would hold one more flush); written by
+                    # the writer while the next chunk's steps run
+                    flush_audit(run, conn)
+                settle()
     return Timed(time.perf_counter() - started, per_step, time.process_time() - cpu_started)
 
 

@@ -31,6 +31,7 @@ from alphaloom.db.copy import relaxed_bulk_write
 from alphaloom.db.engine import get_engine
 from alphaloom.domain import AccountId, bar_close, last_closed_open
 from alphaloom.errors import ConfigError, DataUnavailableError
+from alphaloom.garbage import collected_between_chunks
 from alphaloom.ops.kill_switch import KillSwitchState, kill_switch_state
 from alphaloom.progress import progress
 from alphaloom.reporting.run_report import (
@@ -426,15 +427,19 @@ def replay_run(
     account = backtest_account(run_id)
     _ensure_paper_account(settings, account, run_id)
     opens = _bar_opens(engine, settings, symbols, times[0], times[-1]) if fill_at == "next_open" else {}
-    window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
-                               settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
-    # each chunk's rows written while the next chunk runs; all written (or the writer's failure raised) at the exit
-    with BackgroundWriter(name=f"replay-writer-{run_id[:8]}") as writer:
-        replay = Replay(account, symbols, run_id, settings, team, rules, fill_at, times[-1], opens, window,
-                        AuditBuffer(audit), writer)  # fmt: skip
-        with progress(len(times), f"backtest {run_id[:8]}") as advance:
-            for first in range(0, len(times), CHUNK_STEPS):
-                replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
+    # the collector scans the window and the replay's history once per chunk, not every few hundred allocations
+    with collected_between_chunks() as settle:
+        window = ReplayWindow.load(engine, account=account, symbols=symbols, times=times, run_id=run_id,
+                                   settings=settings, strategy=rules, scorer=team.scorer)  # fmt: skip
+        settle()
+        # each chunk's rows written while the next chunk runs; all written (or the writer's failure raised) at the exit
+        with BackgroundWriter(name=f"replay-writer-{run_id[:8]}") as writer:
+            replay = Replay(account, symbols, run_id, settings, team, rules, fill_at, times[-1], opens, window,
+                            AuditBuffer(audit), writer)  # fmt: skip
+            with progress(len(times), f"backtest {run_id[:8]}") as advance:
+                for first in range(0, len(times), CHUNK_STEPS):
+                    replay_chunk(replay, times[first : first + CHUNK_STEPS], advance)
+                    settle()
     unrecorded = dict(replay.audit.refusals) if replay.audit is not None else {}
     _summarise_refusals(engine, run_id, unrecorded)
     with engine.connect() as conn:  # the report's notes (fills, LLM mode, exposure) come from the run's row
