@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from agents.consensus import Opinion
 from agents.deciding import DecisionDraft
 from agents.memory import TEAM, AgentWeight, HitRates, MemoryParams, action_hit, outcome_record, realised
 from agents.replay_cursor import ReplayCursor
@@ -32,15 +33,10 @@ _HOLD = Action.HOLD.value
 _ACTION_TEXT = {action: action.value for action in Action}  # ``Action.value`` without the enum's property per call
 
 
-class Said(Protocol):
-    """What the memory reads of an opinion (an ``AgentOpinion``, or a sparse step's ``agents.sparse_step.Vote``)."""
+class Said(Opinion, Protocol):
+    """What the memory reads of an opinion (an ``AgentOpinion``, or a sparse step's ``agents.sparse_step.Vote``): what
+    the vote reads, and the details (for a ``horizon_bars``)."""
 
-    @property
-    def agent(self) -> str: ...
-    @property
-    def action(self) -> Action: ...
-    @property
-    def confidence(self) -> float: ...
     @property
     def details(self) -> Mapping[str, Any] | None: ...
 
