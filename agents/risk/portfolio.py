@@ -191,14 +191,26 @@ class PortfolioContext:
         return self._replace(inputs=inputs if inputs is not None else returns_inputs(self.returns))
 
     def _replace(self, **changes: Any) -> PortfolioContext:
-        """``dataclasses.replace`` handing on the returns as held (a function not yet called stays uncalled)."""
-        return dataclasses.replace(self, returns=self.__dict__[_RETURNS_SLOT], **changes)
+        """``dataclasses.replace`` handing on the returns as held (a function not yet called stays uncalled): the
+        fields copied as they are held, then ``changes`` (fields only), without ``__init__`` (no field has a
+        ``__post_init__`` or a default to apply to a copy; a replay builds one per decided symbol)."""
+        unknown = changes.keys() - _CONTEXT_FIELDS
+        if unknown:
+            raise TypeError(f"PortfolioContext has no field {sorted(unknown)}")
+        copy = object.__new__(type(self))
+        held = copy.__dict__
+        held.update(self.__dict__)
+        held.update(changes)
+        return copy
 
     def after(self, intent: OrderIntent, quote_rate: Decimal) -> PortfolioContext:
         """The context once ``intent`` has filled at its reference price (so the next intent sees it); ``quote_rate``
         converts its notional into the base currency."""
         return self._replace(exposures=_exposures_after(self.exposures, intent, quote_rate))
 
+
+# the fields ``PortfolioContext._replace`` may change (``returns`` is held under its slot, ``_RETURNS_SLOT``)
+_CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(PortfolioContext)) - {"returns"}
 
 # ``QuoteRate.same(currency)``, one immutable value per currency (asked for every symbol a replay step decides)
 _same_rate = cache(QuoteRate.same)

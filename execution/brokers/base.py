@@ -86,6 +86,11 @@ class BrokerReport:
     def filled_quantity(self) -> Decimal:
         return sum((f.quantity for f in self.fills), Decimal(0))
 
+    def placed(self, venue_order_id: VenueOrderId) -> BrokerReport:
+        """This report with the id its venue gave the order (``dataclasses.replace``, built directly: once per order
+        a paper venue places)."""
+        return BrokerReport(self.client_order_id, self.status, venue_order_id, self.fills, self.reason, self.symbol)
+
 
 @runtime_checkable
 class Broker(Protocol):

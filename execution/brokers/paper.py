@@ -146,7 +146,7 @@ class InMemoryVenue:
             previous, sequence = self.history(coid)
             if previous is not None and previous.status in _OPEN:  # unique among open orders, like Binance
                 raise _duplicate_open(coid)
-            placed = dataclasses.replace(report, venue_order_id=venue_order_id(coid, sequence))
+            placed = report.placed(venue_order_id(coid, sequence))
             self._orders.setdefault(coid, []).append(placed)
         return placed
 

@@ -11,7 +11,6 @@ order id before anything is resent.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -56,7 +55,7 @@ def send_order(conn: Connection, new_order: NewOrder, state: OrderState, ctx: Se
     if journal_apart(broker):
         record_attempt(conn, coid, intent.account, new_order.venue, details)
     else:  # a replay's venue: journaled in the statement that records the order, in the same transaction
-        new_order = dataclasses.replace(new_order, journal=details)
+        new_order = new_order.journaled(details)
     try:
         report = broker.submit(request)
     except (KillSwitchEngagedError, OrderRejectedError) as exc:

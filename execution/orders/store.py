@@ -311,6 +311,12 @@ class NewOrder:
     limit_price: Decimal | None = None
     journal: Mapping[str, Any] | None = None
 
+    def journaled(self, journal: Mapping[str, Any]) -> NewOrder:
+        """This order with its submit journal's details (``dataclasses.replace(self, journal=journal)``, built
+        directly: once per order a replay sends)."""
+        return NewOrder(self.intent, self.venue, self.parent, self.arrival_price, self.guard, self.order_type,
+                        self.limit_price, journal)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class EventRow:

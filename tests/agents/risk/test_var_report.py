@@ -48,3 +48,40 @@ def test_var_report_equals_the_figures_computed_one_by_one(seed: int) -> None:
 def test_var_report_of_no_history_is_refused_as_before() -> None:
     with pytest.raises(ValueError, match="at least one observation"):
         var_report(np.empty((0, 2)), np.array([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_portfolio_pnl_of_a_finite_history_is_the_product_nan_to_num_gave(seed: int) -> None:
+    """The finite history skips ``nan_to_num`` (its own values): the P&L stays the product it gave, bit for bit, in
+    the layout a replay hands over (bars x symbols, column-major, read-only); a history with NaN or infinities still
+    goes through it."""
+    rng = np.random.default_rng(seed)
+    bars, assets = int(rng.integers(1, 300)), int(rng.integers(1, 12))
+    exposures = rng.uniform(-5000, 20000, assets)
+    finite = np.asfortranarray(rng.normal(0, 0.02, (bars, assets)))
+    finite.flags.writeable = False
+    gapped = rng.normal(0, 0.02, (bars, assets))
+    gapped[rng.random((bars, assets)) < 0.1] = np.nan
+    for returns in (finite, gapped, finite[:, 0]):
+        columns = returns[:, None] if returns.ndim == 1 else returns
+        expected = np.nan_to_num(columns, nan=0.0) @ exposures[: columns.shape[1]]
+        assert portfolio_pnl(returns, exposures[: columns.shape[1]]).tobytes() == expected.tobytes()
+    infinite = np.array(finite)
+    infinite[0, 0] = np.inf  # nan_to_num makes it the largest float, which a zero exposure zeroes (inf x 0 is NaN)
+    flat = np.array([0.0, *exposures[1:]])
+    pnl = portfolio_pnl(infinite, flat)
+    assert np.isfinite(pnl).all() and pnl.tobytes() == (np.nan_to_num(infinite, nan=0.0) @ flat).tobytes()
+
+
+def test_the_moments_var_report_takes_are_numpys_bit_for_bit() -> None:
+    """``var_report``'s mean and deviation (numpy's sums without the methods' wrappers) equal ``mean()`` and
+    ``std(ddof=1)`` over vectors of every length the pairwise sum splits differently, at several magnitudes."""
+    from agents.risk.var import _deviation, _mean
+
+    rng = np.random.default_rng(7)
+    for n in [*range(2, 40), 127, 128, 129, 200, 257, 1000, 2049]:
+        for magnitude in (1e-6, 1.0, 3e4, 1e9):
+            values = rng.normal(0.3, 1.0, n) * magnitude
+            assert np.float64(_mean(values)).tobytes() == np.float64(values.mean()).tobytes(), (n, magnitude)
+            assert np.float64(_mean(values[:5])).tobytes() == np.float64(values[:5].mean()).tobytes()
+            assert np.float64(_deviation(values)).tobytes() == np.float64(values.std(ddof=1)).tobytes(), n
