@@ -258,7 +258,8 @@ class ReplayAccount:
         rates = self._fx.rates_at(owed, as_of)
         quote_rates = {**self._fx.known_rates_at(quoted, as_of), **rates}
         markets = {s: self._markets[s] for s in universe}
-        equity, exposures = account_equity(balances, held, self._market.marks(universe, as_of), rates, base)
+        # the marks of the positions held: the only ones the equity reads
+        equity, exposures = account_equity(balances, held, self._market.marks(list(held), as_of), rates, base)
         if self.defer_marks:
             self._unwritten[as_of] = equity
         else:
