@@ -85,6 +85,7 @@ class ReplayMemory:
         self._buys: list[tuple[datetime, str, datetime, float]] = []  # team buys with a hit, in realised order
         self._trade_lookback = trade_lookback
         self._recorded: set[str] = set()
+        self._weights: dict[str, AgentWeight] | None = None  # weights() until the next hit learnt
 
     def remember(self, drafts: Sequence[DecisionDraft]) -> None:
         """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team`` (read from
@@ -219,6 +220,8 @@ class ReplayMemory:
         """Learn from ``hits`` ((realised_at, symbol, as_of, agent, hit) of the agents weighed) and keep the team's
         ``buys`` ((realised_at, symbol, as_of, realised return)), each in any order."""
         fresh = sorted(hits)
+        if fresh:
+            self._weights = None
         if fresh and self._hits and fresh[0][:3] < self._hits[-1][:3]:
             # Arrived out of order (never for a step-by-step replay): replay the rates from the start.
             self._hits = sorted(self._hits + fresh, key=lambda h: h[:3])
@@ -232,8 +235,11 @@ class ReplayMemory:
         for buy in buys:
             insort(self._buys, buy)
 
-    def weights(self) -> dict[str, AgentWeight]:
-        return self._rates.weights(self._base)
+    def weights(self) -> Mapping[str, AgentWeight]:
+        """The weights learnt so far: the same mapping (never changed) until a hit is learnt."""
+        if self._weights is None:
+            self._weights = self._rates.weights(self._base)
+        return self._weights
 
     def trades(self) -> TradeStats:
         return trade_stats([r for *_, r in self._buys[-self._trade_lookback :]] if self._trade_lookback else [])

@@ -292,7 +292,7 @@ class MemoryState(Protocol):
 
     def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]: ...
 
-    def weights(self) -> dict[str, AgentWeight]: ...
+    def weights(self) -> Mapping[str, AgentWeight]: ...
 
     def trades(self) -> TradeStats: ...
 
@@ -473,7 +473,9 @@ def read_snapshot(
     if source is None:
         market = read_market_view(conn, symbols=pending, as_of=as_of, run_id=run_id, params=params, scorer=scorer)
     else:
-        market = restrict(source.market_at(as_of, symbols), pending)
+        market = source.market_at(as_of, symbols)
+        if recorded:  # else every symbol asked is pending: the view holds nothing to leave out
+            market = restrict(market, pending)
     # the flow's account and symbol names become typed ids here, where they enter the decision's values
     return Snapshot(AccountId(account), as_of, tuple(Symbol(s) for s in symbols), decision_ids, frozenset(recorded), market, account_view,
                     scorer.name, getattr(scorer, "fallback_reason", None))  # fmt: skip
