@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import pairwise
+from itertools import accumulate, islice, pairwise
 from typing import Any
 
 import numpy as np
@@ -283,11 +283,9 @@ class ReplayCursor:
         leaves)."""
         first = max(1, bisect_right(s.known_at, self.start))
         first_count, trends, fades = signals
-        seen, counts = 0, []  # the closes among the rows up to each one
-        for k, row in enumerate(s.rows):
-            seen += row["close"] is not None
-            if k + 1 >= first:
-                counts.append(seen - first_count)
+        # per row from the first a step sees: the count of closes among the rows up to it, from the first count
+        seen = accumulate([row["close"] is not None for row in s.rows], initial=-first_count)
+        counts = list(islice(seen, first, None))
         rows = s.rows[first - 1 :]
         up, back = trends.strengths, fades.strengths
         votes = technical_votes(rows, [[x for x in (up[i], back[i]) if x is not None] for i in counts], params)

@@ -89,7 +89,7 @@ def lazy_mean_reversion_at_ends(
         def build(k: int) -> Signal:
             return _signal(zs[k], symbol, params)
 
-        return [_strength(z, params) for z in zs], build
+        return _window_strengths(np.array(zs, dtype=float), params), build
 
     return lazy_signals_at_ends(closes, params.window, minimum=2, history=history, first=first, usable=_finite,
                                 strengths=strengths)  # fmt: skip
@@ -98,6 +98,15 @@ def lazy_mean_reversion_at_ends(
 def _window_signals(windows: np.ndarray, symbol: str, params: MeanReversionParams) -> list[Signal]:
     """``mean_reversion`` of each row of ``windows``, with the z-score's numpy operations applied to all rows at once."""
     return [_signal(z, symbol, params) for z in _window_zscores(windows)]
+
+
+def _window_strengths(zs: np.ndarray, params: MeanReversionParams) -> list[float]:
+    """``_strength`` of each z-score at once: the same IEEE double operations on arrays, each ``max``/``min`` as the
+    comparison Python's makes."""
+    stretched = np.abs(zs) - params.entry_z
+    excess = np.where(stretched > 0.0, stretched, 0.0) / max(1e-12, params.full_z - params.entry_z)
+    strengths: list[float] = (-np.where(excess < 1.0, excess, 1.0) * np.where(zs > 0, 1.0, -1.0)).tolist()
+    return strengths
 
 
 def _window_zscores(windows: np.ndarray) -> list[float]:

@@ -116,12 +116,13 @@ def lazy_momentum_at_ends(
     """``momentum_at_ends`` as ``LazySignals``: the strengths computed, each signal built when first read."""
 
     def strengths(windows: np.ndarray) -> tuple[list[float], Callable[[int], Signal]]:
-        fits = _window_fits(windows, params)
+        arrays = _window_arrays(windows, params)
+        fits = tuple(column.tolist() for column in arrays)
 
         def build(k: int) -> Signal:
             return _signal(symbol, params, *(column[k] for column in fits))
 
-        return [_strength(params, *fit)[0] for fit in zip(*fits, strict=True)], build
+        return _window_strengths(params, *arrays), build
 
     return lazy_signals_at_ends(closes, params.lookback, minimum=3, history=history, first=first, usable=_usable,
                                 strengths=strengths)  # fmt: skip
@@ -135,6 +136,29 @@ def _window_signals(windows: np.ndarray, symbol: str, params: MomentumParams) ->
 def _window_fits(windows: np.ndarray, params: MomentumParams) -> tuple[list[float], ...]:
     """The slopes, totals, residuals and vols of the rows of ``windows``, as ``momentum`` hands them to ``_signal``
     (Python floats: the same doubles as numpy's, the same arithmetic and text)."""
+    return tuple(column.tolist() for column in _window_arrays(windows, params))
+
+
+def _window_strengths(
+    params: MomentumParams, slopes: np.ndarray, totals: np.ndarray, residuals: np.ndarray, vols: np.ndarray
+) -> list[float]:
+    """``_strength`` of each row at once: the same IEEE double operations on arrays, each ``max``/``min`` as the
+    comparison Python's makes (NaN included), ``tanh`` math's."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        fit = 1.0 - residuals / np.where(totals == 0, 1.0, totals)
+        r_squared = np.where(totals == 0, 0.0, np.where(fit > 0.0, fit, 0.0))
+        flat = (vols == 0) | ~np.isfinite(vols)
+        ratios = np.where(flat, 0.0, slopes / np.where(flat, 1.0, vols) / params.scale)
+    tanh = math.tanh
+    trended = np.array([tanh(ratio) for ratio in ratios.tolist()], dtype=float) * r_squared
+    strength = np.where(flat, np.where(slopes == 0, 0.0, np.copysign(r_squared, slopes)), trended)
+    strength = np.where(strength < 1.0, strength, 1.0)
+    clamped: list[float] = np.where(strength > -1.0, strength, -1.0).tolist()
+    return clamped
+
+
+def _window_arrays(windows: np.ndarray, params: MomentumParams) -> tuple[np.ndarray, ...]:
+    """The slopes, totals, residuals and vols of the rows of ``windows`` (``_window_fits``), as arrays."""
     log_prices = np.log(windows)
     x = np.arange(params.lookback, dtype=float)
     fits = _line_fits(x, log_prices)
@@ -143,4 +167,4 @@ def _window_fits(windows: np.ndarray, params: MomentumParams) -> tuple[list[floa
     totals = np.sum((log_prices - log_prices.mean(axis=1, keepdims=True)) ** 2, axis=1)
     residuals = np.sum((log_prices - fitted) ** 2, axis=1)
     vols = np.std(np.diff(log_prices, axis=1), axis=1, ddof=1)
-    return slopes.tolist(), totals.tolist(), residuals.tolist(), vols.tolist()
+    return slopes, totals, residuals, vols
