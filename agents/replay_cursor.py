@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from agents.deciding import entry_of, feature_values
+from agents.deciding import feature_values, row_entry
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
 from agents.patterns.analyst import Bar
@@ -48,7 +48,6 @@ from agents.snapshot import (
     TechnicalAhead,
     as_bar,
     require_features,
-    utc,
 )
 from agents.social import posts_known, recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams, lazy_mean_reversion_at_ends
@@ -292,7 +291,7 @@ class ReplayCursor:
         return first, [
             (vote if vote is not None else technical_vote(feature_values(row, TECHNICAL_COLUMNS), params,
                                                           _signals_of(trends, fades, i)),
-             entry_of(feature_values(row, ("close",)), utc(row["ts"])))
+             row_entry(row))
             for row, i, vote in zip(rows, counts, votes, strict=True)
         ]  # fmt: skip
 
