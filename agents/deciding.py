@@ -23,7 +23,7 @@ from functools import lru_cache
 from math import isfinite
 from typing import Any, Generic, TypeVar, overload
 
-from agents.consensus import ConsensusParams, consensus
+from agents.consensus import ConsensusParams, Opinion, consensus
 from agents.earnings import earnings_opinion, stated_reports
 from agents.llm.schema import AnalystInputs, Headline, PastSituation
 from agents.memory import AgentWeight, Memory
@@ -34,7 +34,7 @@ from agents.recording import AgentOutputRow, DecisionRow
 from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
 from agents.sentiment import SentimentScore
-from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, utc
+from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, clean, utc
 from agents.social import social_opinion
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
@@ -164,6 +164,13 @@ def entry_of(values: Mapping[str, Any], ts: datetime) -> tuple[float | None, dat
     """``DecisionDraft.entry`` from the feature values read (``feature_values``, with the close) and the bar time."""
     close = values["close"]
     return (None if close is None else float(close)), ts
+
+
+def row_entry(features: Mapping[str, Any]) -> tuple[float | None, datetime]:
+    """``entry_of`` a feature row: ``entry_of(feature_values(features, ("close",)), utc(features["ts"]))`` without
+    the values' mapping (a replay cursor's, for every row of its window)."""
+    close = clean(features.get("close"))
+    return (None if close is None else float(close)), utc(features["ts"])
 
 
 def _basis_of(draft: DecisionDraft) -> DraftBasis:
@@ -384,9 +391,10 @@ def event_opinions(
     return tuple(o for o in found if not o.skipped)
 
 
-def _vote(opinions: tuple[AgentOpinion, ...], learned: ConsensusParams, team_vote: bool) -> tuple[Action, float]:
-    """Stage 3: the action and its score (the weighted vote, or the one rule's opinion)."""
-    return consensus(opinions, learned) if team_vote else (opinions[0].action, opinions[0].confidence)
+def vote(opinions: Sequence[Opinion], learned: ConsensusParams | None) -> tuple[Action, float]:
+    """Stage 3: the action and its score: the weighted vote with the ``learned`` weights (the team's vote), or the one
+    rule's opinion when ``learned`` is None (also a replay's sparse step's, ``agents.sparse_step``)."""
+    return consensus(opinions, learned) if learned is not None else (opinions[0].action, opinions[0].confidence)
 
 
 def _intents(
@@ -596,7 +604,7 @@ def _decide_symbol(
     snapshot, params = step.snapshot, step.params
     read = _read_symbol(snapshot, symbol, features)
     opinions = _opinions(snapshot, params, symbol, read, answer)
-    action, score = _vote(opinions, learned, params.strategy.team_vote)
+    action, score = vote(opinions, learned if params.strategy.team_vote else None)
     sized, intents = _intents(snapshot, params, symbol, read, action, portfolio)
     if intents:
         portfolio = portfolio.prepared()  # the returns history's inputs, computed once a step needs them

@@ -32,7 +32,7 @@ What callers can rely on:
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Context, Decimal
 
@@ -244,6 +244,14 @@ class ReplayAccount:
     def context(self, conn: Connection, account: str, symbols: Sequence[str], as_of: datetime) -> PortfolioContext:
         """``portfolio_context`` of ``account`` (this one) at ``as_of`` for ``symbols``, from memory; writes the
         equity mark (the only statement sent on ``conn``)."""
+        return self.context_on_read(conn, account, symbols, as_of)()
+
+    def context_on_read(
+        self, conn: Connection, account: str, symbols: Sequence[str], as_of: datetime
+    ) -> Callable[[], PortfolioContext]:
+        """``context``: the equity and its mark now, the rest of the context (markets, quote rates, returns) when
+        the function returned is first called, from the cash and positions held now (a replay reads it in the same
+        step, before anything is booked; ``conn`` is read then for a currency or market met the first time)."""
         if account != self.account:
             raise ValueError(f"the replay holds account {self.account!r}, not {account!r}")
         as_of = require_utc(as_of, "as_of")
@@ -251,14 +259,11 @@ class ReplayAccount:
         held = {s: held for s, held in self._positions.items() if held[0] != 0}
         balances = list(self._balances.items())
         owed = [c for c, _ in balances] + [quote_currency(s, base) for s in held]
-        quoted = [quote_currency(s, base) for s in symbols]
-        universe = sorted(set(symbols) | set(held))
-        if not self._fx.loaded(owed + quoted) or any(s not in self._markets for s in universe):
-            self._load_more(conn, owed + quoted, universe)  # a currency or market met for the first time
+        if not self._fx.loaded(owed):
+            self._fx.load(conn, owed)  # a currency met for the first time
         rates = self._fx.rates_at(owed, as_of)
-        quote_rates = {**self._fx.known_rates_at(quoted, as_of), **rates}
-        markets = {s: self._markets[s] for s in universe}
-        equity, exposures = account_equity(balances, held, self._market.marks(universe, as_of), rates, base)
+        # the marks of the positions held: the only ones the equity reads
+        equity, exposures = account_equity(balances, held, self._market.marks(list(held), as_of), rates, base)
         if self.defer_marks:
             self._unwritten[as_of] = equity
         else:
@@ -267,6 +272,28 @@ class ReplayAccount:
         self._marks.mark(as_of, equity)
         peak = self._marks.peak(as_of)
         assert peak is not None  # just marked
+        built: list[PortfolioContext] = []
+
+        def context() -> PortfolioContext:
+            if not built:
+                built.append(self._assembled(conn, symbols, as_of, held, owed, rates, equity, peak, exposures))
+            return built[0]
+
+        return context
+
+    def _assembled(
+        self, conn: Connection, symbols: Sequence[str], as_of: datetime, held: Mapping[str, tuple[Decimal, Decimal]],
+        owed: list[str], rates: Mapping[tuple[str, str], Decimal], equity: Decimal, peak: Decimal,
+        exposures: Mapping[str, Decimal],
+    ) -> PortfolioContext:  # fmt: skip
+        """The context around the equity worked out (``context_on_read``)."""
+        base = self.base_currency
+        quoted = [quote_currency(s, base) for s in symbols]
+        universe = sorted(set(symbols) | set(held))
+        if not self._fx.loaded(quoted) or any(s not in self._markets for s in universe):
+            self._load_more(conn, owed + quoted, universe)  # a currency or market met for the first time
+        quote_rates = {**self._fx.known_rates_at(quoted, as_of), **rates}
+        markets = {s: self._markets[s] for s in universe}
         market, bars = self._market, self._settings.risk.correlation_lookback_bars
 
         def returns() -> pd.DataFrame:  # read by the correlation and VaR checks of an intent: most steps have none

@@ -24,18 +24,18 @@ out with the view; the decision uses them only for its own parameters.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import pairwise
+from itertools import accumulate, islice, pairwise
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from agents.deciding import entry_of, feature_values
+from agents.deciding import feature_values, row_entry
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
 from agents.patterns.analyst import Bar
@@ -48,11 +48,11 @@ from agents.snapshot import (
     TechnicalAhead,
     as_bar,
     require_features,
-    utc,
 )
 from agents.social import posts_known, recent_social_by_symbol, score_posts
-from agents.strategies.mean_reversion import MeanReversionParams, mean_reversion_at_ends
-from agents.strategies.momentum import MomentumParams, momentum_at_ends
+from agents.strategies.mean_reversion import MeanReversionParams, lazy_mean_reversion_at_ends
+from agents.strategies.momentum import MomentumParams, lazy_momentum_at_ends
+from agents.strategies.windows import LazySignals
 from agents.technical import NEEDED as TECHNICAL_COLUMNS
 from agents.technical import TechnicalParams, technical_vote, technical_votes
 from alphaloom.db.copy import fetch_binary
@@ -111,6 +111,33 @@ class _SymbolNews:
     items: list[NewsItem]
 
 
+def _signals_of(trends: LazySignals, fades: LazySignals, index: int) -> tuple[Signal, ...]:
+    """The price signals of one close count that are not None, momentum first (``PriceSignals``' order)."""
+    return tuple(signal for signal in (trends.signal(index), fades.signal(index)) if signal is not None)
+
+
+class _SignalsAt(Mapping[str, tuple[Signal, ...]]):
+    """``PriceSignals.by_symbol`` of one step: per symbol its signals at its close count, built when first read (a
+    replay's sparse step reads those of the symbols it drafts in full)."""
+
+    __slots__ = ("_at",)
+
+    def __init__(self, at: Mapping[str, tuple[LazySignals, LazySignals, int]]) -> None:
+        self._at = at
+
+    def __getitem__(self, symbol: str) -> tuple[Signal, ...]:
+        return _signals_of(*self._at[symbol])
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._at
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+
 class ReplayCursor:
     """The window's market inputs, held in memory; see the module docstring."""
 
@@ -141,7 +168,7 @@ class ReplayCursor:
         self._social, self._social_window = social or {}, social_window
         self._social_scores = social_scores or {}
         # per symbol: the first count of closes a step can see and, from it on, the price signals of each count
-        self._signals: dict[str, tuple[int, list[tuple[Signal, ...]]]] = {}
+        self._signals: dict[str, tuple[int, LazySignals, LazySignals]] = {}
         if self._strategies is not None:
             for symbol, s in series.items():
                 self._signals[symbol] = self._window_signals(symbol, s, *self._strategies)
@@ -237,36 +264,35 @@ class ReplayCursor:
 
     def _window_signals(
         self, symbol: str, s: _SymbolSeries, momentum: MomentumParams, reversion: MeanReversionParams
-    ) -> tuple[int, list[tuple[Signal, ...]]]:
+    ) -> tuple[int, LazySignals, LazySignals]:
         """The price signals of every close count a step of the window may see (from the count known at its start),
-        computed at once (``agents.strategies``' ``*_at_ends``: the same values as one step at a time)."""
+        their strengths computed at once (``agents.strategies``' ``lazy_*_at_ends``: the same values as one step at a
+        time), each signal built when a step reads it."""
         first = bisect_right(s.close_known_at, self.start)
-        trends = momentum_at_ends(s.closes, symbol, momentum, self.history, first)
-        fades = mean_reversion_at_ends(s.closes, symbol, reversion, self.history, first)
-        return first, [
-            tuple(signal for signal in pair if signal is not None) for pair in zip(trends, fades, strict=True)
-        ]
+        trends = lazy_momentum_at_ends(s.closes, symbol, momentum, self.history, first)
+        fades = lazy_mean_reversion_at_ends(s.closes, symbol, reversion, self.history, first)
+        return first, trends, fades
 
     def _window_votes(
-        self, s: _SymbolSeries, signals: tuple[int, list[tuple[Signal, ...]]], params: TechnicalParams
+        self, s: _SymbolSeries, signals: tuple[int, LazySignals, LazySignals], params: TechnicalParams
     ) -> tuple[int, list[tuple[tuple[Action, float], tuple[float | None, datetime]]]]:
         """The technical vote and the entry of every count of rows a step of the window may see (from the count
         known at its start; at least one), with the price signals of the closes among those rows, computed at once
         (``technical_votes``: the values of ``technical_vote`` on the decision's values, which votes the rows it
         leaves)."""
         first = max(1, bisect_right(s.known_at, self.start))
-        first_count, by_count = signals
-        seen, chosen = 0, []  # the closes among the rows up to each one, and the signals of that count
-        for k, row in enumerate(s.rows):
-            seen += row["close"] is not None
-            if k + 1 >= first:
-                chosen.append(by_count[seen - first_count])
+        first_count, trends, fades = signals
+        # per row from the first a step sees: the count of closes among the rows up to it, from the first count
+        seen = accumulate([row["close"] is not None for row in s.rows], initial=-first_count)
+        counts = list(islice(seen, first, None))
         rows = s.rows[first - 1 :]
-        votes = technical_votes(rows, chosen, params)
+        up, back = trends.strengths, fades.strengths
+        votes = technical_votes(rows, [[x for x in (up[i], back[i]) if x is not None] for i in counts], params)
         return first, [
-            (vote if vote is not None else technical_vote(feature_values(row, TECHNICAL_COLUMNS), params, found),
-             entry_of(feature_values(row, ("close",)), utc(row["ts"])))
-            for row, found, vote in zip(rows, chosen, votes, strict=True)
+            (vote if vote is not None else technical_vote(feature_values(row, TECHNICAL_COLUMNS), params,
+                                                          _signals_of(trends, fades, i)),
+             row_entry(row))
+            for row, i, vote in zip(rows, counts, votes, strict=True)
         ]  # fmt: skip
 
     def market_at(self, as_of: datetime, symbols: Sequence[str] | None = None) -> MarketView:
@@ -277,7 +303,7 @@ class ReplayCursor:
         chosen = list(self._series) if symbols is None else list(symbols)
         features: dict[str, dict[str, Any]] = {}
         closes: dict[str, list[float]] = {}
-        signals: dict[str, tuple[Signal, ...]] = {}
+        signals: dict[str, tuple[LazySignals, LazySignals, int]] = {}
         votes: dict[str, tuple[tuple[Action, float], tuple[float | None, datetime]]] = {}
         bars: dict[str, list[Bar]] = {}
         for symbol in chosen:
@@ -291,8 +317,8 @@ class ReplayCursor:
             j = bisect_right(s.close_known_at, as_of)
             closes[symbol] = s.closes[max(0, j - self.history) : j]
             if self._strategies is not None:
-                first, by_count = self._signals[symbol]
-                signals[symbol] = by_count[j - first]
+                first, trends, fades = self._signals[symbol]
+                signals[symbol] = (trends, fades, j - first)
             if self._votes:
                 first, by_rows = self._votes[symbol]
                 votes[symbol] = by_rows[i - first]
@@ -312,7 +338,7 @@ class ReplayCursor:
                 news[symbol] = held.items[lo:hi]
                 for item in news[symbol]:
                     scores[item.id] = self._scores[item.id]
-        ahead = None if self._strategies is None else PriceSignals(*self._strategies, by_symbol=signals)
+        ahead = None if self._strategies is None else PriceSignals(*self._strategies, by_symbol=_SignalsAt(signals))
         social = {symbol: known for symbol in features  # a symbol without posts held has none known (not scanned)
                   if (held_posts := self._social.get(symbol))
                   and (known := posts_known(held_posts, as_of, self._social_window))}  # fmt: skip

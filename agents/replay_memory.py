@@ -85,6 +85,7 @@ class ReplayMemory:
         self._buys: list[tuple[datetime, str, datetime, float]] = []  # team buys with a hit, in realised order
         self._trade_lookback = trade_lookback
         self._recorded: set[str] = set()
+        self._weights: dict[str, AgentWeight] | None = None  # weights() until the next hit learnt
 
     def remember(self, drafts: Sequence[DecisionDraft]) -> None:
         """The step's recorded decisions: each non-skipped opinion, and the decision itself as ``team`` (read from
@@ -133,10 +134,11 @@ class ReplayMemory:
     def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]:
         """Score what is realised by ``as_of`` and learn from it; returns the ``audit.opinion_outcomes`` rows (in a
         fixed order), none when ``rows`` is False (a replay that does not record them: the learning is the same)."""
-        scored = self._realised(as_of, unhit=rows)
-        self._learn(scored)
         if not rows:
+            self._learn_due(as_of)
             return []
+        scored = self._realised(as_of)
+        self._learn(scored)
         records = [self._record(s, run_id) for s in scored]
         records.sort(key=lambda r: (r["decision_id"], r["agent"]))
         return records
@@ -148,39 +150,78 @@ class ReplayMemory:
             entry_price=s.entry_price, entry_ts=s.entry_ts, exit_price=s.exit_price, exit_ts=s.exit_ts, run_id=run_id,
         )  # fmt: skip
 
-    def _realised(self, as_of: datetime, *, unhit: bool = True) -> list[_Scored]:
-        """The opinions due by ``as_of`` that can be scored, with their exit and realised return (``realised``);
-        without those that have no hit (a hold, no newer bar) unless ``unhit``: learning reads only the others."""
-        since = as_of - self._bar * self._params.score_lookback_bars
+    def _realised(self, as_of: datetime) -> list[_Scored]:
+        """The opinions due by ``as_of`` that can be scored, with their exit and realised return (``realised``)."""
         scored: list[_Scored] = []
-        exits: dict[tuple[str, datetime], Any] = {}  # the horizons of one decision may share an exit row
-        due, new = self._due, tuple.__new__  # a _Scored without its generated __new__'s keyword handling
-        while due and due[0][0] <= as_of:
-            realised_at, symbol, at, decision_id, horizon, entry_price, entry_ts, opinions = heapq.heappop(due)
-            if at < since or not at < as_of or not entry_price or entry_price <= 0:
-                continue
-            key = (symbol, realised_at)
-            exit_row = exits[key] if key in exits else exits.setdefault(key, self._cursor.latest_row(*key))
-            if exit_row is None or exit_row["close"] is None or float(exit_row["close"]) <= 0:
-                continue
+        new = tuple.__new__  # a _Scored without its generated __new__'s keyword handling
+        for realised_at, symbol, at, decision_id, horizon, entry_price, entry_ts, opinions, exit_row in self._due_by(
+            as_of
+        ):
             exit_price, exit_ts = float(exit_row["close"]), exit_row["ts"]
             # ``realised`` of each opinion: its return is the entry's (the same for every action), its hit the action's
             realised_return, _ = realised(_HOLD, entry_price, entry_ts, exit_price, exit_ts)
             newer = exit_ts > entry_ts
-            if not (newer or unhit):
-                continue
             for agent, action, confidence in opinions:
                 hit = action_hit(action, realised_return) if newer else None
-                if hit is not None or unhit:
-                    scored.append(new(_Scored, (realised_at, symbol, at, agent, decision_id, action, confidence,
-                                                horizon, entry_price, entry_ts, exit_price, exit_ts, realised_return,
-                                                hit)))  # fmt: skip
+                scored.append(new(_Scored, (realised_at, symbol, at, agent, decision_id, action, confidence, horizon,
+                                            entry_price, entry_ts, exit_price, exit_ts, realised_return,
+                                            hit)))  # fmt: skip
         return scored
+
+    def _due_by(self, as_of: datetime) -> list[tuple[Any, ...]]:
+        """The entries due by ``as_of`` (taken off the heap, in its order) that can be scored: those within the
+        scoring lookback, older than ``as_of``, with an entry price and an exit row with a positive close (what
+        ``score_outcomes`` scores), each with that exit row appended."""
+        since = as_of - self._bar * self._params.score_lookback_bars
+        found: list[tuple[Any, ...]] = []
+        exits: dict[tuple[str, datetime], Any] = {}  # the horizons of one decision may share an exit row
+        due, latest_row = self._due, self._cursor.latest_row
+        while due and due[0][0] <= as_of:
+            entry = heapq.heappop(due)
+            realised_at, symbol, at, _, _, entry_price = entry[:6]
+            if at < since or not at < as_of or not entry_price or entry_price <= 0:
+                continue
+            key = (symbol, realised_at)
+            exit_row = exits[key] if key in exits else exits.setdefault(key, latest_row(*key))
+            if exit_row is None or exit_row["close"] is None or float(exit_row["close"]) <= 0:
+                continue
+            found.append((*entry, exit_row))
+        return found
+
+    def _learn_due(self, as_of: datetime) -> None:
+        """``_learn(self._realised(as_of))`` without the scored opinions' rows: only the hits (an opinion scored
+        against a newer bar than its entry, not a hold) are learnt from, so only those are worked out."""
+        base, hits, buys = self._base, [], []
+        for realised_at, symbol, at, _, _, entry_price, entry_ts, opinions, exit_row in self._due_by(as_of):
+            exit_ts = exit_row["ts"]
+            if not exit_ts > entry_ts:  # no newer bar: no hit (``realised``)
+                continue
+            realised_return = float(exit_row["close"]) / entry_price - 1.0  # ``realised``'s
+            for agent, action, _ in opinions:
+                hit = action_hit(action, realised_return)
+                if hit is None:
+                    continue
+                if agent in base:
+                    hits.append((realised_at, symbol, at, agent, hit))
+                if agent == TEAM and action == "buy":
+                    buys.append((realised_at, symbol, at, realised_return))
+        self._add(hits, buys)
 
     def _learn(self, scored: list[_Scored]) -> None:
         base = self._base
-        fresh = sorted((s.realised_at, s.symbol, s.as_of, s.agent, s.hit) for s in scored
-                       if s.hit is not None and s.agent in base)  # fmt: skip
+        self._add([(s.realised_at, s.symbol, s.as_of, s.agent, s.hit) for s in scored
+                   if s.hit is not None and s.agent in base],
+                  [(s.realised_at, s.symbol, s.as_of, s.realised_return) for s in scored
+                   if s.agent == TEAM and s.action == "buy" and s.hit is not None])  # fmt: skip
+
+    def _add(
+        self, hits: list[tuple[datetime, str, datetime, str, bool]], buys: list[tuple[datetime, str, datetime, float]]
+    ) -> None:
+        """Learn from ``hits`` ((realised_at, symbol, as_of, agent, hit) of the agents weighed) and keep the team's
+        ``buys`` ((realised_at, symbol, as_of, realised return)), each in any order."""
+        fresh = sorted(hits)
+        if fresh:
+            self._weights = None
         if fresh and self._hits and fresh[0][:3] < self._hits[-1][:3]:
             # Arrived out of order (never for a step-by-step replay): replay the rates from the start.
             self._hits = sorted(self._hits + fresh, key=lambda h: h[:3])
@@ -191,12 +232,14 @@ class ReplayMemory:
             for hit in fresh:
                 self._hits.append(hit)
                 self._rates.add(hit[3], hit[4])
-        for s in scored:
-            if s.agent == TEAM and s.action == "buy" and s.hit is not None:
-                insort(self._buys, (s.realised_at, s.symbol, s.as_of, s.realised_return))
+        for buy in buys:
+            insort(self._buys, buy)
 
-    def weights(self) -> dict[str, AgentWeight]:
-        return self._rates.weights(self._base)
+    def weights(self) -> Mapping[str, AgentWeight]:
+        """The weights learnt so far: the same mapping (never changed) until a hit is learnt."""
+        if self._weights is None:
+            self._weights = self._rates.weights(self._base)
+        return self._weights
 
     def trades(self) -> TradeStats:
         return trade_stats([r for *_, r in self._buys[-self._trade_lookback :]] if self._trade_lookback else [])

@@ -20,7 +20,7 @@ commit.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -111,15 +111,34 @@ class PriceSignals:
     by_symbol: Mapping[str, tuple[Signal, ...]]
 
 
+class _PortfolioOnRead:
+    """The ``portfolio`` field of ``AccountView``: given a context, or a function giving it on first read (a
+    replay's account: a sparse step that drafts no symbol never reads it); the context given is kept. No default."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_held"
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> PortfolioContext:
+        if instance is None:  # on the class: no default (the dataclass asks for the field)
+            raise AttributeError(self._slot)
+        held: PortfolioContext | Callable[[], PortfolioContext] = instance.__dict__[self._slot]
+        if not isinstance(held, PortfolioContext):
+            held = instance.__dict__[self._slot] = held()
+        return held
+
+    def __set__(self, instance: object, value: PortfolioContext | Callable[[], PortfolioContext]) -> None:
+        instance.__dict__[self._slot] = value
+
+
 @dataclass(frozen=True)
 class AccountView:
-    """The account at ``as_of``."""
+    """The account at ``as_of`` (``portfolio``: the context, or a function giving it when first read)."""
 
     kill_switch: KillSwitchState
-    portfolio: PortfolioContext
     positions: Mapping[str, tuple[Decimal, Decimal]]
     weights: Mapping[str, AgentWeight]
     trades: TradeStats
+    portfolio: _PortfolioOnRead = _PortfolioOnRead()  # required: see _PortfolioOnRead (last, for the type checker)
 
 
 @dataclass(frozen=True)
@@ -273,7 +292,7 @@ class MemoryState(Protocol):
 
     def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]: ...
 
-    def weights(self) -> dict[str, AgentWeight]: ...
+    def weights(self) -> Mapping[str, AgentWeight]: ...
 
     def trades(self) -> TradeStats: ...
 
@@ -285,6 +304,13 @@ class AccountState(Protocol):
     replay), equal to what ``portfolio_context`` and ``current_positions`` read."""
 
     def context(self, conn: Connection, account: str, symbols: Sequence[str], as_of: datetime) -> PortfolioContext: ...
+
+    def context_on_read(
+        self, conn: Connection, account: str, symbols: Sequence[str], as_of: datetime
+    ) -> Callable[[], PortfolioContext]:
+        """``context``'s effects now (its equity mark) and a function giving the context, the same one, when first
+        called in the same step."""
+        ...
 
     def positions(self, symbols: Sequence[str]) -> dict[str, tuple[Decimal, Decimal]]: ...
 
@@ -354,8 +380,9 @@ def read_account_view(
     equity mark is stored here). The kill switch is read (an operator may engage it at any time) unless the caller
     passes the state it knows (``KnownKillSwitch``)."""
     kill_switch = kill_switch_state(conn) if kill_switch is None else kill_switch
-    if account_state is not None:
-        portfolio = account_state.context(conn, account, symbols, as_of)
+    portfolio: PortfolioContext | Callable[[], PortfolioContext]
+    if account_state is not None:  # built when the step reads it (a sparse step that drafts nothing does not)
+        portfolio = account_state.context_on_read(conn, account, symbols, as_of)
     else:
         portfolio = portfolio_context(conn, account=AccountId(account), symbols=symbols, as_of=as_of, settings=settings,
                                       market=source)  # fmt: skip
@@ -369,7 +396,7 @@ def read_account_view(
     else:
         weights, trades = _memory_from_database(conn, AccountId(account), as_of, run_id, params)
     positions = current_positions(conn, account, symbols) if account_state is None else account_state.positions(symbols)
-    return AccountView(kill_switch, portfolio, positions, weights, trades)
+    return AccountView(kill_switch, positions, weights, trades, portfolio=portfolio)
 
 
 def _memory_from_database(
@@ -446,7 +473,9 @@ def read_snapshot(
     if source is None:
         market = read_market_view(conn, symbols=pending, as_of=as_of, run_id=run_id, params=params, scorer=scorer)
     else:
-        market = restrict(source.market_at(as_of, symbols), pending)
+        market = source.market_at(as_of, symbols)
+        if recorded:  # else every symbol asked is pending: the view holds nothing to leave out
+            market = restrict(market, pending)
     # the flow's account and symbol names become typed ids here, where they enter the decision's values
     return Snapshot(AccountId(account), as_of, tuple(Symbol(s) for s in symbols), decision_ids, frozenset(recorded), market, account_view,
                     scorer.name, getattr(scorer, "fallback_reason", None))  # fmt: skip

@@ -25,12 +25,11 @@ What callers can rely on:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from agents.consensus import consensus
-from agents.deciding import entry_of, event_opinions, feature_values, learned_consensus, price_signals
+from agents.deciding import entry_of, event_opinions, feature_values, learned_consensus, price_signals, vote
 from agents.news import news_opinion
 from agents.params import DecisionParams
 from agents.snapshot import Snapshot, TechnicalAhead, utc
@@ -58,9 +57,8 @@ class Vote(NamedTuple):
 Said = Vote | AgentOpinion
 
 
-@dataclass(frozen=True, slots=True)
-class QuietDecision:
-    """A decision that sends nothing: what the memory learns from it."""
+class QuietDecision(NamedTuple):
+    """A decision that sends nothing: what the memory learns from it (a named tuple: one is made per symbol-step)."""
 
     decision_id: DecisionId
     symbol: Symbol
@@ -83,12 +81,14 @@ def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, l
     strategy, team_vote = params.strategy, params.strategy.team_vote
     learned = learned_consensus(params, snapshot.account_view.weights) if team_vote else None
     ahead = _own(market.technical, params) if team_vote else None
+    features_of, news_of, social_of = market.features, market.news, market.social
+    recorded, decision_ids = snapshot.recorded, snapshot.decision_ids
     drafted: list[Symbol] = []
     quiet: list[QuietDecision] = []
-    silent: tuple[AgentOpinion, ...] = ()  # the other analysts' votes on a symbol with no story and no post
+    silent: tuple[AgentOpinion, ...] | None = None  # the other analysts' votes on a symbol with no story and no post
     for symbol in snapshot.symbols:
-        features = market.features.get(symbol)
-        if symbol in snapshot.recorded or features is None:
+        features = features_of.get(symbol)
+        if features is None or symbol in recorded:
             drafted.append(symbol)
             continue
         if ahead is not None:  # the technical vote and the entry computed ahead
@@ -96,27 +96,27 @@ def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, l
         else:
             values = feature_values(features, TECHNICAL_COLUMNS)
             technical, entry = None, entry_of(values, utc(features["ts"]))
-        closes = market.closes[symbol]
-        if learned is None:
-            action, confidence = sma_cross_vote(closes, strategy.sma_cross)
-            votes: tuple[Said, ...] = (Vote(TECHNICAL, action, confidence),)
-            score = confidence
+        votes: tuple[Said, ...]
+        if not team_vote:
+            votes = (Vote(TECHNICAL, *sma_cross_vote(market.closes[symbol], strategy.sma_cross)),)
         else:
             if technical is None:
+                closes = market.closes[symbol]
                 technical = technical_vote(values, strategy.technical, price_signals(market, symbol, closes, params))
-            news, posts = market.news.get(symbol, ()), market.social.get(symbol, ())
+            news, posts = news_of.get(symbol, ()), social_of.get(symbol, ())
             if news or posts:
                 others = _other_votes(snapshot, params, symbol, news, posts)
             else:  # nothing to read: the same votes for every such symbol of the step
-                silent = silent or _other_votes(snapshot, params, symbol, (), ())
+                if silent is None:
+                    silent = _other_votes(snapshot, params, symbol, (), ())
                 others = silent
             votes = (Vote(TECHNICAL, *technical), *others)
-            action, score = consensus(votes, learned)
+        action, score = vote(votes, learned)
         quantity = positions[symbol][0]
         if opens_position(action, quantity) or closes_position(action, quantity):
             drafted.append(symbol)
             continue
-        quiet.append(QuietDecision(snapshot.decision_ids[symbol], symbol, entry, votes, action, score))
+        quiet.append(QuietDecision(decision_ids[symbol], symbol, entry, votes, action, score))
     if not quiet:
         return snapshot, quiet
     return replace(snapshot, symbols=tuple(drafted)), quiet

@@ -162,9 +162,10 @@ _ACTIONS = (Action.HOLD, Action.BUY, Action.SELL)  # by the codes ``technical_vo
 
 
 def technical_votes(
-    rows: Sequence[Mapping[str, object]], signals: Sequence[Sequence[Signal]], params: TechnicalParams
+    rows: Sequence[Mapping[str, object]], strengths: Sequence[Sequence[float]], params: TechnicalParams
 ) -> list[tuple[Action, float] | None]:
-    """``technical_vote`` of each row with its signals (``signals[k]`` for ``rows[k]``), computed over the rows at
+    """``technical_vote`` of each row with its signals (``strengths[k]``: the strengths of ``rows[k]``'s signals, in
+    their order), computed over the rows at
     once (a replay cursor's window, ``agents.replay_cursor``): the same values, from the same float operations in
     the same order on numpy's float64 arrays, the confidence rounded by ``round``. None for a row with a needed
     value that is not a finite number (warm-up, NaN, an infinity): the caller votes it with ``technical_vote`` on
@@ -180,9 +181,9 @@ def technical_votes(
     trend = ((gap > 0).astype(np.int64) - (gap < 0) + (macd_hist > 0) - (macd_hist < 0)) / 2
     momentum = np.maximum(-1.0, np.minimum(1.0, (rsi - 50.0) / 50.0))
     score = np.maximum(-1.0, np.minimum(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
-    spoken = [k for k, found in enumerate(signals) if found]
+    spoken = [k for k, found in enumerate(strengths) if found]
     if spoken:
-        strategy = np.array([_strategy_score(signals[k]) for k in spoken], dtype=float)
+        strategy = np.array([sum(strengths[k]) / len(strengths[k]) for k in spoken], dtype=float)  # _strategy_score
         mixed = (1 - params.strategy_weight) * score[spoken] + params.strategy_weight * strategy
         score[spoken] = np.maximum(-1.0, np.minimum(1.0, mixed))
     threshold = params.action_threshold

@@ -321,9 +321,16 @@ def decision_id_for(account: str, symbol: str, timeframe: str, as_of: datetime, 
 def decision_ids_for(
     account: str, symbols: Sequence[str], timeframe: str, as_of: datetime, config_version: str
 ) -> dict[str, DecisionId]:
-    """``decision_id_for`` of each of ``symbols`` at one ``as_of`` (a step's: its time converted and written once)."""
+    """``decision_id_for`` of each of ``symbols`` at one ``as_of`` (a step's: its time converted and written once, and
+    ``stable_hash``'s text around the symbol joined once: the same text, so the same digest)."""
     at = require_utc(as_of).isoformat()
-    return {symbol: DecisionId(stable_hash(account, symbol, timeframe, at, config_version)) for symbol in symbols}
+    head = ("" if account is None else str(account)) + "\x1f"
+    tail = "\x1f" + "\x1f".join(["" if p is None else str(p) for p in (timeframe, at, config_version)])
+    sha256 = hashlib.sha256
+    return {
+        symbol: DecisionId(sha256(f"{head}{'' if symbol is None else symbol}{tail}".encode()).hexdigest()[:32])
+        for symbol in symbols
+    }
 
 
 def client_order_id_for(decision_id: DecisionId, leg: int) -> ClientOrderId:

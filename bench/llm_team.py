@@ -78,10 +78,9 @@ def snapshot(params: DecisionParams, symbol: str, as_of: datetime) -> Snapshot:
                      as_of - timedelta(hours=2), as_of - timedelta(hours=1), False, (symbol,))  # fmt: skip
     market = MarketView({symbol: row}, {symbol: [100.0 + i for i in range(30)]}, {symbol: [story]},
                         {story.id: SentimentScore("positive", 0.8)})  # fmt: skip
-    account = AccountView(KillSwitchState(False, "never engaged", ""),
-                          PortfolioContext(equity=Decimal(100_000), peak_equity=Decimal(100_000)).prepared(),
-                          {symbol: (Decimal(0), Decimal(0))},
-                          {a: AgentWeight(a, 1.0, None, 0) for a in ("technical", "news", "llm")}, trade_stats([]))  # fmt: skip
+    account = AccountView(KillSwitchState(False, "never engaged", ""), {symbol: (Decimal(0), Decimal(0))},
+                          {a: AgentWeight(a, 1.0, None, 0) for a in ("technical", "news", "llm")}, trade_stats([]),
+                          portfolio=PortfolioContext(equity=Decimal(100_000), peak_equity=Decimal(100_000)).prepared())  # fmt: skip
     ids = {symbol: decision_id_for("bench-llm", symbol, params.timeframe, as_of, params.version)}
     return Snapshot(
         AccountId("bench-llm"), as_of, (Symbol(symbol),), ids, frozenset(), market, account, "lexicon-bench", None

@@ -59,10 +59,10 @@ def _snapshot(params: DecisionParams, bars, t: int) -> Snapshot:
                         bars={SYMBOL: window} if params.strategy.bars_history else {})  # fmt: skip
     account = AccountView(
         KillSwitchState(False, "never engaged", ""),
-        PortfolioContext(equity=Decimal(100_000), peak_equity=Decimal(100_000)).prepared(),
         {SYMBOL: (Decimal(0), Decimal(0))},
         {a: AgentWeight(a, w, None, 0) for a, w in params.strategy.base_weights().items()},
         trade_stats([]),
+        portfolio=PortfolioContext(equity=Decimal(100_000), peak_equity=Decimal(100_000)).prepared(),
     )
     ids = {SYMBOL: decision_id_for("bench", SYMBOL, params.timeframe, as_of, params.version)}
     return Snapshot("bench", as_of, (SYMBOL,), ids, frozenset(), market, account, "bench", None)

@@ -10,12 +10,12 @@ signals (tests keep them equal).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from agents.strategies.windows import signals_at_ends
+from agents.strategies.windows import LazySignals, lazy_signals_at_ends, signals_at_ends
 from alphaloom.domain import Signal
 
 NAME = "mean_reversion"
@@ -48,10 +48,13 @@ def mean_reversion(
 
 
 def _signal(z: float, symbol: str, params: MeanReversionParams) -> Signal:
-    excess = max(0.0, abs(z) - params.entry_z) / max(1e-12, params.full_z - params.entry_z)
-    strength = -min(1.0, excess) * (1 if z > 0 else -1)
     band = "above the upper" if z >= params.entry_z else "below the lower" if z <= -params.entry_z else "inside the"
-    return Signal(NAME, symbol, strength, f"z-score {z:+.2f} over {params.window} bars, {band} band")
+    return Signal(NAME, symbol, _strength(z, params), f"z-score {z:+.2f} over {params.window} bars, {band} band")
+
+
+def _strength(z: float, params: MeanReversionParams) -> float:
+    excess = max(0.0, abs(z) - params.entry_z) / max(1e-12, params.full_z - params.entry_z)
+    return -min(1.0, excess) * (1 if z > 0 else -1)
 
 
 def mean_reversion_at_ends(
@@ -75,13 +78,39 @@ def _finite(windows: np.ndarray) -> np.ndarray:
     return finite
 
 
+def lazy_mean_reversion_at_ends(
+    closes: Sequence[float], symbol: str, params: MeanReversionParams, history: int, first: int = 0
+) -> LazySignals:
+    """``mean_reversion_at_ends`` as ``LazySignals``: the strengths computed, each signal built when first read."""
+
+    def strengths(windows: np.ndarray) -> tuple[list[float], Callable[[int], Signal]]:
+        zs = _window_zscores(windows)
+
+        def build(k: int) -> Signal:
+            return _signal(zs[k], symbol, params)
+
+        return _window_strengths(np.array(zs, dtype=float), params), build
+
+    return lazy_signals_at_ends(closes, params.window, minimum=2, history=history, first=first, usable=_finite,
+                                strengths=strengths)  # fmt: skip
+
+
 def _window_signals(windows: np.ndarray, symbol: str, params: MeanReversionParams) -> list[Signal]:
     """``mean_reversion`` of each row of ``windows``, with the z-score's numpy operations applied to all rows at once."""
-    stds = windows.std(axis=1)
-    stretches = windows[:, -1] - windows.mean(axis=1)
-    signals = []
-    for k in range(len(windows)):
-        std = float(stds[k])
-        z = 0.0 if std == 0 else float(stretches[k] / std)
-        signals.append(_signal(z, symbol, params))
-    return signals
+    return [_signal(z, symbol, params) for z in _window_zscores(windows)]
+
+
+def _window_strengths(zs: np.ndarray, params: MeanReversionParams) -> list[float]:
+    """``_strength`` of each z-score at once: the same IEEE double operations on arrays, each ``max``/``min`` as the
+    comparison Python's makes."""
+    stretched = np.abs(zs) - params.entry_z
+    excess = np.where(stretched > 0.0, stretched, 0.0) / max(1e-12, params.full_z - params.entry_z)
+    strengths: list[float] = (-np.where(excess < 1.0, excess, 1.0) * np.where(zs > 0, 1.0, -1.0)).tolist()
+    return strengths
+
+
+def _window_zscores(windows: np.ndarray) -> list[float]:
+    """The z-score of each row of ``windows`` (``zscore``'s)."""
+    stds = windows.std(axis=1).tolist()
+    stretches = (windows[:, -1] - windows.mean(axis=1)).tolist()  # Python floats: the same doubles, the same division
+    return [0.0 if std == 0 else stretch / std for stretch, std in zip(stretches, stds, strict=True)]

@@ -13,13 +13,13 @@ them equal).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from agents.strategies.windows import signals_at_ends
+from agents.strategies.windows import LazySignals, lazy_signals_at_ends, signals_at_ends
 from alphaloom.domain import Signal
 
 NAME = "momentum"
@@ -55,12 +55,7 @@ def momentum(closes: Sequence[float], symbol: str, params: MomentumParams = Mome
 
 
 def _signal(symbol: str, params: MomentumParams, slope: float, total: float, residual: float, vol: float) -> Signal:
-    r_squared = 0.0 if total == 0 else max(0.0, 1.0 - residual / total)
-    if vol == 0 or not math.isfinite(vol):
-        strength = 0.0 if slope == 0 else math.copysign(r_squared, slope)
-    else:
-        strength = math.tanh(slope / vol / params.scale) * r_squared
-    strength = max(-1.0, min(1.0, strength))
+    strength, r_squared = _strength(params, slope, total, residual, vol)
     return Signal(
         NAME,
         symbol,
@@ -68,6 +63,16 @@ def _signal(symbol: str, params: MomentumParams, slope: float, total: float, res
         f"slope {slope:+.5f}/bar over {params.lookback} bars, {slope / vol if vol else 0:+.2f} vol units, "
         f"R² {r_squared:.2f}",
     )
+
+
+def _strength(params: MomentumParams, slope: float, total: float, residual: float, vol: float) -> tuple[float, float]:
+    """(the signal's strength, the fit's R²)."""
+    r_squared = 0.0 if total == 0 else max(0.0, 1.0 - residual / total)
+    if vol == 0 or not math.isfinite(vol):
+        strength = 0.0 if slope == 0 else math.copysign(r_squared, slope)
+    else:
+        strength = math.tanh(slope / vol / params.scale) * r_squared
+    return max(-1.0, min(1.0, strength)), r_squared
 
 
 def _line_fits(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -105,8 +110,55 @@ def _usable(windows: np.ndarray) -> np.ndarray:
     return usable
 
 
+def lazy_momentum_at_ends(
+    closes: Sequence[float], symbol: str, params: MomentumParams, history: int, first: int = 0
+) -> LazySignals:
+    """``momentum_at_ends`` as ``LazySignals``: the strengths computed, each signal built when first read."""
+
+    def strengths(windows: np.ndarray) -> tuple[list[float], Callable[[int], Signal]]:
+        arrays = _window_arrays(windows, params)
+        fits = tuple(column.tolist() for column in arrays)
+
+        def build(k: int) -> Signal:
+            return _signal(symbol, params, *(column[k] for column in fits))
+
+        return _window_strengths(params, *arrays), build
+
+    return lazy_signals_at_ends(closes, params.lookback, minimum=3, history=history, first=first, usable=_usable,
+                                strengths=strengths)  # fmt: skip
+
+
 def _window_signals(windows: np.ndarray, symbol: str, params: MomentumParams) -> list[Signal]:
     """``momentum`` of each row of ``windows``, with its numpy operations applied to all rows at once."""
+    return [_signal(symbol, params, *fit) for fit in zip(*_window_fits(windows, params), strict=True)]
+
+
+def _window_fits(windows: np.ndarray, params: MomentumParams) -> tuple[list[float], ...]:
+    """The slopes, totals, residuals and vols of the rows of ``windows``, as ``momentum`` hands them to ``_signal``
+    (Python floats: the same doubles as numpy's, the same arithmetic and text)."""
+    return tuple(column.tolist() for column in _window_arrays(windows, params))
+
+
+def _window_strengths(
+    params: MomentumParams, slopes: np.ndarray, totals: np.ndarray, residuals: np.ndarray, vols: np.ndarray
+) -> list[float]:
+    """``_strength`` of each row at once: the same IEEE double operations on arrays, each ``max``/``min`` as the
+    comparison Python's makes (NaN included), ``tanh`` math's."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        fit = 1.0 - residuals / np.where(totals == 0, 1.0, totals)
+        r_squared = np.where(totals == 0, 0.0, np.where(fit > 0.0, fit, 0.0))
+        flat = (vols == 0) | ~np.isfinite(vols)
+        ratios = np.where(flat, 0.0, slopes / np.where(flat, 1.0, vols) / params.scale)
+    tanh = math.tanh
+    trended = np.array([tanh(ratio) for ratio in ratios.tolist()], dtype=float) * r_squared
+    strength = np.where(flat, np.where(slopes == 0, 0.0, np.copysign(r_squared, slopes)), trended)
+    strength = np.where(strength < 1.0, strength, 1.0)
+    clamped: list[float] = np.where(strength > -1.0, strength, -1.0).tolist()
+    return clamped
+
+
+def _window_arrays(windows: np.ndarray, params: MomentumParams) -> tuple[np.ndarray, ...]:
+    """The slopes, totals, residuals and vols of the rows of ``windows`` (``_window_fits``), as arrays."""
     log_prices = np.log(windows)
     x = np.arange(params.lookback, dtype=float)
     fits = _line_fits(x, log_prices)
@@ -115,7 +167,4 @@ def _window_signals(windows: np.ndarray, symbol: str, params: MomentumParams) ->
     totals = np.sum((log_prices - log_prices.mean(axis=1, keepdims=True)) ** 2, axis=1)
     residuals = np.sum((log_prices - fitted) ** 2, axis=1)
     vols = np.std(np.diff(log_prices, axis=1), axis=1, ddof=1)
-    return [
-        _signal(symbol, params, slopes[k], float(totals[k]), float(residuals[k]), float(vols[k]))
-        for k in range(len(windows))
-    ]
+    return slopes, totals, residuals, vols

@@ -1,8 +1,10 @@
 """The shared skeleton of the ``*_at_ends`` functions: a strategy's signal at every end of one close series at once.
 
-``signals_at_ends`` finds the ends that have a full window, stacks those windows as the rows of a 2-D array (dropping
-the rows ``usable`` rejects: such an end gets no signal), and hands the array to the strategy's ``signals`` function,
-which computes one signal per row with the same numpy operations its one-window function uses.
+``window_ends`` finds the ends that have a full window and stacks those windows as the rows of a 2-D array (dropping
+the rows ``usable`` rejects: such an end gets no signal). ``signals_at_ends`` hands the array to the strategy's
+``signals`` function, which computes one signal per row with the same numpy operations its one-window function uses.
+``LazySignals`` holds the same signals by their strengths, each ``Signal`` (with its reason's text) built when first
+read: a replay reads the strengths of every end and the signals of the few steps it drafts in full.
 """
 
 from __future__ import annotations
@@ -12,6 +14,32 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from alphaloom.domain import Signal
+
+
+def window_ends(
+    closes: Sequence[float],
+    length: int,
+    *,
+    minimum: int,
+    history: int,
+    first: int,
+    usable: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, list[int]] | None:
+    """The usable windows of ``closes[max(0, j - history):j]`` for ``j`` in ``[first, len(closes)]`` (a window of the
+    last ``length`` closes, needing ``history >= length >= minimum``) as the rows of a 2-D array, and the end ``j`` of
+    each row; None when no end has a usable window."""
+    n = len(closes)
+    start = max(first, length) if history >= length >= minimum else n + 1  # the first end with a full window
+    if start > n:
+        return None
+    series = np.asarray(closes, dtype=float)
+    windows = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(series, length)[start - length :])
+    ok = usable(windows)
+    if not ok.all():
+        windows = np.ascontiguousarray(windows[ok])
+    if not len(windows):
+        return None
+    return windows, (np.flatnonzero(ok) + start).tolist()
 
 
 def signals_at_ends(
@@ -25,21 +53,65 @@ def signals_at_ends(
     signals: Callable[[np.ndarray], Sequence[Signal]],
 ) -> list[Signal | None]:
     """The signal of ``closes[max(0, j - history):j]`` for every ``j`` in ``[first, len(closes)]`` (None where there
-    is none): a window of the last ``length`` closes, needing ``history >= length >= minimum``; ``usable`` marks the
-    rows (windows) that can give a signal; ``signals`` maps the usable rows to their signals, in order."""
-    n = len(closes)
-    found: list[Signal | None] = [None] * (n + 1 - first)
-    start = max(first, length) if history >= length >= minimum else n + 1  # the first end with a full window
-    if start > n:
-        return found
-    series = np.asarray(closes, dtype=float)
-    windows = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(series, length)[start - length :])
-    ok = usable(windows)
-    if not ok.all():
-        windows = np.ascontiguousarray(windows[ok])
-    if not len(windows):
-        return found
-    ends = np.flatnonzero(ok) + start
-    for j, signal in zip(ends.tolist(), signals(windows), strict=True):
-        found[j - first] = signal
+    is none; ``window_ends`` for the arguments); ``signals`` maps the usable rows (windows) to their signals, in
+    order."""
+    found: list[Signal | None] = [None] * (len(closes) + 1 - first)
+    ended = window_ends(closes, length, minimum=minimum, history=history, first=first, usable=usable)
+    if ended is not None:
+        windows, ends = ended
+        for j, signal in zip(ends, signals(windows), strict=True):
+            found[j - first] = signal
     return found
+
+
+class LazySignals:
+    """A strategy's signal at every end ``j`` in ``[first, len(closes)]`` of one close series, as ``signals_at_ends``
+    gives them: ``strengths[j - first]`` (None where there is none) computed at once, ``signal(j - first)`` built
+    when first asked (``build(k)``: the signal of the ``k``-th usable window)."""
+
+    __slots__ = ("_build", "_made", "_row", "strengths")
+
+    def __init__(
+        self, count: int, ends: Sequence[int], first: int, strengths: Sequence[float], build: Callable[[int], Signal]
+    ) -> None:
+        self.strengths: list[float | None] = [None] * count
+        self._row = [-1] * count  # the usable window of each end, -1 for none
+        for k, (j, strength) in enumerate(zip(ends, strengths, strict=True)):
+            self.strengths[j - first], self._row[j - first] = strength, k
+        self._build = build
+        self._made: dict[int, Signal] = {}
+
+    def signal(self, index: int) -> Signal | None:
+        """The signal at end ``first + index`` (None where there is none), the same object each time."""
+        k = self._row[index]
+        if k < 0:
+            return None
+        made = self._made.get(k)
+        if made is None:
+            made = self._made[k] = self._build(k)
+        return made
+
+
+def lazy_signals_at_ends(
+    closes: Sequence[float],
+    length: int,
+    *,
+    minimum: int,
+    history: int,
+    first: int,
+    usable: Callable[[np.ndarray], np.ndarray],
+    strengths: Callable[[np.ndarray], tuple[Sequence[float], Callable[[int], Signal]]],
+) -> LazySignals:
+    """``signals_at_ends`` as ``LazySignals``: ``strengths`` maps the usable rows to their signals' strengths and the
+    function building the signal of a row."""
+    ended = window_ends(closes, length, minimum=minimum, history=history, first=first, usable=usable)
+    count = len(closes) + 1 - first
+    if ended is None:
+        return LazySignals(count, [], first, [], _none)
+    windows, ends = ended
+    found, build = strengths(windows)
+    return LazySignals(count, ends, first, found, build)
+
+
+def _none(k: int) -> Signal:  # pragma: no cover - a LazySignals without a window never builds one
+    raise IndexError(k)

@@ -130,3 +130,17 @@ def test_a_value_built_on_first_read_is_built_once_and_kept_per_instance() -> No
     assert (one.double, one.double, two.double, two.double) == (2, 2, 4, 4)
     assert built == [1, 2]
     assert isinstance(Holder.__dict__["double"], _Once)
+
+
+def test_a_rows_entry_is_the_entry_of_its_feature_values() -> None:
+    """``row_entry`` (a replay cursor's entry of every row) equals ``entry_of`` of the values a decision reads."""
+    from agents.deciding import entry_of, row_entry
+    from agents.snapshot import utc
+
+    naive = datetime(2026, 1, 5, 12)
+    for close in (101.25, float("nan"), float("inf"), float("-inf"), None, Decimal("99.5"), 7, 0.0):
+        for ts in (naive, datetime(2026, 1, 5, 12, tzinfo=UTC)):
+            row = {"close": close, "ts": ts}
+            got, want = row_entry(row), entry_of(feature_values(row, ("close",)), utc(ts))
+            assert repr(got) == repr(want) and type(got[0]) is type(want[0]), close
+    assert row_entry({"ts": naive}) == (None, naive.replace(tzinfo=UTC))

@@ -367,6 +367,10 @@ class _CheckedAccount:
         self.checked.append((as_of, tuple(symbols)))
         return mine
 
+    def context_on_read(self, conn, account, symbols, as_of):
+        mine = self.context(conn, account, symbols, as_of)  # checked at once
+        return lambda: mine
+
 
 def test_the_equity_does_not_depend_on_the_order_the_positions_and_balances_come_in() -> None:
     """The in-memory account holds its positions and balances in booking order; the database returns the rows of
@@ -613,6 +617,58 @@ def test_the_in_memory_order_store_writes_the_rows_of_the_database_store(engine,
     for name in _ORDER_ROWS:
         assert rows["memory"][name] == db[name], name
         assert rows["background"][name] == db[name], name
+
+
+def test_the_in_memory_accounts_context_read_later_is_its_context_and_its_mark_is_taken_at_once() -> None:
+    """A snapshot's portfolio context is built when the step reads it (a sparse step that drafts no symbol never
+    does): the equity mark is taken when the snapshot is read, the context read later is the one ``context`` gives
+    (built once), and an ``AccountView`` given the function calls it on first read only."""
+    import dataclasses
+
+    from agents.replay_account import EquityMarks, FxHistory, ReplayAccount
+    from agents.risk.portfolio import PortfolioContext
+    from agents.risk.sizing import trade_stats
+    from agents.snapshot import AccountView
+    from alphaloom.markets import resolve
+    from alphaloom.ops.kill_switch import KillSwitchState
+
+    class Market:
+        def marks(self, symbols, as_of):
+            return {s: Decimal("101.5") for s in symbols}
+
+        def returns(self, symbols, as_of, bars):
+            return pd.DataFrame()
+
+        def returns_inputs(self, symbols, as_of, bars):
+            return None
+
+    at = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    symbols = ["X/USDT", "Y/USDT"]
+    account = ReplayAccount(account="a", base_currency="USDT", starting_cash=Decimal(1000),
+                            balances={"USDT": Decimal("900")}, positions={"X/USDT": (Decimal(2), Decimal(100))},
+                            marks=EquityMarks(), markets={s: resolve(s, {}, {}, {}) for s in symbols},
+                            fx=FxHistory("USDT", at), settings=get_settings(), market=Market())  # fmt: skip
+    account.defer_marks = True
+    on_read = account.context_on_read(None, "a", symbols, at)  # type: ignore[arg-type]
+    assert account.unwritten_marks == 1 and account.day_equity(at, at) == (Decimal("1103.0"), Decimal("1103.0"))
+    built = on_read()
+    assert on_read() is built
+    now = account.context(None, "a", symbols, at)  # type: ignore[arg-type]
+    plain = {"returns": pd.DataFrame(), "inputs": None}
+    assert dataclasses.replace(built, **plain) == dataclasses.replace(now, **plain)
+    assert built.equity == Decimal("1103.0") and built.peak_equity == Decimal("1103.0")
+    assert set(built.markets) == set(symbols) and built.exposures == {"X/USDT": Decimal("203.0")}
+    calls: list[int] = []
+
+    def counted() -> PortfolioContext:
+        calls.append(1)
+        return built
+
+    view = AccountView(KillSwitchState(False, "never engaged", ""), {}, {}, trade_stats([]), portfolio=counted)
+    assert calls == [], "not built before it is read"
+    assert view.portfolio is built and view.portfolio is built and calls == [1]
+    given = AccountView(KillSwitchState(False, "never engaged", ""), {}, {}, trade_stats([]), portfolio=built)
+    assert given.portfolio is built and given == view
 
 
 def test_the_returns_history_of_a_context_is_computed_once_and_only_when_read() -> None:

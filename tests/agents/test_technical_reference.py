@@ -96,7 +96,7 @@ def test_the_votes_computed_at_once_equal_the_reference_opinions_actions_and_con
         for row in rng.sample(rows, 3):
             row[rng.choice(NEEDED)] = rng.choice([float("inf"), float("-inf")])
         signals = [_signals(rng) for _ in rows]
-        votes = technical_votes(rows, signals, params)
+        votes = technical_votes(rows, [[s.strength for s in found] for found in signals], params)
         for row, found, vote in zip(rows, signals, votes, strict=True):
             want = _reference_opinion(row, "X/USDT", AS_OF, params, found)
             assert technical_vote(row, params, found) == (want.action, want.confidence)

@@ -51,6 +51,10 @@ def test_ids_keep_their_value_and_a_step_s_ids_equal_each_symbol_s() -> None:
     for at in (T, cet):
         ids = decision_ids_for("acct", ["BTC/USDT", "ETH/USDT"], "1h", at, "v1")
         assert ids == {s: decision_id_for("acct", s, "1h", T, "v1") for s in ("BTC/USDT", "ETH/USDT")}
+    for account, symbol, version in (("", "", ""), ("a\x1fb", "X/\u00e9", "v\x1f2"), ("acct", "BTC/USDT", "")):
+        assert decision_ids_for(account, [symbol], "4h", cet, version) == {
+            symbol: stable_hash(account, symbol, "4h", T.isoformat(), version)
+        }
     with pytest.raises(ValueError, match="timezone-aware"):
         decision_ids_for("acct", ["BTC/USDT"], "1h", datetime(2025, 1, 1), "v1")
 
