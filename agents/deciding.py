@@ -30,7 +30,7 @@ from agents.memory import AgentWeight, Memory
 from agents.news import news_opinion
 from agents.params import DecisionParams
 from agents.patterns.analyst import Bar, pattern_opinion
-from agents.recording import AgentOutputRow, DecisionRow
+from agents.recording import AgentOutputRow, DecisionRow, new_decision_row, new_output_row
 from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
 from agents.sentiment import SentimentScore
@@ -38,7 +38,6 @@ from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, utc
 from agents.social import social_opinion
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
-from agents.technical import NEEDED as TECHNICAL_COLUMNS
 from agents.technical import technical_opinion
 from agents.trader import closes_position, opens_position, order_intents
 from alphaloom.domain import (
@@ -292,11 +291,6 @@ class _Step:
         return _weights_record(self.snapshot.account_view.weights, self.params.strategy.base_weights())
 
 
-# The feature values the decision itself reads: the technical analyst's (close included: the reference price) and the
-# volatility Kelly sizing reads. The record holds every one of FEATURE_COLUMNS (``DraftBasis.values``).
-_TRADED_COLUMNS = (*TECHNICAL_COLUMNS, "realized_vol_20")
-
-
 @dataclass(slots=True)
 class _SymbolRead:
     """What the decision of one symbol reads from the snapshot: its feature row, headlines and scores, position and
@@ -304,7 +298,8 @@ class _SymbolRead:
 
     decision_id: DecisionId
     values: dict[str, Any]
-    """The ``_TRADED_COLUMNS`` values (``feature_values``)."""
+    """Every feature value (``feature_values``): those the decision reads (the technical analyst's, the close as the
+    reference price, the volatility Kelly sizing reads) and the record keeps (``DraftBasis.values``), cleaned once."""
     features: Mapping[str, Any]
     ts: datetime
     """The feature row's bar time, in UTC."""
@@ -332,7 +327,7 @@ def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -
     position_qty, position_avg = snapshot.account_view.positions[symbol]
     return _SymbolRead(
         decision_id=snapshot.decision_ids[symbol],
-        values=feature_values(features, _TRADED_COLUMNS),
+        values=feature_values(features),
         features=features,
         ts=utc(features["ts"]),
         known_at=utc(features["known_at"]),
@@ -467,10 +462,11 @@ class DraftBasis:
         return {"exchange": f["exchange"], "symbol": f["symbol"], "timeframe": f["timeframe"],
                 "ts": _utc_text(self.read.ts)}  # fmt: skip
 
-    @_Once
+    @property
     def values(self) -> dict[str, Any]:
-        """Every feature value of the row read (``feature_values``), as the record keeps them."""
-        return feature_values(self.read.features)
+        """Every feature value of the row read (``feature_values``), as the record keeps them: those the decision
+        read."""
+        return self.read.values
 
     @property
     def dbt_invocation_id(self) -> Any:
@@ -493,10 +489,10 @@ def _decision_row(
 ) -> DecisionRow:
     """Record 1: the ``audit.decisions`` row."""
     step = basis.step
-    return DecisionRow(decision.decision_id, step.run_id, decision.account, decision.symbol, decision.timeframe,
-                       decision.as_of, decision.action.value, decision.score, step.params.version,
-                       _inputs_record(basis, verdicts), basis.dbt_invocation_id, step.git_sha,
-                       step.params.config)  # fmt: skip
+    return new_decision_row(decision.decision_id, step.run_id, decision.account, decision.symbol, decision.timeframe,
+                            decision.as_of, decision.action.value, decision.score, step.params.version,
+                            _inputs_record(basis, verdicts), basis.dbt_invocation_id, step.git_sha,
+                            step.params.config)  # fmt: skip
 
 
 def _inputs_record(
@@ -544,7 +540,7 @@ def _output_rows(basis: DraftBasis) -> tuple[AgentOutputRow, ...]:
     scorer = basis.step.snapshot.scorer_name
     news_ids = [item.id for item in basis.read.news]
     return tuple(
-        AgentOutputRow(o.agent, _opinion_output(o),
+        new_output_row(o.agent, _opinion_output(o),
                        o.model or _MODEL_OF.get(o.agent, scorer if o.agent in ("news", "social") else None),
                        o.prompt_hash, _input_refs(o.agent, basis, news_ids), o.skipped,
                        o.details.get("tokens"), o.details.get("latency_ms"))
@@ -607,5 +603,32 @@ def _decide_symbol(
     )
     decision = Decision(read.decision_id, snapshot.account, symbol, params.timeframe, snapshot.as_of, action, score,
                         opinions, approved)  # fmt: skip
-    draft = DecisionDraft(decision, verdicts=verdicts, basis=DraftBasis(step, read, opinions, answer, sized))
+    draft = _new_draft(decision, verdicts, _new_basis(step, read, opinions, answer, sized))
     return draft, portfolio
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _new_draft(
+    decision: Decision, verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...], basis: DraftBasis
+) -> DecisionDraft:
+    """``DecisionDraft(decision, verdicts=verdicts, basis=basis)`` without the frozen dataclass's ``__init__`` (an
+    ``object.__setattr__`` per field, the rows' through their descriptor): one per decided symbol. Equal to it."""
+    draft = _new(DecisionDraft)
+    _set(draft, "__dict__", {"decision": decision, "verdicts": verdicts, "basis": basis})
+    return draft
+
+
+def _new_basis(
+    step: _Step,
+    read: _SymbolRead,
+    opinions: tuple[AgentOpinion, ...],
+    answer: LlmAnswer | None,
+    sized: SizingChoice | None,
+) -> DraftBasis:
+    """``DraftBasis(step, read, opinions, answer, sized)`` as ``_new_draft``."""
+    basis = _new(DraftBasis)
+    _set(basis, "__dict__", {"step": step, "read": read, "opinions": opinions, "answer": answer, "sized": sized})
+    return basis

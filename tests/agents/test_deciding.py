@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.deciding import DecisionDraft, _Once, decide_snapshot, feature_values
+from agents.deciding import DecisionDraft, DraftBasis, _new_basis, _new_draft, _Once, decide_snapshot, feature_values
 from agents.memory import AgentWeight
 from agents.params import DecisionParams
 from agents.risk import PortfolioContext
@@ -76,8 +76,8 @@ def test_a_drafts_audit_rows_are_built_when_first_read_and_rows_given_are_kept()
 
 
 def test_a_feature_the_record_cleans_is_read_clean_by_the_technical_analyst() -> None:
-    """The decision reads only the columns it trades on (``_TRADED_COLUMNS``), cleaned as the record cleans every
-    column: an infinite RSI is missing (a warm-up hold), as it was when the decision read the whole record."""
+    """The decision reads the feature values cleaned as the record keeps them (one mapping, ``_SymbolRead.values``):
+    an infinite RSI is missing (a warm-up hold) and recorded as None."""
     params = DecisionParams.from_settings(Settings(exchange="x"))
     snapshot = _snapshot(params)
     features = {s: {**row, "rsi_14": float("inf")} for s, row in snapshot.market.features.items()}
@@ -130,3 +130,20 @@ def test_a_value_built_on_first_read_is_built_once_and_kept_per_instance() -> No
     assert (one.double, one.double, two.double, two.double) == (2, 2, 4, 4)
     assert built == [1, 2]
     assert isinstance(Holder.__dict__["double"], _Once)
+
+
+def test_drafts_built_without_init_equal_the_classes_own() -> None:
+    """``_new_draft`` and ``_new_basis`` (``decide_snapshot``'s, skipping the frozen dataclasses' ``__init__``) give
+    what the classes give: the same fields, rows built from the basis on first read, equal drafts."""
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    for snapshot in (_snapshot(params), _snapshot(params, kill_switch=True)):
+        for draft in decide_snapshot(snapshot, params, run_id="r1"):
+            basis = draft.basis
+            assert basis is not None
+            fields = [getattr(basis, f.name) for f in dataclasses.fields(DraftBasis)]
+            assert vars(_new_basis(*fields)) == vars(DraftBasis(*fields)) == vars(basis)
+            expected = DecisionDraft(draft.decision, verdicts=draft.verdicts, basis=DraftBasis(*fields))
+            assert vars(draft) == {"decision": draft.decision, "verdicts": draft.verdicts, "basis": basis}
+            assert vars(_new_draft(draft.decision, draft.verdicts, basis)) == vars(draft)
+            assert draft == expected and draft.row == expected.row and draft.outputs == expected.outputs
+            assert draft.lineage == expected.lineage and draft.entry == expected.entry
