@@ -372,6 +372,8 @@ def event_opinions(
 ) -> tuple[AgentOpinion, ...]:
     """The analysts that speak only when they have something: earnings (a report among the stories known) and social
     (posts known); one with nothing to say is left out of the vote and the record."""
+    if not news and not posts:  # most steps: neither is asked
+        return ()
     found = (  # with no story (no post) an analyst has nothing to say: not asked
         *((earnings_opinion(symbol, as_of, news, params.strategy.earnings),) if news else ()),
         *((social_opinion(symbol, as_of, posts, social_scores, params.strategy.social),) if posts else ()),
@@ -570,11 +572,14 @@ def _input_refs(agent: str, basis: DraftBasis, news_ids: list[NewsId]) -> dict[s
 
 def _lineage(basis: DraftBasis) -> tuple[tuple[str, Mapping[str, Any]], ...]:
     """Record 3: the rows the decision was made from (feature row, bar, news), for ``audit.lineage``."""
+    read, key = basis.read, basis.feature_key
+    rows = (("marts.features", {**key, "dbt_invocation_id": basis.dbt_invocation_id}), ("raw.ohlcv", key))
+    if not read.news and not read.posts:  # most decisions: no story, no post
+        return rows
     return (
-        ("marts.features", {**basis.feature_key, "dbt_invocation_id": basis.dbt_invocation_id}),
-        ("raw.ohlcv", basis.feature_key),
-        *(("raw.news", {"id": item.id}) for item in basis.read.news),
-        *(("raw.social_posts", {"id": post.id}) for post in basis.read.posts),
+        *rows,
+        *(("raw.news", {"id": item.id}) for item in read.news),
+        *(("raw.social_posts", {"id": post.id}) for post in read.posts),
     )
 
 

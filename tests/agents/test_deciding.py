@@ -147,3 +147,16 @@ def test_drafts_built_without_init_equal_the_classes_own() -> None:
             assert vars(_new_draft(draft.decision, draft.verdicts, basis)) == vars(draft)
             assert draft == expected and draft.row == expected.row and draft.outputs == expected.outputs
             assert draft.lineage == expected.lineage and draft.entry == expected.entry
+
+
+def test_lineage_with_and_without_stories_is_the_feature_row_its_bar_then_each_story() -> None:
+    """A decision with no story nor post (``_lineage``'s shortcut) records the same two edges, in the same order, as
+    one with a story records ahead of its story's."""
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    aaa, bbb = decide_snapshot(_snapshot(params), params, run_id="r1")
+    for draft, stories in ((aaa, [("raw.news", {"id": "n1"})]), (bbb, [])):
+        key = {"exchange": params.exchange, "symbol": draft.decision.symbol, "timeframe": params.timeframe,
+               "ts": (AS_OF - timedelta(hours=1)).isoformat()}  # fmt: skip
+        expected = [("marts.features", {**key, "dbt_invocation_id": "inv-1"}), ("raw.ohlcv", key), *stories]
+        assert list(draft.lineage) == expected
+        assert [o.agent for o in draft.decision.opinions] == ["technical", "news", "llm"], "no event analyst spoke"
