@@ -96,6 +96,36 @@ def test_risk_verdicts_come_from_the_snapshot_and_recorded_symbols_are_left_alon
     assert not all(v.approved for _, verdicts in halted[0].verdicts for v in verdicts)
 
 
+def test_drafts_built_without_init_equal_the_classes_own() -> None:
+    """``_new_draft`` and ``_new_basis`` (``decide_snapshot``'s, skipping the frozen dataclasses' ``__init__``) give
+    what the classes give: the same fields, rows built from the basis on first read, equal drafts."""
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    for snapshot in (_snapshot(params), _snapshot(params, kill_switch=True)):
+        for draft in decide_snapshot(snapshot, params, run_id="r1"):
+            basis = draft.basis
+            assert basis is not None
+            fields = [getattr(basis, f.name) for f in dataclasses.fields(DraftBasis)]
+            assert vars(_new_basis(*fields)) == vars(DraftBasis(*fields)) == vars(basis)
+            expected = DecisionDraft(draft.decision, verdicts=draft.verdicts, basis=DraftBasis(*fields))
+            assert vars(draft) == {"decision": draft.decision, "verdicts": draft.verdicts, "basis": basis}
+            assert vars(_new_draft(draft.decision, draft.verdicts, basis)) == vars(draft)
+            assert draft == expected and draft.row == expected.row and draft.outputs == expected.outputs
+            assert draft.lineage == expected.lineage and draft.entry == expected.entry
+
+
+def test_lineage_with_and_without_stories_is_the_feature_row_its_bar_then_each_story() -> None:
+    """A decision with no story nor post (``_lineage``'s shortcut) records the same two edges, in the same order, as
+    one with a story records ahead of its story's."""
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    aaa, bbb = decide_snapshot(_snapshot(params), params, run_id="r1")
+    for draft, stories in ((aaa, [("raw.news", {"id": "n1"})]), (bbb, [])):
+        key = {"exchange": params.exchange, "symbol": draft.decision.symbol, "timeframe": params.timeframe,
+               "ts": (AS_OF - timedelta(hours=1)).isoformat()}  # fmt: skip
+        expected = [("marts.features", {**key, "dbt_invocation_id": "inv-1"}), ("raw.ohlcv", key), *stories]
+        assert list(draft.lineage) == expected
+        assert [o.agent for o in draft.decision.opinions] == ["technical", "news", "llm"], "no event analyst spoke"
+
+
 def test_feature_values_record_every_column_with_nan_and_infinities_as_none() -> None:
     values = feature_values({"close": float("nan"), "rsi_14": float("-inf"), "volume": 5, "sma_10": 1.5})
     assert list(values) == list(FEATURE_COLUMNS)
@@ -130,33 +160,3 @@ def test_a_value_built_on_first_read_is_built_once_and_kept_per_instance() -> No
     assert (one.double, one.double, two.double, two.double) == (2, 2, 4, 4)
     assert built == [1, 2]
     assert isinstance(Holder.__dict__["double"], _Once)
-
-
-def test_drafts_built_without_init_equal_the_classes_own() -> None:
-    """``_new_draft`` and ``_new_basis`` (``decide_snapshot``'s, skipping the frozen dataclasses' ``__init__``) give
-    what the classes give: the same fields, rows built from the basis on first read, equal drafts."""
-    params = DecisionParams.from_settings(Settings(exchange="x"))
-    for snapshot in (_snapshot(params), _snapshot(params, kill_switch=True)):
-        for draft in decide_snapshot(snapshot, params, run_id="r1"):
-            basis = draft.basis
-            assert basis is not None
-            fields = [getattr(basis, f.name) for f in dataclasses.fields(DraftBasis)]
-            assert vars(_new_basis(*fields)) == vars(DraftBasis(*fields)) == vars(basis)
-            expected = DecisionDraft(draft.decision, verdicts=draft.verdicts, basis=DraftBasis(*fields))
-            assert vars(draft) == {"decision": draft.decision, "verdicts": draft.verdicts, "basis": basis}
-            assert vars(_new_draft(draft.decision, draft.verdicts, basis)) == vars(draft)
-            assert draft == expected and draft.row == expected.row and draft.outputs == expected.outputs
-            assert draft.lineage == expected.lineage and draft.entry == expected.entry
-
-
-def test_lineage_with_and_without_stories_is_the_feature_row_its_bar_then_each_story() -> None:
-    """A decision with no story nor post (``_lineage``'s shortcut) records the same two edges, in the same order, as
-    one with a story records ahead of its story's."""
-    params = DecisionParams.from_settings(Settings(exchange="x"))
-    aaa, bbb = decide_snapshot(_snapshot(params), params, run_id="r1")
-    for draft, stories in ((aaa, [("raw.news", {"id": "n1"})]), (bbb, [])):
-        key = {"exchange": params.exchange, "symbol": draft.decision.symbol, "timeframe": params.timeframe,
-               "ts": (AS_OF - timedelta(hours=1)).isoformat()}  # fmt: skip
-        expected = [("marts.features", {**key, "dbt_invocation_id": "inv-1"}), ("raw.ohlcv", key), *stories]
-        assert list(draft.lineage) == expected
-        assert [o.agent for o in draft.decision.opinions] == ["technical", "news", "llm"], "no event analyst spoke"
