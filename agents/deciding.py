@@ -30,7 +30,7 @@ from agents.memory import AgentWeight, Memory
 from agents.news import news_opinion
 from agents.params import DecisionParams
 from agents.patterns.analyst import Bar, pattern_opinion
-from agents.recording import AgentOutputRow, DecisionRow, new_decision_row, new_output_row
+from agents.recording import AgentOutputRow, DecisionRow
 from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
 from agents.sentiment import SentimentScore
@@ -491,10 +491,10 @@ def _decision_row(
 ) -> DecisionRow:
     """Record 1: the ``audit.decisions`` row."""
     step = basis.step
-    return new_decision_row(decision.decision_id, step.run_id, decision.account, decision.symbol, decision.timeframe,
-                            decision.as_of, decision.action.value, decision.score, step.params.version,
-                            _inputs_record(basis, verdicts), basis.dbt_invocation_id, step.git_sha,
-                            step.params.config)  # fmt: skip
+    return DecisionRow(decision.decision_id, step.run_id, decision.account, decision.symbol, decision.timeframe,
+                       decision.as_of, decision.action.value, decision.score, step.params.version,
+                       _inputs_record(basis, verdicts), basis.dbt_invocation_id, step.git_sha,
+                       step.params.config)  # fmt: skip
 
 
 def _inputs_record(
@@ -542,7 +542,7 @@ def _output_rows(basis: DraftBasis) -> tuple[AgentOutputRow, ...]:
     scorer = basis.step.snapshot.scorer_name
     news_ids = [item.id for item in basis.read.news]
     return tuple(
-        new_output_row(o.agent, _opinion_output(o),
+        AgentOutputRow(o.agent, _opinion_output(o),
                        o.model or _MODEL_OF.get(o.agent, scorer if o.agent in ("news", "social") else None),
                        o.prompt_hash, _input_refs(o.agent, basis, news_ids), o.skipped,
                        o.details.get("tokens"), o.details.get("latency_ms"))
@@ -608,32 +608,5 @@ def _decide_symbol(
     )
     decision = Decision(read.decision_id, snapshot.account, symbol, params.timeframe, snapshot.as_of, action, score,
                         opinions, approved)  # fmt: skip
-    draft = _new_draft(decision, verdicts, _new_basis(step, read, opinions, answer, sized))
+    draft = DecisionDraft(decision, verdicts=verdicts, basis=DraftBasis(step, read, opinions, answer, sized))
     return draft, portfolio
-
-
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _new_draft(
-    decision: Decision, verdicts: tuple[tuple[OrderIntent, tuple[RiskVerdict, ...]], ...], basis: DraftBasis
-) -> DecisionDraft:
-    """``DecisionDraft(decision, verdicts=verdicts, basis=basis)`` without the frozen dataclass's ``__init__`` (an
-    ``object.__setattr__`` per field, the rows' through their descriptor): one per decided symbol. Equal to it."""
-    draft = _new(DecisionDraft)
-    _set(draft, "__dict__", {"decision": decision, "verdicts": verdicts, "basis": basis})
-    return draft
-
-
-def _new_basis(
-    step: _Step,
-    read: _SymbolRead,
-    opinions: tuple[AgentOpinion, ...],
-    answer: LlmAnswer | None,
-    sized: SizingChoice | None,
-) -> DraftBasis:
-    """``DraftBasis(step, read, opinions, answer, sized)`` as ``_new_draft``."""
-    basis = _new(DraftBasis)
-    _set(basis, "__dict__", {"step": step, "read": read, "opinions": opinions, "answer": answer, "sized": sized})
-    return basis

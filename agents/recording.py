@@ -60,52 +60,6 @@ class AgentOutputRow:
     latency_ms: int | None = None
 
 
-_new = object.__new__
-_set = object.__setattr__
-
-
-def new_decision_row(
-    decision_id: str,
-    run_id: str,
-    account: str,
-    symbol: str,
-    timeframe: str,
-    as_of: datetime,
-    action: str,
-    score: float,
-    config_version: str,
-    inputs: Mapping[str, Any],
-    dbt_invocation_id: str | None,
-    git_sha: str | None,
-    config: Mapping[str, Any] | None,
-) -> DecisionRow:
-    """``DecisionRow(...)`` of every field, built without the frozen dataclass's ``__init__`` (an
-    ``object.__setattr__`` per field): one per decision a replay records. Equal to the class's own."""
-    row = _new(DecisionRow)
-    _set(row, "__dict__", {"decision_id": decision_id, "run_id": run_id, "account": account, "symbol": symbol,
-                           "timeframe": timeframe, "as_of": as_of, "action": action, "score": score,
-                           "config_version": config_version, "inputs": inputs, "dbt_invocation_id": dbt_invocation_id,
-                           "git_sha": git_sha, "config": config})  # fmt: skip
-    return row
-
-
-def new_output_row(
-    agent: str,
-    output: Mapping[str, Any],
-    model: str | None,
-    prompt_hash: str | None,
-    input_ref: Mapping[str, Any],
-    skipped: bool,
-    tokens: int | None,
-    latency_ms: int | None,
-) -> AgentOutputRow:
-    """``AgentOutputRow(...)`` of every field, as ``new_decision_row``: one per agent of every decision recorded."""
-    row = _new(AgentOutputRow)
-    _set(row, "__dict__", {"agent": agent, "output": output, "model": model, "prompt_hash": prompt_hash,
-                           "input_ref": input_ref, "skipped": skipped, "tokens": tokens, "latency_ms": latency_ms})  # fmt: skip
-    return row
-
-
 _dumps = jsonb_text  # JSON as text (one call less per value)
 
 

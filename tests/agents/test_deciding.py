@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.deciding import DecisionDraft, DraftBasis, _new_basis, _new_draft, _Once, decide_snapshot, feature_values
+from agents.deciding import DecisionDraft, _Once, decide_snapshot, feature_values
 from agents.memory import AgentWeight
 from agents.params import DecisionParams
 from agents.risk import PortfolioContext
@@ -94,23 +94,6 @@ def test_risk_verdicts_come_from_the_snapshot_and_recorded_symbols_are_left_alon
     assert [d.decision.symbol for d in halted] == ["AAA/USDT"]
     assert halted[0].decision.intents == () and halted[0].verdicts
     assert not all(v.approved for _, verdicts in halted[0].verdicts for v in verdicts)
-
-
-def test_drafts_built_without_init_equal_the_classes_own() -> None:
-    """``_new_draft`` and ``_new_basis`` (``decide_snapshot``'s, skipping the frozen dataclasses' ``__init__``) give
-    what the classes give: the same fields, rows built from the basis on first read, equal drafts."""
-    params = DecisionParams.from_settings(Settings(exchange="x"))
-    for snapshot in (_snapshot(params), _snapshot(params, kill_switch=True)):
-        for draft in decide_snapshot(snapshot, params, run_id="r1"):
-            basis = draft.basis
-            assert basis is not None
-            fields = [getattr(basis, f.name) for f in dataclasses.fields(DraftBasis)]
-            assert vars(_new_basis(*fields)) == vars(DraftBasis(*fields)) == vars(basis)
-            expected = DecisionDraft(draft.decision, verdicts=draft.verdicts, basis=DraftBasis(*fields))
-            assert vars(draft) == {"decision": draft.decision, "verdicts": draft.verdicts, "basis": basis}
-            assert vars(_new_draft(draft.decision, draft.verdicts, basis)) == vars(draft)
-            assert draft == expected and draft.row == expected.row and draft.outputs == expected.outputs
-            assert draft.lineage == expected.lineage and draft.entry == expected.entry
 
 
 def test_lineage_with_and_without_stories_is_the_feature_row_its_bar_then_each_story() -> None:
