@@ -131,20 +131,22 @@ class AuditBuffer:
     def decision(self, draft: DecisionDraft) -> bool:
         """A decided symbol's rows (as ``agents.recording.record_decision``); True: it counts as recorded. Only the
         rows the mode writes are read from the draft (it builds them on first read: ``DecisionDraft``)."""
-        if self.mode == "full":
-            row = draft.row
-            self._rows[OUTPUTS.name].extend(output_rows(row, draft.outputs))
-            self._rows[CHECKS.name].extend(check_rows(row, draft.verdicts))
-            self._rows[LINEAGE.name].extend(lineage_rows(row, draft.lineage))
-        elif draft.verdicts:  # most decisions propose no order: nothing refused
+        mode = self.mode
+        if mode != "full" and draft.verdicts:  # most decisions propose no order: nothing refused
             self.refusals.update(check_name(v, intent) for intent, verdicts in draft.verdicts
                                  for v in verdicts if not v.approved)  # fmt: skip
-        if self.mode != "none" or draft.decision.intents:
-            row = draft.row
-            if row.config_version not in self._config_versions and (config := config_values(row)) is not None:
-                self._config_versions.add(row.config_version)  # once per run: its decisions share their version
-                self._configs.append(config)
-            self._rows[DECISIONS.name].append(decision_values(row))
+        if mode == "none" and not draft.decision.intents:
+            return True
+        row, rows = draft.row, self._rows  # the row read once (built on first read)
+        if mode == "full":
+            rows[OUTPUTS.name].extend(output_rows(row, draft.outputs))
+            if draft.verdicts:  # most decisions propose no order: no risk check
+                rows[CHECKS.name].extend(check_rows(row, draft.verdicts))
+            rows[LINEAGE.name].extend(lineage_rows(row, draft.lineage))
+        if row.config_version not in self._config_versions and (config := config_values(row)) is not None:
+            self._config_versions.add(row.config_version)  # once per run: its decisions share their version
+            self._configs.append(config)
+        rows[DECISIONS.name].append(decision_values(row))
         return True
 
     def flush_decisions(self, conn: Connection) -> int:

@@ -38,7 +38,6 @@ from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, clean, utc
 from agents.social import social_opinion
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
-from agents.technical import NEEDED as TECHNICAL_COLUMNS
 from agents.technical import technical_opinion
 from agents.trader import closes_position, opens_position, order_intents
 from alphaloom.domain import (
@@ -299,11 +298,6 @@ class _Step:
         return _weights_record(self.snapshot.account_view.weights, self.params.strategy.base_weights())
 
 
-# The feature values the decision itself reads: the technical analyst's (close included: the reference price) and the
-# volatility Kelly sizing reads. The record holds every one of FEATURE_COLUMNS (``DraftBasis.values``).
-_TRADED_COLUMNS = (*TECHNICAL_COLUMNS, "realized_vol_20")
-
-
 @dataclass(slots=True)
 class _SymbolRead:
     """What the decision of one symbol reads from the snapshot: its feature row, headlines and scores, position and
@@ -311,7 +305,8 @@ class _SymbolRead:
 
     decision_id: DecisionId
     values: dict[str, Any]
-    """The ``_TRADED_COLUMNS`` values (``feature_values``)."""
+    """Every feature value (``feature_values``): those the decision reads (the technical analyst's, the close as the
+    reference price, the volatility Kelly sizing reads) and the record keeps (``DraftBasis.values``), cleaned once."""
     features: Mapping[str, Any]
     ts: datetime
     """The feature row's bar time, in UTC."""
@@ -339,7 +334,7 @@ def _read_symbol(snapshot: Snapshot, symbol: str, features: Mapping[str, Any]) -
     position_qty, position_avg = snapshot.account_view.positions[symbol]
     return _SymbolRead(
         decision_id=snapshot.decision_ids[symbol],
-        values=feature_values(features, _TRADED_COLUMNS),
+        values=feature_values(features),
         features=features,
         ts=utc(features["ts"]),
         known_at=utc(features["known_at"]),
@@ -384,6 +379,8 @@ def event_opinions(
 ) -> tuple[AgentOpinion, ...]:
     """The analysts that speak only when they have something: earnings (a report among the stories known) and social
     (posts known); one with nothing to say is left out of the vote and the record."""
+    if not news and not posts:  # most steps: neither is asked
+        return ()
     found = (  # with no story (no post) an analyst has nothing to say: not asked
         *((earnings_opinion(symbol, as_of, news, params.strategy.earnings),) if news else ()),
         *((social_opinion(symbol, as_of, posts, social_scores, params.strategy.social),) if posts else ()),
@@ -475,10 +472,11 @@ class DraftBasis:
         return {"exchange": f["exchange"], "symbol": f["symbol"], "timeframe": f["timeframe"],
                 "ts": _utc_text(self.read.ts)}  # fmt: skip
 
-    @_Once
+    @property
     def values(self) -> dict[str, Any]:
-        """Every feature value of the row read (``feature_values``), as the record keeps them."""
-        return feature_values(self.read.features)
+        """Every feature value of the row read (``feature_values``), as the record keeps them: those the decision
+        read."""
+        return self.read.values
 
     @property
     def dbt_invocation_id(self) -> Any:
@@ -582,11 +580,14 @@ def _input_refs(agent: str, basis: DraftBasis, news_ids: list[NewsId]) -> dict[s
 
 def _lineage(basis: DraftBasis) -> tuple[tuple[str, Mapping[str, Any]], ...]:
     """Record 3: the rows the decision was made from (feature row, bar, news), for ``audit.lineage``."""
+    read, key = basis.read, basis.feature_key
+    rows = (("marts.features", {**key, "dbt_invocation_id": basis.dbt_invocation_id}), ("raw.ohlcv", key))
+    if not read.news and not read.posts:  # most decisions: no story, no post
+        return rows
     return (
-        ("marts.features", {**basis.feature_key, "dbt_invocation_id": basis.dbt_invocation_id}),
-        ("raw.ohlcv", basis.feature_key),
-        *(("raw.news", {"id": item.id}) for item in basis.read.news),
-        *(("raw.social_posts", {"id": post.id}) for post in basis.read.posts),
+        *rows,
+        *(("raw.news", {"id": item.id}) for item in read.news),
+        *(("raw.social_posts", {"id": post.id}) for post in read.posts),
     )
 
 

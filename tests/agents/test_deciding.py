@@ -76,8 +76,8 @@ def test_a_drafts_audit_rows_are_built_when_first_read_and_rows_given_are_kept()
 
 
 def test_a_feature_the_record_cleans_is_read_clean_by_the_technical_analyst() -> None:
-    """The decision reads only the columns it trades on (``_TRADED_COLUMNS``), cleaned as the record cleans every
-    column: an infinite RSI is missing (a warm-up hold), as it was when the decision read the whole record."""
+    """The decision reads the feature values cleaned as the record keeps them (one mapping, ``_SymbolRead.values``):
+    an infinite RSI is missing (a warm-up hold) and recorded as None."""
     params = DecisionParams.from_settings(Settings(exchange="x"))
     snapshot = _snapshot(params)
     features = {s: {**row, "rsi_14": float("inf")} for s, row in snapshot.market.features.items()}
@@ -94,6 +94,19 @@ def test_risk_verdicts_come_from_the_snapshot_and_recorded_symbols_are_left_alon
     assert [d.decision.symbol for d in halted] == ["AAA/USDT"]
     assert halted[0].decision.intents == () and halted[0].verdicts
     assert not all(v.approved for _, verdicts in halted[0].verdicts for v in verdicts)
+
+
+def test_lineage_with_and_without_stories_is_the_feature_row_its_bar_then_each_story() -> None:
+    """A decision with no story nor post (``_lineage``'s shortcut) records the same two edges, in the same order, as
+    one with a story records ahead of its story's."""
+    params = DecisionParams.from_settings(Settings(exchange="x"))
+    aaa, bbb = decide_snapshot(_snapshot(params), params, run_id="r1")
+    for draft, stories in ((aaa, [("raw.news", {"id": "n1"})]), (bbb, [])):
+        key = {"exchange": params.exchange, "symbol": draft.decision.symbol, "timeframe": params.timeframe,
+               "ts": (AS_OF - timedelta(hours=1)).isoformat()}  # fmt: skip
+        expected = [("marts.features", {**key, "dbt_invocation_id": "inv-1"}), ("raw.ohlcv", key), *stories]
+        assert list(draft.lineage) == expected
+        assert [o.agent for o in draft.decision.opinions] == ["technical", "news", "llm"], "no event analyst spoke"
 
 
 def test_feature_values_record_every_column_with_nan_and_infinities_as_none() -> None:
