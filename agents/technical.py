@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from itertools import repeat
 
 import numpy as np
 
@@ -170,10 +171,26 @@ def technical_votes(
     the same order on numpy's float64 arrays, the confidence rounded by ``round``. None for a row with a needed
     value that is not a finite number (warm-up, NaN, an infinity): the caller votes it with ``technical_vote`` on
     the values the decision reads."""
-    count = len(rows)
-    if count == 0:
-        return []
-    ema_10, ema_50, macd_hist, rsi, close = (np.array([row.get(name) for row in rows], dtype=float)
+    actions, confidences = technical_votes_of_columns(
+        {name: [row.get(name) for row in rows] for name in NEEDED}, strengths, params
+    )
+    return [None if action is None else (action, value) for action, value in zip(actions, confidences, strict=True)]
+
+
+# A vote's action by its code plus 3 where the row's needed values are finite (None where not).
+_CODED = (None, None, None, *_ACTIONS)
+
+
+def technical_votes_of_columns(
+    columns: Mapping[str, Sequence[object]], strengths: Sequence[Sequence[float]], params: TechnicalParams
+) -> tuple[list[Action | None], list[float]]:
+    """``technical_votes`` of the rows whose ``NEEDED`` values are ``columns[name]`` (one per row, in the rows'
+    order; what ``row.get(name)`` gives), without a mapping per row (a replay cursor's window) nor a tuple per vote:
+    per row its vote's action (None where ``technical_votes`` gives None) and its confidence (a row's confidence
+    is its vote's where the action is not None)."""
+    if not columns["close"]:
+        return [], []
+    ema_10, ema_50, macd_hist, rsi, close = (np.array(columns[name], dtype=float)
                                               for name in ("ema_10", "ema_50", "macd_hist", "rsi_14", "close"))  # fmt: skip
     finite = np.isfinite(ema_10) & np.isfinite(ema_50) & np.isfinite(macd_hist) & np.isfinite(rsi) & np.isfinite(close)
     gap = ema_10 - ema_50
@@ -191,11 +208,8 @@ def technical_votes(
     sell = (score < threshold) & (score <= -threshold) & (rsi > params.rsi_oversold)
     strength = np.abs(score)
     confidence = np.where(buy | sell, np.minimum(1.0, strength), np.maximum(0.0, 1.0 - strength))
-    codes = buy.astype(np.int64) + 2 * sell
-    return [
-        (_ACTIONS[code], round(value, 6)) if ok else None
-        for ok, code, value in zip(finite.tolist(), codes.tolist(), confidence.tolist(), strict=True)
-    ]
+    codes = buy.astype(np.int64) + 2 * sell + 3 * finite
+    return list(map(_CODED.__getitem__, codes.tolist())), list(map(round, confidence.tolist(), repeat(6)))
 
 
 # The action's text (``Action.value``, without the enum's property per call).
