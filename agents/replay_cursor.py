@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import accumulate, groupby, islice, pairwise
+from itertools import accumulate, groupby, islice, pairwise, repeat
 from math import isfinite
 from operator import itemgetter
 from typing import Any, cast
@@ -59,7 +59,7 @@ from agents.strategies.mean_reversion import MeanReversionParams, lazy_mean_reve
 from agents.strategies.momentum import MomentumParams, lazy_momentum_at_ends
 from agents.strategies.windows import LazySignals
 from agents.technical import NEEDED as TECHNICAL_COLUMNS
-from agents.technical import TechnicalParams, technical_vote, technical_votes_of_columns
+from agents.technical import TechnicalParams, strategy_scores, technical_vote, technical_votes_of_columns
 from alphaloom.db.copy import fetch_binary
 from alphaloom.domain import Action, NewsId, NewsItem, Signal, require_utc
 from alphaloom.ingest.social_post import SocialPost
@@ -309,7 +309,7 @@ class ReplayCursor:
                                                              "bound_since": [bounds[s] for s in bounds]})  # fmt: skip
         # each row a dict of its columns (what ``.mappings()`` would give, one row at a time); the series' lists are
         # built column by column, over each symbol's run of rows (the query orders them by symbol)
-        rows = [dict(zip(columns, values, strict=True)) for values in fetched]
+        rows = list(map(dict, map(zip, repeat(columns), fetched)))
         table = _columns_of(columns, fetched, _SERIES_COLUMNS)
         keys: dict[datetime, datetime] = {}  # _keyed once per distinct time (the symbols share their times)
         lo = 0
@@ -335,7 +335,7 @@ class ReplayCursor:
                         s.bars.append(as_bar(t, o, h, low, c))
             lo = hi
         for symbol, s in series.items():
-            if any(b < a for a, b in zip(s.known_at, s.known_at[1:], strict=False)):
+            if s.known_at != sorted(s.known_at):  # some known_at before its predecessor's
                 raise ValueError(f"{FEATURES_RELATION}: known_at of {symbol} does not grow with ts")
         window = params.strategy.news.window
         news: dict[str, _SymbolNews] = {}
@@ -386,8 +386,8 @@ class ReplayCursor:
         rows = s.rows[first - 1 :]
         window = {name: values[first - 1 :] for name, values in table.items()}
         up, back = trends.strengths, fades.strengths
-        strengths = [[x for x in (up[i], back[i]) if x is not None] for i in counts]
-        actions, confidences = technical_votes_of_columns(window, strengths, params)
+        spoken, strategy = strategy_scores([up[i] for i in counts], [back[i] for i in counts])
+        actions, confidences = technical_votes_of_columns(window, spoken, strategy, params)
         for k, action in enumerate(actions):
             if action is None:  # warm-up or a value not finite: voted on the values the decision reads
                 row, i = rows[k], counts[k]

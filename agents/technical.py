@@ -171,8 +171,10 @@ def technical_votes(
     the same order on numpy's float64 arrays, the confidence rounded by ``round``. None for a row with a needed
     value that is not a finite number (warm-up, NaN, an infinity): the caller votes it with ``technical_vote`` on
     the values the decision reads."""
+    spoken = np.array([bool(found) for found in strengths], dtype=bool)
+    strategy = np.array([_mean(found) if found else 0.0 for found in strengths], dtype=float)
     actions, confidences = technical_votes_of_columns(
-        {name: [row.get(name) for row in rows] for name in NEEDED}, strengths, params
+        {name: [row.get(name) for row in rows] for name in NEEDED}, spoken, strategy, params
     )
     return [None if action is None else (action, value) for action, value in zip(actions, confidences, strict=True)]
 
@@ -181,13 +183,33 @@ def technical_votes(
 _CODED = (None, None, None, *_ACTIONS)
 
 
+def _mean(strengths: Sequence[float]) -> float:
+    return sum(strengths) / len(strengths)  # _strategy_score's
+
+
+def strategy_scores(first: Sequence[float | None], second: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, whether its price strategies have a view (``first[k]`` or ``second[k]`` not None) and the mean of
+    the strengths it has (``_strategy_score`` of them in this order, the same doubles: ``sum`` adds them to 0.0 one
+    by one; 0.0 where none)."""
+    one = np.array(first, dtype=float)  # None: NaN, left out below
+    two = np.array(second, dtype=float)
+    has_one = np.array([x is not None for x in first], dtype=bool)
+    has_two = np.array([x is not None for x in second], dtype=bool)
+    with np.errstate(invalid="ignore", over="ignore"):
+        both = ((0.0 + one) + two) / 2
+        single = np.where(has_one, 0.0 + one, 0.0 + two)  # divided by 1: the same double
+    spoken = has_one | has_two
+    return spoken, np.where(has_one & has_two, both, np.where(spoken, single, 0.0))
+
+
 def technical_votes_of_columns(
-    columns: Mapping[str, Sequence[object]], strengths: Sequence[Sequence[float]], params: TechnicalParams
+    columns: Mapping[str, Sequence[object]], spoken: np.ndarray, strategy: np.ndarray, params: TechnicalParams
 ) -> tuple[list[Action | None], list[float]]:
     """``technical_votes`` of the rows whose ``NEEDED`` values are ``columns[name]`` (one per row, in the rows'
-    order; what ``row.get(name)`` gives), without a mapping per row (a replay cursor's window) nor a tuple per vote:
-    per row its vote's action (None where ``technical_votes`` gives None) and its confidence (a row's confidence
-    is its vote's where the action is not None)."""
+    order; what ``row.get(name)`` gives) and whose signals' mean strength is ``strategy[k]`` where ``spoken[k]``
+    (``strategy_scores``), without a mapping per row (a replay cursor's window) nor a tuple per vote: per row its
+    vote's action (None where ``technical_votes`` gives None) and its confidence (its vote's where the action is not
+    None)."""
     if not columns["close"]:
         return [], []
     ema_10, ema_50, macd_hist, rsi, close = (np.array(columns[name], dtype=float)
@@ -198,10 +220,8 @@ def technical_votes_of_columns(
     trend = ((gap > 0).astype(np.int64) - (gap < 0) + (macd_hist > 0) - (macd_hist < 0)) / 2
     momentum = np.maximum(-1.0, np.minimum(1.0, (rsi - 50.0) / 50.0))
     score = np.maximum(-1.0, np.minimum(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
-    spoken = [k for k, found in enumerate(strengths) if found]
-    if spoken:
-        strategy = np.array([sum(strengths[k]) / len(strengths[k]) for k in spoken], dtype=float)  # _strategy_score
-        mixed = (1 - params.strategy_weight) * score[spoken] + params.strategy_weight * strategy
+    if spoken.any():
+        mixed = (1 - params.strategy_weight) * score[spoken] + params.strategy_weight * strategy[spoken]
         score[spoken] = np.maximum(-1.0, np.minimum(1.0, mixed))
     threshold = params.action_threshold
     buy = (score >= threshold) & (rsi < params.rsi_overbought)
