@@ -23,10 +23,8 @@ out with the view; the decision uses them only for its own parameters.
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -96,20 +94,6 @@ def _keyed(at: datetime) -> datetime:
     the same order), and two datetimes with the same time zone object compare without asking it for their offsets
     (a tenth of the time of a search among the database's times)."""
     return at if at.tzinfo is UTC else at.astimezone(UTC)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off (where it was on) until the block ends: a window's load makes a few
-    hundred thousand objects (no cycle among them), and each collection they set off walks the whole heap (a third
-    of the load's time at 10 symbols x 8,760 bars)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # The columns the load reads for the series' lists, and those kept per symbol for the technical votes and entries.
@@ -266,9 +250,8 @@ class ReplayCursor:
         """Load the window ``[start, end]`` for ``symbols`` (``history``: closes to keep per step, default the
         strategy's; ``returns_bars``: the returns history ``returns`` may be asked for, e.g. the settings'
         ``correlation_lookback_bars``)."""
-        with _collector_paused():
-            return cls._load(conn, symbols=symbols, start=start, end=end, params=params, scorer=scorer,
-                             run_id=run_id, history=history, returns_bars=returns_bars)  # fmt: skip
+        return cls._load(conn, symbols=symbols, start=start, end=end, params=params, scorer=scorer,
+                         run_id=run_id, history=history, returns_bars=returns_bars)  # fmt: skip
 
     @classmethod
     def _load(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -11,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agents.deciding import row_entry
-from agents.replay_cursor import _collector_paused, _columns_of, _keyed, _memoised, row_entries
+from agents.replay_cursor import _columns_of, _keyed, _memoised, row_entries
 from agents.snapshot import utc
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -70,16 +69,3 @@ def test_columns_of_value_tuples_and_of_mappings_equal_row_get() -> None:
     want = {name: [row.get(name) for row in rows] for name in ("c", "a", "missing")}
     assert _columns_of(columns, values, ("c", "a", "missing")) == want
     assert _columns_of(None, rows, ("c", "a", "missing")) == want
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_the_collector_is_paused_in_the_block_and_left_as_it_was(enabled: bool) -> None:
-    was = gc.isenabled()
-    try:
-        (gc.enable if enabled else gc.disable)()
-        with pytest.raises(RuntimeError), _collector_paused():
-            assert not gc.isenabled()
-            raise RuntimeError
-        assert gc.isenabled() is enabled
-    finally:
-        (gc.enable if was else gc.disable)()
