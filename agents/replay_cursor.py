@@ -24,18 +24,20 @@ out with the view; the decision uses them only for its own parameters.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import accumulate, islice, pairwise
-from typing import Any
+from itertools import accumulate, groupby, islice, pairwise, repeat
+from math import isfinite
+from operator import itemgetter
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from agents.deciding import feature_values, row_entry
+from agents.deciding import feature_values
 from agents.news import recent_news_by_symbol
 from agents.params import DecisionParams
 from agents.patterns.analyst import Bar
@@ -48,13 +50,14 @@ from agents.snapshot import (
     TechnicalAhead,
     as_bar,
     require_features,
+    utc,
 )
 from agents.social import posts_known, recent_social_by_symbol, score_posts
 from agents.strategies.mean_reversion import MeanReversionParams, lazy_mean_reversion_at_ends
 from agents.strategies.momentum import MomentumParams, lazy_momentum_at_ends
 from agents.strategies.windows import LazySignals
 from agents.technical import NEEDED as TECHNICAL_COLUMNS
-from agents.technical import TechnicalParams, technical_vote, technical_votes
+from agents.technical import TechnicalParams, strategy_scores, technical_vote, technical_votes_of_columns
 from alphaloom.db.copy import fetch_binary
 from alphaloom.domain import Action, NewsId, NewsItem, Signal, require_utc
 from alphaloom.ingest.social_post import SocialPost
@@ -93,6 +96,40 @@ def _keyed(at: datetime) -> datetime:
     return at if at.tzinfo is UTC else at.astimezone(UTC)
 
 
+# The columns the load reads for the series' lists, and those kept per symbol for the technical votes and entries.
+_TECHNICAL_TABLE = (*TECHNICAL_COLUMNS, "ts")
+_SERIES_COLUMNS = ("symbol", "known_at", "ret_1", "open", "high", "low", *_TECHNICAL_TABLE)
+
+
+def _columns_of(columns: Sequence[str] | None, rows: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Per name, its value in each row (None where the rows have no such column): of value tuples in ``columns``'
+    order, or (``columns`` None) of mappings, as ``row.get(name)``."""
+    if columns is None:
+        return {name: [row.get(name) for row in rows] for name in names}
+    index = {column: k for k, column in enumerate(columns)}
+    return {name: [None] * len(rows) if name not in index else list(map(itemgetter(index[name]), rows))
+            for name in names}  # fmt: skip
+
+
+def _memoised(convert: Callable[[datetime], datetime], values: Sequence[datetime], seen: dict[datetime, datetime]
+              ) -> list[datetime]:  # fmt: skip
+    """``[convert(v) for v in values]``, converting each distinct time once (``seen``: those converted so far). A
+    time in a fold (``fold`` 1) is converted on its own: it compares equal to the other instant of the same local
+    time."""
+    get = seen.get
+    return [(get(v) or seen.setdefault(v, convert(v))) if not v.fold else convert(v) for v in values]
+
+
+def row_entries(
+    closes: Sequence[Any], times: Sequence[datetime], seen: dict[datetime, datetime]
+) -> list[tuple[float | None, datetime]]:
+    """``[row_entry(row) for row in rows]`` (``agents.deciding``) of the rows with these ``close`` and ``ts``
+    values: the same tuples, each distinct time converted once (``seen``: those ``utc`` converted so far)."""
+    at = _memoised(utc, times, seen)
+    return [(None if c is None or (isinstance(c, float) and not isfinite(c)) else float(c), t)
+            for c, t in zip(closes, at, strict=True)]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class _SymbolSeries:
     known_at: list[datetime]  # of every row, ascending
@@ -103,6 +140,19 @@ class _SymbolSeries:
     rets: list[tuple[datetime, float]]  # (ts, ret_1)
     bar_known_at: list[datetime] = field(default_factory=list)  # of the rows with all four prices, ascending
     bars: list[Bar] = field(default_factory=list)
+    table: dict[str, list[Any]] = field(default_factory=dict)  # per _TECHNICAL_TABLE column, its value in each row
+
+
+@dataclass(frozen=True)
+class _WindowVotes:
+    """A symbol's technical votes and entries from its ``first`` count of rows on, per count: ``market_at`` hands
+    out ``((actions[k], confidences[k]), entries[k])`` (a tuple per vote held for the whole window would be a few
+    hundred thousand objects for the garbage collector to walk)."""
+
+    first: int
+    actions: list[Action]
+    confidences: list[float]
+    entries: list[tuple[float | None, datetime]]
 
 
 @dataclass(frozen=True)
@@ -174,7 +224,8 @@ class ReplayCursor:
                 self._signals[symbol] = self._window_signals(symbol, s, *self._strategies)
         # per symbol: the first count of rows a step can see and, from it on, the technical vote and entry of each
         self._technical_params = technical if self._strategies is not None else None
-        self._votes: dict[str, tuple[int, list[tuple[tuple[Action, float], tuple[float | None, datetime]]]]] = {}
+        self._votes: dict[str, _WindowVotes] = {}
+        self._utc_seen: dict[datetime, datetime] = {}  # row_entries' times, shared by the symbols
         if self._technical_params is not None:
             for symbol, s in series.items():
                 self._votes[symbol] = self._window_votes(s, self._signals[symbol], self._technical_params)
@@ -199,6 +250,23 @@ class ReplayCursor:
         """Load the window ``[start, end]`` for ``symbols`` (``history``: closes to keep per step, default the
         strategy's; ``returns_bars``: the returns history ``returns`` may be asked for, e.g. the settings'
         ``correlation_lookback_bars``)."""
+        return cls._load(conn, symbols=symbols, start=start, end=end, params=params, scorer=scorer,
+                         run_id=run_id, history=history, returns_bars=returns_bars)  # fmt: skip
+
+    @classmethod
+    def _load(
+        cls,
+        conn: Connection,
+        *,
+        symbols: Sequence[str],
+        start: datetime,
+        end: datetime,
+        params: DecisionParams,
+        scorer: SentimentScorer,
+        run_id: str,
+        history: int | None,
+        returns_bars: int,
+    ) -> ReplayCursor:
         start, end = require_utc(start, "start"), require_utc(end, "end")
         if end < start:
             raise ValueError(f"replay window ends ({end}) before it starts ({start})")
@@ -222,23 +290,35 @@ class ReplayCursor:
         columns, fetched = fetch_binary(conn, _WINDOW_ROWS, {**where, "end": end, "start": start,
                                                              "bound_symbols": list(bounds),
                                                              "bound_since": [bounds[s] for s in bounds]})  # fmt: skip
-        # each row a dict of its columns (what ``.mappings()`` would give, one row at a time)
-        for row in [dict(zip(columns, values, strict=True)) for values in fetched]:
-            s = series[row["symbol"]]
-            known_at = _keyed(row["known_at"])  # the row keeps the value read; the keys are in UTC
-            s.known_at.append(known_at)
-            s.rows.append(row)
-            if row["close"] is not None:
-                s.close_known_at.append(known_at)
-                s.closes.append(float(row["close"]))
-            if row["ret_1"] is not None:
-                s.ret_known_at.append(known_at)
-                s.rets.append((row["ts"], float(row["ret_1"])))
-            if bars_history and all(row[c] is not None for c in ("open", "high", "low", "close")):
-                s.bar_known_at.append(known_at)
-                s.bars.append(as_bar(row["ts"], row["open"], row["high"], row["low"], row["close"]))
+        # each row a dict of its columns (what ``.mappings()`` would give, one row at a time); the series' lists are
+        # built column by column, over each symbol's run of rows (the query orders them by symbol)
+        rows = list(map(dict, map(zip, repeat(columns), fetched)))
+        table = _columns_of(columns, fetched, _SERIES_COLUMNS)
+        keys: dict[datetime, datetime] = {}  # _keyed once per distinct time (the symbols share their times)
+        lo = 0
+        for symbol, run in groupby(table["symbol"]):
+            hi = lo + sum(1 for _ in run)
+            s = series[symbol]
+            known = _memoised(_keyed, table["known_at"][lo:hi], keys)  # the rows keep the values read
+            ts, close, ret = table["ts"][lo:hi], table["close"][lo:hi], table["ret_1"][lo:hi]
+            s.known_at.extend(known)
+            s.rows.extend(rows[lo:hi])
+            s.close_known_at.extend([k for k, c in zip(known, close, strict=True) if c is not None])
+            s.closes.extend([float(c) for c in close if c is not None])
+            s.ret_known_at.extend([k for k, r in zip(known, ret, strict=True) if r is not None])
+            s.rets.extend([(t, float(r)) for t, r in zip(ts, ret, strict=True) if r is not None])
+            for name in _TECHNICAL_TABLE:
+                s.table.setdefault(name, []).extend(table[name][lo:hi])
+            if bars_history:
+                prices = zip(known, ts, table["open"][lo:hi], table["high"][lo:hi], table["low"][lo:hi], close,
+                             strict=True)  # fmt: skip
+                for k, t, o, h, low, c in prices:
+                    if o is not None and h is not None and low is not None and c is not None:
+                        s.bar_known_at.append(k)
+                        s.bars.append(as_bar(t, o, h, low, c))
+            lo = hi
         for symbol, s in series.items():
-            if any(b < a for a, b in zip(s.known_at, s.known_at[1:], strict=False)):
+            if s.known_at != sorted(s.known_at):  # some known_at before its predecessor's
                 raise ValueError(f"{FEATURES_RELATION}: known_at of {symbol} does not grow with ts")
         window = params.strategy.news.window
         news: dict[str, _SymbolNews] = {}
@@ -275,7 +355,7 @@ class ReplayCursor:
 
     def _window_votes(
         self, s: _SymbolSeries, signals: tuple[int, LazySignals, LazySignals], params: TechnicalParams
-    ) -> tuple[int, list[tuple[tuple[Action, float], tuple[float | None, datetime]]]]:
+    ) -> _WindowVotes:
         """The technical vote and the entry of every count of rows a step of the window may see (from the count
         known at its start; at least one), with the price signals of the closes among those rows, computed at once
         (``technical_votes``: the values of ``technical_vote`` on the decision's values, which votes the rows it
@@ -283,17 +363,21 @@ class ReplayCursor:
         first = max(1, bisect_right(s.known_at, self.start))
         first_count, trends, fades = signals
         # per row from the first a step sees: the count of closes among the rows up to it, from the first count
-        seen = accumulate([row["close"] is not None for row in s.rows], initial=-first_count)
+        table = s.table if s.rows and s.table else _columns_of(None, s.rows, _TECHNICAL_TABLE)
+        seen = accumulate([c is not None for c in table["close"]], initial=-first_count)
         counts = list(islice(seen, first, None))
         rows = s.rows[first - 1 :]
+        window = {name: values[first - 1 :] for name, values in table.items()}
         up, back = trends.strengths, fades.strengths
-        votes = technical_votes(rows, [[x for x in (up[i], back[i]) if x is not None] for i in counts], params)
-        return first, [
-            (vote if vote is not None else technical_vote(feature_values(row, TECHNICAL_COLUMNS), params,
-                                                          _signals_of(trends, fades, i)),
-             row_entry(row))
-            for row, i, vote in zip(rows, counts, votes, strict=True)
-        ]  # fmt: skip
+        spoken, strategy = strategy_scores([up[i] for i in counts], [back[i] for i in counts])
+        actions, confidences = technical_votes_of_columns(window, spoken, strategy, params)
+        for k, action in enumerate(actions):
+            if action is None:  # warm-up or a value not finite: voted on the values the decision reads
+                row, i = rows[k], counts[k]
+                values = feature_values(row, TECHNICAL_COLUMNS)
+                actions[k], confidences[k] = technical_vote(values, params, _signals_of(trends, fades, i))
+        entries = row_entries(window["close"], window["ts"], self._utc_seen)
+        return _WindowVotes(first, cast(list[Action], actions), confidences, entries)
 
     def market_at(self, as_of: datetime, symbols: Sequence[str] | None = None) -> MarketView:
         """What ``read_market_view`` reads at ``as_of`` for ``symbols`` (default: every symbol of the window)."""
@@ -320,8 +404,9 @@ class ReplayCursor:
                 first, trends, fades = self._signals[symbol]
                 signals[symbol] = (trends, fades, j - first)
             if self._votes:
-                first, by_rows = self._votes[symbol]
-                votes[symbol] = by_rows[i - first]
+                voted = self._votes[symbol]
+                k = i - voted.first
+                votes[symbol] = ((voted.actions[k], voted.confidences[k]), voted.entries[k])
             if self.bars_history:
                 k = bisect_right(s.bar_known_at, as_of)
                 bars[symbol] = s.bars[max(0, k - self.bars_history) : k]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from itertools import repeat
 
 import numpy as np
 
@@ -170,10 +171,48 @@ def technical_votes(
     the same order on numpy's float64 arrays, the confidence rounded by ``round``. None for a row with a needed
     value that is not a finite number (warm-up, NaN, an infinity): the caller votes it with ``technical_vote`` on
     the values the decision reads."""
-    count = len(rows)
-    if count == 0:
-        return []
-    ema_10, ema_50, macd_hist, rsi, close = (np.array([row.get(name) for row in rows], dtype=float)
+    spoken = np.array([bool(found) for found in strengths], dtype=bool)
+    strategy = np.array([_mean(found) if found else 0.0 for found in strengths], dtype=float)
+    actions, confidences = technical_votes_of_columns(
+        {name: [row.get(name) for row in rows] for name in NEEDED}, spoken, strategy, params
+    )
+    return [None if action is None else (action, value) for action, value in zip(actions, confidences, strict=True)]
+
+
+# A vote's action by its code plus 3 where the row's needed values are finite (None where not).
+_CODED = (None, None, None, *_ACTIONS)
+
+
+def _mean(strengths: Sequence[float]) -> float:
+    return sum(strengths) / len(strengths)  # _strategy_score's
+
+
+def strategy_scores(first: Sequence[float | None], second: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, whether its price strategies have a view (``first[k]`` or ``second[k]`` not None) and the mean of
+    the strengths it has (``_strategy_score`` of them in this order, the same doubles: ``sum`` adds them to 0.0 one
+    by one; 0.0 where none)."""
+    one = np.array(first, dtype=float)  # None: NaN, left out below
+    two = np.array(second, dtype=float)
+    has_one = np.array([x is not None for x in first], dtype=bool)
+    has_two = np.array([x is not None for x in second], dtype=bool)
+    with np.errstate(invalid="ignore", over="ignore"):
+        both = ((0.0 + one) + two) / 2
+        single = np.where(has_one, 0.0 + one, 0.0 + two)  # divided by 1: the same double
+    spoken = has_one | has_two
+    return spoken, np.where(has_one & has_two, both, np.where(spoken, single, 0.0))
+
+
+def technical_votes_of_columns(
+    columns: Mapping[str, Sequence[object]], spoken: np.ndarray, strategy: np.ndarray, params: TechnicalParams
+) -> tuple[list[Action | None], list[float]]:
+    """``technical_votes`` of the rows whose ``NEEDED`` values are ``columns[name]`` (one per row, in the rows'
+    order; what ``row.get(name)`` gives) and whose signals' mean strength is ``strategy[k]`` where ``spoken[k]``
+    (``strategy_scores``), without a mapping per row (a replay cursor's window) nor a tuple per vote: per row its
+    vote's action (None where ``technical_votes`` gives None) and its confidence (its vote's where the action is not
+    None)."""
+    if not columns["close"]:
+        return [], []
+    ema_10, ema_50, macd_hist, rsi, close = (np.array(columns[name], dtype=float)
                                               for name in ("ema_10", "ema_50", "macd_hist", "rsi_14", "close"))  # fmt: skip
     finite = np.isfinite(ema_10) & np.isfinite(ema_50) & np.isfinite(macd_hist) & np.isfinite(rsi) & np.isfinite(close)
     gap = ema_10 - ema_50
@@ -181,21 +220,16 @@ def technical_votes(
     trend = ((gap > 0).astype(np.int64) - (gap < 0) + (macd_hist > 0) - (macd_hist < 0)) / 2
     momentum = np.maximum(-1.0, np.minimum(1.0, (rsi - 50.0) / 50.0))
     score = np.maximum(-1.0, np.minimum(1.0, params.trend_weight * trend + params.momentum_weight * momentum))
-    spoken = [k for k, found in enumerate(strengths) if found]
-    if spoken:
-        strategy = np.array([sum(strengths[k]) / len(strengths[k]) for k in spoken], dtype=float)  # _strategy_score
-        mixed = (1 - params.strategy_weight) * score[spoken] + params.strategy_weight * strategy
+    if spoken.any():
+        mixed = (1 - params.strategy_weight) * score[spoken] + params.strategy_weight * strategy[spoken]
         score[spoken] = np.maximum(-1.0, np.minimum(1.0, mixed))
     threshold = params.action_threshold
     buy = (score >= threshold) & (rsi < params.rsi_overbought)
     sell = (score < threshold) & (score <= -threshold) & (rsi > params.rsi_oversold)
     strength = np.abs(score)
     confidence = np.where(buy | sell, np.minimum(1.0, strength), np.maximum(0.0, 1.0 - strength))
-    codes = buy.astype(np.int64) + 2 * sell
-    return [
-        (_ACTIONS[code], round(value, 6)) if ok else None
-        for ok, code, value in zip(finite.tolist(), codes.tolist(), confidence.tolist(), strict=True)
-    ]
+    codes = buy.astype(np.int64) + 2 * sell + 3 * finite
+    return list(map(_CODED.__getitem__, codes.tolist())), list(map(round, confidence.tolist(), repeat(6)))
 
 
 # The action's text (``Action.value``, without the enum's property per call).

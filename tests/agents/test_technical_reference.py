@@ -16,6 +16,7 @@ from agents.technical import (
     NEEDED,
     WARMUP_CONFIDENCE,
     TechnicalParams,
+    strategy_scores,
     technical_opinion,
     technical_vote,
     technical_votes,
@@ -215,3 +216,20 @@ def _reference_opinion(
             "signals": {s.name: round(s.strength, 6) for s in signals},
         },
     )
+
+
+def test_strategy_scores_over_arrays_equal_the_mean_strength_of_each_rows_signals() -> None:
+    """``strategy_scores`` (a replay cursor's rows at once) gives ``_strategy_score``'s mean of the strengths that are
+    not None, bit for bit (signed zeros and NaN included), and which rows have any."""
+    rng = random.Random(3)
+    pool: list[float | None] = [None, 0.0, -0.0, float("nan"), 1.0, -1.0, 1e-300, -1e308]
+    first = [rng.choice(pool) if rng.random() < 0.4 else rng.uniform(-1, 1) for _ in range(3000)]
+    second = [rng.choice(pool) if rng.random() < 0.4 else rng.uniform(-1, 1) for _ in range(3000)]
+    spoken, scores = strategy_scores(first, second)
+    for k, (a, b) in enumerate(zip(first, second, strict=True)):
+        found = [x for x in (a, b) if x is not None]
+        assert bool(spoken[k]) is bool(found)
+        if found:
+            want = sum(found) / len(found)
+            got = float(scores[k])
+            assert (got == want and math.copysign(1, got) == math.copysign(1, want)) or (got != got and want != want)
