@@ -250,23 +250,6 @@ class ReplayCursor:
         """Load the window ``[start, end]`` for ``symbols`` (``history``: closes to keep per step, default the
         strategy's; ``returns_bars``: the returns history ``returns`` may be asked for, e.g. the settings'
         ``correlation_lookback_bars``)."""
-        return cls._load(conn, symbols=symbols, start=start, end=end, params=params, scorer=scorer,
-                         run_id=run_id, history=history, returns_bars=returns_bars)  # fmt: skip
-
-    @classmethod
-    def _load(
-        cls,
-        conn: Connection,
-        *,
-        symbols: Sequence[str],
-        start: datetime,
-        end: datetime,
-        params: DecisionParams,
-        scorer: SentimentScorer,
-        run_id: str,
-        history: int | None,
-        returns_bars: int,
-    ) -> ReplayCursor:
         start, end = require_utc(start, "start"), require_utc(end, "end")
         if end < start:
             raise ValueError(f"replay window ends ({end}) before it starts ({start})")
