@@ -34,7 +34,7 @@ from agents.recording import AgentOutputRow, DecisionRow
 from agents.risk import RiskVerdict, adjusted_intent, all_approved, check_intent
 from agents.risk.sizing import SizingChoice, choose_notional
 from agents.sentiment import SentimentScore
-from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, clean, utc
+from agents.snapshot import FEATURE_COLUMNS, MarketView, Snapshot, utc
 from agents.social import social_opinion
 from agents.strategies import mean_reversion, momentum, sentiment_shock
 from agents.strategies.sma_cross import sma_cross_opinion
@@ -163,13 +163,6 @@ def entry_of(values: Mapping[str, Any], ts: datetime) -> tuple[float | None, dat
     """``DecisionDraft.entry`` from the feature values read (``feature_values``, with the close) and the bar time."""
     close = values["close"]
     return (None if close is None else float(close)), ts
-
-
-def row_entry(features: Mapping[str, Any]) -> tuple[float | None, datetime]:
-    """``entry_of`` a feature row: ``entry_of(feature_values(features, ("close",)), utc(features["ts"]))`` without
-    the values' mapping (a replay cursor's, for every row of its window)."""
-    close = clean(features.get("close"))
-    return (None if close is None else float(close)), utc(features["ts"])
 
 
 def _basis_of(draft: DecisionDraft) -> DraftBasis:

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate, groupby, islice, pairwise, repeat
-from math import isfinite
 from operator import itemgetter
 from typing import Any, cast
 
@@ -49,6 +48,7 @@ from agents.snapshot import (
     PriceSignals,
     TechnicalAhead,
     as_bar,
+    clean,
     require_features,
     utc,
 )
@@ -101,11 +101,9 @@ _TECHNICAL_TABLE = (*TECHNICAL_COLUMNS, "ts")
 _SERIES_COLUMNS = ("symbol", "known_at", "ret_1", "open", "high", "low", *_TECHNICAL_TABLE)
 
 
-def _columns_of(columns: Sequence[str] | None, rows: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]]:
-    """Per name, its value in each row (None where the rows have no such column): of value tuples in ``columns``'
-    order, or (``columns`` None) of mappings, as ``row.get(name)``."""
-    if columns is None:
-        return {name: [row.get(name) for row in rows] for name in names}
+def _columns_of(columns: Sequence[str], rows: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Per name, its value in each row (value tuples in ``columns``' order; None where the rows have no such
+    column)."""
     index = {column: k for k, column in enumerate(columns)}
     return {name: [None] * len(rows) if name not in index else list(map(itemgetter(index[name]), rows))
             for name in names}  # fmt: skip
@@ -123,11 +121,11 @@ def _memoised(convert: Callable[[datetime], datetime], values: Sequence[datetime
 def row_entries(
     closes: Sequence[Any], times: Sequence[datetime], seen: dict[datetime, datetime]
 ) -> list[tuple[float | None, datetime]]:
-    """``[row_entry(row) for row in rows]`` (``agents.deciding``) of the rows with these ``close`` and ``ts``
-    values: the same tuples, each distinct time converted once (``seen``: those ``utc`` converted so far)."""
+    """``agents.deciding.entry_of`` of the rows with these ``close`` and ``ts`` values (the close as
+    ``feature_values`` cleans it, the time in UTC), each distinct time converted once (``seen``: those ``utc``
+    converted so far)."""
     at = _memoised(utc, times, seen)
-    return [(None if c is None or (isinstance(c, float) and not isfinite(c)) else float(c), t)
-            for c, t in zip(closes, at, strict=True)]  # fmt: skip
+    return [(None if (c := clean(close)) is None else float(c), t) for close, t in zip(closes, at, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -346,7 +344,7 @@ class ReplayCursor:
         first = max(1, bisect_right(s.known_at, self.start))
         first_count, trends, fades = signals
         # per row from the first a step sees: the count of closes among the rows up to it, from the first count
-        table = s.table if s.rows and s.table else _columns_of(None, s.rows, _TECHNICAL_TABLE)
+        table = s.table or {name: [] for name in _TECHNICAL_TABLE}  # a symbol without rows has no columns
         seen = accumulate([c is not None for c in table["close"]], initial=-first_count)
         counts = list(islice(seen, first, None))
         rows = s.rows[first - 1 :]

@@ -146,9 +146,13 @@ def test_a_value_built_on_first_read_is_built_once_and_kept_per_instance() -> No
 
 
 def test_a_rows_entry_is_the_entry_of_its_feature_values() -> None:
-    """``row_entry`` (a replay cursor's entry of every row) equals ``entry_of`` of the values a decision reads."""
-    from agents.deciding import entry_of, row_entry
+    """A replay cursor's entry of a row (``row_entries``) equals ``entry_of`` of the values a decision reads."""
+    from agents.deciding import entry_of
+    from agents.replay_cursor import row_entries
     from agents.snapshot import utc
+
+    def row_entry(row: dict[str, object]) -> tuple[float | None, datetime]:
+        return row_entries([row.get("close")], [row["ts"]], {})[0]
 
     naive = datetime(2026, 1, 5, 12)
     for close in (101.25, float("nan"), float("inf"), float("-inf"), None, Decimal("99.5"), 7, 0.0):

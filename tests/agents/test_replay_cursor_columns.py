@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agents.deciding import row_entry
+from agents.deciding import entry_of, feature_values
 from agents.replay_cursor import _columns_of, _keyed, _memoised, row_entries
 from agents.snapshot import utc
 
@@ -50,22 +50,21 @@ def test_times_converted_once_each_equal_those_converted_one_by_one(convert: Any
     assert all(_same(g, w) for g, w in zip(got, want, strict=True)), (got, want)
 
 
-def test_row_entries_equal_row_entry_of_each_row() -> None:
+def test_row_entries_equal_the_entry_of_each_rows_feature_values() -> None:
     closes: list[Any] = [1.5, None, float("nan"), float("inf"), -2.0, Decimal("3.25"), 7, Decimal("NaN"), 0.0]
     times = _times()
     rows = [{"close": closes[k % len(closes)], "ts": t} for k, t in enumerate(times)]
     got = row_entries([r["close"] for r in rows], [r["ts"] for r in rows], {})
     for entry, row in zip(got, rows, strict=True):
-        want = row_entry(row)
+        want = entry_of(feature_values(row, ("close",)), utc(row["ts"]))
         assert (entry[0] is None) == (want[0] is None) and _same(entry[1], want[1]), (entry, want)
         if want[0] is not None:
             assert type(entry[0]) is float and (entry[0] == want[0] or (entry[0] != entry[0] and want[0] != want[0]))
 
 
-def test_columns_of_value_tuples_and_of_mappings_equal_row_get() -> None:
+def test_columns_of_value_tuples_equal_row_get() -> None:
     columns = ["a", "b", "c"]
     values = [(1, None, "x"), (2.5, Decimal(1), None)]
     rows = [dict(zip(columns, v, strict=True)) for v in values]
     want = {name: [row.get(name) for row in rows] for name in ("c", "a", "missing")}
     assert _columns_of(columns, values, ("c", "a", "missing")) == want
-    assert _columns_of(None, rows, ("c", "a", "missing")) == want
