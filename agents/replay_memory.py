@@ -196,7 +196,7 @@ class ReplayMemory:
             exit_ts = exit_row["ts"]
             if not exit_ts > entry_ts:  # no newer bar: no hit (``realised``)
                 continue
-            realised_return = float(exit_row["close"]) / entry_price - 1.0  # ``realised``'s
+            realised_return, _ = realised(_HOLD, entry_price, entry_ts, float(exit_row["close"]), exit_ts)
             for agent, action, _ in opinions:
                 hit = action_hit(action, realised_return)
                 if hit is None:
