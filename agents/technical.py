@@ -156,7 +156,7 @@ def _scored(
 
 def _strategy_score(signals: Sequence[Signal]) -> float:
     """The mean strength of the strategies' signals (at least one)."""
-    return sum([s.strength for s in signals]) / len(signals)
+    return _mean([s.strength for s in signals])
 
 
 _ACTIONS = (Action.HOLD, Action.BUY, Action.SELL)  # by the codes ``technical_votes`` computes
@@ -184,7 +184,8 @@ _CODED = (None, None, None, *_ACTIONS)
 
 
 def _mean(strengths: Sequence[float]) -> float:
-    return sum(strengths) / len(strengths)  # _strategy_score's
+    """The mean of the strengths (at least one), added to 0.0 one by one."""
+    return sum(strengths) / len(strengths)
 
 
 def strategy_scores(first: Sequence[float | None], second: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:

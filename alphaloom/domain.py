@@ -121,7 +121,16 @@ def require_utc(value: datetime, name: str = "datetime") -> datetime:
 
 def stable_hash(*parts: object, length: int = 32) -> str:
     """A deterministic hex digest of ``parts`` (joined with an unambiguous separator)."""
-    text = "\x1f".join(["" if p is None else str(p) for p in parts])
+    return _digest(_joined(parts), length)
+
+
+def _joined(parts: Sequence[object]) -> str:
+    """``stable_hash``'s text of ``parts``: each as ``str`` (None as empty), joined with the unit separator."""
+    return "\x1f".join(["" if p is None else str(p) for p in parts])
+
+
+def _digest(text: str, length: int = 32) -> str:
+    """``stable_hash``'s digest of its text."""
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
@@ -324,13 +333,8 @@ def decision_ids_for(
     """``decision_id_for`` of each of ``symbols`` at one ``as_of`` (a step's: its time converted and written once, and
     ``stable_hash``'s text around the symbol joined once: the same text, so the same digest)."""
     at = require_utc(as_of).isoformat()
-    head = ("" if account is None else str(account)) + "\x1f"
-    tail = "\x1f" + "\x1f".join(["" if p is None else str(p) for p in (timeframe, at, config_version)])
-    sha256 = hashlib.sha256
-    return {
-        symbol: DecisionId(sha256(f"{head}{'' if symbol is None else symbol}{tail}".encode()).hexdigest()[:32])
-        for symbol in symbols
-    }
+    head, tail = _joined((account, "")), _joined(("", timeframe, at, config_version))
+    return {symbol: DecisionId(_digest(head + _joined((symbol,)) + tail)) for symbol in symbols}
 
 
 def client_order_id_for(decision_id: DecisionId, leg: int) -> ClientOrderId:
