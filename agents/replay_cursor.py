@@ -15,8 +15,8 @@ reader's (``greatest(first_seen_at, link first_known_at)``); a link is never kno
 
 For the team's vote it also computes ahead, for its whole window, the price strategies' signals
 (``agents.snapshot.PriceSignals``) and the technical analyst's vote with the decision's entry per feature row
-(``agents.snapshot.TechnicalAhead``, over arrays: ``agents.technical.technical_votes``), which ``market_at`` hands
-out with the view; the decision uses them only for its own parameters.
+(``agents.snapshot.TechnicalAhead``, over arrays: ``agents.technical.technical_votes_of_columns``), which
+``market_at`` hands out with the view; the decision uses them only for its own parameters.
 
 ``as_of`` may be any time in ``[start, end]``, in any order (not only bar closes); outside it ``ValueError``.
 """
@@ -339,8 +339,8 @@ class ReplayCursor:
     ) -> _WindowVotes:
         """The technical vote and the entry of every count of rows a step of the window may see (from the count
         known at its start; at least one), with the price signals of the closes among those rows, computed at once
-        (``technical_votes``: the values of ``technical_vote`` on the decision's values, which votes the rows it
-        leaves)."""
+        (``technical_votes_of_columns``: the values of ``technical_vote`` on the decision's values, which votes the
+        rows it leaves)."""
         first = max(1, bisect_right(s.known_at, self.start))
         first_count, trends, fades = signals
         # per row from the first a step sees: the count of closes among the rows up to it, from the first count

@@ -88,7 +88,7 @@ class MarketView:
 @dataclass(frozen=True)
 class TechnicalAhead:
     """The technical analyst's vote per symbol with a feature row, computed ahead (a replay cursor computes its
-    whole window's at load, ``agents.technical.technical_votes``), for the parameters named: per symbol
+    whole window's at load, ``agents.technical.technical_votes_of_columns``), for the parameters named: per symbol
     (``agents.technical.technical_vote`` of the row and its price signals, the decision's entry: the close read and
     its bar time, ``agents.deciding.entry_of``). A cache of pure functions of the feature row and the closes: a
     replay's sparse step (``agents.sparse_step``) uses it only when the parameters are its own."""

@@ -10,11 +10,11 @@ What callers can rely on:
   the news, earnings and social analysts' own opinions), the same weighted vote (``agents.consensus.consensus``,
   the learned weights of the step). The technical vote and the decision's entry come from the market view's
   ``TechnicalAhead`` when it holds them for these parameters (a replay cursor computes its window's at load, over
-  arrays: ``agents.technical.technical_votes``); the other analysts' votes on a symbol with no story and no post
-  are worked out once per step (they do not depend on the symbol). A symbol is quiet when that action yields no intent given its position
-  (neither ``agents.trader.opens_position`` nor ``closes_position``): ``decide_snapshot`` would give it no intent,
-  no verdict and no change of the portfolio context the next symbols see, so drafting the rest alone gives them the
-  same drafts.
+  arrays: ``agents.technical.technical_votes_of_columns``); the other analysts' votes on a symbol with no story and
+  no post are worked out once per step (they do not depend on the symbol). A symbol is quiet when that action yields
+  no intent given its position (neither ``agents.trader.opens_position`` nor ``closes_position``):
+  ``decide_snapshot`` would give it no intent, no verdict and no change of the portfolio context the next symbols
+  see, so drafting the rest alone gives them the same drafts.
 - A ``QuietDecision`` holds what ``agents.replay_memory.ReplayMemory.remember_votes`` needs: the memory learns from
   it exactly as from the draft.
 - Not covered (``covers`` False: the caller decides every symbol in full): an LLM agent (it reads each snapshot and

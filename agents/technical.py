@@ -159,26 +159,7 @@ def _strategy_score(signals: Sequence[Signal]) -> float:
     return _mean([s.strength for s in signals])
 
 
-_ACTIONS = (Action.HOLD, Action.BUY, Action.SELL)  # by the codes ``technical_votes`` computes
-
-
-def technical_votes(
-    rows: Sequence[Mapping[str, object]], strengths: Sequence[Sequence[float]], params: TechnicalParams
-) -> list[tuple[Action, float] | None]:
-    """``technical_vote`` of each row with its signals (``strengths[k]``: the strengths of ``rows[k]``'s signals, in
-    their order), computed over the rows at
-    once (a replay cursor's window, ``agents.replay_cursor``): the same values, from the same float operations in
-    the same order on numpy's float64 arrays, the confidence rounded by ``round``. None for a row with a needed
-    value that is not a finite number (warm-up, NaN, an infinity): the caller votes it with ``technical_vote`` on
-    the values the decision reads."""
-    spoken = np.array([bool(found) for found in strengths], dtype=bool)
-    strategy = np.array([_mean(found) if found else 0.0 for found in strengths], dtype=float)
-    actions, confidences = technical_votes_of_columns(
-        {name: [row.get(name) for row in rows] for name in NEEDED}, spoken, strategy, params
-    )
-    return [None if action is None else (action, value) for action, value in zip(actions, confidences, strict=True)]
-
-
+_ACTIONS = (Action.HOLD, Action.BUY, Action.SELL)  # by the codes ``technical_votes_of_columns`` computes
 # A vote's action by its code plus 3 where the row's needed values are finite (None where not).
 _CODED = (None, None, None, *_ACTIONS)
 
@@ -206,11 +187,13 @@ def strategy_scores(first: Sequence[float | None], second: Sequence[float | None
 def technical_votes_of_columns(
     columns: Mapping[str, Sequence[object]], spoken: np.ndarray, strategy: np.ndarray, params: TechnicalParams
 ) -> tuple[list[Action | None], list[float]]:
-    """``technical_votes`` of the rows whose ``NEEDED`` values are ``columns[name]`` (one per row, in the rows'
+    """``technical_vote`` of each row whose ``NEEDED`` values are ``columns[name]`` (one per row, in the rows'
     order; what ``row.get(name)`` gives) and whose signals' mean strength is ``strategy[k]`` where ``spoken[k]``
-    (``strategy_scores``), without a mapping per row (a replay cursor's window) nor a tuple per vote: per row its
-    vote's action (None where ``technical_votes`` gives None) and its confidence (its vote's where the action is not
-    None)."""
+    (``strategy_scores``), computed over the rows at once (a replay cursor's window, ``agents.replay_cursor``): the
+    same values, from the same float operations in the same order on numpy's float64 arrays, the confidence rounded
+    by ``round``. Per row its vote's action and its confidence; the action None (the confidence meaningless) for a
+    row with a needed value that is not a finite number (warm-up, NaN, an infinity): the caller votes it with
+    ``technical_vote`` on the values the decision reads."""
     if not columns["close"]:
         return [], []
     ema_10, ema_50, macd_hist, rsi, close = (np.array(columns[name], dtype=float)

@@ -3,9 +3,9 @@
 z = (close - mean) / std over ``window`` closes. Inside ``entry_z`` there is no view (strength 0); beyond it the
 strength grows linearly, opposite to z, reaching ±1 at ``full_z``.
 
-``mean_reversion_at_ends`` gives ``mean_reversion`` of every window of one close series at once (a replay computes a
-whole window's signals when it loads it), with the same numpy operations on rows of a 2-D array: bit-for-bit the same
-signals (tests keep them equal).
+``lazy_mean_reversion_at_ends`` gives ``mean_reversion`` of every window of one close series at once (a replay
+computes a whole window's signals when it loads it), with the same numpy operations on rows of a 2-D array:
+bit-for-bit the same signals (tests keep them equal).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.strategies.windows import LazySignals, lazy_signals_at_ends, signals_at_ends
+from agents.strategies.windows import LazySignals, lazy_signals_at_ends
 from alphaloom.domain import Signal
 
 NAME = "mean_reversion"
@@ -57,21 +57,6 @@ def _strength(z: float, params: MeanReversionParams) -> float:
     return -min(1.0, excess) * (1 if z > 0 else -1)
 
 
-def mean_reversion_at_ends(
-    closes: Sequence[float], symbol: str, params: MeanReversionParams, history: int, first: int = 0
-) -> list[Signal | None]:
-    """``mean_reversion(closes[max(0, j - history):j], symbol, params)`` for every ``j`` in ``[first, len(closes)]``."""
-    return signals_at_ends(
-        closes,
-        params.window,
-        minimum=2,
-        history=history,
-        first=first,
-        usable=_finite,
-        signals=lambda windows: _window_signals(windows, symbol, params),
-    )
-
-
 def _finite(windows: np.ndarray) -> np.ndarray:
     """Windows of finite closes (a window with a non-finite close gives no signal: ``zscore`` is None)."""
     finite: np.ndarray = np.isfinite(windows).all(axis=1)
@@ -81,7 +66,8 @@ def _finite(windows: np.ndarray) -> np.ndarray:
 def lazy_mean_reversion_at_ends(
     closes: Sequence[float], symbol: str, params: MeanReversionParams, history: int, first: int = 0
 ) -> LazySignals:
-    """``mean_reversion_at_ends`` as ``LazySignals``: the strengths computed, each signal built when first read."""
+    """``mean_reversion(closes[max(0, j - history):j], symbol, params)`` for every ``j`` in ``[first, len(closes)]``,
+    as ``LazySignals``: the strengths computed, each signal built when first read."""
 
     def strengths(windows: np.ndarray) -> tuple[list[float], Callable[[int], Signal]]:
         zs = _window_zscores(windows)
@@ -93,11 +79,6 @@ def lazy_mean_reversion_at_ends(
 
     return lazy_signals_at_ends(closes, params.window, minimum=2, history=history, first=first, usable=_finite,
                                 strengths=strengths)  # fmt: skip
-
-
-def _window_signals(windows: np.ndarray, symbol: str, params: MeanReversionParams) -> list[Signal]:
-    """``mean_reversion`` of each row of ``windows``, with the z-score's numpy operations applied to all rows at once."""
-    return [_signal(z, symbol, params) for z in _window_zscores(windows)]
 
 
 def _window_strengths(zs: np.ndarray, params: MeanReversionParams) -> list[float]:

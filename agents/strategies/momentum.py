@@ -4,7 +4,7 @@ strength = tanh(annualisation-free t-like ratio) * R², where the slope is the l
 normalised by the per-bar volatility of returns, and R² of that fit is the trend quality: a steady climb gives a strong
 BUY, the same net move through noise a weak one.
 
-``momentum_at_ends`` gives ``momentum`` of every window of one close series at once (a replay computes a whole
+``lazy_momentum_at_ends`` gives ``momentum`` of every window of one close series at once (a replay computes a whole
 window's signals when it loads it): the same numpy operations on rows of a 2-D array, and the same least-squares
 solver (LAPACK ``gelsd``, one call per row), so every signal is bit-for-bit the one ``momentum`` gives (tests keep
 them equal).
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.strategies.windows import LazySignals, lazy_signals_at_ends, signals_at_ends
+from agents.strategies.windows import LazySignals, lazy_signals_at_ends
 from alphaloom.domain import Signal
 
 NAME = "momentum"
@@ -89,21 +89,6 @@ def _line_fits(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return fitted
 
 
-def momentum_at_ends(
-    closes: Sequence[float], symbol: str, params: MomentumParams, history: int, first: int = 0
-) -> list[Signal | None]:
-    """``momentum(closes[max(0, j - history):j], symbol, params)`` for every ``j`` in ``[first, len(closes)]``."""
-    return signals_at_ends(
-        closes,
-        params.lookback,
-        minimum=3,
-        history=history,
-        first=first,
-        usable=_usable,
-        signals=lambda windows: _window_signals(windows, symbol, params),
-    )
-
-
 def _usable(windows: np.ndarray) -> np.ndarray:
     """Windows of finite, positive prices (a window with a bad price gives no signal: ``momentum`` is None)."""
     usable: np.ndarray = np.isfinite(windows).all(axis=1) & ~(windows <= 0).any(axis=1)
@@ -113,7 +98,8 @@ def _usable(windows: np.ndarray) -> np.ndarray:
 def lazy_momentum_at_ends(
     closes: Sequence[float], symbol: str, params: MomentumParams, history: int, first: int = 0
 ) -> LazySignals:
-    """``momentum_at_ends`` as ``LazySignals``: the strengths computed, each signal built when first read."""
+    """``momentum(closes[max(0, j - history):j], symbol, params)`` for every ``j`` in ``[first, len(closes)]``, as
+    ``LazySignals``: the strengths computed, each signal built when first read."""
 
     def strengths(windows: np.ndarray) -> tuple[list[float], Callable[[int], Signal]]:
         arrays = _window_arrays(windows, params)
@@ -126,17 +112,6 @@ def lazy_momentum_at_ends(
 
     return lazy_signals_at_ends(closes, params.lookback, minimum=3, history=history, first=first, usable=_usable,
                                 strengths=strengths)  # fmt: skip
-
-
-def _window_signals(windows: np.ndarray, symbol: str, params: MomentumParams) -> list[Signal]:
-    """``momentum`` of each row of ``windows``, with its numpy operations applied to all rows at once."""
-    return [_signal(symbol, params, *fit) for fit in zip(*_window_fits(windows, params), strict=True)]
-
-
-def _window_fits(windows: np.ndarray, params: MomentumParams) -> tuple[list[float], ...]:
-    """The slopes, totals, residuals and vols of the rows of ``windows``, as ``momentum`` hands them to ``_signal``
-    (Python floats: the same doubles as numpy's, the same arithmetic and text)."""
-    return tuple(column.tolist() for column in _window_arrays(windows, params))
 
 
 def _window_strengths(
@@ -158,7 +133,8 @@ def _window_strengths(
 
 
 def _window_arrays(windows: np.ndarray, params: MomentumParams) -> tuple[np.ndarray, ...]:
-    """The slopes, totals, residuals and vols of the rows of ``windows`` (``_window_fits``), as arrays."""
+    """The slopes, totals, residuals and vols of the rows of ``windows``, as ``momentum`` hands them to ``_signal``
+    (the same doubles, as arrays)."""
     log_prices = np.log(windows)
     x = np.arange(params.lookback, dtype=float)
     fits = _line_fits(x, log_prices)

@@ -1,9 +1,9 @@
-"""The shared skeleton of the ``*_at_ends`` functions: a strategy's signal at every end of one close series at once.
+"""The shared skeleton of the ``lazy_*_at_ends`` functions: a strategy's signal at every end of one close series.
 
 ``window_ends`` finds the ends that have a full window and stacks those windows as the rows of a 2-D array (dropping
-the rows ``usable`` rejects: such an end gets no signal). ``signals_at_ends`` hands the array to the strategy's
-``signals`` function, which computes one signal per row with the same numpy operations its one-window function uses.
-``LazySignals`` holds the same signals by their strengths, each ``Signal`` (with its reason's text) built when first
+the rows ``usable`` rejects: such an end gets no signal). ``lazy_signals_at_ends`` hands the array to the strategy's
+``strengths`` function, which computes one strength per row with the same numpy operations its one-window function
+uses. ``LazySignals`` holds the signals by their strengths, each ``Signal`` (with its reason's text) built when first
 read: a replay reads the strengths of every end and the signals of the few steps it drafts in full.
 """
 
@@ -42,32 +42,10 @@ def window_ends(
     return windows, (np.flatnonzero(ok) + start).tolist()
 
 
-def signals_at_ends(
-    closes: Sequence[float],
-    length: int,
-    *,
-    minimum: int,
-    history: int,
-    first: int,
-    usable: Callable[[np.ndarray], np.ndarray],
-    signals: Callable[[np.ndarray], Sequence[Signal]],
-) -> list[Signal | None]:
-    """The signal of ``closes[max(0, j - history):j]`` for every ``j`` in ``[first, len(closes)]`` (None where there
-    is none; ``window_ends`` for the arguments); ``signals`` maps the usable rows (windows) to their signals, in
-    order."""
-    found: list[Signal | None] = [None] * (len(closes) + 1 - first)
-    ended = window_ends(closes, length, minimum=minimum, history=history, first=first, usable=usable)
-    if ended is not None:
-        windows, ends = ended
-        for j, signal in zip(ends, signals(windows), strict=True):
-            found[j - first] = signal
-    return found
-
-
 class LazySignals:
-    """A strategy's signal at every end ``j`` in ``[first, len(closes)]`` of one close series, as ``signals_at_ends``
-    gives them: ``strengths[j - first]`` (None where there is none) computed at once, ``signal(j - first)`` built
-    when first asked (``build(k)``: the signal of the ``k``-th usable window)."""
+    """A strategy's signal at every end ``j`` in ``[first, len(closes)]`` of one close series, as
+    ``lazy_signals_at_ends`` gives them: ``strengths[j - first]`` (None where there is none) computed at once,
+    ``signal(j - first)`` built when first asked (``build(k)``: the signal of the ``k``-th usable window)."""
 
     __slots__ = ("_build", "_made", "_row", "strengths")
 
@@ -102,8 +80,9 @@ def lazy_signals_at_ends(
     usable: Callable[[np.ndarray], np.ndarray],
     strengths: Callable[[np.ndarray], tuple[Sequence[float], Callable[[int], Signal]]],
 ) -> LazySignals:
-    """``signals_at_ends`` as ``LazySignals``: ``strengths`` maps the usable rows to their signals' strengths and the
-    function building the signal of a row."""
+    """The signal of ``closes[max(0, j - history):j]`` for every ``j`` in ``[first, len(closes)]`` as ``LazySignals``
+    (None where there is none; ``window_ends`` for the arguments): ``strengths`` maps the usable rows (windows) to
+    their signals' strengths, in order, and the function building the signal of a row."""
     ended = window_ends(closes, length, minimum=minimum, history=history, first=first, usable=usable)
     count = len(closes) + 1 - first
     if ended is None:

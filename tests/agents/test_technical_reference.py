@@ -19,7 +19,7 @@ from agents.technical import (
     strategy_scores,
     technical_opinion,
     technical_vote,
-    technical_votes,
+    technical_votes_of_columns,
 )
 from alphaloom.domain import Action, AgentOpinion, Signal
 
@@ -88,23 +88,44 @@ def test_technical_opinion_equals_its_reference(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_the_votes_computed_at_once_equal_the_reference_opinions_actions_and_confidences(seed: int) -> None:
-    """``technical_vote`` (one row) and ``technical_votes`` (rows at once, over arrays: None for a row with a value
-    that is not a finite number, infinities included) give the reference opinion's action and confidence."""
+    """``technical_vote`` (one row) and ``technical_votes_of_columns`` (a replay cursor's rows at once, over arrays,
+    with the mean strength of each row's momentum and mean-reversion signals from ``strategy_scores``: None for a row
+    with a value that is not a finite number, infinities included) give the reference opinion's action and
+    confidence."""
     rng = random.Random(seed)
     for _ in range(40):
         params = _params(rng)
         rows = [_row(rng) for _ in range(100)]
         for row in rng.sample(rows, 3):
             row[rng.choice(NEEDED)] = rng.choice([float("inf"), float("-inf")])
-        signals = [_signals(rng) for _ in rows]
-        votes = technical_votes(rows, [[s.strength for s in found] for found in signals], params)
-        for row, found, vote in zip(rows, signals, votes, strict=True):
+        prices = [_price_signals(rng) for _ in rows]
+        trends = [None if trend is None else trend.strength for trend, _ in prices]
+        fades = [None if fade is None else fade.strength for _, fade in prices]
+        spoken, strategy = strategy_scores(trends, fades)
+        columns = {name: [row.get(name) for row in rows] for name in NEEDED}
+        actions, confidences = technical_votes_of_columns(columns, spoken, strategy, params)
+        for row, pair, action, confidence in zip(rows, prices, actions, confidences, strict=True):
+            found = [s for s in pair if s is not None]
             want = _reference_opinion(row, "X/USDT", AS_OF, params, found)
             assert technical_vote(row, params, found) == (want.action, want.confidence)
             finite = all(isinstance(v, int | float | Decimal) and math.isfinite(v) for v in map(row.get, NEEDED))
-            assert (vote is not None) is finite, row
-            if vote is not None:
-                assert vote == (want.action, want.confidence) and type(vote[1]) is float
+            assert (action is not None) is finite, row
+            if action is not None:
+                assert (action, confidence) == (want.action, want.confidence) and type(confidence) is float
+            other = _signals(rng)  # any signals, the event strategy's included
+            want = _reference_opinion(row, "X/USDT", AS_OF, params, other)
+            assert technical_vote(row, params, other) == (want.action, want.confidence)
+
+
+def _price_signals(rng: random.Random) -> tuple[Signal | None, Signal | None]:
+    """A row's momentum and mean-reversion signals, each None (no view) a third of the time."""
+
+    def signal(name: str) -> Signal | None:
+        if rng.random() < 1 / 3:
+            return None
+        return Signal(name, "X/USDT", rng.choice([0.0, 1.0, -1.0, rng.uniform(-1, 1)]), f"reason {rng.random():.3f}")
+
+    return signal("momentum"), signal("mean_reversion")
 
 
 def test_technical_opinion_reference_covers_every_branch() -> None:

@@ -1,6 +1,6 @@
-"""A replay computes the price strategies' signals of its whole window at load (``agents.strategies``' ``*_at_ends``):
-every signal must be bit-for-bit the one the strategy gives one step at a time, on random series with flat runs,
-rounded prices and bad values (zero, negative, NaN, infinite closes)."""
+"""A replay computes the price strategies' signals of its whole window at load (``agents.strategies``'
+``lazy_*_at_ends``): every signal must be bit-for-bit the one the strategy gives one step at a time, on random series
+with flat runs, rounded prices and bad values (zero, negative, NaN, infinite closes)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,8 @@ import pytest
 from agents.deciding import price_signals
 from agents.params import DecisionParams, StrategyParams
 from agents.snapshot import MarketView, PriceSignals
-from agents.strategies.mean_reversion import (
-    MeanReversionParams,
-    lazy_mean_reversion_at_ends,
-    mean_reversion,
-    mean_reversion_at_ends,
-)
-from agents.strategies.momentum import (
-    MomentumParams,
-    _line_fits,
-    lazy_momentum_at_ends,
-    momentum,
-    momentum_at_ends,
-)
+from agents.strategies.mean_reversion import MeanReversionParams, lazy_mean_reversion_at_ends, mean_reversion
+from agents.strategies.momentum import MomentumParams, _line_fits, lazy_momentum_at_ends, momentum
 from alphaloom.domain import Signal
 from alphaloom.settings import Settings
 
@@ -47,6 +36,9 @@ def _series(rng: np.random.Generator, n: int, trial: int) -> list[float]:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_window_signals_equal_the_strategies_one_step_at_a_time(seed: int) -> None:
+    """A replay cursor holds its window's signals lazily (``lazy_*_at_ends``): every end's strength computed at load,
+    its ``Signal`` built when read; both bit-for-bit the strategy's signal one step at a time, the same object on a
+    second read."""
     rng = np.random.default_rng(seed)
     compared = 0
     for trial in range(25):
@@ -55,41 +47,20 @@ def test_window_signals_equal_the_strategies_one_step_at_a_time(seed: int) -> No
         trend = MomentumParams(lookback=int(rng.choice([2, 3, 7, 24, 60])), scale=float(rng.choice([0.5, 1.3])))
         fade = MeanReversionParams(window=int(rng.choice([1, 2, 5, 20])), entry_z=float(rng.choice([0.5, 1.0])))
         history, first = int(rng.choice([5, 24, 60])), int(rng.integers(0, n + 1))
-        ends = range(first, n + 1)
-        assert _bits(momentum_at_ends(closes, "S", trend, history, first)) == _bits(
-            [momentum(closes[max(0, j - history) : j], "S", trend) for j in ends]
-        ), (seed, trial)
-        assert _bits(mean_reversion_at_ends(closes, "S", fade, history, first)) == _bits(
-            [mean_reversion(closes[max(0, j - history) : j], "S", fade) for j in ends]
-        ), (seed, trial)
-        compared += len(ends)
-    assert compared > 1000
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_lazy_window_signals_equal_the_window_signals_and_their_strengths(seed: int) -> None:
-    """A replay cursor holds its window's signals lazily (``lazy_*_at_ends``): every end's strength computed at load,
-    its ``Signal`` built when read; both bit-for-bit the ``*_at_ends`` signal, the same object on a second read."""
-    rng = np.random.default_rng(100 + seed)
-    compared = 0
-    for trial in range(25):
-        n = int(rng.integers(0, 300))
-        closes = _series(rng, n, trial)
-        trend = MomentumParams(lookback=int(rng.choice([2, 3, 7, 24])), scale=float(rng.choice([0.5, 1.3])))
-        fade = MeanReversionParams(window=int(rng.choice([1, 2, 5, 20])), entry_z=float(rng.choice([0.5, 1.0])))
-        history, first = int(rng.choice([5, 24, 60])), int(rng.integers(0, n + 1))
-        for lazy, eager in (
-            (lazy_momentum_at_ends(closes, "S", trend, history, first), momentum_at_ends(closes, "S", trend, history, first)),
+        windows = [closes[max(0, j - history) : j] for j in range(first, n + 1)]
+        for lazy, one_step in (
+            (lazy_momentum_at_ends(closes, "S", trend, history, first),
+             [momentum(window, "S", trend) for window in windows]),
             (lazy_mean_reversion_at_ends(closes, "S", fade, history, first),
-             mean_reversion_at_ends(closes, "S", fade, history, first)),
+             [mean_reversion(window, "S", fade) for window in windows]),
         ):  # fmt: skip
             assert [None if x is None else float(x).hex() for x in lazy.strengths] == [
-                None if s is None else float(s.strength).hex() for s in eager
+                None if s is None else float(s.strength).hex() for s in one_step
             ], (seed, trial)
-            assert _bits([lazy.signal(k) for k in range(len(eager))]) == _bits(eager), (seed, trial)
-            assert all(lazy.signal(k) is lazy.signal(k) for k in range(len(eager)))
-            compared += sum(s is not None for s in eager)
-    assert compared > 500
+            assert _bits([lazy.signal(k) for k in range(len(one_step))]) == _bits(one_step), (seed, trial)
+            assert all(lazy.signal(k) is lazy.signal(k) for k in range(len(one_step)))
+            compared += sum(s is not None for s in one_step)
+    assert compared > 1000
 
 
 def test_the_stacked_line_fits_equal_np_polyfit_bit_for_bit() -> None:
