@@ -263,7 +263,8 @@ def decide_snapshot(
     team_vote = params.strategy.team_vote
     step = _Step(snapshot, params, run_id, git_sha)
     portfolio = snapshot.account_view.portfolio
-    learned = learned_consensus(params, snapshot.account_view.weights)
+    # the learned weights vote only in the team's vote (the SMA rule's one opinion decides alone)
+    learned = learned_consensus(params, snapshot.account_view.weights) if team_vote else None
     drafts: list[DecisionDraft] = []
     for symbol in snapshot.symbols:
         features = snapshot.market.features.get(symbol)
@@ -589,7 +590,7 @@ def _decide_symbol(
     symbol: Symbol,
     features: Mapping[str, Any],
     answer: LlmAnswer | None,
-    learned: ConsensusParams,
+    learned: ConsensusParams | None,
     portfolio: Any,
 ) -> tuple[DecisionDraft, Any]:
     """The symbol's draft, and the portfolio context its checks saw (prepared for the correlation and VaR checks once
@@ -598,7 +599,7 @@ def _decide_symbol(
     snapshot, params = step.snapshot, step.params
     read = _read_symbol(snapshot, symbol, features)
     opinions = _opinions(snapshot, params, symbol, read, answer)
-    action, score = vote(opinions, learned if params.strategy.team_vote else None)
+    action, score = vote(opinions, learned)
     sized, intents = _intents(snapshot, params, symbol, read, action, portfolio)
     if intents:
         portfolio = portfolio.prepared()  # the returns history's inputs, computed once a step needs them

@@ -160,7 +160,7 @@ def _dispose(conn: Connection, order: PlannedOrder, state: OrderState, ctx: Send
         return Outcome(Disposition.REFUSED, coid, refusal=Refusal(verdict.intent, verdict.breaches))
     guard = GuardRow(guard_name(verdict.intent), True, "hard limits hold at execution", verdict.numbers)
     new_order = NewOrder(verdict.intent, order.venue, order.parent, arrival_price, guard)
-    return send_order(conn, new_order, state, ctx)
+    return send_order(conn, new_order, state, ctx, coid)
 
 
 def _recover(

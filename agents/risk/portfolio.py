@@ -92,6 +92,11 @@ class ReturnsInputs:
             return self.known_correlations
         return pearson(self.matrix, min_periods=MIN_VAR_OBSERVATIONS)
 
+    @cached_property
+    def positions(self) -> dict[str, int]:
+        """Each symbol's column in the matrix."""
+        return {symbol: k for k, symbol in enumerate(self.symbols)}
+
     @property
     def observations(self) -> int:
         return int(self.matrix.shape[0])
@@ -235,18 +240,20 @@ def _fit(intent: OrderIntent, room: Decimal, quote_rate: Decimal) -> Decimal:
 
 def _cap(name: str, intent: OrderIntent, used: Decimal, limit: Decimal, what: str, quote_rate: Decimal) -> RiskVerdict:
     add = intent.notional * quote_rate
+    after = used + add
+    # each figure written once: the numbers and the reason show the same texts
     numbers = {"used": f"{used:.2f}", "order_notional": f"{add:.2f}", "limit": f"{limit:.2f}"}
     if quote_rate != 1:
         numbers["quote_rate"] = str(quote_rate)
-    if used + add <= limit:
-        return RiskVerdict(name, True, f"{what} {used + add:.2f} within {limit:.2f}", numbers)
+    if after <= limit:
+        return RiskVerdict(name, True, f"{what} {after:.2f} within {numbers['limit']}", numbers)
     fits = _fit(intent, limit - used, quote_rate)
     if fits > 0:
         numbers["adjusted_quantity"] = str(fits)
         return RiskVerdict(
-            name, True, f"{what} would be {used + add:.2f} > {limit:.2f}: shrunk to {fits}", numbers, fits
+            name, True, f"{what} would be {after:.2f} > {numbers['limit']}: shrunk to {fits}", numbers, fits
         )
-    return RiskVerdict(name, False, f"{what} {used:.2f} leaves no room under {limit:.2f}", numbers)
+    return RiskVerdict(name, False, f"{what} {numbers['used']} leaves no room under {numbers['limit']}", numbers)
 
 
 _PORTFOLIO_CHECKS = ("drawdown", "asset_exposure", "class_exposure", "gross_leverage", "net_leverage",
@@ -349,8 +356,12 @@ def _var_check(
     intent: OrderIntent, ctx: PortfolioContext, limits: RiskLimits, rate: Decimal, inputs: ReturnsInputs
 ) -> RiskVerdict:
     """``portfolio_var``: the 1-day historical VaR99 of the portfolio after the order within its limit."""
-    after = _exposures_after(ctx.exposures, intent, rate)
-    vector = np.array([float(after.get(s, Decimal(0))) for s in inputs.symbols])
+    # each symbol's exposure after the order as a float, 0 for one without (most of them: nothing to convert)
+    vector = np.zeros(len(inputs.symbols))
+    positions = inputs.positions
+    for symbol, exposure in _exposures_after(ctx.exposures, intent, rate).items():
+        if (k := positions.get(symbol)) is not None:
+            vector[k] = float(exposure)
     report = var_report(inputs.matrix, vector, bars_per_day=ctx.bars_per_day)
     limit = float(ctx.equity * limits.max_var_pct / _PCT)
     worst = report.var["historical_99"]

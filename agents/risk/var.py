@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -37,6 +38,7 @@ def portfolio_pnl(returns: np.ndarray, exposures: np.ndarray) -> np.ndarray:
     return pnl
 
 
+@lru_cache(maxsize=256)  # a replay's VaR check asks the same (observations, confidence) at every order
 def _tail_count(n: int, confidence: float) -> int:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
@@ -97,7 +99,8 @@ def var_report(returns: np.ndarray, exposures: np.ndarray, *, bars_per_day: floa
     ordered = np.sort(pnl)
     n = len(ordered)
     tails = [_tail_count(n, c) for c in CONFIDENCES]  # raises before any mean of nothing
-    mu, sigma = _mean(pnl), _deviation(pnl) if n > 1 else 0.0
+    mu = _mean(pnl)
+    sigma = _deviation(pnl, mu) if n > 1 else 0.0
     for c, tail in zip(CONFIDENCES, tails, strict=True):
         key, z, density = _NORMAL_TAILS[c]
         var[f"historical_{key}"] = float(-ordered[tail - 1]) * scale
@@ -114,10 +117,10 @@ def _mean(values: np.ndarray) -> float:
     return float(np.add.reduce(values)) / len(values)
 
 
-def _deviation(values: np.ndarray) -> float:
+def _deviation(values: np.ndarray, mean: float | None = None) -> float:
     """``float(values.std(ddof=1))`` of a float vector, computed as numpy does: the squared deviations from the mean
-    (``_mean``) summed, divided by the count less one, and the square root."""
-    deviations = np.subtract(values, _mean(values))
+    (``_mean``, or ``mean`` when the caller has it) summed, divided by the count less one, and the square root."""
+    deviations = np.subtract(values, _mean(values) if mean is None else mean)
     np.square(deviations, out=deviations)
     return math.sqrt(float(np.add.reduce(deviations)) / (len(values) - 1))
 

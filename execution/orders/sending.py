@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from alphaloom.domain import OrderIntent, OrderStatus, client_order_id_for, require_utc
+from alphaloom.domain import ClientOrderId, OrderIntent, OrderStatus, client_order_id_for, require_utc
 from alphaloom.errors import (
     ConfigError,
     KillSwitchEngagedError,
@@ -35,11 +35,13 @@ from execution.orders.store import NewOrder, OrderState
 from execution.orders.venue_reports import apply_report, record_rejection, record_unknown
 
 
-def send_order(conn: Connection, new_order: NewOrder, state: OrderState, ctx: SendContext) -> Outcome:
+def send_order(
+    conn: Connection, new_order: NewOrder, state: OrderState, ctx: SendContext, coid: ClientOrderId
+) -> Outcome:
     """Journal, submit and record ``new_order`` (see the module docstring): ``SUBMITTED`` with the venue's report,
-    ``REJECTED`` or ``UNKNOWN``."""
+    ``REJECTED`` or ``UNKNOWN``. ``coid``: its client order id, ``client_order_id_for`` its intent's decision id and
+    leg (the plan's: worked out once per order)."""
     intent, broker = new_order.intent, ctx.broker
-    coid = client_order_id_for(intent.decision_id, intent.leg)
     request = OrderRequest(
         client_order_id=coid,
         account=intent.account,

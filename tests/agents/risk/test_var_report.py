@@ -85,3 +85,30 @@ def test_the_moments_var_report_takes_are_numpys_bit_for_bit() -> None:
             assert np.float64(_mean(values)).tobytes() == np.float64(values.mean()).tobytes(), (n, magnitude)
             assert np.float64(_mean(values[:5])).tobytes() == np.float64(values[:5].mean()).tobytes()
             assert np.float64(_deviation(values)).tobytes() == np.float64(values.std(ddof=1)).tobytes(), n
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_var_check_values_the_exposures_after_the_order_as_before(seed: int) -> None:
+    """``portfolio_var`` reads the exposures after the order as one float per symbol of the history (0 for a symbol
+    without one; one outside the history left out): its figures are those of the vector built symbol by symbol."""
+    from decimal import Decimal
+
+    from agents.risk.portfolio import PortfolioContext, ReturnsInputs, RiskLimits, _exposures_after, _var_check
+    from alphaloom.domain import AccountId, DecisionId, OrderIntent, Side, Symbol
+
+    rng = np.random.default_rng(seed)
+    symbols = tuple(f"S{k}/USD" for k in range(8))
+    returns = np.asfortranarray(rng.normal(0, 0.02, (60, len(symbols))))
+    held = rng.choice(len(symbols), int(rng.integers(0, 5)), replace=False)
+    exposures = {symbols[k]: Decimal(str(round(float(rng.uniform(-3000, 9000)), 4))) for k in held}
+    exposures |= {"ELSE/USD": Decimal("321.5")} | ({symbols[7]: Decimal("-0.00")} if seed % 2 else {})
+    ctx = PortfolioContext(Decimal("100523.12"), Decimal("101000"), exposures, returns=None, bars_per_day=24.0)
+    inputs = ReturnsInputs(symbols, returns)
+    intent = OrderIntent(DecisionId("d"), AccountId("a"), Symbol(symbols[int(rng.integers(8))]), Side.BUY,
+                         Decimal("0.1234"), Decimal("40123.45"))  # fmt: skip
+    rate = Decimal("1.0834")
+    verdict = _var_check(intent, ctx, RiskLimits(), rate, inputs)
+    after = _exposures_after(exposures, intent, rate)
+    expected = var_report(returns, np.array([float(after.get(s, Decimal(0))) for s in symbols]), bars_per_day=24.0)
+    assert {k: v for k, v in verdict.numbers.items() if k != "limit"} == expected.as_numbers()
+    assert f"{expected.var['historical_99']:.2f}" in verdict.reason
