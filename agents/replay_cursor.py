@@ -411,10 +411,13 @@ class ReplayCursor:
                 for item in news[symbol]:
                     scores[item.id] = self._scores[item.id]
         ahead = None if self._strategies is None else PriceSignals(*self._strategies, by_symbol=_SignalsAt(signals))
-        social = {symbol: known for symbol in features  # a symbol without posts held has none known (not scanned)
-                  if (held_posts := self._social.get(symbol))
-                  and (known := posts_known(held_posts, as_of, self._social_window))}  # fmt: skip
-        social_scores = {p.id: self._social_scores[p.id] for posts in social.values() for p in posts}
+        social: dict[str, Sequence[SocialPost]] = {}
+        social_scores: dict[str, SentimentScore] = {}
+        if self._social:  # none held (the SMA rule's window loads none): nothing to scan
+            social = {symbol: known for symbol in features  # a symbol without posts held has none known (not scanned)
+                      if (held_posts := self._social.get(symbol))
+                      and (known := posts_known(held_posts, as_of, self._social_window))}  # fmt: skip
+            social_scores = {p.id: self._social_scores[p.id] for posts in social.values() for p in posts}
         technical = (
             None
             if self._technical_params is None or self._strategies is None

@@ -348,6 +348,9 @@ class KnownKillSwitch:
         return self.state
 
 
+# The trade statistics a decision reads when its sizing reads none (not Kelly): those of no trade, made once.
+NO_TRADES = trade_stats([])
+
 # How old a replay's kill switch state may be when its orders stay in memory (``KnownKillSwitch``).
 REPLAY_MAX_AGE_S = 1.0
 
@@ -397,7 +400,7 @@ def read_account_view(
             outcomes.outcomes(records)
         else:
             insert_outcomes(conn, records)
-        weights, trades = memory.weights(), memory.trades() if params.uses_kelly else trade_stats([])
+        weights, trades = memory.weights(), memory.trades() if params.uses_kelly else NO_TRADES
     else:
         weights, trades = _memory_from_database(conn, AccountId(account), as_of, run_id, params)
     positions = current_positions(conn, account, symbols) if account_state is None else account_state.positions(symbols)
@@ -413,7 +416,7 @@ def _memory_from_database(
     trades = (
         trade_stats(realised_trade_returns(conn, account=account, as_of=as_of, limit=params.sizing_lookback_trades))
         if params.uses_kelly
-        else trade_stats([])
+        else NO_TRADES
     )
     return weights, trades
 
