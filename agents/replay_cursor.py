@@ -43,6 +43,7 @@ from agents.patterns.analyst import Bar
 from agents.risk.portfolio import ReturnsInputs
 from agents.sentiment import SentimentScore, SentimentScorer, score_news
 from agents.snapshot import (
+    FEATURE_ROW_COLUMNS,
     FEATURES_RELATION,
     MarketView,
     PriceSignals,
@@ -77,9 +78,10 @@ select symbol, min(known_at) as since from (
 group by symbol
 """
 
-# The window's feature rows (psycopg's placeholders: read through the driver's cursor, see ``ReplayCursor.load``).
+# The window's feature rows, with the live reader's columns (psycopg's placeholders: read through the driver's cursor,
+# see ``ReplayCursor.load``).
 _WINDOW_ROWS = f"""
-select * from {FEATURES_RELATION} f
+select {", ".join(FEATURE_ROW_COLUMNS)} from {FEATURES_RELATION} f
 where exchange = %(exchange)s and symbol = any(%(symbols)s) and timeframe = %(timeframe)s
   and known_at <= %(end)s
   and known_at >= coalesce((select since from unnest(cast(%(bound_symbols)s as text[]),
@@ -98,7 +100,8 @@ def _keyed(at: datetime) -> datetime:
 
 # The columns the load reads for the series' lists, and those kept per symbol for the technical votes and entries.
 _TECHNICAL_TABLE = (*TECHNICAL_COLUMNS, "ts")
-_SERIES_COLUMNS = ("symbol", "known_at", "ret_1", "open", "high", "low", *_TECHNICAL_TABLE)
+_SERIES_COLUMNS = ("symbol", "known_at", "ret_1", "close", "ts")
+_BAR_COLUMNS = ("open", "high", "low")  # with the close: the bars, read only when the pattern analyst votes
 
 
 def _columns_of(columns: Sequence[str], rows: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]]:
@@ -138,7 +141,8 @@ class _SymbolSeries:
     rets: list[tuple[datetime, float]]  # (ts, ret_1)
     bar_known_at: list[datetime] = field(default_factory=list)  # of the rows with all four prices, ascending
     bars: list[Bar] = field(default_factory=list)
-    table: dict[str, list[Any]] = field(default_factory=dict)  # per _TECHNICAL_TABLE column, its value in each row
+    # per _TECHNICAL_TABLE column, its value in each row (when the team votes: its technical votes read them)
+    table: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -274,7 +278,9 @@ class ReplayCursor:
         # each row a dict of its columns (what ``.mappings()`` would give, one row at a time); the series' lists are
         # built column by column, over each symbol's run of rows (the query orders them by symbol)
         rows = list(map(dict, map(zip, repeat(columns), fetched)))
-        table = _columns_of(columns, fetched, _SERIES_COLUMNS)
+        team_vote = params.strategy.team_vote  # only the team's technical votes read the technical columns
+        table = _columns_of(columns, fetched, (*_SERIES_COLUMNS, *(_BAR_COLUMNS if bars_history else ()),
+                                               *(TECHNICAL_COLUMNS if team_vote else ())))  # fmt: skip
         keys: dict[datetime, datetime] = {}  # _keyed once per distinct time (the symbols share their times)
         lo = 0
         for symbol, run in groupby(table["symbol"]):
@@ -288,7 +294,7 @@ class ReplayCursor:
             s.closes.extend([float(c) for c in close if c is not None])
             s.ret_known_at.extend([k for k, r in zip(known, ret, strict=True) if r is not None])
             s.rets.extend([(t, float(r)) for t, r in zip(ts, ret, strict=True) if r is not None])
-            for name in _TECHNICAL_TABLE:
+            for name in _TECHNICAL_TABLE if team_vote else ():
                 s.table.setdefault(name, []).extend(table[name][lo:hi])
             if bars_history:
                 prices = zip(known, ts, table["open"][lo:hi], table["high"][lo:hi], table["low"][lo:hi], close,
@@ -405,10 +411,13 @@ class ReplayCursor:
                 for item in news[symbol]:
                     scores[item.id] = self._scores[item.id]
         ahead = None if self._strategies is None else PriceSignals(*self._strategies, by_symbol=_SignalsAt(signals))
-        social = {symbol: known for symbol in features  # a symbol without posts held has none known (not scanned)
-                  if (held_posts := self._social.get(symbol))
-                  and (known := posts_known(held_posts, as_of, self._social_window))}  # fmt: skip
-        social_scores = {p.id: self._social_scores[p.id] for posts in social.values() for p in posts}
+        social: dict[str, Sequence[SocialPost]] = {}
+        social_scores: dict[str, SentimentScore] = {}
+        if self._social:  # none held (the SMA rule's window loads none): nothing to scan
+            social = {symbol: known for symbol in features  # a symbol without posts held has none known (not scanned)
+                      if (held_posts := self._social.get(symbol))
+                      and (known := posts_known(held_posts, as_of, self._social_window))}  # fmt: skip
+            social_scores = {p.id: self._social_scores[p.id] for posts in social.values() for p in posts}
         technical = (
             None
             if self._technical_params is None or self._strategies is None

@@ -76,10 +76,14 @@ class ReplayMemory:
     ) -> None:
         self.account, self._params, self._base, self._cursor = account, params, dict(base), cursor
         self._bar = timeframe_delta(timeframe)
-        # A heap of one entry per remembered decision and horizon: (realised_at, symbol, as_of, decision_id,
-        # horizon_bars, entry_price, entry_ts, [(agent, action, confidence), ...]); the first four identify it, so
-        # the heap never compares further. The opinions of one entry are due, and scored, together.
-        self._due: list[tuple[Any, ...]] = []
+        # A heap of one entry per step and horizon remembered: (realised_at, seq, as_of, horizon_bars, decisions),
+        # each decision (symbol, decision_id, entry_price, entry_ts, [(agent, action, confidence), ...]); ``seq``
+        # (the order pushed) tells entries apart, so the heap never compares further. The decisions of one entry are
+        # due together (a step's ten symbols: one push and one pop, not ten), the opinions of a decision scored
+        # together; learning does not depend on the order they come off in (``_add``).
+        self._due: list[tuple[datetime, int, datetime, int, list[tuple[Any, ...]]]] = []
+        self._pushed = 0
+        self._open: dict[tuple[datetime, int], list[tuple[Any, ...]]] = {}  # the decisions of each entry in the heap
         self._hits: list[tuple[datetime, str, datetime, str, bool]] = []  # (realised_at, symbol, as_of, agent, hit)
         self._rates = HitRates(params)
         self._buys: list[tuple[datetime, str, datetime, float]] = []  # team buys with a hit, in realised order
@@ -128,8 +132,12 @@ class ReplayMemory:
         else:
             by_horizon[default_horizon] = [team]
         for horizon, opinions in by_horizon.items():
-            heapq.heappush(due, (as_of + self._bar * horizon, symbol, as_of, decision_id, horizon, entry_price,
-                                 entry_ts, opinions))  # fmt: skip
+            decisions = self._open.get((as_of, horizon))
+            if decisions is None:
+                decisions = self._open[(as_of, horizon)] = []
+                self._pushed += 1
+                heapq.heappush(due, (as_of + self._bar * horizon, self._pushed, as_of, horizon, decisions))
+            decisions.append((symbol, decision_id, entry_price, entry_ts, opinions))
 
     def advance(self, as_of: datetime, *, run_id: str, rows: bool = True) -> list[dict[str, Any]]:
         """Score what is realised by ``as_of`` and learn from it; returns the ``audit.opinion_outcomes`` rows (in a
@@ -169,23 +177,28 @@ class ReplayMemory:
         return scored
 
     def _due_by(self, as_of: datetime) -> list[tuple[Any, ...]]:
-        """The entries due by ``as_of`` (taken off the heap, in its order) that can be scored: those within the
-        scoring lookback, older than ``as_of``, with an entry price and an exit row with a positive close (what
-        ``score_outcomes`` scores), each with that exit row appended."""
+        """The decisions and horizons due by ``as_of`` (their entries taken off the heap) that can be scored: those
+        within the scoring lookback, older than ``as_of``, with an entry price and an exit row with a positive close
+        (what ``score_outcomes`` scores), each as (realised_at, symbol, as_of, decision_id, horizon_bars, entry_price,
+        entry_ts, opinions, exit row)."""
         since = as_of - self._bar * self._params.score_lookback_bars
         found: list[tuple[Any, ...]] = []
         exits: dict[tuple[str, datetime], Any] = {}  # the horizons of one decision may share an exit row
         due, latest_row = self._due, self._cursor.latest_row
         while due and due[0][0] <= as_of:
-            entry = heapq.heappop(due)
-            realised_at, symbol, at, _, _, entry_price = entry[:6]
-            if at < since or not at < as_of or not entry_price or entry_price <= 0:
+            realised_at, _, at, horizon, decisions = heapq.heappop(due)
+            del self._open[(at, horizon)]  # a decision remembered at ``at`` later starts an entry of its own
+            if at < since or not at < as_of:
                 continue
-            key = (symbol, realised_at)
-            exit_row = exits[key] if key in exits else exits.setdefault(key, latest_row(*key))
-            if exit_row is None or exit_row["close"] is None or float(exit_row["close"]) <= 0:
-                continue
-            found.append((*entry, exit_row))
+            for symbol, decision_id, entry_price, entry_ts, opinions in decisions:
+                if not entry_price or entry_price <= 0:
+                    continue
+                key = (symbol, realised_at)
+                exit_row = exits[key] if key in exits else exits.setdefault(key, latest_row(*key))
+                if exit_row is None or exit_row["close"] is None or float(exit_row["close"]) <= 0:
+                    continue
+                found.append((realised_at, symbol, at, decision_id, horizon, entry_price, entry_ts, opinions,
+                              exit_row))  # fmt: skip
         return found
 
     def _learn_due(self, as_of: datetime) -> None:
@@ -251,4 +264,4 @@ class ReplayMemory:
     @property
     def pending(self) -> int:
         """Opinions remembered and not yet due."""
-        return sum(len(entry[-1]) for entry in self._due)
+        return sum(len(decision[-1]) for *_, decisions in self._due for decision in decisions)

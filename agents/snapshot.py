@@ -65,6 +65,11 @@ FEATURE_COLUMNS = (
     "bb_pct_b_20", "realized_vol_20", "volume_z_20",
 )  # fmt: skip
 
+# The columns of a feature row that a snapshot holds: its key, when it became known, the values a decision reads and
+# records (``FEATURE_COLUMNS``) and the dbt run that built it. The mart's other columns (the incremental build's state,
+# its further indicators) are read by no decision: neither reader fetches them.
+FEATURE_ROW_COLUMNS = ("exchange", "symbol", "timeframe", "ts", "known_at", *FEATURE_COLUMNS, "dbt_invocation_id")
+
 
 @dataclass(frozen=True)
 class MarketView:
@@ -184,8 +189,8 @@ def require_features(conn: Connection) -> None:
 def latest_features(
     conn: Connection, *, exchange: str, symbols: Sequence[str], timeframe: str, as_of: datetime
 ) -> dict[str, dict[str, Any]]:
-    """Per symbol, the newest ``marts.features`` row known at ``as_of`` (``known_at <= as_of``); a symbol with none is
-    absent. One query for all symbols.
+    """Per symbol, the newest ``marts.features`` row known at ``as_of`` (``known_at <= as_of``; its
+    ``FEATURE_ROW_COLUMNS``); a symbol with none is absent. One query for all symbols.
 
     Raises ``DataUnavailableError`` when the features mart has not been built at all."""
     if not symbols:
@@ -193,7 +198,7 @@ def latest_features(
     require_features(conn)
     rows = conn.execute(
         text(
-            f"""select distinct on (symbol) * from {FEATURES_RELATION}
+            f"""select distinct on (symbol) {", ".join(FEATURE_ROW_COLUMNS)} from {FEATURES_RELATION}
                 where exchange = :exchange and symbol = any(:symbols) and timeframe = :timeframe
                   and known_at <= :as_of
                 order by symbol, ts desc"""
@@ -343,6 +348,9 @@ class KnownKillSwitch:
         return self.state
 
 
+# The trade statistics a decision reads when its sizing reads none (not Kelly): those of no trade, made once.
+NO_TRADES = trade_stats([])
+
 # How old a replay's kill switch state may be when its orders stay in memory (``KnownKillSwitch``).
 REPLAY_MAX_AGE_S = 1.0
 
@@ -392,7 +400,7 @@ def read_account_view(
             outcomes.outcomes(records)
         else:
             insert_outcomes(conn, records)
-        weights, trades = memory.weights(), memory.trades() if params.uses_kelly else trade_stats([])
+        weights, trades = memory.weights(), memory.trades() if params.uses_kelly else NO_TRADES
     else:
         weights, trades = _memory_from_database(conn, AccountId(account), as_of, run_id, params)
     positions = current_positions(conn, account, symbols) if account_state is None else account_state.positions(symbols)
@@ -408,7 +416,7 @@ def _memory_from_database(
     trades = (
         trade_stats(realised_trade_returns(conn, account=account, as_of=as_of, limit=params.sizing_lookback_trades))
         if params.uses_kelly
-        else trade_stats([])
+        else NO_TRADES
     )
     return weights, trades
 

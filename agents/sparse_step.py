@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from agents.deciding import entry_of, event_opinions, feature_values, learned_consensus, price_signals, vote
 from agents.news import news_opinion
 from agents.params import DecisionParams
-from agents.snapshot import Snapshot, TechnicalAhead, utc
+from agents.snapshot import Snapshot, TechnicalAhead, clean, utc
 from agents.strategies import sentiment_shock
 from agents.strategies.sma_cross import sma_cross_vote
 from agents.technical import AGENT as TECHNICAL
@@ -91,15 +91,16 @@ def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, l
         if features is None or symbol in recorded:
             drafted.append(symbol)
             continue
-        if ahead is not None:  # the technical vote and the entry computed ahead
-            technical, entry = ahead[symbol]
-        else:
-            values = feature_values(features, TECHNICAL_COLUMNS)
-            technical, entry = None, entry_of(values, utc(features["ts"]))
         votes: tuple[Said, ...]
-        if not team_vote:
+        if not team_vote:  # the one rule reads the closes: of the row, only the entry (not its technical values)
+            entry = _entry(features)
             votes = (Vote(TECHNICAL, *sma_cross_vote(market.closes[symbol], strategy.sma_cross)),)
         else:
+            if ahead is not None:  # the technical vote and the entry computed ahead
+                technical, entry = ahead[symbol]
+            else:
+                values = feature_values(features, TECHNICAL_COLUMNS)
+                technical, entry = None, entry_of(values, utc(features["ts"]))
             if technical is None:
                 closes = market.closes[symbol]
                 technical = technical_vote(values, strategy.technical, price_signals(market, symbol, closes, params))
@@ -120,6 +121,13 @@ def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, l
     if not quiet:
         return snapshot, quiet
     return replace(snapshot, symbols=tuple(drafted)), quiet
+
+
+def _entry(features: Mapping[str, Any]) -> tuple[float | None, datetime]:
+    """``agents.deciding.entry_of`` of the row's ``feature_values``: its close as they clean it and its bar time, without
+    the other values."""
+    close = clean(features.get("close"))
+    return (None if close is None else float(close)), utc(features["ts"])
 
 
 def _own(

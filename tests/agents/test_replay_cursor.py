@@ -958,3 +958,48 @@ def test_the_sparse_step_decides_trades_and_learns_exactly_as_drafting_every_sym
         assert rows["none"][name] == rows["decisions"][name] == rows["full"][name], name
     ordered = {(d.symbol, d.as_of) for d in rows["none"]["orders"]}
     assert rows["none"]["decisions"] == [d for d in rows["decisions"]["decisions"] if (d.symbol, d.as_of) in ordered]
+
+
+class _Closes:
+    """A cursor's ``latest_row`` over hourly rows: the close of hour h (known at its end) is 100 + h % 7."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+
+    def latest_row(self, symbol: str, as_of: datetime) -> dict[str, Any] | None:
+        hours = int((as_of - self.start) / timedelta(hours=1))
+        return None if hours < 1 else {"close": 100.0 + (hours - 1) % 7, "ts": self.start + timedelta(hours=hours - 1)}
+
+
+def test_the_memory_learns_a_decision_remembered_at_a_time_whose_others_were_already_scored() -> None:
+    """A step's decisions share one entry of the memory's queue: one remembered at that step's time after the entry
+    was taken off (a replay going back) is queued again, and learnt as if it had come with the others."""
+    from agents.memory import MemoryParams
+    from agents.replay_memory import ReplayMemory
+    from agents.sparse_step import Vote
+    from alphaloom.domain import Action
+
+    start, hour = datetime(2025, 1, 1, tzinfo=UTC), timedelta(hours=1)
+    params, base = MemoryParams(), StrategyParams().base_weights()
+    at, due = start + 2 * hour, start + (2 + params.horizon_bars) * hour
+
+    def memory() -> ReplayMemory:
+        return ReplayMemory(account="a", timeframe="1h", params=params, base=base, cursor=_Closes(start),  # type: ignore[arg-type]
+                            trade_lookback=5)  # fmt: skip
+
+    def remember(m: ReplayMemory, symbol: str, action: Action) -> None:
+        m.remember_votes(f"d-{symbol}", symbol, at, (100.0, at - hour), (Vote("technical", action, 1.0),), action, 1.0)
+
+    late, together = memory(), memory()
+    remember(late, "A", Action.BUY)
+    late.advance(due, run_id="r", rows=False)
+    remember(late, "B", Action.SELL)
+    assert late.pending == 2  # B's technical and team opinions, queued again
+    late.advance(due + hour, run_id="r", rows=False)
+    remember(together, "A", Action.BUY)
+    remember(together, "B", Action.SELL)
+    assert together.pending == 4
+    together.advance(due + hour, run_id="r", rows=False)
+    assert late.pending == together.pending == 0
+    assert late.weights() == together.weights() and late.weights()["technical"].scored == 2
+    assert late.trades() == together.trades()
