@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from agents.deciding import entry_of, event_opinions, feature_values, learned_consensus, price_signals, vote
 from agents.news import news_opinion
 from agents.params import DecisionParams
-from agents.snapshot import Snapshot, TechnicalAhead, clean, utc
+from agents.snapshot import Snapshot, TechnicalAhead, utc
 from agents.strategies import sentiment_shock
 from agents.strategies.sma_cross import sma_cross_vote
 from agents.technical import AGENT as TECHNICAL
@@ -124,10 +124,8 @@ def split_quiet(snapshot: Snapshot, params: DecisionParams) -> tuple[Snapshot, l
 
 
 def _entry(features: Mapping[str, Any]) -> tuple[float | None, datetime]:
-    """``agents.deciding.entry_of`` of the row's ``feature_values``: its close as they clean it and its bar time, without
-    the other values."""
-    close = clean(features.get("close"))
-    return (None if close is None else float(close)), utc(features["ts"])
+    """``agents.deciding.entry_of`` of the row's close alone (the one value of ``feature_values`` it reads)."""
+    return entry_of(feature_values(features, ("close",)), utc(features["ts"]))
 
 
 def _own(
