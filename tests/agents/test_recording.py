@@ -12,9 +12,10 @@ from decimal import Decimal
 from sqlalchemy import Connection, Engine, event, text
 
 from agents.memory import AgentWeight, insert_outcomes, outcome_record, record_weights
-from agents.recording import AgentOutputRow, DecisionRow, record_decision
+from agents.recording import AgentOutputRow, DecisionRow, decision_record, record_decision, record_decisions
 from agents.risk import RiskVerdict
 from alphaloom.domain import DecisionId, OrderIntent, Side
+from alphaloom.records.decisions import DecisionRows
 from execution.accounts.registry import ensure_account
 
 T0 = datetime(2024, 8, 1, 12, tzinfo=UTC)
@@ -126,3 +127,39 @@ def test_a_steps_outcomes_and_weights_are_each_written_by_one_statement_first_ro
     expected = [*first, outcome(ids[1], "llm", 102.0)]
     assert [tuple(r) for r in stored] == sorted(tuple(o.values()) for o in expected)
     assert [tuple(r) for r in kept] == [("news", T0, 0.5, None, 0), ("technical", T0, 1.2, 0.6, 5)]
+
+
+def test_a_steps_decisions_are_written_by_one_statement_in_order_a_recorded_one_kept(engine: Engine) -> None:
+    tag = uuid.uuid4().hex[:8]
+    run_id, account = f"run-step-{tag}", f"step-{tag}"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(1000), run_id)
+
+    def record(i: int, agents: tuple[str, ...]) -> DecisionRows:
+        d = DecisionId(f"d-step-{tag}-{i}")
+        row = DecisionRow(d, run_id, account, f"S{i}/USDT", "1h", T0, "hold", 0.0, f"v-{tag}", {}, config={"i": i})
+        outputs = [AgentOutputRow(a, {"action": "hold"}) for a in agents]
+        return decision_record(row, outputs=outputs, lineage=[("marts.features", {"symbol": f"S{i}/USDT"})])
+
+    with engine.begin() as conn, _statements(conn) as sent:
+        assert record_decisions(conn, [record(0, ("technical", "news")), record(1, ("technical",))]) == {
+            f"d-step-{tag}-0",
+            f"d-step-{tag}-1",
+        }
+        assert len(sent) == 1
+        # recorded already: kept with its rows, the new one of the same call recorded
+        assert record_decisions(conn, [record(1, ("llm",)), record(2, ("news",))]) == {f"d-step-{tag}-2"}
+        assert record_decisions(conn, []) == set()
+        assert len(sent) == 2
+        outputs = conn.execute(
+            text("select decision_id, agent from audit.agent_outputs where run_id = :r order by id"), {"r": run_id}
+        ).all()
+        lineage = conn.execute(text("select count(*) from audit.lineage where run_id = :r"), {"r": run_id}).scalar()
+        configs = conn.execute(
+            text("select config from audit.decision_configs where config_version = :v"), {"v": f"v-{tag}"}
+        ).all()
+    assert [tuple(o) for o in outputs] == [(f"d-step-{tag}-0", "technical"), (f"d-step-{tag}-0", "news"),
+                                           (f"d-step-{tag}-1", "technical"), (f"d-step-{tag}-2", "news")]  # fmt: skip
+    assert lineage == 3
+    assert [c.config for c in configs] == [{"i": 0}]  # one row per version, the first given
