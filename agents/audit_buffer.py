@@ -54,15 +54,11 @@ from agents.risk.recorder import check_name
 from alphaloom.db.copy import copy_rows, create_staging, relaxed_bulk_write
 from alphaloom.errors import ConfigError
 from alphaloom.records.decisions import insert_decision_configs
+from alphaloom.records.memory import OUTCOME_COLUMNS, WEIGHT_COLUMNS
 from alphaloom.reporting.run_report import AUDIT_MODES
 
 if TYPE_CHECKING:
     import psycopg
-
-WEIGHT_COLUMNS = ("account", "agent", "as_of", "weight", "hit_rate", "scored", "run_id")
-OUTCOME_COLUMNS = ("decision_id", "agent", "account", "symbol", "as_of", "realised_at", "horizon_bars", "action",
-                   "confidence", "entry_price", "exit_price", "realised_return", "hit", "score", "run_id")  # fmt: skip
-
 
 _OUTCOME_VALUES = itemgetter(*OUTCOME_COLUMNS)  # an outcome row's values, in OUTCOME_COLUMNS order, as a tuple
 

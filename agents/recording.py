@@ -26,7 +26,7 @@ from alphaloom.records.decisions import CONFIG_COLUMNS as CONFIG_COLUMNS
 from alphaloom.records.decisions import DECISION_COLUMNS as DECISION_COLUMNS
 from alphaloom.records.decisions import LINEAGE_COLUMNS as LINEAGE_COLUMNS
 from alphaloom.records.decisions import OUTPUT_COLUMNS as OUTPUT_COLUMNS
-from alphaloom.records.decisions import insert_decision
+from alphaloom.records.decisions import DecisionRows, insert_decision, insert_decisions
 
 
 @dataclass(frozen=True)
@@ -105,3 +105,22 @@ def record_decision(
     d = decision
     return insert_decision(conn, decision_values(d), outputs=output_rows(d, outputs), checks=check_rows(d, verdicts),
                            lineage=lineage_rows(d, lineage), config=config_values(d))  # fmt: skip
+
+
+def decision_record(
+    decision: DecisionRow,
+    *,
+    outputs: Sequence[AgentOutputRow] = (),
+    verdicts: Sequence[tuple[OrderIntent, Sequence[RiskVerdict]]] = (),
+    lineage: Sequence[tuple[str, Mapping[str, Any]]] = (),
+) -> DecisionRows:
+    """The rows ``record_decision`` writes, for ``record_decisions``."""
+    d = decision
+    return DecisionRows(decision_values(d), output_rows(d, outputs), check_rows(d, verdicts), lineage_rows(d, lineage),
+                          config_values(d))  # fmt: skip
+
+
+def record_decisions(conn: Connection, records: Sequence[DecisionRows]) -> set[str]:
+    """``record_decision`` of each of ``records`` (``decision_record``), in one statement and in order; the ids of
+    the decisions this call inserted."""
+    return insert_decisions(conn, records)

@@ -54,7 +54,7 @@ from agents.params import (
     decision_config,
     sizing_params,
 )
-from agents.recording import record_decision
+from agents.recording import decision_record, record_decisions
 from agents.replay_memory import ReplayMemory
 from agents.sentiment import SentimentScorer, lazy_sentiment_scorer
 from agents.snapshot import (
@@ -175,6 +175,7 @@ def record_drafts(
     """Record the step: the agent weights in force, then each draft's rows. Returns one ``Decision`` per symbol, in
     the order asked: a recorded one (found in the snapshot, or recorded first by a concurrent run) without intents.
     ``audit``: a replay's buffer holds the rows instead, for its caller to write in bulk (``agents.audit_buffer``)."""
+    inserted: set[str] = set()
     if audit is not None:
         audit.weights(account=snapshot.account, as_of=snapshot.as_of, run_id=run_id,
                       weights=snapshot.account_view.weights)  # fmt: skip
@@ -182,6 +183,11 @@ def record_drafts(
         record_weights(conn, account=snapshot.account, as_of=snapshot.as_of, run_id=run_id,
                        weights=snapshot.account_view.weights)  # fmt: skip
     by_symbol: dict[str, DecisionDraft] = {draft.decision.symbol: draft for draft in drafts}
+    if audit is None:  # the step's new decisions in one statement: the audit tables check references per statement
+        new = [by_symbol[s] for s in snapshot.symbols if s not in snapshot.recorded and s in by_symbol]
+        inserted = record_decisions(
+            conn, [decision_record(d.row, outputs=d.outputs, verdicts=d.verdicts, lineage=d.lineage) for d in new]
+        )
     decisions: list[Decision] = []
     for symbol in snapshot.symbols:
         if symbol in snapshot.recorded:
@@ -192,12 +198,8 @@ def record_drafts(
         draft = by_symbol.get(symbol)
         if draft is None:
             continue
-        inserted = (
-            audit.decision(draft)
-            if audit is not None
-            else record_decision(conn, draft.row, outputs=draft.outputs, verdicts=draft.verdicts, lineage=draft.lineage)
-        )
-        if not inserted:  # a concurrent run recorded it first: it owns the intents
+        recorded = audit.decision(draft) if audit is not None else draft.row.decision_id in inserted
+        if not recorded:  # a concurrent run recorded it first: it owns the intents
             concurrent = existing_decision(conn, draft.decision.decision_id)
             if concurrent is not None:
                 decisions.append(concurrent)

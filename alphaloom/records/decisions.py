@@ -1,6 +1,6 @@
 """Reads of the decision tables (``audit.decisions`` with their ``audit.agent_outputs`` and ``audit.risk_checks``,
 and the configurations they reference by version, ``audit.decision_configs``) for the core's read side, the one
-statement that records a decision with its outputs, checks and lineage (``insert_decision``, given the rows
+statement that records decisions with their outputs, checks and lineage (``insert_decisions``, given the rows
 ``agents.recording`` builds) and the configurations' write (``insert_decision_configs``, once per version). Every
 function takes an open connection.
 """
@@ -400,16 +400,30 @@ LINEAGE_COLUMNS = (("run_id", "text"), ("child_table", "text"), ("child_id", "te
                    ("parent_key", "jsonb"))  # fmt: skip
 
 
+class DecisionRows(NamedTuple):
+    """One decision's rows for ``insert_decisions``: the ``DECISION_COLUMNS`` row, its agent outputs, risk checks and
+    lineage edges (rows in ``OUTPUT_COLUMNS``, ``CHECK_COLUMNS``, ``LINEAGE_COLUMNS`` order) and the configuration
+    its version names (a ``CONFIG_COLUMNS`` row, or None)."""
+
+    decision: Sequence[Any]
+    outputs: Sequence[Sequence[Any]] = ()
+    checks: Sequence[Sequence[Any]] = ()
+    lineage: Sequence[Sequence[Any]] = ()
+    config: Sequence[Any] | None = None
+
+
 def _child_insert(
     st: Statement, name: str, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
 ) -> str:
-    """``name as (insert into table (...) select ... from (values ...) where the decision was inserted)``; every
-    column cast to its type, since a ``VALUES`` list outside ``INSERT`` is not typed by the target table."""
-    casts = dict(enumerate(sql_type for _, sql_type in columns))
+    """``name as (insert into table (...) select ... from (values ...) where its decision was inserted, in order)``:
+    each row of ``rows`` is the table's values, then its decision's id and its number. Every column is cast to its
+    type, since a ``VALUES`` list outside ``INSERT`` is not typed by the target table; inserted by number, as the
+    semi-join with ``d`` may be planned as a hash join that emits them in another order (ids follow the rows)."""
+    casts = dict(enumerate(sql_type for _, sql_type in columns)) | {len(columns): "text", len(columns) + 1: "integer"}
     names = ", ".join(column for column, _ in columns)
     return (
         f"{name} as (insert into {table} ({names}) select {names} from (values {st.values(rows, casts)})"
-        f" as v ({names}) where exists (select 1 from d))"
+        f" as v ({names}, owner_, n_) where owner_ in (select decision_id from d) order by n_)"
     )
 
 
@@ -421,24 +435,41 @@ def insert_decision(
     edges (rows in ``OUTPUT_COLUMNS``, ``CHECK_COLUMNS``, ``LINEAGE_COLUMNS`` order), in one statement; True when this
     call inserted it. ``config`` (a ``CONFIG_COLUMNS`` row): the configuration its version names, recorded in the same
     statement unless recorded already (the decision references it)."""
+    record = DecisionRows(decision, outputs, checks, lineage, config)
+    return bool(insert_decisions(conn, [record]))
+
+
+def insert_decisions(conn: Connection, records: Sequence[DecisionRows]) -> set[str]:
+    """``insert_decision`` of each record, all in one statement (the audit tables check their references once per
+    statement), rows in the order given: a decision recorded already is kept with its rows, and its record's other
+    rows are not inserted. Returns the ids of the decisions this call inserted."""
+    if not records:
+        return set()
     st = Statement()
     names = ", ".join(column for column, _ in DECISION_COLUMNS)
     parts = []
-    if config is not None:
-        parts.append(f"c as ({_config_insert(st, [config])})")
+    configs: dict[Any, Sequence[Any]] = {}  # one row per version, the first given
+    for r in records:
+        if r.config is not None:
+            configs.setdefault(r.config[0], r.config)
+    if configs:
+        parts.append(f"c as ({_config_insert(st, list(configs.values()))})")
+    rows = [r.decision for r in records]
     parts.append(
-        f"d as (insert into audit.decisions ({names}) values {st.values([decision], {11: 'jsonb'})}"
+        f"d as (insert into audit.decisions ({names}) values {st.values(rows, {11: 'jsonb'})}"
         " on conflict (decision_id) do nothing returning decision_id)"
     )
-    for name, table, columns, rows in (
-        ("a", "audit.agent_outputs", OUTPUT_COLUMNS, outputs),
-        ("r", "audit.risk_checks", CHECK_COLUMNS, checks),
-        ("l", "audit.lineage", LINEAGE_COLUMNS, lineage),
+    for name, table, columns, children in (
+        ("a", "audit.agent_outputs", OUTPUT_COLUMNS, [(r.decision[0], r.outputs) for r in records]),
+        ("r", "audit.risk_checks", CHECK_COLUMNS, [(r.decision[0], r.checks) for r in records]),
+        ("l", "audit.lineage", LINEAGE_COLUMNS, [(r.decision[0], r.lineage) for r in records]),
     ):
-        if rows:
-            parts.append(_child_insert(st, name, table, columns, rows))
+        # each row with its decision's id and its number
+        numbered = [(*row, owner, n) for n, (owner, row) in enumerate((o, row) for o, rows in children for row in rows)]
+        if numbered:
+            parts.append(_child_insert(st, name, table, columns, numbered))
     sql = "with " + ",\n".join(parts) + "\nselect decision_id from d"
-    return st.execute(conn, sql).first() is not None
+    return {str(row[0]) for row in st.execute(conn, sql)}
 
 
 def insert_decision_configs(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:

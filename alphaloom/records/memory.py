@@ -8,11 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, text
 
+from alphaloom.db.batch import insert_arrays
 from alphaloom.domain import AccountId
+
+# the columns (with their SQL types) of an outcome and of a weight row, in the order both writers (these and the replay's bulk
+# ``agents.audit_buffer``) give their values
+OUTCOME_TYPES = (("decision_id", "text"), ("agent", "text"), ("account", "text"), ("symbol", "text"),
+                 ("as_of", "timestamptz"), ("realised_at", "timestamptz"), ("horizon_bars", "integer"),
+                 ("action", "text"), ("confidence", "double precision"), ("entry_price", "double precision"),
+                 ("exit_price", "double precision"), ("realised_return", "double precision"), ("hit", "boolean"),
+                 ("score", "double precision"), ("run_id", "text"))  # fmt: skip
+WEIGHT_TYPES = (("account", "text"), ("agent", "text"), ("as_of", "timestamptz"), ("weight", "double precision"),
+                ("hit_rate", "double precision"), ("scored", "integer"), ("run_id", "text"))  # fmt: skip
+OUTCOME_COLUMNS = tuple(name for name, _ in OUTCOME_TYPES)
+WEIGHT_COLUMNS = tuple(name for name, _ in WEIGHT_TYPES)
+_outcome_values = itemgetter(*OUTCOME_COLUMNS)  # an outcome row's values in OUTCOME_COLUMNS order, as a tuple
+_weight_values = itemgetter(*WEIGHT_COLUMNS)
 
 _CANDIDATES = """
 with recent as (  -- no jsonb here: detoasting every decision's inputs on every step is what costs
@@ -77,18 +93,11 @@ def outcome_candidates(
 
 
 def insert_outcomes(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
-    """Store outcome rows; a row already scored for its (decision, agent) is kept."""
-    if records:
-        conn.execute(
-            text(
-                """insert into audit.opinion_outcomes (decision_id, agent, account, symbol, as_of, realised_at,
-                       horizon_bars, action, confidence, entry_price, exit_price, realised_return, hit, score, run_id)
-                   values (:decision_id, :agent, :account, :symbol, :as_of, :realised_at, :horizon_bars, :action,
-                           :confidence, :entry_price, :exit_price, :realised_return, :hit, :score, :run_id)
-                   on conflict (decision_id, agent) do nothing"""
-            ),
-            list(records),
-        )
+    """Store outcome rows (``OUTCOME_COLUMNS`` keys) with one statement, in order; a row already scored for its
+    (decision, agent) is kept (also the first of two in ``records``)."""
+    # one statement, not one per row: the table's references are checked once per statement (migration 0030)
+    insert_arrays(conn, "audit.opinion_outcomes", OUTCOME_TYPES, [_outcome_values(r) for r in records],
+                suffix="on conflict (decision_id, agent) do nothing")  # fmt: skip
 
 
 def buy_returns(conn: Connection, *, account: AccountId, agent: str, as_of: datetime, limit: int) -> list[float]:
@@ -128,18 +137,10 @@ def scored_hits(conn: Connection, *, account: AccountId, as_of: datetime, agents
 
 
 def insert_weights(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """The weights in force at a time (``account, agent, as_of, weight, hit_rate, scored, run_id``); the first
-    record for a time wins."""
-    if not rows:
-        return
-    conn.execute(
-        text(
-            """insert into audit.agent_weights (account, agent, as_of, weight, hit_rate, scored, run_id)
-               values (:account, :agent, :as_of, :weight, :hit_rate, :scored, :run_id)
-               on conflict (account, agent, as_of) do nothing"""
-        ),
-        list(rows),
-    )
+    """The weights in force at a time (``WEIGHT_COLUMNS`` keys), with one statement; the first record for a time
+    wins."""
+    insert_arrays(conn, "audit.agent_weights", WEIGHT_TYPES, [_weight_values(r) for r in rows],
+                suffix="on conflict (account, agent, as_of) do nothing")  # fmt: skip
 
 
 def past_situations(
