@@ -1,10 +1,10 @@
-"""One decision's audit rows in one statement: the ``audit.decisions`` row, its agents' outputs, its risk checks and
-its lineage edges (ARCHITECTURE §8). One round trip per decision instead of one per table.
+"""Decisions' audit rows in one statement: the ``audit.decisions`` rows, their agents' outputs, their risk checks and
+their lineage edges (ARCHITECTURE §8). One round trip per step (``record_decisions``) instead of one per table.
 
 ``record_decision`` inserts the decision unless it exists (``ON CONFLICT DO NOTHING``) and the other rows only when
 it inserted it, so a decision recorded first by a concurrent run keeps exactly that run's rows. It writes on the
-caller's connection and does not commit. The statement is ``alphaloom.records.decisions.insert_decision``'s; this
-module builds its rows.
+caller's connection and does not commit. The statement is ``alphaloom.records.decisions.insert_decisions``'s;
+this module builds its rows.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from alphaloom.records.decisions import CONFIG_COLUMNS as CONFIG_COLUMNS
 from alphaloom.records.decisions import DECISION_COLUMNS as DECISION_COLUMNS
 from alphaloom.records.decisions import LINEAGE_COLUMNS as LINEAGE_COLUMNS
 from alphaloom.records.decisions import OUTPUT_COLUMNS as OUTPUT_COLUMNS
-from alphaloom.records.decisions import DecisionRows, insert_decision, insert_decisions
+from alphaloom.records.decisions import DecisionRows, insert_decisions
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,8 @@ def record_decision(
 ) -> bool:
     """Insert the decision (and its configuration, unless its version is recorded already) and, when it was new, its
     outputs, risk checks and lineage edges (``(parent table, parent key)``); True when this call inserted it."""
-    d = decision
-    return insert_decision(conn, decision_values(d), outputs=output_rows(d, outputs), checks=check_rows(d, verdicts),
-                           lineage=lineage_rows(d, lineage), config=config_values(d))  # fmt: skip
+    record = decision_record(decision, outputs=outputs, verdicts=verdicts, lineage=lineage)
+    return bool(record_decisions(conn, [record]))
 
 
 def decision_record(
@@ -116,8 +115,9 @@ def decision_record(
 ) -> DecisionRows:
     """The rows ``record_decision`` writes, for ``record_decisions``."""
     d = decision
-    return DecisionRows(decision_values(d), output_rows(d, outputs), check_rows(d, verdicts), lineage_rows(d, lineage),
-                          config_values(d))  # fmt: skip
+    return DecisionRows(
+        decision_values(d), output_rows(d, outputs), check_rows(d, verdicts), lineage_rows(d, lineage), config_values(d)
+    )
 
 
 def record_decisions(conn: Connection, records: Sequence[DecisionRows]) -> set[str]:

@@ -7,6 +7,6 @@ and ``audit.walk_forward_windows``. ``llm_ledger``: ``audit.llm_usage``, ``audit
 ``audit.console_users`` and ``audit.console_actions``. ``guards``: ``audit.guard_trips`` and ``audit.account_halts``.
 ``orders``: reads of ``audit.orders``, ``audit.order_events`` and ``audit.fills``; their writes belong to
 ``execution.orders.store`` (through the order transition table). ``decisions``: ``audit.decisions`` with their
-``audit.agent_outputs`` and ``audit.risk_checks``: the reads, and the statement that records a decision
-(``insert_decision``, its rows built by ``agents.recording``).
+``audit.agent_outputs`` and ``audit.risk_checks``: the reads, and the statement that records decisions
+(``insert_decisions``, its rows built by ``agents.recording``).
 """

@@ -427,22 +427,12 @@ def _child_insert(
     )
 
 
-def insert_decision(
-    conn: Connection, decision: Sequence[Any], *, outputs: Sequence[Sequence[Any]] = (),
-    checks: Sequence[Sequence[Any]] = (), lineage: Sequence[Sequence[Any]] = (), config: Sequence[Any] | None = None,
-) -> bool:  # fmt: skip
-    """Insert the decision row (``DECISION_COLUMNS``) and, when it was new, its agent outputs, risk checks and lineage
-    edges (rows in ``OUTPUT_COLUMNS``, ``CHECK_COLUMNS``, ``LINEAGE_COLUMNS`` order), in one statement; True when this
-    call inserted it. ``config`` (a ``CONFIG_COLUMNS`` row): the configuration its version names, recorded in the same
-    statement unless recorded already (the decision references it)."""
-    record = DecisionRows(decision, outputs, checks, lineage, config)
-    return bool(insert_decisions(conn, [record]))
-
-
 def insert_decisions(conn: Connection, records: Sequence[DecisionRows]) -> set[str]:
-    """``insert_decision`` of each record, all in one statement (the audit tables check their references once per
-    statement), rows in the order given: a decision recorded already is kept with its rows, and its record's other
-    rows are not inserted. Returns the ids of the decisions this call inserted."""
+    """Insert each record's decision row (``DECISION_COLUMNS``) and, when it was new, its agent outputs, risk checks
+    and lineage edges, all in one statement (the audit tables check their references once per statement), rows in the
+    order given; the configurations the records name (one row per version, the first given) in the same statement
+    unless recorded already (their decisions reference them). A decision recorded already is kept with its rows, and
+    its record's other rows are not inserted. Returns the ids of the decisions this call inserted."""
     if not records:
         return set()
     st = Statement()

@@ -74,7 +74,7 @@ def _guarantees_hold(engine: Engine) -> None:
         refused = _refused(engine, sql, params)
         assert refused.diag.constraint_name == constraint
         assert key in str(refused) or key in (refused.diag.message_detail or "")
-    # a decision and its outputs in one statement (the live path's insert_decision): checked at its end
+    # a decision and its outputs in one statement (the live path's insert_decisions): checked at its end
     with engine.begin() as conn:
         conn.execute(text(f"with d as ({DECISION} returning decision_id) {OUTPUT.replace('values (', 'select ')[:-1]}"
                           " from d"), {"d": "d2", "r": "r2", "a": "acct", "agent": "technical"})  # fmt: skip
