@@ -51,6 +51,7 @@ from agents.recording import (
     output_rows,
 )
 from agents.risk.recorder import check_name
+from alphaloom.db.batch import column_arrays
 from alphaloom.db.copy import copy_rows, create_staging, relaxed_bulk_write
 from alphaloom.errors import ConfigError
 from alphaloom.records.decisions import insert_decision_configs
@@ -158,7 +159,7 @@ class AuditBuffer:
             return 0
         self._write_configs(conn)
         checks = self._rows[CHECKS.name]
-        params = _column_arrays("d", DECISION_COLUMNS, rows) | _column_arrays("c", CHECK_COLUMNS, checks)
+        params = column_arrays("d", DECISION_COLUMNS, rows) | column_arrays("c", CHECK_COLUMNS, checks)
         inserted: Sequence[str] = conn.exec_driver_sql(_FLUSH_DECISIONS_SQL, params).scalars().all()
         self._inserted.update(inserted)
         rows.clear()
@@ -250,23 +251,10 @@ class AuditBuffer:
         return int(conn.exec_driver_sql(_flush_sql(kinds)).scalar_one())
 
 
-def _column_arrays(
-    prefix: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[Any, ...]]
-) -> dict[str, list[Any]]:
-    """The parameters of ``_unnest(prefix, columns)``: one list per column (JSON as its text; a number column's
-    values as floats, the column's type: an array holds one type)."""
-    return {
-        f"{prefix}{i}": [None if row[i] is None else float(row[i]) for row in rows]
-        if sql_type == "double precision"
-        else [row[i] for row in rows]
-        for i, (_, sql_type) in enumerate(columns)
-    }
-
-
 def _unnest(prefix: str, columns: Sequence[tuple[str, str]]) -> str:
-    """Rows from one array parameter per column, numbered ``n`` in their order, each column of its SQL type. The
-    arrays go in binary (``%b``): the text form of an array quotes every ``"`` of the JSON texts in it, hundreds of
-    times slower than the rows themselves."""
+    """Rows from one array parameter per column (``alphaloom.db.batch.column_arrays``; a JSON column's as its text),
+    numbered ``n`` in their order, each column of its SQL type. The arrays go in binary (``%b``): the text form of an
+    array quotes every ``"`` of the JSON texts in it, hundreds of times slower than the rows themselves."""
     arrays = ", ".join(
         f"cast(%({prefix}{i})b as {'text' if t == 'jsonb' else t}[])" for i, (_, t) in enumerate(columns)
     )

@@ -9,7 +9,7 @@
   stay under the driver's parameter limit.
 - ``insert_arrays``: the same rows in one statement of one array parameter per column, its text the same whatever
   the number of rows (the driver prepares it once; a few dozen rows cost the client less than as many ``VALUES``
-  parameters).
+  parameters), built by ``column_arrays`` (which a caller's own ``unnest`` statement may use too).
 """
 
 from __future__ import annotations
@@ -84,20 +84,25 @@ def insert_arrays(
     conn: Connection, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], *, suffix: str = ""
 ) -> None:
     """Insert ``rows`` (tuples in ``columns`` order; a column is ``(name, SQL type)``) with one statement, in order:
-    ``INSERT INTO table (...) SELECT * FROM unnest(one array per column) [suffix]``. A ``double precision`` value
-    goes as a float (an array holds one type; an int is exact as a float, as the column stores it). Nothing is sent
-    for no rows."""
+    ``INSERT INTO table (...) SELECT * FROM unnest(one array per column) [suffix]`` (``column_arrays``). Nothing is
+    sent for no rows."""
     if not rows:
         return
-    conn.exec_driver_sql(
-        _arrays_sql(table, tuple(columns), suffix),
-        {
-            f"c{i}": [None if row[i] is None else float(row[i]) for row in rows]
-            if sql_type == "double precision"
-            else [row[i] for row in rows]
-            for i, (_, sql_type) in enumerate(columns)
-        },
-    )
+    conn.exec_driver_sql(_arrays_sql(table, tuple(columns), suffix), column_arrays("c", columns, rows))
+
+
+def column_arrays(
+    prefix: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+) -> dict[str, list[Any]]:
+    """One array parameter per column of ``rows`` (tuples in ``columns`` order), named ``prefix`` and the column's
+    number: each column's values, a ``double precision`` column's as floats (an array holds one type; an int is exact
+    as a float, as the column stores it)."""
+    return {
+        f"{prefix}{i}": [None if row[i] is None else float(row[i]) for row in rows]
+        if sql_type == "double precision"
+        else [row[i] for row in rows]
+        for i, (_, sql_type) in enumerate(columns)
+    }
 
 
 @lru_cache(maxsize=64)
