@@ -7,14 +7,14 @@ function takes an open connection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
-from alphaloom.db.batch import Statement
+from alphaloom.db.batch import MAX_PARAMETERS, Statement
 from alphaloom.domain import AccountId, Symbol
 
 
@@ -429,12 +429,43 @@ def _child_insert(
 
 def insert_decisions(conn: Connection, records: Sequence[DecisionRows]) -> set[str]:
     """Insert each record's decision row (``DECISION_COLUMNS``) and, when it was new, its agent outputs, risk checks
-    and lineage edges, all in one statement (the audit tables check their references once per statement), rows in the
-    order given; the configurations the records name (one row per version, the first given) in the same statement
-    unless recorded already (their decisions reference them). A decision recorded already is kept with its rows, and
-    its record's other rows are not inserted. Returns the ids of the decisions this call inserted."""
-    if not records:
-        return set()
+    and lineage edges, in one statement (the audit tables check their references once per statement; a step too wide
+    for the driver's limit of bound values in as few statements as keep under it, ``_within_parameter_limit``), rows
+    in the order given; the configurations the records name (one row per version, the first given) in the same
+    statement unless recorded already (their decisions reference them). A decision recorded already is kept with its
+    rows, and its record's other rows are not inserted. Returns the ids of the decisions this call inserted."""
+    inserted: set[str] = set()
+    for chunk in _within_parameter_limit(records):
+        inserted |= _insert_decisions(conn, chunk)
+    return inserted
+
+
+def _parameters(record: DecisionRows) -> int:
+    """The values ``record`` binds in ``_insert_decisions``' statement (a child row two more: its decision and its
+    number)."""
+    children = (*record.outputs, *record.checks, *record.lineage)
+    config = 0 if record.config is None else len(record.config)
+    return len(record.decision) + config + sum(len(row) + 2 for row in children)
+
+
+def _within_parameter_limit(records: Sequence[DecisionRows]) -> Iterator[list[DecisionRows]]:
+    """``records`` in order, in runs whose statements bind at most ``MAX_PARAMETERS`` values (a record beyond it
+    alone: a decision and its rows are never split)."""
+    run: list[DecisionRows] = []
+    size = 0
+    for record in records:
+        n = _parameters(record)
+        if run and size + n > MAX_PARAMETERS:
+            yield run
+            run, size = [], 0
+        run.append(record)
+        size += n
+    if run:
+        yield run
+
+
+def _insert_decisions(conn: Connection, records: Sequence[DecisionRows]) -> set[str]:
+    """``insert_decisions`` of ``records`` in one statement."""
     st = Statement()
     names = ", ".join(column for column, _ in DECISION_COLUMNS)
     parts = []

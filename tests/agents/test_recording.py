@@ -163,3 +163,33 @@ def test_a_steps_decisions_are_written_by_one_statement_in_order_a_recorded_one_
                                            (f"d-step-{tag}-1", "technical"), (f"d-step-{tag}-2", "news")]  # fmt: skip
     assert lineage == 3
     assert [c.config for c in configs] == [{"i": 0}]  # one row per version, the first given
+
+
+def test_a_step_of_many_decisions_beyond_the_drivers_parameter_limit_is_recorded_whole_and_in_order(
+    engine: Engine,
+) -> None:
+    # 400 symbols with 30 lineage edges each: about 89,000 bound values, beyond libpq's 65,535 per statement
+    tag = uuid.uuid4().hex[:8]
+    run_id, account = f"run-wide-{tag}", f"wide-{tag}"
+    with engine.begin() as conn:
+        conn.execute(text("insert into audit.runs (run_id, flow) values (:r, 'test')"), {"r": run_id})
+        ensure_account(conn, account, "paper", "USDT", "paper", Decimal(1000), run_id)
+
+    def wide(i: int) -> DecisionRows:
+        d = DecisionId(f"d-wide-{tag}-{i:03d}")
+        row = DecisionRow(d, run_id, account, f"W{i}/USDT", "1h", T0, "hold", 0.0, f"v-{tag}", {}, config={"w": 1})
+        lineage = [("raw.news", {"id": f"n{i}-{k}"}) for k in range(30)]
+        return decision_record(row, outputs=[AgentOutputRow("technical", {"action": "hold"})], lineage=lineage)
+
+    records = [wide(i) for i in range(400)]
+    with engine.begin() as conn:
+        inserted = record_decisions(conn, records)
+        edges = conn.execute(
+            text("select child_id, parent_key->>'id' from audit.lineage where run_id = :r order by id"), {"r": run_id}
+        ).all()
+        outputs = conn.execute(
+            text("select decision_id from audit.agent_outputs where run_id = :r order by id"), {"r": run_id}
+        ).scalars().all()  # fmt: skip
+    assert inserted == {f"d-wide-{tag}-{i:03d}" for i in range(400)}
+    assert [tuple(e) for e in edges] == [(f"d-wide-{tag}-{i:03d}", f"n{i}-{k}") for i in range(400) for k in range(30)]
+    assert outputs == [f"d-wide-{tag}-{i:03d}" for i in range(400)]
