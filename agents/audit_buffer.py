@@ -31,14 +31,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from psycopg.errors import UniqueViolation
 from sqlalchemy import Connection
 
 from agents.deciding import DecisionDraft
-from agents.memory import AgentWeight
+from agents.memory import AgentWeight, weight_rows
 from agents.recording import (
     CHECK_COLUMNS,
     DECISION_COLUMNS,
@@ -55,13 +54,11 @@ from alphaloom.db.batch import column_arrays
 from alphaloom.db.copy import copy_rows, create_staging, relaxed_bulk_write
 from alphaloom.errors import ConfigError
 from alphaloom.records.decisions import insert_decision_configs
-from alphaloom.records.memory import OUTCOME_COLUMNS, WEIGHT_COLUMNS
+from alphaloom.records.memory import OUTCOME_COLUMNS, WEIGHT_COLUMNS, outcome_values
 from alphaloom.reporting.run_report import AUDIT_MODES
 
 if TYPE_CHECKING:
     import psycopg
-
-_OUTCOME_VALUES = itemgetter(*OUTCOME_COLUMNS)  # an outcome row's values, in OUTCOME_COLUMNS order, as a tuple
 
 
 @dataclass(frozen=True)
@@ -111,9 +108,7 @@ class AuditBuffer:
     def weights(self, *, account: str, as_of: datetime, run_id: str, weights: Mapping[str, AgentWeight]) -> None:
         """The agent weights in force at ``as_of`` (as ``agents.memory.record_weights``)."""
         if self.mode == "full":
-            self._rows[WEIGHTS.name].extend(
-                (account, w.agent, as_of, w.weight, w.hit_rate, w.scored, run_id) for w in weights.values()
-            )
+            self._rows[WEIGHTS.name].extend(weight_rows(account=account, as_of=as_of, run_id=run_id, weights=weights))
 
     @property
     def keeps_outcomes(self) -> bool:
@@ -123,7 +118,7 @@ class AuditBuffer:
     def outcomes(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Outcome rows (``agents.memory.outcome_record``), as ``agents.memory.insert_outcomes``."""
         if self.keeps_outcomes:
-            self._rows[OUTCOMES.name].extend(map(_OUTCOME_VALUES, records))
+            self._rows[OUTCOMES.name].extend(map(outcome_values, records))
 
     def decision(self, draft: DecisionDraft) -> bool:
         """A decided symbol's rows (as ``agents.recording.record_decision``); True: it counts as recorded. Only the

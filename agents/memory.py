@@ -249,14 +249,14 @@ def record_weights(
     conn: Connection, *, account: AccountId, as_of: datetime, run_id: str, weights: Mapping[str, AgentWeight]
 ) -> None:
     """Keep the weights in force at ``as_of`` in ``audit.agent_weights`` (the first record for a time wins)."""
-    memory_records.insert_weights(
-        conn,
-        [
-            {"account": account, "agent": w.agent, "as_of": as_of, "weight": w.weight, "hit_rate": w.hit_rate,
-             "scored": w.scored, "run_id": run_id}
-            for w in weights.values()
-        ],
-    )  # fmt: skip
+    memory_records.insert_weights(conn, weight_rows(account=account, as_of=as_of, run_id=run_id, weights=weights))
+
+
+def weight_rows(
+    *, account: str, as_of: datetime, run_id: str, weights: Mapping[str, AgentWeight]
+) -> list[tuple[Any, ...]]:
+    """The ``audit.agent_weights`` rows of the weights in force at ``as_of`` (``WEIGHT_COLUMNS`` order)."""
+    return [(account, w.agent, as_of, w.weight, w.hit_rate, w.scored, run_id) for w in weights.values()]
 
 
 # --- similar situations -----------------------------------------------------------------------------------------------

@@ -27,8 +27,7 @@ WEIGHT_TYPES = (("account", "text"), ("agent", "text"), ("as_of", "timestamptz")
                 ("hit_rate", "double precision"), ("scored", "integer"), ("run_id", "text"))  # fmt: skip
 OUTCOME_COLUMNS = tuple(name for name, _ in OUTCOME_TYPES)
 WEIGHT_COLUMNS = tuple(name for name, _ in WEIGHT_TYPES)
-_outcome_values = itemgetter(*OUTCOME_COLUMNS)  # an outcome row's values in OUTCOME_COLUMNS order, as a tuple
-_weight_values = itemgetter(*WEIGHT_COLUMNS)
+outcome_values = itemgetter(*OUTCOME_COLUMNS)  # an outcome row's values in OUTCOME_COLUMNS order, as a tuple
 
 _CANDIDATES = """
 with recent as (  -- no jsonb here: detoasting every decision's inputs on every step is what costs
@@ -96,7 +95,7 @@ def insert_outcomes(conn: Connection, records: Sequence[Mapping[str, Any]]) -> N
     """Store outcome rows (``OUTCOME_COLUMNS`` keys) with one statement, in order; a row already scored for its
     (decision, agent) is kept (also the first of two in ``records``)."""
     # one statement, not one per row: the table's references are checked once per statement (migration 0030)
-    insert_arrays(conn, "audit.opinion_outcomes", OUTCOME_TYPES, [_outcome_values(r) for r in records],
+    insert_arrays(conn, "audit.opinion_outcomes", OUTCOME_TYPES, [outcome_values(r) for r in records],
                 suffix="on conflict (decision_id, agent) do nothing")  # fmt: skip
 
 
@@ -136,10 +135,10 @@ def scored_hits(conn: Connection, *, account: AccountId, as_of: datetime, agents
     return [ScoredHit._make(r) for r in rows]
 
 
-def insert_weights(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """The weights in force at a time (``WEIGHT_COLUMNS`` keys), with one statement; the first record for a time
-    wins."""
-    insert_arrays(conn, "audit.agent_weights", WEIGHT_TYPES, [_weight_values(r) for r in rows],
+def insert_weights(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """The weights in force at a time (rows in ``WEIGHT_COLUMNS`` order), with one statement; the first record for a
+    time wins."""
+    insert_arrays(conn, "audit.agent_weights", WEIGHT_TYPES, rows,
                 suffix="on conflict (account, agent, as_of) do nothing")  # fmt: skip
 
 
